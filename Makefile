@@ -1,0 +1,41 @@
+# Thin wrapper over CMake.  `make demo` and `make test` are the README's
+# Quick start; both install missing Debian packages first.
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+JOBS ?= $(shell nproc)
+
+.PHONY: all build demo test test-sanitize deps deps-test clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+deps-test:
+	@scripts/install-deps.sh --test
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(BUILD)/qbert info models/bert-mini-sst2
+	@echo
+	$(BUILD)/qbert predict models/bert-mini-sst2 \
+	  "a gripping, beautifully acted film" \
+	  "the plot is thin and the jokes fall flat" \
+	  "not bad at all"
+	@echo
+	$(BUILD)/qbert bench models/bert-mini-sst2 --seq 32,128 --batch 1,8 --runs 10
+
+test: deps-test build
+	cd $(BUILD) && ctest --output-on-failure -j 1
+
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-sanitize: deps-test
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQB_SANITIZE=ON >/dev/null
+	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+	cd $(BUILD_ASAN) && QB_SANITIZE=1 ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 1
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -1,0 +1,57 @@
+/* Shared pieces of the qbert command-line tool: argument helpers, timing,
+ * memory, progress, and the per-command entry points.  The commands are thin
+ * clients of include/qbert.h. */
+#ifndef QB_CLI_H
+#define QB_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "qbert.h"
+
+/* Exit codes: 0 success, 1 the work failed (bad file, bad input), 2 usage. */
+enum { QB_EXIT_OK = 0, QB_EXIT_FAIL = 1, QB_EXIT_USAGE = 2 };
+
+int qb_cmd_info(int argc, char **argv);
+int qb_cmd_predict(int argc, char **argv);
+int qb_cmd_eval(int argc, char **argv);
+int qb_cmd_bench(int argc, char **argv);
+
+/* Argument scanning: qb_arg_value("--seq", &i, argc, argv) returns the value
+ * of an option at argv[i] ("--seq 128" or "--seq=128") and advances i, or
+ * NULL if argv[i] is not that option. */
+const char *qb_arg_value(const char *name, int *i, int argc, char **argv);
+bool qb_arg_int(const char *cmd, const char *name, const char *v, int lo, int hi, int *out);
+/* "1,8,32" into out[]; returns the count or -1 (message printed). */
+int qb_arg_int_list(const char *cmd, const char *name, const char *v, int *out, int cap);
+int qb_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int qb_report_error(const char *cmd, const qb_error *err);
+
+double qb_now(void);          /* monotonic seconds */
+double qb_peak_rss_mb(void);  /* getrusage maxrss */
+int qb_default_threads(void);
+
+/* Loads a model, printing the error; NULL on failure. */
+qb_model *qb_cli_load(const char *cmd, const char *dir, double *load_seconds);
+
+/* Progress on stderr, drawn only when stderr is a terminal. */
+typedef struct {
+    const char *what;
+    long total, done;
+    double start, last_draw;
+    bool tty;
+} qb_progress;
+
+void qb_progress_start(qb_progress *p, const char *what, long total);
+void qb_progress_step(qb_progress *p, long n);
+void qb_progress_end(qb_progress *p);
+
+/* Percentile of sorted values (nearest-rank with linear interpolation). */
+double qb_percentile(const double *sorted, int n, double q);
+void qb_sort_doubles(double *v, int n);
+
+/* Softmax of n logits into probs (for display). */
+void qb_softmax_display(const float *logits, int n, float *probs);
+int qb_argmax(const float *v, int n);
+
+#endif

@@ -1,0 +1,274 @@
+/* qbert bench: latency, throughput and memory.  Synthetic mode times fixed
+ * shapes, interleaving configurations round by round (A B A B) so that
+ * background load hits them alike; data mode runs real sentences end to
+ * end, tokenization included, padding only to the longest of each batch. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "eval/dataset.h"
+
+static const char help[] =
+    "usage: qbert bench MODEL_DIR [--seq 128] [--batch 1,8] [--threads N] [--runs N] [--json]\n"
+    "       qbert bench MODEL_DIR --data FILE [--limit N] [--batch B] [--max-length L] [--json]\n"
+    "\n"
+    "Synthetic mode times one forward pass per shape (random token ids, every\n"
+    "position real) and prints latency p50/p90/p99, throughput, load time and peak\n"
+    "RSS.  Shapes are interleaved round by round so background load affects them alike.\n"
+    "\n"
+    "Data mode (--data) runs a dataset's sentences end to end: tokenization\n"
+    "included, each batch padded only to its longest sentence, and prints\n"
+    "sentences/s and tokens/s.\n"
+    "\n"
+    "  --seq L[,L...]     sequence lengths (default 128)\n"
+    "  --batch B[,B...]   batch sizes (default 1,8; data mode: one value, default 1)\n"
+    "  --threads N        compute threads (default: all cores)\n"
+    "  --runs N           timed runs per shape (default 20), after --warmup N (default 3)\n"
+    "  --data FILE        dataset for data mode (--task as in eval; auto-detected)\n"
+    "  --limit N          first N sentences (data mode)\n"
+    "  --max-length L     truncation in data mode (default 128)\n"
+    "  --json             one JSON object a configuration: seq, batch, threads, p50_ms,\n"
+    "                     p90_ms, p99_ms, tokens_per_s, peak_rss_mb, ... (see docs/cli-json.md)\n";
+
+#define MAX_CONFIGS 16
+
+typedef struct {
+    const char *dir, *data;
+    qb_data_format fmt;
+    int seqs[MAX_CONFIGS], n_seqs, batches[MAX_CONFIGS], n_batches;
+    int threads, runs, warmup, limit, max_length;
+    bool json;
+} bench_args;
+
+typedef struct {
+    double p50, p90, p99, mean, min, max;
+} latency;
+
+static latency summarize(double *ms, int n) {
+    latency l = {0};
+    qb_sort_doubles(ms, n);
+    for (int i = 0; i < n; i++) l.mean += ms[i] / n;
+    l.p50 = qb_percentile(ms, n, 50);
+    l.p90 = qb_percentile(ms, n, 90);
+    l.p99 = qb_percentile(ms, n, 99);
+    l.min = ms[0];
+    l.max = ms[n - 1];
+    return l;
+}
+
+static void fill_random(int32_t *ids, int n, int vocab, uint64_t *state) {
+    for (int i = 0; i < n; i++) {
+        *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+        ids[i] = 1000 % vocab + (int32_t)((*state >> 33) % (uint64_t)(vocab - 1000 % vocab));
+    }
+}
+
+static void print_config(const bench_args *a, const qb_model_info *in, int seq, int batch, latency l, double load_ms) {
+    double tps = batch * seq / (l.p50 / 1e3);
+    if (a->json) {
+        printf("{\"mode\": \"synthetic\", \"model\": ");
+        qb_json_write_str(stdout, a->dir, strlen(a->dir));
+        printf(", \"isa\": \"%s\", \"seq\": %d, \"batch\": %d, \"threads\": %d, \"runs\": %d, \"p50_ms\": %.3f, "
+               "\"p90_ms\": %.3f, \"p99_ms\": %.3f, \"mean_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, "
+               "\"tokens_per_s\": %.1f, \"sequences_per_s\": %.2f, \"peak_rss_mb\": %.1f, \"load_ms\": %.2f}\n",
+               in->isa, seq, batch, a->threads, a->runs, l.p50, l.p90, l.p99, l.mean, l.min, l.max, tps,
+               batch / (l.p50 / 1e3), qb_peak_rss_mb(), load_ms);
+    } else {
+        printf("%5d %5d %7d %9.2f %9.2f %9.2f %9.2f %11.0f %9.1f\n", seq, batch, a->threads, l.p50, l.p90, l.p99,
+               l.min, tps, batch / (l.p50 / 1e3));
+    }
+}
+
+static int bench_synthetic(qb_model *m, const bench_args *a, double load_ms) {
+    qb_model_info in;
+    qb_model_get_info(m, &in);
+    int maxs = 0, maxb = 0, nc = a->n_seqs * a->n_batches;
+    for (int i = 0; i < a->n_seqs; i++) maxs = a->seqs[i] > maxs ? a->seqs[i] : maxs;
+    for (int i = 0; i < a->n_batches; i++) maxb = a->batches[i] > maxb ? a->batches[i] : maxb;
+    if (maxs > in.max_position)
+        return qb_usage_error("bench", "--seq %d exceeds the model's %d positions", maxs, in.max_position);
+    qb_session *s = NULL;
+    qb_error err = {0};
+    qb_session_params sp = {.max_batch = maxb, .max_seq = maxs, .n_threads = a->threads};
+    if (qb_session_create(m, &sp, &s, &err)) return qb_report_error("bench", &err);
+    int32_t *ids = malloc((size_t)maxb * maxs * sizeof *ids), *lens = malloc((size_t)maxb * sizeof *lens);
+    double *ms = malloc((size_t)nc * a->runs * sizeof *ms);
+    uint64_t rng = 42;
+    int rc = ids && lens && ms ? QB_EXIT_OK : QB_EXIT_FAIL;
+    if (!rc) fill_random(ids, maxb * maxs, in.vocab_size, &rng);
+    if (!a->json && !rc)
+        printf("model %s (%s, %s kernels), load %.1f ms\n%5s %5s %7s %9s %9s %9s %9s %11s %9s\n", a->dir,
+               in.class_name, in.isa, load_ms, "seq", "batch", "threads", "p50_ms", "p90_ms", "p99_ms", "min_ms",
+               "tokens/s", "seqs/s");
+    for (int r = -a->warmup; !rc && r < a->runs; r++) {
+        for (int c = 0; !rc && c < nc; c++) {
+            int seq = a->seqs[c / a->n_batches], batch = a->batches[c % a->n_batches];
+            for (int b = 0; b < batch; b++) lens[b] = seq;
+            qb_batch qb = {.batch = batch, .seq = seq, .input_ids = ids, .lengths = lens};
+            double t0 = qb_now();
+            if (qb_session_run(s, &qb, &err)) rc = qb_report_error("bench", &err);
+            if (r >= 0) ms[c * a->runs + r] = (qb_now() - t0) * 1e3;
+        }
+    }
+    for (int c = 0; !rc && c < nc; c++)
+        print_config(a, &in, a->seqs[c / a->n_batches], a->batches[c % a->n_batches],
+                     summarize(ms + c * a->runs, a->runs), load_ms);
+    if (!a->json && !rc) printf("peak RSS %.1f MB\n", qb_peak_rss_mb());
+    free(ids);
+    free(lens);
+    free(ms);
+    qb_session_free(s);
+    return rc;
+}
+
+typedef struct {
+    double tok_s, model_s;
+    long tokens;
+    double *batch_ms;
+    int n_batches;
+} data_totals;
+
+static qb_status run_data_pass(qb_model *m, qb_session *s, const qb_dataset *ds, int batch, int max_length,
+                               qb_encoding *enc, const qb_encoding **encp, data_totals *t, qb_error *err) {
+    qb_progress pr;
+    qb_progress_start(&pr, "bench", ds->n);
+    for (int i = 0; i < ds->n; i += batch) {
+        int n = ds->n - i < batch ? ds->n - i : batch;
+        double t0 = qb_now();
+        for (int k = 0; k < n; k++) {
+            const qb_example *x = &ds->ex[i + k];
+            qb_status st = x->n_words
+                ? qb_tokenize_words(m, x->words, x->word_lens, x->n_words, max_length, &enc[k], err)
+                : qb_tokenize(m, x->text, x->text_len, x->pair, x->pair_len, max_length, &enc[k], err);
+            if (st) {
+                char where[4200];
+                snprintf(where, sizeof where, "%s:%d", ds->path, x->line);
+                return qb_fail_wrap(err, st, where);
+            }
+            encp[k] = &enc[k];
+            t->tokens += enc[k].n;
+        }
+        double t1 = qb_now();
+        qb_status st = qb_session_run_encodings(s, encp, n, err);
+        if (st) return st;
+        double t2 = qb_now();
+        t->tok_s += t1 - t0;
+        t->model_s += t2 - t1;
+        if (t->batch_ms) t->batch_ms[t->n_batches++] = (t2 - t0) * 1e3;
+        qb_progress_step(&pr, n);
+    }
+    qb_progress_end(&pr);
+    return QB_OK;
+}
+
+static void print_data(const bench_args *a, const qb_model_info *in, const qb_dataset *ds, data_totals *t,
+                       double load_ms) {
+    double secs = t->tok_s + t->model_s;
+    latency l = summarize(t->batch_ms, t->n_batches);
+    if (a->json) {
+        printf("{\"mode\": \"data\", \"model\": ");
+        qb_json_write_str(stdout, a->dir, strlen(a->dir));
+        fputs(", \"data\": ", stdout);
+        qb_json_write_str(stdout, ds->path, strlen(ds->path));
+        printf(", \"isa\": \"%s\", \"n\": %d, \"batch\": %d, \"threads\": %d, \"max_length\": %d, "
+               "\"mean_tokens\": %.2f, \"sentences_per_s\": %.2f, \"tokens_per_s\": %.1f, \"seconds\": %.4f, "
+               "\"tokenize_s\": %.4f, \"model_s\": %.4f, \"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, "
+               "\"peak_rss_mb\": %.1f, \"load_ms\": %.2f}\n",
+               in->isa, ds->n, a->batches[0], a->threads, a->max_length, (double)t->tokens / ds->n, ds->n / secs,
+               t->tokens / secs, secs, t->tok_s, t->model_s, l.p50, l.p90, l.p99, qb_peak_rss_mb(), load_ms);
+        return;
+    }
+    printf("model        %s (%s kernels), load %.1f ms\n", a->dir, in->isa, load_ms);
+    printf("data         %s, %d sentences, %.1f tokens on average, batch %d, %d threads\n", ds->path, ds->n,
+           (double)t->tokens / ds->n, a->batches[0], a->threads);
+    printf("throughput   %.1f sentences/s, %.0f tokens/s (end to end, tokenization included)\n", ds->n / secs,
+           t->tokens / secs);
+    printf("time         %.3f s: tokenize %.3f s, model %.3f s\n", secs, t->tok_s, t->model_s);
+    printf("batch        p50 %.3f ms, p90 %.3f ms, p99 %.3f ms\n", l.p50, l.p90, l.p99);
+    printf("peak RSS     %.1f MB\n", qb_peak_rss_mb());
+}
+
+static int bench_data(qb_model *m, const bench_args *a, double load_ms) {
+    qb_model_info in;
+    qb_model_get_info(m, &in);
+    qb_dataset ds = {0};
+    qb_error err = {0};
+    if (qb_dataset_load(a->data, a->fmt, NULL, a->limit, &ds, &err)) return qb_report_error("bench", &err);
+    int batch = a->batches[0];
+    qb_session *s = NULL;
+    qb_session_params sp = {.max_batch = batch, .max_seq = a->max_length, .n_threads = a->threads};
+    qb_encoding *enc = calloc((size_t)batch, sizeof *enc);
+    const qb_encoding **encp = calloc((size_t)batch, sizeof *encp);
+    data_totals warm = {0}, t = {.batch_ms = malloc(((size_t)ds.n / batch + 1) * sizeof(double))};
+    int rc = enc && encp && t.batch_ms ? QB_EXIT_OK : QB_EXIT_FAIL;
+    if (!rc && a->max_length > in.max_position)
+        rc = qb_usage_error("bench", "--max-length %d exceeds the model's %d positions", a->max_length, in.max_position);
+    if (!rc && qb_session_create(m, &sp, &s, &err)) rc = qb_report_error("bench", &err);
+    /* One untimed pass warms caches, page-ins and the tokenizer's buffers. */
+    if (!rc && (run_data_pass(m, s, &ds, batch, a->max_length, enc, encp, &warm, &err) ||
+                run_data_pass(m, s, &ds, batch, a->max_length, enc, encp, &t, &err)))
+        rc = qb_report_error("bench", &err);
+    if (!rc) print_data(a, &in, &ds, &t, load_ms);
+    for (int k = 0; enc && k < batch; k++) qb_encoding_free(&enc[k]);
+    free(enc);
+    free(encp);
+    free(t.batch_ms);
+    qb_session_free(s);
+    qb_dataset_free(&ds);
+    return rc;
+}
+
+static int parse_args(int argc, char **argv, bench_args *a) {
+    const char *v;
+    bool batch_given = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(help, stdout);
+            exit(QB_EXIT_OK);
+        } else if (!strcmp(argv[i], "--json")) a->json = true;
+        else if ((v = qb_arg_value("--seq", &i, argc, argv))) {
+            if ((a->n_seqs = qb_arg_int_list("bench", "--seq", v, a->seqs, MAX_CONFIGS)) < 0) return QB_EXIT_USAGE;
+        } else if ((v = qb_arg_value("--batch", &i, argc, argv))) {
+            batch_given = true;
+            if ((a->n_batches = qb_arg_int_list("bench", "--batch", v, a->batches, MAX_CONFIGS)) < 0)
+                return QB_EXIT_USAGE;
+        } else if ((v = qb_arg_value("--threads", &i, argc, argv))) {
+            if (!qb_arg_int("bench", "--threads", v, 1, 1024, &a->threads)) return QB_EXIT_USAGE;
+        } else if ((v = qb_arg_value("--runs", &i, argc, argv))) {
+            if (!qb_arg_int("bench", "--runs", v, 1, 1000000, &a->runs)) return QB_EXIT_USAGE;
+        } else if ((v = qb_arg_value("--warmup", &i, argc, argv))) {
+            if (!qb_arg_int("bench", "--warmup", v, 0, 1000000, &a->warmup)) return QB_EXIT_USAGE;
+        } else if ((v = qb_arg_value("--data", &i, argc, argv))) a->data = v;
+        else if ((v = qb_arg_value("--task", &i, argc, argv))) {
+            if (!qb_data_format_from_name(v, &a->fmt)) return qb_usage_error("bench", "unknown --task '%s'", v);
+        } else if ((v = qb_arg_value("--limit", &i, argc, argv))) {
+            if (!qb_arg_int("bench", "--limit", v, 1, 1 << 30, &a->limit)) return QB_EXIT_USAGE;
+        } else if ((v = qb_arg_value("--max-length", &i, argc, argv))) {
+            if (!qb_arg_int("bench", "--max-length", v, 3, 1 << 20, &a->max_length)) return QB_EXIT_USAGE;
+        } else if (argv[i][0] == '-') return qb_usage_error("bench", "unknown option '%s'", argv[i]);
+        else if (!a->dir) a->dir = argv[i];
+        else return qb_usage_error("bench", "unexpected argument '%s'", argv[i]);
+    }
+    if (!a->dir) return qb_usage_error("bench", "missing MODEL_DIR");
+    if (a->data && !batch_given) a->n_batches = 1, a->batches[0] = 1;
+    if (a->data && a->n_batches != 1) return qb_usage_error("bench", "data mode takes one --batch value");
+    return QB_EXIT_OK;
+}
+
+int qb_cmd_bench(int argc, char **argv) {
+    bench_args a = {.fmt = QB_DATA_AUTO, .seqs = {128}, .n_seqs = 1, .batches = {1, 8}, .n_batches = 2,
+                    .runs = 20, .warmup = 3, .max_length = 128};
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc;
+    if (!a.threads) a.threads = qb_default_threads();
+    double load_s;
+    qb_model *m = qb_cli_load("bench", a.dir, &load_s);
+    if (!m) return QB_EXIT_FAIL;
+    rc = a.data ? bench_data(m, &a, load_s * 1e3) : bench_synthetic(m, &a, load_s * 1e3);
+    qb_model_free(m);
+    return rc;
+}

@@ -1,0 +1,345 @@
+/* qbert predict: labels with probabilities (sequence models) or per-word
+ * tags (token models), for texts on the command line or streamed from a
+ * file or stdin, one output per input in input order. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/json.h"
+
+static const char help[] =
+    "usage: qbert predict MODEL_DIR TEXT [TEXT ...] [--pair TEXT] [options]\n"
+    "       qbert predict MODEL_DIR --input FILE|- [options]\n"
+    "\n"
+    "Classifies each text.  Sequence models print the label and its probability;\n"
+    "token-classification models (NER) print a tag for every whitespace-separated\n"
+    "word, taken from the word's first sub-token.\n"
+    "\n"
+    "  --pair TEXT        second segment for every TEXT (sentence-pair models)\n"
+    "  --input FILE|-     read inputs from FILE or stdin, one a line: plain text, or\n"
+    "                     JSON {\"text\": ..., \"text_pair\": ...}; results stream out\n"
+    "  --max-length L     truncate to L tokens, [CLS]/[SEP] included (default: the\n"
+    "                     model's position table, at most 512); a note says when\n"
+    "  --batch B          inputs run together (default 8)\n"
+    "  --threads N        compute threads (default: all cores)\n"
+    "  --json             one JSON object a line: text, text_pair, input_ids,\n"
+    "                     token_type_ids, logits, label, probability (token models:\n"
+    "                     words, and label/logits per word/token)\n";
+
+typedef struct {
+    char *text, *pair;
+    size_t text_len, pair_len;
+    int line;
+} pending;
+
+typedef struct {
+    qb_model *m;
+    qb_session *s;
+    qb_model_info info;
+    int max_length, batch;
+    bool json;
+    const char *source; /* file name for messages */
+    pending *in;
+    qb_encoding *enc;
+    const qb_encoding **encp;
+    int n;
+    /* token models: per-input word splits */
+    const char **words;
+    size_t *word_lens;
+} predictor;
+
+/* Whitespace-separated words of a text, for per-word tags. */
+static int split_words(const char *t, size_t len, const char **w, size_t *wl, int cap) {
+    int n = 0;
+    size_t i = 0;
+    while (i < len && n < cap) {
+        while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) i++;
+        size_t s = i;
+        while (i < len && !(t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) i++;
+        if (i > s) {
+            w[n] = t + s;
+            wl[n++] = i - s;
+        }
+    }
+    return n;
+}
+
+static void print_ids(const char *key, const int32_t *v, int n) {
+    printf(", \"%s\": [", key);
+    for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", v[i]);
+    putchar(']');
+}
+
+static void print_floats(const float *v, int n) {
+    putchar('[');
+    for (int i = 0; i < n; i++) printf("%s%.9g", i ? ", " : "", (double)v[i]);
+    putchar(']');
+}
+
+static void emit_sequence(predictor *p, int k) {
+    const pending *in = &p->in[k];
+    const qb_encoding *e = &p->enc[k];
+    int L = p->info.num_labels;
+    const float *logits = qb_session_logits(p->s, k);
+    float probs[256];
+    int best = qb_argmax(logits, L);
+    qb_softmax_display(logits, L < 256 ? L : 256, probs);
+    const char *label = qb_model_label(p->m, best);
+    if (!p->json) {
+        printf("%s\t%.4f\t%.*s%s%.*s\n", label, (double)probs[best], (int)in->text_len, in->text,
+               in->pair ? " ||| " : "", in->pair ? (int)in->pair_len : 0, in->pair ? in->pair : "");
+        return;
+    }
+    fputs("{\"text\": ", stdout);
+    qb_json_write_str(stdout, in->text, in->text_len);
+    if (in->pair) {
+        fputs(", \"text_pair\": ", stdout);
+        qb_json_write_str(stdout, in->pair, in->pair_len);
+    }
+    print_ids("input_ids", e->input_ids, e->n);
+    print_ids("token_type_ids", e->token_type_ids, e->n);
+    fputs(", \"logits\": ", stdout);
+    print_floats(logits, L);
+    fputs(", \"label\": ", stdout);
+    qb_json_write_str(stdout, label, strlen(label));
+    printf(", \"probability\": %.6f, \"truncated_tokens\": %d}\n", (double)probs[best], e->n_truncated);
+}
+
+/* The tag of a word is the argmax at its first sub-token; words cut off by
+ * truncation get none. */
+static void emit_tokens(predictor *p, int k) {
+    const pending *in = &p->in[k];
+    const qb_encoding *e = &p->enc[k];
+    int L = p->info.num_labels, nw = split_words(in->text, in->text_len, p->words, p->word_lens, 4096);
+    const float *logits = qb_session_logits(p->s, k);
+    if (p->json) {
+        fputs("{\"text\": ", stdout);
+        qb_json_write_str(stdout, in->text, in->text_len);
+        print_ids("input_ids", e->input_ids, e->n);
+        print_ids("token_type_ids", e->token_type_ids, e->n);
+        fputs(", \"logits\": [", stdout);
+        for (int t = 0; t < e->n; t++) {
+            if (t) fputs(", ", stdout);
+            print_floats(logits + (size_t)t * L, L);
+        }
+        fputs("], \"words\": [", stdout);
+        for (int w = 0; w < nw; w++) {
+            if (w) fputs(", ", stdout);
+            qb_json_write_str(stdout, p->words[w], p->word_lens[w]);
+        }
+        fputs("], \"label\": [", stdout);
+    }
+    for (int w = 0, t = 0; w < nw; w++) {
+        while (t < e->n && e->word_ids[t] < w) t++;
+        const char *tag = t < e->n && e->word_ids[t] == w ? qb_model_label(p->m, qb_argmax(logits + (size_t)t * L, L))
+                                                          : NULL;
+        if (p->json) {
+            fputs(w ? ", " : "", stdout);
+            if (tag) qb_json_write_str(stdout, tag, strlen(tag));
+            else fputs("null", stdout);
+        } else {
+            printf("%s%.*s/%s", w ? " " : "", (int)p->word_lens[w], p->words[w], tag ? tag : "-");
+        }
+    }
+    if (p->json) printf("], \"truncated_tokens\": %d}\n", e->n_truncated);
+    else putchar('\n');
+}
+
+static void note_truncation(const predictor *p, int k) {
+    const qb_encoding *e = &p->enc[k];
+    if (e->n_truncated > 0)
+        fprintf(stderr, "qbert predict: note: %s input %d truncated to %d tokens (%d dropped)\n", p->source,
+                p->in[k].line, e->n, e->n_truncated);
+}
+
+static int flush(predictor *p) {
+    if (!p->n) return QB_EXIT_OK;
+    qb_error err = {0};
+    for (int k = 0; k < p->n; k++) {
+        pending *in = &p->in[k];
+        qb_status st;
+        if (p->info.task == QB_TASK_TOKEN) {
+            int nw = split_words(in->text, in->text_len, p->words, p->word_lens, 4096);
+            st = qb_tokenize_words(p->m, p->words, p->word_lens, nw, p->max_length, &p->enc[k], &err);
+        } else {
+            st = qb_tokenize(p->m, in->text, in->text_len, in->pair, in->pair_len, p->max_length, &p->enc[k], &err);
+        }
+        if (st) {
+            fprintf(stderr, "qbert predict: error: %s input %d: %s\n", p->source, in->line, err.msg);
+            return QB_EXIT_FAIL;
+        }
+        note_truncation(p, k);
+        p->encp[k] = &p->enc[k];
+    }
+    if (qb_session_run_encodings(p->s, p->encp, p->n, &err)) return qb_report_error("predict", &err);
+    for (int k = 0; k < p->n; k++) {
+        if (p->info.task == QB_TASK_TOKEN) emit_tokens(p, k);
+        else emit_sequence(p, k);
+        free(p->in[k].text);
+        free(p->in[k].pair);
+    }
+    fflush(stdout);
+    p->n = 0;
+    return QB_EXIT_OK;
+}
+
+/* Takes ownership of text and pair. */
+static int add(predictor *p, char *text, size_t len, char *pair, size_t pair_len, int line) {
+    p->in[p->n++] = (pending){text, pair, len, pair_len, line};
+    return p->n == p->batch ? flush(p) : QB_EXIT_OK;
+}
+
+static int parse_json_line(predictor *p, const char *line, size_t len, int lineno) {
+    qb_json j;
+    qb_error err = {0};
+    char what[4200];
+    snprintf(what, sizeof what, "%s:%d", p->source, lineno);
+    if (qb_json_parse(&j, line, len, what, &err)) {
+        fprintf(stderr, "qbert predict: error: %s\n", err.msg);
+        return QB_EXIT_FAIL;
+    }
+    size_t tl = 0, pl = 0;
+    char *text = qb_json_strdup(&j, qb_json_get(&j, 0, "text"), &tl);
+    char *pair = qb_json_strdup(&j, qb_json_get(&j, 0, "text_pair"), &pl);
+    qb_json_free(&j);
+    if (!text) {
+        free(pair);
+        fprintf(stderr, "qbert predict: error: %s:%d: JSON line has no string \"text\"\n", p->source, lineno);
+        return QB_EXIT_FAIL;
+    }
+    return add(p, text, tl, pair, pl, lineno);
+}
+
+static int stream(predictor *p, const char *path) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "qbert predict: error: %s: cannot open\n", path);
+        return QB_EXIT_FAIL;
+    }
+    p->source = strcmp(path, "-") ? path : "stdin";
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int rc = QB_EXIT_OK, lineno = 0;
+    while (rc == QB_EXIT_OK && (got = getline(&line, &cap, f)) >= 0) {
+        size_t len = (size_t)got;
+        lineno++;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+        size_t lead = 0;
+        while (lead < len && (line[lead] == ' ' || line[lead] == '\t')) lead++;
+        if (lead < len && line[lead] == '{') {
+            rc = parse_json_line(p, line, len, lineno);
+        } else {
+            char *text = malloc(len + 1);
+            if (!text) rc = QB_EXIT_FAIL;
+            else {
+                memcpy(text, line, len);
+                text[len] = 0;
+                rc = add(p, text, len, NULL, 0, lineno);
+            }
+        }
+    }
+    free(line);
+    if (f != stdin) fclose(f);
+    return rc ? rc : flush(p);
+}
+
+typedef struct {
+    const char *dir, *pair, *input;
+    int max_length, batch, threads;
+    bool json;
+    int n_texts;
+    char **texts;
+} predict_args;
+
+static int parse_args(int argc, char **argv, predict_args *a) {
+    const char *v;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(help, stdout);
+            exit(QB_EXIT_OK);
+        } else if (!strcmp(argv[i], "--json")) a->json = true;
+        else if ((v = qb_arg_value("--pair", &i, argc, argv))) a->pair = v;
+        else if ((v = qb_arg_value("--input", &i, argc, argv))) a->input = v;
+        else if ((v = qb_arg_value("--max-length", &i, argc, argv))) {
+            if (!qb_arg_int("predict", "--max-length", v, 2, 1 << 20, &a->max_length)) return QB_EXIT_USAGE;
+        } else if ((v = qb_arg_value("--batch", &i, argc, argv))) {
+            if (!qb_arg_int("predict", "--batch", v, 1, 4096, &a->batch)) return QB_EXIT_USAGE;
+        } else if ((v = qb_arg_value("--threads", &i, argc, argv))) {
+            if (!qb_arg_int("predict", "--threads", v, 1, 1024, &a->threads)) return QB_EXIT_USAGE;
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') return qb_usage_error("predict", "unknown option '%s'", argv[i]);
+        else if (!a->dir) a->dir = argv[i];
+        else a->texts[a->n_texts++] = argv[i];
+    }
+    if (!a->dir) return qb_usage_error("predict", "missing MODEL_DIR");
+    if (!a->input && !a->n_texts) return qb_usage_error("predict", "give texts, or --input FILE|-");
+    if (a->input && a->n_texts) return qb_usage_error("predict", "give texts or --input, not both");
+    return QB_EXIT_OK;
+}
+
+static int setup(predictor *p, const predict_args *a) {
+    qb_model_get_info(p->m, &p->info);
+    int cap = p->info.max_position < 512 ? p->info.max_position : 512;
+    p->max_length = a->max_length ? a->max_length : cap;
+    if (p->max_length > p->info.max_position) {
+        fprintf(stderr, "qbert predict: error: --max-length %d exceeds the model's %d positions\n", p->max_length,
+                p->info.max_position);
+        return QB_EXIT_USAGE;
+    }
+    if (a->pair && p->info.task == QB_TASK_TOKEN)
+        return qb_usage_error("predict", "--pair is for sequence models; %s tags tokens", a->dir);
+    p->batch = a->batch;
+    p->json = a->json;
+    p->in = calloc((size_t)p->batch, sizeof *p->in);
+    p->enc = calloc((size_t)p->batch, sizeof *p->enc);
+    p->encp = calloc((size_t)p->batch, sizeof *p->encp);
+    p->words = calloc(4096, sizeof *p->words);
+    p->word_lens = calloc(4096, sizeof *p->word_lens);
+    qb_session_params sp = {.max_batch = p->batch, .max_seq = p->max_length, .n_threads = a->threads};
+    qb_error err = {0};
+    if (!p->in || !p->enc || !p->encp || !p->words || !p->word_lens) {
+        fprintf(stderr, "qbert predict: error: out of memory\n");
+        return QB_EXIT_FAIL;
+    }
+    if (qb_session_create(p->m, &sp, &p->s, &err)) return qb_report_error("predict", &err);
+    return QB_EXIT_OK;
+}
+
+static void teardown(predictor *p) {
+    for (int k = 0; k < p->n; k++) {
+        free(p->in[k].text);
+        free(p->in[k].pair);
+    }
+    for (int k = 0; p->enc && k < p->batch; k++) qb_encoding_free(&p->enc[k]);
+    free(p->in);
+    free(p->enc);
+    free(p->encp);
+    free(p->words);
+    free(p->word_lens);
+    qb_session_free(p->s);
+    qb_model_free(p->m);
+}
+
+static int run_texts(predictor *p, const predict_args *a) {
+    p->source = "argument";
+    for (int k = 0; k < a->n_texts; k++) {
+        char *t = strdup(a->texts[k]), *pr = a->pair ? strdup(a->pair) : NULL;
+        int rc = add(p, t, strlen(t), pr, pr ? strlen(pr) : 0, k + 1);
+        if (rc) return rc;
+    }
+    return flush(p);
+}
+
+int qb_cmd_predict(int argc, char **argv) {
+    predict_args a = {.batch = 8};
+    a.texts = calloc((size_t)argc, sizeof *a.texts);
+    int rc = a.texts ? parse_args(argc, argv, &a) : QB_EXIT_FAIL;
+    predictor p = {0};
+    if (!rc && !(p.m = qb_cli_load("predict", a.dir, NULL))) rc = QB_EXIT_FAIL;
+    if (!rc) rc = setup(&p, &a);
+    if (!rc) rc = a.input ? stream(&p, a.input) : run_texts(&p, &a);
+    teardown(&p);
+    free(a.texts);
+    return rc;
+}

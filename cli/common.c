@@ -1,0 +1,157 @@
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+const char *qb_arg_value(const char *name, int *i, int argc, char **argv) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] != 0) return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "qbert: %s needs a value\n", name);
+        exit(QB_EXIT_USAGE);
+    }
+    return argv[++*i];
+}
+
+bool qb_arg_int(const char *cmd, const char *name, const char *v, int lo, int hi, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) {
+        fprintf(stderr, "qbert %s: %s must be an integer in [%d, %d], got '%s'\n", cmd, name, lo, hi, v);
+        return false;
+    }
+    *out = (int)x;
+    return true;
+}
+
+int qb_arg_int_list(const char *cmd, const char *name, const char *v, int *out, int cap) {
+    int n = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", v);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == cap) {
+            fprintf(stderr, "qbert %s: %s takes at most %d values\n", cmd, name, cap);
+            return -1;
+        }
+        if (!qb_arg_int(cmd, name, tok, 1, 1 << 16, &out[n++])) return -1;
+    }
+    if (n == 0) fprintf(stderr, "qbert %s: %s needs at least one value\n", cmd, name);
+    return n ? n : -1;
+}
+
+int qb_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "qbert %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(see 'qbert %s --help')\n", cmd);
+    va_end(ap);
+    return QB_EXIT_USAGE;
+}
+
+int qb_report_error(const char *cmd, const qb_error *err) {
+    fprintf(stderr, "qbert %s: error: %s\n", cmd, err->msg);
+    return QB_EXIT_FAIL;
+}
+
+double qb_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double qb_peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
+}
+
+int qb_default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+qb_model *qb_cli_load(const char *cmd, const char *dir, double *load_seconds) {
+    qb_error err = {0};
+    qb_model *m = NULL;
+    double t0 = qb_now();
+    qb_load_params lp = qb_load_default_params();
+    if (qb_model_load(dir, &lp, &m, &err)) {
+        qb_report_error(cmd, &err);
+        return NULL;
+    }
+    if (load_seconds) *load_seconds = qb_now() - t0;
+    return m;
+}
+
+void qb_progress_start(qb_progress *p, const char *what, long total) {
+    memset(p, 0, sizeof *p);
+    p->what = what;
+    p->total = total;
+    p->start = qb_now();
+    p->tty = isatty(STDERR_FILENO);
+}
+
+static void progress_draw(qb_progress *p, bool final) {
+    double el = qb_now() - p->start, rate = el > 0 ? p->done / el : 0;
+    double eta = rate > 0 ? (p->total - p->done) / rate : 0;
+    int width = 30, fill = p->total ? (int)(width * p->done / p->total) : width;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    fprintf(stderr, "\r%s [%s] %ld/%ld  %.1f/s  %s %.0fs ", p->what, bar, p->done, p->total, rate,
+            final ? "took" : "ETA", final ? el : eta);
+    if (final) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+void qb_progress_step(qb_progress *p, long n) {
+    p->done += n;
+    if (!p->tty) return;
+    double t = qb_now();
+    if (t - p->last_draw < 0.1 && p->done < p->total) return;
+    p->last_draw = t;
+    progress_draw(p, false);
+}
+
+void qb_progress_end(qb_progress *p) {
+    if (p->tty) progress_draw(p, true);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void qb_sort_doubles(double *v, int n) { qsort(v, (size_t)n, sizeof *v, cmp_double); }
+
+double qb_percentile(const double *sorted, int n, double q) {
+    if (n <= 0) return NAN;
+    double pos = q / 100.0 * (n - 1);
+    int lo = (int)pos;
+    if (lo >= n - 1) return sorted[n - 1];
+    return sorted[lo] + (pos - lo) * (sorted[lo + 1] - sorted[lo]);
+}
+
+void qb_softmax_display(const float *logits, int n, float *probs) {
+    float mx = logits[0];
+    for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
+    for (int i = 0; i < n; i++) probs[i] = (float)(exp((double)logits[i] - mx) / sum);
+}
+
+int qb_argmax(const float *v, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}

@@ -1,0 +1,43 @@
+/* qbert: the command-line client of the qbert library. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "qbert " QBERT_VERSION ": run BERT-family models (BERT, ALBERT, DistilBERT) on the CPU\n"
+    "\n"
+    "usage: qbert COMMAND MODEL_DIR [options]\n"
+    "\n"
+    "commands:\n"
+    "  info     architecture, shapes, parameters, tokenizer and labels of a model\n"
+    "  predict  classify texts given on the command line or streamed from a file\n"
+    "  eval     accuracy, per-class P/R/F1, macro-F1 (entity F1 for NER) on a dataset\n"
+    "  bench    latency, throughput and memory, on synthetic inputs or real sentences\n"
+    "\n"
+    "MODEL_DIR is a Hugging Face checkpoint directory: config.json, model.safetensors,\n"
+    "vocab.txt or spiece.model, and optionally tokenizer_config.json.\n"
+    "\n"
+    "'qbert COMMAND --help' explains each command.  Environment: QBERT_ISA=scalar|avx2|avx512\n"
+    "forces a kernel set (default: the best this CPU supports).\n";
+
+int main(int argc, char **argv) {
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } cmds[] = {
+        {"info", qb_cmd_info}, {"predict", qb_cmd_predict}, {"eval", qb_cmd_eval}, {"bench", qb_cmd_bench},
+    };
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? QB_EXIT_USAGE : QB_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("qbert %s\n", QBERT_VERSION);
+        return QB_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "qbert: unknown command '%s'\n\n%s", argv[1], usage);
+    return QB_EXIT_USAGE;
+}

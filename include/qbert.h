@@ -1,0 +1,164 @@
+/* qbert: load, tokenize, run and measure BERT-family encoders in C.
+ *
+ * The flow is one way: qb_model_load() maps a Hugging Face checkpoint
+ * directory, qb_tokenize() turns text into ids, a qb_session runs the graph
+ * with the kernels chosen for this CPU, and the caller reads the logits.
+ *
+ * Every function that can fail returns a qb_status and fills a caller-owned
+ * qb_error with a one-line message naming the file and the problem.  Nothing
+ * here keeps global state; a model is read-only once loaded and can be shared
+ * by several sessions, one session per thread of the caller.
+ */
+#ifndef QBERT_H
+#define QBERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QBERT_VERSION "0.1.0"
+
+typedef enum qb_status {
+    QB_OK = 0,
+    QB_ERR_IO,          /* a file is missing, unreadable or unwritable */
+    QB_ERR_FORMAT,      /* a file is malformed: header, JSON, protobuf, dataset */
+    QB_ERR_UNSUPPORTED, /* valid but not handled: model_type, activation, dtype */
+    QB_ERR_NOMEM,
+    QB_ERR_ARG,         /* the caller passed something out of range */
+    QB_ERR_UTF8,        /* text is not valid UTF-8 */
+    QB_ERR_NUMERIC      /* a NaN or infinity where a finite value is required */
+} qb_status;
+
+typedef struct qb_error {
+    qb_status code;
+    char msg[512];
+} qb_error;
+
+const char *qb_status_name(qb_status s);
+
+/* ---- model ------------------------------------------------------------ */
+
+typedef struct qb_model qb_model;
+
+typedef enum qb_arch { QB_ARCH_BERT, QB_ARCH_ALBERT, QB_ARCH_DISTILBERT } qb_arch;
+typedef enum qb_task { QB_TASK_SEQUENCE, QB_TASK_TOKEN } qb_task;
+
+typedef struct qb_load_params {
+    /* Kernel set: NULL means the best this CPU has, or $QBERT_ISA if set.
+     * Accepted: "scalar", "avx2", "avx512". */
+    const char *isa;
+} qb_load_params;
+
+qb_load_params qb_load_default_params(void);
+
+/* dir holds config.json, model.safetensors and vocab.txt or spiece.model
+ * (tokenizer_config.json is optional).  FP32 weights are mmapped, not copied. */
+qb_status qb_model_load(const char *dir, const qb_load_params *params,
+                        qb_model **out, qb_error *err);
+void qb_model_free(qb_model *m);
+
+typedef struct qb_model_info {
+    qb_arch arch;
+    qb_task task;
+    const char *model_type;   /* "bert", "albert", "distilbert" */
+    const char *class_name;   /* e.g. "BertForSequenceClassification" */
+    const char *hidden_act;   /* "gelu", "gelu_new", "relu" */
+    const char *tokenizer;    /* "wordpiece" or "sentencepiece" */
+    const char *isa;          /* kernel set in use */
+    int vocab_size, hidden_size, embedding_size, num_layers, num_heads;
+    int intermediate_size, max_position, type_vocab_size;
+    int num_hidden_groups, inner_group_num;
+    int num_labels;
+    float layer_norm_eps;
+    int64_t n_params;         /* distinct parameters (ALBERT's shared layer once) */
+    int64_t file_bytes;       /* size of model.safetensors */
+    int n_tensors;
+} qb_model_info;
+
+void qb_model_get_info(const qb_model *m, qb_model_info *info);
+const char *qb_model_label(const qb_model *m, int id); /* id2label, or NULL */
+int qb_model_label_id(const qb_model *m, const char *name); /* -1 if unknown */
+
+typedef struct qb_tensor_info {
+    const char *name;
+    const char *dtype;        /* safetensors name: "F32", "I8", ... */
+    int ndim;
+    int64_t shape[4];
+    size_t nbytes;
+} qb_tensor_info;
+
+void qb_model_tensor(const qb_model *m, int i, qb_tensor_info *out);
+
+/* ---- tokenizer -------------------------------------------------------- */
+
+/* One tokenized input.  Start from a zeroed struct and reuse it: buffers grow
+ * to the largest input seen and are freed by qb_encoding_free(). */
+typedef struct qb_encoding {
+    int32_t *input_ids;
+    int32_t *token_type_ids;
+    int32_t *word_ids;        /* word index per token, -1 for [CLS]/[SEP] */
+    int n;                    /* tokens, [CLS]/[SEP] included */
+    int n_truncated;          /* tokens dropped to fit max_length */
+    int cap;
+    void *work;               /* tokenizer scratch, reused between calls */
+} qb_encoding;
+
+void qb_encoding_free(qb_encoding *e);
+
+/* Texts are (pointer, length): an embedded NUL is data.  pair may be NULL.
+ * Truncation is Hugging Face's "longest_first". */
+qb_status qb_tokenize(const qb_model *m, const char *text, size_t len,
+                      const char *pair, size_t pair_len, int max_length,
+                      qb_encoding *enc, qb_error *err);
+
+/* Pre-split words (CoNLL): word_ids tells which word each token came from. */
+qb_status qb_tokenize_words(const qb_model *m, const char *const *words,
+                            const size_t *lens, int n_words, int max_length,
+                            qb_encoding *enc, qb_error *err);
+
+/* Token id to its vocabulary string (for display), or NULL. */
+const char *qb_token_text(const qb_model *m, int32_t id);
+
+/* ---- inference -------------------------------------------------------- */
+
+typedef struct qb_session qb_session;
+
+typedef struct qb_session_params {
+    int max_batch;            /* largest batch run() will get */
+    int max_seq;              /* longest padded row run() will get */
+    int n_threads;            /* 0: all online cores */
+} qb_session_params;
+
+qb_session_params qb_session_default_params(void);
+
+/* All working memory is allocated here, once; run() allocates nothing. */
+qb_status qb_session_create(const qb_model *m, const qb_session_params *p,
+                            qb_session **out, qb_error *err);
+void qb_session_free(qb_session *s);
+
+/* A padded batch: row b holds lengths[b] real tokens then padding. */
+typedef struct qb_batch {
+    int batch, seq;
+    const int32_t *input_ids;      /* [batch * seq] */
+    const int32_t *token_type_ids; /* [batch * seq], or NULL for zeros */
+    const int32_t *lengths;        /* [batch] */
+} qb_batch;
+
+qb_status qb_session_run(qb_session *s, const qb_batch *b, qb_error *err);
+
+/* Pads encs into the session's own buffers, then runs them as one batch. */
+qb_status qb_session_run_encodings(qb_session *s, const qb_encoding *const *encs,
+                                   int n, qb_error *err);
+
+/* Logits of example i of the last run: num_labels floats for sequence
+ * classification, seq * num_labels (row per token) for token classification. */
+const float *qb_session_logits(const qb_session *s, int i);
+int qb_session_seq(const qb_session *s); /* padded length of the last run */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

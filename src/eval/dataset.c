@@ -1,0 +1,207 @@
+/* Dataset loading: reads the file once, picks the format (from the caller or
+ * from the first lines) and hands the buffer to the format's reader. */
+#include "eval/dataset.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "eval/dataset_read.h"
+
+static const char *const format_names[] = {
+    [QB_DATA_AUTO] = "auto",   [QB_DATA_SST2] = "sst2", [QB_DATA_IMDB] = "imdb",
+    [QB_DATA_CONLL] = "conll", [QB_DATA_TSV] = "tsv",   [QB_DATA_JSONL] = "jsonl",
+};
+enum { FORMAT_COUNT = sizeof format_names / sizeof format_names[0] };
+
+const char *qb_data_format_name(qb_data_format f) {
+    return (unsigned)f < FORMAT_COUNT ? format_names[f] : "unknown";
+}
+
+int qb_data_format_from_name(const char *name, qb_data_format *out) {
+    for (int f = 0; f < FORMAT_COUNT; f++) {
+        if (strcmp(format_names[f], name) == 0) {
+            *out = (qb_data_format)f;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- line access shared by the readers -------------------------------- */
+
+bool qb_data_next_line(qb_data_reader *r, qb_data_line *line) {
+    if (r->pos >= r->end) return false;
+    char *s = r->pos;
+    char *nl = memchr(s, '\n', (size_t)(r->end - s));
+    char *stop = nl ? nl : r->end;
+    r->pos = nl ? nl + 1 : r->end;
+    if (stop > s && stop[-1] == '\r') stop--;
+    *stop = '\0';
+    line->s = s;
+    line->len = (size_t)(stop - s);
+    line->no = ++r->line_no;
+    return true;
+}
+
+bool qb_data_line_is_blank(const qb_data_line *line) {
+    for (size_t i = 0; i < line->len; i++) {
+        if (line->s[i] != ' ' && line->s[i] != '\t') return false;
+    }
+    return true;
+}
+
+bool qb_data_full(const qb_data_reader *r) {
+    return (r->limit > 0 && r->n >= r->limit) || r->n >= r->cap;
+}
+
+qb_example *qb_data_push(qb_data_reader *r, int no) {
+    qb_example *e = &r->ex[r->n++];
+    memset(e, 0, sizeof *e);
+    e->line = no;
+    return e;
+}
+
+/* ---- format detection ------------------------------------------------- */
+
+static size_t first_line_len(const char *s, size_t size) {
+    const char *nl = memchr(s, '\n', size);
+    size_t n = nl ? (size_t)(nl - s) : size;
+    return n > 0 && s[n - 1] == '\r' ? n - 1 : n;
+}
+
+static bool line_equals(const char *s, size_t size, const char *want) {
+    size_t n = first_line_len(s, size);
+    return n == strlen(want) && memcmp(s, want, n) == 0;
+}
+
+/* Skips lines holding only spaces, tabs and "\r"; returns the offset of the
+ * first other line. */
+static size_t skip_blank_lines(const char *s, size_t size, size_t at) {
+    size_t line = at;
+    for (size_t i = at; i < size; i++) {
+        if (s[i] == '\n') line = i + 1;
+        else if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return line;
+    }
+    return size;
+}
+
+static int count_space_fields(const char *s, size_t n) {
+    int fields = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != ' ' && (i == 0 || s[i - 1] == ' ')) fields++;
+    }
+    return fields;
+}
+
+static bool has_blank_line_after(const char *s, size_t size, size_t at) {
+    for (size_t i = at; i < size; i++) {
+        if (s[i] != '\n') continue;
+        size_t j = i + 1;
+        while (j < size && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r')) j++;
+        if (j < size && s[j] == '\n') return true;
+    }
+    return false;
+}
+
+static bool looks_like_conll(const char *s, size_t size, size_t first) {
+    size_t n = first_line_len(s + first, size - first);
+    if (memchr(s + first, '\t', n) || count_space_fields(s + first, n) < 2) return false;
+    if (n >= 10 && memcmp(s + first, "-DOCSTART-", 10) == 0) return true;
+    return has_blank_line_after(s, size, first);
+}
+
+static qb_data_format detect_format(const char *s, size_t size) {
+    if (line_equals(s, size, "sentence\tlabel")) return QB_DATA_SST2;
+    if (line_equals(s, size, "label\trating\tid\ttext")) return QB_DATA_IMDB;
+    size_t first = skip_blank_lines(s, size, 0);
+    size_t i = first;
+    while (i < size && (s[i] == ' ' || s[i] == '\t')) i++;
+    if (i < size && s[i] == '{') return QB_DATA_JSONL;
+    if (first < size && looks_like_conll(s, size, first)) return QB_DATA_CONLL;
+    return QB_DATA_TSV;
+}
+
+/* A TSV without caller's columns: text first, a label second if there is
+ * a second column, header skipped when it says "label". */
+static qb_tsv_columns default_columns(const char *s, size_t size) {
+    bool two = memchr(s, '\t', first_line_len(s, size)) != NULL;
+    return (qb_tsv_columns){.text_col = 0, .pair_col = -1, .label_col = two ? 1 : -1, .header = -1};
+}
+
+/* ---- load / free ------------------------------------------------------ */
+
+static int count_lines(const char *s, size_t size) {
+    int n = 1;
+    for (const char *p = s; (p = memchr(p, '\n', size - (size_t)(p - s))) != NULL; p++) n++;
+    return n;
+}
+
+static qb_status read_examples(qb_data_reader *r, qb_data_format fmt, const qb_tsv_columns *cols,
+                               qb_error *err) {
+    switch (fmt) {
+    case QB_DATA_SST2:
+    case QB_DATA_IMDB:
+    case QB_DATA_TSV: return qb_data_read_tsv(r, fmt, cols, err);
+    case QB_DATA_CONLL: return qb_data_read_conll(r, err);
+    case QB_DATA_JSONL: return qb_data_read_jsonl(r, err);
+    case QB_DATA_AUTO: break;
+    }
+    return qb_fail(err, QB_ERR_ARG, "%s: unknown dataset format %d", r->path, (int)fmt);
+}
+
+qb_status qb_dataset_load(const char *path, qb_data_format fmt, const qb_tsv_columns *cols,
+                          int limit, qb_dataset *ds, qb_error *err) {
+    memset(ds, 0, sizeof *ds);
+    qb_data_store *store = calloc(1, sizeof *store);
+    ds->storage = store;
+    ds->path = strdup(path);
+    if (!store || !ds->path) {
+        qb_dataset_free(ds);
+        return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t size;
+    qb_status st = qb_file_read_all(path, &store->buf, &size, err);
+    if (st) {
+        qb_dataset_free(ds);
+        return st;
+    }
+    char *text = store->buf;
+    if (size >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) { /* editors on Windows add a BOM */
+        text += 3;
+        size -= 3;
+    }
+    if (fmt == QB_DATA_AUTO) fmt = detect_format(text, size);
+    qb_tsv_columns auto_cols = default_columns(text, size);
+    qb_data_reader r = {.path = path, .store = store, .pos = text, .end = text + size,
+                        .limit = limit, .cap = count_lines(text, size)};
+    r.ex = calloc((size_t)r.cap, sizeof *r.ex);
+    ds->ex = r.ex;
+    if (!r.ex) st = qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    if (!st) st = read_examples(&r, fmt, cols ? cols : &auto_cols, err);
+    if (!st && r.n == 0) st = qb_fail(err, QB_ERR_FORMAT, "%s: no examples", path);
+    if (st) {
+        qb_dataset_free(ds);
+        return st;
+    }
+    qb_example *fit = realloc(r.ex, (size_t)r.n * sizeof *r.ex);
+    ds->ex = fit ? fit : r.ex;
+    ds->n = r.n;
+    ds->format = fmt;
+    return QB_OK;
+}
+
+void qb_dataset_free(qb_dataset *ds) {
+    qb_data_store *store = ds->storage;
+    if (store) {
+        free(store->buf);
+        free(store->words);
+        free(store->tags);
+        free(store->word_lens);
+        free(store);
+    }
+    free(ds->ex);
+    free(ds->path);
+    memset(ds, 0, sizeof *ds);
+}

@@ -1,0 +1,176 @@
+#include "io/config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/json.h"
+
+/* Reads an integer field; a present but non-integral or out-of-range value
+ * is an error rather than a silent default. */
+static qb_status get_int(const qb_json *j, const char *key, int fallback, int lo, int hi,
+                         int *out, const char *path, qb_error *err) {
+    int t = qb_json_get(j, 0, key);
+    if (t < 0 || qb_json_is(j, t, QB_JSON_NULL)) {
+        if (fallback < lo) return qb_fail(err, QB_ERR_FORMAT, "%s: missing \"%s\"", path, key);
+        *out = fallback;
+        return QB_OK;
+    }
+    int64_t v;
+    if (!qb_json_int(j, t, &v) || v < lo || v > hi)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: \"%s\" must be an integer in [%d, %d]", path, key, lo, hi);
+    *out = (int)v;
+    return QB_OK;
+}
+
+static qb_status parse_act(qb_config *c, const char *path, qb_error *err) {
+    static const struct { const char *name; qb_act act; } acts[] = {
+        {"gelu", QB_ACT_GELU}, {"gelu_new", QB_ACT_GELU_TANH}, {"gelu_pytorch_tanh", QB_ACT_GELU_TANH},
+        {"gelu_fast", QB_ACT_GELU_TANH}, {"relu", QB_ACT_RELU},
+    };
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+        if (strcmp(c->hidden_act, acts[i].name) == 0) {
+            c->act = acts[i].act;
+            return QB_OK;
+        }
+    }
+    return qb_fail(err, QB_ERR_UNSUPPORTED,
+                   "%s: hidden_act \"%s\" is not supported (gelu, gelu_new, relu)", path, c->hidden_act);
+}
+
+static qb_status copy_string(const qb_json *j, const char *key, const char *fallback, char *dst,
+                             size_t cap, const char *path, qb_error *err) {
+    int t = qb_json_get(j, 0, key);
+    if (t < 0) {
+        snprintf(dst, cap, "%s", fallback);
+        return QB_OK;
+    }
+    size_t n;
+    char *s = qb_json_strdup(j, t, &n);
+    if (!s || n >= cap || strlen(s) != n) {
+        free(s);
+        return qb_fail(err, QB_ERR_FORMAT, "%s: \"%s\" must be a short string", path, key);
+    }
+    memcpy(dst, s, n + 1);
+    free(s);
+    return QB_OK;
+}
+
+/* The field names differ per architecture; DistilBERT's are mapped onto
+ * BERT's so the graph has one vocabulary. */
+static qb_status parse_shapes(const qb_json *j, qb_config *c, const char *path, qb_error *err) {
+    qb_status st;
+    bool distil = c->arch == QB_ARCH_DISTILBERT;
+    const int BIG = 1 << 20;
+    if ((st = get_int(j, "vocab_size", -1, 1, 1 << 24, &c->vocab_size, path, err))) return st;
+    if ((st = get_int(j, distil ? "dim" : "hidden_size", -1, 1, 65536, &c->hidden_size, path, err))) return st;
+    if ((st = get_int(j, distil ? "n_layers" : "num_hidden_layers", -1, 1, 1024, &c->num_layers, path, err))) return st;
+    if ((st = get_int(j, distil ? "n_heads" : "num_attention_heads", -1, 1, 1024, &c->num_heads, path, err))) return st;
+    if ((st = get_int(j, distil ? "hidden_dim" : "intermediate_size", -1, 1, BIG, &c->intermediate_size, path, err))) return st;
+    if ((st = get_int(j, "max_position_embeddings", 512, 1, BIG, &c->max_position, path, err))) return st;
+    if ((st = get_int(j, "type_vocab_size", distil ? 0 : 2, 0, 1024, &c->type_vocab_size, path, err))) return st;
+    if ((st = get_int(j, "pad_token_id", 0, 0, 1 << 24, &c->pad_token_id, path, err))) return st;
+    c->embedding_size = c->hidden_size;
+    c->num_hidden_groups = c->inner_group_num = 1;
+    if (c->arch == QB_ARCH_ALBERT) {
+        if ((st = get_int(j, "embedding_size", 128, 1, 65536, &c->embedding_size, path, err))) return st;
+        if ((st = get_int(j, "num_hidden_groups", 1, 1, c->num_layers, &c->num_hidden_groups, path, err))) return st;
+        if ((st = get_int(j, "inner_group_num", 1, 1, 1024, &c->inner_group_num, path, err))) return st;
+    }
+    if (c->hidden_size % c->num_heads)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: hidden size %d is not a multiple of %d heads", path,
+                       c->hidden_size, c->num_heads);
+    double eps = qb_json_get_number(j, 0, "layer_norm_eps", 1e-12);
+    if (!(eps > 0 && eps < 1)) return qb_fail(err, QB_ERR_FORMAT, "%s: layer_norm_eps out of range", path);
+    c->layer_norm_eps = distil ? 1e-12f : (float)eps; /* DistilBERT hard-codes it */
+    c->sinusoidal_pos = qb_json_get_bool(j, 0, "sinusoidal_pos_embds", false);
+    return QB_OK;
+}
+
+static qb_status parse_arch(const qb_json *j, qb_config *c, const char *path, qb_error *err) {
+    qb_status st = copy_string(j, "model_type", "", c->model_type, sizeof c->model_type, path, err);
+    if (st) return st;
+    if (!strcmp(c->model_type, "bert") || !strcmp(c->model_type, "roberta")) c->arch = QB_ARCH_BERT;
+    else if (!strcmp(c->model_type, "albert")) c->arch = QB_ARCH_ALBERT;
+    else if (!strcmp(c->model_type, "distilbert")) c->arch = QB_ARCH_DISTILBERT;
+    else if (!c->model_type[0]) return qb_fail(err, QB_ERR_FORMAT, "%s: missing \"model_type\"", path);
+    else
+        return qb_fail(err, QB_ERR_UNSUPPORTED,
+                       "%s: model_type \"%s\" is not supported (bert, albert, distilbert)", path, c->model_type);
+    static const char *defaults[] = {"BertForSequenceClassification", "AlbertForSequenceClassification",
+                                     "DistilBertForSequenceClassification"};
+    int a = qb_json_at(j, qb_json_get(j, 0, "architectures"), 0);
+    char *cls = a >= 0 ? qb_json_strdup(j, a, NULL) : NULL;
+    snprintf(c->class_name, sizeof c->class_name, "%s", cls ? cls : defaults[c->arch]);
+    free(cls);
+    if (strstr(c->class_name, "ForTokenClassification")) c->task = QB_TASK_TOKEN;
+    else if (strstr(c->class_name, "ForSequenceClassification")) c->task = QB_TASK_SEQUENCE;
+    else
+        return qb_fail(err, QB_ERR_UNSUPPORTED,
+                       "%s: architecture \"%s\" has no classification head (need *ForSequenceClassification "
+                       "or *ForTokenClassification)", path, c->class_name);
+    st = copy_string(j, c->arch == QB_ARCH_DISTILBERT ? "activation" : "hidden_act",
+                     c->arch == QB_ARCH_ALBERT ? "gelu_new" : "gelu", c->hidden_act, sizeof c->hidden_act, path, err);
+    return st ? st : parse_act(c, path, err);
+}
+
+/* id2label keys are decimal strings; every id in [0, n) must be present. */
+static qb_status parse_labels(const qb_json *j, qb_config *c, const char *path, qb_error *err) {
+    int obj = qb_json_get(j, 0, "id2label");
+    int n = 2;
+    if (obj >= 0) {
+        if (!qb_json_is(j, obj, QB_JSON_OBJECT) || j->toks[obj].size == 0)
+            return qb_fail(err, QB_ERR_FORMAT, "%s: \"id2label\" must be a non-empty object", path);
+        n = (int)j->toks[obj].size;
+    } else {
+        qb_status st = get_int(j, "num_labels", 2, 1, 1 << 16, &n, path, err);
+        if (st) return st;
+    }
+    c->labels = calloc((size_t)n, sizeof *c->labels);
+    if (!c->labels) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    c->num_labels = n;
+    if (obj < 0) {
+        for (int i = 0; i < n; i++) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "LABEL_%d", i);
+            c->labels[i] = strdup(buf);
+        }
+        return QB_OK;
+    }
+    for (uint32_t k = (uint32_t)obj + 1, i = 0; i < j->toks[obj].size; i++, k = j->toks[k + 1].next) {
+        char *key = qb_json_strdup(j, (int)k, NULL), *end = NULL;
+        long id = key ? strtol(key, &end, 10) : -1;
+        bool ok = key && *key && !*end && id >= 0 && id < n && !c->labels[id];
+        free(key);
+        if (!ok) return qb_fail(err, QB_ERR_FORMAT, "%s: id2label keys must be distinct ids 0..%d", path, n - 1);
+        c->labels[id] = qb_json_strdup(j, (int)k + 1, NULL);
+        if (!c->labels[id]) return qb_fail(err, QB_ERR_FORMAT, "%s: id2label values must be strings", path);
+    }
+    return QB_OK;
+}
+
+qb_status qb_config_load(const char *path, qb_config *c, qb_error *err) {
+    memset(c, 0, sizeof *c);
+    char *text;
+    size_t len;
+    qb_status st = qb_file_read_all(path, &text, &len, err);
+    if (st) return st;
+    qb_json j;
+    st = qb_json_parse(&j, text, len, path, err);
+    if (!st && !qb_json_is(&j, 0, QB_JSON_OBJECT)) st = qb_fail(err, QB_ERR_FORMAT, "%s: not a JSON object", path);
+    if (!st) st = parse_arch(&j, c, path, err);
+    if (!st) st = parse_shapes(&j, c, path, err);
+    if (!st) st = parse_labels(&j, c, path, err);
+    if (!st || j.toks) qb_json_free(&j);
+    free(text);
+    if (st) qb_config_free(c);
+    return st;
+}
+
+void qb_config_free(qb_config *c) {
+    for (int i = 0; c->labels && i < c->num_labels; i++) free(c->labels[i]);
+    free(c->labels);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,31 @@
+/* config.json of a Hugging Face checkpoint, normalized across BERT, ALBERT
+ * and DistilBERT so the graph reads one set of fields. */
+#ifndef QB_IO_CONFIG_H
+#define QB_IO_CONFIG_H
+
+#include <stdbool.h>
+
+#include "kernels/kernels.h"
+#include "qbert.h"
+
+typedef struct {
+    qb_arch arch;
+    qb_task task;
+    char model_type[16];
+    char class_name[64];
+    char hidden_act[24];
+    qb_act act;
+    int vocab_size, hidden_size, embedding_size, num_layers, num_heads;
+    int intermediate_size, max_position, type_vocab_size;
+    int num_hidden_groups, inner_group_num; /* ALBERT; 1 otherwise */
+    int pad_token_id;
+    float layer_norm_eps;
+    bool sinusoidal_pos;                     /* DistilBERT */
+    int num_labels;
+    char **labels;                           /* id2label, num_labels entries */
+} qb_config;
+
+qb_status qb_config_load(const char *path, qb_config *c, qb_error *err);
+void qb_config_free(qb_config *c);
+
+#endif

@@ -1,0 +1,79 @@
+/* Kernel table selection and the multithreaded GEMM driver. */
+#include <omp.h>
+
+#include "kernels/gemm_blocked.h"
+#include "kernels/kernels_impl.h"
+
+/* Slices are cut at multiples of these so no thread gets a ragged
+ * vector or register tile in the middle of the matrix. */
+#define QB_GEMM_SPLIT_N_UNIT 16
+#define QB_GEMM_SPLIT_M_UNIT 8
+
+typedef void (*qb_kernels_init_fn)(qb_kernels *k);
+
+static const qb_kernels_init_fn qb_kernels_inits[QB_ISA_COUNT] = {
+    [QB_ISA_SCALAR] = qb_kernels_init_scalar,
+    [QB_ISA_AVX2] = qb_kernels_init_avx2,
+    [QB_ISA_AVX512] = qb_kernels_init_avx512,
+};
+
+bool qb_kernels_select(qb_isa isa, qb_kernels *k) {
+    if ((unsigned)isa >= QB_ISA_COUNT || !qb_isa_supported(isa)) return false;
+    qb_kernels_inits[isa](k);
+    return true;
+}
+
+size_t qb_gemm_f32_pack_floats(void) {
+    size_t avx512 = QB_GEMM_PACK_FLOATS(QB_GEMM_AVX512_MR, QB_GEMM_AVX512_KC, QB_GEMM_AVX512_NC);
+    size_t avx2 = QB_GEMM_PACK_FLOATS(QB_GEMM_AVX2_MR, QB_GEMM_AVX2_KC, QB_GEMM_AVX2_NC);
+    return avx512 > avx2 ? avx512 : avx2;
+}
+
+/* [begin, end) of part t of n_parts over len, in whole units. */
+static void qb_gemm_split(int len, int unit, int t, int n_parts, int *begin, int *end) {
+    int units = (len + unit - 1) / unit;
+    int per = units / n_parts, extra = units % n_parts;
+    int first = t * per + (t < extra ? t : extra);
+    int count = per + (t < extra);
+    *begin = first * unit < len ? first * unit : len;
+    *end = (first + count) * unit < len ? (first + count) * unit : len;
+}
+
+/* Thread t's share of g, or false if it has none.  Splitting N gives each
+ * thread its own columns of B (the weight, whose packing is the costly
+ * part) and repeats only the cheap copy of A; M is split only when N is
+ * too narrow to go around. */
+static bool qb_gemm_slice(const qb_gemm_f32_args *g, int t, int n_threads, qb_gemm_f32_args *part) {
+    int begin, end;
+    *part = *g;
+    if (g->N >= QB_GEMM_SPLIT_N_UNIT * n_threads) {
+        qb_gemm_split(g->N, QB_GEMM_SPLIT_N_UNIT, t, n_threads, &begin, &end);
+        part->N = end - begin;
+        part->B = g->b_trans ? g->B + (size_t)begin * g->ldb : g->B + begin;
+        part->C = g->C + begin;
+        if (g->bias) part->bias = g->bias + begin;
+        if (g->residual) part->residual = g->residual + begin;
+    } else {
+        qb_gemm_split(g->M, QB_GEMM_SPLIT_M_UNIT, t, n_threads, &begin, &end);
+        part->M = end - begin;
+        part->A = g->A + (size_t)begin * g->lda;
+        part->C = g->C + (size_t)begin * g->ldc;
+        if (g->residual) part->residual = g->residual + (size_t)begin * g->ldr;
+    }
+    return end > begin;
+}
+
+void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, float *scratch) {
+    if (n_threads <= 1) {
+        k->gemm_f32(a, scratch);
+        return;
+    }
+    size_t per_thread = qb_gemm_f32_pack_floats();
+#pragma omp parallel num_threads(n_threads)
+    {
+        /* The team may be smaller than asked (nested regions, limits). */
+        int t = omp_get_thread_num(), team = omp_get_num_threads();
+        qb_gemm_f32_args part;
+        if (qb_gemm_slice(a, t, team, &part)) k->gemm_f32(&part, scratch + (size_t)t * per_thread);
+    }
+}

@@ -1,0 +1,59 @@
+/* The cache-blocked GEMM loop nest shared by the SIMD paths.  An ISA
+ * supplies only its register tile (micro-kernel) and the packing of B into
+ * micro-panels; the blocking and the epilogue bookkeeping live here once.
+ *
+ * Loop order (per thread): N blocks of nc -> K blocks of kc (pack the
+ * kc x nc block of B, ~1 MiB, into L2) -> MR-row strips of A (copied into
+ * an MR x kc micro-panel that stays in L1) -> NR-wide micro-panels of B. */
+#ifndef QB_KERNELS_GEMM_BLOCKED_H
+#define QB_KERNELS_GEMM_BLOCKED_H
+
+#include "kernels/kernels.h"
+
+/* Blocking per ISA.  NC is a multiple of NR; KC * NC floats of packed B
+ * fit in half of a 2 MiB L2. */
+#define QB_GEMM_AVX512_MR 8
+#define QB_GEMM_AVX512_NR 48
+#define QB_GEMM_AVX512_KC 384
+#define QB_GEMM_AVX512_NC 768
+
+#define QB_GEMM_AVX2_MR 6
+#define QB_GEMM_AVX2_NR 16
+#define QB_GEMM_AVX2_KC 256
+#define QB_GEMM_AVX2_NC 768
+
+/* Scratch one thread needs: packed B block plus one packed A strip, each
+ * rounded to whole 64-byte lines. */
+#define QB_GEMM_ROUND16(n) ((((size_t)(n)) + 15) / 16 * 16)
+#define QB_GEMM_PACK_FLOATS(mr, kc, nc) (QB_GEMM_ROUND16((size_t)(kc) * (nc)) + QB_GEMM_ROUND16((size_t)(mr) * (kc)))
+
+/* What one micro-kernel call writes: rows x cols valid entries of C and
+ * what to do with them. */
+typedef struct {
+    float *c;
+    int ldc;
+    int rows, cols;
+    float alpha;
+    bool accumulate;      /* a later K block: add to C instead of overwriting */
+    bool finish;          /* the last K block: apply bias, act, residual */
+    const float *bias;    /* at the tile's first column, or NULL */
+    const float *residual; /* at the tile's first entry, or NULL */
+    int ldr;
+    qb_act act;
+} qb_gemm_tile;
+
+typedef struct {
+    int mr, nr, kc, nc;
+    /* Packs B columns [n0, n0 + cols) x rows [k0, k0 + kc) into pb as
+     * pb[k * nr + j], zero beyond cols. */
+    void (*pack_b)(const qb_gemm_f32_args *g, int n0, int cols, int k0, int kc, float *pb);
+    /* acc = A strip (mr rows, stride kc_max = this kc field) . B panel, then
+     * the epilogue described by t. */
+    void (*micro)(int kc, const float *pa, const float *pb, const qb_gemm_tile *t);
+} qb_gemm_ukernel;
+
+/* Runs the whole problem g on one thread; pack holds
+ * QB_GEMM_PACK_FLOATS(uk->mr, uk->kc, uk->nc) floats, 64-byte aligned. */
+void qb_gemm_blocked_run(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, float *pack);
+
+#endif

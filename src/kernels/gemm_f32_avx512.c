@@ -1,0 +1,87 @@
+/* AVX-512 GEMM: an 8 x 48 register tile (24 zmm accumulators, 3 for B,
+ * one broadcast of A) inside the shared blocked loop nest.  8 rows divide
+ * BERT's M = batch * 128 exactly; 48 columns divide 768, 2304 and 3072. */
+#include <immintrin.h>
+
+#include "kernels/gemm_blocked.h"
+#include "kernels/gemm_pack_avx.h"
+#include "kernels/kernels_impl.h"
+#include "kernels/vec_avx512.h"
+
+#define MR QB_GEMM_AVX512_MR
+#define NR QB_GEMM_AVX512_NR
+#define KC QB_GEMM_AVX512_KC
+#define NV_MAX (NR / 16)
+
+static void qb_gemm_avx512_pack_b(const qb_gemm_f32_args *g, int n0, int cols, int k0, int kc, float *pb) {
+    qb_gemm_pack_b_avx(g, n0, cols, k0, kc, pb, NR);
+}
+
+/* Loops are written over compile-time bounds and fully unrolled so every
+ * acc[i][v] stays a register; runtime row/column counts only guard. */
+static inline __attribute__((always_inline)) void qb_gemm_avx512_store(int nv, __m512 acc[MR][NV_MAX],
+                                                                        const qb_gemm_tile *t) {
+    __m512 alpha = _mm512_set1_ps(t->alpha);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        if (i >= t->rows) break;
+        float *c = t->c + (size_t)i * t->ldc;
+        const float *res = t->residual ? t->residual + (size_t)i * t->ldr : NULL;
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) {
+            __mmask16 m = qb_v16_mask(t->cols - 16 * v);
+            __m512 x = _mm512_mul_ps(acc[i][v], alpha);
+            if (t->accumulate) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, c + 16 * v));
+            if (t->finish) {
+                if (t->bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, t->bias + 16 * v));
+                x = qb_v16_act(t->act, x);
+                if (res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, res + 16 * v));
+            }
+            _mm512_mask_storeu_ps(c + 16 * v, m, x);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void qb_gemm_avx512_tile(int nv, int kc, const float *pa,
+                                                                       const float *pb, const qb_gemm_tile *t) {
+    __m512 acc[MR][NV_MAX];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 3
+        for (int v = 0; v < NV_MAX; v++) acc[i][v] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m512 b[NV_MAX];
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) b[v] = _mm512_loadu_ps(pb + (size_t)k * NR + 16 * v);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            __m512 a = _mm512_set1_ps(pa[i * KC + k]);
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
+        }
+    }
+    qb_gemm_avx512_store(nv, acc, t);
+}
+
+/* Narrow panels (the last one of an N not divisible by 48, or the 64-wide
+ * P.V of attention) skip the FMAs on all-zero columns. */
+static void qb_gemm_avx512_micro(int kc, const float *pa, const float *pb, const qb_gemm_tile *t) {
+    switch ((t->cols + 15) / 16) {
+    case 1: qb_gemm_avx512_tile(1, kc, pa, pb, t); break;
+    case 2: qb_gemm_avx512_tile(2, kc, pa, pb, t); break;
+    default: qb_gemm_avx512_tile(3, kc, pa, pb, t); break;
+    }
+}
+
+static const qb_gemm_ukernel qb_gemm_avx512_ukernel = {
+    .mr = MR,
+    .nr = NR,
+    .kc = KC,
+    .nc = QB_GEMM_AVX512_NC,
+    .pack_b = qb_gemm_avx512_pack_b,
+    .micro = qb_gemm_avx512_micro,
+};
+
+void qb_gemm_f32_avx512(const qb_gemm_f32_args *g, float *pack) {
+    qb_gemm_blocked_run(&qb_gemm_avx512_ukernel, g, pack);
+}

@@ -1,0 +1,117 @@
+/* The integer kernels' table selection, weight packing (the layouts are
+ * described in gemm_i8_impl.h) and the multithreaded driver. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/gemm_i8_impl.h"
+
+bool qb_kernels_i8_select(qb_isa isa, qb_kernels_i8 *k) {
+    if (!qb_isa_supported(isa)) return false;
+    switch (isa) {
+    case QB_ISA_SCALAR: qb_kernels_i8_init_scalar(k); return true;
+    case QB_ISA_AVX2: qb_kernels_i8_init_avx2(k); return true;
+    case QB_ISA_AVX512: qb_kernels_i8_init_avx512(k); return true;
+    default: return false;
+    }
+}
+
+int qb_i8_n_block(void) { return QB_I8_N_BLOCK; }
+
+static void qb_i8_pack_avx2(const int8_t *w, int N, int K, int16_t *out) {
+    int K2 = qb_i8_round_up(K, 2) / 2;
+    for (int n = 0; n < N; n++) {
+        int16_t *panel = out + (size_t)(n / 16) * K2 * 32 + (n % 16) * 2;
+        for (int k = 0; k < K; k++) panel[(size_t)(k / 2) * 32 + k % 2] = w[(size_t)n * K + k];
+    }
+}
+
+static void qb_i8_pack_avx512(const int8_t *w, int N, int K, int8_t *out) {
+    int K4 = qb_i8_round_up(K, 4) / 4, Npad = qb_i8_round_up(N, 16);
+    for (int n = 0; n < N; n++) {
+        int block = n / QB_I8_N_BLOCK, first = block * QB_I8_N_BLOCK;
+        int width = Npad - first < QB_I8_N_BLOCK ? Npad - first : QB_I8_N_BLOCK;
+        int8_t *col = out + (size_t)first * K4 * 4 + (n - first) * 4;
+        for (int k = 0; k < K; k++) col[(size_t)(k / 4) * width * 4 + k % 4] = w[(size_t)n * K + k];
+    }
+}
+
+bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *scale, int N, int K,
+                        qb_i8_weights *out) {
+    memset(out, 0, sizeof *out);
+    if (N <= 0 || K <= 0 || K > QB_I8_K_MAX) return false;
+    size_t bytes = qb_i8_packed_bytes(k->isa, N, K);
+    size_t alloc = (bytes + 63) / 64 * 64;
+    out->packed = aligned_alloc(64, alloc);
+    out->colsum = malloc((size_t)N * sizeof *out->colsum);
+    out->scale = malloc((size_t)N * sizeof *out->scale);
+    if (!out->packed || !out->colsum || !out->scale) {
+        qb_i8_weights_free(out);
+        return false;
+    }
+    memset(out->packed, 0, alloc);
+    switch (k->isa) {
+    case QB_ISA_AVX2: qb_i8_pack_avx2(w, N, K, out->packed); break;
+    case QB_ISA_AVX512: qb_i8_pack_avx512(w, N, K, out->packed); break;
+    case QB_ISA_SCALAR:
+    default: memcpy(out->packed, w, bytes); break;
+    }
+    for (int n = 0; n < N; n++) {
+        int32_t sum = 0;
+        for (int kk = 0; kk < K; kk++) sum += w[(size_t)n * K + kk];
+        out->colsum[n] = sum;
+    }
+    memcpy(out->scale, scale, (size_t)N * sizeof *scale);
+    out->N = N;
+    out->K = K;
+    out->isa = k->isa;
+    out->packed_bytes = bytes;
+    return true;
+}
+
+void qb_i8_weights_free(qb_i8_weights *w) {
+    free(w->packed);
+    free(w->colsum);
+    free(w->scale);
+    memset(w, 0, sizeof *w);
+}
+
+/* Thread t's share [begin, end) of `units` items split as evenly as possible. */
+static void qb_i8_split(int units, int t, int team, int *begin, int *end) {
+    *begin = (int)((long)units * t / team);
+    *end = (int)((long)units * (t + 1) / team);
+}
+
+/* Columns are split in whole weight blocks while there are enough of them;
+ * a problem narrower than the team also splits its rows, so no thread idles. */
+static void qb_gemm_i8_slice(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, int t, int team) {
+    int blocks = (a->N + QB_I8_N_BLOCK - 1) / QB_I8_N_BLOCK;
+    if (blocks >= team || a->M < team) {
+        int b0, b1;
+        qb_i8_split(blocks, t, team, &b0, &b1);
+        int n1 = b1 * QB_I8_N_BLOCK < a->N ? b1 * QB_I8_N_BLOCK : a->N;
+        if (b1 > b0) k->gemm(a, b0 * QB_I8_N_BLOCK, n1);
+        return;
+    }
+    int m0, m1;
+    qb_i8_split(a->M, t, team, &m0, &m1);
+    if (m1 <= m0) return;
+    qb_gemm_i8_args part = *a;
+    part.M = m1 - m0;
+    part.A = a->A + (size_t)m0 * a->lda;
+    part.a_scale = a->a_scale + m0;
+    part.a_zero = a->a_zero + m0;
+    part.C = a->C + (size_t)m0 * a->ldc;
+    if (a->residual) part.residual = a->residual + (size_t)m0 * a->ldr;
+    k->gemm(&part, 0, a->N);
+}
+
+void qb_gemm_i8(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, int n_threads) {
+    if (a->M <= 0 || a->N <= 0) return;
+    if (n_threads <= 1) {
+        k->gemm(a, 0, a->N);
+        return;
+    }
+#pragma omp parallel num_threads(n_threads)
+    qb_gemm_i8_slice(k, a, omp_get_thread_num(), omp_get_num_threads());
+}

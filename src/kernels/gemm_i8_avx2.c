@@ -1,0 +1,173 @@
+/* AVX2 integer kernels without saturation.  vpmaddubsw would add two
+ * u8 x s8 products in int16 and clip (255 * 127 * 2 > 32767), so both sides
+ * are widened to int16 instead: vpmaddwd adds pairs of int16 products into
+ * int32 lanes exactly.  Weights are widened once at pack time; the rows of
+ * a 4-row tile are widened per K chunk into a small stack buffer, and the
+ * int32 partial sums of a 64-column group wait in a stack tile between
+ * chunks. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/gemm_i8_impl.h"
+#include "kernels/vec_avx2.h"
+
+#define QB_I8_MR 4
+#define QB_I8_KC 512 /* k per chunk, even */
+
+typedef int32_t qb_i8_u32_unaligned __attribute__((may_alias, aligned(1)));
+
+/* Rows [0, mr) of A from k0, kc values each, as int16 (zero past kc so the
+ * last odd pair reads a zero). */
+static void qb_i8_widen_rows(const uint8_t *a, size_t lda, int mr, int kc, int16_t *out) {
+    for (int i = 0; i < mr; i++) {
+        const uint8_t *row = a + i * lda;
+        int16_t *dst = out + i * (QB_I8_KC + 16);
+        int k = 0;
+        for (; k + 16 <= kc; k += 16)
+            _mm256_storeu_si256((__m256i *)(dst + k), _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(row + k))));
+        uint8_t tail[16] = {0};
+        memcpy(tail, row + k, (size_t)(kc - k));
+        _mm256_storeu_si256((__m256i *)(dst + k), _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)tail)));
+    }
+}
+
+/* Accumulates mr widened rows x one 16-column panel over `pairs` pairs of k
+ * into part ([mr][64] int32, this panel's 16 columns). */
+static inline __attribute__((always_inline)) void qb_i8_panel(const int16_t *a, const int16_t *w, int pairs,
+                                                              int32_t *part, int mr) {
+    __m256i acc[QB_I8_MR][2];
+    for (int i = 0; i < mr; i++) {
+        acc[i][0] = _mm256_loadu_si256((const __m256i *)(part + i * 64));
+        acc[i][1] = _mm256_loadu_si256((const __m256i *)(part + i * 64 + 8));
+    }
+    for (int p = 0; p < pairs; p++, w += 32) {
+        __m256i w0 = _mm256_load_si256((const __m256i *)w), w1 = _mm256_load_si256((const __m256i *)(w + 16));
+        for (int i = 0; i < mr; i++) {
+            __m256i av = _mm256_set1_epi32(*(const qb_i8_u32_unaligned *)(a + i * (QB_I8_KC + 16) + 2 * p));
+            acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(av, w0));
+            acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(av, w1));
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        _mm256_storeu_si256((__m256i *)(part + i * 64), acc[i][0]);
+        _mm256_storeu_si256((__m256i *)(part + i * 64 + 8), acc[i][1]);
+    }
+}
+
+#define QB_I8_PANEL(mr) \
+    static void qb_i8_panel_##mr(const int16_t *a, const int16_t *w, int pairs, int32_t *part) { \
+        qb_i8_panel(a, w, pairs, part, mr);                                                      \
+    }
+QB_I8_PANEL(1)
+QB_I8_PANEL(2)
+QB_I8_PANEL(3)
+QB_I8_PANEL(4)
+
+typedef void (*qb_i8_panel_fn)(const int16_t *a, const int16_t *w, int pairs, int32_t *part);
+static const qb_i8_panel_fn qb_i8_panels[QB_I8_MR] = {qb_i8_panel_1, qb_i8_panel_2, qb_i8_panel_3, qb_i8_panel_4};
+
+static void qb_i8_epilogue_avx2(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n, int cols) {
+    const qb_i8_weights *W = g->W;
+    for (int j = 0; j < cols; j += 8) {
+        __m256i mask = qb_v8_mask(cols - j);
+        int c = n + j;
+        __m256i colsum = _mm256_maskload_epi32(W->colsum + c, mask);
+        __m256 w_scale = _mm256_maskload_ps(W->scale + c, mask);
+        __m256 bias = g->bias ? _mm256_maskload_ps(g->bias + c, mask) : _mm256_setzero_ps();
+        for (int i = 0; i < rows; i++) {
+            int m = m0 + i;
+            __m256i acc = _mm256_loadu_si256((const __m256i *)(part + i * 64 + j));
+            acc = _mm256_sub_epi32(acc, _mm256_mullo_epi32(_mm256_set1_epi32(g->a_zero[m]), colsum));
+            __m256 scale = _mm256_mul_ps(_mm256_set1_ps(g->a_scale[m]), w_scale);
+            __m256 v = qb_v8_act(g->act, _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), scale, bias));
+            if (g->residual) v = _mm256_add_ps(v, _mm256_maskload_ps(g->residual + (size_t)m * g->ldr + c, mask));
+            _mm256_maskstore_ps(g->C + (size_t)m * g->ldc + c, mask, v);
+        }
+    }
+}
+
+/* Rows [m0, m0 + mr) against the columns [n, n + 64) (or fewer at the end). */
+static void qb_i8_group_avx2(const qb_gemm_i8_args *g, int m0, int mr, int n, int16_t *rows, int32_t *part) {
+    int K2 = qb_i8_round_up(g->K, 2) / 2;
+    int cols = g->N - n < QB_I8_N_BLOCK ? g->N - n : QB_I8_N_BLOCK;
+    int panels = (cols + 15) / 16;
+    memset(part, 0, sizeof(int32_t) * QB_I8_MR * 64);
+    for (int k0 = 0; k0 < g->K; k0 += QB_I8_KC) {
+        int kc = g->K - k0 < QB_I8_KC ? g->K - k0 : QB_I8_KC;
+        qb_i8_widen_rows(g->A + (size_t)m0 * g->lda + k0, (size_t)g->lda, mr, kc, rows);
+        for (int p = 0; p < panels; p++) {
+            const int16_t *w = (const int16_t *)g->W->packed + ((size_t)(n / 16 + p) * K2 + k0 / 2) * 32;
+            qb_i8_panels[mr - 1](rows, w, (kc + 1) / 2, part + p * 16);
+        }
+    }
+    qb_i8_epilogue_avx2(g, part, m0, mr, n, cols);
+}
+
+static void qb_gemm_i8_avx2(const qb_gemm_i8_args *g, int n0, int n1) {
+    _Alignas(32) int16_t rows[QB_I8_MR * (QB_I8_KC + 16)];
+    _Alignas(32) int32_t part[QB_I8_MR * 64];
+    for (int m0 = 0; m0 < g->M; m0 += QB_I8_MR)
+        for (int n = n0; n < n1; n += QB_I8_N_BLOCK)
+            qb_i8_group_avx2(g, m0, g->M - m0 < QB_I8_MR ? g->M - m0 : QB_I8_MR, n, rows, part);
+}
+
+/* Masked-off lanes load as 0, which the clipped range contains anyway. */
+static void qb_i8_row_range_avx2(const float *x, int K, float *mn, float *mx) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    for (int k = 0; k < K; k += 8) {
+        __m256 v = _mm256_maskload_ps(x + k, qb_v8_mask(K - k));
+        hi = _mm256_max_ps(v, hi);
+        lo = _mm256_min_ps(v, lo);
+    }
+    float l[8], h[8];
+    _mm256_storeu_ps(l, lo);
+    _mm256_storeu_ps(h, hi);
+    *mn = 0.0f;
+    *mx = 0.0f;
+    for (int i = 0; i < 8; i++) {
+        *mn = l[i] < *mn ? l[i] : *mn;
+        *mx = h[i] > *mx ? h[i] : *mx;
+    }
+}
+
+static void qb_i8_quantize_row_avx2(const float *x, int K, float scale, int32_t zero, uint8_t *q) {
+    __m256 s = _mm256_set1_ps(scale);
+    __m256i z = _mm256_set1_epi32(zero);
+    /* packs interleave 128-bit lanes; this puts the 8 bytes back in order */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int k = 0; k < K; k += 8) {
+        __m256 r = _mm256_div_ps(_mm256_maskload_ps(x + k, qb_v8_mask(K - k)), s);
+        r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(QB_I8_CLIP_LO)), _mm256_set1_ps(QB_I8_CLIP_HI));
+        /* cvtps_epi32 rounds with MXCSR's default: to nearest, ties to even. */
+        __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(r), z);
+        v = _mm256_min_epi32(_mm256_max_epi32(v, _mm256_setzero_si256()), _mm256_set1_epi32(255));
+        __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(v, v), _mm256_setzero_si256());
+        bytes = _mm256_permutevar8x32_epi32(bytes, order);
+        uint8_t out[8];
+        _mm_storel_epi64((__m128i *)out, _mm256_castsi256_si128(bytes));
+        memcpy(q + k, out, (size_t)(K - k < 8 ? K - k : 8));
+    }
+}
+
+static void qb_quantize_rows_fixed_avx2(const float *x, int M, int K, int ldx, float scale, int32_t zero,
+                                        uint8_t *q, int ldq) {
+    for (int m = 0; m < M; m++) qb_i8_quantize_row_avx2(x + (size_t)m * ldx, K, scale, zero, q + (size_t)m * ldq);
+}
+
+static void qb_quantize_rows_avx2(const float *x, int M, int K, int ldx, uint8_t *q, int ldq, float *scale,
+                                  int32_t *zero) {
+    for (int m = 0; m < M; m++) {
+        float mn, mx;
+        qb_i8_row_range_avx2(x + (size_t)m * ldx, K, &mn, &mx);
+        qb_i8_row_params(mn, mx, &scale[m], &zero[m]);
+        qb_i8_quantize_row_avx2(x + (size_t)m * ldx, K, scale[m], zero[m], q + (size_t)m * ldq);
+    }
+}
+
+void qb_kernels_i8_init_avx2(qb_kernels_i8 *k) {
+    k->isa = QB_ISA_AVX2;
+    k->name = "avx2";
+    k->gemm = qb_gemm_i8_avx2;
+    k->quantize_rows = qb_quantize_rows_avx2;
+    k->quantize_rows_fixed = qb_quantize_rows_fixed_avx2;
+}

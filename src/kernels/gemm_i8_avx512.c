@@ -1,0 +1,182 @@
+/* AVX-512 VNNI integer kernels.  vpdpbusd multiplies 4 consecutive u8
+ * activations by 4 s8 weights and adds the sum to an int32 lane, so one
+ * zmm of packed weights (4 k x 16 columns) against 4 broadcast bytes of a
+ * row does 64 multiply-adds.  The micro-kernel keeps a 6-row x 64-column
+ * tile in 24 accumulators; K is walked in chunks whose weight block stays
+ * in L1 while every row of an M chunk streams past it, with the int32
+ * partial sums of that chunk parked in a small stack tile. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/gemm_i8_impl.h"
+#include "kernels/vec_avx512.h"
+
+#define QB_I8_MR 6
+#define QB_I8_KC 256 /* k per chunk: a 64 x 256 weight block is 16 KiB */
+#define QB_I8_MC 96  /* rows per chunk: the partial tile is 24 KiB */
+
+/* A 4-byte group of an activation row, read unaligned without breaking
+ * strict aliasing; the compiler folds it into vpbroadcastd's memory operand. */
+typedef int32_t qb_i8_u32_unaligned __attribute__((may_alias, aligned(1)));
+
+typedef struct {
+    const uint8_t *a; /* row 0 of the tile at the chunk's first k */
+    size_t lda;
+    const int8_t *w;  /* the block's packed weights at the chunk's first group */
+    size_t w_step;    /* bytes per group of 4 k in this block: 4 * width */
+    int groups;       /* whole groups of 4 k in the chunk */
+    int tail;         /* 0..3 trailing k (only in the last chunk) */
+    bool first;       /* first chunk: start from zero instead of the partials */
+    int32_t *part;    /* [mr][64] partial sums */
+} qb_i8_tile_args;
+
+static inline __attribute__((always_inline)) void qb_i8_tile(const qb_i8_tile_args *t, int mr, int nr) {
+    __m512i acc[QB_I8_MR][4];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++)
+            acc[i][j] = t->first ? _mm512_setzero_si512() : _mm512_load_si512(t->part + i * 64 + j * 16);
+    const uint8_t *a = t->a;
+    const int8_t *w = t->w;
+    for (int g = 0; g < t->groups; g++, a += 4, w += t->w_step) {
+        __m512i wv[4];
+        for (int j = 0; j < nr; j++) wv[j] = _mm512_load_si512(w + j * 64);
+        for (int i = 0; i < mr; i++) {
+            __m512i av = _mm512_set1_epi32(*(const qb_i8_u32_unaligned *)(a + i * t->lda));
+            for (int j = 0; j < nr; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, wv[j]);
+        }
+    }
+    if (t->tail) {
+        /* The packed weights are zero past K, so only the bytes read from A
+         * must stay inside the row. */
+        for (int i = 0; i < mr; i++) {
+            int32_t bytes = 0;
+            memcpy(&bytes, a + i * t->lda, (size_t)t->tail);
+            __m512i av = _mm512_set1_epi32(bytes);
+            for (int j = 0; j < nr; j++)
+                acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, _mm512_load_si512(w + j * 64));
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) _mm512_store_si512(t->part + i * 64 + j * 16, acc[i][j]);
+}
+
+#define QB_I8_TILE(mr, nr) \
+    static void qb_i8_tile_##mr##x##nr(const qb_i8_tile_args *t) { qb_i8_tile(t, mr, nr); }
+#define QB_I8_TILE_ROW(mr) QB_I8_TILE(mr, 1) QB_I8_TILE(mr, 2) QB_I8_TILE(mr, 3) QB_I8_TILE(mr, 4)
+QB_I8_TILE_ROW(1)
+QB_I8_TILE_ROW(2)
+QB_I8_TILE_ROW(3)
+QB_I8_TILE_ROW(4)
+QB_I8_TILE_ROW(5)
+QB_I8_TILE_ROW(6)
+
+typedef void (*qb_i8_tile_fn)(const qb_i8_tile_args *t);
+#define QB_I8_TILE_FNS(mr) {qb_i8_tile_##mr##x1, qb_i8_tile_##mr##x2, qb_i8_tile_##mr##x3, qb_i8_tile_##mr##x4}
+static const qb_i8_tile_fn qb_i8_tiles[QB_I8_MR][4] = {QB_I8_TILE_FNS(1), QB_I8_TILE_FNS(2), QB_I8_TILE_FNS(3),
+                                                       QB_I8_TILE_FNS(4), QB_I8_TILE_FNS(5), QB_I8_TILE_FNS(6)};
+
+/* Dequantize, bias, activate, add the residual and store rows [m0, m0 + rows)
+ * of the columns [n, n + cols) from their finished sums. */
+static void qb_i8_epilogue_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n,
+                                  int cols) {
+    const qb_i8_weights *W = g->W;
+    for (int j = 0; j < cols; j += 16) {
+        __mmask16 mask = qb_v16_mask(cols - j);
+        int c = n + j;
+        __m512i colsum = _mm512_maskz_loadu_epi32(mask, W->colsum + c);
+        __m512 w_scale = _mm512_maskz_loadu_ps(mask, W->scale + c);
+        __m512 bias = g->bias ? _mm512_maskz_loadu_ps(mask, g->bias + c) : _mm512_setzero_ps();
+        for (int i = 0; i < rows; i++) {
+            int m = m0 + i;
+            __m512i acc = _mm512_load_si512(part + i * 64 + j);
+            acc = _mm512_sub_epi32(acc, _mm512_mullo_epi32(_mm512_set1_epi32(g->a_zero[m]), colsum));
+            __m512 scale = _mm512_mul_ps(_mm512_set1_ps(g->a_scale[m]), w_scale);
+            __m512 v = qb_v16_act(g->act, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), scale, bias));
+            if (g->residual)
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, g->residual + (size_t)m * g->ldr + c));
+            _mm512_mask_storeu_ps(g->C + (size_t)m * g->ldc + c, mask, v);
+        }
+    }
+}
+
+/* One 64-column weight block (or the narrower last one) against rows
+ * [m0, m0 + rows), rows <= QB_I8_MC. */
+static void qb_i8_block_avx512(const qb_gemm_i8_args *g, int m0, int rows, int n, int32_t *part) {
+    const qb_i8_weights *W = g->W;
+    int K4 = qb_i8_round_up(g->K, 4) / 4, Npad = qb_i8_round_up(g->N, 16);
+    int width = Npad - n < QB_I8_N_BLOCK ? Npad - n : QB_I8_N_BLOCK;
+    const int8_t *block = (const int8_t *)W->packed + (size_t)n * K4 * 4;
+    qb_i8_tile_args t = {.lda = (size_t)g->lda, .w_step = (size_t)width * 4};
+    for (int k0 = 0; k0 < g->K; k0 += QB_I8_KC) {
+        int kc = g->K - k0 < QB_I8_KC ? g->K - k0 : QB_I8_KC;
+        t.groups = kc / 4;
+        t.tail = kc % 4;
+        t.first = k0 == 0;
+        t.w = block + (size_t)(k0 / 4) * t.w_step;
+        for (int i = 0; i < rows; i += QB_I8_MR) {
+            int mr = rows - i < QB_I8_MR ? rows - i : QB_I8_MR;
+            t.a = g->A + (size_t)(m0 + i) * g->lda + k0;
+            t.part = part + i * 64;
+            qb_i8_tiles[mr - 1][width / 16 - 1](&t);
+        }
+    }
+    int cols = g->N - n < QB_I8_N_BLOCK ? g->N - n : QB_I8_N_BLOCK;
+    qb_i8_epilogue_avx512(g, part, m0, rows, n, cols);
+}
+
+static void qb_gemm_i8_avx512(const qb_gemm_i8_args *g, int n0, int n1) {
+    _Alignas(64) int32_t part[QB_I8_MC * 64];
+    for (int n = n0; n < n1; n += QB_I8_N_BLOCK)
+        for (int m0 = 0; m0 < g->M; m0 += QB_I8_MC)
+            qb_i8_block_avx512(g, m0, g->M - m0 < QB_I8_MC ? g->M - m0 : QB_I8_MC, n, part);
+}
+
+/* Per-row min/max with masked tails: masked-off lanes read as 0, which the
+ * range [min(x, 0), max(x, 0)] already contains. */
+static void qb_i8_row_range_avx512(const float *x, int K, float *mn, float *mx) {
+    __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+    for (int k = 0; k < K; k += 16) {
+        __m512 v = _mm512_maskz_loadu_ps(qb_v16_mask(K - k), x + k);
+        hi = _mm512_max_ps(v, hi);
+        lo = _mm512_min_ps(v, lo);
+    }
+    *mn = _mm512_reduce_min_ps(lo);
+    *mx = _mm512_reduce_max_ps(hi);
+}
+
+static void qb_i8_quantize_row_avx512(const float *x, int K, float scale, int32_t zero, uint8_t *q) {
+    __m512 s = _mm512_set1_ps(scale);
+    __m512i z = _mm512_set1_epi32(zero);
+    for (int k = 0; k < K; k += 16) {
+        __mmask16 mask = qb_v16_mask(K - k);
+        __m512 r = _mm512_div_ps(_mm512_maskz_loadu_ps(mask, x + k), s);
+        r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(QB_I8_CLIP_LO)), _mm512_set1_ps(QB_I8_CLIP_HI));
+        /* cvtps_epi32 rounds with MXCSR's default: to nearest, ties to even. */
+        __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(r), z);
+        v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_setzero_si512()), _mm512_set1_epi32(255));
+        _mm_mask_storeu_epi8(q + k, mask, _mm512_cvtepi32_epi8(v));
+    }
+}
+
+static void qb_quantize_rows_fixed_avx512(const float *x, int M, int K, int ldx, float scale, int32_t zero,
+                                          uint8_t *q, int ldq) {
+    for (int m = 0; m < M; m++) qb_i8_quantize_row_avx512(x + (size_t)m * ldx, K, scale, zero, q + (size_t)m * ldq);
+}
+
+static void qb_quantize_rows_avx512(const float *x, int M, int K, int ldx, uint8_t *q, int ldq, float *scale,
+                                    int32_t *zero) {
+    for (int m = 0; m < M; m++) {
+        float mn, mx;
+        qb_i8_row_range_avx512(x + (size_t)m * ldx, K, &mn, &mx);
+        qb_i8_row_params(mn, mx, &scale[m], &zero[m]);
+        qb_i8_quantize_row_avx512(x + (size_t)m * ldx, K, scale[m], zero[m], q + (size_t)m * ldq);
+    }
+}
+
+void qb_kernels_i8_init_avx512(qb_kernels_i8 *k) {
+    k->isa = QB_ISA_AVX512;
+    k->name = "avx512";
+    k->gemm = qb_gemm_i8_avx512;
+    k->quantize_rows = qb_quantize_rows_avx512;
+    k->quantize_rows_fixed = qb_quantize_rows_fixed_avx512;
+}

@@ -1,0 +1,80 @@
+/* Internal contract of the integer kernels: the packed weight layout each
+ * ISA streams, and the rules every path must apply identically (quantization
+ * parameters, rounding, the epilogue's float order), written once here so
+ * scalar and SIMD agree bit for bit. */
+#ifndef QB_KERNELS_GEMM_I8_IMPL_H
+#define QB_KERNELS_GEMM_I8_IMPL_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels_i8.h"
+
+/* Column granularity of the threaded split: one AVX-512 weight block
+ * (four 16-column vectors), a whole number of AVX2 panels. */
+#define QB_I8_N_BLOCK 64
+
+/* Largest K whose dot products cannot overflow int32: |A - zero| <= 255 and
+ * |W| <= 128, so |sum| <= 255 * 128 * K < 2^31. */
+#define QB_I8_K_MAX 65536
+
+/* Packed layouts (every one zero-padded, so padding adds nothing):
+ *   scalar: W as given, [N][K] int8.
+ *   avx2:   panels of 16 columns, [N/16][K/2][16][2] int16, pairs of
+ *           consecutive k widened for vpmaddwd (exact, no saturation).
+ *   avx512: blocks of 64 columns (the last may be 16, 32 or 48 wide),
+ *           [K/4][width][4] int8: one zmm holds 4 consecutive k of 16
+ *           columns, as vpdpbusd consumes them.  Block b starts at byte
+ *           64 * b * K4 * 4. */
+static inline int qb_i8_round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+static inline size_t qb_i8_packed_bytes(qb_isa isa, int N, int K) {
+    switch (isa) {
+    case QB_ISA_AVX2: return (size_t)qb_i8_round_up(N, 16) * (size_t)qb_i8_round_up(K, 2) * 2;
+    case QB_ISA_AVX512: return (size_t)qb_i8_round_up(N, 16) * (size_t)qb_i8_round_up(K, 4);
+    case QB_ISA_SCALAR:
+    default: return (size_t)N * (size_t)K;
+    }
+}
+
+/* Parameters of one row from its clipped range [mn, mx] (mn <= 0 <= mx).
+ * A row of zeros (or one so small that the scale underflows) gets scale 1
+ * and zero point 0: every value then quantizes to 0 and dequantizes to 0,
+ * and nothing divides by zero. */
+static inline void qb_i8_row_params(float mn, float mx, float *scale, int32_t *zero) {
+    float s = (mx - mn) / 255.0f;
+    if (!(s > 0.0f) || isinf(s)) {
+        *scale = 1.0f;
+        *zero = 0;
+        return;
+    }
+    float z = nearbyintf(-mn / s);
+    *scale = s;
+    *zero = z < 0.0f ? 0 : z > 255.0f ? 255 : (int32_t)z;
+}
+
+/* x / scale clipped to [-256, 512] before rounding: beyond that every zero
+ * point in [0, 255] clamps the result the same way, and the clip keeps the
+ * float-to-int conversion in range.  The comparisons are written so a NaN
+ * takes the lower bound, as _mm*_max_ps(x, lo) does in the SIMD paths. */
+#define QB_I8_CLIP_LO (-256.0f)
+#define QB_I8_CLIP_HI 512.0f
+
+static inline uint8_t qb_i8_quantize_one(float x, float scale, int32_t zero) {
+    float r = x / scale;
+    r = r > QB_I8_CLIP_LO ? r : QB_I8_CLIP_LO;
+    r = r < QB_I8_CLIP_HI ? r : QB_I8_CLIP_HI;
+    int32_t q = (int32_t)nearbyintf(r) + zero;
+    return (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+}
+
+/* The epilogue before the activation, one fused multiply-add so SIMD
+ * (vfmadd) and scalar (fmaf) round identically:
+ *   fma((float)(acc - zero * colsum), a_scale * w_scale, bias or +0). */
+static inline float qb_i8_dequant(int32_t acc, int32_t zero, int32_t colsum, float a_scale, float w_scale,
+                                  float bias) {
+    return fmaf((float)(acc - zero * colsum), a_scale * w_scale, bias);
+}
+
+#endif

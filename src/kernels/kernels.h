@@ -1,0 +1,79 @@
+/* Compute kernels, separated from the graph.  Each op has a scalar
+ * reference (the definition) and SIMD versions; one table of function
+ * pointers is chosen once from CPUID (or $QBERT_ISA) when a model is
+ * loaded, and the graph only ever calls through it. */
+#ifndef QB_KERNELS_H
+#define QB_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum { QB_ISA_SCALAR, QB_ISA_AVX2, QB_ISA_AVX512, QB_ISA_COUNT } qb_isa;
+
+typedef enum {
+    QB_ACT_NONE,
+    QB_ACT_GELU,      /* exact: 0.5 x (1 + erf(x / sqrt 2)) */
+    QB_ACT_GELU_TANH, /* HF "gelu_new": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    QB_ACT_RELU,
+    QB_ACT_TANH
+} qb_act;
+
+/* C = act(alpha * A.B + bias) + residual, all row-major FP32.
+ *   A is M x K:  A[m * lda + k]
+ *   B is K x N:  b_trans ? B[n * ldb + k] (a Linear weight [out, in])
+ *                        : B[k * ldb + n]
+ *   bias [N] and residual (M x N, stride ldr) may be NULL. */
+typedef struct {
+    int M, N, K;
+    const float *A;
+    int lda;
+    const float *B;
+    int ldb;
+    bool b_trans;
+    float *C;
+    int ldc;
+    const float *bias;
+    const float *residual;
+    int ldr;
+    float alpha;
+    qb_act act;
+} qb_gemm_f32_args;
+
+typedef struct qb_kernels {
+    qb_isa isa;
+    const char *name; /* "scalar", "avx2", "avx512" */
+    /* Single-threaded GEMM over the whole problem; pack is a buffer of
+     * qb_gemm_f32_pack_floats() floats, 64-byte aligned. */
+    void (*gemm_f32)(const qb_gemm_f32_args *a, float *pack);
+    /* y = (x - mean) / sqrt(var + eps) * gamma + beta over one row of n. y may be x. */
+    void (*layernorm_f32)(const float *x, const float *gamma, const float *beta, float eps, int n, float *y);
+    /* In-place softmax of one row of n (n >= 1). */
+    void (*softmax_f32)(float *x, int n);
+    /* In-place activation of n values. */
+    void (*act_f32)(qb_act act, float *x, int n);
+} qb_kernels;
+
+/* Best ISA the running CPU (and OS) supports. */
+qb_isa qb_cpu_best_isa(void);
+bool qb_isa_supported(qb_isa isa);
+bool qb_isa_from_name(const char *name, qb_isa *out);
+const char *qb_isa_name(qb_isa isa);
+
+/* Fills k with isa's kernels; false if this CPU cannot run them. */
+bool qb_kernels_select(qb_isa isa, qb_kernels *k);
+
+/* Floats of packing scratch one thread's gemm_f32 needs. */
+size_t qb_gemm_f32_pack_floats(void);
+
+/* Multithreaded GEMM: splits the problem over n_threads (OpenMP), each with
+ * its own slice of scratch (n_threads * qb_gemm_f32_pack_floats() floats).
+ * With n_threads == 1 it opens no parallel region, so it may be called from
+ * inside one. */
+void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, float *scratch);
+
+/* Per-ISA tables, defined in the per-ISA files. */
+void qb_kernels_init_scalar(qb_kernels *k);
+void qb_kernels_init_avx2(qb_kernels *k);
+void qb_kernels_init_avx512(qb_kernels *k);
+
+#endif

@@ -1,0 +1,77 @@
+/* Integer kernels for quantized linear layers: u8 activations x s8 weights
+ * -> s32, with dequantization, bias, activation and residual fused in the
+ * epilogue.  Activations carry a zero point per row, so one kernel serves
+ * asymmetric per-token, asymmetric per-tensor and symmetric (zero point 128
+ * after the u8 shift) schemes:
+ *
+ *   C[m,n] = act( a_scale[m] * w_scale[n] * (sum_k A[m,k] * W[n,k] - a_zero[m] * colsum[n]) + bias[n] )
+ *            + residual[m,n]
+ *
+ * where colsum[n] = sum_k W[n,k] is computed when the weights are packed. */
+#ifndef QB_KERNELS_I8_H
+#define QB_KERNELS_I8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+/* Weights packed once (at load or quantize time) into the layout of one ISA. */
+typedef struct {
+    int N, K;
+    qb_isa isa;          /* layout owner: kernels of another ISA refuse it */
+    void *packed;        /* ISA-specific, 64-byte aligned, owned */
+    size_t packed_bytes;
+    int32_t *colsum;     /* [N] */
+    float *scale;        /* [N] per output channel (per-tensor: all equal) */
+} qb_i8_weights;
+
+typedef struct {
+    int M, N, K;
+    const uint8_t *A;    /* M x K, row stride lda */
+    int lda;
+    const float *a_scale;   /* [M] */
+    const int32_t *a_zero;  /* [M] */
+    const qb_i8_weights *W;
+    float *C;
+    int ldc;
+    const float *bias;      /* [N] or NULL */
+    const float *residual;  /* M x N (stride ldr) or NULL */
+    int ldr;
+    qb_act act;
+} qb_gemm_i8_args;
+
+typedef struct qb_kernels_i8 {
+    qb_isa isa;
+    const char *name;
+    /* Single-threaded GEMM over columns [n0, n1) of the problem (n0, n1
+     * multiples of qb_i8_n_block() except at the end). */
+    void (*gemm)(const qb_gemm_i8_args *a, int n0, int n1);
+    /* Asymmetric per-row quantization of M rows of K floats to u8:
+     * scale = (max(x, 0) - min(x, 0)) / 255, zero = round(-min / scale),
+     * q = clamp(round_half_even(x / scale) + zero, 0, 255). */
+    void (*quantize_rows)(const float *x, int M, int K, int ldx, uint8_t *q, int ldq, float *scale, int32_t *zero);
+    /* Quantization with a fixed (static, calibrated) scale and zero point. */
+    void (*quantize_rows_fixed)(const float *x, int M, int K, int ldx, float scale, int32_t zero, uint8_t *q, int ldq);
+} qb_kernels_i8;
+
+bool qb_kernels_i8_select(qb_isa isa, qb_kernels_i8 *k);
+void qb_kernels_i8_init_scalar(qb_kernels_i8 *k);
+void qb_kernels_i8_init_avx2(qb_kernels_i8 *k);
+void qb_kernels_i8_init_avx512(qb_kernels_i8 *k);
+
+/* Packs row-major s8 weights [N, K] (PyTorch's [out, in]) with per-channel
+ * scales [N] for k's ISA.  Returns false on allocation failure. */
+bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *scale, int N, int K,
+                        qb_i8_weights *out);
+void qb_i8_weights_free(qb_i8_weights *w);
+
+/* Column granularity of gemm's [n0, n1) slices (64). */
+int qb_i8_n_block(void);
+
+/* Multithreaded driver: splits N over n_threads (OpenMP); n_threads == 1
+ * opens no parallel region. */
+void qb_gemm_i8(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, int n_threads);
+
+#endif

@@ -1,0 +1,124 @@
+/* The forward pass of BERT, ALBERT and DistilBERT, read top to bottom:
+ * embeddings -> [attention -> FFN] x layers -> head.  Every op calls the
+ * kernel table chosen at load time. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "model/session.h"
+
+static void linear(qb_session *s, const qb_linear *l, const float *x, int rows, float *y,
+                   const float *residual, qb_act act) {
+    qb_gemm_f32_args g = {
+        .M = rows, .N = l->out, .K = l->in,
+        .A = x, .lda = l->in,
+        .B = l->w, .ldb = l->in, .b_trans = true,
+        .C = y, .ldc = l->out,
+        .bias = l->b, .residual = residual, .ldr = l->out,
+        .alpha = 1.0f, .act = act,
+    };
+    qb_gemm_f32(&s->m->kern, &g, s->n_threads, s->pack);
+}
+
+static void layernorm_rows(qb_session *s, const qb_norm *n, float *x, int rows, int dim) {
+    const qb_kernels *k = &s->m->kern;
+    float eps = s->m->cfg.layer_norm_eps;
+#pragma omp parallel for num_threads(s->n_threads) schedule(static) if (rows > 4)
+    for (int r = 0; r < rows; r++) k->layernorm_f32(x + (size_t)r * dim, n->gamma, n->beta, eps, dim, x + (size_t)r * dim);
+}
+
+static void embed(qb_session *s) {
+    const qb_model *m = s->m;
+    int E = m->cfg.embedding_size;
+#pragma omp parallel for num_threads(s->n_threads) schedule(static) if (s->n_rows > 4)
+    for (int r = 0; r < s->n_rows; r++) {
+        float *e = s->a.emb + (size_t)r * E;
+        const float *w = m->word_emb + (size_t)s->tok_ids[r] * E;
+        const float *p = m->pos_emb + (size_t)s->tok_pos[r] * E;
+        const float *t = m->type_emb ? m->type_emb + (size_t)s->tok_types[r] * E : NULL;
+        for (int i = 0; i < E; i++) e[i] = w[i] + (t ? t[i] : 0.0f) + p[i];
+    }
+    layernorm_rows(s, &m->emb_norm, s->a.emb, s->n_rows, E);
+    if (m->emb_proj.w) linear(s, &m->emb_proj, s->a.emb, s->n_rows, s->a.x, NULL, QB_ACT_NONE);
+}
+
+/* softmax(Q K^T / sqrt(d)) V for one example and one head.  Only the
+ * example's real tokens take part, which is what HF's additive mask of
+ * finfo.min gives once exp() underflows to zero. */
+static void attend_one(qb_session *s, int b, int h, float *scores, float *pack) {
+    const qb_model *m = s->m;
+    int H = m->cfg.hidden_size, d = H / m->cfg.num_heads, n = s->lens[b];
+    size_t at = (size_t)s->offsets[b] * H + (size_t)h * d;
+    qb_gemm_f32_args qk = {
+        .M = n, .N = n, .K = d,
+        .A = s->a.q + at, .lda = H,
+        .B = s->a.k + at, .ldb = H, .b_trans = true,
+        .C = scores, .ldc = n,
+        .alpha = 1.0f / sqrtf((float)d), .act = QB_ACT_NONE,
+    };
+    m->kern.gemm_f32(&qk, pack);
+    for (int i = 0; i < n; i++) m->kern.softmax_f32(scores + (size_t)i * n, n);
+    qb_gemm_f32_args pv = {
+        .M = n, .N = d, .K = n,
+        .A = scores, .lda = n,
+        .B = s->a.v + at, .ldb = H, .b_trans = false,
+        .C = s->a.ctx + at, .ldc = H,
+        .alpha = 1.0f, .act = QB_ACT_NONE,
+    };
+    m->kern.gemm_f32(&pv, pack);
+}
+
+static void attention(qb_session *s) {
+    int heads = s->m->cfg.num_heads, jobs = s->batch * heads;
+    size_t score_floats = (size_t)s->max_seq * s->max_seq, pack_floats = qb_gemm_f32_pack_floats();
+#pragma omp parallel for num_threads(s->n_threads) schedule(dynamic)
+    for (int j = 0; j < jobs; j++) {
+        int t = omp_get_thread_num();
+        attend_one(s, j / heads, j % heads, s->a.scores + t * score_floats, s->pack + t * pack_floats);
+    }
+}
+
+static void block(qb_session *s, const qb_block *blk) {
+    const qb_config *c = &s->m->cfg;
+    int T = s->n_rows, H = c->hidden_size;
+    qb_acts *a = &s->a;
+    linear(s, &blk->q, a->x, T, a->q, NULL, QB_ACT_NONE);
+    linear(s, &blk->k, a->x, T, a->k, NULL, QB_ACT_NONE);
+    linear(s, &blk->v, a->x, T, a->v, NULL, QB_ACT_NONE);
+    attention(s);
+    linear(s, &blk->o, a->ctx, T, a->attn, a->x, QB_ACT_NONE);
+    layernorm_rows(s, &blk->attn_norm, a->attn, T, H);
+    linear(s, &blk->ffn_in, a->attn, T, a->ffn, NULL, c->act);
+    linear(s, &blk->ffn_out, a->ffn, T, a->x, a->attn, QB_ACT_NONE);
+    layernorm_rows(s, &blk->ffn_norm, a->x, T, H);
+}
+
+/* Sequence heads read the [CLS] row: BERT/ALBERT through the tanh pooler,
+ * DistilBERT through pre_classifier + ReLU.  Token heads read every row. */
+static void head(qb_session *s) {
+    const qb_model *m = s->m;
+    int H = m->cfg.hidden_size, L = m->cfg.num_labels;
+    if (m->cfg.task == QB_TASK_TOKEN) {
+        float *rows = s->a.token_logits;
+        linear(s, &m->classifier, s->a.x, s->n_rows, rows, NULL, QB_ACT_NONE);
+        memset(s->a.logits, 0, (size_t)s->batch * s->seq * L * sizeof(float));
+        for (int b = 0; b < s->batch; b++)
+            memcpy(s->a.logits + (size_t)b * s->seq * L, rows + (size_t)s->offsets[b] * L,
+                   (size_t)s->lens[b] * L * sizeof(float));
+        return;
+    }
+    for (int b = 0; b < s->batch; b++)
+        memcpy(s->a.cls + (size_t)b * H, s->a.x + (size_t)s->offsets[b] * H, (size_t)H * sizeof(float));
+    const qb_linear *pool = m->pooler.w ? &m->pooler : &m->pre_classifier;
+    linear(s, pool, s->a.cls, s->batch, s->a.cls2, NULL, m->pooler.w ? QB_ACT_TANH : QB_ACT_RELU);
+    linear(s, &m->classifier, s->a.cls2, s->batch, s->a.logits, NULL, QB_ACT_NONE);
+}
+
+void qb_forward(qb_session *s) {
+    const qb_model *m = s->m;
+    int inner = qb_model_inner_steps(m);
+    embed(s);
+    for (int l = 0; l < m->cfg.num_layers; l++)
+        for (int i = 0; i < inner; i++) block(s, qb_model_block(m, l, i));
+    head(s);
+}

@@ -1,0 +1,186 @@
+/* qb_model_load and the read-only queries on a loaded model. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "model/model.h"
+
+qb_load_params qb_load_default_params(void) {
+    qb_load_params p = {.isa = NULL};
+    return p;
+}
+
+static qb_status choose_kernels(qb_model *m, const qb_load_params *p, qb_error *err) {
+    const char *name = p && p->isa ? p->isa : getenv("QBERT_ISA");
+    qb_isa isa = qb_cpu_best_isa();
+    if (name && *name) {
+        if (!qb_isa_from_name(name, &isa))
+            return qb_fail(err, QB_ERR_ARG, "QBERT_ISA=%s: unknown kernel set (scalar, avx2, avx512)", name);
+        if (!qb_isa_supported(isa))
+            return qb_fail(err, QB_ERR_UNSUPPORTED, "QBERT_ISA=%s: this CPU cannot run it", name);
+    }
+    qb_kernels_select(isa, &m->kern);
+    return QB_OK;
+}
+
+/* tokenizer_config.json is optional; absent keys keep HF's defaults. */
+static qb_status read_tok_options(const char *dir, qb_tok_options *o, qb_error *err) {
+    *o = qb_tok_default_options();
+    char path[4096];
+    if (!qb_path_join(path, sizeof path, dir, "tokenizer_config.json") || !qb_file_exists(path)) return QB_OK;
+    char *text;
+    size_t len;
+    qb_status st = qb_file_read_all(path, &text, &len, err);
+    if (st) return st;
+    qb_json j;
+    st = qb_json_parse(&j, text, len, path, err);
+    if (!st && !qb_json_is(&j, 0, QB_JSON_OBJECT)) st = qb_fail(err, QB_ERR_FORMAT, "%s: not a JSON object", path);
+    if (!st) {
+        o->do_lower_case = qb_json_get_bool(&j, 0, "do_lower_case", o->do_lower_case);
+        int sa = qb_json_get(&j, 0, "strip_accents");
+        if (qb_json_is(&j, sa, QB_JSON_BOOL)) o->strip_accents = qb_json_bool(&j, sa, false);
+        o->tokenize_chinese_chars = qb_json_get_bool(&j, 0, "tokenize_chinese_chars", o->tokenize_chinese_chars);
+        o->remove_space = qb_json_get_bool(&j, 0, "remove_space", o->remove_space);
+        o->keep_accents = qb_json_get_bool(&j, 0, "keep_accents", o->keep_accents);
+    }
+    qb_json_free(&j);
+    free(text);
+    return st;
+}
+
+static qb_status load_tokenizer(qb_model *m, qb_error *err) {
+    qb_tok_options o;
+    qb_status st = read_tok_options(m->dir, &o, err);
+    if (st) return st;
+    char path[4096];
+    if (qb_path_join(path, sizeof path, m->dir, "vocab.txt") && qb_file_exists(path))
+        return qb_tokenizer_load_wordpiece(path, &o, &m->tok, err);
+    if (qb_path_join(path, sizeof path, m->dir, "spiece.model") && qb_file_exists(path))
+        return qb_tokenizer_load_sentencepiece(path, &o, &m->tok, err);
+    return qb_fail(err, QB_ERR_IO, "%s: no vocab.txt or spiece.model (qbert reads these tokenizer files)", m->dir);
+}
+
+static qb_status open_weights(qb_model *m, qb_error *err) {
+    char path[4096];
+    if (!qb_path_join(path, sizeof path, m->dir, "model.safetensors"))
+        return qb_fail(err, QB_ERR_ARG, "%s: path too long", m->dir);
+    if (!qb_file_exists(path)) {
+        char bin[4096];
+        if (qb_path_join(bin, sizeof bin, m->dir, "pytorch_model.bin") && qb_file_exists(bin))
+            return qb_fail(err, QB_ERR_UNSUPPORTED,
+                           "%s: only pytorch_model.bin found; qbert reads model.safetensors "
+                           "(convert it: see README, \"Legacy checkpoints\")", m->dir);
+        return qb_fail(err, QB_ERR_IO, "%s: model.safetensors not found", path);
+    }
+    return qb_safetensors_open(&m->st, path, err);
+}
+
+/* Token ids index the embedding tables: a vocabulary larger than the table
+ * would read out of bounds at run time, so it is refused here. */
+static qb_status check_vocab(const qb_model *m, qb_error *err) {
+    int n = qb_tokenizer_vocab_size(m->tok);
+    if (n > m->cfg.vocab_size)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: tokenizer has %d tokens but config.json vocab_size is %d", m->dir,
+                       n, m->cfg.vocab_size);
+    return QB_OK;
+}
+
+qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model **out, qb_error *err) {
+    *out = NULL;
+    qb_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->dir = strdup(dir))) {
+        free(m);
+        return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    char path[4096];
+    qb_status st = QB_OK;
+    if (!qb_path_join(path, sizeof path, dir, "config.json")) st = qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
+    if (!st) st = qb_config_load(path, &m->cfg, err);
+    if (!st) st = choose_kernels(m, params, err);
+    if (!st) st = load_tokenizer(m, err);
+    if (!st) st = check_vocab(m, err);
+    if (!st) st = open_weights(m, err);
+    if (!st) st = qb_model_bind_weights(m, err);
+    if (st) {
+        qb_model_free(m);
+        return st;
+    }
+    *out = m;
+    return QB_OK;
+}
+
+void qb_model_free(qb_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m->params);
+    free(m->blocks);
+    qb_safetensors_close(&m->st);
+    qb_tokenizer_free(m->tok);
+    qb_config_free(&m->cfg);
+    free(m->dir);
+    free(m);
+}
+
+void qb_model_get_info(const qb_model *m, qb_model_info *info) {
+    const qb_config *c = &m->cfg;
+    static const char *tok_names[] = {"wordpiece", "sentencepiece"};
+    memset(info, 0, sizeof *info);
+    info->arch = c->arch;
+    info->task = c->task;
+    info->model_type = c->model_type;
+    info->class_name = c->class_name;
+    info->hidden_act = c->hidden_act;
+    info->tokenizer = tok_names[qb_tokenizer_kind(m->tok)];
+    info->isa = m->kern.name;
+    info->vocab_size = c->vocab_size;
+    info->hidden_size = c->hidden_size;
+    info->embedding_size = c->embedding_size;
+    info->num_layers = c->num_layers;
+    info->num_heads = c->num_heads;
+    info->intermediate_size = c->intermediate_size;
+    info->max_position = c->max_position;
+    info->type_vocab_size = c->type_vocab_size;
+    info->num_hidden_groups = c->num_hidden_groups;
+    info->inner_group_num = c->inner_group_num;
+    info->num_labels = c->num_labels;
+    info->layer_norm_eps = c->layer_norm_eps;
+    for (int i = 0; i < m->n_params; i++) info->n_params += m->params[i].numel;
+    info->file_bytes = (int64_t)m->st.map.size;
+    info->n_tensors = m->st.n;
+}
+
+const char *qb_model_label(const qb_model *m, int id) {
+    return id >= 0 && id < m->cfg.num_labels ? m->cfg.labels[id] : NULL;
+}
+
+int qb_model_label_id(const qb_model *m, const char *name) {
+    for (int i = 0; i < m->cfg.num_labels; i++)
+        if (strcmp(m->cfg.labels[i], name) == 0) return i;
+    return -1;
+}
+
+void qb_model_tensor(const qb_model *m, int i, qb_tensor_info *out) {
+    memset(out, 0, sizeof *out);
+    if (i < 0 || i >= m->st.n) return;
+    const qb_st_tensor *t = &m->st.tensors[i];
+    out->name = t->name;
+    out->dtype = qb_dtype_traits_of(t->dtype)->name;
+    out->ndim = t->ndim;
+    memcpy(out->shape, t->shape, sizeof out->shape);
+    out->nbytes = t->nbytes;
+}
+
+qb_status qb_tokenize(const qb_model *m, const char *text, size_t len, const char *pair, size_t pair_len,
+                      int max_length, qb_encoding *enc, qb_error *err) {
+    return qb_tokenizer_encode(m->tok, text, len, pair, pair_len, max_length, enc, err);
+}
+
+qb_status qb_tokenize_words(const qb_model *m, const char *const *words, const size_t *lens, int n_words,
+                            int max_length, qb_encoding *enc, qb_error *err) {
+    return qb_tokenizer_encode_words(m->tok, words, lens, n_words, max_length, enc, err);
+}
+
+const char *qb_token_text(const qb_model *m, int32_t id) { return qb_tokenizer_piece(m->tok, id); }

@@ -1,0 +1,172 @@
+/* Sessions: allocation once at creation, input checks and packing per run. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "model/session.h"
+
+qb_session_params qb_session_default_params(void) {
+    qb_session_params p = {.max_batch = 8, .max_seq = 128, .n_threads = 0};
+    return p;
+}
+
+/* Carves every activation out of one 64-byte aligned block. */
+typedef struct {
+    float *base;
+    size_t used;
+} carver;
+
+static float *carve(carver *c, size_t n) {
+    float *p = c->base ? c->base + c->used : NULL;
+    c->used += (n + 15) & ~(size_t)15;
+    return p;
+}
+
+static void layout(qb_session *s, carver *c) {
+    const qb_config *cfg = &s->m->cfg;
+    size_t T = (size_t)s->max_batch * s->max_seq, B = (size_t)s->max_batch;
+    size_t H = (size_t)cfg->hidden_size, L = (size_t)cfg->num_labels;
+    qb_acts *a = &s->a;
+    a->x = carve(c, T * H);
+    a->emb = s->m->emb_proj.w ? carve(c, T * (size_t)cfg->embedding_size) : a->x;
+    a->q = carve(c, T * H);
+    a->k = carve(c, T * H);
+    a->v = carve(c, T * H);
+    a->ctx = carve(c, T * H);
+    a->attn = carve(c, T * H);
+    a->ffn = carve(c, T * (size_t)cfg->intermediate_size);
+    a->scores = carve(c, (size_t)s->n_threads * s->max_seq * s->max_seq);
+    a->cls = carve(c, B * H);
+    a->cls2 = carve(c, B * H);
+    a->token_logits = cfg->task == QB_TASK_TOKEN ? carve(c, T * L) : NULL;
+    a->logits = carve(c, cfg->task == QB_TASK_TOKEN ? T * L : B * L);
+    s->pack = carve(c, (size_t)s->n_threads * qb_gemm_f32_pack_floats());
+}
+
+static int32_t *alloc_i32(size_t n, bool *ok) {
+    int32_t *p = calloc(n ? n : 1, sizeof *p);
+    *ok = *ok && p;
+    return p;
+}
+
+qb_status qb_session_create(const qb_model *m, const qb_session_params *p, qb_session **out, qb_error *err) {
+    *out = NULL;
+    qb_session_params d = qb_session_default_params();
+    if (!p) p = &d;
+    if (p->max_batch < 1 || p->max_seq < 1 || p->n_threads < 0)
+        return qb_fail(err, QB_ERR_ARG, "session: max_batch and max_seq must be >= 1, n_threads >= 0");
+    if (p->max_seq > m->cfg.max_position)
+        return qb_fail(err, QB_ERR_ARG, "session: max_seq %d exceeds the model's %d positions", p->max_seq,
+                       m->cfg.max_position);
+    qb_session *s = calloc(1, sizeof *s);
+    if (!s) return qb_fail(err, QB_ERR_NOMEM, "session: out of memory");
+    s->m = m;
+    s->max_batch = p->max_batch;
+    s->max_seq = p->max_seq;
+    s->n_threads = p->n_threads ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (s->n_threads < 1) s->n_threads = 1;
+    carver c = {NULL, 0};
+    layout(s, &c);
+    c.base = aligned_alloc(64, c.used * sizeof(float));
+    size_t T = (size_t)s->max_batch * s->max_seq;
+    bool ok = c.base != NULL;
+    s->tok_ids = alloc_i32(T, &ok);
+    s->tok_types = alloc_i32(T, &ok);
+    s->tok_pos = alloc_i32(T, &ok);
+    s->offsets = alloc_i32((size_t)s->max_batch, &ok);
+    s->lens = alloc_i32((size_t)s->max_batch, &ok);
+    s->pad_ids = alloc_i32(T, &ok);
+    s->pad_types = alloc_i32(T, &ok);
+    s->pad_lens = alloc_i32((size_t)s->max_batch, &ok);
+    s->arena = c.base;
+    if (!ok) {
+        qb_session_free(s);
+        return qb_fail(err, QB_ERR_NOMEM, "session: out of memory for batch %d x seq %d", p->max_batch, p->max_seq);
+    }
+    c.used = 0;
+    layout(s, &c);
+    *out = s;
+    return QB_OK;
+}
+
+void qb_session_free(qb_session *s) {
+    if (!s) return;
+    free(s->arena);
+    free(s->tok_ids);
+    free(s->tok_types);
+    free(s->tok_pos);
+    free(s->offsets);
+    free(s->lens);
+    free(s->pad_ids);
+    free(s->pad_types);
+    free(s->pad_lens);
+    free(s);
+}
+
+/* Checks every id against the tables it indexes, then packs real tokens. */
+static qb_status pack_rows(qb_session *s, const qb_batch *b, qb_error *err) {
+    const qb_config *c = &s->m->cfg;
+    int n = 0;
+    for (int r = 0; r < b->batch; r++) {
+        int len = b->lengths[r];
+        if (len < 1 || len > b->seq)
+            return qb_fail(err, QB_ERR_ARG, "batch row %d: length %d outside [1, %d]", r, len, b->seq);
+        s->offsets[r] = n;
+        s->lens[r] = len;
+        for (int i = 0; i < len; i++, n++) {
+            int32_t id = b->input_ids[(size_t)r * b->seq + i];
+            /* DistilBERT has no token types: HF ignores them, and so do we. */
+            int32_t tt = b->token_type_ids && s->m->type_emb ? b->token_type_ids[(size_t)r * b->seq + i] : 0;
+            if (id < 0 || id >= c->vocab_size)
+                return qb_fail(err, QB_ERR_ARG, "batch row %d: token id %d outside the vocabulary (%d)", r, id,
+                               c->vocab_size);
+            if (tt < 0 || (tt > 0 && tt >= c->type_vocab_size))
+                return qb_fail(err, QB_ERR_ARG, "batch row %d: token type %d outside [0, %d)", r, tt,
+                               c->type_vocab_size > 0 ? c->type_vocab_size : 1);
+            s->tok_ids[n] = id;
+            s->tok_types[n] = tt;
+            s->tok_pos[n] = i;
+        }
+    }
+    s->n_rows = n;
+    return QB_OK;
+}
+
+qb_status qb_session_run(qb_session *s, const qb_batch *b, qb_error *err) {
+    if (b->batch < 1 || b->batch > s->max_batch || b->seq < 1 || b->seq > s->max_seq)
+        return qb_fail(err, QB_ERR_ARG, "batch %d x seq %d does not fit the session (%d x %d)", b->batch, b->seq,
+                       s->max_batch, s->max_seq);
+    qb_status st = pack_rows(s, b, err);
+    if (st) return st;
+    s->batch = b->batch;
+    s->seq = b->seq;
+    qb_forward(s);
+    return QB_OK;
+}
+
+qb_status qb_session_run_encodings(qb_session *s, const qb_encoding *const *encs, int n, qb_error *err) {
+    if (n < 1 || n > s->max_batch)
+        return qb_fail(err, QB_ERR_ARG, "%d inputs do not fit the session's batch of %d", n, s->max_batch);
+    int seq = 1;
+    for (int i = 0; i < n; i++) seq = encs[i]->n > seq ? encs[i]->n : seq;
+    if (seq > s->max_seq)
+        return qb_fail(err, QB_ERR_ARG, "input of %d tokens exceeds the session's %d", seq, s->max_seq);
+    for (int i = 0; i < n; i++) {
+        size_t at = (size_t)i * seq;
+        memcpy(s->pad_ids + at, encs[i]->input_ids, (size_t)encs[i]->n * sizeof(int32_t));
+        memcpy(s->pad_types + at, encs[i]->token_type_ids, (size_t)encs[i]->n * sizeof(int32_t));
+        s->pad_lens[i] = encs[i]->n;
+    }
+    qb_batch b = {.batch = n, .seq = seq, .input_ids = s->pad_ids, .token_type_ids = s->pad_types,
+                  .lengths = s->pad_lens};
+    return qb_session_run(s, &b, err);
+}
+
+const float *qb_session_logits(const qb_session *s, int i) {
+    if (i < 0 || i >= s->batch) return NULL;
+    size_t L = (size_t)s->m->cfg.num_labels;
+    return s->a.logits + (size_t)i * L * (s->m->cfg.task == QB_TASK_TOKEN ? (size_t)s->seq : 1);
+}
+
+int qb_session_seq(const qb_session *s) { return s->seq; }

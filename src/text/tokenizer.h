@@ -1,0 +1,50 @@
+/* Tokenizers, token-exact with Hugging Face's slow BertTokenizer (WordPiece,
+ * vocab.txt) and AlbertTokenizer (SentencePiece unigram, spiece.model).
+ * Unicode properties and normalization come from utf8proc. */
+#ifndef QB_TEXT_TOKENIZER_H
+#define QB_TEXT_TOKENIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qbert.h"
+
+typedef enum { QB_TOK_WORDPIECE, QB_TOK_SENTENCEPIECE } qb_tok_kind;
+
+/* tokenizer_config.json settings, with HF's defaults from qb_tok_default_options(). */
+typedef struct {
+    bool do_lower_case;          /* both; default true */
+    int strip_accents;           /* WordPiece: -1 unset (follows lowercasing), 0 false, 1 true */
+    bool tokenize_chinese_chars; /* WordPiece; default true */
+    bool remove_space;           /* SentencePiece; default true */
+    bool keep_accents;           /* SentencePiece; default false */
+} qb_tok_options;
+
+qb_tok_options qb_tok_default_options(void);
+
+typedef struct qb_tokenizer qb_tokenizer;
+
+qb_status qb_tokenizer_load_wordpiece(const char *vocab_path, const qb_tok_options *o,
+                                      qb_tokenizer **out, qb_error *err);
+qb_status qb_tokenizer_load_sentencepiece(const char *spiece_path, const qb_tok_options *o,
+                                          qb_tokenizer **out, qb_error *err);
+void qb_tokenizer_free(qb_tokenizer *t);
+
+qb_tok_kind qb_tokenizer_kind(const qb_tokenizer *t);
+int qb_tokenizer_vocab_size(const qb_tokenizer *t);
+int32_t qb_tokenizer_pad_id(const qb_tokenizer *t);
+const char *qb_tokenizer_piece(const qb_tokenizer *t, int32_t id); /* NULL if out of range */
+
+/* [CLS] a [SEP] (b [SEP]) with longest_first truncation to max_length.
+ * Invalid UTF-8 is an error (QB_ERR_UTF8) that gives the byte offset. */
+qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t len,
+                              const char *pair, size_t pair_len, int max_length,
+                              qb_encoding *enc, qb_error *err);
+
+/* Each word tokenized on its own; enc->word_ids maps tokens to words. */
+qb_status qb_tokenizer_encode_words(const qb_tokenizer *t, const char *const *words,
+                                    const size_t *lens, int n_words, int max_length,
+                                    qb_encoding *enc, qb_error *err);
+
+#endif

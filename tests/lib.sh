@@ -1,0 +1,28 @@
+# Helpers for the shell tests: counters, the closing line, ../shared checks.
+QBERT=${QBERT_BIN:?QBERT_BIN must name the qbert binary}
+SRC=${QB_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+SHARED=${QB_SHARED_DIR:-$SRC/../shared}
+PY=/usr/bin/python3
+passed=0
+failed=0
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+check() { # check DESCRIPTION COMMAND...
+  local what=$1; shift
+  if "$@"; then ok; else fail "$what"; fi
+}
+finish() {
+  echo "$(basename "$0" .sh): $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+}
+need_shared() { # need_shared PATH_IN_SHARED
+  [ -e "$SHARED/$1" ] && return 0
+  if [ "${CI:-}" = "true" ]; then echo "FAILED: ../shared/$1 not found (CI=true requires it)" >&2; exit 1; fi
+  echo "skipped: ../shared not found ($1)"
+  exit 77
+}
+# json_get FILE EXPR: evaluates a Python expression over the parsed JSON `j`.
+json_get() { $PY -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }

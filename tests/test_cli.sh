@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The CLI end to end on the bundled model: every command, text and JSON
+# output, streaming, and the documented JSON fields.
+set -u
+. "$(dirname "$0")/lib.sh"
+M=$SRC/models/bert-mini-sst2
+
+# help and usage
+for c in info predict eval bench; do
+  check "$c --help" bash -c "'$QBERT' $c --help | grep -q usage"
+done
+"$QBERT" frobnicate >/dev/null 2>&1; check "unknown command exits 2" test $? -eq 2
+"$QBERT" predict >/dev/null 2>&1; check "predict without args exits 2" test $? -eq 2
+
+# info
+"$QBERT" info "$M" >"$TMP/info.txt"
+check "info names the class" grep -q "BertForSequenceClassification" "$TMP/info.txt"
+check "info counts parameters" grep -q "parameters   11171074" "$TMP/info.txt"
+check "info lists labels" grep -q "0=negative 1=positive" "$TMP/info.txt"
+"$QBERT" info "$M" --json --tensors >"$TMP/info.json"
+check "info --json" test "$(json_get "$TMP/info.json" 'j["num_layers"], j["hidden_size"], len(j["tensors"])')" = "4 256 73"
+
+# predict: text and JSON; a clearly positive and a clearly negative review
+"$QBERT" predict "$M" "a gripping, beautifully acted film" "the plot is thin and the jokes fall flat" >"$TMP/p.txt"
+check "predict positive" bash -c "head -1 '$TMP/p.txt' | grep -q '^positive'"
+check "predict negative" bash -c "sed -n 2p '$TMP/p.txt' | grep -q '^negative'"
+"$QBERT" predict "$M" "Hello, world!" --json >"$TMP/p.json"
+check "predict --json ids" test "$(json_get "$TMP/p.json" 'j["input_ids"]')" = "[101, 7592, 1010, 2088, 999, 102]"
+check "predict --json fields" test "$(json_get "$TMP/p.json" 'sorted(k for k in j if k in ("text","input_ids","token_type_ids","logits","label"))')" = "['input_ids', 'label', 'logits', 'text', 'token_type_ids']"
+"$QBERT" predict "$M" "Is it good?" --pair "yes it is" --json >"$TMP/pair.json"
+check "predict --pair types" test "$(json_get "$TMP/pair.json" 'j["token_type_ids"]')" = "[0, 0, 0, 0, 0, 0, 1, 1, 1, 1]"
+
+# streaming from stdin: JSONL and plain lines mixed, order kept, \u0000 is data
+printf '%s\n' '{"text": "great\u0000movie", "text_pair": null}' 'plain line here' '{"text": "Is it good?", "text_pair": "yes"}' \
+  | "$QBERT" predict "$M" --input - --json --batch 2 >"$TMP/stream.jsonl"
+check "stream: one line per input" test "$(wc -l <"$TMP/stream.jsonl")" -eq 3
+check "stream: NUL kept in text" test "$($PY -c 'import json,sys; print(repr(json.loads(open(sys.argv[1]).readline())["text"]))' "$TMP/stream.jsonl")" = "'great\\x00movie'"
+check "stream: order" test "$($PY -c 'import json,sys; print([json.loads(l)["text"] for l in open(sys.argv[1])][1])' "$TMP/stream.jsonl")" = "plain line here"
+check "stream: pair" test "$($PY -c 'import json,sys; print([json.loads(l).get("text_pair") for l in open(sys.argv[1])][2])' "$TMP/stream.jsonl")" = "yes"
+
+# over-long text: truncated to the position table, with a note
+long=$($PY -c 'print("word " * 700)')
+"$QBERT" predict "$M" "$long" --json >"$TMP/long.json" 2>"$TMP/long.err"
+check "long text exit 0" test $? -eq 0
+check "long text truncated to 512" test "$(json_get "$TMP/long.json" 'len(j["input_ids"])')" = "512"
+check "long text note" grep -q "truncated to 512 tokens" "$TMP/long.err"
+
+# bench, synthetic
+"$QBERT" bench "$M" --seq 16 --batch 1,2 --runs 3 --warmup 1 --json >"$TMP/bench.jsonl"
+check "bench: one object per config" test "$(wc -l <"$TMP/bench.jsonl")" -eq 2
+check "bench fields" test "$($PY -c '
+import json,sys
+need={"seq","batch","threads","p50_ms","p90_ms","p99_ms","tokens_per_s","peak_rss_mb"}
+print(all(need <= set(json.loads(l)) for l in open(sys.argv[1])))' "$TMP/bench.jsonl")" = "True"
+
+if [ -e "$SHARED/data/sst2/dev.tsv" ]; then
+  "$QBERT" eval "$M" --data "$SHARED/data/sst2/dev.tsv" --limit 64 --json >"$TMP/eval.json"
+  check "eval fields" test "$(json_get "$TMP/eval.json" 'j["n"], "accuracy" in j, "macro_f1" in j')" = "64 True True"
+  "$QBERT" bench "$M" --data "$SHARED/data/sst2/dev.tsv" --limit 64 --json >"$TMP/bd.json"
+  check "bench --data" test "$(json_get "$TMP/bd.json" 'j["n"], j["sentences_per_s"] > 0')" = "64 True"
+elif [ "${CI:-}" = "true" ]; then
+  fail "../shared/data/sst2/dev.tsv missing under CI"
+else
+  echo "skipped: ../shared not found (eval and bench --data parts)"
+fi
+finish

@@ -1,0 +1,214 @@
+/* Bit-faithfulness against the independent PyTorch reference: for every
+ * model in ../shared/golden, every case's input_ids, token_type_ids and
+ * attention mask must be identical and every logit within 1e-4.  Cases are
+ * run one at a time and again as one padded batch (padding must not change
+ * a logit).  Random-weight models are regenerated from their preset and
+ * seed, and their weights' sha256 checked against the golden file. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/fs.h"
+#include "core/json.h"
+#include "core/sha256.h"
+#include "test_util.h"
+
+#define TOL 1e-4
+
+typedef struct {
+    char *text, *pair;
+    size_t text_len, pair_len;
+    int max_length, n_ids, n_logits;
+    int32_t ids[512], types[512];
+    float logits[512 * 16];
+} golden_case;
+
+static bool read_ints(const qb_json *j, int arr, int32_t *out, int cap, int *n) {
+    if (!qb_json_is(j, arr, QB_JSON_ARRAY) || (int)j->toks[arr].size > cap) return false;
+    *n = 0;
+    for (uint32_t t = (uint32_t)arr + 1, i = 0; i < j->toks[arr].size; i++, t = j->toks[t].next) {
+        int64_t v;
+        if (!qb_json_int(j, (int)t, &v)) return false;
+        out[(*n)++] = (int32_t)v;
+    }
+    return true;
+}
+
+/* Flattens a list of numbers or a list of lists of numbers. */
+static void read_floats(const qb_json *j, int t, float *out, int *n) {
+    if (qb_json_is(j, t, QB_JSON_NUMBER)) {
+        out[(*n)++] = (float)qb_json_number(j, t, NAN);
+        return;
+    }
+    for (uint32_t c = (uint32_t)t + 1, i = 0; qb_json_is(j, t, QB_JSON_ARRAY) && i < j->toks[t].size;
+         i++, c = j->toks[c].next)
+        read_floats(j, (int)c, out, n);
+}
+
+static bool parse_case(const char *line, size_t len, golden_case *c) {
+    qb_json j;
+    qb_error err = {0};
+    if (qb_json_parse(&j, line, len, "golden", &err)) return false;
+    memset(c, 0, sizeof *c);
+    c->text = qb_json_strdup(&j, qb_json_get(&j, 0, "text"), &c->text_len);
+    c->pair = qb_json_strdup(&j, qb_json_get(&j, 0, "text_pair"), &c->pair_len);
+    c->max_length = (int)qb_json_get_number(&j, 0, "max_length", 128);
+    int n_types = 0, n_mask = 0;
+    int32_t mask[512];
+    bool ok = c->text && read_ints(&j, qb_json_get(&j, 0, "input_ids"), c->ids, 512, &c->n_ids) &&
+              read_ints(&j, qb_json_get(&j, 0, "token_type_ids"), c->types, 512, &n_types) &&
+              read_ints(&j, qb_json_get(&j, 0, "attention_mask"), mask, 512, &n_mask) &&
+              n_types == c->n_ids && n_mask == c->n_ids;
+    for (int i = 0; ok && i < n_mask; i++) ok = mask[i] == 1;
+    read_floats(&j, qb_json_get(&j, 0, "logits"), c->logits, &c->n_logits);
+    qb_json_free(&j);
+    return ok;
+}
+
+/* Regenerates a random-weight checkpoint the way golden/README.md says. */
+static bool make_random(const char *shared, const char *preset, char *dir, size_t cap) {
+    const char *build = getenv("QB_BUILD_DIR");
+    snprintf(dir, cap, "%s/random-models/%s", build ? build : "/tmp", preset);
+    char probe[4300];
+    snprintf(probe, sizeof probe, "%s/model.safetensors", dir);
+    if (qb_file_exists(probe)) return true;
+    if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0) return false;
+    char cmd[8192];
+    bool albert = strstr(preset, "albert") != NULL;
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/tools/make_random_checkpoint.py %s %s --seed 0 %s%s%s >/dev/null", shared, preset,
+             dir, albert ? "" : "--vocab ", albert ? "" : shared, albert ? "" : "/models/bert-mini-sst2/vocab.txt");
+    printf("  generating %s: %s\n", preset, cmd);
+    fflush(stdout);
+    return system(cmd) == 0;
+}
+
+static bool resolve_model(const char *shared, const char *name, const qb_json *meta, char *dir, size_t cap) {
+    if (strncmp(name, "random-", 7) == 0) {
+        if (!make_random(shared, name + 7, dir, cap)) {
+            const char *ci = getenv("CI");
+            CHECK(!(ci && !strcmp(ci, "true")), "cannot regenerate %s (needs /usr/bin/python3 with numpy)", name);
+            printf("  skipped %s: /usr/bin/python3 with numpy not available to regenerate it\n", name);
+            return false;
+        }
+    } else {
+        snprintf(dir, cap, "%s/models/%s", shared, name);
+    }
+    char weights[4300], got[65];
+    qb_error err = {0};
+    snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
+    CHECK(qb_sha256_file(weights, got, &err) == QB_OK, "%s", err.msg);
+    int want = qb_json_get(meta, qb_json_get(meta, 0, "meta"), "weights_sha256");
+    CHECK(qb_json_str_eq(meta, want, got), "%s: weights sha256 %s differs from the golden file's", weights, got);
+    return true;
+}
+
+static double compare_logits(const float *got, const float *want, int n) {
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        worst = d > worst || isnan(d) ? (isnan(d) ? INFINITY : d) : worst;
+    }
+    return worst;
+}
+
+/* Runs every case alone, then all of them in padded batches of 8. */
+static void check_model(const char *dir, golden_case *cases, int n, const char *name) {
+    qb_model *m = NULL;
+    qb_error err = {0};
+    CHECK(qb_model_load(dir, NULL, &m, &err) == QB_OK, "%s", err.msg);
+    if (!m) return;
+    qb_model_info in;
+    qb_model_get_info(m, &in);
+    qb_session *s = NULL;
+    qb_session_params sp = {.max_batch = 8, .max_seq = 512, .n_threads = 2};
+    CHECK(qb_session_create(m, &sp, &s, &err) == QB_OK, "%s", err.msg);
+    qb_encoding enc[8] = {0};
+    const qb_encoding *encp[8];
+    double worst = 0, worst_batched = 0;
+    int token_mismatch = 0;
+    for (int i = 0; s && i < n; i++) {
+        golden_case *c = &cases[i];
+        CHECK(qb_tokenize(m, c->text, c->text_len, c->pair, c->pair_len, c->max_length, &enc[0], &err) == QB_OK,
+              "%s", err.msg);
+        bool same = enc[0].n == c->n_ids && !memcmp(enc[0].input_ids, c->ids, (size_t)c->n_ids * 4) &&
+                    !memcmp(enc[0].token_type_ids, c->types, (size_t)c->n_ids * 4);
+        token_mismatch += !same;
+        CHECK(same, "%s case %d: ids differ from the reference", name, i);
+        if (!same) continue;
+        encp[0] = &enc[0];
+        CHECK(qb_session_run_encodings(s, encp, 1, &err) == QB_OK, "%s", err.msg);
+        int per_row = in.task == QB_TASK_TOKEN ? c->n_ids * in.num_labels : in.num_labels;
+        CHECK(per_row == c->n_logits, "%s case %d: %d logits, golden has %d", name, i, per_row, c->n_logits);
+        double d = compare_logits(qb_session_logits(s, 0), c->logits, per_row);
+        CHECK(d <= TOL, "%s case %d: max |logit - golden| = %.3g", name, i, d);
+        worst = d > worst ? d : worst;
+    }
+    for (int i = 0; s && !token_mismatch && i < n; i += 8) {
+        int k = n - i < 8 ? n - i : 8;
+        for (int b = 0; b < k; b++) {
+            golden_case *c = &cases[i + b];
+            qb_tokenize(m, c->text, c->text_len, c->pair, c->pair_len, c->max_length, &enc[b], &err);
+            encp[b] = &enc[b];
+        }
+        CHECK(qb_session_run_encodings(s, encp, k, &err) == QB_OK, "%s", err.msg);
+        for (int b = 0; b < k; b++) {
+            golden_case *c = &cases[i + b];
+            int per_row = in.task == QB_TASK_TOKEN ? c->n_ids * in.num_labels : in.num_labels;
+            double d = compare_logits(qb_session_logits(s, b), c->logits, per_row);
+            CHECK(d <= TOL, "%s case %d batched: max |logit - golden| = %.3g", name, i + b, d);
+            worst_batched = d > worst_batched ? d : worst_batched;
+        }
+    }
+    printf("  %-22s %2d cases, %s kernels: ids identical %d/%d, max |logit - golden| %.2e alone, %.2e batched\n",
+           name, n, in.isa, n - token_mismatch, n, worst, worst_batched);
+    for (int b = 0; b < 8; b++) qb_encoding_free(&enc[b]);
+    qb_session_free(s);
+    qb_model_free(m);
+}
+
+static void check_golden_file(const char *shared, const char *file) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/golden/%s", shared, file);
+    char *text;
+    size_t len;
+    qb_error err = {0};
+    CHECK(qb_file_read_all(path, &text, &len, &err) == QB_OK, "%s", err.msg);
+    if (!text) return;
+    golden_case *cases = calloc(64, sizeof *cases);
+    int n = 0;
+    char *line = text, *nl;
+    qb_json meta = {0};
+    for (int ln = 0; (nl = memchr(line, '\n', len - (size_t)(line - text))); line = nl + 1, ln++) {
+        if (ln == 0) {
+            CHECK(qb_json_parse(&meta, line, (size_t)(nl - line), path, &err) == QB_OK, "%s", err.msg);
+            continue;
+        }
+        CHECK(n < 64 && parse_case(line, (size_t)(nl - line), &cases[n]), "%s:%d: bad case", path, ln + 1);
+        n++;
+    }
+    char name[128], dir[4200];
+    snprintf(name, sizeof name, "%.*s", (int)(strlen(file) - strlen("cases-.jsonl")), file + strlen("cases-"));
+    if (resolve_model(shared, name, &meta, dir, sizeof dir)) check_model(dir, cases, n, name);
+    for (int i = 0; i < n; i++) {
+        free(cases[i].text);
+        free(cases[i].pair);
+    }
+    free(cases);
+    qb_json_free(&meta);
+    free(text);
+}
+
+int main(void) {
+    qb_test_need_shared("golden");
+    const char *shared = qb_test_shared_dir();
+    static const char *files[] = {
+        "cases-bert-mini-sst2.jsonl", "cases-bert-mini-imdb.jsonl", "cases-bert-mini-conll.jsonl",
+        "cases-albert-mini-sst2.jsonl", "cases-random-bert-base.jsonl", "cases-random-distilbert-base.jsonl",
+        "cases-random-albert-base-v2.jsonl",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) check_golden_file(shared, files[i]);
+    return qb_test_done("test_golden");
+}

@@ -1,0 +1,62 @@
+/* Minimal test harness: CHECK records a failure and goes on, so one run
+ * shows every broken case; tests end with qb_test_done(). */
+#ifndef QB_TEST_UTIL_H
+#define QB_TEST_UTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int qb_test_failures = 0;
+static int qb_test_checks = 0;
+
+#define CHECK(cond, ...)                                                        \
+    do {                                                                        \
+        qb_test_checks++;                                                       \
+        if (!(cond)) {                                                          \
+            qb_test_failures++;                                                 \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                       \
+            fputc('\n', stderr);                                                \
+        }                                                                       \
+    } while (0)
+
+static inline int qb_test_done(const char *name) {
+    printf("%s: %d checks, %d failed\n", name, qb_test_checks, qb_test_failures);
+    return qb_test_failures ? 1 : 0;
+}
+
+/* The ../shared folder, or NULL.  Without it a test skips (exit 77), except
+ * under CI=true where ../shared is always present and its absence fails. */
+static inline const char *qb_test_shared_dir(void) {
+    const char *d = getenv("QB_SHARED_DIR");
+    struct stat st;
+    if (d && stat(d, &st) == 0 && S_ISDIR(st.st_mode)) return d;
+    return NULL;
+}
+
+static inline void qb_test_need_shared(const char *path_in_shared) {
+    const char *d = qb_test_shared_dir();
+    char p[4096];
+    struct stat st;
+    if (d) {
+        snprintf(p, sizeof p, "%s/%s", d, path_in_shared);
+        if (stat(p, &st) == 0) return;
+    }
+    const char *ci = getenv("CI");
+    if (ci && strcmp(ci, "true") == 0) {
+        fprintf(stderr, "FAILED: ../shared/%s not found (CI=true requires it)\n", path_in_shared);
+        exit(1);
+    }
+    printf("skipped: ../shared not found (%s)\n", path_in_shared);
+    exit(77);
+}
+
+static inline const char *qb_test_shared_path(char *buf, size_t cap, const char *rel) {
+    qb_test_need_shared(rel);
+    snprintf(buf, cap, "%s/%s", qb_test_shared_dir(), rel);
+    return buf;
+}
+
+#endif
