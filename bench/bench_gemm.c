@@ -39,7 +39,7 @@ typedef struct {
 } bench_shape;
 
 static const bench_shape bench_shapes[] = {
-    {128, 768, 768}, {128, 2304, 768}, {128, 3072, 768}, {128, 768, 3072},
+    {128, 768, 768},  {128, 2304, 768},  {128, 3072, 768},  {128, 768, 3072},
     {1024, 768, 768}, {1024, 2304, 768}, {1024, 3072, 768}, {1024, 768, 3072},
 };
 #define N_SHAPES (int)(sizeof bench_shapes / sizeof bench_shapes[0])
@@ -120,7 +120,8 @@ static bool bench_parse(int argc, char **argv, bench_opts *o) {
             o->only[isa] = any = true;
             i++;
         } else {
-            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--json] [--clock wall|cpu]\n",
+            fprintf(stderr,
+                    "usage: %s [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--json] [--clock wall|cpu]\n",
                     argv[0]);
             return false;
         }
@@ -180,8 +181,19 @@ int main(int argc, char **argv) {
         for (int s = 0; s < N_SHAPES; s++) {
             const bench_shape *sh = &bench_shapes[s];
             qb_gemm_f32_args a = {
-                .M = sh->M, .N = sh->N, .K = sh->K, .A = A, .lda = sh->K, .B = B, .ldb = sh->K,
-                .b_trans = true, .C = C, .ldc = sh->N, .bias = bias, .alpha = 1.0f, .act = QB_ACT_NONE,
+                .M = sh->M,
+                .N = sh->N,
+                .K = sh->K,
+                .A = A,
+                .lda = sh->K,
+                .B = B,
+                .ldb = sh->K,
+                .b_trans = true,
+                .C = C,
+                .ldc = sh->N,
+                .bias = bias,
+                .alpha = 1.0f,
+                .act = QB_ACT_NONE,
             };
             for (int i = 0; i < nk; i++) {
                 double t0 = bench_now(&o, o.threads);
@@ -194,9 +206,11 @@ int main(int argc, char **argv) {
     if (o.json) {
         printf("{\"threads\": %d, \"reps\": %d, \"clock\": \"%s\", \"peak_gflops\": {", o.threads, o.reps,
                o.cpu_clock ? "cpu" : "wall");
-        for (int i = QB_ISA_AVX2; i < QB_ISA_COUNT; i++)
-            printf("%s\"%s\": {\"1\": %.1f, \"%d\": %.1f}", i > QB_ISA_AVX2 ? ", " : "", qb_isa_name((qb_isa)i),
-                   peak1[i], o.threads, peakn[i]);
+        for (int i = QB_ISA_AVX2; i < QB_ISA_COUNT; i++) {
+            printf("%s\"%s\": {\"1\": %.1f", i > QB_ISA_AVX2 ? ", " : "", qb_isa_name((qb_isa)i), peak1[i]);
+            if (o.threads > 1) printf(", \"%d\": %.1f", o.threads, peakn[i]);
+            printf("}");
+        }
         printf("}, \"results\": [");
     } else {
         printf("FMA peak (GFLOPS):");

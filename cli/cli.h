@@ -16,6 +16,8 @@ int qb_cmd_info(int argc, char **argv);
 int qb_cmd_predict(int argc, char **argv);
 int qb_cmd_eval(int argc, char **argv);
 int qb_cmd_bench(int argc, char **argv);
+int qb_cmd_quantize(int argc, char **argv);
+int qb_cmd_calibrate(int argc, char **argv);
 
 /* Argument scanning: qb_arg_value("--seq", &i, argc, argv) returns the value
  * of an option at argv[i] ("--seq 128" or "--seq=128") and advances i, or

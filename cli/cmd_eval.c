@@ -28,11 +28,13 @@ static const char help[] =
     "  --threads N        compute threads (default: all cores)\n"
     "  --text-col C, --pair-col C, --label-col C, --header yes|no|auto\n"
     "                     columns (0-based) for --task tsv (default 0, none, 1, auto)\n"
+    "  --reference DIR    also run this model (e.g. the FP32 original of a quantized\n"
+    "                     one) and report how often the two predictions agree\n"
     "  --json             one JSON object: n, accuracy, macro_f1, per_class, and\n"
     "                     entity_f1/entity_precision/entity_recall for NER\n";
 
 typedef struct {
-    const char *dir, *data;
+    const char *dir, *data, *reference;
     qb_data_format fmt;
     qb_tsv_columns cols;
     int limit, max_length, batch, threads;
@@ -43,6 +45,9 @@ typedef struct {
     qb_model *m;
     qb_session *s;
     qb_model_info info;
+    qb_model *ref;       /* --reference: predictions compared with m's */
+    qb_session *ref_s;
+    long agree, compared;
     const qb_dataset *ds;
     const eval_args *a;
     qb_confusion conf;
@@ -85,11 +90,17 @@ static qb_status eval_sequence_batch(evaluator *e, int first, int n, qb_error *e
         e->encp[k] = &e->enc[k];
     }
     qb_status st = qb_session_run_encodings(e->s, e->encp, n, err);
+    if (!st && e->ref_s) st = qb_session_run_encodings(e->ref_s, e->encp, n, err);
     for (int k = 0; !st && k < n; k++) {
         const qb_example *x = &e->ds->ex[first + k];
-        int gold = label_id(e, x, x->label, err);
+        int gold = label_id(e, x, x->label, err), L = e->info.num_labels;
         if (gold < 0) return err->code;
-        qb_confusion_add(&e->conf, gold, qb_argmax(qb_session_logits(e->s, k), e->info.num_labels));
+        int pred = qb_argmax(qb_session_logits(e->s, k), L);
+        qb_confusion_add(&e->conf, gold, pred);
+        if (e->ref_s) {
+            e->agree += pred == qb_argmax(qb_session_logits(e->ref_s, k), L);
+            e->compared++;
+        }
         e->scored++;
     }
     return st;
@@ -101,7 +112,9 @@ static qb_status eval_sentence(evaluator *e, const qb_example *x, qb_error *err)
     if (st) return fail_at(e, x, st, err);
     e->encp[0] = enc;
     if ((st = qb_session_run_encodings(e->s, e->encp, 1, err))) return st;
+    if (e->ref_s && (st = qb_session_run_encodings(e->ref_s, e->encp, 1, err))) return st;
     const float *logits = qb_session_logits(e->s, 0);
+    const float *ref_logits = e->ref_s ? qb_session_logits(e->ref_s, 0) : NULL;
     int L = e->info.num_labels, n = 0;
     for (int w = 0, t = 0; w < x->n_words; w++) {
         while (t < enc->n && enc->word_ids[t] < w) t++;
@@ -115,6 +128,10 @@ static qb_status eval_sentence(evaluator *e, const qb_example *x, qb_error *err)
                            x->line + w, x->tags[w]);
         int pred = qb_argmax(logits + (size_t)t * L, L);
         qb_confusion_add(&e->conf, gold, pred);
+        if (ref_logits) {
+            e->agree += pred == qb_argmax(ref_logits + (size_t)t * L, L);
+            e->compared++;
+        }
         e->gold[n] = x->tags[w];
         e->pred[n++] = qb_model_label(e->m, pred);
         e->scored++;
@@ -163,6 +180,9 @@ static void print_text(const evaluator *e, double secs) {
     printf("accuracy     %.4f  (%lld/%lld%s)\n", qb_confusion_accuracy(c),
            (long long)(qb_confusion_accuracy(c) * c->n + 0.5), (long long)c->n, token ? " words" : "");
     printf("macro-F1     %.4f\n", qb_confusion_macro_f1(c));
+    if (e->ref_s)
+        printf("agreement    %.4f with %s (%ld/%ld %s)\n", (double)e->agree / e->compared, e->a->reference, e->agree,
+               e->compared, token ? "words" : "predictions");
     if (token)
         printf("entity F1    %.4f  (precision %.4f, recall %.4f; %lld gold, %lld predicted, %lld correct)\n",
                qb_entity_f1(&e->ent), qb_entity_precision(&e->ent), qb_entity_recall(&e->ent),
@@ -185,6 +205,7 @@ static void print_json(const evaluator *e, double secs) {
     printf(", \"task\": \"%s\", \"n\": %d, \"max_length\": %d, \"accuracy\": %.6f, \"macro_f1\": %.6f",
            qb_data_format_name(e->ds->format), e->ds->n, e->a->max_length, qb_confusion_accuracy(c),
            qb_confusion_macro_f1(c));
+    if (e->ref_s) printf(", \"agreement\": %.6f, \"agreement_n\": %ld", (double)e->agree / e->compared, e->compared);
     if (e->info.task == QB_TASK_TOKEN)
         printf(", \"entity_f1\": %.6f, \"entity_precision\": %.6f, \"entity_recall\": %.6f, \"words_scored\": %d, "
                "\"words_unscored\": %d", qb_entity_f1(&e->ent), qb_entity_precision(&e->ent),
@@ -209,6 +230,7 @@ static int parse_args(int argc, char **argv, eval_args *a) {
             exit(QB_EXIT_OK);
         } else if (!strcmp(argv[i], "--json")) a->json = true;
         else if ((v = qb_arg_value("--data", &i, argc, argv))) a->data = v;
+        else if ((v = qb_arg_value("--reference", &i, argc, argv))) a->reference = v;
         else if ((v = qb_arg_value("--task", &i, argc, argv))) {
             if (!qb_data_format_from_name(v, &a->fmt))
                 return qb_usage_error("eval", "unknown --task '%s' (sst2, imdb, conll, tsv, jsonl, auto)", v);
@@ -252,8 +274,14 @@ static int evaluate(evaluator *e, const eval_args *a) {
     qb_session_params sp = {.max_batch = a->batch, .max_seq = a->max_length, .n_threads = a->threads};
     if (!e->enc || !e->encp || !e->gold || !e->pred) return QB_EXIT_FAIL;
     if (check_fit(e, &err) || qb_confusion_init(&e->conf, e->info.num_labels) ||
-        qb_session_create(e->m, &sp, &e->s, &err))
+        qb_session_create(e->m, &sp, &e->s, &err) || (e->ref && qb_session_create(e->ref, &sp, &e->ref_s, &err)))
         return qb_report_error("eval", &err);
+    if (e->ref) {
+        qb_model_info ri;
+        qb_model_get_info(e->ref, &ri);
+        if (ri.num_labels != e->info.num_labels || ri.task != e->info.task)
+            return qb_usage_error("eval", "--reference %s has other labels or another task", a->reference);
+    }
     double t0 = qb_now();
     if (run_all(e, &err)) return qb_report_error("eval", &err);
     double secs = qb_now() - t0;
@@ -271,7 +299,8 @@ int qb_cmd_eval(int argc, char **argv) {
     if (qb_dataset_load(a.data, a.fmt, &a.cols, a.limit, &ds, &err)) return qb_report_error("eval", &err);
     evaluator e = {.ds = &ds, .a = &a};
     e.m = qb_cli_load("eval", a.dir, NULL);
-    rc = e.m ? evaluate(&e, &a) : QB_EXIT_FAIL;
+    if (e.m && a.reference) e.ref = qb_cli_load("eval", a.reference, NULL);
+    rc = e.m && (e.ref || !a.reference) ? evaluate(&e, &a) : QB_EXIT_FAIL;
     for (int k = 0; e.enc && k < a.batch; k++) qb_encoding_free(&e.enc[k]);
     free(e.enc);
     free(e.encp);
@@ -279,7 +308,9 @@ int qb_cmd_eval(int argc, char **argv) {
     free(e.pred);
     qb_confusion_free(&e.conf);
     qb_session_free(e.s);
+    qb_session_free(e.ref_s);
     qb_model_free(e.m);
+    qb_model_free(e.ref);
     qb_dataset_free(&ds);
     return rc;
 }

@@ -36,6 +36,7 @@ static void print_text(const qb_model *m, const qb_model_info *in, const char *d
     printf("parameters   %lld (%.1f M)\n", (long long)in->n_params, in->n_params / 1e6);
     printf("file         model.safetensors, %lld bytes (%.1f MB), %d tensors\n", (long long)in->file_bytes,
            in->file_bytes / 1e6, in->n_tensors);
+    printf("precision    %s\n", qb_model_quant_summary(m));
     printf("tokenizer    %s\n", in->tokenizer);
     printf("labels       %d:", in->num_labels);
     for (int i = 0; i < in->num_labels; i++) printf(" %d=%s", i, qb_model_label(m, i));
@@ -67,6 +68,7 @@ static void print_json(const qb_model *m, const qb_model_info *in, const char *d
     json_kv("hidden_act", in->hidden_act, true);
     json_kv("tokenizer", in->tokenizer, true);
     json_kv("isa", in->isa, true);
+    json_kv("precision", qb_model_quant_summary(m), true);
     printf("\"num_layers\": %d, \"hidden_size\": %d, \"num_heads\": %d, \"intermediate_size\": %d, "
            "\"embedding_size\": %d, \"num_hidden_groups\": %d, \"inner_group_num\": %d, \"vocab_size\": %d, "
            "\"max_position\": %d, \"type_vocab_size\": %d, \"layer_norm_eps\": %g, \"n_params\": %lld, "

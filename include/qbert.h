@@ -158,6 +158,70 @@ qb_status qb_session_run_encodings(qb_session *s, const qb_encoding *const *encs
 const float *qb_session_logits(const qb_session *s, int i);
 int qb_session_seq(const qb_session *s); /* padded length of the last run */
 
+/* ---- quantization ----------------------------------------------------- */
+
+typedef enum qb_quant_method {
+    QB_QUANT_DYNAMIC,   /* int8 weights, activations quantized at run time */
+    QB_QUANT_STATIC,    /* int8 weights, activation scales from calibration */
+    QB_QUANT_FP16,
+    QB_QUANT_BF16
+} qb_quant_method;
+
+/* Per-linear precision, for --keep and precision maps. */
+typedef enum qb_precision { QB_PREC_FP32, QB_PREC_FP16, QB_PREC_BF16, QB_PREC_INT8 } qb_precision;
+
+typedef struct qb_quant_params {
+    qb_quant_method method;
+    int per_channel;          /* weights: per output channel (1) or per tensor (0) */
+    int act_per_token;        /* dynamic: per token (1) or per tensor (0) */
+    int act_symmetric;        /* activations symmetric (zero point 128 in u8) */
+    int reduce_range;         /* 7-bit ranges, for CPUs whose dot products saturate */
+    int quantize_embeddings;  /* int8 word embeddings with row-wise scales */
+    int quantize_head;        /* also the pooler / pre_classifier / classifier */
+    const char *const *keep;  /* glob patterns of linear names kept in FP32 */
+    int n_keep;
+    const char *precision_map; /* JSON file {"<linear name or glob>": "fp32|fp16|bf16|int8"} */
+    /* static only */
+    const char *calib_file;   /* dataset of calibration texts */
+    const char *calib_stats;  /* or statistics saved by qb_calibrate() */
+    int calib_n;              /* texts to use (default 512) */
+    const char *observer;     /* "minmax", "percentile:99.99", "mse", "entropy" */
+    int max_length;           /* calibration truncation (default 128) */
+    int n_threads;
+    int force;                /* replace an existing output directory */
+    /* Progress callback for long steps (may be NULL). */
+    void (*progress)(void *ctx, const char *stage, long done, long total);
+    void *progress_ctx;
+} qb_quant_params;
+
+qb_quant_params qb_quant_default_params(qb_quant_method method);
+const char *qb_quant_method_name(qb_quant_method m);
+int qb_quant_method_parse(const char *name, qb_quant_method *out); /* 1 if known */
+
+typedef struct qb_quant_report {
+    int n_linears, n_int8, n_fp16, n_bf16, n_fp32;
+    int calib_used;           /* calibration texts actually used */
+    int64_t in_bytes, out_bytes; /* model.safetensors sizes */
+    double seconds;
+    char warning[256];        /* e.g. fewer calibration rows than asked */
+} qb_quant_report;
+
+/* Writes a quantized model directory to out_dir (through a temporary
+ * directory renamed when complete).  It refuses to overwrite m's own
+ * directory, and an existing out_dir unless params->force. */
+qb_status qb_quantize(const qb_model *m, const qb_quant_params *params, const char *out_dir,
+                      qb_quant_report *report, qb_error *err);
+
+/* Runs calibration texts through m and saves every linear input's
+ * statistics (JSON) for later qb_quantize() runs with any observer. */
+qb_status qb_calibrate(const qb_model *m, const qb_quant_params *params, const char *stats_path,
+                       qb_quant_report *report, qb_error *err);
+
+/* Human-readable summary of how a loaded model is quantized ("fp32" for a
+ * plain checkpoint), e.g. "dynamic int8: 72 linears int8, 2 fp32". */
+const char *qb_model_quant_summary(const qb_model *m);
+int qb_model_linear_count(const qb_model *m);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,9 +8,11 @@ need_shared data/sst2/dev.tsv
 
 # acc MODEL DATA MAXLEN FIELD REFERENCE_FIELD
 acc() {
-  local model=$SHARED/models/$1
-  "$QBERT" eval "$model" --data "$SHARED/data/$2" --max-length "$3" --json >"$TMP/$1.json" 2>"$TMP/$1.err"
+  local model=$SHARED/models/$1 limit=()
+  [ -n "$SANITIZE" ] && limit=(--limit 40)
+  "$QBERT" eval "$model" --data "$SHARED/data/$2" --max-length "$3" "${limit[@]}" --json >"$TMP/$1.json" 2>"$TMP/$1.err"
   if [ $? -ne 0 ]; then fail "$1: eval failed: $(cat "$TMP/$1.err")"; return; fi
+  if [ -n "$SANITIZE" ]; then ok; echo "  $1: ran 40 examples cleanly (sanitizer build: accuracy not compared)"; return; fi
   local got ref
   got=$(json_get "$TMP/$1.json" "j['$4']")
   ref=$(json_get "$model/training.json" "j['$5']")

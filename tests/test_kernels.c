@@ -143,10 +143,21 @@ static float *gemm_run(const qb_kernels *k, const gemm_data *d, int n_threads, f
     float *C = malloc((size_t)d->c.M * d->ldc * sizeof(float));
     for (size_t i = 0; i < (size_t)d->c.M * d->ldc; i++) C[i] = SENTINEL;
     qb_gemm_f32_args a = {
-        .M = d->c.M, .N = d->c.N, .K = d->c.K,
-        .A = d->A, .lda = d->lda, .B = d->B, .ldb = d->ldb, .b_trans = d->c.b_trans,
-        .C = C, .ldc = d->ldc, .bias = d->bias, .residual = d->res, .ldr = d->ldr,
-        .alpha = d->c.alpha, .act = d->c.act,
+        .M = d->c.M,
+        .N = d->c.N,
+        .K = d->c.K,
+        .A = d->A,
+        .lda = d->lda,
+        .B = d->B,
+        .ldb = d->ldb,
+        .b_trans = d->c.b_trans,
+        .C = C,
+        .ldc = d->ldc,
+        .bias = d->bias,
+        .residual = d->res,
+        .ldr = d->ldr,
+        .alpha = d->c.alpha,
+        .act = d->c.act,
     };
     qb_gemm_f32(k, &a, n_threads, scratch);
     return C;
@@ -154,8 +165,7 @@ static float *gemm_run(const qb_kernels *k, const gemm_data *d, int n_threads, f
 
 static void describe(const gemm_data *d, char *buf, size_t cap) {
     snprintf(buf, cap, "M=%d N=%d K=%d %s bias=%d res=%d act=%s alpha=%g pad=%d", d->c.M, d->c.N, d->c.K,
-             d->c.b_trans ? "b_trans" : "b_rows", d->c.bias, d->c.residual, act_names[d->c.act], d->c.alpha,
-             d->c.pad);
+             d->c.b_trans ? "b_trans" : "b_rows", d->c.bias, d->c.residual, act_names[d->c.act], d->c.alpha, d->c.pad);
 }
 
 /* Max of |C - ref| / scale; also checks that C's padding was not written. */
@@ -197,8 +207,8 @@ static void check_gemm_case(const qb_kernels *ks, int nk, const gemm_case *c, fl
         e = gemm_error(&d, one, NULL, ref, &pad_ok);
         if (e > worst_gemm_err[ks[i].isa]) worst_gemm_err[ks[i].isa] = e;
         CHECK(e <= GEMM_TOL && pad_ok, "%s vs scalar: %s: err %.3g pad_ok %d", ks[i].name, what, e, pad_ok);
-        CHECK(memcmp(one, two, (size_t)d.c.M * d.ldc * sizeof(float)) == 0, "%s 2 threads != 1 thread: %s",
-              ks[i].name, what);
+        CHECK(memcmp(one, two, (size_t)d.c.M * d.ldc * sizeof(float)) == 0, "%s 2 threads != 1 thread: %s", ks[i].name,
+              what);
         free(one), free(two);
     }
     free(ref);
@@ -217,7 +227,9 @@ static void test_gemm_shapes(const qb_kernels *ks, int nk, float *scratch) {
             for (int c = 0; c < 5; c++, i++) {
                 if ((a == 4) + (b == 4) + (c == 4) > 1) continue;
                 gemm_case gc = {
-                    .M = sizes[a], .N = sizes[b], .K = sizes[c],
+                    .M = sizes[a],
+                    .N = sizes[b],
+                    .K = sizes[c],
                     .b_trans = i % 2 == 0,
                     .bias = i % 3 != 0,
                     .residual = i % 4 >= 2,
@@ -273,8 +285,8 @@ static void test_act(const qb_kernels *k) {
             free(x), free(y);
         }
     }
-    printf("%s act max err / (|ref| + 1): none %.2g gelu %.2g gelu_tanh %.2g relu %.2g tanh %.2g\n", k->name,
-           worst[0], worst[1], worst[2], worst[3], worst[4]);
+    printf("%s act max err / (|ref| + 1): none %.2g gelu %.2g gelu_tanh %.2g relu %.2g tanh %.2g\n", k->name, worst[0],
+           worst[1], worst[2], worst[3], worst[4]);
 }
 
 static void test_softmax(const qb_kernels *k) {

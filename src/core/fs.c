@@ -1,5 +1,6 @@
 #include "core/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -75,4 +76,92 @@ bool qb_file_exists(const char *path) {
 bool qb_path_join(char *buf, size_t cap, const char *dir, const char *name) {
     int n = snprintf(buf, cap, "%s/%s", dir, name);
     return n > 0 && (size_t)n < cap;
+}
+
+static void remove_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[4096];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (!qb_path_join(p, sizeof p, dir, e->d_name)) continue;
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
+        else unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+bool qb_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* mkdir -p of path's parent directories. */
+static void make_parents(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        mkdir(buf, 0755);
+        *p = '/';
+    }
+}
+
+qb_status qb_outdir_begin(const char *out, bool force, char *tmp, size_t cap, qb_error *err) {
+    struct stat st;
+    if (stat(out, &st) == 0 && !force)
+        return qb_fail(err, QB_ERR_IO, "%s: already exists (use --force to replace it)", out);
+    int n = snprintf(tmp, cap, "%s.tmp-%ld", out, (long)getpid());
+    if (n < 0 || (size_t)n >= cap) return qb_fail(err, QB_ERR_ARG, "%s: path too long", out);
+    remove_tree(tmp);
+    make_parents(tmp);
+    if (mkdir(tmp, 0755) != 0) return qb_fail(err, QB_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    return QB_OK;
+}
+
+qb_status qb_outdir_commit(const char *tmp, const char *out, qb_error *err) {
+    char old[4200];
+    struct stat st;
+    bool replace = stat(out, &st) == 0;
+    snprintf(old, sizeof old, "%s.old-%ld", out, (long)getpid());
+    if (replace && rename(out, old) != 0)
+        return qb_fail(err, QB_ERR_IO, "%s: cannot move the old directory aside: %s", out, strerror(errno));
+    if (rename(tmp, out) != 0) {
+        int e = errno;
+        if (replace) rename(old, out);
+        return qb_fail(err, QB_ERR_IO, "%s: cannot rename %s into place: %s", out, tmp, strerror(e));
+    }
+    if (replace) remove_tree(old);
+    return QB_OK;
+}
+
+void qb_outdir_abort(const char *tmp) { remove_tree(tmp); }
+
+qb_status qb_file_copy(const char *src, const char *dst, qb_error *err) {
+    qb_file_map m;
+    qb_status st = qb_file_map_open(&m, src, err);
+    if (st) return st;
+    st = qb_file_write_atomic(dst, m.data, m.size, err);
+    qb_file_map_close(&m);
+    return st;
+}
+
+qb_status qb_file_write_atomic(const char *path, const void *data, size_t n, qb_error *err) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return qb_fail(err, QB_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    bool ok = fwrite(data, 1, n, f) == n;
+    ok = fflush(f) == 0 && ok;
+    ok = fsync(fileno(f)) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return qb_fail(err, QB_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    }
+    return QB_OK;
 }

@@ -25,4 +25,16 @@ bool qb_file_exists(const char *path);
 /* dir + "/" + name into buf; false if it does not fit. */
 bool qb_path_join(char *buf, size_t cap, const char *dir, const char *name);
 
+/* Output directories are built under a temporary sibling name and renamed
+ * into place once complete, so an interrupted run leaves no partial OUT.
+ * qb_outdir_begin refuses an existing out unless force. */
+qb_status qb_outdir_begin(const char *out, bool force, char *tmp, size_t cap, qb_error *err);
+qb_status qb_outdir_commit(const char *tmp, const char *out, qb_error *err);
+void qb_outdir_abort(const char *tmp);
+bool qb_same_file(const char *a, const char *b); /* same inode (dirs too) */
+
+qb_status qb_file_copy(const char *src, const char *dst, qb_error *err);
+/* Writes data to path through path.tmp + rename. */
+qb_status qb_file_write_atomic(const char *path, const void *data, size_t n, qb_error *err);
+
 #endif

@@ -151,6 +151,59 @@ static qb_status parse_labels(const qb_json *j, qb_config *c, const char *path, 
     return QB_OK;
 }
 
+static const char *method_names[] = {"dynamic", "static", "fp16", "bf16"};
+
+const char *qb_quant_method_name(qb_quant_method m) {
+    return (unsigned)m < sizeof method_names / sizeof *method_names ? method_names[m] : "?";
+}
+
+int qb_quant_method_parse(const char *name, qb_quant_method *out) {
+    for (unsigned i = 0; i < sizeof method_names / sizeof *method_names; i++)
+        if (!strcmp(name, method_names[i])) {
+            *out = (qb_quant_method)i;
+            return 1;
+        }
+    return 0;
+}
+
+/* Only qbert's own block is understood; another library's (bitsandbytes,
+ * GPTQ...) describes a format qbert cannot run. */
+static qb_status parse_quant(const qb_json *j, qb_config *c, const char *path, qb_error *err) {
+    int q = qb_json_get(j, 0, "quantization_config");
+    if (q < 0) return QB_OK;
+    qb_quant_config *qc = &c->quant;
+    if (!qb_json_is(j, q, QB_JSON_OBJECT) || !qb_json_str_eq(j, qb_json_get(j, q, "quant_method"), "qbert"))
+        return qb_fail(err, QB_ERR_UNSUPPORTED,
+                       "%s: quantization_config is not qbert's (quant_method \"qbert\"); qbert cannot run it", path);
+    char *method = qb_json_strdup(j, qb_json_get(j, q, "method"), NULL);
+    bool known = method && qb_quant_method_parse(method, &qc->method);
+    free(method);
+    if (!known)
+        return qb_fail(err, QB_ERR_FORMAT,
+                       "%s: quantization_config.method must be dynamic, static, fp16 or bf16", path);
+    int64_t bits = 0;
+    bool int8 = qc->method == QB_QUANT_DYNAMIC || qc->method == QB_QUANT_STATIC;
+    if (!qb_json_int(j, qb_json_get(j, q, "bits"), &bits) || bits != (int8 ? 8 : 16))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.bits must be %d for method %s", path,
+                       int8 ? 8 : 16, qb_quant_method_name(qc->method));
+    int act = qb_json_get(j, q, "activations");
+    if (int8 && !qb_json_is(j, act, QB_JSON_OBJECT))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.activations is missing", path);
+    int gran = qb_json_get(j, act, "granularity");
+    qc->act_per_token = qb_json_str_eq(j, gran, "per-token");
+    if (int8 && !qc->act_per_token && !qb_json_str_eq(j, gran, "per-tensor"))
+        return qb_fail(err, QB_ERR_FORMAT,
+                       "%s: quantization_config.activations.granularity must be per-token or per-tensor", path);
+    if (qc->method == QB_QUANT_STATIC && qc->act_per_token)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: static quantization has per-tensor activation scales", path);
+    qc->act_symmetric = qb_json_get_bool(j, act, "symmetric", false);
+    char *obs = qb_json_strdup(j, qb_json_get(j, act, "observer"), NULL);
+    snprintf(qc->observer, sizeof qc->observer, "%s", obs ? obs : "");
+    free(obs);
+    qc->present = true;
+    return QB_OK;
+}
+
 qb_status qb_config_load(const char *path, qb_config *c, qb_error *err) {
     memset(c, 0, sizeof *c);
     char *text;
@@ -163,6 +216,7 @@ qb_status qb_config_load(const char *path, qb_config *c, qb_error *err) {
     if (!st) st = parse_arch(&j, c, path, err);
     if (!st) st = parse_shapes(&j, c, path, err);
     if (!st) st = parse_labels(&j, c, path, err);
+    if (!st) st = parse_quant(&j, c, path, err);
     if (!st || j.toks) qb_json_free(&j);
     free(text);
     if (st) qb_config_free(c);

@@ -8,6 +8,15 @@
 #include "kernels/kernels.h"
 #include "qbert.h"
 
+/* config.json's "quantization_config" block, as qbert writes it. */
+typedef struct {
+    bool present;
+    qb_quant_method method;
+    bool act_per_token;   /* dynamic: per-token (else per-tensor) activation scales */
+    bool act_symmetric;
+    char observer[32];    /* static: how the input ranges were chosen */
+} qb_quant_config;
+
 typedef struct {
     qb_arch arch;
     qb_task task;
@@ -23,7 +32,9 @@ typedef struct {
     bool sinusoidal_pos;                     /* DistilBERT */
     int num_labels;
     char **labels;                           /* id2label, num_labels entries */
+    qb_quant_config quant;
 } qb_config;
+
 
 qb_status qb_config_load(const char *path, qb_config *c, qb_error *err);
 void qb_config_free(qb_config *c);

@@ -72,6 +72,4 @@ bool qb_isa_from_name(const char *name, qb_isa *out) {
     return false;
 }
 
-const char *qb_isa_name(qb_isa isa) {
-    return (unsigned)isa < QB_ISA_COUNT ? qb_isa_names[isa] : "unknown";
-}
+const char *qb_isa_name(qb_isa isa) { return (unsigned)isa < QB_ISA_COUNT ? qb_isa_names[isa] : "unknown"; }

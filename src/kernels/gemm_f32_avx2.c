@@ -22,7 +22,7 @@ static inline __m256 qb_gemm_avx2_load(const float *p, int count, __m256i mask) 
 
 /* Compile-time loop bounds, fully unrolled, keep acc[i][v] in registers. */
 static inline __attribute__((always_inline)) void qb_gemm_avx2_store(int nv, __m256 acc[MR][NV_MAX],
-                                                                      const qb_gemm_tile *t) {
+                                                                     const qb_gemm_tile *t) {
     __m256 alpha = _mm256_set1_ps(t->alpha);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
@@ -49,7 +49,7 @@ static inline __attribute__((always_inline)) void qb_gemm_avx2_store(int nv, __m
 }
 
 static inline __attribute__((always_inline)) void qb_gemm_avx2_tile(int nv, int kc, const float *pa, const float *pb,
-                                                                     const qb_gemm_tile *t) {
+                                                                    const qb_gemm_tile *t) {
     __m256 acc[MR][NV_MAX];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++)
@@ -85,6 +85,4 @@ static const qb_gemm_ukernel qb_gemm_avx2_ukernel = {
     .micro = qb_gemm_avx2_micro,
 };
 
-void qb_gemm_f32_avx2(const qb_gemm_f32_args *g, float *pack) {
-    qb_gemm_blocked_run(&qb_gemm_avx2_ukernel, g, pack);
-}
+void qb_gemm_f32_avx2(const qb_gemm_f32_args *g, float *pack) { qb_gemm_blocked_run(&qb_gemm_avx2_ukernel, g, pack); }

@@ -20,7 +20,7 @@ static void qb_gemm_avx512_pack_b(const qb_gemm_f32_args *g, int n0, int cols, i
 /* Loops are written over compile-time bounds and fully unrolled so every
  * acc[i][v] stays a register; runtime row/column counts only guard. */
 static inline __attribute__((always_inline)) void qb_gemm_avx512_store(int nv, __m512 acc[MR][NV_MAX],
-                                                                        const qb_gemm_tile *t) {
+                                                                       const qb_gemm_tile *t) {
     __m512 alpha = _mm512_set1_ps(t->alpha);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
@@ -42,13 +42,23 @@ static inline __attribute__((always_inline)) void qb_gemm_avx512_store(int nv, _
     }
 }
 
-static inline __attribute__((always_inline)) void qb_gemm_avx512_tile(int nv, int kc, const float *pa,
-                                                                       const float *pb, const qb_gemm_tile *t) {
+/* The epilogue touches a C tile (and maybe a residual tile) last seen a
+ * whole K block ago; fetching it during the FMAs hides that miss. */
+static inline void qb_gemm_avx512_prefetch_tile(const float *p, size_t ld, int rows, int nv) {
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(p + i * ld + 16 * v), _MM_HINT_T0);
+}
+
+static inline __attribute__((always_inline)) void qb_gemm_avx512_tile(int nv, int kc, const float *pa, const float *pb,
+                                                                      const qb_gemm_tile *t) {
     __m512 acc[MR][NV_MAX];
+    qb_gemm_avx512_prefetch_tile(t->c, (size_t)t->ldc, t->rows, nv);
+    if (t->residual) qb_gemm_avx512_prefetch_tile(t->residual, (size_t)t->ldr, t->rows, nv);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++)
 #pragma GCC unroll 3
         for (int v = 0; v < NV_MAX; v++) acc[i][v] = _mm512_setzero_ps();
+#pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
         __m512 b[NV_MAX];
 #pragma GCC unroll 3

@@ -107,7 +107,8 @@ static void qb_gemm_i8_slice(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, i
 }
 
 void qb_gemm_i8(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, int n_threads) {
-    if (a->M <= 0 || a->N <= 0) return;
+    /* Another ISA's layout would be misread (and overrun): refuse it. */
+    if (a->M <= 0 || a->N <= 0 || a->W->isa != k->isa) return;
     if (n_threads <= 1) {
         k->gemm(a, 0, a->N);
         return;

@@ -14,6 +14,7 @@
 #define QB_I8_MR 6
 #define QB_I8_KC 256 /* k per chunk: a 64 x 256 weight block is 16 KiB */
 #define QB_I8_MC 96  /* rows per chunk: the partial tile is 24 KiB */
+#define QB_I8_A_L2_BYTES (512 * 1024)
 
 /* A 4-byte group of an activation row, read unaligned without breaking
  * strict aliasing; the compiler folds it into vpbroadcastd's memory operand. */
@@ -30,34 +31,61 @@ typedef struct {
     int32_t *part;    /* [mr][64] partial sums */
 } qb_i8_tile_args;
 
+/* The accumulators are named variables, not an array: GCC keeps an array
+ * of vectors in memory and spills every update.  mr and nr are constants
+ * in each instantiation, so the guards and unused variables vanish. */
+#define QB_I8_FOR_TILE(X) \
+    X(0, 0) X(0, 1) X(0, 2) X(0, 3) X(1, 0) X(1, 1) X(1, 2) X(1, 3) X(2, 0) X(2, 1) X(2, 2) X(2, 3) \
+    X(3, 0) X(3, 1) X(3, 2) X(3, 3) X(4, 0) X(4, 1) X(4, 2) X(4, 3) X(5, 0) X(5, 1) X(5, 2) X(5, 3)
+#define QB_I8_DECLARE(i, j) __m512i c##i##j = _mm512_setzero_si512();
+#define QB_I8_LOAD(i, j) \
+    if (i < mr && j < nr) c##i##j = _mm512_load_si512(t->part + i * 64 + j * 16);
+#define QB_I8_STORE(i, j) \
+    if (i < mr && j < nr) _mm512_store_si512(t->part + i * 64 + j * 16, c##i##j);
+#define QB_I8_ROW(i, av)                                                      \
+    if (i < mr) {                                                             \
+        __m512i a_ = (av);                                                    \
+        if (nr > 0) c##i##0 = _mm512_dpbusd_epi32(c##i##0, a_, w0);           \
+        if (nr > 1) c##i##1 = _mm512_dpbusd_epi32(c##i##1, a_, w1);           \
+        if (nr > 2) c##i##2 = _mm512_dpbusd_epi32(c##i##2, a_, w2);           \
+        if (nr > 3) c##i##3 = _mm512_dpbusd_epi32(c##i##3, a_, w3);           \
+    }
+#define QB_I8_ROWS(load)                                                      \
+    QB_I8_ROW(0, load(0)) QB_I8_ROW(1, load(1)) QB_I8_ROW(2, load(2))        \
+    QB_I8_ROW(3, load(3)) QB_I8_ROW(4, load(4)) QB_I8_ROW(5, load(5))
+#define QB_I8_BROADCAST(i) _mm512_set1_epi32(*(const qb_i8_u32_unaligned *)(a + i * lda))
+#define QB_I8_BROADCAST_TAIL(i) qb_i8_tail_bytes(a + i * lda, t->tail)
+
+/* The packed weights are zero past K, so only the bytes read from A must
+ * stay inside the row. */
+static inline __m512i qb_i8_tail_bytes(const uint8_t *a, int tail) {
+    int32_t bytes = 0;
+    memcpy(&bytes, a, (size_t)tail);
+    return _mm512_set1_epi32(bytes);
+}
+
 static inline __attribute__((always_inline)) void qb_i8_tile(const qb_i8_tile_args *t, int mr, int nr) {
-    __m512i acc[QB_I8_MR][4];
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++)
-            acc[i][j] = t->first ? _mm512_setzero_si512() : _mm512_load_si512(t->part + i * 64 + j * 16);
+    QB_I8_FOR_TILE(QB_I8_DECLARE)
+    if (!t->first) { QB_I8_FOR_TILE(QB_I8_LOAD) }
     const uint8_t *a = t->a;
     const int8_t *w = t->w;
-    for (int g = 0; g < t->groups; g++, a += 4, w += t->w_step) {
-        __m512i wv[4];
-        for (int j = 0; j < nr; j++) wv[j] = _mm512_load_si512(w + j * 64);
-        for (int i = 0; i < mr; i++) {
-            __m512i av = _mm512_set1_epi32(*(const qb_i8_u32_unaligned *)(a + i * t->lda));
-            for (int j = 0; j < nr; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, wv[j]);
-        }
+    const size_t lda = t->lda, w_step = t->w_step;
+    __m512i w0, w1, w2, w3;
+    for (int g = 0; g < t->groups; g++, a += 4, w += w_step) {
+        if (nr > 0) w0 = _mm512_load_si512(w);
+        if (nr > 1) w1 = _mm512_load_si512(w + 64);
+        if (nr > 2) w2 = _mm512_load_si512(w + 128);
+        if (nr > 3) w3 = _mm512_load_si512(w + 192);
+        QB_I8_ROWS(QB_I8_BROADCAST)
     }
     if (t->tail) {
-        /* The packed weights are zero past K, so only the bytes read from A
-         * must stay inside the row. */
-        for (int i = 0; i < mr; i++) {
-            int32_t bytes = 0;
-            memcpy(&bytes, a + i * t->lda, (size_t)t->tail);
-            __m512i av = _mm512_set1_epi32(bytes);
-            for (int j = 0; j < nr; j++)
-                acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, _mm512_load_si512(w + j * 64));
-        }
+        if (nr > 0) w0 = _mm512_load_si512(w);
+        if (nr > 1) w1 = _mm512_load_si512(w + 64);
+        if (nr > 2) w2 = _mm512_load_si512(w + 128);
+        if (nr > 3) w3 = _mm512_load_si512(w + 192);
+        QB_I8_ROWS(QB_I8_BROADCAST_TAIL)
     }
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) _mm512_store_si512(t->part + i * 64 + j * 16, acc[i][j]);
+    QB_I8_FOR_TILE(QB_I8_STORE)
 }
 
 #define QB_I8_TILE(mr, nr) \
@@ -99,6 +127,17 @@ static void qb_i8_epilogue_avx512(const qb_gemm_i8_args *g, const int32_t *part,
     }
 }
 
+/* Output rows of a large C are usually not in cache, and the epilogue's
+ * stores would wait on them one miss at a time; asking for them while the
+ * tile still has a whole K loop to run hides that. */
+static void qb_i8_prefetch_outputs(const qb_gemm_i8_args *g, int m, int rows, int n) {
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < QB_I8_N_BLOCK && n + j < g->N; j += 16) {
+            _mm_prefetch((const char *)(g->C + (size_t)(m + i) * g->ldc + n + j), _MM_HINT_T0);
+            if (g->residual) _mm_prefetch((const char *)(g->residual + (size_t)(m + i) * g->ldr + n + j), _MM_HINT_T0);
+        }
+}
+
 /* One 64-column weight block (or the narrower last one) against rows
  * [m0, m0 + rows), rows <= QB_I8_MC. */
 static void qb_i8_block_avx512(const qb_gemm_i8_args *g, int m0, int rows, int n, int32_t *part) {
@@ -117,6 +156,7 @@ static void qb_i8_block_avx512(const qb_gemm_i8_args *g, int m0, int rows, int n
             int mr = rows - i < QB_I8_MR ? rows - i : QB_I8_MR;
             t.a = g->A + (size_t)(m0 + i) * g->lda + k0;
             t.part = part + i * 64;
+            if (k0 == 0) qb_i8_prefetch_outputs(g, m0 + i, mr, n);
             qb_i8_tiles[mr - 1][width / 16 - 1](&t);
         }
     }
@@ -126,9 +166,23 @@ static void qb_i8_block_avx512(const qb_gemm_i8_args *g, int m0, int rows, int n
 
 static void qb_gemm_i8_avx512(const qb_gemm_i8_args *g, int n0, int n1) {
     _Alignas(64) int32_t part[QB_I8_MC * 64];
-    for (int n = n0; n < n1; n += QB_I8_N_BLOCK)
-        for (int m0 = 0; m0 < g->M; m0 += QB_I8_MC)
-            qb_i8_block_avx512(g, m0, g->M - m0 < QB_I8_MC ? g->M - m0 : QB_I8_MC, n, part);
+    /* Equal row chunks (in whole tiles) so no chunk is a thin remainder
+     * that reuses each weight block only a few times. */
+    int chunks = (g->M + QB_I8_MC - 1) / QB_I8_MC;
+    int rows = qb_i8_round_up((g->M + chunks - 1) / chunks, QB_I8_MR);
+    if (rows > QB_I8_MC) rows = QB_I8_MC;
+    /* Activations small enough to stay in L2 are re-read per weight block,
+     * so each weight block comes from memory once; larger ones are walked a
+     * row chunk at a time against all weights instead. */
+    if ((size_t)g->M * g->K <= QB_I8_A_L2_BYTES) {
+        for (int n = n0; n < n1; n += QB_I8_N_BLOCK)
+            for (int m0 = 0; m0 < g->M; m0 += rows)
+                qb_i8_block_avx512(g, m0, g->M - m0 < rows ? g->M - m0 : rows, n, part);
+        return;
+    }
+    for (int m0 = 0; m0 < g->M; m0 += rows)
+        for (int n = n0; n < n1; n += QB_I8_N_BLOCK)
+            qb_i8_block_avx512(g, m0, g->M - m0 < rows ? g->M - m0 : rows, n, part);
 }
 
 /* Per-row min/max with masked tails: masked-off lanes read as 0, which the

@@ -11,7 +11,8 @@
 #include "kernels/kernels.h"
 
 /* dst[c * ldd + r] = src[r * lds + c] for an 8 x 8 block. */
-static inline void qb_gemm_transpose8x8(const float *src, size_t lds, float *dst, size_t ldd) {
+static inline __attribute__((always_inline)) void qb_gemm_transpose8x8(const float *src, size_t lds, float *dst,
+                                                                       size_t ldd) {
     __m256 r[8], t[8], s[8];
     for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
     for (int i = 0; i < 8; i += 2) {
@@ -36,16 +37,27 @@ static inline __m256i qb_gemm_mask8(int count) {
     return _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 8 - count));
 }
 
+/* k blocks outside, column blocks inside: each step then fills 8 whole rows
+ * of the panel (nr floats each) instead of revisiting every line of a panel
+ * larger than L1 once per column block.  The source rows are nr separate
+ * streams, more than the hardware prefetcher follows, hence the explicit
+ * prefetch a few lines ahead. */
+#define QB_GEMM_PACK_PREFETCH 64 /* floats ahead in each source row */
+
 static inline void qb_gemm_pack_b_trans_avx(const float *w, size_t ldb, int cols, int kc, float *pb, int nr) {
-    int j = 0;
-    for (; j + 8 <= cols; j += 8) {
-        int k = 0;
-        for (; k + 8 <= kc; k += 8) qb_gemm_transpose8x8(w + (size_t)j * ldb + k, ldb, pb + (size_t)k * nr + j, nr);
-        for (; k < kc; k++)
-            for (int jj = j; jj < j + 8; jj++) pb[(size_t)k * nr + jj] = w[(size_t)jj * ldb + k];
+    int full = cols / 8 * 8;
+    int k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        if (k % 16 == 0 && k + QB_GEMM_PACK_PREFETCH < kc)
+            for (int j = 0; j < full; j++)
+                _mm_prefetch((const char *)(w + (size_t)j * ldb + k + QB_GEMM_PACK_PREFETCH), _MM_HINT_T0);
+        for (int j = 0; j < full; j += 8)
+            qb_gemm_transpose8x8(w + (size_t)j * ldb + k, ldb, pb + (size_t)k * nr + j, nr);
     }
-    for (; j < nr; j++)
-        for (int k = 0; k < kc; k++) pb[(size_t)k * nr + j] = j < cols ? w[(size_t)j * ldb + k] : 0.0f;
+    for (; k < kc; k++)
+        for (int j = 0; j < full; j++) pb[(size_t)k * nr + j] = w[(size_t)j * ldb + k];
+    for (k = 0; k < kc; k++)
+        for (int j = full; j < nr; j++) pb[(size_t)k * nr + j] = j < cols ? w[(size_t)j * ldb + k] : 0.0f;
 }
 
 static inline void qb_gemm_pack_b_rows_avx(const float *b, size_t ldb, int cols, int kc, float *pb, int nr) {

@@ -37,7 +37,8 @@ static inline float qb_ops_avx2_hmax(__m256 v) {
 static void qb_act_f32_avx2(qb_act act, float *x, int n) {
     if (act == QB_ACT_NONE) return;
     __m256 zero = _mm256_setzero_ps();
-    for (int i = 0; i < n; i += 8) qb_ops_avx2_store(x + i, n - i, qb_v8_act(act, qb_ops_avx2_load(x + i, n - i, zero)));
+    for (int i = 0; i < n; i += 8)
+        qb_ops_avx2_store(x + i, n - i, qb_v8_act(act, qb_ops_avx2_load(x + i, n - i, zero)));
 }
 
 /* Two-pass mean and variance, as in the reference. */
@@ -55,7 +56,8 @@ static void qb_layernorm_f32_avx2(const float *x, const float *gamma, const floa
     __m256 rstd = _mm256_set1_ps(1.0f / sqrtf(qb_ops_avx2_hsum(sq) / (float)n + eps));
     for (int i = 0; i < n; i += 8) {
         __m256 d = _mm256_mul_ps(_mm256_sub_ps(qb_ops_avx2_load(x + i, n - i, zero), mean), rstd);
-        __m256 out = _mm256_fmadd_ps(d, qb_ops_avx2_load(gamma + i, n - i, zero), qb_ops_avx2_load(beta + i, n - i, zero));
+        __m256 out =
+            _mm256_fmadd_ps(d, qb_ops_avx2_load(gamma + i, n - i, zero), qb_ops_avx2_load(beta + i, n - i, zero));
         qb_ops_avx2_store(y + i, n - i, out);
     }
 }
@@ -74,7 +76,8 @@ static void qb_softmax_f32_avx2(float *x, int n) {
     }
     __m256 inv = _mm256_set1_ps(1.0f / qb_ops_avx2_hsum(sum));
     __m256 zero = _mm256_setzero_ps();
-    for (int i = 0; i < n; i += 8) qb_ops_avx2_store(x + i, n - i, _mm256_mul_ps(qb_ops_avx2_load(x + i, n - i, zero), inv));
+    for (int i = 0; i < n; i += 8)
+        qb_ops_avx2_store(x + i, n - i, _mm256_mul_ps(qb_ops_avx2_load(x + i, n - i, zero), inv));
 }
 
 void qb_kernels_init_avx2(qb_kernels *k) {

@@ -16,8 +16,7 @@ static void qb_act_f32_avx512(qb_act act, float *x, int n) {
 }
 
 /* Two-pass mean and variance, as in the reference. */
-static void qb_layernorm_f32_avx512(const float *x, const float *gamma, const float *beta, float eps, int n,
-                                    float *y) {
+static void qb_layernorm_f32_avx512(const float *x, const float *gamma, const float *beta, float eps, int n, float *y) {
     __m512 sum = _mm512_setzero_ps();
     for (int i = 0; i < n; i += 16) sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(qb_v16_mask(n - i), x + i));
     __m512 mean = _mm512_set1_ps(_mm512_reduce_add_ps(sum) / (float)n);

@@ -23,8 +23,7 @@ static void qb_act_f32_scalar(qb_act act, float *x, int n) {
 
 /* Two passes (mean, then the mean of squared deviations) like PyTorch, so
  * large offsets do not cancel the variance away. */
-static void qb_layernorm_f32_scalar(const float *x, const float *gamma, const float *beta, float eps, int n,
-                                    float *y) {
+static void qb_layernorm_f32_scalar(const float *x, const float *gamma, const float *beta, float eps, int n, float *y) {
     float sum = 0.0f;
     for (int i = 0; i < n; i++) sum += x[i];
     float mean = sum / (float)n;

@@ -14,7 +14,8 @@ static inline __m256 qb_v8_abs(__m256 x) { return _mm256_andnot_ps(qb_v8_const(-
 
 static inline __m256 qb_v8_exp(__m256 x) {
     __m256 xc = _mm256_min_ps(_mm256_max_ps(x, qb_v8_const(QB_EXP_XMIN)), qb_v8_const(QB_EXP_XMAX));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, qb_v8_const(QB_EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 n =
+        _mm256_round_ps(_mm256_mul_ps(xc, qb_v8_const(QB_EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, qb_v8_const(QB_EXP_LN2_HI), xc);
     r = _mm256_fnmadd_ps(n, qb_v8_const(QB_EXP_LN2_LO), r);
     __m256 p = qb_v8_const(1.0f / 5040.0f);
@@ -68,7 +69,8 @@ static inline __m256 qb_v8_tanh(__m256 x) {
     __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(q, x2), x, x);
     __m256 axc = _mm256_min_ps(ax, qb_v8_const(QB_TANH_XMAX));
     __m256 e = qb_v8_exp(_mm256_add_ps(axc, axc));
-    __m256 big = _mm256_sub_ps(qb_v8_const(1.0f), _mm256_div_ps(qb_v8_const(2.0f), _mm256_add_ps(e, qb_v8_const(1.0f))));
+    __m256 big =
+        _mm256_sub_ps(qb_v8_const(1.0f), _mm256_div_ps(qb_v8_const(2.0f), _mm256_add_ps(e, qb_v8_const(1.0f))));
     big = _mm256_or_ps(big, _mm256_and_ps(x, qb_v8_const(-0.0f)));
     return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, qb_v8_const(QB_TANH_SMALL), _CMP_LT_OQ));
 }

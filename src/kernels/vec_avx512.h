@@ -66,10 +66,10 @@ static inline __m512 qb_v16_tanh(__m512 x) {
     q = _mm512_fmadd_ps(q, x2, qb_v16_const(QB_TANH_Q1));
     q = _mm512_fmadd_ps(q, x2, qb_v16_const(QB_TANH_Q0));
     __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(q, x2), x, x);
-    __m512 e = qb_v16_exp(_mm512_add_ps(_mm512_min_ps(ax, qb_v16_const(QB_TANH_XMAX)),
-                                        _mm512_min_ps(ax, qb_v16_const(QB_TANH_XMAX))));
-    __m512 big = _mm512_sub_ps(qb_v16_const(1.0f),
-                               _mm512_div_ps(qb_v16_const(2.0f), _mm512_add_ps(e, qb_v16_const(1.0f))));
+    __m512 e = qb_v16_exp(
+        _mm512_add_ps(_mm512_min_ps(ax, qb_v16_const(QB_TANH_XMAX)), _mm512_min_ps(ax, qb_v16_const(QB_TANH_XMAX))));
+    __m512 big =
+        _mm512_sub_ps(qb_v16_const(1.0f), _mm512_div_ps(qb_v16_const(2.0f), _mm512_add_ps(e, qb_v16_const(1.0f))));
     /* copy the sign of x onto big */
     big = _mm512_or_ps(big, _mm512_and_ps(x, qb_v16_const(-0.0f)));
     return _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, qb_v16_const(QB_TANH_SMALL), _CMP_LT_OQ), small);

@@ -6,18 +6,57 @@
 #include <string.h>
 
 #include "model/session.h"
+#include "quant/affine.h"
+
+/* Two linears read the same quantized input if they quantize it alike. */
+static bool same_input_quant(const qb_linear *a, const qb_linear *b) {
+    if (a->static_input != b->static_input || a->in != b->in) return false;
+    return !a->static_input || (a->in_scale == b->in_scale && a->in_zero == b->in_zero);
+}
+
+static void quantize_input(qb_session *s, const qb_linear *l, const float *x, int rows) {
+    const qb_kernels_i8 *k = &s->m->kern_i8;
+    const qb_quant_config *qc = &s->m->cfg.quant;
+    if (s->qa_src == x && s->qa_for && same_input_quant(s->qa_for, l)) return;
+    if (l->static_input || !qc->act_per_token) {
+        qb_qparams p = {l->in_scale, l->in_zero};
+        if (!l->static_input) p = qb_dynamic_tensor_params(x, (size_t)rows * l->in, qc->act_symmetric);
+        k->quantize_rows_fixed(x, rows, l->in, l->in, p.scale, p.zero_point, s->qa, l->in);
+        for (int r = 0; r < rows; r++) {
+            s->qa_scale[r] = p.scale;
+            s->qa_zero[r] = p.zero_point;
+        }
+    } else {
+        k->quantize_rows(x, rows, l->in, l->in, s->qa, l->in, s->qa_scale, s->qa_zero);
+    }
+    s->qa_src = x;
+    s->qa_for = l;
+}
 
 static void linear(qb_session *s, const qb_linear *l, const float *x, int rows, float *y,
                    const float *residual, qb_act act) {
-    qb_gemm_f32_args g = {
-        .M = rows, .N = l->out, .K = l->in,
-        .A = x, .lda = l->in,
-        .B = l->w, .ldb = l->in, .b_trans = true,
-        .C = y, .ldc = l->out,
-        .bias = l->b, .residual = residual, .ldr = l->out,
-        .alpha = 1.0f, .act = act,
-    };
-    qb_gemm_f32(&s->m->kern, &g, s->n_threads, s->pack);
+    if (s->observe) s->observe(s->observe_ctx, l, x, rows);
+    if (l->q) {
+        quantize_input(s, l, x, rows);
+        qb_gemm_i8_args g = {
+            .M = rows, .N = l->out, .K = l->in,
+            .A = s->qa, .lda = l->in, .a_scale = s->qa_scale, .a_zero = s->qa_zero,
+            .W = l->q, .C = y, .ldc = l->out,
+            .bias = l->b, .residual = residual, .ldr = l->out, .act = act,
+        };
+        qb_gemm_i8(&s->m->kern_i8, &g, s->n_threads);
+    } else {
+        qb_gemm_f32_args g = {
+            .M = rows, .N = l->out, .K = l->in,
+            .A = x, .lda = l->in,
+            .B = l->w, .ldb = l->in, .b_trans = true,
+            .C = y, .ldc = l->out,
+            .bias = l->b, .residual = residual, .ldr = l->out,
+            .alpha = 1.0f, .act = act,
+        };
+        qb_gemm_f32(&s->m->kern, &g, s->n_threads, s->pack);
+    }
+    if (y == s->qa_src) s->qa_src = NULL;
 }
 
 static void layernorm_rows(qb_session *s, const qb_norm *n, float *x, int rows, int dim) {
@@ -33,10 +72,16 @@ static void embed(qb_session *s) {
 #pragma omp parallel for num_threads(s->n_threads) schedule(static) if (s->n_rows > 4)
     for (int r = 0; r < s->n_rows; r++) {
         float *e = s->a.emb + (size_t)r * E;
-        const float *w = m->word_emb + (size_t)s->tok_ids[r] * E;
         const float *p = m->pos_emb + (size_t)s->tok_pos[r] * E;
         const float *t = m->type_emb ? m->type_emb + (size_t)s->tok_types[r] * E : NULL;
-        for (int i = 0; i < E; i++) e[i] = w[i] + (t ? t[i] : 0.0f) + p[i];
+        if (m->word_emb_q) {
+            const int8_t *q = m->word_emb_q + (size_t)s->tok_ids[r] * E;
+            float scale = m->word_emb_scale[s->tok_ids[r]];
+            for (int i = 0; i < E; i++) e[i] = (float)q[i] * scale + (t ? t[i] : 0.0f) + p[i];
+        } else {
+            const float *w = m->word_emb + (size_t)s->tok_ids[r] * E;
+            for (int i = 0; i < E; i++) e[i] = w[i] + (t ? t[i] : 0.0f) + p[i];
+        }
     }
     layernorm_rows(s, &m->emb_norm, s->a.emb, s->n_rows, E);
     if (m->emb_proj.w) linear(s, &m->emb_proj, s->a.emb, s->n_rows, s->a.x, NULL, QB_ACT_NONE);
@@ -117,6 +162,7 @@ static void head(qb_session *s) {
 void qb_forward(qb_session *s) {
     const qb_model *m = s->m;
     int inner = qb_model_inner_steps(m);
+    s->qa_src = NULL;
     embed(s);
     for (int l = 0; l < m->cfg.num_layers; l++)
         for (int i = 0; i < inner; i++) block(s, qb_model_block(m, l, i));

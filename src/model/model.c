@@ -22,6 +22,7 @@ static qb_status choose_kernels(qb_model *m, const qb_load_params *p, qb_error *
             return qb_fail(err, QB_ERR_UNSUPPORTED, "QBERT_ISA=%s: this CPU cannot run it", name);
     }
     qb_kernels_select(isa, &m->kern);
+    qb_kernels_i8_select(isa, &m->kern_i8);
     return QB_OK;
 }
 
@@ -87,6 +88,26 @@ static qb_status check_vocab(const qb_model *m, qb_error *err) {
     return QB_OK;
 }
 
+static void summarize_quant(qb_model *m) {
+    int count[4] = {0};
+    for (int i = 0; i < m->n_linears; i++) count[m->linears[i]->stored]++;
+    const qb_quant_config *q = &m->cfg.quant;
+    int n = snprintf(m->quant_summary, sizeof m->quant_summary, "%s", q->present ? qb_quant_method_name(q->method) : "fp32");
+    if (q->present && (q->method == QB_QUANT_DYNAMIC || q->method == QB_QUANT_STATIC))
+        n += snprintf(m->quant_summary + n, sizeof m->quant_summary - (size_t)n, " int8 (activations %s%s%s%s)",
+                      q->act_per_token ? "per-token" : "per-tensor", q->act_symmetric ? ", symmetric" : "",
+                      q->observer[0] ? ", observer " : "", q->observer);
+    static const char *names[] = {"fp32", "fp16", "bf16", "int8"};
+    n += snprintf(m->quant_summary + n, sizeof m->quant_summary - (size_t)n, ": %d linears", m->n_linears);
+    for (int p = 0; p < 4; p++)
+        if (count[p]) n += snprintf(m->quant_summary + n, sizeof m->quant_summary - (size_t)n, ", %d %s", count[p], names[p]);
+    if (m->word_emb_q) snprintf(m->quant_summary + n, sizeof m->quant_summary - (size_t)n, "; int8 word embeddings");
+}
+
+const char *qb_model_quant_summary(const qb_model *m) { return m->quant_summary; }
+
+int qb_model_linear_count(const qb_model *m) { return m->n_linears; }
+
 qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model **out, qb_error *err) {
     *out = NULL;
     qb_model *m = calloc(1, sizeof *m);
@@ -103,6 +124,7 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
     if (!st) st = check_vocab(m, err);
     if (!st) st = open_weights(m, err);
     if (!st) st = qb_model_bind_weights(m, err);
+    if (!st) summarize_quant(m);
     if (st) {
         qb_model_free(m);
         return st;
@@ -113,6 +135,12 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
 
 void qb_model_free(qb_model *m) {
     if (!m) return;
+    for (int i = 0; i < m->n_linears; i++) {
+        if (!m->linears[i]->q) continue;
+        qb_i8_weights_free(m->linears[i]->q);
+        free(m->linears[i]->q);
+    }
+    free(m->linears);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->params);

@@ -10,6 +10,7 @@
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "kernels/kernels.h"
+#include "kernels/kernels_i8.h"
 #include "qbert.h"
 #include "text/tokenizer.h"
 
@@ -21,9 +22,17 @@ typedef struct {
     const float *data;      /* into the mapping, or an owned converted copy */
 } qb_param;
 
+/* A linear layer y = x.W^T + b, in the precision it was stored in. */
 typedef struct {
-    const float *w, *b;     /* w is [out, in] as PyTorch stores it */
+    const float *w, *b;     /* w is [out, in] as PyTorch stores it; NULL when int8 */
     int out, in;
+    int id;                 /* index in qb_model.linears */
+    char name[96];          /* module name, e.g. "bert.encoder.layer.0.attention.self.query" */
+    qb_precision stored;    /* what model.safetensors holds for the weight */
+    qb_i8_weights *q;       /* int8: weights packed for the kernels */
+    bool static_input;      /* int8 static: the input has a calibrated scale */
+    float in_scale;
+    int32_t in_zero;
 } qb_linear;
 
 typedef struct {
@@ -51,7 +60,11 @@ struct qb_model {
     float **owned;          /* converted copies (F16/BF16 or misaligned F32) */
     int n_owned;
 
+    qb_kernels_i8 kern_i8;
+
     const float *word_emb, *pos_emb, *type_emb; /* type_emb NULL for DistilBERT */
+    const int8_t *word_emb_q;   /* int8 word embeddings (then word_emb is NULL) */
+    const float *word_emb_scale; /* their row scales [vocab] */
     qb_norm emb_norm;
     qb_linear emb_proj;     /* ALBERT's E -> H; w NULL otherwise */
     qb_block *blocks;       /* BERT/DistilBERT: one per layer; ALBERT: groups * inner */
@@ -59,6 +72,10 @@ struct qb_model {
     qb_linear pooler;       /* BERT/ALBERT sequence models */
     qb_linear pre_classifier; /* DistilBERT */
     qb_linear classifier;
+
+    qb_linear **linears;    /* every linear, in graph order: observers, quantizers */
+    int n_linears;
+    char quant_summary[256];
 };
 
 /* Which stored block runs at position `layer` (0..num_layers-1), inner step

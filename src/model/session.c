@@ -1,6 +1,7 @@
 /* Sessions: allocation once at creation, input checks and packing per run. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -42,6 +43,22 @@ static void layout(qb_session *s, carver *c) {
     a->token_logits = cfg->task == QB_TASK_TOKEN ? carve(c, T * L) : NULL;
     a->logits = carve(c, cfg->task == QB_TASK_TOKEN ? T * L : B * L);
     s->pack = carve(c, (size_t)s->n_threads * qb_gemm_f32_pack_floats());
+    size_t kmax = H > (size_t)cfg->intermediate_size ? H : (size_t)cfg->intermediate_size;
+    if ((size_t)cfg->embedding_size > kmax) kmax = (size_t)cfg->embedding_size;
+    s->qa = (uint8_t *)carve(c, (T * kmax + 3) / 4);
+    s->qa_scale = carve(c, T);
+    s->qa_zero = (int32_t *)carve(c, T);
+}
+
+/* Activations of a large batch span thousands of 4 KiB pages, and a GEMM
+ * epilogue that writes a 64-column stripe of many rows touches one page per
+ * row: on 2 MiB pages those misses in the TLB mostly disappear. */
+static float *alloc_huge(size_t bytes) {
+    const size_t huge = 2u << 20;
+    bytes = (bytes + huge - 1) / huge * huge;
+    float *p = aligned_alloc(huge, bytes);
+    if (p) madvise(p, bytes, MADV_HUGEPAGE);
+    return p;
 }
 
 static int32_t *alloc_i32(size_t n, bool *ok) {
@@ -68,7 +85,7 @@ qb_status qb_session_create(const qb_model *m, const qb_session_params *p, qb_se
     if (s->n_threads < 1) s->n_threads = 1;
     carver c = {NULL, 0};
     layout(s, &c);
-    c.base = aligned_alloc(64, c.used * sizeof(float));
+    c.base = alloc_huge(c.used * sizeof(float));
     size_t T = (size_t)s->max_batch * s->max_seq;
     bool ok = c.base != NULL;
     s->tok_ids = alloc_i32(T, &ok);

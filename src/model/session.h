@@ -23,6 +23,9 @@ typedef struct {
     float *logits;  /* [B, L] or [B, S, L] */
 } qb_acts;
 
+/* Called with every linear layer's input before it runs (calibration). */
+typedef void (*qb_linear_observer)(void *ctx, const qb_linear *l, const float *x, int rows);
+
 struct qb_session {
     const qb_model *m;
     int max_batch, max_seq, n_threads;
@@ -33,6 +36,18 @@ struct qb_session {
     int32_t *offsets, *lens;                /* [B] */
     int32_t *pad_ids, *pad_types, *pad_lens; /* run_encodings' padded batch */
     int batch, seq, n_rows;                 /* shape of the last run */
+
+    /* int8 linears: the quantized input and its per-row parameters.  Q, K
+     * and V read the same input, so it is quantized once: qa_src names the
+     * float buffer qa holds, until a linear overwrites that buffer. */
+    uint8_t *qa;
+    float *qa_scale;
+    int32_t *qa_zero;
+    const float *qa_src;
+    const qb_linear *qa_for;
+
+    qb_linear_observer observe;
+    void *observe_ctx;
 };
 
 /* The graph, top to bottom: embeddings, blocks, head.  Inputs are already

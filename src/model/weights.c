@@ -1,4 +1,5 @@
 /* Binds checkpoint tensors to the graph's structs, by Hugging Face name. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,31 +38,23 @@ static void format_shape(char *buf, size_t cap, int ndim, const int64_t *shape) 
 }
 
 /* Finds name (with the model prefix, then without: base-model checkpoints
- * omit it), checks its shape, registers it and returns FP32 data.  HF's
- * legacy LayerNorm names (gamma/beta) are accepted too. */
-static const float *bind(binder *b, const char *name, int ndim, int64_t d0, int64_t d1) {
-    if (b->err->code) return NULL;
-    char full[256], legacy[256];
+ * omit it).  HF's legacy LayerNorm names (gamma/beta) are accepted too. */
+static const qb_st_tensor *find(binder *b, const char *name) {
+    char full[256];
     snprintf(full, sizeof full, "%s%s", b->prefix, name);
     const qb_st_tensor *t = qb_safetensors_find(&b->m->st, full);
     if (!t) t = qb_safetensors_find(&b->m->st, name);
-    if (!t && strstr(name, "LayerNorm.")) {
-        snprintf(legacy, sizeof legacy, "%s%s", b->prefix, name);
-        char *w = strstr(legacy, "LayerNorm.weight"), *bb = strstr(legacy, "LayerNorm.bias");
+    if (!t && strstr(full, "LayerNorm.")) {
+        char *w = strstr(full, "LayerNorm.weight"), *bb = strstr(full, "LayerNorm.bias");
         if (w) strcpy(w, "LayerNorm.gamma");
         if (bb) strcpy(bb, "LayerNorm.beta");
-        t = qb_safetensors_find(&b->m->st, legacy);
+        t = qb_safetensors_find(&b->m->st, full);
     }
-    if (!t) {
-        qb_fail(b->err, QB_ERR_FORMAT, "%s: missing tensor '%s'", b->file, full);
-        return NULL;
-    }
-    const qb_dtype_traits *tr = qb_dtype_traits_of(t->dtype);
-    if (!tr->is_float) {
-        qb_fail(b->err, QB_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s, expected a float type", b->file,
-                t->name, tr->name);
-        return NULL;
-    }
+    if (!t) qb_fail(b->err, QB_ERR_FORMAT, "%s: missing tensor '%s%s'", b->file, b->prefix, name);
+    return t;
+}
+
+static bool check_shape(binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1) {
     int64_t want[2] = {d0, d1};
     bool ok = t->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == want[i];
@@ -69,8 +62,28 @@ static const float *bind(binder *b, const char *name, int ndim, int64_t d0, int6
         char got[80], exp[80];
         format_shape(got, sizeof got, t->ndim, t->shape);
         format_shape(exp, sizeof exp, ndim, want);
-        qb_fail(b->err, QB_ERR_FORMAT, "%s: tensor '%s' has shape %s, config.json implies %s", b->file,
-                t->name, got, exp);
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: tensor '%s' has shape %s, config.json implies %s", b->file, t->name,
+                got, exp);
+    }
+    return ok;
+}
+
+static void register_param(binder *b, const qb_st_tensor *t, const float *data) {
+    qb_param *p = &b->m->params[b->m->n_params++];
+    p->name = t->name;
+    p->ndim = t->ndim;
+    memcpy(p->shape, t->shape, sizeof p->shape);
+    p->numel = t->numel;
+    p->data = data;
+}
+
+/* A float tensor as FP32: mapped when it is F32 and aligned, else converted. */
+static const float *bind_tensor(binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1) {
+    if (!t || b->err->code || !check_shape(b, t, ndim, d0, d1)) return NULL;
+    const qb_dtype_traits *tr = qb_dtype_traits_of(t->dtype);
+    if (!tr->is_float) {
+        qb_fail(b->err, QB_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s, expected a float type", b->file,
+                t->name, tr->name);
         return NULL;
     }
     const float *data = t->data;
@@ -79,23 +92,112 @@ static const float *bind(binder *b, const char *name, int ndim, int64_t d0, int6
         qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory converting '%s'", b->file, t->name);
         return NULL;
     }
-    qb_param *p = &b->m->params[b->m->n_params++];
-    p->name = t->name;
-    p->ndim = t->ndim;
-    memcpy(p->shape, t->shape, sizeof p->shape);
-    p->numel = t->numel;
-    p->data = data;
+    register_param(b, t, data);
     return data;
+}
+
+static const float *bind(binder *b, const char *name, int ndim, int64_t d0, int64_t d1) {
+    if (b->err->code) return NULL;
+    return bind_tensor(b, find(b, name), ndim, d0, d1);
+}
+
+/* A companion tensor of a quantized one ("<weight>_scale"...), F32 or I32
+ * with exactly n elements. */
+static const qb_st_tensor *companion(binder *b, const char *base, const char *suffix, qb_dtype dtype, int64_t n) {
+    char name[256];
+    snprintf(name, sizeof name, "%s%s", base, suffix);
+    const qb_st_tensor *t = qb_safetensors_find(&b->m->st, name);
+    if (!t) {
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: quantized tensor '%s' has no '%s'", b->file, base, name);
+        return NULL;
+    }
+    if (t->dtype != dtype || t->numel != n) {
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: tensor '%s' must be %s with %lld element(s)", b->file, name,
+                qb_dtype_traits_of(dtype)->name, (long long)n);
+        return NULL;
+    }
+    return t;
+}
+
+static bool int8_allowed(binder *b, const qb_st_tensor *t) {
+    const qb_quant_config *q = &b->m->cfg.quant;
+    if (q->present && (q->method == QB_QUANT_DYNAMIC || q->method == QB_QUANT_STATIC)) return true;
+    qb_fail(b->err, QB_ERR_FORMAT, "%s: tensor '%s' is I8 but config.json has no int8 quantization_config",
+            b->file, t->name);
+    return false;
+}
+
+/* Scales may sit at any byte offset in the file, hence memcpy. */
+static bool scales_valid(binder *b, const qb_st_tensor *t, const void *scales, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float scale;
+        memcpy(&scale, (const char *)scales + i * 4, 4);
+        if (!(scale > 0) || !isfinite(scale)) {
+            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s_scale' holds a non-positive or non-finite scale", b->file,
+                    t->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* int8 weights: per-channel scales beside them, weights packed for the
+ * kernels now so nothing is converted per call. */
+static void bind_linear_i8(binder *b, qb_linear *l, const qb_st_tensor *t) {
+    if (!int8_allowed(b, t) || !check_shape(b, t, 2, l->out, l->in)) return;
+    const qb_st_tensor *sc = companion(b, t->name, "_scale", QB_F32, l->out);
+    if (!sc || !scales_valid(b, t, sc->data, l->out)) return;
+    const qb_st_tensor *zp = qb_safetensors_find(&b->m->st, t->name);
+    char zname[256];
+    snprintf(zname, sizeof zname, "%s_zero_point", t->name);
+    if ((zp = qb_safetensors_find(&b->m->st, zname))) {
+        bool zero = zp->dtype == QB_I8 && zp->numel == l->out;
+        for (int64_t i = 0; zero && i < zp->numel; i++) zero = ((const int8_t *)zp->data)[i] == 0;
+        if (!zero) {
+            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' must be I8 zeros: int8 weights are symmetric", b->file, zname);
+            return;
+        }
+    }
+    if (b->m->cfg.quant.method == QB_QUANT_STATIC) {
+        const qb_st_tensor *is = companion(b, l->name, ".input_scale", QB_F32, 1);
+        const qb_st_tensor *iz = is ? companion(b, l->name, ".input_zero_point", QB_I32, 1) : NULL;
+        if (!iz) return;
+        memcpy(&l->in_scale, is->data, sizeof l->in_scale);
+        memcpy(&l->in_zero, iz->data, sizeof l->in_zero);
+        if (!(l->in_scale > 0) || !isfinite(l->in_scale) || l->in_zero < 0 || l->in_zero > 255) {
+            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s.input_scale/zero_point' out of range", b->file, l->name);
+            return;
+        }
+        l->static_input = true;
+    }
+    l->q = calloc(1, sizeof *l->q);
+    float *scale = malloc((size_t)l->out * sizeof *scale);
+    if (scale) memcpy(scale, sc->data, (size_t)l->out * sizeof *scale);
+    if (!l->q || !scale || !qb_i8_weights_pack(&b->m->kern_i8, t->data, scale, l->out, l->in, l->q)) {
+        free(scale);
+        qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory packing '%s'", b->file, t->name);
+        return;
+    }
+    free(scale);
+    l->stored = QB_PREC_INT8;
+    register_param(b, t, NULL);
 }
 
 static void bind_linear(binder *b, qb_linear *l, const char *name, int out, int in) {
     char n[200];
     snprintf(n, sizeof n, "%s.weight", name);
-    l->w = bind(b, n, 2, out, in);
-    snprintf(n, sizeof n, "%s.bias", name);
-    l->b = bind(b, n, 1, out, 0);
     l->out = out;
     l->in = in;
+    const qb_st_tensor *t = b->err->code ? NULL : find(b, n);
+    if (!t) return;
+    snprintf(l->name, sizeof l->name, "%.*s", (int)(strlen(t->name) - strlen(".weight")), t->name);
+    l->stored = t->dtype == QB_F16 ? QB_PREC_FP16 : t->dtype == QB_BF16 ? QB_PREC_BF16 : QB_PREC_FP32;
+    if (t->dtype == QB_I8) bind_linear_i8(b, l, t);
+    else l->w = bind_tensor(b, t, 2, out, in);
+    snprintf(n, sizeof n, "%s.bias", name);
+    l->b = bind(b, n, 1, out, 0);
+    l->id = b->m->n_linears;
+    b->m->linears[b->m->n_linears++] = l;
 }
 
 static void bind_norm(binder *b, qb_norm *nrm, const char *name, int dim) {
@@ -141,7 +243,19 @@ static void bind_embeddings(binder *b) {
     qb_model *m = b->m;
     const qb_config *c = &m->cfg;
     int E = c->embedding_size;
-    m->word_emb = bind(b, "embeddings.word_embeddings.weight", 2, c->vocab_size, E);
+    const qb_st_tensor *t = find(b, "embeddings.word_embeddings.weight");
+    if (t && t->dtype == QB_I8) {
+        const qb_st_tensor *sc = int8_allowed(b, t) && check_shape(b, t, 2, c->vocab_size, E)
+                                     ? companion(b, t->name, "_scale", QB_F32, c->vocab_size) : NULL;
+        if (sc && scales_valid(b, t, sc->data, c->vocab_size)) {
+            m->word_emb_q = t->data;
+            m->word_emb_scale = ((uintptr_t)sc->data & 3) ? own_as_f32(b, sc) : sc->data;
+            if (!m->word_emb_scale) qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
+            register_param(b, t, NULL);
+        }
+    } else {
+        m->word_emb = bind_tensor(b, t, 2, c->vocab_size, E);
+    }
     m->pos_emb = bind(b, "embeddings.position_embeddings.weight", 2, c->max_position, E);
     if (c->arch != QB_ARCH_DISTILBERT)
         m->type_emb = bind(b, "embeddings.token_type_embeddings.weight", 2, c->type_vocab_size, E);
@@ -191,7 +305,8 @@ qb_status qb_model_bind_weights(qb_model *m, qb_error *err) {
     m->n_blocks = c->arch == QB_ARCH_ALBERT ? c->num_hidden_groups * c->inner_group_num : c->num_layers;
     m->blocks = calloc((size_t)m->n_blocks, sizeof *m->blocks);
     m->params = calloc((size_t)m->st.n + 1, sizeof *m->params);
-    if (!m->blocks || !m->params) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
+    m->linears = calloc((size_t)m->n_blocks * 6 + 4, sizeof *m->linears);
+    if (!m->blocks || !m->params || !m->linears) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
     err->code = QB_OK;
     binder b = {m, prefixes[c->arch], m->st.path, err};
     bind_embeddings(&b);

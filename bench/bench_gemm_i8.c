@@ -1,0 +1,285 @@
+/* Integer GEMM benchmark: the machine's measured multiply-add peak (a
+ * register-only loop of independent vpdpbusd, and of vpmaddwd for AVX2),
+ * then the INT8 GEMM on BERT-base linear shapes per ISA as GOPS (2 ops
+ * per multiply-add) and percent of that peak, and quantize_rows speed.
+ * Repeats are interleaved across shapes and ISAs so a noisy neighbour
+ * spreads over all of them; medians and min..max are reported.
+ *
+ *   bench_gemm_i8 [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--json] */
+#include <immintrin.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/kernels_i8.h"
+
+enum { BENCH_SHAPES = 12, BENCH_MAX_REPS = 101 };
+
+typedef struct {
+    int threads, reps;
+    bool json;
+    bool want[QB_ISA_COUNT];
+} bench_opts;
+
+typedef struct {
+    int M, N, K;
+} bench_shape;
+
+static const bench_shape bench_shapes[BENCH_SHAPES] = {
+    {128, 768, 768},   {128, 2304, 768},   {128, 3072, 768},   {128, 768, 3072},
+    {1024, 768, 768},  {1024, 2304, 768},  {1024, 3072, 768},  {1024, 768, 3072},
+    {25, 768, 768},    {25, 2304, 768},    {25, 3072, 768},    {25, 768, 3072},
+};
+
+static double bench_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int bench_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double bench_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* 16 independent accumulators cover vpdpbusd's latency times its two
+ * ports; the empty asm keeps the inputs opaque so nothing is folded. */
+#define BENCH_PEAK_ITERS 5000000L
+__attribute__((target("avx512f,avx512vnni"), noinline)) static int bench_vnni_loop(long iters) {
+    __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(1), c[16];
+    for (int i = 0; i < 16; i++) c[i] = _mm512_setzero_si512();
+    for (long it = 0; it < iters; it++) {
+        __asm__ volatile("" : "+v"(a), "+v"(b));
+        for (int i = 0; i < 16; i++) c[i] = _mm512_dpbusd_epi32(c[i], a, b);
+    }
+    for (int i = 1; i < 16; i++) c[0] = _mm512_add_epi32(c[0], c[i]);
+    return _mm_cvtsi128_si32(_mm512_castsi512_si128(c[0]));
+}
+
+/* The AVX2 scheme's unit: vpmaddwd (16 multiply-adds) plus its vpaddd. */
+__attribute__((target("avx2"), noinline)) static int bench_madd_loop(long iters) {
+    __m256i a = _mm256_set1_epi16(1), b = _mm256_set1_epi16(1), c[12];
+    for (int i = 0; i < 12; i++) c[i] = _mm256_setzero_si256();
+    for (long it = 0; it < iters; it++) {
+        __asm__ volatile("" : "+x"(a), "+x"(b));
+        for (int i = 0; i < 12; i++) c[i] = _mm256_add_epi32(c[i], _mm256_madd_epi16(a, b));
+    }
+    for (int i = 1; i < 12; i++) c[0] = _mm256_add_epi32(c[0], c[i]);
+    return _mm_cvtsi128_si32(_mm256_castsi256_si128(c[0]));
+}
+
+/* GOPS of the ISA's inner instruction with `threads` threads, each running
+ * the loop on its own core's registers. */
+static double bench_peak_once(qb_isa isa, int threads) {
+    double t0 = bench_now();
+#pragma omp parallel num_threads(threads)
+    {
+        /* a per-thread sink keeps the result live without a shared write */
+        volatile int sink = isa == QB_ISA_AVX512 ? bench_vnni_loop(BENCH_PEAK_ITERS) : bench_madd_loop(BENCH_PEAK_ITERS);
+        (void)sink;
+    }
+    double dt = bench_now() - t0;
+    double macs = isa == QB_ISA_AVX512 ? 16.0 * 64.0 : 12.0 * 16.0;
+    return 2.0 * macs * BENCH_PEAK_ITERS * threads / dt / 1e9;
+}
+
+typedef struct {
+    bench_shape s;
+    uint8_t *A;
+    int8_t *W;
+    float *a_scale, *w_scale, *bias, *C, *X;
+    int32_t *a_zero;
+    qb_i8_weights packed[QB_ISA_COUNT];
+} bench_problem;
+
+static bool bench_problem_init(bench_problem *p, const bench_shape *s, const qb_kernels_i8 *ks, const bool *on) {
+    memset(p, 0, sizeof *p);
+    p->s = *s;
+    p->A = malloc((size_t)s->M * s->K);
+    p->W = malloc((size_t)s->N * s->K);
+    p->X = malloc(sizeof(float) * (size_t)s->M * s->K);
+    p->C = malloc(sizeof(float) * (size_t)s->M * s->N);
+    p->a_scale = malloc(sizeof(float) * s->M);
+    p->a_zero = malloc(sizeof(int32_t) * s->M);
+    p->w_scale = malloc(sizeof(float) * s->N);
+    p->bias = malloc(sizeof(float) * s->N);
+    if (!p->A || !p->W || !p->X || !p->C || !p->a_scale || !p->a_zero || !p->w_scale || !p->bias) return false;
+    uint32_t x = 12345;
+    for (size_t i = 0; i < (size_t)s->M * s->K; i++) {
+        x = x * 1664525u + 1013904223u;
+        p->A[i] = (uint8_t)(x >> 24);
+        p->X[i] = (float)(x >> 8) / 16777216.0f - 0.5f;
+    }
+    for (size_t i = 0; i < (size_t)s->N * s->K; i++) {
+        x = x * 1664525u + 1013904223u;
+        p->W[i] = (int8_t)(x >> 24);
+    }
+    for (int m = 0; m < s->M; m++) {
+        p->a_scale[m] = 0.01f;
+        p->a_zero[m] = 128;
+    }
+    for (int n = 0; n < s->N; n++) {
+        p->w_scale[n] = 0.001f;
+        p->bias[n] = 0.1f;
+    }
+    for (int i = 0; i < QB_ISA_COUNT; i++)
+        if (on[i] && !qb_i8_weights_pack(&ks[i], p->W, p->w_scale, s->N, s->K, &p->packed[i])) return false;
+    return true;
+}
+
+static void bench_problem_free(bench_problem *p) {
+    for (int i = 0; i < QB_ISA_COUNT; i++)
+        if (p->packed[i].packed) qb_i8_weights_free(&p->packed[i]);
+    free(p->A);
+    free(p->W);
+    free(p->X);
+    free(p->C);
+    free(p->a_scale);
+    free(p->a_zero);
+    free(p->w_scale);
+    free(p->bias);
+}
+
+/* Seconds per GEMM, timed over enough calls to last ~20 ms. */
+static double bench_gemm_once(const qb_kernels_i8 *k, bench_problem *p, int threads) {
+    qb_gemm_i8_args a = {.M = p->s.M, .N = p->s.N, .K = p->s.K, .A = p->A, .lda = p->s.K, .a_scale = p->a_scale,
+                         .a_zero = p->a_zero, .W = &p->packed[k->isa], .C = p->C, .ldc = p->s.N, .bias = p->bias,
+                         .act = QB_ACT_NONE};
+    double ops = 2.0 * p->s.M * p->s.N * p->s.K;
+    int calls = (int)(0.02 * 200e9 / ops) + 1;
+    if (k->isa == QB_ISA_SCALAR) calls = 1;
+    double t0 = bench_now();
+    for (int c = 0; c < calls; c++) qb_gemm_i8(k, &a, threads);
+    return (bench_now() - t0) / calls;
+}
+
+static double bench_quantize_once(const qb_kernels_i8 *k, bench_problem *p) {
+    const int calls = 20;
+    double t0 = bench_now();
+    for (int c = 0; c < calls; c++)
+        k->quantize_rows(p->X, p->s.M, p->s.K, p->s.K, p->A, p->s.K, p->a_scale, p->a_zero);
+    return (bench_now() - t0) / calls;
+}
+
+static bool bench_parse(int argc, char **argv, bench_opts *o) {
+    *o = (bench_opts){.threads = 2, .reps = 7};
+    bool any = false;
+    for (int i = 1; i < argc; i++) {
+        qb_isa isa;
+        if (!strcmp(argv[i], "--json")) o->json = true;
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) o->threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) o->reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--isa") && i + 1 < argc && qb_isa_from_name(argv[i + 1], &isa)) {
+            o->want[isa] = any = true;
+            i++;
+        } else {
+            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--isa scalar|avx2|avx512]... [--json]\n", argv[0]);
+            return false;
+        }
+    }
+    if (o->threads < 1 || o->reps < 1 || o->reps > BENCH_MAX_REPS) {
+        fprintf(stderr, "--threads must be >= 1 and --reps in 1..%d\n", BENCH_MAX_REPS);
+        return false;
+    }
+    /* The scalar reference is for checking, not speed: only on request. */
+    if (!any) o->want[QB_ISA_AVX2] = o->want[QB_ISA_AVX512] = true;
+    return true;
+}
+
+int main(int argc, char **argv) {
+    bench_opts o;
+    if (!bench_parse(argc, argv, &o)) return 2;
+    qb_kernels_i8 ks[QB_ISA_COUNT];
+    bool on[QB_ISA_COUNT] = {false};
+    double peak1[QB_ISA_COUNT] = {0}, peakn[QB_ISA_COUNT] = {0};
+    for (int i = 0; i < QB_ISA_COUNT; i++) {
+        on[i] = o.want[i] && qb_kernels_i8_select((qb_isa)i, &ks[i]);
+        if (o.want[i] && !on[i] && !o.json) printf("skipped %s: this CPU cannot run it\n", qb_isa_name((qb_isa)i));
+    }
+    static bench_problem probs[BENCH_SHAPES];
+    for (int s = 0; s < BENCH_SHAPES; s++)
+        if (!bench_problem_init(&probs[s], &bench_shapes[s], ks, on)) {
+            fprintf(stderr, "bench_gemm_i8: out of memory\n");
+            return 1;
+        }
+    static double t[BENCH_SHAPES][QB_ISA_COUNT][BENCH_MAX_REPS], tq[QB_ISA_COUNT][BENCH_MAX_REPS];
+    static double p1[QB_ISA_COUNT][BENCH_MAX_REPS], pn[QB_ISA_COUNT][BENCH_MAX_REPS];
+    for (int s = 0; s < BENCH_SHAPES; s++) /* warm-up: page in, spin up threads */
+        for (int i = 0; i < QB_ISA_COUNT; i++)
+            if (on[i]) bench_gemm_once(&ks[i], &probs[s], o.threads);
+    /* The peak is sampled inside every round too, so it and the GEMMs see
+     * the same neighbours and the percentages compare like with like. */
+    for (int r = 0; r < o.reps; r++) {
+        for (int i = 1; i < QB_ISA_COUNT; i++) {
+            if (!on[i]) continue;
+            p1[i][r] = bench_peak_once((qb_isa)i, 1);
+            pn[i][r] = bench_peak_once((qb_isa)i, o.threads);
+        }
+        for (int s = 0; s < BENCH_SHAPES; s++)
+            for (int i = 0; i < QB_ISA_COUNT; i++) {
+                if (!on[i]) continue;
+                t[s][i][r] = bench_gemm_once(&ks[i], &probs[s], o.threads);
+                if (s == 0) tq[i][r] = bench_quantize_once(&ks[i], &probs[s]);
+            }
+    }
+    for (int i = 1; i < QB_ISA_COUNT; i++)
+        if (on[i]) {
+            peak1[i] = bench_median(p1[i], o.reps);
+            peakn[i] = bench_median(pn[i], o.reps);
+        }
+
+    if (o.json) printf("{\"threads\": %d, \"reps\": %d, \"peak\": {", o.threads, o.reps);
+    else printf("threads %d, reps %d (GOPS = 2 ops per multiply-add; median [min..max])\n", o.threads, o.reps);
+    bool first = true;
+    for (int i = 0; i < QB_ISA_COUNT; i++) {
+        if (!on[i] || i == QB_ISA_SCALAR) continue;
+        const char *unit = i == QB_ISA_AVX512 ? "vpdpbusd" : "vpmaddwd";
+        if (o.json) printf("%s\"%s\": {\"unit\": \"%s\", \"gops_1t\": %.1f, \"gops_nt\": %.1f}", first ? "" : ", ",
+                           ks[i].name, unit, peak1[i], peakn[i]);
+        else printf("peak %-6s (%s): %.1f GOPS 1 thread, %.1f GOPS %d threads\n", ks[i].name, unit, peak1[i],
+                    peakn[i], o.threads);
+        first = false;
+    }
+    if (o.json) printf("}, \"gemm\": [");
+    first = true;
+    for (int s = 0; s < BENCH_SHAPES; s++)
+        for (int i = 0; i < QB_ISA_COUNT; i++) {
+            if (!on[i]) continue;
+            const bench_shape *sh = &bench_shapes[s];
+            double ops = 2.0 * sh->M * sh->N * sh->K, v[BENCH_MAX_REPS];
+            for (int r = 0; r < o.reps; r++) v[r] = ops / t[s][i][r] / 1e9;
+            double med = bench_median(v, o.reps), pct = peakn[i] > 0 ? 100.0 * med / peakn[i] : 0.0;
+            if (o.json)
+                printf("%s{\"isa\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"gops\": %.1f, \"min\": %.1f, "
+                       "\"max\": %.1f, \"ms\": %.4f, \"pct_peak\": %.1f}",
+                       first ? "" : ", ", ks[i].name, sh->M, sh->N, sh->K, med, v[0], v[o.reps - 1],
+                       ops / med / 1e6, pct);
+            else
+                printf("gemm %-6s M=%4d N=%4d K=%4d: %7.1f GOPS [%.1f..%.1f] %8.3f ms  %5.1f%% of peak\n",
+                       ks[i].name, sh->M, sh->N, sh->K, med, v[0], v[o.reps - 1], ops / med / 1e6, pct);
+            first = false;
+        }
+    if (o.json) printf("], \"quantize_rows\": [");
+    first = true;
+    for (int i = 0; i < QB_ISA_COUNT; i++) {
+        if (!on[i]) continue;
+        double v[BENCH_MAX_REPS];
+        for (int r = 0; r < o.reps; r++) v[r] = (double)probs[0].s.M * probs[0].s.K / tq[i][r] / 1e9;
+        double med = bench_median(v, o.reps);
+        if (o.json) printf("%s{\"isa\": \"%s\", \"gfloats_per_s\": %.2f}", first ? "" : ", ", ks[i].name, med);
+        else printf("quantize_rows %-6s %dx%d: %.2f Gfloat/s [%.2f..%.2f]\n", ks[i].name, probs[0].s.M,
+                    probs[0].s.K, med, v[0], v[o.reps - 1]);
+        first = false;
+    }
+    if (o.json) printf("]}\n");
+    for (int s = 0; s < BENCH_SHAPES; s++) bench_problem_free(&probs[s]);
+    return 0;
+}

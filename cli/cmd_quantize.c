@@ -1,0 +1,183 @@
+/* qbert quantize / qbert calibrate: write a quantized model directory, or
+ * save calibration statistics for later static quantization. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char help_quantize[] =
+    "usage: qbert quantize MODEL_DIR -o OUT_DIR --method dynamic|static|fp16|bf16 [options]\n"
+    "\n"
+    "Writes OUT_DIR, a model directory that info, predict, eval and bench accept like\n"
+    "the FP32 one.  It is built under a temporary name and renamed when complete.\n"
+    "\n"
+    "  --method M            dynamic: int8 weights, activations quantized per call\n"
+    "                        static:  int8 weights, activation scales from calibration\n"
+    "                        fp16, bf16: half-precision weights\n"
+    "  --granularity G       weights per-channel (default) or per-tensor\n"
+    "  --activations A       dynamic: per-token (default) or per-tensor\n"
+    "  --symmetric | --asymmetric\n"
+    "                        activation scheme (default asymmetric u8; weights are\n"
+    "                        always symmetric int8)\n"
+    "  --reduce-range        7-bit ranges (for CPUs whose int8 dot products saturate)\n"
+    "  --keep PATTERN        keep matching linears in FP32 (glob over names such as\n"
+    "                        'bert.encoder.layer.0.*'; repeatable)\n"
+    "  --precision-map FILE  JSON {\"<linear name or glob>\": \"fp32|fp16|bf16|int8\"}\n"
+    "  --quantize-embeddings int8 word embeddings with a scale per row\n"
+    "  --quantize-head       also the pooler and classifier (kept FP32 by default)\n"
+    "  --calib FILE          static: calibration texts (any dataset eval reads)\n"
+    "  --calib-n N           static: texts to use (default 512)\n"
+    "  --calib-stats FILE    static: statistics saved by 'qbert calibrate' instead\n"
+    "  --observer O          static: minmax (default), percentile:99.99, mse, entropy\n"
+    "  --max-length L        calibration truncation (default 128)\n"
+    "  --threads N           compute threads (default: all cores)\n"
+    "  --force               replace an existing OUT_DIR\n";
+
+static const char help_calibrate[] =
+    "usage: qbert calibrate MODEL_DIR --calib FILE -o STATS.json [--calib-n N] [--max-length L]\n"
+    "\n"
+    "Runs calibration texts through the FP32 model and saves a histogram of every\n"
+    "linear layer's input.  'qbert quantize --method static --calib-stats STATS.json\n"
+    "--observer O' then reuses them with any observer, without running the model again.\n";
+
+typedef struct {
+    const char *dir, *out;
+    bool has_method;
+    qb_quant_params p;
+    const char **keep;
+} quant_args;
+
+static void progress(void *ctx, const char *stage, long done, long total) {
+    qb_progress *pr = ctx;
+    if (!pr->what) qb_progress_start(pr, stage, total);
+    qb_progress_step(pr, done - pr->done);
+    if (done == total) qb_progress_end(pr);
+}
+
+static int parse_common(const char *cmd, int argc, char **argv, int *i, quant_args *a) {
+    const char *v;
+    qb_quant_params *p = &a->p;
+    if ((v = qb_arg_value("-o", i, argc, argv)) || (v = qb_arg_value("--output", i, argc, argv))) a->out = v;
+    else if ((v = qb_arg_value("--calib", i, argc, argv))) p->calib_file = v;
+    else if ((v = qb_arg_value("--calib-n", i, argc, argv))) {
+        if (!qb_arg_int(cmd, "--calib-n", v, 1, 1 << 24, &p->calib_n)) return QB_EXIT_USAGE;
+    } else if ((v = qb_arg_value("--max-length", i, argc, argv))) {
+        if (!qb_arg_int(cmd, "--max-length", v, 3, 1 << 20, &p->max_length)) return QB_EXIT_USAGE;
+    } else if ((v = qb_arg_value("--threads", i, argc, argv))) {
+        if (!qb_arg_int(cmd, "--threads", v, 1, 1024, &p->n_threads)) return QB_EXIT_USAGE;
+    } else if (argv[*i][0] == '-') return qb_usage_error(cmd, "unknown option '%s'", argv[*i]);
+    else if (!a->dir) a->dir = argv[*i];
+    else return qb_usage_error(cmd, "unexpected argument '%s'", argv[*i]);
+    return QB_EXIT_OK;
+}
+
+static int parse_quantize(int argc, char **argv, quant_args *a) {
+    const char *v;
+    qb_quant_params *p = &a->p;
+    bool act_given = false;
+    for (int i = 1; i < argc; i++) {
+        int rc = QB_EXIT_OK;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(help_quantize, stdout);
+            exit(QB_EXIT_OK);
+        } else if ((v = qb_arg_value("--method", &i, argc, argv))) {
+            qb_quant_method m;
+            if (!qb_quant_method_parse(v, &m))
+                return qb_usage_error("quantize", "unknown --method '%s' (dynamic, static, fp16, bf16)", v);
+            qb_quant_params fresh = qb_quant_default_params(m);
+            p->method = m;
+            if (!act_given) p->act_per_token = fresh.act_per_token;
+            a->has_method = true;
+        } else if ((v = qb_arg_value("--granularity", &i, argc, argv))) {
+            if (strcmp(v, "per-channel") && strcmp(v, "per-tensor"))
+                return qb_usage_error("quantize", "--granularity is per-channel or per-tensor, not '%s'", v);
+            p->per_channel = !strcmp(v, "per-channel");
+        } else if ((v = qb_arg_value("--activations", &i, argc, argv))) {
+            if (strcmp(v, "per-token") && strcmp(v, "per-tensor"))
+                return qb_usage_error("quantize", "--activations is per-token or per-tensor, not '%s'", v);
+            p->act_per_token = !strcmp(v, "per-token");
+            act_given = true;
+        } else if (!strcmp(argv[i], "--symmetric")) p->act_symmetric = 1;
+        else if (!strcmp(argv[i], "--asymmetric")) p->act_symmetric = 0;
+        else if (!strcmp(argv[i], "--reduce-range")) p->reduce_range = 1;
+        else if (!strcmp(argv[i], "--quantize-embeddings")) p->quantize_embeddings = 1;
+        else if (!strcmp(argv[i], "--quantize-head")) p->quantize_head = 1;
+        else if (!strcmp(argv[i], "--force")) p->force = 1;
+        else if ((v = qb_arg_value("--keep", &i, argc, argv))) a->keep[p->n_keep++] = v;
+        else if ((v = qb_arg_value("--precision-map", &i, argc, argv))) p->precision_map = v;
+        else if ((v = qb_arg_value("--calib-stats", &i, argc, argv))) p->calib_stats = v;
+        else if ((v = qb_arg_value("--observer", &i, argc, argv))) p->observer = v;
+        else rc = parse_common("quantize", argc, argv, &i, a);
+        if (rc) return rc;
+    }
+    p->keep = a->keep;
+    if (!a->dir) return qb_usage_error("quantize", "missing MODEL_DIR");
+    if (!a->out) return qb_usage_error("quantize", "missing -o OUT_DIR");
+    if (!a->has_method) return qb_usage_error("quantize", "missing --method (dynamic, static, fp16, bf16)");
+    if (p->method == QB_QUANT_STATIC && act_given && p->act_per_token)
+        return qb_usage_error("quantize", "static quantization uses per-tensor activation scales");
+    if (p->method == QB_QUANT_STATIC && !p->calib_file && !p->calib_stats)
+        return qb_usage_error("quantize", "--method static needs --calib FILE or --calib-stats FILE");
+    return QB_EXIT_OK;
+}
+
+static void print_report(const quant_args *a, const qb_quant_report *r) {
+    if (r->warning[0]) fprintf(stderr, "qbert quantize: warning: %s\n", r->warning);
+    printf("wrote        %s\n", a->out);
+    printf("linears      %d: %d int8, %d fp16, %d bf16, %d fp32\n", r->n_linears, r->n_int8, r->n_fp16, r->n_bf16,
+           r->n_fp32);
+    if (a->p.method == QB_QUANT_STATIC) printf("calibration  %d texts\n", r->calib_used);
+    printf("size         %.2f MB -> %.2f MB (%.1f%% of the input, %.2fx smaller)\n", r->in_bytes / 1e6,
+           r->out_bytes / 1e6, 100.0 * r->out_bytes / r->in_bytes, (double)r->in_bytes / r->out_bytes);
+    printf("time         %.2f s\n", r->seconds);
+}
+
+int qb_cmd_quantize(int argc, char **argv) {
+    quant_args a = {.p = qb_quant_default_params(QB_QUANT_DYNAMIC)};
+    a.keep = calloc((size_t)argc, sizeof *a.keep);
+    int rc = a.keep ? parse_quantize(argc, argv, &a) : QB_EXIT_FAIL;
+    qb_model *m = rc ? NULL : qb_cli_load("quantize", a.dir, NULL);
+    if (!rc && !m) rc = QB_EXIT_FAIL;
+    qb_progress pr = {0};
+    a.p.progress = progress;
+    a.p.progress_ctx = &pr;
+    qb_quant_report rep;
+    qb_error err = {0};
+    if (!rc && qb_quantize(m, &a.p, a.out, &rep, &err)) rc = qb_report_error("quantize", &err);
+    if (!rc) print_report(&a, &rep);
+    qb_model_free(m);
+    free(a.keep);
+    return rc;
+}
+
+int qb_cmd_calibrate(int argc, char **argv) {
+    quant_args a = {.p = qb_quant_default_params(QB_QUANT_STATIC)};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(help_calibrate, stdout);
+            return QB_EXIT_OK;
+        }
+        int rc = parse_common("calibrate", argc, argv, &i, &a);
+        if (rc) return rc;
+    }
+    if (!a.dir) return qb_usage_error("calibrate", "missing MODEL_DIR");
+    if (!a.p.calib_file) return qb_usage_error("calibrate", "missing --calib FILE");
+    if (!a.out) return qb_usage_error("calibrate", "missing -o STATS.json");
+    qb_model *m = qb_cli_load("calibrate", a.dir, NULL);
+    if (!m) return QB_EXIT_FAIL;
+    qb_progress pr = {0};
+    a.p.progress = progress;
+    a.p.progress_ctx = &pr;
+    qb_quant_report rep = {0};
+    qb_error err = {0};
+    int rc = QB_EXIT_OK;
+    if (qb_calibrate(m, &a.p, a.out, &rep, &err)) rc = qb_report_error("calibrate", &err);
+    else {
+        if (rep.warning[0]) fprintf(stderr, "qbert calibrate: warning: %s\n", rep.warning);
+        printf("wrote %s: statistics of %d linear inputs over %d texts\n", a.out, qb_model_linear_count(m),
+               rep.calib_used);
+    }
+    qb_model_free(m);
+    return rc;
+}

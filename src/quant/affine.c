@@ -1,0 +1,94 @@
+#include "quant/affine.h"
+
+#include <float.h>
+#include <math.h>
+
+void qb_qscheme_limits(const qb_qscheme *s, int32_t *qmin, int32_t *qmax) {
+    if (s->is_signed) {
+        *qmin = s->reduce_range ? -64 : -128;
+        *qmax = s->reduce_range ? 63 : 127;
+    } else {
+        *qmin = 0;
+        *qmax = s->reduce_range ? 127 : 255;
+    }
+}
+
+/* A range so small its step underflows (or an infinite one) would divide
+ * by 0 or turn lo / scale into NaN; it is as degenerate as an empty one. */
+static float usable_scale(float scale) { return isfinite(scale) && scale >= FLT_MIN ? scale : 1.0f; }
+
+qb_qparams qb_qparams_from_range(const qb_qscheme *s, float lo, float hi) {
+    int32_t qmin, qmax;
+    qb_qscheme_limits(s, &qmin, &qmax);
+    lo = fminf(lo, 0.0f);
+    hi = fmaxf(hi, 0.0f);
+    qb_qparams p = {1.0f, 0};
+    if (s->symmetric) {
+        p.scale = usable_scale(fmaxf(-lo, hi) / ((float)(qmax - qmin) / 2.0f));
+        p.zero_point = s->is_signed ? 0 : (qmin + qmax + 1) / 2;
+        return p;
+    }
+    p.scale = usable_scale((hi - lo) / (float)(qmax - qmin));
+    /* Clamped as a float: a range beyond float (scale 1 above) would not
+     * fit an int32 before the clamp. */
+    float zp = (float)qmin - nearbyintf(lo / p.scale);
+    p.zero_point = zp > (float)qmax ? qmax : zp >= (float)qmin ? (int32_t)zp : qmin;
+    return p;
+}
+
+int32_t qb_quantize_value(float x, qb_qparams p, int32_t qmin, int32_t qmax) {
+    float q = nearbyintf(x / p.scale) + (float)p.zero_point;
+    /* Written so NaN falls to qmin: converting NaN to an integer is undefined. */
+    return q > (float)qmax ? qmax : q >= (float)qmin ? (int32_t)q : qmin;
+}
+
+static void row_range(const float *x, size_t n, float *lo, float *hi) {
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        *lo = fminf(*lo, x[i]);
+        *hi = fmaxf(*hi, x[i]);
+    }
+}
+
+void qb_quantize_weight_s8(const float *w, int rows, int cols, bool reduce_range, bool per_channel, int8_t *q,
+                           float *scale) {
+    qb_qscheme signed_s = {.is_signed = true, .symmetric = true, .reduce_range = reduce_range};
+    int32_t qmin, qmax;
+    qb_qscheme_limits(&signed_s, &qmin, &qmax);
+    qb_qparams all = {1.0f, 0};
+    if (!per_channel) {
+        float lo, hi;
+        row_range(w, (size_t)rows * cols, &lo, &hi);
+        all = qb_qparams_from_range(&signed_s, lo, hi);
+    }
+    for (int r = 0; r < rows; r++) {
+        const float *x = w + (size_t)r * cols;
+        qb_qparams p = all;
+        if (per_channel) {
+            float lo, hi;
+            row_range(x, (size_t)cols, &lo, &hi);
+            p = qb_qparams_from_range(&signed_s, lo, hi);
+        }
+        scale[r] = p.scale;
+        for (int c = 0; c < cols; c++) q[(size_t)r * cols + c] = (int8_t)qb_quantize_value(x[c], p, qmin, qmax);
+    }
+}
+
+void qb_quantize_rows_symmetric_s8(const float *w, int rows, int cols, int8_t *q, float *scale) {
+    for (int r = 0; r < rows; r++) {
+        const float *x = w + (size_t)r * cols;
+        float amax = 0;
+        for (int c = 0; c < cols; c++) amax = fmaxf(amax, fabsf(x[c]));
+        qb_qparams p = {amax > 0 ? amax / 127.0f : 1.0f, 0};
+        scale[r] = p.scale;
+        for (int c = 0; c < cols; c++) q[(size_t)r * cols + c] = (int8_t)qb_quantize_value(x[c], p, -127, 127);
+    }
+}
+
+qb_qparams qb_dynamic_tensor_params(const float *x, size_t n, bool symmetric) {
+    float lo, hi;
+    row_range(x, n, &lo, &hi);
+    qb_qscheme s = {.is_signed = false, .symmetric = symmetric, .reduce_range = false};
+    return qb_qparams_from_range(&s, lo, hi);
+}

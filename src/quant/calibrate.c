@@ -1,0 +1,147 @@
+#include "quant/calibrate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/sha256.h"
+#include "eval/dataset.h"
+#include "model/session.h"
+
+#define CALIB_BINS 0 /* the observers' default (8192) */
+#define CALIB_BATCH 8
+
+static void observe(void *ctx, const qb_linear *l, const float *x, int rows) {
+    qb_calib *c = ctx;
+    qb_tensor_stats_add(&c->stats[l->id], x, (size_t)rows * l->in);
+}
+
+static qb_status calib_alloc(const qb_model *m, qb_calib *c, qb_error *err) {
+    memset(c, 0, sizeof *c);
+    c->stats = calloc((size_t)m->n_linears, sizeof *c->stats);
+    if (!c->stats) return qb_fail(err, QB_ERR_NOMEM, "calibration: out of memory");
+    c->n = m->n_linears;
+    for (int i = 0; i < c->n; i++) {
+        qb_status st = qb_tensor_stats_init(&c->stats[i], CALIB_BINS);
+        if (st) return qb_fail(err, st, "calibration: out of memory");
+    }
+    return QB_OK;
+}
+
+static qb_status run_batches(const qb_model *m, const qb_quant_params *p, const qb_dataset *ds, qb_session *s,
+                             qb_error *err) {
+    qb_encoding enc[CALIB_BATCH] = {{0}};
+    const qb_encoding *encp[CALIB_BATCH];
+    qb_status st = QB_OK;
+    for (int i = 0; !st && i < ds->n; i += CALIB_BATCH) {
+        int n = ds->n - i < CALIB_BATCH ? ds->n - i : CALIB_BATCH;
+        for (int k = 0; !st && k < n; k++) {
+            const qb_example *x = &ds->ex[i + k];
+            st = x->n_words ? qb_tokenize_words(m, x->words, x->word_lens, x->n_words, p->max_length, &enc[k], err)
+                            : qb_tokenize(m, x->text, x->text_len, x->pair, x->pair_len, p->max_length, &enc[k], err);
+            if (st) {
+                char where[4200];
+                snprintf(where, sizeof where, "%s:%d", ds->path, x->line);
+                qb_fail_wrap(err, st, where);
+            }
+            encp[k] = &enc[k];
+        }
+        if (!st) st = qb_session_run_encodings(s, encp, n, err);
+        if (p->progress) p->progress(p->progress_ctx, "calibrate", i + n, ds->n);
+    }
+    for (int k = 0; k < CALIB_BATCH; k++) qb_encoding_free(&enc[k]);
+    return st;
+}
+
+qb_status qb_calib_run(const qb_model *m, const qb_quant_params *p, qb_calib *c, qb_quant_report *rep,
+                       qb_error *err) {
+    qb_status st = calib_alloc(m, c, err);
+    if (st) return st;
+    if (!p->calib_file) return qb_fail(err, QB_ERR_ARG, "static quantization needs calibration data (--calib FILE)");
+    qb_dataset ds = {0};
+    int want = p->calib_n > 0 ? p->calib_n : 512;
+    if ((st = qb_dataset_load(p->calib_file, QB_DATA_AUTO, NULL, want, &ds, err))) return st;
+    snprintf(c->source, sizeof c->source, "%s", p->calib_file);
+    if ((st = qb_sha256_file(p->calib_file, c->sha256, err))) {
+        qb_dataset_free(&ds);
+        return st;
+    }
+    if (ds.n < want && rep)
+        snprintf(rep->warning, sizeof rep->warning, "%s has %d examples: calibrated on %d, not the %d asked",
+                 p->calib_file, ds.n, ds.n, want);
+    qb_session *s = NULL;
+    qb_session_params sp = {.max_batch = CALIB_BATCH, .max_seq = p->max_length, .n_threads = p->n_threads};
+    st = qb_session_create(m, &sp, &s, err);
+    if (!st) {
+        s->observe = observe;
+        s->observe_ctx = c;
+        st = run_batches(m, p, &ds, s, err);
+    }
+    c->used = ds.n;
+    if (rep) rep->calib_used = ds.n;
+    qb_session_free(s);
+    qb_dataset_free(&ds);
+    return st;
+}
+
+qb_status qb_calib_save(const qb_model *m, const qb_calib *c, const char *path, qb_error *err) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    fprintf(f, "{\"qbert_calibration\": 1, \"model\": ");
+    qb_json_write_str(f, m->dir, strlen(m->dir));
+    fprintf(f, ", \"calib_file\": ");
+    qb_json_write_str(f, c->source, strlen(c->source));
+    fprintf(f, ", \"calib_sha256\": \"%s\", \"n\": %d, \"linears\": {", c->sha256, c->used);
+    for (int i = 0; i < c->n; i++) {
+        fprintf(f, "%s\n  ", i ? "," : "");
+        qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
+        fputs(": ", f);
+        qb_tensor_stats_write_json(&c->stats[i], f);
+    }
+    fputs("\n}}\n", f);
+    fclose(f);
+    qb_status st = qb_file_write_atomic(path, buf, len, err);
+    free(buf);
+    return st;
+}
+
+qb_status qb_calib_load(const qb_model *m, const char *path, qb_calib *c, qb_error *err) {
+    qb_status st = calib_alloc(m, c, err);
+    if (st) return st;
+    char *text;
+    size_t len;
+    if ((st = qb_file_read_all(path, &text, &len, err))) return st;
+    qb_json j;
+    st = qb_json_parse(&j, text, len, path, err);
+    int lin = st ? -1 : qb_json_get(&j, 0, "linears");
+    if (!st && !qb_json_is(&j, lin, QB_JSON_OBJECT))
+        st = qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert calibration file (no \"linears\" object)", path);
+    for (int i = 0; !st && i < c->n; i++) {
+        int t = qb_json_get(&j, lin, m->linears[i]->name);
+        char what[4300];
+        snprintf(what, sizeof what, "%s: linear '%s'", path, m->linears[i]->name);
+        if (t < 0) st = qb_fail(err, QB_ERR_FORMAT, "%s: no statistics (calibrated on another model?)", what);
+        else st = qb_tensor_stats_read_json(&c->stats[i], &j, t, what, err);
+    }
+    if (!st) {
+        c->used = (int)qb_json_get_number(&j, 0, "n", 0);
+        char *src = qb_json_strdup(&j, qb_json_get(&j, 0, "calib_file"), NULL);
+        char *sha = qb_json_strdup(&j, qb_json_get(&j, 0, "calib_sha256"), NULL);
+        snprintf(c->source, sizeof c->source, "%s", src ? src : path);
+        snprintf(c->sha256, sizeof c->sha256, "%s", sha ? sha : "");
+        free(src);
+        free(sha);
+    }
+    qb_json_free(&j);
+    free(text);
+    return st;
+}
+
+void qb_calib_free(qb_calib *c) {
+    for (int i = 0; c->stats && i < c->n; i++) qb_tensor_stats_free(&c->stats[i]);
+    free(c->stats);
+    memset(c, 0, sizeof *c);
+}

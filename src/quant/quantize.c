@@ -1,0 +1,394 @@
+/* qb_quantize: turns a loaded FP32 model into a quantized model directory
+ * (config.json with a quantization_config block, model.safetensors with
+ * int8 or half weights and their scales, the tokenizer files).  The layout
+ * is documented in docs/quantized-format.md. */
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "quant/calibrate.h"
+
+qb_quant_params qb_quant_default_params(qb_quant_method method) {
+    qb_quant_params p = {
+        .method = method, .per_channel = 1, .act_per_token = method == QB_QUANT_DYNAMIC,
+        .calib_n = 512, .observer = "minmax", .max_length = 128,
+    };
+    return p;
+}
+
+static bool is_int8_method(qb_quant_method m) { return m == QB_QUANT_DYNAMIC || m == QB_QUANT_STATIC; }
+
+static bool is_head(const qb_model *m, const qb_linear *l) {
+    return l == &m->pooler || l == &m->pre_classifier || l == &m->classifier;
+}
+
+static bool parse_precision(const char *s, qb_precision *out) {
+    static const char *names[] = {"fp32", "fp16", "bf16", "int8"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (qb_precision)i;
+            return true;
+        }
+    return false;
+}
+
+/* {"<linear name or glob>": "fp32|fp16|bf16|int8", ...}; every key must
+ * match some linear, so a typo cannot silently do nothing. */
+static qb_status apply_precision_map(const qb_model *m, const char *path, qb_precision *plan, qb_error *err) {
+    char *text;
+    size_t len;
+    qb_status st = qb_file_read_all(path, &text, &len, err);
+    if (st) return st;
+    qb_json j;
+    if ((st = qb_json_parse(&j, text, len, path, err))) {
+        free(text);
+        return st;
+    }
+    if (!qb_json_is(&j, 0, QB_JSON_OBJECT)) st = qb_fail(err, QB_ERR_FORMAT, "%s: must be a JSON object", path);
+    for (uint32_t k = 1, i = 0; !st && i < j.toks[0].size; i++, k = j.toks[k + 1].next) {
+        char *key = qb_json_strdup(&j, (int)k, NULL), *val = qb_json_strdup(&j, (int)k + 1, NULL);
+        qb_precision prec = QB_PREC_FP32;
+        int hits = 0;
+        if (!key || !val || !parse_precision(val, &prec)) {
+            st = qb_fail(err, QB_ERR_FORMAT, "%s: value for '%s' must be \"fp32\", \"fp16\", \"bf16\" or \"int8\"",
+                         path, key ? key : "?");
+        }
+        for (int l = 0; !st && l < m->n_linears; l++)
+            if (!fnmatch(key, m->linears[l]->name, 0)) plan[l] = prec, hits++;
+        if (!st && !hits) st = qb_fail(err, QB_ERR_FORMAT, "%s: '%s' matches no linear layer of the model", path, key);
+        free(key);
+        free(val);
+    }
+    qb_json_free(&j);
+    free(text);
+    return st;
+}
+
+static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, qb_precision *plan, qb_error *err) {
+    qb_precision base = is_int8_method(p->method) ? QB_PREC_INT8
+                        : p->method == QB_QUANT_FP16 ? QB_PREC_FP16 : QB_PREC_BF16;
+    for (int i = 0; i < m->n_linears; i++) {
+        const qb_linear *l = m->linears[i];
+        plan[i] = base;
+        if (base == QB_PREC_INT8 && is_head(m, l) && !p->quantize_head) plan[i] = QB_PREC_FP32;
+        for (int k = 0; k < p->n_keep; k++)
+            if (!fnmatch(p->keep[k], l->name, 0)) plan[i] = QB_PREC_FP32;
+    }
+    for (int k = 0; k < p->n_keep; k++) {
+        bool hit = false;
+        for (int i = 0; i < m->n_linears && !hit; i++) hit = !fnmatch(p->keep[k], m->linears[i]->name, 0);
+        if (!hit) return qb_fail(err, QB_ERR_ARG, "--keep '%s' matches no linear layer of the model", p->keep[k]);
+    }
+    qb_status st = p->precision_map ? apply_precision_map(m, p->precision_map, plan, err) : QB_OK;
+    for (int i = 0; !st && i < m->n_linears; i++)
+        if (plan[i] == QB_PREC_INT8 && !is_int8_method(p->method))
+            st = qb_fail(err, QB_ERR_ARG, "int8 for '%s' needs --method dynamic or static", m->linears[i]->name);
+    return st;
+}
+
+/* The tensors to write, some pointing into the input mapping, some owned. */
+typedef struct {
+    qb_st_write_tensor *t;
+    int n, cap;
+    void **owned;
+    int n_owned;
+    char **names;
+} out_list;
+
+static void *out_alloc(out_list *o, size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (p) o->owned[o->n_owned++] = p;
+    return p;
+}
+
+static bool out_push(out_list *o, const char *name, qb_dtype dtype, int ndim, const int64_t *shape, const void *data) {
+    if (o->n == o->cap) return false;
+    char *nm = strdup(name);
+    if (!nm) return false;
+    o->names[o->n] = nm;
+    qb_st_write_tensor *t = &o->t[o->n++];
+    t->name = nm;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    t->data = data;
+    return true;
+}
+
+static bool out_init(out_list *o, int cap) {
+    memset(o, 0, sizeof *o);
+    o->cap = cap;
+    o->t = calloc((size_t)cap, sizeof *o->t);
+    o->names = calloc((size_t)cap, sizeof *o->names);
+    o->owned = calloc((size_t)cap, sizeof *o->owned);
+    return o->t && o->names && o->owned;
+}
+
+static void out_free(out_list *o) {
+    for (int i = 0; i < o->n; i++) free(o->names[i]);
+    for (int i = 0; i < o->n_owned; i++) free(o->owned[i]);
+    free(o->t);
+    free(o->names);
+    free(o->owned);
+}
+
+/* FP32 values of a float tensor of the input (any float dtype, any alignment). */
+static float *to_f32(out_list *o, const qb_st_tensor *t) {
+    float *f = out_alloc(o, (size_t)t->numel * sizeof *f);
+    if (!f) return NULL;
+    if (t->dtype == QB_F32) memcpy(f, t->data, t->nbytes);
+    else qb_dtype_traits_of(t->dtype)->to_f32(t->data, f, (size_t)t->numel);
+    return f;
+}
+
+static bool push_half(out_list *o, const qb_st_tensor *t, qb_dtype half) {
+    float *f = to_f32(o, t);
+    uint16_t *h = f ? out_alloc(o, (size_t)t->numel * 2) : NULL;
+    if (!h) return false;
+    for (int64_t i = 0; i < t->numel; i++) h[i] = half == QB_F16 ? qb_f32_to_f16(f[i]) : qb_f32_to_bf16(f[i]);
+    return out_push(o, t->name, half, t->ndim, t->shape, h);
+}
+
+typedef struct {
+    const qb_model *m;
+    const qb_quant_params *p;
+    const qb_precision *plan;
+    const qb_calib *calib;
+    qb_observer_method observer;
+} quant_job;
+
+static bool push_int8_linear(out_list *o, const quant_job *q, const qb_linear *l, const qb_st_tensor *t) {
+    float *w = to_f32(o, t), *scale = out_alloc(o, (size_t)l->out * sizeof(float));
+    int8_t *qw = out_alloc(o, (size_t)t->numel), *zero = out_alloc(o, (size_t)l->out);
+    if (!w || !scale || !qw || !zero) return false;
+    qb_quantize_weight_s8(w, l->out, l->in, q->p->reduce_range, q->p->per_channel, qw, scale);
+    memset(zero, 0, (size_t)l->out);
+    char name[256];
+    int64_t n[1] = {l->out}, one[1] = {1};
+    bool ok = out_push(o, t->name, QB_I8, 2, t->shape, qw);
+    snprintf(name, sizeof name, "%s_scale", t->name);
+    ok = ok && out_push(o, name, QB_F32, 1, n, scale);
+    snprintf(name, sizeof name, "%s_zero_point", t->name);
+    ok = ok && out_push(o, name, QB_I8, 1, n, zero);
+    if (!ok || q->p->method != QB_QUANT_STATIC) return ok;
+    float lo, hi, *is = out_alloc(o, sizeof *is);
+    int32_t *iz = out_alloc(o, sizeof *iz);
+    if (!is || !iz) return false;
+    qb_qscheme act = {.is_signed = false, .symmetric = q->p->act_symmetric, .reduce_range = q->p->reduce_range};
+    qb_observer_range(&q->calib->stats[l->id], &q->observer, &act, &lo, &hi);
+    qb_qparams qp = qb_qparams_from_range(&act, lo, hi);
+    *is = qp.scale;
+    *iz = qp.zero_point;
+    snprintf(name, sizeof name, "%s.input_scale", l->name);
+    ok = out_push(o, name, QB_F32, 1, one, is);
+    snprintf(name, sizeof name, "%s.input_zero_point", l->name);
+    return ok && out_push(o, name, QB_I32, 1, one, iz);
+}
+
+static bool push_int8_rows(out_list *o, const qb_st_tensor *t) {
+    int rows = (int)t->shape[0], cols = (int)t->shape[1];
+    float *w = to_f32(o, t), *scale = out_alloc(o, (size_t)rows * sizeof(float));
+    int8_t *qw = out_alloc(o, (size_t)t->numel);
+    if (!w || !scale || !qw) return false;
+    qb_quantize_rows_symmetric_s8(w, rows, cols, qw, scale);
+    char name[256];
+    int64_t n[1] = {rows};
+    snprintf(name, sizeof name, "%s_scale", t->name);
+    return out_push(o, t->name, QB_I8, 2, t->shape, qw) && out_push(o, name, QB_F32, 1, n, scale);
+}
+
+static const qb_linear *linear_of(const qb_model *m, const char *tensor) {
+    size_t n = strlen(tensor);
+    if (n < 7 || strcmp(tensor + n - 7, ".weight")) return NULL;
+    for (int i = 0; i < m->n_linears; i++)
+        if (strlen(m->linears[i]->name) == n - 7 && !strncmp(m->linears[i]->name, tensor, n - 7)) return m->linears[i];
+    return NULL;
+}
+
+/* What each input tensor becomes. */
+static qb_status build_tensors(const quant_job *q, out_list *o, qb_error *err) {
+    const qb_model *m = q->m;
+    const qb_quant_params *p = q->p;
+    qb_dtype half = p->method == QB_QUANT_BF16 ? QB_BF16 : QB_F16;
+    bool half_method = !is_int8_method(p->method);
+    for (int i = 0; i < m->st.n; i++) {
+        const qb_st_tensor *t = &m->st.tensors[i];
+        const qb_linear *l = linear_of(m, t->name);
+        bool word_emb = strstr(t->name, "word_embeddings.weight") != NULL;
+        bool ok;
+        if (l && q->plan[l->id] == QB_PREC_INT8) ok = push_int8_linear(o, q, l, t);
+        else if (l && q->plan[l->id] != QB_PREC_FP32)
+            ok = push_half(o, t, q->plan[l->id] == QB_PREC_BF16 ? QB_BF16 : QB_F16);
+        else if (word_emb && p->quantize_embeddings) ok = push_int8_rows(o, t);
+        else if (half_method && t->ndim == 2 && !l && qb_dtype_traits_of(t->dtype)->is_float) ok = push_half(o, t, half);
+        else ok = out_push(o, t->name, t->dtype, t->ndim, t->shape, t->data);
+        if (!ok) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory at '%s'", t->name);
+    }
+    return QB_OK;
+}
+
+static void write_quant_config(FILE *f, const quant_job *q) {
+    const qb_quant_params *p = q->p;
+    const qb_model *m = q->m;
+    static const char *prec[] = {"fp32", "fp16", "bf16", "int8"};
+    bool int8 = is_int8_method(p->method);
+    fprintf(f, "  \"quantization_config\": {\n    \"quant_method\": \"qbert\",\n    \"qbert_version\": \"%s\",\n"
+               "    \"method\": \"%s\",\n    \"bits\": %d,\n", QBERT_VERSION, qb_quant_method_name(p->method),
+            int8 ? 8 : 16);
+    if (int8) {
+        char obs[64] = "";
+        if (p->method == QB_QUANT_STATIC) qb_observer_method_name(&q->observer, obs, sizeof obs);
+        fprintf(f, "    \"weights\": {\"dtype\": \"int8\", \"granularity\": \"%s\", \"symmetric\": true, "
+                   "\"reduce_range\": %s},\n", p->per_channel ? "per-channel" : "per-tensor",
+                p->reduce_range ? "true" : "false");
+        fprintf(f, "    \"activations\": {\"dtype\": \"uint8\", \"granularity\": \"%s\", \"symmetric\": %s, "
+                   "\"observer\": \"%s\"},\n", p->act_per_token ? "per-token" : "per-tensor",
+                p->act_symmetric ? "true" : "false", obs);
+    }
+    const char *emb = p->quantize_embeddings ? "int8-rowwise" : int8 ? "fp32" : p->method == QB_QUANT_BF16 ? "bf16" : "fp16";
+    fprintf(f, "    \"embeddings\": \"%s\",\n", emb);
+    if (p->method == QB_QUANT_STATIC) {
+        fputs("    \"calibration\": {\"file\": ", f);
+        qb_json_write_str(f, q->calib->source, strlen(q->calib->source));
+        fprintf(f, ", \"sha256\": \"%s\", \"n\": %d},\n", q->calib->sha256, q->calib->used);
+    }
+    fputs("    \"excluded_modules\": [", f);
+    for (int i = 0, k = 0; i < m->n_linears; i++)
+        if (q->plan[i] == QB_PREC_FP32) {
+            fputs(k++ ? ", " : "", f);
+            qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
+        }
+    fputs("],\n    \"modules\": {", f);
+    for (int i = 0; i < m->n_linears; i++) {
+        fputs(i ? ",\n      " : "\n      ", f);
+        qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
+        fprintf(f, ": \"%s\"", prec[q->plan[i]]);
+    }
+    fputs("\n    }\n  }\n}\n", f);
+}
+
+/* The input config.json verbatim, with the quantization block added as its
+ * last member. */
+static qb_status write_config(const quant_job *q, const char *dir, qb_error *err) {
+    char src[4200], dst[4200], *text;
+    size_t len;
+    qb_path_join(src, sizeof src, q->m->dir, "config.json");
+    qb_path_join(dst, sizeof dst, dir, "config.json");
+    qb_status st = qb_file_read_all(src, &text, &len, err);
+    if (st) return st;
+    char *end = strrchr(text, '}');
+    if (!end) {
+        free(text);
+        return qb_fail(err, QB_ERR_FORMAT, "%s: not a JSON object", src);
+    }
+    while (end > text && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\r' || end[-1] == '\t')) end--;
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    fwrite(text, 1, (size_t)(end - text), f);
+    fputs(end[-1] == '{' ? "\n" : ",\n", f);
+    write_quant_config(f, q);
+    fclose(f);
+    st = qb_file_write_atomic(dst, buf, n, err);
+    free(buf);
+    free(text);
+    return st;
+}
+
+static qb_status copy_tokenizer(const char *from, const char *to, qb_error *err) {
+    static const char *files[] = {"vocab.txt", "spiece.model", "tokenizer_config.json", "special_tokens_map.json",
+                                  "tokenizer.json"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char s[4200], d[4200];
+        qb_path_join(s, sizeof s, from, files[i]);
+        qb_path_join(d, sizeof d, to, files[i]);
+        if (!qb_file_exists(s)) continue;
+        qb_status st = qb_file_copy(s, d, err);
+        if (st) return st;
+    }
+    return QB_OK;
+}
+
+static qb_status write_dir(const quant_job *q, const char *tmp, qb_quant_report *rep, qb_error *err) {
+    out_list o;
+    if (!out_init(&o, q->m->st.n * 5 + 8)) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+    char path[4200];
+    qb_path_join(path, sizeof path, tmp, "model.safetensors");
+    qb_status st = build_tensors(q, &o, err);
+    if (!st) st = qb_safetensors_write(path, o.t, o.n, "{\"format\": \"pt\", \"producer\": \"qbert\"}", err);
+    out_free(&o);
+    if (!st) st = write_config(q, tmp, err);
+    if (!st) st = copy_tokenizer(q->m->dir, tmp, err);
+    struct stat sb;
+    if (!st && stat(path, &sb) == 0) rep->out_bytes = sb.st_size;
+    return st;
+}
+
+static void count_plan(const qb_model *m, const qb_precision *plan, qb_quant_report *rep) {
+    rep->n_linears = m->n_linears;
+    for (int i = 0; i < m->n_linears; i++) {
+        rep->n_fp32 += plan[i] == QB_PREC_FP32;
+        rep->n_fp16 += plan[i] == QB_PREC_FP16;
+        rep->n_bf16 += plan[i] == QB_PREC_BF16;
+        rep->n_int8 += plan[i] == QB_PREC_INT8;
+    }
+}
+
+static qb_status check_request(const qb_model *m, const qb_quant_params *p, const char *out, qb_error *err) {
+    if (m->cfg.quant.present)
+        return qb_fail(err, QB_ERR_ARG, "%s: already quantized (%s); quantize the FP32 model instead", m->dir,
+                       qb_model_quant_summary(m));
+    if (qb_same_file(out, m->dir)) return qb_fail(err, QB_ERR_ARG, "%s: refusing to overwrite the input model", out);
+    if (p->method == QB_QUANT_STATIC && !p->calib_file && !p->calib_stats)
+        return qb_fail(err, QB_ERR_ARG, "static quantization needs --calib FILE (or saved --calib-stats)");
+    if (p->method == QB_QUANT_STATIC && p->act_per_token)
+        return qb_fail(err, QB_ERR_ARG, "static quantization has per-tensor activation scales, not per-token");
+    return QB_OK;
+}
+
+qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *out_dir, qb_quant_report *rep,
+                      qb_error *err) {
+    qb_quant_report local;
+    if (!rep) rep = &local;
+    memset(rep, 0, sizeof *rep);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    quant_job q = {.m = m, .p = p};
+    qb_calib calib = {0};
+    qb_precision *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
+    char tmp[4200] = "";
+    qb_status st = plan ? check_request(m, p, out_dir, err) : qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+    if (!st && p->method == QB_QUANT_STATIC && !qb_observer_method_parse(p->observer, &q.observer))
+        st = qb_fail(err, QB_ERR_ARG, "unknown observer '%s' (minmax, percentile:P, mse, entropy)", p->observer);
+    if (!st) st = plan_precisions(m, p, plan, err);
+    /* Output problems surface before any long calibration run. */
+    if (!st) st = qb_outdir_begin(out_dir, p->force, tmp, sizeof tmp, err);
+    if (!st && p->method == QB_QUANT_STATIC)
+        st = p->calib_stats ? qb_calib_load(m, p->calib_stats, &calib, err) : qb_calib_run(m, p, &calib, rep, err);
+    if (!st && p->calib_stats) rep->calib_used = calib.used;
+    q.plan = plan;
+    q.calib = &calib;
+    if (!st) st = write_dir(&q, tmp, rep, err);
+    if (!st) st = qb_outdir_commit(tmp, out_dir, err);
+    if (st && tmp[0]) qb_outdir_abort(tmp);
+    if (!st) count_plan(m, plan, rep);
+    rep->in_bytes = (int64_t)m->st.map.size;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    rep->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    qb_calib_free(&calib);
+    free(plan);
+    return st;
+}
+
+qb_status qb_calibrate(const qb_model *m, const qb_quant_params *p, const char *stats_path, qb_quant_report *rep,
+                       qb_error *err) {
+    qb_calib calib = {0};
+    qb_status st = qb_calib_run(m, p, &calib, rep, err);
+    if (!st) st = qb_calib_save(m, &calib, stats_path, err);
+    qb_calib_free(&calib);
+    return st;
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Quantization end to end: each method's model directory loads, runs and
+# keeps its accuracy; the files are what docs/quantized-format.md says (a
+# Python reader opens them); sizes shrink; bad quantized models and bad
+# requests are refused cleanly.
+set -u
+. "$(dirname "$0")/lib.sh"
+M=$SRC/models/bert-mini-sst2
+Q=$TMP/q
+
+quantize() { "$QBERT" quantize "$M" "$@" >"$TMP/quantize.out" 2>"$TMP/quantize.err"; }
+
+# dynamic int8 with int8 embeddings: loads, says what it is, and is small
+quantize -o "$Q/dyn" --method dynamic --quantize-embeddings
+check "quantize dynamic" test $? -eq 0
+"$QBERT" info "$Q/dyn" >"$TMP/info.txt"
+check "info shows int8" grep -q "precision    dynamic int8 (activations per-token): 26 linears, 2 fp32, 24 int8; int8 word embeddings" "$TMP/info.txt"
+"$QBERT" info "$Q/dyn" --tensors --json >"$TMP/info.json"
+check "info lists I8 tensors" test "$(json_get "$TMP/info.json" 'sum(t["dtype"] == "I8" for t in j["tensors"])')" -ge 25
+ratio=$($PY -c "import os,sys; print(os.path.getsize(sys.argv[1]) / os.path.getsize(sys.argv[2]))" "$Q/dyn/model.safetensors" "$M/model.safetensors")
+echo "  size ratio (dynamic, int8 embeddings) on bert-mini: $ratio"
+check "int8 file <= 27% of FP32" $PY -c "import sys; sys.exit(not $ratio <= 0.27)"
+"$QBERT" predict "$Q/dyn" "a gripping, beautifully acted film" "the plot is thin and the jokes fall flat" >"$TMP/p.txt"
+check "int8 predicts positive" bash -c "head -1 '$TMP/p.txt' | grep -q '^positive'"
+check "int8 predicts negative" bash -c "sed -n 2p '$TMP/p.txt' | grep -q '^negative'"
+
+# the format is readable without qbert
+if $PY -c 'import numpy' 2>/dev/null; then
+  check "python reads the int8 model" $PY - "$Q/dyn" <<'PYEOF'
+import json, struct, sys, numpy as np
+d = sys.argv[1]
+data = open(d + "/model.safetensors", "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+h = json.loads(data[8:8 + n])
+def t(name, dt):
+    b, e = h[name]["data_offsets"]
+    return np.frombuffer(data[8 + n + b:8 + n + e], dtype=dt).reshape(h[name]["shape"])
+w = "bert.encoder.layer.0.attention.self.query.weight"
+assert h[w]["dtype"] == "I8" and h[w + "_scale"]["dtype"] == "F32" and h[w + "_zero_point"]["dtype"] == "I8"
+q, s = t(w, np.int8), t(w + "_scale", np.float32)
+assert q.shape == (256, 256) and s.shape == (256,) and (t(w + "_zero_point", np.int8) == 0).all()
+cfg = json.load(open(d + "/config.json"))["quantization_config"]
+assert cfg["quant_method"] == "qbert" and cfg["method"] == "dynamic" and cfg["bits"] == 8
+assert cfg["modules"]["classifier"] == "fp32" and cfg["embeddings"] == "int8-rowwise"
+PYEOF
+fi
+
+# fp16 / bf16 halve the file and predict like FP32
+for m in fp16 bf16; do
+  quantize -o "$Q/$m" --method $m
+  check "quantize $m" test $? -eq 0
+  check "$m info" grep -q "precision    $m" <("$QBERT" info "$Q/$m")
+done
+
+# static with calibration; saved statistics reproduce the same scales
+need_shared data/sst2/train.tsv
+CAL=$SHARED/data/sst2/train.tsv
+quantize -o "$Q/static" --method static --calib "$CAL" --calib-n 32 --observer percentile:99.99
+check "quantize static" test $? -eq 0
+"$QBERT" calibrate "$M" --calib "$CAL" --calib-n 32 -o "$TMP/stats.json" >/dev/null 2>&1
+check "calibrate" test $? -eq 0
+quantize -o "$Q/static2" --method static --calib-stats "$TMP/stats.json" --observer percentile:99.99
+check "static from saved stats" cmp -s "$Q/static/model.safetensors" "$Q/static2/model.safetensors"
+for obs in minmax mse entropy; do
+  quantize -o "$Q/static-$obs" --method static --calib-stats "$TMP/stats.json" --observer $obs
+  check "observer $obs" test $? -eq 0
+done
+
+# too few calibration rows: a warning that states how many were used
+printf 'sentence\tlabel\na fine film\t1\na dull film\t0\n' >"$TMP/small.tsv"
+quantize -o "$Q/small" --method static --calib "$TMP/small.tsv"
+check "small calibration works" test $? -eq 0
+check "small calibration warns" grep -q "calibrated on 2, not the 512 asked" "$TMP/quantize.err"
+
+# accuracy on SST-2 dev against FP32, with agreement
+need_shared data/sst2/dev.tsv
+DEV=$SHARED/data/sst2/dev.tsv
+"$QBERT" eval "$M" --data "$DEV" --max-length 66 $([ -n "$SANITIZE" ] && echo --limit 40) --json >"$TMP/fp32.json"
+base=$(json_get "$TMP/fp32.json" 'j["accuracy"]')
+LIMIT=()
+[ -n "$SANITIZE" ] && LIMIT=(--limit 40)
+for v in dyn:0.005 static:0.005 fp16:0.001 bf16:0.001; do
+  name=${v%%:*} budget=${v#*:}
+  "$QBERT" eval "$Q/$name" --data "$DEV" --max-length 66 --reference "$M" "${LIMIT[@]}" --json >"$TMP/$name.json"
+  acc=$(json_get "$TMP/$name.json" 'j["accuracy"]')
+  agree=$(json_get "$TMP/$name.json" 'j["agreement"]')
+  printf '  %-7s accuracy %.4f (fp32 %.4f), agreement with fp32 %.4f\n' "$name" "$acc" "$base" "$agree"
+  check "$name loses <= $budget" $PY -c "import sys; sys.exit(not $base - $acc <= $budget)"
+done
+
+# refusals
+quantize -o "$M" --method dynamic
+check "refuses to overwrite its input" grep -q "refusing to overwrite the input model\|already exists" "$TMP/quantize.err"
+quantize -o "$Q/dyn" --method dynamic
+check "refuses an existing output" grep -q "already exists (use --force" "$TMP/quantize.err"
+"$QBERT" quantize "$Q/dyn" -o "$Q/again" --method dynamic >/dev/null 2>"$TMP/err"
+check "refuses to requantize" grep -q "already quantized" "$TMP/err"
+quantize -o "$Q/nocalib" --method static --calib "$TMP/missing.tsv"
+check "missing calibration file fails" test $? -eq 1
+check "no partial output dir" test ! -e "$Q/nocalib"
+check "no temporary left" bash -c "! ls -d '$Q'/nocalib.tmp-* 2>/dev/null"
+quantize -o "$Q/x" --method dynamic --keep 'no.such.layer*'
+check "unmatched --keep is an error" grep -q "matches no linear" "$TMP/quantize.err"
+quantize -o "$Q/x" --method static --calib-stats "$TMP/stats.json" --observer median
+check "unknown observer is an error" grep -q "unknown observer" "$TMP/quantize.err"
+
+# a precision map makes a mixed model
+printf '{"bert.encoder.layer.0.*": "fp16", "bert.encoder.layer.3.output.dense": "fp32"}' >"$TMP/map.json"
+quantize -o "$Q/mixed" --method dynamic --precision-map "$TMP/map.json"
+check "mixed precision map" grep -q "26 linears, 3 fp32, 6 fp16, 17 int8" <("$QBERT" info "$Q/mixed")
+
+# broken quantized models
+broken() { # broken NAME PYTHON_HEADER_EDIT
+  local d=$TMP/broken-$1
+  mkdir -p "$d"; cp "$Q/dyn/config.json" "$Q/dyn/vocab.txt" "$d/"
+  $PY - "$Q/dyn/model.safetensors" "$d/model.safetensors" "$2" <<'PYEOF'
+import json, struct, sys
+src, dst, code = sys.argv[1:4]
+data = open(src, "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+h = json.loads(data[8:8 + n])
+exec(code)
+hb = json.dumps(h).encode()
+open(dst, "wb").write(struct.pack("<Q", len(hb)) + hb + data[8 + n:])
+PYEOF
+  echo "$d"
+}
+W=bert.encoder.layer.1.intermediate.dense.weight
+d=$(broken noscale "del h['${W}_scale']")
+"$QBERT" info "$d" >/dev/null 2>"$TMP/err"; rc=$?
+check "missing scale refused" bash -c "[ $rc -eq 1 ] && grep -q \"has no '${W}_scale'\" '$TMP/err'"
+d=$(broken scaletype "h['${W}_scale']['dtype'] = 'I32'")
+"$QBERT" info "$d" >/dev/null 2>"$TMP/err"; rc=$?
+check "wrong scale dtype refused" bash -c "[ $rc -eq 1 ] && grep -q '${W}_scale.*must be F32' '$TMP/err'"
+d=$(broken noconfig "pass"); $PY -c "
+import json,sys; p=sys.argv[1]+'/config.json'; c=json.load(open(p)); del c['quantization_config']; json.dump(c, open(p,'w'))" "$d"
+"$QBERT" info "$d" >/dev/null 2>"$TMP/err"; rc=$?
+check "int8 without quantization_config refused" bash -c "[ $rc -eq 1 ] && grep -q 'is I8 but config.json has no int8 quantization_config' '$TMP/err'"
+d=$(broken badmethod "pass"); $PY -c "
+import json,sys; p=sys.argv[1]+'/config.json'; c=json.load(open(p)); c['quantization_config']['method']='int3'; json.dump(c, open(p,'w'))" "$d"
+"$QBERT" info "$d" >/dev/null 2>"$TMP/err"; rc=$?
+check "unknown method refused" bash -c "[ $rc -eq 1 ] && grep -q 'quantization_config.method must be' '$TMP/err'"
+d=$(broken static "pass"); $PY -c "
+import json,sys; p=sys.argv[1]+'/config.json'; c=json.load(open(p)); q=c['quantization_config']; q['method']='static'; q['activations']['granularity']='per-tensor'; json.dump(c, open(p,'w'))" "$d"
+"$QBERT" info "$d" >/dev/null 2>"$TMP/err"; rc=$?
+check "static config without input scales refused" bash -c "[ $rc -eq 1 ] && grep -q 'input_scale' '$TMP/err'"
+finish
