@@ -51,29 +51,39 @@ static double bench_median(double *v, int n) {
 }
 
 /* 16 independent accumulators cover vpdpbusd's latency times its two
- * ports; the empty asm keeps the inputs opaque so nothing is folded. */
+ * ports; the empty asm keeps the inputs opaque so nothing is folded.  The
+ * accumulators are named variables: an array of vectors would live in
+ * memory and time store forwarding instead of the multiply-adds. */
 #define BENCH_PEAK_ITERS 5000000L
+#define BENCH_FOR16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+#define BENCH_VNNI_ZERO(i) __m512i c##i = _mm512_setzero_si512();
+#define BENCH_VNNI_STEP(i) c##i = _mm512_dpbusd_epi32(c##i, a, b);
+#define BENCH_VNNI_SUM(i) sum = _mm512_add_epi32(sum, c##i);
 __attribute__((target("avx512f,avx512vnni"), noinline)) static int bench_vnni_loop(long iters) {
-    __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(1), c[16];
-    for (int i = 0; i < 16; i++) c[i] = _mm512_setzero_si512();
+    __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(1), sum = _mm512_setzero_si512();
+    BENCH_FOR16(BENCH_VNNI_ZERO)
     for (long it = 0; it < iters; it++) {
         __asm__ volatile("" : "+v"(a), "+v"(b));
-        for (int i = 0; i < 16; i++) c[i] = _mm512_dpbusd_epi32(c[i], a, b);
+        BENCH_FOR16(BENCH_VNNI_STEP)
     }
-    for (int i = 1; i < 16; i++) c[0] = _mm512_add_epi32(c[0], c[i]);
-    return _mm_cvtsi128_si32(_mm512_castsi512_si128(c[0]));
+    BENCH_FOR16(BENCH_VNNI_SUM)
+    return _mm_cvtsi128_si32(_mm512_castsi512_si128(sum));
 }
 
 /* The AVX2 scheme's unit: vpmaddwd (16 multiply-adds) plus its vpaddd. */
+#define BENCH_FOR12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define BENCH_MADD_ZERO(i) __m256i c##i = _mm256_setzero_si256();
+#define BENCH_MADD_STEP(i) c##i = _mm256_add_epi32(c##i, _mm256_madd_epi16(a, b));
+#define BENCH_MADD_SUM(i) sum = _mm256_add_epi32(sum, c##i);
 __attribute__((target("avx2"), noinline)) static int bench_madd_loop(long iters) {
-    __m256i a = _mm256_set1_epi16(1), b = _mm256_set1_epi16(1), c[12];
-    for (int i = 0; i < 12; i++) c[i] = _mm256_setzero_si256();
+    __m256i a = _mm256_set1_epi16(1), b = _mm256_set1_epi16(1), sum = _mm256_setzero_si256();
+    BENCH_FOR12(BENCH_MADD_ZERO)
     for (long it = 0; it < iters; it++) {
         __asm__ volatile("" : "+x"(a), "+x"(b));
-        for (int i = 0; i < 12; i++) c[i] = _mm256_add_epi32(c[i], _mm256_madd_epi16(a, b));
+        BENCH_FOR12(BENCH_MADD_STEP)
     }
-    for (int i = 1; i < 12; i++) c[0] = _mm256_add_epi32(c[0], c[i]);
-    return _mm_cvtsi128_si32(_mm256_castsi256_si128(c[0]));
+    BENCH_FOR12(BENCH_MADD_SUM)
+    return _mm_cvtsi128_si32(_mm256_castsi256_si128(sum));
 }
 
 /* GOPS of the ISA's inner instruction with `threads` threads, each running

@@ -18,6 +18,7 @@ int qb_cmd_eval(int argc, char **argv);
 int qb_cmd_bench(int argc, char **argv);
 int qb_cmd_quantize(int argc, char **argv);
 int qb_cmd_calibrate(int argc, char **argv);
+int qb_cmd_compare(int argc, char **argv);
 
 /* Argument scanning: qb_arg_value("--seq", &i, argc, argv) returns the value
  * of an option at argv[i] ("--seq 128" or "--seq=128") and advances i, or
@@ -30,7 +31,6 @@ int qb_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(
 int qb_report_error(const char *cmd, const qb_error *err);
 
 double qb_now(void);          /* monotonic seconds */
-double qb_peak_rss_mb(void);  /* getrusage maxrss */
 int qb_default_threads(void);
 
 /* Loads a model, printing the error; NULL on failure. */
@@ -54,6 +54,5 @@ void qb_sort_doubles(double *v, int n);
 
 /* Softmax of n logits into probs (for display). */
 void qb_softmax_display(const float *logits, int n, float *probs);
-int qb_argmax(const float *v, int n);
 
 #endif

@@ -44,85 +44,53 @@ typedef struct {
     bool json;
 } bench_args;
 
-typedef struct {
-    double p50, p90, p99, mean, min, max;
-} latency;
-
-static latency summarize(double *ms, int n) {
-    latency l = {0};
+static qb_latency summarize(double *ms, int n) {
+    qb_latency l = {0};
     qb_sort_doubles(ms, n);
-    for (int i = 0; i < n; i++) l.mean += ms[i] / n;
-    l.p50 = qb_percentile(ms, n, 50);
-    l.p90 = qb_percentile(ms, n, 90);
-    l.p99 = qb_percentile(ms, n, 99);
-    l.min = ms[0];
-    l.max = ms[n - 1];
+    for (int i = 0; i < n; i++) l.mean_ms += ms[i] / n;
+    l.p50_ms = qb_percentile(ms, n, 50);
+    l.p90_ms = qb_percentile(ms, n, 90);
+    l.p99_ms = qb_percentile(ms, n, 99);
+    l.min_ms = ms[0];
+    l.max_ms = ms[n - 1];
     return l;
 }
 
-static void fill_random(int32_t *ids, int n, int vocab, uint64_t *state) {
-    for (int i = 0; i < n; i++) {
-        *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
-        ids[i] = 1000 % vocab + (int32_t)((*state >> 33) % (uint64_t)(vocab - 1000 % vocab));
-    }
-}
-
-static void print_config(const bench_args *a, const qb_model_info *in, int seq, int batch, latency l, double load_ms) {
-    double tps = batch * seq / (l.p50 / 1e3);
+static void print_config(const bench_args *a, const qb_model_info *in, const qb_latency *l, double load_ms) {
+    double tps = l->batch * l->seq / (l->p50_ms / 1e3);
     if (a->json) {
         printf("{\"mode\": \"synthetic\", \"model\": ");
         qb_json_write_str(stdout, a->dir, strlen(a->dir));
         printf(", \"isa\": \"%s\", \"seq\": %d, \"batch\": %d, \"threads\": %d, \"runs\": %d, \"p50_ms\": %.3f, "
                "\"p90_ms\": %.3f, \"p99_ms\": %.3f, \"mean_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, "
                "\"tokens_per_s\": %.1f, \"sequences_per_s\": %.2f, \"peak_rss_mb\": %.1f, \"load_ms\": %.2f}\n",
-               in->isa, seq, batch, a->threads, a->runs, l.p50, l.p90, l.p99, l.mean, l.min, l.max, tps,
-               batch / (l.p50 / 1e3), qb_peak_rss_mb(), load_ms);
+               in->isa, l->seq, l->batch, a->threads, a->runs, l->p50_ms, l->p90_ms, l->p99_ms, l->mean_ms,
+               l->min_ms, l->max_ms, tps, l->batch / (l->p50_ms / 1e3), qb_peak_rss_mb(), load_ms);
     } else {
-        printf("%5d %5d %7d %9.2f %9.2f %9.2f %9.2f %11.0f %9.1f\n", seq, batch, a->threads, l.p50, l.p90, l.p99,
-               l.min, tps, batch / (l.p50 / 1e3));
+        printf("%5d %5d %7d %9.2f %9.2f %9.2f %9.2f %11.0f %9.1f\n", l->seq, l->batch, a->threads, l->p50_ms,
+               l->p90_ms, l->p99_ms, l->min_ms, tps, l->batch / (l->p50_ms / 1e3));
     }
 }
 
 static int bench_synthetic(qb_model *m, const bench_args *a, double load_ms) {
     qb_model_info in;
     qb_model_get_info(m, &in);
-    int maxs = 0, maxb = 0, nc = a->n_seqs * a->n_batches;
-    for (int i = 0; i < a->n_seqs; i++) maxs = a->seqs[i] > maxs ? a->seqs[i] : maxs;
-    for (int i = 0; i < a->n_batches; i++) maxb = a->batches[i] > maxb ? a->batches[i] : maxb;
-    if (maxs > in.max_position)
-        return qb_usage_error("bench", "--seq %d exceeds the model's %d positions", maxs, in.max_position);
-    qb_session *s = NULL;
-    qb_error err = {0};
-    qb_session_params sp = {.max_batch = maxb, .max_seq = maxs, .n_threads = a->threads};
-    if (qb_session_create(m, &sp, &s, &err)) return qb_report_error("bench", &err);
-    int32_t *ids = malloc((size_t)maxb * maxs * sizeof *ids), *lens = malloc((size_t)maxb * sizeof *lens);
-    double *ms = malloc((size_t)nc * a->runs * sizeof *ms);
-    uint64_t rng = 42;
-    int rc = ids && lens && ms ? QB_EXIT_OK : QB_EXIT_FAIL;
-    if (!rc) fill_random(ids, maxb * maxs, in.vocab_size, &rng);
-    if (!a->json && !rc)
-        printf("model %s (%s, %s kernels), load %.1f ms\n%5s %5s %7s %9s %9s %9s %9s %11s %9s\n", a->dir,
-               in.class_name, in.isa, load_ms, "seq", "batch", "threads", "p50_ms", "p90_ms", "p99_ms", "min_ms",
-               "tokens/s", "seqs/s");
-    for (int r = -a->warmup; !rc && r < a->runs; r++) {
-        for (int c = 0; !rc && c < nc; c++) {
-            int seq = a->seqs[c / a->n_batches], batch = a->batches[c % a->n_batches];
-            for (int b = 0; b < batch; b++) lens[b] = seq;
-            qb_batch qb = {.batch = batch, .seq = seq, .input_ids = ids, .lengths = lens};
-            double t0 = qb_now();
-            if (qb_session_run(s, &qb, &err)) rc = qb_report_error("bench", &err);
-            if (r >= 0) ms[c * a->runs + r] = (qb_now() - t0) * 1e3;
-        }
+    int nc = a->n_seqs * a->n_batches;
+    qb_latency lat[MAX_CONFIGS * MAX_CONFIGS];
+    for (int c = 0; c < nc; c++) {
+        lat[c] = (qb_latency){.seq = a->seqs[c / a->n_batches], .batch = a->batches[c % a->n_batches]};
+        if (lat[c].seq > in.max_position)
+            return qb_usage_error("bench", "--seq %d exceeds the model's %d positions", lat[c].seq, in.max_position);
     }
-    for (int c = 0; !rc && c < nc; c++)
-        print_config(a, &in, a->seqs[c / a->n_batches], a->batches[c % a->n_batches],
-                     summarize(ms + c * a->runs, a->runs), load_ms);
-    if (!a->json && !rc) printf("peak RSS %.1f MB\n", qb_peak_rss_mb());
-    free(ids);
-    free(lens);
-    free(ms);
-    qb_session_free(s);
-    return rc;
+    qb_error err = {0};
+    if (qb_bench_synthetic(m, lat, nc, a->runs, a->warmup, a->threads, &err)) return qb_report_error("bench", &err);
+    if (!a->json)
+        printf("model %s (%s, %s kernels, %s), load %.1f ms\n%5s %5s %7s %9s %9s %9s %9s %11s %9s\n", a->dir,
+               in.class_name, in.isa, qb_model_quant_summary(m), load_ms, "seq", "batch", "threads", "p50_ms",
+               "p90_ms", "p99_ms", "min_ms", "tokens/s", "seqs/s");
+    for (int c = 0; c < nc; c++) print_config(a, &in, &lat[c], load_ms);
+    if (!a->json) printf("peak RSS %.1f MB\n", qb_peak_rss_mb());
+    return QB_EXIT_OK;
 }
 
 typedef struct {
@@ -168,7 +136,7 @@ static qb_status run_data_pass(qb_model *m, qb_session *s, const qb_dataset *ds,
 static void print_data(const bench_args *a, const qb_model_info *in, const qb_dataset *ds, data_totals *t,
                        double load_ms) {
     double secs = t->tok_s + t->model_s;
-    latency l = summarize(t->batch_ms, t->n_batches);
+    qb_latency l = summarize(t->batch_ms, t->n_batches);
     if (a->json) {
         printf("{\"mode\": \"data\", \"model\": ");
         qb_json_write_str(stdout, a->dir, strlen(a->dir));
@@ -179,7 +147,7 @@ static void print_data(const bench_args *a, const qb_model_info *in, const qb_da
                "\"tokenize_s\": %.4f, \"model_s\": %.4f, \"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, "
                "\"peak_rss_mb\": %.1f, \"load_ms\": %.2f}\n",
                in->isa, ds->n, a->batches[0], a->threads, a->max_length, (double)t->tokens / ds->n, ds->n / secs,
-               t->tokens / secs, secs, t->tok_s, t->model_s, l.p50, l.p90, l.p99, qb_peak_rss_mb(), load_ms);
+               t->tokens / secs, secs, t->tok_s, t->model_s, l.p50_ms, l.p90_ms, l.p99_ms, qb_peak_rss_mb(), load_ms);
         return;
     }
     printf("model        %s (%s kernels), load %.1f ms\n", a->dir, in->isa, load_ms);
@@ -188,7 +156,7 @@ static void print_data(const bench_args *a, const qb_model_info *in, const qb_da
     printf("throughput   %.1f sentences/s, %.0f tokens/s (end to end, tokenization included)\n", ds->n / secs,
            t->tokens / secs);
     printf("time         %.3f s: tokenize %.3f s, model %.3f s\n", secs, t->tok_s, t->model_s);
-    printf("batch        p50 %.3f ms, p90 %.3f ms, p99 %.3f ms\n", l.p50, l.p90, l.p99);
+    printf("batch        p50 %.3f ms, p90 %.3f ms, p99 %.3f ms\n", l.p50_ms, l.p90_ms, l.p99_ms);
     printf("peak RSS     %.1f MB\n", qb_peak_rss_mb());
 }
 

@@ -68,12 +68,6 @@ double qb_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-double qb_peak_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
-}
-
 int qb_default_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
@@ -147,11 +141,4 @@ void qb_softmax_display(const float *logits, int n, float *probs) {
     double sum = 0;
     for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
     for (int i = 0; i < n; i++) probs[i] = (float)(exp((double)logits[i] - mx) / sum);
-}
-
-int qb_argmax(const float *v, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return best;
 }

@@ -158,6 +158,62 @@ qb_status qb_session_run_encodings(qb_session *s, const qb_encoding *const *encs
 const float *qb_session_logits(const qb_session *s, int i);
 int qb_session_seq(const qb_session *s); /* padded length of the last run */
 
+/* Index of the largest of n values (the first on ties): the predicted label. */
+int qb_argmax(const float *v, int n);
+
+/* ---- evaluation and benchmarking ------------------------------------- */
+
+typedef void (*qb_progress_fn)(void *ctx, const char *stage, long done, long total);
+
+typedef struct qb_eval_params {
+    const char *data;         /* dataset file */
+    const char *task;         /* "auto" (default), "sst2", "imdb", "conll", "tsv", "jsonl" */
+    int text_col, pair_col, label_col, header; /* "tsv": columns; header 1/0/-1 auto */
+    int limit;                /* first N examples (0: all) */
+    int max_length;           /* truncation, [CLS]/[SEP] included (default 128) */
+    int batch;                /* examples run together (default 16) */
+    int n_threads;            /* 0: all cores */
+    const qb_model *reference; /* optional: report agreement with its predictions */
+    qb_progress_fn progress;
+    void *progress_ctx;
+} qb_eval_params;
+
+qb_eval_params qb_eval_default_params(void);
+
+typedef struct qb_eval_result {
+    char task[16];            /* the dataset format read */
+    int n;                    /* examples (sentences for NER) */
+    int token_task;           /* NER: word-level scores and entity F1 */
+    double accuracy, macro_f1;
+    long long correct, total; /* examples, or scored words for NER */
+    double entity_f1, entity_precision, entity_recall;
+    long long entity_gold, entity_pred, entity_tp;
+    int words_unscored;       /* NER words beyond max_length */
+    double agreement;         /* with params.reference (NaN without one) */
+    long long agreement_n;
+    int n_classes;            /* per-class scores, class = model label id */
+    double *precision, *recall, *f1;
+    long long *support;
+    double seconds;
+} qb_eval_result;
+
+qb_status qb_evaluate(const qb_model *m, const qb_eval_params *p, qb_eval_result *r, qb_error *err);
+void qb_eval_result_free(qb_eval_result *r);
+
+typedef struct qb_latency {
+    int seq, batch;
+    double p50_ms, p90_ms, p99_ms, mean_ms, min_ms, max_ms;
+} qb_latency;
+
+/* Times forward passes of random token ids for each (seq, batch) in out[]
+ * (filled in by the caller), interleaving the shapes round by round so
+ * background load hits them alike. */
+qb_status qb_bench_synthetic(const qb_model *m, qb_latency *out, int n, int runs, int warmup, int n_threads,
+                             qb_error *err);
+
+/* Peak resident set of this process so far, in MB. */
+double qb_peak_rss_mb(void);
+
 /* ---- quantization ----------------------------------------------------- */
 
 typedef enum qb_quant_method {
@@ -189,8 +245,7 @@ typedef struct qb_quant_params {
     int max_length;           /* calibration truncation (default 128) */
     int n_threads;
     int force;                /* replace an existing output directory */
-    /* Progress callback for long steps (may be NULL). */
-    void (*progress)(void *ctx, const char *stage, long done, long total);
+    qb_progress_fn progress;  /* long steps report here (may be NULL) */
     void *progress_ctx;
 } qb_quant_params;
 

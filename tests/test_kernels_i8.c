@@ -210,10 +210,24 @@ static void check_gemm_shapes(const qb_kernels_i8 *ref, const qb_kernels_i8 *k, 
     }
 }
 
+/* Shapes for AMX tiles (K a multiple of 64): one and two row tiles with
+ * and without a VNNI row tail, one and two column tiles, narrow last weight
+ * blocks, and activations too large for L2 (the row-chunked order). */
+static void check_tile_shapes(const qb_kernels_i8 *ref, const qb_kernels_i8 *k, rng *r) {
+    static const int shapes[][3] = {{16, 16, 64},  {17, 48, 128}, {31, 67, 64},   {32, 80, 192},
+                                    {33, 200, 64}, {48, 64, 256}, {64, 130, 128}, {300, 96, 2048}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        problem p = problem_make(shapes[s][0], shapes[s][1], shapes[s][2], r);
+        check_exact_sums(ref, k, &p);
+        check_epilogue(ref, k, &p);
+        problem_free(&p);
+    }
+}
+
 /* The worst case for a saturating scheme: every pair of products at the
  * int16 limit's far side, for both signs. */
-static void check_saturation(const qb_kernels_i8 *ref, const qb_kernels_i8 *k, rng *r) {
-    problem p = problem_make(7, 35, 300, r);
+static void check_saturation(const qb_kernels_i8 *ref, const qb_kernels_i8 *k, rng *r, int M, int K) {
+    problem p = problem_make(M, 35, K, r);
     for (int sign = 0; sign < 2; sign++) {
         memset(p.A, 255, (size_t)p.M * (p.K + 5));
         memset(p.W, sign ? 127 : 0x80, (size_t)p.N * p.K);
@@ -347,9 +361,20 @@ int main(void) {
         }
         printf("checking %s\n", k.name);
         check_gemm_shapes(&ref, &k, &r);
-        check_saturation(&ref, &k, &r);
+        check_tile_shapes(&ref, &k, &r);
+        check_saturation(&ref, &k, &r, 7, 300);
+        check_saturation(&ref, &k, &r, 32, 320);
         check_quantize(&ref, &k, &r);
         check_quantize_by_hand(&k);
+        if (k.amx) {
+            /* the AVX-512 table runs AMX tiles here: check VNNI on its own too */
+            qb_kernels_i8 vnni;
+            qb_kernels_i8_init_avx512_vnni(&vnni);
+            printf("checking %s (vnni, the cpu also has amx)\n", vnni.name);
+            check_gemm_shapes(&ref, &vnni, &r);
+            check_tile_shapes(&ref, &vnni, &r);
+            check_saturation(&ref, &vnni, &r, 7, 300);
+        }
     }
     return qb_test_done("test_kernels_i8");
 }

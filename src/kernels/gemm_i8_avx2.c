@@ -131,12 +131,12 @@ static void qb_i8_row_range_avx2(const float *x, int K, float *mn, float *mx) {
 }
 
 static void qb_i8_quantize_row_avx2(const float *x, int K, float scale, int32_t zero, uint8_t *q) {
-    __m256 s = _mm256_set1_ps(scale);
+    __m256 inv = _mm256_set1_ps(qb_i8_inverse(scale));
     __m256i z = _mm256_set1_epi32(zero);
     /* packs interleave 128-bit lanes; this puts the 8 bytes back in order */
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (int k = 0; k < K; k += 8) {
-        __m256 r = _mm256_div_ps(_mm256_maskload_ps(x + k, qb_v8_mask(K - k)), s);
+        __m256 r = _mm256_mul_ps(_mm256_maskload_ps(x + k, qb_v8_mask(K - k)), inv);
         r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(QB_I8_CLIP_LO)), _mm256_set1_ps(QB_I8_CLIP_HI));
         /* cvtps_epi32 rounds with MXCSR's default: to nearest, ties to even. */
         __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(r), z);
@@ -167,6 +167,7 @@ static void qb_quantize_rows_avx2(const float *x, int M, int K, int ldx, uint8_t
 void qb_kernels_i8_init_avx2(qb_kernels_i8 *k) {
     k->isa = QB_ISA_AVX2;
     k->name = "avx2";
+    k->amx = false;
     k->gemm = qb_gemm_i8_avx2;
     k->quantize_rows = qb_quantize_rows_avx2;
     k->quantize_rows_fixed = qb_quantize_rows_fixed_avx2;

@@ -105,8 +105,7 @@ static const qb_i8_tile_fn qb_i8_tiles[QB_I8_MR][4] = {QB_I8_TILE_FNS(1), QB_I8_
 
 /* Dequantize, bias, activate, add the residual and store rows [m0, m0 + rows)
  * of the columns [n, n + cols) from their finished sums. */
-static void qb_i8_epilogue_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n,
-                                  int cols) {
+void qb_i8_epilogue_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n, int cols) {
     const qb_i8_weights *W = g->W;
     for (int j = 0; j < cols; j += 16) {
         __mmask16 mask = qb_v16_mask(cols - j);
@@ -130,7 +129,7 @@ static void qb_i8_epilogue_avx512(const qb_gemm_i8_args *g, const int32_t *part,
 /* Output rows of a large C are usually not in cache, and the epilogue's
  * stores would wait on them one miss at a time; asking for them while the
  * tile still has a whole K loop to run hides that. */
-static void qb_i8_prefetch_outputs(const qb_gemm_i8_args *g, int m, int rows, int n) {
+void qb_i8_prefetch_outputs(const qb_gemm_i8_args *g, int m, int rows, int n) {
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < QB_I8_N_BLOCK && n + j < g->N; j += 16) {
             _mm_prefetch((const char *)(g->C + (size_t)(m + i) * g->ldc + n + j), _MM_HINT_T0);
@@ -164,7 +163,7 @@ static void qb_i8_block_avx512(const qb_gemm_i8_args *g, int m0, int rows, int n
     qb_i8_epilogue_avx512(g, part, m0, rows, n, cols);
 }
 
-static void qb_gemm_i8_avx512(const qb_gemm_i8_args *g, int n0, int n1) {
+void qb_gemm_i8_vnni(const qb_gemm_i8_args *g, int n0, int n1) {
     _Alignas(64) int32_t part[QB_I8_MC * 64];
     /* Equal row chunks (in whole tiles) so no chunk is a thin remainder
      * that reuses each weight block only a few times. */
@@ -199,11 +198,11 @@ static void qb_i8_row_range_avx512(const float *x, int K, float *mn, float *mx) 
 }
 
 static void qb_i8_quantize_row_avx512(const float *x, int K, float scale, int32_t zero, uint8_t *q) {
-    __m512 s = _mm512_set1_ps(scale);
+    __m512 inv = _mm512_set1_ps(qb_i8_inverse(scale));
     __m512i z = _mm512_set1_epi32(zero);
     for (int k = 0; k < K; k += 16) {
         __mmask16 mask = qb_v16_mask(K - k);
-        __m512 r = _mm512_div_ps(_mm512_maskz_loadu_ps(mask, x + k), s);
+        __m512 r = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + k), inv);
         r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(QB_I8_CLIP_LO)), _mm512_set1_ps(QB_I8_CLIP_HI));
         /* cvtps_epi32 rounds with MXCSR's default: to nearest, ties to even. */
         __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(r), z);
@@ -227,10 +226,19 @@ static void qb_quantize_rows_avx512(const float *x, int M, int K, int ldx, uint8
     }
 }
 
-void qb_kernels_i8_init_avx512(qb_kernels_i8 *k) {
+void qb_kernels_i8_init_avx512_vnni(qb_kernels_i8 *k) {
     k->isa = QB_ISA_AVX512;
     k->name = "avx512";
-    k->gemm = qb_gemm_i8_avx512;
+    k->amx = false;
+    k->gemm = qb_gemm_i8_vnni;
     k->quantize_rows = qb_quantize_rows_avx512;
     k->quantize_rows_fixed = qb_quantize_rows_fixed_avx512;
+}
+
+void qb_kernels_i8_init_avx512(qb_kernels_i8 *k) {
+    qb_kernels_i8_init_avx512_vnni(k);
+    if (qb_i8_amx_enable()) {
+        k->amx = true;
+        k->gemm = qb_gemm_i8_amx;
+    }
 }

@@ -54,15 +54,21 @@ static inline void qb_i8_row_params(float mn, float mx, float *scale, int32_t *z
     *zero = z < 0.0f ? 0 : z > 255.0f ? 255 : (int32_t)z;
 }
 
-/* x / scale clipped to [-256, 512] before rounding: beyond that every zero
- * point in [0, 255] clamps the result the same way, and the clip keeps the
- * float-to-int conversion in range.  The comparisons are written so a NaN
- * takes the lower bound, as _mm*_max_ps(x, lo) does in the SIMD paths. */
+/* x * (1 / scale) clipped to [-256, 512] before rounding: beyond that every
+ * zero point in [0, 255] clamps the result the same way, and the clip keeps
+ * the float-to-int conversion in range.  Every path multiplies by the one
+ * reciprocal qb_i8_inverse() rounds per row (a divide per element costs
+ * more than the rest of the quantization together); the product can differ
+ * from x / scale in the last bit, which only moves a value lying within an
+ * ulp of a rounding boundary by one step.  The comparisons are written so a
+ * NaN takes the lower bound, as _mm*_max_ps(x, lo) does in the SIMD paths. */
 #define QB_I8_CLIP_LO (-256.0f)
 #define QB_I8_CLIP_HI 512.0f
 
-static inline uint8_t qb_i8_quantize_one(float x, float scale, int32_t zero) {
-    float r = x / scale;
+static inline float qb_i8_inverse(float scale) { return 1.0f / scale; }
+
+static inline uint8_t qb_i8_quantize_one(float x, float inv_scale, int32_t zero) {
+    float r = x * inv_scale;
     r = r > QB_I8_CLIP_LO ? r : QB_I8_CLIP_LO;
     r = r < QB_I8_CLIP_HI ? r : QB_I8_CLIP_HI;
     int32_t q = (int32_t)nearbyintf(r) + zero;
@@ -76,5 +82,19 @@ static inline float qb_i8_dequant(int32_t acc, int32_t zero, int32_t colsum, flo
                                   float bias) {
     return fmaf((float)(acc - zero * colsum), a_scale * w_scale, bias);
 }
+
+/* The AVX-512 GEMM's two inner products over the same packed weights:
+ * vpdpbusd (AVX-512 VNNI) and, where the CPU and OS allow it, AMX tiles,
+ * which hand row tails and odd K back to the VNNI one. */
+void qb_gemm_i8_vnni(const qb_gemm_i8_args *g, int n0, int n1);
+void qb_gemm_i8_amx(const qb_gemm_i8_args *g, int n0, int n1);
+/* Whether AMX-INT8 exists and the OS granted this process its tile state. */
+bool qb_i8_amx_enable(void);
+/* Dequantizes, activates and stores rows [m0, m0 + rows) x columns
+ * [n, n + cols) from finished int32 sums laid out 64 per row in part. */
+/* Asks for the C (and residual) lines of rows [m, m + rows) x one weight
+ * block's columns, so the epilogue does not wait on them one miss at a time. */
+void qb_i8_prefetch_outputs(const qb_gemm_i8_args *g, int m, int rows, int n);
+void qb_i8_epilogue_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n, int cols);
 
 #endif

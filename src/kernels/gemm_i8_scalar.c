@@ -33,7 +33,8 @@ static void qb_quantize_rows_fixed_scalar(const float *x, int M, int K, int ldx,
     for (int m = 0; m < M; m++) {
         const float *row = x + (size_t)m * ldx;
         uint8_t *out = q + (size_t)m * ldq;
-        for (int k = 0; k < K; k++) out[k] = qb_i8_quantize_one(row[k], scale, zero);
+        float inv = qb_i8_inverse(scale);
+        for (int k = 0; k < K; k++) out[k] = qb_i8_quantize_one(row[k], inv, zero);
     }
 }
 
@@ -57,6 +58,7 @@ static void qb_quantize_rows_scalar(const float *x, int M, int K, int ldx, uint8
 void qb_kernels_i8_init_scalar(qb_kernels_i8 *k) {
     k->isa = QB_ISA_SCALAR;
     k->name = "scalar";
+    k->amx = false;
     k->gemm = qb_gemm_i8_scalar;
     k->quantize_rows = qb_quantize_rows_scalar;
     k->quantize_rows_fixed = qb_quantize_rows_fixed_scalar;

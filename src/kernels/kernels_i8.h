@@ -45,21 +45,30 @@ typedef struct {
 typedef struct qb_kernels_i8 {
     qb_isa isa;
     const char *name;
+    /* AVX-512 only: gemm runs on AMX tiles (same packed weights, same
+     * results bit for bit; rows past the last 16 and K % 64 != 0 use VNNI). */
+    bool amx;
     /* Single-threaded GEMM over columns [n0, n1) of the problem (n0, n1
      * multiples of qb_i8_n_block() except at the end). */
     void (*gemm)(const qb_gemm_i8_args *a, int n0, int n1);
     /* Asymmetric per-row quantization of M rows of K floats to u8:
      * scale = (max(x, 0) - min(x, 0)) / 255, zero = round(-min / scale),
-     * q = clamp(round_half_even(x / scale) + zero, 0, 255). */
+     * q = clamp(round_half_even(x * inv) + zero, 0, 255), inv = 1 / scale
+     * rounded to float once per row (the product may differ from x / scale
+     * in its last bit; every ISA rounds the same way). */
     void (*quantize_rows)(const float *x, int M, int K, int ldx, uint8_t *q, int ldq, float *scale, int32_t *zero);
-    /* Quantization with a fixed (static, calibrated) scale and zero point. */
+    /* Quantization with a fixed (static, calibrated) scale and zero point,
+     * through the same reciprocal. */
     void (*quantize_rows_fixed)(const float *x, int M, int K, int ldx, float scale, int32_t zero, uint8_t *q, int ldq);
 } qb_kernels_i8;
 
 bool qb_kernels_i8_select(qb_isa isa, qb_kernels_i8 *k);
 void qb_kernels_i8_init_scalar(qb_kernels_i8 *k);
 void qb_kernels_i8_init_avx2(qb_kernels_i8 *k);
+/* The AVX-512 table, with AMX tiles where the CPU and the OS allow them. */
 void qb_kernels_i8_init_avx512(qb_kernels_i8 *k);
+/* The same table held to AVX-512 VNNI (tests and benchmarks compare both). */
+void qb_kernels_i8_init_avx512_vnni(qb_kernels_i8 *k);
 
 /* Packs row-major s8 weights [N, K] (PyTorch's [out, in]) with per-channel
  * scales [N] for k's ISA.  Returns false on allocation failure. */

@@ -187,3 +187,10 @@ const float *qb_session_logits(const qb_session *s, int i) {
 }
 
 int qb_session_seq(const qb_session *s) { return s->seq; }
+
+int qb_argmax(const float *v, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}

@@ -1,0 +1,468 @@
+/* qbert compare: every quantization method on one model and dataset, side
+ * by side.  Each method is quantized (cached under REPORT_DIR/models),
+ * evaluated in this process with the same code as `qbert eval`, and
+ * benchmarked by a separate `qbert bench` process (so its peak RSS is its
+ * own).  Finished rows are kept in REPORT_DIR/rows, so an interrupted run
+ * resumes with --resume. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "core/sha256.h"
+#include "report/report.h"
+
+static const char help[] =
+    "usage: qbert compare MODEL_DIR --data FILE --calib FILE -o REPORT_DIR [options]\n"
+    "\n"
+    "Quantizes MODEL_DIR with every method, evaluates and benchmarks each, and writes\n"
+    "REPORT_DIR/report.{md,json,csv,html} with SVG charts: accuracy and agreement with\n"
+    "FP32, size and compression, latency at batch 1, throughput at batch 8, peak RSS,\n"
+    "speedup over FP32 and quantization time.\n"
+    "\n"
+    "  --methods LIST     comma-separated (default: fp32,fp16,bf16,dynamic,static,\n"
+    "                     static-mse,static-entropy,mixed). Known: fp32, fp16, bf16,\n"
+    "                     dynamic, dynamic-per-tensor, static (percentile:99.99),\n"
+    "                     static-minmax, static-percentile, static-mse, static-entropy,\n"
+    "                     mixed (needs --precision-map, e.g. from 'qbert sensitivity')\n"
+    "  --task T           dataset format, as in eval (default auto)\n"
+    "  --calib FILE       calibration texts for static methods\n"
+    "  --calib-n N        calibration texts (default 512)\n"
+    "  --precision-map F  the map the mixed method uses\n"
+    "  --limit N          evaluate the first N examples only\n"
+    "  --max-length L     truncation (default 128)\n"
+    "  --seq L            benchmark sequence length (default 128)\n"
+    "  --batch 1,8        benchmark batch sizes: latency at the first, throughput at the last\n"
+    "  --threads N        threads (default: all cores)\n"
+    "  --runs N           timed runs per benchmark shape (default 20)\n"
+    "  --resume           keep the rows an earlier run of this command finished\n";
+
+typedef struct {
+    const char *name;
+    qb_quant_method method;
+    const char *observer;  /* static methods */
+    int act_per_token;
+    bool mixed;
+} method_spec;
+
+static const method_spec methods_known[] = {
+    {"fp32", QB_QUANT_DYNAMIC, NULL, 0, false},
+    {"fp16", QB_QUANT_FP16, NULL, 0, false},
+    {"bf16", QB_QUANT_BF16, NULL, 0, false},
+    {"dynamic", QB_QUANT_DYNAMIC, NULL, 1, false},
+    {"dynamic-per-tensor", QB_QUANT_DYNAMIC, NULL, 0, false},
+    {"static", QB_QUANT_STATIC, "percentile:99.99", 0, false},
+    {"static-minmax", QB_QUANT_STATIC, "minmax", 0, false},
+    {"static-percentile", QB_QUANT_STATIC, "percentile:99.99", 0, false},
+    {"static-mse", QB_QUANT_STATIC, "mse", 0, false},
+    {"static-entropy", QB_QUANT_STATIC, "entropy", 0, false},
+    {"mixed", QB_QUANT_DYNAMIC, NULL, 1, true},
+};
+
+#define MAX_METHODS 16
+
+typedef struct {
+    const char *dir, *data, *task, *calib, *out, *map;
+    const method_spec *methods[MAX_METHODS];
+    int n_methods, calib_n, limit, max_length, seq, batch_lat, batch_tput, threads, runs;
+    bool resume;
+} compare_args;
+
+static const method_spec *find_method(const char *name) {
+    for (size_t i = 0; i < sizeof methods_known / sizeof *methods_known; i++)
+        if (!strcmp(methods_known[i].name, name)) return &methods_known[i];
+    return NULL;
+}
+
+static int parse_methods(compare_args *a, const char *list) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list);
+    a->n_methods = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        const method_spec *m = find_method(t);
+        if (!m) return qb_usage_error("compare", "unknown method '%s' (see --help for the list)", t);
+        if (a->n_methods == MAX_METHODS) return qb_usage_error("compare", "at most %d methods", MAX_METHODS);
+        a->methods[a->n_methods++] = m;
+    }
+    return a->n_methods ? QB_EXIT_OK : qb_usage_error("compare", "--methods is empty");
+}
+
+static int parse_args(int argc, char **argv, compare_args *a) {
+    const char *v;
+    int rc = parse_methods(a, "fp32,fp16,bf16,dynamic,static,static-mse,static-entropy,mixed");
+    bool methods_given = false;
+    for (int i = 1; !rc && i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(help, stdout);
+            exit(QB_EXIT_OK);
+        } else if (!strcmp(argv[i], "--resume")) a->resume = true;
+        else if ((v = qb_arg_value("--methods", &i, argc, argv))) {
+            rc = parse_methods(a, v);
+            methods_given = true;
+        }
+        else if ((v = qb_arg_value("--data", &i, argc, argv))) a->data = v;
+        else if ((v = qb_arg_value("--task", &i, argc, argv))) a->task = v;
+        else if ((v = qb_arg_value("--calib", &i, argc, argv))) a->calib = v;
+        else if ((v = qb_arg_value("--precision-map", &i, argc, argv))) a->map = v;
+        else if ((v = qb_arg_value("-o", &i, argc, argv)) || (v = qb_arg_value("--output", &i, argc, argv))) a->out = v;
+        else if ((v = qb_arg_value("--calib-n", &i, argc, argv))) rc = !qb_arg_int("compare", "--calib-n", v, 1, 1 << 24, &a->calib_n);
+        else if ((v = qb_arg_value("--limit", &i, argc, argv))) rc = !qb_arg_int("compare", "--limit", v, 1, 1 << 30, &a->limit);
+        else if ((v = qb_arg_value("--max-length", &i, argc, argv))) rc = !qb_arg_int("compare", "--max-length", v, 3, 1 << 20, &a->max_length);
+        else if ((v = qb_arg_value("--seq", &i, argc, argv))) rc = !qb_arg_int("compare", "--seq", v, 1, 1 << 20, &a->seq);
+        else if ((v = qb_arg_value("--threads", &i, argc, argv))) rc = !qb_arg_int("compare", "--threads", v, 1, 1024, &a->threads);
+        else if ((v = qb_arg_value("--runs", &i, argc, argv))) rc = !qb_arg_int("compare", "--runs", v, 1, 100000, &a->runs);
+        else if ((v = qb_arg_value("--batch", &i, argc, argv))) {
+            int b[2], n = qb_arg_int_list("compare", "--batch", v, b, 2);
+            if (n < 0) rc = 1;
+            else a->batch_lat = b[0], a->batch_tput = b[n - 1];
+        } else if (argv[i][0] == '-') rc = qb_usage_error("compare", "unknown option '%s'", argv[i]);
+        else if (!a->dir) a->dir = argv[i];
+        else rc = qb_usage_error("compare", "unexpected argument '%s'", argv[i]);
+    }
+    if (rc) return QB_EXIT_USAGE;
+    if (!a->dir) return qb_usage_error("compare", "missing MODEL_DIR");
+    if (!a->data) return qb_usage_error("compare", "missing --data FILE");
+    if (!a->out) return qb_usage_error("compare", "missing -o REPORT_DIR");
+    bool needs_calib = false, has_mixed = false;
+    for (int k = 0; k < a->n_methods; k++) {
+        needs_calib |= a->methods[k]->method == QB_QUANT_STATIC;
+        has_mixed |= a->methods[k]->mixed;
+    }
+    if (has_mixed && !a->map && !methods_given) {
+        a->n_methods--; /* the default list ends with mixed; without a map it is left out */
+        fprintf(stderr, "qbert compare: note: 'mixed' left out: it needs --precision-map (see qbert sensitivity)\n");
+    } else if (has_mixed && !a->map) {
+        return qb_usage_error("compare", "method 'mixed' needs --precision-map FILE (qbert sensitivity --suggest writes one)");
+    }
+    if (needs_calib && !a->calib) return qb_usage_error("compare", "static methods need --calib FILE");
+    return QB_EXIT_OK;
+}
+
+/* Everything that can be wrong with the request is found before the first
+ * long step: the output directory is writable, the dataset loads and fits
+ * the model, the calibration and map files exist. */
+static int preflight(const compare_args *a, qb_model *m) {
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/rows", a->out);
+    mkdir(a->out, 0755);
+    mkdir(probe, 0755);
+    snprintf(probe, sizeof probe, "%s/.write-test", a->out);
+    qb_error err = {0};
+    if (qb_file_write_atomic(probe, "ok", 2, &err)) {
+        fprintf(stderr, "qbert compare: error: %s: not writable (%s)\n", a->out, err.msg);
+        return QB_EXIT_FAIL;
+    }
+    remove(probe);
+    qb_eval_params ep = qb_eval_default_params();
+    ep.data = a->data;
+    ep.task = a->task ? a->task : "auto";
+    ep.limit = 1;
+    ep.max_length = a->max_length;
+    qb_eval_result r;
+    if (qb_evaluate(m, &ep, &r, &err)) return qb_report_error("compare", &err);
+    qb_eval_result_free(&r);
+    const char *files[] = {a->calib, a->map};
+    for (int i = 0; i < 2; i++)
+        if (files[i] && !qb_file_exists(files[i])) {
+            fprintf(stderr, "qbert compare: error: %s: cannot open\n", files[i]);
+            return QB_EXIT_FAIL;
+        }
+    return QB_EXIT_OK;
+}
+
+static void describe(const method_spec *s, char *buf, size_t cap) {
+    if (!strcmp(s->name, "fp32")) snprintf(buf, cap, "the original FP32 weights");
+    else if (s->method == QB_QUANT_FP16 || s->method == QB_QUANT_BF16)
+        snprintf(buf, cap, "%s weights and embeddings", s->name);
+    else if (s->mixed) snprintf(buf, cap, "int8 dynamic with the precision map's layers in higher precision");
+    else if (s->method == QB_QUANT_DYNAMIC)
+        snprintf(buf, cap, "int8 per-channel weights, %s dynamic activations, int8 embeddings",
+                 s->act_per_token ? "per-token" : "per-tensor");
+    else snprintf(buf, cap, "int8 per-channel weights, static per-tensor activations (%s), int8 embeddings", s->observer);
+}
+
+/* Quantizes once; a later run with the same signature reuses the directory. */
+static qb_status quantize_cached(const compare_args *a, const qb_model *m, const method_spec *s, char dir[4096],
+                                 size_t cap, double *seconds, qb_error *err) {
+    if (!strcmp(s->name, "fp32")) {
+        snprintf(dir, cap, "%s", a->dir);
+        *seconds = 0;
+        return QB_OK;
+    }
+    char sig[8192], sig_path[4200], *old = NULL;
+    snprintf(dir, cap, "%s/models/%s", a->out, s->name);
+    snprintf(sig_path, sizeof sig_path, "%s.signature", dir);
+    snprintf(sig, sizeof sig, "model=%s\nmethod=%s\ncalib=%s\ncalib_n=%d\nmax_length=%d\nmap=%s\nversion=%s\n", a->dir,
+             s->name, a->calib ? a->calib : "", a->calib_n, a->max_length, a->map ? a->map : "", QBERT_VERSION);
+    size_t n;
+    if (qb_file_exists(sig_path) && !qb_file_read_all(sig_path, &old, &n, NULL)) {
+        char *secs = strstr(old, "seconds=");
+        bool same = secs && !strncmp(old, sig, strlen(sig)) && (size_t)(secs - old) == strlen(sig);
+        if (same) *seconds = atof(secs + 8);
+        free(old);
+        char cfg[4200];
+        snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+        if (same && qb_file_exists(cfg)) return QB_OK;
+    }
+    qb_quant_params p = qb_quant_default_params(s->method);
+    p.act_per_token = s->act_per_token;
+    p.quantize_embeddings = s->method == QB_QUANT_DYNAMIC || s->method == QB_QUANT_STATIC;
+    p.observer = s->observer ? s->observer : "minmax";
+    p.calib_file = a->calib;
+    p.calib_n = a->calib_n;
+    p.max_length = a->max_length;
+    p.n_threads = a->threads;
+    p.precision_map = s->mixed ? a->map : NULL;
+    p.force = 1;
+    qb_quant_report rep;
+    qb_status st = qb_quantize(m, &p, dir, &rep, err);
+    if (st) return st;
+    if (rep.warning[0]) fprintf(stderr, "qbert compare: warning: %s\n", rep.warning);
+    *seconds = rep.seconds;
+    char full[8300];
+    snprintf(full, sizeof full, "%sseconds=%.3f\n", sig, rep.seconds);
+    return qb_file_write_atomic(sig_path, full, strlen(full), err);
+}
+
+/* `qbert bench` in its own process: the same code a user runs, and a peak
+ * RSS that belongs to this method alone. */
+static qb_status bench_process(const compare_args *a, const char *dir, qb_report_row *row, qb_error *err) {
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "'/proc/%d/exe' bench '%s' --seq %d --batch %d,%d --threads %d --runs %d --json",
+             (int)getpid(), dir, a->seq, a->batch_lat, a->batch_tput, a->threads, a->runs);
+    FILE *f = popen(cmd, "r");
+    if (!f) return qb_fail(err, QB_ERR_IO, "cannot run qbert bench: %s", strerror(errno));
+    char line[4096];
+    int got = 0;
+    while (fgets(line, sizeof line, f)) {
+        qb_json j;
+        if (qb_json_parse(&j, line, strlen(line), "bench output", NULL)) continue;
+        int batch = (int)qb_json_get_number(&j, 0, "batch", 0);
+        double p50 = qb_json_get_number(&j, 0, "p50_ms", NAN);
+        if (batch == a->batch_lat) {
+            row->p50_b1_ms = p50;
+            row->p90_b1_ms = qb_json_get_number(&j, 0, "p90_ms", NAN);
+            got |= 1;
+        }
+        if (batch == a->batch_tput) {
+            row->throughput_b8 = batch / (p50 / 1e3);
+            got |= 2;
+        }
+        row->peak_rss_mb = qb_json_get_number(&j, 0, "peak_rss_mb", NAN);
+        qb_json_free(&j);
+    }
+    int rc = pclose(f);
+    if (rc != 0 || got != 3) return qb_fail(err, QB_ERR_IO, "%s: qbert bench failed (status %d)", dir, rc);
+    return QB_OK;
+}
+
+static void progress(void *ctx, const char *stage, long done, long total) {
+    qb_progress *pr = ctx;
+    if (!pr->what) qb_progress_start(pr, stage, total);
+    qb_progress_step(pr, done - pr->done);
+    if (done == total) qb_progress_end(pr);
+}
+
+static qb_status evaluate(const compare_args *a, const char *dir, const qb_model *fp32, qb_report_row *row,
+                          qb_error *err) {
+    qb_model *m = NULL;
+    qb_status st = qb_model_load(dir, NULL, &m, err);
+    if (st) return st;
+    qb_progress pr = {0};
+    qb_eval_params ep = qb_eval_default_params();
+    ep.data = a->data;
+    ep.task = a->task ? a->task : "auto";
+    ep.limit = a->limit;
+    ep.max_length = a->max_length;
+    ep.n_threads = a->threads;
+    ep.reference = fp32;
+    ep.progress = progress;
+    ep.progress_ctx = &pr;
+    qb_eval_result r;
+    st = qb_evaluate(m, &ep, &r, err);
+    if (!st) {
+        row->accuracy = r.accuracy;
+        row->macro_f1 = r.macro_f1;
+        row->entity_f1 = r.token_task ? r.entity_f1 : -1;
+        row->agreement = r.agreement;
+        row->n_examples = r.n;
+        qb_eval_result_free(&r);
+    }
+    qb_model_free(m);
+    return st;
+}
+
+static int64_t file_size(const char *dir) {
+    char p[4200];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    return stat(p, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+/* A finished row, saved so --resume can skip it. */
+static void save_row(const compare_args *a, const qb_report_row *r) {
+    char path[4300], *buf = NULL;
+    size_t n = 0;
+    snprintf(path, sizeof path, "%s/rows/%s.json", a->out, r->method);
+    FILE *f = open_memstream(&buf, &n);
+    fprintf(f, "{\"method\": \"%s\", \"accuracy\": %.17g, \"macro_f1\": %.17g, \"entity_f1\": %.17g, "
+               "\"agreement\": %.17g, \"n_examples\": %d, \"size_bytes\": %lld, \"p50_b1_ms\": %.17g, "
+               "\"p90_b1_ms\": %.17g, \"throughput_b8\": %.17g, \"peak_rss_mb\": %.17g, \"quantize_s\": %.17g}\n",
+            r->method, r->accuracy, r->macro_f1, r->entity_f1, r->agreement, r->n_examples, (long long)r->size_bytes,
+            r->p50_b1_ms, r->p90_b1_ms, r->throughput_b8, r->peak_rss_mb, r->quantize_s);
+    fclose(f);
+    qb_file_write_atomic(path, buf, n, NULL);
+    free(buf);
+}
+
+static bool load_row(const compare_args *a, qb_report_row *r) {
+    char path[4300], *text;
+    size_t n;
+    snprintf(path, sizeof path, "%s/rows/%s.json", a->out, r->method);
+    if (!qb_file_exists(path) || qb_file_read_all(path, &text, &n, NULL)) return false;
+    qb_json j;
+    bool ok = !qb_json_parse(&j, text, n, path, NULL);
+    if (ok) {
+        r->accuracy = qb_json_get_number(&j, 0, "accuracy", NAN);
+        r->macro_f1 = qb_json_get_number(&j, 0, "macro_f1", NAN);
+        r->entity_f1 = qb_json_get_number(&j, 0, "entity_f1", -1);
+        r->agreement = qb_json_get_number(&j, 0, "agreement", NAN);
+        r->n_examples = (int)qb_json_get_number(&j, 0, "n_examples", 0);
+        r->size_bytes = (int64_t)qb_json_get_number(&j, 0, "size_bytes", 0);
+        r->p50_b1_ms = qb_json_get_number(&j, 0, "p50_b1_ms", NAN);
+        r->p90_b1_ms = qb_json_get_number(&j, 0, "p90_b1_ms", NAN);
+        r->throughput_b8 = qb_json_get_number(&j, 0, "throughput_b8", NAN);
+        r->peak_rss_mb = qb_json_get_number(&j, 0, "peak_rss_mb", NAN);
+        r->quantize_s = qb_json_get_number(&j, 0, "quantize_s", 0);
+        r->ok = true;
+        qb_json_free(&j);
+    }
+    free(text);
+    return ok;
+}
+
+static void run_method(const compare_args *a, const qb_model *fp32, int i, qb_report_row *row) {
+    const method_spec *s = a->methods[i];
+    snprintf(row->method, sizeof row->method, "%s", s->name);
+    describe(s, row->description, sizeof row->description);
+    if (a->resume && load_row(a, row)) {
+        fprintf(stderr, "[%d/%d] %s: kept from the earlier run\n", i + 1, a->n_methods, s->name);
+        return;
+    }
+    qb_error err = {0};
+    char dir[4096];
+    fprintf(stderr, "[%d/%d] %s: quantize\n", i + 1, a->n_methods, s->name);
+    qb_status st = quantize_cached(a, fp32, s, dir, sizeof dir, &row->quantize_s, &err);
+    if (!st) fprintf(stderr, "[%d/%d] %s: evaluate\n", i + 1, a->n_methods, s->name);
+    if (!st) st = evaluate(a, dir, fp32, row, &err);
+    if (!st) fprintf(stderr, "[%d/%d] %s: benchmark\n", i + 1, a->n_methods, s->name);
+    if (!st) st = bench_process(a, dir, row, &err);
+    row->size_bytes = file_size(dir);
+    row->ok = st == QB_OK;
+    if (st) {
+        snprintf(row->error, sizeof row->error, "%.250s", err.msg);
+        fprintf(stderr, "[%d/%d] %s: failed: %s\n", i + 1, a->n_methods, s->name, err.msg);
+    } else {
+        save_row(a, row);
+    }
+}
+
+static void read_cpu(qb_report_meta *m) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[8192];
+    static const char *wanted[] = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                                   "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"};
+    while (f && fgets(line, sizeof line, f)) {
+        char *v = strchr(line, ':');
+        if (!v) continue;
+        v += 2;
+        v[strcspn(v, "\n")] = 0;
+        if (!strncmp(line, "model name", 10) && !m->cpu_model[0]) snprintf(m->cpu_model, sizeof m->cpu_model, "%s", v);
+        if (!strncmp(line, "flags", 5) && !m->cpu_flags[0]) {
+            for (size_t k = 0; k < sizeof wanted / sizeof *wanted; k++) {
+                char pat[32];
+                snprintf(pat, sizeof pat, " %s ", wanted[k]);
+                char padded[8200];
+                snprintf(padded, sizeof padded, " %s ", v);
+                if (strstr(padded, pat))
+                    snprintf(m->cpu_flags + strlen(m->cpu_flags), sizeof m->cpu_flags - strlen(m->cpu_flags), "%s%s",
+                             m->cpu_flags[0] ? " " : "", wanted[k]);
+            }
+        }
+    }
+    if (f) fclose(f);
+}
+
+static void fill_meta(const compare_args *a, const qb_model *m, qb_report_meta *meta, int n_examples) {
+    qb_model_info in;
+    qb_model_get_info(m, &in);
+    snprintf(meta->model_dir, sizeof meta->model_dir, "%s", a->dir);
+    snprintf(meta->data_path, sizeof meta->data_path, "%s", a->data);
+    qb_sha256_file(a->data, meta->data_sha256, NULL);
+    snprintf(meta->task, sizeof meta->task, "%s", in.task == QB_TASK_TOKEN ? "ner" : "classification");
+    meta->n_examples = n_examples;
+    meta->seq = a->seq;
+    meta->threads = a->threads;
+    read_cpu(meta);
+    snprintf(meta->qbert_version, sizeof meta->qbert_version, "%s", QBERT_VERSION);
+    snprintf(meta->git_commit, sizeof meta->git_commit, "%s", QB_GIT_COMMIT);
+    snprintf(meta->compiler, sizeof meta->compiler, "gcc %s", __VERSION__);
+    snprintf(meta->isa, sizeof meta->isa, "%s", in.isa);
+    meta->seed = 42; /* the benchmark's token-id generator */
+    snprintf(meta->calib_path, sizeof meta->calib_path, "%s", a->calib ? a->calib : "");
+    meta->calib_n = a->calib ? a->calib_n : 0;
+    time_t t = time(NULL);
+    strftime(meta->created, sizeof meta->created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+}
+
+/* Rows relative to FP32 once all are in. */
+static void derive(qb_report *r) {
+    const qb_report_row *base = NULL;
+    for (int i = 0; i < r->n_rows; i++)
+        if (!strcmp(r->rows[i].method, "fp32") && r->rows[i].ok) base = &r->rows[i];
+    for (int i = 0; i < r->n_rows; i++) {
+        qb_report_row *row = &r->rows[i];
+        row->compression = base && row->size_bytes > 0 ? (double)base->size_bytes / row->size_bytes : NAN;
+        row->speedup = base && row->ok ? base->p50_b1_ms / row->p50_b1_ms : NAN;
+    }
+}
+
+int qb_cmd_compare(int argc, char **argv) {
+    compare_args a = {.calib_n = 512, .max_length = 128, .seq = 128, .batch_lat = 1, .batch_tput = 8, .runs = 20};
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc;
+    if (!a.threads) a.threads = qb_default_threads();
+    if (strchr(a.dir, '\'') || strchr(a.out, '\''))
+        return qb_usage_error("compare", "paths with a single quote are not supported");
+    qb_model *fp32 = qb_cli_load("compare", a.dir, NULL);
+    if (!fp32) return QB_EXIT_FAIL;
+    rc = preflight(&a, fp32);
+    qb_report rep = {.rows = calloc((size_t)a.n_methods, sizeof(qb_report_row)), .n_rows = a.n_methods};
+    double t0 = qb_now();
+    for (int i = 0; !rc && i < a.n_methods; i++) {
+        run_method(&a, fp32, i, &rep.rows[i]);
+        double el = qb_now() - t0;
+        fprintf(stderr, "[%d/%d] done, %.0f s elapsed, ETA %.0f s\n", i + 1, a.n_methods, el,
+                el / (i + 1) * (a.n_methods - i - 1));
+    }
+    if (!rc) {
+        derive(&rep);
+        fill_meta(&a, fp32, &rep.meta, rep.rows[0].n_examples);
+        qb_error err = {0};
+        if (qb_report_write(&rep, a.out, &err)) rc = qb_report_error("compare", &err);
+        else printf("wrote %s/report.md, report.html, report.json, report.csv and 4 SVG charts (%.0f s)\n", a.out,
+                    qb_now() - t0);
+    }
+    free(rep.rows);
+    qb_model_free(fp32);
+    return rc;
+}

@@ -1,0 +1,235 @@
+/* qb_evaluate: a model over a labelled dataset.  Sequence tasks score each
+ * example's argmax; NER scores each word's tag taken from its first
+ * sub-token, and entity spans with conlleval's rules. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "eval/dataset.h"
+#include "eval/metrics.h"
+#include "model/model.h"
+
+qb_eval_params qb_eval_default_params(void) {
+    qb_eval_params p = {.task = "auto", .pair_col = -1, .label_col = 1, .header = -1, .max_length = 128,
+                        .batch = 16};
+    return p;
+}
+
+typedef struct {
+    const qb_model *m;
+    const qb_eval_params *p;
+    const qb_dataset *ds;
+    qb_session *s, *ref_s;
+    qb_confusion conf;
+    qb_entity_counts ent;
+    qb_eval_result *r;
+    qb_encoding *enc;
+    const qb_encoding **encp;
+    const char **gold, **pred; /* NER: one sentence's scored tags */
+} evaluator;
+
+/* Tokenizer errors name a byte offset; add the file and line. */
+static qb_status fail_at(const evaluator *e, const qb_example *x, qb_status st, qb_error *err) {
+    char where[4200];
+    snprintf(where, sizeof where, "%s:%d", e->ds->path, x->line);
+    return qb_fail_wrap(err, st, where);
+}
+
+/* A dataset label names a model label (id2label) or is its integer id. */
+static int label_id(const evaluator *e, const qb_example *x, qb_error *err) {
+    int id = qb_model_label_id(e->m, x->label), n = e->m->cfg.num_labels;
+    char *end;
+    long v = strtol(x->label, &end, 10);
+    if (id < 0 && *x->label && !*end && v >= 0 && v < n) id = (int)v;
+    if (id < 0) {
+        char names[256] = "";
+        for (int i = 0; i < n && strlen(names) < 200; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                     qb_model_label(e->m, i));
+        qb_fail(err, QB_ERR_FORMAT, "%s:%d: label '%s' is not one of the model's labels (%s) or their ids",
+                e->ds->path, x->line, x->label, names);
+    }
+    return id;
+}
+
+static void count_agreement(evaluator *e, int pred, const float *ref_logits) {
+    int L = e->m->cfg.num_labels;
+    e->r->agreement += pred == qb_argmax(ref_logits, L);
+    e->r->agreement_n++;
+}
+
+static qb_status eval_sequence_batch(evaluator *e, int first, int n, qb_error *err) {
+    for (int k = 0; k < n; k++) {
+        const qb_example *x = &e->ds->ex[first + k];
+        qb_status st = qb_tokenize(e->m, x->text, x->text_len, x->pair, x->pair_len, e->p->max_length, &e->enc[k], err);
+        if (st) return fail_at(e, x, st, err);
+        e->encp[k] = &e->enc[k];
+    }
+    qb_status st = qb_session_run_encodings(e->s, e->encp, n, err);
+    if (!st && e->ref_s) st = qb_session_run_encodings(e->ref_s, e->encp, n, err);
+    for (int k = 0; !st && k < n; k++) {
+        int gold = label_id(e, &e->ds->ex[first + k], err), L = e->m->cfg.num_labels;
+        if (gold < 0) return err->code;
+        int pred = qb_argmax(qb_session_logits(e->s, k), L);
+        qb_confusion_add(&e->conf, gold, pred);
+        if (e->ref_s) count_agreement(e, pred, qb_session_logits(e->ref_s, k));
+    }
+    return st;
+}
+
+static qb_status eval_sentence(evaluator *e, const qb_example *x, qb_error *err) {
+    qb_encoding *enc = &e->enc[0];
+    qb_status st = qb_tokenize_words(e->m, x->words, x->word_lens, x->n_words, e->p->max_length, enc, err);
+    if (st) return fail_at(e, x, st, err);
+    e->encp[0] = enc;
+    if ((st = qb_session_run_encodings(e->s, e->encp, 1, err))) return st;
+    if (e->ref_s && (st = qb_session_run_encodings(e->ref_s, e->encp, 1, err))) return st;
+    const float *logits = qb_session_logits(e->s, 0);
+    const float *ref = e->ref_s ? qb_session_logits(e->ref_s, 0) : NULL;
+    int L = e->m->cfg.num_labels, n = 0;
+    for (int w = 0, t = 0; w < x->n_words; w++) {
+        while (t < enc->n && enc->word_ids[t] < w) t++;
+        if (t >= enc->n || enc->word_ids[t] != w) {
+            e->r->words_unscored++;
+            continue;
+        }
+        int gold = qb_model_label_id(e->m, x->tags[w]);
+        if (gold < 0)
+            return qb_fail(err, QB_ERR_FORMAT, "%s:%d: tag '%s' is not one of the model's labels", e->ds->path,
+                           x->line + w, x->tags[w]);
+        int pred = qb_argmax(logits + (size_t)t * L, L);
+        qb_confusion_add(&e->conf, gold, pred);
+        if (ref) count_agreement(e, pred, ref + (size_t)t * L);
+        e->gold[n] = x->tags[w];
+        e->pred[n++] = qb_model_label(e->m, pred);
+    }
+    qb_entity_add(&e->ent, e->gold, e->pred, n);
+    return QB_OK;
+}
+
+static qb_status check_fit(const evaluator *e, qb_error *err) {
+    bool conll = e->ds->format == QB_DATA_CONLL, token = e->m->cfg.task == QB_TASK_TOKEN;
+    if (conll && !token)
+        return qb_fail(err, QB_ERR_ARG, "%s: CoNLL token tags, but %s is a sequence-classification model",
+                       e->ds->path, e->m->dir);
+    if (!conll && token)
+        return qb_fail(err, QB_ERR_ARG, "%s: sentence labels, but %s is a token-classification model (needs CoNLL)",
+                       e->ds->path, e->m->dir);
+    for (int i = 0; !conll && i < e->ds->n; i++)
+        if (!e->ds->ex[i].label)
+            return qb_fail(err, QB_ERR_FORMAT, "%s:%d: example has no label", e->ds->path, e->ds->ex[i].line);
+    const qb_model *ref = e->p->reference;
+    if (ref && (ref->cfg.num_labels != e->m->cfg.num_labels || ref->cfg.task != e->m->cfg.task))
+        return qb_fail(err, QB_ERR_ARG, "reference %s has other labels or another task than %s", ref->dir, e->m->dir);
+    if (e->p->max_length > e->m->cfg.max_position)
+        return qb_fail(err, QB_ERR_ARG, "max_length %d exceeds the %d positions of %s", e->p->max_length,
+                       e->m->cfg.max_position, e->m->dir);
+    return QB_OK;
+}
+
+static qb_status run_all(evaluator *e, qb_error *err) {
+    const qb_dataset *ds = e->ds;
+    bool token = e->m->cfg.task == QB_TASK_TOKEN;
+    int step = token ? 1 : e->p->batch;
+    qb_status st = QB_OK;
+    for (int i = 0; !st && i < ds->n; i += step) {
+        int n = ds->n - i < step ? ds->n - i : step;
+        st = token ? eval_sentence(e, &ds->ex[i], err) : eval_sequence_batch(e, i, n, err);
+        if (e->p->progress) e->p->progress(e->p->progress_ctx, "eval", i + n, ds->n);
+    }
+    return st;
+}
+
+static void fill_result(evaluator *e) {
+    qb_eval_result *r = e->r;
+    const qb_confusion *c = &e->conf;
+    r->token_task = e->m->cfg.task == QB_TASK_TOKEN;
+    r->accuracy = qb_confusion_accuracy(c);
+    r->macro_f1 = qb_confusion_macro_f1(c);
+    r->total = c->n;
+    r->correct = (long long)(r->accuracy * c->n + 0.5);
+    r->entity_f1 = qb_entity_f1(&e->ent);
+    r->entity_precision = qb_entity_precision(&e->ent);
+    r->entity_recall = qb_entity_recall(&e->ent);
+    r->entity_gold = e->ent.n_gold;
+    r->entity_pred = e->ent.n_pred;
+    r->entity_tp = e->ent.tp;
+    r->agreement = r->agreement_n ? r->agreement / r->agreement_n : NAN;
+    for (int k = 0; k < r->n_classes; k++) {
+        qb_class_score s = qb_confusion_class(c, k);
+        r->precision[k] = s.precision;
+        r->recall[k] = s.recall;
+        r->f1[k] = s.f1;
+        r->support[k] = s.support;
+    }
+}
+
+static qb_status prepare(evaluator *e, qb_error *err) {
+    const qb_eval_params *p = e->p;
+    int maxw = 1, L = e->m->cfg.num_labels;
+    for (int i = 0; i < e->ds->n; i++) maxw = e->ds->ex[i].n_words > maxw ? e->ds->ex[i].n_words : maxw;
+    e->enc = calloc((size_t)p->batch, sizeof *e->enc);
+    e->encp = calloc((size_t)p->batch, sizeof *e->encp);
+    e->gold = calloc((size_t)maxw, sizeof *e->gold);
+    e->pred = calloc((size_t)maxw, sizeof *e->pred);
+    e->r->precision = calloc((size_t)L, sizeof(double));
+    e->r->recall = calloc((size_t)L, sizeof(double));
+    e->r->f1 = calloc((size_t)L, sizeof(double));
+    e->r->support = calloc((size_t)L, sizeof(long long));
+    e->r->n_classes = L;
+    if (!e->enc || !e->encp || !e->gold || !e->pred || !e->r->precision || !e->r->recall || !e->r->f1 ||
+        !e->r->support)
+        return qb_fail(err, QB_ERR_NOMEM, "eval: out of memory");
+    qb_session_params sp = {.max_batch = p->batch, .max_seq = p->max_length, .n_threads = p->n_threads};
+    qb_status st = check_fit(e, err);
+    if (!st) st = qb_confusion_init(&e->conf, L);
+    if (!st) st = qb_session_create(e->m, &sp, &e->s, err);
+    if (!st && p->reference) st = qb_session_create(p->reference, &sp, &e->ref_s, err);
+    return st;
+}
+
+qb_status qb_evaluate(const qb_model *m, const qb_eval_params *p, qb_eval_result *r, qb_error *err) {
+    memset(r, 0, sizeof *r);
+    if (!p->data) return qb_fail(err, QB_ERR_ARG, "eval: no dataset given");
+    if (p->batch < 1 || p->max_length < 3) return qb_fail(err, QB_ERR_ARG, "eval: batch >= 1 and max_length >= 3");
+    qb_data_format fmt = QB_DATA_AUTO;
+    if (p->task && !qb_data_format_from_name(p->task, &fmt))
+        return qb_fail(err, QB_ERR_ARG, "unknown task '%s' (sst2, imdb, conll, tsv, jsonl, auto)", p->task);
+    qb_tsv_columns cols = {p->text_col, p->pair_col, p->label_col, p->header};
+    qb_dataset ds = {0};
+    qb_status st = qb_dataset_load(p->data, fmt, &cols, p->limit, &ds, err);
+    if (st) return st;
+    evaluator e = {.m = m, .p = p, .ds = &ds, .r = r};
+    snprintf(r->task, sizeof r->task, "%s", qb_data_format_name(ds.format));
+    r->n = ds.n;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    st = prepare(&e, err);
+    if (!st) st = run_all(&e, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    r->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    if (!st) fill_result(&e);
+    for (int k = 0; e.enc && k < p->batch; k++) qb_encoding_free(&e.enc[k]);
+    free(e.enc);
+    free(e.encp);
+    free(e.gold);
+    free(e.pred);
+    qb_confusion_free(&e.conf);
+    qb_session_free(e.s);
+    qb_session_free(e.ref_s);
+    qb_dataset_free(&ds);
+    if (st) qb_eval_result_free(r);
+    return st;
+}
+
+void qb_eval_result_free(qb_eval_result *r) {
+    free(r->precision);
+    free(r->recall);
+    free(r->f1);
+    free(r->support);
+    r->precision = r->recall = r->f1 = NULL;
+    r->support = NULL;
+}

@@ -1,0 +1,154 @@
+/* The AMX path of the AVX-512 integer GEMM.  Sapphire Rapids' tile unit
+ * (tdpbusd: 16 x 16 int32 += 16 x 64 u8 . 64 x 16 s8) does several times
+ * the multiply-adds of vpdpbusd per cycle, and it reads the AVX-512 packed
+ * weights as they are: a B tile is 16 groups of 4 k (rows, 4 * width bytes
+ * apart) by 16 columns (64 bytes), exactly one zmm row of that layout.  So
+ * the weights, the integer sums and the epilogue are shared with the VNNI
+ * path, and only the inner product changes.
+ *
+ * Four C tiles hold a 32-row x 32-column block while two A and two B tiles
+ * stream K in steps of 64.  Row tails (< 16 rows) and K not a multiple of
+ * 64 (the tile shapes are fixed per configuration) go to the VNNI kernel. */
+#include <cpuid.h>
+#include <immintrin.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "kernels/gemm_i8_impl.h"
+
+#define QB_AMX_TARGET __attribute__((target("amx-tile,amx-int8")))
+#define QB_AMX_ROWS 16
+#define QB_AMX_K 64           /* bytes of k per A tile row */
+#define QB_AMX_A_L2_BYTES (512 * 1024)
+#define QB_AMX_MC 256         /* rows per chunk when A does not stay in L2 */
+
+/* Linux keeps the 8 KiB tile state out of every thread's signal frame
+ * until the process asks for it (arch_prctl ARCH_REQ_XCOMP_PERM). */
+#define QB_ARCH_REQ_XCOMP_PERM 0x1023
+#define QB_XFEATURE_XTILEDATA 18
+
+/* The 64-byte tile configuration of palette 1. */
+typedef struct {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} qb_amx_config;
+
+static bool qb_i8_amx_cpu(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    const unsigned amx_tile = 1u << 24, amx_int8 = 1u << 25;
+    return (d & amx_tile) && (d & amx_int8);
+}
+
+bool qb_i8_amx_enable(void) {
+    if (!qb_i8_amx_cpu()) return false;
+    /* Asking twice is harmless; the answer also covers threads started later. */
+    return syscall(SYS_arch_prctl, QB_ARCH_REQ_XCOMP_PERM, QB_XFEATURE_XTILEDATA) == 0;
+}
+
+/* Every tile 16 rows x 64 bytes: A rows of 64 k, B rows of 16 columns x
+ * 4 k, C rows of 16 int32. */
+QB_AMX_TARGET static void qb_i8_amx_configure(void) {
+    qb_amx_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = QB_AMX_ROWS;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+/* Tiles: C 0..3 (row tile i, column tile j -> 2 i + j), A 4..5, B 6..7.
+ * mr and nc (1 or 2 row / column tiles) are constants per call site. */
+QB_AMX_TARGET static inline __attribute__((always_inline)) void
+qb_i8_amx_tile(const uint8_t *a, size_t lda, const int8_t *w, size_t w_step, int K, int mr, int nc, int32_t *part) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int k = 0; k < K; k += QB_AMX_K, w += (size_t)QB_AMX_K / 4 * w_step) {
+        _tile_loadd(4, a + k, lda);
+        if (mr > 1) _tile_loadd(5, a + QB_AMX_ROWS * lda + k, lda);
+        _tile_loadd(6, w, w_step);
+        if (nc > 1) _tile_loadd(7, w + 64, w_step);
+        _tile_dpbusd(0, 4, 6);
+        if (nc > 1) _tile_dpbusd(1, 4, 7);
+        if (mr > 1) _tile_dpbusd(2, 5, 6);
+        if (mr > 1 && nc > 1) _tile_dpbusd(3, 5, 7);
+    }
+    const size_t ldp = QB_I8_N_BLOCK * sizeof(int32_t);
+    _tile_stored(0, part, ldp);
+    if (nc > 1) _tile_stored(1, part + 16, ldp);
+    if (mr > 1) _tile_stored(2, part + QB_AMX_ROWS * QB_I8_N_BLOCK, ldp);
+    if (mr > 1 && nc > 1) _tile_stored(3, part + QB_AMX_ROWS * QB_I8_N_BLOCK + 16, ldp);
+}
+
+/* Rows [m, m + 16 * mr) of one weight block (width columns, a multiple of
+ * 16) into part, 64 int32 per row. */
+QB_AMX_TARGET static void qb_i8_amx_rows(const qb_gemm_i8_args *g, int m, int mr, int n, int width,
+                                         int32_t *part) {
+    int K4 = g->K / 4;
+    const int8_t *block = (const int8_t *)g->W->packed + (size_t)n * K4 * 4;
+    const uint8_t *a = g->A + (size_t)m * g->lda;
+    size_t lda = (size_t)g->lda, w_step = (size_t)width * 4;
+    for (int j = 0; j < width; j += 32) {
+        bool two = width - j >= 32;
+        const int8_t *w = block + (size_t)j * 4;
+        if (mr > 1 && two) qb_i8_amx_tile(a, lda, w, w_step, g->K, 2, 2, part + j);
+        else if (mr > 1) qb_i8_amx_tile(a, lda, w, w_step, g->K, 2, 1, part + j);
+        else if (two) qb_i8_amx_tile(a, lda, w, w_step, g->K, 1, 2, part + j);
+        else qb_i8_amx_tile(a, lda, w, w_step, g->K, 1, 1, part + j);
+    }
+}
+
+/* One weight block against rows [m0, m1), m1 - m0 a multiple of 16. */
+static void qb_i8_amx_block(const qb_gemm_i8_args *g, int m0, int m1, int n, int32_t *part) {
+    int Npad = qb_i8_round_up(g->N, 16);
+    int width = Npad - n < QB_I8_N_BLOCK ? Npad - n : QB_I8_N_BLOCK;
+    int cols = g->N - n < QB_I8_N_BLOCK ? g->N - n : QB_I8_N_BLOCK;
+    qb_i8_prefetch_outputs(g, m0, m1 - m0 < 2 * QB_AMX_ROWS ? m1 - m0 : 2 * QB_AMX_ROWS, n);
+    for (int m = m0; m < m1; m += 2 * QB_AMX_ROWS) {
+        int mr = m1 - m >= 2 * QB_AMX_ROWS ? 2 : 1;
+        /* the next rows' outputs arrive while this tile runs its K loop */
+        int next = m + 2 * QB_AMX_ROWS;
+        if (next < m1) qb_i8_prefetch_outputs(g, next, m1 - next < 2 * QB_AMX_ROWS ? m1 - next : 2 * QB_AMX_ROWS, n);
+        qb_i8_amx_rows(g, m, mr, n, width, part);
+        qb_i8_epilogue_avx512(g, part, m, mr * QB_AMX_ROWS, n, cols);
+    }
+}
+
+QB_AMX_TARGET void qb_gemm_i8_amx(const qb_gemm_i8_args *g, int n0, int n1) {
+    int full = g->M / QB_AMX_ROWS * QB_AMX_ROWS;
+    if (g->K % QB_AMX_K || full == 0) {
+        qb_gemm_i8_vnni(g, n0, n1);
+        return;
+    }
+    _Alignas(64) int32_t part[2 * QB_AMX_ROWS * QB_I8_N_BLOCK];
+    qb_i8_amx_configure();
+    /* As in the VNNI path: activations that stay in L2 are re-read per
+     * weight block so each block comes from memory once; larger ones are
+     * walked a row chunk at a time against all the weights. */
+    if ((size_t)full * g->K <= QB_AMX_A_L2_BYTES) {
+        for (int n = n0; n < n1; n += QB_I8_N_BLOCK) qb_i8_amx_block(g, 0, full, n, part);
+    } else {
+        for (int m0 = 0; m0 < full; m0 += QB_AMX_MC) {
+            int m1 = full - m0 < QB_AMX_MC ? full : m0 + QB_AMX_MC;
+            for (int n = n0; n < n1; n += QB_I8_N_BLOCK) qb_i8_amx_block(g, m0, m1, n, part);
+        }
+    }
+    /* Hand the tile state back so the thread's context switches stay small. */
+    _tile_release();
+    if (full == g->M) return;
+    qb_gemm_i8_args tail = *g;
+    tail.M = g->M - full;
+    tail.A = g->A + (size_t)full * g->lda;
+    tail.a_scale = g->a_scale + full;
+    tail.a_zero = g->a_zero + full;
+    tail.C = g->C + (size_t)full * g->ldc;
+    if (g->residual) tail.residual = g->residual + (size_t)full * g->ldr;
+    qb_gemm_i8_vnni(&tail, n0, n1);
+}

@@ -1,0 +1,271 @@
+/* The four comparison charts.  Failed rows and rows without the plotted
+ * numbers are left out; each method keeps its palette colour (by row index)
+ * in every chart. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report/report_internal.h"
+#include "report/svg.h"
+
+#define FRONT_COLOR "#C0392B"
+#define SIZE_COLOR "#0072B2"
+#define SPEEDUP_COLOR "#009E73"
+
+const char qb_report_radar_caption[] =
+    "Each axis is divided by the best method's value, so 1 = best and the scale is a ratio: "
+    "accuracy / highest accuracy; speed = lowest p50 latency (batch 1) / p50; "
+    "compression / highest compression; memory = lowest peak RSS / peak RSS.";
+
+typedef struct {
+    double x0, y0, x1, y1;
+} box;
+
+static bool overlaps(const box *a, const box *b) {
+    return a->x0 < b->x1 && b->x0 < a->x1 && a->y0 < b->y1 && b->y0 < a->y1;
+}
+
+/* Puts a point's label at the first of a few spots around it that does not
+ * cover an earlier label or leave the plot; the last spot otherwise. */
+static box place_label(double px, double py, double w, const box *placed, int n, const qb_svg_plot *p) {
+    static const double dx[] = {8, 8, -8, -8, 8, -8}, dy[] = {-6, 16, -6, 16, -20, 30};
+    box b = {0, 0, 0, 0};
+    for (size_t k = 0; k < sizeof dx / sizeof dx[0]; k++) {
+        b.x0 = dx[k] > 0 ? px + dx[k] : px + dx[k] - w;
+        b.x1 = b.x0 + w;
+        b.y1 = py + dy[k] + 3;
+        b.y0 = b.y1 - 14;
+        bool free = b.x0 >= p->left && b.x1 <= p->left + p->width + 30 && b.y0 >= p->top - 10;
+        for (int i = 0; i < n && free; i++) free = !overlaps(&b, &placed[i]);
+        if (free) break;
+    }
+    return b;
+}
+
+static int cmp_by_latency(const void *a, const void *b) {
+    const qb_report_row *x = *(const qb_report_row *const *)a, *y = *(const qb_report_row *const *)b;
+    return (x->p50_b1_ms > y->p50_b1_ms) - (x->p50_b1_ms < y->p50_b1_ms);
+}
+
+static void pareto_front(FILE *f, const qb_report *r, const qb_report_analysis *a, const qb_svg_plot *p) {
+    const qb_report_row **front = malloc(((size_t)r->n_rows + 1) * sizeof *front);
+    double *xs = malloc(((size_t)r->n_rows + 1) * 2 * sizeof *xs);
+    if (!front || !xs) {
+        free(front);
+        free(xs);
+        return;
+    }
+    double *ys = xs + r->n_rows + 1;
+    int n = 0;
+    for (int i = 0; i < r->n_rows; i++)
+        if (a->pareto[i]) front[n++] = &r->rows[i];
+    qsort(front, (size_t)n, sizeof *front, cmp_by_latency);
+    fputs("<g id=\"pareto-front\" data-methods=\"", f);
+    for (int i = 0; i < n; i++) {
+        xs[i] = qb_svg_px_x(p, front[i]->p50_b1_ms);
+        ys[i] = qb_svg_px_y(p, 100 * qb_report_quality(front[i], a->ner));
+        if (i) fputc(' ', f);
+        qb_svg_escape(f, front[i]->method);
+    }
+    fputs("\">\n", f);
+    if (n > 0) qb_svg_polyline(f, xs, ys, n, FRONT_COLOR, 2, "6 4");
+    for (int i = 0; i < n; i++) qb_svg_circle(f, xs[i], ys[i], 10, "none", FRONT_COLOR);
+    fputs("</g>\n", f);
+    free(front);
+    free(xs);
+}
+
+void qb_report_chart_accuracy_latency(FILE *f, const qb_report *r, const qb_report_analysis *a) {
+    const int W = 780, H = 520;
+    const char *what = qb_report_quality_name(a->ner);
+    char title[96], ylabel[64];
+    snprintf(title, sizeof title, "%s vs latency (batch 1)", a->ner ? "Entity F1" : "Accuracy");
+    snprintf(ylabel, sizeof ylabel, "%s (%%)", what);
+    qb_svg_plot p = {.left = 90, .top = 50, .width = W - 90 - 60, .height = H - 50 - 110,
+                     .x0 = 0, .x1 = 0, .y0 = INFINITY, .y1 = -INFINITY};
+    int n = 0;
+    for (int i = 0; i < r->n_rows; i++) {
+        const qb_report_row *row = &r->rows[i];
+        if (!qb_report_row_plottable(row, a->ner)) continue;
+        double q = 100 * qb_report_quality(row, a->ner);
+        p.x1 = fmax(p.x1, row->p50_b1_ms);
+        p.y0 = fmin(p.y0, q);
+        p.y1 = fmax(p.y1, q);
+        n++;
+    }
+    /* Latency starts at zero so distances read as ratios; accuracy is zoomed
+     * to the data, with half a point of room, since differences are small. */
+    p.y0 -= 0.5;
+    p.y1 += 0.5;
+    double xt[QB_SVG_MAX_TICKS], yt[QB_SVG_MAX_TICKS];
+    int nxt = qb_svg_nice_ticks(&p.x0, &p.x1, 6, xt), nyt = qb_svg_nice_ticks(&p.y0, &p.y1, 6, yt);
+    qb_svg_begin(f, W, H, title,
+                 "Each successful method as a point: p50 latency at batch 1 (x) against quality (y). "
+                 "The dashed line joins the Pareto-optimal methods: none of the others is both faster and more "
+                 "accurate.");
+    qb_svg_axes(f, &p, xt, nxt, yt, nyt, "p50 latency at batch 1 (ms, lower is better)", ylabel);
+    if (n == 0) qb_svg_text(f, p.left + p.width / 2, p.top + p.height / 2, "middle", 14, NULL, "no successful methods");
+    pareto_front(f, r, a, &p);
+    box *placed = malloc(((size_t)r->n_rows + 1) * sizeof *placed);
+    int np = 0;
+    for (int i = 0; i < r->n_rows && placed; i++) {
+        const qb_report_row *row = &r->rows[i];
+        if (!qb_report_row_plottable(row, a->ner)) continue;
+        double x = qb_svg_px_x(&p, row->p50_b1_ms), y = qb_svg_px_y(&p, 100 * qb_report_quality(row, a->ner));
+        fputs("<g data-method=\"", f);
+        qb_svg_escape(f, row->method);
+        fputs("\">\n", f);
+        qb_svg_circle(f, x, y, 6, qb_svg_color(i), "#ffffff");
+        box b = place_label(x, y, qb_svg_text_width(row->method, 12), placed, np, &p);
+        placed[np++] = b;
+        qb_svg_text(f, b.x0, b.y1 - 3, "start", 12, a->pareto[i] ? "bold" : NULL, row->method);
+        fputs("</g>\n", f);
+    }
+    free(placed);
+    double ly = H - 28;
+    qb_svg_line(f, p.left, ly - 4, p.left + 30, ly - 4, FRONT_COLOR, 2, "6 4");
+    qb_svg_circle(f, p.left + 15, ly - 4, 7, "none", FRONT_COLOR);
+    qb_svg_text(f, p.left + 38, ly, "start", 12, NULL,
+                "Pareto front (bold labels): best quality for its latency. Upper left is better.");
+    qb_svg_end(f);
+}
+
+/* Horizontal bars, one per row with a finite positive value; returns how
+ * many were drawn.  ref > 0 draws a dashed reference line at that value. */
+static void bar_chart(FILE *f, const qb_report *r, const double *v, const char *title, const char *desc,
+                      const char *xlabel, const char *unit, const char *color, double ref) {
+    int n = 0;
+    double hi = ref > 0 ? ref : 0, label_w = 60;
+    for (int i = 0; i < r->n_rows; i++) {
+        if (!(r->rows[i].ok && isfinite(v[i]) && v[i] > 0)) continue;
+        hi = fmax(hi, v[i]);
+        label_w = fmax(label_w, qb_svg_text_width(r->rows[i].method, 13));
+        n++;
+    }
+    const double bar = 30, gap = 12;
+    const int W = 780, H = (int)(60 + (n > 0 ? n : 1) * (bar + gap) + 90);
+    qb_svg_plot p = {.left = label_w + 30, .top = 50, .height = (n > 0 ? n : 1) * (bar + gap), .x0 = 0, .x1 = hi * 1.12,
+                     .y0 = 0, .y1 = 1};
+    p.width = W - p.left - 40;
+    double xt[QB_SVG_MAX_TICKS];
+    int nxt = qb_svg_nice_ticks(&p.x0, &p.x1, 6, xt);
+    qb_svg_begin(f, W, H, title, desc);
+    qb_svg_axes(f, &p, xt, nxt, NULL, 0, xlabel, NULL);
+    if (n == 0) qb_svg_text(f, p.left + p.width / 2, p.top + 25, "middle", 14, NULL, "no successful methods");
+    int k = 0;
+    for (int i = 0; i < r->n_rows; i++) {
+        if (!(r->rows[i].ok && isfinite(v[i]) && v[i] > 0)) continue;
+        double y = p.top + gap / 2 + k++ * (bar + gap), x1 = qb_svg_px_x(&p, v[i]);
+        fputs("<g data-method=\"", f);
+        qb_svg_escape(f, r->rows[i].method);
+        fputs("\">\n", f);
+        qb_svg_rect(f, p.left, y, x1 - p.left, bar, color);
+        qb_svg_text(f, p.left - 8, y + bar / 2 + 5, "end", 13, NULL, r->rows[i].method);
+        qb_svg_textf(f, x1 + 6, y + bar / 2 + 5, "start", 12, "%.2f%s", v[i], unit);
+        fputs("</g>\n", f);
+    }
+    if (ref > 0) {
+        double x = qb_svg_px_x(&p, ref);
+        qb_svg_line(f, x, p.top - 6, x, p.top + p.height, FRONT_COLOR, 2, "6 4");
+        qb_svg_textf(f, x, p.top - 10, "middle", 12, "%gx = FP32", ref);
+    }
+    qb_svg_end(f);
+}
+
+void qb_report_chart_size(FILE *f, const qb_report *r) {
+    double *v = malloc(((size_t)r->n_rows + 1) * sizeof *v);
+    if (!v) return;
+    for (int i = 0; i < r->n_rows; i++) v[i] = r->rows[i].size_bytes / 1e6;
+    bar_chart(f, r, v, "Model size", "model.safetensors size per successful method, in MB (10^6 bytes).",
+              "size of model.safetensors (MB, lower is better)", " MB", SIZE_COLOR, 0);
+    free(v);
+}
+
+void qb_report_chart_speedup(FILE *f, const qb_report *r) {
+    double *v = malloc(((size_t)r->n_rows + 1) * sizeof *v);
+    if (!v) return;
+    for (int i = 0; i < r->n_rows; i++) v[i] = r->rows[i].speedup;
+    bar_chart(f, r, v, "Speedup over FP32 (batch 1)",
+              "FP32 p50 latency divided by each method's p50 latency at batch 1; the dashed line marks 1.0x.",
+              "speedup (x, FP32 p50 / method p50, higher is better)", "x", SPEEDUP_COLOR, 1.0);
+    free(v);
+}
+
+/* The four radar axes of one row, each as a fraction of the best row's. */
+typedef struct {
+    double best_q, best_p50, best_comp, best_rss;
+} radar_best;
+
+static bool radar_ok(const qb_report_row *row, bool ner) {
+    return qb_report_row_plottable(row, ner) && qb_report_quality(row, ner) > 0 && isfinite(row->compression) &&
+           row->compression > 0 && isfinite(row->peak_rss_mb) && row->peak_rss_mb > 0;
+}
+
+static void radar_values(const qb_report_row *row, const radar_best *b, bool ner, double out[4]) {
+    out[0] = qb_report_quality(row, ner) / b->best_q;
+    out[1] = b->best_p50 / row->p50_b1_ms;
+    out[2] = row->compression / b->best_comp;
+    out[3] = b->best_rss / row->peak_rss_mb;
+}
+
+void qb_report_chart_radar(FILE *f, const qb_report *r, const qb_report_analysis *a) {
+    static const char *const axes[4] = {"accuracy", "speed", "compression", "memory"};
+    const int W = 780, H = 560;
+    const double cx = 270, cy = 290, R = 170;
+    radar_best b = {0, INFINITY, 0, INFINITY};
+    for (int i = 0; i < r->n_rows; i++) {
+        const qb_report_row *row = &r->rows[i];
+        if (!radar_ok(row, a->ner)) continue;
+        b.best_q = fmax(b.best_q, qb_report_quality(row, a->ner));
+        b.best_p50 = fmin(b.best_p50, row->p50_b1_ms);
+        b.best_comp = fmax(b.best_comp, row->compression);
+        b.best_rss = fmin(b.best_rss, row->peak_rss_mb);
+    }
+    qb_svg_begin(f, W, H, "Normalized metrics per method", qb_report_radar_caption);
+    double xs[4], ys[4];
+    for (int ring = 1; ring <= 4; ring++) {
+        for (int k = 0; k < 4; k++) {
+            double ang = -M_PI / 2 + k * M_PI / 2;
+            xs[k] = cx + R * ring / 4 * cos(ang);
+            ys[k] = cy + R * ring / 4 * sin(ang);
+        }
+        qb_svg_polygon(f, xs, ys, 4, "#d0d0d0", "none", 0);
+        qb_svg_textf(f, cx + 4, cy - R * ring / 4 - 3, "start", 10, "%.2f", ring / 4.0);
+    }
+    for (int k = 0; k < 4; k++) {
+        double ang = -M_PI / 2 + k * M_PI / 2;
+        qb_svg_line(f, cx, cy, cx + R * cos(ang), cy + R * sin(ang), "#b0b0b0", 1, NULL);
+        double lx = cx + (R + 18) * cos(ang), ly = cy + (R + 18) * sin(ang) + 5;
+        qb_svg_text(f, lx, ly + (k == 2 ? 8 : 0), k == 1 ? "start" : k == 3 ? "end" : "middle", 13, "bold", axes[k]);
+    }
+    const char **labels = malloc(((size_t)r->n_rows + 1) * sizeof *labels);
+    const char **colors = malloc(((size_t)r->n_rows + 1) * sizeof *colors);
+    int n = 0;
+    for (int i = 0; i < r->n_rows && labels && colors; i++) {
+        const qb_report_row *row = &r->rows[i];
+        if (!radar_ok(row, a->ner)) continue;
+        double v[4];
+        radar_values(row, &b, a->ner, v);
+        for (int k = 0; k < 4; k++) {
+            double ang = -M_PI / 2 + k * M_PI / 2;
+            xs[k] = cx + R * v[k] * cos(ang);
+            ys[k] = cy + R * v[k] * sin(ang);
+        }
+        fputs("<g data-method=\"", f);
+        qb_svg_escape(f, row->method);
+        fputs("\">\n", f);
+        qb_svg_polygon(f, xs, ys, 4, qb_svg_color(i), qb_svg_color(i), 0.08);
+        fputs("</g>\n", f);
+        labels[n] = row->method;
+        colors[n++] = qb_svg_color(i);
+    }
+    if (n == 0) qb_svg_text(f, cx, cy + R + 50, "middle", 14, NULL, "no methods with all four metrics");
+    qb_svg_legend(f, 540, 110, labels, colors, n);
+    qb_svg_text(f, 20, H - 40, "start", 11, NULL,
+                "Each axis: value / best method's value (1 = best). accuracy / highest accuracy;");
+    qb_svg_text(f, 20, H - 24, "start", 11, NULL,
+                "speed = lowest p50 latency / p50; compression / highest; memory = lowest peak RSS / peak RSS.");
+    free(labels);
+    free(colors);
+    qb_svg_end(f);
+}

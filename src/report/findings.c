@@ -1,0 +1,256 @@
+/* The analysis behind the report: which row is the FP32 baseline, which rows
+ * are Pareto-optimal, and short rule-based findings built only from the
+ * numbers in the rows. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/error.h"
+#include "report/report_internal.h"
+
+/* A loss larger than this (percentage points) is called out. */
+#define QB_REPORT_LOSS_PT 0.5
+/* Batch-1 latencies this close are a tie on a shared, noisy CPU. */
+#define QB_REPORT_LATENCY_TIE 0.05
+
+double qb_report_quality(const qb_report_row *row, bool ner) { return ner ? row->entity_f1 : row->accuracy; }
+
+const char *qb_report_quality_name(bool ner) { return ner ? "entity F1" : "accuracy"; }
+
+bool qb_report_row_plottable(const qb_report_row *row, bool ner) {
+    double q = qb_report_quality(row, ner);
+    return row->ok && isfinite(q) && q >= 0 && isfinite(row->p50_b1_ms) && row->p50_b1_ms > 0;
+}
+
+static bool dominates(const qb_report_row *a, const qb_report_row *b, bool ner) {
+    double qa = qb_report_quality(a, ner), qb = qb_report_quality(b, ner);
+    return a->p50_b1_ms <= b->p50_b1_ms && qa >= qb && (a->p50_b1_ms < b->p50_b1_ms || qa > qb);
+}
+
+static void mark_pareto(const qb_report *r, qb_report_analysis *a) {
+    for (int i = 0; i < r->n_rows; i++) {
+        a->pareto[i] = qb_report_row_plottable(&r->rows[i], a->ner);
+        for (int j = 0; j < r->n_rows && a->pareto[i]; j++)
+            if (j != i && qb_report_row_plottable(&r->rows[j], a->ner) &&
+                dominates(&r->rows[j], &r->rows[i], a->ner))
+                a->pareto[i] = false;
+    }
+}
+
+static void add(qb_report_analysis *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(qb_report_analysis *a, const char *fmt, ...) {
+    if (a->n_findings == a->cap_findings) return; /* sized for the worst case up front */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->findings[a->n_findings++], QB_REPORT_FINDING_LEN, fmt, ap);
+    va_end(ap);
+}
+
+/* Two standard deviations of the accuracy difference, in points.  The
+ * difference between two models on the same examples comes only from the
+ * examples whose prediction changed (McNemar), so with agreement known the
+ * spread is sqrt(changed) examples; without it, two independent proportions. */
+static double noise_pt(const qb_report_row *row, double q, int n) {
+    if (n <= 0) return INFINITY;
+    if (isfinite(row->agreement) && row->agreement >= 0 && row->agreement <= 1) {
+        double changed = (1 - row->agreement) * n;
+        return 200.0 * sqrt(changed > 1 ? changed : 1) / n;
+    }
+    return 200.0 * sqrt(2 * q * (1 - q) / n);
+}
+
+static int row_n(const qb_report *r, const qb_report_row *row) {
+    return row->n_examples > 0 ? row->n_examples : r->meta.n_examples;
+}
+
+static void compare_with_baseline(const qb_report *r, qb_report_analysis *a) {
+    const qb_report_row *base = &r->rows[a->baseline];
+    double qb = qb_report_quality(base, a->ner);
+    const char *what = qb_report_quality_name(a->ner);
+    add(a, "Baseline %s: %s %.2f%%, p50 %.2f ms at batch 1, %.1f MB.", base->method, what, 100 * qb,
+        base->p50_b1_ms, base->size_bytes / 1e6);
+    for (int i = 0; i < r->n_rows; i++) {
+        const qb_report_row *row = &r->rows[i];
+        if (i == a->baseline || !qb_report_row_plottable(row, a->ner)) continue;
+        double q = qb_report_quality(row, a->ner), d = 100 * (q - qb);
+        double noise = noise_pt(row, q, row_n(r, row));
+        if (fabs(d) <= noise)
+            add(a, "%s: %+.2f pt %s vs %s, within noise (2 sigma = %.2f pt on n = %d).", row->method, d, what,
+                base->method, noise, row_n(r, row));
+        else if (d < -QB_REPORT_LOSS_PT)
+            add(a, "%s loses %.2f pt %s vs %s: more than %.1f pt and beyond noise (2 sigma = %.2f pt).",
+                row->method, -d, what, base->method, QB_REPORT_LOSS_PT, noise);
+        else
+            add(a, "%s: %+.2f pt %s vs %s (beyond noise, 2 sigma = %.2f pt).", row->method, d, what,
+                base->method, noise);
+    }
+}
+
+typedef enum { BY_QUALITY, BY_LATENCY, BY_THROUGHPUT, BY_SIZE, BY_RSS } rank_key;
+
+/* Higher is better for every key after this sign flip. */
+static double score(const qb_report_row *row, rank_key k, bool ner) {
+    switch (k) {
+    case BY_QUALITY: return qb_report_quality(row, ner);
+    case BY_LATENCY: return -row->p50_b1_ms;
+    case BY_THROUGHPUT: return row->throughput_b8;
+    case BY_SIZE: return row->size_bytes > 0 ? -(double)row->size_bytes : NAN;
+    case BY_RSS: return row->peak_rss_mb > 0 ? -row->peak_rss_mb : NAN;
+    }
+    return NAN;
+}
+
+/* Best plottable row by key among those within max_loss points of the
+ * baseline (max_loss < 0: no accuracy constraint), with compression and
+ * speedup at least the given minimums; -1 if none. */
+static int best(const qb_report *r, const qb_report_analysis *a, rank_key k, double max_loss, double min_comp,
+                double min_speedup) {
+    int b = -1;
+    for (int i = 0; i < r->n_rows; i++) {
+        const qb_report_row *row = &r->rows[i];
+        double s = score(row, k, a->ner);
+        if (!qb_report_row_plottable(row, a->ner) || !isfinite(s)) continue;
+        if (max_loss >= 0) {
+            if (a->baseline < 0) continue;
+            double d = 100 * (qb_report_quality(row, a->ner) - qb_report_quality(&r->rows[a->baseline], a->ner));
+            if (d < -max_loss) continue;
+        }
+        if (min_comp > 0 && !(row->compression >= min_comp)) continue;
+        if (min_speedup > 0 && !(row->speedup >= min_speedup)) continue;
+        if (b < 0 || s > score(&r->rows[b], k, a->ner)) b = i;
+    }
+    return b;
+}
+
+static void leaders(const qb_report *r, qb_report_analysis *a) {
+    const char *what = qb_report_quality_name(a->ner);
+    int i = best(r, a, BY_QUALITY, -1, 0, 0);
+    if (i >= 0) {
+        const qb_report_row *row = &r->rows[i];
+        double q = qb_report_quality(row, a->ner);
+        bool tie = false;
+        if (a->baseline >= 0 && i != a->baseline) {
+            double d = 100 * (q - qb_report_quality(&r->rows[a->baseline], a->ner));
+            tie = fabs(d) <= noise_pt(row, q, row_n(r, row));
+        }
+        add(a, "Most accurate: %s (%s %.2f%%)%s", row->method, what, 100 * q,
+            tie ? "; its lead over the baseline is within noise." : ".");
+    }
+    i = best(r, a, BY_LATENCY, -1, 0, 0);
+    if (i >= 0) {
+        const qb_report_row *row = &r->rows[i];
+        add(a, "Fastest at batch 1: %s (p50 %.2f ms, %.2fx speedup).", row->method, row->p50_b1_ms, row->speedup);
+        for (int j = 0; j < r->n_rows; j++)
+            if (j != i && qb_report_row_plottable(&r->rows[j], a->ner) &&
+                r->rows[j].p50_b1_ms <= row->p50_b1_ms * (1 + QB_REPORT_LATENCY_TIE))
+                add(a, "%s (p50 %.2f ms) is within %.0f%% of %s: treat their latency as a tie.", r->rows[j].method,
+                    r->rows[j].p50_b1_ms, 100 * QB_REPORT_LATENCY_TIE, row->method);
+    }
+    int t = best(r, a, BY_THROUGHPUT, -1, 0, 0);
+    if (t >= 0)
+        add(a, "Highest throughput at batch 8: %s (%.1f sequences/s).", r->rows[t].method, r->rows[t].throughput_b8);
+    i = best(r, a, BY_SIZE, -1, 0, 0);
+    if (i >= 0)
+        add(a, "Smallest: %s (%.1f MB, %.2fx compression).", r->rows[i].method, r->rows[i].size_bytes / 1e6,
+            r->rows[i].compression);
+    i = best(r, a, BY_RSS, -1, 0, 0);
+    if (i >= 0) add(a, "Lowest peak memory: %s (%.1f MB RSS).", r->rows[i].method, r->rows[i].peak_rss_mb);
+}
+
+static void constrained(const qb_report *r, qb_report_analysis *a) {
+    static const double losses[] = {0.5, 1.0};
+    for (size_t k = 0; k < sizeof losses / sizeof losses[0] && a->baseline >= 0; k++) {
+        int i = best(r, a, BY_LATENCY, losses[k], 0, 0), j = best(r, a, BY_SIZE, losses[k], 0, 0);
+        if (i >= 0)
+            add(a, "Fastest within %.1f pt of %s: %s (%.2fx speedup); smallest within %.1f pt: %s (%.2fx compression).",
+                losses[k], r->rows[a->baseline].method, r->rows[i].method, r->rows[i].speedup, losses[k],
+                j >= 0 ? r->rows[j].method : "none", j >= 0 ? r->rows[j].compression : NAN);
+    }
+    static const double comps[] = {2.0, 3.5}, speeds[] = {1.5, 2.0};
+    const char *what = qb_report_quality_name(a->ner);
+    for (size_t k = 0; k < 2; k++) {
+        int i = best(r, a, BY_QUALITY, -1, comps[k], 0);
+        if (i >= 0)
+            add(a, "Best %s at %.1fx compression or more: %s (%.2f%%).", what, comps[k], r->rows[i].method,
+                100 * qb_report_quality(&r->rows[i], a->ner));
+    }
+    for (size_t k = 0; k < 2; k++) {
+        int i = best(r, a, BY_QUALITY, -1, 0, speeds[k]);
+        if (i >= 0)
+            add(a, "Best %s at %.1fx speedup or more: %s (%.2f%%).", what, speeds[k], r->rows[i].method,
+                100 * qb_report_quality(&r->rows[i], a->ner));
+    }
+}
+
+/* Appends the names of rows where pareto[i] == want, comma-separated. */
+static int list_names(const qb_report *r, const qb_report_analysis *a, bool want, char *buf, size_t cap) {
+    int n = 0;
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < r->n_rows; i++) {
+        if (!qb_report_row_plottable(&r->rows[i], a->ner) || a->pareto[i] != want) continue;
+        int w = snprintf(buf + used, cap - used, "%s%s", n ? ", " : "", r->rows[i].method);
+        if (w > 0 && (size_t)w < cap - used) used += (size_t)w;
+        n++;
+    }
+    return n;
+}
+
+static void pareto_findings(const qb_report *r, qb_report_analysis *a) {
+    char names[QB_REPORT_FINDING_LEN / 2];
+    if (list_names(r, a, true, names, sizeof names))
+        add(a, "Pareto-optimal for batch-1 latency vs %s (nothing is both faster and more accurate): %s.",
+            qb_report_quality_name(a->ner), names);
+    if (list_names(r, a, false, names, sizeof names))
+        add(a, "Dominated (another method is at least as fast and as accurate): %s.", names);
+}
+
+static void failures(const qb_report *r, qb_report_analysis *a) {
+    for (int i = 0; i < r->n_rows; i++) {
+        const qb_report_row *row = &r->rows[i];
+        if (!row->ok)
+            add(a, "%s failed and is left out of the charts: %.300s", row->method,
+                row->error[0] ? row->error : "(no message)");
+        else if (!qb_report_row_plottable(row, a->ner))
+            add(a, "%s has no finite %s or latency and is left out of the charts.", row->method,
+                qb_report_quality_name(a->ner));
+    }
+}
+
+static int find_baseline(const qb_report *r, bool ner) {
+    for (int i = 0; i < r->n_rows; i++)
+        if (strcasecmp(r->rows[i].method, "fp32") == 0 && qb_report_row_plottable(&r->rows[i], ner)) return i;
+    return -1;
+}
+
+qb_status qb_report_analyze(const qb_report *r, qb_report_analysis *a, qb_error *err) {
+    memset(a, 0, sizeof *a);
+    if (r->n_rows < 0 || (r->n_rows > 0 && !r->rows))
+        return qb_fail(err, QB_ERR_ARG, "report: %d rows but no row array", r->n_rows);
+    for (int i = 0; i < r->n_rows; i++)
+        if (r->rows[i].ok && r->rows[i].entity_f1 >= 0) a->ner = true;
+    a->baseline = find_baseline(r, a->ner);
+    a->cap_findings = 3 * r->n_rows + 16; /* per-row lines, ties, and the fixed ones */
+    a->pareto = calloc((size_t)r->n_rows + 1, sizeof *a->pareto);
+    a->findings = calloc((size_t)a->cap_findings, sizeof *a->findings);
+    if (!a->pareto || !a->findings) {
+        qb_report_analysis_free(a);
+        return qb_fail(err, QB_ERR_NOMEM, "report: out of memory for %d rows", r->n_rows);
+    }
+    mark_pareto(r, a);
+    if (a->baseline >= 0) compare_with_baseline(r, a);
+    else add(a, "No successful fp32 row: accuracy changes vs FP32 cannot be computed.");
+    leaders(r, a);
+    constrained(r, a);
+    pareto_findings(r, a);
+    failures(r, a);
+    return QB_OK;
+}
+
+void qb_report_analysis_free(qb_report_analysis *a) {
+    free(a->pareto);
+    free(a->findings);
+    memset(a, 0, sizeof *a);
+}

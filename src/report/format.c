@@ -1,0 +1,105 @@
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json.h"
+#include "report/report_internal.h"
+
+void qb_report_put_md(FILE *f, const char *s) {
+    for (const char *p = s ? s : ""; *p; p++) {
+        if (*p == '\n' || *p == '\r') fputc(' ', f);
+        else if (*p == '<') fputs("&lt;", f);
+        else if (strchr("\\`*_|[]#", *p)) fprintf(f, "\\%c", *p);
+        else fputc(*p, f);
+    }
+}
+
+void qb_report_put_csv(FILE *f, const char *s) {
+    s = s ? s : "";
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (const char *p = s; *p; p++) {
+        if (*p == '"') fputc('"', f);
+        fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* The shortest of %.15g..%.17g that reads back exactly: readable numbers
+ * without losing a bit. */
+static void put_exact(FILE *f, double v) {
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    fputs(buf, f);
+}
+
+void qb_report_put_json_num(FILE *f, double v) {
+    if (isfinite(v)) put_exact(f, v);
+    else fputs("null", f);
+}
+
+void qb_report_put_csv_num(FILE *f, double v) {
+    if (isfinite(v)) put_exact(f, v);
+}
+
+static void md_item(FILE *f, const char *label, const char *value) {
+    fprintf(f, "- %s: ", label);
+    qb_report_put_md(f, value && *value ? value : "(not recorded)");
+    fputc('\n', f);
+}
+
+void qb_report_put_meta_md(FILE *f, const qb_report_meta *m) {
+    char buf[1200];
+    md_item(f, "Model", m->model_dir);
+    md_item(f, "Task", m->task);
+    snprintf(buf, sizeof buf, "%s (sha256 %s, n = %d, seq = %d)", m->data_path,
+             m->data_sha256[0] ? m->data_sha256 : "not recorded", m->n_examples, m->seq);
+    md_item(f, "Dataset", buf);
+    if (m->calib_path[0]) snprintf(buf, sizeof buf, "%s (n = %d)", m->calib_path, m->calib_n);
+    else snprintf(buf, sizeof buf, "none");
+    md_item(f, "Calibration", buf);
+    md_item(f, "CPU", m->cpu_model);
+    md_item(f, "CPU flags", m->cpu_flags);
+    md_item(f, "Kernels (ISA)", m->isa);
+    snprintf(buf, sizeof buf, "%d", m->threads);
+    md_item(f, "Threads", buf);
+    snprintf(buf, sizeof buf, "%s (commit %s)", m->qbert_version, m->git_commit[0] ? m->git_commit : "unknown");
+    md_item(f, "qbert", buf);
+    md_item(f, "Compiler", m->compiler);
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)m->seed);
+    md_item(f, "Seed", buf);
+    md_item(f, "Date (UTC)", m->created);
+}
+
+static void json_str(FILE *f, const char *key, const char *v, bool last) {
+    fprintf(f, "    \"%s\": ", key);
+    qb_json_write_str(f, v, strlen(v));
+    fputs(last ? "\n" : ",\n", f);
+}
+
+void qb_report_put_meta_json(FILE *f, const qb_report_meta *m) {
+    fputs("{\n", f);
+    json_str(f, "model_dir", m->model_dir, false);
+    json_str(f, "task", m->task, false);
+    json_str(f, "data_path", m->data_path, false);
+    json_str(f, "data_sha256", m->data_sha256, false);
+    fprintf(f, "    \"n_examples\": %d,\n    \"seq\": %d,\n    \"threads\": %d,\n", m->n_examples, m->seq,
+            m->threads);
+    json_str(f, "cpu_model", m->cpu_model, false);
+    json_str(f, "cpu_flags", m->cpu_flags, false);
+    json_str(f, "isa", m->isa, false);
+    json_str(f, "qbert_version", m->qbert_version, false);
+    json_str(f, "git_commit", m->git_commit, false);
+    json_str(f, "compiler", m->compiler, false);
+    fprintf(f, "    \"seed\": %llu,\n", (unsigned long long)m->seed);
+    json_str(f, "calib_path", m->calib_path, false);
+    fprintf(f, "    \"calib_n\": %d,\n", m->calib_n);
+    json_str(f, "created", m->created, true);
+    fputs("  }", f);
+}

@@ -1,0 +1,160 @@
+/* Per-layer sensitivity: which linear layers cost the most accuracy when
+ * quantized alone, as a table (md/json/csv) sorted by drop and a bar chart
+ * with the layers --suggest keeps in higher precision highlighted. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "report/report_internal.h"
+#include "report/svg.h"
+
+#define KEPT_COLOR "#D55E00"
+#define QUANT_COLOR "#0072B2"
+
+/* Largest drop first; rows without a finite drop last, in input order. */
+static int cmp_drop(const void *a, const void *b) {
+    const qb_sensitivity_row *x = *(const qb_sensitivity_row *const *)a, *y = *(const qb_sensitivity_row *const *)b;
+    bool fx = isfinite(x->drop), fy = isfinite(y->drop);
+    if (fx != fy) return fx ? -1 : 1;
+    if (fx && x->drop != y->drop) return x->drop < y->drop ? 1 : -1;
+    return (x > y) - (x < y);
+}
+
+static void put_md_num(FILE *f, double v, int decimals) {
+    if (isfinite(v)) fprintf(f, " %.*f |", decimals, v);
+    else fputs(" n/a |", f);
+}
+
+static void render_md(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row *const *rows) {
+    int kept = 0;
+    for (int i = 0; i < s->n_rows; i++) kept += s->rows[i].kept;
+    fputs("# qbert per-layer sensitivity\n\n", f);
+    qb_report_put_meta_md(f, &s->meta);
+    fputs("\nEach layer is quantized alone with ", f);
+    qb_report_put_md(f, s->method);
+    fprintf(f, "; drop is FP32 accuracy minus that accuracy, in points (FP32 %.2f%%, all layers quantized %.2f%%). "
+               "SQNR and KL compare the output logits with FP32. %d layer(s) are kept in higher precision by "
+               "--suggest.\n\n",
+            100 * s->fp32_accuracy, 100 * s->all_quantized_accuracy, kept);
+    fputs("| rank | layer | accuracy % | drop pt | SQNR dB | KL | kept |\n|--:|---|--:|--:|--:|--:|---|\n", f);
+    for (int i = 0; i < s->n_rows; i++) {
+        fprintf(f, "| %d | ", i + 1);
+        qb_report_put_md(f, rows[i]->name);
+        fputs(" |", f);
+        put_md_num(f, 100 * rows[i]->accuracy, 2);
+        put_md_num(f, 100 * rows[i]->drop, 2);
+        put_md_num(f, rows[i]->sqnr_db, 1);
+        put_md_num(f, rows[i]->kl, 5);
+        fputs(rows[i]->kept ? " kept |\n" : " |\n", f);
+    }
+}
+
+static void render_json(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row *const *rows) {
+    fputs("{\n  \"schema\": \"qbert.sensitivity/1\",\n  \"meta\": ", f);
+    qb_report_put_meta_json(f, &s->meta);
+    fputs(",\n  \"method\": ", f);
+    qb_json_write_str(f, s->method, strnlen(s->method, sizeof s->method));
+    fputs(",\n  \"fp32_accuracy\": ", f);
+    qb_report_put_json_num(f, s->fp32_accuracy);
+    fputs(",\n  \"all_quantized_accuracy\": ", f);
+    qb_report_put_json_num(f, s->all_quantized_accuracy);
+    fputs(",\n  \"rows\": [\n", f);
+    for (int i = 0; i < s->n_rows; i++) {
+        fputs("    {\"name\": ", f);
+        qb_json_write_str(f, rows[i]->name, strnlen(rows[i]->name, sizeof rows[i]->name));
+        fputs(", \"accuracy\": ", f);
+        qb_report_put_json_num(f, rows[i]->accuracy);
+        fputs(", \"drop\": ", f);
+        qb_report_put_json_num(f, rows[i]->drop);
+        fputs(", \"sqnr_db\": ", f);
+        qb_report_put_json_num(f, rows[i]->sqnr_db);
+        fputs(", \"kl\": ", f);
+        qb_report_put_json_num(f, rows[i]->kl);
+        fprintf(f, ", \"kept\": %s}%s\n", rows[i]->kept ? "true" : "false", i + 1 < s->n_rows ? "," : "");
+    }
+    fputs("  ]\n}\n", f);
+}
+
+static void render_csv(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row *const *rows) {
+    fputs("rank,name,accuracy,drop,sqnr_db,kl,kept\n", f);
+    for (int i = 0; i < s->n_rows; i++) {
+        fprintf(f, "%d,", i + 1);
+        qb_report_put_csv(f, rows[i]->name);
+        const double v[] = {rows[i]->accuracy, rows[i]->drop, rows[i]->sqnr_db, rows[i]->kl};
+        for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+            fputc(',', f);
+            qb_report_put_csv_num(f, v[k]);
+        }
+        fprintf(f, ",%s\n", rows[i]->kept ? "true" : "false");
+    }
+}
+
+static void render_svg(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row *const *rows) {
+    const double bar = 16, gap = 6;
+    double lo = 0, hi = 0, label_w = 60;
+    int n = 0;
+    for (int i = 0; i < s->n_rows; i++) {
+        if (!isfinite(rows[i]->drop)) continue;
+        lo = fmin(lo, 100 * rows[i]->drop);
+        hi = fmax(hi, 100 * rows[i]->drop);
+        label_w = fmax(label_w, qb_svg_text_width(rows[i]->name, 11));
+        n++;
+    }
+    const int W = (int)fmax(780, label_w + 520), H = (int)(60 + (n > 0 ? n : 1) * (bar + gap) + 100);
+    qb_svg_plot p = {.left = label_w + 20, .top = 50, .height = (n > 0 ? n : 1) * (bar + gap), .x0 = lo, .x1 = hi,
+                     .y0 = 0, .y1 = 1};
+    p.width = W - p.left - 70;
+    double xt[QB_SVG_MAX_TICKS];
+    int nxt = qb_svg_nice_ticks(&p.x0, &p.x1, 6, xt);
+    fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f);
+    qb_svg_begin(f, W, H, "Per-layer sensitivity",
+                 "Accuracy drop when each layer alone is quantized, largest first; layers kept in higher "
+                 "precision by --suggest are highlighted.");
+    qb_svg_axes(f, &p, xt, nxt, NULL, 0, "accuracy drop vs FP32 (points, higher = more sensitive)", NULL);
+    double x0 = qb_svg_px_x(&p, 0);
+    for (int i = 0, k = 0; i < s->n_rows; i++) {
+        if (!isfinite(rows[i]->drop)) continue;
+        double y = p.top + gap / 2 + k++ * (bar + gap), x1 = qb_svg_px_x(&p, 100 * rows[i]->drop);
+        qb_svg_rect(f, fmin(x0, x1), y, fabs(x1 - x0), bar, rows[i]->kept ? KEPT_COLOR : QUANT_COLOR);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\" fill=\"#222222\">",
+                p.left - 6, y + bar - 4);
+        qb_svg_escape(f, rows[i]->name);
+        fputs("</text>\n", f);
+        qb_svg_textf(f, fmax(x0, x1) + 4, y + bar - 4, "start", 10, "%.2f", 100 * rows[i]->drop);
+    }
+    qb_svg_line(f, x0, p.top, x0, p.top + p.height, "#555555", 1, NULL);
+    static const char *const labels[] = {"kept in higher precision (--suggest)", "quantized"};
+    static const char *const colors[] = {KEPT_COLOR, QUANT_COLOR};
+    qb_svg_legend(f, p.left, H - 30, labels, colors, 1);
+    qb_svg_legend(f, p.left + 300, H - 30, labels + 1, colors + 1, 1);
+    qb_svg_end(f);
+}
+
+qb_status qb_sensitivity_write(const qb_sensitivity *s, const char *dir, qb_error *err) {
+    if (!s || !dir || s->n_rows < 0 || (s->n_rows > 0 && !s->rows))
+        return qb_fail(err, QB_ERR_ARG, "sensitivity: no table or directory given");
+    qb_status st = qb_report_prepare_dir(dir, err);
+    if (st) return st;
+    const qb_sensitivity_row **rows = malloc(((size_t)s->n_rows + 1) * sizeof *rows);
+    if (!rows) return qb_fail(err, QB_ERR_NOMEM, "sensitivity: out of memory for %d rows", s->n_rows);
+    for (int i = 0; i < s->n_rows; i++) rows[i] = &s->rows[i];
+    qsort(rows, (size_t)s->n_rows, sizeof *rows, cmp_drop);
+    static const struct {
+        const char *name;
+        void (*render)(FILE *, const qb_sensitivity *, const qb_sensitivity_row *const *);
+    } outputs[] = {{"sensitivity.md", render_md},
+                   {"sensitivity.json", render_json},
+                   {"sensitivity.csv", render_csv},
+                   {"sensitivity.svg", render_svg}};
+    for (size_t i = 0; !st && i < sizeof outputs / sizeof outputs[0]; i++) {
+        qb_report_out o;
+        st = qb_report_out_open(&o, err);
+        if (st) break;
+        outputs[i].render(o.f, s, rows);
+        st = qb_report_out_commit(&o, dir, outputs[i].name, err);
+    }
+    free(rows);
+    return st;
+}

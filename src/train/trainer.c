@@ -1,0 +1,653 @@
+/* The trainer: parameters copied from a loaded model, forward with cache,
+ * backward in exact reverse order, AdamW.  Read forward() and backward()
+ * side by side: each backward line undoes the forward line it mirrors. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "train/trainer.h"
+
+/* Dropout sites: the embedding's, three per block application, the head's. */
+enum { SITE_EMB = 0, SITE_ATTN_PROBS = 1, SITE_ATTN_OUT = 2, SITE_FFN_OUT = 3, SITE_HEAD = 0x7fffffff };
+
+qb_trainer_params qb_trainer_default_params(void) {
+    qb_trainer_params p = {.task = QB_TASK_SEQUENCE, .num_labels = 0, .new_head = false,
+                           .hidden_dropout = -1, .attn_dropout = -1, .classifier_dropout = -1,
+                           .seed = 42, .n_threads = 0};
+    return p;
+}
+
+qb_adamw_params qb_adamw_default_params(void) {
+    qb_adamw_params p = {.lr = 5e-5f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
+                         .max_grad_norm = 1.0f, .warmup_steps = 0, .total_steps = 0};
+    return p;
+}
+
+/* ---- construction ----------------------------------------------------- */
+
+/* HF's dropout defaults per architecture, overridden by config.json. */
+static qb_status read_dropouts(qb_trainer *t, const qb_trainer_params *p, qb_error *err) {
+    typedef struct { const char *hidden, *attn, *cls; float dh, da, dc; } dropout_keys;
+    static const dropout_keys keys[] = {
+        [QB_ARCH_BERT] = {"hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", 0.1f, 0.1f, -1},
+        [QB_ARCH_ALBERT] = {"hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob", 0, 0, 0.1f},
+        [QB_ARCH_DISTILBERT] = {"dropout", "attention_dropout", "seq_classif_dropout", 0.1f, 0.1f, 0.2f},
+    };
+    const dropout_keys *k = &keys[t->m->cfg.arch];
+    char path[4096], *text = NULL;
+    size_t len = 0;
+    qb_json j = {0};
+    if (!qb_path_join(path, sizeof path, t->m->dir, "config.json"))
+        return qb_fail(err, QB_ERR_ARG, "%s: path too long", t->m->dir);
+    qb_status st = qb_file_read_all(path, &text, &len, err);
+    if (!st) st = qb_json_parse(&j, text, len, path, err);
+    if (!st) {
+        t->p_hidden = (float)qb_json_get_number(&j, 0, k->hidden, k->dh);
+        t->p_attn = (float)qb_json_get_number(&j, 0, k->attn, k->da);
+        t->p_classifier = (float)qb_json_get_number(&j, 0, k->cls, k->dc);
+        if (t->p_classifier < 0) t->p_classifier = t->p_hidden; /* BERT: null means hidden_dropout_prob */
+    }
+    qb_json_free(&j);
+    free(text);
+    if (p->hidden_dropout >= 0) t->p_hidden = p->hidden_dropout;
+    if (p->attn_dropout >= 0) t->p_attn = p->attn_dropout;
+    if (p->classifier_dropout >= 0) t->p_classifier = p->classifier_dropout;
+    if (!st && (t->p_hidden >= 1 || t->p_attn >= 1 || t->p_classifier >= 1))
+        return qb_fail(err, QB_ERR_ARG, "%s: dropout probabilities must be below 1", path);
+    return st;
+}
+
+/* Normal(0, std) from a hash of (seed, index): Box-Muller on two draws. */
+static float normal_at(uint64_t seed, uint64_t i, float std) {
+    uint64_t a = seed * 0x9e3779b97f4a7c15ull + 2 * i + 1, b = a + 1;
+    a ^= a >> 31; a *= 0xbf58476d1ce4e5b9ull; a ^= a >> 29; a *= 0x94d049bb133111ebull; a ^= a >> 32;
+    b ^= b >> 31; b *= 0xbf58476d1ce4e5b9ull; b ^= b >> 29; b *= 0x94d049bb133111ebull; b ^= b >> 32;
+    double u1 = ((a >> 11) + 1.0) / 9007199254740993.0, u2 = (b >> 11) / 9007199254740992.0;
+    return (float)(std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+}
+
+/* The registry is built in two passes: counting (storage NULL), then
+ * filling; src pairs each entry with the model tensor it came from. */
+typedef struct {
+    qb_trainer *t;
+    const float **src;
+    int64_t used;           /* floats of one of w/g/m/v */
+    int64_t total;
+} builder;
+
+static qb_tparam *add_param(builder *b, const char *name, int ndim, int64_t d0, int64_t d1, const float *src) {
+    qb_trainer *t = b->t;
+    int64_t numel = ndim == 1 ? d0 : d0 * d1;
+    int i = t->n_params++;
+    int64_t at = b->used;
+    b->used += (numel + 15) & ~(int64_t)15;
+    if (!t->storage) return NULL;
+    qb_tparam *p = &t->params[i];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->ndim = ndim;
+    p->shape[0] = d0;
+    p->shape[1] = ndim == 2 ? d1 : 0;
+    p->numel = numel;
+    p->w = t->storage + at;
+    p->g = t->storage + b->total + at;
+    p->m = t->storage + 2 * b->total + at;
+    p->v = t->storage + 3 * b->total + at;
+    p->decay = ndim == 2;
+    b->src[i] = src;
+    if (src) memcpy(p->w, src, (size_t)numel * sizeof(float));
+    else if (ndim == 2)
+        for (int64_t j = 0; j < numel; j++) p->w[j] = normal_at(t->seed, (uint64_t)j, 0.02f);
+    return p;
+}
+
+static qb_tparam *add_model_param(builder *b, const float *data) {
+    const qb_model *m = b->t->m;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].data == data) {
+            const qb_param *mp = &m->params[i];
+            return add_param(b, mp->name, mp->ndim, mp->shape[0], mp->ndim > 1 ? mp->shape[1] : 0, data);
+        }
+    return NULL;
+}
+
+static void bind_tlinear(builder *b, qb_tlinear *l, const qb_linear *ml) {
+    qb_tparam *w = add_model_param(b, ml->w), *bias = add_model_param(b, ml->b);
+    l->in = ml->in;
+    l->out = ml->out;
+    if (!w) return;
+    l->w = w->w;
+    l->dw = w->g;
+    l->b = bias->w;
+    l->db = bias->g;
+}
+
+static void bind_tnorm(builder *b, qb_tnorm *n, const qb_norm *mn) {
+    qb_tparam *g = add_model_param(b, mn->gamma), *beta = add_model_param(b, mn->beta);
+    if (!g) return;
+    n->gamma = g->w;
+    n->dgamma = g->g;
+    n->beta = beta->w;
+    n->dbeta = beta->g;
+}
+
+static void bind_all(builder *b, bool fresh_head) {
+    qb_trainer *t = b->t;
+    const qb_model *m = t->m;
+    t->n_params = 0;
+    qb_tparam *p = add_model_param(b, m->word_emb);
+    if (p) t->word_emb = p->w, t->dword_emb = p->g;
+    p = add_model_param(b, m->pos_emb);
+    if (p) t->pos_emb = p->w, t->dpos_emb = p->g;
+    if (m->type_emb && (p = add_model_param(b, m->type_emb))) t->type_emb = p->w, t->dtype_emb = p->g;
+    bind_tnorm(b, &t->emb_norm, &m->emb_norm);
+    if (m->emb_proj.w) bind_tlinear(b, &t->emb_proj, &m->emb_proj);
+    for (int i = 0; i < m->n_blocks; i++) {
+        const qb_block *mb = &m->blocks[i];
+        qb_tblock *tb = &t->blocks[i];
+        bind_tlinear(b, &tb->q, &mb->q);
+        bind_tlinear(b, &tb->k, &mb->k);
+        bind_tlinear(b, &tb->v, &mb->v);
+        bind_tlinear(b, &tb->o, &mb->o);
+        bind_tnorm(b, &tb->attn_norm, &mb->attn_norm);
+        bind_tlinear(b, &tb->ffn_in, &mb->ffn_in);
+        bind_tlinear(b, &tb->ffn_out, &mb->ffn_out);
+        bind_tnorm(b, &tb->ffn_norm, &mb->ffn_norm);
+    }
+    const qb_linear *pool = m->pooler.w ? &m->pooler : m->pre_classifier.w ? &m->pre_classifier : NULL;
+    if (t->cfg_view.task == QB_TASK_SEQUENCE && pool) bind_tlinear(b, &t->pooler, pool);
+    if (!fresh_head) {
+        bind_tlinear(b, &t->classifier, &m->classifier);
+        return;
+    }
+    qb_tparam *w = add_param(b, "classifier.weight", 2, t->L, t->H, NULL);
+    qb_tparam *bias = add_param(b, "classifier.bias", 1, t->L, 0, NULL);
+    t->classifier = (qb_tlinear){.in = t->H, .out = t->L};
+    if (w) {
+        t->classifier.w = w->w, t->classifier.dw = w->g;
+        t->classifier.b = bias->w, t->classifier.db = bias->g;
+        memset(bias->w, 0, (size_t)t->L * sizeof(float));
+    }
+}
+
+static qb_status check_model(const qb_model *m, const qb_trainer_params *p, qb_error *err) {
+    if (!m->word_emb) return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: training needs FP32 word embeddings", m->dir);
+    for (int i = 0; i < m->n_linears; i++)
+        if (!m->linears[i]->w)
+            return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: '%s' is int8; training needs a floating-point checkpoint",
+                           m->dir, m->linears[i]->name);
+    if (p->task == QB_TASK_SEQUENCE && !m->pooler.w && !m->pre_classifier.w)
+        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: a sequence head needs the checkpoint's pooler", m->dir);
+    if (p->num_labels < 0) return qb_fail(err, QB_ERR_ARG, "trainer: num_labels %d < 0", p->num_labels);
+    return QB_OK;
+}
+
+qb_status qb_trainer_create(const qb_model *m, const qb_trainer_params *p, qb_trainer **out, qb_error *err) {
+    *out = NULL;
+    qb_trainer_params d = qb_trainer_default_params();
+    if (!p) p = &d;
+    qb_status st = check_model(m, p, err);
+    if (st) return st;
+    qb_trainer *t = calloc(1, sizeof *t);
+    if (!t) return qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory");
+    const qb_config *c = &m->cfg;
+    t->m = m;
+    t->cfg_view = *c;
+    t->cfg_view.task = p->task;
+    t->H = c->hidden_size;
+    t->E = c->embedding_size;
+    t->I = c->intermediate_size;
+    t->L = p->num_labels ? p->num_labels : c->num_labels;
+    t->cfg_view.num_labels = t->L;
+    t->heads = c->num_heads;
+    t->act = c->act;
+    t->eps = c->layer_norm_eps;
+    t->seed = p->seed;
+    t->n_threads = p->n_threads ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (t->n_threads < 1) t->n_threads = 1;
+    bool fresh = p->new_head || t->L != c->num_labels || p->task != c->task;
+    int inner = qb_model_inner_steps(m);
+    t->n_apps = c->num_layers * inner;
+    t->n_blocks = m->n_blocks;
+    t->blocks = calloc((size_t)m->n_blocks, sizeof *t->blocks);
+    t->app_block = calloc((size_t)t->n_apps, sizeof *t->app_block);
+    t->params = calloc((size_t)m->n_params + 2, sizeof *t->params);
+    builder b = {t, calloc((size_t)m->n_params + 2, sizeof(float *)), 0, 0};
+    if (!t->blocks || !t->app_block || !t->params || !b.src) {
+        free(b.src);
+        qb_trainer_free(t);
+        return qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory");
+    }
+    for (int l = 0; l < c->num_layers; l++)
+        for (int i = 0; i < inner; i++) t->app_block[l * inner + i] = (int)(qb_model_block(m, l, i) - m->blocks);
+    bind_all(&b, fresh); /* counts */
+    b.total = b.used;
+    b.used = 0;
+    t->storage = calloc((size_t)(4 * b.total + 1), sizeof(float));
+    if (t->storage) bind_all(&b, fresh);
+    free(b.src);
+    if (!t->storage) {
+        qb_trainer_free(t);
+        return qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory for %lld parameters", (long long)b.total);
+    }
+    st = read_dropouts(t, p, err);
+    if (st) {
+        qb_trainer_free(t);
+        return st;
+    }
+    *out = t;
+    return QB_OK;
+}
+
+void qb_trainer_free(qb_trainer *t) {
+    if (!t) return;
+    free(t->storage);
+    free(t->params);
+    free(t->blocks);
+    free(t->app_block);
+    free(t->layers);
+    free(t->arena);
+    free(t->tok_ids);
+    free(t->prob_offsets);
+    free(t);
+}
+
+qb_tparam *qb_trainer_param(qb_trainer *t, const char *name) {
+    for (int i = 0; i < t->n_params; i++)
+        if (strcmp(t->params[i].name, name) == 0) return &t->params[i];
+    return NULL;
+}
+
+/* ---- the arena -------------------------------------------------------- */
+
+typedef struct {
+    float *base;
+    size_t used;
+} carver;
+
+static float *carve(carver *c, size_t n) {
+    float *p = c->base ? c->base + c->used : NULL;
+    c->used += (n + 15) & ~(size_t)15;
+    return p;
+}
+
+static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
+static void layout(qb_trainer *t, carver *c) {
+    size_t T = (size_t)t->max_batch * t->max_seq, H = (size_t)t->H, E = (size_t)t->E, I = (size_t)t->I;
+    size_t L = (size_t)t->L, P = (size_t)t->max_batch * t->heads * t->max_seq * t->max_seq;
+    t->emb_sum = carve(c, T * E);
+    t->emb_mean = carve(c, T);
+    t->emb_rstd = carve(c, T);
+    t->emb_ln = carve(c, T * E);
+    t->emb_drop = carve(c, T * E);
+    for (int a = 0; a < t->n_apps; a++) {
+        qb_tlayer_acts *l = &t->layers[a];
+        l->x = a == 0 && !t->emb_proj.w ? t->emb_drop : carve(c, T * H);
+        l->q = carve(c, T * H);
+        l->k = carve(c, T * H);
+        l->v = carve(c, T * H);
+        l->ctx = carve(c, T * H);
+        l->probs = carve(c, P);
+        l->attn_sum = carve(c, T * H);
+        l->attn_mean = carve(c, T);
+        l->attn_rstd = carve(c, T);
+        l->attn = carve(c, T * H);
+        l->ffn_pre = carve(c, T * I);
+        l->ffn_act = carve(c, T * I);
+        l->out_sum = carve(c, T * H);
+        l->out_mean = carve(c, T);
+        l->out_rstd = carve(c, T);
+    }
+    t->enc_out = carve(c, T * H);
+    t->head_in = carve(c, T * H);
+    t->head_pre = carve(c, T * H);
+    t->head_act = carve(c, T * H);
+    t->head_drop = carve(c, T * H);
+    t->logits = carve(c, T * L);
+    t->probs = carve(c, T * L);
+    t->g_logits = carve(c, T * L);
+    t->fwd_tmp = carve(c, T * H);
+    float **g[] = {&t->g_out, &t->g_in, &t->g_sum, &t->g_attn, &t->g_tmp, &t->g_ctx, &t->g_q, &t->g_k, &t->g_v};
+    for (size_t i = 0; i < sizeof g / sizeof *g; i++) *g[i] = carve(c, T * H);
+    t->g_ffn_act = carve(c, T * I);
+    t->g_ffn_pre = carve(c, T * I);
+    t->g_emb0 = carve(c, T * E);
+    t->g_emb1 = carve(c, T * E);
+    t->ops.pack = carve(c, (size_t)t->n_threads * qb_gemm_f32_pack_floats());
+    size_t widest = max3(H, E, I) > L ? max3(H, E, I) : L;
+    t->ops.scratch = carve(c, qb_op_linear_scratch_floats((int)T, (int)widest, (int)widest));
+    t->ops.attn_work = carve(c, (size_t)t->n_threads * qb_op_attention_work_floats(t->max_seq, t->H));
+}
+
+qb_status qb_trainer_reserve(qb_trainer *t, int max_batch, int max_seq, qb_error *err) {
+    if (max_batch < 1 || max_seq < 1 || max_seq > t->m->cfg.max_position)
+        return qb_fail(err, QB_ERR_ARG, "trainer: batch %d x seq %d out of range (seq <= %d)", max_batch, max_seq,
+                       t->m->cfg.max_position);
+    if (max_batch <= t->max_batch && max_seq <= t->max_seq) return QB_OK;
+    free(t->arena);
+    free(t->tok_ids);
+    free(t->prob_offsets);
+    t->arena = NULL;
+    t->tok_ids = NULL;
+    t->prob_offsets = NULL;
+    if (!t->layers) t->layers = calloc((size_t)t->n_apps, sizeof *t->layers);
+    t->max_batch = max_batch;
+    t->max_seq = max_seq;
+    carver c = {NULL, 0};
+    if (t->layers) layout(t, &c);
+    size_t T = (size_t)max_batch * max_seq;
+    t->arena = t->layers ? aligned_alloc(64, (c.used + 16) * sizeof(float)) : NULL;
+    t->tok_ids = calloc(4 * T + 2 * (size_t)max_batch, sizeof(int32_t));
+    t->prob_offsets = calloc((size_t)max_batch + 1, sizeof(int64_t));
+    if (!t->arena || !t->tok_ids || !t->prob_offsets) {
+        t->max_batch = t->max_seq = 0;
+        return qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory for activations of batch %d x seq %d", max_batch,
+                       max_seq);
+    }
+    t->tok_types = t->tok_ids + T;
+    t->tok_pos = t->tok_types + T;
+    t->labels = t->tok_pos + T;
+    t->offsets = t->labels + T;
+    t->lens = t->offsets + max_batch;
+    t->arena_floats = c.used;
+    c.base = t->arena;
+    c.used = 0;
+    layout(t, &c);
+    t->ops.k = &t->m->kern;
+    t->ops.n_threads = t->n_threads;
+    t->ops.max_seq = max_seq;
+    t->ops.hidden = t->H;
+    return QB_OK;
+}
+
+/* ---- input packing ---------------------------------------------------- */
+
+static qb_status check_label(const qb_trainer *t, int32_t y, int row, qb_error *err) {
+    if (y == QB_IGNORE_INDEX || (y >= 0 && y < t->L)) return QB_OK;
+    return qb_fail(err, QB_ERR_ARG, "batch row %d: label %d outside [0, %d)", row, y, t->L);
+}
+
+static qb_status pack_batch(qb_trainer *t, const qb_batch *b, const int32_t *labels, qb_error *err) {
+    const qb_config *c = &t->m->cfg;
+    int n = 0;
+    int64_t probs = 0;
+    for (int r = 0; r < b->batch; r++) {
+        int len = b->lengths[r];
+        if (len < 1 || len > b->seq)
+            return qb_fail(err, QB_ERR_ARG, "batch row %d: length %d outside [1, %d]", r, len, b->seq);
+        t->offsets[r] = n;
+        t->lens[r] = len;
+        t->prob_offsets[r] = probs;
+        probs += (int64_t)t->heads * len * len;
+        if (labels && t->cfg_view.task == QB_TASK_SEQUENCE && check_label(t, labels[r], r, err)) return err->code;
+        for (int i = 0; i < len; i++, n++) {
+            size_t at = (size_t)r * b->seq + i;
+            int32_t id = b->input_ids[at], tt = b->token_type_ids && t->type_emb ? b->token_type_ids[at] : 0;
+            if (id < 0 || id >= c->vocab_size)
+                return qb_fail(err, QB_ERR_ARG, "batch row %d: token id %d outside the vocabulary (%d)", r, id,
+                               c->vocab_size);
+            if (tt < 0 || (tt > 0 && tt >= c->type_vocab_size))
+                return qb_fail(err, QB_ERR_ARG, "batch row %d: token type %d out of range", r, tt);
+            t->tok_ids[n] = id;
+            t->tok_types[n] = tt;
+            t->tok_pos[n] = i;
+            if (t->cfg_view.task == QB_TASK_TOKEN) {
+                t->labels[n] = labels ? labels[at] : QB_IGNORE_INDEX;
+                if (check_label(t, t->labels[n], r, err)) return err->code;
+            }
+        }
+    }
+    if (t->cfg_view.task == QB_TASK_SEQUENCE)
+        for (int r = 0; r < b->batch; r++) t->labels[r] = labels ? labels[r] : QB_IGNORE_INDEX;
+    t->n_rows = n;
+    return QB_OK;
+}
+
+/* ---- forward ---------------------------------------------------------- */
+
+static qb_dropout dropout_at(const qb_trainer *t, uint32_t site, float p) {
+    qb_dropout d = {t->seed, t->drop_step, site, t->training ? p : 0.0f};
+    return d;
+}
+
+static uint32_t block_site(int app, int which) { return (uint32_t)(1 + app * 3 + which); }
+
+static qb_attn_shape attn_shape(const qb_trainer *t) {
+    qb_attn_shape s = {t->batch, t->heads, t->H, t->offsets, t->lens, t->prob_offsets};
+    return s;
+}
+
+static void embed_forward(qb_trainer *t) {
+    int T = t->n_rows, E = t->E;
+    qb_op_embed_forward(t->emb_sum, t->tok_ids, t->tok_types, t->tok_pos, t->word_emb, t->type_emb, t->pos_emb, T, E);
+    qb_op_layernorm_forward(&t->ops, t->emb_ln, t->emb_mean, t->emb_rstd, t->emb_sum, t->emb_norm.gamma,
+                            t->emb_norm.beta, t->eps, T, E);
+    qb_dropout d = dropout_at(t, SITE_EMB, t->p_hidden);
+    qb_op_dropout_forward(&d, t->emb_drop, t->emb_ln, (size_t)T * E);
+    if (t->emb_proj.w)
+        qb_op_linear_forward(&t->ops, t->layers[0].x, t->emb_drop, t->emb_proj.w, t->emb_proj.b, T, E, t->H);
+}
+
+static void block_forward(qb_trainer *t, int app, float *out) {
+    const qb_tblock *b = &t->blocks[t->app_block[app]];
+    qb_tlayer_acts *a = &t->layers[app];
+    int T = t->n_rows, H = t->H, I = t->I;
+    size_t TH = (size_t)T * H;
+    qb_attn_shape shape = attn_shape(t);
+    qb_dropout d_probs = dropout_at(t, block_site(app, 0), t->p_attn);
+    qb_dropout d_attn = dropout_at(t, block_site(app, 1), t->p_hidden);
+    qb_dropout d_ffn = dropout_at(t, block_site(app, 2), t->p_hidden);
+    qb_op_linear_forward(&t->ops, a->q, a->x, b->q.w, b->q.b, T, H, H);
+    qb_op_linear_forward(&t->ops, a->k, a->x, b->k.w, b->k.b, T, H, H);
+    qb_op_linear_forward(&t->ops, a->v, a->x, b->v.w, b->v.b, T, H, H);
+    qb_op_attention_forward(&t->ops, &shape, &d_probs, a->ctx, a->probs, a->q, a->k, a->v);
+    qb_op_linear_forward(&t->ops, t->fwd_tmp, a->ctx, b->o.w, b->o.b, T, H, H);
+    qb_op_dropout_forward(&d_attn, t->fwd_tmp, t->fwd_tmp, TH);
+    qb_op_residual_forward(a->attn_sum, a->x, t->fwd_tmp, TH);
+    qb_op_layernorm_forward(&t->ops, a->attn, a->attn_mean, a->attn_rstd, a->attn_sum, b->attn_norm.gamma,
+                            b->attn_norm.beta, t->eps, T, H);
+    qb_op_linear_forward(&t->ops, a->ffn_pre, a->attn, b->ffn_in.w, b->ffn_in.b, T, H, I);
+    qb_op_act_forward(&t->ops, t->act, a->ffn_act, a->ffn_pre, (size_t)T * I);
+    qb_op_linear_forward(&t->ops, t->fwd_tmp, a->ffn_act, b->ffn_out.w, b->ffn_out.b, T, I, H);
+    qb_op_dropout_forward(&d_ffn, t->fwd_tmp, t->fwd_tmp, TH);
+    qb_op_residual_forward(a->out_sum, a->attn, t->fwd_tmp, TH);
+    qb_op_layernorm_forward(&t->ops, out, a->out_mean, a->out_rstd, a->out_sum, b->ffn_norm.gamma,
+                            b->ffn_norm.beta, t->eps, T, H);
+}
+
+/* Sequence heads: [CLS] row -> pooler (tanh; DistilBERT: ReLU) -> dropout
+ * -> classifier.  Token heads: every row -> dropout -> classifier. */
+static void head_forward(qb_trainer *t) {
+    int H = t->H, L = t->L, B = t->batch, T = t->n_rows;
+    qb_dropout d = dropout_at(t, SITE_HEAD, t->p_classifier);
+    if (t->cfg_view.task == QB_TASK_TOKEN) {
+        qb_op_dropout_forward(&d, t->head_drop, t->enc_out, (size_t)T * H);
+        qb_op_linear_forward(&t->ops, t->logits, t->head_drop, t->classifier.w, t->classifier.b, T, H, L);
+        return;
+    }
+    for (int b = 0; b < B; b++)
+        memcpy(t->head_in + (size_t)b * H, t->enc_out + (size_t)t->offsets[b] * H, (size_t)H * sizeof(float));
+    qb_act act = t->m->pooler.w ? QB_ACT_TANH : QB_ACT_RELU;
+    qb_op_linear_forward(&t->ops, t->head_pre, t->head_in, t->pooler.w, t->pooler.b, B, H, H);
+    qb_op_act_forward(&t->ops, act, t->head_act, t->head_pre, (size_t)B * H);
+    qb_op_dropout_forward(&d, t->head_drop, t->head_act, (size_t)B * H);
+    qb_op_linear_forward(&t->ops, t->logits, t->head_drop, t->classifier.w, t->classifier.b, B, H, L);
+}
+
+qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *labels, bool training, float *loss,
+                             qb_error *err) {
+    if (b->batch < 1 || b->seq < 1 || b->batch > t->max_batch || b->seq > t->max_seq)
+        return qb_fail(err, QB_ERR_ARG, "trainer: batch %d x seq %d does not fit the arena (%d x %d)", b->batch,
+                       b->seq, t->max_batch, t->max_seq);
+    qb_status st = pack_batch(t, b, labels, err);
+    if (st) return st;
+    t->batch = b->batch;
+    t->seq = b->seq;
+    t->training = training;
+    if (training) t->drop_step = (uint64_t)t->n_forward++;
+    embed_forward(t);
+    for (int a = 0; a < t->n_apps; a++)
+        block_forward(t, a, a + 1 < t->n_apps ? t->layers[a + 1].x : t->enc_out);
+    head_forward(t);
+    t->n_label_rows = t->cfg_view.task == QB_TASK_TOKEN ? t->n_rows : t->batch;
+    t->loss = qb_op_cross_entropy_forward(t->probs, t->logits, t->labels, t->n_label_rows, t->L, &t->n_used);
+    if (loss) *loss = t->loss;
+    return QB_OK;
+}
+
+const float *qb_trainer_logits(const qb_trainer *t) { return t->logits; }
+
+/* ---- backward --------------------------------------------------------- */
+
+static float *zeroed(float *p, size_t n) {
+    memset(p, 0, n * sizeof *p);
+    return p;
+}
+
+/* Leaves d(loss)/d(enc_out) in t->g_out. */
+static void head_backward(qb_trainer *t) {
+    int H = t->H, L = t->L, B = t->batch, T = t->n_rows;
+    qb_dropout d = dropout_at(t, SITE_HEAD, t->p_classifier);
+    float *dlogits = zeroed(t->g_logits, (size_t)t->n_label_rows * L);
+    qb_op_cross_entropy_backward(dlogits, t->probs, t->labels, t->n_label_rows, L, t->n_used);
+    float *dout = zeroed(t->g_out, (size_t)T * H);
+    if (t->cfg_view.task == QB_TASK_TOKEN) {
+        float *ddrop = zeroed(t->g_tmp, (size_t)T * H);
+        qb_op_linear_backward(&t->ops, ddrop, t->classifier.dw, t->classifier.db, dlogits, t->head_drop,
+                              t->classifier.w, T, H, L);
+        qb_op_dropout_backward(&d, dout, ddrop, (size_t)T * H);
+        return;
+    }
+    float *ddrop = zeroed(t->g_tmp, (size_t)B * H), *dact = zeroed(t->g_sum, (size_t)B * H);
+    float *dpre = zeroed(t->g_attn, (size_t)B * H), *din = zeroed(t->g_ctx, (size_t)B * H);
+    qb_act act = t->m->pooler.w ? QB_ACT_TANH : QB_ACT_RELU;
+    qb_op_linear_backward(&t->ops, ddrop, t->classifier.dw, t->classifier.db, dlogits, t->head_drop,
+                          t->classifier.w, B, H, L);
+    qb_op_dropout_backward(&d, dact, ddrop, (size_t)B * H);
+    qb_op_act_backward(&t->ops, act, dpre, dact, t->head_pre, (size_t)B * H);
+    qb_op_linear_backward(&t->ops, din, t->pooler.dw, t->pooler.db, dpre, t->head_in, t->pooler.w, B, H, H);
+    for (int b = 0; b < B; b++) memcpy(dout + (size_t)t->offsets[b] * H, din + (size_t)b * H, (size_t)H * sizeof(float));
+}
+
+/* dout: d(loss)/d(block output); leaves d(loss)/d(block input) in dx. */
+static void block_backward(qb_trainer *t, int app, const float *dout, float *dx) {
+    const qb_tblock *b = &t->blocks[t->app_block[app]];
+    const qb_tlayer_acts *a = &t->layers[app];
+    int T = t->n_rows, H = t->H, I = t->I;
+    size_t TH = (size_t)T * H, TI = (size_t)T * I;
+    qb_attn_shape shape = attn_shape(t);
+    qb_dropout d_probs = dropout_at(t, block_site(app, 0), t->p_attn);
+    qb_dropout d_attn = dropout_at(t, block_site(app, 1), t->p_hidden);
+    qb_dropout d_ffn = dropout_at(t, block_site(app, 2), t->p_hidden);
+    float *dsum = zeroed(t->g_sum, TH), *dattn = zeroed(t->g_attn, TH), *dtmp = zeroed(t->g_tmp, TH);
+    float *dffn_act = zeroed(t->g_ffn_act, TI), *dffn_pre = zeroed(t->g_ffn_pre, TI);
+    /* out = LN(attn + drop(ffn_act Wout)) */
+    qb_op_layernorm_backward(&t->ops, dsum, b->ffn_norm.dgamma, b->ffn_norm.dbeta, dout, a->out_sum, a->out_mean,
+                             a->out_rstd, b->ffn_norm.gamma, T, H);
+    float *ddrop = zeroed(t->g_q, TH);
+    qb_op_residual_backward(dattn, ddrop, dsum, TH);
+    qb_op_dropout_backward(&d_ffn, dtmp, ddrop, TH);
+    qb_op_linear_backward(&t->ops, dffn_act, b->ffn_out.dw, b->ffn_out.db, dtmp, a->ffn_act, b->ffn_out.w, T, I, H);
+    qb_op_act_backward(&t->ops, t->act, dffn_pre, dffn_act, a->ffn_pre, TI);
+    qb_op_linear_backward(&t->ops, dattn, b->ffn_in.dw, b->ffn_in.db, dffn_pre, a->attn, b->ffn_in.w, T, H, I);
+    /* attn = LN(x + drop(ctx Wo)) */
+    zeroed(dsum, TH);
+    qb_op_layernorm_backward(&t->ops, dsum, b->attn_norm.dgamma, b->attn_norm.dbeta, dattn, a->attn_sum,
+                             a->attn_mean, a->attn_rstd, b->attn_norm.gamma, T, H);
+    zeroed(dx, TH);
+    zeroed(ddrop, TH);
+    zeroed(dtmp, TH);
+    qb_op_residual_backward(dx, ddrop, dsum, TH);
+    qb_op_dropout_backward(&d_attn, dtmp, ddrop, TH);
+    float *dctx = zeroed(t->g_ctx, TH), *dq = zeroed(t->g_q, TH), *dk = zeroed(t->g_k, TH), *dv = zeroed(t->g_v, TH);
+    qb_op_linear_backward(&t->ops, dctx, b->o.dw, b->o.db, dtmp, a->ctx, b->o.w, T, H, H);
+    qb_op_attention_backward(&t->ops, &shape, &d_probs, dq, dk, dv, dctx, a->probs, a->q, a->k, a->v);
+    qb_op_linear_backward(&t->ops, dx, b->q.dw, b->q.db, dq, a->x, b->q.w, T, H, H);
+    qb_op_linear_backward(&t->ops, dx, b->k.dw, b->k.db, dk, a->x, b->k.w, T, H, H);
+    qb_op_linear_backward(&t->ops, dx, b->v.dw, b->v.db, dv, a->x, b->v.w, T, H, H);
+}
+
+static void embed_backward(qb_trainer *t, const float *dx) {
+    int T = t->n_rows, E = t->E;
+    size_t TE = (size_t)T * E;
+    qb_dropout d = dropout_at(t, SITE_EMB, t->p_hidden);
+    const float *ddrop = dx;
+    if (t->emb_proj.w) {
+        float *g = zeroed(t->g_emb1, TE);
+        qb_op_linear_backward(&t->ops, g, t->emb_proj.dw, t->emb_proj.db, dx, t->emb_drop, t->emb_proj.w, T, E,
+                              t->H);
+        ddrop = g;
+    }
+    float *dln = zeroed(t->g_emb0, TE);
+    qb_op_dropout_backward(&d, dln, ddrop, TE);
+    float *dsum = zeroed(t->g_emb1, TE); /* ddrop (in g_emb1) is consumed above */
+    qb_op_layernorm_backward(&t->ops, dsum, t->emb_norm.dgamma, t->emb_norm.dbeta, dln, t->emb_sum, t->emb_mean,
+                             t->emb_rstd, t->emb_norm.gamma, T, E);
+    qb_op_embed_backward(t->dword_emb, t->dtype_emb, t->dpos_emb, dsum, t->tok_ids, t->tok_types, t->tok_pos, T, E);
+}
+
+void qb_trainer_backward(qb_trainer *t) {
+    head_backward(t);
+    float *dout = t->g_out, *dx = t->g_in;
+    for (int a = t->n_apps - 1; a >= 0; a--) {
+        block_backward(t, a, dout, dx);
+        float *swap = dout;
+        dout = dx;
+        dx = swap;
+    }
+    embed_backward(t, dout);
+}
+
+void qb_trainer_zero_grad(qb_trainer *t) {
+    for (int i = 0; i < t->n_params; i++) memset(t->params[i].g, 0, (size_t)t->params[i].numel * sizeof(float));
+}
+
+/* ---- optimizer -------------------------------------------------------- */
+
+float qb_adamw_lr_at(const qb_adamw_params *p, long step) {
+    if (step < p->warmup_steps) return p->lr * (float)step / (float)p->warmup_steps;
+    if (p->total_steps <= 0) return p->lr;
+    double left = (double)(p->total_steps - step) / (double)(p->total_steps - p->warmup_steps > 0
+                                                                 ? p->total_steps - p->warmup_steps : 1);
+    return left > 0 ? (float)(p->lr * left) : 0.0f;
+}
+
+static double grad_norm(const qb_trainer *t) {
+    double sq = 0;
+    for (int i = 0; i < t->n_params; i++) {
+        const float *g = t->params[i].g;
+        for (int64_t j = 0; j < t->params[i].numel; j++) sq += (double)g[j] * g[j];
+    }
+    return sqrt(sq);
+}
+
+qb_status qb_trainer_step(qb_trainer *t, const qb_adamw_params *p, float *norm_out, qb_error *err) {
+    double norm = grad_norm(t);
+    if (norm_out) *norm_out = (float)norm;
+    if (!isfinite(norm))
+        return qb_fail(err, QB_ERR_NUMERIC, "trainer: non-finite gradient norm at update %ld (parameters unchanged)",
+                       t->n_updates);
+    float clip = p->max_grad_norm > 0 && norm > p->max_grad_norm ? (float)(p->max_grad_norm / (norm + 1e-6)) : 1.0f;
+    float lr = qb_adamw_lr_at(p, t->n_updates);
+    long step = ++t->n_updates;
+    float bc1 = 1.0f - powf(p->beta1, (float)step), bc2 = 1.0f - powf(p->beta2, (float)step);
+    for (int i = 0; i < t->n_params; i++) {
+        qb_tparam *q = &t->params[i];
+        float decay = q->decay ? 1.0f - lr * p->weight_decay : 1.0f;
+        int64_t n = q->numel;
+#pragma omp parallel for num_threads(t->n_threads) schedule(static) if (n > 65536)
+        for (int64_t j = 0; j < n; j++) {
+            float g = q->g[j] * clip;
+            q->m[j] = p->beta1 * q->m[j] + (1.0f - p->beta1) * g;
+            q->v[j] = p->beta2 * q->v[j] + (1.0f - p->beta2) * g * g;
+            float mhat = q->m[j] / bc1, vhat = q->v[j] / bc2;
+            q->w[j] = q->w[j] * decay - lr * mhat / (sqrtf(vhat) + p->eps);
+        }
+    }
+    return QB_OK;
+}

@@ -1,0 +1,153 @@
+/* A trainable copy of a loaded model: FP32 parameters, their gradients and
+ * AdamW moments in one registry; the forward pass that keeps every layer's
+ * activations in one arena; the backward pass; the optimizer step.
+ *
+ * The graph is the inference graph (src/model/forward.c) with dropout
+ * added where Hugging Face has it, so a trained model written back out runs
+ * unchanged in the engine. */
+#ifndef QB_TRAIN_TRAINER_H
+#define QB_TRAIN_TRAINER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model/model.h"
+#include "train/ops.h"
+
+/* One parameter: value, gradient and the two Adam moments, all owned. */
+typedef struct {
+    char name[128];         /* the checkpoint's tensor name */
+    int ndim;
+    int64_t shape[2];
+    int64_t numel;
+    float *w, *g, *m, *v;
+    bool decay;             /* weight decay applies (matrices; not biases or norms) */
+} qb_tparam;
+
+typedef struct {
+    float *w, *b, *dw, *db; /* w [out, in] */
+    int in, out;
+} qb_tlinear;
+
+typedef struct {
+    float *gamma, *beta, *dgamma, *dbeta;
+} qb_tnorm;
+
+typedef struct {
+    qb_tlinear q, k, v, o;
+    qb_tnorm attn_norm;
+    qb_tlinear ffn_in, ffn_out;
+    qb_tnorm ffn_norm;
+} qb_tblock;
+
+/* What one application of a block (a layer; ALBERT: a layer's inner step)
+ * keeps for backward.  Its output is the next application's x. */
+typedef struct {
+    float *x;                         /* [T, H] input */
+    float *q, *k, *v, *ctx;           /* [T, H] */
+    float *probs;                     /* softmax of every (example, head) */
+    float *attn_sum, *attn_mean, *attn_rstd, *attn; /* x + drop(ctx Wo), its LN */
+    float *ffn_pre, *ffn_act;         /* [T, I] */
+    float *out_sum, *out_mean, *out_rstd;           /* attn + drop(ffn Wout) */
+} qb_tlayer_acts;
+
+typedef struct {
+    qb_task task;           /* the head to train */
+    int num_labels;         /* 0: the model's own */
+    bool new_head;          /* replace the classifier with a fresh one (std 0.02) */
+    /* Dropout probabilities; negative: config.json's (HF's defaults if absent). */
+    float hidden_dropout, attn_dropout, classifier_dropout;
+    uint64_t seed;
+    int n_threads;          /* 0: all online cores */
+} qb_trainer_params;
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    float max_grad_norm;    /* <= 0: no clipping */
+    long warmup_steps, total_steps; /* linear warm-up, then linear decay to 0 */
+} qb_adamw_params;
+
+typedef struct {
+    const qb_model *m;
+    qb_config cfg_view;     /* the model's config with this trainer's task and labels */
+    int H, E, I, L, heads, n_apps;
+    qb_act act;
+    float eps;
+    float p_hidden, p_attn, p_classifier;
+    uint64_t seed;
+    int n_threads;
+
+    qb_tparam *params;
+    int n_params;
+    float *storage;
+    float *word_emb, *pos_emb, *type_emb, *dword_emb, *dpos_emb, *dtype_emb;
+    qb_tnorm emb_norm;
+    qb_tlinear emb_proj;    /* ALBERT's E -> H; w NULL otherwise */
+    qb_tblock *blocks;
+    int n_blocks;
+    int *app_block;         /* [n_apps]: which block application a runs */
+    qb_tlinear pooler;      /* BERT/ALBERT pooler or DistilBERT pre_classifier; w NULL for token heads */
+    qb_tlinear classifier;
+
+    /* the arena, sized by qb_trainer_reserve */
+    int max_batch, max_seq;
+    float *arena;
+    size_t arena_floats;
+    qb_op_ctx ops;
+    float *emb_sum, *emb_mean, *emb_rstd, *emb_ln, *emb_drop;
+    qb_tlayer_acts *layers;
+    float *enc_out;         /* [T, H] the last block's output */
+    float *head_in, *head_pre, *head_act, *head_drop; /* [B, H] sequence; head_drop [T, H] token */
+    float *logits, *probs;  /* [rows, L] */
+    float *fwd_tmp;         /* [T, H] */
+    float *g_out, *g_in, *g_sum, *g_attn, *g_tmp, *g_ctx, *g_q, *g_k, *g_v; /* [T, H] */
+    float *g_ffn_act, *g_ffn_pre;   /* [T, I] */
+    float *g_emb0, *g_emb1;         /* [T, E] */
+    float *g_logits;
+    int32_t *tok_ids, *tok_types, *tok_pos, *labels, *offsets, *lens;
+    int64_t *prob_offsets;
+
+    /* the last forward */
+    int batch, seq, n_rows, n_label_rows, n_used;
+    bool training;
+    uint64_t drop_step;     /* dropout masks of the last training forward */
+    long n_forward;         /* training forwards so far: the next mask's step */
+    long n_updates;         /* optimizer steps so far */
+    float loss;
+} qb_trainer;
+
+qb_trainer_params qb_trainer_default_params(void);
+qb_adamw_params qb_adamw_default_params(void);
+
+/* Copies m's FP32 weights (m must not be quantized) and allocates the
+ * gradients and moments; m must outlive the trainer (its config). */
+qb_status qb_trainer_create(const qb_model *m, const qb_trainer_params *p, qb_trainer **out, qb_error *err);
+void qb_trainer_free(qb_trainer *t);
+
+/* Sizes the activation arena for batches up to max_batch x max_seq (grows
+ * only; a forward never allocates). */
+qb_status qb_trainer_reserve(qb_trainer *t, int max_batch, int max_seq, qb_error *err);
+
+/* Runs the graph on a padded batch and returns the mean cross-entropy.
+ * labels: sequence task [batch]; token task [batch * seq] in the padded
+ * layout, QB_IGNORE_INDEX where no label applies.  labels NULL: logits
+ * only (loss 0).  training turns dropout on. */
+qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *labels, bool training, float *loss,
+                             qb_error *err);
+/* Logits of the last forward: [batch, L], or [n_rows, L] packed for token heads. */
+const float *qb_trainer_logits(const qb_trainer *t);
+
+/* Adds d(loss)/d(param) of the last forward into every gradient. */
+void qb_trainer_backward(qb_trainer *t);
+void qb_trainer_zero_grad(qb_trainer *t);
+
+/* The learning rate of update number step (0-based) under p's schedule. */
+float qb_adamw_lr_at(const qb_adamw_params *p, long step);
+/* Clips the global gradient norm, then one AdamW update (decoupled decay).
+ * Returns the norm before clipping in *grad_norm (may be NULL); a
+ * non-finite norm leaves every parameter untouched and fails. */
+qb_status qb_trainer_step(qb_trainer *t, const qb_adamw_params *p, float *grad_norm, qb_error *err);
+
+qb_tparam *qb_trainer_param(qb_trainer *t, const char *name);
+
+#endif

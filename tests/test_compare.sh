@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# qbert compare: every report file is written; its accuracy equals a separate
+# `qbert eval` of the same model directory exactly and its latency is a
+# separate `qbert bench`'s within noise; bad requests fail before any long
+# work; --resume keeps finished rows.
+set -u
+. "$(dirname "$0")/lib.sh"
+need_shared data/sst2/dev.tsv
+M=$SRC/models/bert-mini-sst2
+DEV=$SHARED/data/sst2/dev.tsv
+CAL=$SHARED/data/sst2/train.tsv
+R=$TMP/report
+N=120
+[ -n "$SANITIZE" ] && N=24
+
+"$QBERT" compare "$M" --data "$DEV" --calib "$CAL" --calib-n 32 --methods fp32,dynamic,static --limit $N \
+  --max-length 66 --seq 32 --runs 5 -o "$R" >"$TMP/out" 2>"$TMP/err"
+check "compare runs" test $? -eq 0
+for f in report.md report.json report.csv report.html accuracy_latency.svg size.svg speedup.svg radar.svg; do
+  check "writes $f" test -s "$R/$f"
+done
+check "progress shows method i/N" grep -q "\[3/3\] static: benchmark" "$TMP/err"
+
+# accuracy: exactly what eval says about the cached model
+for m in dynamic static; do
+  "$QBERT" eval "$R/models/$m" --data "$DEV" --limit $N --max-length 66 --json >"$TMP/$m.eval.json"
+  want=$(json_get "$TMP/$m.eval.json" 'j["accuracy"]')
+  got=$(json_get "$R/report.json" "[r for r in j['rows'] if r['method'] == '$m'][0]['accuracy']")
+  check "$m accuracy equals eval ($got vs $want)" $PY -c "import sys; sys.exit(abs($got - $want) > 1e-9)"
+done
+# latency: a separate bench of the same directory, within noise (this shared
+# 2-core machine makes single runs vary by 2x and more, so the bound is loose)
+got=$(json_get "$R/report.json" "[r for r in j['rows'] if r['method'] == 'dynamic'][0]['p50_b1_ms']")
+within=1
+for try in 1 2 3; do
+  "$QBERT" bench "$R/models/dynamic" --seq 32 --batch 1 --runs 5 --json >"$TMP/bench.json"
+  want=$(json_get "$TMP/bench.json" 'j["p50_ms"]')
+  echo "  dynamic p50 at batch 1: compare $got ms, bench $want ms"
+  $PY -c "import sys; sys.exit(not 1/3 < $got / $want < 3)" && { within=0; break; }
+done
+check "latency equals bench within noise (a factor of 3, best of 3 tries)" test $within -eq 0
+
+# --resume keeps finished rows
+"$QBERT" compare "$M" --data "$DEV" --calib "$CAL" --calib-n 32 --methods fp32,dynamic,static --limit $N \
+  --max-length 66 --seq 32 --runs 5 -o "$R" --resume >/dev/null 2>"$TMP/err2"
+check "resume keeps rows" test "$(grep -c 'kept from the earlier run' "$TMP/err2")" -eq 3
+
+# bad requests fail fast, with no report
+bad() { # bad NAME PATTERN ARGS...
+  local name=$1 pattern=$2; shift 2
+  timeout 60 "$QBERT" compare "$M" "$@" >/dev/null 2>"$TMP/bad.err"
+  local rc=$?
+  if [ $rc -ne 1 ] && [ $rc -ne 2 ] || ! grep -qE "$pattern" "$TMP/bad.err"; then
+    fail "$name: rc=$rc: $(head -c 300 "$TMP/bad.err")"
+  else ok; fi
+}
+bad "unknown method" "unknown method 'int3'" --data "$DEV" --methods fp32,int3 -o "$TMP/r1"
+bad "dataset does not fit the task" "CoNLL token tags" --data "$SHARED/data/conll2003/valid.txt" --methods fp32 -o "$TMP/r2"
+printf 'sentence\tlabel\n' >"$TMP/empty.tsv"
+bad "empty dataset" "no examples" --data "$TMP/empty.tsv" --methods fp32 -o "$TMP/r3"
+touch "$TMP/afile"
+bad "unwritable report dir" "not writable" --data "$DEV" --methods fp32 -o "$TMP/afile/sub"
+bad "static without calibration" "need --calib" --data "$DEV" --methods static -o "$TMP/r4"
+check "no report for failed requests" test ! -e "$TMP/r1/report.md"
+finish
