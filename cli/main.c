@@ -17,6 +17,7 @@ static const char usage[] =
     "  quantize write an INT8 (dynamic or static), FP16 or BF16 copy of a model\n"
     "  calibrate save activation statistics for static quantization\n"
     "  compare  every method side by side: accuracy, size, speed, memory; a report\n"
+    "  sensitivity  accuracy lost per quantized layer; a suggested precision map\n"
     "\n"
     "MODEL_DIR is a Hugging Face checkpoint directory: config.json, model.safetensors,\n"
     "vocab.txt or spiece.model, and optionally tokenizer_config.json.\n"
@@ -31,7 +32,7 @@ int main(int argc, char **argv) {
     } cmds[] = {
         {"info", qb_cmd_info}, {"predict", qb_cmd_predict}, {"eval", qb_cmd_eval}, {"bench", qb_cmd_bench},
         {"quantize", qb_cmd_quantize}, {"calibrate", qb_cmd_calibrate},
-        {"compare", qb_cmd_compare},
+        {"compare", qb_cmd_compare}, {"sensitivity", qb_cmd_sensitivity},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);

@@ -191,6 +191,8 @@ typedef struct qb_eval_result {
     int words_unscored;       /* NER words beyond max_length */
     double agreement;         /* with params.reference (NaN without one) */
     long long agreement_n;
+    double sqnr_db;           /* logits vs the reference's: 10 log10(sum r^2 / sum (r - q)^2) */
+    double kl;                /* mean KL(softmax(reference) || softmax(model)) per prediction */
     int n_classes;            /* per-class scores, class = model label id */
     double *precision, *recall, *f1;
     long long *support;
@@ -276,6 +278,7 @@ qb_status qb_calibrate(const qb_model *m, const qb_quant_params *params, const c
  * plain checkpoint), e.g. "dynamic int8: 72 linears int8, 2 fp32". */
 const char *qb_model_quant_summary(const qb_model *m);
 int qb_model_linear_count(const qb_model *m);
+const char *qb_model_linear_name(const qb_model *m, int i); /* e.g. "bert.encoder.layer.0.output.dense" */
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,7 @@ typedef struct {
     qb_encoding *enc;
     const qb_encoding **encp;
     const char **gold, **pred; /* NER: one sentence's scored tags */
+    double signal, noise, kl_sum; /* logits against the reference's */
 } evaluator;
 
 /* Tokenizer errors name a byte offset; add the file and line. */
@@ -55,10 +56,26 @@ static int label_id(const evaluator *e, const qb_example *x, qb_error *err) {
     return id;
 }
 
-static void count_agreement(evaluator *e, int pred, const float *ref_logits) {
+/* log-sum-exp in double: the KL of two nearly equal distributions is a
+ * small difference of large terms. */
+static double log_sum_exp(const float *x, int n) {
+    double mx = x[0], s = 0;
+    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    for (int i = 0; i < n; i++) s += exp(x[i] - mx);
+    return mx + log(s);
+}
+
+static void compare_with_reference(evaluator *e, int pred, const float *logits, const float *ref) {
     int L = e->m->cfg.num_labels;
-    e->r->agreement += pred == qb_argmax(ref_logits, L);
+    e->r->agreement += pred == qb_argmax(ref, L);
     e->r->agreement_n++;
+    double lq = log_sum_exp(logits, L), lr = log_sum_exp(ref, L);
+    for (int i = 0; i < L; i++) {
+        double d = (double)ref[i] - logits[i];
+        e->signal += (double)ref[i] * ref[i];
+        e->noise += d * d;
+        e->kl_sum += exp(ref[i] - lr) * ((ref[i] - lr) - (logits[i] - lq));
+    }
 }
 
 static qb_status eval_sequence_batch(evaluator *e, int first, int n, qb_error *err) {
@@ -75,7 +92,7 @@ static qb_status eval_sequence_batch(evaluator *e, int first, int n, qb_error *e
         if (gold < 0) return err->code;
         int pred = qb_argmax(qb_session_logits(e->s, k), L);
         qb_confusion_add(&e->conf, gold, pred);
-        if (e->ref_s) count_agreement(e, pred, qb_session_logits(e->ref_s, k));
+        if (e->ref_s) compare_with_reference(e, pred, qb_session_logits(e->s, k), qb_session_logits(e->ref_s, k));
     }
     return st;
 }
@@ -102,7 +119,7 @@ static qb_status eval_sentence(evaluator *e, const qb_example *x, qb_error *err)
                            x->line + w, x->tags[w]);
         int pred = qb_argmax(logits + (size_t)t * L, L);
         qb_confusion_add(&e->conf, gold, pred);
-        if (ref) count_agreement(e, pred, ref + (size_t)t * L);
+        if (ref) compare_with_reference(e, pred, logits + (size_t)t * L, ref + (size_t)t * L);
         e->gold[n] = x->tags[w];
         e->pred[n++] = qb_model_label(e->m, pred);
     }
@@ -158,6 +175,8 @@ static void fill_result(evaluator *e) {
     r->entity_pred = e->ent.n_pred;
     r->entity_tp = e->ent.tp;
     r->agreement = r->agreement_n ? r->agreement / r->agreement_n : NAN;
+    r->sqnr_db = !r->agreement_n ? NAN : e->noise > 0 ? 10 * log10(e->signal / e->noise) : INFINITY;
+    r->kl = r->agreement_n ? e->kl_sum / r->agreement_n : NAN;
     for (int k = 0; k < r->n_classes; k++) {
         qb_class_score s = qb_confusion_class(c, k);
         r->precision[k] = s.precision;

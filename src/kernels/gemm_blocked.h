@@ -49,9 +49,9 @@ typedef struct {
     /* Packs B columns [n0, n0 + cols) x rows [k0, k0 + kc) into pb as
      * pb[k * nr + j], zero beyond cols. */
     void (*pack_b)(const qb_gemm_f32_args *g, int n0, int cols, int k0, int kc, float *pb);
-    /* acc = A strip (mr rows, stride kc_max = this kc field) . B panel, then
-     * the epilogue described by t. */
-    void (*micro)(int kc, const float *pa, const float *pb, const qb_gemm_tile *t);
+    /* acc = A strip (mr rows lda floats apart) . B panel, then the epilogue
+     * described by t. */
+    void (*micro)(int kc, const float *pa, size_t lda, const float *pb, const qb_gemm_tile *t);
 } qb_gemm_ukernel;
 
 /* Runs the whole problem g on one thread; pack holds

@@ -48,7 +48,7 @@ static inline __attribute__((always_inline)) void qb_gemm_avx2_store(int nv, __m
     }
 }
 
-static inline __attribute__((always_inline)) void qb_gemm_avx2_tile(int nv, int kc, const float *pa, const float *pb,
+static inline __attribute__((always_inline)) void qb_gemm_avx2_tile(int nv, int kc, const float *pa, size_t lda, const float *pb,
                                                                     const qb_gemm_tile *t) {
     __m256 acc[MR][NV_MAX];
 #pragma GCC unroll 6
@@ -61,7 +61,7 @@ static inline __attribute__((always_inline)) void qb_gemm_avx2_tile(int nv, int 
         for (int v = 0; v < nv; v++) b[v] = _mm256_loadu_ps(pb + (size_t)k * NR + 8 * v);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
-            __m256 a = _mm256_broadcast_ss(pa + i * KC + k);
+            __m256 a = _mm256_broadcast_ss(pa + i * lda + k);
 #pragma GCC unroll 2
             for (int v = 0; v < nv; v++) acc[i][v] = _mm256_fmadd_ps(a, b[v], acc[i][v]);
         }
@@ -69,11 +69,11 @@ static inline __attribute__((always_inline)) void qb_gemm_avx2_tile(int nv, int 
     qb_gemm_avx2_store(nv, acc, t);
 }
 
-static void qb_gemm_avx2_micro(int kc, const float *pa, const float *pb, const qb_gemm_tile *t) {
+static void qb_gemm_avx2_micro(int kc, const float *pa, size_t lda, const float *pb, const qb_gemm_tile *t) {
     if (t->cols <= 8)
-        qb_gemm_avx2_tile(1, kc, pa, pb, t);
+        qb_gemm_avx2_tile(1, kc, pa, lda, pb, t);
     else
-        qb_gemm_avx2_tile(2, kc, pa, pb, t);
+        qb_gemm_avx2_tile(2, kc, pa, lda, pb, t);
 }
 
 static const qb_gemm_ukernel qb_gemm_avx2_ukernel = {

@@ -49,7 +49,7 @@ static inline void qb_gemm_avx512_prefetch_tile(const float *p, size_t ld, int r
         for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(p + i * ld + 16 * v), _MM_HINT_T0);
 }
 
-static inline __attribute__((always_inline)) void qb_gemm_avx512_tile(int nv, int kc, const float *pa, const float *pb,
+static inline __attribute__((always_inline)) void qb_gemm_avx512_tile(int nv, int kc, const float *pa, size_t lda, const float *pb,
                                                                       const qb_gemm_tile *t) {
     __m512 acc[MR][NV_MAX];
     qb_gemm_avx512_prefetch_tile(t->c, (size_t)t->ldc, t->rows, nv);
@@ -65,7 +65,7 @@ static inline __attribute__((always_inline)) void qb_gemm_avx512_tile(int nv, in
         for (int v = 0; v < nv; v++) b[v] = _mm512_loadu_ps(pb + (size_t)k * NR + 16 * v);
 #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
-            __m512 a = _mm512_set1_ps(pa[i * KC + k]);
+            __m512 a = _mm512_set1_ps(pa[i * lda + k]);
 #pragma GCC unroll 3
             for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
         }
@@ -75,11 +75,11 @@ static inline __attribute__((always_inline)) void qb_gemm_avx512_tile(int nv, in
 
 /* Narrow panels (the last one of an N not divisible by 48, or the 64-wide
  * P.V of attention) skip the FMAs on all-zero columns. */
-static void qb_gemm_avx512_micro(int kc, const float *pa, const float *pb, const qb_gemm_tile *t) {
+static void qb_gemm_avx512_micro(int kc, const float *pa, size_t lda, const float *pb, const qb_gemm_tile *t) {
     switch ((t->cols + 15) / 16) {
-    case 1: qb_gemm_avx512_tile(1, kc, pa, pb, t); break;
-    case 2: qb_gemm_avx512_tile(2, kc, pa, pb, t); break;
-    default: qb_gemm_avx512_tile(3, kc, pa, pb, t); break;
+    case 1: qb_gemm_avx512_tile(1, kc, pa, lda, pb, t); break;
+    case 2: qb_gemm_avx512_tile(2, kc, pa, lda, pb, t); break;
+    default: qb_gemm_avx512_tile(3, kc, pa, lda, pb, t); break;
     }
 }
 

@@ -62,10 +62,25 @@ QB_AMX_TARGET static void qb_i8_amx_configure(void) {
     _tile_loadconfig(&cfg);
 }
 
+/* The next weight block, fetched into L2 a few lines per K step while this
+ * block computes: tile loads read 16 rows 256 bytes apart, a pattern the
+ * hardware prefetchers follow poorly, and at AMX speed a cold block from
+ * memory would otherwise stall every step. */
+typedef struct {
+    const char *next, *end;
+    int lines_per_step;
+} qb_i8_amx_prefetch;
+
+static inline void qb_i8_amx_prefetch_step(qb_i8_amx_prefetch *pf) {
+    for (int i = 0; i < pf->lines_per_step && pf->next < pf->end; i++, pf->next += 64)
+        _mm_prefetch(pf->next, _MM_HINT_T1);
+}
+
 /* Tiles: C 0..3 (row tile i, column tile j -> 2 i + j), A 4..5, B 6..7.
  * mr and nc (1 or 2 row / column tiles) are constants per call site. */
 QB_AMX_TARGET static inline __attribute__((always_inline)) void
-qb_i8_amx_tile(const uint8_t *a, size_t lda, const int8_t *w, size_t w_step, int K, int mr, int nc, int32_t *part) {
+qb_i8_amx_tile(const uint8_t *a, size_t lda, const int8_t *w, size_t w_step, int K, int mr, int nc, int32_t *part,
+               qb_i8_amx_prefetch *pf) {
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
@@ -79,6 +94,7 @@ qb_i8_amx_tile(const uint8_t *a, size_t lda, const int8_t *w, size_t w_step, int
         if (nc > 1) _tile_dpbusd(1, 4, 7);
         if (mr > 1) _tile_dpbusd(2, 5, 6);
         if (mr > 1 && nc > 1) _tile_dpbusd(3, 5, 7);
+        qb_i8_amx_prefetch_step(pf);
     }
     const size_t ldp = QB_I8_N_BLOCK * sizeof(int32_t);
     _tile_stored(0, part, ldp);
@@ -89,8 +105,8 @@ qb_i8_amx_tile(const uint8_t *a, size_t lda, const int8_t *w, size_t w_step, int
 
 /* Rows [m, m + 16 * mr) of one weight block (width columns, a multiple of
  * 16) into part, 64 int32 per row. */
-QB_AMX_TARGET static void qb_i8_amx_rows(const qb_gemm_i8_args *g, int m, int mr, int n, int width,
-                                         int32_t *part) {
+QB_AMX_TARGET static void qb_i8_amx_rows(const qb_gemm_i8_args *g, int m, int mr, int n, int width, int32_t *part,
+                                         qb_i8_amx_prefetch *pf) {
     int K4 = g->K / 4;
     const int8_t *block = (const int8_t *)g->W->packed + (size_t)n * K4 * 4;
     const uint8_t *a = g->A + (size_t)m * g->lda;
@@ -98,25 +114,34 @@ QB_AMX_TARGET static void qb_i8_amx_rows(const qb_gemm_i8_args *g, int m, int mr
     for (int j = 0; j < width; j += 32) {
         bool two = width - j >= 32;
         const int8_t *w = block + (size_t)j * 4;
-        if (mr > 1 && two) qb_i8_amx_tile(a, lda, w, w_step, g->K, 2, 2, part + j);
-        else if (mr > 1) qb_i8_amx_tile(a, lda, w, w_step, g->K, 2, 1, part + j);
-        else if (two) qb_i8_amx_tile(a, lda, w, w_step, g->K, 1, 2, part + j);
-        else qb_i8_amx_tile(a, lda, w, w_step, g->K, 1, 1, part + j);
+        if (mr > 1 && two) qb_i8_amx_tile(a, lda, w, w_step, g->K, 2, 2, part + j, pf);
+        else if (mr > 1) qb_i8_amx_tile(a, lda, w, w_step, g->K, 2, 1, part + j, pf);
+        else if (two) qb_i8_amx_tile(a, lda, w, w_step, g->K, 1, 2, part + j, pf);
+        else qb_i8_amx_tile(a, lda, w, w_step, g->K, 1, 1, part + j, pf);
     }
 }
 
-/* One weight block against rows [m0, m1), m1 - m0 a multiple of 16. */
-static void qb_i8_amx_block(const qb_gemm_i8_args *g, int m0, int m1, int n, int32_t *part) {
+/* One weight block against rows [m0, m1), m1 - m0 a multiple of 16,
+ * prefetching block n_next (none if n_next >= n1). */
+static void qb_i8_amx_block(const qb_gemm_i8_args *g, int m0, int m1, int n, int n_next, int n1, int32_t *part) {
     int Npad = qb_i8_round_up(g->N, 16);
     int width = Npad - n < QB_I8_N_BLOCK ? Npad - n : QB_I8_N_BLOCK;
     int cols = g->N - n < QB_I8_N_BLOCK ? g->N - n : QB_I8_N_BLOCK;
+    qb_i8_amx_prefetch pf = {NULL, NULL, 0};
+    if (n_next < n1) {
+        int next_width = Npad - n_next < QB_I8_N_BLOCK ? Npad - n_next : QB_I8_N_BLOCK;
+        pf.next = (const char *)g->W->packed + (size_t)n_next * g->K;
+        pf.end = pf.next + (size_t)next_width * g->K;
+        int steps = (m1 - m0 + 2 * QB_AMX_ROWS - 1) / (2 * QB_AMX_ROWS) * ((width + 31) / 32) * (g->K / QB_AMX_K);
+        pf.lines_per_step = (int)(((size_t)next_width * g->K / 64 + steps - 1) / steps);
+    }
     qb_i8_prefetch_outputs(g, m0, m1 - m0 < 2 * QB_AMX_ROWS ? m1 - m0 : 2 * QB_AMX_ROWS, n);
     for (int m = m0; m < m1; m += 2 * QB_AMX_ROWS) {
         int mr = m1 - m >= 2 * QB_AMX_ROWS ? 2 : 1;
         /* the next rows' outputs arrive while this tile runs its K loop */
         int next = m + 2 * QB_AMX_ROWS;
         if (next < m1) qb_i8_prefetch_outputs(g, next, m1 - next < 2 * QB_AMX_ROWS ? m1 - next : 2 * QB_AMX_ROWS, n);
-        qb_i8_amx_rows(g, m, mr, n, width, part);
+        qb_i8_amx_rows(g, m, mr, n, width, part, &pf);
         qb_i8_epilogue_avx512(g, part, m, mr * QB_AMX_ROWS, n, cols);
     }
 }
@@ -133,11 +158,15 @@ QB_AMX_TARGET void qb_gemm_i8_amx(const qb_gemm_i8_args *g, int n0, int n1) {
      * weight block so each block comes from memory once; larger ones are
      * walked a row chunk at a time against all the weights. */
     if ((size_t)full * g->K <= QB_AMX_A_L2_BYTES) {
-        for (int n = n0; n < n1; n += QB_I8_N_BLOCK) qb_i8_amx_block(g, 0, full, n, part);
+        for (int n = n0; n < n1; n += QB_I8_N_BLOCK) qb_i8_amx_block(g, 0, full, n, n + QB_I8_N_BLOCK, n1, part);
     } else {
         for (int m0 = 0; m0 < full; m0 += QB_AMX_MC) {
             int m1 = full - m0 < QB_AMX_MC ? full : m0 + QB_AMX_MC;
-            for (int n = n0; n < n1; n += QB_I8_N_BLOCK) qb_i8_amx_block(g, m0, m1, n, part);
+            for (int n = n0; n < n1; n += QB_I8_N_BLOCK) {
+                /* the last block of a chunk prefetches the first one again */
+                int next = n + QB_I8_N_BLOCK < n1 ? n + QB_I8_N_BLOCK : n0;
+                qb_i8_amx_block(g, m0, m1, n, next, n1, part);
+            }
         }
     }
     /* Hand the tile state back so the thread's context switches stay small. */

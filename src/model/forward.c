@@ -84,7 +84,7 @@ static void embed(qb_session *s) {
         }
     }
     layernorm_rows(s, &m->emb_norm, s->a.emb, s->n_rows, E);
-    if (m->emb_proj.w) linear(s, &m->emb_proj, s->a.emb, s->n_rows, s->a.x, NULL, QB_ACT_NONE);
+    if (m->emb_proj.out) linear(s, &m->emb_proj, s->a.emb, s->n_rows, s->a.x, NULL, QB_ACT_NONE);
 }
 
 /* softmax(Q K^T / sqrt(d)) V for one example and one head.  Only the
@@ -154,8 +154,8 @@ static void head(qb_session *s) {
     }
     for (int b = 0; b < s->batch; b++)
         memcpy(s->a.cls + (size_t)b * H, s->a.x + (size_t)s->offsets[b] * H, (size_t)H * sizeof(float));
-    const qb_linear *pool = m->pooler.w ? &m->pooler : &m->pre_classifier;
-    linear(s, pool, s->a.cls, s->batch, s->a.cls2, NULL, m->pooler.w ? QB_ACT_TANH : QB_ACT_RELU);
+    const qb_linear *pool = m->pooler.out ? &m->pooler : &m->pre_classifier;
+    linear(s, pool, s->a.cls, s->batch, s->a.cls2, NULL, m->pooler.out ? QB_ACT_TANH : QB_ACT_RELU);
     linear(s, &m->classifier, s->a.cls2, s->batch, s->a.logits, NULL, QB_ACT_NONE);
 }
 

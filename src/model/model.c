@@ -108,6 +108,10 @@ const char *qb_model_quant_summary(const qb_model *m) { return m->quant_summary;
 
 int qb_model_linear_count(const qb_model *m) { return m->n_linears; }
 
+const char *qb_model_linear_name(const qb_model *m, int i) {
+    return i >= 0 && i < m->n_linears ? m->linears[i]->name : NULL;
+}
+
 qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model **out, qb_error *err) {
     *out = NULL;
     qb_model *m = calloc(1, sizeof *m);

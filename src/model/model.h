@@ -66,7 +66,7 @@ struct qb_model {
     const int8_t *word_emb_q;   /* int8 word embeddings (then word_emb is NULL) */
     const float *word_emb_scale; /* their row scales [vocab] */
     qb_norm emb_norm;
-    qb_linear emb_proj;     /* ALBERT's E -> H; w NULL otherwise */
+    qb_linear emb_proj;     /* ALBERT's E -> H; out == 0 otherwise */
     qb_block *blocks;       /* BERT/DistilBERT: one per layer; ALBERT: groups * inner */
     int n_blocks;
     qb_linear pooler;       /* BERT/ALBERT sequence models */

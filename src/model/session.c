@@ -30,7 +30,7 @@ static void layout(qb_session *s, carver *c) {
     size_t H = (size_t)cfg->hidden_size, L = (size_t)cfg->num_labels;
     qb_acts *a = &s->a;
     a->x = carve(c, T * H);
-    a->emb = s->m->emb_proj.w ? carve(c, T * (size_t)cfg->embedding_size) : a->x;
+    a->emb = s->m->emb_proj.out ? carve(c, T * (size_t)cfg->embedding_size) : a->x;
     a->q = carve(c, T * H);
     a->k = carve(c, T * H);
     a->v = carve(c, T * H);

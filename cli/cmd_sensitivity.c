@@ -1,0 +1,303 @@
+/* qbert sensitivity: which linear layers lose accuracy when quantized.
+ * Each linear is quantized alone (the rest stays FP32) and scored against
+ * FP32: accuracy drop, and the output logits' SQNR and KL divergence.
+ * --suggest MAX_DROP then keeps the most sensitive layers in FP16, one at
+ * a time, until the whole model is within the budget, and writes the
+ * precision map that `qbert quantize --precision-map` and `qbert compare`
+ * (method mixed) use. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "core/sha256.h"
+#include "report/report.h"
+
+static const char help[] =
+    "usage: qbert sensitivity MODEL_DIR --data FILE -o REPORT_DIR [options]\n"
+    "\n"
+    "Quantizes one linear layer at a time and measures the accuracy drop (entity F1\n"
+    "for NER) and the SQNR and KL divergence of the output logits against FP32.\n"
+    "Writes sensitivity.md/.json/.csv and sensitivity.svg.\n"
+    "\n"
+    "  --method M         dynamic (default) or static\n"
+    "  --calib FILE       calibration texts (static; calibrated once)\n"
+    "  --calib-n N        calibration texts (default 512)\n"
+    "  --suggest DROP     keep the most sensitive layers in FP16 until the fully\n"
+    "                     quantized model loses at most DROP points on --data; writes\n"
+    "                     REPORT_DIR/precision_map.json\n"
+    "  --holdout FILE     a second split on which the suggested map is also reported\n"
+    "  --task T, --limit N, --max-length L, --threads N   as in eval\n";
+
+typedef struct {
+    const char *dir, *data, *out, *calib, *holdout, *task;
+    qb_quant_method method;
+    double suggest; /* points; < 0: no suggestion */
+    int calib_n, limit, max_length, threads;
+    char stats[4200]; /* calibration statistics, computed once */
+} sens_args;
+
+static int parse_args(int argc, char **argv, sens_args *a) {
+    const char *v;
+    int rc = 0;
+    for (int i = 1; !rc && i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(help, stdout);
+            exit(QB_EXIT_OK);
+        } else if ((v = qb_arg_value("--data", &i, argc, argv))) a->data = v;
+        else if ((v = qb_arg_value("-o", &i, argc, argv)) || (v = qb_arg_value("--output", &i, argc, argv))) a->out = v;
+        else if ((v = qb_arg_value("--calib", &i, argc, argv))) a->calib = v;
+        else if ((v = qb_arg_value("--holdout", &i, argc, argv))) a->holdout = v;
+        else if ((v = qb_arg_value("--task", &i, argc, argv))) a->task = v;
+        else if ((v = qb_arg_value("--method", &i, argc, argv))) {
+            if (strcmp(v, "dynamic") && strcmp(v, "static"))
+                rc = qb_usage_error("sensitivity", "--method is dynamic or static, not '%s'", v);
+            a->method = strcmp(v, "static") ? QB_QUANT_DYNAMIC : QB_QUANT_STATIC;
+        } else if ((v = qb_arg_value("--suggest", &i, argc, argv))) {
+            char *end;
+            a->suggest = strtod(v, &end);
+            if (*end || !(a->suggest >= 0 && a->suggest <= 100))
+                rc = qb_usage_error("sensitivity", "--suggest takes a drop in points, e.g. 0.5, not '%s'", v);
+        } else if ((v = qb_arg_value("--calib-n", &i, argc, argv))) rc = !qb_arg_int("sensitivity", "--calib-n", v, 1, 1 << 24, &a->calib_n);
+        else if ((v = qb_arg_value("--limit", &i, argc, argv))) rc = !qb_arg_int("sensitivity", "--limit", v, 1, 1 << 30, &a->limit);
+        else if ((v = qb_arg_value("--max-length", &i, argc, argv))) rc = !qb_arg_int("sensitivity", "--max-length", v, 3, 1 << 20, &a->max_length);
+        else if ((v = qb_arg_value("--threads", &i, argc, argv))) rc = !qb_arg_int("sensitivity", "--threads", v, 1, 1024, &a->threads);
+        else if (argv[i][0] == '-') rc = qb_usage_error("sensitivity", "unknown option '%s'", argv[i]);
+        else if (!a->dir) a->dir = argv[i];
+        else rc = qb_usage_error("sensitivity", "unexpected argument '%s'", argv[i]);
+    }
+    if (rc) return QB_EXIT_USAGE;
+    if (!a->dir) return qb_usage_error("sensitivity", "missing MODEL_DIR");
+    if (!a->data) return qb_usage_error("sensitivity", "missing --data FILE");
+    if (!a->out) return qb_usage_error("sensitivity", "missing -o REPORT_DIR");
+    if (a->method == QB_QUANT_STATIC && !a->calib) return qb_usage_error("sensitivity", "--method static needs --calib FILE");
+    return QB_EXIT_OK;
+}
+
+/* Accuracy, or entity F1 for NER: the metric the budget is in. */
+static double quality(const qb_eval_result *r) { return r->token_task ? r->entity_f1 : r->accuracy; }
+
+static qb_status evaluate(const sens_args *a, const char *dir, const char *data, const qb_model *ref,
+                          qb_eval_result *r, qb_error *err) {
+    qb_model *m = NULL;
+    qb_status st = qb_model_load(dir, NULL, &m, err);
+    if (st) return st;
+    qb_eval_params p = qb_eval_default_params();
+    p.data = data;
+    p.task = a->task ? a->task : "auto";
+    p.limit = a->limit;
+    p.max_length = a->max_length;
+    p.n_threads = a->threads;
+    p.reference = ref;
+    st = qb_evaluate(m, &p, r, err);
+    qb_model_free(m);
+    return st;
+}
+
+/* A precision map: every linear FP32 but those listed as int8, or (keep)
+ * every linear int8 but those listed as FP16. */
+static qb_status write_map(const char *path, const char *const *names, int n, bool keep, qb_error *err) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    fprintf(f, "{\"*\": \"%s\"", keep ? "int8" : "fp32");
+    for (int i = 0; i < n; i++) {
+        fputs(",\n ", f);
+        qb_json_write_str(f, names[i], strlen(names[i]));
+        fprintf(f, ": \"%s\"", keep ? "fp16" : "int8");
+    }
+    fputs("}\n", f);
+    fclose(f);
+    qb_status st = qb_file_write_atomic(path, buf, len, err);
+    free(buf);
+    return st;
+}
+
+static qb_status quantize_with_map(const sens_args *a, const qb_model *m, const char *map, const char *out,
+                                   qb_error *err) {
+    qb_quant_params p = qb_quant_default_params(a->method);
+    p.precision_map = map;
+    p.quantize_head = 1; /* the map decides, head included */
+    p.calib_stats = a->method == QB_QUANT_STATIC ? a->stats : NULL;
+    p.observer = "percentile:99.99";
+    p.max_length = a->max_length;
+    p.n_threads = a->threads;
+    p.force = 1;
+    return qb_quantize(m, &p, out, NULL, err);
+}
+
+typedef struct {
+    qb_sensitivity s;
+    char **names;
+    int n;
+    double fp32_q;
+} analysis;
+
+/* Linear names in graph order, read from a plain load of the model. */
+static int list_linears(const qb_model *m, analysis *an) {
+    an->n = qb_model_linear_count(m);
+    an->names = calloc((size_t)an->n, sizeof *an->names);
+    an->s.rows = calloc((size_t)an->n, sizeof *an->s.rows);
+    if (!an->names || !an->s.rows) return QB_EXIT_FAIL;
+    for (int i = 0; i < an->n; i++) an->names[i] = strdup(qb_model_linear_name(m, i));
+    return QB_EXIT_OK;
+}
+
+static qb_status measure_each(const sens_args *a, const qb_model *m, analysis *an, qb_error *err) {
+    char map[4300], qdir[4300];
+    snprintf(map, sizeof map, "%s/.one-layer-map.json", a->out);
+    snprintf(qdir, sizeof qdir, "%s/.one-layer-model", a->out);
+    double t0 = qb_now();
+    for (int i = 0; i < an->n; i++) {
+        qb_sensitivity_row *row = &an->s.rows[i];
+        snprintf(row->name, sizeof row->name, "%s", an->names[i]);
+        qb_eval_result r;
+        const char *one[1] = {an->names[i]};
+        qb_status st = write_map(map, one, 1, false, err);
+        if (!st) st = quantize_with_map(a, m, map, qdir, err);
+        if (!st) st = evaluate(a, qdir, a->data, m, &r, err);
+        if (st) return st;
+        row->accuracy = quality(&r);
+        row->drop = an->fp32_q - row->accuracy;
+        row->sqnr_db = r.sqnr_db;
+        row->kl = r.kl;
+        qb_eval_result_free(&r);
+        double el = qb_now() - t0;
+        fprintf(stderr, "[%d/%d] %-55s drop %+6.2f pt  SQNR %5.1f dB  (ETA %.0f s)\n", i + 1, an->n, row->name,
+                100 * row->drop, row->sqnr_db, el / (i + 1) * (an->n - i - 1));
+    }
+    remove(map);
+    return QB_OK;
+}
+
+static int by_drop(const void *x, const void *y) {
+    const qb_sensitivity_row *a = *(qb_sensitivity_row *const *)x, *b = *(qb_sensitivity_row *const *)y;
+    return (a->drop < b->drop) - (a->drop > b->drop);
+}
+
+/* Greedy: the whole model int8, then the most sensitive layers to FP16 one
+ * by one until the drop fits the budget (on the tuning split). */
+static qb_status suggest(const sens_args *a, const qb_model *m, analysis *an, double *tuned_q, qb_error *err) {
+    qb_sensitivity_row **order = calloc((size_t)an->n, sizeof *order);
+    const char **kept = calloc((size_t)an->n + 1, sizeof *kept);
+    char map[4300], qdir[4300];
+    snprintf(map, sizeof map, "%s/precision_map.json", a->out);
+    snprintf(qdir, sizeof qdir, "%s/.suggested-model", a->out);
+    if (!order || !kept) {
+        free(order);
+        free(kept);
+        return qb_fail(err, QB_ERR_NOMEM, "sensitivity: out of memory");
+    }
+    for (int i = 0; i < an->n; i++) order[i] = &an->s.rows[i];
+    qsort(order, (size_t)an->n, sizeof *order, by_drop);
+    qb_status st = QB_OK;
+    for (int k = 0; k <= an->n && !st; k++) {
+        qb_eval_result r;
+        st = write_map(map, kept, k, true, err);
+        if (!st) st = quantize_with_map(a, m, map, qdir, err);
+        if (!st) st = evaluate(a, qdir, a->data, NULL, &r, err);
+        if (st) break;
+        *tuned_q = quality(&r);
+        qb_eval_result_free(&r);
+        if (k == 0) an->s.all_quantized_accuracy = *tuned_q;
+        fprintf(stderr, "suggest: %d layer(s) in fp16: drop %+.2f pt (budget %.2f)\n", k, 100 * (an->fp32_q - *tuned_q),
+                a->suggest);
+        if (100 * (an->fp32_q - *tuned_q) <= a->suggest + 1e-9) break;
+        if (k < an->n) {
+            order[k]->kept = true;
+            kept[k] = order[k]->name;
+        }
+    }
+    free(order);
+    free(kept);
+    return st;
+}
+
+static void fill_meta(const sens_args *a, const qb_model *m, qb_report_meta *meta, int n) {
+    qb_model_info in;
+    qb_model_get_info(m, &in);
+    snprintf(meta->model_dir, sizeof meta->model_dir, "%s", a->dir);
+    snprintf(meta->data_path, sizeof meta->data_path, "%s", a->data);
+    qb_sha256_file(a->data, meta->data_sha256, NULL);
+    snprintf(meta->task, sizeof meta->task, "%s", in.task == QB_TASK_TOKEN ? "ner" : "classification");
+    meta->n_examples = n;
+    meta->threads = a->threads;
+    snprintf(meta->qbert_version, sizeof meta->qbert_version, "%s", QBERT_VERSION);
+    snprintf(meta->git_commit, sizeof meta->git_commit, "%s", QB_GIT_COMMIT);
+    snprintf(meta->compiler, sizeof meta->compiler, "gcc %s", __VERSION__);
+    snprintf(meta->isa, sizeof meta->isa, "%s", in.isa);
+    snprintf(meta->calib_path, sizeof meta->calib_path, "%s", a->calib ? a->calib : "");
+    meta->calib_n = a->calib ? a->calib_n : 0;
+    time_t t = time(NULL);
+    strftime(meta->created, sizeof meta->created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+}
+
+static qb_status run(const sens_args *a, const qb_model *m, analysis *an, qb_error *err) {
+    qb_eval_result r;
+    qb_status st = evaluate(a, a->dir, a->data, NULL, &r, err);
+    if (st) return st;
+    an->fp32_q = quality(&r);
+    an->s.fp32_accuracy = an->fp32_q;
+    fill_meta(a, m, &an->s.meta, r.n);
+    qb_eval_result_free(&r);
+    snprintf(an->s.method, sizeof an->s.method, "%s", qb_quant_method_name(a->method));
+    if (a->method == QB_QUANT_STATIC) {
+        qb_quant_params p = qb_quant_default_params(QB_QUANT_STATIC);
+        p.calib_file = a->calib;
+        p.calib_n = a->calib_n;
+        p.max_length = a->max_length;
+        p.n_threads = a->threads;
+        if ((st = qb_calibrate(m, &p, a->stats, NULL, err))) return st;
+    }
+    if ((st = measure_each(a, m, an, err))) return st;
+    an->s.n_rows = an->n;
+    an->s.all_quantized_accuracy = NAN;
+    if (a->suggest >= 0) {
+        double tuned = NAN;
+        if ((st = suggest(a, m, an, &tuned, err))) return st;
+        char map[4300], qdir[4300];
+        snprintf(map, sizeof map, "%s/precision_map.json", a->out);
+        snprintf(qdir, sizeof qdir, "%s/.suggested-model", a->out);
+        int kept = 0;
+        for (int i = 0; i < an->n; i++) kept += an->s.rows[i].kept;
+        printf("suggested map %s (%d of %d linears in fp16): on %s %.2f%% (fp32 %.2f%%, drop %.2f pt, budget %.2f pt)\n",
+               map, kept, an->n, a->data, 100 * tuned, 100 * an->fp32_q, 100 * (an->fp32_q - tuned), a->suggest);
+        if (a->holdout) {
+            qb_eval_result q, f;
+            if ((st = evaluate(a, qdir, a->holdout, NULL, &q, err))) return st;
+            if ((st = evaluate(a, a->dir, a->holdout, NULL, &f, err))) return st;
+            printf("on the holdout %s: %.2f%% (fp32 %.2f%%, drop %.2f pt)\n", a->holdout, 100 * quality(&q),
+                   100 * quality(&f), 100 * (quality(&f) - quality(&q)));
+            qb_eval_result_free(&q);
+            qb_eval_result_free(&f);
+        }
+    }
+    return qb_sensitivity_write(&an->s, a->out, err);
+}
+
+int qb_cmd_sensitivity(int argc, char **argv) {
+    sens_args a = {.method = QB_QUANT_DYNAMIC, .suggest = -1, .calib_n = 512, .max_length = 128};
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc;
+    if (!a.threads) a.threads = qb_default_threads();
+    mkdir(a.out, 0755);
+    snprintf(a.stats, sizeof a.stats, "%s/calibration.json", a.out);
+    qb_model *m = qb_cli_load("sensitivity", a.dir, NULL);
+    if (!m) return QB_EXIT_FAIL;
+    analysis an = {0};
+    qb_error err = {0};
+    rc = list_linears(m, &an);
+    if (!rc && run(&a, m, &an, &err)) rc = qb_report_error("sensitivity", &err);
+    if (!rc) printf("wrote %s/sensitivity.md, .json, .csv, .svg\n", a.out);
+    for (int i = 0; i < an.n; i++) free(an.names[i]);
+    free(an.names);
+    free(an.s.rows);
+    qb_model_free(m);
+    return rc;
+}
