@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "qbert.h"
+#include "report/report.h"
 
 /* Exit codes: 0 success, 1 the work failed (bad file, bad input), 2 usage. */
 enum { QB_EXIT_OK = 0, QB_EXIT_FAIL = 1, QB_EXIT_USAGE = 2 };
@@ -36,6 +37,11 @@ int qb_default_threads(void);
 
 /* Loads a model, printing the error; NULL on failure. */
 qb_model *qb_cli_load(const char *cmd, const char *dir, double *load_seconds);
+
+/* Reproducibility record of a report: CPU model and flags, versions,
+ * commit, compiler, the dataset's sha256, the date. */
+void qb_cli_fill_meta(qb_report_meta *meta, const qb_model *m, const char *model_dir, const char *data,
+                      int threads, const char *calib, int calib_n);
 
 /* Progress on stderr, drawn only when stderr is a terminal. */
 typedef struct {

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,7 +17,6 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
-#include "core/sha256.h"
 #include "report/report.h"
 
 static const char help[] =
@@ -33,11 +31,15 @@ static const char help[] =
     "                     static-mse,static-entropy,mixed). Known: fp32, fp16, bf16,\n"
     "                     dynamic, dynamic-per-tensor, static (percentile:99.99),\n"
     "                     static-minmax, static-percentile, static-mse, static-entropy,\n"
-    "                     mixed (needs --precision-map, e.g. from 'qbert sensitivity')\n"
+    "                     mixed (int8 with the most sensitive layers in fp16: the map\n"
+    "                     from --precision-map, or tuned by 'qbert sensitivity' on the\n"
+    "                     first 400 --calib texts within --mixed-budget)\n"
     "  --task T           dataset format, as in eval (default auto)\n"
     "  --calib FILE       calibration texts for static methods\n"
     "  --calib-n N        calibration texts (default 512)\n"
     "  --precision-map F  the map the mixed method uses\n"
+    "  --mixed-budget PT  accuracy the tuned map may lose on the calibration texts\n"
+    "                     (default 0.1 points)\n"
     "  --limit N          evaluate the first N examples only\n"
     "  --max-length L     truncation (default 128)\n"
     "  --seq L            benchmark sequence length (default 128)\n"
@@ -75,6 +77,8 @@ typedef struct {
     const method_spec *methods[MAX_METHODS];
     int n_methods, calib_n, limit, max_length, seq, batch_lat, batch_tput, threads, runs;
     bool resume;
+    double mixed_budget;
+    char tuned_map[4200]; /* REPORT_DIR/sensitivity/precision_map.json when tuned here */
 } compare_args;
 
 static const method_spec *find_method(const char *name) {
@@ -99,20 +103,21 @@ static int parse_methods(compare_args *a, const char *list) {
 static int parse_args(int argc, char **argv, compare_args *a) {
     const char *v;
     int rc = parse_methods(a, "fp32,fp16,bf16,dynamic,static,static-mse,static-entropy,mixed");
-    bool methods_given = false;
     for (int i = 1; !rc && i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(help, stdout);
             exit(QB_EXIT_OK);
         } else if (!strcmp(argv[i], "--resume")) a->resume = true;
-        else if ((v = qb_arg_value("--methods", &i, argc, argv))) {
-            rc = parse_methods(a, v);
-            methods_given = true;
-        }
+        else if ((v = qb_arg_value("--methods", &i, argc, argv))) rc = parse_methods(a, v);
         else if ((v = qb_arg_value("--data", &i, argc, argv))) a->data = v;
         else if ((v = qb_arg_value("--task", &i, argc, argv))) a->task = v;
         else if ((v = qb_arg_value("--calib", &i, argc, argv))) a->calib = v;
         else if ((v = qb_arg_value("--precision-map", &i, argc, argv))) a->map = v;
+        else if ((v = qb_arg_value("--mixed-budget", &i, argc, argv))) {
+            char *end;
+            a->mixed_budget = strtod(v, &end);
+            if (*end || !(a->mixed_budget >= 0)) rc = qb_usage_error("compare", "--mixed-budget takes points, e.g. 0.1");
+        }
         else if ((v = qb_arg_value("-o", &i, argc, argv)) || (v = qb_arg_value("--output", &i, argc, argv))) a->out = v;
         else if ((v = qb_arg_value("--calib-n", &i, argc, argv))) rc = !qb_arg_int("compare", "--calib-n", v, 1, 1 << 24, &a->calib_n);
         else if ((v = qb_arg_value("--limit", &i, argc, argv))) rc = !qb_arg_int("compare", "--limit", v, 1, 1 << 30, &a->limit);
@@ -132,18 +137,11 @@ static int parse_args(int argc, char **argv, compare_args *a) {
     if (!a->dir) return qb_usage_error("compare", "missing MODEL_DIR");
     if (!a->data) return qb_usage_error("compare", "missing --data FILE");
     if (!a->out) return qb_usage_error("compare", "missing -o REPORT_DIR");
-    bool needs_calib = false, has_mixed = false;
-    for (int k = 0; k < a->n_methods; k++) {
-        needs_calib |= a->methods[k]->method == QB_QUANT_STATIC;
-        has_mixed |= a->methods[k]->mixed;
-    }
-    if (has_mixed && !a->map && !methods_given) {
-        a->n_methods--; /* the default list ends with mixed; without a map it is left out */
-        fprintf(stderr, "qbert compare: note: 'mixed' left out: it needs --precision-map (see qbert sensitivity)\n");
-    } else if (has_mixed && !a->map) {
-        return qb_usage_error("compare", "method 'mixed' needs --precision-map FILE (qbert sensitivity --suggest writes one)");
-    }
-    if (needs_calib && !a->calib) return qb_usage_error("compare", "static methods need --calib FILE");
+    bool needs_calib = false;
+    for (int k = 0; k < a->n_methods; k++)
+        needs_calib |= a->methods[k]->method == QB_QUANT_STATIC || (a->methods[k]->mixed && !a->map);
+    if (needs_calib && !a->calib)
+        return qb_usage_error("compare", "static methods (and mixed without --precision-map) need --calib FILE");
     return QB_EXIT_OK;
 }
 
@@ -231,6 +229,25 @@ static qb_status quantize_cached(const compare_args *a, const qb_model *m, const
     char full[8300];
     snprintf(full, sizeof full, "%sseconds=%.3f\n", sig, rep.seconds);
     return qb_file_write_atomic(sig_path, full, strlen(full), err);
+}
+
+/* The mixed method's map, tuned by `qbert sensitivity` on calibration
+ * texts so the evaluation data plays no part in choosing it. */
+static qb_status tune_mixed_map(compare_args *a, qb_error *err) {
+    if (a->map) return QB_OK;
+    char out[4200], cmd[9000];
+    snprintf(out, sizeof out, "%.4000s/sensitivity", a->out);
+    snprintf(a->tuned_map, sizeof a->tuned_map, "%.4100s/precision_map.json", out);
+    if (a->resume && qb_file_exists(a->tuned_map)) {
+        a->map = a->tuned_map;
+        return QB_OK;
+    }
+    snprintf(cmd, sizeof cmd, "'/proc/%d/exe' sensitivity '%s' --data '%s' --limit 400 --max-length %d --threads %d "
+             "--suggest %g -o '%s' >'%s.log' 2>&1", (int)getpid(), a->dir, a->calib, a->max_length, a->threads,
+             a->mixed_budget, out, out);
+    if (system(cmd) != 0) return qb_fail(err, QB_ERR_IO, "tuning the mixed map failed: see %s.log", out);
+    a->map = a->tuned_map;
+    return QB_OK;
 }
 
 /* `qbert bench` in its own process: the same code a user runs, and a peak
@@ -350,7 +367,7 @@ static bool load_row(const compare_args *a, qb_report_row *r) {
     return ok;
 }
 
-static void run_method(const compare_args *a, const qb_model *fp32, int i, qb_report_row *row) {
+static void run_method(compare_args *a, const qb_model *fp32, int i, qb_report_row *row) {
     const method_spec *s = a->methods[i];
     snprintf(row->method, sizeof row->method, "%s", s->name);
     describe(s, row->description, sizeof row->description);
@@ -360,8 +377,14 @@ static void run_method(const compare_args *a, const qb_model *fp32, int i, qb_re
     }
     qb_error err = {0};
     char dir[4096];
-    fprintf(stderr, "[%d/%d] %s: quantize\n", i + 1, a->n_methods, s->name);
-    qb_status st = quantize_cached(a, fp32, s, dir, sizeof dir, &row->quantize_s, &err);
+    qb_status st = QB_OK;
+    if (s->mixed && !a->map) {
+        fprintf(stderr, "[%d/%d] %s: tune the precision map (qbert sensitivity on %s)\n", i + 1, a->n_methods,
+                s->name, a->calib);
+        st = tune_mixed_map(a, &err);
+    }
+    if (!st) fprintf(stderr, "[%d/%d] %s: quantize\n", i + 1, a->n_methods, s->name);
+    if (!st) st = quantize_cached(a, fp32, s, dir, sizeof dir, &row->quantize_s, &err);
     if (!st) fprintf(stderr, "[%d/%d] %s: evaluate\n", i + 1, a->n_methods, s->name);
     if (!st) st = evaluate(a, dir, fp32, row, &err);
     if (!st) fprintf(stderr, "[%d/%d] %s: benchmark\n", i + 1, a->n_methods, s->name);
@@ -376,52 +399,11 @@ static void run_method(const compare_args *a, const qb_model *fp32, int i, qb_re
     }
 }
 
-static void read_cpu(qb_report_meta *m) {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[8192];
-    static const char *wanted[] = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-                                   "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"};
-    while (f && fgets(line, sizeof line, f)) {
-        char *v = strchr(line, ':');
-        if (!v) continue;
-        v += 2;
-        v[strcspn(v, "\n")] = 0;
-        if (!strncmp(line, "model name", 10) && !m->cpu_model[0]) snprintf(m->cpu_model, sizeof m->cpu_model, "%s", v);
-        if (!strncmp(line, "flags", 5) && !m->cpu_flags[0]) {
-            for (size_t k = 0; k < sizeof wanted / sizeof *wanted; k++) {
-                char pat[32];
-                snprintf(pat, sizeof pat, " %s ", wanted[k]);
-                char padded[8200];
-                snprintf(padded, sizeof padded, " %s ", v);
-                if (strstr(padded, pat))
-                    snprintf(m->cpu_flags + strlen(m->cpu_flags), sizeof m->cpu_flags - strlen(m->cpu_flags), "%s%s",
-                             m->cpu_flags[0] ? " " : "", wanted[k]);
-            }
-        }
-    }
-    if (f) fclose(f);
-}
-
 static void fill_meta(const compare_args *a, const qb_model *m, qb_report_meta *meta, int n_examples) {
-    qb_model_info in;
-    qb_model_get_info(m, &in);
-    snprintf(meta->model_dir, sizeof meta->model_dir, "%s", a->dir);
-    snprintf(meta->data_path, sizeof meta->data_path, "%s", a->data);
-    qb_sha256_file(a->data, meta->data_sha256, NULL);
-    snprintf(meta->task, sizeof meta->task, "%s", in.task == QB_TASK_TOKEN ? "ner" : "classification");
+    qb_cli_fill_meta(meta, m, a->dir, a->data, a->threads, a->calib, a->calib ? a->calib_n : 0);
     meta->n_examples = n_examples;
     meta->seq = a->seq;
-    meta->threads = a->threads;
-    read_cpu(meta);
-    snprintf(meta->qbert_version, sizeof meta->qbert_version, "%s", QBERT_VERSION);
-    snprintf(meta->git_commit, sizeof meta->git_commit, "%s", QB_GIT_COMMIT);
-    snprintf(meta->compiler, sizeof meta->compiler, "gcc %s", __VERSION__);
-    snprintf(meta->isa, sizeof meta->isa, "%s", in.isa);
     meta->seed = 42; /* the benchmark's token-id generator */
-    snprintf(meta->calib_path, sizeof meta->calib_path, "%s", a->calib ? a->calib : "");
-    meta->calib_n = a->calib ? a->calib_n : 0;
-    time_t t = time(NULL);
-    strftime(meta->created, sizeof meta->created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
 }
 
 /* Rows relative to FP32 once all are in. */
@@ -437,7 +419,8 @@ static void derive(qb_report *r) {
 }
 
 int qb_cmd_compare(int argc, char **argv) {
-    compare_args a = {.calib_n = 512, .max_length = 128, .seq = 128, .batch_lat = 1, .batch_tput = 8, .runs = 20};
+    compare_args a = {.calib_n = 512, .max_length = 128, .seq = 128, .batch_lat = 1, .batch_tput = 8, .runs = 20,
+                      .mixed_budget = 0.1};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (!a.threads) a.threads = qb_default_threads();

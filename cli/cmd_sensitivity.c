@@ -10,13 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "cli.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
-#include "core/sha256.h"
 #include "report/report.h"
 
 static const char help[] =
@@ -219,32 +217,15 @@ static qb_status suggest(const sens_args *a, const qb_model *m, analysis *an, do
     return st;
 }
 
-static void fill_meta(const sens_args *a, const qb_model *m, qb_report_meta *meta, int n) {
-    qb_model_info in;
-    qb_model_get_info(m, &in);
-    snprintf(meta->model_dir, sizeof meta->model_dir, "%s", a->dir);
-    snprintf(meta->data_path, sizeof meta->data_path, "%s", a->data);
-    qb_sha256_file(a->data, meta->data_sha256, NULL);
-    snprintf(meta->task, sizeof meta->task, "%s", in.task == QB_TASK_TOKEN ? "ner" : "classification");
-    meta->n_examples = n;
-    meta->threads = a->threads;
-    snprintf(meta->qbert_version, sizeof meta->qbert_version, "%s", QBERT_VERSION);
-    snprintf(meta->git_commit, sizeof meta->git_commit, "%s", QB_GIT_COMMIT);
-    snprintf(meta->compiler, sizeof meta->compiler, "gcc %s", __VERSION__);
-    snprintf(meta->isa, sizeof meta->isa, "%s", in.isa);
-    snprintf(meta->calib_path, sizeof meta->calib_path, "%s", a->calib ? a->calib : "");
-    meta->calib_n = a->calib ? a->calib_n : 0;
-    time_t t = time(NULL);
-    strftime(meta->created, sizeof meta->created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-}
-
 static qb_status run(const sens_args *a, const qb_model *m, analysis *an, qb_error *err) {
     qb_eval_result r;
     qb_status st = evaluate(a, a->dir, a->data, NULL, &r, err);
     if (st) return st;
     an->fp32_q = quality(&r);
     an->s.fp32_accuracy = an->fp32_q;
-    fill_meta(a, m, &an->s.meta, r.n);
+    qb_cli_fill_meta(&an->s.meta, m, a->dir, a->data, a->threads, a->calib, a->calib ? a->calib_n : 0);
+    an->s.meta.n_examples = r.n;
+    an->s.meta.seq = a->max_length;
     qb_eval_result_free(&r);
     snprintf(an->s.method, sizeof an->s.method, "%s", qb_quant_method_name(a->method));
     if (a->method == QB_QUANT_STATIC) {

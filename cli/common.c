@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/sha256.h"
+#include "report/report.h"
 
 const char *qb_arg_value(const char *name, int *i, int argc, char **argv) {
     size_t n = strlen(name);
@@ -141,4 +143,47 @@ void qb_softmax_display(const float *logits, int n, float *probs) {
     double sum = 0;
     for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
     for (int i = 0; i < n; i++) probs[i] = (float)(exp((double)logits[i] - mx) / sum);
+}
+
+static void read_cpu(qb_report_meta *m) {
+    static const char *wanted[] = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                                   "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"};
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[8192], padded[8200], pat[32];
+    while (f && fgets(line, sizeof line, f)) {
+        char *v = strchr(line, ':');
+        if (!v) continue;
+        v += 2;
+        v[strcspn(v, "\n")] = 0;
+        if (!strncmp(line, "model name", 10) && !m->cpu_model[0]) snprintf(m->cpu_model, sizeof m->cpu_model, "%s", v);
+        if (strncmp(line, "flags", 5) || m->cpu_flags[0]) continue;
+        snprintf(padded, sizeof padded, " %s ", v);
+        for (size_t k = 0; k < sizeof wanted / sizeof *wanted; k++) {
+            snprintf(pat, sizeof pat, " %s ", wanted[k]);
+            if (strstr(padded, pat))
+                snprintf(m->cpu_flags + strlen(m->cpu_flags), sizeof m->cpu_flags - strlen(m->cpu_flags), "%s%s",
+                         m->cpu_flags[0] ? " " : "", wanted[k]);
+        }
+    }
+    if (f) fclose(f);
+}
+
+void qb_cli_fill_meta(qb_report_meta *meta, const qb_model *m, const char *model_dir, const char *data, int threads,
+                      const char *calib, int calib_n) {
+    qb_model_info in;
+    qb_model_get_info(m, &in);
+    snprintf(meta->model_dir, sizeof meta->model_dir, "%s", model_dir);
+    snprintf(meta->data_path, sizeof meta->data_path, "%s", data);
+    qb_sha256_file(data, meta->data_sha256, NULL);
+    snprintf(meta->task, sizeof meta->task, "%s", in.task == QB_TASK_TOKEN ? "ner" : "classification");
+    meta->threads = threads;
+    read_cpu(meta);
+    snprintf(meta->qbert_version, sizeof meta->qbert_version, "%s", QBERT_VERSION);
+    snprintf(meta->git_commit, sizeof meta->git_commit, "%s", QB_GIT_COMMIT);
+    snprintf(meta->compiler, sizeof meta->compiler, "gcc %s", __VERSION__);
+    snprintf(meta->isa, sizeof meta->isa, "%s", in.isa);
+    snprintf(meta->calib_path, sizeof meta->calib_path, "%s", calib ? calib : "");
+    meta->calib_n = calib_n;
+    time_t t = time(NULL);
+    strftime(meta->created, sizeof meta->created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
 }

@@ -12,6 +12,9 @@
 #define NR QB_GEMM_AVX512_NR
 #define KC QB_GEMM_AVX512_KC
 #define NV_MAX (NR / 16)
+#ifndef QB_GEMM_AVX512_PF
+#define QB_GEMM_AVX512_PF 0
+#endif
 
 static void qb_gemm_avx512_pack_b(const qb_gemm_f32_args *g, int n0, int cols, int k0, int kc, float *pb) {
     qb_gemm_pack_b_avx(g, n0, cols, k0, kc, pb, NR);
@@ -62,7 +65,10 @@ static inline __attribute__((always_inline)) void qb_gemm_avx512_tile(int nv, in
     for (int k = 0; k < kc; k++) {
         __m512 b[NV_MAX];
 #pragma GCC unroll 3
-        for (int v = 0; v < nv; v++) b[v] = _mm512_loadu_ps(pb + (size_t)k * NR + 16 * v);
+        for (int v = 0; v < nv; v++) {
+            b[v] = _mm512_loadu_ps(pb + (size_t)k * NR + 16 * v);
+            _mm_prefetch((const char *)(pb + (size_t)(k + QB_GEMM_AVX512_PF) * NR + 16 * v), _MM_HINT_T0);
+        }
 #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
             __m512 a = _mm512_set1_ps(pa[i * lda + k]);

@@ -46,7 +46,8 @@ static void render_md(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row
         put_md_num(f, 100 * rows[i]->accuracy, 2);
         put_md_num(f, 100 * rows[i]->drop, 2);
         put_md_num(f, rows[i]->sqnr_db, 1);
-        put_md_num(f, rows[i]->kl, 5);
+        if (isfinite(rows[i]->kl)) fprintf(f, " %.2e |", rows[i]->kl);
+        else fputs(" n/a |", f);
         fputs(rows[i]->kept ? " kept |\n" : " |\n", f);
     }
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# qbert sensitivity: per-layer tables for a token model (CoNLL) and for
+# ALBERT's shared layers; the suggested map meets its budget on the split it
+# was tuned on (checked independently by quantizing with it and evaluating),
+# and is reported on a second split.
+set -u
+. "$(dirname "$0")/lib.sh"
+need_shared models/bert-mini-conll
+N=60
+[ -n "$SANITIZE" ] && N=8
+
+# sens MODEL DATA HOLDOUT MAXLEN METRIC BUDGET
+sens() {
+  local model=$SHARED/models/$1 out=$TMP/$1
+  "$QBERT" sensitivity "$model" --data "$SHARED/data/$2" --holdout "$SHARED/data/$3" --limit $N --max-length "$4" \
+    --suggest "$6" -o "$out" >"$out.out" 2>"$out.err"
+  check "$1: sensitivity runs" test $? -eq 0
+  for f in sensitivity.md sensitivity.json sensitivity.csv sensitivity.svg precision_map.json; do
+    check "$1: writes $f" test -s "$out/$f"
+  done
+  local layers; layers=$(json_get "$out/sensitivity.json" 'len(j["rows"])')
+  check "$1: one row per linear ($layers)" test "$layers" -eq "$7"
+  check "$1: holdout reported" grep -q "on the holdout" "$out.out"
+  # the budget, checked with the ordinary commands
+  "$QBERT" quantize "$model" -o "$out/mixed" --method dynamic --quantize-head --precision-map "$out/precision_map.json" >/dev/null
+  "$QBERT" eval "$model" --data "$SHARED/data/$2" --limit $N --max-length "$4" --json >"$out/fp32.json"
+  "$QBERT" eval "$out/mixed" --data "$SHARED/data/$2" --limit $N --max-length "$4" --json >"$out/mixed.json"
+  local a b
+  a=$(json_get "$out/fp32.json" "j['$5']"); b=$(json_get "$out/mixed.json" "j['$5']")
+  echo "  $1: fp32 $a, suggested map $b, budget $6 pt"
+  check "$1: suggested map meets its budget" $PY -c "import sys; sys.exit(not 100 * ($a - $b) <= $6 + 1e-9)"
+}
+sens bert-mini-conll conll2003/valid.txt conll2003/test.txt 128 entity_f1 0.2 25
+sens albert-mini-sst2 sst2/dev.tsv sst2/train.tsv 66 accuracy 0.0 9
+finish
