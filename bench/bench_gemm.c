@@ -128,7 +128,8 @@ static bool bench_parse(int argc, char **argv, bench_opts *o) {
             i++;
         } else {
             fprintf(stderr,
-                    "usage: %s [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--json] [--clock wall|cpu] [--cold]\n",
+                    "usage: %s [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--json] [--clock wall|cpu]"
+                    " [--cold]\n",
                     argv[0]);
             return false;
         }

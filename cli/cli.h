@@ -21,6 +21,7 @@ int qb_cmd_quantize(int argc, char **argv);
 int qb_cmd_calibrate(int argc, char **argv);
 int qb_cmd_compare(int argc, char **argv);
 int qb_cmd_sensitivity(int argc, char **argv);
+int qb_cmd_train(int argc, char **argv);
 
 /* Argument scanning: qb_arg_value("--seq", &i, argc, argv) returns the value
  * of an option at argv[i] ("--seq 128" or "--seq=128") and advances i, or
@@ -54,6 +55,8 @@ typedef struct {
 void qb_progress_start(qb_progress *p, const char *what, long total);
 void qb_progress_step(qb_progress *p, long n);
 void qb_progress_end(qb_progress *p);
+/* A qb_progress_fn over a zeroed qb_progress (ctx): starts it on the first call. */
+void qb_progress_callback(void *ctx, const char *stage, long done, long total);
 
 /* Percentile of sorted values (nearest-rank with linear interpolation). */
 double qb_percentile(const double *sorted, int n, double q);

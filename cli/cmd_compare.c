@@ -180,7 +180,7 @@ static int preflight(const compare_args *a, qb_model *m) {
 static void describe(const method_spec *s, char *buf, size_t cap) {
     if (!strcmp(s->name, "fp32")) snprintf(buf, cap, "the original FP32 weights");
     else if (s->method == QB_QUANT_FP16 || s->method == QB_QUANT_BF16)
-        snprintf(buf, cap, "%s weights and embeddings", s->name);
+        snprintf(buf, cap, "%s linear weights (embedding tables stay fp32)", s->name);
     else if (s->mixed) snprintf(buf, cap, "int8 dynamic with the precision map's layers in higher precision");
     else if (s->method == QB_QUANT_DYNAMIC)
         snprintf(buf, cap, "int8 per-channel weights, %s dynamic activations, int8 embeddings",
@@ -282,13 +282,6 @@ static qb_status bench_process(const compare_args *a, const char *dir, qb_report
     return QB_OK;
 }
 
-static void progress(void *ctx, const char *stage, long done, long total) {
-    qb_progress *pr = ctx;
-    if (!pr->what) qb_progress_start(pr, stage, total);
-    qb_progress_step(pr, done - pr->done);
-    if (done == total) qb_progress_end(pr);
-}
-
 static qb_status evaluate(const compare_args *a, const char *dir, const qb_model *fp32, qb_report_row *row,
                           qb_error *err) {
     qb_model *m = NULL;
@@ -302,7 +295,7 @@ static qb_status evaluate(const compare_args *a, const char *dir, const qb_model
     ep.max_length = a->max_length;
     ep.n_threads = a->threads;
     ep.reference = fp32;
-    ep.progress = progress;
+    ep.progress = qb_progress_callback;
     ep.progress_ctx = &pr;
     qb_eval_result r;
     st = qb_evaluate(m, &ep, &r, err);

@@ -37,13 +37,6 @@ typedef struct {
     bool json;
 } eval_args;
 
-static void progress(void *ctx, const char *stage, long done, long total) {
-    qb_progress *pr = ctx;
-    if (!pr->what) qb_progress_start(pr, stage, total);
-    qb_progress_step(pr, done - pr->done);
-    if (done == total) qb_progress_end(pr);
-}
-
 static void print_text(const eval_args *a, const qb_model *m, const qb_eval_result *r) {
     printf("model        %s\n", a->dir);
     printf("data         %s (%s), %d %s, max_length %d\n", a->p.data, r->task, r->n,
@@ -140,7 +133,7 @@ int qb_cmd_eval(int argc, char **argv) {
     }
     qb_progress pr = {0};
     a.p.reference = ref;
-    a.p.progress = progress;
+    a.p.progress = qb_progress_callback;
     a.p.progress_ctx = &pr;
     qb_eval_result r;
     qb_error err = {0};

@@ -24,7 +24,8 @@ static const char help_quantize[] =
     "  --keep PATTERN        keep matching linears in FP32 (glob over names such as\n"
     "                        'bert.encoder.layer.0.*'; repeatable)\n"
     "  --precision-map FILE  JSON {\"<linear name or glob>\": \"fp32|fp16|bf16|int8\"}\n"
-    "  --quantize-embeddings int8 word embeddings with a scale per row\n"
+    "  --quantize-embeddings int8 word embeddings with a scale per row (fp16/bf16:\n"
+    "                        every embedding table in half precision)\n"
     "  --quantize-head       also the pooler and classifier (kept FP32 by default)\n"
     "  --calib FILE          static: calibration texts (any dataset eval reads)\n"
     "  --calib-n N           static: texts to use (default 512)\n"
@@ -47,13 +48,6 @@ typedef struct {
     qb_quant_params p;
     const char **keep;
 } quant_args;
-
-static void progress(void *ctx, const char *stage, long done, long total) {
-    qb_progress *pr = ctx;
-    if (!pr->what) qb_progress_start(pr, stage, total);
-    qb_progress_step(pr, done - pr->done);
-    if (done == total) qb_progress_end(pr);
-}
 
 static int parse_common(const char *cmd, int argc, char **argv, int *i, quant_args *a) {
     const char *v;
@@ -140,7 +134,7 @@ int qb_cmd_quantize(int argc, char **argv) {
     qb_model *m = rc ? NULL : qb_cli_load("quantize", a.dir, NULL);
     if (!rc && !m) rc = QB_EXIT_FAIL;
     qb_progress pr = {0};
-    a.p.progress = progress;
+    a.p.progress = qb_progress_callback;
     a.p.progress_ctx = &pr;
     qb_quant_report rep;
     qb_error err = {0};
@@ -167,7 +161,7 @@ int qb_cmd_calibrate(int argc, char **argv) {
     qb_model *m = qb_cli_load("calibrate", a.dir, NULL);
     if (!m) return QB_EXIT_FAIL;
     qb_progress pr = {0};
-    a.p.progress = progress;
+    a.p.progress = qb_progress_callback;
     a.p.progress_ctx = &pr;
     qb_quant_report rep = {0};
     qb_error err = {0};

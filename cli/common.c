@@ -122,6 +122,13 @@ void qb_progress_end(qb_progress *p) {
     if (p->tty) progress_draw(p, true);
 }
 
+void qb_progress_callback(void *ctx, const char *stage, long done, long total) {
+    qb_progress *pr = ctx;
+    if (!pr->what) qb_progress_start(pr, stage, total);
+    qb_progress_step(pr, done - pr->done);
+    if (done == total) qb_progress_end(pr);
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);

@@ -18,6 +18,7 @@ static const char usage[] =
     "  calibrate save activation statistics for static quantization\n"
     "  compare  every method side by side: accuracy, size, speed, memory; a report\n"
     "  sensitivity  accuracy lost per quantized layer; a suggested precision map\n"
+    "  train    fine-tune in FP32 on a labelled dataset; keeps the best epoch by DEV score\n"
     "\n"
     "MODEL_DIR is a Hugging Face checkpoint directory: config.json, model.safetensors,\n"
     "vocab.txt or spiece.model, and optionally tokenizer_config.json.\n"
@@ -33,6 +34,7 @@ int main(int argc, char **argv) {
         {"info", qb_cmd_info}, {"predict", qb_cmd_predict}, {"eval", qb_cmd_eval}, {"bench", qb_cmd_bench},
         {"quantize", qb_cmd_quantize}, {"calibrate", qb_cmd_calibrate},
         {"compare", qb_cmd_compare}, {"sensitivity", qb_cmd_sensitivity},
+        {"train", qb_cmd_train},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);

@@ -280,6 +280,71 @@ const char *qb_model_quant_summary(const qb_model *m);
 int qb_model_linear_count(const qb_model *m);
 const char *qb_model_linear_name(const qb_model *m, int i); /* e.g. "bert.encoder.layer.0.output.dense" */
 
+
+/* ---- training ---------------------------------------------------------- */
+
+/* What the trainer reports while it runs: after every optimizer step
+ * (phase "train"), while it evaluates on DEV ("eval") and once an epoch's
+ * checkpoint is scored ("epoch", dev_metric filled in). */
+typedef struct qb_train_progress {
+    const char *phase;
+    int epoch, epochs;        /* 1-based */
+    long step, steps;         /* optimizer steps in this epoch */
+    long examples, total_examples; /* examples seen in this epoch */
+    double loss;              /* running mean of this epoch's training loss */
+    double lr;
+    double seconds;           /* since the epoch started */
+    double dev_metric;        /* "epoch": accuracy, or entity F1 for NER (token_task) */
+    int token_task;
+    int best;                 /* "epoch": this checkpoint is the best so far */
+} qb_train_progress;
+
+typedef void (*qb_train_progress_fn)(void *ctx, const qb_train_progress *p);
+
+typedef struct qb_train_params {
+    const char *data;         /* training set */
+    const char *eval_data;    /* DEV set, scored after every epoch (required) */
+    const char *task;         /* dataset format: "auto" (default), "sst2", "imdb", "conll", "tsv", "jsonl" */
+    int limit, eval_limit;    /* first N examples (0: all) */
+    int epochs;               /* default 3 */
+    float lr;                 /* peak learning rate (default 5e-5) */
+    int batch;                /* examples a step (default 16) */
+    int max_length;           /* truncation, [CLS]/[SEP] included (default 128) */
+    uint64_t seed;            /* initialization, dropout and batch order */
+    float warmup_ratio;       /* share of the steps with linear warm-up (default 0.1) */
+    float weight_decay;       /* decoupled (default 0.01) */
+    float max_grad_norm;      /* global-norm clipping, <= 0: none (default 1) */
+    int n_threads;            /* 0: all cores; results are reproducible per count */
+    int new_head;             /* always start a fresh classifier */
+    int force;                /* replace an existing output directory */
+    qb_train_progress_fn progress;
+    void *progress_ctx;
+} qb_train_params;
+
+qb_train_params qb_train_default_params(void);
+
+typedef struct qb_train_report {
+    int n_train, n_eval;      /* examples (sentences for NER) */
+    int num_labels;
+    int new_head;             /* the classifier was started fresh */
+    int token_task;
+    int epochs_run, best_epoch;
+    double best_metric;       /* dev accuracy, or entity F1 for NER, of the saved checkpoint */
+    double final_loss;        /* mean training loss of the last epoch */
+    long steps;
+    double examples_per_s;    /* training throughput, evaluation excluded */
+    double seconds;
+} qb_train_report;
+
+/* Fine-tunes the FP32 checkpoint in model_dir on p->data and writes the
+ * best epoch (by DEV score) to out_dir, replaced atomically whenever a later
+ * epoch beats it.  Labels come from the training data: when they are not
+ * the checkpoint's own (or the task differs) a fresh head is trained.  A
+ * non-finite loss stops with QB_ERR_NUMERIC and leaves the last good
+ * checkpoint in place. */
+qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *out_dir,
+                   qb_train_report *rep, qb_error *err);
+
 #ifdef __cplusplus
 }
 #endif

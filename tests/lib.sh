@@ -30,3 +30,18 @@ need_shared() { # need_shared PATH_IN_SHARED
 }
 # json_get FILE EXPR: evaluates a Python expression over the parsed JSON `j`.
 json_get() { $PY -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+# rewrite_header SRC DST PYTHON: copies safetensors SRC to DST with its JSON
+# header rewritten by PYTHON statements over the dict `h` (no re-padding, so
+# data offsets may become unaligned: readers must cope).
+rewrite_header() {
+  $PY - "$1" "$2" "$3" <<'PYEOF'
+import json, struct, sys
+src, dst, code = sys.argv[1:4]
+data = open(src, "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+h = json.loads(data[8:8 + n])
+exec(code)
+hb = json.dumps(h).encode()
+open(dst, "wb").write(struct.pack("<Q", len(hb)) + hb + data[8 + n:])
+PYEOF
+}

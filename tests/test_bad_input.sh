@@ -27,19 +27,10 @@ model_copy() {
   echo "$d"
 }
 
-# Rewrites model.safetensors' header through a Python expression over `h`.
+# Rewrites model.safetensors' header through Python statements over `h`.
 with_header() { # with_header DIR PYTHON_STATEMENTS
   rm -f "$1/model.safetensors"
-  $PY - "$M/model.safetensors" "$1/model.safetensors" "$2" <<'PYEOF'
-import json, struct, sys
-src, dst, code = sys.argv[1:4]
-data = open(src, "rb").read()
-n = struct.unpack("<Q", data[:8])[0]
-h = json.loads(data[8:8 + n])
-exec(code)
-hb = json.dumps(h).encode()
-open(dst, "wb").write(struct.pack("<Q", len(hb)) + hb + data[8 + n:])
-PYEOF
+  rewrite_header "$M/model.safetensors" "$1/model.safetensors" "$2"
 }
 
 W=bert.encoder.layer.0.attention.self.query.weight

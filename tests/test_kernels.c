@@ -246,7 +246,9 @@ static void test_gemm_shapes(const qb_kernels *ks, int nk, float *scratch) {
 }
 
 /* The shapes BERT itself issues: a Linear layer with its epilogue, and the
- * attention products with the strides of a fused QKV buffer. */
+ * attention products with the strides of a fused QKV buffer.  The last
+ * case reads full strips of A in place at an lda of exactly 4 KiB (every
+ * row of a strip in one cache set) next to a ragged, packed last strip. */
 static void test_gemm_bert_shapes(const qb_kernels *ks, int nk, float *scratch) {
     const gemm_case cases[] = {
         {.M = 128, .N = 768, .K = 768, .b_trans = true, .bias = true, .residual = true, .act = QB_ACT_NONE, .alpha = 1},
@@ -254,6 +256,7 @@ static void test_gemm_bert_shapes(const qb_kernels *ks, int nk, float *scratch) 
         {.M = 128, .N = 128, .K = 64, .b_trans = true, .act = QB_ACT_NONE, .alpha = 0.125f, .pad = 2304 - 64},
         {.M = 128, .N = 64, .K = 128, .b_trans = false, .act = QB_ACT_NONE, .alpha = 1, .pad = 2304 - 64},
         {.M = 130, .N = 1, .K = 3072, .b_trans = true, .bias = true, .act = QB_ACT_TANH, .alpha = 1},
+        {.M = 61, .N = 100, .K = 1000, .b_trans = true, .residual = true, .act = QB_ACT_RELU, .alpha = 1, .pad = 24},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_gemm_case(ks, nk, &cases[i], scratch);
 }

@@ -113,16 +113,7 @@ check "mixed precision map" grep -q "26 linears, 3 fp32, 6 fp16, 17 int8" <("$QB
 broken() { # broken NAME PYTHON_HEADER_EDIT
   local d=$TMP/broken-$1
   mkdir -p "$d"; cp "$Q/dyn/config.json" "$Q/dyn/vocab.txt" "$d/"
-  $PY - "$Q/dyn/model.safetensors" "$d/model.safetensors" "$2" <<'PYEOF'
-import json, struct, sys
-src, dst, code = sys.argv[1:4]
-data = open(src, "rb").read()
-n = struct.unpack("<Q", data[:8])[0]
-h = json.loads(data[8:8 + n])
-exec(code)
-hb = json.dumps(h).encode()
-open(dst, "wb").write(struct.pack("<Q", len(hb)) + hb + data[8 + n:])
-PYEOF
+  rewrite_header "$Q/dyn/model.safetensors" "$d/model.safetensors" "$2"
   echo "$d"
 }
 W=bert.encoder.layer.1.intermediate.dense.weight

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 
 /* Deeply nested input could otherwise exhaust the stack of a recursive parser. */
 #define QB_JSON_MAX_DEPTH 256
@@ -205,7 +206,24 @@ qb_status qb_json_parse(qb_json *j, const char *src, size_t len, const char *wha
 
 void qb_json_free(qb_json *j) {
     free(j->toks);
+    free(j->owned);
     memset(j, 0, sizeof *j);
+}
+
+qb_status qb_json_load_object(qb_json *j, const char *path, qb_error *err) {
+    memset(j, 0, sizeof *j);
+    char *text;
+    size_t len;
+    qb_status st = qb_file_read_all(path, &text, &len, err);
+    if (st) return st;
+    if ((st = qb_json_parse(j, text, len, path, err))) {
+        free(text);
+        return st;
+    }
+    j->owned = text;
+    if (qb_json_is(j, 0, QB_JSON_OBJECT)) return QB_OK;
+    qb_json_free(j);
+    return qb_fail(err, QB_ERR_FORMAT, "%s: not a JSON object", path);
 }
 
 int qb_json_get(const qb_json *j, int obj, const char *key) {

@@ -28,11 +28,15 @@ typedef struct {
     size_t len;
     qb_json_tok *toks;
     uint32_t n, cap;
+    char *owned;        /* the file text, when qb_json_load_object read it */
 } qb_json;
 
 /* what names the source in messages (a file name, "line 12 of x.jsonl"). */
 qb_status qb_json_parse(qb_json *j, const char *src, size_t len, const char *what, qb_error *err);
 void qb_json_free(qb_json *j);
+/* Reads path and parses it; the document must be a JSON object.  The text
+ * belongs to j and goes with qb_json_free(). */
+qb_status qb_json_load_object(qb_json *j, const char *path, qb_error *err);
 
 /* Object member lookup; returns the value's token index or -1. */
 int qb_json_get(const qb_json *j, int obj, const char *key);

@@ -206,19 +206,13 @@ static qb_status parse_quant(const qb_json *j, qb_config *c, const char *path, q
 
 qb_status qb_config_load(const char *path, qb_config *c, qb_error *err) {
     memset(c, 0, sizeof *c);
-    char *text;
-    size_t len;
-    qb_status st = qb_file_read_all(path, &text, &len, err);
-    if (st) return st;
     qb_json j;
-    st = qb_json_parse(&j, text, len, path, err);
-    if (!st && !qb_json_is(&j, 0, QB_JSON_OBJECT)) st = qb_fail(err, QB_ERR_FORMAT, "%s: not a JSON object", path);
+    qb_status st = qb_json_load_object(&j, path, err);
     if (!st) st = parse_arch(&j, c, path, err);
     if (!st) st = parse_shapes(&j, c, path, err);
     if (!st) st = parse_labels(&j, c, path, err);
     if (!st) st = parse_quant(&j, c, path, err);
-    if (!st || j.toks) qb_json_free(&j);
-    free(text);
+    qb_json_free(&j);
     if (st) qb_config_free(c);
     return st;
 }

@@ -16,9 +16,7 @@
  * measured best on Sapphire Rapids. */
 #define QB_GEMM_AVX512_MR 8
 #define QB_GEMM_AVX512_NR 48
-#ifndef QB_GEMM_AVX512_KC
 #define QB_GEMM_AVX512_KC 384
-#endif
 #define QB_GEMM_AVX512_NC 384
 
 #define QB_GEMM_AVX2_MR 6

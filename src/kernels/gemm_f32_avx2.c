@@ -48,8 +48,8 @@ static inline __attribute__((always_inline)) void qb_gemm_avx2_store(int nv, __m
     }
 }
 
-static inline __attribute__((always_inline)) void qb_gemm_avx2_tile(int nv, int kc, const float *pa, size_t lda, const float *pb,
-                                                                    const qb_gemm_tile *t) {
+static inline __attribute__((always_inline)) void qb_gemm_avx2_tile(int nv, int kc, const float *pa, size_t lda,
+                                                                    const float *pb, const qb_gemm_tile *t) {
     __m256 acc[MR][NV_MAX];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++)

@@ -12,9 +12,6 @@
 #define NR QB_GEMM_AVX512_NR
 #define KC QB_GEMM_AVX512_KC
 #define NV_MAX (NR / 16)
-#ifndef QB_GEMM_AVX512_PF
-#define QB_GEMM_AVX512_PF 0
-#endif
 
 static void qb_gemm_avx512_pack_b(const qb_gemm_f32_args *g, int n0, int cols, int k0, int kc, float *pb) {
     qb_gemm_pack_b_avx(g, n0, cols, k0, kc, pb, NR);
@@ -52,8 +49,8 @@ static inline void qb_gemm_avx512_prefetch_tile(const float *p, size_t ld, int r
         for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(p + i * ld + 16 * v), _MM_HINT_T0);
 }
 
-static inline __attribute__((always_inline)) void qb_gemm_avx512_tile(int nv, int kc, const float *pa, size_t lda, const float *pb,
-                                                                      const qb_gemm_tile *t) {
+static inline __attribute__((always_inline)) void qb_gemm_avx512_tile(int nv, int kc, const float *pa, size_t lda,
+                                                                      const float *pb, const qb_gemm_tile *t) {
     __m512 acc[MR][NV_MAX];
     qb_gemm_avx512_prefetch_tile(t->c, (size_t)t->ldc, t->rows, nv);
     if (t->residual) qb_gemm_avx512_prefetch_tile(t->residual, (size_t)t->ldr, t->rows, nv);
@@ -65,10 +62,7 @@ static inline __attribute__((always_inline)) void qb_gemm_avx512_tile(int nv, in
     for (int k = 0; k < kc; k++) {
         __m512 b[NV_MAX];
 #pragma GCC unroll 3
-        for (int v = 0; v < nv; v++) {
-            b[v] = _mm512_loadu_ps(pb + (size_t)k * NR + 16 * v);
-            _mm_prefetch((const char *)(pb + (size_t)(k + QB_GEMM_AVX512_PF) * NR + 16 * v), _MM_HINT_T0);
-        }
+        for (int v = 0; v < nv; v++) b[v] = _mm512_loadu_ps(pb + (size_t)k * NR + 16 * v);
 #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
             __m512 a = _mm512_set1_ps(pa[i * lda + k]);

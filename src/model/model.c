@@ -31,13 +31,8 @@ static qb_status read_tok_options(const char *dir, qb_tok_options *o, qb_error *
     *o = qb_tok_default_options();
     char path[4096];
     if (!qb_path_join(path, sizeof path, dir, "tokenizer_config.json") || !qb_file_exists(path)) return QB_OK;
-    char *text;
-    size_t len;
-    qb_status st = qb_file_read_all(path, &text, &len, err);
-    if (st) return st;
     qb_json j;
-    st = qb_json_parse(&j, text, len, path, err);
-    if (!st && !qb_json_is(&j, 0, QB_JSON_OBJECT)) st = qb_fail(err, QB_ERR_FORMAT, "%s: not a JSON object", path);
+    qb_status st = qb_json_load_object(&j, path, err);
     if (!st) {
         o->do_lower_case = qb_json_get_bool(&j, 0, "do_lower_case", o->do_lower_case);
         int sa = qb_json_get(&j, 0, "strip_accents");
@@ -47,7 +42,6 @@ static qb_status read_tok_options(const char *dir, qb_tok_options *o, qb_error *
         o->keep_accents = qb_json_get_bool(&j, 0, "keep_accents", o->keep_accents);
     }
     qb_json_free(&j);
-    free(text);
     return st;
 }
 

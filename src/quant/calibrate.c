@@ -111,12 +111,9 @@ qb_status qb_calib_save(const qb_model *m, const qb_calib *c, const char *path, 
 qb_status qb_calib_load(const qb_model *m, const char *path, qb_calib *c, qb_error *err) {
     qb_status st = calib_alloc(m, c, err);
     if (st) return st;
-    char *text;
-    size_t len;
-    if ((st = qb_file_read_all(path, &text, &len, err))) return st;
     qb_json j;
-    st = qb_json_parse(&j, text, len, path, err);
-    int lin = st ? -1 : qb_json_get(&j, 0, "linears");
+    if ((st = qb_json_load_object(&j, path, err))) return st;
+    int lin = qb_json_get(&j, 0, "linears");
     if (!st && !qb_json_is(&j, lin, QB_JSON_OBJECT))
         st = qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert calibration file (no \"linears\" object)", path);
     for (int i = 0; !st && i < c->n; i++) {
@@ -136,7 +133,6 @@ qb_status qb_calib_load(const qb_model *m, const char *path, qb_calib *c, qb_err
         free(sha);
     }
     qb_json_free(&j);
-    free(text);
     return st;
 }
 

@@ -39,16 +39,9 @@ static bool parse_precision(const char *s, qb_precision *out) {
 /* {"<linear name or glob>": "fp32|fp16|bf16|int8", ...}; every key must
  * match some linear, so a typo cannot silently do nothing. */
 static qb_status apply_precision_map(const qb_model *m, const char *path, qb_precision *plan, qb_error *err) {
-    char *text;
-    size_t len;
-    qb_status st = qb_file_read_all(path, &text, &len, err);
-    if (st) return st;
     qb_json j;
-    if ((st = qb_json_parse(&j, text, len, path, err))) {
-        free(text);
-        return st;
-    }
-    if (!qb_json_is(&j, 0, QB_JSON_OBJECT)) st = qb_fail(err, QB_ERR_FORMAT, "%s: must be a JSON object", path);
+    qb_status st = qb_json_load_object(&j, path, err);
+    if (st) return st;
     for (uint32_t k = 1, i = 0; !st && i < j.toks[0].size; i++, k = j.toks[k + 1].next) {
         char *key = qb_json_strdup(&j, (int)k, NULL), *val = qb_json_strdup(&j, (int)k + 1, NULL);
         qb_precision prec = QB_PREC_FP32;
@@ -64,7 +57,6 @@ static qb_status apply_precision_map(const qb_model *m, const char *path, qb_pre
         free(val);
     }
     qb_json_free(&j);
-    free(text);
     return st;
 }
 
@@ -223,8 +215,9 @@ static qb_status build_tensors(const quant_job *q, out_list *o, qb_error *err) {
         if (l && q->plan[l->id] == QB_PREC_INT8) ok = push_int8_linear(o, q, l, t);
         else if (l && q->plan[l->id] != QB_PREC_FP32)
             ok = push_half(o, t, q->plan[l->id] == QB_PREC_BF16 ? QB_BF16 : QB_F16);
-        else if (word_emb && p->quantize_embeddings) ok = push_int8_rows(o, t);
-        else if (half_method && t->ndim == 2 && !l && qb_dtype_traits_of(t->dtype)->is_float) ok = push_half(o, t, half);
+        else if (word_emb && p->quantize_embeddings && !half_method) ok = push_int8_rows(o, t);
+        else if (half_method && p->quantize_embeddings && t->ndim == 2 && !l && qb_dtype_traits_of(t->dtype)->is_float)
+            ok = push_half(o, t, half);
         else ok = out_push(o, t->name, t->dtype, t->ndim, t->shape, t->data);
         if (!ok) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory at '%s'", t->name);
     }
@@ -249,7 +242,7 @@ static void write_quant_config(FILE *f, const quant_job *q) {
                    "\"observer\": \"%s\"},\n", p->act_per_token ? "per-token" : "per-tensor",
                 p->act_symmetric ? "true" : "false", obs);
     }
-    const char *emb = p->quantize_embeddings ? "int8-rowwise" : int8 ? "fp32" : p->method == QB_QUANT_BF16 ? "bf16" : "fp16";
+    const char *emb = !p->quantize_embeddings ? "fp32" : int8 ? "int8-rowwise" : p->method == QB_QUANT_BF16 ? "bf16" : "fp16";
     fprintf(f, "    \"embeddings\": \"%s\",\n", emb);
     if (p->method == QB_QUANT_STATIC) {
         fputs("    \"calibration\": {\"file\": ", f);

@@ -1,0 +1,337 @@
+/* qb_train: FP32 fine-tuning.  Load, decide the head from the data's
+ * labels, tokenize once, then per epoch: length-bucketed batches through
+ * forward/backward/AdamW, the epoch's weights written to a staging
+ * directory, scored on DEV by qb_evaluate (the same code `qbert eval`
+ * runs), and renamed over OUT_DIR only when they beat the best so far. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "train/checkpoint.h"
+#include "train/train_data.h"
+#include "train/trainer.h"
+
+qb_train_params qb_train_default_params(void) {
+    qb_train_params p = {.task = "auto", .epochs = 3, .lr = 5e-5f, .batch = 16, .max_length = 128, .seed = 42,
+                         .warmup_ratio = 0.1f, .weight_decay = 0.01f, .max_grad_norm = 1.0f};
+    return p;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Everything one run owns, freed in one place. */
+typedef struct {
+    const qb_train_params *p;
+    const char *out_dir;
+    qb_train_report *rep;
+    qb_model *m;
+    qb_dataset ds;
+    qb_label_set labels;
+    const char *const *names;  /* the head's labels: the model's or the data's */
+    int n_names;
+    bool own_head;             /* the checkpoint's classifier is kept */
+    qb_trainer *t;
+    qb_train_set set;
+    int *order, *bounds;
+    int32_t *ids, *types, *lens, *batch_labels;
+    char tmp[4200];
+    int best_epoch;
+    double best;
+} run;
+
+static qb_status check_params(const char *model_dir, const qb_train_params *p, const char *out_dir, qb_error *err) {
+    if (!p->data) return qb_fail(err, QB_ERR_ARG, "train: no training data given");
+    if (!p->eval_data) return qb_fail(err, QB_ERR_ARG, "train: no DEV data given (it picks the best epoch)");
+    if (!out_dir || !*out_dir) return qb_fail(err, QB_ERR_ARG, "train: no output directory given");
+    if (p->epochs < 1 || p->batch < 1 || p->max_length < 3)
+        return qb_fail(err, QB_ERR_ARG, "train: epochs >= 1, batch >= 1 and max_length >= 3");
+    if (!(p->lr > 0) || !isfinite(p->lr) || p->warmup_ratio < 0 || p->warmup_ratio > 1 || p->weight_decay < 0)
+        return qb_fail(err, QB_ERR_ARG, "train: lr > 0, warmup ratio in [0, 1] and weight decay >= 0");
+    if (qb_same_file(out_dir, model_dir))
+        return qb_fail(err, QB_ERR_ARG, "%s: refusing to overwrite the input model", out_dir);
+    return QB_OK;
+}
+
+/* ---- labels: keep the checkpoint's head when it already speaks the data's labels */
+
+/* A dataset label names a model label or is its integer id (as in eval). */
+static int model_label_of(const void *ctx, const char *label) {
+    const qb_model *m = ctx;
+    int id = qb_model_label_id(m, label);
+    char *end;
+    long v = strtol(label, &end, 10);
+    if (id < 0 && *label && !*end && v >= 0 && v < m->cfg.num_labels) id = (int)v;
+    return id;
+}
+
+static int set_label_of(const void *ctx, const char *label) {
+    const qb_label_set *ls = ctx;
+    for (int i = 0; i < ls->n; i++)
+        if (!strcmp(ls->names[i], label)) return i;
+    return -1;
+}
+
+static void choose_head(run *r) {
+    const qb_model *m = r->m;
+    r->own_head = !r->p->new_head && (m->cfg.task == QB_TASK_TOKEN) == r->labels.token_task;
+    for (int i = 0; r->own_head && i < r->labels.n; i++) r->own_head = model_label_of(m, r->labels.names[i]) >= 0;
+    r->names = r->own_head ? (const char *const *)m->cfg.labels : (const char *const *)r->labels.names;
+    r->n_names = r->own_head ? m->cfg.num_labels : r->labels.n;
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+static qb_status load_inputs(run *r, const char *model_dir, qb_error *err) {
+    const qb_train_params *p = r->p;
+    qb_data_format fmt = QB_DATA_AUTO;
+    if (p->task && !qb_data_format_from_name(p->task, &fmt))
+        return qb_fail(err, QB_ERR_ARG, "unknown task '%s' (sst2, imdb, conll, tsv, jsonl, auto)", p->task);
+    qb_status st = qb_dataset_load(p->data, fmt, NULL, p->limit, &r->ds, err);
+    if (st) return st;
+    qb_dataset dev = {0};
+    st = qb_dataset_load(p->eval_data, fmt, NULL, p->eval_limit, &dev, err); /* fail before training, not after */
+    if (!st && (dev.format == QB_DATA_CONLL) != (r->ds.format == QB_DATA_CONLL))
+        st = qb_fail(err, QB_ERR_ARG, "%s: DEV is %s but the training data %s is %s", p->eval_data,
+                     qb_data_format_name(dev.format), p->data, qb_data_format_name(r->ds.format));
+    r->rep->n_eval = dev.n;
+    qb_load_params lp = qb_load_default_params();
+    if (!st) st = qb_model_load(model_dir, &lp, &r->m, err);
+    if (!st) st = qb_label_set_collect(&r->ds, &dev, &r->labels, err);
+    qb_dataset_free(&dev);
+    return st;
+}
+
+static qb_status build_trainer(run *r, qb_error *err) {
+    const qb_train_params *p = r->p;
+    choose_head(r);
+    qb_trainer_params tp = qb_trainer_default_params();
+    tp.task = r->labels.token_task ? QB_TASK_TOKEN : QB_TASK_SEQUENCE;
+    tp.num_labels = r->n_names;
+    tp.new_head = !r->own_head;
+    tp.seed = p->seed;
+    tp.n_threads = p->n_threads;
+    qb_status st = qb_trainer_create(r->m, &tp, &r->t, err);
+    if (!st)
+        st = r->own_head ? qb_train_set_encode(r->m, &r->ds, p->max_length, model_label_of, r->m, &r->set, err)
+                         : qb_train_set_encode(r->m, &r->ds, p->max_length, set_label_of, &r->labels, &r->set, err);
+    if (st) return st;
+    int B = p->batch < r->set.n ? p->batch : r->set.n, S = r->set.max_len;
+    size_t BS = (size_t)B * (size_t)S;
+    r->order = malloc((size_t)r->set.n * sizeof *r->order);
+    r->bounds = malloc(((size_t)r->set.n + 2) * sizeof *r->bounds);
+    r->ids = malloc(BS * sizeof *r->ids);
+    r->types = malloc(BS * sizeof *r->types);
+    r->lens = malloc((size_t)B * sizeof *r->lens);
+    r->batch_labels = malloc(BS * sizeof *r->batch_labels);
+    if (!r->order || !r->bounds || !r->ids || !r->types || !r->lens || !r->batch_labels)
+        return qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
+    return qb_trainer_reserve(r->t, B, S, err);
+}
+
+/* ---- one step --------------------------------------------------------- */
+
+/* Pads examples order[from .. to) into one batch. */
+static qb_batch pad_batch(run *r, int from, int to) {
+    const qb_train_set *s = &r->set;
+    int B = to - from, S = 1;
+    for (int k = 0; k < B; k++) {
+        int i = r->order[from + k];
+        r->lens[k] = (int32_t)(s->start[i + 1] - s->start[i]);
+        if (r->lens[k] > S) S = r->lens[k];
+    }
+    for (int k = 0; k < B; k++) {
+        int i = r->order[from + k], n = r->lens[k];
+        int32_t *ids = r->ids + (size_t)k * S, *types = r->types + (size_t)k * S;
+        memcpy(ids, s->ids + s->start[i], (size_t)n * sizeof *ids);
+        memcpy(types, s->types + s->start[i], (size_t)n * sizeof *types);
+        memset(ids + n, 0, (size_t)(S - n) * sizeof *ids);
+        memset(types + n, 0, (size_t)(S - n) * sizeof *types);
+        if (!s->token_task) {
+            r->batch_labels[k] = s->labels[i];
+            continue;
+        }
+        int32_t *lab = r->batch_labels + (size_t)k * S;
+        memcpy(lab, s->labels + s->start[i], (size_t)n * sizeof *lab);
+        for (int j = n; j < S; j++) lab[j] = QB_IGNORE_INDEX;
+    }
+    return (qb_batch){.batch = B, .seq = S, .input_ids = r->ids, .token_type_ids = r->types, .lengths = r->lens};
+}
+
+static qb_status nonfinite(const run *r, int epoch, long step, float loss, qb_error *err) {
+    if (r->best_epoch)
+        return qb_fail(err, QB_ERR_NUMERIC,
+                       "train: loss is %g at epoch %d, step %ld; stopped (try a lower --lr); %s keeps epoch %d "
+                       "(DEV %.4f)", (double)loss, epoch, step, r->out_dir, r->best_epoch, r->best);
+    return qb_fail(err, QB_ERR_NUMERIC,
+                   "train: loss is %g at epoch %d, step %ld; stopped before any checkpoint (try a lower --lr); "
+                   "%s not written", (double)loss, epoch, step, r->out_dir);
+}
+
+static void report(const run *r, const char *phase, int epoch, long step, long steps, long ex, double loss,
+                   double lr, double t0, double metric, int best) {
+    if (!r->p->progress) return;
+    qb_train_progress pr = {.phase = phase, .epoch = epoch, .epochs = r->p->epochs, .step = step, .steps = steps,
+                            .examples = ex, .total_examples = r->set.n, .loss = loss, .lr = lr,
+                            .seconds = now_s() - t0, .dev_metric = metric, .best = best,
+                            .token_task = r->set.token_task};
+    r->p->progress(r->p->progress_ctx, &pr);
+}
+
+static qb_status train_epoch(run *r, const qb_adamw_params *ap, int epoch, double *train_s, qb_error *err) {
+    int n_batches = qb_train_set_batches(&r->set, r->p->batch, r->p->seed, epoch, r->order, r->bounds);
+    if (n_batches < 0) return qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
+    double t0 = now_s(), sum = 0;
+    long ex = 0;
+    for (int b = 0; b < n_batches; b++) {
+        qb_batch batch = pad_batch(r, r->bounds[b], r->bounds[b + 1]);
+        float loss = 0, lr = qb_adamw_lr_at(ap, r->t->n_updates);
+        qb_trainer_zero_grad(r->t);
+        qb_status st = qb_trainer_forward(r->t, &batch, r->batch_labels, true, &loss, err);
+        if (st) return st;
+        if (!isfinite(loss)) return nonfinite(r, epoch + 1, b + 1, loss, err);
+        qb_trainer_backward(r->t);
+        st = qb_trainer_step(r->t, ap, NULL, err);
+        if (st == QB_ERR_NUMERIC) return nonfinite(r, epoch + 1, b + 1, NAN, err);
+        if (st) return st;
+        sum += loss;
+        ex += batch.batch;
+        r->rep->final_loss = sum / (b + 1);
+        report(r, "train", epoch + 1, b + 1, n_batches, ex, r->rep->final_loss, lr, t0, 0, 0);
+    }
+    *train_s += now_s() - t0;
+    r->rep->steps += n_batches;
+    return QB_OK;
+}
+
+/* ---- scoring and keeping the best ------------------------------------ */
+
+typedef struct {
+    const run *r;
+    int epoch;
+    double t0;
+} eval_progress_ctx;
+
+static void eval_progress(void *ctx, const char *stage, long done, long total) {
+    const eval_progress_ctx *c = ctx;
+    (void)stage;
+    report(c->r, "eval", c->epoch, done, total, done, c->r->rep->final_loss, 0, c->t0, 0, 0);
+}
+
+/* Writes the epoch's weights to the staging directory and scores them
+ * there, as `qbert eval` would score OUT_DIR. */
+static qb_status score_epoch(run *r, int epoch, double *metric, qb_error *err) {
+    qb_status st = qb_checkpoint_write(r->t, r->names, r->n_names, r->tmp, err);
+    qb_model *saved = NULL;
+    qb_load_params lp = qb_load_default_params();
+    if (!st) st = qb_model_load(r->tmp, &lp, &saved, err);
+    if (st) return st;
+    eval_progress_ctx pc = {r, epoch, now_s()};
+    qb_eval_params ep = qb_eval_default_params();
+    ep.data = r->p->eval_data;
+    ep.task = r->p->task;
+    ep.limit = r->p->eval_limit;
+    ep.max_length = r->p->max_length;
+    ep.n_threads = r->p->n_threads;
+    ep.progress = eval_progress;
+    ep.progress_ctx = &pc;
+    qb_eval_result res;
+    st = qb_evaluate(saved, &ep, &res, err);
+    if (!st) {
+        *metric = res.token_task ? res.entity_f1 : res.accuracy;
+        qb_eval_result_free(&res);
+    }
+    qb_model_free(saved);
+    return st;
+}
+
+static qb_status keep_if_best(run *r, int epoch, qb_error *err) {
+    double metric = 0;
+    qb_status st = score_epoch(r, epoch, &metric, err);
+    if (st) return st;
+    int best = !r->best_epoch || metric > r->best;
+    if (best) {
+        st = qb_outdir_commit(r->tmp, r->out_dir, err);
+        if (st) return st;
+        r->best = metric;
+        r->best_epoch = epoch;
+    } else {
+        qb_outdir_abort(r->tmp);
+    }
+    r->tmp[0] = 0;
+    report(r, "epoch", epoch, 0, 0, r->set.n, r->rep->final_loss, 0, now_s(), metric, best);
+    if (epoch == r->p->epochs) return QB_OK;
+    st = qb_outdir_begin(r->out_dir, true, r->tmp, sizeof r->tmp, err);
+    if (st) r->tmp[0] = 0;
+    return st;
+}
+
+static qb_status train_all(run *r, qb_error *err) {
+    const qb_train_params *p = r->p;
+    qb_adamw_params ap = qb_adamw_default_params();
+    long per_epoch = (r->set.n + p->batch - 1) / p->batch;
+    ap.lr = p->lr;
+    ap.weight_decay = p->weight_decay;
+    ap.max_grad_norm = p->max_grad_norm;
+    ap.total_steps = per_epoch * p->epochs;
+    ap.warmup_steps = (long)(p->warmup_ratio * (float)ap.total_steps);
+    double train_s = 0;
+    qb_status st = QB_OK;
+    for (int e = 0; !st && e < p->epochs; e++) {
+        st = train_epoch(r, &ap, e, &train_s, err);
+        if (!st) st = keep_if_best(r, e + 1, err);
+        if (!st) r->rep->epochs_run = e + 1;
+    }
+    r->rep->examples_per_s = train_s > 0 ? (double)r->set.n * r->rep->epochs_run / train_s : 0;
+    return st;
+}
+
+static void run_free(run *r) {
+    if (r->tmp[0]) qb_outdir_abort(r->tmp);
+    free(r->order);
+    free(r->bounds);
+    free(r->ids);
+    free(r->types);
+    free(r->lens);
+    free(r->batch_labels);
+    qb_train_set_free(&r->set);
+    qb_trainer_free(r->t);
+    qb_label_set_free(&r->labels);
+    qb_dataset_free(&r->ds);
+    qb_model_free(r->m);
+}
+
+qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *out_dir, qb_train_report *rep,
+                   qb_error *err) {
+    qb_train_report local;
+    if (!rep) rep = &local;
+    memset(rep, 0, sizeof *rep);
+    double t0 = now_s();
+    qb_status st = check_params(model_dir, p, out_dir, err);
+    if (st) return st;
+    run r = {.p = p, .out_dir = out_dir, .rep = rep};
+    st = load_inputs(&r, model_dir, err);
+    /* an unwritable or existing OUT_DIR fails now, not after an epoch */
+    if (!st) st = qb_outdir_begin(out_dir, p->force, r.tmp, sizeof r.tmp, err);
+    if (st) r.tmp[0] = 0;
+    if (!st) st = build_trainer(&r, err);
+    if (!st) {
+        rep->n_train = r.set.n;
+        rep->num_labels = r.n_names;
+        rep->new_head = !r.own_head;
+        rep->token_task = r.set.token_task;
+        st = train_all(&r, err);
+    }
+    rep->best_epoch = r.best_epoch;
+    rep->best_metric = r.best;
+    rep->seconds = now_s() - t0;
+    run_free(&r);
+    return st;
+}

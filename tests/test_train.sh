@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# qbert train end to end, on small slices so it runs in seconds: SST-2
+# fine-tuning that keeps the checkpoint's head, the DEV score reproduced by
+# `qbert eval`, byte-identical reruns for one seed, a fresh CoNLL token head
+# on the SST-2 encoder, and failures that leave no OUT_DIR behind.
+set -u
+. "$(dirname "$0")/lib.sh"
+need_shared models/bert-mini-sst2
+need_shared data/sst2/train.tsv
+need_shared data/conll2003/train.txt
+M=$SHARED/models/bert-mini-sst2
+SST=$SHARED/data/sst2
+CONLL=$SHARED/data/conll2003
+N=200
+[ -n "$SANITIZE" ] && N=32
+head -n $((N + 1)) "$SST/train.tsv" >"$TMP/train.tsv"
+COMMON=(--eval "$SST/dev.tsv" --eval-limit 100 --epochs 1 --batch 16 --max-length 64 --threads 2 --seed 7)
+
+check "train --help" bash -c "'$QBERT' train --help | grep -q usage"
+"$QBERT" train "$M" >/dev/null 2>&1; check "train without --data exits 2" test $? -eq 2
+
+# SST-2: the labels are the checkpoint's, so its head is kept
+"$QBERT" train "$M" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/a" >"$TMP/a.txt" 2>"$TMP/a.err"
+check "sst2 train succeeds" test $? -eq 0
+check "sst2 keeps the head" grep -q "kept head, 2 labels" "$TMP/a.txt"
+check "per-epoch summary" grep -q "^epoch 1/1  train loss [0-9.]*  dev accuracy" "$TMP/a.txt"
+check "info loads OUT_DIR" bash -c "'$QBERT' info '$TMP/a' | grep -q 'BertForSequenceClassification'"
+check "only the final directory" test "$(ls "$TMP")" = "$(printf 'a\na.err\na.txt\ntrain.tsv')"
+acc=$(sed -n 's/^best epoch 1: dev accuracy \([0-9.]*\),.*/\1/p' "$TMP/a.txt")
+"$QBERT" eval "$TMP/a" --data "$SST/dev.tsv" --limit 100 --max-length 64 --json >"$TMP/eval.json"
+check "eval reproduces the reported dev accuracy ($acc)" \
+  test "$(json_get "$TMP/eval.json" '"%.4f" % j["accuracy"]')" = "$acc"
+
+# the same seed and thread count: the same bytes
+"$QBERT" train "$M" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/b" >/dev/null 2>&1
+check "second run succeeds" test -f "$TMP/b/model.safetensors"
+check "same seed: byte-identical weights" cmp -s "$TMP/a/model.safetensors" "$TMP/b/model.safetensors"
+check "training changed the weights" bash -c "! cmp -s '$M/model.safetensors' '$TMP/a/model.safetensors'"
+
+# CoNLL from the SST-2 encoder: a fresh token head with the 9 tags
+NS=100
+[ -n "$SANITIZE" ] && NS=16
+"$QBERT" train "$M" --data "$CONLL/train.txt" --limit $NS --eval "$CONLL/valid.txt" --eval-limit 50 --epochs 1 \
+  --batch 16 --max-length 64 --threads 2 --lr 1e-3 -o "$TMP/ner" >"$TMP/ner.txt" 2>&1
+check "conll train succeeds" test $? -eq 0
+check "conll: new head" grep -q "new head, 9 labels" "$TMP/ner.txt"
+check "conll: token classification" \
+  test "$(json_get "$TMP/ner/config.json" 'j["architectures"][0]')" = "BertForTokenClassification"
+check "conll: the 9 tags, O first" test "$(json_get "$TMP/ner/config.json" \
+  '" ".join(j["id2label"][str(i)] for i in range(len(j["id2label"])))')" = "O B-LOC I-LOC B-MISC I-MISC B-ORG I-ORG B-PER I-PER"
+check "conll: no pooler in a token model" bash -c "! '$QBERT' info '$TMP/ner' --json --tensors | grep -q pooler"
+check "conll: eval runs" bash -c "'$QBERT' eval '$TMP/ner' --data '$CONLL/valid.txt' --limit 20 | grep -q 'entity F1'"
+
+# failures: a clear message, exit 1, and no OUT_DIR (nor staging directory)
+fails() { # fails NAME PATTERN ARGS...: train must fail saying PATTERN
+  local name=$1 pat=$2; shift 2
+  "$QBERT" train "$M" "$@" >"$TMP/f.out" 2>"$TMP/f.err"
+  local rc=$?
+  check "$name: exit 1" test $rc -eq 1
+  check "$name: message" grep -q "$pat" "$TMP/f.err"
+}
+fails "missing data" "nope.tsv" --data "$TMP/nope.tsv" "${COMMON[@]}" -o "$TMP/x1"
+check "missing data: no OUT_DIR" bash -c "! ls -d '$TMP'/x1* 2>/dev/null"
+printf 'sentence\tlabel\n' >"$TMP/empty.tsv"
+fails "empty dataset" "empty.tsv" --data "$TMP/empty.tsv" "${COMMON[@]}" -o "$TMP/x2"
+check "empty dataset: no OUT_DIR" bash -c "! ls -d '$TMP'/x2* 2>/dev/null"
+printf 'sentence\tlabel\ngood film\t1\nbad film\n' >"$TMP/bad.tsv"
+fails "bad row" "bad.tsv:3" --data "$TMP/bad.tsv" "${COMMON[@]}" -o "$TMP/x3"
+mkdir "$TMP/ro" && chmod 555 "$TMP/ro"
+if [ "$(id -u)" != 0 ]; then
+  fails "unwritable -o" "ro/out" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/ro/out"
+  check "unwritable -o: nothing written" test -z "$(ls "$TMP/ro")"
+fi
+fails "unwritable -o (a file as parent)" "notadir" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/a.txt/notadir"
+fails "existing OUT_DIR" "already exists" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/a"
+check "existing OUT_DIR kept" cmp -s "$TMP/a/model.safetensors" "$TMP/b/model.safetensors"
+# a NaN in the classifier bias: the first loss is NaN, training stops
+mkdir "$TMP/nan" && cp "$M"/config.json "$M"/vocab.txt "$M"/model.safetensors "$TMP/nan/"
+$PY - "$TMP/nan/model.safetensors" <<'PYEOF'
+import json, struct, sys
+f = open(sys.argv[1], "r+b")
+n = struct.unpack("<Q", f.read(8))[0]
+t = json.loads(f.read(n))["classifier.bias"]
+f.seek(8 + n + t["data_offsets"][0])
+f.write(struct.pack("<f", float("nan")))
+PYEOF
+"$QBERT" train "$TMP/nan" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/x4" >"$TMP/f.out" 2>"$TMP/f.err"
+check "non-finite loss: exit 1" test $? -eq 1
+check "non-finite loss: message" grep -q "loss is nan at epoch 1, step 1" "$TMP/f.err"
+check "non-finite loss: no OUT_DIR" bash -c "! ls -d '$TMP'/x4* 2>/dev/null"
+
+finish
