@@ -26,7 +26,7 @@ static const char help_quantize[] =
     "  --precision-map FILE  JSON {\"<linear name or glob>\": \"fp32|fp16|bf16|int8\"}\n"
     "  --quantize-embeddings int8 word embeddings with a scale per row (fp16/bf16:\n"
     "                        every embedding table in half precision)\n"
-    "  --quantize-head       also the pooler and classifier (kept FP32 by default)\n"
+    "  --quantize-head       also the final classifier (kept FP32 by default)\n"
     "  --calib FILE          static: calibration texts (any dataset eval reads)\n"
     "  --calib-n N           static: texts to use (default 512)\n"
     "  --calib-stats FILE    static: statistics saved by 'qbert calibrate' instead\n"

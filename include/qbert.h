@@ -235,7 +235,7 @@ typedef struct qb_quant_params {
     int act_symmetric;        /* activations symmetric (zero point 128 in u8) */
     int reduce_range;         /* 7-bit ranges, for CPUs whose dot products saturate */
     int quantize_embeddings;  /* int8 word embeddings with row-wise scales */
-    int quantize_head;        /* also the pooler / pre_classifier / classifier */
+    int quantize_head;        /* also the final classifier (kept FP32 by default) */
     const char *const *keep;  /* glob patterns of linear names kept in FP32 */
     int n_keep;
     const char *precision_map; /* JSON file {"<linear name or glob>": "fp32|fp16|bf16|int8"} */

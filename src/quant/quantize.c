@@ -22,9 +22,9 @@ qb_quant_params qb_quant_default_params(qb_quant_method method) {
 
 static bool is_int8_method(qb_quant_method m) { return m == QB_QUANT_DYNAMIC || m == QB_QUANT_STATIC; }
 
-static bool is_head(const qb_model *m, const qb_linear *l) {
-    return l == &m->pooler || l == &m->pre_classifier || l == &m->classifier;
-}
+/* The classifier stays FP32 unless asked: it is tiny, and its logits are
+ * what every metric reads.  The pooler is an ordinary linear layer. */
+static bool is_classifier(const qb_model *m, const qb_linear *l) { return l == &m->classifier; }
 
 static bool parse_precision(const char *s, qb_precision *out) {
     static const char *names[] = {"fp32", "fp16", "bf16", "int8"};
@@ -66,7 +66,7 @@ static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, qb
     for (int i = 0; i < m->n_linears; i++) {
         const qb_linear *l = m->linears[i];
         plan[i] = base;
-        if (base == QB_PREC_INT8 && is_head(m, l) && !p->quantize_head) plan[i] = QB_PREC_FP32;
+        if (base == QB_PREC_INT8 && is_classifier(m, l) && !p->quantize_head) plan[i] = QB_PREC_FP32;
         for (int k = 0; k < p->n_keep; k++)
             if (!fnmatch(p->keep[k], l->name, 0)) plan[i] = QB_PREC_FP32;
     }
