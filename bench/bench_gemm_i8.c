@@ -5,7 +5,9 @@
  * Repeats are interleaved across shapes and ISAs so a noisy neighbour
  * spreads over all of them; medians and min..max are reported.
  *
- *   bench_gemm_i8 [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--json] */
+ *   bench_gemm_i8 [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--no-amx] [--json]
+ * --no-amx times the VNNI kernels even where AMX tiles are available, so
+ * their share of the VNNI peak can be read off. */
 #include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
@@ -21,6 +23,7 @@ enum { BENCH_SHAPES = 12, BENCH_MAX_REPS = 101 };
 typedef struct {
     int threads, reps;
     bool json;
+    bool no_amx;
     bool want[QB_ISA_COUNT];
 } bench_opts;
 
@@ -185,13 +188,15 @@ static bool bench_parse(int argc, char **argv, bench_opts *o) {
     for (int i = 1; i < argc; i++) {
         qb_isa isa;
         if (!strcmp(argv[i], "--json")) o->json = true;
+        else if (!strcmp(argv[i], "--no-amx")) o->no_amx = true;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) o->threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) o->reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc && qb_isa_from_name(argv[i + 1], &isa)) {
             o->want[isa] = any = true;
             i++;
         } else {
-            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--isa scalar|avx2|avx512]... [--json]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--isa scalar|avx2|avx512]... [--no-amx] [--json]\n",
+                    argv[0]);
             return false;
         }
     }
@@ -212,6 +217,7 @@ int main(int argc, char **argv) {
     double peak1[QB_ISA_COUNT] = {0}, peakn[QB_ISA_COUNT] = {0};
     for (int i = 0; i < QB_ISA_COUNT; i++) {
         on[i] = o.want[i] && qb_kernels_i8_select((qb_isa)i, &ks[i]);
+        if (on[i] && i == QB_ISA_AVX512 && o.no_amx) qb_kernels_i8_init_avx512_vnni(&ks[i]);
         if (o.want[i] && !on[i] && !o.json) printf("skipped %s: this CPU cannot run it\n", qb_isa_name((qb_isa)i));
     }
     static bench_problem probs[BENCH_SHAPES];
