@@ -58,9 +58,6 @@ void qb_progress_end(qb_progress *p);
 /* A qb_progress_fn over a zeroed qb_progress (ctx): starts it on the first call. */
 void qb_progress_callback(void *ctx, const char *stage, long done, long total);
 
-/* Percentile of sorted values (nearest-rank with linear interpolation). */
-double qb_percentile(const double *sorted, int n, double q);
-void qb_sort_doubles(double *v, int n);
 
 /* Softmax of n logits into probs (for display). */
 void qb_softmax_display(const float *logits, int n, float *probs);

@@ -44,18 +44,6 @@ typedef struct {
     bool json;
 } bench_args;
 
-static qb_latency summarize(double *ms, int n) {
-    qb_latency l = {0};
-    qb_sort_doubles(ms, n);
-    for (int i = 0; i < n; i++) l.mean_ms += ms[i] / n;
-    l.p50_ms = qb_percentile(ms, n, 50);
-    l.p90_ms = qb_percentile(ms, n, 90);
-    l.p99_ms = qb_percentile(ms, n, 99);
-    l.min_ms = ms[0];
-    l.max_ms = ms[n - 1];
-    return l;
-}
-
 static void print_config(const bench_args *a, const qb_model_info *in, const qb_latency *l, double load_ms) {
     double tps = l->batch * l->seq / (l->p50_ms / 1e3);
     if (a->json) {
@@ -136,7 +124,8 @@ static qb_status run_data_pass(qb_model *m, qb_session *s, const qb_dataset *ds,
 static void print_data(const bench_args *a, const qb_model_info *in, const qb_dataset *ds, data_totals *t,
                        double load_ms) {
     double secs = t->tok_s + t->model_s;
-    qb_latency l = summarize(t->batch_ms, t->n_batches);
+    qb_latency l = {0};
+    qb_latency_summarize(t->batch_ms, t->n_batches, &l);
     if (a->json) {
         printf("{\"mode\": \"data\", \"model\": ");
         qb_json_write_str(stdout, a->dir, strlen(a->dir));

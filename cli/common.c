@@ -129,21 +129,6 @@ void qb_progress_callback(void *ctx, const char *stage, long done, long total) {
     if (done == total) qb_progress_end(pr);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-void qb_sort_doubles(double *v, int n) { qsort(v, (size_t)n, sizeof *v, cmp_double); }
-
-double qb_percentile(const double *sorted, int n, double q) {
-    if (n <= 0) return NAN;
-    double pos = q / 100.0 * (n - 1);
-    int lo = (int)pos;
-    if (lo >= n - 1) return sorted[n - 1];
-    return sorted[lo] + (pos - lo) * (sorted[lo + 1] - sorted[lo]);
-}
-
 void qb_softmax_display(const float *logits, int n, float *probs) {
     float mx = logits[0];
     for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;

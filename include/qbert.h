@@ -213,6 +213,9 @@ typedef struct qb_latency {
 qb_status qb_bench_synthetic(const qb_model *m, qb_latency *out, int n, int runs, int warmup, int n_threads,
                              qb_error *err);
 
+/* p50/p90/p99/mean/min/max of n latency samples in ms (sorts ms in place). */
+void qb_latency_summarize(double *ms, int n, qb_latency *out);
+
 /* Peak resident set of this process so far, in MB. */
 double qb_peak_rss_mb(void);
 

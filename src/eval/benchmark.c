@@ -30,7 +30,7 @@ static double percentile(const double *sorted, int n, double q) {
     return lo >= n - 1 ? sorted[n - 1] : sorted[lo] + (pos - lo) * (sorted[lo + 1] - sorted[lo]);
 }
 
-static void summarize(double *ms, int n, qb_latency *l) {
+void qb_latency_summarize(double *ms, int n, qb_latency *l) {
     qsort(ms, (size_t)n, sizeof *ms, cmp_double);
     l->mean_ms = 0;
     for (int i = 0; i < n; i++) l->mean_ms += ms[i] / n;
@@ -77,7 +77,7 @@ qb_status qb_bench_synthetic(const qb_model *m, qb_latency *out, int n, int runs
             if (r >= 0) ms[c * runs + r] = (now() - t0) * 1e3;
         }
     }
-    for (int c = 0; !st && c < n; c++) summarize(ms + (size_t)c * runs, runs, &out[c]);
+    for (int c = 0; !st && c < n; c++) qb_latency_summarize(ms + (size_t)c * runs, runs, &out[c]);
     free(ids);
     free(lens);
     free(ms);

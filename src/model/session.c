@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/carver.h"
 #include "core/error.h"
 #include "model/session.h"
 
@@ -12,42 +13,30 @@ qb_session_params qb_session_default_params(void) {
     return p;
 }
 
-/* Carves every activation out of one 64-byte aligned block. */
-typedef struct {
-    float *base;
-    size_t used;
-} carver;
-
-static float *carve(carver *c, size_t n) {
-    float *p = c->base ? c->base + c->used : NULL;
-    c->used += (n + 15) & ~(size_t)15;
-    return p;
-}
-
-static void layout(qb_session *s, carver *c) {
+static void layout(qb_session *s, qb_carver *c) {
     const qb_config *cfg = &s->m->cfg;
     size_t T = (size_t)s->max_batch * s->max_seq, B = (size_t)s->max_batch;
     size_t H = (size_t)cfg->hidden_size, L = (size_t)cfg->num_labels;
     qb_acts *a = &s->a;
-    a->x = carve(c, T * H);
-    a->emb = s->m->emb_proj.out ? carve(c, T * (size_t)cfg->embedding_size) : a->x;
-    a->q = carve(c, T * H);
-    a->k = carve(c, T * H);
-    a->v = carve(c, T * H);
-    a->ctx = carve(c, T * H);
-    a->attn = carve(c, T * H);
-    a->ffn = carve(c, T * (size_t)cfg->intermediate_size);
-    a->scores = carve(c, (size_t)s->n_threads * s->max_seq * s->max_seq);
-    a->cls = carve(c, B * H);
-    a->cls2 = carve(c, B * H);
-    a->token_logits = cfg->task == QB_TASK_TOKEN ? carve(c, T * L) : NULL;
-    a->logits = carve(c, cfg->task == QB_TASK_TOKEN ? T * L : B * L);
-    s->pack = carve(c, (size_t)s->n_threads * qb_gemm_f32_pack_floats());
+    a->x = qb_carve(c, T * H);
+    a->emb = s->m->emb_proj.out ? qb_carve(c, T * (size_t)cfg->embedding_size) : a->x;
+    a->q = qb_carve(c, T * H);
+    a->k = qb_carve(c, T * H);
+    a->v = qb_carve(c, T * H);
+    a->ctx = qb_carve(c, T * H);
+    a->attn = qb_carve(c, T * H);
+    a->ffn = qb_carve(c, T * (size_t)cfg->intermediate_size);
+    a->scores = qb_carve(c, (size_t)s->n_threads * s->max_seq * s->max_seq);
+    a->cls = qb_carve(c, B * H);
+    a->cls2 = qb_carve(c, B * H);
+    a->token_logits = cfg->task == QB_TASK_TOKEN ? qb_carve(c, T * L) : NULL;
+    a->logits = qb_carve(c, cfg->task == QB_TASK_TOKEN ? T * L : B * L);
+    s->pack = qb_carve(c, (size_t)s->n_threads * qb_gemm_f32_pack_floats());
     size_t kmax = H > (size_t)cfg->intermediate_size ? H : (size_t)cfg->intermediate_size;
     if ((size_t)cfg->embedding_size > kmax) kmax = (size_t)cfg->embedding_size;
-    s->qa = (uint8_t *)carve(c, (T * kmax + 3) / 4);
-    s->qa_scale = carve(c, T);
-    s->qa_zero = (int32_t *)carve(c, T);
+    s->qa = (uint8_t *)qb_carve(c, (T * kmax + 3) / 4);
+    s->qa_scale = qb_carve(c, T);
+    s->qa_zero = (int32_t *)qb_carve(c, T);
 }
 
 /* Activations of a large batch span thousands of 4 KiB pages, and a GEMM
@@ -83,7 +72,7 @@ qb_status qb_session_create(const qb_model *m, const qb_session_params *p, qb_se
     s->max_seq = p->max_seq;
     s->n_threads = p->n_threads ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (s->n_threads < 1) s->n_threads = 1;
-    carver c = {NULL, 0};
+    qb_carver c = {NULL, 0};
     layout(s, &c);
     c.base = alloc_huge(c.used * sizeof(float));
     size_t T = (size_t)s->max_batch * s->max_seq;

@@ -147,10 +147,10 @@ static void bind_linear_i8(binder *b, qb_linear *l, const qb_st_tensor *t) {
     if (!int8_allowed(b, t) || !check_shape(b, t, 2, l->out, l->in)) return;
     const qb_st_tensor *sc = companion(b, t->name, "_scale", QB_F32, l->out);
     if (!sc || !scales_valid(b, t, sc->data, l->out)) return;
-    const qb_st_tensor *zp = qb_safetensors_find(&b->m->st, t->name);
     char zname[256];
     snprintf(zname, sizeof zname, "%s_zero_point", t->name);
-    if ((zp = qb_safetensors_find(&b->m->st, zname))) {
+    const qb_st_tensor *zp = qb_safetensors_find(&b->m->st, zname);
+    if (zp) {
         bool zero = zp->dtype == QB_I8 && zp->numel == l->out;
         for (int64_t i = 0; zero && i < zp->numel; i++) zero = ((const int8_t *)zp->data)[i] == 0;
         if (!zero) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/carver.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
@@ -264,64 +265,53 @@ qb_tparam *qb_trainer_param(qb_trainer *t, const char *name) {
 
 /* ---- the arena -------------------------------------------------------- */
 
-typedef struct {
-    float *base;
-    size_t used;
-} carver;
-
-static float *carve(carver *c, size_t n) {
-    float *p = c->base ? c->base + c->used : NULL;
-    c->used += (n + 15) & ~(size_t)15;
-    return p;
-}
-
 static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
 
-static void layout(qb_trainer *t, carver *c) {
+static void layout(qb_trainer *t, qb_carver *c) {
     size_t T = (size_t)t->max_batch * t->max_seq, H = (size_t)t->H, E = (size_t)t->E, I = (size_t)t->I;
     size_t L = (size_t)t->L, P = (size_t)t->max_batch * t->heads * t->max_seq * t->max_seq;
-    t->emb_sum = carve(c, T * E);
-    t->emb_mean = carve(c, T);
-    t->emb_rstd = carve(c, T);
-    t->emb_ln = carve(c, T * E);
-    t->emb_drop = carve(c, T * E);
+    t->emb_sum = qb_carve(c, T * E);
+    t->emb_mean = qb_carve(c, T);
+    t->emb_rstd = qb_carve(c, T);
+    t->emb_ln = qb_carve(c, T * E);
+    t->emb_drop = qb_carve(c, T * E);
     for (int a = 0; a < t->n_apps; a++) {
         qb_tlayer_acts *l = &t->layers[a];
-        l->x = a == 0 && !t->emb_proj.w ? t->emb_drop : carve(c, T * H);
-        l->q = carve(c, T * H);
-        l->k = carve(c, T * H);
-        l->v = carve(c, T * H);
-        l->ctx = carve(c, T * H);
-        l->probs = carve(c, P);
-        l->attn_sum = carve(c, T * H);
-        l->attn_mean = carve(c, T);
-        l->attn_rstd = carve(c, T);
-        l->attn = carve(c, T * H);
-        l->ffn_pre = carve(c, T * I);
-        l->ffn_act = carve(c, T * I);
-        l->out_sum = carve(c, T * H);
-        l->out_mean = carve(c, T);
-        l->out_rstd = carve(c, T);
+        l->x = a == 0 && !t->emb_proj.w ? t->emb_drop : qb_carve(c, T * H);
+        l->q = qb_carve(c, T * H);
+        l->k = qb_carve(c, T * H);
+        l->v = qb_carve(c, T * H);
+        l->ctx = qb_carve(c, T * H);
+        l->probs = qb_carve(c, P);
+        l->attn_sum = qb_carve(c, T * H);
+        l->attn_mean = qb_carve(c, T);
+        l->attn_rstd = qb_carve(c, T);
+        l->attn = qb_carve(c, T * H);
+        l->ffn_pre = qb_carve(c, T * I);
+        l->ffn_act = qb_carve(c, T * I);
+        l->out_sum = qb_carve(c, T * H);
+        l->out_mean = qb_carve(c, T);
+        l->out_rstd = qb_carve(c, T);
     }
-    t->enc_out = carve(c, T * H);
-    t->head_in = carve(c, T * H);
-    t->head_pre = carve(c, T * H);
-    t->head_act = carve(c, T * H);
-    t->head_drop = carve(c, T * H);
-    t->logits = carve(c, T * L);
-    t->probs = carve(c, T * L);
-    t->g_logits = carve(c, T * L);
-    t->fwd_tmp = carve(c, T * H);
+    t->enc_out = qb_carve(c, T * H);
+    t->head_in = qb_carve(c, T * H);
+    t->head_pre = qb_carve(c, T * H);
+    t->head_act = qb_carve(c, T * H);
+    t->head_drop = qb_carve(c, T * H);
+    t->logits = qb_carve(c, T * L);
+    t->probs = qb_carve(c, T * L);
+    t->g_logits = qb_carve(c, T * L);
+    t->fwd_tmp = qb_carve(c, T * H);
     float **g[] = {&t->g_out, &t->g_in, &t->g_sum, &t->g_attn, &t->g_tmp, &t->g_ctx, &t->g_q, &t->g_k, &t->g_v};
-    for (size_t i = 0; i < sizeof g / sizeof *g; i++) *g[i] = carve(c, T * H);
-    t->g_ffn_act = carve(c, T * I);
-    t->g_ffn_pre = carve(c, T * I);
-    t->g_emb0 = carve(c, T * E);
-    t->g_emb1 = carve(c, T * E);
-    t->ops.pack = carve(c, (size_t)t->n_threads * qb_gemm_f32_pack_floats());
+    for (size_t i = 0; i < sizeof g / sizeof *g; i++) *g[i] = qb_carve(c, T * H);
+    t->g_ffn_act = qb_carve(c, T * I);
+    t->g_ffn_pre = qb_carve(c, T * I);
+    t->g_emb0 = qb_carve(c, T * E);
+    t->g_emb1 = qb_carve(c, T * E);
+    t->ops.pack = qb_carve(c, (size_t)t->n_threads * qb_gemm_f32_pack_floats());
     size_t widest = max3(H, E, I) > L ? max3(H, E, I) : L;
-    t->ops.scratch = carve(c, qb_op_linear_scratch_floats((int)T, (int)widest, (int)widest));
-    t->ops.attn_work = carve(c, (size_t)t->n_threads * qb_op_attention_work_floats(t->max_seq, t->H));
+    t->ops.scratch = qb_carve(c, qb_op_linear_scratch_floats((int)T, (int)widest, (int)widest));
+    t->ops.attn_work = qb_carve(c, (size_t)t->n_threads * qb_op_attention_work_floats(t->max_seq, t->H));
 }
 
 qb_status qb_trainer_reserve(qb_trainer *t, int max_batch, int max_seq, qb_error *err) {
@@ -338,7 +328,7 @@ qb_status qb_trainer_reserve(qb_trainer *t, int max_batch, int max_seq, qb_error
     if (!t->layers) t->layers = calloc((size_t)t->n_apps, sizeof *t->layers);
     t->max_batch = max_batch;
     t->max_seq = max_seq;
-    carver c = {NULL, 0};
+    qb_carver c = {NULL, 0};
     if (t->layers) layout(t, &c);
     size_t T = (size_t)max_batch * max_seq;
     t->arena = t->layers ? aligned_alloc(64, (c.used + 16) * sizeof(float)) : NULL;
