@@ -1,4 +1,5 @@
-/* qbert train: FP32 fine-tuning, the best epoch (by DEV score) kept. */
+/* qbert train and qbert qat: fine-tuning in FP32 or through fake
+ * quantization, the best epoch (by DEV score) kept. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,7 +7,7 @@
 
 #include "cli.h"
 
-static const char help[] =
+static const char train_help[] =
     "usage: qbert train MODEL_DIR --data TRAIN --eval DEV -o OUT_DIR [options]\n"
     "\n"
     "Fine-tunes a checkpoint in FP32 (AdamW, linear warm-up and decay, gradient\n"
@@ -32,7 +33,36 @@ static const char help[] =
     "  --limit N          first N training examples only\n"
     "  --eval-limit N     first N DEV examples only\n"
     "  --new-head         start a fresh classifier even if the labels match\n"
-    "  --force            replace an existing OUT_DIR\n";
+    "  --force            replace an existing OUT_DIR\n"
+    "  --resume FILE      continue an interrupted run from its state file\n"
+    "  --state FILE       where the run keeps its state (default OUT_DIR.state;\n"
+    "                     written atomically, removed when the run finishes)\n"
+    "  --save-every N     updates between state saves, 0: epoch ends only (200)\n";
+
+static const char qat_help[] =
+    "usage: qbert qat MODEL_DIR --data TRAIN --eval DEV -o OUT_DIR [options]\n"
+    "\n"
+    "Quantization-aware training: fine-tunes an FP32 checkpoint with every linear\n"
+    "layer but the classifier computing through fake quantization (per-channel\n"
+    "symmetric weights, per-tensor asymmetric u8 inputs, straight-through\n"
+    "gradients), with exactly the rounding of qbert's integer kernels. After each\n"
+    "epoch the model is converted to a static int8 model directory (the format of\n"
+    "`qbert quantize --method static`), scored on DEV with the integer kernels,\n"
+    "and kept in OUT_DIR if it is the best so far.\n"
+    "\n"
+    "  --bits N           weight grid bits, 2..8 (default 8); values are stored\n"
+    "                     in int8 and run on the int8 kernels\n"
+    "  --act-observer O   input scales: ema (moving min/max, default) or lsq\n"
+    "                     (scales learned by gradient, Esser et al. 2020)\n"
+    "  --freeze-observers-after N\n"
+    "                     stop moving the input scales after N updates (default:\n"
+    "                     never)\n"
+    "  --calib-batches N  batches whose mean range sets the first scales (16)\n"
+    "\n"
+    "Training options, as for `qbert train` (defaults differ: 1 epoch, lr 2e-5):\n"
+    "  --data, --eval, -o, --task, --epochs, --lr, --batch, --max-length, --seed,\n"
+    "  --warmup, --weight-decay, --clip, --threads, --limit, --eval-limit,\n"
+    "  --force, --resume FILE, --state FILE, --save-every N\n";
 
 typedef struct {
     const char *dir, *out;
@@ -47,60 +77,86 @@ static bool parse_float(const char *v, double lo, double hi, float *out) {
     return true;
 }
 
-static int parse_option(int *i, int argc, char **argv, train_args *a) {
+/* The options only `qbert qat` has; 1 if argv[*i] was one. */
+static int parse_qat_option(int *i, int argc, char **argv, train_args *a, int *rc) {
     qb_train_params *p = &a->p;
     const char *v;
-    int seed;
+    int n;
+    if ((v = qb_arg_value("--bits", i, argc, argv)))
+        *rc = qb_arg_int("qat", "--bits", v, 2, 8, &p->qat_bits) ? 0 : QB_EXIT_USAGE;
+    else if ((v = qb_arg_value("--act-observer", i, argc, argv))) {
+        p->act_observer = v;
+        if (strcmp(v, "ema") && strcmp(v, "lsq"))
+            *rc = qb_usage_error("qat", "--act-observer '%s' is not ema or lsq", v);
+    } else if ((v = qb_arg_value("--freeze-observers-after", i, argc, argv))) {
+        *rc = qb_arg_int("qat", "--freeze-observers-after", v, 0, 1 << 30, &n) ? 0 : QB_EXIT_USAGE;
+        p->freeze_observers_after = n;
+    } else if ((v = qb_arg_value("--calib-batches", i, argc, argv)))
+        *rc = qb_arg_int("qat", "--calib-batches", v, 1, 1 << 20, &p->calib_batches) ? 0 : QB_EXIT_USAGE;
+    else return 0;
+    return 1;
+}
+
+static int parse_option(int *i, int argc, char **argv, train_args *a) {
+    qb_train_params *p = &a->p;
+    const char *v, *cmd = p->qat ? "qat" : "train";
+    int seed, rc = 0;
+    if (p->qat && parse_qat_option(i, argc, argv, a, &rc)) return rc;
     if ((v = qb_arg_value("--data", i, argc, argv))) p->data = v;
     else if ((v = qb_arg_value("--eval", i, argc, argv))) p->eval_data = v;
     else if ((v = qb_arg_value("-o", i, argc, argv)) || (v = qb_arg_value("--out", i, argc, argv))) a->out = v;
     else if ((v = qb_arg_value("--task", i, argc, argv))) p->task = v;
     else if ((v = qb_arg_value("--epochs", i, argc, argv)))
-        return qb_arg_int("train", "--epochs", v, 1, 1000, &p->epochs) ? 0 : QB_EXIT_USAGE;
+        return qb_arg_int(cmd, "--epochs", v, 1, 1000, &p->epochs) ? 0 : QB_EXIT_USAGE;
     else if ((v = qb_arg_value("--batch", i, argc, argv)))
-        return qb_arg_int("train", "--batch", v, 1, 4096, &p->batch) ? 0 : QB_EXIT_USAGE;
+        return qb_arg_int(cmd, "--batch", v, 1, 4096, &p->batch) ? 0 : QB_EXIT_USAGE;
     else if ((v = qb_arg_value("--max-length", i, argc, argv)))
-        return qb_arg_int("train", "--max-length", v, 3, 1 << 16, &p->max_length) ? 0 : QB_EXIT_USAGE;
+        return qb_arg_int(cmd, "--max-length", v, 3, 1 << 16, &p->max_length) ? 0 : QB_EXIT_USAGE;
     else if ((v = qb_arg_value("--threads", i, argc, argv)))
-        return qb_arg_int("train", "--threads", v, 1, 1024, &p->n_threads) ? 0 : QB_EXIT_USAGE;
+        return qb_arg_int(cmd, "--threads", v, 1, 1024, &p->n_threads) ? 0 : QB_EXIT_USAGE;
     else if ((v = qb_arg_value("--limit", i, argc, argv)))
-        return qb_arg_int("train", "--limit", v, 1, 1 << 30, &p->limit) ? 0 : QB_EXIT_USAGE;
+        return qb_arg_int(cmd, "--limit", v, 1, 1 << 30, &p->limit) ? 0 : QB_EXIT_USAGE;
     else if ((v = qb_arg_value("--eval-limit", i, argc, argv)))
-        return qb_arg_int("train", "--eval-limit", v, 1, 1 << 30, &p->eval_limit) ? 0 : QB_EXIT_USAGE;
+        return qb_arg_int(cmd, "--eval-limit", v, 1, 1 << 30, &p->eval_limit) ? 0 : QB_EXIT_USAGE;
     else if ((v = qb_arg_value("--seed", i, argc, argv))) {
-        if (!qb_arg_int("train", "--seed", v, 0, 1 << 30, &seed)) return QB_EXIT_USAGE;
+        if (!qb_arg_int(cmd, "--seed", v, 0, 1 << 30, &seed)) return QB_EXIT_USAGE;
         p->seed = (uint64_t)seed;
     } else if ((v = qb_arg_value("--lr", i, argc, argv))) {
-        if (!parse_float(v, 1e-12, 10, &p->lr)) return qb_usage_error("train", "--lr '%s' is not in (0, 10]", v);
+        if (!parse_float(v, 1e-12, 1e30, &p->lr)) return qb_usage_error(cmd, "--lr '%s' is not a positive number", v);
     } else if ((v = qb_arg_value("--warmup", i, argc, argv))) {
-        if (!parse_float(v, 0, 1, &p->warmup_ratio)) return qb_usage_error("train", "--warmup '%s' is not in [0, 1]", v);
+        if (!parse_float(v, 0, 1, &p->warmup_ratio)) return qb_usage_error(cmd, "--warmup '%s' is not in [0, 1]", v);
     } else if ((v = qb_arg_value("--weight-decay", i, argc, argv))) {
         if (!parse_float(v, 0, 10, &p->weight_decay))
-            return qb_usage_error("train", "--weight-decay '%s' is not in [0, 10]", v);
+            return qb_usage_error(cmd, "--weight-decay '%s' is not in [0, 10]", v);
     } else if ((v = qb_arg_value("--clip", i, argc, argv))) {
-        if (!parse_float(v, 0, 1e6, &p->max_grad_norm)) return qb_usage_error("train", "--clip '%s' is not >= 0", v);
-    } else if (!strcmp(argv[*i], "--new-head")) p->new_head = 1;
+        if (!parse_float(v, 0, 1e6, &p->max_grad_norm)) return qb_usage_error(cmd, "--clip '%s' is not >= 0", v);
+    } else if ((v = qb_arg_value("--resume", i, argc, argv))) p->resume = v;
+    else if ((v = qb_arg_value("--state", i, argc, argv))) p->state_path = v;
+    else if ((v = qb_arg_value("--save-every", i, argc, argv)))
+        return qb_arg_int(cmd, "--save-every", v, 0, 1 << 30, &p->save_every) ? 0 : QB_EXIT_USAGE;
+    else if (!strcmp(argv[*i], "--new-head")) p->new_head = 1;
     else if (!strcmp(argv[*i], "--force")) p->force = 1;
-    else return qb_usage_error("train", "unknown option '%s'", argv[*i]);
+    else return qb_usage_error(cmd, "unknown option '%s'", argv[*i]);
     return 0;
 }
 
 static int parse_args(int argc, char **argv, train_args *a) {
+    const char *cmd = a->p.qat ? "qat" : "train";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(help, stdout);
+            fputs(a->p.qat ? qat_help : train_help, stdout);
             exit(QB_EXIT_OK);
         }
         if (argv[i][0] == '-') {
             int rc = parse_option(&i, argc, argv, a);
             if (rc) return rc;
         } else if (!a->dir) a->dir = argv[i];
-        else return qb_usage_error("train", "unexpected argument '%s'", argv[i]);
+        else return qb_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
-    if (!a->dir) return qb_usage_error("train", "missing MODEL_DIR");
-    if (!a->p.data) return qb_usage_error("train", "missing --data TRAIN");
-    if (!a->p.eval_data) return qb_usage_error("train", "missing --eval DEV");
-    if (!a->out) return qb_usage_error("train", "missing -o OUT_DIR");
+    if (!a->dir) return qb_usage_error(cmd, "missing MODEL_DIR");
+    if (!a->p.data) return qb_usage_error(cmd, "missing --data TRAIN");
+    if (!a->p.eval_data) return qb_usage_error(cmd, "missing --eval DEV");
+    if (!a->out) return qb_usage_error(cmd, "missing -o OUT_DIR");
     return QB_EXIT_OK;
 }
 
@@ -137,19 +193,34 @@ static void on_progress(void *ctx, const qb_train_progress *p) {
     fflush(stdout);
 }
 
-int qb_cmd_train(int argc, char **argv) {
-    train_args a = {.p = qb_train_default_params()};
-    int rc = parse_args(argc, argv, &a);
+static int run_training(int argc, char **argv, train_args *a) {
+    int rc = parse_args(argc, argv, a);
     if (rc) return rc;
+    const char *cmd = a->p.qat ? "qat" : "train";
     bar_state bar = {.tty = isatty(STDERR_FILENO)};
-    a.p.progress = on_progress;
-    a.p.progress_ctx = &bar;
+    a->p.progress = on_progress;
+    a->p.progress_ctx = &bar;
     qb_train_report r;
     qb_error err = {0};
-    if (qb_train(a.dir, &a.p, a.out, &r, &err)) return qb_report_error("train", &err);
-    printf("best epoch %d: dev %s %.4f, saved to %s (%s head, %d labels)\n", r.best_epoch,
-           r.token_task ? "entity F1" : "accuracy", r.best_metric, a.out, r.new_head ? "new" : "kept", r.num_labels);
+    if (a->p.resume) printf("resuming from %s\n", a->p.resume);
+    if (qb_train(a->dir, &a->p, a->out, &r, &err)) return qb_report_error(cmd, &err);
+    printf("best epoch %d: dev %s %.4f%s, saved to %s (%s head, %d labels)\n", r.best_epoch,
+           r.token_task ? "entity F1" : "accuracy", r.best_metric, a->p.qat ? " with the int8 kernels" : "", a->out,
+           r.new_head ? "new" : "kept", r.num_labels);
     printf("trained on %d examples, %ld steps, %.1f examples/s, %.1f s in all\n", r.n_train, r.steps,
            r.examples_per_s, r.seconds);
     return QB_EXIT_OK;
+}
+
+int qb_cmd_train(int argc, char **argv) {
+    train_args a = {.p = qb_train_default_params()};
+    return run_training(argc, argv, &a);
+}
+
+int qb_cmd_qat(int argc, char **argv) {
+    train_args a = {.p = qb_train_default_params()};
+    a.p.qat = 1;
+    a.p.epochs = 1;
+    a.p.lr = 2e-5f;
+    return run_training(argc, argv, &a);
 }

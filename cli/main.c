@@ -19,6 +19,7 @@ static const char usage[] =
     "  compare  every method side by side: accuracy, size, speed, memory; a report\n"
     "  sensitivity  accuracy lost per quantized layer; a suggested precision map\n"
     "  train    fine-tune in FP32 on a labelled dataset; keeps the best epoch by DEV score\n"
+    "  qat      quantization-aware training; writes the int8 model that scores best on DEV\n"
     "\n"
     "MODEL_DIR is a Hugging Face checkpoint directory: config.json, model.safetensors,\n"
     "vocab.txt or spiece.model, and optionally tokenizer_config.json.\n"
@@ -35,6 +36,7 @@ int main(int argc, char **argv) {
         {"quantize", qb_cmd_quantize}, {"calibrate", qb_cmd_calibrate},
         {"compare", qb_cmd_compare}, {"sensitivity", qb_cmd_sensitivity},
         {"train", qb_cmd_train},
+        {"qat", qb_cmd_qat},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);

@@ -237,6 +237,7 @@ typedef struct qb_quant_params {
     int act_per_token;        /* dynamic: per token (1) or per tensor (0) */
     int act_symmetric;        /* activations symmetric (zero point 128 in u8) */
     int reduce_range;         /* 7-bit ranges, for CPUs whose dot products saturate */
+    int bits;                 /* int8 methods: weight grid bits, 2..8 (default 8), stored as int8 */
     int quantize_embeddings;  /* int8 word embeddings with row-wise scales */
     int quantize_head;        /* also the final classifier (kept FP32 by default) */
     const char *const *keep;  /* glob patterns of linear names kept in FP32 */
@@ -320,6 +321,16 @@ typedef struct qb_train_params {
     int n_threads;            /* 0: all cores; results are reproducible per count */
     int new_head;             /* always start a fresh classifier */
     int force;                /* replace an existing output directory */
+    /* quantization-aware training (qbert qat): OUT_DIR is a static int8 model */
+    int qat;
+    int qat_bits;             /* weight grid bits, 2..8 (default 8) */
+    const char *act_observer; /* input scales: "ema" (default) or "lsq" */
+    long freeze_observers_after; /* scales stop moving after this many updates (0: never) */
+    int calib_batches;        /* batches that set the first scales (default 16) */
+    /* training state, for --resume */
+    const char *resume;       /* a state file of an interrupted run with the same settings */
+    const char *state_path;   /* where the state is kept (default OUT_DIR.state); removed when the run ends */
+    int save_every;           /* updates between state saves (default 200; every epoch end too) */
     qb_train_progress_fn progress;
     void *progress_ctx;
 } qb_train_params;
@@ -336,6 +347,7 @@ typedef struct qb_train_report {
     double final_loss;        /* mean training loss of the last epoch */
     long steps;
     double examples_per_s;    /* training throughput, evaluation excluded */
+    int resumed;              /* continued from p->resume */
     double seconds;
 } qb_train_report;
 

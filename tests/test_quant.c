@@ -144,13 +144,13 @@ static void test_weights(void) {
     const float w[2 * 4] = {127.5f, -3.5f, 2.5f, -127.5f, 15.9375f, 0.3125f, 0.4375f, -1.0f};
     int8_t q[12];
     float scale[3];
-    qb_quantize_weight_s8(w, 2, 4, false, true, q, scale);
+    qb_quantize_weight_s8(w, 2, 4, 8, true, q, scale);
     static const int8_t per_channel[8] = {127, -4, 2, -128, 127, 2, 4, -8};
     CHECK(scale[0] == 1.0f && scale[1] == 0.125f, "per-channel scales %g %g", scale[0], scale[1]);
     CHECK(memcmp(q, per_channel, 8) == 0, "per-channel values %d %d %d %d | %d %d %d %d", q[0], q[1], q[2], q[3],
           q[4], q[5], q[6], q[7]);
 
-    qb_quantize_weight_s8(w, 2, 4, false, false, q, scale);
+    qb_quantize_weight_s8(w, 2, 4, 8, false, q, scale);
     static const int8_t per_tensor[8] = {127, -4, 2, -128, 16, 0, 0, -1};
     CHECK(scale[0] == 1.0f && scale[1] == 1.0f, "per-tensor scale repeated %g %g", scale[0], scale[1]);
     CHECK(memcmp(q, per_tensor, 8) == 0, "per-tensor values %d %d %d %d | %d %d %d %d", q[0], q[1], q[2], q[3], q[4],
@@ -158,12 +158,19 @@ static void test_weights(void) {
 
     /* reduce_range: [-64, 63], scale = amax / 63.5. */
     const float r[4] = {63.5f, -63.5f, 10.5f, -0.5f};
-    qb_quantize_weight_s8(r, 1, 4, true, true, q, scale);
+    qb_quantize_weight_s8(r, 1, 4, 7, true, q, scale);
     CHECK(scale[0] == 1.0f && q[0] == 63 && q[1] == -64 && q[2] == 10 && q[3] == 0,
           "reduce_range: scale %g q %d %d %d %d", scale[0], q[0], q[1], q[2], q[3]);
 
+    /* 4 bits: [-8, 7], scale = amax / 7.5; 7.5 rounds to 8 and clamps to 7,
+     * 2.5 rounds half to even to 2. */
+    const float w4[4] = {7.5f, -7.5f, 2.5f, -0.4f};
+    qb_quantize_weight_s8(w4, 1, 4, 4, true, q, scale);
+    CHECK(scale[0] == 1.0f && q[0] == 7 && q[1] == -8 && q[2] == 2 && q[3] == 0,
+          "4-bit: scale %g q %d %d %d %d", scale[0], q[0], q[1], q[2], q[3]);
+
     const float zeros[3] = {0, 0, 0};
-    qb_quantize_weight_s8(zeros, 1, 3, false, true, q, scale);
+    qb_quantize_weight_s8(zeros, 1, 3, 8, true, q, scale);
     CHECK(scale[0] == 1.0f && q[0] == 0 && q[2] == 0, "all-zero row");
 
     /* Embedding rows: scale = amax / 127, values in [-127, 127]. */

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,33 @@ static void make_parents(const char *path) {
     }
 }
 
+/* Staging directories (<out>.tmp-PID, <out>.old-PID) of a process that
+ * died without cleaning up, e.g. a training run killed with SIGKILL. */
+static void remove_stale_staging(const char *out) {
+    char parent[4200];
+    snprintf(parent, sizeof parent, "%s", out);
+    char *slash = strrchr(parent, '/');
+    const char *base = slash ? slash + 1 : out;
+    if (slash) *slash = 0;
+    size_t n = strlen(base);
+    DIR *d = opendir(slash ? (parent[0] ? parent : "/") : ".");
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *tail = e->d_name + n;
+        if (strncmp(e->d_name, base, n) || (strncmp(tail, ".tmp-", 5) && strncmp(tail, ".old-", 5))) continue;
+        char *end;
+        long pid = strtol(tail + 5, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[4200 + 256];
+        snprintf(path, sizeof path, "%s/%s", slash ? (parent[0] ? parent : "") : ".", e->d_name);
+        remove_tree(path);
+    }
+    closedir(d);
+}
+
 qb_status qb_outdir_begin(const char *out, bool force, char *tmp, size_t cap, qb_error *err) {
+    remove_stale_staging(out);
     struct stat st;
     if (stat(out, &st) == 0 && !force)
         return qb_fail(err, QB_ERR_IO, "%s: already exists (use --force to replace it)", out);

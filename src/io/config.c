@@ -183,9 +183,11 @@ static qb_status parse_quant(const qb_json *j, qb_config *c, const char *path, q
                        "%s: quantization_config.method must be dynamic, static, fp16 or bf16", path);
     int64_t bits = 0;
     bool int8 = qc->method == QB_QUANT_DYNAMIC || qc->method == QB_QUANT_STATIC;
-    if (!qb_json_int(j, qb_json_get(j, q, "bits"), &bits) || bits != (int8 ? 8 : 16))
-        return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.bits must be %d for method %s", path,
-                       int8 ? 8 : 16, qb_quant_method_name(qc->method));
+    bool bits_ok = qb_json_int(j, qb_json_get(j, q, "bits"), &bits) && (int8 ? bits >= 2 && bits <= 8 : bits == 16);
+    if (!bits_ok)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.bits must be %s for method %s", path,
+                       int8 ? "2..8" : "16", qb_quant_method_name(qc->method));
+    qc->bits = (int)bits;
     int act = qb_json_get(j, q, "activations");
     if (int8 && !qb_json_is(j, act, QB_JSON_OBJECT))
         return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.activations is missing", path);

@@ -12,6 +12,7 @@
 typedef struct {
     bool present;
     qb_quant_method method;
+    int bits;             /* int8 methods: the weights' grid (values stored in int8) */
     bool act_per_token;   /* dynamic: per-token (else per-tensor) activation scales */
     bool act_symmetric;
     char observer[32];    /* static: how the input ranges were chosen */

@@ -1,4 +1,6 @@
 /* qb_model_load and the read-only queries on a loaded model. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,20 +84,33 @@ static qb_status check_vocab(const qb_model *m, qb_error *err) {
     return QB_OK;
 }
 
+/* Appends to the summary; a text too long is cut, never overrun. */
+static void summary_add(qb_model *m, size_t *n, const char *fmt, ...) {
+    if (*n >= sizeof m->quant_summary) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(m->quant_summary + *n, sizeof m->quant_summary - *n, fmt, ap);
+    va_end(ap);
+    if (k > 0) *n += (size_t)k;
+}
+
 static void summarize_quant(qb_model *m) {
     int count[4] = {0};
     for (int i = 0; i < m->n_linears; i++) count[m->linears[i]->stored]++;
     const qb_quant_config *q = &m->cfg.quant;
-    int n = snprintf(m->quant_summary, sizeof m->quant_summary, "%s", q->present ? qb_quant_method_name(q->method) : "fp32");
-    if (q->present && (q->method == QB_QUANT_DYNAMIC || q->method == QB_QUANT_STATIC))
-        n += snprintf(m->quant_summary + n, sizeof m->quant_summary - (size_t)n, " int8 (activations %s%s%s%s)",
-                      q->act_per_token ? "per-token" : "per-tensor", q->act_symmetric ? ", symmetric" : "",
-                      q->observer[0] ? ", observer " : "", q->observer);
+    size_t n = 0;
+    summary_add(m, &n, "%s", q->present ? qb_quant_method_name(q->method) : "fp32");
+    if (q->present && (q->method == QB_QUANT_DYNAMIC || q->method == QB_QUANT_STATIC)) {
+        summary_add(m, &n, " int8 (");
+        if (q->bits != 8) summary_add(m, &n, "%d-bit weights, ", q->bits);
+        summary_add(m, &n, "activations %s%s%s%s)", q->act_per_token ? "per-token" : "per-tensor",
+                    q->act_symmetric ? ", symmetric" : "", q->observer[0] ? ", observer " : "", q->observer);
+    }
     static const char *names[] = {"fp32", "fp16", "bf16", "int8"};
-    n += snprintf(m->quant_summary + n, sizeof m->quant_summary - (size_t)n, ": %d linears", m->n_linears);
+    summary_add(m, &n, ": %d linears", m->n_linears);
     for (int p = 0; p < 4; p++)
-        if (count[p]) n += snprintf(m->quant_summary + n, sizeof m->quant_summary - (size_t)n, ", %d %s", count[p], names[p]);
-    if (m->word_emb_q) snprintf(m->quant_summary + n, sizeof m->quant_summary - (size_t)n, "; int8 word embeddings");
+        if (count[p]) summary_add(m, &n, ", %d %s", count[p], names[p]);
+    if (m->word_emb_q) summary_add(m, &n, "; int8 word embeddings");
 }
 
 const char *qb_model_quant_summary(const qb_model *m) { return m->quant_summary; }

@@ -51,25 +51,22 @@ static void row_range(const float *x, size_t n, float *lo, float *hi) {
     }
 }
 
-void qb_quantize_weight_s8(const float *w, int rows, int cols, bool reduce_range, bool per_channel, int8_t *q,
-                           float *scale) {
-    qb_qscheme signed_s = {.is_signed = true, .symmetric = true, .reduce_range = reduce_range};
-    int32_t qmin, qmax;
-    qb_qscheme_limits(&signed_s, &qmin, &qmax);
-    qb_qparams all = {1.0f, 0};
-    if (!per_channel) {
-        float lo, hi;
-        row_range(w, (size_t)rows * cols, &lo, &hi);
-        all = qb_qparams_from_range(&signed_s, lo, hi);
-    }
+/* qb_qparams_from_range's symmetric scale for the range of x. */
+static float symmetric_scale(const float *x, size_t n, float half_span) {
+    float lo, hi;
+    row_range(x, n, &lo, &hi);
+    return usable_scale(fmaxf(-fminf(lo, 0.0f), fmaxf(hi, 0.0f)) / half_span);
+}
+
+void qb_quantize_weight_s8(const float *w, int rows, int cols, int bits, bool per_channel, int8_t *q, float *scale) {
+    /* bits b: the signed grid [-2^(b-1), 2^(b-1) - 1]; 7 is reduce_range. */
+    int32_t qmax = (1 << (bits - 1)) - 1, qmin = -qmax - 1;
+    float half_span = (float)(qmax - qmin) / 2.0f;
+    float all = 1.0f;
+    if (!per_channel) all = symmetric_scale(w, (size_t)rows * cols, half_span);
     for (int r = 0; r < rows; r++) {
         const float *x = w + (size_t)r * cols;
-        qb_qparams p = all;
-        if (per_channel) {
-            float lo, hi;
-            row_range(x, (size_t)cols, &lo, &hi);
-            p = qb_qparams_from_range(&signed_s, lo, hi);
-        }
+        qb_qparams p = {per_channel ? symmetric_scale(x, (size_t)cols, half_span) : all, 0};
         scale[r] = p.scale;
         for (int c = 0; c < cols; c++) q[(size_t)r * cols + c] = (int8_t)qb_quantize_value(x[c], p, qmin, qmax);
     }

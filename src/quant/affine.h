@@ -39,12 +39,12 @@ static inline float qb_dequantize_value(int32_t q, qb_qparams p) { return p.scal
 /* Run-time (dynamic) per-tensor parameters for u8 activations. */
 qb_qparams qb_dynamic_tensor_params(const float *x, size_t n, bool symmetric);
 
-/* Weights are symmetric signed 8-bit (the integer kernels assume a zero
- * point of 0), per output channel (rows of a [rows, cols] weight) or, with
- * per_channel false, one scale repeated for every row.  s->reduce_range
- * selects [-64, 63]. */
-void qb_quantize_weight_s8(const float *w, int rows, int cols, bool reduce_range, bool per_channel, int8_t *q,
-                           float *scale);
+/* Weights are symmetric signed (the integer kernels assume a zero point of
+ * 0) on a grid of `bits` bits stored in int8: 8 is [-128, 127], 7 the
+ * reduce_range [-64, 63], 4 is [-8, 7] (2 <= bits <= 8).  Per output
+ * channel (rows of a [rows, cols] weight) or, with per_channel false, one
+ * scale repeated for every row. */
+void qb_quantize_weight_s8(const float *w, int rows, int cols, int bits, bool per_channel, int8_t *q, float *scale);
 
 /* Row-wise symmetric int8 for embedding tables: each row its own scale. */
 void qb_quantize_rows_symmetric_s8(const float *w, int rows, int cols, int8_t *q, float *scale);

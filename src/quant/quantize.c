@@ -11,11 +11,12 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "quant/calibrate.h"
+#include "quant/quantize.h"
 
 qb_quant_params qb_quant_default_params(qb_quant_method method) {
     qb_quant_params p = {
         .method = method, .per_channel = 1, .act_per_token = method == QB_QUANT_DYNAMIC,
-        .calib_n = 512, .observer = "minmax", .max_length = 128,
+        .bits = 8, .calib_n = 512, .observer = "minmax", .max_length = 128,
     };
     return p;
 }
@@ -151,13 +152,18 @@ typedef struct {
     const qb_precision *plan;
     const qb_calib *calib;
     qb_observer_method observer;
+    const qb_qparams *fixed_inputs; /* QAT: each linear's trained input scale (by id) */
+    const char *observer_label;     /* what the config names as the observer */
 } quant_job;
+
+/* reduce_range drops one bit of an 8-bit grid; a narrower grid is asked for. */
+static int weight_bits(const qb_quant_params *p) { return p->reduce_range && p->bits == 8 ? 7 : p->bits; }
 
 static bool push_int8_linear(out_list *o, const quant_job *q, const qb_linear *l, const qb_st_tensor *t) {
     float *w = to_f32(o, t), *scale = out_alloc(o, (size_t)l->out * sizeof(float));
     int8_t *qw = out_alloc(o, (size_t)t->numel), *zero = out_alloc(o, (size_t)l->out);
     if (!w || !scale || !qw || !zero) return false;
-    qb_quantize_weight_s8(w, l->out, l->in, q->p->reduce_range, q->p->per_channel, qw, scale);
+    qb_quantize_weight_s8(w, l->out, l->in, weight_bits(q->p), q->p->per_channel, qw, scale);
     memset(zero, 0, (size_t)l->out);
     char name[256];
     int64_t n[1] = {l->out}, one[1] = {1};
@@ -170,9 +176,14 @@ static bool push_int8_linear(out_list *o, const quant_job *q, const qb_linear *l
     float lo, hi, *is = out_alloc(o, sizeof *is);
     int32_t *iz = out_alloc(o, sizeof *iz);
     if (!is || !iz) return false;
-    qb_qscheme act = {.is_signed = false, .symmetric = q->p->act_symmetric, .reduce_range = q->p->reduce_range};
-    qb_observer_range(&q->calib->stats[l->id], &q->observer, &act, &lo, &hi);
-    qb_qparams qp = qb_qparams_from_range(&act, lo, hi);
+    qb_qparams qp;
+    if (q->fixed_inputs) {
+        qp = q->fixed_inputs[l->id];
+    } else {
+        qb_qscheme act = {.is_signed = false, .symmetric = q->p->act_symmetric, .reduce_range = q->p->reduce_range};
+        qb_observer_range(&q->calib->stats[l->id], &q->observer, &act, &lo, &hi);
+        qp = qb_qparams_from_range(&act, lo, hi);
+    }
     *is = qp.scale;
     *iz = qp.zero_point;
     snprintf(name, sizeof name, "%s.input_scale", l->name);
@@ -231,10 +242,11 @@ static void write_quant_config(FILE *f, const quant_job *q) {
     bool int8 = is_int8_method(p->method);
     fprintf(f, "  \"quantization_config\": {\n    \"quant_method\": \"qbert\",\n    \"qbert_version\": \"%s\",\n"
                "    \"method\": \"%s\",\n    \"bits\": %d,\n", QBERT_VERSION, qb_quant_method_name(p->method),
-            int8 ? 8 : 16);
+            int8 ? weight_bits(p) : 16);
     if (int8) {
         char obs[64] = "";
-        if (p->method == QB_QUANT_STATIC) qb_observer_method_name(&q->observer, obs, sizeof obs);
+        if (q->observer_label) snprintf(obs, sizeof obs, "%s", q->observer_label);
+        else if (p->method == QB_QUANT_STATIC) qb_observer_method_name(&q->observer, obs, sizeof obs);
         fprintf(f, "    \"weights\": {\"dtype\": \"int8\", \"granularity\": \"%s\", \"symmetric\": true, "
                    "\"reduce_range\": %s},\n", p->per_channel ? "per-channel" : "per-tensor",
                 p->reduce_range ? "true" : "false");
@@ -244,7 +256,7 @@ static void write_quant_config(FILE *f, const quant_job *q) {
     }
     const char *emb = !p->quantize_embeddings ? "fp32" : int8 ? "int8-rowwise" : p->method == QB_QUANT_BF16 ? "bf16" : "fp16";
     fprintf(f, "    \"embeddings\": \"%s\",\n", emb);
-    if (p->method == QB_QUANT_STATIC) {
+    if (p->method == QB_QUANT_STATIC && !q->fixed_inputs) {
         fputs("    \"calibration\": {\"file\": ", f);
         qb_json_write_str(f, q->calib->source, strlen(q->calib->source));
         fprintf(f, ", \"sha256\": \"%s\", \"n\": %d},\n", q->calib->sha256, q->calib->used);
@@ -383,5 +395,25 @@ qb_status qb_calibrate(const qb_model *m, const qb_quant_params *p, const char *
     qb_status st = qb_calib_run(m, p, &calib, rep, err);
     if (!st) st = qb_calib_save(m, &calib, stats_path, err);
     qb_calib_free(&calib);
+    return st;
+}
+
+qb_status qb_quantize_into(const qb_model *m, const qb_quant_params *p, const qb_qparams *inputs,
+                           const char *observer_label, const char *dir, qb_quant_report *rep, qb_error *err) {
+    qb_quant_report local;
+    if (!rep) rep = &local;
+    memset(rep, 0, sizeof *rep);
+    if (p->method != QB_QUANT_STATIC || p->act_per_token || p->bits < 2 || p->bits > 8)
+        return qb_fail(err, QB_ERR_ARG, "quantize: trained input scales need static per-tensor int8 (2..8 bits)");
+    qb_precision *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
+    if (!plan) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+    qb_calib none = {0};
+    quant_job q = {.m = m, .p = p, .plan = plan, .calib = &none, .fixed_inputs = inputs,
+                   .observer_label = observer_label};
+    qb_status st = plan_precisions(m, p, plan, err);
+    if (!st) st = write_dir(&q, dir, rep, err);
+    if (!st) count_plan(m, plan, rep);
+    rep->in_bytes = (int64_t)m->st.map.size;
+    free(plan);
     return st;
 }

@@ -7,6 +7,7 @@
 #include "core/fs.h"
 #include "core/json.h"
 #include "io/safetensors.h"
+#include "quant/quantize.h"
 #include "train/checkpoint.h"
 
 static qb_status write_weights(const qb_trainer *t, const char *dir, qb_error *err) {
@@ -117,5 +118,41 @@ qb_status qb_checkpoint_write(const qb_trainer *t, const char *const *labels, in
     qb_status st = write_weights(t, dir, err);
     if (!st) st = write_config(t, labels, n_labels, dir, err);
     if (!st) st = copy_tokenizer(t->m->dir, dir, err);
+    return st;
+}
+
+/* The int8 model from FP32 weights and the scales the QAT trainer used:
+ * weights quantize to the integers fake quantization produced, inputs keep
+ * the trained scale and zero point. */
+static qb_status convert_int8(const qb_trainer *t, const qb_model *fp32, const char *dir, qb_error *err) {
+    qb_qparams *inputs = calloc((size_t)fp32->n_linears + 1, sizeof *inputs);
+    if (!inputs) return qb_fail(err, QB_ERR_NOMEM, "qat: out of memory");
+    qb_quant_params qp = qb_quant_default_params(QB_QUANT_STATIC);
+    qp.bits = t->qat->p.bits;
+    qb_status st = QB_OK;
+    for (int i = 0; !st && i < fp32->n_linears; i++) {
+        const qb_linear *l = fp32->linears[i];
+        if (!qb_trainer_qat_input(t, l->name, &inputs[l->id].scale, &inputs[l->id].zero_point) &&
+            l != &fp32->classifier)
+            st = qb_fail(err, QB_ERR_ARG, "qat: '%s' has no trained input scale", l->name);
+    }
+    const char *label = t->qat->p.observer == QB_FQ_LSQ ? "qat-lsq" : "qat-ema";
+    if (!st) st = qb_quantize_into(fp32, &qp, inputs, label, dir, NULL, err);
+    free(inputs);
+    return st;
+}
+
+qb_status qb_checkpoint_write_int8(const qb_trainer *t, const char *const *labels, int n_labels, const char *dir,
+                                   qb_error *err) {
+    char side[4200];
+    qb_model *fp32 = NULL;
+    qb_load_params lp = qb_load_default_params();
+    qb_status st = qb_outdir_begin(dir, true, side, sizeof side, err);
+    if (st) return st;
+    st = qb_checkpoint_write(t, labels, n_labels, side, err);
+    if (!st) st = qb_model_load(side, &lp, &fp32, err);
+    if (!st) st = convert_int8(t, fp32, dir, err);
+    qb_model_free(fp32);
+    qb_outdir_abort(side);
     return st;
 }

@@ -12,4 +12,10 @@
 qb_status qb_checkpoint_write(const qb_trainer *t, const char *const *labels, int n_labels, const char *dir,
                               qb_error *err);
 
+/* QAT: fills dir with the static int8 model the trainer's fake
+ * quantization describes (docs/quantized-format.md), the same files
+ * `qbert quantize --method static` writes. */
+qb_status qb_checkpoint_write_int8(const qb_trainer *t, const char *const *labels, int n_labels, const char *dir,
+                                   qb_error *err);
+
 #endif

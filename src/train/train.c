@@ -1,8 +1,10 @@
-/* qb_train: FP32 fine-tuning.  Load, decide the head from the data's
- * labels, tokenize once, then per epoch: length-bucketed batches through
- * forward/backward/AdamW, the epoch's weights written to a staging
- * directory, scored on DEV by qb_evaluate (the same code `qbert eval`
- * runs), and renamed over OUT_DIR only when they beat the best so far. */
+/* qb_train: FP32 fine-tuning and QAT.  Load, decide the head from the
+ * data's labels, tokenize once, then per epoch: length-bucketed batches
+ * through forward/backward/AdamW, the epoch's weights written to a staging
+ * directory (QAT: converted to the int8 model there), scored on DEV by
+ * qb_evaluate (the same code `qbert eval` runs), and renamed over OUT_DIR
+ * only when they beat the best so far.  The training state is saved every
+ * few hundred updates so an interrupted run can resume exactly. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,13 +13,16 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "quant/quantize.h"
 #include "train/checkpoint.h"
 #include "train/train_data.h"
+#include "train/train_state.h"
 #include "train/trainer.h"
 
 qb_train_params qb_train_default_params(void) {
     qb_train_params p = {.task = "auto", .epochs = 3, .lr = 5e-5f, .batch = 16, .max_length = 128, .seed = 42,
-                         .warmup_ratio = 0.1f, .weight_decay = 0.01f, .max_grad_norm = 1.0f};
+                         .warmup_ratio = 0.1f, .weight_decay = 0.01f, .max_grad_norm = 1.0f,
+                         .qat_bits = 8, .act_observer = "ema", .calib_batches = 16, .save_every = 200};
     return p;
 }
 
@@ -43,8 +48,10 @@ typedef struct {
     int *order, *bounds;
     int32_t *ids, *types, *lens, *batch_labels;
     char tmp[4200];
-    int best_epoch;
-    double best;
+    char fp32_tmp[4200];       /* QAT: the epoch's FP32 weights, before conversion */
+    char state_path[4200];
+    char fingerprint[1024];
+    qb_train_cursor at;
 } run;
 
 static qb_status check_params(const char *model_dir, const qb_train_params *p, const char *out_dir, qb_error *err) {
@@ -57,7 +64,28 @@ static qb_status check_params(const char *model_dir, const qb_train_params *p, c
         return qb_fail(err, QB_ERR_ARG, "train: lr > 0, warmup ratio in [0, 1] and weight decay >= 0");
     if (qb_same_file(out_dir, model_dir))
         return qb_fail(err, QB_ERR_ARG, "%s: refusing to overwrite the input model", out_dir);
+    if (p->qat && (p->qat_bits < 2 || p->qat_bits > 8))
+        return qb_fail(err, QB_ERR_ARG, "qat: --bits %d is not in 2..8", p->qat_bits);
+    if (p->qat && strcmp(p->act_observer, "ema") && strcmp(p->act_observer, "lsq"))
+        return qb_fail(err, QB_ERR_ARG, "qat: --act-observer '%s' is not ema or lsq", p->act_observer);
+    if (p->qat && p->calib_batches < 1) return qb_fail(err, QB_ERR_ARG, "qat: calibration needs >= 1 batch");
+    if (p->freeze_observers_after < 0 || p->save_every < 0)
+        return qb_fail(err, QB_ERR_ARG, "train: --freeze-observers-after and --save-every must be >= 0");
+    if (p->resume && !qb_file_exists(p->resume))
+        return qb_fail(err, QB_ERR_IO, "%s: no such training state (--resume)", p->resume);
     return QB_OK;
+}
+
+/* The settings a resumed run must share with the one that saved the state. */
+static void fingerprint(run *r, const char *model_dir) {
+    const qb_train_params *p = r->p;
+    snprintf(r->fingerprint, sizeof r->fingerprint,
+             "model %s; data %s (limit %d); batch %d; epochs %d; lr %g; max_length %d; seed %llu; warmup %g; "
+             "weight_decay %g; clip %g; threads %d; qat %d bits %d observer %s freeze %ld calib %d",
+             model_dir, p->data, p->limit, p->batch, p->epochs, (double)p->lr, p->max_length,
+             (unsigned long long)p->seed, (double)p->warmup_ratio, (double)p->weight_decay, (double)p->max_grad_norm,
+             p->n_threads, p->qat, p->qat ? p->qat_bits : 0, p->qat ? p->act_observer : "-",
+             p->qat ? p->freeze_observers_after : 0, p->qat ? p->calib_batches : 0);
 }
 
 /* ---- labels: keep the checkpoint's head when it already speaks the data's labels */
@@ -133,7 +161,12 @@ static qb_status build_trainer(run *r, qb_error *err) {
     r->batch_labels = malloc(BS * sizeof *r->batch_labels);
     if (!r->order || !r->bounds || !r->ids || !r->types || !r->lens || !r->batch_labels)
         return qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
-    return qb_trainer_reserve(r->t, B, S, err);
+    if (p->qat) {
+        qb_qat_params qp = {.observer = strcmp(p->act_observer, "lsq") ? QB_FQ_EMA : QB_FQ_LSQ,
+                            .bits = p->qat_bits, .momentum = 0.01f, .freeze_after = p->freeze_observers_after};
+        st = qb_trainer_enable_qat(r->t, &qp, err);
+    }
+    return st ? st : qb_trainer_reserve(r->t, B, S, err);
 }
 
 /* ---- one step --------------------------------------------------------- */
@@ -166,10 +199,10 @@ static qb_batch pad_batch(run *r, int from, int to) {
 }
 
 static qb_status nonfinite(const run *r, int epoch, long step, float loss, qb_error *err) {
-    if (r->best_epoch)
+    if (r->at.best_epoch)
         return qb_fail(err, QB_ERR_NUMERIC,
                        "train: loss is %g at epoch %d, step %ld; stopped (try a lower --lr); %s keeps epoch %d "
-                       "(DEV %.4f)", (double)loss, epoch, step, r->out_dir, r->best_epoch, r->best);
+                       "(DEV %.4f)", (double)loss, epoch, step, r->out_dir, r->at.best_epoch, r->at.best);
     return qb_fail(err, QB_ERR_NUMERIC,
                    "train: loss is %g at epoch %d, step %ld; stopped before any checkpoint (try a lower --lr); "
                    "%s not written", (double)loss, epoch, step, r->out_dir);
@@ -185,12 +218,18 @@ static void report(const run *r, const char *phase, int epoch, long step, long s
     r->p->progress(r->p->progress_ctx, &pr);
 }
 
-static qb_status train_epoch(run *r, const qb_adamw_params *ap, int epoch, double *train_s, qb_error *err) {
-    int n_batches = qb_train_set_batches(&r->set, r->p->batch, r->p->seed, epoch, r->order, r->bounds);
+static qb_status save_state(run *r, qb_error *err) {
+    return qb_train_state_save(r->t, &r->at, r->fingerprint, r->state_path, err);
+}
+
+/* Runs the epoch r->at.epoch from batch r->at.batch on. */
+static qb_status train_epoch(run *r, const qb_adamw_params *ap, qb_error *err) {
+    qb_train_cursor *at = &r->at;
+    int epoch = at->epoch, n_batches = qb_train_set_batches(&r->set, r->p->batch, r->p->seed, epoch, r->order,
+                                                            r->bounds);
     if (n_batches < 0) return qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
-    double t0 = now_s(), sum = 0;
-    long ex = 0;
-    for (int b = 0; b < n_batches; b++) {
+    double t0 = now_s(), segment = t0;
+    for (int b = at->batch; b < n_batches; b++) {
         qb_batch batch = pad_batch(r, r->bounds[b], r->bounds[b + 1]);
         float loss = 0, lr = qb_adamw_lr_at(ap, r->t->n_updates);
         qb_trainer_zero_grad(r->t);
@@ -201,13 +240,21 @@ static qb_status train_epoch(run *r, const qb_adamw_params *ap, int epoch, doubl
         st = qb_trainer_step(r->t, ap, NULL, err);
         if (st == QB_ERR_NUMERIC) return nonfinite(r, epoch + 1, b + 1, NAN, err);
         if (st) return st;
-        sum += loss;
-        ex += batch.batch;
-        r->rep->final_loss = sum / (b + 1);
-        report(r, "train", epoch + 1, b + 1, n_batches, ex, r->rep->final_loss, lr, t0, 0, 0);
+        at->loss_sum += loss;
+        at->examples += batch.batch;
+        at->trained += batch.batch;
+        at->batch = b + 1;
+        r->rep->final_loss = at->loss_sum / (b + 1);
+        report(r, "train", epoch + 1, b + 1, n_batches, at->examples, r->rep->final_loss, lr, t0, 0, 0);
+        if (r->p->save_every && r->t->n_updates % r->p->save_every == 0 && b + 1 < n_batches) {
+            at->train_s += now_s() - segment; /* the save is not training time */
+            st = save_state(r, err);
+            if (st) return st;
+            segment = now_s();
+        }
     }
-    *train_s += now_s() - t0;
-    r->rep->steps += n_batches;
+    at->train_s += now_s() - segment;
+    at->steps += n_batches;
     return QB_OK;
 }
 
@@ -225,10 +272,11 @@ static void eval_progress(void *ctx, const char *stage, long done, long total) {
     report(c->r, "eval", c->epoch, done, total, done, c->r->rep->final_loss, 0, c->t0, 0, 0);
 }
 
-/* Writes the epoch's weights to the staging directory and scores them
- * there, as `qbert eval` would score OUT_DIR. */
+/* Writes the epoch's model (QAT: the int8 one) to the staging directory
+ * and scores it there, as `qbert eval` would score OUT_DIR. */
 static qb_status score_epoch(run *r, int epoch, double *metric, qb_error *err) {
-    qb_status st = qb_checkpoint_write(r->t, r->names, r->n_names, r->tmp, err);
+    qb_status st = r->p->qat ? qb_checkpoint_write_int8(r->t, r->names, r->n_names, r->tmp, err)
+                             : qb_checkpoint_write(r->t, r->names, r->n_names, r->tmp, err);
     qb_model *saved = NULL;
     qb_load_params lp = qb_load_default_params();
     if (!st) st = qb_model_load(r->tmp, &lp, &saved, err);
@@ -256,19 +304,22 @@ static qb_status keep_if_best(run *r, int epoch, qb_error *err) {
     double metric = 0;
     qb_status st = score_epoch(r, epoch, &metric, err);
     if (st) return st;
-    int best = !r->best_epoch || metric > r->best;
+    int best = !r->at.best_epoch || metric > r->at.best;
     if (best) {
         st = qb_outdir_commit(r->tmp, r->out_dir, err);
         if (st) return st;
-        r->best = metric;
-        r->best_epoch = epoch;
+        r->at.best = metric;
+        r->at.best_epoch = epoch;
     } else {
         qb_outdir_abort(r->tmp);
     }
     r->tmp[0] = 0;
     report(r, "epoch", epoch, 0, 0, r->set.n, r->rep->final_loss, 0, now_s(), metric, best);
+    r->at = (qb_train_cursor){.epoch = epoch, .steps = r->at.steps, .trained = r->at.trained,
+                              .train_s = r->at.train_s, .best_epoch = r->at.best_epoch, .best = r->at.best};
     if (epoch == r->p->epochs) return QB_OK;
-    st = qb_outdir_begin(r->out_dir, true, r->tmp, sizeof r->tmp, err);
+    st = save_state(r, err);
+    if (!st) st = qb_outdir_begin(r->out_dir, true, r->tmp, sizeof r->tmp, err);
     if (st) r->tmp[0] = 0;
     return st;
 }
@@ -282,14 +333,40 @@ static qb_status train_all(run *r, qb_error *err) {
     ap.max_grad_norm = p->max_grad_norm;
     ap.total_steps = per_epoch * p->epochs;
     ap.warmup_steps = (long)(p->warmup_ratio * (float)ap.total_steps);
-    double train_s = 0;
     qb_status st = QB_OK;
-    for (int e = 0; !st && e < p->epochs; e++) {
-        st = train_epoch(r, &ap, e, &train_s, err);
-        if (!st) st = keep_if_best(r, e + 1, err);
-        if (!st) r->rep->epochs_run = e + 1;
+    while (!st && r->at.epoch < p->epochs) {
+        int epoch = r->at.epoch + 1;
+        st = train_epoch(r, &ap, err);
+        if (!st) st = keep_if_best(r, epoch, err);
+        if (!st) r->rep->epochs_run = epoch;
     }
-    r->rep->examples_per_s = train_s > 0 ? (double)r->set.n * r->rep->epochs_run / train_s : 0;
+    r->rep->steps = r->at.steps;
+    r->rep->examples_per_s = r->at.train_s > 0 ? (double)r->at.trained / r->at.train_s : 0;
+    return st;
+}
+
+/* The first QAT scales: the mean range of the first batches of epoch 1's
+ * order, through FP32 forwards. */
+static qb_status calibrate_scales(run *r, qb_error *err) {
+    int n = qb_train_set_batches(&r->set, r->p->batch, r->p->seed, 0, r->order, r->bounds);
+    if (n < 0) return qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
+    qb_trainer_qat_calibrate_begin(r->t);
+    for (int b = 0; b < n && b < r->p->calib_batches; b++) {
+        qb_batch batch = pad_batch(r, r->bounds[b], r->bounds[b + 1]);
+        qb_status st = qb_trainer_forward(r->t, &batch, NULL, false, NULL, err);
+        if (st) return st;
+    }
+    qb_trainer_qat_calibrate_end(r->t);
+    return QB_OK;
+}
+
+static qb_status start_or_resume(run *r, qb_error *err) {
+    if (!r->p->resume) return r->p->qat ? calibrate_scales(r, err) : QB_OK;
+    qb_status st = qb_train_state_load(r->t, &r->at, r->fingerprint, r->p->resume, err);
+    if (!st && r->at.epoch >= r->p->epochs)
+        st = qb_fail(err, QB_ERR_ARG, "%s: the run it belongs to has finished all %d epochs", r->p->resume,
+                     r->p->epochs);
+    r->rep->resumed = !st;
     return st;
 }
 
@@ -317,11 +394,16 @@ qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *
     qb_status st = check_params(model_dir, p, out_dir, err);
     if (st) return st;
     run r = {.p = p, .out_dir = out_dir, .rep = rep};
+    fingerprint(&r, model_dir);
+    if (p->state_path) snprintf(r.state_path, sizeof r.state_path, "%s", p->state_path);
+    else snprintf(r.state_path, sizeof r.state_path, "%s.state", out_dir);
     st = load_inputs(&r, model_dir, err);
-    /* an unwritable or existing OUT_DIR fails now, not after an epoch */
-    if (!st) st = qb_outdir_begin(out_dir, p->force, r.tmp, sizeof r.tmp, err);
+    /* An unwritable or existing OUT_DIR fails now, not after an epoch; a
+     * resumed run replaces the best epoch it wrote before. */
+    if (!st) st = qb_outdir_begin(out_dir, p->force || p->resume, r.tmp, sizeof r.tmp, err);
     if (st) r.tmp[0] = 0;
     if (!st) st = build_trainer(&r, err);
+    if (!st) st = start_or_resume(&r, err);
     if (!st) {
         rep->n_train = r.set.n;
         rep->num_labels = r.n_names;
@@ -329,8 +411,9 @@ qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *
         rep->token_task = r.set.token_task;
         st = train_all(&r, err);
     }
-    rep->best_epoch = r.best_epoch;
-    rep->best_metric = r.best;
+    if (!st) remove(r.state_path); /* a finished run needs no resuming */
+    rep->best_epoch = r.at.best_epoch;
+    rep->best_metric = r.at.best;
     rep->seconds = now_s() - t0;
     run_free(&r);
     return st;

@@ -120,6 +120,7 @@ static void bind_tlinear(builder *b, qb_tlinear *l, const qb_linear *ml) {
     qb_tparam *w = add_model_param(b, ml->w), *bias = add_model_param(b, ml->b);
     l->in = ml->in;
     l->out = ml->out;
+    l->name = ml->name;
     if (!w) return;
     l->w = w->w;
     l->dw = w->g;
@@ -167,7 +168,7 @@ static void bind_all(builder *b, bool fresh_head) {
     }
     qb_tparam *w = add_param(b, "classifier.weight", 2, t->L, t->H, NULL);
     qb_tparam *bias = add_param(b, "classifier.bias", 1, t->L, 0, NULL);
-    t->classifier = (qb_tlinear){.in = t->H, .out = t->L};
+    t->classifier = (qb_tlinear){.in = t->H, .out = t->L, .name = "classifier"};
     if (w) {
         t->classifier.w = w->w, t->classifier.dw = w->g;
         t->classifier.b = bias->w, t->classifier.db = bias->g;
@@ -254,6 +255,13 @@ void qb_trainer_free(qb_trainer *t) {
     free(t->arena);
     free(t->tok_ids);
     free(t->prob_offsets);
+    if (t->qat) {
+        free(t->qat->sites);
+        free(t->qat->wq);
+        free(t->qat->q);
+        free(t->qat->q_scale);
+        free(t->qat);
+    }
     free(t);
 }
 
@@ -292,6 +300,12 @@ static void layout(qb_trainer *t, qb_carver *c) {
         l->out_sum = qb_carve(c, T * H);
         l->out_mean = qb_carve(c, T);
         l->out_rstd = qb_carve(c, T);
+        if (t->qat) {
+            l->x_q = qb_carve(c, T * H);
+            l->ctx_q = qb_carve(c, T * H);
+            l->attn_q = qb_carve(c, T * H);
+            l->ffn_act_q = qb_carve(c, T * I);
+        }
     }
     t->enc_out = qb_carve(c, T * H);
     t->head_in = qb_carve(c, T * H);
@@ -308,6 +322,11 @@ static void layout(qb_trainer *t, qb_carver *c) {
     t->g_ffn_pre = qb_carve(c, T * I);
     t->g_emb0 = qb_carve(c, T * E);
     t->g_emb1 = qb_carve(c, T * E);
+    if (t->qat) {
+        t->emb_q = qb_carve(c, T * E);
+        t->head_in_q = qb_carve(c, T * H);
+        t->g_xq = qb_carve(c, T * max3(H, E, I));
+    }
     t->ops.pack = qb_carve(c, (size_t)t->n_threads * qb_gemm_f32_pack_floats());
     size_t widest = max3(H, E, I) > L ? max3(H, E, I) : L;
     t->ops.scratch = qb_carve(c, qb_op_linear_scratch_floats((int)T, (int)widest, (int)widest));
@@ -412,6 +431,56 @@ static qb_attn_shape attn_shape(const qb_trainer *t) {
     return s;
 }
 
+/* ---- QAT: what each linear computes with ------------------------------- */
+
+static bool fake_quantized(const qb_trainer *t, const qb_tlinear *l) {
+    return t->qat && !t->qat->calibrating && l->wq;
+}
+
+static const float *weight_of(const qb_trainer *t, const qb_tlinear *l) { return fake_quantized(t, l) ? l->wq : l->w; }
+
+/* The input linear l reads: x, or x fake-quantized into xq.  Calibration
+ * forwards only record x's range. */
+static const float *input_of(qb_trainer *t, const qb_tlinear *l, const float *x, float *xq, int rows) {
+    if (!t->qat || !l->wq) return x;
+    qb_fq_site *s = &t->qat->sites[l->site];
+    if (t->qat->calibrating) {
+        qb_fq_observe(s, x, (size_t)rows * l->in);
+        return x;
+    }
+    qb_fq_input_forward(s, xq, x, (size_t)rows * l->in, t->n_threads);
+    return xq;
+}
+
+static void linear_forward(qb_trainer *t, const qb_tlinear *l, float *y, const float *x, int rows) {
+    qb_op_linear_forward(&t->ops, y, x, weight_of(t, l), l->b, rows, l->in, l->out);
+}
+
+/* Every linear of the trainer, the classifier last. */
+static int all_linears(qb_trainer *t, qb_tlinear **out) {
+    int n = 0;
+    for (int i = 0; i < t->n_blocks; i++) {
+        qb_tblock *b = &t->blocks[i];
+        qb_tlinear *ls[] = {&b->q, &b->k, &b->v, &b->o, &b->ffn_in, &b->ffn_out};
+        for (int j = 0; j < 6; j++) out[n++] = ls[j];
+    }
+    if (t->emb_proj.w) out[n++] = &t->emb_proj;
+    if (t->pooler.w) out[n++] = &t->pooler;
+    out[n++] = &t->classifier;
+    return n;
+}
+
+static int max_linears(const qb_trainer *t) { return 6 * t->n_blocks + 3; }
+
+/* The weights moved since the last forward: quantize them again. */
+static void refresh_fake_weights(qb_trainer *t, qb_tlinear **ls) {
+    int n = all_linears(t, ls);
+    for (int i = 0; i < n; i++)
+        if (ls[i]->wq) qb_fq_weight(ls[i]->w, ls[i]->out, ls[i]->in, t->qat->p.bits, ls[i]->wq, t->qat->q, t->qat->q_scale);
+}
+
+/* ---- forward ops -------------------------------------------------------- */
+
 static void embed_forward(qb_trainer *t) {
     int T = t->n_rows, E = t->E;
     qb_op_embed_forward(t->emb_sum, t->tok_ids, t->tok_types, t->tok_pos, t->word_emb, t->type_emb, t->pos_emb, T, E);
@@ -420,7 +489,7 @@ static void embed_forward(qb_trainer *t) {
     qb_dropout d = dropout_at(t, SITE_EMB, t->p_hidden);
     qb_op_dropout_forward(&d, t->emb_drop, t->emb_ln, (size_t)T * E);
     if (t->emb_proj.w)
-        qb_op_linear_forward(&t->ops, t->layers[0].x, t->emb_drop, t->emb_proj.w, t->emb_proj.b, T, E, t->H);
+        linear_forward(t, &t->emb_proj, t->layers[0].x, input_of(t, &t->emb_proj, t->emb_drop, t->emb_q, T), T);
 }
 
 static void block_forward(qb_trainer *t, int app, float *out) {
@@ -432,18 +501,19 @@ static void block_forward(qb_trainer *t, int app, float *out) {
     qb_dropout d_probs = dropout_at(t, block_site(app, 0), t->p_attn);
     qb_dropout d_attn = dropout_at(t, block_site(app, 1), t->p_hidden);
     qb_dropout d_ffn = dropout_at(t, block_site(app, 2), t->p_hidden);
-    qb_op_linear_forward(&t->ops, a->q, a->x, b->q.w, b->q.b, T, H, H);
-    qb_op_linear_forward(&t->ops, a->k, a->x, b->k.w, b->k.b, T, H, H);
-    qb_op_linear_forward(&t->ops, a->v, a->x, b->v.w, b->v.b, T, H, H);
+    const float *x = input_of(t, &b->q, a->x, a->x_q, T); /* K and V read the same */
+    linear_forward(t, &b->q, a->q, x, T);
+    linear_forward(t, &b->k, a->k, x, T);
+    linear_forward(t, &b->v, a->v, x, T);
     qb_op_attention_forward(&t->ops, &shape, &d_probs, a->ctx, a->probs, a->q, a->k, a->v);
-    qb_op_linear_forward(&t->ops, t->fwd_tmp, a->ctx, b->o.w, b->o.b, T, H, H);
+    linear_forward(t, &b->o, t->fwd_tmp, input_of(t, &b->o, a->ctx, a->ctx_q, T), T);
     qb_op_dropout_forward(&d_attn, t->fwd_tmp, t->fwd_tmp, TH);
     qb_op_residual_forward(a->attn_sum, a->x, t->fwd_tmp, TH);
     qb_op_layernorm_forward(&t->ops, a->attn, a->attn_mean, a->attn_rstd, a->attn_sum, b->attn_norm.gamma,
                             b->attn_norm.beta, t->eps, T, H);
-    qb_op_linear_forward(&t->ops, a->ffn_pre, a->attn, b->ffn_in.w, b->ffn_in.b, T, H, I);
+    linear_forward(t, &b->ffn_in, a->ffn_pre, input_of(t, &b->ffn_in, a->attn, a->attn_q, T), T);
     qb_op_act_forward(&t->ops, t->act, a->ffn_act, a->ffn_pre, (size_t)T * I);
-    qb_op_linear_forward(&t->ops, t->fwd_tmp, a->ffn_act, b->ffn_out.w, b->ffn_out.b, T, I, H);
+    linear_forward(t, &b->ffn_out, t->fwd_tmp, input_of(t, &b->ffn_out, a->ffn_act, a->ffn_act_q, T), T);
     qb_op_dropout_forward(&d_ffn, t->fwd_tmp, t->fwd_tmp, TH);
     qb_op_residual_forward(a->out_sum, a->attn, t->fwd_tmp, TH);
     qb_op_layernorm_forward(&t->ops, out, a->out_mean, a->out_rstd, a->out_sum, b->ffn_norm.gamma,
@@ -463,7 +533,7 @@ static void head_forward(qb_trainer *t) {
     for (int b = 0; b < B; b++)
         memcpy(t->head_in + (size_t)b * H, t->enc_out + (size_t)t->offsets[b] * H, (size_t)H * sizeof(float));
     qb_act act = t->m->pooler.w ? QB_ACT_TANH : QB_ACT_RELU;
-    qb_op_linear_forward(&t->ops, t->head_pre, t->head_in, t->pooler.w, t->pooler.b, B, H, H);
+    linear_forward(t, &t->pooler, t->head_pre, input_of(t, &t->pooler, t->head_in, t->head_in_q, B), B);
     qb_op_act_forward(&t->ops, act, t->head_act, t->head_pre, (size_t)B * H);
     qb_op_dropout_forward(&d, t->head_drop, t->head_act, (size_t)B * H);
     qb_op_linear_forward(&t->ops, t->logits, t->head_drop, t->classifier.w, t->classifier.b, B, H, L);
@@ -480,6 +550,10 @@ qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *la
     t->seq = b->seq;
     t->training = training;
     if (training) t->drop_step = (uint64_t)t->n_forward++;
+    if (t->qat && !t->qat->calibrating) {
+        qb_tlinear *ls[max_linears(t)];
+        refresh_fake_weights(t, ls);
+    }
     embed_forward(t);
     for (int a = 0; a < t->n_apps; a++)
         block_forward(t, a, a + 1 < t->n_apps ? t->layers[a + 1].x : t->enc_out);
@@ -487,6 +561,10 @@ qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *la
     t->n_label_rows = t->cfg_view.task == QB_TASK_TOKEN ? t->n_rows : t->batch;
     t->loss = qb_op_cross_entropy_forward(t->probs, t->logits, t->labels, t->n_label_rows, t->L, &t->n_used);
     if (loss) *loss = t->loss;
+    if (t->qat && t->qat->calibrating) {
+        t->qat->n_calibrated++;
+        for (int i = 0; i < t->qat->n_sites; i++) qb_fq_site_average(&t->qat->sites[i], t->qat->n_calibrated);
+    }
     return QB_OK;
 }
 
@@ -497,6 +575,26 @@ const float *qb_trainer_logits(const qb_trainer *t) { return t->logits; }
 static float *zeroed(float *p, size_t n) {
     memset(p, 0, n * sizeof *p);
     return p;
+}
+
+/* Backward of the n linears that read one input x (Q, K and V; or one
+ * alone), through its fake quantization when the forward had it. */
+static void linears_backward(qb_trainer *t, const qb_tlinear *const *ls, const float *const *dys, int n, float *dx,
+                             const float *x, const float *xq, int rows) {
+    const qb_tlinear *l = ls[0];
+    bool fq = fake_quantized(t, l);
+    float *din = fq ? zeroed(t->g_xq, (size_t)rows * l->in) : dx;
+    for (int i = 0; i < n; i++)
+        qb_op_linear_backward(&t->ops, din, ls[i]->dw, ls[i]->db, dys[i], fq ? xq : x, weight_of(t, ls[i]), rows,
+                              ls[i]->in, ls[i]->out);
+    if (fq)
+        qb_fq_input_backward(&t->qat->sites[l->site], dx, din, x, (size_t)rows * l->in,
+                             t->qat->p.observer == QB_FQ_LSQ, t->n_threads);
+}
+
+static void linear_backward(qb_trainer *t, const qb_tlinear *l, float *dx, const float *dy, const float *x,
+                            const float *xq, int rows) {
+    linears_backward(t, &l, &dy, 1, dx, x, xq, rows);
 }
 
 /* Leaves d(loss)/d(enc_out) in t->g_out. */
@@ -520,7 +618,7 @@ static void head_backward(qb_trainer *t) {
                           t->classifier.w, B, H, L);
     qb_op_dropout_backward(&d, dact, ddrop, (size_t)B * H);
     qb_op_act_backward(&t->ops, act, dpre, dact, t->head_pre, (size_t)B * H);
-    qb_op_linear_backward(&t->ops, din, t->pooler.dw, t->pooler.db, dpre, t->head_in, t->pooler.w, B, H, H);
+    linear_backward(t, &t->pooler, din, dpre, t->head_in, t->head_in_q, B);
     for (int b = 0; b < B; b++) memcpy(dout + (size_t)t->offsets[b] * H, din + (size_t)b * H, (size_t)H * sizeof(float));
 }
 
@@ -542,9 +640,9 @@ static void block_backward(qb_trainer *t, int app, const float *dout, float *dx)
     float *ddrop = zeroed(t->g_q, TH);
     qb_op_residual_backward(dattn, ddrop, dsum, TH);
     qb_op_dropout_backward(&d_ffn, dtmp, ddrop, TH);
-    qb_op_linear_backward(&t->ops, dffn_act, b->ffn_out.dw, b->ffn_out.db, dtmp, a->ffn_act, b->ffn_out.w, T, I, H);
+    linear_backward(t, &b->ffn_out, dffn_act, dtmp, a->ffn_act, a->ffn_act_q, T);
     qb_op_act_backward(&t->ops, t->act, dffn_pre, dffn_act, a->ffn_pre, TI);
-    qb_op_linear_backward(&t->ops, dattn, b->ffn_in.dw, b->ffn_in.db, dffn_pre, a->attn, b->ffn_in.w, T, H, I);
+    linear_backward(t, &b->ffn_in, dattn, dffn_pre, a->attn, a->attn_q, T);
     /* attn = LN(x + drop(ctx Wo)) */
     zeroed(dsum, TH);
     qb_op_layernorm_backward(&t->ops, dsum, b->attn_norm.dgamma, b->attn_norm.dbeta, dattn, a->attn_sum,
@@ -555,11 +653,11 @@ static void block_backward(qb_trainer *t, int app, const float *dout, float *dx)
     qb_op_residual_backward(dx, ddrop, dsum, TH);
     qb_op_dropout_backward(&d_attn, dtmp, ddrop, TH);
     float *dctx = zeroed(t->g_ctx, TH), *dq = zeroed(t->g_q, TH), *dk = zeroed(t->g_k, TH), *dv = zeroed(t->g_v, TH);
-    qb_op_linear_backward(&t->ops, dctx, b->o.dw, b->o.db, dtmp, a->ctx, b->o.w, T, H, H);
+    linear_backward(t, &b->o, dctx, dtmp, a->ctx, a->ctx_q, T);
     qb_op_attention_backward(&t->ops, &shape, &d_probs, dq, dk, dv, dctx, a->probs, a->q, a->k, a->v);
-    qb_op_linear_backward(&t->ops, dx, b->q.dw, b->q.db, dq, a->x, b->q.w, T, H, H);
-    qb_op_linear_backward(&t->ops, dx, b->k.dw, b->k.db, dk, a->x, b->k.w, T, H, H);
-    qb_op_linear_backward(&t->ops, dx, b->v.dw, b->v.db, dv, a->x, b->v.w, T, H, H);
+    const qb_tlinear *qkv[] = {&b->q, &b->k, &b->v};
+    const float *dqkv[] = {dq, dk, dv};
+    linears_backward(t, qkv, dqkv, 3, dx, a->x, a->x_q, T);
 }
 
 static void embed_backward(qb_trainer *t, const float *dx) {
@@ -569,8 +667,7 @@ static void embed_backward(qb_trainer *t, const float *dx) {
     const float *ddrop = dx;
     if (t->emb_proj.w) {
         float *g = zeroed(t->g_emb1, TE);
-        qb_op_linear_backward(&t->ops, g, t->emb_proj.dw, t->emb_proj.db, dx, t->emb_drop, t->emb_proj.w, T, E,
-                              t->H);
+        linear_backward(t, &t->emb_proj, g, dx, t->emb_drop, t->emb_q, T);
         ddrop = g;
     }
     float *dln = zeroed(t->g_emb0, TE);
@@ -607,6 +704,25 @@ float qb_adamw_lr_at(const qb_adamw_params *p, long step) {
     return left > 0 ? (float)(p->lr * left) : 0.0f;
 }
 
+/* After an update: EMA scales follow the step's ranges, LSQ scales take
+ * an Adam step of their own; both stop once frozen. */
+static void update_scales(qb_trainer *t, const qb_adamw_params *p, float lr) {
+    qb_qat *q = t->qat;
+    bool frozen = q->p.freeze_after > 0 && t->n_updates > q->p.freeze_after;
+    for (int i = 0; i < q->n_sites; i++) {
+        qb_fq_site *s = &q->sites[i];
+        if (frozen) {
+            s->seen = false;
+            s->grad = 0;
+        } else if (q->p.observer == QB_FQ_LSQ) {
+            s->seen = false;
+            qb_fq_site_lsq_step(s, lr, p->beta1, p->beta2, p->eps, t->n_updates);
+        } else {
+            qb_fq_site_update(s, q->p.observer, q->p.momentum);
+        }
+    }
+}
+
 static double grad_norm(const qb_trainer *t) {
     double sq = 0;
     for (int i = 0; i < t->n_params; i++) {
@@ -639,5 +755,80 @@ qb_status qb_trainer_step(qb_trainer *t, const qb_adamw_params *p, float *norm_o
             q->w[j] = q->w[j] * decay - lr * mhat / (sqrtf(vhat) + p->eps);
         }
     }
+    if (t->qat) update_scales(t, p, lr);
     return QB_OK;
+}
+
+/* ---- QAT setup -------------------------------------------------------- */
+
+/* Q, K and V share their input's site; every other linear has its own. */
+static void assign_sites(qb_trainer *t) {
+    qb_qat *q = t->qat;
+    float *wq = q->wq;
+    for (int i = 0; i < t->n_blocks; i++) {
+        qb_tblock *b = &t->blocks[i];
+        qb_tlinear *ls[] = {&b->q, &b->k, &b->v, &b->o, &b->ffn_in, &b->ffn_out};
+        static const int site[] = {0, 0, 0, 1, 2, 3};
+        for (int j = 0; j < 6; j++) ls[j]->site = 4 * i + site[j];
+    }
+    t->emb_proj.site = 4 * t->n_blocks;
+    t->pooler.site = 4 * t->n_blocks + 1;
+    qb_tlinear *ls[max_linears(t)];
+    int n = all_linears(t, ls);
+    for (int i = 0; i < n - 1; i++) { /* the classifier stays FP32 */
+        ls[i]->wq = wq;
+        wq += (size_t)ls[i]->in * ls[i]->out;
+    }
+}
+
+qb_status qb_trainer_enable_qat(qb_trainer *t, const qb_qat_params *p, qb_error *err) {
+    if (t->qat || t->max_batch) return qb_fail(err, QB_ERR_ARG, "trainer: enable QAT once, before reserving");
+    if (p->bits < 2 || p->bits > 8) return qb_fail(err, QB_ERR_ARG, "QAT: --bits %d is not in 2..8", p->bits);
+    if (!(p->momentum > 0 && p->momentum <= 1)) return qb_fail(err, QB_ERR_ARG, "QAT: EMA momentum not in (0, 1]");
+    qb_tlinear *ls[max_linears(t)];
+    int n = all_linears(t, ls);
+    size_t total = 0, widest = 0, rows = 0;
+    for (int i = 0; i < n - 1; i++) {
+        size_t numel = (size_t)ls[i]->in * ls[i]->out;
+        total += numel;
+        widest = numel > widest ? numel : widest;
+        rows = (size_t)ls[i]->out > rows ? (size_t)ls[i]->out : rows;
+    }
+    qb_qat *q = calloc(1, sizeof *q);
+    if (q) {
+        q->p = *p;
+        q->n_sites = 4 * t->n_blocks + 2;
+        q->sites = calloc((size_t)q->n_sites, sizeof *q->sites);
+        q->wq = malloc((total + 1) * sizeof *q->wq);
+        q->q = malloc(widest + 1);
+        q->q_scale = malloc((rows + 1) * sizeof *q->q_scale);
+    }
+    t->qat = q;
+    if (!q || !q->sites || !q->wq || !q->q || !q->q_scale) return qb_fail(err, QB_ERR_NOMEM, "QAT: out of memory");
+    assign_sites(t);
+    return QB_OK;
+}
+
+void qb_trainer_qat_calibrate_begin(qb_trainer *t) {
+    t->qat->calibrating = true;
+    t->qat->n_calibrated = 0;
+    memset(t->qat->sites, 0, (size_t)t->qat->n_sites * sizeof *t->qat->sites);
+}
+
+void qb_trainer_qat_calibrate_end(qb_trainer *t) {
+    t->qat->calibrating = false;
+    for (int i = 0; i < t->qat->n_sites; i++) qb_fq_site_start(&t->qat->sites[i]);
+}
+
+bool qb_trainer_qat_input(const qb_trainer *t, const char *name, float *scale, int32_t *zero) {
+    if (!t->qat) return false;
+    qb_tlinear *ls[max_linears(t)];
+    int n = all_linears((qb_trainer *)t, ls);
+    for (int i = 0; i < n; i++)
+        if (ls[i]->wq && !strcmp(ls[i]->name, name)) {
+            *scale = t->qat->sites[ls[i]->site].scale;
+            *zero = t->qat->sites[ls[i]->site].zero;
+            return true;
+        }
+    return false;
 }

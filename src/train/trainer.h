@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "model/model.h"
+#include "train/fake_quant.h"
 #include "train/ops.h"
 
 /* One parameter: value, gradient and the two Adam moments, all owned. */
@@ -27,6 +28,9 @@ typedef struct {
 typedef struct {
     float *w, *b, *dw, *db; /* w [out, in] */
     int in, out;
+    const char *name;       /* the model's linear, e.g. "bert.encoder.layer.0.attention.self.query" */
+    float *wq;              /* QAT: the fake-quantized weight, NULL if the linear stays FP32 */
+    int site;               /* QAT: its input's qb_fq_site */
 } qb_tlinear;
 
 typedef struct {
@@ -49,6 +53,7 @@ typedef struct {
     float *attn_sum, *attn_mean, *attn_rstd, *attn; /* x + drop(ctx Wo), its LN */
     float *ffn_pre, *ffn_act;         /* [T, I] */
     float *out_sum, *out_mean, *out_rstd;           /* attn + drop(ffn Wout) */
+    float *x_q, *ctx_q, *attn_q, *ffn_act_q;        /* QAT: the fake-quantized linear inputs */
 } qb_tlayer_acts;
 
 typedef struct {
@@ -66,6 +71,25 @@ typedef struct {
     float max_grad_norm;    /* <= 0: no clipping */
     long warmup_steps, total_steps; /* linear warm-up, then linear decay to 0 */
 } qb_adamw_params;
+
+/* Quantization-aware training: which grid the linears train against. */
+typedef struct {
+    qb_fq_observer observer;
+    int bits;               /* weight grid, 2..8 */
+    float momentum;         /* EMA observers */
+    long freeze_after;      /* scales stop moving after this many updates (0: never) */
+} qb_qat_params;
+
+typedef struct {
+    qb_qat_params p;
+    bool calibrating;       /* forwards observe input ranges and quantize nothing */
+    int n_calibrated;       /* calibration forwards so far */
+    qb_fq_site *sites;      /* per block: QKV input, O input, FFN in, FFN out; then emb_proj, pooler */
+    int n_sites;
+    float *wq;              /* every quantized linear's fake-quantized weight */
+    int8_t *q;              /* scratch of the widest weight */
+    float *q_scale;
+} qb_qat;
 
 typedef struct {
     const qb_model *m;
@@ -88,6 +112,7 @@ typedef struct {
     int *app_block;         /* [n_apps]: which block application a runs */
     qb_tlinear pooler;      /* BERT/ALBERT pooler or DistilBERT pre_classifier; w NULL for token heads */
     qb_tlinear classifier;
+    qb_qat *qat;            /* NULL: plain FP32 training */
 
     /* the arena, sized by qb_trainer_reserve */
     int max_batch, max_seq;
@@ -103,6 +128,8 @@ typedef struct {
     float *g_out, *g_in, *g_sum, *g_attn, *g_tmp, *g_ctx, *g_q, *g_k, *g_v; /* [T, H] */
     float *g_ffn_act, *g_ffn_pre;   /* [T, I] */
     float *g_emb0, *g_emb1;         /* [T, E] */
+    float *emb_q, *head_in_q;       /* QAT: fake-quantized inputs of emb_proj and the pooler */
+    float *g_xq;                    /* QAT: d loss / d (a fake-quantized input) */
     float *g_logits;
     int32_t *tok_ids, *tok_types, *tok_pos, *labels, *offsets, *lens;
     int64_t *prob_offsets;
@@ -149,5 +176,15 @@ float qb_adamw_lr_at(const qb_adamw_params *p, long step);
 qb_status qb_trainer_step(qb_trainer *t, const qb_adamw_params *p, float *grad_norm, qb_error *err);
 
 qb_tparam *qb_trainer_param(qb_trainer *t, const char *name);
+
+/* QAT: every linear but the classifier trains through fake quantization
+ * (see train/fake_quant.h).  Call before qb_trainer_reserve, then run
+ * calibration forwards between begin and end: they set the first scales. */
+qb_status qb_trainer_enable_qat(qb_trainer *t, const qb_qat_params *p, qb_error *err);
+void qb_trainer_qat_calibrate_begin(qb_trainer *t);
+void qb_trainer_qat_calibrate_end(qb_trainer *t);
+/* The input scale and zero point that the linear `name` trained with;
+ * false when it is not quantized. */
+bool qb_trainer_qat_input(const qb_trainer *t, const char *name, float *scale, int32_t *zero);
 
 #endif

@@ -1,0 +1,15 @@
+/* Quantization with input scales that were trained rather than calibrated
+ * (QAT): the library-internal entry behind qb_quantize's writer. */
+#ifndef QB_QUANT_QUANTIZE_H
+#define QB_QUANT_QUANTIZE_H
+
+#include "model/model.h"
+#include "quant/affine.h"
+
+/* Writes m, quantized as p says (static, per-tensor inputs), into dir, an
+ * existing empty directory; linear l's input is quantized with inputs[l->id].
+ * observer_label is what quantization_config names as the observer. */
+qb_status qb_quantize_into(const qb_model *m, const qb_quant_params *p, const qb_qparams *inputs,
+                           const char *observer_label, const char *dir, qb_quant_report *rep, qb_error *err);
+
+#endif

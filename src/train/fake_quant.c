@@ -1,0 +1,110 @@
+#include "train/fake_quant.h"
+
+#include <math.h>
+
+#include "kernels/gemm_i8_impl.h"
+#include "quant/affine.h"
+
+static const qb_qscheme u8_asymmetric = {.is_signed = false, .symmetric = false, .reduce_range = false};
+
+static void set_scale_from_range(qb_fq_site *s, float lo, float hi) {
+    qb_qparams p = qb_qparams_from_range(&u8_asymmetric, lo, hi);
+    s->scale = p.scale;
+    s->zero = p.zero_point;
+    s->ready = true;
+}
+
+void qb_fq_observe(qb_fq_site *s, const float *x, size_t n) {
+    float lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        lo = fminf(lo, x[i]);
+        hi = fmaxf(hi, x[i]);
+    }
+    s->batch_lo = s->seen ? fminf(s->batch_lo, lo) : lo;
+    s->batch_hi = s->seen ? fmaxf(s->batch_hi, hi) : hi;
+    s->seen = true;
+}
+
+void qb_fq_site_average(qb_fq_site *s, int k) {
+    if (!s->seen) return;
+    s->seen = false;
+    s->lo += (s->batch_lo - s->lo) / (float)k;
+    s->hi += (s->batch_hi - s->hi) / (float)k;
+}
+
+void qb_fq_site_start(qb_fq_site *s) { set_scale_from_range(s, s->lo, s->hi); }
+
+void qb_fq_input_forward(qb_fq_site *s, float *xq, const float *x, size_t n, int n_threads) {
+    float lo = INFINITY, hi = -INFINITY, scale = s->scale, inv = qb_i8_inverse(scale);
+    int32_t zero = s->zero;
+#pragma omp parallel for num_threads(n_threads) schedule(static) reduction(min : lo) reduction(max : hi) \
+    if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        lo = fminf(lo, x[i]);
+        hi = fmaxf(hi, x[i]);
+        xq[i] = scale * (float)((int32_t)qb_i8_quantize_one(x[i], inv, zero) - zero);
+    }
+    s->batch_lo = s->seen ? fminf(s->batch_lo, lo) : lo;
+    s->batch_hi = s->seen ? fmaxf(s->batch_hi, hi) : hi;
+    s->seen = true;
+}
+
+/* The value's grid index before clamping, as qb_i8_quantize_one rounds it. */
+static float grid_index(float x, float inv, int32_t zero) {
+    float r = x * inv;
+    r = r > QB_I8_CLIP_LO ? r : QB_I8_CLIP_LO;
+    r = r < QB_I8_CLIP_HI ? r : QB_I8_CLIP_HI;
+    return nearbyintf(r) + (float)zero;
+}
+
+void qb_fq_input_backward(qb_fq_site *s, float *dx, const float *dxq, const float *x, size_t n, bool lsq,
+                          int n_threads) {
+    float inv = qb_i8_inverse(s->scale);
+    int32_t zero = s->zero;
+    double gs = 0;
+#pragma omp parallel for num_threads(n_threads) schedule(static) reduction(+ : gs) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float q = grid_index(x[i], inv, zero);
+        if (q < 0.0f) {
+            gs += (double)dxq[i] * (double)(0 - zero);
+        } else if (q > 255.0f) {
+            gs += (double)dxq[i] * (double)(255 - zero);
+        } else {
+            dx[i] += dxq[i];
+            /* d(scale * (round(x / scale) + zero - zero)) / d scale, STE through round */
+            gs += (double)dxq[i] * (double)(q - (float)zero - x[i] * inv);
+        }
+    }
+    /* LSQ's gradient scale 1 / sqrt(n * Qp) keeps the scale's step in
+     * proportion to the weights' (Esser et al., section 2.2). */
+    if (lsq) s->grad += gs / sqrt((double)n * 255.0);
+}
+
+void qb_fq_site_update(qb_fq_site *s, qb_fq_observer obs, float momentum) {
+    if (!s->seen) return;
+    s->seen = false;
+    if (obs == QB_FQ_LSQ) return;
+    s->lo += momentum * (s->batch_lo - s->lo);
+    s->hi += momentum * (s->batch_hi - s->hi);
+    set_scale_from_range(s, s->lo, s->hi);
+}
+
+void qb_fq_site_lsq_step(qb_fq_site *s, float lr, float beta1, float beta2, float eps, long step) {
+    float g = (float)s->grad;
+    s->grad = 0;
+    s->m = beta1 * s->m + (1.0f - beta1) * g;
+    s->v = beta2 * s->v + (1.0f - beta2) * g * g;
+    float mhat = s->m / (1.0f - powf(beta1, (float)step)), vhat = s->v / (1.0f - powf(beta2, (float)step));
+    float next = s->scale - lr * mhat / (sqrtf(vhat) + eps);
+    /* A scale at or below 0 has no grid; keep a tenth of the old one instead. */
+    s->scale = next > 0.1f * s->scale ? next : 0.1f * s->scale;
+}
+
+void qb_fq_weight(const float *w, int rows, int cols, int bits, float *wq, int8_t *q, float *scale) {
+    qb_quantize_weight_s8(w, rows, cols, bits, true, q, scale);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            size_t i = (size_t)r * cols + c;
+            wq[i] = scale[r] * (float)q[i];
+        }
+}

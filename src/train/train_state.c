@@ -1,0 +1,161 @@
+#include "train/train_state.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "io/safetensors.h"
+
+enum { SITE_FIELDS = 6 }; /* lo, hi, scale, zero point, Adam m, v */
+
+static const char *const moment_suffix[2] = {".adam_m", ".adam_v"};
+
+/* The metadata values are strings, as the safetensors format requires;
+ * doubles are printed with 17 digits so they read back bit for bit. */
+static char *metadata_text(const qb_trainer *t, const qb_train_cursor *c, const char *fingerprint) {
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) return NULL;
+    fputs("{\"format\": \"qbert-train-state\", \"version\": \"1\", \"fingerprint\": ", f);
+    qb_json_write_str(f, fingerprint, strlen(fingerprint));
+    fprintf(f, ", \"epoch\": \"%d\", \"batch\": \"%d\", \"loss_sum\": \"%.17g\", \"examples\": \"%ld\", "
+               "\"steps\": \"%ld\", \"trained\": \"%ld\", \"train_s\": \"%.17g\", \"best_epoch\": \"%d\", \"best\": \"%.17g\", "
+               "\"n_updates\": \"%ld\", \"n_forward\": \"%ld\"}",
+            c->epoch, c->batch, c->loss_sum, c->examples, c->steps, c->trained, c->train_s, c->best_epoch, c->best, t->n_updates,
+            t->n_forward);
+    fclose(f);
+    return buf;
+}
+
+static void pack_sites(const qb_qat *q, float *out) {
+    for (int i = 0; i < q->n_sites; i++) {
+        const qb_fq_site *s = &q->sites[i];
+        float row[SITE_FIELDS] = {s->lo, s->hi, s->scale, (float)s->zero, s->m, s->v};
+        memcpy(out + (size_t)i * SITE_FIELDS, row, sizeof row);
+    }
+}
+
+static void unpack_sites(qb_qat *q, const float *in) {
+    for (int i = 0; i < q->n_sites; i++) {
+        const float *row = in + (size_t)i * SITE_FIELDS;
+        q->sites[i] = (qb_fq_site){.lo = row[0], .hi = row[1], .scale = row[2], .zero = (int32_t)row[3],
+                                   .m = row[4], .v = row[5], .ready = true};
+    }
+}
+
+qb_status qb_train_state_save(const qb_trainer *t, const qb_train_cursor *c, const char *fingerprint,
+                              const char *path, qb_error *err) {
+    int n = 3 * t->n_params + 1;
+    qb_st_write_tensor *out = calloc((size_t)n, sizeof *out);
+    char (*names)[160] = calloc((size_t)n, sizeof *names);
+    float *sites = t->qat ? malloc((size_t)t->qat->n_sites * SITE_FIELDS * sizeof *sites) : NULL;
+    char *meta = metadata_text(t, c, fingerprint);
+    qb_status st = QB_OK;
+    if (!out || !names || !meta || (t->qat && !sites)) st = qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    int k = 0;
+    for (int i = 0; !st && i < t->n_params; i++) {
+        const qb_tparam *p = &t->params[i];
+        const float *data[3] = {p->w, p->m, p->v};
+        for (int j = 0; j < 3; j++, k++) {
+            snprintf(names[k], sizeof names[k], "%s%s", p->name, j ? moment_suffix[j - 1] : "");
+            out[k] = (qb_st_write_tensor){.name = names[k], .dtype = QB_F32, .ndim = 1, .data = data[j]};
+            out[k].shape[0] = p->numel;
+        }
+    }
+    if (!st && t->qat) {
+        pack_sites(t->qat, sites);
+        out[k] = (qb_st_write_tensor){.name = "qat.sites", .dtype = QB_F32, .ndim = 2, .data = sites};
+        out[k].shape[0] = t->qat->n_sites;
+        out[k++].shape[1] = SITE_FIELDS;
+    }
+    if (!st) st = qb_safetensors_write(path, out, k, meta, err);
+    free(out);
+    free(names);
+    free(sites);
+    free(meta);
+    return st;
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+static bool meta_number(const qb_json *j, const char *key, double *out) {
+    char *s = qb_json_strdup(j, qb_json_get(j, 0, key), NULL), *end = NULL;
+    if (s) *out = strtod(s, &end);
+    bool ok = s && end != s && !*end;
+    free(s);
+    return ok;
+}
+
+static qb_status read_cursor(qb_trainer *t, qb_train_cursor *c, const qb_json *j, const char *fingerprint,
+                             const char *path, qb_error *err) {
+    if (!qb_json_str_eq(j, qb_json_get(j, 0, "format"), "qbert-train-state"))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert training state", path);
+    if (!qb_json_str_eq(j, qb_json_get(j, 0, "fingerprint"), fingerprint)) {
+        char *had = qb_json_strdup(j, qb_json_get(j, 0, "fingerprint"), NULL);
+        qb_status st = qb_fail(err, QB_ERR_ARG, "%s: written by a run with other settings (%s); this run has (%s)",
+                               path, had ? had : "?", fingerprint);
+        free(had);
+        return st;
+    }
+    static const char *const keys[] = {"epoch", "batch", "loss_sum", "examples", "steps", "train_s",
+                                       "best_epoch", "best", "n_updates", "n_forward", "trained"};
+    double v[11];
+    for (int i = 0; i < 11; i++)
+        if (!meta_number(j, keys[i], &v[i]))
+            return qb_fail(err, QB_ERR_FORMAT, "%s: metadata '%s' is missing or not a number", path, keys[i]);
+    *c = (qb_train_cursor){.epoch = (int)v[0], .batch = (int)v[1], .loss_sum = v[2], .examples = (long)v[3],
+                           .steps = (long)v[4], .train_s = v[5], .best_epoch = (int)v[6], .best = v[7], .trained = (long)v[10]};
+    t->n_updates = (long)v[8];
+    t->n_forward = (long)v[9];
+    if (c->epoch < 0 || c->batch < 0 || t->n_updates < 0 || t->n_forward < 0)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: negative counters", path);
+    return QB_OK;
+}
+
+static qb_status read_tensor(const qb_safetensors *st, const char *name, int64_t numel, float *dst,
+                             qb_error *err) {
+    const qb_st_tensor *t = qb_safetensors_find(st, name);
+    if (!t) return qb_fail(err, QB_ERR_FORMAT, "%s: tensor '%s' is missing", st->path, name);
+    if (t->dtype != QB_F32 || t->numel != numel)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: '%s' should be F32 with %lld values", st->path, name,
+                       (long long)numel);
+    memcpy(dst, t->data, (size_t)numel * sizeof *dst);
+    return QB_OK;
+}
+
+static qb_status read_params(qb_trainer *t, const qb_safetensors *st, qb_error *err) {
+    char name[160];
+    for (int i = 0; i < t->n_params; i++) {
+        qb_tparam *p = &t->params[i];
+        float *dst[3] = {p->w, p->m, p->v};
+        for (int j = 0; j < 3; j++) {
+            snprintf(name, sizeof name, "%s%s", p->name, j ? moment_suffix[j - 1] : "");
+            qb_status s = read_tensor(st, name, p->numel, dst[j], err);
+            if (s) return s;
+        }
+    }
+    if (!t->qat) return QB_OK;
+    float *sites = malloc((size_t)t->qat->n_sites * SITE_FIELDS * sizeof *sites);
+    if (!sites) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", st->path);
+    qb_status s = read_tensor(st, "qat.sites", (int64_t)t->qat->n_sites * SITE_FIELDS, sites, err);
+    if (!s) unpack_sites(t->qat, sites);
+    free(sites);
+    return s;
+}
+
+qb_status qb_train_state_load(qb_trainer *t, qb_train_cursor *c, const char *fingerprint, const char *path,
+                              qb_error *err) {
+    qb_safetensors st = {0};
+    qb_json j = {0};
+    qb_status s = qb_safetensors_open(&st, path, err);
+    if (!s && !st.metadata) s = qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert training state (no metadata)", path);
+    if (!s) s = qb_json_parse(&j, st.metadata, strlen(st.metadata), path, err);
+    if (!s) s = read_cursor(t, c, &j, fingerprint, path, err);
+    if (!s) s = read_params(t, &st, err);
+    qb_json_free(&j);
+    qb_safetensors_close(&st);
+    return s;
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# qbert qat end to end on small slices: the int8 model it writes (config,
+# info, the DEV score reproduced by `qbert eval` on the integer kernels),
+# 4-bit weights and LSQ scales, `--resume` after kill -9 at random moments
+# giving the same bytes as an uninterrupted run, and a diverging run that
+# keeps its last good checkpoint.
+set -u
+. "$(dirname "$0")/lib.sh"
+need_shared models/bert-mini-sst2
+need_shared data/sst2/train.tsv
+M=$SHARED/models/bert-mini-sst2
+SST=$SHARED/data/sst2
+N=160
+[ -n "$SANITIZE" ] && N=64
+head -n $((N + 1)) "$SST/train.tsv" >"$TMP/train.tsv"
+COMMON=(--data "$TMP/train.tsv" --eval "$SST/dev.tsv" --eval-limit 100 --batch 16 --max-length 64 --threads 2)
+
+check "qat --help" bash -c "'$QBERT' qat --help | grep -q 'usage: qbert qat'"
+"$QBERT" qat "$M" --data "$TMP/train.tsv" --eval "$SST/dev.tsv" -o "$TMP/x" --bits 9 >/dev/null 2>&1
+check "--bits 9 is a usage error" test $? -eq 2
+"$QBERT" qat "$M" "${COMMON[@]}" -o "$TMP/x" --act-observer max >/dev/null 2>&1
+check "unknown observer is a usage error" test $? -eq 2
+
+# 8-bit EMA: a static int8 model every command runs on the integer kernels
+"$QBERT" qat "$M" "${COMMON[@]}" -o "$TMP/q8" >"$TMP/q8.txt" 2>"$TMP/q8.err"
+check "qat succeeds" test $? -eq 0
+check "qat reports the int8 score" grep -q "with the int8 kernels" "$TMP/q8.txt"
+check "config: static int8, qat-ema" test "$(json_get "$TMP/q8/config.json" \
+  'j["quantization_config"]["method"], j["quantization_config"]["bits"], j["quantization_config"]["activations"]["observer"]')" \
+  = "static 8 qat-ema"
+check "info: every linear but the classifier int8" \
+  bash -c "'$QBERT' info '$TMP/q8' | grep -q 'static int8 (activations per-tensor, observer qat-ema): 26 linears, 1 fp32, 25 int8'"
+acc=$(sed -n 's/^best epoch 1: dev accuracy \([0-9.]*\) .*/\1/p' "$TMP/q8.txt")
+"$QBERT" eval "$TMP/q8" --data "$SST/dev.tsv" --limit 100 --max-length 64 --json >"$TMP/eval.json"
+check "eval of OUT_DIR reproduces the reported accuracy ($acc)" \
+  test "$(json_get "$TMP/eval.json" '"%.4f" % j["accuracy"]')" = "$acc"
+check "no state file left after a finished run" test ! -e "$TMP/q8.state"
+
+# 4-bit weights with LSQ input scales: int8 storage, values on [-8, 7]
+"$QBERT" qat "$M" "${COMMON[@]}" -o "$TMP/q4" --bits 4 --act-observer lsq --freeze-observers-after 5 \
+  >"$TMP/q4.txt" 2>&1
+check "4-bit lsq qat succeeds" test $? -eq 0
+check "config: 4 bits, qat-lsq" test "$(json_get "$TMP/q4/config.json" \
+  'j["quantization_config"]["bits"], j["quantization_config"]["activations"]["observer"]')" = "4 qat-lsq"
+check "weights stay on the 4-bit grid" $PY - "$TMP/q4/model.safetensors" <<'PYEOF'
+import json, struct, sys
+import numpy as np
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+h = json.loads(data[8:8 + n])
+i8 = [t for k, t in h.items() if k != "__metadata__" and t["dtype"] == "I8" and not k.endswith("_zero_point")]
+assert len(i8) == 25, len(i8)
+for t in i8:
+    a, b = t["data_offsets"]
+    v = np.frombuffer(data[8 + n + a:8 + n + b], dtype=np.int8)
+    assert v.min() >= -8 and v.max() <= 7, (v.min(), v.max())
+PYEOF
+
+# --resume: an uninterrupted run, then the same run killed with SIGKILL at
+# random moments and resumed until it finishes: the same bytes.
+R=(--epochs 2 --save-every 3 --seed 5)
+"$QBERT" qat "$M" "${COMMON[@]}" "${R[@]}" -o "$TMP/full" >/dev/null 2>&1
+check "uninterrupted 2-epoch run" test -f "$TMP/full/model.safetensors"
+STATE=$TMP/kill.state
+"$QBERT" qat "$M" "${COMMON[@]}" "${R[@]}" -o "$TMP/kill" --state "$STATE" >/dev/null 2>&1 &
+pid=$!
+kills=0
+for delay in 0.5 0.2 0.7 0.3 0.4 0.6; do
+  # wait until a state exists, then let it run a random while and kill it
+  for _ in $(seq 600); do [ -e "$STATE" ] || ! kill -0 $pid 2>/dev/null && break; sleep 0.05; done
+  sleep "$delay"
+  kill -0 $pid 2>/dev/null || break
+  kill -9 $pid 2>/dev/null && wait $pid 2>/dev/null
+  kills=$((kills + 1))
+  "$QBERT" qat "$M" "${COMMON[@]}" "${R[@]}" -o "$TMP/kill" --state "$STATE" --resume "$STATE" \
+    >"$TMP/resume.txt" 2>"$TMP/resume.err" &
+  pid=$!
+done
+wait $pid
+check "resumed run finishes" test $? -eq 0
+echo "  killed $kills times"
+check "killed at least once" test $kills -ge 1
+check "killed and resumed == uninterrupted (byte-identical int8 model)" \
+  cmp -s "$TMP/full/model.safetensors" "$TMP/kill/model.safetensors"
+check "resume: no temporary files left" bash -c "! ls -d '$TMP'/kill.*tmp* '$TMP'/*.old-* 2>/dev/null"
+
+# resuming under other settings, or from a missing or broken state, fails clearly
+"$QBERT" qat "$M" "${COMMON[@]}" --epochs 2 --save-every 3 --seed 5 -o "$TMP/s" --state "$TMP/s.state" --limit 80 \
+  --save-every 2 >/dev/null 2>&1 &
+spid=$!
+for _ in $(seq 600); do [ -e "$TMP/s.state" ] || ! kill -0 $spid 2>/dev/null && break; sleep 0.05; done
+kill -9 $spid 2>/dev/null; wait $spid 2>/dev/null
+if [ -e "$TMP/s.state" ]; then
+  "$QBERT" qat "$M" "${COMMON[@]}" --epochs 2 --seed 6 --limit 80 -o "$TMP/s" --resume "$TMP/s.state" \
+    >/dev/null 2>"$TMP/f.err"
+  check "resume with another seed: exit 1" test $? -eq 1
+  check "resume with another seed: says so" grep -q "written by a run with other settings" "$TMP/f.err"
+  head -c 1000 "$TMP/s.state" >"$TMP/trunc.state"
+  "$QBERT" qat "$M" "${COMMON[@]}" --epochs 2 --seed 5 --limit 80 --save-every 2 -o "$TMP/s" \
+    --resume "$TMP/trunc.state" >/dev/null 2>"$TMP/f.err"
+  check "truncated state: exit 1 naming the file" bash -c "test $? -eq 1 && grep -q trunc.state '$TMP/f.err'"
+else
+  fail "the short run left no state to resume"
+fi
+"$QBERT" qat "$M" "${COMMON[@]}" -o "$TMP/y" --resume "$TMP/none.state" >/dev/null 2>"$TMP/f.err"
+check "missing state: exit 1" test $? -eq 1
+check "missing state: message" grep -q "none.state: no such training state" "$TMP/f.err"
+
+# a run that diverges in a later epoch stops and keeps the last good one:
+# warm-up over the whole run makes epoch 1's only update a no-op (lr 0), and
+# epoch 2's lr of 1e30 wrecks the weights.
+head -n 17 "$SST/train.tsv" >"$TMP/t16.tsv"
+"$QBERT" train "$M" --data "$TMP/t16.tsv" --eval "$SST/dev.tsv" --eval-limit 20 --batch 16 --epochs 4 \
+  --warmup 1 --clip 0 --lr 1e30 --threads 2 -o "$TMP/div" >"$TMP/div.out" 2>"$TMP/div.err"
+check "diverging run: exit 1" test $? -eq 1
+check "diverging run: non-finite loss named" grep -q "loss is [-a-z]* at epoch [2-4], step 1; stopped" "$TMP/div.err"
+check "diverging run: says which epoch OUT_DIR keeps" grep -q "div keeps epoch [1-3]" "$TMP/div.err"
+check "diverging run: the kept checkpoint loads and scores" \
+  bash -c "'$QBERT' eval '$TMP/div' --data '$SST/dev.tsv' --limit 20 --max-length 64 | grep -q accuracy"
+
+finish
