@@ -21,6 +21,8 @@ static const char help_quantize[] =
     "                        activation scheme (default asymmetric u8; weights are\n"
     "                        always symmetric int8)\n"
     "  --reduce-range        7-bit ranges (for CPUs whose int8 dot products saturate)\n"
+    "  --bits N              weight grid of N bits (2..8, default 8), stored as int8 and\n"
+    "                        run on the int8 kernels (e.g. 4: values in [-8, 7])\n"
     "  --keep PATTERN        keep matching linears in FP32 (glob over names such as\n"
     "                        'bert.encoder.layer.0.*'; repeatable)\n"
     "  --precision-map FILE  JSON {\"<linear name or glob>\": \"fp32|fp16|bf16|int8\"}\n"
@@ -95,6 +97,9 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
         } else if (!strcmp(argv[i], "--symmetric")) p->act_symmetric = 1;
         else if (!strcmp(argv[i], "--asymmetric")) p->act_symmetric = 0;
         else if (!strcmp(argv[i], "--reduce-range")) p->reduce_range = 1;
+        else if ((v = qb_arg_value("--bits", &i, argc, argv))) {
+            if (!qb_arg_int("quantize", "--bits", v, 2, 8, &p->bits)) return QB_EXIT_USAGE;
+        }
         else if (!strcmp(argv[i], "--quantize-embeddings")) p->quantize_embeddings = 1;
         else if (!strcmp(argv[i], "--quantize-head")) p->quantize_head = 1;
         else if (!strcmp(argv[i], "--force")) p->force = 1;

@@ -352,6 +352,8 @@ static qb_status check_request(const qb_model *m, const qb_quant_params *p, cons
         return qb_fail(err, QB_ERR_ARG, "static quantization needs --calib FILE (or saved --calib-stats)");
     if (p->method == QB_QUANT_STATIC && p->act_per_token)
         return qb_fail(err, QB_ERR_ARG, "static quantization has per-tensor activation scales, not per-token");
+    if (is_int8_method(p->method) && (p->bits < 2 || p->bits > 8))
+        return qb_fail(err, QB_ERR_ARG, "weight bits %d not in 2..8", p->bits);
     return QB_OK;
 }
 
