@@ -42,7 +42,8 @@ check "no state file left after a finished run" test ! -e "$TMP/q8.state"
 check "4-bit lsq qat succeeds" test $? -eq 0
 check "config: 4 bits, qat-lsq" test "$(json_get "$TMP/q4/config.json" \
   'j["quantization_config"]["bits"], j["quantization_config"]["activations"]["observer"]')" = "4 qat-lsq"
-check "weights stay on the 4-bit grid" $PY - "$TMP/q4/model.safetensors" <<'PYEOF'
+on_4bit_grid() { # on_4bit_grid MODEL_DIR: 25 int8 weights, all in [-8, 7], some at each end
+  $PY - "$1/model.safetensors" <<'PYEOF'
 import json, struct, sys
 import numpy as np
 data = open(sys.argv[1], "rb").read()
@@ -53,8 +54,13 @@ assert len(i8) == 25, len(i8)
 for t in i8:
     a, b = t["data_offsets"]
     v = np.frombuffer(data[8 + n + a:8 + n + b], dtype=np.int8)
-    assert v.min() >= -8 and v.max() <= 7, (v.min(), v.max())
+    assert v.min() == -8 and v.max() <= 7, (v.min(), v.max())
 PYEOF
+}
+check "qat weights stay on the 4-bit grid" on_4bit_grid "$TMP/q4"
+"$QBERT" quantize "$M" -o "$TMP/p4" --method static --calib "$TMP/train.tsv" --calib-n 16 --bits 4 >/dev/null 2>&1
+check "quantize --bits 4 (PTQ) stays on the 4-bit grid" on_4bit_grid "$TMP/p4"
+check "info names the 4-bit weights" bash -c "'$QBERT' info '$TMP/p4' | grep -q '4-bit weights'"
 
 # --resume: an uninterrupted run, then the same run killed with SIGKILL at
 # random moments and resumed until it finishes: the same bytes.

@@ -723,11 +723,22 @@ static void update_scales(qb_trainer *t, const qb_adamw_params *p, float lr) {
     }
 }
 
+/* Summed per parameter in a fixed order of fixed chunks, so the norm (and
+ * the clipping it decides) does not depend on the thread count. */
 static double grad_norm(const qb_trainer *t) {
+    enum { CHUNK = 1 << 16 };
     double sq = 0;
     for (int i = 0; i < t->n_params; i++) {
         const float *g = t->params[i].g;
-        for (int64_t j = 0; j < t->params[i].numel; j++) sq += (double)g[j] * g[j];
+        int64_t n = t->params[i].numel, chunks = (n + CHUNK - 1) / CHUNK;
+        double part[chunks];
+#pragma omp parallel for num_threads(t->n_threads) schedule(static) if (chunks > 1)
+        for (int64_t c = 0; c < chunks; c++) {
+            double s = 0;
+            for (int64_t j = c * CHUNK; j < n && j < (c + 1) * CHUNK; j++) s += (double)g[j] * g[j];
+            part[c] = s;
+        }
+        for (int64_t c = 0; c < chunks; c++) sq += part[c];
     }
     return sqrt(sq);
 }
