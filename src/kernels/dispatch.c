@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include "kernels/gemm_blocked.h"
+#include "kernels/kernels_h16.h"
 #include "kernels/kernels_impl.h"
 
 /* Slices are cut at multiples of these so no thread gets a ragged
@@ -20,6 +21,7 @@ static const qb_kernels_init_fn qb_kernels_inits[QB_ISA_COUNT] = {
 bool qb_kernels_select(qb_isa isa, qb_kernels *k) {
     if ((unsigned)isa >= QB_ISA_COUNT || !qb_isa_supported(isa)) return false;
     qb_kernels_inits[isa](k);
+    qb_kernels_h16_init(isa, k);
     return true;
 }
 
@@ -75,5 +77,40 @@ void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, 
         int t = omp_get_thread_num(), team = omp_get_num_threads();
         qb_gemm_f32_args part;
         if (qb_gemm_slice(a, t, team, &part)) k->gemm_f32(&part, scratch + (size_t)t * per_thread);
+    }
+}
+
+/* Thread t's share of a half-precision GEMM as columns [n0, n1) of a
+ * possibly row-sliced problem; false if it has none.  Columns go in whole
+ * weight panels; rows only for narrow weights (kernels_h16.h). */
+static bool qb_gemm_h16_slice(const qb_gemm_h16_args *a, int t, int n_threads, qb_gemm_h16_args *part, int *n0,
+                              int *n1) {
+    int begin, end;
+    *part = *a;
+    if (a->W->N >= QB_H16_ROW_SPLIT_N) {
+        qb_gemm_split(a->W->N, QB_H16_N_UNIT, t, n_threads, n0, n1);
+        return *n1 > *n0;
+    }
+    qb_gemm_split(a->M, QB_GEMM_SPLIT_M_UNIT, t, n_threads, &begin, &end);
+    part->M = end - begin;
+    part->A = a->A + (size_t)begin * a->lda;
+    part->C = a->C + (size_t)begin * a->ldc;
+    if (a->residual) part->residual = a->residual + (size_t)begin * a->ldr;
+    *n0 = 0;
+    *n1 = a->W->N;
+    return end > begin;
+}
+
+void qb_gemm_h16(const qb_kernels *k, const qb_gemm_h16_args *a, int n_threads, float *scratch) {
+    if (n_threads <= 1) {
+        k->gemm_h16(a, 0, a->W->N, scratch);
+        return;
+    }
+    size_t per_thread = qb_gemm_h16_pack_floats();
+#pragma omp parallel num_threads(n_threads)
+    {
+        int t = omp_get_thread_num(), team = omp_get_num_threads(), n0, n1;
+        qb_gemm_h16_args part;
+        if (qb_gemm_h16_slice(a, t, team, &part, &n0, &n1)) k->gemm_h16(&part, n0, n1, scratch + (size_t)t * per_thread);
     }
 }

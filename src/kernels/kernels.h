@@ -39,6 +39,8 @@ typedef struct {
     qb_act act;
 } qb_gemm_f32_args;
 
+struct qb_gemm_h16_args; /* kernels_h16.h */
+
 typedef struct qb_kernels {
     qb_isa isa;
     const char *name; /* "scalar", "avx2", "avx512" */
@@ -51,6 +53,10 @@ typedef struct qb_kernels {
     void (*softmax_f32)(float *x, int n);
     /* In-place activation of n values. */
     void (*act_f32)(qb_act act, float *x, int n);
+    /* Half-precision linear over columns [n0, n1) (kernels_h16.h); pack is
+     * qb_gemm_h16_pack_floats() floats, 64-byte aligned. */
+    void (*gemm_h16)(const struct qb_gemm_h16_args *a, int n0, int n1, float *pack);
+    bool h16_bf16_dot; /* BF16 weights run on vdpbf16ps: pack them at load */
 } qb_kernels;
 
 /* Best ISA the running CPU (and OS) supports. */

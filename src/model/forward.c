@@ -45,6 +45,13 @@ static void linear(qb_session *s, const qb_linear *l, const float *x, int rows, 
             .bias = l->b, .residual = residual, .ldr = l->out, .act = act,
         };
         qb_gemm_i8(&s->m->kern_i8, &g, s->n_threads);
+    } else if (l->h.w) {
+        qb_gemm_h16_args g = {
+            .M = rows, .A = x, .lda = l->in, .W = &l->h,
+            .C = y, .ldc = l->out,
+            .bias = l->b, .residual = residual, .ldr = l->out, .act = act,
+        };
+        qb_gemm_h16(&s->m->kern, &g, s->n_threads, s->pack);
     } else {
         qb_gemm_f32_args g = {
             .M = rows, .N = l->out, .K = l->in,

@@ -10,6 +10,7 @@
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "kernels/kernels.h"
+#include "kernels/kernels_h16.h"
 #include "kernels/kernels_i8.h"
 #include "qbert.h"
 #include "text/tokenizer.h"
@@ -24,12 +25,13 @@ typedef struct {
 
 /* A linear layer y = x.W^T + b, in the precision it was stored in. */
 typedef struct {
-    const float *w, *b;     /* w is [out, in] as PyTorch stores it; NULL when int8 */
+    const float *w, *b;     /* w is [out, in] as PyTorch stores it; NULL when int8 or half */
     int out, in;
     int id;                 /* index in qb_model.linears */
     char name[96];          /* module name, e.g. "bert.encoder.layer.0.attention.self.query" */
     qb_precision stored;    /* what model.safetensors holds for the weight */
     qb_i8_weights *q;       /* int8: weights packed for the kernels */
+    qb_h16_weights h;       /* FP16/BF16: the 16-bit weights (h.w NULL otherwise) */
     bool static_input;      /* int8 static: the input has a calibrated scale */
     float in_scale;
     int32_t in_zero;
@@ -57,7 +59,7 @@ struct qb_model {
 
     qb_param *params;
     int n_params;
-    float **owned;          /* converted copies (F16/BF16 or misaligned F32) */
+    void **owned;           /* converted copies (F16/BF16 or misaligned F32), packed half weights */
     int n_owned;
 
     qb_kernels_i8 kern_i8;

@@ -13,6 +13,14 @@ qb_session_params qb_session_default_params(void) {
     return p;
 }
 
+/* Per-thread kernel scratch: half-precision linears widen weight chunks
+ * beside the FP32 GEMM's packing buffer, so they need more. */
+static size_t pack_floats(const qb_model *m) {
+    for (int i = 0; i < m->n_linears; i++)
+        if (m->linears[i]->h.w) return qb_gemm_h16_pack_floats();
+    return qb_gemm_f32_pack_floats();
+}
+
 static void layout(qb_session *s, qb_carver *c) {
     const qb_config *cfg = &s->m->cfg;
     size_t T = (size_t)s->max_batch * s->max_seq, B = (size_t)s->max_batch;
@@ -31,7 +39,7 @@ static void layout(qb_session *s, qb_carver *c) {
     a->cls2 = qb_carve(c, B * H);
     a->token_logits = cfg->task == QB_TASK_TOKEN ? qb_carve(c, T * L) : NULL;
     a->logits = qb_carve(c, cfg->task == QB_TASK_TOKEN ? T * L : B * L);
-    s->pack = qb_carve(c, (size_t)s->n_threads * qb_gemm_f32_pack_floats());
+    s->pack = qb_carve(c, (size_t)s->n_threads * pack_floats(s->m));
     size_t kmax = H > (size_t)cfg->intermediate_size ? H : (size_t)cfg->intermediate_size;
     if ((size_t)cfg->embedding_size > kmax) kmax = (size_t)cfg->embedding_size;
     s->qa = (uint8_t *)qb_carve(c, (T * kmax + 3) / 4);

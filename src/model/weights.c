@@ -14,17 +14,22 @@ typedef struct {
     qb_error *err;
 } binder;
 
+/* Hands p to the model, which frees it with itself; frees p on failure. */
+static bool own(binder *b, void *p) {
+    void **list = p ? realloc(b->m->owned, (size_t)(b->m->n_owned + 1) * sizeof *list) : NULL;
+    if (!list) {
+        free(p);
+        return false;
+    }
+    b->m->owned = list;
+    b->m->owned[b->m->n_owned++] = p;
+    return true;
+}
+
 static const float *own_as_f32(binder *b, const qb_st_tensor *t) {
     const qb_dtype_traits *tr = qb_dtype_traits_of(t->dtype);
     float *f = malloc((size_t)t->numel * sizeof *f + 1);
-    float **list = realloc(b->m->owned, (size_t)(b->m->n_owned + 1) * sizeof *list);
-    if (!f || !list) {
-        free(f);
-        if (list) b->m->owned = list;
-        return NULL;
-    }
-    b->m->owned = list;
-    b->m->owned[b->m->n_owned++] = f;
+    if (!own(b, f)) return NULL;
     if (t->dtype == QB_F32) memcpy(f, t->data, t->nbytes);
     else tr->to_f32(t->data, f, (size_t)t->numel);
     return f;
@@ -183,6 +188,32 @@ static void bind_linear_i8(binder *b, qb_linear *l, const qb_st_tensor *t) {
     register_param(b, t, NULL);
 }
 
+/* Half weights stay 16-bit: used in place in the mapping (copied only if
+ * the file puts them at an odd offset) and, for the BF16 dot path, packed
+ * once now so nothing is converted per call but the activations. */
+static void bind_linear_h16(binder *b, qb_linear *l, const qb_st_tensor *t) {
+    if (!check_shape(b, t, 2, l->out, l->in)) return;
+    if (l->in > QB_H16_K_MAX) {
+        qb_fail(b->err, QB_ERR_UNSUPPORTED, "%s: '%s' has %d inputs; half-precision linears take at most %d",
+                b->file, t->name, l->in, QB_H16_K_MAX);
+        return;
+    }
+    const uint16_t *w = t->data;
+    if ((uintptr_t)w & 1) {
+        uint16_t *copy = malloc(t->nbytes);
+        if (copy) memcpy(copy, t->data, t->nbytes);
+        w = own(b, copy) ? copy : NULL;
+    }
+    qb_h16_type type = t->dtype == QB_BF16 ? QB_H16_BF16 : QB_H16_F16;
+    if (!w || !qb_h16_weights_prepare(&b->m->kern, w, type, l->out, l->in, &l->h) ||
+        (l->h.pairs && !own(b, l->h.pairs))) {
+        l->h = (qb_h16_weights){0};
+        qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, t->name);
+        return;
+    }
+    register_param(b, t, NULL);
+}
+
 static void bind_linear(binder *b, qb_linear *l, const char *name, int out, int in) {
     char n[200];
     snprintf(n, sizeof n, "%s.weight", name);
@@ -193,6 +224,7 @@ static void bind_linear(binder *b, qb_linear *l, const char *name, int out, int 
     snprintf(l->name, sizeof l->name, "%.*s", (int)(strlen(t->name) - strlen(".weight")), t->name);
     l->stored = t->dtype == QB_F16 ? QB_PREC_FP16 : t->dtype == QB_BF16 ? QB_PREC_BF16 : QB_PREC_FP32;
     if (t->dtype == QB_I8) bind_linear_i8(b, l, t);
+    else if (t->dtype == QB_F16 || t->dtype == QB_BF16) bind_linear_h16(b, l, t);
     else l->w = bind_tensor(b, t, 2, out, in);
     snprintf(n, sizeof n, "%s.bias", name);
     l->b = bind(b, n, 1, out, 0);
