@@ -294,6 +294,10 @@ static qb_status write_config(const quant_job *q, const char *dir, qb_error *err
     char *buf = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&buf, &n);
+    if (!f) {
+        free(text);
+        return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+    }
     fwrite(text, 1, (size_t)(end - text), f);
     fputs(end[-1] == '{' ? "\n" : ",\n", f);
     write_quant_config(f, q);
@@ -302,20 +306,6 @@ static qb_status write_config(const quant_job *q, const char *dir, qb_error *err
     free(buf);
     free(text);
     return st;
-}
-
-static qb_status copy_tokenizer(const char *from, const char *to, qb_error *err) {
-    static const char *files[] = {"vocab.txt", "spiece.model", "tokenizer_config.json", "special_tokens_map.json",
-                                  "tokenizer.json"};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        char s[4200], d[4200];
-        qb_path_join(s, sizeof s, from, files[i]);
-        qb_path_join(d, sizeof d, to, files[i]);
-        if (!qb_file_exists(s)) continue;
-        qb_status st = qb_file_copy(s, d, err);
-        if (st) return st;
-    }
-    return QB_OK;
 }
 
 static qb_status write_dir(const quant_job *q, const char *tmp, qb_quant_report *rep, qb_error *err) {
@@ -327,7 +317,7 @@ static qb_status write_dir(const quant_job *q, const char *tmp, qb_quant_report 
     if (!st) st = qb_safetensors_write(path, o.t, o.n, "{\"format\": \"pt\", \"producer\": \"qbert\"}", err);
     out_free(&o);
     if (!st) st = write_config(q, tmp, err);
-    if (!st) st = copy_tokenizer(q->m->dir, tmp, err);
+    if (!st) st = qb_tokenizer_copy_files(q->m->dir, tmp, err);
     struct stat sb;
     if (!st && stat(path, &sb) == 0) rep->out_bytes = sb.st_size;
     return st;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "text/sentencepiece.h"
 #include "text/tok_work.h"
 #include "text/wordpiece.h"
@@ -229,5 +230,19 @@ qb_status qb_tokenizer_encode_words(const qb_tokenizer *t, const char *const *wo
     tok_emit_special(enc, t->cls_id, 0);
     tok_emit(enc, ids->v, keep, 0, word_of->v);
     tok_emit_special(enc, t->sep_id, 0);
+    return QB_OK;
+}
+
+qb_status qb_tokenizer_copy_files(const char *from_dir, const char *to_dir, qb_error *err) {
+    static const char *const files[] = {"vocab.txt", "spiece.model", "tokenizer_config.json",
+                                        "special_tokens_map.json", "tokenizer.json"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char s[4200], d[4200];
+        if (!qb_path_join(s, sizeof s, from_dir, files[i]) || !qb_path_join(d, sizeof d, to_dir, files[i]))
+            return qb_fail(err, QB_ERR_ARG, "%s: path too long", to_dir);
+        if (!qb_file_exists(s)) continue;
+        qb_status st = qb_file_copy(s, d, err);
+        if (st) return st;
+    }
     return QB_OK;
 }

@@ -31,6 +31,11 @@ qb_status qb_tokenizer_load_sentencepiece(const char *spiece_path, const qb_tok_
                                           qb_tokenizer **out, qb_error *err);
 void qb_tokenizer_free(qb_tokenizer *t);
 
+/* Copies a model directory's tokenizer files (vocab.txt or spiece.model,
+ * tokenizer_config.json, special_tokens_map.json, tokenizer.json: those
+ * present) into another, for the model directories qbert writes. */
+qb_status qb_tokenizer_copy_files(const char *from_dir, const char *to_dir, qb_error *err);
+
 qb_tok_kind qb_tokenizer_kind(const qb_tokenizer *t);
 int qb_tokenizer_vocab_size(const qb_tokenizer *t);
 int32_t qb_tokenizer_pad_id(const qb_tokenizer *t);

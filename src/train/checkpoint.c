@@ -99,25 +99,11 @@ static qb_status write_config(const qb_trainer *t, const char *const *labels, in
     return st;
 }
 
-static qb_status copy_tokenizer(const char *from, const char *to, qb_error *err) {
-    static const char *const files[] = {"vocab.txt", "spiece.model", "tokenizer_config.json",
-                                        "special_tokens_map.json", "tokenizer.json"};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        char s[4200], d[4200];
-        if (!qb_path_join(s, sizeof s, from, files[i]) || !qb_path_join(d, sizeof d, to, files[i]))
-            return qb_fail(err, QB_ERR_ARG, "%s: path too long", to);
-        if (!qb_file_exists(s)) continue;
-        qb_status st = qb_file_copy(s, d, err);
-        if (st) return st;
-    }
-    return QB_OK;
-}
-
 qb_status qb_checkpoint_write(const qb_trainer *t, const char *const *labels, int n_labels, const char *dir,
                               qb_error *err) {
     qb_status st = write_weights(t, dir, err);
     if (!st) st = write_config(t, labels, n_labels, dir, err);
-    if (!st) st = copy_tokenizer(t->m->dir, dir, err);
+    if (!st) st = qb_tokenizer_copy_files(t->m->dir, dir, err);
     return st;
 }
 
