@@ -129,7 +129,9 @@ static void remove_stale_staging(const char *out) {
         if (strncmp(e->d_name, base, n) || (strncmp(tail, ".tmp-", 5) && strncmp(tail, ".old-", 5))) continue;
         char *end;
         long pid = strtol(tail + 5, &end, 10);
-        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        bool nested = !strncmp(end, ".tmp-", 5); /* a staging directory's own staging (QAT's FP32 side) */
+        if ((*end && !nested) || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
         char path[4200 + 256];
         snprintf(path, sizeof path, "%s/%s", slash ? (parent[0] ? parent : "") : ".", e->d_name);
         remove_tree(path);
