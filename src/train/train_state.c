@@ -1,5 +1,7 @@
 #include "train/train_state.h"
 
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,20 +14,39 @@ enum { SITE_FIELDS = 6 }; /* lo, hi, scale, zero point, Adam m, v */
 
 static const char *const moment_suffix[2] = {".adam_m", ".adam_v"};
 
+/* The counters a state records, written and read through one table. */
+enum { N_COUNTERS = 11 };
+static const char *const counter_keys[N_COUNTERS] = {"epoch", "batch", "loss_sum", "examples", "steps", "trained",
+                                                     "train_s", "best_epoch", "best", "n_updates", "n_forward"};
+
+static void counters_get(const qb_trainer *t, const qb_train_cursor *c, double v[N_COUNTERS]) {
+    double all[N_COUNTERS] = {c->epoch, c->batch, c->loss_sum, (double)c->examples, (double)c->steps,
+                              (double)c->trained, c->train_s, c->best_epoch, c->best, (double)t->n_updates,
+                              (double)t->n_forward};
+    memcpy(v, all, sizeof all);
+}
+
+static void counters_set(qb_trainer *t, qb_train_cursor *c, const double v[N_COUNTERS]) {
+    *c = (qb_train_cursor){.epoch = (int)v[0], .batch = (int)v[1], .loss_sum = v[2], .examples = (long)v[3],
+                           .steps = (long)v[4], .trained = (long)v[5], .train_s = v[6], .best_epoch = (int)v[7],
+                           .best = v[8]};
+    t->n_updates = (long)v[9];
+    t->n_forward = (long)v[10];
+}
+
 /* The metadata values are strings, as the safetensors format requires;
- * doubles are printed with 17 digits so they read back bit for bit. */
+ * 17 significant digits read back bit for bit (and counters exactly). */
 static char *metadata_text(const qb_trainer *t, const qb_train_cursor *c, const char *fingerprint) {
     char *buf = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);
     if (!f) return NULL;
+    double v[N_COUNTERS];
+    counters_get(t, c, v);
     fputs("{\"format\": \"qbert-train-state\", \"version\": \"1\", \"fingerprint\": ", f);
     qb_json_write_str(f, fingerprint, strlen(fingerprint));
-    fprintf(f, ", \"epoch\": \"%d\", \"batch\": \"%d\", \"loss_sum\": \"%.17g\", \"examples\": \"%ld\", "
-               "\"steps\": \"%ld\", \"trained\": \"%ld\", \"train_s\": \"%.17g\", \"best_epoch\": \"%d\", \"best\": \"%.17g\", "
-               "\"n_updates\": \"%ld\", \"n_forward\": \"%ld\"}",
-            c->epoch, c->batch, c->loss_sum, c->examples, c->steps, c->trained, c->train_s, c->best_epoch, c->best, t->n_updates,
-            t->n_forward);
+    for (int i = 0; i < N_COUNTERS; i++) fprintf(f, ", \"%s\": \"%.17g\"", counter_keys[i], v[i]);
+    fputs("}", f);
     fclose(f);
     return buf;
 }
@@ -100,18 +121,18 @@ static qb_status read_cursor(qb_trainer *t, qb_train_cursor *c, const qb_json *j
         free(had);
         return st;
     }
-    static const char *const keys[] = {"epoch", "batch", "loss_sum", "examples", "steps", "train_s",
-                                       "best_epoch", "best", "n_updates", "n_forward", "trained"};
-    double v[11];
-    for (int i = 0; i < 11; i++)
-        if (!meta_number(j, keys[i], &v[i]))
-            return qb_fail(err, QB_ERR_FORMAT, "%s: metadata '%s' is missing or not a number", path, keys[i]);
-    *c = (qb_train_cursor){.epoch = (int)v[0], .batch = (int)v[1], .loss_sum = v[2], .examples = (long)v[3],
-                           .steps = (long)v[4], .train_s = v[5], .best_epoch = (int)v[6], .best = v[7], .trained = (long)v[10]};
-    t->n_updates = (long)v[8];
-    t->n_forward = (long)v[9];
-    if (c->epoch < 0 || c->batch < 0 || t->n_updates < 0 || t->n_forward < 0)
-        return qb_fail(err, QB_ERR_FORMAT, "%s: negative counters", path);
+    double v[N_COUNTERS];
+    for (int i = 0; i < N_COUNTERS; i++)
+        if (!meta_number(j, counter_keys[i], &v[i]))
+            return qb_fail(err, QB_ERR_FORMAT, "%s: metadata '%s' is missing or not a number", path, counter_keys[i]);
+    /* Counts must fit an int before they are converted (loss_sum, train_s
+     * and best are real numbers). */
+    for (int i = 0; i < N_COUNTERS; i++) {
+        bool real = i == 2 || i == 6 || i == 8;
+        if (!isfinite(v[i]) || (!real && (v[i] < 0 || v[i] > 2e9 || v[i] != floor(v[i]))))
+            return qb_fail(err, QB_ERR_FORMAT, "%s: metadata '%s' = %g is out of range", path, counter_keys[i], v[i]);
+    }
+    counters_set(t, c, v);
     return QB_OK;
 }
 

@@ -477,7 +477,8 @@ static int max_linears(const qb_trainer *t) { return 6 * t->n_blocks + 3; }
 static void refresh_fake_weights(qb_trainer *t, qb_tlinear **ls) {
     int n = all_linears(t, ls);
     for (int i = 0; i < n; i++)
-        if (ls[i]->wq) qb_fq_weight(ls[i]->w, ls[i]->out, ls[i]->in, t->qat->p.bits, ls[i]->wq, t->qat->q, t->qat->q_scale);
+        if (ls[i]->wq)
+            qb_fq_weight(ls[i]->w, ls[i]->out, ls[i]->in, t->qat->p.bits, ls[i]->wq, t->qat->q, t->qat->q_scale);
 }
 
 /* ---- forward ops -------------------------------------------------------- */
