@@ -10,10 +10,10 @@ need_shared models/bert-mini-sst2
 need_shared data/sst2/train.tsv
 M=$SHARED/models/bert-mini-sst2
 SST=$SHARED/data/sst2
-N=160
-[ -n "$SANITIZE" ] && N=64
+N=160 EVAL=100
+[ -n "$SANITIZE" ] && N=64 EVAL=20
 head -n $((N + 1)) "$SST/train.tsv" >"$TMP/train.tsv"
-COMMON=(--data "$TMP/train.tsv" --eval "$SST/dev.tsv" --eval-limit 100 --batch 16 --max-length 64 --threads 2)
+COMMON=(--data "$TMP/train.tsv" --eval "$SST/dev.tsv" --eval-limit $EVAL --batch 16 --max-length 64 --threads 2)
 
 check "qat --help" bash -c "'$QBERT' qat --help | grep -q 'usage: qbert qat'"
 "$QBERT" qat "$M" --data "$TMP/train.tsv" --eval "$SST/dev.tsv" -o "$TMP/x" --bits 9 >/dev/null 2>&1
@@ -31,7 +31,7 @@ check "config: static int8, qat-ema" test "$(json_get "$TMP/q8/config.json" \
 check "info: every linear but the classifier int8" \
   bash -c "'$QBERT' info '$TMP/q8' | grep -q 'static int8 (activations per-tensor, observer qat-ema): 26 linears, 1 fp32, 25 int8'"
 acc=$(sed -n 's/^best epoch 1: dev accuracy \([0-9.]*\) .*/\1/p' "$TMP/q8.txt")
-"$QBERT" eval "$TMP/q8" --data "$SST/dev.tsv" --limit 100 --max-length 64 --json >"$TMP/eval.json"
+"$QBERT" eval "$TMP/q8" --data "$SST/dev.tsv" --limit $EVAL --max-length 64 --json >"$TMP/eval.json"
 check "eval of OUT_DIR reproduces the reported accuracy ($acc)" \
   test "$(json_get "$TMP/eval.json" '"%.4f" % j["accuracy"]')" = "$acc"
 check "no state file left after a finished run" test ! -e "$TMP/q8.state"
