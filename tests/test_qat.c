@@ -18,7 +18,7 @@
 
 static void test_input_fake_quant(void) {
     /* scale 0.5, zero point 10: the grid is 0.5 * ([0, 255] - 10) = [-5, 122.5] */
-    qb_fq_site s = {.scale = 0.5f, .zero = 10, .ready = true};
+    qb_fq_site s = {.scale = 0.5f, .zero = 10};
     const float x[6] = {0.0f, 1.24f, -5.0f, -6.0f, 200.0f, 0.75f};
     const float want[6] = {0.0f, 1.0f, -5.0f, -5.0f, 122.5f, 1.0f}; /* 0.75 / 0.5 = 1.5 rounds to even 2 */
     float xq[6];

@@ -11,7 +11,6 @@ static void set_scale_from_range(qb_fq_site *s, float lo, float hi) {
     qb_qparams p = qb_qparams_from_range(&u8_asymmetric, lo, hi);
     s->scale = p.scale;
     s->zero = p.zero_point;
-    s->ready = true;
 }
 
 void qb_fq_observe(qb_fq_site *s, const float *x, size_t n) {

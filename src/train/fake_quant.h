@@ -36,7 +36,6 @@ typedef struct {
     int32_t zero;
     float batch_lo, batch_hi; /* this forward's range, folded in by qb_fq_site_update */
     bool seen;              /* batch_lo/hi hold data */
-    bool ready;             /* scale is set */
     double grad;            /* LSQ: d loss / d scale of this step */
     float m, v;             /* LSQ: Adam moments */
 } qb_fq_site;

@@ -63,7 +63,7 @@ static void unpack_sites(qb_qat *q, const float *in) {
     for (int i = 0; i < q->n_sites; i++) {
         const float *row = in + (size_t)i * SITE_FIELDS;
         q->sites[i] = (qb_fq_site){.lo = row[0], .hi = row[1], .scale = row[2], .zero = (int32_t)row[3],
-                                   .m = row[4], .v = row[5], .ready = true};
+                                   .m = row[4], .v = row[5]};
     }
 }
 
