@@ -105,14 +105,7 @@ static bool bench_parse(int argc, char **argv, bench_opts *o) {
 }
 
 /* A dataset label names a model label or is its integer id, as train.c reads it. */
-static int bench_label_of(const void *ctx, const char *label) {
-    const qb_model *m = ctx;
-    int id = qb_model_label_id(m, label);
-    char *end;
-    long v = strtol(label, &end, 10);
-    if (id < 0 && *label && !*end && v >= 0 && v < m->cfg.num_labels) id = (int)v;
-    return id;
-}
+static int bench_label_of(const void *ctx, const char *label) { return qb_model_label_find(ctx, label); }
 
 /* Every example needs a label to train on (train.c learns this from
  * qb_label_set_collect, which the benchmark skips). */

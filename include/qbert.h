@@ -81,6 +81,8 @@ typedef struct qb_model_info {
 void qb_model_get_info(const qb_model *m, qb_model_info *info);
 const char *qb_model_label(const qb_model *m, int id); /* id2label, or NULL */
 int qb_model_label_id(const qb_model *m, const char *name); /* -1 if unknown */
+/* A dataset's label: a name of id2label, or an integer id in range; -1 if neither. */
+int qb_model_label_find(const qb_model *m, const char *label);
 
 typedef struct qb_tensor_info {
     const char *name;
@@ -347,7 +349,6 @@ typedef struct qb_train_report {
     double final_loss;        /* mean training loss of the last epoch */
     long steps;
     double examples_per_s;    /* training throughput, evaluation excluded */
-    int resumed;              /* continued from p->resume */
     double seconds;
 } qb_train_report;
 

@@ -35,19 +35,6 @@ static const char *const act_names[] = {"none", "gelu", "gelu_tanh", "relu", "ta
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-static float rand_uniform(float lo, float hi) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return lo + (hi - lo) * (float)((rng_state >> 40) * (1.0 / 16777216.0));
-}
-
-static float *rand_array(size_t n, float lo, float hi) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++) p[i] = rand_uniform(lo, hi);
-    return p;
-}
-
 static double act_double(qb_act act, double x) {
     switch (act) {
     case QB_ACT_GELU: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
@@ -111,10 +98,10 @@ static void gemm_data_make(const gemm_case *c, gemm_data *d) {
     d->ldb = (c->b_trans ? c->K : c->N) + c->pad;
     d->ldc = c->N + c->pad;
     d->ldr = c->N + 2 * c->pad;
-    d->A = rand_array((size_t)c->M * d->lda, -1, 1);
-    d->B = rand_array((size_t)(c->b_trans ? c->N : c->K) * d->ldb, -1, 1);
-    d->bias = c->bias ? rand_array((size_t)c->N, -1, 1) : NULL;
-    d->res = c->residual ? rand_array((size_t)c->M * d->ldr, -1, 1) : NULL;
+    d->A = qb_test_uniform_array(&rng_state, (size_t)c->M * d->lda, -1, 1);
+    d->B = qb_test_uniform_array(&rng_state, (size_t)(c->b_trans ? c->N : c->K) * d->ldb, -1, 1);
+    d->bias = c->bias ? qb_test_uniform_array(&rng_state, (size_t)c->N, -1, 1) : NULL;
+    d->res = c->residual ? qb_test_uniform_array(&rng_state, (size_t)c->M * d->ldr, -1, 1) : NULL;
     d->ref = malloc((size_t)c->M * c->N * sizeof(double));
     d->scale = malloc((size_t)c->M * c->N * sizeof(double));
     for (int m = 0; m < c->M; m++) {
@@ -271,7 +258,7 @@ static void test_act(const qb_kernels *k) {
         for (int li = 0; li < 5; li++) {
             int n = row_lengths[li];
             /* Wide enough to reach the clamps and the negative tails. */
-            float *x = rand_array((size_t)n, -12, 12);
+            float *x = qb_test_uniform_array(&rng_state, (size_t)n, -12, 12);
             if (n > 16) x[0] = 0.0f, x[1] = -1e-6f, x[2] = 40.0f, x[3] = -40.0f, x[4] = 3e-4f, x[5] = 0.6249f;
             float *y = malloc((size_t)n * sizeof(float));
             memcpy(y, x, (size_t)n * sizeof(float));
@@ -296,7 +283,7 @@ static void test_softmax(const qb_kernels *k) {
     double worst = 0;
     for (int li = 0; li < 5; li++) {
         int n = row_lengths[li];
-        float *x = rand_array((size_t)n, -30, 30);
+        float *x = qb_test_uniform_array(&rng_state, (size_t)n, -30, 30);
         if (n > 3) x[1] = -INFINITY, x[2] = -3.4e38f; /* masked positions */
         float *y = malloc((size_t)n * sizeof(float));
         memcpy(y, x, (size_t)n * sizeof(float));
@@ -319,8 +306,8 @@ static void test_layernorm(const qb_kernels *k) {
     for (int li = 0; li < 5; li++) {
         int n = row_lengths[li];
         /* An offset larger than the spread: one-pass variance would lose it. */
-        float *x = rand_array((size_t)n, 2, 4);
-        float *g = rand_array((size_t)n, 0.5f, 1.5f), *b = rand_array((size_t)n, -0.5f, 0.5f);
+        float *x = qb_test_uniform_array(&rng_state, (size_t)n, 2, 4);
+        float *g = qb_test_uniform_array(&rng_state, (size_t)n, 0.5f, 1.5f), *b = qb_test_uniform_array(&rng_state, (size_t)n, -0.5f, 0.5f);
         float *y = malloc((size_t)n * sizeof(float));
         const float eps = 1e-12f;
         double mean = 0, var = 0;

@@ -42,24 +42,11 @@ static const char *const type_names[] = {"f16", "bf16"};
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 
-static float rand_uniform(float lo, float hi) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return lo + (hi - lo) * (float)((rng_state >> 40) * (1.0 / 16777216.0));
-}
-
-static float *rand_array(size_t n, float lo, float hi) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++) p[i] = rand_uniform(lo, hi);
-    return p;
-}
-
 /* Weights in [-1, 1] rounded to the 16-bit type, and their FP32 values. */
 static uint16_t *rand_half(size_t n, qb_h16_type type, float *wide) {
     uint16_t *h = malloc((n ? n : 1) * sizeof *h);
     for (size_t i = 0; i < n; i++) {
-        float x = rand_uniform(-1, 1);
+        float x = qb_test_uniform(&rng_state, -1, 1);
         h[i] = type == QB_H16_BF16 ? qb_f32_to_bf16(x) : qb_f32_to_f16(x);
         wide[i] = type == QB_H16_BF16 ? qb_bf16_to_f32(h[i]) : qb_f16_to_f32(h[i]);
     }
@@ -78,11 +65,11 @@ static void problem_make(problem *p, const h16_case *c, qb_h16_type type) {
     p->lda = c->K + PAD;
     p->ldc = c->N + PAD;
     p->ldr = c->N + PAD;
-    p->A = rand_array((size_t)c->M * p->lda, -1, 1);
+    p->A = qb_test_uniform_array(&rng_state, (size_t)c->M * p->lda, -1, 1);
     p->wide = malloc((size_t)c->N * c->K * sizeof(float) + 1);
     p->w = rand_half((size_t)c->N * c->K, type, p->wide);
-    p->bias = c->bias ? rand_array((size_t)c->N, -1, 1) : NULL;
-    p->res = c->residual ? rand_array((size_t)c->M * p->ldr, -1, 1) : NULL;
+    p->bias = c->bias ? qb_test_uniform_array(&rng_state, (size_t)c->N, -1, 1) : NULL;
+    p->res = c->residual ? qb_test_uniform_array(&rng_state, (size_t)c->M * p->ldr, -1, 1) : NULL;
     p->scale = malloc((size_t)c->M * c->N * sizeof(float) + 1);
     for (int m = 0; m < c->M; m++)
         for (int n = 0; n < c->N; n++) {

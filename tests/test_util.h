@@ -3,10 +3,25 @@
 #ifndef QB_TEST_UTIL_H
 #define QB_TEST_UTIL_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* Deterministic test data: xorshift64, one sequence per seed in *state. */
+static inline float qb_test_uniform(uint64_t *state, float lo, float hi) {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return lo + (hi - lo) * (float)((*state >> 40) * (1.0 / 16777216.0));
+}
+
+static inline float *qb_test_uniform_array(uint64_t *state, size_t n, float lo, float hi) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = qb_test_uniform(state, lo, hi);
+    return p;
+}
 
 static int qb_test_failures = 0;
 static int qb_test_checks = 0;

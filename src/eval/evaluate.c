@@ -41,10 +41,7 @@ static qb_status fail_at(const evaluator *e, const qb_example *x, qb_status st, 
 
 /* A dataset label names a model label (id2label) or is its integer id. */
 static int label_id(const evaluator *e, const qb_example *x, qb_error *err) {
-    int id = qb_model_label_id(e->m, x->label), n = e->m->cfg.num_labels;
-    char *end;
-    long v = strtol(x->label, &end, 10);
-    if (id < 0 && *x->label && !*end && v >= 0 && v < n) id = (int)v;
+    int id = qb_model_label_find(e->m, x->label), n = e->m->cfg.num_labels;
     if (id < 0) {
         char names[256] = "";
         for (int i = 0; i < n && strlen(names) < 200; i++)

@@ -5,6 +5,7 @@
 
 #include "kernels/gemm_blocked.h"
 #include "kernels/gemm_pack_avx.h"
+#include "kernels/gemm_store_avx512.h"
 #include "kernels/kernels_impl.h"
 #include "kernels/vec_avx512.h"
 
@@ -15,31 +16,6 @@
 
 static void qb_gemm_avx512_pack_b(const qb_gemm_f32_args *g, int n0, int cols, int k0, int kc, float *pb) {
     qb_gemm_pack_b_avx(g, n0, cols, k0, kc, pb, NR);
-}
-
-/* Loops are written over compile-time bounds and fully unrolled so every
- * acc[i][v] stays a register; runtime row/column counts only guard. */
-static inline __attribute__((always_inline)) void qb_gemm_avx512_store(int nv, __m512 acc[MR][NV_MAX],
-                                                                       const qb_gemm_tile *t) {
-    __m512 alpha = _mm512_set1_ps(t->alpha);
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; i++) {
-        if (i >= t->rows) break;
-        float *c = t->c + (size_t)i * t->ldc;
-        const float *res = t->residual ? t->residual + (size_t)i * t->ldr : NULL;
-#pragma GCC unroll 3
-        for (int v = 0; v < nv; v++) {
-            __mmask16 m = qb_v16_mask(t->cols - 16 * v);
-            __m512 x = _mm512_mul_ps(acc[i][v], alpha);
-            if (t->accumulate) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, c + 16 * v));
-            if (t->finish) {
-                if (t->bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, t->bias + 16 * v));
-                x = qb_v16_act(t->act, x);
-                if (res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, res + 16 * v));
-            }
-            _mm512_mask_storeu_ps(c + 16 * v, m, x);
-        }
-    }
 }
 
 /* The epilogue touches a C tile (and maybe a residual tile) last seen a

@@ -16,11 +16,13 @@
 
 #include "kernels/gemm_blocked.h"
 #include "kernels/gemm_h16_impl.h"
+#include "kernels/gemm_store_avx512.h"
 #include "kernels/vec_avx512.h"
 
 #define MR 8
 #define NR QB_H16_N_UNIT
 #define NV_MAX (NR / 16)
+_Static_assert(MR == QB_GEMM_AVX512_MR && NR == QB_GEMM_AVX512_NR, "the tile shares the FP32 epilogue");
 /* KC is even and a multiple of 32 (whole conversions of 32 activations);
  * BERT's K = 768 is then one block, and a panel's 384 pairs (72 KiB) times
  * NC / NR = 8 panels keep the block of weights (576 KiB) in L2, as the
@@ -68,30 +70,6 @@ static void qb_h16_round_strip(const float *a, size_t lda, int rows, int kc, uin
     }
 }
 
-/* The FP32 kernel's epilogue with alpha = 1.  Loops have compile-time
- * bounds and unroll fully so acc stays in registers. */
-static inline __attribute__((always_inline)) void qb_h16_dot_store(int nv, __m512 acc[MR][NV_MAX],
-                                                                   const qb_gemm_tile *t) {
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; i++) {
-        if (i >= t->rows) break;
-        float *c = t->c + (size_t)i * t->ldc;
-        const float *res = t->residual ? t->residual + (size_t)i * t->ldr : NULL;
-#pragma GCC unroll 3
-        for (int v = 0; v < nv; v++) {
-            __mmask16 m = qb_v16_mask(t->cols - 16 * v);
-            __m512 x = acc[i][v];
-            if (t->accumulate) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, c + 16 * v));
-            if (t->finish) {
-                if (t->bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, t->bias + 16 * v));
-                x = qb_v16_act(t->act, x);
-                if (res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, res + 16 * v));
-            }
-            _mm512_mask_storeu_ps(c + 16 * v, m, x);
-        }
-    }
-}
-
 static inline __attribute__((always_inline)) void qb_h16_dot_tile(int nv, int pairs, const uint32_t *pa,
                                                                   const uint32_t *pb, const qb_gemm_tile *t) {
     __m512 acc[MR][NV_MAX];
@@ -111,7 +89,7 @@ static inline __attribute__((always_inline)) void qb_h16_dot_tile(int nv, int pa
             for (int v = 0; v < nv; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], x, b[v]);
         }
     }
-    qb_h16_dot_store(nv, acc, t);
+    qb_gemm_avx512_store(nv, acc, t); /* the tile has alpha 1 */
 }
 
 /* The last panel of an N not divisible by 48 skips all-zero columns. */

@@ -67,11 +67,16 @@ static inline void qb_i8_row_params(float mn, float mx, float *scale, int32_t *z
 
 static inline float qb_i8_inverse(float scale) { return 1.0f / scale; }
 
-static inline uint8_t qb_i8_quantize_one(float x, float inv_scale, int32_t zero) {
+/* x's grid index before the u8 clamp (QAT's straight-through mask reads it). */
+static inline int32_t qb_i8_grid_index(float x, float inv_scale, int32_t zero) {
     float r = x * inv_scale;
     r = r > QB_I8_CLIP_LO ? r : QB_I8_CLIP_LO;
     r = r < QB_I8_CLIP_HI ? r : QB_I8_CLIP_HI;
-    int32_t q = (int32_t)nearbyintf(r) + zero;
+    return (int32_t)nearbyintf(r) + zero;
+}
+
+static inline uint8_t qb_i8_quantize_one(float x, float inv_scale, int32_t zero) {
+    int32_t q = qb_i8_grid_index(x, inv_scale, zero);
     return (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
 }
 

@@ -203,6 +203,14 @@ int qb_model_label_id(const qb_model *m, const char *name) {
     return -1;
 }
 
+int qb_model_label_find(const qb_model *m, const char *label) {
+    int id = qb_model_label_id(m, label);
+    char *end;
+    long v = strtol(label, &end, 10);
+    if (id < 0 && *label && !*end && v >= 0 && v < m->cfg.num_labels) id = (int)v;
+    return id;
+}
+
 void qb_model_tensor(const qb_model *m, int i, qb_tensor_info *out) {
     memset(out, 0, sizeof *out);
     if (i < 0 || i >= m->st.n) return;

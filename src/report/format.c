@@ -54,28 +54,30 @@ static void md_item(FILE *f, const char *label, const char *value) {
     fputc('\n', f);
 }
 
-void qb_report_put_meta_md(FILE *f, const qb_report_meta *m) {
+void qb_report_meta_items(FILE *f, const qb_report_meta *m, qb_report_item_fn item) {
     char buf[1200];
-    md_item(f, "Model", m->model_dir);
-    md_item(f, "Task", m->task);
+    item(f, "Model", m->model_dir);
+    item(f, "Task", m->task);
     snprintf(buf, sizeof buf, "%s (sha256 %s, n = %d, seq = %d)", m->data_path,
              m->data_sha256[0] ? m->data_sha256 : "not recorded", m->n_examples, m->seq);
-    md_item(f, "Dataset", buf);
+    item(f, "Dataset", buf);
     if (m->calib_path[0]) snprintf(buf, sizeof buf, "%s (n = %d)", m->calib_path, m->calib_n);
     else snprintf(buf, sizeof buf, "none");
-    md_item(f, "Calibration", buf);
-    md_item(f, "CPU", m->cpu_model);
-    md_item(f, "CPU flags", m->cpu_flags);
-    md_item(f, "Kernels (ISA)", m->isa);
+    item(f, "Calibration", buf);
+    item(f, "CPU", m->cpu_model);
+    item(f, "CPU flags", m->cpu_flags);
+    item(f, "Kernels (ISA)", m->isa);
     snprintf(buf, sizeof buf, "%d", m->threads);
-    md_item(f, "Threads", buf);
+    item(f, "Threads", buf);
     snprintf(buf, sizeof buf, "%s (commit %s)", m->qbert_version, m->git_commit[0] ? m->git_commit : "unknown");
-    md_item(f, "qbert", buf);
-    md_item(f, "Compiler", m->compiler);
+    item(f, "qbert", buf);
+    item(f, "Compiler", m->compiler);
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)m->seed);
-    md_item(f, "Seed", buf);
-    md_item(f, "Date (UTC)", m->created);
+    item(f, "Seed", buf);
+    item(f, "Date (UTC)", m->created);
 }
+
+void qb_report_put_meta_md(FILE *f, const qb_report_meta *m) { qb_report_meta_items(f, m, md_item); }
 
 static void json_str(FILE *f, const char *key, const char *v, bool last) {
     fprintf(f, "    \"%s\": ", key);

@@ -24,27 +24,8 @@ static void meta_item(FILE *f, const char *label, const char *value) {
 }
 
 static void meta(FILE *f, const qb_report_meta *m) {
-    char buf[1200];
     fputs("<dl class=\"meta\">\n", f);
-    meta_item(f, "Model", m->model_dir);
-    meta_item(f, "Task", m->task);
-    snprintf(buf, sizeof buf, "%s (sha256 %s, n = %d, seq = %d)", m->data_path,
-             m->data_sha256[0] ? m->data_sha256 : "not recorded", m->n_examples, m->seq);
-    meta_item(f, "Dataset", buf);
-    if (m->calib_path[0]) snprintf(buf, sizeof buf, "%s (n = %d)", m->calib_path, m->calib_n);
-    else snprintf(buf, sizeof buf, "none");
-    meta_item(f, "Calibration", buf);
-    meta_item(f, "CPU", m->cpu_model);
-    meta_item(f, "CPU flags", m->cpu_flags);
-    meta_item(f, "Kernels (ISA)", m->isa);
-    snprintf(buf, sizeof buf, "%d", m->threads);
-    meta_item(f, "Threads", buf);
-    snprintf(buf, sizeof buf, "%s (commit %s)", m->qbert_version, m->git_commit[0] ? m->git_commit : "unknown");
-    meta_item(f, "qbert", buf);
-    meta_item(f, "Compiler", m->compiler);
-    snprintf(buf, sizeof buf, "%llu", (unsigned long long)m->seed);
-    meta_item(f, "Seed", buf);
-    meta_item(f, "Date (UTC)", m->created);
+    qb_report_meta_items(f, m, meta_item);
     fputs("</dl>\n", f);
 }
 

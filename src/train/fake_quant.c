@@ -48,14 +48,6 @@ void qb_fq_input_forward(qb_fq_site *s, float *xq, const float *x, size_t n, int
     s->seen = true;
 }
 
-/* The value's grid index before clamping, as qb_i8_quantize_one rounds it. */
-static float grid_index(float x, float inv, int32_t zero) {
-    float r = x * inv;
-    r = r > QB_I8_CLIP_LO ? r : QB_I8_CLIP_LO;
-    r = r < QB_I8_CLIP_HI ? r : QB_I8_CLIP_HI;
-    return nearbyintf(r) + (float)zero;
-}
-
 void qb_fq_input_backward(qb_fq_site *s, float *dx, const float *dxq, const float *x, size_t n, bool lsq,
                           int n_threads) {
     float inv = qb_i8_inverse(s->scale);
@@ -63,15 +55,15 @@ void qb_fq_input_backward(qb_fq_site *s, float *dx, const float *dxq, const floa
     double gs = 0;
 #pragma omp parallel for num_threads(n_threads) schedule(static) reduction(+ : gs) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
-        float q = grid_index(x[i], inv, zero);
-        if (q < 0.0f) {
+        int32_t q = qb_i8_grid_index(x[i], inv, zero);
+        if (q < 0) {
             gs += (double)dxq[i] * (double)(0 - zero);
-        } else if (q > 255.0f) {
+        } else if (q > 255) {
             gs += (double)dxq[i] * (double)(255 - zero);
         } else {
             dx[i] += dxq[i];
             /* d(scale * (round(x / scale) + zero - zero)) / d scale, STE through round */
-            gs += (double)dxq[i] * (double)(q - (float)zero - x[i] * inv);
+            gs += (double)dxq[i] * (double)((float)(q - zero) - x[i] * inv);
         }
     }
     /* LSQ's gradient scale 1 / sqrt(n * Qp) keeps the scale's step in

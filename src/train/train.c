@@ -48,7 +48,6 @@ typedef struct {
     int *order, *bounds;
     int32_t *ids, *types, *lens, *batch_labels;
     char tmp[4200];
-    char fp32_tmp[4200];       /* QAT: the epoch's FP32 weights, before conversion */
     char state_path[4200];
     char fingerprint[1024];
     qb_train_cursor at;
@@ -91,14 +90,7 @@ static void fingerprint(run *r, const char *model_dir) {
 /* ---- labels: keep the checkpoint's head when it already speaks the data's labels */
 
 /* A dataset label names a model label or is its integer id (as in eval). */
-static int model_label_of(const void *ctx, const char *label) {
-    const qb_model *m = ctx;
-    int id = qb_model_label_id(m, label);
-    char *end;
-    long v = strtol(label, &end, 10);
-    if (id < 0 && *label && !*end && v >= 0 && v < m->cfg.num_labels) id = (int)v;
-    return id;
-}
+static int model_label_of(const void *ctx, const char *label) { return qb_model_label_find(ctx, label); }
 
 static int set_label_of(const void *ctx, const char *label) {
     const qb_label_set *ls = ctx;
@@ -366,7 +358,6 @@ static qb_status start_or_resume(run *r, qb_error *err) {
     if (!st && r->at.epoch >= r->p->epochs)
         st = qb_fail(err, QB_ERR_ARG, "%s: the run it belongs to has finished all %d epochs", r->p->resume,
                      r->p->epochs);
-    r->rep->resumed = !st;
     return st;
 }
 
