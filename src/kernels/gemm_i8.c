@@ -44,8 +44,9 @@ bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *sc
     size_t alloc = (bytes + 63) / 64 * 64;
     out->packed = aligned_alloc(64, alloc);
     out->colsum = malloc((size_t)N * sizeof *out->colsum);
+    out->colsum_split = malloc((size_t)N * sizeof *out->colsum_split);
     out->scale = malloc((size_t)N * sizeof *out->scale);
-    if (!out->packed || !out->colsum || !out->scale) {
+    if (!out->packed || !out->colsum || !out->colsum_split || !out->scale) {
         qb_i8_weights_free(out);
         return false;
     }
@@ -60,6 +61,7 @@ bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *sc
         int32_t sum = 0;
         for (int kk = 0; kk < K; kk++) sum += w[(size_t)n * K + kk];
         out->colsum[n] = sum;
+        out->colsum_split[n] = qb_i8_colsum_split(sum);
     }
     memcpy(out->scale, scale, (size_t)N * sizeof *scale);
     out->N = N;
@@ -72,6 +74,7 @@ bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *sc
 void qb_i8_weights_free(qb_i8_weights *w) {
     free(w->packed);
     free(w->colsum);
+    free(w->colsum_split);
     free(w->scale);
     memset(w, 0, sizeof *w);
 }

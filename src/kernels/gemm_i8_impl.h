@@ -15,9 +15,10 @@
  * (four 16-column vectors), a whole number of AVX2 panels. */
 #define QB_I8_N_BLOCK 64
 
-/* Largest K whose dot products cannot overflow int32: |A - zero| <= 255 and
- * |W| <= 128, so |sum| <= 255 * 128 * K < 2^31. */
-#define QB_I8_K_MAX 65536
+/* Largest K the kernels take: dot products cannot overflow int32
+ * (|A - zero| <= 255 and |W| <= 128, so |sum| <= 255 * 128 * K < 2^31), and
+ * the high half of colsum_split, |colsum| / 128 <= K, fits int16. */
+#define QB_I8_K_MAX 32767
 
 /* Packed layouts (every one zero-padded, so padding adds nothing):
  *   scalar: W as given, [N][K] int8.
@@ -83,6 +84,15 @@ static inline uint8_t qb_i8_quantize_one(float x, float inv_scale, int32_t zero)
 /* The epilogue before the activation, one fused multiply-add so SIMD
  * (vfmadd) and scalar (fmaf) round identically:
  *   fma((float)(acc - zero * colsum), a_scale * w_scale, bias or +0). */
+/* colsum_split's value for one column (see kernels_i8.h). */
+static inline int32_t qb_i8_colsum_split(int32_t colsum) {
+    int32_t neg = -colsum, high = neg >> 7, low = neg & 127;
+    return (int32_t)((uint32_t)(uint16_t)low | (uint32_t)(uint16_t)high << 16);
+}
+
+/* The per-row operand that colsum_split multiplies: (zero, 128 * zero). */
+static inline int32_t qb_i8_zero_split(int32_t zero) { return (int32_t)((uint32_t)zero | (uint32_t)zero << 23); }
+
 static inline float qb_i8_dequant(int32_t acc, int32_t zero, int32_t colsum, float a_scale, float w_scale,
                                   float bias) {
     return fmaf((float)(acc - zero * colsum), a_scale * w_scale, bias);

@@ -24,6 +24,10 @@ typedef struct {
     void *packed;        /* ISA-specific, 64-byte aligned, owned */
     size_t packed_bytes;
     int32_t *colsum;     /* [N] */
+    /* [N] -colsum[n] as two int16 (low: its 7 low bits, high: the rest,
+     * floored), so one vpdpwssd against (zero, 128 * zero) subtracts
+     * zero * colsum exactly, where vpmulld and vpsubd took three uops. */
+    int32_t *colsum_split;
     float *scale;        /* [N] per output channel (per-tensor: all equal) */
 } qb_i8_weights;
 
