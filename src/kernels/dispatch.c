@@ -41,10 +41,10 @@ static void qb_gemm_split(int len, int unit, int t, int n_parts, int *begin, int
     *end = (first + count) * unit < len ? (first + count) * unit : len;
 }
 
-/* Thread t's share of g, or false if it has none.  Splitting N gives each
- * thread its own columns of B (the weight, whose packing is the costly
- * part) and repeats only the cheap copy of A; M is split only when N is
- * too narrow to go around. */
+/* Part t of n_parts of g, or false if it is empty.  Splitting N gives each
+ * part its own columns of B (the weight, whose packing is the costly part)
+ * and repeats only the cheap reads of A; M is split only when N is too
+ * narrow to go around. */
 static bool qb_gemm_slice(const qb_gemm_f32_args *g, int t, int n_threads, qb_gemm_f32_args *part) {
     int begin, end;
     *part = *g;
@@ -65,6 +65,20 @@ static bool qb_gemm_slice(const qb_gemm_f32_args *g, int t, int n_threads, qb_ge
     return end > begin;
 }
 
+/* Column slices are handed out as threads come free, up to QB_GEMM_PARTS
+ * per thread of at least QB_GEMM_PART_MIN_N columns: cores of one machine
+ * do not run alike (on a shared host one vCPU ran memory-bound GEMMs 25%
+ * slower than the other), and a fixed half each waited on the slower one. */
+#define QB_GEMM_PARTS 4
+#define QB_GEMM_PART_MIN_N 96
+
+static int qb_gemm_parts(const qb_gemm_f32_args *g, int team) {
+    if (g->N < QB_GEMM_SPLIT_N_UNIT * team) return team;
+    int parts = g->N / QB_GEMM_PART_MIN_N;
+    if (parts > QB_GEMM_PARTS * team) parts = QB_GEMM_PARTS * team;
+    return parts > team ? parts : team;
+}
+
 void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, float *scratch) {
     if (n_threads <= 1) {
         k->gemm_f32(a, scratch);
@@ -74,9 +88,12 @@ void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, 
 #pragma omp parallel num_threads(n_threads)
     {
         /* The team may be smaller than asked (nested regions, limits). */
-        int t = omp_get_thread_num(), team = omp_get_num_threads();
-        qb_gemm_f32_args part;
-        if (qb_gemm_slice(a, t, team, &part)) k->gemm_f32(&part, scratch + (size_t)t * per_thread);
+        int t = omp_get_thread_num(), parts = qb_gemm_parts(a, omp_get_num_threads());
+#pragma omp for schedule(dynamic, 1)
+        for (int p = 0; p < parts; p++) {
+            qb_gemm_f32_args part;
+            if (qb_gemm_slice(a, p, parts, &part)) k->gemm_f32(&part, scratch + (size_t)t * per_thread);
+        }
     }
 }
 

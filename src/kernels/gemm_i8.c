@@ -85,8 +85,8 @@ static void qb_i8_split(int units, int t, int team, int *begin, int *end) {
     *end = (int)((long)units * (t + 1) / team);
 }
 
-/* Columns are split in whole weight blocks while there are enough of them;
- * a problem narrower than the team also splits its rows, so no thread idles. */
+/* Part t of `team` parts: columns in whole weight blocks while there are
+ * enough of them; a problem narrower than that also splits its rows. */
 static void qb_gemm_i8_slice(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, int t, int team) {
     int blocks = (a->N + QB_I8_N_BLOCK - 1) / QB_I8_N_BLOCK;
     if (blocks >= team || a->M < team) {
@@ -116,6 +116,17 @@ void qb_gemm_i8(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, int n_threads)
         k->gemm(a, 0, a->N);
         return;
     }
+    /* Up to 4 column parts per thread of at least 2 weight blocks, handed
+     * out as threads come free: cores of one machine do not run alike (on a
+     * shared host one vCPU ran memory-bound GEMMs 25% slower than the
+     * other), and a fixed half each waited on the slower one. */
+    int blocks = (a->N + QB_I8_N_BLOCK - 1) / QB_I8_N_BLOCK;
 #pragma omp parallel num_threads(n_threads)
-    qb_gemm_i8_slice(k, a, omp_get_thread_num(), omp_get_num_threads());
+    {
+        int team = omp_get_num_threads();
+        int parts = blocks / 2 < 4 * team ? blocks / 2 : 4 * team;
+        if (parts < team) parts = team;
+#pragma omp for schedule(dynamic, 1)
+        for (int p = 0; p < parts; p++) qb_gemm_i8_slice(k, a, p, parts);
+    }
 }
