@@ -191,16 +191,26 @@ void qb_gemm_i8_vnni(const qb_gemm_i8_args *g, int n0, int n1) {
 }
 
 /* Per-row min/max with masked tails: masked-off lanes read as 0, which the
- * range [min(x, 0), max(x, 0)] already contains. */
+ * range [min(x, 0), max(x, 0)] already contains.  Two independent pairs of
+ * accumulators: one chain of vmaxps waited on its own latency every
+ * vector, and this pass was half of the quantization. */
 static void qb_i8_row_range_avx512(const float *x, int K, float *mn, float *mx) {
-    __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
-    for (int k = 0; k < K; k += 16) {
-        __m512 v = _mm512_maskz_loadu_ps(qb_v16_mask(K - k), x + k);
-        hi = _mm512_max_ps(v, hi);
-        lo = _mm512_min_ps(v, lo);
+    __m512 lo0 = _mm512_setzero_ps(), hi0 = _mm512_setzero_ps(), lo1 = lo0, hi1 = hi0;
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+        __m512 v0 = _mm512_loadu_ps(x + k), v1 = _mm512_loadu_ps(x + k + 16);
+        hi0 = _mm512_max_ps(v0, hi0);
+        lo0 = _mm512_min_ps(v0, lo0);
+        hi1 = _mm512_max_ps(v1, hi1);
+        lo1 = _mm512_min_ps(v1, lo1);
     }
-    *mn = _mm512_reduce_min_ps(lo);
-    *mx = _mm512_reduce_max_ps(hi);
+    for (; k < K; k += 16) {
+        __m512 v = _mm512_maskz_loadu_ps(qb_v16_mask(K - k), x + k);
+        hi0 = _mm512_max_ps(v, hi0);
+        lo0 = _mm512_min_ps(v, lo0);
+    }
+    *mn = _mm512_reduce_min_ps(_mm512_min_ps(lo0, lo1));
+    *mx = _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1));
 }
 
 static void qb_i8_quantize_row_avx512(const float *x, int K, float scale, int32_t zero, uint8_t *q) {
