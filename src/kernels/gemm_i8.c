@@ -18,6 +18,8 @@ bool qb_kernels_i8_select(qb_isa isa, qb_kernels_i8 *k) {
 
 int qb_i8_n_block(void) { return QB_I8_N_BLOCK; }
 
+int qb_i8_k_max(void) { return QB_I8_K_MAX; }
+
 static void qb_i8_pack_avx2(const int8_t *w, int N, int K, int16_t *out) {
     int K2 = qb_i8_round_up(K, 2) / 2;
     for (int n = 0; n < N; n++) {

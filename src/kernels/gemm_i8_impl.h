@@ -81,9 +81,6 @@ static inline uint8_t qb_i8_quantize_one(float x, float inv_scale, int32_t zero)
     return (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
 }
 
-/* The epilogue before the activation, one fused multiply-add so SIMD
- * (vfmadd) and scalar (fmaf) round identically:
- *   fma((float)(acc - zero * colsum), a_scale * w_scale, bias or +0). */
 /* colsum_split's value for one column (see kernels_i8.h). */
 static inline int32_t qb_i8_colsum_split(int32_t colsum) {
     int32_t neg = -colsum, high = neg >> 7, low = neg & 127;
@@ -93,6 +90,9 @@ static inline int32_t qb_i8_colsum_split(int32_t colsum) {
 /* The per-row operand that colsum_split multiplies: (zero, 128 * zero). */
 static inline int32_t qb_i8_zero_split(int32_t zero) { return (int32_t)((uint32_t)zero | (uint32_t)zero << 23); }
 
+/* The epilogue before the activation, one fused multiply-add so SIMD
+ * (vfmadd) and scalar (fmaf) round identically:
+ *   fma((float)(acc - zero * colsum), a_scale * w_scale, bias or +0). */
 static inline float qb_i8_dequant(int32_t acc, int32_t zero, int32_t colsum, float a_scale, float w_scale,
                                   float bias) {
     return fmaf((float)(acc - zero * colsum), a_scale * w_scale, bias);

@@ -14,7 +14,7 @@ static bool same_input_quant(const qb_linear *a, const qb_linear *b) {
     return !a->static_input || (a->in_scale == b->in_scale && a->in_zero == b->in_zero);
 }
 
-/* Rows go to the threads in equal runs: quantizing is a tenth of an int8
+/* Rows go to the threads in equal runs: quantizing is 7% of an int8
  * forward pass, and run on one thread it left the other spinning. */
 static void quantize_input(qb_session *s, const qb_linear *l, const float *x, int rows) {
     const qb_kernels_i8 *k = &s->m->kern_i8;

@@ -175,6 +175,11 @@ static void bind_linear_i8(binder *b, qb_linear *l, const qb_st_tensor *t) {
         }
         l->static_input = true;
     }
+    if (l->in > qb_i8_k_max()) {
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' has %d inputs; int8 layers take at most %d", b->file, t->name,
+                l->in, qb_i8_k_max());
+        return;
+    }
     l->q = calloc(1, sizeof *l->q);
     float *scale = malloc((size_t)l->out * sizeof *scale);
     if (scale) memcpy(scale, sc->data, (size_t)l->out * sizeof *scale);
