@@ -213,15 +213,34 @@ static void qb_i8_row_range_avx512(const float *x, int K, float *mn, float *mx) 
     *mx = _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1));
 }
 
+/* x * inv, clipped, rounded (MXCSR's default: to nearest, ties to even)
+ * and shifted by the zero point; still int32, not yet clamped to u8. */
+static inline __m512i qb_i8_grid_avx512(__m512 x, __m512 inv, __m512i z) {
+    __m512 r = _mm512_mul_ps(x, inv);
+    r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(QB_I8_CLIP_LO)), _mm512_set1_ps(QB_I8_CLIP_HI));
+    return _mm512_add_epi32(_mm512_cvtps_epi32(r), z);
+}
+
+/* 64 values at a time go through the saturating packs (int32 -> u16 ->
+ * u8), which clamp to [0, 255] as the per-vector vpmaxsd/vpminsd/vpmovdb
+ * did, in fewer uops; the packs interleave 128-bit lanes, and one dword
+ * permute puts the 16 groups of 4 bytes back in order. */
 static void qb_i8_quantize_row_avx512(const float *x, int K, float scale, int32_t zero, uint8_t *q) {
     __m512 inv = _mm512_set1_ps(qb_i8_inverse(scale));
     __m512i z = _mm512_set1_epi32(zero);
-    for (int k = 0; k < K; k += 16) {
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    int k = 0;
+    for (; k + 64 <= K; k += 64) {
+        __m512i v0 = qb_i8_grid_avx512(_mm512_loadu_ps(x + k), inv, z);
+        __m512i v1 = qb_i8_grid_avx512(_mm512_loadu_ps(x + k + 16), inv, z);
+        __m512i v2 = qb_i8_grid_avx512(_mm512_loadu_ps(x + k + 32), inv, z);
+        __m512i v3 = qb_i8_grid_avx512(_mm512_loadu_ps(x + k + 48), inv, z);
+        __m512i bytes = _mm512_packus_epi16(_mm512_packus_epi32(v0, v1), _mm512_packus_epi32(v2, v3));
+        _mm512_storeu_si512(q + k, _mm512_permutexvar_epi32(order, bytes));
+    }
+    for (; k < K; k += 16) {
         __mmask16 mask = qb_v16_mask(K - k);
-        __m512 r = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + k), inv);
-        r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(QB_I8_CLIP_LO)), _mm512_set1_ps(QB_I8_CLIP_HI));
-        /* cvtps_epi32 rounds with MXCSR's default: to nearest, ties to even. */
-        __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(r), z);
+        __m512i v = qb_i8_grid_avx512(_mm512_maskz_loadu_ps(mask, x + k), inv, z);
         v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_setzero_si512()), _mm512_set1_epi32(255));
         _mm_mask_storeu_epi8(q + k, mask, _mm512_cvtepi32_epi8(v));
     }
