@@ -72,11 +72,15 @@ static bool qb_gemm_slice(const qb_gemm_f32_args *g, int t, int n_threads, qb_ge
 #define QB_GEMM_PARTS 4
 #define QB_GEMM_PART_MIN_N 96
 
-static int qb_gemm_parts(const qb_gemm_f32_args *g, int team) {
-    if (g->N < QB_GEMM_SPLIT_N_UNIT * team) return team;
-    int parts = g->N / QB_GEMM_PART_MIN_N;
+/* How many column parts N makes for a team (at least one per thread). */
+static int qb_gemm_column_parts(int N, int team) {
+    int parts = N / QB_GEMM_PART_MIN_N;
     if (parts > QB_GEMM_PARTS * team) parts = QB_GEMM_PARTS * team;
     return parts > team ? parts : team;
+}
+
+static int qb_gemm_parts(const qb_gemm_f32_args *g, int team) {
+    return g->N < QB_GEMM_SPLIT_N_UNIT * team ? team : qb_gemm_column_parts(g->N, team);
 }
 
 void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, float *scratch) {
@@ -97,9 +101,9 @@ void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, 
     }
 }
 
-/* Thread t's share of a half-precision GEMM as columns [n0, n1) of a
- * possibly row-sliced problem; false if it has none.  Columns go in whole
- * weight panels; rows only for narrow weights (kernels_h16.h). */
+/* Part t of n_threads parts of a half-precision GEMM as columns [n0, n1)
+ * of a possibly row-sliced problem; false if it is empty.  Columns go in
+ * whole weight panels; rows only for narrow weights (kernels_h16.h). */
 static bool qb_gemm_h16_slice(const qb_gemm_h16_args *a, int t, int n_threads, qb_gemm_h16_args *part, int *n0,
                               int *n1) {
     int begin, end;
@@ -126,8 +130,14 @@ void qb_gemm_h16(const qb_kernels *k, const qb_gemm_h16_args *a, int n_threads, 
     size_t per_thread = qb_gemm_h16_pack_floats();
 #pragma omp parallel num_threads(n_threads)
     {
-        int t = omp_get_thread_num(), team = omp_get_num_threads(), n0, n1;
-        qb_gemm_h16_args part;
-        if (qb_gemm_h16_slice(a, t, team, &part, &n0, &n1)) k->gemm_h16(&part, n0, n1, scratch + (size_t)t * per_thread);
+        int t = omp_get_thread_num(), team = omp_get_num_threads();
+        int parts = a->W->N >= QB_H16_ROW_SPLIT_N ? qb_gemm_column_parts(a->W->N, team) : team;
+#pragma omp for schedule(dynamic, 1)
+        for (int p = 0; p < parts; p++) {
+            qb_gemm_h16_args part;
+            int n0, n1;
+            if (qb_gemm_h16_slice(a, p, parts, &part, &n0, &n1))
+                k->gemm_h16(&part, n0, n1, scratch + (size_t)t * per_thread);
+        }
     }
 }
