@@ -355,8 +355,9 @@ typedef struct qb_train_report {
 /* Fine-tunes the FP32 checkpoint in model_dir on p->data and writes the
  * best epoch (by DEV score) to out_dir, replaced atomically whenever a later
  * epoch beats it.  With p->qat the linears train through fake quantization
- * and out_dir is the static int8 model, scored with the integer kernels.  Labels come from the training data: when they are not
- * the checkpoint's own (or the task differs) a fresh head is trained.  A
+ * and out_dir is the static int8 model, scored with the integer kernels.
+ * Labels come from the training data: when they are not the checkpoint's
+ * own (or the task differs) a fresh head is trained.  A
  * non-finite loss stops with QB_ERR_NUMERIC and leaves the last good
  * checkpoint in place. */
 qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *out_dir,

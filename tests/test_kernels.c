@@ -307,7 +307,8 @@ static void test_layernorm(const qb_kernels *k) {
         int n = row_lengths[li];
         /* An offset larger than the spread: one-pass variance would lose it. */
         float *x = qb_test_uniform_array(&rng_state, (size_t)n, 2, 4);
-        float *g = qb_test_uniform_array(&rng_state, (size_t)n, 0.5f, 1.5f), *b = qb_test_uniform_array(&rng_state, (size_t)n, -0.5f, 0.5f);
+        float *g = qb_test_uniform_array(&rng_state, (size_t)n, 0.5f, 1.5f);
+        float *b = qb_test_uniform_array(&rng_state, (size_t)n, -0.5f, 0.5f);
         float *y = malloc((size_t)n * sizeof(float));
         const float eps = 1e-12f;
         double mean = 0, var = 0;

@@ -41,22 +41,22 @@ static void qb_gemm_split(int len, int unit, int t, int n_parts, int *begin, int
     *end = (first + count) * unit < len ? (first + count) * unit : len;
 }
 
-/* Part t of n_parts of g, or false if it is empty.  Splitting N gives each
+/* Part p of n_parts of g, or false if it is empty.  Splitting N gives each
  * part its own columns of B (the weight, whose packing is the costly part)
  * and repeats only the cheap reads of A; M is split only when N is too
  * narrow to go around. */
-static bool qb_gemm_slice(const qb_gemm_f32_args *g, int t, int n_threads, qb_gemm_f32_args *part) {
+static bool qb_gemm_slice(const qb_gemm_f32_args *g, int p, int n_parts, qb_gemm_f32_args *part) {
     int begin, end;
     *part = *g;
-    if (g->N >= QB_GEMM_SPLIT_N_UNIT * n_threads) {
-        qb_gemm_split(g->N, QB_GEMM_SPLIT_N_UNIT, t, n_threads, &begin, &end);
+    if (g->N >= QB_GEMM_SPLIT_N_UNIT * n_parts) {
+        qb_gemm_split(g->N, QB_GEMM_SPLIT_N_UNIT, p, n_parts, &begin, &end);
         part->N = end - begin;
         part->B = g->b_trans ? g->B + (size_t)begin * g->ldb : g->B + begin;
         part->C = g->C + begin;
         if (g->bias) part->bias = g->bias + begin;
         if (g->residual) part->residual = g->residual + begin;
     } else {
-        qb_gemm_split(g->M, QB_GEMM_SPLIT_M_UNIT, t, n_threads, &begin, &end);
+        qb_gemm_split(g->M, QB_GEMM_SPLIT_M_UNIT, p, n_parts, &begin, &end);
         part->M = end - begin;
         part->A = g->A + (size_t)begin * g->lda;
         part->C = g->C + (size_t)begin * g->ldc;
@@ -65,22 +65,17 @@ static bool qb_gemm_slice(const qb_gemm_f32_args *g, int t, int n_threads, qb_ge
     return end > begin;
 }
 
-/* Column slices are handed out as threads come free, up to QB_GEMM_PARTS
- * per thread of at least QB_GEMM_PART_MIN_N columns: cores of one machine
- * do not run alike (on a shared host one vCPU ran memory-bound GEMMs 25%
- * slower than the other), and a fixed half each waited on the slower one. */
-#define QB_GEMM_PARTS 4
-#define QB_GEMM_PART_MIN_N 96
+#define QB_GEMM_PARTS_PER_THREAD 4
+#define QB_GEMM_PART_MIN_N 96 /* columns of the smallest FP32 / half part */
 
-/* How many column parts N makes for a team (at least one per thread). */
-static int qb_gemm_column_parts(int N, int team) {
-    int parts = N / QB_GEMM_PART_MIN_N;
-    if (parts > QB_GEMM_PARTS * team) parts = QB_GEMM_PARTS * team;
+int qb_gemm_parts(int units, int team) {
+    int parts = units < QB_GEMM_PARTS_PER_THREAD * team ? units : QB_GEMM_PARTS_PER_THREAD * team;
     return parts > team ? parts : team;
 }
 
-static int qb_gemm_parts(const qb_gemm_f32_args *g, int team) {
-    return g->N < QB_GEMM_SPLIT_N_UNIT * team ? team : qb_gemm_column_parts(g->N, team);
+/* Narrow problems split their rows, one part per thread. */
+static int qb_gemm_f32_parts(const qb_gemm_f32_args *g, int team) {
+    return g->N < QB_GEMM_SPLIT_N_UNIT * team ? team : qb_gemm_parts(g->N / QB_GEMM_PART_MIN_N, team);
 }
 
 void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, float *scratch) {
@@ -92,7 +87,7 @@ void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, 
 #pragma omp parallel num_threads(n_threads)
     {
         /* The team may be smaller than asked (nested regions, limits). */
-        int t = omp_get_thread_num(), parts = qb_gemm_parts(a, omp_get_num_threads());
+        int t = omp_get_thread_num(), parts = qb_gemm_f32_parts(a, omp_get_num_threads());
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++) {
             qb_gemm_f32_args part;
@@ -101,18 +96,18 @@ void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, 
     }
 }
 
-/* Part t of n_threads parts of a half-precision GEMM as columns [n0, n1)
+/* Part p of n_parts of a half-precision GEMM as columns [n0, n1)
  * of a possibly row-sliced problem; false if it is empty.  Columns go in
  * whole weight panels; rows only for narrow weights (kernels_h16.h). */
-static bool qb_gemm_h16_slice(const qb_gemm_h16_args *a, int t, int n_threads, qb_gemm_h16_args *part, int *n0,
+static bool qb_gemm_h16_slice(const qb_gemm_h16_args *a, int p, int n_parts, qb_gemm_h16_args *part, int *n0,
                               int *n1) {
     int begin, end;
     *part = *a;
     if (a->W->N >= QB_H16_ROW_SPLIT_N) {
-        qb_gemm_split(a->W->N, QB_H16_N_UNIT, t, n_threads, n0, n1);
+        qb_gemm_split(a->W->N, QB_H16_N_UNIT, p, n_parts, n0, n1);
         return *n1 > *n0;
     }
-    qb_gemm_split(a->M, QB_GEMM_SPLIT_M_UNIT, t, n_threads, &begin, &end);
+    qb_gemm_split(a->M, QB_GEMM_SPLIT_M_UNIT, p, n_parts, &begin, &end);
     part->M = end - begin;
     part->A = a->A + (size_t)begin * a->lda;
     part->C = a->C + (size_t)begin * a->ldc;
@@ -131,7 +126,7 @@ void qb_gemm_h16(const qb_kernels *k, const qb_gemm_h16_args *a, int n_threads, 
 #pragma omp parallel num_threads(n_threads)
     {
         int t = omp_get_thread_num(), team = omp_get_num_threads();
-        int parts = a->W->N >= QB_H16_ROW_SPLIT_N ? qb_gemm_column_parts(a->W->N, team) : team;
+        int parts = a->W->N >= QB_H16_ROW_SPLIT_N ? qb_gemm_parts(a->W->N / QB_GEMM_PART_MIN_N, team) : team;
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++) {
             qb_gemm_h16_args part;

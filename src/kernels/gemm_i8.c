@@ -118,16 +118,11 @@ void qb_gemm_i8(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, int n_threads)
         k->gemm(a, 0, a->N);
         return;
     }
-    /* Up to 4 column parts per thread of at least 2 weight blocks, handed
-     * out as threads come free: cores of one machine do not run alike (on a
-     * shared host one vCPU ran memory-bound GEMMs 25% slower than the
-     * other), and a fixed half each waited on the slower one. */
+    /* qb_gemm_parts (kernels.h), parts of at least 2 weight blocks */
     int blocks = (a->N + QB_I8_N_BLOCK - 1) / QB_I8_N_BLOCK;
 #pragma omp parallel num_threads(n_threads)
     {
-        int team = omp_get_num_threads();
-        int parts = blocks / 2 < 4 * team ? blocks / 2 : 4 * team;
-        if (parts < team) parts = team;
+        int parts = qb_gemm_parts(blocks / 2, omp_get_num_threads());
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++) qb_gemm_i8_slice(k, a, p, parts);
     }

@@ -71,6 +71,14 @@ bool qb_kernels_select(qb_isa isa, qb_kernels *k);
 /* Floats of packing scratch one thread's gemm_f32 needs. */
 size_t qb_gemm_f32_pack_floats(void);
 
+/* How many parts the multithreaded GEMMs cut a problem into, given how many
+ * minimal column parts it holds: up to 4 per thread, at least 1 per thread.
+ * The parts are handed out as threads come free (OpenMP dynamic schedule):
+ * cores of one machine do not run alike (on a shared host one vCPU ran
+ * memory-bound GEMMs 25% slower than the other), and a fixed half each
+ * waited on the slower one. */
+int qb_gemm_parts(int units, int team);
+
 /* Multithreaded GEMM: splits the problem over n_threads (OpenMP), each with
  * its own slice of scratch (n_threads * qb_gemm_f32_pack_floats() floats).
  * With n_threads == 1 it opens no parallel region, so it may be called from

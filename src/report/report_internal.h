@@ -50,10 +50,10 @@ void qb_report_put_csv(FILE *f, const char *s);
  * field (CSV) when it is not finite. */
 void qb_report_put_json_num(FILE *f, double v);
 void qb_report_put_csv_num(FILE *f, double v);
-/* The reproducibility header as Markdown bullet lines. */
 /* Each run detail as a (label, value) item, in the order every report lists them. */
 typedef void (*qb_report_item_fn)(FILE *f, const char *label, const char *value);
 void qb_report_meta_items(FILE *f, const qb_report_meta *m, qb_report_item_fn item);
+/* The reproducibility header as Markdown bullet lines. */
 void qb_report_put_meta_md(FILE *f, const qb_report_meta *m);
 void qb_report_put_meta_json(FILE *f, const qb_report_meta *m);
 

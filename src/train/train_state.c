@@ -14,10 +14,17 @@ enum { SITE_FIELDS = 6 }; /* lo, hi, scale, zero point, Adam m, v */
 
 static const char *const moment_suffix[2] = {".adam_m", ".adam_v"};
 
-/* The counters a state records, written and read through one table. */
+/* The counters a state records, written and read through one table; all
+ * but the real-valued ones are counts that must fit an int. */
 enum { N_COUNTERS = 11 };
-static const char *const counter_keys[N_COUNTERS] = {"epoch", "batch", "loss_sum", "examples", "steps", "trained",
-                                                     "train_s", "best_epoch", "best", "n_updates", "n_forward"};
+static const struct {
+    const char *key;
+    bool real;
+} counters[N_COUNTERS] = {
+    {"epoch", false},   {"batch", false},   {"loss_sum", true},   {"examples", false}, {"steps", false},
+    {"trained", false}, {"train_s", true},  {"best_epoch", false}, {"best", true},      {"n_updates", false},
+    {"n_forward", false},
+};
 
 static void counters_get(const qb_trainer *t, const qb_train_cursor *c, double v[N_COUNTERS]) {
     double all[N_COUNTERS] = {c->epoch, c->batch, c->loss_sum, (double)c->examples, (double)c->steps,
@@ -45,7 +52,7 @@ static char *metadata_text(const qb_trainer *t, const qb_train_cursor *c, const 
     counters_get(t, c, v);
     fputs("{\"format\": \"qbert-train-state\", \"version\": \"1\", \"fingerprint\": ", f);
     qb_json_write_str(f, fingerprint, strlen(fingerprint));
-    for (int i = 0; i < N_COUNTERS; i++) fprintf(f, ", \"%s\": \"%.17g\"", counter_keys[i], v[i]);
+    for (int i = 0; i < N_COUNTERS; i++) fprintf(f, ", \"%s\": \"%.17g\"", counters[i].key, v[i]);
     fputs("}", f);
     fclose(f);
     return buf;
@@ -123,15 +130,12 @@ static qb_status read_cursor(qb_trainer *t, qb_train_cursor *c, const qb_json *j
     }
     double v[N_COUNTERS];
     for (int i = 0; i < N_COUNTERS; i++)
-        if (!meta_number(j, counter_keys[i], &v[i]))
-            return qb_fail(err, QB_ERR_FORMAT, "%s: metadata '%s' is missing or not a number", path, counter_keys[i]);
-    /* Counts must fit an int before they are converted (loss_sum, train_s
-     * and best are real numbers). */
-    for (int i = 0; i < N_COUNTERS; i++) {
-        bool real = i == 2 || i == 6 || i == 8;
-        if (!isfinite(v[i]) || (!real && (v[i] < 0 || v[i] > 2e9 || v[i] != floor(v[i]))))
-            return qb_fail(err, QB_ERR_FORMAT, "%s: metadata '%s' = %g is out of range", path, counter_keys[i], v[i]);
-    }
+        if (!meta_number(j, counters[i].key, &v[i]))
+            return qb_fail(err, QB_ERR_FORMAT, "%s: metadata '%s' is missing or not a number", path, counters[i].key);
+    /* Counts must fit an int before they are converted. */
+    for (int i = 0; i < N_COUNTERS; i++)
+        if (!isfinite(v[i]) || (!counters[i].real && (v[i] < 0 || v[i] > 2e9 || v[i] != floor(v[i]))))
+            return qb_fail(err, QB_ERR_FORMAT, "%s: metadata '%s' = %g is out of range", path, counters[i].key, v[i]);
     counters_set(t, c, v);
     return QB_OK;
 }
