@@ -17,8 +17,10 @@ cases=(
   "bert-mini-imdb|imdb/test-2000.tsv|256|imdb/train-8000.tsv|accuracy"
   "bert-mini-conll|conll2003/valid.txt|128|conll2003/train.txt|entity_f1"
 )
-methods=(dynamic static-minmax static-percentile static-mse static-entropy fp16 bf16)
-printf '%-17s %-18s %9s %9s %9s %9s\n' model method metric fp32 delta_pt agreement
+# "+attn": also Q.K^T and P.V in int8 (--int8-attention)
+methods=(dynamic static-minmax static-percentile static-mse static-entropy static-percentile+attn static-mse+attn
+         fp16 bf16)
+printf '%-17s %-22s %9s %9s %9s %9s\n' model method metric fp32 delta_pt agreement
 for c in "${cases[@]}"; do
   IFS='|' read -r model data len calib metric <<<"$c"
   M=$SHARED/models/$model
@@ -28,8 +30,10 @@ for c in "${cases[@]}"; do
     q=$OUT/$model.$meth
     case $meth in
       dynamic) args=(--method dynamic --quantize-embeddings) ;;
-      static-*) args=(--method static --quantize-embeddings --calib "$SHARED/data/$calib" --max-length "$len"
-                      --observer "$( [ "${meth#static-}" = percentile ] && echo percentile:99.99 || echo "${meth#static-}")") ;;
+      static-*) obs=${meth#static-}; obs=${obs%+attn}
+                args=(--method static --quantize-embeddings --calib "$SHARED/data/$calib" --max-length "$len"
+                      --observer "$( [ "$obs" = percentile ] && echo percentile:99.99 || echo "$obs")")
+                if [ "${meth%+attn}" != "$meth" ]; then args+=(--int8-attention); fi ;;
       *) args=(--method "$meth") ;;
     esac
     "$QBERT" quantize "$M" -o "$q" --force "${args[@]}" >/dev/null 2>"$q.log"
@@ -37,7 +41,7 @@ for c in "${cases[@]}"; do
     /usr/bin/python3 - "$q.json" "$metric" "$base" "$model" "$meth" <<'PYEOF'
 import json, sys
 j = json.load(open(sys.argv[1])); metric, base = sys.argv[2], float(sys.argv[3])
-print("%-17s %-18s %9.4f %9.4f %+9.2f %9.4f" % (sys.argv[4], sys.argv[5], j[metric], base, 100 * (j[metric] - base), j["agreement"]))
+print("%-17s %-22s %9.4f %9.4f %+9.2f %9.4f" % (sys.argv[4], sys.argv[5], j[metric], base, 100 * (j[metric] - base), j["agreement"]))
 PYEOF
   done
 done

@@ -33,6 +33,8 @@ static const char help_quantize[] =
     "  --calib-n N           static: texts to use (default 512)\n"
     "  --calib-stats FILE    static: statistics saved by 'qbert calibrate' instead\n"
     "  --observer O          static: minmax (default), percentile:99.99, mse, entropy\n"
+    "  --int8-attention      static: also Q.K^T and P.V in int8 (Q, K, V scales from\n"
+    "                        calibration, probabilities on the fixed grid 1/255)\n"
     "  --max-length L        calibration truncation (default 128)\n"
     "  --threads N           compute threads (default: all cores)\n"
     "  --force               replace an existing OUT_DIR\n";
@@ -41,8 +43,9 @@ static const char help_calibrate[] =
     "usage: qbert calibrate MODEL_DIR --calib FILE -o STATS.json [--calib-n N] [--max-length L]\n"
     "\n"
     "Runs calibration texts through the FP32 model and saves a histogram of every\n"
-    "linear layer's input.  'qbert quantize --method static --calib-stats STATS.json\n"
-    "--observer O' then reuses them with any observer, without running the model again.\n";
+    "linear layer's input and of the attention's Q, K and V.  'qbert quantize\n"
+    "--method static --calib-stats STATS.json --observer O' then reuses them with any\n"
+    "observer (and with --int8-attention), without running the model again.\n";
 
 typedef struct {
     const char *dir, *out;
@@ -102,6 +105,7 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
         }
         else if (!strcmp(argv[i], "--quantize-embeddings")) p->quantize_embeddings = 1;
         else if (!strcmp(argv[i], "--quantize-head")) p->quantize_head = 1;
+        else if (!strcmp(argv[i], "--int8-attention")) p->int8_attention = 1;
         else if (!strcmp(argv[i], "--force")) p->force = 1;
         else if ((v = qb_arg_value("--keep", &i, argc, argv))) a->keep[p->n_keep++] = v;
         else if ((v = qb_arg_value("--precision-map", &i, argc, argv))) p->precision_map = v;
@@ -116,6 +120,8 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
     if (!a->has_method) return qb_usage_error("quantize", "missing --method (dynamic, static, fp16, bf16)");
     if (p->method == QB_QUANT_STATIC && act_given && p->act_per_token)
         return qb_usage_error("quantize", "static quantization uses per-tensor activation scales");
+    if (p->int8_attention && p->method != QB_QUANT_STATIC)
+        return qb_usage_error("quantize", "--int8-attention needs --method static");
     if (p->method == QB_QUANT_STATIC && !p->calib_file && !p->calib_stats)
         return qb_usage_error("quantize", "--method static needs --calib FILE or --calib-stats FILE");
     return QB_EXIT_OK;

@@ -250,6 +250,7 @@ typedef struct qb_quant_params {
     const char *calib_stats;  /* or statistics saved by qb_calibrate() */
     int calib_n;              /* texts to use (default 512) */
     const char *observer;     /* "minmax", "percentile:99.99", "mse", "entropy" */
+    int int8_attention;       /* also Q.K^T and P.V in int8, Q/K/V scales calibrated */
     int max_length;           /* calibration truncation (default 128) */
     int n_threads;
     int force;                /* replace an existing output directory */

@@ -189,6 +189,35 @@ static void check_epilogue(const qb_kernels_i8 *ref, const qb_kernels_i8 *k, con
     qb_i8_weights_free(&wk);
 }
 
+/* Repacking into caller buffers (int8 attention) matches a fresh pack, in
+ * buffers a larger layout used first, so nothing stale survives. */
+static void check_repack(const qb_kernels_i8 *k, const problem *p) {
+    int cap_n = p->N + 33, cap_k = p->K + 70;
+    qb_i8_weights fresh, re = {
+        .packed = aligned_alloc(64, qb_i8_weights_bytes(k, cap_n, cap_k)),
+        .colsum = malloc(sizeof(int32_t) * cap_n),
+        .colsum_split = malloc(sizeof(int32_t) * cap_n),
+        .scale = malloc(sizeof(float) * cap_n),
+    };
+    int8_t *big = malloc((size_t)cap_n * cap_k);
+    for (size_t i = 0; i < (size_t)cap_n * cap_k; i++) big[i] = (int8_t)(i * 37 + 11);
+    qb_i8_weights_repack(k, big, 0.25f, cap_n, cap_k, &re);
+    qb_i8_weights_repack(k, p->W, 0.5f, p->N, p->K, &re);
+    float *half = malloc(sizeof(float) * p->N);
+    for (int n = 0; n < p->N; n++) half[n] = 0.5f;
+    CHECK(qb_i8_weights_pack(k, p->W, half, p->N, p->K, &fresh), "pack %s", k->name);
+    bool same = re.N == fresh.N && re.K == fresh.K && re.isa == fresh.isa && re.packed_bytes == fresh.packed_bytes &&
+                !memcmp(re.packed, fresh.packed, qb_i8_weights_bytes(k, p->N, p->K)) &&
+                !memcmp(re.colsum, fresh.colsum, sizeof(int32_t) * p->N) &&
+                !memcmp(re.colsum_split, fresh.colsum_split, sizeof(int32_t) * p->N) &&
+                !memcmp(re.scale, fresh.scale, sizeof(float) * p->N);
+    CHECK(same, "%s repack differs from pack (%dx%d)", k->name, p->N, p->K);
+    qb_i8_weights_free(&fresh);
+    qb_i8_weights_free(&re);
+    free(big);
+    free(half);
+}
+
 static void check_gemm_shapes(const qb_kernels_i8 *ref, const qb_kernels_i8 *k, rng *r) {
     static const int dims[] = {1, 3, 17, 127, 769};
     static const int bert[][3] = {{25, 768, 768}, {25, 3072, 768}, {25, 768, 3072}, {128, 2304, 768}};
@@ -200,6 +229,7 @@ static void check_gemm_shapes(const qb_kernels_i8 *ref, const qb_kernels_i8 *k, 
             if (k == ref) check_reference_sums(ref, &p);
             check_exact_sums(ref, k, &p);
             check_epilogue(ref, k, &p);
+            check_repack(k, &p);
             problem_free(&p);
         }
     for (size_t s = 0; s < sizeof bert / sizeof *bert; s++) {

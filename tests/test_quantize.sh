@@ -66,6 +66,15 @@ for obs in minmax mse entropy; do
   check "observer $obs" test $? -eq 0
 done
 
+# int8 attention: Q, K and V scales from the same calibration (saved statistics too)
+quantize -o "$Q/static-attn" --method static --calib-stats "$TMP/stats.json" --observer percentile:99.99 --int8-attention
+check "quantize static int8 attention" test $? -eq 0
+check "info shows int8 attention" grep -q "; int8 attention" <("$QBERT" info "$Q/static-attn")
+check "config says int8 attention" grep -q '"attention": "int8"' "$Q/static-attn/config.json"
+check "Q, K, V output scales written" test "$($PY -c "
+import json,struct,sys; d=open(sys.argv[1],'rb').read(); h=json.loads(d[8:8+struct.unpack('<Q',d[:8])[0]])
+print(sum(k.endswith(('.output_scale','.output_zero_point')) for k in h))" "$Q/static-attn/model.safetensors")" -eq 16
+
 # too few calibration rows: a warning that states how many were used
 printf 'sentence\tlabel\na fine film\t1\na dull film\t0\n' >"$TMP/small.tsv"
 quantize -o "$Q/small" --method static --calib "$TMP/small.tsv"
@@ -79,12 +88,12 @@ DEV=$SHARED/data/sst2/dev.tsv
 base=$(json_get "$TMP/fp32.json" 'j["accuracy"]')
 LIMIT=()
 [ -n "$SANITIZE" ] && LIMIT=(--limit 40)
-for v in dyn:0.005 static:0.005 fp16:0.001 bf16:0.001; do
+for v in dyn:0.005 static:0.005 static-attn:0.005 fp16:0.001 bf16:0.001; do
   name=${v%%:*} budget=${v#*:}
   "$QBERT" eval "$Q/$name" --data "$DEV" --max-length 66 --reference "$M" "${LIMIT[@]}" --json >"$TMP/$name.json"
   acc=$(json_get "$TMP/$name.json" 'j["accuracy"]')
   agree=$(json_get "$TMP/$name.json" 'j["agreement"]')
-  printf '  %-7s accuracy %.4f (fp32 %.4f), agreement with fp32 %.4f\n' "$name" "$acc" "$base" "$agree"
+  printf '  %-11s accuracy %.4f (fp32 %.4f), agreement with fp32 %.4f\n' "$name" "$acc" "$base" "$agree"
   check "$name loses <= $budget" $PY -c "import sys; sys.exit(not $base - $acc <= $budget)"
 done
 
@@ -103,6 +112,14 @@ quantize -o "$Q/x" --method dynamic --keep 'no.such.layer*'
 check "unmatched --keep is an error" grep -q "matches no linear" "$TMP/quantize.err"
 quantize -o "$Q/x" --method static --calib-stats "$TMP/stats.json" --observer median
 check "unknown observer is an error" grep -q "unknown observer" "$TMP/quantize.err"
+quantize -o "$Q/x" --method dynamic --int8-attention
+check "int8 attention needs static" grep -q "int8-attention needs --method static" "$TMP/quantize.err"
+$PY -c "import json,sys; j=json.load(open(sys.argv[1])); del j['outputs']; json.dump(j, open(sys.argv[2],'w'))" \
+  "$TMP/stats.json" "$TMP/old-stats.json"
+quantize -o "$Q/x" --method static --calib-stats "$TMP/old-stats.json" --int8-attention
+check "statistics without Q/K/V refused for int8 attention" grep -q "no statistics of the attention inputs" "$TMP/quantize.err"
+quantize -o "$Q/x" --method static --calib-stats "$TMP/old-stats.json"
+check "older statistics still quantize" test $? -eq 0
 
 # a precision map makes a mixed model
 printf '{"bert.encoder.layer.0.*": "fp16", "bert.encoder.layer.3.output.dense": "fp32"}' >"$TMP/map.json"
@@ -135,4 +152,13 @@ d=$(broken static "pass"); $PY -c "
 import json,sys; p=sys.argv[1]+'/config.json'; c=json.load(open(p)); q=c['quantization_config']; q['method']='static'; q['activations']['granularity']='per-tensor'; json.dump(c, open(p,'w'))" "$d"
 "$QBERT" info "$d" >/dev/null 2>"$TMP/err"; rc=$?
 check "static config without input scales refused" bash -c "[ $rc -eq 1 ] && grep -q 'input_scale' '$TMP/err'"
+d=$(broken dynattn "pass"); $PY -c "
+import json,sys; p=sys.argv[1]+'/config.json'; c=json.load(open(p)); c['quantization_config']['attention']='int8'; json.dump(c, open(p,'w'))" "$d"
+"$QBERT" info "$d" >/dev/null 2>"$TMP/err"; rc=$?
+check "int8 attention in a dynamic config refused" bash -c "[ $rc -eq 1 ] && grep -q 'int8 attention needs static quantization' '$TMP/err'"
+K=bert.encoder.layer.2.attention.self.key.output_scale
+d=$TMP/broken-attn; mkdir -p "$d"; cp "$Q/static-attn/config.json" "$Q/static-attn/vocab.txt" "$d/"
+rewrite_header "$Q/static-attn/model.safetensors" "$d/model.safetensors" "del h['$K']"
+"$QBERT" info "$d" >/dev/null 2>"$TMP/err"; rc=$?
+check "missing K output scale refused" bash -c "[ $rc -eq 1 ] && grep -q \"has no '$K'\" '$TMP/err'"
 finish

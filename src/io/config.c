@@ -202,6 +202,12 @@ static qb_status parse_quant(const qb_json *j, qb_config *c, const char *path, q
     char *obs = qb_json_strdup(j, qb_json_get(j, act, "observer"), NULL);
     snprintf(qc->observer, sizeof qc->observer, "%s", obs ? obs : "");
     free(obs);
+    int attn = qb_json_get(j, q, "attention");
+    qc->attention_int8 = qb_json_str_eq(j, attn, "int8");
+    if (attn >= 0 && !qc->attention_int8 && !qb_json_str_eq(j, attn, "fp32"))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.attention must be \"int8\" or \"fp32\"", path);
+    if (qc->attention_int8 && qc->method != QB_QUANT_STATIC)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: int8 attention needs static quantization (method \"static\")", path);
     qc->present = true;
     return QB_OK;
 }

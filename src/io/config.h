@@ -16,6 +16,7 @@ typedef struct {
     bool act_per_token;   /* dynamic: per-token (else per-tensor) activation scales */
     bool act_symmetric;
     char observer[32];    /* static: how the input ranges were chosen */
+    bool attention_int8;  /* static: Q.K^T and P.V in int8 ("attention": "int8") */
 } qb_quant_config;
 
 typedef struct {

@@ -38,21 +38,14 @@ static void qb_i8_pack_avx512(const int8_t *w, int N, int K, int8_t *out) {
     }
 }
 
-bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *scale, int N, int K,
-                        qb_i8_weights *out) {
-    memset(out, 0, sizeof *out);
-    if (N <= 0 || K <= 0 || K > QB_I8_K_MAX) return false;
+size_t qb_i8_weights_bytes(const qb_kernels_i8 *k, int N, int K) {
+    return (qb_i8_packed_bytes(k->isa, N, K) + 63) / 64 * 64;
+}
+
+/* Packs w into out's buffers (already sized) and fills colsum. */
+static void qb_i8_weights_fill(const qb_kernels_i8 *k, const int8_t *w, int N, int K, qb_i8_weights *out) {
     size_t bytes = qb_i8_packed_bytes(k->isa, N, K);
-    size_t alloc = (bytes + 63) / 64 * 64;
-    out->packed = aligned_alloc(64, alloc);
-    out->colsum = malloc((size_t)N * sizeof *out->colsum);
-    out->colsum_split = malloc((size_t)N * sizeof *out->colsum_split);
-    out->scale = malloc((size_t)N * sizeof *out->scale);
-    if (!out->packed || !out->colsum || !out->colsum_split || !out->scale) {
-        qb_i8_weights_free(out);
-        return false;
-    }
-    memset(out->packed, 0, alloc);
+    memset(out->packed, 0, qb_i8_weights_bytes(k, N, K));
     switch (k->isa) {
     case QB_ISA_AVX2: qb_i8_pack_avx2(w, N, K, out->packed); break;
     case QB_ISA_AVX512: qb_i8_pack_avx512(w, N, K, out->packed); break;
@@ -65,12 +58,32 @@ bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *sc
         out->colsum[n] = sum;
         out->colsum_split[n] = qb_i8_colsum_split(sum);
     }
-    memcpy(out->scale, scale, (size_t)N * sizeof *scale);
     out->N = N;
     out->K = K;
     out->isa = k->isa;
     out->packed_bytes = bytes;
+}
+
+bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *scale, int N, int K,
+                        qb_i8_weights *out) {
+    memset(out, 0, sizeof *out);
+    if (N <= 0 || K <= 0 || K > QB_I8_K_MAX) return false;
+    out->packed = aligned_alloc(64, qb_i8_weights_bytes(k, N, K));
+    out->colsum = malloc((size_t)N * sizeof *out->colsum);
+    out->colsum_split = malloc((size_t)N * sizeof *out->colsum_split);
+    out->scale = malloc((size_t)N * sizeof *out->scale);
+    if (!out->packed || !out->colsum || !out->colsum_split || !out->scale) {
+        qb_i8_weights_free(out);
+        return false;
+    }
+    qb_i8_weights_fill(k, w, N, K, out);
+    memcpy(out->scale, scale, (size_t)N * sizeof *scale);
     return true;
+}
+
+void qb_i8_weights_repack(const qb_kernels_i8 *k, const int8_t *w, float scale, int N, int K, qb_i8_weights *out) {
+    qb_i8_weights_fill(k, w, N, K, out);
+    for (int n = 0; n < N; n++) out->scale[n] = scale;
 }
 
 void qb_i8_weights_free(qb_i8_weights *w) {

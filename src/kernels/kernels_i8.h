@@ -80,6 +80,15 @@ bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *sc
                         qb_i8_weights *out);
 void qb_i8_weights_free(qb_i8_weights *w);
 
+/* Bytes of k's packed layout for [N, K] weights (whole 64-byte lines). */
+size_t qb_i8_weights_bytes(const qb_kernels_i8 *k, int N, int K);
+
+/* Packs weights made at run time (int8 attention's K and V) into out's
+ * buffers, which the caller sized once (packed: qb_i8_weights_bytes,
+ * 64-byte aligned; colsum, colsum_split and scale: N entries), so nothing
+ * is allocated per call.  One scale for every column; 1 <= K <= 32767. */
+void qb_i8_weights_repack(const qb_kernels_i8 *k, const int8_t *w, float scale, int N, int K, qb_i8_weights *out);
+
 /* Column granularity of gemm's [n0, n1) slices (64). */
 int qb_i8_n_block(void);
 

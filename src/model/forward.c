@@ -46,7 +46,7 @@ static void quantize_input(qb_session *s, const qb_linear *l, const float *x, in
 
 static void linear(qb_session *s, const qb_linear *l, const float *x, int rows, float *y,
                    const float *residual, qb_act act) {
-    if (s->observe) s->observe(s->observe_ctx, l, x, rows);
+    if (s->observe) s->observe(s->observe_ctx, l, false, x, rows);
     if (l->q) {
         quantize_input(s, l, x, rows);
         qb_gemm_i8_args g = {
@@ -131,13 +131,50 @@ static void attend_one(qb_session *s, int b, int h, float *scores, float *pack) 
     m->kern.gemm_f32(&pv, pack);
 }
 
-static void attention(qb_session *s) {
+/* The GEMM takes a scale and zero point per row; attention's are per tensor. */
+static void fill_rows(qb_attn_scratch *w, int n, float scale, int32_t zero) {
+    for (int i = 0; i < n; i++) {
+        w->a_scale[i] = scale;
+        w->a_zero[i] = zero;
+    }
+}
+
+/* The same head in static int8: K (scaled by 1/sqrt(d)) and V^T become
+ * integer weights repacked per head, Q and the probabilities u8 rows on
+ * their fixed grids; both products dequantize in the GEMM's epilogue. */
+static void attend_one_i8(qb_session *s, const qb_attn_i8 *ai, int b, int h, float *scores, qb_attn_scratch *w) {
+    const qb_model *m = s->m;
+    const qb_kernels_i8 *k8 = &m->kern_i8;
+    int H = m->cfg.hidden_size, d = H / m->cfg.num_heads, n = s->lens[b];
+    size_t at = (size_t)s->offsets[b] * H + (size_t)h * d;
+    qb_quantize_s8_fixed(s->a.k + at, n, d, H, ai->k_scale, false, w->k);
+    qb_i8_weights_repack(k8, w->k, ai->k_scale / sqrtf((float)d), n, d, &w->wk);
+    k8->quantize_rows_fixed(s->a.q + at, n, d, H, ai->q_scale, ai->q_zero, w->q, d);
+    fill_rows(w, n, ai->q_scale, ai->q_zero);
+    qb_gemm_i8_args qk = {.M = n, .N = n, .K = d, .A = w->q, .lda = d, .a_scale = w->a_scale,
+                          .a_zero = w->a_zero, .W = &w->wk, .C = scores, .ldc = n};
+    qb_gemm_i8(k8, &qk, 1);
+    for (int i = 0; i < n; i++) m->kern.softmax_f32(scores + (size_t)i * n, n);
+
+    k8->quantize_rows_fixed(scores, n, n, n, QB_ATTN_P_SCALE, 0, w->p, n);
+    fill_rows(w, n, QB_ATTN_P_SCALE, 0);
+    qb_quantize_s8_fixed(s->a.v + at, n, d, H, ai->v_scale, true, w->vt);
+    qb_i8_weights_repack(k8, w->vt, ai->v_scale, d, n, &w->wv);
+    qb_gemm_i8_args pv = {.M = n, .N = d, .K = n, .A = w->p, .lda = n, .a_scale = w->a_scale,
+                          .a_zero = w->a_zero, .W = &w->wv, .C = s->a.ctx + at, .ldc = H};
+    qb_gemm_i8(k8, &pv, 1);
+}
+
+static void attention(qb_session *s, const qb_block *blk) {
     int heads = s->m->cfg.num_heads, jobs = s->batch * heads;
     size_t score_floats = (size_t)s->max_seq * s->max_seq, pack_floats = qb_gemm_f32_pack_floats();
+    const qb_attn_i8 *ai = blk->attn_i8.on ? &blk->attn_i8 : NULL;
 #pragma omp parallel for num_threads(s->n_threads) schedule(dynamic)
     for (int j = 0; j < jobs; j++) {
         int t = omp_get_thread_num();
-        attend_one(s, j / heads, j % heads, s->a.scores + t * score_floats, s->pack + t * pack_floats);
+        float *scores = s->a.scores + t * score_floats;
+        if (ai) attend_one_i8(s, ai, j / heads, j % heads, scores, &s->attn_i8[t]);
+        else attend_one(s, j / heads, j % heads, scores, s->pack + t * pack_floats);
     }
 }
 
@@ -148,7 +185,12 @@ static void block(qb_session *s, const qb_block *blk) {
     linear(s, &blk->q, a->x, T, a->q, NULL, QB_ACT_NONE);
     linear(s, &blk->k, a->x, T, a->k, NULL, QB_ACT_NONE);
     linear(s, &blk->v, a->x, T, a->v, NULL, QB_ACT_NONE);
-    attention(s);
+    if (s->observe) {
+        s->observe(s->observe_ctx, &blk->q, true, a->q, T);
+        s->observe(s->observe_ctx, &blk->k, true, a->k, T);
+        s->observe(s->observe_ctx, &blk->v, true, a->v, T);
+    }
+    attention(s, blk);
     linear(s, &blk->o, a->ctx, T, a->attn, a->x, QB_ACT_NONE);
     layernorm_rows(s, &blk->attn_norm, a->attn, T, H);
     linear(s, &blk->ffn_in, a->attn, T, a->ffn, NULL, c->act);

@@ -110,6 +110,7 @@ static void summarize_quant(qb_model *m) {
     summary_add(m, &n, ": %d linears", m->n_linears);
     for (int p = 0; p < 4; p++)
         if (count[p]) summary_add(m, &n, ", %d %s", count[p], names[p]);
+    if (q->attention_int8) summary_add(m, &n, "; int8 attention");
     if (m->word_emb_q) summary_add(m, &n, "; int8 word embeddings");
 }
 

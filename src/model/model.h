@@ -41,6 +41,17 @@ typedef struct {
     const float *gamma, *beta;
 } qb_norm;
 
+/* Static int8 attention (quantization_config "attention": "int8"): Q on
+ * a u8 grid with a zero point, K and V symmetric s8, one calibrated scale
+ * each (stored as "<q|k|v module>.output_scale", Q's zero point as
+ * "<q module>.output_zero_point"); the probabilities on the fixed u8 grid
+ * 1/255. */
+typedef struct {
+    bool on;
+    float q_scale, k_scale, v_scale;
+    int32_t q_zero;
+} qb_attn_i8;
+
 /* One transformer block.  BERT, ALBERT and DistilBERT compute the same
  * thing under different names: post-LN attention, then a post-LN FFN. */
 typedef struct {
@@ -48,6 +59,7 @@ typedef struct {
     qb_norm attn_norm;
     qb_linear ffn_in, ffn_out;
     qb_norm ffn_norm;
+    qb_attn_i8 attn_i8;
 } qb_block;
 
 struct qb_model {

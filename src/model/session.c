@@ -58,6 +58,48 @@ static float *alloc_huge(size_t bytes) {
     return p;
 }
 
+static bool has_int8_attention(const qb_model *m) {
+    for (int b = 0; b < m->n_blocks; b++)
+        if (m->blocks[b].attn_i8.on) return true;
+    return false;
+}
+
+/* Hands out 64-byte aligned pieces of mem (or, with mem NULL, only counts
+ * them) for one thread's int8 attention scratch, sized for max_seq. */
+static size_t attn_scratch_layout(const qb_session *s, char *mem, qb_attn_scratch *w) {
+    const qb_kernels_i8 *k8 = &s->m->kern_i8;
+    size_t S = (size_t)s->max_seq, d = (size_t)(s->m->cfg.hidden_size / s->m->cfg.num_heads), used = 0;
+#define PIECE(ptr, bytes) (ptr = (void *)(mem ? mem + used : NULL), used += ((bytes) + 63) / 64 * 64)
+    PIECE(w->q, S * d);
+    PIECE(w->p, S * S);
+    PIECE(w->k, S * d);
+    PIECE(w->vt, d * S);
+    PIECE(w->a_scale, S * sizeof(float));
+    PIECE(w->a_zero, S * sizeof(int32_t));
+    PIECE(w->wk.packed, qb_i8_weights_bytes(k8, (int)S, (int)d));
+    PIECE(w->wk.colsum, S * sizeof(int32_t));
+    PIECE(w->wk.colsum_split, S * sizeof(int32_t));
+    PIECE(w->wk.scale, S * sizeof(float));
+    PIECE(w->wv.packed, qb_i8_weights_bytes(k8, (int)d, (int)S));
+    PIECE(w->wv.colsum, d * sizeof(int32_t));
+    PIECE(w->wv.colsum_split, d * sizeof(int32_t));
+    PIECE(w->wv.scale, d * sizeof(float));
+#undef PIECE
+    return used;
+}
+
+static bool attn_scratch_create(qb_session *s) {
+    if (!has_int8_attention(s->m)) return true;
+    qb_attn_scratch probe;
+    size_t per_thread = attn_scratch_layout(s, NULL, &probe);
+    s->attn_i8 = calloc((size_t)s->n_threads, sizeof *s->attn_i8);
+    s->attn_i8_mem = aligned_alloc(64, per_thread * (size_t)s->n_threads);
+    if (!s->attn_i8 || !s->attn_i8_mem) return false;
+    for (int t = 0; t < s->n_threads; t++)
+        attn_scratch_layout(s, (char *)s->attn_i8_mem + per_thread * (size_t)t, &s->attn_i8[t]);
+    return true;
+}
+
 static int32_t *alloc_i32(size_t n, bool *ok) {
     int32_t *p = calloc(n ? n : 1, sizeof *p);
     *ok = *ok && p;
@@ -94,6 +136,7 @@ qb_status qb_session_create(const qb_model *m, const qb_session_params *p, qb_se
     s->pad_types = alloc_i32(T, &ok);
     s->pad_lens = alloc_i32((size_t)s->max_batch, &ok);
     s->arena = c.base;
+    ok = ok && attn_scratch_create(s);
     if (!ok) {
         qb_session_free(s);
         return qb_fail(err, QB_ERR_NOMEM, "session: out of memory for batch %d x seq %d", p->max_batch, p->max_seq);
@@ -115,6 +158,8 @@ void qb_session_free(qb_session *s) {
     free(s->pad_ids);
     free(s->pad_types);
     free(s->pad_lens);
+    free(s->attn_i8);
+    free(s->attn_i8_mem);
     free(s);
 }
 

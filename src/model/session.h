@@ -23,8 +23,24 @@ typedef struct {
     float *logits;  /* [B, L] or [B, S, L] */
 } qb_acts;
 
-/* Called with every linear layer's input before it runs (calibration). */
-typedef void (*qb_linear_observer)(void *ctx, const qb_linear *l, const float *x, int rows);
+/* Called with every linear layer's input before it runs, and with the
+ * outputs of Q, K and V (output true) before attention reads them
+ * (calibration). */
+typedef void (*qb_linear_observer)(void *ctx, const qb_linear *l, bool output, const float *x, int rows);
+
+/* int8 attention's per-thread scratch for one head: Q and the
+ * probabilities as u8 rows, K and V^T as s8, and K and V^T repacked as
+ * integer weights. */
+typedef struct {
+    uint8_t *q, *p;
+    int8_t *k, *vt;
+    float *a_scale;
+    int32_t *a_zero;
+    qb_i8_weights wk, wv;
+} qb_attn_scratch;
+
+/* The probabilities' fixed u8 grid: [0, 1] in steps of 1/255. */
+#define QB_ATTN_P_SCALE (1.0f / 255.0f)
 
 struct qb_session {
     const qb_model *m;
@@ -45,6 +61,9 @@ struct qb_session {
     int32_t *qa_zero;
     const float *qa_src;
     const qb_linear *qa_for;
+
+    qb_attn_scratch *attn_i8; /* [n_threads]; NULL unless a block has int8 attention */
+    void *attn_i8_mem;
 
     qb_linear_observer observe;
     void *observe_ctx;

@@ -260,6 +260,28 @@ static const block_names names_distil = {
     "attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin",
     "sa_layer_norm", "ffn.lin1", "ffn.lin2", "output_layer_norm"};
 
+/* A calibrated output scale of Q, K or V (int8 attention); zero may be NULL. */
+static bool bind_output_scale(binder *b, const qb_linear *l, float *scale, int32_t *zero) {
+    const qb_st_tensor *sc = companion(b, l->name, ".output_scale", QB_F32, 1);
+    const qb_st_tensor *zp = sc && zero ? companion(b, l->name, ".output_zero_point", QB_I32, 1) : NULL;
+    if (!sc || (zero && !zp)) return false;
+    memcpy(scale, sc->data, sizeof *scale);
+    if (zero) memcpy(zero, zp->data, sizeof *zero);
+    if (!(*scale > 0) || !isfinite(*scale) || (zero && (*zero < 0 || *zero > 255))) {
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s.output_scale%s' out of range", b->file, l->name,
+                zero ? "/zero_point" : "");
+        return false;
+    }
+    return true;
+}
+
+static void bind_attention_i8(binder *b, qb_block *blk) {
+    qb_attn_i8 *a = &blk->attn_i8;
+    if (b->err->code || !b->m->cfg.quant.attention_int8) return;
+    a->on = bind_output_scale(b, &blk->q, &a->q_scale, &a->q_zero) &&
+            bind_output_scale(b, &blk->k, &a->k_scale, NULL) && bind_output_scale(b, &blk->v, &a->v_scale, NULL);
+}
+
 static void bind_block(binder *b, qb_block *blk, const char *at, const block_names *nm) {
     const qb_config *c = &b->m->cfg;
     int H = c->hidden_size, I = c->intermediate_size;
@@ -273,6 +295,7 @@ static void bind_block(binder *b, qb_block *blk, const char *at, const block_nam
     bind_linear(b, &blk->ffn_in, SUB(ffn_in), I, H);
     bind_linear(b, &blk->ffn_out, SUB(ffn_out), H, I);
     bind_norm(b, &blk->ffn_norm, SUB(ffn_norm), H);
+    bind_attention_i8(b, blk);
 #undef SUB
 }
 

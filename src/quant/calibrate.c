@@ -12,18 +12,28 @@
 #define CALIB_BINS 0 /* the observers' default (8192) */
 #define CALIB_BATCH 8
 
-static void observe(void *ctx, const qb_linear *l, const float *x, int rows) {
+static void observe(void *ctx, const qb_linear *l, bool output, const float *x, int rows) {
     qb_calib *c = ctx;
-    qb_tensor_stats_add(&c->stats[l->id], x, (size_t)rows * l->in);
+    if (output) qb_tensor_stats_add(&c->out_stats[l->id], x, (size_t)rows * l->out);
+    else qb_tensor_stats_add(&c->stats[l->id], x, (size_t)rows * l->in);
+}
+
+/* The linears whose outputs attention reads (ALBERT's shared ones once). */
+static bool is_attention_input(const qb_model *m, const qb_linear *l) {
+    for (int b = 0; b < m->n_blocks; b++)
+        if (l == &m->blocks[b].q || l == &m->blocks[b].k || l == &m->blocks[b].v) return true;
+    return false;
 }
 
 static qb_status calib_alloc(const qb_model *m, qb_calib *c, qb_error *err) {
     memset(c, 0, sizeof *c);
     c->stats = calloc((size_t)m->n_linears, sizeof *c->stats);
-    if (!c->stats) return qb_fail(err, QB_ERR_NOMEM, "calibration: out of memory");
+    c->out_stats = calloc((size_t)m->n_linears, sizeof *c->out_stats);
+    if (!c->stats || !c->out_stats) return qb_fail(err, QB_ERR_NOMEM, "calibration: out of memory");
     c->n = m->n_linears;
     for (int i = 0; i < c->n; i++) {
         qb_status st = qb_tensor_stats_init(&c->stats[i], CALIB_BINS);
+        if (!st && is_attention_input(m, m->linears[i])) st = qb_tensor_stats_init(&c->out_stats[i], CALIB_BINS);
         if (st) return qb_fail(err, st, "calibration: out of memory");
     }
     return QB_OK;
@@ -77,6 +87,7 @@ qb_status qb_calib_run(const qb_model *m, const qb_quant_params *p, qb_calib *c,
         s->observe = observe;
         s->observe_ctx = c;
         st = run_batches(m, p, &ds, s, err);
+        c->has_outputs = true;
     }
     c->used = ds.n;
     if (rep) rep->calib_used = ds.n;
@@ -101,6 +112,15 @@ qb_status qb_calib_save(const qb_model *m, const qb_calib *c, const char *path, 
         fputs(": ", f);
         qb_tensor_stats_write_json(&c->stats[i], f);
     }
+    fputs("\n}, \"outputs\": {", f);
+    for (int i = 0, first = 1; i < c->n; i++) {
+        if (!is_attention_input(m, m->linears[i])) continue;
+        fprintf(f, "%s\n  ", first ? "" : ",");
+        first = 0;
+        qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
+        fputs(": ", f);
+        qb_tensor_stats_write_json(&c->out_stats[i], f);
+    }
     fputs("\n}}\n", f);
     fclose(f);
     qb_status st = qb_file_write_atomic(path, buf, len, err);
@@ -123,6 +143,18 @@ qb_status qb_calib_load(const qb_model *m, const char *path, qb_calib *c, qb_err
         if (t < 0) st = qb_fail(err, QB_ERR_FORMAT, "%s: no statistics (calibrated on another model?)", what);
         else st = qb_tensor_stats_read_json(&c->stats[i], &j, t, what, err);
     }
+    /* Files from before int8 attention have no "outputs": fine unless
+     * int8 attention asks for them (the quantizer says so). */
+    int outs = qb_json_get(&j, 0, "outputs");
+    c->has_outputs = !st && qb_json_is(&j, outs, QB_JSON_OBJECT);
+    for (int i = 0; !st && c->has_outputs && i < c->n; i++) {
+        if (!is_attention_input(m, m->linears[i])) continue;
+        int t = qb_json_get(&j, outs, m->linears[i]->name);
+        char what[4300];
+        snprintf(what, sizeof what, "%s: output of '%s'", path, m->linears[i]->name);
+        if (t < 0) st = qb_fail(err, QB_ERR_FORMAT, "%s: no statistics (calibrated on another model?)", what);
+        else st = qb_tensor_stats_read_json(&c->out_stats[i], &j, t, what, err);
+    }
     if (!st) {
         c->used = (int)qb_json_get_number(&j, 0, "n", 0);
         char *src = qb_json_strdup(&j, qb_json_get(&j, 0, "calib_file"), NULL);
@@ -138,6 +170,8 @@ qb_status qb_calib_load(const qb_model *m, const char *path, qb_calib *c, qb_err
 
 void qb_calib_free(qb_calib *c) {
     for (int i = 0; c->stats && i < c->n; i++) qb_tensor_stats_free(&c->stats[i]);
+    for (int i = 0; c->out_stats && i < c->n; i++) qb_tensor_stats_free(&c->out_stats[i]);
     free(c->stats);
+    free(c->out_stats);
     memset(c, 0, sizeof *c);
 }

@@ -1,5 +1,6 @@
 /* Calibration: run texts through the FP32 model and keep statistics of
- * every linear layer's input, for static quantization's fixed scales. */
+ * every linear layer's input, for static quantization's fixed scales, and
+ * of the Q, K and V outputs, for int8 attention's. */
 #ifndef QB_QUANT_CALIBRATE_H
 #define QB_QUANT_CALIBRATE_H
 
@@ -8,6 +9,8 @@
 
 typedef struct {
     qb_tensor_stats *stats; /* [n], indexed by qb_linear.id */
+    qb_tensor_stats *out_stats; /* [n]: only the attention's Q, K and V are filled */
+    bool has_outputs;       /* false for a file saved before int8 attention */
     int n;
     int used;               /* texts run */
     char source[4096];      /* the calibration file */

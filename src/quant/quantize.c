@@ -204,6 +204,34 @@ static bool push_int8_rows(out_list *o, const qb_st_tensor *t) {
     return out_push(o, t->name, QB_I8, 2, t->shape, qw) && out_push(o, name, QB_F32, 1, n, scale);
 }
 
+/* int8 attention: the calibrated grids of what Q, K and V output (Q on the
+ * activations' u8 scheme, K and V symmetric s8), for the q/k/v linear l of
+ * a block; other linears write nothing. */
+static bool push_attention_scales(out_list *o, const quant_job *q, const qb_linear *l) {
+    const qb_model *m = q->m;
+    bool is_q = false, is_kv = false;
+    for (int b = 0; b < m->n_blocks; b++) {
+        is_q = is_q || l == &m->blocks[b].q;
+        is_kv = is_kv || l == &m->blocks[b].k || l == &m->blocks[b].v;
+    }
+    if (!is_q && !is_kv) return true;
+    qb_qscheme sch = {.is_signed = is_kv, .symmetric = is_kv || q->p->act_symmetric,
+                      .reduce_range = !is_kv && q->p->reduce_range};
+    float lo, hi, *scale = out_alloc(o, sizeof *scale);
+    int32_t *zero = out_alloc(o, sizeof *zero);
+    if (!scale || !zero) return false;
+    qb_observer_range(&q->calib->out_stats[l->id], &q->observer, &sch, &lo, &hi);
+    qb_qparams qp = qb_qparams_from_range(&sch, lo, hi);
+    *scale = qp.scale;
+    *zero = qp.zero_point;
+    char name[256];
+    int64_t one[1] = {1};
+    snprintf(name, sizeof name, "%s.output_scale", l->name);
+    bool ok = out_push(o, name, QB_F32, 1, one, scale);
+    snprintf(name, sizeof name, "%s.output_zero_point", l->name);
+    return ok && (is_kv || out_push(o, name, QB_I32, 1, one, zero));
+}
+
 static const qb_linear *linear_of(const qb_model *m, const char *tensor) {
     size_t n = strlen(tensor);
     if (n < 7 || strcmp(tensor + n - 7, ".weight")) return NULL;
@@ -230,6 +258,7 @@ static qb_status build_tensors(const quant_job *q, out_list *o, qb_error *err) {
         else if (half_method && p->quantize_embeddings && t->ndim == 2 && !l && qb_dtype_traits_of(t->dtype)->is_float)
             ok = push_half(o, t, half);
         else ok = out_push(o, t->name, t->dtype, t->ndim, t->shape, t->data);
+        if (ok && l && p->int8_attention) ok = push_attention_scales(o, q, l);
         if (!ok) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory at '%s'", t->name);
     }
     return QB_OK;
@@ -256,6 +285,7 @@ static void write_quant_config(FILE *f, const quant_job *q) {
     }
     const char *emb = !p->quantize_embeddings ? "fp32" : int8 ? "int8-rowwise" : p->method == QB_QUANT_BF16 ? "bf16" : "fp16";
     fprintf(f, "    \"embeddings\": \"%s\",\n", emb);
+    if (p->int8_attention) fputs("    \"attention\": \"int8\",\n", f);
     if (p->method == QB_QUANT_STATIC && !q->fixed_inputs) {
         fputs("    \"calibration\": {\"file\": ", f);
         qb_json_write_str(f, q->calib->source, strlen(q->calib->source));
@@ -310,7 +340,7 @@ static qb_status write_config(const quant_job *q, const char *dir, qb_error *err
 
 static qb_status write_dir(const quant_job *q, const char *tmp, qb_quant_report *rep, qb_error *err) {
     out_list o;
-    if (!out_init(&o, q->m->st.n * 5 + 8)) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+    if (!out_init(&o, q->m->st.n * 7 + 8)) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     char path[4200];
     qb_path_join(path, sizeof path, tmp, "model.safetensors");
     qb_status st = build_tensors(q, &o, err);
@@ -344,6 +374,8 @@ static qb_status check_request(const qb_model *m, const qb_quant_params *p, cons
         return qb_fail(err, QB_ERR_ARG, "static quantization has per-tensor activation scales, not per-token");
     if (is_int8_method(p->method) && (p->bits < 2 || p->bits > 8))
         return qb_fail(err, QB_ERR_ARG, "weight bits %d not in 2..8", p->bits);
+    if (p->int8_attention && p->method != QB_QUANT_STATIC)
+        return qb_fail(err, QB_ERR_ARG, "int8 attention needs --method static (its scales come from calibration)");
     return QB_OK;
 }
 
@@ -367,6 +399,9 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *o
     if (!st && p->method == QB_QUANT_STATIC)
         st = p->calib_stats ? qb_calib_load(m, p->calib_stats, &calib, err) : qb_calib_run(m, p, &calib, rep, err);
     if (!st && p->calib_stats) rep->calib_used = calib.used;
+    if (!st && p->int8_attention && !calib.has_outputs)
+        st = qb_fail(err, QB_ERR_FORMAT, "%s: no statistics of the attention inputs (saved by an older qbert); "
+                     "run qbert calibrate again", p->calib_stats);
     q.plan = plan;
     q.calib = &calib;
     if (!st) st = write_dir(&q, tmp, rep, err);
@@ -395,8 +430,9 @@ qb_status qb_quantize_into(const qb_model *m, const qb_quant_params *p, const qb
     qb_quant_report local;
     if (!rep) rep = &local;
     memset(rep, 0, sizeof *rep);
-    if (p->method != QB_QUANT_STATIC || p->act_per_token || p->bits < 2 || p->bits > 8)
-        return qb_fail(err, QB_ERR_ARG, "quantize: trained input scales need static per-tensor int8 (2..8 bits)");
+    if (p->method != QB_QUANT_STATIC || p->act_per_token || p->bits < 2 || p->bits > 8 || p->int8_attention)
+        return qb_fail(err, QB_ERR_ARG,
+                       "quantize: trained input scales need static per-tensor int8 (2..8 bits, FP32 attention)");
     qb_precision *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
     if (!plan) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     qb_calib none = {0};
