@@ -34,7 +34,7 @@ static const char help_quantize[] =
     "  --calib-stats FILE    static: statistics saved by 'qbert calibrate' instead\n"
     "  --observer O          static: minmax (default), percentile:99.99, mse, entropy\n"
     "  --int8-attention      static: also Q.K^T and P.V in int8 (Q, K, V scales from\n"
-    "                        calibration, probabilities on the fixed grid 1/255)\n"
+    "                        calibration, probabilities on a u8 grid per row)\n"
     "  --max-length L        calibration truncation (default 128)\n"
     "  --threads N           compute threads (default: all cores)\n"
     "  --force               replace an existing OUT_DIR\n";

@@ -44,8 +44,8 @@ typedef struct {
 /* Static int8 attention (quantization_config "attention": "int8"): Q on
  * a u8 grid with a zero point, K and V symmetric s8, one calibrated scale
  * each (stored as "<q|k|v module>.output_scale", Q's zero point as
- * "<q module>.output_zero_point"); the probabilities on the fixed u8 grid
- * 1/255. */
+ * "<q module>.output_zero_point"); the probabilities quantized per row at
+ * run time. */
 typedef struct {
     bool on;
     float q_scale, k_scale, v_scale;

@@ -39,9 +39,6 @@ typedef struct {
     qb_i8_weights wk, wv;
 } qb_attn_scratch;
 
-/* The probabilities' fixed u8 grid: [0, 1] in steps of 1/255. */
-#define QB_ATTN_P_SCALE (1.0f / 255.0f)
-
 struct qb_session {
     const qb_model *m;
     int max_batch, max_seq, n_threads;
