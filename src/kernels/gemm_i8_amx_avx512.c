@@ -67,11 +67,11 @@ QB_AMX_TARGET static void qb_i8_amx_configure(void) {
  * - the next weight block, into L2: tile loads read 16 rows 256 bytes
  *   apart, a pattern the hardware prefetchers follow poorly, and at AMX
  *   speed a cold block from memory would otherwise stall every step;
- * - the C (and residual) lines of the next 32 rows, into L1, which the
- *   epilogue writes right after.  Asked for all at once before the tile,
- *   128 misses queued on the line fill buffers and stalled the core; spread
- *   over the K loop they arrive in its shadow (interleaved in one process,
- *   bert-base shapes: 4-7% faster GEMMs). */
+ * - the C (and residual) lines of the current 32 rows, into L1, which
+ *   their epilogue writes during the next group's tiles.  Asked for all at
+ *   once, 128 misses queued on the line fill buffers and stalled the core;
+ *   spread over the K loop they arrive in its shadow (interleaved in one
+ *   process, bert-base shapes: 4-7% faster GEMMs). */
 typedef struct {
     const char *row;
     size_t stride;
@@ -83,6 +83,24 @@ typedef struct {
 typedef struct {
     qb_i8_amx_stream weights, out, residual;
 } qb_i8_amx_prefetch;
+
+/* The epilogue of the previous 32-row group, run a few output vectors per
+ * K step of the next one: tile instructions are few and long, so the
+ * core's vector ports sit idle while tdpbusd runs, and the dequantization
+ * (GELU included) fits in that shadow instead of following the tiles. */
+typedef struct {
+    const qb_gemm_i8_args *g;
+    const int32_t *part;
+    int m0, n, cols;
+    int next, total, per_step; /* vectors: next to do, all, per K step */
+} qb_i8_amx_pending;
+
+static inline void qb_i8_amx_pending_step(qb_i8_amx_pending *ep, int count) {
+    if (count > ep->total - ep->next) count = ep->total - ep->next;
+    if (count <= 0) return;
+    qb_i8_epilogue_range_avx512(ep->g, ep->part, ep->m0, ep->n, ep->cols, ep->next, count);
+    ep->next += count;
+}
 
 static inline void qb_i8_amx_stream_step(qb_i8_amx_stream *st, int hint) {
     for (int i = 0; i < st->per_step && st->rows > 0; i++) {
@@ -121,7 +139,7 @@ static qb_i8_amx_stream qb_i8_amx_rows_stream(const float *p, size_t ld, int row
  * mr and nc (1 or 2 row / column tiles) are constants per call site. */
 QB_AMX_TARGET static inline __attribute__((always_inline)) void
 qb_i8_amx_tile(const uint8_t *a, size_t lda, const int8_t *w, size_t w_step, int K, int mr, int nc, int32_t *part,
-               qb_i8_amx_prefetch *pf) {
+               qb_i8_amx_prefetch *pf, qb_i8_amx_pending *ep) {
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
@@ -136,6 +154,7 @@ qb_i8_amx_tile(const uint8_t *a, size_t lda, const int8_t *w, size_t w_step, int
         if (mr > 1) _tile_dpbusd(2, 5, 6);
         if (mr > 1 && nc > 1) _tile_dpbusd(3, 5, 7);
         qb_i8_amx_prefetch_step(pf);
+        qb_i8_amx_pending_step(ep, ep->per_step);
     }
     const size_t ldp = QB_I8_N_BLOCK * sizeof(int32_t);
     _tile_stored(0, part, ldp);
@@ -147,7 +166,7 @@ qb_i8_amx_tile(const uint8_t *a, size_t lda, const int8_t *w, size_t w_step, int
 /* Rows [m, m + 16 * mr) of one weight block (width columns, a multiple of
  * 16) into part, 64 int32 per row. */
 QB_AMX_TARGET static void qb_i8_amx_rows(const qb_gemm_i8_args *g, int m, int mr, int n, int width, int32_t *part,
-                                         qb_i8_amx_prefetch *pf) {
+                                         qb_i8_amx_prefetch *pf, qb_i8_amx_pending *ep) {
     int K4 = g->K / 4;
     const int8_t *block = (const int8_t *)g->W->packed + (size_t)n * K4 * 4;
     const uint8_t *a = g->A + (size_t)m * g->lda;
@@ -155,16 +174,22 @@ QB_AMX_TARGET static void qb_i8_amx_rows(const qb_gemm_i8_args *g, int m, int mr
     for (int j = 0; j < width; j += 32) {
         bool two = width - j >= 32;
         const int8_t *w = block + (size_t)j * 4;
-        if (mr > 1 && two) qb_i8_amx_tile(a, lda, w, w_step, g->K, 2, 2, part + j, pf);
-        else if (mr > 1) qb_i8_amx_tile(a, lda, w, w_step, g->K, 2, 1, part + j, pf);
-        else if (two) qb_i8_amx_tile(a, lda, w, w_step, g->K, 1, 2, part + j, pf);
-        else qb_i8_amx_tile(a, lda, w, w_step, g->K, 1, 1, part + j, pf);
+        if (mr > 1 && two) qb_i8_amx_tile(a, lda, w, w_step, g->K, 2, 2, part + j, pf, ep);
+        else if (mr > 1) qb_i8_amx_tile(a, lda, w, w_step, g->K, 2, 1, part + j, pf, ep);
+        else if (two) qb_i8_amx_tile(a, lda, w, w_step, g->K, 1, 2, part + j, pf, ep);
+        else qb_i8_amx_tile(a, lda, w, w_step, g->K, 1, 1, part + j, pf, ep);
     }
 }
 
+#define QB_AMX_PART_INTS (2 * QB_AMX_ROWS * QB_I8_N_BLOCK) /* one 32-row group's sums */
+
 /* One weight block against rows [m0, m1), m1 - m0 a multiple of 16,
- * prefetching block n_next (none if n_next >= n1). */
-static void qb_i8_amx_block(const qb_gemm_i8_args *g, int m0, int m1, int n, int n_next, int n1, int32_t *part) {
+ * prefetching block n_next (none if n_next >= n1).  Each 32-row group's
+ * sums go to one half of part (2 groups' worth) while the epilogue of the
+ * group before, from the other half, runs in the tile loop's shadow; it
+ * may come from the previous block, and the last group's is left in *ep. */
+static void qb_i8_amx_block(const qb_gemm_i8_args *g, int m0, int m1, int n, int n_next, int n1, int32_t *part,
+                            int *half, qb_i8_amx_pending *ep) {
     int Npad = qb_i8_round_up(g->N, 16);
     int width = Npad - n < QB_I8_N_BLOCK ? Npad - n : QB_I8_N_BLOCK;
     int cols = g->N - n < QB_I8_N_BLOCK ? g->N - n : QB_I8_N_BLOCK;
@@ -181,21 +206,21 @@ static void qb_i8_amx_block(const qb_gemm_i8_args *g, int m0, int m1, int n, int
             .per_step = (int)((bytes / 64 + (size_t)steps - 1) / (size_t)steps),
         };
     }
-    /* the first rows' outputs have no earlier tile to hide behind */
-    qb_i8_prefetch_outputs(g, m0, m1 - m0 < 2 * QB_AMX_ROWS ? m1 - m0 : 2 * QB_AMX_ROWS, n);
     for (int m = m0; m < m1; m += 2 * QB_AMX_ROWS) {
         int mr = m1 - m >= 2 * QB_AMX_ROWS ? 2 : 1;
-        int next = m + 2 * QB_AMX_ROWS, next_rows = m1 - next < 2 * QB_AMX_ROWS ? m1 - next : 2 * QB_AMX_ROWS;
-        pf.out = pf.residual = (qb_i8_amx_stream){0};
-        if (next_rows > 0) {
-            pf.out = qb_i8_amx_rows_stream(g->C + (size_t)next * g->ldc + n, (size_t)g->ldc, next_rows, cols,
-                                           steps_per_rows);
-            if (g->residual)
-                pf.residual = qb_i8_amx_rows_stream(g->residual + (size_t)next * g->ldr + n, (size_t)g->ldr,
-                                                    next_rows, cols, steps_per_rows);
-        }
-        qb_i8_amx_rows(g, m, mr, n, width, part, &pf);
-        qb_i8_epilogue_avx512(g, part, m, mr * QB_AMX_ROWS, n, cols);
+        int32_t *sums = part + *half * QB_AMX_PART_INTS;
+        /* this group's output lines, for its epilogue during the next one */
+        pf.out = qb_i8_amx_rows_stream(g->C + (size_t)m * g->ldc + n, (size_t)g->ldc, mr * QB_AMX_ROWS, cols,
+                                       steps_per_rows);
+        pf.residual = g->residual ? qb_i8_amx_rows_stream(g->residual + (size_t)m * g->ldr + n, (size_t)g->ldr,
+                                                          mr * QB_AMX_ROWS, cols, steps_per_rows)
+                                  : (qb_i8_amx_stream){0};
+        ep->per_step = (ep->total - ep->next + steps_per_rows - 1) / steps_per_rows;
+        qb_i8_amx_rows(g, m, mr, n, width, sums, &pf, ep);
+        qb_i8_amx_pending_step(ep, ep->total - ep->next);
+        int total = mr * QB_AMX_ROWS * ((cols + 15) / 16);
+        *ep = (qb_i8_amx_pending){.g = g, .part = sums, .m0 = m, .n = n, .cols = cols, .total = total};
+        *half ^= 1;
     }
 }
 
@@ -205,23 +230,27 @@ QB_AMX_TARGET void qb_gemm_i8_amx(const qb_gemm_i8_args *g, int n0, int n1) {
         qb_gemm_i8_vnni(g, n0, n1);
         return;
     }
-    _Alignas(64) int32_t part[2 * QB_AMX_ROWS * QB_I8_N_BLOCK];
+    _Alignas(64) int32_t part[2 * QB_AMX_PART_INTS];
+    qb_i8_amx_pending ep = {0};
+    int half = 0;
     qb_i8_amx_configure();
     /* As in the VNNI path: activations that stay in L2 are re-read per
      * weight block so each block comes from memory once; larger ones are
      * walked a row chunk at a time against all the weights. */
     if ((size_t)full * g->K <= QB_AMX_A_L2_BYTES) {
-        for (int n = n0; n < n1; n += QB_I8_N_BLOCK) qb_i8_amx_block(g, 0, full, n, n + QB_I8_N_BLOCK, n1, part);
+        for (int n = n0; n < n1; n += QB_I8_N_BLOCK)
+            qb_i8_amx_block(g, 0, full, n, n + QB_I8_N_BLOCK, n1, part, &half, &ep);
     } else {
         for (int m0 = 0; m0 < full; m0 += QB_AMX_MC) {
             int m1 = full - m0 < QB_AMX_MC ? full : m0 + QB_AMX_MC;
             for (int n = n0; n < n1; n += QB_I8_N_BLOCK) {
                 /* the last block of a chunk prefetches the first one again */
                 int next = n + QB_I8_N_BLOCK < n1 ? n + QB_I8_N_BLOCK : n0;
-                qb_i8_amx_block(g, m0, m1, n, next, n1, part);
+                qb_i8_amx_block(g, m0, m1, n, next, n1, part, &half, &ep);
             }
         }
     }
+    qb_i8_amx_pending_step(&ep, ep.total - ep.next);
     /* Hand the tile state back so the thread's context switches stay small. */
     _tile_release();
     if (full == g->M) return;

@@ -97,6 +97,10 @@ struct qb_model {
 const qb_block *qb_model_block(const qb_model *m, int layer, int inner);
 int qb_model_inner_steps(const qb_model *m);
 
+/* 'q', 'k' or 'v' if l is a block's query, key or value linear (what
+ * attention reads), else 0. */
+char qb_model_attention_input(const qb_model *m, const qb_linear *l);
+
 /* Binds every weight of the architecture; fills m->params and the structs. */
 qb_status qb_model_bind_weights(qb_model *m, qb_error *err);
 

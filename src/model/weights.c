@@ -383,6 +383,16 @@ const qb_block *qb_model_block(const qb_model *m, int layer, int inner) {
     return &m->blocks[group * c->inner_group_num + inner];
 }
 
+char qb_model_attention_input(const qb_model *m, const qb_linear *l) {
+    for (int b = 0; b < m->n_blocks; b++) {
+        const qb_block *blk = &m->blocks[b];
+        if (l == &blk->q) return 'q';
+        if (l == &blk->k) return 'k';
+        if (l == &blk->v) return 'v';
+    }
+    return 0;
+}
+
 int qb_model_inner_steps(const qb_model *m) {
     return m->cfg.arch == QB_ARCH_ALBERT ? m->cfg.inner_group_num : 1;
 }

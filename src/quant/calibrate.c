@@ -18,12 +18,6 @@ static void observe(void *ctx, const qb_linear *l, bool output, const float *x, 
     else qb_tensor_stats_add(&c->stats[l->id], x, (size_t)rows * l->in);
 }
 
-/* The linears whose outputs attention reads (ALBERT's shared ones once). */
-static bool is_attention_input(const qb_model *m, const qb_linear *l) {
-    for (int b = 0; b < m->n_blocks; b++)
-        if (l == &m->blocks[b].q || l == &m->blocks[b].k || l == &m->blocks[b].v) return true;
-    return false;
-}
 
 static qb_status calib_alloc(const qb_model *m, qb_calib *c, qb_error *err) {
     memset(c, 0, sizeof *c);
@@ -33,7 +27,8 @@ static qb_status calib_alloc(const qb_model *m, qb_calib *c, qb_error *err) {
     c->n = m->n_linears;
     for (int i = 0; i < c->n; i++) {
         qb_status st = qb_tensor_stats_init(&c->stats[i], CALIB_BINS);
-        if (!st && is_attention_input(m, m->linears[i])) st = qb_tensor_stats_init(&c->out_stats[i], CALIB_BINS);
+        if (!st && qb_model_attention_input(m, m->linears[i]))
+            st = qb_tensor_stats_init(&c->out_stats[i], CALIB_BINS);
         if (st) return qb_fail(err, st, "calibration: out of memory");
     }
     return QB_OK;
@@ -114,7 +109,7 @@ qb_status qb_calib_save(const qb_model *m, const qb_calib *c, const char *path, 
     }
     fputs("\n}, \"outputs\": {", f);
     for (int i = 0, first = 1; i < c->n; i++) {
-        if (!is_attention_input(m, m->linears[i])) continue;
+        if (!qb_model_attention_input(m, m->linears[i])) continue;
         fprintf(f, "%s\n  ", first ? "" : ",");
         first = 0;
         qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
@@ -148,7 +143,7 @@ qb_status qb_calib_load(const qb_model *m, const char *path, qb_calib *c, qb_err
     int outs = qb_json_get(&j, 0, "outputs");
     c->has_outputs = !st && qb_json_is(&j, outs, QB_JSON_OBJECT);
     for (int i = 0; !st && c->has_outputs && i < c->n; i++) {
-        if (!is_attention_input(m, m->linears[i])) continue;
+        if (!qb_model_attention_input(m, m->linears[i])) continue;
         int t = qb_json_get(&j, outs, m->linears[i]->name);
         char what[4300];
         snprintf(what, sizeof what, "%s: output of '%s'", path, m->linears[i]->name);

@@ -208,13 +208,9 @@ static bool push_int8_rows(out_list *o, const qb_st_tensor *t) {
  * activations' u8 scheme, K and V symmetric s8), for the q/k/v linear l of
  * a block; other linears write nothing. */
 static bool push_attention_scales(out_list *o, const quant_job *q, const qb_linear *l) {
-    const qb_model *m = q->m;
-    bool is_q = false, is_kv = false;
-    for (int b = 0; b < m->n_blocks; b++) {
-        is_q = is_q || l == &m->blocks[b].q;
-        is_kv = is_kv || l == &m->blocks[b].k || l == &m->blocks[b].v;
-    }
-    if (!is_q && !is_kv) return true;
+    char role = qb_model_attention_input(q->m, l);
+    bool is_kv = role == 'k' || role == 'v';
+    if (!role) return true;
     qb_qscheme sch = {.is_signed = is_kv, .symmetric = is_kv || q->p->act_symmetric,
                       .reduce_range = !is_kv && q->p->reduce_range};
     float lo, hi, *scale = out_alloc(o, sizeof *scale);
