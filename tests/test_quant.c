@@ -139,25 +139,6 @@ static void test_rounding(void) {
     CHECK(qb_quantize_value(NAN, one, -128, 127) == -128, "NaN goes to qmin, not undefined behaviour");
 }
 
-/* int8 attention's K and V: fixed scale, half-even, clamped, NaN-safe,
- * and transposed for V. */
-static void test_s8_fixed(void) {
-    const float x[2 * 3] = {1.25f, -0.75f, 100.0f, 0.25f, NAN, -100.0f}; /* rows 2, cols 3, ldx 3 */
-    const int8_t want[2 * 3] = {2, -2, 127, 0, -128, -128};               /* x / 0.5: 2.5, -1.5, 200, 0.5 */
-    int8_t q[6], t[6];
-    qb_quantize_s8_fixed(x, 2, 3, 3, 0.5f, false, q);
-    qb_quantize_s8_fixed(x, 2, 3, 3, 0.5f, true, t);
-    for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 3; j++) {
-            CHECK(q[i * 3 + j] == want[i * 3 + j], "s8 fixed [%d][%d] = %d, want %d", i, j, q[i * 3 + j],
-                  want[i * 3 + j]);
-            CHECK(t[j * 2 + i] == want[i * 3 + j], "transposed [%d][%d] = %d", j, i, t[j * 2 + i]);
-        }
-    int8_t strided[2];
-    qb_quantize_s8_fixed(x, 2, 1, 3, 0.5f, false, strided);
-    CHECK(strided[0] == 2 && strided[1] == 0, "row stride: %d %d", strided[0], strided[1]);
-}
-
 static void test_weights(void) {
     /* Row amax 127.5 and 15.9375 give scales 1 and 1/8 exactly. */
     const float w[2 * 4] = {127.5f, -3.5f, 2.5f, -127.5f, 15.9375f, 0.3125f, 0.4375f, -1.0f};
@@ -536,7 +517,6 @@ static void test_json_malformed(void) {
 int main(void) {
     test_qparams();
     test_rounding();
-    test_s8_fixed();
     test_weights();
     test_method_parse();
     test_stats_basics();

@@ -34,7 +34,12 @@ static void qb_i8_pack_avx512(const int8_t *w, int N, int K, int8_t *out) {
         int block = n / QB_I8_N_BLOCK, first = block * QB_I8_N_BLOCK;
         int width = Npad - first < QB_I8_N_BLOCK ? Npad - first : QB_I8_N_BLOCK;
         int8_t *col = out + (size_t)first * K4 * 4 + (n - first) * 4;
-        for (int k = 0; k < K; k++) col[(size_t)(k / 4) * width * 4 + k % 4] = w[(size_t)n * K + k];
+        const int8_t *row = w + (size_t)n * K;
+        int k = 0;
+        /* a group of 4 k is one 4-byte word of the layout (int8 attention
+         * repacks K and V per head, so this runs per call there) */
+        for (; k + 4 <= K; k += 4) memcpy(col + (size_t)(k / 4) * width * 4, row + k, 4);
+        for (; k < K; k++) col[(size_t)(k / 4) * width * 4 + k % 4] = row[k];
     }
 }
 

@@ -89,15 +89,3 @@ qb_qparams qb_dynamic_tensor_params(const float *x, size_t n, bool symmetric) {
     qb_qscheme s = {.is_signed = false, .symmetric = symmetric, .reduce_range = false};
     return qb_qparams_from_range(&s, lo, hi);
 }
-
-void qb_quantize_s8_fixed(const float *x, int rows, int cols, int ldx, float scale, bool transpose, int8_t *q) {
-    float inv = 1.0f / scale;
-    for (int i = 0; i < rows; i++) {
-        const float *r = x + (size_t)i * ldx;
-        for (int j = 0; j < cols; j++) {
-            float v = nearbyintf(r[j] * inv);
-            int8_t t = (int8_t)(v >= -128.0f ? (v <= 127.0f ? v : 127.0f) : -128.0f); /* NaN -> -128 */
-            q[transpose ? (size_t)j * rows + i : (size_t)i * cols + j] = t;
-        }
-    }
-}

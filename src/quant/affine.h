@@ -46,13 +46,6 @@ qb_qparams qb_dynamic_tensor_params(const float *x, size_t n, bool symmetric);
  * scale repeated for every row. */
 void qb_quantize_weight_s8(const float *w, int rows, int cols, int bits, bool per_channel, int8_t *q, float *scale);
 
-/* Symmetric s8 with a fixed scale, for activations that a GEMM reads as
- * weights (int8 attention's K and V): rows x cols floats ldx apart become
- * clamp(round_half_even(x * (1 / scale)), -128, 127) (the reciprocal,
- * as the u8 kernels use), at q[i * cols + j] or, transposed, at
- * q[j * rows + i]. */
-void qb_quantize_s8_fixed(const float *x, int rows, int cols, int ldx, float scale, bool transpose, int8_t *q);
-
 /* Row-wise symmetric int8 for embedding tables: each row its own scale. */
 void qb_quantize_rows_symmetric_s8(const float *w, int rows, int cols, int8_t *q, float *scale);
 
