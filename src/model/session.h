@@ -29,8 +29,8 @@ typedef struct {
 typedef void (*qb_linear_observer)(void *ctx, const qb_linear *l, bool output, const float *x, int rows);
 
 /* int8 attention's per-thread scratch for one head: Q and the
- * probabilities as u8 rows, K and V^T as s8, and K and V^T repacked as
- * integer weights. */
+ * probabilities as u8 rows (q first stages K and V on their way to s8),
+ * K and V^T as s8, and K and V^T repacked as integer weights. */
 typedef struct {
     uint8_t *q, *p;
     int8_t *k, *vt;
