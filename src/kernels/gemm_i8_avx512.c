@@ -103,34 +103,51 @@ typedef void (*qb_i8_tile_fn)(const qb_i8_tile_args *t);
 static const qb_i8_tile_fn qb_i8_tiles[QB_I8_MR][4] = {QB_I8_TILE_FNS(1), QB_I8_TILE_FNS(2), QB_I8_TILE_FNS(3),
                                                        QB_I8_TILE_FNS(4), QB_I8_TILE_FNS(5), QB_I8_TILE_FNS(6)};
 
-/* One output vector: columns [n + j, n + j + 16) (masked to cols) of row
- * m0 + i, from its finished sum in part.  The AMX path feeds these one at
- * a time between tile steps. */
+/* A 16-column stripe's constants, loaded once where the epilogue walks
+ * rows inside columns. */
+typedef struct {
+    __mmask16 mask;
+    __m512i colsum_split;
+    __m512 w_scale, bias;
+} qb_i8_stripe;
+
+static inline qb_i8_stripe qb_i8_stripe_load(const qb_gemm_i8_args *g, int c, int count) {
+    qb_i8_stripe s = {.mask = qb_v16_mask(count)};
+    s.colsum_split = _mm512_maskz_loadu_epi32(s.mask, g->W->colsum_split + c);
+    s.w_scale = _mm512_maskz_loadu_ps(s.mask, g->W->scale + c);
+    s.bias = g->bias ? _mm512_maskz_loadu_ps(s.mask, g->bias + c) : _mm512_setzero_ps();
+    return s;
+}
+
+/* One output vector: stripe s (columns from c) of row m, from its finished
+ * sum at acc_at. */
 static inline __attribute__((always_inline)) void qb_i8_epilogue_vector(const qb_gemm_i8_args *g,
-                                                                        const int32_t *part, int m0, int i, int n,
-                                                                        int j, int cols) {
-    const qb_i8_weights *W = g->W;
-    __mmask16 mask = qb_v16_mask(cols - j);
-    int c = n + j, m = m0 + i;
-    __m512i acc = _mm512_load_si512(part + i * 64 + j);
-    acc = _mm512_dpwssd_epi32(acc, _mm512_set1_epi32(qb_i8_zero_split(g->a_zero[m])),
-                              _mm512_maskz_loadu_epi32(mask, W->colsum_split + c));
-    __m512 scale = _mm512_mul_ps(_mm512_set1_ps(g->a_scale[m]), _mm512_maskz_loadu_ps(mask, W->scale + c));
-    __m512 bias = g->bias ? _mm512_maskz_loadu_ps(mask, g->bias + c) : _mm512_setzero_ps();
-    __m512 v = qb_v16_act(g->act, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), scale, bias));
-    if (g->residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, g->residual + (size_t)m * g->ldr + c));
-    _mm512_mask_storeu_ps(g->C + (size_t)m * g->ldc + c, mask, v);
+                                                                        const qb_i8_stripe *s,
+                                                                        const int32_t *acc_at, int m, int c) {
+    __m512i acc = _mm512_load_si512(acc_at);
+    acc = _mm512_dpwssd_epi32(acc, _mm512_set1_epi32(qb_i8_zero_split(g->a_zero[m])), s->colsum_split);
+    __m512 scale = _mm512_mul_ps(_mm512_set1_ps(g->a_scale[m]), s->w_scale);
+    __m512 v = qb_v16_act(g->act, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), scale, s->bias));
+    if (g->residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(s->mask, g->residual + (size_t)m * g->ldr + c));
+    _mm512_mask_storeu_ps(g->C + (size_t)m * g->ldc + c, s->mask, v);
 }
 
 void qb_i8_epilogue_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n, int cols) {
-    for (int j = 0; j < cols; j += 16)
-        for (int i = 0; i < rows; i++) qb_i8_epilogue_vector(g, part, m0, i, n, j, cols);
+    for (int j = 0; j < cols; j += 16) {
+        qb_i8_stripe s = qb_i8_stripe_load(g, n + j, cols - j);
+        for (int i = 0; i < rows; i++) qb_i8_epilogue_vector(g, &s, part + i * 64 + j, m0 + i, n + j);
+    }
 }
 
+/* The AMX path feeds these a few at a time between tile steps. */
 void qb_i8_epilogue_range_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int n, int cols, int first,
                                  int count) {
     int nv = (cols + 15) / 16;
-    for (int v = first; v < first + count; v++) qb_i8_epilogue_vector(g, part, m0, v / nv, n, 16 * (v % nv), cols);
+    for (int v = first; v < first + count; v++) {
+        int i = v / nv, j = 16 * (v % nv);
+        qb_i8_stripe s = qb_i8_stripe_load(g, n + j, cols - j);
+        qb_i8_epilogue_vector(g, &s, part + i * 64 + j, m0 + i, n + j);
+    }
 }
 
 /* Output rows of a large C are usually not in cache, and the epilogue's

@@ -145,11 +145,12 @@ static void fill_rows(qb_attn_scratch *w, int n, float scale, int32_t zero) {
 static void quantize_s8(const qb_kernels_i8 *k8, const float *x, int rows, int cols, int ldx, float scale,
                         uint8_t *tmp, int8_t *out, bool transpose) {
     k8->quantize_rows_fixed(x, rows, cols, ldx, scale, 128, tmp, cols);
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++) {
-            int8_t v = (int8_t)(tmp[(size_t)i * cols + j] ^ 0x80);
-            out[transpose ? (size_t)j * rows + i : (size_t)i * cols + j] = v;
-        }
+    size_t n = (size_t)rows * cols;
+    if (!transpose)
+        for (size_t e = 0; e < n; e++) out[e] = (int8_t)(tmp[e] ^ 0x80);
+    else
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++) out[(size_t)j * rows + i] = (int8_t)(tmp[(size_t)i * cols + j] ^ 0x80);
 }
 
 /* The same head in static int8: K (scaled by 1/sqrt(d)) and V^T become

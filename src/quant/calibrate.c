@@ -18,6 +18,11 @@ static void observe(void *ctx, const qb_linear *l, bool output, const float *x, 
     else qb_tensor_stats_add(&c->stats[l->id], x, (size_t)rows * l->in);
 }
 
+/* Whether a linear's statistics are kept: every input, and the outputs
+ * attention reads. */
+static bool kept(const qb_model *m, int i, bool outputs) {
+    return !outputs || qb_model_attention_input(m, m->linears[i]);
+}
 
 static qb_status calib_alloc(const qb_model *m, qb_calib *c, qb_error *err) {
     memset(c, 0, sizeof *c);
@@ -27,8 +32,7 @@ static qb_status calib_alloc(const qb_model *m, qb_calib *c, qb_error *err) {
     c->n = m->n_linears;
     for (int i = 0; i < c->n; i++) {
         qb_status st = qb_tensor_stats_init(&c->stats[i], CALIB_BINS);
-        if (!st && qb_model_attention_input(m, m->linears[i]))
-            st = qb_tensor_stats_init(&c->out_stats[i], CALIB_BINS);
+        if (!st && kept(m, i, true)) st = qb_tensor_stats_init(&c->out_stats[i], CALIB_BINS);
         if (st) return qb_fail(err, st, "calibration: out of memory");
     }
     return QB_OK;
@@ -91,6 +95,20 @@ qb_status qb_calib_run(const qb_model *m, const qb_quant_params *p, qb_calib *c,
     return st;
 }
 
+/* {"<linear name>": stats, ...} over the kept linears. */
+static void write_stats(FILE *f, const qb_model *m, const qb_tensor_stats *stats, bool outputs) {
+    fputc('{', f);
+    for (int i = 0, first = 1; i < m->n_linears; i++) {
+        if (!kept(m, i, outputs)) continue;
+        fprintf(f, "%s\n  ", first ? "" : ",");
+        first = 0;
+        qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
+        fputs(": ", f);
+        qb_tensor_stats_write_json(&stats[i], f);
+    }
+    fputs("\n}", f);
+}
+
 qb_status qb_calib_save(const qb_model *m, const qb_calib *c, const char *path, qb_error *err) {
     char *buf = NULL;
     size_t len = 0;
@@ -100,26 +118,29 @@ qb_status qb_calib_save(const qb_model *m, const qb_calib *c, const char *path, 
     qb_json_write_str(f, m->dir, strlen(m->dir));
     fprintf(f, ", \"calib_file\": ");
     qb_json_write_str(f, c->source, strlen(c->source));
-    fprintf(f, ", \"calib_sha256\": \"%s\", \"n\": %d, \"linears\": {", c->sha256, c->used);
-    for (int i = 0; i < c->n; i++) {
-        fprintf(f, "%s\n  ", i ? "," : "");
-        qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
-        fputs(": ", f);
-        qb_tensor_stats_write_json(&c->stats[i], f);
-    }
-    fputs("\n}, \"outputs\": {", f);
-    for (int i = 0, first = 1; i < c->n; i++) {
-        if (!qb_model_attention_input(m, m->linears[i])) continue;
-        fprintf(f, "%s\n  ", first ? "" : ",");
-        first = 0;
-        qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
-        fputs(": ", f);
-        qb_tensor_stats_write_json(&c->out_stats[i], f);
-    }
-    fputs("\n}}\n", f);
+    fprintf(f, ", \"calib_sha256\": \"%s\", \"n\": %d, \"linears\": ", c->sha256, c->used);
+    write_stats(f, m, c->stats, false);
+    fputs(", \"outputs\": ", f);
+    write_stats(f, m, c->out_stats, true);
+    fputs("}\n", f);
     fclose(f);
     qb_status st = qb_file_write_atomic(path, buf, len, err);
     free(buf);
+    return st;
+}
+
+/* The kept linears' statistics from the object at tok. */
+static qb_status read_stats(const qb_json *j, int tok, const qb_model *m, qb_tensor_stats *stats, bool outputs,
+                            const char *path, qb_error *err) {
+    qb_status st = QB_OK;
+    for (int i = 0; !st && i < m->n_linears; i++) {
+        if (!kept(m, i, outputs)) continue;
+        int t = qb_json_get(j, tok, m->linears[i]->name);
+        char what[4300];
+        snprintf(what, sizeof what, "%s: %s '%s'", path, outputs ? "output of" : "linear", m->linears[i]->name);
+        if (t < 0) st = qb_fail(err, QB_ERR_FORMAT, "%s: no statistics (calibrated on another model?)", what);
+        else st = qb_tensor_stats_read_json(&stats[i], j, t, what, err);
+    }
     return st;
 }
 
@@ -131,25 +152,12 @@ qb_status qb_calib_load(const qb_model *m, const char *path, qb_calib *c, qb_err
     int lin = qb_json_get(&j, 0, "linears");
     if (!st && !qb_json_is(&j, lin, QB_JSON_OBJECT))
         st = qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert calibration file (no \"linears\" object)", path);
-    for (int i = 0; !st && i < c->n; i++) {
-        int t = qb_json_get(&j, lin, m->linears[i]->name);
-        char what[4300];
-        snprintf(what, sizeof what, "%s: linear '%s'", path, m->linears[i]->name);
-        if (t < 0) st = qb_fail(err, QB_ERR_FORMAT, "%s: no statistics (calibrated on another model?)", what);
-        else st = qb_tensor_stats_read_json(&c->stats[i], &j, t, what, err);
-    }
+    if (!st) st = read_stats(&j, lin, m, c->stats, false, path, err);
     /* Files from before int8 attention have no "outputs": fine unless
      * int8 attention asks for them (the quantizer says so). */
     int outs = qb_json_get(&j, 0, "outputs");
     c->has_outputs = !st && qb_json_is(&j, outs, QB_JSON_OBJECT);
-    for (int i = 0; !st && c->has_outputs && i < c->n; i++) {
-        if (!qb_model_attention_input(m, m->linears[i])) continue;
-        int t = qb_json_get(&j, outs, m->linears[i]->name);
-        char what[4300];
-        snprintf(what, sizeof what, "%s: output of '%s'", path, m->linears[i]->name);
-        if (t < 0) st = qb_fail(err, QB_ERR_FORMAT, "%s: no statistics (calibrated on another model?)", what);
-        else st = qb_tensor_stats_read_json(&c->out_stats[i], &j, t, what, err);
-    }
+    if (c->has_outputs) st = read_stats(&j, outs, m, c->out_stats, true, path, err);
     if (!st) {
         c->used = (int)qb_json_get_number(&j, 0, "n", 0);
         char *src = qb_json_strdup(&j, qb_json_get(&j, 0, "calib_file"), NULL);

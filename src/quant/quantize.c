@@ -214,18 +214,19 @@ static bool push_attention_scales(out_list *o, const quant_job *q, const qb_line
     qb_qscheme sch = {.is_signed = is_kv, .symmetric = is_kv || q->p->act_symmetric,
                       .reduce_range = !is_kv && q->p->reduce_range};
     float lo, hi, *scale = out_alloc(o, sizeof *scale);
-    int32_t *zero = out_alloc(o, sizeof *zero);
-    if (!scale || !zero) return false;
+    int32_t *zero = is_kv ? NULL : out_alloc(o, sizeof *zero);
+    if (!scale || (!is_kv && !zero)) return false;
     qb_observer_range(&q->calib->out_stats[l->id], &q->observer, &sch, &lo, &hi);
     qb_qparams qp = qb_qparams_from_range(&sch, lo, hi);
     *scale = qp.scale;
-    *zero = qp.zero_point;
     char name[256];
     int64_t one[1] = {1};
     snprintf(name, sizeof name, "%s.output_scale", l->name);
-    bool ok = out_push(o, name, QB_F32, 1, one, scale);
+    if (!out_push(o, name, QB_F32, 1, one, scale)) return false;
+    if (is_kv) return true; /* symmetric s8: zero point 0 */
+    *zero = qp.zero_point;
     snprintf(name, sizeof name, "%s.output_zero_point", l->name);
-    return ok && (is_kv || out_push(o, name, QB_I32, 1, one, zero));
+    return out_push(o, name, QB_I32, 1, one, zero);
 }
 
 static const qb_linear *linear_of(const qb_model *m, const char *tensor) {
