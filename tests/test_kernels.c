@@ -232,13 +232,16 @@ static void test_gemm_shapes(const qb_kernels *ks, int nk, float *scratch) {
     printf("gemm: %d odd shapes x %d ISAs\n", cases, nk);
 }
 
-/* The shapes BERT itself issues: a Linear layer with its epilogue, and the
+/* The shapes BERT itself issues: Linear layers with their epilogues (few
+ * rows against the weight's: the AVX-512 kernel runs them swapped, with
+ * transposed stores, over several K blocks when K = 3072), and the
  * attention products with the strides of a fused QKV buffer.  The last
  * case reads full strips of A in place at an lda of exactly 4 KiB (every
  * row of a strip in one cache set) next to a ragged, packed last strip. */
 static void test_gemm_bert_shapes(const qb_kernels *ks, int nk, float *scratch) {
     const gemm_case cases[] = {
         {.M = 128, .N = 768, .K = 768, .b_trans = true, .bias = true, .residual = true, .act = QB_ACT_NONE, .alpha = 1},
+        {.M = 40, .N = 768, .K = 3072, .b_trans = true, .bias = true, .residual = true, .act = QB_ACT_NONE, .alpha = 1},
         {.M = 25, .N = 3072, .K = 768, .b_trans = true, .bias = true, .act = QB_ACT_GELU, .alpha = 1},
         {.M = 128, .N = 128, .K = 64, .b_trans = true, .act = QB_ACT_NONE, .alpha = 0.125f, .pad = 2304 - 64},
         {.M = 128, .N = 64, .K = 128, .b_trans = false, .act = QB_ACT_NONE, .alpha = 1, .pad = 2304 - 64},

@@ -74,8 +74,12 @@ int qb_gemm_parts(int units, int team) {
 }
 
 /* Narrow problems split their rows, one part per thread. */
+/* A swapped part packs all of A, so swapped problems get one part a thread. */
 static int qb_gemm_f32_parts(const qb_gemm_f32_args *g, int team) {
-    return g->N < QB_GEMM_SPLIT_N_UNIT * team ? team : qb_gemm_parts(g->N / QB_GEMM_PART_MIN_N, team);
+    qb_gemm_f32_args part = *g;
+    part.N = g->N / team;
+    if (g->N < QB_GEMM_SPLIT_N_UNIT * team || qb_gemm_swap_pays(&part)) return team;
+    return qb_gemm_parts(g->N / QB_GEMM_PART_MIN_N, team);
 }
 
 void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, float *scratch) {

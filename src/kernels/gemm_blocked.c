@@ -24,48 +24,79 @@ static void qb_gemm_pack_a(const float *a, int lda, int rows, int kc, int mr, in
     for (int i = rows; i < mr; i++) memset(pa + (size_t)i * stride, 0, (size_t)kc * sizeof(float));
 }
 
-static void qb_gemm_run_strip(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, int m0, int n0, int nc, int k0,
-                              int kc, const float *pa, size_t lda, const float *pb) {
-    bool finish = k0 + kc == g->K;
+/* One MR-row strip of the problem as computed, r (the swapped one if
+ * swap), across the block's panels; g, the caller's, says where results go. */
+typedef struct {
+    int m0, n0, nc, k0, kc;
+    const float *a, *pb;
+    size_t lda;
+    bool swap;
+    const float *next; /* strip to prefetch during the first panel, or NULL */
+} qb_gemm_strip;
+
+static void qb_gemm_run_strip(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, const qb_gemm_f32_args *r,
+                              const qb_gemm_strip *s) {
+    bool finish = s->k0 + s->kc == g->K;
     qb_gemm_tile t = {
         .ldc = g->ldc,
-        .rows = qb_gemm_min(uk->mr, g->M - m0),
+        .rows = qb_gemm_min(uk->mr, r->M - s->m0),
         .alpha = g->alpha,
-        .accumulate = k0 > 0,
+        .accumulate = s->k0 > 0,
         .finish = finish,
+        .trans = s->swap,
         .ldr = g->ldr,
         .act = g->act,
     };
-    for (int j = 0; j < nc; j += uk->nr) {
-        int n = n0 + j;
-        t.c = g->C + (size_t)m0 * g->ldc + n;
-        t.cols = qb_gemm_min(uk->nr, n0 + nc - n);
-        t.bias = finish && g->bias ? g->bias + n : NULL;
-        t.residual = finish && g->residual ? g->residual + (size_t)m0 * g->ldr + n : NULL;
-        uk->micro(kc, pa, lda, pb + (size_t)j * kc, &t);
+    for (int j = 0; j < s->nc; j += uk->nr) {
+        int n = s->n0 + j;
+        /* (row, col) of the tile's first entry in the caller's C */
+        int ci = s->swap ? n : s->m0, cj = s->swap ? s->m0 : n;
+        t.c = g->C + (size_t)ci * g->ldc + cj;
+        t.cols = qb_gemm_min(uk->nr, s->n0 + s->nc - n);
+        t.bias = finish && g->bias ? g->bias + cj : NULL;
+        t.residual = finish && g->residual ? g->residual + (size_t)ci * g->ldr + cj : NULL;
+        t.next = j == 0 ? s->next : NULL;
+        uk->micro(s->kc, s->a, s->lda, s->pb + (size_t)j * s->kc, &t);
     }
 }
 
+/* g with the operands swapped: C^T = B . A^T, B read as the row operand
+ * and A, whose rows are K-contiguous just as a b_trans weight's, packed. */
+static qb_gemm_f32_args qb_gemm_swapped(const qb_gemm_f32_args *g) {
+    qb_gemm_f32_args r = *g;
+    r.M = g->N, r.N = g->M;
+    r.A = g->B, r.lda = g->ldb;
+    r.B = g->A, r.ldb = g->lda;
+    return r;
+}
+
 void qb_gemm_blocked_run(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, float *pack) {
+    bool swap = uk->trans && qb_gemm_swap_pays(g);
+    qb_gemm_f32_args r = swap ? qb_gemm_swapped(g) : *g;
     float *pb = pack;
     float *pa = pack + QB_GEMM_ROUND16((size_t)uk->kc * uk->nc);
-    int n_step = qb_gemm_block_step(g->N, uk->nc, uk->nr);
-    int k_step = qb_gemm_block_step(g->K, uk->kc, 8);
-    for (int n0 = 0; n0 < g->N; n0 += n_step) {
-        int nc = qb_gemm_min(n_step, g->N - n0);
-        for (int k0 = 0; k0 < g->K; k0 += k_step) {
-            int kc = qb_gemm_min(k_step, g->K - k0);
+    int n_step = qb_gemm_block_step(r.N, uk->nc, uk->nr);
+    int k_step = qb_gemm_block_step(r.K, uk->kc, 8);
+    for (int n0 = 0; n0 < r.N; n0 += n_step) {
+        int nc = qb_gemm_min(n_step, r.N - n0);
+        for (int k0 = 0; k0 < r.K; k0 += k_step) {
+            int kc = qb_gemm_min(k_step, r.K - k0);
             for (int j = 0; j < nc; j += uk->nr)
-                uk->pack_b(g, n0 + j, qb_gemm_min(uk->nr, nc - j), k0, kc, pb + (size_t)j * kc);
-            for (int m0 = 0; m0 < g->M; m0 += uk->mr) {
-                const float *a = g->A + (size_t)m0 * g->lda + k0;
-                int rows = qb_gemm_min(uk->mr, g->M - m0);
-                if (rows == uk->mr) {
-                    qb_gemm_run_strip(uk, g, m0, n0, nc, k0, kc, a, (size_t)g->lda, pb);
-                } else {
-                    qb_gemm_pack_a(a, g->lda, rows, kc, uk->mr, uk->kc, pa);
-                    qb_gemm_run_strip(uk, g, m0, n0, nc, k0, kc, pa, (size_t)uk->kc, pb);
+                uk->pack_b(&r, n0 + j, qb_gemm_min(uk->nr, nc - j), k0, kc, pb + (size_t)j * kc);
+            qb_gemm_strip s = {.n0 = n0, .nc = nc, .k0 = k0, .kc = kc, .pb = pb, .swap = swap};
+            for (int m0 = 0; m0 < r.M; m0 += uk->mr) {
+                int rows = qb_gemm_min(uk->mr, r.M - m0);
+                s.m0 = m0;
+                s.a = r.A + (size_t)m0 * r.lda + k0;
+                s.lda = (size_t)r.lda;
+                /* Swapped strips are weight rows, met once, from L3 or DRAM. */
+                s.next = swap && r.M - m0 >= 2 * uk->mr ? s.a + (size_t)uk->mr * r.lda : NULL;
+                if (rows < uk->mr) {
+                    qb_gemm_pack_a(s.a, r.lda, rows, kc, uk->mr, uk->kc, pa);
+                    s.a = pa;
+                    s.lda = (size_t)uk->kc;
                 }
+                qb_gemm_run_strip(uk, g, &r, &s);
             }
         }
     }

@@ -3,8 +3,15 @@
  * micro-panels; the blocking and the epilogue bookkeeping live here once.
  *
  * Loop order (per thread): N blocks of nc -> K blocks of kc (pack the
- * kc x nc block of B, ~1 MiB, into L2) -> MR-row strips of A (copied into
- * an MR x kc micro-panel that stays in L1) -> NR-wide micro-panels of B. */
+ * kc x nc block of B, ~1 MiB, into L2) -> MR-row strips of A (read in
+ * place, an MR x kc strip that stays in L1) -> NR-wide micro-panels of B.
+ *
+ * A kernel whose tiles can be stored transposed may run a weight GEMM
+ * swapped, as C^T = B . A^T: the weight rows become the strips read in
+ * place and the activations are what gets packed.  Packing costs about a
+ * tenth of the FMAs' time per packed element at M = 128, so with M rows
+ * against N weight rows that packs N / M times less (6x at BERT-base's
+ * 768-wide layers, batch 1; 25x for one real sentence). */
 #ifndef QB_KERNELS_GEMM_BLOCKED_H
 #define QB_KERNELS_GEMM_BLOCKED_H
 
@@ -39,9 +46,13 @@ typedef struct {
     float alpha;
     bool accumulate;       /* a later K block: add to C instead of overwriting */
     bool finish;           /* the last K block: apply bias, act, residual */
-    const float *bias;     /* at the tile's first column, or NULL */
+    bool trans;            /* entry (i, j) goes to c[j * ldc + i], bias is
+                              per row i, residual is transposed like c */
+    const float *bias;     /* at the tile's first column (row if trans), or NULL */
     const float *residual; /* at the tile's first entry, or NULL */
     int ldr;
+    const float *next; /* the next strip of A read in place (ld = lda), to
+                          prefetch during this tile's kc steps, or NULL */
     qb_act act;
 } qb_gemm_tile;
 
@@ -53,7 +64,12 @@ typedef struct {
     /* acc = A strip (mr rows lda floats apart) . B panel, then the epilogue
      * described by t. */
     void (*micro)(int kc, const float *pa, size_t lda, const float *pb, const qb_gemm_tile *t);
+    bool trans; /* micro honours qb_gemm_tile.trans: swapped runs allowed */
 } qb_gemm_ukernel;
+
+/* Whether a problem (or a thread's part of one) runs swapped where the
+ * kernel allows: the weight has at least twice as many rows as A. */
+static inline bool qb_gemm_swap_pays(const qb_gemm_f32_args *g) { return g->b_trans && 2 * g->M <= g->N; }
 
 /* Runs the whole problem g on one thread; pack holds
  * QB_GEMM_PACK_FLOATS(uk->mr, uk->kc, uk->nc) floats, 64-byte aligned. */
