@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "qbert.h"
 #include "report/report.h"
@@ -59,6 +60,15 @@ void qb_progress_end(qb_progress *p);
 /* A qb_progress_fn over a zeroed qb_progress (ctx): starts it on the first call. */
 void qb_progress_callback(void *ctx, const char *stage, long done, long total);
 
+
+/* This program run again as a child with argv (argv[0] first, NULL last),
+ * no shell in between.  run_self sends its stdout and stderr to log_path
+ * and returns its exit status (-1: it could not run or did not exit);
+ * open_self returns its stdout to read (NULL if it could not start), and
+ * close_self waits for it and returns its exit status. */
+int qb_cli_run_self(char *const argv[], const char *log_path);
+FILE *qb_cli_open_self(char *const argv[], int *pid);
+int qb_cli_close_self(FILE *f, int pid);
 
 /* Softmax of n logits into probs (for display). */
 void qb_softmax_display(const float *logits, int n, float *probs);

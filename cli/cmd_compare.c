@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "core/error.h"
@@ -235,17 +234,20 @@ static qb_status quantize_cached(const compare_args *a, const qb_model *m, const
  * texts so the evaluation data plays no part in choosing it. */
 static qb_status tune_mixed_map(compare_args *a, qb_error *err) {
     if (a->map) return QB_OK;
-    char out[4200], cmd[9000];
+    char out[4200], log[4300], max_length[16], threads[16], budget[32];
     snprintf(out, sizeof out, "%.4000s/sensitivity", a->out);
+    snprintf(log, sizeof log, "%s.log", out);
     snprintf(a->tuned_map, sizeof a->tuned_map, "%.4100s/precision_map.json", out);
     if (a->resume && qb_file_exists(a->tuned_map)) {
         a->map = a->tuned_map;
         return QB_OK;
     }
-    snprintf(cmd, sizeof cmd, "'/proc/%d/exe' sensitivity '%s' --data '%s' --limit 400 --max-length %d --threads %d "
-             "--suggest %g -o '%s' >'%s.log' 2>&1", (int)getpid(), a->dir, a->calib, a->max_length, a->threads,
-             a->mixed_budget, out, out);
-    if (system(cmd) != 0) return qb_fail(err, QB_ERR_IO, "tuning the mixed map failed: see %s.log", out);
+    snprintf(max_length, sizeof max_length, "%d", a->max_length);
+    snprintf(threads, sizeof threads, "%d", a->threads);
+    snprintf(budget, sizeof budget, "%g", a->mixed_budget);
+    char *argv[] = {"qbert",    "sensitivity", (char *)a->dir, "--data",    (char *)a->calib, "--limit", "400",
+                    "--max-length", max_length, "--threads",   threads, "--suggest", budget, "-o", out, NULL};
+    if (qb_cli_run_self(argv, log) != 0) return qb_fail(err, QB_ERR_IO, "tuning the mixed map failed: see %s", log);
     a->map = a->tuned_map;
     return QB_OK;
 }
@@ -253,10 +255,15 @@ static qb_status tune_mixed_map(compare_args *a, qb_error *err) {
 /* `qbert bench` in its own process: the same code a user runs, and a peak
  * RSS that belongs to this method alone. */
 static qb_status bench_process(const compare_args *a, const char *dir, qb_report_row *row, qb_error *err) {
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, "'/proc/%d/exe' bench '%s' --seq %d --batch %d,%d --threads %d --runs %d --json",
-             (int)getpid(), dir, a->seq, a->batch_lat, a->batch_tput, a->threads, a->runs);
-    FILE *f = popen(cmd, "r");
+    char seq[16], batches[32], threads[16], runs[16];
+    snprintf(seq, sizeof seq, "%d", a->seq);
+    snprintf(batches, sizeof batches, "%d,%d", a->batch_lat, a->batch_tput);
+    snprintf(threads, sizeof threads, "%d", a->threads);
+    snprintf(runs, sizeof runs, "%d", a->runs);
+    char *argv[] = {"qbert",   "bench", (char *)dir, "--seq", seq,  "--batch", batches, "--threads",
+                    threads, "--runs", runs,        "--json", NULL};
+    int pid;
+    FILE *f = qb_cli_open_self(argv, &pid);
     if (!f) return qb_fail(err, QB_ERR_IO, "cannot run qbert bench: %s", strerror(errno));
     char line[4096];
     int got = 0;
@@ -277,7 +284,7 @@ static qb_status bench_process(const compare_args *a, const char *dir, qb_report
         row->peak_rss_mb = qb_json_get_number(&j, 0, "peak_rss_mb", NAN);
         qb_json_free(&j);
     }
-    int rc = pclose(f);
+    int rc = qb_cli_close_self(f, pid);
     if (rc != 0 || got != 3) return qb_fail(err, QB_ERR_IO, "%s: qbert bench failed (status %d)", dir, rc);
     return QB_OK;
 }
@@ -417,8 +424,6 @@ int qb_cmd_compare(int argc, char **argv) {
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (!a.threads) a.threads = qb_default_threads();
-    if (strchr(a.dir, '\'') || strchr(a.out, '\''))
-        return qb_usage_error("compare", "paths with a single quote are not supported");
     qb_model *fp32 = qb_cli_load("compare", a.dir, NULL);
     if (!fp32) return QB_EXIT_FAIL;
     rc = preflight(&a, fp32);

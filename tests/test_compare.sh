@@ -2,14 +2,16 @@
 # qbert compare: every report file is written; its accuracy equals a separate
 # `qbert eval` of the same model directory exactly and its latency is a
 # separate `qbert bench`'s within noise; bad requests fail before any long
-# work; --resume keeps finished rows.
+# work; --resume keeps finished rows.  Paths carry a quote and spaces: the
+# benchmark and tuning children get them as arguments, with no shell.
 set -u
 . "$(dirname "$0")/lib.sh"
 need_shared data/sst2/dev.tsv
-M=$SRC/models/bert-mini-sst2
+M="$TMP/it's a model"
+cp -r "$SRC/models/bert-mini-sst2" "$M"
 DEV=$SHARED/data/sst2/dev.tsv
 CAL=$SHARED/data/sst2/train.tsv
-R=$TMP/report
+R="$TMP/report 'q'"
 N=120
 [ -n "$SANITIZE" ] && N=24
 
@@ -44,6 +46,14 @@ check "latency equals bench within noise (a factor of 3, best of 3 tries)" test 
 "$QBERT" compare "$M" --data "$DEV" --calib "$CAL" --calib-n 32 --methods fp32,dynamic,static --limit $N \
   --max-length 66 --seq 32 --runs 5 -o "$R" --resume >/dev/null 2>"$TMP/err2"
 check "resume keeps rows" test "$(grep -c 'kept from the earlier run' "$TMP/err2")" -eq 3
+
+# the mixed method tunes its map in a child `qbert sensitivity`
+if [ -z "$SANITIZE" ]; then
+  "$QBERT" compare "$M" --data "$DEV" --calib "$CAL" --methods mixed --limit 24 --max-length 66 --seq 32 --runs 3 \
+    -o "$TMP/mixed \"q'" >/dev/null 2>"$TMP/err3"
+  check "mixed method tunes its map" test -s "$TMP/mixed \"q'/sensitivity/precision_map.json"
+  check "mixed row reported" $PY -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(j['rows'][0]['method'] != 'mixed')" "$TMP/mixed \"q'/report.json"
+fi
 
 # bad requests fail fast, with no report
 bad() { # bad NAME PATTERN ARGS...
