@@ -516,6 +516,37 @@ static int remove_entry(const char *p, const struct stat *sb, int flag, struct F
     return remove(p);
 }
 
+/* Released pages of a mapping read back from the file; ranges outside it
+ * and a map that is not a mapping (an empty file's, in memory) are left alone. */
+static void test_map_release(void) {
+    char path[512];
+    tmp_path(path, sizeof path, "release.bin");
+    size_t n = 5 * 4096 + 123;
+    unsigned char *bytes = malloc(n);
+    for (size_t i = 0; i < n; i++) bytes[i] = (unsigned char)(i * 7 + 1);
+    put_bytes(path, bytes, n);
+    qb_file_map m;
+    qb_error err = {0};
+    CHECK(qb_file_map_open(&m, path, &err) == QB_OK && m.mapped, "map %s", path);
+    if (m.mapped) {
+        volatile unsigned sum = 0;
+        for (size_t i = 0; i < n; i++) sum += m.data[i]; /* fault everything in */
+        qb_file_map_release(&m, m.data + 100, n - 200);
+        qb_file_map_release(&m, bytes, n); /* not inside the mapping: ignored */
+        CHECK(memcmp(m.data, bytes, n) == 0, "released pages read back from the file");
+        qb_file_map_close(&m);
+    }
+    free(bytes);
+    /* whole heap pages posing as data: DONTNEED would zero them */
+    size_t heap_n = 3 * 4096;
+    unsigned char *heap = aligned_alloc(4096, heap_n);
+    memset(heap, 0xab, heap_n);
+    qb_file_map fake = {.data = heap, .size = heap_n, .mapped = false};
+    qb_file_map_release(&fake, heap, heap_n);
+    CHECK(heap[0] == 0xab && heap[heap_n - 1] == 0xab, "heap data of an unmapped file untouched");
+    free(heap);
+}
+
 int main(void) {
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     snprintf(tmpdir, sizeof tmpdir, "%s/qb_safetensors_XXXXXX", base);
@@ -536,6 +567,7 @@ int main(void) {
     test_truncations(good);
     test_mutations(good);
     test_python_reads(good);
+    test_map_release();
     nftw(tmpdir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
     /* Last, since it exits 77 when ../shared is missing; a failure above
      * outranks that skip. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,15 @@ void qb_file_map_close(qb_file_map *m) {
     if (m->mapped) munmap((void *)m->data, m->size);
     else free((void *)m->data);
     memset(m, 0, sizeof *m);
+}
+
+void qb_file_map_release(const qb_file_map *m, const void *p, size_t n) {
+    uintptr_t lo = (uintptr_t)p, hi = lo + n, base = (uintptr_t)m->data;
+    if (!m->mapped || lo < base || hi > base + m->size) return; /* never heap memory: DONTNEED would zero it */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    lo = (lo + page - 1) / page * page;
+    hi = hi / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: nothing to do if it fails */
 }
 
 qb_status qb_file_read_all(const char *path, char **out, size_t *size, qb_error *err) {

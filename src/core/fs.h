@@ -17,6 +17,10 @@ typedef struct {
 
 qb_status qb_file_map_open(qb_file_map *m, const char *path, qb_error *err);
 void qb_file_map_close(qb_file_map *m);
+/* Drops the resident pages wholly inside [p, p + n) of a mapping whose data
+ * has been copied elsewhere (packed weights): they stop counting in the
+ * process's memory, and a later read faults them in from the file again. */
+void qb_file_map_release(const qb_file_map *m, const void *p, size_t n);
 
 /* Reads a whole file and NUL-terminates it (the NUL is not counted in *size). */
 qb_status qb_file_read_all(const char *path, char **out, size_t *size, qb_error *err);

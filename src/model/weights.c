@@ -92,10 +92,13 @@ static const float *bind_tensor(binder *b, const qb_st_tensor *t, int ndim, int6
         return NULL;
     }
     const float *data = t->data;
-    if (t->dtype != QB_F32 || ((uintptr_t)data & 3)) data = own_as_f32(b, t);
-    if (!data) {
-        qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory converting '%s'", b->file, t->name);
-        return NULL;
+    if (t->dtype != QB_F32 || ((uintptr_t)data & 3)) {
+        data = own_as_f32(b, t);
+        if (!data) {
+            qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory converting '%s'", b->file, t->name);
+            return NULL;
+        }
+        qb_file_map_release(&b->m->st.map, t->data, t->nbytes);
     }
     register_param(b, t, data);
     return data;
@@ -189,6 +192,8 @@ static void bind_linear_i8(binder *b, qb_linear *l, const qb_st_tensor *t) {
         return;
     }
     free(scale);
+    /* the packed copy is all the kernels read: the mapped bytes need not stay resident */
+    qb_file_map_release(&b->m->st.map, t->data, t->nbytes);
     l->stored = QB_PREC_INT8;
     register_param(b, t, NULL);
 }
