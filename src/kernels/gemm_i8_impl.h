@@ -105,9 +105,6 @@ void qb_gemm_i8_vnni(const qb_gemm_i8_args *g, int n0, int n1);
 void qb_gemm_i8_amx(const qb_gemm_i8_args *g, int n0, int n1);
 /* Whether AMX-INT8 exists and the OS granted this process its tile state. */
 bool qb_i8_amx_enable(void);
-/* Asks for the C (and residual) lines of rows [m, m + rows) x one weight
- * block's columns, so the epilogue does not wait on them one miss at a time. */
-void qb_i8_prefetch_outputs(const qb_gemm_i8_args *g, int m, int rows, int n);
 /* Dequantizes, activates and stores rows [m0, m0 + rows) x columns
  * [n, n + cols) from finished int32 sums laid out 64 per row in part. */
 void qb_i8_epilogue_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n, int cols);
