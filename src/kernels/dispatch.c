@@ -73,8 +73,8 @@ int qb_gemm_parts(int units, int team) {
     return parts > team ? parts : team;
 }
 
-/* Narrow problems split their rows, one part per thread. */
-/* A swapped part packs all of A, so swapped problems get one part a thread. */
+/* Narrow problems split their rows, one part per thread; so do swapped
+ * ones (gemm_blocked.h), whose every part packs all of A. */
 static int qb_gemm_f32_parts(const qb_gemm_f32_args *g, int team) {
     qb_gemm_f32_args part = *g;
     part.N = g->N / team;
