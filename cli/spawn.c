@@ -32,7 +32,7 @@ int qb_cli_run_self(char *const argv[], const char *log_path) {
 }
 
 FILE *qb_cli_open_self(char *const argv[], int *pid) {
-    pid_t child;
+    pid_t child = -1;
     int fd[2];
     /* close-on-exec: the child keeps only the dup2'd write end */
     if (pipe(fd)) return NULL;

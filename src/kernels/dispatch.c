@@ -20,6 +20,7 @@ static const qb_kernels_init_fn qb_kernels_inits[QB_ISA_COUNT] = {
 
 bool qb_kernels_select(qb_isa isa, qb_kernels *k) {
     if ((unsigned)isa >= QB_ISA_COUNT || !qb_isa_supported(isa)) return false;
+    *k = (qb_kernels){0}; /* what an ISA does not set stays off */
     qb_kernels_inits[isa](k);
     qb_kernels_h16_init(isa, k);
     return true;
@@ -73,12 +74,12 @@ int qb_gemm_parts(int units, int team) {
     return parts > team ? parts : team;
 }
 
-/* Narrow problems split their rows, one part per thread; so do swapped
- * ones (gemm_blocked.h), whose every part packs all of A. */
-static int qb_gemm_f32_parts(const qb_gemm_f32_args *g, int team) {
+/* Narrow problems split their rows, one part per thread; so do problems
+ * a kernel runs swapped (gemm_blocked.h), whose every part packs all of A. */
+static int qb_gemm_f32_parts(const qb_kernels *k, const qb_gemm_f32_args *g, int team) {
     qb_gemm_f32_args part = *g;
     part.N = g->N / team;
-    if (g->N < QB_GEMM_SPLIT_N_UNIT * team || qb_gemm_swap_pays(&part)) return team;
+    if (g->N < QB_GEMM_SPLIT_N_UNIT * team || (k->gemm_f32_swaps && qb_gemm_swap_pays(&part))) return team;
     return qb_gemm_parts(g->N / QB_GEMM_PART_MIN_N, team);
 }
 
@@ -91,7 +92,7 @@ void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, 
 #pragma omp parallel num_threads(n_threads)
     {
         /* The team may be smaller than asked (nested regions, limits). */
-        int t = omp_get_thread_num(), parts = qb_gemm_f32_parts(a, omp_get_num_threads());
+        int t = omp_get_thread_num(), parts = qb_gemm_f32_parts(k, a, omp_get_num_threads());
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++) {
             qb_gemm_f32_args part;

@@ -14,6 +14,12 @@
  * acc[i][v] stays a register; runtime row/column counts only guard. */
 #define QB_GEMM_AVX512_NV (QB_GEMM_AVX512_NR / 16)
 
+/* 8 floats at lo and 8 at hi (each masked) as the halves of one vector. */
+static inline __m512 qb_gemm_avx512_load_pair(const float *lo, const float *hi, __mmask8 m_lo, __mmask8 m_hi) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_maskz_loadu_ps(m_lo, lo)),
+                              _mm256_maskz_loadu_ps(m_hi, hi), 1);
+}
+
 /* The epilogue of two rows of C held in the halves of x (lo at c_lo, hi at
  * c_hi, the 8 lanes of each masked by m): alpha, partial sum, bias8 (the
  * same 8 columns in both halves), activation, residual. */
@@ -22,14 +28,11 @@ static inline __attribute__((always_inline)) void qb_gemm_avx512_store_pair(__m5
                                                                             __mmask8 m_lo, __mmask8 m_hi,
                                                                             __m512 bias8, const qb_gemm_tile *t) {
     x = _mm512_mul_ps(x, _mm512_set1_ps(t->alpha));
-#define QB_PAIR_LOAD(lo, hi)                                                                                           \
-    _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_maskz_loadu_ps(m_lo, lo)), _mm256_maskz_loadu_ps(m_hi, hi), 1)
-    if (t->accumulate) x = _mm512_add_ps(x, QB_PAIR_LOAD(c_lo, c_hi));
+    if (t->accumulate) x = _mm512_add_ps(x, qb_gemm_avx512_load_pair(c_lo, c_hi, m_lo, m_hi));
     if (t->finish) {
         x = qb_v16_act(t->act, _mm512_add_ps(x, bias8));
-        if (t->residual) x = _mm512_add_ps(x, QB_PAIR_LOAD(r_lo, r_hi));
+        if (t->residual) x = _mm512_add_ps(x, qb_gemm_avx512_load_pair(r_lo, r_hi, m_lo, m_hi));
     }
-#undef QB_PAIR_LOAD
     _mm256_mask_storeu_ps(c_lo, m_lo, _mm512_castps512_ps256(x));
     /* GCC folds the extract into a masked vextractf32x8 to memory, which
      * faulted past the end of C even with an empty mask: test first. */

@@ -47,6 +47,7 @@ typedef struct qb_kernels {
     /* Single-threaded GEMM over the whole problem; pack is a buffer of
      * qb_gemm_f32_pack_floats() floats, 64-byte aligned. */
     void (*gemm_f32)(const qb_gemm_f32_args *a, float *pack);
+    bool gemm_f32_swaps; /* gemm_f32 runs few-row problems swapped (gemm_blocked.h) */
     /* y = (x - mean) / sqrt(var + eps) * gamma + beta over one row of n. y may be x. */
     void (*layernorm_f32)(const float *x, const float *gamma, const float *beta, float eps, int n, float *y);
     /* In-place softmax of one row of n (n >= 1). */
