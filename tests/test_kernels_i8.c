@@ -354,6 +354,45 @@ static void check_quantize_by_hand(const qb_kernels_i8 *k) {
     CHECK(memcmp(out, want, sizeof want) == 0, "%s quantize_rows_fixed by hand", k->name);
 }
 
+/* Symmetric s8 (int8 attention's K and V) against its definition,
+ * clamp(round_half_even(x / scale), -128, 127), row-major and transposed,
+ * on odd shapes with strided rows; the scale is a power of two, so exact
+ * ties of the grid reach the rounding. */
+static void check_quantize_s8(const qb_kernels_i8 *k, rng *r) {
+    static const int shapes[][2] = {{1, 1}, {3, 17}, {17, 3}, {127, 5}, {2, 769}};
+    const float scale = 0.25f;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int rows = shapes[s][0], cols = shapes[s][1], ldx = cols + 3;
+        float *x = malloc(sizeof(float) * (size_t)rows * ldx);
+        uint8_t *tmp = malloc((size_t)rows * cols);
+        int8_t *out = malloc((size_t)rows * cols), *want = malloc((size_t)rows * cols);
+        for (int i = 0; i < rows * ldx; i++) {
+            int kind = (int)(rng_next(r) % 4);
+            x[i] = kind == 0   ? 60.0f * rng_unit(r)                                    /* past +-32: clamps */
+                   : kind == 1 ? ((float)((int)(rng_next(r) % 301) - 150) + 0.5f) * scale /* ties */
+                   : kind == 2 ? (i % 2 ? 1e30f : -1e30f)
+                               : 8.0f * rng_unit(r);
+        }
+        for (int pass = 0; pass < 2; pass++) {
+            bool transpose = pass == 1;
+            for (int i = 0; i < rows; i++)
+                for (int j = 0; j < cols; j++) {
+                    float q = nearbyintf(x[(size_t)i * ldx + j] / scale);
+                    int8_t v = (int8_t)(q < -128.0f ? -128 : q > 127.0f ? 127 : (int)q);
+                    want[transpose ? (size_t)j * rows + i : (size_t)i * cols + j] = v;
+                }
+            memset(out, 0x55, (size_t)rows * cols);
+            qb_i8_quantize_s8(k, x, rows, cols, ldx, scale, tmp, out, transpose);
+            CHECK(memcmp(out, want, (size_t)rows * cols) == 0, "%s quantize_s8 %dx%d%s differs from its definition",
+                  k->name, rows, cols, transpose ? " transposed" : "");
+        }
+        free(x);
+        free(tmp);
+        free(out);
+        free(want);
+    }
+}
+
 static void check_select(void) {
     for (int i = 0; i < QB_ISA_COUNT; i++) {
         qb_isa isa;
@@ -396,6 +435,7 @@ int main(void) {
         check_saturation(&ref, &k, &r, 32, 320);
         check_quantize(&ref, &k, &r);
         check_quantize_by_hand(&k);
+        check_quantize_s8(&k, &r);
         if (k.amx) {
             /* the AVX-512 table runs AMX tiles here: check VNNI on its own too */
             qb_kernels_i8 vnni;

@@ -99,6 +99,17 @@ void qb_i8_weights_free(qb_i8_weights *w) {
     memset(w, 0, sizeof *w);
 }
 
+void qb_i8_quantize_s8(const qb_kernels_i8 *k, const float *x, int rows, int cols, int ldx, float scale, uint8_t *tmp,
+                       int8_t *out, bool transpose) {
+    k->quantize_rows_fixed(x, rows, cols, ldx, scale, 128, tmp, cols);
+    size_t n = (size_t)rows * cols;
+    if (!transpose)
+        for (size_t e = 0; e < n; e++) out[e] = (int8_t)(tmp[e] ^ 0x80);
+    else
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++) out[(size_t)j * rows + i] = (int8_t)(tmp[(size_t)i * cols + j] ^ 0x80);
+}
+
 /* Thread t's share [begin, end) of `units` items split as evenly as possible. */
 static void qb_i8_split(int units, int t, int team, int *begin, int *end) {
     *begin = (int)((long)units * t / team);

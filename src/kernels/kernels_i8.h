@@ -89,6 +89,14 @@ size_t qb_i8_weights_bytes(const qb_kernels_i8 *k, int N, int K);
  * is allocated per call.  One scale for every column; 1 <= K <= 32767. */
 void qb_i8_weights_repack(const qb_kernels_i8 *k, const int8_t *w, float scale, int N, int K, qb_i8_weights *out);
 
+/* rows x cols floats (ldx apart) to symmetric s8 on a fixed grid,
+ * clamp(round_half_even(x * (1 / scale)), -128, 127), written row-major
+ * (out[i * cols + j]) or transposed (out[j * rows + i]).  It runs k's u8
+ * quantizer with zero point 128 into tmp (rows * cols bytes) and flips the
+ * sign bit, so every ISA rounds as quantize_rows_fixed does. */
+void qb_i8_quantize_s8(const qb_kernels_i8 *k, const float *x, int rows, int cols, int ldx, float scale, uint8_t *tmp,
+                       int8_t *out, bool transpose);
+
 /* Column granularity of gemm's [n0, n1) slices (64). */
 int qb_i8_n_block(void);
 

@@ -139,20 +139,6 @@ static void fill_rows(qb_attn_scratch *w, int n, float scale, int32_t zero) {
     }
 }
 
-/* rows x cols floats (ldx apart) to symmetric s8 on a fixed grid, through
- * the vectorized u8 quantizer: zero point 128 then the sign bit flipped is
- * clamp(round_half_even(x / scale), -128, 127); transposed for V. */
-static void quantize_s8(const qb_kernels_i8 *k8, const float *x, int rows, int cols, int ldx, float scale,
-                        uint8_t *tmp, int8_t *out, bool transpose) {
-    k8->quantize_rows_fixed(x, rows, cols, ldx, scale, 128, tmp, cols);
-    size_t n = (size_t)rows * cols;
-    if (!transpose)
-        for (size_t e = 0; e < n; e++) out[e] = (int8_t)(tmp[e] ^ 0x80);
-    else
-        for (int i = 0; i < rows; i++)
-            for (int j = 0; j < cols; j++) out[(size_t)j * rows + i] = (int8_t)(tmp[(size_t)i * cols + j] ^ 0x80);
-}
-
 /* The same head in static int8: K (scaled by 1/sqrt(d)) and V^T become
  * integer weights repacked per head, Q and the probabilities u8 rows;
  * both products dequantize in the GEMM's epilogue. */
@@ -161,7 +147,7 @@ static void attend_one_i8(qb_session *s, const qb_attn_i8 *ai, int b, int h, flo
     const qb_kernels_i8 *k8 = &m->kern_i8;
     int H = m->cfg.hidden_size, d = H / m->cfg.num_heads, n = s->lens[b];
     size_t at = (size_t)s->offsets[b] * H + (size_t)h * d;
-    quantize_s8(k8, s->a.k + at, n, d, H, ai->k_scale, w->q, w->k, false);
+    qb_i8_quantize_s8(k8, s->a.k + at, n, d, H, ai->k_scale, w->q, w->k, false);
     qb_i8_weights_repack(k8, w->k, ai->k_scale / sqrtf((float)d), n, d, &w->wk);
     k8->quantize_rows_fixed(s->a.q + at, n, d, H, ai->q_scale, ai->q_zero, w->q, d);
     fill_rows(w, n, ai->q_scale, ai->q_zero);
@@ -174,7 +160,7 @@ static void attend_one_i8(qb_session *s, const qb_attn_i8 *ai, int b, int h, flo
      * 1/255 grid most of a long row rounded to zero (IMDB at 256 tokens
      * lost 5 pt). */
     k8->quantize_rows(scores, n, n, n, w->p, n, w->a_scale, w->a_zero);
-    quantize_s8(k8, s->a.v + at, n, d, H, ai->v_scale, w->q, w->vt, true);
+    qb_i8_quantize_s8(k8, s->a.v + at, n, d, H, ai->v_scale, w->q, w->vt, true);
     qb_i8_weights_repack(k8, w->vt, ai->v_scale, d, n, &w->wv);
     qb_gemm_i8_args pv = {.M = n, .N = d, .K = n, .A = w->p, .lda = n, .a_scale = w->a_scale,
                           .a_zero = w->a_zero, .W = &w->wv, .C = s->a.ctx + at, .ldc = H};
