@@ -186,8 +186,8 @@ static size_t qb_i8_block_bytes(const qb_gemm_i8_args *g, int n) {
  * into L2 meanwhile, spread evenly over the tiles.  A model's weights come
  * from memory (each layer's once per forward), and without this every
  * block's first tiles waited on them: with 24 different weights cycled,
- * in-process A/B, 1 thread: +5% at 128 x 768 x 768, +9% at 128 x 3072 x 768,
- * +27-37% at 25 rows (one sentence); 2 threads: +4-5%, +9-22%. */
+ * in-process A/B, 1 thread: +5% at 128 x 768 x 768, +6-9% at 128 x 3072 x 768,
+ * +27-41% at 25 rows (one sentence); 2 threads: +3-5% and +9-22%. */
 static void qb_i8_block_avx512(const qb_gemm_i8_args *g, int m0, int rows, int n, int n_next, int32_t *part) {
     const qb_i8_weights *W = g->W;
     int K4 = qb_i8_round_up(g->K, 4) / 4, Npad = qb_i8_round_up(g->N, 16);
