@@ -156,6 +156,13 @@ static void check_paths(const problem *p, qb_h16_type type, const qb_kernels *ks
             snprintf(what, sizeof what, "%s bf16 widen", ks[i].name);
             compare(p, got2, ref, SUM_TOL, what);
             a.W = &W;
+        } else if (W.pairs) {
+            /* widened from the packed pairs: what the rows give, bit for bit */
+            a = args_for(p, &plain, got2);
+            run_single(&ks[i], &a, scratch);
+            CHECK(!memcmp(got, got2, (size_t)c->M * p->ldc * sizeof *got), "%s: pairs and rows widen differently",
+                  what);
+            a.W = &W;
         }
         a.C = got2;
         qb_gemm_h16(&ks[i], &a, 2, scratch);

@@ -48,6 +48,8 @@ void qb_h16_weights_release(qb_h16_weights *w) {
     w->pairs_bytes = 0;
 }
 
+bool qb_h16_weights_rows_needed(const qb_h16_weights *w) { return !w->pairs || qb_h16_pairs_chunk_cols(w->K) == 0; }
+
 size_t qb_gemm_h16_pack_floats(void) { return qb_gemm_f32_pack_floats() + QB_H16_WIDE_FLOATS; }
 
 /* The AVX-512 tier already checked that the OS saves the ZMM state. */
@@ -74,14 +76,6 @@ void qb_kernels_h16_init(qb_isa isa, qb_kernels *k) {
         k->h16_bf16_dot = false;
         break;
     }
-}
-
-/* Columns per widened chunk: as many whole rows as the scratch holds, in
- * units that keep the FP32 kernels' panels full (48 for AVX-512, 16 for
- * AVX2). */
-static int qb_h16_chunk_cols(int K) {
-    int rows = QB_H16_WIDE_FLOATS / K;
-    return rows >= QB_H16_N_UNIT ? rows / QB_H16_N_UNIT * QB_H16_N_UNIT : rows / 16 * 16;
 }
 
 void qb_gemm_h16_widened(const qb_gemm_h16_args *a, int n0, int n1, float *pack, qb_h16_widen_fn widen,

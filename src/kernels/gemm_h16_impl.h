@@ -11,6 +11,20 @@
  * and holds 16 rows of QB_H16_K_MAX. */
 #define QB_H16_WIDE_FLOATS (16 * QB_H16_K_MAX)
 
+/* Columns per widened chunk, as many whole rows as the scratch holds, in
+ * units that keep the FP32 kernels' panels full (48 for AVX-512, 16 for
+ * AVX2); qb_h16_pairs_chunk_cols: whole 48-column panels of the k-pair
+ * layout, or 0 when not even one fits (K > 5461). */
+static inline int qb_h16_chunk_cols(int K) {
+    int rows = QB_H16_WIDE_FLOATS / K;
+    return rows >= QB_H16_N_UNIT ? rows / QB_H16_N_UNIT * QB_H16_N_UNIT : rows / 16 * 16;
+}
+
+static inline int qb_h16_pairs_chunk_cols(int K) {
+    int panels = QB_H16_WIDE_FLOATS / (QB_H16_N_UNIT * ((K + 1) / 2 * 2));
+    return panels * QB_H16_N_UNIT;
+}
+
 /* Converts n consecutive 16-bit values to FP32. */
 typedef void (*qb_h16_widen_fn)(const uint16_t *src, float *dst, size_t n);
 typedef void (*qb_gemm_f32_fn)(const qb_gemm_f32_args *g, float *pack);

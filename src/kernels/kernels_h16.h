@@ -74,6 +74,10 @@ bool qb_cpu_has_avx512_bf16(void);
 bool qb_h16_weights_prepare(const qb_kernels *k, const uint16_t *w, qb_h16_type type, int N, int K,
                             qb_h16_weights *out);
 void qb_h16_weights_release(qb_h16_weights *w);
+/* Whether gemm_h16 still reads the row layout w->w: false when every path
+ * reads the packed pairs (BF16 on AVX512_BF16, K <= 5461), so the caller
+ * may let the rows' memory go. */
+bool qb_h16_weights_rows_needed(const qb_h16_weights *w);
 
 /* Floats of scratch one thread's gemm_h16 needs (64-byte aligned). */
 size_t qb_gemm_h16_pack_floats(void);

@@ -199,7 +199,7 @@ static void bind_linear_i8(binder *b, qb_linear *l, const qb_st_tensor *t) {
 }
 
 /* Half weights stay 16-bit: used in place in the mapping (copied only if
- * the file puts them at an odd offset) and, for the BF16 dot path, packed
+ * the file puts them at an odd offset) or, for the BF16 dot path, packed
  * once now so nothing is converted per call but the activations. */
 static void bind_linear_h16(binder *b, qb_linear *l, const qb_st_tensor *t) {
     if (!check_shape(b, t, 2, l->out, l->in)) return;
@@ -221,6 +221,9 @@ static void bind_linear_h16(binder *b, qb_linear *l, const qb_st_tensor *t) {
         qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, t->name);
         return;
     }
+    /* the kernels read only the packed pairs now (a later read of the rows,
+     * by training, faults them back in from the file) */
+    if (!qb_h16_weights_rows_needed(&l->h)) qb_file_map_release(&b->m->st.map, t->data, t->nbytes);
     register_param(b, t, NULL);
 }
 
