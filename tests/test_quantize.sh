@@ -15,6 +15,12 @@ quantize -o "$Q/dyn" --method dynamic --quantize-embeddings
 check "quantize dynamic" test $? -eq 0
 "$QBERT" info "$Q/dyn" >"$TMP/info.txt"
 check "info shows int8" grep -q "precision    dynamic int8 (activations per-token): 26 linears, 1 fp32, 25 int8; int8 word embeddings" "$TMP/info.txt"
+# which instructions run the int8 products is said: AMX only where the CPU
+# has it (and never on a forced AVX2 table)
+check "AVX2 table does not claim AMX" bash -c "! QBERT_ISA=avx2 '$QBERT' info '$Q/dyn' | grep -q 'AMX'"
+if grep -qw amx_int8 /proc/cpuinfo && [ -z "${QBERT_ISA:-}" ]; then
+  check "info says AMX where the CPU has it" grep -q "; int8 products on AMX tiles" "$TMP/info.txt"
+fi
 "$QBERT" info "$Q/dyn" --tensors --json >"$TMP/info.json"
 check "info lists I8 tensors" test "$(json_get "$TMP/info.json" 'sum(t["dtype"] == "I8" for t in j["tensors"])')" -ge 25
 ratio=$($PY -c "import os,sys; print(os.path.getsize(sys.argv[1]) / os.path.getsize(sys.argv[2]))" "$Q/dyn/model.safetensors" "$M/model.safetensors")

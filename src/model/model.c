@@ -112,6 +112,10 @@ static void summarize_quant(qb_model *m) {
         if (count[p]) summary_add(m, &n, ", %d %s", count[p], names[p]);
     if (q->attention_int8) summary_add(m, &n, "; int8 attention");
     if (m->word_emb_q) summary_add(m, &n, "; int8 word embeddings");
+    /* which instructions ran matters when speeds are compared across CPUs */
+    if (count[QB_PREC_INT8] && m->kern_i8.amx) summary_add(m, &n, "; int8 products on AMX tiles (VNNI for row tails)");
+    if (count[QB_PREC_BF16] && m->kern.h16_bf16_dot)
+        summary_add(m, &n, "; bf16 products with vdpbf16ps up to %d rows", QB_H16_DOT_MAX_ROWS);
 }
 
 const char *qb_model_quant_summary(const qb_model *m) { return m->quant_summary; }

@@ -89,7 +89,7 @@ struct qb_model {
 
     qb_linear **linears;    /* every linear, in graph order: observers, quantizers */
     int n_linears;
-    char quant_summary[256];
+    char quant_summary[384];
 };
 
 /* Which stored block runs at position `layer` (0..num_layers-1), inner step
