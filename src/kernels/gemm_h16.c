@@ -48,6 +48,20 @@ void qb_h16_weights_release(qb_h16_weights *w) {
     w->pairs_bytes = 0;
 }
 
+/* Columns per widened chunk of rows: as many whole rows as the scratch
+ * holds, in units that keep the FP32 kernels' panels full (48 for AVX-512,
+ * 16 for AVX2). */
+static int qb_h16_chunk_cols(int K) {
+    int rows = QB_H16_WIDE_FLOATS / K;
+    return rows >= QB_H16_N_UNIT ? rows / QB_H16_N_UNIT * QB_H16_N_UNIT : rows / 16 * 16;
+}
+
+/* The same from the pairs, in whole 48-column panels: 0 when not even one
+ * fits (K > 5460). */
+static int qb_h16_pairs_chunk_cols(int K) {
+    return QB_H16_WIDE_FLOATS / (QB_H16_N_UNIT * ((K + 1) / 2 * 2)) * QB_H16_N_UNIT;
+}
+
 bool qb_h16_weights_rows_needed(const qb_h16_weights *w) { return !w->pairs || qb_h16_pairs_chunk_cols(w->K) == 0; }
 
 size_t qb_gemm_h16_pack_floats(void) { return qb_gemm_f32_pack_floats() + QB_H16_WIDE_FLOATS; }
@@ -79,13 +93,13 @@ void qb_kernels_h16_init(qb_isa isa, qb_kernels *k) {
 }
 
 void qb_gemm_h16_widened(const qb_gemm_h16_args *a, int n0, int n1, float *pack, qb_h16_widen_fn widen,
-                         qb_gemm_f32_fn gemm) {
+                         qb_h16_widen_pairs_fn widen_pairs, qb_gemm_f32_fn gemm) {
     const qb_h16_weights *W = a->W;
     float *wide = pack + qb_gemm_f32_pack_floats();
-    int step = qb_h16_chunk_cols(W->K);
+    bool from_pairs = widen_pairs && !qb_h16_weights_rows_needed(W);
+    int step = from_pairs ? qb_h16_pairs_chunk_cols(W->K) : qb_h16_chunk_cols(W->K);
     for (int n = n0; n < n1; n += step) {
         int cols = n1 - n < step ? n1 - n : step;
-        widen(W->w + (size_t)n * W->K, wide, (size_t)cols * W->K);
         qb_gemm_f32_args g = {
             .M = a->M, .N = cols, .K = W->K,
             .A = a->A, .lda = a->lda,
@@ -95,6 +109,15 @@ void qb_gemm_h16_widened(const qb_gemm_h16_args *a, int n0, int n1, float *pack,
             .residual = a->residual ? a->residual + n : NULL, .ldr = a->ldr,
             .alpha = 1.0f, .act = a->act,
         };
+        if (from_pairs) {
+            /* panels from n, a multiple of 48; rows 2p and 2p + 1 of the block */
+            int panels = (cols + QB_H16_N_UNIT - 1) / QB_H16_N_UNIT;
+            widen_pairs(W, n / QB_H16_N_UNIT, panels, wide);
+            g.ldb = panels * QB_H16_N_UNIT;
+            g.b_trans = false;
+        } else {
+            widen(W->w + (size_t)n * W->K, wide, (size_t)cols * W->K);
+        }
         gemm(&g, pack);
     }
 }

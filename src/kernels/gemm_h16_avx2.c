@@ -22,5 +22,5 @@ static void qb_h16_widen_bf16_avx2(const uint16_t *src, float *dst, size_t n) {
 
 void qb_gemm_h16_avx2(const qb_gemm_h16_args *a, int n0, int n1, float *pack) {
     qb_h16_widen_fn widen = a->W->type == QB_H16_BF16 ? qb_h16_widen_bf16_avx2 : qb_h16_widen_f16_avx2;
-    qb_gemm_h16_widened(a, n0, n1, pack, widen, qb_gemm_f32_avx2);
+    qb_gemm_h16_widened(a, n0, n1, pack, widen, NULL, qb_gemm_f32_avx2);
 }

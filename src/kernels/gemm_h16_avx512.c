@@ -143,9 +143,9 @@ static void qb_h16_dot_run(const qb_gemm_h16_args *a, int n0, int n1, uint32_t *
     }
 }
 
-/* Panels [first, first + panels) of the k-pair layout widened to FP32 as a
- * K x (48 * panels) row-major matrix: the low half of a pair's word is row
- * 2p, the high half row 2p + 1 (BF16 to FP32 is a 16-bit shift). */
+/* qb_h16_widen_pairs_fn: the low half of a pair's word is row 2p, the
+ * high half row 2p + 1 (BF16 to FP32 is a 16-bit shift); the FP32 GEMM
+ * then computes what it computes from widened rows, bit for bit. */
 static void qb_h16_widen_pairs(const qb_h16_weights *W, int first, int panels, float *wide) {
     size_t pairs = (size_t)(W->K + 1) / 2, ld = (size_t)panels * NR;
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
@@ -163,29 +163,6 @@ static void qb_h16_widen_pairs(const qb_h16_weights *W, int first, int panels, f
     }
 }
 
-/* The widen path for packed BF16 weights, read from the pairs so the row
- * layout (the mapped file) need not stay resident; the FP32 GEMM computes
- * what it computes from widened rows, bit for bit. */
-static void qb_h16_widened_pairs(const qb_gemm_h16_args *a, int n0, int n1, float *pack) {
-    const qb_h16_weights *W = a->W;
-    float *wide = pack + qb_gemm_f32_pack_floats();
-    int step = qb_h16_pairs_chunk_cols(W->K);
-    for (int n = n0; n < n1; n += step) {
-        int cols = qb_h16_min(step, n1 - n), panels = (cols + NR - 1) / NR;
-        qb_h16_widen_pairs(W, n / NR, panels, wide);
-        qb_gemm_f32_args g = {
-            .M = a->M, .N = cols, .K = W->K,
-            .A = a->A, .lda = a->lda,
-            .B = wide, .ldb = panels * NR, .b_trans = false,
-            .C = a->C + n, .ldc = a->ldc,
-            .bias = a->bias ? a->bias + n : NULL,
-            .residual = a->residual ? a->residual + n : NULL, .ldr = a->ldr,
-            .alpha = 1.0f, .act = a->act,
-        };
-        qb_gemm_f32_avx512(&g, pack);
-    }
-}
-
 void qb_gemm_h16_avx512(const qb_gemm_h16_args *a, int n0, int n1, float *pack) {
     const qb_h16_weights *W = a->W;
     bool few_rows = a->M <= QB_H16_DOT_MAX_ROWS || W->N < QB_H16_ROW_SPLIT_N;
@@ -193,10 +170,6 @@ void qb_gemm_h16_avx512(const qb_gemm_h16_args *a, int n0, int n1, float *pack) 
         qb_h16_dot_run(a, n0, n1, (uint32_t *)(void *)pack);
         return;
     }
-    if (W->pairs && qb_h16_pairs_chunk_cols(W->K) > 0) {
-        qb_h16_widened_pairs(a, n0, n1, pack);
-        return;
-    }
     qb_h16_widen_fn widen = W->type == QB_H16_BF16 ? qb_h16_widen_bf16_avx512 : qb_h16_widen_f16_avx512;
-    qb_gemm_h16_widened(a, n0, n1, pack, widen, qb_gemm_f32_avx512);
+    qb_gemm_h16_widened(a, n0, n1, pack, widen, qb_h16_widen_pairs, qb_gemm_f32_avx512);
 }

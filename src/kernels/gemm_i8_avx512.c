@@ -174,11 +174,11 @@ void qb_i8_epilogue_range_avx512(const qb_gemm_i8_args *g, const int32_t *part, 
     }
 }
 
-/* Bytes of the packed weight block that starts at column n. */
-static size_t qb_i8_block_bytes(const qb_gemm_i8_args *g, int n) {
-    int K4 = qb_i8_round_up(g->K, 4) / 4, Npad = qb_i8_round_up(g->N, 16);
-    int width = Npad - n < QB_I8_N_BLOCK ? Npad - n : QB_I8_N_BLOCK;
-    return (size_t)width * K4 * 4;
+/* Packed width of the weight block that starts at column n (the last one
+ * may be 16, 32 or 48 wide). */
+static int qb_i8_block_width(const qb_gemm_i8_args *g, int n) {
+    int Npad = qb_i8_round_up(g->N, 16);
+    return Npad - n < QB_I8_N_BLOCK ? Npad - n : QB_I8_N_BLOCK;
 }
 
 /* One 64-column weight block (or the narrower last one) against rows
@@ -190,8 +190,7 @@ static size_t qb_i8_block_bytes(const qb_gemm_i8_args *g, int n) {
  * +27-41% at 25 rows (one sentence); 2 threads: +3-5% and +9-22%. */
 static void qb_i8_block_avx512(const qb_gemm_i8_args *g, int m0, int rows, int n, int n_next, int32_t *part) {
     const qb_i8_weights *W = g->W;
-    int K4 = qb_i8_round_up(g->K, 4) / 4, Npad = qb_i8_round_up(g->N, 16);
-    int width = Npad - n < QB_I8_N_BLOCK ? Npad - n : QB_I8_N_BLOCK;
+    int K4 = qb_i8_round_up(g->K, 4) / 4, width = qb_i8_block_width(g, n);
     const int8_t *block = (const int8_t *)W->packed + (size_t)n * K4 * 4;
     int cols = g->N - n < QB_I8_N_BLOCK ? g->N - n : QB_I8_N_BLOCK;
     qb_i8_tile_args t = {
@@ -200,7 +199,7 @@ static void qb_i8_block_avx512(const qb_gemm_i8_args *g, int m0, int rows, int n
     if (n_next >= 0) {
         int tiles = (g->K + QB_I8_KC - 1) / QB_I8_KC * ((rows + QB_I8_MR - 1) / QB_I8_MR);
         t.next = (const int8_t *)W->packed + (size_t)n_next * K4 * 4;
-        next_left = (int)((qb_i8_block_bytes(g, n_next) + 63) / 64);
+        next_left = qb_i8_block_width(g, n_next) * K4 * 4 / 64; /* whole lines: width * 4 is a multiple of 64 */
         per_tile = (next_left + tiles - 1) / tiles;
     }
     for (int k0 = 0; k0 < g->K; k0 += QB_I8_KC) {

@@ -75,7 +75,7 @@ bool qb_h16_weights_prepare(const qb_kernels *k, const uint16_t *w, qb_h16_type 
                             qb_h16_weights *out);
 void qb_h16_weights_release(qb_h16_weights *w);
 /* Whether gemm_h16 still reads the row layout w->w: false when every path
- * reads the packed pairs (BF16 on AVX512_BF16, K <= 5461), so the caller
+ * reads the packed pairs (BF16 on AVX512_BF16, K <= 5460), so the caller
  * may let the rows' memory go. */
 bool qb_h16_weights_rows_needed(const qb_h16_weights *w);
 
