@@ -1,34 +1,35 @@
-/* GEMM microbenchmark: measures this machine's FP32 FMA peak (a loop of
- * independent register FMAs, 1 thread and n threads), then qb_gemm_f32 on
- * BERT-base Linear shapes (b_trans weights, as read from safetensors) for
- * every ISA, reporting GFLOPS, % of the matching peak, median and spread.
+/* GEMM microbenchmark: qb_gemm_f32 on BERT-base Linear shapes (b_trans
+ * weights, as read from safetensors) for every ISA, as GFLOPS and as a
+ * share of this machine's FP32 FMA peak (peak.h).
  *
  *   bench_gemm [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--json]
  *              [--clock wall|cpu] [--cold]
  *
- * --cold evicts B from every cache level before each GEMM, as in a real
- * forward pass, whose 340 MB of BERT-base weights pass through a 105 MB L3
- * once per run: the packing of B then streams from DRAM.
+ * On a shared machine both speeds change from one second to the next, so
+ * each GEMM sample (calls adding up to ~2 GFLOP, ~10 ms) comes right after
+ * a peak sample on the same threads, and the share reported is the median
+ * of those paired ratios, with its quartiles; samples rotate over shapes
+ * and ISAs rep by rep.  The best GEMM rate against the best peak is given
+ * too (what the machine can do at its quietest).
+ *
+ * --cold evicts B from every cache level before each call (untimed), as in
+ * a real forward pass, whose 340 MB of BERT-base weights pass through a
+ * 105 MB L3 once per run: the packing of B then streams from DRAM.
  *
  * --clock cpu times by process CPU time divided by the thread count: on a
- * busy shared machine it measures the kernel's efficiency without the time
- * its threads spent descheduled (wall, the default, is what a user sees).
- *
- * Repeats are interleaved (rep -> peaks, then shape -> ISA) so background
- * load on a shared machine hits every configuration alike.  The best GEMM
- * rate is set against the best peak (what the machine can do), the median
- * against the median peak (what it did meanwhile). */
+ * busy machine it leaves out the time threads spent descheduled (wall, the
+ * default, is what a user sees). */
 #include <immintrin.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "kernels/kernels.h"
+#include "peak.h"
 
-#define PEAK_CHAINS 12 /* > FMA latency (4) x FMA ports (2): no chain stalls */
-#define PEAK_ITERS 4000000L
+#define PEAK_ITERS 2000000L /* ~6 ms of AVX-512 FMAs */
+#define SAMPLE_FLOP 2e9
 #define MAX_REPS 100
 
 typedef struct {
@@ -62,47 +63,11 @@ static double bench_now(const bench_opts *o, int threads) {
     return o->cpu_clock ? t / threads : t;
 }
 
-/* FLOPs done by PEAK_ITERS rounds of PEAK_CHAINS independent FMAs. */
-__attribute__((target("avx512f,fma"))) static float bench_fma_loop_avx512(void) {
-    __m512 acc[PEAK_CHAINS], a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.001f);
-    for (int j = 0; j < PEAK_CHAINS; j++) acc[j] = _mm512_set1_ps((float)j);
-    for (long i = 0; i < PEAK_ITERS; i++)
-#pragma GCC unroll 12
-        for (int j = 0; j < PEAK_CHAINS; j++) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
-    for (int j = 1; j < PEAK_CHAINS; j++) acc[0] = _mm512_add_ps(acc[0], acc[j]);
-    return _mm512_reduce_add_ps(acc[0]);
-}
-
-__attribute__((target("avx2,fma"))) static float bench_fma_loop_avx2(void) {
-    __m256 acc[PEAK_CHAINS], a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.001f);
-    for (int j = 0; j < PEAK_CHAINS; j++) acc[j] = _mm256_set1_ps((float)j);
-    for (long i = 0; i < PEAK_ITERS; i++)
-#pragma GCC unroll 12
-        for (int j = 0; j < PEAK_CHAINS; j++) acc[j] = _mm256_fmadd_ps(acc[j], a, b);
-    float out[8];
-    for (int j = 1; j < PEAK_CHAINS; j++) acc[0] = _mm256_add_ps(acc[0], acc[j]);
-    _mm256_storeu_ps(out, acc[0]);
-    return out[0];
-}
-
-/* Peak GFLOPS of an ISA's FMA unit with n threads (0 if unsupported; the
- * scalar reference has no meaningful peak, so it is measured against none). */
-static double bench_fma_peak(const bench_opts *o, qb_isa isa, int threads) {
-    if (isa == QB_ISA_SCALAR || !qb_isa_supported(isa)) return 0;
-    int lanes = isa == QB_ISA_AVX512 ? 16 : 8;
-    volatile float sink = 0;
+/* One peak sample in GFLOPS (0 where the ISA has none). */
+static double bench_peak(const bench_opts *o, qb_isa isa, int threads) {
     double t0 = bench_now(o, threads);
-    int team = 1;
-#pragma omp parallel num_threads(threads)
-    {
-        float r = isa == QB_ISA_AVX512 ? bench_fma_loop_avx512() : bench_fma_loop_avx2();
-#pragma omp atomic
-        sink += r;
-#pragma omp single
-        team = omp_get_num_threads();
-    }
-    double dt = bench_now(o, threads) - t0;
-    return 2.0 * lanes * PEAK_CHAINS * (double)PEAK_ITERS * team / dt * 1e-9;
+    double flop = bench_peak_ops(isa, false, threads, PEAK_ITERS);
+    return flop > 0 ? flop / (bench_now(o, threads) - t0) * 1e-9 : 0;
 }
 
 static int bench_cmp_double(const void *a, const void *b) {
@@ -161,6 +126,87 @@ static void bench_evict(const float *p, size_t n) {
     _mm_mfence();
 }
 
+/* One GEMM sample in GFLOPS: enough calls to add up to SAMPLE_FLOP (one
+ * for the scalar reference), B evicted before each with --cold. */
+static double bench_sample(const bench_opts *o, const qb_kernels *k, const qb_gemm_f32_args *a, float *scratch) {
+    double flop = 2.0 * a->M * a->N * a->K, secs = 0;
+    int calls = k->isa == QB_ISA_SCALAR ? 1 : (int)(SAMPLE_FLOP / flop) + 1;
+    for (int c = 0; c < calls; c++) {
+        if (o->cold) bench_evict(a->B, (size_t)a->N * a->K);
+        double t0 = bench_now(o, o->threads);
+        qb_gemm_f32(k, a, o->threads, scratch);
+        secs += bench_now(o, o->threads) - t0;
+    }
+    return flop * calls / secs * 1e-9;
+}
+
+/* v sorted, and its value at quantile q (nearest rank). */
+static double bench_quantile(double *v, int n, double q) {
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+    return v[(int)(q * (n - 1) + 0.5)];
+}
+
+/* Median and best of kernel i's n-thread peak samples (every shape's). */
+static void bench_peak_summary(const bench_opts *o, int i, double peak[][QB_ISA_COUNT][MAX_REPS], double *median,
+                               double *best) {
+    static double all[N_SHAPES * MAX_REPS];
+    int n = 0;
+    for (int s = 0; s < N_SHAPES; s++)
+        for (int r = 0; r < o->reps; r++) all[n++] = peak[s][i][r];
+    *median = bench_quantile(all, n, 0.5);
+    *best = all[n - 1];
+}
+
+static void bench_report(const bench_opts *o, const qb_kernels *ks, int nk, double gflops[][QB_ISA_COUNT][MAX_REPS],
+                         double peak[][QB_ISA_COUNT][MAX_REPS], double peak1[][MAX_REPS]) {
+    double peakn_med[QB_ISA_COUNT], peakn_best[QB_ISA_COUNT];
+    for (int i = 0; i < nk; i++) bench_peak_summary(o, i, peak, &peakn_med[i], &peakn_best[i]);
+    if (o->json)
+        printf("{\"threads\": %d, \"reps\": %d, \"clock\": \"%s\", \"cold_b\": %s, \"peak_gflops\": {", o->threads,
+               o->reps, o->cpu_clock ? "cpu" : "wall", o->cold ? "true" : "false");
+    else
+        printf("FMA peak, GFLOPS (median of the samples, best):");
+    for (int i = 0, first = 1; i < nk; i++) {
+        if (ks[i].isa == QB_ISA_SCALAR) continue;
+        double p1 = bench_quantile(peak1[i], o->reps, 0.5);
+        if (o->json) {
+            printf("%s\"%s\": {\"1\": %.1f", first ? "" : ", ", ks[i].name, p1);
+            if (o->threads > 1) printf(", \"%d\": %.1f", o->threads, peakn_med[i]);
+            printf(", \"best\": %.1f}", peakn_best[i]);
+        } else
+            printf("  %s %.1f (1 thread), %.1f (%d threads; best %.1f)", ks[i].name, p1, peakn_med[i], o->threads,
+                   peakn_best[i]);
+        first = 0;
+    }
+    if (o->json)
+        printf("}, \"results\": [");
+    else
+        printf("\n%-7s %5s %5s %5s %9s %9s  %s\n", "isa", "M", "N", "K", "best GF/s", "median", "% of peak: paired median [q1..q3], best/best");
+    for (int s = 0; s < N_SHAPES; s++) {
+        const bench_shape *sh = &bench_shapes[s];
+        for (int i = 0; i < nk; i++) {
+            double pct[MAX_REPS];
+            bool has_peak = peakn_best[i] > 0;
+            for (int r = 0; r < o->reps; r++) pct[r] = has_peak ? 100.0 * gflops[s][i][r] / peak[s][i][r] : 0;
+            double med = bench_quantile(gflops[s][i], o->reps, 0.5), best = gflops[s][i][o->reps - 1];
+            double p_med = bench_quantile(pct, o->reps, 0.5), p_q1 = bench_quantile(pct, o->reps, 0.25);
+            double p_q3 = bench_quantile(pct, o->reps, 0.75), p_best = has_peak ? 100.0 * best / peakn_best[i] : 0;
+            if (o->json)
+                printf("%s{\"isa\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"gflops_best\": %.1f, "
+                       "\"gflops_median\": %.1f, \"pct_peak_median\": %.1f, \"pct_peak_q1\": %.1f, "
+                       "\"pct_peak_q3\": %.1f, \"pct_peak_best\": %.1f}",
+                       s || i ? ", " : "", ks[i].name, sh->M, sh->N, sh->K, best, med, p_med, p_q1, p_q3, p_best);
+            else if (has_peak)
+                printf("%-7s %5d %5d %5d %9.1f %9.1f  %5.1f%% [%.1f..%.1f]  %5.1f%%\n", ks[i].name, sh->M, sh->N, sh->K,
+                       best, med, p_med, p_q1, p_q3, p_best);
+            else
+                printf("%-7s %5d %5d %5d %9.1f %9.1f  (reference: no peak)\n", ks[i].name, sh->M, sh->N, sh->K, best,
+                       med);
+        }
+    }
+    if (o->json) printf("]}\n");
+}
+
 int main(int argc, char **argv) {
     bench_opts o;
     if (!bench_parse(argc, argv, &o)) return 2;
@@ -174,8 +220,6 @@ int main(int argc, char **argv) {
         else
             fprintf(stderr, "bench_gemm: %s not supported here, skipped\n", qb_isa_name((qb_isa)i));
     }
-    static double peak1_reps[QB_ISA_COUNT][MAX_REPS], peakn_reps[QB_ISA_COUNT][MAX_REPS];
-
     size_t max_a = 0, max_b = 0, max_c = 0;
     for (int s = 0; s < N_SHAPES; s++) {
         const bench_shape *sh = &bench_shapes[s];
@@ -186,16 +230,13 @@ int main(int argc, char **argv) {
     float *A = bench_random(max_a), *B = bench_random(max_b), *bias = bench_random(4096);
     float *C = bench_random(max_c);
     float *scratch = aligned_alloc(64, (size_t)o.threads * qb_gemm_f32_pack_floats() * sizeof(float));
-    static double secs[N_SHAPES][QB_ISA_COUNT][MAX_REPS];
+    /* [shape][kernel][rep]: GEMM GFLOPS and the peak sampled just before */
+    static double gflops[N_SHAPES][QB_ISA_COUNT][MAX_REPS], peak[N_SHAPES][QB_ISA_COUNT][MAX_REPS];
+    static double peak1[QB_ISA_COUNT][MAX_REPS];
 
     for (int r = -1; r < o.reps; r++) { /* r == -1 warms caches and threads */
-        for (int i = 0; i < QB_ISA_COUNT; i++) {
-            double p1 = bench_fma_peak(&o, (qb_isa)i, 1), pn = bench_fma_peak(&o, (qb_isa)i, o.threads);
-            if (r >= 0) {
-                peak1_reps[i][r] = p1;
-                peakn_reps[i][r] = pn;
-            }
-        }
+        for (int i = 0; i < nk; i++)
+            if (r >= 0) peak1[i][r] = bench_peak(&o, ks[i].isa, 1);
         for (int s = 0; s < N_SHAPES; s++) {
             const bench_shape *sh = &bench_shapes[s];
             qb_gemm_f32_args a = {
@@ -214,60 +255,12 @@ int main(int argc, char **argv) {
                 .act = QB_ACT_NONE,
             };
             for (int i = 0; i < nk; i++) {
-                if (o.cold) bench_evict(B, (size_t)sh->N * sh->K);
-                double t0 = bench_now(&o, o.threads);
-                qb_gemm_f32(&ks[i], &a, o.threads, scratch);
-                if (r >= 0) secs[s][i][r] = bench_now(&o, o.threads) - t0;
+                double p = bench_peak(&o, ks[i].isa, o.threads), g = bench_sample(&o, &ks[i], &a, scratch);
+                if (r >= 0) peak[s][i][r] = p, gflops[s][i][r] = g;
             }
         }
     }
-
-    /* [isa]: median and best of the repeats */
-    double peak1[QB_ISA_COUNT], peakn[QB_ISA_COUNT], peakn_best[QB_ISA_COUNT];
-    for (int i = 0; i < QB_ISA_COUNT; i++) {
-        qsort(peak1_reps[i], (size_t)o.reps, sizeof(double), bench_cmp_double);
-        qsort(peakn_reps[i], (size_t)o.reps, sizeof(double), bench_cmp_double);
-        peak1[i] = peak1_reps[i][o.reps / 2];
-        peakn[i] = peakn_reps[i][o.reps / 2];
-        peakn_best[i] = peakn_reps[i][o.reps - 1];
-    }
-    if (o.json) {
-        printf("{\"threads\": %d, \"reps\": %d, \"clock\": \"%s\", \"cold_b\": %s, \"peak_gflops\": {", o.threads,
-               o.reps, o.cpu_clock ? "cpu" : "wall", o.cold ? "true" : "false");
-        for (int i = QB_ISA_AVX2; i < QB_ISA_COUNT; i++) {
-            printf("%s\"%s\": {\"1\": %.1f", i > QB_ISA_AVX2 ? ", " : "", qb_isa_name((qb_isa)i), peak1[i]);
-            if (o.threads > 1) printf(", \"%d\": %.1f", o.threads, peakn[i]);
-            printf(", \"best\": %.1f}", peakn_best[i]);
-        }
-        printf("}, \"results\": [");
-    } else {
-        printf("FMA peak (GFLOPS, median of the repeats):");
-        for (int i = QB_ISA_AVX2; i < QB_ISA_COUNT; i++)
-            printf("  %s %.1f (1 thread) %.1f (%d threads, best %.1f)", qb_isa_name((qb_isa)i), peak1[i], peakn[i],
-                   o.threads, peakn_best[i]);
-        printf("\n%-7s %5s %5s %5s %10s %7s %10s %7s %7s\n", "isa", "M", "N", "K", "best GF/s", "%peak", "median",
-               "%peak", "spread");
-    }
-    for (int s = 0; s < N_SHAPES; s++) {
-        const bench_shape *sh = &bench_shapes[s];
-        double flop = 2.0 * sh->M * sh->N * sh->K;
-        for (int i = 0; i < nk; i++) {
-            double *t = secs[s][i];
-            qsort(t, (size_t)o.reps, sizeof(double), bench_cmp_double);
-            double best = flop / t[0] * 1e-9, median = flop / t[o.reps / 2] * 1e-9;
-            double spread = (t[o.reps - 1] - t[0]) / t[o.reps / 2];
-            double peak = peakn[ks[i].isa], peak_best = peakn_best[ks[i].isa];
-            double pct_best = peak_best > 0 ? 100.0 * best / peak_best : 0, pct = peak > 0 ? 100.0 * median / peak : 0;
-            if (o.json)
-                printf("%s{\"isa\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"gflops_best\": %.1f, "
-                       "\"pct_peak_best\": %.1f, \"gflops_median\": %.1f, \"pct_peak_median\": %.1f, \"spread\": %.3f}",
-                       s || i ? ", " : "", ks[i].name, sh->M, sh->N, sh->K, best, pct_best, median, pct, spread);
-            else
-                printf("%-7s %5d %5d %5d %10.1f %6.1f%% %10.1f %6.1f%% %6.1f%%\n", ks[i].name, sh->M, sh->N, sh->K,
-                       best, pct_best, median, pct, 100.0 * spread);
-        }
-    }
-    if (o.json) printf("]}\n");
+    bench_report(&o, ks, nk, gflops, peak, peak1);
     free(A), free(B), free(bias), free(C), free(scratch);
     return 0;
 }

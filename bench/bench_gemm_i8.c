@@ -1,9 +1,11 @@
-/* Integer GEMM benchmark: the machine's measured multiply-add peak (a
- * register-only loop of independent vpdpbusd, and of vpmaddwd for AVX2),
- * then the INT8 GEMM on BERT-base linear shapes per ISA as GOPS (2 ops
- * per multiply-add) and percent of that peak, and quantize_rows speed.
- * Repeats are interleaved across shapes and ISAs so a noisy neighbour
- * spreads over all of them; medians and min..max are reported.
+/* Integer GEMM benchmark: the INT8 GEMM on BERT-base linear shapes per ISA
+ * as GOPS (2 ops per multiply-add) and as a share of the machine's integer
+ * multiply-add peak (peak.h: vpdpbusd, or vpmaddwd for AVX2), and
+ * quantize_rows speed.  Each GEMM sample (~20 ms of calls) comes right
+ * after a peak sample on the same threads, and the share is the median of
+ * those paired ratios with its quartiles, because on a shared machine both
+ * speeds change from one second to the next; samples rotate over shapes
+ * and ISAs rep by rep.  GOPS are given as median [min..max].
  *
  *   bench_gemm_i8 [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--no-amx] [--json]
  * Where the CPU has AMX, the avx512 table multiplies on tiles (rows named
@@ -18,6 +20,7 @@
 #include <time.h>
 
 #include "kernels/kernels_i8.h"
+#include "peak.h"
 
 enum { BENCH_SHAPES = 12, BENCH_MAX_REPS = 101 };
 
@@ -54,65 +57,17 @@ static double bench_median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* The peak loops are written in asm so the instructions timed are exactly
- * the ones counted.  From C, GCC merged accumulators that started equal
- * (one vpdpbusd per iteration, counted as 16) and padded the loop with
- * register copies that compete for the same ports.
- *
- * vpdpbusd: 12 independent in-place accumulators cover its latency (5)
- * times its issue rate (at most 2), and stay under asm's 30 operands. */
-#define BENCH_PEAK_ITERS 5000000L
-#define BENCH_FOR12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-#define BENCH_ACC_INIT(i) c##i = _mm512_set1_epi32(i);
-#define BENCH_VNNI_ASM(i) "vpdpbusd %[b], %[a], %[c" #i "]\n\t"
-#define BENCH_ACC_OPERAND(i) [c##i] "+v"(c##i),
-#define BENCH_ACC256_OPERAND(i) [c##i] "+x"(c##i),
-#define BENCH_ACC_SUM(i) sum = _mm512_add_epi32(sum, c##i);
-__attribute__((target("avx512f,avx512vnni"), noinline)) static int bench_vnni_loop(long iters) {
-    __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(1), sum = _mm512_setzero_si512();
-    __m512i c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11;
-    BENCH_FOR12(BENCH_ACC_INIT)
-    for (long it = 0; it < iters; it++)
-        __asm__ volatile(BENCH_FOR12(BENCH_VNNI_ASM) : BENCH_FOR12(BENCH_ACC_OPERAND)[a] "+v"(a) : [b] "v"(b));
-    BENCH_FOR12(BENCH_ACC_SUM)
-    return _mm_cvtsi128_si32(_mm512_castsi512_si128(sum));
-}
+/* The value at quantile q (nearest rank) of v, sorted. */
+static double bench_rank(const double *sorted, int n, double q) { return sorted[(int)(q * (n - 1) + 0.5)]; }
 
-/* The AVX2 scheme's unit: vpmaddwd (16 multiply-adds) plus its vpaddd,
- * twelve of them per iteration into 12 accumulators through 2 temporaries
- * (16 ymm registers in all). */
-#define BENCH_ACC256_INIT(i) c##i = _mm256_set1_epi32(i);
-#define BENCH_MADD_ASM(i, t)                     \
-    "vpmaddwd %[b], %[a], %[" #t "]\n\t"         \
-    "vpaddd %[" #t "], %[c" #i "], %[c" #i "]\n\t"
-#define BENCH_ACC256_SUM(i) sum = _mm256_add_epi32(sum, c##i);
-__attribute__((target("avx2"), noinline)) static int bench_madd_loop(long iters) {
-    __m256i a = _mm256_set1_epi16(1), b = _mm256_set1_epi16(1), sum = _mm256_setzero_si256(), t0, t1;
-    __m256i c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11;
-    BENCH_FOR12(BENCH_ACC256_INIT)
-    for (long it = 0; it < iters; it++)
-        __asm__ volatile(BENCH_MADD_ASM(0, t0) BENCH_MADD_ASM(1, t1) BENCH_MADD_ASM(2, t0) BENCH_MADD_ASM(3, t1)
-                         BENCH_MADD_ASM(4, t0) BENCH_MADD_ASM(5, t1) BENCH_MADD_ASM(6, t0) BENCH_MADD_ASM(7, t1)
-                         BENCH_MADD_ASM(8, t0) BENCH_MADD_ASM(9, t1) BENCH_MADD_ASM(10, t0) BENCH_MADD_ASM(11, t1)
-                         : BENCH_FOR12(BENCH_ACC256_OPERAND)[t0] "=&x"(t0), [t1] "=&x"(t1), [a] "+x"(a)
-                         : [b] "x"(b));
-    BENCH_FOR12(BENCH_ACC256_SUM)
-    return _mm_cvtsi128_si32(_mm256_castsi256_si128(sum));
-}
+#define BENCH_PEAK_ITERS 1000000L /* ~5 ms of vpdpbusd */
 
-/* GOPS of the ISA's inner instruction with `threads` threads, each running
- * the loop on its own core's registers. */
+/* One peak sample, GOPS of the ISA's integer multiply-add on `threads`
+ * threads (peak.h). */
 static double bench_peak_once(qb_isa isa, int threads) {
     double t0 = bench_now();
-#pragma omp parallel num_threads(threads)
-    {
-        /* a per-thread sink keeps the result live without a shared write */
-        volatile int sink = isa == QB_ISA_AVX512 ? bench_vnni_loop(BENCH_PEAK_ITERS) : bench_madd_loop(BENCH_PEAK_ITERS);
-        (void)sink;
-    }
-    double dt = bench_now() - t0;
-    double macs = isa == QB_ISA_AVX512 ? 12.0 * 64.0 : 12.0 * 16.0;
-    return 2.0 * macs * BENCH_PEAK_ITERS * threads / dt / 1e9;
+    double ops = bench_peak_ops(isa, true, threads, BENCH_PEAK_ITERS);
+    return ops / (bench_now() - t0) / 1e9;
 }
 
 typedef struct {
@@ -238,29 +193,30 @@ int main(int argc, char **argv) {
             return 1;
         }
     static double t[BENCH_SHAPES][QB_ISA_COUNT][BENCH_MAX_REPS], tq[QB_ISA_COUNT][BENCH_MAX_REPS];
-    static double p1[QB_ISA_COUNT][BENCH_MAX_REPS], pn[QB_ISA_COUNT][BENCH_MAX_REPS];
+    /* the n-thread peak sampled just before each GEMM sample, and 1-thread */
+    static double pn[BENCH_SHAPES][QB_ISA_COUNT][BENCH_MAX_REPS], p1[QB_ISA_COUNT][BENCH_MAX_REPS];
     for (int s = 0; s < BENCH_SHAPES; s++) /* warm-up: page in, spin up threads */
         for (int i = 0; i < QB_ISA_COUNT; i++)
             if (on[i]) bench_gemm_once(&ks[i], &probs[s], o.threads);
-    /* The peak is sampled inside every round too, so it and the GEMMs see
-     * the same neighbours and the percentages compare like with like. */
     for (int r = 0; r < o.reps; r++) {
-        for (int i = 1; i < QB_ISA_COUNT; i++) {
-            if (!on[i]) continue;
-            p1[i][r] = bench_peak_once((qb_isa)i, 1);
-            pn[i][r] = bench_peak_once((qb_isa)i, o.threads);
-        }
+        for (int i = 1; i < QB_ISA_COUNT; i++)
+            if (on[i]) p1[i][r] = bench_peak_once((qb_isa)i, 1);
         for (int s = 0; s < BENCH_SHAPES; s++)
             for (int i = 0; i < QB_ISA_COUNT; i++) {
                 if (!on[i]) continue;
+                pn[s][i][r] = bench_peak_once((qb_isa)i, o.threads);
                 t[s][i][r] = bench_gemm_once(&ks[i], &probs[s], o.threads);
                 if (s == 0) tq[i][r] = bench_quantize_once(&ks[i], &probs[s]);
             }
     }
     for (int i = 1; i < QB_ISA_COUNT; i++)
         if (on[i]) {
+            double all[BENCH_SHAPES * BENCH_MAX_REPS];
+            int n = 0;
+            for (int s = 0; s < BENCH_SHAPES; s++)
+                for (int r = 0; r < o.reps; r++) all[n++] = pn[s][i][r];
             peak1[i] = bench_median(p1[i], o.reps);
-            peakn[i] = bench_median(pn[i], o.reps);
+            peakn[i] = bench_median(all, n);
         }
 
     if (o.json) printf("{\"threads\": %d, \"reps\": %d, \"peak\": {", o.threads, o.reps);
@@ -281,18 +237,23 @@ int main(int argc, char **argv) {
         for (int i = 0; i < QB_ISA_COUNT; i++) {
             if (!on[i]) continue;
             const bench_shape *sh = &bench_shapes[s];
-            double ops = 2.0 * sh->M * sh->N * sh->K, v[BENCH_MAX_REPS];
-            for (int r = 0; r < o.reps; r++) v[r] = ops / t[s][i][r] / 1e9;
-            double med = bench_median(v, o.reps), pct = peakn[i] > 0 ? 100.0 * med / peakn[i] : 0.0;
+            double ops = 2.0 * sh->M * sh->N * sh->K, v[BENCH_MAX_REPS], pct[BENCH_MAX_REPS];
+            for (int r = 0; r < o.reps; r++) {
+                v[r] = ops / t[s][i][r] / 1e9;
+                pct[r] = pn[s][i][r] > 0 ? 100.0 * v[r] / pn[s][i][r] : 0.0;
+            }
+            double med = bench_median(v, o.reps), p_med = bench_median(pct, o.reps);
+            double p_q1 = bench_rank(pct, o.reps, 0.25), p_q3 = bench_rank(pct, o.reps, 0.75);
             const char *name = ks[i].amx ? "avx512+amx" : ks[i].name;
             if (o.json)
                 printf("%s{\"isa\": \"%s\", \"amx\": %s, \"M\": %d, \"N\": %d, \"K\": %d, \"gops\": %.1f, "
-                       "\"min\": %.1f, \"max\": %.1f, \"ms\": %.4f, \"pct_peak\": %.1f}",
+                       "\"min\": %.1f, \"max\": %.1f, \"ms\": %.4f, \"pct_peak\": %.1f, \"pct_peak_q1\": %.1f, "
+                       "\"pct_peak_q3\": %.1f}",
                        first ? "" : ", ", ks[i].name, ks[i].amx ? "true" : "false", sh->M, sh->N, sh->K, med, v[0],
-                       v[o.reps - 1], ops / med / 1e6, pct);
+                       v[o.reps - 1], ops / med / 1e6, p_med, p_q1, p_q3);
             else
-                printf("gemm %-10s M=%4d N=%4d K=%4d: %7.1f GOPS [%.1f..%.1f] %8.3f ms  %5.1f%% of VNNI peak\n",
-                       name, sh->M, sh->N, sh->K, med, v[0], v[o.reps - 1], ops / med / 1e6, pct);
+                printf("gemm %-10s M=%4d N=%4d K=%4d: %7.1f GOPS [%.1f..%.1f] %8.3f ms  %5.1f%% [%.1f..%.1f] of peak\n",
+                       name, sh->M, sh->N, sh->K, med, v[0], v[o.reps - 1], ops / med / 1e6, p_med, p_q1, p_q3);
             first = false;
         }
     if (o.json) printf("], \"quantize_rows\": [");

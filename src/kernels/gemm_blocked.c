@@ -70,7 +70,25 @@ static qb_gemm_f32_args qb_gemm_swapped(const qb_gemm_f32_args *g) {
     return r;
 }
 
-void qb_gemm_blocked_run(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, float *pack) {
+/* Strip m0 of block s: full strips are read in place, a ragged last one
+ * is copied into pa first. */
+static void qb_gemm_strip_at(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, const qb_gemm_f32_args *r,
+                             qb_gemm_strip s, int m0, float *pa) {
+    int rows = qb_gemm_min(uk->mr, r->M - m0);
+    s.m0 = m0;
+    s.a = r->A + (size_t)m0 * r->lda + s.k0;
+    s.lda = (size_t)r->lda;
+    /* Swapped strips are weight rows, met once, from L3 or DRAM. */
+    s.next = s.swap && r->M - m0 >= 2 * uk->mr ? s.a + (size_t)uk->mr * r->lda : NULL;
+    if (rows < uk->mr) {
+        qb_gemm_pack_a(s.a, r->lda, rows, s.kc, uk->mr, uk->kc, pa);
+        s.a = pa;
+        s.lda = (size_t)uk->kc;
+    }
+    qb_gemm_run_strip(uk, g, r, &s);
+}
+
+void qb_gemm_blocked_run(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, bool team, float *pack) {
     bool swap = uk->trans && qb_gemm_swap_pays(g);
     qb_gemm_f32_args r = swap ? qb_gemm_swapped(g) : *g;
     float *pb = pack;
@@ -84,19 +102,13 @@ void qb_gemm_blocked_run(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, f
             for (int j = 0; j < nc; j += uk->nr)
                 uk->pack_b(&r, n0 + j, qb_gemm_min(uk->nr, nc - j), k0, kc, pb + (size_t)j * kc);
             qb_gemm_strip s = {.n0 = n0, .nc = nc, .k0 = k0, .kc = kc, .pb = pb, .swap = swap};
-            for (int m0 = 0; m0 < r.M; m0 += uk->mr) {
-                int rows = qb_gemm_min(uk->mr, r.M - m0);
-                s.m0 = m0;
-                s.a = r.A + (size_t)m0 * r.lda + k0;
-                s.lda = (size_t)r.lda;
-                /* Swapped strips are weight rows, met once, from L3 or DRAM. */
-                s.next = swap && r.M - m0 >= 2 * uk->mr ? s.a + (size_t)uk->mr * r.lda : NULL;
-                if (rows < uk->mr) {
-                    qb_gemm_pack_a(s.a, r.lda, rows, kc, uk->mr, uk->kc, pa);
-                    s.a = pa;
-                    s.lda = (size_t)uk->kc;
-                }
-                qb_gemm_run_strip(uk, g, &r, &s);
+            if (team) {
+                /* the loop's closing barrier keeps the next K block off strips
+                 * another thread is still adding to */
+#pragma omp for schedule(dynamic, QB_GEMM_TEAM_CHUNK)
+                for (int m0 = 0; m0 < r.M; m0 += uk->mr) qb_gemm_strip_at(uk, g, &r, s, m0, pa);
+            } else {
+                for (int m0 = 0; m0 < r.M; m0 += uk->mr) qb_gemm_strip_at(uk, g, &r, s, m0, pa);
             }
         }
     }

@@ -85,4 +85,10 @@ static const qb_gemm_ukernel qb_gemm_avx2_ukernel = {
     .micro = qb_gemm_avx2_micro,
 };
 
-void qb_gemm_f32_avx2(const qb_gemm_f32_args *g, float *pack) { qb_gemm_blocked_run(&qb_gemm_avx2_ukernel, g, pack); }
+void qb_gemm_f32_avx2(const qb_gemm_f32_args *g, float *pack) {
+    qb_gemm_blocked_run(&qb_gemm_avx2_ukernel, g, false, pack);
+}
+
+void qb_gemm_f32_avx2_team(const qb_gemm_f32_args *g, float *pack) {
+    qb_gemm_blocked_run(&qb_gemm_avx2_ukernel, g, true, pack);
+}

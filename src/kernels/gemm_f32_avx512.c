@@ -41,8 +41,13 @@ static inline __attribute__((always_inline)) void qb_gemm_avx512_tile(int nv, in
     for (int i = 0; i < MR; i++)
 #pragma GCC unroll 3
         for (int v = 0; v < NV_MAX; v++) acc[i][v] = _mm512_setzero_ps();
+    /* Rows 0-3 and 4-7 of the strip as two bases and two strides, so
+     * every broadcast is one base + index addressing mode: with a pointer
+     * per row, GCC spilled one to the stack and reloaded it every step. */
+    const char *a0 = (const char *)pa, *a4 = a0 + 4 * lda * sizeof(float);
+    size_t l1 = lda * sizeof(float), l3 = 3 * l1;
 #pragma GCC unroll 2
-    for (int k = 0; k < kc; k++) {
+    for (int k = 0; k < kc; k++, a0 += sizeof(float), a4 += sizeof(float)) {
         __m512 b[NV_MAX];
         /* one line of the next strip every second step: all MR rows of
          * the 16 columns from k, so kc steps fetch the whole strip */
@@ -57,9 +62,13 @@ static inline __attribute__((always_inline)) void qb_gemm_avx512_tile(int nv, in
         }
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++) b[v] = _mm512_loadu_ps(pb + (size_t)k * NR + 16 * v);
+        const float *rows[MR] = {
+            (const float *)a0,        (const float *)(a0 + l1), (const float *)(a0 + 2 * l1), (const float *)(a0 + l3),
+            (const float *)a4,        (const float *)(a4 + l1), (const float *)(a4 + 2 * l1), (const float *)(a4 + l3),
+        };
 #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
-            __m512 a = _mm512_set1_ps(pa[i * lda + k]);
+            __m512 a = _mm512_set1_ps(*rows[i]);
 #pragma GCC unroll 3
             for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
         }
@@ -91,5 +100,9 @@ static const qb_gemm_ukernel qb_gemm_avx512_ukernel = {
 };
 
 void qb_gemm_f32_avx512(const qb_gemm_f32_args *g, float *pack) {
-    qb_gemm_blocked_run(&qb_gemm_avx512_ukernel, g, pack);
+    qb_gemm_blocked_run(&qb_gemm_avx512_ukernel, g, false, pack);
+}
+
+void qb_gemm_f32_avx512_team(const qb_gemm_f32_args *g, float *pack) {
+    qb_gemm_blocked_run(&qb_gemm_avx512_ukernel, g, true, pack);
 }

@@ -48,6 +48,9 @@ typedef struct qb_kernels {
      * qb_gemm_f32_pack_floats() floats, 64-byte aligned. */
     void (*gemm_f32)(const qb_gemm_f32_args *a, float *pack);
     bool gemm_f32_swaps; /* gemm_f32 runs few-row problems swapped (gemm_blocked.h) */
+    /* gemm_f32 as run by every thread of an OpenMP team at once, each with
+     * the whole problem and its own pack; NULL where there is none. */
+    void (*gemm_f32_team)(const qb_gemm_f32_args *a, float *pack);
     /* y = (x - mean) / sqrt(var + eps) * gamma + beta over one row of n. y may be x. */
     void (*layernorm_f32)(const float *x, const float *gamma, const float *beta, float eps, int n, float *y);
     /* In-place softmax of one row of n (n >= 1). */

@@ -1,0 +1,99 @@
+/* Peak loops for the GEMM benchmarks (see peak.h).
+ *
+ * The integer loops are written in asm so the instructions timed are
+ * exactly the ones counted: from C, GCC merged accumulators that started
+ * equal (one vpdpbusd per iteration, counted as 16) and padded the loop
+ * with register copies that compete for the same ports.  12 accumulators
+ * cover the latency (4 for FMA, 5 for vpdpbusd) times the issue rate (2)
+ * and stay under asm's 30 operands. */
+#include "peak.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#define PEAK_CHAINS 12
+#define PEAK_FOR12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+__attribute__((target("avx512f,fma"), noinline, noipa)) static float peak_fma_avx512(long iters) {
+    __m512 acc[PEAK_CHAINS], a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.001f);
+    for (int j = 0; j < PEAK_CHAINS; j++) acc[j] = _mm512_set1_ps((float)j);
+    for (long i = 0; i < iters; i++)
+#pragma GCC unroll 12
+        for (int j = 0; j < PEAK_CHAINS; j++) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
+    for (int j = 1; j < PEAK_CHAINS; j++) acc[0] = _mm512_add_ps(acc[0], acc[j]);
+    return _mm512_reduce_add_ps(acc[0]);
+}
+
+__attribute__((target("avx2,fma"), noinline, noipa)) static float peak_fma_avx2(long iters) {
+    __m256 acc[PEAK_CHAINS], a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.001f);
+    for (int j = 0; j < PEAK_CHAINS; j++) acc[j] = _mm256_set1_ps((float)j);
+    for (long i = 0; i < iters; i++)
+#pragma GCC unroll 12
+        for (int j = 0; j < PEAK_CHAINS; j++) acc[j] = _mm256_fmadd_ps(acc[j], a, b);
+    float out[8];
+    for (int j = 1; j < PEAK_CHAINS; j++) acc[0] = _mm256_add_ps(acc[0], acc[j]);
+    _mm256_storeu_ps(out, acc[0]);
+    return out[0];
+}
+
+#define PEAK_ACC_INIT(i) c##i = _mm512_set1_epi32(i);
+#define PEAK_VNNI_ASM(i) "vpdpbusd %[b], %[a], %[c" #i "]\n\t"
+#define PEAK_ACC_OPERAND(i) [c##i] "+v"(c##i),
+#define PEAK_ACC_SUM(i) sum = _mm512_add_epi32(sum, c##i);
+__attribute__((target("avx512f,avx512vnni"), noinline, noipa)) static int peak_vnni(long iters) {
+    __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(1), sum = _mm512_setzero_si512();
+    __m512i c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11;
+    PEAK_FOR12(PEAK_ACC_INIT)
+    for (long it = 0; it < iters; it++)
+        __asm__ volatile(PEAK_FOR12(PEAK_VNNI_ASM) : PEAK_FOR12(PEAK_ACC_OPERAND)[a] "+v"(a) : [b] "v"(b));
+    PEAK_FOR12(PEAK_ACC_SUM)
+    return _mm_cvtsi128_si32(_mm512_castsi512_si128(sum));
+}
+
+/* The AVX2 scheme's unit: vpmaddwd (16 multiply-adds) plus its vpaddd,
+ * twelve of them per iteration into 12 accumulators through 2 temporaries
+ * (16 ymm registers in all). */
+#define PEAK_ACC256_INIT(i) c##i = _mm256_set1_epi32(i);
+#define PEAK_ACC256_OPERAND(i) [c##i] "+x"(c##i),
+#define PEAK_ACC256_SUM(i) sum = _mm256_add_epi32(sum, c##i);
+#define PEAK_MADD_ASM(i, t)                      \
+    "vpmaddwd %[b], %[a], %[" #t "]\n\t"         \
+    "vpaddd %[" #t "], %[c" #i "], %[c" #i "]\n\t"
+__attribute__((target("avx2"), noinline, noipa)) static int peak_madd(long iters) {
+    __m256i a = _mm256_set1_epi16(1), b = _mm256_set1_epi16(1), sum = _mm256_setzero_si256(), t0, t1;
+    __m256i c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11;
+    PEAK_FOR12(PEAK_ACC256_INIT)
+    for (long it = 0; it < iters; it++)
+        __asm__ volatile(PEAK_MADD_ASM(0, t0) PEAK_MADD_ASM(1, t1) PEAK_MADD_ASM(2, t0) PEAK_MADD_ASM(3, t1)
+                         PEAK_MADD_ASM(4, t0) PEAK_MADD_ASM(5, t1) PEAK_MADD_ASM(6, t0) PEAK_MADD_ASM(7, t1)
+                         PEAK_MADD_ASM(8, t0) PEAK_MADD_ASM(9, t1) PEAK_MADD_ASM(10, t0) PEAK_MADD_ASM(11, t1)
+                         : PEAK_FOR12(PEAK_ACC256_OPERAND)[t0] "=&x"(t0), [t1] "=&x"(t1), [a] "+x"(a)
+                         : [b] "x"(b));
+    PEAK_FOR12(PEAK_ACC256_SUM)
+    return _mm_cvtsi128_si32(_mm256_castsi256_si128(sum));
+}
+
+/* Multiply-adds of one loop iteration. */
+static double peak_macs_per_iter(qb_isa isa, bool int8) {
+    if (int8) return isa == QB_ISA_AVX512 ? 12.0 * 64 : 12.0 * 16;
+    return isa == QB_ISA_AVX512 ? 12.0 * 16 : 12.0 * 8;
+}
+
+double bench_peak_ops(qb_isa isa, bool int8, int threads, long iters) {
+    if (isa == QB_ISA_SCALAR || !qb_isa_supported(isa)) return 0;
+    int team = 1;
+    volatile float sink = 0; /* keeps the loops' results, hence the loops */
+#pragma omp parallel num_threads(threads)
+    {
+        float r;
+        if (int8)
+            r = (float)(isa == QB_ISA_AVX512 ? peak_vnni(iters) : peak_madd(iters));
+        else
+            r = isa == QB_ISA_AVX512 ? peak_fma_avx512(iters) : peak_fma_avx2(iters);
+#pragma omp atomic
+        sink += r;
+#pragma omp single
+        team = omp_get_num_threads();
+    }
+    return 2.0 * peak_macs_per_iter(isa, int8) * (double)iters * team;
+}

@@ -1,0 +1,18 @@
+/* The machine's multiply-add peaks, which the GEMM benchmarks set their
+ * kernels against: register-only loops of independent accumulators, so the
+ * rate is the unit's and not the memory's. */
+#ifndef QB_BENCH_PEAK_H
+#define QB_BENCH_PEAK_H
+
+#include <stdbool.h>
+
+#include "kernels/kernels.h"
+
+/* Operations (2 per multiply-add) that `iters` rounds of isa's peak loop do
+ * on each of `threads` threads: the FP32 FMA (vfmadd231ps) or, with int8,
+ * the integer multiply-add (vpdpbusd on AVX-512, vpmaddwd + vpaddd on
+ * AVX2).  The caller times the call with its own clock.  0 for the scalar
+ * reference, which has no peak worth the name, or an ISA this CPU lacks. */
+double bench_peak_ops(qb_isa isa, bool int8, int threads, long iters);
+
+#endif
