@@ -174,8 +174,8 @@ static void bench_report(const bench_opts *o, const qb_kernels *ks, int nk, doub
             if (o->threads > 1) printf(", \"%d\": %.1f", o->threads, peakn_med[i]);
             printf(", \"best\": %.1f}", peakn_best[i]);
         } else
-            printf("  %s %.1f (1 thread), %.1f (%d threads; best %.1f)", ks[i].name, p1, peakn_med[i], o->threads,
-                   peakn_best[i]);
+            printf("  %s %.1f (1 thread), %.1f (%d thread%s, beside the GEMMs; best %.1f)", ks[i].name, p1,
+                   peakn_med[i], o->threads, o->threads > 1 ? "s" : "", peakn_best[i]);
         first = 0;
     }
     if (o->json)

@@ -227,8 +227,8 @@ int main(int argc, char **argv) {
         const char *unit = i == QB_ISA_AVX512 ? "vpdpbusd" : "vpmaddwd";
         if (o.json) printf("%s\"%s\": {\"unit\": \"%s\", \"gops_1t\": %.1f, \"gops_nt\": %.1f}", first ? "" : ", ",
                            ks[i].name, unit, peak1[i], peakn[i]);
-        else printf("peak %-6s (%s): %.1f GOPS 1 thread, %.1f GOPS %d threads\n", ks[i].name, unit, peak1[i],
-                    peakn[i], o.threads);
+        else printf("peak %-6s (%s): %.1f GOPS 1 thread, %.1f GOPS %d thread%s beside the GEMMs\n", ks[i].name, unit,
+                    peak1[i], peakn[i], o.threads, o.threads > 1 ? "s" : "");
         first = false;
     }
     if (o.json) printf("}, \"gemm\": [");
