@@ -1,6 +1,6 @@
 /* GEMM microbenchmark: qb_gemm_f32 on BERT-base Linear shapes (b_trans
  * weights, as read from safetensors) for every ISA, as GFLOPS and as a
- * share of this machine's FP32 FMA peak (peak.h).
+ * share of this machine's FP32 FMA peak (measure.h).
  *
  *   bench_gemm [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--json]
  *              [--clock wall|cpu] [--cold]
@@ -26,7 +26,7 @@
 #include <time.h>
 
 #include "kernels/kernels.h"
-#include "peak.h"
+#include "measure.h"
 
 #define PEAK_ITERS 2000000L /* ~6 ms of AVX-512 FMAs */
 #define SAMPLE_FLOP 2e9
@@ -68,11 +68,6 @@ static double bench_peak(const bench_opts *o, qb_isa isa, int threads) {
     double t0 = bench_now(o, threads);
     double flop = bench_peak_ops(isa, false, threads, PEAK_ITERS);
     return flop > 0 ? flop / (bench_now(o, threads) - t0) * 1e-9 : 0;
-}
-
-static int bench_cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static bool bench_parse(int argc, char **argv, bench_opts *o) {
@@ -138,12 +133,6 @@ static double bench_sample(const bench_opts *o, const qb_kernels *k, const qb_ge
         secs += bench_now(o, o->threads) - t0;
     }
     return flop * calls / secs * 1e-9;
-}
-
-/* v sorted, and its value at quantile q (nearest rank). */
-static double bench_quantile(double *v, int n, double q) {
-    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
-    return v[(int)(q * (n - 1) + 0.5)];
 }
 
 /* Median and best of kernel i's n-thread peak samples (every shape's). */

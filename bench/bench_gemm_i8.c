@@ -1,6 +1,6 @@
 /* Integer GEMM benchmark: the INT8 GEMM on BERT-base linear shapes per ISA
  * as GOPS (2 ops per multiply-add) and as a share of the machine's integer
- * multiply-add peak (peak.h: vpdpbusd, or vpmaddwd for AVX2), and
+ * multiply-add peak (measure.h: vpdpbusd, or vpmaddwd for AVX2), and
  * quantize_rows speed.  Each GEMM sample (~20 ms of calls) comes right
  * after a peak sample on the same threads, and the share is the median of
  * those paired ratios with its quartiles, because on a shared machine both
@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include "kernels/kernels_i8.h"
-#include "peak.h"
+#include "measure.h"
 
 enum { BENCH_SHAPES = 12, BENCH_MAX_REPS = 101 };
 
@@ -47,23 +47,10 @@ static double bench_now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static int bench_cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double bench_median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* The value at quantile q (nearest rank) of v, sorted. */
-static double bench_rank(const double *sorted, int n, double q) { return sorted[(int)(q * (n - 1) + 0.5)]; }
-
 #define BENCH_PEAK_ITERS 1000000L /* ~5 ms of vpdpbusd */
 
 /* One peak sample, GOPS of the ISA's integer multiply-add on `threads`
- * threads (peak.h). */
+ * threads (measure.h). */
 static double bench_peak_once(qb_isa isa, int threads) {
     double t0 = bench_now();
     double ops = bench_peak_ops(isa, true, threads, BENCH_PEAK_ITERS);
@@ -215,8 +202,8 @@ int main(int argc, char **argv) {
             int n = 0;
             for (int s = 0; s < BENCH_SHAPES; s++)
                 for (int r = 0; r < o.reps; r++) all[n++] = pn[s][i][r];
-            peak1[i] = bench_median(p1[i], o.reps);
-            peakn[i] = bench_median(all, n);
+            peak1[i] = bench_quantile(p1[i], o.reps, 0.5);
+            peakn[i] = bench_quantile(all, n, 0.5);
         }
 
     if (o.json) printf("{\"threads\": %d, \"reps\": %d, \"peak\": {", o.threads, o.reps);
@@ -242,8 +229,8 @@ int main(int argc, char **argv) {
                 v[r] = ops / t[s][i][r] / 1e9;
                 pct[r] = pn[s][i][r] > 0 ? 100.0 * v[r] / pn[s][i][r] : 0.0;
             }
-            double med = bench_median(v, o.reps), p_med = bench_median(pct, o.reps);
-            double p_q1 = bench_rank(pct, o.reps, 0.25), p_q3 = bench_rank(pct, o.reps, 0.75);
+            double med = bench_quantile(v, o.reps, 0.5), p_med = bench_quantile(pct, o.reps, 0.5);
+            double p_q1 = bench_quantile(pct, o.reps, 0.25), p_q3 = bench_quantile(pct, o.reps, 0.75);
             const char *name = ks[i].amx ? "avx512+amx" : ks[i].name;
             if (o.json)
                 printf("%s{\"isa\": \"%s\", \"amx\": %s, \"M\": %d, \"N\": %d, \"K\": %d, \"gops\": %.1f, "
@@ -262,7 +249,7 @@ int main(int argc, char **argv) {
         if (!on[i]) continue;
         double v[BENCH_MAX_REPS];
         for (int r = 0; r < o.reps; r++) v[r] = (double)probs[0].s.M * probs[0].s.K / tq[i][r] / 1e9;
-        double med = bench_median(v, o.reps);
+        double med = bench_quantile(v, o.reps, 0.5);
         if (o.json) printf("%s{\"isa\": \"%s\", \"gfloats_per_s\": %.2f}", first ? "" : ", ", ks[i].name, med);
         else printf("quantize_rows %-6s %dx%d: %.2f Gfloat/s [%.2f..%.2f]\n", ks[i].name, probs[0].s.M,
                     probs[0].s.K, med, v[0], v[o.reps - 1]);

@@ -2,7 +2,7 @@
  * run: FP32 (qb_gemm_f32 against dnnl_sgemm) and INT8 on VNNI (qb_gemm_i8
  * without AMX against dnnl_gemm_u8s8s32, limited to AVX512_CORE_VNNI), on
  * BERT-base Linear shapes, each as a share of the peak sampled just before
- * it (peak.h).  It answers whether a share below the bars is this kernel's
+ * it (measure.h).  It answers whether a share below the bars is this kernel's
  * or this machine's.  Built only where oneDNN is installed (Debian:
  * libdnnl-dev); qbert itself never links it.
  *
@@ -22,7 +22,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/kernels_i8.h"
-#include "peak.h"
+#include "measure.h"
 
 #define MAX_REPS 100
 #define SAMPLE_OPS 2e9
@@ -55,17 +55,6 @@ static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* The value at quantile q (nearest rank) of v, which it sorts. */
-static double quantile(double *v, int n, double q) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[(int)(q * (n - 1) + 0.5)];
 }
 
 static bool bench_init(bench *b, int threads) {
@@ -173,7 +162,7 @@ int main(int argc, char **argv) {
                    shapes[s].K);
             for (int impl = 0; impl < N_IMPLS; impl++) {
                 double *v = pct[q][s][impl];
-                double q1 = quantile(v, reps, 0.25), med = quantile(v, reps, 0.5), q3 = quantile(v, reps, 0.75);
+                double q1 = bench_quantile(v, reps, 0.25), med = bench_quantile(v, reps, 0.5), q3 = bench_quantile(v, reps, 0.75);
                 printf(" %5.1f%% [%5.1f..%5.1f]  ", med, q1, q3);
             }
             printf("\n");

@@ -15,7 +15,6 @@
  * Every batch is padded before the clock starts, so both sides time the
  * step alone.  Warm-up steps run the first batches (not timed), then every
  * batch is timed once; the weights keep training throughout, as in a run. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 #include "eval/dataset.h"
 #include "train/train_data.h"
 #include "train/trainer.h"
+#include "measure.h"
 
 #define BENCH_DUMP_MAGIC 0x42525451u
 #define BENCH_DUMP_VERSION 1u
@@ -242,20 +242,8 @@ static qb_status bench_run(qb_trainer *t, const bench_batches *bs, int warmup, b
     return st;
 }
 
-static int bench_cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* The q-quantile of sorted v, nearest rank. */
-static double bench_quantile(const double *v, int n, double q) {
-    int i = (int)lround(q * (n - 1));
-    return v[i];
-}
-
 static void bench_report(const bench_opts *o, const bench_batches *bs, const bench_result *r) {
     double *ms = r->ms;
-    qsort(ms, (size_t)r->n, sizeof *ms, bench_cmp_double);
     double eps = (double)bs->examples / r->seconds, pad = (double)bs->padded_tokens / (double)bs->examples;
     double med = bench_quantile(ms, r->n, 0.5), p10 = bench_quantile(ms, r->n, 0.1);
     double p90 = bench_quantile(ms, r->n, 0.9), mean_loss = r->loss_sum / r->n;

@@ -1,4 +1,4 @@
-/* Peak loops for the GEMM benchmarks (see peak.h).
+/* Peak loops and quantiles for the GEMM benchmarks (see measure.h).
  *
  * The integer loops are written in asm so the instructions timed are
  * exactly the ones counted: from C, GCC merged accumulators that started
@@ -6,10 +6,11 @@
  * with register copies that compete for the same ports.  12 accumulators
  * cover the latency (4 for FMA, 5 for vpdpbusd) times the issue rate (2)
  * and stay under asm's 30 operands. */
-#include "peak.h"
+#include "measure.h"
 
 #include <immintrin.h>
 #include <omp.h>
+#include <stdlib.h>
 
 #define PEAK_CHAINS 12
 #define PEAK_FOR12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
@@ -96,4 +97,14 @@ double bench_peak_ops(qb_isa isa, bool int8, int threads, long iters) {
         team = omp_get_num_threads();
     }
     return 2.0 * peak_macs_per_iter(isa, int8) * (double)iters * team;
+}
+
+static int bench_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_quantile(double *v, int n, double q) {
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+    return v[(int)(q * (n - 1) + 0.5)];
 }

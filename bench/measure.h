@@ -1,8 +1,9 @@
-/* The machine's multiply-add peaks, which the GEMM benchmarks set their
- * kernels against: register-only loops of independent accumulators, so the
- * rate is the unit's and not the memory's. */
-#ifndef QB_BENCH_PEAK_H
-#define QB_BENCH_PEAK_H
+/* What the GEMM benchmarks measure with: the machine's multiply-add peaks,
+ * which they set their kernels against (register-only loops of independent
+ * accumulators, so the rate is the unit's and not the memory's), and the
+ * quantiles they report. */
+#ifndef QB_BENCH_MEASURE_H
+#define QB_BENCH_MEASURE_H
 
 #include <stdbool.h>
 
@@ -14,5 +15,8 @@
  * AVX2).  The caller times the call with its own clock.  0 for the scalar
  * reference, which has no peak worth the name, or an ISA this CPU lacks. */
 double bench_peak_ops(qb_isa isa, bool int8, int threads, long iters);
+
+/* The value at quantile q (0..1, nearest rank) of v[0..n), which it sorts. */
+double bench_quantile(double *v, int n, double q);
 
 #endif
