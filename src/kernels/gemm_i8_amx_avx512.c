@@ -91,14 +91,14 @@ typedef struct {
 typedef struct {
     const qb_gemm_i8_args *g;
     const int32_t *part;
-    int m0, n, cols;
+    int m0, rows, n, cols;
     int next, total, per_step; /* vectors: next to do, all, per K step */
 } qb_i8_amx_pending;
 
 static inline void qb_i8_amx_pending_step(qb_i8_amx_pending *ep, int count) {
     if (count > ep->total - ep->next) count = ep->total - ep->next;
     if (count <= 0) return;
-    qb_i8_epilogue_range_avx512(ep->g, ep->part, ep->m0, ep->n, ep->cols, ep->next, count);
+    qb_i8_epilogue_range_avx512(ep->g, ep->part, ep->m0, ep->rows, ep->n, ep->cols, ep->next, count);
     ep->next += count;
 }
 
@@ -218,8 +218,8 @@ static void qb_i8_amx_block(const qb_gemm_i8_args *g, int m0, int m1, int n, int
         ep->per_step = (ep->total - ep->next + steps_per_rows - 1) / steps_per_rows;
         qb_i8_amx_rows(g, m, mr, n, width, sums, &pf, ep);
         qb_i8_amx_pending_step(ep, ep->total - ep->next);
-        int total = mr * QB_AMX_ROWS * ((cols + 15) / 16);
-        *ep = (qb_i8_amx_pending){.g = g, .part = sums, .m0 = m, .n = n, .cols = cols, .total = total};
+        int rows = mr * QB_AMX_ROWS, total = rows * ((cols + 15) / 16);
+        *ep = (qb_i8_amx_pending){.g = g, .part = sums, .m0 = m, .rows = rows, .n = n, .cols = cols, .total = total};
         *half ^= 1;
     }
 }

@@ -108,9 +108,9 @@ bool qb_i8_amx_enable(void);
 /* Dequantizes, activates and stores rows [m0, m0 + rows) x columns
  * [n, n + cols) from finished int32 sums laid out 64 per row in part. */
 void qb_i8_epilogue_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n, int cols);
-/* The same for output vectors [first, first + count) of that block, row
- * by row (vector v: row v / nv, columns 16 * (v % nv), nv = ceil(cols / 16)). */
-void qb_i8_epilogue_range_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int n, int cols, int first,
-                                 int count);
+/* The same for output vectors [first, first + count) of that block,
+ * stripe by stripe (vector v: row v % rows, columns 16 * (v / rows)). */
+void qb_i8_epilogue_range_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n, int cols,
+                                 int first, int count);
 
 #endif
