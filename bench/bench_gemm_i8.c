@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kernels/kernels_i8.h"
 #include "measure.h"
@@ -41,21 +40,7 @@ static const bench_shape bench_shapes[BENCH_SHAPES] = {
     {25, 768, 768},    {25, 2304, 768},    {25, 3072, 768},    {25, 768, 3072},
 };
 
-static double bench_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 #define BENCH_PEAK_ITERS 1000000L /* ~5 ms of vpdpbusd */
-
-/* One peak sample, GOPS of the ISA's integer multiply-add on `threads`
- * threads (measure.h). */
-static double bench_peak_once(qb_isa isa, int threads) {
-    double t0 = bench_now();
-    double ops = bench_peak_ops(isa, true, threads, BENCH_PEAK_ITERS);
-    return ops / (bench_now() - t0) / 1e9;
-}
 
 typedef struct {
     bench_shape s;
@@ -122,17 +107,17 @@ static double bench_gemm_once(const qb_kernels_i8 *k, bench_problem *p, int thre
     double ops = 2.0 * p->s.M * p->s.N * p->s.K;
     int calls = (int)(0.02 * 200e9 / ops) + 1;
     if (k->isa == QB_ISA_SCALAR) calls = 1;
-    double t0 = bench_now();
+    double t0 = bench_seconds();
     for (int c = 0; c < calls; c++) qb_gemm_i8(k, &a, threads);
-    return (bench_now() - t0) / calls;
+    return (bench_seconds() - t0) / calls;
 }
 
 static double bench_quantize_once(const qb_kernels_i8 *k, bench_problem *p) {
     const int calls = 20;
-    double t0 = bench_now();
+    double t0 = bench_seconds();
     for (int c = 0; c < calls; c++)
         k->quantize_rows(p->X, p->s.M, p->s.K, p->s.K, p->A, p->s.K, p->a_scale, p->a_zero);
-    return (bench_now() - t0) / calls;
+    return (bench_seconds() - t0) / calls;
 }
 
 static bool bench_parse(int argc, char **argv, bench_opts *o) {
@@ -187,11 +172,11 @@ int main(int argc, char **argv) {
             if (on[i]) bench_gemm_once(&ks[i], &probs[s], o.threads);
     for (int r = 0; r < o.reps; r++) {
         for (int i = 1; i < QB_ISA_COUNT; i++)
-            if (on[i]) p1[i][r] = bench_peak_once((qb_isa)i, 1);
+            if (on[i]) p1[i][r] = bench_peak_gops((qb_isa)i, true, 1, BENCH_PEAK_ITERS);
         for (int s = 0; s < BENCH_SHAPES; s++)
             for (int i = 0; i < QB_ISA_COUNT; i++) {
                 if (!on[i]) continue;
-                pn[s][i][r] = bench_peak_once((qb_isa)i, o.threads);
+                pn[s][i][r] = bench_peak_gops((qb_isa)i, true, o.threads, BENCH_PEAK_ITERS);
                 t[s][i][r] = bench_gemm_once(&ks[i], &probs[s], o.threads);
                 if (s == 0) tq[i][r] = bench_quantize_once(&ks[i], &probs[s]);
             }

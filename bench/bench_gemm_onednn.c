@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kernels/kernels.h"
 #include "kernels/kernels_i8.h"
@@ -50,12 +49,6 @@ typedef struct {
     int32_t *Ci, *a_zero;
     qb_i8_weights packed[N_SHAPES];
 } bench;
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static bool bench_init(bench *b, int threads) {
     memset(b, 0, sizeof *b);
@@ -111,14 +104,13 @@ static void run_i8(bench *b, int impl, int si) {
 /* One sample as a share of the peak sampled just before it, in percent. */
 static double sample(bench *b, bool int8, int impl, int si) {
     qb_isa isa = int8 ? QB_ISA_AVX512 : b->f32.isa;
-    double t0 = now(), peak_ops = bench_peak_ops(isa, int8, b->threads, PEAK_ITERS);
-    double peak = peak_ops / (now() - t0);
+    double peak = bench_peak_gops(isa, int8, b->threads, PEAK_ITERS);
     const shape *s = &shapes[si];
     double ops = 2.0 * s->M * s->N * s->K;
     int calls = (int)(SAMPLE_OPS * (int8 ? 2 : 1) / ops) + 1;
-    t0 = now();
+    double t0 = bench_seconds();
     for (int c = 0; c < calls; c++) int8 ? run_i8(b, impl, si) : run_f32(b, impl, s);
-    return 100.0 * ops * calls / (now() - t0) / peak;
+    return 100.0 * ops * calls / (bench_seconds() - t0) * 1e-9 / peak;
 }
 
 int main(int argc, char **argv) {

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define PEAK_CHAINS 12
 #define PEAK_FOR12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
@@ -97,6 +98,17 @@ double bench_peak_ops(qb_isa isa, bool int8, int threads, long iters) {
         team = omp_get_num_threads();
     }
     return 2.0 * peak_macs_per_iter(isa, int8) * (double)iters * team;
+}
+
+double bench_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+double bench_peak_gops(qb_isa isa, bool int8, int threads, long iters) {
+    double t0 = bench_seconds(), ops = bench_peak_ops(isa, int8, threads, iters);
+    return ops > 0 ? ops / (bench_seconds() - t0) * 1e-9 : 0;
 }
 
 static int bench_cmp_double(const void *a, const void *b) {

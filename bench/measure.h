@@ -16,6 +16,13 @@
  * reference, which has no peak worth the name, or an ISA this CPU lacks. */
 double bench_peak_ops(qb_isa isa, bool int8, int threads, long iters);
 
+/* Seconds on the monotonic clock. */
+double bench_seconds(void);
+
+/* One peak sample: bench_peak_ops timed on that clock, in GOPS (GFLOPS
+ * for FP32); 0 where the ISA has no peak. */
+double bench_peak_gops(qb_isa isa, bool int8, int threads, long iters);
+
 /* The value at quantile q (0..1, nearest rank) of v[0..n), which it sorts. */
 double bench_quantile(double *v, int n, double q);
 

@@ -3,6 +3,9 @@
 
 #include "kernels/gemm_blocked.h"
 
+/* Strips a thread claims at a time in a team run. */
+#define QB_GEMM_TEAM_CHUNK 4
+
 static int qb_gemm_min(int a, int b) { return a < b ? a : b; }
 
 /* Splits len into the fewest blocks of at most max, all the same size

@@ -71,14 +71,11 @@ typedef struct {
  * kernel allows: the weight has at least twice as many rows as A. */
 static inline bool qb_gemm_swap_pays(const qb_gemm_f32_args *g) { return g->b_trans && 2 * g->M <= g->N; }
 
-/* Strips a thread claims at a time in a team run. */
-#define QB_GEMM_TEAM_CHUNK 4
-
 /* Runs the whole problem g; pack holds QB_GEMM_PACK_FLOATS(uk->mr, uk->kc,
  * uk->nc) floats, 64-byte aligned.  With team, every thread of the current
  * OpenMP team calls it with the same g and its own pack: each packs every
- * block itself, and the block's strips are handed out QB_GEMM_TEAM_CHUNK at
- * a time as threads come free. */
+ * block itself, and the block's strips are handed out a few at a time as
+ * threads come free. */
 void qb_gemm_blocked_run(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, bool team, float *pack);
 
 #endif

@@ -156,16 +156,9 @@ static inline __attribute__((always_inline)) void qb_i8_epilogue_vector(const qb
     _mm512_mask_storeu_ps(g->C + (size_t)m * g->ldc + c, s->mask, v);
 }
 
-void qb_i8_epilogue_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n, int cols) {
-    for (int j = 0; j < cols; j += 16) {
-        qb_i8_stripe s = qb_i8_stripe_load(g, n + j, cols - j);
-        for (int i = 0; i < rows; i++) qb_i8_epilogue_vector(g, &s, part + i * 64 + j, m0 + i, n + j);
-    }
-}
-
-/* The AMX path feeds these a few at a time between tile steps.  Stripe
- * by stripe, so a stripe's constants load once per run of its rows rather
- * than for every vector (AMX GEMMs, interleaved: +0-7%). */
+/* Stripe by stripe, so a stripe's constants load once per run of its rows
+ * rather than for every vector (AMX GEMMs, which hand out a few vectors
+ * between tile steps, interleaved: +0-7%). */
 void qb_i8_epilogue_range_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n, int cols,
                                  int first, int count) {
     int i = first % rows, j = 16 * (first / rows);
@@ -225,7 +218,7 @@ static void qb_i8_block_avx512(const qb_gemm_i8_args *g, int m0, int rows, int n
             qb_i8_tiles[mr - 1][width / 16 - 1](&t);
         }
     }
-    qb_i8_epilogue_avx512(g, part, m0, rows, n, cols);
+    qb_i8_epilogue_range_avx512(g, part, m0, rows, n, cols, 0, rows * ((cols + 15) / 16));
 }
 
 void qb_gemm_i8_vnni(const qb_gemm_i8_args *g, int n0, int n1) {

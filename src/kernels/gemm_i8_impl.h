@@ -105,11 +105,11 @@ void qb_gemm_i8_vnni(const qb_gemm_i8_args *g, int n0, int n1);
 void qb_gemm_i8_amx(const qb_gemm_i8_args *g, int n0, int n1);
 /* Whether AMX-INT8 exists and the OS granted this process its tile state. */
 bool qb_i8_amx_enable(void);
-/* Dequantizes, activates and stores rows [m0, m0 + rows) x columns
- * [n, n + cols) from finished int32 sums laid out 64 per row in part. */
-void qb_i8_epilogue_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n, int cols);
-/* The same for output vectors [first, first + count) of that block,
- * stripe by stripe (vector v: row v % rows, columns 16 * (v / rows)). */
+/* Dequantizes, activates and stores output vectors [first, first + count)
+ * of the block rows [m0, m0 + rows) x columns [n, n + cols), from finished
+ * int32 sums laid out 64 per row in part, stripe by stripe (vector v: row
+ * v % rows, columns 16 * (v / rows); all of them: count = rows * ceil(cols
+ * / 16)). */
 void qb_i8_epilogue_range_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n, int cols,
                                  int first, int count);
 
