@@ -166,6 +166,30 @@ int qb_quant_method_parse(const char *name, qb_quant_method *out) {
     return 0;
 }
 
+/* "modules": {"<linear>": "int8" | "int8-dynamic" | ...}: only the
+ * dynamic linears of a static model change how the weights bind. */
+static qb_status parse_modules(const qb_json *j, int q, qb_quant_config *qc, const char *path, qb_error *err) {
+    int mods = qb_json_get(j, q, "modules");
+    if (mods < 0 || qc->method != QB_QUANT_STATIC) return QB_OK;
+    if (!qb_json_is(j, mods, QB_JSON_OBJECT))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.modules must be an object", path);
+    qc->dynamic_linears = calloc(j->toks[mods].size + 1, sizeof *qc->dynamic_linears);
+    if (!qc->dynamic_linears) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    for (uint32_t k = (uint32_t)mods + 1, i = 0; i < j->toks[mods].size; i++, k = j->toks[k + 1].next) {
+        if (!qb_json_str_eq(j, (int)k + 1, "int8-dynamic")) continue;
+        char *name = qb_json_strdup(j, (int)k, NULL);
+        if (!name) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+        qc->dynamic_linears[qc->n_dynamic_linears++] = name;
+    }
+    return QB_OK;
+}
+
+bool qb_quant_config_dynamic(const qb_quant_config *qc, const char *name) {
+    for (int i = 0; i < qc->n_dynamic_linears; i++)
+        if (!strcmp(qc->dynamic_linears[i], name)) return true;
+    return false;
+}
+
 /* Only qbert's own block is understood; another library's (bitsandbytes,
  * GPTQ...) describes a format qbert cannot run. */
 static qb_status parse_quant(const qb_json *j, qb_config *c, const char *path, qb_error *err) {
@@ -209,7 +233,7 @@ static qb_status parse_quant(const qb_json *j, qb_config *c, const char *path, q
     if (qc->attention_int8 && qc->method != QB_QUANT_STATIC)
         return qb_fail(err, QB_ERR_FORMAT, "%s: int8 attention needs static quantization (method \"static\")", path);
     qc->present = true;
-    return QB_OK;
+    return parse_modules(j, q, qc, path, err);
 }
 
 qb_status qb_config_load(const char *path, qb_config *c, qb_error *err) {
@@ -228,5 +252,7 @@ qb_status qb_config_load(const char *path, qb_config *c, qb_error *err) {
 void qb_config_free(qb_config *c) {
     for (int i = 0; c->labels && i < c->num_labels; i++) free(c->labels[i]);
     free(c->labels);
+    for (int i = 0; i < c->quant.n_dynamic_linears; i++) free(c->quant.dynamic_linears[i]);
+    free(c->quant.dynamic_linears);
     memset(c, 0, sizeof *c);
 }

@@ -17,7 +17,12 @@ typedef struct {
     bool act_symmetric;
     char observer[32];    /* static: how the input ranges were chosen */
     bool attention_int8;  /* static: Q.K^T and P.V in int8 ("attention": "int8") */
+    char **dynamic_linears; /* static models: linears listed "int8-dynamic" in "modules" */
+    int n_dynamic_linears;
 } qb_quant_config;
+
+/* True if a static model's "modules" declares linear `name` int8-dynamic. */
+bool qb_quant_config_dynamic(const qb_quant_config *qc, const char *name);
 
 typedef struct {
     qb_arch arch;

@@ -16,10 +16,11 @@ static bool same_input_quant(const qb_linear *a, const qb_linear *b) {
 
 /* Rows go to the threads in equal runs: quantizing is 7% of an int8
  * forward pass, and run on one thread it left the other spinning. */
-static void quantize_input(qb_session *s, const qb_linear *l, const float *x, int rows) {
+static void quantize_input(qb_session *s, const qb_linear *l, const float *x, int rows, const qb_linear *prev) {
     const qb_kernels_i8 *k = &s->m->kern_i8;
     const qb_quant_config *qc = &s->m->cfg.quant;
-    if (s->qa_src == x && s->qa_for && same_input_quant(s->qa_for, l)) return;
+    s->qa_for = l;
+    if (prev && same_input_quant(prev, l)) return;
     bool fixed = l->static_input || !qc->act_per_token;
     qb_qparams p = {l->in_scale, l->in_zero};
     if (fixed && !l->static_input) p = qb_dynamic_tensor_params(x, (size_t)rows * l->in, qc->act_symmetric);
@@ -40,15 +41,19 @@ static void quantize_input(qb_session *s, const qb_linear *l, const float *x, in
             }
         }
     }
-    s->qa_src = x;
-    s->qa_for = l;
 }
 
-static void linear(qb_session *s, const qb_linear *l, const float *x, int rows, float *y,
-                   const float *residual, qb_act act) {
+/* y = act(x W^T + b) + residual in l's format.  reuse: x is the input of
+ * the linear run just before this one, unchanged since (the graph knows
+ * this; pointers cannot tell, since attention and LayerNorm write buffers
+ * in place). */
+static void linear_run(qb_session *s, const qb_linear *l, const float *x, int rows, float *y,
+                       const float *residual, qb_act act, bool reuse) {
+    const qb_linear *prev = reuse ? s->qa_for : NULL;
+    s->qa_for = NULL;
     if (s->observe) s->observe(s->observe_ctx, l, false, x, rows);
     if (l->q) {
-        quantize_input(s, l, x, rows);
+        quantize_input(s, l, x, rows, prev);
         qb_gemm_i8_args g = {
             .M = rows, .N = l->out, .K = l->in,
             .A = s->qa, .lda = l->in, .a_scale = s->qa_scale, .a_zero = s->qa_zero,
@@ -74,7 +79,11 @@ static void linear(qb_session *s, const qb_linear *l, const float *x, int rows, 
         };
         qb_gemm_f32(&s->m->kern, &g, s->n_threads, s->pack);
     }
-    if (y == s->qa_src) s->qa_src = NULL;
+}
+
+static void linear(qb_session *s, const qb_linear *l, const float *x, int rows, float *y,
+                   const float *residual, qb_act act) {
+    linear_run(s, l, x, rows, y, residual, act, false);
 }
 
 static void layernorm_rows(qb_session *s, const qb_norm *n, float *x, int rows, int dim) {
@@ -185,8 +194,8 @@ static void block(qb_session *s, const qb_block *blk) {
     int T = s->n_rows, H = c->hidden_size;
     qb_acts *a = &s->a;
     linear(s, &blk->q, a->x, T, a->q, NULL, QB_ACT_NONE);
-    linear(s, &blk->k, a->x, T, a->k, NULL, QB_ACT_NONE);
-    linear(s, &blk->v, a->x, T, a->v, NULL, QB_ACT_NONE);
+    linear_run(s, &blk->k, a->x, T, a->k, NULL, QB_ACT_NONE, true);
+    linear_run(s, &blk->v, a->x, T, a->v, NULL, QB_ACT_NONE, true);
     if (s->observe) {
         s->observe(s->observe_ctx, &blk->q, true, a->q, T);
         s->observe(s->observe_ctx, &blk->k, true, a->k, T);
@@ -224,7 +233,7 @@ static void head(qb_session *s) {
 void qb_forward(qb_session *s) {
     const qb_model *m = s->m;
     int inner = qb_model_inner_steps(m);
-    s->qa_src = NULL;
+    s->qa_for = NULL;
     embed(s);
     for (int l = 0; l < m->cfg.num_layers; l++)
         for (int i = 0; i < inner; i++) block(s, qb_model_block(m, l, i));

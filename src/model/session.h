@@ -51,12 +51,12 @@ struct qb_session {
     int batch, seq, n_rows;                 /* shape of the last run */
 
     /* int8 linears: the quantized input and its per-row parameters.  Q, K
-     * and V read the same input, so it is quantized once: qa_src names the
-     * float buffer qa holds, until a linear overwrites that buffer. */
+     * and V read the same input, so the graph lets K and V reuse what Q
+     * quantized: qa_for is the linear that filled qa, and only the linear
+     * right after it may reuse it (any other op may change the buffer). */
     uint8_t *qa;
     float *qa_scale;
     int32_t *qa_zero;
-    const float *qa_src;
     const qb_linear *qa_for;
 
     qb_attn_scratch *attn_i8; /* [n_threads]; NULL unless a block has int8 attention */

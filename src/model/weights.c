@@ -166,7 +166,14 @@ static void bind_linear_i8(binder *b, qb_linear *l, const qb_st_tensor *t) {
             return;
         }
     }
-    if (b->m->cfg.quant.method == QB_QUANT_STATIC) {
+    /* Static models' linears have calibrated inputs unless "modules" lists
+     * them int8-dynamic; a dynamic model's linear may carry one too. */
+    const qb_quant_config *qc = &b->m->cfg.quant;
+    char iname[256];
+    snprintf(iname, sizeof iname, "%s.input_scale", l->name);
+    bool static_in = qc->method == QB_QUANT_STATIC ? !qb_quant_config_dynamic(qc, l->name)
+                                                   : qb_safetensors_find(&b->m->st, iname) != NULL;
+    if (static_in) {
         const qb_st_tensor *is = companion(b, l->name, ".input_scale", QB_F32, 1);
         const qb_st_tensor *iz = is ? companion(b, l->name, ".input_zero_point", QB_I32, 1) : NULL;
         if (!iz) return;
