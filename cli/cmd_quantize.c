@@ -25,17 +25,20 @@ static const char help_quantize[] =
     "                        run on the int8 kernels (e.g. 4: values in [-8, 7])\n"
     "  --keep PATTERN        keep matching linears in FP32 (glob over names such as\n"
     "                        'bert.encoder.layer.0.*'; repeatable)\n"
-    "  --precision-map FILE  JSON {\"<linear name or glob>\": \"fp32|fp16|bf16|int8\"}\n"
+    "  --precision-map FILE  JSON {\"<linear name or glob>\": \"FORMAT\"}, later keys\n"
+    "                        winning; FORMAT: fp32, fp16, bf16, int8 (the method's\n"
+    "                        activations), int8-dynamic, int8-static (needs --calib)\n"
     "  --quantize-embeddings int8 word embeddings with a scale per row (fp16/bf16:\n"
     "                        every embedding table in half precision)\n"
     "  --quantize-head       also the final classifier (kept FP32 by default)\n"
     "  --calib FILE          static: calibration texts (any dataset eval reads)\n"
     "  --calib-n N           static: texts to use (default 512)\n"
     "  --calib-stats FILE    static: statistics saved by 'qbert calibrate' instead\n"
-    "  --observer O          static: minmax (default), percentile:99.99, mse, entropy\n"
+    "  --observer O          static: percentile:99.99 (default), minmax, mse, entropy\n"
     "  --int8-attention      static: also Q.K^T and P.V in int8 (Q, K, V scales from\n"
     "                        calibration, probabilities on a u8 grid per row)\n"
-    "  --max-length L        calibration truncation (default 128)\n"
+    "  --max-length L        calibration truncation (default: the model's positions,\n"
+    "                        at most 512, as in every command)\n"
     "  --threads N           compute threads (default: all cores)\n"
     "  --force               replace an existing OUT_DIR\n";
 
@@ -132,7 +135,7 @@ static void print_report(const quant_args *a, const qb_quant_report *r) {
     printf("wrote        %s\n", a->out);
     printf("linears      %d: %d int8, %d fp16, %d bf16, %d fp32\n", r->n_linears, r->n_int8, r->n_fp16, r->n_bf16,
            r->n_fp32);
-    if (a->p.method == QB_QUANT_STATIC) printf("calibration  %d texts\n", r->calib_used);
+    if (r->calib_used) printf("calibration  %d texts\n", r->calib_used);
     printf("size         %.2f MB -> %.2f MB (%.1f%% of the input, %.2fx smaller)\n", r->in_bytes / 1e6,
            r->out_bytes / 1e6, 100.0 * r->out_bytes / r->in_bytes, (double)r->in_bytes / r->out_bytes);
     printf("time         %.2f s\n", r->seconds);

@@ -20,7 +20,7 @@ qat() {
   if [ $? -ne 0 ]; then fail "$1: qat failed: $(cat "$TMP/$1.err")"; return; fi
   "$QBERT" eval "$TMP/$1-qat" --data "$SST/dev.tsv" --max-length 66 "${limit[@]}" --json >"$TMP/$1.json"
   if [ -n "$SANITIZE" ]; then ok; echo "  $1: QAT ran cleanly (sanitizer build: accuracy not compared)"; return; fi
-  "$QBERT" quantize "$model" -o "$TMP/$1-ptq" --method static --calib "$SST/train.tsv" >/dev/null 2>&1
+  "$QBERT" quantize "$model" -o "$TMP/$1-ptq" --method static --observer minmax --calib "$SST/train.tsv" >/dev/null 2>&1
   "$QBERT" eval "$TMP/$1-ptq" --data "$SST/dev.tsv" --max-length 66 --json >"$TMP/$1-ptq.json"
   local got ptq ref
   got=$(json_get "$TMP/$1.json" "j['accuracy']")

@@ -16,7 +16,7 @@
 qb_quant_params qb_quant_default_params(qb_quant_method method) {
     qb_quant_params p = {
         .method = method, .per_channel = 1, .act_per_token = method == QB_QUANT_DYNAMIC,
-        .bits = 8, .calib_n = 512, .observer = "minmax", .max_length = 128,
+        .bits = 8, .calib_n = 512, .observer = "percentile:99.99", .max_length = 0,
     };
     return p;
 }
@@ -27,32 +27,50 @@ static bool is_int8_method(qb_quant_method m) { return m == QB_QUANT_DYNAMIC || 
  * what every metric reads.  The pooler is an ordinary linear layer. */
 static bool is_classifier(const qb_model *m, const qb_linear *l) { return l == &m->classifier; }
 
-static bool parse_precision(const char *s, qb_precision *out) {
-    static const char *names[] = {"fp32", "fp16", "bf16", "int8"};
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(s, names[i])) {
-            *out = (qb_precision)i;
+/* What a linear becomes.  "int8" in a map means the method's own
+ * activations; the explicit names mix dynamic and static inputs in one
+ * model. */
+typedef enum { PLAN_FP32, PLAN_FP16, PLAN_BF16, PLAN_INT8_DYNAMIC, PLAN_INT8_STATIC } plan_fmt;
+
+static const char *const plan_names[] = {"fp32", "fp16", "bf16", "int8-dynamic", "int8-static"};
+
+static bool plan_int8(plan_fmt f) { return f == PLAN_INT8_DYNAMIC || f == PLAN_INT8_STATIC; }
+
+static plan_fmt method_int8(const qb_quant_params *p) {
+    return p->method == QB_QUANT_STATIC ? PLAN_INT8_STATIC : PLAN_INT8_DYNAMIC;
+}
+
+static bool parse_plan(const qb_quant_params *p, const char *s, plan_fmt *out) {
+    if (!strcmp(s, "int8")) {
+        *out = method_int8(p);
+        return true;
+    }
+    for (int i = 0; i < (int)(sizeof plan_names / sizeof *plan_names); i++)
+        if (!strcmp(s, plan_names[i])) {
+            *out = (plan_fmt)i;
             return true;
         }
     return false;
 }
 
-/* {"<linear name or glob>": "fp32|fp16|bf16|int8", ...}; every key must
- * match some linear, so a typo cannot silently do nothing. */
-static qb_status apply_precision_map(const qb_model *m, const char *path, qb_precision *plan, qb_error *err) {
+/* {"<linear name or glob>": "fp32|fp16|bf16|int8|int8-dynamic|int8-static"};
+ * every key must match some linear, so a typo cannot silently do nothing. */
+static qb_status apply_precision_map(const qb_model *m, const qb_quant_params *p, plan_fmt *plan, qb_error *err) {
+    const char *path = p->precision_map;
     qb_json j;
     qb_status st = qb_json_load_object(&j, path, err);
     if (st) return st;
     for (uint32_t k = 1, i = 0; !st && i < j.toks[0].size; i++, k = j.toks[k + 1].next) {
         char *key = qb_json_strdup(&j, (int)k, NULL), *val = qb_json_strdup(&j, (int)k + 1, NULL);
-        qb_precision prec = QB_PREC_FP32;
+        plan_fmt fmt = PLAN_FP32;
         int hits = 0;
-        if (!key || !val || !parse_precision(val, &prec)) {
-            st = qb_fail(err, QB_ERR_FORMAT, "%s: value for '%s' must be \"fp32\", \"fp16\", \"bf16\" or \"int8\"",
-                         path, key ? key : "?");
+        if (!key || !val || !parse_plan(p, val, &fmt)) {
+            st = qb_fail(err, QB_ERR_FORMAT,
+                         "%s: value for '%s' must be \"fp32\", \"fp16\", \"bf16\", \"int8\", \"int8-dynamic\" or "
+                         "\"int8-static\"", path, key ? key : "?");
         }
         for (int l = 0; !st && l < m->n_linears; l++)
-            if (!fnmatch(key, m->linears[l]->name, 0)) plan[l] = prec, hits++;
+            if (!fnmatch(key, m->linears[l]->name, 0)) plan[l] = fmt, hits++;
         if (!st && !hits) st = qb_fail(err, QB_ERR_FORMAT, "%s: '%s' matches no linear layer of the model", path, key);
         free(key);
         free(val);
@@ -61,24 +79,29 @@ static qb_status apply_precision_map(const qb_model *m, const char *path, qb_pre
     return st;
 }
 
-static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, qb_precision *plan, qb_error *err) {
-    qb_precision base = is_int8_method(p->method) ? QB_PREC_INT8
-                        : p->method == QB_QUANT_FP16 ? QB_PREC_FP16 : QB_PREC_BF16;
+static bool plan_has(const qb_model *m, const plan_fmt *plan, plan_fmt f) {
+    for (int i = 0; i < m->n_linears; i++)
+        if (plan[i] == f) return true;
+    return false;
+}
+
+static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, plan_fmt *plan, qb_error *err) {
+    plan_fmt base = is_int8_method(p->method) ? method_int8(p) : p->method == QB_QUANT_FP16 ? PLAN_FP16 : PLAN_BF16;
     for (int i = 0; i < m->n_linears; i++) {
         const qb_linear *l = m->linears[i];
         plan[i] = base;
-        if (base == QB_PREC_INT8 && is_classifier(m, l) && !p->quantize_head) plan[i] = QB_PREC_FP32;
+        if (plan_int8(base) && is_classifier(m, l) && !p->quantize_head) plan[i] = PLAN_FP32;
         for (int k = 0; k < p->n_keep; k++)
-            if (!fnmatch(p->keep[k], l->name, 0)) plan[i] = QB_PREC_FP32;
+            if (!fnmatch(p->keep[k], l->name, 0)) plan[i] = PLAN_FP32;
     }
     for (int k = 0; k < p->n_keep; k++) {
         bool hit = false;
         for (int i = 0; i < m->n_linears && !hit; i++) hit = !fnmatch(p->keep[k], m->linears[i]->name, 0);
         if (!hit) return qb_fail(err, QB_ERR_ARG, "--keep '%s' matches no linear layer of the model", p->keep[k]);
     }
-    qb_status st = p->precision_map ? apply_precision_map(m, p->precision_map, plan, err) : QB_OK;
+    qb_status st = p->precision_map ? apply_precision_map(m, p, plan, err) : QB_OK;
     for (int i = 0; !st && i < m->n_linears; i++)
-        if (plan[i] == QB_PREC_INT8 && !is_int8_method(p->method))
+        if (plan_int8(plan[i]) && !is_int8_method(p->method))
             st = qb_fail(err, QB_ERR_ARG, "int8 for '%s' needs --method dynamic or static", m->linears[i]->name);
     return st;
 }
@@ -149,7 +172,7 @@ static bool push_half(out_list *o, const qb_st_tensor *t, qb_dtype half) {
 typedef struct {
     const qb_model *m;
     const qb_quant_params *p;
-    const qb_precision *plan;
+    const plan_fmt *plan;
     const qb_calib *calib;
     qb_observer_method observer;
     const qb_qparams *fixed_inputs; /* QAT: each linear's trained input scale (by id) */
@@ -172,7 +195,7 @@ static bool push_int8_linear(out_list *o, const quant_job *q, const qb_linear *l
     ok = ok && out_push(o, name, QB_F32, 1, n, scale);
     snprintf(name, sizeof name, "%s_zero_point", t->name);
     ok = ok && out_push(o, name, QB_I8, 1, n, zero);
-    if (!ok || q->p->method != QB_QUANT_STATIC) return ok;
+    if (!ok || q->plan[l->id] != PLAN_INT8_STATIC) return ok;
     float lo, hi, *is = out_alloc(o, sizeof *is);
     int32_t *iz = out_alloc(o, sizeof *iz);
     if (!is || !iz) return false;
@@ -248,9 +271,9 @@ static qb_status build_tensors(const quant_job *q, out_list *o, qb_error *err) {
         const qb_linear *l = linear_of(m, t->name);
         bool word_emb = strstr(t->name, "word_embeddings.weight") != NULL;
         bool ok;
-        if (l && q->plan[l->id] == QB_PREC_INT8) ok = push_int8_linear(o, q, l, t);
-        else if (l && q->plan[l->id] != QB_PREC_FP32)
-            ok = push_half(o, t, q->plan[l->id] == QB_PREC_BF16 ? QB_BF16 : QB_F16);
+        if (l && plan_int8(q->plan[l->id])) ok = push_int8_linear(o, q, l, t);
+        else if (l && q->plan[l->id] != PLAN_FP32)
+            ok = push_half(o, t, q->plan[l->id] == PLAN_BF16 ? QB_BF16 : QB_F16);
         else if (word_emb && p->quantize_embeddings && !half_method) ok = push_int8_rows(o, t);
         else if (half_method && p->quantize_embeddings && t->ndim == 2 && !l && qb_dtype_traits_of(t->dtype)->is_float)
             ok = push_half(o, t, half);
@@ -264,7 +287,6 @@ static qb_status build_tensors(const quant_job *q, out_list *o, qb_error *err) {
 static void write_quant_config(FILE *f, const quant_job *q) {
     const qb_quant_params *p = q->p;
     const qb_model *m = q->m;
-    static const char *prec[] = {"fp32", "fp16", "bf16", "int8"};
     bool int8 = is_int8_method(p->method);
     fprintf(f, "  \"quantization_config\": {\n    \"quant_method\": \"qbert\",\n    \"qbert_version\": \"%s\",\n"
                "    \"method\": \"%s\",\n    \"bits\": %d,\n", QBERT_VERSION, qb_quant_method_name(p->method),
@@ -272,7 +294,7 @@ static void write_quant_config(FILE *f, const quant_job *q) {
     if (int8) {
         char obs[64] = "";
         if (q->observer_label) snprintf(obs, sizeof obs, "%s", q->observer_label);
-        else if (p->method == QB_QUANT_STATIC) qb_observer_method_name(&q->observer, obs, sizeof obs);
+        else if (plan_has(m, q->plan, PLAN_INT8_STATIC)) qb_observer_method_name(&q->observer, obs, sizeof obs);
         fprintf(f, "    \"weights\": {\"dtype\": \"int8\", \"granularity\": \"%s\", \"symmetric\": true, "
                    "\"reduce_range\": %s},\n", p->per_channel ? "per-channel" : "per-tensor",
                 p->reduce_range ? "true" : "false");
@@ -283,14 +305,14 @@ static void write_quant_config(FILE *f, const quant_job *q) {
     const char *emb = !p->quantize_embeddings ? "fp32" : int8 ? "int8-rowwise" : p->method == QB_QUANT_BF16 ? "bf16" : "fp16";
     fprintf(f, "    \"embeddings\": \"%s\",\n", emb);
     if (p->int8_attention) fputs("    \"attention\": \"int8\",\n", f);
-    if (p->method == QB_QUANT_STATIC && !q->fixed_inputs) {
+    if (plan_has(m, q->plan, PLAN_INT8_STATIC) && !q->fixed_inputs) {
         fputs("    \"calibration\": {\"file\": ", f);
         qb_json_write_str(f, q->calib->source, strlen(q->calib->source));
         fprintf(f, ", \"sha256\": \"%s\", \"n\": %d},\n", q->calib->sha256, q->calib->used);
     }
     fputs("    \"excluded_modules\": [", f);
     for (int i = 0, k = 0; i < m->n_linears; i++)
-        if (q->plan[i] == QB_PREC_FP32) {
+        if (q->plan[i] == PLAN_FP32) {
             fputs(k++ ? ", " : "", f);
             qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
         }
@@ -298,7 +320,8 @@ static void write_quant_config(FILE *f, const quant_job *q) {
     for (int i = 0; i < m->n_linears; i++) {
         fputs(i ? ",\n      " : "\n      ", f);
         qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
-        fprintf(f, ": \"%s\"", prec[q->plan[i]]);
+        bool own = q->plan[i] == method_int8(p);
+        fprintf(f, ": \"%s\"", own ? "int8" : plan_names[q->plan[i]]);
     }
     fputs("\n    }\n  }\n}\n", f);
 }
@@ -350,13 +373,13 @@ static qb_status write_dir(const quant_job *q, const char *tmp, qb_quant_report 
     return st;
 }
 
-static void count_plan(const qb_model *m, const qb_precision *plan, qb_quant_report *rep) {
+static void count_plan(const qb_model *m, const plan_fmt *plan, qb_quant_report *rep) {
     rep->n_linears = m->n_linears;
     for (int i = 0; i < m->n_linears; i++) {
-        rep->n_fp32 += plan[i] == QB_PREC_FP32;
-        rep->n_fp16 += plan[i] == QB_PREC_FP16;
-        rep->n_bf16 += plan[i] == QB_PREC_BF16;
-        rep->n_int8 += plan[i] == QB_PREC_INT8;
+        rep->n_fp32 += plan[i] == PLAN_FP32;
+        rep->n_fp16 += plan[i] == PLAN_FP16;
+        rep->n_bf16 += plan[i] == PLAN_BF16;
+        rep->n_int8 += plan_int8(plan[i]);
     }
 }
 
@@ -385,15 +408,17 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *o
     clock_gettime(CLOCK_MONOTONIC, &t0);
     quant_job q = {.m = m, .p = p};
     qb_calib calib = {0};
-    qb_precision *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
+    plan_fmt *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
     char tmp[4200] = "";
     qb_status st = plan ? check_request(m, p, out_dir, err) : qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
-    if (!st && p->method == QB_QUANT_STATIC && !qb_observer_method_parse(p->observer, &q.observer))
+    if (!st && !qb_observer_method_parse(p->observer, &q.observer))
         st = qb_fail(err, QB_ERR_ARG, "unknown observer '%s' (minmax, percentile:P, mse, entropy)", p->observer);
     if (!st) st = plan_precisions(m, p, plan, err);
+    if (!st && plan_has(m, plan, PLAN_INT8_STATIC) && !p->calib_file && !p->calib_stats)
+        st = qb_fail(err, QB_ERR_ARG, "int8-static linears need --calib FILE (or saved --calib-stats)");
     /* Output problems surface before any long calibration run. */
     if (!st) st = qb_outdir_begin(out_dir, p->force, tmp, sizeof tmp, err);
-    if (!st && p->method == QB_QUANT_STATIC)
+    if (!st && plan_has(m, plan, PLAN_INT8_STATIC))
         st = p->calib_stats ? qb_calib_load(m, p->calib_stats, &calib, err) : qb_calib_run(m, p, &calib, rep, err);
     if (!st && p->calib_stats) rep->calib_used = calib.used;
     if (!st && p->int8_attention && !calib.has_outputs)
@@ -430,7 +455,7 @@ qb_status qb_quantize_into(const qb_model *m, const qb_quant_params *p, const qb
     if (p->method != QB_QUANT_STATIC || p->act_per_token || p->bits < 2 || p->bits > 8 || p->int8_attention)
         return qb_fail(err, QB_ERR_ARG,
                        "quantize: trained input scales need static per-tensor int8 (2..8 bits, FP32 attention)");
-    qb_precision *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
+    plan_fmt *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
     if (!plan) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     qb_calib none = {0};
     quant_job q = {.m = m, .p = p, .plan = plan, .calib = &none, .fixed_inputs = inputs,
