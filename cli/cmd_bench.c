@@ -30,7 +30,8 @@ static const char help[] =
     "  --runs N           timed runs per shape (default 20), after --warmup N (default 3)\n"
     "  --data FILE        dataset for data mode (--task as in eval; auto-detected)\n"
     "  --limit N          first N sentences (data mode)\n"
-    "  --max-length L     truncation in data mode (default 128)\n"
+    "  --max-length L     truncation in data mode (default: the model's positions,\n"
+    "                     at most 512, as in every command)\n"
     "  --json             one JSON object a configuration: seq, batch, threads, p50_ms,\n"
     "                     p90_ms, p99_ms, tokens_per_s, peak_rss_mb, ... (see docs/cli-json.md)\n";
 
@@ -221,13 +222,14 @@ static int parse_args(int argc, char **argv, bench_args *a) {
 
 int qb_cmd_bench(int argc, char **argv) {
     bench_args a = {.fmt = QB_DATA_AUTO, .seqs = {128}, .n_seqs = 1, .batches = {1, 8}, .n_batches = 2,
-                    .runs = 20, .warmup = 3, .max_length = 128};
+                    .runs = 20, .warmup = 3, .max_length = 0};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (!a.threads) a.threads = qb_default_threads();
     double load_s;
     qb_model *m = qb_cli_load("bench", a.dir, &load_s);
     if (!m) return QB_EXIT_FAIL;
+    a.max_length = qb_model_max_length(m, a.max_length);
     rc = a.data ? bench_data(m, &a, load_s * 1e3) : bench_synthetic(m, &a, load_s * 1e3);
     qb_model_free(m);
     return rc;

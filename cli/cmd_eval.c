@@ -20,8 +20,9 @@ static const char help[] =
     "  --task T           sst2 | imdb | conll | tsv | jsonl | auto (default auto:\n"
     "                     detected from the file's header and layout)\n"
     "  --limit N          first N examples only\n"
-    "  --max-length L     truncation length, [CLS]/[SEP] included (default 128);\n"
-    "                     NER words beyond it are not scored\n"
+    "  --max-length L     truncation length, [CLS]/[SEP] included (default: the\n"
+    "                     model's positions, at most 512); NER words beyond it are\n"
+    "                     not scored.  The output says how many examples it cut\n"
     "  --batch B          examples run together (default 16)\n"
     "  --threads N        compute threads (default: all cores)\n"
     "  --text-col C, --pair-col C, --label-col C, --header yes|no|auto\n"
@@ -40,7 +41,12 @@ typedef struct {
 static void print_text(const eval_args *a, const qb_model *m, const qb_eval_result *r) {
     printf("model        %s\n", a->dir);
     printf("data         %s (%s), %d %s, max_length %d\n", a->p.data, r->task, r->n,
-           r->token_task ? "sentences" : "examples", a->p.max_length);
+           r->token_task ? "sentences" : "examples", r->max_length);
+    qb_model_info in;
+    qb_model_get_info(m, &in);
+    if (r->n_truncated)
+        printf("truncated    %d of %d %s lost tokens at max_length %d (the model allows %d)\n", r->n_truncated, r->n,
+               r->token_task ? "sentences" : "examples", r->max_length, in.max_position);
     if (r->token_task) printf("words        %lld scored, %d beyond max_length not scored\n", r->total, r->words_unscored);
     printf("accuracy     %.4f  (%lld/%lld%s)\n", r->accuracy, r->correct, r->total, r->token_task ? " words" : "");
     printf("macro-F1     %.4f\n", r->macro_f1);
@@ -62,8 +68,8 @@ static void print_json(const eval_args *a, const qb_model *m, const qb_eval_resu
     qb_json_write_str(stdout, a->dir, strlen(a->dir));
     fputs(", \"data\": ", stdout);
     qb_json_write_str(stdout, a->p.data, strlen(a->p.data));
-    printf(", \"task\": \"%s\", \"n\": %d, \"max_length\": %d, \"accuracy\": %.10g, \"macro_f1\": %.10g", r->task, r->n,
-           a->p.max_length, r->accuracy, r->macro_f1);
+    printf(", \"task\": \"%s\", \"n\": %d, \"max_length\": %d, \"truncated\": %d, \"accuracy\": %.10g, "
+           "\"macro_f1\": %.10g", r->task, r->n, r->max_length, r->n_truncated, r->accuracy, r->macro_f1);
     if (r->agreement_n) printf(", \"agreement\": %.10g, \"agreement_n\": %lld", r->agreement, r->agreement_n);
     if (r->token_task)
         printf(", \"entity_f1\": %.10g, \"entity_precision\": %.10g, \"entity_recall\": %.10g, \"words_scored\": %lld, "

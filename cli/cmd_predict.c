@@ -280,8 +280,7 @@ static int parse_args(int argc, char **argv, predict_args *a) {
 
 static int setup(predictor *p, const predict_args *a) {
     qb_model_get_info(p->m, &p->info);
-    int cap = p->info.max_position < 512 ? p->info.max_position : 512;
-    p->max_length = a->max_length ? a->max_length : cap;
+    p->max_length = qb_model_max_length(p->m, a->max_length);
     if (p->max_length > p->info.max_position) {
         fprintf(stderr, "qbert predict: error: --max-length %d exceeds the model's %d positions\n", p->max_length,
                 p->info.max_position);

@@ -121,6 +121,12 @@ qb_status qb_tokenize_words(const qb_model *m, const char *const *words,
                             const size_t *lens, int n_words, int max_length,
                             qb_encoding *enc, qb_error *err);
 
+/* The truncation length every command uses unless told otherwise: the
+ * model's max_position_embeddings, at most 512 (Hugging Face's
+ * model_max_length for BERT-family tokenizers).  asked > 0 is returned as
+ * is; every max_length parameter below that is 0 means this. */
+int qb_model_max_length(const qb_model *m, int asked);
+
 /* Token id to its vocabulary string (for display), or NULL. */
 const char *qb_token_text(const qb_model *m, int32_t id);
 
@@ -172,7 +178,7 @@ typedef struct qb_eval_params {
     const char *task;         /* "auto" (default), "sst2", "imdb", "conll", "tsv", "jsonl" */
     int text_col, pair_col, label_col, header; /* "tsv": columns; header 1/0/-1 auto */
     int limit;                /* first N examples (0: all) */
-    int max_length;           /* truncation, [CLS]/[SEP] included (default 128) */
+    int max_length;           /* truncation, [CLS]/[SEP] included (0: qb_model_max_length) */
     int batch;                /* examples run together (default 16) */
     int n_threads;            /* 0: all cores */
     const qb_model *reference; /* optional: report agreement with its predictions */
@@ -191,6 +197,8 @@ typedef struct qb_eval_result {
     double entity_f1, entity_precision, entity_recall;
     long long entity_gold, entity_pred, entity_tp;
     int words_unscored;       /* NER words beyond max_length */
+    int max_length;           /* the truncation length used */
+    int n_truncated;          /* examples that lost tokens to it */
     double agreement;         /* with params.reference (NaN without one) */
     long long agreement_n;
     double sqnr_db;           /* logits vs the reference's: 10 log10(sum r^2 / sum (r - q)^2) */
@@ -251,7 +259,7 @@ typedef struct qb_quant_params {
     int calib_n;              /* texts to use (default 512) */
     const char *observer;     /* "minmax", "percentile:99.99", "mse", "entropy" */
     int int8_attention;       /* also Q.K^T and P.V in int8, Q/K/V scales calibrated */
-    int max_length;           /* calibration truncation (default 128) */
+    int max_length;           /* calibration truncation (0: qb_model_max_length) */
     int n_threads;
     int force;                /* replace an existing output directory */
     qb_progress_fn progress;  /* long steps report here (may be NULL) */
@@ -316,7 +324,7 @@ typedef struct qb_train_params {
     int epochs;               /* default 3 */
     float lr;                 /* peak learning rate (default 5e-5) */
     int batch;                /* examples a step (default 16) */
-    int max_length;           /* truncation, [CLS]/[SEP] included (default 128) */
+    int max_length;           /* truncation, [CLS]/[SEP] included (0: qb_model_max_length) */
     uint64_t seed;            /* initialization, dropout and batch order */
     float warmup_ratio;       /* share of the steps with linear warm-up (default 0.1) */
     float weight_decay;       /* decoupled (default 0.01) */

@@ -227,6 +227,11 @@ void qb_model_tensor(const qb_model *m, int i, qb_tensor_info *out) {
     out->nbytes = t->nbytes;
 }
 
+int qb_model_max_length(const qb_model *m, int asked) {
+    if (asked > 0) return asked;
+    return m->cfg.max_position < 512 ? m->cfg.max_position : 512;
+}
+
 qb_status qb_tokenize(const qb_model *m, const char *text, size_t len, const char *pair, size_t pair_len,
                       int max_length, qb_encoding *enc, qb_error *err) {
     return qb_tokenizer_encode(m->tok, text, len, pair, pair_len, max_length, enc, err);

@@ -38,8 +38,8 @@ static qb_status calib_alloc(const qb_model *m, qb_calib *c, qb_error *err) {
     return QB_OK;
 }
 
-static qb_status run_batches(const qb_model *m, const qb_quant_params *p, const qb_dataset *ds, qb_session *s,
-                             qb_error *err) {
+static qb_status run_batches(const qb_model *m, const qb_quant_params *p, int max_length, const qb_dataset *ds,
+                             qb_session *s, qb_error *err) {
     qb_encoding enc[CALIB_BATCH] = {{0}};
     const qb_encoding *encp[CALIB_BATCH];
     qb_status st = QB_OK;
@@ -47,8 +47,8 @@ static qb_status run_batches(const qb_model *m, const qb_quant_params *p, const 
         int n = ds->n - i < CALIB_BATCH ? ds->n - i : CALIB_BATCH;
         for (int k = 0; !st && k < n; k++) {
             const qb_example *x = &ds->ex[i + k];
-            st = x->n_words ? qb_tokenize_words(m, x->words, x->word_lens, x->n_words, p->max_length, &enc[k], err)
-                            : qb_tokenize(m, x->text, x->text_len, x->pair, x->pair_len, p->max_length, &enc[k], err);
+            st = x->n_words ? qb_tokenize_words(m, x->words, x->word_lens, x->n_words, max_length, &enc[k], err)
+                            : qb_tokenize(m, x->text, x->text_len, x->pair, x->pair_len, max_length, &enc[k], err);
             if (st) {
                 char where[4200];
                 snprintf(where, sizeof where, "%s:%d", ds->path, x->line);
@@ -80,12 +80,13 @@ qb_status qb_calib_run(const qb_model *m, const qb_quant_params *p, qb_calib *c,
         snprintf(rep->warning, sizeof rep->warning, "%s has %d examples: calibrated on %d, not the %d asked",
                  p->calib_file, ds.n, ds.n, want);
     qb_session *s = NULL;
-    qb_session_params sp = {.max_batch = CALIB_BATCH, .max_seq = p->max_length, .n_threads = p->n_threads};
+    int max_length = qb_model_max_length(m, p->max_length);
+    qb_session_params sp = {.max_batch = CALIB_BATCH, .max_seq = max_length, .n_threads = p->n_threads};
     st = qb_session_create(m, &sp, &s, err);
     if (!st) {
         s->observe = observe;
         s->observe_ctx = c;
-        st = run_batches(m, p, &ds, s, err);
+        st = run_batches(m, p, max_length, &ds, s, err);
         c->has_outputs = true;
     }
     c->used = ds.n;

@@ -20,7 +20,7 @@
 #include "train/trainer.h"
 
 qb_train_params qb_train_default_params(void) {
-    qb_train_params p = {.task = "auto", .epochs = 3, .lr = 5e-5f, .batch = 16, .max_length = 128, .seed = 42,
+    qb_train_params p = {.task = "auto", .epochs = 3, .lr = 5e-5f, .batch = 16, .max_length = 0, .seed = 42,
                          .warmup_ratio = 0.1f, .weight_decay = 0.01f, .max_grad_norm = 1.0f,
                          .qat_bits = 8, .act_observer = "ema", .calib_batches = 16, .save_every = 200};
     return p;
@@ -57,8 +57,8 @@ static qb_status check_params(const char *model_dir, const qb_train_params *p, c
     if (!p->data) return qb_fail(err, QB_ERR_ARG, "train: no training data given");
     if (!p->eval_data) return qb_fail(err, QB_ERR_ARG, "train: no DEV data given (it picks the best epoch)");
     if (!out_dir || !*out_dir) return qb_fail(err, QB_ERR_ARG, "train: no output directory given");
-    if (p->epochs < 1 || p->batch < 1 || p->max_length < 3)
-        return qb_fail(err, QB_ERR_ARG, "train: epochs >= 1, batch >= 1 and max_length >= 3");
+    if (p->epochs < 1 || p->batch < 1 || (p->max_length && p->max_length < 3))
+        return qb_fail(err, QB_ERR_ARG, "train: epochs >= 1, batch >= 1 and max_length >= 3 (or 0: the model's)");
     if (!(p->lr > 0) || !isfinite(p->lr) || p->warmup_ratio < 0 || p->warmup_ratio > 1 || p->weight_decay < 0)
         return qb_fail(err, QB_ERR_ARG, "train: lr > 0, warmup ratio in [0, 1] and weight decay >= 0");
     if (qb_same_file(out_dir, model_dir))
@@ -139,9 +139,10 @@ static qb_status build_trainer(run *r, qb_error *err) {
     tp.seed = p->seed;
     tp.n_threads = p->n_threads;
     qb_status st = qb_trainer_create(r->m, &tp, &r->t, err);
+    int max_length = qb_model_max_length(r->m, p->max_length);
     if (!st)
-        st = r->own_head ? qb_train_set_encode(r->m, &r->ds, p->max_length, model_label_of, r->m, &r->set, err)
-                         : qb_train_set_encode(r->m, &r->ds, p->max_length, set_label_of, &r->labels, &r->set, err);
+        st = r->own_head ? qb_train_set_encode(r->m, &r->ds, max_length, model_label_of, r->m, &r->set, err)
+                         : qb_train_set_encode(r->m, &r->ds, max_length, set_label_of, &r->labels, &r->set, err);
     if (st) return st;
     int B = p->batch < r->set.n ? p->batch : r->set.n, S = r->set.max_len;
     size_t BS = (size_t)B * (size_t)S;
