@@ -21,18 +21,32 @@
 static const char help[] =
     "usage: qbert compare MODEL_DIR --data FILE --calib FILE -o REPORT_DIR [options]\n"
     "\n"
-    "Quantizes MODEL_DIR with every method, evaluates and benchmarks each, and writes\n"
-    "REPORT_DIR/report.{md,json,csv,html} with SVG charts: accuracy and agreement with\n"
-    "FP32, size and compression, latency at batch 1, throughput at batch 8, peak RSS,\n"
-    "speedup over FP32 and quantization time.\n"
+    "Quantizes MODEL_DIR with every method, evaluates each, benchmarks them all in\n"
+    "interleaved rounds, and writes REPORT_DIR/report.{md,json,csv,html} with SVG\n"
+    "charts: accuracy and agreement with FP32, size and compression, latency at batch 1,\n"
+    "throughput at batch 8, peak RSS, speedup over FP32 and quantization time.\n"
     "\n"
-    "  --methods LIST     comma-separated (default: fp32,fp16,bf16,dynamic,static,\n"
-    "                     static-mse,static-entropy,mixed). Known: fp32, fp16, bf16,\n"
-    "                     dynamic, dynamic-per-tensor, static (percentile:99.99),\n"
-    "                     static-minmax, static-percentile, static-mse, static-entropy,\n"
-    "                     mixed (int8 with the most sensitive layers in fp16: the map\n"
-    "                     from --precision-map, or tuned by 'qbert sensitivity' on the\n"
-    "                     first 400 --calib texts within --mixed-budget)\n"
+    "Each method means what the same name means in 'qbert quantize':\n"
+    "  fp32                the original weights\n"
+    "  fp16, bf16          --method fp16 / bf16 (half linears, fp32 embeddings)\n"
+    "  dynamic             --method dynamic (per-token activations, fp32 embeddings)\n"
+    "  dynamic-emb8        --method dynamic --quantize-embeddings\n"
+    "  dynamic-per-tensor  --method dynamic --activations per-tensor\n"
+    "  static              --method static (observer percentile:99.99)\n"
+    "  static-minmax, static-mse, static-entropy   --method static --observer ...\n"
+    "  mixed               --method dynamic --precision-map MAP: the map given with\n"
+    "                      --precision-map, or one tuned by 'qbert sensitivity\n"
+    "                      --suggest' on the first 400 --calib texts (the most\n"
+    "                      sensitive linears in fp16, within --mixed-budget)\n"
+    "\n"
+    "Speed: every method runs --rounds rounds of 'qbert bench' (--runs runs each), in\n"
+    "turn and then in reverse, each round a process of its own.  Latency and peak RSS\n"
+    "are medians over rounds; speedup is the median of the per-round ratios to fp32.\n"
+    "A row whose rounds disagree by more than 25% is marked noisy and kept out of the\n"
+    "findings' speed claims.\n"
+    "\n"
+    "  --methods LIST     comma-separated (default: fp32,fp16,bf16,dynamic,dynamic-emb8,\n"
+    "                     static,static-mse,static-entropy,mixed)\n"
     "  --task T           dataset format, as in eval (default auto)\n"
     "  --calib FILE       calibration texts for static methods\n"
     "  --calib-n N        calibration texts (default 512)\n"
@@ -40,41 +54,46 @@ static const char help[] =
     "  --mixed-budget PT  accuracy the tuned map may lose on the calibration texts\n"
     "                     (default 0.1 points)\n"
     "  --limit N          evaluate the first N examples only\n"
-    "  --max-length L     truncation (default 128)\n"
+    "  --max-length L     truncation (default: the model's positions, at most 512)\n"
     "  --seq L            benchmark sequence length (default 128)\n"
     "  --batch 1,8        benchmark batch sizes: latency at the first, throughput at the last\n"
     "  --threads N        threads (default: all cores)\n"
-    "  --runs N           timed runs per benchmark shape (default 20)\n"
-    "  --resume           keep the rows an earlier run of this command finished\n";
+    "  --rounds N         benchmark rounds per method (default 5)\n"
+    "  --runs N           timed runs per method and round (default 10)\n"
+    "  --resume           keep the evaluations an earlier run of this command finished\n"
+    "                     (the benchmark always runs again: its rounds must interleave)\n";
 
 typedef struct {
     const char *name;
     qb_quant_method method;
     const char *observer;  /* static methods */
     int act_per_token;
-    bool mixed;
+    bool emb8, mixed;
+    const char *command;   /* the same thing with qbert quantize */
 } method_spec;
 
 static const method_spec methods_known[] = {
-    {"fp32", QB_QUANT_DYNAMIC, NULL, 0, false},
-    {"fp16", QB_QUANT_FP16, NULL, 0, false},
-    {"bf16", QB_QUANT_BF16, NULL, 0, false},
-    {"dynamic", QB_QUANT_DYNAMIC, NULL, 1, false},
-    {"dynamic-per-tensor", QB_QUANT_DYNAMIC, NULL, 0, false},
-    {"static", QB_QUANT_STATIC, "percentile:99.99", 0, false},
-    {"static-minmax", QB_QUANT_STATIC, "minmax", 0, false},
-    {"static-percentile", QB_QUANT_STATIC, "percentile:99.99", 0, false},
-    {"static-mse", QB_QUANT_STATIC, "mse", 0, false},
-    {"static-entropy", QB_QUANT_STATIC, "entropy", 0, false},
-    {"mixed", QB_QUANT_DYNAMIC, NULL, 1, true},
+    {"fp32", QB_QUANT_DYNAMIC, NULL, 0, false, false, "the original FP32 weights"},
+    {"fp16", QB_QUANT_FP16, NULL, 0, false, false, "quantize --method fp16"},
+    {"bf16", QB_QUANT_BF16, NULL, 0, false, false, "quantize --method bf16"},
+    {"dynamic", QB_QUANT_DYNAMIC, NULL, 1, false, false, "quantize --method dynamic"},
+    {"dynamic-emb8", QB_QUANT_DYNAMIC, NULL, 1, true, false, "quantize --method dynamic --quantize-embeddings"},
+    {"dynamic-per-tensor", QB_QUANT_DYNAMIC, NULL, 0, false, false,
+     "quantize --method dynamic --activations per-tensor"},
+    {"static", QB_QUANT_STATIC, "percentile:99.99", 0, false, false, "quantize --method static"},
+    {"static-minmax", QB_QUANT_STATIC, "minmax", 0, false, false, "quantize --method static --observer minmax"},
+    {"static-mse", QB_QUANT_STATIC, "mse", 0, false, false, "quantize --method static --observer mse"},
+    {"static-entropy", QB_QUANT_STATIC, "entropy", 0, false, false, "quantize --method static --observer entropy"},
+    {"mixed", QB_QUANT_DYNAMIC, NULL, 1, false, true, "quantize --method dynamic --precision-map MAP"},
 };
 
 #define MAX_METHODS 16
+#define MAX_ROUNDS 64
 
 typedef struct {
     const char *dir, *data, *task, *calib, *out, *map;
     const method_spec *methods[MAX_METHODS];
-    int n_methods, calib_n, limit, max_length, seq, batch_lat, batch_tput, threads, runs;
+    int n_methods, calib_n, limit, max_length, seq, batch_lat, batch_tput, threads, rounds, runs;
     bool resume;
     double mixed_budget;
     char tuned_map[4200]; /* REPORT_DIR/sensitivity/precision_map.json when tuned here */
@@ -101,7 +120,7 @@ static int parse_methods(compare_args *a, const char *list) {
 
 static int parse_args(int argc, char **argv, compare_args *a) {
     const char *v;
-    int rc = parse_methods(a, "fp32,fp16,bf16,dynamic,static,static-mse,static-entropy,mixed");
+    int rc = parse_methods(a, "fp32,fp16,bf16,dynamic,dynamic-emb8,static,static-mse,static-entropy,mixed");
     for (int i = 1; !rc && i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(help, stdout);
@@ -124,6 +143,7 @@ static int parse_args(int argc, char **argv, compare_args *a) {
         else if ((v = qb_arg_value("--seq", &i, argc, argv))) rc = !qb_arg_int("compare", "--seq", v, 1, 1 << 20, &a->seq);
         else if ((v = qb_arg_value("--threads", &i, argc, argv))) rc = !qb_arg_int("compare", "--threads", v, 1, 1024, &a->threads);
         else if ((v = qb_arg_value("--runs", &i, argc, argv))) rc = !qb_arg_int("compare", "--runs", v, 1, 100000, &a->runs);
+        else if ((v = qb_arg_value("--rounds", &i, argc, argv))) rc = !qb_arg_int("compare", "--rounds", v, 1, MAX_ROUNDS, &a->rounds);
         else if ((v = qb_arg_value("--batch", &i, argc, argv))) {
             int b[2], n = qb_arg_int_list("compare", "--batch", v, b, 2);
             if (n < 0) rc = 1;
@@ -176,15 +196,11 @@ static int preflight(const compare_args *a, qb_model *m) {
     return QB_EXIT_OK;
 }
 
-static void describe(const method_spec *s, char *buf, size_t cap) {
-    if (!strcmp(s->name, "fp32")) snprintf(buf, cap, "the original FP32 weights");
-    else if (s->method == QB_QUANT_FP16 || s->method == QB_QUANT_BF16)
-        snprintf(buf, cap, "%s linear weights (embedding tables stay fp32)", s->name);
-    else if (s->mixed) snprintf(buf, cap, "int8 dynamic with the precision map's layers in higher precision");
-    else if (s->method == QB_QUANT_DYNAMIC)
-        snprintf(buf, cap, "int8 per-channel weights, %s dynamic activations, int8 embeddings",
-                 s->act_per_token ? "per-token" : "per-tensor");
-    else snprintf(buf, cap, "int8 per-channel weights, static per-tensor activations (%s), int8 embeddings", s->observer);
+static void describe(const method_spec *s, const compare_args *a, char *buf, size_t cap) {
+    if (s->mixed) snprintf(buf, cap, "quantize --method dynamic --precision-map %s", a->map ? a->map : "(none)");
+    else if (s->method == QB_QUANT_STATIC)
+        snprintf(buf, cap, "%s (--calib %d texts, max length %d)", s->command, a->calib_n, a->max_length);
+    else snprintf(buf, cap, "%s", s->command);
 }
 
 /* Quantizes once; a later run with the same signature reuses the directory. */
@@ -198,8 +214,9 @@ static qb_status quantize_cached(const compare_args *a, const qb_model *m, const
     char sig[8192], sig_path[4200], *old = NULL;
     snprintf(dir, cap, "%s/models/%s", a->out, s->name);
     snprintf(sig_path, sizeof sig_path, "%s.signature", dir);
-    snprintf(sig, sizeof sig, "model=%s\nmethod=%s\ncalib=%s\ncalib_n=%d\nmax_length=%d\nmap=%s\nversion=%s\n", a->dir,
-             s->name, a->calib ? a->calib : "", a->calib_n, a->max_length, a->map ? a->map : "", QBERT_VERSION);
+    snprintf(sig, sizeof sig, "model=%s\nmethod=%s\nrecipe=%s\ncalib=%s\ncalib_n=%d\nmax_length=%d\nmap=%s\nversion=%s\n",
+             a->dir, s->name, s->command, a->calib ? a->calib : "", a->calib_n, a->max_length, a->map ? a->map : "",
+             QBERT_VERSION);
     size_t n;
     if (qb_file_exists(sig_path) && !qb_file_read_all(sig_path, &old, &n, NULL)) {
         char *secs = strstr(old, "seconds=");
@@ -212,8 +229,8 @@ static qb_status quantize_cached(const compare_args *a, const qb_model *m, const
     }
     qb_quant_params p = qb_quant_default_params(s->method);
     p.act_per_token = s->act_per_token;
-    p.quantize_embeddings = s->method == QB_QUANT_DYNAMIC || s->method == QB_QUANT_STATIC;
-    p.observer = s->observer ? s->observer : "minmax";
+    p.quantize_embeddings = s->emb8;
+    if (s->observer) p.observer = s->observer;
     p.calib_file = a->calib;
     p.calib_n = a->calib_n;
     p.max_length = a->max_length;
@@ -252,16 +269,20 @@ static qb_status tune_mixed_map(compare_args *a, qb_error *err) {
     return QB_OK;
 }
 
-/* `qbert bench` in its own process: the same code a user runs, and a peak
- * RSS that belongs to this method alone. */
-static qb_status bench_process(const compare_args *a, const char *dir, qb_report_row *row, qb_error *err) {
+/* One round of one method's benchmark: `qbert bench` in a process of its
+ * own (the code a user runs, and a peak RSS counted from its own start). */
+typedef struct {
+    double p50_b1, p90_b1, p50_tput, rss;
+} bench_sample;
+
+static qb_status bench_once(const compare_args *a, const char *dir, bench_sample *out, qb_error *err) {
     char seq[16], batches[32], threads[16], runs[16];
     snprintf(seq, sizeof seq, "%d", a->seq);
     snprintf(batches, sizeof batches, "%d,%d", a->batch_lat, a->batch_tput);
     snprintf(threads, sizeof threads, "%d", a->threads);
     snprintf(runs, sizeof runs, "%d", a->runs);
-    char *argv[] = {"qbert",   "bench", (char *)dir, "--seq", seq,  "--batch", batches, "--threads",
-                    threads, "--runs", runs,        "--json", NULL};
+    char *argv[] = {"qbert", "bench",    (char *)dir, "--seq", seq,   "--batch", batches, "--threads",
+                    threads, "--runs", runs,        "--warmup", "2", "--json",  NULL};
     int pid;
     FILE *f = qb_cli_open_self(argv, &pid);
     if (!f) return qb_fail(err, QB_ERR_IO, "cannot run qbert bench: %s", strerror(errno));
@@ -273,20 +294,85 @@ static qb_status bench_process(const compare_args *a, const char *dir, qb_report
         int batch = (int)qb_json_get_number(&j, 0, "batch", 0);
         double p50 = qb_json_get_number(&j, 0, "p50_ms", NAN);
         if (batch == a->batch_lat) {
-            row->p50_b1_ms = p50;
-            row->p90_b1_ms = qb_json_get_number(&j, 0, "p90_ms", NAN);
+            out->p50_b1 = p50;
+            out->p90_b1 = qb_json_get_number(&j, 0, "p90_ms", NAN);
             got |= 1;
         }
         if (batch == a->batch_tput) {
-            row->throughput_b8 = batch / (p50 / 1e3);
+            out->p50_tput = p50;
             got |= 2;
         }
-        row->peak_rss_mb = qb_json_get_number(&j, 0, "peak_rss_mb", NAN);
+        out->rss = qb_json_get_number(&j, 0, "peak_rss_mb", NAN);
         qb_json_free(&j);
     }
     int rc = qb_cli_close_self(f, pid);
     if (rc != 0 || got != 3) return qb_fail(err, QB_ERR_IO, "%s: qbert bench failed (status %d)", dir, rc);
     return QB_OK;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* Median of n values (sorted in place), and (q3 - q1) / median. */
+static double median_spread(double *v, int n, double *spread) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    double at[3];
+    for (int k = 0; k < 3; k++) {
+        double pos = (n - 1) * (k + 1) / 4.0;
+        int i = (int)pos;
+        at[k] = i + 1 < n ? v[i] + (pos - i) * (v[i + 1] - v[i]) : v[i];
+    }
+    *spread = at[1] > 0 ? (at[2] - at[0]) / at[1] : NAN;
+    return at[1];
+}
+
+/* The rounds of one method into its row; base: the fp32 rounds, or NULL. */
+static void summarize_rounds(const compare_args *a, const bench_sample *s, const bench_sample *base,
+                             qb_report_row *row) {
+    int n = a->rounds;
+    double v[MAX_ROUNDS], spread;
+    for (int k = 0; k < n; k++) v[k] = s[k].p50_b1;
+    row->p50_b1_ms = median_spread(v, n, &row->p50_spread);
+    for (int k = 0; k < n; k++) v[k] = s[k].p90_b1;
+    row->p90_b1_ms = median_spread(v, n, &spread);
+    for (int k = 0; k < n; k++) v[k] = s[k].p50_tput;
+    row->throughput_b8 = a->batch_tput / (median_spread(v, n, &spread) / 1e3);
+    for (int k = 0; k < n; k++) v[k] = s[k].rss;
+    row->peak_rss_mb = median_spread(v, n, &spread);
+    row->speedup = row->speedup_spread = NAN;
+    if (base) {
+        for (int k = 0; k < n; k++) v[k] = base[k].p50_b1 / s[k].p50_b1;
+        row->speedup = median_spread(v, n, &row->speedup_spread);
+    }
+    row->speed_noisy = !(row->p50_spread <= QB_REPORT_NOISY_SPREAD) ||
+                       (base && !(row->speedup_spread <= QB_REPORT_NOISY_SPREAD));
+}
+
+/* Every method's benchmark, round by round: A B C ... then C B A, so load
+ * that comes and goes falls on all of them alike, and each row's speedup
+ * is the median of ratios taken minutes apart at most, not a whole run. */
+static qb_status bench_interleaved(const compare_args *a, qb_report *rep, char (*dirs)[4096], qb_error *err) {
+    int n = rep->n_rows, fp32 = -1;
+    bench_sample *s = calloc((size_t)n * a->rounds, sizeof *s);
+    if (!s) return qb_fail(err, QB_ERR_NOMEM, "compare: out of memory");
+    qb_status st = QB_OK;
+    for (int r = 0; !st && r < a->rounds; r++)
+        for (int j = 0; !st && j < n; j++) {
+            int i = r % 2 ? n - 1 - j : j;
+            if (!rep->rows[i].ok) continue;
+            fprintf(stderr, "benchmark round %d/%d: %s\n", r + 1, a->rounds, rep->rows[i].method);
+            st = bench_once(a, dirs[i], &s[(size_t)i * a->rounds + r], err);
+        }
+    for (int i = 0; i < n; i++)
+        if (!strcmp(rep->rows[i].method, "fp32") && rep->rows[i].ok) fp32 = i;
+    for (int i = 0; !st && i < n; i++)
+        if (rep->rows[i].ok)
+            summarize_rounds(a, &s[(size_t)i * a->rounds], fp32 >= 0 ? &s[(size_t)fp32 * a->rounds] : NULL,
+                             &rep->rows[i]);
+    free(s);
+    return st;
 }
 
 static qb_status evaluate(const compare_args *a, const char *dir, const qb_model *fp32, qb_report_row *row,
@@ -312,6 +398,7 @@ static qb_status evaluate(const compare_args *a, const char *dir, const qb_model
         row->entity_f1 = r.token_task ? r.entity_f1 : -1;
         row->agreement = r.agreement;
         row->n_examples = r.n;
+        row->n_truncated = r.n_truncated;
         qb_eval_result_free(&r);
     }
     qb_model_free(m);
@@ -325,17 +412,18 @@ static int64_t file_size(const char *dir) {
     return stat(p, &st) == 0 ? (int64_t)st.st_size : -1;
 }
 
-/* A finished row, saved so --resume can skip it. */
+/* A row's evaluation, saved so --resume can skip it (its speed is
+ * measured again: benchmark rounds only compare within one run). */
 static void save_row(const compare_args *a, const qb_report_row *r) {
     char path[4300], *buf = NULL;
     size_t n = 0;
     snprintf(path, sizeof path, "%s/rows/%s.json", a->out, r->method);
     FILE *f = open_memstream(&buf, &n);
     fprintf(f, "{\"method\": \"%s\", \"accuracy\": %.17g, \"macro_f1\": %.17g, \"entity_f1\": %.17g, "
-               "\"agreement\": %.17g, \"n_examples\": %d, \"size_bytes\": %lld, \"p50_b1_ms\": %.17g, "
-               "\"p90_b1_ms\": %.17g, \"throughput_b8\": %.17g, \"peak_rss_mb\": %.17g, \"quantize_s\": %.17g}\n",
-            r->method, r->accuracy, r->macro_f1, r->entity_f1, r->agreement, r->n_examples, (long long)r->size_bytes,
-            r->p50_b1_ms, r->p90_b1_ms, r->throughput_b8, r->peak_rss_mb, r->quantize_s);
+               "\"agreement\": %.17g, \"n_examples\": %d, \"n_truncated\": %d, \"size_bytes\": %lld, "
+               "\"quantize_s\": %.17g}\n",
+            r->method, r->accuracy, r->macro_f1, r->entity_f1, r->agreement, r->n_examples, r->n_truncated,
+            (long long)r->size_bytes, r->quantize_s);
     fclose(f);
     qb_file_write_atomic(path, buf, n, NULL);
     free(buf);
@@ -354,11 +442,8 @@ static bool load_row(const compare_args *a, qb_report_row *r) {
         r->entity_f1 = qb_json_get_number(&j, 0, "entity_f1", -1);
         r->agreement = qb_json_get_number(&j, 0, "agreement", NAN);
         r->n_examples = (int)qb_json_get_number(&j, 0, "n_examples", 0);
+        r->n_truncated = (int)qb_json_get_number(&j, 0, "n_truncated", 0);
         r->size_bytes = (int64_t)qb_json_get_number(&j, 0, "size_bytes", 0);
-        r->p50_b1_ms = qb_json_get_number(&j, 0, "p50_b1_ms", NAN);
-        r->p90_b1_ms = qb_json_get_number(&j, 0, "p90_b1_ms", NAN);
-        r->throughput_b8 = qb_json_get_number(&j, 0, "throughput_b8", NAN);
-        r->peak_rss_mb = qb_json_get_number(&j, 0, "peak_rss_mb", NAN);
         r->quantize_s = qb_json_get_number(&j, 0, "quantize_s", 0);
         r->ok = true;
         qb_json_free(&j);
@@ -367,28 +452,26 @@ static bool load_row(const compare_args *a, qb_report_row *r) {
     return ok;
 }
 
-static void run_method(compare_args *a, const qb_model *fp32, int i, qb_report_row *row) {
+/* Quantize and evaluate one method; dir gets the model it benchmarks. */
+static void run_method(compare_args *a, const qb_model *fp32, int i, qb_report_row *row, char dir[4096]) {
     const method_spec *s = a->methods[i];
     snprintf(row->method, sizeof row->method, "%s", s->name);
-    describe(s, row->description, sizeof row->description);
-    if (a->resume && load_row(a, row)) {
-        fprintf(stderr, "[%d/%d] %s: kept from the earlier run\n", i + 1, a->n_methods, s->name);
-        return;
-    }
     qb_error err = {0};
-    char dir[4096];
     qb_status st = QB_OK;
     if (s->mixed && !a->map) {
         fprintf(stderr, "[%d/%d] %s: tune the precision map (qbert sensitivity on %s)\n", i + 1, a->n_methods,
                 s->name, a->calib);
         st = tune_mixed_map(a, &err);
     }
+    describe(s, a, row->description, sizeof row->description);
     if (!st) fprintf(stderr, "[%d/%d] %s: quantize\n", i + 1, a->n_methods, s->name);
-    if (!st) st = quantize_cached(a, fp32, s, dir, sizeof dir, &row->quantize_s, &err);
+    if (!st) st = quantize_cached(a, fp32, s, dir, 4096, &row->quantize_s, &err);
+    if (!st && a->resume && load_row(a, row)) {
+        fprintf(stderr, "[%d/%d] %s: evaluation kept from the earlier run\n", i + 1, a->n_methods, s->name);
+        return;
+    }
     if (!st) fprintf(stderr, "[%d/%d] %s: evaluate\n", i + 1, a->n_methods, s->name);
     if (!st) st = evaluate(a, dir, fp32, row, &err);
-    if (!st) fprintf(stderr, "[%d/%d] %s: benchmark\n", i + 1, a->n_methods, s->name);
-    if (!st) st = bench_process(a, dir, row, &err);
     row->size_bytes = file_size(dir);
     row->ok = st == QB_OK;
     if (st) {
@@ -399,50 +482,83 @@ static void run_method(compare_args *a, const qb_model *fp32, int i, qb_report_r
     }
 }
 
-static void fill_meta(const compare_args *a, const qb_model *m, qb_report_meta *meta, int n_examples) {
+static void fill_meta(const compare_args *a, const qb_model *m, const qb_report *rep, qb_report_meta *meta) {
     qb_cli_fill_meta(meta, m, a->dir, a->data, a->threads, a->calib, a->calib ? a->calib_n : 0);
-    meta->n_examples = n_examples;
+    for (int i = 0; i < rep->n_rows; i++)
+        if (rep->rows[i].ok) {
+            meta->n_examples = rep->rows[i].n_examples;
+            meta->n_truncated = rep->rows[i].n_truncated;
+            break;
+        }
     meta->seq = a->seq;
+    meta->max_length = a->max_length;
+    meta->bench_rounds = a->rounds;
+    meta->bench_runs = a->runs;
+    meta->batch_lat = a->batch_lat;
+    meta->batch_tput = a->batch_tput;
+    for (int i = 0; i < a->n_methods; i++)
+        if (a->methods[i]->mixed && a->map) snprintf(meta->map_path, sizeof meta->map_path, "%s", a->map);
     meta->seed = 42; /* the benchmark's token-id generator */
 }
 
-/* Rows relative to FP32 once all are in. */
-static void derive(qb_report *r) {
+static void compression(qb_report *r) {
     const qb_report_row *base = NULL;
     for (int i = 0; i < r->n_rows; i++)
         if (!strcmp(r->rows[i].method, "fp32") && r->rows[i].ok) base = &r->rows[i];
     for (int i = 0; i < r->n_rows; i++) {
         qb_report_row *row = &r->rows[i];
         row->compression = base && row->size_bytes > 0 ? (double)base->size_bytes / row->size_bytes : NAN;
-        row->speedup = base && row->ok ? base->p50_b1_ms / row->p50_b1_ms : NAN;
     }
 }
 
+/* One quiet line when the machine was busy (the report says the rest). */
+static void warn_noisy(const qb_report *r) {
+    int n = 0;
+    for (int i = 0; i < r->n_rows; i++) n += r->rows[i].ok && r->rows[i].speed_noisy;
+    if (n)
+        fprintf(stderr, "qbert compare: warning: %d method(s) had benchmark rounds %.0f%% or more apart (a busy "
+                        "machine?): marked noisy, and left out of the findings' speed claims\n",
+                n, 100 * QB_REPORT_NOISY_SPREAD);
+}
+
+static void warn_truncated(const compare_args *a, const qb_model *m, const qb_report *r) {
+    qb_model_info in;
+    qb_model_get_info(m, &in);
+    int cut = 0, n = 0;
+    for (int i = 0; i < r->n_rows && !n; i++)
+        if (r->rows[i].ok) cut = r->rows[i].n_truncated, n = r->rows[i].n_examples;
+    if (cut)
+        fprintf(stderr, "qbert compare: note: %d of %d examples lost tokens at --max-length %d (the model allows %d)\n",
+                cut, n, a->max_length, in.max_position);
+}
+
 int qb_cmd_compare(int argc, char **argv) {
-    compare_args a = {.calib_n = 512, .max_length = 128, .seq = 128, .batch_lat = 1, .batch_tput = 8, .runs = 20,
+    compare_args a = {.calib_n = 512, .seq = 128, .batch_lat = 1, .batch_tput = 8, .rounds = 5, .runs = 10,
                       .mixed_budget = 0.1};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (!a.threads) a.threads = qb_default_threads();
     qb_model *fp32 = qb_cli_load("compare", a.dir, NULL);
     if (!fp32) return QB_EXIT_FAIL;
+    a.max_length = qb_model_max_length(fp32, a.max_length);
     rc = preflight(&a, fp32);
     qb_report rep = {.rows = calloc((size_t)a.n_methods, sizeof(qb_report_row)), .n_rows = a.n_methods};
+    char(*dirs)[4096] = calloc((size_t)a.n_methods, sizeof *dirs);
+    if (!rep.rows || !dirs) rc = QB_EXIT_FAIL;
     double t0 = qb_now();
-    for (int i = 0; !rc && i < a.n_methods; i++) {
-        run_method(&a, fp32, i, &rep.rows[i]);
-        double el = qb_now() - t0;
-        fprintf(stderr, "[%d/%d] done, %.0f s elapsed, ETA %.0f s\n", i + 1, a.n_methods, el,
-                el / (i + 1) * (a.n_methods - i - 1));
-    }
+    for (int i = 0; !rc && i < a.n_methods; i++) run_method(&a, fp32, i, &rep.rows[i], dirs[i]);
+    qb_error err = {0};
+    if (!rc && bench_interleaved(&a, &rep, dirs, &err)) rc = qb_report_error("compare", &err);
     if (!rc) {
-        derive(&rep);
-        fill_meta(&a, fp32, &rep.meta, rep.rows[0].n_examples);
-        qb_error err = {0};
+        compression(&rep);
+        fill_meta(&a, fp32, &rep, &rep.meta);
+        warn_noisy(&rep);
+        warn_truncated(&a, fp32, &rep);
         if (qb_report_write(&rep, a.out, &err)) rc = qb_report_error("compare", &err);
         else printf("wrote %s/report.md, report.html, report.json, report.csv and 4 SVG charts (%.0f s)\n", a.out,
                     qb_now() - t0);
     }
+    free(dirs);
     free(rep.rows);
     qb_model_free(fp32);
     return rc;

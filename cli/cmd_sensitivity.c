@@ -98,17 +98,19 @@ static qb_status evaluate(const sens_args *a, const char *dir, const char *data,
     return st;
 }
 
-/* A precision map: every linear FP32 but those listed as int8, or (keep)
- * every linear int8 but those listed as FP16. */
-static qb_status write_map(const char *path, const char *const *names, int n, bool keep, qb_error *err) {
+/* A precision map: base ("*") for every linear, or nothing (the method's
+ * own plan), then the n names given as value. */
+static qb_status write_map(const char *path, const char *base, const char *const *names, int n, const char *value,
+                           qb_error *err) {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    fprintf(f, "{\"*\": \"%s\"", keep ? "int8" : "fp32");
+    fputc('{', f);
+    if (base) fprintf(f, "\"*\": \"%s\"", base);
     for (int i = 0; i < n; i++) {
-        fputs(",\n ", f);
+        fputs(i || base ? ",\n " : "", f);
         qb_json_write_str(f, names[i], strlen(names[i]));
-        fprintf(f, ": \"%s\"", keep ? "fp16" : "int8");
+        fprintf(f, ": \"%s\"", value);
     }
     fputs("}\n", f);
     fclose(f);
@@ -117,13 +119,14 @@ static qb_status write_map(const char *path, const char *const *names, int n, bo
     return st;
 }
 
-static qb_status quantize_with_map(const sens_args *a, const qb_model *m, const char *map, const char *out,
+/* head: quantize the classifier too when the map does not say (the
+ * method's default keeps it FP32, as `qbert quantize` does). */
+static qb_status quantize_with_map(const sens_args *a, const qb_model *m, const char *map, bool head, const char *out,
                                    qb_error *err) {
     qb_quant_params p = qb_quant_default_params(a->method);
     p.precision_map = map;
-    p.quantize_head = 1; /* the map decides, head included */
+    p.quantize_head = head;
     p.calib_stats = a->method == QB_QUANT_STATIC ? a->stats : NULL;
-    p.observer = "percentile:99.99";
     p.max_length = a->max_length;
     p.n_threads = a->threads;
     p.force = 1;
@@ -157,20 +160,50 @@ static qb_status measure_each(const sens_args *a, const qb_model *m, analysis *a
         snprintf(row->name, sizeof row->name, "%s", an->names[i]);
         qb_eval_result r;
         const char *one[1] = {an->names[i]};
-        qb_status st = write_map(map, one, 1, false, err);
-        if (!st) st = quantize_with_map(a, m, map, qdir, err);
+        qb_status st = write_map(map, "fp32", one, 1, "int8", err);
+        if (!st) st = quantize_with_map(a, m, map, true, qdir, err);
         if (!st) st = evaluate(a, qdir, a->data, m, &r, err);
         if (st) return st;
         row->accuracy = quality(&r);
         row->drop = an->fp32_q - row->accuracy;
         row->sqnr_db = r.sqnr_db;
         row->kl = r.kl;
+        row->agreement = r.agreement;
         qb_eval_result_free(&r);
         double el = qb_now() - t0;
         fprintf(stderr, "[%d/%d] %-55s drop %+6.2f pt  SQNR %5.1f dB  (ETA %.0f s)\n", i + 1, an->n, row->name,
                 100 * row->drop, row->sqnr_db, el / (i + 1) * (an->n - i - 1));
     }
     remove(map);
+    return QB_OK;
+}
+
+/* Every linear quantized the same way, classifier included (as each
+ * single-layer row quantizes it alone), and which single layers lose more
+ * than that beyond noise: two sigma of an accuracy difference come from
+ * the predictions that changed (McNemar), at most those of both models. */
+static qb_status measure_whole(const sens_args *a, const qb_model *m, analysis *an, qb_error *err) {
+    char map[4300], qdir[4300];
+    snprintf(map, sizeof map, "%s/.whole-map.json", a->out);
+    snprintf(qdir, sizeof qdir, "%s/.one-layer-model", a->out);
+    qb_eval_result r;
+    qb_status st = write_map(map, "int8", NULL, 0, NULL, err);
+    if (!st) st = quantize_with_map(a, m, map, true, qdir, err);
+    if (!st) st = evaluate(a, qdir, a->data, m, &r, err);
+    remove(map);
+    if (st) return st;
+    an->s.whole_accuracy = quality(&r);
+    an->s.whole_agreement = r.agreement;
+    qb_eval_result_free(&r);
+    double n = an->s.n_examples, whole_drop = an->fp32_q - an->s.whole_accuracy;
+    for (int i = 0; i < an->n; i++) {
+        qb_sensitivity_row *row = &an->s.rows[i];
+        double changed = (1 - row->agreement) * n + (1 - an->s.whole_agreement) * n;
+        double noise = 2 * sqrt(changed > 1 ? changed : 1) / n;
+        row->beyond_whole = row->drop > whole_drop + noise;
+    }
+    fprintf(stderr, "whole model (every linear %s): drop %+.2f pt\n", qb_quant_method_name(a->method),
+            100 * whole_drop);
     return QB_OK;
 }
 
@@ -197,8 +230,8 @@ static qb_status suggest(const sens_args *a, const qb_model *m, analysis *an, do
     qb_status st = QB_OK;
     for (int k = 0; k <= an->n && !st; k++) {
         qb_eval_result r;
-        st = write_map(map, kept, k, true, err);
-        if (!st) st = quantize_with_map(a, m, map, qdir, err);
+        st = write_map(map, NULL, kept, k, "fp16", err);
+        if (!st) st = quantize_with_map(a, m, map, false, qdir, err);
         if (!st) st = evaluate(a, qdir, a->data, NULL, &r, err);
         if (st) break;
         *tuned_q = quality(&r);
@@ -225,7 +258,9 @@ static qb_status run(const sens_args *a, const qb_model *m, analysis *an, qb_err
     an->s.fp32_accuracy = an->fp32_q;
     qb_cli_fill_meta(&an->s.meta, m, a->dir, a->data, a->threads, a->calib, a->calib ? a->calib_n : 0);
     an->s.meta.n_examples = r.n;
-    an->s.meta.seq = a->max_length;
+    an->s.meta.max_length = a->max_length;
+    an->s.meta.n_truncated = r.n_truncated;
+    an->s.n_examples = r.n;
     qb_eval_result_free(&r);
     snprintf(an->s.method, sizeof an->s.method, "%s", qb_quant_method_name(a->method));
     if (a->method == QB_QUANT_STATIC) {
@@ -237,6 +272,7 @@ static qb_status run(const sens_args *a, const qb_model *m, analysis *an, qb_err
         if ((st = qb_calibrate(m, &p, a->stats, NULL, err))) return st;
     }
     if ((st = measure_each(a, m, an, err))) return st;
+    if ((st = measure_whole(a, m, an, err))) return st;
     an->s.n_rows = an->n;
     an->s.all_quantized_accuracy = NAN;
     if (a->suggest >= 0) {
@@ -263,7 +299,7 @@ static qb_status run(const sens_args *a, const qb_model *m, analysis *an, qb_err
 }
 
 int qb_cmd_sensitivity(int argc, char **argv) {
-    sens_args a = {.method = QB_QUANT_DYNAMIC, .suggest = -1, .calib_n = 512, .max_length = 128};
+    sens_args a = {.method = QB_QUANT_DYNAMIC, .suggest = -1, .calib_n = 512};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (!a.threads) a.threads = qb_default_threads();
@@ -271,6 +307,7 @@ int qb_cmd_sensitivity(int argc, char **argv) {
     snprintf(a.stats, sizeof a.stats, "%s/calibration.json", a.out);
     qb_model *m = qb_cli_load("sensitivity", a.dir, NULL);
     if (!m) return QB_EXIT_FAIL;
+    a.max_length = qb_model_max_length(m, a.max_length);
     analysis an = {0};
     qb_error err = {0};
     rc = list_linears(m, &an);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # qbert compare: every report file is written; its accuracy equals a separate
 # `qbert eval` of the same model directory exactly and its latency is a
-# separate `qbert bench`'s within noise; bad requests fail before any long
-# work; --resume keeps finished rows.  Paths carry a quote and spaces: the
+# separate `qbert bench`'s within noise; each method is what `qbert quantize`
+# makes under the same name; peak RSS is each method's own; bad requests fail
+# before any long work; --resume keeps finished evaluations.  Paths carry a quote and spaces: the
 # benchmark and tuning children get them as arguments, with no shell.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -16,12 +17,30 @@ N=120
 [ -n "$SANITIZE" ] && N=24
 
 "$QBERT" compare "$M" --data "$DEV" --calib "$CAL" --calib-n 32 --methods fp32,dynamic,static --limit $N \
-  --max-length 66 --seq 32 --runs 5 -o "$R" >"$TMP/out" 2>"$TMP/err"
+  --max-length 66 --seq 32 --rounds 3 --runs 3 -o "$R" >"$TMP/out" 2>"$TMP/err"
 check "compare runs" test $? -eq 0
 for f in report.md report.json report.csv report.html accuracy_latency.svg size.svg speedup.svg radar.svg; do
   check "writes $f" test -s "$R/$f"
 done
-check "progress shows method i/N" grep -q "\[3/3\] static: benchmark" "$TMP/err"
+check "progress shows method i/N" grep -q "\[3/3\] static: evaluate" "$TMP/err"
+check "benchmark rounds interleave, then reverse" \
+  test "$(grep 'benchmark round' "$TMP/err" | tr '\n' ' ')" = "benchmark round 1/3: fp32 benchmark round 1/3: dynamic \
+benchmark round 1/3: static benchmark round 2/3: static benchmark round 2/3: dynamic benchmark round 2/3: fp32 \
+benchmark round 3/3: fp32 benchmark round 3/3: dynamic benchmark round 3/3: static "
+check "report records max length and rounds" \
+  test "$(json_get "$R/report.json" '(j["meta"]["max_length"], j["meta"]["bench_rounds"])')" = "(66, 3)"
+
+# one meaning per name: compare's dynamic and static are quantize's
+"$QBERT" quantize "$M" -o "$TMP/q-dynamic" --method dynamic >/dev/null
+"$QBERT" quantize "$M" -o "$TMP/q-static" --method static --calib "$CAL" --calib-n 32 --max-length 66 >/dev/null
+for m in dynamic static; do
+  check "compare's $m is quantize --method $m" cmp -s "$R/models/$m/model.safetensors" "$TMP/q-$m/model.safetensors"
+done
+# memory: each method's own peak, not the parent's
+rss=$(json_get "$R/report.json" '" ".join(str(r["peak_rss_mb"]) for r in j["rows"])')
+read -r rss_fp32 rss_dyn _ <<<"$rss"
+echo "  peak RSS: fp32 $rss_fp32 MB, dynamic $rss_dyn MB"
+check "peak RSS differs between fp32 and dynamic" $PY -c "import sys; sys.exit(not $rss_dyn < 0.9 * $rss_fp32)"
 
 # accuracy: exactly what eval says about the cached model
 for m in dynamic static; do
@@ -44,14 +63,16 @@ check "latency equals bench within noise (a factor of 3, best of 3 tries)" test 
 
 # --resume keeps finished rows
 "$QBERT" compare "$M" --data "$DEV" --calib "$CAL" --calib-n 32 --methods fp32,dynamic,static --limit $N \
-  --max-length 66 --seq 32 --runs 5 -o "$R" --resume >/dev/null 2>"$TMP/err2"
-check "resume keeps rows" test "$(grep -c 'kept from the earlier run' "$TMP/err2")" -eq 3
+  --max-length 66 --seq 32 --rounds 1 --runs 2 -o "$R" --resume >/dev/null 2>"$TMP/err2"
+check "resume keeps rows" test "$(grep -c 'evaluation kept from the earlier run' "$TMP/err2")" -eq 3
 
 # the mixed method tunes its map in a child `qbert sensitivity`
 if [ -z "$SANITIZE" ]; then
-  "$QBERT" compare "$M" --data "$DEV" --calib "$CAL" --methods mixed --limit 24 --max-length 66 --seq 32 --runs 3 \
+  "$QBERT" compare "$M" --data "$DEV" --calib "$CAL" --methods mixed --limit 24 --max-length 66 --seq 32 --rounds 1 --runs 3 \
     -o "$TMP/mixed \"q'" >/dev/null 2>"$TMP/err3"
   check "mixed method tunes its map" test -s "$TMP/mixed \"q'/sensitivity/precision_map.json"
+  check "the tuned map keeps the classifier as dynamic does" \
+    $PY -c "import json,sys; sys.exit('*' in json.load(open(sys.argv[1])))" "$TMP/mixed \"q'/sensitivity/precision_map.json"
   check "mixed row reported" $PY -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(j['rows'][0]['method'] != 'mixed')" "$TMP/mixed \"q'/report.json"
 fi
 

@@ -346,6 +346,113 @@ static void check_sensitivity(const char *dir) {
     free(svg);
 }
 
+/* Label boxes as the chart writer sizes them (0.6 em a character, bold
+ * 10% wider), from the SVG's own attributes. */
+typedef struct {
+    double x0, y0, x1, y1;
+} box;
+
+static int svg_labels(const char *svg, box *out, int cap) {
+    int n = 0;
+    for (const char *p = svg; n < cap && (p = strstr(p, "<text class=\"point-label\"")); p++) {
+        double x = 0, y = 0;
+        const char *xs = strstr(p, " x=\""), *ys = strstr(p, " y=\""), *gt = strchr(p, '>');
+        const char *end = gt ? strstr(gt, "</text>") : NULL;
+        if (!xs || !ys || !end) break;
+        x = atof(xs + 4);
+        y = atof(ys + 4);
+        bool bold = strstr(p, "font-weight=\"bold\"") && strstr(p, "font-weight=\"bold\"") < gt;
+        double w = (double)(end - gt - 1) * 12 * 0.6 * (bold ? 1.2 : 1);
+        out[n++] = (box){x, y - 9, x + w, y + 3};
+    }
+    return n;
+}
+
+static int svg_markers(const char *svg, box *out, int cap, char colors[][16]) {
+    int n = 0;
+    for (const char *p = svg; n < cap && (p = strstr(p, "<circle cx=\"")); p++) {
+        const char *r = strstr(p, " r=\""), *fill = strstr(p, " fill=\"");
+        if (!r || atof(r + 4) != 6 || !fill) continue;
+        double cx = atof(p + 12), cy = atof(strstr(p, " cy=\"") + 5);
+        out[n] = (box){cx - 6, cy - 6, cx + 6, cy + 6};
+        snprintf(colors[n++], 16, "%.7s", fill + 7);
+    }
+    return n;
+}
+
+static bool boxes_meet(const box *a, const box *b) {
+    return a->x0 < b->x1 && b->x0 < a->x1 && a->y0 < b->y1 && b->y0 < a->y1;
+}
+
+/* Twelve methods within 2% of each other in latency and accuracy: every
+ * label readable (no label over another or over a marker, none outside the
+ * chart) and every method in a colour of its own. */
+static void make_crowded(qb_report *r, qb_report_row *rows, int n) {
+    static const char *const names[] = {"fp32", "fp16", "bf16", "dynamic", "dynamic-emb8", "dynamic-per-tensor",
+                                        "static", "static-minmax", "static-mse", "static-entropy", "mixed",
+                                        "int8-long-method-name"};
+    make_report(r, rows);
+    for (int i = 0; i < n; i++)
+        rows[i] = make_row(names[i], 0.80 + 0.0005 * (i % 5), 16.9 + 0.03 * i, 44.7 / (1 + i % 4), 0.99);
+    r->n_rows = n;
+}
+
+static void check_crowded(const char *dir) {
+    enum { N = 12 };
+    qb_report r;
+    qb_report_row rows[N];
+    make_crowded(&r, rows, N);
+    qb_error err = {0};
+    CHECK(qb_report_write(&r, dir, &err) == QB_OK, "crowded: %s", err.msg);
+    char *svg = slurp(dir, "accuracy_latency.svg");
+    if (!svg) return;
+    box labels[N], marks[N];
+    char colors[N][16];
+    int nl = svg_labels(svg, labels, N), nm = svg_markers(svg, marks, N, colors);
+    CHECK(nl == N && nm == N, "crowded: %d labels, %d markers", nl, nm);
+    double width = atof(strstr(svg, "viewBox=\"0 0 ") + 13);
+    for (int i = 0; i < nl; i++) {
+        CHECK(labels[i].x0 >= 0 && labels[i].x1 <= width, "crowded: label %d inside the chart", i);
+        for (int j = 0; j < nl; j++) CHECK(j == i || !boxes_meet(&labels[i], &labels[j]), "labels %d, %d overlap", i, j);
+        for (int j = 0; j < nm; j++) CHECK(!boxes_meet(&labels[i], &marks[j]), "label %d covers marker %d", i, j);
+    }
+    for (int i = 0; i < nm; i++)
+        for (int j = 0; j < i; j++) CHECK(strcmp(colors[i], colors[j]), "markers %d and %d share %s", i, j, colors[i]);
+    free(svg);
+}
+
+/* A row whose rounds disagreed is marked and never named for its speed. */
+static void check_noisy(const char *dir) {
+    qb_report r;
+    qb_report_row rows[N_ROWS];
+    make_report(&r, rows);
+    rows[6].speed_noisy = true; /* static-minmax, otherwise the fastest */
+    rows[6].speedup = 148.26;
+    qb_error err = {0};
+    CHECK(qb_report_write(&r, dir, &err) == QB_OK, "noisy: %s", err.msg);
+    char *md = slurp(dir, "report.md");
+    CHECK(md && !strstr(md, "Fastest at batch 1: static-minmax") && strstr(md, "Fastest at batch 1: dynamic"),
+          "noisy row not named fastest");
+    CHECK(md && strstr(md, "148.26 noisy") && strstr(md, "Speed not compared for static-minmax"),
+          "noisy row marked in the table and findings");
+    CHECK(md && !strstr(md, "148.26x"), "no speed claim from a noisy row");
+    free(md);
+}
+
+/* When no layer changes the accuracy, the chart ranks them by SQNR. */
+static void check_sensitivity_sqnr(const char *dir) {
+    qb_sensitivity_row rows[3] = {{.name = "a.dense", .drop = 0, .sqnr_db = 31},
+                                  {.name = "b.dense", .drop = 0, .sqnr_db = 12},
+                                  {.name = "c.dense", .drop = 0, .sqnr_db = 25}};
+    qb_sensitivity s = {.method = "dynamic", .fp32_accuracy = 0.8, .rows = rows, .n_rows = 3, .whole_accuracy = NAN};
+    qb_error err;
+    CHECK(qb_sensitivity_write(&s, dir, &err) == QB_OK, "sensitivity sqnr: %s", err.msg);
+    char *svg = slurp(dir, "sensitivity.svg");
+    const char *b = svg ? strstr(svg, ">b.dense<") : NULL, *c = svg ? strstr(svg, ">c.dense<") : NULL;
+    CHECK(svg && strstr(svg, "SQNR") && strstr(svg, "12.0 dB") && b && c && b < c, "all-zero drops plot SQNR");
+    free(svg);
+}
+
 /* NaN/inf rows and an empty report still write parseable files. */
 static void check_degenerate(const char *dir) {
     qb_report r;
@@ -409,7 +516,13 @@ int main(void) {
     if (out && *out) {
         CHECK(qb_report_write(&r, out, &err) == QB_OK, "QB_REPORT_OUT: %s", err.msg);
         check_sensitivity(out);
+        char crowded[4200];
+        snprintf(crowded, sizeof crowded, "%s/crowded", out);
+        check_crowded(crowded);
     }
+    check_crowded(tmp);
+    check_noisy(tmp);
+    check_sensitivity_sqnr(tmp);
     check_degenerate(tmp);
     check_bad_dir(tmp, &r);
     char cmd[4200];

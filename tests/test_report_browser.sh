@@ -74,4 +74,50 @@ echo "chart pixels: size=$size_px speedup=$speedup_px pareto-front=$front_px"
 check "size bars drawn ($size_px px)" test "$size_px" -gt 20000
 check "speedup bars drawn ($speedup_px px)" test "$speedup_px" -gt 20000
 check "Pareto front drawn ($front_px px)" test "$front_px" -gt 300
+
+# The crowded report (12 methods within 2% in latency and accuracy), as the
+# browser lays it out: a copy of the page with a script that measures every
+# label's rendered box (getBBox, the real font) and writes what it found
+# into the DOM, which --dump-dom prints.
+CROWD=$OUT/crowded
+check "test_report wrote the crowded report" test -s "$CROWD/report.html"
+cat >"$TMP/measure.js" <<'JSEOF'
+const out = [];
+for (const svg of document.querySelectorAll("svg")) {
+  const vb = svg.viewBox.baseVal, boxes = [];
+  for (const t of svg.querySelectorAll("text.point-label")) boxes.push(t.getBBox());
+  for (const c of svg.querySelectorAll("g[data-method] circle")) {
+    const b = c.getBBox(); boxes.push({x: b.x, y: b.y, width: b.width, height: b.height, marker: true});
+  }
+  const labels = boxes.filter(b => !b.marker);
+  let overlaps = 0, outside = 0;
+  for (const a of labels) {
+    if (a.x < 0 || a.y < 0 || a.x + a.width > vb.width || a.y + a.height > vb.height) outside++;
+    for (const b of boxes)
+      if (a !== b && a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height) overlaps++;
+  }
+  const fills = [...svg.querySelectorAll("g[data-method] circle")].map(c => c.getAttribute("fill"));
+  const strokes = [...svg.querySelectorAll("g[data-method] polygon")].map(p => p.getAttribute("stroke"));
+  const repeated = (v) => v.length - new Set(v).size;
+  out.push(`labels=${labels.length} overlaps=${overlaps} outside=${outside} ` +
+           `repeated=${repeated(fills) + repeated(strokes)}`);
+}
+const pre = document.createElement("pre"); pre.id = "qb-measure"; pre.textContent = out.join("\n");
+document.body.appendChild(pre);
+JSEOF
+{ sed 's#</body>#<script src="measure.js"></script></body>#' "$CROWD/report.html"; } >"$TMP/crowded.html"
+timeout 120 "$CHROME" --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
+  --disable-component-update --disable-sync --user-data-dir="$TMP/profile2" --allow-file-access-from-files \
+  --dump-dom "file://$TMP/crowded.html" >"$TMP/dom.html" 2>"$TMP/chrome2.log"
+measured=$(sed -n '/<pre id="qb-measure">/,/<\/pre>/p' "$TMP/dom.html" | sed 's/<[^>]*>//g')
+echo "crowded report, per chart: $measured" | tr '\n' ';'; echo
+check "the browser measured the accuracy chart's 12 labels" grep -q "labels=12 " <<<"$measured"
+check "no label over another label or a marker" test -z "$(grep -v 'overlaps=0 ' <<<"$measured")"
+check "no label outside its chart" test -z "$(grep -v 'outside=0 ' <<<"$measured")"
+check "no colour repeated among methods" test -z "$(grep -v 'repeated=0' <<<"$measured")"
+timeout 120 "$CHROME" --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
+  --disable-component-update --disable-sync --user-data-dir="$TMP/profile3" \
+  --screenshot="$TMP/crowded.png" --window-size=1200,4000 "file://$CROWD/report.html" >/dev/null 2>&1
+check "chromium rendered the crowded report" test -s "$TMP/crowded.png"
+if [ -n "${QB_SCREENSHOT_DIR:-}" ]; then cp "$TMP/shot.png" "$TMP/crowded.png" "$QB_SCREENSHOT_DIR/"; fi
 finish

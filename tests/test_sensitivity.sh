@@ -21,8 +21,10 @@ sens() {
   local layers; layers=$(json_get "$out/sensitivity.json" 'len(j["rows"])')
   check "$1: one row per linear ($layers)" test "$layers" -eq "$7"
   check "$1: holdout reported" grep -q "on the holdout" "$out.out"
+  check "$1: whole model measured beside the single layers" \
+    $PY -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(j['whole_accuracy'] is None)" "$out/sensitivity.json"
   # the budget, checked with the ordinary commands
-  "$QBERT" quantize "$model" -o "$out/mixed" --method dynamic --quantize-head --precision-map "$out/precision_map.json" >/dev/null
+  "$QBERT" quantize "$model" -o "$out/mixed" --method dynamic --precision-map "$out/precision_map.json" >/dev/null
   "$QBERT" eval "$model" --data "$SHARED/data/$2" --limit $N --max-length "$4" --json >"$out/fp32.json"
   "$QBERT" eval "$out/mixed" --data "$SHARED/data/$2" --limit $N --max-length "$4" --json >"$out/mixed.json"
   local a b

@@ -25,21 +25,36 @@ static bool overlaps(const box *a, const box *b) {
     return a->x0 < b->x1 && b->x0 < a->x1 && a->y0 < b->y1 && b->y0 < a->y1;
 }
 
-/* Puts a point's label at the first of a few spots around it that does not
- * cover an earlier label or leave the plot; the last spot otherwise. */
-static box place_label(double px, double py, double w, const box *placed, int n, const qb_svg_plot *p) {
-    static const double dx[] = {8, 8, -8, -8, 8, -8}, dy[] = {-6, 16, -6, 16, -20, 30};
-    box b = {0, 0, 0, 0};
-    for (size_t k = 0; k < sizeof dx / sizeof dx[0]; k++) {
-        b.x0 = dx[k] > 0 ? px + dx[k] : px + dx[k] - w;
-        b.x1 = b.x0 + w;
-        b.y1 = py + dy[k] + 3;
-        b.y0 = b.y1 - 14;
-        bool free = b.x0 >= p->left && b.x1 <= p->left + p->width + 30 && b.y0 >= p->top - 10;
-        for (int i = 0; i < n && free; i++) free = !overlaps(&b, &placed[i]);
-        if (free) break;
+/* A label's box for text of width w whose baseline starts at (x, y). */
+static box label_box(double x, double y, double w) { return (box){x, y - 12, x + w, y + 3}; }
+
+/* Free: inside the plot (the right margin may take labels), and 2 px clear
+ * of every box taken, since rendered glyphs differ a little from the
+ * width estimate. */
+static bool box_free(const box *b, const box *taken, int n, const qb_svg_plot *p, double svg_w) {
+    if (b->x0 < p->left + 2 || b->x1 > svg_w - 4 || b->y0 < p->top || b->y1 > p->top + p->height) return false;
+    box pad = {b->x0 - 2, b->y0 - 2, b->x1 + 2, b->y1 + 2};
+    for (int i = 0; i < n; i++)
+        if (overlaps(&pad, &taken[i])) return false;
+    return true;
+}
+
+/* The nearest free spot for a point's label: right of the point, left, above,
+ * below, then on rings further out (joined to the point by a leader line),
+ * never over another label or marker, never outside the plot.  Crowded
+ * points (near-equal latencies) are what every compare run has. */
+static box place_label(double px, double py, double w, const box *taken, int n, const qb_svg_plot *p,
+                       double svg_w) {
+    for (int ring = 0; ring < 40; ring++) {
+        double r = 10 + 14 * ring;
+        int steps = 8 + 4 * ring;
+        for (int k = 0; k < steps; k++) {
+            double ang = 2 * M_PI * k / steps, dx = r * cos(ang), dy = r * sin(ang);
+            box b = label_box(dx >= 0 ? px + dx : px + dx - w, py + dy + 4, w);
+            if (box_free(&b, taken, n, p, svg_w)) return b;
+        }
     }
-    return b;
+    return label_box(px + 8, py + 4, w); /* no room anywhere: the plot is full */
 }
 
 static int cmp_by_latency(const void *a, const void *b) {
@@ -75,6 +90,41 @@ static void pareto_front(FILE *f, const qb_report *r, const qb_report_analysis *
     free(xs);
 }
 
+/* Markers first (labels must not cover any), then each label placed
+ * clear of the markers and of the labels before it. */
+static void points_with_labels(FILE *f, const qb_report *r, const qb_report_analysis *a, const qb_svg_plot *p,
+                               double svg_w) {
+    box *taken = malloc(((size_t)r->n_rows * 2 + 1) * sizeof *taken);
+    double *px = malloc(((size_t)r->n_rows * 2 + 1) * sizeof *px), *py = px ? px + r->n_rows : NULL;
+    int nt = 0;
+    for (int i = 0; i < r->n_rows && taken && px; i++) {
+        const qb_report_row *row = &r->rows[i];
+        if (!qb_report_row_plottable(row, a->ner)) continue;
+        px[i] = qb_svg_px_x(p, row->p50_b1_ms);
+        py[i] = qb_svg_px_y(p, 100 * qb_report_quality(row, a->ner));
+        taken[nt++] = (box){px[i] - 7, py[i] - 7, px[i] + 7, py[i] + 7};
+    }
+    for (int i = 0; i < r->n_rows && taken && px; i++) {
+        const qb_report_row *row = &r->rows[i];
+        if (!qb_report_row_plottable(row, a->ner)) continue;
+        double w = qb_svg_text_width(row->method, 12) * (a->pareto[i] ? 1.2 : 1);
+        box b = place_label(px[i], py[i], w, taken, nt, p, svg_w);
+        taken[nt++] = b;
+        fputs("<g data-method=\"", f);
+        qb_svg_escape(f, row->method);
+        fputs("\">\n", f);
+        double cx = fmin(fmax(px[i], b.x0), b.x1), cy = fmin(fmax(py[i], b.y0), b.y1);
+        if (hypot(cx - px[i], cy - py[i]) > 12) qb_svg_line(f, px[i], py[i], cx, cy, "#999999", 0.8, NULL);
+        qb_svg_circle(f, px[i], py[i], 6, qb_svg_color(i), "#ffffff");
+        fprintf(f, "<text class=\"point-label\" x=\"%.1f\" y=\"%.1f\" font-size=\"12\"%s fill=\"#222222\">", b.x0,
+                b.y1 - 3, a->pareto[i] ? " font-weight=\"bold\"" : "");
+        qb_svg_escape(f, row->method);
+        fputs("</text>\n</g>\n", f);
+    }
+    free(taken);
+    free(px);
+}
+
 void qb_report_chart_accuracy_latency(FILE *f, const qb_report *r, const qb_report_analysis *a) {
     const int W = 780, H = 520;
     const char *what = qb_report_quality_name(a->ner);
@@ -106,22 +156,7 @@ void qb_report_chart_accuracy_latency(FILE *f, const qb_report *r, const qb_repo
     qb_svg_axes(f, &p, xt, nxt, yt, nyt, "p50 latency at batch 1 (ms, lower is better)", ylabel);
     if (n == 0) qb_svg_text(f, p.left + p.width / 2, p.top + p.height / 2, "middle", 14, NULL, "no successful methods");
     pareto_front(f, r, a, &p);
-    box *placed = malloc(((size_t)r->n_rows + 1) * sizeof *placed);
-    int np = 0;
-    for (int i = 0; i < r->n_rows && placed; i++) {
-        const qb_report_row *row = &r->rows[i];
-        if (!qb_report_row_plottable(row, a->ner)) continue;
-        double x = qb_svg_px_x(&p, row->p50_b1_ms), y = qb_svg_px_y(&p, 100 * qb_report_quality(row, a->ner));
-        fputs("<g data-method=\"", f);
-        qb_svg_escape(f, row->method);
-        fputs("\">\n", f);
-        qb_svg_circle(f, x, y, 6, qb_svg_color(i), "#ffffff");
-        box b = place_label(x, y, qb_svg_text_width(row->method, 12), placed, np, &p);
-        placed[np++] = b;
-        qb_svg_text(f, b.x0, b.y1 - 3, "start", 12, a->pareto[i] ? "bold" : NULL, row->method);
-        fputs("</g>\n", f);
-    }
-    free(placed);
+    points_with_labels(f, r, a, &p, W);
     double ly = H - 28;
     qb_svg_line(f, p.left, ly - 4, p.left + 30, ly - 4, FRONT_COLOR, 2, "6 4");
     qb_svg_circle(f, p.left + 15, ly - 4, 7, "none", FRONT_COLOR);

@@ -90,12 +90,13 @@ static void compare_with_baseline(const qb_report *r, qb_report_analysis *a) {
 
 typedef enum { BY_QUALITY, BY_LATENCY, BY_THROUGHPUT, BY_SIZE, BY_RSS } rank_key;
 
-/* Higher is better for every key after this sign flip. */
+/* Higher is better for every key after this sign flip.  A row whose
+ * benchmark rounds disagreed has no speed to rank. */
 static double score(const qb_report_row *row, rank_key k, bool ner) {
     switch (k) {
     case BY_QUALITY: return qb_report_quality(row, ner);
-    case BY_LATENCY: return -row->p50_b1_ms;
-    case BY_THROUGHPUT: return row->throughput_b8;
+    case BY_LATENCY: return row->speed_noisy ? NAN : -row->p50_b1_ms;
+    case BY_THROUGHPUT: return row->speed_noisy ? NAN : row->throughput_b8;
     case BY_SIZE: return row->size_bytes > 0 ? -(double)row->size_bytes : NAN;
     case BY_RSS: return row->peak_rss_mb > 0 ? -row->peak_rss_mb : NAN;
     }
@@ -118,7 +119,7 @@ static int best(const qb_report *r, const qb_report_analysis *a, rank_key k, dou
             if (d < -max_loss) continue;
         }
         if (min_comp > 0 && !(row->compression >= min_comp)) continue;
-        if (min_speedup > 0 && !(row->speedup >= min_speedup)) continue;
+        if (min_speedup > 0 && (row->speed_noisy || !(row->speedup >= min_speedup))) continue;
         if (b < 0 || s > score(&r->rows[b], k, a->ner)) b = i;
     }
     return b;
@@ -143,7 +144,7 @@ static void leaders(const qb_report *r, qb_report_analysis *a) {
         const qb_report_row *row = &r->rows[i];
         add(a, "Fastest at batch 1: %s (p50 %.2f ms, %.2fx speedup).", row->method, row->p50_b1_ms, row->speedup);
         for (int j = 0; j < r->n_rows; j++)
-            if (j != i && qb_report_row_plottable(&r->rows[j], a->ner) &&
+            if (j != i && qb_report_row_plottable(&r->rows[j], a->ner) && !r->rows[j].speed_noisy &&
                 r->rows[j].p50_b1_ms <= row->p50_b1_ms * (1 + QB_REPORT_LATENCY_TIE))
                 add(a, "%s (p50 %.2f ms) is within %.0f%% of %s: treat their latency as a tie.", r->rows[j].method,
                     r->rows[j].p50_b1_ms, 100 * QB_REPORT_LATENCY_TIE, row->method);
@@ -207,6 +208,21 @@ static void pareto_findings(const qb_report *r, qb_report_analysis *a) {
         add(a, "Dominated (another method is at least as fast and as accurate): %s.", names);
 }
 
+static void noisy_rows(const qb_report *r, qb_report_analysis *a) {
+    char names[QB_REPORT_FINDING_LEN / 2] = "";
+    size_t used = 0;
+    int n = 0;
+    for (int i = 0; i < r->n_rows; i++) {
+        if (!r->rows[i].ok || !r->rows[i].speed_noisy) continue;
+        int w = snprintf(names + used, sizeof names - used, "%s%s", n++ ? ", " : "", r->rows[i].method);
+        if (w > 0 && (size_t)w < sizeof names - used) used += (size_t)w;
+    }
+    if (n)
+        add(a, "Speed not compared for %s: the benchmark rounds varied by more than %.0f%% (a busy machine); their "
+            "latency, throughput and speedup are left out of these findings. Rerun on a quiet machine.", names,
+            100 * QB_REPORT_NOISY_SPREAD);
+}
+
 static void failures(const qb_report *r, qb_report_analysis *a) {
     for (int i = 0; i < r->n_rows; i++) {
         const qb_report_row *row = &r->rows[i];
@@ -245,6 +261,7 @@ qb_status qb_report_analyze(const qb_report *r, qb_report_analysis *a, qb_error 
     leaders(r, a);
     constrained(r, a);
     pareto_findings(r, a);
+    noisy_rows(r, a);
     failures(r, a);
     return QB_OK;
 }

@@ -58,12 +58,21 @@ void qb_report_meta_items(FILE *f, const qb_report_meta *m, qb_report_item_fn it
     char buf[1200];
     item(f, "Model", m->model_dir);
     item(f, "Task", m->task);
-    snprintf(buf, sizeof buf, "%s (sha256 %s, n = %d, seq = %d)", m->data_path,
-             m->data_sha256[0] ? m->data_sha256 : "not recorded", m->n_examples, m->seq);
+    snprintf(buf, sizeof buf, "%s (sha256 %s, n = %d, max length %d tokens, %d example(s) truncated)",
+             m->data_path, m->data_sha256[0] ? m->data_sha256 : "not recorded", m->n_examples, m->max_length,
+             m->n_truncated);
     item(f, "Dataset", buf);
     if (m->calib_path[0]) snprintf(buf, sizeof buf, "%s (n = %d)", m->calib_path, m->calib_n);
     else snprintf(buf, sizeof buf, "none");
     item(f, "Calibration", buf);
+    if (m->map_path[0]) item(f, "Precision map (mixed)", m->map_path);
+    if (m->bench_rounds) {
+        snprintf(buf, sizeof buf,
+                 "random ids, seq %d, batch %d (latency) and %d (throughput); %d rounds of %d runs per method, "
+                 "methods in turn (then reversed), each round a process of its own",
+                 m->seq, m->batch_lat, m->batch_tput, m->bench_rounds, m->bench_runs);
+        item(f, "Benchmark", buf);
+    }
     item(f, "CPU", m->cpu_model);
     item(f, "CPU flags", m->cpu_flags);
     item(f, "Kernels (ISA)", m->isa);
@@ -91,7 +100,7 @@ void qb_report_put_meta_json(FILE *f, const qb_report_meta *m) {
     json_str(f, "task", m->task, false);
     json_str(f, "data_path", m->data_path, false);
     json_str(f, "data_sha256", m->data_sha256, false);
-    fprintf(f, "    \"n_examples\": %d,\n    \"seq\": %d,\n    \"threads\": %d,\n", m->n_examples, m->seq,
+    fprintf(f, "    \"n_examples\": %d,\n    \"bench_seq\": %d,\n    \"threads\": %d,\n", m->n_examples, m->seq,
             m->threads);
     json_str(f, "cpu_model", m->cpu_model, false);
     json_str(f, "cpu_flags", m->cpu_flags, false);
@@ -101,7 +110,11 @@ void qb_report_put_meta_json(FILE *f, const qb_report_meta *m) {
     json_str(f, "compiler", m->compiler, false);
     fprintf(f, "    \"seed\": %llu,\n", (unsigned long long)m->seed);
     json_str(f, "calib_path", m->calib_path, false);
-    fprintf(f, "    \"calib_n\": %d,\n", m->calib_n);
+    fprintf(f, "    \"calib_n\": %d,\n    \"max_length\": %d,\n    \"n_truncated\": %d,\n", m->calib_n, m->max_length,
+            m->n_truncated);
+    fprintf(f, "    \"bench_rounds\": %d,\n    \"bench_runs\": %d,\n    \"batch_latency\": %d,\n"
+               "    \"batch_throughput\": %d,\n", m->bench_rounds, m->bench_runs, m->batch_lat, m->batch_tput);
+    json_str(f, "precision_map", m->map_path, false);
     json_str(f, "created", m->created, true);
     fputs("  }", f);
 }

@@ -9,6 +9,10 @@
 
 #include "qbert.h"
 
+/* Benchmark rounds whose interquartile range exceeds this share of their
+ * median say the machine was busy: the row's speed is not compared. */
+#define QB_REPORT_NOISY_SPREAD 0.25
+
 typedef struct {
     char method[32];          /* "fp32", "dynamic", "static-mse", "mixed", ... */
     char description[160];    /* how it was made, e.g. "int8 per-channel, per-token activations" */
@@ -21,11 +25,16 @@ typedef struct {
     /* size */
     int64_t size_bytes;       /* model.safetensors */
     double compression;       /* fp32 size / size */
-    /* speed and memory */
+    /* speed and memory: medians over benchmark rounds interleaved with the
+     * other methods' (compare), each round a process of its own */
     double p50_b1_ms, p90_b1_ms;  /* latency at batch 1 */
     double throughput_b8;     /* sequences/s at batch 8 */
-    double speedup;           /* fp32 p50_b1 / p50_b1 */
-    double peak_rss_mb;
+    double speedup;           /* median over rounds of fp32 p50_b1 / p50_b1 */
+    double p50_spread;        /* (q3 - q1) / median of the rounds' p50_b1 */
+    double speedup_spread;    /* the same for the rounds' speedups */
+    bool speed_noisy;         /* rounds disagreed: kept out of the speed findings */
+    double peak_rss_mb;       /* median of the rounds' processes, each from its own start */
+    int n_truncated;          /* examples that lost tokens to max_length */
     double quantize_s;        /* time quantization took (0 for fp32) */
 } qb_report_row;
 
@@ -39,6 +48,10 @@ typedef struct {
     uint64_t seed;
     char calib_path[1024];
     int calib_n;
+    int max_length;           /* truncation of the evaluated examples */
+    int n_truncated;          /* examples it cut */
+    int bench_rounds, bench_runs, batch_lat, batch_tput; /* compare's benchmark */
+    char map_path[1024];      /* the mixed method's precision map, if any */
     char created[32];         /* ISO 8601 UTC */
 } qb_report_meta;
 
@@ -58,13 +71,17 @@ typedef struct {
     char name[96];            /* linear or layer name */
     double accuracy, drop;    /* accuracy with only this quantized; drop vs FP32 */
     double sqnr_db, kl;       /* output logits vs FP32 */
+    double agreement;         /* predictions equal to FP32's */
     bool kept;                /* kept in higher precision by --suggest */
+    bool beyond_whole;        /* drops more than the whole model does, beyond noise */
 } qb_sensitivity_row;
 
 typedef struct {
     qb_report_meta meta;
     char method[32];
-    double fp32_accuracy, all_quantized_accuracy;
+    double fp32_accuracy, all_quantized_accuracy; /* the latter: the --suggest start, or NaN */
+    double whole_accuracy, whole_agreement;       /* every linear quantized the same way */
+    int n_examples;
     qb_sensitivity_row *rows;
     int n_rows;
 } qb_sensitivity;

@@ -4,7 +4,8 @@
 
 static const char header[] =
     "method,ok,error,accuracy,macro_f1,entity_f1,agreement,n_examples,size_bytes,size_mb,compression,"
-    "p50_b1_ms,p90_b1_ms,throughput_b8,speedup,peak_rss_mb,quantize_s,pareto,description\n";
+    "p50_b1_ms,p90_b1_ms,throughput_b8,speedup,p50_spread,speedup_spread,speed_noisy,peak_rss_mb,n_truncated,"
+    "quantize_s,pareto,description\n";
 
 static void num(FILE *f, double v, bool ok) {
     fputc(',', f);
@@ -31,7 +32,11 @@ void qb_report_render_csv(FILE *f, const qb_report *r, const qb_report_analysis 
         num(f, row->p90_b1_ms, ok);
         num(f, row->throughput_b8, ok);
         num(f, row->speedup, ok);
+        num(f, row->p50_spread, ok);
+        num(f, row->speedup_spread, ok);
+        fprintf(f, ",%s", ok && row->speed_noisy ? "true" : "false");
         num(f, row->peak_rss_mb, ok);
+        num(f, row->n_truncated, ok);
         num(f, row->quantize_s, ok);
         fprintf(f, ",%s,", a->pareto[i] ? "true" : "false");
         qb_report_put_csv(f, row->description);

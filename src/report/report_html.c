@@ -37,7 +37,7 @@ static void td(FILE *f, double v, int decimals) {
 static void table(FILE *f, const qb_report *r, const qb_report_analysis *a) {
     fprintf(f,
             "<table>\n<tr><th>method</th><th>accuracy %%</th><th>%s %%</th><th>agreement %%</th><th>size MB</th>"
-            "<th>compression &#215;</th><th>p50 ms (b1)</th><th>p90 ms (b1)</th><th>throughput b8 (seq/s)</th>"
+            "<th>compression &#215;</th><th>p50 ms (b1)</th><th>spread %%</th><th>p90 ms (b1)</th><th>throughput b8 (seq/s)</th>"
             "<th>speedup &#215;</th><th>peak RSS MB</th><th>quantize s</th></tr>\n",
             a->ner ? "entity F1" : "macro-F1");
     for (int i = 0; i < r->n_rows; i++) {
@@ -48,7 +48,7 @@ static void table(FILE *f, const qb_report *r, const qb_report_analysis *a) {
         qb_svg_escape(f, row->method);
         fputs("</td>", f);
         if (!row->ok) {
-            fputs("<td colspan=\"11\">failed: ", f);
+            fputs("<td colspan=\"12\">failed: ", f);
             qb_svg_escape(f, row->error[0] ? row->error : "(no message)");
             fputs("</td></tr>\n", f);
             continue;
@@ -59,9 +59,11 @@ static void table(FILE *f, const qb_report *r, const qb_report_analysis *a) {
         td(f, row->size_bytes > 0 ? row->size_bytes / 1e6 : NAN, 1);
         td(f, row->compression, 2);
         td(f, row->p50_b1_ms, 2);
+        td(f, 100 * row->p50_spread, 0);
         td(f, row->p90_b1_ms, 2);
         td(f, row->throughput_b8, 1);
-        td(f, row->speedup, 2);
+        if (row->speed_noisy) fprintf(f, "<td class=\"n\">%.2f noisy</td>", row->speedup);
+        else td(f, row->speedup, 2);
         td(f, row->peak_rss_mb, 1);
         td(f, row->quantize_s, 1);
         fputs("</tr>\n", f);

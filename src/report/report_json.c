@@ -30,7 +30,11 @@ static void row_json(FILE *f, const qb_report_row *row, bool pareto) {
     key_num(f, "p90_b1_ms", row->p90_b1_ms, ok);
     key_num(f, "throughput_b8", row->throughput_b8, ok);
     key_num(f, "speedup", row->speedup, ok);
+    key_num(f, "p50_spread", row->p50_spread, ok);
+    key_num(f, "speedup_spread", row->speedup_spread, ok);
+    fprintf(f, ", \"speed_noisy\": %s", ok && row->speed_noisy ? "true" : "false");
     key_num(f, "peak_rss_mb", row->peak_rss_mb, ok);
+    key_num(f, "n_truncated", row->n_truncated, ok);
     key_num(f, "quantize_s", row->quantize_s, ok);
     fprintf(f, ", \"pareto\": %s}", pareto ? "true" : "false");
 }

@@ -14,7 +14,7 @@ static void table_row(FILE *f, const qb_report_row *row, const qb_report_analysi
     if (a->pareto[i]) fputs(" (Pareto)", f);
     fputs(" |", f);
     if (!row->ok) {
-        fputs(" failed | | | | | | | | | | |\n", f);
+        fputs(" failed | | | | | | | | | | | |\n", f);
         return;
     }
     cell(f, 100 * row->accuracy, 2);
@@ -23,9 +23,11 @@ static void table_row(FILE *f, const qb_report_row *row, const qb_report_analysi
     cell(f, row->size_bytes > 0 ? row->size_bytes / 1e6 : NAN, 1);
     cell(f, row->compression, 2);
     cell(f, row->p50_b1_ms, 2);
+    cell(f, 100 * row->p50_spread, 0);
     cell(f, row->p90_b1_ms, 2);
     cell(f, row->throughput_b8, 1);
-    cell(f, row->speedup, 2);
+    if (row->speed_noisy) fprintf(f, " %.2f noisy |", row->speedup);
+    else cell(f, row->speedup, 2);
     cell(f, row->peak_rss_mb, 1);
     cell(f, row->quantize_s, 1);
     fputc('\n', f);
@@ -61,14 +63,16 @@ void qb_report_render_md(FILE *f, const qb_report *r, const qb_report_analysis *
     fprintf(f,
             "\n## Results\n\n"
             "Accuracy, F1 and agreement (with FP32 predictions) in %%; size in MB (10^6 bytes) of "
-            "model.safetensors; latency at batch 1 and throughput at batch 8 with %d threads; speedup is FP32 "
-            "p50 / method p50.\n\n",
-            r->meta.threads);
+            "model.safetensors; latency at batch 1 and throughput at batch 8 with %d threads, medians over "
+            "interleaved rounds; spread is the rounds' interquartile range over their median; speedup is the "
+            "median over rounds of FP32 p50 / method p50 (noisy: the rounds disagreed by more than %.0f%%, so "
+            "the row is left out of the speed findings).\n\n",
+            r->meta.threads, 100 * QB_REPORT_NOISY_SPREAD);
     fprintf(f,
-            "| method | accuracy %% | %s %% | agreement %% | size MB | compression x | p50 ms (b1) | p90 ms (b1) | "
+            "| method | accuracy %% | %s %% | agreement %% | size MB | compression x | p50 ms (b1) | spread %% | p90 ms (b1) | "
             "throughput b8 (seq/s) | speedup x | peak RSS MB | quantize s |\n",
             a->ner ? "entity F1" : "macro-F1");
-    fputs("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n", f);
+    fputs("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n", f);
     for (int i = 0; i < r->n_rows; i++) table_row(f, &r->rows[i], a, i);
     failed(f, r);
     methods(f, r);

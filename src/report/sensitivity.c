@@ -13,13 +13,37 @@
 #define KEPT_COLOR "#D55E00"
 #define QUANT_COLOR "#0072B2"
 
-/* Largest drop first; rows without a finite drop last, in input order. */
+/* Largest drop first, then lowest SQNR (drops tie often: most layers
+ * change no prediction); rows without a finite drop last, in input order. */
 static int cmp_drop(const void *a, const void *b) {
     const qb_sensitivity_row *x = *(const qb_sensitivity_row *const *)a, *y = *(const qb_sensitivity_row *const *)b;
     bool fx = isfinite(x->drop), fy = isfinite(y->drop);
     if (fx != fy) return fx ? -1 : 1;
     if (fx && x->drop != y->drop) return x->drop < y->drop ? 1 : -1;
+    if (x->sqnr_db != y->sqnr_db && isfinite(x->sqnr_db) && isfinite(y->sqnr_db)) return x->sqnr_db > y->sqnr_db ? 1 : -1;
     return (x > y) - (x < y);
+}
+
+static void explain_exceptions(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row *const *rows) {
+    int n = 0;
+    for (int i = 0; i < s->n_rows; i++) n += rows[i]->beyond_whole;
+    if (!isfinite(s->whole_accuracy)) return;
+    fprintf(f, "\nEvery linear quantized the same way: %.2f%% (drop %.2f pt, agreement with FP32 %.2f%%).",
+            100 * s->whole_accuracy, 100 * (s->fp32_accuracy - s->whole_accuracy), 100 * s->whole_agreement);
+    if (!n) {
+        fputs(" No single layer loses more than that beyond noise (two sigma from the predictions that changed).\n",
+              f);
+        return;
+    }
+    fputs(" These layers alone lose more than the whole model, beyond noise (two sigma from the predictions that "
+          "changed): ", f);
+    for (int i = 0, k = 0; i < s->n_rows; i++)
+        if (rows[i]->beyond_whole) {
+            fputs(k++ ? ", " : "", f);
+            qb_report_put_md(f, rows[i]->name);
+        }
+    fputs(". Quantization errors of different layers can cancel on these examples, so a layer's drop alone is "
+          "not a lower bound for the whole model's; check these layers' SQNR, and the drop on more examples.\n", f);
 }
 
 static void put_md_num(FILE *f, double v, int decimals) {
@@ -34,11 +58,13 @@ static void render_md(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row
     qb_report_put_meta_md(f, &s->meta);
     fputs("\nEach layer is quantized alone with ", f);
     qb_report_put_md(f, s->method);
-    fprintf(f, "; drop is FP32 accuracy minus that accuracy, in points (FP32 %.2f%%, all layers quantized %.2f%%). "
+    fprintf(f, "; drop is FP32 accuracy minus that accuracy, in points (FP32 %.2f%%, --suggest's start, the method's own plan, %.2f%%). "
                "SQNR and KL compare the output logits with FP32. %d layer(s) are kept in higher precision by "
                "--suggest.\n\n",
             100 * s->fp32_accuracy, 100 * s->all_quantized_accuracy, kept);
-    fputs("| rank | layer | accuracy % | drop pt | SQNR dB | KL | kept |\n|--:|---|--:|--:|--:|--:|---|\n", f);
+    explain_exceptions(f, s, rows);
+    fputs("\n| rank | layer | accuracy % | drop pt | SQNR dB | KL | kept | beyond whole |\n"
+          "|--:|---|--:|--:|--:|--:|---|---|\n", f);
     for (int i = 0; i < s->n_rows; i++) {
         fprintf(f, "| %d | ", i + 1);
         qb_report_put_md(f, rows[i]->name);
@@ -48,7 +74,8 @@ static void render_md(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row
         put_md_num(f, rows[i]->sqnr_db, 1);
         if (isfinite(rows[i]->kl)) fprintf(f, " %.2e |", rows[i]->kl);
         else fputs(" n/a |", f);
-        fputs(rows[i]->kept ? " kept |\n" : " |\n", f);
+        fputs(rows[i]->kept ? " kept |" : " |", f);
+        fputs(rows[i]->beyond_whole ? " yes |\n" : " |\n", f);
     }
 }
 
@@ -61,6 +88,10 @@ static void render_json(FILE *f, const qb_sensitivity *s, const qb_sensitivity_r
     qb_report_put_json_num(f, s->fp32_accuracy);
     fputs(",\n  \"all_quantized_accuracy\": ", f);
     qb_report_put_json_num(f, s->all_quantized_accuracy);
+    fputs(",\n  \"whole_accuracy\": ", f);
+    qb_report_put_json_num(f, s->whole_accuracy);
+    fputs(",\n  \"whole_agreement\": ", f);
+    qb_report_put_json_num(f, s->whole_agreement);
     fputs(",\n  \"rows\": [\n", f);
     for (int i = 0; i < s->n_rows; i++) {
         fputs("    {\"name\": ", f);
@@ -73,7 +104,8 @@ static void render_json(FILE *f, const qb_sensitivity *s, const qb_sensitivity_r
         qb_report_put_json_num(f, rows[i]->sqnr_db);
         fputs(", \"kl\": ", f);
         qb_report_put_json_num(f, rows[i]->kl);
-        fprintf(f, ", \"kept\": %s}%s\n", rows[i]->kept ? "true" : "false", i + 1 < s->n_rows ? "," : "");
+        fprintf(f, ", \"kept\": %s, \"beyond_whole\": %s}%s\n", rows[i]->kept ? "true" : "false",
+                rows[i]->beyond_whole ? "true" : "false", i + 1 < s->n_rows ? "," : "");
     }
     fputs("  ]\n}\n", f);
 }
@@ -92,17 +124,25 @@ static void render_csv(FILE *f, const qb_sensitivity *s, const qb_sensitivity_ro
     }
 }
 
+/* The bar a layer gets: its accuracy drop in points, or, when no layer
+ * changes the accuracy, its logits' SQNR (which still tells them apart). */
+static double bar_value(const qb_sensitivity_row *r, bool by_drop) { return by_drop ? 100 * r->drop : r->sqnr_db; }
+
 static void render_svg(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row *const *rows) {
     const double bar = 16, gap = 6;
     double lo = 0, hi = 0, label_w = 60;
+    bool by_drop = false;
+    for (int i = 0; i < s->n_rows; i++) by_drop |= isfinite(rows[i]->drop) && rows[i]->drop != 0;
     int n = 0;
     for (int i = 0; i < s->n_rows; i++) {
-        if (!isfinite(rows[i]->drop)) continue;
-        lo = fmin(lo, 100 * rows[i]->drop);
-        hi = fmax(hi, 100 * rows[i]->drop);
+        double v = bar_value(rows[i], by_drop);
+        if (!isfinite(v)) continue;
+        lo = fmin(lo, v);
+        hi = fmax(hi, v);
         label_w = fmax(label_w, qb_svg_text_width(rows[i]->name, 11));
         n++;
     }
+    if (hi == lo) hi = lo + 1;
     const int W = (int)fmax(780, label_w + 520), H = (int)(60 + (n > 0 ? n : 1) * (bar + gap) + 100);
     qb_svg_plot p = {.left = label_w + 20, .top = 50, .height = (n > 0 ? n : 1) * (bar + gap), .x0 = lo, .x1 = hi,
                      .y0 = 0, .y1 = 1};
@@ -110,20 +150,26 @@ static void render_svg(FILE *f, const qb_sensitivity *s, const qb_sensitivity_ro
     double xt[QB_SVG_MAX_TICKS];
     int nxt = qb_svg_nice_ticks(&p.x0, &p.x1, 6, xt);
     fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f);
-    qb_svg_begin(f, W, H, "Per-layer sensitivity",
-                 "Accuracy drop when each layer alone is quantized, largest first; layers kept in higher "
-                 "precision by --suggest are highlighted.");
-    qb_svg_axes(f, &p, xt, nxt, NULL, 0, "accuracy drop vs FP32 (points, higher = more sensitive)", NULL);
-    double x0 = qb_svg_px_x(&p, 0);
+    qb_svg_begin(f, W, H, by_drop ? "Per-layer sensitivity" : "Per-layer sensitivity (no layer changes the accuracy)",
+                 by_drop ? "Accuracy drop when each layer alone is quantized, largest first; layers kept in higher "
+                           "precision by --suggest are highlighted."
+                         : "Every accuracy drop is 0.00, so the bars show the SQNR of the logits against FP32 "
+                           "when each layer alone is quantized, lowest (most sensitive) first.");
+    qb_svg_axes(f, &p, xt, nxt, NULL, 0,
+                by_drop ? "accuracy drop vs FP32 (points, higher = more sensitive)"
+                        : "logit SQNR vs FP32 (dB, lower = more sensitive)",
+                NULL);
+    double x0 = qb_svg_px_x(&p, p.x0 > 0 ? p.x0 : 0);
     for (int i = 0, k = 0; i < s->n_rows; i++) {
-        if (!isfinite(rows[i]->drop)) continue;
-        double y = p.top + gap / 2 + k++ * (bar + gap), x1 = qb_svg_px_x(&p, 100 * rows[i]->drop);
+        double v = bar_value(rows[i], by_drop);
+        if (!isfinite(v)) continue;
+        double y = p.top + gap / 2 + k++ * (bar + gap), x1 = qb_svg_px_x(&p, v);
         qb_svg_rect(f, fmin(x0, x1), y, fabs(x1 - x0), bar, rows[i]->kept ? KEPT_COLOR : QUANT_COLOR);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\" fill=\"#222222\">",
                 p.left - 6, y + bar - 4);
         qb_svg_escape(f, rows[i]->name);
         fputs("</text>\n", f);
-        qb_svg_textf(f, fmax(x0, x1) + 4, y + bar - 4, "start", 10, "%.2f", 100 * rows[i]->drop);
+        qb_svg_textf(f, fmax(x0, x1) + 4, y + bar - 4, "start", 10, by_drop ? "%.2f" : "%.1f dB", v);
     }
     qb_svg_line(f, x0, p.top, x0, p.top + p.height, "#555555", 1, NULL);
     static const char *const labels[] = {"kept in higher precision (--suggest)", "quantized"};

@@ -5,9 +5,12 @@
 #include <stdarg.h>
 #include <string.h>
 
-/* Okabe-Ito without its yellow, which is unreadable on white. */
-static const char *const palette[] = {"#0072B2", "#E69F00", "#009E73", "#CC79A7",
-                                      "#D55E00", "#56B4E9", "#000000"};
+/* Okabe-Ito without its yellow (unreadable on white), then Paul Tol's
+ * muted and dark colours: sixteen that stay apart, one per method compare
+ * can run. */
+static const char *const palette[] = {"#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9",
+                                      "#000000", "#882255", "#44AA99", "#999933", "#332288", "#AA4499",
+                                      "#117733", "#661100", "#6699CC", "#888888"};
 
 const char *qb_svg_color(int i) {
     int n = (int)(sizeof palette / sizeof palette[0]);

@@ -58,7 +58,7 @@ void qb_svg_axes(FILE *f, const qb_svg_plot *p, const double *xt, int nxt, const
 /* A vertical legend of coloured swatches starting at (x, y). */
 void qb_svg_legend(FILE *f, double x, double y, const char *const *labels, const char *const *colors, int n);
 
-/* A colour-blind-safe categorical palette (Okabe-Ito), cycled. */
+/* A categorical palette of 16 distinct colours (Okabe-Ito first), cycled. */
 const char *qb_svg_color(int i);
 
 /* Rough rendered width of text at a font size: for label placement. */
