@@ -1,9 +1,10 @@
 /* qbert compare: every quantization method on one model and dataset, side
- * by side.  Each method is quantized (cached under REPORT_DIR/models),
- * evaluated in this process with the same code as `qbert eval`, and
- * benchmarked by a separate `qbert bench` process (so its peak RSS is its
- * own).  Finished rows are kept in REPORT_DIR/rows, so an interrupted run
- * resumes with --resume. */
+ * by side.  Each method is quantized (cached under REPORT_DIR/models) and
+ * evaluated in this process with the same code as `qbert eval`; then all are
+ * benchmarked in interleaved rounds, each round of each method a `qbert
+ * bench` process of its own (so its peak RSS is its own).  Finished
+ * evaluations are kept in REPORT_DIR/rows, so an interrupted run resumes
+ * with --resume. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -58,7 +59,8 @@ static const char help[] =
     "  --seq L            benchmark sequence length (default 128)\n"
     "  --batch 1,8        benchmark batch sizes: latency at the first, throughput at the last\n"
     "  --threads N        threads (default: all cores)\n"
-    "  --rounds N         benchmark rounds per method (default 5)\n"
+    "  --rounds N         benchmark rounds per method (default 5; 3 or more tell a busy\n"
+    "                     machine from a quiet one)\n"
     "  --runs N           timed runs per method and round (default 10)\n"
     "  --resume           keep the evaluations an earlier run of this command finished\n"
     "                     (the benchmark always runs again: its rounds must interleave)\n";
@@ -199,7 +201,8 @@ static int preflight(const compare_args *a, qb_model *m) {
 static void describe(const method_spec *s, const compare_args *a, char *buf, size_t cap) {
     if (s->mixed) snprintf(buf, cap, "quantize --method dynamic --precision-map %s", a->map ? a->map : "(none)");
     else if (s->method == QB_QUANT_STATIC)
-        snprintf(buf, cap, "%s (--calib %d texts, max length %d)", s->command, a->calib_n, a->max_length);
+        snprintf(buf, cap, "quantize --method static --observer %s --calib-n %d --max-length %d", s->observer,
+                 a->calib_n, a->max_length);
     else snprintf(buf, cap, "%s", s->command);
 }
 
@@ -352,27 +355,32 @@ static void summarize_rounds(const compare_args *a, const bench_sample *s, const
 
 /* Every method's benchmark, round by round: A B C ... then C B A, so load
  * that comes and goes falls on all of them alike, and each row's speedup
- * is the median of ratios taken minutes apart at most, not a whole run. */
+ * is the median of ratios taken minutes apart at most, not a whole run.
+ * A method whose benchmark fails becomes a failed row. */
 static qb_status bench_interleaved(const compare_args *a, qb_report *rep, char (*dirs)[4096], qb_error *err) {
     int n = rep->n_rows, fp32 = -1;
     bench_sample *s = calloc((size_t)n * a->rounds, sizeof *s);
     if (!s) return qb_fail(err, QB_ERR_NOMEM, "compare: out of memory");
-    qb_status st = QB_OK;
-    for (int r = 0; !st && r < a->rounds; r++)
-        for (int j = 0; !st && j < n; j++) {
-            int i = r % 2 ? n - 1 - j : j;
-            if (!rep->rows[i].ok) continue;
-            fprintf(stderr, "benchmark round %d/%d: %s\n", r + 1, a->rounds, rep->rows[i].method);
-            st = bench_once(a, dirs[i], &s[(size_t)i * a->rounds + r], err);
+    for (int r = 0; r < a->rounds; r++)
+        for (int j = 0; j < n; j++) {
+            qb_report_row *row = &rep->rows[r % 2 ? n - 1 - j : j];
+            if (!row->ok) continue;
+            fprintf(stderr, "benchmark round %d/%d: %s\n", r + 1, a->rounds, row->method);
+            qb_error e = {0};
+            if (bench_once(a, dirs[row - rep->rows], &s[(size_t)(row - rep->rows) * a->rounds + r], &e)) {
+                row->ok = false;
+                snprintf(row->error, sizeof row->error, "%.250s", e.msg);
+                fprintf(stderr, "%s: failed: %s\n", row->method, e.msg);
+            }
         }
     for (int i = 0; i < n; i++)
         if (!strcmp(rep->rows[i].method, "fp32") && rep->rows[i].ok) fp32 = i;
-    for (int i = 0; !st && i < n; i++)
+    for (int i = 0; i < n; i++)
         if (rep->rows[i].ok)
             summarize_rounds(a, &s[(size_t)i * a->rounds], fp32 >= 0 ? &s[(size_t)fp32 * a->rounds] : NULL,
                              &rep->rows[i]);
     free(s);
-    return st;
+    return QB_OK;
 }
 
 static qb_status evaluate(const compare_args *a, const char *dir, const qb_model *fp32, qb_report_row *row,

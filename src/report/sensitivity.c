@@ -104,6 +104,8 @@ static void render_json(FILE *f, const qb_sensitivity *s, const qb_sensitivity_r
         qb_report_put_json_num(f, rows[i]->sqnr_db);
         fputs(", \"kl\": ", f);
         qb_report_put_json_num(f, rows[i]->kl);
+        fputs(", \"agreement\": ", f);
+        qb_report_put_json_num(f, rows[i]->agreement);
         fprintf(f, ", \"kept\": %s, \"beyond_whole\": %s}%s\n", rows[i]->kept ? "true" : "false",
                 rows[i]->beyond_whole ? "true" : "false", i + 1 < s->n_rows ? "," : "");
     }
