@@ -24,7 +24,7 @@ for f in report.md report.json report.csv report.html accuracy_latency.svg size.
 done
 check "progress shows method i/N" grep -q "\[3/3\] static: evaluate" "$TMP/err"
 check "benchmark rounds interleave, then reverse" \
-  test "$(grep 'benchmark round' "$TMP/err" | tr '\n' ' ')" = "benchmark round 1/3: fp32 benchmark round 1/3: dynamic \
+  test "$(grep '^benchmark round' "$TMP/err" | tr '\n' ' ')" = "benchmark round 1/3: fp32 benchmark round 1/3: dynamic \
 benchmark round 1/3: static benchmark round 2/3: static benchmark round 2/3: dynamic benchmark round 2/3: fp32 \
 benchmark round 3/3: fp32 benchmark round 3/3: dynamic benchmark round 3/3: static "
 check "report records max length and rounds" \

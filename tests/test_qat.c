@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/fs.h"
+#include "model/linear_format.h"
 #include "quant/affine.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
@@ -141,7 +142,7 @@ static void test_model(const char *name, qb_task task, qb_fq_observer obs, int b
     CHECK(st == QB_OK, "%s: %s", label, err.msg);
     if (!st) {
         int n_int8 = 0;
-        for (int i = 0; i < q->n_linears; i++) n_int8 += q->linears[i]->q != NULL;
+        for (int i = 0; i < q->n_linears; i++) n_int8 += q->linears[i]->fmt->precision == QB_PREC_INT8;
         CHECK(n_int8 == q->n_linears - 1, "%s: %d of %d linears int8 (all but the classifier)", label, n_int8,
               q->n_linears);
         compare_with_engine(label, t, q, &b, token);

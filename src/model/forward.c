@@ -5,80 +5,20 @@
 #include <omp.h>
 #include <string.h>
 
+#include "model/linear_format.h"
 #include "model/session.h"
-#include "quant/affine.h"
 
-/* Two linears read the same quantized input if they quantize it alike. */
-static bool same_input_quant(const qb_linear *a, const qb_linear *b) {
-    if (a->static_input != b->static_input || a->in != b->in) return false;
-    return !a->static_input || (a->in_scale == b->in_scale && a->in_zero == b->in_zero);
-}
-
-/* Rows go to the threads in equal runs: quantizing is 7% of an int8
- * forward pass, and run on one thread it left the other spinning. */
-static void quantize_input(qb_session *s, const qb_linear *l, const float *x, int rows, const qb_linear *prev) {
-    const qb_kernels_i8 *k = &s->m->kern_i8;
-    const qb_quant_config *qc = &s->m->cfg.quant;
-    s->qa_for = l;
-    if (prev && same_input_quant(prev, l)) return;
-    bool fixed = l->static_input || !qc->act_per_token;
-    qb_qparams p = {l->in_scale, l->in_zero};
-    if (fixed && !l->static_input) p = qb_dynamic_tensor_params(x, (size_t)rows * l->in, qc->act_symmetric);
-    int n = l->in, team = rows >= 8 ? s->n_threads : 1;
-#pragma omp parallel num_threads(team)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        int r0 = (int)((long)rows * t / nt), r1 = (int)((long)rows * (t + 1) / nt);
-        const float *xr = x + (size_t)r0 * n;
-        uint8_t *qr = s->qa + (size_t)r0 * n;
-        if (!fixed) {
-            k->quantize_rows(xr, r1 - r0, n, n, qr, n, s->qa_scale + r0, s->qa_zero + r0);
-        } else {
-            k->quantize_rows_fixed(xr, r1 - r0, n, n, p.scale, p.zero_point, qr, n);
-            for (int r = r0; r < r1; r++) {
-                s->qa_scale[r] = p.scale;
-                s->qa_zero[r] = p.zero_point;
-            }
-        }
-    }
-}
-
-/* y = act(x W^T + b) + residual in l's format.  reuse: x is the input of
- * the linear run just before this one, unchanged since (the graph knows
- * this; pointers cannot tell, since attention and LayerNorm write buffers
- * in place). */
+/* y = act(x W^T + b) + residual in l's format.  same_input: x is the
+ * input of the linear run just before this one, unchanged since, so a
+ * format may reuse what it made of x (the graph knows this; pointers cannot
+ * tell, since attention and LayerNorm write buffers in place).  Otherwise
+ * the input scratch a format filled belongs to nobody. */
 static void linear_run(qb_session *s, const qb_linear *l, const float *x, int rows, float *y,
-                       const float *residual, qb_act act, bool reuse) {
-    const qb_linear *prev = reuse ? s->qa_for : NULL;
-    s->qa_for = NULL;
+                       const float *residual, qb_act act, bool same_input) {
     if (s->observe) s->observe(s->observe_ctx, l, false, x, rows);
-    if (l->q) {
-        quantize_input(s, l, x, rows, prev);
-        qb_gemm_i8_args g = {
-            .M = rows, .N = l->out, .K = l->in,
-            .A = s->qa, .lda = l->in, .a_scale = s->qa_scale, .a_zero = s->qa_zero,
-            .W = l->q, .C = y, .ldc = l->out,
-            .bias = l->b, .residual = residual, .ldr = l->out, .act = act,
-        };
-        qb_gemm_i8(&s->m->kern_i8, &g, s->n_threads);
-    } else if (l->h.w) {
-        qb_gemm_h16_args g = {
-            .M = rows, .A = x, .lda = l->in, .W = &l->h,
-            .C = y, .ldc = l->out,
-            .bias = l->b, .residual = residual, .ldr = l->out, .act = act,
-        };
-        qb_gemm_h16(&s->m->kern, &g, s->n_threads, s->pack);
-    } else {
-        qb_gemm_f32_args g = {
-            .M = rows, .N = l->out, .K = l->in,
-            .A = x, .lda = l->in,
-            .B = l->w, .ldb = l->in, .b_trans = true,
-            .C = y, .ldc = l->out,
-            .bias = l->b, .residual = residual, .ldr = l->out,
-            .alpha = 1.0f, .act = act,
-        };
-        qb_gemm_f32(&s->m->kern, &g, s->n_threads, s->pack);
-    }
+    if (!same_input) s->qa_for = NULL;
+    qb_linear_io io = {.x = x, .rows = rows, .y = y, .residual = residual, .act = act, .same_input = same_input};
+    l->fmt->run(s, l, &io);
 }
 
 static void linear(qb_session *s, const qb_linear *l, const float *x, int rows, float *y,

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
-#include "model/model.h"
+#include "model/linear_format.h"
 
 qb_load_params qb_load_default_params(void) {
     qb_load_params p = {.isa = NULL};
@@ -96,7 +96,7 @@ static void summary_add(qb_model *m, size_t *n, const char *fmt, ...) {
 
 static void summarize_quant(qb_model *m) {
     int count[4] = {0};
-    for (int i = 0; i < m->n_linears; i++) count[m->linears[i]->stored]++;
+    for (int i = 0; i < m->n_linears; i++) count[m->linears[i]->fmt->precision]++;
     const qb_quant_config *q = &m->cfg.quant;
     size_t n = 0;
     summary_add(m, &n, "%s", q->present ? qb_quant_method_name(q->method) : "fp32");
@@ -153,11 +153,8 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
 
 void qb_model_free(qb_model *m) {
     if (!m) return;
-    for (int i = 0; i < m->n_linears; i++) {
-        if (!m->linears[i]->q) continue;
-        qb_i8_weights_free(m->linears[i]->q);
-        free(m->linears[i]->q);
-    }
+    for (int i = 0; i < m->n_linears; i++)
+        if (m->linears[i]->fmt && m->linears[i]->fmt->release) m->linears[i]->fmt->release(m->linears[i]);
     free(m->linears);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);

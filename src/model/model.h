@@ -23,15 +23,16 @@ typedef struct {
     const float *data;      /* into the mapping, or an owned converted copy */
 } qb_param;
 
-/* A linear layer y = x.W^T + b, in the precision it was stored in. */
+struct qb_linear_format;
+
+/* A linear layer y = x.W^T + b, in the format its weight was stored in. */
 typedef struct {
-    const float *w, *b;     /* w is [out, in] as PyTorch stores it; NULL when int8 or half */
+    const struct qb_linear_format *fmt; /* its row of the format table */
+    const float *w, *b;     /* w: FP32 weights [out, in] as PyTorch stores them (fmt fp32), else NULL */
+    void *packed;           /* the other formats' weights, as their row binds them */
     int out, in;
     int id;                 /* index in qb_model.linears */
     char name[96];          /* module name, e.g. "bert.encoder.layer.0.attention.self.query" */
-    qb_precision stored;    /* what model.safetensors holds for the weight */
-    qb_i8_weights *q;       /* int8: weights packed for the kernels */
-    qb_h16_weights h;       /* FP16/BF16: the 16-bit weights (h.w NULL otherwise) */
     bool static_input;      /* int8 static: the input has a calibrated scale */
     float in_scale;
     int32_t in_zero;

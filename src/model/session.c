@@ -6,6 +6,7 @@
 
 #include "core/carver.h"
 #include "core/error.h"
+#include "model/linear_format.h"
 #include "model/session.h"
 
 qb_session_params qb_session_default_params(void) {
@@ -13,12 +14,15 @@ qb_session_params qb_session_default_params(void) {
     return p;
 }
 
-/* Per-thread kernel scratch: half-precision linears widen weight chunks
- * beside the FP32 GEMM's packing buffer, so they need more. */
+/* Per-thread kernel scratch: what the model's linear formats ask for, and
+ * at least the FP32 GEMM's packing buffer, which attention uses. */
 static size_t pack_floats(const qb_model *m) {
-    for (int i = 0; i < m->n_linears; i++)
-        if (m->linears[i]->h.w) return qb_gemm_h16_pack_floats();
-    return qb_gemm_f32_pack_floats();
+    size_t n = qb_gemm_f32_pack_floats();
+    for (int i = 0; i < m->n_linears; i++) {
+        size_t f = m->linears[i]->fmt->scratch_floats();
+        n = f > n ? f : n;
+    }
+    return n;
 }
 
 static void layout(qb_session *s, qb_carver *c) {

@@ -52,8 +52,8 @@ struct qb_session {
 
     /* int8 linears: the quantized input and its per-row parameters.  Q, K
      * and V read the same input, so the graph lets K and V reuse what Q
-     * quantized: qa_for is the linear that filled qa, and only the linear
-     * right after it may reuse it (any other op may change the buffer). */
+     * quantized: qa_for is the linear that filled qa, cleared by the graph
+     * before any linear that does not read the same input. */
     uint8_t *qa;
     float *qa_scale;
     int32_t *qa_zero;

@@ -5,17 +5,11 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "model/model.h"
-
-typedef struct {
-    qb_model *m;
-    const char *prefix;   /* "bert.", "albert.", "distilbert." or "" */
-    const char *file;
-    qb_error *err;
-} binder;
+#include "model/binder.h"
+#include "model/linear_format.h"
 
 /* Hands p to the model, which frees it with itself; frees p on failure. */
-static bool own(binder *b, void *p) {
+bool qb_binder_own(qb_binder *b, void *p) {
     void **list = p ? realloc(b->m->owned, (size_t)(b->m->n_owned + 1) * sizeof *list) : NULL;
     if (!list) {
         free(p);
@@ -26,10 +20,10 @@ static bool own(binder *b, void *p) {
     return true;
 }
 
-static const float *own_as_f32(binder *b, const qb_st_tensor *t) {
+static const float *own_as_f32(qb_binder *b, const qb_st_tensor *t) {
     const qb_dtype_traits *tr = qb_dtype_traits_of(t->dtype);
     float *f = malloc((size_t)t->numel * sizeof *f + 1);
-    if (!own(b, f)) return NULL;
+    if (!qb_binder_own(b, f)) return NULL;
     if (t->dtype == QB_F32) memcpy(f, t->data, t->nbytes);
     else tr->to_f32(t->data, f, (size_t)t->numel);
     return f;
@@ -44,7 +38,7 @@ static void format_shape(char *buf, size_t cap, int ndim, const int64_t *shape) 
 
 /* Finds name (with the model prefix, then without: base-model checkpoints
  * omit it).  HF's legacy LayerNorm names (gamma/beta) are accepted too. */
-static const qb_st_tensor *find(binder *b, const char *name) {
+static const qb_st_tensor *find(qb_binder *b, const char *name) {
     char full[256];
     snprintf(full, sizeof full, "%s%s", b->prefix, name);
     const qb_st_tensor *t = qb_safetensors_find(&b->m->st, full);
@@ -59,7 +53,7 @@ static const qb_st_tensor *find(binder *b, const char *name) {
     return t;
 }
 
-static bool check_shape(binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1) {
+bool qb_binder_check_shape(qb_binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1) {
     int64_t want[2] = {d0, d1};
     bool ok = t->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == want[i];
@@ -73,7 +67,7 @@ static bool check_shape(binder *b, const qb_st_tensor *t, int ndim, int64_t d0, 
     return ok;
 }
 
-static void register_param(binder *b, const qb_st_tensor *t, const float *data) {
+void qb_binder_register(qb_binder *b, const qb_st_tensor *t, const float *data) {
     qb_param *p = &b->m->params[b->m->n_params++];
     p->name = t->name;
     p->ndim = t->ndim;
@@ -83,8 +77,8 @@ static void register_param(binder *b, const qb_st_tensor *t, const float *data) 
 }
 
 /* A float tensor as FP32: mapped when it is F32 and aligned, else converted. */
-static const float *bind_tensor(binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1) {
-    if (!t || b->err->code || !check_shape(b, t, ndim, d0, d1)) return NULL;
+const float *qb_binder_f32(qb_binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1) {
+    if (!t || b->err->code || !qb_binder_check_shape(b, t, ndim, d0, d1)) return NULL;
     const qb_dtype_traits *tr = qb_dtype_traits_of(t->dtype);
     if (!tr->is_float) {
         qb_fail(b->err, QB_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s, expected a float type", b->file,
@@ -100,18 +94,18 @@ static const float *bind_tensor(binder *b, const qb_st_tensor *t, int ndim, int6
         }
         qb_file_map_release(&b->m->st.map, t->data, t->nbytes);
     }
-    register_param(b, t, data);
+    qb_binder_register(b, t, data);
     return data;
 }
 
-static const float *bind(binder *b, const char *name, int ndim, int64_t d0, int64_t d1) {
+static const float *bind(qb_binder *b, const char *name, int ndim, int64_t d0, int64_t d1) {
     if (b->err->code) return NULL;
-    return bind_tensor(b, find(b, name), ndim, d0, d1);
+    return qb_binder_f32(b, find(b, name), ndim, d0, d1);
 }
 
 /* A companion tensor of a quantized one ("<weight>_scale"...), F32 or I32
  * with exactly n elements. */
-static const qb_st_tensor *companion(binder *b, const char *base, const char *suffix, qb_dtype dtype, int64_t n) {
+const qb_st_tensor *qb_binder_companion(qb_binder *b, const char *base, const char *suffix, qb_dtype dtype, int64_t n) {
     char name[256];
     snprintf(name, sizeof name, "%s%s", base, suffix);
     const qb_st_tensor *t = qb_safetensors_find(&b->m->st, name);
@@ -127,7 +121,7 @@ static const qb_st_tensor *companion(binder *b, const char *base, const char *su
     return t;
 }
 
-static bool int8_allowed(binder *b, const qb_st_tensor *t) {
+bool qb_binder_int8_allowed(qb_binder *b, const qb_st_tensor *t) {
     const qb_quant_config *q = &b->m->cfg.quant;
     if (q->present && (q->method == QB_QUANT_DYNAMIC || q->method == QB_QUANT_STATIC)) return true;
     qb_fail(b->err, QB_ERR_FORMAT, "%s: tensor '%s' is I8 but config.json has no int8 quantization_config",
@@ -136,7 +130,7 @@ static bool int8_allowed(binder *b, const qb_st_tensor *t) {
 }
 
 /* Scales may sit at any byte offset in the file, hence memcpy. */
-static bool scales_valid(binder *b, const qb_st_tensor *t, const void *scales, int64_t n) {
+bool qb_binder_scales_valid(qb_binder *b, const qb_st_tensor *t, const void *scales, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         float scale;
         memcpy(&scale, (const char *)scales + i * 4, 4);
@@ -149,92 +143,7 @@ static bool scales_valid(binder *b, const qb_st_tensor *t, const void *scales, i
     return true;
 }
 
-/* int8 weights: per-channel scales beside them, weights packed for the
- * kernels now so nothing is converted per call. */
-static void bind_linear_i8(binder *b, qb_linear *l, const qb_st_tensor *t) {
-    if (!int8_allowed(b, t) || !check_shape(b, t, 2, l->out, l->in)) return;
-    const qb_st_tensor *sc = companion(b, t->name, "_scale", QB_F32, l->out);
-    if (!sc || !scales_valid(b, t, sc->data, l->out)) return;
-    char zname[256];
-    snprintf(zname, sizeof zname, "%s_zero_point", t->name);
-    const qb_st_tensor *zp = qb_safetensors_find(&b->m->st, zname);
-    if (zp) {
-        bool zero = zp->dtype == QB_I8 && zp->numel == l->out;
-        for (int64_t i = 0; zero && i < zp->numel; i++) zero = ((const int8_t *)zp->data)[i] == 0;
-        if (!zero) {
-            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' must be I8 zeros: int8 weights are symmetric", b->file, zname);
-            return;
-        }
-    }
-    /* Static models' linears have calibrated inputs unless "modules" lists
-     * them int8-dynamic; a dynamic model's linear may carry one too. */
-    const qb_quant_config *qc = &b->m->cfg.quant;
-    char iname[256];
-    snprintf(iname, sizeof iname, "%s.input_scale", l->name);
-    bool static_in = qc->method == QB_QUANT_STATIC ? !qb_quant_config_dynamic(qc, l->name)
-                                                   : qb_safetensors_find(&b->m->st, iname) != NULL;
-    if (static_in) {
-        const qb_st_tensor *is = companion(b, l->name, ".input_scale", QB_F32, 1);
-        const qb_st_tensor *iz = is ? companion(b, l->name, ".input_zero_point", QB_I32, 1) : NULL;
-        if (!iz) return;
-        memcpy(&l->in_scale, is->data, sizeof l->in_scale);
-        memcpy(&l->in_zero, iz->data, sizeof l->in_zero);
-        if (!(l->in_scale > 0) || !isfinite(l->in_scale) || l->in_zero < 0 || l->in_zero > 255) {
-            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s.input_scale/zero_point' out of range", b->file, l->name);
-            return;
-        }
-        l->static_input = true;
-    }
-    if (l->in > qb_i8_k_max()) {
-        qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' has %d inputs; int8 layers take at most %d", b->file, t->name,
-                l->in, qb_i8_k_max());
-        return;
-    }
-    l->q = calloc(1, sizeof *l->q);
-    float *scale = malloc((size_t)l->out * sizeof *scale);
-    if (scale) memcpy(scale, sc->data, (size_t)l->out * sizeof *scale);
-    if (!l->q || !scale || !qb_i8_weights_pack(&b->m->kern_i8, t->data, scale, l->out, l->in, l->q)) {
-        free(scale);
-        qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory packing '%s'", b->file, t->name);
-        return;
-    }
-    free(scale);
-    /* the packed copy is all the kernels read: the mapped bytes need not stay resident */
-    qb_file_map_release(&b->m->st.map, t->data, t->nbytes);
-    l->stored = QB_PREC_INT8;
-    register_param(b, t, NULL);
-}
-
-/* Half weights stay 16-bit: used in place in the mapping (copied only if
- * the file puts them at an odd offset) or, for the BF16 dot path, packed
- * once now so nothing is converted per call but the activations. */
-static void bind_linear_h16(binder *b, qb_linear *l, const qb_st_tensor *t) {
-    if (!check_shape(b, t, 2, l->out, l->in)) return;
-    if (l->in > QB_H16_K_MAX) {
-        qb_fail(b->err, QB_ERR_UNSUPPORTED, "%s: '%s' has %d inputs; half-precision linears take at most %d",
-                b->file, t->name, l->in, QB_H16_K_MAX);
-        return;
-    }
-    const uint16_t *w = t->data;
-    if ((uintptr_t)w & 1) {
-        uint16_t *copy = malloc(t->nbytes);
-        if (copy) memcpy(copy, t->data, t->nbytes);
-        w = own(b, copy) ? copy : NULL;
-    }
-    qb_h16_type type = t->dtype == QB_BF16 ? QB_H16_BF16 : QB_H16_F16;
-    if (!w || !qb_h16_weights_prepare(&b->m->kern, w, type, l->out, l->in, &l->h) ||
-        (l->h.pairs && !own(b, l->h.pairs))) {
-        l->h = (qb_h16_weights){0};
-        qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, t->name);
-        return;
-    }
-    /* the kernels read only the packed pairs now (a later read of the rows,
-     * by training, faults them back in from the file) */
-    if (!qb_h16_weights_rows_needed(&l->h)) qb_file_map_release(&b->m->st.map, t->data, t->nbytes);
-    register_param(b, t, NULL);
-}
-
-static void bind_linear(binder *b, qb_linear *l, const char *name, int out, int in) {
+static void bind_linear(qb_binder *b, qb_linear *l, const char *name, int out, int in) {
     char n[200];
     snprintf(n, sizeof n, "%s.weight", name);
     l->out = out;
@@ -242,17 +151,15 @@ static void bind_linear(binder *b, qb_linear *l, const char *name, int out, int 
     const qb_st_tensor *t = b->err->code ? NULL : find(b, n);
     if (!t) return;
     snprintf(l->name, sizeof l->name, "%.*s", (int)(strlen(t->name) - strlen(".weight")), t->name);
-    l->stored = t->dtype == QB_F16 ? QB_PREC_FP16 : t->dtype == QB_BF16 ? QB_PREC_BF16 : QB_PREC_FP32;
-    if (t->dtype == QB_I8) bind_linear_i8(b, l, t);
-    else if (t->dtype == QB_F16 || t->dtype == QB_BF16) bind_linear_h16(b, l, t);
-    else l->w = bind_tensor(b, t, 2, out, in);
+    l->fmt = qb_linear_format_of(t->dtype);
+    if (qb_binder_check_shape(b, t, 2, out, in)) l->fmt->bind(b, l, t);
     snprintf(n, sizeof n, "%s.bias", name);
     l->b = bind(b, n, 1, out, 0);
     l->id = b->m->n_linears;
     b->m->linears[b->m->n_linears++] = l;
 }
 
-static void bind_norm(binder *b, qb_norm *nrm, const char *name, int dim) {
+static void bind_norm(qb_binder *b, qb_norm *nrm, const char *name, int dim) {
     char n[200];
     snprintf(n, sizeof n, "%s.weight", name);
     nrm->gamma = bind(b, n, 1, dim, 0);
@@ -276,9 +183,9 @@ static const block_names names_distil = {
     "sa_layer_norm", "ffn.lin1", "ffn.lin2", "output_layer_norm"};
 
 /* A calibrated output scale of Q, K or V (int8 attention); zero may be NULL. */
-static bool bind_output_scale(binder *b, const qb_linear *l, float *scale, int32_t *zero) {
-    const qb_st_tensor *sc = companion(b, l->name, ".output_scale", QB_F32, 1);
-    const qb_st_tensor *zp = sc && zero ? companion(b, l->name, ".output_zero_point", QB_I32, 1) : NULL;
+static bool bind_output_scale(qb_binder *b, const qb_linear *l, float *scale, int32_t *zero) {
+    const qb_st_tensor *sc = qb_binder_companion(b, l->name, ".output_scale", QB_F32, 1);
+    const qb_st_tensor *zp = sc && zero ? qb_binder_companion(b, l->name, ".output_zero_point", QB_I32, 1) : NULL;
     if (!sc || (zero && !zp)) return false;
     memcpy(scale, sc->data, sizeof *scale);
     if (zero) memcpy(zero, zp->data, sizeof *zero);
@@ -290,14 +197,14 @@ static bool bind_output_scale(binder *b, const qb_linear *l, float *scale, int32
     return true;
 }
 
-static void bind_attention_i8(binder *b, qb_block *blk) {
+static void bind_attention_i8(qb_binder *b, qb_block *blk) {
     qb_attn_i8 *a = &blk->attn_i8;
     if (b->err->code || !b->m->cfg.quant.attention_int8) return;
     a->on = bind_output_scale(b, &blk->q, &a->q_scale, &a->q_zero) &&
             bind_output_scale(b, &blk->k, &a->k_scale, NULL) && bind_output_scale(b, &blk->v, &a->v_scale, NULL);
 }
 
-static void bind_block(binder *b, qb_block *blk, const char *at, const block_names *nm) {
+static void bind_block(qb_binder *b, qb_block *blk, const char *at, const block_names *nm) {
     const qb_config *c = &b->m->cfg;
     int H = c->hidden_size, I = c->intermediate_size;
     char n[200];
@@ -314,22 +221,22 @@ static void bind_block(binder *b, qb_block *blk, const char *at, const block_nam
 #undef SUB
 }
 
-static void bind_embeddings(binder *b) {
+static void bind_embeddings(qb_binder *b) {
     qb_model *m = b->m;
     const qb_config *c = &m->cfg;
     int E = c->embedding_size;
     const qb_st_tensor *t = find(b, "embeddings.word_embeddings.weight");
     if (t && t->dtype == QB_I8) {
-        const qb_st_tensor *sc = int8_allowed(b, t) && check_shape(b, t, 2, c->vocab_size, E)
-                                     ? companion(b, t->name, "_scale", QB_F32, c->vocab_size) : NULL;
-        if (sc && scales_valid(b, t, sc->data, c->vocab_size)) {
+        const qb_st_tensor *sc = qb_binder_int8_allowed(b, t) && qb_binder_check_shape(b, t, 2, c->vocab_size, E)
+                                     ? qb_binder_companion(b, t->name, "_scale", QB_F32, c->vocab_size) : NULL;
+        if (sc && qb_binder_scales_valid(b, t, sc->data, c->vocab_size)) {
             m->word_emb_q = t->data;
             m->word_emb_scale = ((uintptr_t)sc->data & 3) ? own_as_f32(b, sc) : sc->data;
             if (!m->word_emb_scale) qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
-            register_param(b, t, NULL);
+            qb_binder_register(b, t, NULL);
         }
     } else {
-        m->word_emb = bind_tensor(b, t, 2, c->vocab_size, E);
+        m->word_emb = qb_binder_f32(b, t, 2, c->vocab_size, E);
     }
     m->pos_emb = bind(b, "embeddings.position_embeddings.weight", 2, c->max_position, E);
     if (c->arch != QB_ARCH_DISTILBERT)
@@ -339,7 +246,7 @@ static void bind_embeddings(binder *b) {
         bind_linear(b, &m->emb_proj, "encoder.embedding_hidden_mapping_in", c->hidden_size, E);
 }
 
-static void bind_blocks(binder *b) {
+static void bind_blocks(qb_binder *b) {
     qb_model *m = b->m;
     const qb_config *c = &m->cfg;
     char at[128];
@@ -358,7 +265,7 @@ static void bind_blocks(binder *b) {
 }
 
 /* Heads live outside the base model's prefix (HF: "classifier.weight"). */
-static void bind_heads(binder *b) {
+static void bind_heads(qb_binder *b) {
     qb_model *m = b->m;
     const qb_config *c = &m->cfg;
     int H = c->hidden_size;
@@ -383,7 +290,7 @@ qb_status qb_model_bind_weights(qb_model *m, qb_error *err) {
     m->linears = calloc((size_t)m->n_blocks * 6 + 4, sizeof *m->linears);
     if (!m->blocks || !m->params || !m->linears) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
     err->code = QB_OK;
-    binder b = {m, prefixes[c->arch], m->st.path, err};
+    qb_binder b = {m, prefixes[c->arch], m->st.path, err};
     bind_embeddings(&b);
     bind_blocks(&b);
     bind_heads(&b);

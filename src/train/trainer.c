@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "model/linear_format.h"
 #include "train/trainer.h"
 
 /* Dropout sites: the embedding's, three per block application, the head's. */
@@ -178,11 +179,10 @@ static void bind_all(builder *b, bool fresh_head) {
 
 static qb_status check_model(const qb_model *m, const qb_trainer_params *p, qb_error *err) {
     if (!m->word_emb) return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: training needs FP32 word embeddings", m->dir);
-    static const char *const stored[] = {"fp32", "fp16", "bf16", "int8"};
     for (int i = 0; i < m->n_linears; i++)
         if (!m->linears[i]->w)
             return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: '%s' is %s; training needs an FP32 checkpoint", m->dir,
-                           m->linears[i]->name, stored[m->linears[i]->stored]);
+                           m->linears[i]->name, m->linears[i]->fmt->name);
     if (p->task == QB_TASK_SEQUENCE && !m->pooler.w && !m->pre_classifier.w)
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: a sequence head needs the checkpoint's pooler", m->dir);
     if (p->num_labels < 0) return qb_fail(err, QB_ERR_ARG, "trainer: num_labels %d < 0", p->num_labels);

@@ -1,0 +1,31 @@
+/* What binding a checkpoint's tensors needs, shared by weights.c (the
+ * architecture's names) and the linear formats (each format's tensors). */
+#ifndef QB_MODEL_BINDER_H
+#define QB_MODEL_BINDER_H
+
+#include "model/model.h"
+
+typedef struct qb_binder {
+    qb_model *m;
+    const char *prefix;   /* "bert.", "albert.", "distilbert." or "" */
+    const char *file;
+    qb_error *err;        /* the first failure; later binds do nothing */
+} qb_binder;
+
+/* Hands p to the model, which frees it with itself; frees p on failure. */
+bool qb_binder_own(qb_binder *b, void *p);
+bool qb_binder_check_shape(qb_binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1);
+/* Adds t to the model's parameter registry (data: its FP32 values, or NULL). */
+void qb_binder_register(qb_binder *b, const qb_st_tensor *t, const float *data);
+/* A float tensor as FP32: mapped when it is F32 and aligned, else converted. */
+const float *qb_binder_f32(qb_binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1);
+/* A companion tensor of a quantized one ("<base><suffix>") of dtype with
+ * exactly n elements, or NULL with the error set. */
+const qb_st_tensor *qb_binder_companion(qb_binder *b, const char *base, const char *suffix, qb_dtype dtype,
+                                        int64_t n);
+/* I8 tensors need an int8 quantization_config. */
+bool qb_binder_int8_allowed(qb_binder *b, const qb_st_tensor *t);
+/* n positive finite F32 scales at any byte offset. */
+bool qb_binder_scales_valid(qb_binder *b, const qb_st_tensor *t, const void *scales, int64_t n);
+
+#endif

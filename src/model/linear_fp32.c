@@ -1,0 +1,24 @@
+/* The fp32 row of the linear format table: weights used in place in the
+ * mapping (converted once if stored in another float type or misaligned). */
+#include "model/linear_format.h"
+#include "model/session.h"
+
+static bool bind_fp32(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
+    l->w = qb_binder_f32(b, t, 2, l->out, l->in);
+    return l->w != NULL;
+}
+
+static void run_fp32(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
+    qb_gemm_f32_args g = {
+        .M = io->rows, .N = l->out, .K = l->in,
+        .A = io->x, .lda = l->in,
+        .B = l->w, .ldb = l->in, .b_trans = true,
+        .C = io->y, .ldc = l->out,
+        .bias = l->b, .residual = io->residual, .ldr = l->out,
+        .alpha = 1.0f, .act = io->act,
+    };
+    qb_gemm_f32(&s->m->kern, &g, s->n_threads, s->pack);
+}
+
+const qb_linear_format qb_linear_fp32 = {"fp32", QB_PREC_FP32, 32, bind_fp32, qb_gemm_f32_pack_floats, run_fp32,
+                                         NULL};
