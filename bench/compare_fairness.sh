@@ -62,6 +62,10 @@ if [ "$LOAD" = 1 ]; then
   grep -h "warning" "$OUT/loaded.err" || echo "  (no warning line)"
 fi
 
+p50() { # p50 MODEL_DIR: a separate qbert bench's p50 at batch 1, in ms
+  "$QBERT" bench "$1" --seq 128 --batch 1 --runs "$RUNS" --threads 2 --json |
+    /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["p50_ms"])'
+}
 echo "bench pairs (idle), seq 128, batch 1, 2 threads, $PAIRS alternations of $RUNS runs:"
 IFS=, read -r -a methods <<<"$METHODS"
 for m in "${methods[@]}"; do
@@ -69,8 +73,8 @@ for m in "${methods[@]}"; do
   dir=$OUT/idle/models/$m
   ratios=()
   for _ in $(seq "$PAIRS"); do
-    a=$("$QBERT" bench "$MODEL" --seq 128 --batch 1 --runs "$RUNS" --threads 2 --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_ms"])')
-    b=$("$QBERT" bench "$dir" --seq 128 --batch 1 --runs "$RUNS" --threads 2 --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_ms"])')
+    a=$(p50 "$MODEL")
+    b=$(p50 "$dir")
     ratios+=("$(/usr/bin/python3 -c "print($a / $b)")")
   done
   /usr/bin/python3 - "$OUT/idle/report.json" "$m" "${ratios[@]}" <<'PYEOF'

@@ -17,6 +17,8 @@ bool qb_binder_own(qb_binder *b, void *p);
 bool qb_binder_check_shape(qb_binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1);
 /* Adds t to the model's parameter registry (data: its FP32 values, or NULL). */
 void qb_binder_register(qb_binder *b, const qb_st_tensor *t, const float *data);
+/* t's values as an FP32 copy the model owns, or NULL. */
+const float *qb_binder_f32_copy(qb_binder *b, const qb_st_tensor *t);
 /* A float tensor as FP32: mapped when it is F32 and aligned, else converted. */
 const float *qb_binder_f32(qb_binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1);
 /* A companion tensor of a quantized one ("<base><suffix>") of dtype with

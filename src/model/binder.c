@@ -1,0 +1,125 @@
+/* The helpers every binder of checkpoint tensors uses: ownership of
+ * converted copies, shape checks, the parameter registry, FP32 views and
+ * the companion tensors of quantized weights. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/binder.h"
+
+/* Hands p to the model, which frees it with itself; frees p on failure. */
+bool qb_binder_own(qb_binder *b, void *p) {
+    void **list = p ? realloc(b->m->owned, (size_t)(b->m->n_owned + 1) * sizeof *list) : NULL;
+    if (!list) {
+        free(p);
+        return false;
+    }
+    b->m->owned = list;
+    b->m->owned[b->m->n_owned++] = p;
+    return true;
+}
+
+const float *qb_binder_f32_copy(qb_binder *b, const qb_st_tensor *t) {
+    const qb_dtype_traits *tr = qb_dtype_traits_of(t->dtype);
+    float *f = malloc((size_t)t->numel * sizeof *f + 1);
+    if (!qb_binder_own(b, f)) return NULL;
+    if (t->dtype == QB_F32) memcpy(f, t->data, t->nbytes);
+    else tr->to_f32(t->data, f, (size_t)t->numel);
+    return f;
+}
+
+static void format_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+bool qb_binder_check_shape(qb_binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1) {
+    int64_t want[2] = {d0, d1};
+    bool ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == want[i];
+    if (!ok) {
+        char got[80], exp[80];
+        format_shape(got, sizeof got, t->ndim, t->shape);
+        format_shape(exp, sizeof exp, ndim, want);
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: tensor '%s' has shape %s, config.json implies %s", b->file, t->name,
+                got, exp);
+    }
+    return ok;
+}
+
+void qb_binder_register(qb_binder *b, const qb_st_tensor *t, const float *data) {
+    qb_param *p = &b->m->params[b->m->n_params++];
+    p->name = t->name;
+    p->ndim = t->ndim;
+    memcpy(p->shape, t->shape, sizeof p->shape);
+    p->numel = t->numel;
+    p->data = data;
+}
+
+/* A float tensor as FP32: mapped when it is F32 and aligned, else converted. */
+const float *qb_binder_f32(qb_binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1) {
+    if (!t || b->err->code || !qb_binder_check_shape(b, t, ndim, d0, d1)) return NULL;
+    const qb_dtype_traits *tr = qb_dtype_traits_of(t->dtype);
+    if (!tr->is_float) {
+        qb_fail(b->err, QB_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s, expected a float type", b->file,
+                t->name, tr->name);
+        return NULL;
+    }
+    const float *data = t->data;
+    if (t->dtype != QB_F32 || ((uintptr_t)data & 3)) {
+        data = qb_binder_f32_copy(b, t);
+        if (!data) {
+            qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory converting '%s'", b->file, t->name);
+            return NULL;
+        }
+        qb_file_map_release(&b->m->st.map, t->data, t->nbytes);
+    }
+    qb_binder_register(b, t, data);
+    return data;
+}
+
+/* A companion tensor of a quantized one ("<weight>_scale"...), F32 or I32
+ * with exactly n elements. */
+const qb_st_tensor *qb_binder_companion(qb_binder *b, const char *base, const char *suffix, qb_dtype dtype,
+                                        int64_t n) {
+    char name[256];
+    snprintf(name, sizeof name, "%s%s", base, suffix);
+    const qb_st_tensor *t = qb_safetensors_find(&b->m->st, name);
+    if (!t) {
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: quantized tensor '%s' has no '%s'", b->file, base, name);
+        return NULL;
+    }
+    if (t->dtype != dtype || t->numel != n) {
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: tensor '%s' must be %s with %lld element(s)", b->file, name,
+                qb_dtype_traits_of(dtype)->name, (long long)n);
+        return NULL;
+    }
+    return t;
+}
+
+bool qb_binder_int8_allowed(qb_binder *b, const qb_st_tensor *t) {
+    const qb_quant_config *q = &b->m->cfg.quant;
+    if (q->present && (q->method == QB_QUANT_DYNAMIC || q->method == QB_QUANT_STATIC)) return true;
+    qb_fail(b->err, QB_ERR_FORMAT, "%s: tensor '%s' is I8 but config.json has no int8 quantization_config",
+            b->file, t->name);
+    return false;
+}
+
+/* Scales may sit at any byte offset in the file, hence memcpy. */
+bool qb_binder_scales_valid(qb_binder *b, const qb_st_tensor *t, const void *scales, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float scale;
+        memcpy(&scale, (const char *)scales + i * 4, 4);
+        if (!(scale > 0) || !isfinite(scale)) {
+            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s_scale' holds a non-positive or non-finite scale", b->file,
+                    t->name);
+            return false;
+        }
+    }
+    return true;
+}
+
