@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/fs.h"
 #include "eval/dataset.h"
@@ -25,6 +24,7 @@
 #include "test_util.h"
 
 #define N_SENT 100
+#define SEQ_MAX 128
 #define MIN_COSINE 0.995
 #define MIN_AGREEMENT 0.97
 
@@ -44,18 +44,17 @@ typedef struct {
     bool token;
 } fixture;
 
-static int seq_max(void) { return 128; }
-
 static qb_status tokenize_all(const qb_model *m, const char *path, fixture *f, qb_error *err) {
     qb_dataset ds;
     qb_status st = qb_dataset_load(path, QB_DATA_AUTO, NULL, N_SENT, &ds, err);
+    if (st) return st;
     for (int i = 0; !st && i < ds.n; i++) {
         const qb_example *e = &ds.ex[i];
-        st = e->text ? qb_tokenize(m, e->text, e->text_len, e->pair, e->pair_len, seq_max(), &f->enc[i], err)
-                     : qb_tokenize_words(m, e->words, e->word_lens, e->n_words, seq_max(), &f->enc[i], err);
+        st = e->text ? qb_tokenize(m, e->text, e->text_len, e->pair, e->pair_len, SEQ_MAX, &f->enc[i], err)
+                     : qb_tokenize_words(m, e->words, e->word_lens, e->n_words, SEQ_MAX, &f->enc[i], err);
         f->n = i + 1;
     }
-    if (!st) qb_dataset_free(&ds);
+    qb_dataset_free(&ds);
     return st;
 }
 
@@ -63,9 +62,9 @@ static qb_status tokenize_all(const qb_model *m, const char *path, fixture *f, q
 static qb_status run_model(const qb_model *m, const fixture *f, int n, float *out, qb_error *err) {
     qb_session_params sp = qb_session_default_params();
     sp.max_batch = 16;
-    sp.max_seq = seq_max();
+    sp.max_seq = SEQ_MAX;
     sp.n_threads = 2;
-    qb_session *s;
+    qb_session *s = NULL;
     qb_status st = qb_session_create(m, &sp, &s, err);
     for (int b = 0; !st && b < n; b += 16) {
         int nb = n - b < 16 ? n - b : 16;
@@ -79,7 +78,7 @@ static qb_status run_model(const qb_model *m, const fixture *f, int n, float *ou
             memcpy(o, qb_session_logits(s, i), (size_t)rows * f->labels * sizeof *o);
         }
     }
-    if (!st) qb_session_free(s);
+    qb_session_free(s);
     return st;
 }
 
@@ -92,7 +91,7 @@ static double cosine(const float *a, const float *b, int n) {
 /* Mean cosine and agreement of predictions (per token for NER). */
 static void compare_logits(const fixture *f, int n, const float *ref, const float *got, double *cos, double *agree) {
     double c = 0;
-    long same = 0, total = 0, rows_all = 0;
+    long same = 0, total = 0;
     for (int e = 0; e < n; e++) {
         int rows = f->token ? f->enc[e].n : 1;
         for (int r = 0; r < rows; r++) {
@@ -102,9 +101,8 @@ static void compare_logits(const fixture *f, int n, const float *ref, const floa
             same += qb_argmax(a, f->labels) == qb_argmax(b, f->labels);
             total++;
         }
-        rows_all += rows;
     }
-    *cos = c / (double)rows_all;
+    *cos = c / (double)total;
     *agree = (double)same / (double)total;
 }
 
@@ -179,7 +177,7 @@ static void run_case(const model_case *c, int n_maps, int n_scalar, const char *
     }
     f->token = fp32->cfg.task == QB_TASK_TOKEN;
     f->labels = fp32->cfg.num_labels;
-    f->per_ex = f->token ? seq_max() * f->labels : f->labels;
+    f->per_ex = f->token ? SEQ_MAX * f->labels : f->labels;
     qb_quant_params qp = qb_quant_default_params(QB_QUANT_DYNAMIC);
     qp.calib_file = calib;
     qp.calib_n = 64;

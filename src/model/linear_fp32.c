@@ -20,5 +20,11 @@ static void run_fp32(qb_session *s, const qb_linear *l, const qb_linear_io *io) 
     qb_gemm_f32(&s->m->kern, &g, s->n_threads, s->pack);
 }
 
-const qb_linear_format qb_linear_fp32 = {"fp32", QB_PREC_FP32, 32, bind_fp32, qb_gemm_f32_pack_floats, run_fp32,
-                                         NULL};
+/* Written as the input stores it (any float type). */
+static bool quantize_fp32(qb_st_list *out, const qb_linear *l, const qb_st_tensor *t, const qb_linear_recipe *r) {
+    (void)l, (void)r;
+    return qb_st_list_push(out, t->name, t->dtype, t->ndim, t->shape, t->data);
+}
+
+const qb_linear_format qb_linear_fp32 = {"fp32", QB_F32, QB_PREC_FP32, 32, false, bind_fp32, qb_gemm_f32_pack_floats,
+                                         run_fp32, NULL, quantize_fp32};

@@ -46,7 +46,17 @@ static void run_h16(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
     qb_gemm_h16(&s->m->kern, &g, s->n_threads, s->pack);
 }
 
-const qb_linear_format qb_linear_fp16 = {"fp16", QB_PREC_FP16, 16, bind_h16, qb_gemm_h16_pack_floats, run_h16,
-                                         NULL};
-const qb_linear_format qb_linear_bf16 = {"bf16", QB_PREC_BF16, 16, bind_h16, qb_gemm_h16_pack_floats, run_h16,
-                                         NULL};
+static bool quantize_f16(qb_st_list *out, const qb_linear *l, const qb_st_tensor *t, const qb_linear_recipe *r) {
+    (void)l, (void)r;
+    return qb_st_list_push_half(out, t, QB_F16);
+}
+
+static bool quantize_bf16(qb_st_list *out, const qb_linear *l, const qb_st_tensor *t, const qb_linear_recipe *r) {
+    (void)l, (void)r;
+    return qb_st_list_push_half(out, t, QB_BF16);
+}
+
+const qb_linear_format qb_linear_fp16 = {"fp16", QB_F16, QB_PREC_FP16, 16, false, bind_h16, qb_gemm_h16_pack_floats,
+                                         run_h16, NULL, quantize_f16};
+const qb_linear_format qb_linear_bf16 = {"bf16", QB_BF16, QB_PREC_BF16, 16, false, bind_h16, qb_gemm_h16_pack_floats,
+                                         run_h16, NULL, quantize_bf16};

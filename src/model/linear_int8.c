@@ -130,4 +130,38 @@ static void run_int8(qb_session *s, const qb_linear *l, const qb_linear_io *io) 
 
 static size_t no_scratch(void) { return 0; }
 
-const qb_linear_format qb_linear_int8 = {"int8", QB_PREC_INT8, 8, bind_int8, no_scratch, run_int8, release_int8};
+static bool push_input_grid(qb_st_list *out, const qb_linear *l, const qb_linear_recipe *r) {
+    float *is = qb_st_list_alloc(out, sizeof *is);
+    int32_t *iz = qb_st_list_alloc(out, sizeof *iz);
+    if (!is || !iz) return false;
+    *is = r->in_scale;
+    *iz = r->in_zero;
+    char name[256];
+    int64_t one[1] = {1};
+    snprintf(name, sizeof name, "%s.input_scale", l->name);
+    bool ok = qb_st_list_push(out, name, QB_F32, 1, one, is);
+    snprintf(name, sizeof name, "%s.input_zero_point", l->name);
+    return ok && qb_st_list_push(out, name, QB_I32, 1, one, iz);
+}
+
+/* Symmetric weights on a grid of r->bits (stored in int8), their scales, an
+ * all-zero zero point (for readers that expect one), and the input grid of a
+ * static linear. */
+static bool quantize_int8(qb_st_list *out, const qb_linear *l, const qb_st_tensor *t, const qb_linear_recipe *r) {
+    float *w = qb_st_list_f32(out, t), *scale = qb_st_list_alloc(out, (size_t)l->out * sizeof(float));
+    int8_t *qw = qb_st_list_alloc(out, (size_t)t->numel), *zero = qb_st_list_alloc(out, (size_t)l->out);
+    if (!w || !scale || !qw || !zero) return false;
+    qb_quantize_weight_s8(w, l->out, l->in, r->bits, r->per_channel, qw, scale);
+    memset(zero, 0, (size_t)l->out);
+    char name[256];
+    int64_t n[1] = {l->out};
+    bool ok = qb_st_list_push(out, t->name, QB_I8, 2, t->shape, qw);
+    snprintf(name, sizeof name, "%s_scale", t->name);
+    ok = ok && qb_st_list_push(out, name, QB_F32, 1, n, scale);
+    snprintf(name, sizeof name, "%s_zero_point", t->name);
+    ok = ok && qb_st_list_push(out, name, QB_I8, 1, n, zero);
+    return ok && (!r->static_input || push_input_grid(out, l, r));
+}
+
+const qb_linear_format qb_linear_int8 = {"int8", QB_I8, QB_PREC_INT8, 8, true, bind_int8, no_scratch, run_int8,
+                                         release_int8, quantize_int8};

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "model/linear_format.h"
 #include "quant/calibrate.h"
 #include "quant/quantize.h"
 
@@ -27,42 +28,46 @@ static bool is_int8_method(qb_quant_method m) { return m == QB_QUANT_DYNAMIC || 
  * what every metric reads.  The pooler is an ordinary linear layer. */
 static bool is_classifier(const qb_model *m, const qb_linear *l) { return l == &m->classifier; }
 
-/* What a linear becomes.  "int8" in a map means the method's own
- * activations; the explicit names mix dynamic and static inputs in one
- * model. */
-typedef enum { PLAN_FP32, PLAN_FP16, PLAN_BF16, PLAN_INT8_DYNAMIC, PLAN_INT8_STATIC } plan_fmt;
+/* What a linear becomes: a row of the format table, and for formats on
+ * integer inputs whether those are calibrated (static).  "int8" in a map
+ * means the method's own inputs; "int8-dynamic" and "int8-static" mix the
+ * two in one model. */
+typedef struct {
+    const qb_linear_format *fmt;
+    bool static_input;
+} plan_entry;
 
-static const char *const plan_names[] = {"fp32", "fp16", "bf16", "int8-dynamic", "int8-static"};
-
-static bool plan_int8(plan_fmt f) { return f == PLAN_INT8_DYNAMIC || f == PLAN_INT8_STATIC; }
-
-static plan_fmt method_int8(const qb_quant_params *p) {
-    return p->method == QB_QUANT_STATIC ? PLAN_INT8_STATIC : PLAN_INT8_DYNAMIC;
+static plan_entry method_int8(const qb_quant_params *p) {
+    return (plan_entry){qb_linear_format_named("int8"), p->method == QB_QUANT_STATIC};
 }
 
-static bool parse_plan(const qb_quant_params *p, const char *s, plan_fmt *out) {
-    if (!strcmp(s, "int8")) {
-        *out = method_int8(p);
-        return true;
-    }
-    for (int i = 0; i < (int)(sizeof plan_names / sizeof *plan_names); i++)
-        if (!strcmp(s, plan_names[i])) {
-            *out = (plan_fmt)i;
-            return true;
-        }
-    return false;
+static bool parse_plan(const qb_quant_params *p, const char *s, plan_entry *out) {
+    char name[32];
+    size_t n = strlen(s);
+    bool dyn = n > 8 && !strcmp(s + n - 8, "-dynamic"), stat = n > 7 && !strcmp(s + n - 7, "-static");
+    snprintf(name, sizeof name, "%.*s", (int)(n - (dyn ? 8 : stat ? 7 : 0)), s);
+    const qb_linear_format *f = qb_linear_format_named(name);
+    if (!f || ((dyn || stat) && !f->integer_inputs)) return false;
+    *out = f->integer_inputs && !dyn && !stat ? method_int8(p) : (plan_entry){f, stat};
+    return true;
+}
+
+static const char *plan_name(const qb_quant_params *p, plan_entry e, char *buf, size_t cap) {
+    bool own = !e.fmt->integer_inputs || e.static_input == (p->method == QB_QUANT_STATIC);
+    snprintf(buf, cap, "%s%s", e.fmt->name, own ? "" : e.static_input ? "-static" : "-dynamic");
+    return buf;
 }
 
 /* {"<linear name or glob>": "fp32|fp16|bf16|int8|int8-dynamic|int8-static"};
  * every key must match some linear, so a typo cannot silently do nothing. */
-static qb_status apply_precision_map(const qb_model *m, const qb_quant_params *p, plan_fmt *plan, qb_error *err) {
+static qb_status apply_precision_map(const qb_model *m, const qb_quant_params *p, plan_entry *plan, qb_error *err) {
     const char *path = p->precision_map;
     qb_json j;
     qb_status st = qb_json_load_object(&j, path, err);
     if (st) return st;
     for (uint32_t k = 1, i = 0; !st && i < j.toks[0].size; i++, k = j.toks[k + 1].next) {
         char *key = qb_json_strdup(&j, (int)k, NULL), *val = qb_json_strdup(&j, (int)k + 1, NULL);
-        plan_fmt fmt = PLAN_FP32;
+        plan_entry fmt = {qb_linear_format_named("fp32"), false};
         int hits = 0;
         if (!key || !val || !parse_plan(p, val, &fmt)) {
             st = qb_fail(err, QB_ERR_FORMAT,
@@ -79,20 +84,22 @@ static qb_status apply_precision_map(const qb_model *m, const qb_quant_params *p
     return st;
 }
 
-static bool plan_has(const qb_model *m, const plan_fmt *plan, plan_fmt f) {
+static bool plan_has_static(const qb_model *m, const plan_entry *plan) {
     for (int i = 0; i < m->n_linears; i++)
-        if (plan[i] == f) return true;
+        if (plan[i].static_input) return true;
     return false;
 }
 
-static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, plan_fmt *plan, qb_error *err) {
-    plan_fmt base = is_int8_method(p->method) ? method_int8(p) : p->method == QB_QUANT_FP16 ? PLAN_FP16 : PLAN_BF16;
+static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, plan_entry *plan, qb_error *err) {
+    plan_entry base = is_int8_method(p->method) ? method_int8(p)
+                      : (plan_entry){qb_linear_format_named(p->method == QB_QUANT_FP16 ? "fp16" : "bf16"), false};
+    plan_entry fp32 = {qb_linear_format_named("fp32"), false};
     for (int i = 0; i < m->n_linears; i++) {
         const qb_linear *l = m->linears[i];
         plan[i] = base;
-        if (plan_int8(base) && is_classifier(m, l) && !p->quantize_head) plan[i] = PLAN_FP32;
+        if (base.fmt->integer_inputs && is_classifier(m, l) && !p->quantize_head) plan[i] = fp32;
         for (int k = 0; k < p->n_keep; k++)
-            if (!fnmatch(p->keep[k], l->name, 0)) plan[i] = PLAN_FP32;
+            if (!fnmatch(p->keep[k], l->name, 0)) plan[i] = fp32;
     }
     for (int k = 0; k < p->n_keep; k++) {
         bool hit = false;
@@ -101,78 +108,15 @@ static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, pl
     }
     qb_status st = p->precision_map ? apply_precision_map(m, p, plan, err) : QB_OK;
     for (int i = 0; !st && i < m->n_linears; i++)
-        if (plan_int8(plan[i]) && !is_int8_method(p->method))
+        if (plan[i].fmt->integer_inputs && !is_int8_method(p->method))
             st = qb_fail(err, QB_ERR_ARG, "int8 for '%s' needs --method dynamic or static", m->linears[i]->name);
     return st;
-}
-
-/* The tensors to write, some pointing into the input mapping, some owned. */
-typedef struct {
-    qb_st_write_tensor *t;
-    int n, cap;
-    void **owned;
-    int n_owned;
-    char **names;
-} out_list;
-
-static void *out_alloc(out_list *o, size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (p) o->owned[o->n_owned++] = p;
-    return p;
-}
-
-static bool out_push(out_list *o, const char *name, qb_dtype dtype, int ndim, const int64_t *shape, const void *data) {
-    if (o->n == o->cap) return false;
-    char *nm = strdup(name);
-    if (!nm) return false;
-    o->names[o->n] = nm;
-    qb_st_write_tensor *t = &o->t[o->n++];
-    t->name = nm;
-    t->dtype = dtype;
-    t->ndim = ndim;
-    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
-    t->data = data;
-    return true;
-}
-
-static bool out_init(out_list *o, int cap) {
-    memset(o, 0, sizeof *o);
-    o->cap = cap;
-    o->t = calloc((size_t)cap, sizeof *o->t);
-    o->names = calloc((size_t)cap, sizeof *o->names);
-    o->owned = calloc((size_t)cap, sizeof *o->owned);
-    return o->t && o->names && o->owned;
-}
-
-static void out_free(out_list *o) {
-    for (int i = 0; i < o->n; i++) free(o->names[i]);
-    for (int i = 0; i < o->n_owned; i++) free(o->owned[i]);
-    free(o->t);
-    free(o->names);
-    free(o->owned);
-}
-
-/* FP32 values of a float tensor of the input (any float dtype, any alignment). */
-static float *to_f32(out_list *o, const qb_st_tensor *t) {
-    float *f = out_alloc(o, (size_t)t->numel * sizeof *f);
-    if (!f) return NULL;
-    if (t->dtype == QB_F32) memcpy(f, t->data, t->nbytes);
-    else qb_dtype_traits_of(t->dtype)->to_f32(t->data, f, (size_t)t->numel);
-    return f;
-}
-
-static bool push_half(out_list *o, const qb_st_tensor *t, qb_dtype half) {
-    float *f = to_f32(o, t);
-    uint16_t *h = f ? out_alloc(o, (size_t)t->numel * 2) : NULL;
-    if (!h) return false;
-    for (int64_t i = 0; i < t->numel; i++) h[i] = half == QB_F16 ? qb_f32_to_f16(f[i]) : qb_f32_to_bf16(f[i]);
-    return out_push(o, t->name, half, t->ndim, t->shape, h);
 }
 
 typedef struct {
     const qb_model *m;
     const qb_quant_params *p;
-    const plan_fmt *plan;
+    const plan_entry *plan;
     const qb_calib *calib;
     qb_observer_method observer;
     const qb_qparams *fixed_inputs; /* QAT: each linear's trained input scale (by id) */
@@ -182,62 +126,49 @@ typedef struct {
 /* reduce_range drops one bit of an 8-bit grid; a narrower grid is asked for. */
 static int weight_bits(const qb_quant_params *p) { return p->reduce_range && p->bits == 8 ? 7 : p->bits; }
 
-static bool push_int8_linear(out_list *o, const quant_job *q, const qb_linear *l, const qb_st_tensor *t) {
-    float *w = to_f32(o, t), *scale = out_alloc(o, (size_t)l->out * sizeof(float));
-    int8_t *qw = out_alloc(o, (size_t)t->numel), *zero = out_alloc(o, (size_t)l->out);
-    if (!w || !scale || !qw || !zero) return false;
-    qb_quantize_weight_s8(w, l->out, l->in, weight_bits(q->p), q->p->per_channel, qw, scale);
-    memset(zero, 0, (size_t)l->out);
-    char name[256];
-    int64_t n[1] = {l->out}, one[1] = {1};
-    bool ok = out_push(o, t->name, QB_I8, 2, t->shape, qw);
-    snprintf(name, sizeof name, "%s_scale", t->name);
-    ok = ok && out_push(o, name, QB_F32, 1, n, scale);
-    snprintf(name, sizeof name, "%s_zero_point", t->name);
-    ok = ok && out_push(o, name, QB_I8, 1, n, zero);
-    if (!ok || q->plan[l->id] != PLAN_INT8_STATIC) return ok;
-    float lo, hi, *is = out_alloc(o, sizeof *is);
-    int32_t *iz = out_alloc(o, sizeof *iz);
-    if (!is || !iz) return false;
-    qb_qparams qp;
-    if (q->fixed_inputs) {
-        qp = q->fixed_inputs[l->id];
-    } else {
-        qb_qscheme act = {.is_signed = false, .symmetric = q->p->act_symmetric, .reduce_range = q->p->reduce_range};
-        qb_observer_range(&q->calib->stats[l->id], &q->observer, &act, &lo, &hi);
-        qp = qb_qparams_from_range(&act, lo, hi);
-    }
-    *is = qp.scale;
-    *iz = qp.zero_point;
-    snprintf(name, sizeof name, "%s.input_scale", l->name);
-    ok = out_push(o, name, QB_F32, 1, one, is);
-    snprintf(name, sizeof name, "%s.input_zero_point", l->name);
-    return ok && out_push(o, name, QB_I32, 1, one, iz);
+/* The input grid of a static linear: trained (QAT) or from calibration. */
+static qb_qparams input_grid(const quant_job *q, const qb_linear *l) {
+    if (q->fixed_inputs) return q->fixed_inputs[l->id];
+    qb_qscheme act = {.is_signed = false, .symmetric = q->p->act_symmetric, .reduce_range = q->p->reduce_range};
+    float lo, hi;
+    qb_observer_range(&q->calib->stats[l->id], &q->observer, &act, &lo, &hi);
+    return qb_qparams_from_range(&act, lo, hi);
 }
 
-static bool push_int8_rows(out_list *o, const qb_st_tensor *t) {
+static bool push_linear(qb_st_list *o, const quant_job *q, const qb_linear *l, const qb_st_tensor *t) {
+    plan_entry e = q->plan[l->id];
+    qb_linear_recipe r = {.bits = weight_bits(q->p), .per_channel = q->p->per_channel, .static_input = e.static_input};
+    if (e.static_input) {
+        qb_qparams g = input_grid(q, l);
+        r.in_scale = g.scale;
+        r.in_zero = g.zero_point;
+    }
+    return e.fmt->quantize(o, l, t, &r);
+}
+
+static bool push_int8_rows(qb_st_list *o, const qb_st_tensor *t) {
     int rows = (int)t->shape[0], cols = (int)t->shape[1];
-    float *w = to_f32(o, t), *scale = out_alloc(o, (size_t)rows * sizeof(float));
-    int8_t *qw = out_alloc(o, (size_t)t->numel);
+    float *w = qb_st_list_f32(o, t), *scale = qb_st_list_alloc(o, (size_t)rows * sizeof(float));
+    int8_t *qw = qb_st_list_alloc(o, (size_t)t->numel);
     if (!w || !scale || !qw) return false;
     qb_quantize_rows_symmetric_s8(w, rows, cols, qw, scale);
     char name[256];
     int64_t n[1] = {rows};
     snprintf(name, sizeof name, "%s_scale", t->name);
-    return out_push(o, t->name, QB_I8, 2, t->shape, qw) && out_push(o, name, QB_F32, 1, n, scale);
+    return qb_st_list_push(o, t->name, QB_I8, 2, t->shape, qw) && qb_st_list_push(o, name, QB_F32, 1, n, scale);
 }
 
 /* int8 attention: the calibrated grids of what Q, K and V output (Q on the
  * activations' u8 scheme, K and V symmetric s8), for the q/k/v linear l of
  * a block; other linears write nothing. */
-static bool push_attention_scales(out_list *o, const quant_job *q, const qb_linear *l) {
+static bool push_attention_scales(qb_st_list *o, const quant_job *q, const qb_linear *l) {
     char role = qb_model_attention_input(q->m, l);
     bool is_kv = role == 'k' || role == 'v';
     if (!role) return true;
     qb_qscheme sch = {.is_signed = is_kv, .symmetric = is_kv || q->p->act_symmetric,
                       .reduce_range = !is_kv && q->p->reduce_range};
-    float lo, hi, *scale = out_alloc(o, sizeof *scale);
-    int32_t *zero = is_kv ? NULL : out_alloc(o, sizeof *zero);
+    float lo, hi, *scale = qb_st_list_alloc(o, sizeof *scale);
+    int32_t *zero = is_kv ? NULL : qb_st_list_alloc(o, sizeof *zero);
     if (!scale || (!is_kv && !zero)) return false;
     qb_observer_range(&q->calib->out_stats[l->id], &q->observer, &sch, &lo, &hi);
     qb_qparams qp = qb_qparams_from_range(&sch, lo, hi);
@@ -245,11 +176,11 @@ static bool push_attention_scales(out_list *o, const quant_job *q, const qb_line
     char name[256];
     int64_t one[1] = {1};
     snprintf(name, sizeof name, "%s.output_scale", l->name);
-    if (!out_push(o, name, QB_F32, 1, one, scale)) return false;
+    if (!qb_st_list_push(o, name, QB_F32, 1, one, scale)) return false;
     if (is_kv) return true; /* symmetric s8: zero point 0 */
     *zero = qp.zero_point;
     snprintf(name, sizeof name, "%s.output_zero_point", l->name);
-    return out_push(o, name, QB_I32, 1, one, zero);
+    return qb_st_list_push(o, name, QB_I32, 1, one, zero);
 }
 
 static const qb_linear *linear_of(const qb_model *m, const char *tensor) {
@@ -261,7 +192,7 @@ static const qb_linear *linear_of(const qb_model *m, const char *tensor) {
 }
 
 /* What each input tensor becomes. */
-static qb_status build_tensors(const quant_job *q, out_list *o, qb_error *err) {
+static qb_status build_tensors(const quant_job *q, qb_st_list *o, qb_error *err) {
     const qb_model *m = q->m;
     const qb_quant_params *p = q->p;
     qb_dtype half = p->method == QB_QUANT_BF16 ? QB_BF16 : QB_F16;
@@ -271,13 +202,11 @@ static qb_status build_tensors(const quant_job *q, out_list *o, qb_error *err) {
         const qb_linear *l = linear_of(m, t->name);
         bool word_emb = strstr(t->name, "word_embeddings.weight") != NULL;
         bool ok;
-        if (l && plan_int8(q->plan[l->id])) ok = push_int8_linear(o, q, l, t);
-        else if (l && q->plan[l->id] != PLAN_FP32)
-            ok = push_half(o, t, q->plan[l->id] == PLAN_BF16 ? QB_BF16 : QB_F16);
+        if (l) ok = push_linear(o, q, l, t);
         else if (word_emb && p->quantize_embeddings && !half_method) ok = push_int8_rows(o, t);
-        else if (half_method && p->quantize_embeddings && t->ndim == 2 && !l && qb_dtype_traits_of(t->dtype)->is_float)
-            ok = push_half(o, t, half);
-        else ok = out_push(o, t->name, t->dtype, t->ndim, t->shape, t->data);
+        else if (half_method && p->quantize_embeddings && t->ndim == 2 && qb_dtype_traits_of(t->dtype)->is_float)
+            ok = qb_st_list_push_half(o, t, half);
+        else ok = qb_st_list_push(o, t->name, t->dtype, t->ndim, t->shape, t->data);
         if (ok && l && p->int8_attention) ok = push_attention_scales(o, q, l);
         if (!ok) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory at '%s'", t->name);
     }
@@ -294,7 +223,7 @@ static void write_quant_config(FILE *f, const quant_job *q) {
     if (int8) {
         char obs[64] = "";
         if (q->observer_label) snprintf(obs, sizeof obs, "%s", q->observer_label);
-        else if (plan_has(m, q->plan, PLAN_INT8_STATIC)) qb_observer_method_name(&q->observer, obs, sizeof obs);
+        else if (plan_has_static(m, q->plan)) qb_observer_method_name(&q->observer, obs, sizeof obs);
         fprintf(f, "    \"weights\": {\"dtype\": \"int8\", \"granularity\": \"%s\", \"symmetric\": true, "
                    "\"reduce_range\": %s},\n", p->per_channel ? "per-channel" : "per-tensor",
                 p->reduce_range ? "true" : "false");
@@ -305,14 +234,14 @@ static void write_quant_config(FILE *f, const quant_job *q) {
     const char *emb = !p->quantize_embeddings ? "fp32" : int8 ? "int8-rowwise" : p->method == QB_QUANT_BF16 ? "bf16" : "fp16";
     fprintf(f, "    \"embeddings\": \"%s\",\n", emb);
     if (p->int8_attention) fputs("    \"attention\": \"int8\",\n", f);
-    if (plan_has(m, q->plan, PLAN_INT8_STATIC) && !q->fixed_inputs) {
+    if (plan_has_static(m, q->plan) && !q->fixed_inputs) {
         fputs("    \"calibration\": {\"file\": ", f);
         qb_json_write_str(f, q->calib->source, strlen(q->calib->source));
         fprintf(f, ", \"sha256\": \"%s\", \"n\": %d},\n", q->calib->sha256, q->calib->used);
     }
     fputs("    \"excluded_modules\": [", f);
     for (int i = 0, k = 0; i < m->n_linears; i++)
-        if (q->plan[i] == PLAN_FP32) {
+        if (q->plan[i].fmt->precision == QB_PREC_FP32) {
             fputs(k++ ? ", " : "", f);
             qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
         }
@@ -320,8 +249,8 @@ static void write_quant_config(FILE *f, const quant_job *q) {
     for (int i = 0; i < m->n_linears; i++) {
         fputs(i ? ",\n      " : "\n      ", f);
         qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
-        bool own = q->plan[i] == method_int8(p);
-        fprintf(f, ": \"%s\"", own ? "int8" : plan_names[q->plan[i]]);
+        char name[48];
+        fprintf(f, ": \"%s\"", plan_name(p, q->plan[i], name, sizeof name));
     }
     fputs("\n    }\n  }\n}\n", f);
 }
@@ -359,13 +288,13 @@ static qb_status write_config(const quant_job *q, const char *dir, qb_error *err
 }
 
 static qb_status write_dir(const quant_job *q, const char *tmp, qb_quant_report *rep, qb_error *err) {
-    out_list o;
-    if (!out_init(&o, q->m->st.n * 7 + 8)) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+    qb_st_list o;
+    if (!qb_st_list_init(&o, q->m->st.n * 7 + 8)) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     char path[4200];
     qb_path_join(path, sizeof path, tmp, "model.safetensors");
     qb_status st = build_tensors(q, &o, err);
     if (!st) st = qb_safetensors_write(path, o.t, o.n, "{\"format\": \"pt\", \"producer\": \"qbert\"}", err);
-    out_free(&o);
+    qb_st_list_free(&o);
     if (!st) st = write_config(q, tmp, err);
     if (!st) st = qb_tokenizer_copy_files(q->m->dir, tmp, err);
     struct stat sb;
@@ -373,13 +302,14 @@ static qb_status write_dir(const quant_job *q, const char *tmp, qb_quant_report 
     return st;
 }
 
-static void count_plan(const qb_model *m, const plan_fmt *plan, qb_quant_report *rep) {
+static void count_plan(const qb_model *m, const plan_entry *plan, qb_quant_report *rep) {
     rep->n_linears = m->n_linears;
     for (int i = 0; i < m->n_linears; i++) {
-        rep->n_fp32 += plan[i] == PLAN_FP32;
-        rep->n_fp16 += plan[i] == PLAN_FP16;
-        rep->n_bf16 += plan[i] == PLAN_BF16;
-        rep->n_int8 += plan_int8(plan[i]);
+        qb_precision prec = plan[i].fmt->precision;
+        rep->n_fp32 += prec == QB_PREC_FP32;
+        rep->n_fp16 += prec == QB_PREC_FP16;
+        rep->n_bf16 += prec == QB_PREC_BF16;
+        rep->n_int8 += prec == QB_PREC_INT8;
     }
 }
 
@@ -408,17 +338,17 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *o
     clock_gettime(CLOCK_MONOTONIC, &t0);
     quant_job q = {.m = m, .p = p};
     qb_calib calib = {0};
-    plan_fmt *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
+    plan_entry *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
     char tmp[4200] = "";
     qb_status st = plan ? check_request(m, p, out_dir, err) : qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     if (!st && !qb_observer_method_parse(p->observer, &q.observer))
         st = qb_fail(err, QB_ERR_ARG, "unknown observer '%s' (minmax, percentile:P, mse, entropy)", p->observer);
     if (!st) st = plan_precisions(m, p, plan, err);
-    if (!st && plan_has(m, plan, PLAN_INT8_STATIC) && !p->calib_file && !p->calib_stats)
+    if (!st && plan_has_static(m, plan) && !p->calib_file && !p->calib_stats)
         st = qb_fail(err, QB_ERR_ARG, "int8-static linears need --calib FILE (or saved --calib-stats)");
     /* Output problems surface before any long calibration run. */
     if (!st) st = qb_outdir_begin(out_dir, p->force, tmp, sizeof tmp, err);
-    if (!st && plan_has(m, plan, PLAN_INT8_STATIC))
+    if (!st && plan_has_static(m, plan))
         st = p->calib_stats ? qb_calib_load(m, p->calib_stats, &calib, err) : qb_calib_run(m, p, &calib, rep, err);
     if (!st && p->calib_stats) rep->calib_used = calib.used;
     if (!st && p->int8_attention && !calib.has_outputs)
@@ -455,7 +385,7 @@ qb_status qb_quantize_into(const qb_model *m, const qb_quant_params *p, const qb
     if (p->method != QB_QUANT_STATIC || p->act_per_token || p->bits < 2 || p->bits > 8 || p->int8_attention)
         return qb_fail(err, QB_ERR_ARG,
                        "quantize: trained input scales need static per-tensor int8 (2..8 bits, FP32 attention)");
-    plan_fmt *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
+    plan_entry *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
     if (!plan) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     qb_calib none = {0};
     quant_job q = {.m = m, .p = p, .plan = plan, .calib = &none, .fixed_inputs = inputs,
