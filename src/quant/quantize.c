@@ -48,7 +48,8 @@ static bool parse_plan(const qb_quant_params *p, const char *s, plan_entry *out)
     snprintf(name, sizeof name, "%.*s", (int)(n - (dyn ? 8 : stat ? 7 : 0)), s);
     const qb_linear_format *f = qb_linear_format_named(name);
     if (!f || ((dyn || stat) && !f->integer_inputs)) return false;
-    *out = f->integer_inputs && !dyn && !stat ? method_int8(p) : (plan_entry){f, stat};
+    bool method_static = p->method == QB_QUANT_STATIC;
+    *out = (plan_entry){f, stat || (f->integer_inputs && !dyn && method_static)};
     return true;
 }
 
