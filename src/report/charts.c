@@ -90,8 +90,8 @@ static void pareto_front(FILE *f, const qb_report *r, const qb_report_analysis *
     free(xs);
 }
 
-/* Markers first (labels must not cover any), then each label placed
- * clear of the markers and of the labels before it. */
+/* Every marker's box is taken before any label is placed, so no label
+ * covers a marker; each label then keeps clear of the labels before it. */
 static void points_with_labels(FILE *f, const qb_report *r, const qb_report_analysis *a, const qb_svg_plot *p,
                                double svg_w) {
     box *taken = malloc(((size_t)r->n_rows * 2 + 1) * sizeof *taken);
