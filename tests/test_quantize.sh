@@ -14,7 +14,7 @@ quantize() { "$QBERT" quantize "$M" "$@" >"$TMP/quantize.out" 2>"$TMP/quantize.e
 quantize -o "$Q/dyn" --method dynamic --quantize-embeddings
 check "quantize dynamic" test $? -eq 0
 "$QBERT" info "$Q/dyn" >"$TMP/info.txt"
-check "info shows int8" grep -q "precision    dynamic int8 (activations per-token): 26 linears, 1 fp32, 25 int8; int8 word embeddings" "$TMP/info.txt"
+check "info shows int8" grep -q "precision    dynamic int8 (activations per-token): 26 linears, 1 fp32, 25 int8, 8.0 bits per linear weight; int8 word embeddings" "$TMP/info.txt"
 # which instructions run the int8 products is said: AMX only where the CPU
 # has it (and never on a forced AVX2 table)
 check "AVX2 table does not claim AMX" bash -c "! QBERT_ISA=avx2 '$QBERT' info '$Q/dyn' | grep -q 'AMX'"

@@ -96,7 +96,13 @@ static void summary_add(qb_model *m, size_t *n, const char *fmt, ...) {
 
 static void summarize_quant(qb_model *m) {
     int count[4] = {0};
-    for (int i = 0; i < m->n_linears; i++) count[m->linears[i]->fmt->precision]++;
+    double bits = 0, weights = 0;
+    for (int i = 0; i < m->n_linears; i++) {
+        const qb_linear *l = m->linears[i];
+        count[l->fmt->precision]++;
+        bits += (double)l->fmt->bits * l->out * l->in;
+        weights += (double)l->out * l->in;
+    }
     const qb_quant_config *q = &m->cfg.quant;
     size_t n = 0;
     summary_add(m, &n, "%s", q->present ? qb_quant_method_name(q->method) : "fp32");
@@ -110,6 +116,7 @@ static void summarize_quant(qb_model *m) {
     summary_add(m, &n, ": %d linears", m->n_linears);
     for (int p = 0; p < 4; p++)
         if (count[p]) summary_add(m, &n, ", %d %s", count[p], names[p]);
+    if (weights > 0) summary_add(m, &n, ", %.1f bits per linear weight", bits / weights);
     if (q->attention_int8) summary_add(m, &n, "; int8 attention");
     if (m->word_emb_q) summary_add(m, &n, "; int8 word embeddings");
     /* which instructions ran matters when speeds are compared across CPUs */
