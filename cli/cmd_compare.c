@@ -313,22 +313,12 @@ static qb_status bench_once(const compare_args *a, const char *dir, bench_sample
     return QB_OK;
 }
 
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
 /* Median of n values (sorted in place), and (q3 - q1) / median. */
 static double median_spread(double *v, int n, double *spread) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    double at[3];
-    for (int k = 0; k < 3; k++) {
-        double pos = (n - 1) * (k + 1) / 4.0;
-        int i = (int)pos;
-        at[k] = i + 1 < n ? v[i] + (pos - i) * (v[i + 1] - v[i]) : v[i];
-    }
-    *spread = at[1] > 0 ? (at[2] - at[0]) / at[1] : NAN;
-    return at[1];
+    qb_latency q;
+    qb_latency_summarize(v, n, &q);
+    *spread = q.p50_ms > 0 ? (q.p75_ms - q.p25_ms) / q.p50_ms : NAN;
+    return q.p50_ms;
 }
 
 /* The rounds of one method into its row; base: the fp32 rounds, or NULL. */
@@ -363,11 +353,12 @@ static qb_status bench_interleaved(const compare_args *a, qb_report *rep, char (
     if (!s) return qb_fail(err, QB_ERR_NOMEM, "compare: out of memory");
     for (int r = 0; r < a->rounds; r++)
         for (int j = 0; j < n; j++) {
-            qb_report_row *row = &rep->rows[r % 2 ? n - 1 - j : j];
+            int i = r % 2 ? n - 1 - j : j;
+            qb_report_row *row = &rep->rows[i];
             if (!row->ok) continue;
             fprintf(stderr, "benchmark round %d/%d: %s\n", r + 1, a->rounds, row->method);
             qb_error e = {0};
-            if (bench_once(a, dirs[row - rep->rows], &s[(size_t)(row - rep->rows) * a->rounds + r], &e)) {
+            if (bench_once(a, dirs[i], &s[(size_t)i * a->rounds + r], &e)) {
                 row->ok = false;
                 snprintf(row->error, sizeof row->error, "%.250s", e.msg);
                 fprintf(stderr, "%s: failed: %s\n", row->method, e.msg);
@@ -529,15 +520,12 @@ static void warn_noisy(const qb_report *r) {
                 n, 100 * QB_REPORT_NOISY_SPREAD);
 }
 
-static void warn_truncated(const compare_args *a, const qb_model *m, const qb_report *r) {
+static void warn_truncated(const qb_model *m, const qb_report_meta *meta) {
     qb_model_info in;
     qb_model_get_info(m, &in);
-    int cut = 0, n = 0;
-    for (int i = 0; i < r->n_rows && !n; i++)
-        if (r->rows[i].ok) cut = r->rows[i].n_truncated, n = r->rows[i].n_examples;
-    if (cut)
+    if (meta->n_truncated)
         fprintf(stderr, "qbert compare: note: %d of %d examples lost tokens at --max-length %d (the model allows %d)\n",
-                cut, n, a->max_length, in.max_position);
+                meta->n_truncated, meta->n_examples, meta->max_length, in.max_position);
 }
 
 int qb_cmd_compare(int argc, char **argv) {
@@ -561,7 +549,7 @@ int qb_cmd_compare(int argc, char **argv) {
         compression(&rep);
         fill_meta(&a, fp32, &rep, &rep.meta);
         warn_noisy(&rep);
-        warn_truncated(&a, fp32, &rep);
+        warn_truncated(fp32, &rep.meta);
         if (qb_report_write(&rep, a.out, &err)) rc = qb_report_error("compare", &err);
         else printf("wrote %s/report.md, report.html, report.json, report.csv and 4 SVG charts (%.0f s)\n", a.out,
                     qb_now() - t0);

@@ -199,7 +199,7 @@ static qb_status measure_whole(const sens_args *a, const qb_model *m, analysis *
     an->s.whole_accuracy = quality(&r);
     an->s.whole_agreement = r.agreement;
     qb_eval_result_free(&r);
-    double n = an->s.n_examples, whole_drop = an->fp32_q - an->s.whole_accuracy;
+    double n = an->s.meta.n_examples, whole_drop = an->fp32_q - an->s.whole_accuracy;
     for (int i = 0; i < an->n; i++) {
         qb_sensitivity_row *row = &an->s.rows[i];
         double changed = (1 - row->agreement) * n + (1 - an->s.whole_agreement) * n;
@@ -264,7 +264,6 @@ static qb_status run(const sens_args *a, const qb_model *m, analysis *an, qb_err
     an->s.meta.n_examples = r.n;
     an->s.meta.max_length = a->max_length;
     an->s.meta.n_truncated = r.n_truncated;
-    an->s.n_examples = r.n;
     qb_eval_result_free(&r);
     snprintf(an->s.method, sizeof an->s.method, "%s", qb_quant_method_name(a->method));
     if (a->method == QB_QUANT_STATIC) {

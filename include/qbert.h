@@ -215,6 +215,7 @@ void qb_eval_result_free(qb_eval_result *r);
 typedef struct qb_latency {
     int seq, batch;
     double p50_ms, p90_ms, p99_ms, mean_ms, min_ms, max_ms;
+    double p25_ms, p75_ms;    /* quartiles, for the spread */
 } qb_latency;
 
 /* Times forward passes of random token ids for each (seq, batch) in out[]
@@ -223,7 +224,8 @@ typedef struct qb_latency {
 qb_status qb_bench_synthetic(const qb_model *m, qb_latency *out, int n, int runs, int warmup, int n_threads,
                              qb_error *err);
 
-/* p50/p90/p99/mean/min/max of n latency samples in ms (sorts ms in place). */
+/* p25/p50/p75/p90/p99/mean/min/max of n samples (sorts ms in place); any
+ * positive quantity summarizes the same way. */
 void qb_latency_summarize(double *ms, int n, qb_latency *out);
 
 /* Peak resident set of this process so far, in MB. */

@@ -45,7 +45,9 @@ void qb_latency_summarize(double *ms, int n, qb_latency *l) {
     qsort(ms, (size_t)n, sizeof *ms, cmp_double);
     l->mean_ms = 0;
     for (int i = 0; i < n; i++) l->mean_ms += ms[i] / n;
+    l->p25_ms = percentile(ms, n, 25);
     l->p50_ms = percentile(ms, n, 50);
+    l->p75_ms = percentile(ms, n, 75);
     l->p90_ms = percentile(ms, n, 90);
     l->p99_ms = percentile(ms, n, 99);
     l->min_ms = ms[0];

@@ -29,7 +29,6 @@ typedef struct {
     qb_encoding *enc;
     const qb_encoding **encp;
     const char **gold, **pred; /* NER: one sentence's scored tags */
-    int max_length;            /* resolved from p->max_length */
     double signal, noise, kl_sum; /* logits against the reference's */
 } evaluator;
 
@@ -79,7 +78,7 @@ static void compare_with_reference(evaluator *e, int pred, const float *logits, 
 static qb_status eval_sequence_batch(evaluator *e, int first, int n, qb_error *err) {
     for (int k = 0; k < n; k++) {
         const qb_example *x = &e->ds->ex[first + k];
-        qb_status st = qb_tokenize(e->m, x->text, x->text_len, x->pair, x->pair_len, e->max_length, &e->enc[k], err);
+        qb_status st = qb_tokenize(e->m, x->text, x->text_len, x->pair, x->pair_len, e->r->max_length, &e->enc[k], err);
         if (st) return fail_at(e, x, st, err);
         e->r->n_truncated += e->enc[k].n_truncated > 0;
         e->encp[k] = &e->enc[k];
@@ -98,7 +97,7 @@ static qb_status eval_sequence_batch(evaluator *e, int first, int n, qb_error *e
 
 static qb_status eval_sentence(evaluator *e, const qb_example *x, qb_error *err) {
     qb_encoding *enc = &e->enc[0];
-    qb_status st = qb_tokenize_words(e->m, x->words, x->word_lens, x->n_words, e->max_length, enc, err);
+    qb_status st = qb_tokenize_words(e->m, x->words, x->word_lens, x->n_words, e->r->max_length, enc, err);
     if (st) return fail_at(e, x, st, err);
     e->r->n_truncated += enc->n_truncated > 0;
     e->encp[0] = enc;
@@ -141,8 +140,8 @@ static qb_status check_fit(const evaluator *e, qb_error *err) {
     const qb_model *ref = e->p->reference;
     if (ref && (ref->cfg.num_labels != e->m->cfg.num_labels || ref->cfg.task != e->m->cfg.task))
         return qb_fail(err, QB_ERR_ARG, "reference %s has other labels or another task than %s", ref->dir, e->m->dir);
-    if (e->max_length > e->m->cfg.max_position)
-        return qb_fail(err, QB_ERR_ARG, "max_length %d exceeds the %d positions of %s", e->max_length,
+    if (e->r->max_length > e->m->cfg.max_position)
+        return qb_fail(err, QB_ERR_ARG, "max_length %d exceeds the %d positions of %s", e->r->max_length,
                        e->m->cfg.max_position, e->m->dir);
     return QB_OK;
 }
@@ -202,7 +201,7 @@ static qb_status prepare(evaluator *e, qb_error *err) {
     if (!e->enc || !e->encp || !e->gold || !e->pred || !e->r->precision || !e->r->recall || !e->r->f1 ||
         !e->r->support)
         return qb_fail(err, QB_ERR_NOMEM, "eval: out of memory");
-    qb_session_params sp = {.max_batch = p->batch, .max_seq = e->max_length, .n_threads = p->n_threads};
+    qb_session_params sp = {.max_batch = p->batch, .max_seq = e->r->max_length, .n_threads = p->n_threads};
     qb_status st = check_fit(e, err);
     if (!st) st = qb_confusion_init(&e->conf, L);
     if (!st) st = qb_session_create(e->m, &sp, &e->s, err);
@@ -222,7 +221,7 @@ qb_status qb_evaluate(const qb_model *m, const qb_eval_params *p, qb_eval_result
     qb_dataset ds = {0};
     qb_status st = qb_dataset_load(p->data, fmt, &cols, p->limit, &ds, err);
     if (st) return st;
-    evaluator e = {.m = m, .p = p, .ds = &ds, .r = r, .max_length = max_length};
+    evaluator e = {.m = m, .p = p, .ds = &ds, .r = r};
     r->max_length = max_length;
     snprintf(r->task, sizeof r->task, "%s", qb_data_format_name(ds.format));
     r->n = ds.n;

@@ -595,3 +595,8 @@ qb_status qb_safetensors_write(const char *path, const qb_st_write_tensor *tenso
     free(b.p);
     return s;
 }
+
+void qb_safetensors_to_f32(const qb_st_tensor *t, float *out) {
+    if (t->dtype == QB_F32) memcpy(out, t->data, t->nbytes);
+    else qb_dtype_traits_of(t->dtype)->to_f32(t->data, out, (size_t)t->numel);
+}

@@ -39,6 +39,9 @@ typedef struct {
 qb_status qb_safetensors_open(qb_safetensors *st, const char *path, qb_error *err);
 void qb_safetensors_close(qb_safetensors *st);
 const qb_st_tensor *qb_safetensors_find(const qb_safetensors *st, const char *name);
+/* Copies float tensor t's values, any float dtype and alignment, into out
+ * (t->numel floats). */
+void qb_safetensors_to_f32(const qb_st_tensor *t, float *out);
 
 /* Writing: tensors are written in the given order, 8-byte aligned header,
  * to path + ".tmp" then renamed over path. */

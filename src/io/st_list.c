@@ -45,9 +45,7 @@ bool qb_st_list_push(qb_st_list *o, const char *name, qb_dtype dtype, int ndim, 
 
 float *qb_st_list_f32(qb_st_list *o, const qb_st_tensor *t) {
     float *f = qb_st_list_alloc(o, (size_t)t->numel * sizeof *f);
-    if (!f) return NULL;
-    if (t->dtype == QB_F32) memcpy(f, t->data, t->nbytes);
-    else qb_dtype_traits_of(t->dtype)->to_f32(t->data, f, (size_t)t->numel);
+    if (f) qb_safetensors_to_f32(t, f);
     return f;
 }
 

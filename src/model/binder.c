@@ -22,11 +22,9 @@ bool qb_binder_own(qb_binder *b, void *p) {
 }
 
 const float *qb_binder_f32_copy(qb_binder *b, const qb_st_tensor *t) {
-    const qb_dtype_traits *tr = qb_dtype_traits_of(t->dtype);
     float *f = malloc((size_t)t->numel * sizeof *f + 1);
     if (!qb_binder_own(b, f)) return NULL;
-    if (t->dtype == QB_F32) memcpy(f, t->data, t->nbytes);
-    else tr->to_f32(t->data, f, (size_t)t->numel);
+    qb_safetensors_to_f32(t, f);
     return f;
 }
 

@@ -96,10 +96,12 @@ static void summary_add(qb_model *m, size_t *n, const char *fmt, ...) {
 
 static void summarize_quant(qb_model *m) {
     int count[4] = {0};
+    const qb_linear_format *fmt[4] = {NULL};
     double bits = 0, weights = 0;
     for (int i = 0; i < m->n_linears; i++) {
         const qb_linear *l = m->linears[i];
         count[l->fmt->precision]++;
+        fmt[l->fmt->precision] = l->fmt;
         bits += (double)l->fmt->bits * l->out * l->in;
         weights += (double)l->out * l->in;
     }
@@ -112,10 +114,9 @@ static void summarize_quant(qb_model *m) {
         summary_add(m, &n, "activations %s%s%s%s)", q->act_per_token ? "per-token" : "per-tensor",
                     q->act_symmetric ? ", symmetric" : "", q->observer[0] ? ", observer " : "", q->observer);
     }
-    static const char *names[] = {"fp32", "fp16", "bf16", "int8"};
     summary_add(m, &n, ": %d linears", m->n_linears);
     for (int p = 0; p < 4; p++)
-        if (count[p]) summary_add(m, &n, ", %d %s", count[p], names[p]);
+        if (count[p]) summary_add(m, &n, ", %d %s", count[p], fmt[p]->name);
     if (weights > 0) summary_add(m, &n, ", %.1f bits per linear weight", bits / weights);
     if (q->attention_int8) summary_add(m, &n, "; int8 attention");
     if (m->word_emb_q) summary_add(m, &n, "; int8 word embeddings");

@@ -185,13 +185,28 @@ static void constrained(const qb_report *r, qb_report_analysis *a) {
     }
 }
 
-/* Appends the names of rows where pareto[i] == want, comma-separated. */
-static int list_names(const qb_report *r, const qb_report_analysis *a, bool want, char *buf, size_t cap) {
+typedef bool (*row_pick)(const qb_report *r, const qb_report_analysis *a, int i);
+
+static bool on_front(const qb_report *r, const qb_report_analysis *a, int i) {
+    return qb_report_row_plottable(&r->rows[i], a->ner) && a->pareto[i];
+}
+
+static bool dominated_row(const qb_report *r, const qb_report_analysis *a, int i) {
+    return qb_report_row_plottable(&r->rows[i], a->ner) && !a->pareto[i];
+}
+
+static bool noisy_row(const qb_report *r, const qb_report_analysis *a, int i) {
+    (void)a;
+    return r->rows[i].ok && r->rows[i].speed_noisy;
+}
+
+/* The names of the rows pick accepts, comma-separated; returns how many. */
+static int list_names(const qb_report *r, const qb_report_analysis *a, row_pick pick, char *buf, size_t cap) {
     int n = 0;
     size_t used = 0;
     buf[0] = 0;
     for (int i = 0; i < r->n_rows; i++) {
-        if (!qb_report_row_plottable(&r->rows[i], a->ner) || a->pareto[i] != want) continue;
+        if (!pick(r, a, i)) continue;
         int w = snprintf(buf + used, cap - used, "%s%s", n ? ", " : "", r->rows[i].method);
         if (w > 0 && (size_t)w < cap - used) used += (size_t)w;
         n++;
@@ -201,23 +216,16 @@ static int list_names(const qb_report *r, const qb_report_analysis *a, bool want
 
 static void pareto_findings(const qb_report *r, qb_report_analysis *a) {
     char names[QB_REPORT_FINDING_LEN / 2];
-    if (list_names(r, a, true, names, sizeof names))
+    if (list_names(r, a, on_front, names, sizeof names))
         add(a, "Pareto-optimal for batch-1 latency vs %s (nothing is both faster and more accurate): %s.",
             qb_report_quality_name(a->ner), names);
-    if (list_names(r, a, false, names, sizeof names))
+    if (list_names(r, a, dominated_row, names, sizeof names))
         add(a, "Dominated (another method is at least as fast and as accurate): %s.", names);
 }
 
 static void noisy_rows(const qb_report *r, qb_report_analysis *a) {
-    char names[QB_REPORT_FINDING_LEN / 2] = "";
-    size_t used = 0;
-    int n = 0;
-    for (int i = 0; i < r->n_rows; i++) {
-        if (!r->rows[i].ok || !r->rows[i].speed_noisy) continue;
-        int w = snprintf(names + used, sizeof names - used, "%s%s", n++ ? ", " : "", r->rows[i].method);
-        if (w > 0 && (size_t)w < sizeof names - used) used += (size_t)w;
-    }
-    if (n)
+    char names[QB_REPORT_FINDING_LEN / 2];
+    if (list_names(r, a, noisy_row, names, sizeof names))
         add(a, "Speed not compared for %s: the benchmark rounds varied by more than %.0f%% (a busy machine); their "
             "latency, throughput and speedup are left out of these findings. Rerun on a quiet machine.", names,
             100 * QB_REPORT_NOISY_SPREAD);

@@ -81,7 +81,6 @@ typedef struct {
     char method[32];
     double fp32_accuracy, all_quantized_accuracy; /* the latter: the --suggest start, or NaN */
     double whole_accuracy, whole_agreement;       /* every linear quantized the same way */
-    int n_examples;
     qb_sensitivity_row *rows;
     int n_rows;
 } qb_sensitivity;

@@ -37,7 +37,8 @@ static void td(FILE *f, double v, int decimals) {
 static void table(FILE *f, const qb_report *r, const qb_report_analysis *a) {
     fprintf(f,
             "<table>\n<tr><th>method</th><th>accuracy %%</th><th>%s %%</th><th>agreement %%</th><th>size MB</th>"
-            "<th>compression &#215;</th><th>p50 ms (b1)</th><th>spread %%</th><th>p90 ms (b1)</th><th>throughput b8 (seq/s)</th>"
+            "<th>compression &#215;</th><th>p50 ms (b1)</th><th>spread %%</th><th>p90 ms (b1)</th>"
+            "<th>throughput b8 (seq/s)</th>"
             "<th>speedup &#215;</th><th>peak RSS MB</th><th>quantize s</th></tr>\n",
             a->ner ? "entity F1" : "macro-F1");
     for (int i = 0; i < r->n_rows; i++) {

@@ -20,7 +20,8 @@ static int cmp_drop(const void *a, const void *b) {
     bool fx = isfinite(x->drop), fy = isfinite(y->drop);
     if (fx != fy) return fx ? -1 : 1;
     if (fx && x->drop != y->drop) return x->drop < y->drop ? 1 : -1;
-    if (x->sqnr_db != y->sqnr_db && isfinite(x->sqnr_db) && isfinite(y->sqnr_db)) return x->sqnr_db > y->sqnr_db ? 1 : -1;
+    if (x->sqnr_db != y->sqnr_db && isfinite(x->sqnr_db) && isfinite(y->sqnr_db))
+        return x->sqnr_db > y->sqnr_db ? 1 : -1;
     return (x > y) - (x < y);
 }
 
@@ -58,7 +59,8 @@ static void render_md(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row
     qb_report_put_meta_md(f, &s->meta);
     fputs("\nEach layer is quantized alone with ", f);
     qb_report_put_md(f, s->method);
-    fprintf(f, "; drop is FP32 accuracy minus that accuracy, in points (FP32 %.2f%%, --suggest's start, the method's own plan, %.2f%%). "
+    fprintf(f, "; drop is FP32 accuracy minus that accuracy, in points (FP32 %.2f%%, --suggest's start, the "
+               "method's own plan, %.2f%%). "
                "SQNR and KL compare the output logits with FP32. %d layer(s) are kept in higher precision by "
                "--suggest.\n\n",
             100 * s->fp32_accuracy, 100 * s->all_quantized_accuracy, kept);
