@@ -10,7 +10,10 @@
  *   bench_gemm_i8 [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--no-amx] [--json]
  * Where the CPU has AMX, the avx512 table multiplies on tiles (rows named
  * "avx512+amx"), which can pass the VNNI peak; --no-amx times the VNNI
- * kernels instead, so their own share of that peak can be read off. */
+ * kernels instead, so their own share of that peak can be read off.
+ * Beside each INT8 row, a W4A8 row ("w4a8-<isa>"): the same activations
+ * against 4-bit weights (U4, group 128, symmetric) through the low-bit
+ * kernels (kernels_lowbit.h), reported the same way. */
 #include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
@@ -19,6 +22,7 @@
 #include <string.h>
 
 #include "kernels/kernels_i8.h"
+#include "kernels/kernels_lowbit.h"
 #include "measure.h"
 
 enum { BENCH_SHAPES = 12, BENCH_MAX_REPS = 101 };
@@ -49,9 +53,41 @@ typedef struct {
     float *a_scale, *w_scale, *bias, *C, *X;
     int32_t *a_zero;
     qb_i8_weights packed[QB_ISA_COUNT];
+    qb_lowbit_weights w4;   /* U4, group 128, symmetric, codes from W */
+    uint8_t *w4_rows;
+    float *w4_scale;
+    void *w4_scratch;       /* threads slices */
 } bench_problem;
 
-static bool bench_problem_init(bench_problem *p, const bench_shape *s, const qb_kernels_i8 *ks, const bool *on) {
+#define BENCH_W4_GROUP 128
+
+/* The W4A8 weights: W's top 4 bits as codes, one scale per group. */
+static bool bench_w4_init(bench_problem *p, int threads) {
+    const bench_shape *s = &p->s;
+    int G = (s->K + BENCH_W4_GROUP - 1) / BENCH_W4_GROUP;
+    size_t rb = qb_code_row_bytes(QB_CODE_U4, s->K);
+    p->w4_rows = malloc(rb * s->N);
+    p->w4_scale = malloc(sizeof(float) * (size_t)s->N * G);
+    uint8_t *codes = malloc((size_t)s->K);
+    size_t scratch = qb_lowbit_scratch_bytes(s->K, BENCH_W4_GROUP) * (size_t)threads;
+    p->w4_scratch = aligned_alloc(64, (scratch + 63) / 64 * 64);
+    if (!p->w4_rows || !p->w4_scale || !codes || !p->w4_scratch) {
+        free(codes);
+        return false;
+    }
+    for (int n = 0; n < s->N; n++) {
+        for (int k = 0; k < s->K; k++) codes[k] = (uint8_t)((uint8_t)p->W[(size_t)n * s->K + k] >> 4);
+        qb_code_pack_row(QB_CODE_U4, codes, s->K, p->w4_rows + rb * n);
+    }
+    free(codes);
+    for (int i = 0; i < s->N * G; i++) p->w4_scale[i] = 0.016f;
+    p->w4 = (qb_lowbit_weights){.code = QB_CODE_U4, .N = s->N, .K = s->K, .group = BENCH_W4_GROUP, .G = G,
+                                .rows = p->w4_rows, .row_bytes = rb, .scale = p->w4_scale};
+    return qb_lowbit_weights_prepare(&p->w4);
+}
+
+static bool bench_problem_init(bench_problem *p, const bench_shape *s, const qb_kernels_i8 *ks, const bool *on,
+                               int threads) {
     memset(p, 0, sizeof *p);
     p->s = *s;
     p->A = malloc((size_t)s->M * s->K);
@@ -83,7 +119,7 @@ static bool bench_problem_init(bench_problem *p, const bench_shape *s, const qb_
     }
     for (int i = 0; i < QB_ISA_COUNT; i++)
         if (on[i] && !qb_i8_weights_pack(&ks[i], p->W, p->w_scale, s->N, s->K, &p->packed[i])) return false;
-    return true;
+    return bench_w4_init(p, threads);
 }
 
 static void bench_problem_free(bench_problem *p) {
@@ -97,6 +133,10 @@ static void bench_problem_free(bench_problem *p) {
     free(p->a_zero);
     free(p->w_scale);
     free(p->bias);
+    qb_lowbit_weights_free(&p->w4);
+    free(p->w4_rows);
+    free(p->w4_scale);
+    free(p->w4_scratch);
 }
 
 /* Seconds per GEMM, timed over enough calls to last ~20 ms. */
@@ -109,6 +149,18 @@ static double bench_gemm_once(const qb_kernels_i8 *k, bench_problem *p, int thre
     if (k->isa == QB_ISA_SCALAR) calls = 1;
     double t0 = bench_seconds();
     for (int c = 0; c < calls; c++) qb_gemm_i8(k, &a, threads);
+    return (bench_seconds() - t0) / calls;
+}
+
+/* The same for the W4A8 GEMM. */
+static double bench_w4_once(const qb_kernels_lowbit *k, bench_problem *p, int threads) {
+    qb_lowbit_a8_args a = {.M = p->s.M, .A = p->A, .lda = p->s.K, .a_scale = p->a_scale, .a_zero = p->a_zero,
+                           .W = &p->w4, .C = p->C, .ldc = p->s.N, .bias = p->bias, .act = QB_ACT_NONE};
+    double ops = 2.0 * p->s.M * p->s.N * p->s.K;
+    int calls = (int)(0.02 * 200e9 / ops) + 1;
+    if (k->isa == QB_ISA_SCALAR) calls = 1;
+    double t0 = bench_seconds();
+    for (int c = 0; c < calls; c++) qb_lowbit_gemm_a8(k, &a, threads, p->w4_scratch);
     return (bench_seconds() - t0) / calls;
 }
 
@@ -147,29 +199,58 @@ static bool bench_parse(int argc, char **argv, bench_opts *o) {
     return true;
 }
 
+/* One W4A8 row (text) or object (JSON), from its times and paired peaks. */
+static void bench_print_w4(const bench_shape *sh, const char *isa, double *times, double *peaks, int reps, bool json,
+                           bool *first) {
+    double ops = 2.0 * sh->M * sh->N * sh->K, v[BENCH_MAX_REPS], pct[BENCH_MAX_REPS];
+    for (int r = 0; r < reps; r++) {
+        v[r] = ops / times[r] / 1e9;
+        pct[r] = peaks[r] > 0 ? 100.0 * v[r] / peaks[r] : 0.0;
+    }
+    double med = bench_quantile(v, reps, 0.5), p_med = bench_quantile(pct, reps, 0.5);
+    double p_q1 = bench_quantile(pct, reps, 0.25), p_q3 = bench_quantile(pct, reps, 0.75);
+    char name[32];
+    snprintf(name, sizeof name, "w4a8-%s", isa);
+    if (json) {
+        printf("%s{\"isa\": \"%s\", \"group\": %d, \"M\": %d, \"N\": %d, \"K\": %d, \"gops\": %.1f, "
+               "\"min\": %.1f, \"max\": %.1f, \"ms\": %.4f, \"pct_peak\": %.1f, \"pct_peak_q1\": %.1f, "
+               "\"pct_peak_q3\": %.1f}",
+               *first ? "" : ", ", isa, BENCH_W4_GROUP, sh->M, sh->N, sh->K, med, v[0], v[reps - 1], ops / med / 1e6,
+               p_med, p_q1, p_q3);
+        *first = false;
+    } else
+        printf("gemm %-10s M=%4d N=%4d K=%4d: %7.1f GOPS [%.1f..%.1f] %8.3f ms  %5.1f%% [%.1f..%.1f] of peak\n", name,
+               sh->M, sh->N, sh->K, med, v[0], v[reps - 1], ops / med / 1e6, p_med, p_q1, p_q3);
+}
+
 int main(int argc, char **argv) {
     bench_opts o;
     if (!bench_parse(argc, argv, &o)) return 2;
     qb_kernels_i8 ks[QB_ISA_COUNT];
+    qb_kernels_lowbit lk[QB_ISA_COUNT];
     bool on[QB_ISA_COUNT] = {false};
     double peak1[QB_ISA_COUNT] = {0}, peakn[QB_ISA_COUNT] = {0};
     for (int i = 0; i < QB_ISA_COUNT; i++) {
-        on[i] = o.want[i] && qb_kernels_i8_select((qb_isa)i, &ks[i]);
+        on[i] = o.want[i] && qb_kernels_i8_select((qb_isa)i, &ks[i]) && qb_kernels_lowbit_select((qb_isa)i, &lk[i]);
         if (on[i] && i == QB_ISA_AVX512 && o.no_amx) qb_kernels_i8_init_avx512_vnni(&ks[i]);
         if (o.want[i] && !on[i] && !o.json) printf("skipped %s: this CPU cannot run it\n", qb_isa_name((qb_isa)i));
     }
     static bench_problem probs[BENCH_SHAPES];
     for (int s = 0; s < BENCH_SHAPES; s++)
-        if (!bench_problem_init(&probs[s], &bench_shapes[s], ks, on)) {
+        if (!bench_problem_init(&probs[s], &bench_shapes[s], ks, on, o.threads)) {
             fprintf(stderr, "bench_gemm_i8: out of memory\n");
             return 1;
         }
     static double t[BENCH_SHAPES][QB_ISA_COUNT][BENCH_MAX_REPS], tq[QB_ISA_COUNT][BENCH_MAX_REPS];
     /* the n-thread peak sampled just before each GEMM sample, and 1-thread */
     static double pn[BENCH_SHAPES][QB_ISA_COUNT][BENCH_MAX_REPS], p1[QB_ISA_COUNT][BENCH_MAX_REPS];
+    static double t4[BENCH_SHAPES][QB_ISA_COUNT][BENCH_MAX_REPS], pn4[BENCH_SHAPES][QB_ISA_COUNT][BENCH_MAX_REPS];
     for (int s = 0; s < BENCH_SHAPES; s++) /* warm-up: page in, spin up threads */
         for (int i = 0; i < QB_ISA_COUNT; i++)
-            if (on[i]) bench_gemm_once(&ks[i], &probs[s], o.threads);
+            if (on[i]) {
+                bench_gemm_once(&ks[i], &probs[s], o.threads);
+                bench_w4_once(&lk[i], &probs[s], o.threads);
+            }
     for (int r = 0; r < o.reps; r++) {
         for (int i = 1; i < QB_ISA_COUNT; i++)
             if (on[i]) p1[i][r] = bench_peak_gops((qb_isa)i, true, 1, BENCH_PEAK_ITERS);
@@ -178,6 +259,8 @@ int main(int argc, char **argv) {
                 if (!on[i]) continue;
                 pn[s][i][r] = bench_peak_gops((qb_isa)i, true, o.threads, BENCH_PEAK_ITERS);
                 t[s][i][r] = bench_gemm_once(&ks[i], &probs[s], o.threads);
+                pn4[s][i][r] = bench_peak_gops((qb_isa)i, true, o.threads, BENCH_PEAK_ITERS);
+                t4[s][i][r] = bench_w4_once(&lk[i], &probs[s], o.threads);
                 if (s == 0) tq[i][r] = bench_quantize_once(&ks[i], &probs[s]);
             }
     }
@@ -226,8 +309,16 @@ int main(int argc, char **argv) {
             else
                 printf("gemm %-10s M=%4d N=%4d K=%4d: %7.1f GOPS [%.1f..%.1f] %8.3f ms  %5.1f%% [%.1f..%.1f] of peak\n",
                        name, sh->M, sh->N, sh->K, med, v[0], v[o.reps - 1], ops / med / 1e6, p_med, p_q1, p_q3);
+            if (!o.json) bench_print_w4(sh, ks[i].name, t4[s][i], pn4[s][i], o.reps, false, NULL);
             first = false;
         }
+    if (o.json) {
+        printf("], \"w4a8\": [");
+        first = true;
+        for (int s = 0; s < BENCH_SHAPES; s++)
+            for (int i = 0; i < QB_ISA_COUNT; i++)
+                if (on[i]) bench_print_w4(&bench_shapes[s], ks[i].name, t4[s][i], pn4[s][i], o.reps, true, &first);
+    }
     if (o.json) printf("], \"quantize_rows\": [");
     first = true;
     for (int i = 0; i < QB_ISA_COUNT; i++) {

@@ -1,0 +1,194 @@
+/* Kernels for low-bit weights (INT4, INT3, INT2, ternary, k-means
+ * codebooks).  A weight is a small unsigned code; rows of codes are packed
+ * as stored on disk (the encodings below), and the kernels decode them one
+ * cache block at a time (64 columns by one group of K), never into a
+ * full-size copy.  Two ways to run them:
+ *
+ *   W.A8 (integer grids only): u8 activations as the int8 kernels take them,
+ *     C[m,n] = act( a_scale[m] * ( sum_g scale[n,g] * sum_{k in g} A[m,k] (code[n,k] - zero[n,g])
+ *                                  - a_zero[m] * zsum[n] ) + bias[n] ) + residual[m,n]
+ *     zsum[n] = sum_g scale[n,g] * sum_{k in g} (code[n,k] - zero[n,g])
+ *     Each group's dot product is exact in int32; the groups are summed in
+ *     float, in group order, with one fused multiply-add each.  The float
+ *     order, which every ISA follows bit for bit (fmaf in C, vfmadd in SIMD):
+ *       acc = +0; for g in 0..G-1: acc = fmaf(scale[n,g], (float)dot[m,n,g], acc)
+ *       zsum[n]: zs = +0; for g: zs = fmaf(scale[n,g], (float)isum[n,g], zs),
+ *                isum[n,g] = sum_{k in g} (code[n,k] - zero[n,g])
+ *       v = fmaf(-(float)a_zero[m], zsum[n], acc)
+ *       v = fmaf(v, a_scale[m], bias ? bias[n] : +0)
+ *       C = act(v) + residual (the activation as the int8 kernels apply it:
+ *           exact for none and relu, the SIMD approximations otherwise)
+ *     Every |code - zero| must fit the SIMD paths' int8 (zero < levels).
+ *
+ *   weight-only: FP32 activations; a block of weights is decoded to FP32
+ *     (scale * (code - zero), or codebook[n][code]) and run by the FP32 GEMM.
+ */
+#ifndef QB_KERNELS_LOWBIT_H
+#define QB_KERNELS_LOWBIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+/* How a row of K codes is packed, least significant bits first:
+ *   U4: two codes per byte, code k in bits 4*(k%2) of byte k/2.
+ *   U2: four per byte, code k in bits 2*(k%4) of byte k/4.
+ *   U3: two planes, so the row really costs 3 bits per code: first the low
+ *       two bits of every code as U2 (ceil(K/4) bytes), then the high bit,
+ *       eight per byte, code k in bit k%8 of byte k/8 of that plane.
+ *   T5: five trits (codes 0..2) per byte, byte = sum_i code[5j+i] * 3^i.
+ * Bytes past the last code are zero. */
+typedef enum { QB_CODE_U4, QB_CODE_U3, QB_CODE_U2, QB_CODE_T5 } qb_code;
+
+int qb_code_levels(qb_code c);                  /* 16, 8, 4, 3 */
+size_t qb_code_row_bytes(qb_code c, int K);
+/* codes[0..K) (each < levels) into row (row_bytes bytes). */
+void qb_code_pack_row(qb_code c, const uint8_t *codes, int K, uint8_t *row);
+/* codes k0 .. k0+n-1 of a packed row of K codes (U3's bit plane starts
+ * after ceil(K / 4) bytes, hence K). */
+void qb_code_unpack_row(qb_code c, const uint8_t *row, int K, int k0, int n, uint8_t *codes);
+
+/* Low-bit weights [N, K] (PyTorch's [out, in]).  The arrays may point into
+ * a mapped file; the struct owns only zsum. */
+typedef struct {
+    qb_code code;
+    int N, K;
+    int group;               /* K columns per scale (1 <= group <= K) */
+    int G;                   /* groups per row: ceil(K / group) */
+    const uint8_t *rows;     /* [N][row_bytes] */
+    size_t row_bytes;
+    const float *scale;      /* [N][G]; NULL with a codebook */
+    const uint8_t *zero;     /* [N][G] codes (< levels); NULL with a codebook,
+                              * and with a grid the symmetric levels / 2
+                              * (8, 4, 2, 1) for every group */
+    const float *codebook;   /* [N][levels], or NULL for a grid */
+    float *zsum;             /* [N], W.A8 only: qb_lowbit_weights_prepare */
+} qb_lowbit_weights;
+
+/* Fills w->zsum (allocating it) for W.A8; false on allocation failure. */
+bool qb_lowbit_weights_prepare(qb_lowbit_weights *w);
+void qb_lowbit_weights_free(qb_lowbit_weights *w);
+
+/* Row n of w, columns [k0, k0+n), as FP32 (the definition of the weights). */
+void qb_lowbit_dequantize(const qb_lowbit_weights *w, int n, int k0, int count, float *out);
+
+typedef struct {
+    int M;
+    const uint8_t *A;        /* M x K u8, row stride lda */
+    int lda;
+    const float *a_scale;    /* [M] */
+    const int32_t *a_zero;   /* [M] */
+    const qb_lowbit_weights *W;
+    float *C;
+    int ldc;
+    const float *bias;       /* [N] or NULL */
+    const float *residual;   /* M x N (stride ldr) or NULL */
+    int ldr;
+    qb_act act;
+} qb_lowbit_a8_args;
+
+typedef struct qb_kernels_lowbit {
+    qb_isa isa;
+    /* W.A8 over columns [n0, n1) (multiples of 64 but the last), one
+     * thread; scratch is qb_lowbit_scratch_bytes() bytes, 64-byte aligned. */
+    void (*gemm_a8)(const qb_lowbit_a8_args *a, int n0, int n1, void *scratch);
+} qb_kernels_lowbit;
+
+bool qb_kernels_lowbit_select(qb_isa isa, qb_kernels_lowbit *k);
+void qb_kernels_lowbit_init_scalar(qb_kernels_lowbit *k);
+void qb_kernels_lowbit_init_avx2(qb_kernels_lowbit *k);
+void qb_kernels_lowbit_init_avx512(qb_kernels_lowbit *k);
+
+/* Per-thread scratch of gemm_a8 for weights of K inputs and group size. */
+size_t qb_lowbit_scratch_bytes(int K, int group);
+/* Per-thread scratch (floats) of the weight-only GEMM for K inputs. */
+size_t qb_lowbit_f32_scratch_floats(int K);
+
+/* Multithreaded drivers (OpenMP over 64-column blocks); scratch holds
+ * n_threads per-thread slices.  n_threads == 1 opens no parallel region. */
+void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, int n_threads, void *scratch);
+
+/* Weight-only: C = act(x W^T + bias) + residual with x M x K FP32 (lda),
+ * each 64-column block decoded to FP32 and run by kf's FP32 GEMM. */
+typedef struct {
+    int M;
+    const float *x;
+    int lda;
+    const qb_lowbit_weights *W;
+    float *C;
+    int ldc;
+    const float *bias, *residual;
+    int ldr;
+    qb_act act;
+} qb_lowbit_f32_args;
+void qb_lowbit_gemm_f32(const qb_kernels *kf, const qb_lowbit_f32_args *a, int n_threads, float *scratch);
+
+/* ---- Internal: shared by src/kernels/lowbit*.c, not for callers. ----
+ * gemm_a8 walks K in chunks of whole groups (or, for a group longer than
+ * QB_LOWBIT_KC, in pieces of one group) and decodes each chunk of a
+ * 64-column block to s8 (code - zero) in the VNNI layout
+ * [step][64 columns][4 k], each group's segment padded to whole steps with
+ * zeros; rows of A run against it QB_LOWBIT_MC at a time. */
+#define QB_LOWBIT_N_BLOCK 64
+#define QB_LOWBIT_KC 256
+#define QB_LOWBIT_MC 96
+
+/* Where one thread's gemm_a8 scratch puts its pieces (byte offsets, each
+ * 64-byte aligned). */
+typedef struct {
+    int chunk_groups;  /* groups per chunk (1 when a group spans chunks) */
+    int chunk_steps;   /* most steps of 4 k one chunk decodes to */
+    size_t decoded;    /* [chunk_steps][64][4] s8 */
+    size_t stage;      /* [16][QB_LOWBIT_KC + 64] s8: codes of 16 columns before the transpose */
+    size_t scales;     /* [chunk_groups][64] f32 */
+    size_t ipart;      /* [QB_LOWBIT_MC][64] s32: a group's sums between pieces */
+    size_t fpart;      /* [QB_LOWBIT_MC][64] f32: the float sums over groups */
+    size_t bytes;
+} qb_lowbit_scratch_layout;
+qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group);
+
+/* One group's share of a chunk: k0, len codes of group g, decoded from
+ * step step0; starts/ends: the group's first/last piece. */
+typedef struct {
+    int k0, len, g, step0;
+    bool starts, ends;
+} qb_lowbit_segment;
+
+/* The segments of the chunk that starts at k0 (at most chunk_groups, from
+ * qb_lowbit_scratch_plan); returns their count, the chunk's steps in *steps. */
+static inline int qb_lowbit_chunk(const qb_lowbit_weights *w, int k0, int chunk_groups, qb_lowbit_segment *seg,
+                                  int *steps) {
+    int count = 0, step = 0;
+    if (w->group < QB_LOWBIT_KC) {
+        for (int g = k0 / w->group; g < w->G && count < chunk_groups; g++) {
+            int start = g * w->group, len = w->K - start < w->group ? w->K - start : w->group;
+            seg[count++] = (qb_lowbit_segment){start, len, g, step, true, true};
+            step += (len + 3) / 4;
+        }
+    } else {
+        int g = k0 / w->group, start = g * w->group;
+        int end = start + w->group < w->K ? start + w->group : w->K;
+        int len = end - k0 < QB_LOWBIT_KC ? end - k0 : QB_LOWBIT_KC;
+        seg[count++] = (qb_lowbit_segment){k0, len, g, 0, k0 == start, k0 + len == end};
+        step = (len + 3) / 4;
+    }
+    *steps = step;
+    return count;
+}
+
+/* Zero point of row n, group g (levels / 2 without a zero array). */
+static inline int qb_lowbit_zero_point(const qb_lowbit_weights *w, int n, int g) {
+    return w->zero ? w->zero[(size_t)n * w->G + g] : qb_code_levels(w->code) / 2;
+}
+
+/* Row n's codes [k0, k0 + count) minus the group's zero point (the range
+ * lies in one group), as s8, then zeros up to pad (>= count). */
+void qb_lowbit_decode_s8(const qb_lowbit_weights *w, int n, int k0, int count, int pad, int8_t *out);
+
+/* The stage ([16][ld] s8, 16 columns of count k) into the VNNI layout at
+ * out ([steps][64][4], columns c0..c0+15), steps = ceil(count / 4). */
+void qb_lowbit_stage_transpose(const int8_t *stage, int ld, int count, int c0, int8_t *out);
+
+#endif

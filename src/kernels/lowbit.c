@@ -1,0 +1,282 @@
+/* Low-bit weights: the code encodings (kernels_lowbit.h), the definition of
+ * the weights (dequantize), zsum, the scratch plan of the W.A8 kernels, the
+ * generic chunk decoder their SIMD paths fall back on, and the two
+ * multithreaded drivers. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels_lowbit.h"
+
+#define QB_LOWBIT_UNPACK_RUN 256 /* codes unpacked at a time into a stack buffer */
+
+static size_t qb_lowbit_align64(size_t x) { return (x + 63) / 64 * 64; }
+
+int qb_code_levels(qb_code c) {
+    switch (c) {
+    case QB_CODE_U4: return 16;
+    case QB_CODE_U3: return 8;
+    case QB_CODE_U2: return 4;
+    case QB_CODE_T5: return 3;
+    default: return 0;
+    }
+}
+
+size_t qb_code_row_bytes(qb_code c, int K) {
+    size_t k = (size_t)K;
+    switch (c) {
+    case QB_CODE_U4: return (k + 1) / 2;
+    case QB_CODE_U3: return (k + 3) / 4 + (k + 7) / 8;
+    case QB_CODE_U2: return (k + 3) / 4;
+    case QB_CODE_T5: return (k + 4) / 5;
+    default: return 0;
+    }
+}
+
+void qb_code_pack_row(qb_code c, const uint8_t *codes, int K, uint8_t *row) {
+    memset(row, 0, qb_code_row_bytes(c, K));
+    uint8_t *high = row + ((size_t)K + 3) / 4; /* U3's bit plane */
+    for (int k = 0; k < K; k++) {
+        unsigned v = codes[k];
+        switch (c) {
+        case QB_CODE_U4: row[k / 2] |= (uint8_t)((v & 15) << 4 * (k % 2)); break;
+        case QB_CODE_U2: row[k / 4] |= (uint8_t)((v & 3) << 2 * (k % 4)); break;
+        case QB_CODE_U3:
+            row[k / 4] |= (uint8_t)((v & 3) << 2 * (k % 4));
+            high[k / 8] |= (uint8_t)((v >> 2 & 1) << k % 8);
+            break;
+        case QB_CODE_T5: {
+            static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
+            row[k / 5] = (uint8_t)(row[k / 5] + (v % 3) * pow3[k % 5]);
+            break;
+        }
+        }
+    }
+}
+
+/* One loop per code, each simple enough for the compiler to vectorize or
+ * at least keep branch-free. */
+void qb_code_unpack_row(qb_code c, const uint8_t *row, int K, int k0, int n, uint8_t *codes) {
+    static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
+    const uint8_t *high = row + ((size_t)K + 3) / 4;
+    switch (c) {
+    case QB_CODE_U4:
+        for (int i = 0; i < n; i++) {
+            int k = k0 + i;
+            codes[i] = (uint8_t)(row[k >> 1] >> ((k & 1) * 4) & 15);
+        }
+        break;
+    case QB_CODE_U2:
+        for (int i = 0; i < n; i++) {
+            int k = k0 + i;
+            codes[i] = (uint8_t)(row[k >> 2] >> ((k & 3) * 2) & 3);
+        }
+        break;
+    case QB_CODE_U3:
+        for (int i = 0; i < n; i++) {
+            int k = k0 + i;
+            codes[i] = (uint8_t)((row[k >> 2] >> ((k & 3) * 2) & 3) | (high[k >> 3] >> (k & 7) & 1) << 2);
+        }
+        break;
+    case QB_CODE_T5:
+        for (int i = 0; i < n; i++) {
+            int k = k0 + i;
+            codes[i] = (uint8_t)(row[k / 5] / pow3[k % 5] % 3);
+        }
+        break;
+    default: memset(codes, 0, (size_t)(n > 0 ? n : 0)); break;
+    }
+}
+
+static const uint8_t *qb_lowbit_row(const qb_lowbit_weights *w, int n) { return w->rows + (size_t)n * w->row_bytes; }
+
+/* scale * (code - zero), one rounding, or the codebook's entry: the loops
+ * run over one group at a time so they vectorize. */
+void qb_lowbit_dequantize(const qb_lowbit_weights *w, int n, int k0, int count, float *out) {
+    uint8_t codes[QB_LOWBIT_UNPACK_RUN];
+    int levels = qb_code_levels(w->code);
+    for (int done = 0; done < count;) {
+        int k = k0 + done, g = k / w->group, end = (g + 1) * w->group;
+        int len = count - done < QB_LOWBIT_UNPACK_RUN ? count - done : QB_LOWBIT_UNPACK_RUN;
+        if (!w->codebook && k + len > end) len = end - k;
+        qb_code_unpack_row(w->code, qb_lowbit_row(w, n), w->K, k, len, codes);
+        float *dst = out + done;
+        if (w->codebook) {
+            const float *book = w->codebook + (size_t)n * levels;
+            for (int i = 0; i < len; i++) dst[i] = book[codes[i]];
+        } else {
+            float s = w->scale[(size_t)n * w->G + g];
+            int z = qb_lowbit_zero_point(w, n, g);
+            for (int i = 0; i < len; i++) dst[i] = s * (float)((int)codes[i] - z);
+        }
+        done += len;
+    }
+}
+
+void qb_lowbit_decode_s8(const qb_lowbit_weights *w, int n, int k0, int count, int pad, int8_t *out) {
+    uint8_t *codes = (uint8_t *)out;
+    int z = qb_lowbit_zero_point(w, n, k0 / w->group);
+    qb_code_unpack_row(w->code, qb_lowbit_row(w, n), w->K, k0, count, codes);
+    for (int i = 0; i < count; i++) out[i] = (int8_t)((int)codes[i] - z);
+    if (pad > count) memset(out + count, 0, (size_t)(pad - count));
+}
+
+void qb_lowbit_stage_transpose(const int8_t *stage, int ld, int count, int c0, int8_t *out) {
+    int steps = (count + 3) / 4;
+    for (int c = 0; c < 16; c++)
+        for (int s = 0; s < steps; s++) memcpy(out + (size_t)s * 256 + (c0 + c) * 4, stage + (size_t)c * ld + 4 * s, 4);
+}
+
+bool qb_lowbit_weights_prepare(qb_lowbit_weights *w) {
+    free(w->zsum);
+    w->zsum = NULL;
+    if (w->codebook) return true; /* W.A8 takes integer grids only */
+    w->zsum = malloc(sizeof(float) * (size_t)(w->N > 0 ? w->N : 1));
+    if (!w->zsum) return false;
+    uint8_t codes[QB_LOWBIT_UNPACK_RUN];
+    for (int n = 0; n < w->N; n++) {
+        float zs = 0.0f;
+        for (int g = 0; g < w->G; g++) {
+            int k0 = g * w->group, k1 = k0 + w->group < w->K ? k0 + w->group : w->K;
+            int z = qb_lowbit_zero_point(w, n, g);
+            int32_t isum = 0;
+            for (int k = k0; k < k1; k += QB_LOWBIT_UNPACK_RUN) {
+                int len = k1 - k < QB_LOWBIT_UNPACK_RUN ? k1 - k : QB_LOWBIT_UNPACK_RUN;
+                qb_code_unpack_row(w->code, qb_lowbit_row(w, n), w->K, k, len, codes);
+                for (int i = 0; i < len; i++) isum += (int)codes[i] - z;
+            }
+            zs = fmaf(w->scale[(size_t)n * w->G + g], (float)isum, zs);
+        }
+        w->zsum[n] = zs;
+    }
+    return true;
+}
+
+void qb_lowbit_weights_free(qb_lowbit_weights *w) {
+    free(w->zsum);
+    w->zsum = NULL;
+}
+
+qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group) {
+    qb_lowbit_scratch_layout p;
+    if (group < 1) group = 1;
+    if (group > K) group = K > 0 ? K : 1;
+    int G = (K + group - 1) / group;
+    int seg = group < QB_LOWBIT_KC ? group : QB_LOWBIT_KC;
+    p.chunk_groups = group < QB_LOWBIT_KC ? QB_LOWBIT_KC / group : 1;
+    if (p.chunk_groups > G) p.chunk_groups = G > 0 ? G : 1;
+    p.chunk_steps = p.chunk_groups * ((seg + 3) / 4);
+    size_t at = 0;
+    p.decoded = at;
+    at += qb_lowbit_align64((size_t)p.chunk_steps * 256);
+    p.stage = at;
+    /* + 64: the AVX2 decoder stores whole vectors past a row's last step */
+    at += qb_lowbit_align64((size_t)16 * qb_lowbit_align64((size_t)p.chunk_steps * 4)) + 64;
+    p.scales = at;
+    at += qb_lowbit_align64((size_t)p.chunk_groups * 64 * sizeof(float));
+    p.ipart = at;
+    at += (size_t)QB_LOWBIT_MC * 64 * sizeof(int32_t);
+    p.fpart = at;
+    at += (size_t)QB_LOWBIT_MC * 64 * sizeof(float);
+    p.bytes = at;
+    return p;
+}
+
+size_t qb_lowbit_scratch_bytes(int K, int group) { return qb_lowbit_scratch_plan(K, group).bytes; }
+
+size_t qb_lowbit_f32_scratch_floats(int K) {
+    return qb_lowbit_align64((size_t)QB_LOWBIT_N_BLOCK * (size_t)K * sizeof(float)) / sizeof(float) +
+           qb_lowbit_align64(qb_gemm_f32_pack_floats() * sizeof(float)) / sizeof(float);
+}
+
+bool qb_kernels_lowbit_select(qb_isa isa, qb_kernels_lowbit *k) {
+    if (!qb_isa_supported(isa)) return false;
+    switch (isa) {
+    case QB_ISA_SCALAR: qb_kernels_lowbit_init_scalar(k); return true;
+    case QB_ISA_AVX2: qb_kernels_lowbit_init_avx2(k); return true;
+    case QB_ISA_AVX512: qb_kernels_lowbit_init_avx512(k); return true;
+    default: return false;
+    }
+}
+
+/* Thread t's share [begin, end) of `units` items split as evenly as possible. */
+static void qb_lowbit_split(int units, int t, int team, int *begin, int *end) {
+    *begin = (int)((long)units * t / team);
+    *end = (int)((long)units * (t + 1) / team);
+}
+
+/* Part t of `team`, as qb_gemm_i8 cuts: whole 64-column blocks while there
+ * are enough of them, rows otherwise. */
+static void qb_lowbit_a8_slice(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, int t, int team,
+                               void *scratch) {
+    int N = a->W->N, blocks = (N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
+    if (blocks >= team || a->M < team) {
+        int b0, b1;
+        qb_lowbit_split(blocks, t, team, &b0, &b1);
+        int n1 = b1 * QB_LOWBIT_N_BLOCK < N ? b1 * QB_LOWBIT_N_BLOCK : N;
+        if (b1 > b0) k->gemm_a8(a, b0 * QB_LOWBIT_N_BLOCK, n1, scratch);
+        return;
+    }
+    int m0, m1;
+    qb_lowbit_split(a->M, t, team, &m0, &m1);
+    if (m1 <= m0) return;
+    qb_lowbit_a8_args part = *a;
+    part.M = m1 - m0;
+    part.A = a->A + (size_t)m0 * a->lda;
+    part.a_scale = a->a_scale + m0;
+    part.a_zero = a->a_zero + m0;
+    part.C = a->C + (size_t)m0 * a->ldc;
+    if (a->residual) part.residual = a->residual + (size_t)m0 * a->ldr;
+    k->gemm_a8(&part, 0, N, scratch);
+}
+
+void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, int n_threads, void *scratch) {
+    const qb_lowbit_weights *W = a->W;
+    if (a->M <= 0 || W->N <= 0 || W->codebook || !W->zsum) return;
+    if (n_threads <= 1) {
+        k->gemm_a8(a, 0, W->N, scratch);
+        return;
+    }
+    size_t slice = qb_lowbit_scratch_bytes(W->K, W->group);
+    int blocks = (W->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
+#pragma omp parallel num_threads(n_threads)
+    {
+        int parts = qb_gemm_parts(blocks / 2, omp_get_num_threads());
+        void *mine = (char *)scratch + slice * (size_t)omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+        for (int p = 0; p < parts; p++) qb_lowbit_a8_slice(k, a, p, parts, mine);
+    }
+}
+
+/* Columns [n0, n0 + cols) of the weight-only GEMM: the block decoded to
+ * FP32 rows (Linear layout, so b_trans) and run by the FP32 kernel. */
+static void qb_lowbit_f32_block(const qb_kernels *kf, const qb_lowbit_f32_args *a, int n0, float *scratch) {
+    const qb_lowbit_weights *W = a->W;
+    int cols = W->N - n0 < QB_LOWBIT_N_BLOCK ? W->N - n0 : QB_LOWBIT_N_BLOCK;
+    float *block = scratch;
+    float *pack = scratch + qb_lowbit_align64((size_t)QB_LOWBIT_N_BLOCK * W->K * sizeof(float)) / sizeof(float);
+    for (int j = 0; j < cols; j++) qb_lowbit_dequantize(W, n0 + j, 0, W->K, block + (size_t)j * W->K);
+    qb_gemm_f32_args g = {.M = a->M, .N = cols, .K = W->K, .A = a->x, .lda = a->lda, .B = block, .ldb = W->K,
+                          .b_trans = true, .C = a->C + n0, .ldc = a->ldc, .bias = a->bias ? a->bias + n0 : NULL,
+                          .residual = a->residual ? a->residual + n0 : NULL, .ldr = a->ldr, .alpha = 1.0f,
+                          .act = a->act};
+    kf->gemm_f32(&g, pack);
+}
+
+void qb_lowbit_gemm_f32(const qb_kernels *kf, const qb_lowbit_f32_args *a, int n_threads, float *scratch) {
+    const qb_lowbit_weights *W = a->W;
+    if (a->M <= 0 || W->N <= 0) return;
+    int blocks = (W->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
+    size_t slice = qb_lowbit_f32_scratch_floats(W->K);
+    if (n_threads <= 1) {
+        for (int b = 0; b < blocks; b++) qb_lowbit_f32_block(kf, a, b * QB_LOWBIT_N_BLOCK, scratch);
+        return;
+    }
+#pragma omp parallel num_threads(n_threads)
+    {
+        float *mine = scratch + slice * (size_t)omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+        for (int b = 0; b < blocks; b++) qb_lowbit_f32_block(kf, a, b * QB_LOWBIT_N_BLOCK, mine);
+    }
+}

@@ -1,0 +1,212 @@
+/* AVX2 W.A8 kernels: the AVX-512 file's scheme (kernels_lowbit.h, chunks
+ * decoded to [step][64][4] s8) on 256-bit vectors.  AVX2 has no vpdpbusd;
+ * vpmaddubsw (u8 x s8, pairs added in int16) cannot saturate here, since
+ * |code - zero| <= 15 keeps a pair within 2 * 255 * 15 = 7650, so
+ * vpmaddubsw then vpmaddwd by ones gives the 4-k sums exactly without
+ * widening A.  A tile is 4 rows x 16 columns (12 of the 16 registers). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/kernels_lowbit.h"
+#include "kernels/vec_avx2.h"
+
+#define QB_LB_MR 4
+
+typedef int32_t qb_lb_u32_unaligned __attribute__((may_alias, aligned(1)));
+
+typedef struct {
+    const uint8_t *a;   /* row 0 of the tile at the segment's first k */
+    size_t lda;
+    const int8_t *w;    /* the decoded segment at the stripe's columns */
+    int steps, tail;
+    bool starts, ends, first_group;
+    int32_t *ipart;     /* [mr][64] at the stripe's columns */
+    float *fpart;       /* [mr][64] at the stripe's columns */
+    const float *scale; /* [16] the stripe's scales (ends only) */
+} qb_lb_tile_args;
+
+static inline __m256i qb_lb_dot4(__m256i acc, __m256i a, __m256i w) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, w), _mm256_set1_epi16(1)));
+}
+
+static inline __m256i qb_lb_a4(const uint8_t *a, int tail) {
+    int32_t bytes = 0;
+    if (tail) memcpy(&bytes, a, (size_t)tail);
+    else bytes = *(const qb_lb_u32_unaligned *)a;
+    return _mm256_set1_epi32(bytes);
+}
+
+static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_args *t, int mr) {
+    __m256i acc[QB_LB_MR][2];
+    for (int i = 0; i < mr; i++)
+        for (int h = 0; h < 2; h++)
+            acc[i][h] = t->starts ? _mm256_setzero_si256() : _mm256_loadu_si256((const __m256i *)(t->ipart + i * 64 + 8 * h));
+    const int8_t *w = t->w;
+    int s = 0;
+    for (; s < t->steps + (t->tail > 0); s++, w += 256) {
+        __m256i w0 = _mm256_load_si256((const __m256i *)w), w1 = _mm256_load_si256((const __m256i *)(w + 32));
+        int tail = s == t->steps ? t->tail : 0;
+        for (int i = 0; i < mr; i++) {
+            __m256i a = qb_lb_a4(t->a + i * t->lda + 4 * s, tail);
+            acc[i][0] = qb_lb_dot4(acc[i][0], a, w0);
+            acc[i][1] = qb_lb_dot4(acc[i][1], a, w1);
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int h = 0; h < 2; h++) {
+            if (!t->ends) {
+                _mm256_storeu_si256((__m256i *)(t->ipart + i * 64 + 8 * h), acc[i][h]);
+                continue;
+            }
+            /* fmaf(scale, (float)sum, acc): the float order of kernels_lowbit.h */
+            float *f = t->fpart + i * 64 + 8 * h;
+            __m256 sum = t->first_group ? _mm256_setzero_ps() : _mm256_loadu_ps(f);
+            _mm256_storeu_ps(f, _mm256_fmadd_ps(_mm256_loadu_ps(t->scale + 8 * h), _mm256_cvtepi32_ps(acc[i][h]), sum));
+        }
+}
+
+#define QB_LB_TILE(mr) \
+    static void qb_lb_tile_##mr(const qb_lb_tile_args *t) { qb_lb_tile(t, mr); }
+QB_LB_TILE(1)
+QB_LB_TILE(2)
+QB_LB_TILE(3)
+QB_LB_TILE(4)
+typedef void (*qb_lb_tile_fn)(const qb_lb_tile_args *t);
+static const qb_lb_tile_fn qb_lb_tiles[QB_LB_MR] = {qb_lb_tile_1, qb_lb_tile_2, qb_lb_tile_3, qb_lb_tile_4};
+
+/* len U4 codes from k0 (even) of one row, minus z, to dst, zero past len;
+ * whole 32-byte stores (the stage has room past a row). */
+static void qb_lb_decode_u4(const uint8_t *row, size_t row_bytes, int k0, int len, int z, int8_t *dst) {
+    static const int8_t ones_then_zeros[64] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                               -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+    const __m128i low4 = _mm_set1_epi8(15);
+    const __m256i zero = _mm256_set1_epi8((char)z);
+    for (int i = 0; i < len; i += 32) {
+        int n = len - i < 32 ? len - i : 32;
+        size_t at = (size_t)(k0 + i) / 2, avail = row_bytes - at;
+        __m128i p;
+        if (avail >= 16) p = _mm_loadu_si128((const __m128i *)(row + at));
+        else {
+            uint8_t tmp[16] = {0};
+            memcpy(tmp, row + at, avail);
+            p = _mm_loadu_si128((const __m128i *)tmp);
+        }
+        __m128i lo = _mm_and_si128(p, low4), hi = _mm_and_si128(_mm_srli_epi16(p, 4), low4);
+        __m256i v = _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+        v = _mm256_and_si256(_mm256_sub_epi8(v, zero), _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 32 - n)));
+        _mm256_storeu_si256((__m256i *)(dst + i), v);
+    }
+}
+
+/* 8 stage rows (columns c..c+7) of `steps` dwords into the layout, 8 x 8
+ * dword transposes. */
+static void qb_lb_transpose8(const int8_t *stage, size_t ld, int steps, int c, int8_t *out) {
+    for (int q = 0; q * 8 < steps; q++) {
+        __m256i r[8], t[8], u[8];
+        for (int j = 0; j < 8; j++) r[j] = _mm256_load_si256((const __m256i *)(stage + j * ld + q * 32));
+        for (int j = 0; j < 8; j += 2) {
+            t[j] = _mm256_unpacklo_epi32(r[j], r[j + 1]);
+            t[j + 1] = _mm256_unpackhi_epi32(r[j], r[j + 1]);
+        }
+        /* u[4b + d]: lane L holds rows 4b..4b+3 of dword 4L + d */
+        for (int b = 0; b < 2; b++) {
+            u[4 * b + 0] = _mm256_unpacklo_epi64(t[4 * b], t[4 * b + 2]);
+            u[4 * b + 1] = _mm256_unpackhi_epi64(t[4 * b], t[4 * b + 2]);
+            u[4 * b + 2] = _mm256_unpacklo_epi64(t[4 * b + 1], t[4 * b + 3]);
+            u[4 * b + 3] = _mm256_unpackhi_epi64(t[4 * b + 1], t[4 * b + 3]);
+        }
+        for (int d = 0; d < 4; d++) {
+            int s0 = q * 8 + d, s1 = q * 8 + 4 + d;
+            if (s0 < steps)
+                _mm256_store_si256((__m256i *)(out + (size_t)s0 * 256 + c * 4), _mm256_permute2x128_si256(u[d], u[4 + d], 0x20));
+            if (s1 < steps)
+                _mm256_store_si256((__m256i *)(out + (size_t)s1 * 256 + c * 4), _mm256_permute2x128_si256(u[d], u[4 + d], 0x31));
+        }
+    }
+}
+
+static void qb_lb_decode_chunk(const qb_lowbit_weights *W, int n, int cols, const qb_lowbit_segment *seg, int count,
+                               int steps, int8_t *stage, size_t ld, int8_t *dec) {
+    bool u4 = W->code == QB_CODE_U4 && (W->group % 2 == 0 || W->G == 1);
+    for (int c0 = 0; c0 < cols; c0 += 16) {
+        for (int j = 0; j < 16; j++) {
+            int8_t *dst = stage + j * ld;
+            int col = n + c0 + j;
+            if (c0 + j >= cols) {
+                memset(dst, 0, (size_t)steps * 4);
+                continue;
+            }
+            for (int s = 0; s < count; s++) {
+                int pad = (seg[s].len + 3) / 4 * 4;
+                if (u4)
+                    qb_lb_decode_u4(W->rows + (size_t)col * W->row_bytes, W->row_bytes, seg[s].k0, seg[s].len,
+                                    qb_lowbit_zero_point(W, col, seg[s].g), dst + seg[s].step0 * 4);
+                else qb_lowbit_decode_s8(W, col, seg[s].k0, seg[s].len, pad, dst + seg[s].step0 * 4);
+            }
+        }
+        qb_lb_transpose8(stage, ld, steps, c0, dec);
+        qb_lb_transpose8(stage + 8 * ld, ld, steps, c0 + 8, dec);
+    }
+}
+
+static void qb_lb_epilogue(const qb_lowbit_a8_args *g, const float *fpart, int m0, int rows, int n, int cols) {
+    for (int j = 0; j < cols; j += 8) {
+        __m256i mask = qb_v8_mask(cols - j);
+        int c = n + j;
+        __m256 zsum = _mm256_maskload_ps(g->W->zsum + c, mask);
+        __m256 bias = g->bias ? _mm256_maskload_ps(g->bias + c, mask) : _mm256_setzero_ps();
+        for (int i = 0; i < rows; i++) {
+            int m = m0 + i;
+            __m256 v = _mm256_fmadd_ps(_mm256_set1_ps(-(float)g->a_zero[m]), zsum, _mm256_load_ps(fpart + i * 64 + j));
+            v = qb_v8_act(g->act, _mm256_fmadd_ps(v, _mm256_set1_ps(g->a_scale[m]), bias));
+            if (g->residual) v = _mm256_add_ps(v, _mm256_maskload_ps(g->residual + (size_t)m * g->ldr + c, mask));
+            _mm256_maskstore_ps(g->C + (size_t)m * g->ldc + c, mask, v);
+        }
+    }
+}
+
+/* Rows [m0, m0 + rows) against columns [n, n + 64). */
+static void qb_lb_block(const qb_lowbit_a8_args *g, int m0, int rows, int n, const qb_lowbit_scratch_layout *L,
+                        char *scratch) {
+    const qb_lowbit_weights *W = g->W;
+    int cols = W->N - n < QB_LOWBIT_N_BLOCK ? W->N - n : QB_LOWBIT_N_BLOCK, stripes = (cols + 15) / 16;
+    int8_t *dec = (int8_t *)(scratch + L->decoded), *stage = (int8_t *)(scratch + L->stage);
+    float *scales = (float *)(scratch + L->scales), *fpart = (float *)(scratch + L->fpart);
+    int32_t *ipart = (int32_t *)(scratch + L->ipart);
+    size_t ld = ((size_t)L->chunk_steps * 4 + 63) / 64 * 64;
+    qb_lowbit_segment seg[QB_LOWBIT_KC];
+    for (int k0 = 0; k0 < W->K;) {
+        int steps, count = qb_lowbit_chunk(W, k0, L->chunk_groups, seg, &steps);
+        qb_lb_decode_chunk(W, n, cols, seg, count, steps, stage, ld, dec);
+        for (int s = 0; s < count; s++)
+            if (seg[s].ends)
+                for (int j = 0; j < 64; j++)
+                    scales[s * 64 + j] = j < cols ? W->scale[(size_t)(n + j) * W->G + seg[s].g] : 0.0f;
+        for (int i = 0; i < rows; i += QB_LB_MR) {
+            int mr = rows - i < QB_LB_MR ? rows - i : QB_LB_MR;
+            for (int s = 0; s < count; s++)
+                for (int p = 0; p < stripes; p++) {
+                    qb_lb_tile_args t = {.a = g->A + (size_t)(m0 + i) * g->lda + seg[s].k0, .lda = (size_t)g->lda,
+                                         .w = dec + (size_t)seg[s].step0 * 256 + p * 64, .steps = seg[s].len / 4,
+                                         .tail = seg[s].len % 4, .starts = seg[s].starts, .ends = seg[s].ends,
+                                         .first_group = seg[s].g == 0, .ipart = ipart + i * 64 + p * 16,
+                                         .fpart = fpart + i * 64 + p * 16, .scale = scales + s * 64 + p * 16};
+                    qb_lb_tiles[mr - 1](&t);
+                }
+        }
+        k0 = seg[count - 1].k0 + seg[count - 1].len;
+    }
+    qb_lb_epilogue(g, fpart, m0, rows, n, cols);
+}
+
+static void qb_lowbit_gemm_a8_avx2(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch) {
+    qb_lowbit_scratch_layout L = qb_lowbit_scratch_plan(g->W->K, g->W->group);
+    for (int m0 = 0; m0 < g->M; m0 += QB_LOWBIT_MC)
+        for (int n = n0; n < n1; n += QB_LOWBIT_N_BLOCK)
+            qb_lb_block(g, m0, g->M - m0 < QB_LOWBIT_MC ? g->M - m0 : QB_LOWBIT_MC, n, &L, scratch);
+}
+
+void qb_kernels_lowbit_init_avx2(qb_kernels_lowbit *k) {
+    k->isa = QB_ISA_AVX2;
+    k->gemm_a8 = qb_lowbit_gemm_a8_avx2;
+}
