@@ -6,12 +6,13 @@
 #include "core/json.h"
 
 static const char help[] =
-    "usage: qbert info MODEL_DIR [--tensors] [--json]\n"
+    "usage: qbert info MODEL_DIR [--linears] [--tensors] [--json]\n"
     "\n"
     "Prints the architecture, shapes, parameter count, file size, tokenizer, labels\n"
     "and the kernel set this CPU will use.  Weights are mapped, not read, so this is\n"
     "fast even for large models.\n"
     "\n"
+    "  --linears  also list every linear layer with its weight format and shape\n"
     "  --tensors  also list every tensor with its dtype and shape\n"
     "  --json     one JSON object instead of text\n";
 
@@ -22,7 +23,26 @@ static void shape_str(const qb_tensor_info *t, char *buf, size_t cap) {
     if (n < cap) snprintf(buf + n, cap - n, "]");
 }
 
-static void print_text(const qb_model *m, const qb_model_info *in, const char *dir, double load_s, bool tensors) {
+static void print_linears(const qb_model *m, bool json) {
+    if (json) fputs(", \"linears\": [", stdout);
+    else printf("\n%-64s %-20s %s\n", "linear", "format", "shape [out, in]");
+    for (int i = 0; i < qb_model_linear_count(m); i++) {
+        double bits;
+        int out, in;
+        const char *fmt = qb_model_linear_format(m, i, &bits, &out, &in), *name = qb_model_linear_name(m, i);
+        if (!json) {
+            printf("%-64s %-20s [%d, %d]\n", name, fmt, out, in);
+            continue;
+        }
+        printf("%s{\"name\": ", i ? ", " : "");
+        qb_json_write_str(stdout, name, strlen(name));
+        printf(", \"format\": \"%s\", \"bits\": %g, \"out\": %d, \"in\": %d}", fmt, bits, out, in);
+    }
+    if (json) putchar(']');
+}
+
+static void print_text(const qb_model *m, const qb_model_info *in, const char *dir, double load_s, bool linears,
+                       bool tensors) {
     printf("model        %s\n", dir);
     printf("architecture %s (%s), %s head\n", in->class_name, in->model_type,
            in->task == QB_TASK_TOKEN ? "token-classification" : "sequence-classification");
@@ -42,6 +62,7 @@ static void print_text(const qb_model *m, const qb_model_info *in, const char *d
     for (int i = 0; i < in->num_labels; i++) printf(" %d=%s", i, qb_model_label(m, i));
     printf("\nkernels      %s\n", in->isa);
     printf("load time    %.1f ms\n", load_s * 1e3);
+    if (linears) print_linears(m, false);
     if (!tensors) return;
     printf("\n%-64s %-5s %s\n", "tensor", "dtype", "shape");
     for (int i = 0; i < in->n_tensors; i++) {
@@ -59,7 +80,8 @@ static void json_kv(const char *key, const char *val, bool comma) {
     if (comma) fputs(", ", stdout);
 }
 
-static void print_json(const qb_model *m, const qb_model_info *in, const char *dir, double load_s, bool tensors) {
+static void print_json(const qb_model *m, const qb_model_info *in, const char *dir, double load_s, bool linears,
+                       bool tensors) {
     putchar('{');
     json_kv("model_dir", dir, true);
     json_kv("model_type", in->model_type, true);
@@ -96,18 +118,20 @@ static void print_json(const qb_model *m, const qb_model_info *in, const char *d
         }
         putchar(']');
     }
+    if (linears) print_linears(m, true);
     puts("}");
 }
 
 int qb_cmd_info(int argc, char **argv) {
     const char *dir = NULL;
-    bool json = false, tensors = false;
+    bool json = false, tensors = false, linears = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(help, stdout);
             return QB_EXIT_OK;
         } else if (!strcmp(argv[i], "--json")) json = true;
         else if (!strcmp(argv[i], "--tensors")) tensors = true;
+        else if (!strcmp(argv[i], "--linears")) linears = true;
         else if (argv[i][0] == '-') return qb_usage_error("info", "unknown option '%s'", argv[i]);
         else if (!dir) dir = argv[i];
         else return qb_usage_error("info", "unexpected argument '%s'", argv[i]);
@@ -118,8 +142,8 @@ int qb_cmd_info(int argc, char **argv) {
     if (!m) return QB_EXIT_FAIL;
     qb_model_info in;
     qb_model_get_info(m, &in);
-    if (json) print_json(m, &in, dir, load_s, tensors);
-    else print_text(m, &in, dir, load_s, tensors);
+    if (json) print_json(m, &in, dir, load_s, linears, tensors);
+    else print_text(m, &in, dir, load_s, linears, tensors);
     qb_model_free(m);
     return QB_EXIT_OK;
 }

@@ -7,13 +7,14 @@
 #include "cli.h"
 
 static const char help_quantize[] =
-    "usage: qbert quantize MODEL_DIR -o OUT_DIR --method dynamic|static|fp16|bf16 [options]\n"
+    "usage: qbert quantize MODEL_DIR -o OUT_DIR --method dynamic|static|weight-only|fp16|bf16 [options]\n"
     "\n"
     "Writes OUT_DIR, a model directory that info, predict, eval and bench accept like\n"
     "the FP32 one.  It is built under a temporary name and renamed when complete.\n"
     "\n"
-    "  --method M            dynamic: int8 weights, activations quantized per call\n"
-    "                        static:  int8 weights, activation scales from calibration\n"
+    "  --method M            dynamic: integer weights, activations quantized per call\n"
+    "                        static:  integer weights, activation scales from calibration\n"
+    "                        weight-only: low-bit weights, FP32 activations\n"
     "                        fp16, bf16: half-precision weights\n"
     "  --granularity G       weights per-channel (default) or per-tensor\n"
     "  --activations A       dynamic: per-token (default) or per-tensor\n"
@@ -21,15 +22,26 @@ static const char help_quantize[] =
     "                        activation scheme (default asymmetric u8; weights are\n"
     "                        always symmetric int8)\n"
     "  --reduce-range        7-bit ranges (for CPUs whose int8 dot products saturate)\n"
-    "  --bits N              weight grid of N bits (2..8, default 8), stored as int8 and\n"
-    "                        run on the int8 kernels (e.g. 4: values in [-8, 7])\n"
+    "  --bits N              weights: 8 (default, int8), or 4, 3, 2 packed (two, eight\n"
+    "                        per three, four to a byte) with an FP16 scale per group;\n"
+    "                        dynamic/static run them on u8 inputs (W4A8...)\n"
+    "  --bits ternary        weights {-a, 0, a}, five to a byte (1.6 bits), a per group\n"
+    "  --group-size G        low-bit grids: input columns per scale, 32, 64, 128\n"
+    "                        (default) or any positive number; 'channel': one per row\n"
+    "  --weight-zero-point   low-bit grids: asymmetric, a zero point per group\n"
+    "  --codebook kmeans     weight sharing: 2^bits FP16 centroids per row found by\n"
+    "                        k-means (never worse than the row's uniform grid);\n"
+    "                        runs weight-only\n"
     "  --keep PATTERN        keep matching linears in FP32 (glob over names such as\n"
     "                        'bert.encoder.layer.0.*'; repeatable)\n"
     "  --precision-map FILE  JSON {\"<linear name or glob>\": \"FORMAT\"}, later keys\n"
-    "                        winning; FORMAT: fp32, fp16, bf16, int8 (the method's\n"
-    "                        activations), int8-dynamic, int8-static (needs --calib)\n"
-    "  --quantize-embeddings int8 word embeddings with a scale per row (fp16/bf16:\n"
-    "                        every embedding table in half precision)\n"
+    "                        winning; FORMAT: fp32, fp16, bf16, int8, int4, int3, int2,\n"
+    "                        ternary (the method's inputs; add -dynamic or -static to\n"
+    "                        choose, -weight-only for FP32 inputs), kmeans4..kmeans2\n"
+    "  --quantize-embeddings word embeddings with a scale per row: int8, or the low\n"
+    "                        weights' bits (4; 2 for INT2 and ternary); fp16/bf16:\n"
+    "                        every embedding table in half precision\n"
+    "  --embedding-bits B    8, 4 or 2 for --quantize-embeddings\n"
     "  --quantize-head       also the final classifier (kept FP32 by default)\n"
     "  --calib FILE          static: calibration texts (any dataset eval reads)\n"
     "  --calib-n N           static: texts to use (default 512)\n"
@@ -74,6 +86,26 @@ static int parse_common(const char *cmd, int argc, char **argv, int *i, quant_ar
     return QB_EXIT_OK;
 }
 
+static int parse_bits(const char *v, qb_quant_params *p) {
+    if (!strcmp(v, "ternary")) {
+        p->ternary = 1;
+        return QB_EXIT_OK;
+    }
+    if (!qb_arg_int("quantize", "--bits", v, 2, 8, &p->bits)) return QB_EXIT_USAGE;
+    if (p->bits != 8 && (p->bits < 2 || p->bits > 4))
+        return qb_usage_error("quantize", "--bits is 8, 4, 3, 2 or ternary, not %s", v);
+    p->ternary = 0;
+    return QB_EXIT_OK;
+}
+
+static int parse_group(const char *v, qb_quant_params *p) {
+    if (!strcmp(v, "channel")) {
+        p->group_size = -1;
+        return QB_EXIT_OK;
+    }
+    return qb_arg_int("quantize", "--group-size", v, 1, 1 << 20, &p->group_size) ? QB_EXIT_OK : QB_EXIT_USAGE;
+}
+
 static int parse_quantize(int argc, char **argv, quant_args *a) {
     const char *v;
     qb_quant_params *p = &a->p;
@@ -86,7 +118,8 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
         } else if ((v = qb_arg_value("--method", &i, argc, argv))) {
             qb_quant_method m;
             if (!qb_quant_method_parse(v, &m))
-                return qb_usage_error("quantize", "unknown --method '%s' (dynamic, static, fp16, bf16)", v);
+                return qb_usage_error("quantize", "unknown --method '%s' (dynamic, static, weight-only, fp16, bf16)",
+                                      v);
             qb_quant_params fresh = qb_quant_default_params(m);
             p->method = m;
             if (!act_given) p->act_per_token = fresh.act_per_token;
@@ -103,9 +136,16 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
         } else if (!strcmp(argv[i], "--symmetric")) p->act_symmetric = 1;
         else if (!strcmp(argv[i], "--asymmetric")) p->act_symmetric = 0;
         else if (!strcmp(argv[i], "--reduce-range")) p->reduce_range = 1;
-        else if ((v = qb_arg_value("--bits", &i, argc, argv))) {
-            if (!qb_arg_int("quantize", "--bits", v, 2, 8, &p->bits)) return QB_EXIT_USAGE;
-        }
+        else if ((v = qb_arg_value("--bits", &i, argc, argv))) rc = parse_bits(v, p);
+        else if ((v = qb_arg_value("--group-size", &i, argc, argv))) rc = parse_group(v, p);
+        else if ((v = qb_arg_value("--codebook", &i, argc, argv))) {
+            if (strcmp(v, "kmeans")) return qb_usage_error("quantize", "--codebook is kmeans, not '%s'", v);
+            p->kmeans = 1;
+        } else if ((v = qb_arg_value("--embedding-bits", &i, argc, argv))) {
+            if (!qb_arg_int("quantize", "--embedding-bits", v, 2, 8, &p->embedding_bits)) return QB_EXIT_USAGE;
+            if (p->embedding_bits != 8 && p->embedding_bits != 4 && p->embedding_bits != 2)
+                return qb_usage_error("quantize", "--embedding-bits is 8, 4 or 2, not %s", v);
+        } else if (!strcmp(argv[i], "--weight-zero-point")) p->weight_zero_point = 1;
         else if (!strcmp(argv[i], "--quantize-embeddings")) p->quantize_embeddings = 1;
         else if (!strcmp(argv[i], "--quantize-head")) p->quantize_head = 1;
         else if (!strcmp(argv[i], "--int8-attention")) p->int8_attention = 1;
@@ -120,7 +160,8 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
     p->keep = a->keep;
     if (!a->dir) return qb_usage_error("quantize", "missing MODEL_DIR");
     if (!a->out) return qb_usage_error("quantize", "missing -o OUT_DIR");
-    if (!a->has_method) return qb_usage_error("quantize", "missing --method (dynamic, static, fp16, bf16)");
+    if (!a->has_method)
+        return qb_usage_error("quantize", "missing --method (dynamic, static, weight-only, fp16, bf16)");
     if (p->method == QB_QUANT_STATIC && act_given && p->act_per_token)
         return qb_usage_error("quantize", "static quantization uses per-tensor activation scales");
     if (p->int8_attention && p->method != QB_QUANT_STATIC)
@@ -133,8 +174,13 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
 static void print_report(const quant_args *a, const qb_quant_report *r) {
     if (r->warning[0]) fprintf(stderr, "qbert quantize: warning: %s\n", r->warning);
     printf("wrote        %s\n", a->out);
-    printf("linears      %d: %d int8, %d fp16, %d bf16, %d fp32\n", r->n_linears, r->n_int8, r->n_fp16, r->n_bf16,
-           r->n_fp32);
+    printf("linears      %d: ", r->n_linears);
+    if (r->n_lowbit) printf("%d low-bit, ", r->n_lowbit);
+    printf("%d int8, %d fp16, %d bf16, %d fp32\n", r->n_int8, r->n_fp16, r->n_bf16, r->n_fp32);
+    if (r->weight_sqnr_db > 0) printf("weights      SQNR %.2f dB against FP32\n", r->weight_sqnr_db);
+    if (r->grid_sqnr_db > 0)
+        printf("codebooks    %.2f dB; their rows' uniform grids %.2f dB; %d linear(s) below the grid, "
+               "smallest margin %+.2f dB\n", r->weight_sqnr_db, r->grid_sqnr_db, r->n_below_grid, r->min_margin_db);
     if (r->calib_used) printf("calibration  %d texts\n", r->calib_used);
     printf("size         %.2f MB -> %.2f MB (%.1f%% of the input, %.2fx smaller)\n", r->in_bytes / 1e6,
            r->out_bytes / 1e6, 100.0 * r->out_bytes / r->in_bytes, (double)r->in_bytes / r->out_bytes);

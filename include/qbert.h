@@ -237,11 +237,12 @@ typedef enum qb_quant_method {
     QB_QUANT_DYNAMIC,   /* int8 weights, activations quantized at run time */
     QB_QUANT_STATIC,    /* int8 weights, activation scales from calibration */
     QB_QUANT_FP16,
-    QB_QUANT_BF16
+    QB_QUANT_BF16,
+    QB_QUANT_WEIGHT_ONLY /* low-bit weights, FP32 activations (dequantized inside the GEMM) */
 } qb_quant_method;
 
 /* Per-linear precision, for --keep and precision maps. */
-typedef enum qb_precision { QB_PREC_FP32, QB_PREC_FP16, QB_PREC_BF16, QB_PREC_INT8 } qb_precision;
+typedef enum qb_precision { QB_PREC_FP32, QB_PREC_FP16, QB_PREC_BF16, QB_PREC_INT8, QB_PREC_LOWBIT } qb_precision;
 
 typedef struct qb_quant_params {
     qb_quant_method method;
@@ -249,12 +250,17 @@ typedef struct qb_quant_params {
     int act_per_token;        /* dynamic: per token (1) or per tensor (0) */
     int act_symmetric;        /* activations symmetric (zero point 128 in u8) */
     int reduce_range;         /* 7-bit ranges, for CPUs whose dot products saturate */
-    int bits;                 /* int8 methods: weight grid bits, 2..8 (default 8), stored as int8 */
-    int quantize_embeddings;  /* int8 word embeddings with row-wise scales */
+    int bits;                 /* weights: 8 (int8), or 4, 3, 2 packed (and 7: int8 reduce_range) */
+    int ternary;              /* weights {-a, 0, a}, five per byte (bits ignored) */
+    int kmeans;               /* weights: a k-means codebook of 2^bits FP16 centroids per row (weight-only) */
+    int group_size;           /* low-bit grids: input columns per FP16 scale (0: 128; -1: one per row) */
+    int weight_zero_point;    /* low-bit grids: asymmetric, a zero point per group */
+    int quantize_embeddings;  /* word embeddings with row-wise scales */
+    int embedding_bits;       /* 8, 4 or 2 (0: 8, or the weights' bits when those are low) */
     int quantize_head;        /* also the final classifier (kept FP32 by default) */
     const char *const *keep;  /* glob patterns of linear names kept in FP32 */
     int n_keep;
-    const char *precision_map; /* JSON file {"<linear name or glob>": "fp32|fp16|bf16|int8"} */
+    const char *precision_map; /* JSON file {"<linear name or glob>": "<format>"}, e.g. fp32, int8, int4 */
     /* static only */
     const char *calib_file;   /* dataset of calibration texts */
     const char *calib_stats;  /* or statistics saved by qb_calibrate() */
@@ -273,9 +279,15 @@ const char *qb_quant_method_name(qb_quant_method m);
 int qb_quant_method_parse(const char *name, qb_quant_method *out); /* 1 if known */
 
 typedef struct qb_quant_report {
-    int n_linears, n_int8, n_fp16, n_bf16, n_fp32;
+    int n_linears, n_int8, n_fp16, n_bf16, n_fp32, n_lowbit;
     int calib_used;           /* calibration texts actually used */
     int64_t in_bytes, out_bytes; /* model.safetensors sizes */
+    /* low-bit weights: SQNR (dB) of all quantized linear weights against
+     * FP32; k-means: that of the per-row uniform grid it started from, the
+     * linears where the codebook did worse (0 by construction) and the
+     * smallest per-linear margin over the grid */
+    double weight_sqnr_db, grid_sqnr_db, min_margin_db;
+    int n_below_grid;
     double seconds;
     char warning[256];        /* e.g. fewer calibration rows than asked */
 } qb_quant_report;
@@ -296,6 +308,9 @@ qb_status qb_calibrate(const qb_model *m, const qb_quant_params *params, const c
 const char *qb_model_quant_summary(const qb_model *m);
 int qb_model_linear_count(const qb_model *m);
 const char *qb_model_linear_name(const qb_model *m, int i); /* e.g. "bert.encoder.layer.0.output.dense" */
+/* Linear i's weight format ("fp32", "int8", "int4", "kmeans2"...), its bits
+ * per stored weight (scales aside) and its [out, in] shape. */
+const char *qb_model_linear_format(const qb_model *m, int i, double *bits, int *out, int *in);
 
 
 /* ---- training ---------------------------------------------------------- */

@@ -151,7 +151,7 @@ static qb_status parse_labels(const qb_json *j, qb_config *c, const char *path, 
     return QB_OK;
 }
 
-static const char *method_names[] = {"dynamic", "static", "fp16", "bf16"};
+static const char *method_names[] = {"dynamic", "static", "fp16", "bf16", "weight-only"};
 
 const char *qb_quant_method_name(qb_quant_method m) {
     return (unsigned)m < sizeof method_names / sizeof *method_names ? method_names[m] : "?";
@@ -166,28 +166,69 @@ int qb_quant_method_parse(const char *name, qb_quant_method *out) {
     return 0;
 }
 
-/* "modules": {"<linear>": "int8" | "int8-dynamic" | ...}: only the
- * dynamic linears of a static model change how the weights bind. */
+/* "modules": {"<linear>": "<format>"}: how each linear's weight binds
+ * (the format table reads the names) and which inputs are dynamic. */
 static qb_status parse_modules(const qb_json *j, int q, qb_quant_config *qc, const char *path, qb_error *err) {
     int mods = qb_json_get(j, q, "modules");
-    if (mods < 0 || qc->method != QB_QUANT_STATIC) return QB_OK;
+    if (mods < 0) return QB_OK;
     if (!qb_json_is(j, mods, QB_JSON_OBJECT))
         return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.modules must be an object", path);
-    qc->dynamic_linears = calloc(j->toks[mods].size + 1, sizeof *qc->dynamic_linears);
-    if (!qc->dynamic_linears) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    qc->modules = calloc(2 * (size_t)j->toks[mods].size + 1, sizeof *qc->modules);
+    if (!qc->modules) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
     for (uint32_t k = (uint32_t)mods + 1, i = 0; i < j->toks[mods].size; i++, k = j->toks[k + 1].next) {
-        if (!qb_json_str_eq(j, (int)k + 1, "int8-dynamic")) continue;
-        char *name = qb_json_strdup(j, (int)k, NULL);
-        if (!name) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
-        qc->dynamic_linears[qc->n_dynamic_linears++] = name;
+        char *name = qb_json_strdup(j, (int)k, NULL), *fmt = qb_json_strdup(j, (int)k + 1, NULL);
+        qc->modules[2 * qc->n_modules] = name;
+        qc->modules[2 * qc->n_modules++ + 1] = fmt;
+        if (!name || !fmt)
+            return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.modules: every value must be a format name",
+                           path);
     }
     return QB_OK;
 }
 
+const char *qb_quant_config_module(const qb_quant_config *qc, const char *name) {
+    for (int i = qc->n_modules - 1; i >= 0; i--) /* a repeated key: the last, as Python reads JSON */
+        if (!strcmp(qc->modules[2 * i], name)) return qc->modules[2 * i + 1];
+    return NULL;
+}
+
 bool qb_quant_config_dynamic(const qb_quant_config *qc, const char *name) {
-    for (int i = 0; i < qc->n_dynamic_linears; i++)
-        if (!strcmp(qc->dynamic_linears[i], name)) return true;
-    return false;
+    const char *f = qb_quant_config_module(qc, name);
+    size_t n = f ? strlen(f) : 0;
+    return n > 8 && !strcmp(f + n - 8, "-dynamic");
+}
+
+static const struct {
+    const char *name;
+    int bits;
+} embedding_formats[] = {{"fp32", 32}, {"fp16", 16}, {"bf16", 16}, {"int8-rowwise", 8}, {"int4-rowwise", 4},
+                         {"int2-rowwise", 2}};
+
+static qb_status parse_embeddings(const qb_json *j, int q, qb_quant_config *qc, const char *path, qb_error *err) {
+    int e = qb_json_get(j, q, "embeddings");
+    qc->embedding_bits = 32;
+    if (e < 0) return QB_OK;
+    for (size_t i = 0; i < sizeof embedding_formats / sizeof *embedding_formats; i++)
+        if (qb_json_str_eq(j, e, embedding_formats[i].name)) {
+            qc->embedding_bits = embedding_formats[i].bits;
+            return QB_OK;
+        }
+    return qb_fail(err, QB_ERR_FORMAT,
+                   "%s: quantization_config.embeddings must be fp32, fp16, bf16, int8-rowwise, int4-rowwise or "
+                   "int2-rowwise", path);
+}
+
+/* "weights": {"group_size": G} of low-bit grids. */
+static qb_status parse_group(const qb_json *j, int q, qb_quant_config *qc, const char *path, qb_error *err) {
+    int g = qb_json_get(j, qb_json_get(j, q, "weights"), "group_size");
+    int64_t v = 0;
+    if (g < 0) return QB_OK;
+    if (qb_json_str_eq(j, g, "channel")) v = 1 << 30; /* one group spans any row */
+    else if (!qb_json_int(j, g, &v) || v < 1 || v > 1 << 20)
+        return qb_fail(err, QB_ERR_FORMAT,
+                       "%s: quantization_config.weights.group_size must be a positive integer or \"channel\"", path);
+    qc->group_size = (int)v;
+    return QB_OK;
 }
 
 /* Only qbert's own block is understood; another library's (bitsandbytes,
@@ -204,13 +245,15 @@ static qb_status parse_quant(const qb_json *j, qb_config *c, const char *path, q
     free(method);
     if (!known)
         return qb_fail(err, QB_ERR_FORMAT,
-                       "%s: quantization_config.method must be dynamic, static, fp16 or bf16", path);
+                       "%s: quantization_config.method must be dynamic, static, weight-only, fp16 or bf16", path);
     int64_t bits = 0;
+    bool wo = qc->method == QB_QUANT_WEIGHT_ONLY;
     bool int8 = qc->method == QB_QUANT_DYNAMIC || qc->method == QB_QUANT_STATIC;
-    bool bits_ok = qb_json_int(j, qb_json_get(j, q, "bits"), &bits) && (int8 ? bits >= 2 && bits <= 8 : bits == 16);
+    bool bits_ok = qb_json_int(j, qb_json_get(j, q, "bits"), &bits) &&
+                   (int8 ? bits >= 2 && bits <= 8 : wo ? bits >= 2 && bits <= 4 : bits == 16);
     if (!bits_ok)
         return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.bits must be %s for method %s", path,
-                       int8 ? "2..8" : "16", qb_quant_method_name(qc->method));
+                       int8 ? "2..8" : wo ? "2..4" : "16", qb_quant_method_name(qc->method));
     qc->bits = (int)bits;
     int act = qb_json_get(j, q, "activations");
     if (int8 && !qb_json_is(j, act, QB_JSON_OBJECT))
@@ -233,7 +276,9 @@ static qb_status parse_quant(const qb_json *j, qb_config *c, const char *path, q
     if (qc->attention_int8 && qc->method != QB_QUANT_STATIC)
         return qb_fail(err, QB_ERR_FORMAT, "%s: int8 attention needs static quantization (method \"static\")", path);
     qc->present = true;
-    return parse_modules(j, q, qc, path, err);
+    qb_status st = parse_modules(j, q, qc, path, err);
+    if (!st) st = parse_group(j, q, qc, path, err);
+    return st ? st : parse_embeddings(j, q, qc, path, err);
 }
 
 qb_status qb_config_load(const char *path, qb_config *c, qb_error *err) {
@@ -252,7 +297,7 @@ qb_status qb_config_load(const char *path, qb_config *c, qb_error *err) {
 void qb_config_free(qb_config *c) {
     for (int i = 0; c->labels && i < c->num_labels; i++) free(c->labels[i]);
     free(c->labels);
-    for (int i = 0; i < c->quant.n_dynamic_linears; i++) free(c->quant.dynamic_linears[i]);
-    free(c->quant.dynamic_linears);
+    for (int i = 0; i < 2 * c->quant.n_modules; i++) free(c->quant.modules[i]);
+    free(c->quant.modules);
     memset(c, 0, sizeof *c);
 }

@@ -12,16 +12,20 @@
 typedef struct {
     bool present;
     qb_quant_method method;
-    int bits;             /* int8 methods: the weights' grid (values stored in int8) */
+    int bits;             /* the weights' grid: 8 (or narrower, stored in int8), or 4, 3, 2 packed */
+    int group_size;       /* low-bit grids: "weights": {"group_size"} (0 if none) */
+    int embedding_bits;   /* word embeddings: 32, 16, 8, 4 or 2 ("embeddings": "int4-rowwise"...) */
     bool act_per_token;   /* dynamic: per-token (else per-tensor) activation scales */
     bool act_symmetric;
     char observer[32];    /* static: how the input ranges were chosen */
     bool attention_int8;  /* static: Q.K^T and P.V in int8 ("attention": "int8") */
-    char **dynamic_linears; /* static models: linears listed "int8-dynamic" in "modules" */
-    int n_dynamic_linears;
+    char **modules;       /* "modules": pairs of linear name and format ("int4", "int8-dynamic"...) */
+    int n_modules;
 } qb_quant_config;
 
-/* True if a static model's "modules" declares linear `name` int8-dynamic. */
+/* The format "modules" gives linear `name`, or NULL. */
+const char *qb_quant_config_module(const qb_quant_config *qc, const char *name);
+/* True if "modules" declares linear `name` "<format>-dynamic" (in a static model). */
 bool qb_quant_config_dynamic(const qb_quant_config *qc, const char *name);
 
 typedef struct {

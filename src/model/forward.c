@@ -41,7 +41,10 @@ static void embed(qb_session *s) {
         float *e = s->a.emb + (size_t)r * E;
         const float *p = m->pos_emb + (size_t)s->tok_pos[r] * E;
         const float *t = m->type_emb ? m->type_emb + (size_t)s->tok_types[r] * E : NULL;
-        if (m->word_emb_q) {
+        if (m->word_emb_lowbit) {
+            qb_lowbit_dequantize(m->word_emb_lowbit, s->tok_ids[r], 0, E, e);
+            for (int i = 0; i < E; i++) e[i] += (t ? t[i] : 0.0f) + p[i];
+        } else if (m->word_emb_q) {
             const int8_t *q = m->word_emb_q + (size_t)s->tok_ids[r] * E;
             float scale = m->word_emb_scale[s->tok_ids[r]];
             for (int i = 0; i < E; i++) e[i] = (float)q[i] * scale + (t ? t[i] : 0.0f) + p[i];

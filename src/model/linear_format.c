@@ -4,8 +4,17 @@
 #include "model/linear_format.h"
 
 extern const qb_linear_format qb_linear_fp32, qb_linear_fp16, qb_linear_bf16, qb_linear_int8;
+extern const qb_linear_format *const qb_linear_lowbit_rows[];
+extern const int qb_linear_lowbit_count;
 
 static const qb_linear_format *const rows[] = {&qb_linear_fp32, &qb_linear_fp16, &qb_linear_bf16, &qb_linear_int8};
+#define N_FIXED ((int)(sizeof rows / sizeof *rows))
+
+int qb_linear_format_count(void) { return N_FIXED + qb_linear_lowbit_count; }
+
+const qb_linear_format *qb_linear_format_at(int i) {
+    return i < N_FIXED ? rows[i] : qb_linear_lowbit_rows[i - N_FIXED];
+}
 
 const qb_linear_format *qb_linear_format_of(qb_dtype stored) {
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
@@ -14,7 +23,7 @@ const qb_linear_format *qb_linear_format_of(qb_dtype stored) {
 }
 
 const qb_linear_format *qb_linear_format_named(const char *name) {
-    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
-        if (!strcmp(rows[i]->name, name)) return rows[i];
+    for (int i = 0; i < qb_linear_format_count(); i++)
+        if (!strcmp(qb_linear_format_at(i)->name, name)) return qb_linear_format_at(i);
     return NULL;
 }

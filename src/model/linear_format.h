@@ -27,8 +27,11 @@ typedef struct {
 /* How a quantizer asks for a linear to be written; a row reads what its
  * format uses. */
 typedef struct {
-    int bits;                 /* integer weights: the grid, 2..8 */
-    bool per_channel;         /* integer weights: a scale per output row (else one) */
+    int bits;                 /* int8 weights: the grid, 2..8 (7: reduce_range) */
+    bool per_channel;         /* int8 weights: a scale per output row (else one) */
+    int group;                /* low-bit grids: input columns per scale (>= in: one per row) */
+    bool zero_point;          /* low-bit grids: asymmetric, a zero point per group */
+    struct qb_lowbit_error *error; /* low-bit: where to add the weight's squared error (or NULL) */
     bool static_input;        /* integer inputs: write this calibrated grid */
     float in_scale;
     int32_t in_zero;
@@ -38,22 +41,39 @@ typedef struct qb_linear_format {
     const char *name;         /* as quantization_config "modules" and info say it */
     qb_dtype dtype;           /* of the stored weight */
     qb_precision precision;
-    int bits;                 /* per stored weight, scales aside */
+    float bits;               /* per stored weight, scales aside (ternary: 1.6) */
     bool integer_inputs;      /* runs on quantized inputs (an int8 method's activation config) */
-    /* Binds weight tensor t, of shape [l->out, l->in], into l. */
+    /* Binds weight tensor t (and its companions) into l, whose out and in
+     * are set; checks every shape against them. */
     bool (*bind)(qb_binder *b, qb_linear *l, const qb_st_tensor *t);
-    /* Floats of per-thread kernel scratch a session keeps for it. */
-    size_t (*scratch_floats)(void);
+    /* Floats of per-thread kernel scratch a session keeps for l. */
+    size_t (*scratch_floats)(const qb_linear *l);
     void (*run)(struct qb_session *s, const qb_linear *l, const qb_linear_io *io);
     void (*release)(qb_linear *l); /* NULL: nothing of its own */
-    /* Pushes l's weight in this format, and its companions, made from the
-     * input checkpoint's weight tensor t. */
-    bool (*quantize)(qb_st_list *out, const qb_linear *l, const qb_st_tensor *t, const qb_linear_recipe *r);
+    /* Pushes l's weight in this format (self), and its companions, made
+     * from the input checkpoint's weight tensor t. */
+    bool (*quantize)(const struct qb_linear_format *self, qb_st_list *out, const qb_linear *l,
+                     const qb_st_tensor *t, const qb_linear_recipe *r);
 } qb_linear_format;
 
 /* The row for a stored weight dtype (F32 and other float types: fp32). */
 const qb_linear_format *qb_linear_format_of(qb_dtype stored);
-/* The row of that name ("fp32", "fp16", "bf16", "int8"), or NULL. */
+/* The row of that name ("fp32", "int8", "int4", "kmeans2"...), or NULL. */
 const qb_linear_format *qb_linear_format_named(const char *name);
+/* Row i of the table (0 <= i < qb_linear_format_count()). */
+int qb_linear_format_count(void);
+const qb_linear_format *qb_linear_format_at(int i);
+
+/* For the rows on integer inputs (linear_input.c): the calibrated input
+ * grid of a static linear, bound and written, and the u8 input of a call
+ * in the session's qa buffers. */
+bool qb_linear_bind_input_grid(qb_binder *b, qb_linear *l);
+bool qb_linear_push_input_grid(qb_st_list *out, const qb_linear *l, const qb_linear_recipe *r);
+void qb_linear_quantize_input(struct qb_session *s, const qb_linear *l, const qb_linear_io *io);
+
+/* Embedding tables at 4 or 2 bits, one FP16 scale per row (linear_lowbit.c):
+ * bound from a U8 tensor of [rows, cols] codes, and written from FP32. */
+qb_lowbit_weights *qb_lowbit_bind_table(qb_binder *b, const qb_st_tensor *t, int bits, int rows, int cols);
+bool qb_lowbit_push_table(qb_st_list *out, const qb_st_tensor *t, int bits);
 
 #endif

@@ -3,6 +3,8 @@
 #include "model/linear_format.h"
 #include "model/session.h"
 
+static size_t fp32_scratch(const qb_linear *l) { return qb_gemm_f32_pack_floats(); }
+
 static bool bind_fp32(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     l->w = qb_binder_f32(b, t, 2, l->out, l->in);
     return l->w != NULL;
@@ -21,10 +23,10 @@ static void run_fp32(qb_session *s, const qb_linear *l, const qb_linear_io *io) 
 }
 
 /* Written as the input stores it (any float type). */
-static bool quantize_fp32(qb_st_list *out, const qb_linear *l, const qb_st_tensor *t, const qb_linear_recipe *r) {
-    (void)l, (void)r;
+static bool quantize_fp32(const qb_linear_format *self, qb_st_list *out, const qb_linear *l, const qb_st_tensor *t, const qb_linear_recipe *r) {
+    (void)self, (void)l, (void)r;
     return qb_st_list_push(out, t->name, t->dtype, t->ndim, t->shape, t->data);
 }
 
-const qb_linear_format qb_linear_fp32 = {"fp32", QB_F32, QB_PREC_FP32, 32, false, bind_fp32, qb_gemm_f32_pack_floats,
+const qb_linear_format qb_linear_fp32 = {"fp32", QB_F32, QB_PREC_FP32, 32, false, bind_fp32, fp32_scratch,
                                          run_fp32, NULL, quantize_fp32};

@@ -10,7 +10,10 @@
 
 /* Used in place in the mapping, copied only if the file puts them at an
  * odd offset. */
+static size_t h16_scratch(const qb_linear *l) { return qb_gemm_h16_pack_floats(); }
+
 static bool bind_h16(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
+    if (!qb_binder_check_shape(b, t, 2, l->out, l->in)) return false;
     if (l->in > QB_H16_K_MAX) {
         qb_fail(b->err, QB_ERR_UNSUPPORTED, "%s: '%s' has %d inputs; half-precision linears take at most %d",
                 b->file, t->name, l->in, QB_H16_K_MAX);
@@ -46,17 +49,17 @@ static void run_h16(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
     qb_gemm_h16(&s->m->kern, &g, s->n_threads, s->pack);
 }
 
-static bool quantize_f16(qb_st_list *out, const qb_linear *l, const qb_st_tensor *t, const qb_linear_recipe *r) {
-    (void)l, (void)r;
+static bool quantize_f16(const qb_linear_format *self, qb_st_list *out, const qb_linear *l, const qb_st_tensor *t, const qb_linear_recipe *r) {
+    (void)self, (void)l, (void)r;
     return qb_st_list_push_half(out, t, QB_F16);
 }
 
-static bool quantize_bf16(qb_st_list *out, const qb_linear *l, const qb_st_tensor *t, const qb_linear_recipe *r) {
-    (void)l, (void)r;
+static bool quantize_bf16(const qb_linear_format *self, qb_st_list *out, const qb_linear *l, const qb_st_tensor *t, const qb_linear_recipe *r) {
+    (void)self, (void)l, (void)r;
     return qb_st_list_push_half(out, t, QB_BF16);
 }
 
-const qb_linear_format qb_linear_fp16 = {"fp16", QB_F16, QB_PREC_FP16, 16, false, bind_h16, qb_gemm_h16_pack_floats,
+const qb_linear_format qb_linear_fp16 = {"fp16", QB_F16, QB_PREC_FP16, 16, false, bind_h16, h16_scratch,
                                          run_h16, NULL, quantize_f16};
-const qb_linear_format qb_linear_bf16 = {"bf16", QB_BF16, QB_PREC_BF16, 16, false, bind_h16, qb_gemm_h16_pack_floats,
+const qb_linear_format qb_linear_bf16 = {"bf16", QB_BF16, QB_PREC_BF16, 16, false, bind_h16, h16_scratch,
                                          run_h16, NULL, quantize_bf16};

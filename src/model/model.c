@@ -25,6 +25,7 @@ static qb_status choose_kernels(qb_model *m, const qb_load_params *p, qb_error *
     }
     qb_kernels_select(isa, &m->kern);
     qb_kernels_i8_select(isa, &m->kern_i8);
+    qb_kernels_lowbit_select(isa, &m->kern_lowbit);
     return QB_OK;
 }
 
@@ -94,14 +95,16 @@ static void summary_add(qb_model *m, size_t *n, const char *fmt, ...) {
     if (k > 0) *n += (size_t)k;
 }
 
+static int count_format(const qb_model *m, const qb_linear_format *f) {
+    int n = 0;
+    for (int i = 0; i < m->n_linears; i++) n += m->linears[i]->fmt == f;
+    return n;
+}
+
 static void summarize_quant(qb_model *m) {
-    int count[4] = {0};
-    const qb_linear_format *fmt[4] = {NULL};
     double bits = 0, weights = 0;
     for (int i = 0; i < m->n_linears; i++) {
         const qb_linear *l = m->linears[i];
-        count[l->fmt->precision]++;
-        fmt[l->fmt->precision] = l->fmt;
         bits += (double)l->fmt->bits * l->out * l->in;
         weights += (double)l->out * l->in;
     }
@@ -109,20 +112,25 @@ static void summarize_quant(qb_model *m) {
     size_t n = 0;
     summary_add(m, &n, "%s", q->present ? qb_quant_method_name(q->method) : "fp32");
     if (q->present && (q->method == QB_QUANT_DYNAMIC || q->method == QB_QUANT_STATIC)) {
-        summary_add(m, &n, " int8 (");
+        summary_add(m, &n, q->bits > 4 ? " int8 (" : " (");
         if (q->bits != 8) summary_add(m, &n, "%d-bit weights, ", q->bits);
         summary_add(m, &n, "activations %s%s%s%s)", q->act_per_token ? "per-token" : "per-tensor",
                     q->act_symmetric ? ", symmetric" : "", q->observer[0] ? ", observer " : "", q->observer);
     }
     summary_add(m, &n, ": %d linears", m->n_linears);
-    for (int p = 0; p < 4; p++)
-        if (count[p]) summary_add(m, &n, ", %d %s", count[p], fmt[p]->name);
+    for (int f = 0; f < qb_linear_format_count(); f++) {
+        int c = count_format(m, qb_linear_format_at(f));
+        if (c) summary_add(m, &n, ", %d %s", c, qb_linear_format_at(f)->name);
+    }
+    if (q->group_size) summary_add(m, &n, " (groups of %d)", q->group_size);
     if (weights > 0) summary_add(m, &n, ", %.1f bits per linear weight", bits / weights);
     if (q->attention_int8) summary_add(m, &n, "; int8 attention");
     if (m->word_emb_q) summary_add(m, &n, "; int8 word embeddings");
+    if (m->word_emb_lowbit) summary_add(m, &n, "; %d-bit word embeddings", q->embedding_bits);
     /* which instructions ran matters when speeds are compared across CPUs */
-    if (count[QB_PREC_INT8] && m->kern_i8.amx) summary_add(m, &n, "; int8 products on AMX tiles (VNNI for row tails)");
-    if (count[QB_PREC_BF16] && m->kern.h16_bf16_dot)
+    if (count_format(m, qb_linear_format_named("int8")) && m->kern_i8.amx)
+        summary_add(m, &n, "; int8 products on AMX tiles (VNNI for row tails)");
+    if (count_format(m, qb_linear_format_named("bf16")) && m->kern.h16_bf16_dot)
         summary_add(m, &n, "; bf16 products with vdpbf16ps up to %d rows", QB_H16_DOT_MAX_ROWS);
 }
 
@@ -132,6 +140,15 @@ int qb_model_linear_count(const qb_model *m) { return m->n_linears; }
 
 const char *qb_model_linear_name(const qb_model *m, int i) {
     return i >= 0 && i < m->n_linears ? m->linears[i]->name : NULL;
+}
+
+const char *qb_model_linear_format(const qb_model *m, int i, double *bits, int *out, int *in) {
+    if (i < 0 || i >= m->n_linears) return NULL;
+    const qb_linear *l = m->linears[i];
+    if (bits) *bits = l->fmt->bits;
+    if (out) *out = l->out;
+    if (in) *in = l->in;
+    return l->fmt->name;
 }
 
 qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model **out, qb_error *err) {

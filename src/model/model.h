@@ -12,6 +12,7 @@
 #include "kernels/kernels.h"
 #include "kernels/kernels_h16.h"
 #include "kernels/kernels_i8.h"
+#include "kernels/kernels_lowbit.h"
 #include "qbert.h"
 #include "text/tokenizer.h"
 
@@ -76,10 +77,12 @@ struct qb_model {
     int n_owned;
 
     qb_kernels_i8 kern_i8;
+    qb_kernels_lowbit kern_lowbit;
 
     const float *word_emb, *pos_emb, *type_emb; /* type_emb NULL for DistilBERT */
     const int8_t *word_emb_q;   /* int8 word embeddings (then word_emb is NULL) */
     const float *word_emb_scale; /* their row scales [vocab] */
+    qb_lowbit_weights *word_emb_lowbit; /* 4- or 2-bit word embeddings (then word_emb is NULL) */
     qb_norm emb_norm;
     qb_linear emb_proj;     /* ALBERT's E -> H; out == 0 otherwise */
     qb_block *blocks;       /* BERT/DistilBERT: one per layer; ALBERT: groups * inner */

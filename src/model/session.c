@@ -19,7 +19,7 @@ qb_session_params qb_session_default_params(void) {
 static size_t pack_floats(const qb_model *m) {
     size_t n = qb_gemm_f32_pack_floats();
     for (int i = 0; i < m->n_linears; i++) {
-        size_t f = m->linears[i]->fmt->scratch_floats();
+        size_t f = m->linears[i]->fmt->scratch_floats(m->linears[i]);
         n = f > n ? f : n;
     }
     return n;

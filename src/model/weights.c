@@ -30,6 +30,24 @@ static const float *bind(qb_binder *b, const char *name, int ndim, int64_t d0, i
     return qb_binder_f32(b, find(b, name), ndim, d0, d1);
 }
 
+/* The row a weight binds with: a packed (U8) weight's format is only named
+ * in "modules"; every other weight's dtype says it. */
+static const qb_linear_format *format_for(qb_binder *b, const qb_linear *l, const qb_st_tensor *t) {
+    const char *named = qb_quant_config_module(&b->m->cfg.quant, l->name);
+    if (t->dtype != QB_U8) return qb_linear_format_of(t->dtype);
+    char base[32] = "";
+    size_t n = named ? strlen(named) : 0;
+    if (n > 8 && !strcmp(named + n - 8, "-dynamic")) n -= 8;
+    else if (n > 7 && !strcmp(named + n - 7, "-static")) n -= 7;
+    if (named) snprintf(base, sizeof base, "%.*s", (int)n, named);
+    const qb_linear_format *f = qb_linear_format_named(base);
+    if (f && f->dtype == QB_U8) return f;
+    qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' is packed (U8) but quantization_config.modules %s%s%s", b->file,
+            t->name, named ? "gives the unknown format '" : "does not name its format", named ? named : "",
+            named ? "'" : "");
+    return NULL;
+}
+
 static void bind_linear(qb_binder *b, qb_linear *l, const char *name, int out, int in) {
     char n[200];
     snprintf(n, sizeof n, "%s.weight", name);
@@ -38,8 +56,8 @@ static void bind_linear(qb_binder *b, qb_linear *l, const char *name, int out, i
     const qb_st_tensor *t = b->err->code ? NULL : find(b, n);
     if (!t) return;
     snprintf(l->name, sizeof l->name, "%.*s", (int)(strlen(t->name) - strlen(".weight")), t->name);
-    l->fmt = qb_linear_format_of(t->dtype);
-    if (qb_binder_check_shape(b, t, 2, out, in)) l->fmt->bind(b, l, t);
+    l->fmt = format_for(b, l, t);
+    if (l->fmt) l->fmt->bind(b, l, t);
     snprintf(n, sizeof n, "%s.bias", name);
     l->b = bind(b, n, 1, out, 0);
     l->id = b->m->n_linears;
@@ -122,6 +140,8 @@ static void bind_embeddings(qb_binder *b) {
             if (!m->word_emb_scale) qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
             qb_binder_register(b, t, NULL);
         }
+    } else if (t && t->dtype == QB_U8) {
+        m->word_emb_lowbit = qb_lowbit_bind_table(b, t, c->quant.embedding_bits, c->vocab_size, E);
     } else {
         m->word_emb = qb_binder_f32(b, t, 2, c->vocab_size, E);
     }

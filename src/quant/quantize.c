@@ -3,6 +3,7 @@
  * int8 or half weights and their scales, the tokenizer files).  The layout
  * is documented in docs/quantized-format.md. */
 #include <fnmatch.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include "core/fs.h"
 #include "model/linear_format.h"
 #include "quant/calibrate.h"
+#include "quant/lowbit.h"
 #include "quant/quantize.h"
 
 qb_quant_params qb_quant_default_params(qb_quant_method method) {
@@ -23,6 +25,9 @@ qb_quant_params qb_quant_default_params(qb_quant_method method) {
 }
 
 static bool is_int8_method(qb_quant_method m) { return m == QB_QUANT_DYNAMIC || m == QB_QUANT_STATIC; }
+static bool is_half_method(qb_quant_method m) { return m == QB_QUANT_FP16 || m == QB_QUANT_BF16; }
+/* Packed low-bit weights; QAT's trained narrow grids stay int8 (qb_quantize_into). */
+static bool is_lowbit(const qb_quant_params *p) { return p->ternary || p->kmeans || p->bits <= 4; }
 
 /* The classifier stays FP32 unless asked: it is tiny, and its logits are
  * what every metric reads.  The pooler is an ordinary linear layer. */
@@ -37,8 +42,16 @@ typedef struct {
     bool static_input;
 } plan_entry;
 
-static plan_entry method_int8(const qb_quant_params *p) {
-    return (plan_entry){qb_linear_format_named("int8"), p->method == QB_QUANT_STATIC};
+/* The row --method and --bits (--ternary, --kmeans) name. */
+static plan_entry method_format(const qb_quant_params *p, bool packed) {
+    char name[32];
+    bool wo = p->method == QB_QUANT_WEIGHT_ONLY;
+    if (is_half_method(p->method)) snprintf(name, sizeof name, "%s", p->method == QB_QUANT_FP16 ? "fp16" : "bf16");
+    else if (p->kmeans) snprintf(name, sizeof name, "kmeans%d", p->bits);
+    else if (p->ternary) snprintf(name, sizeof name, "ternary%s", wo ? "-weight-only" : "");
+    else if (packed && is_lowbit(p)) snprintf(name, sizeof name, "int%d%s", p->bits, wo ? "-weight-only" : "");
+    else snprintf(name, sizeof name, "int8");
+    return (plan_entry){qb_linear_format_named(name), p->method == QB_QUANT_STATIC};
 }
 
 static bool parse_plan(const qb_quant_params *p, const char *s, plan_entry *out) {
@@ -72,8 +85,9 @@ static qb_status apply_precision_map(const qb_model *m, const qb_quant_params *p
         int hits = 0;
         if (!key || !val || !parse_plan(p, val, &fmt)) {
             st = qb_fail(err, QB_ERR_FORMAT,
-                         "%s: value for '%s' must be \"fp32\", \"fp16\", \"bf16\", \"int8\", \"int8-dynamic\" or "
-                         "\"int8-static\"", path, key ? key : "?");
+                         "%s: value for '%s' must be a format (fp32, fp16, bf16, int8, int4, int3, int2, ternary, "
+                         "kmeans4..2, '-weight-only' variants; '-dynamic'/'-static' for u8 inputs)", path,
+                         key ? key : "?");
         }
         for (int l = 0; !st && l < m->n_linears; l++)
             if (!fnmatch(key, m->linears[l]->name, 0)) plan[l] = fmt, hits++;
@@ -91,14 +105,14 @@ static bool plan_has_static(const qb_model *m, const plan_entry *plan) {
     return false;
 }
 
-static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, plan_entry *plan, qb_error *err) {
-    plan_entry base = is_int8_method(p->method) ? method_int8(p)
-                      : (plan_entry){qb_linear_format_named(p->method == QB_QUANT_FP16 ? "fp16" : "bf16"), false};
-    plan_entry fp32 = {qb_linear_format_named("fp32"), false};
+static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, bool packed, plan_entry *plan,
+                                 qb_error *err) {
+    plan_entry base = method_format(p, packed), fp32 = {qb_linear_format_named("fp32"), false};
+    if (!base.fmt) return qb_fail(err, QB_ERR_ARG, "no weight format for these options");
     for (int i = 0; i < m->n_linears; i++) {
         const qb_linear *l = m->linears[i];
         plan[i] = base;
-        if (base.fmt->integer_inputs && is_classifier(m, l) && !p->quantize_head) plan[i] = fp32;
+        if (!is_half_method(p->method) && is_classifier(m, l) && !p->quantize_head) plan[i] = fp32;
         for (int k = 0; k < p->n_keep; k++)
             if (!fnmatch(p->keep[k], l->name, 0)) plan[i] = fp32;
     }
@@ -110,7 +124,8 @@ static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, pl
     qb_status st = p->precision_map ? apply_precision_map(m, p, plan, err) : QB_OK;
     for (int i = 0; !st && i < m->n_linears; i++)
         if (plan[i].fmt->integer_inputs && !is_int8_method(p->method))
-            st = qb_fail(err, QB_ERR_ARG, "int8 for '%s' needs --method dynamic or static", m->linears[i]->name);
+            st = qb_fail(err, QB_ERR_ARG, "%s for '%s' runs on u8 inputs: it needs --method dynamic or static",
+                         plan[i].fmt->name, m->linears[i]->name);
     return st;
 }
 
@@ -122,6 +137,8 @@ typedef struct {
     qb_observer_method observer;
     const qb_qparams *fixed_inputs; /* QAT: each linear's trained input scale (by id) */
     const char *observer_label;     /* what the config names as the observer */
+    qb_quant_report *rep;
+    bool packed;                    /* low-bit weights packed (not QAT's int8 narrow grids) */
 } quant_job;
 
 /* reduce_range drops one bit of an 8-bit grid; a narrower grid is asked for. */
@@ -136,15 +153,46 @@ static qb_qparams input_grid(const quant_job *q, const qb_linear *l) {
     return qb_qparams_from_range(&act, lo, hi);
 }
 
-static bool push_linear(qb_st_list *o, const quant_job *q, const qb_linear *l, const qb_st_tensor *t) {
+/* Weight errors of the low-bit linears, summed for the report. */
+typedef struct {
+    qb_lowbit_error all;
+    double worst_margin_db;
+    int n_below_grid;
+} weight_errors;
+
+static void add_error(weight_errors *w, const qb_lowbit_error *e) {
+    w->all.err += e->err, w->all.signal += e->signal, w->all.grid_err += e->grid_err;
+    if (e->grid_err <= 0) return;
+    double margin = qb_lowbit_sqnr_db(e->signal, e->err) - qb_lowbit_sqnr_db(e->signal, e->grid_err);
+    if (margin < w->worst_margin_db) w->worst_margin_db = margin;
+    w->n_below_grid += e->err > e->grid_err;
+}
+
+static int group_size(const qb_quant_params *p, const qb_linear *l) {
+    return p->group_size < 0 ? l->in : p->group_size ? p->group_size : 128;
+}
+
+static bool push_linear(qb_st_list *o, const quant_job *q, const qb_linear *l, const qb_st_tensor *t,
+                        weight_errors *we) {
     plan_entry e = q->plan[l->id];
-    qb_linear_recipe r = {.bits = weight_bits(q->p), .per_channel = q->p->per_channel, .static_input = e.static_input};
+    qb_lowbit_error err = {0};
+    qb_linear_recipe r = {.bits = weight_bits(q->p), .per_channel = q->p->per_channel, .static_input = e.static_input,
+                          .group = group_size(q->p, l), .zero_point = q->p->weight_zero_point, .error = &err};
     if (e.static_input) {
         qb_qparams g = input_grid(q, l);
         r.in_scale = g.scale;
         r.in_zero = g.zero_point;
     }
-    return e.fmt->quantize(o, l, t, &r);
+    bool ok = e.fmt->quantize(e.fmt, o, l, t, &r);
+    if (ok && err.signal > 0) add_error(we, &err);
+    return ok;
+}
+
+/* Word embeddings: 8 bits unless asked, or the weights' own low bits. */
+static int embedding_bits(const qb_quant_params *p, bool packed) {
+    if (p->embedding_bits) return p->embedding_bits;
+    if (!packed) return 8;
+    return p->ternary || p->bits == 2 ? 2 : 4;
 }
 
 static bool push_int8_rows(qb_st_list *o, const qb_st_tensor *t) {
@@ -197,21 +245,59 @@ static qb_status build_tensors(const quant_job *q, qb_st_list *o, qb_error *err)
     const qb_model *m = q->m;
     const qb_quant_params *p = q->p;
     qb_dtype half = p->method == QB_QUANT_BF16 ? QB_BF16 : QB_F16;
-    bool half_method = !is_int8_method(p->method);
+    bool half_method = is_half_method(p->method);
+    int emb_bits = embedding_bits(p, q->packed);
+    weight_errors we = {.worst_margin_db = INFINITY};
     for (int i = 0; i < m->st.n; i++) {
         const qb_st_tensor *t = &m->st.tensors[i];
         const qb_linear *l = linear_of(m, t->name);
-        bool word_emb = strstr(t->name, "word_embeddings.weight") != NULL;
+        bool word_emb = strstr(t->name, "word_embeddings.weight") != NULL && t->ndim == 2;
         bool ok;
-        if (l) ok = push_linear(o, q, l, t);
-        else if (word_emb && p->quantize_embeddings && !half_method) ok = push_int8_rows(o, t);
+        if (l) ok = push_linear(o, q, l, t, &we);
+        else if (word_emb && p->quantize_embeddings && !half_method)
+            ok = emb_bits == 8 ? push_int8_rows(o, t) : qb_lowbit_push_table(o, t, emb_bits);
         else if (half_method && p->quantize_embeddings && t->ndim == 2 && qb_dtype_traits_of(t->dtype)->is_float)
             ok = qb_st_list_push_half(o, t, half);
         else ok = qb_st_list_push(o, t->name, t->dtype, t->ndim, t->shape, t->data);
         if (ok && l && p->int8_attention) ok = push_attention_scales(o, q, l);
         if (!ok) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory at '%s'", t->name);
     }
+    if (we.all.signal > 0) {
+        q->rep->weight_sqnr_db = qb_lowbit_sqnr_db(we.all.signal, we.all.err);
+        q->rep->grid_sqnr_db = we.all.grid_err > 0 ? qb_lowbit_sqnr_db(we.all.signal, we.all.grid_err) : 0;
+        q->rep->min_margin_db = isfinite(we.worst_margin_db) ? we.worst_margin_db : 0;
+        q->rep->n_below_grid = we.n_below_grid;
+    }
     return QB_OK;
+}
+
+static int config_bits(const qb_quant_params *p) {
+    if (is_half_method(p->method)) return 16;
+    return p->ternary ? 2 : weight_bits(p);
+}
+
+static void write_weights(FILE *f, const quant_job *q) {
+    const qb_quant_params *p = q->p;
+    if (!q->packed) {
+        fprintf(f, "    \"weights\": {\"dtype\": \"int8\", \"granularity\": \"%s\", \"symmetric\": true, "
+                   "\"reduce_range\": %s},\n", p->per_channel ? "per-channel" : "per-tensor",
+                p->reduce_range ? "true" : "false");
+        return;
+    }
+    fprintf(f, "    \"weights\": {\"format\": \"%s\", ", method_format(p, true).fmt->name);
+    if (p->kmeans) fputs("\"codebook\": \"kmeans\", \"granularity\": \"per-channel\"},\n", f);
+    else if (p->group_size < 0) fprintf(f, "\"group_size\": \"channel\", \"symmetric\": %s},\n",
+                                        p->weight_zero_point && !p->ternary ? "false" : "true");
+    else fprintf(f, "\"group_size\": %d, \"symmetric\": %s},\n", p->group_size ? p->group_size : 128,
+                 p->weight_zero_point && !p->ternary ? "false" : "true");
+}
+
+static const char *embeddings_name(const quant_job *q) {
+    const qb_quant_params *p = q->p;
+    if (!p->quantize_embeddings) return "fp32";
+    if (is_half_method(p->method)) return p->method == QB_QUANT_BF16 ? "bf16" : "fp16";
+    int b = embedding_bits(p, q->packed);
+    return b == 8 ? "int8-rowwise" : b == 4 ? "int4-rowwise" : "int2-rowwise";
 }
 
 static void write_quant_config(FILE *f, const quant_job *q) {
@@ -220,20 +306,17 @@ static void write_quant_config(FILE *f, const quant_job *q) {
     bool int8 = is_int8_method(p->method);
     fprintf(f, "  \"quantization_config\": {\n    \"quant_method\": \"qbert\",\n    \"qbert_version\": \"%s\",\n"
                "    \"method\": \"%s\",\n    \"bits\": %d,\n", QBERT_VERSION, qb_quant_method_name(p->method),
-            int8 ? weight_bits(p) : 16);
+            config_bits(p));
+    if (!is_half_method(p->method)) write_weights(f, q);
     if (int8) {
         char obs[64] = "";
         if (q->observer_label) snprintf(obs, sizeof obs, "%s", q->observer_label);
         else if (plan_has_static(m, q->plan)) qb_observer_method_name(&q->observer, obs, sizeof obs);
-        fprintf(f, "    \"weights\": {\"dtype\": \"int8\", \"granularity\": \"%s\", \"symmetric\": true, "
-                   "\"reduce_range\": %s},\n", p->per_channel ? "per-channel" : "per-tensor",
-                p->reduce_range ? "true" : "false");
         fprintf(f, "    \"activations\": {\"dtype\": \"uint8\", \"granularity\": \"%s\", \"symmetric\": %s, "
                    "\"observer\": \"%s\"},\n", p->act_per_token ? "per-token" : "per-tensor",
                 p->act_symmetric ? "true" : "false", obs);
     }
-    const char *emb = !p->quantize_embeddings ? "fp32" : int8 ? "int8-rowwise" : p->method == QB_QUANT_BF16 ? "bf16" : "fp16";
-    fprintf(f, "    \"embeddings\": \"%s\",\n", emb);
+    fprintf(f, "    \"embeddings\": \"%s\",\n", embeddings_name(q));
     if (p->int8_attention) fputs("    \"attention\": \"int8\",\n", f);
     if (plan_has_static(m, q->plan) && !q->fixed_inputs) {
         fputs("    \"calibration\": {\"file\": ", f);
@@ -311,6 +394,7 @@ static void count_plan(const qb_model *m, const plan_entry *plan, qb_quant_repor
         rep->n_fp16 += prec == QB_PREC_FP16;
         rep->n_bf16 += prec == QB_PREC_BF16;
         rep->n_int8 += prec == QB_PREC_INT8;
+        rep->n_lowbit += prec == QB_PREC_LOWBIT;
     }
 }
 
@@ -323,8 +407,21 @@ static qb_status check_request(const qb_model *m, const qb_quant_params *p, cons
         return qb_fail(err, QB_ERR_ARG, "static quantization needs --calib FILE (or saved --calib-stats)");
     if (p->method == QB_QUANT_STATIC && p->act_per_token)
         return qb_fail(err, QB_ERR_ARG, "static quantization has per-tensor activation scales, not per-token");
-    if (is_int8_method(p->method) && (p->bits < 2 || p->bits > 8))
-        return qb_fail(err, QB_ERR_ARG, "weight bits %d not in 2..8", p->bits);
+    if (!is_half_method(p->method) && !p->ternary && p->bits != 8 && p->bits != 7 && (p->bits < 2 || p->bits > 4))
+        return qb_fail(err, QB_ERR_ARG, "--bits %d: weights are 8, 4, 3 or 2 bits (or --ternary)", p->bits);
+    if (p->kmeans && (p->ternary || p->bits > 4))
+        return qb_fail(err, QB_ERR_ARG, "k-means codebooks take --bits 4, 3 or 2");
+    if (p->kmeans && p->method != QB_QUANT_WEIGHT_ONLY)
+        return qb_fail(err, QB_ERR_ARG, "k-means codebooks run weight-only (centroids are not on a grid the integer "
+                       "kernels take): use --method weight-only");
+    if (p->method == QB_QUANT_WEIGHT_ONLY && !is_lowbit(p))
+        return qb_fail(err, QB_ERR_ARG, "weight-only needs low-bit weights: --bits 4, 3 or 2, or --ternary");
+    if (p->group_size < -1 || p->group_size > 1 << 20)
+        return qb_fail(err, QB_ERR_ARG, "--group-size %d: a positive number of input columns, or channel",
+                       p->group_size);
+    if (p->quantize_embeddings && p->embedding_bits && p->embedding_bits != 8 && p->embedding_bits != 4 &&
+        p->embedding_bits != 2)
+        return qb_fail(err, QB_ERR_ARG, "--embedding-bits %d: 8, 4 or 2", p->embedding_bits);
     if (p->int8_attention && p->method != QB_QUANT_STATIC)
         return qb_fail(err, QB_ERR_ARG, "int8 attention needs --method static (its scales come from calibration)");
     return QB_OK;
@@ -337,14 +434,14 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *o
     memset(rep, 0, sizeof *rep);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    quant_job q = {.m = m, .p = p};
+    quant_job q = {.m = m, .p = p, .rep = rep, .packed = is_lowbit(p)};
     qb_calib calib = {0};
     plan_entry *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
     char tmp[4200] = "";
     qb_status st = plan ? check_request(m, p, out_dir, err) : qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     if (!st && !qb_observer_method_parse(p->observer, &q.observer))
         st = qb_fail(err, QB_ERR_ARG, "unknown observer '%s' (minmax, percentile:P, mse, entropy)", p->observer);
-    if (!st) st = plan_precisions(m, p, plan, err);
+    if (!st) st = plan_precisions(m, p, q.packed, plan, err);
     if (!st && plan_has_static(m, plan) && !p->calib_file && !p->calib_stats)
         st = qb_fail(err, QB_ERR_ARG, "int8-static linears need --calib FILE (or saved --calib-stats)");
     /* Output problems surface before any long calibration run. */
@@ -389,9 +486,9 @@ qb_status qb_quantize_into(const qb_model *m, const qb_quant_params *p, const qb
     plan_entry *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
     if (!plan) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     qb_calib none = {0};
-    quant_job q = {.m = m, .p = p, .plan = plan, .calib = &none, .fixed_inputs = inputs,
+    quant_job q = {.m = m, .p = p, .plan = plan, .calib = &none, .fixed_inputs = inputs, .rep = rep,
                    .observer_label = observer_label};
-    qb_status st = plan_precisions(m, p, plan, err);
+    qb_status st = plan_precisions(m, p, false, plan, err);
     if (!st) st = write_dir(&q, dir, rep, err);
     if (!st) count_plan(m, plan, rep);
     rep->in_bytes = (int64_t)m->st.map.size;

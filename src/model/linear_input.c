@@ -1,0 +1,86 @@
+/* The u8 inputs of the rows that run on integer inputs (int8 and the
+ * low-bit grids): per call (dynamic, per token or per tensor) or on a grid
+ * calibrated at quantization time (static), one quantizer for all. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/linear_format.h"
+#include "model/session.h"
+#include "quant/affine.h"
+
+/* Static models' linears have calibrated inputs unless "modules" lists
+ * them int8-dynamic; a dynamic model's linear may carry one too. */
+bool qb_linear_bind_input_grid(qb_binder *b, qb_linear *l) {
+    const qb_quant_config *qc = &b->m->cfg.quant;
+    char iname[256];
+    snprintf(iname, sizeof iname, "%s.input_scale", l->name);
+    bool static_in = qc->method == QB_QUANT_STATIC ? !qb_quant_config_dynamic(qc, l->name)
+                                                   : qb_safetensors_find(&b->m->st, iname) != NULL;
+    if (!static_in) return true;
+    const qb_st_tensor *is = qb_binder_companion(b, l->name, ".input_scale", QB_F32, 1);
+    const qb_st_tensor *iz = is ? qb_binder_companion(b, l->name, ".input_zero_point", QB_I32, 1) : NULL;
+    if (!iz) return false;
+    memcpy(&l->in_scale, is->data, sizeof l->in_scale);
+    memcpy(&l->in_zero, iz->data, sizeof l->in_zero);
+    if (!(l->in_scale > 0) || !isfinite(l->in_scale) || l->in_zero < 0 || l->in_zero > 255) {
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s.input_scale/zero_point' out of range", b->file, l->name);
+        return false;
+    }
+    l->static_input = true;
+    return true;
+}
+
+bool qb_linear_push_input_grid(qb_st_list *out, const qb_linear *l, const qb_linear_recipe *r) {
+    float *is = qb_st_list_alloc(out, sizeof *is);
+    int32_t *iz = qb_st_list_alloc(out, sizeof *iz);
+    if (!is || !iz) return false;
+    *is = r->in_scale;
+    *iz = r->in_zero;
+    char name[256];
+    int64_t one[1] = {1};
+    snprintf(name, sizeof name, "%s.input_scale", l->name);
+    bool ok = qb_st_list_push(out, name, QB_F32, 1, one, is);
+    snprintf(name, sizeof name, "%s.input_zero_point", l->name);
+    return ok && qb_st_list_push(out, name, QB_I32, 1, one, iz);
+}
+
+/* Two linears read the same quantized input if they quantize it alike. */
+static bool same_input_grid(const qb_linear *a, const qb_linear *b) {
+    if (a->static_input != b->static_input || a->in != b->in) return false;
+    return !a->static_input || (a->in_scale == b->in_scale && a->in_zero == b->in_zero);
+}
+
+/* Rows go to the threads in equal runs: quantizing is 7% of an int8
+ * forward pass, and run on one thread it left the other spinning. */
+static void quantize_input(qb_session *s, const qb_linear *l, const float *x, int rows) {
+    const qb_kernels_i8 *k = &s->m->kern_i8;
+    const qb_quant_config *qc = &s->m->cfg.quant;
+    bool fixed = l->static_input || !qc->act_per_token;
+    qb_qparams p = {l->in_scale, l->in_zero};
+    if (fixed && !l->static_input) p = qb_dynamic_tensor_params(x, (size_t)rows * l->in, qc->act_symmetric);
+    int n = l->in, team = rows >= 8 ? s->n_threads : 1;
+#pragma omp parallel num_threads(team)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int r0 = (int)((long)rows * t / nt), r1 = (int)((long)rows * (t + 1) / nt);
+        const float *xr = x + (size_t)r0 * n;
+        uint8_t *qr = s->qa + (size_t)r0 * n;
+        if (!fixed) {
+            k->quantize_rows(xr, r1 - r0, n, n, qr, n, s->qa_scale + r0, s->qa_zero + r0);
+        } else {
+            k->quantize_rows_fixed(xr, r1 - r0, n, n, p.scale, p.zero_point, qr, n);
+            for (int r = r0; r < r1; r++) {
+                s->qa_scale[r] = p.scale;
+                s->qa_zero[r] = p.zero_point;
+            }
+        }
+    }
+}
+
+void qb_linear_quantize_input(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
+    if (!(io->same_input && s->qa_for && same_input_grid(s->qa_for, l))) quantize_input(s, l, io->x, io->rows);
+    s->qa_for = l;
+}

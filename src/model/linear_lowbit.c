@@ -1,0 +1,285 @@
+/* The low-bit rows of the linear format table: INT4, INT3 and INT2 grids
+ * and ternary weights, on u8 inputs (the integer kernels) or weight-only
+ * (FP32 inputs), and k-means codebooks (weight-only: centroids are not on
+ * a grid).  On disk (docs/quantized-format.md): the weight as U8 rows of
+ * packed codes [out, row bytes] (kernels_lowbit.h), "<weight>_scale" FP16
+ * [out, groups], "<weight>_zero_point" U8 [out, groups] for asymmetric
+ * grids, "<weight>_codebook" FP16 [out, levels] for k-means. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/linear_format.h"
+#include "model/session.h"
+#include "quant/lowbit.h"
+
+typedef struct {
+    qb_linear_format row; /* first: a row pointer is a lowbit_row pointer */
+    qb_code code;
+    qb_lowbit_kind kind;
+    int bits;             /* grid and k-means: 2^bits levels */
+} lowbit_row;
+
+static const lowbit_row *lowbit_of(const qb_linear_format *f) { return (const lowbit_row *)f; }
+
+static qb_lowbit_spec spec_of(const lowbit_row *r, int group, bool zero_point) {
+    return (qb_lowbit_spec){r->kind, r->bits, group, zero_point};
+}
+
+/* FP16 values of a companion as FP32 the model owns; positive ones only
+ * where they are scales. */
+static float *bind_halves(qb_binder *b, const qb_st_tensor *t, bool positive) {
+    float *f = malloc((size_t)t->numel * sizeof *f);
+    if (!qb_binder_own(b, f)) {
+        qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, t->name);
+        return NULL;
+    }
+    for (int64_t i = 0; i < t->numel; i++) {
+        uint16_t h;
+        memcpy(&h, (const char *)t->data + 2 * i, 2);
+        f[i] = qb_f16_to_f32(h);
+        if (!isfinite(f[i]) || (positive && !(f[i] > 0))) {
+            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' holds a %s value at %lld", b->file, t->name,
+                    positive ? "non-positive or non-finite" : "non-finite", (long long)i);
+            return NULL;
+        }
+    }
+    return f;
+}
+
+/* Zero points as stored (each a code of the grid), or the grid's middle
+ * for symmetric weights. */
+static const uint8_t *bind_zero(qb_binder *b, const qb_st_tensor *t, int levels, int64_t n) {
+    char name[256];
+    snprintf(name, sizeof name, "%s_zero_point", t->name);
+    const qb_st_tensor *zp = qb_safetensors_find(&b->m->st, name);
+    if (zp && !qb_binder_companion(b, t->name, "_zero_point", QB_U8, n)) return NULL;
+    uint8_t *z = malloc((size_t)n);
+    if (!qb_binder_own(b, z)) {
+        qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, name);
+        return NULL;
+    }
+    if (!zp) memset(z, levels == 3 ? 1 : levels / 2, (size_t)n);
+    else memcpy(z, zp->data, (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        if (z[i] >= levels) {
+            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' holds zero point %d beyond the grid's %d levels", b->file,
+                    name, z[i], levels);
+            return NULL;
+        }
+    return z;
+}
+
+/* Five trits fill 243 of a byte's 256 values: the rest decode to no code. */
+static bool trits_valid(qb_binder *b, const qb_st_tensor *t) {
+    const uint8_t *p = t->data;
+    for (size_t i = 0; i < t->nbytes; i++)
+        if (p[i] >= 243) {
+            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' byte %zu (%d) is not five ternary codes", b->file, t->name, i,
+                    p[i]);
+            return false;
+        }
+    return true;
+}
+
+static bool bind_grid(qb_binder *b, const lowbit_row *r, qb_linear *l, const qb_st_tensor *t, qb_lowbit_weights *w) {
+    int group = b->m->cfg.quant.group_size;
+    if (group <= 0) {
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' is %s but quantization_config.weights.group_size is missing",
+                b->file, t->name, r->row.name);
+        return false;
+    }
+    w->group = group < l->in ? group : l->in;
+    w->G = (l->in + w->group - 1) / w->group;
+    int64_t want = (int64_t)l->out * w->G;
+    char name[256];
+    snprintf(name, sizeof name, "%s_scale", t->name);
+    const qb_st_tensor *sc = qb_safetensors_find(&b->m->st, name);
+    if (sc && sc->numel != want) {
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' holds %lld scales; %d rows in groups of %d inputs (group_size) "
+                "need %lld", b->file, name, (long long)sc->numel, l->out, w->group, (long long)want);
+        return false;
+    }
+    sc = qb_binder_companion(b, t->name, "_scale", QB_F16, want);
+    if (!sc) return false;
+    w->scale = bind_halves(b, sc, true);
+    w->zero = w->scale ? bind_zero(b, t, qb_code_levels(r->code), (int64_t)l->out * w->G) : NULL;
+    return w->zero != NULL;
+}
+
+static bool bind_codebook(qb_binder *b, const lowbit_row *r, qb_linear *l, const qb_st_tensor *t,
+                          qb_lowbit_weights *w) {
+    w->group = l->in;
+    w->G = 1;
+    const qb_st_tensor *cb = qb_binder_companion(b, t->name, "_codebook", QB_F16, (int64_t)l->out << r->bits);
+    w->codebook = cb ? bind_halves(b, cb, false) : NULL;
+    return w->codebook != NULL;
+}
+
+static bool method_allows(qb_binder *b, const lowbit_row *r, const qb_st_tensor *t) {
+    const qb_quant_config *q = &b->m->cfg.quant;
+    bool int_inputs = q->method == QB_QUANT_DYNAMIC || q->method == QB_QUANT_STATIC;
+    if (q->present && (int_inputs || (!r->row.integer_inputs && q->method == QB_QUANT_WEIGHT_ONLY))) return true;
+    qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' is %s, which quantization_config (method %s) cannot run", b->file,
+            t->name, r->row.name, q->present ? qb_quant_method_name(q->method) : "none");
+    return false;
+}
+
+static bool bind_lowbit(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
+    const lowbit_row *r = lowbit_of(l->fmt);
+    size_t row_bytes = qb_code_row_bytes(r->code, l->in);
+    if (!method_allows(b, r, t) || !qb_binder_check_shape(b, t, 2, l->out, (int64_t)row_bytes) ||
+        (r->code == QB_CODE_T5 && !trits_valid(b, t)))
+        return false;
+    qb_lowbit_weights *w = calloc(1, sizeof *w);
+    if (!w) {
+        qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, t->name);
+        return false;
+    }
+    *w = (qb_lowbit_weights){.code = r->code, .N = l->out, .K = l->in, .rows = t->data, .row_bytes = row_bytes};
+    bool ok = r->kind == QB_LOWBIT_KMEANS ? bind_codebook(b, r, l, t, w) : bind_grid(b, r, l, t, w);
+    if (ok && r->row.integer_inputs) {
+        ok = qb_linear_bind_input_grid(b, l);
+        if (ok && !qb_lowbit_weights_prepare(w)) ok = !qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
+    }
+    if (!ok) {
+        qb_lowbit_weights_free(w);
+        free(w);
+        return false;
+    }
+    l->packed = w;
+    qb_binder_register(b, t, NULL);
+    return true;
+}
+
+static void release_lowbit(qb_linear *l) {
+    if (!l->packed) return;
+    qb_lowbit_weights_free(l->packed);
+    free(l->packed);
+    l->packed = NULL;
+}
+
+static size_t scratch_a8(const qb_linear *l) {
+    const qb_lowbit_weights *w = l->packed;
+    return (qb_lowbit_scratch_bytes(l->in, w ? w->group : l->in) + 3) / 4;
+}
+
+static size_t scratch_f32(const qb_linear *l) { return qb_lowbit_f32_scratch_floats(l->in); }
+
+static void run_a8(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
+    qb_linear_quantize_input(s, l, io);
+    qb_lowbit_a8_args g = {
+        .M = io->rows, .A = s->qa, .lda = l->in, .a_scale = s->qa_scale, .a_zero = s->qa_zero,
+        .W = l->packed, .C = io->y, .ldc = l->out,
+        .bias = l->b, .residual = io->residual, .ldr = l->out, .act = io->act,
+    };
+    qb_lowbit_gemm_a8(&s->m->kern_lowbit, &g, s->n_threads, s->pack);
+}
+
+static void run_f32(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
+    qb_lowbit_f32_args g = {
+        .M = io->rows, .x = io->x, .lda = l->in, .W = l->packed, .C = io->y, .ldc = l->out,
+        .bias = l->b, .residual = io->residual, .ldr = l->out, .act = io->act,
+    };
+    qb_lowbit_gemm_f32(&s->m->kern, &g, s->n_threads, s->pack);
+}
+
+/* Weights as the codes' tensors and their companions, from FP32. */
+static bool quantize_lowbit(const qb_linear_format *self, qb_st_list *out, const qb_linear *l,
+                            const qb_st_tensor *t, const qb_linear_recipe *r) {
+    const lowbit_row *row = lowbit_of(self);
+    qb_lowbit_spec sp = spec_of(row, r->group, r->zero_point && row->kind == QB_LOWBIT_GRID);
+    int N = l->out, K = l->in, G = qb_lowbit_groups(&sp, K), L = qb_lowbit_levels(&sp);
+    size_t rb = qb_code_row_bytes(row->code, K);
+    bool km = row->kind == QB_LOWBIT_KMEANS;
+    float *w = qb_st_list_f32(out, t);
+    uint8_t *codes = malloc((size_t)N * K), *packed = qb_st_list_alloc(out, (size_t)N * rb);
+    uint8_t *zero = qb_st_list_alloc(out, (size_t)N * G);
+    uint16_t *scale = qb_st_list_alloc(out, (size_t)N * (km ? L : G) * 2);
+    qb_lowbit_error e;
+    bool ok = w && codes && packed && zero && scale &&
+              qb_lowbit_quantize(w, N, K, &sp, codes, km ? NULL : scale, zero, km ? scale : NULL, &e);
+    for (int n = 0; ok && n < N; n++) qb_code_pack_row(row->code, codes + (size_t)n * K, K, packed + (size_t)n * rb);
+    free(codes);
+    if (ok && r->error) r->error->err += e.err, r->error->signal += e.signal, r->error->grid_err += e.grid_err;
+    char name[256];
+    int64_t shape[2] = {N, (int64_t)rb}, groups[2] = {N, km ? L : G};
+    ok = ok && qb_st_list_push(out, t->name, QB_U8, 2, shape, packed);
+    snprintf(name, sizeof name, "%s%s", t->name, km ? "_codebook" : "_scale");
+    ok = ok && qb_st_list_push(out, name, QB_F16, 2, groups, scale);
+    snprintf(name, sizeof name, "%s_zero_point", t->name);
+    if (ok && sp.zero_point) ok = qb_st_list_push(out, name, QB_U8, 2, groups, zero);
+    return ok && (!r->static_input || qb_linear_push_input_grid(out, l, r));
+}
+
+/* Embedding tables at 4 or 2 bits: each row its own FP16 scale on the
+ * symmetric grid, bound and written as a linear's weight with one group
+ * per row would be. */
+static qb_code table_code(int bits) { return bits == 4 ? QB_CODE_U4 : QB_CODE_U2; }
+
+qb_lowbit_weights *qb_lowbit_bind_table(qb_binder *b, const qb_st_tensor *t, int bits, int rows, int cols) {
+    if (bits != 4 && bits != 2) {
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' is packed (U8) but quantization_config.embeddings is not "
+                "int4-rowwise or int2-rowwise", b->file, t->name);
+        return NULL;
+    }
+    qb_code code = table_code(bits);
+    size_t rb = qb_code_row_bytes(code, cols);
+    const qb_st_tensor *sc = qb_binder_check_shape(b, t, 2, rows, (int64_t)rb)
+                                 ? qb_binder_companion(b, t->name, "_scale", QB_F16, rows) : NULL;
+    const float *scale = sc ? bind_halves(b, sc, true) : NULL;
+    const uint8_t *zero = scale ? bind_zero(b, t, qb_code_levels(code), rows) : NULL;
+    qb_lowbit_weights *w = zero ? malloc(sizeof *w) : NULL;
+    if (zero && !qb_binder_own(b, w)) qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
+    if (!zero || !w) return NULL;
+    *w = (qb_lowbit_weights){.code = code, .N = rows, .K = cols, .group = cols, .G = 1, .rows = t->data,
+                             .row_bytes = rb, .scale = scale, .zero = zero};
+    qb_binder_register(b, t, NULL);
+    return w;
+}
+
+bool qb_lowbit_push_table(qb_st_list *out, const qb_st_tensor *t, int bits) {
+    int N = (int)t->shape[0], K = (int)t->shape[1];
+    qb_code code = table_code(bits);
+    qb_lowbit_spec sp = {QB_LOWBIT_GRID, bits, K, false};
+    size_t rb = qb_code_row_bytes(code, K);
+    float *w = qb_st_list_f32(out, t);
+    uint8_t *codes = malloc((size_t)N * K), *packed = qb_st_list_alloc(out, (size_t)N * rb);
+    uint16_t *scale = qb_st_list_alloc(out, (size_t)N * 2);
+    uint8_t *zeros = malloc((size_t)N);
+    qb_lowbit_error e;
+    bool ok = w && codes && packed && scale && zeros && qb_lowbit_quantize(w, N, K, &sp, codes, scale, zeros, NULL, &e);
+    for (int n = 0; ok && n < N; n++) qb_code_pack_row(code, codes + (size_t)n * K, K, packed + (size_t)n * rb);
+    free(codes);
+    free(zeros);
+    char name[256];
+    int64_t shape[2] = {N, (int64_t)rb}, one[1] = {N};
+    snprintf(name, sizeof name, "%s_scale", t->name);
+    return ok && qb_st_list_push(out, t->name, QB_U8, 2, shape, packed) &&
+           qb_st_list_push(out, name, QB_F16, 1, one, scale);
+}
+
+#define LOWBIT_ROW(id, nm, bits_on_disk, ints, scratch, runner, cd, kd, b)                                         \
+    static const lowbit_row id = {{nm, QB_U8, QB_PREC_LOWBIT, bits_on_disk, ints, bind_lowbit, scratch, runner,   \
+                                   release_lowbit, quantize_lowbit},                                                \
+                                  cd, kd, b}
+
+LOWBIT_ROW(int4, "int4", 4, true, scratch_a8, run_a8, QB_CODE_U4, QB_LOWBIT_GRID, 4);
+LOWBIT_ROW(int3, "int3", 3, true, scratch_a8, run_a8, QB_CODE_U3, QB_LOWBIT_GRID, 3);
+LOWBIT_ROW(int2, "int2", 2, true, scratch_a8, run_a8, QB_CODE_U2, QB_LOWBIT_GRID, 2);
+LOWBIT_ROW(ternary, "ternary", 1.6f, true, scratch_a8, run_a8, QB_CODE_T5, QB_LOWBIT_TERNARY, 2);
+LOWBIT_ROW(int4_wo, "int4-weight-only", 4, false, scratch_f32, run_f32, QB_CODE_U4, QB_LOWBIT_GRID, 4);
+LOWBIT_ROW(int3_wo, "int3-weight-only", 3, false, scratch_f32, run_f32, QB_CODE_U3, QB_LOWBIT_GRID, 3);
+LOWBIT_ROW(int2_wo, "int2-weight-only", 2, false, scratch_f32, run_f32, QB_CODE_U2, QB_LOWBIT_GRID, 2);
+LOWBIT_ROW(ternary_wo, "ternary-weight-only", 1.6f, false, scratch_f32, run_f32, QB_CODE_T5, QB_LOWBIT_TERNARY, 2);
+LOWBIT_ROW(kmeans4, "kmeans4", 4, false, scratch_f32, run_f32, QB_CODE_U4, QB_LOWBIT_KMEANS, 4);
+LOWBIT_ROW(kmeans3, "kmeans3", 3, false, scratch_f32, run_f32, QB_CODE_U3, QB_LOWBIT_KMEANS, 3);
+LOWBIT_ROW(kmeans2, "kmeans2", 2, false, scratch_f32, run_f32, QB_CODE_U2, QB_LOWBIT_KMEANS, 2);
+
+const qb_linear_format *const qb_linear_lowbit_rows[] = {
+    &int4.row, &int3.row, &int2.row, &ternary.row, &int4_wo.row, &int3_wo.row,
+    &int2_wo.row, &ternary_wo.row, &kmeans4.row, &kmeans3.row, &kmeans2.row,
+};
+const int qb_linear_lowbit_count = sizeof qb_linear_lowbit_rows / sizeof *qb_linear_lowbit_rows;

@@ -1,0 +1,245 @@
+/* Low-bit weight quantizers (lowbit.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dtype.h"
+#include "quant/lowbit.h"
+
+#define QB_KMEANS_ITERS 25
+
+int qb_lowbit_levels(const qb_lowbit_spec *s) { return s->kind == QB_LOWBIT_TERNARY ? 3 : 1 << s->bits; }
+
+int qb_lowbit_groups(const qb_lowbit_spec *s, int K) {
+    if (s->kind == QB_LOWBIT_KMEANS || s->group >= K) return 1;
+    return (K + s->group - 1) / s->group;
+}
+
+/* The FP16 a scale is stored as, kept positive and finite: a group of
+ * zeros gets scale 1 (every code then decodes to 0). */
+static uint16_t scale_h16(float s) {
+    if (!(s > 0) || !isfinite(s)) s = 1.0f;
+    uint16_t h = qb_f32_to_f16(fminf(s, 65504.0f));
+    return qb_f16_to_f32(h) > 0 ? h : 1; /* below the smallest subnormal */
+}
+
+static int code_of(float x, float inv, int zero, int top) {
+    float q = nearbyintf(x * inv) + (float)zero;
+    return q > (float)top ? top : q >= 0 ? (int)q : 0; /* NaN to 0 */
+}
+
+/* Codes of x on the grid (scale, zero) with levels 0..top; squared error. */
+static double grid_codes(const float *x, int n, uint16_t sh, int zero, int top, uint8_t *codes) {
+    float s = qb_f16_to_f32(sh), inv = 1.0f / s;
+    double err = 0;
+    for (int i = 0; i < n; i++) {
+        int c = code_of(x[i], inv, zero, top);
+        double d = (double)x[i] - (double)s * (c - zero);
+        err += d * d;
+        codes[i] = (uint8_t)c;
+    }
+    return err;
+}
+
+/* Round to nearest on a uniform grid, its range clipped by the factor
+ * (1, 0.95, ..., 0.75) that gives the smallest squared error: outliers of
+ * a group otherwise stretch every step of it. */
+static double quantize_grid(const float *x, int n, const qb_lowbit_spec *s, uint8_t *codes, uint16_t *scale,
+                            uint8_t *zero, uint8_t *tmp) {
+    int top = (1 << s->bits) - 1;
+    float lo = 0, hi = 0;
+    for (int i = 0; i < n; i++) lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]);
+    double best = INFINITY;
+    for (int f = 0; f < 6; f++) {
+        float clip = 1.0f - 0.05f * (float)f, sc;
+        int z;
+        if (s->zero_point) {
+            sc = (hi - lo) * clip / (float)top;
+            z = (int)nearbyintf(-lo * clip / qb_f16_to_f32(scale_h16(sc)));
+            z = z < 0 ? 0 : z > top ? top : z;
+        } else {
+            sc = fmaxf(-lo, hi) * clip / ((float)top / 2.0f);
+            z = (top + 1) / 2;
+        }
+        uint16_t sh = scale_h16(sc);
+        double err = grid_codes(x, n, sh, z, top, tmp);
+        if (err < best) {
+            best = err;
+            *scale = sh;
+            *zero = (uint8_t)z;
+            memcpy(codes, tmp, (size_t)n);
+        }
+    }
+    return best;
+}
+
+/* Ternary weights {-a, 0, +a}: the threshold 0.7 mean|w| and the mean
+ * magnitude above it (Li and Liu, Ternary Weight Networks). */
+static double quantize_ternary(const float *x, int n, uint8_t *codes, uint16_t *scale, uint8_t *zero) {
+    double mag = 0;
+    for (int i = 0; i < n; i++) mag += fabs(x[i]);
+    float delta = (float)(0.7 * mag / n), sum = 0;
+    int kept = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > delta) sum += fabsf(x[i]), kept++;
+    *scale = scale_h16(kept ? sum / (float)kept : 0);
+    *zero = 1;
+    float a = qb_f16_to_f32(*scale);
+    double err = 0;
+    for (int i = 0; i < n; i++) {
+        int c = x[i] > delta ? 2 : x[i] < -delta ? 0 : 1;
+        double d = (double)x[i] - (double)a * (c - 1);
+        err += d * d;
+        codes[i] = (uint8_t)c;
+    }
+    return err;
+}
+
+/* Deterministic per-row random numbers (splitmix64). */
+static double rand_unit(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
+}
+
+static int nearest(const float *c, int k, float x) {
+    int best = 0;
+    for (int j = 1; j < k; j++)
+        if (fabsf(x - c[j]) < fabsf(x - c[best])) best = j;
+    return best;
+}
+
+/* Sorts the centroids (their order is free) and assigns every value to
+ * the nearest by the midpoints between neighbours; squared error. */
+static double assign(const float *x, int n, uint16_t *ch, int k, uint8_t *codes) {
+    float c[16], mid[16];
+    for (int j = 1; j < k; j++)
+        for (int i = j; i > 0 && qb_f16_to_f32(ch[i]) < qb_f16_to_f32(ch[i - 1]); i--) {
+            uint16_t t = ch[i];
+            ch[i] = ch[i - 1], ch[i - 1] = t;
+        }
+    for (int j = 0; j < k; j++) c[j] = qb_f16_to_f32(ch[j]);
+    for (int j = 0; j + 1 < k; j++) mid[j] = 0.5f * (c[j] + c[j + 1]);
+    double err = 0;
+    for (int i = 0; i < n; i++) {
+        int lo = 0, hi = k - 1; /* the first centroid whose upper midpoint is >= x */
+        while (lo < hi) {
+            int m = (lo + hi) / 2;
+            if (x[i] > mid[m]) lo = m + 1;
+            else hi = m;
+        }
+        double d = (double)x[i] - c[lo];
+        err += d * d;
+        codes[i] = (uint8_t)lo;
+    }
+    return err;
+}
+
+/* Lloyd's iterations from centroids c (FP16); an empty cluster keeps its
+ * centroid.  Returns the final squared error with codes assigned. */
+static double lloyd(const float *x, int n, uint16_t *ch, int k, uint8_t *codes) {
+    double err = assign(x, n, ch, k, codes);
+    for (int it = 0; it < QB_KMEANS_ITERS; it++) {
+        double sum[16] = {0};
+        int cnt[16] = {0};
+        for (int i = 0; i < n; i++) sum[codes[i]] += x[i], cnt[codes[i]]++;
+        uint16_t next[16];
+        for (int j = 0; j < k; j++) next[j] = cnt[j] ? qb_f32_to_f16((float)(sum[j] / cnt[j])) : ch[j];
+        double e = assign(x, n, next, k, codes);
+        if (!(e < err)) break;
+        err = e;
+        memcpy(ch, next, (size_t)k * sizeof *ch);
+    }
+    return assign(x, n, ch, k, codes);
+}
+
+/* k-means++ seeding: each next centroid drawn with probability
+ * proportional to the squared distance to the nearest one chosen. */
+static void seed_plus_plus(const float *x, int n, int k, uint64_t seed, uint16_t *ch, double *d2) {
+    float c[16];
+    c[0] = x[(int)(rand_unit(&seed) * n) % n];
+    for (int j = 1; j < k; j++) {
+        double total = 0;
+        for (int i = 0; i < n; i++) {
+            double d = x[i] - c[nearest(c, j, x[i])];
+            d2[i] = d * d;
+            total += d2[i];
+        }
+        double r = rand_unit(&seed) * total;
+        int pick = n - 1;
+        for (int i = 0; i < n && total > 0; i++)
+            if ((r -= d2[i]) <= 0) {
+                pick = i;
+                break;
+            }
+        c[j] = x[pick];
+    }
+    for (int j = 0; j < k; j++) ch[j] = qb_f32_to_f16(c[j]);
+}
+
+/* k centroids for one row: the better of Lloyd from k-means++ and Lloyd
+ * from the row's uniform grid, or the grid itself, so the codebook is never
+ * worse than the grid it generalises. */
+static double quantize_kmeans(const float *x, int n, int bits, uint64_t seed, uint8_t *codes, uint16_t *cb,
+                              uint8_t *tmp, double *d2, double *grid_err) {
+    int k = 1 << bits;
+    qb_lowbit_spec g = {QB_LOWBIT_GRID, bits, n, false};
+    uint16_t sh;
+    uint8_t z;
+    *grid_err = quantize_grid(x, n, &g, codes, &sh, &z, tmp);
+    for (int j = 0; j < k; j++) cb[j] = qb_f32_to_f16(qb_f16_to_f32(sh) * (float)(j - z));
+    double best = assign(x, n, cb, k, codes);
+    uint16_t c[16];
+    memcpy(c, cb, (size_t)k * sizeof *c);
+    double e = lloyd(x, n, c, k, tmp);
+    if (e < best) best = e, memcpy(cb, c, (size_t)k * sizeof *c), memcpy(codes, tmp, (size_t)n);
+    seed_plus_plus(x, n, k, seed, c, d2);
+    e = lloyd(x, n, c, k, tmp);
+    if (e < best) best = e, memcpy(cb, c, (size_t)k * sizeof *c), memcpy(codes, tmp, (size_t)n);
+    return best;
+}
+
+/* One row: its codes and scales (or codebook); squared errors added to e. */
+static void quantize_row(const float *x, int K, const qb_lowbit_spec *s, int r, uint8_t *codes, uint16_t *scale,
+                         uint8_t *zero, uint16_t *codebook, uint8_t *tmp, double *d2, qb_lowbit_error *e) {
+    int G = qb_lowbit_groups(s, K), gs = G == 1 ? K : s->group;
+    for (int i = 0; i < K; i++) e->signal += (double)x[i] * x[i];
+    if (s->kind == QB_LOWBIT_KMEANS) {
+        double ge;
+        e->err += quantize_kmeans(x, K, s->bits, 0x5EEDull + (uint64_t)r, codes, codebook, tmp, d2, &ge);
+        e->grid_err += ge;
+        return;
+    }
+    for (int g = 0; g < G; g++) {
+        int k0 = g * gs, n = K - k0 < gs ? K - k0 : gs;
+        e->err += s->kind == QB_LOWBIT_TERNARY ? quantize_ternary(x + k0, n, codes + k0, scale + g, zero + g)
+                                               : quantize_grid(x + k0, n, s, codes + k0, scale + g, zero + g, tmp);
+    }
+}
+
+bool qb_lowbit_quantize(const float *w, int N, int K, const qb_lowbit_spec *s, uint8_t *codes, uint16_t *scale,
+                        uint8_t *zero, uint16_t *codebook, qb_lowbit_error *e) {
+    int G = qb_lowbit_groups(s, K), L = qb_lowbit_levels(s);
+    bool ok = true;
+    double err = 0, signal = 0, grid = 0;
+    /* rows are independent (k-means seeds by row): any thread count gives the same bytes */
+#pragma omp parallel reduction(+ : err, signal, grid) reduction(&& : ok)
+    {
+        uint8_t *tmp = malloc((size_t)K);
+        double *d2 = malloc((size_t)K * sizeof *d2);
+        qb_lowbit_error mine = {0};
+        ok = tmp && d2;
+#pragma omp for schedule(dynamic, 16)
+        for (int r = 0; r < N; r++)
+            if (ok)
+                quantize_row(w + (size_t)r * K, K, s, r, codes + (size_t)r * K, scale ? scale + (size_t)r * G : NULL,
+                             zero ? zero + (size_t)r * G : NULL, codebook ? codebook + (size_t)r * L : NULL, tmp, d2,
+                             &mine);
+        err += mine.err, signal += mine.signal, grid += mine.grid_err;
+        free(tmp);
+        free(d2);
+    }
+    *e = (qb_lowbit_error){err, signal, grid};
+    return ok;
+}
