@@ -35,6 +35,16 @@ static const char help[] =
     "  dynamic-per-tensor  --method dynamic --activations per-tensor\n"
     "  static              --method static (observer percentile:99.99)\n"
     "  static-minmax, static-mse, static-entropy   --method static --observer ...\n"
+    "  static-int8-attention  --method static --int8-attention\n"
+    "  int4, int3, int2    --method dynamic --bits B --quantize-embeddings: packed\n"
+    "                      weights in groups of 128 on u8 inputs, embeddings at B bits\n"
+    "                      (2 for int2 and ternary, 4 for int3)\n"
+    "  int4-weight-only    --method weight-only --bits 4 --quantize-embeddings\n"
+    "  ternary             --method dynamic --bits ternary --quantize-embeddings\n"
+    "  kmeans4, kmeans3, kmeans2   --method weight-only --bits B --codebook kmeans\n"
+    "                      --quantize-embeddings\n"
+    "  qat                 qbert qat, one epoch on the first --qat-n --calib rows\n"
+    "                      (labelled; static int8, scored on at most 256 of them)\n"
     "  mixed               --method dynamic --precision-map MAP: the map given with\n"
     "                      --precision-map, or one tuned by 'qbert sensitivity\n"
     "                      --suggest' on the first 400 --calib texts (the most\n"
@@ -51,6 +61,7 @@ static const char help[] =
     "  --task T           dataset format, as in eval (default auto)\n"
     "  --calib FILE       calibration texts for static methods\n"
     "  --calib-n N        calibration texts (default 512)\n"
+    "  --qat-n N          training rows of the qat method (default 2000)\n"
     "  --precision-map F  the map the mixed method uses\n"
     "  --mixed-budget PT  accuracy the tuned map may lose on the calibration texts\n"
     "                     (default 0.1 points)\n"
@@ -70,32 +81,54 @@ typedef struct {
     qb_quant_method method;
     const char *observer;  /* static methods */
     int act_per_token;
-    bool emb8, mixed;
-    const char *command;   /* the same thing with qbert quantize */
+    bool emb, mixed, qat, attention8;
+    int bits;              /* 0: 8 */
+    bool ternary, kmeans;
+    const char *command;   /* the same thing with qbert quantize (or qat) */
 } method_spec;
 
+#define LOWBIT(nm, meth, b, tern, km, cmd) {nm, meth, NULL, meth == QB_QUANT_DYNAMIC, true, false, false, false, b, tern, km, cmd}
+
 static const method_spec methods_known[] = {
-    {"fp32", QB_QUANT_DYNAMIC, NULL, 0, false, false, "the original FP32 weights"},
-    {"fp16", QB_QUANT_FP16, NULL, 0, false, false, "quantize --method fp16"},
-    {"bf16", QB_QUANT_BF16, NULL, 0, false, false, "quantize --method bf16"},
-    {"dynamic", QB_QUANT_DYNAMIC, NULL, 1, false, false, "quantize --method dynamic"},
-    {"dynamic-emb8", QB_QUANT_DYNAMIC, NULL, 1, true, false, "quantize --method dynamic --quantize-embeddings"},
-    {"dynamic-per-tensor", QB_QUANT_DYNAMIC, NULL, 0, false, false,
-     "quantize --method dynamic --activations per-tensor"},
-    {"static", QB_QUANT_STATIC, "percentile:99.99", 0, false, false, "quantize --method static"},
-    {"static-minmax", QB_QUANT_STATIC, "minmax", 0, false, false, "quantize --method static --observer minmax"},
-    {"static-mse", QB_QUANT_STATIC, "mse", 0, false, false, "quantize --method static --observer mse"},
-    {"static-entropy", QB_QUANT_STATIC, "entropy", 0, false, false, "quantize --method static --observer entropy"},
-    {"mixed", QB_QUANT_DYNAMIC, NULL, 1, false, true, "quantize --method dynamic --precision-map MAP"},
+    {"fp32", QB_QUANT_DYNAMIC, .command = "the original FP32 weights"},
+    {"fp16", QB_QUANT_FP16, .command = "quantize --method fp16"},
+    {"bf16", QB_QUANT_BF16, .command = "quantize --method bf16"},
+    {"dynamic", QB_QUANT_DYNAMIC, .act_per_token = 1, .command = "quantize --method dynamic"},
+    {"dynamic-emb8", QB_QUANT_DYNAMIC, .act_per_token = 1, .emb = true,
+     .command = "quantize --method dynamic --quantize-embeddings"},
+    {"dynamic-per-tensor", QB_QUANT_DYNAMIC, .command = "quantize --method dynamic --activations per-tensor"},
+    {"static", QB_QUANT_STATIC, "percentile:99.99", .command = "quantize --method static"},
+    {"static-minmax", QB_QUANT_STATIC, "minmax", .command = "quantize --method static --observer minmax"},
+    {"static-mse", QB_QUANT_STATIC, "mse", .command = "quantize --method static --observer mse"},
+    {"static-entropy", QB_QUANT_STATIC, "entropy", .command = "quantize --method static --observer entropy"},
+    {"static-int8-attention", QB_QUANT_STATIC, "percentile:99.99", .attention8 = true,
+     .command = "quantize --method static --int8-attention"},
+    {"mixed", QB_QUANT_DYNAMIC, .act_per_token = 1, .mixed = true,
+     .command = "quantize --method dynamic --precision-map MAP"},
+    LOWBIT("int4", QB_QUANT_DYNAMIC, 4, false, false, "quantize --method dynamic --bits 4 --quantize-embeddings"),
+    LOWBIT("int4-weight-only", QB_QUANT_WEIGHT_ONLY, 4, false, false,
+           "quantize --method weight-only --bits 4 --quantize-embeddings"),
+    LOWBIT("int3", QB_QUANT_DYNAMIC, 3, false, false, "quantize --method dynamic --bits 3 --quantize-embeddings"),
+    LOWBIT("int2", QB_QUANT_DYNAMIC, 2, false, false, "quantize --method dynamic --bits 2 --quantize-embeddings"),
+    LOWBIT("ternary", QB_QUANT_DYNAMIC, 8, true, false,
+           "quantize --method dynamic --bits ternary --quantize-embeddings"),
+    LOWBIT("kmeans4", QB_QUANT_WEIGHT_ONLY, 4, false, true,
+           "quantize --method weight-only --bits 4 --codebook kmeans --quantize-embeddings"),
+    LOWBIT("kmeans3", QB_QUANT_WEIGHT_ONLY, 3, false, true,
+           "quantize --method weight-only --bits 3 --codebook kmeans --quantize-embeddings"),
+    LOWBIT("kmeans2", QB_QUANT_WEIGHT_ONLY, 2, false, true,
+           "quantize --method weight-only --bits 2 --codebook kmeans --quantize-embeddings"),
+    {"qat", QB_QUANT_STATIC, .qat = true,
+     .command = "qat --epochs 1 on the first --qat-n --calib rows (static int8, EMA input scales)"},
 };
 
-#define MAX_METHODS 16
+#define MAX_METHODS 32
 #define MAX_ROUNDS 64
 
 typedef struct {
     const char *dir, *data, *task, *calib, *out, *map;
     const method_spec *methods[MAX_METHODS];
-    int n_methods, calib_n, limit, max_length, seq, batch_lat, batch_tput, threads, rounds, runs;
+    int n_methods, calib_n, qat_n, limit, max_length, seq, batch_lat, batch_tput, threads, rounds, runs;
     bool resume;
     double mixed_budget;
     char tuned_map[4200]; /* REPORT_DIR/sensitivity/precision_map.json when tuned here */
@@ -140,6 +173,7 @@ static int parse_args(int argc, char **argv, compare_args *a) {
         }
         else if ((v = qb_arg_value("-o", &i, argc, argv)) || (v = qb_arg_value("--output", &i, argc, argv))) a->out = v;
         else if ((v = qb_arg_value("--calib-n", &i, argc, argv))) rc = !qb_arg_int("compare", "--calib-n", v, 1, 1 << 24, &a->calib_n);
+        else if ((v = qb_arg_value("--qat-n", &i, argc, argv))) rc = !qb_arg_int("compare", "--qat-n", v, 1, 1 << 24, &a->qat_n);
         else if ((v = qb_arg_value("--limit", &i, argc, argv))) rc = !qb_arg_int("compare", "--limit", v, 1, 1 << 30, &a->limit);
         else if ((v = qb_arg_value("--max-length", &i, argc, argv))) rc = !qb_arg_int("compare", "--max-length", v, 3, 1 << 20, &a->max_length);
         else if ((v = qb_arg_value("--seq", &i, argc, argv))) rc = !qb_arg_int("compare", "--seq", v, 1, 1 << 20, &a->seq);
@@ -162,7 +196,7 @@ static int parse_args(int argc, char **argv, compare_args *a) {
     for (int k = 0; k < a->n_methods; k++)
         needs_calib |= a->methods[k]->method == QB_QUANT_STATIC || (a->methods[k]->mixed && !a->map);
     if (needs_calib && !a->calib)
-        return qb_usage_error("compare", "static methods (and mixed without --precision-map) need --calib FILE");
+        return qb_usage_error("compare", "static methods and qat (and mixed without --precision-map) need --calib FILE");
     return QB_EXIT_OK;
 }
 
@@ -200,10 +234,33 @@ static int preflight(const compare_args *a, qb_model *m) {
 
 static void describe(const method_spec *s, const compare_args *a, char *buf, size_t cap) {
     if (s->mixed) snprintf(buf, cap, "quantize --method dynamic --precision-map %s", a->map ? a->map : "(none)");
-    else if (s->method == QB_QUANT_STATIC)
+    else if (s->method == QB_QUANT_STATIC && !s->qat && !s->attention8)
         snprintf(buf, cap, "quantize --method static --observer %s --calib-n %d --max-length %d", s->observer,
                  a->calib_n, a->max_length);
     else snprintf(buf, cap, "%s", s->command);
+}
+
+/* A short QAT run (one epoch on the first --qat-n calibration rows, which
+ * must be labelled); the same rows, at most 256, score the epoch, so the
+ * evaluation data plays no part. */
+static qb_status qat_cached(const compare_args *a, const char *dir, const char *sig, const char *sig_path,
+                            double *seconds, qb_error *err) {
+    qb_train_params t = qb_train_default_params();
+    t.data = t.eval_data = a->calib;
+    t.limit = a->qat_n;
+    t.eval_limit = a->qat_n < 256 ? a->qat_n : 256;
+    t.epochs = 1;
+    t.max_length = a->max_length;
+    t.n_threads = a->threads;
+    t.qat = 1;
+    t.force = 1;
+    qb_train_report rep;
+    qb_status st = qb_train(a->dir, &t, dir, &rep, err);
+    if (st) return st;
+    *seconds = rep.seconds;
+    char full[8300];
+    snprintf(full, sizeof full, "%sseconds=%.3f\n", sig, rep.seconds);
+    return qb_file_write_atomic(sig_path, full, strlen(full), err);
 }
 
 /* Quantizes once; a later run with the same signature reuses the directory. */
@@ -217,9 +274,10 @@ static qb_status quantize_cached(const compare_args *a, const qb_model *m, const
     char sig[8192], sig_path[4200], *old = NULL;
     snprintf(dir, cap, "%s/models/%s", a->out, s->name);
     snprintf(sig_path, sizeof sig_path, "%s.signature", dir);
-    snprintf(sig, sizeof sig, "model=%s\nmethod=%s\nrecipe=%s\ncalib=%s\ncalib_n=%d\nmax_length=%d\nmap=%s\nversion=%s\n",
-             a->dir, s->name, s->command, a->calib ? a->calib : "", a->calib_n, a->max_length, a->map ? a->map : "",
-             QBERT_VERSION);
+    snprintf(sig, sizeof sig,
+             "model=%s\nmethod=%s\nrecipe=%s\ncalib=%s\ncalib_n=%d\nqat_n=%d\nmax_length=%d\nmap=%s\nversion=%s\n",
+             a->dir, s->name, s->command, a->calib ? a->calib : "", a->calib_n, s->qat ? a->qat_n : 0, a->max_length,
+             a->map ? a->map : "", QBERT_VERSION);
     size_t n;
     if (qb_file_exists(sig_path) && !qb_file_read_all(sig_path, &old, &n, NULL)) {
         char *secs = strstr(old, "seconds=");
@@ -230,9 +288,14 @@ static qb_status quantize_cached(const compare_args *a, const qb_model *m, const
         snprintf(cfg, sizeof cfg, "%s/config.json", dir);
         if (same && qb_file_exists(cfg)) return QB_OK;
     }
+    if (s->qat) return qat_cached(a, dir, sig, sig_path, seconds, err);
     qb_quant_params p = qb_quant_default_params(s->method);
     p.act_per_token = s->act_per_token;
-    p.quantize_embeddings = s->emb8;
+    p.quantize_embeddings = s->emb;
+    p.bits = s->bits ? s->bits : 8;
+    p.ternary = s->ternary;
+    p.kmeans = s->kmeans;
+    p.int8_attention = s->attention8;
     if (s->observer) p.observer = s->observer;
     p.calib_file = a->calib;
     p.calib_n = a->calib_n;
@@ -529,7 +592,7 @@ static void warn_truncated(const qb_model *m, const qb_report_meta *meta) {
 }
 
 int qb_cmd_compare(int argc, char **argv) {
-    compare_args a = {.calib_n = 512, .seq = 128, .batch_lat = 1, .batch_tput = 8, .rounds = 5, .runs = 10,
+    compare_args a = {.calib_n = 512, .qat_n = 2000, .seq = 128, .batch_lat = 1, .batch_tput = 8, .rounds = 5, .runs = 10,
                       .mixed_budget = 0.1};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;

@@ -29,6 +29,10 @@ static const char help[] =
     "method's own plan (the classifier stays fp32, as in qbert quantize).\n"
     "\n"
     "  --method M         dynamic (default) or static\n"
+    "  --bits B           the quantized layers' weights: 8 (default, int8), 4, 3 or 2\n"
+    "                     (packed, groups of 128); --suggest then raises the most\n"
+    "                     sensitive layers a step at a time (B -> 4 -> 8 -> fp16)\n"
+    "                     until the budget holds: the smallest map found greedily\n"
     "  --calib FILE       calibration texts (static; calibrated once)\n"
     "  --calib-n N        calibration texts (default 512)\n"
     "  --suggest DROP     keep the most sensitive layers in FP16 until the fully\n"
@@ -41,6 +45,7 @@ typedef struct {
     const char *dir, *data, *out, *calib, *holdout, *task;
     qb_quant_method method;
     double suggest; /* points; < 0: no suggestion */
+    int bits;       /* the layers' weights: 8, 4, 3 or 2 */
     int calib_n, limit, max_length, threads;
     char stats[4200]; /* calibration statistics, computed once */
 } sens_args;
@@ -61,6 +66,10 @@ static int parse_args(int argc, char **argv, sens_args *a) {
             if (strcmp(v, "dynamic") && strcmp(v, "static"))
                 rc = qb_usage_error("sensitivity", "--method is dynamic or static, not '%s'", v);
             a->method = strcmp(v, "static") ? QB_QUANT_DYNAMIC : QB_QUANT_STATIC;
+        } else if ((v = qb_arg_value("--bits", &i, argc, argv))) {
+            rc = !qb_arg_int("sensitivity", "--bits", v, 2, 8, &a->bits);
+            if (!rc && a->bits > 4 && a->bits != 8)
+                rc = qb_usage_error("sensitivity", "--bits is 8, 4, 3 or 2, not %s", v);
         } else if ((v = qb_arg_value("--suggest", &i, argc, argv))) {
             char *end;
             a->suggest = strtod(v, &end);
@@ -103,9 +112,9 @@ static qb_status evaluate(const sens_args *a, const char *dir, const char *data,
 }
 
 /* A precision map: base ("*") for every linear, or nothing (the method's
- * own plan), then the n names given as value. */
-static qb_status write_map(const char *path, const char *base, const char *const *names, int n, const char *value,
-                           qb_error *err) {
+ * own plan), then the n names, each with its value. */
+static qb_status write_map(const char *path, const char *base, const char *const *names, const char *const *values,
+                           int n, qb_error *err) {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -114,7 +123,7 @@ static qb_status write_map(const char *path, const char *base, const char *const
     for (int i = 0; i < n; i++) {
         fputs(i || base ? ",\n " : "", f);
         qb_json_write_str(f, names[i], strlen(names[i]));
-        fprintf(f, ": \"%s\"", value);
+        fprintf(f, ": \"%s\"", values[i]);
     }
     fputs("}\n", f);
     fclose(f);
@@ -130,6 +139,7 @@ static qb_status quantize_with_map(const sens_args *a, const qb_model *m, const 
     qb_quant_params p = qb_quant_default_params(a->method);
     p.precision_map = map;
     p.quantize_head = head;
+    p.bits = a->bits;
     p.calib_stats = a->method == QB_QUANT_STATIC ? a->stats : NULL;
     p.max_length = a->max_length;
     p.n_threads = a->threads;
@@ -154,6 +164,12 @@ static int list_linears(const qb_model *m, analysis *an) {
     return QB_EXIT_OK;
 }
 
+/* The format a quantized layer gets: "int8", or "int4"... */
+static const char *layer_format(const sens_args *a) {
+    static const char *names[] = {"", "", "int2", "int3", "int4"};
+    return a->bits == 8 ? "int8" : names[a->bits];
+}
+
 static qb_status measure_each(const sens_args *a, const qb_model *m, analysis *an, qb_error *err) {
     char map[4300], qdir[4300];
     snprintf(map, sizeof map, "%s/.one-layer-map.json", a->out);
@@ -163,8 +179,8 @@ static qb_status measure_each(const sens_args *a, const qb_model *m, analysis *a
         qb_sensitivity_row *row = &an->s.rows[i];
         snprintf(row->name, sizeof row->name, "%s", an->names[i]);
         qb_eval_result r;
-        const char *one[1] = {an->names[i]};
-        qb_status st = write_map(map, "fp32", one, 1, "int8", err);
+        const char *one[1] = {an->names[i]}, *fmt[1] = {layer_format(a)};
+        qb_status st = write_map(map, "fp32", one, fmt, 1, err);
         if (!st) st = quantize_with_map(a, m, map, true, qdir, err);
         if (!st) st = evaluate(a, qdir, a->data, m, &r, err);
         if (st) return st;
@@ -191,7 +207,7 @@ static qb_status measure_whole(const sens_args *a, const qb_model *m, analysis *
     snprintf(map, sizeof map, "%s/.whole-map.json", a->out);
     snprintf(qdir, sizeof qdir, "%s/.one-layer-model", a->out);
     qb_eval_result r;
-    qb_status st = write_map(map, "int8", NULL, 0, NULL, err);
+    qb_status st = write_map(map, layer_format(a), NULL, NULL, 0, err);
     if (!st) st = quantize_with_map(a, m, map, true, qdir, err);
     if (!st) st = evaluate(a, qdir, a->data, m, &r, err);
     remove(map);
@@ -216,41 +232,56 @@ static int by_drop(const void *x, const void *y) {
     return (a->drop < b->drop) - (a->drop > b->drop);
 }
 
-/* Greedy: the whole model int8, then the most sensitive layers to FP16 one
- * by one until the drop fits the budget (on the tuning split). */
+/* The formats a layer is raised through, from the asked bits to fp16. */
+static int ladder(const sens_args *a, const char **steps) {
+    int n = 0;
+    steps[n++] = layer_format(a);
+    if (a->bits < 4) steps[n++] = "int4";
+    if (a->bits < 8) steps[n++] = "int8";
+    steps[n++] = "fp16";
+    return n;
+}
+
+/* Greedy: every layer at the asked bits, then the most sensitive layers
+ * raised one step at a time (to 4 bits, 8 bits, fp16), in order of their
+ * drop, until the drop fits the budget (on the tuning split). */
 static qb_status suggest(const sens_args *a, const qb_model *m, analysis *an, double *tuned_q, qb_error *err) {
     qb_sensitivity_row **order = calloc((size_t)an->n, sizeof *order);
-    const char **kept = calloc((size_t)an->n + 1, sizeof *kept);
+    const char **names = calloc((size_t)an->n + 1, sizeof *names), **values = calloc((size_t)an->n + 1, sizeof *values);
+    int *level = calloc((size_t)an->n + 1, sizeof *level);
     char map[4300], qdir[4300];
     snprintf(map, sizeof map, "%s/precision_map.json", a->out);
     snprintf(qdir, sizeof qdir, "%s/.suggested-model", a->out);
-    if (!order || !kept) {
-        free(order);
-        free(kept);
-        return qb_fail(err, QB_ERR_NOMEM, "sensitivity: out of memory");
-    }
-    for (int i = 0; i < an->n; i++) order[i] = &an->s.rows[i];
-    qsort(order, (size_t)an->n, sizeof *order, by_drop);
-    qb_status st = QB_OK;
-    for (int k = 0; k <= an->n && !st; k++) {
+    qb_status st = order && names && values && level ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "sensitivity: out of memory");
+    /* the classifier (last in graph order) keeps the method's fp32 */
+    int n = an->n - 1;
+    for (int i = 0; !st && i < n; i++) order[i] = &an->s.rows[i];
+    if (!st) qsort(order, (size_t)n, sizeof *order, by_drop);
+    const char *steps[4];
+    int n_steps = ladder(a, steps), step = 0, k = 0;
+    for (int tries = 0; !st; tries++) {
         qb_eval_result r;
-        st = write_map(map, NULL, kept, k, "fp16", err);
+        int listed = 0;
+        for (int i = 0; i < n; i++)
+            if (level[i]) names[listed] = order[i]->name, values[listed++] = steps[level[i]];
+        st = write_map(map, NULL, names, values, listed, err);
         if (!st) st = quantize_with_map(a, m, map, false, qdir, err);
         if (!st) st = evaluate(a, qdir, a->data, NULL, &r, err);
         if (st) break;
         *tuned_q = quality(&r);
         qb_eval_result_free(&r);
-        if (k == 0) an->s.all_quantized_accuracy = *tuned_q;
-        fprintf(stderr, "suggest: %d layer(s) in fp16: drop %+.2f pt (budget %.2f)\n", k, 100 * (an->fp32_q - *tuned_q),
-                a->suggest);
-        if (100 * (an->fp32_q - *tuned_q) <= a->suggest + 1e-9) break;
-        if (k < an->n) {
-            order[k]->kept = true;
-            kept[k] = order[k]->name;
-        }
+        if (!tries) an->s.all_quantized_accuracy = *tuned_q;
+        fprintf(stderr, "suggest: %d layer(s) raised, %d to %s: drop %+.2f pt (budget %.2f)\n", tries, k,
+                step + 1 < n_steps ? steps[step + 1] : steps[step], 100 * (an->fp32_q - *tuned_q), a->suggest);
+        if (100 * (an->fp32_q - *tuned_q) <= a->suggest + 1e-9 || step + 1 >= n_steps || n < 1) break;
+        level[k] = step + 1;
+        order[k]->kept = step + 1 == n_steps - 1;
+        if (++k == n) k = 0, step++;
     }
     free(order);
-    free(kept);
+    free(names);
+    free(values);
+    free(level);
     return st;
 }
 
@@ -302,7 +333,7 @@ static qb_status run(const sens_args *a, const qb_model *m, analysis *an, qb_err
 }
 
 int qb_cmd_sensitivity(int argc, char **argv) {
-    sens_args a = {.method = QB_QUANT_DYNAMIC, .suggest = -1, .calib_n = 512};
+    sens_args a = {.method = QB_QUANT_DYNAMIC, .suggest = -1, .bits = 8, .calib_n = 512};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (!a.threads) a.threads = qb_default_threads();

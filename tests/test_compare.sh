@@ -85,7 +85,7 @@ bad() { # bad NAME PATTERN ARGS...
     fail "$name: rc=$rc: $(head -c 300 "$TMP/bad.err")"
   else ok; fi
 }
-bad "unknown method" "unknown method 'int3'" --data "$DEV" --methods fp32,int3 -o "$TMP/r1"
+bad "unknown method" "unknown method 'int5'" --data "$DEV" --methods fp32,int5 -o "$TMP/r1"
 bad "dataset does not fit the task" "CoNLL token tags" --data "$SHARED/data/conll2003/valid.txt" --methods fp32 -o "$TMP/r2"
 printf 'sentence\tlabel\n' >"$TMP/empty.tsv"
 bad "empty dataset" "no examples" --data "$TMP/empty.tsv" --methods fp32 -o "$TMP/r3"
