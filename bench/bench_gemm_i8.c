@@ -13,7 +13,9 @@
  * kernels instead, so their own share of that peak can be read off.
  * Beside each INT8 row, a W4A8 row ("w4a8-<isa>"): the same activations
  * against 4-bit weights (U4, group 128, symmetric) through the low-bit
- * kernels (kernels_lowbit.h), reported the same way. */
+ * kernels (kernels_lowbit.h), reported the same way; where the low-bit
+ * table runs on AMX, two: "w4a8-avx512+amx" and the table held to VNNI
+ * ("w4a8-avx512").  --no-amx holds both tables to VNNI. */
 #include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
@@ -227,12 +229,16 @@ int main(int argc, char **argv) {
     bench_opts o;
     if (!bench_parse(argc, argv, &o)) return 2;
     qb_kernels_i8 ks[QB_ISA_COUNT];
-    qb_kernels_lowbit lk[QB_ISA_COUNT];
+    qb_kernels_lowbit lk[QB_ISA_COUNT], lk_vnni[QB_ISA_COUNT];
     bool on[QB_ISA_COUNT] = {false};
     double peak1[QB_ISA_COUNT] = {0}, peakn[QB_ISA_COUNT] = {0};
     for (int i = 0; i < QB_ISA_COUNT; i++) {
         on[i] = o.want[i] && qb_kernels_i8_select((qb_isa)i, &ks[i]) && qb_kernels_lowbit_select((qb_isa)i, &lk[i]);
-        if (on[i] && i == QB_ISA_AVX512 && o.no_amx) qb_kernels_i8_init_avx512_vnni(&ks[i]);
+        if (on[i] && i == QB_ISA_AVX512 && o.no_amx) {
+            qb_kernels_i8_init_avx512_vnni(&ks[i]);
+            qb_kernels_lowbit_init_avx512_vnni(&lk[i]);
+        }
+        if (on[i] && lk[i].amx) qb_kernels_lowbit_init_avx512_vnni(&lk_vnni[i]);
         if (o.want[i] && !on[i] && !o.json) printf("skipped %s: this CPU cannot run it\n", qb_isa_name((qb_isa)i));
     }
     static bench_problem probs[BENCH_SHAPES];
@@ -245,11 +251,14 @@ int main(int argc, char **argv) {
     /* the n-thread peak sampled just before each GEMM sample, and 1-thread */
     static double pn[BENCH_SHAPES][QB_ISA_COUNT][BENCH_MAX_REPS], p1[QB_ISA_COUNT][BENCH_MAX_REPS];
     static double t4[BENCH_SHAPES][QB_ISA_COUNT][BENCH_MAX_REPS], pn4[BENCH_SHAPES][QB_ISA_COUNT][BENCH_MAX_REPS];
+    /* the W4A8 table held to VNNI, where lk runs on AMX */
+    static double t4v[BENCH_SHAPES][QB_ISA_COUNT][BENCH_MAX_REPS], pn4v[BENCH_SHAPES][QB_ISA_COUNT][BENCH_MAX_REPS];
     for (int s = 0; s < BENCH_SHAPES; s++) /* warm-up: page in, spin up threads */
         for (int i = 0; i < QB_ISA_COUNT; i++)
             if (on[i]) {
                 bench_gemm_once(&ks[i], &probs[s], o.threads);
                 bench_w4_once(&lk[i], &probs[s], o.threads);
+                if (lk[i].amx) bench_w4_once(&lk_vnni[i], &probs[s], o.threads);
             }
     for (int r = 0; r < o.reps; r++) {
         for (int i = 1; i < QB_ISA_COUNT; i++)
@@ -261,6 +270,10 @@ int main(int argc, char **argv) {
                 t[s][i][r] = bench_gemm_once(&ks[i], &probs[s], o.threads);
                 pn4[s][i][r] = bench_peak_gops((qb_isa)i, true, o.threads, BENCH_PEAK_ITERS);
                 t4[s][i][r] = bench_w4_once(&lk[i], &probs[s], o.threads);
+                if (lk[i].amx) {
+                    pn4v[s][i][r] = bench_peak_gops((qb_isa)i, true, o.threads, BENCH_PEAK_ITERS);
+                    t4v[s][i][r] = bench_w4_once(&lk_vnni[i], &probs[s], o.threads);
+                }
                 if (s == 0) tq[i][r] = bench_quantize_once(&ks[i], &probs[s]);
             }
     }
@@ -309,7 +322,10 @@ int main(int argc, char **argv) {
             else
                 printf("gemm %-10s M=%4d N=%4d K=%4d: %7.1f GOPS [%.1f..%.1f] %8.3f ms  %5.1f%% [%.1f..%.1f] of peak\n",
                        name, sh->M, sh->N, sh->K, med, v[0], v[o.reps - 1], ops / med / 1e6, p_med, p_q1, p_q3);
-            if (!o.json) bench_print_w4(sh, ks[i].name, t4[s][i], pn4[s][i], o.reps, false, NULL);
+            if (!o.json) {
+                bench_print_w4(sh, lk[i].amx ? "avx512+amx" : ks[i].name, t4[s][i], pn4[s][i], o.reps, false, NULL);
+                if (lk[i].amx) bench_print_w4(sh, ks[i].name, t4v[s][i], pn4v[s][i], o.reps, false, NULL);
+            }
             first = false;
         }
     if (o.json) {
@@ -317,7 +333,12 @@ int main(int argc, char **argv) {
         first = true;
         for (int s = 0; s < BENCH_SHAPES; s++)
             for (int i = 0; i < QB_ISA_COUNT; i++)
-                if (on[i]) bench_print_w4(&bench_shapes[s], ks[i].name, t4[s][i], pn4[s][i], o.reps, true, &first);
+                if (on[i]) {
+                    bench_print_w4(&bench_shapes[s], lk[i].amx ? "avx512+amx" : ks[i].name, t4[s][i], pn4[s][i],
+                                   o.reps, true, &first);
+                    if (lk[i].amx)
+                        bench_print_w4(&bench_shapes[s], ks[i].name, t4v[s][i], pn4v[s][i], o.reps, true, &first);
+                }
     }
     if (o.json) printf("], \"quantize_rows\": [");
     first = true;

@@ -2,7 +2,8 @@
  * W.A8 reference against double-precision arithmetic on the dequantized
  * weights, every SIMD path the CPU runs against that reference (bit for
  * bit where the activation is exact, within 2e-6 for GELU), threads
- * against one thread, and the weight-only path against double precision,
+ * against one thread, the AVX-512 table held to VNNI and on AMX (where
+ * the CPU has it) one by one, and the weight-only path against double precision,
  * on odd shapes, every code, symmetric and with zero points, several group
  * sizes.  QB_SANITIZE=1 shrinks the shapes. */
 #include <math.h>
@@ -280,6 +281,41 @@ typedef struct {
     int K, group;
 } kg;
 
+/* The AVX-512 tables one by one: held to VNNI, and on AMX where the CPU
+ * has it (rows past the last 16 and K or groups not whole 64-k tiles take
+ * the VNNI code inside it), against scalar on odd shapes, U4 symmetric and
+ * with zero points. */
+static void check_avx512_variants(const qb_kernels_lowbit *ref, bool sanitize, rng *r) {
+    if (!qb_isa_supported(QB_ISA_AVX512)) return;
+    qb_kernels_lowbit vnni, best;
+    qb_kernels_lowbit_init_avx512_vnni(&vnni);
+    qb_kernels_lowbit_init_avx512(&best);
+    CHECK(!vnni.amx && vnni.isa == QB_ISA_AVX512 && vnni.gemm_a8, "VNNI-held table");
+    printf("checking avx512 held to VNNI%s\n", best.amx ? ", and avx512 on AMX" : " (no AMX here)");
+    static const kg kgs[] = {{320, 128}, {323, 64}, {320, 320}, {323, 323}};
+    const int ms[] = {1, 3, 17, sanitize ? 19 : 127}, ns[] = {1, 3, 17, sanitize ? 67 : 769};
+    for (size_t q = 0; q < sizeof kgs / sizeof *kgs; q++)
+        for (int sym = 0; sym < 2; sym++)
+            for (int mi = 0; mi < 4; mi++)
+                for (int ni = 0; ni < 4; ni++) {
+                    int M = ms[mi], N = ns[ni], K = kgs[q].K, group = kgs[q].group;
+                    bool big = (size_t)M * N * K > 2000000;
+                    if (big && sym) continue;
+                    char what[96];
+                    snprintf(what, sizeof what, "U4 %s M=%d N=%d K=%d group=%d", sym ? "symmetric" : "zero points", M,
+                             N, K, group);
+                    weights wm = weights_make(QB_CODE_U4, N, K, group, !sym, false, r);
+                    CHECK(qb_lowbit_weights_prepare(&wm.w), "prepare");
+                    acts p = acts_make(M, N, K, r);
+                    void *scratch = aligned_alloc(64, qb_lowbit_scratch_bytes(K, group) * 3);
+                    check_a8_isa(ref, &vnni, &p, &wm.w, scratch, !big, what);
+                    if (best.amx) check_a8_isa(ref, &best, &p, &wm.w, scratch, !big, what);
+                    free(scratch);
+                    acts_free(&p);
+                    weights_free(&wm);
+                }
+}
+
 int main(void) {
     rng r = {0x9e3779b97f4a7c15ull};
     bool sanitize = getenv("QB_SANITIZE") != NULL;
@@ -331,6 +367,7 @@ int main(void) {
                     acts_free(&p);
                     weights_free(&wm);
                 }
+    check_avx512_variants(&ref, sanitize, &r);
     /* codebooks: weight-only */
     for (size_t c = 0; c < 4; c++) {
         weights wm = weights_make(codes_all[c], 67, 323, 323, false, true, &r);

@@ -91,6 +91,10 @@ typedef struct {
 
 typedef struct qb_kernels_lowbit {
     qb_isa isa;
+    /* AVX-512 only: gemm_a8 multiplies on AMX tiles (same results bit for
+     * bit; rows past the last 16, K or group not a multiple of 64 and K past
+     * one decoded span use VNNI). */
+    bool amx;
     /* W.A8 over columns [n0, n1) (multiples of 64 but the last), one
      * thread; scratch is qb_lowbit_scratch_bytes() bytes, 64-byte aligned. */
     void (*gemm_a8)(const qb_lowbit_a8_args *a, int n0, int n1, void *scratch);
@@ -99,7 +103,11 @@ typedef struct qb_kernels_lowbit {
 bool qb_kernels_lowbit_select(qb_isa isa, qb_kernels_lowbit *k);
 void qb_kernels_lowbit_init_scalar(qb_kernels_lowbit *k);
 void qb_kernels_lowbit_init_avx2(qb_kernels_lowbit *k);
+/* The AVX-512 table, with AMX tiles where the CPU and the OS allow them
+ * (as qb_kernels_i8_init_avx512 decides). */
 void qb_kernels_lowbit_init_avx512(qb_kernels_lowbit *k);
+/* The same table held to AVX-512 VNNI (tests and benchmarks compare both). */
+void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k);
 
 /* Per-thread scratch of gemm_a8 for weights of K inputs and group size. */
 size_t qb_lowbit_scratch_bytes(int K, int group);
@@ -130,21 +138,28 @@ void qb_lowbit_gemm_f32(const qb_kernels *kf, const qb_lowbit_f32_args *a, int n
  * QB_LOWBIT_KC, in pieces of one group) and decodes each chunk of a
  * 64-column block to s8 (code - zero) in the VNNI layout
  * [step][64 columns][4 k], each group's segment padded to whole steps with
- * zeros; rows of A run against it QB_LOWBIT_MC at a time. */
+ * zeros; rows of A run against it QB_LOWBIT_MC at a time.  The AVX-512
+ * paths decode a span of consecutive chunks (up to QB_LOWBIT_KD k, so all
+ * of a BERT-sized K) at once and run every row through it, so a block is
+ * decoded once per call rather than once per row chunk. */
 #define QB_LOWBIT_N_BLOCK 64
 #define QB_LOWBIT_KC 256
 #define QB_LOWBIT_MC 96
+#define QB_LOWBIT_KD 4096
+#define QB_LOWBIT_AMX_ROWS 32 /* rows of the AMX path's output block */
 
 /* Where one thread's gemm_a8 scratch puts its pieces (byte offsets, each
  * 64-byte aligned). */
 typedef struct {
     int chunk_groups;  /* groups per chunk (1 when a group spans chunks) */
     int chunk_steps;   /* most steps of 4 k one chunk decodes to */
-    size_t decoded;    /* [chunk_steps][64][4] s8 */
+    int span_steps;    /* most steps one span (consecutive chunks) decodes to, >= chunk_steps */
+    size_t decoded;    /* [span_steps][64][4] s8 */
     size_t stage;      /* [16][QB_LOWBIT_KC + 64] s8: codes of 16 columns before the transpose */
-    size_t scales;     /* [chunk_groups][64] f32 */
+    size_t scales;     /* [2][chunk_groups][64] f32: two chunks' scales (AMX folds one chunk late) */
     size_t ipart;      /* [QB_LOWBIT_MC][64] s32: a group's sums between pieces */
     size_t fpart;      /* [QB_LOWBIT_MC][64] f32: the float sums over groups */
+    size_t apart;      /* [2][QB_LOWBIT_AMX_ROWS][64] s32: AMX sums waiting for their fold */
     size_t bytes;
 } qb_lowbit_scratch_layout;
 qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group);
@@ -190,5 +205,30 @@ void qb_lowbit_decode_s8(const qb_lowbit_weights *w, int n, int k0, int count, i
 /* The stage ([16][ld] s8, 16 columns of count k) into the VNNI layout at
  * out ([steps][64][4], columns c0..c0+15), steps = ceil(count / 4). */
 void qb_lowbit_stage_transpose(const int8_t *stage, int ld, int count, int c0, int8_t *out);
+
+/* AVX-512 internals shared by the VNNI and AMX files: one 64-column block
+ * of the W.A8 GEMM and the span of K decoded for it. */
+typedef struct {
+    const qb_lowbit_a8_args *g;
+    qb_lowbit_scratch_layout L;
+    char *scratch;
+    int n, cols;          /* columns [n, n + cols) */
+    int span_k0, span_k1; /* k decoded in scratch (span_k1 == 0: none yet) */
+    /* the next block's packed codes, prefetched into L2 a share per tile */
+    const char *next;
+    int next_lines, per_tile;
+} qb_lowbit_block;
+void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *scratch, int n, int n1);
+/* Decodes the span of chunks from k0 (unless it is the one held). */
+void qb_lowbit_block_decode(qb_lowbit_block *b, int k0);
+/* Scales of the chunk's groups that end in it, [segment][64], zero past cols. */
+void qb_lowbit_block_scales(const qb_lowbit_block *b, const qb_lowbit_segment *seg, int count, float *out);
+/* Rows [m0, m0 + rows) (rows <= QB_LOWBIT_MC) through VNNI, epilogue included. */
+void qb_lowbit_block_rows_vnni(qb_lowbit_block *b, int m0, int rows);
+/* zsum, a_scale, bias, activation and residual of rows [m0, m0 + rows)
+ * from their float sums (64 per row). */
+void qb_lowbit_block_epilogue(const qb_lowbit_block *b, const float *fpart, int m0, int rows);
+void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch);
+void qb_lowbit_gemm_a8_amx(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch);
 
 #endif

@@ -158,27 +158,49 @@ void qb_lowbit_weights_free(qb_lowbit_weights *w) {
     w->zsum = NULL;
 }
 
+/* Steps of 4 k that all of K decodes to, chunk by chunk (each group's
+ * segments padded to whole steps). */
+static int qb_lowbit_total_steps(int K, int group, int chunk_groups) {
+    qb_lowbit_weights w = {.K = K, .group = group, .G = (K + group - 1) / group};
+    qb_lowbit_segment seg[QB_LOWBIT_KC];
+    int total = 0;
+    for (int k0 = 0; k0 < K;) {
+        int steps, count = qb_lowbit_chunk(&w, k0, chunk_groups, seg, &steps);
+        total += steps;
+        k0 = seg[count - 1].k0 + seg[count - 1].len;
+    }
+    return total;
+}
+
 qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group) {
     qb_lowbit_scratch_layout p;
+    if (K < 1) K = 1;
     if (group < 1) group = 1;
-    if (group > K) group = K > 0 ? K : 1;
+    if (group > K) group = K;
     int G = (K + group - 1) / group;
     int seg = group < QB_LOWBIT_KC ? group : QB_LOWBIT_KC;
     p.chunk_groups = group < QB_LOWBIT_KC ? QB_LOWBIT_KC / group : 1;
-    if (p.chunk_groups > G) p.chunk_groups = G > 0 ? G : 1;
+    if (p.chunk_groups > G) p.chunk_groups = G;
     p.chunk_steps = p.chunk_groups * ((seg + 3) / 4);
+    /* a span holds all of K up to QB_LOWBIT_KD k (64 KiB of decoded weights
+     * per 1024 k), never less than one chunk */
+    int total = qb_lowbit_total_steps(K, group, p.chunk_groups);
+    p.span_steps = total < QB_LOWBIT_KD / 4 ? total : QB_LOWBIT_KD / 4;
+    if (p.span_steps < p.chunk_steps) p.span_steps = p.chunk_steps;
     size_t at = 0;
     p.decoded = at;
-    at += qb_lowbit_align64((size_t)p.chunk_steps * 256);
+    at += qb_lowbit_align64((size_t)p.span_steps * 256);
     p.stage = at;
     /* + 64: the AVX2 decoder stores whole vectors past a row's last step */
     at += qb_lowbit_align64((size_t)16 * qb_lowbit_align64((size_t)p.chunk_steps * 4)) + 64;
     p.scales = at;
-    at += qb_lowbit_align64((size_t)p.chunk_groups * 64 * sizeof(float));
+    at += 2 * qb_lowbit_align64((size_t)p.chunk_groups * 64 * sizeof(float));
     p.ipart = at;
     at += (size_t)QB_LOWBIT_MC * 64 * sizeof(int32_t);
     p.fpart = at;
     at += (size_t)QB_LOWBIT_MC * 64 * sizeof(float);
+    p.apart = at;
+    at += (size_t)2 * QB_LOWBIT_AMX_ROWS * 64 * sizeof(int32_t);
     p.bytes = at;
     return p;
 }

@@ -1,21 +1,23 @@
-/* AVX-512 VNNI W.A8 kernels.  Each chunk of a 64-column block (whole
- * groups, at most QB_LOWBIT_KC k) is decoded once to s8 (code - zero) in
- * vpdpbusd's layout, [step][64 columns][4 k], and every row of the row chunk
- * runs against it from L1 in a 6-row x 64-column register tile of int32
- * sums, as the int8 kernel does.  At the end of each group the int32 sums
- * are folded into float sums (one vfmadd by the group's scales) parked in
- * scratch, and the epilogue applies zsum, a_scale, bias, activation and
- * residual.  U4 decodes with nibble masks a row at a time into a stage,
- * which a 16 x 16 dword transpose in registers turns into the layout; the
- * other codes go through the generic decoder. */
+/* AVX-512 VNNI W.A8 kernels.  A 64-column block is decoded once per call,
+ * a span of chunks (all of K up to QB_LOWBIT_KD) at a time, to s8
+ * (code - zero) in vpdpbusd's layout, [step][64 columns][4 k], and every
+ * row runs against it chunk by chunk (a chunk, <= QB_LOWBIT_KC k, stays in
+ * L1) in a 6-row x 64-column register tile of int32 sums, as the int8
+ * kernel does.  At the end of each group the int32 sums are folded into
+ * float sums (one vfmadd by the group's scales) parked in scratch, and the
+ * epilogue applies zsum, a_scale, bias, activation and residual.  Decoding
+ * once per block instead of once per 96-row chunk, and U4 decoded by a
+ * dword transpose of the packed codes (16 columns x 8 codes per dword)
+ * followed by a nibble expansion in registers, took the decode from most of
+ * the W4A8 overhead to a few percent at M >= 128 (see bench_gemm_i8). */
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/gemm_i8_impl.h"
 #include "kernels/kernels_lowbit.h"
 #include "kernels/vec_avx512.h"
 
 #define QB_LB_MR 6
-#define QB_LB_A_L2_BYTES (512 * 1024)
 
 typedef int32_t qb_lb_u32_unaligned __attribute__((may_alias, aligned(1)));
 
@@ -29,6 +31,14 @@ typedef struct {
     int32_t *ipart;     /* [mr][64] int32 sums between pieces of a group */
     float *fpart;       /* [mr][64] float sums over groups */
     const float *scale; /* [64] the group's scales (ends only) */
+    const char *next;   /* lines of the next block's packed codes to prefetch */
+    int next_lines;
+    /* The tile's rows of C and of the residual (NULL: none, or not this
+     * segment), whose lines the epilogue writes: fetched one per step, as
+     * the int8 kernel does (all at once they hold every fill buffer). */
+    const float *c, *res;
+    size_t ldc, ldr;
+    int cols;
 } qb_lb_tile_args;
 
 /* Named accumulators, not an array (GCC spills arrays of vectors). */
@@ -68,6 +78,14 @@ static inline __m512i qb_lb_tail_bytes(const uint8_t *a, int tail) {
     return _mm512_set1_epi32(bytes);
 }
 
+static inline __attribute__((always_inline)) void qb_lb_fetch_output_line(const qb_lb_tile_args *t, int mr, int s) {
+    int row = s >> 2, col = (s & 3) * 16;
+    if (col >= t->cols) return;
+    if (t->c && row < mr) _mm_prefetch((const char *)(t->c + (size_t)row * t->ldc + col), _MM_HINT_T0);
+    else if (t->res && row >= mr && row < 2 * mr)
+        _mm_prefetch((const char *)(t->res + (size_t)(row - mr) * t->ldr + col), _MM_HINT_T0);
+}
+
 static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_args *t, int mr, int nr) {
     QB_LB_FOR_TILE(QB_LB_DECLARE)
     if (!t->starts) { QB_LB_FOR_TILE(QB_LB_LOAD) }
@@ -76,6 +94,8 @@ static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_ar
     const size_t lda = t->lda;
     __m512i w0, w1, w2, w3;
     for (int s = 0; s < t->steps; s++, a += 4, w += 256) {
+        if (s < t->next_lines) _mm_prefetch(t->next + (size_t)s * 64, _MM_HINT_T1);
+        qb_lb_fetch_output_line(t, mr, s);
         if (nr > 0) w0 = _mm512_load_si512(w);
         if (nr > 1) w1 = _mm512_load_si512(w + 64);
         if (nr > 2) w2 = _mm512_load_si512(w + 128);
@@ -115,94 +135,178 @@ static inline __mmask64 qb_lb_mask64(int count) {
     return count >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << count) - 1;
 }
 
-/* len U4 codes from k0 (even) of one row, minus z, to dst, zero-padded to
- * whole steps: 32 bytes give 64 codes, their nibbles interleaved in order. */
-static void qb_lb_decode_u4(const uint8_t *row, int k0, int len, int z, int8_t *dst) {
-    const uint8_t *src = row + k0 / 2;
-    const __m256i low4 = _mm256_set1_epi8(15);
-    const __m512i zero = _mm512_set1_epi8((char)z);
-    for (int i = 0; i < len; i += 64) {
-        int n = len - i < 64 ? len - i : 64;
-        __m256i p = _mm256_maskz_loadu_epi8((__mmask32)qb_lb_mask64((n + 1) / 2), src + i / 2);
-        __m256i lo = _mm256_and_si256(p, low4), hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), low4);
-        /* per 128-bit lane: unpacklo holds codes 0-15 | 32-47, unpackhi 16-31 | 48-63 */
-        __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_unpacklo_epi8(lo, hi)),
-                                       _mm256_unpackhi_epi8(lo, hi), 1);
-        v = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
-        v = _mm512_maskz_sub_epi8(qb_lb_mask64(n), v, zero);
-        _mm512_mask_storeu_epi8(dst + i, qb_lb_mask64((n + 3) / 4 * 4), v);
+
+/* Rows j (columns c0 + j) of 64 packed bytes, 16 x 16 dwords transposed in
+ * registers (unpack 32, unpack 64, two 128-bit lane shuffles): p[d] holds
+ * dword d of every row, column j in lane j. */
+static inline __attribute__((always_inline)) void qb_lb_transpose16(const __m512i r[16], __m512i p[16]) {
+    __m512i t[16], u[16];
+    for (int j = 0; j < 16; j += 2) {
+        t[j] = _mm512_unpacklo_epi32(r[j], r[j + 1]);
+        t[j + 1] = _mm512_unpackhi_epi32(r[j], r[j + 1]);
+    }
+    /* u[4b + c]: lane L holds rows 4b..4b+3 of dword 4L + c */
+    for (int b = 0; b < 4; b++) {
+        u[4 * b + 0] = _mm512_unpacklo_epi64(t[4 * b], t[4 * b + 2]);
+        u[4 * b + 1] = _mm512_unpackhi_epi64(t[4 * b], t[4 * b + 2]);
+        u[4 * b + 2] = _mm512_unpacklo_epi64(t[4 * b + 1], t[4 * b + 3]);
+        u[4 * b + 3] = _mm512_unpackhi_epi64(t[4 * b + 1], t[4 * b + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512i v01 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), w01 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xdd);
+        __m512i v23 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);
+        __m512i w23 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xdd);
+        p[c] = _mm512_shuffle_i32x4(v01, v23, 0x88);
+        p[4 + c] = _mm512_shuffle_i32x4(w01, w23, 0x88);
+        p[8 + c] = _mm512_shuffle_i32x4(v01, v23, 0xdd);
+        p[12 + c] = _mm512_shuffle_i32x4(w01, w23, 0xdd);
     }
 }
 
-/* 16 stage rows (columns c0..c0+15) of `steps` dwords into the layout: 16 x
- * 16 dword transposes (unpack 32, unpack 64, two 128-bit lane shuffles). */
+/* 16 stage rows (columns c0..c0+15) of `steps` dwords into the layout. */
 static void qb_lb_transpose(const int8_t *stage, size_t ld, int steps, int c0, int8_t *out) {
     for (int q = 0; q * 16 < steps; q++) {
-        __m512i r[16], t[16], u[16];
+        __m512i r[16], d[16];
         for (int j = 0; j < 16; j++) r[j] = _mm512_load_si512(stage + j * ld + q * 64);
-        for (int j = 0; j < 16; j += 2) {
-            t[j] = _mm512_unpacklo_epi32(r[j], r[j + 1]);
-            t[j + 1] = _mm512_unpackhi_epi32(r[j], r[j + 1]);
-        }
-        /* u[4b + c]: lane L holds rows 4b..4b+3 of dword 4L + c */
-        for (int b = 0; b < 4; b++) {
-            u[4 * b + 0] = _mm512_unpacklo_epi64(t[4 * b], t[4 * b + 2]);
-            u[4 * b + 1] = _mm512_unpackhi_epi64(t[4 * b], t[4 * b + 2]);
-            u[4 * b + 2] = _mm512_unpacklo_epi64(t[4 * b + 1], t[4 * b + 3]);
-            u[4 * b + 3] = _mm512_unpackhi_epi64(t[4 * b + 1], t[4 * b + 3]);
-        }
-        for (int c = 0; c < 4; c++) {
-            __m512i v01 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), w01 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xdd);
-            __m512i v23 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);
-            __m512i w23 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xdd);
-            __m512i d[4] = {_mm512_shuffle_i32x4(v01, v23, 0x88), _mm512_shuffle_i32x4(w01, w23, 0x88),
-                            _mm512_shuffle_i32x4(v01, v23, 0xdd), _mm512_shuffle_i32x4(w01, w23, 0xdd)};
-            for (int L = 0; L < 4; L++) {
-                int s = q * 16 + 4 * L + c;
-                if (s < steps) _mm512_store_si512(out + (size_t)s * 256 + c0 * 4, d[L]);
-            }
-        }
+        qb_lb_transpose16(r, d);
+        for (int s = 0; s < 16 && q * 16 + s < steps; s++)
+            _mm512_store_si512(out + (size_t)(q * 16 + s) * 256 + c0 * 4, d[s]);
     }
 }
 
-/* The chunk's segments of columns [n, n + cols) into the layout at dec. */
-static void qb_lb_decode_chunk(const qb_lowbit_weights *W, int n, int cols, const qb_lowbit_segment *seg, int count,
-                               int steps, int8_t *stage, size_t ld, int8_t *dec) {
-    bool u4 = W->code == QB_CODE_U4 && (W->group % 2 == 0 || W->G == 1);
+/* The generic decoder: the chunk's segments of columns [n, n + cols) a
+ * row at a time into the stage, then transposed into the layout. */
+static void qb_lb_decode_chunk_generic(const qb_lowbit_weights *W, int n, int cols, const qb_lowbit_segment *seg,
+                                       int count, int steps, int8_t *stage, size_t ld, int8_t *dec) {
     for (int c0 = 0; c0 < cols; c0 += 16) {
         for (int j = 0; j < 16; j++) {
             int8_t *dst = stage + j * ld;
-            int col = n + c0 + j;
             if (c0 + j >= cols) {
                 memset(dst, 0, (size_t)steps * 4);
                 continue;
             }
-            for (int s = 0; s < count; s++) {
-                int pad = (seg[s].len + 3) / 4 * 4;
-                if (u4)
-                    qb_lb_decode_u4(W->rows + (size_t)col * W->row_bytes, seg[s].k0, seg[s].len,
-                                    qb_lowbit_zero_point(W, col, seg[s].g), dst + seg[s].step0 * 4);
-                else qb_lowbit_decode_s8(W, col, seg[s].k0, seg[s].len, pad, dst + seg[s].step0 * 4);
-            }
+            for (int s = 0; s < count; s++)
+                qb_lowbit_decode_s8(W, n + c0 + j, seg[s].k0, seg[s].len, (seg[s].len + 3) / 4 * 4,
+                                    dst + seg[s].step0 * 4);
         }
         qb_lb_transpose(stage, ld, steps, c0, dec);
     }
 }
 
-/* The scales of the groups that end in this chunk, [segment][64], zero
- * past the last column. */
-static void qb_lb_chunk_scales(const qb_lowbit_weights *W, int n, int cols, const qb_lowbit_segment *seg, int count,
-                               float *out) {
-    for (int s = 0; s < count; s++) {
-        if (!seg[s].ends) continue;
-        for (int j = 0; j < 64; j++) out[s * 64 + j] = j < cols ? W->scale[(size_t)(n + j) * W->G + seg[s].g] : 0.0f;
+/* U4 with groups of whole packed dwords (or one group): every segment but
+ * the last fills whole steps, so the chunk is len contiguous k from k0 (a
+ * multiple of 8), step s holding k0 + 4s..  */
+static bool qb_lb_u4_fast(const qb_lowbit_weights *W) {
+    return W->code == QB_CODE_U4 && (W->group % 8 == 0 || W->G == 1);
+}
+
+/* Group g's zero points of columns n..n+15 (valid of them), a byte per k. */
+static __m512i qb_lb_zero_vector(const qb_lowbit_weights *W, int n, int valid, int g) {
+    if (!W->zero) return _mm512_set1_epi8((char)(qb_code_levels(W->code) / 2));
+    _Alignas(64) uint32_t z[16];
+    for (int j = 0; j < 16; j++) z[j] = j < valid ? W->zero[(size_t)(n + j) * W->G + g] * 0x01010101u : 0;
+    return _mm512_load_si512(z);
+}
+
+/* The 4 codes of step h (0, 1) of each packed dword as bytes: bytes 2h and
+ * 2h + 1 of the dword widened to words, each word w to (w & 15) | (w >> 4) << 8
+ * by (w | w << 4) & 0x0f0f. */
+static inline __m512i qb_lb_expand(__m512i p, __m512i ctrl) {
+    __m512i q = _mm512_shuffle_epi8(p, ctrl);
+    return _mm512_ternarylogic_epi32(_mm512_slli_epi16(q, 4), q, _mm512_set1_epi16(0x0f0f), 0xa8);
+}
+
+/* The fast U4 decoder: len codes from k0 of columns [n, n + cols). */
+static void qb_lb_decode_chunk_u4(const qb_lowbit_weights *W, int n, int cols, int k0, int len, int8_t *dec) {
+    const __m512i ctrl0 = _mm512_set4_epi32((int)0x800d800c, (int)0x80098008, (int)0x80058004, (int)0x80018000);
+    const __m512i ctrl1 = _mm512_set4_epi32((int)0x800f800e, (int)0x800b800a, (int)0x80078006, (int)0x80038002);
+    for (int c0 = 0; c0 < cols; c0 += 16) {
+        int valid = cols - c0 < 16 ? cols - c0 : 16;
+        const uint8_t *rows = W->rows + (size_t)(n + c0) * W->row_bytes;
+        /* group g covers chunk k below g_end (no division per vector) */
+        int g = W->G == 1 ? 0 : k0 / W->group;
+        int g_end = W->G == 1 ? len : (g + 1) * W->group - k0;
+        __m512i zero = qb_lb_zero_vector(W, n + c0, valid, g);
+        for (int kb = 0; kb < len; kb += 128) {
+            size_t at = (size_t)(k0 + kb) / 2;
+            size_t want = (size_t)(len - kb + 1) / 2, avail = W->row_bytes - at;
+            if (want > avail) want = avail;
+            __mmask64 mask = qb_lb_mask64(want < 64 ? (int)want : 64);
+            __m512i r[16], p[16];
+            for (int j = 0; j < 16; j++)
+                r[j] = j < valid ? _mm512_maskz_loadu_epi8(mask, rows + (size_t)j * W->row_bytes + at)
+                                 : _mm512_setzero_si512();
+            qb_lb_transpose16(r, p);
+            for (int d = 0; d < 16 && kb + 8 * d < len; d++)
+                for (int h = 0; h < 2; h++) {
+                    int k = kb + 8 * d + 4 * h;
+                    if (k >= len) break;
+                    if (k >= g_end) {
+                        g++;
+                        g_end += W->group;
+                        zero = qb_lb_zero_vector(W, n + c0, valid, g);
+                    }
+                    /* past the last code the layout holds zeros, not -zero */
+                    __mmask64 keep = len - k >= 4 ? ~(__mmask64)0
+                                                  : (((__mmask64)1 << (len - k)) - 1) * 0x1111111111111111ull;
+                    __m512i v = _mm512_maskz_sub_epi8(keep, qb_lb_expand(p[d], h ? ctrl1 : ctrl0), zero);
+                    _mm512_store_si512(dec + (size_t)(k / 4) * 256 + c0 * 4, v);
+                }
+        }
     }
 }
 
-static void qb_lb_epilogue(const qb_lowbit_a8_args *g, const float *fpart, int m0, int rows, int n, int cols) {
-    for (int j = 0; j < cols; j += 16) {
-        __mmask16 mask = qb_v16_mask(cols - j);
-        int c = n + j;
+void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *scratch, int n, int n1) {
+    const qb_lowbit_weights *W = g->W;
+    *b = (qb_lowbit_block){.g = g, .L = qb_lowbit_scratch_plan(W->K, W->group), .scratch = scratch, .n = n};
+    b->cols = W->N - n < QB_LOWBIT_N_BLOCK ? W->N - n : QB_LOWBIT_N_BLOCK;
+    /* The next block's codes come from memory (a model's weights, once per
+     * forward): fetched into L2 a few lines per tile while this one runs. */
+    int next = n + QB_LOWBIT_N_BLOCK;
+    if (next < n1) {
+        int next_cols = W->N - next < QB_LOWBIT_N_BLOCK ? W->N - next : QB_LOWBIT_N_BLOCK;
+        b->next = (const char *)(W->rows + (size_t)next * W->row_bytes);
+        b->next_lines = (int)(((size_t)next_cols * W->row_bytes + 63) / 64);
+        int chunk_k = W->group < QB_LOWBIT_KC ? b->L.chunk_groups * W->group : QB_LOWBIT_KC;
+        int tiles = (g->M + QB_LB_MR - 1) / QB_LB_MR * ((W->K + chunk_k - 1) / chunk_k) * b->L.chunk_groups;
+        b->per_tile = (b->next_lines + tiles - 1) / tiles;
+    }
+}
+
+void qb_lowbit_block_decode(qb_lowbit_block *b, int k0) {
+    if (b->span_k1 > 0 && b->span_k0 == k0) return;
+    const qb_lowbit_weights *W = b->g->W;
+    int8_t *dec = (int8_t *)(b->scratch + b->L.decoded), *stage = (int8_t *)(b->scratch + b->L.stage);
+    size_t ld = ((size_t)b->L.chunk_steps * 4 + 63) / 64 * 64;
+    qb_lowbit_segment seg[QB_LOWBIT_KC];
+    int at = 0, k = k0;
+    while (k < W->K) {
+        int steps, count = qb_lowbit_chunk(W, k, b->L.chunk_groups, seg, &steps);
+        if (at > 0 && at + steps > b->L.span_steps) break;
+        int end = seg[count - 1].k0 + seg[count - 1].len;
+        if (qb_lb_u4_fast(W)) qb_lb_decode_chunk_u4(W, b->n, b->cols, k, end - k, dec + (size_t)at * 256);
+        else qb_lb_decode_chunk_generic(W, b->n, b->cols, seg, count, steps, stage, ld, dec + (size_t)at * 256);
+        at += steps;
+        k = end;
+    }
+    b->span_k0 = k0;
+    b->span_k1 = k;
+}
+
+void qb_lowbit_block_scales(const qb_lowbit_block *b, const qb_lowbit_segment *seg, int count, float *out) {
+    const qb_lowbit_weights *W = b->g->W;
+    for (int s = 0; s < count; s++) {
+        if (!seg[s].ends) continue;
+        const float *src = W->scale + (size_t)b->n * W->G + seg[s].g;
+        for (int j = 0; j < 64; j++) out[s * 64 + j] = j < b->cols ? src[(size_t)j * W->G] : 0.0f;
+    }
+}
+
+void qb_lowbit_block_epilogue(const qb_lowbit_block *b, const float *fpart, int m0, int rows) {
+    const qb_lowbit_a8_args *g = b->g;
+    for (int j = 0; j < b->cols; j += 16) {
+        __mmask16 mask = qb_v16_mask(b->cols - j);
+        int c = b->n + j;
         __m512 zsum = _mm512_maskz_loadu_ps(mask, g->W->zsum + c);
         __m512 bias = g->bias ? _mm512_maskz_loadu_ps(mask, g->bias + c) : _mm512_setzero_ps();
         for (int i = 0; i < rows; i++) {
@@ -215,55 +319,85 @@ static void qb_lb_epilogue(const qb_lowbit_a8_args *g, const float *fpart, int m
     }
 }
 
-/* Rows [m0, m0 + rows) (rows <= QB_LOWBIT_MC) against columns [n, n + 64). */
-static void qb_lb_block(const qb_lowbit_a8_args *g, int m0, int rows, int n, const qb_lowbit_scratch_layout *L,
-                        char *scratch) {
-    const qb_lowbit_weights *W = g->W;
-    int cols = W->N - n < QB_LOWBIT_N_BLOCK ? W->N - n : QB_LOWBIT_N_BLOCK, nr = (cols + 15) / 16;
-    int8_t *dec = (int8_t *)(scratch + L->decoded), *stage = (int8_t *)(scratch + L->stage);
-    float *scales = (float *)(scratch + L->scales), *fpart = (float *)(scratch + L->fpart);
-    int32_t *ipart = (int32_t *)(scratch + L->ipart);
-    size_t ld = ((size_t)L->chunk_steps * 4 + 63) / 64 * 64;
-    qb_lowbit_segment seg[QB_LOWBIT_KC];
-    for (int k0 = 0; k0 < W->K;) {
-        int steps, count = qb_lowbit_chunk(W, k0, L->chunk_groups, seg, &steps);
-        qb_lb_decode_chunk(W, n, cols, seg, count, steps, stage, ld, dec);
-        qb_lb_chunk_scales(W, n, cols, seg, count, scales);
-        for (int i = 0; i < rows; i += QB_LB_MR) {
-            int mr = rows - i < QB_LB_MR ? rows - i : QB_LB_MR;
-            for (int s = 0; s < count; s++) {
-                qb_lb_tile_args t = {.a = g->A + (size_t)(m0 + i) * g->lda + seg[s].k0, .lda = (size_t)g->lda,
-                                     .w = dec + (size_t)seg[s].step0 * 256, .steps = seg[s].len / 4,
-                                     .tail = seg[s].len % 4, .starts = seg[s].starts, .ends = seg[s].ends,
-                                     .first_group = seg[s].g == 0, .ipart = ipart + i * 64, .fpart = fpart + i * 64,
-                                     .scale = scales + s * 64};
-                qb_lb_tiles[mr - 1][nr - 1](&t);
-            }
-        }
-        k0 = seg[count - 1].k0 + seg[count - 1].len;
-    }
-    qb_lb_epilogue(g, fpart, m0, rows, n, cols);
+/* The next share of the next block's lines for one tile. */
+static void qb_lb_take_prefetch(qb_lowbit_block *b, qb_lb_tile_args *t) {
+    t->next = b->next;
+    t->next_lines = b->next_lines < b->per_tile ? b->next_lines : b->per_tile;
+    b->next += (size_t)t->next_lines * 64;
+    b->next_lines -= t->next_lines;
 }
 
-static void qb_lowbit_gemm_a8_avx512(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch) {
+void qb_lowbit_block_rows_vnni(qb_lowbit_block *b, int m0, int rows) {
+    const qb_lowbit_a8_args *g = b->g;
     const qb_lowbit_weights *W = g->W;
-    qb_lowbit_scratch_layout L = qb_lowbit_scratch_plan(W->K, W->group);
-    int chunks = (g->M + QB_LOWBIT_MC - 1) / QB_LOWBIT_MC;
-    int rows = (g->M + chunks - 1) / chunks;
-    rows = (rows + QB_LB_MR - 1) / QB_LB_MR * QB_LB_MR;
-    if (rows > QB_LOWBIT_MC) rows = QB_LOWBIT_MC;
-    /* as the int8 kernel: activations that fit L2 are re-read per block */
-    if ((size_t)g->M * W->K <= QB_LB_A_L2_BYTES) {
-        for (int n = n0; n < n1; n += QB_LOWBIT_N_BLOCK)
-            for (int m0 = 0; m0 < g->M; m0 += rows) qb_lb_block(g, m0, g->M - m0 < rows ? g->M - m0 : rows, n, &L, scratch);
-        return;
+    const qb_lowbit_scratch_layout *L = &b->L;
+    int nr = (b->cols + 15) / 16;
+    const int8_t *dec = (const int8_t *)(b->scratch + L->decoded);
+    float *scales = (float *)(b->scratch + L->scales), *fpart = (float *)(b->scratch + L->fpart);
+    int32_t *ipart = (int32_t *)(b->scratch + L->ipart);
+    qb_lowbit_segment seg[QB_LOWBIT_KC];
+    for (int k0 = 0; k0 < W->K;) {
+        qb_lowbit_block_decode(b, k0);
+        int at = 0; /* the chunk's first step in the span */
+        for (int k = k0; k < b->span_k1;) {
+            int steps, count = qb_lowbit_chunk(W, k, L->chunk_groups, seg, &steps);
+            qb_lowbit_block_scales(b, seg, count, scales);
+            for (int i = 0; i < rows; i += QB_LB_MR) {
+                int mr = rows - i < QB_LB_MR ? rows - i : QB_LB_MR;
+                for (int s = 0; s < count; s++) {
+                    qb_lb_tile_args t = {.a = g->A + (size_t)(m0 + i) * g->lda + seg[s].k0, .lda = (size_t)g->lda,
+                                         .w = dec + (size_t)(at + seg[s].step0) * 256, .steps = seg[s].len / 4,
+                                         .tail = seg[s].len % 4, .starts = seg[s].starts, .ends = seg[s].ends,
+                                         .first_group = seg[s].g == 0, .ipart = ipart + i * 64,
+                                         .fpart = fpart + i * 64, .scale = scales + s * 64,
+                                         .ldc = (size_t)g->ldc, .ldr = (size_t)g->ldr, .cols = b->cols};
+                    if (k == 0 && s == 0) {
+                        t.c = g->C + (size_t)(m0 + i) * g->ldc + b->n;
+                        if (g->residual) t.res = g->residual + (size_t)(m0 + i) * g->ldr + b->n;
+                    }
+                    qb_lb_take_prefetch(b, &t);
+                    qb_lb_tiles[mr - 1][nr - 1](&t);
+                }
+            }
+            at += steps;
+            k = seg[count - 1].k0 + seg[count - 1].len;
+        }
+        k0 = b->span_k1;
     }
-    for (int m0 = 0; m0 < g->M; m0 += rows)
-        for (int n = n0; n < n1; n += QB_LOWBIT_N_BLOCK)
-            qb_lb_block(g, m0, g->M - m0 < rows ? g->M - m0 : rows, n, &L, scratch);
+    qb_lowbit_block_epilogue(b, fpart, m0, rows);
+}
+
+/* Equal row chunks (whole tiles) of at most QB_LOWBIT_MC rows. */
+static int qb_lb_chunk_rows(int M) {
+    int chunks = (M + QB_LOWBIT_MC - 1) / QB_LOWBIT_MC;
+    int rows = (M + chunks - 1) / chunks;
+    rows = (rows + QB_LB_MR - 1) / QB_LB_MR * QB_LB_MR;
+    return rows > QB_LOWBIT_MC ? QB_LOWBIT_MC : rows;
+}
+
+/* Blocks outermost: a block's decoded span (<= 256 KiB) stays in L2 while
+ * every row runs through it, and the activations stream past from L2 or
+ * L3 (at M = 1024, K = 3072 that is 3 MiB per block against ~1 ms of
+ * multiply-adds, far below L3's bandwidth). */
+void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch) {
+    int rows = qb_lb_chunk_rows(g->M);
+    for (int n = n0; n < n1; n += QB_LOWBIT_N_BLOCK) {
+        qb_lowbit_block b;
+        qb_lowbit_block_init(&b, g, scratch, n, n1);
+        for (int m0 = 0; m0 < g->M; m0 += rows) qb_lowbit_block_rows_vnni(&b, m0, g->M - m0 < rows ? g->M - m0 : rows);
+    }
+}
+
+void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k) {
+    k->isa = QB_ISA_AVX512;
+    k->amx = false;
+    k->gemm_a8 = qb_lowbit_gemm_a8_vnni;
 }
 
 void qb_kernels_lowbit_init_avx512(qb_kernels_lowbit *k) {
-    k->isa = QB_ISA_AVX512;
-    k->gemm_a8 = qb_lowbit_gemm_a8_avx512;
+    qb_kernels_lowbit_init_avx512_vnni(k);
+    if (qb_i8_amx_enable()) {
+        k->amx = true;
+        k->gemm_a8 = qb_lowbit_gemm_a8_amx;
+    }
 }
