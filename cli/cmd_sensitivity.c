@@ -222,8 +222,8 @@ static qb_status measure_whole(const sens_args *a, const qb_model *m, analysis *
         double noise = 2 * sqrt(changed > 1 ? changed : 1) / n;
         row->beyond_whole = row->drop > whole_drop + noise;
     }
-    fprintf(stderr, "whole model (every linear %s): drop %+.2f pt\n", qb_quant_method_name(a->method),
-            100 * whole_drop);
+    fprintf(stderr, "whole model (every linear %s %s): drop %+.2f pt\n", qb_quant_method_name(a->method),
+            layer_format(a), 100 * whole_drop);
     return QB_OK;
 }
 
@@ -262,8 +262,9 @@ static qb_status suggest(const sens_args *a, const qb_model *m, analysis *an, do
     for (int tries = 0; !st; tries++) {
         qb_eval_result r;
         int listed = 0;
+        /* below 8 bits every layer is named, so the map alone gives the plan */
         for (int i = 0; i < n; i++)
-            if (level[i]) names[listed] = order[i]->name, values[listed++] = steps[level[i]];
+            if (level[i] || a->bits != 8) names[listed] = order[i]->name, values[listed++] = steps[level[i]];
         st = write_map(map, NULL, names, values, listed, err);
         if (!st) st = quantize_with_map(a, m, map, false, qdir, err);
         if (!st) st = evaluate(a, qdir, a->data, NULL, &r, err);
@@ -277,6 +278,13 @@ static qb_status suggest(const sens_args *a, const qb_model *m, analysis *an, do
         level[k] = step + 1;
         order[k]->kept = step + 1 == n_steps - 1;
         if (++k == n) k = 0, step++;
+    }
+    int count[4] = {0};
+    for (int i = 0; !st && i < n; i++) count[level[i]]++;
+    if (!st) {
+        fprintf(stderr, "suggest: the map gives");
+        for (int j = 0; j < n_steps; j++) fprintf(stderr, "%s %d %s", j ? "," : "", count[j], steps[j]);
+        fprintf(stderr, " (the classifier stays fp32)\n");
     }
     free(order);
     free(names);

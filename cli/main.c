@@ -24,8 +24,9 @@ static const char usage[] =
     "MODEL_DIR is a Hugging Face checkpoint directory: config.json, model.safetensors,\n"
     "vocab.txt or spiece.model, and optionally tokenizer_config.json.\n"
     "\n"
-    "'qbert COMMAND --help' explains each command.  Environment: QBERT_ISA=scalar|avx2|avx512\n"
-    "forces a kernel set (default: the best this CPU supports).\n";
+    "'qbert COMMAND --help' explains each command.  Environment:\n"
+    "QBERT_ISA=scalar|avx2|avx512|avx512-vnni forces a kernel set (default: the best this\n"
+    "CPU supports; avx512-vnni is avx512 without AMX tiles, as on a CPU without them).\n";
 
 int main(int argc, char **argv) {
     static const struct {

@@ -14,18 +14,23 @@ qb_load_params qb_load_default_params(void) {
     return p;
 }
 
+/* QBERT_ISA=avx512-vnni is the AVX-512 table without AMX tiles: what a CPU
+ * with VNNI and no AMX (Zen 4, Ice Lake) runs, on this one. */
 static qb_status choose_kernels(qb_model *m, const qb_load_params *p, qb_error *err) {
     const char *name = p && p->isa ? p->isa : getenv("QBERT_ISA");
+    bool vnni_only = name && !strcmp(name, "avx512-vnni");
     qb_isa isa = qb_cpu_best_isa();
     if (name && *name) {
-        if (!qb_isa_from_name(name, &isa))
-            return qb_fail(err, QB_ERR_ARG, "QBERT_ISA=%s: unknown kernel set (scalar, avx2, avx512)", name);
+        if (!qb_isa_from_name(vnni_only ? "avx512" : name, &isa))
+            return qb_fail(err, QB_ERR_ARG, "QBERT_ISA=%s: unknown kernel set (scalar, avx2, avx512, avx512-vnni)",
+                           name);
         if (!qb_isa_supported(isa))
             return qb_fail(err, QB_ERR_UNSUPPORTED, "QBERT_ISA=%s: this CPU cannot run it", name);
     }
     qb_kernels_select(isa, &m->kern);
     qb_kernels_i8_select(isa, &m->kern_i8);
     qb_kernels_lowbit_select(isa, &m->kern_lowbit);
+    if (vnni_only) qb_kernels_i8_init_avx512_vnni(&m->kern_i8), qb_kernels_lowbit_init_avx512_vnni(&m->kern_lowbit);
     return QB_OK;
 }
 
@@ -101,6 +106,12 @@ static int count_format(const qb_model *m, const qb_linear_format *f) {
     return n;
 }
 
+static bool has_integer_lowbit(const qb_model *m) {
+    for (int i = 0; i < m->n_linears; i++)
+        if (m->linears[i]->fmt->precision == QB_PREC_LOWBIT && m->linears[i]->fmt->integer_inputs) return true;
+    return false;
+}
+
 static void summarize_quant(qb_model *m) {
     double bits = 0, weights = 0;
     for (int i = 0; i < m->n_linears; i++) {
@@ -130,6 +141,8 @@ static void summarize_quant(qb_model *m) {
     /* which instructions ran matters when speeds are compared across CPUs */
     if (count_format(m, qb_linear_format_named("int8")) && m->kern_i8.amx)
         summary_add(m, &n, "; int8 products on AMX tiles (VNNI for row tails)");
+    if (m->n_linears && m->kern_lowbit.amx && has_integer_lowbit(m))
+        summary_add(m, &n, "; low-bit products on AMX tiles");
     if (count_format(m, qb_linear_format_named("bf16")) && m->kern.h16_bf16_dot)
         summary_add(m, &n, "; bf16 products with vdpbf16ps up to %d rows", QB_H16_DOT_MAX_ROWS);
 }
