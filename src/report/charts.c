@@ -165,10 +165,12 @@ void qb_report_chart_accuracy_latency(FILE *f, const qb_report *r, const qb_repo
     qb_svg_end(f);
 }
 
-/* Horizontal bars, one per row with a finite positive value; returns how
- * many were drawn.  ref > 0 draws a dashed reference line at that value. */
-static void bar_chart(FILE *f, const qb_report *r, const double *v, const char *title, const char *desc,
-                      const char *xlabel, const char *unit, const char *color, double ref) {
+/* Horizontal bars, one per row with a finite positive value.  ref > 0
+ * draws a dashed reference line at that value; shares (or NULL) adds
+ * "1/N of FP32" to a bar's label, so a bar a sixteenth of the widest still
+ * reads as what it is. */
+static void bar_chart(FILE *f, const qb_report *r, const double *v, const double *shares, const char *title,
+                      const char *desc, const char *xlabel, const char *unit, const char *color, double ref) {
     int n = 0;
     double hi = ref > 0 ? ref : 0, label_w = 60;
     for (int i = 0; i < r->n_rows; i++) {
@@ -179,8 +181,8 @@ static void bar_chart(FILE *f, const qb_report *r, const double *v, const char *
     }
     const double bar = 30, gap = 12;
     const int W = 780, H = (int)(60 + (n > 0 ? n : 1) * (bar + gap) + 90);
-    qb_svg_plot p = {.left = label_w + 30, .top = 50, .height = (n > 0 ? n : 1) * (bar + gap), .x0 = 0, .x1 = hi * 1.12,
-                     .y0 = 0, .y1 = 1};
+    qb_svg_plot p = {.left = label_w + 30, .top = 50, .height = (n > 0 ? n : 1) * (bar + gap), .x0 = 0,
+                     .x1 = hi * (shares ? 1.5 : 1.12), .y0 = 0, .y1 = 1};
     p.width = W - p.left - 40;
     double xt[QB_SVG_MAX_TICKS];
     int nxt = qb_svg_nice_ticks(&p.x0, &p.x1, 6, xt);
@@ -196,7 +198,9 @@ static void bar_chart(FILE *f, const qb_report *r, const double *v, const char *
         fputs("\">\n", f);
         qb_svg_rect(f, p.left, y, x1 - p.left, bar, color);
         qb_svg_text(f, p.left - 8, y + bar / 2 + 5, "end", 13, NULL, r->rows[i].method);
-        qb_svg_textf(f, x1 + 6, y + bar / 2 + 5, "start", 12, "%.2f%s", v[i], unit);
+        if (shares && shares[i] > 1.05)
+            qb_svg_textf(f, x1 + 6, y + bar / 2 + 5, "start", 12, "%.2f%s (1/%.1f of FP32)", v[i], unit, shares[i]);
+        else qb_svg_textf(f, x1 + 6, y + bar / 2 + 5, "start", 12, "%.2f%s", v[i], unit);
         fputs("</g>\n", f);
     }
     if (ref > 0) {
@@ -208,10 +212,10 @@ static void bar_chart(FILE *f, const qb_report *r, const double *v, const char *
 }
 
 void qb_report_chart_size(FILE *f, const qb_report *r) {
-    double *v = malloc(((size_t)r->n_rows + 1) * sizeof *v);
+    double *v = malloc(((size_t)r->n_rows + 1) * 2 * sizeof *v);
     if (!v) return;
-    for (int i = 0; i < r->n_rows; i++) v[i] = r->rows[i].size_bytes / 1e6;
-    bar_chart(f, r, v, "Model size", "model.safetensors size per successful method, in MB (10^6 bytes).",
+    for (int i = 0; i < r->n_rows; i++) v[i] = r->rows[i].size_bytes / 1e6, v[r->n_rows + i] = r->rows[i].compression;
+    bar_chart(f, r, v, v + r->n_rows, "Model size", "model.safetensors size per successful method, in MB (10^6 bytes).",
               "size of model.safetensors (MB, lower is better)", " MB", SIZE_COLOR, 0);
     free(v);
 }
@@ -220,7 +224,7 @@ void qb_report_chart_speedup(FILE *f, const qb_report *r) {
     double *v = malloc(((size_t)r->n_rows + 1) * sizeof *v);
     if (!v) return;
     for (int i = 0; i < r->n_rows; i++) v[i] = r->rows[i].speedup;
-    bar_chart(f, r, v, "Speedup over FP32 (batch 1)",
+    bar_chart(f, r, v, NULL, "Speedup over FP32 (batch 1)",
               "FP32 p50 latency divided by each method's p50 latency at batch 1; the dashed line marks 1.0x.",
               "speedup (x, FP32 p50 / method p50, higher is better)", "x", SPEEDUP_COLOR, 1.0);
     free(v);
