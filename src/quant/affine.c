@@ -1,4 +1,5 @@
 #include "quant/affine.h"
+#include "kernels/gemm_i8_impl.h"
 
 #include <float.h>
 #include <math.h>
@@ -23,6 +24,11 @@ qb_qparams qb_qparams_from_range(const qb_qscheme *s, float lo, float hi) {
     lo = fminf(lo, 0.0f);
     hi = fmaxf(hi, 0.0f);
     qb_qparams p = {1.0f, 0};
+    if (!s->is_signed && !s->symmetric && !s->reduce_range) {
+        /* the u8 activation grid: the kernels' rule, defined once */
+        qb_i8_row_params(lo, hi, &p.scale, &p.zero_point);
+        return p;
+    }
     if (s->symmetric) {
         p.scale = usable_scale(fmaxf(-lo, hi) / ((float)(qmax - qmin) / 2.0f));
         p.zero_point = s->is_signed ? 0 : (qmin + qmax + 1) / 2;
