@@ -84,6 +84,15 @@ static bool trits_valid(qb_binder *b, const qb_st_tensor *t) {
     return true;
 }
 
+/* In the registry with its logical [rows, cols] shape: parameters count
+ * weights, not bytes. */
+static void register_codes(qb_binder *b, const qb_st_tensor *t, int rows, int cols) {
+    qb_binder_register(b, t, NULL);
+    qb_param *p = &b->m->params[b->m->n_params - 1];
+    p->shape[1] = cols;
+    p->numel = (int64_t)rows * cols;
+}
+
 static bool bind_grid(qb_binder *b, const lowbit_row *r, qb_linear *l, const qb_st_tensor *t, qb_lowbit_weights *w) {
     int group = b->m->cfg.quant.group_size;
     if (group <= 0) {
@@ -150,7 +159,7 @@ static bool bind_lowbit(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
         return false;
     }
     l->packed = w;
-    qb_binder_register(b, t, NULL);
+    register_codes(b, t, l->out, l->in);
     return true;
 }
 
@@ -236,7 +245,7 @@ qb_lowbit_weights *qb_lowbit_bind_table(qb_binder *b, const qb_st_tensor *t, int
     if (!zero || !w) return NULL;
     *w = (qb_lowbit_weights){.code = code, .N = rows, .K = cols, .group = cols, .G = 1, .rows = t->data,
                              .row_bytes = rb, .scale = scale, .zero = zero};
-    qb_binder_register(b, t, NULL);
+    register_codes(b, t, rows, cols);
     return w;
 }
 
