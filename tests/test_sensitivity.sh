@@ -9,11 +9,11 @@ need_shared models/bert-mini-conll
 N=60
 [ -n "$SANITIZE" ] && N=8
 
-# sens MODEL DATA HOLDOUT MAXLEN METRIC BUDGET
+# sens MODEL DATA HOLDOUT MAXLEN METRIC BUDGET LINEARS [OPTIONS...]
 sens() {
-  local model=$SHARED/models/$1 out=$TMP/$1
+  local model=$SHARED/models/$1 out=$TMP/$1${8:-}
   "$QBERT" sensitivity "$model" --data "$SHARED/data/$2" --holdout "$SHARED/data/$3" --limit $N --max-length "$4" \
-    --suggest "$6" -o "$out" >"$out.out" 2>"$out.err"
+    --suggest "$6" -o "$out" ${8:+--bits "$8"} >"$out.out" 2>"$out.err"
   check "$1: sensitivity runs" test $? -eq 0
   for f in sensitivity.md sensitivity.json sensitivity.csv sensitivity.svg precision_map.json; do
     check "$1: writes $f" test -s "$out/$f"
@@ -34,4 +34,8 @@ sens() {
 }
 sens bert-mini-conll conll2003/valid.txt conll2003/test.txt 128 entity_f1 0.2 25
 sens albert-mini-sst2 sst2/dev.tsv sst2/train.tsv 66 accuracy 0.0 9
+# low bits: every layer named, from 2 bits up the ladder 4, 8, fp16
+sens bert-mini-conll conll2003/valid.txt conll2003/test.txt 128 entity_f1 0.5 25 2
+check "--bits 2: the map names every layer but the classifier" test "$(json_get "$TMP/bert-mini-conll2/precision_map.json" \
+  'len(j) == 24 and set(j.values()) <= {"int2", "int4", "int8", "fp16"} and "int2" in j.values()')" = True
 finish

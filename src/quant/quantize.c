@@ -276,20 +276,26 @@ static int config_bits(const qb_quant_params *p) {
     return p->ternary ? 2 : weight_bits(p);
 }
 
+static bool plan_has_lowbit(const quant_job *q) {
+    for (int i = 0; i < q->m->n_linears; i++)
+        if (q->plan[i].fmt->precision == QB_PREC_LOWBIT) return true;
+    return false;
+}
+
+/* The weights block: int8's scheme, or the low-bit format; the group size
+ * whenever some linear is on a low-bit grid (a precision map may mix). */
 static void write_weights(FILE *f, const quant_job *q) {
     const qb_quant_params *p = q->p;
-    if (!q->packed) {
+    if (!q->packed)
         fprintf(f, "    \"weights\": {\"dtype\": \"int8\", \"granularity\": \"%s\", \"symmetric\": true, "
-                   "\"reduce_range\": %s},\n", p->per_channel ? "per-channel" : "per-tensor",
+                   "\"reduce_range\": %s", p->per_channel ? "per-channel" : "per-tensor",
                 p->reduce_range ? "true" : "false");
-        return;
-    }
-    fprintf(f, "    \"weights\": {\"format\": \"%s\", ", method_format(p, true).fmt->name);
-    if (p->kmeans) fputs("\"codebook\": \"kmeans\", \"granularity\": \"per-channel\"},\n", f);
-    else if (p->group_size < 0) fprintf(f, "\"group_size\": \"channel\", \"symmetric\": %s},\n",
-                                        p->weight_zero_point && !p->ternary ? "false" : "true");
-    else fprintf(f, "\"group_size\": %d, \"symmetric\": %s},\n", p->group_size ? p->group_size : 128,
-                 p->weight_zero_point && !p->ternary ? "false" : "true");
+    else fprintf(f, "    \"weights\": {\"format\": \"%s\"", method_format(p, true).fmt->name);
+    if (p->kmeans) fputs(", \"codebook\": \"kmeans\"", f);
+    if (plan_has_lowbit(q) && p->group_size < 0) fputs(", \"group_size\": \"channel\"", f);
+    else if (plan_has_lowbit(q)) fprintf(f, ", \"group_size\": %d", p->group_size ? p->group_size : 128);
+    if (plan_has_lowbit(q)) fprintf(f, ", \"zero_points\": %s", p->weight_zero_point ? "true" : "false");
+    fputs("},\n", f);
 }
 
 static const char *embeddings_name(const quant_job *q) {
