@@ -180,7 +180,7 @@ static void print_report(const quant_args *a, const qb_quant_report *r) {
     if (r->weight_sqnr_db > 0) printf("weights      SQNR %.2f dB against FP32\n", r->weight_sqnr_db);
     if (r->grid_sqnr_db > 0)
         printf("codebooks    %.2f dB; their rows' uniform grids %.2f dB; %d linear(s) below the grid, "
-               "smallest margin %+.2f dB\n", r->weight_sqnr_db, r->grid_sqnr_db, r->n_below_grid, r->min_margin_db);
+               "smallest margin %+.2f dB\n", r->codebook_sqnr_db, r->grid_sqnr_db, r->n_below_grid, r->min_margin_db);
     if (r->calib_used) printf("calibration  %d texts\n", r->calib_used);
     printf("size         %.2f MB -> %.2f MB (%.1f%% of the input, %.2fx smaller)\n", r->in_bytes / 1e6,
            r->out_bytes / 1e6, 100.0 * r->out_bytes / r->in_bytes, (double)r->in_bytes / r->out_bytes);

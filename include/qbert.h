@@ -282,11 +282,11 @@ typedef struct qb_quant_report {
     int n_linears, n_int8, n_fp16, n_bf16, n_fp32, n_lowbit;
     int calib_used;           /* calibration texts actually used */
     int64_t in_bytes, out_bytes; /* model.safetensors sizes */
-    /* low-bit weights: SQNR (dB) of all quantized linear weights against
-     * FP32; k-means: that of the per-row uniform grid it started from, the
-     * linears where the codebook did worse (0 by construction) and the
-     * smallest per-linear margin over the grid */
-    double weight_sqnr_db, grid_sqnr_db, min_margin_db;
+    /* low-bit weights: SQNR (dB) of all low-bit linear weights against
+     * FP32; k-means: the codebook linears' SQNR, that of the per-row uniform
+     * grids they started from, the linears where the codebook did worse
+     * (0 by construction) and the smallest per-linear margin over the grid */
+    double weight_sqnr_db, codebook_sqnr_db, grid_sqnr_db, min_margin_db;
     int n_below_grid;
     double seconds;
     char warning[256];        /* e.g. fewer calibration rows than asked */

@@ -56,6 +56,11 @@ check "kmeans3 never below its rows' grid" grep -q "0 linear(s) below the grid" 
 check "kmeans3 runs" agrees km3 "$M" 0.5
 quant st4 "$M" --method static --bits 4 --calib "$DEV" --calib-n 16 --max-length 66
 check "static int4 agrees with FP32" agrees st4 "$M" 0.9
+echo '{"bert.encoder.layer.0.*": "int4", "bert.encoder.layer.1.*": "int2-static", "bert.pooler.dense": "kmeans3"}' \
+  >"$TMP/map.json"
+quant mix "$M" --method dynamic --precision-map "$TMP/map.json" --calib "$DEV" --calib-n 16 --max-length 66
+check "an int8 model mixing int4, static int2 and kmeans3 by map" agrees mix "$M" 0.8
+check "  info counts each format" bash -c "'$QBERT' info '$TMP/mix' | grep -q '1 fp32, 12 int8, 6 int4, 6 int2, 1 kmeans3'"
 quant a4 "$A" --method dynamic --bits 4 --quantize-embeddings
 check "albert int4 agrees with FP32" agrees a4 "$A" 0.9
 
@@ -78,7 +83,7 @@ if bad: print("logits differ:", bad, "reference", ref, file=sys.stderr)
 sys.exit(1 if bad else 0)
 PYEOF
 }
-for m in int4 int4wo int3 int2 tern km3 st4 a4; do check "$m: kernel sets agree" logits_match "$m"; done
+for m in int4 int4wo int3 int2 tern km3 st4 mix a4; do check "$m: kernel sets agree" logits_match "$m"; done
 
 # bad options and files: one line, exit 1 (2 for usage), no OUT_DIR
 "$QBERT" quantize "$M" -o "$TMP/b5" --method dynamic --bits 5 2>"$TMP/err"

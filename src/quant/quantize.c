@@ -155,14 +155,15 @@ static qb_qparams input_grid(const quant_job *q, const qb_linear *l) {
 
 /* Weight errors of the low-bit linears, summed for the report. */
 typedef struct {
-    qb_lowbit_error all;
+    qb_lowbit_error all, codebooks;
     double worst_margin_db;
     int n_below_grid;
 } weight_errors;
 
 static void add_error(weight_errors *w, const qb_lowbit_error *e) {
-    w->all.err += e->err, w->all.signal += e->signal, w->all.grid_err += e->grid_err;
+    w->all.err += e->err, w->all.signal += e->signal;
     if (e->grid_err <= 0) return;
+    w->codebooks.err += e->err, w->codebooks.signal += e->signal, w->codebooks.grid_err += e->grid_err;
     double margin = qb_lowbit_sqnr_db(e->signal, e->err) - qb_lowbit_sqnr_db(e->signal, e->grid_err);
     if (margin < w->worst_margin_db) w->worst_margin_db = margin;
     w->n_below_grid += e->err > e->grid_err;
@@ -264,7 +265,9 @@ static qb_status build_tensors(const quant_job *q, qb_st_list *o, qb_error *err)
     }
     if (we.all.signal > 0) {
         q->rep->weight_sqnr_db = qb_lowbit_sqnr_db(we.all.signal, we.all.err);
-        q->rep->grid_sqnr_db = we.all.grid_err > 0 ? qb_lowbit_sqnr_db(we.all.signal, we.all.grid_err) : 0;
+        const qb_lowbit_error *cb = &we.codebooks;
+        q->rep->codebook_sqnr_db = cb->signal > 0 ? qb_lowbit_sqnr_db(cb->signal, cb->err) : 0;
+        q->rep->grid_sqnr_db = cb->grid_err > 0 ? qb_lowbit_sqnr_db(cb->signal, cb->grid_err) : 0;
         q->rep->min_margin_db = isfinite(we.worst_margin_db) ? we.worst_margin_db : 0;
         q->rep->n_below_grid = we.n_below_grid;
     }
