@@ -40,16 +40,20 @@ for r in $(seq "$ROUNDS"); do
   order=("${runs[@]}")
   [ $((r % 2)) -eq 0 ] && order=($(printf '%s\n' "${runs[@]}" | tac))
   for m in "${order[@]}"; do
-    for mode in synthetic data; do
-      if [ $mode = synthetic ]; then extra=(--seq 128 --batch 1,8 --runs 10)
-      else extra=(--data "$SHARED/data/sst2/dev.tsv" --limit 200 --batch 1); fi
+    # batch 1 and 8 in processes of their own: peak RSS is batch 1's
+    for mode in b1 b8 data; do
+      case $mode in
+        b1) extra=(--seq 128 --batch 1 --runs 10) ;;
+        b8) extra=(--seq 128 --batch 8 --runs 10) ;;
+        data) extra=(--data "$SHARED/data/sst2/dev.tsv" --limit 200 --batch 1) ;;
+      esac
       QBERT_ISA=$ISA "$(bin_of "$m")" bench "$(dir_of "$m")" --threads 2 "${extra[@]}" --json |
         /usr/bin/python3 -c "
 import json, sys
 for l in sys.stdin:
     j = json.loads(l)
     b = 'sst2' if j['mode'] != 'synthetic' else 'b%d' % j['batch']
-    v = j['sequences_per_s'] if b == 'sst2' else j['p50_ms']
+    v = j['sentences_per_s'] if b == 'sst2' else j['p50_ms']
     print('$m', b, v, j['peak_rss_mb'], sep='\t')" >>"$OUT/samples.tsv"
     done
   done

@@ -51,7 +51,7 @@ bool qb_i8_amx_enable(void) {
 
 /* Every tile 16 rows x 64 bytes: A rows of 64 k, B rows of 16 columns x
  * 4 k, C rows of 16 int32. */
-QB_AMX_TARGET static void qb_i8_amx_configure(void) {
+QB_AMX_TARGET void qb_i8_amx_configure(void) {
     qb_amx_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -59,6 +59,8 @@ QB_AMX_TARGET static void qb_i8_amx_configure(void) {
         cfg.colsb[t] = 64;
         cfg.rows[t] = QB_AMX_ROWS;
     }
+    /* GCC does not see ldtilecfg read the fields and drops their stores */
+    __asm__ __volatile__("" : : "r"(&cfg) : "memory");
     _tile_loadconfig(&cfg);
 }
 

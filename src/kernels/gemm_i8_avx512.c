@@ -10,15 +10,12 @@
 
 #include "kernels/gemm_i8_impl.h"
 #include "kernels/vec_avx512.h"
+#include "kernels/vnni_tile_avx512.h"
 
 #define QB_I8_MR 6
 #define QB_I8_KC 256 /* k per chunk: a 64 x 256 weight block is 16 KiB */
 #define QB_I8_MC 96  /* rows per chunk: the partial tile is 24 KiB */
 #define QB_I8_A_L2_BYTES (512 * 1024)
-
-/* A 4-byte group of an activation row, read unaligned without breaking
- * strict aliasing; the compiler folds it into vpbroadcastd's memory operand. */
-typedef int32_t qb_i8_u32_unaligned __attribute__((may_alias, aligned(1)));
 
 typedef struct {
     const uint8_t *a; /* row 0 of the tile at the chunk's first k */
@@ -40,76 +37,28 @@ typedef struct {
     int next_lines;
 } qb_i8_tile_args;
 
-/* The accumulators are named variables, not an array: GCC keeps an array
- * of vectors in memory and spills every update.  mr and nr are constants
- * in each instantiation, so the guards and unused variables vanish. */
-#define QB_I8_FOR_TILE(X) \
-    X(0, 0) X(0, 1) X(0, 2) X(0, 3) X(1, 0) X(1, 1) X(1, 2) X(1, 3) X(2, 0) X(2, 1) X(2, 2) X(2, 3) \
-    X(3, 0) X(3, 1) X(3, 2) X(3, 3) X(4, 0) X(4, 1) X(4, 2) X(4, 3) X(5, 0) X(5, 1) X(5, 2) X(5, 3)
-#define QB_I8_DECLARE(i, j) __m512i c##i##j = _mm512_setzero_si512();
 #define QB_I8_LOAD(i, j) \
     if (i < mr && j < nr) c##i##j = _mm512_load_si512(t->part + i * 64 + j * 16);
 #define QB_I8_STORE(i, j) \
     if (i < mr && j < nr) _mm512_store_si512(t->part + i * 64 + j * 16, c##i##j);
-#define QB_I8_ROW(i, av)                                                      \
-    if (i < mr) {                                                             \
-        __m512i a_ = (av);                                                    \
-        if (nr > 0) c##i##0 = _mm512_dpbusd_epi32(c##i##0, a_, w0);           \
-        if (nr > 1) c##i##1 = _mm512_dpbusd_epi32(c##i##1, a_, w1);           \
-        if (nr > 2) c##i##2 = _mm512_dpbusd_epi32(c##i##2, a_, w2);           \
-        if (nr > 3) c##i##3 = _mm512_dpbusd_epi32(c##i##3, a_, w3);           \
-    }
-#define QB_I8_ROWS(load)                                                      \
-    QB_I8_ROW(0, load(0)) QB_I8_ROW(1, load(1)) QB_I8_ROW(2, load(2))        \
-    QB_I8_ROW(3, load(3)) QB_I8_ROW(4, load(4)) QB_I8_ROW(5, load(5))
-#define QB_I8_BROADCAST(i) _mm512_set1_epi32(*(const qb_i8_u32_unaligned *)(a + i * lda))
-#define QB_I8_BROADCAST_TAIL(i) qb_i8_tail_bytes(a + i * lda, t->tail)
-
-/* The packed weights are zero past K, so only the bytes read from A must
- * stay inside the row. */
-static inline __m512i qb_i8_tail_bytes(const uint8_t *a, int tail) {
-    int32_t bytes = 0;
-    memcpy(&bytes, a, (size_t)tail);
-    return _mm512_set1_epi32(bytes);
-}
-
-/* The output lines the epilogue will store to (C, then the residual it
- * adds), one per group of the first K chunk: a large C is not in cache,
- * and asking for all of a tile's lines at once held every fill buffer
- * while the weights were loading (in-process A/B, 1 thread: +5-8% at
- * M = 128, N >= 2304; +37% at M = 1024, N = 3072; equal where C fits L2). */
-static inline __attribute__((always_inline)) void qb_i8_fetch_output_line(const qb_i8_tile_args *t, int mr, int g) {
-    int row = g >> 2, col = (g & 3) * 16;
-    if (col >= t->cols) return;
-    if (t->c && row < mr) _mm_prefetch((const char *)(t->c + (size_t)row * t->ldc + col), _MM_HINT_T0);
-    else if (t->res && row >= mr && row < 2 * mr)
-        _mm_prefetch((const char *)(t->res + (size_t)(row - mr) * t->ldr + col), _MM_HINT_T0);
-}
-
 static inline __attribute__((always_inline)) void qb_i8_tile(const qb_i8_tile_args *t, int mr, int nr) {
-    QB_I8_FOR_TILE(QB_I8_DECLARE)
-    if (!t->first) { QB_I8_FOR_TILE(QB_I8_LOAD) }
+    QB_VNNI_FOR_TILE(QB_VNNI_DECLARE)
+    if (!t->first) { QB_VNNI_FOR_TILE(QB_I8_LOAD) }
     const uint8_t *a = t->a;
     const int8_t *w = t->w;
     const size_t lda = t->lda, w_step = t->w_step;
     __m512i w0, w1, w2, w3;
     for (int g = 0; g < t->groups; g++, a += 4, w += w_step) {
-        qb_i8_fetch_output_line(t, mr, g);
+        qb_vnni_fetch_output_line(t->c, t->ldc, t->res, t->ldr, t->cols, mr, g);
         if (g < t->next_lines) _mm_prefetch((const char *)(t->next + (size_t)g * 64), _MM_HINT_T1);
-        if (nr > 0) w0 = _mm512_load_si512(w);
-        if (nr > 1) w1 = _mm512_load_si512(w + 64);
-        if (nr > 2) w2 = _mm512_load_si512(w + 128);
-        if (nr > 3) w3 = _mm512_load_si512(w + 192);
-        QB_I8_ROWS(QB_I8_BROADCAST)
+        QB_VNNI_LOAD_WEIGHTS(w)
+        QB_VNNI_ROWS(QB_VNNI_BROADCAST)
     }
     if (t->tail) {
-        if (nr > 0) w0 = _mm512_load_si512(w);
-        if (nr > 1) w1 = _mm512_load_si512(w + 64);
-        if (nr > 2) w2 = _mm512_load_si512(w + 128);
-        if (nr > 3) w3 = _mm512_load_si512(w + 192);
-        QB_I8_ROWS(QB_I8_BROADCAST_TAIL)
+        QB_VNNI_LOAD_WEIGHTS(w)
+        QB_VNNI_ROWS(QB_VNNI_BROADCAST_TAIL)
     }
-    QB_I8_FOR_TILE(QB_I8_STORE)
+    QB_VNNI_FOR_TILE(QB_I8_STORE)
 }
 
 #define QB_I8_TILE(mr, nr) \

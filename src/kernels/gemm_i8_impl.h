@@ -105,6 +105,9 @@ void qb_gemm_i8_vnni(const qb_gemm_i8_args *g, int n0, int n1);
 void qb_gemm_i8_amx(const qb_gemm_i8_args *g, int n0, int n1);
 /* Whether AMX-INT8 exists and the OS granted this process its tile state. */
 bool qb_i8_amx_enable(void);
+/* Configures this thread's tiles as every AMX kernel uses them: all eight
+ * 16 rows x 64 bytes. */
+void qb_i8_amx_configure(void);
 /* Dequantizes, activates and stores output vectors [first, first + count)
  * of the block rows [m0, m0 + rows) x columns [n, n + cols), from finished
  * int32 sums laid out 64 per row in part, stripe by stripe (vector v: row

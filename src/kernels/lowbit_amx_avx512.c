@@ -12,30 +12,12 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/gemm_i8_impl.h"
 #include "kernels/kernels_lowbit.h"
 
 #define QB_LB_AMX_TARGET __attribute__((target("amx-tile,amx-int8")))
 #define QB_LB_AMX_ROWS 16
 #define QB_LB_AMX_K 64
-
-typedef struct {
-    uint8_t palette, start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} qb_lb_amx_config;
-
-/* Every tile 16 rows x 64 bytes, as the int8 AMX path configures them. */
-QB_LB_AMX_TARGET static void qb_lb_amx_configure(void) {
-    qb_lb_amx_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.colsb[t] = 64;
-        cfg.rows[t] = QB_LB_AMX_ROWS;
-    }
-    _tile_loadconfig(&cfg);
-}
 
 /* A group's int32 sums waiting to be folded into the float sums. */
 typedef struct {
@@ -162,7 +144,7 @@ QB_LB_AMX_TARGET void qb_lowbit_gemm_a8_amx(const qb_lowbit_a8_args *g, int n0, 
         return;
     }
     int full = g->M / QB_LB_AMX_ROWS * QB_LB_AMX_ROWS;
-    qb_lb_amx_configure();
+    qb_i8_amx_configure();
     for (int n = n0; n < n1; n += QB_LOWBIT_N_BLOCK) {
         qb_lowbit_block b;
         qb_lowbit_block_init(&b, g, scratch, n, n1);

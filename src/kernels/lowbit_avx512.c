@@ -16,10 +16,9 @@
 #include "kernels/gemm_i8_impl.h"
 #include "kernels/kernels_lowbit.h"
 #include "kernels/vec_avx512.h"
+#include "kernels/vnni_tile_avx512.h"
 
 #define QB_LB_MR 6
-
-typedef int32_t qb_lb_u32_unaligned __attribute__((may_alias, aligned(1)));
 
 typedef struct {
     const uint8_t *a;   /* row 0 of the tile at the segment's first k */
@@ -41,11 +40,6 @@ typedef struct {
     int cols;
 } qb_lb_tile_args;
 
-/* Named accumulators, not an array (GCC spills arrays of vectors). */
-#define QB_LB_FOR_TILE(X) \
-    X(0, 0) X(0, 1) X(0, 2) X(0, 3) X(1, 0) X(1, 1) X(1, 2) X(1, 3) X(2, 0) X(2, 1) X(2, 2) X(2, 3) \
-    X(3, 0) X(3, 1) X(3, 2) X(3, 3) X(4, 0) X(4, 1) X(4, 2) X(4, 3) X(5, 0) X(5, 1) X(5, 2) X(5, 3)
-#define QB_LB_DECLARE(i, j) __m512i c##i##j = _mm512_setzero_si512();
 #define QB_LB_LOAD(i, j) \
     if (i < mr && j < nr) c##i##j = _mm512_load_si512(t->ipart + i * 64 + j * 16);
 #define QB_LB_STORE(i, j) \
@@ -57,62 +51,27 @@ typedef struct {
         __m512 acc_ = t->first_group ? _mm512_setzero_ps() : _mm512_load_ps(f_);                       \
         _mm512_store_ps(f_, _mm512_fmadd_ps(_mm512_load_ps(t->scale + j * 16), _mm512_cvtepi32_ps(c##i##j), acc_)); \
     }
-#define QB_LB_ROW(i, av)                                            \
-    if (i < mr) {                                                   \
-        __m512i a_ = (av);                                          \
-        if (nr > 0) c##i##0 = _mm512_dpbusd_epi32(c##i##0, a_, w0); \
-        if (nr > 1) c##i##1 = _mm512_dpbusd_epi32(c##i##1, a_, w1); \
-        if (nr > 2) c##i##2 = _mm512_dpbusd_epi32(c##i##2, a_, w2); \
-        if (nr > 3) c##i##3 = _mm512_dpbusd_epi32(c##i##3, a_, w3); \
-    }
-#define QB_LB_ROWS(load) \
-    QB_LB_ROW(0, load(0)) QB_LB_ROW(1, load(1)) QB_LB_ROW(2, load(2)) QB_LB_ROW(3, load(3)) QB_LB_ROW(4, load(4)) QB_LB_ROW(5, load(5))
-#define QB_LB_BROADCAST(i) _mm512_set1_epi32(*(const qb_lb_u32_unaligned *)(a + i * lda))
-#define QB_LB_BROADCAST_TAIL(i) qb_lb_tail_bytes(a + i * lda, t->tail)
-
-/* The decoded weights are zero past the segment, so only the bytes read
- * from A must stay inside the row. */
-static inline __m512i qb_lb_tail_bytes(const uint8_t *a, int tail) {
-    int32_t bytes = 0;
-    memcpy(&bytes, a, (size_t)tail);
-    return _mm512_set1_epi32(bytes);
-}
-
-static inline __attribute__((always_inline)) void qb_lb_fetch_output_line(const qb_lb_tile_args *t, int mr, int s) {
-    int row = s >> 2, col = (s & 3) * 16;
-    if (col >= t->cols) return;
-    if (t->c && row < mr) _mm_prefetch((const char *)(t->c + (size_t)row * t->ldc + col), _MM_HINT_T0);
-    else if (t->res && row >= mr && row < 2 * mr)
-        _mm_prefetch((const char *)(t->res + (size_t)(row - mr) * t->ldr + col), _MM_HINT_T0);
-}
-
 static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_args *t, int mr, int nr) {
-    QB_LB_FOR_TILE(QB_LB_DECLARE)
-    if (!t->starts) { QB_LB_FOR_TILE(QB_LB_LOAD) }
+    QB_VNNI_FOR_TILE(QB_VNNI_DECLARE)
+    if (!t->starts) { QB_VNNI_FOR_TILE(QB_LB_LOAD) }
     const uint8_t *a = t->a;
     const int8_t *w = t->w;
     const size_t lda = t->lda;
     __m512i w0, w1, w2, w3;
     for (int s = 0; s < t->steps; s++, a += 4, w += 256) {
         if (s < t->next_lines) _mm_prefetch(t->next + (size_t)s * 64, _MM_HINT_T1);
-        qb_lb_fetch_output_line(t, mr, s);
-        if (nr > 0) w0 = _mm512_load_si512(w);
-        if (nr > 1) w1 = _mm512_load_si512(w + 64);
-        if (nr > 2) w2 = _mm512_load_si512(w + 128);
-        if (nr > 3) w3 = _mm512_load_si512(w + 192);
-        QB_LB_ROWS(QB_LB_BROADCAST)
+        qb_vnni_fetch_output_line(t->c, t->ldc, t->res, t->ldr, t->cols, mr, s);
+        QB_VNNI_LOAD_WEIGHTS(w)
+        QB_VNNI_ROWS(QB_VNNI_BROADCAST)
     }
     if (t->tail) {
-        if (nr > 0) w0 = _mm512_load_si512(w);
-        if (nr > 1) w1 = _mm512_load_si512(w + 64);
-        if (nr > 2) w2 = _mm512_load_si512(w + 128);
-        if (nr > 3) w3 = _mm512_load_si512(w + 192);
-        QB_LB_ROWS(QB_LB_BROADCAST_TAIL)
+        QB_VNNI_LOAD_WEIGHTS(w)
+        QB_VNNI_ROWS(QB_VNNI_BROADCAST_TAIL)
     }
     if (t->ends) {
-        QB_LB_FOR_TILE(QB_LB_FOLD)
+        QB_VNNI_FOR_TILE(QB_LB_FOLD)
     } else {
-        QB_LB_FOR_TILE(QB_LB_STORE)
+        QB_VNNI_FOR_TILE(QB_LB_STORE)
     }
 }
 
