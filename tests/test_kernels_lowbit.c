@@ -251,15 +251,34 @@ static void check_a8_isa(const qb_kernels_lowbit *ref, const qb_kernels_lowbit *
 
 /* Weight-only: FP32 x against the double product with the dequantized
  * weights, act(x W^T + bias) + residual. */
-static void check_f32(const qb_kernels *kf, const acts *p, const qb_lowbit_weights *w, const double *d, float *scratch,
-                      const char *what) {
+/* The table's decoder is qb_lowbit_dequantize bit for bit, from any start
+ * (odd, mid-group) to any end. */
+static void check_dequantize(const qb_kernels_lowbit *k, const qb_lowbit_weights *w, const char *what) {
+    int K = w->K, starts[4] = {0, 1, 2, K / 2 & ~1};
+    float *a = malloc((size_t)K * sizeof *a), *b = malloc((size_t)K * sizeof *b);
+    for (int n = 0; n < w->N && n < 5; n++)
+        for (int s = 0; s < 4; s++) {
+            int k0 = starts[s] < K ? starts[s] : 0, count = K - k0 - (s == 2 ? K / 7 : 0);
+            if (count <= 0) continue;
+            qb_lowbit_dequantize(w, n, k0, count, a);
+            k->dequantize(w, n, k0, count, b);
+            CHECK(!memcmp(a, b, (size_t)count * sizeof *a), "%s %s: dequantize row %d [%d, %d) differs",
+                  qb_isa_name(k->isa), what, n, k0, k0 + count);
+        }
+    free(a);
+    free(b);
+}
+
+static void check_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const acts *p, const qb_lowbit_weights *w,
+                      const double *d, float *scratch, const char *what) {
+    check_dequantize(k, w, what);
     for (int threads = 1; threads <= 2; threads++)
         for (int opt = 0; opt < 2; opt++) {
             qb_act act = opt ? QB_ACT_GELU : QB_ACT_NONE;
             qb_lowbit_f32_args a = {.M = p->M, .x = p->x, .lda = p->lda, .W = w, .C = p->C, .ldc = p->ldc,
                                     .bias = opt ? p->bias : NULL, .residual = opt ? p->residual : NULL,
                                     .ldr = p->ldr, .act = act};
-            qb_lowbit_gemm_f32(kf, &a, threads, scratch);
+            qb_lowbit_gemm_f32(k, kf, &a, threads, scratch);
             int bad = 0;
             for (int m = 0; m < p->M; m++)
                 for (int n = 0; n < p->N; n++) {
@@ -359,7 +378,7 @@ int main(void) {
                         size_t floats = qb_lowbit_f32_scratch_floats(K) * 2;
                         float *fs = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
                         for (int i = 0; i < QB_ISA_COUNT; i++)
-                            if (on[i]) check_f32(&kf[i], &p, &wm.w, d, fs, what);
+                            if (on[i]) check_f32(&ks[i], &kf[i], &p, &wm.w, d, fs, what);
                         free(fs);
                     }
                     free(d);
@@ -377,7 +396,7 @@ int main(void) {
         size_t floats = qb_lowbit_f32_scratch_floats(323) * 2;
         float *fs = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
         for (int i = 0; i < QB_ISA_COUNT; i++)
-            if (on[i]) check_f32(&kf[i], &p, &wm.w, d, fs, "codebook");
+            if (on[i]) check_f32(&ks[i], &kf[i], &p, &wm.w, d, fs, "codebook");
         free(fs);
         free(d);
         acts_free(&p);

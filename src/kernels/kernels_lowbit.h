@@ -98,6 +98,8 @@ typedef struct qb_kernels_lowbit {
     /* W.A8 over columns [n0, n1) (multiples of 64 but the last), one
      * thread; scratch is qb_lowbit_scratch_bytes() bytes, 64-byte aligned. */
     void (*gemm_a8)(const qb_lowbit_a8_args *a, int n0, int n1, void *scratch);
+    /* qb_lowbit_dequantize, bit for bit: the weight-only GEMM's decoder. */
+    void (*dequantize)(const qb_lowbit_weights *w, int n, int k0, int count, float *out);
 } qb_kernels_lowbit;
 
 bool qb_kernels_lowbit_select(qb_isa isa, qb_kernels_lowbit *k);
@@ -119,7 +121,7 @@ size_t qb_lowbit_f32_scratch_floats(int K);
 void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, int n_threads, void *scratch);
 
 /* Weight-only: C = act(x W^T + bias) + residual with x M x K FP32 (lda),
- * each 64-column block decoded to FP32 and run by kf's FP32 GEMM. */
+ * each 64-column block decoded to FP32 by k and run by kf's FP32 GEMM. */
 typedef struct {
     int M;
     const float *x;
@@ -131,7 +133,8 @@ typedef struct {
     int ldr;
     qb_act act;
 } qb_lowbit_f32_args;
-void qb_lowbit_gemm_f32(const qb_kernels *kf, const qb_lowbit_f32_args *a, int n_threads, float *scratch);
+void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const qb_lowbit_f32_args *a, int n_threads,
+                        float *scratch);
 
 /* ---- Internal: shared by src/kernels/lowbit*.c, not for callers. ----
  * gemm_a8 walks K in chunks of whole groups (or, for a group longer than

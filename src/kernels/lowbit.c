@@ -273,12 +273,13 @@ void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, i
 
 /* Columns [n0, n0 + cols) of the weight-only GEMM: the block decoded to
  * FP32 rows (Linear layout, so b_trans) and run by the FP32 kernel. */
-static void qb_lowbit_f32_block(const qb_kernels *kf, const qb_lowbit_f32_args *a, int n0, float *scratch) {
+static void qb_lowbit_f32_block(const qb_kernels_lowbit *k, const qb_kernels *kf, const qb_lowbit_f32_args *a, int n0,
+                                float *scratch) {
     const qb_lowbit_weights *W = a->W;
     int cols = W->N - n0 < QB_LOWBIT_N_BLOCK ? W->N - n0 : QB_LOWBIT_N_BLOCK;
     float *block = scratch;
     float *pack = scratch + qb_lowbit_align64((size_t)QB_LOWBIT_N_BLOCK * W->K * sizeof(float)) / sizeof(float);
-    for (int j = 0; j < cols; j++) qb_lowbit_dequantize(W, n0 + j, 0, W->K, block + (size_t)j * W->K);
+    for (int j = 0; j < cols; j++) k->dequantize(W, n0 + j, 0, W->K, block + (size_t)j * W->K);
     qb_gemm_f32_args g = {.M = a->M, .N = cols, .K = W->K, .A = a->x, .lda = a->lda, .B = block, .ldb = W->K,
                           .b_trans = true, .C = a->C + n0, .ldc = a->ldc, .bias = a->bias ? a->bias + n0 : NULL,
                           .residual = a->residual ? a->residual + n0 : NULL, .ldr = a->ldr, .alpha = 1.0f,
@@ -286,19 +287,20 @@ static void qb_lowbit_f32_block(const qb_kernels *kf, const qb_lowbit_f32_args *
     kf->gemm_f32(&g, pack);
 }
 
-void qb_lowbit_gemm_f32(const qb_kernels *kf, const qb_lowbit_f32_args *a, int n_threads, float *scratch) {
+void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const qb_lowbit_f32_args *a, int n_threads,
+                        float *scratch) {
     const qb_lowbit_weights *W = a->W;
     if (a->M <= 0 || W->N <= 0) return;
     int blocks = (W->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
     size_t slice = qb_lowbit_f32_scratch_floats(W->K);
     if (n_threads <= 1) {
-        for (int b = 0; b < blocks; b++) qb_lowbit_f32_block(kf, a, b * QB_LOWBIT_N_BLOCK, scratch);
+        for (int b = 0; b < blocks; b++) qb_lowbit_f32_block(k, kf, a, b * QB_LOWBIT_N_BLOCK, scratch);
         return;
     }
 #pragma omp parallel num_threads(n_threads)
     {
         float *mine = scratch + slice * (size_t)omp_get_thread_num();
 #pragma omp for schedule(dynamic, 1)
-        for (int b = 0; b < blocks; b++) qb_lowbit_f32_block(kf, a, b * QB_LOWBIT_N_BLOCK, mine);
+        for (int b = 0; b < blocks; b++) qb_lowbit_f32_block(k, kf, a, b * QB_LOWBIT_N_BLOCK, mine);
     }
 }

@@ -347,10 +347,53 @@ void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *sc
     }
 }
 
+static void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int count, float *out);
+
 void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k) {
     k->isa = QB_ISA_AVX512;
     k->amx = false;
     k->gemm_a8 = qb_lowbit_gemm_a8_vnni;
+    k->dequantize = qb_lowbit_dequantize_avx512;
+}
+
+/* 16 INT4 codes from 8 bytes, in k order (low nibble first), as int32. */
+static inline __m512i qb_lb_u4_codes16(const uint8_t *src) {
+    __m128i b = _mm_loadl_epi64((const __m128i *)src), m = _mm_set1_epi8(15);
+    __m128i lo = _mm_and_si128(b, m), hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+    return _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));
+}
+
+/* INT4 rows 16 codes at a time: scale * (code - zero) in one multiply, or
+ * the codebook entry by a permute, exactly as qb_lowbit_dequantize rounds;
+ * other codes, odd starts and tails go to it. */
+static void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int count, float *out) {
+    if (w->code != QB_CODE_U4 || (k0 & 1)) {
+        qb_lowbit_dequantize(w, n, k0, count, out);
+        return;
+    }
+    const uint8_t *row = w->rows + (size_t)n * w->row_bytes;
+    __m512 book = w->codebook ? _mm512_loadu_ps(w->codebook + (size_t)n * 16) : _mm512_setzero_ps();
+    int done = 0;
+    while (count - done >= 16) {
+        int k = k0 + done, g = k / w->group, run = w->codebook ? count - done : (g + 1) * w->group - k;
+        run = run < count - done ? run : count - done;
+        if (run < 16) { /* the end of a group: its last codes one by one */
+            qb_lowbit_dequantize(w, n, k, run, out + done);
+            done += run;
+            continue;
+        }
+        run &= ~15;
+        __m512 s = _mm512_set1_ps(w->codebook ? 0.0f : w->scale[(size_t)n * w->G + g]);
+        __m512i z = _mm512_set1_epi32(w->codebook ? 0 : qb_lowbit_zero_point(w, n, g));
+        for (int i = 0; i < run; i += 16) {
+            __m512i c = qb_lb_u4_codes16(row + (k + i) / 2);
+            __m512 v = w->codebook ? _mm512_permutexvar_ps(c, book)
+                                   : _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(c, z)));
+            _mm512_storeu_ps(out + done + i, v);
+        }
+        done += run;
+    }
+    if (done < count) qb_lowbit_dequantize(w, n, k0 + done, count - done, out + done);
 }
 
 void qb_kernels_lowbit_init_avx512(qb_kernels_lowbit *k) {

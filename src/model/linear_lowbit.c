@@ -192,7 +192,7 @@ static void run_f32(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
         .M = io->rows, .x = io->x, .lda = l->in, .W = l->packed, .C = io->y, .ldc = l->out,
         .bias = l->b, .residual = io->residual, .ldr = l->out, .act = io->act,
     };
-    qb_lowbit_gemm_f32(&s->m->kern, &g, s->n_threads, s->pack);
+    qb_lowbit_gemm_f32(&s->m->kern_lowbit, &s->m->kern, &g, s->n_threads, s->pack);
 }
 
 /* Weights as the codes' tensors and their companions, from FP32. */
