@@ -240,6 +240,14 @@ static void describe(const method_spec *s, const compare_args *a, char *buf, siz
     else snprintf(buf, cap, "%s", s->command);
 }
 
+/* The signature of a finished method, with the seconds it took, so a later
+ * run with the same signature reuses its directory and time. */
+static qb_status write_signature(const char *sig, const char *sig_path, double seconds, qb_error *err) {
+    char full[8300];
+    snprintf(full, sizeof full, "%sseconds=%.3f\n", sig, seconds);
+    return qb_file_write_atomic(sig_path, full, strlen(full), err);
+}
+
 /* A short QAT run (one epoch on the first --qat-n calibration rows, which
  * must be labelled); the same rows, at most 256, score the epoch, so the
  * evaluation data plays no part. */
@@ -258,9 +266,7 @@ static qb_status qat_cached(const compare_args *a, const char *dir, const char *
     qb_status st = qb_train(a->dir, &t, dir, &rep, err);
     if (st) return st;
     *seconds = rep.seconds;
-    char full[8300];
-    snprintf(full, sizeof full, "%sseconds=%.3f\n", sig, rep.seconds);
-    return qb_file_write_atomic(sig_path, full, strlen(full), err);
+    return write_signature(sig, sig_path, rep.seconds, err);
 }
 
 /* Quantizes once; a later run with the same signature reuses the directory. */
@@ -308,9 +314,7 @@ static qb_status quantize_cached(const compare_args *a, const qb_model *m, const
     if (st) return st;
     if (rep.warning[0]) fprintf(stderr, "qbert compare: warning: %s\n", rep.warning);
     *seconds = rep.seconds;
-    char full[8300];
-    snprintf(full, sizeof full, "%sseconds=%.3f\n", sig, rep.seconds);
-    return qb_file_write_atomic(sig_path, full, strlen(full), err);
+    return write_signature(sig, sig_path, rep.seconds, err);
 }
 
 /* The mixed method's map, tuned by `qbert sensitivity` on calibration

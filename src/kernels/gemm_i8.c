@@ -110,25 +110,19 @@ void qb_i8_quantize_s8(const qb_kernels_i8 *k, const float *x, int rows, int col
             for (int j = 0; j < cols; j++) out[(size_t)j * rows + i] = (int8_t)(tmp[(size_t)i * cols + j] ^ 0x80);
 }
 
-/* Thread t's share [begin, end) of `units` items split as evenly as possible. */
-static void qb_i8_split(int units, int t, int team, int *begin, int *end) {
-    *begin = (int)((long)units * t / team);
-    *end = (int)((long)units * (t + 1) / team);
-}
-
 /* Part t of `team` parts: columns in whole weight blocks while there are
  * enough of them; a problem narrower than that also splits its rows. */
 static void qb_gemm_i8_slice(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, int t, int team) {
     int blocks = (a->N + QB_I8_N_BLOCK - 1) / QB_I8_N_BLOCK;
     if (blocks >= team || a->M < team) {
         int b0, b1;
-        qb_i8_split(blocks, t, team, &b0, &b1);
+        qb_gemm_part_range(blocks, t, team, &b0, &b1);
         int n1 = b1 * QB_I8_N_BLOCK < a->N ? b1 * QB_I8_N_BLOCK : a->N;
         if (b1 > b0) k->gemm(a, b0 * QB_I8_N_BLOCK, n1);
         return;
     }
     int m0, m1;
-    qb_i8_split(a->M, t, team, &m0, &m1);
+    qb_gemm_part_range(a->M, t, team, &m0, &m1);
     if (m1 <= m0) return;
     qb_gemm_i8_args part = *a;
     part.M = m1 - m0;

@@ -83,6 +83,13 @@ size_t qb_gemm_f32_pack_floats(void);
  * waited on the slower one. */
 int qb_gemm_parts(int units, int team);
 
+/* Part t's share [*begin, *end) of `units` items cut into `team` parts as
+ * evenly as possible. */
+static inline void qb_gemm_part_range(int units, int t, int team, int *begin, int *end) {
+    *begin = (int)((long)units * t / team);
+    *end = (int)((long)units * (t + 1) / team);
+}
+
 /* Multithreaded GEMM: splits the problem over n_threads (OpenMP), each with
  * its own slice of scratch (n_threads * qb_gemm_f32_pack_floats() floats).
  * With n_threads == 1 it opens no parallel region, so it may be called from

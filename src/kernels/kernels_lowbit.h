@@ -50,6 +50,20 @@ void qb_code_pack_row(qb_code c, const uint8_t *codes, int K, uint8_t *row);
  * after ceil(K / 4) bytes, hence K). */
 void qb_code_unpack_row(qb_code c, const uint8_t *row, int K, int k0, int n, uint8_t *codes);
 
+/* Where one thread's gemm_a8 scratch puts its pieces (byte offsets, each
+ * 64-byte aligned). */
+typedef struct {
+    int chunk_groups;  /* groups per chunk (1 when a group spans chunks) */
+    int chunk_steps;   /* most steps of 4 k one chunk decodes to */
+    int span_steps;    /* most steps one span (consecutive chunks) decodes to, >= chunk_steps */
+    size_t decoded;    /* [span_steps][64][4] s8 */
+    size_t stage;      /* [16][QB_LOWBIT_KC + 64] s8: codes of 16 columns before the transpose */
+    size_t scales;     /* [2][chunk_groups][64] f32: two chunks' scales (AMX folds one chunk late) */
+    size_t ipart;      /* [QB_LOWBIT_MC][64] s32: a group's sums between pieces */
+    size_t fpart;      /* [QB_LOWBIT_MC][64] f32: the float sums over groups */
+    size_t apart;      /* [2][QB_LOWBIT_AMX_ROWS][64] s32: AMX sums waiting for their fold */
+    size_t bytes;
+} qb_lowbit_scratch_layout;
 /* Low-bit weights [N, K] (PyTorch's [out, in]).  The arrays may point into
  * a mapped file; the struct owns only zsum. */
 typedef struct {
@@ -65,9 +79,11 @@ typedef struct {
                               * (8, 4, 2, 1) for every group */
     const float *codebook;   /* [N][levels], or NULL for a grid */
     float *zsum;             /* [N], W.A8 only: qb_lowbit_weights_prepare */
+    qb_lowbit_scratch_layout plan; /* W.A8 only: the kernels' scratch, planned once */
 } qb_lowbit_weights;
 
-/* Fills w->zsum (allocating it) for W.A8; false on allocation failure. */
+/* Fills w->zsum (allocating it) and w->plan for W.A8; false on allocation
+ * failure. */
 bool qb_lowbit_weights_prepare(qb_lowbit_weights *w);
 void qb_lowbit_weights_free(qb_lowbit_weights *w);
 
@@ -151,20 +167,6 @@ void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const 
 #define QB_LOWBIT_KD 4096
 #define QB_LOWBIT_AMX_ROWS 32 /* rows of the AMX path's output block */
 
-/* Where one thread's gemm_a8 scratch puts its pieces (byte offsets, each
- * 64-byte aligned). */
-typedef struct {
-    int chunk_groups;  /* groups per chunk (1 when a group spans chunks) */
-    int chunk_steps;   /* most steps of 4 k one chunk decodes to */
-    int span_steps;    /* most steps one span (consecutive chunks) decodes to, >= chunk_steps */
-    size_t decoded;    /* [span_steps][64][4] s8 */
-    size_t stage;      /* [16][QB_LOWBIT_KC + 64] s8: codes of 16 columns before the transpose */
-    size_t scales;     /* [2][chunk_groups][64] f32: two chunks' scales (AMX folds one chunk late) */
-    size_t ipart;      /* [QB_LOWBIT_MC][64] s32: a group's sums between pieces */
-    size_t fpart;      /* [QB_LOWBIT_MC][64] f32: the float sums over groups */
-    size_t apart;      /* [2][QB_LOWBIT_AMX_ROWS][64] s32: AMX sums waiting for their fold */
-    size_t bytes;
-} qb_lowbit_scratch_layout;
 qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group);
 
 /* One group's share of a chunk: k0, len codes of group g, decoded from

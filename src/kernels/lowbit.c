@@ -132,6 +132,7 @@ bool qb_lowbit_weights_prepare(qb_lowbit_weights *w) {
     free(w->zsum);
     w->zsum = NULL;
     if (w->codebook) return true; /* W.A8 takes integer grids only */
+    w->plan = qb_lowbit_scratch_plan(w->K, w->group);
     w->zsum = malloc(sizeof(float) * (size_t)(w->N > 0 ? w->N : 1));
     if (!w->zsum) return false;
     uint8_t codes[QB_LOWBIT_UNPACK_RUN];
@@ -222,12 +223,6 @@ bool qb_kernels_lowbit_select(qb_isa isa, qb_kernels_lowbit *k) {
     }
 }
 
-/* Thread t's share [begin, end) of `units` items split as evenly as possible. */
-static void qb_lowbit_split(int units, int t, int team, int *begin, int *end) {
-    *begin = (int)((long)units * t / team);
-    *end = (int)((long)units * (t + 1) / team);
-}
-
 /* Part t of `team`, as qb_gemm_i8 cuts: whole 64-column blocks while there
  * are enough of them, rows otherwise. */
 static void qb_lowbit_a8_slice(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, int t, int team,
@@ -235,13 +230,13 @@ static void qb_lowbit_a8_slice(const qb_kernels_lowbit *k, const qb_lowbit_a8_ar
     int N = a->W->N, blocks = (N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
     if (blocks >= team || a->M < team) {
         int b0, b1;
-        qb_lowbit_split(blocks, t, team, &b0, &b1);
+        qb_gemm_part_range(blocks, t, team, &b0, &b1);
         int n1 = b1 * QB_LOWBIT_N_BLOCK < N ? b1 * QB_LOWBIT_N_BLOCK : N;
         if (b1 > b0) k->gemm_a8(a, b0 * QB_LOWBIT_N_BLOCK, n1, scratch);
         return;
     }
     int m0, m1;
-    qb_lowbit_split(a->M, t, team, &m0, &m1);
+    qb_gemm_part_range(a->M, t, team, &m0, &m1);
     if (m1 <= m0) return;
     qb_lowbit_a8_args part = *a;
     part.M = m1 - m0;
@@ -260,7 +255,7 @@ void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, i
         k->gemm_a8(a, 0, W->N, scratch);
         return;
     }
-    size_t slice = qb_lowbit_scratch_bytes(W->K, W->group);
+    size_t slice = W->plan.bytes;
     int blocks = (W->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
 #pragma omp parallel num_threads(n_threads)
     {

@@ -138,7 +138,7 @@ static bool qb_lb_amx_fits(const qb_lowbit_a8_args *g, const qb_lowbit_scratch_l
 }
 
 QB_LB_AMX_TARGET void qb_lowbit_gemm_a8_amx(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch) {
-    qb_lowbit_scratch_layout L = qb_lowbit_scratch_plan(g->W->K, g->W->group);
+    qb_lowbit_scratch_layout L = g->W->plan;
     if (!qb_lb_amx_fits(g, &L)) {
         qb_lowbit_gemm_a8_vnni(g, n0, n1, scratch);
         return;

@@ -200,7 +200,7 @@ static void qb_lb_block(const qb_lowbit_a8_args *g, int m0, int rows, int n, con
 }
 
 static void qb_lowbit_gemm_a8_avx2(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch) {
-    qb_lowbit_scratch_layout L = qb_lowbit_scratch_plan(g->W->K, g->W->group);
+    qb_lowbit_scratch_layout L = g->W->plan;
     for (int m0 = 0; m0 < g->M; m0 += QB_LOWBIT_MC)
         for (int n = n0; n < n1; n += QB_LOWBIT_N_BLOCK)
             qb_lb_block(g, m0, g->M - m0 < QB_LOWBIT_MC ? g->M - m0 : QB_LOWBIT_MC, n, &L, scratch);

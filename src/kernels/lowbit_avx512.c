@@ -217,7 +217,7 @@ static void qb_lb_decode_chunk_u4(const qb_lowbit_weights *W, int n, int cols, i
 
 void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *scratch, int n, int n1) {
     const qb_lowbit_weights *W = g->W;
-    *b = (qb_lowbit_block){.g = g, .L = qb_lowbit_scratch_plan(W->K, W->group), .scratch = scratch, .n = n};
+    *b = (qb_lowbit_block){.g = g, .L = W->plan, .scratch = scratch, .n = n};
     b->cols = W->N - n < QB_LOWBIT_N_BLOCK ? W->N - n : QB_LOWBIT_N_BLOCK;
     /* The next block's codes come from memory (a model's weights, once per
      * forward): fetched into L2 a few lines per tile while this one runs. */

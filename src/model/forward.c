@@ -42,7 +42,7 @@ static void embed(qb_session *s) {
         const float *p = m->pos_emb + (size_t)s->tok_pos[r] * E;
         const float *t = m->type_emb ? m->type_emb + (size_t)s->tok_types[r] * E : NULL;
         if (m->word_emb_lowbit) {
-            qb_lowbit_dequantize(m->word_emb_lowbit, s->tok_ids[r], 0, E, e);
+            m->kern_lowbit.dequantize(m->word_emb_lowbit, s->tok_ids[r], 0, E, e);
             for (int i = 0; i < E; i++) e[i] += (t ? t[i] : 0.0f) + p[i];
         } else if (m->word_emb_q) {
             const int8_t *q = m->word_emb_q + (size_t)s->tok_ids[r] * E;

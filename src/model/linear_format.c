@@ -1,4 +1,5 @@
 /* The table of linear formats and its two lookups. */
+#include <stdio.h>
 #include <string.h>
 
 #include "model/linear_format.h"
@@ -26,4 +27,22 @@ const qb_linear_format *qb_linear_format_named(const char *name) {
     for (int i = 0; i < qb_linear_format_count(); i++)
         if (!strcmp(qb_linear_format_at(i)->name, name)) return qb_linear_format_at(i);
     return NULL;
+}
+
+const qb_linear_format *qb_linear_format_parse(const char *s, char *inputs) {
+    static const struct {
+        const char *suffix;
+        char kind;
+    } kinds[] = {{"-dynamic", 'd'}, {"-static", 's'}};
+    size_t n = strlen(s);
+    *inputs = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds && !*inputs; i++) {
+        size_t k = strlen(kinds[i].suffix);
+        if (n > k && !strcmp(s + n - k, kinds[i].suffix)) n -= k, *inputs = kinds[i].kind;
+    }
+    char name[48];
+    if (n >= sizeof name) return NULL;
+    snprintf(name, sizeof name, "%.*s", (int)n, s);
+    const qb_linear_format *f = qb_linear_format_named(name);
+    return f && (!*inputs || f->integer_inputs) ? f : NULL;
 }

@@ -60,6 +60,10 @@ typedef struct qb_linear_format {
 const qb_linear_format *qb_linear_format_of(qb_dtype stored);
 /* The row of that name ("fp32", "int8", "int4", "kmeans2"...), or NULL. */
 const qb_linear_format *qb_linear_format_named(const char *name);
+/* A format as "modules" and precision maps write it: a row's name, with
+ * "-dynamic" or "-static" after a row on integer inputs to choose them
+ * ('d' or 's' in *inputs, else 0); NULL if it names no row. */
+const qb_linear_format *qb_linear_format_parse(const char *s, char *inputs);
 /* Row i of the table (0 <= i < qb_linear_format_count()). */
 int qb_linear_format_count(void);
 const qb_linear_format *qb_linear_format_at(int i);

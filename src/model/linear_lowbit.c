@@ -195,31 +195,40 @@ static void run_f32(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
     qb_lowbit_gemm_f32(&s->m->kern_lowbit, &s->m->kern, &g, s->n_threads, s->pack);
 }
 
+/* t [N, K] quantized as sp says and packed as code: pushes the codes
+ * [N, row bytes], the scales (or centroids) as a table of `companion_dims`
+ * dimensions ([N] or [N, groups]) and the zero points when sp has them;
+ * *e gets the squared errors. */
+static bool push_codes(qb_st_list *out, const qb_st_tensor *t, int N, int K, qb_code code, const qb_lowbit_spec *sp,
+                       int companion_dims, qb_lowbit_error *e) {
+    bool km = sp->kind == QB_LOWBIT_KMEANS;
+    int G = qb_lowbit_groups(sp, K), per_row = km ? qb_lowbit_levels(sp) : G;
+    size_t rb = qb_code_row_bytes(code, K);
+    float *w = qb_st_list_f32(out, t);
+    uint8_t *codes = malloc((size_t)N * K), *packed = qb_st_list_alloc(out, (size_t)N * rb);
+    uint8_t *zero = qb_st_list_alloc(out, (size_t)N * G);
+    uint16_t *scale = qb_st_list_alloc(out, (size_t)N * per_row * 2);
+    bool ok = w && codes && packed && zero && scale &&
+              qb_lowbit_quantize(w, N, K, sp, codes, km ? NULL : scale, zero, km ? scale : NULL, e);
+    for (int n = 0; ok && n < N; n++) qb_code_pack_row(code, codes + (size_t)n * K, K, packed + (size_t)n * rb);
+    free(codes);
+    char name[256];
+    int64_t shape[2] = {N, (int64_t)rb}, table[2] = {N, per_row};
+    ok = ok && qb_st_list_push(out, t->name, QB_U8, 2, shape, packed);
+    snprintf(name, sizeof name, "%s%s", t->name, km ? "_codebook" : "_scale");
+    ok = ok && qb_st_list_push(out, name, QB_F16, companion_dims, table, scale);
+    snprintf(name, sizeof name, "%s_zero_point", t->name);
+    return ok && (!sp->zero_point || qb_st_list_push(out, name, QB_U8, companion_dims, table, zero));
+}
+
 /* Weights as the codes' tensors and their companions, from FP32. */
 static bool quantize_lowbit(const qb_linear_format *self, qb_st_list *out, const qb_linear *l,
                             const qb_st_tensor *t, const qb_linear_recipe *r) {
     const lowbit_row *row = lowbit_of(self);
     qb_lowbit_spec sp = spec_of(row, r->group, r->zero_point && row->kind == QB_LOWBIT_GRID);
-    int N = l->out, K = l->in, G = qb_lowbit_groups(&sp, K), L = qb_lowbit_levels(&sp);
-    size_t rb = qb_code_row_bytes(row->code, K);
-    bool km = row->kind == QB_LOWBIT_KMEANS;
-    float *w = qb_st_list_f32(out, t);
-    uint8_t *codes = malloc((size_t)N * K), *packed = qb_st_list_alloc(out, (size_t)N * rb);
-    uint8_t *zero = qb_st_list_alloc(out, (size_t)N * G);
-    uint16_t *scale = qb_st_list_alloc(out, (size_t)N * (km ? L : G) * 2);
     qb_lowbit_error e;
-    bool ok = w && codes && packed && zero && scale &&
-              qb_lowbit_quantize(w, N, K, &sp, codes, km ? NULL : scale, zero, km ? scale : NULL, &e);
-    for (int n = 0; ok && n < N; n++) qb_code_pack_row(row->code, codes + (size_t)n * K, K, packed + (size_t)n * rb);
-    free(codes);
+    bool ok = push_codes(out, t, l->out, l->in, row->code, &sp, 2, &e);
     if (ok && r->error) r->error->err += e.err, r->error->signal += e.signal, r->error->grid_err += e.grid_err;
-    char name[256];
-    int64_t shape[2] = {N, (int64_t)rb}, groups[2] = {N, km ? L : G};
-    ok = ok && qb_st_list_push(out, t->name, QB_U8, 2, shape, packed);
-    snprintf(name, sizeof name, "%s%s", t->name, km ? "_codebook" : "_scale");
-    ok = ok && qb_st_list_push(out, name, QB_F16, 2, groups, scale);
-    snprintf(name, sizeof name, "%s_zero_point", t->name);
-    if (ok && sp.zero_point) ok = qb_st_list_push(out, name, QB_U8, 2, groups, zero);
     return ok && (!r->static_input || qb_linear_push_input_grid(out, l, r));
 }
 
@@ -250,24 +259,10 @@ qb_lowbit_weights *qb_lowbit_bind_table(qb_binder *b, const qb_st_tensor *t, int
 }
 
 bool qb_lowbit_push_table(qb_st_list *out, const qb_st_tensor *t, int bits) {
-    int N = (int)t->shape[0], K = (int)t->shape[1];
-    qb_code code = table_code(bits);
+    int K = (int)t->shape[1];
     qb_lowbit_spec sp = {QB_LOWBIT_GRID, bits, K, false};
-    size_t rb = qb_code_row_bytes(code, K);
-    float *w = qb_st_list_f32(out, t);
-    uint8_t *codes = malloc((size_t)N * K), *packed = qb_st_list_alloc(out, (size_t)N * rb);
-    uint16_t *scale = qb_st_list_alloc(out, (size_t)N * 2);
-    uint8_t *zeros = malloc((size_t)N);
     qb_lowbit_error e;
-    bool ok = w && codes && packed && scale && zeros && qb_lowbit_quantize(w, N, K, &sp, codes, scale, zeros, NULL, &e);
-    for (int n = 0; ok && n < N; n++) qb_code_pack_row(code, codes + (size_t)n * K, K, packed + (size_t)n * rb);
-    free(codes);
-    free(zeros);
-    char name[256];
-    int64_t shape[2] = {N, (int64_t)rb}, one[1] = {N};
-    snprintf(name, sizeof name, "%s_scale", t->name);
-    return ok && qb_st_list_push(out, t->name, QB_U8, 2, shape, packed) &&
-           qb_st_list_push(out, name, QB_F16, 1, one, scale);
+    return push_codes(out, t, (int)t->shape[0], K, table_code(bits), &sp, 1, &e);
 }
 
 #define LOWBIT_ROW(id, nm, bits_on_disk, ints, scratch, runner, cd, kd, b)                                         \

@@ -35,12 +35,8 @@ static const float *bind(qb_binder *b, const char *name, int ndim, int64_t d0, i
 static const qb_linear_format *format_for(qb_binder *b, const qb_linear *l, const qb_st_tensor *t) {
     const char *named = qb_quant_config_module(&b->m->cfg.quant, l->name);
     if (t->dtype != QB_U8) return qb_linear_format_of(t->dtype);
-    char base[32] = "";
-    size_t n = named ? strlen(named) : 0;
-    if (n > 8 && !strcmp(named + n - 8, "-dynamic")) n -= 8;
-    else if (n > 7 && !strcmp(named + n - 7, "-static")) n -= 7;
-    if (named) snprintf(base, sizeof base, "%.*s", (int)n, named);
-    const qb_linear_format *f = qb_linear_format_named(base);
+    char inputs;
+    const qb_linear_format *f = named ? qb_linear_format_parse(named, &inputs) : NULL;
     if (f && f->dtype == QB_U8) return f;
     qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' is packed (U8) but quantization_config.modules %s%s%s", b->file,
             t->name, named ? "gives the unknown format '" : "does not name its format", named ? named : "",

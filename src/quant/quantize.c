@@ -55,14 +55,11 @@ static plan_entry method_format(const qb_quant_params *p, bool packed) {
 }
 
 static bool parse_plan(const qb_quant_params *p, const char *s, plan_entry *out) {
-    char name[32];
-    size_t n = strlen(s);
-    bool dyn = n > 8 && !strcmp(s + n - 8, "-dynamic"), stat = n > 7 && !strcmp(s + n - 7, "-static");
-    snprintf(name, sizeof name, "%.*s", (int)(n - (dyn ? 8 : stat ? 7 : 0)), s);
-    const qb_linear_format *f = qb_linear_format_named(name);
-    if (!f || ((dyn || stat) && !f->integer_inputs)) return false;
+    char inputs;
+    const qb_linear_format *f = qb_linear_format_parse(s, &inputs);
+    if (!f) return false;
     bool method_static = p->method == QB_QUANT_STATIC;
-    *out = (plan_entry){f, stat || (f->integer_inputs && !dyn && method_static)};
+    *out = (plan_entry){f, inputs == 's' || (f->integer_inputs && inputs != 'd' && method_static)};
     return true;
 }
 
@@ -295,9 +292,11 @@ static void write_weights(FILE *f, const quant_job *q) {
                 p->reduce_range ? "true" : "false");
     else fprintf(f, "    \"weights\": {\"format\": \"%s\"", method_format(p, true).fmt->name);
     if (p->kmeans) fputs(", \"codebook\": \"kmeans\"", f);
-    if (plan_has_lowbit(q) && p->group_size < 0) fputs(", \"group_size\": \"channel\"", f);
-    else if (plan_has_lowbit(q)) fprintf(f, ", \"group_size\": %d", p->group_size ? p->group_size : 128);
-    if (plan_has_lowbit(q)) fprintf(f, ", \"zero_points\": %s", p->weight_zero_point ? "true" : "false");
+    if (plan_has_lowbit(q)) {
+        if (p->group_size < 0) fputs(", \"group_size\": \"channel\"", f);
+        else fprintf(f, ", \"group_size\": %d", p->group_size ? p->group_size : 128);
+        fprintf(f, ", \"zero_points\": %s", p->weight_zero_point ? "true" : "false");
+    }
     fputs("},\n", f);
 }
 
