@@ -79,6 +79,82 @@ qb_status qb_file_read_all(const char *path, char **out, size_t *size, qb_error 
     return QB_OK;
 }
 
+/* "16 MiB", "200 bytes": sizes in errors as a person writes them. */
+static void fs_size_text(char *buf, size_t cap, size_t n) {
+    if (n >= (1u << 20) && n % (1u << 20) == 0) snprintf(buf, cap, "%zu MiB", n >> 20);
+    else snprintf(buf, cap, "%zu bytes", n);
+}
+
+qb_status qb_file_read_max(const char *path, size_t max, size_t max_line, const char *kind, char **out,
+                           size_t *size, qb_error *err) {
+    *out = NULL;
+    char lim[32];
+    FILE *f = fopen(path, "rb");
+    if (!f) return qb_fail(err, QB_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    bool known = fstat(fileno(f), &st) == 0;
+    if (known && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return qb_fail(err, QB_ERR_IO, "%s: is a directory", path);
+    }
+    if (known && S_ISREG(st.st_mode) && (uint64_t)st.st_size > (uint64_t)max) {
+        fclose(f); /* refused before reading a byte */
+        fs_size_text(lim, sizeof lim, max);
+        return qb_fail(err, QB_ERR_FORMAT, "%s: larger than %s, the limit for %s", path, lim, kind);
+    }
+    size_t cap = 4096, n = 0, line = 0, line_no = 1;
+    char *buf = malloc(cap);
+    qb_status rc = buf ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    while (rc == QB_OK) {
+        if (n + 1 == cap) {
+            size_t ncap = cap > max / 2 ? max + 2 : cap * 2; /* room to see one byte past max */
+            char *nb = ncap > cap ? realloc(buf, ncap) : NULL;
+            if (!nb) {
+                rc = qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+                break;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        for (const char *p = buf + n, *e = buf + n + got; max_line;) { /* the line being read */
+            const char *nl = memchr(p, '\n', (size_t)(e - p));
+            if (!nl) {
+                line += (size_t)(e - p);
+                break;
+            }
+            if (line + (size_t)(nl - p) > max_line) {
+                line += (size_t)(nl - p);
+                break;
+            }
+            line = 0;
+            line_no++;
+            p = nl + 1;
+        }
+        n += got;
+        if (n > max) {
+            fs_size_text(lim, sizeof lim, max);
+            rc = qb_fail(err, QB_ERR_FORMAT, "%s: larger than %s, the limit for %s", path, lim, kind);
+        } else if (max_line && line > max_line) {
+            fs_size_text(lim, sizeof lim, max_line);
+            rc = qb_fail(err, QB_ERR_FORMAT, "%s:%zu: line longer than %s, the limit for one line of %s", path,
+                         line_no, lim, kind);
+        } else if (got == 0) {
+            if (ferror(f)) rc = qb_fail(err, QB_ERR_IO, "%s: read error", path);
+            break;
+        }
+    }
+    fclose(f);
+    if (rc != QB_OK) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (size) *size = n;
+    return QB_OK;
+}
+
 bool qb_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);

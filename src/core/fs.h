@@ -25,6 +25,15 @@ void qb_file_map_release(const qb_file_map *m, const void *p, size_t n);
 /* Reads a whole file and NUL-terminates it (the NUL is not counted in *size). */
 qb_status qb_file_read_all(const char *path, char **out, size_t *size, qb_error *err);
 
+/* qb_file_read_all with bounds, for files from strangers: refuses a file of
+ * more than max bytes, and (max_line > 0) one with a line of more than
+ * max_line bytes, as soon as it reads that far, so a device or a file that
+ * never ends costs at most max bytes.  kind names the file's kind in the
+ * one-line error ("a JSON file": "x.json: larger than 16 MiB, the limit for
+ * a JSON file"). */
+qb_status qb_file_read_max(const char *path, size_t max, size_t max_line, const char *kind, char **out,
+                           size_t *size, qb_error *err);
+
 bool qb_file_exists(const char *path);
 /* dir + "/" + name into buf; false if it does not fit. */
 bool qb_path_join(char *buf, size_t cap, const char *dir, const char *name);

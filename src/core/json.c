@@ -211,10 +211,14 @@ void qb_json_free(qb_json *j) {
 }
 
 qb_status qb_json_load_object(qb_json *j, const char *path, qb_error *err) {
+    return qb_json_load_object_max(j, path, QB_JSON_FILE_MAX, err);
+}
+
+qb_status qb_json_load_object_max(qb_json *j, const char *path, size_t max, qb_error *err) {
     memset(j, 0, sizeof *j);
     char *text;
     size_t len;
-    qb_status st = qb_file_read_all(path, &text, &len, err);
+    qb_status st = qb_file_read_max(path, max, 0, "a JSON file", &text, &len, err);
     if (st) return st;
     if ((st = qb_json_parse(j, text, len, path, err))) {
         free(text);

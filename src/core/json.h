@@ -35,8 +35,15 @@ typedef struct {
 qb_status qb_json_parse(qb_json *j, const char *src, size_t len, const char *what, qb_error *err);
 void qb_json_free(qb_json *j);
 /* Reads path and parses it; the document must be a JSON object.  The text
- * belongs to j and goes with qb_json_free(). */
+ * belongs to j and goes with qb_json_free().  A file over QB_JSON_FILE_MAX
+ * (or a device that never ends) is refused with a one-line error: the
+ * largest JSON qbert reads, calibration statistics of a large model, are a
+ * few tens of MB, and the parse needs ~24 bytes a token on top of the text
+ * (at most ~0.8 GB at the cap). */
+#define QB_JSON_FILE_MAX ((size_t)64 << 20)
 qb_status qb_json_load_object(qb_json *j, const char *path, qb_error *err);
+/* The same with its own cap in bytes. */
+qb_status qb_json_load_object_max(qb_json *j, const char *path, size_t max, qb_error *err);
 
 /* Object member lookup; returns the value's token index or -1. */
 int qb_json_get(const qb_json *j, int obj, const char *key);

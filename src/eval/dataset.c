@@ -132,6 +132,15 @@ static qb_tsv_columns default_columns(const char *s, size_t size) {
 
 /* ---- load / free ------------------------------------------------------ */
 
+/* A dataset is read whole, so a file that never ends (a device, a FIFO fed
+ * forever) is stopped at QB_DATA_FILE_MAX, beyond the public
+ * classification and NER sets (tens to a few hundred MB); with at most
+ * 2^30 lines the int line counts cannot overflow.  One line
+ * (a row, a JSONL object, a CoNLL word) may take up to 64 MiB: a whole book
+ * as one example is 1-2 MB. */
+#define QB_DATA_FILE_MAX ((size_t)1 << 30)
+#define QB_DATA_LINE_MAX ((size_t)64 << 20)
+
 static int count_lines(const char *s, size_t size) {
     int n = 1;
     for (const char *p = s; (p = memchr(p, '\n', size - (size_t)(p - s))) != NULL; p++) n++;
@@ -162,7 +171,8 @@ qb_status qb_dataset_load(const char *path, qb_data_format fmt, const qb_tsv_col
         return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
     }
     size_t size;
-    qb_status st = qb_file_read_all(path, &store->buf, &size, err);
+    qb_status st =
+        qb_file_read_max(path, QB_DATA_FILE_MAX, QB_DATA_LINE_MAX, "a dataset", &store->buf, &size, err);
     if (st) {
         qb_dataset_free(ds);
         return st;

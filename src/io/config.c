@@ -281,10 +281,15 @@ static qb_status parse_quant(const qb_json *j, qb_config *c, const char *path, q
     return st ? st : parse_embeddings(j, q, qc, path, err);
 }
 
+/* Real config.json files are a few kB (a model with thousands of labels:
+ * a few hundred kB); 16 MiB leaves room for any of them and still refuses
+ * a file or device that never ends before it costs memory. */
+#define QB_CONFIG_FILE_MAX ((size_t)16 << 20)
+
 qb_status qb_config_load(const char *path, qb_config *c, qb_error *err) {
     memset(c, 0, sizeof *c);
     qb_json j;
-    qb_status st = qb_json_load_object(&j, path, err);
+    qb_status st = qb_json_load_object_max(&j, path, QB_CONFIG_FILE_MAX, err);
     if (!st) st = parse_arch(&j, c, path, err);
     if (!st) st = parse_shapes(&j, c, path, err);
     if (!st) st = parse_labels(&j, c, path, err);

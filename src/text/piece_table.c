@@ -67,41 +67,75 @@ static bool ptab_grow(qb_ptab *t) {
     return true;
 }
 
-/* Records key (bytes at pool offset off) with id; keeps a real id over a
- * prefix-only mark. */
-static bool ptab_put(qb_ptab *t, uint32_t off, size_t len, int32_t id) {
+/* Records the key of len bytes at pool offset off, whose hash is h, with id;
+ * keeps a real id over a prefix-only mark.  *same (in/out) is the offset of
+ * an entry known to hold the key's first len - 1 bytes (UINT32_MAX: none):
+ * an entry found there needs only its last byte compared, so adding a key
+ * whose prefixes another key already put in costs O(1) per prefix instead
+ * of O(prefix length). */
+static bool ptab_put(qb_ptab *t, uint32_t off, size_t len, uint32_t h, int32_t id, uint32_t *same) {
     /* load factor up to 3/4: the smaller table stays in cache, which
      * matters more here than the longer linear probes */
     if ((size_t)(t->used + 1) * 4 > ((size_t)t->mask + 1) * 3 && !ptab_grow(t)) return false;
     const char *key = t->pool + off;
-    uint32_t h = ptab_hash(key, len);
-    qb_ptab_entry *e = ptab_slot(t, key, len, h);
+    uint32_t i = h & t->mask;
+    qb_ptab_entry *e;
+    for (;; i = (i + 1) & t->mask) {
+        e = &t->slots[i];
+        if (e->len == UINT32_MAX) break;
+        if (e->hash != h || e->len != len) continue;
+        bool eq = (*same != UINT32_MAX && e->off == *same)
+                      ? t->pool[e->off + len - 1] == key[len - 1]
+                      : ptab_key_equal(t->pool + e->off, key, len);
+        if (eq) break;
+    }
     if (e->len == UINT32_MAX) {
         *e = (qb_ptab_entry){.off = off, .len = (uint32_t)len, .hash = h, .id = id};
         t->used++;
     } else if (id != QB_PTAB_PREFIX_ONLY) {
         e->id = id;
     }
+    *same = e->off;
     return true;
 }
 
-int64_t qb_ptab_add(qb_ptab *t, const char *key, size_t len, int32_t id, bool with_prefixes) {
+int64_t qb_ptab_add(qb_ptab *t, const char *key, size_t len, int32_t id, size_t max_prefix) {
     if (len >= UINT32_MAX || !qb_tok_reserve((void **)&t->pool, &t->pool_cap, t->pool_n + len + 1, 1))
         return -1;
     uint32_t off = (uint32_t)t->pool_n;
     memcpy(t->pool + off, key, len);
     t->pool[off + len] = 0;
     t->pool_n += len + 1;
-    if (with_prefixes)
-        for (size_t k = 1; k < len; k++)
-            if (!ptab_put(t, off, k, QB_PTAB_PREFIX_ONLY)) return -1;
-    if (!ptab_put(t, off, len, id)) return -1;
+    /* one running hash for all the prefixes: linear in the key's length */
+    size_t n_prefix = len - 1 < max_prefix ? len - 1 : max_prefix;
+    if (len == 0) n_prefix = 0;
+    uint32_t h = QB_PTAB_SEED, same = UINT32_MAX;
+    for (size_t k = 1; k <= n_prefix; k++) {
+        h = qb_ptab_hash_step(h, (unsigned char)key[k - 1]);
+        if (!ptab_put(t, off, k, h, QB_PTAB_PREFIX_ONLY, &same)) return -1;
+    }
+    if (n_prefix + 1 < len) same = UINT32_MAX; /* the chain stopped short of the key */
+    for (size_t k = n_prefix; k < len; k++) h = qb_ptab_hash_step(h, (unsigned char)key[k]);
+    if (!ptab_put(t, off, len, h, id, &same)) return -1;
     return off;
 }
 
 const qb_ptab_entry *qb_ptab_find(const qb_ptab *t, const char *key, size_t len, uint32_t hash) {
     const qb_ptab_entry *e = ptab_slot(t, key, len, hash);
     return e->len == UINT32_MAX ? NULL : e;
+}
+
+const qb_ptab_entry *qb_ptab_find_next(const qb_ptab *t, const char *key, size_t len, uint32_t hash,
+                                       const qb_ptab_entry *prev) {
+    size_t known = prev && prev->len <= len ? prev->len : 0; /* bytes prev has verified */
+    uint32_t same = known ? prev->off : UINT32_MAX;
+    for (uint32_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+        const qb_ptab_entry *e = &t->slots[i];
+        if (e->len == UINT32_MAX) return NULL;
+        if (e->hash != hash || e->len != len) continue;
+        size_t from = e->off == same ? known : 0;
+        if (ptab_key_equal(t->pool + e->off + from, key + from, len - from)) return e;
+    }
 }
 
 int32_t qb_ptab_get(const qb_ptab *t, const char *key, size_t len, int32_t missing) {
@@ -112,9 +146,10 @@ int32_t qb_ptab_get(const qb_ptab *t, const char *key, size_t len, int32_t missi
 size_t qb_ptab_longest_prefix(const qb_ptab *t, const char *s, size_t len, int32_t *id) {
     uint32_t h = QB_PTAB_SEED;
     size_t best = 0;
+    const qb_ptab_entry *e = NULL;
     for (size_t k = 0; k < len; k++) {
         h = qb_ptab_hash_step(h, (unsigned char)s[k]);
-        const qb_ptab_entry *e = qb_ptab_find(t, s, k + 1, h);
+        e = qb_ptab_find_next(t, s, k + 1, h, e);
         if (!e) break;
         if (e->id != QB_PTAB_PREFIX_ONLY) {
             best = k + 1;

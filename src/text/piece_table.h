@@ -33,14 +33,27 @@ static inline uint32_t qb_ptab_hash_step(uint32_t h, unsigned char c) {
 bool qb_ptab_init(qb_ptab *t, size_t expected_keys);
 void qb_ptab_free(qb_ptab *t);
 
-/* Adds key -> id (a later add of the same key wins, like a Python dict) and,
- * if with_prefixes, all its proper prefixes as prefix-only entries.  Returns
- * the key's NUL-terminated copy's offset in the pool, or -1 when out of
+/* max_prefix of qb_ptab_add: index every proper prefix. */
+#define QB_PTAB_ALL_PREFIXES SIZE_MAX
+
+/* Adds key -> id (a later add of the same key wins, like a Python dict) and
+ * its proper prefixes up to max_prefix bytes long (0: none) as prefix-only
+ * entries.  A scan that never extends a match past max_prefix bytes finds
+ * every key it could reach; a longer key is still found whole by
+ * qb_ptab_get.  Time is linear in len (one running hash).  Returns the
+ * key's NUL-terminated copy's offset in the pool, or -1 when out of
  * memory.  The pool moves while keys are added: resolve offsets afterwards. */
-int64_t qb_ptab_add(qb_ptab *t, const char *key, size_t len, int32_t id, bool with_prefixes);
+int64_t qb_ptab_add(qb_ptab *t, const char *key, size_t len, int32_t id, size_t max_prefix);
 
 /* The entry for key (whose hash the caller has computed), or NULL. */
 const qb_ptab_entry *qb_ptab_find(const qb_ptab *t, const char *key, size_t len, uint32_t hash);
+
+/* qb_ptab_find for a scan that extends a match: prev is the entry found for
+ * a shorter prefix of key (or NULL).  An entry sharing prev's pool bytes
+ * has only its new bytes compared, so walking along one long key costs
+ * O(1) a byte instead of O(length). */
+const qb_ptab_entry *qb_ptab_find_next(const qb_ptab *t, const char *key, size_t len, uint32_t hash,
+                                       const qb_ptab_entry *prev);
 
 /* id of key, or `missing`. */
 int32_t qb_ptab_get(const qb_ptab *t, const char *key, size_t len, int32_t missing);

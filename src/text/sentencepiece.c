@@ -11,6 +11,13 @@
 #include "text/sp_normalizer.h"
 #include "text/unicode.h"
 
+/* Real spiece.model files are 0.2-5 MB (ALBERT 0.76 MB, XLM-R and mT5's
+ * 250k pieces ~5 MB); 32 MiB is six times the largest.  Every matchable
+ * piece is indexed with all its prefixes, up to ~30 bytes of index a byte
+ * of model (~1 GB at the cap), so the cap is what bounds a hostile file's
+ * memory; loading is linear in the file. */
+#define SP_MODEL_FILE_MAX ((size_t)32 << 20)
+
 /* sentencepiece's unigram kUnkPenalty: an unknown character scores this far
  * below the worst piece. */
 #define SP_UNK_PENALTY 10.0f
@@ -36,7 +43,10 @@ static bool sp_is_matchable(int type) {
 
 static qb_status sp_index_pieces(qb_sentencepiece *sp, const char *path, qb_error *err) {
     const qb_spm_model *m = &sp->model;
-    if (!qb_ptab_init(&sp->matchable, (size_t)m->n_pieces * 2) || !qb_ptab_init(&sp->user, 16) ||
+    size_t longest = 0; /* a huge piece's prefixes go in without rehashing the table each doubling */
+    for (int i = 0; i < m->n_pieces; i++)
+        if (sp_is_matchable(m->pieces[i].type) && m->pieces[i].len > longest) longest = m->pieces[i].len;
+    if (!qb_ptab_init(&sp->matchable, (size_t)m->n_pieces * 2 + longest) || !qb_ptab_init(&sp->user, 16) ||
         !qb_ptab_init(&sp->by_text, (size_t)m->n_pieces))
         return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
     /* model order, then control/unknown pieces override: PieceToId looks in
@@ -49,10 +59,11 @@ static qb_status sp_index_pieces(qb_sentencepiece *sp, const char *path, qb_erro
             const qb_spm_piece *p = &m->pieces[i];
             bool reserved = !sp_is_matchable(p->type);
             if (reserved != (pass == 1)) continue;
-            ok = qb_ptab_add(&sp->by_text, p->text, p->len, i, false) >= 0;
-            if (ok && !reserved) ok = qb_ptab_add(&sp->matchable, p->text, p->len, i, true) >= 0;
+            ok = qb_ptab_add(&sp->by_text, p->text, p->len, i, 0) >= 0;
+            if (ok && !reserved)
+                ok = qb_ptab_add(&sp->matchable, p->text, p->len, i, QB_PTAB_ALL_PREFIXES) >= 0;
             if (ok && p->type == QB_SPM_USER_DEFINED)
-                ok = qb_ptab_add(&sp->user, p->text, p->len, i, true) >= 0;
+                ok = qb_ptab_add(&sp->user, p->text, p->len, i, QB_PTAB_ALL_PREFIXES) >= 0;
             if (p->type == QB_SPM_UNKNOWN) sp->unk_id = i;
             if (p->type == QB_SPM_NORMAL) {
                 if (p->score < min_score) min_score = p->score;
@@ -73,6 +84,11 @@ qb_status qb_sp_load(const char *spiece_path, const qb_tok_options *o, qb_senten
     qb_file_map f;
     qb_status st = qb_file_map_open(&f, spiece_path, err);
     if (st != QB_OK) return st;
+    if (f.size > SP_MODEL_FILE_MAX) {
+        qb_file_map_close(&f);
+        return qb_fail(err, QB_ERR_FORMAT, "%s: larger than %zu MiB, the limit for a spiece.model", spiece_path,
+                       SP_MODEL_FILE_MAX >> 20);
+    }
     qb_sentencepiece *sp = calloc(1, sizeof *sp);
     if (!sp) {
         qb_file_map_close(&f);
@@ -224,9 +240,10 @@ static bool sp_viterbi(const qb_sentencepiece *sp, const char *s, size_t n, qb_s
         if (mblen > n - start) mblen = n - start;
         bool has_single = false;
         uint32_t h = QB_PTAB_SEED;
+        const qb_ptab_entry *e = NULL;
         for (size_t end = start; end < n;) {
             h = qb_ptab_hash_step(h, (unsigned char)s[end++]);
-            const qb_ptab_entry *e = qb_ptab_find(&sp->matchable, s + start, end - start, h);
+            e = qb_ptab_find_next(&sp->matchable, s + start, end - start, h, e);
             if (!e) break;
             if (e->id == QB_PTAB_PREFIX_ONLY || sp->model.pieces[e->id].type == QB_SPM_UNUSED)
                 continue;

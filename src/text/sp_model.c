@@ -111,7 +111,7 @@ static bool spm_count(pb_reader r, size_t *n, size_t *bytes) {
     pb_field f;
     *n = *bytes = 0;
     while (pb_next(&r, &f))
-        if (f.field == MODEL_PIECES) {
+        if (f.field == MODEL_PIECES && f.wire == PB_LEN) { /* f.len is only set for PB_LEN */
             (*n)++;
             *bytes += f.len + 1;
         }

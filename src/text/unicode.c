@@ -1,5 +1,6 @@
 #include "text/unicode.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
 
@@ -214,19 +215,66 @@ static uint32_t uni_form_stable_below(qb_uni_form form) {
     return 0;
 }
 
-/* Canonical ordering: stable sort of each run of non-starters by class. */
-static void uni_canonical_order(uint32_t *v, size_t n) {
-    for (size_t i = 1; i < n; i++) {
-        int cc = qb_uni_combining_class(v[i]);
-        if (cc == 0) continue;
-        uint32_t c = v[i];
-        size_t j = i;
-        while (j > 0 && qb_uni_combining_class(v[j - 1]) > cc) {
-            v[j] = v[j - 1];
-            j--;
+/* Runs of non-starters up to this long are insertion-sorted (real text has
+ * one to three marks); longer ones, which only crafted input has, go
+ * through a counting sort so the whole pass stays linear. */
+#define UNI_SHORT_RUN 32
+
+/* Stable sort of v[0..n) (all non-starters, classes in cc) by class. */
+static bool uni_sort_run(uint32_t *v, unsigned char *cc, size_t n, uint32_t **tmp, size_t *tmp_cap) {
+    if (n <= UNI_SHORT_RUN) {
+        for (size_t i = 1; i < n; i++) {
+            uint32_t c = v[i];
+            unsigned char k = cc[i];
+            size_t j = i;
+            for (; j > 0 && cc[j - 1] > k; j--) {
+                v[j] = v[j - 1];
+                cc[j] = cc[j - 1];
+            }
+            v[j] = c;
+            cc[j] = k;
         }
-        v[j] = c;
+        return true;
     }
+    if (!qb_tok_reserve((void **)tmp, tmp_cap, n, sizeof **tmp)) return false;
+    size_t start[257] = {0};
+    for (size_t i = 0; i < n; i++) start[cc[i] + 1]++;
+    for (int k = 1; k <= 256; k++) start[k] += start[k - 1];
+    for (size_t i = 0; i < n; i++) (*tmp)[start[cc[i]]++] = v[i];
+    memcpy(v, *tmp, n * sizeof *v);
+    return true; /* cc is stale now; the caller moves past the run */
+}
+
+/* Canonical ordering: stable sort of each run of non-starters by class. */
+static bool uni_canonical_order(uint32_t *v, size_t n) {
+    unsigned char cc[UNI_SHORT_RUN + 1];
+    unsigned char *big = NULL;
+    uint32_t *tmp = NULL;
+    size_t tmp_cap = 0, big_cap = 0;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok;) {
+        int c = qb_uni_combining_class(v[i]);
+        if (c == 0) {
+            i++;
+            continue;
+        }
+        size_t end = i + 1;
+        while (end < n && qb_uni_combining_class(v[end]) != 0) end++;
+        size_t len = end - i;
+        unsigned char *k = cc;
+        if (len > UNI_SHORT_RUN) {
+            ok = qb_tok_reserve((void **)&big, &big_cap, len, 1);
+            k = big;
+        }
+        if (ok) {
+            for (size_t j = 0; j < len; j++) k[j] = (unsigned char)qb_uni_combining_class(v[i + j]);
+            ok = uni_sort_run(v + i, k, len, &tmp, &tmp_cap);
+        }
+        i = end;
+    }
+    free(big);
+    free(tmp);
+    return ok;
 }
 
 bool qb_uni_normalize(const uint32_t *in, size_t n, qb_uni_form form, qb_u32buf *out) {
@@ -256,7 +304,7 @@ bool qb_uni_normalize(const uint32_t *in, size_t n, qb_uni_form form, qb_u32buf 
         if (k < 0 || k > 32) out->v[out->n++] = in[i]; /* cannot happen for valid input */
         else out->n += (size_t)k;
     }
-    uni_canonical_order(out->v + start, out->n - start);
+    if (!uni_canonical_order(out->v + start, out->n - start)) return false;
     if (form == QB_UNI_NFC) {
         utf8proc_ssize_t k = utf8proc_normalize_utf32((utf8proc_int32_t *)out->v + start,
                                                       (utf8proc_ssize_t)(out->n - start),

@@ -10,6 +10,15 @@
 
 /* HF's max_input_chars_per_word: longer words become a single [UNK]. */
 #define WP_MAX_WORD_CHARS 100
+/* So no longest-match scan reaches past this many UTF-8 bytes (4 a code
+ * point), and the piece tables index no longer prefixes: a vocab line of
+ * megabytes costs its copy, not megabytes of prefix entries. */
+#define WP_MAX_WORD_BYTES (4 * WP_MAX_WORD_CHARS)
+/* Real vocab.txt files are 0.2-1 MB (multilingual BERT, 120k tokens: 1 MB);
+ * 32 MiB is 30 times that.  Loading costs up to ~30 bytes of prefix index a
+ * byte of vocabulary (~1 GB at the cap, for lines built to be worst), so
+ * the cap is what bounds a hostile file's memory. */
+#define WP_VOCAB_FILE_MAX ((size_t)32 << 20)
 
 /* BasicTokenizer's never_split set: kept whole and never lowercased. */
 static const char *const wp_specials[] = {"[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"};
@@ -29,10 +38,10 @@ struct qb_wordpiece {
 
 static qb_status wp_add_line(qb_wordpiece *wp, const char *s, size_t len, int32_t id,
                              int64_t *off, const char *path, qb_error *err) {
-    *off = qb_ptab_add(&wp->words, s, len, id, true);
+    *off = qb_ptab_add(&wp->words, s, len, id, WP_MAX_WORD_BYTES);
     bool ok = *off >= 0;
     if (ok && len > 2 && s[0] == '#' && s[1] == '#')
-        ok = qb_ptab_add(&wp->suffix, s + 2, len - 2, id, true) >= 0;
+        ok = qb_ptab_add(&wp->suffix, s + 2, len - 2, id, WP_MAX_WORD_BYTES) >= 0;
     return ok ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
 }
 
@@ -75,7 +84,7 @@ qb_status qb_wp_load(const char *vocab_path, const qb_tok_options *o, qb_wordpie
     *out = NULL;
     char *buf;
     size_t size;
-    qb_status st = qb_file_read_all(vocab_path, &buf, &size, err);
+    qb_status st = qb_file_read_max(vocab_path, WP_VOCAB_FILE_MAX, 0, "a vocab.txt", &buf, &size, err);
     if (st != QB_OK) return st;
     qb_wordpiece *wp = calloc(1, sizeof *wp);
     if (!wp) {
@@ -180,11 +189,12 @@ static bool wp_word_pieces(const qb_wordpiece *wp, const uint32_t *cp, size_t n,
         uint32_t h = QB_PTAB_SEED;
         size_t best_end = 0;
         int32_t best_id = -1;
+        const qb_ptab_entry *e = NULL;
         for (size_t k = start; k < b->n; k++) {
             h = qb_ptab_hash_step(h, (unsigned char)b->v[k]);
             bool char_ends = k + 1 == b->n || ((unsigned char)b->v[k + 1] & 0xC0) != 0x80;
             if (!char_ends) continue;
-            const qb_ptab_entry *e = qb_ptab_find(tab, b->v + start, k + 1 - start, h);
+            e = qb_ptab_find_next(tab, b->v + start, k + 1 - start, h, e);
             if (!e) break;
             if (e->id != QB_PTAB_PREFIX_ONLY) {
                 best_end = k + 1;

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Issue #17, bar 2: every reader is linear in a single huge line.  For each
+# kind of input (a vocab.txt token, a spiece.model piece, a config.json
+# string, a TSV row, a CoNLL word, a JSONL text through WordPiece and through
+# SentencePiece, a JSONL text of combining marks) a 1 MB and a 10 MB line go
+# into an otherwise valid file; the run must end with exit 0 or one clean
+# error line, with time(10 MB) <= 15 x max(time(1 MB), 0.05 s) and
+# time(10 MB) < 5 s.  Under QB_SANITIZE=1 only "no crash, < 60 s" is checked.
+set -u
+. "$(dirname "$0")/lib.sh"
+D=$SRC/tests/data
+
+# make_inputs DIR BYTES: every case's model and data for one line size.
+make_inputs() {
+  $PY - "$1" "$2" "$D" <<'PYEOF'
+import os, shutil, struct, sys
+out, n, data = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+os.makedirs(out, exist_ok=True)
+
+def copy_model(src, name, skip=()):
+    d = os.path.join(out, name)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(os.path.join(data, src)):
+        if f not in skip:
+            shutil.copy(os.path.join(data, src, f), d)
+    return d
+
+def fill(unit, size):  # unit repeated to exactly size bytes, cut on a char
+    b = (unit * (size // len(unit) + 1)).encode()[:size]
+    return b.decode("utf-8", "ignore")
+
+# vocab.txt: one [unusedN] line replaced by a huge continuation token, so
+# the vocabulary keeps config.json's size and the model loads.
+d = copy_model("tiny-bert-seq", "vocab")
+lines = open(os.path.join(d, "vocab.txt"), encoding="utf-8").read().split("\n")
+lines[50] = "##" + fill("ab", n)
+open(os.path.join(d, "vocab.txt"), "w", encoding="utf-8").write("\n".join(lines))
+
+# config.json: a huge string member.
+d = copy_model("tiny-bert-seq", "config")
+cfg = open(os.path.join(d, "config.json"), encoding="utf-8").read().rstrip()
+assert cfg.endswith("}")
+cfg = cfg[:-1].rstrip() + ',\n  "_name_or_path": "' + fill("x", n) + '"\n}\n'
+open(os.path.join(d, "config.json"), "w", encoding="utf-8").write(cfg)
+
+# spiece.model, written field by field (sentencepiece_model.proto): the
+# specials, one piece per vocab character, and the huge piece.
+def varint(v):
+    b = b""
+    while True:
+        c = v & 0x7F
+        v >>= 7
+        if v:
+            b += bytes([c | 0x80])
+        else:
+            return b + bytes([c])
+def field(num, wire, payload):
+    key = varint(num << 3 | wire)
+    return key + (varint(len(payload)) + payload if wire == 2 else payload)
+def piece(text, score, typ=1):
+    p = field(1, 2, text.encode()) + field(2, 5, struct.pack("<f", score))
+    return field(1, 2, p + (field(3, 0, varint(typ)) if typ != 1 else b""))
+def spiece(huge):
+    m = piece("<pad>", 0, 3) + piece("<unk>", 0, 2) + piece("[CLS]", 0, 3) + piece("[SEP]", 0, 3)
+    m += piece("[MASK]", 0, 3) + piece("\u2581", -2.0)
+    for i, c in enumerate("abcdefghijklmnopqrstuvwxyz.,'"):
+        m += piece(c, -3.0 - i / 100) + piece("\u2581" + c, -4.0 - i / 100)
+    m += piece("\u2581the", -1.0) + piece("\u2581cat", -1.5)
+    if huge:
+        m += piece("\u2581" + fill("ab", n), -5.0)
+    m += field(2, 2, field(3, 0, varint(1)))                       # trainer_spec: unigram
+    m += field(3, 2, field(3, 0, b"\x01") + field(4, 0, b"\x01") + field(5, 0, b"\x01"))
+    return m
+d = copy_model("tiny-albert-seq", "spiece", skip=("vocab.txt",))
+open(os.path.join(d, "spiece.model"), "wb").write(spiece(True))
+d = copy_model("tiny-albert-seq", "albert", skip=("vocab.txt",))
+open(os.path.join(d, "spiece.model"), "wb").write(spiece(False))
+
+# Datasets: the huge row between two ordinary ones.
+text = fill("the cat sat on the mat, thth\u00e9 ingth caf\u00e9 ", n)
+small = "the cat sat"
+with open(os.path.join(out, "rows.tsv"), "w", encoding="utf-8") as f:
+    f.write("text\tlabel\n%s\ta\n%s\tb\n%s\tc\n" % (small, text, small))
+import json
+with open(os.path.join(out, "rows.jsonl"), "w", encoding="utf-8") as f:
+    for t, l in ((small, "a"), (text, "b"), (small, "a")):  # labels of both models
+        f.write(json.dumps({"text": t, "label": l}) + "\n")  # escapes the accents
+with open(os.path.join(out, "marks.jsonl"), "w", encoding="utf-8") as f:
+    # a run of non-starters in alternating classes (230, 220): canonical
+    # ordering moves every 220 mark past the 230s before it
+    f.write(json.dumps({"text": "a" + fill("\u0301\u0323", n // 2), "label": "a"}, ensure_ascii=False) + "\n")
+with open(os.path.join(out, "rows.conll"), "w", encoding="utf-8") as f:
+    f.write("-DOCSTART- -X- -X- O\n\nthe DT B-NP O\n%s NN I-NP B-X\n\ncat NN B-NP O\n" % fill("word", n))
+PYEOF
+}
+
+# run_timed ERRFILE COMMAND...: prints "RC SECONDS" (RC < 0: killed by a
+# signal).  The host is shared, so a run that ends cleanly is timed twice and
+# the faster time kept.
+run_timed() {
+  $PY - "$@" <<'PYEOF'
+import subprocess, sys, time
+best = None
+for attempt in range(2):
+    t = time.perf_counter()
+    try:
+        r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=open(sys.argv[1], "w"), timeout=120)
+        rc = r.returncode
+    except subprocess.TimeoutExpired:
+        rc = 124
+    t = time.perf_counter() - t
+    best = t if best is None else min(best, t)
+    if rc not in (0, 1):
+        break
+print("%d %.3f" % (rc, best))
+PYEOF
+}
+
+declare -A T RC
+cases="vocab spiece config tsv conll jsonl jsonl-sp jsonl-marks"
+for size in 1 10; do
+  dir=$TMP/$size
+  make_inputs "$dir" $((size * 1000 * 1000)) || { fail "making the ${size} MB inputs"; continue; }
+  for c in $cases; do
+    case $c in
+      vocab|spiece|config) cmd=("$QBERT" info "$dir/$c") ;;
+      tsv) cmd=("$QBERT" eval "$dir/vocab" --data "$dir/rows.tsv" --task tsv --limit 3 --threads 1) ;;
+      conll) cmd=("$QBERT" eval "$D/tiny-bert-token" --data "$dir/rows.conll" --task conll --limit 3 --threads 1) ;;
+      jsonl) cmd=("$QBERT" eval "$D/tiny-bert-seq" --data "$dir/rows.jsonl" --limit 3 --threads 1) ;;
+      jsonl-sp) cmd=("$QBERT" eval "$dir/albert" --data "$dir/rows.jsonl" --limit 3 --threads 1) ;;
+      jsonl-marks) cmd=("$QBERT" eval "$D/tiny-bert-seq" --data "$dir/marks.jsonl" --limit 1 --threads 1) ;;
+    esac
+    read -r rc t < <(run_timed "$TMP/err" "${cmd[@]}")
+    T[$c.$size]=$t
+    RC[$c.$size]=$rc
+    lines=$(grep -c . "$TMP/err")
+    if [ "$rc" -eq 0 ] || { [ "$rc" -eq 1 ] && [ "$lines" -eq 1 ]; }; then
+      ok
+    else
+      fail "$c ${size} MB: rc=$rc, stderr ($lines lines): $(head -c 300 "$TMP/err")"
+    fi
+    [ "$rc" -eq 1 ] && echo "  $c ${size} MB refused: $(head -c 200 "$TMP/err")"
+  done
+  rm -rf "$dir"
+done
+
+# Size caps: a file or device that never ends is refused once it passes
+# the cap, with one line naming the file and the limit.
+expect_refused() { # expect_refused NAME PATTERN COMMAND...
+  local name=$1 pattern=$2; shift 2
+  read -r rc t < <(run_timed "$TMP/err" "$@")
+  local lines; lines=$(grep -c . "$TMP/err")
+  if [ "$rc" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -qE "$pattern" "$TMP/err"; then
+    fail "$name: rc=$rc in $t s, stderr ($lines lines): $(head -c 300 "$TMP/err")"
+  else
+    ok
+  fi
+}
+cap=$TMP/cap; mkdir -p "$cap"; cp "$D"/tiny-bert-seq/* "$cap"
+ln -sf /dev/zero "$cap/config.json"
+expect_refused "config.json on /dev/zero" "config.json: larger than 16 MiB" "$QBERT" info "$cap"
+rm "$cap/config.json"
+$PY -c "import sys; open(sys.argv[1], 'w').write('{\"a\": \"' + 'x' * (17 << 20) + '\"}')" "$cap/config.json"
+expect_refused "17 MiB config.json" "config.json: larger than 16 MiB" "$QBERT" info "$cap"
+expect_refused "dataset on /dev/zero" "/dev/zero:1: line longer than 64 MiB" \
+  "$QBERT" eval "$D/tiny-bert-seq" --data /dev/zero --limit 1
+sp=$TMP/capsp; mkdir -p "$sp"; cp "$D"/tiny-albert-seq/config.json "$D"/tiny-albert-seq/model.safetensors "$sp"
+truncate -s 33M "$sp/spiece.model"
+expect_refused "33 MiB spiece.model" "spiece.model: larger than 32 MiB" "$QBERT" info "$sp"
+truncate -s 33M "$cap/vocab.txt"; cp "$D"/tiny-bert-seq/config.json "$cap"
+expect_refused "33 MiB vocab.txt" "vocab.txt: larger than 32 MiB" "$QBERT" info "$cap"
+rm -rf "$cap" "$sp"
+
+printf '%-12s %10s %10s %7s\n' kind "1 MB (s)" "10 MB (s)" ratio
+for c in $cases; do
+  t1=${T[$c.1]:-nan} t10=${T[$c.10]:-nan}
+  printf '%-12s %10s %10s %7s\n' "$c" "$t1 (${RC[$c.1]:-?})" "$t10 (${RC[$c.10]:-?})" \
+    "$($PY -c "import sys; a,b=map(float,sys.argv[1:]); print('%.1f' % (b / max(a, 0.05)))" "$t1" "$t10")"
+  if [ -n "$SANITIZE" ]; then
+    check "$c 10 MB under 60 s under the sanitizers ($t10 s)" $PY -c "import sys; sys.exit(not float(sys.argv[1]) < 60)" "$t10"
+  else
+    check "$c: 10 MB within 15x the 1 MB time ($t10 s vs $t1 s)" \
+      $PY -c "import sys; a,b=map(float,sys.argv[1:]); sys.exit(not b <= 15 * max(a, 0.05))" "$t1" "$t10"
+    check "$c: 10 MB under 5 s ($t10 s)" $PY -c "import sys; sys.exit(not float(sys.argv[1]) < 5)" "$t10"
+  fi
+done
+finish
