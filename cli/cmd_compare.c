@@ -43,8 +43,13 @@ static const char help[] =
     "  ternary             --method dynamic --bits ternary --quantize-embeddings\n"
     "  kmeans4, kmeans3, kmeans2   --method weight-only --bits B --codebook kmeans\n"
     "                      --quantize-embeddings\n"
+    "  gptq4, gptq3        int4 / int3 with --rounding gptq (Hessians from --calib)\n"
+    "  int4-bc             int4 with --bias-correction (on --calib)\n"
+    "  static-smooth       --method static --smoothquant 0.5\n"
     "  qat                 qbert qat, one epoch on the first --qat-n --calib rows\n"
     "                      (labelled; static int8, scored on at most 256 of them)\n"
+    "  qat2-kd, ternary-kd the same at 2 bits (groups of 128) or ternary, distilled\n"
+    "                      from the FP32 model (--distill), lr 1e-4, batch 32\n"
     "  mixed               --method dynamic --precision-map MAP: the map given with\n"
     "                      --precision-map, or one tuned by 'qbert sensitivity\n"
     "                      --suggest' on the first 400 --calib texts (the most\n"
@@ -85,9 +90,12 @@ typedef struct {
     int bits;              /* 0: 8 */
     bool ternary, kmeans;
     const char *command;   /* the same thing with qbert quantize (or qat) */
+    bool gptq, bias_correction, smooth; /* error compensation, on the --calib texts */
+    bool distill;          /* qat: with the FP32 model as teacher */
 } method_spec;
 
-#define LOWBIT(nm, meth, b, tern, km, cmd) {nm, meth, NULL, meth == QB_QUANT_DYNAMIC, true, false, false, false, b, tern, km, cmd}
+#define LOWBIT(nm, meth, b, tern, km, cmd) \
+    {nm, meth, NULL, meth == QB_QUANT_DYNAMIC, true, false, false, false, b, tern, km, cmd, false, false, false, false}
 
 static const method_spec methods_known[] = {
     {"fp32", QB_QUANT_DYNAMIC, .command = "the original FP32 weights"},
@@ -118,8 +126,20 @@ static const method_spec methods_known[] = {
            "quantize --method weight-only --bits 3 --codebook kmeans --quantize-embeddings"),
     LOWBIT("kmeans2", QB_QUANT_WEIGHT_ONLY, 2, false, true,
            "quantize --method weight-only --bits 2 --codebook kmeans --quantize-embeddings"),
+    {"gptq4", QB_QUANT_DYNAMIC, .act_per_token = 1, .emb = true, .bits = 4, .gptq = true,
+     .command = "quantize --method dynamic --bits 4 --rounding gptq --quantize-embeddings"},
+    {"gptq3", QB_QUANT_DYNAMIC, .act_per_token = 1, .emb = true, .bits = 3, .gptq = true,
+     .command = "quantize --method dynamic --bits 3 --rounding gptq --quantize-embeddings"},
+    {"int4-bc", QB_QUANT_DYNAMIC, .act_per_token = 1, .emb = true, .bits = 4, .bias_correction = true,
+     .command = "quantize --method dynamic --bits 4 --bias-correction --quantize-embeddings"},
+    {"static-smooth", QB_QUANT_STATIC, "percentile:99.99", .smooth = true,
+     .command = "quantize --method static --smoothquant 0.5"},
     {"qat", QB_QUANT_STATIC, .qat = true,
      .command = "qat --epochs 1 on the first --qat-n --calib rows (static int8, EMA input scales)"},
+    {"qat2-kd", QB_QUANT_STATIC, .qat = true, .bits = 2, .distill = true,
+     .command = "qat --bits 2 --distill --epochs 1 --lr 1e-4 --batch 32 on the first --qat-n --calib rows"},
+    {"ternary-kd", QB_QUANT_STATIC, .qat = true, .ternary = true, .distill = true,
+     .command = "qat --bits ternary --distill --epochs 1 --lr 1e-4 --batch 32 on the first --qat-n --calib rows"},
 };
 
 #define MAX_METHODS 32
@@ -194,9 +214,11 @@ static int parse_args(int argc, char **argv, compare_args *a) {
     if (!a->out) return qb_usage_error("compare", "missing -o REPORT_DIR");
     bool needs_calib = false;
     for (int k = 0; k < a->n_methods; k++)
-        needs_calib |= a->methods[k]->method == QB_QUANT_STATIC || (a->methods[k]->mixed && !a->map);
+        needs_calib |= a->methods[k]->method == QB_QUANT_STATIC || (a->methods[k]->mixed && !a->map) ||
+                       a->methods[k]->gptq || a->methods[k]->bias_correction;
     if (needs_calib && !a->calib)
-        return qb_usage_error("compare", "static methods and qat (and mixed without --precision-map) need --calib FILE");
+        return qb_usage_error("compare", "static methods, qat, GPTQ and bias correction (and mixed without "
+                              "--precision-map) need --calib FILE");
     return QB_EXIT_OK;
 }
 
@@ -234,7 +256,7 @@ static int preflight(const compare_args *a, qb_model *m) {
 
 static void describe(const method_spec *s, const compare_args *a, char *buf, size_t cap) {
     if (s->mixed) snprintf(buf, cap, "quantize --method dynamic --precision-map %s", a->map ? a->map : "(none)");
-    else if (s->method == QB_QUANT_STATIC && !s->qat && !s->attention8)
+    else if (s->method == QB_QUANT_STATIC && !s->qat && !s->attention8 && !s->smooth)
         snprintf(buf, cap, "quantize --method static --observer %s --calib-n %d --max-length %d", s->observer,
                  a->calib_n, a->max_length);
     else snprintf(buf, cap, "%s", s->command);
@@ -251,8 +273,8 @@ static qb_status write_signature(const char *sig, const char *sig_path, double s
 /* A short QAT run (one epoch on the first --qat-n calibration rows, which
  * must be labelled); the same rows, at most 256, score the epoch, so the
  * evaluation data plays no part. */
-static qb_status qat_cached(const compare_args *a, const char *dir, const char *sig, const char *sig_path,
-                            double *seconds, qb_error *err) {
+static qb_status qat_cached(const compare_args *a, const method_spec *s, const char *dir, const char *sig,
+                            const char *sig_path, double *seconds, qb_error *err) {
     qb_train_params t = qb_train_default_params();
     t.data = t.eval_data = a->calib;
     t.limit = a->qat_n;
@@ -262,6 +284,13 @@ static qb_status qat_cached(const compare_args *a, const char *dir, const char *
     t.n_threads = a->threads;
     t.qat = 1;
     t.force = 1;
+    if (s->bits || s->ternary) { /* packed low-bit weights: the settings qbert qat picks for them */
+        t.qat_bits = s->bits ? s->bits : 2;
+        t.qat_ternary = s->ternary;
+        t.lr = 1e-4f;
+        t.batch = 32;
+    }
+    t.distill = s->distill;
     qb_train_report rep;
     qb_status st = qb_train(a->dir, &t, dir, &rep, err);
     if (st) return st;
@@ -294,7 +323,7 @@ static qb_status quantize_cached(const compare_args *a, const qb_model *m, const
         snprintf(cfg, sizeof cfg, "%s/config.json", dir);
         if (same && qb_file_exists(cfg)) return QB_OK;
     }
-    if (s->qat) return qat_cached(a, dir, sig, sig_path, seconds, err);
+    if (s->qat) return qat_cached(a, s, dir, sig, sig_path, seconds, err);
     qb_quant_params p = qb_quant_default_params(s->method);
     p.act_per_token = s->act_per_token;
     p.quantize_embeddings = s->emb;
@@ -302,6 +331,9 @@ static qb_status quantize_cached(const compare_args *a, const qb_model *m, const
     p.ternary = s->ternary;
     p.kmeans = s->kmeans;
     p.int8_attention = s->attention8;
+    p.gptq = s->gptq;
+    p.bias_correction = s->bias_correction;
+    p.smoothquant = s->smooth;
     if (s->observer) p.observer = s->observer;
     p.calib_file = a->calib;
     p.calib_n = a->calib_n;

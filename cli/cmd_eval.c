@@ -51,8 +51,9 @@ static void print_text(const eval_args *a, const qb_model *m, const qb_eval_resu
     printf("accuracy     %.4f  (%lld/%lld%s)\n", r->accuracy, r->correct, r->total, r->token_task ? " words" : "");
     printf("macro-F1     %.4f\n", r->macro_f1);
     if (r->agreement_n)
-        printf("agreement    %.4f with %s (%lld %s), logit SQNR %.2f dB\n", r->agreement, a->reference,
-               r->agreement_n, r->token_task ? "words" : "predictions", r->sqnr_db);
+        printf("agreement    %.4f with %s (%lld %s), logits: SQNR %.2f dB, KL %.3g, cosine %.6f\n",
+               r->agreement, a->reference, r->agreement_n, r->token_task ? "words" : "predictions", r->sqnr_db,
+               r->kl, r->cosine);
     if (r->token_task)
         printf("entity F1    %.4f  (precision %.4f, recall %.4f; %lld gold, %lld predicted, %lld correct)\n",
                r->entity_f1, r->entity_precision, r->entity_recall, r->entity_gold, r->entity_pred, r->entity_tp);
@@ -72,6 +73,7 @@ static void print_json(const eval_args *a, const qb_model *m, const qb_eval_resu
            "\"macro_f1\": %.10g", r->task, r->n, r->max_length, r->n_truncated, r->accuracy, r->macro_f1);
     if (r->agreement_n) printf(", \"agreement\": %.10g, \"agreement_n\": %lld", r->agreement, r->agreement_n);
     if (r->agreement_n && isfinite(r->sqnr_db)) printf(", \"sqnr_db\": %.4f", r->sqnr_db);
+    if (r->agreement_n) printf(", \"kl\": %.6g, \"cosine\": %.8f", r->kl, r->cosine);
     if (r->token_task)
         printf(", \"entity_f1\": %.10g, \"entity_precision\": %.10g, \"entity_recall\": %.10g, \"words_scored\": %lld, "
                "\"words_unscored\": %d", r->entity_f1, r->entity_precision, r->entity_recall, r->total,

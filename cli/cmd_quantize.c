@@ -28,6 +28,7 @@ static const char help_quantize[] =
     "  --bits ternary        weights {-a, 0, a}, five to a byte (1.6 bits), a per group\n"
     "  --group-size G        low-bit grids: input columns per scale, 32, 64, 128\n"
     "                        (default) or any positive number; 'channel': one per row\n"
+    "                        (--granularity per-tensor: one scale for the matrix)\n"
     "  --weight-zero-point   low-bit grids: asymmetric, a zero point per group\n"
     "  --codebook kmeans     weight sharing: 2^bits FP16 centroids per row found by\n"
     "                        k-means (never worse than the row's uniform grid);\n"
@@ -43,12 +44,31 @@ static const char help_quantize[] =
     "                        every embedding table in half precision\n"
     "  --embedding-bits B    8, 4 or 2 for --quantize-embeddings\n"
     "  --quantize-head       also the final classifier (kept FP32 by default)\n"
-    "  --calib FILE          static: calibration texts (any dataset eval reads)\n"
-    "  --calib-n N           static: texts to use (default 512)\n"
+    "  --calib FILE          calibration texts (any dataset eval reads): static input\n"
+    "                        ranges, and the error compensation below\n"
+    "  --calib-n N           calibration texts to use (default 512)\n"
     "  --calib-stats FILE    static: statistics saved by 'qbert calibrate' instead\n"
     "  --observer O          static: percentile:99.99 (default), minmax, mse, entropy\n"
     "  --int8-attention      static: also Q.K^T and P.V in int8 (Q, K, V scales from\n"
     "                        calibration, probabilities on a u8 grid per row)\n"
+    "\n"
+    "Error compensation (each runs the --calib texts through the model):\n"
+    "  --rounding R          nearest (default) or gptq: low-bit grids rounded column\n"
+    "                        by column against each linear's input Hessian, the error\n"
+    "                        of each column fed back onto the next (Frantar et al.);\n"
+    "                        linears in graph order, each seeing the inputs of the\n"
+    "                        already-quantized ones before it\n"
+    "  --gptq-damp F         GPTQ: fraction of the mean Hessian diagonal added to it\n"
+    "                        (default 0.01; raised 10x while the Hessian won't factor)\n"
+    "  --gptq-act-order      GPTQ: columns by decreasing Hessian diagonal\n"
+    "  --bias-correction     each bias absorbs the mean output shift rounding caused\n"
+    "                        on the calibration texts, E[(W - Wq) x]\n"
+    "  --smoothquant ALPHA   static: per input channel, move range from the inputs\n"
+    "                        into the weights, s = max|x|^A / max|w|^(1-A), A in\n"
+    "                        [0, 1] (0.5 is the paper's); x/s is applied as the\n"
+    "                        input is quantized (BERT's LayerNorm output is also\n"
+    "                        the residual, so 1/s cannot be folded into it)\n"
+    "\n"
     "  --max-length L        calibration truncation (default: the model's positions,\n"
     "                        at most 512, as in every command)\n"
     "  --threads N           compute threads (default: all cores)\n"
@@ -106,6 +126,27 @@ static int parse_group(const char *v, qb_quant_params *p) {
     return qb_arg_int("quantize", "--group-size", v, 1, 1 << 20, &p->group_size) ? QB_EXIT_OK : QB_EXIT_USAGE;
 }
 
+/* --rounding, --gptq-*, --bias-correction, --smoothquant: true if argv[*i]
+ * was one (*rc set on a bad value). */
+static bool parse_compensation(int *i, int argc, char **argv, qb_quant_params *p, int *rc) {
+    const char *v;
+    double x;
+    if ((v = qb_arg_value("--rounding", i, argc, argv))) {
+        if (strcmp(v, "gptq") && strcmp(v, "nearest"))
+            *rc = qb_usage_error("quantize", "--rounding is nearest or gptq, not '%s'", v);
+        p->gptq = !strcmp(v, "gptq");
+    } else if ((v = qb_arg_value("--gptq-damp", i, argc, argv))) {
+        if (!qb_arg_double("quantize", "--gptq-damp", v, 1e-6, 1, &p->gptq_damp)) *rc = QB_EXIT_USAGE;
+    } else if ((v = qb_arg_value("--smoothquant", i, argc, argv))) {
+        p->smoothquant = 1;
+        if (!qb_arg_double("quantize", "--smoothquant", v, 0, 1, &x)) *rc = QB_EXIT_USAGE;
+        p->smooth_alpha = (float)x;
+    } else if (!strcmp(argv[*i], "--gptq-act-order")) p->gptq_act_order = 1;
+    else if (!strcmp(argv[*i], "--bias-correction")) p->bias_correction = 1;
+    else return false;
+    return true;
+}
+
 static int parse_quantize(int argc, char **argv, quant_args *a) {
     const char *v;
     qb_quant_params *p = &a->p;
@@ -154,7 +195,7 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
         else if ((v = qb_arg_value("--precision-map", &i, argc, argv))) p->precision_map = v;
         else if ((v = qb_arg_value("--calib-stats", &i, argc, argv))) p->calib_stats = v;
         else if ((v = qb_arg_value("--observer", &i, argc, argv))) p->observer = v;
-        else rc = parse_common("quantize", argc, argv, &i, a);
+        else if (!parse_compensation(&i, argc, argv, p, &rc)) rc = parse_common("quantize", argc, argv, &i, a);
         if (rc) return rc;
     }
     p->keep = a->keep;
@@ -168,6 +209,13 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
         return qb_usage_error("quantize", "--int8-attention needs --method static");
     if (p->method == QB_QUANT_STATIC && !p->calib_file && !p->calib_stats)
         return qb_usage_error("quantize", "--method static needs --calib FILE or --calib-stats FILE");
+    const char *comp = p->gptq ? "--rounding gptq" : p->bias_correction ? "--bias-correction"
+                     : p->smoothquant ? "--smoothquant" : NULL;
+    if (comp && !p->calib_file)
+        return qb_usage_error("quantize", "%s needs --calib FILE (it runs the texts; --calib-stats hold only ranges)",
+                              comp);
+    if ((p->gptq_act_order || p->gptq_damp != 0.01) && !p->gptq)
+        return qb_usage_error("quantize", "--gptq-damp and --gptq-act-order go with --rounding gptq");
     return QB_EXIT_OK;
 }
 
@@ -182,6 +230,9 @@ static void print_report(const quant_args *a, const qb_quant_report *r) {
         printf("codebooks    %.2f dB; their rows' uniform grids %.2f dB; %d linear(s) below the grid, "
                "smallest margin %+.2f dB\n", r->codebook_sqnr_db, r->grid_sqnr_db, r->n_below_grid, r->min_margin_db);
     if (r->calib_used) printf("calibration  %d texts\n", r->calib_used);
+    if (r->n_gptq_fallbacks)
+        fprintf(stderr, "qbert quantize: warning: %d linear(s) had a Hessian GPTQ could not factor even with 10x "
+                "more damping: rounded to nearest\n", r->n_gptq_fallbacks);
     printf("size         %.2f MB -> %.2f MB (%.1f%% of the input, %.2fx smaller)\n", r->in_bytes / 1e6,
            r->out_bytes / 1e6, 100.0 * r->out_bytes / r->in_bytes, (double)r->in_bytes / r->out_bytes);
     printf("time         %.2f s\n", r->seconds);

@@ -44,15 +44,22 @@ static const char qat_help[] =
     "usage: qbert qat MODEL_DIR --data TRAIN --eval DEV -o OUT_DIR [options]\n"
     "\n"
     "Quantization-aware training: fine-tunes an FP32 checkpoint with every linear\n"
-    "layer but the classifier computing through fake quantization (per-channel\n"
-    "symmetric weights, per-tensor asymmetric u8 inputs, straight-through\n"
-    "gradients), with exactly the rounding of qbert's integer kernels. After each\n"
-    "epoch the model is converted to a static int8 model directory (the format of\n"
-    "`qbert quantize --method static`), scored on DEV with the integer kernels,\n"
-    "and kept in OUT_DIR if it is the best so far.\n"
+    "layer but the classifier computing through fake quantization (weights on the\n"
+    "grid of the format OUT_DIR stores, per-tensor asymmetric u8 inputs,\n"
+    "straight-through gradients), with exactly the rounding of qbert's integer\n"
+    "kernels. After each epoch the model is converted to a static model directory\n"
+    "(the format of `qbert quantize --method static`), scored on DEV with the\n"
+    "integer kernels, and kept in OUT_DIR if it is the best so far.\n"
     "\n"
-    "  --bits N           weight grid bits, 2..8 (default 8); values are stored\n"
-    "                     in int8 and run on the int8 kernels\n"
+    "  --bits N|ternary   weights (default 8): 5..8 are per-channel symmetric\n"
+    "                     grids stored in int8 (int8 kernels); 4, 3, 2 and\n"
+    "                     ternary train on the packed int4, int3, int2 and\n"
+    "                     ternary formats' own quantizer (FP16 scale per group,\n"
+    "                     clipped range; ternary {-a, 0, a}) and OUT_DIR stores\n"
+    "                     them packed (W.A8 kernels)\n"
+    "  --group-size G     4 bits and fewer: input columns per scale (default 128),\n"
+    "                     or channel (one per row)\n"
+    "  --weight-zero-point  4, 3, 2 bits: asymmetric groups (a zero point each)\n"
     "  --act-observer O   input scales: ema (moving min/max, default) or lsq\n"
     "                     (scales learned by gradient, Esser et al. 2020)\n"
     "  --freeze-observers-after N\n"
@@ -60,13 +67,30 @@ static const char qat_help[] =
     "                     never)\n"
     "  --calib-batches N  batches whose mean range sets the first scales (16)\n"
     "\n"
-    "Training options, as for `qbert train` (defaults differ: 1 epoch, lr 2e-5):\n"
+    "Knowledge distillation (TernaryBERT, KDLSQ-BERT): an FP32 teacher runs\n"
+    "beside the student on every batch (no dropout, no gradient) and the loss is\n"
+    "  CE(student, labels) + T^2 KL(softmax(teacher/T) || softmax(student/T))\n"
+    "  [+ sum over layers of mean((h_student - h_teacher)^2) with --distill-hidden]\n"
+    "with the KL averaged over examples (token heads: over labelled tokens) and\n"
+    "h each block's output hidden states, averaged over tokens and dimensions.\n"
+    "  --distill          distil from the FP32 input model (it must have the\n"
+    "                     data's labels: its own head is kept)\n"
+    "  --teacher DIR      distil from another FP32 checkpoint with the student's\n"
+    "                     labels and tokenizer (implies --distill)\n"
+    "  --distill-hidden   add the hidden-state MSE (same layer count and width;\n"
+    "                     implies --distill)\n"
+    "  --temperature T    softening temperature, > 0 (default 1; implies\n"
+    "                     --distill)\n"
+    "\n"
+    "Training options, as for `qbert train` (defaults differ: 1 epoch, lr 2e-5;\n"
+    "at 4 bits and fewer lr 1e-4):\n"
     "  --data, --eval, -o, --task, --epochs, --lr, --batch, --max-length, --seed,\n"
     "  --warmup, --weight-decay, --clip, --threads, --limit, --eval-limit,\n"
     "  --force, --resume FILE, --state FILE, --save-every N\n";
 
 typedef struct {
     const char *dir, *out;
+    bool lr_given;
     qb_train_params p;
 } train_args;
 
@@ -83,9 +107,21 @@ static int parse_qat_option(int *i, int argc, char **argv, train_args *a, int *r
     qb_train_params *p = &a->p;
     const char *v;
     int n;
-    if ((v = qb_arg_value("--bits", i, argc, argv)))
-        *rc = qb_arg_int("qat", "--bits", v, 2, 8, &p->qat_bits) ? 0 : QB_EXIT_USAGE;
-    else if ((v = qb_arg_value("--act-observer", i, argc, argv))) {
+    if ((v = qb_arg_value("--bits", i, argc, argv))) {
+        p->qat_ternary = !strcmp(v, "ternary");
+        if (!p->qat_ternary && !qb_arg_int("qat", "--bits", v, 2, 8, &p->qat_bits)) *rc = QB_EXIT_USAGE;
+    } else if ((v = qb_arg_value("--group-size", i, argc, argv))) {
+        if (!strcmp(v, "channel")) p->qat_group_size = -1;
+        else if (!qb_arg_int("qat", "--group-size", v, 1, 1 << 20, &p->qat_group_size)) *rc = QB_EXIT_USAGE;
+    } else if (!strcmp(argv[*i], "--weight-zero-point")) p->qat_weight_zero_point = 1;
+    else if (!strcmp(argv[*i], "--distill")) p->distill = 1;
+    else if (!strcmp(argv[*i], "--distill-hidden")) p->distill = p->distill_hidden = 1;
+    else if ((v = qb_arg_value("--teacher", i, argc, argv))) p->distill = 1, p->teacher = v;
+    else if ((v = qb_arg_value("--temperature", i, argc, argv))) {
+        p->distill = 1;
+        if (!parse_float(v, 1e-6, 1e6, &p->temperature))
+            *rc = qb_usage_error("qat", "--temperature '%s' is not a number > 0", v);
+    } else if ((v = qb_arg_value("--act-observer", i, argc, argv))) {
         p->act_observer = v;
         if (strcmp(v, "ema") && strcmp(v, "lsq"))
             *rc = qb_usage_error("qat", "--act-observer '%s' is not ema or lsq", v);
@@ -124,6 +160,7 @@ static int parse_option(int *i, int argc, char **argv, train_args *a) {
         p->seed = (uint64_t)seed;
     } else if ((v = qb_arg_value("--lr", i, argc, argv))) {
         if (!parse_float(v, 1e-12, 1e30, &p->lr)) return qb_usage_error(cmd, "--lr '%s' is not a positive number", v);
+        a->lr_given = true;
     } else if ((v = qb_arg_value("--warmup", i, argc, argv))) {
         if (!parse_float(v, 0, 1, &p->warmup_ratio)) return qb_usage_error(cmd, "--warmup '%s' is not in [0, 1]", v);
     } else if ((v = qb_arg_value("--weight-decay", i, argc, argv))) {
@@ -158,6 +195,12 @@ static int parse_args(int argc, char **argv, train_args *a) {
     if (!a->p.data) return qb_usage_error(cmd, "missing --data TRAIN");
     if (!a->p.eval_data) return qb_usage_error(cmd, "missing --eval DEV");
     if (!a->out) return qb_usage_error(cmd, "missing -o OUT_DIR");
+    bool lowbit = a->p.qat_ternary || a->p.qat_bits <= 4;
+    if ((a->p.qat_group_size || a->p.qat_weight_zero_point) && !lowbit)
+        return qb_usage_error(cmd, "--group-size and --weight-zero-point apply to --bits 4, 3, 2 or ternary");
+    if (a->p.qat_ternary && a->p.qat_weight_zero_point)
+        return qb_usage_error(cmd, "ternary weights are symmetric: no --weight-zero-point");
+    if (a->p.qat && lowbit && !a->lr_given) a->p.lr = 1e-4f;
     return QB_EXIT_OK;
 }
 
@@ -206,10 +249,12 @@ static int run_training(int argc, char **argv, train_args *a) {
     if (a->p.resume) printf("resuming from %s\n", a->p.resume);
     if (qb_train(a->dir, &a->p, a->out, &r, &err)) return qb_report_error(cmd, &err);
     printf("best epoch %d: dev %s %.4f%s, saved to %s (%s head, %d labels)\n", r.best_epoch,
-           r.token_task ? "entity F1" : "accuracy", r.best_metric, a->p.qat ? " with the int8 kernels" : "", a->out,
+           r.token_task ? "entity F1" : "accuracy", r.best_metric, a->p.qat ? " with the integer kernels" : "", a->out,
            r.new_head ? "new" : "kept", r.num_labels);
     printf("trained on %d examples, %ld steps, %.1f examples/s, %.1f s in all\n", r.n_train, r.steps,
            r.examples_per_s, r.seconds);
+    printf("time per epoch: %.1f s training%s, %.1f s with conversion and DEV scoring\n", r.epoch_seconds,
+           a->p.distill ? " (teacher included)" : "", r.epoch_total_seconds);
     return QB_EXIT_OK;
 }
 

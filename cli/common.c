@@ -34,6 +34,17 @@ bool qb_arg_int(const char *cmd, const char *name, const char *v, int lo, int hi
     return true;
 }
 
+bool qb_arg_double(const char *cmd, const char *name, const char *v, double lo, double hi, double *out) {
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "qbert %s: %s must be a number in [%g, %g], got '%s'\n", cmd, name, lo, hi, v);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
 int qb_arg_int_list(const char *cmd, const char *name, const char *v, int *out, int cap) {
     int n = 0;
     char buf[256];

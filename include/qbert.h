@@ -203,6 +203,7 @@ typedef struct qb_eval_result {
     long long agreement_n;
     double sqnr_db;           /* logits vs the reference's: 10 log10(sum r^2 / sum (r - q)^2) */
     double kl;                /* mean KL(softmax(reference) || softmax(model)) per prediction */
+    double cosine;            /* mean cosine of the logits to the reference's, per prediction */
     int n_classes;            /* per-class scores, class = model label id */
     double *precision, *recall, *f1;
     long long *support;
@@ -267,6 +268,13 @@ typedef struct qb_quant_params {
     int calib_n;              /* texts to use (default 512) */
     const char *observer;     /* "minmax", "percentile:99.99", "mse", "entropy" */
     int int8_attention;       /* also Q.K^T and P.V in int8, Q/K/V scales calibrated */
+    int smoothquant;          /* static: migrate input outliers into the weights (needs calib_file) */
+    float smooth_alpha;       /* its migration strength, 0..1 (default 0.5) */
+    /* error compensation, from calib_file's texts (any method) */
+    int gptq;                 /* low-bit grids rounded by GPTQ against each linear's input Hessian */
+    double gptq_damp;         /* GPTQ: fraction of the mean Hessian diagonal added to it (default 0.01) */
+    int gptq_act_order;       /* GPTQ: columns in order of decreasing Hessian diagonal */
+    int bias_correction;      /* each bias absorbs the mean output shift rounding caused */
     int max_length;           /* calibration truncation (0: qb_model_max_length) */
     int n_threads;
     int force;                /* replace an existing output directory */
@@ -288,6 +296,7 @@ typedef struct qb_quant_report {
      * (0 by construction) and the smallest per-linear margin over the grid */
     double weight_sqnr_db, codebook_sqnr_db, grid_sqnr_db, min_margin_db;
     int n_below_grid;
+    int n_gptq_fallbacks;     /* linears GPTQ could not factor: rounded to nearest instead */
     double seconds;
     char warning[256];        /* e.g. fewer calibration rows than asked */
 } qb_quant_report;
@@ -349,9 +358,20 @@ typedef struct qb_train_params {
     int n_threads;            /* 0: all cores; results are reproducible per count */
     int new_head;             /* always start a fresh classifier */
     int force;                /* replace an existing output directory */
-    /* quantization-aware training (qbert qat): OUT_DIR is a static int8 model */
+    /* quantization-aware training (qbert qat): OUT_DIR is a static model,
+     * int8 weights for 5..8 bits, the packed low-bit formats (int4, int3,
+     * int2, ternary) for 4 bits and fewer */
     int qat;
     int qat_bits;             /* weight grid bits, 2..8 (default 8) */
+    int qat_ternary;          /* weights {-a, 0, a} per group (qat_bits ignored) */
+    int qat_group_size;       /* 4 bits and fewer: input columns per FP16 scale (0: 128; -1: one per row) */
+    int qat_weight_zero_point; /* 4 bits and fewer: asymmetric grids, a zero point per group */
+    /* knowledge distillation: loss = CE + T^2 KL(softmax(teacher/T) || softmax(student/T))
+     * (+ the MSE of every block's output with distill_hidden) */
+    int distill;
+    const char *teacher;      /* FP32 teacher directory with the student's labels and tokenizer (NULL: the input model) */
+    int distill_hidden;       /* add the hidden-state MSE (TernaryBERT) */
+    float temperature;        /* T > 0 (default 1) */
     const char *act_observer; /* input scales: "ema" (default) or "lsq" */
     long freeze_observers_after; /* scales stop moving after this many updates (0: never) */
     int calib_batches;        /* batches that set the first scales (default 16) */
@@ -375,13 +395,16 @@ typedef struct qb_train_report {
     double final_loss;        /* mean training loss of the last epoch */
     long steps;
     double examples_per_s;    /* training throughput, evaluation excluded */
+    double epoch_seconds;     /* training seconds per epoch (teacher included; conversion and DEV scoring excluded) */
+    double epoch_total_seconds; /* the same with each epoch's conversion and DEV scoring */
     double seconds;
 } qb_train_report;
 
 /* Fine-tunes the FP32 checkpoint in model_dir on p->data and writes the
  * best epoch (by DEV score) to out_dir, replaced atomically whenever a later
  * epoch beats it.  With p->qat the linears train through fake quantization
- * and out_dir is the static int8 model, scored with the integer kernels.
+ * and out_dir is the static int8 or packed low-bit model, scored with the
+ * integer kernels.  With p->distill a teacher runs beside the student.
  * Labels come from the training data: when they are not the checkpoint's
  * own (or the task differs) a fresh head is trained.  A
  * non-finite loss stops with QB_ERR_NUMERIC and leaves the last good

@@ -1,14 +1,17 @@
 /* Quantization-aware training: the fake-quantization ops on hand-computed
  * cases, then whole tiny models (BERT sequence and token heads, ALBERT)
- * trained a few steps through fake quantization, converted to int8 and run
- * by the integer engine: its logits must equal the QAT model's up to FP32
- * summation order, and its predictions exactly. */
+ * trained a few steps through fake quantization, converted to int8 or to
+ * the packed low-bit formats (int4, int2, ternary) and run by the integer
+ * engine: its logits must equal the QAT model's up to FP32 summation order
+ * (1e-5), and its predictions exactly.  Then the distillation loss: its
+ * gradient against finite differences. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/dtype.h"
 #include "core/fs.h"
 #include "model/linear_format.h"
 #include "quant/affine.h"
@@ -47,6 +50,34 @@ static void test_input_fake_quant(void) {
     CHECK(fabsf(s.lo - (-1.05f)) < 1e-6f && fabsf(s.hi - 2.99f) < 1e-6f, "EMA range [%g, %g]", s.lo, s.hi);
     CHECK(fabsf(s.scale - (2.99f + 1.05f) / 255.0f) < 1e-7f && s.zero == 66, "EMA scale %g zero %d", s.scale, s.zero);
     CHECK(!s.seen, "the batch range is consumed");
+}
+
+/* The low-bit fake weights are the packed format's values: the quantizer's
+ * own codes and FP16 scales, decoded. */
+static void test_lowbit_fake_quant(void) {
+    enum { N = 3, K = 160 };
+    float w[N * K], wq[N * K];
+    for (int i = 0; i < N * K; i++) w[i] = sinf(0.37f * (float)i) * (i % 7 == 0 ? 3.0f : 0.5f);
+    const qb_lowbit_spec specs[] = {
+        {.kind = QB_LOWBIT_GRID, .bits = 4, .group = 128}, {.kind = QB_LOWBIT_GRID, .bits = 2, .group = 64, .zero_point = true},
+        {.kind = QB_LOWBIT_TERNARY, .bits = 2, .group = 32}, {.kind = QB_LOWBIT_GRID, .bits = 3, .group = K},
+    };
+    for (size_t s = 0; s < sizeof specs / sizeof *specs; s++) {
+        const qb_lowbit_spec *sp = &specs[s];
+        int G = qb_lowbit_groups(sp, K), gs = G == 1 ? K : sp->group;
+        uint8_t codes[N * K], zero[N * 8], c2[N * K], z2[N * 8];
+        uint16_t scale[N * 8], s2[N * 8];
+        qb_lowbit_error e;
+        CHECK(qb_fq_weight_lowbit(w, N, K, sp, wq, codes, scale, zero), "spec %zu: quantizer failed", s);
+        CHECK(qb_lowbit_quantize(w, N, K, sp, c2, s2, z2, NULL, &e), "spec %zu: quantizer failed", s);
+        int bad = 0, levels = qb_lowbit_levels(sp);
+        for (int r = 0; r < N; r++)
+            for (int k = 0; k < K; k++) {
+                int g = r * G + k / gs, c = c2[r * K + k];
+                bad += c >= levels || wq[r * K + k] != qb_f16_to_f32(s2[g]) * (float)(c - z2[g]);
+            }
+        CHECK(bad == 0, "spec %zu: %d fake weights are not the format's decoded codes", s, bad);
+    }
 }
 
 static void test_weight_fake_quant(void) {
@@ -109,25 +140,31 @@ static void compare_with_engine(const char *name, const qb_trainer *t, const qb_
             same += qb_argmax(got, L) == qb_argmax(want, L);
         }
     /* Both sum the same integer products; only FP32 rounding differs. */
-    CHECK(diff <= 1e-4 * fmax(mag, 1.0), "%s: int8 engine logits differ by %g (|logit| up to %g)", name, diff, mag);
+    CHECK(diff <= 1e-5 * fmax(mag, 1.0), "%s: engine logits differ by %g (|logit| up to %g)", name, diff, mag);
     CHECK(same == rows, "%s: %d of %d predictions differ", name, rows - same, rows);
     printf("  %-18s max |engine - QAT| %.2e, predictions %d/%d equal\n", name, diff, same, rows);
     qb_session_free(s);
 }
 
-static void test_model(const char *name, qb_task task, qb_fq_observer obs, int bits) {
+/* What each linear but the classifier must be stored as. */
+static const char *format_of(const qb_qat_params *qp) {
+    return qp->ternary ? "ternary" : qp->bits == 4 ? "int4" : qp->bits == 3 ? "int3" : qp->bits == 2 ? "int2" : "int8";
+}
+
+static void test_model(const char *name, qb_task task, qb_qat_params qp) {
     const char *src = getenv("QB_SOURCE_DIR") ? getenv("QB_SOURCE_DIR") : ".";
     char dir[4096], out[4096], label[96];
     snprintf(dir, sizeof dir, "%s/tests/data/%s", src, name);
     snprintf(out, sizeof out, "/tmp/qb-test-qat-%ld-%s", (long)getpid(), name);
-    snprintf(label, sizeof label, "%s %s %d-bit", name, obs == QB_FQ_LSQ ? "lsq" : "ema", bits);
+    snprintf(label, sizeof label, "%s %s %s g%d", name, qp.observer == QB_FQ_LSQ ? "lsq" : "ema", format_of(&qp),
+             qp.group_size);
     qb_model *m = NULL, *q = NULL;
     qb_trainer *t = NULL;
     qb_error err = {0};
     qb_trainer_params tp = qb_trainer_default_params();
     tp.task = task;
     tp.n_threads = 2;
-    qb_qat_params qp = {.observer = obs, .bits = bits, .momentum = 0.01f};
+    qp.momentum = 0.01f;
     bool token = task == QB_TASK_TOKEN;
     qb_batch b = {3, 7, ids, types, lens};
     char tmp[4200] = "";
@@ -137,14 +174,14 @@ static void test_model(const char *name, qb_task task, qb_fq_observer obs, int b
     if (!st) st = qb_trainer_reserve(t, 3, 7, &err);
     if (!st) st = train_a_little(t, &b, token ? tok_labels : seq_labels, &err);
     if (!st) st = qb_outdir_begin(out, true, tmp, sizeof tmp, &err);
-    if (!st) st = qb_checkpoint_write_int8(t, (const char *const *)m->cfg.labels, m->cfg.num_labels, tmp, &err);
+    if (!st) st = qb_checkpoint_write_qat(t, (const char *const *)m->cfg.labels, m->cfg.num_labels, tmp, &err);
     if (!st) st = qb_model_load(tmp, NULL, &q, &err);
     CHECK(st == QB_OK, "%s: %s", label, err.msg);
     if (!st) {
-        int n_int8 = 0;
-        for (int i = 0; i < q->n_linears; i++) n_int8 += q->linears[i]->fmt->precision == QB_PREC_INT8;
-        CHECK(n_int8 == q->n_linears - 1, "%s: %d of %d linears int8 (all but the classifier)", label, n_int8,
-              q->n_linears);
+        int n_fmt = 0;
+        for (int i = 0; i < q->n_linears; i++) n_fmt += !strcmp(q->linears[i]->fmt->name, format_of(&qp));
+        CHECK(n_fmt == q->n_linears - 1, "%s: %d of %d linears %s (all but the classifier)", label, n_fmt,
+              q->n_linears, format_of(&qp));
         compare_with_engine(label, t, q, &b, token);
     }
     if (tmp[0]) qb_outdir_abort(tmp);
@@ -153,13 +190,101 @@ static void test_model(const char *name, qb_task task, qb_fq_observer obs, int b
     qb_model_free(m);
 }
 
+/* ---- distillation: d(loss)/d(param) against central differences ------ */
+
+static double distilled_loss(qb_trainer *st, qb_trainer *te, const qb_batch *b, const int32_t *labels) {
+    qb_error err = {0};
+    qb_distill_params dp = {.temperature = 2.0f, .hidden = true};
+    float loss = NAN;
+    qb_status s = qb_trainer_forward(te, b, NULL, false, NULL, &err);
+    if (!s) s = qb_trainer_forward(st, b, labels, false, NULL, &err);
+    if (!s) s = qb_trainer_distill(st, te, &dp, &loss, &err);
+    CHECK(s == QB_OK, "distill: %s", err.msg);
+    return loss;
+}
+
+static void check_distill_model(const char *name, qb_task task) {
+    const char *src = getenv("QB_SOURCE_DIR") ? getenv("QB_SOURCE_DIR") : ".";
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/tests/data/%s", src, name);
+    qb_model *m = NULL;
+    qb_trainer *st = NULL, *te = NULL;
+    qb_error err = {0};
+    qb_trainer_params tp = qb_trainer_default_params();
+    tp.task = task;
+    tp.n_threads = 2;
+    tp.hidden_dropout = tp.attn_dropout = tp.classifier_dropout = 0;
+    qb_batch b = {3, 7, ids, types, lens};
+    const int32_t *labels = task == QB_TASK_TOKEN ? tok_labels : seq_labels;
+    qb_status s = qb_model_load(dir, NULL, &m, &err);
+    if (!s) s = qb_trainer_create(m, &tp, &st, &err);
+    if (!s) s = qb_trainer_create(m, &tp, &te, &err);
+    if (!s) s = qb_trainer_reserve(st, 3, 7, &err);
+    if (!s) s = qb_trainer_reserve(te, 3, 7, &err);
+    CHECK(s == QB_OK, "%s: %s", name, err.msg);
+    if (s) goto done;
+    /* the student drifts from the teacher, or every distillation gradient is 0 */
+    for (int i = 0; i < st->n_params; i++)
+        for (int64_t j = 0; j < st->params[i].numel; j++) st->params[i].w[j] += 0.05f * sinf(1.7f * (float)(i * 31 + j));
+    qb_trainer_zero_grad(st);
+    distilled_loss(st, te, &b, labels);
+    CHECK(st->kd_loss > 0 && st->hidden_loss > 0, "%s: distillation terms %g, %g", name, st->kd_loss, st->hidden_loss);
+    qb_trainer_backward(st);
+    const char *names[] = {"classifier.weight", "embeddings.LayerNorm.weight", "encoder.layer.0.attention.self.query.weight",
+                           "encoder.layer.1.output.dense.weight"};
+    int checked = 0;
+    double worst = 0;
+    for (int i = 0; i < st->n_params; i++) {
+        qb_tparam *p = &st->params[i];
+        bool pick = false;
+        for (size_t k = 0; k < sizeof names / sizeof *names; k++) pick |= strstr(p->name, names[k]) != NULL;
+        for (int64_t j = 0; pick && j < p->numel && j < 6; j++) {
+            float w0 = p->w[j], h = 1e-2f;
+            p->w[j] = w0 + h;
+            double up = distilled_loss(st, te, &b, labels);
+            p->w[j] = w0 - h;
+            double down = distilled_loss(st, te, &b, labels);
+            p->w[j] = w0;
+            double num = (up - down) / (2.0 * h), rel = fabs(num - p->g[j]) / fmax(fabs(num), 1e-2);
+            worst = fmax(worst, rel);
+            CHECK(rel < 2e-2, "%s: d loss / d %s[%lld]: analytic %g, numeric %g", name, p->name, (long long)j,
+                  p->g[j], num);
+            checked++;
+        }
+    }
+    CHECK(checked >= 12, "%s: only %d gradients checked", name, checked);
+    printf("  %-18s distillation gradient: %d checked, worst relative error %.1e\n", name, checked, worst);
+done:
+    qb_trainer_free(st);
+    qb_trainer_free(te);
+    qb_model_free(m);
+}
+
+static void test_distill_gradient(void) {
+    check_distill_model("tiny-bert-seq", QB_TASK_SEQUENCE);
+    check_distill_model("tiny-bert-token", QB_TASK_TOKEN);
+    check_distill_model("tiny-albert-seq", QB_TASK_SEQUENCE);
+}
+
 int main(void) {
     test_input_fake_quant();
     test_weight_fake_quant();
-    test_model("tiny-bert-seq", QB_TASK_SEQUENCE, QB_FQ_EMA, 8);
-    test_model("tiny-bert-token", QB_TASK_TOKEN, QB_FQ_EMA, 8);
-    test_model("tiny-albert-seq", QB_TASK_SEQUENCE, QB_FQ_EMA, 8);
-    test_model("tiny-bert-seq", QB_TASK_SEQUENCE, QB_FQ_LSQ, 8);
-    test_model("tiny-bert-seq", QB_TASK_SEQUENCE, QB_FQ_EMA, 4);
+    test_lowbit_fake_quant();
+    const qb_qat_params int8 = {.bits = 8}, lsq = {.observer = QB_FQ_LSQ, .bits = 8}, int6 = {.bits = 6};
+    test_model("tiny-bert-seq", QB_TASK_SEQUENCE, int8);
+    test_model("tiny-bert-token", QB_TASK_TOKEN, int8);
+    test_model("tiny-albert-seq", QB_TASK_SEQUENCE, int8);
+    test_model("tiny-bert-seq", QB_TASK_SEQUENCE, lsq);
+    test_model("tiny-bert-seq", QB_TASK_SEQUENCE, int6);
+    /* the packed formats, on every tiny model; groups of 4 so a row of
+     * the tiny models (8 and 12 inputs) has several scales */
+    const qb_qat_params lowbit[] = {
+        {.bits = 4, .group_size = 4}, {.bits = 2, .group_size = 4}, {.ternary = true, .group_size = 4},
+        {.observer = QB_FQ_LSQ, .bits = 2, .group_size = -1, .zero_point = true}, {.bits = 3},
+    };
+    const char *models[] = {"tiny-bert-seq", "tiny-bert-token", "tiny-albert-seq"};
+    for (size_t i = 0; i < sizeof lowbit / sizeof *lowbit; i++)
+        for (int k = 0; k < 3; k++) test_model(models[k], k == 1 ? QB_TASK_TOKEN : QB_TASK_SEQUENCE, lowbit[i]);
+    test_distill_gradient();
     return qb_test_done("test_qat");
 }

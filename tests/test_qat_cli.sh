@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # qbert qat end to end on small slices: the int8 model it writes (config,
 # info, the DEV score reproduced by `qbert eval` on the integer kernels),
-# 4-bit weights and LSQ scales, `--resume` after kill -9 at random moments
+# the packed low-bit models of --bits 4, 2 and ternary (with LSQ scales and
+# distillation), bad teachers and temperatures, `--resume` after kill -9 at random moments
 # giving the same bytes as an uninterrupted run, and a diverging run that
 # keeps its last good checkpoint.
 set -u
@@ -24,7 +25,8 @@ check "unknown observer is a usage error" test $? -eq 2
 # 8-bit EMA: a static int8 model every command runs on the integer kernels
 "$QBERT" qat "$M" "${COMMON[@]}" -o "$TMP/q8" >"$TMP/q8.txt" 2>"$TMP/q8.err"
 check "qat succeeds" test $? -eq 0
-check "qat reports the int8 score" grep -q "with the int8 kernels" "$TMP/q8.txt"
+check "qat reports the integer-kernel score" grep -q "with the integer kernels" "$TMP/q8.txt"
+check "qat reports the time per epoch" grep -q "^time per epoch: [0-9.]* s training" "$TMP/q8.txt"
 check "config: static int8, qat-ema" test "$(json_get "$TMP/q8/config.json" \
   'j["quantization_config"]["method"], j["quantization_config"]["bits"], j["quantization_config"]["activations"]["observer"]')" \
   = "static 8 qat-ema"
@@ -36,31 +38,58 @@ check "eval of OUT_DIR reproduces the reported accuracy ($acc)" \
   test "$(json_get "$TMP/eval.json" '"%.4f" % j["accuracy"]')" = "$acc"
 check "no state file left after a finished run" test ! -e "$TMP/q8.state"
 
-# 4-bit weights with LSQ input scales: int8 storage, values on [-8, 7]
-"$QBERT" qat "$M" "${COMMON[@]}" -o "$TMP/q4" --bits 4 --act-observer lsq --freeze-observers-after 5 \
-  >"$TMP/q4.txt" 2>&1
-check "4-bit lsq qat succeeds" test $? -eq 0
-check "config: 4 bits, qat-lsq" test "$(json_get "$TMP/q4/config.json" \
-  'j["quantization_config"]["bits"], j["quantization_config"]["activations"]["observer"]')" = "4 qat-lsq"
-on_4bit_grid() { # on_4bit_grid MODEL_DIR: 25 int8 weights, all in [-8, 7], some at each end
-  $PY - "$1/model.safetensors" <<'PYEOF'
-import json, struct, sys
-import numpy as np
-data = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", data[:8])[0]
-h = json.loads(data[8:8 + n])
-i8 = [t for k, t in h.items() if k != "__metadata__" and t["dtype"] == "I8" and not k.endswith("_zero_point")]
-assert len(i8) == 25, len(i8)
-for t in i8:
-    a, b = t["data_offsets"]
-    v = np.frombuffer(data[8 + n + a:8 + n + b], dtype=np.int8)
-    assert v.min() == -8 and v.max() <= 7, (v.min(), v.max())
-PYEOF
+# --bits 4, 2, ternary: the packed low-bit formats, every linear but the
+# classifier, run by every command (info, eval reproducing the DEV score)
+modules() { # modules DIR: the distinct formats of quantization_config.modules
+  json_get "$1/config.json" '" ".join(sorted(set(j["quantization_config"]["modules"].values())))'
 }
-check "qat weights stay on the 4-bit grid" on_4bit_grid "$TMP/q4"
-"$QBERT" quantize "$M" -o "$TMP/p4" --method static --calib "$TMP/train.tsv" --calib-n 16 --bits 4 >/dev/null 2>&1
-check "quantize --bits 4 (PTQ) packs int4 weights" bash -c "'$QBERT' info '$TMP/p4' | grep -q '25 int4 (groups of 128)'"
-check "info names the 4-bit weights" bash -c "'$QBERT' info '$TMP/p4' | grep -q '4-bit weights'"
+SN=48 SEV=24
+[ -n "$SANITIZE" ] && SN=32 SEV=12
+SMALL=(--data "$TMP/train.tsv" --limit $SN --eval "$SST/dev.tsv" --eval-limit $SEV --batch 16 --max-length 64 --threads 2)
+lowbit_run() { # lowbit_run NAME FORMAT INFO_TEXT ARGS...: qat, then config, info and eval of its OUT_DIR
+  local name=$1 fmt=$2 info=$3
+  shift 3
+  "$QBERT" qat "$M" "${SMALL[@]}" -o "$TMP/$name" "$@" >"$TMP/$name.txt" 2>"$TMP/$name.err"
+  local rc=$?
+  check "$name: qat $* succeeds" test $rc -eq 0
+  [ $rc -eq 0 ] || { head -3 "$TMP/$name.err" >&2; return; }
+  check "$name: config modules are $fmt and the fp32 classifier" test "$(modules "$TMP/$name")" = "fp32 $fmt"
+  check "$name: info says $info" bash -c "'$QBERT' info '$TMP/$name' | grep -q '$info'"
+  local acc
+  acc=$(sed -n 's/^best epoch 1: dev accuracy \([0-9.]*\) .*/\1/p' "$TMP/$name.txt")
+  "$QBERT" eval "$TMP/$name" --data "$SST/dev.tsv" --limit $SEV --max-length 64 --json >"$TMP/$name.json"
+  check "$name: eval of OUT_DIR reproduces the reported accuracy ($acc)" \
+    test "$(json_get "$TMP/$name.json" '"%.4f" % j["accuracy"]')" = "$acc"
+}
+lowbit_run q4 int4 "25 int4 (groups of 128)" --bits 4 --act-observer lsq --freeze-observers-after 5
+check "q4: config bits 4, observer qat-lsq, packed format" test "$(json_get "$TMP/q4/config.json" \
+  'j["quantization_config"]["bits"], j["quantization_config"]["activations"]["observer"], j["quantization_config"]["weights"]["format"]')" \
+  = "4 qat-lsq int4"
+lowbit_run q2kd int2 "25 int2 (groups of 64)" --bits 2 --group-size 64 --distill --distill-hidden --temperature 2
+check "q2kd: says the teacher is timed" grep -q "time per epoch: .*(teacher included)" "$TMP/q2kd.txt"
+lowbit_run qt ternary "25 ternary" --bits ternary --group-size channel --teacher "$M"
+"$QBERT" predict "$TMP/qt" "a moving, funny film" >/dev/null 2>&1
+check "qt: predict runs the ternary model" test $? -eq 0
+
+# bad input: usage errors (exit 2), and teachers that do not fit (exit 1,
+# one line naming the teacher)
+usage() { # usage NAME ARGS...: exit status 2
+  "$QBERT" qat "$M" "${SMALL[@]}" -o "$TMP/bad" "$@" >/dev/null 2>"$TMP/bad.err"
+  check "$1 is a usage error" test $? -eq 2
+}
+usage "--temperature 0" --distill --temperature 0
+usage "--temperature -1" --distill --temperature -1
+usage "--group-size with 8-bit weights" --bits 8 --group-size 64
+usage "--weight-zero-point with ternary" --bits ternary --weight-zero-point
+bad_teacher() { # bad_teacher WHAT DIR PATTERN
+  "$QBERT" qat "$M" "${SMALL[@]}" -o "$TMP/bad" --bits 2 --teacher "$2" >/dev/null 2>"$TMP/bad.err"
+  check "teacher with other $1: exit 1" test $? -eq 1
+  check "teacher with other $1: one line naming $2" \
+    bash -c "test \$(wc -l <'$TMP/bad.err') -eq 1 && grep -q '$2' '$TMP/bad.err' && grep -q '$3' '$TMP/bad.err'"
+  check "teacher with other $1: no OUT_DIR" test ! -e "$TMP/bad"
+}
+[ -e "$SHARED/models/bert-mini-conll" ] && bad_teacher labels "$SHARED/models/bert-mini-conll" "labels"
+[ -e "$SHARED/models/albert-mini-sst2" ] && bad_teacher tokenizer "$SHARED/models/albert-mini-sst2" "tokenizer"
 
 # --resume: an uninterrupted run, then the same run killed with SIGKILL at
 # random moments and resumed until it finishes: the same bytes.

@@ -29,7 +29,7 @@ typedef struct {
     qb_encoding *enc;
     const qb_encoding **encp;
     const char **gold, **pred; /* NER: one sentence's scored tags */
-    double signal, noise, kl_sum; /* logits against the reference's */
+    double signal, noise, kl_sum, cos_sum; /* logits against the reference's */
 } evaluator;
 
 /* Tokenizer errors name a byte offset; add the file and line. */
@@ -66,13 +66,16 @@ static void compare_with_reference(evaluator *e, int pred, const float *logits, 
     int L = e->m->cfg.num_labels;
     e->r->agreement += pred == qb_argmax(ref, L);
     e->r->agreement_n++;
-    double lq = log_sum_exp(logits, L), lr = log_sum_exp(ref, L);
+    double lq = log_sum_exp(logits, L), lr = log_sum_exp(ref, L), dot = 0, rr = 0, qq = 0;
     for (int i = 0; i < L; i++) {
         double d = (double)ref[i] - logits[i];
         e->signal += (double)ref[i] * ref[i];
         e->noise += d * d;
         e->kl_sum += exp(ref[i] - lr) * ((ref[i] - lr) - (logits[i] - lq));
+        dot += (double)ref[i] * logits[i], rr += (double)ref[i] * ref[i], qq += (double)logits[i] * logits[i];
     }
+    /* Two all-zero vectors point the same way; one alone points nowhere. */
+    e->cos_sum += rr > 0 && qq > 0 ? dot / sqrt(rr * qq) : rr == qq;
 }
 
 static qb_status eval_sequence_batch(evaluator *e, int first, int n, qb_error *err) {
@@ -176,6 +179,7 @@ static void fill_result(evaluator *e) {
     r->agreement = r->agreement_n ? r->agreement / r->agreement_n : NAN;
     r->sqnr_db = !r->agreement_n ? NAN : e->noise > 0 ? 10 * log10(e->signal / e->noise) : INFINITY;
     r->kl = r->agreement_n ? e->kl_sum / r->agreement_n : NAN;
+    r->cosine = r->agreement_n ? e->cos_sum / r->agreement_n : NAN;
     for (int k = 0; k < r->n_classes; k++) {
         qb_class_score s = qb_confusion_class(c, k);
         r->precision[k] = s.precision;

@@ -15,7 +15,7 @@
  * the input scratch a format filled belongs to nobody. */
 static void linear_run(qb_session *s, const qb_linear *l, const float *x, int rows, float *y,
                        const float *residual, qb_act act, bool same_input) {
-    if (s->observe) s->observe(s->observe_ctx, l, false, x, rows);
+    if (s->observe && s->observe(s->observe_ctx, l, false, x, rows)) s->halt = true;
     if (!same_input) s->qa_for = NULL;
     qb_linear_io io = {.x = x, .rows = rows, .y = y, .residual = residual, .act = act, .same_input = same_input};
     l->fmt->run(s, l, &io);
@@ -140,9 +140,9 @@ static void block(qb_session *s, const qb_block *blk) {
     linear_run(s, &blk->k, a->x, T, a->k, NULL, QB_ACT_NONE, true);
     linear_run(s, &blk->v, a->x, T, a->v, NULL, QB_ACT_NONE, true);
     if (s->observe) {
-        s->observe(s->observe_ctx, &blk->q, true, a->q, T);
-        s->observe(s->observe_ctx, &blk->k, true, a->k, T);
-        s->observe(s->observe_ctx, &blk->v, true, a->v, T);
+        s->halt |= s->observe(s->observe_ctx, &blk->q, true, a->q, T);
+        s->halt |= s->observe(s->observe_ctx, &blk->k, true, a->k, T);
+        s->halt |= s->observe(s->observe_ctx, &blk->v, true, a->v, T);
     }
     attention(s, blk);
     linear(s, &blk->o, a->ctx, T, a->attn, a->x, QB_ACT_NONE);
@@ -177,8 +177,9 @@ void qb_forward(qb_session *s) {
     const qb_model *m = s->m;
     int inner = qb_model_inner_steps(m);
     s->qa_for = NULL;
+    s->halt = false;
     embed(s);
-    for (int l = 0; l < m->cfg.num_layers; l++)
+    for (int l = 0; l < m->cfg.num_layers && !s->halt; l++)
         for (int i = 0; i < inner; i++) block(s, qb_model_block(m, l, i));
-    head(s);
+    if (!s->halt) head(s);
 }

@@ -35,6 +35,16 @@ typedef struct {
     bool static_input;        /* integer inputs: write this calibrated grid */
     float in_scale;
     int32_t in_zero;
+    const float *in_smooth;   /* static inputs: x_j is multiplied by in_smooth[j] before its grid (SmoothQuant), or NULL */
+    /* Error compensation (quant/compensate.c).  hessian: low-bit grids are
+     * rounded by GPTQ against this [in, in] sum of x x^T (overwritten), or
+     * NULL for round to nearest; dequantized: where a row that can writes
+     * the weights it stored, as FP32 [out, in] (or NULL). */
+    double *hessian;
+    double gptq_damp;
+    bool gptq_act_order;
+    float *dequantized;
+    int *n_fallbacks;         /* out (or NULL): +1 where GPTQ could not factor the Hessian and rounded to nearest */
 } qb_linear_recipe;
 
 typedef struct qb_linear_format {

@@ -11,6 +11,24 @@
 #include "model/session.h"
 #include "quant/affine.h"
 
+/* SmoothQuant's per-channel factors, where the quantizer wrote them. */
+static bool bind_smoothing(qb_binder *b, qb_linear *l) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.input_smooth", l->name);
+    if (!qb_safetensors_find(&b->m->st, name)) return true;
+    const qb_st_tensor *t = qb_binder_companion(b, l->name, ".input_smooth", QB_F32, l->in);
+    const float *f = t ? qb_binder_f32(b, t, 1, l->in, 0) : NULL;
+    if (!f) return false;
+    for (int j = 0; j < l->in; j++)
+        if (!(f[j] > 0) || !isfinite(f[j])) {
+            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' holds %g at %d (factors are positive and finite)", b->file,
+                    name, f[j], j);
+            return false;
+        }
+    l->in_smooth = f;
+    return true;
+}
+
 /* Static models' linears have calibrated inputs unless "modules" lists
  * them int8-dynamic; a dynamic model's linear may carry one too. */
 bool qb_linear_bind_input_grid(qb_binder *b, qb_linear *l) {
@@ -30,7 +48,7 @@ bool qb_linear_bind_input_grid(qb_binder *b, qb_linear *l) {
         return false;
     }
     l->static_input = true;
-    return true;
+    return bind_smoothing(b, l);
 }
 
 bool qb_linear_push_input_grid(qb_st_list *out, const qb_linear *l, const qb_linear_recipe *r) {
@@ -40,17 +58,32 @@ bool qb_linear_push_input_grid(qb_st_list *out, const qb_linear *l, const qb_lin
     *is = r->in_scale;
     *iz = r->in_zero;
     char name[256];
-    int64_t one[1] = {1};
+    int64_t one[1] = {1}, in[1] = {l->in};
     snprintf(name, sizeof name, "%s.input_scale", l->name);
     bool ok = qb_st_list_push(out, name, QB_F32, 1, one, is);
     snprintf(name, sizeof name, "%s.input_zero_point", l->name);
-    return ok && qb_st_list_push(out, name, QB_I32, 1, one, iz);
+    ok = ok && qb_st_list_push(out, name, QB_I32, 1, one, iz);
+    snprintf(name, sizeof name, "%s.input_smooth", l->name);
+    return ok && (!r->in_smooth || qb_st_list_push(out, name, QB_F32, 1, in, r->in_smooth));
 }
 
 /* Two linears read the same quantized input if they quantize it alike. */
 static bool same_input_grid(const qb_linear *a, const qb_linear *b) {
-    if (a->static_input != b->static_input || a->in != b->in) return false;
+    if (a->static_input != b->static_input || a->in != b->in || !a->in_smooth != !b->in_smooth) return false;
+    if (a->in_smooth && memcmp(a->in_smooth, b->in_smooth, (size_t)a->in * sizeof *a->in_smooth)) return false;
     return !a->static_input || (a->in_scale == b->in_scale && a->in_zero == b->in_zero);
+}
+
+/* x_j * in_smooth[j], a row at a time through thread t's scratch, onto
+ * the fixed grid p. */
+static void smooth_rows(qb_session *s, const qb_linear *l, int t, const float *x, int rows, qb_qparams p,
+                        uint8_t *q) {
+    float *row = s->smooth_row + (size_t)t * s->smooth_stride;
+    int n = l->in;
+    for (int r = 0; r < rows; r++) {
+        for (int j = 0; j < n; j++) row[j] = x[(size_t)r * n + j] * l->in_smooth[j];
+        s->m->kern_i8.quantize_rows_fixed(row, 1, n, n, p.scale, p.zero_point, q + (size_t)r * n, n);
+    }
 }
 
 /* Rows go to the threads in equal runs: quantizing is 7% of an int8
@@ -71,7 +104,8 @@ static void quantize_input(qb_session *s, const qb_linear *l, const float *x, in
         if (!fixed) {
             k->quantize_rows(xr, r1 - r0, n, n, qr, n, s->qa_scale + r0, s->qa_zero + r0);
         } else {
-            k->quantize_rows_fixed(xr, r1 - r0, n, n, p.scale, p.zero_point, qr, n);
+            if (l->in_smooth) smooth_rows(s, l, t, xr, r1 - r0, p, qr);
+            else k->quantize_rows_fixed(xr, r1 - r0, n, n, p.scale, p.zero_point, qr, n);
             for (int r = r0; r < r1; r++) {
                 s->qa_scale[r] = p.scale;
                 s->qa_zero[r] = p.zero_point;

@@ -82,6 +82,7 @@ static bool quantize_int8(const qb_linear_format *self, qb_st_list *out, const q
     if (!w || !scale || !qw || !zero) return false;
     qb_quantize_weight_s8(w, l->out, l->in, r->bits, r->per_channel, qw, scale);
     memset(zero, 0, (size_t)l->out);
+    for (size_t i = 0; r->dequantized && i < (size_t)t->numel; i++) r->dequantized[i] = qw[i] * scale[i / l->in];
     char name[256];
     int64_t n[1] = {l->out};
     bool ok = qb_st_list_push(out, t->name, QB_I8, 2, t->shape, qw);

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "model/linear_format.h"
 #include "model/session.h"
+#include "quant/gptq.h"
 #include "quant/lowbit.h"
 
 typedef struct {
@@ -25,7 +26,7 @@ typedef struct {
 static const lowbit_row *lowbit_of(const qb_linear_format *f) { return (const lowbit_row *)f; }
 
 static qb_lowbit_spec spec_of(const lowbit_row *r, int group, bool zero_point) {
-    return (qb_lowbit_spec){r->kind, r->bits, group, zero_point};
+    return (qb_lowbit_spec){r->kind, r->bits, group, zero_point, false};
 }
 
 /* FP16 values of a companion as FP32 the model owns; positive ones only
@@ -195,12 +196,39 @@ static void run_f32(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
     qb_lowbit_gemm_f32(&s->m->kern_lowbit, &s->m->kern, &g, s->n_threads, s->pack);
 }
 
-/* t [N, K] quantized as sp says and packed as code: pushes the codes
- * [N, row bytes], the scales (or centroids) as a table of `companion_dims`
- * dimensions ([N] or [N, groups]) and the zero points when sp has them;
- * *e gets the squared errors. */
+/* GPTQ where the recipe brings a Hessian that factors, else round to
+ * nearest; either way the same arrays. */
+static bool choose_codes(const float *w, int N, int K, const qb_lowbit_spec *sp, const qb_linear_recipe *r,
+                         uint8_t *codes, uint16_t *scale, uint8_t *zero, uint16_t *codebook, qb_lowbit_error *e) {
+    if (r && r->hessian) {
+        qb_gptq_params gp = {.damp = r->gptq_damp, .act_order = r->gptq_act_order};
+        int dead;
+        const char *why;
+        if (qb_gptq_quantize(w, N, K, r->hessian, sp, &gp, codes, scale, zero, codebook, e, &dead, &why))
+            return true;
+        if (r->n_fallbacks) (*r->n_fallbacks)++;
+    }
+    return qb_lowbit_quantize(w, N, K, sp, codes, scale, zero, codebook, e);
+}
+
+/* The FP32 values the stored codes decode to. */
+static void decode_codes(const uint8_t *codes, int N, int K, const qb_lowbit_spec *sp, const uint16_t *table,
+                         const uint8_t *zero, float *out) {
+    int G = qb_lowbit_groups(sp, K), gs = G == 1 ? K : sp->group, L = qb_lowbit_levels(sp);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            size_t i = (size_t)n * K + k, g = (size_t)n * G + (size_t)(k / gs);
+            out[i] = sp->kind == QB_LOWBIT_KMEANS ? qb_f16_to_f32(table[(size_t)n * L + codes[i]])
+                                                  : qb_f16_to_f32(table[g]) * (float)(codes[i] - zero[g]);
+        }
+}
+
+/* t [N, K] quantized as sp (and r, for a linear) says and packed as code:
+ * pushes the codes [N, row bytes], the scales (or centroids) as a table of
+ * `companion_dims` dimensions ([N] or [N, groups]) and the zero points
+ * when sp has them; *e gets the squared errors. */
 static bool push_codes(qb_st_list *out, const qb_st_tensor *t, int N, int K, qb_code code, const qb_lowbit_spec *sp,
-                       int companion_dims, qb_lowbit_error *e) {
+                       const qb_linear_recipe *r, int companion_dims, qb_lowbit_error *e) {
     bool km = sp->kind == QB_LOWBIT_KMEANS;
     int G = qb_lowbit_groups(sp, K), per_row = km ? qb_lowbit_levels(sp) : G;
     size_t rb = qb_code_row_bytes(code, K);
@@ -209,8 +237,9 @@ static bool push_codes(qb_st_list *out, const qb_st_tensor *t, int N, int K, qb_
     uint8_t *zero = qb_st_list_alloc(out, (size_t)N * G);
     uint16_t *scale = qb_st_list_alloc(out, (size_t)N * per_row * 2);
     bool ok = w && codes && packed && zero && scale &&
-              qb_lowbit_quantize(w, N, K, sp, codes, km ? NULL : scale, zero, km ? scale : NULL, e);
+              choose_codes(w, N, K, sp, r, codes, km ? NULL : scale, zero, km ? scale : NULL, e);
     for (int n = 0; ok && n < N; n++) qb_code_pack_row(code, codes + (size_t)n * K, K, packed + (size_t)n * rb);
+    if (ok && r && r->dequantized) decode_codes(codes, N, K, sp, scale, zero, r->dequantized);
     free(codes);
     char name[256];
     int64_t shape[2] = {N, (int64_t)rb}, table[2] = {N, per_row};
@@ -226,8 +255,9 @@ static bool quantize_lowbit(const qb_linear_format *self, qb_st_list *out, const
                             const qb_st_tensor *t, const qb_linear_recipe *r) {
     const lowbit_row *row = lowbit_of(self);
     qb_lowbit_spec sp = spec_of(row, r->group, r->zero_point && row->kind == QB_LOWBIT_GRID);
+    sp.per_tensor = !r->per_channel;
     qb_lowbit_error e;
-    bool ok = push_codes(out, t, l->out, l->in, row->code, &sp, 2, &e);
+    bool ok = push_codes(out, t, l->out, l->in, row->code, &sp, r, 2, &e);
     if (ok && r->error) r->error->err += e.err, r->error->signal += e.signal, r->error->grid_err += e.grid_err;
     return ok && (!r->static_input || qb_linear_push_input_grid(out, l, r));
 }
@@ -260,9 +290,9 @@ qb_lowbit_weights *qb_lowbit_bind_table(qb_binder *b, const qb_st_tensor *t, int
 
 bool qb_lowbit_push_table(qb_st_list *out, const qb_st_tensor *t, int bits) {
     int K = (int)t->shape[1];
-    qb_lowbit_spec sp = {QB_LOWBIT_GRID, bits, K, false};
+    qb_lowbit_spec sp = {QB_LOWBIT_GRID, bits, K, false, false};
     qb_lowbit_error e;
-    return push_codes(out, t, (int)t->shape[0], K, table_code(bits), &sp, 1, &e);
+    return push_codes(out, t, (int)t->shape[0], K, table_code(bits), &sp, NULL, 1, &e);
 }
 
 #define LOWBIT_ROW(id, nm, bits_on_disk, ints, scratch, runner, cd, kd, b)                                         \

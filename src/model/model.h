@@ -37,6 +37,7 @@ typedef struct {
     bool static_input;      /* int8 static: the input has a calibrated scale */
     float in_scale;
     int32_t in_zero;
+    const float *in_smooth; /* static: x_j * in_smooth[j] is what the grid quantizes (SmoothQuant), or NULL */
 } qb_linear;
 
 typedef struct {

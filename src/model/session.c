@@ -25,6 +25,12 @@ static size_t pack_floats(const qb_model *m) {
     return n;
 }
 
+static bool has_smoothing(const qb_model *m) {
+    for (int i = 0; i < m->n_linears; i++)
+        if (m->linears[i]->in_smooth) return true;
+    return false;
+}
+
 static void layout(qb_session *s, qb_carver *c) {
     const qb_config *cfg = &s->m->cfg;
     size_t T = (size_t)s->max_batch * s->max_seq, B = (size_t)s->max_batch;
@@ -49,6 +55,8 @@ static void layout(qb_session *s, qb_carver *c) {
     s->qa = (uint8_t *)qb_carve(c, (T * kmax + 3) / 4);
     s->qa_scale = qb_carve(c, T);
     s->qa_zero = (int32_t *)qb_carve(c, T);
+    s->smooth_stride = has_smoothing(s->m) ? (int)kmax : 0;
+    s->smooth_row = s->smooth_stride ? qb_carve(c, (size_t)s->n_threads * kmax) : NULL;
 }
 
 /* Activations of a large batch span thousands of 4 KiB pages, and a GEMM

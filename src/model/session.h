@@ -25,8 +25,10 @@ typedef struct {
 
 /* Called with every linear layer's input before it runs, and with the
  * outputs of Q, K and V (output true) before attention reads them
- * (calibration). */
-typedef void (*qb_linear_observer)(void *ctx, const qb_linear *l, bool output, const float *x, int rows);
+ * (calibration).  Returns true when it needs nothing from the layers
+ * after this one: the forward then stops at the end of the block, its
+ * logits undefined. */
+typedef bool (*qb_linear_observer)(void *ctx, const qb_linear *l, bool output, const float *x, int rows);
 
 /* int8 attention's per-thread scratch for one head: Q and the
  * probabilities as u8 rows (q first stages K and V on their way to s8),
@@ -58,12 +60,15 @@ struct qb_session {
     float *qa_scale;
     int32_t *qa_zero;
     const qb_linear *qa_for;
+    float *smooth_row;  /* per thread: one input row times in_smooth; NULL unless a linear has it */
+    int smooth_stride;
 
     qb_attn_scratch *attn_i8; /* [n_threads]; NULL unless a block has int8 attention */
     void *attn_i8_mem;
 
     qb_linear_observer observe;
     void *observe_ctx;
+    bool halt;          /* the observer asked this forward to stop */
 };
 
 /* The graph, top to bottom: embeddings, blocks, head.  Inputs are already

@@ -12,10 +12,28 @@
 #define CALIB_BINS 0 /* the observers' default (8192) */
 #define CALIB_BATCH 8
 
-static void observe(void *ctx, const qb_linear *l, bool output, const float *x, int rows) {
+/* A smoothed input is observed as its grid will see it: x_j * smooth[j]. */
+static void observe_smoothed(qb_calib *c, const qb_linear *l, const float *smooth, const float *x, int rows) {
+    float buf[4096];
+    int per = (int)(sizeof buf / sizeof *buf) / l->in;
+    float *tmp = per ? buf : malloc((size_t)l->in * sizeof *tmp);
+    if (!per) per = 1;
+    for (int r0 = 0; tmp && r0 < rows; r0 += per) {
+        int n = rows - r0 < per ? rows - r0 : per;
+        for (int r = 0; r < n; r++)
+            for (int j = 0; j < l->in; j++) tmp[(size_t)r * l->in + j] = x[(size_t)(r0 + r) * l->in + j] * smooth[j];
+        qb_tensor_stats_add(&c->stats[l->id], tmp, (size_t)n * l->in);
+    }
+    if (tmp != buf) free(tmp);
+}
+
+static bool observe(void *ctx, const qb_linear *l, bool output, const float *x, int rows) {
     qb_calib *c = ctx;
+    const float *smooth = c->smooth ? c->smooth[l->id] : NULL;
     if (output) qb_tensor_stats_add(&c->out_stats[l->id], x, (size_t)rows * l->out);
+    else if (smooth) observe_smoothed(c, l, smooth, x, rows);
     else qb_tensor_stats_add(&c->stats[l->id], x, (size_t)rows * l->in);
+    return false;
 }
 
 /* Whether a linear's statistics are kept: every input, and the outputs
@@ -38,8 +56,8 @@ static qb_status calib_alloc(const qb_model *m, qb_calib *c, qb_error *err) {
     return QB_OK;
 }
 
-static qb_status run_batches(const qb_model *m, const qb_quant_params *p, int max_length, const qb_dataset *ds,
-                             qb_session *s, qb_error *err) {
+static qb_status run_batches(const qb_model *m, const qb_quant_params *p, const char *phase, int max_length,
+                             const qb_dataset *ds, qb_session *s, qb_error *err) {
     qb_encoding enc[CALIB_BATCH] = {{0}};
     const qb_encoding *encp[CALIB_BATCH];
     qb_status st = QB_OK;
@@ -57,42 +75,49 @@ static qb_status run_batches(const qb_model *m, const qb_quant_params *p, int ma
             encp[k] = &enc[k];
         }
         if (!st) st = qb_session_run_encodings(s, encp, n, err);
-        if (p->progress) p->progress(p->progress_ctx, "calibrate", i + n, ds->n);
+        if (p->progress && phase) p->progress(p->progress_ctx, phase, i + n, ds->n);
     }
     for (int k = 0; k < CALIB_BATCH; k++) qb_encoding_free(&enc[k]);
     return st;
 }
 
-qb_status qb_calib_run(const qb_model *m, const qb_quant_params *p, qb_calib *c, qb_quant_report *rep,
-                       qb_error *err) {
-    qb_status st = calib_alloc(m, c, err);
-    if (st) return st;
-    if (!p->calib_file) return qb_fail(err, QB_ERR_ARG, "static quantization needs calibration data (--calib FILE)");
+qb_status qb_calib_pass(const qb_model *m, const qb_quant_params *p, qb_linear_observer hook, void *ctx,
+                        const char *phase, int *used, qb_error *err) {
+    if (!p->calib_file) return qb_fail(err, QB_ERR_ARG, "this quantization needs calibration data (--calib FILE)");
     qb_dataset ds = {0};
     int want = p->calib_n > 0 ? p->calib_n : 512;
-    if ((st = qb_dataset_load(p->calib_file, QB_DATA_AUTO, NULL, want, &ds, err))) return st;
-    snprintf(c->source, sizeof c->source, "%s", p->calib_file);
-    if ((st = qb_sha256_file(p->calib_file, c->sha256, err))) {
-        qb_dataset_free(&ds);
-        return st;
-    }
-    if (ds.n < want && rep)
-        snprintf(rep->warning, sizeof rep->warning, "%s has %d examples: calibrated on %d, not the %d asked",
-                 p->calib_file, ds.n, ds.n, want);
+    qb_status st = qb_dataset_load(p->calib_file, QB_DATA_AUTO, NULL, want, &ds, err);
+    if (st) return st;
     qb_session *s = NULL;
     int max_length = qb_model_max_length(m, p->max_length);
     qb_session_params sp = {.max_batch = CALIB_BATCH, .max_seq = max_length, .n_threads = p->n_threads};
     st = qb_session_create(m, &sp, &s, err);
     if (!st) {
-        s->observe = observe;
-        s->observe_ctx = c;
-        st = run_batches(m, p, max_length, &ds, s, err);
-        c->has_outputs = true;
+        s->observe = hook;
+        s->observe_ctx = ctx;
+        st = run_batches(m, p, phase, max_length, &ds, s, err);
     }
-    c->used = ds.n;
-    if (rep) rep->calib_used = ds.n;
+    if (used) *used = ds.n;
     qb_session_free(s);
     qb_dataset_free(&ds);
+    return st;
+}
+
+qb_status qb_calib_run(const qb_model *m, const qb_quant_params *p, const float *const *smooth, qb_calib *c,
+                       qb_quant_report *rep, qb_error *err) {
+    qb_status st = calib_alloc(m, c, err);
+    if (st) return st;
+    if (!p->calib_file) return qb_fail(err, QB_ERR_ARG, "static quantization needs calibration data (--calib FILE)");
+    snprintf(c->source, sizeof c->source, "%s", p->calib_file);
+    if ((st = qb_sha256_file(p->calib_file, c->sha256, err))) return st;
+    c->smooth = smooth;
+    st = qb_calib_pass(m, p, observe, c, "calibrate", &c->used, err);
+    c->has_outputs = !st;
+    int want = p->calib_n > 0 ? p->calib_n : 512;
+    if (!st && c->used < want && rep)
+        snprintf(rep->warning, sizeof rep->warning, "%s has %d examples: calibrated on %d, not the %d asked",
+                 p->calib_file, c->used, c->used, want);
+    if (rep) rep->calib_used = c->used;
     return st;
 }
 

@@ -5,6 +5,7 @@
 #define QB_QUANT_CALIBRATE_H
 
 #include "model/model.h"
+#include "model/session.h"
 #include "quant/observer.h"
 
 typedef struct {
@@ -15,10 +16,18 @@ typedef struct {
     int used;               /* texts run */
     char source[4096];      /* the calibration file */
     char sha256[65];
+    const float *const *smooth; /* [n] or NULL: inputs observed times these factors (SmoothQuant) */
 } qb_calib;
 
-qb_status qb_calib_run(const qb_model *m, const qb_quant_params *p, qb_calib *c, qb_quant_report *rep,
-                       qb_error *err);
+/* Runs the first p->calib_n texts of p->calib_file through m, batch by
+ * batch, with hook watching every linear (model/session.h); phase names
+ * the progress step (NULL: none); *used gets the texts run. */
+qb_status qb_calib_pass(const qb_model *m, const qb_quant_params *p, qb_linear_observer hook, void *ctx,
+                        const char *phase, int *used, qb_error *err);
+/* Statistics of every linear's input (times smooth[id] where smooth and
+ * it are not NULL) and of attention's Q, K and V. */
+qb_status qb_calib_run(const qb_model *m, const qb_quant_params *p, const float *const *smooth, qb_calib *c,
+                       qb_quant_report *rep, qb_error *err);
 qb_status qb_calib_save(const qb_model *m, const qb_calib *c, const char *path, qb_error *err);
 qb_status qb_calib_load(const qb_model *m, const char *path, qb_calib *c, qb_error *err);
 void qb_calib_free(qb_calib *c);

@@ -11,7 +11,7 @@
 int qb_lowbit_levels(const qb_lowbit_spec *s) { return s->kind == QB_LOWBIT_TERNARY ? 3 : 1 << s->bits; }
 
 int qb_lowbit_groups(const qb_lowbit_spec *s, int K) {
-    if (s->kind == QB_LOWBIT_KMEANS || s->group >= K) return 1;
+    if (s->kind == QB_LOWBIT_KMEANS || s->per_tensor || s->group >= K) return 1;
     return (K + s->group - 1) / s->group;
 }
 
@@ -184,7 +184,7 @@ static void seed_plus_plus(const float *x, int n, int k, uint64_t seed, uint16_t
 static double quantize_kmeans(const float *x, int n, int bits, uint64_t seed, uint8_t *codes, uint16_t *cb,
                               uint8_t *tmp, double *d2, double *grid_err) {
     int k = 1 << bits;
-    qb_lowbit_spec g = {QB_LOWBIT_GRID, bits, n, false};
+    qb_lowbit_spec g = {QB_LOWBIT_GRID, bits, n, false, false};
     uint16_t sh;
     uint8_t z;
     *grid_err = quantize_grid(x, n, &g, codes, &sh, &z, tmp);
@@ -218,8 +218,28 @@ static void quantize_row(const float *x, int K, const qb_lowbit_spec *s, int r, 
     }
 }
 
+/* One grid for the whole matrix, written into every row's single group:
+ * the kernels read per-row scales either way. */
+static bool quantize_tensor(const float *w, int N, int K, const qb_lowbit_spec *s, uint8_t *codes, uint16_t *scale,
+                            uint8_t *zero, qb_lowbit_error *e) {
+    size_t n = (size_t)N * K;
+    uint8_t *tmp = malloc(n);
+    if (!tmp || n > (size_t)INT32_MAX) {
+        free(tmp);
+        return false;
+    }
+    *e = (qb_lowbit_error){0};
+    for (size_t i = 0; i < n; i++) e->signal += (double)w[i] * w[i];
+    e->err = s->kind == QB_LOWBIT_TERNARY ? quantize_ternary(w, (int)n, codes, scale, zero)
+                                          : quantize_grid(w, (int)n, s, codes, scale, zero, tmp);
+    for (int r = 1; r < N; r++) scale[r] = scale[0], zero[r] = zero[0];
+    free(tmp);
+    return true;
+}
+
 bool qb_lowbit_quantize(const float *w, int N, int K, const qb_lowbit_spec *s, uint8_t *codes, uint16_t *scale,
                         uint8_t *zero, uint16_t *codebook, qb_lowbit_error *e) {
+    if (s->per_tensor && s->kind != QB_LOWBIT_KMEANS) return quantize_tensor(w, N, K, s, codes, scale, zero, e);
     int G = qb_lowbit_groups(s, K), L = qb_lowbit_levels(s);
     bool ok = true;
     double err = 0, signal = 0, grid = 0;

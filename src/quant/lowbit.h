@@ -17,6 +17,7 @@ typedef struct {
     int bits;          /* grid and k-means: 2..4 (2^bits levels); ternary: 3 levels */
     int group;         /* grid and ternary: columns per scale; K (or more) = one per row */
     bool zero_point;   /* grid: asymmetric, a zero point per group */
+    bool per_tensor;   /* grid and ternary: one scale (and zero) for the whole matrix, stored per row */
 } qb_lowbit_spec;
 
 /* Squared error and signal of one weight matrix, for SQNR = 10 log10(signal / err).

@@ -13,6 +13,7 @@
 #include "core/fs.h"
 #include "model/linear_format.h"
 #include "quant/calibrate.h"
+#include "quant/compensate.h"
 #include "quant/lowbit.h"
 #include "quant/quantize.h"
 
@@ -20,13 +21,14 @@ qb_quant_params qb_quant_default_params(qb_quant_method method) {
     qb_quant_params p = {
         .method = method, .per_channel = 1, .act_per_token = method == QB_QUANT_DYNAMIC,
         .bits = 8, .calib_n = 512, .observer = "percentile:99.99", .max_length = 0,
+        .smooth_alpha = 0.5f, .gptq_damp = 0.01,
     };
     return p;
 }
 
 static bool is_int8_method(qb_quant_method m) { return m == QB_QUANT_DYNAMIC || m == QB_QUANT_STATIC; }
 static bool is_half_method(qb_quant_method m) { return m == QB_QUANT_FP16 || m == QB_QUANT_BF16; }
-/* Packed low-bit weights; QAT's trained narrow grids stay int8 (qb_quantize_into). */
+/* Packed low-bit weights; QAT's 5..7-bit grids stay int8 (qb_quantize_into). */
 static bool is_lowbit(const qb_quant_params *p) { return p->ternary || p->kmeans || p->bits <= 4; }
 
 /* The classifier stays FP32 unless asked: it is tiny, and its logits are
@@ -136,6 +138,10 @@ typedef struct {
     const char *observer_label;     /* what the config names as the observer */
     qb_quant_report *rep;
     bool packed;                    /* low-bit weights packed (not QAT's int8 narrow grids) */
+    float **in_smooth;              /* [n_linears]: SmoothQuant's input factors, or NULL */
+    float **smoothed;               /* [n_linears]: the weights times 1/in_smooth, or NULL */
+    float **bias;                   /* [n_linears]: corrected biases, or NULL */
+    bool *done;                     /* [n_linears]: stored by compensation already */
 } quant_job;
 
 /* reduce_range drops one bit of an 8-bit grid; a narrower grid is asked for. */
@@ -170,18 +176,25 @@ static int group_size(const qb_quant_params *p, const qb_linear *l) {
     return p->group_size < 0 ? l->in : p->group_size ? p->group_size : 128;
 }
 
+/* Stores linear l from weight tensor t, or from w (FP32) where that is
+ * not NULL; hessian and dequantized as the recipe has them. */
 static bool push_linear(qb_st_list *o, const quant_job *q, const qb_linear *l, const qb_st_tensor *t,
-                        weight_errors *we) {
+                        const float *w, double *hessian, float *dequantized, weight_errors *we) {
     plan_entry e = q->plan[l->id];
     qb_lowbit_error err = {0};
     qb_linear_recipe r = {.bits = weight_bits(q->p), .per_channel = q->p->per_channel, .static_input = e.static_input,
-                          .group = group_size(q->p, l), .zero_point = q->p->weight_zero_point, .error = &err};
+                          .group = group_size(q->p, l), .zero_point = q->p->weight_zero_point, .error = &err,
+                          .in_smooth = q->in_smooth ? q->in_smooth[l->id] : NULL, .hessian = hessian,
+                          .gptq_damp = q->p->gptq_damp, .gptq_act_order = q->p->gptq_act_order,
+                          .dequantized = dequantized, .n_fallbacks = &q->rep->n_gptq_fallbacks};
     if (e.static_input) {
         qb_qparams g = input_grid(q, l);
         r.in_scale = g.scale;
         r.in_zero = g.zero_point;
     }
-    bool ok = e.fmt->quantize(e.fmt, o, l, t, &r);
+    qb_st_tensor tw = *t;
+    if (w) tw.data = w, tw.dtype = QB_F32, tw.nbytes = (size_t)t->numel * sizeof *w, tw.aligned = true;
+    bool ok = e.fmt->quantize(e.fmt, o, l, &tw, &r);
     if (ok && err.signal > 0) add_error(we, &err);
     return ok;
 }
@@ -230,37 +243,71 @@ static bool push_attention_scales(qb_st_list *o, const quant_job *q, const qb_li
     return qb_st_list_push(o, name, QB_I32, 1, one, zero);
 }
 
-static const qb_linear *linear_of(const qb_model *m, const char *tensor) {
-    size_t n = strlen(tensor);
-    if (n < 7 || strcmp(tensor + n - 7, ".weight")) return NULL;
+/* The linear whose tensor `tensor` is: "<linear name><suffix>". */
+static const qb_linear *linear_of(const qb_model *m, const char *tensor, const char *suffix) {
+    size_t n = strlen(tensor), k = strlen(suffix);
+    if (n < k || strcmp(tensor + n - k, suffix)) return NULL;
     for (int i = 0; i < m->n_linears; i++)
-        if (strlen(m->linears[i]->name) == n - 7 && !strncmp(m->linears[i]->name, tensor, n - 7)) return m->linears[i];
+        if (strlen(m->linears[i]->name) == n - k && !strncmp(m->linears[i]->name, tensor, n - k)) return m->linears[i];
     return NULL;
 }
 
+typedef struct {
+    qb_st_list *o;
+    quant_job *q;
+    weight_errors *we;
+} comp_ctx;
+
+static bool push_compensated(void *ctx, const qb_linear *l, const float *w, double *hessian, float *dequantized) {
+    comp_ctx *c = ctx;
+    char name[128];
+    snprintf(name, sizeof name, "%s.weight", l->name);
+    const qb_st_tensor *t = qb_safetensors_find(&c->q->m->st, name);
+    c->q->done[l->id] = t && push_linear(c->o, c->q, l, t, w, hessian, dequantized, c->we);
+    return c->q->done[l->id];
+}
+
+/* GPTQ and bias correction store the linears first, in graph order. */
+static qb_status compensate(quant_job *q, qb_st_list *o, weight_errors *we, qb_error *err) {
+    const qb_model *m = q->m;
+    bool *which = calloc((size_t)m->n_linears, sizeof *which);
+    if (!which) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+    for (int i = 0; i < m->n_linears; i++) which[i] = q->plan[i].fmt->precision != QB_PREC_FP32;
+    comp_ctx c = {o, q, we};
+    qb_comp_job job = {.which = which, .in_smooth = (const float *const *)q->in_smooth,
+                       .weights = (const float *const *)q->smoothed, .gptq = q->p->gptq,
+                       .bias_correction = q->p->bias_correction, .push = push_compensated, .ctx = &c};
+    qb_status st = qb_compensate(m, q->p, &job, q->bias, err);
+    free(which);
+    return st;
+}
+
 /* What each input tensor becomes. */
-static qb_status build_tensors(const quant_job *q, qb_st_list *o, qb_error *err) {
+static qb_status build_tensors(quant_job *q, qb_st_list *o, qb_error *err) {
     const qb_model *m = q->m;
     const qb_quant_params *p = q->p;
     qb_dtype half = p->method == QB_QUANT_BF16 ? QB_BF16 : QB_F16;
     bool half_method = is_half_method(p->method);
     int emb_bits = embedding_bits(p, q->packed);
     weight_errors we = {.worst_margin_db = INFINITY};
-    for (int i = 0; i < m->st.n; i++) {
+    qb_status st = p->gptq || p->bias_correction ? compensate(q, o, &we, err) : QB_OK;
+    for (int i = 0; !st && i < m->st.n; i++) {
         const qb_st_tensor *t = &m->st.tensors[i];
-        const qb_linear *l = linear_of(m, t->name);
+        const qb_linear *l = linear_of(m, t->name, ".weight"), *lb = linear_of(m, t->name, ".bias");
         bool word_emb = strstr(t->name, "word_embeddings.weight") != NULL && t->ndim == 2;
         bool ok;
-        if (l) ok = push_linear(o, q, l, t, &we);
+        if (l && q->done && q->done[l->id]) ok = true;
+        else if (l) ok = push_linear(o, q, l, t, q->smoothed ? q->smoothed[l->id] : NULL, NULL, NULL, &we);
+        else if (lb && q->bias && q->bias[lb->id]) ok = qb_st_list_push(o, t->name, QB_F32, 1, t->shape, q->bias[lb->id]);
         else if (word_emb && p->quantize_embeddings && !half_method)
             ok = emb_bits == 8 ? push_int8_rows(o, t) : qb_lowbit_push_table(o, t, emb_bits);
         else if (half_method && p->quantize_embeddings && t->ndim == 2 && qb_dtype_traits_of(t->dtype)->is_float)
             ok = qb_st_list_push_half(o, t, half);
         else ok = qb_st_list_push(o, t->name, t->dtype, t->ndim, t->shape, t->data);
         if (ok && l && p->int8_attention) ok = push_attention_scales(o, q, l);
-        if (!ok) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory at '%s'", t->name);
+        if (!ok) st = qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory at '%s'", t->name);
     }
-    if (we.all.signal > 0) {
+    if (!st && we.all.signal > 0) {
         q->rep->weight_sqnr_db = qb_lowbit_sqnr_db(we.all.signal, we.all.err);
         const qb_lowbit_error *cb = &we.codebooks;
         q->rep->codebook_sqnr_db = cb->signal > 0 ? qb_lowbit_sqnr_db(cb->signal, cb->err) : 0;
@@ -268,7 +315,7 @@ static qb_status build_tensors(const quant_job *q, qb_st_list *o, qb_error *err)
         q->rep->min_margin_db = isfinite(we.worst_margin_db) ? we.worst_margin_db : 0;
         q->rep->n_below_grid = we.n_below_grid;
     }
-    return QB_OK;
+    return st;
 }
 
 static int config_bits(const qb_quant_params *p) {
@@ -293,7 +340,8 @@ static void write_weights(FILE *f, const quant_job *q) {
     else fprintf(f, "    \"weights\": {\"format\": \"%s\"", method_format(p, true).fmt->name);
     if (p->kmeans) fputs(", \"codebook\": \"kmeans\"", f);
     if (plan_has_lowbit(q)) {
-        if (p->group_size < 0) fputs(", \"group_size\": \"channel\"", f);
+        if (!p->per_channel) fputs(", \"granularity\": \"per-tensor\"", f);
+        if (p->group_size < 0 || !p->per_channel) fputs(", \"group_size\": \"channel\"", f);
         else fprintf(f, ", \"group_size\": %d", p->group_size ? p->group_size : 128);
         fprintf(f, ", \"zero_points\": %s", p->weight_zero_point ? "true" : "false");
     }
@@ -379,7 +427,7 @@ static qb_status write_config(const quant_job *q, const char *dir, qb_error *err
     return st;
 }
 
-static qb_status write_dir(const quant_job *q, const char *tmp, qb_quant_report *rep, qb_error *err) {
+static qb_status write_dir(quant_job *q, const char *tmp, qb_quant_report *rep, qb_error *err) {
     qb_st_list o;
     if (!qb_st_list_init(&o, q->m->st.n * 7 + 8)) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     char path[4200];
@@ -404,6 +452,23 @@ static void count_plan(const qb_model *m, const plan_entry *plan, qb_quant_repor
         rep->n_int8 += prec == QB_PREC_INT8;
         rep->n_lowbit += prec == QB_PREC_LOWBIT;
     }
+}
+
+static qb_status check_compensation(const qb_quant_params *p, qb_error *err) {
+    const char *what = p->gptq ? "GPTQ" : p->bias_correction ? "bias correction" : p->smoothquant ? "SmoothQuant" : NULL;
+    if (what && !p->calib_file)
+        return qb_fail(err, QB_ERR_ARG, "%s needs --calib FILE: it runs the calibration texts (saved --calib-stats "
+                       "hold only ranges)", what);
+    if (p->gptq && !is_lowbit(p))
+        return qb_fail(err, QB_ERR_ARG, "GPTQ rounds low-bit grids: add --bits 4, 3, 2 or ternary");
+    if (p->gptq && !(p->gptq_damp > 0 && p->gptq_damp <= 1))
+        return qb_fail(err, QB_ERR_ARG, "--gptq-damp %g: a fraction of the mean Hessian diagonal in (0, 1]",
+                       p->gptq_damp);
+    if (p->smoothquant && p->method != QB_QUANT_STATIC)
+        return qb_fail(err, QB_ERR_ARG, "SmoothQuant smooths static input grids: use --method static");
+    if (p->smoothquant && !(p->smooth_alpha >= 0 && p->smooth_alpha <= 1))
+        return qb_fail(err, QB_ERR_ARG, "--smoothquant %g: alpha is between 0 and 1", p->smooth_alpha);
+    return QB_OK;
 }
 
 static qb_status check_request(const qb_model *m, const qb_quant_params *p, const char *out, qb_error *err) {
@@ -432,7 +497,49 @@ static qb_status check_request(const qb_model *m, const qb_quant_params *p, cons
         return qb_fail(err, QB_ERR_ARG, "--embedding-bits %d: 8, 4 or 2", p->embedding_bits);
     if (p->int8_attention && p->method != QB_QUANT_STATIC)
         return qb_fail(err, QB_ERR_ARG, "int8 attention needs --method static (its scales come from calibration)");
-    return QB_OK;
+    return check_compensation(p, err);
+}
+
+static float **linear_table(const qb_model *m) { return calloc((size_t)m->n_linears, sizeof(float *)); }
+
+static void table_free(const qb_model *m, float **t) {
+    for (int i = 0; t && i < m->n_linears; i++) free(t[i]);
+    free(t);
+}
+
+/* The per-linear arrays compensation and smoothing fill. */
+static qb_status job_alloc(quant_job *q, qb_error *err) {
+    const qb_model *m = q->m;
+    bool comp = q->p->gptq || q->p->bias_correction, ok = true;
+    if (comp) ok = (q->done = calloc((size_t)m->n_linears, sizeof *q->done)) && (q->bias = linear_table(m));
+    if (q->p->smoothquant) ok = ok && (q->in_smooth = linear_table(m)) && (q->smoothed = linear_table(m));
+    return ok ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+}
+
+static void job_free(quant_job *q) {
+    free(q->done);
+    table_free(q->m, q->bias);
+    table_free(q->m, q->in_smooth);
+    table_free(q->m, q->smoothed);
+}
+
+/* SmoothQuant on every linear with a static input grid: its factors, and
+ * its weights times s (the inverse factors). */
+static qb_status smooth_weights(quant_job *q, qb_error *err) {
+    const qb_model *m = q->m;
+    bool *which = calloc((size_t)m->n_linears, sizeof *which);
+    if (!which) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+    for (int i = 0; i < m->n_linears; i++) which[i] = q->plan[i].static_input;
+    qb_status st = qb_smooth_factors(m, q->p, q->p->smooth_alpha, which, q->in_smooth, err);
+    free(which);
+    for (int i = 0; !st && i < m->n_linears; i++) {
+        const qb_linear *l = m->linears[i];
+        const float *f = q->in_smooth[i];
+        size_t n = (size_t)l->out * l->in;
+        if (f && !(q->smoothed[i] = malloc(n * sizeof(float)))) st = qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+        for (size_t k = 0; !st && f && k < n; k++) q->smoothed[i][k] = l->w[k] / f[k % (size_t)l->in];
+    }
+    return st;
 }
 
 qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *out_dir, qb_quant_report *rep,
@@ -454,13 +561,16 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *o
         st = qb_fail(err, QB_ERR_ARG, "int8-static linears need --calib FILE (or saved --calib-stats)");
     /* Output problems surface before any long calibration run. */
     if (!st) st = qb_outdir_begin(out_dir, p->force, tmp, sizeof tmp, err);
+    q.plan = plan;
+    if (!st) st = job_alloc(&q, err);
+    if (!st && p->smoothquant) st = smooth_weights(&q, err);
     if (!st && plan_has_static(m, plan))
-        st = p->calib_stats ? qb_calib_load(m, p->calib_stats, &calib, err) : qb_calib_run(m, p, &calib, rep, err);
+        st = p->calib_stats ? qb_calib_load(m, p->calib_stats, &calib, err)
+                            : qb_calib_run(m, p, (const float *const *)q.in_smooth, &calib, rep, err);
     if (!st && p->calib_stats) rep->calib_used = calib.used;
     if (!st && p->int8_attention && !calib.has_outputs)
         st = qb_fail(err, QB_ERR_FORMAT, "%s: no statistics of the attention inputs (saved by an older qbert); "
                      "run qbert calibrate again", p->calib_stats);
-    q.plan = plan;
     q.calib = &calib;
     if (!st) st = write_dir(&q, tmp, rep, err);
     if (!st) st = qb_outdir_commit(tmp, out_dir, err);
@@ -470,6 +580,7 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *o
     clock_gettime(CLOCK_MONOTONIC, &t1);
     rep->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     qb_calib_free(&calib);
+    job_free(&q);
     free(plan);
     return st;
 }
@@ -477,7 +588,7 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *o
 qb_status qb_calibrate(const qb_model *m, const qb_quant_params *p, const char *stats_path, qb_quant_report *rep,
                        qb_error *err) {
     qb_calib calib = {0};
-    qb_status st = qb_calib_run(m, p, &calib, rep, err);
+    qb_status st = qb_calib_run(m, p, NULL, &calib, rep, err);
     if (!st) st = qb_calib_save(m, &calib, stats_path, err);
     qb_calib_free(&calib);
     return st;
@@ -488,15 +599,18 @@ qb_status qb_quantize_into(const qb_model *m, const qb_quant_params *p, const qb
     qb_quant_report local;
     if (!rep) rep = &local;
     memset(rep, 0, sizeof *rep);
-    if (p->method != QB_QUANT_STATIC || p->act_per_token || p->bits < 2 || p->bits > 8 || p->int8_attention)
-        return qb_fail(err, QB_ERR_ARG,
-                       "quantize: trained input scales need static per-tensor int8 (2..8 bits, FP32 attention)");
+    if (p->method != QB_QUANT_STATIC || p->act_per_token || p->int8_attention || p->kmeans ||
+        (!p->ternary && (p->bits < 2 || p->bits > 8)) || p->group_size < -1)
+        return qb_fail(err, QB_ERR_ARG, "quantize: trained input scales need static per-tensor inputs, FP32 "
+                       "attention, and int8 grids of 5..8 bits or packed 4, 3, 2-bit or ternary grids");
     plan_entry *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
     if (!plan) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     qb_calib none = {0};
+    /* 4 bits and fewer pack into the low-bit formats, whose quantizer QAT
+     * trained through; 5..7 bits stay int8 values on a narrower grid. */
     quant_job q = {.m = m, .p = p, .plan = plan, .calib = &none, .fixed_inputs = inputs, .rep = rep,
-                   .observer_label = observer_label};
-    qb_status st = plan_precisions(m, p, false, plan, err);
+                   .observer_label = observer_label, .packed = is_lowbit(p)};
+    qb_status st = plan_precisions(m, p, q.packed, plan, err);
     if (!st) st = write_dir(&q, dir, rep, err);
     if (!st) count_plan(m, plan, rep);
     rep->in_bytes = (int64_t)m->st.map.size;

@@ -8,7 +8,10 @@
 
 /* Writes m, quantized as p says (static, per-tensor inputs), into dir, an
  * existing empty directory; linear l's input is quantized with inputs[l->id].
- * observer_label is what quantization_config names as the observer. */
+ * p->bits 5..8 give int8 weights on that grid; 4, 3, 2 or p->ternary the
+ * packed low-bit formats (p->group_size, p->weight_zero_point as for
+ * qb_quantize).  observer_label is what quantization_config names as the
+ * observer. */
 qb_status qb_quantize_into(const qb_model *m, const qb_quant_params *p, const qb_qparams *inputs,
                            const char *observer_label, const char *dir, qb_quant_report *rep, qb_error *err);
 

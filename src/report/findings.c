@@ -169,11 +169,14 @@ static void constrained(const qb_report *r, qb_report_analysis *a) {
                 losses[k], r->rows[a->baseline].method, r->rows[i].method, r->rows[i].speedup, losses[k],
                 j >= 0 ? r->rows[j].method : "none", j >= 0 ? r->rows[j].compression : NAN);
     }
-    static const double comps[] = {2.0, 3.5}, speeds[] = {1.5, 2.0};
+    /* 2x is half precision, 3.5x int8, 5x and 7x the low-bit formats */
+    static const double comps[] = {2.0, 3.5, 5.0, 7.0}, speeds[] = {1.5, 2.0};
     const char *what = qb_report_quality_name(a->ner);
-    for (size_t k = 0; k < 2; k++) {
+    /* a row that wins at a higher compression too is named there only */
+    for (size_t k = 0; k < sizeof comps / sizeof *comps; k++) {
         int i = best(r, a, BY_QUALITY, -1, comps[k], 0);
-        if (i >= 0)
+        bool again = k + 1 < sizeof comps / sizeof *comps && best(r, a, BY_QUALITY, -1, comps[k + 1], 0) == i;
+        if (i >= 0 && !again)
             add(a, "Best %s at %.1fx compression or more: %s (%.2f%%).", what, comps[k], r->rows[i].method,
                 100 * qb_report_quality(&r->rows[i], a->ner));
     }

@@ -107,14 +107,18 @@ qb_status qb_checkpoint_write(const qb_trainer *t, const char *const *labels, in
     return st;
 }
 
-/* The int8 model from FP32 weights and the scales the QAT trainer used:
- * weights quantize to the integers fake quantization produced, inputs keep
- * the trained scale and zero point. */
-static qb_status convert_int8(const qb_trainer *t, const qb_model *fp32, const char *dir, qb_error *err) {
+/* The static model from FP32 weights and the scales the QAT trainer used:
+ * weights quantize to the integers (int8, or a packed low-bit format's
+ * codes and FP16 scales) fake quantization produced, inputs keep the
+ * trained scale and zero point. */
+static qb_status convert_qat(const qb_trainer *t, const qb_model *fp32, const char *dir, qb_error *err) {
     qb_qparams *inputs = calloc((size_t)fp32->n_linears + 1, sizeof *inputs);
     if (!inputs) return qb_fail(err, QB_ERR_NOMEM, "qat: out of memory");
     qb_quant_params qp = qb_quant_default_params(QB_QUANT_STATIC);
     qp.bits = t->qat->p.bits;
+    qp.ternary = t->qat->p.ternary;
+    qp.group_size = t->qat->p.group_size;
+    qp.weight_zero_point = t->qat->p.zero_point;
     qb_status st = QB_OK;
     for (int i = 0; !st && i < fp32->n_linears; i++) {
         const qb_linear *l = fp32->linears[i];
@@ -128,7 +132,7 @@ static qb_status convert_int8(const qb_trainer *t, const qb_model *fp32, const c
     return st;
 }
 
-qb_status qb_checkpoint_write_int8(const qb_trainer *t, const char *const *labels, int n_labels, const char *dir,
+qb_status qb_checkpoint_write_qat(const qb_trainer *t, const char *const *labels, int n_labels, const char *dir,
                                    qb_error *err) {
     char side[4200];
     qb_model *fp32 = NULL;
@@ -137,7 +141,7 @@ qb_status qb_checkpoint_write_int8(const qb_trainer *t, const char *const *label
     if (st) return st;
     st = qb_checkpoint_write(t, labels, n_labels, side, err);
     if (!st) st = qb_model_load(side, &lp, &fp32, err);
-    if (!st) st = convert_int8(t, fp32, dir, err);
+    if (!st) st = convert_qat(t, fp32, dir, err);
     qb_model_free(fp32);
     qb_outdir_abort(side);
     return st;

@@ -3,12 +3,16 @@
  * Every quantized linear computes y = fq(x) fq(W)^T + b in FP32, where fq
  * rounds to the integer grid and back with exactly the arithmetic of the
  * integer engine: weights through qb_quantize_weight (the converter's own
- * function), inputs through the kernels' qb_i8_quantize_one.  A converted
+ * function) for int8 grids, or through qb_lowbit_quantize (the packed
+ * low-bit formats' own quantizer: groups, FP16 scales, ternary) for 4 bits
+ * and fewer; inputs through the kernels' qb_i8_quantize_one.  A converted
  * model therefore computes the same integers the QAT model saw, and only
  * the FP32 summation order differs.
  *
- * Gradients are straight-through: d fq(W) passes to W unchanged (the scale
- * follows each row's max, so no weight is ever clipped), and d fq(x) passes
+ * Gradients are straight-through: d fq(W) passes to W unchanged (int8: the
+ * scale follows each row's max, so no weight is ever clipped; low-bit grids
+ * clip a group's outliers and ternary zeroes small weights, and the
+ * gradient still passes, as in TernaryBERT), and d fq(x) passes
  * to x where x fell inside the grid and is 0 where it was clamped, as in
  * PyTorch's FakeQuantize.
  *
@@ -27,6 +31,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "quant/lowbit.h"
 
 typedef enum { QB_FQ_EMA = 0, QB_FQ_LSQ = 1 } qb_fq_observer;
 
@@ -64,5 +70,12 @@ void qb_fq_site_lsq_step(qb_fq_site *s, float lr, float beta1, float beta2, floa
  * integers those of qb_quantize_weight; q and scale are scratch [rows * cols]
  * and [rows]. */
 void qb_fq_weight(const float *w, int rows, int cols, int bits, float *wq, int8_t *q, float *scale);
+
+/* wq = the packed low-bit format's values of w: the codes, FP16 scales and
+ * zero points qb_lowbit_quantize gives under spec s, decoded as the kernels
+ * decode them (scale * (code - zero)).  codes [rows * cols], scale and zero
+ * [rows * groups] are scratch.  False on allocation failure. */
+bool qb_fq_weight_lowbit(const float *w, int rows, int cols, const qb_lowbit_spec *s, float *wq, uint8_t *codes,
+                         uint16_t *scale, uint8_t *zero);
 
 #endif

@@ -402,3 +402,58 @@ void qb_op_cross_entropy_backward(float *dlogits, const float *probs, const int3
         for (int j = 0; j < classes; j++) d[j] += (p[j] - (j == labels[r] ? 1.0f : 0.0f)) * inv;
     }
 }
+
+/* Softmax of z / T in double, into p. */
+static void soft(float *p, const float *z, int classes, float T) {
+    double zmax = z[0], sum = 0;
+    for (int j = 1; j < classes; j++) zmax = z[j] > zmax ? z[j] : zmax;
+    for (int j = 0; j < classes; j++) sum += exp(((double)z[j] - zmax) / T);
+    for (int j = 0; j < classes; j++) p[j] = (float)(exp(((double)z[j] - zmax) / T) / sum);
+}
+
+float qb_op_kd_forward(float *ps, float *pt, const float *student, const float *teacher, const int32_t *labels,
+                       int rows, int classes, float T, int *n_used) {
+    double total = 0;
+    int used = 0;
+    for (int r = 0; r < rows; r++) {
+        size_t at = (size_t)r * classes;
+        soft(ps + at, student + at, classes, T);
+        soft(pt + at, teacher + at, classes, T);
+        if (labels && labels[r] == QB_IGNORE_INDEX) continue;
+        for (int j = 0; j < classes; j++) {
+            double q = pt[at + j], p = ps[at + j];
+            /* 0 log 0 = 0; a student probability that underflows to 0
+             * under a teacher's mass is floored rather than made infinite */
+            if (q > 0) total += q * (log(q) - log(p > 1e-30 ? p : 1e-30));
+        }
+        used++;
+    }
+    *n_used = used;
+    return used ? (float)((double)T * T * total / used) : 0.0f;
+}
+
+void qb_op_kd_backward(float *dstudent, const float *ps, const float *pt, const int32_t *labels, int rows,
+                       int classes, float T, int n_used) {
+    if (!n_used) return;
+    float k = T / (float)n_used;
+    for (int r = 0; r < rows; r++) {
+        if (labels && labels[r] == QB_IGNORE_INDEX) continue;
+        size_t at = (size_t)r * classes;
+        for (int j = 0; j < classes; j++) dstudent[at + j] += k * (ps[at + j] - pt[at + j]);
+    }
+}
+
+float qb_op_mse_forward(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        s += d * d;
+    }
+    return n ? (float)(s / (double)n) : 0.0f;
+}
+
+void qb_op_mse_backward(float *da, const float *a, const float *b, size_t n) {
+    if (!n) return;
+    float k = 2.0f / (float)n;
+    for (size_t i = 0; i < n; i++) da[i] += k * (a[i] - b[i]);
+}

@@ -97,4 +97,18 @@ float qb_op_cross_entropy_forward(float *probs, const float *logits, const int32
 void qb_op_cross_entropy_backward(float *dlogits, const float *probs, const int32_t *labels, int rows, int classes,
                                   int n_used);
 
+/* Distillation: T^2 KL(softmax(teacher / T) || softmax(student / T)) summed
+ * over rows whose label is not QB_IGNORE_INDEX (labels NULL: every row) and
+ * divided by their count (*n_used); ps and pt [rows, classes] keep the two
+ * softened distributions for backward, which adds T (ps - pt) / n_used. */
+float qb_op_kd_forward(float *ps, float *pt, const float *student, const float *teacher, const int32_t *labels,
+                       int rows, int classes, float T, int *n_used);
+void qb_op_kd_backward(float *dstudent, const float *ps, const float *pt, const int32_t *labels, int rows,
+                       int classes, float T, int n_used);
+
+/* mean((a - b)^2) over n values; backward adds 2 (a - b) / n to da (b is a
+ * constant target). */
+float qb_op_mse_forward(const float *a, const float *b, size_t n);
+void qb_op_mse_backward(float *da, const float *a, const float *b, size_t n);
+
 #endif

@@ -22,7 +22,8 @@
 qb_train_params qb_train_default_params(void) {
     qb_train_params p = {.task = "auto", .epochs = 3, .lr = 5e-5f, .batch = 16, .max_length = 0, .seed = 42,
                          .warmup_ratio = 0.1f, .weight_decay = 0.01f, .max_grad_norm = 1.0f,
-                         .qat_bits = 8, .act_observer = "ema", .calib_batches = 16, .save_every = 200};
+                         .qat_bits = 8, .act_observer = "ema", .calib_batches = 16, .save_every = 200,
+                         .temperature = 1.0f};
     return p;
 }
 
@@ -44,6 +45,8 @@ typedef struct {
     int n_names;
     bool own_head;             /* the checkpoint's classifier is kept */
     qb_trainer *t;
+    qb_model *teacher_m;       /* --teacher DIR; NULL when the teacher is m itself */
+    qb_trainer *teacher;       /* NULL: no distillation */
     qb_train_set set;
     int *order, *bounds;
     int32_t *ids, *types, *lens, *batch_labels;
@@ -68,6 +71,14 @@ static qb_status check_params(const char *model_dir, const qb_train_params *p, c
     if (p->qat && strcmp(p->act_observer, "ema") && strcmp(p->act_observer, "lsq"))
         return qb_fail(err, QB_ERR_ARG, "qat: --act-observer '%s' is not ema or lsq", p->act_observer);
     if (p->qat && p->calib_batches < 1) return qb_fail(err, QB_ERR_ARG, "qat: calibration needs >= 1 batch");
+    bool lowbit = p->qat && (p->qat_ternary || p->qat_bits <= 4);
+    if ((p->qat_group_size || p->qat_weight_zero_point) && !lowbit)
+        return qb_fail(err, QB_ERR_ARG, "qat: --group-size and --weight-zero-point apply to --bits 4, 3, 2 or ternary");
+    if (p->qat_group_size < -1) return qb_fail(err, QB_ERR_ARG, "qat: --group-size %d is not >= 1", p->qat_group_size);
+    if (p->qat_ternary && p->qat_weight_zero_point)
+        return qb_fail(err, QB_ERR_ARG, "qat: ternary weights are symmetric (no --weight-zero-point)");
+    if (p->distill && (!(p->temperature > 0) || !isfinite(p->temperature)))
+        return qb_fail(err, QB_ERR_ARG, "distill: --temperature %g is not > 0", (double)p->temperature);
     if (p->freeze_observers_after < 0 || p->save_every < 0)
         return qb_fail(err, QB_ERR_ARG, "train: --freeze-observers-after and --save-every must be >= 0");
     if (p->resume && !qb_file_exists(p->resume))
@@ -80,11 +91,14 @@ static void fingerprint(run *r, const char *model_dir) {
     const qb_train_params *p = r->p;
     snprintf(r->fingerprint, sizeof r->fingerprint,
              "model %s; data %s (limit %d); batch %d; epochs %d; lr %g; max_length %d; seed %llu; warmup %g; "
-             "weight_decay %g; clip %g; threads %d; qat %d bits %d observer %s freeze %ld calib %d",
+             "weight_decay %g; clip %g; threads %d; qat %d bits %d observer %s freeze %ld calib %d; "
+             "ternary %d group %d zero %d; distill %d teacher %s hidden %d T %g",
              model_dir, p->data, p->limit, p->batch, p->epochs, (double)p->lr, p->max_length,
              (unsigned long long)p->seed, (double)p->warmup_ratio, (double)p->weight_decay, (double)p->max_grad_norm,
              p->n_threads, p->qat, p->qat ? p->qat_bits : 0, p->qat ? p->act_observer : "-",
-             p->qat ? p->freeze_observers_after : 0, p->qat ? p->calib_batches : 0);
+             p->qat ? p->freeze_observers_after : 0, p->qat ? p->calib_batches : 0, p->qat_ternary,
+             p->qat_group_size, p->qat_weight_zero_point, p->distill, p->distill && p->teacher ? p->teacher : "-",
+             p->distill_hidden, p->distill ? (double)p->temperature : 0.0);
 }
 
 /* ---- labels: keep the checkpoint's head when it already speaks the data's labels */
@@ -129,7 +143,95 @@ static qb_status load_inputs(run *r, const char *model_dir, qb_error *err) {
     return st;
 }
 
-static qb_status build_trainer(run *r, qb_error *err) {
+/* ---- the teacher: the FP32 model beside the student --------------------- */
+
+/* "a, b, c" (the first few), for messages. */
+static void label_list(char *buf, size_t cap, const char *const *names, int n) {
+    size_t at = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && at + 1 < cap; i++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%s", i ? ", " : "", i == 5 ? "..." : names[i]);
+}
+
+static qb_status check_teacher_labels(const run *r, const qb_model *tm, qb_error *err) {
+    const qb_config *c = &tm->cfg;
+    bool same = (c->task == QB_TASK_TOKEN) == r->labels.token_task && c->num_labels == r->n_names;
+    for (int i = 0; same && i < r->n_names; i++) same = c->labels[i] && !strcmp(c->labels[i], r->names[i]);
+    if (same) return QB_OK;
+    char want[160], got[160];
+    label_list(want, sizeof want, r->names, r->n_names < 6 ? r->n_names : 6);
+    label_list(got, sizeof got, (const char *const *)c->labels, c->num_labels < 6 ? c->num_labels : 6);
+    return qb_fail(err, QB_ERR_ARG, "%s: the teacher's %s head (%d labels: %s) is not the student's (%d labels: %s); "
+                   "distil from a teacher fine-tuned on these labels (--teacher DIR)", tm->dir,
+                   c->task == QB_TASK_TOKEN ? "token" : "sequence", c->num_labels, got, r->n_names, want);
+}
+
+/* Same vocabulary file bytes (either may lack a file the other lacks too). */
+static qb_status same_file_bytes(const char *a_dir, const char *b_dir, const char *name, bool *same, qb_error *err) {
+    char a[4200], b[4200], *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    if (!qb_path_join(a, sizeof a, a_dir, name) || !qb_path_join(b, sizeof b, b_dir, name))
+        return qb_fail(err, QB_ERR_ARG, "%s: path too long", b_dir);
+    bool ea = qb_file_exists(a), eb = qb_file_exists(b);
+    *same = ea == eb;
+    if (!ea || !eb) return QB_OK;
+    qb_status st = qb_file_read_all(a, &x, &nx, err);
+    if (!st) st = qb_file_read_all(b, &y, &ny, err);
+    if (!st) *same = nx == ny && !memcmp(x, y, nx);
+    free(x);
+    free(y);
+    return st;
+}
+
+static qb_status check_teacher_tokenizer(const qb_model *m, const qb_model *tm, qb_error *err) {
+    static const char *const files[] = {"vocab.txt", "spiece.model"};
+    qb_model_info a, b;
+    qb_model_get_info(m, &a);
+    qb_model_get_info(tm, &b);
+    if (a.vocab_size != b.vocab_size || strcmp(a.tokenizer, b.tokenizer))
+        return qb_fail(err, QB_ERR_ARG, "%s: the teacher's tokenizer (%s, %d tokens) is not the student's (%s, %d "
+                       "tokens)", tm->dir, b.tokenizer, b.vocab_size, a.tokenizer, a.vocab_size);
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        bool same = false;
+        qb_status st = same_file_bytes(m->dir, tm->dir, files[i], &same, err);
+        if (st) return st;
+        if (!same)
+            return qb_fail(err, QB_ERR_ARG, "%s: the teacher's tokenizer differs from the student's (%s is not %s's)",
+                           tm->dir, files[i], m->dir);
+    }
+    return QB_OK;
+}
+
+static qb_status check_teacher_shape(const qb_train_params *p, const qb_trainer *s, const qb_trainer *t,
+                                     qb_error *err) {
+    if (!p->distill_hidden || (t->n_apps == s->n_apps && t->H == s->H)) return QB_OK;
+    return qb_fail(err, QB_ERR_ARG, "%s: --distill-hidden needs the student's %d layers of width %d; the teacher has "
+                   "%d of %d", t->m->dir, s->n_apps, s->H, t->n_apps, t->H);
+}
+
+/* Loads the teacher (the input model unless --teacher), checks that it
+ * speaks the student's labels and tokens, and gives it a trainer of its own
+ * with the student's arena size: it only runs forwards, without dropout. */
+static qb_status build_teacher(run *r, const char *model_dir, const qb_trainer_params *student, int B, int S,
+                               qb_error *err) {
+    const qb_train_params *p = r->p;
+    qb_load_params lp = qb_load_default_params();
+    qb_status st = QB_OK;
+    if (p->teacher && !qb_same_file(p->teacher, model_dir)) st = qb_model_load(p->teacher, &lp, &r->teacher_m, err);
+    const qb_model *tm = r->teacher_m ? r->teacher_m : r->m;
+    if (!st) st = check_teacher_labels(r, tm, err);
+    if (!st) st = check_teacher_tokenizer(r->m, tm, err);
+    qb_trainer_params tp = *student;
+    tp.new_head = false;
+    if (!st) st = qb_trainer_create(tm, &tp, &r->teacher, err);
+    if (!st) st = check_teacher_shape(p, r->t, r->teacher, err);
+    if (!st && S > tm->cfg.max_position)
+        st = qb_fail(err, QB_ERR_ARG, "%s: the teacher takes %d positions, the batches %d", tm->dir,
+                     tm->cfg.max_position, S);
+    return st ? st : qb_trainer_reserve(r->teacher, B, S, err);
+}
+
+static qb_status build_trainer(run *r, const char *model_dir, qb_error *err) {
     const qb_train_params *p = r->p;
     choose_head(r);
     qb_trainer_params tp = qb_trainer_default_params();
@@ -156,10 +258,14 @@ static qb_status build_trainer(run *r, qb_error *err) {
         return qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
     if (p->qat) {
         qb_qat_params qp = {.observer = strcmp(p->act_observer, "lsq") ? QB_FQ_EMA : QB_FQ_LSQ,
-                            .bits = p->qat_bits, .momentum = 0.01f, .freeze_after = p->freeze_observers_after};
+                            .bits = p->qat_bits, .ternary = p->qat_ternary, .group_size = p->qat_group_size,
+                            .zero_point = p->qat_weight_zero_point, .momentum = 0.01f,
+                            .freeze_after = p->freeze_observers_after};
         st = qb_trainer_enable_qat(r->t, &qp, err);
     }
-    return st ? st : qb_trainer_reserve(r->t, B, S, err);
+    if (!st) st = qb_trainer_reserve(r->t, B, S, err);
+    if (!st && p->distill) st = build_teacher(r, model_dir, &tp, B, S, err);
+    return st;
 }
 
 /* ---- one step --------------------------------------------------------- */
@@ -215,6 +321,16 @@ static qb_status save_state(run *r, qb_error *err) {
     return qb_train_state_save(r->t, &r->at, r->fingerprint, r->state_path, err);
 }
 
+/* The student's training forward, and the teacher's beside it when
+ * distilling; *loss is the whole loss backward will differentiate. */
+static qb_status forward(run *r, const qb_batch *b, float *loss, qb_error *err) {
+    qb_status st = r->teacher ? qb_trainer_forward(r->teacher, b, NULL, false, NULL, err) : QB_OK;
+    if (!st) st = qb_trainer_forward(r->t, b, r->batch_labels, true, loss, err);
+    if (st || !r->teacher) return st;
+    qb_distill_params dp = {.temperature = r->p->temperature, .hidden = r->p->distill_hidden};
+    return qb_trainer_distill(r->t, r->teacher, &dp, loss, err);
+}
+
 /* Runs the epoch r->at.epoch from batch r->at.batch on. */
 static qb_status train_epoch(run *r, const qb_adamw_params *ap, qb_error *err) {
     qb_train_cursor *at = &r->at;
@@ -226,7 +342,7 @@ static qb_status train_epoch(run *r, const qb_adamw_params *ap, qb_error *err) {
         qb_batch batch = pad_batch(r, r->bounds[b], r->bounds[b + 1]);
         float loss = 0, lr = qb_adamw_lr_at(ap, r->t->n_updates);
         qb_trainer_zero_grad(r->t);
-        qb_status st = qb_trainer_forward(r->t, &batch, r->batch_labels, true, &loss, err);
+        qb_status st = forward(r, &batch, &loss, err);
         if (st) return st;
         if (!isfinite(loss)) return nonfinite(r, epoch + 1, b + 1, loss, err);
         qb_trainer_backward(r->t);
@@ -268,7 +384,7 @@ static void eval_progress(void *ctx, const char *stage, long done, long total) {
 /* Writes the epoch's model (QAT: the int8 one) to the staging directory
  * and scores it there, as `qbert eval` would score OUT_DIR. */
 static qb_status score_epoch(run *r, int epoch, double *metric, qb_error *err) {
-    qb_status st = r->p->qat ? qb_checkpoint_write_int8(r->t, r->names, r->n_names, r->tmp, err)
+    qb_status st = r->p->qat ? qb_checkpoint_write_qat(r->t, r->names, r->n_names, r->tmp, err)
                              : qb_checkpoint_write(r->t, r->names, r->n_names, r->tmp, err);
     qb_model *saved = NULL;
     qb_load_params lp = qb_load_default_params();
@@ -327,6 +443,8 @@ static qb_status train_all(run *r, qb_error *err) {
     ap.total_steps = per_epoch * p->epochs;
     ap.warmup_steps = (long)(p->warmup_ratio * (float)ap.total_steps);
     qb_status st = QB_OK;
+    int first = r->at.epoch;
+    double t0 = now_s();
     while (!st && r->at.epoch < p->epochs) {
         int epoch = r->at.epoch + 1;
         st = train_epoch(r, &ap, err);
@@ -335,6 +453,10 @@ static qb_status train_all(run *r, qb_error *err) {
     }
     r->rep->steps = r->at.steps;
     r->rep->examples_per_s = r->at.train_s > 0 ? (double)r->at.trained / r->at.train_s : 0;
+    /* training time is kept across --resume; wall time only for this run's epochs */
+    int done = r->rep->epochs_run;
+    r->rep->epoch_seconds = done ? r->at.train_s / done : 0;
+    r->rep->epoch_total_seconds = done > first ? (now_s() - t0) / (done - first) : 0;
     return st;
 }
 
@@ -372,6 +494,8 @@ static void run_free(run *r) {
     free(r->batch_labels);
     qb_train_set_free(&r->set);
     qb_trainer_free(r->t);
+    qb_trainer_free(r->teacher);
+    qb_model_free(r->teacher_m);
     qb_label_set_free(&r->labels);
     qb_dataset_free(&r->ds);
     qb_model_free(r->m);
@@ -394,7 +518,7 @@ qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *
      * resumed run replaces the best epoch it wrote before. */
     if (!st) st = qb_outdir_begin(out_dir, p->force || p->resume, r.tmp, sizeof r.tmp, err);
     if (st) r.tmp[0] = 0;
-    if (!st) st = build_trainer(&r, err);
+    if (!st) st = build_trainer(&r, model_dir, err);
     if (!st) st = start_or_resume(&r, err);
     if (!st) {
         rep->n_train = r.set.n;

@@ -261,6 +261,9 @@ void qb_trainer_free(qb_trainer *t) {
         free(t->qat->wq);
         free(t->qat->q);
         free(t->qat->q_scale);
+        free(t->qat->codes);
+        free(t->qat->lb_scale);
+        free(t->qat->lb_zero);
         free(t->qat);
     }
     free(t);
@@ -316,6 +319,8 @@ static void layout(qb_trainer *t, qb_carver *c) {
     t->logits = qb_carve(c, T * L);
     t->probs = qb_carve(c, T * L);
     t->g_logits = qb_carve(c, T * L);
+    t->kd_student = qb_carve(c, T * L);
+    t->kd_teacher = qb_carve(c, T * L);
     t->fwd_tmp = qb_carve(c, T * H);
     float **g[] = {&t->g_out, &t->g_in, &t->g_sum, &t->g_attn, &t->g_tmp, &t->g_ctx, &t->g_q, &t->g_k, &t->g_v};
     for (size_t i = 0; i < sizeof g / sizeof *g; i++) *g[i] = qb_carve(c, T * H);
@@ -473,12 +478,30 @@ static int all_linears(qb_trainer *t, qb_tlinear **out) {
 
 static int max_linears(const qb_trainer *t) { return 6 * t->n_blocks + 3; }
 
+/* The low-bit format's quantizer spec for a linear of `in` columns, as
+ * qb_quantize writes it (group 0 means 128, -1 one group per row). */
+static qb_lowbit_spec lowbit_spec(const qb_qat_params *p, int in) {
+    int group = p->group_size < 0 ? in : p->group_size ? p->group_size : 128;
+    if (p->ternary) return (qb_lowbit_spec){.kind = QB_LOWBIT_TERNARY, .bits = 2, .group = group};
+    return (qb_lowbit_spec){.kind = QB_LOWBIT_GRID, .bits = p->bits, .group = group, .zero_point = p->zero_point};
+}
+
 /* The weights moved since the last forward: quantize them again. */
-static void refresh_fake_weights(qb_trainer *t, qb_tlinear **ls) {
+static qb_status refresh_fake_weights(qb_trainer *t, qb_tlinear **ls, qb_error *err) {
+    qb_qat *q = t->qat;
     int n = all_linears(t, ls);
-    for (int i = 0; i < n; i++)
-        if (ls[i]->wq)
-            qb_fq_weight(ls[i]->w, ls[i]->out, ls[i]->in, t->qat->p.bits, ls[i]->wq, t->qat->q, t->qat->q_scale);
+    for (int i = 0; i < n; i++) {
+        qb_tlinear *l = ls[i];
+        if (!l->wq) continue;
+        if (!q->lowbit) {
+            qb_fq_weight(l->w, l->out, l->in, q->p.bits, l->wq, q->q, q->q_scale);
+            continue;
+        }
+        qb_lowbit_spec sp = lowbit_spec(&q->p, l->in);
+        if (!qb_fq_weight_lowbit(l->w, l->out, l->in, &sp, l->wq, q->codes, q->lb_scale, q->lb_zero))
+            return qb_fail(err, QB_ERR_NOMEM, "QAT: out of memory quantizing '%s'", l->name);
+    }
+    return QB_OK;
 }
 
 /* ---- forward ops -------------------------------------------------------- */
@@ -551,10 +574,12 @@ qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *la
     t->batch = b->batch;
     t->seq = b->seq;
     t->training = training;
+    t->teacher = NULL;
     if (training) t->drop_step = (uint64_t)t->n_forward++;
     if (t->qat && !t->qat->calibrating) {
         qb_tlinear *ls[max_linears(t)];
-        refresh_fake_weights(t, ls);
+        st = refresh_fake_weights(t, ls, err);
+        if (st) return st;
     }
     embed_forward(t);
     for (int a = 0; a < t->n_apps; a++)
@@ -571,6 +596,45 @@ qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *la
 }
 
 const float *qb_trainer_logits(const qb_trainer *t) { return t->logits; }
+
+const float *qb_trainer_block_output(const qb_trainer *t, int app) {
+    return app + 1 < t->n_apps ? t->layers[app + 1].x : t->enc_out;
+}
+
+/* ---- distillation ----------------------------------------------------- */
+
+static qb_status check_teacher(const qb_trainer *t, const qb_trainer *teacher, const qb_distill_params *p,
+                               qb_error *err) {
+    if (!(p->temperature > 0) || !isfinite(p->temperature))
+        return qb_fail(err, QB_ERR_ARG, "distill: temperature %g is not > 0", (double)p->temperature);
+    if (teacher->L != t->L || teacher->cfg_view.task != t->cfg_view.task)
+        return qb_fail(err, QB_ERR_ARG, "%s: the teacher's head (%d labels) is not the student's (%d labels)",
+                       teacher->m->dir, teacher->L, t->L);
+    if (teacher->batch != t->batch || teacher->n_rows != t->n_rows)
+        return qb_fail(err, QB_ERR_ARG, "distill: the teacher's last batch (%d rows, %d tokens) is not the "
+                       "student's (%d, %d)", teacher->batch, teacher->n_rows, t->batch, t->n_rows);
+    if (p->hidden && (teacher->n_apps != t->n_apps || teacher->H != t->H))
+        return qb_fail(err, QB_ERR_ARG, "%s: hidden-state distillation needs the student's %d layers of %d; the "
+                       "teacher has %d of %d", teacher->m->dir, t->n_apps, t->H, teacher->n_apps, teacher->H);
+    return QB_OK;
+}
+
+qb_status qb_trainer_distill(qb_trainer *t, const qb_trainer *teacher, const qb_distill_params *p, float *loss,
+                             qb_error *err) {
+    qb_status st = check_teacher(t, teacher, p, err);
+    if (st) return st;
+    t->kd_loss = qb_op_kd_forward(t->kd_student, t->kd_teacher, t->logits, teacher->logits, t->labels,
+                                  t->n_label_rows, t->L, p->temperature, &t->n_distill_rows);
+    t->hidden_loss = 0;
+    for (int a = 0; p->hidden && a < t->n_apps; a++)
+        t->hidden_loss += qb_op_mse_forward(qb_trainer_block_output(t, a), qb_trainer_block_output(teacher, a),
+                                            (size_t)t->n_rows * t->H);
+    t->teacher = teacher;
+    t->distill = *p;
+    t->loss += t->kd_loss + t->hidden_loss;
+    if (loss) *loss = t->loss;
+    return QB_OK;
+}
 
 /* ---- backward --------------------------------------------------------- */
 
@@ -605,6 +669,9 @@ static void head_backward(qb_trainer *t) {
     qb_dropout d = dropout_at(t, SITE_HEAD, t->p_classifier);
     float *dlogits = zeroed(t->g_logits, (size_t)t->n_label_rows * L);
     qb_op_cross_entropy_backward(dlogits, t->probs, t->labels, t->n_label_rows, L, t->n_used);
+    if (t->teacher)
+        qb_op_kd_backward(dlogits, t->kd_student, t->kd_teacher, t->labels, t->n_label_rows, L,
+                          t->distill.temperature, t->n_distill_rows);
     float *dout = zeroed(t->g_out, (size_t)T * H);
     if (t->cfg_view.task == QB_TASK_TOKEN) {
         float *ddrop = zeroed(t->g_tmp, (size_t)T * H);
@@ -684,6 +751,9 @@ void qb_trainer_backward(qb_trainer *t) {
     head_backward(t);
     float *dout = t->g_out, *dx = t->g_in;
     for (int a = t->n_apps - 1; a >= 0; a--) {
+        if (t->teacher && t->distill.hidden)
+            qb_op_mse_backward(dout, qb_trainer_block_output(t, a), qb_trainer_block_output(t->teacher, a),
+                               (size_t)t->n_rows * t->H);
         block_backward(t, a, dout, dx);
         float *swap = dout;
         dout = dx;
@@ -796,16 +866,24 @@ static void assign_sites(qb_trainer *t) {
 
 qb_status qb_trainer_enable_qat(qb_trainer *t, const qb_qat_params *p, qb_error *err) {
     if (t->qat || t->max_batch) return qb_fail(err, QB_ERR_ARG, "trainer: enable QAT once, before reserving");
-    if (p->bits < 2 || p->bits > 8) return qb_fail(err, QB_ERR_ARG, "QAT: --bits %d is not in 2..8", p->bits);
+    if (!p->ternary && (p->bits < 2 || p->bits > 8))
+        return qb_fail(err, QB_ERR_ARG, "QAT: --bits %d is not in 2..8", p->bits);
+    if (p->group_size < -1 || p->group_size > 1 << 20)
+        return qb_fail(err, QB_ERR_ARG, "QAT: group size %d is not a number of input columns (or -1: a row)",
+                       p->group_size);
     if (!(p->momentum > 0 && p->momentum <= 1)) return qb_fail(err, QB_ERR_ARG, "QAT: EMA momentum not in (0, 1]");
     qb_tlinear *ls[max_linears(t)];
     int n = all_linears(t, ls);
-    size_t total = 0, widest = 0, rows = 0;
+    bool lowbit = p->ternary || p->bits <= 4;
+    size_t total = 0, widest = 0, rows = 0, groups = 0;
     for (int i = 0; i < n - 1; i++) {
         size_t numel = (size_t)ls[i]->in * ls[i]->out;
+        qb_lowbit_spec sp = lowbit_spec(p, ls[i]->in);
+        size_t g = (size_t)ls[i]->out * (size_t)qb_lowbit_groups(&sp, ls[i]->in);
         total += numel;
         widest = numel > widest ? numel : widest;
         rows = (size_t)ls[i]->out > rows ? (size_t)ls[i]->out : rows;
+        groups = g > groups ? g : groups;
     }
     qb_qat *q = calloc(1, sizeof *q);
     if (q) {
@@ -815,9 +893,16 @@ qb_status qb_trainer_enable_qat(qb_trainer *t, const qb_qat_params *p, qb_error 
         q->wq = malloc((total + 1) * sizeof *q->wq);
         q->q = malloc(widest + 1);
         q->q_scale = malloc((rows + 1) * sizeof *q->q_scale);
+        q->lowbit = lowbit;
+        if (lowbit) {
+            q->codes = malloc(widest + 1);
+            q->lb_scale = malloc((groups + 1) * sizeof *q->lb_scale);
+            q->lb_zero = malloc(groups + 1);
+        }
     }
     t->qat = q;
-    if (!q || !q->sites || !q->wq || !q->q || !q->q_scale) return qb_fail(err, QB_ERR_NOMEM, "QAT: out of memory");
+    if (!q || !q->sites || !q->wq || !q->q || !q->q_scale || (lowbit && (!q->codes || !q->lb_scale || !q->lb_zero)))
+        return qb_fail(err, QB_ERR_NOMEM, "QAT: out of memory");
     assign_sites(t);
     return QB_OK;
 }

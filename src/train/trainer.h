@@ -72,10 +72,16 @@ typedef struct {
     long warmup_steps, total_steps; /* linear warm-up, then linear decay to 0 */
 } qb_adamw_params;
 
-/* Quantization-aware training: which grid the linears train against. */
+/* Quantization-aware training: which grid the linears train against.
+ * bits 5..8: int8 storage, per-channel grids of that width; 4, 3, 2 or
+ * ternary: the packed low-bit format of that name (int4, int3, int2,
+ * ternary), quantized by its own quantizer. */
 typedef struct {
     qb_fq_observer observer;
-    int bits;               /* weight grid, 2..8 */
+    int bits;               /* weight grid, 2..8 (ignored when ternary) */
+    bool ternary;           /* weights {-a, 0, a} per group */
+    int group_size;         /* low-bit: input columns per FP16 scale (0: 128; -1: one per row) */
+    bool zero_point;        /* low-bit grids: asymmetric, a zero point per group */
     float momentum;         /* EMA observers */
     long freeze_after;      /* scales stop moving after this many updates (0: never) */
 } qb_qat_params;
@@ -89,9 +95,23 @@ typedef struct {
     float *wq;              /* every quantized linear's fake-quantized weight */
     int8_t *q;              /* scratch of the widest weight */
     float *q_scale;
+    bool lowbit;            /* weights on a packed low-bit format's grid */
+    uint8_t *codes;         /* low-bit scratch: codes of the widest weight, */
+    uint16_t *lb_scale;     /* and its FP16 scales and zero points per group */
+    uint8_t *lb_zero;
 } qb_qat;
 
+/* Knowledge distillation from a teacher's forward on the same batch
+ * (TernaryBERT): the loss adds T^2 KL(softmax(teacher / T) || softmax(student
+ * / T)) over the rows the task loss reads, and with hidden set the MSE of
+ * every block application's output (mean over tokens and dims, summed over
+ * applications). */
 typedef struct {
+    float temperature;      /* T > 0 */
+    bool hidden;            /* also the hidden-state MSE */
+} qb_distill_params;
+
+typedef struct qb_trainer_s {
     const qb_model *m;
     qb_config cfg_view;     /* the model's config with this trainer's task and labels */
     int H, E, I, L, heads, n_apps;
@@ -131,6 +151,7 @@ typedef struct {
     float *emb_q, *head_in_q;       /* QAT: fake-quantized inputs of emb_proj and the pooler */
     float *g_xq;                    /* QAT: d loss / d (a fake-quantized input) */
     float *g_logits;
+    float *kd_student, *kd_teacher; /* [rows, L] softmax at temperature T of the last distilled forward */
     int32_t *tok_ids, *tok_types, *tok_pos, *labels, *offsets, *lens;
     int64_t *prob_offsets;
 
@@ -141,6 +162,11 @@ typedef struct {
     long n_forward;         /* training forwards so far: the next mask's step */
     long n_updates;         /* optimizer steps so far */
     float loss;
+    /* distillation of the last forward (qb_trainer_distill); teacher NULL: none */
+    const struct qb_trainer_s *teacher;
+    qb_distill_params distill;
+    int n_distill_rows;
+    float kd_loss, hidden_loss;
 } qb_trainer;
 
 qb_trainer_params qb_trainer_default_params(void);
@@ -163,6 +189,17 @@ qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *la
                              qb_error *err);
 /* Logits of the last forward: [batch, L], or [n_rows, L] packed for token heads. */
 const float *qb_trainer_logits(const qb_trainer *t);
+/* The output of block application `app` (0 .. n_apps - 1) of the last
+ * forward: [n_rows, H]. */
+const float *qb_trainer_block_output(const qb_trainer *t, int app);
+
+/* After forwards of t (with labels) and of teacher (training false) on the
+ * same batch: adds the distillation terms p asks for to t's loss, and to
+ * what the next qb_trainer_backward computes.  The teacher must have t's
+ * labels and, for p->hidden, its block count and hidden size; it must not
+ * run again before t's backward.  *loss (may be NULL) gets the new total. */
+qb_status qb_trainer_distill(qb_trainer *t, const qb_trainer *teacher, const qb_distill_params *p, float *loss,
+                             qb_error *err);
 
 /* Adds d(loss)/d(param) of the last forward into every gradient. */
 void qb_trainer_backward(qb_trainer *t);
