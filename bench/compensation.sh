@@ -47,7 +47,7 @@ text = open(src, encoding="utf-8").read()
 if src.endswith(".txt"):  # CoNLL: sentences are blank-line separated blocks
     head, rows, sep = [], [b for b in text.split("\n\n") if b.strip() and not b.startswith("-DOCSTART-")], "\n\n"
 else:
-    lines = text.splitlines(True)
+    lines = [l + "\n" for l in text.split("\n") if l]  # not splitlines: reviews hold U+0085 and U+2028
     head, rows, sep = lines[:1], lines[1:], ""
 step = len(rows) // 512
 for name, pick in ((".calib", rows[::step][:512]), (".held", rows[step // 2::step][:256])):
