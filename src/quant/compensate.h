@@ -9,11 +9,13 @@
  *    stores 1/s beside its static input grid and the input quantizer, which
  *    reads every input once anyway, multiplies by it.
  *  - GPTQ (Frantar et al., 2022) rounds each low-bit weight matrix column
- *    by column against the Hessian of its inputs, and bias correction
- *    (Nagel et al., 2019) adds E[(W - W^) x] to each bias.  Both take the
- *    linears in graph order, each seeing the inputs the already-quantized
- *    linears before it produce (a working copy of the model whose weights
- *    are replaced by what was stored). */
+ *    by column against the Hessian of its inputs, taking the linears in
+ *    graph order, each seeing the inputs the already-quantized linears
+ *    before it produce (a working copy of the model whose weights are
+ *    replaced by what was stored).
+ *  - Bias correction (Nagel et al., 2019) adds (W - W^) E[x] to each bias,
+ *    E[x] over the inputs the FP32 model gives the linear: the shift it
+ *    removes is the linear's own, whatever comes before it. */
 #ifndef QB_QUANT_COMPENSATE_H
 #define QB_QUANT_COMPENSATE_H
 
