@@ -211,18 +211,6 @@ static bool choose_codes(const float *w, int N, int K, const qb_lowbit_spec *sp,
     return qb_lowbit_quantize(w, N, K, sp, codes, scale, zero, codebook, e);
 }
 
-/* The FP32 values the stored codes decode to. */
-static void decode_codes(const uint8_t *codes, int N, int K, const qb_lowbit_spec *sp, const uint16_t *table,
-                         const uint8_t *zero, float *out) {
-    int G = qb_lowbit_groups(sp, K), gs = G == 1 ? K : sp->group, L = qb_lowbit_levels(sp);
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) {
-            size_t i = (size_t)n * K + k, g = (size_t)n * G + (size_t)(k / gs);
-            out[i] = sp->kind == QB_LOWBIT_KMEANS ? qb_f16_to_f32(table[(size_t)n * L + codes[i]])
-                                                  : qb_f16_to_f32(table[g]) * (float)(codes[i] - zero[g]);
-        }
-}
-
 /* t [N, K] quantized as sp (and r, for a linear) says and packed as code:
  * pushes the codes [N, row bytes], the scales (or centroids) as a table of
  * `companion_dims` dimensions ([N] or [N, groups]) and the zero points
@@ -239,7 +227,7 @@ static bool push_codes(qb_st_list *out, const qb_st_tensor *t, int N, int K, qb_
     bool ok = w && codes && packed && zero && scale &&
               choose_codes(w, N, K, sp, r, codes, km ? NULL : scale, zero, km ? scale : NULL, e);
     for (int n = 0; ok && n < N; n++) qb_code_pack_row(code, codes + (size_t)n * K, K, packed + (size_t)n * rb);
-    if (ok && r && r->dequantized) decode_codes(codes, N, K, sp, scale, zero, r->dequantized);
+    if (ok && r && r->dequantized) qb_lowbit_decode(codes, N, K, sp, scale, zero, scale, r->dequantized);
     free(codes);
     char name[256];
     int64_t shape[2] = {N, (int64_t)rb}, table[2] = {N, per_row};

@@ -263,3 +263,14 @@ bool qb_lowbit_quantize(const float *w, int N, int K, const qb_lowbit_spec *s, u
     *e = (qb_lowbit_error){err, signal, grid};
     return ok;
 }
+
+void qb_lowbit_decode(const uint8_t *codes, int N, int K, const qb_lowbit_spec *s, const uint16_t *scale,
+                      const uint8_t *zero, const uint16_t *codebook, float *out) {
+    int G = qb_lowbit_groups(s, K), gs = G == 1 ? K : s->group, L = qb_lowbit_levels(s);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            size_t i = (size_t)n * K + k, g = (size_t)n * G + (size_t)(k / gs);
+            out[i] = s->kind == QB_LOWBIT_KMEANS ? qb_f16_to_f32(codebook[(size_t)n * L + codes[i]])
+                                                 : qb_f16_to_f32(scale[g]) * (float)((int)codes[i] - zero[g]);
+        }
+}

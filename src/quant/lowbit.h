@@ -36,6 +36,11 @@ int qb_lowbit_groups(const qb_lowbit_spec *s, int K);
 bool qb_lowbit_quantize(const float *w, int N, int K, const qb_lowbit_spec *s, uint8_t *codes, uint16_t *scale,
                         uint8_t *zero, uint16_t *codebook, qb_lowbit_error *e);
 
+/* The FP32 values codes [N, K] stand for, as the kernels decode them:
+ * scale * (code - zero) on grids and ternary, codebook[code] for k-means. */
+void qb_lowbit_decode(const uint8_t *codes, int N, int K, const qb_lowbit_spec *s, const uint16_t *scale,
+                      const uint8_t *zero, const uint16_t *codebook, float *out);
+
 static inline double qb_lowbit_sqnr_db(double signal, double err) {
     return err > 0 ? 10.0 * __builtin_log10(signal / err) : 300.0;
 }

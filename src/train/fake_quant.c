@@ -2,7 +2,6 @@
 
 #include <math.h>
 
-#include "core/dtype.h"
 #include "kernels/gemm_i8_impl.h"
 #include "quant/affine.h"
 
@@ -105,16 +104,6 @@ bool qb_fq_weight_lowbit(const float *w, int rows, int cols, const qb_lowbit_spe
                          uint16_t *scale, uint8_t *zero) {
     qb_lowbit_error e;
     if (!qb_lowbit_quantize(w, rows, cols, s, codes, scale, zero, NULL, &e)) return false;
-    int G = qb_lowbit_groups(s, cols), gs = G == 1 ? cols : s->group;
-    for (int r = 0; r < rows; r++)
-        for (int g = 0; g < G; g++) {
-            size_t at = (size_t)r * G + g;
-            float sc = qb_f16_to_f32(scale[at]);
-            int z = zero[at], k1 = (g + 1) * gs < cols ? (g + 1) * gs : cols;
-            for (int k = g * gs; k < k1; k++) {
-                size_t i = (size_t)r * cols + k;
-                wq[i] = sc * (float)((int)codes[i] - z);
-            }
-        }
+    qb_lowbit_decode(codes, rows, cols, s, scale, zero, NULL, wq);
     return true;
 }
