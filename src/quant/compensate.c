@@ -20,7 +20,7 @@ static bool stage_wanted(const qb_model *m, const bool *which, int i) {
 
 static int team_size(const qb_quant_params *p) { return p->n_threads > 0 ? p->n_threads : omp_get_max_threads(); }
 
-/* ---- SmoothQuant ------------------------------------------------------- */
+/* ---- per-channel input statistics (SmoothQuant, bias correction) ------- */
 
 /* Per input channel statistics of the stages kept, indexed by their first
  * linear: max |x| (SmoothQuant) or the mean of x (bias correction). */
@@ -62,6 +62,8 @@ static qb_status channel_stats(const qb_model *m, const qb_quant_params *p, cons
     return st;
 }
 
+/* ---- SmoothQuant ------------------------------------------------------- */
+
 /* s_j for the stage at i, from its inputs' and its wanted weights' ranges;
  * 1 where either is all zero. */
 static void stage_factors(const qb_model *m, const bool *which, int i, const double *amax, float alpha, float *out) {
@@ -83,20 +85,15 @@ qb_status qb_smooth_factors(const qb_model *m, const qb_quant_params *p, float a
     channel_acc acc;
     qb_status st = channel_stats(m, p, which, false, &acc, err);
     for (int i = 0; !st && i < m->n_linears; i += stage_size(m, i)) {
-        if (!acc.stat[i]) continue;
-        float *f = malloc((size_t)m->linears[i]->in * sizeof *f);
-        if (!f) {
-            st = qb_fail(err, QB_ERR_NOMEM, "smoothquant: out of memory");
-            break;
+        size_t bytes = (size_t)m->linears[i]->in * sizeof(float);
+        const float *first = NULL; /* the stage's factors, computed once */
+        for (int k = 0; !st && acc.stat[i] && k < stage_size(m, i); k++) {
+            if (!which[i + k]) continue;
+            float *f = in_smooth[i + k] = malloc(bytes);
+            if (!f) st = qb_fail(err, QB_ERR_NOMEM, "smoothquant: out of memory");
+            else if (first) memcpy(f, first, bytes);
+            else stage_factors(m, which, i, acc.stat[i], alpha, f), first = f;
         }
-        stage_factors(m, which, i, acc.stat[i], alpha, f);
-        size_t bytes = (size_t)m->linears[i]->in * sizeof *f;
-        for (int k = 0; !st && k < stage_size(m, i); k++) {
-            if (which[i + k] && !(in_smooth[i + k] = malloc(bytes)))
-                st = qb_fail(err, QB_ERR_NOMEM, "smoothquant: out of memory");
-            else if (which[i + k]) memcpy(in_smooth[i + k], f, bytes);
-        }
-        free(f);
     }
     channel_acc_free(m, &acc);
     return st;
@@ -163,12 +160,14 @@ static qb_status stage_acc_init(stage_acc *a, const qb_model *wm, const qb_quant
     a->H = calloc(K * K, sizeof *a->H);
     a->hf = malloc(K * K * sizeof *a->hf);
     a->pack = aligned_alloc(64, (size_t)a->team * qb_gemm_f32_pack_floats() * sizeof(float));
-    return a->H && a->hf && a->pack ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory for the Hessian of '%s' (%zu inputs)",
-                                wm->linears[first]->name, K);
+    if (a->H && a->hf && a->pack) return QB_OK;
+    return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory for the Hessian of '%s' (%zu inputs)",
+                   wm->linears[first]->name, K);
 }
 
-/* The Hessian of smoothed inputs x_j * f_j. */
-static double *smoothed_hessian(const double *H, int K, const float *f) {
+/* GPTQ overwrites the Hessian it gets: a copy for each linear of a stage,
+ * that of the smoothed inputs x_j * f_j where f is given. */
+static double *hessian_copy(const double *H, int K, const float *f) {
     double *h = malloc((size_t)K * K * sizeof *h);
     for (size_t i = 0; h && i < (size_t)K; i++)
         for (size_t j = 0; j < (size_t)K; j++) h[i * K + j] = H[i * K + j] * (f ? (double)f[i] * f[j] : 1.0);
@@ -210,7 +209,7 @@ static qb_status quantize_one(comp_run *c, int i, int stage, const double *H, qb
     const float *f = job->in_smooth ? job->in_smooth[i] : NULL;
     size_t n = (size_t)l->out * l->in;
     float *deq = malloc(n * sizeof *deq);
-    double *h = H ? smoothed_hessian(H, l->in, f) : NULL;
+    double *h = H ? hessian_copy(H, l->in, f) : NULL;
     bool ok = deq && (!H || h);
     if (ok) memcpy(deq, w, n * sizeof *deq);
     ok = ok && job->push(job->ctx, l, w, h, deq);
