@@ -107,14 +107,14 @@ bool qb_binder_int8_allowed(qb_binder *b, const qb_st_tensor *t) {
     return false;
 }
 
-/* Scales may sit at any byte offset in the file, hence memcpy. */
-bool qb_binder_scales_valid(qb_binder *b, const qb_st_tensor *t, const void *scales, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float scale;
-        memcpy(&scale, (const char *)scales + i * 4, 4);
-        if (!(scale > 0) || !isfinite(scale)) {
-            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s_scale' holds a non-positive or non-finite scale", b->file,
-                    t->name);
+/* Values may sit at any byte offset in the file, hence memcpy. */
+bool qb_binder_positive(qb_binder *b, const qb_st_tensor *t) {
+    for (int64_t i = 0; i < t->numel; i++) {
+        float v;
+        memcpy(&v, (const char *)t->data + i * 4, 4);
+        if (!(v > 0) || !isfinite(v)) {
+            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' holds a non-positive or non-finite value at %lld", b->file,
+                    t->name, (long long)i);
             return false;
         }
     }

@@ -27,7 +27,8 @@ const qb_st_tensor *qb_binder_companion(qb_binder *b, const char *base, const ch
                                         int64_t n);
 /* I8 tensors need an int8 quantization_config. */
 bool qb_binder_int8_allowed(qb_binder *b, const qb_st_tensor *t);
-/* n positive finite F32 scales at any byte offset. */
-bool qb_binder_scales_valid(qb_binder *b, const qb_st_tensor *t, const void *scales, int64_t n);
+/* Every value of F32 tensor t (at any byte offset) is positive and finite:
+ * scales, SmoothQuant factors. */
+bool qb_binder_positive(qb_binder *b, const qb_st_tensor *t);
 
 #endif

@@ -17,16 +17,8 @@ static bool bind_smoothing(qb_binder *b, qb_linear *l) {
     snprintf(name, sizeof name, "%s.input_smooth", l->name);
     if (!qb_safetensors_find(&b->m->st, name)) return true;
     const qb_st_tensor *t = qb_binder_companion(b, l->name, ".input_smooth", QB_F32, l->in);
-    const float *f = t ? qb_binder_f32(b, t, 1, l->in, 0) : NULL;
-    if (!f) return false;
-    for (int j = 0; j < l->in; j++)
-        if (!(f[j] > 0) || !isfinite(f[j])) {
-            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' holds %g at %d (factors are positive and finite)", b->file,
-                    name, f[j], j);
-            return false;
-        }
-    l->in_smooth = f;
-    return true;
+    l->in_smooth = t && qb_binder_positive(b, t) ? qb_binder_f32(b, t, 1, l->in, 0) : NULL;
+    return l->in_smooth != NULL;
 }
 
 /* Static models' linears have calibrated inputs unless "modules" lists

@@ -28,7 +28,7 @@ static bool zero_points_zero(qb_binder *b, const qb_linear *l, const qb_st_tenso
 static bool bind_int8(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     if (!qb_binder_check_shape(b, t, 2, l->out, l->in) || !qb_binder_int8_allowed(b, t)) return false;
     const qb_st_tensor *sc = qb_binder_companion(b, t->name, "_scale", QB_F32, l->out);
-    if (!sc || !qb_binder_scales_valid(b, t, sc->data, l->out) || !zero_points_zero(b, l, t) ||
+    if (!sc || !qb_binder_positive(b, sc) || !zero_points_zero(b, l, t) ||
         !qb_linear_bind_input_grid(b, l))
         return false;
     if (l->in > qb_i8_k_max()) {

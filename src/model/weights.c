@@ -130,7 +130,7 @@ static void bind_embeddings(qb_binder *b) {
     if (t && t->dtype == QB_I8) {
         const qb_st_tensor *sc = qb_binder_int8_allowed(b, t) && qb_binder_check_shape(b, t, 2, c->vocab_size, E)
                                      ? qb_binder_companion(b, t->name, "_scale", QB_F32, c->vocab_size) : NULL;
-        if (sc && qb_binder_scales_valid(b, t, sc->data, c->vocab_size)) {
+        if (sc && qb_binder_positive(b, sc)) {
             m->word_emb_q = t->data;
             m->word_emb_scale = ((uintptr_t)sc->data & 3) ? qb_binder_f32_copy(b, sc) : sc->data;
             if (!m->word_emb_scale) qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
