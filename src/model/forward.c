@@ -1,6 +1,9 @@
 /* The forward pass of BERT, ALBERT and DistilBERT, read top to bottom:
- * embeddings -> [attention -> FFN] x layers -> head.  Every op calls the
- * kernel table chosen at load time. */
+ * embeddings -> [attention -> FFN] x layers -> head.  One graph for
+ * inference and training: each op below has an inference form (the
+ * kernel table chosen at load time, each linear in its own format, one set
+ * of buffers for every layer) and a training form (FP32 ops that keep on
+ * the session's tape what the trainer's backward reads, and dropout). */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -8,11 +11,21 @@
 #include "model/linear_format.h"
 #include "model/session.h"
 
-/* y = act(x W^T + b) + residual in l's format.  same_input: x is the
- * input of the linear run just before this one, unchanged since, so a
- * format may reuse what it made of x (the graph knows this; pointers cannot
- * tell, since attention and LayerNorm write buffers in place).  Otherwise
- * the input scratch a format filled belongs to nobody. */
+/* Training: y = x W^T + b through the tape's hooks.  K and V read what Q
+ * read (same_input), so a fake-quantized input is made once. */
+static void train_linear(qb_session *s, const qb_linear *l, const float *x, float *xq, int rows, float *y,
+                         bool same_input) {
+    const qb_tape_hooks *h = &s->tape->hooks;
+    if (!same_input) s->train_in = h->input ? h->input(h->ctx, l, x, xq, rows) : x;
+    const float *w = h->weight ? h->weight(h->ctx, l) : l->w;
+    qb_op_linear_forward(s->tape->ops, y, s->train_in, w, l->b, rows, l->in, l->out);
+}
+
+/* Inference: y = act(x W^T + b) + residual in l's format.  same_input: x
+ * is the input of the linear run just before this one, unchanged since, so
+ * a format may reuse what it made of x (the graph knows this; pointers
+ * cannot tell, since attention and LayerNorm write buffers in place).
+ * Otherwise the input scratch a format filled belongs to nobody. */
 static void linear_run(qb_session *s, const qb_linear *l, const float *x, int rows, float *y,
                        const float *residual, qb_act act, bool same_input) {
     if (s->observe && s->observe(s->observe_ctx, l, false, x, rows)) s->halt = true;
@@ -21,24 +34,89 @@ static void linear_run(qb_session *s, const qb_linear *l, const float *x, int ro
     l->fmt->run(s, l, &io);
 }
 
-static void linear(qb_session *s, const qb_linear *l, const float *x, int rows, float *y,
-                   const float *residual, qb_act act) {
-    linear_run(s, l, x, rows, y, residual, act, false);
+/* y = x W^T + b; xq: where training may fake-quantize x. */
+static void linear(qb_session *s, const qb_linear *l, const float *x, float *xq, int rows, float *y,
+                   bool same_input) {
+    if (s->tape) train_linear(s, l, x, xq, rows, y, same_input);
+    else linear_run(s, l, x, rows, y, NULL, QB_ACT_NONE, same_input);
 }
 
-static void layernorm_rows(qb_session *s, const qb_norm *n, float *x, int rows, int dim) {
+/* out = act(x W^T + b), pre the value before act (training keeps it). */
+static void linear_act(qb_session *s, const qb_linear *l, const float *x, float *xq, int rows, float *pre,
+                       float *out, qb_act act) {
+    if (!s->tape) {
+        linear_run(s, l, x, rows, out, NULL, act, false);
+        return;
+    }
+    train_linear(s, l, x, xq, rows, pre, false);
+    qb_op_act_forward(s->tape->ops, act, out, pre, (size_t)rows * l->out);
+}
+
+static void dropout(qb_session *s, uint32_t site, float p, const float *x, float *y, size_t n) {
+    if (!s->tape) return; /* inference buffers alias: y is x */
+    qb_dropout d = qb_tape_dropout(s->tape, site, p);
+    qb_op_dropout_forward(&d, y, x, n);
+}
+
+/* sum = residual + drop(x W^T + b). */
+static void linear_residual(qb_session *s, const qb_linear *l, const float *x, float *xq, int rows,
+                            const float *residual, uint32_t site, float *sum) {
+    if (!s->tape) {
+        linear_run(s, l, x, rows, sum, residual, QB_ACT_NONE, false);
+        return;
+    }
+    size_t n = (size_t)rows * l->out;
+    train_linear(s, l, x, xq, rows, s->tape->tmp, false);
+    dropout(s, site, s->tape->p_hidden, s->tape->tmp, s->tape->tmp, n);
+    qb_op_residual_forward(sum, residual, s->tape->tmp, n);
+}
+
+/* y = LN(x); training keeps each row's mean and 1/std, inference works in
+ * place (y is x). */
+static void norm(qb_session *s, const qb_norm *n, const float *x, float *y, float *mean, float *rstd, int rows,
+                 int dim) {
     const qb_kernels *k = &s->m->kern;
     float eps = s->m->cfg.layer_norm_eps;
+    if (s->tape) {
+        qb_op_layernorm_forward(s->tape->ops, y, mean, rstd, x, n->gamma, n->beta, eps, rows, dim);
+        return;
+    }
 #pragma omp parallel for num_threads(s->n_threads) schedule(static) if (rows > 4)
-    for (int r = 0; r < rows; r++) k->layernorm_f32(x + (size_t)r * dim, n->gamma, n->beta, eps, dim, x + (size_t)r * dim);
+    for (int r = 0; r < rows; r++) k->layernorm_f32(x + (size_t)r * dim, n->gamma, n->beta, eps, dim, y + (size_t)r * dim);
 }
 
+/* ---- the buffers of each step ------------------------------------------ */
+
+static qb_tape_layer layer_acts(const qb_session *s, int app) {
+    if (s->tape) return s->tape->layers[app];
+    const qb_acts *a = &s->a;
+    return (qb_tape_layer){.x = a->x, .q = a->q, .k = a->k, .v = a->v, .ctx = a->ctx, .attn_sum = a->attn,
+                           .attn = a->attn, .ffn_pre = a->ffn, .ffn_act = a->ffn, .out_sum = a->x, .out = a->x};
+}
+
+static qb_tape_embed embed_acts(const qb_session *s) {
+    if (s->tape) return s->tape->emb;
+    return (qb_tape_embed){.sum = s->a.emb, .ln = s->a.emb, .drop = s->a.emb};
+}
+
+static qb_tape_head head_acts(const qb_session *s) {
+    if (s->tape) return s->tape->head;
+    const qb_acts *a = &s->a;
+    bool token = s->m->cfg.task == QB_TASK_TOKEN;
+    return (qb_tape_head){.in = a->cls, .pre = a->cls2, .act = a->cls2, .drop = token ? a->x : a->cls2,
+                          .logits = token ? a->token_logits : a->logits};
+}
+
+/* ---- the graph ----------------------------------------------------------- */
+
+/* word + type + position embeddings, LN, dropout; ALBERT projects E -> H. */
 static void embed(qb_session *s) {
     const qb_model *m = s->m;
-    int E = m->cfg.embedding_size;
-#pragma omp parallel for num_threads(s->n_threads) schedule(static) if (s->n_rows > 4)
-    for (int r = 0; r < s->n_rows; r++) {
-        float *e = s->a.emb + (size_t)r * E;
+    int E = m->cfg.embedding_size, T = s->n_rows;
+    qb_tape_embed a = embed_acts(s);
+#pragma omp parallel for num_threads(s->n_threads) schedule(static) if (T > 4)
+    for (int r = 0; r < T; r++) {
+        float *e = a.sum + (size_t)r * E;
         const float *p = m->pos_emb + (size_t)s->tok_pos[r] * E;
         const float *t = m->type_emb ? m->type_emb + (size_t)s->tok_types[r] * E : NULL;
         if (m->word_emb_lowbit) {
@@ -53,8 +131,9 @@ static void embed(qb_session *s) {
             for (int i = 0; i < E; i++) e[i] = w[i] + (t ? t[i] : 0.0f) + p[i];
         }
     }
-    layernorm_rows(s, &m->emb_norm, s->a.emb, s->n_rows, E);
-    if (m->emb_proj.out) linear(s, &m->emb_proj, s->a.emb, s->n_rows, s->a.x, NULL, QB_ACT_NONE);
+    norm(s, &m->emb_norm, a.sum, a.ln, a.mean, a.rstd, T, E);
+    dropout(s, QB_SITE_EMB, s->tape ? s->tape->p_hidden : 0, a.ln, a.drop, (size_t)T * E);
+    if (m->emb_proj.out) linear(s, &m->emb_proj, a.drop, a.q, T, layer_acts(s, 0).x, false);
 }
 
 /* softmax(Q K^T / sqrt(d)) V for one example and one head.  Only the
@@ -119,7 +198,13 @@ static void attend_one_i8(qb_session *s, const qb_attn_i8 *ai, int b, int h, flo
     qb_gemm_i8(k8, &pv, 1);
 }
 
-static void attention(qb_session *s, const qb_block *blk) {
+static void attention(qb_session *s, const qb_block *blk, const qb_tape_layer *a, int app) {
+    if (s->tape) {
+        qb_attn_shape shape = qb_session_attn_shape(s);
+        qb_dropout d = qb_tape_dropout(s->tape, qb_tape_site(app, 0), s->tape->p_attn);
+        qb_op_attention_forward(s->tape->ops, &shape, &d, a->ctx, a->probs, a->q, a->k, a->v);
+        return;
+    }
     int heads = s->m->cfg.num_heads, jobs = s->batch * heads;
     size_t score_floats = (size_t)s->max_seq * s->max_seq, pack_floats = qb_gemm_f32_pack_floats();
     const qb_attn_i8 *ai = blk->attn_i8.on ? &blk->attn_i8 : NULL;
@@ -132,54 +217,76 @@ static void attention(qb_session *s, const qb_block *blk) {
     }
 }
 
-static void block(qb_session *s, const qb_block *blk) {
+/* Application app of a block: attention, then the FFN, each post-LN. */
+static void block(qb_session *s, const qb_block *blk, int app) {
     const qb_config *c = &s->m->cfg;
     int T = s->n_rows, H = c->hidden_size;
-    qb_acts *a = &s->a;
-    linear(s, &blk->q, a->x, T, a->q, NULL, QB_ACT_NONE);
-    linear_run(s, &blk->k, a->x, T, a->k, NULL, QB_ACT_NONE, true);
-    linear_run(s, &blk->v, a->x, T, a->v, NULL, QB_ACT_NONE, true);
+    qb_tape_layer a = layer_acts(s, app);
+    linear(s, &blk->q, a.x, a.x_q, T, a.q, false);
+    linear(s, &blk->k, a.x, a.x_q, T, a.k, true);
+    linear(s, &blk->v, a.x, a.x_q, T, a.v, true);
     if (s->observe) {
-        s->halt |= s->observe(s->observe_ctx, &blk->q, true, a->q, T);
-        s->halt |= s->observe(s->observe_ctx, &blk->k, true, a->k, T);
-        s->halt |= s->observe(s->observe_ctx, &blk->v, true, a->v, T);
+        s->halt |= s->observe(s->observe_ctx, &blk->q, true, a.q, T);
+        s->halt |= s->observe(s->observe_ctx, &blk->k, true, a.k, T);
+        s->halt |= s->observe(s->observe_ctx, &blk->v, true, a.v, T);
     }
-    attention(s, blk);
-    linear(s, &blk->o, a->ctx, T, a->attn, a->x, QB_ACT_NONE);
-    layernorm_rows(s, &blk->attn_norm, a->attn, T, H);
-    linear(s, &blk->ffn_in, a->attn, T, a->ffn, NULL, c->act);
-    linear(s, &blk->ffn_out, a->ffn, T, a->x, a->attn, QB_ACT_NONE);
-    layernorm_rows(s, &blk->ffn_norm, a->x, T, H);
+    attention(s, blk, &a, app);
+    linear_residual(s, &blk->o, a.ctx, a.ctx_q, T, a.x, qb_tape_site(app, 1), a.attn_sum);
+    norm(s, &blk->attn_norm, a.attn_sum, a.attn, a.attn_mean, a.attn_rstd, T, H);
+    linear_act(s, &blk->ffn_in, a.attn, a.attn_q, T, a.ffn_pre, a.ffn_act, c->act);
+    linear_residual(s, &blk->ffn_out, a.ffn_act, a.ffn_act_q, T, a.attn, qb_tape_site(app, 2), a.out_sum);
+    norm(s, &blk->ffn_norm, a.out_sum, a.out, a.out_mean, a.out_rstd, T, H);
+}
+
+/* Inference hands out token logits padded to [B, S, L]. */
+static void pad_token_logits(qb_session *s, const float *rows) {
+    int L = s->m->cfg.num_labels;
+    memset(s->a.logits, 0, (size_t)s->batch * s->seq * L * sizeof(float));
+    for (int b = 0; b < s->batch; b++)
+        memcpy(s->a.logits + (size_t)b * s->seq * L, rows + (size_t)s->offsets[b] * L,
+               (size_t)s->lens[b] * L * sizeof(float));
 }
 
 /* Sequence heads read the [CLS] row: BERT/ALBERT through the tanh pooler,
- * DistilBERT through pre_classifier + ReLU.  Token heads read every row. */
-static void head(qb_session *s) {
+ * DistilBERT through pre_classifier + ReLU; then dropout, the classifier.
+ * Token heads: every row -> dropout -> classifier. */
+static void head(qb_session *s, const float *x) {
     const qb_model *m = s->m;
-    int H = m->cfg.hidden_size, L = m->cfg.num_labels;
+    int H = m->cfg.hidden_size, B = s->batch, T = s->n_rows;
+    float p = s->tape ? s->tape->p_classifier : 0;
+    qb_tape_head a = head_acts(s);
     if (m->cfg.task == QB_TASK_TOKEN) {
-        float *rows = s->a.token_logits;
-        linear(s, &m->classifier, s->a.x, s->n_rows, rows, NULL, QB_ACT_NONE);
-        memset(s->a.logits, 0, (size_t)s->batch * s->seq * L * sizeof(float));
-        for (int b = 0; b < s->batch; b++)
-            memcpy(s->a.logits + (size_t)b * s->seq * L, rows + (size_t)s->offsets[b] * L,
-                   (size_t)s->lens[b] * L * sizeof(float));
+        dropout(s, QB_SITE_HEAD, p, x, a.drop, (size_t)T * H);
+        linear(s, &m->classifier, a.drop, NULL, T, a.logits, false);
+        if (!s->tape) pad_token_logits(s, a.logits);
         return;
     }
-    for (int b = 0; b < s->batch; b++)
-        memcpy(s->a.cls + (size_t)b * H, s->a.x + (size_t)s->offsets[b] * H, (size_t)H * sizeof(float));
-    const qb_linear *pool = m->pooler.out ? &m->pooler : &m->pre_classifier;
-    linear(s, pool, s->a.cls, s->batch, s->a.cls2, NULL, m->pooler.out ? QB_ACT_TANH : QB_ACT_RELU);
-    linear(s, &m->classifier, s->a.cls2, s->batch, s->a.logits, NULL, QB_ACT_NONE);
+    for (int b = 0; b < B; b++)
+        memcpy(a.in + (size_t)b * H, x + (size_t)s->offsets[b] * H, (size_t)H * sizeof(float));
+    bool pooler = m->pooler.out;
+    linear_act(s, pooler ? &m->pooler : &m->pre_classifier, a.in, a.in_q, B, a.pre, a.act,
+               pooler ? QB_ACT_TANH : QB_ACT_RELU);
+    dropout(s, QB_SITE_HEAD, p, a.act, a.drop, (size_t)B * H);
+    linear(s, &m->classifier, a.drop, NULL, B, a.logits, false);
+}
+
+/* Where each example's attention probabilities start on the tape. */
+static void tape_prob_offsets(qb_session *s) {
+    int64_t at = 0;
+    for (int b = 0; b < s->batch; b++) {
+        s->tape->prob_offsets[b] = at;
+        at += (int64_t)s->m->cfg.num_heads * s->lens[b] * s->lens[b];
+    }
 }
 
 void qb_forward(qb_session *s) {
     const qb_model *m = s->m;
-    int inner = qb_model_inner_steps(m);
+    int inner = qb_model_inner_steps(m), last = m->cfg.num_layers * inner - 1;
     s->qa_for = NULL;
     s->halt = false;
+    if (s->tape) tape_prob_offsets(s);
     embed(s);
     for (int l = 0; l < m->cfg.num_layers && !s->halt; l++)
-        for (int i = 0; i < inner; i++) block(s, qb_model_block(m, l, i));
-    if (!s->halt) head(s);
+        for (int i = 0; i < inner; i++) block(s, qb_model_block(m, l, i), l * inner + i);
+    if (!s->halt) head(s, layer_acts(s, last).out);
 }

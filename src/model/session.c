@@ -32,6 +32,7 @@ static bool has_smoothing(const qb_model *m) {
 }
 
 static void layout(qb_session *s, qb_carver *c) {
+    if (s->tape) return; /* the trainer's arena holds training's activations */
     const qb_config *cfg = &s->m->cfg;
     size_t T = (size_t)s->max_batch * s->max_seq, B = (size_t)s->max_batch;
     size_t H = (size_t)cfg->hidden_size, L = (size_t)cfg->num_labels;
@@ -118,7 +119,8 @@ static int32_t *alloc_i32(size_t n, bool *ok) {
     return p;
 }
 
-qb_status qb_session_create(const qb_model *m, const qb_session_params *p, qb_session **out, qb_error *err) {
+static qb_status create(const qb_model *m, const qb_session_params *p, qb_tape *tape, qb_session **out,
+                        qb_error *err) {
     *out = NULL;
     qb_session_params d = qb_session_default_params();
     if (!p) p = &d;
@@ -130,13 +132,14 @@ qb_status qb_session_create(const qb_model *m, const qb_session_params *p, qb_se
     qb_session *s = calloc(1, sizeof *s);
     if (!s) return qb_fail(err, QB_ERR_NOMEM, "session: out of memory");
     s->m = m;
+    s->tape = tape;
     s->max_batch = p->max_batch;
     s->max_seq = p->max_seq;
     s->n_threads = p->n_threads ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (s->n_threads < 1) s->n_threads = 1;
     qb_carver c = {NULL, 0};
     layout(s, &c);
-    c.base = alloc_huge(c.used * sizeof(float));
+    c.base = alloc_huge((c.used + 1) * sizeof(float));
     size_t T = (size_t)s->max_batch * s->max_seq;
     bool ok = c.base != NULL;
     s->tok_ids = alloc_i32(T, &ok);
@@ -159,6 +162,15 @@ qb_status qb_session_create(const qb_model *m, const qb_session_params *p, qb_se
     return QB_OK;
 }
 
+qb_status qb_session_create(const qb_model *m, const qb_session_params *p, qb_session **out, qb_error *err) {
+    return create(m, p, NULL, out, err);
+}
+
+qb_status qb_session_create_training(const qb_model *m, const qb_session_params *p, qb_tape *tape,
+                                     qb_session **out, qb_error *err) {
+    return create(m, p, tape, out, err);
+}
+
 void qb_session_free(qb_session *s) {
     if (!s) return;
     free(s->arena);
@@ -175,8 +187,10 @@ void qb_session_free(qb_session *s) {
     free(s);
 }
 
-/* Checks every id against the tables it indexes, then packs real tokens. */
-static qb_status pack_rows(qb_session *s, const qb_batch *b, qb_error *err) {
+qb_status qb_session_pack(qb_session *s, const qb_batch *b, qb_error *err) {
+    if (b->batch < 1 || b->batch > s->max_batch || b->seq < 1 || b->seq > s->max_seq)
+        return qb_fail(err, QB_ERR_ARG, "batch %d x seq %d does not fit the session (%d x %d)", b->batch, b->seq,
+                       s->max_batch, s->max_seq);
     const qb_config *c = &s->m->cfg;
     int n = 0;
     for (int r = 0; r < b->batch; r++) {
@@ -201,17 +215,20 @@ static qb_status pack_rows(qb_session *s, const qb_batch *b, qb_error *err) {
         }
     }
     s->n_rows = n;
+    s->batch = b->batch;
+    s->seq = b->seq;
     return QB_OK;
 }
 
+qb_attn_shape qb_session_attn_shape(const qb_session *s) {
+    qb_attn_shape a = {s->batch, s->m->cfg.num_heads, s->m->cfg.hidden_size, s->offsets, s->lens,
+                       s->tape ? s->tape->prob_offsets : NULL};
+    return a;
+}
+
 qb_status qb_session_run(qb_session *s, const qb_batch *b, qb_error *err) {
-    if (b->batch < 1 || b->batch > s->max_batch || b->seq < 1 || b->seq > s->max_seq)
-        return qb_fail(err, QB_ERR_ARG, "batch %d x seq %d does not fit the session (%d x %d)", b->batch, b->seq,
-                       s->max_batch, s->max_seq);
-    qb_status st = pack_rows(s, b, err);
+    qb_status st = qb_session_pack(s, b, err);
     if (st) return st;
-    s->batch = b->batch;
-    s->seq = b->seq;
     qb_forward(s);
     return QB_OK;
 }

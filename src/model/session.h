@@ -5,6 +5,7 @@
 #define QB_MODEL_SESSION_H
 
 #include "model/model.h"
+#include "model/tape.h"
 
 /* Activations of the forward pass, named so a backward pass can address
  * them.  Inference reuses one set for every layer. */
@@ -69,7 +70,20 @@ struct qb_session {
     qb_linear_observer observe;
     void *observe_ctx;
     bool halt;          /* the observer asked this forward to stop */
+
+    qb_tape *tape;      /* training mode: the trainer's; NULL for inference */
+    const float *train_in; /* training: what the last linear read (Q's, for K and V) */
 };
+
+/* A session for a trainer: the graph runs in training mode into tape, and
+ * none of the inference buffers are allocated. */
+qb_status qb_session_create_training(const qb_model *m, const qb_session_params *p, qb_tape *tape,
+                                     qb_session **out, qb_error *err);
+/* Checks b against the session and the model's tables, then packs its
+ * real tokens into tok_* / offsets / lens. */
+qb_status qb_session_pack(qb_session *s, const qb_batch *b, qb_error *err);
+/* The last packed batch's shape, as the attention ops take it. */
+qb_attn_shape qb_session_attn_shape(const qb_session *s);
 
 /* The graph, top to bottom: embeddings, blocks, head.  Inputs are already
  * packed into s->tok_* / offsets / lens. */

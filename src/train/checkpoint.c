@@ -34,7 +34,7 @@ static const char *class_name(const qb_trainer *t) {
         [QB_ARCH_ALBERT] = {"AlbertForSequenceClassification", "AlbertForTokenClassification"},
         [QB_ARCH_DISTILBERT] = {"DistilBertForSequenceClassification", "DistilBertForTokenClassification"},
     };
-    return names[t->cfg_view.arch][t->cfg_view.task == QB_TASK_TOKEN];
+    return names[t->view.cfg.arch][t->view.cfg.task == QB_TASK_TOKEN];
 }
 
 /* Members the trained head decides; everything else is kept verbatim. */

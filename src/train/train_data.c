@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "train/ops.h"
+#include "model/ops.h"
 #include "train/train_data.h"
 
 /* ---- labels ----------------------------------------------------------- */

@@ -1,5 +1,6 @@
-/* The trainer: parameters copied from a loaded model, forward with cache,
- * backward in exact reverse order, AdamW.  Read forward() and backward()
+/* The trainer: parameters copied from a loaded model, the engine's graph
+ * run in training mode over them (src/model/forward.c), backward in exact
+ * reverse order, AdamW.  Read forward.c's block() and block_backward()
  * side by side: each backward line undoes the forward line it mirrors. */
 #include <math.h>
 #include <stdio.h>
@@ -13,9 +14,6 @@
 #include "core/json.h"
 #include "model/linear_format.h"
 #include "train/trainer.h"
-
-/* Dropout sites: the embedding's, three per block application, the head's. */
-enum { SITE_EMB = 0, SITE_ATTN_PROBS = 1, SITE_ATTN_OUT = 2, SITE_FFN_OUT = 3, SITE_HEAD = 0x7fffffff };
 
 qb_trainer_params qb_trainer_default_params(void) {
     qb_trainer_params p = {.task = QB_TASK_SEQUENCE, .num_labels = 0, .new_head = false,
@@ -162,7 +160,7 @@ static void bind_all(builder *b, bool fresh_head) {
         bind_tnorm(b, &tb->ffn_norm, &mb->ffn_norm);
     }
     const qb_linear *pool = m->pooler.w ? &m->pooler : m->pre_classifier.w ? &m->pre_classifier : NULL;
-    if (t->cfg_view.task == QB_TASK_SEQUENCE && pool) bind_tlinear(b, &t->pooler, pool);
+    if (t->view.cfg.task == QB_TASK_SEQUENCE && pool) bind_tlinear(b, &t->pooler, pool);
     if (!fresh_head) {
         bind_tlinear(b, &t->classifier, &m->classifier);
         return;
@@ -175,6 +173,66 @@ static void bind_all(builder *b, bool fresh_head) {
         t->classifier.b = bias->w, t->classifier.db = bias->g;
         memset(bias->w, 0, (size_t)t->L * sizeof(float));
     }
+}
+
+/* Where the view keeps the linear that ml is in the model. */
+static qb_linear *view_linear(qb_trainer *t, const qb_linear *ml) {
+    const qb_model *m = t->m;
+    qb_model *v = &t->view;
+    const char *p = (const char *)ml, *blocks = (const char *)m->blocks;
+    if (p >= blocks && p < blocks + (size_t)m->n_blocks * sizeof *m->blocks)
+        return (qb_linear *)((char *)v->blocks + (p - blocks));
+    const qb_linear *own[] = {&m->emb_proj, &m->pooler, &m->pre_classifier, &m->classifier};
+    qb_linear *views[] = {&v->emb_proj, &v->pooler, &v->pre_classifier, &v->classifier};
+    for (int i = 0; i < 4; i++)
+        if (ml == own[i]) return views[i];
+    return NULL;
+}
+
+static void view_bind(qb_trainer *t, qb_linear *vl, qb_tlinear *tl) {
+    if (!tl->w) return;
+    vl->w = tl->w;
+    vl->b = tl->b;
+    t->by_id[vl->id] = tl;
+}
+
+/* The model the graph runs: m's config with this trainer's head, every
+ * weight the trainer's parameter, all in the FP32 format. */
+static qb_status build_view(qb_trainer *t, qb_error *err) {
+    const qb_model *m = t->m;
+    qb_model *v = &t->view;
+    qb_config cfg = v->cfg; /* set first: bind_all reads the task */
+    *v = *m;
+    v->cfg = cfg;
+    v->blocks = malloc((size_t)m->n_blocks * sizeof *v->blocks);
+    v->linears = malloc(((size_t)m->n_linears + 1) * sizeof *v->linears);
+    t->by_id = calloc((size_t)m->n_linears + 1, sizeof *t->by_id);
+    if (!v->blocks || !v->linears || !t->by_id) return qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory");
+    memcpy(v->blocks, m->blocks, (size_t)m->n_blocks * sizeof *v->blocks);
+    for (int i = 0; i < m->n_linears; i++) v->linears[i] = view_linear(t, m->linears[i]);
+    if (!m->classifier.out) { /* a checkpoint without a head: the fresh one joins the list */
+        v->classifier = (qb_linear){.fmt = qb_linear_format_named("fp32"), .id = v->n_linears, .name = "classifier"};
+        v->linears[v->n_linears++] = &v->classifier;
+    }
+    v->classifier.out = t->L;
+    v->classifier.in = t->H;
+    v->word_emb = t->word_emb;
+    v->pos_emb = t->pos_emb;
+    v->type_emb = t->type_emb;
+    v->emb_norm = (qb_norm){t->emb_norm.gamma, t->emb_norm.beta};
+    for (int i = 0; i < m->n_blocks; i++) {
+        qb_block *vb = &v->blocks[i];
+        qb_tblock *tb = &t->blocks[i];
+        qb_linear *vls[] = {&vb->q, &vb->k, &vb->v, &vb->o, &vb->ffn_in, &vb->ffn_out};
+        qb_tlinear *tls[] = {&tb->q, &tb->k, &tb->v, &tb->o, &tb->ffn_in, &tb->ffn_out};
+        for (int j = 0; j < 6; j++) view_bind(t, vls[j], tls[j]);
+        vb->attn_norm = (qb_norm){tb->attn_norm.gamma, tb->attn_norm.beta};
+        vb->ffn_norm = (qb_norm){tb->ffn_norm.gamma, tb->ffn_norm.beta};
+    }
+    view_bind(t, &v->emb_proj, &t->emb_proj);
+    view_bind(t, v->pooler.out ? &v->pooler : &v->pre_classifier, &t->pooler);
+    view_bind(t, &v->classifier, &t->classifier);
+    return QB_OK;
 }
 
 static qb_status check_model(const qb_model *m, const qb_trainer_params *p, qb_error *err) {
@@ -199,13 +257,13 @@ qb_status qb_trainer_create(const qb_model *m, const qb_trainer_params *p, qb_tr
     if (!t) return qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory");
     const qb_config *c = &m->cfg;
     t->m = m;
-    t->cfg_view = *c;
-    t->cfg_view.task = p->task;
     t->H = c->hidden_size;
     t->E = c->embedding_size;
     t->I = c->intermediate_size;
     t->L = p->num_labels ? p->num_labels : c->num_labels;
-    t->cfg_view.num_labels = t->L;
+    t->view.cfg = *c;
+    t->view.cfg.task = p->task;
+    t->view.cfg.num_labels = t->L;
     t->heads = c->num_heads;
     t->act = c->act;
     t->eps = c->layer_norm_eps;
@@ -237,7 +295,8 @@ qb_status qb_trainer_create(const qb_model *m, const qb_trainer_params *p, qb_tr
         qb_trainer_free(t);
         return qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory for %lld parameters", (long long)b.total);
     }
-    st = read_dropouts(t, p, err);
+    st = build_view(t, err);
+    if (!st) st = read_dropouts(t, p, err);
     if (st) {
         qb_trainer_free(t);
         return st;
@@ -252,10 +311,14 @@ void qb_trainer_free(qb_trainer *t) {
     free(t->params);
     free(t->blocks);
     free(t->app_block);
-    free(t->layers);
+    free(t->view.blocks);
+    free(t->view.linears);
+    free(t->by_id);
+    qb_session_free(t->s);
+    free(t->tape.layers);
+    free(t->tape.prob_offsets);
     free(t->arena);
-    free(t->tok_ids);
-    free(t->prob_offsets);
+    free(t->labels);
     if (t->qat) {
         free(t->qat->sites);
         free(t->qat->wq);
@@ -282,61 +345,59 @@ static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c
 static void layout(qb_trainer *t, qb_carver *c) {
     size_t T = (size_t)t->max_batch * t->max_seq, H = (size_t)t->H, E = (size_t)t->E, I = (size_t)t->I;
     size_t L = (size_t)t->L, P = (size_t)t->max_batch * t->heads * t->max_seq * t->max_seq;
-    t->emb_sum = qb_carve(c, T * E);
-    t->emb_mean = qb_carve(c, T);
-    t->emb_rstd = qb_carve(c, T);
-    t->emb_ln = qb_carve(c, T * E);
-    t->emb_drop = qb_carve(c, T * E);
+    bool qat = t->qat != NULL;
+    qb_tape *tp = &t->tape;
+    tp->emb = (qb_tape_embed){.sum = qb_carve(c, T * E), .mean = qb_carve(c, T), .rstd = qb_carve(c, T),
+                              .ln = qb_carve(c, T * E), .drop = qb_carve(c, T * E), .q = qat ? qb_carve(c, T * E) : NULL};
     for (int a = 0; a < t->n_apps; a++) {
-        qb_tlayer_acts *l = &t->layers[a];
-        l->x = a == 0 && !t->emb_proj.w ? t->emb_drop : qb_carve(c, T * H);
-        l->q = qb_carve(c, T * H);
-        l->k = qb_carve(c, T * H);
-        l->v = qb_carve(c, T * H);
-        l->ctx = qb_carve(c, T * H);
+        qb_tape_layer *l = &tp->layers[a];
+        l->x = a == 0 && !t->emb_proj.w ? tp->emb.drop : qb_carve(c, T * H);
+        float **th[] = {&l->q, &l->k, &l->v, &l->ctx, &l->attn_sum, &l->attn, &l->out_sum};
+        for (size_t i = 0; i < sizeof th / sizeof *th; i++) *th[i] = qb_carve(c, T * H);
         l->probs = qb_carve(c, P);
-        l->attn_sum = qb_carve(c, T * H);
-        l->attn_mean = qb_carve(c, T);
-        l->attn_rstd = qb_carve(c, T);
-        l->attn = qb_carve(c, T * H);
+        float **rows[] = {&l->attn_mean, &l->attn_rstd, &l->out_mean, &l->out_rstd};
+        for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) *rows[i] = qb_carve(c, T);
         l->ffn_pre = qb_carve(c, T * I);
         l->ffn_act = qb_carve(c, T * I);
-        l->out_sum = qb_carve(c, T * H);
-        l->out_mean = qb_carve(c, T);
-        l->out_rstd = qb_carve(c, T);
-        if (t->qat) {
-            l->x_q = qb_carve(c, T * H);
-            l->ctx_q = qb_carve(c, T * H);
-            l->attn_q = qb_carve(c, T * H);
-            l->ffn_act_q = qb_carve(c, T * I);
-        }
+        l->x_q = qat ? qb_carve(c, T * H) : NULL;
+        l->ctx_q = qat ? qb_carve(c, T * H) : NULL;
+        l->attn_q = qat ? qb_carve(c, T * H) : NULL;
+        l->ffn_act_q = qat ? qb_carve(c, T * I) : NULL;
+        if (a > 0) tp->layers[a - 1].out = l->x;
     }
-    t->enc_out = qb_carve(c, T * H);
-    t->head_in = qb_carve(c, T * H);
-    t->head_pre = qb_carve(c, T * H);
-    t->head_act = qb_carve(c, T * H);
-    t->head_drop = qb_carve(c, T * H);
-    t->logits = qb_carve(c, T * L);
+    tp->layers[t->n_apps - 1].out = qb_carve(c, T * H);
+    tp->head = (qb_tape_head){.in = qb_carve(c, T * H), .in_q = qat ? qb_carve(c, T * H) : NULL,
+                              .pre = qb_carve(c, T * H), .act = qb_carve(c, T * H), .drop = qb_carve(c, T * H),
+                              .logits = qb_carve(c, T * L)};
+    tp->tmp = qb_carve(c, T * H);
     t->probs = qb_carve(c, T * L);
     t->g_logits = qb_carve(c, T * L);
     t->kd_student = qb_carve(c, T * L);
     t->kd_teacher = qb_carve(c, T * L);
-    t->fwd_tmp = qb_carve(c, T * H);
     float **g[] = {&t->g_out, &t->g_in, &t->g_sum, &t->g_attn, &t->g_tmp, &t->g_ctx, &t->g_q, &t->g_k, &t->g_v};
     for (size_t i = 0; i < sizeof g / sizeof *g; i++) *g[i] = qb_carve(c, T * H);
     t->g_ffn_act = qb_carve(c, T * I);
     t->g_ffn_pre = qb_carve(c, T * I);
     t->g_emb0 = qb_carve(c, T * E);
     t->g_emb1 = qb_carve(c, T * E);
-    if (t->qat) {
-        t->emb_q = qb_carve(c, T * E);
-        t->head_in_q = qb_carve(c, T * H);
-        t->g_xq = qb_carve(c, T * max3(H, E, I));
-    }
+    t->g_xq = qat ? qb_carve(c, T * max3(H, E, I)) : NULL;
     t->ops.pack = qb_carve(c, (size_t)t->n_threads * qb_gemm_f32_pack_floats());
     size_t widest = max3(H, E, I) > L ? max3(H, E, I) : L;
     t->ops.scratch = qb_carve(c, qb_op_linear_scratch_floats((int)T, (int)widest, (int)widest));
     t->ops.attn_work = qb_carve(c, (size_t)t->n_threads * qb_op_attention_work_floats(t->max_seq, t->H));
+}
+
+static const float *train_weight(void *ctx, const qb_linear *l);
+static const float *train_input(void *ctx, const qb_linear *l, const float *x, float *xq, int rows);
+
+/* The session packs batches and runs the graph in training mode onto the tape. */
+static qb_status reserve_session(qb_trainer *t, qb_error *err) {
+    qb_session_params sp = {.max_batch = t->max_batch, .max_seq = t->max_seq, .n_threads = t->n_threads};
+    qb_tape *tp = &t->tape;
+    tp->ops = &t->ops;
+    tp->seed = t->seed;
+    tp->hooks = t->qat ? (qb_tape_hooks){train_weight, train_input, t} : (qb_tape_hooks){0};
+    return qb_session_create_training(&t->view, &sp, tp, &t->s, err);
 }
 
 qb_status qb_trainer_reserve(qb_trainer *t, int max_batch, int max_seq, qb_error *err) {
@@ -345,30 +406,25 @@ qb_status qb_trainer_reserve(qb_trainer *t, int max_batch, int max_seq, qb_error
                        t->m->cfg.max_position);
     if (max_batch <= t->max_batch && max_seq <= t->max_seq) return QB_OK;
     free(t->arena);
-    free(t->tok_ids);
-    free(t->prob_offsets);
+    free(t->labels);
+    free(t->tape.prob_offsets);
+    qb_session_free(t->s);
     t->arena = NULL;
-    t->tok_ids = NULL;
-    t->prob_offsets = NULL;
-    if (!t->layers) t->layers = calloc((size_t)t->n_apps, sizeof *t->layers);
+    t->labels = NULL;
+    t->s = NULL;
+    if (!t->tape.layers) t->tape.layers = calloc((size_t)t->n_apps, sizeof *t->tape.layers);
     t->max_batch = max_batch;
     t->max_seq = max_seq;
     qb_carver c = {NULL, 0};
-    if (t->layers) layout(t, &c);
-    size_t T = (size_t)max_batch * max_seq;
-    t->arena = t->layers ? aligned_alloc(64, (c.used + 16) * sizeof(float)) : NULL;
-    t->tok_ids = calloc(4 * T + 2 * (size_t)max_batch, sizeof(int32_t));
-    t->prob_offsets = calloc((size_t)max_batch + 1, sizeof(int64_t));
-    if (!t->arena || !t->tok_ids || !t->prob_offsets) {
+    if (t->tape.layers) layout(t, &c);
+    t->arena = t->tape.layers ? aligned_alloc(64, (c.used + 16) * sizeof(float)) : NULL;
+    t->labels = calloc((size_t)max_batch * max_seq, sizeof *t->labels);
+    t->tape.prob_offsets = calloc((size_t)max_batch, sizeof *t->tape.prob_offsets);
+    if (!t->arena || !t->labels || !t->tape.prob_offsets) {
         t->max_batch = t->max_seq = 0;
         return qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory for activations of batch %d x seq %d", max_batch,
                        max_seq);
     }
-    t->tok_types = t->tok_ids + T;
-    t->tok_pos = t->tok_types + T;
-    t->labels = t->tok_pos + T;
-    t->offsets = t->labels + T;
-    t->lens = t->offsets + max_batch;
     t->arena_floats = c.used;
     c.base = t->arena;
     c.used = 0;
@@ -377,7 +433,9 @@ qb_status qb_trainer_reserve(qb_trainer *t, int max_batch, int max_seq, qb_error
     t->ops.n_threads = t->n_threads;
     t->ops.max_seq = max_seq;
     t->ops.hidden = t->H;
-    return QB_OK;
+    qb_status st = reserve_session(t, err);
+    if (st) t->max_batch = t->max_seq = 0;
+    return st;
 }
 
 /* ---- input packing ---------------------------------------------------- */
@@ -387,54 +445,23 @@ static qb_status check_label(const qb_trainer *t, int32_t y, int row, qb_error *
     return qb_fail(err, QB_ERR_ARG, "batch row %d: label %d outside [0, %d)", row, y, t->L);
 }
 
-static qb_status pack_batch(qb_trainer *t, const qb_batch *b, const int32_t *labels, qb_error *err) {
-    const qb_config *c = &t->m->cfg;
-    int n = 0;
-    int64_t probs = 0;
-    for (int r = 0; r < b->batch; r++) {
-        int len = b->lengths[r];
-        if (len < 1 || len > b->seq)
-            return qb_fail(err, QB_ERR_ARG, "batch row %d: length %d outside [1, %d]", r, len, b->seq);
-        t->offsets[r] = n;
-        t->lens[r] = len;
-        t->prob_offsets[r] = probs;
-        probs += (int64_t)t->heads * len * len;
-        if (labels && t->cfg_view.task == QB_TASK_SEQUENCE && check_label(t, labels[r], r, err)) return err->code;
-        for (int i = 0; i < len; i++, n++) {
-            size_t at = (size_t)r * b->seq + i;
-            int32_t id = b->input_ids[at], tt = b->token_type_ids && t->type_emb ? b->token_type_ids[at] : 0;
-            if (id < 0 || id >= c->vocab_size)
-                return qb_fail(err, QB_ERR_ARG, "batch row %d: token id %d outside the vocabulary (%d)", r, id,
-                               c->vocab_size);
-            if (tt < 0 || (tt > 0 && tt >= c->type_vocab_size))
-                return qb_fail(err, QB_ERR_ARG, "batch row %d: token type %d out of range", r, tt);
-            t->tok_ids[n] = id;
-            t->tok_types[n] = tt;
-            t->tok_pos[n] = i;
-            if (t->cfg_view.task == QB_TASK_TOKEN) {
-                t->labels[n] = labels ? labels[at] : QB_IGNORE_INDEX;
-                if (check_label(t, t->labels[n], r, err)) return err->code;
-            }
+/* The session has packed and checked the tokens; labels follow its rows. */
+static qb_status pack_labels(qb_trainer *t, const qb_batch *b, const int32_t *labels, qb_error *err) {
+    const qb_session *s = t->s;
+    bool token = t->view.cfg.task == QB_TASK_TOKEN;
+    for (int r = 0; r < s->batch; r++) {
+        if (!token) {
+            t->labels[r] = labels ? labels[r] : QB_IGNORE_INDEX;
+            if (check_label(t, t->labels[r], r, err)) return err->code;
+            continue;
+        }
+        for (int i = 0; i < s->lens[r]; i++) {
+            int32_t *y = &t->labels[s->offsets[r] + i];
+            *y = labels ? labels[(size_t)r * b->seq + i] : QB_IGNORE_INDEX;
+            if (check_label(t, *y, r, err)) return err->code;
         }
     }
-    if (t->cfg_view.task == QB_TASK_SEQUENCE)
-        for (int r = 0; r < b->batch; r++) t->labels[r] = labels ? labels[r] : QB_IGNORE_INDEX;
-    t->n_rows = n;
     return QB_OK;
-}
-
-/* ---- forward ---------------------------------------------------------- */
-
-static qb_dropout dropout_at(const qb_trainer *t, uint32_t site, float p) {
-    qb_dropout d = {t->seed, t->drop_step, site, t->training ? p : 0.0f};
-    return d;
-}
-
-static uint32_t block_site(int app, int which) { return (uint32_t)(1 + app * 3 + which); }
-
-static qb_attn_shape attn_shape(const qb_trainer *t) {
-    qb_attn_shape s = {t->batch, t->heads, t->H, t->offsets, t->lens, t->prob_offsets};
-    return s;
 }
 
 /* ---- QAT: what each linear computes with ------------------------------- */
@@ -456,10 +483,6 @@ static const float *input_of(qb_trainer *t, const qb_tlinear *l, const float *x,
     }
     qb_fq_input_forward(s, xq, x, (size_t)rows * l->in, t->n_threads);
     return xq;
-}
-
-static void linear_forward(qb_trainer *t, const qb_tlinear *l, float *y, const float *x, int rows) {
-    qb_op_linear_forward(&t->ops, y, x, weight_of(t, l), l->b, rows, l->in, l->out);
 }
 
 /* Every linear of the trainer, the classifier last. */
@@ -504,89 +527,40 @@ static qb_status refresh_fake_weights(qb_trainer *t, qb_tlinear **ls, qb_error *
     return QB_OK;
 }
 
-/* ---- forward ops -------------------------------------------------------- */
-
-static void embed_forward(qb_trainer *t) {
-    int T = t->n_rows, E = t->E;
-    qb_op_embed_forward(t->emb_sum, t->tok_ids, t->tok_types, t->tok_pos, t->word_emb, t->type_emb, t->pos_emb, T, E);
-    qb_op_layernorm_forward(&t->ops, t->emb_ln, t->emb_mean, t->emb_rstd, t->emb_sum, t->emb_norm.gamma,
-                            t->emb_norm.beta, t->eps, T, E);
-    qb_dropout d = dropout_at(t, SITE_EMB, t->p_hidden);
-    qb_op_dropout_forward(&d, t->emb_drop, t->emb_ln, (size_t)T * E);
-    if (t->emb_proj.w)
-        linear_forward(t, &t->emb_proj, t->layers[0].x, input_of(t, &t->emb_proj, t->emb_drop, t->emb_q, T), T);
+/* The graph's training linears: QAT's fake-quantized weight and input. */
+static const float *train_weight(void *ctx, const qb_linear *l) {
+    const qb_trainer *t = ctx;
+    return weight_of(t, t->by_id[l->id]);
 }
 
-static void block_forward(qb_trainer *t, int app, float *out) {
-    const qb_tblock *b = &t->blocks[t->app_block[app]];
-    qb_tlayer_acts *a = &t->layers[app];
-    int T = t->n_rows, H = t->H, I = t->I;
-    size_t TH = (size_t)T * H;
-    qb_attn_shape shape = attn_shape(t);
-    qb_dropout d_probs = dropout_at(t, block_site(app, 0), t->p_attn);
-    qb_dropout d_attn = dropout_at(t, block_site(app, 1), t->p_hidden);
-    qb_dropout d_ffn = dropout_at(t, block_site(app, 2), t->p_hidden);
-    const float *x = input_of(t, &b->q, a->x, a->x_q, T); /* K and V read the same */
-    linear_forward(t, &b->q, a->q, x, T);
-    linear_forward(t, &b->k, a->k, x, T);
-    linear_forward(t, &b->v, a->v, x, T);
-    qb_op_attention_forward(&t->ops, &shape, &d_probs, a->ctx, a->probs, a->q, a->k, a->v);
-    linear_forward(t, &b->o, t->fwd_tmp, input_of(t, &b->o, a->ctx, a->ctx_q, T), T);
-    qb_op_dropout_forward(&d_attn, t->fwd_tmp, t->fwd_tmp, TH);
-    qb_op_residual_forward(a->attn_sum, a->x, t->fwd_tmp, TH);
-    qb_op_layernorm_forward(&t->ops, a->attn, a->attn_mean, a->attn_rstd, a->attn_sum, b->attn_norm.gamma,
-                            b->attn_norm.beta, t->eps, T, H);
-    linear_forward(t, &b->ffn_in, a->ffn_pre, input_of(t, &b->ffn_in, a->attn, a->attn_q, T), T);
-    qb_op_act_forward(&t->ops, t->act, a->ffn_act, a->ffn_pre, (size_t)T * I);
-    linear_forward(t, &b->ffn_out, t->fwd_tmp, input_of(t, &b->ffn_out, a->ffn_act, a->ffn_act_q, T), T);
-    qb_op_dropout_forward(&d_ffn, t->fwd_tmp, t->fwd_tmp, TH);
-    qb_op_residual_forward(a->out_sum, a->attn, t->fwd_tmp, TH);
-    qb_op_layernorm_forward(&t->ops, out, a->out_mean, a->out_rstd, a->out_sum, b->ffn_norm.gamma,
-                            b->ffn_norm.beta, t->eps, T, H);
-}
-
-/* Sequence heads: [CLS] row -> pooler (tanh; DistilBERT: ReLU) -> dropout
- * -> classifier.  Token heads: every row -> dropout -> classifier. */
-static void head_forward(qb_trainer *t) {
-    int H = t->H, L = t->L, B = t->batch, T = t->n_rows;
-    qb_dropout d = dropout_at(t, SITE_HEAD, t->p_classifier);
-    if (t->cfg_view.task == QB_TASK_TOKEN) {
-        qb_op_dropout_forward(&d, t->head_drop, t->enc_out, (size_t)T * H);
-        qb_op_linear_forward(&t->ops, t->logits, t->head_drop, t->classifier.w, t->classifier.b, T, H, L);
-        return;
-    }
-    for (int b = 0; b < B; b++)
-        memcpy(t->head_in + (size_t)b * H, t->enc_out + (size_t)t->offsets[b] * H, (size_t)H * sizeof(float));
-    qb_act act = t->m->pooler.w ? QB_ACT_TANH : QB_ACT_RELU;
-    linear_forward(t, &t->pooler, t->head_pre, input_of(t, &t->pooler, t->head_in, t->head_in_q, B), B);
-    qb_op_act_forward(&t->ops, act, t->head_act, t->head_pre, (size_t)B * H);
-    qb_op_dropout_forward(&d, t->head_drop, t->head_act, (size_t)B * H);
-    qb_op_linear_forward(&t->ops, t->logits, t->head_drop, t->classifier.w, t->classifier.b, B, H, L);
+static const float *train_input(void *ctx, const qb_linear *l, const float *x, float *xq, int rows) {
+    qb_trainer *t = ctx;
+    return input_of(t, t->by_id[l->id], x, xq, rows);
 }
 
 qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *labels, bool training, float *loss,
                              qb_error *err) {
-    if (b->batch < 1 || b->seq < 1 || b->batch > t->max_batch || b->seq > t->max_seq)
-        return qb_fail(err, QB_ERR_ARG, "trainer: batch %d x seq %d does not fit the arena (%d x %d)", b->batch,
-                       b->seq, t->max_batch, t->max_seq);
-    qb_status st = pack_batch(t, b, labels, err);
+    if (!t->s) return qb_fail(err, QB_ERR_ARG, "trainer: qb_trainer_reserve must come before a forward");
+    qb_status st = qb_session_pack(t->s, b, err);
+    if (!st) st = pack_labels(t, b, labels, err);
     if (st) return st;
     t->batch = b->batch;
-    t->seq = b->seq;
+    t->n_rows = t->s->n_rows;
     t->training = training;
     t->teacher = NULL;
-    if (training) t->drop_step = (uint64_t)t->n_forward++;
+    qb_tape *tp = &t->tape;
+    if (training) tp->step = (uint64_t)t->n_forward++;
+    tp->p_hidden = training ? t->p_hidden : 0;
+    tp->p_attn = training ? t->p_attn : 0;
+    tp->p_classifier = training ? t->p_classifier : 0;
     if (t->qat && !t->qat->calibrating) {
         qb_tlinear *ls[max_linears(t)];
         st = refresh_fake_weights(t, ls, err);
         if (st) return st;
     }
-    embed_forward(t);
-    for (int a = 0; a < t->n_apps; a++)
-        block_forward(t, a, a + 1 < t->n_apps ? t->layers[a + 1].x : t->enc_out);
-    head_forward(t);
-    t->n_label_rows = t->cfg_view.task == QB_TASK_TOKEN ? t->n_rows : t->batch;
-    t->loss = qb_op_cross_entropy_forward(t->probs, t->logits, t->labels, t->n_label_rows, t->L, &t->n_used);
+    qb_forward(t->s);
+    t->n_label_rows = t->view.cfg.task == QB_TASK_TOKEN ? t->n_rows : t->batch;
+    t->loss = qb_op_cross_entropy_forward(t->probs, tp->head.logits, t->labels, t->n_label_rows, t->L, &t->n_used);
     if (loss) *loss = t->loss;
     if (t->qat && t->qat->calibrating) {
         t->qat->n_calibrated++;
@@ -595,11 +569,9 @@ qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *la
     return QB_OK;
 }
 
-const float *qb_trainer_logits(const qb_trainer *t) { return t->logits; }
+const float *qb_trainer_logits(const qb_trainer *t) { return t->tape.head.logits; }
 
-const float *qb_trainer_block_output(const qb_trainer *t, int app) {
-    return app + 1 < t->n_apps ? t->layers[app + 1].x : t->enc_out;
-}
+const float *qb_trainer_block_output(const qb_trainer *t, int app) { return t->tape.layers[app].out; }
 
 /* ---- distillation ----------------------------------------------------- */
 
@@ -607,7 +579,7 @@ static qb_status check_teacher(const qb_trainer *t, const qb_trainer *teacher, c
                                qb_error *err) {
     if (!(p->temperature > 0) || !isfinite(p->temperature))
         return qb_fail(err, QB_ERR_ARG, "distill: temperature %g is not > 0", (double)p->temperature);
-    if (teacher->L != t->L || teacher->cfg_view.task != t->cfg_view.task)
+    if (teacher->L != t->L || teacher->view.cfg.task != t->view.cfg.task)
         return qb_fail(err, QB_ERR_ARG, "%s: the teacher's head (%d labels) is not the student's (%d labels)",
                        teacher->m->dir, teacher->L, t->L);
     if (teacher->batch != t->batch || teacher->n_rows != t->n_rows)
@@ -623,7 +595,8 @@ qb_status qb_trainer_distill(qb_trainer *t, const qb_trainer *teacher, const qb_
                              qb_error *err) {
     qb_status st = check_teacher(t, teacher, p, err);
     if (st) return st;
-    t->kd_loss = qb_op_kd_forward(t->kd_student, t->kd_teacher, t->logits, teacher->logits, t->labels,
+    t->kd_loss = qb_op_kd_forward(t->kd_student, t->kd_teacher, qb_trainer_logits(t), qb_trainer_logits(teacher),
+                                  t->labels,
                                   t->n_label_rows, t->L, p->temperature, &t->n_distill_rows);
     t->hidden_loss = 0;
     for (int a = 0; p->hidden && a < t->n_apps; a++)
@@ -666,41 +639,44 @@ static void linear_backward(qb_trainer *t, const qb_tlinear *l, float *dx, const
 /* Leaves d(loss)/d(enc_out) in t->g_out. */
 static void head_backward(qb_trainer *t) {
     int H = t->H, L = t->L, B = t->batch, T = t->n_rows;
-    qb_dropout d = dropout_at(t, SITE_HEAD, t->p_classifier);
+    const qb_tape *tp = &t->tape;
+    const int32_t *offsets = t->s->offsets;
+    qb_dropout d = qb_tape_dropout(tp, QB_SITE_HEAD, tp->p_classifier);
     float *dlogits = zeroed(t->g_logits, (size_t)t->n_label_rows * L);
     qb_op_cross_entropy_backward(dlogits, t->probs, t->labels, t->n_label_rows, L, t->n_used);
     if (t->teacher)
         qb_op_kd_backward(dlogits, t->kd_student, t->kd_teacher, t->labels, t->n_label_rows, L,
                           t->distill.temperature, t->n_distill_rows);
     float *dout = zeroed(t->g_out, (size_t)T * H);
-    if (t->cfg_view.task == QB_TASK_TOKEN) {
+    if (t->view.cfg.task == QB_TASK_TOKEN) {
         float *ddrop = zeroed(t->g_tmp, (size_t)T * H);
-        qb_op_linear_backward(&t->ops, ddrop, t->classifier.dw, t->classifier.db, dlogits, t->head_drop,
+        qb_op_linear_backward(&t->ops, ddrop, t->classifier.dw, t->classifier.db, dlogits, tp->head.drop,
                               t->classifier.w, T, H, L);
         qb_op_dropout_backward(&d, dout, ddrop, (size_t)T * H);
         return;
     }
     float *ddrop = zeroed(t->g_tmp, (size_t)B * H), *dact = zeroed(t->g_sum, (size_t)B * H);
     float *dpre = zeroed(t->g_attn, (size_t)B * H), *din = zeroed(t->g_ctx, (size_t)B * H);
-    qb_act act = t->m->pooler.w ? QB_ACT_TANH : QB_ACT_RELU;
-    qb_op_linear_backward(&t->ops, ddrop, t->classifier.dw, t->classifier.db, dlogits, t->head_drop,
+    qb_act act = t->view.pooler.out ? QB_ACT_TANH : QB_ACT_RELU;
+    qb_op_linear_backward(&t->ops, ddrop, t->classifier.dw, t->classifier.db, dlogits, tp->head.drop,
                           t->classifier.w, B, H, L);
     qb_op_dropout_backward(&d, dact, ddrop, (size_t)B * H);
-    qb_op_act_backward(&t->ops, act, dpre, dact, t->head_pre, (size_t)B * H);
-    linear_backward(t, &t->pooler, din, dpre, t->head_in, t->head_in_q, B);
-    for (int b = 0; b < B; b++) memcpy(dout + (size_t)t->offsets[b] * H, din + (size_t)b * H, (size_t)H * sizeof(float));
+    qb_op_act_backward(&t->ops, act, dpre, dact, tp->head.pre, (size_t)B * H);
+    linear_backward(t, &t->pooler, din, dpre, tp->head.in, tp->head.in_q, B);
+    for (int b = 0; b < B; b++) memcpy(dout + (size_t)offsets[b] * H, din + (size_t)b * H, (size_t)H * sizeof(float));
 }
 
 /* dout: d(loss)/d(block output); leaves d(loss)/d(block input) in dx. */
 static void block_backward(qb_trainer *t, int app, const float *dout, float *dx) {
     const qb_tblock *b = &t->blocks[t->app_block[app]];
-    const qb_tlayer_acts *a = &t->layers[app];
+    const qb_tape *tp = &t->tape;
+    const qb_tape_layer *a = &tp->layers[app];
     int T = t->n_rows, H = t->H, I = t->I;
     size_t TH = (size_t)T * H, TI = (size_t)T * I;
-    qb_attn_shape shape = attn_shape(t);
-    qb_dropout d_probs = dropout_at(t, block_site(app, 0), t->p_attn);
-    qb_dropout d_attn = dropout_at(t, block_site(app, 1), t->p_hidden);
-    qb_dropout d_ffn = dropout_at(t, block_site(app, 2), t->p_hidden);
+    qb_attn_shape shape = qb_session_attn_shape(t->s);
+    qb_dropout d_probs = qb_tape_dropout(tp, qb_tape_site(app, 0), tp->p_attn);
+    qb_dropout d_attn = qb_tape_dropout(tp, qb_tape_site(app, 1), tp->p_hidden);
+    qb_dropout d_ffn = qb_tape_dropout(tp, qb_tape_site(app, 2), tp->p_hidden);
     float *dsum = zeroed(t->g_sum, TH), *dattn = zeroed(t->g_attn, TH), *dtmp = zeroed(t->g_tmp, TH);
     float *dffn_act = zeroed(t->g_ffn_act, TI), *dffn_pre = zeroed(t->g_ffn_pre, TI);
     /* out = LN(attn + drop(ffn_act Wout)) */
@@ -732,19 +708,21 @@ static void block_backward(qb_trainer *t, int app, const float *dout, float *dx)
 static void embed_backward(qb_trainer *t, const float *dx) {
     int T = t->n_rows, E = t->E;
     size_t TE = (size_t)T * E;
-    qb_dropout d = dropout_at(t, SITE_EMB, t->p_hidden);
+    const qb_tape_embed *e = &t->tape.emb;
+    const qb_session *s = t->s;
+    qb_dropout d = qb_tape_dropout(&t->tape, QB_SITE_EMB, t->tape.p_hidden);
     const float *ddrop = dx;
     if (t->emb_proj.w) {
         float *g = zeroed(t->g_emb1, TE);
-        linear_backward(t, &t->emb_proj, g, dx, t->emb_drop, t->emb_q, T);
+        linear_backward(t, &t->emb_proj, g, dx, e->drop, e->q, T);
         ddrop = g;
     }
     float *dln = zeroed(t->g_emb0, TE);
     qb_op_dropout_backward(&d, dln, ddrop, TE);
     float *dsum = zeroed(t->g_emb1, TE); /* ddrop (in g_emb1) is consumed above */
-    qb_op_layernorm_backward(&t->ops, dsum, t->emb_norm.dgamma, t->emb_norm.dbeta, dln, t->emb_sum, t->emb_mean,
-                             t->emb_rstd, t->emb_norm.gamma, T, E);
-    qb_op_embed_backward(t->dword_emb, t->dtype_emb, t->dpos_emb, dsum, t->tok_ids, t->tok_types, t->tok_pos, T, E);
+    qb_op_layernorm_backward(&t->ops, dsum, t->emb_norm.dgamma, t->emb_norm.dbeta, dln, e->sum, e->mean, e->rstd,
+                             t->emb_norm.gamma, T, E);
+    qb_op_embed_backward(t->dword_emb, t->dtype_emb, t->dpos_emb, dsum, s->tok_ids, s->tok_types, s->tok_pos, T, E);
 }
 
 void qb_trainer_backward(qb_trainer *t) {

@@ -1,10 +1,11 @@
 /* A trainable copy of a loaded model: FP32 parameters, their gradients and
- * AdamW moments in one registry; the forward pass that keeps every layer's
- * activations in one arena; the backward pass; the optimizer step.
+ * AdamW moments in one registry; the backward pass; the optimizer step.
  *
- * The graph is the inference graph (src/model/forward.c) with dropout
- * added where Hugging Face has it, so a trained model written back out runs
- * unchanged in the engine. */
+ * The forward is the engine's own graph (src/model/forward.c) run in
+ * training mode over a view of the model whose weights are the trainer's
+ * parameters: it keeps on the trainer's tape the activations backward
+ * reads, and adds dropout where Hugging Face has it.  A trained model
+ * written back out runs unchanged in the engine. */
 #ifndef QB_TRAIN_TRAINER_H
 #define QB_TRAIN_TRAINER_H
 
@@ -12,8 +13,10 @@
 #include <stdint.h>
 
 #include "model/model.h"
+#include "model/session.h"
+#include "model/tape.h"
 #include "train/fake_quant.h"
-#include "train/ops.h"
+#include "model/ops.h"
 
 /* One parameter: value, gradient and the two Adam moments, all owned. */
 typedef struct {
@@ -43,18 +46,6 @@ typedef struct {
     qb_tlinear ffn_in, ffn_out;
     qb_tnorm ffn_norm;
 } qb_tblock;
-
-/* What one application of a block (a layer; ALBERT: a layer's inner step)
- * keeps for backward.  Its output is the next application's x. */
-typedef struct {
-    float *x;                         /* [T, H] input */
-    float *q, *k, *v, *ctx;           /* [T, H] */
-    float *probs;                     /* softmax of every (example, head) */
-    float *attn_sum, *attn_mean, *attn_rstd, *attn; /* x + drop(ctx Wo), its LN */
-    float *ffn_pre, *ffn_act;         /* [T, I] */
-    float *out_sum, *out_mean, *out_rstd;           /* attn + drop(ffn Wout) */
-    float *x_q, *ctx_q, *attn_q, *ffn_act_q;        /* QAT: the fake-quantized linear inputs */
-} qb_tlayer_acts;
 
 typedef struct {
     qb_task task;           /* the head to train */
@@ -113,14 +104,13 @@ typedef struct {
 
 typedef struct qb_trainer_s {
     const qb_model *m;
-    qb_config cfg_view;     /* the model's config with this trainer's task and labels */
+    qb_model view;          /* m with the trainer's parameters, task and labels: what the graph runs */
     int H, E, I, L, heads, n_apps;
     qb_act act;
     float eps;
     float p_hidden, p_attn, p_classifier;
     uint64_t seed;
     int n_threads;
-
     qb_tparam *params;
     int n_params;
     float *storage;
@@ -132,33 +122,26 @@ typedef struct qb_trainer_s {
     int *app_block;         /* [n_apps]: which block application a runs */
     qb_tlinear pooler;      /* BERT/ALBERT pooler or DistilBERT pre_classifier; w NULL for token heads */
     qb_tlinear classifier;
+    qb_tlinear **by_id;     /* [view.n_linears]: the trainer's side of each view linear */
     qb_qat *qat;            /* NULL: plain FP32 training */
-
-    /* the arena, sized by qb_trainer_reserve */
+    /* the arena and the session, sized by qb_trainer_reserve */
     int max_batch, max_seq;
+    qb_session *s;          /* the packed batch (tok_*, offsets, lens) and the graph's training mode */
+    qb_tape tape;           /* what the forward keeps, in the arena */
     float *arena;
     size_t arena_floats;
     qb_op_ctx ops;
-    float *emb_sum, *emb_mean, *emb_rstd, *emb_ln, *emb_drop;
-    qb_tlayer_acts *layers;
-    float *enc_out;         /* [T, H] the last block's output */
-    float *head_in, *head_pre, *head_act, *head_drop; /* [B, H] sequence; head_drop [T, H] token */
-    float *logits, *probs;  /* [rows, L] */
-    float *fwd_tmp;         /* [T, H] */
+    float *probs;           /* [rows, L] softmax of the logits */
     float *g_out, *g_in, *g_sum, *g_attn, *g_tmp, *g_ctx, *g_q, *g_k, *g_v; /* [T, H] */
     float *g_ffn_act, *g_ffn_pre;   /* [T, I] */
     float *g_emb0, *g_emb1;         /* [T, E] */
-    float *emb_q, *head_in_q;       /* QAT: fake-quantized inputs of emb_proj and the pooler */
     float *g_xq;                    /* QAT: d loss / d (a fake-quantized input) */
     float *g_logits;
     float *kd_student, *kd_teacher; /* [rows, L] softmax at temperature T of the last distilled forward */
-    int32_t *tok_ids, *tok_types, *tok_pos, *labels, *offsets, *lens;
-    int64_t *prob_offsets;
-
+    int32_t *labels;        /* [T] sequence: per example; token: per packed row */
     /* the last forward */
-    int batch, seq, n_rows, n_label_rows, n_used;
+    int batch, n_rows, n_label_rows, n_used;
     bool training;
-    uint64_t drop_step;     /* dropout masks of the last training forward */
     long n_forward;         /* training forwards so far: the next mask's step */
     long n_updates;         /* optimizer steps so far */
     float loss;

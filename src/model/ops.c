@@ -5,7 +5,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "train/ops.h"
+#include "model/ops.h"
 
 size_t qb_op_linear_scratch_floats(int rows, int in, int out) {
     size_t a = (size_t)rows * in, b = (size_t)out * in;

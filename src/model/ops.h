@@ -9,8 +9,8 @@
  *     Q, K, V and the residual; ALBERT's shared weights by every layer) sums
  *     its gradients for free.  Callers zero them before a step;
  *   - scratch comes from a qb_op_ctx allocated once by the caller. */
-#ifndef QB_TRAIN_OPS_H
-#define QB_TRAIN_OPS_H
+#ifndef QB_MODEL_OPS_H
+#define QB_MODEL_OPS_H
 
 #include <stdint.h>
 
