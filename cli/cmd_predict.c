@@ -323,9 +323,16 @@ static int stream(predictor *p, const char *path, bool jsonl) {
         size_t len = (size_t)got;
         lineno++;
         if (len && line[len - 1] == '\n') len--;
-        if (len && line[len - 1] == '\r') len--; /* CRLF; a lone CR inside a line is data */
+        if (len && line[len - 1] == '\r') len--; /* CRLF */
         if (jsonl) {
             if (!is_blank(line, len)) rc = parse_json_line(p, line, len, lineno);
+            continue;
+        }
+        if (memchr(line, '\r', len)) { /* a file with CR-only line endings is one long line */
+            char msg[4300];
+            snprintf(msg, sizeof msg, "%s:%d: carriage return inside a line (CR-only line endings? convert them "
+                     "to LF)", p->source, lineno);
+            rc = bad_line(p, lineno, msg);
             continue;
         }
         char *text = malloc(len + 1);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "core/escape.h"
 #include "core/fs.h"
 #include "model/linear_format.h"
 #include "quant/calibrate.h"
@@ -554,8 +555,15 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *o
     plan_entry *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
     qb_outdir od = {0};
     qb_status st = plan ? check_request(m, p, out_dir, err) : qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
-    if (!st && !qb_observer_method_parse(p->observer, &q.observer))
-        st = qb_fail(err, QB_ERR_ARG, "unknown observer '%s' (minmax, percentile:P, mse, entropy)", p->observer);
+    if (!st && !qb_observer_method_parse(p->observer, &q.observer)) {
+        char name[128];
+        qb_escape_str(name, sizeof name, p->observer);
+        if (p->observer && !strncmp(p->observer, "percentile:", 11))
+            st = qb_fail(err, QB_ERR_ARG, "observer '%s': the percentile is a plain decimal in (50, 100], e.g. "
+                         "percentile:99.99", name);
+        else
+            st = qb_fail(err, QB_ERR_ARG, "unknown observer '%s' (minmax, percentile:P, mse, entropy)", name);
+    }
     if (!st) st = plan_precisions(m, p, q.packed, plan, err);
     if (!st && plan_has_static(m, plan) && !p->calib_file && !p->calib_stats)
         st = qb_fail(err, QB_ERR_ARG, "int8-static linears need --calib FILE (or saved --calib-stats)");
