@@ -278,10 +278,10 @@ static int add(predictor *p, char *text, size_t len, char *pair, size_t pair_len
 static int bad_line(predictor *p, int lineno, const char *msg) {
     char *e = strdup(msg);
     if (p->skip_errors && e) return add(p, NULL, 0, NULL, 0, lineno, e);
-    int rc = flush(p);
-    fprintf(stderr, "qbert predict: error: %s\n", e ? e : msg);
+    int rc = flush(p); /* fails first if an earlier line does not tokenize */
+    if (!rc) fprintf(stderr, "qbert predict: error: %s\n", e ? e : msg);
     free(e);
-    return rc ? rc : QB_EXIT_FAIL;
+    return QB_EXIT_FAIL;
 }
 
 static int parse_json_line(predictor *p, const char *line, size_t len, int lineno) {
@@ -344,9 +344,9 @@ static int stream(predictor *p, const char *path, bool jsonl) {
         text[len] = 0;
         rc = add(p, text, len, NULL, 0, lineno, NULL);
     }
-    if (rc == QB_EXIT_OK && ferror(f)) {
-        rc = flush(p);
-        fprintf(stderr, "qbert predict: error: %s: read error after line %d\n", p->source, lineno);
+    if (rc == QB_EXIT_OK && ferror(f)) { /* what was read is still scored and written */
+        if (flush(p) == QB_EXIT_OK)
+            fprintf(stderr, "qbert predict: error: %s: read error after line %d\n", p->source, lineno);
         rc = QB_EXIT_FAIL;
     }
     free(line);

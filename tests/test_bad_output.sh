@@ -100,6 +100,11 @@ expect_error "CR-only line endings (eval)" "cr.tsv:1: carriage return inside a l
 printf 'sentence\tlabel\r\na fine film\t1\r\n' >"$TMP/crlf.tsv"
 "$QBERT" eval "$M" --data "$TMP/crlf.tsv" --json >/dev/null
 check "CRLF line endings are fine" test $? -eq 0
+if [ -e "$SHARED/models/bert-mini-conll/config.json" ]; then # no fixed cap on the words of a text
+  words=$($PY -c 'print(" ".join(["Paris"] * 5000))')
+  "$QBERT" predict "$SHARED/models/bert-mini-conll" "$words" >"$TMP/words.out" 2>/dev/null
+  check "token model: every one of 5000 words gets a tag or '-'" test "$(tr ' ' '\n' <"$TMP/words.out" | grep -c '^Paris/')" -eq 5000
+fi
 
 # ---- text output of crafted labels -----------------------------------------
 C=$TMP/crafted; mkdir -p "$C"

@@ -365,8 +365,10 @@ static int rename_flags(const char *from, const char *to, unsigned flags) {
 
 qb_status qb_outdir_commit(qb_outdir *o, qb_error *err) {
     char mark[4300];
+    if (!o->tmp[0]) return qb_fail(err, QB_ERR_ARG, "%s: nothing staged to move into place", o->out);
     if (qb_path_join(mark, sizeof mark, o->tmp, STAGING_MARK)) unlink(mark);
     bool force = o->flags & QB_OUTDIR_FORCE;
+    int e = 0;
     for (int attempt = 0; attempt < 8; attempt++) {
         if (force && rename_flags(o->tmp, o->out, RENAME_EXCHANGE) == 0) {
             remove_path(o->tmp); /* what was at out before (a directory, a file or a link) */
@@ -378,6 +380,7 @@ qb_status qb_outdir_commit(qb_outdir *o, qb_error *err) {
             snprintf(old, sizeof old, "%s.old", o->tmp);
             if (rename(o->out, old) == 0) {
                 if (rename(o->tmp, o->out) != 0) {
+                    e = errno;
                     rename(old, o->out);
                     break;
                 }
@@ -390,13 +393,14 @@ qb_status qb_outdir_commit(qb_outdir *o, qb_error *err) {
             o->tmp[0] = 0;
             return QB_OK;
         }
-        if (errno != EEXIST) break;
+        e = errno;
+        if (e != EEXIST) break;
         if (!force)
             return qb_fail(err, QB_ERR_IO, "%s: already exists: another run wrote it meanwhile (use --force to replace "
                            "it)", o->out);
         /* force: out appeared between the two renames; exchange again */
     }
-    return qb_fail(err, QB_ERR_IO, "%s: cannot move %s into place: %s", o->out, o->tmp, strerror(errno));
+    return qb_fail(err, QB_ERR_IO, "%s: cannot move %s into place: %s", o->out, o->tmp, strerror(e));
 }
 
 void qb_outdir_abort(qb_outdir *o) {
