@@ -35,19 +35,21 @@ expect_error "-o ." "not a name a new directory can take" "${F16[@]}" -o "$O/."
 # siblings named like staging directories that qbert did not create (no
 # marker, or a live process's id) survive; a marked one of a dead process
 # is swept
-mkdir -p "$O/sib.old-1" "$O/sib.tmp-1" "$O/sib.tmp-99999999-x" "$O/sib.tmp-$$-0"
-for d in sib.old-1 sib.tmp-1 sib.tmp-99999999-x; do echo keep >"$O/$d/data"; done
+# (pids above pid_max, 4194304, are never alive)
+USER_DIRS="sib.old-1 sib.tmp-1 sib.old-99999996 sib.tmp-99999995 sib.tmp-99999999-x"
+for d in $USER_DIRS; do mkdir -p "$O/$d"; echo keep >"$O/$d/data"; done
+mkdir -p "$O/sib.tmp-$$-0"
 printf 'qbert staging pid %d\n' $$ >"$O/sib.tmp-$$-0/.qbert-staging"       # alive: this shell
 mkdir -p "$O/sib.tmp-99999998-1"; printf 'qbert staging pid 99999998\n' >"$O/sib.tmp-99999998-1/.qbert-staging"
 mkdir -p "$O/sib.tmp-99999997-1"; printf 'qbert staging pid 12345\n' >"$O/sib.tmp-99999997-1/.qbert-staging"  # marker of another pid
 fp16 -o "$O/sib" >/dev/null 2>&1
 fp16 -o "$O/sib" --force >/dev/null 2>&1
 check "--force run: exit 0" test $? -eq 0
-for d in sib.old-1 sib.tmp-1 sib.tmp-99999999-x; do check "user's $d survives with its contents" grep -q keep "$O/$d/data"; done
+for d in $USER_DIRS; do check "user's $d survives with its contents" grep -q keep "$O/$d/data"; done
 check "a live process's staging survives" test -d "$O/sib.tmp-$$-0"
 check "a mismatched marker is not proof" test -d "$O/sib.tmp-99999997-1"
 check "a dead run's marked staging is swept" test ! -e "$O/sib.tmp-99999998-1"
-check "no staging of our own left" test "$(siblings "$O" sib | tr '\n' ' ')" = "sib sib.old-1 sib.tmp-1 sib.tmp-$$-0 sib.tmp-99999997-1 sib.tmp-99999999-x "
+check "no staging of our own left" test "$(siblings "$O" sib | wc -l)" -eq 8
 
 # an existing regular file: refused without --force, replaced with it
 echo hi >"$O/file"
