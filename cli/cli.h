@@ -29,6 +29,8 @@ int qb_cmd_qat(int argc, char **argv);
  * of an option at argv[i] ("--seq 128" or "--seq=128") and advances i, or
  * NULL if argv[i] is not that option. */
 const char *qb_arg_value(const char *name, int *i, int argc, char **argv);
+/* qb_arg_value for a path to write: an empty one is a usage error. */
+const char *qb_arg_path(const char *name, int *i, int argc, char **argv);
 bool qb_arg_int(const char *cmd, const char *name, const char *v, int lo, int hi, int *out);
 bool qb_arg_double(const char *cmd, const char *name, const char *v, double lo, double hi, double *out);
 /* "1,8,32" into out[]; returns the count or -1 (message printed). */

@@ -191,7 +191,7 @@ static int parse_args(int argc, char **argv, compare_args *a) {
             a->mixed_budget = strtod(v, &end);
             if (*end || !(a->mixed_budget >= 0)) rc = qb_usage_error("compare", "--mixed-budget takes points, e.g. 0.1");
         }
-        else if ((v = qb_arg_value("-o", &i, argc, argv)) || (v = qb_arg_value("--output", &i, argc, argv))) a->out = v;
+        else if ((v = qb_arg_path("-o", &i, argc, argv)) || (v = qb_arg_path("--output", &i, argc, argv))) a->out = v;
         else if ((v = qb_arg_value("--calib-n", &i, argc, argv))) rc = !qb_arg_int("compare", "--calib-n", v, 1, 1 << 24, &a->calib_n);
         else if ((v = qb_arg_value("--qat-n", &i, argc, argv))) rc = !qb_arg_int("compare", "--qat-n", v, 1, 1 << 24, &a->qat_n);
         else if ((v = qb_arg_value("--limit", &i, argc, argv))) rc = !qb_arg_int("compare", "--limit", v, 1, 1 << 30, &a->limit);
@@ -284,6 +284,7 @@ static qb_status qat_cached(const compare_args *a, const method_spec *s, const c
     t.n_threads = a->threads;
     t.qat = 1;
     t.force = 1;
+    t.parents = 1; /* REPORT_DIR/models/ is compare's own */
     if (s->bits || s->ternary) { /* packed low-bit weights: the settings qbert qat picks for them */
         t.qat_bits = s->bits ? s->bits : 2;
         t.qat_ternary = s->ternary;
@@ -341,6 +342,7 @@ static qb_status quantize_cached(const compare_args *a, const qb_model *m, const
     p.n_threads = a->threads;
     p.precision_map = s->mixed ? a->map : NULL;
     p.force = 1;
+    p.parents = 1;
     qb_quant_report rep;
     qb_status st = qb_quantize(m, &p, dir, &rep, err);
     if (st) return st;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/escape.h"
 #include "core/json.h"
 
 static const char help[] =
@@ -58,9 +59,11 @@ static void print_text(const eval_args *a, const qb_model *m, const qb_eval_resu
         printf("entity F1    %.4f  (precision %.4f, recall %.4f; %lld gold, %lld predicted, %lld correct)\n",
                r->entity_f1, r->entity_precision, r->entity_recall, r->entity_gold, r->entity_pred, r->entity_tp);
     printf("\n%-16s %9s %9s %9s %9s\n", "class", "precision", "recall", "f1", "support");
-    for (int k = 0; k < r->n_classes; k++)
-        printf("%-16s %9.4f %9.4f %9.4f %9lld\n", qb_model_label(m, k), r->precision[k], r->recall[k], r->f1[k],
-               r->support[k]);
+    for (int k = 0; k < r->n_classes; k++) {
+        char name[256];
+        printf("%-16s %9.4f %9.4f %9.4f %9lld\n", qb_escape_str(name, sizeof name, qb_model_label(m, k)),
+               r->precision[k], r->recall[k], r->f1[k], r->support[k]);
+    }
     printf("\ntime         %.2f s, %.1f examples/s\n", r->seconds, r->n / r->seconds);
 }
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/escape.h"
 #include "core/json.h"
 
 static const char help[] =
@@ -31,7 +32,8 @@ static void print_linears(const qb_model *m, bool json) {
         int out, in;
         const char *fmt = qb_model_linear_format(m, i, &bits, &out, &in), *name = qb_model_linear_name(m, i);
         if (!json) {
-            printf("%-64s %-20s [%d, %d]\n", name, fmt, out, in);
+            char esc[1024];
+            printf("%-64s %-20s [%d, %d]\n", qb_escape_str(esc, sizeof esc, name), fmt, out, in);
             continue;
         }
         printf("%s{\"name\": ", i ? ", " : "");
@@ -59,7 +61,11 @@ static void print_text(const qb_model *m, const qb_model_info *in, const char *d
     printf("precision    %s\n", qb_model_quant_summary(m));
     printf("tokenizer    %s\n", in->tokenizer);
     printf("labels       %d:", in->num_labels);
-    for (int i = 0; i < in->num_labels; i++) printf(" %d=%s", i, qb_model_label(m, i));
+    for (int i = 0; i < in->num_labels; i++) {
+        const char *l = qb_model_label(m, i);
+        printf(" %d=", i);
+        qb_escape_write(stdout, l, strlen(l));
+    }
     printf("\nkernels      %s\n", in->isa);
     printf("load time    %.1f ms\n", load_s * 1e3);
     if (linears) print_linears(m, false);
@@ -67,10 +73,10 @@ static void print_text(const qb_model *m, const qb_model_info *in, const char *d
     printf("\n%-64s %-5s %s\n", "tensor", "dtype", "shape");
     for (int i = 0; i < in->n_tensors; i++) {
         qb_tensor_info t;
-        char shape[96];
+        char shape[96], name[1024];
         qb_model_tensor(m, i, &t);
         shape_str(&t, shape, sizeof shape);
-        printf("%-64s %-5s %s\n", t.name, t.dtype, shape);
+        printf("%-64s %-5s %s\n", qb_escape_str(name, sizeof name, t.name), t.dtype, shape);
     }
 }
 

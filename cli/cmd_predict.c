@@ -1,11 +1,14 @@
 /* qbert predict: labels with probabilities (sequence models) or per-word
  * tags (token models), for texts on the command line or streamed from a
  * file or stdin, one output per input in input order. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "core/error.h"
+#include "core/escape.h"
 #include "core/json.h"
 
 static const char help[] =
@@ -17,20 +20,31 @@ static const char help[] =
     "word, taken from the word's first sub-token.\n"
     "\n"
     "  --pair TEXT        second segment for every TEXT (sentence-pair models)\n"
-    "  --input FILE|-     read inputs from FILE or stdin, one a line: plain text, or\n"
-    "                     JSON {\"text\": ..., \"text_pair\": ...}; results stream out\n"
+    "  --input FILE|-     read inputs from FILE or stdin, one a line; results stream\n"
+    "                     out in input order\n"
+    "  --input-format F   text: each line is a text (the default); jsonl: each line\n"
+    "                     is {\"text\": ..., \"text_pair\": ...} (the default for\n"
+    "                     FILE.jsonl and FILE.ndjson); never guessed from a line\n"
+    "  --on-error E       a line that cannot be read or tokenized: stop (default)\n"
+    "                     writes every result before it, then exits 1 naming the\n"
+    "                     line; skip reports it on stderr (and, with --json, as\n"
+    "                     {\"line\": N, \"error\": ...} in its place) and goes on\n"
     "  --max-length L     truncate to L tokens, [CLS]/[SEP] included (default: the\n"
     "                     model's position table, at most 512); a note says when\n"
     "  --batch B          inputs run together (default 8)\n"
     "  --threads N        compute threads (default: all cores)\n"
     "  --json             one JSON object a line: text, text_pair, input_ids,\n"
     "                     token_type_ids, logits, label, probability (token models:\n"
-    "                     words, and label/logits per word/token)\n";
+    "                     words, and label/logits per word/token)\n"
+    "\n"
+    "Text output shows control characters in texts and labels as escapes (\\n,\n"
+    "\\t, \\x1b), so one input is always one line.\n";
 
 typedef struct {
     char *text, *pair;
     size_t text_len, pair_len;
     int line;
+    char *error; /* --on-error skip: why this input has no result */
 } pending;
 
 typedef struct {
@@ -38,22 +52,27 @@ typedef struct {
     qb_session *s;
     qb_model_info info;
     int max_length, batch;
-    bool json;
+    bool json, skip_errors;
+    int n_skipped;
     const char *source; /* file name for messages */
     pending *in;
     qb_encoding *enc;
     const qb_encoding **encp;
     int n;
+    int *slot;    /* in[k]'s row in the session's batch (-1: none) */
+    float *probs; /* num_labels */
     /* token models: per-input word splits */
     const char **words;
     size_t *word_lens;
+    size_t words_cap;
 } predictor;
 
-/* Whitespace-separated words of a text, for per-word tags. */
-static int split_words(const char *t, size_t len, const char **w, size_t *wl, int cap) {
+/* Whitespace-separated words of a text, for per-word tags; w and wl hold
+ * at least len / 2 + 1 entries (words_reserve). */
+static int split_words(const char *t, size_t len, const char **w, size_t *wl) {
     int n = 0;
     size_t i = 0;
-    while (i < len && n < cap) {
+    while (i < len) {
         while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) i++;
         size_t s = i;
         while (i < len && !(t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) i++;
@@ -81,14 +100,20 @@ static void emit_sequence(predictor *p, int k) {
     const pending *in = &p->in[k];
     const qb_encoding *e = &p->enc[k];
     int L = p->info.num_labels;
-    const float *logits = qb_session_logits(p->s, k);
-    float probs[256];
+    const float *logits = qb_session_logits(p->s, p->slot[k]);
+    float *probs = p->probs;
     int best = qb_argmax(logits, L);
-    qb_softmax_display(logits, L < 256 ? L : 256, probs);
+    qb_softmax_display(logits, L, probs);
     const char *label = qb_model_label(p->m, best);
     if (!p->json) {
-        printf("%s\t%.4f\t%.*s%s%.*s\n", label, (double)probs[best], (int)in->text_len, in->text,
-               in->pair ? " ||| " : "", in->pair ? (int)in->pair_len : 0, in->pair ? in->pair : "");
+        qb_escape_write(stdout, label, strlen(label));
+        printf("\t%.4f\t", (double)probs[best]);
+        qb_escape_write(stdout, in->text, in->text_len);
+        if (in->pair) {
+            fputs(" ||| ", stdout);
+            qb_escape_write(stdout, in->pair, in->pair_len);
+        }
+        putchar('\n');
         return;
     }
     fputs("{\"text\": ", stdout);
@@ -111,8 +136,8 @@ static void emit_sequence(predictor *p, int k) {
 static void emit_tokens(predictor *p, int k) {
     const pending *in = &p->in[k];
     const qb_encoding *e = &p->enc[k];
-    int L = p->info.num_labels, nw = split_words(in->text, in->text_len, p->words, p->word_lens, 4096);
-    const float *logits = qb_session_logits(p->s, k);
+    int L = p->info.num_labels, nw = split_words(in->text, in->text_len, p->words, p->word_lens);
+    const float *logits = qb_session_logits(p->s, p->slot[k]);
     if (p->json) {
         fputs("{\"text\": ", stdout);
         qb_json_write_str(stdout, in->text, in->text_len);
@@ -139,7 +164,11 @@ static void emit_tokens(predictor *p, int k) {
             if (tag) qb_json_write_str(stdout, tag, strlen(tag));
             else fputs("null", stdout);
         } else {
-            printf("%s%.*s/%s", w ? " " : "", (int)p->word_lens[w], p->words[w], tag ? tag : "-");
+            fputs(w ? " " : "", stdout);
+            qb_escape_write(stdout, p->words[w], p->word_lens[w]);
+            putchar('/');
+            if (tag) qb_escape_write(stdout, tag, strlen(tag));
+            else putchar('-');
         }
     }
     if (p->json) printf("], \"truncated_tokens\": %d}\n", e->n_truncated);
@@ -153,68 +182,136 @@ static void note_truncation(const predictor *p, int k) {
                 p->in[k].line, e->n, e->n_truncated);
 }
 
+/* Room for the words of a text of len bytes: at most one per two bytes. */
+static bool words_reserve(predictor *p, size_t len) {
+    size_t need = len / 2 + 1;
+    if (need <= p->words_cap) return true;
+    const char **w = realloc(p->words, need * sizeof *w);
+    if (w) p->words = w;
+    size_t *wl = w ? realloc(p->word_lens, need * sizeof *wl) : NULL;
+    if (!wl) return false;
+    p->word_lens = wl;
+    p->words_cap = need;
+    return true;
+}
+
+/* A line that has no result: with --on-error skip it is reported and, in
+ * --json output, stands in its place; with stop it ends the run. */
+static void emit_error(const predictor *p, const pending *in) {
+    fprintf(stderr, "qbert predict: error: %s (skipped)\n", in->error);
+    if (!p->json) return;
+    printf("{\"line\": %d, \"error\": ", in->line);
+    qb_json_write_str(stdout, in->error, strlen(in->error));
+    fputs("}\n", stdout);
+}
+
+static char *error_text(const predictor *p, int line, const char *msg) {
+    char buf[4608];
+    snprintf(buf, sizeof buf, "%s input %d: %s", p->source, line, msg);
+    return strdup(buf);
+}
+
+static qb_status tokenize_one(predictor *p, int k, qb_error *err) {
+    pending *in = &p->in[k];
+    if (p->info.task != QB_TASK_TOKEN)
+        return qb_tokenize(p->m, in->text, in->text_len, in->pair, in->pair_len, p->max_length, &p->enc[k], err);
+    if (!words_reserve(p, in->text_len)) return qb_fail(err, QB_ERR_NOMEM, "out of memory");
+    int nw = split_words(in->text, in->text_len, p->words, p->word_lens);
+    return qb_tokenize_words(p->m, p->words, p->word_lens, nw, p->max_length, &p->enc[k], err);
+}
+
+/* Runs the pending inputs and writes their results in input order.  An
+ * input that does not tokenize is skipped (--on-error skip) or ends the
+ * run after the results of the inputs before it are written. */
 static int flush(predictor *p) {
     if (!p->n) return QB_EXIT_OK;
     qb_error err = {0};
-    for (int k = 0; k < p->n; k++) {
+    int rows = 0, stop = p->n;
+    char *stop_msg = NULL;
+    for (int k = 0; k < p->n && stop == p->n; k++) {
         pending *in = &p->in[k];
-        qb_status st;
-        if (p->info.task == QB_TASK_TOKEN) {
-            int nw = split_words(in->text, in->text_len, p->words, p->word_lens, 4096);
-            st = qb_tokenize_words(p->m, p->words, p->word_lens, nw, p->max_length, &p->enc[k], &err);
-        } else {
-            st = qb_tokenize(p->m, in->text, in->text_len, in->pair, in->pair_len, p->max_length, &p->enc[k], &err);
-        }
-        if (st) {
-            fprintf(stderr, "qbert predict: error: %s input %d: %s\n", p->source, in->line, err.msg);
-            return QB_EXIT_FAIL;
+        p->slot[k] = -1;
+        if (in->error) continue;
+        if (tokenize_one(p, k, &err)) {
+            char *msg = error_text(p, in->line, err.msg);
+            if (p->skip_errors && msg) in->error = msg;
+            else stop = k, stop_msg = msg;
+            continue;
         }
         note_truncation(p, k);
-        p->encp[k] = &p->enc[k];
+        p->slot[k] = rows;
+        p->encp[rows++] = &p->enc[k];
     }
-    if (qb_session_run_encodings(p->s, p->encp, p->n, &err)) return qb_report_error("predict", &err);
-    for (int k = 0; k < p->n; k++) {
-        if (p->info.task == QB_TASK_TOKEN) emit_tokens(p, k);
+    int rc = QB_EXIT_OK;
+    if (rows && qb_session_run_encodings(p->s, p->encp, rows, &err)) {
+        rc = qb_report_error("predict", &err);
+        stop = 0;
+    }
+    for (int k = 0; k < stop; k++) {
+        if (p->in[k].error) emit_error(p, &p->in[k]), p->n_skipped++;
+        else if (p->info.task == QB_TASK_TOKEN) emit_tokens(p, k);
         else emit_sequence(p, k);
-        free(p->in[k].text);
-        free(p->in[k].pair);
     }
     fflush(stdout);
+    if (stop < p->n && !rc) {
+        fprintf(stderr, "qbert predict: error: %s\n", stop_msg ? stop_msg : "out of memory");
+        rc = QB_EXIT_FAIL;
+    }
+    free(stop_msg);
+    for (int k = 0; k < p->n; k++) {
+        free(p->in[k].text);
+        free(p->in[k].pair);
+        free(p->in[k].error);
+    }
     p->n = 0;
-    return QB_EXIT_OK;
+    return rc;
 }
 
-/* Takes ownership of text and pair. */
-static int add(predictor *p, char *text, size_t len, char *pair, size_t pair_len, int line) {
-    p->in[p->n++] = (pending){text, pair, len, pair_len, line};
+/* Takes ownership of text, pair and error. */
+static int add(predictor *p, char *text, size_t len, char *pair, size_t pair_len, int line, char *error) {
+    p->in[p->n++] = (pending){text, pair, len, pair_len, line, error};
     return p->n == p->batch ? flush(p) : QB_EXIT_OK;
+}
+
+/* A line that cannot be read: stop writes what came before it and fails;
+ * skip queues the error in the line's place. */
+static int bad_line(predictor *p, int lineno, const char *msg) {
+    char *e = strdup(msg);
+    if (p->skip_errors && e) return add(p, NULL, 0, NULL, 0, lineno, e);
+    int rc = flush(p); /* fails first if an earlier line does not tokenize */
+    if (!rc) fprintf(stderr, "qbert predict: error: %s\n", e ? e : msg);
+    free(e);
+    return QB_EXIT_FAIL;
 }
 
 static int parse_json_line(predictor *p, const char *line, size_t len, int lineno) {
     qb_json j;
     qb_error err = {0};
-    char what[4200];
+    char what[4200], msg[4608];
     snprintf(what, sizeof what, "%s:%d", p->source, lineno);
-    if (qb_json_parse(&j, line, len, what, &err)) {
-        fprintf(stderr, "qbert predict: error: %s\n", err.msg);
-        return QB_EXIT_FAIL;
-    }
+    if (qb_json_parse(&j, line, len, what, &err)) return bad_line(p, lineno, err.msg);
     size_t tl = 0, pl = 0;
     char *text = qb_json_strdup(&j, qb_json_get(&j, 0, "text"), &tl);
     char *pair = qb_json_strdup(&j, qb_json_get(&j, 0, "text_pair"), &pl);
     qb_json_free(&j);
     if (!text) {
         free(pair);
-        fprintf(stderr, "qbert predict: error: %s:%d: JSON line has no string \"text\"\n", p->source, lineno);
-        return QB_EXIT_FAIL;
+        snprintf(msg, sizeof msg, "%s:%d: JSON line has no string \"text\"", p->source, lineno);
+        return bad_line(p, lineno, msg);
     }
-    return add(p, text, tl, pair, pl, lineno);
+    return add(p, text, tl, pair, pl, lineno, NULL);
 }
 
-static int stream(predictor *p, const char *path) {
+static bool is_blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t') return false;
+    return true;
+}
+
+static int stream(predictor *p, const char *path, bool jsonl) {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) {
-        fprintf(stderr, "qbert predict: error: %s: cannot open\n", path);
+        fprintf(stderr, "qbert predict: error: %s: cannot open: %s\n", path, strerror(errno));
         return QB_EXIT_FAIL;
     }
     p->source = strcmp(path, "-") ? path : "stdin";
@@ -225,30 +322,45 @@ static int stream(predictor *p, const char *path) {
     while (rc == QB_EXIT_OK && (got = getline(&line, &cap, f)) >= 0) {
         size_t len = (size_t)got;
         lineno++;
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
-        size_t lead = 0;
-        while (lead < len && (line[lead] == ' ' || line[lead] == '\t')) lead++;
-        if (lead < len && line[lead] == '{') {
-            rc = parse_json_line(p, line, len, lineno);
-        } else {
-            char *text = malloc(len + 1);
-            if (!text) rc = QB_EXIT_FAIL;
-            else {
-                memcpy(text, line, len);
-                text[len] = 0;
-                rc = add(p, text, len, NULL, 0, lineno);
-            }
+        if (len && line[len - 1] == '\n') len--;
+        if (len && line[len - 1] == '\r') len--; /* CRLF */
+        if (jsonl) {
+            if (!is_blank(line, len)) rc = parse_json_line(p, line, len, lineno);
+            continue;
         }
+        if (memchr(line, '\r', len)) { /* a file with CR-only line endings is one long line */
+            char msg[4300];
+            snprintf(msg, sizeof msg, "%s:%d: carriage return inside a line (CR-only line endings? convert them "
+                     "to LF)", p->source, lineno);
+            rc = bad_line(p, lineno, msg);
+            continue;
+        }
+        char *text = malloc(len + 1);
+        if (!text) {
+            rc = bad_line(p, lineno, "out of memory");
+            break;
+        }
+        memcpy(text, line, len);
+        text[len] = 0;
+        rc = add(p, text, len, NULL, 0, lineno, NULL);
+    }
+    if (rc == QB_EXIT_OK && ferror(f)) { /* what was read is still scored and written */
+        if (flush(p) == QB_EXIT_OK)
+            fprintf(stderr, "qbert predict: error: %s: read error after line %d\n", p->source, lineno);
+        rc = QB_EXIT_FAIL;
     }
     free(line);
     if (f != stdin) fclose(f);
-    return rc ? rc : flush(p);
+    if (rc == QB_EXIT_OK) rc = flush(p);
+    if (p->n_skipped)
+        fprintf(stderr, "qbert predict: %d of %d lines skipped (--on-error skip)\n", p->n_skipped, lineno);
+    return rc;
 }
 
 typedef struct {
-    const char *dir, *pair, *input;
+    const char *dir, *pair, *input, *input_format;
     int max_length, batch, threads;
-    bool json;
+    bool json, skip_errors;
     int n_texts;
     char **texts;
 } predict_args;
@@ -262,6 +374,15 @@ static int parse_args(int argc, char **argv, predict_args *a) {
         } else if (!strcmp(argv[i], "--json")) a->json = true;
         else if ((v = qb_arg_value("--pair", &i, argc, argv))) a->pair = v;
         else if ((v = qb_arg_value("--input", &i, argc, argv))) a->input = v;
+        else if ((v = qb_arg_value("--input-format", &i, argc, argv))) {
+            if (strcmp(v, "text") && strcmp(v, "jsonl"))
+                return qb_usage_error("predict", "--input-format is text or jsonl, not '%s'", v);
+            a->input_format = v;
+        } else if ((v = qb_arg_value("--on-error", &i, argc, argv))) {
+            if (strcmp(v, "stop") && strcmp(v, "skip"))
+                return qb_usage_error("predict", "--on-error is stop or skip, not '%s'", v);
+            a->skip_errors = !strcmp(v, "skip");
+        }
         else if ((v = qb_arg_value("--max-length", &i, argc, argv))) {
             if (!qb_arg_int("predict", "--max-length", v, 2, 1 << 20, &a->max_length)) return QB_EXIT_USAGE;
         } else if ((v = qb_arg_value("--batch", &i, argc, argv))) {
@@ -275,6 +396,7 @@ static int parse_args(int argc, char **argv, predict_args *a) {
     if (!a->dir) return qb_usage_error("predict", "missing MODEL_DIR");
     if (!a->input && !a->n_texts) return qb_usage_error("predict", "give texts, or --input FILE|-");
     if (a->input && a->n_texts) return qb_usage_error("predict", "give texts or --input, not both");
+    if (a->input_format && !a->input) return qb_usage_error("predict", "--input-format goes with --input");
     return QB_EXIT_OK;
 }
 
@@ -290,14 +412,15 @@ static int setup(predictor *p, const predict_args *a) {
         return qb_usage_error("predict", "--pair is for sequence models; %s tags tokens", a->dir);
     p->batch = a->batch;
     p->json = a->json;
+    p->skip_errors = a->skip_errors;
     p->in = calloc((size_t)p->batch, sizeof *p->in);
     p->enc = calloc((size_t)p->batch, sizeof *p->enc);
     p->encp = calloc((size_t)p->batch, sizeof *p->encp);
-    p->words = calloc(4096, sizeof *p->words);
-    p->word_lens = calloc(4096, sizeof *p->word_lens);
+    p->slot = calloc((size_t)p->batch, sizeof *p->slot);
+    p->probs = calloc((size_t)(p->info.num_labels > 0 ? p->info.num_labels : 1), sizeof *p->probs);
     qb_session_params sp = {.max_batch = p->batch, .max_seq = p->max_length, .n_threads = a->threads};
     qb_error err = {0};
-    if (!p->in || !p->enc || !p->encp || !p->words || !p->word_lens) {
+    if (!p->in || !p->enc || !p->encp || !p->slot || !p->probs || !words_reserve(p, 8192)) {
         fprintf(stderr, "qbert predict: error: out of memory\n");
         return QB_EXIT_FAIL;
     }
@@ -309,8 +432,11 @@ static void teardown(predictor *p) {
     for (int k = 0; k < p->n; k++) {
         free(p->in[k].text);
         free(p->in[k].pair);
+        free(p->in[k].error);
     }
     for (int k = 0; p->enc && k < p->batch; k++) qb_encoding_free(&p->enc[k]);
+    free(p->slot);
+    free(p->probs);
     free(p->in);
     free(p->enc);
     free(p->encp);
@@ -324,10 +450,24 @@ static int run_texts(predictor *p, const predict_args *a) {
     p->source = "argument";
     for (int k = 0; k < a->n_texts; k++) {
         char *t = strdup(a->texts[k]), *pr = a->pair ? strdup(a->pair) : NULL;
-        int rc = add(p, t, strlen(t), pr, pr ? strlen(pr) : 0, k + 1);
+        if (!t || (a->pair && !pr)) {
+            free(t);
+            free(pr);
+            fprintf(stderr, "qbert predict: error: out of memory\n");
+            return QB_EXIT_FAIL;
+        }
+        int rc = add(p, t, strlen(t), pr, pr ? strlen(pr) : 0, k + 1, NULL);
         if (rc) return rc;
     }
     return flush(p);
+}
+
+/* Chosen by the user or by the file's name, never by a line's first
+ * character: a text may well start with '{'. */
+static bool input_is_jsonl(const predict_args *a) {
+    if (a->input_format) return !strcmp(a->input_format, "jsonl");
+    const char *dot = strrchr(a->input, '.');
+    return dot && (!strcmp(dot, ".jsonl") || !strcmp(dot, ".ndjson"));
 }
 
 int qb_cmd_predict(int argc, char **argv) {
@@ -337,7 +477,7 @@ int qb_cmd_predict(int argc, char **argv) {
     predictor p = {0};
     if (!rc && !(p.m = qb_cli_load("predict", a.dir, NULL))) rc = QB_EXIT_FAIL;
     if (!rc) rc = setup(&p, &a);
-    if (!rc) rc = a.input ? stream(&p, a.input) : run_texts(&p, &a);
+    if (!rc) rc = a.input ? stream(&p, a.input, input_is_jsonl(&a)) : run_texts(&p, &a);
     teardown(&p);
     free(a.texts);
     return rc;

@@ -72,7 +72,8 @@ static const char help_quantize[] =
     "  --max-length L        calibration truncation (default: the model's positions,\n"
     "                        at most 512, as in every command)\n"
     "  --threads N           compute threads (default: all cores)\n"
-    "  --force               replace an existing OUT_DIR\n";
+    "  --force               replace an existing OUT_DIR (a directory or a file)\n"
+    "  --parents             create OUT_DIR's missing parent directories\n";
 
 static const char help_calibrate[] =
     "usage: qbert calibrate MODEL_DIR --calib FILE -o STATS.json [--calib-n N] [--max-length L]\n"
@@ -92,7 +93,7 @@ typedef struct {
 static int parse_common(const char *cmd, int argc, char **argv, int *i, quant_args *a) {
     const char *v;
     qb_quant_params *p = &a->p;
-    if ((v = qb_arg_value("-o", i, argc, argv)) || (v = qb_arg_value("--output", i, argc, argv))) a->out = v;
+    if ((v = qb_arg_path("-o", i, argc, argv)) || (v = qb_arg_path("--output", i, argc, argv))) a->out = v;
     else if ((v = qb_arg_value("--calib", i, argc, argv))) p->calib_file = v;
     else if ((v = qb_arg_value("--calib-n", i, argc, argv))) {
         if (!qb_arg_int(cmd, "--calib-n", v, 1, 1 << 24, &p->calib_n)) return QB_EXIT_USAGE;
@@ -191,6 +192,7 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
         else if (!strcmp(argv[i], "--quantize-head")) p->quantize_head = 1;
         else if (!strcmp(argv[i], "--int8-attention")) p->int8_attention = 1;
         else if (!strcmp(argv[i], "--force")) p->force = 1;
+        else if (!strcmp(argv[i], "--parents")) p->parents = 1;
         else if ((v = qb_arg_value("--keep", &i, argc, argv))) a->keep[p->n_keep++] = v;
         else if ((v = qb_arg_value("--precision-map", &i, argc, argv))) p->precision_map = v;
         else if ((v = qb_arg_value("--calib-stats", &i, argc, argv))) p->calib_stats = v;

@@ -58,7 +58,7 @@ static int parse_args(int argc, char **argv, sens_args *a) {
             fputs(help, stdout);
             exit(QB_EXIT_OK);
         } else if ((v = qb_arg_value("--data", &i, argc, argv))) a->data = v;
-        else if ((v = qb_arg_value("-o", &i, argc, argv)) || (v = qb_arg_value("--output", &i, argc, argv))) a->out = v;
+        else if ((v = qb_arg_path("-o", &i, argc, argv)) || (v = qb_arg_path("--output", &i, argc, argv))) a->out = v;
         else if ((v = qb_arg_value("--calib", &i, argc, argv))) a->calib = v;
         else if ((v = qb_arg_value("--holdout", &i, argc, argv))) a->holdout = v;
         else if ((v = qb_arg_value("--task", &i, argc, argv))) a->task = v;

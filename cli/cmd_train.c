@@ -34,7 +34,8 @@ static const char train_help[] =
     "  --limit N          first N training examples only\n"
     "  --eval-limit N     first N DEV examples only\n"
     "  --new-head         start a fresh classifier even if the labels match\n"
-    "  --force            replace an existing OUT_DIR\n"
+    "  --force            replace an existing OUT_DIR (a directory or a file)\n"
+    "  --parents          create OUT_DIR's missing parent directories\n"
     "  --resume FILE      continue an interrupted run from its state file\n"
     "  --state FILE       where the run keeps its state (default OUT_DIR.state;\n"
     "                     written atomically, removed when the run finishes)\n"
@@ -86,7 +87,7 @@ static const char qat_help[] =
     "at 4 bits and fewer lr 1e-4):\n"
     "  --data, --eval, -o, --task, --epochs, --lr, --batch, --max-length, --seed,\n"
     "  --warmup, --weight-decay, --clip, --threads, --limit, --eval-limit,\n"
-    "  --force, --resume FILE, --state FILE, --save-every N\n";
+    "  --force, --parents, --resume FILE, --state FILE, --save-every N\n";
 
 typedef struct {
     const char *dir, *out;
@@ -141,7 +142,7 @@ static int parse_option(int *i, int argc, char **argv, train_args *a) {
     if (p->qat && parse_qat_option(i, argc, argv, a, &rc)) return rc;
     if ((v = qb_arg_value("--data", i, argc, argv))) p->data = v;
     else if ((v = qb_arg_value("--eval", i, argc, argv))) p->eval_data = v;
-    else if ((v = qb_arg_value("-o", i, argc, argv)) || (v = qb_arg_value("--out", i, argc, argv))) a->out = v;
+    else if ((v = qb_arg_path("-o", i, argc, argv)) || (v = qb_arg_path("--out", i, argc, argv))) a->out = v;
     else if ((v = qb_arg_value("--task", i, argc, argv))) p->task = v;
     else if ((v = qb_arg_value("--epochs", i, argc, argv)))
         return qb_arg_int(cmd, "--epochs", v, 1, 1000, &p->epochs) ? 0 : QB_EXIT_USAGE;
@@ -169,11 +170,12 @@ static int parse_option(int *i, int argc, char **argv, train_args *a) {
     } else if ((v = qb_arg_value("--clip", i, argc, argv))) {
         if (!parse_float(v, 0, 1e6, &p->max_grad_norm)) return qb_usage_error(cmd, "--clip '%s' is not >= 0", v);
     } else if ((v = qb_arg_value("--resume", i, argc, argv))) p->resume = v;
-    else if ((v = qb_arg_value("--state", i, argc, argv))) p->state_path = v;
+    else if ((v = qb_arg_path("--state", i, argc, argv))) p->state_path = v;
     else if ((v = qb_arg_value("--save-every", i, argc, argv)))
         return qb_arg_int(cmd, "--save-every", v, 0, 1 << 30, &p->save_every) ? 0 : QB_EXIT_USAGE;
     else if (!strcmp(argv[*i], "--new-head")) p->new_head = 1;
     else if (!strcmp(argv[*i], "--force")) p->force = 1;
+    else if (!strcmp(argv[*i], "--parents")) p->parents = 1;
     else return qb_usage_error(cmd, "unknown option '%s'", argv[*i]);
     return 0;
 }

@@ -23,6 +23,15 @@ const char *qb_arg_value(const char *name, int *i, int argc, char **argv) {
     return argv[++*i];
 }
 
+const char *qb_arg_path(const char *name, int *i, int argc, char **argv) {
+    const char *v = qb_arg_value(name, i, argc, argv);
+    if (v && !*v) {
+        fprintf(stderr, "qbert: %s: empty path\n", name);
+        exit(QB_EXIT_USAGE);
+    }
+    return v;
+}
+
 bool qb_arg_int(const char *cmd, const char *name, const char *v, int lo, int hi, int *out) {
     char *end;
     long x = strtol(v, &end, 10);

@@ -278,6 +278,7 @@ typedef struct qb_quant_params {
     int max_length;           /* calibration truncation (0: qb_model_max_length) */
     int n_threads;
     int force;                /* replace an existing output directory */
+    int parents;              /* create the output directory's missing parents */
     qb_progress_fn progress;  /* long steps report here (may be NULL) */
     void *progress_ctx;
 } qb_quant_params;
@@ -358,6 +359,7 @@ typedef struct qb_train_params {
     int n_threads;            /* 0: all cores; results are reproducible per count */
     int new_head;             /* always start a fresh classifier */
     int force;                /* replace an existing output directory */
+    int parents;              /* create the output directory's missing parents */
     /* quantization-aware training (qbert qat): OUT_DIR is a static model,
      * int8 weights for 5..8 bits, the packed low-bit formats (int4, int3,
      * int2, ternary) for 4 bits and fewer */

@@ -28,6 +28,19 @@ need_shared() { # need_shared PATH_IN_SHARED
   echo "skipped: ../shared not found ($1)"
   exit 77
 }
+# expect_error NAME PATTERN COMMAND...: exit 1, one stderr line matching
+# PATTERN (the malformed-input corpus: tests/test_bad_*.sh).
+expect_error() {
+  local name=$1 pattern=$2; shift 2
+  timeout 60 "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$?
+  local lines; lines=$(grep -c . "$TMP/err")
+  if [ $rc -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -qE "$pattern" "$TMP/err"; then
+    fail "$name: rc=$rc, stderr ($lines lines): $(head -c 400 "$TMP/err")"
+  else
+    ok
+  fi
+}
 # json_get FILE EXPR: evaluates a Python expression over the parsed JSON `j`.
 json_get() { $PY -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 # rewrite_header SRC DST PYTHON: copies safetensors SRC to DST with its JSON

@@ -6,19 +6,6 @@ set -u
 . "$(dirname "$0")/lib.sh"
 M=$SRC/models/bert-mini-sst2
 
-# expect_error NAME PATTERN COMMAND...: exit 1, one stderr line matching PATTERN.
-expect_error() {
-  local name=$1 pattern=$2; shift 2
-  timeout 60 "$@" >"$TMP/out" 2>"$TMP/err"
-  local rc=$?
-  local lines; lines=$(grep -c . "$TMP/err")
-  if [ $rc -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -qE "$pattern" "$TMP/err"; then
-    fail "$name: rc=$rc, stderr ($lines lines): $(head -c 400 "$TMP/err")"
-  else
-    ok
-  fi
-}
-
 # A copy of the model whose files are links, so each case replaces one file.
 model_copy() {
   local d=$TMP/$1

@@ -30,9 +30,9 @@ check "predict --json fields" test "$(json_get "$TMP/p.json" 'sorted(k for k in 
 "$QBERT" predict "$M" "Is it good?" --pair "yes it is" --json >"$TMP/pair.json"
 check "predict --pair types" test "$(json_get "$TMP/pair.json" 'j["token_type_ids"]')" = "[0, 0, 0, 0, 0, 0, 1, 1, 1, 1]"
 
-# streaming from stdin: JSONL and plain lines mixed, order kept, \u0000 is data
-printf '%s\n' '{"text": "great\u0000movie", "text_pair": null}' 'plain line here' '{"text": "Is it good?", "text_pair": "yes"}' \
-  | "$QBERT" predict "$M" --input - --json --batch 2 >"$TMP/stream.jsonl"
+# streaming JSONL from stdin: order kept, \u0000 is data
+printf '%s\n' '{"text": "great\u0000movie", "text_pair": null}' '{"text": "plain line here"}' '{"text": "Is it good?", "text_pair": "yes"}' \
+  | "$QBERT" predict "$M" --input - --input-format jsonl --json --batch 2 >"$TMP/stream.jsonl"
 check "stream: one line per input" test "$(wc -l <"$TMP/stream.jsonl")" -eq 3
 check "stream: NUL kept in text" test "$($PY -c 'import json,sys; print(repr(json.loads(open(sys.argv[1]).readline())["text"]))' "$TMP/stream.jsonl")" = "'great\\x00movie'"
 check "stream: order" test "$($PY -c 'import json,sys; print([json.loads(l)["text"] for l in open(sys.argv[1])][1])' "$TMP/stream.jsonl")" = "plain line here"

@@ -212,7 +212,7 @@ static void run_case(const model_case *c, int n_maps, int n_scalar, const char *
             printf("%s: %d maps on %s (%d sentences): worst mean cosine %.5f, worst agreement %.3f\n", c->model,
                    n_maps + 1, qb_isa_name((qb_isa)isa), isa == QB_ISA_SCALAR ? f->n_scalar : f->n,
                    f->worst_cos[isa], f->worst_agree[isa]);
-    qb_outdir_abort(qdir);
+    qb_remove_tree(qdir);
     for (int i = 0; i < QB_ISA_COUNT; i++) free(f->ref[i]);
     for (int i = 0; i < N_SENT; i++) qb_encoding_free(&f->enc[i]);
     free(f);
@@ -232,6 +232,6 @@ int main(void) {
     char tmp[] = "/tmp/qb-test-mixed-XXXXXX";
     if (!mkdtemp(tmp)) return 1;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&cases[i], n_maps, n_scalar, tmp);
-    qb_outdir_abort(tmp);
+    qb_remove_tree(tmp);
     return qb_test_done("test_mixed");
 }

@@ -167,15 +167,15 @@ static void test_model(const char *name, qb_task task, qb_qat_params qp) {
     qp.momentum = 0.01f;
     bool token = task == QB_TASK_TOKEN;
     qb_batch b = {3, 7, ids, types, lens};
-    char tmp[4200] = "";
+    qb_outdir od = {0};
     qb_status st = qb_model_load(dir, NULL, &m, &err);
     if (!st) st = qb_trainer_create(m, &tp, &t, &err);
     if (!st) st = qb_trainer_enable_qat(t, &qp, &err);
     if (!st) st = qb_trainer_reserve(t, 3, 7, &err);
     if (!st) st = train_a_little(t, &b, token ? tok_labels : seq_labels, &err);
-    if (!st) st = qb_outdir_begin(out, true, tmp, sizeof tmp, &err);
-    if (!st) st = qb_checkpoint_write_qat(t, (const char *const *)m->cfg.labels, m->cfg.num_labels, tmp, &err);
-    if (!st) st = qb_model_load(tmp, NULL, &q, &err);
+    if (!st) st = qb_outdir_begin(&od, out, QB_OUTDIR_FORCE, &err);
+    if (!st) st = qb_checkpoint_write_qat(t, (const char *const *)m->cfg.labels, m->cfg.num_labels, od.tmp, &err);
+    if (!st) st = qb_model_load(od.tmp, NULL, &q, &err);
     CHECK(st == QB_OK, "%s: %s", label, err.msg);
     if (!st) {
         int n_fmt = 0;
@@ -184,7 +184,7 @@ static void test_model(const char *name, qb_task task, qb_qat_params qp) {
               q->n_linears, format_of(&qp));
         compare_with_engine(label, t, q, &b, token);
     }
-    if (tmp[0]) qb_outdir_abort(tmp);
+    qb_outdir_abort(&od);
     qb_model_free(q);
     qb_trainer_free(t);
     qb_model_free(m);

@@ -7,6 +7,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 M=$SRC/models/bert-mini-sst2
 Q=$TMP/q
+mkdir -p "$Q" # qbert creates OUT, not its parents (--parents)
 
 quantize() { "$QBERT" quantize "$M" "$@" >"$TMP/quantize.out" 2>"$TMP/quantize.err"; }
 

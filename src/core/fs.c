@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* renameat2 */
 #include "core/fs.h"
 
 #include <dirent.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -165,96 +167,246 @@ bool qb_path_join(char *buf, size_t cap, const char *dir, const char *name) {
     return n > 0 && (size_t)n < cap;
 }
 
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[4096];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        if (!qb_path_join(p, sizeof p, dir, e->d_name)) continue;
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
-        else unlink(p);
+/* Removes path: a directory with everything in it, or a file or link (a
+ * link is removed, never followed). */
+static void remove_path(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (!S_ISDIR(st.st_mode)) {
+        unlink(path);
+        return;
     }
-    closedir(d);
-    rmdir(dir);
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        char p[4096];
+        while ((e = readdir(d))) {
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && qb_path_join(p, sizeof p, path, e->d_name))
+                remove_path(p);
+        }
+        closedir(d);
+    }
+    rmdir(path);
 }
+
+void qb_remove_tree(const char *path) { remove_path(path); }
 
 bool qb_same_file(const char *a, const char *b) {
     struct stat sa, sb;
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/* mkdir -p of path's parent directories. */
-static void make_parents(const char *path) {
+qb_status qb_path_normalize(const char *in, char *out, size_t cap, qb_error *err) {
+    if (!in || !*in) return qb_fail(err, QB_ERR_ARG, "output path: empty path");
+    size_t n = 0;
+    for (const char *p = in; *p; p++) {
+        if (*p == '/' && n && out[n - 1] == '/') continue; /* "a//b" is "a/b" */
+        if (n + 1 >= cap) return qb_fail(err, QB_ERR_ARG, "%s: path too long", in);
+        out[n++] = *p;
+    }
+    while (n > 1 && out[n - 1] == '/') n--; /* "OUT/" is "OUT" */
+    out[n] = 0;
+    const char *base = strrchr(out, '/');
+    base = base ? base + 1 : out;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+        return qb_fail(err, QB_ERR_ARG, "%s: not a name a new directory can take", in);
+    return QB_OK;
+}
+
+/* path's parent directory into buf ("." for a bare name). */
+static void parent_of(const char *path, char *buf, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(buf, cap, ".");
+    else if (slash == path) snprintf(buf, cap, "/");
+    else snprintf(buf, cap, "%.*s", (int)(slash - path), path);
+}
+
+/* mkdir -p dir; the first component that cannot be made is named. */
+static qb_status make_dirs(const char *dir, qb_error *err) {
     char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1;; p++) {
+        if (*p && *p != '/') continue;
+        char c = *p;
         *p = 0;
-        mkdir(buf, 0755);
-        *p = '/';
+        struct stat st;
+        if (mkdir(buf, 0755) != 0 && !(errno == EEXIST && stat(buf, &st) == 0 && S_ISDIR(st.st_mode)))
+            return qb_fail(err, QB_ERR_IO, "%s: cannot create: %s", buf, strerror(errno == EEXIST ? ENOTDIR : errno));
+        *p = c;
+        if (!c) return QB_OK;
     }
 }
 
-/* Staging directories (<out>.tmp-PID, <out>.old-PID) of a process that
- * died without cleaning up, e.g. a training run killed with SIGKILL. */
+static qb_status check_parent(const char *out, bool parents, qb_error *err) {
+    char parent[4096];
+    parent_of(out, parent, sizeof parent);
+    struct stat st;
+    if (stat(parent, &st) == 0) {
+        return S_ISDIR(st.st_mode) ? QB_OK
+                                   : qb_fail(err, QB_ERR_IO, "%s: parent %s is not a directory", out, parent);
+    }
+    if (errno != ENOENT) return qb_fail(err, QB_ERR_IO, "%s: parent %s: %s", out, parent, strerror(errno));
+    if (!parents)
+        return qb_fail(err, QB_ERR_IO, "%s: parent directory %s does not exist (use --parents to create it)", out,
+                       parent);
+    return make_dirs(parent, err);
+}
+
+/* A staging directory holds this file until it is renamed into place: a
+ * sweep removes only directories that carry it, with its own process id in
+ * it, and whose process has died. */
+#define STAGING_MARK ".qbert-staging"
+
+static bool staging_is_stale(const char *dir, long pid) {
+    char mark[4200], text[64];
+    if (!qb_path_join(mark, sizeof mark, dir, STAGING_MARK)) return false;
+    int fd = open(mark, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) return false;
+    text[n] = 0;
+    char want[64];
+    snprintf(want, sizeof want, "qbert staging pid %ld\n", pid);
+    return !strcmp(text, want) && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Staging directories (<out>.tmp-PID-N) of a process that died without
+ * cleaning up, e.g. a training run killed with SIGKILL. */
 static void remove_stale_staging(const char *out) {
-    char parent[4200];
-    snprintf(parent, sizeof parent, "%s", out);
-    char *slash = strrchr(parent, '/');
+    char parent[4096], path[4200 + 256];
+    parent_of(out, parent, sizeof parent);
+    const char *slash = strrchr(out, '/');
     const char *base = slash ? slash + 1 : out;
-    if (slash) *slash = 0;
     size_t n = strlen(base);
-    DIR *d = opendir(slash ? (parent[0] ? parent : "/") : ".");
+    DIR *d = opendir(parent);
     if (!d) return;
     struct dirent *e;
     while ((e = readdir(d))) {
-        const char *tail = e->d_name + n;
-        if (strncmp(e->d_name, base, n) || (strncmp(tail, ".tmp-", 5) && strncmp(tail, ".old-", 5))) continue;
+        if (strncmp(e->d_name, base, n) || strncmp(e->d_name + n, ".tmp-", 5)) continue;
         char *end;
-        long pid = strtol(tail + 5, &end, 10);
-        bool nested = !strncmp(end, ".tmp-", 5); /* a staging directory's own staging (QAT's FP32 side) */
-        if ((*end && !nested) || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-            continue;
-        char path[4200 + 256];
-        snprintf(path, sizeof path, "%s/%s", slash ? (parent[0] ? parent : "") : ".", e->d_name);
-        remove_tree(path);
+        long pid = strtol(e->d_name + n + 5, &end, 10);
+        if (pid <= 0 || *end != '-' || !qb_path_join(path, sizeof path, parent, e->d_name)) continue;
+        if (staging_is_stale(path, pid)) remove_path(path);
     }
     closedir(d);
 }
 
-qb_status qb_outdir_begin(const char *out, bool force, char *tmp, size_t cap, qb_error *err) {
-    remove_stale_staging(out);
-    struct stat st;
-    if (stat(out, &st) == 0 && !force)
-        return qb_fail(err, QB_ERR_IO, "%s: already exists (use --force to replace it)", out);
-    int n = snprintf(tmp, cap, "%s.tmp-%ld", out, (long)getpid());
-    if (n < 0 || (size_t)n >= cap) return qb_fail(err, QB_ERR_ARG, "%s: path too long", out);
-    remove_tree(tmp);
-    make_parents(tmp);
-    if (mkdir(tmp, 0755) != 0) return qb_fail(err, QB_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    return QB_OK;
-}
-
-qb_status qb_outdir_commit(const char *tmp, const char *out, qb_error *err) {
-    char old[4200];
-    struct stat st;
-    bool replace = stat(out, &st) == 0;
-    snprintf(old, sizeof old, "%s.old-%ld", out, (long)getpid());
-    if (replace && rename(out, old) != 0)
-        return qb_fail(err, QB_ERR_IO, "%s: cannot move the old directory aside: %s", out, strerror(errno));
-    if (rename(tmp, out) != 0) {
-        int e = errno;
-        if (replace) rename(old, out);
-        return qb_fail(err, QB_ERR_IO, "%s: cannot rename %s into place: %s", out, tmp, strerror(e));
+static unsigned long staging_nonce(void) {
+    unsigned long r = 0;
+    if (getentropy(&r, sizeof r) != 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = (unsigned long)ts.tv_nsec ^ ((unsigned long)ts.tv_sec << 20);
     }
-    if (replace) remove_tree(old);
-    return QB_OK;
+    return r & 0xffffffffu;
 }
 
-void qb_outdir_abort(const char *tmp) { remove_tree(tmp); }
+static qb_status make_staging(qb_outdir *o, qb_error *err) {
+    for (int attempt = 0; attempt < 16; attempt++) {
+        int n = snprintf(o->tmp, sizeof o->tmp, "%s.tmp-%ld-%08lx", o->out, (long)getpid(), staging_nonce());
+        if (n < 0 || (size_t)n >= sizeof o->tmp) break;
+        if (mkdir(o->tmp, 0755) != 0) {
+            if (errno == EEXIST) continue;
+            int e = errno;
+            o->tmp[0] = 0;
+            return qb_fail(err, QB_ERR_IO, "%s: cannot create a directory beside it: %s", o->out, strerror(e));
+        }
+        char mark[4300], text[64];
+        int len = snprintf(text, sizeof text, "qbert staging pid %ld\n", (long)getpid());
+        int fd = qb_path_join(mark, sizeof mark, o->tmp, STAGING_MARK)
+                     ? open(mark, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)
+                     : -1;
+        bool ok = fd >= 0 && write(fd, text, (size_t)len) == len;
+        if (fd >= 0) ok = close(fd) == 0 && ok;
+        if (ok) return QB_OK;
+        int e = errno;
+        remove_path(o->tmp);
+        o->tmp[0] = 0;
+        return qb_fail(err, QB_ERR_IO, "%s: cannot write in a directory beside it: %s", o->out, strerror(e));
+    }
+    o->tmp[0] = 0;
+    return qb_fail(err, QB_ERR_ARG, "%s: path too long", o->out);
+}
+
+qb_status qb_outdir_begin(qb_outdir *o, const char *out, unsigned flags, qb_error *err) {
+    memset(o, 0, sizeof *o);
+    o->flags = flags;
+    qb_status st = qb_path_normalize(out, o->out, sizeof o->out, err);
+    if (!st) st = check_parent(o->out, flags & QB_OUTDIR_PARENTS, err);
+    if (st) return st;
+    remove_stale_staging(o->out);
+    struct stat sb;
+    if (lstat(o->out, &sb) == 0 && !(flags & QB_OUTDIR_FORCE))
+        return qb_fail(err, QB_ERR_IO, "%s: already exists (use --force to replace it)", o->out);
+    return make_staging(o, err);
+}
+
+/* renameat2 (Linux 3.15): NOREPLACE publishes only if nothing is there,
+ * EXCHANGE swaps atomically with what is.  EINVAL: the file system has
+ * neither, and a plain rename (not safe against a concurrent writer) is
+ * all there is. */
+static int rename_flags(const char *from, const char *to, unsigned flags) {
+    int rc = renameat2(AT_FDCWD, from, AT_FDCWD, to, flags);
+    if (rc != 0 && errno == EINVAL) {
+        struct stat st;
+        if (flags == RENAME_NOREPLACE && lstat(to, &st) == 0) {
+            errno = EEXIST;
+            return -1;
+        }
+        if (flags == RENAME_EXCHANGE) {
+            errno = ENOSYS;
+            return -1;
+        }
+        rc = rename(from, to);
+    }
+    return rc;
+}
+
+qb_status qb_outdir_commit(qb_outdir *o, qb_error *err) {
+    char mark[4300];
+    if (!o->tmp[0]) return qb_fail(err, QB_ERR_ARG, "%s: nothing staged to move into place", o->out);
+    if (qb_path_join(mark, sizeof mark, o->tmp, STAGING_MARK)) unlink(mark);
+    bool force = o->flags & QB_OUTDIR_FORCE;
+    int e = 0;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        if (force && rename_flags(o->tmp, o->out, RENAME_EXCHANGE) == 0) {
+            remove_path(o->tmp); /* what was at out before (a directory, a file or a link) */
+            o->tmp[0] = 0;
+            return QB_OK;
+        }
+        if (force && errno == ENOSYS) { /* no exchange: move the old one aside first */
+            char old[4400];
+            snprintf(old, sizeof old, "%s.old", o->tmp);
+            if (rename(o->out, old) == 0) {
+                if (rename(o->tmp, o->out) != 0) {
+                    e = errno;
+                    rename(old, o->out);
+                    break;
+                }
+                remove_path(old);
+                o->tmp[0] = 0;
+                return QB_OK;
+            }
+        }
+        if (rename_flags(o->tmp, o->out, RENAME_NOREPLACE) == 0) {
+            o->tmp[0] = 0;
+            return QB_OK;
+        }
+        e = errno;
+        if (e != EEXIST) break;
+        if (!force)
+            return qb_fail(err, QB_ERR_IO, "%s: already exists: another run wrote it meanwhile (use --force to replace "
+                           "it)", o->out);
+        /* force: out appeared between the two renames; exchange again */
+    }
+    return qb_fail(err, QB_ERR_IO, "%s: cannot move %s into place: %s", o->out, o->tmp, strerror(e));
+}
+
+void qb_outdir_abort(qb_outdir *o) {
+    if (o->tmp[0]) remove_path(o->tmp);
+    o->tmp[0] = 0;
+}
 
 qb_status qb_file_copy(const char *src, const char *dst, qb_error *err) {
     qb_file_map m;
@@ -267,9 +419,21 @@ qb_status qb_file_copy(const char *src, const char *dst, qb_error *err) {
 
 qb_status qb_file_write_atomic(const char *path, const void *data, size_t n, qb_error *err) {
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return qb_fail(err, QB_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    /* a name of this process's own, made with O_EXCL: two writers of one
+     * path never write into the same temporary file */
+    int fd = -1;
+    for (int attempt = 0; fd < 0 && attempt < 16; attempt++) {
+        int len = snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%08lx", path, (long)getpid(), staging_nonce());
+        if (len < 0 || (size_t)len >= sizeof tmp) return qb_fail(err, QB_ERR_ARG, "%s: path too long", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        int e = errno;
+        if (fd >= 0) close(fd), unlink(tmp);
+        return qb_fail(err, QB_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+    }
     bool ok = fwrite(data, 1, n, f) == n;
     ok = fflush(f) == 0 && ok;
     ok = fsync(fileno(f)) == 0 && ok;

@@ -38,12 +38,28 @@ bool qb_file_exists(const char *path);
 /* dir + "/" + name into buf; false if it does not fit. */
 bool qb_path_join(char *buf, size_t cap, const char *dir, const char *name);
 
-/* Output directories are built under a temporary sibling name and renamed
- * into place once complete, so an interrupted run leaves no partial OUT.
- * qb_outdir_begin refuses an existing out unless force. */
-qb_status qb_outdir_begin(const char *out, bool force, char *tmp, size_t cap, qb_error *err);
-qb_status qb_outdir_commit(const char *tmp, const char *out, qb_error *err);
-void qb_outdir_abort(const char *tmp);
+/* Output directories are built under a staging sibling (OUT.tmp-PID-N,
+ * marked by a file inside naming PID) and moved into place once complete,
+ * so an interrupted run leaves no partial OUT.  begin normalizes out
+ * ("a//b/" is "a/b"), refuses an empty path, a missing parent directory
+ * (unless QB_OUTDIR_PARENTS) and an existing out (unless QB_OUTDIR_FORCE),
+ * and removes the staging directories of dead processes -- only those
+ * carrying the marker.  commit publishes without replacing (of two runs
+ * writing one OUT, the later fails) or, with FORCE, by an atomic exchange
+ * with whatever is at out, removed afterwards. */
+enum { QB_OUTDIR_FORCE = 1, QB_OUTDIR_PARENTS = 2 };
+typedef struct {
+    char out[4096];  /* normalized */
+    char tmp[4200];  /* the staging directory ("" once committed or aborted) */
+    unsigned flags;
+} qb_outdir;
+qb_status qb_outdir_begin(qb_outdir *o, const char *out, unsigned flags, qb_error *err);
+qb_status qb_outdir_commit(qb_outdir *o, qb_error *err);
+void qb_outdir_abort(qb_outdir *o);
+/* "a//b/" into "a/b"; refuses "", ".", ".." and names ending in them. */
+qb_status qb_path_normalize(const char *in, char *out, size_t cap, qb_error *err);
+/* Removes a directory with its contents, or a file; links are not followed. */
+void qb_remove_tree(const char *path);
 bool qb_same_file(const char *a, const char *b); /* same inode (dirs too) */
 
 qb_status qb_file_copy(const char *src, const char *dst, qb_error *err);

@@ -160,6 +160,20 @@ static qb_status read_examples(qb_data_reader *r, qb_data_format fmt, const qb_t
     return qb_fail(err, QB_ERR_ARG, "%s: unknown dataset format %d", r->path, (int)fmt);
 }
 
+/* A carriage return that does not end a line: a file saved with CR-only
+ * line endings reads as one line, which no reader would explain well. */
+static qb_status check_bare_cr(const char *path, const char *s, size_t size, qb_error *err) {
+    for (const char *p = s, *end = s + size; (p = memchr(p, '\r', (size_t)(end - p))); p++) {
+        if (p + 1 < end && p[1] == '\n') continue;
+        if (p + 1 == end) break; /* a last line ending in CR alone */
+        long line = 1;
+        for (const char *q = s; (q = memchr(q, '\n', (size_t)(p - q))); q++) line++;
+        return qb_fail(err, QB_ERR_FORMAT, "%s:%ld: carriage return inside a line (CR-only line endings? convert "
+                       "them to LF)", path, line);
+    }
+    return QB_OK;
+}
+
 qb_status qb_dataset_load(const char *path, qb_data_format fmt, const qb_tsv_columns *cols,
                           int limit, qb_dataset *ds, qb_error *err) {
     memset(ds, 0, sizeof *ds);
@@ -181,6 +195,11 @@ qb_status qb_dataset_load(const char *path, qb_data_format fmt, const qb_tsv_col
     if (size >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) { /* editors on Windows add a BOM */
         text += 3;
         size -= 3;
+    }
+    st = check_bare_cr(path, text, size, err);
+    if (st) {
+        qb_dataset_free(ds);
+        return st;
     }
     if (fmt == QB_DATA_AUTO) fmt = detect_format(text, size);
     qb_tsv_columns auto_cols = default_columns(text, size);

@@ -74,8 +74,17 @@ static qb_status check_columns(const qb_data_reader *r, const qb_tsv_columns *c,
     return QB_OK;
 }
 
-static qb_status add_row(qb_data_reader *r, const tsv_fields *f, int no, const qb_tsv_columns *c,
+/* A label is read without the spaces around it, on either side (as
+ * Python's int() and a spreadsheet read " 1" and "1 "); a text is not. */
+static void trim_label(tsv_fields *f, int col) {
+    while (f->len[col] && f->s[col][0] == ' ') f->s[col]++, f->len[col]--;
+    while (f->len[col] && f->s[col][f->len[col] - 1] == ' ') f->len[col]--;
+    f->s[col][f->len[col]] = '\0';
+}
+
+static qb_status add_row(qb_data_reader *r, tsv_fields *f, int no, const qb_tsv_columns *c,
                          bool html_breaks, qb_error *err) {
+    if (c->label_col >= 0) trim_label(f, c->label_col);
     if (c->label_col >= 0 && f->len[c->label_col] == 0)
         return qb_fail(err, QB_ERR_FORMAT, "%s:%d: empty label (column %d)", r->path, no, c->label_col + 1);
     qb_example *e = qb_data_push(r, no);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "core/escape.h"
 #include "eval/dataset.h"
 #include "eval/metrics.h"
 #include "model/model.h"
@@ -43,12 +44,12 @@ static qb_status fail_at(const evaluator *e, const qb_example *x, qb_status st, 
 static int label_id(const evaluator *e, const qb_example *x, qb_error *err) {
     int id = qb_model_label_find(e->m, x->label), n = e->m->cfg.num_labels;
     if (id < 0) {
-        char names[256] = "";
+        char names[256] = "", name[64], label[128];
         for (int i = 0; i < n && strlen(names) < 200; i++)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
-                     qb_model_label(e->m, i));
+                     qb_escape_str(name, sizeof name, qb_model_label(e->m, i)));
         qb_fail(err, QB_ERR_FORMAT, "%s:%d: label '%s' is not one of the model's labels (%s) or their ids",
-                e->ds->path, x->line, x->label, names);
+                e->ds->path, x->line, qb_escape_str(label, sizeof label, x->label), names);
     }
     return id;
 }
@@ -146,6 +147,9 @@ static qb_status check_fit(const evaluator *e, qb_error *err) {
     if (e->r->max_length > e->m->cfg.max_position)
         return qb_fail(err, QB_ERR_ARG, "max_length %d exceeds the %d positions of %s", e->r->max_length,
                        e->m->cfg.max_position, e->m->dir);
+    if (ref && e->r->max_length > ref->cfg.max_position)
+        return qb_fail(err, QB_ERR_ARG, "max_length %d exceeds the %d positions of the reference model %s (use "
+                       "--max-length %d)", e->r->max_length, ref->cfg.max_position, ref->dir, ref->cfg.max_position);
     return QB_OK;
 }
 

@@ -247,7 +247,8 @@ int qb_model_label_find(const qb_model *m, const char *label) {
     int id = qb_model_label_id(m, label);
     char *end;
     long v = strtol(label, &end, 10);
-    if (id < 0 && *label && !*end && v >= 0 && v < m->cfg.num_labels) id = (int)v;
+    /* digits only: strtol would also take " 1", "+1" and "-0" */
+    if (id < 0 && *label >= '0' && *label <= '9' && !*end && v >= 0 && v < m->cfg.num_labels) id = (int)v;
     return id;
 }
 

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "core/escape.h"
 #include "core/fs.h"
 #include "model/linear_format.h"
 #include "quant/calibrate.h"
@@ -552,15 +553,23 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *o
     quant_job q = {.m = m, .p = p, .rep = rep, .packed = is_lowbit(p)};
     qb_calib calib = {0};
     plan_entry *plan = calloc((size_t)m->n_linears + 1, sizeof *plan);
-    char tmp[4200] = "";
+    qb_outdir od = {0};
     qb_status st = plan ? check_request(m, p, out_dir, err) : qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
-    if (!st && !qb_observer_method_parse(p->observer, &q.observer))
-        st = qb_fail(err, QB_ERR_ARG, "unknown observer '%s' (minmax, percentile:P, mse, entropy)", p->observer);
+    if (!st && !qb_observer_method_parse(p->observer, &q.observer)) {
+        char name[128];
+        qb_escape_str(name, sizeof name, p->observer);
+        if (p->observer && !strncmp(p->observer, "percentile:", 11))
+            st = qb_fail(err, QB_ERR_ARG, "observer '%s': the percentile is a plain decimal in (50, 100], e.g. "
+                         "percentile:99.99", name);
+        else
+            st = qb_fail(err, QB_ERR_ARG, "unknown observer '%s' (minmax, percentile:P, mse, entropy)", name);
+    }
     if (!st) st = plan_precisions(m, p, q.packed, plan, err);
     if (!st && plan_has_static(m, plan) && !p->calib_file && !p->calib_stats)
         st = qb_fail(err, QB_ERR_ARG, "int8-static linears need --calib FILE (or saved --calib-stats)");
     /* Output problems surface before any long calibration run. */
-    if (!st) st = qb_outdir_begin(out_dir, p->force, tmp, sizeof tmp, err);
+    if (!st)
+        st = qb_outdir_begin(&od, out_dir, (p->force ? QB_OUTDIR_FORCE : 0) | (p->parents ? QB_OUTDIR_PARENTS : 0), err);
     q.plan = plan;
     if (!st) st = job_alloc(&q, err);
     if (!st && p->smoothquant) st = smooth_weights(&q, err);
@@ -572,9 +581,9 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *o
         st = qb_fail(err, QB_ERR_FORMAT, "%s: no statistics of the attention inputs (saved by an older qbert); "
                      "run qbert calibrate again", p->calib_stats);
     q.calib = &calib;
-    if (!st) st = write_dir(&q, tmp, rep, err);
-    if (!st) st = qb_outdir_commit(tmp, out_dir, err);
-    if (st && tmp[0]) qb_outdir_abort(tmp);
+    if (!st) st = write_dir(&q, od.tmp, rep, err);
+    if (!st) st = qb_outdir_commit(&od, err);
+    qb_outdir_abort(&od);
     if (!st) count_plan(m, plan, rep);
     rep->in_bytes = (int64_t)m->st.map.size;
     clock_gettime(CLOCK_MONOTONIC, &t1);

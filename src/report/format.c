@@ -1,27 +1,48 @@
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/escape.h"
 #include "core/json.h"
 #include "report/report_internal.h"
 
+/* A control character at p (C0, DEL, or C1 in UTF-8): its length, else 0. */
+static size_t control_len(const char *p) {
+    unsigned char c = (unsigned char)*p, d = (unsigned char)p[1];
+    if (c < 0x20 || c == 0x7f) return 1;
+    return c == 0xc2 && d >= 0x80 && d <= 0x9f ? 2 : 0;
+}
+
 void qb_report_put_md(FILE *f, const char *s) {
     for (const char *p = s ? s : ""; *p; p++) {
+        size_t ctl = control_len(p);
         if (*p == '\n' || *p == '\r') fputc(' ', f);
+        else if (ctl) qb_escape_write(f, p, ctl), p += ctl - 1;
         else if (*p == '<') fputs("&lt;", f);
         else if (strchr("\\`*_|[]#", *p)) fprintf(f, "\\%c", *p);
         else fputc(*p, f);
     }
 }
 
+/* Control characters other than line breaks are written as escapes (a
+ * quoted field keeps its line breaks, as CSV allows). */
 void qb_report_put_csv(FILE *f, const char *s) {
     s = s ? s : "";
-    if (!strpbrk(s, ",\"\r\n")) {
+    bool plain = !strpbrk(s, ",\"\r\n");
+    for (const char *p = s; plain && *p; p++) plain = !control_len(p);
+    if (plain) {
         fputs(s, f);
         return;
     }
     fputc('"', f);
     for (const char *p = s; *p; p++) {
+        size_t ctl = *p == '\n' || *p == '\r' ? 0 : control_len(p);
+        if (ctl) {
+            qb_escape_write(f, p, ctl);
+            p += ctl - 1;
+            continue;
+        }
         if (*p == '"') fputc('"', f);
         fputc(*p, f);
     }

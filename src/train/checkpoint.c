@@ -134,15 +134,15 @@ static qb_status convert_qat(const qb_trainer *t, const qb_model *fp32, const ch
 
 qb_status qb_checkpoint_write_qat(const qb_trainer *t, const char *const *labels, int n_labels, const char *dir,
                                    qb_error *err) {
-    char side[4200];
+    qb_outdir side;
     qb_model *fp32 = NULL;
     qb_load_params lp = qb_load_default_params();
-    qb_status st = qb_outdir_begin(dir, true, side, sizeof side, err);
+    qb_status st = qb_outdir_begin(&side, dir, QB_OUTDIR_FORCE, err);
     if (st) return st;
-    st = qb_checkpoint_write(t, labels, n_labels, side, err);
-    if (!st) st = qb_model_load(side, &lp, &fp32, err);
+    st = qb_checkpoint_write(t, labels, n_labels, side.tmp, err);
+    if (!st) st = qb_model_load(side.tmp, &lp, &fp32, err);
     if (!st) st = convert_qat(t, fp32, dir, err);
     qb_model_free(fp32);
-    qb_outdir_abort(side);
+    qb_outdir_abort(&side);
     return st;
 }

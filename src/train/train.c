@@ -50,7 +50,8 @@ typedef struct {
     qb_train_set set;
     int *order, *bounds;
     int32_t *ids, *types, *lens, *batch_labels;
-    char tmp[4200];
+    qb_outdir od;              /* the epoch being written, until it is kept or dropped */
+    char out[4096];            /* OUT_DIR, normalized */
     char state_path[4200];
     char fingerprint[1024];
     qb_train_cursor at;
@@ -384,11 +385,11 @@ static void eval_progress(void *ctx, const char *stage, long done, long total) {
 /* Writes the epoch's model (QAT: the int8 one) to the staging directory
  * and scores it there, as `qbert eval` would score OUT_DIR. */
 static qb_status score_epoch(run *r, int epoch, double *metric, qb_error *err) {
-    qb_status st = r->p->qat ? qb_checkpoint_write_qat(r->t, r->names, r->n_names, r->tmp, err)
-                             : qb_checkpoint_write(r->t, r->names, r->n_names, r->tmp, err);
+    qb_status st = r->p->qat ? qb_checkpoint_write_qat(r->t, r->names, r->n_names, r->od.tmp, err)
+                             : qb_checkpoint_write(r->t, r->names, r->n_names, r->od.tmp, err);
     qb_model *saved = NULL;
     qb_load_params lp = qb_load_default_params();
-    if (!st) st = qb_model_load(r->tmp, &lp, &saved, err);
+    if (!st) st = qb_model_load(r->od.tmp, &lp, &saved, err);
     if (st) return st;
     eval_progress_ctx pc = {r, epoch, now_s()};
     qb_eval_params ep = qb_eval_default_params();
@@ -415,21 +416,19 @@ static qb_status keep_if_best(run *r, int epoch, qb_error *err) {
     if (st) return st;
     int best = !r->at.best_epoch || metric > r->at.best;
     if (best) {
-        st = qb_outdir_commit(r->tmp, r->out_dir, err);
+        st = qb_outdir_commit(&r->od, err);
         if (st) return st;
         r->at.best = metric;
         r->at.best_epoch = epoch;
     } else {
-        qb_outdir_abort(r->tmp);
+        qb_outdir_abort(&r->od);
     }
-    r->tmp[0] = 0;
     report(r, "epoch", epoch, 0, 0, r->set.n, r->rep->final_loss, 0, now_s(), metric, best);
     r->at = (qb_train_cursor){.epoch = epoch, .steps = r->at.steps, .trained = r->at.trained,
                               .train_s = r->at.train_s, .best_epoch = r->at.best_epoch, .best = r->at.best};
     if (epoch == r->p->epochs) return QB_OK;
     st = save_state(r, err);
-    if (!st) st = qb_outdir_begin(r->out_dir, true, r->tmp, sizeof r->tmp, err);
-    if (st) r->tmp[0] = 0;
+    if (!st) st = qb_outdir_begin(&r->od, r->out_dir, QB_OUTDIR_FORCE, err); /* the epoch kept before is ours */
     return st;
 }
 
@@ -485,7 +484,7 @@ static qb_status start_or_resume(run *r, qb_error *err) {
 }
 
 static void run_free(run *r) {
-    if (r->tmp[0]) qb_outdir_abort(r->tmp);
+    qb_outdir_abort(&r->od);
     free(r->order);
     free(r->bounds);
     free(r->ids);
@@ -509,15 +508,18 @@ qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *
     double t0 = now_s();
     qb_status st = check_params(model_dir, p, out_dir, err);
     if (st) return st;
-    run r = {.p = p, .out_dir = out_dir, .rep = rep};
+    run r = {.p = p, .rep = rep};
+    st = qb_path_normalize(out_dir, r.out, sizeof r.out, err);
+    if (st) return st;
+    r.out_dir = r.out;
     fingerprint(&r, model_dir);
     if (p->state_path) snprintf(r.state_path, sizeof r.state_path, "%s", p->state_path);
-    else snprintf(r.state_path, sizeof r.state_path, "%s.state", out_dir);
+    else snprintf(r.state_path, sizeof r.state_path, "%s.state", r.out_dir);
     st = load_inputs(&r, model_dir, err);
     /* An unwritable or existing OUT_DIR fails now, not after an epoch; a
      * resumed run replaces the best epoch it wrote before. */
-    if (!st) st = qb_outdir_begin(out_dir, p->force || p->resume, r.tmp, sizeof r.tmp, err);
-    if (st) r.tmp[0] = 0;
+    unsigned flags = (p->force || p->resume ? QB_OUTDIR_FORCE : 0) | (p->parents ? QB_OUTDIR_PARENTS : 0);
+    if (!st) st = qb_outdir_begin(&r.od, r.out_dir, flags, err);
     if (!st) st = build_trainer(&r, model_dir, err);
     if (!st) st = start_or_resume(&r, err);
     if (!st) {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/escape.h"
 #include "model/ops.h"
 #include "train/train_data.h"
 
@@ -123,10 +124,12 @@ static qb_status store_example(qb_train_set *ts, const qb_dataset *ds, int i, co
     const qb_example *x = &ds->ex[i];
     memcpy(ts->ids + at, enc->input_ids, (size_t)enc->n * sizeof(int32_t));
     memcpy(ts->types + at, enc->token_type_ids, (size_t)enc->n * sizeof(int32_t));
+    char label[128];
     if (!ts->token_task) {
         ts->labels[i] = label_of(map_ctx, x->label);
         if (ts->labels[i] < 0)
-            return qb_fail(err, QB_ERR_FORMAT, "%s:%d: unknown label '%s'", ds->path, x->line, x->label);
+            return qb_fail(err, QB_ERR_FORMAT, "%s:%d: unknown label '%s'", ds->path, x->line,
+                           qb_escape_str(label, sizeof label, x->label));
         return QB_OK;
     }
     for (int j = 0; j < enc->n; j++) {
@@ -134,7 +137,8 @@ static qb_status store_example(qb_train_set *ts, const qb_dataset *ds, int i, co
         bool first = w >= 0 && (j == 0 || enc->word_ids[j - 1] != w);
         ts->labels[at + j] = first ? label_of(map_ctx, x->tags[w]) : QB_IGNORE_INDEX;
         if (first && ts->labels[at + j] < 0)
-            return qb_fail(err, QB_ERR_FORMAT, "%s:%d: unknown tag '%s'", ds->path, x->line, x->tags[w]);
+            return qb_fail(err, QB_ERR_FORMAT, "%s:%d: unknown tag '%s'", ds->path, x->line,
+                           qb_escape_str(label, sizeof label, x->tags[w]));
     }
     return QB_OK;
 }
