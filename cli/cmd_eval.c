@@ -74,9 +74,7 @@ static json_t *per_class_json(const qb_model *m, const qb_eval_result *r) {
              qb_json_set_real(c, "f1", r->f1[k]) && qb_json_set_int(c, "support", r->support[k]);
         ok = qb_json_push(arr, c) && ok;
     }
-    if (ok) return arr;
-    json_decref(arr);
-    return NULL;
+    return qb_json_built(arr, ok);
 }
 
 /* Agreement with the reference and the token task's entity scores, where

@@ -35,9 +35,7 @@ static json_t *linears_json(const qb_model *m) {
              qb_json_set_real(l, "bits", bits) && qb_json_set_int(l, "out", out) && qb_json_set_int(l, "in", in);
         ok = qb_json_push(arr, l) && ok;
     }
-    if (ok) return arr;
-    json_decref(arr);
-    return NULL;
+    return qb_json_built(arr, ok);
 }
 
 static void print_linears(const qb_model *m) {
@@ -95,9 +93,7 @@ static json_t *tensors_json(const qb_model *m, int n) {
         ok = qb_json_set(o, "shape", shape) && ok;
         ok = qb_json_push(arr, o) && ok;
     }
-    if (ok) return arr;
-    json_decref(arr);
-    return NULL;
+    return qb_json_built(arr, ok);
 }
 
 static json_t *labels_json(const qb_model *m, int n) {
@@ -107,9 +103,7 @@ static json_t *labels_json(const qb_model *m, int n) {
         const char *l = qb_model_label(m, i);
         ok = qb_json_push(arr, qb_json_strn(l, strlen(l)));
     }
-    if (ok) return arr;
-    json_decref(arr);
-    return NULL;
+    return qb_json_built(arr, ok);
 }
 
 static bool set_shapes(json_t *o, const qb_model_info *in) {

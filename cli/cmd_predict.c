@@ -65,25 +65,14 @@ static int split_words(const char *t, size_t len, const char **w, size_t *wl, in
     return n;
 }
 
-static json_t *ids_json(const int32_t *v, int n) {
-    json_t *a = json_array();
-    bool ok = a != NULL;
-    for (int i = 0; ok && i < n; i++) ok = qb_json_push(a, json_integer(v[i]));
-    if (ok) return a;
-    json_decref(a);
-    return NULL;
-}
-
 /* The members every --json line starts with. */
 static json_t *json_line(const pending *in, const qb_encoding *e, bool with_pair) {
     json_t *o = json_object();
     bool ok = o && qb_json_set(o, "text", qb_json_strn(in->text, in->text_len));
     if (ok && with_pair && in->pair) ok = qb_json_set(o, "text_pair", qb_json_strn(in->pair, in->pair_len));
-    ok = ok && qb_json_set(o, "input_ids", ids_json(e->input_ids, e->n)) &&
-         qb_json_set(o, "token_type_ids", ids_json(e->token_type_ids, e->n));
-    if (ok) return o;
-    json_decref(o);
-    return NULL;
+    ok = ok && qb_json_set(o, "input_ids", qb_json_ints(e->input_ids, e->n)) &&
+         qb_json_set(o, "token_type_ids", qb_json_ints(e->token_type_ids, e->n));
+    return qb_json_built(o, ok);
 }
 
 /* One line of --json output; logits are floats, written with 9 digits. */
@@ -120,9 +109,7 @@ static json_t *token_logits_json(const float *logits, int n, int L) {
     json_t *a = json_array();
     bool ok = a != NULL;
     for (int t = 0; ok && t < n; t++) ok = qb_json_push(a, qb_json_floats(logits + (size_t)t * L, L));
-    if (ok) return a;
-    json_decref(a);
-    return NULL;
+    return qb_json_built(a, ok);
 }
 
 static void emit_tokens(predictor *p, int k) {

@@ -134,13 +134,24 @@ bool qb_json_set_int(json_t *obj, const char *key, long long v) { return qb_json
 
 bool qb_json_set_real(json_t *obj, const char *key, double v) { return qb_json_set(obj, key, qb_json_real(v)); }
 
+json_t *qb_json_built(json_t *v, bool ok) {
+    if (ok) return v;
+    json_decref(v);
+    return NULL;
+}
+
+json_t *qb_json_ints(const int32_t *v, int n) {
+    json_t *a = json_array();
+    bool ok = a != NULL;
+    for (int i = 0; ok && i < n; i++) ok = qb_json_push(a, json_integer(v[i]));
+    return qb_json_built(a, ok);
+}
+
 json_t *qb_json_floats(const float *v, int n) {
     json_t *a = json_array();
     bool ok = a != NULL;
     for (int i = 0; ok && i < n; i++) ok = qb_json_push(a, qb_json_real(v[i]));
-    if (ok) return a;
-    json_decref(a);
-    return NULL;
+    return qb_json_built(a, ok);
 }
 
 static size_t dump_flags(int style) {

@@ -70,8 +70,12 @@ bool qb_json_push(json_t *arr, json_t *v);
 bool qb_json_set_str(json_t *obj, const char *key, const char *s);
 bool qb_json_set_int(json_t *obj, const char *key, long long v);
 bool qb_json_set_real(json_t *obj, const char *key, double v);
-/* An array of n floats (nulls where not finite). */
+/* An array of n floats (nulls where not finite), or of n integers. */
 json_t *qb_json_floats(const float *v, int n);
+json_t *qb_json_ints(const int32_t *v, int n);
+/* v when it was built whole (ok); otherwise drops it and gives NULL, which
+ * fails the qb_json_set or qb_json_push it is handed to. */
+json_t *qb_json_built(json_t *v, bool ok);
 
 /* Output styles: 0 is one line with a space after ',' and ':' (JSONL,
  * --json of predict and bench); QB_JSON_COMPACT drops the spaces (large

@@ -406,9 +406,7 @@ static json_t *tensor_entry(const qb_st_write_tensor *t, size_t begin, size_t en
     ok = ok && qb_json_set(e, "dtype", json_string(qb_dtype_traits_of(t->dtype)->name));
     ok = qb_json_set(e, "shape", shape) && ok;
     ok = qb_json_set(e, "data_offsets", offsets) && ok;
-    if (ok) return e;
-    json_decref(e);
-    return NULL;
+    return qb_json_built(e, ok);
 }
 
 /* Tensors are laid out back to back in the given order with no padding:

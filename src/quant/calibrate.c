@@ -128,9 +128,7 @@ static json_t *stats_json(const qb_model *m, const qb_tensor_stats *stats, bool 
     bool ok = o != NULL;
     for (int i = 0; ok && i < m->n_linears; i++)
         if (kept(m, i, outputs)) ok = qb_json_set(o, m->linears[i]->name, qb_tensor_stats_to_json(&stats[i]));
-    if (ok) return o;
-    json_decref(o);
-    return NULL;
+    return qb_json_built(o, ok);
 }
 
 /* One line without spaces: the largest JSON qbert writes (tens of MB for a

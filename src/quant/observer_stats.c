@@ -108,9 +108,7 @@ json_t *qb_tensor_stats_to_json(const qb_tensor_stats *st) {
     ok = ok && qb_json_set(o, "min", qb_json_real(st->min)) && qb_json_set(o, "max", qb_json_real(st->max)) &&
          qb_json_set(o, "range", qb_json_real(st->range)) && qb_json_set(o, "count", json_integer(st->count));
     ok = qb_json_set(o, "bins", bins) && ok;
-    if (ok) return o;
-    json_decref(o);
-    return NULL;
+    return qb_json_built(o, ok);
 }
 
 static qb_status read_finite(const json_t *obj, const char *key, double *out, const char *what, qb_error *err) {

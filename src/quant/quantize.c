@@ -351,9 +351,7 @@ static json_t *weights_json(const quant_job *q) {
         ok = qb_json_set(w, "group_size", g) && ok;
         ok = ok && qb_json_set(w, "zero_points", json_boolean(p->weight_zero_point));
     }
-    if (ok) return w;
-    json_decref(w);
-    return NULL;
+    return qb_json_built(w, ok);
 }
 
 static const char *embeddings_name(const quant_job *q) {
@@ -374,9 +372,7 @@ static json_t *activations_json(const quant_job *q) {
               qb_json_set(a, "granularity", json_string(p->act_per_token ? "per-token" : "per-tensor")) &&
               qb_json_set(a, "symmetric", json_boolean(p->act_symmetric)) &&
               qb_json_set(a, "observer", qb_json_strn(obs, strlen(obs)));
-    if (ok) return a;
-    json_decref(a);
-    return NULL;
+    return qb_json_built(a, ok);
 }
 
 /* The linears left in fp32, and every linear's format. */
@@ -413,9 +409,7 @@ static json_t *quant_config_json(const quant_job *q) {
         ok = qb_json_set(qc, "calibration", cal) && ok;
     }
     ok = ok && put_modules(qc, q);
-    if (ok) return qc;
-    json_decref(qc);
-    return NULL;
+    return qb_json_built(qc, ok);
 }
 
 /* The input config.json with the quantization block set as its last member

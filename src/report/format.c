@@ -104,9 +104,7 @@ json_t *qb_report_meta_json(const qb_report_meta *m) {
               set_int(o, "bench_runs", m->bench_runs) && set_int(o, "batch_latency", m->batch_lat) &&
               set_int(o, "batch_throughput", m->batch_tput) && set_str(o, "precision_map", m->map_path) &&
               set_str(o, "created", m->created);
-    if (ok) return o;
-    json_decref(o);
-    return NULL;
+    return qb_json_built(o, ok);
 }
 
 void qb_report_put_json(FILE *f, json_t *doc) {

@@ -33,9 +33,7 @@ static json_t *row_json(const qb_report_row *row, bool pareto) {
                  qb_json_set(o, "speed_noisy", json_boolean(ok && row->speed_noisy)) &&
                  set_num(o, "peak_rss_mb", row->peak_rss_mb, ok) && set_count(o, "n_truncated", row->n_truncated, ok) &&
                  set_num(o, "quantize_s", row->quantize_s, ok) && qb_json_set(o, "pareto", json_boolean(pareto));
-    if (built) return o;
-    json_decref(o);
-    return NULL;
+    return qb_json_built(o, built);
 }
 
 static json_t *report_json(const qb_report *r, const qb_report_analysis *a) {
@@ -52,9 +50,7 @@ static json_t *report_json(const qb_report *r, const qb_report_analysis *a) {
     ok = qb_json_set(o, "rows", rows) && ok;
     ok = qb_json_set(o, "pareto", pareto) && ok;
     ok = qb_json_set(o, "findings", findings) && ok;
-    if (ok) return o;
-    json_decref(o);
-    return NULL;
+    return qb_json_built(o, ok);
 }
 
 void qb_report_render_json(FILE *f, const qb_report *r, const qb_report_analysis *a) {

@@ -88,9 +88,7 @@ static json_t *row_json(const qb_sensitivity_row *r) {
               qb_json_set(o, "sqnr_db", qb_json_real(r->sqnr_db)) && qb_json_set(o, "kl", qb_json_real(r->kl)) &&
               qb_json_set(o, "agreement", qb_json_real(r->agreement)) &&
               qb_json_set(o, "kept", json_boolean(r->kept)) && qb_json_set(o, "beyond_whole", json_boolean(r->beyond_whole));
-    if (ok) return o;
-    json_decref(o);
-    return NULL;
+    return qb_json_built(o, ok);
 }
 
 static void render_json(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row *const *rows) {
@@ -104,11 +102,7 @@ static void render_json(FILE *f, const qb_sensitivity *s, const qb_sensitivity_r
               qb_json_set(o, "whole_agreement", qb_json_real(s->whole_agreement));
     for (int i = 0; ok && i < s->n_rows; i++) ok = qb_json_push(arr, row_json(rows[i]));
     ok = qb_json_set(o, "rows", arr) && ok;
-    if (!ok) {
-        json_decref(o);
-        o = NULL;
-    }
-    qb_report_put_json(f, o);
+    qb_report_put_json(f, qb_json_built(o, ok));
 }
 
 static void render_csv(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row *const *rows) {
