@@ -81,6 +81,9 @@ static void test_messages(void) {
     CHECK(strstr(err.msg, "cfg.json: invalid JSON at line 3, column 1: ") == err.msg, "file, line, column: %s",
           err.msg);
     CHECK(!strchr(err.msg, '\n'), "one line: %s", err.msg);
+    /* jansson quotes the input near the error, a newline included */
+    CHECK(qb_json_parse("{\n \"q\": \"q\\u\n}", 14, "nl.json", &j, &err) != QB_OK, "bad escape");
+    CHECK(!strchr(err.msg, '\n') && strstr(err.msg, "\\n"), "the quoted newline is escaped: %s", err.msg);
     CHECK(qb_json_parse("{\"text\": \"x\",}", 14, "in.jsonl:7", &j, &err) != QB_OK, "JSONL row");
     CHECK(strstr(err.msg, "in.jsonl:7: invalid JSON at column 14: ") == err.msg, "one-line source: %s", err.msg);
 }

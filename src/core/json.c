@@ -7,16 +7,32 @@
 #include "core/error.h"
 #include "core/fs.h"
 
+/* jansson quotes the input near the error ("near '\"a\n'"), raw: control
+ * bytes are escaped so the message stays one line. */
+static void one_line(const char *text, char *out, size_t cap) {
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)text; *c && o + 3 < cap; c++) {
+        if (*c >= 0x20) {
+            out[o++] = (char)*c;
+        } else {
+            out[o++] = '\\';
+            out[o++] = *c == '\n' ? 'n' : *c == '\r' ? 'r' : *c == '\t' ? 't' : '?';
+        }
+    }
+    out[o] = 0;
+}
+
 static qb_status parse(const char *src, size_t len, size_t flags, const char *what, json_t **out, qb_error *err) {
     json_error_t je;
     *out = json_loadb(src, len, flags | JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (*out) return QB_OK;
+    char text[2 * JSON_ERROR_TEXT_LENGTH];
+    one_line(je.text, text, sizeof text);
     /* A line number is what a person opens a file at; a one-line source (a
      * JSONL row, a header) gets the column alone. */
     if (!memchr(src, '\n', len))
-        return qb_fail(err, QB_ERR_FORMAT, "%s: invalid JSON at column %d: %s", what, je.column, je.text);
-    return qb_fail(err, QB_ERR_FORMAT, "%s: invalid JSON at line %d, column %d: %s", what, je.line, je.column,
-                   je.text);
+        return qb_fail(err, QB_ERR_FORMAT, "%s: invalid JSON at column %d: %s", what, je.column, text);
+    return qb_fail(err, QB_ERR_FORMAT, "%s: invalid JSON at line %d, column %d: %s", what, je.line, je.column, text);
 }
 
 qb_status qb_json_parse(const char *src, size_t len, const char *what, json_t **out, qb_error *err) {
