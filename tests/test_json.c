@@ -150,6 +150,12 @@ static void test_writer(void) {
     s = qb_json_dumps(o, QB_JSON_LINE | QB_JSON_DIGITS9);
     CHECK(s && strstr(s, "\"third\": 0.333333333"), "9 digits: %s", s ? s : "(null)");
     free(s);
+    json_t *cfg = json_object();
+    CHECK(qb_json_set_real(cfg, "p", 0.1) && qb_json_set_real(cfg, "eps", 1e-12), "config values");
+    s = qb_json_dumps(cfg, QB_JSON_LINE | QB_JSON_DIGITS15);
+    CHECK(s && strcmp(s, "{\"p\": 0.1, \"eps\": 1e-12}") == 0, "decimals print as written: %s", s ? s : "(null)");
+    free(s);
+    json_decref(cfg);
     s = qb_json_dumps(o, QB_JSON_COMPACT);
     CHECK(s && strstr(s, "{\"nan\":null,\"inf\":null,"), "compact: %s", s ? s : "(null)");
     free(s);

@@ -171,7 +171,8 @@ json_t *qb_json_floats(const float *v, int n) {
 }
 
 static size_t dump_flags(int style) {
-    size_t f = JSON_ENCODE_ANY | JSON_REAL_PRECISION(style & QB_JSON_DIGITS9 ? 9 : 17);
+    int digits = style & QB_JSON_DIGITS9 ? 9 : style & QB_JSON_DIGITS15 ? 15 : 17;
+    size_t f = JSON_ENCODE_ANY | JSON_REAL_PRECISION(digits);
     if (style & QB_JSON_INDENT) f |= JSON_INDENT(2);
     if (style & QB_JSON_COMPACT) f |= JSON_COMPACT;
     return f;

@@ -413,7 +413,8 @@ static json_t *quant_config_json(const quant_job *q) {
 }
 
 /* The input config.json with the quantization block set as its last member
- * (replacing one a quantized input had), indented like Hugging Face's. */
+ * (replacing one a quantized input had), indented like Hugging Face's; its
+ * decimals print as they were written (15 digits). */
 static qb_status write_config(const quant_job *q, const char *dir, qb_error *err) {
     char src[4200], dst[4200];
     qb_path_join(src, sizeof src, q->m->dir, "config.json");
@@ -423,7 +424,7 @@ static qb_status write_config(const quant_job *q, const char *dir, qb_error *err
     if (st) return st;
     json_object_del(cfg, "quantization_config"); /* so the new block goes last */
     if (qb_json_set(cfg, "quantization_config", quant_config_json(q)))
-        st = qb_json_write_file(dst, cfg, QB_JSON_INDENT, err);
+        st = qb_json_write_file(dst, cfg, QB_JSON_INDENT | QB_JSON_DIGITS15, err);
     else
         st = qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", dst);
     json_decref(cfg);

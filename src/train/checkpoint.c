@@ -80,7 +80,9 @@ static qb_status write_config(const qb_trainer *t, const char *const *labels, in
     json_object_foreach(in, key, v) {
         if (ok && !is_head_key(key)) ok = qb_json_set(out, key, json_incref(v));
     }
-    st = ok ? qb_json_write_file(dst, out, QB_JSON_INDENT, err) : qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
+    /* 15 digits: the config's decimals print as they were written */
+    st = ok ? qb_json_write_file(dst, out, QB_JSON_INDENT | QB_JSON_DIGITS15, err)
+            : qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
     json_decref(in);
     json_decref(out);
     return st;
