@@ -45,16 +45,35 @@ typedef struct {
     bool json;
 } bench_args;
 
+static bool set_latency(json_t *o, const qb_latency *l) {
+    return qb_json_set_real(o, "p50_ms", l->p50_ms) && qb_json_set_real(o, "p90_ms", l->p90_ms) &&
+           qb_json_set_real(o, "p99_ms", l->p99_ms);
+}
+
+static bool set_footer(json_t *o, double load_ms) {
+    return qb_json_set_real(o, "peak_rss_mb", qb_peak_rss_mb()) && qb_json_set_real(o, "load_ms", load_ms);
+}
+
+/* One line a configuration, if built whole; timings with 9 digits. */
+static void put_line(json_t *o, bool ok) {
+    if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
+        fputs("qbert bench: error: out of memory writing JSON\n", stderr);
+}
+
 static void print_config(const bench_args *a, const qb_model_info *in, const qb_latency *l, double load_ms) {
     double tps = l->batch * l->seq / (l->p50_ms / 1e3);
     if (a->json) {
-        printf("{\"mode\": \"synthetic\", \"model\": ");
-        qb_json_write_str(stdout, a->dir, strlen(a->dir));
-        printf(", \"isa\": \"%s\", \"seq\": %d, \"batch\": %d, \"threads\": %d, \"runs\": %d, \"p50_ms\": %.3f, "
-               "\"p90_ms\": %.3f, \"p99_ms\": %.3f, \"mean_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, "
-               "\"tokens_per_s\": %.1f, \"sequences_per_s\": %.2f, \"peak_rss_mb\": %.1f, \"load_ms\": %.2f}\n",
-               in->isa, l->seq, l->batch, a->threads, a->runs, l->p50_ms, l->p90_ms, l->p99_ms, l->mean_ms,
-               l->min_ms, l->max_ms, tps, l->batch / (l->p50_ms / 1e3), qb_peak_rss_mb(), load_ms);
+        json_t *o = json_object();
+        bool ok = o && qb_json_set_str(o, "mode", "synthetic") &&
+                  qb_json_set_str(o, "model", a->dir) &&
+                  qb_json_set_str(o, "isa", in->isa) && qb_json_set_int(o, "seq", l->seq) &&
+                  qb_json_set_int(o, "batch", l->batch) && qb_json_set_int(o, "threads", a->threads) &&
+                  qb_json_set_int(o, "runs", a->runs) && set_latency(o, l) &&
+                  qb_json_set_real(o, "mean_ms", l->mean_ms) && qb_json_set_real(o, "min_ms", l->min_ms) &&
+                  qb_json_set_real(o, "max_ms", l->max_ms) && qb_json_set_real(o, "tokens_per_s", tps) &&
+                  qb_json_set_real(o, "sequences_per_s", l->batch / (l->p50_ms / 1e3)) &&
+                  set_footer(o, load_ms);
+        put_line(o, ok);
     } else {
         printf("%5d %5d %7d %9.2f %9.2f %9.2f %9.2f %11.0f %9.1f\n", l->seq, l->batch, a->threads, l->p50_ms,
                l->p90_ms, l->p99_ms, l->min_ms, tps, l->batch / (l->p50_ms / 1e3));
@@ -128,16 +147,20 @@ static void print_data(const bench_args *a, const qb_model_info *in, const qb_da
     qb_latency l = {0};
     qb_latency_summarize(t->batch_ms, t->n_batches, &l);
     if (a->json) {
-        printf("{\"mode\": \"data\", \"model\": ");
-        qb_json_write_str(stdout, a->dir, strlen(a->dir));
-        fputs(", \"data\": ", stdout);
-        qb_json_write_str(stdout, ds->path, strlen(ds->path));
-        printf(", \"isa\": \"%s\", \"n\": %d, \"batch\": %d, \"threads\": %d, \"max_length\": %d, "
-               "\"mean_tokens\": %.2f, \"sentences_per_s\": %.2f, \"tokens_per_s\": %.1f, \"seconds\": %.4f, "
-               "\"tokenize_s\": %.4f, \"model_s\": %.4f, \"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, "
-               "\"peak_rss_mb\": %.1f, \"load_ms\": %.2f}\n",
-               in->isa, ds->n, a->batches[0], a->threads, a->max_length, (double)t->tokens / ds->n, ds->n / secs,
-               t->tokens / secs, secs, t->tok_s, t->model_s, l.p50_ms, l.p90_ms, l.p99_ms, qb_peak_rss_mb(), load_ms);
+        json_t *o = json_object();
+        bool ok = o && qb_json_set_str(o, "mode", "data") &&
+                  qb_json_set_str(o, "model", a->dir) &&
+                  qb_json_set_str(o, "data", ds->path) &&
+                  qb_json_set_str(o, "isa", in->isa) && qb_json_set_int(o, "n", ds->n) &&
+                  qb_json_set_int(o, "batch", a->batches[0]) &&
+                  qb_json_set_int(o, "threads", a->threads) &&
+                  qb_json_set_int(o, "max_length", a->max_length) &&
+                  qb_json_set_real(o, "mean_tokens", (double)t->tokens / ds->n) &&
+                  qb_json_set_real(o, "sentences_per_s", ds->n / secs) &&
+                  qb_json_set_real(o, "tokens_per_s", t->tokens / secs) &&
+                  qb_json_set_real(o, "seconds", secs) && qb_json_set_real(o, "tokenize_s", t->tok_s) &&
+                  qb_json_set_real(o, "model_s", t->model_s) && set_latency(o, &l) && set_footer(o, load_ms);
+        put_line(o, ok);
         return;
     }
     printf("model        %s (%s kernels), load %.1f ms\n", a->dir, in->isa, load_ms);

@@ -393,21 +393,21 @@ static qb_status bench_once(const compare_args *a, const char *dir, bench_sample
     char line[4096];
     int got = 0;
     while (fgets(line, sizeof line, f)) {
-        qb_json j;
-        if (qb_json_parse(&j, line, strlen(line), "bench output", NULL)) continue;
-        int batch = (int)qb_json_get_number(&j, 0, "batch", 0);
-        double p50 = qb_json_get_number(&j, 0, "p50_ms", NAN);
+        json_t *j = NULL;
+        if (qb_json_parse(line, strlen(line), "bench output", &j, NULL)) continue;
+        int batch = (int)qb_json_get_number(j, "batch", 0);
+        double p50 = qb_json_get_number(j, "p50_ms", NAN);
         if (batch == a->batch_lat) {
             out->p50_b1 = p50;
-            out->p90_b1 = qb_json_get_number(&j, 0, "p90_ms", NAN);
+            out->p90_b1 = qb_json_get_number(j, "p90_ms", NAN);
             got |= 1;
         }
         if (batch == a->batch_tput) {
             out->p50_tput = p50;
             got |= 2;
         }
-        out->rss = qb_json_get_number(&j, 0, "peak_rss_mb", NAN);
-        qb_json_free(&j);
+        out->rss = qb_json_get_number(j, "peak_rss_mb", NAN);
+        json_decref(j);
     }
     int rc = qb_cli_close_self(f, pid);
     if (rc != 0 || got != 3) return qb_fail(err, QB_ERR_IO, "%s: qbert bench failed (status %d)", dir, rc);
@@ -515,41 +515,34 @@ static int64_t file_size(const char *dir) {
 /* A row's evaluation, saved so --resume can skip it (its speed is
  * measured again: benchmark rounds only compare within one run). */
 static void save_row(const compare_args *a, const qb_report_row *r) {
-    char path[4300], *buf = NULL;
-    size_t n = 0;
+    char path[4300];
     snprintf(path, sizeof path, "%s/rows/%s.json", a->out, r->method);
-    FILE *f = open_memstream(&buf, &n);
-    fprintf(f, "{\"method\": \"%s\", \"accuracy\": %.17g, \"macro_f1\": %.17g, \"entity_f1\": %.17g, "
-               "\"agreement\": %.17g, \"n_examples\": %d, \"n_truncated\": %d, \"size_bytes\": %lld, "
-               "\"quantize_s\": %.17g}\n",
-            r->method, r->accuracy, r->macro_f1, r->entity_f1, r->agreement, r->n_examples, r->n_truncated,
-            (long long)r->size_bytes, r->quantize_s);
-    fclose(f);
-    qb_file_write_atomic(path, buf, n, NULL);
-    free(buf);
+    json_t *o = json_object();
+    bool ok = o && qb_json_set_str(o, "method", r->method) && qb_json_set_real(o, "accuracy", r->accuracy) &&
+              qb_json_set_real(o, "macro_f1", r->macro_f1) && qb_json_set_real(o, "entity_f1", r->entity_f1) &&
+              qb_json_set_real(o, "agreement", r->agreement) && qb_json_set_int(o, "n_examples", r->n_examples) &&
+              qb_json_set_int(o, "n_truncated", r->n_truncated) && qb_json_set_int(o, "size_bytes", r->size_bytes) &&
+              qb_json_set_real(o, "quantize_s", r->quantize_s);
+    if (ok) qb_json_write_file(path, o, QB_JSON_LINE, NULL); /* without it, --resume measures the row again */
+    json_decref(o);
 }
 
 static bool load_row(const compare_args *a, qb_report_row *r) {
-    char path[4300], *text;
-    size_t n;
+    char path[4300];
     snprintf(path, sizeof path, "%s/rows/%s.json", a->out, r->method);
-    if (!qb_file_exists(path) || qb_file_read_all(path, &text, &n, NULL)) return false;
-    qb_json j;
-    bool ok = !qb_json_parse(&j, text, n, path, NULL);
-    if (ok) {
-        r->accuracy = qb_json_get_number(&j, 0, "accuracy", NAN);
-        r->macro_f1 = qb_json_get_number(&j, 0, "macro_f1", NAN);
-        r->entity_f1 = qb_json_get_number(&j, 0, "entity_f1", -1);
-        r->agreement = qb_json_get_number(&j, 0, "agreement", NAN);
-        r->n_examples = (int)qb_json_get_number(&j, 0, "n_examples", 0);
-        r->n_truncated = (int)qb_json_get_number(&j, 0, "n_truncated", 0);
-        r->size_bytes = (int64_t)qb_json_get_number(&j, 0, "size_bytes", 0);
-        r->quantize_s = qb_json_get_number(&j, 0, "quantize_s", 0);
-        r->ok = true;
-        qb_json_free(&j);
-    }
-    free(text);
-    return ok;
+    json_t *j = NULL;
+    if (!qb_file_exists(path) || qb_json_load_object(path, &j, NULL)) return false;
+    r->accuracy = qb_json_get_number(j, "accuracy", NAN);
+    r->macro_f1 = qb_json_get_number(j, "macro_f1", NAN);
+    r->entity_f1 = qb_json_get_number(j, "entity_f1", -1);
+    r->agreement = qb_json_get_number(j, "agreement", NAN);
+    r->n_examples = (int)qb_json_get_number(j, "n_examples", 0);
+    r->n_truncated = (int)qb_json_get_number(j, "n_truncated", 0);
+    r->size_bytes = (int64_t)qb_json_get_number(j, "size_bytes", 0);
+    r->quantize_s = qb_json_get_number(j, "quantize_s", 0);
+    r->ok = true;
+    json_decref(j);
+    return true;
 }
 
 /* Quantize and evaluate one method; dir gets the model it benchmarks. */

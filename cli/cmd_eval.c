@@ -67,29 +67,45 @@ static void print_text(const eval_args *a, const qb_model *m, const qb_eval_resu
     printf("\ntime         %.2f s, %.1f examples/s\n", r->seconds, r->n / r->seconds);
 }
 
-static void print_json(const eval_args *a, const qb_model *m, const qb_eval_result *r) {
-    fputs("{\"model\": ", stdout);
-    qb_json_write_str(stdout, a->dir, strlen(a->dir));
-    fputs(", \"data\": ", stdout);
-    qb_json_write_str(stdout, a->p.data, strlen(a->p.data));
-    printf(", \"task\": \"%s\", \"n\": %d, \"max_length\": %d, \"truncated\": %d, \"accuracy\": %.10g, "
-           "\"macro_f1\": %.10g", r->task, r->n, r->max_length, r->n_truncated, r->accuracy, r->macro_f1);
-    if (r->agreement_n) printf(", \"agreement\": %.10g, \"agreement_n\": %lld", r->agreement, r->agreement_n);
-    if (r->agreement_n && isfinite(r->sqnr_db)) printf(", \"sqnr_db\": %.4f", r->sqnr_db);
-    if (r->agreement_n) printf(", \"kl\": %.6g, \"cosine\": %.8f", r->kl, r->cosine);
-    if (r->token_task)
-        printf(", \"entity_f1\": %.10g, \"entity_precision\": %.10g, \"entity_recall\": %.10g, \"words_scored\": %lld, "
-               "\"words_unscored\": %d", r->entity_f1, r->entity_precision, r->entity_recall, r->total,
-               r->words_unscored);
-    fputs(", \"per_class\": [", stdout);
-    for (int k = 0; k < r->n_classes; k++) {
-        const char *l = qb_model_label(m, k);
-        fputs(k ? ", {\"label\": " : "{\"label\": ", stdout);
-        qb_json_write_str(stdout, l, strlen(l));
-        printf(", \"precision\": %.6f, \"recall\": %.6f, \"f1\": %.6f, \"support\": %lld}", r->precision[k],
-               r->recall[k], r->f1[k], r->support[k]);
+static json_t *per_class_json(const qb_model *m, const qb_eval_result *r) {
+    json_t *arr = json_array();
+    bool ok = arr != NULL;
+    for (int k = 0; ok && k < r->n_classes; k++) {
+        json_t *c = json_object();
+        ok = c && qb_json_set_str(c, "label", qb_model_label(m, k)) &&
+             qb_json_set_real(c, "precision", r->precision[k]) && qb_json_set_real(c, "recall", r->recall[k]) &&
+             qb_json_set_real(c, "f1", r->f1[k]) && qb_json_set_int(c, "support", r->support[k]);
+        ok = qb_json_push(arr, c) && ok;
     }
-    printf("], \"seconds\": %.3f, \"examples_per_s\": %.2f}\n", r->seconds, r->n / r->seconds);
+    return qb_json_built(arr, ok);
+}
+
+/* Agreement with the reference and the token task's entity scores, where
+ * they were measured. */
+static bool set_optional(json_t *o, const qb_eval_result *r) {
+    bool ok = true;
+    if (r->agreement_n)
+        ok = qb_json_set_real(o, "agreement", r->agreement) && qb_json_set_int(o, "agreement_n", r->agreement_n) &&
+             qb_json_set_real(o, "sqnr_db", r->sqnr_db) && qb_json_set_real(o, "kl", r->kl) &&
+             qb_json_set_real(o, "cosine", r->cosine);
+    if (ok && r->token_task)
+        ok = qb_json_set_real(o, "entity_f1", r->entity_f1) &&
+             qb_json_set_real(o, "entity_precision", r->entity_precision) &&
+             qb_json_set_real(o, "entity_recall", r->entity_recall) && qb_json_set_int(o, "words_scored", r->total) &&
+             qb_json_set_int(o, "words_unscored", r->words_unscored);
+    return ok;
+}
+
+static void print_json(const eval_args *a, const qb_model *m, const qb_eval_result *r) {
+    json_t *o = json_object();
+    bool ok = o && qb_json_set_str(o, "model", a->dir) && qb_json_set_str(o, "data", a->p.data) &&
+              qb_json_set_str(o, "task", r->task) && qb_json_set_int(o, "n", r->n) &&
+              qb_json_set_int(o, "max_length", r->max_length) && qb_json_set_int(o, "truncated", r->n_truncated) &&
+              qb_json_set_real(o, "accuracy", r->accuracy) && qb_json_set_real(o, "macro_f1", r->macro_f1) &&
+              set_optional(o, r) && qb_json_set(o, "per_class", per_class_json(m, r)) &&
+              qb_json_set_real(o, "seconds", r->seconds) && qb_json_set_real(o, "examples_per_s", r->n / r->seconds);
+    if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
+        fputs("qbert eval: error: out of memory writing JSON\n", stderr);
 }
 
 static int parse_args(int argc, char **argv, eval_args *a) {

@@ -24,23 +24,30 @@ static void shape_str(const qb_tensor_info *t, char *buf, size_t cap) {
     if (n < cap) snprintf(buf + n, cap - n, "]");
 }
 
-static void print_linears(const qb_model *m, bool json) {
-    if (json) fputs(", \"linears\": [", stdout);
-    else printf("\n%-64s %-20s %s\n", "linear", "format", "shape [out, in]");
+static json_t *linears_json(const qb_model *m) {
+    json_t *arr = json_array();
+    bool ok = arr != NULL;
+    for (int i = 0; ok && i < qb_model_linear_count(m); i++) {
+        double bits;
+        int out, in;
+        const char *fmt = qb_model_linear_format(m, i, &bits, &out, &in);
+        json_t *l = json_object();
+        ok = l && qb_json_set_str(l, "name", qb_model_linear_name(m, i)) && qb_json_set_str(l, "format", fmt) &&
+             qb_json_set_real(l, "bits", bits) && qb_json_set_int(l, "out", out) && qb_json_set_int(l, "in", in);
+        ok = qb_json_push(arr, l) && ok;
+    }
+    return qb_json_built(arr, ok);
+}
+
+static void print_linears(const qb_model *m) {
+    printf("\n%-64s %-20s %s\n", "linear", "format", "shape [out, in]");
     for (int i = 0; i < qb_model_linear_count(m); i++) {
         double bits;
         int out, in;
-        const char *fmt = qb_model_linear_format(m, i, &bits, &out, &in), *name = qb_model_linear_name(m, i);
-        if (!json) {
-            char esc[1024];
-            printf("%-64s %-20s [%d, %d]\n", qb_escape_str(esc, sizeof esc, name), fmt, out, in);
-            continue;
-        }
-        printf("%s{\"name\": ", i ? ", " : "");
-        qb_json_write_str(stdout, name, strlen(name));
-        printf(", \"format\": \"%s\", \"bits\": %g, \"out\": %d, \"in\": %d}", fmt, bits, out, in);
+        const char *fmt = qb_model_linear_format(m, i, &bits, &out, &in);
+        char esc[1024];
+        printf("%-64s %-20s [%d, %d]\n", qb_escape_str(esc, sizeof esc, qb_model_linear_name(m, i)), fmt, out, in);
     }
-    if (json) putchar(']');
 }
 
 static void print_text(const qb_model *m, const qb_model_info *in, const char *dir, double load_s, bool linears,
@@ -68,7 +75,7 @@ static void print_text(const qb_model *m, const qb_model_info *in, const char *d
     }
     printf("\nkernels      %s\n", in->isa);
     printf("load time    %.1f ms\n", load_s * 1e3);
-    if (linears) print_linears(m, false);
+    if (linears) print_linears(m);
     if (!tensors) return;
     printf("\n%-64s %-5s %s\n", "tensor", "dtype", "shape");
     for (int i = 0; i < in->n_tensors; i++) {
@@ -80,52 +87,58 @@ static void print_text(const qb_model *m, const qb_model_info *in, const char *d
     }
 }
 
-static void json_kv(const char *key, const char *val, bool comma) {
-    printf("\"%s\": ", key);
-    qb_json_write_str(stdout, val, strlen(val));
-    if (comma) fputs(", ", stdout);
+static json_t *tensors_json(const qb_model *m, int n) {
+    json_t *arr = json_array();
+    bool ok = arr != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        qb_tensor_info t;
+        qb_model_tensor(m, i, &t);
+        json_t *o = json_object(), *shape = json_array();
+        ok = o && shape && qb_json_set_str(o, "name", t.name) && qb_json_set_str(o, "dtype", t.dtype);
+        for (int d = 0; ok && d < t.ndim; d++) ok = qb_json_push(shape, json_integer(t.shape[d]));
+        ok = qb_json_set(o, "shape", shape) && ok;
+        ok = qb_json_push(arr, o) && ok;
+    }
+    return qb_json_built(arr, ok);
+}
+
+static json_t *labels_json(const qb_model *m, int n) {
+    json_t *arr = json_array();
+    bool ok = arr != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        const char *l = qb_model_label(m, i);
+        ok = qb_json_push(arr, qb_json_strn(l, strlen(l)));
+    }
+    return qb_json_built(arr, ok);
+}
+
+static bool set_shapes(json_t *o, const qb_model_info *in) {
+    return qb_json_set_int(o, "num_layers", in->num_layers) && qb_json_set_int(o, "hidden_size", in->hidden_size) &&
+           qb_json_set_int(o, "num_heads", in->num_heads) &&
+           qb_json_set_int(o, "intermediate_size", in->intermediate_size) &&
+           qb_json_set_int(o, "embedding_size", in->embedding_size) &&
+           qb_json_set_int(o, "num_hidden_groups", in->num_hidden_groups) &&
+           qb_json_set_int(o, "inner_group_num", in->inner_group_num) && qb_json_set_int(o, "vocab_size", in->vocab_size) &&
+           qb_json_set_int(o, "max_position", in->max_position) &&
+           qb_json_set_int(o, "type_vocab_size", in->type_vocab_size) &&
+           qb_json_set_real(o, "layer_norm_eps", in->layer_norm_eps);
 }
 
 static void print_json(const qb_model *m, const qb_model_info *in, const char *dir, double load_s, bool linears,
                        bool tensors) {
-    putchar('{');
-    json_kv("model_dir", dir, true);
-    json_kv("model_type", in->model_type, true);
-    json_kv("class", in->class_name, true);
-    json_kv("task", in->task == QB_TASK_TOKEN ? "token" : "sequence", true);
-    json_kv("hidden_act", in->hidden_act, true);
-    json_kv("tokenizer", in->tokenizer, true);
-    json_kv("isa", in->isa, true);
-    json_kv("precision", qb_model_quant_summary(m), true);
-    printf("\"num_layers\": %d, \"hidden_size\": %d, \"num_heads\": %d, \"intermediate_size\": %d, "
-           "\"embedding_size\": %d, \"num_hidden_groups\": %d, \"inner_group_num\": %d, \"vocab_size\": %d, "
-           "\"max_position\": %d, \"type_vocab_size\": %d, \"layer_norm_eps\": %g, \"n_params\": %lld, "
-           "\"file_bytes\": %lld, \"n_tensors\": %d, \"load_ms\": %.3f, \"labels\": [",
-           in->num_layers, in->hidden_size, in->num_heads, in->intermediate_size, in->embedding_size,
-           in->num_hidden_groups, in->inner_group_num, in->vocab_size, in->max_position, in->type_vocab_size,
-           (double)in->layer_norm_eps, (long long)in->n_params, (long long)in->file_bytes, in->n_tensors,
-           load_s * 1e3);
-    for (int i = 0; i < in->num_labels; i++) {
-        const char *l = qb_model_label(m, i);
-        if (i) fputs(", ", stdout);
-        qb_json_write_str(stdout, l, strlen(l));
-    }
-    putchar(']');
-    if (tensors) {
-        fputs(", \"tensors\": [", stdout);
-        for (int i = 0; i < in->n_tensors; i++) {
-            qb_tensor_info t;
-            qb_model_tensor(m, i, &t);
-            printf("%s{\"name\": ", i ? ", " : "");
-            qb_json_write_str(stdout, t.name, strlen(t.name));
-            printf(", \"dtype\": \"%s\", \"shape\": [", t.dtype);
-            for (int d = 0; d < t.ndim; d++) printf("%s%lld", d ? ", " : "", (long long)t.shape[d]);
-            fputs("]}", stdout);
-        }
-        putchar(']');
-    }
-    if (linears) print_linears(m, true);
-    puts("}");
+    json_t *o = json_object();
+    bool ok = o && qb_json_set_str(o, "model_dir", dir) && qb_json_set_str(o, "model_type", in->model_type) &&
+              qb_json_set_str(o, "class", in->class_name) &&
+              qb_json_set_str(o, "task", in->task == QB_TASK_TOKEN ? "token" : "sequence") &&
+              qb_json_set_str(o, "hidden_act", in->hidden_act) && qb_json_set_str(o, "tokenizer", in->tokenizer) &&
+              qb_json_set_str(o, "isa", in->isa) && qb_json_set_str(o, "precision", qb_model_quant_summary(m)) &&
+              set_shapes(o, in) && qb_json_set_int(o, "n_params", in->n_params) &&
+              qb_json_set_int(o, "file_bytes", in->file_bytes) && qb_json_set_int(o, "n_tensors", in->n_tensors) &&
+              qb_json_set_real(o, "load_ms", load_s * 1e3) && qb_json_set(o, "labels", labels_json(m, in->num_labels));
+    if (ok && tensors) ok = qb_json_set(o, "tensors", tensors_json(m, in->n_tensors));
+    if (ok && linears) ok = qb_json_set(o, "linears", linears_json(m));
+    if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
+        fputs("qbert info: error: out of memory writing JSON\n", stderr);
 }
 
 int qb_cmd_info(int argc, char **argv) {

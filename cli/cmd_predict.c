@@ -84,16 +84,20 @@ static int split_words(const char *t, size_t len, const char **w, size_t *wl) {
     return n;
 }
 
-static void print_ids(const char *key, const int32_t *v, int n) {
-    printf(", \"%s\": [", key);
-    for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", v[i]);
-    putchar(']');
+/* The members every --json line starts with. */
+static json_t *json_line(const pending *in, const qb_encoding *e, bool with_pair) {
+    json_t *o = json_object();
+    bool ok = o && qb_json_set(o, "text", qb_json_strn(in->text, in->text_len));
+    if (ok && with_pair && in->pair) ok = qb_json_set(o, "text_pair", qb_json_strn(in->pair, in->pair_len));
+    ok = ok && qb_json_set(o, "input_ids", qb_json_ints(e->input_ids, e->n)) &&
+         qb_json_set(o, "token_type_ids", qb_json_ints(e->token_type_ids, e->n));
+    return qb_json_built(o, ok);
 }
 
-static void print_floats(const float *v, int n) {
-    putchar('[');
-    for (int i = 0; i < n; i++) printf("%s%.9g", i ? ", " : "", (double)v[i]);
-    putchar(']');
+/* One line of --json output; logits are floats, written with 9 digits. */
+static void put_json_line(json_t *o, bool ok) {
+    if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
+        fputs("qbert predict: error: out of memory writing JSON\n", stderr);
 }
 
 static void emit_sequence(predictor *p, int k) {
@@ -116,63 +120,56 @@ static void emit_sequence(predictor *p, int k) {
         putchar('\n');
         return;
     }
-    fputs("{\"text\": ", stdout);
-    qb_json_write_str(stdout, in->text, in->text_len);
-    if (in->pair) {
-        fputs(", \"text_pair\": ", stdout);
-        qb_json_write_str(stdout, in->pair, in->pair_len);
-    }
-    print_ids("input_ids", e->input_ids, e->n);
-    print_ids("token_type_ids", e->token_type_ids, e->n);
-    fputs(", \"logits\": ", stdout);
-    print_floats(logits, L);
-    fputs(", \"label\": ", stdout);
-    qb_json_write_str(stdout, label, strlen(label));
-    printf(", \"probability\": %.6f, \"truncated_tokens\": %d}\n", (double)probs[best], e->n_truncated);
+    json_t *o = json_line(in, e, true);
+    bool ok = o && qb_json_set(o, "logits", qb_json_floats(logits, L)) &&
+              qb_json_set(o, "label", qb_json_strn(label, strlen(label))) &&
+              qb_json_set(o, "probability", qb_json_real(probs[best])) &&
+              qb_json_set(o, "truncated_tokens", json_integer(e->n_truncated));
+    put_json_line(o, ok);
 }
 
 /* The tag of a word is the argmax at its first sub-token; words cut off by
  * truncation get none. */
+static json_t *token_logits_json(const float *logits, int n, int L) {
+    json_t *a = json_array();
+    bool ok = a != NULL;
+    for (int t = 0; ok && t < n; t++) ok = qb_json_push(a, qb_json_floats(logits + (size_t)t * L, L));
+    return qb_json_built(a, ok);
+}
+
 static void emit_tokens(predictor *p, int k) {
     const pending *in = &p->in[k];
     const qb_encoding *e = &p->enc[k];
     int L = p->info.num_labels, nw = split_words(in->text, in->text_len, p->words, p->word_lens);
     const float *logits = qb_session_logits(p->s, p->slot[k]);
-    if (p->json) {
-        fputs("{\"text\": ", stdout);
-        qb_json_write_str(stdout, in->text, in->text_len);
-        print_ids("input_ids", e->input_ids, e->n);
-        print_ids("token_type_ids", e->token_type_ids, e->n);
-        fputs(", \"logits\": [", stdout);
-        for (int t = 0; t < e->n; t++) {
-            if (t) fputs(", ", stdout);
-            print_floats(logits + (size_t)t * L, L);
-        }
-        fputs("], \"words\": [", stdout);
-        for (int w = 0; w < nw; w++) {
-            if (w) fputs(", ", stdout);
-            qb_json_write_str(stdout, p->words[w], p->word_lens[w]);
-        }
-        fputs("], \"label\": [", stdout);
-    }
+    json_t *o = p->json ? json_line(in, e, false) : NULL, *words = json_array(), *tags = json_array();
+    bool ok = o && words && tags && qb_json_set(o, "logits", token_logits_json(logits, e->n, L));
     for (int w = 0, t = 0; w < nw; w++) {
         while (t < e->n && e->word_ids[t] < w) t++;
         const char *tag = t < e->n && e->word_ids[t] == w ? qb_model_label(p->m, qb_argmax(logits + (size_t)t * L, L))
                                                           : NULL;
         if (p->json) {
-            fputs(w ? ", " : "", stdout);
-            if (tag) qb_json_write_str(stdout, tag, strlen(tag));
-            else fputs("null", stdout);
-        } else {
-            fputs(w ? " " : "", stdout);
-            qb_escape_write(stdout, p->words[w], p->word_lens[w]);
-            putchar('/');
-            if (tag) qb_escape_write(stdout, tag, strlen(tag));
-            else putchar('-');
+            if (ok)
+                ok = qb_json_push(words, qb_json_strn(p->words[w], p->word_lens[w])) &&
+                     qb_json_push(tags, tag ? qb_json_strn(tag, strlen(tag)) : json_null());
+            continue;
         }
+        fputs(w ? " " : "", stdout);
+        qb_escape_write(stdout, p->words[w], p->word_lens[w]);
+        putchar('/');
+        if (tag) qb_escape_write(stdout, tag, strlen(tag));
+        else putchar('-');
     }
-    if (p->json) printf("], \"truncated_tokens\": %d}\n", e->n_truncated);
-    else putchar('\n');
+    if (!p->json) {
+        putchar('\n');
+        json_decref(words);
+        json_decref(tags);
+        return;
+    }
+    ok = qb_json_set(o, "words", words) && ok;
+    ok = qb_json_set(o, "label", tags) && ok;
+    ok = ok && qb_json_set(o, "truncated_tokens", json_integer(e->n_truncated));
+    put_json_line(o, ok);
 }
 
 static void note_truncation(const predictor *p, int k) {
@@ -200,9 +197,10 @@ static bool words_reserve(predictor *p, size_t len) {
 static void emit_error(const predictor *p, const pending *in) {
     fprintf(stderr, "qbert predict: error: %s (skipped)\n", in->error);
     if (!p->json) return;
-    printf("{\"line\": %d, \"error\": ", in->line);
-    qb_json_write_str(stdout, in->error, strlen(in->error));
-    fputs("}\n", stdout);
+    json_t *o = json_object();
+    bool ok = o && qb_json_set(o, "line", json_integer(in->line)) &&
+              qb_json_set(o, "error", qb_json_strn(in->error, strlen(in->error)));
+    put_json_line(o, ok);
 }
 
 static char *error_text(const predictor *p, int line, const char *msg) {
@@ -285,15 +283,15 @@ static int bad_line(predictor *p, int lineno, const char *msg) {
 }
 
 static int parse_json_line(predictor *p, const char *line, size_t len, int lineno) {
-    qb_json j;
+    json_t *j = NULL;
     qb_error err = {0};
     char what[4200], msg[4608];
     snprintf(what, sizeof what, "%s:%d", p->source, lineno);
-    if (qb_json_parse(&j, line, len, what, &err)) return bad_line(p, lineno, err.msg);
+    if (qb_json_parse(line, len, what, &j, &err)) return bad_line(p, lineno, err.msg);
     size_t tl = 0, pl = 0;
-    char *text = qb_json_strdup(&j, qb_json_get(&j, 0, "text"), &tl);
-    char *pair = qb_json_strdup(&j, qb_json_get(&j, 0, "text_pair"), &pl);
-    qb_json_free(&j);
+    char *text = qb_json_strdup(json_object_get(j, "text"), &tl);
+    char *pair = qb_json_strdup(json_object_get(j, "text_pair"), &pl);
+    json_decref(j);
     if (!text) {
         free(pair);
         snprintf(msg, sizeof msg, "%s:%d: JSON line has no string \"text\"", p->source, lineno);

@@ -115,20 +115,12 @@ static qb_status evaluate(const sens_args *a, const char *dir, const char *data,
  * own plan), then the n names, each with its value. */
 static qb_status write_map(const char *path, const char *base, const char *const *names, const char *const *values,
                            int n, qb_error *err) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    fputc('{', f);
-    if (base) fprintf(f, "\"*\": \"%s\"", base);
-    for (int i = 0; i < n; i++) {
-        fputs(i || base ? ",\n " : "", f);
-        qb_json_write_str(f, names[i], strlen(names[i]));
-        fprintf(f, ": \"%s\"", values[i]);
-    }
-    fputs("}\n", f);
-    fclose(f);
-    qb_status st = qb_file_write_atomic(path, buf, len, err);
-    free(buf);
+    json_t *o = json_object();
+    bool ok = o && (!base || qb_json_set_str(o, "*", base));
+    for (int i = 0; ok && i < n; i++) ok = qb_json_set_str(o, names[i], values[i]);
+    qb_status st =
+        ok ? qb_json_write_file(path, o, QB_JSON_INDENT, err) : qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    json_decref(o);
     return st;
 }
 

@@ -57,7 +57,18 @@ with_header "$d" "h['$W']['dtype'] = 'I32'"
 expect_error "integer weights" "model.safetensors.*$W.*I32" "$QBERT" info "$d"
 
 d=$(model_copy badjson); rm "$d/config.json"; printf '{"model_type": "bert", "hidden_size": 256,,}' >"$d/config.json"
-expect_error "bad JSON config" "config.json: invalid JSON at byte" "$QBERT" info "$d"
+expect_error "bad JSON config" "config.json: invalid JSON at column 43: " "$QBERT" info "$d"
+d=$(model_copy badjson2); rm "$d/config.json"; sed 's/"hidden_size": 256,/"hidden_size": 256,,/' "$M/config.json" >"$d/config.json"
+expect_error "bad JSON config, line and column" "config.json: invalid JSON at line 9, column 22: " "$QBERT" info "$d"
+
+# A repeated key: the last value counts, as in Python's json and Hugging Face.
+d=$(model_copy dupkey); rm "$d/config.json"
+sed 's/"model_type": "bert",/"model_type": "bert", "hidden_act": "swish",/' "$M/config.json" >"$d/config.json"
+expect_error "repeated key: the last value counts" "config.json: hidden_act \"swish\"" "$QBERT" info "$d"
+d=$(model_copy dupkey2); rm "$d/config.json"
+sed 's/"hidden_act": "gelu",/"hidden_act": "swish",/; s/"model_type": "bert",/"model_type": "bert", "hidden_act": "gelu",/' \
+  "$M/config.json" >"$d/config.json"
+check "repeated key: an earlier value is overridden" test "$("$QBERT" info "$d" --json 2>&1 | json_get /dev/stdin 'j["hidden_act"]')" = gelu
 
 d=$(model_copy mtype); rm "$d/config.json"; sed 's/"model_type": "bert"/"model_type": "gpt2"/' "$M/config.json" >"$d/config.json"
 expect_error "unknown model_type" "config.json: model_type \"gpt2\" is not supported" "$QBERT" info "$d"

@@ -53,11 +53,29 @@ import json,sys
 need={"seq","batch","threads","p50_ms","p90_ms","p99_ms","tokens_per_s","peak_rss_mb"}
 print(all(need <= set(json.loads(l)) for l in open(sys.argv[1])))' "$TMP/bench.jsonl")" = "True"
 
+# Every --json output is strict JSON, one document a line: no NaN or
+# Infinity (Python's json accepts them unless told not to).
+strict_jsonl() {
+  $PY -c '
+import json,sys
+def no(c): raise ValueError("non-standard constant " + c)
+n = 0
+for l in open(sys.argv[1]):
+    json.loads(l, parse_constant=no); n += 1
+sys.exit(0 if n else 1)' "$1"
+}
+"$QBERT" info "$M" --json --linears >"$TMP/info_lin.json"
+for f in info.json info_lin.json p.json pair.json stream.jsonl long.json bench.jsonl; do
+  check "$f is strict JSON" strict_jsonl "$TMP/$f"
+done
+
 if [ -e "$SHARED/data/sst2/dev.tsv" ]; then
   "$QBERT" eval "$M" --data "$SHARED/data/sst2/dev.tsv" --limit 64 --json >"$TMP/eval.json"
   check "eval fields" test "$(json_get "$TMP/eval.json" 'j["n"], "accuracy" in j, "macro_f1" in j')" = "64 True True"
   "$QBERT" bench "$M" --data "$SHARED/data/sst2/dev.tsv" --limit 64 --json >"$TMP/bd.json"
   check "bench --data" test "$(json_get "$TMP/bd.json" 'j["n"], j["sentences_per_s"] > 0')" = "64 True"
+  check "eval is strict JSON" strict_jsonl "$TMP/eval.json"
+  check "bench --data is strict JSON" strict_jsonl "$TMP/bd.json"
 elif [ "${CI:-}" = "true" ]; then
   fail "../shared/data/sst2/dev.tsv missing under CI"
 else

@@ -25,45 +25,43 @@ typedef struct {
     float logits[512 * 16];
 } golden_case;
 
-static bool read_ints(const qb_json *j, int arr, int32_t *out, int cap, int *n) {
-    if (!qb_json_is(j, arr, QB_JSON_ARRAY) || (int)j->toks[arr].size > cap) return false;
+static bool read_ints(const json_t *arr, int32_t *out, int cap, int *n) {
+    if (!json_is_array(arr) || (int)json_array_size(arr) > cap) return false;
     *n = 0;
-    for (uint32_t t = (uint32_t)arr + 1, i = 0; i < j->toks[arr].size; i++, t = j->toks[t].next) {
+    for (size_t i = 0; i < json_array_size(arr); i++) {
         int64_t v;
-        if (!qb_json_int(j, (int)t, &v)) return false;
+        if (!qb_json_int(json_array_get(arr, i), &v)) return false;
         out[(*n)++] = (int32_t)v;
     }
     return true;
 }
 
 /* Flattens a list of numbers or a list of lists of numbers. */
-static void read_floats(const qb_json *j, int t, float *out, int *n) {
-    if (qb_json_is(j, t, QB_JSON_NUMBER)) {
-        out[(*n)++] = (float)qb_json_number(j, t, NAN);
+static void read_floats(const json_t *t, float *out, int *n) {
+    if (json_is_number(t)) {
+        out[(*n)++] = (float)qb_json_number(t, NAN);
         return;
     }
-    for (uint32_t c = (uint32_t)t + 1, i = 0; qb_json_is(j, t, QB_JSON_ARRAY) && i < j->toks[t].size;
-         i++, c = j->toks[c].next)
-        read_floats(j, (int)c, out, n);
+    for (size_t i = 0; json_is_array(t) && i < json_array_size(t); i++) read_floats(json_array_get(t, i), out, n);
 }
 
 static bool parse_case(const char *line, size_t len, golden_case *c) {
-    qb_json j;
+    json_t *j = NULL;
     qb_error err = {0};
-    if (qb_json_parse(&j, line, len, "golden", &err)) return false;
+    if (qb_json_parse(line, len, "golden", &j, &err)) return false;
     memset(c, 0, sizeof *c);
-    c->text = qb_json_strdup(&j, qb_json_get(&j, 0, "text"), &c->text_len);
-    c->pair = qb_json_strdup(&j, qb_json_get(&j, 0, "text_pair"), &c->pair_len);
-    c->max_length = (int)qb_json_get_number(&j, 0, "max_length", 128);
+    c->text = qb_json_strdup(json_object_get(j, "text"), &c->text_len);
+    c->pair = qb_json_strdup(json_object_get(j, "text_pair"), &c->pair_len);
+    c->max_length = (int)qb_json_get_number(j, "max_length", 128);
     int n_types = 0, n_mask = 0;
     int32_t mask[512];
-    bool ok = c->text && read_ints(&j, qb_json_get(&j, 0, "input_ids"), c->ids, 512, &c->n_ids) &&
-              read_ints(&j, qb_json_get(&j, 0, "token_type_ids"), c->types, 512, &n_types) &&
-              read_ints(&j, qb_json_get(&j, 0, "attention_mask"), mask, 512, &n_mask) &&
+    bool ok = c->text && read_ints(json_object_get(j, "input_ids"), c->ids, 512, &c->n_ids) &&
+              read_ints(json_object_get(j, "token_type_ids"), c->types, 512, &n_types) &&
+              read_ints(json_object_get(j, "attention_mask"), mask, 512, &n_mask) &&
               n_types == c->n_ids && n_mask == c->n_ids;
     for (int i = 0; ok && i < n_mask; i++) ok = mask[i] == 1;
-    read_floats(&j, qb_json_get(&j, 0, "logits"), c->logits, &c->n_logits);
-    qb_json_free(&j);
+    read_floats(json_object_get(j, "logits"), c->logits, &c->n_logits);
+    json_decref(j);
     return ok;
 }
 
@@ -88,7 +86,7 @@ static bool make_random(const char *shared, const char *preset, char *dir, size_
     return system(cmd) == 0;
 }
 
-static bool resolve_model(const char *shared, const char *name, const qb_json *meta, char *dir, size_t cap) {
+static bool resolve_model(const char *shared, const char *name, const json_t *meta, char *dir, size_t cap) {
     if (strncmp(name, "random-", 7) == 0) {
         if (!make_random(shared, name + 7, dir, cap)) {
             const char *ci = getenv("CI");
@@ -103,8 +101,8 @@ static bool resolve_model(const char *shared, const char *name, const qb_json *m
     qb_error err = {0};
     snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
     CHECK(qb_sha256_file(weights, got, &err) == QB_OK, "%s", err.msg);
-    int want = qb_json_get(meta, qb_json_get(meta, 0, "meta"), "weights_sha256");
-    CHECK(qb_json_str_eq(meta, want, got), "%s: weights sha256 %s differs from the golden file's", weights, got);
+    const json_t *want = json_object_get(json_object_get(meta, "meta"), "weights_sha256");
+    CHECK(qb_json_str_eq(want, got), "%s: weights sha256 %s differs from the golden file's", weights, got);
     return true;
 }
 
@@ -196,10 +194,10 @@ static void check_golden_file(const char *shared, const char *file) {
     golden_case *cases = calloc(64, sizeof *cases);
     int n = 0;
     char *line = text, *nl;
-    qb_json meta = {0};
+    json_t *meta = NULL;
     for (int ln = 0; (nl = memchr(line, '\n', len - (size_t)(line - text))); line = nl + 1, ln++) {
         if (ln == 0) {
-            CHECK(qb_json_parse(&meta, line, (size_t)(nl - line), path, &err) == QB_OK, "%s", err.msg);
+            CHECK(qb_json_parse(line, (size_t)(nl - line), path, &meta, &err) == QB_OK, "%s", err.msg);
             continue;
         }
         CHECK(n < 64 && parse_case(line, (size_t)(nl - line), &cases[n]), "%s:%d: bad case", path, ln + 1);
@@ -207,7 +205,7 @@ static void check_golden_file(const char *shared, const char *file) {
     }
     char name[128], dir[4200];
     snprintf(name, sizeof name, "%.*s", (int)(strlen(file) - strlen("cases-.jsonl")), file + strlen("cases-"));
-    if (resolve_model(shared, name, &meta, dir, sizeof dir)) {
+    if (resolve_model(shared, name, meta, dir, sizeof dir)) {
         check_model(dir, cases, n, name, NULL);
         for (int i = 0; extra_isas(name, i); i++) check_model(dir, cases, n, name, extra_isas(name, i));
     }
@@ -216,7 +214,7 @@ static void check_golden_file(const char *shared, const char *file) {
         free(cases[i].pair);
     }
     free(cases);
-    qb_json_free(&meta);
+    json_decref(meta);
     free(text);
 }
 

@@ -145,23 +145,23 @@ static void check_json(const char *dir, const qb_report *r, const int *front, in
     char *src = slurp(dir, "report.json");
     CHECK(src, "report.json missing");
     if (!src) return;
-    qb_json j;
+    json_t *j = NULL;
     qb_error err;
-    CHECK(qb_json_parse(&j, src, strlen(src), "report.json", &err) == QB_OK, "report.json: %s", err.msg);
-    int meta = qb_json_get(&j, 0, "meta"), rows = qb_json_get(&j, 0, "rows");
-    CHECK(meta > 0 && qb_json_str_eq(&j, qb_json_get(&j, meta, "data_sha256"), r->meta.data_sha256), "meta sha");
-    CHECK(qb_json_get_number(&j, meta, "seed", 0) == 1234, "meta seed");
-    CHECK(qb_json_str_eq(&j, qb_json_get(&j, meta, "cpu_flags"), r->meta.cpu_flags), "meta flags");
-    CHECK(rows > 0 && j.toks[rows].size == N_ROWS, "rows");
-    for (int i = 0; i < N_ROWS && rows > 0; i++) {
-        int o = qb_json_at(&j, rows, i);
+    CHECK(qb_json_parse(src, strlen(src), "report.json", &j, &err) == QB_OK, "report.json: %s", err.msg);
+    const json_t *meta = json_object_get(j, "meta"), *rows = json_object_get(j, "rows");
+    CHECK(meta && qb_json_str_eq(json_object_get(meta, "data_sha256"), r->meta.data_sha256), "meta sha");
+    CHECK(qb_json_get_number(meta, "seed", 0) == 1234, "meta seed");
+    CHECK(qb_json_str_eq(json_object_get(meta, "cpu_flags"), r->meta.cpu_flags), "meta flags");
+    CHECK(json_array_size(rows) == N_ROWS, "rows");
+    for (int i = 0; i < N_ROWS && rows; i++) {
+        const json_t *o = json_array_get(rows, i);
         const qb_report_row *x = &r->rows[i];
-        CHECK(qb_json_str_eq(&j, qb_json_get(&j, o, "method"), x->method), "row %d method", i);
-        CHECK(qb_json_str_eq(&j, qb_json_get(&j, o, "description"), x->description), "row %d description", i);
-        CHECK(qb_json_get_bool(&j, o, "ok", !x->ok) == x->ok, "row %d ok", i);
+        CHECK(qb_json_str_eq(json_object_get(o, "method"), x->method), "row %d method", i);
+        CHECK(qb_json_str_eq(json_object_get(o, "description"), x->description), "row %d description", i);
+        CHECK(qb_json_get_bool(o, "ok", !x->ok) == x->ok, "row %d ok", i);
         if (!x->ok) {
-            CHECK(qb_json_str_eq(&j, qb_json_get(&j, o, "error"), x->error), "failed row error round-trips");
-            CHECK(qb_json_is(&j, qb_json_get(&j, o, "accuracy"), QB_JSON_NULL), "failed row accuracy is null");
+            CHECK(qb_json_str_eq(json_object_get(o, "error"), x->error), "failed row error round-trips");
+            CHECK(json_is_null(json_object_get(o, "accuracy")), "failed row accuracy is null");
             continue;
         }
         static const char *const keys[] = {"accuracy", "macro_f1", "agreement", "compression", "p50_b1_ms",
@@ -169,18 +169,18 @@ static void check_json(const char *dir, const qb_report *r, const int *front, in
         const double vals[] = {x->accuracy,  x->macro_f1, x->agreement,     x->compression, x->p50_b1_ms,
                                x->p90_b1_ms, x->throughput_b8, x->speedup, x->peak_rss_mb, x->quantize_s};
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
-            CHECK(qb_json_get_number(&j, o, keys[k], NAN) == vals[k], "row %d %s round-trips", i, keys[k]);
-        CHECK(qb_json_get_number(&j, o, "size_bytes", 0) == (double)x->size_bytes, "row %d size", i);
-        CHECK(qb_json_is(&j, qb_json_get(&j, o, "entity_f1"), QB_JSON_NULL), "entity_f1 null when not NER");
+            CHECK(qb_json_get_number(o, keys[k], NAN) == vals[k], "row %d %s round-trips", i, keys[k]);
+        CHECK(qb_json_get_number(o, "size_bytes", 0) == (double)x->size_bytes, "row %d size", i);
+        CHECK(json_is_null(json_object_get(o, "entity_f1")), "entity_f1 null when not NER");
     }
-    int p = qb_json_get(&j, 0, "pareto");
-    CHECK(p > 0 && (int)j.toks[p].size == nf, "pareto list size");
-    for (int i = 0; i < nf && p > 0; i++)
-        CHECK(qb_json_str_eq(&j, qb_json_at(&j, p, i), r->rows[front[i]].method) ||
-                  qb_json_str_eq(&j, qb_json_at(&j, p, (i + 1) % nf), r->rows[front[i]].method) ||
-                  qb_json_str_eq(&j, qb_json_at(&j, p, (i + 2) % nf), r->rows[front[i]].method),
+    const json_t *p = json_object_get(j, "pareto");
+    CHECK((int)json_array_size(p) == nf, "pareto list size");
+    for (int i = 0; i < nf && p; i++)
+        CHECK(qb_json_str_eq(json_array_get(p, i), r->rows[front[i]].method) ||
+                  qb_json_str_eq(json_array_get(p, (i + 1) % nf), r->rows[front[i]].method) ||
+                  qb_json_str_eq(json_array_get(p, (i + 2) % nf), r->rows[front[i]].method),
               "pareto member %s", r->rows[front[i]].method);
-    qb_json_free(&j);
+    json_decref(j);
     free(src);
 }
 
@@ -326,14 +326,14 @@ static void check_sensitivity(const char *dir) {
         CHECK(strstr(md, "| kept |"), "sensitivity.md marks kept layers");
     }
     if (js) {
-        qb_json j;
-        CHECK(qb_json_parse(&j, js, strlen(js), "sensitivity.json", &err) == QB_OK, "%s", err.msg);
-        int r = qb_json_get(&j, 0, "rows");
-        CHECK(r > 0 && j.toks[r].size == 4, "sensitivity rows");
-        CHECK(qb_json_get_number(&j, qb_json_at(&j, r, 0), "drop", 0) == 0.033, "first row is the largest drop");
-        CHECK(qb_json_get_bool(&j, qb_json_at(&j, r, 0), "kept", false), "kept flag");
-        CHECK(qb_json_is(&j, qb_json_get(&j, qb_json_at(&j, r, 3), "drop"), QB_JSON_NULL), "NaN drop is null");
-        qb_json_free(&j);
+        json_t *j = NULL;
+        CHECK(qb_json_parse(js, strlen(js), "sensitivity.json", &j, &err) == QB_OK, "%s", err.msg);
+        const json_t *r = json_object_get(j, "rows");
+        CHECK(json_array_size(r) == 4, "sensitivity rows");
+        CHECK(qb_json_get_number(json_array_get(r, 0), "drop", 0) == 0.033, "first row is the largest drop");
+        CHECK(qb_json_get_bool(json_array_get(r, 0), "kept", false), "kept flag");
+        CHECK(json_is_null(json_object_get(json_array_get(r, 3), "drop")), "NaN drop is null");
+        json_decref(j);
     }
     if (csv) CHECK(count(csv, "\n") == 5 && strncmp(csv, "rank,name,", 10) == 0, "sensitivity.csv lines");
     if (svg) {
@@ -465,9 +465,9 @@ static void check_degenerate(const char *dir) {
     qb_error err;
     CHECK(qb_report_write(&r, dir, &err) == QB_OK, "NaN rows: %s", err.msg);
     char *js = slurp(dir, "report.json"), *svg = slurp(dir, "accuracy_latency.svg");
-    qb_json j;
-    CHECK(js && qb_json_parse(&j, js, strlen(js), "report.json", &err) == QB_OK, "NaN report.json parses");
-    if (js) qb_json_free(&j);
+    json_t *j = NULL;
+    CHECK(js && qb_json_parse(js, strlen(js), "report.json", &j, &err) == QB_OK, "NaN report.json parses");
+    if (js) json_decref(j);
     CHECK(svg && xml_balanced(svg) && !strstr(svg, "nan") && !strstr(svg, "inf"), "no nan in svg");
     CHECK(svg && !strstr(svg, "data-method=\"fp16\""), "NaN-latency row left out of the chart");
     free(js);

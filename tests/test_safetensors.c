@@ -126,7 +126,7 @@ static void test_malformed_json(void) {
                 QB_ERR_FORMAT, "'w': \"data_offsets\"");
     corpus_case("offsets_big.safetensors",
                 "{\"w\":{" F32_4 "\"data_offsets\":[0,99999999999999999999999]}}", 16, QB_ERR_FORMAT,
-                "'w': \"data_offsets\"");
+                "column 73: too big integer");
 }
 
 static void test_malformed_shapes(void) {
@@ -175,7 +175,7 @@ static void test_malformed_layout(void) {
                 QB_ERR_FORMAT, "overlaps");
     corpus_case("dup_name.safetensors",
                 "{\"a\":{" F32_4 "\"data_offsets\":[0,16]},\"a\":{" F32_4 "\"data_offsets\":[16,32]}}", 32,
-                QB_ERR_FORMAT, "'a': duplicate name");
+                QB_ERR_FORMAT, "duplicate object key near '\"a\"'");
     corpus_case("meta_array.safetensors", "{\"__metadata__\":[]}", 0, QB_ERR_FORMAT, "__metadata__");
     corpus_case("meta_num.safetensors", "{\"__metadata__\":{\"format\":1}}", 0, QB_ERR_FORMAT,
                 "value of \"format\" is not a string");
@@ -300,13 +300,13 @@ static void test_round_trip(const char *path) {
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | st.map.data[i];
     CHECK(hlen % 8 == 0, "header length %llu not a multiple of 8", (unsigned long long)hlen);
     CHECK(st.map.size == 8 + hlen + 24 + 10 + 16 + 3 + 4 + 8 + 8 + 16, "file size %zu", st.map.size);
-    qb_json j;
-    CHECK(st.metadata && qb_json_parse(&j, st.metadata, strlen(st.metadata), "metadata", &err) == QB_OK,
+    json_t *j = NULL;
+    CHECK(st.metadata && qb_json_parse(st.metadata, strlen(st.metadata), "metadata", &j, &err) == QB_OK,
           "metadata does not parse: %s", st.metadata ? st.metadata : "(null)");
-    if (st.metadata && j.toks) {
-        CHECK(qb_json_str_eq(&j, qb_json_get(&j, 0, "format"), "pt"), "metadata format");
-        CHECK(qb_json_str_eq(&j, qb_json_get(&j, 0, "note"), "a \"quoted\" \xc3\xa9"), "metadata note");
-        qb_json_free(&j);
+    if (j) {
+        CHECK(qb_json_str_eq(json_object_get(j, "format"), "pt"), "metadata format");
+        CHECK(qb_json_str_eq(json_object_get(j, "note"), "a \"quoted\" \xc3\xa9"), "metadata note");
+        json_decref(j);
     }
     qb_safetensors_close(&st);
 }

@@ -20,13 +20,13 @@ static void print_ids(const char *label, const int32_t *ids, int n) {
 }
 
 /* Reads a JSON int array into a malloc'd buffer; count in *n. */
-static int32_t *json_ids(const qb_json *j, int arr, int *n) {
+static int32_t *json_ids(const json_t *arr, int *n) {
     *n = 0;
-    if (arr < 0 || !qb_json_is(j, arr, QB_JSON_ARRAY)) return NULL;
-    int32_t *v = malloc((j->toks[arr].size + 1) * sizeof *v);
-    for (int t = qb_json_first(j, arr), i = 0; i < (int)j->toks[arr].size; i++, t = j->toks[t].next) {
+    if (!json_is_array(arr)) return NULL;
+    int32_t *v = malloc((json_array_size(arr) + 1) * sizeof *v);
+    for (size_t i = 0; i < json_array_size(arr); i++) {
         int64_t x = -1;
-        qb_json_int(j, t, &x);
+        qb_json_int(json_array_get(arr, i), &x);
         v[(*n)++] = (int32_t)x;
     }
     return v;
@@ -39,8 +39,7 @@ static bool ids_equal(const int32_t *a, int na, const int32_t *b, int nb) {
 typedef struct {
     const char *file;
     int line;
-    qb_json j;
-    int root;
+    json_t *j;
 } golden_line;
 
 /* Calls fn on every JSON line of a golden file; returns the line count. */
@@ -61,13 +60,13 @@ static int for_each_line(const char *path, void (*fn)(golden_line *, void *), vo
             golden_line g = {.file = path, .line = line};
             char what[64];
             snprintf(what, sizeof what, "line %d", line);
-            if (qb_json_parse(&g.j, p, len, what, &err) == QB_OK) {
+            if (qb_json_parse(p, len, what, &g.j, &err) == QB_OK) {
                 fn(&g, ctx);
                 count++;
             } else {
                 CHECK(0, "%s: %s", path, err.msg);
             }
-            qb_json_free(&g.j);
+            json_decref(g.j);
         }
         p += len + 1;
     }
@@ -116,9 +115,9 @@ static void check_words_match(token_ctx *c, golden_line *g, const char *text, si
 static void check_token_line(golden_line *g, void *ctx) {
     token_ctx *c = ctx;
     size_t len;
-    char *text = qb_json_strdup(&g->j, qb_json_get(&g->j, 0, "text"), &len);
+    char *text = qb_json_strdup(json_object_get(g->j, "text"), &len);
     int n_want;
-    int32_t *want = json_ids(&g->j, qb_json_get(&g->j, 0, "input_ids"), &n_want);
+    int32_t *want = json_ids(json_object_get(g->j, "input_ids"), &n_want);
     if (!text || !want) {
         CHECK(0, "%s:%d: no text/input_ids", g->file, g->line);
         free(text);
@@ -156,15 +155,14 @@ static void check_token_file(const qb_tokenizer *tok, const char *rel, bool by_w
 
 static void check_case_line(golden_line *g, void *ctx) {
     token_ctx *c = ctx;
-    if (qb_json_get(&g->j, 0, "meta") >= 0) return;
+    if (json_object_get(g->j, "meta")) return;
     size_t len, pair_len = 0;
-    char *text = qb_json_strdup(&g->j, qb_json_get(&g->j, 0, "text"), &len);
-    int tp = qb_json_get(&g->j, 0, "text_pair");
-    char *pair = tp >= 0 ? qb_json_strdup(&g->j, tp, &pair_len) : NULL;
-    int max_length = (int)qb_json_get_number(&g->j, 0, "max_length", 128);
+    char *text = qb_json_strdup(json_object_get(g->j, "text"), &len);
+    char *pair = qb_json_strdup(json_object_get(g->j, "text_pair"), &pair_len);
+    int max_length = (int)qb_json_get_number(g->j, "max_length", 128);
     int n_ids, n_types;
-    int32_t *ids = json_ids(&g->j, qb_json_get(&g->j, 0, "input_ids"), &n_ids);
-    int32_t *types = json_ids(&g->j, qb_json_get(&g->j, 0, "token_type_ids"), &n_types);
+    int32_t *ids = json_ids(json_object_get(g->j, "input_ids"), &n_ids);
+    int32_t *types = json_ids(json_object_get(g->j, "token_type_ids"), &n_types);
     qb_error err;
     qb_status st = qb_tokenizer_encode(c->tok, text, len, pair, pair_len, max_length, &c->enc, &err);
     c->total++;

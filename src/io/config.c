@@ -10,16 +10,16 @@
 
 /* Reads an integer field; a present but non-integral or out-of-range value
  * is an error rather than a silent default. */
-static qb_status get_int(const qb_json *j, const char *key, int fallback, int lo, int hi,
+static qb_status get_int(const json_t *j, const char *key, int fallback, int lo, int hi,
                          int *out, const char *path, qb_error *err) {
-    int t = qb_json_get(j, 0, key);
-    if (t < 0 || qb_json_is(j, t, QB_JSON_NULL)) {
+    const json_t *t = json_object_get(j, key);
+    if (!t || json_is_null(t)) {
         if (fallback < lo) return qb_fail(err, QB_ERR_FORMAT, "%s: missing \"%s\"", path, key);
         *out = fallback;
         return QB_OK;
     }
     int64_t v;
-    if (!qb_json_int(j, t, &v) || v < lo || v > hi)
+    if (!qb_json_int(t, &v) || v < lo || v > hi)
         return qb_fail(err, QB_ERR_FORMAT, "%s: \"%s\" must be an integer in [%d, %d]", path, key, lo, hi);
     *out = (int)v;
     return QB_OK;
@@ -40,15 +40,15 @@ static qb_status parse_act(qb_config *c, const char *path, qb_error *err) {
                    "%s: hidden_act \"%s\" is not supported (gelu, gelu_new, relu)", path, c->hidden_act);
 }
 
-static qb_status copy_string(const qb_json *j, const char *key, const char *fallback, char *dst,
+static qb_status copy_string(const json_t *j, const char *key, const char *fallback, char *dst,
                              size_t cap, const char *path, qb_error *err) {
-    int t = qb_json_get(j, 0, key);
-    if (t < 0) {
+    const json_t *t = json_object_get(j, key);
+    if (!t) {
         snprintf(dst, cap, "%s", fallback);
         return QB_OK;
     }
     size_t n;
-    char *s = qb_json_strdup(j, t, &n);
+    char *s = qb_json_strdup(t, &n);
     if (!s || n >= cap || strlen(s) != n) {
         free(s);
         return qb_fail(err, QB_ERR_FORMAT, "%s: \"%s\" must be a short string", path, key);
@@ -60,7 +60,7 @@ static qb_status copy_string(const qb_json *j, const char *key, const char *fall
 
 /* The field names differ per architecture; DistilBERT's are mapped onto
  * BERT's so the graph has one vocabulary. */
-static qb_status parse_shapes(const qb_json *j, qb_config *c, const char *path, qb_error *err) {
+static qb_status parse_shapes(const json_t *j, qb_config *c, const char *path, qb_error *err) {
     qb_status st;
     bool distil = c->arch == QB_ARCH_DISTILBERT;
     const int BIG = 1 << 20;
@@ -82,14 +82,14 @@ static qb_status parse_shapes(const qb_json *j, qb_config *c, const char *path, 
     if (c->hidden_size % c->num_heads)
         return qb_fail(err, QB_ERR_FORMAT, "%s: hidden size %d is not a multiple of %d heads", path,
                        c->hidden_size, c->num_heads);
-    double eps = qb_json_get_number(j, 0, "layer_norm_eps", 1e-12);
+    double eps = qb_json_get_number(j, "layer_norm_eps", 1e-12);
     if (!(eps > 0 && eps < 1)) return qb_fail(err, QB_ERR_FORMAT, "%s: layer_norm_eps out of range", path);
     c->layer_norm_eps = distil ? 1e-12f : (float)eps; /* DistilBERT hard-codes it */
-    c->sinusoidal_pos = qb_json_get_bool(j, 0, "sinusoidal_pos_embds", false);
+    c->sinusoidal_pos = qb_json_get_bool(j, "sinusoidal_pos_embds", false);
     return QB_OK;
 }
 
-static qb_status parse_arch(const qb_json *j, qb_config *c, const char *path, qb_error *err) {
+static qb_status parse_arch(const json_t *j, qb_config *c, const char *path, qb_error *err) {
     qb_status st = copy_string(j, "model_type", "", c->model_type, sizeof c->model_type, path, err);
     if (st) return st;
     if (!strcmp(c->model_type, "bert") || !strcmp(c->model_type, "roberta")) c->arch = QB_ARCH_BERT;
@@ -101,10 +101,9 @@ static qb_status parse_arch(const qb_json *j, qb_config *c, const char *path, qb
                        "%s: model_type \"%s\" is not supported (bert, albert, distilbert)", path, c->model_type);
     static const char *defaults[] = {"BertForSequenceClassification", "AlbertForSequenceClassification",
                                      "DistilBertForSequenceClassification"};
-    int a = qb_json_at(j, qb_json_get(j, 0, "architectures"), 0);
-    char *cls = a >= 0 ? qb_json_strdup(j, a, NULL) : NULL;
+    const json_t *a = json_array_get(json_object_get(j, "architectures"), 0);
+    const char *cls = qb_json_str(a, NULL);
     snprintf(c->class_name, sizeof c->class_name, "%s", cls ? cls : defaults[c->arch]);
-    free(cls);
     if (strstr(c->class_name, "ForTokenClassification")) c->task = QB_TASK_TOKEN;
     else if (strstr(c->class_name, "ForSequenceClassification")) c->task = QB_TASK_SEQUENCE;
     else
@@ -117,13 +116,13 @@ static qb_status parse_arch(const qb_json *j, qb_config *c, const char *path, qb
 }
 
 /* id2label keys are decimal strings; every id in [0, n) must be present. */
-static qb_status parse_labels(const qb_json *j, qb_config *c, const char *path, qb_error *err) {
-    int obj = qb_json_get(j, 0, "id2label");
+static qb_status parse_labels(const json_t *j, qb_config *c, const char *path, qb_error *err) {
+    const json_t *obj = json_object_get(j, "id2label");
     int n = 2;
-    if (obj >= 0) {
-        if (!qb_json_is(j, obj, QB_JSON_OBJECT) || j->toks[obj].size == 0)
+    if (obj) {
+        if (!json_is_object(obj) || json_object_size(obj) == 0)
             return qb_fail(err, QB_ERR_FORMAT, "%s: \"id2label\" must be a non-empty object", path);
-        n = (int)j->toks[obj].size;
+        n = (int)json_object_size(obj);
     } else {
         qb_status st = get_int(j, "num_labels", 2, 1, 1 << 16, &n, path, err);
         if (st) return st;
@@ -131,7 +130,7 @@ static qb_status parse_labels(const qb_json *j, qb_config *c, const char *path, 
     c->labels = calloc((size_t)n, sizeof *c->labels);
     if (!c->labels) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
     c->num_labels = n;
-    if (obj < 0) {
+    if (!obj) {
         for (int i = 0; i < n; i++) {
             char buf[32];
             snprintf(buf, sizeof buf, "LABEL_%d", i);
@@ -139,13 +138,14 @@ static qb_status parse_labels(const qb_json *j, qb_config *c, const char *path, 
         }
         return QB_OK;
     }
-    for (uint32_t k = (uint32_t)obj + 1, i = 0; i < j->toks[obj].size; i++, k = j->toks[k + 1].next) {
-        char *key = qb_json_strdup(j, (int)k, NULL), *end = NULL;
-        long id = key ? strtol(key, &end, 10) : -1;
-        bool ok = key && *key && !*end && id >= 0 && id < n && !c->labels[id];
-        free(key);
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)obj, key, v) {
+        char *end = NULL;
+        long id = strtol(key, &end, 10);
+        bool ok = *key && !*end && id >= 0 && id < n && !c->labels[id];
         if (!ok) return qb_fail(err, QB_ERR_FORMAT, "%s: id2label keys must be distinct ids 0..%d", path, n - 1);
-        c->labels[id] = qb_json_strdup(j, (int)k + 1, NULL);
+        c->labels[id] = qb_json_strdup(v, NULL);
         if (!c->labels[id]) return qb_fail(err, QB_ERR_FORMAT, "%s: id2label values must be strings", path);
     }
     return QB_OK;
@@ -168,15 +168,17 @@ int qb_quant_method_parse(const char *name, qb_quant_method *out) {
 
 /* "modules": {"<linear>": "<format>"}: how each linear's weight binds
  * (the format table reads the names) and which inputs are dynamic. */
-static qb_status parse_modules(const qb_json *j, int q, qb_quant_config *qc, const char *path, qb_error *err) {
-    int mods = qb_json_get(j, q, "modules");
-    if (mods < 0) return QB_OK;
-    if (!qb_json_is(j, mods, QB_JSON_OBJECT))
+static qb_status parse_modules(const json_t *j, const json_t *q, qb_quant_config *qc, const char *path, qb_error *err) {
+    const json_t *mods = json_object_get(q, "modules");
+    if (!mods) return QB_OK;
+    if (!json_is_object(mods))
         return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.modules must be an object", path);
-    qc->modules = calloc(2 * (size_t)j->toks[mods].size + 1, sizeof *qc->modules);
+    qc->modules = calloc(2 * json_object_size(mods) + 1, sizeof *qc->modules);
     if (!qc->modules) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
-    for (uint32_t k = (uint32_t)mods + 1, i = 0; i < j->toks[mods].size; i++, k = j->toks[k + 1].next) {
-        char *name = qb_json_strdup(j, (int)k, NULL), *fmt = qb_json_strdup(j, (int)k + 1, NULL);
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)mods, key, v) {
+        char *name = strdup(key), *fmt = qb_json_strdup(v, NULL);
         qc->modules[2 * qc->n_modules] = name;
         qc->modules[2 * qc->n_modules++ + 1] = fmt;
         if (!name || !fmt)
@@ -187,7 +189,7 @@ static qb_status parse_modules(const qb_json *j, int q, qb_quant_config *qc, con
 }
 
 const char *qb_quant_config_module(const qb_quant_config *qc, const char *name) {
-    for (int i = qc->n_modules - 1; i >= 0; i--) /* a repeated key: the last, as Python reads JSON */
+    for (int i = qc->n_modules - 1; i >= 0; i--) /* the reader already kept the last of repeated keys */
         if (!strcmp(qc->modules[2 * i], name)) return qc->modules[2 * i + 1];
     return NULL;
 }
@@ -204,12 +206,12 @@ static const struct {
 } embedding_formats[] = {{"fp32", 32}, {"fp16", 16}, {"bf16", 16}, {"int8-rowwise", 8}, {"int4-rowwise", 4},
                          {"int2-rowwise", 2}};
 
-static qb_status parse_embeddings(const qb_json *j, int q, qb_quant_config *qc, const char *path, qb_error *err) {
-    int e = qb_json_get(j, q, "embeddings");
+static qb_status parse_embeddings(const json_t *j, const json_t *q, qb_quant_config *qc, const char *path, qb_error *err) {
+    const json_t *e = json_object_get(q, "embeddings");
     qc->embedding_bits = 32;
-    if (e < 0) return QB_OK;
+    if (!e) return QB_OK;
     for (size_t i = 0; i < sizeof embedding_formats / sizeof *embedding_formats; i++)
-        if (qb_json_str_eq(j, e, embedding_formats[i].name)) {
+        if (qb_json_str_eq(e, embedding_formats[i].name)) {
             qc->embedding_bits = embedding_formats[i].bits;
             return QB_OK;
         }
@@ -219,12 +221,12 @@ static qb_status parse_embeddings(const qb_json *j, int q, qb_quant_config *qc, 
 }
 
 /* "weights": {"group_size": G} of low-bit grids. */
-static qb_status parse_group(const qb_json *j, int q, qb_quant_config *qc, const char *path, qb_error *err) {
-    int g = qb_json_get(j, qb_json_get(j, q, "weights"), "group_size");
+static qb_status parse_group(const json_t *j, const json_t *q, qb_quant_config *qc, const char *path, qb_error *err) {
+    const json_t *g = json_object_get(json_object_get(q, "weights"), "group_size");
     int64_t v = 0;
-    if (g < 0) return QB_OK;
-    if (qb_json_str_eq(j, g, "channel")) v = 1 << 30; /* one group spans any row */
-    else if (!qb_json_int(j, g, &v) || v < 1 || v > 1 << 20)
+    if (!g) return QB_OK;
+    if (qb_json_str_eq(g, "channel")) v = 1 << 30; /* one group spans any row */
+    else if (!qb_json_int(g, &v) || v < 1 || v > 1 << 20)
         return qb_fail(err, QB_ERR_FORMAT,
                        "%s: quantization_config.weights.group_size must be a positive integer or \"channel\"", path);
     qc->group_size = (int)v;
@@ -233,14 +235,14 @@ static qb_status parse_group(const qb_json *j, int q, qb_quant_config *qc, const
 
 /* Only qbert's own block is understood; another library's (bitsandbytes,
  * GPTQ...) describes a format qbert cannot run. */
-static qb_status parse_quant(const qb_json *j, qb_config *c, const char *path, qb_error *err) {
-    int q = qb_json_get(j, 0, "quantization_config");
-    if (q < 0) return QB_OK;
+static qb_status parse_quant(const json_t *j, qb_config *c, const char *path, qb_error *err) {
+    const json_t *q = json_object_get(j, "quantization_config");
+    if (!q) return QB_OK;
     qb_quant_config *qc = &c->quant;
-    if (!qb_json_is(j, q, QB_JSON_OBJECT) || !qb_json_str_eq(j, qb_json_get(j, q, "quant_method"), "qbert"))
+    if (!json_is_object(q) || !qb_json_str_eq(json_object_get(q, "quant_method"), "qbert"))
         return qb_fail(err, QB_ERR_UNSUPPORTED,
                        "%s: quantization_config is not qbert's (quant_method \"qbert\"); qbert cannot run it", path);
-    char *method = qb_json_strdup(j, qb_json_get(j, q, "method"), NULL);
+    char *method = qb_json_strdup(json_object_get(q, "method"), NULL);
     bool known = method && qb_quant_method_parse(method, &qc->method);
     free(method);
     if (!known)
@@ -249,29 +251,29 @@ static qb_status parse_quant(const qb_json *j, qb_config *c, const char *path, q
     int64_t bits = 0;
     bool wo = qc->method == QB_QUANT_WEIGHT_ONLY;
     bool int8 = qc->method == QB_QUANT_DYNAMIC || qc->method == QB_QUANT_STATIC;
-    bool bits_ok = qb_json_int(j, qb_json_get(j, q, "bits"), &bits) &&
+    bool bits_ok = qb_json_int(json_object_get(q, "bits"), &bits) &&
                    (int8 ? bits >= 2 && bits <= 8 : wo ? bits >= 2 && bits <= 4 : bits == 16);
     if (!bits_ok)
         return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.bits must be %s for method %s", path,
                        int8 ? "2..8" : wo ? "2..4" : "16", qb_quant_method_name(qc->method));
     qc->bits = (int)bits;
-    int act = qb_json_get(j, q, "activations");
-    if (int8 && !qb_json_is(j, act, QB_JSON_OBJECT))
+    const json_t *act = json_object_get(q, "activations");
+    if (int8 && !json_is_object(act))
         return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.activations is missing", path);
-    int gran = qb_json_get(j, act, "granularity");
-    qc->act_per_token = qb_json_str_eq(j, gran, "per-token");
-    if (int8 && !qc->act_per_token && !qb_json_str_eq(j, gran, "per-tensor"))
+    const json_t *gran = json_object_get(act, "granularity");
+    qc->act_per_token = qb_json_str_eq(gran, "per-token");
+    if (int8 && !qc->act_per_token && !qb_json_str_eq(gran, "per-tensor"))
         return qb_fail(err, QB_ERR_FORMAT,
                        "%s: quantization_config.activations.granularity must be per-token or per-tensor", path);
     if (qc->method == QB_QUANT_STATIC && qc->act_per_token)
         return qb_fail(err, QB_ERR_FORMAT, "%s: static quantization has per-tensor activation scales", path);
-    qc->act_symmetric = qb_json_get_bool(j, act, "symmetric", false);
-    char *obs = qb_json_strdup(j, qb_json_get(j, act, "observer"), NULL);
+    qc->act_symmetric = qb_json_get_bool(act, "symmetric", false);
+    char *obs = qb_json_strdup(json_object_get(act, "observer"), NULL);
     snprintf(qc->observer, sizeof qc->observer, "%s", obs ? obs : "");
     free(obs);
-    int attn = qb_json_get(j, q, "attention");
-    qc->attention_int8 = qb_json_str_eq(j, attn, "int8");
-    if (attn >= 0 && !qc->attention_int8 && !qb_json_str_eq(j, attn, "fp32"))
+    const json_t *attn = json_object_get(q, "attention");
+    qc->attention_int8 = qb_json_str_eq(attn, "int8");
+    if (attn && !qc->attention_int8 && !qb_json_str_eq(attn, "fp32"))
         return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.attention must be \"int8\" or \"fp32\"", path);
     if (qc->attention_int8 && qc->method != QB_QUANT_STATIC)
         return qb_fail(err, QB_ERR_FORMAT, "%s: int8 attention needs static quantization (method \"static\")", path);
@@ -288,13 +290,13 @@ static qb_status parse_quant(const qb_json *j, qb_config *c, const char *path, q
 
 qb_status qb_config_load(const char *path, qb_config *c, qb_error *err) {
     memset(c, 0, sizeof *c);
-    qb_json j;
-    qb_status st = qb_json_load_object_max(&j, path, QB_CONFIG_FILE_MAX, err);
-    if (!st) st = parse_arch(&j, c, path, err);
-    if (!st) st = parse_shapes(&j, c, path, err);
-    if (!st) st = parse_labels(&j, c, path, err);
-    if (!st) st = parse_quant(&j, c, path, err);
-    qb_json_free(&j);
+    json_t *j = NULL;
+    qb_status st = qb_json_load_object_max(path, QB_CONFIG_FILE_MAX, &j, err);
+    if (!st) st = parse_arch(j, c, path, err);
+    if (!st) st = parse_shapes(j, c, path, err);
+    if (!st) st = parse_labels(j, c, path, err);
+    if (!st) st = parse_quant(j, c, path, err);
+    json_decref(j);
     if (st) qb_config_free(c);
     return st;
 }

@@ -87,46 +87,36 @@ static bool utf8_valid(const unsigned char *s, size_t n) {
     return true;
 }
 
-/* Offsets and dims are byte counts, so only plain digit strings are taken:
- * "1e3", "2.0" and "-1" are refused rather than rounded through a double. */
-static bool json_uint(const qb_json *j, int t, uint64_t *out) {
-    if (!qb_json_is(j, t, QB_JSON_NUMBER)) return false;
-    uint64_t v = 0;
-    for (uint32_t i = j->toks[t].start; i < j->toks[t].end; i++) {
-        char c = j->src[i];
-        if (c < '0' || c > '9' || v > (UINT64_MAX - 9) / 10) return false;
-        v = v * 10 + (uint64_t)(c - '0');
-    }
-    *out = v;
+/* Offsets and dims are byte counts, so only JSON integers are taken: "1e3",
+ * "2.0" and "-1" are refused rather than rounded through a double.  (jansson
+ * refuses integers past INT64_MAX while parsing.) */
+static bool json_uint(const json_t *v, uint64_t *out) {
+    if (!json_is_integer(v) || json_integer_value(v) < 0) return false;
+    *out = (uint64_t)json_integer_value(v);
     return true;
 }
 
-static qb_status parse_dtype(const char *path, const qb_json *j, int entry, qb_st_tensor *t,
-                             qb_error *err) {
-    int d = qb_json_get(j, entry, "dtype");
-    if (!qb_json_is(j, d, QB_JSON_STRING))
-        return tensor_fail(err, QB_ERR_FORMAT, path, t->name, "\"dtype\" is missing or not a string");
-    const char *s = j->src + j->toks[d].start;
-    size_t len = j->toks[d].end - j->toks[d].start;
+static qb_status parse_dtype(const char *path, const json_t *entry, qb_st_tensor *t, qb_error *err) {
+    size_t len;
+    const char *s = qb_json_str(json_object_get(entry, "dtype"), &len);
+    if (!s) return tensor_fail(err, QB_ERR_FORMAT, path, t->name, "\"dtype\" is missing or not a string");
     if (!qb_dtype_from_name(s, len, &t->dtype))
         return tensor_fail(err, QB_ERR_UNSUPPORTED, path, t->name, "dtype \"%.*s\" is not supported",
                            (int)(len < 32 ? len : 32), s);
     return QB_OK;
 }
 
-static qb_status parse_shape(const char *path, const qb_json *j, int entry, qb_st_tensor *t,
-                             qb_error *err) {
-    int a = qb_json_get(j, entry, "shape");
-    if (!qb_json_is(j, a, QB_JSON_ARRAY))
+static qb_status parse_shape(const char *path, const json_t *entry, qb_st_tensor *t, qb_error *err) {
+    const json_t *a = json_object_get(entry, "shape");
+    if (!json_is_array(a))
         return tensor_fail(err, QB_ERR_FORMAT, path, t->name, "\"shape\" is missing or not an array");
-    if (j->toks[a].size > QB_MAX_DIMS)
-        return tensor_fail(err, QB_ERR_FORMAT, path, t->name, "shape has %u dims, more than %d",
-                           j->toks[a].size, QB_MAX_DIMS);
-    t->ndim = (int)j->toks[a].size;
-    int c = qb_json_first(j, a);
-    for (int d = 0; d < t->ndim; d++, c = (int)j->toks[c].next) {
+    if (json_array_size(a) > QB_MAX_DIMS)
+        return tensor_fail(err, QB_ERR_FORMAT, path, t->name, "shape has %zu dims, more than %d",
+                           json_array_size(a), QB_MAX_DIMS);
+    t->ndim = (int)json_array_size(a);
+    for (int d = 0; d < t->ndim; d++) {
         uint64_t v;
-        if (!json_uint(j, c, &v) || v > INT64_MAX)
+        if (!json_uint(json_array_get(a, (size_t)d), &v))
             return tensor_fail(err, QB_ERR_FORMAT, path, t->name,
                                "shape dim %d is not a non-negative integer", d);
         t->shape[d] = (int64_t)v;
@@ -139,12 +129,12 @@ static qb_status parse_shape(const char *path, const qb_json *j, int entry, qb_s
     return QB_OK;
 }
 
-static qb_status parse_offsets(const char *path, const qb_json *j, int entry, size_t data_size,
-                               qb_st_tensor *t, qb_error *err) {
-    int a = qb_json_get(j, entry, "data_offsets");
+static qb_status parse_offsets(const char *path, const json_t *entry, size_t data_size, qb_st_tensor *t,
+                               qb_error *err) {
+    const json_t *a = json_object_get(entry, "data_offsets");
     uint64_t begin, end;
-    if (!qb_json_is(j, a, QB_JSON_ARRAY) || j->toks[a].size != 2 ||
-        !json_uint(j, qb_json_at(j, a, 0), &begin) || !json_uint(j, qb_json_at(j, a, 1), &end))
+    if (!json_is_array(a) || json_array_size(a) != 2 || !json_uint(json_array_get(a, 0), &begin) ||
+        !json_uint(json_array_get(a, 1), &end))
         return tensor_fail(err, QB_ERR_FORMAT, path, t->name,
                            "\"data_offsets\" is missing or not two non-negative integers");
     if (begin > end)
@@ -166,75 +156,71 @@ static qb_status parse_offsets(const char *path, const qb_json *j, int entry, si
     return QB_OK;
 }
 
-static qb_status parse_entry(const char *path, const qb_json *j, int entry, size_t data_size,
-                             qb_st_tensor *t, qb_error *err) {
-    if (!qb_json_is(j, entry, QB_JSON_OBJECT))
+static qb_status parse_entry(const char *path, const json_t *entry, size_t data_size, qb_st_tensor *t,
+                             qb_error *err) {
+    if (!json_is_object(entry))
         return tensor_fail(err, QB_ERR_FORMAT, path, t->name, "entry is not an object");
-    qb_status s = parse_dtype(path, j, entry, t, err);
-    if (!s) s = parse_shape(path, j, entry, t, err);
-    if (!s) s = parse_offsets(path, j, entry, data_size, t, err);
+    qb_status s = parse_dtype(path, entry, t, err);
+    if (!s) s = parse_shape(path, entry, t, err);
+    if (!s) s = parse_offsets(path, entry, data_size, t, err);
     return s;
 }
 
-/* Kept as the raw JSON text: callers rarely look at it, and `info` prints it. */
-static qb_status parse_metadata(qb_safetensors *st, const qb_json *j, int obj, qb_error *err) {
-    if (st->metadata)
-        return qb_fail(err, QB_ERR_FORMAT, "%s: duplicate \"%s\"", st->path, QB_ST_METADATA_KEY);
-    if (!qb_json_is(j, obj, QB_JSON_OBJECT))
+/* Kept as compact JSON text: callers rarely look at it, and `info` prints it. */
+static qb_status parse_metadata(qb_safetensors *st, const json_t *obj, qb_error *err) {
+    if (!json_is_object(obj))
         return qb_fail(err, QB_ERR_FORMAT, "%s: \"%s\" is not an object", st->path, QB_ST_METADATA_KEY);
-    int k = qb_json_first(j, obj);
-    for (uint32_t i = 0; i < j->toks[obj].size; i++, k = (int)j->toks[k + 1].next) {
-        if (qb_json_is(j, k + 1, QB_JSON_STRING)) continue;
-        int klen = (int)(j->toks[k].end - j->toks[k].start);
-        return qb_fail(err, QB_ERR_FORMAT, "%s: \"%s\" value of \"%.*s\" is not a string",
-                       st->path, QB_ST_METADATA_KEY, klen < 64 ? klen : 64, j->src + j->toks[k].start);
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)obj, key, v) {
+        if (!json_is_string(v))
+            return qb_fail(err, QB_ERR_FORMAT, "%s: \"%s\" value of \"%.64s\" is not a string", st->path,
+                           QB_ST_METADATA_KEY, key);
     }
-    size_t len = j->toks[obj].end - j->toks[obj].start;
-    st->metadata = malloc(len + 1);
+    st->metadata = qb_json_dumps(obj, QB_JSON_COMPACT);
     if (!st->metadata) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", st->path);
-    memcpy(st->metadata, j->src + j->toks[obj].start, len);
-    st->metadata[len] = 0;
     return QB_OK;
 }
 
-static qb_status parse_members(qb_safetensors *st, const qb_json *j, size_t data_size, qb_error *err) {
-    st->tensors = calloc(j->toks[0].size + 1, sizeof *st->tensors);
+static qb_status parse_members(qb_safetensors *st, const json_t *j, size_t data_size, qb_error *err) {
+    st->tensors = calloc(json_object_size(j) + 1, sizeof *st->tensors);
     if (!st->tensors) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", st->path);
-    int k = 1;
-    for (uint32_t i = 0; i < j->toks[0].size; i++, k = (int)j->toks[k + 1].next) {
-        size_t len;
-        char *name = qb_json_strdup(j, k, &len);
-        if (!name) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", st->path);
-        if (len != strlen(name)) {
-            free(name);
+    const char *key;
+    size_t len;
+    const json_t *v;
+    unsigned i = 0;
+    json_object_keylen_foreach((json_t *)j, key, len, v) {
+        if (len != strlen(key))
             return qb_fail(err, QB_ERR_FORMAT, "%s: tensor #%u: name contains a NUL byte", st->path, i);
-        }
-        if (strcmp(name, QB_ST_METADATA_KEY) == 0) {
-            free(name);
-            qb_status s = parse_metadata(st, j, k + 1, err);
+        i++;
+        if (strcmp(key, QB_ST_METADATA_KEY) == 0) {
+            qb_status s = parse_metadata(st, v, err);
             if (s) return s;
             continue;
         }
         qb_st_tensor *t = &st->tensors[st->n++];
-        t->name = name; /* owned by st from here, so close() frees it on failure */
-        qb_status s = parse_entry(st->path, j, k + 1, data_size, t, err);
+        t->name = strdup(key); /* owned by st from here, so close() frees it on failure */
+        if (!t->name) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", st->path);
+        qb_status s = parse_entry(st->path, v, data_size, t, err);
         if (s) return s;
     }
     return QB_OK;
 }
 
+/* A repeated key (a tensor named twice, two "__metadata__") is refused: which
+ * of the two a reader takes differs between libraries. */
 static qb_status parse_header(qb_safetensors *st, const char *hdr, size_t len, size_t data_size,
                               qb_error *err) {
     if (!utf8_valid((const unsigned char *)hdr, len))
         return qb_fail(err, QB_ERR_FORMAT, "%s: header is not valid UTF-8", st->path);
-    qb_json j;
-    qb_status s = qb_json_parse(&j, hdr, len, st->path, err);
+    json_t *j = NULL;
+    qb_status s = qb_json_parse_unique(hdr, len, st->path, &j, err);
     if (s) return s;
-    if (j.toks[0].type != QB_JSON_OBJECT)
+    if (!json_is_object(j))
         s = qb_fail(err, QB_ERR_FORMAT, "%s: header is not a JSON object", st->path);
     else
-        s = parse_members(st, &j, data_size, err);
-    qb_json_free(&j);
+        s = parse_members(st, j, data_size, err);
+    json_decref(j);
     return s;
 }
 
@@ -349,62 +335,6 @@ const qb_st_tensor *qb_safetensors_find(const qb_safetensors *st, const char *na
 
 /* ---- writing ----------------------------------------------------------- */
 
-/* The header is built in memory first: its length goes before it. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} header_buf;
-
-static void buf_put(header_buf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void buf_puts(header_buf *b, const char *s) { buf_put(b, s, strlen(s)); }
-
-static void buf_put_u64(header_buf *b, uint64_t v) {
-    char tmp[24];
-    buf_put(b, tmp, (size_t)snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v));
-}
-
-/* Same escaping as qb_json_write_str, but into memory. */
-static void buf_put_json_str(header_buf *b, const char *s, size_t n) {
-    buf_puts(b, "\"");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[8];
-        switch (c) {
-        case '"': buf_puts(b, "\\\""); break;
-        case '\\': buf_puts(b, "\\\\"); break;
-        case '\n': buf_puts(b, "\\n"); break;
-        case '\r': buf_puts(b, "\\r"); break;
-        case '\t': buf_puts(b, "\\t"); break;
-        default:
-            if (c < 0x20 || c == 0x7f) {
-                snprintf(esc, sizeof esc, "\\u%04x", c);
-                buf_puts(b, esc);
-            } else {
-                buf_put(b, (const char *)&c, 1);
-            }
-        }
-    }
-    buf_puts(b, "\"");
-}
-
 static int by_name_ptr(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -428,6 +358,8 @@ static qb_status check_write_tensor(const char *path, const qb_st_write_tensor *
     if (!t->name) return qb_fail(err, QB_ERR_ARG, "%s: a tensor has no name", path);
     if (strcmp(t->name, QB_ST_METADATA_KEY) == 0)
         return tensor_fail(err, QB_ERR_ARG, path, t->name, "name is reserved");
+    if (!utf8_valid((const unsigned char *)t->name, strlen(t->name)))
+        return tensor_fail(err, QB_ERR_ARG, path, t->name, "name is not UTF-8");
     if (!qb_dtype_traits_of(t->dtype))
         return tensor_fail(err, QB_ERR_ARG, path, t->name, "dtype %d is out of range", (int)t->dtype);
     if (t->ndim < 0 || t->ndim > QB_MAX_DIMS)
@@ -441,81 +373,78 @@ static qb_status check_write_tensor(const char *path, const qb_st_write_tensor *
     return QB_OK;
 }
 
-/* Re-emitted key by key rather than pasted, so the header holds exactly an
+/* Re-built key by key rather than pasted, so the header holds exactly an
  * object of strings whatever spacing or escapes the caller used. */
-static qb_status put_metadata(header_buf *b, const char *path, const char *json, qb_error *err) {
+static qb_status metadata_object(const char *path, const char *json, json_t **out, qb_error *err) {
     char what[256];
     snprintf(what, sizeof what, "%s: metadata", path);
-    qb_json j;
-    if (qb_json_parse(&j, json, strlen(json), what, err)) {
+    json_t *j = NULL;
+    if (qb_json_parse(json, strlen(json), what, &j, err)) {
         if (err) err->code = QB_ERR_ARG; /* the caller's argument, not a file, is malformed */
         return QB_ERR_ARG;
     }
     qb_status s = QB_OK;
-    if (j.toks[0].type != QB_JSON_OBJECT) s = qb_fail(err, QB_ERR_ARG, "%s: not a JSON object", what);
-    buf_put_json_str(b, QB_ST_METADATA_KEY, strlen(QB_ST_METADATA_KEY));
-    buf_puts(b, ":{");
-    int k = 1;
-    for (uint32_t i = 0; !s && i < j.toks[0].size; i++, k = (int)j.toks[k + 1].next) {
-        size_t klen, vlen;
-        char *key = qb_json_strdup(&j, k, &klen), *val = qb_json_strdup(&j, k + 1, &vlen);
-        if (!qb_json_is(&j, k + 1, QB_JSON_STRING))
-            s = qb_fail(err, QB_ERR_ARG, "%s: value #%u is not a string", what, i);
-        else if (!key || !val)
-            s = qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
-        if (!s) {
-            buf_puts(b, i ? "," : "");
-            buf_put_json_str(b, key, klen);
-            buf_puts(b, ":");
-            buf_put_json_str(b, val, vlen);
-        }
-        free(key);
-        free(val);
+    if (!json_is_object(j)) s = qb_fail(err, QB_ERR_ARG, "%s: not a JSON object", what);
+    const char *key;
+    json_t *v;
+    unsigned i = 0;
+    json_object_foreach(j, key, v) {
+        if (!s && !json_is_string(v)) s = qb_fail(err, QB_ERR_ARG, "%s: value #%u is not a string", what, i);
+        i++;
     }
-    buf_puts(b, "}");
-    qb_json_free(&j);
+    if (s) json_decref(j);
+    else *out = j;
     return s;
 }
 
-static void put_tensor_entry(header_buf *b, const qb_st_write_tensor *t, size_t begin, size_t end) {
-    buf_put_json_str(b, t->name, strlen(t->name));
-    buf_puts(b, ":{\"dtype\":\"");
-    buf_puts(b, qb_dtype_traits_of(t->dtype)->name);
-    buf_puts(b, "\",\"shape\":[");
-    for (int d = 0; d < t->ndim; d++) {
-        buf_puts(b, d ? "," : "");
-        buf_put_u64(b, (uint64_t)t->shape[d]);
-    }
-    buf_puts(b, "],\"data_offsets\":[");
-    buf_put_u64(b, begin);
-    buf_puts(b, ",");
-    buf_put_u64(b, end);
-    buf_puts(b, "]}");
+static json_t *tensor_entry(const qb_st_write_tensor *t, size_t begin, size_t end) {
+    json_t *e = json_object(), *shape = json_array(), *offsets = json_array();
+    bool ok = e && shape && offsets;
+    for (int d = 0; ok && d < t->ndim; d++) ok = qb_json_push(shape, json_integer(t->shape[d]));
+    ok = ok && qb_json_push(offsets, json_integer((json_int_t)begin)) &&
+         qb_json_push(offsets, json_integer((json_int_t)end));
+    ok = ok && qb_json_set(e, "dtype", json_string(qb_dtype_traits_of(t->dtype)->name));
+    ok = qb_json_set(e, "shape", shape) && ok;
+    ok = qb_json_set(e, "data_offsets", offsets) && ok;
+    return qb_json_built(e, ok);
 }
 
 /* Tensors are laid out back to back in the given order with no padding:
- * Hugging Face's reader requires the ranges to tile the data section. */
-static qb_status build_header(header_buf *b, const char *path, const qb_st_write_tensor *ts, int n,
-                              const char *metadata_json, qb_error *err) {
-    buf_puts(b, "{");
+ * Hugging Face's reader requires the ranges to tile the data section.  The
+ * header is built in memory first: its length goes before it.  It is the
+ * module's compact dump, then spaces to a multiple of 8. */
+static qb_status build_header(char **out, size_t *out_len, const char *path, const qb_st_write_tensor *ts,
+                              int n, const char *metadata_json, qb_error *err) {
+    json_t *h = json_object(), *meta = NULL;
     if (metadata_json) {
-        qb_status s = put_metadata(b, path, metadata_json, err);
-        if (s) return s;
+        qb_status s = metadata_object(path, metadata_json, &meta, err);
+        if (s) {
+            json_decref(h);
+            return s;
+        }
     }
+    bool ok = h && (!meta || qb_json_set(h, QB_ST_METADATA_KEY, meta));
     size_t offset = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; ok && i < n; i++) {
         int64_t numel;
         size_t nbytes;
         shape_bytes(ts[i].shape, ts[i].ndim, ts[i].dtype, &numel, &nbytes);
-        buf_puts(b, i || metadata_json ? "," : "");
-        put_tensor_entry(b, &ts[i], offset, offset + nbytes);
+        ok = qb_json_set(h, ts[i].name, tensor_entry(&ts[i], offset, offset + nbytes));
         offset += nbytes;
     }
-    buf_puts(b, "}");
+    char *text = ok ? qb_json_dumps(h, QB_JSON_COMPACT) : NULL;
+    json_decref(h);
+    size_t len = text ? strlen(text) : 0;
     /* Padding the header to 8 bytes keeps the data section 8-byte aligned
      * in the mapping, so F32/I64 tensors at aligned offsets need no copy. */
-    while (b->len % 8) buf_puts(b, " ");
-    if (b->oom) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    char *padded = text ? realloc(text, len + 8) : NULL;
+    if (!padded) {
+        free(text);
+        return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    }
+    while (len % 8) padded[len++] = ' ';
+    *out = padded;
+    *out_len = len;
     return QB_OK;
 }
 
@@ -531,10 +460,10 @@ static bool write_all(int fd, const void *p, size_t n) {
     return true;
 }
 
-static bool write_contents(int fd, const header_buf *b, const qb_st_write_tensor *ts, int n) {
+static bool write_contents(int fd, const char *hdr, size_t hdr_len, const qb_st_write_tensor *ts, int n) {
     unsigned char len[8];
-    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)b->len >> (8 * i));
-    if (!write_all(fd, len, 8) || !write_all(fd, b->p, b->len)) return false;
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)hdr_len >> (8 * i));
+    if (!write_all(fd, len, 8) || !write_all(fd, hdr, hdr_len)) return false;
     for (int i = 0; i < n; i++) {
         int64_t numel;
         size_t nbytes;
@@ -546,8 +475,8 @@ static bool write_contents(int fd, const header_buf *b, const qb_st_write_tensor
 
 /* Written under path.tmp, flushed to disk, then renamed: a reader of path
  * sees the old file or the whole new one, never a torn write. */
-static qb_status write_atomically(const char *path, const header_buf *b, const qb_st_write_tensor *ts,
-                                  int n, qb_error *err) {
+static qb_status write_atomically(const char *path, const char *hdr, size_t hdr_len,
+                                  const qb_st_write_tensor *ts, int n, qb_error *err) {
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 5);
     if (!tmp) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
@@ -559,7 +488,7 @@ static qb_status write_atomically(const char *path, const header_buf *b, const q
         free(tmp);
         return s;
     }
-    bool ok = write_contents(fd, b, ts, n) && fsync(fd) == 0;
+    bool ok = write_contents(fd, hdr, hdr_len, ts, n) && fsync(fd) == 0;
     int saved = ok ? 0 : errno;
     if (close(fd) != 0 && ok) {
         ok = false;
@@ -589,10 +518,11 @@ qb_status qb_safetensors_write(const char *path, const qb_st_write_tensor *tenso
     }
     qb_status s = check_write_names(path, tensors, n, err);
     if (s) return s;
-    header_buf b = {0};
-    s = build_header(&b, path, tensors, n, metadata_json, err);
-    if (!s) s = write_atomically(path, &b, tensors, n, err);
-    free(b.p);
+    char *hdr = NULL;
+    size_t hdr_len = 0;
+    s = build_header(&hdr, &hdr_len, path, tensors, n, metadata_json, err);
+    if (!s) s = write_atomically(path, hdr, hdr_len, tensors, n, err);
+    free(hdr);
     return s;
 }
 

@@ -39,17 +39,17 @@ static qb_status read_tok_options(const char *dir, qb_tok_options *o, qb_error *
     *o = qb_tok_default_options();
     char path[4096];
     if (!qb_path_join(path, sizeof path, dir, "tokenizer_config.json") || !qb_file_exists(path)) return QB_OK;
-    qb_json j;
-    qb_status st = qb_json_load_object(&j, path, err);
+    json_t *j = NULL;
+    qb_status st = qb_json_load_object(path, &j, err);
     if (!st) {
-        o->do_lower_case = qb_json_get_bool(&j, 0, "do_lower_case", o->do_lower_case);
-        int sa = qb_json_get(&j, 0, "strip_accents");
-        if (qb_json_is(&j, sa, QB_JSON_BOOL)) o->strip_accents = qb_json_bool(&j, sa, false);
-        o->tokenize_chinese_chars = qb_json_get_bool(&j, 0, "tokenize_chinese_chars", o->tokenize_chinese_chars);
-        o->remove_space = qb_json_get_bool(&j, 0, "remove_space", o->remove_space);
-        o->keep_accents = qb_json_get_bool(&j, 0, "keep_accents", o->keep_accents);
+        o->do_lower_case = qb_json_get_bool(j, "do_lower_case", o->do_lower_case);
+        const json_t *sa = json_object_get(j, "strip_accents");
+        if (json_is_boolean(sa)) o->strip_accents = qb_json_bool(sa, false);
+        o->tokenize_chinese_chars = qb_json_get_bool(j, "tokenize_chinese_chars", o->tokenize_chinese_chars);
+        o->remove_space = qb_json_get_bool(j, "remove_space", o->remove_space);
+        o->keep_accents = qb_json_get_bool(j, "keep_accents", o->keep_accents);
     }
-    qb_json_free(&j);
+    json_decref(j);
     return st;
 }
 

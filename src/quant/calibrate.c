@@ -121,51 +121,43 @@ qb_status qb_calib_run(const qb_model *m, const qb_quant_params *p, const float 
     return st;
 }
 
-/* {"<linear name>": stats, ...} over the kept linears. */
-static void write_stats(FILE *f, const qb_model *m, const qb_tensor_stats *stats, bool outputs) {
-    fputc('{', f);
-    for (int i = 0, first = 1; i < m->n_linears; i++) {
-        if (!kept(m, i, outputs)) continue;
-        fprintf(f, "%s\n  ", first ? "" : ",");
-        first = 0;
-        qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
-        fputs(": ", f);
-        qb_tensor_stats_write_json(&stats[i], f);
-    }
-    fputs("\n}", f);
+/* {"<linear name>": stats, ...} over the kept linears; NULL when out of
+ * memory. */
+static json_t *stats_json(const qb_model *m, const qb_tensor_stats *stats, bool outputs) {
+    json_t *o = json_object();
+    bool ok = o != NULL;
+    for (int i = 0; ok && i < m->n_linears; i++)
+        if (kept(m, i, outputs)) ok = qb_json_set(o, m->linears[i]->name, qb_tensor_stats_to_json(&stats[i]));
+    return qb_json_built(o, ok);
 }
 
+/* One line without spaces: the largest JSON qbert writes (tens of MB for a
+ * large model), read by machines. */
 qb_status qb_calib_save(const qb_model *m, const qb_calib *c, const char *path, qb_error *err) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
-    fprintf(f, "{\"qbert_calibration\": 1, \"model\": ");
-    qb_json_write_str(f, m->dir, strlen(m->dir));
-    fprintf(f, ", \"calib_file\": ");
-    qb_json_write_str(f, c->source, strlen(c->source));
-    fprintf(f, ", \"calib_sha256\": \"%s\", \"n\": %d, \"linears\": ", c->sha256, c->used);
-    write_stats(f, m, c->stats, false);
-    fputs(", \"outputs\": ", f);
-    write_stats(f, m, c->out_stats, true);
-    fputs("}\n", f);
-    fclose(f);
-    qb_status st = qb_file_write_atomic(path, buf, len, err);
-    free(buf);
+    json_t *o = json_object();
+    bool ok = o && qb_json_set(o, "qbert_calibration", json_integer(1)) &&
+              qb_json_set(o, "model", qb_json_strn(m->dir, strlen(m->dir))) &&
+              qb_json_set(o, "calib_file", qb_json_strn(c->source, strlen(c->source))) &&
+              qb_json_set(o, "calib_sha256", json_string(c->sha256)) && qb_json_set(o, "n", json_integer(c->used)) &&
+              qb_json_set(o, "linears", stats_json(m, c->stats, false)) &&
+              qb_json_set(o, "outputs", stats_json(m, c->out_stats, true));
+    qb_status st = ok ? qb_json_write_file(path, o, QB_JSON_COMPACT, err)
+                      : qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    json_decref(o);
     return st;
 }
 
-/* The kept linears' statistics from the object at tok. */
-static qb_status read_stats(const qb_json *j, int tok, const qb_model *m, qb_tensor_stats *stats, bool outputs,
+/* The kept linears' statistics from object obj. */
+static qb_status read_stats(const json_t *obj, const qb_model *m, qb_tensor_stats *stats, bool outputs,
                             const char *path, qb_error *err) {
     qb_status st = QB_OK;
     for (int i = 0; !st && i < m->n_linears; i++) {
         if (!kept(m, i, outputs)) continue;
-        int t = qb_json_get(j, tok, m->linears[i]->name);
+        const json_t *t = json_object_get(obj, m->linears[i]->name);
         char what[4300];
         snprintf(what, sizeof what, "%s: %s '%s'", path, outputs ? "output of" : "linear", m->linears[i]->name);
-        if (t < 0) st = qb_fail(err, QB_ERR_FORMAT, "%s: no statistics (calibrated on another model?)", what);
-        else st = qb_tensor_stats_read_json(&stats[i], j, t, what, err);
+        if (!t) st = qb_fail(err, QB_ERR_FORMAT, "%s: no statistics (calibrated on another model?)", what);
+        else st = qb_tensor_stats_read_json(&stats[i], t, what, err);
     }
     return st;
 }
@@ -173,27 +165,27 @@ static qb_status read_stats(const qb_json *j, int tok, const qb_model *m, qb_ten
 qb_status qb_calib_load(const qb_model *m, const char *path, qb_calib *c, qb_error *err) {
     qb_status st = calib_alloc(m, c, err);
     if (st) return st;
-    qb_json j;
-    if ((st = qb_json_load_object(&j, path, err))) return st;
-    int lin = qb_json_get(&j, 0, "linears");
-    if (!st && !qb_json_is(&j, lin, QB_JSON_OBJECT))
+    json_t *j = NULL;
+    if ((st = qb_json_load_object(path, &j, err))) return st;
+    const json_t *lin = json_object_get(j, "linears");
+    if (!st && !json_is_object(lin))
         st = qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert calibration file (no \"linears\" object)", path);
-    if (!st) st = read_stats(&j, lin, m, c->stats, false, path, err);
+    if (!st) st = read_stats(lin, m, c->stats, false, path, err);
     /* Files from before int8 attention have no "outputs": fine unless
      * int8 attention asks for them (the quantizer says so). */
-    int outs = qb_json_get(&j, 0, "outputs");
-    c->has_outputs = !st && qb_json_is(&j, outs, QB_JSON_OBJECT);
-    if (c->has_outputs) st = read_stats(&j, outs, m, c->out_stats, true, path, err);
+    const json_t *outs = json_object_get(j, "outputs");
+    c->has_outputs = !st && json_is_object(outs);
+    if (c->has_outputs) st = read_stats(outs, m, c->out_stats, true, path, err);
     if (!st) {
-        c->used = (int)qb_json_get_number(&j, 0, "n", 0);
-        char *src = qb_json_strdup(&j, qb_json_get(&j, 0, "calib_file"), NULL);
-        char *sha = qb_json_strdup(&j, qb_json_get(&j, 0, "calib_sha256"), NULL);
+        c->used = (int)qb_json_get_number(j, "n", 0);
+        char *src = qb_json_strdup(json_object_get(j, "calib_file"), NULL);
+        char *sha = qb_json_strdup(json_object_get(j, "calib_sha256"), NULL);
         snprintf(c->source, sizeof c->source, "%s", src ? src : path);
         snprintf(c->sha256, sizeof c->sha256, "%s", sha ? sha : "");
         free(src);
         free(sha);
     }
-    qb_json_free(&j);
+    json_decref(j);
     return st;
 }
 

@@ -62,10 +62,11 @@ void qb_tensor_stats_free(qb_tensor_stats *st);
 void qb_observer_range(const qb_tensor_stats *st, const qb_observer_method *m, const qb_qscheme *s, float *lo,
                        float *hi);
 
-/* JSON: {"min":..,"max":..,"range":..,"count":..,"bins":[...]} */
-void qb_tensor_stats_write_json(const qb_tensor_stats *st, FILE *f);
+/* JSON: {"min":..,"max":..,"range":..,"count":..,"bins":[...]}; NULL when
+ * out of memory. */
+json_t *qb_tensor_stats_to_json(const qb_tensor_stats *st);
 /* st must be zeroed or initialized; what it held is freed and replaced.
  * On error it is left empty. */
-qb_status qb_tensor_stats_read_json(qb_tensor_stats *st, const qb_json *j, int tok, const char *what, qb_error *err);
+qb_status qb_tensor_stats_read_json(qb_tensor_stats *st, const json_t *obj, const char *what, qb_error *err);
 
 #endif

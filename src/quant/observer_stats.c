@@ -94,40 +94,46 @@ void qb_tensor_stats_add(qb_tensor_stats *st, const float *x, size_t n) {
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-void qb_tensor_stats_write_json(const qb_tensor_stats *st, FILE *f) {
-    /* 17 significant digits read back to the same double, so a reloaded
-     * file gives bit-identical ranges. */
-    fprintf(f, "{\"min\":%.17g,\"max\":%.17g,\"range\":%.17g,\"count\":%lld,\"bins\":[", st->min, st->max,
-            st->range, (long long)st->count);
-    for (int k = 0; k < st->n_bins; k++) fprintf(f, "%s%.17g", k ? "," : "", st->bins[k]);
-    fputs("]}", f);
+/* Whole counts go out as integers: shorter, and read back the same. */
+static json_t *count_json(double c) {
+    return c == floor(c) && c < 9.0e15 ? json_integer((json_int_t)c) : qb_json_real(c);
 }
 
-static qb_status read_finite(const qb_json *j, int obj, const char *key, double *out, const char *what,
-                             qb_error *err) {
-    int t = qb_json_get(j, obj, key);
-    if (t < 0) return qb_fail(err, QB_ERR_FORMAT, "%s: statistics lack \"%s\"", what, key);
-    *out = qb_json_number(j, t, NAN);
+json_t *qb_tensor_stats_to_json(const qb_tensor_stats *st) {
+    /* Written with 17 significant digits (the module's default), which read
+     * back to the same double, so a reloaded file gives bit-identical ranges. */
+    json_t *o = json_object(), *bins = json_array();
+    bool ok = o && bins;
+    for (int k = 0; ok && k < st->n_bins; k++) ok = qb_json_push(bins, count_json(st->bins[k]));
+    ok = ok && qb_json_set(o, "min", qb_json_real(st->min)) && qb_json_set(o, "max", qb_json_real(st->max)) &&
+         qb_json_set(o, "range", qb_json_real(st->range)) && qb_json_set(o, "count", json_integer(st->count));
+    ok = qb_json_set(o, "bins", bins) && ok;
+    return qb_json_built(o, ok);
+}
+
+static qb_status read_finite(const json_t *obj, const char *key, double *out, const char *what, qb_error *err) {
+    const json_t *t = json_object_get(obj, key);
+    if (!t) return qb_fail(err, QB_ERR_FORMAT, "%s: statistics lack \"%s\"", what, key);
+    *out = qb_json_number(t, NAN);
     if (!isfinite(*out)) return qb_fail(err, QB_ERR_FORMAT, "%s: \"%s\" must be a finite number", what, key);
     return QB_OK;
 }
 
-static qb_status read_bins(qb_tensor_stats *st, const qb_json *j, int obj, const char *what, qb_error *err) {
-    int arr = qb_json_get(j, obj, "bins");
-    if (arr < 0 || !qb_json_is(j, arr, QB_JSON_ARRAY))
+static qb_status read_bins(qb_tensor_stats *st, const json_t *obj, const char *what, qb_error *err) {
+    const json_t *arr = json_object_get(obj, "bins");
+    if (!json_is_array(arr))
         return qb_fail(err, QB_ERR_FORMAT, "%s: statistics lack a \"bins\" array", what);
-    uint32_t n = j->toks[arr].size;
+    size_t n = json_array_size(arr);
     if (n < 8 || n > MAX_BINS || n % 4 != 0)
-        return qb_fail(err, QB_ERR_FORMAT, "%s: \"bins\" has %u entries; expected a multiple of 4 in [8, %d]",
+        return qb_fail(err, QB_ERR_FORMAT, "%s: \"bins\" has %zu entries; expected a multiple of 4 in [8, %d]",
                        what, n, MAX_BINS);
     st->bins = calloc(n, sizeof *st->bins);
-    if (!st->bins) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory for %u bins", what, n);
+    if (!st->bins) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory for %zu bins", what, n);
     st->n_bins = (int)n;
-    int t = qb_json_first(j, arr);
-    for (uint32_t k = 0; k < n; k++, t = (int)j->toks[t].next) {
-        double c = qb_json_number(j, t, NAN);
+    for (size_t k = 0; k < n; k++) {
+        double c = qb_json_number(json_array_get(arr, k), NAN);
         if (!(c >= 0 && c < INFINITY))
-            return qb_fail(err, QB_ERR_FORMAT, "%s: bins[%u] must be a non-negative count", what, k);
+            return qb_fail(err, QB_ERR_FORMAT, "%s: bins[%zu] must be a non-negative count", what, k);
         st->bins[k] = c;
     }
     return QB_OK;
@@ -154,26 +160,26 @@ static qb_status check_consistent(const qb_tensor_stats *st, const char *what, q
     return QB_OK;
 }
 
-static qb_status read_stats(qb_tensor_stats *st, const qb_json *j, int tok, const char *what, qb_error *err) {
-    if (!qb_json_is(j, tok, QB_JSON_OBJECT))
+static qb_status read_stats(qb_tensor_stats *st, const json_t *obj, const char *what, qb_error *err) {
+    if (!json_is_object(obj))
         return qb_fail(err, QB_ERR_FORMAT, "%s: statistics must be a JSON object", what);
     qb_status s;
-    if ((s = read_finite(j, tok, "min", &st->min, what, err)) ||
-        (s = read_finite(j, tok, "max", &st->max, what, err)) ||
-        (s = read_finite(j, tok, "range", &st->range, what, err)))
+    if ((s = read_finite(obj, "min", &st->min, what, err)) ||
+        (s = read_finite(obj, "max", &st->max, what, err)) ||
+        (s = read_finite(obj, "range", &st->range, what, err)))
         return s;
     if (st->range < 0) return qb_fail(err, QB_ERR_FORMAT, "%s: \"range\" must not be negative", what);
     int64_t count;
-    if (!qb_json_int(j, qb_json_get(j, tok, "count"), &count) || count < 0)
+    if (!qb_json_int(json_object_get(obj, "count"), &count) || count < 0)
         return qb_fail(err, QB_ERR_FORMAT, "%s: \"count\" must be a non-negative integer", what);
     st->count = count;
-    if ((s = read_bins(st, j, tok, what, err))) return s;
+    if ((s = read_bins(st, obj, what, err))) return s;
     return check_consistent(st, what, err);
 }
 
-qb_status qb_tensor_stats_read_json(qb_tensor_stats *st, const qb_json *j, int tok, const char *what, qb_error *err) {
+qb_status qb_tensor_stats_read_json(qb_tensor_stats *st, const json_t *obj, const char *what, qb_error *err) {
     qb_tensor_stats_free(st);
-    qb_status s = read_stats(st, j, tok, what, err);
+    qb_status s = read_stats(st, obj, what, err);
     if (s) qb_tensor_stats_free(st);
     return s;
 }

@@ -76,26 +76,29 @@ static const char *plan_name(const qb_quant_params *p, plan_entry e, char *buf, 
  * every key must match some linear, so a typo cannot silently do nothing. */
 static qb_status apply_precision_map(const qb_model *m, const qb_quant_params *p, plan_entry *plan, qb_error *err) {
     const char *path = p->precision_map;
-    qb_json j;
-    qb_status st = qb_json_load_object(&j, path, err);
+    json_t *j = NULL;
+    qb_status st = qb_json_load_object(path, &j, err);
     if (st) return st;
-    for (uint32_t k = 1, i = 0; !st && i < j.toks[0].size; i++, k = j.toks[k + 1].next) {
-        char *key = qb_json_strdup(&j, (int)k, NULL), *val = qb_json_strdup(&j, (int)k + 1, NULL);
+    const char *key;
+    const json_t *v;
+    json_object_foreach(j, key, v) {
+        const char *val = qb_json_str(v, NULL);
         plan_entry fmt = {qb_linear_format_named("fp32"), false};
         int hits = 0;
-        if (!key || !val || !parse_plan(p, val, &fmt)) {
+        if (!val || !parse_plan(p, val, &fmt)) {
             st = qb_fail(err, QB_ERR_FORMAT,
                          "%s: value for '%s' must be a format (fp32, fp16, bf16, int8, int4, int3, int2, ternary, "
-                         "kmeans4..2, '-weight-only' variants; '-dynamic'/'-static' for u8 inputs)", path,
-                         key ? key : "?");
+                         "kmeans4..2, '-weight-only' variants; '-dynamic'/'-static' for u8 inputs)", path, key);
+            break;
         }
-        for (int l = 0; !st && l < m->n_linears; l++)
+        for (int l = 0; l < m->n_linears; l++)
             if (!fnmatch(key, m->linears[l]->name, 0)) plan[l] = fmt, hits++;
-        if (!st && !hits) st = qb_fail(err, QB_ERR_FORMAT, "%s: '%s' matches no linear layer of the model", path, key);
-        free(key);
-        free(val);
+        if (!hits) {
+            st = qb_fail(err, QB_ERR_FORMAT, "%s: '%s' matches no linear layer of the model", path, key);
+            break;
+        }
     }
-    qb_json_free(&j);
+    json_decref(j);
     return st;
 }
 
@@ -332,21 +335,24 @@ static bool plan_has_lowbit(const quant_job *q) {
 
 /* The weights block: int8's scheme, or the low-bit format; the group size
  * whenever some linear is on a low-bit grid (a precision map may mix). */
-static void write_weights(FILE *f, const quant_job *q) {
+static json_t *weights_json(const quant_job *q) {
     const qb_quant_params *p = q->p;
+    json_t *w = json_object();
+    bool ok = w != NULL;
     if (!q->packed)
-        fprintf(f, "    \"weights\": {\"dtype\": \"int8\", \"granularity\": \"%s\", \"symmetric\": true, "
-                   "\"reduce_range\": %s", p->per_channel ? "per-channel" : "per-tensor",
-                p->reduce_range ? "true" : "false");
-    else fprintf(f, "    \"weights\": {\"format\": \"%s\"", method_format(p, true).fmt->name);
-    if (p->kmeans) fputs(", \"codebook\": \"kmeans\"", f);
+        ok = ok && qb_json_set(w, "dtype", json_string("int8")) &&
+             qb_json_set(w, "granularity", json_string(p->per_channel ? "per-channel" : "per-tensor")) &&
+             qb_json_set(w, "symmetric", json_true()) && qb_json_set(w, "reduce_range", json_boolean(p->reduce_range));
+    else ok = ok && qb_json_set(w, "format", json_string(method_format(p, true).fmt->name));
+    if (p->kmeans) ok = ok && qb_json_set(w, "codebook", json_string("kmeans"));
     if (plan_has_lowbit(q)) {
-        if (!p->per_channel) fputs(", \"granularity\": \"per-tensor\"", f);
-        if (p->group_size < 0 || !p->per_channel) fputs(", \"group_size\": \"channel\"", f);
-        else fprintf(f, ", \"group_size\": %d", p->group_size ? p->group_size : 128);
-        fprintf(f, ", \"zero_points\": %s", p->weight_zero_point ? "true" : "false");
+        if (!p->per_channel) ok = ok && qb_json_set(w, "granularity", json_string("per-tensor"));
+        json_t *g = p->group_size < 0 || !p->per_channel ? json_string("channel")
+                                                         : json_integer(p->group_size ? p->group_size : 128);
+        ok = qb_json_set(w, "group_size", g) && ok;
+        ok = ok && qb_json_set(w, "zero_points", json_boolean(p->weight_zero_point));
     }
-    fputs("},\n", f);
+    return qb_json_built(w, ok);
 }
 
 static const char *embeddings_name(const quant_job *q) {
@@ -357,74 +363,72 @@ static const char *embeddings_name(const quant_job *q) {
     return b == 8 ? "int8-rowwise" : b == 4 ? "int4-rowwise" : "int2-rowwise";
 }
 
-static void write_quant_config(FILE *f, const quant_job *q) {
+static json_t *activations_json(const quant_job *q) {
     const qb_quant_params *p = q->p;
-    const qb_model *m = q->m;
-    bool int8 = is_int8_method(p->method);
-    fprintf(f, "  \"quantization_config\": {\n    \"quant_method\": \"qbert\",\n    \"qbert_version\": \"%s\",\n"
-               "    \"method\": \"%s\",\n    \"bits\": %d,\n", QBERT_VERSION, qb_quant_method_name(p->method),
-            config_bits(p));
-    if (!is_half_method(p->method)) write_weights(f, q);
-    if (int8) {
-        char obs[64] = "";
-        if (q->observer_label) snprintf(obs, sizeof obs, "%s", q->observer_label);
-        else if (plan_has_static(m, q->plan)) qb_observer_method_name(&q->observer, obs, sizeof obs);
-        fprintf(f, "    \"activations\": {\"dtype\": \"uint8\", \"granularity\": \"%s\", \"symmetric\": %s, "
-                   "\"observer\": \"%s\"},\n", p->act_per_token ? "per-token" : "per-tensor",
-                p->act_symmetric ? "true" : "false", obs);
-    }
-    fprintf(f, "    \"embeddings\": \"%s\",\n", embeddings_name(q));
-    if (p->int8_attention) fputs("    \"attention\": \"int8\",\n", f);
-    if (plan_has_static(m, q->plan) && !q->fixed_inputs) {
-        fputs("    \"calibration\": {\"file\": ", f);
-        qb_json_write_str(f, q->calib->source, strlen(q->calib->source));
-        fprintf(f, ", \"sha256\": \"%s\", \"n\": %d},\n", q->calib->sha256, q->calib->used);
-    }
-    fputs("    \"excluded_modules\": [", f);
-    for (int i = 0, k = 0; i < m->n_linears; i++)
-        if (q->plan[i].fmt->precision == QB_PREC_FP32) {
-            fputs(k++ ? ", " : "", f);
-            qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
-        }
-    fputs("],\n    \"modules\": {", f);
-    for (int i = 0; i < m->n_linears; i++) {
-        fputs(i ? ",\n      " : "\n      ", f);
-        qb_json_write_str(f, m->linears[i]->name, strlen(m->linears[i]->name));
-        char name[48];
-        fprintf(f, ": \"%s\"", plan_name(p, q->plan[i], name, sizeof name));
-    }
-    fputs("\n    }\n  }\n}\n", f);
+    char obs[64] = "";
+    if (q->observer_label) snprintf(obs, sizeof obs, "%s", q->observer_label);
+    else if (plan_has_static(q->m, q->plan)) qb_observer_method_name(&q->observer, obs, sizeof obs);
+    json_t *a = json_object();
+    bool ok = a && qb_json_set(a, "dtype", json_string("uint8")) &&
+              qb_json_set(a, "granularity", json_string(p->act_per_token ? "per-token" : "per-tensor")) &&
+              qb_json_set(a, "symmetric", json_boolean(p->act_symmetric)) &&
+              qb_json_set(a, "observer", qb_json_strn(obs, strlen(obs)));
+    return qb_json_built(a, ok);
 }
 
-/* The input config.json verbatim, with the quantization block added as its
- * last member. */
+/* The linears left in fp32, and every linear's format. */
+static bool put_modules(json_t *qc, const quant_job *q) {
+    const qb_model *m = q->m;
+    json_t *excluded = json_array(), *mods = json_object();
+    bool ok = excluded && mods;
+    for (int i = 0; ok && i < m->n_linears; i++) {
+        const char *name = m->linears[i]->name;
+        char fmt[48];
+        if (q->plan[i].fmt->precision == QB_PREC_FP32) ok = qb_json_push(excluded, qb_json_strn(name, strlen(name)));
+        ok = ok && qb_json_set(mods, name, json_string(plan_name(q->p, q->plan[i], fmt, sizeof fmt)));
+    }
+    ok = qb_json_set(qc, "excluded_modules", excluded) && ok;
+    return qb_json_set(qc, "modules", mods) && ok;
+}
+
+static json_t *quant_config_json(const quant_job *q) {
+    const qb_quant_params *p = q->p;
+    json_t *qc = json_object();
+    bool ok = qc && qb_json_set(qc, "quant_method", json_string("qbert")) &&
+              qb_json_set(qc, "qbert_version", json_string(QBERT_VERSION)) &&
+              qb_json_set(qc, "method", json_string(qb_quant_method_name(p->method))) &&
+              qb_json_set(qc, "bits", json_integer(config_bits(p)));
+    if (ok && !is_half_method(p->method)) ok = qb_json_set(qc, "weights", weights_json(q));
+    if (ok && is_int8_method(p->method)) ok = qb_json_set(qc, "activations", activations_json(q));
+    ok = ok && qb_json_set(qc, "embeddings", json_string(embeddings_name(q)));
+    if (ok && p->int8_attention) ok = qb_json_set(qc, "attention", json_string("int8"));
+    if (ok && plan_has_static(q->m, q->plan) && !q->fixed_inputs) {
+        const qb_calib *c = q->calib;
+        json_t *cal = json_object();
+        ok = cal && qb_json_set(cal, "file", qb_json_strn(c->source, strlen(c->source))) &&
+             qb_json_set(cal, "sha256", json_string(c->sha256)) && qb_json_set(cal, "n", json_integer(c->used));
+        ok = qb_json_set(qc, "calibration", cal) && ok;
+    }
+    ok = ok && put_modules(qc, q);
+    return qb_json_built(qc, ok);
+}
+
+/* The input config.json with the quantization block set as its last member
+ * (replacing one a quantized input had), indented like Hugging Face's; its
+ * decimals print as they were written (15 digits). */
 static qb_status write_config(const quant_job *q, const char *dir, qb_error *err) {
-    char src[4200], dst[4200], *text;
-    size_t len;
+    char src[4200], dst[4200];
     qb_path_join(src, sizeof src, q->m->dir, "config.json");
     qb_path_join(dst, sizeof dst, dir, "config.json");
-    qb_status st = qb_file_read_all(src, &text, &len, err);
+    json_t *cfg;
+    qb_status st = qb_json_load_object(src, &cfg, err);
     if (st) return st;
-    char *end = strrchr(text, '}');
-    if (!end) {
-        free(text);
-        return qb_fail(err, QB_ERR_FORMAT, "%s: not a JSON object", src);
-    }
-    while (end > text && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\r' || end[-1] == '\t')) end--;
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
-    if (!f) {
-        free(text);
-        return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
-    }
-    fwrite(text, 1, (size_t)(end - text), f);
-    fputs(end[-1] == '{' ? "\n" : ",\n", f);
-    write_quant_config(f, q);
-    fclose(f);
-    st = qb_file_write_atomic(dst, buf, n, err);
-    free(buf);
-    free(text);
+    json_object_del(cfg, "quantization_config"); /* so the new block goes last */
+    if (qb_json_set(cfg, "quantization_config", quant_config_json(q)))
+        st = qb_json_write_file(dst, cfg, QB_JSON_INDENT | QB_JSON_DIGITS15, err);
+    else
+        st = qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", dst);
+    json_decref(cfg);
     return st;
 }
 

@@ -60,11 +60,6 @@ static void put_exact(FILE *f, double v) {
     fputs(buf, f);
 }
 
-void qb_report_put_json_num(FILE *f, double v) {
-    if (isfinite(v)) put_exact(f, v);
-    else fputs("null", f);
-}
-
 void qb_report_put_csv_num(FILE *f, double v) {
     if (isfinite(v)) put_exact(f, v);
 }
@@ -109,33 +104,31 @@ void qb_report_meta_items(FILE *f, const qb_report_meta *m, qb_report_item_fn it
 
 void qb_report_put_meta_md(FILE *f, const qb_report_meta *m) { qb_report_meta_items(f, m, md_item); }
 
-static void json_str(FILE *f, const char *key, const char *v, bool last) {
-    fprintf(f, "    \"%s\": ", key);
-    qb_json_write_str(f, v, strlen(v));
-    fputs(last ? "\n" : ",\n", f);
+static bool set_str(json_t *o, const char *key, const char *v) {
+    return qb_json_set(o, key, qb_json_strn(v, strlen(v)));
 }
 
-void qb_report_put_meta_json(FILE *f, const qb_report_meta *m) {
-    fputs("{\n", f);
-    json_str(f, "model_dir", m->model_dir, false);
-    json_str(f, "task", m->task, false);
-    json_str(f, "data_path", m->data_path, false);
-    json_str(f, "data_sha256", m->data_sha256, false);
-    fprintf(f, "    \"n_examples\": %d,\n    \"bench_seq\": %d,\n    \"threads\": %d,\n", m->n_examples, m->seq,
-            m->threads);
-    json_str(f, "cpu_model", m->cpu_model, false);
-    json_str(f, "cpu_flags", m->cpu_flags, false);
-    json_str(f, "isa", m->isa, false);
-    json_str(f, "qbert_version", m->qbert_version, false);
-    json_str(f, "git_commit", m->git_commit, false);
-    json_str(f, "compiler", m->compiler, false);
-    fprintf(f, "    \"seed\": %llu,\n", (unsigned long long)m->seed);
-    json_str(f, "calib_path", m->calib_path, false);
-    fprintf(f, "    \"calib_n\": %d,\n    \"max_length\": %d,\n    \"n_truncated\": %d,\n", m->calib_n, m->max_length,
-            m->n_truncated);
-    fprintf(f, "    \"bench_rounds\": %d,\n    \"bench_runs\": %d,\n    \"batch_latency\": %d,\n"
-               "    \"batch_throughput\": %d,\n", m->bench_rounds, m->bench_runs, m->batch_lat, m->batch_tput);
-    json_str(f, "precision_map", m->map_path, false);
-    json_str(f, "created", m->created, true);
-    fputs("  }", f);
+static bool set_int(json_t *o, const char *key, long long v) { return qb_json_set(o, key, json_integer(v)); }
+
+json_t *qb_report_meta_json(const qb_report_meta *m) {
+    json_t *o = json_object();
+    bool ok = o && set_str(o, "model_dir", m->model_dir) && set_str(o, "task", m->task) &&
+              set_str(o, "data_path", m->data_path) && set_str(o, "data_sha256", m->data_sha256) &&
+              set_int(o, "n_examples", m->n_examples) && set_int(o, "bench_seq", m->seq) &&
+              set_int(o, "threads", m->threads) && set_str(o, "cpu_model", m->cpu_model) &&
+              set_str(o, "cpu_flags", m->cpu_flags) && set_str(o, "isa", m->isa) &&
+              set_str(o, "qbert_version", m->qbert_version) && set_str(o, "git_commit", m->git_commit) &&
+              set_str(o, "compiler", m->compiler) &&
+              qb_json_set(o, "seed", qb_json_u64(m->seed)) && set_str(o, "calib_path", m->calib_path) &&
+              set_int(o, "calib_n", m->calib_n) && set_int(o, "max_length", m->max_length) &&
+              set_int(o, "n_truncated", m->n_truncated) && set_int(o, "bench_rounds", m->bench_rounds) &&
+              set_int(o, "bench_runs", m->bench_runs) && set_int(o, "batch_latency", m->batch_lat) &&
+              set_int(o, "batch_throughput", m->batch_tput) && set_str(o, "precision_map", m->map_path) &&
+              set_str(o, "created", m->created);
+    return qb_json_built(o, ok);
+}
+
+void qb_report_put_json(FILE *f, json_t *doc) {
+    qb_json_write(f, doc, QB_JSON_INDENT); /* NULL (out of memory) writes nothing */
+    json_decref(doc);
 }

@@ -5,6 +5,7 @@
 #ifndef QB_REPORT_INTERNAL_H
 #define QB_REPORT_INTERNAL_H
 
+#include "core/json.h"
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -46,16 +47,18 @@ extern const char qb_report_radar_caption[];
 void qb_report_put_md(FILE *f, const char *s);
 /* One CSV field, quoted when it needs to be (RFC 4180). */
 void qb_report_put_csv(FILE *f, const char *s);
-/* A number that reads back to the same double; null (JSON) or an empty
- * field (CSV) when it is not finite. */
-void qb_report_put_json_num(FILE *f, double v);
+/* A number that reads back to the same double; an empty field when it is
+ * not finite. */
 void qb_report_put_csv_num(FILE *f, double v);
 /* Each run detail as a (label, value) item, in the order every report lists them. */
 typedef void (*qb_report_item_fn)(FILE *f, const char *label, const char *value);
 void qb_report_meta_items(FILE *f, const qb_report_meta *m, qb_report_item_fn item);
 /* The reproducibility header as Markdown bullet lines. */
 void qb_report_put_meta_md(FILE *f, const qb_report_meta *m);
-void qb_report_put_meta_json(FILE *f, const qb_report_meta *m);
+/* The reproducibility header as a JSON object (NULL when out of memory). */
+json_t *qb_report_meta_json(const qb_report_meta *m);
+/* doc, indented, to f; takes doc's reference. */
+void qb_report_put_json(FILE *f, json_t *doc);
 
 /* An output built in memory, then written as dir/name through a temporary
  * name and a rename. */

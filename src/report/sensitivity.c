@@ -81,37 +81,28 @@ static void render_md(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row
     }
 }
 
+static json_t *row_json(const qb_sensitivity_row *r) {
+    json_t *o = json_object();
+    bool ok = o && qb_json_set(o, "name", qb_json_strn(r->name, strnlen(r->name, sizeof r->name))) &&
+              qb_json_set(o, "accuracy", qb_json_real(r->accuracy)) && qb_json_set(o, "drop", qb_json_real(r->drop)) &&
+              qb_json_set(o, "sqnr_db", qb_json_real(r->sqnr_db)) && qb_json_set(o, "kl", qb_json_real(r->kl)) &&
+              qb_json_set(o, "agreement", qb_json_real(r->agreement)) &&
+              qb_json_set(o, "kept", json_boolean(r->kept)) && qb_json_set(o, "beyond_whole", json_boolean(r->beyond_whole));
+    return qb_json_built(o, ok);
+}
+
 static void render_json(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row *const *rows) {
-    fputs("{\n  \"schema\": \"qbert.sensitivity/1\",\n  \"meta\": ", f);
-    qb_report_put_meta_json(f, &s->meta);
-    fputs(",\n  \"method\": ", f);
-    qb_json_write_str(f, s->method, strnlen(s->method, sizeof s->method));
-    fputs(",\n  \"fp32_accuracy\": ", f);
-    qb_report_put_json_num(f, s->fp32_accuracy);
-    fputs(",\n  \"all_quantized_accuracy\": ", f);
-    qb_report_put_json_num(f, s->all_quantized_accuracy);
-    fputs(",\n  \"whole_accuracy\": ", f);
-    qb_report_put_json_num(f, s->whole_accuracy);
-    fputs(",\n  \"whole_agreement\": ", f);
-    qb_report_put_json_num(f, s->whole_agreement);
-    fputs(",\n  \"rows\": [\n", f);
-    for (int i = 0; i < s->n_rows; i++) {
-        fputs("    {\"name\": ", f);
-        qb_json_write_str(f, rows[i]->name, strnlen(rows[i]->name, sizeof rows[i]->name));
-        fputs(", \"accuracy\": ", f);
-        qb_report_put_json_num(f, rows[i]->accuracy);
-        fputs(", \"drop\": ", f);
-        qb_report_put_json_num(f, rows[i]->drop);
-        fputs(", \"sqnr_db\": ", f);
-        qb_report_put_json_num(f, rows[i]->sqnr_db);
-        fputs(", \"kl\": ", f);
-        qb_report_put_json_num(f, rows[i]->kl);
-        fputs(", \"agreement\": ", f);
-        qb_report_put_json_num(f, rows[i]->agreement);
-        fprintf(f, ", \"kept\": %s, \"beyond_whole\": %s}%s\n", rows[i]->kept ? "true" : "false",
-                rows[i]->beyond_whole ? "true" : "false", i + 1 < s->n_rows ? "," : "");
-    }
-    fputs("  ]\n}\n", f);
+    json_t *o = json_object(), *arr = json_array();
+    bool ok = o && arr && qb_json_set(o, "schema", json_string("qbert.sensitivity/1")) &&
+              qb_json_set(o, "meta", qb_report_meta_json(&s->meta)) &&
+              qb_json_set(o, "method", qb_json_strn(s->method, strnlen(s->method, sizeof s->method))) &&
+              qb_json_set(o, "fp32_accuracy", qb_json_real(s->fp32_accuracy)) &&
+              qb_json_set(o, "all_quantized_accuracy", qb_json_real(s->all_quantized_accuracy)) &&
+              qb_json_set(o, "whole_accuracy", qb_json_real(s->whole_accuracy)) &&
+              qb_json_set(o, "whole_agreement", qb_json_real(s->whole_agreement));
+    for (int i = 0; ok && i < s->n_rows; i++) ok = qb_json_push(arr, row_json(rows[i]));
+    ok = qb_json_set(o, "rows", arr) && ok;
+    qb_report_put_json(f, qb_json_built(o, ok));
 }
 
 static void render_csv(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row *const *rows) {

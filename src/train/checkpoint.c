@@ -37,65 +37,54 @@ static const char *class_name(const qb_trainer *t) {
     return names[t->view.cfg.arch][t->view.cfg.task == QB_TASK_TOKEN];
 }
 
-/* Members the trained head decides; everything else is kept verbatim. */
-static bool is_head_key(const qb_json *j, int key) {
+/* Members the trained head decides; everything else is kept. */
+static bool is_head_key(const char *key) {
     static const char *const keys[] = {"architectures", "id2label", "label2id", "num_labels", "_num_labels",
                                        "finetuning_task"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
-        if (qb_json_str_eq(j, key, keys[i])) return true;
+        if (!strcmp(key, keys[i])) return true;
     return false;
 }
 
-/* A token's source text, quotes included for strings. */
-static void write_raw(FILE *f, const qb_json *j, int t) {
-    const qb_json_tok *k = &j->toks[t];
-    int q = k->type == QB_JSON_STRING;
-    fwrite(j->src + k->start - q, 1, k->end - k->start + 2 * (size_t)q, f);
+static bool put_head_members(json_t *cfg, const qb_trainer *t, const char *const *labels, int n) {
+    json_t *arch = json_array(), *id2label = json_object(), *label2id = json_object();
+    bool ok = arch && id2label && label2id && qb_json_push(arch, json_string(class_name(t)));
+    for (int i = 0; ok && i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", i);
+        ok = qb_json_set(id2label, id, qb_json_strn(labels[i], strlen(labels[i])));
+        json_t *name = ok ? json_object_get(id2label, id) : NULL;
+        ok = name && qb_json_set(label2id, json_string_value(name), json_integer(i));
+    }
+    ok = qb_json_set(cfg, "architectures", arch) && ok;
+    ok = qb_json_set(cfg, "id2label", id2label) && ok;
+    return qb_json_set(cfg, "label2id", label2id) && ok;
 }
 
-static void write_head_members(FILE *f, const qb_trainer *t, const char *const *labels, int n) {
-    fprintf(f, "  \"architectures\": [\"%s\"],\n  \"id2label\": {", class_name(t));
-    for (int i = 0; i < n; i++) {
-        fprintf(f, "%s\"%d\": ", i ? ", " : "", i);
-        qb_json_write_str(f, labels[i], strlen(labels[i]));
-    }
-    fputs("},\n  \"label2id\": {", f);
-    for (int i = 0; i < n; i++) {
-        fputs(i ? ", " : "", f);
-        qb_json_write_str(f, labels[i], strlen(labels[i]));
-        fprintf(f, ": %d", i);
-    }
-    fputs("}", f);
-}
-
+/* The source config with the head members first, rewritten for the new
+ * labels, and its other members after them in their order. */
 static qb_status write_config(const qb_trainer *t, const char *const *labels, int n, const char *dir,
                               qb_error *err) {
-    char src[4200], dst[4200], *text = NULL, *buf = NULL;
-    size_t len = 0, size = 0;
-    qb_json j = {0};
+    char src[4200], dst[4200];
     if (!qb_path_join(src, sizeof src, t->m->dir, "config.json") || !qb_path_join(dst, sizeof dst, dir, "config.json"))
         return qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
-    qb_status st = qb_file_read_all(src, &text, &len, err);
-    if (!st) st = qb_json_parse(&j, text, len, src, err);
-    FILE *f = st ? NULL : open_memstream(&buf, &size);
-    if (!st && !f) st = qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
-    if (!st) {
-        fputs("{\n", f);
-        write_head_members(f, t, labels, n);
-        for (uint32_t k = 1; k < j.n; k = j.toks[k + 1].next) {
-            if (is_head_key(&j, (int)k)) continue;
-            fputs(",\n  ", f);
-            write_raw(f, &j, (int)k);
-            fputs(": ", f);
-            write_raw(f, &j, (int)k + 1);
-        }
-        fputs("\n}\n", f);
-        fclose(f);
-        st = qb_file_write_atomic(dst, buf, size, err);
+    json_t *in, *out = json_object();
+    qb_status st = qb_json_load_object(src, &in, err);
+    if (st) {
+        json_decref(out);
+        return st;
     }
-    free(buf);
-    qb_json_free(&j);
-    free(text);
+    bool ok = out && put_head_members(out, t, labels, n);
+    const char *key;
+    json_t *v;
+    json_object_foreach(in, key, v) {
+        if (ok && !is_head_key(key)) ok = qb_json_set(out, key, json_incref(v));
+    }
+    /* 15 digits: the config's decimals print as they were written */
+    st = ok ? qb_json_write_file(dst, out, QB_JSON_INDENT | QB_JSON_DIGITS15, err)
+            : qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
+    json_decref(in);
+    json_decref(out);
     return st;
 }
 

@@ -44,18 +44,20 @@ static void counters_set(qb_trainer *t, qb_train_cursor *c, const double v[N_COU
 /* The metadata values are strings, as the safetensors format requires;
  * 17 significant digits read back bit for bit (and counters exactly). */
 static char *metadata_text(const qb_trainer *t, const qb_train_cursor *c, const char *fingerprint) {
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    if (!f) return NULL;
     double v[N_COUNTERS];
     counters_get(t, c, v);
-    fputs("{\"format\": \"qbert-train-state\", \"version\": \"1\", \"fingerprint\": ", f);
-    qb_json_write_str(f, fingerprint, strlen(fingerprint));
-    for (int i = 0; i < N_COUNTERS; i++) fprintf(f, ", \"%s\": \"%.17g\"", counters[i].key, v[i]);
-    fputs("}", f);
-    fclose(f);
-    return buf;
+    json_t *o = json_object();
+    bool ok = o && qb_json_set(o, "format", json_string("qbert-train-state")) &&
+              qb_json_set(o, "version", json_string("1")) &&
+              qb_json_set(o, "fingerprint", qb_json_strn(fingerprint, strlen(fingerprint)));
+    for (int i = 0; ok && i < N_COUNTERS; i++) {
+        char num[32];
+        snprintf(num, sizeof num, "%.17g", v[i]);
+        ok = qb_json_set(o, counters[i].key, json_string(num));
+    }
+    char *text = ok ? qb_json_dumps(o, QB_JSON_LINE) : NULL;
+    json_decref(o);
+    return text;
 }
 
 static void pack_sites(const qb_qat *q, float *out) {
@@ -109,20 +111,20 @@ qb_status qb_train_state_save(const qb_trainer *t, const qb_train_cursor *c, con
 
 /* ---- loading ---------------------------------------------------------- */
 
-static bool meta_number(const qb_json *j, const char *key, double *out) {
-    char *s = qb_json_strdup(j, qb_json_get(j, 0, key), NULL), *end = NULL;
+static bool meta_number(const json_t *j, const char *key, double *out) {
+    char *s = qb_json_strdup(json_object_get(j, key), NULL), *end = NULL;
     if (s) *out = strtod(s, &end);
     bool ok = s && end != s && !*end;
     free(s);
     return ok;
 }
 
-static qb_status read_cursor(qb_trainer *t, qb_train_cursor *c, const qb_json *j, const char *fingerprint,
+static qb_status read_cursor(qb_trainer *t, qb_train_cursor *c, const json_t *j, const char *fingerprint,
                              const char *path, qb_error *err) {
-    if (!qb_json_str_eq(j, qb_json_get(j, 0, "format"), "qbert-train-state"))
+    if (!qb_json_str_eq(json_object_get(j, "format"), "qbert-train-state"))
         return qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert training state", path);
-    if (!qb_json_str_eq(j, qb_json_get(j, 0, "fingerprint"), fingerprint)) {
-        char *had = qb_json_strdup(j, qb_json_get(j, 0, "fingerprint"), NULL);
+    if (!qb_json_str_eq(json_object_get(j, "fingerprint"), fingerprint)) {
+        char *had = qb_json_strdup(json_object_get(j, "fingerprint"), NULL);
         qb_status st = qb_fail(err, QB_ERR_ARG, "%s: written by a run with other settings (%s); this run has (%s)",
                                path, had ? had : "?", fingerprint);
         free(had);
@@ -174,13 +176,13 @@ static qb_status read_params(qb_trainer *t, const qb_safetensors *st, qb_error *
 qb_status qb_train_state_load(qb_trainer *t, qb_train_cursor *c, const char *fingerprint, const char *path,
                               qb_error *err) {
     qb_safetensors st = {0};
-    qb_json j = {0};
+    json_t *j = NULL;
     qb_status s = qb_safetensors_open(&st, path, err);
     if (!s && !st.metadata) s = qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert training state (no metadata)", path);
-    if (!s) s = qb_json_parse(&j, st.metadata, strlen(st.metadata), path, err);
-    if (!s) s = read_cursor(t, c, &j, fingerprint, path, err);
+    if (!s) s = qb_json_parse(st.metadata, strlen(st.metadata), path, &j, err);
+    if (!s) s = read_cursor(t, c, j, fingerprint, path, err);
     if (!s) s = read_params(t, &st, err);
-    qb_json_free(&j);
+    json_decref(j);
     qb_safetensors_close(&st);
     return s;
 }

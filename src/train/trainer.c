@@ -39,21 +39,18 @@ static qb_status read_dropouts(qb_trainer *t, const qb_trainer_params *p, qb_err
         [QB_ARCH_DISTILBERT] = {"dropout", "attention_dropout", "seq_classif_dropout", 0.1f, 0.1f, 0.2f},
     };
     const dropout_keys *k = &keys[t->m->cfg.arch];
-    char path[4096], *text = NULL;
-    size_t len = 0;
-    qb_json j = {0};
+    char path[4096];
+    json_t *j = NULL;
     if (!qb_path_join(path, sizeof path, t->m->dir, "config.json"))
         return qb_fail(err, QB_ERR_ARG, "%s: path too long", t->m->dir);
-    qb_status st = qb_file_read_all(path, &text, &len, err);
-    if (!st) st = qb_json_parse(&j, text, len, path, err);
+    qb_status st = qb_json_load_object(path, &j, err);
     if (!st) {
-        t->p_hidden = (float)qb_json_get_number(&j, 0, k->hidden, k->dh);
-        t->p_attn = (float)qb_json_get_number(&j, 0, k->attn, k->da);
-        t->p_classifier = (float)qb_json_get_number(&j, 0, k->cls, k->dc);
+        t->p_hidden = (float)qb_json_get_number(j, k->hidden, k->dh);
+        t->p_attn = (float)qb_json_get_number(j, k->attn, k->da);
+        t->p_classifier = (float)qb_json_get_number(j, k->cls, k->dc);
         if (t->p_classifier < 0) t->p_classifier = t->p_hidden; /* BERT: null means hidden_dropout_prob */
     }
-    qb_json_free(&j);
-    free(text);
+    json_decref(j);
     if (p->hidden_dropout >= 0) t->p_hidden = p->hidden_dropout;
     if (p->attn_dropout >= 0) t->p_attn = p->attn_dropout;
     if (p->classifier_dropout >= 0) t->p_classifier = p->classifier_dropout;
