@@ -33,8 +33,12 @@ static bool is_half_method(qb_quant_method m) { return m == QB_QUANT_FP16 || m =
 static bool is_lowbit(const qb_quant_params *p) { return p->ternary || p->kmeans || p->bits <= 4; }
 
 /* The classifier stays FP32 unless asked: it is tiny, and its logits are
- * what every metric reads.  The pooler is an ordinary linear layer. */
-static bool is_classifier(const qb_model *m, const qb_linear *l) { return l == &m->classifier; }
+ * what every metric reads.  The pooler is an ordinary linear layer.  By
+ * id: a model built in memory may be a copy whose linears list points into
+ * the original. */
+static bool is_classifier(const qb_model *m, const qb_linear *l) {
+    return m->classifier.out && l->id == m->classifier.id;
+}
 
 /* What a linear becomes: a row of the format table, and for formats on
  * integer inputs whether those are calibrated (static).  "int8" in a map
@@ -134,6 +138,7 @@ static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, bo
 
 typedef struct {
     const qb_model *m;
+    const json_t *config;           /* the config.json to extend; NULL: m->dir's */
     const qb_quant_params *p;
     const plan_entry *plan;
     const qb_calib *calib;
@@ -414,14 +419,16 @@ static json_t *quant_config_json(const quant_job *q) {
 }
 
 /* The input config.json with the quantization block set as its last member
- * (replacing one a quantized input had), indented like Hugging Face's; its
+ * (replacing one a quantized input had; or the config the caller built),
+ * indented like Hugging Face's; its
  * decimals print as they were written (15 digits). */
 static qb_status write_config(const quant_job *q, const char *dir, qb_error *err) {
     char src[4200], dst[4200];
     qb_path_join(src, sizeof src, q->m->dir, "config.json");
     qb_path_join(dst, sizeof dst, dir, "config.json");
-    json_t *cfg;
-    qb_status st = qb_json_load_object(src, &cfg, err);
+    json_t *cfg = q->config ? json_deep_copy(q->config) : NULL;
+    qb_status st = q->config ? (cfg ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", dst))
+                             : qb_json_load_object(src, &cfg, err);
     if (st) return st;
     json_object_del(cfg, "quantization_config"); /* so the new block goes last */
     if (qb_json_set(cfg, "quantization_config", quant_config_json(q)))
@@ -607,8 +614,9 @@ qb_status qb_calibrate(const qb_model *m, const qb_quant_params *p, const char *
     return st;
 }
 
-qb_status qb_quantize_into(const qb_model *m, const qb_quant_params *p, const qb_qparams *inputs,
-                           const char *observer_label, const char *dir, qb_quant_report *rep, qb_error *err) {
+qb_status qb_quantize_into(const qb_model *m, const json_t *config, const qb_quant_params *p,
+                           const qb_qparams *inputs, const char *observer_label, const char *dir,
+                           qb_quant_report *rep, qb_error *err) {
     qb_quant_report local;
     if (!rep) rep = &local;
     memset(rep, 0, sizeof *rep);
@@ -621,7 +629,7 @@ qb_status qb_quantize_into(const qb_model *m, const qb_quant_params *p, const qb
     qb_calib none = {0};
     /* 4 bits and fewer pack into the low-bit formats, whose quantizer QAT
      * trained through; 5..7 bits stay int8 values on a narrower grid. */
-    quant_job q = {.m = m, .p = p, .plan = plan, .calib = &none, .fixed_inputs = inputs, .rep = rep,
+    quant_job q = {.m = m, .config = config, .p = p, .plan = plan, .calib = &none, .fixed_inputs = inputs, .rep = rep,
                    .observer_label = observer_label, .packed = is_lowbit(p)};
     qb_status st = plan_precisions(m, p, q.packed, plan, err);
     if (!st) st = write_dir(&q, dir, rep, err);

@@ -3,6 +3,7 @@
 #ifndef QB_QUANT_QUANTIZE_H
 #define QB_QUANT_QUANTIZE_H
 
+#include "core/json.h"
 #include "model/model.h"
 #include "quant/affine.h"
 
@@ -11,8 +12,10 @@
  * p->bits 5..8 give int8 weights on that grid; 4, 3, 2 or p->ternary the
  * packed low-bit formats (p->group_size, p->weight_zero_point as for
  * qb_quantize).  observer_label is what quantization_config names as the
- * observer. */
-qb_status qb_quantize_into(const qb_model *m, const qb_quant_params *p, const qb_qparams *inputs,
-                           const char *observer_label, const char *dir, qb_quant_report *rep, qb_error *err);
+ * observer.  config is the config.json to extend (NULL: m->dir's); the
+ * weights are read from m->st, which a model built in memory may fill. */
+qb_status qb_quantize_into(const qb_model *m, const json_t *config, const qb_quant_params *p,
+                           const qb_qparams *inputs, const char *observer_label, const char *dir,
+                           qb_quant_report *rep, qb_error *err);
 
 #endif

@@ -63,28 +63,36 @@ static bool put_head_members(json_t *cfg, const qb_trainer *t, const char *const
 
 /* The source config with the head members first, rewritten for the new
  * labels, and its other members after them in their order. */
-static qb_status write_config(const qb_trainer *t, const char *const *labels, int n, const char *dir,
-                              qb_error *err) {
-    char src[4200], dst[4200];
-    if (!qb_path_join(src, sizeof src, t->m->dir, "config.json") || !qb_path_join(dst, sizeof dst, dir, "config.json"))
-        return qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
-    json_t *in, *out = json_object();
+static qb_status build_config(const qb_trainer *t, const char *const *labels, int n, json_t **out, qb_error *err) {
+    char src[4200];
+    if (!qb_path_join(src, sizeof src, t->m->dir, "config.json"))
+        return qb_fail(err, QB_ERR_ARG, "%s: path too long", t->m->dir);
+    json_t *in, *cfg = json_object();
     qb_status st = qb_json_load_object(src, &in, err);
     if (st) {
-        json_decref(out);
+        json_decref(cfg);
         return st;
     }
-    bool ok = out && put_head_members(out, t, labels, n);
+    bool ok = cfg && put_head_members(cfg, t, labels, n);
     const char *key;
     json_t *v;
     json_object_foreach(in, key, v) {
-        if (ok && !is_head_key(key)) ok = qb_json_set(out, key, json_incref(v));
+        if (ok && !is_head_key(key)) ok = qb_json_set(cfg, key, json_incref(v));
     }
-    /* 15 digits: the config's decimals print as they were written */
-    st = ok ? qb_json_write_file(dst, out, QB_JSON_INDENT | QB_JSON_DIGITS15, err)
-            : qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
     json_decref(in);
-    json_decref(out);
+    *out = qb_json_built(cfg, ok);
+    return *out ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
+}
+
+static qb_status write_config(const qb_trainer *t, const char *const *labels, int n, const char *dir,
+                              qb_error *err) {
+    char dst[4200];
+    json_t *cfg = NULL;
+    if (!qb_path_join(dst, sizeof dst, dir, "config.json")) return qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
+    qb_status st = build_config(t, labels, n, &cfg, err);
+    /* 15 digits: the config's decimals print as they were written */
+    if (!st) st = qb_json_write_file(dst, cfg, QB_JSON_INDENT | QB_JSON_DIGITS15, err);
+    json_decref(cfg);
     return st;
 }
 
@@ -96,12 +104,13 @@ qb_status qb_checkpoint_write(const qb_trainer *t, const char *const *labels, in
     return st;
 }
 
-/* The static model from FP32 weights and the scales the QAT trainer used:
- * weights quantize to the integers (int8, or a packed low-bit format's
- * codes and FP16 scales) fake quantization produced, inputs keep the
- * trained scale and zero point. */
-static qb_status convert_qat(const qb_trainer *t, const qb_model *fp32, const char *dir, qb_error *err) {
-    qb_qparams *inputs = calloc((size_t)fp32->n_linears + 1, sizeof *inputs);
+/* The static model from the trained FP32 weights and the scales the QAT
+ * trainer used: weights quantize to the integers (int8, or a packed low-bit
+ * format's codes and FP16 scales) fake quantization produced, inputs keep
+ * the trained scale and zero point. */
+static qb_status convert_qat(const qb_trainer *t, const qb_model *m, const json_t *config, const char *dir,
+                             qb_error *err) {
+    qb_qparams *inputs = calloc((size_t)m->n_linears + 1, sizeof *inputs);
     if (!inputs) return qb_fail(err, QB_ERR_NOMEM, "qat: out of memory");
     qb_quant_params qp = qb_quant_default_params(QB_QUANT_STATIC);
     qp.bits = t->qat->p.bits;
@@ -109,29 +118,50 @@ static qb_status convert_qat(const qb_trainer *t, const qb_model *fp32, const ch
     qp.group_size = t->qat->p.group_size;
     qp.weight_zero_point = t->qat->p.zero_point;
     qb_status st = QB_OK;
-    for (int i = 0; !st && i < fp32->n_linears; i++) {
-        const qb_linear *l = fp32->linears[i];
+    for (int i = 0; !st && i < m->n_linears; i++) {
+        const qb_linear *l = m->linears[i];
         if (!qb_trainer_qat_input(t, l->name, &inputs[l->id].scale, &inputs[l->id].zero_point) &&
-            l != &fp32->classifier)
+            l->id != m->classifier.id)
             st = qb_fail(err, QB_ERR_ARG, "qat: '%s' has no trained input scale", l->name);
     }
     const char *label = t->qat->p.observer == QB_FQ_LSQ ? "qat-lsq" : "qat-ema";
-    if (!st) st = qb_quantize_into(fp32, &qp, inputs, label, dir, NULL, err);
+    if (!st) st = qb_quantize_into(m, config, &qp, inputs, label, dir, NULL, err);
     free(inputs);
     return st;
 }
 
+static int by_name(const void *a, const void *b) {
+    return strcmp(((const qb_st_tensor *)a)->name, ((const qb_st_tensor *)b)->name);
+}
+
+/* The trainer's parameters as the sorted tensor list the quantizer reads. */
+static qb_st_tensor *param_tensors(const qb_trainer *t, size_t *bytes) {
+    qb_st_tensor *ts = calloc((size_t)t->n_params + 1, sizeof *ts);
+    *bytes = 0;
+    for (int i = 0; ts && i < t->n_params; i++) {
+        const qb_tparam *p = &t->params[i];
+        ts[i] = (qb_st_tensor){.name = (char *)p->name, .dtype = QB_F32, .ndim = p->ndim, .numel = p->numel,
+                               .nbytes = (size_t)p->numel * sizeof(float), .data = p->w, .aligned = true};
+        memcpy(ts[i].shape, p->shape, sizeof p->shape);
+        *bytes += ts[i].nbytes;
+    }
+    if (ts) qsort(ts, (size_t)t->n_params, sizeof *ts, by_name);
+    return ts;
+}
+
+/* Converts in memory: the trainer's view of the model, its weights listed
+ * as tensors, and the config with the trained head. */
 qb_status qb_checkpoint_write_qat(const qb_trainer *t, const char *const *labels, int n_labels, const char *dir,
                                    qb_error *err) {
-    qb_outdir side;
-    qb_model *fp32 = NULL;
-    qb_load_params lp = qb_load_default_params();
-    qb_status st = qb_outdir_begin(&side, dir, QB_OUTDIR_FORCE, err);
-    if (st) return st;
-    st = qb_checkpoint_write(t, labels, n_labels, side.tmp, err);
-    if (!st) st = qb_model_load(side.tmp, &lp, &fp32, err);
-    if (!st) st = convert_qat(t, fp32, dir, err);
-    qb_model_free(fp32);
-    qb_outdir_abort(&side);
+    qb_model m = t->view;
+    size_t bytes;
+    json_t *config = NULL;
+    m.st = (qb_safetensors){.tensors = param_tensors(t, &bytes), .n = t->n_params};
+    m.st.map.size = bytes;
+    qb_status st = m.st.tensors ? build_config(t, labels, n_labels, &config, err)
+                                : qb_fail(err, QB_ERR_NOMEM, "qat: out of memory");
+    if (!st) st = convert_qat(t, &m, config, dir, err);
+    json_decref(config);
+    free(m.st.tensors);
     return st;
 }

@@ -15,9 +15,9 @@ qb_status qb_checkpoint_write(const qb_trainer *t, const char *const *labels, in
 /* QAT: fills dir with the static model the trainer's fake quantization
  * describes (docs/quantized-format.md), the same files `qbert quantize
  * --method static` writes: int8 weights for 5..8-bit grids, the packed
- * int4/int3/int2/ternary format for 4 bits and fewer.  The FP32 weights
- * pass through a side directory (written, loaded, converted, removed), so
- * the converter reads exactly what `qbert quantize` would. */
+ * int4/int3/int2/ternary format for 4 bits and fewer.  Converted in
+ * memory: the quantizer reads the trainer's parameters through its view of
+ * the model, the same tensors a written FP32 checkpoint would hold. */
 qb_status qb_checkpoint_write_qat(const qb_trainer *t, const char *const *labels, int n_labels, const char *dir,
                                    qb_error *err);
 
