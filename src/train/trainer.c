@@ -422,7 +422,6 @@ qb_status qb_trainer_reserve(qb_trainer *t, int max_batch, int max_seq, qb_error
         return qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory for activations of batch %d x seq %d", max_batch,
                        max_seq);
     }
-    t->arena_floats = c.used;
     c.base = t->arena;
     c.used = 0;
     layout(t, &c);
@@ -543,7 +542,6 @@ qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *la
     if (st) return st;
     t->batch = b->batch;
     t->n_rows = t->s->n_rows;
-    t->training = training;
     t->teacher = NULL;
     qb_tape *tp = &t->tape;
     if (training) tp->step = (uint64_t)t->n_forward++;

@@ -129,7 +129,6 @@ typedef struct qb_trainer_s {
     qb_session *s;          /* the packed batch (tok_*, offsets, lens) and the graph's training mode */
     qb_tape tape;           /* what the forward keeps, in the arena */
     float *arena;
-    size_t arena_floats;
     qb_op_ctx ops;
     float *probs;           /* [rows, L] softmax of the logits */
     float *g_out, *g_in, *g_sum, *g_attn, *g_tmp, *g_ctx, *g_q, *g_k, *g_v; /* [T, H] */
@@ -141,7 +140,6 @@ typedef struct qb_trainer_s {
     int32_t *labels;        /* [T] sequence: per example; token: per packed row */
     /* the last forward */
     int batch, n_rows, n_label_rows, n_used;
-    bool training;
     long n_forward;         /* training forwards so far: the next mask's step */
     long n_updates;         /* optimizer steps so far */
     float loss;
