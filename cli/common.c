@@ -91,6 +91,8 @@ qb_model *qb_cli_load(const char *cmd, const char *dir, double *load_seconds) {
     qb_model *m = NULL;
     double t0 = qb_now();
     qb_load_params lp = qb_load_default_params();
+    const char *allow = getenv(QB_ENV_ALLOW_NONFINITE);
+    lp.allow_nonfinite = allow && !strcmp(allow, "1");
     if (qb_model_load(dir, &lp, &m, &err)) {
         qb_report_error(cmd, &err);
         return NULL;

@@ -50,6 +50,11 @@ typedef struct qb_load_params {
     /* Kernel set: NULL means the best this CPU has, or $QBERT_ISA if set.
      * Accepted: "scalar", "avx2", "avx512". */
     const char *isa;
+    /* Nonzero: skip the check that refuses a checkpoint holding a NaN or an
+     * infinity in any float tensor (weights, scales, SmoothQuant factors).
+     * Such a model computes garbage; this is for inspecting one.  The
+     * quantizer refuses it whatever this says. */
+    int allow_nonfinite;
 } qb_load_params;
 
 qb_load_params qb_load_default_params(void);

@@ -80,6 +80,32 @@ static qb_status open_weights(qb_model *m, qb_error *err) {
     return qb_safetensors_open(&m->st, path, err);
 }
 
+/* A NaN or an infinity in any weight turns every logit it reaches into
+ * garbage, and the SIMD kernels' max/min make that garbage finite: found
+ * here, every float tensor of the file read once, or not at all. */
+static qb_status check_finite(qb_model *m, const qb_load_params *p, qb_error *err) {
+    if (p && p->allow_nonfinite) return QB_OK;
+    qb_status st = qb_model_find_nonfinite(m, err);
+    m->nonfinite_checked = !st;
+    return st;
+}
+
+qb_status qb_model_find_nonfinite(const qb_model *m, qb_error *err) {
+    for (int i = 0; i < m->st.n; i++) {
+        const qb_st_tensor *t = &m->st.tensors[i];
+        const qb_dtype_traits *tr = qb_dtype_traits_of(t->dtype);
+        if (!tr->exp_mask || !t->numel) continue;
+        int64_t at = m->kern.find_nonfinite(t->data, t->numel, (int)tr->size, tr->exp_mask);
+        if (at < 0) continue;
+        uint32_t w = 0;
+        memcpy(&w, (const char *)t->data + (size_t)at * tr->size, tr->size); /* little-endian */
+        uint32_t sign = 1u << (8 * tr->size - 1), mantissa = w & ~tr->exp_mask & ~sign;
+        return qb_fail(err, QB_ERR_NUMERIC, "%s: tensor '%s' holds %s at element %lld", m->st.path, t->name,
+                       mantissa ? "NaN" : w & sign ? "-Inf" : "+Inf", (long long)at);
+    }
+    return QB_OK;
+}
+
 /* Token ids index the embedding tables: a vocabulary larger than the table
  * would read out of bounds at run time, so it is refused here. */
 static qb_status check_vocab(const qb_model *m, qb_error *err) {
@@ -179,6 +205,7 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
     if (!st) st = load_tokenizer(m, err);
     if (!st) st = check_vocab(m, err);
     if (!st) st = open_weights(m, err);
+    if (!st) st = check_finite(m, params, err);
     if (!st) st = qb_model_bind_weights(m, err);
     if (!st) summarize_quant(m);
     if (st) {
