@@ -98,6 +98,7 @@ qb_model *qb_cli_load(const char *cmd, const char *dir, double *load_seconds) {
         return NULL;
     }
     if (load_seconds) *load_seconds = qb_now() - t0;
+    if (qb_model_warning(m)) fprintf(stderr, "qbert %s: warning: %s\n", cmd, qb_model_warning(m));
     return m;
 }
 

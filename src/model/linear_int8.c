@@ -16,7 +16,7 @@
 static bool zero_points_zero(qb_binder *b, const qb_linear *l, const qb_st_tensor *t) {
     char zname[256];
     snprintf(zname, sizeof zname, "%s_zero_point", t->name);
-    const qb_st_tensor *zp = qb_safetensors_find(&b->m->st, zname);
+    const qb_st_tensor *zp = qb_binder_find(b, zname);
     bool zero = !zp || (zp->dtype == QB_I8 && zp->numel == l->out);
     for (int64_t i = 0; zp && zero && i < zp->numel; i++) zero = ((const int8_t *)zp->data)[i] == 0;
     if (!zero) qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' must be I8 zeros: int8 weights are symmetric", b->file, zname);

@@ -175,6 +175,8 @@ static void summarize_quant(qb_model *m) {
 
 const char *qb_model_quant_summary(const qb_model *m) { return m->quant_summary; }
 
+const char *qb_model_warning(const qb_model *m) { return m->warning; }
+
 int qb_model_linear_count(const qb_model *m) { return m->n_linears; }
 
 const char *qb_model_linear_name(const qb_model *m, int i) {
@@ -190,6 +192,21 @@ const char *qb_model_linear_format(const qb_model *m, int i, double *bits, int *
     return l->fmt->name;
 }
 
+/* The files of a model directory are regular files where they exist: a
+ * FIFO would hang the reader, and a directory or device would be reported
+ * as missing or misread. */
+static qb_status check_files(const char *dir, qb_error *err) {
+    static const char *names[] = {"config.json", "model.safetensors", "vocab.txt", "spiece.model",
+                                  "tokenizer_config.json"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (!qb_path_join(path, sizeof path, dir, names[i])) return qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
+        qb_status st = qb_file_check_regular(path, err);
+        if (st) return st;
+    }
+    return QB_OK;
+}
+
 qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model **out, qb_error *err) {
     *out = NULL;
     qb_model *m = calloc(1, sizeof *m);
@@ -198,8 +215,9 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
         return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", dir);
     }
     char path[4096];
-    qb_status st = QB_OK;
-    if (!qb_path_join(path, sizeof path, dir, "config.json")) st = qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
+    qb_status st = check_files(dir, err);
+    if (!st && !qb_path_join(path, sizeof path, dir, "config.json"))
+        st = qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
     if (!st) st = qb_config_load(path, &m->cfg, err);
     if (!st) st = choose_kernels(m, params, err);
     if (!st) st = load_tokenizer(m, err);
@@ -225,6 +243,8 @@ void qb_model_free(qb_model *m) {
     free(m->owned);
     free(m->params);
     free(m->blocks);
+    free(m->st_used);
+    free(m->warning);
     qb_safetensors_close(&m->st);
     qb_tokenizer_free(m->tok);
     qb_config_free(&m->cfg);

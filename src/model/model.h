@@ -96,6 +96,8 @@ struct qb_model {
     int n_linears;
     char quant_summary[384];
     bool nonfinite_checked; /* every float tensor was found finite at load */
+    bool *st_used;          /* [st.n]: the binder looked the tensor up */
+    char *warning;          /* one line about the checkpoint (unused tensors), or NULL */
 };
 
 /* Which stored block runs at position `layer` (0..num_layers-1), inner step

@@ -13,13 +13,13 @@
 static const qb_st_tensor *find(qb_binder *b, const char *name) {
     char full[256];
     snprintf(full, sizeof full, "%s%s", b->prefix, name);
-    const qb_st_tensor *t = qb_safetensors_find(&b->m->st, full);
-    if (!t) t = qb_safetensors_find(&b->m->st, name);
+    const qb_st_tensor *t = qb_binder_find(b, full);
+    if (!t) t = qb_binder_find(b, name);
     if (!t && strstr(full, "LayerNorm.")) {
         char *w = strstr(full, "LayerNorm.weight"), *bb = strstr(full, "LayerNorm.bias");
         if (w) strcpy(w, "LayerNorm.gamma");
         if (bb) strcpy(bb, "LayerNorm.beta");
-        t = qb_safetensors_find(&b->m->st, full);
+        t = qb_binder_find(b, full);
     }
     if (!t) qb_fail(b->err, QB_ERR_FORMAT, "%s: missing tensor '%s%s'", b->file, b->prefix, name);
     return t;
@@ -184,6 +184,75 @@ static void bind_heads(qb_binder *b) {
     b->prefix = saved;
 }
 
+/* The layer (or ALBERT group, or inner layer) a tensor name is for, and
+ * the config.json key that bounds it; -1 if the name is in no layer. */
+static int layer_of(const char *name, const qb_config *c, int *limit, const char **key) {
+    static const struct {
+        const char *infix;
+        int field; /* 0 num_layers, 1 num_hidden_groups, 2 inner_group_num */
+    } kinds[] = {{"encoder.layer.", 0}, {"transformer.layer.", 0}, {"albert_layer_groups.", 1}, {"albert_layers.", 2}};
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        const char *at = strstr(name, kinds[k].infix);
+        if (!at) continue;
+        at += strlen(kinds[k].infix);
+        if (*at < '0' || *at > '9') continue;
+        int f = kinds[k].field;
+        *limit = f == 0 ? c->num_layers : f == 1 ? c->num_hidden_groups : c->inner_group_num;
+        *key = f == 1 ? "num_hidden_groups" : f == 2 ? "inner_group_num"
+               : c->arch == QB_ARCH_DISTILBERT ? "n_layers" : "num_hidden_layers";
+        long v = strtol(at, NULL, 10);
+        return v > 1 << 20 ? 1 << 20 : (int)v;
+    }
+    return -1;
+}
+
+/* What Hugging Face loads without a word: the position_ids and
+ * token_type_ids buffers older checkpoints saved, and a pooler under a
+ * token-classification head (its _keys_to_ignore_on_load_unexpected). */
+static bool ignored_quietly(const char *name, const qb_config *c) {
+    size_t n = strlen(name);
+    static const char *buffers[] = {"embeddings.position_ids", "embeddings.token_type_ids"};
+    for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) {
+        size_t k = strlen(buffers[i]);
+        if (n >= k && !strcmp(name + n - k, buffers[i])) return true;
+    }
+    return c->task == QB_TASK_TOKEN && strstr(name, "pooler") != NULL;
+}
+
+#define QB_UNUSED_LISTED 4
+
+/* Appends one unused name to the warning being built (the first few only). */
+static void note_unused(char *buf, size_t cap, int k, const char *name) {
+    size_t n = strlen(buf);
+    if (k < QB_UNUSED_LISTED) snprintf(buf + n, cap - n, "%s%s", k ? ", " : "", name);
+}
+
+/* Every tensor of the checkpoint is bound, or named: tensors of layers the
+ * config does not have are an error (a config with fewer layers than the
+ * checkpoint would silently run a truncated model); other leftovers (an
+ * MLM head, a pooler a head does not use) are a warning. */
+static qb_status check_unused(qb_model *m, qb_error *err) {
+    const qb_config *c = &m->cfg;
+    char names[1024] = "";
+    int n_unused = 0;
+    for (int i = 0; i < m->st.n; i++) {
+        const char *name = m->st.tensors[i].name, *key = NULL;
+        int limit = 0, layer = layer_of(name, c, &limit, &key);
+        if (m->st_used[i] || ignored_quietly(name, c)) continue;
+        if (layer >= limit)
+            return qb_fail(err, QB_ERR_FORMAT, "%s: tensor '%s' is for layer %d, but config.json has %s %d",
+                           m->st.path, name, layer, key, limit);
+        note_unused(names, sizeof names, n_unused++, name);
+    }
+    if (!n_unused) return QB_OK;
+    size_t cap = strlen(m->st.path) + sizeof names + 96;
+    m->warning = malloc(cap);
+    if (!m->warning) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
+    snprintf(m->warning, cap, "%s: %d tensor%s unused: %s%s", m->st.path, n_unused, n_unused > 1 ? "s" : "", names,
+             n_unused > QB_UNUSED_LISTED ? ", ..." : "");
+    return QB_OK;
+}
+
 qb_status qb_model_bind_weights(qb_model *m, qb_error *err) {
     const qb_config *c = &m->cfg;
     static const char *prefixes[] = {"bert.", "albert.", "distilbert."};
@@ -191,13 +260,14 @@ qb_status qb_model_bind_weights(qb_model *m, qb_error *err) {
     m->blocks = calloc((size_t)m->n_blocks, sizeof *m->blocks);
     m->params = calloc((size_t)m->st.n + 1, sizeof *m->params);
     m->linears = calloc((size_t)m->n_blocks * 6 + 4, sizeof *m->linears);
-    if (!m->blocks || !m->params || !m->linears) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
+    m->st_used = calloc((size_t)m->st.n + 1, sizeof *m->st_used);
+    if (!m->blocks || !m->params || !m->linears || !m->st_used) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
     err->code = QB_OK;
     qb_binder b = {m, prefixes[c->arch], m->st.path, err};
     bind_embeddings(&b);
     bind_blocks(&b);
     bind_heads(&b);
-    return err->code;
+    return err->code ? err->code : check_unused(m, err);
 }
 
 const qb_block *qb_model_block(const qb_model *m, int layer, int inner) {
