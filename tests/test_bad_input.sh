@@ -160,6 +160,39 @@ check "position_ids buffer: no warning (Hugging Face ignores it too)" test ! -s 
 d=$(model_copy layers); rm "$d/config.json"; sed 's/"num_hidden_layers": 4/"num_hidden_layers": 3/' "$M/config.json" >"$d/config.json"
 expect_error "checkpoint with more layers than config.json" "model.safetensors: tensor 'bert.encoder.layer.3.[a-zA-Z.]+' is for layer 3, but config.json has num_hidden_layers 3" "$QBERT" info "$d"
 
+# quantization_config must agree with the tensors.  qmix DIR CONFIG_FROM
+# TENSORS_FROM [PYTHON]: config.json of one model (edited by PYTHON
+# statements over its dict `c`) over the tensors of another.
+Q=$TMP/quantized
+"$QBERT" quantize "$M" -o "$Q/dyn" --method dynamic >/dev/null 2>&1 || fail "quantize dynamic"
+"$QBERT" quantize "$M" -o "$Q/fp16" --method fp16 >/dev/null 2>&1 || fail "quantize fp16"
+qmix() {
+  local d; d=$(model_copy "$1"); rm "$d/config.json" "$d/model.safetensors"
+  ln -s "$3/model.safetensors" "$d/model.safetensors"
+  $PY - "$2/config.json" "$d/config.json" "${4:-pass}" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+exec(sys.argv[3])
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+PYEOF
+  echo "$d"
+}
+QW=bert.encoder.layer.0.attention.self.query
+d=$(qmix qdynf32 "$Q/dyn" "$M")
+expect_error "dynamic config over FP32 tensors" "qdynf32/config.json: quantization_config.modules gives '$QW' format 'int8', but model.safetensors stores '$QW.weight' as F32" "$QBERT" info "$d"
+d=$(qmix qdynf32nomod "$Q/dyn" "$M" "del c['quantization_config']['modules']")
+expect_error "dynamic config (no modules) over FP32 tensors" "qdynf32nomod/config.json: quantization_config says method dynamic, but every linear weight in model.safetensors is unquantized" "$QBERT" info "$d"
+d=$(qmix qbits4 "$Q/dyn" "$Q/dyn" "c['quantization_config']['bits'] = 4")
+expect_error "bits 4 over full-range int8" "qbits4/config.json: quantization_config.bits is 4, but '[a-z0-9_.]+\.weight' holds int8 value -?[0-9]+ \(a 4-bit grid is -8..7\)" "$QBERT" info "$d"
+d=$(qmix qf16int8 "$Q/dyn" "$Q/fp16")
+expect_error "FP16 tensors under an int8 config" "qf16int8/config.json: quantization_config.modules gives '$QW' format 'int8', but model.safetensors stores '$QW.weight' as F16" "$QBERT" info "$d"
+d=$(qmix qf16int8nomod "$Q/dyn" "$Q/fp16" "del c['quantization_config']['modules']")
+expect_error "FP16 tensors under an int8 config (no modules)" "qf16int8nomod/config.json: quantization_config method dynamic contradicts '[a-z0-9_.]+\.weight', stored as F16 \(fp16\)" "$QBERT" info "$d"
+d=$(qmix qemb "$Q/dyn" "$Q/dyn" "c['quantization_config']['embeddings'] = 'int8-rowwise'")
+expect_error "int8 embeddings config over FP32 embeddings" "qemb/config.json: quantization_config.embeddings is int8-rowwise, but model.safetensors stores 'bert.embeddings.word_embeddings.weight' as F32" "$QBERT" info "$d"
+d=$(qmix qok "$Q/dyn" "$Q/dyn")
+check "a quantized model whose config agrees loads" "$QBERT" info "$d" >/dev/null
+
 # The model file must be a regular file.
 d=$(model_copy stdir); rm "$d/model.safetensors"; mkdir "$d/model.safetensors"
 expect_error "model.safetensors is a directory" "stdir/model.safetensors: is a directory, not a file" "$QBERT" info "$d"

@@ -44,6 +44,33 @@ static const qb_linear_format *format_for(qb_binder *b, const qb_linear *l, cons
     return NULL;
 }
 
+/* Whether a linear stored as f fits a quantization_config of that method
+ * whose "modules" does not name it (FP32: an excluded module). */
+static bool method_makes(const qb_quant_config *q, const qb_linear_format *f) {
+    if (f->precision == QB_PREC_FP32) return true;
+    if (q->method == QB_QUANT_DYNAMIC || q->method == QB_QUANT_STATIC) return f->integer_inputs;
+    if (q->method == QB_QUANT_WEIGHT_ONLY) return f->precision == QB_PREC_LOWBIT && !f->integer_inputs;
+    return f->precision == (q->method == QB_QUANT_FP16 ? QB_PREC_FP16 : QB_PREC_BF16);
+}
+
+/* A quantization_config that contradicts the tensors (a dynamic config over
+ * FP32 weights, FP16 weights under an int8 one) describes some other model:
+ * its "modules" entry, or else its method, must match the weight bound. */
+static void check_agrees(qb_binder *b, const qb_linear *l, const qb_st_tensor *t) {
+    const qb_quant_config *q = &b->m->cfg.quant;
+    if (!q->present || !l->fmt || b->err->code) return;
+    const char *named = qb_quant_config_module(q, l->name);
+    char inputs;
+    const qb_linear_format *f = named ? qb_linear_format_parse(named, &inputs) : NULL;
+    const char *dtype = qb_dtype_traits_of(t->dtype)->name;
+    if (named && f != l->fmt)
+        qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config.modules gives '%s' format '%s', but "
+                "model.safetensors stores '%s' as %s (%s)", b->m->dir, l->name, named, t->name, dtype, l->fmt->name);
+    else if (!named && !method_makes(q, l->fmt))
+        qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config method %s contradicts '%s', stored as "
+                "%s (%s)", b->m->dir, qb_quant_method_name(q->method), t->name, dtype, l->fmt->name);
+}
+
 static void bind_linear(qb_binder *b, qb_linear *l, const char *name, int out, int in) {
     char n[200];
     snprintf(n, sizeof n, "%s.weight", name);
@@ -54,6 +81,7 @@ static void bind_linear(qb_binder *b, qb_linear *l, const char *name, int out, i
     snprintf(l->name, sizeof l->name, "%.*s", (int)(strlen(t->name) - strlen(".weight")), t->name);
     l->fmt = format_for(b, l, t);
     if (l->fmt) l->fmt->bind(b, l, t);
+    check_agrees(b, l, t);
     snprintf(n, sizeof n, "%s.bias", name);
     l->b = bind(b, n, 1, out, 0);
     l->id = b->m->n_linears;
@@ -122,6 +150,20 @@ static void bind_block(qb_binder *b, qb_block *blk, const char *at, const block_
 #undef SUB
 }
 
+/* quantization_config.embeddings against the word embeddings' dtype
+ * (U8 tables are checked as they bind: their bits decide the layout). */
+static void check_embedding_agrees(qb_binder *b, const qb_st_tensor *t) {
+    const qb_quant_config *q = &b->m->cfg.quant;
+    if (!t || !q->present || b->err->code || t->dtype == QB_U8) return;
+    int bits = q->embedding_bits;
+    bool ok = t->dtype == QB_I8 ? bits == 8 : bits == 32 || (bits == 16 && t->dtype != QB_F32);
+    if (!ok)
+        qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config.embeddings is %s, but model.safetensors "
+                "stores '%s' as %s", b->m->dir, bits == 32 ? "fp32" : bits == 16 ? "fp16/bf16" : bits == 8
+                ? "int8-rowwise" : bits == 4 ? "int4-rowwise" : "int2-rowwise", t->name,
+                qb_dtype_traits_of(t->dtype)->name);
+}
+
 static void bind_embeddings(qb_binder *b) {
     qb_model *m = b->m;
     const qb_config *c = &m->cfg;
@@ -141,6 +183,7 @@ static void bind_embeddings(qb_binder *b) {
     } else {
         m->word_emb = qb_binder_f32(b, t, 2, c->vocab_size, E);
     }
+    check_embedding_agrees(b, t);
     m->pos_emb = bind(b, "embeddings.position_embeddings.weight", 2, c->max_position, E);
     if (c->arch != QB_ARCH_DISTILBERT)
         m->type_emb = bind(b, "embeddings.token_type_embeddings.weight", 2, c->type_vocab_size, E);
@@ -253,6 +296,18 @@ static qb_status check_unused(qb_model *m, qb_error *err) {
     return QB_OK;
 }
 
+/* A quantization_config without "modules" over a checkpoint with nothing
+ * quantized in it (the FP32 model's tensors under a copied config). */
+static void check_something_quantized(qb_binder *b) {
+    const qb_model *m = b->m;
+    const qb_quant_config *q = &m->cfg.quant;
+    if (!q->present || q->n_modules || m->word_emb_q || m->word_emb_lowbit) return;
+    for (int i = 0; i < m->n_linears; i++)
+        if (m->linears[i]->fmt->precision != QB_PREC_FP32) return;
+    qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config says method %s, but every linear weight in "
+            "model.safetensors is unquantized (fp32)", m->dir, qb_quant_method_name(q->method));
+}
+
 qb_status qb_model_bind_weights(qb_model *m, qb_error *err) {
     const qb_config *c = &m->cfg;
     static const char *prefixes[] = {"bert.", "albert.", "distilbert."};
@@ -267,6 +322,7 @@ qb_status qb_model_bind_weights(qb_model *m, qb_error *err) {
     bind_embeddings(&b);
     bind_blocks(&b);
     bind_heads(&b);
+    if (!err->code) check_something_quantized(&b);
     return err->code ? err->code : check_unused(m, err);
 }
 
