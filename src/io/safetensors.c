@@ -47,7 +47,7 @@ static void shape_format(const int64_t *shape, int ndim, char *buf, size_t cap) 
 
 /* Names come from the file: control bytes in them must not break the
  * one-line message, and a huge name must not crowd out the problem. */
-static const char *name_for_message(const char *name, char *buf, size_t cap) {
+const char *qb_st_name_shown(const char *name, char *buf, size_t cap) {
     size_t i = 0;
     for (; name[i] && i + 1 < cap; i++) buf[i] = (unsigned char)name[i] < 0x20 ? '?' : name[i];
     buf[i] = 0;
@@ -65,7 +65,7 @@ static qb_status tensor_fail(qb_error *err, qb_status code, const char *path, co
     vsnprintf(problem, sizeof problem, fmt, ap);
     va_end(ap);
     return qb_fail(err, code, "%s: tensor '%s': %s", path,
-                   name_for_message(name, shown, sizeof shown), problem);
+                   qb_st_name_shown(name, shown, sizeof shown), problem);
 }
 
 /* The JSON reader accepts any bytes inside strings; the format says UTF-8,
@@ -273,13 +273,13 @@ static qb_status check_tiling(const qb_safetensors *st, size_t data_size, qb_err
         if (t->offset < reach)
             return tensor_fail(err, QB_ERR_FORMAT, st->path, t->name,
                                "data [%zu, %zu) overlaps tensor '%s' [%zu, %zu)", t->offset,
-                               t->offset + t->nbytes, name_for_message(prev->name, other, sizeof other),
+                               t->offset + t->nbytes, qb_st_name_shown(prev->name, other, sizeof other),
                                prev->offset, reach);
         if (t->offset > reach)
             return tensor_fail(err, QB_ERR_FORMAT, st->path, t->name,
                                "data begins at %zu, leaving a gap of %zu bytes after %s%s%s (tensors must tile "
                                "the data section)", t->offset, t->offset - reach, prev ? "tensor '" : "the header",
-                               prev ? name_for_message(prev->name, other, sizeof other) : "", prev ? "'" : "");
+                               prev ? qb_st_name_shown(prev->name, other, sizeof other) : "", prev ? "'" : "");
         if (t->nbytes) prev = t, reach = t->offset + t->nbytes;
     }
     if (reach != data_size)

@@ -100,7 +100,9 @@ qb_status qb_model_find_nonfinite(const qb_model *m, qb_error *err) {
         uint32_t w = 0;
         memcpy(&w, (const char *)t->data + (size_t)at * tr->size, tr->size); /* little-endian */
         uint32_t sign = 1u << (8 * tr->size - 1), mantissa = w & ~tr->exp_mask & ~sign;
-        return qb_fail(err, QB_ERR_NUMERIC, "%s: tensor '%s' holds %s at element %lld", m->st.path, t->name,
+        char shown[160];
+        qb_st_name_shown(t->name, shown, sizeof shown);
+        return qb_fail(err, QB_ERR_NUMERIC, "%s: tensor '%s' holds %s at element %lld", m->st.path, shown,
                        mantissa ? "NaN" : w & sign ? "-Inf" : "+Inf", (long long)at);
     }
     return QB_OK;

@@ -227,26 +227,25 @@ static void bind_heads(qb_binder *b) {
     b->prefix = saved;
 }
 
-/* The layer (or ALBERT group, or inner layer) a tensor name is for, and
- * the config.json key that bounds it; -1 if the name is in no layer. */
-static int layer_of(const char *name, const qb_config *c, int *limit, const char **key) {
+/* Whether tensor `name` is for a layer (or ALBERT group, or inner layer)
+ * that config.json does not have: *layer, the key and its value bound it. */
+static bool beyond_config(const char *name, const qb_config *c, int *layer, int *limit, const char **key) {
     static const struct {
         const char *infix;
         int field; /* 0 num_layers, 1 num_hidden_groups, 2 inner_group_num */
     } kinds[] = {{"encoder.layer.", 0}, {"transformer.layer.", 0}, {"albert_layer_groups.", 1}, {"albert_layers.", 2}};
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
         const char *at = strstr(name, kinds[k].infix);
-        if (!at) continue;
-        at += strlen(kinds[k].infix);
-        if (*at < '0' || *at > '9') continue;
+        if (!at || at[strlen(kinds[k].infix)] < '0' || at[strlen(kinds[k].infix)] > '9') continue;
         int f = kinds[k].field;
+        long v = strtol(at + strlen(kinds[k].infix), NULL, 10);
         *limit = f == 0 ? c->num_layers : f == 1 ? c->num_hidden_groups : c->inner_group_num;
         *key = f == 1 ? "num_hidden_groups" : f == 2 ? "inner_group_num"
                : c->arch == QB_ARCH_DISTILBERT ? "n_layers" : "num_hidden_layers";
-        long v = strtol(at, NULL, 10);
-        return v > 1 << 20 ? 1 << 20 : (int)v;
+        *layer = v > 1 << 20 ? 1 << 20 : (int)v;
+        if (*layer >= *limit) return true;
     }
-    return -1;
+    return false;
 }
 
 /* What Hugging Face loads without a word: the position_ids and
@@ -280,12 +279,14 @@ static qb_status check_unused(qb_model *m, qb_error *err) {
     int n_unused = 0;
     for (int i = 0; i < m->st.n; i++) {
         const char *name = m->st.tensors[i].name, *key = NULL;
-        int limit = 0, layer = layer_of(name, c, &limit, &key);
+        int layer = 0, limit = 0;
+        char shown[96];
         if (m->st_used[i] || ignored_quietly(name, c)) continue;
-        if (layer >= limit)
+        qb_st_name_shown(name, shown, sizeof shown);
+        if (beyond_config(name, c, &layer, &limit, &key))
             return qb_fail(err, QB_ERR_FORMAT, "%s: tensor '%s' is for layer %d, but config.json has %s %d",
-                           m->st.path, name, layer, key, limit);
-        note_unused(names, sizeof names, n_unused++, name);
+                           m->st.path, shown, layer, key, limit);
+        note_unused(names, sizeof names, n_unused++, shown);
     }
     if (!n_unused) return QB_OK;
     size_t cap = strlen(m->st.path) + sizeof names + 96;
