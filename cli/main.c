@@ -26,7 +26,7 @@ static const char usage[] =
     "vocab.txt or spiece.model, and optionally tokenizer_config.json.\n"
     "\n"
     "--allow-nonfinite, given to any command, loads a model even if a weight is NaN or\n"
-    "infinite (refused by default; quantize refuses it always).\n"
+    "infinite (refused by default; quantize, train and qat refuse it always).\n"
     "\n"
     "'qbert COMMAND --help' explains each command.  Environment:\n"
     "QBERT_ISA=scalar|avx2|avx512|avx512-vnni forces a kernel set (default: the best this\n"
