@@ -90,32 +90,13 @@ static qb_status check_finite(qb_model *m, const qb_load_params *p, qb_error *er
     return st;
 }
 
-#define QB_NONFINITE_CHUNK ((int64_t)1 << 20) /* elements a thread scans at a time */
-
 qb_status qb_model_find_nonfinite(const qb_model *m, qb_error *err) {
-    int hit = m->st.n;
-    int64_t hit_at = -1;
-    /* Chunks of all tensors go to the threads as they come free; the first
-     * hit in file order wins, so the message does not depend on timing. */
-#pragma omp parallel
     for (int i = 0; i < m->st.n; i++) {
         const qb_st_tensor *t = &m->st.tensors[i];
         const qb_dtype_traits *tr = qb_dtype_traits_of(t->dtype);
-        if (!tr->exp_mask) continue;
-#pragma omp for schedule(dynamic) nowait
-        for (int64_t c = 0; c < t->numel; c += QB_NONFINITE_CHUNK) {
-            int64_t n = t->numel - c < QB_NONFINITE_CHUNK ? t->numel - c : QB_NONFINITE_CHUNK;
-            int64_t at = m->kern.find_nonfinite((const char *)t->data + (size_t)c * tr->size, n, (int)tr->size,
-                                                tr->exp_mask);
-            if (at >= 0)
-#pragma omp critical(qb_nonfinite_hit)
-                if (i < hit || (i == hit && c + at < hit_at)) hit = i, hit_at = c + at;
-        }
-    }
-    if (hit < m->st.n) {
-        const qb_st_tensor *t = &m->st.tensors[hit];
-        const qb_dtype_traits *tr = qb_dtype_traits_of(t->dtype);
-        int64_t at = hit_at;
+        if (!tr->exp_mask || !t->numel) continue;
+        int64_t at = m->kern.find_nonfinite(t->data, t->numel, (int)tr->size, tr->exp_mask);
+        if (at < 0) continue;
         uint32_t w = 0;
         memcpy(&w, (const char *)t->data + (size_t)at * tr->size, tr->size); /* little-endian */
         uint32_t sign = 1u << (8 * tr->size - 1), mantissa = w & ~tr->exp_mask & ~sign;
