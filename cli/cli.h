@@ -41,6 +41,10 @@ int qb_report_error(const char *cmd, const qb_error *err);
 double qb_now(void);          /* monotonic seconds */
 int qb_default_threads(void);
 
+/* Set (to "1") by --allow-nonfinite: qb_cli_load then loads weights that
+ * hold NaN or infinities. */
+#define QB_ENV_ALLOW_NONFINITE "QBERT_ALLOW_NONFINITE"
+
 /* Loads a model, printing the error; NULL on failure. */
 qb_model *qb_cli_load(const char *cmd, const char *dir, double *load_seconds);
 

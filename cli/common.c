@@ -100,11 +100,14 @@ qb_model *qb_cli_load(const char *cmd, const char *dir, double *load_seconds) {
     qb_model *m = NULL;
     double t0 = qb_now();
     qb_load_params lp = qb_load_default_params();
+    const char *allow = getenv(QB_ENV_ALLOW_NONFINITE);
+    lp.allow_nonfinite = allow && !strcmp(allow, "1");
     if (qb_model_load(dir, &lp, &m, &err)) {
         qb_report_error(cmd, &err);
         return NULL;
     }
     if (load_seconds) *load_seconds = qb_now() - t0;
+    if (qb_model_warning(m)) fprintf(stderr, "qbert %s: warning: %s\n", cmd, qb_model_warning(m));
     return m;
 }
 

@@ -1,5 +1,6 @@
 /* qbert: the command-line client of the qbert library. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -24,9 +25,27 @@ static const char usage[] =
     "MODEL_DIR is a Hugging Face checkpoint directory: config.json, model.safetensors,\n"
     "vocab.txt or spiece.model, and optionally tokenizer_config.json.\n"
     "\n"
+    "--allow-nonfinite, given to any command, loads a model even if a weight is NaN or\n"
+    "infinite (refused by default; quantize, train and qat refuse it always).\n"
+    "\n"
     "'qbert COMMAND --help' explains each command.  Environment:\n"
     "QBERT_ISA=scalar|avx2|avx512|avx512-vnni forces a kernel set (default: the best this\n"
     "CPU supports; avx512-vnni is avx512 without AMX tiles, as on a CPU without them).\n";
+
+/* --allow-nonfinite is taken out of the command's arguments wherever it
+ * stands (before a "--") and handed on through the environment, so every
+ * command that loads a model, and every qbert it runs as a child, sees it. */
+static int take_allow_nonfinite(int argc, char **argv) {
+    int out = 1;
+    bool rest = false;
+    for (int i = 1; i < argc; i++) {
+        rest = rest || !strcmp(argv[i], "--");
+        if (!rest && !strcmp(argv[i], "--allow-nonfinite")) setenv(QB_ENV_ALLOW_NONFINITE, "1", 1);
+        else argv[out++] = argv[i];
+    }
+    argv[out] = NULL;
+    return out;
+}
 
 int main(int argc, char **argv) {
     static const struct {
@@ -39,6 +58,7 @@ int main(int argc, char **argv) {
         {"train", qb_cmd_train},
         {"qat", qb_cmd_qat},
     };
+    argc = take_allow_nonfinite(argc, argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? QB_EXIT_USAGE : QB_EXIT_OK;

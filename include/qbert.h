@@ -50,6 +50,11 @@ typedef struct qb_load_params {
     /* Kernel set: NULL means the best this CPU has, or $QBERT_ISA if set.
      * Accepted: "scalar", "avx2", "avx512". */
     const char *isa;
+    /* Nonzero: skip the check that refuses a checkpoint holding a NaN or an
+     * infinity in any float tensor (weights, scales, SmoothQuant factors).
+     * Such a model computes garbage; this is for inspecting one.  The
+     * quantizer refuses it whatever this says. */
+    int allow_nonfinite;
 } qb_load_params;
 
 qb_load_params qb_load_default_params(void);
@@ -59,6 +64,10 @@ qb_load_params qb_load_default_params(void);
 qb_status qb_model_load(const char *dir, const qb_load_params *params,
                         qb_model **out, qb_error *err);
 void qb_model_free(qb_model *m);
+/* A one-line note about a model that loaded, for the caller to show, or
+ * NULL: tensors of the checkpoint the model does not use ("DIR/
+ * model.safetensors: 7 tensors unused: cls.predictions.bias, ..."). */
+const char *qb_model_warning(const qb_model *m);
 
 typedef struct qb_model_info {
     qb_arch arch;

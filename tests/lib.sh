@@ -46,6 +46,28 @@ json_get() { $PY -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)"
 # rewrite_header SRC DST PYTHON: copies safetensors SRC to DST with its JSON
 # header rewritten by PYTHON statements over the dict `h` (no re-padding, so
 # data offsets may become unaligned: readers must cope).
+# retile SRC DST PYTHON: like rewrite_header, but the data follows: tensors
+# PYTHON deletes lose their bytes, one it shortens ("data_offsets"[1] -= k)
+# keeps its first bytes, and the rest are laid end to end again, so the file
+# still tiles its data section and only the intended fault remains.
+retile() {
+  $PY - "$1" "$2" "$3" <<'PYEOF'
+import json, struct, sys
+src, dst, code = sys.argv[1:4]
+data = open(src, "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+h = json.loads(data[8:8 + n]); body = data[8 + n:]
+begin = {k: v["data_offsets"][0] for k, v in h.items() if k != "__metadata__"}
+exec(code)
+out = bytearray()
+for k in sorted((k for k in h if k != "__metadata__"), key=lambda k: begin[k]):
+    b, e = h[k]["data_offsets"]
+    h[k]["data_offsets"] = [len(out), len(out) + e - b]
+    out += body[begin[k]:begin[k] + e - b]
+hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(hb)) + hb + out)
+PYEOF
+}
 rewrite_header() {
   $PY - "$1" "$2" "$3" <<'PYEOF'
 import json, struct, sys

@@ -48,8 +48,8 @@ d=$(model_copy shape)
 with_header "$d" "h['$W']['shape'] = [256, 255]"
 expect_error "shape/size mismatch" "model.safetensors.*$W.*bytes" "$QBERT" info "$d"
 
-d=$(model_copy missing)
-with_header "$d" "del h['bert.pooler.dense.bias']"
+d=$(model_copy missing); rm "$d/model.safetensors"
+retile "$M/model.safetensors" "$d/model.safetensors" "del h['bert.pooler.dense.bias']"
 expect_error "missing tensor" "model.safetensors: missing tensor 'bert.pooler.dense.bias'" "$QBERT" info "$d"
 
 d=$(model_copy wrongdtype)
@@ -96,6 +96,100 @@ if [ -e "$SHARED/models/albert-mini-sst2/spiece.model" ]; then
   head -c 5000 "$SHARED/models/albert-mini-sst2/spiece.model" >"$d/spiece.model"
   expect_error "corrupt spiece.model" "spiece.model" "$QBERT" info "$d"
 fi
+
+# Tensors must tile the data section: a header length field one short
+# (the header still parses, one pad space less) shifts every tensor a byte.
+d=$(model_copy hdrlen1); rm "$d/model.safetensors"
+$PY - "$M/model.safetensors" "$d/model.safetensors" <<'PYEOF'
+import struct, sys
+data = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", data[:8])[0]
+assert data[8 + n - 1:8 + n] == b" ", "the header has no padding to cut"
+open(sys.argv[2], "wb").write(struct.pack("<Q", n - 1) + data[8:])
+PYEOF
+expect_error "header length off by one" "model.safetensors: tensors end at byte [0-9]+ of the [0-9]+-byte data section: the header length" "$QBERT" info "$d"
+d=$(model_copy gap)
+with_header "$d" "h['classifier.bias']['data_offsets'] = [x + 4 for x in h['classifier.bias']['data_offsets']]"
+expect_error "gap between tensors" "model.safetensors: tensor 'classifier.bias': data begins at [0-9]+, leaving a gap of 4 bytes" "$QBERT" info "$d"
+
+# Every tensor is used, or named.  with_extra DIR SPEC...: model.safetensors
+# with tensors NAME:DTYPE:N (N elements) appended to the data section.
+with_extra() {
+  local d=$1; shift
+  rm -f "$d/model.safetensors"
+  $PY - "$M/model.safetensors" "$d/model.safetensors" "$@" <<'PYEOF'
+import json, struct, sys
+src, dst, specs = sys.argv[1], sys.argv[2], sys.argv[3:]
+data = open(src, "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+h = json.loads(data[8:8 + n]); body = bytearray(data[8 + n:])
+for spec in specs:
+    name, dtype, count = spec.split(":")
+    size = {"F32": 4, "I64": 8}[dtype] * int(count)
+    h[name] = {"dtype": dtype, "shape": [int(count)], "data_offsets": [len(body), len(body) + size]}
+    body += bytes(size)
+hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(hb)) + hb + body)
+PYEOF
+}
+d=$(model_copy mlm)
+with_extra "$d" cls.predictions.bias:F32:8 cls.predictions.transform.dense.bias:F32:8
+check "unused tensors load" "$QBERT" info "$d" >/dev/null 2>"$TMP/err"
+check "unused tensors: one warning naming them" grep -qx "qbert info: warning: .*/mlm/model.safetensors: 2 tensors unused: cls.predictions.bias, cls.predictions.transform.dense.bias" "$TMP/err"
+check "unused tensors: one line" test "$(grep -c . "$TMP/err")" -eq 1
+d=$(model_copy many)
+with_extra "$d" x.a:F32:1 x.b:F32:1 x.c:F32:1 x.d:F32:1 x.e:F32:1 x.f:F32:1
+"$QBERT" info "$d" >/dev/null 2>"$TMP/err"
+check "many unused tensors: the list is cut" grep -qx "qbert info: warning: .*: 6 tensors unused: x.a, x.b, x.c, x.d, ..." "$TMP/err"
+d=$(model_copy posids)
+with_extra "$d" bert.embeddings.position_ids:I64:512
+"$QBERT" info "$d" >/dev/null 2>"$TMP/err"
+check "position_ids buffer: no warning (Hugging Face ignores it too)" test ! -s "$TMP/err"
+d=$(model_copy layers); rm "$d/config.json"; sed 's/"num_hidden_layers": 4/"num_hidden_layers": 3/' "$M/config.json" >"$d/config.json"
+expect_error "checkpoint with more layers than config.json" "model.safetensors: tensor 'bert.encoder.layer.3.[a-zA-Z.]+' is for layer 3, but config.json has num_hidden_layers 3" "$QBERT" info "$d"
+
+# quantization_config must agree with the tensors.  qmix DIR CONFIG_FROM
+# TENSORS_FROM [PYTHON]: config.json of one model (edited by PYTHON
+# statements over its dict `c`) over the tensors of another.
+Q=$TMP/quantized
+"$QBERT" quantize "$M" -o "$Q/dyn" --method dynamic >/dev/null 2>&1 || fail "quantize dynamic"
+"$QBERT" quantize "$M" -o "$Q/fp16" --method fp16 >/dev/null 2>&1 || fail "quantize fp16"
+qmix() {
+  local d; d=$(model_copy "$1"); rm "$d/config.json" "$d/model.safetensors"
+  ln -s "$3/model.safetensors" "$d/model.safetensors"
+  $PY - "$2/config.json" "$d/config.json" "${4:-pass}" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+exec(sys.argv[3])
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+PYEOF
+  echo "$d"
+}
+QW=bert.encoder.layer.0.attention.self.query
+d=$(qmix qdynf32 "$Q/dyn" "$M")
+expect_error "dynamic config over FP32 tensors" "qdynf32/config.json: quantization_config.modules gives '$QW' format 'int8', but model.safetensors stores '$QW.weight' as F32" "$QBERT" info "$d"
+d=$(qmix qdynf32nomod "$Q/dyn" "$M" "del c['quantization_config']['modules']")
+expect_error "dynamic config (no modules) over FP32 tensors" "qdynf32nomod/config.json: quantization_config says method dynamic, but every linear weight in model.safetensors is unquantized" "$QBERT" info "$d"
+d=$(qmix qbits4 "$Q/dyn" "$Q/dyn" "c['quantization_config']['bits'] = 4")
+expect_error "bits 4 over full-range int8" "qbits4/config.json: quantization_config.bits is 4, but '[a-z0-9_.]+\.weight' holds int8 value -?[0-9]+ \(a 4-bit grid is -8..7\)" "$QBERT" info "$d"
+d=$(qmix qf16int8 "$Q/dyn" "$Q/fp16")
+expect_error "FP16 tensors under an int8 config" "qf16int8/config.json: quantization_config.modules gives '$QW' format 'int8', but model.safetensors stores '$QW.weight' as F16" "$QBERT" info "$d"
+d=$(qmix qf16int8nomod "$Q/dyn" "$Q/fp16" "del c['quantization_config']['modules']")
+expect_error "FP16 tensors under an int8 config (no modules)" "qf16int8nomod/config.json: quantization_config method dynamic contradicts '[a-z0-9_.]+\.weight', stored as F16 \(fp16\)" "$QBERT" info "$d"
+d=$(qmix qemb "$Q/dyn" "$Q/dyn" "c['quantization_config']['embeddings'] = 'int8-rowwise'")
+expect_error "int8 embeddings config over FP32 embeddings" "qemb/config.json: quantization_config.embeddings is int8-rowwise, but model.safetensors stores 'bert.embeddings.word_embeddings.weight' as F32" "$QBERT" info "$d"
+d=$(qmix qok "$Q/dyn" "$Q/dyn")
+check "a quantized model whose config agrees loads" "$QBERT" info "$d" >/dev/null
+
+# The model file must be a regular file.
+d=$(model_copy stdir); rm "$d/model.safetensors"; mkdir "$d/model.safetensors"
+expect_error "model.safetensors is a directory" "stdir/model.safetensors: is a directory, not a file" "$QBERT" info "$d"
+d=$(model_copy stdev); rm "$d/model.safetensors"; ln -s /dev/zero "$d/model.safetensors"
+expect_error "model.safetensors is a device" "stdev/model.safetensors: is a device, not a file" "$QBERT" info "$d"
+d=$(model_copy stfifo); rm "$d/model.safetensors"; mkfifo "$d/model.safetensors"
+expect_error "model.safetensors is a FIFO" "stfifo/model.safetensors: is a FIFO, not a file" "$QBERT" info "$d"
+d=$(model_copy cfgfifo); rm "$d/config.json"; mkfifo "$d/config.json"
+expect_error "config.json is a FIFO" "cfgfifo/config.json: is a FIFO, not a file" "$QBERT" info "$d"
 
 # inputs
 printf 'caf\xc3 au lait\n' >"$TMP/bad-utf8.txt"

@@ -158,7 +158,7 @@ expect_refused() { # expect_refused NAME PATTERN COMMAND...
 }
 cap=$TMP/cap; mkdir -p "$cap"; cp "$D"/tiny-bert-seq/* "$cap"
 ln -sf /dev/zero "$cap/config.json"
-expect_refused "config.json on /dev/zero" "config.json: larger than 16 MiB" "$QBERT" info "$cap"
+expect_refused "config.json on /dev/zero" "config.json: is a device, not a file" "$QBERT" info "$cap"
 rm "$cap/config.json"
 $PY -c "import sys; open(sys.argv[1], 'w').write('{\"a\": \"' + 'x' * (17 << 20) + '\"}')" "$cap/config.json"
 expect_refused "17 MiB config.json" "config.json: larger than 16 MiB" "$QBERT" info "$cap"

@@ -335,6 +335,42 @@ static void test_layernorm(const qb_kernels *k) {
     printf("%s layernorm max err %.2g\n", k->name, worst);
 }
 
+/* find_nonfinite against the definition, on every kernel set: F32, F16 and
+ * BF16 element sizes, lengths around the vector widths and the scan's
+ * blocks, data at every byte offset, one NaN or infinity (or none)
+ * anywhere, and a second one later that must not win. */
+static void test_find_nonfinite(const qb_kernels *k) {
+    static const struct {
+        int size;
+        uint32_t mask, nan, inf;
+    } types[] = {{4, 0x7f800000u, 0x7fc00001u, 0xff800000u}, {2, 0x7c00, 0x7e00, 0xfc00}, {2, 0x7f80, 0xffc1, 0x7f80}};
+    static const int64_t lengths[] = {0, 1, 7, 8, 15, 16, 17, 31, 33, 64, 2047, 2048, 2049, 5003};
+    unsigned char *buf = malloc(4 * 5003 + 8);
+    int bad = 0;
+    for (size_t ty = 0; ty < sizeof types / sizeof *types; ty++)
+        for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++)
+            for (int off = 0; off < 4; off++)
+                for (int trial = 0; trial < 6; trial++) {
+                    int64_t n = lengths[li], want = -1;
+                    int size = types[ty].size;
+                    unsigned char *p = buf + off;
+                    for (int64_t i = 0; i < n * size; i++) p[i] = (unsigned char)(i * 37 % 251 & 0x3f); /* finite */
+                    if (n && trial) {
+                        want = trial == 1 ? 0 : trial == 2 ? n - 1
+                               : (int64_t)(qb_test_uniform(&rng_state, 0, 1) * (float)n) % n;
+                        uint32_t v = trial % 2 ? types[ty].nan : types[ty].inf;
+                        memcpy(p + want * size, &v, (size_t)size); /* little-endian */
+                        if (want + 1 < n) memcpy(p + (n - 1) * size, &v, (size_t)size);
+                    }
+                    int64_t got = k->find_nonfinite(p, n, size, types[ty].mask);
+                    if (got != want && bad++ < 5)
+                        CHECK(0, "%s find_nonfinite size %d n %lld offset %d: got %lld, want %lld", k->name, size,
+                              (long long)n, off, (long long)got, (long long)want);
+                }
+    CHECK(bad == 0, "%s find_nonfinite: %d wrong", k->name, bad);
+    free(buf);
+}
+
 int main(void) {
     qb_kernels ks[QB_ISA_COUNT];
     test_isa_selection();
@@ -347,6 +383,7 @@ int main(void) {
         test_act(&ks[i]);
         test_softmax(&ks[i]);
         test_layernorm(&ks[i]);
+        test_find_nonfinite(&ks[i]);
     }
     free(scratch);
     return qb_test_done("test_kernels");

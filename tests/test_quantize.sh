@@ -137,7 +137,7 @@ check "mixed precision map" grep -q "26 linears, 2 fp32, 6 fp16, 18 int8" <("$QB
 broken() { # broken NAME PYTHON_HEADER_EDIT
   local d=$TMP/broken-$1
   mkdir -p "$d"; cp "$Q/dyn/config.json" "$Q/dyn/vocab.txt" "$d/"
-  rewrite_header "$Q/dyn/model.safetensors" "$d/model.safetensors" "$2"
+  retile "$Q/dyn/model.safetensors" "$d/model.safetensors" "$2"
   echo "$d"
 }
 W=bert.encoder.layer.1.intermediate.dense.weight
@@ -165,7 +165,7 @@ import json,sys; p=sys.argv[1]+'/config.json'; c=json.load(open(p)); c['quantiza
 check "int8 attention in a dynamic config refused" bash -c "[ $rc -eq 1 ] && grep -q 'int8 attention needs static quantization' '$TMP/err'"
 K=bert.encoder.layer.2.attention.self.key.output_scale
 d=$TMP/broken-attn; mkdir -p "$d"; cp "$Q/static-attn/config.json" "$Q/static-attn/vocab.txt" "$d/"
-rewrite_header "$Q/static-attn/model.safetensors" "$d/model.safetensors" "del h['$K']"
+retile "$Q/static-attn/model.safetensors" "$d/model.safetensors" "del h['$K']"
 "$QBERT" info "$d" >/dev/null 2>"$TMP/err"; rc=$?
 check "missing K output scale refused" bash -c "[ $rc -eq 1 ] && grep -q \"has no '$K'\" '$TMP/err'"
 finish

@@ -97,6 +97,13 @@ static void test_malformed_lengths(void) {
     expect_open_fails(p, QB_ERR_FORMAT, "limit");
     put_st_len(tmp_path(p, sizeof p, "hlen_short.safetensors"), 1, "{}", 0);
     expect_open_fails(p, QB_ERR_FORMAT, "invalid JSON");
+    /* A length field off by one: the header still parses (one pad space
+     * less, or one data byte more), but every tensor would read shifted. */
+    const char *one = "{\"a\":{" F32_4 "\"data_offsets\":[0,16]}}       ";
+    put_st_len(tmp_path(p, sizeof p, "hlen_minus1.safetensors"), strlen(one) - 1, one, 16);
+    expect_open_fails(p, QB_ERR_FORMAT, "tensors end at byte 16 of the 17-byte data section: the header length");
+    put_st_len(tmp_path(p, sizeof p, "hlen_plus1.safetensors"), strlen(one) + 1, one, 16);
+    expect_open_fails(p, QB_ERR_FORMAT, NULL);
     expect_open_fails(tmp_path(p, sizeof p, "missing.safetensors"), QB_ERR_IO, "cannot open");
 }
 
@@ -173,6 +180,17 @@ static void test_malformed_layout(void) {
     corpus_case("same_range.safetensors",
                 "{\"a\":{" F32_4 "\"data_offsets\":[0,16]},\"b\":{" F32_4 "\"data_offsets\":[0,16]}}", 16,
                 QB_ERR_FORMAT, "overlaps");
+    /* Hugging Face refuses these too: tensors must tile the data section. */
+    corpus_case("gap.safetensors",
+                "{\"a\":{" F32_4 "\"data_offsets\":[0,16]},\"b\":{" F32_4 "\"data_offsets\":[20,36]}}", 36,
+                QB_ERR_FORMAT, "'b': data begins at 20, leaving a gap of 4 bytes after tensor 'a'");
+    corpus_case("lead_gap.safetensors", "{\"a\":{" F32_4 "\"data_offsets\":[4,20]}}", 20, QB_ERR_FORMAT,
+                "'a': data begins at 4, leaving a gap of 4 bytes after the header");
+    corpus_case("trailing.safetensors", "{\"a\":{" F32_4 "\"data_offsets\":[0,16]}}", 17, QB_ERR_FORMAT,
+                "tensors end at byte 16 of the 17-byte data section");
+    corpus_case("empty_inside.safetensors",
+                "{\"a\":{" F32_4 "\"data_offsets\":[0,16]},\"e\":{\"dtype\":\"F32\",\"shape\":[0],"
+                "\"data_offsets\":[8,8]}}", 16, QB_ERR_FORMAT, "'e': data [8, 8) overlaps tensor 'a' [0, 16)");
     corpus_case("dup_name.safetensors",
                 "{\"a\":{" F32_4 "\"data_offsets\":[0,16]},\"a\":{" F32_4 "\"data_offsets\":[16,32]}}", 32,
                 QB_ERR_FORMAT, "duplicate object key near '\"a\"'");
@@ -188,21 +206,22 @@ static void test_accepted_oddities(void) {
     char p[512];
     qb_safetensors st;
     qb_error err = {0};
-    /* Trailing spaces (writers pad), a gap between tensors, empty tensors
-     * sharing an offset, an empty tensor at the very end, odd alignment. */
+    /* Trailing spaces (writers pad), empty tensors sharing an offset, an
+     * empty tensor at the very end, odd alignment. */
     put_st(tmp_path(p, sizeof p, "odd_ok.safetensors"),
            "{\"__metadata__\":{\"k\":\"v\"},"
            "\"u\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[0,3]},"
            "\"f\":{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[3,7]},"
            "\"e1\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[3,3]},"
            "\"e2\":{\"dtype\":\"I64\",\"shape\":[5,0],\"data_offsets\":[3,3]},"
+           "\"pad\":{\"dtype\":\"U8\",\"shape\":[5],\"data_offsets\":[7,12]},"
            "\"gap\":{\"dtype\":\"I32\",\"shape\":[],\"data_offsets\":[12,16]},"
            "\"end\":{\"dtype\":\"BF16\",\"shape\":[0,2],\"data_offsets\":[16,16]}}   ",
            16);
     qb_status s = qb_safetensors_open(&st, p, &err);
     CHECK(s == QB_OK, "odd_ok: %s", err.msg);
     if (s) return;
-    CHECK(st.n == 6, "odd_ok: %d tensors", st.n);
+    CHECK(st.n == 7, "odd_ok: %d tensors", st.n);
     CHECK(st.metadata && strcmp(st.metadata, "{\"k\":\"v\"}") == 0, "metadata %s", st.metadata);
     const qb_st_tensor *f = qb_safetensors_find(&st, "f"), *g = qb_safetensors_find(&st, "gap");
     CHECK(f && !f->aligned && f->offset == 3, "F32 at offset 3 should be recorded as unaligned");

@@ -74,7 +74,7 @@ fi
 fails "unwritable -o (a file as parent)" "notadir" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/a.txt/notadir"
 fails "existing OUT_DIR" "already exists" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/a"
 check "existing OUT_DIR kept" cmp -s "$TMP/a/model.safetensors" "$TMP/b/model.safetensors"
-# a NaN in the classifier bias: the first loss is NaN, training stops
+# a NaN in the classifier bias is refused at load, naming it
 mkdir "$TMP/nan" && cp "$M"/config.json "$M"/vocab.txt "$M"/model.safetensors "$TMP/nan/"
 $PY - "$TMP/nan/model.safetensors" <<'PYEOF'
 import json, struct, sys
@@ -84,9 +84,24 @@ t = json.loads(f.read(n))["classifier.bias"]
 f.seek(8 + n + t["data_offsets"][0])
 f.write(struct.pack("<f", float("nan")))
 PYEOF
-"$QBERT" train "$TMP/nan" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/x4" >"$TMP/f.out" 2>"$TMP/f.err"
+"$QBERT" train "$TMP/nan" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/x3" >"$TMP/f.out" 2>"$TMP/f.err"
+check "NaN weight: exit 1" test $? -eq 1
+check "NaN weight: refused at load" grep -q "tensor 'classifier.bias' holds NaN at element 0" "$TMP/f.err"
+check "NaN weight: no OUT_DIR" bash -c "! ls -d '$TMP'/x3* 2>/dev/null"
+# finite weights that overflow (3e38 in the classifier): the first loss is
+# NaN, training stops
+mkdir "$TMP/big" && cp "$M"/config.json "$M"/vocab.txt "$M"/model.safetensors "$TMP/big/"
+$PY - "$TMP/big/model.safetensors" <<'PYEOF'
+import json, struct, sys
+f = open(sys.argv[1], "r+b")
+n = struct.unpack("<Q", f.read(8))[0]
+b, e = json.loads(f.read(n))["classifier.weight"]["data_offsets"]
+f.seek(8 + n + b)
+f.write(struct.pack("<f", 3e38) * ((e - b) // 4))
+PYEOF
+"$QBERT" train "$TMP/big" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/x4" >"$TMP/f.out" 2>"$TMP/f.err"
 check "non-finite loss: exit 1" test $? -eq 1
-check "non-finite loss: message" grep -q "loss is nan at epoch 1, step 1" "$TMP/f.err"
+check "non-finite loss: message" grep -qE "loss is -?nan at epoch 1, step 1" "$TMP/f.err"
 check "non-finite loss: no OUT_DIR" bash -c "! ls -d '$TMP'/x4* 2>/dev/null"
 
 finish

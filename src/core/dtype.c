@@ -76,9 +76,9 @@ static void u8_to_f32(const void *s, float *d, size_t n) {
 }
 
 static const qb_dtype_traits traits[QB_DTYPE_COUNT] = {
-    [QB_F32] = {.name = "F32", .size = 4, .is_float = true, .to_f32 = f32_to_f32},
-    [QB_F16] = {.name = "F16", .size = 2, .is_float = true, .to_f32 = f16_to_f32},
-    [QB_BF16] = {.name = "BF16", .size = 2, .is_float = true, .to_f32 = bf16_to_f32},
+    [QB_F32] = {.name = "F32", .size = 4, .is_float = true, .exp_mask = 0x7f800000, .to_f32 = f32_to_f32},
+    [QB_F16] = {.name = "F16", .size = 2, .is_float = true, .exp_mask = 0x7c00, .to_f32 = f16_to_f32},
+    [QB_BF16] = {.name = "BF16", .size = 2, .is_float = true, .exp_mask = 0x7f80, .to_f32 = bf16_to_f32},
     [QB_I8] = {.name = "I8", .size = 1, .is_float = false, .to_f32 = i8_to_f32},
     [QB_U8] = {.name = "U8", .size = 1, .is_float = false, .to_f32 = u8_to_f32},
     [QB_I32] = {.name = "I32", .size = 4, .is_float = false, .to_f32 = NULL},

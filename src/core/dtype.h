@@ -17,6 +17,9 @@ typedef struct {
     const char *name;        /* safetensors spelling: "F32" */
     size_t size;             /* bytes per element */
     bool is_float;
+    /* A float type's exponent field: a value is NaN or infinite exactly
+     * when all of these bits are set (0 for integer types). */
+    uint32_t exp_mask;
     /* Widening to float, for types that have a float meaning (NULL if none). */
     void (*to_f32)(const void *src, float *dst, size_t n);
 } qb_dtype_traits;

@@ -16,12 +16,25 @@
 
 #include "core/error.h"
 
+qb_status qb_file_check_regular(const char *path, qb_error *err) {
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) return QB_OK;
+    mode_t m = st.st_mode;
+    const char *kind = S_ISDIR(m) ? "a directory" : S_ISCHR(m) || S_ISBLK(m) ? "a device"
+                       : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : "a special file";
+    return qb_fail(err, QB_ERR_IO, "%s: is %s, not a file", path, kind);
+}
+
+/* Checked before opening: opening a FIFO waits for a writer, and opening
+ * a device may act on it. */
 qb_status qb_file_map_open(qb_file_map *m, const char *path, qb_error *err) {
     memset(m, 0, sizeof *m);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    qb_status s = qb_file_check_regular(path, err);
+    if (s) return s;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return qb_fail(err, QB_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { /* replaced since the check */
         close(fd);
         return qb_fail(err, QB_ERR_IO, "%s: not a regular file", path);
     }

@@ -15,7 +15,13 @@ typedef struct {
     bool mapped; /* false: data is malloc'd (empty files cannot be mapped) */
 } qb_file_map;
 
+/* Refuses anything but a regular file ("DIR/model.safetensors: is a
+ * directory, not a file"; a device, a FIFO) without opening it. */
 qb_status qb_file_map_open(qb_file_map *m, const char *path, qb_error *err);
+/* QB_OK if path is a regular file or does not exist; otherwise an error
+ * saying what it is (a directory, a device, a FIFO), found without opening
+ * it: opening a FIFO waits for a writer. */
+qb_status qb_file_check_regular(const char *path, qb_error *err);
 void qb_file_map_close(qb_file_map *m);
 /* Drops the resident pages wholly inside [p, p + n) of a mapping whose data
  * has been copied elsewhere (packed weights): they stop counting in the

@@ -47,7 +47,7 @@ static void shape_format(const int64_t *shape, int ndim, char *buf, size_t cap) 
 
 /* Names come from the file: control bytes in them must not break the
  * one-line message, and a huge name must not crowd out the problem. */
-static const char *name_for_message(const char *name, char *buf, size_t cap) {
+const char *qb_st_name_shown(const char *name, char *buf, size_t cap) {
     size_t i = 0;
     for (; name[i] && i + 1 < cap; i++) buf[i] = (unsigned char)name[i] < 0x20 ? '?' : name[i];
     buf[i] = 0;
@@ -65,7 +65,7 @@ static qb_status tensor_fail(qb_error *err, qb_status code, const char *path, co
     vsnprintf(problem, sizeof problem, fmt, ap);
     va_end(ap);
     return qb_fail(err, code, "%s: tensor '%s': %s", path,
-                   name_for_message(name, shown, sizeof shown), problem);
+                   qb_st_name_shown(name, shown, sizeof shown), problem);
 }
 
 /* The JSON reader accepts any bytes inside strings; the format says UTF-8,
@@ -243,23 +243,35 @@ static qb_status check_unique_names(const qb_safetensors *st, qb_error *err) {
     return QB_OK;
 }
 
-/* Sorted by begin, a range overlaps an earlier one exactly when it starts
- * before the furthest end seen so far.  Empty tensors occupy no bytes. */
-static qb_status check_no_overlap(const qb_safetensors *st, qb_error *err) {
+/* Hugging Face's reader requires the ranges, sorted by begin, to tile the
+ * data section: each starts where the one before it ends, and the last
+ * ends at the end of the file.  A gap or trailing bytes mean the offsets
+ * or the header length field are wrong (off by one, every tensor reads
+ * shifted by a byte), so they are refused like an overlap.  An empty
+ * tensor sits where the tensors before it end. */
+static qb_status check_tiling(const qb_safetensors *st, size_t data_size, qb_error *err) {
     qsort(st->tensors, (size_t)st->n, sizeof *st->tensors, by_offset);
-    const qb_st_tensor *reach = NULL;
+    const qb_st_tensor *prev = NULL;
+    size_t reach = 0;
+    char other[96];
     for (int i = 0; i < st->n; i++) {
         const qb_st_tensor *t = &st->tensors[i];
-        if (t->nbytes == 0) continue;
-        if (reach && t->offset < reach->offset + reach->nbytes) {
-            char other[96];
+        if (t->offset < reach)
             return tensor_fail(err, QB_ERR_FORMAT, st->path, t->name,
                                "data [%zu, %zu) overlaps tensor '%s' [%zu, %zu)", t->offset,
-                               t->offset + t->nbytes, name_for_message(reach->name, other, sizeof other),
-                               reach->offset, reach->offset + reach->nbytes);
-        }
-        if (!reach || t->offset + t->nbytes > reach->offset + reach->nbytes) reach = t;
+                               t->offset + t->nbytes, qb_st_name_shown(prev->name, other, sizeof other),
+                               prev->offset, reach);
+        if (t->offset > reach)
+            return tensor_fail(err, QB_ERR_FORMAT, st->path, t->name,
+                               "data begins at %zu, leaving a gap of %zu bytes after %s%s%s (tensors must tile "
+                               "the data section)", t->offset, t->offset - reach, prev ? "tensor '" : "the header",
+                               prev ? qb_st_name_shown(prev->name, other, sizeof other) : "", prev ? "'" : "");
+        if (t->nbytes) prev = t, reach = t->offset + t->nbytes;
     }
+    if (reach != data_size)
+        return qb_fail(err, QB_ERR_FORMAT,
+                       "%s: tensors end at byte %zu of the %zu-byte data section: the header length field or "
+                       "data_offsets are wrong", st->path, reach, data_size);
     return QB_OK;
 }
 
@@ -299,12 +311,10 @@ qb_status qb_safetensors_open(qb_safetensors *st, const char *path, qb_error *er
     uint64_t hlen = 0;
     qb_status s = qb_file_map_open(&st->map, path, err);
     if (!s) s = read_header_len(st, &hlen, err);
-    if (!s) {
-        const char *hdr = (const char *)st->map.data + 8;
-        s = parse_header(st, hdr, (size_t)hlen, st->map.size - 8 - (size_t)hlen, err);
-    }
+    size_t data_size = s ? 0 : st->map.size - 8 - (size_t)hlen;
+    if (!s) s = parse_header(st, (const char *)st->map.data + 8, (size_t)hlen, data_size, err);
     if (!s) s = check_unique_names(st, err);
-    if (!s) s = check_no_overlap(st, err);
+    if (!s) s = check_tiling(st, data_size, err);
     if (s) {
         qb_safetensors_close(st);
         return s;

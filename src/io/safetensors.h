@@ -35,10 +35,14 @@ typedef struct {
 } qb_safetensors;
 
 /* Validates: header length within the file, JSON, known dtypes, shapes that
- * match byte sizes, offsets inside the data section and not overlapping. */
+ * match byte sizes, offsets that tile the data section exactly (no overlap,
+ * gap or trailing byte: Hugging Face's rule). */
 qb_status qb_safetensors_open(qb_safetensors *st, const char *path, qb_error *err);
 void qb_safetensors_close(qb_safetensors *st);
 const qb_st_tensor *qb_safetensors_find(const qb_safetensors *st, const char *name);
+/* name for a one-line message: control bytes as '?', cut to cap - 1 bytes
+ * (names come from the file). */
+const char *qb_st_name_shown(const char *name, char *buf, size_t cap);
 /* Copies float tensor t's values, any float dtype and alignment, into out
  * (t->numel floats). */
 void qb_safetensors_to_f32(const qb_st_tensor *t, float *out);

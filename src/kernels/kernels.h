@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum { QB_ISA_SCALAR, QB_ISA_AVX2, QB_ISA_AVX512, QB_ISA_COUNT } qb_isa;
 
@@ -61,6 +62,10 @@ typedef struct qb_kernels {
      * qb_gemm_h16_pack_floats() floats, 64-byte aligned. */
     void (*gemm_h16)(const struct qb_gemm_h16_args *a, int n0, int n1, float *pack);
     bool h16_bf16_dot; /* BF16 weights run on vdpbf16ps: pack them at load */
+    /* Index of the first of n elements of elem_size bytes (4 or 2, at any
+     * byte offset) whose bits under exp_mask are all set (a NaN or an
+     * infinity when exp_mask is the exponent field), or -1. */
+    int64_t (*find_nonfinite)(const void *p, int64_t n, int elem_size, uint32_t exp_mask);
 } qb_kernels;
 
 /* Best ISA the running CPU (and OS) supports. */

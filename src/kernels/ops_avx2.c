@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "kernels/kernels_impl.h"
+#include "kernels/nonfinite_impl.h"
 #include "kernels/vec_avx2.h"
 
 /* Lanes past the end read as `fill`. */
@@ -88,4 +89,5 @@ void qb_kernels_init_avx2(qb_kernels *k) {
     k->layernorm_f32 = qb_layernorm_f32_avx2;
     k->softmax_f32 = qb_softmax_f32_avx2;
     k->act_f32 = qb_act_f32_avx2;
+    k->find_nonfinite = qb_nonfinite_find;
 }

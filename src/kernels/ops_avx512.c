@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "kernels/kernels_impl.h"
+#include "kernels/nonfinite_impl.h"
 #include "kernels/vec_avx512.h"
 
 static void qb_act_f32_avx512(qb_act act, float *x, int n) {
@@ -62,4 +63,5 @@ void qb_kernels_init_avx512(qb_kernels *k) {
     k->layernorm_f32 = qb_layernorm_f32_avx512;
     k->softmax_f32 = qb_softmax_f32_avx512;
     k->act_f32 = qb_act_f32_avx512;
+    k->find_nonfinite = qb_nonfinite_find;
 }

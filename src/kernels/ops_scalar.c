@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "kernels/kernels_impl.h"
+#include "kernels/nonfinite_impl.h"
 
 float qb_act_ref(qb_act act, float x) {
     switch (act) {
@@ -53,4 +54,5 @@ void qb_kernels_init_scalar(qb_kernels *k) {
     k->layernorm_f32 = qb_layernorm_f32_scalar;
     k->softmax_f32 = qb_softmax_f32_scalar;
     k->act_f32 = qb_act_f32_scalar;
+    k->find_nonfinite = qb_nonfinite_find;
 }

@@ -9,6 +9,12 @@
 #include "core/error.h"
 #include "model/binder.h"
 
+const qb_st_tensor *qb_binder_find(qb_binder *b, const char *name) {
+    const qb_st_tensor *t = qb_safetensors_find(&b->m->st, name);
+    if (t) b->m->st_used[t - b->m->st.tensors] = true;
+    return t;
+}
+
 /* Hands p to the model, which frees it with itself; frees p on failure. */
 bool qb_binder_own(qb_binder *b, void *p) {
     void **list = p ? realloc(b->m->owned, (size_t)(b->m->n_owned + 1) * sizeof *list) : NULL;
@@ -86,7 +92,7 @@ const qb_st_tensor *qb_binder_companion(qb_binder *b, const char *base, const ch
                                         int64_t n) {
     char name[256];
     snprintf(name, sizeof name, "%s%s", base, suffix);
-    const qb_st_tensor *t = qb_safetensors_find(&b->m->st, name);
+    const qb_st_tensor *t = qb_binder_find(b, name);
     if (!t) {
         qb_fail(b->err, QB_ERR_FORMAT, "%s: quantized tensor '%s' has no '%s'", b->file, base, name);
         return NULL;

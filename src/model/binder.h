@@ -12,6 +12,9 @@ typedef struct qb_binder {
     qb_error *err;        /* the first failure; later binds do nothing */
 } qb_binder;
 
+/* The checkpoint's tensor `name`, or NULL; marks it used (every tensor a
+ * binder looks up and finds is bound, or checked and refused). */
+const qb_st_tensor *qb_binder_find(qb_binder *b, const char *name);
 /* Hands p to the model, which frees it with itself; frees p on failure. */
 bool qb_binder_own(qb_binder *b, void *p);
 bool qb_binder_check_shape(qb_binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1);

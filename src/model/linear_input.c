@@ -15,7 +15,7 @@
 static bool bind_smoothing(qb_binder *b, qb_linear *l) {
     char name[256];
     snprintf(name, sizeof name, "%s.input_smooth", l->name);
-    if (!qb_safetensors_find(&b->m->st, name)) return true;
+    if (!qb_binder_find(b, name)) return true;
     const qb_st_tensor *t = qb_binder_companion(b, l->name, ".input_smooth", QB_F32, l->in);
     l->in_smooth = t && qb_binder_positive(b, t) ? qb_binder_f32(b, t, 1, l->in, 0) : NULL;
     return l->in_smooth != NULL;
@@ -28,7 +28,7 @@ bool qb_linear_bind_input_grid(qb_binder *b, qb_linear *l) {
     char iname[256];
     snprintf(iname, sizeof iname, "%s.input_scale", l->name);
     bool static_in = qc->method == QB_QUANT_STATIC ? !qb_quant_config_dynamic(qc, l->name)
-                                                   : qb_safetensors_find(&b->m->st, iname) != NULL;
+                                                   : qb_binder_find(b, iname) != NULL;
     if (!static_in) return true;
     const qb_st_tensor *is = qb_binder_companion(b, l->name, ".input_scale", QB_F32, 1);
     const qb_st_tensor *iz = is ? qb_binder_companion(b, l->name, ".input_zero_point", QB_I32, 1) : NULL;

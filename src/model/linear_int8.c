@@ -16,17 +16,37 @@
 static bool zero_points_zero(qb_binder *b, const qb_linear *l, const qb_st_tensor *t) {
     char zname[256];
     snprintf(zname, sizeof zname, "%s_zero_point", t->name);
-    const qb_st_tensor *zp = qb_safetensors_find(&b->m->st, zname);
+    const qb_st_tensor *zp = qb_binder_find(b, zname);
     bool zero = !zp || (zp->dtype == QB_I8 && zp->numel == l->out);
     for (int64_t i = 0; zp && zero && i < zp->numel; i++) zero = ((const int8_t *)zp->data)[i] == 0;
     if (!zero) qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' must be I8 zeros: int8 weights are symmetric", b->file, zname);
     return zero;
 }
 
+/* quantization_config.bits b < 8: int8 values on the b-bit grid
+ * [-2^(b-1), 2^(b-1) - 1]; a value outside it means the config describes
+ * other weights. */
+static bool on_config_grid(qb_binder *b, const qb_st_tensor *t) {
+    int bits = b->m->cfg.quant.bits;
+    if (bits >= 8) return true;
+    const int8_t *w = t->data;
+    int lo = 0, hi = 0;
+    for (int64_t i = 0; i < t->numel; i++) {
+        lo = w[i] < lo ? w[i] : lo;
+        hi = w[i] > hi ? w[i] : hi;
+    }
+    int qmax = (1 << (bits - 1)) - 1;
+    if (lo >= -qmax - 1 && hi <= qmax) return true;
+    qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config.bits is %d, but '%s' holds int8 value %d "
+            "(a %d-bit grid is %d..%d)", b->m->dir, bits, t->name, lo < -qmax - 1 ? lo : hi, bits, -qmax - 1, qmax);
+    return false;
+}
+
 /* Scales beside the weights; packed for the kernels now so nothing is
  * converted per call. */
 static bool bind_int8(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
-    if (!qb_binder_check_shape(b, t, 2, l->out, l->in) || !qb_binder_int8_allowed(b, t)) return false;
+    if (!qb_binder_check_shape(b, t, 2, l->out, l->in) || !qb_binder_int8_allowed(b, t) || !on_config_grid(b, t))
+        return false;
     const qb_st_tensor *sc = qb_binder_companion(b, t->name, "_scale", QB_F32, l->out);
     if (!sc || !qb_binder_positive(b, sc) || !zero_points_zero(b, l, t) ||
         !qb_linear_bind_input_grid(b, l))

@@ -55,7 +55,7 @@ static float *bind_halves(qb_binder *b, const qb_st_tensor *t, bool positive) {
 static const uint8_t *bind_zero(qb_binder *b, const qb_st_tensor *t, int levels, int64_t n) {
     char name[256];
     snprintf(name, sizeof name, "%s_zero_point", t->name);
-    const qb_st_tensor *zp = qb_safetensors_find(&b->m->st, name);
+    const qb_st_tensor *zp = qb_binder_find(b, name);
     if (zp && !qb_binder_companion(b, t->name, "_zero_point", QB_U8, n)) return NULL;
     uint8_t *z = malloc((size_t)n);
     if (!qb_binder_own(b, z)) {
@@ -106,7 +106,7 @@ static bool bind_grid(qb_binder *b, const lowbit_row *r, qb_linear *l, const qb_
     int64_t want = (int64_t)l->out * w->G;
     char name[256];
     snprintf(name, sizeof name, "%s_scale", t->name);
-    const qb_st_tensor *sc = qb_safetensors_find(&b->m->st, name);
+    const qb_st_tensor *sc = qb_binder_find(b, name);
     if (sc && sc->numel != want) {
         qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' holds %lld scales; %d rows in groups of %d inputs (group_size) "
                 "need %lld", b->file, name, (long long)sc->numel, l->out, w->group, (long long)want);

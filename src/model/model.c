@@ -80,6 +80,34 @@ static qb_status open_weights(qb_model *m, qb_error *err) {
     return qb_safetensors_open(&m->st, path, err);
 }
 
+/* A NaN or an infinity in any weight turns every logit it reaches into
+ * garbage, and the SIMD kernels' max/min make that garbage finite: found
+ * here, every float tensor of the file read once, or not at all. */
+static qb_status check_finite(qb_model *m, const qb_load_params *p, qb_error *err) {
+    if (p && p->allow_nonfinite) return QB_OK;
+    qb_status st = qb_model_find_nonfinite(m, err);
+    m->nonfinite_checked = !st;
+    return st;
+}
+
+qb_status qb_model_find_nonfinite(const qb_model *m, qb_error *err) {
+    for (int i = 0; i < m->st.n; i++) {
+        const qb_st_tensor *t = &m->st.tensors[i];
+        const qb_dtype_traits *tr = qb_dtype_traits_of(t->dtype);
+        if (!tr->exp_mask || !t->numel) continue;
+        int64_t at = m->kern.find_nonfinite(t->data, t->numel, (int)tr->size, tr->exp_mask);
+        if (at < 0) continue;
+        uint32_t w = 0;
+        memcpy(&w, (const char *)t->data + (size_t)at * tr->size, tr->size); /* little-endian */
+        uint32_t sign = 1u << (8 * tr->size - 1), mantissa = w & ~tr->exp_mask & ~sign;
+        char shown[160];
+        qb_st_name_shown(t->name, shown, sizeof shown);
+        return qb_fail(err, QB_ERR_NUMERIC, "%s: tensor '%s' holds %s at element %lld", m->st.path, shown,
+                       mantissa ? "NaN" : w & sign ? "-Inf" : "+Inf", (long long)at);
+    }
+    return QB_OK;
+}
+
 /* Token ids index the embedding tables: a vocabulary larger than the table
  * would read out of bounds at run time, so it is refused here. */
 static qb_status check_vocab(const qb_model *m, qb_error *err) {
@@ -149,6 +177,8 @@ static void summarize_quant(qb_model *m) {
 
 const char *qb_model_quant_summary(const qb_model *m) { return m->quant_summary; }
 
+const char *qb_model_warning(const qb_model *m) { return m->warning; }
+
 int qb_model_linear_count(const qb_model *m) { return m->n_linears; }
 
 const char *qb_model_linear_name(const qb_model *m, int i) {
@@ -164,6 +194,21 @@ const char *qb_model_linear_format(const qb_model *m, int i, double *bits, int *
     return l->fmt->name;
 }
 
+/* The files of a model directory are regular files where they exist: a
+ * FIFO would hang the reader, and a directory or device would be reported
+ * as missing or misread. */
+static qb_status check_files(const char *dir, qb_error *err) {
+    static const char *names[] = {"config.json", "model.safetensors", "vocab.txt", "spiece.model",
+                                  "tokenizer_config.json"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (!qb_path_join(path, sizeof path, dir, names[i])) return qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
+        qb_status st = qb_file_check_regular(path, err);
+        if (st) return st;
+    }
+    return QB_OK;
+}
+
 qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model **out, qb_error *err) {
     *out = NULL;
     qb_model *m = calloc(1, sizeof *m);
@@ -172,13 +217,15 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
         return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", dir);
     }
     char path[4096];
-    qb_status st = QB_OK;
-    if (!qb_path_join(path, sizeof path, dir, "config.json")) st = qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
+    qb_status st = check_files(dir, err);
+    if (!st && !qb_path_join(path, sizeof path, dir, "config.json"))
+        st = qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
     if (!st) st = qb_config_load(path, &m->cfg, err);
     if (!st) st = choose_kernels(m, params, err);
     if (!st) st = load_tokenizer(m, err);
     if (!st) st = check_vocab(m, err);
     if (!st) st = open_weights(m, err);
+    if (!st) st = check_finite(m, params, err);
     if (!st) st = qb_model_bind_weights(m, err);
     if (!st) summarize_quant(m);
     if (st) {
@@ -198,6 +245,8 @@ void qb_model_free(qb_model *m) {
     free(m->owned);
     free(m->params);
     free(m->blocks);
+    free(m->st_used);
+    free(m->warning);
     qb_safetensors_close(&m->st);
     qb_tokenizer_free(m->tok);
     qb_config_free(&m->cfg);

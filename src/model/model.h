@@ -95,6 +95,9 @@ struct qb_model {
     qb_linear **linears;    /* every linear, in graph order: observers, quantizers */
     int n_linears;
     char quant_summary[384];
+    bool nonfinite_checked; /* every float tensor was found finite at load */
+    bool *st_used;          /* [st.n]: the binder looked the tensor up */
+    char *warning;          /* one line about the checkpoint (unused tensors), or NULL */
 };
 
 /* Which stored block runs at position `layer` (0..num_layers-1), inner step
@@ -108,5 +111,8 @@ char qb_model_attention_input(const qb_model *m, const qb_linear *l);
 
 /* Binds every weight of the architecture; fills m->params and the structs. */
 qb_status qb_model_bind_weights(qb_model *m, qb_error *err);
+/* QB_ERR_NUMERIC naming the first float tensor of the file that holds a
+ * NaN or an infinity, and where; QB_OK if none does. */
+qb_status qb_model_find_nonfinite(const qb_model *m, qb_error *err);
 
 #endif

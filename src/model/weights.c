@@ -13,13 +13,13 @@
 static const qb_st_tensor *find(qb_binder *b, const char *name) {
     char full[256];
     snprintf(full, sizeof full, "%s%s", b->prefix, name);
-    const qb_st_tensor *t = qb_safetensors_find(&b->m->st, full);
-    if (!t) t = qb_safetensors_find(&b->m->st, name);
+    const qb_st_tensor *t = qb_binder_find(b, full);
+    if (!t) t = qb_binder_find(b, name);
     if (!t && strstr(full, "LayerNorm.")) {
         char *w = strstr(full, "LayerNorm.weight"), *bb = strstr(full, "LayerNorm.bias");
         if (w) strcpy(w, "LayerNorm.gamma");
         if (bb) strcpy(bb, "LayerNorm.beta");
-        t = qb_safetensors_find(&b->m->st, full);
+        t = qb_binder_find(b, full);
     }
     if (!t) qb_fail(b->err, QB_ERR_FORMAT, "%s: missing tensor '%s%s'", b->file, b->prefix, name);
     return t;
@@ -44,6 +44,33 @@ static const qb_linear_format *format_for(qb_binder *b, const qb_linear *l, cons
     return NULL;
 }
 
+/* Whether a linear stored as f fits a quantization_config of that method
+ * whose "modules" does not name it (FP32: an excluded module). */
+static bool method_makes(const qb_quant_config *q, const qb_linear_format *f) {
+    if (f->precision == QB_PREC_FP32) return true;
+    if (q->method == QB_QUANT_DYNAMIC || q->method == QB_QUANT_STATIC) return f->integer_inputs;
+    if (q->method == QB_QUANT_WEIGHT_ONLY) return f->precision == QB_PREC_LOWBIT && !f->integer_inputs;
+    return f->precision == (q->method == QB_QUANT_FP16 ? QB_PREC_FP16 : QB_PREC_BF16);
+}
+
+/* A quantization_config that contradicts the tensors (a dynamic config over
+ * FP32 weights, FP16 weights under an int8 one) describes some other model:
+ * its "modules" entry, or else its method, must match the weight bound. */
+static void check_agrees(qb_binder *b, const qb_linear *l, const qb_st_tensor *t) {
+    const qb_quant_config *q = &b->m->cfg.quant;
+    if (!q->present || !l->fmt || b->err->code) return;
+    const char *named = qb_quant_config_module(q, l->name);
+    char inputs;
+    const qb_linear_format *f = named ? qb_linear_format_parse(named, &inputs) : NULL;
+    const char *dtype = qb_dtype_traits_of(t->dtype)->name;
+    if (named && f != l->fmt)
+        qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config.modules gives '%s' format '%s', but "
+                "model.safetensors stores '%s' as %s (%s)", b->m->dir, l->name, named, t->name, dtype, l->fmt->name);
+    else if (!named && !method_makes(q, l->fmt))
+        qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config method %s contradicts '%s', stored as "
+                "%s (%s)", b->m->dir, qb_quant_method_name(q->method), t->name, dtype, l->fmt->name);
+}
+
 static void bind_linear(qb_binder *b, qb_linear *l, const char *name, int out, int in) {
     char n[200];
     snprintf(n, sizeof n, "%s.weight", name);
@@ -54,6 +81,7 @@ static void bind_linear(qb_binder *b, qb_linear *l, const char *name, int out, i
     snprintf(l->name, sizeof l->name, "%.*s", (int)(strlen(t->name) - strlen(".weight")), t->name);
     l->fmt = format_for(b, l, t);
     if (l->fmt) l->fmt->bind(b, l, t);
+    check_agrees(b, l, t);
     snprintf(n, sizeof n, "%s.bias", name);
     l->b = bind(b, n, 1, out, 0);
     l->id = b->m->n_linears;
@@ -122,6 +150,20 @@ static void bind_block(qb_binder *b, qb_block *blk, const char *at, const block_
 #undef SUB
 }
 
+/* quantization_config.embeddings against the word embeddings' dtype
+ * (U8 tables are checked as they bind: their bits decide the layout). */
+static void check_embedding_agrees(qb_binder *b, const qb_st_tensor *t) {
+    const qb_quant_config *q = &b->m->cfg.quant;
+    if (!t || !q->present || b->err->code || t->dtype == QB_U8) return;
+    int bits = q->embedding_bits;
+    bool ok = t->dtype == QB_I8 ? bits == 8 : bits == 32 || (bits == 16 && t->dtype != QB_F32);
+    if (!ok)
+        qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config.embeddings is %s, but model.safetensors "
+                "stores '%s' as %s", b->m->dir, bits == 32 ? "fp32" : bits == 16 ? "fp16/bf16" : bits == 8
+                ? "int8-rowwise" : bits == 4 ? "int4-rowwise" : "int2-rowwise", t->name,
+                qb_dtype_traits_of(t->dtype)->name);
+}
+
 static void bind_embeddings(qb_binder *b) {
     qb_model *m = b->m;
     const qb_config *c = &m->cfg;
@@ -141,6 +183,7 @@ static void bind_embeddings(qb_binder *b) {
     } else {
         m->word_emb = qb_binder_f32(b, t, 2, c->vocab_size, E);
     }
+    check_embedding_agrees(b, t);
     m->pos_emb = bind(b, "embeddings.position_embeddings.weight", 2, c->max_position, E);
     if (c->arch != QB_ARCH_DISTILBERT)
         m->type_emb = bind(b, "embeddings.token_type_embeddings.weight", 2, c->type_vocab_size, E);
@@ -184,6 +227,88 @@ static void bind_heads(qb_binder *b) {
     b->prefix = saved;
 }
 
+/* Whether tensor `name` is for a layer (or ALBERT group, or inner layer)
+ * that config.json does not have: *layer, the key and its value bound it. */
+static bool beyond_config(const char *name, const qb_config *c, int *layer, int *limit, const char **key) {
+    static const struct {
+        const char *infix;
+        int field; /* 0 num_layers, 1 num_hidden_groups, 2 inner_group_num */
+    } kinds[] = {{"encoder.layer.", 0}, {"transformer.layer.", 0}, {"albert_layer_groups.", 1}, {"albert_layers.", 2}};
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        const char *at = strstr(name, kinds[k].infix);
+        if (!at || at[strlen(kinds[k].infix)] < '0' || at[strlen(kinds[k].infix)] > '9') continue;
+        int f = kinds[k].field;
+        long v = strtol(at + strlen(kinds[k].infix), NULL, 10);
+        *limit = f == 0 ? c->num_layers : f == 1 ? c->num_hidden_groups : c->inner_group_num;
+        *key = f == 1 ? "num_hidden_groups" : f == 2 ? "inner_group_num"
+               : c->arch == QB_ARCH_DISTILBERT ? "n_layers" : "num_hidden_layers";
+        *layer = v > 1 << 20 ? 1 << 20 : (int)v;
+        if (*layer >= *limit) return true;
+    }
+    return false;
+}
+
+/* What Hugging Face loads without a word: the position_ids and
+ * token_type_ids buffers older checkpoints saved, and a pooler under a
+ * token-classification head (its _keys_to_ignore_on_load_unexpected). */
+static bool ignored_quietly(const char *name, const qb_config *c) {
+    size_t n = strlen(name);
+    static const char *buffers[] = {"embeddings.position_ids", "embeddings.token_type_ids"};
+    for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) {
+        size_t k = strlen(buffers[i]);
+        if (n >= k && !strcmp(name + n - k, buffers[i])) return true;
+    }
+    return c->task == QB_TASK_TOKEN && strstr(name, "pooler") != NULL;
+}
+
+#define QB_UNUSED_LISTED 4
+
+/* Appends one unused name to the warning being built (the first few only). */
+static void note_unused(char *buf, size_t cap, int k, const char *name) {
+    size_t n = strlen(buf);
+    if (k < QB_UNUSED_LISTED) snprintf(buf + n, cap - n, "%s%s", k ? ", " : "", name);
+}
+
+/* Every tensor of the checkpoint is bound, or named: tensors of layers the
+ * config does not have are an error (a config with fewer layers than the
+ * checkpoint would silently run a truncated model); other leftovers (an
+ * MLM head, a pooler a head does not use) are a warning. */
+static qb_status check_unused(qb_model *m, qb_error *err) {
+    const qb_config *c = &m->cfg;
+    char names[1024] = "";
+    int n_unused = 0;
+    for (int i = 0; i < m->st.n; i++) {
+        const char *name = m->st.tensors[i].name, *key = NULL;
+        int layer = 0, limit = 0;
+        char shown[96];
+        if (m->st_used[i] || ignored_quietly(name, c)) continue;
+        qb_st_name_shown(name, shown, sizeof shown);
+        if (beyond_config(name, c, &layer, &limit, &key))
+            return qb_fail(err, QB_ERR_FORMAT, "%s: tensor '%s' is for layer %d, but config.json has %s %d",
+                           m->st.path, shown, layer, key, limit);
+        note_unused(names, sizeof names, n_unused++, shown);
+    }
+    if (!n_unused) return QB_OK;
+    size_t cap = strlen(m->st.path) + sizeof names + 96;
+    m->warning = malloc(cap);
+    if (!m->warning) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
+    snprintf(m->warning, cap, "%s: %d tensor%s unused: %s%s", m->st.path, n_unused, n_unused > 1 ? "s" : "", names,
+             n_unused > QB_UNUSED_LISTED ? ", ..." : "");
+    return QB_OK;
+}
+
+/* A quantization_config without "modules" over a checkpoint with nothing
+ * quantized in it (the FP32 model's tensors under a copied config). */
+static void check_something_quantized(qb_binder *b) {
+    const qb_model *m = b->m;
+    const qb_quant_config *q = &m->cfg.quant;
+    if (!q->present || q->n_modules || m->word_emb_q || m->word_emb_lowbit) return;
+    for (int i = 0; i < m->n_linears; i++)
+        if (m->linears[i]->fmt->precision != QB_PREC_FP32) return;
+    qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config says method %s, but every linear weight in "
+            "model.safetensors is unquantized (fp32)", m->dir, qb_quant_method_name(q->method));
+}
+
 qb_status qb_model_bind_weights(qb_model *m, qb_error *err) {
     const qb_config *c = &m->cfg;
     static const char *prefixes[] = {"bert.", "albert.", "distilbert."};
@@ -191,13 +316,15 @@ qb_status qb_model_bind_weights(qb_model *m, qb_error *err) {
     m->blocks = calloc((size_t)m->n_blocks, sizeof *m->blocks);
     m->params = calloc((size_t)m->st.n + 1, sizeof *m->params);
     m->linears = calloc((size_t)m->n_blocks * 6 + 4, sizeof *m->linears);
-    if (!m->blocks || !m->params || !m->linears) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
+    m->st_used = calloc((size_t)m->st.n + 1, sizeof *m->st_used);
+    if (!m->blocks || !m->params || !m->linears || !m->st_used) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
     err->code = QB_OK;
     qb_binder b = {m, prefixes[c->arch], m->st.path, err};
     bind_embeddings(&b);
     bind_blocks(&b);
     bind_heads(&b);
-    return err->code;
+    if (!err->code) check_something_quantized(&b);
+    return err->code ? err->code : check_unused(m, err);
 }
 
 const qb_block *qb_model_block(const qb_model *m, int layer, int inner) {

@@ -483,7 +483,15 @@ static qb_status check_compensation(const qb_quant_params *p, qb_error *err) {
     return QB_OK;
 }
 
+/* A model loaded with allow_nonfinite is checked now: a NaN would be
+ * carried into the scales, or on as it is. */
+static qb_status check_finite_source(const qb_model *m, qb_error *err) {
+    return m->nonfinite_checked ? QB_OK : qb_model_find_nonfinite(m, err);
+}
+
 static qb_status check_request(const qb_model *m, const qb_quant_params *p, const char *out, qb_error *err) {
+    qb_status st = check_finite_source(m, err);
+    if (st) return st;
     if (m->cfg.quant.present)
         return qb_fail(err, QB_ERR_ARG, "%s: already quantized (%s); quantize the FP32 model instead", m->dir,
                        qb_model_quant_summary(m));
@@ -631,7 +639,8 @@ qb_status qb_quantize_into(const qb_model *m, const json_t *config, const qb_qua
      * trained through; 5..7 bits stay int8 values on a narrower grid. */
     quant_job q = {.m = m, .config = config, .p = p, .plan = plan, .calib = &none, .fixed_inputs = inputs, .rep = rep,
                    .observer_label = observer_label, .packed = is_lowbit(p)};
-    qb_status st = plan_precisions(m, p, q.packed, plan, err);
+    qb_status st = check_finite_source(m, err);
+    if (!st) st = plan_precisions(m, p, q.packed, plan, err);
     if (!st) st = write_dir(&q, dir, rep, err);
     if (!st) count_plan(m, plan, rep);
     rep->in_bytes = (int64_t)m->st.map.size;
