@@ -152,6 +152,7 @@ expect_error "checkpoint with more layers than config.json" "model.safetensors: 
 # TENSORS_FROM [PYTHON]: config.json of one model (edited by PYTHON
 # statements over its dict `c`) over the tensors of another.
 Q=$TMP/quantized
+mkdir -p "$Q"
 "$QBERT" quantize "$M" -o "$Q/dyn" --method dynamic >/dev/null 2>&1 || fail "quantize dynamic"
 "$QBERT" quantize "$M" -o "$Q/fp16" --method fp16 >/dev/null 2>&1 || fail "quantize fp16"
 qmix() {

@@ -52,6 +52,7 @@ echo "kernel sets:$ISAS"
 
 # Quantized models to poke: int8 with int8 word embeddings, int4, fp16, bf16.
 Q=$TMP/q
+mkdir -p "$Q"
 "$QBERT" quantize "$M" -o "$Q/int8" --method dynamic --quantize-embeddings >/dev/null 2>&1 || fail "quantize int8"
 "$QBERT" quantize "$M" -o "$Q/int4" --method weight-only --bits 4 >/dev/null 2>&1 || fail "quantize int4"
 "$QBERT" quantize "$M" -o "$Q/fp16" --method fp16 >/dev/null 2>&1 || fail "quantize fp16"
