@@ -206,7 +206,7 @@ qb_status qb_session_set_pooling(qb_session *s, const qb_embed_params *p, qb_err
  * qb_embed_dim() floats, or NULL. */
 const float *qb_session_embedding(const qb_session *s, int i);
 /* Example i's last hidden state of the last run: *n_tokens rows of
- * hidden_size floats, or NULL.  Valid after a run that pooled. */
+ * hidden_size floats, or NULL (after any inference run, pooled or not). */
 const float *qb_session_hidden(const qb_session *s, int i, int *n_tokens);
 
 /* Index of the largest of n values (the first on ties): the predicted label. */
