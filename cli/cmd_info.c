@@ -53,8 +53,10 @@ static void print_linears(const qb_model *m) {
 static void print_text(const qb_model *m, const qb_model_info *in, const char *dir, double load_s, bool linears,
                        bool tensors) {
     printf("model        %s\n", dir);
-    printf("architecture %s (%s), %s head\n", in->class_name, in->model_type,
-           in->task == QB_TASK_TOKEN ? "token-classification" : "sequence-classification");
+    printf("architecture %s (%s), %s\n", in->class_name, in->model_type,
+           in->task == QB_TASK_TOKEN  ? "token-classification head"
+           : in->task == QB_TASK_NONE ? "no head (bare encoder: qbert embed)"
+                                      : "sequence-classification head");
     printf("layers       %d x (hidden %d, heads %d, intermediate %d, %s)\n", in->num_layers, in->hidden_size,
            in->num_heads, in->intermediate_size, in->hidden_act);
     if (in->arch == QB_ARCH_ALBERT)
@@ -129,7 +131,9 @@ static void print_json(const qb_model *m, const qb_model_info *in, const char *d
     json_t *o = json_object();
     bool ok = o && qb_json_set_str(o, "model_dir", dir) && qb_json_set_str(o, "model_type", in->model_type) &&
               qb_json_set_str(o, "class", in->class_name) &&
-              qb_json_set_str(o, "task", in->task == QB_TASK_TOKEN ? "token" : "sequence") &&
+              qb_json_set_str(o, "task", in->task == QB_TASK_TOKEN  ? "token"
+                                         : in->task == QB_TASK_NONE ? "none"
+                                                                    : "sequence") &&
               qb_json_set_str(o, "hidden_act", in->hidden_act) && qb_json_set_str(o, "tokenizer", in->tokenizer) &&
               qb_json_set_str(o, "isa", in->isa) && qb_json_set_str(o, "precision", qb_model_quant_summary(m)) &&
               set_shapes(o, in) && qb_json_set_int(o, "n_params", in->n_params) &&

@@ -406,6 +406,11 @@ static int setup(predictor *p, const predict_args *a) {
                 p->info.max_position);
         return QB_EXIT_USAGE;
     }
+    if (p->info.task == QB_TASK_NONE) {
+        fprintf(stderr, "qbert predict: error: %s: a bare encoder (%s) has no classification head; use 'qbert embed'\n",
+                a->dir, p->info.class_name);
+        return QB_EXIT_FAIL;
+    }
     if (a->pair && p->info.task == QB_TASK_TOKEN)
         return qb_usage_error("predict", "--pair is for sequence models; %s tags tokens", a->dir);
     p->batch = a->batch;

@@ -13,6 +13,7 @@ static const char usage[] =
     "commands:\n"
     "  info     architecture, shapes, parameters, tokenizer and labels of a model\n"
     "  predict  classify texts given on the command line or streamed from a file\n"
+    "  embed    sentence embeddings (sentence-transformers pooling) as JSON lines or .npy\n"
     "  eval     accuracy, per-class P/R/F1, macro-F1 (entity F1 for NER) on a dataset\n"
     "  bench    latency, throughput and memory, on synthetic inputs or real sentences\n"
     "  quantize write an INT8 (dynamic or static), FP16 or BF16 copy of a model\n"
@@ -52,7 +53,7 @@ int main(int argc, char **argv) {
         const char *name;
         int (*run)(int, char **);
     } cmds[] = {
-        {"info", qb_cmd_info}, {"predict", qb_cmd_predict}, {"eval", qb_cmd_eval}, {"bench", qb_cmd_bench},
+        {"info", qb_cmd_info}, {"predict", qb_cmd_predict}, {"embed", qb_cmd_embed}, {"eval", qb_cmd_eval}, {"bench", qb_cmd_bench},
         {"quantize", qb_cmd_quantize}, {"calibrate", qb_cmd_calibrate},
         {"compare", qb_cmd_compare}, {"sensitivity", qb_cmd_sensitivity},
         {"train", qb_cmd_train},

@@ -44,7 +44,8 @@ const char *qb_status_name(qb_status s);
 typedef struct qb_model qb_model;
 
 typedef enum qb_arch { QB_ARCH_BERT, QB_ARCH_ALBERT, QB_ARCH_DISTILBERT } qb_arch;
-typedef enum qb_task { QB_TASK_SEQUENCE, QB_TASK_TOKEN } qb_task;
+/* QB_TASK_NONE: a bare encoder (BertModel...), no head: embeddings only. */
+typedef enum qb_task { QB_TASK_SEQUENCE, QB_TASK_TOKEN, QB_TASK_NONE } qb_task;
 
 typedef struct qb_load_params {
     /* Kernel set: NULL means the best this CPU has, or $QBERT_ISA if set.
@@ -174,6 +175,48 @@ qb_status qb_session_run_encodings(qb_session *s, const qb_encoding *const *encs
  * classification, seq * num_labels (row per token) for token classification. */
 const float *qb_session_logits(const qb_session *s, int i);
 int qb_session_seq(const qb_session *s); /* padded length of the last run */
+
+/* ---- sentence embeddings --------------------------------------------- */
+
+/* Pooling modes (sentence-transformers'); several concatenate in this
+ * order, each hidden_size wide. */
+enum {
+    QB_POOL_CLS = 1,           /* the [CLS] row */
+    QB_POOL_MAX = 2,           /* per dimension, the max over the real tokens */
+    QB_POOL_MEAN = 4,          /* the mean over the real tokens */
+    QB_POOL_MEAN_SQRT_LEN = 8, /* their sum / sqrt(count) */
+    QB_POOL_WEIGHTED_MEAN = 16, /* weights 1..n by position */
+    QB_POOL_LAST_TOKEN = 32,   /* the last real token */
+    QB_POOL_MODES = 6          /* how many there are */
+};
+
+typedef struct qb_embed_params {
+    unsigned pooling;         /* QB_POOL_* bits */
+    int normalize;            /* L2-normalize the pooled vector */
+    int max_length;           /* truncation (0: qb_model_max_length) */
+} qb_embed_params;
+
+/* What the model directory asks for: sentence-transformers' modules.json,
+ * 1_Pooling/config.json, a Normalize module, sentence_bert_config.json's
+ * max_seq_length; without them mean pooling, no normalization, 0. */
+qb_embed_params qb_model_embed_params(const qb_model *m);
+/* Parses "cls", "mean", "max", "mean_sqrt_len", "weightedmean",
+ * "lasttoken" or a '+'/','-separated combination into QB_POOL_* bits; 0 if
+ * a name is unknown. */
+unsigned qb_pooling_parse(const char *names);
+/* The width of a pooled vector: hidden_size per mode. */
+int qb_embed_dim(const qb_model *m, unsigned pooling);
+
+/* From now on the session's runs end in pooling instead of the model's
+ * head (a classifier's logits are then not computed).  A session of a bare
+ * encoder starts with qb_model_embed_params(). */
+qb_status qb_session_set_pooling(qb_session *s, const qb_embed_params *p, qb_error *err);
+/* Example i's pooled (and, if asked, normalized) vector of the last run,
+ * qb_embed_dim() floats, or NULL. */
+const float *qb_session_embedding(const qb_session *s, int i);
+/* Example i's last hidden state of the last run: *n_tokens rows of
+ * hidden_size floats, or NULL (after any inference run, pooled or not). */
+const float *qb_session_hidden(const qb_session *s, int i, int *n_tokens);
 
 /* Index of the largest of n values (the first on ties): the predicted label. */
 int qb_argmax(const float *v, int n);

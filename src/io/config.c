@@ -89,6 +89,18 @@ static qb_status parse_shapes(const json_t *j, qb_config *c, const char *path, q
     return QB_OK;
 }
 
+/* A body without a head qbert runs: the base model, or a pre-training
+ * checkpoint whose LM head is ignored (feature extraction, embeddings). */
+static bool bare_encoder(const char *cls) {
+    static const char *suffixes[] = {"Model", "ForMaskedLM", "ForPreTraining"};
+    size_t n = strlen(cls);
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        size_t k = strlen(suffixes[i]);
+        if (n > k && !strcmp(cls + n - k, suffixes[i])) return true;
+    }
+    return false;
+}
+
 static qb_status parse_arch(const json_t *j, qb_config *c, const char *path, qb_error *err) {
     qb_status st = copy_string(j, "model_type", "", c->model_type, sizeof c->model_type, path, err);
     if (st) return st;
@@ -106,10 +118,11 @@ static qb_status parse_arch(const json_t *j, qb_config *c, const char *path, qb_
     snprintf(c->class_name, sizeof c->class_name, "%s", cls ? cls : defaults[c->arch]);
     if (strstr(c->class_name, "ForTokenClassification")) c->task = QB_TASK_TOKEN;
     else if (strstr(c->class_name, "ForSequenceClassification")) c->task = QB_TASK_SEQUENCE;
+    else if (bare_encoder(c->class_name)) c->task = QB_TASK_NONE;
     else
         return qb_fail(err, QB_ERR_UNSUPPORTED,
-                       "%s: architecture \"%s\" has no classification head (need *ForSequenceClassification "
-                       "or *ForTokenClassification)", path, c->class_name);
+                       "%s: architecture \"%s\" has no head qbert reads (need *ForSequenceClassification, "
+                       "*ForTokenClassification, or a bare *Model / *ForMaskedLM encoder)", path, c->class_name);
     st = copy_string(j, c->arch == QB_ARCH_DISTILBERT ? "activation" : "hidden_act",
                      c->arch == QB_ARCH_ALBERT ? "gelu_new" : "gelu", c->hidden_act, sizeof c->hidden_act, path, err);
     return st ? st : parse_act(c, path, err);

@@ -1,5 +1,5 @@
 /* The forward pass of BERT, ALBERT and DistilBERT, read top to bottom:
- * embeddings -> [attention -> FFN] x layers -> head.  One graph for
+ * embeddings -> [attention -> FFN] x layers -> head (or pooling).  One graph for
  * inference and training: each op below has an inference form (the
  * kernel table chosen at load time, each linear in its own format, one set
  * of buffers for every layer) and a training form (FP32 ops that keep on
@@ -270,6 +270,51 @@ static void head(qb_session *s, const float *x) {
     linear(s, &m->classifier, a.drop, NULL, B, a.logits, false);
 }
 
+/* One pooling mode over an example's n rows of x into o[0..H). */
+static void pool_mode(unsigned mode, const float *x, int n, int H, float *o) {
+    if (mode == QB_POOL_CLS || mode == QB_POOL_LAST_TOKEN) {
+        memcpy(o, x + (mode == QB_POOL_CLS ? 0 : (size_t)(n - 1) * H), (size_t)H * sizeof(float));
+        return;
+    }
+    if (mode == QB_POOL_MAX) {
+        memcpy(o, x, (size_t)H * sizeof(float));
+        for (int r = 1; r < n; r++)
+            for (int i = 0; i < H; i++) o[i] = x[(size_t)r * H + i] > o[i] ? x[(size_t)r * H + i] : o[i];
+        return;
+    }
+    bool weighted = mode == QB_POOL_WEIGHTED_MEAN;
+    double total = weighted ? 0.5 * n * (n + 1.0) : n;
+    memset(o, 0, (size_t)H * sizeof(float));
+    for (int r = 0; r < n; r++) {
+        float w = weighted ? (float)(r + 1) : 1.0f;
+        for (int i = 0; i < H; i++) o[i] += w * x[(size_t)r * H + i];
+    }
+    float scale = (float)(1.0 / (mode == QB_POOL_MEAN_SQRT_LEN ? sqrt(total) : total));
+    for (int i = 0; i < H; i++) o[i] *= scale;
+}
+
+/* torch.nn.functional.normalize: v / max(||v||, 1e-12). */
+static void l2_normalize(float *v, int n) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)v[i] * v[i];
+    float inv = (float)(1.0 / fmax(sqrt(ss), 1e-12));
+    for (int i = 0; i < n; i++) v[i] *= inv;
+}
+
+/* Sentence embeddings in place of the head: each example's modes over
+ * its real rows only, concatenated in sentence-transformers' order. */
+static void pool(qb_session *s, const float *x) {
+    int H = s->m->cfg.hidden_size;
+#pragma omp parallel for num_threads(s->n_threads) schedule(static) if (s->batch > 1)
+    for (int b = 0; b < s->batch; b++) {
+        float *o = s->a.pooled + (size_t)b * s->embed_dim;
+        const float *rows = x + (size_t)s->offsets[b] * H;
+        for (int k = 0; k < QB_POOL_MODES; k++)
+            if (s->pooling & (1u << k)) pool_mode(1u << k, rows, s->lens[b], H, o), o += H;
+        if (s->normalize) l2_normalize(s->a.pooled + (size_t)b * s->embed_dim, s->embed_dim);
+    }
+}
+
 /* Where each example's attention probabilities start on the tape. */
 static void tape_prob_offsets(qb_session *s) {
     int64_t at = 0;
@@ -288,5 +333,7 @@ void qb_forward(qb_session *s) {
     embed(s);
     for (int l = 0; l < m->cfg.num_layers && !s->halt; l++)
         for (int i = 0; i < inner; i++) block(s, qb_model_block(m, l, i), l * inner + i);
-    if (!s->halt) head(s, layer_acts(s, last).out);
+    if (s->halt) return;
+    if (!s->tape && s->pooling) pool(s, layer_acts(s, last).out);
+    else if (m->cfg.task != QB_TASK_NONE) head(s, layer_acts(s, last).out);
 }

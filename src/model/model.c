@@ -221,6 +221,7 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
     if (!st && !qb_path_join(path, sizeof path, dir, "config.json"))
         st = qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
     if (!st) st = qb_config_load(path, &m->cfg, err);
+    if (!st) st = qb_model_read_embed_config(m, err);
     if (!st) st = choose_kernels(m, params, err);
     if (!st) st = load_tokenizer(m, err);
     if (!st) st = check_vocab(m, err);

@@ -92,6 +92,8 @@ struct qb_model {
     qb_linear pre_classifier; /* DistilBERT */
     qb_linear classifier;
 
+    qb_embed_params embed;  /* the directory's sentence-transformers settings (embed_config.c) */
+
     qb_linear **linears;    /* every linear, in graph order: observers, quantizers */
     int n_linears;
     char quant_summary[384];
@@ -108,6 +110,14 @@ int qb_model_inner_steps(const qb_model *m);
 /* 'q', 'k' or 'v' if l is a block's query, key or value linear (what
  * attention reads), else 0. */
 char qb_model_attention_input(const qb_model *m, const qb_linear *l);
+
+/* Reads modules.json and what it points at into m->embed (defaults
+ * without it). */
+qb_status qb_model_read_embed_config(qb_model *m, qb_error *err);
+/* Copies the sentence-transformers files (modules.json, its modules'
+ * folders, sentence_bert_config.json) of from into to, where present:
+ * a quantized copy embeds as its source did. */
+qb_status qb_embed_copy_files(const char *from, const char *to, qb_error *err);
 
 /* Binds every weight of the architecture; fills m->params and the structs. */
 qb_status qb_model_bind_weights(qb_model *m, qb_error *err);

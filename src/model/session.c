@@ -48,8 +48,10 @@ static void layout(qb_session *s, qb_carver *c) {
     a->scores = qb_carve(c, (size_t)s->n_threads * s->max_seq * s->max_seq);
     a->cls = qb_carve(c, B * H);
     a->cls2 = qb_carve(c, B * H);
+    if (cfg->task == QB_TASK_NONE) L = 0;
     a->token_logits = cfg->task == QB_TASK_TOKEN ? qb_carve(c, T * L) : NULL;
     a->logits = qb_carve(c, cfg->task == QB_TASK_TOKEN ? T * L : B * L);
+    a->pooled = qb_carve(c, B * H * QB_POOL_MODES);
     s->pack = qb_carve(c, (size_t)s->n_threads * pack_floats(s->m));
     size_t kmax = H > (size_t)cfg->intermediate_size ? H : (size_t)cfg->intermediate_size;
     if ((size_t)cfg->embedding_size > kmax) kmax = (size_t)cfg->embedding_size;
@@ -158,6 +160,11 @@ static qb_status create(const qb_model *m, const qb_session_params *p, qb_tape *
     }
     c.used = 0;
     layout(s, &c);
+    if (m->cfg.task == QB_TASK_NONE && !tape) {
+        s->pooling = m->embed.pooling;
+        s->normalize = m->embed.normalize;
+        s->embed_dim = qb_embed_dim(m, s->pooling);
+    }
     *out = s;
     return QB_OK;
 }
@@ -251,8 +258,30 @@ qb_status qb_session_run_encodings(qb_session *s, const qb_encoding *const *encs
     return qb_session_run(s, &b, err);
 }
 
+qb_status qb_session_set_pooling(qb_session *s, const qb_embed_params *p, qb_error *err) {
+    if (s->tape) return qb_fail(err, QB_ERR_ARG, "session: a training session does not pool");
+    if (!p->pooling || p->pooling >= (1u << QB_POOL_MODES))
+        return qb_fail(err, QB_ERR_ARG, "session: unknown pooling modes 0x%x", p->pooling);
+    s->pooling = p->pooling;
+    s->normalize = p->normalize != 0;
+    s->embed_dim = qb_embed_dim(s->m, s->pooling);
+    s->batch = 0; /* what the last run left is not pooled */
+    return QB_OK;
+}
+
+const float *qb_session_embedding(const qb_session *s, int i) {
+    if (!s->pooling || s->tape || i < 0 || i >= s->batch) return NULL;
+    return s->a.pooled + (size_t)i * s->embed_dim;
+}
+
+const float *qb_session_hidden(const qb_session *s, int i, int *n_tokens) {
+    if (s->tape || i < 0 || i >= s->batch) return NULL;
+    if (n_tokens) *n_tokens = s->lens[i];
+    return s->a.x + (size_t)s->offsets[i] * s->m->cfg.hidden_size;
+}
+
 const float *qb_session_logits(const qb_session *s, int i) {
-    if (i < 0 || i >= s->batch) return NULL;
+    if (i < 0 || i >= s->batch || s->pooling) return NULL;
     size_t L = (size_t)s->m->cfg.num_labels;
     return s->a.logits + (size_t)i * L * (s->m->cfg.task == QB_TASK_TOKEN ? (size_t)s->seq : 1);
 }

@@ -22,6 +22,7 @@ typedef struct {
     float *cls2;    /* [B, H] */
     float *token_logits; /* [T, L] token heads, packed rows */
     float *logits;  /* [B, L] or [B, S, L] */
+    float *pooled;  /* [B, embed_dim]: pooling's output, when the session pools */
 } qb_acts;
 
 /* Called with every linear layer's input before it runs, and with the
@@ -70,6 +71,10 @@ struct qb_session {
     qb_linear_observer observe;
     void *observe_ctx;
     bool halt;          /* the observer asked this forward to stop */
+
+    unsigned pooling;   /* QB_POOL_* bits: inference ends in pooling instead of the head (0: the head) */
+    bool normalize;     /* L2-normalize the pooled vector */
+    int embed_dim;
 
     qb_tape *tape;      /* training mode: the trainer's; NULL for inference */
     const float *train_in; /* training: what the last linear read (Q's, for K and V) */

@@ -215,6 +215,7 @@ static void bind_heads(qb_binder *b) {
     qb_model *m = b->m;
     const qb_config *c = &m->cfg;
     int H = c->hidden_size;
+    if (c->task == QB_TASK_NONE) return; /* a bare encoder: pooling is its head */
     if (c->task == QB_TASK_SEQUENCE) {
         if (c->arch == QB_ARCH_BERT) bind_linear(b, &m->pooler, "pooler.dense", H, H);
         else if (c->arch == QB_ARCH_ALBERT) bind_linear(b, &m->pooler, "pooler", H, H);

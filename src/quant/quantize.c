@@ -449,6 +449,7 @@ static qb_status write_dir(quant_job *q, const char *tmp, qb_quant_report *rep, 
     qb_st_list_free(&o);
     if (!st) st = write_config(q, tmp, err);
     if (!st) st = qb_tokenizer_copy_files(q->m->dir, tmp, err);
+    if (!st) st = qb_embed_copy_files(q->m->dir, tmp, err);
     struct stat sb;
     if (!st && stat(path, &sb) == 0) rep->out_bytes = sb.st_size;
     return st;

@@ -1,0 +1,182 @@
+/* The sentence-transformers layout of a model directory: modules.json lists
+ * Transformer -> Pooling -> (Normalize); 1_Pooling/config.json names the
+ * pooling modes; sentence_bert_config.json the truncation length. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "model/model.h"
+
+/* sentence-transformers' names, in the order its output concatenates them. */
+static const struct {
+    const char *name, *key;
+    unsigned bit;
+} modes[] = {
+    {"cls", "pooling_mode_cls_token", QB_POOL_CLS},
+    {"max", "pooling_mode_max_tokens", QB_POOL_MAX},
+    {"mean", "pooling_mode_mean_tokens", QB_POOL_MEAN},
+    {"mean_sqrt_len", "pooling_mode_mean_sqrt_len_tokens", QB_POOL_MEAN_SQRT_LEN},
+    {"weightedmean", "pooling_mode_weightedmean_tokens", QB_POOL_WEIGHTED_MEAN},
+    {"lasttoken", "pooling_mode_lasttoken", QB_POOL_LAST_TOKEN},
+};
+enum { N_MODES = sizeof modes / sizeof *modes };
+
+unsigned qb_pooling_parse(const char *names) {
+    unsigned bits = 0;
+    char buf[256];
+    if (!names || strlen(names) >= sizeof buf) return 0;
+    snprintf(buf, sizeof buf, "%s", names);
+    for (char *save = NULL, *tok = strtok_r(buf, "+,", &save); tok; tok = strtok_r(NULL, "+,", &save)) {
+        unsigned bit = 0;
+        for (int i = 0; i < N_MODES; i++)
+            if (!strcmp(tok, modes[i].name)) bit = modes[i].bit;
+        if (!bit) return 0;
+        bits |= bit;
+    }
+    return bits;
+}
+
+int qb_embed_dim(const qb_model *m, unsigned pooling) {
+    int n = 0;
+    for (int i = 0; i < N_MODES; i++) n += (pooling & modes[i].bit) != 0;
+    return n * m->cfg.hidden_size;
+}
+
+qb_embed_params qb_model_embed_params(const qb_model *m) { return m->embed; }
+
+static qb_status read_pooling(const char *path, int hidden, unsigned *out, qb_error *err) {
+    json_t *j = NULL;
+    qb_status st = qb_json_load_object(path, &j, err);
+    if (st) return st;
+    *out = 0;
+    for (int i = 0; i < N_MODES; i++)
+        if (qb_json_get_bool(j, modes[i].key, false)) *out |= modes[i].bit;
+    const char *other = qb_json_str(json_object_get(j, "pooling_mode"), NULL);
+    double dim = qb_json_get_number(j, "word_embedding_dimension", hidden);
+    json_decref(j);
+    if (!*out && other) *out = qb_pooling_parse(other);
+    if (!*out) return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: no pooling mode qbert knows is enabled", path);
+    if (dim != hidden)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: word_embedding_dimension %g is not the model's hidden size %d", path,
+                       dim, hidden);
+    return QB_OK;
+}
+
+static qb_status read_max_length(const char *dir, qb_embed_params *e, const qb_config *c, qb_error *err) {
+    char path[4096];
+    if (!qb_path_join(path, sizeof path, dir, "sentence_bert_config.json") || !qb_file_exists(path)) return QB_OK;
+    json_t *j = NULL;
+    qb_status st = qb_json_load_object(path, &j, err);
+    if (st) return st;
+    int64_t n = 0;
+    const json_t *v = json_object_get(j, "max_seq_length");
+    bool ok = !v || json_is_null(v) || (qb_json_int(v, &n) && n >= 2);
+    json_decref(j);
+    if (!ok) return qb_fail(err, QB_ERR_FORMAT, "%s: max_seq_length must be an integer >= 2", path);
+    if (n) e->max_length = (int)(n < c->max_position ? n : c->max_position);
+    return QB_OK;
+}
+
+/* One entry of modules.json: its kind (the type's last component) and
+ * folder, checked to exist for the modules that read files there. */
+static qb_status read_module(const char *dir, const char *file, const json_t *mod, int hidden, qb_embed_params *e,
+                             qb_error *err) {
+    const char *type = qb_json_str(json_object_get(mod, "type"), NULL);
+    const char *sub = qb_json_str(json_object_get(mod, "path"), NULL);
+    if (!type) return qb_fail(err, QB_ERR_FORMAT, "%s: every module needs a \"type\" string", file);
+    const char *kind = strrchr(type, '.') ? strrchr(type, '.') + 1 : type;
+    if (!strcmp(kind, "Transformer")) return QB_OK;
+    if (!strcmp(kind, "Normalize")) {
+        e->normalize = 1;
+        return QB_OK;
+    }
+    if (strcmp(kind, "Pooling"))
+        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: module type \"%s\" is not supported (Transformer, Pooling, "
+                       "Normalize)", file, type);
+    char folder[4096], path[4200];
+    if (!sub || !qb_path_join(folder, sizeof folder, dir, sub) || !qb_path_join(path, sizeof path, folder, "config.json"))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: the Pooling module needs a \"path\"", file);
+    if (!qb_file_exists(path))
+        return qb_fail(err, QB_ERR_IO, "%s: Pooling module's folder \"%s\" has no config.json", file, sub);
+    return read_pooling(path, hidden, &e->pooling, err);
+}
+
+qb_status qb_model_read_embed_config(qb_model *m, qb_error *err) {
+    qb_embed_params *e = &m->embed;
+    *e = (qb_embed_params){.pooling = QB_POOL_MEAN, .normalize = 0, .max_length = 0};
+    char file[4096];
+    if (!qb_path_join(file, sizeof file, m->dir, "modules.json") || !qb_file_exists(file)) return QB_OK;
+    char *text = NULL;
+    size_t n = 0;
+    qb_status st = qb_file_read_max(file, 1 << 20, 0, "modules.json", &text, &n, err);
+    json_t *j = NULL;
+    if (!st) st = qb_json_parse(text, n, file, &j, err);
+    free(text);
+    if (!st && !json_is_array(j)) st = qb_fail(err, QB_ERR_FORMAT, "%s: must be a JSON array of modules", file);
+    for (size_t i = 0; !st && i < json_array_size(j); i++) {
+        const json_t *mod = json_array_get(j, i);
+        st = json_is_object(mod) ? read_module(m->dir, file, mod, m->cfg.hidden_size, e, err)
+                                 : qb_fail(err, QB_ERR_FORMAT, "%s: module %zu is not an object", file, i);
+    }
+    json_decref(j);
+    return st ? st : read_max_length(m->dir, e, &m->cfg, err);
+}
+
+/* Copies every regular file of from/sub into to/sub. */
+static qb_status copy_folder(const char *from, const char *to, const char *sub, qb_error *err) {
+    char src[4200], dst[4200], s[8400], d[8400];
+    if (!qb_path_join(src, sizeof src, from, sub) || !qb_path_join(dst, sizeof dst, to, sub))
+        return qb_fail(err, QB_ERR_ARG, "%s: path too long", to);
+    DIR *dir = opendir(src);
+    if (!dir) return qb_fail(err, QB_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
+    qb_status st = mkdir(dst, 0777) && errno != EEXIST ? qb_fail(err, QB_ERR_IO, "%s: cannot create: %s", dst,
+                                                                 strerror(errno))
+                                                       : QB_OK;
+    struct dirent *e;
+    struct stat sb;
+    while (!st && (e = readdir(dir))) {
+        if (!qb_path_join(s, sizeof s, src, e->d_name) || !qb_path_join(d, sizeof d, dst, e->d_name))
+            st = qb_fail(err, QB_ERR_ARG, "%s: path too long", dst);
+        else if (stat(s, &sb) == 0 && S_ISREG(sb.st_mode))
+            st = qb_file_copy(s, d, err);
+    }
+    closedir(dir);
+    return st;
+}
+
+qb_status qb_embed_copy_files(const char *from, const char *to, qb_error *err) {
+    static const char *const files[] = {"modules.json", "sentence_bert_config.json",
+                                        "config_sentence_transformers.json"};
+    char s[4200], d[4200];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        if (!qb_path_join(s, sizeof s, from, files[i]) || !qb_path_join(d, sizeof d, to, files[i]))
+            return qb_fail(err, QB_ERR_ARG, "%s: path too long", to);
+        qb_status st = qb_file_exists(s) ? qb_file_copy(s, d, err) : QB_OK;
+        if (st) return st;
+    }
+    qb_path_join(s, sizeof s, from, "modules.json");
+    if (!qb_file_exists(s)) return QB_OK;
+    json_t *j = NULL;
+    char *text = NULL;
+    size_t n = 0;
+    qb_status st = qb_file_read_max(s, 1 << 20, 0, "modules.json", &text, &n, err);
+    if (!st) st = qb_json_parse(text, n, s, &j, err);
+    free(text);
+    for (size_t i = 0; !st && i < json_array_size(j); i++) {
+        const char *sub = qb_json_str(json_object_get(json_array_get(j, i), "path"), NULL);
+        if (sub && *sub && !strstr(sub, "..")) {
+            char probe[4200];
+            struct stat sb;
+            if (qb_path_join(probe, sizeof probe, from, sub) && stat(probe, &sb) == 0 && S_ISDIR(sb.st_mode))
+                st = copy_folder(from, to, sub, err);
+        }
+    }
+    json_decref(j);
+    return st;
+}

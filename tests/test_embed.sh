@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# qbert embed end to end: a bare encoder in sentence-transformers layout
+# made from the bundled model's weights (BertModel, cls pooling, Normalize),
+# JSON lines and .npy output, the flags that override the layout, a
+# quantized copy, and one-line errors for broken layouts.
+set -u
+. "$(dirname "$0")/lib.sh"
+M=$SRC/models/bert-mini-sst2
+
+# A bare encoder: the classifier's weights are there but BertModel ignores them.
+B=$TMP/bare
+mkdir -p "$B/1_Pooling"
+ln -s "$M/model.safetensors" "$B/model.safetensors"
+cp "$M/vocab.txt" "$M/tokenizer_config.json" "$B/"
+$PY -c "import json,sys; c=json.load(open(sys.argv[1])); c['architectures']=['BertModel']; json.dump(c, open(sys.argv[2],'w'))" \
+  "$M/config.json" "$B/config.json"
+cat >"$B/modules.json" <<'EOF'
+[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+ {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+ {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]
+EOF
+echo '{"word_embedding_dimension": 256, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}' \
+  >"$B/1_Pooling/config.json"
+echo '{"max_seq_length": 16, "do_lower_case": false}' >"$B/sentence_bert_config.json"
+
+check "embed --help" bash -c "'$QBERT' embed --help | grep -q 'usage: qbert embed'"
+"$QBERT" info "$B" >"$TMP/info.txt"
+check "info: a bare encoder" grep -q "BertModel (bert), no head" "$TMP/info.txt"
+
+# the layout's defaults: cls, normalized, 16 tokens
+"$QBERT" embed "$B" "a gripping film" "" "$(printf 'word %.0s' $(seq 40))" >"$TMP/e.jsonl"
+check "jsonl: a line per text" test "$(wc -l <"$TMP/e.jsonl")" -eq 3
+cat >"$TMP/check.py" <<'EOF'
+import json, math, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(len(rows), ",".join(str(len(r["embedding"])) for r in rows),
+      ",".join("%.4f" % math.sqrt(sum(x * x for x in r["embedding"])) for r in rows),
+      ",".join(str(len(r["input_ids"])) for r in rows), json.dumps(rows[1]["text"]), rows[0]["input_ids"][0])
+EOF
+check "jsonl: dim 256, unit norm, max_seq_length 16, input order" \
+  test "$($PY "$TMP/check.py" "$TMP/e.jsonl")" = '3 256,256,256 1.0000,1.0000,1.0000 5,2,16 "" 101'
+
+# flags override: two modes concatenated, no normalization, another length
+"$QBERT" embed "$B" "a gripping film" "" --pooling mean+max --no-normalize --max-length 8 >"$TMP/o.jsonl"
+check "--pooling mean+max --no-normalize" \
+  bash -c "$PY '$TMP/check.py' '$TMP/o.jsonl' | grep -q '^2 512,512 ' && ! $PY '$TMP/check.py' '$TMP/o.jsonl' | grep -q '1.0000,1.0000'"
+# --pooling cls on the classifier itself gives the bare encoder's vector before normalization
+"$QBERT" embed "$M" "a gripping film" --pooling cls --normalize >"$TMP/c.jsonl"
+check "a classifier embeds like its encoder" test "$(head -1 "$TMP/e.jsonl")" = "$(cat "$TMP/c.jsonl")"
+
+# --input and npy
+printf 'first line\n\nthird line\r\n' >"$TMP/in.txt"
+"$QBERT" embed "$B" --input "$TMP/in.txt" >"$TMP/in.jsonl"
+check "--input: three texts in order" test "$($PY -c "import json,sys; print([json.loads(l)['text'] for l in open(sys.argv[1])])" "$TMP/in.jsonl")" = "['first line', '', 'third line']"
+"$QBERT" embed "$B" --input - --format npy -o "$TMP/in.npy" <"$TMP/in.txt"
+cat >"$TMP/npy.py" <<'EOF'
+import ast, json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<H", b[8:10])[0]
+h = ast.literal_eval(b[10:10 + n].decode())
+data = struct.unpack("<%df" % (len(b) - 10 - n) // 4 if False else "<%df" % ((len(b) - 10 - n) // 4), b[10 + n:])
+ref = [json.loads(l)["embedding"] for l in open(sys.argv[2])]
+flat = [x for r in ref for x in r]
+print(b[:6] == b"\x93NUMPY", (10 + n) % 64, h["descr"], h["shape"], max(abs(a - c) for a, c in zip(data, flat)) < 1e-7)
+EOF
+check "npy: header, shape, same values as jsonl" \
+  test "$($PY "$TMP/npy.py" "$TMP/in.npy" "$TMP/in.jsonl")" = "True 0 <f4 (3, 256) True"
+"$QBERT" embed "$B" "x" -o "$TMP/o2.jsonl"
+check "-o writes jsonl" test "$(wc -l <"$TMP/o2.jsonl")" -eq 1
+
+# a quantized copy keeps the layout and stays close
+"$QBERT" quantize "$B" -o "$TMP/q8" --method dynamic >/dev/null
+check "quantize copies 1_Pooling" test -f "$TMP/q8/1_Pooling/config.json"
+"$QBERT" embed "$TMP/q8" "a gripping film" "" >"$TMP/q.jsonl"
+cos=$($PY -c "
+import json,sys
+a=[json.loads(l)['embedding'] for l in open(sys.argv[1])][:2]; b=[json.loads(l)['embedding'] for l in open(sys.argv[2])]
+print(min(sum(x*y for x,y in zip(u,v)) for u,v in zip(a,b)) > 0.99)" "$TMP/e.jsonl" "$TMP/q.jsonl")
+check "int8 dynamic embeddings within cosine 0.99" test "$cos" = True
+
+# usage errors exit 2
+"$QBERT" embed "$B" "x" --format npy >/dev/null 2>&1; check "npy needs -o" test $? -eq 2
+"$QBERT" embed "$B" "x" --pooling median >/dev/null 2>&1; check "unknown pooling" test $? -eq 2
+"$QBERT" embed "$B" >/dev/null 2>&1; check "no texts" test $? -eq 2
+
+# one-line errors; a failed run leaves no output file
+expect_error "predict on a bare encoder" "bare encoder.*no classification head" "$QBERT" predict "$B" "x"
+printf 'sentence\tlabel\na fine film\t1\n' >"$TMP/one.tsv"
+expect_error "eval on a bare encoder" "bare encoder.*no classification head" "$QBERT" eval "$B" --data "$TMP/one.tsv"
+printf 'fine\ncaf\xc3 au lait\n' >"$TMP/bad-utf8.txt"
+expect_error "invalid UTF-8" "bad-utf8.txt:2.*UTF-8" "$QBERT" embed "$B" --input "$TMP/bad-utf8.txt" -o "$TMP/bad.npy" --format npy
+check "no partial npy" test ! -e "$TMP/bad.npy"
+broken() { # broken NAME: a copy of the bare encoder to damage
+  rm -rf "$TMP/$1"; cp -r "$B" "$TMP/$1"; echo "$TMP/$1"
+}
+d=$(broken missing); rm -r "$d/1_Pooling"
+expect_error "modules.json: missing Pooling folder" "modules.json: Pooling module's folder \"1_Pooling\"" "$QBERT" embed "$d" "x"
+d=$(broken dense); sed -i 's/models.Normalize/models.Dense/' "$d/modules.json"
+expect_error "modules.json: unsupported module" "modules.json: module type .*Dense.* not supported" "$QBERT" embed "$d" "x"
+d=$(broken badjson); echo '[{"type": ' >"$d/modules.json"
+expect_error "modules.json: malformed" "modules.json.*invalid JSON" "$QBERT" info "$d"
+d=$(broken nomode); echo '{"pooling_mode_cls_token": false}' >"$d/1_Pooling/config.json"
+expect_error "pooling config without a mode" "1_Pooling/config.json: no pooling mode" "$QBERT" embed "$d" "x"
+d=$(broken width); echo '{"word_embedding_dimension": 384, "pooling_mode_mean_tokens": true}' >"$d/1_Pooling/config.json"
+expect_error "pooling width differs" "word_embedding_dimension 384 is not the model's hidden size 256" "$QBERT" embed "$d" "x"
+d=$(broken seqlen); echo '{"max_seq_length": "long"}' >"$d/sentence_bert_config.json"
+expect_error "bad max_seq_length" "sentence_bert_config.json: max_seq_length" "$QBERT" embed "$d" "x"
+finish
