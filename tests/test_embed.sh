@@ -7,10 +7,11 @@ set -u
 . "$(dirname "$0")/lib.sh"
 M=$SRC/models/bert-mini-sst2
 
-# A bare encoder: the classifier's weights are there but BertModel ignores them.
+# A bare encoder: the classifier's tensors removed (left in, they would be
+# named in a warning, as Hugging Face names them).
 B=$TMP/bare
 mkdir -p "$B/1_Pooling"
-ln -s "$M/model.safetensors" "$B/model.safetensors"
+retile "$M/model.safetensors" "$B/model.safetensors" "del h['classifier.weight'], h['classifier.bias']"
 cp "$M/vocab.txt" "$M/tokenizer_config.json" "$B/"
 $PY -c "import json,sys; c=json.load(open(sys.argv[1])); c['architectures']=['BertModel']; json.dump(c, open(sys.argv[2],'w'))" \
   "$M/config.json" "$B/config.json"

@@ -251,7 +251,8 @@ static bool beyond_config(const char *name, const qb_config *c, int *layer, int 
 
 /* What Hugging Face loads without a word: the position_ids and
  * token_type_ids buffers older checkpoints saved, and a pooler under a
- * token-classification head (its _keys_to_ignore_on_load_unexpected). */
+ * token-classification head (its _keys_to_ignore_on_load_unexpected) or a
+ * bare encoder (BertModel loads it; qbert embed pools the hidden states). */
 static bool ignored_quietly(const char *name, const qb_config *c) {
     size_t n = strlen(name);
     static const char *buffers[] = {"embeddings.position_ids", "embeddings.token_type_ids"};
@@ -259,7 +260,7 @@ static bool ignored_quietly(const char *name, const qb_config *c) {
         size_t k = strlen(buffers[i]);
         if (n >= k && !strcmp(name + n - k, buffers[i])) return true;
     }
-    return c->task == QB_TASK_TOKEN && strstr(name, "pooler") != NULL;
+    return (c->task == QB_TASK_TOKEN || c->task == QB_TASK_NONE) && strstr(name, "pooler") != NULL;
 }
 
 #define QB_UNUSED_LISTED 4
