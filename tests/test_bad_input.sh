@@ -77,7 +77,7 @@ d=$(model_copy act); rm "$d/config.json"; sed 's/"hidden_act": "gelu"/"hidden_ac
 expect_error "unknown activation" "config.json: hidden_act \"swish\"" "$QBERT" info "$d"
 
 d=$(model_copy novocab); rm "$d/vocab.txt"
-expect_error "missing vocab" "no vocab.txt or spiece.model" "$QBERT" info "$d"
+expect_error "missing vocab" "no tokenizer.json, vocab.txt or spiece.model" "$QBERT" info "$d"
 
 d=$(model_copy badvocab); rm "$d/vocab.txt"; printf 'hello\nworld\n' >"$d/vocab.txt"
 expect_error "vocab without specials" "vocab.txt.*\[(CLS|SEP|UNK)\]" "$QBERT" info "$d"

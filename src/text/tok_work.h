@@ -11,6 +11,7 @@
 typedef struct { uint32_t *v; size_t n, cap; } qb_u32buf; /* code points */
 typedef struct { char *v; size_t n, cap; } qb_bytebuf;    /* UTF-8 */
 typedef struct { int32_t *v; size_t n, cap; } qb_i32buf;  /* ids */
+typedef struct { uint64_t *v; size_t n, cap; } qb_u64buf; /* BPE's merge heap */
 
 /* One Viterbi candidate / chosen piece of the SentencePiece encoder. */
 typedef struct {
@@ -44,6 +45,8 @@ typedef struct qb_tok_work {
     qb_sp_spanbuf spans[2];
     qb_i32buf seg[2];    /* ids of text and pair before [CLS]/[SEP] */
     qb_i32buf word_of;   /* encode_words: word index of each id in seg[0] */
+    qb_i32buf bpe[3];    /* BPE: a word's symbols, their prev and next links */
+    qb_u64buf heap;      /* BPE: candidate merges, (rank << 32) | position */
 } qb_tok_work;
 
 /* Makes room for `need` elements of size `elem`; false when out of memory.

@@ -313,3 +313,9 @@ bool qb_uni_normalize(const uint32_t *in, size_t n, qb_uni_form form, qb_u32buf 
     }
     return true;
 }
+
+bool qb_uni_is_alnum(uint32_t c) {
+    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
+    return (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO) ||
+           (k >= UTF8PROC_CATEGORY_ND && k <= UTF8PROC_CATEGORY_NO);
+}

@@ -11,6 +11,10 @@ typedef struct qb_wordpiece qb_wordpiece;
 
 qb_status qb_wp_load(const char *vocab_path, const qb_tok_options *o, qb_wordpiece **out,
                      qb_error *err);
+/* The same from a tokenizer.json vocabulary: pieces[id] for ids 0..n-1;
+ * path names the file in errors. */
+qb_status qb_wp_load_pieces(const char *const *pieces, const size_t *lens, int n, const qb_tok_options *o,
+                            const char *path, qb_wordpiece **out, qb_error *err);
 void qb_wp_free(qb_wordpiece *wp);
 
 /* Appends the ids of text to ids; `what` names the text in errors. */
