@@ -116,6 +116,11 @@ static void expect_load_error(const char *json, qb_status want, const char *need
 static void check_bad(void) {
     expect_load_error("{\"model\": ", QB_ERR_FORMAT, "invalid JSON");
     expect_load_error("{\"version\": \"1.0\"}", QB_ERR_FORMAT, "no model");
+    expect_load_error("{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", -1.0]]}, "
+                      "\"normalizer\": {\"type\": \"Precompiled\", \"precompiled_charsmap\": \"@@\"}}",
+                      QB_ERR_FORMAT, "Precompiled");
+    expect_load_error("{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", -1.0]]}, "
+                      "\"pre_tokenizer\": {\"type\": \"Digits\"}}", QB_ERR_UNSUPPORTED, "pre_tokenizer Digits");
     expect_load_error("{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0}}}", QB_ERR_UNSUPPORTED,
                       "model WordLevel");
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, "
@@ -173,6 +178,7 @@ int main(void) {
     qb_tokenizer *bert = load("tokenizers/bert-base-uncased/tokenizer.json");
     qb_tokenizer *minilm = load("tokenizers/all-MiniLM-L6-v2/tokenizer.json");
     qb_tokenizer *roberta = load("tokenizers/roberta-base/tokenizer.json");
+    qb_tokenizer *albert = load("tokenizers/albert-base-v2/tokenizer.json");
     if (bert) {
         CHECK(qb_tokenizer_vocab_size(bert) == 30522, "bert vocab %d", qb_tokenizer_vocab_size(bert));
         check_file(bert, "golden/tokens-wordpiece-sst2-dev.jsonl");
@@ -188,10 +194,20 @@ int main(void) {
         check_file(roberta, "golden/tokens-hf-roberta-base-conll-valid.jsonl");
         check_file(roberta, "golden/tokens-hf-roberta-base-specials.jsonl");
     }
+    if (albert) {
+        CHECK(qb_tokenizer_vocab_size(albert) == 30000, "albert vocab %d", qb_tokenizer_vocab_size(albert));
+        CHECK(strcmp(qb_tokenizer_describe(albert), "tokenizer.json: Unigram, 30000 tokens") == 0, "%s",
+              qb_tokenizer_describe(albert));
+        check_file(albert, "golden/tokens-hf-albert-base-v2-sst2-dev.jsonl");
+        check_file(albert, "golden/tokens-hf-albert-base-v2-imdb-test-2000.jsonl");
+        check_file(albert, "golden/tokens-hf-albert-base-v2-conll-valid.jsonl");
+        check_file(albert, "golden/tokens-hf-albert-base-v2-specials.jsonl");
+    }
     check_small_bpe();
     check_bad();
     qb_tokenizer_free(bert);
     qb_tokenizer_free(minilm);
     qb_tokenizer_free(roberta);
+    qb_tokenizer_free(albert);
     return qb_test_done("test_tokenizer_json");
 }

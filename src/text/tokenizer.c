@@ -95,6 +95,7 @@ void qb_tokenizer_free(qb_tokenizer *t) {
     qb_wp_free(t->wp);
     qb_sp_free(t->sp);
     qb_bpe_free(t->bpe);
+    qb_unigram_free(t->ug);
     for (int i = 0; i < t->n_added; i++) free(t->added[i].content);
     free(t->added);
     if (t->pieces)
@@ -131,6 +132,9 @@ void qb_encoding_free(qb_encoding *e) {
         for (size_t i = 0; i < TOK_COUNT(w->seg); i++) free(w->seg[i].v);
         for (size_t i = 0; i < TOK_COUNT(w->bpe); i++) free(w->bpe[i].v);
         free(w->heap.v);
+        free(w->ug.v);
+        for (size_t i = 0; i < TOK_COUNT(w->pre); i++) free(w->pre[i].v);
+        for (size_t i = 0; i < TOK_COUNT(w->words); i++) free(w->words[i].v);
 #undef TOK_COUNT
         free(w->word_of.v);
         free(w);
@@ -152,6 +156,7 @@ static qb_status tok_model(const qb_tokenizer *t, const char *text, size_t len, 
     case QB_TOK_WORDPIECE: return qb_wp_tokenize(t->wp, text, len, what, w, ids, err);
     case QB_TOK_SENTENCEPIECE: return qb_sp_tokenize(t->sp, text, len, what, w, ids, err);
     case QB_TOK_BPE: return qb_bpe_tokenize(t->bpe, text, len, what, w, ids, err);
+    case QB_TOK_UNIGRAM: return qb_unigram_tokenize(t->ug, text, len, what, w, ids, err);
     }
     return qb_fail(err, QB_ERR_ARG, "%s: unknown tokenizer kind", what);
 }

@@ -10,7 +10,7 @@
 
 #include "qbert.h"
 
-typedef enum { QB_TOK_WORDPIECE, QB_TOK_SENTENCEPIECE, QB_TOK_BPE } qb_tok_kind;
+typedef enum { QB_TOK_WORDPIECE, QB_TOK_SENTENCEPIECE, QB_TOK_BPE, QB_TOK_UNIGRAM } qb_tok_kind;
 
 /* tokenizer_config.json settings, with HF's defaults from qb_tok_default_options(). */
 typedef struct {

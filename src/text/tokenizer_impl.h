@@ -6,6 +6,7 @@
 #include "text/bpe.h"
 #include "text/sentencepiece.h"
 #include "text/tokenizer.h"
+#include "text/unigram.h"
 #include "text/wordpiece.h"
 
 /* The post-processor as a template: a special token's id, or a sequence. */
@@ -34,6 +35,7 @@ struct qb_tokenizer {
     qb_wordpiece *wp;     /* QB_TOK_WORDPIECE */
     qb_sentencepiece *sp; /* QB_TOK_SENTENCEPIECE */
     qb_bpe *bpe;          /* QB_TOK_BPE */
+    qb_unigram *ug;       /* QB_TOK_UNIGRAM */
     int32_t pad_id;
     qb_tok_template tmpl;
     /* tokenizer.json only */

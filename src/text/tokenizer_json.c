@@ -338,6 +338,25 @@ static qb_status tj_pieces(const tj_ctx *c, qb_tokenizer *t, qb_error *err) {
     return QB_OK;
 }
 
+static qb_status tj_finish(tj_ctx *c, qb_tokenizer *t, qb_error *err);
+
+static qb_status tj_unigram(tj_ctx *c, qb_tokenizer *t, const json_t *norm, const json_t *pre, qb_error *err) {
+    t->kind = QB_TOK_UNIGRAM;
+    qb_status st = qb_unigram_load(c->model, norm, pre, c->path, &t->ug, err);
+    if (st != QB_OK) return st;
+    int n = qb_unigram_vocab_size(t->ug);
+    c->pieces = calloc((size_t)n, sizeof *c->pieces);
+    c->lens = calloc((size_t)n, sizeof *c->lens);
+    if (!c->pieces || !c->lens) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", c->path);
+    for (int i = 0; i < n; i++) {
+        c->pieces[i] = qb_unigram_piece(t->ug, i);
+        c->lens[i] = strlen(c->pieces[i]);
+    }
+    c->n = n;
+    snprintf(t->desc, sizeof t->desc, "tokenizer.json: Unigram, %d tokens", n);
+    return QB_OK;
+}
+
 static qb_status tj_build(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
     c->model = json_object_get(c->root, "model");
     if (!json_is_object(c->model)) return qb_fail(err, QB_ERR_FORMAT, "%s: no model object", c->path);
@@ -347,21 +366,34 @@ static qb_status tj_build(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
     const char *type = qb_json_str(json_object_get(c->model, "type"), NULL);
     if (!type) /* files from tokenizers < 0.9 leave it out */
         type = json_object_get(c->model, "merges") ? "BPE" : "WordPiece";
+    if (strcmp(type, "Unigram") == 0) {
+        qb_status st = tj_unigram(c, t, norm, pre, err);
+        if (st == QB_OK) st = tj_added(c, t, err);
+        return st == QB_OK ? tj_finish(c, t, err) : st;
+    }
     if (strcmp(type, "WordPiece") && strcmp(type, "BPE"))
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: model %s is not supported", c->path, type);
     qb_status st = tj_vocab_object(c, json_object_get(c->model, "vocab"), err);
     if (st == QB_OK) st = tj_added(c, t, err);
     if (st == QB_OK) st = type[0] == 'W' ? tj_wordpiece(c, t, norm, pre, err) : tj_bpe(c, t, norm, pre, err);
+    return st == QB_OK ? tj_finish(c, t, err) : st;
+}
+
+/* What every model shares: the post-processor, truncation, id -> text, pad. */
+static qb_status tj_finish(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
+    qb_status st = QB_OK;
     if (st == QB_OK) st = tj_post(c, t, json_object_get(c->root, "post_processor"), err);
     if (st == QB_OK) st = tj_truncation(c, t, err);
     if (st == QB_OK) st = tj_pieces(c, t, err);
     if (st == QB_OK) {
         int32_t pad = tj_token_id(c, t, "<pad>");
         t->pad_id = pad >= 0 ? pad : (pad = tj_token_id(c, t, "[PAD]")) >= 0 ? pad : 0;
-        for (int i = 0; i < t->tmpl.n_pair; i++)
-            if (t->tmpl.pair[i].seq < 0 && t->tmpl.pair[i].id >= t->n_pieces)
+        for (int i = 0; i < t->tmpl.n_pair + t->tmpl.n_single; i++) {
+            const qb_tok_item *it = i < t->tmpl.n_pair ? &t->tmpl.pair[i] : &t->tmpl.single[i - t->tmpl.n_pair];
+            if (it->seq < 0 && it->id >= t->n_pieces && st == QB_OK)
                 st = qb_fail(err, QB_ERR_FORMAT, "%s: post_processor's id %d is past the vocabulary (%d tokens)",
-                             c->path, t->tmpl.pair[i].id, t->n_pieces);
+                             c->path, it->id, t->n_pieces);
+        }
     }
     return st;
 }

@@ -11,7 +11,7 @@
 #include "qbert.h"
 #include "text/tok_work.h"
 
-typedef enum { QB_UNI_NFC, QB_UNI_NFD, QB_UNI_NFKD } qb_uni_form;
+typedef enum { QB_UNI_NFC, QB_UNI_NFD, QB_UNI_NFKD, QB_UNI_NFKC } qb_uni_form;
 
 /* Appends the code points of s[0..len) to out.  Overlong forms, surrogates
  * and values past U+10FFFF are rejected with QB_ERR_UTF8 naming `what` and
