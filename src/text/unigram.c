@@ -277,7 +277,7 @@ static bool is_ws(uint32_t c) { /* Rust's char::is_whitespace */
 
 static bool append(qb_bytebuf *o, const char *s, size_t n) {
     if (!QB_TOK_RESERVE(o, o->n + n + 1)) return false;
-    memcpy(o->v + o->n, s, n);
+    if (n) memcpy(o->v + o->n, s, n);
     o->n += n;
     return true;
 }
