@@ -76,6 +76,30 @@ static void check_file(const qb_tokenizer *t, const char *rel) {
     CHECK(total > 0 && matched == total, "%s: %d of %d texts differ", rel, total - matched, total);
 }
 
+/* The file with its normalizer or pre-tokenizer wrapped in a one-step
+ * Sequence: the same tokenizer, run through the general pipeline instead
+ * of the model's direct path. */
+static qb_tokenizer *load_wrapped(const char *rel, const char *key, const char *list) {
+    char path[4096], tmp[] = "/tmp/qb_test_tokwrap_XXXXXX";
+    qb_test_shared_path(path, sizeof path, rel);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je), *seq = json_object();
+    json_object_set_new(seq, "type", json_string("Sequence"));
+    json_t *arr = json_array();
+    json_array_append(arr, json_object_get(j, key));
+    json_object_set_new(seq, list, arr);
+    json_object_set_new(j, key, seq);
+    int fd = mkstemp(tmp);
+    CHECK(fd >= 0 && json_dumpfd(j, fd, 0) == 0, "cannot write %s", tmp);
+    close(fd);
+    json_decref(j);
+    qb_tokenizer *t = NULL;
+    qb_error err;
+    CHECK(qb_tokenizer_load_json(tmp, &t, &err) == QB_OK, "%s", err.msg);
+    unlink(tmp);
+    return t;
+}
+
 static qb_tokenizer *load(const char *rel) {
     char path[4096];
     qb_test_shared_path(path, sizeof path, rel);
@@ -120,14 +144,15 @@ static void check_bad(void) {
                       "\"normalizer\": {\"type\": \"Precompiled\", \"precompiled_charsmap\": \"@@\"}}",
                       QB_ERR_FORMAT, "Precompiled");
     expect_load_error("{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", -1.0]]}, "
-                      "\"pre_tokenizer\": {\"type\": \"Digits\"}}", QB_ERR_UNSUPPORTED, "pre_tokenizer Digits");
+                      "\"pre_tokenizer\": {\"type\": \"UnicodeScripts\"}}", QB_ERR_UNSUPPORTED, "pre_tokenizer UnicodeScripts");
     expect_load_error("{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0}}}", QB_ERR_UNSUPPORTED,
                       "model WordLevel");
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, "
                       "\"merges\": [\"a c\"]}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}",
                       QB_ERR_FORMAT, "model.merges[0]");
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []}, "
-                      "\"pre_tokenizer\": {\"type\": \"Whitespace\"}}", QB_ERR_UNSUPPORTED, "pre_tokenizer Whitespace");
+                      "\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"a+\"}}}", QB_ERR_UNSUPPORTED,
+                      "pre_tokenizer Split");
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []}, "
                       "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"post_processor\": {\"type\": \"Magic\"}}",
                       QB_ERR_UNSUPPORTED, "post_processor Magic");
@@ -203,6 +228,22 @@ int main(void) {
         check_file(albert, "golden/tokens-hf-albert-base-v2-conll-valid.jsonl");
         check_file(albert, "golden/tokens-hf-albert-base-v2-specials.jsonl");
     }
+    /* the general pipeline with BERT's and RoBERTa's own components */
+    qb_tokenizer *bert_pipe = load_wrapped("tokenizers/bert-base-uncased/tokenizer.json", "pre_tokenizer", "pretokenizers");
+    if (bert_pipe) {
+        check_file(bert_pipe, "golden/tokens-wordpiece-sst2-dev.jsonl");
+        check_file(bert_pipe, "golden/tokens-wordpiece-conll-valid.jsonl");
+        check_file(bert_pipe, "golden/tokens-hf-bert-base-uncased-specials.jsonl");
+    }
+    qb_tokenizer *roberta_pipe = load_wrapped("tokenizers/roberta-base/tokenizer.json", "pre_tokenizer", "pretokenizers");
+    if (roberta_pipe) {
+        CHECK(strstr(qb_tokenizer_describe(roberta_pipe), "byte-level") != NULL, "%s", qb_tokenizer_describe(roberta_pipe));
+        check_file(roberta_pipe, "golden/tokens-hf-roberta-base-sst2-dev.jsonl");
+        check_file(roberta_pipe, "golden/tokens-hf-roberta-base-conll-valid.jsonl");
+        check_file(roberta_pipe, "golden/tokens-hf-roberta-base-specials.jsonl");
+    }
+    qb_tokenizer_free(bert_pipe);
+    qb_tokenizer_free(roberta_pipe);
     check_small_bpe();
     check_bad();
     qb_tokenizer_free(bert);

@@ -41,7 +41,7 @@ static const bpe_merge *bpe_find(const qb_bpe *b, int32_t x, int32_t y) {
 
 /* GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves,
  * the rest for 256, 257, ... in byte order. */
-static uint32_t bpe_byte_char(unsigned c) {
+uint32_t qb_bpe_byte_char(unsigned c) {
     if (c < 33) return 256 + c;                /* 0..32: 256..288 */
     if (c >= 127 && c <= 160) return 289 + (c - 127); /* 289..322 */
     if (c == 173) return 323;
@@ -108,7 +108,7 @@ qb_status qb_bpe_load(const qb_bpe_spec *s, const char *path, qb_bpe **out, qb_e
         if (s->pieces[id] && qb_ptab_add(&b->vocab, s->pieces[id], s->lens[id], id, 0) < 0)
             st = qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
     for (unsigned c = 0; c < 256 && st == QB_OK; c++) {
-        uint32_t cp = bpe_byte_char(c); /* below U+0800: one or two bytes */
+        uint32_t cp = qb_bpe_byte_char(c); /* below U+0800: one or two bytes */
         char u[2] = {(char)cp, 0};
         size_t n = 1;
         if (cp >= 0x80) u[0] = (char)(0xC0 | (cp >> 6)), u[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
@@ -200,7 +200,7 @@ static bool bpe_merge_word(const qb_bpe *b, size_t n, qb_tok_work *w, qb_i32buf 
 }
 
 /* One pre-tokenized word (bytes) to ids. */
-static bool bpe_word(const qb_bpe *b, const char *s, size_t len, qb_tok_work *w, qb_i32buf *ids) {
+bool qb_bpe_word(const qb_bpe *b, const char *s, size_t len, qb_tok_work *w, qb_i32buf *ids) {
     if (len == 0) return true;
     if (b->ignore_merges) {
         int32_t whole = qb_ptab_get(&b->vocab, s, len, -1);
@@ -247,7 +247,7 @@ static bool is_other(uint32_t c) { return !is_ws(c) && !is_letter(c) && !is_numb
 
 /* Length of the match of GPT-2's pattern at s[i]:
  * 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
-static size_t gpt2_match(const uint32_t *s, size_t n, size_t i) {
+size_t qb_bpe_gpt2_match(const uint32_t *s, size_t n, size_t i) {
     if (s[i] == '\'' && i + 1 < n) {
         uint32_t a = s[i + 1], c = i + 2 < n ? s[i + 2] : 0;
         if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
@@ -270,7 +270,7 @@ static size_t gpt2_match(const uint32_t *s, size_t n, size_t i) {
 qb_status qb_bpe_tokenize(const qb_bpe *b, const char *text, size_t len, const char *what, qb_tok_work *w,
                           qb_i32buf *ids, qb_error *err) {
     if (!b->byte_level) {
-        if (!bpe_word(b, text, len, w, ids)) goto nomem;
+        if (!qb_bpe_word(b, text, len, w, ids)) goto nomem;
         return QB_OK;
     }
     qb_u32buf *cp = &w->cp[0];
@@ -284,9 +284,9 @@ qb_status qb_bpe_tokenize(const qb_bpe *b, const char *text, size_t len, const c
     if (len == 0) return QB_OK; /* a prefix space alone is no word for HF either */
     qb_bytebuf *u = &w->utf8[1];
     for (size_t i = 0; i < cp->n;) {
-        size_t k = b->use_regex ? gpt2_match(cp->v, cp->n, i) : cp->n - i;
+        size_t k = b->use_regex ? qb_bpe_gpt2_match(cp->v, cp->n, i) : cp->n - i;
         u->n = 0;
-        if (!qb_utf8_encode(cp->v + i, k, u) || !bpe_word(b, u->v, u->n, w, ids)) goto nomem;
+        if (!qb_utf8_encode(cp->v + i, k, u) || !qb_bpe_word(b, u->v, u->n, w, ids)) goto nomem;
         i += k;
     }
     return QB_OK;

@@ -33,6 +33,14 @@ void qb_bpe_free(qb_bpe *b);
 qb_status qb_bpe_tokenize(const qb_bpe *b, const char *text, size_t len, const char *what,
                           qb_tok_work *w, qb_i32buf *ids, qb_error *err);
 
+/* One pre-tokenized word (bytes; on the byte-level alphabet already unless
+ * the model was loaded byte_level) merged into ids.  False when out of memory. */
+bool qb_bpe_word(const qb_bpe *b, const char *s, size_t len, qb_tok_work *w, qb_i32buf *ids);
+/* GPT-2's bytes_to_unicode: the character that stands for byte c. */
+uint32_t qb_bpe_byte_char(unsigned c);
+/* Length of the GPT-2 pre-tokenizing pattern's match at s[i] (code points). */
+size_t qb_bpe_gpt2_match(const uint32_t *s, size_t n, size_t i);
+
 int32_t qb_bpe_id(const qb_bpe *b, const char *piece, size_t len, int32_t missing);
 
 #endif

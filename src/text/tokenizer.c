@@ -95,7 +95,7 @@ void qb_tokenizer_free(qb_tokenizer *t) {
     qb_wp_free(t->wp);
     qb_sp_free(t->sp);
     qb_bpe_free(t->bpe);
-    qb_unigram_free(t->ug);
+    qb_hfp_free(t->pipe);
     for (int i = 0; i < t->n_added; i++) free(t->added[i].content);
     free(t->added);
     if (t->pieces)
@@ -152,11 +152,12 @@ static qb_tok_work *tok_work(qb_encoding *enc) {
 
 static qb_status tok_model(const qb_tokenizer *t, const char *text, size_t len, const char *what,
                            qb_tok_work *w, qb_i32buf *ids, qb_error *err) {
+    if (t->pipe) return qb_hfp_tokenize(t->pipe, text, len, what, w, ids, err);
     switch (t->kind) {
     case QB_TOK_WORDPIECE: return qb_wp_tokenize(t->wp, text, len, what, w, ids, err);
     case QB_TOK_SENTENCEPIECE: return qb_sp_tokenize(t->sp, text, len, what, w, ids, err);
     case QB_TOK_BPE: return qb_bpe_tokenize(t->bpe, text, len, what, w, ids, err);
-    case QB_TOK_UNIGRAM: return qb_unigram_tokenize(t->ug, text, len, what, w, ids, err);
+    case QB_TOK_UNIGRAM: break;
     }
     return qb_fail(err, QB_ERR_ARG, "%s: unknown tokenizer kind", what);
 }

@@ -6,7 +6,7 @@
 #include "text/bpe.h"
 #include "text/sentencepiece.h"
 #include "text/tokenizer.h"
-#include "text/unigram.h"
+#include "text/hf_pipeline.h"
 #include "text/wordpiece.h"
 
 /* The post-processor as a template: a special token's id, or a sequence. */
@@ -35,7 +35,7 @@ struct qb_tokenizer {
     qb_wordpiece *wp;     /* QB_TOK_WORDPIECE */
     qb_sentencepiece *sp; /* QB_TOK_SENTENCEPIECE */
     qb_bpe *bpe;          /* QB_TOK_BPE */
-    qb_unigram *ug;       /* QB_TOK_UNIGRAM */
+    qb_hfp *pipe;         /* tokenizer.json's normalizers and pre-tokenizers, then the model; NULL: the model's own */
     int32_t pad_id;
     qb_tok_template tmpl;
     /* tokenizer.json only */

@@ -80,12 +80,18 @@ static qb_status tj_wordpiece(tj_ctx *c, qb_tokenizer *t, const json_t *norm, co
     if (!qb_json_str_eq(json_object_get(m, "unk_token"), "[UNK]"))
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: model WordPiece with an unk_token other than [UNK] is not supported",
                        c->path);
-    if (!json_is_null(norm) && !qb_json_str_eq(json_object_get(norm, "type"), "BertNormalizer"))
-        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: normalizer %s with model WordPiece is not supported", c->path,
-                       tj_type(norm));
-    if (!qb_json_str_eq(json_object_get(pre, "type"), "BertPreTokenizer"))
-        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: pre_tokenizer %s with model WordPiece is not supported", c->path,
-                       json_is_null(pre) ? "null" : tj_type(pre));
+    if ((!json_is_null(norm) && !qb_json_str_eq(json_object_get(norm, "type"), "BertNormalizer")) ||
+        !qb_json_str_eq(json_object_get(pre, "type"), "BertPreTokenizer")) {
+        /* not BERT's own pair: the general pipeline, word by word */
+        qb_tok_options o = qb_tok_default_options();
+        t->kind = QB_TOK_WORDPIECE;
+        qb_status st = qb_hfp_load(norm, pre, c->path, &t->pipe, err);
+        if (st == QB_OK) st = qb_wp_load_pieces(c->pieces, c->lens, c->n, &o, c->path, &t->wp, err);
+        if (st != QB_OK) return st;
+        qb_hfp_set_wordpiece(t->pipe, t->wp);
+        snprintf(t->desc, sizeof t->desc, "tokenizer.json: WordPiece, %d tokens", c->n);
+        return QB_OK;
+    }
     qb_tok_options o = qb_tok_default_options();
     o.nfc = false;
     if (json_is_null(norm)) {
@@ -137,10 +143,12 @@ static qb_status tj_merges(const tj_ctx *c, const json_t *merges, qb_bpe_spec *s
 
 static qb_status tj_bpe(tj_ctx *c, qb_tokenizer *t, const json_t *norm, const json_t *pre, qb_error *err) {
     const json_t *m = c->model;
-    if (!json_is_null(norm)) return tj_unsupported(c, "normalizer (with model BPE)", norm, err);
-    if (!qb_json_str_eq(json_object_get(pre, "type"), "ByteLevel"))
-        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: pre_tokenizer %s with model BPE is not supported", c->path,
-                       json_is_null(pre) ? "null" : tj_type(pre));
+    /* no normalizer and ByteLevel alone: the direct path; else the pipeline */
+    bool direct = json_is_null(norm) && qb_json_str_eq(json_object_get(pre, "type"), "ByteLevel");
+    if (!direct) {
+        qb_status st = qb_hfp_load(norm, pre, c->path, &t->pipe, err);
+        if (st != QB_OK) return st;
+    }
     const json_t *drop = json_object_get(m, "dropout");
     const char *pfx = qb_json_str(json_object_get(m, "continuing_subword_prefix"), NULL);
     const char *sfx = qb_json_str(json_object_get(m, "end_of_word_suffix"), NULL);
@@ -148,7 +156,7 @@ static qb_status tj_bpe(tj_ctx *c, qb_tokenizer *t, const json_t *norm, const js
         qb_json_get_bool(m, "byte_fallback", false) || qb_json_get_bool(m, "fuse_unk", false))
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: model BPE with dropout, a subword prefix or suffix, "
                        "byte_fallback or fuse_unk is not supported", c->path);
-    qb_bpe_spec s = {.pieces = c->pieces, .lens = c->lens, .n = c->n, .byte_level = true,
+    qb_bpe_spec s = {.pieces = c->pieces, .lens = c->lens, .n = c->n, .byte_level = direct,
                      .add_prefix_space = qb_json_get_bool(pre, "add_prefix_space", true),
                      .use_regex = qb_json_get_bool(pre, "use_regex", true),
                      .ignore_merges = qb_json_get_bool(m, "ignore_merges", false)};
@@ -158,8 +166,10 @@ static qb_status tj_bpe(tj_ctx *c, qb_tokenizer *t, const json_t *norm, const js
     t->kind = QB_TOK_BPE;
     if (st == QB_OK) st = qb_bpe_load(&s, c->path, &t->bpe, err);
     free((void *)s.merge_a), free((void *)s.merge_b), free((void *)s.merge_a_len), free((void *)s.merge_b_len);
+    if (st == QB_OK && t->pipe) qb_hfp_set_bpe(t->pipe, t->bpe);
     if (st == QB_OK)
-        snprintf(t->desc, sizeof t->desc, "tokenizer.json: BPE (byte-level), %d tokens", c->n);
+        snprintf(t->desc, sizeof t->desc, "tokenizer.json: BPE%s, %d tokens",
+                 direct || qb_hfp_byte_level(t->pipe) ? " (byte-level)" : "", c->n);
     return st;
 }
 
@@ -342,14 +352,15 @@ static qb_status tj_finish(tj_ctx *c, qb_tokenizer *t, qb_error *err);
 
 static qb_status tj_unigram(tj_ctx *c, qb_tokenizer *t, const json_t *norm, const json_t *pre, qb_error *err) {
     t->kind = QB_TOK_UNIGRAM;
-    qb_status st = qb_unigram_load(c->model, norm, pre, c->path, &t->ug, err);
+    qb_status st = qb_hfp_load(norm, pre, c->path, &t->pipe, err);
+    if (st == QB_OK) st = qb_hfp_set_unigram(t->pipe, c->model, c->path, err);
     if (st != QB_OK) return st;
-    int n = qb_unigram_vocab_size(t->ug);
+    int n = qb_hfp_unigram_size(t->pipe);
     c->pieces = calloc((size_t)n, sizeof *c->pieces);
     c->lens = calloc((size_t)n, sizeof *c->lens);
     if (!c->pieces || !c->lens) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", c->path);
     for (int i = 0; i < n; i++) {
-        c->pieces[i] = qb_unigram_piece(t->ug, i);
+        c->pieces[i] = qb_hfp_unigram_piece(t->pipe, i);
         c->lens[i] = strlen(c->pieces[i]);
     }
     c->n = n;

@@ -243,6 +243,14 @@ static bool wp_word_pieces(const qb_wordpiece *wp, const uint32_t *cp, size_t n,
     return true;
 }
 
+bool qb_wp_word(const qb_wordpiece *wp, const char *s, size_t len, qb_tok_work *w, qb_i32buf *ids) {
+    qb_u32buf *cp = &w->cp[2];
+    cp->n = 0;
+    qb_error err;
+    if (qb_utf8_decode(s, len, cp, "word", &err) != QB_OK) return qb_tok_push(ids, wp->unk_id);
+    return cp->n == 0 || wp_word_pieces(wp, cp->v, cp->n, w, ids);
+}
+
 /* _run_split_on_punc: every punctuation character is its own word. */
 static bool wp_split_punct(const qb_wordpiece *wp, const uint32_t *cp, size_t n, qb_tok_work *w,
                            qb_i32buf *ids) {

@@ -21,6 +21,10 @@ void qb_wp_free(qb_wordpiece *wp);
 qb_status qb_wp_tokenize(const qb_wordpiece *wp, const char *text, size_t len, const char *what,
                          qb_tok_work *w, qb_i32buf *ids, qb_error *err);
 
+/* One pre-tokenized word (UTF-8) through greedy longest-match-first:
+ * tokenizers' WordPiece model.  False when out of memory. */
+bool qb_wp_word(const qb_wordpiece *wp, const char *s, size_t len, qb_tok_work *w, qb_i32buf *ids);
+
 int qb_wp_vocab_size(const qb_wordpiece *wp);
 const char *qb_wp_piece(const qb_wordpiece *wp, int32_t id);
 int32_t qb_wp_id(const qb_wordpiece *wp, const char *piece, int32_t missing);

@@ -1,9 +1,10 @@
-#include "text/unigram.h"
+#include "text/hf_pipeline.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "core/error.h"
 #include "text/piece_table.h"
@@ -16,14 +17,20 @@
 #define UG_UNK_PENALTY 10.0
 #define UG_MAX_STEPS 32
 
-typedef enum { N_NFC, N_NFD, N_NFKC, N_NFKD, N_LOWER, N_STRIP_ACCENTS, N_REPLACE, N_PRECOMPILED, N_STRIP, N_PREPEND } ug_norm_kind;
-typedef enum { P_WS_SPLIT, P_METASPACE } ug_pre_kind;
+typedef enum {
+    N_NFC, N_NFD, N_NFKC, N_NFKD, N_LOWER, N_STRIP_ACCENTS, N_REPLACE, N_PRECOMPILED, N_STRIP, N_PREPEND, N_BERT
+} ug_norm_kind;
+typedef enum { P_WS_SPLIT, P_METASPACE, P_BERT, P_WHITESPACE, P_PUNCT, P_DIGITS, P_SPLIT, P_BYTELEVEL } ug_pre_kind;
+/* tokenizers' SplitDelimiterBehavior */
+typedef enum { B_REMOVED, B_ISOLATED, B_MERGED_PREV, B_MERGED_NEXT, B_CONTIGUOUS } ug_behavior;
 
 typedef struct {
     ug_norm_kind kind;
     char *from, *to; /* Replace (from, to), Prepend (to) */
     size_t from_len, to_len;
     bool left, right; /* Strip */
+    bool clean, chinese, lower; /* BertNormalizer */
+    int strip_accents;          /* BertNormalizer: -1 follows lower */
 } ug_norm;
 
 typedef struct {
@@ -32,10 +39,17 @@ typedef struct {
     size_t repl_len;
     int prepend;  /* 0 never, 1 always, 2 first */
     bool split;
+    ug_behavior behavior; /* Punctuation, Split, Digits */
+    bool individual;      /* Digits */
+    char *pattern;        /* Split's String */
+    size_t pattern_len;
+    bool add_prefix_space, use_regex; /* ByteLevel */
 } ug_pre;
 
-struct qb_unigram {
-    qb_ptab vocab; /* pieces and all their prefixes */
+struct qb_hfp {
+    const qb_wordpiece *wp; /* the model: wp, bpe, or (neither) the Unigram below */
+    const qb_bpe *bpe;
+    qb_ptab vocab; /* Unigram: pieces and all their prefixes */
     const char **pieces;
     double *scores;
     int n;
@@ -46,6 +60,7 @@ struct qb_unigram {
     int n_norm;
     ug_pre pre[UG_MAX_STEPS];
     int n_pre;
+    bool byte_level;
     qb_spn charsmap; /* the Precompiled step's */
     unsigned char *charsmap_bytes;
 };
@@ -54,7 +69,7 @@ struct qb_unigram {
 
 static qb_status ug_unsupported(const char *path, const char *part, const json_t *v, qb_error *err) {
     const char *t = qb_json_str(json_object_get(v, "type"), NULL);
-    return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: %s %s is not supported (with model Unigram)", path, part,
+    return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: %s %s is not supported", path, part,
                    t ? t : "(no type)");
 }
 
@@ -91,7 +106,7 @@ static bool b64_decode(const char *s, size_t len, unsigned char **out, size_t *o
 
 static char *ug_dup(const json_t *v, size_t *len) { return qb_json_strdup(v, len); }
 
-static qb_status ug_add_norm(qb_unigram *u, const json_t *v, const char *path, qb_error *err, int depth) {
+static qb_status ug_add_norm(qb_hfp *u, const json_t *v, const char *path, qb_error *err, int depth) {
     if (json_is_null(v) || !v) return QB_OK;
     const char *t = qb_json_str(json_object_get(v, "type"), NULL);
     if (!t) return qb_fail(err, QB_ERR_FORMAT, "%s: a normalizer has no type", path);
@@ -123,6 +138,16 @@ static qb_status ug_add_norm(qb_unigram *u, const json_t *v, const char *path, q
                            path);
         return QB_OK;
     }
+    if (strcmp(t, "BertNormalizer") == 0) {
+        n->kind = N_BERT;
+        n->clean = qb_json_get_bool(v, "clean_text", true);
+        n->chinese = qb_json_get_bool(v, "handle_chinese_chars", true);
+        n->lower = qb_json_get_bool(v, "lowercase", true);
+        const json_t *sa = json_object_get(v, "strip_accents");
+        n->strip_accents = json_is_boolean(sa) ? qb_json_bool(sa, false) : -1;
+        u->n_norm++;
+        return QB_OK;
+    }
     if (strcmp(t, "Prepend") == 0) {
         n->kind = N_PREPEND;
         n->to = ug_dup(json_object_get(v, "prepend"), &n->to_len);
@@ -152,7 +177,7 @@ static qb_status ug_add_norm(qb_unigram *u, const json_t *v, const char *path, q
     return ug_unsupported(path, "normalizer", v, err);
 }
 
-static qb_status ug_add_pre(qb_unigram *u, const json_t *v, const char *path, qb_error *err, int depth) {
+static qb_status ug_add_pre(qb_hfp *u, const json_t *v, const char *path, qb_error *err, int depth) {
     if (json_is_null(v) || !v) return QB_OK;
     const char *t = qb_json_str(json_object_get(v, "type"), NULL);
     if (!t) return qb_fail(err, QB_ERR_FORMAT, "%s: a pre_tokenizer has no type", path);
@@ -166,11 +191,14 @@ static qb_status ug_add_pre(qb_unigram *u, const json_t *v, const char *path, qb
     }
     if (u->n_pre >= UG_MAX_STEPS) return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: more than %d pre_tokenizers", path, UG_MAX_STEPS);
     ug_pre *p = &u->pre[u->n_pre];
-    if (strcmp(t, "WhitespaceSplit") == 0) {
-        p->kind = P_WS_SPLIT;
-        u->n_pre++;
-        return QB_OK;
-    }
+    static const struct { const char *name; ug_pre_kind kind; } simple[] = {
+        {"WhitespaceSplit", P_WS_SPLIT}, {"BertPreTokenizer", P_BERT}, {"Whitespace", P_WHITESPACE}};
+    for (size_t i = 0; i < sizeof simple / sizeof *simple; i++)
+        if (strcmp(t, simple[i].name) == 0) {
+            p->kind = simple[i].kind;
+            u->n_pre++;
+            return QB_OK;
+        }
     if (strcmp(t, "Metaspace") == 0) {
         size_t len;
         const char *r = qb_json_str(json_object_get(v, "replacement"), &len);
@@ -185,10 +213,40 @@ static qb_status ug_add_pre(qb_unigram *u, const json_t *v, const char *path, qb
         u->n_pre++;
         return QB_OK;
     }
+    if (strcmp(t, "ByteLevel") == 0) {
+        p->kind = P_BYTELEVEL;
+        p->add_prefix_space = qb_json_get_bool(v, "add_prefix_space", true);
+        p->use_regex = qb_json_get_bool(v, "use_regex", true);
+        u->byte_level = true;
+        u->n_pre++;
+        return QB_OK;
+    }
+    if (strcmp(t, "Punctuation") == 0 || strcmp(t, "Split") == 0 || strcmp(t, "Digits") == 0) {
+        static const char *const names[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
+        const char *b = qb_json_str(json_object_get(v, "behavior"), NULL);
+        p->behavior = B_ISOLATED;
+        for (int i = 0; b && i < 5; i++)
+            if (strcmp(b, names[i]) == 0) p->behavior = (ug_behavior)i;
+        p->kind = t[0] == 'P' ? P_PUNCT : t[0] == 'D' ? P_DIGITS : P_SPLIT;
+        if (p->kind == P_DIGITS) {
+            p->individual = qb_json_get_bool(v, "individual_digits", false);
+            p->behavior = p->individual ? B_ISOLATED : B_CONTIGUOUS;
+        }
+        if (p->kind == P_SPLIT) {
+            p->pattern = qb_json_strdup(json_object_get(json_object_get(v, "pattern"), "String"), &p->pattern_len);
+            u->n_pre++;
+            if (!p->pattern || p->pattern_len == 0 || qb_json_get_bool(v, "invert", false))
+                return qb_fail(err, QB_ERR_UNSUPPORTED,
+                               "%s: pre_tokenizer Split other than on a non-empty String, not inverted, is not supported", path);
+            return QB_OK;
+        }
+        u->n_pre++;
+        return QB_OK;
+    }
     return ug_unsupported(path, "pre_tokenizer", v, err);
 }
 
-static qb_status ug_vocab(qb_unigram *u, const json_t *model, const char *path, qb_error *err) {
+static qb_status ug_vocab(qb_hfp *u, const json_t *model, const char *path, qb_error *err) {
     const json_t *vocab = json_object_get(model, "vocab");
     size_t n = json_array_size(vocab);
     if (!json_is_array(vocab) || n == 0 || n > (1u << 24))
@@ -226,11 +284,22 @@ static qb_status ug_vocab(qb_unigram *u, const json_t *model, const char *path, 
     return st;
 }
 
-qb_status qb_unigram_load(const json_t *model, const json_t *norm, const json_t *pre, const char *path,
-                          qb_unigram **out, qb_error *err) {
+qb_status qb_hfp_load(const json_t *norm, const json_t *pre, const char *path, qb_hfp **out, qb_error *err) {
     *out = NULL;
-    qb_unigram *u = calloc(1, sizeof *u);
+    qb_hfp *u = calloc(1, sizeof *u);
     if (!u) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    u->unk_id = -1;
+    qb_status st = ug_add_norm(u, norm, path, err, 0);
+    if (st == QB_OK) st = ug_add_pre(u, pre, path, err, 0);
+    if (st != QB_OK) {
+        qb_hfp_free(u);
+        return st;
+    }
+    *out = u;
+    return QB_OK;
+}
+
+qb_status qb_hfp_set_unigram(qb_hfp *u, const json_t *model, const char *path, qb_error *err) {
     qb_status st = ug_vocab(u, model, path, err);
     int64_t unk = -1;
     const json_t *uj = json_object_get(model, "unk_id");
@@ -240,19 +309,17 @@ qb_status qb_unigram_load(const json_t *model, const json_t *norm, const json_t 
         st = qb_fail(err, QB_ERR_UNSUPPORTED, "%s: model Unigram with byte_fallback is not supported", path);
     u->unk_id = (int32_t)unk;
     u->fuse_unk = true;
-    if (st == QB_OK) st = ug_add_norm(u, norm, path, err, 0);
-    if (st == QB_OK) st = ug_add_pre(u, pre, path, err, 0);
-    if (st != QB_OK) {
-        qb_unigram_free(u);
-        return st;
-    }
-    *out = u;
-    return QB_OK;
+    return st;
 }
 
-void qb_unigram_free(qb_unigram *u) {
+void qb_hfp_set_wordpiece(qb_hfp *p, const qb_wordpiece *wp) { p->wp = wp; }
+void qb_hfp_set_bpe(qb_hfp *p, const qb_bpe *bpe) { p->bpe = bpe; }
+bool qb_hfp_byte_level(const qb_hfp *p) { return p->byte_level; }
+
+void qb_hfp_free(qb_hfp *u) {
     if (!u) return;
     for (int i = 0; i < u->n_norm; i++) free(u->norm[i].from), free(u->norm[i].to);
+    for (int i = 0; i < u->n_pre; i++) free(u->pre[i].pattern);
     qb_spn_free(&u->charsmap);
     free(u->charsmap_bytes);
     qb_ptab_free(&u->vocab);
@@ -261,12 +328,8 @@ void qb_unigram_free(qb_unigram *u) {
     free(u);
 }
 
-int qb_unigram_vocab_size(const qb_unigram *u) { return u->n; }
-const char *qb_unigram_piece(const qb_unigram *u, int32_t id) { return id >= 0 && id < u->n ? u->pieces[id] : NULL; }
-int32_t qb_unigram_id(const qb_unigram *u, const char *piece, size_t len) {
-    int32_t id = qb_ptab_get(&u->vocab, piece, len, -1);
-    return id == QB_PTAB_PREFIX_ONLY ? -1 : id;
-}
+int qb_hfp_unigram_size(const qb_hfp *u) { return u->n; }
+const char *qb_hfp_unigram_piece(const qb_hfp *u, int32_t id) { return id >= 0 && id < u->n ? u->pieces[id] : NULL; }
 
 /* ---- normalizing -------------------------------------------------------- */
 
@@ -279,6 +342,38 @@ static bool append(qb_bytebuf *o, const char *s, size_t n) {
     if (!QB_TOK_RESERVE(o, o->n + n + 1)) return false;
     if (n) memcpy(o->v + o->n, s, n);
     o->n += n;
+    return true;
+}
+
+/* BertNormalizer: clean_text, handle_chinese_chars, strip_accents, lowercase;
+ * in is consumed (a holds scratch results). */
+static bool ug_bert_norm(const ug_norm *n, qb_u32buf *a, qb_u32buf *b) {
+    if (!QB_TOK_RESERVE(b, 3 * a->n + 1)) return false;
+    for (size_t i = 0; i < a->n; i++) {
+        uint32_t c = a->v[i];
+        if (n->clean && (c == 0 || c == 0xFFFD || qb_uni_is_bert_control(c))) continue;
+        if (n->clean && qb_uni_is_bert_space(c)) c = ' ';
+        bool cjk = n->chinese && qb_uni_is_cjk(c);
+        if (cjk) b->v[b->n++] = ' ';
+        b->v[b->n++] = c;
+        if (cjk) b->v[b->n++] = ' ';
+    }
+    bool strip = n->strip_accents == 1 || (n->strip_accents == -1 && n->lower);
+    if (strip) {
+        a->n = 0;
+        if (!qb_uni_normalize(b->v, b->n, QB_UNI_NFD, a)) return false;
+        b->n = 0;
+        for (size_t i = 0; i < a->n; i++)
+            if (!qb_uni_is_mn(a->v[i])) b->v[b->n++] = a->v[i];
+    }
+    if (n->lower) {
+        a->n = 0;
+        if (!qb_uni_lower(b->v, b->n, a)) return false;
+        b->n = 0;
+        if (!QB_TOK_RESERVE(b, a->n + 1)) return false;
+        memcpy(b->v, a->v, a->n * sizeof *a->v);
+        b->n = a->n;
+    }
     return true;
 }
 
@@ -309,6 +404,7 @@ static qb_status ug_cp_step(const ug_norm *n, const qb_bytebuf *in, qb_bytebuf *
         if (ok) memcpy(b->v, a->v + s, (e - s) * sizeof *b->v), b->n = e - s;
         break;
     }
+    case N_BERT: ok = ug_bert_norm(n, a, b); break;
     default: break;
     }
     out->n = 0;
@@ -317,7 +413,7 @@ static qb_status ug_cp_step(const ug_norm *n, const qb_bytebuf *in, qb_bytebuf *
 }
 
 /* Runs the normalizers; the result is in *res (one of w->utf8[0..1]). */
-static qb_status ug_normalize(const qb_unigram *u, const char *text, size_t len, const char *what, qb_tok_work *w,
+static qb_status ug_normalize(const qb_hfp *u, const char *text, size_t len, const char *what, qb_tok_work *w,
                               qb_bytebuf **res, qb_error *err) {
     qb_bytebuf *cur = &w->utf8[0], *nxt = &w->utf8[1];
     cur->n = 0;
@@ -402,6 +498,150 @@ static bool ug_metaspace(const ug_pre *p, const char *s, size_t n, bool first, q
     return true;
 }
 
+/* The character at s[i] (U+FFFD for a malformed byte) and its length. */
+static size_t ug_char(const char *s, size_t n, size_t i, uint32_t *c) {
+    size_t k = qb_utf8_decode_char(s + i, n - i, c);
+    if (!k) *c = 0xFFFD, k = 1;
+    return k;
+}
+
+/* \w in Rust's regex: letters, marks, digits, connector punctuation. */
+static bool ug_is_word(uint32_t c) {
+    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
+    return qb_uni_is_alnum(c) || (k >= UTF8PROC_CATEGORY_MN && k <= UTF8PROC_CATEGORY_ME) || k == UTF8PROC_CATEGORY_PC;
+}
+
+/* Length of the delimiter at s[i] for the splitting pre-tokenizers; 0: none. */
+static size_t ug_delim(const ug_pre *p, const char *s, size_t n, size_t i) {
+    uint32_t c;
+    size_t k = ug_char(s, n, i, &c);
+    switch (p->kind) {
+    case P_PUNCT: return qb_uni_is_punct(c) ? k : 0;
+    case P_DIGITS: return c >= '0' && c <= '9' ? k : (qb_uni_is_py_digit(c) && c > 127 ? k : 0);
+    case P_SPLIT: return n - i >= p->pattern_len && memcmp(s + i, p->pattern, p->pattern_len) == 0 ? p->pattern_len : 0;
+    default: return 0;
+    }
+}
+
+/* tokenizers' NormalizedString::split with a behaviour. */
+static bool ug_split(const ug_pre *p, const char *s, size_t n, qb_bytebuf *b, qb_sp_spanbuf *sp) {
+    size_t piece = 0, i = 0; /* piece: where the current non-delimiter run began */
+    size_t pending = SIZE_MAX; /* MergedWithNext: a delimiter waiting for the next run */
+    while (i < n) {
+        size_t d = ug_delim(p, s, n, i);
+        if (!d) {
+            uint32_t c;
+            i += ug_char(s, n, i, &c);
+            continue;
+        }
+        size_t e = i + d;
+        if (p->behavior == B_CONTIGUOUS)
+            while (e < n && (d = ug_delim(p, s, n, e)) > 0) e += d;
+        size_t from = pending != SIZE_MAX ? pending : piece;
+        switch (p->behavior) {
+        case B_REMOVED:
+            if (i > piece && !push_word(b, sp, s + piece, i - piece, NULL, 0)) return false;
+            break;
+        case B_ISOLATED:
+        case B_CONTIGUOUS:
+            if (i > piece && !push_word(b, sp, s + piece, i - piece, NULL, 0)) return false;
+            if (!push_word(b, sp, s + i, e - i, NULL, 0)) return false;
+            break;
+        case B_MERGED_PREV:
+            if (!push_word(b, sp, s + piece, e - piece, NULL, 0)) return false;
+            break;
+        case B_MERGED_NEXT:
+            if (i > from && !push_word(b, sp, s + from, i - from, NULL, 0)) return false;
+            pending = i;
+            break;
+        }
+        piece = e;
+        i = e;
+    }
+    size_t from = p->behavior == B_MERGED_NEXT && pending != SIZE_MAX ? pending : piece;
+    return n <= from || push_word(b, sp, s + from, n - from, NULL, 0);
+}
+
+/* BertPreTokenizer: whitespace splits and goes, punctuation stands alone. */
+static bool ug_bert_pre(const char *s, size_t n, qb_bytebuf *b, qb_sp_spanbuf *sp) {
+    size_t st = 0, i = 0;
+    while (i < n) {
+        uint32_t c;
+        size_t k = ug_char(s, n, i, &c);
+        if (is_ws(c) || qb_uni_is_punct(c)) {
+            if (i > st && !push_word(b, sp, s + st, i - st, NULL, 0)) return false;
+            if (!is_ws(c) && !push_word(b, sp, s + i, k, NULL, 0)) return false;
+            st = i + k;
+        }
+        i += k;
+    }
+    return n <= st || push_word(b, sp, s + st, n - st, NULL, 0);
+}
+
+/* Whitespace: the pattern \w+|[^\w\s]+. */
+static bool ug_whitespace(const char *s, size_t n, qb_bytebuf *b, qb_sp_spanbuf *sp) {
+    size_t i = 0;
+    while (i < n) {
+        uint32_t c;
+        size_t k = ug_char(s, n, i, &c);
+        if (is_ws(c)) {
+            i += k;
+            continue;
+        }
+        bool word = ug_is_word(c);
+        size_t st = i;
+        while (i < n) {
+            k = ug_char(s, n, i, &c);
+            if (is_ws(c) || ug_is_word(c) != word) break;
+            i += k;
+        }
+        if (!push_word(b, sp, s + st, i - st, NULL, 0)) return false;
+    }
+    return true;
+}
+
+/* ByteLevel: the prefix space, GPT-2's split, each byte as its character. */
+static bool ug_byte_level(const ug_pre *p, const char *s, size_t n, qb_bytebuf *b, qb_sp_spanbuf *sp,
+                          qb_tok_work *w) {
+    qb_u32buf *cp = &w->cp[0], *m = &w->cp[1];
+    cp->n = 0;
+    if (n == 0) return true;
+    if (p->add_prefix_space && (n == 0 || s[0] != ' ')) {
+        if (!QB_TOK_RESERVE(cp, 1)) return false;
+        cp->v[cp->n++] = ' ';
+    }
+    for (size_t i = 0; i < n;) {
+        uint32_t c;
+        i += ug_char(s, n, i, &c);
+        if (!QB_TOK_RESERVE(cp, cp->n + 1)) return false;
+        cp->v[cp->n++] = c;
+    }
+    qb_bytebuf *u = &w->utf8[2];
+    for (size_t i = 0; i < cp->n;) {
+        size_t k = p->use_regex ? qb_bpe_gpt2_match(cp->v, cp->n, i) : cp->n - i;
+        u->n = 0;
+        m->n = 0;
+        if (!qb_utf8_encode(cp->v + i, k, u) || !QB_TOK_RESERVE(m, u->n + 1)) return false;
+        for (size_t j = 0; j < u->n; j++) m->v[m->n++] = qb_bpe_byte_char((unsigned char)u->v[j]);
+        u->n = 0;
+        if (!qb_utf8_encode(m->v, m->n, u) || !push_word(b, sp, u->v, u->n, NULL, 0)) return false;
+        i += k;
+    }
+    return true;
+}
+
+static bool ug_pre_step(const qb_hfp *u, const ug_pre *p, const char *s, size_t n, bool first, qb_bytebuf *b,
+                        qb_sp_spanbuf *sp, qb_bytebuf *tmp, qb_tok_work *w) {
+    switch (p->kind) {
+    case P_WS_SPLIT: return ug_ws_split(s, n, b, sp);
+    case P_METASPACE: return ug_metaspace(p, s, n, first, b, sp, tmp);
+    case P_BERT: return ug_bert_pre(s, n, b, sp);
+    case P_WHITESPACE: return ug_whitespace(s, n, b, sp);
+    case P_BYTELEVEL: return ug_byte_level(p, s, n, b, sp, w);
+    default: (void)u; return ug_split(p, s, n, b, sp);
+    }
+}
+
 /* ---- the model ---------------------------------------------------------- */
 
 static void ug_relax(qb_ug_node *lat, size_t start, size_t end, int32_t id, double score) {
@@ -409,7 +649,7 @@ static void ug_relax(qb_ug_node *lat, size_t start, size_t end, int32_t id, doub
     if (lat[end].start == -1 || cand > lat[end].score) lat[end] = (qb_ug_node){cand, id, (int32_t)start};
 }
 
-static bool ug_viterbi(const qb_unigram *u, const char *s, size_t n, qb_tok_work *w, qb_i32buf *ids) {
+static bool ug_viterbi(const qb_hfp *u, const char *s, size_t n, qb_tok_work *w, qb_i32buf *ids) {
     if (n == 0) return true;
     if (n > INT32_MAX - 1 || !QB_TOK_RESERVE(&w->ug, n + 1)) return false;
     qb_ug_node *lat = w->ug.v;
@@ -447,7 +687,7 @@ static bool ug_viterbi(const qb_unigram *u, const char *s, size_t n, qb_tok_work
     return true;
 }
 
-qb_status qb_unigram_tokenize(const qb_unigram *u, const char *text, size_t len, const char *what, qb_tok_work *w,
+qb_status qb_hfp_tokenize(const qb_hfp *u, const char *text, size_t len, const char *what, qb_tok_work *w,
                               qb_i32buf *ids, qb_error *err) {
     qb_u32buf *check = &w->cp[2];
     check->n = 0;
@@ -466,8 +706,7 @@ qb_status qb_unigram_tokenize(const qb_unigram *u, const char *text, size_t len,
         for (size_t k = 0; k < cs->n; k++) {
             const char *s = cur->v + cs->v[k].start;
             size_t n = (size_t)(cs->v[k].end - cs->v[k].start);
-            bool ok = u->pre[i].kind == P_WS_SPLIT ? ug_ws_split(s, n, nxt, ns)
-                                                   : ug_metaspace(&u->pre[i], s, n, k == 0, nxt, ns, tmp);
+            bool ok = ug_pre_step(u, &u->pre[i], s, n, k == 0, nxt, ns, tmp, w);
             if (!ok) goto nomem;
         }
         qb_bytebuf *tb = cur;
@@ -475,8 +714,13 @@ qb_status qb_unigram_tokenize(const qb_unigram *u, const char *text, size_t len,
         qb_sp_spanbuf *tsp = cs;
         cs = ns, ns = tsp;
     }
-    for (size_t k = 0; k < cs->n; k++)
-        if (!ug_viterbi(u, cur->v + cs->v[k].start, (size_t)(cs->v[k].end - cs->v[k].start), w, ids)) goto nomem;
+    for (size_t k = 0; k < cs->n; k++) {
+        const char *s = cur->v + cs->v[k].start;
+        size_t n = (size_t)(cs->v[k].end - cs->v[k].start);
+        bool ok = u->wp ? qb_wp_word(u->wp, s, n, w, ids) : u->bpe ? qb_bpe_word(u->bpe, s, n, w, ids)
+                                                               : ug_viterbi(u, s, n, w, ids);
+        if (!ok) goto nomem;
+    }
     return QB_OK;
 nomem:
     return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", what);
