@@ -100,6 +100,87 @@ static qb_tokenizer *load_wrapped(const char *rel, const char *key, const char *
     return t;
 }
 
+/* tests/data/tokenizer_json/cases.jsonl: the shared files with other
+ * components put in, against HF tokenizers' ids (make_cases.py). */
+static void check_component_cases(void) {
+    char path[4096], base[4096];
+    snprintf(path, sizeof path, "%s/tests/data/tokenizer_json/cases.jsonl", getenv("QB_SOURCE_DIR") ? getenv("QB_SOURCE_DIR") : "..");
+    char *buf;
+    size_t size;
+    qb_error err;
+    if (qb_file_read_all(path, &buf, &size, &err) != QB_OK) {
+        CHECK(0, "%s", err.msg);
+        return;
+    }
+    json_t *prev_set = NULL;
+    qb_tokenizer *t = NULL;
+    qb_encoding enc = {0};
+    int matched = 0, total = 0, variants = 0;
+    for (char *p = buf, *end = buf + size; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        json_t *j = NULL;
+        if (len && qb_json_parse(p, len, "case", &j, &err) == QB_OK) {
+            json_t *set = json_object_get(j, "set");
+            if (!prev_set || !json_equal(prev_set, set)) {
+                qb_tokenizer_free(t);
+                t = NULL;
+                snprintf(base, sizeof base, "tokenizers/%s/tokenizer.json", qb_json_str(json_object_get(j, "base"), NULL));
+                qb_test_shared_path(path, sizeof path, base);
+                json_error_t je;
+                json_t *doc = json_load_file(path, 0, &je);
+                json_object_update(doc, set);
+                char tmp[] = "/tmp/qb_test_tokvar_XXXXXX";
+                int fd = mkstemp(tmp);
+                CHECK(fd >= 0 && json_dumpfd(doc, fd, 0) == 0, "cannot write %s", tmp);
+                close(fd);
+                json_decref(doc);
+                CHECK(qb_tokenizer_load_json(tmp, &t, &err) == QB_OK, "variant %d: %s", variants, err.msg);
+                unlink(tmp);
+                json_decref(prev_set);
+                prev_set = json_incref(set);
+                variants++;
+            }
+            size_t tl, pl;
+            const char *text = qb_json_str(json_object_get(j, "text"), &tl);
+            const char *pair = qb_json_str(json_object_get(j, "text_pair"), &pl);
+            const json_t *ids = json_object_get(j, "input_ids"), *types = json_object_get(j, "token_type_ids");
+            bool same = t && qb_tokenizer_encode(t, text, tl, pair, pair ? pl : 0, 512, &enc, &err) == QB_OK &&
+                        enc.n == (int)json_array_size(ids);
+            for (int i = 0; same && i < enc.n; i++) {
+                int64_t a = -1, b = -1;
+                qb_json_int(json_array_get(ids, (size_t)i), &a);
+                qb_json_int(json_array_get(types, (size_t)i), &b);
+                same = enc.input_ids[i] == a && enc.token_type_ids[i] == b;
+            }
+            total++;
+            matched += same;
+            if (!same) {
+                char *set_s = json_dumps(set, JSON_COMPACT);
+                fprintf(stderr, "  mismatch variant %d %.300s text=\"%s\" pair=%s\n", variants, set_s, text, pair ? pair : "null");
+                free(set_s);
+                if (t) print_ids("got ", enc.input_ids, enc.n);
+                int32_t w[80];
+                int nw = (int)json_array_size(ids);
+                for (int i = 0; i < nw && i < 80; i++) {
+                    int64_t id = -1;
+                    qb_json_int(json_array_get(ids, (size_t)i), &id);
+                    w[i] = (int32_t)id;
+                }
+                print_ids("want", w, nw);
+            }
+        }
+        json_decref(j);
+        p += len + 1;
+    }
+    json_decref(prev_set);
+    qb_tokenizer_free(t);
+    qb_encoding_free(&enc);
+    free(buf);
+    printf("tests/data/tokenizer_json/cases.jsonl: %d/%d identical over %d component variants\n", matched, total, variants);
+    CHECK(total > 0 && matched == total, "component cases: %d of %d differ", total - matched, total);
+}
+
 static qb_tokenizer *load(const char *rel) {
     char path[4096];
     qb_test_shared_path(path, sizeof path, rel);
@@ -244,6 +325,7 @@ int main(void) {
     }
     qb_tokenizer_free(bert_pipe);
     qb_tokenizer_free(roberta_pipe);
+    check_component_cases();
     check_small_bpe();
     check_bad();
     qb_tokenizer_free(bert);

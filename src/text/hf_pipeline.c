@@ -517,7 +517,10 @@ static size_t ug_delim(const ug_pre *p, const char *s, size_t n, size_t i) {
     size_t k = ug_char(s, n, i, &c);
     switch (p->kind) {
     case P_PUNCT: return qb_uni_is_punct(c) ? k : 0;
-    case P_DIGITS: return c >= '0' && c <= '9' ? k : (qb_uni_is_py_digit(c) && c > 127 ? k : 0);
+    case P_DIGITS: { /* Rust's char::is_numeric: Nd, Nl, No */
+        utf8proc_category_t g = utf8proc_category((utf8proc_int32_t)c);
+        return g >= UTF8PROC_CATEGORY_ND && g <= UTF8PROC_CATEGORY_NO ? k : 0;
+    }
     case P_SPLIT: return n - i >= p->pattern_len && memcmp(s + i, p->pattern, p->pattern_len) == 0 ? p->pattern_len : 0;
     default: return 0;
     }
