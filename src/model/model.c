@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -59,7 +60,8 @@ static qb_status load_tokenizer(qb_model *m, qb_error *err) {
     if (st) return st;
     char path[4096];
     /* as transformers' fast tokenizers: tokenizer.json, when present, wins */
-    if (qb_path_join(path, sizeof path, m->dir, "tokenizer.json") && qb_file_exists(path))
+    struct stat sb; /* any tokenizer.json, even a device, is read (and refused by its cap) */
+    if (qb_path_join(path, sizeof path, m->dir, "tokenizer.json") && stat(path, &sb) == 0)
         return qb_tokenizer_load_json(path, &m->tok, err);
     if (qb_path_join(path, sizeof path, m->dir, "vocab.txt") && qb_file_exists(path))
         return qb_tokenizer_load_wordpiece(path, &o, &m->tok, err);
