@@ -227,6 +227,21 @@ def tokenizer_json_seeds(shared):
         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True},
         "post_processor": {"type": "RobertaProcessing", "cls": ["a", 0], "sep": ["b", 1]},
         "truncation": {"max_length": 6, "strategy": "LongestFirst", "stride": 0, "direction": "Right"}}))
+    put("tokenizer_json", "wordpiece-pipeline.json", json.dumps({
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "BertNormalizer", "lowercase": True}, {"type": "NFD"},
+                                                           {"type": "StripAccents"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Whitespace"}, {"type": "Punctuation", "behavior": "MergedWithNext"},
+            {"type": "Split", "pattern": {"String": "-"}, "behavior": "Contiguous", "invert": False},
+            {"type": "Digits", "individual_digits": True}, {"type": "BertPreTokenizer"}]},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100,
+                  "vocab": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "a": 3, "##b": 4, "-": 5, "1": 6, "##1": 7, "hello": 8, ",": 9}},
+        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 2], "cls": ["[CLS]", 1]}}))
+    put("tokenizer_json", "bpe-pipeline.json", json.dumps({
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Digits"}, {"type": "ByteLevel", "use_regex": True}]},
+        "model": {"type": "BPE", "unk_token": None, "vocab": {"a": 0, "b": 1, "\u0120": 2, "ab": 3, "\u0120ab": 4},
+                  "merges": [["a", "b"], ["\u0120", "ab"]]}}))
     put("tokenizer_json", "unigram-tiny.json", json.dumps({
         "added_tokens": [{"id": 0, "content": "[X]", "single_word": True, "rstrip": True}],
         "normalizer": {"type": "Sequence", "normalizers": [{"type": "Replace", "pattern": {"String": "``"}, "content": "\""},
