@@ -237,6 +237,10 @@ static void check_bad(void) {
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []}, "
                       "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"post_processor\": {\"type\": \"Magic\"}}",
                       QB_ERR_UNSUPPORTED, "post_processor Magic");
+    /* names from the file are escaped: the message stays one line */
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a \\n\"]}}",
+                      QB_ERR_FORMAT, "(\\n)");
+    expect_load_error("{\"model\": {\"type\": \"Odd\\nType\", \"vocab\": {}}}", QB_ERR_UNSUPPORTED, "Odd\\nType");
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 5}, \"merges\": []}}",
                       QB_ERR_FORMAT, "model.vocab");
     expect_load_error("{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0}}, "

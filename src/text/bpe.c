@@ -5,6 +5,7 @@
 #include <utf8proc.h>
 
 #include "core/error.h"
+#include "core/escape.h"
 #include "text/piece_table.h"
 #include "text/unicode.h"
 
@@ -75,9 +76,11 @@ static qb_status bpe_add_merges(qb_bpe *b, const qb_bpe_spec *s, const char *pat
         memcpy(joined + la, s->merge_b[r], lb);
         int32_t z = qb_ptab_get(&b->vocab, joined, la + lb, -1);
         if (x < 0 || y < 0 || z < 0) {
-            st = qb_fail(err, QB_ERR_FORMAT, "%s: model.merges[%zu] refers to a token not in the vocab (%.*s)",
-                         path, r, (int)((x < 0 ? la : y < 0 ? lb : la + lb) > 60 ? 60 : (x < 0 ? la : y < 0 ? lb : la + lb)),
-                         x < 0 ? s->merge_a[r] : y < 0 ? s->merge_b[r] : joined);
+            const char *bad = x < 0 ? s->merge_a[r] : y < 0 ? s->merge_b[r] : joined;
+            size_t bad_len = x < 0 ? la : y < 0 ? lb : la + lb;
+            char shown[64];
+            st = qb_fail(err, QB_ERR_FORMAT, "%s: model.merges[%zu] refers to a token not in the vocab (%s)", path,
+                         r, qb_escape(shown, sizeof shown, bad, bad_len));
             break;
         }
         uint64_t key = ((uint64_t)(uint32_t)x << 32) | (uint32_t)y;

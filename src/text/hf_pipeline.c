@@ -7,6 +7,7 @@
 #include <utf8proc.h>
 
 #include "core/error.h"
+#include "core/escape.h"
 #include "text/piece_table.h"
 #include "text/sp_model.h"
 #include "text/sp_normalizer.h"
@@ -69,8 +70,9 @@ struct qb_hfp {
 
 static qb_status ug_unsupported(const char *path, const char *part, const json_t *v, qb_error *err) {
     const char *t = qb_json_str(json_object_get(v, "type"), NULL);
+    char shown[64];
     return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: %s %s is not supported", path, part,
-                   t ? t : "(no type)");
+                   qb_escape_str(shown, sizeof shown, t ? t : "(no type)"));
 }
 
 static int b64_val(unsigned char c) {

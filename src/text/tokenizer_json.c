@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/escape.h"
 #include "core/json.h"
 #include "text/tokenizer_impl.h"
 
@@ -31,7 +32,9 @@ static const char *tj_type(const json_t *v) {
 }
 
 static qb_status tj_unsupported(const tj_ctx *c, const char *part, const json_t *v, qb_error *err) {
-    return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: %s %s is not supported", c->path, part, tj_type(v));
+    char type[64];
+    return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: %s %s is not supported", c->path, part,
+                   qb_escape_str(type, sizeof type, tj_type(v)));
 }
 
 /* model.vocab, an object token -> id with ids 0..n-1 each once. */
@@ -48,9 +51,11 @@ static qb_status tj_vocab_object(tj_ctx *c, const json_t *vocab, qb_error *err) 
     json_t *v;
     json_object_foreach((json_t *)vocab, key, v) {
         int64_t id;
-        if (!qb_json_int(v, &id) || id < 0 || (size_t)id >= n)
-            return qb_fail(err, QB_ERR_FORMAT, "%s: model.vocab[\"%.40s\"] is not an id in 0..%zu", c->path, key,
-                           n - 1);
+        if (!qb_json_int(v, &id) || id < 0 || (size_t)id >= n) {
+            char shown[64];
+            return qb_fail(err, QB_ERR_FORMAT, "%s: model.vocab[\"%s\"] is not an id in 0..%zu", c->path,
+                           qb_escape_str(shown, sizeof shown, key), n - 1);
+        }
         if (c->pieces[id])
             return qb_fail(err, QB_ERR_FORMAT, "%s: model.vocab gives id %lld twice", c->path, (long long)id);
         c->pieces[id] = key;
@@ -382,8 +387,11 @@ static qb_status tj_build(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
         if (st == QB_OK) st = tj_added(c, t, err);
         return st == QB_OK ? tj_finish(c, t, err) : st;
     }
-    if (strcmp(type, "WordPiece") && strcmp(type, "BPE"))
-        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: model %s is not supported", c->path, type);
+    if (strcmp(type, "WordPiece") && strcmp(type, "BPE")) {
+        char shown[64];
+        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: model %s is not supported", c->path,
+                       qb_escape_str(shown, sizeof shown, type));
+    }
     qb_status st = tj_vocab_object(c, json_object_get(c->model, "vocab"), err);
     if (st == QB_OK) st = tj_added(c, t, err);
     if (st == QB_OK) st = type[0] == 'W' ? tj_wordpiece(c, t, norm, pre, err) : tj_bpe(c, t, norm, pre, err);
