@@ -76,7 +76,7 @@ typedef struct qb_model_info {
     const char *model_type;   /* "bert", "albert", "distilbert" */
     const char *class_name;   /* e.g. "BertForSequenceClassification" */
     const char *hidden_act;   /* "gelu", "gelu_new", "relu" */
-    const char *tokenizer;    /* "wordpiece" or "sentencepiece" */
+    const char *tokenizer;    /* "wordpiece", "sentencepiece" or "tokenizer.json: MODEL, N tokens" */
     const char *isa;          /* kernel set in use */
     int vocab_size, hidden_size, embedding_size, num_layers, num_heads;
     int intermediate_size, max_position, type_vocab_size;

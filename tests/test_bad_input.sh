@@ -77,10 +77,27 @@ d=$(model_copy act); rm "$d/config.json"; sed 's/"hidden_act": "gelu"/"hidden_ac
 expect_error "unknown activation" "config.json: hidden_act \"swish\"" "$QBERT" info "$d"
 
 d=$(model_copy novocab); rm "$d/vocab.txt"
-expect_error "missing vocab" "no vocab.txt or spiece.model" "$QBERT" info "$d"
+expect_error "missing vocab" "no tokenizer.json, vocab.txt or spiece.model" "$QBERT" info "$d"
 
 d=$(model_copy badvocab); rm "$d/vocab.txt"; printf 'hello\nworld\n' >"$d/vocab.txt"
 expect_error "vocab without specials" "vocab.txt.*\[(CLS|SEP|UNK)\]" "$QBERT" info "$d"
+
+# tokenizer.json (it wins over vocab.txt): malformed, an unsupported part, bad merges
+d=$(model_copy tjbroken); printf '{"model": {"type": "WordPiece", "vocab": {' >"$d/tokenizer.json"
+expect_error "truncated tokenizer.json" "tokenizer.json: invalid JSON" "$QBERT" info "$d"
+d=$(model_copy tjunigram); printf '{"model": {"type": "Chars", "vocab": {"a": 0}}}' >"$d/tokenizer.json"
+expect_error "unsupported tokenizer model" "tokenizer.json: model Chars is not supported" "$QBERT" info "$d"
+d=$(model_copy tjnorm)
+printf '{"model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": {"[UNK]": 0}}, "normalizer": {"type": "Fancy"}, "pre_tokenizer": {"type": "BertPreTokenizer"}}' >"$d/tokenizer.json"
+expect_error "unsupported normalizer" "tokenizer.json: normalizer Fancy .*not supported" "$QBERT" info "$d"
+d=$(model_copy tjmerges)
+printf '{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b", "b z"]}, "pre_tokenizer": {"type": "ByteLevel"}}' >"$d/tokenizer.json"
+expect_error "merge of an unknown token" "tokenizer.json: model.merges\\[1\\] refers to a token not in the vocab" "$QBERT" info "$d"
+d=$(model_copy tjvocab); printf '{"model": {"type": "BPE", "vocab": {"a": 0, "b": 7}, "merges": []}}' >"$d/tokenizer.json"
+expect_error "vocab ids with a gap" "tokenizer.json: model.vocab" "$QBERT" info "$d"
+d=$(model_copy tjpost)
+printf '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}, "post_processor": {"type": "Mystery"}}' >"$d/tokenizer.json"
+expect_error "unsupported post-processor" "tokenizer.json: post_processor Mystery is not supported" "$QBERT" info "$d"
 
 d=$(model_copy nomodel); rm "$d/model.safetensors"
 expect_error "missing weights" "model.safetensors not found" "$QBERT" info "$d"

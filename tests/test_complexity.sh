@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue #17, bar 2: every reader is linear in a single huge line.  For each
-# kind of input (a vocab.txt token, a spiece.model piece, a config.json
+# kind of input (a vocab.txt token, a spiece.model piece, a tokenizer.json token
+# (BPE and Unigram, with a JSONL text through each), a config.json
 # string, a TSV row, a CoNLL word, a JSONL text through WordPiece and through
 # SentencePiece, a JSONL text of combining marks) a 1 MB and a 10 MB line go
 # into an otherwise valid file; the run must end with exit 0 or one clean
@@ -76,6 +77,26 @@ open(os.path.join(d, "spiece.model"), "wb").write(spiece(True))
 d = copy_model("tiny-albert-seq", "albert", skip=("vocab.txt",))
 open(os.path.join(d, "spiece.model"), "wb").write(spiece(False))
 
+# tokenizer.json: a byte-level BPE and a Unigram model, each with one huge
+# token, in place of vocab.txt (240 tokens, config.json's vocab_size).
+import json
+def tokenizer_json(name, model, pre):
+    d = copy_model("tiny-bert-seq", name, skip=("vocab.txt",))
+    doc = {"added_tokens": [], "normalizer": None, "pre_tokenizer": pre, "model": model,
+           "post_processor": {"type": "BertProcessing", "sep": ["b", 1], "cls": ["a", 0]}}
+    open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8").write(json.dumps(doc))
+chars = [chr(c) for c in range(33, 127)] + ["\u0120"]
+merges = [("\u0120", "t"), ("h", "e"), ("\u0120t", "he"), ("a", "t"), ("\u0120c", "at"), ("\u0120", "c")]
+vocab = chars + [a + b for a, b in merges]
+vocab += ["x%d" % i for i in range(239 - len(vocab))] + [fill("ab", n)]
+tokenizer_json("tj-bpe", {"type": "BPE", "vocab": {t: i for i, t in enumerate(vocab)},
+                          "merges": ["%s %s" % m for m in merges]},
+               {"type": "ByteLevel", "add_prefix_space": False})
+uni = [[t, -1.0 - i / 100] for i, t in enumerate(vocab[:-1])] + [["\u2581" + fill("ab", n), -2.0]]
+tokenizer_json("tj-unigram", {"type": "Unigram", "unk_id": 0, "vocab": uni},
+               {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"},
+                {"type": "Metaspace", "replacement": "\u2581", "add_prefix_space": True}]})
+
 # Datasets: the huge row between two ordinary ones.
 text = fill("the cat sat on the mat, thth\u00e9 ingth caf\u00e9 ", n)
 small = "the cat sat"
@@ -117,7 +138,7 @@ PYEOF
 }
 
 declare -A T RC
-cases="vocab spiece config tsv conll jsonl jsonl-sp jsonl-marks"
+cases="vocab spiece config tsv conll jsonl jsonl-sp jsonl-marks tj-bpe tj-unigram"
 for size in 1 10; do
   dir=$TMP/$size
   make_inputs "$dir" $((size * 1000 * 1000)) || { fail "making the ${size} MB inputs"; continue; }
@@ -128,6 +149,7 @@ for size in 1 10; do
       conll) cmd=("$QBERT" eval "$D/tiny-bert-token" --data "$dir/rows.conll" --task conll --limit 3 --threads 1) ;;
       jsonl) cmd=("$QBERT" eval "$D/tiny-bert-seq" --data "$dir/rows.jsonl" --limit 3 --threads 1) ;;
       jsonl-sp) cmd=("$QBERT" eval "$dir/albert" --data "$dir/rows.jsonl" --limit 3 --threads 1) ;;
+      tj-bpe|tj-unigram) cmd=("$QBERT" eval "$dir/$c" --data "$dir/rows.jsonl" --limit 3 --threads 1) ;;
       jsonl-marks) cmd=("$QBERT" eval "$D/tiny-bert-seq" --data "$dir/marks.jsonl" --limit 1 --threads 1) ;;
     esac
     read -r rc t < <(run_timed "$TMP/err" "${cmd[@]}")
@@ -169,6 +191,8 @@ truncate -s 33M "$sp/spiece.model"
 expect_refused "33 MiB spiece.model" "spiece.model: larger than 32 MiB" "$QBERT" info "$sp"
 truncate -s 33M "$cap/vocab.txt"; cp "$D"/tiny-bert-seq/config.json "$cap"
 expect_refused "33 MiB vocab.txt" "vocab.txt: larger than 32 MiB" "$QBERT" info "$cap"
+ln -sf /dev/zero "$cap/tokenizer.json"
+expect_refused "tokenizer.json on /dev/zero" "tokenizer.json: larger than 32 MiB" "$QBERT" info "$cap"
 rm -rf "$cap" "$sp"
 
 printf '%-12s %10s %10s %7s\n' kind "1 MB (s)" "10 MB (s)" ratio

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -58,11 +59,15 @@ static qb_status load_tokenizer(qb_model *m, qb_error *err) {
     qb_status st = read_tok_options(m->dir, &o, err);
     if (st) return st;
     char path[4096];
+    /* as transformers' fast tokenizers: tokenizer.json, when present, wins */
+    struct stat sb; /* any tokenizer.json, even a device, is read (and refused by its cap) */
+    if (qb_path_join(path, sizeof path, m->dir, "tokenizer.json") && stat(path, &sb) == 0)
+        return qb_tokenizer_load_json(path, &m->tok, err);
     if (qb_path_join(path, sizeof path, m->dir, "vocab.txt") && qb_file_exists(path))
         return qb_tokenizer_load_wordpiece(path, &o, &m->tok, err);
     if (qb_path_join(path, sizeof path, m->dir, "spiece.model") && qb_file_exists(path))
         return qb_tokenizer_load_sentencepiece(path, &o, &m->tok, err);
-    return qb_fail(err, QB_ERR_IO, "%s: no vocab.txt or spiece.model (qbert reads these tokenizer files)", m->dir);
+    return qb_fail(err, QB_ERR_IO, "%s: no tokenizer.json, vocab.txt or spiece.model (qbert reads these tokenizer files)", m->dir);
 }
 
 static qb_status open_weights(qb_model *m, qb_error *err) {
@@ -257,14 +262,13 @@ void qb_model_free(qb_model *m) {
 
 void qb_model_get_info(const qb_model *m, qb_model_info *info) {
     const qb_config *c = &m->cfg;
-    static const char *tok_names[] = {"wordpiece", "sentencepiece"};
     memset(info, 0, sizeof *info);
     info->arch = c->arch;
     info->task = c->task;
     info->model_type = c->model_type;
     info->class_name = c->class_name;
     info->hidden_act = c->hidden_act;
-    info->tokenizer = tok_names[qb_tokenizer_kind(m->tok)];
+    info->tokenizer = qb_tokenizer_describe(m->tok);
     info->isa = m->kern.name;
     info->vocab_size = c->vocab_size;
     info->hidden_size = c->hidden_size;

@@ -6,6 +6,8 @@
 #include "core/error.h"
 #include "text/unicode.h"
 
+#include <utf8proc.h>
+
 /* sentencepiece keeps only this many trie matches per position. */
 #define SPN_MAX_TRIE_RESULTS 32
 
@@ -163,6 +165,62 @@ bool qb_spn_normalize(const qb_spn *n, const char *in, size_t len, qb_bytebuf *o
         size_t sl = n->escape_whitespaces ? 3 : 1;
         const char *sym = n->escape_whitespaces ? spn_space_symbol : " ";
         while (out->n >= sl && memcmp(out->v + out->n - sl, sym, sl) == 0) out->n -= sl;
+    }
+    return true;
+}
+
+/* Darts commonPrefixSearch's first result: the shortest key prefixing s. */
+static bool spn_trie_shortest(const qb_spn *n, const char *s, size_t len, uint32_t *value) {
+    if (!n->units) return false;
+    uint32_t id = darts_offset(n->units[0]);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        id ^= c;
+        if (id >= n->n_units) return false;
+        uint32_t unit = n->units[id];
+        if (darts_label(unit) != c) return false;
+        id ^= darts_offset(unit);
+        if (darts_has_leaf(unit)) {
+            if (id >= n->n_units) return false;
+            *value = darts_value(n->units[id]);
+            return *value < n->strings_len;
+        }
+    }
+    return false;
+}
+
+static bool spn_transform(const qb_spn *n, const char *s, size_t len, qb_bytebuf *out) {
+    uint32_t v;
+    if (!spn_trie_shortest(n, s, len, &v)) return spn_append(out, s, len);
+    return spn_append(out, n->strings + v, strlen(n->strings + v));
+}
+
+bool qb_spn_precompiled(const qb_spn *n, const char *in, size_t len, qb_bytebuf *out) {
+    out->n = 0;
+    size_t pos = 0;
+    while (pos < len) { /* the input is valid UTF-8: the caller decoded it */
+        size_t end = pos;
+        utf8proc_int32_t prev = -1, cp;
+        utf8proc_int32_t state = 0;
+        while (end < len) {
+            utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)in + end, (utf8proc_ssize_t)(len - end), &cp);
+            if (k <= 0) k = 1, cp = 0xFFFD;
+            if (prev >= 0 && utf8proc_grapheme_break_stateful(prev, cp, &state)) break;
+            prev = cp;
+            end += (size_t)k;
+        }
+        uint32_t v;
+        if (end - pos < 6 && spn_trie_shortest(n, in + pos, end - pos, &v)) {
+            if (!spn_append(out, n->strings + v, strlen(n->strings + v))) return false;
+        } else {
+            for (size_t i = pos; i < end;) {
+                size_t k = (size_t)qb_utf8_char_len((unsigned char)in[i]);
+                if (k > end - i) k = end - i;
+                if (!spn_transform(n, in + i, k, out)) return false;
+                i += k;
+            }
+        }
+        pos = end;
     }
     return true;
 }

@@ -26,4 +26,10 @@ void qb_spn_free(qb_spn *n);
 /* Replaces out's contents with the normalized form of in[0..len). */
 bool qb_spn_normalize(const qb_spn *n, const char *in, size_t len, qb_bytebuf *out);
 
+/* tokenizers' Precompiled normalizer over the same charsmap (spm_precompiled):
+ * per grapheme cluster shorter than 6 bytes the first (shortest) rule that
+ * prefixes it replaces it whole, else each character on its own.  Replaces
+ * out's contents. */
+bool qb_spn_precompiled(const qb_spn *n, const char *in, size_t len, qb_bytebuf *out);
+
 #endif

@@ -11,6 +11,7 @@
 typedef struct { uint32_t *v; size_t n, cap; } qb_u32buf; /* code points */
 typedef struct { char *v; size_t n, cap; } qb_bytebuf;    /* UTF-8 */
 typedef struct { int32_t *v; size_t n, cap; } qb_i32buf;  /* ids */
+typedef struct { uint64_t *v; size_t n, cap; } qb_u64buf; /* BPE's merge heap */
 
 /* One Viterbi candidate / chosen piece of the SentencePiece encoder. */
 typedef struct {
@@ -23,6 +24,17 @@ typedef struct {
     qb_sp_node *v;
     size_t n, cap;
 } qb_sp_nodebuf;
+
+/* One node of the Unigram (tokenizer.json) lattice: float64 as tokenizers. */
+typedef struct {
+    double score;
+    int32_t id, start;
+} qb_ug_node;
+
+typedef struct {
+    qb_ug_node *v;
+    size_t n, cap;
+} qb_ug_nodebuf;
 
 /* A piece of a normalized string: bytes [start, end) with its id. */
 typedef struct {
@@ -44,6 +56,11 @@ typedef struct qb_tok_work {
     qb_sp_spanbuf spans[2];
     qb_i32buf seg[2];    /* ids of text and pair before [CLS]/[SEP] */
     qb_i32buf word_of;   /* encode_words: word index of each id in seg[0] */
+    qb_i32buf bpe[3];    /* BPE: a word's symbols, their prev and next links */
+    qb_u64buf heap;      /* BPE: candidate merges, (rank << 32) | position */
+    qb_ug_nodebuf ug;    /* Unigram's lattice */
+    qb_bytebuf pre[2];   /* Unigram: pre-tokens' bytes, before and after a step */
+    qb_sp_spanbuf words[2]; /* ... and their spans */
 } qb_tok_work;
 
 /* Makes room for `need` elements of size `elem`; false when out of memory.

@@ -8,23 +8,26 @@
 
 #include "core/error.h"
 #include "core/fs.h"
-#include "text/sentencepiece.h"
 #include "text/tok_work.h"
-#include "text/wordpiece.h"
+#include "text/tokenizer_impl.h"
+#include "text/unicode.h"
 
-struct qb_tokenizer {
-    qb_tok_kind kind;
-    qb_wordpiece *wp;     /* QB_TOK_WORDPIECE */
-    qb_sentencepiece *sp; /* QB_TOK_SENTENCEPIECE */
-    int32_t cls_id, sep_id, pad_id;
-};
+void qb_tok_template_bert(qb_tok_template *t, int32_t cls, int32_t sep) {
+    *t = (qb_tok_template){.n_single = 3, .n_pair = 5};
+    t->single[0] = t->pair[0] = (qb_tok_item){-1, cls, 0};
+    t->single[1] = t->pair[1] = (qb_tok_item){0, 0, 0};
+    t->single[2] = t->pair[2] = (qb_tok_item){-1, sep, 0};
+    t->pair[3] = (qb_tok_item){1, 0, 1};
+    t->pair[4] = (qb_tok_item){-1, sep, 1};
+}
 
 qb_tok_options qb_tok_default_options(void) {
     return (qb_tok_options){.do_lower_case = true,
                             .strip_accents = -1,
                             .tokenize_chinese_chars = true,
                             .remove_space = true,
-                            .keep_accents = false};
+                            .keep_accents = false,
+                            .nfc = true};
 }
 
 bool qb_tok_reserve(void **v, size_t *cap, size_t need, size_t elem) {
@@ -56,8 +59,11 @@ qb_status qb_tokenizer_load_wordpiece(const char *vocab_path, const qb_tok_optio
         qb_wp_free(wp);
         return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", vocab_path);
     }
-    *t = (qb_tokenizer){.kind = QB_TOK_WORDPIECE, .wp = wp, .cls_id = cls, .sep_id = sep,
-                        .pad_id = qb_wp_id(wp, "[PAD]", 0)};
+    t->kind = QB_TOK_WORDPIECE;
+    t->wp = wp;
+    t->pad_id = qb_wp_id(wp, "[PAD]", 0);
+    qb_tok_template_bert(&t->tmpl, cls, sep);
+    snprintf(t->desc, sizeof t->desc, "wordpiece");
     *out = t;
     return QB_OK;
 }
@@ -75,9 +81,11 @@ qb_status qb_tokenizer_load_sentencepiece(const char *spiece_path, const qb_tok_
         return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", spiece_path);
     }
     /* AlbertTokenizer resolves its specials with PieceToId, unknown -> <unk> */
-    *t = (qb_tokenizer){.kind = QB_TOK_SENTENCEPIECE, .sp = sp,
-                        .cls_id = qb_sp_id(sp, "[CLS]", 5), .sep_id = qb_sp_id(sp, "[SEP]", 5),
-                        .pad_id = qb_sp_id(sp, "<pad>", 5)};
+    t->kind = QB_TOK_SENTENCEPIECE;
+    t->sp = sp;
+    t->pad_id = qb_sp_id(sp, "<pad>", 5);
+    qb_tok_template_bert(&t->tmpl, qb_sp_id(sp, "[CLS]", 5), qb_sp_id(sp, "[SEP]", 5));
+    snprintf(t->desc, sizeof t->desc, "sentencepiece");
     *out = t;
     return QB_OK;
 }
@@ -86,18 +94,29 @@ void qb_tokenizer_free(qb_tokenizer *t) {
     if (!t) return;
     qb_wp_free(t->wp);
     qb_sp_free(t->sp);
+    qb_bpe_free(t->bpe);
+    qb_hfp_free(t->pipe);
+    for (int i = 0; i < t->n_added; i++) free(t->added[i].content);
+    free(t->added);
+    if (t->pieces)
+        for (int i = 0; i < t->n_pieces; i++) free(t->pieces[i]);
+    free(t->pieces);
     free(t);
 }
 
 qb_tok_kind qb_tokenizer_kind(const qb_tokenizer *t) { return t->kind; }
 
+const char *qb_tokenizer_describe(const qb_tokenizer *t) { return t->desc; }
+
 int qb_tokenizer_vocab_size(const qb_tokenizer *t) {
+    if (t->pieces) return t->n_pieces;
     return t->kind == QB_TOK_WORDPIECE ? qb_wp_vocab_size(t->wp) : qb_sp_vocab_size(t->sp);
 }
 
 int32_t qb_tokenizer_pad_id(const qb_tokenizer *t) { return t->pad_id; }
 
 const char *qb_tokenizer_piece(const qb_tokenizer *t, int32_t id) {
+    if (t->pieces) return id >= 0 && id < t->n_pieces ? t->pieces[id] : NULL;
     return t->kind == QB_TOK_WORDPIECE ? qb_wp_piece(t->wp, id) : qb_sp_piece(t->sp, id);
 }
 
@@ -111,6 +130,11 @@ void qb_encoding_free(qb_encoding *e) {
         for (size_t i = 0; i < TOK_COUNT(w->lattice); i++) free(w->lattice[i].v);
         for (size_t i = 0; i < TOK_COUNT(w->spans); i++) free(w->spans[i].v);
         for (size_t i = 0; i < TOK_COUNT(w->seg); i++) free(w->seg[i].v);
+        for (size_t i = 0; i < TOK_COUNT(w->bpe); i++) free(w->bpe[i].v);
+        free(w->heap.v);
+        free(w->ug.v);
+        for (size_t i = 0; i < TOK_COUNT(w->pre); i++) free(w->pre[i].v);
+        for (size_t i = 0; i < TOK_COUNT(w->words); i++) free(w->words[i].v);
 #undef TOK_COUNT
         free(w->word_of.v);
         free(w);
@@ -126,12 +150,90 @@ static qb_tok_work *tok_work(qb_encoding *enc) {
     return enc->work;
 }
 
+static qb_status tok_model(const qb_tokenizer *t, const char *text, size_t len, const char *what,
+                           qb_tok_work *w, qb_i32buf *ids, qb_error *err) {
+    if (t->pipe) return qb_hfp_tokenize(t->pipe, text, len, what, w, ids, err);
+    switch (t->kind) {
+    case QB_TOK_WORDPIECE: return qb_wp_tokenize(t->wp, text, len, what, w, ids, err);
+    case QB_TOK_SENTENCEPIECE: return qb_sp_tokenize(t->sp, text, len, what, w, ids, err);
+    case QB_TOK_BPE: return qb_bpe_tokenize(t->bpe, text, len, what, w, ids, err);
+    case QB_TOK_UNIGRAM: break;
+    }
+    return qb_fail(err, QB_ERR_ARG, "%s: unknown tokenizer kind", what);
+}
+
+/* Rust's char::is_whitespace at s[i] (forward) or ending at s[i] (back):
+ * its byte length, 0 when not whitespace. */
+static size_t tok_space_at(const char *s, size_t len, size_t i) {
+    uint32_t c;
+    size_t k = qb_utf8_decode_char(s + i, len - i, &c);
+    return k && qb_uni_is_py_space(c) && (c < 0x1C || c > 0x1F) ? k : 0;
+}
+
+static size_t tok_space_before(const char *s, size_t len, size_t i) {
+    size_t j = i;
+    while (j > 0 && j + 4 > i && ((unsigned char)s[j - 1] & 0xC0) == 0x80) j--;
+    if (j == 0) return 0;
+    j--;
+    return tok_space_at(s, len, j) == i - j ? i - j : 0;
+}
+
+/* A letter, digit or '_' at s[i]: what single_word added tokens may not touch. */
+static bool tok_word_char(const char *s, size_t len, size_t i) {
+    uint32_t c;
+    return qb_utf8_decode_char(s + i, len - i, &c) && (c == '_' || qb_uni_is_alnum(c));
+}
+
+static size_t tok_prev_char(const char *s, size_t i) {
+    do i--;
+    while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80);
+    return i;
+}
+
+/* The longest added token at text[i] (leftmost-longest, as HF's
+ * Aho-Corasick), or NULL. */
+static const qb_tok_added *tok_added_at(const qb_tokenizer *t, const char *s, size_t len, size_t i) {
+    unsigned char c = (unsigned char)s[i];
+    const qb_tok_added *best = NULL;
+    for (size_t k = t->added_first[c]; k < t->added_first[c + 1]; k++) {
+        const qb_tok_added *a = &t->added[k];
+        if (a->len > len - i || (best && a->len <= best->len) || memcmp(s + i, a->content, a->len)) continue;
+        if (a->single_word && ((i > 0 && tok_word_char(s, len, tok_prev_char(s, i))) ||
+                               (i + a->len < len && tok_word_char(s, len, i + a->len))))
+            continue;
+        best = a;
+    }
+    return best;
+}
+
+/* Added tokens split the text first (their ids stand as they are, the
+ * whitespace lstrip/rstrip ask for goes with them); the model reads the rest. */
 static qb_status tok_segment(const qb_tokenizer *t, const char *text, size_t len, const char *what,
                              qb_tok_work *w, qb_i32buf *ids, qb_error *err) {
     if (!text && len) return qb_fail(err, QB_ERR_ARG, "%s: NULL text with length %zu", what, len);
     if (!text) text = "";
-    return t->kind == QB_TOK_WORDPIECE ? qb_wp_tokenize(t->wp, text, len, what, w, ids, err)
-                                       : qb_sp_tokenize(t->sp, text, len, what, w, ids, err);
+    if (!t->n_added) return tok_model(t, text, len, what, w, ids, err);
+    size_t start = 0, i = 0;
+    while (i < len) {
+        const qb_tok_added *a = tok_added_at(t, text, len, i);
+        if (!a) {
+            i++;
+            continue;
+        }
+        size_t s = i, e = i + a->len, k;
+        if (a->lstrip)
+            while (s > start && (k = tok_space_before(text, len, s)) > 0) s -= k;
+        if (a->rstrip)
+            while (e < len && (k = tok_space_at(text, len, e)) > 0) e += k;
+        if (s > start) {
+            qb_status st = tok_model(t, text + start, s - start, what, w, ids, err);
+            if (st != QB_OK) return st;
+        }
+        if (!qb_tok_push(ids, a->id)) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", what);
+        start = i = e;
+    }
+    if (start < len || len == 0) return tok_model(t, text + start, len - start, what, w, ids, err);
+    return QB_OK;
 }
 
 static bool tok_reserve_encoding(qb_encoding *enc, size_t n) {
@@ -161,43 +263,45 @@ static void tok_emit(qb_encoding *enc, const int32_t *ids, size_t n, int32_t typ
     }
 }
 
-static void tok_emit_special(qb_encoding *enc, int32_t id, int32_t type) {
-    tok_emit(enc, &id, 1, type, NULL);
+static int tok_n_specials(const qb_tok_item *it, int n) {
+    int k = 0;
+    for (int i = 0; i < n; i++) k += it[i].seq < 0;
+    return k;
 }
 
 qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t len,
                               const char *pair, size_t pair_len, int max_length,
                               qb_encoding *enc, qb_error *err) {
     bool has_pair = pair != NULL;
-    int specials = has_pair ? 3 : 2;
-    if (max_length < specials)
+    const qb_tok_item *it = has_pair ? t->tmpl.pair : t->tmpl.single;
+    int n_it = has_pair ? t->tmpl.n_pair : t->tmpl.n_single;
+    int specials = tok_n_specials(it, n_it);
+    if (t->max_length > 0 && t->max_length < max_length) max_length = t->max_length;
+    if (max_length < specials || max_length < 1)
         return qb_fail(err, QB_ERR_ARG, "max_length %d leaves no room for the %d special tokens",
                        max_length, specials);
     qb_tok_work *w = tok_work(enc);
     if (!w) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
-    qb_i32buf *a = &w->seg[0], *b = &w->seg[1];
-    a->n = b->n = 0;
-    qb_status st = tok_segment(t, text, len, "text", w, a, err);
-    if (st == QB_OK && has_pair) st = tok_segment(t, pair, pair_len, "text pair", w, b, err);
+    qb_i32buf *seg = w->seg;
+    seg[0].n = seg[1].n = 0;
+    qb_status st = tok_segment(t, text, len, "text", w, &seg[0], err);
+    if (st == QB_OK && has_pair) st = tok_segment(t, pair, pair_len, "text pair", w, &seg[1], err);
     if (st != QB_OK) return st;
     size_t budget = (size_t)(max_length - specials);
-    size_t na = a->n, nb = b->n;
+    size_t keep[2] = {seg[0].n, seg[1].n};
     /* longest_first: drop one token at a time from the longer segment,
      * from the pair on ties */
-    while (na + nb > budget) {
-        if (na > nb) na--;
-        else nb--;
+    while (keep[0] + keep[1] > budget) {
+        if (keep[0] > keep[1]) keep[0]--;
+        else keep[1]--;
     }
-    if (!tok_reserve_encoding(enc, na + nb + (size_t)specials))
+    if (!tok_reserve_encoding(enc, keep[0] + keep[1] + (size_t)specials))
         return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
     enc->n = 0;
-    enc->n_truncated = (int)((a->n - na) + (b->n - nb));
-    tok_emit_special(enc, t->cls_id, 0);
-    tok_emit(enc, a->v, na, 0, NULL);
-    tok_emit_special(enc, t->sep_id, 0);
-    if (has_pair) {
-        tok_emit(enc, b->v, nb, 1, NULL);
-        tok_emit_special(enc, t->sep_id, 1);
+    enc->n_truncated = (int)((seg[0].n - keep[0]) + (seg[1].n - keep[1]));
+    for (int i = 0; i < n_it; i++) {
+        if (it[i].seq < 0) tok_emit(enc, &it[i].id, 1, it[i].type, NULL);
+        else tok_emit(enc, seg[it[i].seq].v, keep[it[i].seq], it[i].type, NULL);
     }
     return QB_OK;
 }
@@ -205,9 +309,12 @@ qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t le
 qb_status qb_tokenizer_encode_words(const qb_tokenizer *t, const char *const *words,
                                     const size_t *lens, int n_words, int max_length,
                                     qb_encoding *enc, qb_error *err) {
-    if (max_length < 2)
-        return qb_fail(err, QB_ERR_ARG, "max_length %d leaves no room for [CLS] and [SEP]",
-                       max_length);
+    const qb_tok_item *it = t->tmpl.single;
+    int n_it = t->tmpl.n_single, specials = tok_n_specials(it, n_it);
+    if (t->max_length > 0 && t->max_length < max_length) max_length = t->max_length;
+    if (max_length < specials || max_length < 1)
+        return qb_fail(err, QB_ERR_ARG, "max_length %d leaves no room for the %d special tokens",
+                       max_length, specials);
     if (n_words < 0 || (n_words > 0 && (!words || !lens)))
         return qb_fail(err, QB_ERR_ARG, "encode_words: bad word list (%d words)", n_words);
     qb_tok_work *w = tok_work(enc);
@@ -222,14 +329,16 @@ qb_status qb_tokenizer_encode_words(const qb_tokenizer *t, const char *const *wo
         if (!QB_TOK_RESERVE(word_of, ids->n)) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
         while (word_of->n < ids->n) word_of->v[word_of->n++] = i;
     }
-    size_t keep = ids->n < (size_t)(max_length - 2) ? ids->n : (size_t)(max_length - 2);
-    if (!tok_reserve_encoding(enc, keep + 2))
+    size_t budget = (size_t)(max_length - specials);
+    size_t keep = ids->n < budget ? ids->n : budget;
+    if (!tok_reserve_encoding(enc, keep + (size_t)specials))
         return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
     enc->n = 0;
     enc->n_truncated = (int)(ids->n - keep);
-    tok_emit_special(enc, t->cls_id, 0);
-    tok_emit(enc, ids->v, keep, 0, word_of->v);
-    tok_emit_special(enc, t->sep_id, 0);
+    for (int i = 0; i < n_it; i++) {
+        if (it[i].seq < 0) tok_emit(enc, &it[i].id, 1, it[i].type, NULL);
+        else tok_emit(enc, ids->v, keep, it[i].type, word_of->v);
+    }
     return QB_OK;
 }
 

@@ -10,7 +10,7 @@
 
 #include "qbert.h"
 
-typedef enum { QB_TOK_WORDPIECE, QB_TOK_SENTENCEPIECE } qb_tok_kind;
+typedef enum { QB_TOK_WORDPIECE, QB_TOK_SENTENCEPIECE, QB_TOK_BPE, QB_TOK_UNIGRAM } qb_tok_kind;
 
 /* tokenizer_config.json settings, with HF's defaults from qb_tok_default_options(). */
 typedef struct {
@@ -19,6 +19,7 @@ typedef struct {
     bool tokenize_chinese_chars; /* WordPiece; default true */
     bool remove_space;           /* SentencePiece; default true */
     bool keep_accents;           /* SentencePiece; default false */
+    bool nfc;                    /* WordPiece composes first (slow BertTokenizer); default true */
 } qb_tok_options;
 
 qb_tok_options qb_tok_default_options(void);
@@ -29,7 +30,15 @@ qb_status qb_tokenizer_load_wordpiece(const char *vocab_path, const qb_tok_optio
                                       qb_tokenizer **out, qb_error *err);
 qb_status qb_tokenizer_load_sentencepiece(const char *spiece_path, const qb_tok_options *o,
                                           qb_tokenizer **out, qb_error *err);
+/* Hugging Face's tokenizer.json (tokenizers' own format): the models,
+ * normalizers, pre-tokenizers and post-processors listed in
+ * docs/architecture.md; anything else is refused with a one-line error
+ * naming the file and the component. */
+qb_status qb_tokenizer_load_json(const char *path, qb_tokenizer **out, qb_error *err);
 void qb_tokenizer_free(qb_tokenizer *t);
+/* What it is and where it came from, e.g. "tokenizer.json: BPE (byte-level),
+ * 50265 tokens"; "wordpiece" / "sentencepiece" for vocab.txt / spiece.model. */
+const char *qb_tokenizer_describe(const qb_tokenizer *t);
 
 /* Copies a model directory's tokenizer files (vocab.txt or spiece.model,
  * tokenizer_config.json, special_tokens_map.json, tokenizer.json: those

@@ -210,7 +210,8 @@ static uint32_t uni_form_stable_below(qb_uni_form form) {
     switch (form) {
     case QB_UNI_NFC: return 0x300;
     case QB_UNI_NFD: return 0xC0;
-    case QB_UNI_NFKD: return 0xA0;
+    case QB_UNI_NFKD:
+    case QB_UNI_NFKC: return 0xA0;
     }
     return 0;
 }
@@ -288,7 +289,7 @@ bool qb_uni_normalize(const uint32_t *in, size_t n, qb_uni_form form, qb_u32buf 
         return true;
     }
     utf8proc_option_t opt = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE;
-    if (form == QB_UNI_NFKD) opt |= UTF8PROC_COMPAT;
+    if (form == QB_UNI_NFKD || form == QB_UNI_NFKC) opt |= UTF8PROC_COMPAT;
     size_t start = out->n;
     for (i = 0; i < n; i++) {
         /* 32 exceeds the longest decomposition (18 code points) */
@@ -305,11 +306,17 @@ bool qb_uni_normalize(const uint32_t *in, size_t n, qb_uni_form form, qb_u32buf 
         else out->n += (size_t)k;
     }
     if (!uni_canonical_order(out->v + start, out->n - start)) return false;
-    if (form == QB_UNI_NFC) {
+    if (form == QB_UNI_NFC || form == QB_UNI_NFKC) {
         utf8proc_ssize_t k = utf8proc_normalize_utf32((utf8proc_int32_t *)out->v + start,
                                                       (utf8proc_ssize_t)(out->n - start),
                                                       UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         if (k >= 0) out->n = start + (size_t)k;
     }
     return true;
+}
+
+bool qb_uni_is_alnum(uint32_t c) {
+    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
+    return (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO) ||
+           (k >= UTF8PROC_CATEGORY_ND && k <= UTF8PROC_CATEGORY_NO);
 }

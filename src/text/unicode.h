@@ -11,7 +11,7 @@
 #include "qbert.h"
 #include "text/tok_work.h"
 
-typedef enum { QB_UNI_NFC, QB_UNI_NFD, QB_UNI_NFKD } qb_uni_form;
+typedef enum { QB_UNI_NFC, QB_UNI_NFD, QB_UNI_NFKD, QB_UNI_NFKC } qb_uni_form;
 
 /* Appends the code points of s[0..len) to out.  Overlong forms, surrogates
  * and values past U+10FFFF are rejected with QB_ERR_UTF8 naming `what` and
@@ -31,7 +31,8 @@ bool qb_uni_is_bert_control(uint32_t c);/* BasicTokenizer _is_control */
 bool qb_uni_is_punct(uint32_t c);       /* ASCII symbol ranges or category P* */
 bool qb_uni_is_cjk(uint32_t c);         /* CJK ideograph blocks BERT splits on */
 bool qb_uni_is_py_digit(uint32_t c);    /* Python str.isdigit() */
-bool qb_uni_is_mn(uint32_t c);          /* category Mn */
+bool qb_uni_is_mn(uint32_t c);
+bool qb_uni_is_alnum(uint32_t c);      /* categories L* and N* */          /* category Mn */
 int qb_uni_combining_class(uint32_t c);
 
 /* Appends Python's str.lower() of in[0..n) to out: full mappings (U+0130

@@ -79,6 +79,45 @@ static qb_status wp_read_vocab(qb_wordpiece *wp, const char *buf, size_t size, c
     return st;
 }
 
+/* The vocab.txt reading's tail: [UNK] and the never_split ids. */
+static qb_status wp_finish(qb_wordpiece *wp, const char *path, qb_error *err) {
+    wp->unk_id = qb_ptab_get(&wp->words, "[UNK]", 5, -1);
+    if (wp->unk_id < 0)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: the vocabulary has no [UNK] token", path);
+    for (size_t i = 0; i < WP_N_SPECIALS; i++)
+        wp->special_ids[i] = qb_ptab_get(&wp->words, wp_specials[i], strlen(wp_specials[i]), wp->unk_id);
+    return QB_OK;
+}
+
+qb_status qb_wp_load_pieces(const char *const *pieces, const size_t *lens, int n, const qb_tok_options *o,
+                            const char *path, qb_wordpiece **out, qb_error *err) {
+    *out = NULL;
+    qb_wordpiece *wp = calloc(1, sizeof *wp);
+    int64_t *offs = malloc(((size_t)n + 1) * sizeof *offs);
+    if (!wp || !offs || !(wp->pieces = malloc(((size_t)n + 1) * sizeof *wp->pieces)) ||
+        !qb_ptab_init(&wp->words, (size_t)n * 2) || !qb_ptab_init(&wp->suffix, (size_t)n)) {
+        free(offs);
+        qb_wp_free(wp);
+        return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    }
+    wp->opt = *o;
+    qb_status st = QB_OK;
+    for (int id = 0; id < n && st == QB_OK; id++)
+        st = wp_add_line(wp, pieces[id], lens[id], id, &offs[id], path, err);
+    if (st == QB_OK) {
+        for (int id = 0; id < n; id++) wp->pieces[id] = qb_ptab_key(&wp->words, offs[id]);
+        wp->n_pieces = n;
+        st = wp_finish(wp, path, err);
+    }
+    free(offs);
+    if (st != QB_OK) {
+        qb_wp_free(wp);
+        return st;
+    }
+    *out = wp;
+    return QB_OK;
+}
+
 qb_status qb_wp_load(const char *vocab_path, const qb_tok_options *o, qb_wordpiece **out,
                      qb_error *err) {
     *out = NULL;
@@ -94,14 +133,7 @@ qb_status qb_wp_load(const char *vocab_path, const qb_tok_options *o, qb_wordpie
     wp->opt = *o;
     st = wp_read_vocab(wp, buf, size, vocab_path, err);
     free(buf);
-    if (st == QB_OK) {
-        wp->unk_id = qb_ptab_get(&wp->words, "[UNK]", 5, -1);
-        if (wp->unk_id < 0)
-            st = qb_fail(err, QB_ERR_FORMAT, "%s: the vocabulary has no [UNK] token", vocab_path);
-        for (size_t i = 0; i < WP_N_SPECIALS; i++)
-            wp->special_ids[i] =
-                qb_ptab_get(&wp->words, wp_specials[i], strlen(wp_specials[i]), wp->unk_id);
-    }
+    if (st == QB_OK) st = wp_finish(wp, vocab_path, err);
     if (st != QB_OK) {
         qb_wp_free(wp);
         return st;
@@ -211,6 +243,14 @@ static bool wp_word_pieces(const qb_wordpiece *wp, const uint32_t *cp, size_t n,
     return true;
 }
 
+bool qb_wp_word(const qb_wordpiece *wp, const char *s, size_t len, qb_tok_work *w, qb_i32buf *ids) {
+    qb_u32buf *cp = &w->cp[2];
+    cp->n = 0;
+    qb_error err;
+    if (qb_utf8_decode(s, len, cp, "word", &err) != QB_OK) return qb_tok_push(ids, wp->unk_id);
+    return cp->n == 0 || wp_word_pieces(wp, cp->v, cp->n, w, ids);
+}
+
 /* _run_split_on_punc: every punctuation character is its own word. */
 static bool wp_split_punct(const qb_wordpiece *wp, const uint32_t *cp, size_t n, qb_tok_work *w,
                            qb_i32buf *ids) {
@@ -259,7 +299,14 @@ qb_status qb_wp_tokenize(const qb_wordpiece *wp, const char *text, size_t len, c
     clean->n = 0;
     if (!wp_clean(wp, raw->v, raw->n, clean)) goto nomem;
     raw->n = 0;
-    if (!qb_uni_normalize(clean->v, clean->n, QB_UNI_NFC, raw)) goto nomem;
+    /* the slow BertTokenizer composes first; tokenizers' BertNormalizer does not */
+    if (wp->opt.nfc ? !qb_uni_normalize(clean->v, clean->n, QB_UNI_NFC, raw)
+                    : !QB_TOK_RESERVE(raw, clean->n + 1))
+        goto nomem;
+    if (!wp->opt.nfc) {
+        memcpy(raw->v, clean->v, clean->n * sizeof *raw->v);
+        raw->n = clean->n;
+    }
     /* raw now holds the NFC text; cp[1] and cp[2] are free for per-token work */
     const uint32_t *s = raw->v;
     size_t n = raw->n, i = 0;

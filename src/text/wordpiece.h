@@ -11,11 +11,19 @@ typedef struct qb_wordpiece qb_wordpiece;
 
 qb_status qb_wp_load(const char *vocab_path, const qb_tok_options *o, qb_wordpiece **out,
                      qb_error *err);
+/* The same from a tokenizer.json vocabulary: pieces[id] for ids 0..n-1;
+ * path names the file in errors. */
+qb_status qb_wp_load_pieces(const char *const *pieces, const size_t *lens, int n, const qb_tok_options *o,
+                            const char *path, qb_wordpiece **out, qb_error *err);
 void qb_wp_free(qb_wordpiece *wp);
 
 /* Appends the ids of text to ids; `what` names the text in errors. */
 qb_status qb_wp_tokenize(const qb_wordpiece *wp, const char *text, size_t len, const char *what,
                          qb_tok_work *w, qb_i32buf *ids, qb_error *err);
+
+/* One pre-tokenized word (UTF-8) through greedy longest-match-first:
+ * tokenizers' WordPiece model.  False when out of memory. */
+bool qb_wp_word(const qb_wordpiece *wp, const char *s, size_t len, qb_tok_work *w, qb_i32buf *ids);
 
 int qb_wp_vocab_size(const qb_wordpiece *wp);
 const char *qb_wp_piece(const qb_wordpiece *wp, int32_t id);

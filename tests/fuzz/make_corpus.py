@@ -186,6 +186,77 @@ def shrink_stats(text, bins=64):
     return json.dumps(doc, separators=(",", ":"))
 
 
+def tokenizer_json_seeds(shared):
+    """tokenizer.json: the real files with their vocabularies cut (ids below
+    a bound, the merges among them), the charsmap replaced by a small one."""
+    base64 = __import__("base64")
+    for name, keep in (("bert-base-uncased", 1200), ("roberta-base", 700), ("albert-base-v2", 400)):
+        p = os.path.join(shared, "tokenizers", name, "tokenizer.json")
+        if not os.path.exists(p):
+            continue
+        j = json.load(open(p, encoding="utf-8"))
+        m = j["model"]
+        if isinstance(m["vocab"], dict):
+            m["vocab"] = {k: v for k, v in m["vocab"].items() if v < keep}
+        else:
+            m["vocab"] = m["vocab"][:keep]
+        if "merges" in m:
+            merges = []
+            for mg in m["merges"]:
+                a, b = mg.split(" ") if isinstance(mg, str) else mg
+                if a in m["vocab"] and b in m["vocab"] and a + b in m["vocab"]:
+                    merges.append(mg)
+            m["merges"] = merges
+        j["added_tokens"] = [t for t in j["added_tokens"] if t["id"] < keep]
+        def small_charsmap(n):
+            if isinstance(n, dict):
+                if n.get("type") == "Precompiled":
+                    n["precompiled_charsmap"] = base64.b64encode(darts_charsmap(
+                        {"\uff21": "a", "\u2160": "i", "\u3000": " ", "\u00a0": " ", "\ufb01": "fi"})).decode()
+                for v in n.values():
+                    small_charsmap(v)
+            elif isinstance(n, list):
+                for v in n:
+                    small_charsmap(v)
+        small_charsmap(j["normalizer"])
+        put("tokenizer_json", name + "-cut.json", json.dumps(j, ensure_ascii=False))
+    put("tokenizer_json", "bpe-tiny.json", json.dumps({
+        "added_tokens": [{"id": 7, "content": "<m>", "lstrip": True, "special": True}],
+        "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "c": 2, "\u0120": 3, "ab": 4, "bc": 5, "\u0120a": 6, "<m>": 7},
+                  "merges": ["b c", "a b", "\u0120 a"]},
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True},
+        "post_processor": {"type": "RobertaProcessing", "cls": ["a", 0], "sep": ["b", 1]},
+        "truncation": {"max_length": 6, "strategy": "LongestFirst", "stride": 0, "direction": "Right"}}))
+    put("tokenizer_json", "wordpiece-pipeline.json", json.dumps({
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "BertNormalizer", "lowercase": True}, {"type": "NFD"},
+                                                           {"type": "StripAccents"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Whitespace"}, {"type": "Punctuation", "behavior": "MergedWithNext"},
+            {"type": "Split", "pattern": {"String": "-"}, "behavior": "Contiguous", "invert": False},
+            {"type": "Digits", "individual_digits": True}, {"type": "BertPreTokenizer"}]},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100,
+                  "vocab": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "a": 3, "##b": 4, "-": 5, "1": 6, "##1": 7, "hello": 8, ",": 9}},
+        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 2], "cls": ["[CLS]", 1]}}))
+    put("tokenizer_json", "bpe-pipeline.json", json.dumps({
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Digits"}, {"type": "ByteLevel", "use_regex": True}]},
+        "model": {"type": "BPE", "unk_token": None, "vocab": {"a": 0, "b": 1, "\u0120": 2, "ab": 3, "\u0120ab": 4},
+                  "merges": [["a", "b"], ["\u0120", "ab"]]}}))
+    put("tokenizer_json", "unigram-tiny.json", json.dumps({
+        "added_tokens": [{"id": 0, "content": "[X]", "single_word": True, "rstrip": True}],
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "Replace", "pattern": {"String": "``"}, "content": "\""},
+                                                           {"type": "NFKC"}, {"type": "Lowercase"}, {"type": "Strip"},
+                                                           {"type": "Prepend", "prepend": "_"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"},
+                          {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True}]},
+        "model": {"type": "Unigram", "unk_id": 1, "vocab": [["[X]", 0], ["<unk>", 0], ["\u2581", -2], ["a", -3], ["ab", -4],
+                                                             ["\u2581a", -1.5], ["b", -3.5]]},
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "[X]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                           "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                           "special_tokens": {"[X]": {"id": "[X]", "ids": [0], "tokens": ["[X]"]}}}}))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", default=os.path.join(os.path.dirname(ROOT), "shared"))
@@ -317,6 +388,8 @@ def main():
                 put("config", "quantized-%s.json" % name, cfg)
                 put("json", "quantized-%s.json" % name, cfg)
                 put("safetensors", "quantized-%s.safetensors" % name, read(os.path.join(out, "model.safetensors")))
+    tokenizer_json_seeds(a.shared)
+
     if a.fuzz_build:
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "state.safetensors")

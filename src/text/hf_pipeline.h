@@ -1,0 +1,36 @@
+/* A tokenizer.json's normalizers and pre-tokenizers, run in order on each
+ * text as Hugging Face's tokenizers runs them, then each pre-token through
+ * the model: Unigram (its vocabulary lives here: a float64 Viterbi as
+ * tokenizers' Unigram::encode_optimized), or a WordPiece or BPE model the
+ * caller owns. */
+#ifndef QB_TEXT_HF_PIPELINE_H
+#define QB_TEXT_HF_PIPELINE_H
+
+#include "core/json.h"
+#include "text/bpe.h"
+#include "text/tok_work.h"
+#include "text/tokenizer.h"
+#include "text/wordpiece.h"
+
+typedef struct qb_hfp qb_hfp;
+
+/* norm and pre are tokenizer.json's "normalizer" and "pre_tokenizer" (JSON
+ * null or NULL when absent); path names the file in errors. */
+qb_status qb_hfp_load(const json_t *norm, const json_t *pre, const char *path, qb_hfp **out, qb_error *err);
+void qb_hfp_free(qb_hfp *p);
+
+/* The model, one of: a Unigram "model" object, read here ... */
+qb_status qb_hfp_set_unigram(qb_hfp *p, const json_t *model, const char *path, qb_error *err);
+/* ... or a WordPiece / BPE model that must outlive p. */
+void qb_hfp_set_wordpiece(qb_hfp *p, const qb_wordpiece *wp);
+void qb_hfp_set_bpe(qb_hfp *p, const qb_bpe *bpe);
+/* Whether a ByteLevel pre-tokenizer maps the words to GPT-2's byte alphabet. */
+bool qb_hfp_byte_level(const qb_hfp *p);
+
+qb_status qb_hfp_tokenize(const qb_hfp *p, const char *text, size_t len, const char *what,
+                          qb_tok_work *w, qb_i32buf *ids, qb_error *err);
+
+int qb_hfp_unigram_size(const qb_hfp *p);
+const char *qb_hfp_unigram_piece(const qb_hfp *p, int32_t id);
+
+#endif

@@ -1,0 +1,56 @@
+/* The tokenizer's insides, shared by its two loaders: tokenizer.c (vocab.txt,
+ * spiece.model) and tokenizer_json.c (tokenizer.json). */
+#ifndef QB_TEXT_TOKENIZER_IMPL_H
+#define QB_TEXT_TOKENIZER_IMPL_H
+
+#include "text/bpe.h"
+#include "text/sentencepiece.h"
+#include "text/tokenizer.h"
+#include "text/hf_pipeline.h"
+#include "text/wordpiece.h"
+
+/* The post-processor as a template: a special token's id, or a sequence. */
+#define QB_TOK_MAX_ITEMS 16
+typedef struct {
+    int8_t seq;   /* -1: the special token `id`; 0: text A; 1: text B */
+    int32_t id;
+    int32_t type; /* token type id */
+} qb_tok_item;
+
+typedef struct {
+    qb_tok_item single[QB_TOK_MAX_ITEMS], pair[QB_TOK_MAX_ITEMS];
+    int n_single, n_pair;
+} qb_tok_template;
+
+/* An added token of tokenizer.json, matched in the raw text before the model. */
+typedef struct {
+    char *content;
+    size_t len;
+    int32_t id;
+    bool lstrip, rstrip, single_word;
+} qb_tok_added;
+
+struct qb_tokenizer {
+    qb_tok_kind kind;
+    qb_wordpiece *wp;     /* QB_TOK_WORDPIECE */
+    qb_sentencepiece *sp; /* QB_TOK_SENTENCEPIECE */
+    qb_bpe *bpe;          /* QB_TOK_BPE */
+    qb_hfp *pipe;         /* tokenizer.json's normalizers and pre-tokenizers, then the model; NULL: the model's own */
+    int32_t pad_id;
+    qb_tok_template tmpl;
+    /* tokenizer.json only */
+    qb_tok_added *added;
+    int n_added;
+    size_t added_first[256 + 1]; /* added[] sorted by first byte: [first[c], first[c+1]) start with c */
+    char **pieces;               /* id -> text, vocab and added tokens */
+    int n_pieces;
+    int max_length;              /* "truncation": its max_length, 0 when none */
+    char desc[96];               /* what `qbert info` prints */
+};
+
+/* [CLS] A [SEP] (B [SEP]) with types 0 (1 for B's part): BERT's layout. */
+void qb_tok_template_bert(qb_tok_template *t, int32_t cls, int32_t sep);
+
+qb_status qb_tokenizer_load_json(const char *path, qb_tokenizer **out, qb_error *err);
+
+#endif

@@ -1,0 +1,340 @@
+/* tokenizer.json against the ids of Hugging Face's own tokenizers library
+ * (shared/golden/tokens-hf-*), and bert-base-uncased's tokenizer.json
+ * against the WordPiece golden files; plus the load errors. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/fs.h"
+#include "core/json.h"
+#include "test_util.h"
+#include "text/tokenizer.h"
+
+#define MAX_SHOWN 3
+
+static void print_ids(const char *label, const int32_t *ids, int n) {
+    fprintf(stderr, "    %s (%d):", label, n);
+    for (int i = 0; i < n && i < 80; i++) fprintf(stderr, " %d", ids[i]);
+    fputc('\n', stderr);
+}
+
+/* One golden file: every line's text encoded at max_length 512. */
+static void check_file(const qb_tokenizer *t, const char *rel) {
+    char path[4096];
+    qb_test_shared_path(path, sizeof path, rel);
+    char *buf;
+    size_t size;
+    qb_error err;
+    if (qb_file_read_all(path, &buf, &size, &err) != QB_OK) {
+        CHECK(0, "%s", err.msg);
+        return;
+    }
+    qb_encoding enc = {0};
+    int matched = 0, total = 0, shown = 0;
+    char *p = buf, *end = buf + size;
+    for (int line = 1; p < end; line++) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        json_t *j = NULL;
+        if (len && qb_json_parse(p, len, "line", &j, &err) == QB_OK) {
+            size_t tlen;
+            const char *text = qb_json_str(json_object_get(j, "text"), &tlen);
+            const json_t *want = json_object_get(j, "input_ids");
+            int n_want = (int)json_array_size(want);
+            qb_status st = text ? qb_tokenizer_encode(t, text, tlen, NULL, 0, 512, &enc, &err) : QB_ERR_FORMAT;
+            bool same = st == QB_OK && enc.n == n_want;
+            for (int i = 0; same && i < n_want; i++) {
+                int64_t id = -1;
+                qb_json_int(json_array_get(want, (size_t)i), &id);
+                same = enc.input_ids[i] == id;
+            }
+            total++;
+            matched += same;
+            if (!same && shown++ < MAX_SHOWN) {
+                fprintf(stderr, "  mismatch %s:%d text=\"%.200s\"\n", rel, line, text ? text : "");
+                if (st != QB_OK) fprintf(stderr, "    error: %s\n", err.msg);
+                else print_ids("got ", enc.input_ids, enc.n);
+                int32_t w[80];
+                for (int i = 0; i < n_want && i < 80; i++) {
+                    int64_t id = -1;
+                    qb_json_int(json_array_get(want, (size_t)i), &id);
+                    w[i] = (int32_t)id;
+                }
+                print_ids("want", w, n_want);
+            }
+        } else if (len) {
+            CHECK(0, "%s:%d: %s", rel, line, err.msg);
+        }
+        json_decref(j);
+        p += len + 1;
+    }
+    free(buf);
+    qb_encoding_free(&enc);
+    printf("%s: %d/%d identical\n", rel, matched, total);
+    CHECK(total > 0 && matched == total, "%s: %d of %d texts differ", rel, total - matched, total);
+}
+
+/* The file with its normalizer or pre-tokenizer wrapped in a one-step
+ * Sequence: the same tokenizer, run through the general pipeline instead
+ * of the model's direct path. */
+static qb_tokenizer *load_wrapped(const char *rel, const char *key, const char *list) {
+    char path[4096], tmp[] = "/tmp/qb_test_tokwrap_XXXXXX";
+    qb_test_shared_path(path, sizeof path, rel);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je), *seq = json_object();
+    json_object_set_new(seq, "type", json_string("Sequence"));
+    json_t *arr = json_array();
+    json_array_append(arr, json_object_get(j, key));
+    json_object_set_new(seq, list, arr);
+    json_object_set_new(j, key, seq);
+    int fd = mkstemp(tmp);
+    CHECK(fd >= 0 && json_dumpfd(j, fd, 0) == 0, "cannot write %s", tmp);
+    close(fd);
+    json_decref(j);
+    qb_tokenizer *t = NULL;
+    qb_error err;
+    CHECK(qb_tokenizer_load_json(tmp, &t, &err) == QB_OK, "%s", err.msg);
+    unlink(tmp);
+    return t;
+}
+
+/* tests/data/tokenizer_json/cases.jsonl: the shared files with other
+ * components put in, against HF tokenizers' ids (make_cases.py). */
+static void check_component_cases(void) {
+    char path[4096], base[4096];
+    snprintf(path, sizeof path, "%s/tests/data/tokenizer_json/cases.jsonl", getenv("QB_SOURCE_DIR") ? getenv("QB_SOURCE_DIR") : "..");
+    char *buf;
+    size_t size;
+    qb_error err;
+    if (qb_file_read_all(path, &buf, &size, &err) != QB_OK) {
+        CHECK(0, "%s", err.msg);
+        return;
+    }
+    json_t *prev_set = NULL;
+    qb_tokenizer *t = NULL;
+    qb_encoding enc = {0};
+    int matched = 0, total = 0, variants = 0;
+    for (char *p = buf, *end = buf + size; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        json_t *j = NULL;
+        if (len && qb_json_parse(p, len, "case", &j, &err) == QB_OK) {
+            json_t *set = json_object_get(j, "set");
+            if (!prev_set || !json_equal(prev_set, set)) {
+                qb_tokenizer_free(t);
+                t = NULL;
+                snprintf(base, sizeof base, "tokenizers/%s/tokenizer.json", qb_json_str(json_object_get(j, "base"), NULL));
+                qb_test_shared_path(path, sizeof path, base);
+                json_error_t je;
+                json_t *doc = json_load_file(path, 0, &je);
+                json_object_update(doc, set);
+                char tmp[] = "/tmp/qb_test_tokvar_XXXXXX";
+                int fd = mkstemp(tmp);
+                CHECK(fd >= 0 && json_dumpfd(doc, fd, 0) == 0, "cannot write %s", tmp);
+                close(fd);
+                json_decref(doc);
+                CHECK(qb_tokenizer_load_json(tmp, &t, &err) == QB_OK, "variant %d: %s", variants, err.msg);
+                unlink(tmp);
+                json_decref(prev_set);
+                prev_set = json_incref(set);
+                variants++;
+            }
+            size_t tl, pl;
+            const char *text = qb_json_str(json_object_get(j, "text"), &tl);
+            const char *pair = qb_json_str(json_object_get(j, "text_pair"), &pl);
+            const json_t *ids = json_object_get(j, "input_ids"), *types = json_object_get(j, "token_type_ids");
+            bool same = t && qb_tokenizer_encode(t, text, tl, pair, pair ? pl : 0, 512, &enc, &err) == QB_OK &&
+                        enc.n == (int)json_array_size(ids);
+            for (int i = 0; same && i < enc.n; i++) {
+                int64_t a = -1, b = -1;
+                qb_json_int(json_array_get(ids, (size_t)i), &a);
+                qb_json_int(json_array_get(types, (size_t)i), &b);
+                same = enc.input_ids[i] == a && enc.token_type_ids[i] == b;
+            }
+            total++;
+            matched += same;
+            if (!same) {
+                char *set_s = json_dumps(set, JSON_COMPACT);
+                fprintf(stderr, "  mismatch variant %d %.300s text=\"%s\" pair=%s\n", variants, set_s, text, pair ? pair : "null");
+                free(set_s);
+                if (t) print_ids("got ", enc.input_ids, enc.n);
+                int32_t w[80];
+                int nw = (int)json_array_size(ids);
+                for (int i = 0; i < nw && i < 80; i++) {
+                    int64_t id = -1;
+                    qb_json_int(json_array_get(ids, (size_t)i), &id);
+                    w[i] = (int32_t)id;
+                }
+                print_ids("want", w, nw);
+            }
+        }
+        json_decref(j);
+        p += len + 1;
+    }
+    json_decref(prev_set);
+    qb_tokenizer_free(t);
+    qb_encoding_free(&enc);
+    free(buf);
+    printf("tests/data/tokenizer_json/cases.jsonl: %d/%d identical over %d component variants\n", matched, total, variants);
+    CHECK(total > 0 && matched == total, "component cases: %d of %d differ", total - matched, total);
+}
+
+static qb_tokenizer *load(const char *rel) {
+    char path[4096];
+    qb_test_shared_path(path, sizeof path, rel);
+    qb_tokenizer *t = NULL;
+    qb_error err;
+    CHECK(qb_tokenizer_load_json(path, &t, &err) == QB_OK, "%s", err.msg);
+    return t;
+}
+
+/* A temporary tokenizer.json holding s; the caller unlinks and frees it. */
+static char *write_temp(const char *s) {
+    char *path = strdup("/tmp/qb_test_tokjson_XXXXXX");
+    int fd = path ? mkstemp(path) : -1;
+    if (fd < 0) {
+        free(path);
+        return NULL;
+    }
+    size_t len = strlen(s);
+    bool ok = write(fd, s, len) == (ssize_t)len;
+    close(fd);
+    CHECK(ok, "cannot write %s", path);
+    return path;
+}
+
+static void expect_load_error(const char *json, qb_status want, const char *needle) {
+    char *p = write_temp(json);
+    if (!p) return;
+    qb_tokenizer *t = NULL;
+    qb_error err = {0};
+    qb_status st = qb_tokenizer_load_json(p, &t, &err);
+    CHECK(st == want && t == NULL && strstr(err.msg, p) && strstr(err.msg, needle) && !strchr(err.msg, '\n'),
+          "%s: gave %d \"%s\", want %d naming the file and \"%s\"", json, st, err.msg, want, needle);
+    qb_tokenizer_free(t);
+    unlink(p);
+    free(p);
+}
+
+static void check_bad(void) {
+    expect_load_error("{\"model\": ", QB_ERR_FORMAT, "invalid JSON");
+    expect_load_error("{\"version\": \"1.0\"}", QB_ERR_FORMAT, "no model");
+    expect_load_error("{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", -1.0]]}, "
+                      "\"normalizer\": {\"type\": \"Precompiled\", \"precompiled_charsmap\": \"@@\"}}",
+                      QB_ERR_FORMAT, "Precompiled");
+    expect_load_error("{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", -1.0]]}, "
+                      "\"pre_tokenizer\": {\"type\": \"UnicodeScripts\"}}", QB_ERR_UNSUPPORTED, "pre_tokenizer UnicodeScripts");
+    expect_load_error("{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0}}}", QB_ERR_UNSUPPORTED,
+                      "model WordLevel");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, "
+                      "\"merges\": [\"a c\"]}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}",
+                      QB_ERR_FORMAT, "model.merges[0]");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []}, "
+                      "\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"a+\"}}}", QB_ERR_UNSUPPORTED,
+                      "pre_tokenizer Split");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []}, "
+                      "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"post_processor\": {\"type\": \"Magic\"}}",
+                      QB_ERR_UNSUPPORTED, "post_processor Magic");
+    /* names from the file are escaped: the message stays one line */
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a \\n\"]}}",
+                      QB_ERR_FORMAT, "(\\n)");
+    expect_load_error("{\"model\": {\"type\": \"Odd\\nType\", \"vocab\": {}}}", QB_ERR_UNSUPPORTED, "Odd\\nType");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 5}, \"merges\": []}}",
+                      QB_ERR_FORMAT, "model.vocab");
+    expect_load_error("{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0}}, "
+                      "\"normalizer\": {\"type\": \"Strange\"}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}",
+                      QB_ERR_UNSUPPORTED, "normalizer Strange");
+}
+
+/* A small byte-level BPE: merges by rank, added tokens with lstrip. */
+static void check_small_bpe(void) {
+    const char *json =
+        "{\"added_tokens\": [{\"id\": 7, \"content\": \"<m>\", \"lstrip\": true}],"
+        " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"c\": 2, \"\\u0120\": 3, \"ab\": 4,"
+        " \"bc\": 5, \"\\u0120a\": 6, \"<m>\": 7}, \"merges\": [\"b c\", \"a b\", \"\\u0120 a\"]},"
+        " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false},"
+        " \"post_processor\": {\"type\": \"RobertaProcessing\", \"cls\": [\"a\", 0], \"sep\": [\"b\", 1]}}";
+    char *p = write_temp(json);
+    if (!p) return;
+    qb_tokenizer *t = NULL;
+    qb_error err;
+    CHECK(qb_tokenizer_load_json(p, &t, &err) == QB_OK, "%s", err.msg);
+    unlink(p);
+    free(p);
+    if (!t) return;
+    qb_encoding enc = {0};
+    /* "abc": "b c" ranks before "a b", so a + bc */
+    CHECK(qb_tokenizer_encode(t, "abc a <m>", 9, NULL, 0, 64, &enc, &err) == QB_OK, "%s", err.msg);
+    int32_t want[] = {0, 0, 5, 6, 7, 1};
+    CHECK(enc.n == 6 && memcmp(enc.input_ids, want, sizeof want) == 0, "small BPE ids (n=%d)", enc.n);
+    CHECK(qb_tokenizer_encode(t, "a", 1, "b", 1, 64, &enc, &err) == QB_OK && enc.n == 6 &&
+              enc.input_ids[3] == 1 && enc.token_type_ids[4] == 0,
+          "RoBERTa pair layout");
+    CHECK(qb_tokenizer_vocab_size(t) == 8 && strcmp(qb_tokenizer_piece(t, 7), "<m>") == 0, "pieces");
+    CHECK(strstr(qb_tokenizer_describe(t), "BPE (byte-level), 8 tokens") != NULL, "%s", qb_tokenizer_describe(t));
+    /* a long word without spaces: merging is O(n log n), not quadratic */
+    size_t n = 1 << 20;
+    char *big = malloc(n);
+    for (size_t i = 0; i < n; i++) big[i] = "abc"[i % 3];
+    CHECK(qb_tokenizer_encode(t, big, n, NULL, 0, 8, &enc, &err) == QB_OK && enc.n == 8, "1 MiB word");
+    free(big);
+    qb_encoding_free(&enc);
+    qb_tokenizer_free(t);
+}
+
+int main(void) {
+    qb_tokenizer *bert = load("tokenizers/bert-base-uncased/tokenizer.json");
+    qb_tokenizer *minilm = load("tokenizers/all-MiniLM-L6-v2/tokenizer.json");
+    qb_tokenizer *roberta = load("tokenizers/roberta-base/tokenizer.json");
+    qb_tokenizer *albert = load("tokenizers/albert-base-v2/tokenizer.json");
+    if (bert) {
+        CHECK(qb_tokenizer_vocab_size(bert) == 30522, "bert vocab %d", qb_tokenizer_vocab_size(bert));
+        check_file(bert, "golden/tokens-wordpiece-sst2-dev.jsonl");
+        check_file(bert, "golden/tokens-wordpiece-imdb-test-2000.jsonl");
+        check_file(bert, "golden/tokens-wordpiece-conll-valid.jsonl");
+        check_file(bert, "golden/tokens-hf-bert-base-uncased-specials.jsonl");
+    }
+    if (minilm) check_file(minilm, "golden/tokens-hf-bert-base-uncased-specials.jsonl");
+    if (roberta) {
+        CHECK(qb_tokenizer_vocab_size(roberta) == 50265, "roberta vocab %d", qb_tokenizer_vocab_size(roberta));
+        check_file(roberta, "golden/tokens-hf-roberta-base-sst2-dev.jsonl");
+        check_file(roberta, "golden/tokens-hf-roberta-base-imdb-test-2000.jsonl");
+        check_file(roberta, "golden/tokens-hf-roberta-base-conll-valid.jsonl");
+        check_file(roberta, "golden/tokens-hf-roberta-base-specials.jsonl");
+    }
+    if (albert) {
+        CHECK(qb_tokenizer_vocab_size(albert) == 30000, "albert vocab %d", qb_tokenizer_vocab_size(albert));
+        CHECK(strcmp(qb_tokenizer_describe(albert), "tokenizer.json: Unigram, 30000 tokens") == 0, "%s",
+              qb_tokenizer_describe(albert));
+        check_file(albert, "golden/tokens-hf-albert-base-v2-sst2-dev.jsonl");
+        check_file(albert, "golden/tokens-hf-albert-base-v2-imdb-test-2000.jsonl");
+        check_file(albert, "golden/tokens-hf-albert-base-v2-conll-valid.jsonl");
+        check_file(albert, "golden/tokens-hf-albert-base-v2-specials.jsonl");
+    }
+    /* the general pipeline with BERT's and RoBERTa's own components */
+    qb_tokenizer *bert_pipe = load_wrapped("tokenizers/bert-base-uncased/tokenizer.json", "pre_tokenizer", "pretokenizers");
+    if (bert_pipe) {
+        check_file(bert_pipe, "golden/tokens-wordpiece-sst2-dev.jsonl");
+        check_file(bert_pipe, "golden/tokens-wordpiece-conll-valid.jsonl");
+        check_file(bert_pipe, "golden/tokens-hf-bert-base-uncased-specials.jsonl");
+    }
+    qb_tokenizer *roberta_pipe = load_wrapped("tokenizers/roberta-base/tokenizer.json", "pre_tokenizer", "pretokenizers");
+    if (roberta_pipe) {
+        CHECK(strstr(qb_tokenizer_describe(roberta_pipe), "byte-level") != NULL, "%s", qb_tokenizer_describe(roberta_pipe));
+        check_file(roberta_pipe, "golden/tokens-hf-roberta-base-sst2-dev.jsonl");
+        check_file(roberta_pipe, "golden/tokens-hf-roberta-base-conll-valid.jsonl");
+        check_file(roberta_pipe, "golden/tokens-hf-roberta-base-specials.jsonl");
+    }
+    qb_tokenizer_free(bert_pipe);
+    qb_tokenizer_free(roberta_pipe);
+    check_component_cases();
+    check_small_bpe();
+    check_bad();
+    qb_tokenizer_free(bert);
+    qb_tokenizer_free(minilm);
+    qb_tokenizer_free(roberta);
+    qb_tokenizer_free(albert);
+    return qb_test_done("test_tokenizer_json");
+}
