@@ -1,9 +1,10 @@
 /* The forward pass of BERT, ALBERT and DistilBERT, read top to bottom:
- * embeddings -> [attention -> FFN] x layers -> head (or pooling).  One graph for
- * inference and training: each op below has an inference form (the
- * kernel table chosen at load time, each linear in its own format, one set
- * of buffers for every layer) and a training form (FP32 ops that keep on
- * the session's tape what the trainer's backward reads, and dropout). */
+ * embeddings -> [attention -> FFN] x layers -> head (or pooling).  One
+ * graph for inference and training: each op below has an inference form
+ * (the kernel table chosen at load time, each linear in its own format,
+ * one set of buffers for every layer) and a training form (FP32 ops that
+ * keep on the session's tape what the trainer's backward reads, and
+ * dropout). */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
