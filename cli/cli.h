@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "qbert.h"
 #include "report/report.h"
@@ -38,6 +39,12 @@ bool qb_arg_double(const char *cmd, const char *name, const char *v, double lo, 
 int qb_arg_int_list(const char *cmd, const char *name, const char *v, int *out, int cap);
 int qb_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int qb_report_error(const char *cmd, const qb_error *err);
+
+/* An input stream of lines: path, or standard input for "-"; *source
+ * names it in messages ("stdin").  NULL after a one-line error. */
+FILE *qb_cli_open_input(const char *cmd, const char *path, const char **source);
+/* A line read by getline (got bytes) without its LF or CRLF ending. */
+size_t qb_cli_line_len(const char *line, ssize_t got);
 
 double qb_now(void);          /* monotonic seconds */
 int qb_default_threads(void);

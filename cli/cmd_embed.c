@@ -2,7 +2,6 @@
  * read from a file, pooled as the model directory's sentence-transformers
  * modules say (or as the flags override), written as JSON lines or one
  * float32 .npy array. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,21 +80,14 @@ static void list_free(text_list *l) {
 }
 
 static int read_texts(const char *path, text_list *l) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    l->source = strcmp(path, "-") ? path : "stdin";
-    if (!f) {
-        fprintf(stderr, "qbert embed: error: %s: cannot open: %s\n", path, strerror(errno));
-        return QB_EXIT_FAIL;
-    }
+    FILE *f = qb_cli_open_input("embed", path, &l->source);
+    if (!f) return QB_EXIT_FAIL;
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
     int rc = QB_EXIT_OK;
     while (!rc && (got = getline(&line, &cap, f)) >= 0) {
-        size_t len = (size_t)got;
-        if (len && line[len - 1] == '\n') len--;
-        if (len && line[len - 1] == '\r') len--; /* CRLF */
-        if (!list_add(l, line, len)) {
+        if (!list_add(l, line, qb_cli_line_len(line, got))) {
             fprintf(stderr, "qbert embed: error: %s: out of memory at line %d\n", l->source, l->n + 1);
             rc = QB_EXIT_FAIL;
         }

@@ -1,7 +1,6 @@
 /* qbert predict: labels with probabilities (sequence models) or per-word
  * tags (token models), for texts on the command line or streamed from a
  * file or stdin, one output per input in input order. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,21 +306,15 @@ static bool is_blank(const char *s, size_t n) {
 }
 
 static int stream(predictor *p, const char *path, bool jsonl) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        fprintf(stderr, "qbert predict: error: %s: cannot open: %s\n", path, strerror(errno));
-        return QB_EXIT_FAIL;
-    }
-    p->source = strcmp(path, "-") ? path : "stdin";
+    FILE *f = qb_cli_open_input("predict", path, &p->source);
+    if (!f) return QB_EXIT_FAIL;
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
     int rc = QB_EXIT_OK, lineno = 0;
     while (rc == QB_EXIT_OK && (got = getline(&line, &cap, f)) >= 0) {
-        size_t len = (size_t)got;
+        size_t len = qb_cli_line_len(line, got);
         lineno++;
-        if (len && line[len - 1] == '\n') len--;
-        if (len && line[len - 1] == '\r') len--; /* CRLF */
         if (jsonl) {
             if (!is_blank(line, len)) rc = parse_json_line(p, line, len, lineno);
             continue;

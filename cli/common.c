@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -201,4 +202,19 @@ void qb_cli_fill_meta(qb_report_meta *meta, const qb_model *m, const char *model
     meta->calib_n = calib_n;
     time_t t = time(NULL);
     strftime(meta->created, sizeof meta->created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+}
+
+FILE *qb_cli_open_input(const char *cmd, const char *path, const char **source) {
+    bool std_in = !strcmp(path, "-");
+    FILE *f = std_in ? stdin : fopen(path, "rb");
+    *source = std_in ? "stdin" : path;
+    if (!f) fprintf(stderr, "qbert %s: error: %s: cannot open: %s\n", cmd, path, strerror(errno));
+    return f;
+}
+
+size_t qb_cli_line_len(const char *line, ssize_t got) {
+    size_t len = (size_t)got;
+    if (len && line[len - 1] == '\n') len--;
+    if (len && line[len - 1] == '\r') len--; /* CRLF */
+    return len;
 }

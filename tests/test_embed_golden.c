@@ -62,24 +62,6 @@ static bool parse_case(const char *line, size_t len, emb_case *c) {
     return ok && c->n_emb > 0;
 }
 
-/* The checkpoint as golden/README.md regenerates it, into the cache the
- * golden test uses (the sha256 check catches a stale copy). */
-static bool make_random(const char *shared, const char *preset, char *dir, size_t cap) {
-    const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (cache && *cache) snprintf(dir, cap, "%s/qbert/random-models/%s", cache, preset);
-    else snprintf(dir, cap, "%s/.cache/qbert/random-models/%s", home ? home : "/tmp", preset);
-    char probe[4300];
-    snprintf(probe, sizeof probe, "%s/model.safetensors", dir);
-    if (qb_file_exists(probe)) return true;
-    if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0) return false;
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tools/make_random_checkpoint.py %s %s --seed 0 >/dev/null", shared,
-             preset, dir);
-    printf("  generating %s: %s\n", preset, cmd);
-    fflush(stdout);
-    return system(cmd) == 0;
-}
-
 static double max_diff(const float *a, const float *b, int n) {
     double worst = 0;
     for (int i = 0; i < n; i++) {
@@ -238,7 +220,7 @@ int main(void) {
     json_t *meta = NULL;
     int n = read_cases(path, cases, &meta);
     CHECK(n > 0, "%s: no cases", path);
-    if (!make_random(shared, "minilm-l6-embed", dir, sizeof dir)) {
+    if (!qb_test_random_model(shared, "minilm-l6-embed", "", dir, sizeof dir)) {
         const char *ci = getenv("CI");
         CHECK(!(ci && !strcmp(ci, "true")), "cannot regenerate minilm-l6-embed (needs /usr/bin/python3 with numpy)");
         printf("skipped: /usr/bin/python3 with numpy not available to regenerate minilm-l6-embed\n");

@@ -65,25 +65,12 @@ static bool parse_case(const char *line, size_t len, golden_case *c) {
     return ok;
 }
 
-/* Regenerates a random-weight checkpoint the way golden/README.md says,
- * into a cache shared by every build (the sha256 check below catches a
- * stale or damaged copy). */
+/* The random checkpoints the golden README names: BERT-family presets on
+ * bert-mini-sst2's vocabulary, ALBERT with its own. */
 static bool make_random(const char *shared, const char *preset, char *dir, size_t cap) {
-    const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (cache && *cache) snprintf(dir, cap, "%s/qbert/random-models/%s", cache, preset);
-    else snprintf(dir, cap, "%s/.cache/qbert/random-models/%s", home ? home : "/tmp", preset);
-    char probe[4300];
-    snprintf(probe, sizeof probe, "%s/model.safetensors", dir);
-    if (qb_file_exists(probe)) return true;
-    if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0) return false;
-    char cmd[8192];
-    bool albert = strstr(preset, "albert") != NULL;
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 %s/tools/make_random_checkpoint.py %s %s --seed 0 %s%s%s >/dev/null", shared, preset,
-             dir, albert ? "" : "--vocab ", albert ? "" : shared, albert ? "" : "/models/bert-mini-sst2/vocab.txt");
-    printf("  generating %s: %s\n", preset, cmd);
-    fflush(stdout);
-    return system(cmd) == 0;
+    char extra[4200] = "";
+    if (!strstr(preset, "albert")) snprintf(extra, sizeof extra, "--vocab %s/models/bert-mini-sst2/vocab.txt", shared);
+    return qb_test_random_model(shared, preset, extra, dir, cap);
 }
 
 static bool resolve_model(const char *shared, const char *name, const json_t *meta, char *dir, size_t cap) {

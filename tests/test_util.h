@@ -3,6 +3,7 @@
 #ifndef QB_TEST_UTIL_H
 #define QB_TEST_UTIL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,28 @@ static inline const char *qb_test_shared_path(char *buf, size_t cap, const char 
     qb_test_need_shared(rel);
     snprintf(buf, cap, "%s/%s", qb_test_shared_dir(), rel);
     return buf;
+}
+
+/* A random-weight checkpoint of ../shared/tools/make_random_checkpoint.py
+ * (seed 0, plus extra arguments), made once into the cache every build
+ * shares; the golden tests check its weights' sha256, which catches a
+ * stale or damaged copy.  False when it cannot be made (no numpy). */
+static inline bool qb_test_random_model(const char *shared, const char *preset, const char *extra, char *dir,
+                                        size_t cap) {
+    const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (cache && *cache) snprintf(dir, cap, "%s/qbert/random-models/%s", cache, preset);
+    else snprintf(dir, cap, "%s/.cache/qbert/random-models/%s", home ? home : "/tmp", preset);
+    char probe[4300];
+    struct stat st;
+    snprintf(probe, sizeof probe, "%s/model.safetensors", dir);
+    if (stat(probe, &st) == 0) return true;
+    if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0) return false;
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tools/make_random_checkpoint.py %s %s --seed 0 %s >/dev/null",
+             shared, preset, dir, extra);
+    printf("  generating %s: %s\n", preset, cmd);
+    fflush(stdout);
+    return system(cmd) == 0;
 }
 
 #endif

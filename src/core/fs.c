@@ -180,9 +180,8 @@ bool qb_path_join(char *buf, size_t cap, const char *dir, const char *name) {
     return n > 0 && (size_t)n < cap;
 }
 
-/* Removes path: a directory with everything in it, or a file or link (a
- * link is removed, never followed). */
-static void remove_path(const char *path) {
+/* A link is removed, never followed. */
+void qb_remove_tree(const char *path) {
     struct stat st;
     if (lstat(path, &st) != 0) return;
     if (!S_ISDIR(st.st_mode)) {
@@ -195,14 +194,12 @@ static void remove_path(const char *path) {
         char p[4096];
         while ((e = readdir(d))) {
             if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && qb_path_join(p, sizeof p, path, e->d_name))
-                remove_path(p);
+                qb_remove_tree(p);
         }
         closedir(d);
     }
     rmdir(path);
 }
-
-void qb_remove_tree(const char *path) { remove_path(path); }
 
 bool qb_same_file(const char *a, const char *b) {
     struct stat sa, sb;
@@ -300,7 +297,7 @@ static void remove_stale_staging(const char *out) {
         char *end;
         long pid = strtol(e->d_name + n + 5, &end, 10);
         if (pid <= 0 || *end != '-' || !qb_path_join(path, sizeof path, parent, e->d_name)) continue;
-        if (staging_is_stale(path, pid)) remove_path(path);
+        if (staging_is_stale(path, pid)) qb_remove_tree(path);
     }
     closedir(d);
 }
@@ -334,7 +331,7 @@ static qb_status make_staging(qb_outdir *o, qb_error *err) {
         if (fd >= 0) ok = close(fd) == 0 && ok;
         if (ok) return QB_OK;
         int e = errno;
-        remove_path(o->tmp);
+        qb_remove_tree(o->tmp);
         o->tmp[0] = 0;
         return qb_fail(err, QB_ERR_IO, "%s: cannot write in a directory beside it: %s", o->out, strerror(e));
     }
@@ -384,7 +381,7 @@ qb_status qb_outdir_commit(qb_outdir *o, qb_error *err) {
     int e = 0;
     for (int attempt = 0; attempt < 8; attempt++) {
         if (force && rename_flags(o->tmp, o->out, RENAME_EXCHANGE) == 0) {
-            remove_path(o->tmp); /* what was at out before (a directory, a file or a link) */
+            qb_remove_tree(o->tmp); /* what was at out before (a directory, a file or a link) */
             o->tmp[0] = 0;
             return QB_OK;
         }
@@ -397,7 +394,7 @@ qb_status qb_outdir_commit(qb_outdir *o, qb_error *err) {
                     rename(old, o->out);
                     break;
                 }
-                remove_path(old);
+                qb_remove_tree(old);
                 o->tmp[0] = 0;
                 return QB_OK;
             }
@@ -417,7 +414,7 @@ qb_status qb_outdir_commit(qb_outdir *o, qb_error *err) {
 }
 
 void qb_outdir_abort(qb_outdir *o) {
-    if (o->tmp[0]) remove_path(o->tmp);
+    if (o->tmp[0]) qb_remove_tree(o->tmp);
     o->tmp[0] = 0;
 }
 

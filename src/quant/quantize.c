@@ -33,12 +33,8 @@ static bool is_half_method(qb_quant_method m) { return m == QB_QUANT_FP16 || m =
 static bool is_lowbit(const qb_quant_params *p) { return p->ternary || p->kmeans || p->bits <= 4; }
 
 /* The classifier stays FP32 unless asked: it is tiny, and its logits are
- * what every metric reads.  The pooler is an ordinary linear layer.  By
- * id: a model built in memory may be a copy whose linears list points into
- * the original. */
-static bool is_classifier(const qb_model *m, const qb_linear *l) {
-    return m->classifier.out && l->id == m->classifier.id;
-}
+ * what every metric reads.  The pooler is an ordinary linear layer. */
+static bool is_classifier(const qb_model *m, const qb_linear *l) { return l == &m->classifier; }
 
 /* What a linear becomes: a row of the format table, and for formats on
  * integer inputs whether those are calibrated (static).  "int8" in a map

@@ -121,7 +121,7 @@ static qb_status convert_qat(const qb_trainer *t, const qb_model *m, const json_
     for (int i = 0; !st && i < m->n_linears; i++) {
         const qb_linear *l = m->linears[i];
         if (!qb_trainer_qat_input(t, l->name, &inputs[l->id].scale, &inputs[l->id].zero_point) &&
-            l->id != m->classifier.id)
+            l != &m->classifier)
             st = qb_fail(err, QB_ERR_ARG, "qat: '%s' has no trained input scale", l->name);
     }
     const char *label = t->qat->p.observer == QB_FQ_LSQ ? "qat-lsq" : "qat-ema";
@@ -130,38 +130,13 @@ static qb_status convert_qat(const qb_trainer *t, const qb_model *m, const json_
     return st;
 }
 
-static int by_name(const void *a, const void *b) {
-    return strcmp(((const qb_st_tensor *)a)->name, ((const qb_st_tensor *)b)->name);
-}
-
-/* The trainer's parameters as the sorted tensor list the quantizer reads. */
-static qb_st_tensor *param_tensors(const qb_trainer *t, size_t *bytes) {
-    qb_st_tensor *ts = calloc((size_t)t->n_params + 1, sizeof *ts);
-    *bytes = 0;
-    for (int i = 0; ts && i < t->n_params; i++) {
-        const qb_tparam *p = &t->params[i];
-        ts[i] = (qb_st_tensor){.name = (char *)p->name, .dtype = QB_F32, .ndim = p->ndim, .numel = p->numel,
-                               .nbytes = (size_t)p->numel * sizeof(float), .data = p->w, .aligned = true};
-        memcpy(ts[i].shape, p->shape, sizeof p->shape);
-        *bytes += ts[i].nbytes;
-    }
-    if (ts) qsort(ts, (size_t)t->n_params, sizeof *ts, by_name);
-    return ts;
-}
-
-/* Converts in memory: the trainer's view of the model, its weights listed
- * as tensors, and the config with the trained head. */
+/* Converts in memory: the trainer's view of the model (its weights and
+ * their tensor table) and the config with the trained head. */
 qb_status qb_checkpoint_write_qat(const qb_trainer *t, const char *const *labels, int n_labels, const char *dir,
                                    qb_error *err) {
-    qb_model m = t->view;
-    size_t bytes;
     json_t *config = NULL;
-    m.st = (qb_safetensors){.tensors = param_tensors(t, &bytes), .n = t->n_params};
-    m.st.map.size = bytes;
-    qb_status st = m.st.tensors ? build_config(t, labels, n_labels, &config, err)
-                                : qb_fail(err, QB_ERR_NOMEM, "qat: out of memory");
-    if (!st) st = convert_qat(t, &m, config, dir, err);
+    qb_status st = build_config(t, labels, n_labels, &config, err);
+    if (!st) st = convert_qat(t, &t->view, config, dir, err);
     json_decref(config);
-    free(m.st.tensors);
     return st;
 }

@@ -193,6 +193,28 @@ static void view_bind(qb_trainer *t, qb_linear *vl, qb_tlinear *tl) {
     t->by_id[vl->id] = tl;
 }
 
+static int by_name(const void *a, const void *b) {
+    return strcmp(((const qb_st_tensor *)a)->name, ((const qb_st_tensor *)b)->name);
+}
+
+/* The view's tensor table: the parameters, sorted by name as a loaded
+ * file's are, which is what the quantizer reads (QAT's export). */
+static bool view_tensors(qb_trainer *t) {
+    qb_st_tensor *ts = calloc((size_t)t->n_params + 1, sizeof *ts);
+    size_t bytes = 0;
+    for (int i = 0; ts && i < t->n_params; i++) {
+        const qb_tparam *p = &t->params[i];
+        ts[i] = (qb_st_tensor){.name = (char *)p->name, .dtype = QB_F32, .ndim = p->ndim, .numel = p->numel,
+                               .nbytes = (size_t)p->numel * sizeof(float), .data = p->w, .aligned = true};
+        memcpy(ts[i].shape, p->shape, sizeof p->shape);
+        bytes += ts[i].nbytes;
+    }
+    if (ts) qsort(ts, (size_t)t->n_params, sizeof *ts, by_name);
+    t->view.st = (qb_safetensors){.path = t->m->st.path, .tensors = ts, .n = t->n_params};
+    t->view.st.map.size = bytes;
+    return ts != NULL;
+}
+
 /* The model the graph runs: m's config with this trainer's head, every
  * weight the trainer's parameter, all in the FP32 format. */
 static qb_status build_view(qb_trainer *t, qb_error *err) {
@@ -201,6 +223,7 @@ static qb_status build_view(qb_trainer *t, qb_error *err) {
     qb_config cfg = v->cfg; /* set first: bind_all reads the task */
     *v = *m;
     v->cfg = cfg;
+    v->st = (qb_safetensors){0}; /* view_tensors() makes the view's own */
     v->blocks = malloc((size_t)m->n_blocks * sizeof *v->blocks);
     v->linears = malloc(((size_t)m->n_linears + 1) * sizeof *v->linears);
     t->by_id = calloc((size_t)m->n_linears + 1, sizeof *t->by_id);
@@ -229,7 +252,7 @@ static qb_status build_view(qb_trainer *t, qb_error *err) {
     view_bind(t, &v->emb_proj, &t->emb_proj);
     view_bind(t, v->pooler.out ? &v->pooler : &v->pre_classifier, &t->pooler);
     view_bind(t, &v->classifier, &t->classifier);
-    return QB_OK;
+    return view_tensors(t) ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory");
 }
 
 static qb_status check_model(const qb_model *m, const qb_trainer_params *p, qb_error *err) {
@@ -310,6 +333,7 @@ void qb_trainer_free(qb_trainer *t) {
     free(t->app_block);
     free(t->view.blocks);
     free(t->view.linears);
+    free(t->view.st.tensors);
     free(t->by_id);
     qb_session_free(t->s);
     free(t->tape.layers);

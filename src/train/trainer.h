@@ -104,7 +104,8 @@ typedef struct {
 
 typedef struct qb_trainer_s {
     const qb_model *m;
-    qb_model view;          /* m with the trainer's parameters, task and labels: what the graph runs */
+    qb_model view;          /* m with the trainer's parameters (also as its tensor table), task and
+                               labels: what the graph runs and QAT's export quantizes */
     int H, E, I, L, heads, n_apps;
     qb_act act;
     float eps;
