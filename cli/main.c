@@ -24,7 +24,7 @@ static const char usage[] =
     "  qat      quantization-aware training; writes the int8 model that scores best on DEV\n"
     "\n"
     "MODEL_DIR is a Hugging Face checkpoint directory: config.json, model.safetensors,\n"
-    "vocab.txt or spiece.model, and optionally tokenizer_config.json.\n"
+    "tokenizer.json, vocab.txt or spiece.model, and optionally tokenizer_config.json.\n"
     "\n"
     "--allow-nonfinite, given to any command, loads a model even if a weight is NaN or\n"
     "infinite (refused by default; quantize, train and qat refuse it always).\n"

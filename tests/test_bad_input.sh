@@ -208,6 +208,8 @@ d=$(model_copy stfifo); rm "$d/model.safetensors"; mkfifo "$d/model.safetensors"
 expect_error "model.safetensors is a FIFO" "stfifo/model.safetensors: is a FIFO, not a file" "$QBERT" info "$d"
 d=$(model_copy cfgfifo); rm "$d/config.json"; mkfifo "$d/config.json"
 expect_error "config.json is a FIFO" "cfgfifo/config.json: is a FIFO, not a file" "$QBERT" info "$d"
+d=$(model_copy tjfifo); mkfifo "$d/tokenizer.json"
+expect_error "tokenizer.json is a FIFO" "tjfifo/tokenizer.json: is a FIFO, not a file" "$QBERT" info "$d"
 
 # inputs
 printf 'caf\xc3 au lait\n' >"$TMP/bad-utf8.txt"

@@ -204,7 +204,7 @@ const char *qb_model_linear_format(const qb_model *m, int i, double *bits, int *
  * as missing or misread. */
 static qb_status check_files(const char *dir, qb_error *err) {
     static const char *names[] = {"config.json", "model.safetensors", "vocab.txt", "spiece.model",
-                                  "tokenizer_config.json"};
+                                  "tokenizer.json", "tokenizer_config.json"};
     char path[4096];
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         if (!qb_path_join(path, sizeof path, dir, names[i])) return qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
