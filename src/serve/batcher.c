@@ -104,13 +104,17 @@ static void *loop(void *arg) {
         long tokens;
         pthread_mutex_lock(&b->mu);
         int n = take_batch(b, &tokens);
+        bool stopping = b->stop;
         pthread_mutex_unlock(&b->mu);
         if (!n) break;
         for (int k = 0; k < n; k++) b->encp[k] = &b->batch[k].job->enc[b->batch[k].i];
         qb_error err = {0};
         double t0 = now_s();
-        qb_status st = qb_session_run_encodings(b->s, b->encp, n, &err);
-        srv_metrics_batch(b->metrics, n, (int)tokens, now_s() - t0);
+        /* Stopped: the drain has waited for these already; they are
+         * answered with an error rather than hold up the exit. */
+        qb_status st = stopping ? qb_fail(&err, QB_ERR_ARG, "the server is shutting down")
+                                : qb_session_run_encodings(b->s, b->encp, n, &err);
+        if (!stopping) srv_metrics_batch(b->metrics, n, (int)tokens, now_s() - t0);
         /* After resume the job may be answered and freed at once: the
          * connections are resumed last, with no job touched after. */
         int n_resume = finish_batch(b, n, st ? &err : NULL);
@@ -168,7 +172,7 @@ qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_pa
     return QB_OK;
 }
 
-/* Runs what is queued, then ends the loop and frees everything. */
+/* Fails what is still queued, ends the loop and frees everything. */
 void srv_batcher_stop(srv_batcher *b) {
     if (b->running) {
         pthread_mutex_lock(&b->mu);

@@ -323,7 +323,7 @@ int qb_serve_drain(qb_server *s, double timeout_s) {
 
 void qb_serve_free(qb_server *s) {
     if (!s) return;
-    srv_batcher_stop(&s->batcher); /* runs what is queued and resumes its connections */
+    srv_batcher_stop(&s->batcher); /* answers what is queued and resumes its connections */
     if (s->d) MHD_stop_daemon(s->d);
     srv_metrics_destroy(&s->metrics);
     free(s);
