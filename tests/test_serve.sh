@@ -245,6 +245,11 @@ fi
 LONG=$(printf 'a long and winding sentence about a film %.0s' $(seq 12))
 BATCH=$($PY -c "import json,sys; print(json.dumps({'inputs': [[sys.argv[1]]] * 4, 'truncate': True}))" "$LONG")
 pids=
+if command -v wrk >/dev/null; then
+  wrk_run "$TMP/term.txt" "$P_PORT" 8 3 &
+  pids=$!
+  sleep 0.5
+fi
 for i in $(seq 4); do
   curl -s -o "$TMP/t$i.json" -w '%{http_code}' -H "$J" -H "Authorization: Bearer $KEY" --data-binary "$BATCH" \
     "http://127.0.0.1:$P_PORT/predict" >"$TMP/t$i.code" &
@@ -261,7 +266,7 @@ rc=$?
 dt=$($PY -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2))" "$t0" "$(date +%s.%N)")
 wait $pids
 check "SIGTERM: exit 0 (got $rc) within 5 s (took $dt s)" $PY -c "import sys; sys.exit(not ($rc == 0 and $dt < 5))"
-codes=$(cat "$TMP"/t*.code | tr -d '\n')
+codes=$(cat "$TMP"/t[0-9].code | tr -d '\n')
 check "SIGTERM: requests in flight completed ($codes)" bash -c "[[ '$codes' =~ ^(200)+$ ]]"
 check "SIGTERM: full replies" test "$($PY -c "import json,sys; print(sum(len(json.load(open(f))) for f in sys.argv[1:]))" "$TMP"/t[0-9].json 2>/dev/null)" = 16
 
