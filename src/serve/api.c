@@ -43,21 +43,23 @@ typedef struct {
     size_t len, pair_len;
 } srv_input;
 
-static bool add_text(srv_input *in, int *n, int cap, const json_t *t, const json_t *pair) {
-    if (*n == cap) return true; /* counted on; refused by the caller */
-    in[*n] = (srv_input){0};
-    in[*n].text = qb_json_str(t, &in[*n].len);
-    if (pair) in[*n].pair = qb_json_str(pair, &in[*n].pair_len);
+/* Inputs past cap are counted, not kept: the caller refuses them with 413. */
+static void add_text(srv_input *in, int *n, int cap, const json_t *t, const json_t *pair) {
+    if (*n < cap) {
+        in[*n] = (srv_input){0};
+        in[*n].text = qb_json_str(t, &in[*n].len);
+        if (pair) in[*n].pair = qb_json_str(pair, &in[*n].pair_len);
+    }
     (*n)++;
-    return true;
 }
 
 /* inputs: "text", or ["text", ...]; OpenAI's token-id arrays are refused. */
 static bool read_texts(const json_t *v, const char *key, srv_input *in, int *n, int cap, bool *single,
                        srv_reply *r) {
-    if (json_is_string(v)) {
-        *single = true;
-        return add_text(in, n, cap, v, NULL);
+    *single = json_is_string(v);
+    if (*single) {
+        add_text(in, n, cap, v, NULL);
+        return true;
     }
     if (!json_is_array(v)) return srv_error(r, 400, "validation", "\"%s\" must be a string or a list of strings", key);
     size_t i;
@@ -65,31 +67,28 @@ static bool read_texts(const json_t *v, const char *key, srv_input *in, int *n, 
     json_array_foreach(v, i, t) {
         if (!json_is_string(t))
             return srv_error(r, 400, "validation", "\"%s\"[%zu] is not a string (token ids are not accepted)", key, i);
-        if (*n < cap) add_text(in, n, cap, t, NULL);
-        else (*n)++;
+        add_text(in, n, cap, t, NULL);
     }
     return true;
 }
 
-/* /predict: "text" | ["text", "pair"] | [ "text" | ["text"] | ["text", "pair"], ... ] */
+/* /predict's sequences: "text", ["text"] or ["text", "pair"]. */
 static bool read_sequence(const json_t *v, srv_input *in, int *n, int cap, srv_reply *r, size_t at) {
-    if (json_is_string(v)) return *n < cap ? add_text(in, n, cap, v, NULL) : ((*n)++, true);
     size_t k = json_is_array(v) ? json_array_size(v) : 0;
-    bool strings = k >= 1 && k <= 2 && json_is_string(json_array_get(v, 0)) &&
-                   (k == 1 || json_is_string(json_array_get(v, 1)));
-    if (!strings)
+    const json_t *first = k ? json_array_get(v, 0) : v, *pair = k == 2 ? json_array_get(v, 1) : NULL;
+    if (!json_is_string(first) || k > 2 || (pair && !json_is_string(pair)))
         return srv_error(r, 400, "validation", "\"inputs\"[%zu] must be a string, [text] or [text, text_pair]", at);
-    if (*n >= cap) return (*n)++, true;
-    return add_text(in, n, cap, json_array_get(v, 0), k == 2 ? json_array_get(v, 1) : NULL);
+    add_text(in, n, cap, first, pair);
+    return true;
 }
 
+/* inputs: a sequence, or a list of them; a list of two strings is a pair,
+ * as in TEI. */
 static bool read_predict(const json_t *v, srv_input *in, int *n, int cap, bool *single, srv_reply *r) {
     size_t k = json_is_array(v) ? json_array_size(v) : 0;
-    bool pair = k == 2 && json_is_string(json_array_get(v, 0)) && json_is_string(json_array_get(v, 1));
-    if (json_is_string(v) || pair) {
-        *single = true;
-        return read_sequence(v, in, n, cap, r, 0);
-    }
+    *single = json_is_string(v) ||
+              (k == 2 && json_is_string(json_array_get(v, 0)) && json_is_string(json_array_get(v, 1)));
+    if (*single) return read_sequence(v, in, n, cap, r, 0);
     if (!json_is_array(v))
         return srv_error(r, 400, "validation", "\"inputs\" must be a string, [text, text_pair] or a list of those");
     for (size_t i = 0; i < k; i++)
@@ -105,8 +104,7 @@ static bool read_rerank(const json_t *doc, srv_input *in, int *n, int cap, srv_r
     const json_t *t;
     json_array_foreach(texts, i, t) {
         if (!json_is_string(t)) return srv_error(r, 400, "validation", "\"texts\"[%zu] is not a string", i);
-        if (*n < cap) add_text(in, n, cap, q, t);
-        else (*n)++;
+        add_text(in, n, cap, q, t);
     }
     return true;
 }
@@ -251,14 +249,11 @@ static bool reply_openai(const srv_ctx *x, srv_call *c, srv_reply *r) {
         ok = qb_json_push(data, e) && ok;
         tokens += c->job.enc[i].n;
     }
-    ok = ok && qb_json_set_str(o, "object", "list") && qb_json_set(o, "data", data);
-    data = NULL;
-    ok = ok && qb_json_set_str(o, "model", json_is_string(model) ? json_string_value(model) : x->p->model_id) &&
-         qb_json_set_int(usage, "prompt_tokens", tokens) && qb_json_set_int(usage, "total_tokens", tokens) &&
-         qb_json_set(o, "usage", usage);
-    usage = NULL;
-    json_decref(data);
-    json_decref(usage);
+    ok = qb_json_set_int(usage, "prompt_tokens", tokens) && qb_json_set_int(usage, "total_tokens", tokens) && ok;
+    ok = qb_json_set_str(o, "object", "list") && ok;
+    ok = qb_json_set(o, "data", data) && ok;
+    ok = qb_json_set_str(o, "model", json_is_string(model) ? json_string_value(model) : x->p->model_id) && ok;
+    ok = qb_json_set(o, "usage", usage) && ok;
     return reply_json(r, o, ok);
 }
 
@@ -381,21 +376,24 @@ static json_t *labels_json(const srv_ctx *x, bool to_id) {
     return qb_json_built(o, ok);
 }
 
+static json_t *pooling_json(unsigned pooling) {
+    static const char *const names[QB_POOL_MODES] = {"cls", "max", "mean", "mean_sqrt_len", "weightedmean",
+                                                     "lasttoken"};
+    char s[96] = "";
+    for (int i = 0; i < QB_POOL_MODES; i++)
+        if (pooling & (1u << i)) snprintf(s + strlen(s), sizeof s - strlen(s), "%s%s", *s ? "+" : "", names[i]);
+    return json_string(s);
+}
+
+/* TEI's model_type: {"embedding": {"pooling"}} or {"classifier" or
+ * "reranker": {"id2label", "label2id"}}. */
 static json_t *model_type_json(const srv_ctx *x) {
     json_t *o = json_object(), *t = json_object();
-    bool ok = o && t;
-    if (x->info.task == QB_TASK_NONE) {
-        static const char *const names[] = {"cls", "max", "mean", "mean_sqrt_len", "weightedmean", "lasttoken"};
-        char pooling[96] = "";
-        for (int i = 0; i < QB_POOL_MODES; i++)
-            if (x->embed.pooling & (1u << i)) snprintf(pooling + strlen(pooling), sizeof pooling - strlen(pooling),
-                                                       "%s%s", *pooling ? "+" : "", names[i]);
-        ok = ok && qb_json_set_str(t, "pooling", pooling) && qb_json_set(o, "embedding", t);
-    } else {
-        ok = ok && qb_json_set(t, "id2label", labels_json(x, false)) && qb_json_set(t, "label2id", labels_json(x, true));
-        ok = ok && qb_json_set(o, x->info.num_labels == 1 ? "reranker" : "classifier", t);
-    }
-    if (!ok) json_decref(t);
+    bool ok = true;
+    if (x->info.task == QB_TASK_NONE) ok = qb_json_set(t, "pooling", pooling_json(x->embed.pooling));
+    else ok = qb_json_set(t, "id2label", labels_json(x, false)) && qb_json_set(t, "label2id", labels_json(x, true));
+    const char *kind = x->info.task == QB_TASK_NONE ? "embedding" : x->info.num_labels == 1 ? "reranker" : "classifier";
+    ok = qb_json_set(o, kind, t) && ok;
     return qb_json_built(o, ok);
 }
 

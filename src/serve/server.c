@@ -24,7 +24,6 @@ struct qb_server {
     srv_batcher batcher;
     struct MHD_Daemon *d;
     atomic_int admitted;  /* model requests holding a slot */
-    atomic_int active;    /* requests begun and not yet completed */
     atomic_bool draining;
     int port;
 };
@@ -145,27 +144,32 @@ static enum MHD_Result get_reply(qb_server *s, struct MHD_Connection *c, srv_req
     return send_reply(s, c, q, &r);
 }
 
+/* The body as JSON (then dropped: the document holds what is needed). */
+static bool parse_body(qb_server *s, srv_req *q, srv_reply *r) {
+    qb_error err = {0};
+    bool ok = q->len <= s->p.payload_limit;
+    if (!ok) srv_error(r, 413, "validation", "the body is more than the %zu bytes allowed", s->p.payload_limit);
+    else if (qb_json_parse(q->body ? q->body : "", q->len, "request", &q->call.doc, &err))
+        ok = srv_error(r, 400, "validation", "%s", err.msg);
+    free(q->body);
+    q->body = NULL;
+    q->call.route = q->route;
+    return ok;
+}
+
 /* The body is in: parse, tokenize, then queue (or answer at once). */
 static enum MHD_Result start_call(qb_server *s, struct MHD_Connection *c, srv_req *q) {
     srv_reply r = {0};
-    qb_error err = {0};
-    if (q->len > s->p.payload_limit)
-        srv_error(&r, 413, "validation", "the body is more than the %zu bytes allowed", s->p.payload_limit);
-    else if (qb_json_parse(q->body ? q->body : "", q->len, "request", &q->call.doc, &err))
-        srv_error(&r, 400, "validation", "%s", err.msg);
-    else if (q->call.route = q->route, srv_call_prepare(&s->ctx, &q->call, &r)) {
-        if (q->route == SRV_TOKENIZE) srv_call_reply(&s->ctx, &q->call, &r);
-        else {
-            q->call.job.conn = c;
-            q->queued = true;
-            MHD_suspend_connection(c); /* before the job can finish and resume it */
-            srv_batcher_submit(&s->batcher, &q->call.job);
-            return MHD_YES;
-        }
+    if (!parse_body(s, q, &r) || !srv_call_prepare(&s->ctx, &q->call, &r)) return send_reply(s, c, q, &r);
+    if (q->route == SRV_TOKENIZE) {
+        srv_call_reply(&s->ctx, &q->call, &r);
+        return send_reply(s, c, q, &r);
     }
-    free(q->body);
-    q->body = NULL;
-    return send_reply(s, c, q, &r);
+    q->call.job.conn = c;
+    q->queued = true;
+    MHD_suspend_connection(c); /* before the job can finish and resume it */
+    srv_batcher_submit(&s->batcher, &q->call.job);
+    return MHD_YES;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -175,7 +179,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (!q) {
         if (!(q = calloc(1, sizeof *q))) return MHD_NO;
         *state = q;
-        atomic_fetch_add(&s->active, 1);
         q->t0 = now_s();
         q->route = route_of(url);
         srv_reply r = {0};
@@ -210,7 +213,6 @@ static void completed(void *cls, struct MHD_Connection *c, void **state, enum MH
     free(q->body);
     free(q);
     *state = NULL;
-    atomic_fetch_sub(&s->active, 1);
 }
 
 qb_serve_params qb_serve_default_params(void) {
