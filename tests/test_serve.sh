@@ -19,6 +19,9 @@ SECS=${QB_SERVE_LOAD_SECONDS:-5} SLOW=1 TERM_INPUTS=4
 # OpenMP's spinning workers slow a batch-1 forward 5-20x on a busy machine;
 # passive waits keep this test's timings meaningful (a no-op without OpenMP).
 export OMP_WAIT_POLICY=passive
+# The server's compute threads (QB_SERVE_THREADS=1 under ThreadSanitizer
+# while the kernels run on OpenMP, whose uninstrumented runtime it cannot see).
+THREADS=${QB_SERVE_THREADS:-2}
 
 # A bare encoder (the classifier's head removed) and a one-output
 # cross-encoder (the head cut to its first row), from the bundled model.
@@ -39,7 +42,7 @@ EOF
 # start NAME MODEL_DIR ARGS...: a server on a free port; sets NAME_PORT, NAME_PID.
 start() {
   local name=$1 dir=$2; shift 2
-  "$QBERT" serve "$dir" --port 0 --threads 2 "$@" 2>"$TMP/$name.log" &
+  "$QBERT" serve "$dir" --port 0 --threads "$THREADS" "$@" 2>"$TMP/$name.log" &
   local pid=$! port=
   for _ in $(seq 200); do
     port=$(sed -n 's|.* on http://.*:\([0-9]*\)/$|\1|p' "$TMP/$name.log")
@@ -78,8 +81,8 @@ start R "$R" --api-key "$KEY"
 T1="a gripping, beautifully acted film" T2="the plot is thin and the jokes fall flat" T3="not bad at all"
 
 # --- real clients: curl ---
-"$QBERT" embed "$B" "$T1" "$T2" "$T3" --max-length 64 >"$TMP/raw.jsonl"
-"$QBERT" embed "$B" "$T1" "$T2" "$T3" --max-length 64 --normalize >"$TMP/norm.jsonl"
+"$QBERT" embed "$B" "$T1" "$T2" "$T3" --max-length 64 --threads 1 >"$TMP/raw.jsonl"
+"$QBERT" embed "$B" "$T1" "$T2" "$T3" --max-length 64 --normalize --threads 1 >"$TMP/norm.jsonl"
 post "$E_PORT" /embed "{\"inputs\": [\"$T1\", \"$T2\", \"$T3\"], \"normalize\": false}"
 check "/embed normalize=false: 200" test "$(cat "$TMP/out.code")" = 200
 check "/embed normalize=false equals qbert embed" close_to "$TMP/out.json" "$TMP/raw.jsonl" a "[r['embedding'] for r in b]"
@@ -94,8 +97,8 @@ check "/v1/embeddings base64 (curl) equals qbert embed --normalize" close_to "$T
 post "$E_PORT" /tokenize "{\"inputs\": \"$T1\"}"
 check "/tokenize ids equal qbert embed's" close_to "$TMP/out.json" "$TMP/raw.jsonl" "[[t['id'] for t in a[0]]]" "[b[0]['input_ids']]"
 
-"$QBERT" predict "$M" "$T1" "$T2" "$T3" --json >"$TMP/pred.jsonl"
-"$QBERT" predict "$M" "$T1" --pair "$T3" --json >"$TMP/pair.jsonl"
+"$QBERT" predict "$M" "$T1" "$T2" "$T3" --json --threads 1 >"$TMP/pred.jsonl"
+"$QBERT" predict "$M" "$T1" --pair "$T3" --json --threads 1 >"$TMP/pair.jsonl"
 post "$P_PORT" /predict "{\"inputs\": [[\"$T1\"], [\"$T2\"], [\"$T3\"]], \"raw_scores\": true}"
 check "/predict raw_scores equal qbert predict's logits" close_to "$TMP/out.json" "$TMP/pred.jsonl" \
   "[[s['score'] for s in sorted(r, key=lambda s: s['label'])] for r in a]" \
@@ -106,7 +109,7 @@ check "/predict: top label's score is qbert predict's probability" close_to "$TM
 post "$P_PORT" /predict "{\"inputs\": [\"$T1\", \"$T3\"], \"raw_scores\": true}"
 check "/predict of a pair" close_to "$TMP/out.json" "$TMP/pair.jsonl" \
   "[[s['score'] for s in sorted(a, key=lambda s: s['label'])]]" "[b[0]['logits']]"
-for t in "$T2" "$T1" "$T3"; do "$QBERT" predict "$R" "is it good?" --pair "$t" --json; done >"$TMP/rr.jsonl"
+for t in "$T2" "$T1" "$T3"; do "$QBERT" predict "$R" "is it good?" --pair "$t" --json --threads 1; done >"$TMP/rr.jsonl"
 post "$R_PORT" /rerank "{\"query\": \"is it good?\", \"texts\": [\"$T2\", \"$T1\", \"$T3\"], \"raw_scores\": true, \"return_text\": true}"
 check "/rerank raw scores equal qbert predict --pair, sorted" close_to "$TMP/out.json" "$TMP/rr.jsonl" \
   "[[r['score'] for r in sorted(a, key=lambda r: r['index'])], [x['score'] >= y['score'] for x, y in zip(a, a[1:])]]" \
