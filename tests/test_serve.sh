@@ -42,6 +42,7 @@ EOF
 # start NAME MODEL_DIR ARGS...: a server on a free port; sets NAME_PORT, NAME_PID.
 start() {
   local name=$1 dir=$2; shift 2
+  : >"$TMP/$name.log"
   "$QBERT" serve "$dir" --port 0 --threads "$THREADS" "$@" 2>"$TMP/$name.log" &
   local pid=$! port=
   for _ in $(seq 200); do
@@ -240,7 +241,8 @@ if command -v wrk >/dev/null; then
   post "$O_PORT" /predict '{"inputs": "still there?"}'
   check "overload: still serving" test "$(cat "$TMP/out.code")" = 200
   check "overload: RSS bounded ($rss0 -> $rss_peak kB)" test "$rss_peak" -lt $((rss0 + 400000))
-  echo "overload: $(grep RESULT "$TMP/over.txt"); 429s $n429, 200s $n200; RSS $rss0 -> $rss_peak kB"
+  echo "overload: $conns connections: $(grep RESULT "$TMP/over.txt"); 429s $n429, 200s $n200; RSS $rss0 -> $rss_peak kB;" \
+    "probes while flooded (status seconds): $(tr '\n' ' ' <"$TMP/probe.txt")"
   kill -TERM "$O_PID"; wait "$O_PID"
 else
   [ "${CI:-}" = "true" ] && fail "wrk not installed (scripts/install-deps.sh --test installs it)"
@@ -274,6 +276,7 @@ dt=$($PY -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2)
 wait $pids
 check "SIGTERM: exit 0 (got $rc) within 5 s (took $dt s)" $PY -c "import sys; sys.exit(not ($rc == 0 and $dt < 5))"
 codes=$(cat "$TMP"/t[0-9].code | tr -d '\n')
+echo "SIGTERM under load: exit $rc after $dt s; replies in flight $codes; wrk: $(grep RESULT "$TMP/term.txt" 2>/dev/null)"
 check "SIGTERM: requests in flight completed ($codes)" bash -c "[[ '$codes' =~ ^(200)+$ ]]"
 check "SIGTERM: full replies" test "$($PY -c "import json,sys; print(sum(len(json.load(open(f))) for f in sys.argv[1:]))" "$TMP"/t[0-9].json 2>/dev/null)" = $((4 * TERM_INPUTS))
 
