@@ -35,6 +35,7 @@ typedef struct {
     bool slot;            /* holds one of max_concurrent_requests */
     bool queued;          /* its job is in the batcher */
     bool answered;
+    bool oom;             /* the body did not fit in memory */
     int status;
     char *body;
     size_t len, cap;
@@ -115,22 +116,24 @@ static bool admit(qb_server *s, struct MHD_Connection *c, srv_req *q, const char
     return true;
 }
 
-static bool body_append(qb_server *s, srv_req *q, const char *data, size_t n) {
-    if (q->len + n > s->p.payload_limit) {
-        q->len = s->p.payload_limit + 1; /* remembered as too large; the rest is dropped */
-        return false;
+/* A body over the limit (chunked, so not refused on its headers) is
+ * remembered as too large and the rest of it dropped as it comes. */
+static void body_append(qb_server *s, srv_req *q, const char *data, size_t n) {
+    if (q->oom || q->len + n > s->p.payload_limit) {
+        q->len = s->p.payload_limit + 1;
+        return;
     }
     if (q->len + n + 1 > q->cap) {
         size_t cap = q->cap ? q->cap : 4096;
         while (cap < q->len + n + 1) cap *= 2;
         char *b = realloc(q->body, cap);
-        if (!b) return false;
+        q->oom = !b;
+        if (!b) return;
         q->body = b;
         q->cap = cap;
     }
     memcpy(q->body + q->len, data, n);
     q->len += n;
-    return true;
 }
 
 static enum MHD_Result get_reply(qb_server *s, struct MHD_Connection *c, srv_req *q) {
@@ -147,8 +150,9 @@ static enum MHD_Result get_reply(qb_server *s, struct MHD_Connection *c, srv_req
 /* The body as JSON (then dropped: the document holds what is needed). */
 static bool parse_body(qb_server *s, srv_req *q, srv_reply *r) {
     qb_error err = {0};
-    bool ok = q->len <= s->p.payload_limit;
-    if (!ok) srv_error(r, 413, "validation", "the body is more than the %zu bytes allowed", s->p.payload_limit);
+    bool ok = q->len <= s->p.payload_limit && !q->oom;
+    if (q->oom) srv_error(r, 500, "backend", "out of memory for the request body");
+    else if (!ok) srv_error(r, 413, "validation", "the body is more than the %zu bytes allowed", s->p.payload_limit);
     else if (qb_json_parse(q->body ? q->body : "", q->len, "request", &q->call.doc, &err))
         ok = srv_error(r, 400, "validation", "%s", err.msg);
     free(q->body);
