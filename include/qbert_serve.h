@@ -25,7 +25,7 @@ typedef struct qb_serve_params {
     int n_threads;               /* the session's compute threads (0: all cores) */
     int http_threads;            /* connection threads: parsing, tokenizing, replies */
     int max_batch_tokens;        /* a batch's token budget */
-    int max_wait_ms;             /* how long the first queued input waits for company */
+    int max_wait_ms;             /* how long the first queued input waits for requests being read */
     int max_concurrent_requests; /* beyond it: 429 */
     int max_input_length;        /* tokens per input (0: the model's) */
     int max_client_batch_size;   /* inputs per request (beyond: 413) */

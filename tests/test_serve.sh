@@ -14,7 +14,7 @@ unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
 export NO_PROXY='*' no_proxy='*'
 J='Content-Type: application/json'
 KEY=test-key-123
-SECS=${QB_SERVE_LOAD_SECONDS:-5} SLOW=1 TERM_INPUTS=4
+SECS=${QB_SERVE_LOAD_SECONDS:-5} SLOW=1 TERM_INPUTS=32
 [ -n "$SANITIZE" ] && SECS=3 SLOW=4 TERM_INPUTS=1
 # OpenMP's spinning workers slow a batch-1 forward 5-20x on a busy machine;
 # passive waits keep this test's timings meaningful (a no-op without OpenMP).
@@ -253,10 +253,11 @@ fi
 LONG=$(printf 'a long and winding sentence about a film %.0s' $(seq 12))
 BATCH=$($PY -c "import json,sys; print(json.dumps({'inputs': [[sys.argv[1]]] * int(sys.argv[2]), 'truncate': True}))" \
   "$LONG" "$TERM_INPUTS")
-pids=
+# wrk keeps at most 4 requests in flight: 8 in flight means all 4 of ours are.
+pids= want=4
 if command -v wrk >/dev/null && [ -z "$SANITIZE" ]; then
-  wrk_run "$TMP/term.txt" "$P_PORT" 8 3 &
-  pids=$!
+  wrk_run "$TMP/term.txt" "$P_PORT" 4 3 &
+  pids=$! want=8
   sleep 0.5
 fi
 for i in $(seq 4); do
@@ -264,10 +265,13 @@ for i in $(seq 4); do
     "http://127.0.0.1:$P_PORT/predict" >"$TMP/t$i.code" &
   pids="$pids $!"
 done
-for _ in $(seq 100); do
-  curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$P_PORT/metrics" | grep -q '^qbert_requests_in_flight [1-9]' && break
+inflight=0
+for _ in $(seq 250); do
+  inflight=$(curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$P_PORT/metrics" | sed -n 's/^qbert_requests_in_flight //p')
+  [ "${inflight:-0}" -ge "$want" ] && break
   sleep 0.02
 done
+check "SIGTERM: sent with our 4 requests in flight ($inflight in flight)" test "${inflight:-0}" -ge "$want"
 t0=$(date +%s.%N)
 kill -TERM "$P_PID"
 wait "$P_PID"

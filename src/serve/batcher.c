@@ -1,8 +1,10 @@
 /* The queue of tokenized inputs and the one loop that runs them through the
  * model's only session, in batches cut by a token budget.  Connection
  * threads queue; the loop takes what is there, waiting up to max_wait after
- * the oldest input for the batch to fill, runs it, copies each output into
- * its request and resumes the connections whose last input ran. */
+ * the oldest input while requests are still being read or tokenized (none:
+ * no wait, so a lone client pays nothing), runs the batch, copies each
+ * output into its request and resumes the connections whose last input ran. */
+#include <stdatomic.h>
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,12 +53,13 @@ long srv_batcher_depth(srv_batcher *b) {
 }
 
 /* Under the lock: waits for inputs (and for max_wait after the oldest, while
- * the budget is not full), then takes a batch.  0 when stopped and empty. */
+ * the budget is not full and more are on their way), then takes a batch.
+ * 0 when stopped and empty. */
 static int take_batch(srv_batcher *b, long *tokens) {
     while (!b->stop && !b->count) pthread_cond_wait(&b->cv, &b->mu);
     if (!b->count) return 0;
     struct timespec until = deadline_ts(b->ring[b->head].queued_at + b->max_wait);
-    while (!b->stop && b->count < b->max_rows && b->queued_tokens < b->max_tokens &&
+    while (!b->stop && b->count < b->max_rows && b->queued_tokens < b->max_tokens && atomic_load(b->arriving) > 0 &&
            now_s() < b->ring[b->head].queued_at + b->max_wait)
         pthread_cond_timedwait(&b->cv, &b->mu, &until);
     int n = 0;
@@ -137,7 +140,7 @@ static qb_status alloc_queue(srv_batcher *b, const qb_serve_params *p, qb_error 
 /* A session of max_rows x max_len holds the token budget: rows are cut so
  * that a batch of the longest inputs still fits. */
 qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_params *p, int max_len,
-                            srv_metrics *metrics, qb_error *err) {
+                            srv_metrics *metrics, atomic_int *arriving, qb_error *err) {
     qb_model_info info;
     qb_model_get_info(m, &info);
     b->embed = info.task == QB_TASK_NONE;
@@ -147,6 +150,7 @@ qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_pa
                                         p->max_batch_tokens, max_len);
     b->max_wait = p->max_wait_ms * 1e-3;
     b->metrics = metrics;
+    b->arriving = arriving;
     qb_session_params sp = {.max_batch = b->max_rows, .max_seq = max_len, .n_threads = p->n_threads};
     qb_status st = qb_session_create(m, &sp, &b->s, err);
     if (!st && b->embed) {

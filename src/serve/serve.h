@@ -4,6 +4,7 @@
 #define QB_SERVE_SERVE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -70,6 +71,7 @@ typedef struct srv_batcher {
     bool embed;             /* pooled embeddings, else logits */
     int width, max_rows, max_tokens;
     double max_wait;
+    atomic_int *arriving;   /* admitted requests not yet queued */
     srv_metrics *metrics;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -85,7 +87,7 @@ typedef struct srv_batcher {
 } srv_batcher;
 
 qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_params *p, int max_len,
-                            srv_metrics *metrics, qb_error *err);
+                            srv_metrics *metrics, atomic_int *arriving, qb_error *err);
 /* Queues every input of job (the caller has suspended its connection,
  * which the loop resumes once the last input has run). */
 void srv_batcher_submit(srv_batcher *b, srv_job *job);
