@@ -14,7 +14,7 @@ unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
 export NO_PROXY='*' no_proxy='*'
 J='Content-Type: application/json'
 KEY=test-key-123
-SECS=${QB_SERVE_LOAD_SECONDS:-5} SLOW=1 TERM_INPUTS=32
+SECS=${QB_SERVE_LOAD_SECONDS:-5} SLOW=1 TERM_INPUTS=16
 [ -n "$SANITIZE" ] && SECS=3 SLOW=4 TERM_INPUTS=1
 # OpenMP's spinning workers slow a batch-1 forward 5-20x on a busy machine;
 # passive waits keep this test's timings meaningful (a no-op without OpenMP).

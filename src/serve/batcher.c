@@ -1,9 +1,11 @@
 /* The queue of tokenized inputs and the one loop that runs them through the
  * model's only session, in batches cut by a token budget.  Connection
- * threads queue; the loop takes what is there, waiting up to max_wait after
- * the oldest input while requests are still being read or tokenized (none:
- * no wait, so a lone client pays nothing), runs the batch, copies each
- * output into its request and resumes the connections whose last input ran. */
+ * threads queue; the loop takes what is there, runs it, copies each output
+ * into its request and resumes the connections whose last input ran.  It
+ * waits up to max_wait after the oldest input for the batch to fill only
+ * while other requests are in flight outside the queue (being read,
+ * tokenized or answered: their clients are about to send more), so a lone
+ * client never waits. */
 #include <stdatomic.h>
 #include <microhttpd.h>
 #include <stdlib.h>
@@ -27,7 +29,8 @@ static struct timespec deadline_ts(double t) {
 void srv_batcher_submit(srv_batcher *b, srv_job *job) {
     double t = now_s();
     pthread_mutex_lock(&b->mu);
-    job->pending = job->n;
+    job->pending = job->unqueued = job->n;
+    b->queued_jobs++;
     for (int i = 0; i < job->n; i++) {
         /* Cannot overflow: every request holds a slot of
          * max_concurrent_requests and at most max_client_batch_size inputs. */
@@ -53,13 +56,13 @@ long srv_batcher_depth(srv_batcher *b) {
 }
 
 /* Under the lock: waits for inputs (and for max_wait after the oldest, while
- * the budget is not full and more are on their way), then takes a batch.
- * 0 when stopped and empty. */
+ * the budget is not full and more may come), then takes a batch.  0 when
+ * stopped and empty. */
 static int take_batch(srv_batcher *b, long *tokens) {
     while (!b->stop && !b->count) pthread_cond_wait(&b->cv, &b->mu);
     if (!b->count) return 0;
     struct timespec until = deadline_ts(b->ring[b->head].queued_at + b->max_wait);
-    while (!b->stop && b->count < b->max_rows && b->queued_tokens < b->max_tokens && atomic_load(b->arriving) > 0 &&
+    while (!b->stop && b->count < b->max_rows && b->queued_tokens < b->max_tokens && atomic_load(b->admitted) > b->queued_jobs &&
            now_s() < b->ring[b->head].queued_at + b->max_wait)
         pthread_cond_timedwait(&b->cv, &b->mu, &until);
     int n = 0;
@@ -69,6 +72,7 @@ static int take_batch(srv_batcher *b, long *tokens) {
         int len = it->job->enc[it->i].n;
         if (n && *tokens + len > b->max_tokens) break;
         b->batch[n++] = *it;
+        if (--it->job->unqueued == 0) b->queued_jobs--;
         *tokens += len;
         b->head = (b->head + 1) % b->cap;
         b->count--;
@@ -140,7 +144,7 @@ static qb_status alloc_queue(srv_batcher *b, const qb_serve_params *p, qb_error 
 /* A session of max_rows x max_len holds the token budget: rows are cut so
  * that a batch of the longest inputs still fits. */
 qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_params *p, int max_len,
-                            srv_metrics *metrics, atomic_int *arriving, qb_error *err) {
+                            srv_metrics *metrics, atomic_int *admitted, qb_error *err) {
     qb_model_info info;
     qb_model_get_info(m, &info);
     b->embed = info.task == QB_TASK_NONE;
@@ -150,7 +154,7 @@ qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_pa
                                         p->max_batch_tokens, max_len);
     b->max_wait = p->max_wait_ms * 1e-3;
     b->metrics = metrics;
-    b->arriving = arriving;
+    b->admitted = admitted;
     qb_session_params sp = {.max_batch = b->max_rows, .max_seq = max_len, .n_threads = p->n_threads};
     qb_status st = qb_session_create(m, &sp, &b->s, err);
     if (!st && b->embed) {

@@ -55,6 +55,7 @@ typedef struct srv_job {
     qb_encoding *enc;
     float *out;
     int pending;  /* inputs not yet run (under the batcher's lock) */
+    int unqueued; /* inputs not yet taken into a batch (the same) */
     bool done;    /* (under the batcher's lock) */
     bool failed;
     char error[512];
@@ -71,7 +72,8 @@ typedef struct srv_batcher {
     bool embed;             /* pooled embeddings, else logits */
     int width, max_rows, max_tokens;
     double max_wait;
-    atomic_int *arriving;   /* admitted requests not yet queued */
+    atomic_int *admitted;   /* requests in flight, queued or not */
+    int queued_jobs;        /* requests with inputs in the queue */
     srv_metrics *metrics;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -87,7 +89,7 @@ typedef struct srv_batcher {
 } srv_batcher;
 
 qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_params *p, int max_len,
-                            srv_metrics *metrics, atomic_int *arriving, qb_error *err);
+                            srv_metrics *metrics, atomic_int *admitted, qb_error *err);
 /* Queues every input of job (the caller has suspended its connection,
  * which the loop resumes once the last input has run). */
 void srv_batcher_submit(srv_batcher *b, srv_job *job);

@@ -24,7 +24,6 @@ struct qb_server {
     srv_batcher batcher;
     struct MHD_Daemon *d;
     atomic_int admitted;  /* model requests holding a slot */
-    atomic_int arriving;  /* those of them not yet queued for the model */
     atomic_bool draining;
     int port;
 };
@@ -34,7 +33,6 @@ typedef struct {
     int route;
     double t0;
     bool slot;            /* holds one of max_concurrent_requests */
-    bool arriving;        /* counted in qb_server.arriving */
     bool queued;          /* its job is in the batcher */
     bool answered;
     bool oom;             /* the body did not fit in memory */
@@ -115,8 +113,6 @@ static bool admit(qb_server *s, struct MHD_Connection *c, srv_req *q, const char
         return srv_error(r, 429, "overloaded", "more than %d requests in flight", s->p.max_concurrent_requests);
     }
     q->slot = true;
-    q->arriving = q->route != SRV_TOKENIZE;
-    if (q->arriving) atomic_fetch_add(&s->arriving, 1);
     return true;
 }
 
@@ -175,8 +171,6 @@ static enum MHD_Result start_call(qb_server *s, struct MHD_Connection *c, srv_re
     }
     q->call.job.conn = c;
     q->queued = true;
-    q->arriving = false;
-    atomic_fetch_sub(&s->arriving, 1);
     MHD_suspend_connection(c); /* before the job can finish and resume it */
     srv_batcher_submit(&s->batcher, &q->call.job);
     return MHD_YES;
@@ -219,7 +213,6 @@ static void completed(void *cls, struct MHD_Connection *c, void **state, enum MH
     if (!q) return;
     srv_metrics_request(&s->metrics, q->route, q->answered ? q->status : 0, now_s() - q->t0);
     if (q->slot) atomic_fetch_sub(&s->admitted, 1);
-    if (q->arriving) atomic_fetch_sub(&s->arriving, 1);
     srv_call_free(&q->call);
     free(q->body);
     free(q);
@@ -310,7 +303,7 @@ qb_status qb_serve_start(const qb_model *m, const qb_serve_params *p, qb_server 
     s->p = *p;
     srv_metrics_init(&s->metrics);
     st = setup_ctx(s, m, err);
-    if (!st) st = srv_batcher_start(&s->batcher, m, &s->p, s->ctx.max_len, &s->metrics, &s->arriving, err);
+    if (!st) st = srv_batcher_start(&s->batcher, m, &s->p, s->ctx.max_len, &s->metrics, &s->admitted, err);
     if (!st) st = start_daemon(s, err);
     if (st) {
         qb_serve_free(s);
