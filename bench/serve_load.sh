@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # qbert serve under load (issue #19, bar 2): wrk posts SST-2 dev sentences
-# to /predict, one connection at a time and then 32 at once, alternated
+# to /predict (/embed for an embedding model), one connection at a time and
+# then 32 at once, alternated
 # ROUNDS times so background load hits both alike; prints req/s, p50/p99,
 # errors and the server's RSS after warm-up and at the end.
 #   bench/serve_load.sh [MODEL_DIR] [SECONDS] [ROUNDS] [-- serve options]
@@ -28,13 +29,15 @@ done
 /usr/bin/python3 -c "
 import json, sys
 for l in list(open(sys.argv[1]))[1:]: print(json.dumps({'inputs': l.split('\t')[0].strip()}))" "$DATA" >"$TMP/bodies.jsonl"
+ENDPOINT=/predict
+curl -s "http://127.0.0.1:$PORT/info" | grep -q '"model_type":{"embedding"' && ENDPOINT=/embed
 run() { # run CONNECTIONS SECONDS
   wrk -t "$(($1 < 2 ? 1 : 2))" -c "$1" -d "$2s" --timeout 10s -s "$SRC/tests/serve/load.lua" \
-    "http://127.0.0.1:$PORT" -- "$TMP/bodies.jsonl" /predict | grep -E '^(RESULT|STATUS)'
+    "http://127.0.0.1:$PORT" -- "$TMP/bodies.jsonl" "$ENDPOINT" | grep -E '^(RESULT|STATUS)'
 }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
 echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# $MODEL, serve options: ${*:-none}"
+echo "# $MODEL ($ENDPOINT), serve options: ${*:-none}"
 run 32 10 >/dev/null # warm-up: every batch shape seen, allocator settled
 rss0=$(rss)
 for r in $(seq "$ROUNDS"); do

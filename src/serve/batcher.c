@@ -55,16 +55,21 @@ long srv_batcher_depth(srv_batcher *b) {
     return n;
 }
 
-/* Under the lock: waits for inputs (and for max_wait after the oldest, while
- * the budget is not full and more may come), then takes a batch.  0 when
- * stopped and empty. */
+/* Whether the queued batch may still grow: room in it, and requests in
+ * flight that are not in the queue. */
+static bool may_grow(const srv_batcher *b) {
+    return !b->stop && b->count < b->max_rows && b->queued_tokens < b->max_tokens &&
+           atomic_load(b->admitted) > b->queued_jobs;
+}
+
+/* Under the lock: waits for inputs (and for max_wait after the oldest while
+ * the batch may grow), then takes a batch.  0 when stopped and empty. */
 static int take_batch(srv_batcher *b, long *tokens) {
     while (!b->stop && !b->count) pthread_cond_wait(&b->cv, &b->mu);
     if (!b->count) return 0;
-    struct timespec until = deadline_ts(b->ring[b->head].queued_at + b->max_wait);
-    while (!b->stop && b->count < b->max_rows && b->queued_tokens < b->max_tokens && atomic_load(b->admitted) > b->queued_jobs &&
-           now_s() < b->ring[b->head].queued_at + b->max_wait)
-        pthread_cond_timedwait(&b->cv, &b->mu, &until);
+    double until = b->ring[b->head].queued_at + b->max_wait;
+    struct timespec ts = deadline_ts(until);
+    while (may_grow(b) && now_s() < until) pthread_cond_timedwait(&b->cv, &b->mu, &ts);
     int n = 0;
     *tokens = 0;
     while (b->count && n < b->max_rows) {
@@ -150,8 +155,9 @@ qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_pa
     b->embed = info.task == QB_TASK_NONE;
     b->max_tokens = p->max_batch_tokens;
     b->max_rows = p->max_batch_tokens / max_len;
-    if (b->max_rows < 1) return qb_fail(err, QB_ERR_ARG, "serve: --max-batch-tokens %d is less than --max-input-length %d",
-                                        p->max_batch_tokens, max_len);
+    if (b->max_rows < 1)
+        return qb_fail(err, QB_ERR_ARG, "serve: --max-batch-tokens %d is less than --max-input-length %d",
+                       p->max_batch_tokens, max_len);
     b->max_wait = p->max_wait_ms * 1e-3;
     b->metrics = metrics;
     b->admitted = admitted;

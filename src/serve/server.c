@@ -104,7 +104,8 @@ static bool admit(qb_server *s, struct MHD_Connection *c, srv_req *q, const char
     if (strcmp(method, is_post(q->route) ? "POST" : "GET"))
         return srv_error(r, 405, "validation", "this endpoint takes %s", is_post(q->route) ? "POST" : "GET");
     if (!is_post(q->route)) return true;
-    if (!is_json_body(c)) return srv_error(r, 415, "validation", "the body must be sent as Content-Type: application/json");
+    if (!is_json_body(c))
+        return srv_error(r, 415, "validation", "the body must be sent as Content-Type: application/json");
     if (content_length(c) > (long long)s->p.payload_limit)
         return srv_error(r, 413, "validation", "the body is %lld bytes, more than the %zu allowed", content_length(c),
                          s->p.payload_limit);
