@@ -40,11 +40,14 @@ json.dump(dict(c, id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0}), open(sys.
 EOF
 
 # start NAME MODEL_DIR ARGS...: a server on a free port; sets NAME_PORT, NAME_PID.
+SERVERS=
+trap 'kill $SERVERS 2>/dev/null; rm -rf "$TMP"' EXIT
 start() {
   local name=$1 dir=$2; shift 2
   : >"$TMP/$name.log"
   "$QBERT" serve "$dir" --port 0 --threads "$THREADS" "$@" 2>"$TMP/$name.log" &
   local pid=$! port=
+  SERVERS="$SERVERS $pid"
   for _ in $(seq 200); do
     port=$(sed -n 's|.* on http://.*:\([0-9]*\)/$|\1|p' "$TMP/$name.log")
     [ -n "$port" ] && break
