@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "serve/serve.h"
 
-static double now_s(void) {
+double srv_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
@@ -27,7 +27,7 @@ static struct timespec deadline_ts(double t) {
 }
 
 void srv_batcher_submit(srv_batcher *b, srv_job *job) {
-    double t = now_s();
+    double t = srv_now();
     pthread_mutex_lock(&b->mu);
     job->pending = job->unqueued = job->n;
     b->queued_jobs++;
@@ -69,7 +69,7 @@ static int take_batch(srv_batcher *b, long *tokens) {
     if (!b->count) return 0;
     double until = b->ring[b->head].queued_at + b->max_wait;
     struct timespec ts = deadline_ts(until);
-    while (may_grow(b) && now_s() < until) pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+    while (may_grow(b) && srv_now() < until) pthread_cond_timedwait(&b->cv, &b->mu, &ts);
     int n = 0;
     *tokens = 0;
     while (b->count && n < b->max_rows) {
@@ -121,12 +121,12 @@ static void *loop(void *arg) {
         if (!n) break;
         for (int k = 0; k < n; k++) b->encp[k] = &b->batch[k].job->enc[b->batch[k].i];
         qb_error err = {0};
-        double t0 = now_s();
+        double t0 = srv_now();
         /* Stopped: the drain has waited for these already; they are
          * answered with an error rather than hold up the exit. */
         qb_status st = stopping ? qb_fail(&err, QB_ERR_ARG, "the server is shutting down")
                                 : qb_session_run_encodings(b->s, b->encp, n, &err);
-        if (!stopping) srv_metrics_batch(b->metrics, n, (int)tokens, now_s() - t0);
+        if (!stopping) srv_metrics_batch(b->metrics, n, (int)tokens, srv_now() - t0);
         /* After resume the job may be answered and freed at once: the
          * connections are resumed last, with no job touched after. */
         int n_resume = finish_batch(b, n, st ? &err : NULL);

@@ -47,6 +47,8 @@ char *srv_metrics_text(srv_metrics *m, long queue_depth, long in_flight, size_t 
 
 /* ---- jobs and the batcher ---- */
 
+double srv_now(void); /* monotonic seconds */
+
 /* One request's inputs, tokenized, and the model's outputs for them
  * (width floats each: an embedding or a classifier's logits). */
 typedef struct srv_job {

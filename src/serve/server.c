@@ -42,12 +42,6 @@ typedef struct {
     srv_call call;
 } srv_req;
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int route_of(const char *url) {
     static const char *const paths[SRV_ROUTES] = {"/embed", "/predict", "/rerank", "/tokenize", "/v1/embeddings",
                                                   "/info", "/health", "/metrics"};
@@ -184,7 +178,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (!q) {
         if (!(q = calloc(1, sizeof *q))) return MHD_NO;
         *state = q;
-        q->t0 = now_s();
+        q->t0 = srv_now();
         q->route = route_of(url);
         srv_reply r = {0};
         if (!admit(s, c, q, method, &r)) return send_reply(s, c, q, &r);
@@ -212,7 +206,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **state, enum MH
     qb_server *s = cls;
     srv_req *q = *state;
     if (!q) return;
-    srv_metrics_request(&s->metrics, q->route, q->answered ? q->status : 0, now_s() - q->t0);
+    srv_metrics_request(&s->metrics, q->route, q->answered ? q->status : 0, srv_now() - q->t0);
     if (q->slot) atomic_fetch_sub(&s->admitted, 1);
     srv_call_free(&q->call);
     free(q->body);
@@ -320,8 +314,8 @@ int qb_serve_drain(qb_server *s, double timeout_s) {
     atomic_store(&s->draining, true);
     MHD_socket fd = MHD_quiesce_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET) close(fd);
-    double until = now_s() + timeout_s;
-    while (atomic_load(&s->admitted) > 0 && now_s() < until) {
+    double until = srv_now() + timeout_s;
+    while (atomic_load(&s->admitted) > 0 && srv_now() < until) {
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
