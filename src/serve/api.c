@@ -1,0 +1,414 @@
+/* The endpoints: a request body is read into a list of inputs (texts, or
+ * text pairs), tokenized into a job, and once the model has run it, the
+ * reply is written in TEI's or OpenAI's shape.  Errors are TEI's
+ * {"error", "error_type"} with the status codes the issue lists. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve/serve.h"
+
+bool srv_error(srv_reply *r, int status, const char *type, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *o = json_object();
+    bool ok = o && qb_json_set_str(o, "error", msg) && qb_json_set_str(o, "error_type", type);
+    free(r->body);
+    r->body = ok ? qb_json_dumps(o, QB_JSON_COMPACT) : NULL;
+    json_decref(o);
+    r->status = r->body ? status : 500;
+    r->len = r->body ? strlen(r->body) : 0;
+    r->type = "application/json";
+    return false;
+}
+
+static bool reply_json(srv_reply *r, json_t *v, bool built) {
+    char *s = built ? qb_json_dumps(v, QB_JSON_COMPACT | QB_JSON_DIGITS9) : NULL;
+    json_decref(v);
+    if (!s) return srv_error(r, 500, "backend", "out of memory writing the reply");
+    free(r->body);
+    *r = (srv_reply){200, s, strlen(s), "application/json"};
+    return true;
+}
+
+/* ---- reading inputs ---- */
+
+typedef struct {
+    const char *text, *pair;
+    size_t len, pair_len;
+} srv_input;
+
+/* Inputs past cap are counted, not kept: the caller refuses them with 413. */
+static void add_text(srv_input *in, int *n, int cap, const json_t *t, const json_t *pair) {
+    if (*n < cap) {
+        in[*n] = (srv_input){0};
+        in[*n].text = qb_json_str(t, &in[*n].len);
+        if (pair) in[*n].pair = qb_json_str(pair, &in[*n].pair_len);
+    }
+    (*n)++;
+}
+
+/* inputs: "text", or ["text", ...]; OpenAI's token-id arrays are refused. */
+static bool read_texts(const json_t *v, const char *key, srv_input *in, int *n, int cap, bool *single,
+                       srv_reply *r) {
+    *single = json_is_string(v);
+    if (*single) {
+        add_text(in, n, cap, v, NULL);
+        return true;
+    }
+    if (!json_is_array(v)) return srv_error(r, 400, "validation", "\"%s\" must be a string or a list of strings", key);
+    size_t i;
+    const json_t *t;
+    json_array_foreach(v, i, t) {
+        if (!json_is_string(t))
+            return srv_error(r, 400, "validation", "\"%s\"[%zu] is not a string (token ids are not accepted)", key, i);
+        add_text(in, n, cap, t, NULL);
+    }
+    return true;
+}
+
+/* /predict's sequences: "text", ["text"] or ["text", "pair"]. */
+static bool read_sequence(const json_t *v, srv_input *in, int *n, int cap, srv_reply *r, size_t at) {
+    size_t k = json_is_array(v) ? json_array_size(v) : 0;
+    const json_t *first = k ? json_array_get(v, 0) : v, *pair = k == 2 ? json_array_get(v, 1) : NULL;
+    if (!json_is_string(first) || k > 2 || (pair && !json_is_string(pair)))
+        return srv_error(r, 400, "validation", "\"inputs\"[%zu] must be a string, [text] or [text, text_pair]", at);
+    add_text(in, n, cap, first, pair);
+    return true;
+}
+
+/* inputs: a sequence, or a list of them; a list of two strings is a pair,
+ * as in TEI. */
+static bool read_predict(const json_t *v, srv_input *in, int *n, int cap, bool *single, srv_reply *r) {
+    size_t k = json_is_array(v) ? json_array_size(v) : 0;
+    *single = json_is_string(v) ||
+              (k == 2 && json_is_string(json_array_get(v, 0)) && json_is_string(json_array_get(v, 1)));
+    if (*single) return read_sequence(v, in, n, cap, r, 0);
+    if (!json_is_array(v))
+        return srv_error(r, 400, "validation", "\"inputs\" must be a string, [text, text_pair] or a list of those");
+    for (size_t i = 0; i < k; i++)
+        if (!read_sequence(json_array_get(v, i), in, n, cap, r, i)) return false;
+    return true;
+}
+
+static bool read_rerank(const json_t *doc, srv_input *in, int *n, int cap, srv_reply *r) {
+    const json_t *q = json_object_get(doc, "query"), *texts = json_object_get(doc, "texts");
+    if (!json_is_string(q)) return srv_error(r, 400, "validation", "\"query\" must be a string");
+    if (!json_is_array(texts)) return srv_error(r, 400, "validation", "\"texts\" must be a list of strings");
+    size_t i;
+    const json_t *t;
+    json_array_foreach(texts, i, t) {
+        if (!json_is_string(t)) return srv_error(r, 400, "validation", "\"texts\"[%zu] is not a string", i);
+        add_text(in, n, cap, q, t);
+    }
+    return true;
+}
+
+/* What each endpoint needs of the model. */
+static bool check_model(const srv_ctx *x, int route, srv_reply *r) {
+    bool embedder = x->info.task == QB_TASK_NONE;
+    if ((route == SRV_EMBED || route == SRV_OPENAI) && !embedder)
+        return srv_error(r, 400, "validation", "this model is a classifier (%s), not an embedding model: use /predict",
+                         x->info.class_name);
+    if ((route == SRV_PREDICT || route == SRV_RERANK) && x->info.task != QB_TASK_SEQUENCE)
+        return srv_error(r, 400, "validation", "this model (%s) is not a sequence classifier", x->info.class_name);
+    if (route == SRV_RERANK && x->info.num_labels != 1)
+        return srv_error(r, 400, "validation", "/rerank needs a cross-encoder with one output; this model has %d labels",
+                         x->info.num_labels);
+    return true;
+}
+
+static bool read_inputs(const srv_ctx *x, srv_call *c, srv_input *in, int *n, srv_reply *r) {
+    const json_t *d = c->doc;
+    int cap = x->p->max_client_batch_size;
+    const char *key = c->route == SRV_OPENAI ? "input" : "inputs";
+    if (c->route != SRV_RERANK && !json_object_get(d, key))
+        return srv_error(r, 400, "validation", "missing \"%s\"", key);
+    switch (c->route) {
+    case SRV_PREDICT: return read_predict(json_object_get(d, key), in, n, cap, &c->single, r);
+    case SRV_RERANK: return read_rerank(d, in, n, cap, r);
+    default: return read_texts(json_object_get(d, key), key, in, n, cap, &c->single, r);
+    }
+}
+
+static bool read_options(srv_call *c, srv_reply *r) {
+    const json_t *d = c->doc, *fmt = json_object_get(d, "encoding_format");
+    c->normalize = c->route == SRV_OPENAI || qb_json_get_bool(d, "normalize", true);
+    c->raw_scores = qb_json_get_bool(d, "raw_scores", false);
+    c->return_text = qb_json_get_bool(d, "return_text", false);
+    c->base64 = qb_json_str_eq(fmt, "base64");
+    if (fmt && !json_is_null(fmt) && !c->base64 && !qb_json_str_eq(fmt, "float"))
+        return srv_error(r, 400, "validation", "\"encoding_format\" is \"float\" or \"base64\"");
+    return true;
+}
+
+/* ---- tokenizing ---- */
+
+static bool tokenize(const srv_ctx *x, srv_call *c, const srv_input *in, srv_reply *r) {
+    srv_job *j = &c->job;
+    bool truncate = qb_json_get_bool(c->doc, "truncate", false);
+    j->enc = calloc((size_t)j->n, sizeof *j->enc);
+    j->out = c->route == SRV_TOKENIZE ? NULL : malloc((size_t)j->n * (size_t)x->dim * sizeof(float));
+    j->width = x->dim;
+    if (!j->enc || (c->route != SRV_TOKENIZE && !j->out))
+        return srv_error(r, 500, "backend", "out of memory for %d inputs", j->n);
+    for (int i = 0; i < j->n; i++) {
+        qb_error err = {0};
+        qb_encoding *e = &j->enc[i];
+        if (qb_tokenize(x->m, in[i].text, in[i].len, in[i].pair, in[i].pair_len, x->max_len, e, &err))
+            return srv_error(r, 422, "tokenizer", "input %d: %s", i, err.msg);
+        if (e->n_truncated && !truncate && c->route != SRV_TOKENIZE)
+            return srv_error(r, 422, "validation",
+                             "input %d has %d tokens, more than the %d allowed: send \"truncate\": true to cut it", i,
+                             e->n + e->n_truncated, x->max_len);
+    }
+    return true;
+}
+
+bool srv_call_prepare(const srv_ctx *x, srv_call *c, srv_reply *r) {
+    if (!json_is_object(c->doc)) return srv_error(r, 400, "validation", "the request body must be a JSON object");
+    if (!check_model(x, c->route, r) || !read_options(c, r)) return false;
+    int cap = x->p->max_client_batch_size, n = 0;
+    srv_input *in = calloc((size_t)cap, sizeof *in);
+    if (!in) return srv_error(r, 500, "backend", "out of memory");
+    bool ok = read_inputs(x, c, in, &n, r);
+    if (ok && n == 0) ok = srv_error(r, 400, "empty", "no inputs");
+    if (ok && n > cap)
+        ok = srv_error(r, 413, "validation", "%d inputs, more than the %d allowed per request (--max-client-batch-size)",
+                       n, cap);
+    c->job.n = n;
+    if (ok) ok = tokenize(x, c, in, r);
+    free(in);
+    return ok;
+}
+
+void srv_call_free(srv_call *c) {
+    for (int i = 0; c->job.enc && i < c->job.n; i++) qb_encoding_free(&c->job.enc[i]);
+    free(c->job.enc);
+    free(c->job.out);
+    json_decref(c->doc);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- replies ---- */
+
+/* torch.nn.functional.normalize, as the session computes it. */
+static void l2_normalize(float *v, int n) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)v[i] * v[i];
+    float inv = (float)(1.0 / fmax(sqrt(ss), 1e-12));
+    for (int i = 0; i < n; i++) v[i] *= inv;
+}
+
+/* Little-endian float32 in standard base64, as OpenAI's clients decode it. */
+static json_t *base64_floats(const float *v, int n) {
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *b = (const unsigned char *)v; /* x86 and ARM Linux are little-endian */
+    size_t len = (size_t)n * sizeof(float), o = 0;
+    char *s = malloc((len + 2) / 3 * 4 + 1);
+    if (!s) return NULL;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t w = (uint32_t)b[i] << 16 | (i + 1 < len ? (uint32_t)b[i + 1] << 8 : 0) | (i + 2 < len ? b[i + 2] : 0);
+        s[o++] = abc[w >> 18 & 63];
+        s[o++] = abc[w >> 12 & 63];
+        s[o++] = i + 1 < len ? abc[w >> 6 & 63] : '=';
+        s[o++] = i + 2 < len ? abc[w & 63] : '=';
+    }
+    json_t *j = qb_json_strn(s, o);
+    free(s);
+    return j;
+}
+
+static json_t *embedding_json(const srv_call *c, int i) {
+    float *v = c->job.out + (size_t)i * c->job.width;
+    if (c->normalize) l2_normalize(v, c->job.width);
+    return c->base64 ? base64_floats(v, c->job.width) : qb_json_floats(v, c->job.width);
+}
+
+static bool reply_embed(srv_call *c, srv_reply *r) {
+    json_t *a = json_array();
+    bool ok = a != NULL;
+    for (int i = 0; ok && i < c->job.n; i++) ok = qb_json_push(a, embedding_json(c, i));
+    return reply_json(r, a, ok);
+}
+
+static bool reply_openai(const srv_ctx *x, srv_call *c, srv_reply *r) {
+    json_t *o = json_object(), *data = json_array(), *usage = json_object();
+    const json_t *model = json_object_get(c->doc, "model");
+    long long tokens = 0;
+    bool ok = o && data && usage;
+    for (int i = 0; ok && i < c->job.n; i++) {
+        json_t *e = json_object();
+        ok = e && qb_json_set_str(e, "object", "embedding") && qb_json_set_int(e, "index", i) &&
+             qb_json_set(e, "embedding", embedding_json(c, i));
+        ok = qb_json_push(data, e) && ok;
+        tokens += c->job.enc[i].n;
+    }
+    ok = qb_json_set_int(usage, "prompt_tokens", tokens) && qb_json_set_int(usage, "total_tokens", tokens) && ok;
+    ok = qb_json_set_str(o, "object", "list") && ok;
+    ok = qb_json_set(o, "data", data) && ok;
+    ok = qb_json_set_str(o, "model", json_is_string(model) ? json_string_value(model) : x->p->model_id) && ok;
+    ok = qb_json_set(o, "usage", usage) && ok;
+    return reply_json(r, o, ok);
+}
+
+/* TEI's scores: softmax over the labels, a sigmoid for one output; raw
+ * logits when asked. */
+static void scores(const float *logits, int n, bool raw, double *out) {
+    double mx = logits[qb_argmax(logits, n)], sum = 0;
+    for (int i = 0; i < n; i++) {
+        out[i] = raw ? logits[i] : n == 1 ? 1 / (1 + exp(-(double)logits[i])) : exp((double)logits[i] - mx);
+        sum += out[i];
+    }
+    for (int i = 0; !raw && n > 1 && i < n; i++) out[i] /= sum;
+}
+
+/* Indices of v by decreasing value (ties in index order). */
+static void rank(const double *v, int n, int *idx) {
+    for (int i = 0; i < n; i++) {
+        int k = i;
+        while (k > 0 && v[idx[k - 1]] < v[i]) idx[k] = idx[k - 1], k--;
+        idx[k] = i;
+    }
+}
+
+static json_t *predict_json(const srv_ctx *x, const srv_call *c, int i, double *sc, int *idx) {
+    int L = c->job.width;
+    scores(c->job.out + (size_t)i * L, L, c->raw_scores, sc);
+    rank(sc, L, idx);
+    json_t *a = json_array();
+    bool ok = a != NULL;
+    for (int k = 0; ok && k < L; k++) {
+        json_t *e = json_object();
+        const char *label = qb_model_label(x->m, idx[k]);
+        ok = e && qb_json_set_str(e, "label", label ? label : "") && qb_json_set_real(e, "score", (float)sc[idx[k]]);
+        ok = qb_json_push(a, e) && ok;
+    }
+    return qb_json_built(a, ok);
+}
+
+static bool reply_predict(const srv_ctx *x, srv_call *c, srv_reply *r) {
+    int L = c->job.width;
+    double *sc = malloc((size_t)L * sizeof *sc);
+    int *idx = malloc((size_t)L * sizeof *idx);
+    json_t *a = c->single ? NULL : json_array();
+    bool ok = sc && idx && (c->single || a);
+    if (ok && c->single) a = predict_json(x, c, 0, sc, idx), ok = a != NULL;
+    for (int i = 0; ok && !c->single && i < c->job.n; i++) ok = qb_json_push(a, predict_json(x, c, i, sc, idx));
+    free(sc);
+    free(idx);
+    return reply_json(r, a, ok);
+}
+
+static bool reply_rerank(srv_call *c, srv_reply *r) {
+    int n = c->job.n;
+    double *sc = malloc((size_t)n * sizeof *sc);
+    int *idx = malloc((size_t)n * sizeof *idx);
+    json_t *a = json_array();
+    bool ok = sc && idx && a;
+    for (int i = 0; ok && i < n; i++) scores(c->job.out + i, 1, c->raw_scores, &sc[i]);
+    if (ok) rank(sc, n, idx);
+    const json_t *texts = json_object_get(c->doc, "texts");
+    for (int k = 0; ok && k < n; k++) {
+        json_t *e = json_object();
+        ok = e && qb_json_set_int(e, "index", idx[k]) && qb_json_set_real(e, "score", (float)sc[idx[k]]);
+        if (ok && c->return_text) ok = qb_json_set(e, "text", json_deep_copy(json_array_get(texts, (size_t)idx[k])));
+        ok = qb_json_push(a, e) && ok;
+    }
+    free(sc);
+    free(idx);
+    return reply_json(r, a, ok);
+}
+
+/* TEI's SimpleToken; qbert keeps no character offsets, so start and stop
+ * are null, and the special tokens are the first, the last, and a pair's
+ * separator (where the token type changes). */
+static json_t *tokens_json(const srv_ctx *x, const qb_encoding *e) {
+    json_t *a = json_array();
+    bool ok = a != NULL;
+    for (int t = 0; ok && t < e->n; t++) {
+        json_t *o = json_object();
+        const char *text = qb_token_text(x->m, e->input_ids[t]);
+        bool special = t == 0 || t == e->n - 1 || (t + 1 < e->n && e->token_type_ids[t + 1] != e->token_type_ids[t]);
+        ok = o && qb_json_set_int(o, "id", e->input_ids[t]) && qb_json_set_str(o, "text", text ? text : "") &&
+             qb_json_set(o, "special", json_boolean(special)) && qb_json_set(o, "start", json_null()) &&
+             qb_json_set(o, "stop", json_null());
+        ok = qb_json_push(a, o) && ok;
+    }
+    return qb_json_built(a, ok);
+}
+
+static bool reply_tokenize(const srv_ctx *x, srv_call *c, srv_reply *r) {
+    json_t *a = json_array();
+    bool ok = a != NULL;
+    for (int i = 0; ok && i < c->job.n; i++) ok = qb_json_push(a, tokens_json(x, &c->job.enc[i]));
+    return reply_json(r, a, ok);
+}
+
+void srv_call_reply(const srv_ctx *x, srv_call *c, srv_reply *r) {
+    if (c->job.failed) {
+        srv_error(r, 500, "backend", "%s", c->job.error);
+        return;
+    }
+    switch (c->route) {
+    case SRV_EMBED: reply_embed(c, r); break;
+    case SRV_OPENAI: reply_openai(x, c, r); break;
+    case SRV_PREDICT: reply_predict(x, c, r); break;
+    case SRV_RERANK: reply_rerank(c, r); break;
+    default: reply_tokenize(x, c, r); break;
+    }
+}
+
+static json_t *labels_json(const srv_ctx *x, bool to_id) {
+    json_t *o = json_object();
+    bool ok = o != NULL;
+    for (int i = 0; ok && i < x->info.num_labels; i++) {
+        const char *label = qb_model_label(x->m, i);
+        char id[16];
+        snprintf(id, sizeof id, "%d", i);
+        ok = to_id ? qb_json_set_int(o, label ? label : id, i) : qb_json_set_str(o, id, label ? label : id);
+    }
+    return qb_json_built(o, ok);
+}
+
+static json_t *pooling_json(unsigned pooling) {
+    static const char *const names[QB_POOL_MODES] = {"cls", "max", "mean", "mean_sqrt_len", "weightedmean",
+                                                     "lasttoken"};
+    char s[96] = "";
+    for (int i = 0; i < QB_POOL_MODES; i++)
+        if (pooling & (1u << i)) snprintf(s + strlen(s), sizeof s - strlen(s), "%s%s", *s ? "+" : "", names[i]);
+    return json_string(s);
+}
+
+/* TEI's model_type: {"embedding": {"pooling"}} or {"classifier" or
+ * "reranker": {"id2label", "label2id"}}. */
+static json_t *model_type_json(const srv_ctx *x) {
+    json_t *o = json_object(), *t = json_object();
+    bool ok = true;
+    if (x->info.task == QB_TASK_NONE) ok = qb_json_set(t, "pooling", pooling_json(x->embed.pooling));
+    else ok = qb_json_set(t, "id2label", labels_json(x, false)) && qb_json_set(t, "label2id", labels_json(x, true));
+    const char *kind = x->info.task == QB_TASK_NONE ? "embedding" : x->info.num_labels == 1 ? "reranker" : "classifier";
+    ok = qb_json_set(o, kind, t) && ok;
+    return qb_json_built(o, ok);
+}
+
+void srv_info_reply(const srv_ctx *x, srv_reply *r) {
+    json_t *o = json_object();
+    const qb_serve_params *p = x->p;
+    bool ok = o && qb_json_set_str(o, "model_id", p->model_id) && qb_json_set(o, "model_sha", json_null()) &&
+              qb_json_set_str(o, "model_dtype", "float32") && qb_json_set(o, "model_type", model_type_json(x)) &&
+              qb_json_set_str(o, "architecture", x->info.class_name) &&
+              qb_json_set_str(o, "quantization", qb_model_quant_summary(x->m)) &&
+              qb_json_set_int(o, "max_concurrent_requests", p->max_concurrent_requests) &&
+              qb_json_set_int(o, "max_input_length", x->max_len) &&
+              qb_json_set_int(o, "max_batch_tokens", p->max_batch_tokens) &&
+              qb_json_set_int(o, "max_client_batch_size", p->max_client_batch_size) &&
+              qb_json_set_int(o, "tokenization_workers", p->http_threads) &&
+              qb_json_set_str(o, "version", QBERT_VERSION);
+    reply_json(r, o, ok);
+}

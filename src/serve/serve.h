@@ -1,0 +1,139 @@
+/* The server's parts: the batcher (queue and inference loop), the metrics,
+ * the endpoints (requests in, replies out) and the HTTP glue (server.c). */
+#ifndef QB_SERVE_SERVE_H
+#define QB_SERVE_SERVE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/json.h"
+#include "qbert.h"
+#include "qbert_serve.h"
+
+struct MHD_Connection;
+
+enum { SRV_EMBED, SRV_PREDICT, SRV_RERANK, SRV_TOKENIZE, SRV_OPENAI, SRV_INFO, SRV_HEALTH, SRV_METRICS,
+       SRV_ROUTES, SRV_UNKNOWN = SRV_ROUTES };
+
+/* ---- metrics: counters and histograms behind one mutex ---- */
+
+#define SRV_HIST_MAX 16
+typedef struct {
+    const double *bounds; /* upper bounds, ascending */
+    int n;
+    long long counts[SRV_HIST_MAX]; /* per bucket, not cumulative */
+    long long total;
+    double sum;
+} srv_hist;
+
+/* The status codes the server answers with, for the error counters. */
+#define SRV_STATUSES 11
+typedef struct {
+    pthread_mutex_t mu;
+    long long requests[SRV_ROUTES + 1];
+    long long statuses[SRV_STATUSES];
+    long long inputs, tokens, batches;
+    srv_hist latency, batch_rows, batch_tokens, infer_seconds;
+} srv_metrics;
+
+void srv_metrics_init(srv_metrics *m);
+void srv_metrics_destroy(srv_metrics *m);
+void srv_metrics_request(srv_metrics *m, int route, int status, double seconds);
+void srv_metrics_batch(srv_metrics *m, int rows, int tokens, double seconds);
+/* The Prometheus text exposition; queue and in-flight gauges given. */
+char *srv_metrics_text(srv_metrics *m, long queue_depth, long in_flight, size_t *len);
+
+/* ---- jobs and the batcher ---- */
+
+double srv_now(void); /* monotonic seconds */
+
+/* One request's inputs, tokenized, and the model's outputs for them
+ * (width floats each: an embedding or a classifier's logits). */
+typedef struct srv_job {
+    struct MHD_Connection *conn;
+    int n, width;
+    qb_encoding *enc;
+    float *out;
+    int pending;  /* inputs not yet run (under the batcher's lock) */
+    int unqueued; /* inputs not yet taken into a batch (the same) */
+    bool done;    /* (under the batcher's lock) */
+    bool failed;
+    char error[512];
+} srv_job;
+
+typedef struct {
+    srv_job *job;
+    int i;
+    double queued_at;
+} srv_item;
+
+typedef struct srv_batcher {
+    qb_session *s;
+    bool embed;             /* pooled embeddings, else logits */
+    int width, max_rows, max_tokens;
+    double max_wait;
+    atomic_int *admitted;   /* requests in flight, queued or not */
+    int queued_jobs;        /* requests with inputs in the queue */
+    srv_metrics *metrics;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    srv_item *ring;         /* max_concurrent_requests x max_client_batch_size */
+    int cap, head, count;
+    long queued_tokens;
+    bool stop;
+    srv_item *batch;        /* max_rows */
+    const qb_encoding **encp;
+    struct MHD_Connection **resume;
+    pthread_t thread;
+    bool running;
+} srv_batcher;
+
+qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_params *p, int max_len,
+                            srv_metrics *metrics, atomic_int *admitted, qb_error *err);
+/* Queues every input of job (the caller has suspended its connection,
+ * which the loop resumes once the last input has run). */
+void srv_batcher_submit(srv_batcher *b, srv_job *job);
+bool srv_batcher_done(srv_batcher *b, srv_job *job);
+long srv_batcher_depth(srv_batcher *b);
+void srv_batcher_stop(srv_batcher *b);
+
+/* ---- endpoints ---- */
+
+typedef struct srv_ctx {
+    const qb_model *m;
+    qb_model_info info;
+    const qb_serve_params *p;
+    int max_len;            /* tokens per input */
+    qb_embed_params embed;  /* the model's pooling (embedding models) */
+    int dim;                /* width of a job's output */
+} srv_ctx;
+
+/* A reply: status, body (malloc'd JSON or text) and its type. */
+typedef struct {
+    int status;
+    char *body;
+    size_t len;
+    const char *type;
+} srv_reply;
+
+/* A request's parsed body: what the reply needs besides the job. */
+typedef struct srv_call {
+    int route;
+    json_t *doc;
+    bool single;            /* inputs was one item, not a list */
+    bool normalize, raw_scores, return_text, base64;
+    srv_job job;
+} srv_call;
+
+bool srv_error(srv_reply *r, int status, const char *type, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Parses and tokenizes c->doc for c->route into c->job; false with an
+ * error reply if the request is invalid. */
+bool srv_call_prepare(const srv_ctx *x, srv_call *c, srv_reply *r);
+/* The reply to a request whose job has run. */
+void srv_call_reply(const srv_ctx *x, srv_call *c, srv_reply *r);
+void srv_call_free(srv_call *c);
+void srv_info_reply(const srv_ctx *x, srv_reply *r);
+
+#endif
