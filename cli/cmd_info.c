@@ -72,6 +72,8 @@ static void print_text(const qb_model *m, const qb_model_info *in, const char *d
            in->file_bytes / 1e6, in->n_tensors);
     printf("precision    %s\n", qb_model_quant_summary(m));
     printf("tokenizer    %s\n", in->tokenizer);
+    if (in->task == QB_TASK_MLM && in->mask_token_id >= 0)
+        printf("mask token   %s (id %d)\n", qb_token_text(m, in->mask_token_id), in->mask_token_id);
     printf("labels       %d:", in->num_labels);
     for (int i = 0; i < in->num_labels; i++) {
         const char *l = qb_model_label(m, i);

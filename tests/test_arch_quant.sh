@@ -33,6 +33,10 @@ check "info: a bare RobertaModel" bash -c "'$QBERT' info '$BASE' | grep -q 'Robe
 check "a bare RobertaModel embeds as its masked-LM parent" cmp -s "$TMP/base.jsonl" "$TMP/rob.jsonl"
 
 MASKED="The movie was <mask>."
+expect_error "fill-mask: a text without the model's mask token" "text 1: no <mask> \\(the model's mask token\\)" \
+  "$QBERT" fill-mask "$ROB" "The movie was [MASK]."
+"$QBERT" fill-mask "$ROB" "$MASKED" "<mask> and <mask>" --top-k 3 >"$TMP/fill.txt"
+check "fill-mask text: a block per mask, k lines each" test "$(grep -c '^    ' "$TMP/fill.txt")" -eq 9
 "$QBERT" predict "$ELE" --input "$TMP/texts.txt" --json >"$TMP/ele.jsonl"
 "$QBERT" fill-mask "$ROB" "$MASKED" --json --top-k 50265 >"$TMP/fill.jsonl"
 
