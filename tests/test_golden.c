@@ -60,13 +60,11 @@ static bool parse_masked(const json_t *masked, golden_case *c) {
         const json_t *e = json_array_get(masked, k);
         int64_t pos;
         int n_ids = 0, n_logits = 0;
-        float logits[TOP * 2];
         if (!qb_json_int(json_object_get(e, "position"), &pos) ||
             !read_ints(json_object_get(e, "top_ids"), c->top_ids[k], TOP, &n_ids) || n_ids != TOP ||
             json_array_size(json_object_get(e, "top_logits")) != TOP)
             return false;
-        read_floats(json_object_get(e, "top_logits"), logits, &n_logits);
-        memcpy(c->top_logits[k], logits, sizeof c->top_logits[k]);
+        read_floats(json_object_get(e, "top_logits"), c->top_logits[k], &n_logits);
         c->mask_pos[k] = (int)pos;
     }
     c->n_masked = (int)n;
@@ -191,7 +189,12 @@ static double compare_masked(qb_session *s, int b, const golden_case *c, float *
 /* Example b of the last run against case c: logits, or masked-LM top ids. */
 static double compare_case(qb_session *s, int b, const qb_model_info *in, const golden_case *c, int i,
                            const char *name, float *vocab_logits) {
-    if (in->task == QB_TASK_MLM) return compare_masked(s, b, c, vocab_logits, in->vocab_size);
+    if (in->task == QB_TASK_MLM) {
+        int masks = 0;
+        for (int t = 0; t < c->n_ids; t++) masks += c->ids[t] == in->mask_token_id;
+        CHECK(masks == c->n_masked, "%s case %d: %d mask tokens, golden lists %d", name, i, masks, c->n_masked);
+        return compare_masked(s, b, c, vocab_logits, in->vocab_size);
+    }
     int per_row = in->task == QB_TASK_TOKEN ? c->n_ids * in->num_labels : in->num_labels;
     CHECK(per_row == c->n_logits, "%s case %d: %d logits, golden has %d", name, i, per_row, c->n_logits);
     return compare_logits(qb_session_logits(s, b), c->logits, per_row);
