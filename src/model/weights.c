@@ -225,9 +225,6 @@ static void bind_mlm(qb_binder *b) {
     if (qb_binder_find(b, n)) m->mlm_decoder = bind(b, n, 2, c->vocab_size, H);
     snprintf(n, sizeof n, "%s.bias", f->mlm_decoder);
     qb_binder_find(b, n);
-    if (!m->mlm_decoder && c->embedding_size != H && !b->err->code)
-        qb_fail(b->err, QB_ERR_UNSUPPORTED, "%s: the masked-LM decoder is tied to %d-wide word embeddings, not %d",
-                b->file, c->embedding_size, H);
 }
 
 /* Heads live outside the base model's prefix (HF: "classifier.weight"). */
