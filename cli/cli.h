@@ -18,6 +18,7 @@ enum { QB_EXIT_OK = 0, QB_EXIT_FAIL = 1, QB_EXIT_USAGE = 2 };
 int qb_cmd_info(int argc, char **argv);
 int qb_cmd_predict(int argc, char **argv);
 int qb_cmd_embed(int argc, char **argv);
+int qb_cmd_fill_mask(int argc, char **argv);
 int qb_cmd_eval(int argc, char **argv);
 int qb_cmd_bench(int argc, char **argv);
 int qb_cmd_quantize(int argc, char **argv);

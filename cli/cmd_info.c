@@ -56,12 +56,15 @@ static void print_text(const qb_model *m, const qb_model_info *in, const char *d
     printf("architecture %s (%s), %s\n", in->class_name, in->model_type,
            in->task == QB_TASK_TOKEN  ? "token-classification head"
            : in->task == QB_TASK_NONE ? "no head (bare encoder: qbert embed)"
+           : in->task == QB_TASK_MLM  ? "masked-LM head (qbert fill-mask, qbert embed)"
                                       : "sequence-classification head");
     printf("layers       %d x (hidden %d, heads %d, intermediate %d, %s)\n", in->num_layers, in->hidden_size,
            in->num_heads, in->intermediate_size, in->hidden_act);
     if (in->arch == QB_ARCH_ALBERT)
         printf("albert       embedding %d -> hidden %d, %d group(s) x %d inner layer(s), shared across layers\n",
                in->embedding_size, in->hidden_size, in->num_hidden_groups, in->inner_group_num);
+    else if (in->embedding_size != in->hidden_size)
+        printf("embeddings   %d, projected to hidden %d\n", in->embedding_size, in->hidden_size);
     printf("vocabulary   %d tokens, %d positions, %d token types, layer_norm_eps %g\n", in->vocab_size,
            in->max_position, in->type_vocab_size, (double)in->layer_norm_eps);
     printf("parameters   %lld (%.1f M)\n", (long long)in->n_params, in->n_params / 1e6);
@@ -69,6 +72,8 @@ static void print_text(const qb_model *m, const qb_model_info *in, const char *d
            in->file_bytes / 1e6, in->n_tensors);
     printf("precision    %s\n", qb_model_quant_summary(m));
     printf("tokenizer    %s\n", in->tokenizer);
+    if (in->task == QB_TASK_MLM && in->mask_token_id >= 0)
+        printf("mask token   %s (id %d)\n", qb_token_text(m, in->mask_token_id), in->mask_token_id);
     printf("labels       %d:", in->num_labels);
     for (int i = 0; i < in->num_labels; i++) {
         const char *l = qb_model_label(m, i);
@@ -133,6 +138,7 @@ static void print_json(const qb_model *m, const qb_model_info *in, const char *d
               qb_json_set_str(o, "class", in->class_name) &&
               qb_json_set_str(o, "task", in->task == QB_TASK_TOKEN  ? "token"
                                          : in->task == QB_TASK_NONE ? "none"
+                                         : in->task == QB_TASK_MLM  ? "mlm"
                                                                     : "sequence") &&
               qb_json_set_str(o, "hidden_act", in->hidden_act) && qb_json_set_str(o, "tokenizer", in->tokenizer) &&
               qb_json_set_str(o, "isa", in->isa) && qb_json_set_str(o, "precision", qb_model_quant_summary(m)) &&

@@ -399,7 +399,7 @@ static int setup(predictor *p, const predict_args *a) {
                 p->info.max_position);
         return QB_EXIT_USAGE;
     }
-    if (p->info.task == QB_TASK_NONE) {
+    if (p->info.task == QB_TASK_NONE || p->info.task == QB_TASK_MLM) {
         fprintf(stderr, "qbert predict: error: %s: a bare encoder (%s) has no classification head; use 'qbert embed'\n",
                 a->dir, p->info.class_name);
         return QB_EXIT_FAIL;

@@ -6,7 +6,7 @@
 #include "cli.h"
 
 static const char usage[] =
-    "qbert " QBERT_VERSION ": run BERT-family models (BERT, ALBERT, DistilBERT) on the CPU\n"
+    "qbert " QBERT_VERSION ": run BERT-family models (BERT, ALBERT, DistilBERT, RoBERTa, XLM-R, ELECTRA) on the CPU\n"
     "\n"
     "usage: qbert COMMAND MODEL_DIR [options]\n"
     "\n"
@@ -14,6 +14,7 @@ static const char usage[] =
     "  info     architecture, shapes, parameters, tokenizer and labels of a model\n"
     "  predict  classify texts given on the command line or streamed from a file\n"
     "  embed    sentence embeddings (sentence-transformers pooling) as JSON lines or .npy\n"
+    "  fill-mask  a masked-LM model's top tokens at each [MASK] / <mask>\n"
     "  eval     accuracy, per-class P/R/F1, macro-F1 (entity F1 for NER) on a dataset\n"
     "  bench    latency, throughput and memory, on synthetic inputs or real sentences\n"
     "  quantize write an INT8 (dynamic or static), FP16 or BF16 copy of a model\n"
@@ -54,7 +55,8 @@ int main(int argc, char **argv) {
         const char *name;
         int (*run)(int, char **);
     } cmds[] = {
-        {"info", qb_cmd_info}, {"predict", qb_cmd_predict}, {"embed", qb_cmd_embed}, {"eval", qb_cmd_eval}, {"bench", qb_cmd_bench},
+        {"info", qb_cmd_info}, {"predict", qb_cmd_predict}, {"embed", qb_cmd_embed}, {"fill-mask", qb_cmd_fill_mask},
+        {"eval", qb_cmd_eval}, {"bench", qb_cmd_bench},
         {"quantize", qb_cmd_quantize}, {"calibrate", qb_cmd_calibrate},
         {"compare", qb_cmd_compare}, {"sensitivity", qb_cmd_sensitivity},
         {"train", qb_cmd_train},

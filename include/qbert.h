@@ -44,8 +44,10 @@ const char *qb_status_name(qb_status s);
 typedef struct qb_model qb_model;
 
 typedef enum qb_arch { QB_ARCH_BERT, QB_ARCH_ALBERT, QB_ARCH_DISTILBERT } qb_arch;
-/* QB_TASK_NONE: a bare encoder (BertModel...), no head: embeddings only. */
-typedef enum qb_task { QB_TASK_SEQUENCE, QB_TASK_TOKEN, QB_TASK_NONE } qb_task;
+/* QB_TASK_NONE: a bare encoder (BertModel...), no head: embeddings only.
+ * QB_TASK_MLM: a masked-LM head (BertForMaskedLM, RobertaForMaskedLM):
+ * qb_session_mlm_logits; embeddings too. */
+typedef enum qb_task { QB_TASK_SEQUENCE, QB_TASK_TOKEN, QB_TASK_NONE, QB_TASK_MLM } qb_task;
 
 typedef struct qb_load_params {
     /* Kernel set: NULL means the best this CPU has, or $QBERT_ISA if set.
@@ -73,7 +75,7 @@ const char *qb_model_warning(const qb_model *m);
 typedef struct qb_model_info {
     qb_arch arch;
     qb_task task;
-    const char *model_type;   /* "bert", "albert", "distilbert" */
+    const char *model_type;   /* "bert", "albert", "distilbert", "roberta", "xlm-roberta", "camembert", "electra" */
     const char *class_name;   /* e.g. "BertForSequenceClassification" */
     const char *hidden_act;   /* "gelu", "gelu_new", "relu" */
     const char *tokenizer;    /* "wordpiece", "sentencepiece" or "tokenizer.json: MODEL, N tokens" */
@@ -82,6 +84,7 @@ typedef struct qb_model_info {
     int intermediate_size, max_position, type_vocab_size;
     int num_hidden_groups, inner_group_num;
     int num_labels;
+    int mask_token_id;        /* the tokenizer's [MASK] or <mask>, -1 if it has none */
     float layer_norm_eps;
     int64_t n_params;         /* distinct parameters (ALBERT's shared layer once) */
     int64_t file_bytes;       /* size of model.safetensors */
@@ -175,6 +178,11 @@ qb_status qb_session_run_encodings(qb_session *s, const qb_encoding *const *encs
  * classification, seq * num_labels (row per token) for token classification. */
 const float *qb_session_logits(const qb_session *s, int i);
 int qb_session_seq(const qb_session *s); /* padded length of the last run */
+
+/* A masked-LM model's vocabulary logits (vocab_size floats into out) at
+ * token pos of example i of the last run: the decoder runs here, for the
+ * positions asked, not for every token. */
+qb_status qb_session_mlm_logits(qb_session *s, int i, int pos, float *out, qb_error *err);
 
 /* ---- sentence embeddings --------------------------------------------- */
 

@@ -211,6 +211,57 @@ expect_error "config.json is a FIFO" "cfgfifo/config.json: is a FIFO, not a file
 d=$(model_copy tjfifo); mkfifo "$d/tokenizer.json"
 expect_error "tokenizer.json is a FIFO" "tjfifo/tokenizer.json: is a FIFO, not a file" "$QBERT" info "$d"
 
+# the vocabulary against the embedding table, and the other families
+d=$(model_copy vocabbig); rm "$d/config.json"; sed 's/"vocab_size": 30522/"vocab_size": 40000/' "$M/config.json" >"$d/config.json"
+expect_error "vocab_size larger than the embedding table" \
+  "model.safetensors: tensor 'bert.embeddings.word_embeddings.weight' has shape \[30522, 256\], config.json implies \[40000, 256\]" \
+  "$QBERT" info "$d"
+d=$(model_copy vocabsmall); rm "$d/config.json"; sed 's/"vocab_size": 30522/"vocab_size": 30000/' "$M/config.json" >"$d/config.json"
+expect_error "vocab_size smaller than the tokenizer" "vocabsmall: tokenizer has 30522 tokens but config.json vocab_size is 30000" \
+  "$QBERT" info "$d"
+d=$(model_copy mtype2); rm "$d/config.json"; sed 's/"model_type": "bert"/"model_type": "deberta-v2"/' "$M/config.json" >"$d/config.json"
+expect_error "unknown model_type names the supported ones" \
+  "mtype2/config.json: model_type \"deberta-v2\" is not supported \(bert, albert, distilbert, roberta, xlm-roberta, camembert, electra\)" \
+  "$QBERT" info "$d"
+
+# RoBERTa made of the bundled weights: "roberta." names, the two-layer
+# head (the pooler as classifier.dense, the classifier as out_proj).
+roberta_copy() { # roberta_copy NAME PYTHON_OVER_h [CONFIG_PYTHON_OVER_c]
+  local d=$TMP/$1
+  mkdir -p "$d"
+  ln -sf "$M/vocab.txt" "$d/vocab.txt"
+  retile "$M/model.safetensors" "$d/model.safetensors" "
+for k in list(h):
+    if k == '__metadata__': continue
+    n = k.replace('bert.pooler.dense', 'classifier.dense').replace('bert.', 'roberta.')
+    n = n.replace('classifier.weight', 'classifier.out_proj.weight').replace('classifier.bias', 'classifier.out_proj.bias')
+    h[n] = h.pop(k); begin[n] = begin.pop(k)
+$2"
+  $PY -c "import json,sys; c=json.load(open(sys.argv[1])); c.update(model_type='roberta', architectures=['RobertaForSequenceClassification'], pad_token_id=1); ${3:-pass}; json.dump(c, open(sys.argv[2],'w'))" \
+    "$M/config.json" "$d/config.json"
+  echo "$d"
+}
+d=$(roberta_copy roberta "pass")
+check "a RoBERTa checkpoint of the bundled weights loads" bash -c "'$QBERT' info '$d' >/dev/null"
+d=$(roberta_copy robnohead "del h['classifier.out_proj.weight']")
+expect_error "RoBERTa without its out_proj" "robnohead/model.safetensors: missing tensor 'classifier.out_proj.weight'" "$QBERT" info "$d"
+d=$(roberta_copy robnodense "del h['classifier.dense.bias']")
+expect_error "RoBERTa without its classifier.dense" "robnodense/model.safetensors: missing tensor 'classifier.dense.bias'" "$QBERT" info "$d"
+d=$(roberta_copy robnopos "del h['roberta.embeddings.position_embeddings.weight']")
+expect_error "RoBERTa without position embeddings" "robnopos/model.safetensors: missing tensor 'roberta.embeddings.position_embeddings.weight'" "$QBERT" info "$d"
+d=$(roberta_copy robpos "pass" "c['max_position_embeddings']=2")
+expect_error "RoBERTa positions that leave none for text" "robpos/config.json: max_position_embeddings 2 leaves no position after pad_token_id 1" "$QBERT" info "$d"
+d=$(roberta_copy robmlm "del h['classifier.out_proj.weight'], h['classifier.out_proj.bias'], h['classifier.dense.weight'], h['classifier.dense.bias']" \
+  "c['architectures']=['RobertaForMaskedLM']")
+expect_error "RobertaForMaskedLM without lm_head" "robmlm/model.safetensors: missing tensor 'lm_head.dense.weight'" "$QBERT" info "$d"
+expect_error "fill-mask on a classifier" "has no masked-LM head" "$QBERT" fill-mask "$M" "the film was [MASK]."
+if [ -e "$SHARED/tokenizers/roberta-base/tokenizer.json" ]; then
+  d=$(roberta_copy robtok "pass")
+  ln -sf "$SHARED/tokenizers/roberta-base/tokenizer.json" "$d/tokenizer.json"
+  expect_error "a tokenizer larger than the embedding table" "robtok: tokenizer has 50265 tokens but config.json vocab_size is 30522" \
+    "$QBERT" info "$d"
+fi
+
 # inputs
 printf 'caf\xc3 au lait\n' >"$TMP/bad-utf8.txt"
 expect_error "invalid UTF-8 (predict)" "bad-utf8.txt input 1.*UTF-8" "$QBERT" predict "$M" --input "$TMP/bad-utf8.txt"

@@ -1,6 +1,8 @@
 /* Bit-faithfulness against the independent PyTorch reference: for every
  * model in ../shared/golden, every case's input_ids, token_type_ids and
- * attention mask must be identical and every logit within 1e-4.  Cases are
+ * attention mask must be identical and every logit within 1e-4; masked-LM
+ * models' top-10 ids at each mask identical (an order swap only between
+ * logits closer than that) and their logits within 1e-4.  Cases are
  * run one at a time and again as one padded batch (padding must not change
  * a logit).  Random-weight models are regenerated from their preset and
  * seed, and their weights' sha256 checked against the golden file. */
@@ -16,13 +18,18 @@
 #include "test_util.h"
 
 #define TOL 1e-4
+#define TOP 10
+#define MAX_MASKS 16
 
 typedef struct {
     char *text, *pair;
     size_t text_len, pair_len;
-    int max_length, n_ids, n_logits;
+    int max_length, n_ids, n_logits, n_masked;
     int32_t ids[512], types[512];
     float logits[512 * 16];
+    int mask_pos[MAX_MASKS];
+    int32_t top_ids[MAX_MASKS][TOP];
+    float top_logits[MAX_MASKS][TOP];
 } golden_case;
 
 static bool read_ints(const json_t *arr, int32_t *out, int cap, int *n) {
@@ -45,6 +52,25 @@ static void read_floats(const json_t *t, float *out, int *n) {
     for (size_t i = 0; json_is_array(t) && i < json_array_size(t); i++) read_floats(json_array_get(t, i), out, n);
 }
 
+/* "masked": [{"position", "top_ids", "top_logits"}] of masked-LM cases. */
+static bool parse_masked(const json_t *masked, golden_case *c) {
+    size_t n = json_array_size(masked);
+    if (n > MAX_MASKS) return false;
+    for (size_t k = 0; k < n; k++) {
+        const json_t *e = json_array_get(masked, k);
+        int64_t pos;
+        int n_ids = 0, n_logits = 0;
+        if (!qb_json_int(json_object_get(e, "position"), &pos) ||
+            !read_ints(json_object_get(e, "top_ids"), c->top_ids[k], TOP, &n_ids) || n_ids != TOP ||
+            json_array_size(json_object_get(e, "top_logits")) != TOP)
+            return false;
+        read_floats(json_object_get(e, "top_logits"), c->top_logits[k], &n_logits);
+        c->mask_pos[k] = (int)pos;
+    }
+    c->n_masked = (int)n;
+    return true;
+}
+
 static bool parse_case(const char *line, size_t len, golden_case *c) {
     json_t *j = NULL;
     qb_error err = {0};
@@ -61,16 +87,38 @@ static bool parse_case(const char *line, size_t len, golden_case *c) {
               n_types == c->n_ids && n_mask == c->n_ids;
     for (int i = 0; ok && i < n_mask; i++) ok = mask[i] == 1;
     read_floats(json_object_get(j, "logits"), c->logits, &c->n_logits);
+    ok = ok && parse_masked(json_object_get(j, "masked"), c);
     json_decref(j);
     return ok;
 }
 
-/* The random checkpoints the golden README names: BERT-family presets on
- * bert-mini-sst2's vocabulary, ALBERT with its own. */
-static bool make_random(const char *shared, const char *preset, char *dir, size_t cap) {
-    char extra[4200] = "";
-    if (!strstr(preset, "albert")) snprintf(extra, sizeof extra, "--vocab %s/models/bert-mini-sst2/vocab.txt", shared);
-    return qb_test_random_model(shared, preset, extra, dir, cap);
+/* The random checkpoints the golden README names: the first presets on
+ * bert-mini-sst2's vocabulary (ALBERT with its own), the newer ones with
+ * the tokenizer files they copy, some with another head. */
+static bool make_random(const char *shared, const char *name, char *dir, size_t cap) {
+    static const struct {
+        const char *name, *preset, *args;
+        bool bert_vocab;
+    } models[] = {
+        {"bert-base", "bert-base", "", true},
+        {"distilbert-base", "distilbert-base", "", true},
+        {"albert-base-v2", "albert-base-v2", "", false},
+        {"roberta-base", "roberta-base", "", false},
+        {"roberta-small-odd", "roberta-small-odd", "", false},
+        {"roberta-small-odd-mlm", "roberta-small-odd", "--head mlm", false},
+        {"electra-small", "electra-small", "", false},
+        {"electra-small-token", "electra-small", "--head token", false},
+        {"bert-mlm-mini", "bert-mlm-mini", "", false},
+    };
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
+        if (strcmp(name, models[i].name)) continue;
+        char extra[4200];
+        snprintf(extra, sizeof extra, "%s", models[i].args);
+        if (models[i].bert_vocab) snprintf(extra, sizeof extra, "--vocab %s/models/bert-mini-sst2/vocab.txt", shared);
+        return qb_test_random_model_named(shared, name, models[i].preset, extra, dir, cap);
+    }
+    CHECK(false, "%s: no recipe for this random model", name);
+    return false;
 }
 
 static bool resolve_model(const char *shared, const char *name, const json_t *meta, char *dir, size_t cap) {
@@ -102,6 +150,56 @@ static double compare_logits(const float *got, const float *want, int n) {
     return worst;
 }
 
+/* The TOP highest of v (ties: the lower id first), as the reference ranks. */
+static void top_ids(const float *v, int n, int32_t *ids) {
+    for (int k = 0; k < TOP; k++) {
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            bool taken = false;
+            for (int j = 0; j < k && !taken; j++) taken = ids[j] == i;
+            if (!taken && (best < 0 || v[i] > v[best])) best = i;
+        }
+        ids[k] = best;
+    }
+}
+
+/* Example b's masks: the worst |logit - golden| at the golden ids, or
+ * INFINITY when the top ids differ other than by a swap of two logits
+ * closer than TOL. */
+static double compare_masked(qb_session *s, int b, const golden_case *c, float *vocab_logits, int V) {
+    double worst = 0;
+    qb_error err = {0};
+    for (int k = 0; k < c->n_masked; k++) {
+        CHECK(qb_session_mlm_logits(s, b, c->mask_pos[k], vocab_logits, &err) == QB_OK, "%s", err.msg);
+        int32_t got[TOP];
+        top_ids(vocab_logits, V, got);
+        double d = 0;
+        for (int i = 0; i < TOP; i++) {
+            double e = fabs((double)vocab_logits[c->top_ids[k][i]] - c->top_logits[k][i]);
+            d = e > d || isnan(e) ? (isnan(e) ? INFINITY : e) : d;
+            bool same = got[i] == c->top_ids[k][i] ||
+                        fabs((double)vocab_logits[got[i]] - vocab_logits[c->top_ids[k][i]]) < TOL;
+            if (!same) d = INFINITY;
+        }
+        worst = d > worst ? d : worst;
+    }
+    return worst;
+}
+
+/* Example b of the last run against case c: logits, or masked-LM top ids. */
+static double compare_case(qb_session *s, int b, const qb_model_info *in, const golden_case *c, int i,
+                           const char *name, float *vocab_logits) {
+    if (in->task == QB_TASK_MLM) {
+        int masks = 0;
+        for (int t = 0; t < c->n_ids; t++) masks += c->ids[t] == in->mask_token_id;
+        CHECK(masks == c->n_masked, "%s case %d: %d mask tokens, golden lists %d", name, i, masks, c->n_masked);
+        return compare_masked(s, b, c, vocab_logits, in->vocab_size);
+    }
+    int per_row = in->task == QB_TASK_TOKEN ? c->n_ids * in->num_labels : in->num_labels;
+    CHECK(per_row == c->n_logits, "%s case %d: %d logits, golden has %d", name, i, per_row, c->n_logits);
+    return compare_logits(qb_session_logits(s, b), c->logits, per_row);
+}
+
 /* Runs every case alone, then all of them in padded batches of 8. */
 static void check_model(const char *dir, golden_case *cases, int n, const char *name, const char *isa) {
     qb_model *m = NULL;
@@ -116,6 +214,7 @@ static void check_model(const char *dir, golden_case *cases, int n, const char *
     CHECK(qb_session_create(m, &sp, &s, &err) == QB_OK, "%s", err.msg);
     qb_encoding enc[8] = {0};
     const qb_encoding *encp[8];
+    float *vocab_logits = malloc((size_t)in.vocab_size * sizeof(float));
     double worst = 0, worst_batched = 0;
     int token_mismatch = 0, checked = 0;
     /* Under the sanitizers a base-size model runs ~20x slower: every third
@@ -133,9 +232,7 @@ static void check_model(const char *dir, golden_case *cases, int n, const char *
         if (!same) continue;
         encp[0] = &enc[0];
         CHECK(qb_session_run_encodings(s, encp, 1, &err) == QB_OK, "%s", err.msg);
-        int per_row = in.task == QB_TASK_TOKEN ? c->n_ids * in.num_labels : in.num_labels;
-        CHECK(per_row == c->n_logits, "%s case %d: %d logits, golden has %d", name, i, per_row, c->n_logits);
-        double d = compare_logits(qb_session_logits(s, 0), c->logits, per_row);
+        double d = compare_case(s, 0, &in, c, i, name, vocab_logits);
         CHECK(d <= TOL, "%s case %d: max |logit - golden| = %.3g", name, i, d);
         worst = d > worst ? d : worst;
     }
@@ -148,9 +245,7 @@ static void check_model(const char *dir, golden_case *cases, int n, const char *
         }
         CHECK(qb_session_run_encodings(s, encp, k, &err) == QB_OK, "%s", err.msg);
         for (int b = 0; b < k; b++) {
-            golden_case *c = &cases[i + b];
-            int per_row = in.task == QB_TASK_TOKEN ? c->n_ids * in.num_labels : in.num_labels;
-            double d = compare_logits(qb_session_logits(s, b), c->logits, per_row);
+            double d = compare_case(s, b, &in, &cases[i + b], i + b, name, vocab_logits);
             CHECK(d <= TOL, "%s case %d batched: max |logit - golden| = %.3g", name, i + b, d);
             worst_batched = d > worst_batched ? d : worst_batched;
         }
@@ -158,6 +253,7 @@ static void check_model(const char *dir, golden_case *cases, int n, const char *
     printf("  %-22s %2d cases, %s kernels: ids identical %d/%d, max |logit - golden| %.2e alone, %.2e batched\n",
            name, checked, in.isa, checked - token_mismatch, checked, worst, worst_batched);
     for (int b = 0; b < 8; b++) qb_encoding_free(&enc[b]);
+    free(vocab_logits);
     qb_session_free(s);
     qb_model_free(m);
 }
@@ -211,7 +307,10 @@ int main(void) {
     static const char *files[] = {
         "cases-bert-mini-sst2.jsonl", "cases-bert-mini-imdb.jsonl", "cases-bert-mini-conll.jsonl",
         "cases-albert-mini-sst2.jsonl", "cases-random-bert-base.jsonl", "cases-random-distilbert-base.jsonl",
-        "cases-random-albert-base-v2.jsonl",
+        "cases-random-albert-base-v2.jsonl", "cases-random-roberta-base.jsonl",
+        "cases-random-roberta-small-odd.jsonl", "cases-random-roberta-small-odd-mlm.jsonl",
+        "cases-random-electra-small.jsonl", "cases-random-electra-small-token.jsonl",
+        "cases-random-bert-mlm-mini.jsonl",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) check_golden_file(shared, files[i]);
     return qb_test_done("test_golden");

@@ -77,13 +77,14 @@ static inline const char *qb_test_shared_path(char *buf, size_t cap, const char 
 
 /* A random-weight checkpoint of ../shared/tools/make_random_checkpoint.py
  * (seed 0, plus extra arguments), made once into the cache every build
- * shares; the golden tests check its weights' sha256, which catches a
+ * shares, in a folder called name (a preset with another head is another
+ * model); the golden tests check its weights' sha256, which catches a
  * stale or damaged copy.  False when it cannot be made (no numpy). */
-static inline bool qb_test_random_model(const char *shared, const char *preset, const char *extra, char *dir,
-                                        size_t cap) {
+static inline bool qb_test_random_model_named(const char *shared, const char *name, const char *preset,
+                                              const char *extra, char *dir, size_t cap) {
     const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (cache && *cache) snprintf(dir, cap, "%s/qbert/random-models/%s", cache, preset);
-    else snprintf(dir, cap, "%s/.cache/qbert/random-models/%s", home ? home : "/tmp", preset);
+    if (cache && *cache) snprintf(dir, cap, "%s/qbert/random-models/%s", cache, name);
+    else snprintf(dir, cap, "%s/.cache/qbert/random-models/%s", home ? home : "/tmp", name);
     char probe[4300];
     struct stat st;
     snprintf(probe, sizeof probe, "%s/model.safetensors", dir);
@@ -95,6 +96,11 @@ static inline bool qb_test_random_model(const char *shared, const char *preset, 
     printf("  generating %s: %s\n", preset, cmd);
     fflush(stdout);
     return system(cmd) == 0;
+}
+
+static inline bool qb_test_random_model(const char *shared, const char *preset, const char *extra, char *dir,
+                                        size_t cap) {
+    return qb_test_random_model_named(shared, preset, preset, extra, dir, cap);
 }
 
 #endif

@@ -132,7 +132,7 @@ static qb_status eval_sentence(evaluator *e, const qb_example *x, qb_error *err)
 
 static qb_status check_fit(const evaluator *e, qb_error *err) {
     bool conll = e->ds->format == QB_DATA_CONLL, token = e->m->cfg.task == QB_TASK_TOKEN;
-    if (e->m->cfg.task == QB_TASK_NONE)
+    if (e->m->cfg.task == QB_TASK_NONE || e->m->cfg.task == QB_TASK_MLM)
         return qb_fail(err, QB_ERR_ARG, "%s: a bare encoder (%s) has no classification head to evaluate", e->m->dir,
                        e->m->cfg.class_name);
     if (conll && !token)

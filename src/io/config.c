@@ -58,6 +58,18 @@ static qb_status copy_string(const json_t *j, const char *key, const char *fallb
     return QB_OK;
 }
 
+/* RoBERTa numbers positions from pad_token_id + 1 (fairseq): those rows
+ * of the table come first, and a text has the rest. */
+static qb_status parse_positions(qb_config *c, const char *path, qb_error *err) {
+    if (!c->family->positions_from_pad) return QB_OK;
+    c->position_offset = c->pad_token_id + 1;
+    if (c->max_position <= c->position_offset)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: max_position_embeddings %d leaves no position after pad_token_id %d",
+                       path, c->max_position, c->pad_token_id);
+    c->max_position -= c->position_offset;
+    return QB_OK;
+}
+
 /* The field names differ per architecture; DistilBERT's are mapped onto
  * BERT's so the graph has one vocabulary. */
 static qb_status parse_shapes(const json_t *j, qb_config *c, const char *path, qb_error *err) {
@@ -71,11 +83,15 @@ static qb_status parse_shapes(const json_t *j, qb_config *c, const char *path, q
     if ((st = get_int(j, distil ? "hidden_dim" : "intermediate_size", -1, 1, BIG, &c->intermediate_size, path, err))) return st;
     if ((st = get_int(j, "max_position_embeddings", 512, 1, BIG, &c->max_position, path, err))) return st;
     if ((st = get_int(j, "type_vocab_size", distil ? 0 : 2, 0, 1024, &c->type_vocab_size, path, err))) return st;
-    if ((st = get_int(j, "pad_token_id", 0, 0, 1 << 24, &c->pad_token_id, path, err))) return st;
+    int pad = c->family->positions_from_pad ? 1 : 0; /* RobertaConfig's default is 1 */
+    if ((st = get_int(j, "pad_token_id", pad, 0, 1 << 24, &c->pad_token_id, path, err))) return st;
     c->embedding_size = c->hidden_size;
     c->num_hidden_groups = c->inner_group_num = 1;
+    /* ALBERT's and ELECTRA's configs default embedding_size to 128 */
+    if (c->family->emb_proj && (st = get_int(j, "embedding_size", 128, 1, 65536, &c->embedding_size, path, err)))
+        return st;
+    if ((st = parse_positions(c, path, err))) return st;
     if (c->arch == QB_ARCH_ALBERT) {
-        if ((st = get_int(j, "embedding_size", 128, 1, 65536, &c->embedding_size, path, err))) return st;
         if ((st = get_int(j, "num_hidden_groups", 1, 1, c->num_layers, &c->num_hidden_groups, path, err))) return st;
         if ((st = get_int(j, "inner_group_num", 1, 1, 1024, &c->inner_group_num, path, err))) return st;
     }
@@ -101,31 +117,61 @@ static bool bare_encoder(const char *cls) {
     return false;
 }
 
+/* BERT-shaped families differ in names, positions and heads, not in the
+ * graph: each is a row here.  XLM-R and CamemBERT are RoBERTa's code. */
+#define QB_ROBERTA_ROW(type, cls)                                                                       \
+    {type, QB_ARCH_BERT, "roberta.", cls, "classifier.dense", false, "classifier.out_proj", QB_ACT_TANH, \
+     NULL, true, "lm_head.dense", "lm_head.layer_norm", "lm_head.decoder", "lm_head.bias", true}
+static const qb_family families[] = {
+    {"bert", QB_ARCH_BERT, "bert.", "BertForSequenceClassification", "pooler.dense", true, "classifier",
+     QB_ACT_TANH, NULL, false, "cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm",
+     "cls.predictions.decoder", "cls.predictions.bias", false},
+    {"albert", QB_ARCH_ALBERT, "albert.", "AlbertForSequenceClassification", "pooler", true, "classifier",
+     QB_ACT_TANH, "encoder.embedding_hidden_mapping_in", false, NULL, NULL, NULL, NULL, false},
+    {"distilbert", QB_ARCH_DISTILBERT, "distilbert.", "DistilBertForSequenceClassification", "pre_classifier",
+     false, "classifier", QB_ACT_RELU, NULL, false, NULL, NULL, NULL, NULL, false},
+    QB_ROBERTA_ROW("roberta", "RobertaForSequenceClassification"),
+    QB_ROBERTA_ROW("xlm-roberta", "XLMRobertaForSequenceClassification"),
+    QB_ROBERTA_ROW("camembert", "CamembertForSequenceClassification"),
+    /* the discriminator; its head's GELU is exact whatever hidden_act says */
+    {"electra", QB_ARCH_BERT, "electra.", "ElectraForSequenceClassification", "classifier.dense", false,
+     "classifier.out_proj", QB_ACT_GELU, "embeddings_project", false, NULL, NULL, NULL, NULL, false},
+};
+#undef QB_ROBERTA_ROW
+
+static qb_status find_family(qb_config *c, const char *path, qb_error *err) {
+    for (size_t i = 0; i < sizeof families / sizeof *families; i++)
+        if (!strcmp(c->model_type, families[i].model_type)) {
+            c->family = &families[i];
+            c->arch = families[i].arch;
+            return QB_OK;
+        }
+    if (!c->model_type[0]) return qb_fail(err, QB_ERR_FORMAT, "%s: missing \"model_type\"", path);
+    return qb_fail(err, QB_ERR_UNSUPPORTED,
+                   "%s: model_type \"%s\" is not supported (bert, albert, distilbert, roberta, xlm-roberta, "
+                   "camembert, electra)", path, c->model_type);
+}
+
 static qb_status parse_arch(const json_t *j, qb_config *c, const char *path, qb_error *err) {
     qb_status st = copy_string(j, "model_type", "", c->model_type, sizeof c->model_type, path, err);
+    if (!st) st = find_family(c, path, err);
     if (st) return st;
-    if (!strcmp(c->model_type, "bert") || !strcmp(c->model_type, "roberta")) c->arch = QB_ARCH_BERT;
-    else if (!strcmp(c->model_type, "albert")) c->arch = QB_ARCH_ALBERT;
-    else if (!strcmp(c->model_type, "distilbert")) c->arch = QB_ARCH_DISTILBERT;
-    else if (!c->model_type[0]) return qb_fail(err, QB_ERR_FORMAT, "%s: missing \"model_type\"", path);
-    else
-        return qb_fail(err, QB_ERR_UNSUPPORTED,
-                       "%s: model_type \"%s\" is not supported (bert, albert, distilbert)", path, c->model_type);
-    static const char *defaults[] = {"BertForSequenceClassification", "AlbertForSequenceClassification",
-                                     "DistilBertForSequenceClassification"};
     const json_t *a = json_array_get(json_object_get(j, "architectures"), 0);
     const char *cls = qb_json_str(a, NULL);
-    snprintf(c->class_name, sizeof c->class_name, "%s", cls ? cls : defaults[c->arch]);
+    snprintf(c->class_name, sizeof c->class_name, "%s", cls ? cls : c->family->default_class);
     if (strstr(c->class_name, "ForTokenClassification")) c->task = QB_TASK_TOKEN;
     else if (strstr(c->class_name, "ForSequenceClassification")) c->task = QB_TASK_SEQUENCE;
+    else if (strstr(c->class_name, "ForMaskedLM") && c->family->mlm_dense) c->task = QB_TASK_MLM;
     else if (bare_encoder(c->class_name)) c->task = QB_TASK_NONE;
     else
         return qb_fail(err, QB_ERR_UNSUPPORTED,
                        "%s: architecture \"%s\" has no head qbert reads (need *ForSequenceClassification, "
-                       "*ForTokenClassification, or a bare *Model / *ForMaskedLM encoder)", path, c->class_name);
+                       "*ForTokenClassification, *ForMaskedLM, or a bare *Model encoder)", path, c->class_name);
     st = copy_string(j, c->arch == QB_ARCH_DISTILBERT ? "activation" : "hidden_act",
                      c->arch == QB_ARCH_ALBERT ? "gelu_new" : "gelu", c->hidden_act, sizeof c->hidden_act, path, err);
-    return st ? st : parse_act(c, path, err);
+    if (!st) st = parse_act(c, path, err);
+    c->mlm_act = c->family->mlm_gelu ? QB_ACT_GELU : c->act;
+    return st;
 }
 
 /* id2label keys are decimal strings; every id in [0, n) must be present. */

@@ -28,17 +28,40 @@ const char *qb_quant_config_module(const qb_quant_config *qc, const char *name);
 /* True if "modules" declares linear `name` "<format>-dynamic" (in a static model). */
 bool qb_quant_config_dynamic(const qb_quant_config *qc, const char *name);
 
+/* What sets a model_type apart (one row of config.c's table); the graph is
+ * otherwise BERT's, so a new BERT-shaped family is a row, not a code path. */
+typedef struct qb_family {
+    const char *model_type;
+    qb_arch arch;              /* the block layout and names: BERT's, ALBERT's or DistilBERT's */
+    const char *prefix;        /* the base model's tensor prefix: "bert.", "roberta." ... */
+    const char *default_class; /* when config.json has no "architectures" */
+    const char *seq_dense;     /* the sequence head: this dense + head_act on the first token ... */
+    bool seq_dense_in_base;    /* (under the prefix: BERT's and ALBERT's pooler) */
+    const char *seq_out;       /* ... then this linear to the labels */
+    qb_act head_act;
+    const char *emb_proj;      /* the E -> H projection, where embedding_size != hidden_size (ALBERT: always) */
+    bool positions_from_pad;   /* RoBERTa: positions count from pad_token_id + 1, pad tokens keep pad_token_id */
+    /* the masked-LM head: dense, act, LayerNorm, the decoder (tied to the
+     * word embeddings unless stored) + bias; mlm_dense NULL: none qbert reads */
+    const char *mlm_dense, *mlm_norm, *mlm_decoder, *mlm_bias;
+    bool mlm_gelu;             /* the head's act is exact GELU whatever hidden_act says (RoBERTa) */
+} qb_family;
+
 typedef struct {
     qb_arch arch;
     qb_task task;
+    const qb_family *family;
     char model_type[16];
     char class_name[64];
     char hidden_act[24];
     qb_act act;
     int vocab_size, hidden_size, embedding_size, num_layers, num_heads;
-    int intermediate_size, max_position, type_vocab_size;
+    int intermediate_size, type_vocab_size;
+    int max_position;                        /* positions a text may use: the table's rows less position_offset */
     int num_hidden_groups, inner_group_num; /* ALBERT; 1 otherwise */
     int pad_token_id;
+    int position_offset;                     /* first token's position (RoBERTa: pad_token_id + 1) */
+    qb_act mlm_act;                          /* QB_TASK_MLM: the head's activation */
     float layer_norm_eps;
     bool sinusoidal_pos;                     /* DistilBERT */
     int num_labels;

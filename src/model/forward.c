@@ -248,14 +248,22 @@ static void pad_token_logits(qb_session *s, const float *rows) {
                (size_t)s->lens[b] * L * sizeof(float));
 }
 
-/* Sequence heads read the [CLS] row: BERT/ALBERT through the tanh pooler,
- * DistilBERT through pre_classifier + ReLU; then dropout, the classifier.
- * Token heads: every row -> dropout -> classifier. */
+/* Sequence heads read the first row through a dense and the family's
+ * act (BERT/ALBERT's pooler and RoBERTa's classifier.dense: tanh;
+ * DistilBERT's pre_classifier: ReLU; ELECTRA's: GELU); then dropout, the
+ * classifier.  Token heads: every row -> dropout -> classifier.  Masked-LM
+ * heads: every row -> dense, act, LayerNorm; the decoder runs on the rows
+ * asked for (qb_forward_mlm_decode). */
 static void head(qb_session *s, const float *x) {
     const qb_model *m = s->m;
     int H = m->cfg.hidden_size, B = s->batch, T = s->n_rows;
     float p = s->tape ? s->tape->p_classifier : 0;
     qb_tape_head a = head_acts(s);
+    if (m->cfg.task == QB_TASK_MLM) {
+        linear_act(s, &m->mlm_dense, x, NULL, T, NULL, s->a.mlm, m->cfg.mlm_act);
+        norm(s, &m->mlm_norm, s->a.mlm, s->a.mlm, NULL, NULL, T, H);
+        return;
+    }
     if (m->cfg.task == QB_TASK_TOKEN) {
         dropout(s, QB_SITE_HEAD, p, x, a.drop, (size_t)T * H);
         linear(s, &m->classifier, a.drop, NULL, T, a.logits, false);
@@ -266,9 +274,33 @@ static void head(qb_session *s, const float *x) {
         memcpy(a.in + (size_t)b * H, x + (size_t)s->offsets[b] * H, (size_t)H * sizeof(float));
     bool pooler = m->pooler.out;
     linear_act(s, pooler ? &m->pooler : &m->pre_classifier, a.in, a.in_q, B, a.pre, a.act,
-               pooler ? QB_ACT_TANH : QB_ACT_RELU);
+               m->cfg.family->head_act);
     dropout(s, QB_SITE_HEAD, p, a.act, a.drop, (size_t)B * H);
     linear(s, &m->classifier, a.drop, NULL, B, a.logits, false);
+}
+
+/* The decoder row by row of the word embeddings, as they are stored
+ * (FP32 through the GEMM; int8 or low-bit rows dequantized one at a time):
+ * a fill-mask query asks a few rows, so no table is widened for it. */
+void qb_forward_mlm_decode(qb_session *s, int row, float *out) {
+    const qb_model *m = s->m;
+    int H = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    const float *x = s->a.mlm + (size_t)row * H, *table = m->mlm_decoder ? m->mlm_decoder : m->word_emb;
+    if (table) {
+        qb_gemm_f32_args g = {.M = 1, .N = V, .K = H, .A = x, .lda = H, .B = table, .ldb = H, .b_trans = true,
+                              .C = out, .ldc = V, .bias = m->mlm_bias, .alpha = 1.0f, .act = QB_ACT_NONE};
+        qb_gemm_f32(&m->kern, &g, s->n_threads, s->pack);
+        return;
+    }
+    float *w = s->pack; /* one dequantized row */
+    for (int v = 0; v < V; v++) {
+        if (m->word_emb_q)
+            for (int i = 0; i < H; i++) w[i] = (float)m->word_emb_q[(size_t)v * H + i] * m->word_emb_scale[v];
+        else m->kern_lowbit.dequantize(m->word_emb_lowbit, v, 0, H, w);
+        double dot = 0;
+        for (int i = 0; i < H; i++) dot += (double)w[i] * x[i];
+        out[v] = (float)dot + m->mlm_bias[v];
+    }
 }
 
 /* One pooling mode over an example's n rows of x into o[0..H). */

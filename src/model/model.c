@@ -230,6 +230,7 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
     if (!st) st = choose_kernels(m, params, err);
     if (!st) st = load_tokenizer(m, err);
     if (!st) st = check_vocab(m, err);
+    if (!st) m->mask_id = qb_tokenizer_mask_id(m->tok);
     if (!st) st = open_weights(m, err);
     if (!st) st = check_finite(m, params, err);
     if (!st) st = qb_model_bind_weights(m, err);
@@ -281,6 +282,7 @@ void qb_model_get_info(const qb_model *m, qb_model_info *info) {
     info->num_hidden_groups = c->num_hidden_groups;
     info->inner_group_num = c->inner_group_num;
     info->num_labels = c->num_labels;
+    info->mask_token_id = m->mask_id;
     info->layer_norm_eps = c->layer_norm_eps;
     for (int i = 0; i < m->n_params; i++) info->n_params += m->params[i].numel;
     info->file_bytes = (int64_t)m->st.map.size;

@@ -70,6 +70,7 @@ struct qb_model {
     qb_config cfg;
     qb_safetensors st;
     qb_tokenizer *tok;
+    int32_t mask_id;        /* the tokenizer's mask token, or -1 */
     qb_kernels kern;
 
     qb_param *params;
@@ -85,12 +86,16 @@ struct qb_model {
     const float *word_emb_scale; /* their row scales [vocab] */
     qb_lowbit_weights *word_emb_lowbit; /* 4- or 2-bit word embeddings (then word_emb is NULL) */
     qb_norm emb_norm;
-    qb_linear emb_proj;     /* ALBERT's E -> H; out == 0 otherwise */
+    qb_linear emb_proj;     /* ALBERT's and ELECTRA's E -> H; out == 0 otherwise */
     qb_block *blocks;       /* BERT/DistilBERT: one per layer; ALBERT: groups * inner */
     int n_blocks;
-    qb_linear pooler;       /* BERT/ALBERT sequence models */
+    qb_linear pooler;       /* sequence heads' dense: BERT/ALBERT's pooler, RoBERTa/ELECTRA's classifier.dense */
     qb_linear pre_classifier; /* DistilBERT */
     qb_linear classifier;
+    qb_linear mlm_dense;    /* QB_TASK_MLM: dense, act, LayerNorm, then the decoder */
+    qb_norm mlm_norm;
+    const float *mlm_decoder; /* [vocab, H] when stored apart; NULL: tied to the word embeddings */
+    const float *mlm_bias;
 
     qb_embed_params embed;  /* the directory's sentence-transformers settings (embed_config.c) */
 

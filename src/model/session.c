@@ -48,10 +48,11 @@ static void layout(qb_session *s, qb_carver *c) {
     a->scores = qb_carve(c, (size_t)s->n_threads * s->max_seq * s->max_seq);
     a->cls = qb_carve(c, B * H);
     a->cls2 = qb_carve(c, B * H);
-    if (cfg->task == QB_TASK_NONE) L = 0;
+    if (cfg->task == QB_TASK_NONE || cfg->task == QB_TASK_MLM) L = 0;
     a->token_logits = cfg->task == QB_TASK_TOKEN ? qb_carve(c, T * L) : NULL;
     a->logits = qb_carve(c, cfg->task == QB_TASK_TOKEN ? T * L : B * L);
     a->pooled = qb_carve(c, B * H * QB_POOL_MODES);
+    a->mlm = cfg->task == QB_TASK_MLM ? qb_carve(c, T * H) : NULL;
     s->pack = qb_carve(c, (size_t)s->n_threads * pack_floats(s->m));
     size_t kmax = H > (size_t)cfg->intermediate_size ? H : (size_t)cfg->intermediate_size;
     if ((size_t)cfg->embedding_size > kmax) kmax = (size_t)cfg->embedding_size;
@@ -201,6 +202,7 @@ qb_status qb_session_pack(qb_session *s, const qb_batch *b, qb_error *err) {
     const qb_config *c = &s->m->cfg;
     int n = 0;
     for (int r = 0; r < b->batch; r++) {
+        int pos = c->position_offset;
         int len = b->lengths[r];
         if (len < 1 || len > b->seq)
             return qb_fail(err, QB_ERR_ARG, "batch row %d: length %d outside [1, %d]", r, len, b->seq);
@@ -218,7 +220,8 @@ qb_status qb_session_pack(qb_session *s, const qb_batch *b, qb_error *err) {
                                c->type_vocab_size > 0 ? c->type_vocab_size : 1);
             s->tok_ids[n] = id;
             s->tok_types[n] = tt;
-            s->tok_pos[n] = i;
+            /* RoBERTa (fairseq): a pad token keeps pad_token_id, the rest count on */
+            s->tok_pos[n] = !c->position_offset ? i : id == c->pad_token_id ? id : pos++;
         }
     }
     s->n_rows = n;
@@ -287,6 +290,16 @@ const float *qb_session_logits(const qb_session *s, int i) {
 }
 
 int qb_session_seq(const qb_session *s) { return s->seq; }
+
+qb_status qb_session_mlm_logits(qb_session *s, int i, int pos, float *out, qb_error *err) {
+    if (s->m->cfg.task != QB_TASK_MLM || s->tape)
+        return qb_fail(err, QB_ERR_ARG, "%s: %s has no masked-LM head", s->m->dir, s->m->cfg.class_name);
+    if (s->pooling) return qb_fail(err, QB_ERR_ARG, "session: a pooling session has no masked-LM logits");
+    if (i < 0 || i >= s->batch || pos < 0 || pos >= s->lens[i])
+        return qb_fail(err, QB_ERR_ARG, "masked-LM logits: example %d token %d is not in the last run", i, pos);
+    qb_forward_mlm_decode(s, s->offsets[i] + pos, out);
+    return QB_OK;
+}
 
 int qb_argmax(const float *v, int n) {
     int best = 0;

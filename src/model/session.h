@@ -23,6 +23,7 @@ typedef struct {
     float *token_logits; /* [T, L] token heads, packed rows */
     float *logits;  /* [B, L] or [B, S, L] */
     float *pooled;  /* [B, embed_dim]: pooling's output, when the session pools */
+    float *mlm;     /* [T, H] QB_TASK_MLM: the head's rows before the decoder */
 } qb_acts;
 
 /* Called with every linear layer's input before it runs, and with the
@@ -93,5 +94,8 @@ qb_attn_shape qb_session_attn_shape(const qb_session *s);
 /* The graph, top to bottom: embeddings, blocks, head.  Inputs are already
  * packed into s->tok_* / offsets / lens. */
 void qb_forward(qb_session *s);
+/* The masked-LM decoder on packed row `row` of the last run: vocab_size
+ * logits into out. */
+void qb_forward_mlm_decode(qb_session *s, int row, float *out);
 
 #endif

@@ -184,12 +184,12 @@ static void bind_embeddings(qb_binder *b) {
         m->word_emb = qb_binder_f32(b, t, 2, c->vocab_size, E);
     }
     check_embedding_agrees(b, t);
-    m->pos_emb = bind(b, "embeddings.position_embeddings.weight", 2, c->max_position, E);
+    m->pos_emb = bind(b, "embeddings.position_embeddings.weight", 2, c->max_position + c->position_offset, E);
     if (c->arch != QB_ARCH_DISTILBERT)
         m->type_emb = bind(b, "embeddings.token_type_embeddings.weight", 2, c->type_vocab_size, E);
     bind_norm(b, &m->emb_norm, "embeddings.LayerNorm", E);
-    if (c->arch == QB_ARCH_ALBERT)
-        bind_linear(b, &m->emb_proj, "encoder.embedding_hidden_mapping_in", c->hidden_size, E);
+    if (c->family->emb_proj && (E != c->hidden_size || c->arch == QB_ARCH_ALBERT))
+        bind_linear(b, &m->emb_proj, c->family->emb_proj, c->hidden_size, E);
 }
 
 static void bind_blocks(qb_binder *b) {
@@ -210,21 +210,38 @@ static void bind_blocks(qb_binder *b) {
     }
 }
 
+/* dense, act, LayerNorm, then a decoder tied to the word embeddings (or
+ * stored beside them) plus a bias; HF's decoder.bias is that bias again. */
+static void bind_mlm(qb_binder *b) {
+    qb_model *m = b->m;
+    const qb_config *c = &m->cfg;
+    const qb_family *f = c->family;
+    int H = c->hidden_size;
+    char n[200];
+    bind_linear(b, &m->mlm_dense, f->mlm_dense, H, H);
+    bind_norm(b, &m->mlm_norm, f->mlm_norm, H);
+    m->mlm_bias = bind(b, f->mlm_bias, 1, c->vocab_size, 0);
+    snprintf(n, sizeof n, "%s.weight", f->mlm_decoder);
+    if (qb_binder_find(b, n)) m->mlm_decoder = bind(b, n, 2, c->vocab_size, H);
+    snprintf(n, sizeof n, "%s.bias", f->mlm_decoder);
+    qb_binder_find(b, n);
+}
+
 /* Heads live outside the base model's prefix (HF: "classifier.weight"). */
 static void bind_heads(qb_binder *b) {
     qb_model *m = b->m;
     const qb_config *c = &m->cfg;
+    const qb_family *f = c->family;
     int H = c->hidden_size;
     if (c->task == QB_TASK_NONE) return; /* a bare encoder: pooling is its head */
-    if (c->task == QB_TASK_SEQUENCE) {
-        if (c->arch == QB_ARCH_BERT) bind_linear(b, &m->pooler, "pooler.dense", H, H);
-        else if (c->arch == QB_ARCH_ALBERT) bind_linear(b, &m->pooler, "pooler", H, H);
-    }
     const char *saved = b->prefix;
+    if (c->task == QB_TASK_SEQUENCE) {
+        b->prefix = f->seq_dense_in_base ? saved : "";
+        bind_linear(b, c->arch == QB_ARCH_DISTILBERT ? &m->pre_classifier : &m->pooler, f->seq_dense, H, H);
+    }
     b->prefix = "";
-    if (c->arch == QB_ARCH_DISTILBERT && c->task == QB_TASK_SEQUENCE)
-        bind_linear(b, &m->pre_classifier, "pre_classifier", H, H);
-    bind_linear(b, &m->classifier, "classifier", c->num_labels, H);
+    if (c->task == QB_TASK_MLM) bind_mlm(b);
+    else bind_linear(b, &m->classifier, c->task == QB_TASK_SEQUENCE ? f->seq_out : "classifier", c->num_labels, H);
     b->prefix = saved;
 }
 
@@ -250,17 +267,18 @@ static bool beyond_config(const char *name, const qb_config *c, int *layer, int 
 }
 
 /* What Hugging Face loads without a word: the position_ids and
- * token_type_ids buffers older checkpoints saved, and a pooler under a
- * token-classification head (its _keys_to_ignore_on_load_unexpected) or a
- * bare encoder (BertModel loads it; qbert embed pools the hidden states). */
-static bool ignored_quietly(const char *name, const qb_config *c) {
+ * token_type_ids buffers older checkpoints saved, and a pooler no head
+ * reads: under a token, masked-LM or RoBERTa/ELECTRA sequence head (their
+ * _keys_to_ignore_on_load_unexpected) or a bare encoder (BertModel loads
+ * it; qbert embed pools the hidden states).  A pooler a head reads is bound. */
+static bool ignored_quietly(const char *name) {
     size_t n = strlen(name);
     static const char *buffers[] = {"embeddings.position_ids", "embeddings.token_type_ids"};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) {
         size_t k = strlen(buffers[i]);
         if (n >= k && !strcmp(name + n - k, buffers[i])) return true;
     }
-    return (c->task == QB_TASK_TOKEN || c->task == QB_TASK_NONE) && strstr(name, "pooler") != NULL;
+    return strstr(name, "pooler") != NULL;
 }
 
 #define QB_UNUSED_LISTED 4
@@ -283,7 +301,7 @@ static qb_status check_unused(qb_model *m, qb_error *err) {
         const char *name = m->st.tensors[i].name, *key = NULL;
         int layer = 0, limit = 0;
         char shown[96];
-        if (m->st_used[i] || ignored_quietly(name, c)) continue;
+        if (m->st_used[i] || ignored_quietly(name)) continue;
         qb_st_name_shown(name, shown, sizeof shown);
         if (beyond_config(name, c, &layer, &limit, &key))
             return qb_fail(err, QB_ERR_FORMAT, "%s: tensor '%s' is for layer %d, but config.json has %s %d",
@@ -313,15 +331,14 @@ static void check_something_quantized(qb_binder *b) {
 
 qb_status qb_model_bind_weights(qb_model *m, qb_error *err) {
     const qb_config *c = &m->cfg;
-    static const char *prefixes[] = {"bert.", "albert.", "distilbert."};
     m->n_blocks = c->arch == QB_ARCH_ALBERT ? c->num_hidden_groups * c->inner_group_num : c->num_layers;
     m->blocks = calloc((size_t)m->n_blocks, sizeof *m->blocks);
     m->params = calloc((size_t)m->st.n + 1, sizeof *m->params);
-    m->linears = calloc((size_t)m->n_blocks * 6 + 4, sizeof *m->linears);
+    m->linears = calloc((size_t)m->n_blocks * 6 + 5, sizeof *m->linears);
     m->st_used = calloc((size_t)m->st.n + 1, sizeof *m->st_used);
     if (!m->blocks || !m->params || !m->linears || !m->st_used) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
     err->code = QB_OK;
-    qb_binder b = {m, prefixes[c->arch], m->st.path, err};
+    qb_binder b = {m, c->family->prefix, m->st.path, err};
     bind_embeddings(&b);
     bind_blocks(&b);
     bind_heads(&b);

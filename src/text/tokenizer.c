@@ -115,6 +115,17 @@ int qb_tokenizer_vocab_size(const qb_tokenizer *t) {
 
 int32_t qb_tokenizer_pad_id(const qb_tokenizer *t) { return t->pad_id; }
 
+int32_t qb_tokenizer_mask_id(const qb_tokenizer *t) {
+    static const char *names[] = {"[MASK]", "<mask>"};
+    int n = qb_tokenizer_vocab_size(t);
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+        for (int32_t id = 0; id < n; id++) {
+            const char *p = qb_tokenizer_piece(t, id);
+            if (p && !strcmp(p, names[k])) return id;
+        }
+    return -1;
+}
+
 const char *qb_tokenizer_piece(const qb_tokenizer *t, int32_t id) {
     if (t->pieces) return id >= 0 && id < t->n_pieces ? t->pieces[id] : NULL;
     return t->kind == QB_TOK_WORDPIECE ? qb_wp_piece(t->wp, id) : qb_sp_piece(t->sp, id);

@@ -49,6 +49,8 @@ qb_tok_kind qb_tokenizer_kind(const qb_tokenizer *t);
 int qb_tokenizer_vocab_size(const qb_tokenizer *t);
 int32_t qb_tokenizer_pad_id(const qb_tokenizer *t);
 const char *qb_tokenizer_piece(const qb_tokenizer *t, int32_t id); /* NULL if out of range */
+/* The mask token, [MASK] or <mask> (the first of them it has), or -1. */
+int32_t qb_tokenizer_mask_id(const qb_tokenizer *t);
 
 /* [CLS] a [SEP] (b [SEP]) with longest_first truncation to max_length.
  * Invalid UTF-8 is an error (QB_ERR_UTF8) that gives the byte offset. */

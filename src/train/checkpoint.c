@@ -28,13 +28,11 @@ static qb_status write_weights(const qb_trainer *t, const char *dir, qb_error *e
     return st;
 }
 
-static const char *class_name(const qb_trainer *t) {
-    static const char *const names[][2] = {
-        [QB_ARCH_BERT] = {"BertForSequenceClassification", "BertForTokenClassification"},
-        [QB_ARCH_ALBERT] = {"AlbertForSequenceClassification", "AlbertForTokenClassification"},
-        [QB_ARCH_DISTILBERT] = {"DistilBertForSequenceClassification", "DistilBertForTokenClassification"},
-    };
-    return names[t->view.cfg.arch][t->view.cfg.task == QB_TASK_TOKEN];
+/* The family's class for the trained head: "<Family>For{Sequence,Token}Classification". */
+static void class_name(const qb_trainer *t, char *buf, size_t cap) {
+    const char *seq = t->view.cfg.family->default_class, *at = strstr(seq, "ForSequenceClassification");
+    snprintf(buf, cap, "%.*sFor%sClassification", (int)(at - seq), seq,
+             t->view.cfg.task == QB_TASK_TOKEN ? "Token" : "Sequence");
 }
 
 /* Members the trained head decides; everything else is kept. */
@@ -48,7 +46,9 @@ static bool is_head_key(const char *key) {
 
 static bool put_head_members(json_t *cfg, const qb_trainer *t, const char *const *labels, int n) {
     json_t *arch = json_array(), *id2label = json_object(), *label2id = json_object();
-    bool ok = arch && id2label && label2id && qb_json_push(arch, json_string(class_name(t)));
+    char cls[96];
+    class_name(t, cls, sizeof cls);
+    bool ok = arch && id2label && label2id && qb_json_push(arch, json_string(cls));
     for (int i = 0; ok && i < n; i++) {
         char id[16];
         snprintf(id, sizeof id, "%d", i);

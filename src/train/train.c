@@ -116,7 +116,7 @@ static int set_label_of(const void *ctx, const char *label) {
 
 static void choose_head(run *r) {
     const qb_model *m = r->m;
-    r->own_head = !r->p->new_head && m->cfg.task != QB_TASK_NONE &&
+    r->own_head = !r->p->new_head && (m->cfg.task == QB_TASK_SEQUENCE || m->cfg.task == QB_TASK_TOKEN) &&
                   (m->cfg.task == QB_TASK_TOKEN) == r->labels.token_task;
     for (int i = 0; r->own_head && i < r->labels.n; i++) r->own_head = model_label_of(m, r->labels.names[i]) >= 0;
     r->names = r->own_head ? (const char *const *)m->cfg.labels : (const char *const *)r->labels.names;

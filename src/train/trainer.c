@@ -676,7 +676,7 @@ static void head_backward(qb_trainer *t) {
     }
     float *ddrop = zeroed(t->g_tmp, (size_t)B * H), *dact = zeroed(t->g_sum, (size_t)B * H);
     float *dpre = zeroed(t->g_attn, (size_t)B * H), *din = zeroed(t->g_ctx, (size_t)B * H);
-    qb_act act = t->view.pooler.out ? QB_ACT_TANH : QB_ACT_RELU;
+    qb_act act = t->view.cfg.family->head_act;
     qb_op_linear_backward(&t->ops, ddrop, t->classifier.dw, t->classifier.db, dlogits, tp->head.drop,
                           t->classifier.w, B, H, L);
     qb_op_dropout_backward(&d, dact, ddrop, (size_t)B * H);
