@@ -91,8 +91,9 @@ static inline bool qb_test_random_model_named(const char *shared, const char *na
     if (stat(probe, &st) == 0) return true;
     if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0) return false;
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tools/make_random_checkpoint.py %s %s --seed 0 %s >/dev/null",
-             shared, preset, dir, extra);
+    if (snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tools/make_random_checkpoint.py %s %s --seed 0 %s >/dev/null",
+                 shared, preset, dir, extra) >= (int)sizeof cmd)
+        return false;
     printf("  generating %s: %s\n", preset, cmd);
     fflush(stdout);
     return system(cmd) == 0;
