@@ -22,6 +22,7 @@ static const char usage[] =
     "  sensitivity  accuracy lost per quantized layer; a suggested precision map\n"
     "  train    fine-tune in FP32 on a labelled dataset; keeps the best epoch by DEV score\n"
     "  qat      quantization-aware training; writes the int8 model that scores best on DEV\n"
+    "  export   write the model (FP32, FP16, int8, int4) as ONNX for ONNX Runtime\n"
     "\n"
     "MODEL_DIR is a Hugging Face checkpoint directory: config.json, model.safetensors,\n"
     "vocab.txt or spiece.model, and optionally tokenizer_config.json.\n"
@@ -57,7 +58,7 @@ int main(int argc, char **argv) {
         {"quantize", qb_cmd_quantize}, {"calibrate", qb_cmd_calibrate},
         {"compare", qb_cmd_compare}, {"sensitivity", qb_cmd_sensitivity},
         {"train", qb_cmd_train},
-        {"qat", qb_cmd_qat},
+        {"qat", qb_cmd_qat}, {"export", qb_cmd_export},
     };
     argc = take_allow_nonfinite(argc, argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages qbert needs, only those missing.
-#   scripts/install-deps.sh           build: gcc, cmake, make, utf8proc, jansson
+#   scripts/install-deps.sh           build: gcc, cmake, make, utf8proc, jansson,
+#                                     protobuf-c and onnx.proto (python3-onnx) for export
 #   scripts/install-deps.sh --test    also what the test suite uses (numpy
 #                                     regenerates the random-weight golden models)
 #   scripts/install-deps.sh --fuzz    also clang, libFuzzer and clang's OpenMP, for
 #                                     the fuzz build (tests/fuzz, -DQB_FUZZ=ON)
 set -euo pipefail
-pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev libgomp1)
-[ "${1:-}" = "--test" ] && pkgs+=(python3 python3-numpy)
+pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev libgomp1
+      protobuf-c-compiler libprotobuf-c-dev python3-onnx)
+[ "${1:-}" = "--test" ] && pkgs+=(python3 python3-numpy nodejs npm)
 # libFuzzer's runtime ships with clang's (libclang-rt); it must match clang's version.
 [ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev libfuzzer-14-dev libomp-14-dev python3)
 
