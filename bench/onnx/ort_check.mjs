@@ -5,7 +5,7 @@
 //   node ort_check.mjs --model M.onnx --qbert PRED.jsonl [--batch B] [--threads N] [--labels TSV]
 //
 // PRED.jsonl: `qbert predict --json` lines (input_ids, token_type_ids, logits)
-// or `qbert embed --json` lines with input_ids added... (embedding: "embedding").
+// or `qbert embed` lines (input_ids, embedding; token types zero).
 // Examples run in padded batches of B (default 4, so the attention mask is
 // exercised).  Prints one JSON object: examples, max_abs_diff of the logits
 // (real tokens only for token models), agreement of the argmaxes (per token
@@ -43,7 +43,7 @@ async function main() {
     const S = Math.max(...batch.map((r) => r.input_ids.length));
     const ids = new BigInt64Array(B * S), mask = new BigInt64Array(B * S), types = new BigInt64Array(B * S);
     batch.forEach((r, b) => r.input_ids.forEach((id, s) => {
-      ids[b * S + s] = BigInt(id), mask[b * S + s] = 1n, types[b * S + s] = BigInt(r.token_type_ids[s]);
+      ids[b * S + s] = BigInt(id), mask[b * S + s] = 1n, types[b * S + s] = BigInt(r.token_type_ids?.[s] ?? 0);
     }));
     const feeds = {
       input_ids: new ort.Tensor("int64", ids, [B, S]), attention_mask: new ort.Tensor("int64", mask, [B, S]),
