@@ -3,7 +3,9 @@
 #   scripts/install-deps.sh           build: gcc, cmake, make, utf8proc, jansson,
 #                                     protobuf-c and onnx.proto (python3-onnx) for export
 #   scripts/install-deps.sh --test    also what the test suite uses (numpy
-#                                     regenerates the random-weight golden models)
+#                                     regenerates the random-weight golden models;
+#                                     node and bench/onnx's onnxruntime-node check
+#                                     the ONNX export)
 #   scripts/install-deps.sh --fuzz    also clang, libFuzzer and clang's OpenMP, for
 #                                     the fuzz build (tests/fuzz, -DQB_FUZZ=ON)
 set -euo pipefail
@@ -17,11 +19,19 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  SUDO=
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
-echo "installing: ${missing[*]}" >&2
-SUDO=
-[ "$(id -u)" -ne 0 ] && SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# ONNX Runtime from npm, as package-lock.json pins it; --ignore-scripts: its
+# postinstall fetches CUDA binaries, and the CPU library is in the tarball.
+ort=$(cd "$(dirname "$0")/../bench/onnx" && pwd)
+if [ "${1:-}" = "--test" ] && [ ! -d "$ort/node_modules/onnxruntime-node" ]; then
+  echo "installing: onnxruntime-node (npm, bench/onnx)" >&2
+  (cd "$ort" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
+fi

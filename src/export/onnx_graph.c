@@ -116,7 +116,7 @@ const char *qb_onnx_initializer(qb_onnx *g, const char *name, int type, int ndim
     int64_t *d = qb_onnx_alloc(g, (ndim ? ndim : 1) * sizeof *d);
     if (!t || !d) return name;
     onnx__tensor_proto__init(t);
-    memcpy(d, dims, ndim * sizeof *d);
+    if (ndim) memcpy(d, dims, ndim * sizeof *d);
     t->name = (char *)name;
     t->n_dims = ndim, t->dims = d;
     t->has_data_type = true, t->data_type = type;
