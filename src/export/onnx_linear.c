@@ -98,11 +98,10 @@ static const char *int8_static(qb_export *e, const qb_linear *l, const char *x) 
         int64_t n[1] = {l->in};
         x = QB_ONNX_OP(e->g, "Mul", x, qb_export_floats(e, l->in_smooth, 1, n));
     }
-    uint8_t *zero = qb_onnx_alloc(e->g, 1);
-    if (zero) *zero = (uint8_t)l->in_zero;
     const char *s = qb_onnx_const_f(e->g, l->in_scale);
-    const char *z = qb_onnx_initializer(e->g, qb_onnx_str(e->g, "%s.input_zero_point", l->name), QB_ONNX_UINT8, 0,
-                                        NULL, zero, 1);
+    const char *z = qb_onnx_str(e->g, "%s.input_zero_point", l->name);
+    uint8_t *zero = qb_onnx_has_initializer(e->g, z) ? NULL : qb_onnx_alloc(e->g, 1);
+    if (zero) *zero = (uint8_t)l->in_zero, qb_onnx_initializer(e->g, z, QB_ONNX_UINT8, 0, NULL, zero, 1);
     const char *xq = QB_ONNX_OP(e->g, "QuantizeLinear", x, s, z);
     const char *xd = QB_ONNX_OP(e->g, "DequantizeLinear", xq, s, z);
     const char *wd = QB_ONNX_OP(e->g, "DequantizeLinear", w, ws);
@@ -164,9 +163,12 @@ qb_status qb_export_linear_check(qb_export *e, const qb_linear *l, qb_error *err
     return QB_OK;
 }
 
+static const char *int8_linear(qb_export *e, const qb_linear *l, const char *x) {
+    return l->static_input ? int8_static(e, l, x) : int8_dynamic(e, l, x);
+}
+
 const char *qb_export_linear(qb_export *e, const qb_linear *l, const char *x) {
     static const char *(*const forms[])(qb_export *, const qb_linear *, const char *) = {
-        [QB_EXPORT_FLOAT] = float_linear, [QB_EXPORT_NBITS] = nbits};
-    if (l->fmt->onnx == QB_EXPORT_INT8) return l->static_input ? int8_static(e, l, x) : int8_dynamic(e, l, x);
+        [QB_EXPORT_FLOAT] = float_linear, [QB_EXPORT_INT8] = int8_linear, [QB_EXPORT_NBITS] = nbits};
     return forms[l->fmt->onnx](e, l, x);
 }
