@@ -6,7 +6,6 @@
  * for.  Padding is masked additively (-1e9), which softmax turns into the
  * zeros qbert gets by leaving padded keys out. */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -48,12 +47,6 @@ static const char *unsqueeze(qb_export *e, const char *x, int n, const int64_t *
     return QB_ONNX_OP(e->g, "Unsqueeze", x, qb_onnx_const_i64s(e->g, n, axes));
 }
 
-static const char *cast_float(qb_export *e, const char *x) {
-    const char *y = QB_ONNX_OP(e->g, "Cast", x);
-    qb_onnx_attr_int(e->g, qb_onnx_last(e->g), "to", QB_ONNX_FLOAT);
-    return y;
-}
-
 /* Word rows: FP32, or int8 rows times their row scales. */
 static const char *word_embeddings(qb_export *e, const char *ids) {
     const qb_model *m = e->m;
@@ -63,7 +56,8 @@ static const char *word_embeddings(qb_export *e, const char *ids) {
                                         (size_t)dims[0] * dims[1]);
     const char *scale = QB_ONNX_OP(e->g, "Gather", qb_export_floats(e, m->word_emb_scale, 1, dims), ids);
     int64_t last[1] = {-1};
-    return QB_ONNX_OP(e->g, "Mul", cast_float(e, QB_ONNX_OP(e->g, "Gather", q, ids)), unsqueeze(e, scale, 1, last));
+    const char *rows = qb_onnx_cast(e->g, QB_ONNX_OP(e->g, "Gather", q, ids), QB_ONNX_FLOAT);
+    return QB_ONNX_OP(e->g, "Mul", rows, unsqueeze(e, scale, 1, last));
 }
 
 static const char *embeddings(qb_export *e) {
@@ -87,7 +81,7 @@ static const char *embeddings(qb_export *e) {
 /* [B, 1, 1, S]: 0 on real tokens, -1e9 on padding. */
 static const char *mask_bias(qb_export *e) {
     int64_t axes[2] = {1, 2};
-    const char *m = unsqueeze(e, cast_float(e, "attention_mask"), 2, axes);
+    const char *m = unsqueeze(e, qb_onnx_cast(e->g, "attention_mask", QB_ONNX_FLOAT), 2, axes);
     return QB_ONNX_OP(e->g, "Mul", QB_ONNX_OP(e->g, "Sub", m, qb_onnx_const_f(e->g, 1.0f)),
                       qb_onnx_const_f(e->g, 1e9f));
 }
@@ -159,7 +153,8 @@ static void head(qb_export *e, const char *h) {
     }
     const char *x = cls_row(e, h);
     bool pooler = m->pooler.out;
-    x = activation(e, pooler ? QB_ACT_TANH : QB_ACT_RELU, qb_export_linear(e, pooler ? &m->pooler : &m->pre_classifier, x));
+    const qb_linear *pre = pooler ? &m->pooler : &m->pre_classifier;
+    x = activation(e, pooler ? QB_ACT_TANH : QB_ACT_RELU, qb_export_linear(e, pre, x));
     const char *dims[2] = {"batch", NULL};
     qb_onnx_output(e->g, qb_export_linear(e, &m->classifier, x), "logits", QB_ONNX_FLOAT, 2, dims, L + 1);
 }
@@ -177,7 +172,7 @@ static void embedding_outputs(qb_export *e, const char *h) {
     qb_embed_params p = qb_model_embed_params(m);
     int64_t dims[3] = {0, 0, m->cfg.hidden_size}, last[1] = {-1};
     qb_onnx_output(e->g, h, "last_hidden_state", QB_ONNX_FLOAT, 3, BS, dims);
-    const char *mask = unsqueeze(e, cast_float(e, "attention_mask"), 1, last);
+    const char *mask = unsqueeze(e, qb_onnx_cast(e->g, "attention_mask", QB_ONNX_FLOAT), 1, last);
     const char *sum = reduce_sum(e, QB_ONNX_OP(e->g, "Mul", h, mask), 1), *count = reduce_sum(e, mask, 1);
     const char *parts[3];
     int n = 0;

@@ -173,6 +173,12 @@ const char *qb_onnx_op(qb_onnx *g, const char *op, int n_in, const char *const *
     return out;
 }
 
+const char *qb_onnx_cast(qb_onnx *g, const char *x, int to) {
+    const char *y;
+    qb_onnx_attr_int(g, qb_onnx_node(g, "Cast", NULL, 1, &x, 1, &y), "to", to);
+    return y;
+}
+
 Onnx__NodeProto *qb_onnx_last(qb_onnx *g) {
     return g->failed || !g->graph.n_node ? NULL : g->graph.node[g->graph.n_node - 1];
 }
@@ -225,8 +231,13 @@ static Onnx__ValueInfoProto *value_info(qb_onnx *g, const char *name, int type, 
         d[i] = alloc_zero(g, sizeof *d[i]);
         if (!d[i]) return NULL;
         onnx__tensor_shape_proto__dimension__init(d[i]);
-        if (dims[i]) d[i]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM, d[i]->dim_param = (char *)dims[i];
-        else d[i]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE, d[i]->dim_value = fixed[i];
+        if (dims[i]) {
+            d[i]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            d[i]->dim_param = (char *)dims[i];
+        } else {
+            d[i]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            d[i]->dim_value = fixed[i];
+        }
     }
     shape->n_dim = ndim, shape->dim = d;
     tt->has_elem_type = true, tt->elem_type = type, tt->shape = shape;

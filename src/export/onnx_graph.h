@@ -53,12 +53,15 @@ Onnx__NodeProto *qb_onnx_node(qb_onnx *g, const char *op, const char *domain, in
                               int n_out, const char **out);
 /* The usual one-output ONNX node; returns its output's name. */
 const char *qb_onnx_op(qb_onnx *g, const char *op, int n_in, const char *const *in);
-#define QB_ONNX_OP(g, op, ...) \
-    qb_onnx_op(g, op, (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)), (const char *[]){__VA_ARGS__})
+#define QB_ONNX_OP(g, op, ...)                                                                    \
+    qb_onnx_op(g, op, (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)), \
+               (const char *[]){__VA_ARGS__})
 
 void qb_onnx_attr_int(qb_onnx *g, Onnx__NodeProto *n, const char *name, int64_t v);
 void qb_onnx_attr_float(qb_onnx *g, Onnx__NodeProto *n, const char *name, float v);
 void qb_onnx_attr_ints(qb_onnx *g, Onnx__NodeProto *n, const char *name, int k, const int64_t *v);
+/* x cast to elem type `to`. */
+const char *qb_onnx_cast(qb_onnx *g, const char *x, int to);
 /* The node added last (for attributes after QB_ONNX_OP), or NULL. */
 Onnx__NodeProto *qb_onnx_last(qb_onnx *g);
 

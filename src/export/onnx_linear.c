@@ -41,7 +41,7 @@ static float *floats_of(qb_export *e, const qb_st_tensor *t) {
 
 static const char *float_linear(qb_export *e, const qb_linear *l, const char *x) {
     int64_t dims[2] = {l->in, l->out};
-    const char *name = qb_onnx_str(e->g, "%s.weight", l->name), *w = name;
+    const char *name = qb_onnx_str(e->g, "%s.weight", l->name);
     if (!qb_onnx_has_initializer(e->g, name)) {
         const qb_st_tensor *t = stored(e, l, "");
         bool half = !l->w;
@@ -50,10 +50,7 @@ static const char *float_linear(qb_export *e, const qb_linear *l, const char *x)
         qb_onnx_initializer(e->g, name, type, 2, dims, transposed(e, half ? t->data : (const void *)l->w, l->out,
                                                                   l->in, sz), (size_t)l->out * l->in * sz);
     }
-    if (!l->w) {
-        Onnx__NodeProto *n = qb_onnx_node(e->g, "Cast", NULL, 1, &name, 1, &w);
-        qb_onnx_attr_int(e->g, n, "to", QB_ONNX_FLOAT);
-    }
+    const char *w = l->w ? name : qb_onnx_cast(e->g, name, QB_ONNX_FLOAT);
     return with_bias(e, l, QB_ONNX_OP(e->g, "MatMul", x, w));
 }
 
@@ -81,10 +78,7 @@ static const char *int8_dynamic(qb_export *e, const qb_linear *l, const char *x)
         qb_onnx_node(e->g, "DynamicQuantizeLinear", NULL, 1, &x, 3, out);
         *d = (qb_export_dql){x, out[0], out[1], out[2]};
     }
-    const char *y = QB_ONNX_OP(e->g, "MatMulInteger", d->q, w, d->zero);
-    const char *yf;
-    Onnx__NodeProto *n = qb_onnx_node(e->g, "Cast", NULL, 1, &y, 1, &yf);
-    qb_onnx_attr_int(e->g, n, "to", QB_ONNX_FLOAT);
+    const char *yf = qb_onnx_cast(e->g, QB_ONNX_OP(e->g, "MatMulInteger", d->q, w, d->zero), QB_ONNX_FLOAT);
     return with_bias(e, l, QB_ONNX_OP(e->g, "Mul", yf, QB_ONNX_OP(e->g, "Mul", d->scale, ws)));
 }
 
