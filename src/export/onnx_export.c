@@ -14,7 +14,9 @@
 
 enum { OPSET_MIN = 17, OPSET_MAX = 21 };
 
-static const char *const BS[2] = {"batch", "sequence"};
+/* Shapes of graph inputs and outputs: symbolic batch and sequence, then a
+ * fixed width. */
+static const char *const BS[3] = {"batch", "sequence", NULL};
 
 const char *qb_export_floats(qb_export *e, const float *data, int ndim, const int64_t *dims) {
     for (int i = 0; i < e->n_seen; i++)
