@@ -2,7 +2,7 @@
 // Sentence embeddings through onnxruntime-node, timed: the ids `qbert embed`
 // made (its JSON lines), in input order, padded batches.
 //
-//   node ort_embed.mjs --model M.onnx --ids EMBED.jsonl [--batch 32] [--threads 2]
+//   node ort_embed.mjs --model M.onnx --ids EMBED.jsonl [--batch 32] [--threads 2] [--spin 0|1]
 //
 // Prints {"sentences", "seconds", "per_s"}: session.run over every batch
 // after one untimed warm-up batch (building the int64 feeds included).
@@ -29,8 +29,11 @@ function feeds(rows) {
     token_type_ids: new ort.Tensor("int64", t, dims) };
 }
 
+// No spinning between ops, as qbert runs with OMP_WAIT_POLICY=passive: on a
+// shared machine a spinning pool takes the cores other work needs.
 const session = await ort.InferenceSession.create(a.model, {
   intraOpNumThreads: Number(a.threads), interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "all",
+  extra: { session: { intra_op: { allow_spinning: a.spin ?? "0" } } },
 });
 await session.run(feeds(ids.slice(0, B)));
 const t0 = performance.now();

@@ -117,16 +117,17 @@ static const char *activation(qb_export *e, qb_act act, const char *x) {
     qb_onnx *g = e->g;
     if (act == QB_ACT_RELU) return QB_ONNX_OP(g, "Relu", x);
     if (act == QB_ACT_TANH) return QB_ONNX_OP(g, "Tanh", x);
+    /* in PyTorch's export order, which ONNX Runtime fuses into Gelu */
     const char *inner;
     if (act == QB_ACT_GELU) {
-        inner = QB_ONNX_OP(g, "Erf", QB_ONNX_OP(g, "Mul", x, qb_onnx_const_f(g, (float)M_SQRT1_2)));
+        inner = QB_ONNX_OP(g, "Erf", QB_ONNX_OP(g, "Div", x, qb_onnx_const_f(g, (float)M_SQRT2)));
     } else {
         const char *cube = QB_ONNX_OP(g, "Mul", x, QB_ONNX_OP(g, "Mul", x, x));
         const char *u = QB_ONNX_OP(g, "Add", x, QB_ONNX_OP(g, "Mul", cube, qb_onnx_const_f(g, 0.044715f)));
         inner = QB_ONNX_OP(g, "Tanh", QB_ONNX_OP(g, "Mul", u, qb_onnx_const_f(g, (float)sqrt(2.0 / M_PI))));
     }
-    const char *half = QB_ONNX_OP(g, "Mul", x, qb_onnx_const_f(g, 0.5f));
-    return QB_ONNX_OP(g, "Mul", half, QB_ONNX_OP(g, "Add", inner, qb_onnx_const_f(g, 1.0f)));
+    const char *y = QB_ONNX_OP(g, "Mul", x, QB_ONNX_OP(g, "Add", inner, qb_onnx_const_f(g, 1.0f)));
+    return QB_ONNX_OP(g, "Mul", y, qb_onnx_const_f(g, 0.5f));
 }
 
 static const char *block(qb_export *e, const qb_block *blk, const char *x, const char *mask) {
