@@ -17,6 +17,15 @@ typedef struct {
     const char *x, *q, *scale, *zero;
 } qb_export_dql;
 
+/* The dequantized input QDQ pairs made of a value on one grid: Q, K and V
+ * of a static model read the same one. */
+typedef struct {
+    const char *x, *xd;
+    float scale;
+    int32_t zero;
+    const float *smooth;
+} qb_export_qdq;
+
 typedef struct {
     qb_onnx *g;
     const qb_model *m;
@@ -24,6 +33,7 @@ typedef struct {
     qb_export_seen *seen;     /* float tensors already written (ALBERT shares its layers) */
     int n_seen, cap_seen;
     qb_export_dql dql;
+    qb_export_qdq qdq;
 } qb_export;
 
 /* An FP32 initializer over the model's own floats, written once however

@@ -83,11 +83,14 @@ static const char *int8_dynamic(qb_export *e, const qb_linear *l, const char *x)
 }
 
 /* QDQ pairs: the input on its calibrated u8 grid (after SmoothQuant's
- * factors), the weight dequantized per output channel; ORT fuses the pairs
- * into integer MatMuls. */
-static const char *int8_static(qb_export *e, const qb_linear *l, const char *x) {
-    const char *w, *ws;
-    int8_weight(e, l, &w, &ws);
+ * factors; one pair for the linears that read a value on the same grid),
+ * the weight dequantized per output channel; ORT fuses the pairs into
+ * integer MatMuls. */
+static const char *static_input(qb_export *e, const qb_linear *l, const char *x) {
+    qb_export_qdq *c = &e->qdq;
+    if (c->x && !strcmp(c->x, x) && c->scale == l->in_scale && c->zero == l->in_zero && c->smooth == l->in_smooth)
+        return c->xd;
+    *c = (qb_export_qdq){.x = x, .scale = l->in_scale, .zero = l->in_zero, .smooth = l->in_smooth};
     if (l->in_smooth) {
         int64_t n[1] = {l->in};
         x = QB_ONNX_OP(e->g, "Mul", x, qb_export_floats(e, l->in_smooth, 1, n));
@@ -96,8 +99,13 @@ static const char *int8_static(qb_export *e, const qb_linear *l, const char *x) 
     const char *z = qb_onnx_str(e->g, "%s.input_zero_point", l->name);
     uint8_t *zero = qb_onnx_has_initializer(e->g, z) ? NULL : qb_onnx_alloc(e->g, 1);
     if (zero) *zero = (uint8_t)l->in_zero, qb_onnx_initializer(e->g, z, QB_ONNX_UINT8, 0, NULL, zero, 1);
-    const char *xq = QB_ONNX_OP(e->g, "QuantizeLinear", x, s, z);
-    const char *xd = QB_ONNX_OP(e->g, "DequantizeLinear", xq, s, z);
+    return c->xd = QB_ONNX_OP(e->g, "DequantizeLinear", QB_ONNX_OP(e->g, "QuantizeLinear", x, s, z), s, z);
+}
+
+static const char *int8_static(qb_export *e, const qb_linear *l, const char *x) {
+    const char *w, *ws;
+    int8_weight(e, l, &w, &ws);
+    const char *xd = static_input(e, l, x);
     const char *wd = QB_ONNX_OP(e->g, "DequantizeLinear", w, ws);
     qb_onnx_attr_int(e->g, qb_onnx_last(e->g), "axis", 1);
     return with_bias(e, l, QB_ONNX_OP(e->g, "MatMul", xd, wd));
