@@ -28,6 +28,7 @@ int qb_cmd_sensitivity(int argc, char **argv);
 int qb_cmd_train(int argc, char **argv);
 int qb_cmd_qat(int argc, char **argv);
 int qb_cmd_serve(int argc, char **argv);
+int qb_cmd_export(int argc, char **argv);
 
 /* Argument scanning: qb_arg_value("--seq", &i, argc, argv) returns the value
  * of an option at argv[i] ("--seq 128" or "--seq=128") and advances i, or

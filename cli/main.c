@@ -24,6 +24,7 @@ static const char usage[] =
     "  train    fine-tune in FP32 on a labelled dataset; keeps the best epoch by DEV score\n"
     "  qat      quantization-aware training; writes the int8 model that scores best on DEV\n"
     "  serve    an HTTP server: text-embeddings-inference and OpenAI embeddings APIs\n"
+    "  export   write the model (FP32, FP16, int8, int4) as ONNX for ONNX Runtime\n"
     "\n"
     "MODEL_DIR is a Hugging Face checkpoint directory: config.json, model.safetensors,\n"
     "tokenizer.json, vocab.txt or spiece.model, and optionally tokenizer_config.json.\n"
@@ -60,8 +61,7 @@ int main(int argc, char **argv) {
         {"quantize", qb_cmd_quantize}, {"calibrate", qb_cmd_calibrate},
         {"compare", qb_cmd_compare}, {"sensitivity", qb_cmd_sensitivity},
         {"train", qb_cmd_train},
-        {"qat", qb_cmd_qat},
-        {"serve", qb_cmd_serve},
+        {"qat", qb_cmd_qat}, {"serve", qb_cmd_serve}, {"export", qb_cmd_export},
     };
     argc = take_allow_nonfinite(argc, argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {

@@ -383,6 +383,26 @@ const char *qb_model_linear_name(const qb_model *m, int i); /* e.g. "bert.encode
 const char *qb_model_linear_format(const qb_model *m, int i, double *bits, int *out, int *in);
 
 
+/* ---- export -------------------------------------------------------------- */
+
+typedef struct qb_export_params {
+    int opset;                /* ONNX opset, 17 (the default) to 21 */
+} qb_export_params;
+
+qb_export_params qb_export_default_params(void);
+
+/* Writes m to path (through a temporary name and a rename) as an ONNX model
+ * with inputs input_ids, attention_mask and token_type_ids (int64 [batch,
+ * sequence]) and output logits, or for a bare encoder last_hidden_state and
+ * sentence_embedding.  Each linear keeps its format: FP32 and FP16/BF16
+ * weights under MatMul, dynamic int8 as ONNX Runtime's DynamicQuantizeLinear
+ * + MatMulInteger (inputs per tensor), static int8 as QDQ pairs on the
+ * calibrated grids, int4 grids as com.microsoft MatMulNBits.  Static int8
+ * attention is written in FP32.  A format ONNX cannot express (3- and 2-bit,
+ * ternary, k-means, packed embedding tables) is QB_ERR_UNSUPPORTED naming
+ * the layer and the reason. */
+qb_status qb_export_onnx(const qb_model *m, const char *path, const qb_export_params *p, qb_error *err);
+
 /* ---- training ---------------------------------------------------------- */
 
 /* What the trainer reports while it runs: after every optimizer step

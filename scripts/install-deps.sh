@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian packages qbert needs, only those missing.
-#   scripts/install-deps.sh           build: gcc, cmake, make, utf8proc, jansson, libmicrohttpd
+#   scripts/install-deps.sh           build: gcc, cmake, make, utf8proc, jansson, libmicrohttpd,
+#                                     protobuf-c and onnx.proto (python3-onnx) for export
 #   scripts/install-deps.sh --test    also what the test suite uses (numpy
 #                                     regenerates the random-weight golden models;
-#                                     curl, wrk, node and npm drive qbert serve)
+#                                     curl, wrk, node and npm drive qbert serve;
+#                                     bench/onnx's onnxruntime-node checks the ONNX export)
 #   scripts/install-deps.sh --fuzz    also clang, libFuzzer and clang's OpenMP, for
 #                                     the fuzz build (tests/fuzz, -DQB_FUZZ=ON)
 set -euo pipefail
-pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev libmicrohttpd-dev libgomp1)
-[ "${1:-}" = "--test" ] && pkgs+=(python3 python3-numpy curl wrk nodejs npm)
+pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev libmicrohttpd-dev libgomp1
+      protobuf-c-compiler libprotobuf-c-dev python3-onnx)
+[ "${1:-}" = "--test" ] && pkgs+=(python3 python3-numpy curl wrk)
+# Node may come from elsewhere (NodeSource's nodejs bundles npm and conflicts
+# with Debian's npm package): Debian's is installed only where none runs.
+if [ "${1:-}" = "--test" ] && ! { command -v node && command -v npm; } >/dev/null; then
+  pkgs+=(nodejs npm)
+fi
 # libFuzzer's runtime ships with clang's (libclang-rt); it must match clang's version.
 [ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev libfuzzer-14-dev libomp-14-dev python3)
 
@@ -16,11 +24,19 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  SUDO=
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
-echo "installing: ${missing[*]}" >&2
-SUDO=
-[ "$(id -u)" -ne 0 ] && SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# ONNX Runtime from npm, as package-lock.json pins it; --ignore-scripts: its
+# postinstall fetches CUDA binaries, and the CPU library is in the tarball.
+ort=$(cd "$(dirname "$0")/../bench/onnx" && pwd)
+if [ "${1:-}" = "--test" ] && [ ! -d "$ort/node_modules/onnxruntime-node" ]; then
+  echo "installing: onnxruntime-node (npm, bench/onnx)" >&2
+  (cd "$ort" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
+fi

@@ -47,6 +47,15 @@ typedef struct {
     int *n_fallbacks;         /* out (or NULL): +1 where GPTQ could not factor the Hessian and rounded to nearest */
 } qb_linear_recipe;
 
+/* How an ONNX export (src/export) writes a linear of a row, from the
+ * tensors on disk (docs/quantized-format.md). */
+typedef enum {
+    QB_EXPORT_NONE,   /* ONNX cannot express it: onnx_refusal says why */
+    QB_EXPORT_FLOAT,  /* MatMul on the weight as stored (FP16/BF16 cast to FP32) */
+    QB_EXPORT_INT8,   /* ORT's dynamic form, or QDQ pairs on the calibrated input grid */
+    QB_EXPORT_NBITS,  /* a 4-bit grid: com.microsoft MatMulNBits */
+} qb_export_form;
+
 typedef struct qb_linear_format {
     const char *name;         /* as quantization_config "modules" and info say it */
     qb_dtype dtype;           /* of the stored weight */
@@ -64,6 +73,8 @@ typedef struct qb_linear_format {
      * from the input checkpoint's weight tensor t. */
     bool (*quantize)(const struct qb_linear_format *self, qb_st_list *out, const qb_linear *l,
                      const qb_st_tensor *t, const qb_linear_recipe *r);
+    qb_export_form onnx;
+    const char *onnx_refusal; /* QB_EXPORT_NONE: why */
 } qb_linear_format;
 
 /* The row for a stored weight dtype (F32 and other float types: fp32). */

@@ -283,22 +283,30 @@ bool qb_lowbit_push_table(qb_st_list *out, const qb_st_tensor *t, int bits) {
     return push_codes(out, t, (int)t->shape[0], K, table_code(bits), &sp, NULL, 1, &e);
 }
 
-#define LOWBIT_ROW(id, nm, bits_on_disk, ints, scratch, runner, cd, kd, b)                                         \
+#define LOWBIT_ROW(id, nm, bits_on_disk, ints, scratch, runner, cd, kd, b, ...) /* ...: onnx, onnx_refusal */    \
     static const lowbit_row id = {{nm, QB_U8, QB_PREC_LOWBIT, bits_on_disk, ints, bind_lowbit, scratch, runner,   \
-                                   release_lowbit, quantize_lowbit},                                                \
+                                   release_lowbit, quantize_lowbit, __VA_ARGS__},                                   \
                                   cd, kd, b}
 
-LOWBIT_ROW(int4, "int4", 4, true, scratch_a8, run_a8, QB_CODE_U4, QB_LOWBIT_GRID, 4);
-LOWBIT_ROW(int3, "int3", 3, true, scratch_a8, run_a8, QB_CODE_U3, QB_LOWBIT_GRID, 3);
-LOWBIT_ROW(int2, "int2", 2, true, scratch_a8, run_a8, QB_CODE_U2, QB_LOWBIT_GRID, 2);
-LOWBIT_ROW(ternary, "ternary", 1.6f, true, scratch_a8, run_a8, QB_CODE_T5, QB_LOWBIT_TERNARY, 2);
-LOWBIT_ROW(int4_wo, "int4-weight-only", 4, false, scratch_f32, run_f32, QB_CODE_U4, QB_LOWBIT_GRID, 4);
-LOWBIT_ROW(int3_wo, "int3-weight-only", 3, false, scratch_f32, run_f32, QB_CODE_U3, QB_LOWBIT_GRID, 3);
-LOWBIT_ROW(int2_wo, "int2-weight-only", 2, false, scratch_f32, run_f32, QB_CODE_U2, QB_LOWBIT_GRID, 2);
-LOWBIT_ROW(ternary_wo, "ternary-weight-only", 1.6f, false, scratch_f32, run_f32, QB_CODE_T5, QB_LOWBIT_TERNARY, 2);
-LOWBIT_ROW(kmeans4, "kmeans4", 4, false, scratch_f32, run_f32, QB_CODE_U4, QB_LOWBIT_KMEANS, 4);
-LOWBIT_ROW(kmeans3, "kmeans3", 3, false, scratch_f32, run_f32, QB_CODE_U3, QB_LOWBIT_KMEANS, 3);
-LOWBIT_ROW(kmeans2, "kmeans2", 2, false, scratch_f32, run_f32, QB_CODE_U2, QB_LOWBIT_KMEANS, 2);
+/* ONNX Runtime's MatMulNBits takes 4-bit grids; nothing in ONNX takes the others. */
+#define NO_OP(what) QB_EXPORT_NONE, what " weights have no ONNX operator (MatMulNBits takes 4-bit grids)"
+#define KMEANS QB_EXPORT_NONE, "k-means codebooks are not on a grid, and ONNX operators take grids"
+
+LOWBIT_ROW(int4, "int4", 4, true, scratch_a8, run_a8, QB_CODE_U4, QB_LOWBIT_GRID, 4, QB_EXPORT_NBITS, NULL);
+LOWBIT_ROW(int3, "int3", 3, true, scratch_a8, run_a8, QB_CODE_U3, QB_LOWBIT_GRID, 3, NO_OP("3-bit"));
+LOWBIT_ROW(int2, "int2", 2, true, scratch_a8, run_a8, QB_CODE_U2, QB_LOWBIT_GRID, 2, NO_OP("2-bit"));
+LOWBIT_ROW(ternary, "ternary", 1.6f, true, scratch_a8, run_a8, QB_CODE_T5, QB_LOWBIT_TERNARY, 2, NO_OP("ternary"));
+LOWBIT_ROW(int4_wo, "int4-weight-only", 4, false, scratch_f32, run_f32, QB_CODE_U4, QB_LOWBIT_GRID, 4, QB_EXPORT_NBITS,
+           NULL);
+LOWBIT_ROW(int3_wo, "int3-weight-only", 3, false, scratch_f32, run_f32, QB_CODE_U3, QB_LOWBIT_GRID, 3,
+           NO_OP("3-bit"));
+LOWBIT_ROW(int2_wo, "int2-weight-only", 2, false, scratch_f32, run_f32, QB_CODE_U2, QB_LOWBIT_GRID, 2,
+           NO_OP("2-bit"));
+LOWBIT_ROW(ternary_wo, "ternary-weight-only", 1.6f, false, scratch_f32, run_f32, QB_CODE_T5, QB_LOWBIT_TERNARY, 2,
+           NO_OP("ternary"));
+LOWBIT_ROW(kmeans4, "kmeans4", 4, false, scratch_f32, run_f32, QB_CODE_U4, QB_LOWBIT_KMEANS, 4, KMEANS);
+LOWBIT_ROW(kmeans3, "kmeans3", 3, false, scratch_f32, run_f32, QB_CODE_U3, QB_LOWBIT_KMEANS, 3, KMEANS);
+LOWBIT_ROW(kmeans2, "kmeans2", 2, false, scratch_f32, run_f32, QB_CODE_U2, QB_LOWBIT_KMEANS, 2, KMEANS);
 
 const qb_linear_format *const qb_linear_lowbit_rows[] = {
     &int4.row, &int3.row, &int2.row, &ternary.row, &int4_wo.row, &int3_wo.row,

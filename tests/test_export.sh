@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# qbert export: formats ONNX cannot express are refused naming the layer;
+# the FP32 export passes onnx.checker (Debian's python3-onnx) and ONNX
+# Runtime (onnxruntime-node, bench/onnx/package.json) gives qbert's logits
+# within 1e-4 on SST-2 dev sentences in padded batches, as it does for int4
+# weights (MatMulNBits, with zero points) and a bare encoder's pooled
+# embeddings; the dynamic int8 export, ORT's own dynamic form, agrees with
+# qbert's int8 predictions.
+set -u
+. "$(dirname "$0")/lib.sh"
+M=$SRC/models/bert-mini-sst2
+ORT_DIR=$SRC/bench/onnx
+
+check "export --help" bash -c "'$QBERT' export --help | grep -q 'usage: qbert export'"
+usage_rc() { "$QBERT" export "$@" 2>/dev/null; test $? -eq 2; }
+check "no -o: usage error" usage_rc "$M"
+check "opset 9: usage error" usage_rc "$M" -o "$TMP/x.onnx" --opset 9
+expect_error "unwritable" "cannot create" "$QBERT" export "$M" -o "$TMP/no/such/dir/m.onnx"
+
+# What ONNX cannot say: each format's refusal names the first layer and why;
+# an existing output stays as it was.
+echo old >"$TMP/keep.onnx"
+for spec in "int3|--method weight-only --bits 3|3-bit weights have no ONNX operator" \
+            "ternary|--method dynamic --bits ternary|ternary weights have no ONNX operator" \
+            "kmeans|--method weight-only --bits 4 --codebook kmeans|k-means codebooks are not on a grid" \
+            "int4g48|--method weight-only --bits 4 --group-size 48|MatMulNBits takes groups of a power of two"; do
+  IFS='|' read -r name flags why <<<"$spec"
+  # shellcheck disable=SC2086
+  "$QBERT" quantize "$M" -o "$TMP/$name" $flags >/dev/null 2>&1 || fail "quantize $name"
+  expect_error "refuse $name" "layer 'bert\.encoder\.layer\.0\.attention\.self\.query' is [a-z0-9-]+[^:]*: $why" \
+    "$QBERT" export "$TMP/$name" -o "$TMP/keep.onnx"
+done
+check "a refused export leaves the old file" test "$(cat "$TMP/keep.onnx")" = old
+check "no temporary file left" test -z "$(ls "$TMP" | grep '\.tmp')"
+
+have_ort=yes
+$PY -c 'import onnx' 2>/dev/null || have_ort="no python3-onnx"
+[ -d "$ORT_DIR/node_modules/onnxruntime-node" ] && command -v node >/dev/null ||
+  have_ort="no onnxruntime-node (cd bench/onnx && npm ci --ignore-scripts)"
+if [ "$have_ort" != yes ]; then
+  if [ "${CI:-}" = "true" ]; then fail "$have_ort (CI=true requires it: scripts/install-deps.sh --test)"; finish; exit; fi
+  echo "skipped the ONNX Runtime checks: $have_ort"
+  finish
+  exit $([ "$failed" -eq 0 ] && echo 77 || echo 1)
+fi
+need_shared data/sst2/dev.tsv
+
+N=48
+[ -n "$SANITIZE" ] && N=12
+tail -n +2 "$SHARED/data/sst2/dev.tsv" | cut -f1 | head -n $N >"$TMP/texts.txt"
+ort_field() { # ort_field MODEL.onnx PRED.jsonl FIELD
+  node "$ORT_DIR/ort_check.mjs" --model "$1" --qbert "$2" --batch 4 --threads 2 >"$TMP/ort.json" &&
+    json_get "$TMP/ort.json" "j['$3']"
+}
+checker() { $PY -c 'import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)' "$1"; }
+
+close() { # close WHAT MODEL_DIR [embed]: exported, checked, ORT within 1e-4 of qbert
+  local f=$TMP/$1
+  "$QBERT" export "$2" -o "$f.onnx"
+  check "$1: onnx.checker" checker "$f.onnx"
+  if [ "${3:-}" = embed ]; then "$QBERT" embed "$2" --input "$TMP/texts.txt" --threads 2 >"$f.jsonl"
+  else "$QBERT" predict "$2" --input "$TMP/texts.txt" --json --threads 2 >"$f.jsonl"; fi
+  local diff; diff=$(ort_field "$f.onnx" "$f.jsonl" max_abs_diff)
+  check "$1: ORT within 1e-4 of qbert (got $diff)" $PY -c "import sys; sys.exit(not float('$diff') < 1e-4)"
+}
+close fp32 "$M"
+"$QBERT" quantize "$M" -o "$TMP/int4" --method weight-only --bits 4 --group-size 32 --weight-zero-point >/dev/null
+close int4 "$TMP/int4"
+check "int4: MatMulNBits" grep -q MatMulNBits "$TMP/int4.onnx"
+
+# A bare encoder (the classifier's tensors removed) pooling mean + Normalize.
+B=$TMP/bare
+mkdir -p "$B/1_Pooling" "$B/2_Normalize"
+retile "$M/model.safetensors" "$B/model.safetensors" "del h['classifier.weight'], h['classifier.bias']"
+cp "$M/vocab.txt" "$M/tokenizer_config.json" "$B/"
+$PY -c "import json,sys; c=json.load(open(sys.argv[1])); c['architectures']=['BertModel']; json.dump(c, open(sys.argv[2],'w'))" \
+  "$M/config.json" "$B/config.json"
+cat >"$B/modules.json" <<'EOF'
+[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+ {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+ {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]
+EOF
+echo '{"word_embedding_dimension": 256, "pooling_mode_mean_tokens": true}' >"$B/1_Pooling/config.json"
+close bare "$B" embed
+
+"$QBERT" quantize "$M" -o "$TMP/dyn" --method dynamic >/dev/null
+"$QBERT" export "$TMP/dyn" -o "$TMP/dyn.onnx"
+check "int8 dynamic: onnx.checker" checker "$TMP/dyn.onnx"
+check "int8 dynamic: ORT's form" grep -q MatMulInteger "$TMP/dyn.onnx"
+"$QBERT" predict "$TMP/dyn" --input "$TMP/texts.txt" --json --threads 2 >"$TMP/dyn.jsonl"
+agree=$(ort_field "$TMP/dyn.onnx" "$TMP/dyn.jsonl" agreement)
+diff=$(json_get "$TMP/ort.json" "j['max_abs_diff']")
+# per-tensor inputs in ORT against qbert's per-token: close, not equal
+check "int8 dynamic: ORT agrees with qbert (got $agree, logits within $diff)" \
+  $PY -c "import sys; sys.exit(not (float('$agree') >= 0.97 and float('$diff') < 0.3))"
+finish
