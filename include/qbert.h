@@ -131,6 +131,34 @@ qb_status qb_tokenize_words(const qb_model *m, const char *const *words,
                             const size_t *lens, int n_words, int max_length,
                             qb_encoding *enc, qb_error *err);
 
+/* A list of words, for qb_tokenize_word_pair. */
+typedef struct qb_words {
+    const char *const *words;
+    const size_t *lens;
+    int n;
+} qb_words;
+
+/* A pair of pre-split texts (a token-classification model given a
+ * text_pair): truncated as qb_tokenize() truncates a pair; word_ids number
+ * the pair's words after the text's (text->n + i). */
+qb_status qb_tokenize_word_pair(const qb_model *m, const qb_words *text, const qb_words *pair, int max_length,
+                                qb_encoding *enc, qb_error *err);
+
+/* A word of a text: its bytes [start, end). */
+typedef struct qb_word_span {
+    size_t start, end;
+} qb_word_span;
+
+/* The words of a text as the model's pre-tokenizer splits them, so that
+ * tokenizing them one by one (qb_tokenize_words) gives qb_tokenize()'s ids:
+ * WordPiece (BERT's BasicTokenizer, BertPreTokenizer) splits at whitespace
+ * and around every punctuation mark and CJK ideograph ("York." is two
+ * words); SentencePiece and the others at whitespace.  A special token
+ * written in the text is one word.  spans has room for len entries; *n
+ * gets the count.  Invalid UTF-8 is QB_ERR_UTF8. */
+qb_status qb_split_words(const qb_model *m, const char *text, size_t len, qb_word_span *spans, int *n,
+                         qb_error *err);
+
 /* The truncation length every command uses unless told otherwise: the
  * model's max_position_embeddings, at most 512 (Hugging Face's
  * model_max_length for BERT-family tokenizers).  asked > 0 is returned as

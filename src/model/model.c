@@ -332,4 +332,14 @@ qb_status qb_tokenize_words(const qb_model *m, const char *const *words, const s
     return qb_tokenizer_encode_words(m->tok, words, lens, n_words, max_length, enc, err);
 }
 
+qb_status qb_tokenize_word_pair(const qb_model *m, const qb_words *text, const qb_words *pair, int max_length,
+                                qb_encoding *enc, qb_error *err) {
+    return qb_tokenizer_encode_word_pair(m->tok, text, pair, max_length, enc, err);
+}
+
+qb_status qb_split_words(const qb_model *m, const char *text, size_t len, qb_word_span *spans, int *n,
+                         qb_error *err) {
+    return qb_tokenizer_split_words(m->tok, text, len, spans, n, err);
+}
+
 const char *qb_token_text(const qb_model *m, int32_t id) { return qb_tokenizer_piece(m->tok, id); }
