@@ -82,6 +82,10 @@ typedef struct qb_model_info {
     int intermediate_size, max_position, type_vocab_size;
     int num_hidden_groups, inner_group_num;
     int num_labels;
+    /* Scores as Hugging Face's pipelines read the logits: a sigmoid per
+     * label (problem_type multi_label_classification, or one label: a
+     * cross-encoder's score), else a softmax over the labels. */
+    int sigmoid;
     float layer_norm_eps;
     int64_t n_params;         /* distinct parameters (ALBERT's shared layer once) */
     int64_t file_bytes;       /* size of model.safetensors */

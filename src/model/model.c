@@ -281,6 +281,7 @@ void qb_model_get_info(const qb_model *m, qb_model_info *info) {
     info->num_hidden_groups = c->num_hidden_groups;
     info->inner_group_num = c->inner_group_num;
     info->num_labels = c->num_labels;
+    info->sigmoid = c->multi_label || c->num_labels == 1;
     info->layer_norm_eps = c->layer_norm_eps;
     for (int i = 0; i < m->n_params; i++) info->n_params += m->params[i].numel;
     info->file_bytes = (int64_t)m->st.map.size;
