@@ -280,6 +280,14 @@ typedef struct qb_eval_result {
     long long correct, total; /* examples, or scored words for NER */
     double entity_f1, entity_precision, entity_recall;
     long long entity_gold, entity_pred, entity_tp;
+    /* NER: the same per entity type (PER, ORG...), sorted by name; types
+     * past the 32nd count only in the totals */
+    int n_entity_types;
+    struct qb_entity_score {
+        char type[24];
+        double f1, precision, recall;
+        long long gold, pred, tp;
+    } entity_types[32];
     int words_unscored;       /* NER words beyond max_length */
     int max_length;           /* the truncation length used */
     int n_truncated;          /* examples that lost tokens to it */
