@@ -289,14 +289,6 @@ static void write_entity(const predictor *p, const pending *in, const tok_tag *t
     const char *seg = tg[t0].segment ? in->pair : in->text;
     size_t start = tg[t0].start, end = tg[t1 - 1].end;
     size_t cs = char_offset(seg, start), ce = char_offset(seg, end);
-    if (!p->json) {
-        fputs(json_array_size(out) ? "\t" : "", stdout);
-        qb_escape_write(stdout, name, (size_t)tg[t0].type_len);
-        printf(" %zu %zu %.4f ", cs, ce, score);
-        qb_escape_write(stdout, seg + start, end - start);
-        json_array_append_new(out, json_null()); /* counts what was written */
-        return;
-    }
     json_t *o = json_object();
     *ok = *ok && o && qb_json_set(o, "entity", qb_json_strn(name, (size_t)tg[t0].type_len)) &&
           qb_json_set(o, "score", qb_json_real(score)) && qb_json_set(o, "start", json_integer((json_int_t)cs)) &&
@@ -345,6 +337,21 @@ static json_t *entities(predictor *p, int k, bool *ok) {
     return out;
 }
 
+/* Text output: TYPE START END SCORE TEXT per entity, tab-separated; "-" for none. */
+static void write_entities(const json_t *ents) {
+    size_t i;
+    const json_t *x;
+    json_array_foreach(ents, i, x) {
+        const json_t *type = json_object_get(x, "entity"), *text = json_object_get(x, "text");
+        fputs(i ? "\t" : "", stdout);
+        qb_escape_write(stdout, json_string_value(type), json_string_length(type));
+        printf(" %lld %lld %.4f ", (long long)json_integer_value(json_object_get(x, "start")),
+               (long long)json_integer_value(json_object_get(x, "end")), json_real_value(json_object_get(x, "score")));
+        qb_escape_write(stdout, json_string_value(text), json_string_length(text));
+    }
+    if (!json_array_size(ents)) putchar('-');
+}
+
 static void emit_tokens(predictor *p, int k) {
     const pending *in = &p->in[k];
     const qb_encoding *e = &p->enc[k];
@@ -354,7 +361,7 @@ static void emit_tokens(predictor *p, int k) {
     if (p->aggregate) ents = entities(p, k, &ok);
     else write_word_tags(p, k, words, tags, &ok);
     if (!p->json) {
-        if (p->aggregate && !json_array_size(ents)) putchar('-');
+        if (p->aggregate) write_entities(ents);
         putchar('\n');
         json_decref(words);
         json_decref(tags);
