@@ -11,10 +11,10 @@ need_shared models/bert-mini-sst2
 need_shared data/sst2/train.tsv
 M=$SHARED/models/bert-mini-sst2
 SST=$SHARED/data/sst2
-N=400
-[ -n "$SANITIZE" ] && N=32
+N=400 NE=200
+[ -n "$SANITIZE" ] && N=32 NE=32
 head -n $((N + 1)) "$SST/train.tsv" >"$TMP/train.tsv"
-COMMON=(--eval "$SST/dev.tsv" --eval-limit 200 --epochs 2 --batch 16 --max-length 64 --threads 2 --lr 2e-4)
+COMMON=(--eval "$SST/dev.tsv" --eval-limit $NE --epochs 2 --batch 16 --max-length 64 --threads 2 --lr 2e-4)
 
 # body DIR CLASS PYTHON: M's weights minus its head (and what PYTHON
 # rewrites of the header `h`), config.json saying CLASS without labels
