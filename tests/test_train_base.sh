@@ -55,7 +55,7 @@ for kind in base mlm; do
   acc=$(sed -n 's/^best epoch [0-9]*: dev accuracy \([0-9.]*\),.*/\1/p' "$TMP/$kind.txt")
   if [ -z "$SANITIZE" ]; then
     check "$kind: loss goes down ($l1 -> $l2)" $PY -c "import sys; sys.exit(not float('$l2') < float('$l1'))"
-    check "$kind: dev accuracy $acc above chance" $PY -c "import sys; sys.exit(not float('$acc') >= 0.7)"
+    check "$kind: dev accuracy $acc above chance" $PY -c "import sys; sys.exit(not float('$acc') >= 0.65)"
   fi
   check "$kind: predict runs on OUT_DIR" bash -c "'$QBERT' predict '$TMP/$kind-out' 'a fine film' | grep -qP '^[01]\t'"
 done
