@@ -90,5 +90,7 @@ int qb_cli_close_self(FILE *f, int pid);
 
 /* Softmax of n logits into probs (for display). */
 void qb_softmax_display(const float *logits, int n, float *probs);
+/* 1 / (1 + e^-x) of each logit: multi-label and one-label (cross-encoder) scores. */
+void qb_sigmoid_display(const float *logits, int n, float *probs);
 
 #endif

@@ -14,7 +14,8 @@ static const char help[] =
     "\n"
     "Runs the model over a labelled dataset and prints accuracy, per-class\n"
     "precision/recall/F1 and macro-F1; for token-classification models (CoNLL)\n"
-    "also entity-level precision/recall/F1 (exact spans, conlleval rules), with each\n"
+    "also entity-level precision/recall/F1 (exact spans, conlleval rules), overall\n"
+    "and per entity type (PER, ORG, LOC, MISC), with each\n"
     "word tagged from its first sub-token.\n"
     "\n"
     "  --data FILE        the dataset\n"
@@ -31,7 +32,8 @@ static const char help[] =
     "  --reference DIR    also run this model (e.g. the FP32 original of a quantized\n"
     "                     one) and report how often the two predictions agree\n"
     "  --json             one JSON object: n, accuracy, macro_f1, per_class, and\n"
-    "                     entity_f1/entity_precision/entity_recall for NER\n";
+    "                     entity_f1/entity_precision/entity_recall and\n"
+    "                     entity_types (the same per type) for NER\n";
 
 typedef struct {
     const char *dir, *reference;
@@ -58,6 +60,12 @@ static void print_text(const eval_args *a, const qb_model *m, const qb_eval_resu
     if (r->token_task)
         printf("entity F1    %.4f  (precision %.4f, recall %.4f; %lld gold, %lld predicted, %lld correct)\n",
                r->entity_f1, r->entity_precision, r->entity_recall, r->entity_gold, r->entity_pred, r->entity_tp);
+    for (int i = 0; r->token_task && i < r->n_entity_types; i++) {
+        const struct qb_entity_score *t = &r->entity_types[i];
+        char name[64];
+        printf("  %-10s %.4f  (precision %.4f, recall %.4f; %lld gold, %lld predicted, %lld correct)\n",
+               qb_escape_str(name, sizeof name, t->type), t->f1, t->precision, t->recall, t->gold, t->pred, t->tp);
+    }
     printf("\n%-16s %9s %9s %9s %9s\n", "class", "precision", "recall", "f1", "support");
     for (int k = 0; k < r->n_classes; k++) {
         char name[256];
@@ -80,6 +88,21 @@ static json_t *per_class_json(const qb_model *m, const qb_eval_result *r) {
     return qb_json_built(arr, ok);
 }
 
+static json_t *entity_types_json(const qb_eval_result *r) {
+    json_t *arr = json_array();
+    bool ok = arr != NULL;
+    for (int i = 0; ok && i < r->n_entity_types; i++) {
+        const struct qb_entity_score *t = &r->entity_types[i];
+        json_t *c = json_object();
+        ok = c && qb_json_set_str(c, "type", t->type) && qb_json_set_real(c, "f1", t->f1) &&
+             qb_json_set_real(c, "precision", t->precision) && qb_json_set_real(c, "recall", t->recall) &&
+             qb_json_set_int(c, "gold", t->gold) && qb_json_set_int(c, "predicted", t->pred) &&
+             qb_json_set_int(c, "correct", t->tp);
+        ok = qb_json_push(arr, c) && ok;
+    }
+    return qb_json_built(arr, ok);
+}
+
 /* Agreement with the reference and the token task's entity scores, where
  * they were measured. */
 static bool set_optional(json_t *o, const qb_eval_result *r) {
@@ -92,7 +115,8 @@ static bool set_optional(json_t *o, const qb_eval_result *r) {
         ok = qb_json_set_real(o, "entity_f1", r->entity_f1) &&
              qb_json_set_real(o, "entity_precision", r->entity_precision) &&
              qb_json_set_real(o, "entity_recall", r->entity_recall) && qb_json_set_int(o, "words_scored", r->total) &&
-             qb_json_set_int(o, "words_unscored", r->words_unscored);
+             qb_json_set_int(o, "words_unscored", r->words_unscored) &&
+             qb_json_set(o, "entity_types", entity_types_json(r));
     return ok;
 }
 

@@ -14,11 +14,20 @@ static const char help[] =
     "usage: qbert predict MODEL_DIR TEXT [TEXT ...] [--pair TEXT] [options]\n"
     "       qbert predict MODEL_DIR --input FILE|- [options]\n"
     "\n"
-    "Classifies each text.  Sequence models print the label and its probability;\n"
-    "token-classification models (NER) print a tag for every whitespace-separated\n"
-    "word, taken from the word's first sub-token.\n"
+    "Classifies each text.  Sequence models print the label and its probability\n"
+    "(a softmax; a sigmoid for one-label models such as cross-encoders, and for\n"
+    "problem_type multi_label_classification, which prints every label with its\n"
+    "score, highest first).  Token-classification models (NER) print a tag for\n"
+    "every word, split as the model's pre-tokenizer splits (\"York.\" is two\n"
+    "words), taken from the word's first sub-token.\n"
     "\n"
-    "  --pair TEXT        second segment for every TEXT (sentence-pair models)\n"
+    "  --pair TEXT        second segment for every TEXT (sentence pairs; token\n"
+    "                     models tag the words of both)\n"
+    "  --aggregate simple token models: entity spans instead of tags, as Hugging\n"
+    "                     Face's aggregation_strategy=\"simple\": sub-tokens grouped\n"
+    "                     by entity type (a B- tag starts a new one), each printed\n"
+    "                     as TYPE START END SCORE TEXT (character offsets into its\n"
+    "                     segment, the mean score of its sub-tokens)\n"
     "  --input FILE|-     read inputs from FILE or stdin, one a line; results stream\n"
     "                     out in input order\n"
     "  --input-format F   text: each line is a text (the default); jsonl: each line\n"
@@ -33,8 +42,9 @@ static const char help[] =
     "  --batch B          inputs run together (default 8)\n"
     "  --threads N        compute threads (default: all cores)\n"
     "  --json             one JSON object a line: text, text_pair, input_ids,\n"
-    "                     token_type_ids, logits, label, probability (token models:\n"
-    "                     words, and label/logits per word/token)\n"
+    "                     token_type_ids, logits, label, probability, scores\n"
+    "                     (token models: words, tags, token_logits, entities);\n"
+    "                     docs/cli-json.md lists the fields\n"
     "\n"
     "Text output shows control characters in texts and labels as escapes (\\n,\n"
     "\\t, \\x1b), so one input is always one line.\n";
@@ -60,27 +70,51 @@ typedef struct {
     int n;
     int *slot;    /* in[k]'s row in the session's batch (-1: none) */
     float *probs; /* num_labels */
-    /* token models: per-input word splits */
+    int *order;   /* num_labels: multi-label scores, highest first */
+    bool aggregate;
+    /* token models: the words of an input's text, then of its pair */
     const char **words;
     size_t *word_lens;
+    qb_word_span *spans;
     size_t words_cap;
+    qb_words text_words, pair_words;
 } predictor;
 
-/* Whitespace-separated words of a text, for per-word tags; w and wl hold
- * at least len / 2 + 1 entries (words_reserve). */
-static int split_words(const char *t, size_t len, const char **w, size_t *wl) {
+/* Room for the words of an input of len bytes: at most one a byte. */
+static bool words_reserve(predictor *p, size_t len) {
+    size_t need = len + 1;
+    if (need <= p->words_cap) return true;
+    const char **w = realloc(p->words, need * sizeof *w);
+    if (w) p->words = w;
+    size_t *wl = w ? realloc(p->word_lens, need * sizeof *wl) : NULL;
+    if (wl) p->word_lens = wl;
+    qb_word_span *sp = wl ? realloc(p->spans, need * sizeof *sp) : NULL;
+    if (!sp) return false;
+    p->spans = sp;
+    p->words_cap = need;
+    return true;
+}
+
+/* One segment's words from index `first` on, as the model's pre-tokenizer
+ * splits them. */
+static qb_status split_segment(predictor *p, const char *t, size_t len, int first, qb_words *out, qb_error *err) {
     int n = 0;
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) i++;
-        size_t s = i;
-        while (i < len && !(t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) i++;
-        if (i > s) {
-            w[n] = t + s;
-            wl[n++] = i - s;
-        }
+    qb_status st = qb_split_words(p->m, t ? t : "", len, p->spans + first, &n, err);
+    for (int i = 0; !st && i < n; i++) {
+        p->words[first + i] = t + p->spans[first + i].start;
+        p->word_lens[first + i] = p->spans[first + i].end - p->spans[first + i].start;
     }
-    return n;
+    *out = (qb_words){p->words + first, p->word_lens + first, n};
+    return st;
+}
+
+/* in's words: text_words, then pair_words (when it has a pair). */
+static qb_status split_input(predictor *p, const pending *in, qb_error *err) {
+    if (!words_reserve(p, in->text_len + in->pair_len + 1)) return qb_fail(err, QB_ERR_NOMEM, "out of memory");
+    qb_status st = split_segment(p, in->text, in->text_len, 0, &p->text_words, err);
+    p->pair_words = (qb_words){0};
+    if (!st && in->pair) st = split_segment(p, in->pair, in->pair_len, p->text_words.n, &p->pair_words, err);
+    return st;
 }
 
 /* The members every --json line starts with. */
@@ -99,6 +133,32 @@ static void put_json_line(json_t *o, bool ok) {
         fputs("qbert predict: error: out of memory writing JSON\n", stderr);
 }
 
+/* Labels by decreasing score (ties: lower id first). */
+static void order_by_score(const float *scores, int n, int *order) {
+    for (int i = 0; i < n; i++) {
+        int j = i;
+        for (; j > 0 && scores[order[j - 1]] < scores[i]; j--) order[j] = order[j - 1];
+        order[j] = i;
+    }
+}
+
+static void write_label_scores(const predictor *p, const float *scores, int best) {
+    int L = p->info.num_labels;
+    if (!p->info.sigmoid || L == 1) {
+        const char *label = qb_model_label(p->m, best);
+        qb_escape_write(stdout, label, strlen(label));
+        printf("\t%.4f\t", (double)scores[best]);
+        return;
+    }
+    order_by_score(scores, L, p->order);
+    for (int i = 0; i < L; i++) {
+        const char *label = qb_model_label(p->m, p->order[i]);
+        qb_escape_write(stdout, label, strlen(label));
+        printf(":%.4f", (double)scores[p->order[i]]);
+        fputs(i + 1 < L ? " " : "\t", stdout);
+    }
+}
+
 static void emit_sequence(predictor *p, int k) {
     const pending *in = &p->in[k];
     const qb_encoding *e = &p->enc[k];
@@ -106,11 +166,11 @@ static void emit_sequence(predictor *p, int k) {
     const float *logits = qb_session_logits(p->s, p->slot[k]);
     float *probs = p->probs;
     int best = qb_argmax(logits, L);
-    qb_softmax_display(logits, L, probs);
+    if (p->info.sigmoid) qb_sigmoid_display(logits, L, probs);
+    else qb_softmax_display(logits, L, probs);
     const char *label = qb_model_label(p->m, best);
     if (!p->json) {
-        qb_escape_write(stdout, label, strlen(label));
-        printf("\t%.4f\t", (double)probs[best]);
+        write_label_scores(p, probs, best);
         qb_escape_write(stdout, in->text, in->text_len);
         if (in->pair) {
             fputs(" ||| ", stdout);
@@ -123,6 +183,8 @@ static void emit_sequence(predictor *p, int k) {
     bool ok = o && qb_json_set(o, "logits", qb_json_floats(logits, L)) &&
               qb_json_set(o, "label", qb_json_strn(label, strlen(label))) &&
               qb_json_set(o, "probability", qb_json_real(probs[best])) &&
+              qb_json_set(o, "scores", qb_json_floats(probs, L)) &&
+              qb_json_set_str(o, "function_to_apply", p->info.sigmoid ? "sigmoid" : "softmax") &&
               qb_json_set(o, "truncated_tokens", json_integer(e->n_truncated));
     put_json_line(o, ok);
 }
@@ -136,37 +198,181 @@ static json_t *token_logits_json(const float *logits, int n, int L) {
     return qb_json_built(a, ok);
 }
 
-static void emit_tokens(predictor *p, int k) {
-    const pending *in = &p->in[k];
+static void write_word_tags(predictor *p, int k, json_t *words, json_t *tags, bool *ok) {
     const qb_encoding *e = &p->enc[k];
-    int L = p->info.num_labels, nw = split_words(in->text, in->text_len, p->words, p->word_lens);
+    int L = p->info.num_labels, nw = p->text_words.n + p->pair_words.n;
     const float *logits = qb_session_logits(p->s, p->slot[k]);
-    json_t *o = p->json ? json_line(in, e, false) : NULL, *words = json_array(), *tags = json_array();
-    bool ok = o && words && tags && qb_json_set(o, "logits", token_logits_json(logits, e->n, L));
     for (int w = 0, t = 0; w < nw; w++) {
         while (t < e->n && e->word_ids[t] < w) t++;
         const char *tag = t < e->n && e->word_ids[t] == w ? qb_model_label(p->m, qb_argmax(logits + (size_t)t * L, L))
                                                           : NULL;
         if (p->json) {
-            if (ok)
-                ok = qb_json_push(words, qb_json_strn(p->words[w], p->word_lens[w])) &&
-                     qb_json_push(tags, tag ? qb_json_strn(tag, strlen(tag)) : json_null());
+            if (*ok)
+                *ok = qb_json_push(words, qb_json_strn(p->words[w], p->word_lens[w])) &&
+                      qb_json_push(tags, tag ? qb_json_strn(tag, strlen(tag)) : json_null());
             continue;
         }
-        fputs(w ? " " : "", stdout);
+        fputs(w == p->text_words.n && w ? " ||| " : w ? " " : "", stdout);
         qb_escape_write(stdout, p->words[w], p->word_lens[w]);
         putchar('/');
         if (tag) qb_escape_write(stdout, tag, strlen(tag));
         else putchar('-');
     }
+}
+
+/* ---- entity spans (--aggregate simple) --------------------------------- */
+
+typedef struct {
+    int type_at, type_len; /* the label's type: after "B-"/"I-", or all of it */
+    bool begin;            /* a B- tag */
+    int label;
+    float score;
+    size_t start, end;     /* bytes of its segment */
+    int segment;
+} tok_tag;
+
+/* The bytes of a piece's text in the word: "##", "▁" or "Ġ" prefixes off. */
+static size_t piece_len(const char *piece) {
+    if (!piece) return 0;
+    size_t n = strlen(piece);
+    if (n >= 2 && !memcmp(piece, "##", 2)) return n - 2;
+    if (n >= 2 && ((unsigned char)piece[0] == 0xC4 && (unsigned char)piece[1] == 0xA0)) return n - 2;
+    if (n >= 3 && !memcmp(piece, "\xE2\x96\x81", 3)) return n - 3;
+    return n;
+}
+
+/* Byte spans of the tokens of word w (tokens [t0, t1), tags[0] the
+ * first's): each piece's own when their lengths add up to the word's (plain
+ * lowercase or cased text), else the whole word for each (accents or
+ * normalization changed them). */
+static void token_spans(const predictor *p, const qb_encoding *e, int w, int t0, int t1, tok_tag *tags) {
+    size_t start = p->spans[w].start, end = p->spans[w].end, sum = 0;
+    for (int t = t0; t < t1; t++) sum += piece_len(qb_token_text(p->m, e->input_ids[t]));
+    bool exact = sum == end - start;
+    for (int t = t0; t < t1; t++) {
+        size_t n = piece_len(qb_token_text(p->m, e->input_ids[t]));
+        tags[t - t0].start = exact ? start : p->spans[w].start;
+        tags[t - t0].end = exact ? start + n : end;
+        start += n;
+    }
+}
+
+static void tag_token(const predictor *p, const float *logits, int L, tok_tag *tg) {
+    qb_softmax_display(logits, L, p->probs);
+    tg->label = qb_argmax(logits, L);
+    tg->score = p->probs[tg->label];
+    const char *name = qb_model_label(p->m, tg->label);
+    tg->begin = !strncmp(name, "B-", 2);
+    tg->type_at = tg->begin || !strncmp(name, "I-", 2) ? 2 : 0;
+    tg->type_len = (int)strlen(name) - tg->type_at;
+}
+
+static size_t char_offset(const char *t, size_t byte) {
+    size_t c = 0;
+    for (size_t i = 0; i < byte; i++) c += ((unsigned char)t[i] & 0xC0) != 0x80;
+    return c;
+}
+
+static bool same_entity(const predictor *p, const tok_tag *a, const tok_tag *b) {
+    const char *x = qb_model_label(p->m, a->label) + a->type_at, *y = qb_model_label(p->m, b->label) + b->type_at;
+    return !b->begin && a->segment == b->segment && a->type_len == b->type_len && !memcmp(x, y, (size_t)a->type_len);
+}
+
+/* Tokens [t0, t1) as one entity: HF's group_sub_entities. */
+static void write_entity(const predictor *p, const pending *in, const tok_tag *tg, int t0, int t1, json_t *out,
+                         bool *ok) {
+    const char *name = qb_model_label(p->m, tg[t0].label) + tg[t0].type_at;
+    if (!strcmp(name, "O")) return;
+    double score = 0;
+    for (int t = t0; t < t1; t++) score += tg[t].score;
+    score /= t1 - t0;
+    const char *seg = tg[t0].segment ? in->pair : in->text;
+    size_t start = tg[t0].start, end = tg[t1 - 1].end;
+    size_t cs = char_offset(seg, start), ce = char_offset(seg, end);
+    json_t *o = json_object();
+    *ok = *ok && o && qb_json_set(o, "entity", qb_json_strn(name, (size_t)tg[t0].type_len)) &&
+          qb_json_set(o, "score", qb_json_real(score)) && qb_json_set(o, "start", json_integer((json_int_t)cs)) &&
+          qb_json_set(o, "end", json_integer((json_int_t)ce)) &&
+          qb_json_set(o, "text", qb_json_strn(seg + start, end - start)) &&
+          qb_json_set(o, "segment", json_integer(tg[t0].segment));
+    *ok = *ok && qb_json_push(out, o);
+}
+
+/* HF's aggregation_strategy="simple": every sub-token tagged by its argmax,
+ * runs of one entity type grouped (a B- tag starts a new group), "O"
+ * groups dropped. */
+static json_t *entities(predictor *p, int k, bool *ok) {
+    const pending *in = &p->in[k];
+    const qb_encoding *e = &p->enc[k];
+    int L = p->info.num_labels, nw = p->text_words.n + p->pair_words.n, n = 0;
+    const float *logits = qb_session_logits(p->s, p->slot[k]);
+    tok_tag *tg = malloc((size_t)(e->n + 1) * sizeof *tg);
+    json_t *out = json_array();
+    if (!tg || !out) {
+        free(tg);
+        *ok = false;
+        return out;
+    }
+    for (int t = 0; t < e->n;) { /* the real tokens, packed; their spans word by word */
+        int w = e->word_ids[t], t1 = t + 1;
+        if (w < 0 || w >= nw) {
+            t++;
+            continue;
+        }
+        while (t1 < e->n && e->word_ids[t1] == w) t1++;
+        for (int u = t; u < t1; u++) {
+            tag_token(p, logits + (size_t)u * L, L, &tg[n + u - t]);
+            tg[n + u - t].segment = w >= p->text_words.n;
+        }
+        token_spans(p, e, w, t, t1, tg + n);
+        n += t1 - t;
+        t = t1;
+    }
+    for (int g = 0, t = 1; n && t <= n; t++)
+        if (t == n || !same_entity(p, &tg[g], &tg[t])) {
+            write_entity(p, in, tg, g, t, out, ok);
+            g = t;
+        }
+    free(tg);
+    return out;
+}
+
+/* Text output: TYPE START END SCORE TEXT per entity, tab-separated; "-" for none. */
+static void write_entities(const json_t *ents) {
+    size_t i;
+    const json_t *x;
+    json_array_foreach(ents, i, x) {
+        const json_t *type = json_object_get(x, "entity"), *text = json_object_get(x, "text");
+        fputs(i ? "\t" : "", stdout);
+        qb_escape_write(stdout, json_string_value(type), json_string_length(type));
+        printf(" %lld %lld %.4f ", (long long)json_integer_value(json_object_get(x, "start")),
+               (long long)json_integer_value(json_object_get(x, "end")), json_real_value(json_object_get(x, "score")));
+        qb_escape_write(stdout, json_string_value(text), json_string_length(text));
+    }
+    if (!json_array_size(ents)) putchar('-');
+}
+
+static void emit_tokens(predictor *p, int k) {
+    const pending *in = &p->in[k];
+    const qb_encoding *e = &p->enc[k];
+    qb_error err = {0};
+    bool ok = !split_input(p, in, &err);
+    json_t *o = p->json ? json_line(in, e, true) : NULL, *words = json_array(), *tags = json_array(), *ents = NULL;
+    if (p->aggregate) ents = entities(p, k, &ok);
+    else write_word_tags(p, k, words, tags, &ok);
     if (!p->json) {
+        if (p->aggregate) write_entities(ents);
         putchar('\n');
         json_decref(words);
         json_decref(tags);
+        json_decref(ents);
         return;
     }
-    ok = qb_json_set(o, "words", words) && ok;
-    ok = qb_json_set(o, "label", tags) && ok;
+    const float *logits = qb_session_logits(p->s, p->slot[k]);
+    ok = ok && o && words && tags && qb_json_set(o, "token_logits", token_logits_json(logits, e->n, p->info.num_labels));
+    if (p->aggregate) ok = qb_json_set(o, "entities", ents) && ok;
+    else ok = qb_json_set(o, "words", words) && qb_json_set(o, "tags", tags) && ok;
+    if (p->aggregate) json_decref(words), json_decref(tags);
     ok = ok && qb_json_set(o, "truncated_tokens", json_integer(e->n_truncated));
     put_json_line(o, ok);
 }
@@ -176,19 +382,6 @@ static void note_truncation(const predictor *p, int k) {
     if (e->n_truncated > 0)
         fprintf(stderr, "qbert predict: note: %s input %d truncated to %d tokens (%d dropped)\n", p->source,
                 p->in[k].line, e->n, e->n_truncated);
-}
-
-/* Room for the words of a text of len bytes: at most one per two bytes. */
-static bool words_reserve(predictor *p, size_t len) {
-    size_t need = len / 2 + 1;
-    if (need <= p->words_cap) return true;
-    const char **w = realloc(p->words, need * sizeof *w);
-    if (w) p->words = w;
-    size_t *wl = w ? realloc(p->word_lens, need * sizeof *wl) : NULL;
-    if (!wl) return false;
-    p->word_lens = wl;
-    p->words_cap = need;
-    return true;
 }
 
 /* A line that has no result: with --on-error skip it is reported and, in
@@ -212,9 +405,9 @@ static qb_status tokenize_one(predictor *p, int k, qb_error *err) {
     pending *in = &p->in[k];
     if (p->info.task != QB_TASK_TOKEN)
         return qb_tokenize(p->m, in->text, in->text_len, in->pair, in->pair_len, p->max_length, &p->enc[k], err);
-    if (!words_reserve(p, in->text_len)) return qb_fail(err, QB_ERR_NOMEM, "out of memory");
-    int nw = split_words(in->text, in->text_len, p->words, p->word_lens);
-    return qb_tokenize_words(p->m, p->words, p->word_lens, nw, p->max_length, &p->enc[k], err);
+    qb_status st = split_input(p, in, err);
+    return st ? st : qb_tokenize_word_pair(p->m, &p->text_words, in->pair ? &p->pair_words : NULL, p->max_length,
+                                           &p->enc[k], err);
 }
 
 /* Runs the pending inputs and writes their results in input order.  An
@@ -351,7 +544,7 @@ static int stream(predictor *p, const char *path, bool jsonl) {
 typedef struct {
     const char *dir, *pair, *input, *input_format;
     int max_length, batch, threads;
-    bool json, skip_errors;
+    bool json, skip_errors, aggregate;
     int n_texts;
     char **texts;
 } predict_args;
@@ -363,6 +556,10 @@ static int parse_args(int argc, char **argv, predict_args *a) {
             fputs(help, stdout);
             exit(QB_EXIT_OK);
         } else if (!strcmp(argv[i], "--json")) a->json = true;
+        else if ((v = qb_arg_value("--aggregate", &i, argc, argv))) {
+            if (strcmp(v, "simple")) return qb_usage_error("predict", "--aggregate is simple, not '%s'", v);
+            a->aggregate = true;
+        }
         else if ((v = qb_arg_value("--pair", &i, argc, argv))) a->pair = v;
         else if ((v = qb_arg_value("--input", &i, argc, argv))) a->input = v;
         else if ((v = qb_arg_value("--input-format", &i, argc, argv))) {
@@ -404,8 +601,9 @@ static int setup(predictor *p, const predict_args *a) {
                 a->dir, p->info.class_name);
         return QB_EXIT_FAIL;
     }
-    if (a->pair && p->info.task == QB_TASK_TOKEN)
-        return qb_usage_error("predict", "--pair is for sequence models; %s tags tokens", a->dir);
+    if (a->aggregate && p->info.task != QB_TASK_TOKEN)
+        return qb_usage_error("predict", "--aggregate is for token-classification models; %s classifies sequences",
+                              a->dir);
     p->batch = a->batch;
     p->json = a->json;
     p->skip_errors = a->skip_errors;
@@ -413,10 +611,12 @@ static int setup(predictor *p, const predict_args *a) {
     p->enc = calloc((size_t)p->batch, sizeof *p->enc);
     p->encp = calloc((size_t)p->batch, sizeof *p->encp);
     p->slot = calloc((size_t)p->batch, sizeof *p->slot);
+    p->aggregate = a->aggregate;
     p->probs = calloc((size_t)(p->info.num_labels > 0 ? p->info.num_labels : 1), sizeof *p->probs);
+    p->order = calloc((size_t)(p->info.num_labels > 0 ? p->info.num_labels : 1), sizeof *p->order);
     qb_session_params sp = {.max_batch = p->batch, .max_seq = p->max_length, .n_threads = a->threads};
     qb_error err = {0};
-    if (!p->in || !p->enc || !p->encp || !p->slot || !p->probs || !words_reserve(p, 8192)) {
+    if (!p->in || !p->enc || !p->encp || !p->slot || !p->probs || !p->order || !words_reserve(p, 8192)) {
         fprintf(stderr, "qbert predict: error: out of memory\n");
         return QB_EXIT_FAIL;
     }
@@ -433,6 +633,8 @@ static void teardown(predictor *p) {
     for (int k = 0; p->enc && k < p->batch; k++) qb_encoding_free(&p->enc[k]);
     free(p->slot);
     free(p->probs);
+    free(p->order);
+    free(p->spans);
     free(p->in);
     free(p->enc);
     free(p->encp);

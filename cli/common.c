@@ -161,6 +161,10 @@ void qb_softmax_display(const float *logits, int n, float *probs) {
     for (int i = 0; i < n; i++) probs[i] = (float)(exp((double)logits[i] - mx) / sum);
 }
 
+void qb_sigmoid_display(const float *logits, int n, float *probs) {
+    for (int i = 0; i < n; i++) probs[i] = (float)(1.0 / (1.0 + exp(-(double)logits[i])));
+}
+
 static void read_cpu(qb_report_meta *m) {
     static const char *wanted[] = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
                                    "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"};

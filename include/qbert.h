@@ -85,6 +85,10 @@ typedef struct qb_model_info {
     int num_hidden_groups, inner_group_num;
     int num_labels;
     int mask_token_id;        /* the tokenizer's [MASK] or <mask>, -1 if it has none */
+    /* Scores as Hugging Face's pipelines read the logits: a sigmoid per
+     * label (problem_type multi_label_classification, or one label: a
+     * cross-encoder's score), else a softmax over the labels. */
+    int sigmoid;
     float layer_norm_eps;
     int64_t n_params;         /* distinct parameters (ALBERT's shared layer once) */
     int64_t file_bytes;       /* size of model.safetensors */
@@ -133,6 +137,34 @@ qb_status qb_tokenize(const qb_model *m, const char *text, size_t len,
 qb_status qb_tokenize_words(const qb_model *m, const char *const *words,
                             const size_t *lens, int n_words, int max_length,
                             qb_encoding *enc, qb_error *err);
+
+/* A list of words, for qb_tokenize_word_pair. */
+typedef struct qb_words {
+    const char *const *words;
+    const size_t *lens;
+    int n;
+} qb_words;
+
+/* A pair of pre-split texts (a token-classification model given a
+ * text_pair): truncated as qb_tokenize() truncates a pair; word_ids number
+ * the pair's words after the text's (text->n + i). */
+qb_status qb_tokenize_word_pair(const qb_model *m, const qb_words *text, const qb_words *pair, int max_length,
+                                qb_encoding *enc, qb_error *err);
+
+/* A word of a text: its bytes [start, end). */
+typedef struct qb_word_span {
+    size_t start, end;
+} qb_word_span;
+
+/* The words of a text as the model's pre-tokenizer splits them, so that
+ * tokenizing them one by one (qb_tokenize_words) gives qb_tokenize()'s ids:
+ * WordPiece (BERT's BasicTokenizer, BertPreTokenizer) splits at whitespace
+ * and around every punctuation mark and CJK ideograph ("York." is two
+ * words); SentencePiece and the others at whitespace.  A special token
+ * written in the text is one word.  spans has room for len entries; *n
+ * gets the count.  Invalid UTF-8 is QB_ERR_UTF8. */
+qb_status qb_split_words(const qb_model *m, const char *text, size_t len, qb_word_span *spans, int *n,
+                         qb_error *err);
 
 /* The truncation length every command uses unless told otherwise: the
  * model's max_position_embeddings, at most 512 (Hugging Face's
@@ -256,6 +288,14 @@ typedef struct qb_eval_result {
     long long correct, total; /* examples, or scored words for NER */
     double entity_f1, entity_precision, entity_recall;
     long long entity_gold, entity_pred, entity_tp;
+    /* NER: the same per entity type (PER, ORG...), sorted by name; types
+     * past the 32nd count only in the totals */
+    int n_entity_types;
+    struct qb_entity_score {
+        char type[24];
+        double f1, precision, recall;
+        long long gold, pred, tp;
+    } entity_types[32];
     int words_unscored;       /* NER words beyond max_length */
     int max_length;           /* the truncation length used */
     int n_truncated;          /* examples that lost tokens to it */

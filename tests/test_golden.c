@@ -198,6 +198,29 @@ static double compare_case(qb_session *s, int b, const qb_model_info *in, const 
     int per_row = in->task == QB_TASK_TOKEN ? c->n_ids * in->num_labels : in->num_labels;
     CHECK(per_row == c->n_logits, "%s case %d: %d logits, golden has %d", name, i, per_row, c->n_logits);
     return compare_logits(qb_session_logits(s, b), c->logits, per_row);
+/* How predict tokenizes for a token model: text (and pair) split into the
+ * pre-tokenizer's words, each word tokenized alone. */
+static bool words_of(const qb_model *m, const char *t, size_t len, const char **w, size_t *wl, qb_words *out) {
+    qb_word_span sp[8192];
+    qb_error err = {0};
+    int n = 0;
+    if (len > 8192 || qb_split_words(m, t ? t : "", len, sp, &n, &err)) return false;
+    for (int i = 0; i < n; i++) w[i] = t + sp[i].start, wl[i] = sp[i].end - sp[i].start;
+    *out = (qb_words){w, wl, n};
+    return true;
+}
+
+static bool word_path_same(const qb_model *m, const golden_case *c, qb_encoding *enc) {
+    const char *w[2][8192];
+    size_t wl[2][8192];
+    qb_words text, pair;
+    qb_error err = {0};
+    if (!words_of(m, c->text, c->text_len, w[0], wl[0], &text) ||
+        (c->pair && !words_of(m, c->pair, c->pair_len, w[1], wl[1], &pair)) ||
+        qb_tokenize_word_pair(m, &text, c->pair ? &pair : NULL, c->max_length, enc, &err))
+        return false;
+    return enc->n == c->n_ids && !memcmp(enc->input_ids, c->ids, (size_t)c->n_ids * 4) &&
+           !memcmp(enc->token_type_ids, c->types, (size_t)c->n_ids * 4);
 }
 
 /* Runs every case alone, then all of them in padded batches of 8. */
@@ -216,7 +239,7 @@ static void check_model(const char *dir, golden_case *cases, int n, const char *
     const qb_encoding *encp[8];
     float *vocab_logits = malloc((size_t)in.vocab_size * sizeof(float));
     double worst = 0, worst_batched = 0;
-    int token_mismatch = 0, checked = 0;
+    int token_mismatch = 0, checked = 0, words_checked = 0;
     /* Under the sanitizers a base-size model runs ~20x slower: every third
      * case still covers edge texts, pairs and truncation. */
     int stride = getenv("QB_SANITIZE") && in.hidden_size > 256 ? 3 : 1;
@@ -227,6 +250,11 @@ static void check_model(const char *dir, golden_case *cases, int n, const char *
               "%s", err.msg);
         bool same = enc[0].n == c->n_ids && !memcmp(enc[0].input_ids, c->ids, (size_t)c->n_ids * 4) &&
                     !memcmp(enc[0].token_type_ids, c->types, (size_t)c->n_ids * 4);
+        if (same && in.task == QB_TASK_TOKEN) {
+            same = word_path_same(m, c, &enc[0]);
+            CHECK(same, "%s case %d: ids through the pre-tokenizer's words differ from the reference", name, i);
+            words_checked += same;
+        }
         token_mismatch += !same;
         CHECK(same, "%s case %d: ids differ from the reference", name, i);
         if (!same) continue;
@@ -252,6 +280,8 @@ static void check_model(const char *dir, golden_case *cases, int n, const char *
     }
     printf("  %-22s %2d cases, %s kernels: ids identical %d/%d, max |logit - golden| %.2e alone, %.2e batched\n",
            name, checked, in.isa, checked - token_mismatch, checked, worst, worst_batched);
+    if (in.task == QB_TASK_TOKEN) printf("  %-22s ids identical through words (predict's path) %d/%d\n", name,
+                                         words_checked, checked);
     for (int b = 0; b < 8; b++) qb_encoding_free(&enc[b]);
     free(vocab_logits);
     qb_session_free(s);

@@ -134,6 +134,19 @@ static void test_entity_f1(void) {
     CHECK(near(qb_entity_precision(&c), 0.75), "precision %f", qb_entity_precision(&c));
     CHECK(near(qb_entity_recall(&c), 0.6), "recall %f", qb_entity_recall(&c));
     CHECK(near(qb_entity_f1(&c), 2.0 / 3), "f1 %f", qb_entity_f1(&c));
+    /* per type, from the same table: LOC gold 1 pred 1 tp 0; MISC 1 1 1;
+     * ORG 1 1 1; PER 2 1 1 */
+    static const struct { const char *name; long long gold, pred, tp; double f1; } want[] = {
+        {"LOC", 1, 1, 0, 0}, {"MISC", 1, 1, 1, 1}, {"ORG", 1, 1, 1, 1}, {"PER", 2, 1, 1, 2.0 / 3}};
+    qb_entity_sort_types(&c);
+    CHECK(c.n_types == 4, "%d entity types", c.n_types);
+    for (int i = 0; i < 4 && i < c.n_types; i++) {
+        const qb_entity_type_counts *t = &c.types[i];
+        CHECK(!strcmp(t->name, want[i].name) && t->n_gold == want[i].gold && t->n_pred == want[i].pred &&
+              t->tp == want[i].tp && near(qb_entity_type_f1(t), want[i].f1),
+              "type %d: %s gold %lld pred %lld tp %lld", i, t->name, (long long)t->n_gold, (long long)t->n_pred,
+              (long long)t->tp);
+    }
 }
 
 int main(void) {

@@ -183,6 +183,16 @@ static void fill_result(evaluator *e) {
     r->entity_gold = e->ent.n_gold;
     r->entity_pred = e->ent.n_pred;
     r->entity_tp = e->ent.tp;
+    qb_entity_sort_types(&e->ent);
+    for (int i = 0; i < e->ent.n_types && i < 32; i++) {
+        const qb_entity_type_counts *t = &e->ent.types[i];
+        struct qb_entity_score *o = &r->entity_types[r->n_entity_types++];
+        snprintf(o->type, sizeof o->type, "%s", t->name);
+        o->f1 = qb_entity_type_f1(t);
+        o->precision = t->n_pred ? (double)t->tp / (double)t->n_pred : 0;
+        o->recall = t->n_gold ? (double)t->tp / (double)t->n_gold : 0;
+        o->gold = t->n_gold, o->pred = t->n_pred, o->tp = t->tp;
+    }
     r->agreement = r->agreement_n ? r->agreement / r->agreement_n : NAN;
     r->sqnr_db = !r->agreement_n ? NAN : e->noise > 0 ? 10 * log10(e->signal / e->noise) : INFINITY;
     r->kl = r->agreement_n ? e->kl_sum / r->agreement_n : NAN;

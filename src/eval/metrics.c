@@ -119,6 +119,26 @@ static bool span_starts(span_tag prev, span_tag cur) {
 /* Walks both sequences at once as conlleval does: an entity is correct when
  * gold and prediction start it at the same word with the same type and end
  * it at the same word.  Position n is a virtual O that closes open spans. */
+/* The counts of type t (NULL past QB_ENTITY_TYPES_MAX or for a long name). */
+static qb_entity_type_counts *type_counts(qb_entity_counts *c, span_tag t) {
+    for (int i = 0; i < c->n_types; i++)
+        if (strlen(c->types[i].name) == t.type_len && !memcmp(c->types[i].name, t.type, t.type_len))
+            return &c->types[i];
+    if (c->n_types == QB_ENTITY_TYPES_MAX || t.type_len >= sizeof c->types[0].name) return NULL;
+    qb_entity_type_counts *k = &c->types[c->n_types++];
+    memcpy(k->name, t.type, t.type_len);
+    k->name[t.type_len] = 0;
+    return k;
+}
+
+static void count_entity(qb_entity_counts *c, span_tag t, int64_t tp, int64_t gold, int64_t pred) {
+    qb_entity_type_counts *k = type_counts(c, t);
+    if (!k) return;
+    k->tp += tp;
+    k->n_gold += gold;
+    k->n_pred += pred;
+}
+
 void qb_entity_add(qb_entity_counts *c, const char *const *gold, const char *const *pred, int n) {
     const span_tag outside = {'O', "", 0};
     span_tag g_prev = outside, p_prev = outside;
@@ -131,6 +151,7 @@ void qb_entity_add(qb_entity_counts *c, const char *const *gold, const char *con
         if (matching) {
             if (g_end && p_end && same_type(g_prev, p_prev)) {
                 c->tp++;
+                count_entity(c, g_prev, 1, 0, 0);
                 matching = false;
             } else if (g_end != p_end || !same_type(g, p)) {
                 matching = false;
@@ -139,6 +160,8 @@ void qb_entity_add(qb_entity_counts *c, const char *const *gold, const char *con
         if (g_start && p_start && same_type(g, p)) matching = true;
         c->n_gold += g_start;
         c->n_pred += p_start;
+        if (g_start) count_entity(c, g, 0, 1, 0);
+        if (p_start) count_entity(c, p, 0, 0, 1);
         g_prev = g;
         p_prev = p;
     }
@@ -151,3 +174,13 @@ double qb_entity_recall(const qb_entity_counts *c) { return ratio(c->tp, c->n_go
 double qb_entity_f1(const qb_entity_counts *c) {
     return harmonic_mean(qb_entity_precision(c), qb_entity_recall(c));
 }
+
+double qb_entity_type_f1(const qb_entity_type_counts *t) {
+    return harmonic_mean(ratio(t->tp, t->n_pred), ratio(t->tp, t->n_gold));
+}
+
+static int by_type_name(const void *a, const void *b) {
+    return strcmp(((const qb_entity_type_counts *)a)->name, ((const qb_entity_type_counts *)b)->name);
+}
+
+void qb_entity_sort_types(qb_entity_counts *c) { qsort(c->types, (size_t)c->n_types, sizeof *c->types, by_type_name); }

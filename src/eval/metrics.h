@@ -30,13 +30,24 @@ double qb_confusion_macro_f1(const qb_confusion *c); /* over classes with suppor
 /* Entity-level (exact span) counts over IOB/IOB2 tag sequences, conlleval
  * rules: an I- tag that does not continue an entity of the same type starts
  * a new one.  Tags are strings such as "B-PER", "I-LOC", "O". */
+#define QB_ENTITY_TYPES_MAX 32 /* types counted apart (CoNLL has 4); later ones only in the total */
+typedef struct {
+    char name[24];
+    int64_t tp, n_gold, n_pred;
+} qb_entity_type_counts;
+
 typedef struct {
     int64_t tp, n_gold, n_pred;
+    qb_entity_type_counts types[QB_ENTITY_TYPES_MAX]; /* by first appearance */
+    int n_types;
 } qb_entity_counts;
 
 void qb_entity_add(qb_entity_counts *c, const char *const *gold, const char *const *pred, int n);
 double qb_entity_precision(const qb_entity_counts *c);
 double qb_entity_recall(const qb_entity_counts *c);
 double qb_entity_f1(const qb_entity_counts *c);
+/* The same scores for one type's counts (sorted by name with qb_entity_sort_types). */
+double qb_entity_type_f1(const qb_entity_type_counts *t);
+void qb_entity_sort_types(qb_entity_counts *c);
 
 #endif

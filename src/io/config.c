@@ -102,6 +102,9 @@ static qb_status parse_shapes(const json_t *j, qb_config *c, const char *path, q
     if (!(eps > 0 && eps < 1)) return qb_fail(err, QB_ERR_FORMAT, "%s: layer_norm_eps out of range", path);
     c->layer_norm_eps = distil ? 1e-12f : (float)eps; /* DistilBERT hard-codes it */
     c->sinusoidal_pos = qb_json_get_bool(j, "sinusoidal_pos_embds", false);
+    double init = qb_json_get_number(j, "initializer_range", 0.02);
+    if (!(init > 0 && init < 1)) return qb_fail(err, QB_ERR_FORMAT, "%s: initializer_range out of range", path);
+    c->initializer_range = (float)init;
     return QB_OK;
 }
 
@@ -176,7 +179,10 @@ static qb_status parse_arch(const json_t *j, qb_config *c, const char *path, qb_
 
 /* id2label keys are decimal strings; every id in [0, n) must be present. */
 static qb_status parse_labels(const json_t *j, qb_config *c, const char *path, qb_error *err) {
-    const json_t *obj = json_object_get(j, "id2label");
+    const json_t *obj = json_object_get(j, "id2label"), *problem = json_object_get(j, "problem_type");
+    if (problem && !json_is_null(problem) && !json_is_string(problem))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: \"problem_type\" must be a string", path);
+    c->multi_label = qb_json_str_eq(problem, "multi_label_classification");
     int n = 2;
     if (obj) {
         if (!json_is_object(obj) || json_object_size(obj) == 0)

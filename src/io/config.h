@@ -66,6 +66,8 @@ typedef struct {
     bool sinusoidal_pos;                     /* DistilBERT */
     int num_labels;
     char **labels;                           /* id2label, num_labels entries */
+    bool multi_label;                        /* problem_type multi_label_classification: sigmoids */
+    float initializer_range;                 /* std of the weights of a fresh head */
     qb_quant_config quant;
 } qb_config;
 

@@ -283,6 +283,7 @@ void qb_model_get_info(const qb_model *m, qb_model_info *info) {
     info->inner_group_num = c->inner_group_num;
     info->num_labels = c->num_labels;
     info->mask_token_id = m->mask_id;
+    info->sigmoid = c->multi_label || c->num_labels == 1;
     info->layer_norm_eps = c->layer_norm_eps;
     for (int i = 0; i < m->n_params; i++) info->n_params += m->params[i].numel;
     info->file_bytes = (int64_t)m->st.map.size;
@@ -332,6 +333,16 @@ qb_status qb_tokenize(const qb_model *m, const char *text, size_t len, const cha
 qb_status qb_tokenize_words(const qb_model *m, const char *const *words, const size_t *lens, int n_words,
                             int max_length, qb_encoding *enc, qb_error *err) {
     return qb_tokenizer_encode_words(m->tok, words, lens, n_words, max_length, enc, err);
+}
+
+qb_status qb_tokenize_word_pair(const qb_model *m, const qb_words *text, const qb_words *pair, int max_length,
+                                qb_encoding *enc, qb_error *err) {
+    return qb_tokenizer_encode_word_pair(m->tok, text, pair, max_length, enc, err);
+}
+
+qb_status qb_split_words(const qb_model *m, const char *text, size_t len, qb_word_span *spans, int *n,
+                         qb_error *err) {
+    return qb_tokenizer_split_words(m->tok, text, len, spans, n, err);
 }
 
 const char *qb_token_text(const qb_model *m, int32_t id) { return qb_tokenizer_piece(m->tok, id); }

@@ -146,8 +146,8 @@ void qb_encoding_free(qb_encoding *e) {
         free(w->ug.v);
         for (size_t i = 0; i < TOK_COUNT(w->pre); i++) free(w->pre[i].v);
         for (size_t i = 0; i < TOK_COUNT(w->words); i++) free(w->words[i].v);
+        for (size_t i = 0; i < TOK_COUNT(w->word_of); i++) free(w->word_of[i].v);
 #undef TOK_COUNT
-        free(w->word_of.v);
         free(w);
     }
     free(e->input_ids);
@@ -317,39 +317,94 @@ qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t le
     return QB_OK;
 }
 
+/* One segment's words, tokenized one by one into ids, with word_of the
+ * word index (first + i) of each id. */
+static qb_status tok_words(const qb_tokenizer *t, const qb_words *ws, int first, qb_tok_work *w, qb_i32buf *ids,
+                           qb_i32buf *word_of, qb_error *err) {
+    ids->n = word_of->n = 0;
+    if (ws->n < 0 || (ws->n > 0 && (!ws->words || !ws->lens)))
+        return qb_fail(err, QB_ERR_ARG, "encode_words: bad word list (%d words)", ws->n);
+    for (int i = 0; i < ws->n; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "word %d", first + i);
+        qb_status st = tok_segment(t, ws->words[i], ws->lens[i], what, w, ids, err);
+        if (st != QB_OK) return st;
+        if (!QB_TOK_RESERVE(word_of, ids->n)) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
+        while (word_of->n < ids->n) word_of->v[word_of->n++] = first + i;
+    }
+    return QB_OK;
+}
+
 qb_status qb_tokenizer_encode_words(const qb_tokenizer *t, const char *const *words,
                                     const size_t *lens, int n_words, int max_length,
                                     qb_encoding *enc, qb_error *err) {
-    const qb_tok_item *it = t->tmpl.single;
-    int n_it = t->tmpl.n_single, specials = tok_n_specials(it, n_it);
+    qb_words text = {words, lens, n_words};
+    return qb_tokenizer_encode_word_pair(t, &text, NULL, max_length, enc, err);
+}
+
+qb_status qb_tokenizer_encode_word_pair(const qb_tokenizer *t, const qb_words *text, const qb_words *pair,
+                                        int max_length, qb_encoding *enc, qb_error *err) {
+    const qb_tok_item *it = pair ? t->tmpl.pair : t->tmpl.single;
+    int n_it = pair ? t->tmpl.n_pair : t->tmpl.n_single, specials = tok_n_specials(it, n_it);
     if (t->max_length > 0 && t->max_length < max_length) max_length = t->max_length;
     if (max_length < specials || max_length < 1)
         return qb_fail(err, QB_ERR_ARG, "max_length %d leaves no room for the %d special tokens",
                        max_length, specials);
-    if (n_words < 0 || (n_words > 0 && (!words || !lens)))
-        return qb_fail(err, QB_ERR_ARG, "encode_words: bad word list (%d words)", n_words);
     qb_tok_work *w = tok_work(enc);
     if (!w) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
-    qb_i32buf *ids = &w->seg[0], *word_of = &w->word_of;
-    ids->n = word_of->n = 0;
-    for (int i = 0; i < n_words; i++) {
-        char what[32];
-        snprintf(what, sizeof what, "word %d", i);
-        qb_status st = tok_segment(t, words[i], lens[i], what, w, ids, err);
-        if (st != QB_OK) return st;
-        if (!QB_TOK_RESERVE(word_of, ids->n)) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
-        while (word_of->n < ids->n) word_of->v[word_of->n++] = i;
+    qb_i32buf *seg = w->seg, *word_of = w->word_of;
+    seg[1].n = word_of[1].n = 0;
+    qb_status st = tok_words(t, text, 0, w, &seg[0], &word_of[0], err);
+    if (st == QB_OK && pair) st = tok_words(t, pair, text->n, w, &seg[1], &word_of[1], err);
+    if (st != QB_OK) return st;
+    size_t budget = (size_t)(max_length - specials), keep[2] = {seg[0].n, seg[1].n};
+    while (keep[0] + keep[1] > budget) { /* longest_first, as qb_tokenizer_encode */
+        if (keep[0] > keep[1]) keep[0]--;
+        else keep[1]--;
     }
-    size_t budget = (size_t)(max_length - specials);
-    size_t keep = ids->n < budget ? ids->n : budget;
-    if (!tok_reserve_encoding(enc, keep + (size_t)specials))
+    if (!tok_reserve_encoding(enc, keep[0] + keep[1] + (size_t)specials))
         return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
     enc->n = 0;
-    enc->n_truncated = (int)(ids->n - keep);
+    enc->n_truncated = (int)((seg[0].n - keep[0]) + (seg[1].n - keep[1]));
     for (int i = 0; i < n_it; i++) {
-        if (it[i].seq < 0) tok_emit(enc, &it[i].id, 1, it[i].type, NULL);
-        else tok_emit(enc, ids->v, keep, it[i].type, word_of->v);
+        int sq = it[i].seq;
+        if (sq < 0) tok_emit(enc, &it[i].id, 1, it[i].type, NULL);
+        else tok_emit(enc, seg[sq].v, keep[sq], it[i].type, word_of[sq].v);
     }
+    return QB_OK;
+}
+
+/* The length of a special token written at s[i], or 0: an added token of
+ * tokenizer.json, or one of BertTokenizer's never_split names. */
+static size_t tok_special_len(const qb_tokenizer *t, const char *s, size_t len, size_t i) {
+    static const char *const names[] = {"[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"};
+    if (t->n_added) {
+        const qb_tok_added *a = tok_added_at(t, s, len, i);
+        return a ? a->len : 0;
+    }
+    for (size_t k = 0; t->kind == QB_TOK_WORDPIECE && k < sizeof names / sizeof *names; k++)
+        if (len - i >= strlen(names[k]) && !memcmp(s + i, names[k], strlen(names[k]))) return strlen(names[k]);
+    return 0;
+}
+
+qb_status qb_tokenizer_split_words(const qb_tokenizer *t, const char *text, size_t len, qb_word_span *spans,
+                                   int *n, qb_error *err) {
+    bool bert = t->kind == QB_TOK_WORDPIECE;
+    size_t i = 0, start = 0;
+    bool in_word = false;
+    *n = 0;
+    while (i < len) {
+        uint32_t c;
+        size_t k = qb_utf8_decode_char(text + i, len - i, &c), special = tok_special_len(t, text, len, i);
+        if (!k) return qb_fail(err, QB_ERR_UTF8, "text: invalid UTF-8 at byte %zu", i);
+        bool space = qb_uni_is_py_space(c) || (bert && qb_uni_is_bert_space(c));
+        bool alone = special || (bert && (qb_uni_is_punct(c) || qb_uni_is_cjk(c)));
+        if (in_word && (space || alone)) spans[(*n)++] = (qb_word_span){start, i};
+        in_word = !space && !alone && (in_word || (start = i, true));
+        if (alone) spans[(*n)++] = (qb_word_span){i, i + (special ? special : k)};
+        i += special ? special : k;
+    }
+    if (in_word) spans[(*n)++] = (qb_word_span){start, len};
     return QB_OK;
 }
 

@@ -62,5 +62,13 @@ qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t le
 qb_status qb_tokenizer_encode_words(const qb_tokenizer *t, const char *const *words,
                                     const size_t *lens, int n_words, int max_length,
                                     qb_encoding *enc, qb_error *err);
+/* The same for a text and, when not NULL, a pair, whose words are numbered
+ * after the text's.  Truncation as qb_tokenizer_encode's. */
+qb_status qb_tokenizer_encode_word_pair(const qb_tokenizer *t, const qb_words *text, const qb_words *pair,
+                                        int max_length, qb_encoding *enc, qb_error *err);
+
+/* See qb_split_words (qbert.h). */
+qb_status qb_tokenizer_split_words(const qb_tokenizer *t, const char *text, size_t len, qb_word_span *spans,
+                                   int *n, qb_error *err);
 
 #endif

@@ -97,8 +97,8 @@ static qb_tparam *add_param(builder *b, const char *name, int ndim, int64_t d0, 
     p->decay = ndim == 2;
     b->src[i] = src;
     if (src) memcpy(p->w, src, (size_t)numel * sizeof(float));
-    else if (ndim == 2)
-        for (int64_t j = 0; j < numel; j++) p->w[j] = normal_at(t->seed, (uint64_t)j, 0.02f);
+    else if (ndim == 2) /* a fresh weight: HF's normal(0, initializer_range), its draws keyed by its offset */
+        for (int64_t j = 0; j < numel; j++) p->w[j] = normal_at(t->seed, (uint64_t)(at + j), t->init_std);
     return p;
 }
 
@@ -133,6 +133,50 @@ static void bind_tnorm(builder *b, qb_tnorm *n, const qb_norm *mn) {
     n->dbeta = beta->g;
 }
 
+/* The checkpoint's float tensor `name` of numel values that the model did
+ * not bind (a bare encoder's pooler), or NULL. */
+static const qb_st_tensor *unbound_tensor(const qb_model *m, const char *name, int64_t numel) {
+    const qb_st_tensor *ct = qb_safetensors_find(&m->st, name);
+    return ct && ct->numel == numel && qb_dtype_traits_of(ct->dtype)->is_float ? ct : NULL;
+}
+
+/* A head linear the model did not bind: the checkpoint's tensors when
+ * asked and there (a BertModel's pooler), else as HF's _init_weights starts
+ * one: weight normal(0, initializer_range), bias 0. */
+static void add_head_linear(builder *b, qb_tlinear *l, const char *name, int out, bool from_checkpoint) {
+    qb_trainer *t = b->t;
+    char wn[160], bn[160];
+    snprintf(wn, sizeof wn, "%s.weight", name);
+    snprintf(bn, sizeof bn, "%s.bias", name);
+    qb_tparam *w = add_param(b, wn, 2, out, t->H, NULL), *bias = add_param(b, bn, 1, out, 0, NULL);
+    *l = (qb_tlinear){.in = t->H, .out = out, .name = name};
+    if (!w) return;
+    l->w = w->w, l->dw = w->g;
+    l->b = bias->w, l->db = bias->g;
+    memset(bias->w, 0, (size_t)out * sizeof(float));
+    if (!from_checkpoint) return;
+    const qb_st_tensor *cw = unbound_tensor(t->m, wn, w->numel), *cb = unbound_tensor(t->m, bn, out);
+    if (!cw || !cb) return;
+    qb_safetensors_to_f32(cw, w->w);
+    qb_safetensors_to_f32(cb, bias->w);
+}
+
+/* A bare encoder or masked-LM body (BertModel, BertForMaskedLM,
+ * DistilBertModel) gets the pooler its sequence class has, named under the
+ * checkpoint's own prefix ("bert." or none). */
+static const char *pooler_name(qb_trainer *t) {
+    const qb_model *m = t->m;
+    const char *emb = NULL;
+    for (int i = 0; i < m->n_params && !emb; i++)
+        if (m->params[i].data == m->word_emb) emb = m->params[i].name;
+    const char *at = emb ? strstr(emb, "embeddings.") : NULL;
+    int prefix = at ? (int)(at - emb) : 0;
+    const char *dense = m->cfg.arch == QB_ARCH_BERT ? "pooler.dense" : "pooler";
+    if (m->cfg.arch == QB_ARCH_DISTILBERT) snprintf(t->head_pooler, sizeof t->head_pooler, "pre_classifier");
+    else snprintf(t->head_pooler, sizeof t->head_pooler, "%.*s%s", prefix, emb ? emb : "", dense);
+    return t->head_pooler;
+}
+
 static void bind_all(builder *b, bool fresh_head) {
     qb_trainer *t = b->t;
     const qb_model *m = t->m;
@@ -158,18 +202,9 @@ static void bind_all(builder *b, bool fresh_head) {
     }
     const qb_linear *pool = m->pooler.w ? &m->pooler : m->pre_classifier.w ? &m->pre_classifier : NULL;
     if (t->view.cfg.task == QB_TASK_SEQUENCE && pool) bind_tlinear(b, &t->pooler, pool);
-    if (!fresh_head) {
-        bind_tlinear(b, &t->classifier, &m->classifier);
-        return;
-    }
-    qb_tparam *w = add_param(b, "classifier.weight", 2, t->L, t->H, NULL);
-    qb_tparam *bias = add_param(b, "classifier.bias", 1, t->L, 0, NULL);
-    t->classifier = (qb_tlinear){.in = t->H, .out = t->L, .name = "classifier"};
-    if (w) {
-        t->classifier.w = w->w, t->classifier.dw = w->g;
-        t->classifier.b = bias->w, t->classifier.db = bias->g;
-        memset(bias->w, 0, (size_t)t->L * sizeof(float));
-    }
+    else if (t->view.cfg.task == QB_TASK_SEQUENCE) add_head_linear(b, &t->pooler, pooler_name(t), t->H, true);
+    if (fresh_head) add_head_linear(b, &t->classifier, "classifier", t->L, false);
+    else bind_tlinear(b, &t->classifier, &m->classifier);
 }
 
 /* Where the view keeps the linear that ml is in the model. */
@@ -225,11 +260,17 @@ static qb_status build_view(qb_trainer *t, qb_error *err) {
     v->cfg = cfg;
     v->st = (qb_safetensors){0}; /* view_tensors() makes the view's own */
     v->blocks = malloc((size_t)m->n_blocks * sizeof *v->blocks);
-    v->linears = malloc(((size_t)m->n_linears + 1) * sizeof *v->linears);
-    t->by_id = calloc((size_t)m->n_linears + 1, sizeof *t->by_id);
+    v->linears = malloc(((size_t)m->n_linears + 2) * sizeof *v->linears);
+    t->by_id = calloc((size_t)m->n_linears + 2, sizeof *t->by_id);
     if (!v->blocks || !v->linears || !t->by_id) return qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory");
     memcpy(v->blocks, m->blocks, (size_t)m->n_blocks * sizeof *v->blocks);
     for (int i = 0; i < m->n_linears; i++) v->linears[i] = view_linear(t, m->linears[i]);
+    if (t->head_pooler[0]) { /* a pooler the model did not bind joins the list */
+        qb_linear *vp = m->cfg.arch == QB_ARCH_DISTILBERT ? &v->pre_classifier : &v->pooler;
+        *vp = (qb_linear){.fmt = qb_linear_format_named("fp32"), .id = v->n_linears, .out = t->H, .in = t->H};
+        snprintf(vp->name, sizeof vp->name, "%s", t->head_pooler);
+        v->linears[v->n_linears++] = vp;
+    }
     if (!m->classifier.out) { /* a checkpoint without a head: the fresh one joins the list */
         v->classifier = (qb_linear){.fmt = qb_linear_format_named("fp32"), .id = v->n_linears, .name = "classifier"};
         v->linears[v->n_linears++] = &v->classifier;
@@ -261,8 +302,6 @@ static qb_status check_model(const qb_model *m, const qb_trainer_params *p, qb_e
         if (!m->linears[i]->w)
             return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: '%s' is %s; training needs an FP32 checkpoint", m->dir,
                            m->linears[i]->name, m->linears[i]->fmt->name);
-    if (p->task == QB_TASK_SEQUENCE && !m->pooler.w && !m->pre_classifier.w)
-        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: a sequence head needs the checkpoint's pooler", m->dir);
     if (p->num_labels < 0) return qb_fail(err, QB_ERR_ARG, "trainer: num_labels %d < 0", p->num_labels);
     return QB_OK;
 }
@@ -288,6 +327,7 @@ qb_status qb_trainer_create(const qb_model *m, const qb_trainer_params *p, qb_tr
     t->act = c->act;
     t->eps = c->layer_norm_eps;
     t->seed = p->seed;
+    t->init_std = c->initializer_range;
     t->n_threads = p->n_threads ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (t->n_threads < 1) t->n_threads = 1;
     bool fresh = p->new_head || t->L != c->num_labels || p->task != c->task;
@@ -296,8 +336,8 @@ qb_status qb_trainer_create(const qb_model *m, const qb_trainer_params *p, qb_tr
     t->n_blocks = m->n_blocks;
     t->blocks = calloc((size_t)m->n_blocks, sizeof *t->blocks);
     t->app_block = calloc((size_t)t->n_apps, sizeof *t->app_block);
-    t->params = calloc((size_t)m->n_params + 2, sizeof *t->params);
-    builder b = {t, calloc((size_t)m->n_params + 2, sizeof(float *)), 0, 0};
+    t->params = calloc((size_t)m->n_params + 4, sizeof *t->params); /* + a fresh pooler and classifier */
+    builder b = {t, calloc((size_t)m->n_params + 4, sizeof(float *)), 0, 0};
     if (!t->blocks || !t->app_block || !t->params || !b.src) {
         free(b.src);
         qb_trainer_free(t);

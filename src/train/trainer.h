@@ -122,6 +122,8 @@ typedef struct qb_trainer_s {
     int n_blocks;
     int *app_block;         /* [n_apps]: which block application a runs */
     qb_tlinear pooler;      /* BERT/ALBERT pooler or DistilBERT pre_classifier; w NULL for token heads */
+    char head_pooler[96];   /* its name when the model did not bind one (a bare body), else "" */
+    float init_std;         /* fresh weights: normal(0, initializer_range) */
     qb_tlinear classifier;
     qb_tlinear **by_id;     /* [view.n_linears]: the trainer's side of each view linear */
     qb_qat *qat;            /* NULL: plain FP32 training */
