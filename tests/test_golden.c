@@ -198,6 +198,8 @@ static double compare_case(qb_session *s, int b, const qb_model_info *in, const 
     int per_row = in->task == QB_TASK_TOKEN ? c->n_ids * in->num_labels : in->num_labels;
     CHECK(per_row == c->n_logits, "%s case %d: %d logits, golden has %d", name, i, per_row, c->n_logits);
     return compare_logits(qb_session_logits(s, b), c->logits, per_row);
+}
+
 /* How predict tokenizes for a token model: text (and pair) split into the
  * pre-tokenizer's words, each word tokenized alone. */
 static bool words_of(const qb_model *m, const char *t, size_t len, const char **w, size_t *wl, qb_words *out) {
