@@ -13,6 +13,7 @@ import ctypes
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -31,8 +32,9 @@ _ARCHS = {0: "bert", 1: "albert", 2: "distilbert"}
 
 # Sequence models: labels [n], probabilities float32 [n], logits float32 [n, labels].
 # Token models: per text, the words, their tags (None past truncation), the
-# tags' probabilities and the per-token logits [tokens, labels].
-Predictions = collections.namedtuple("Predictions", "labels probabilities logits words")
+# tags' probabilities and the per-token logits [tokens, labels].  With
+# predict(..., tokens=True), encodings holds each text's tokenize() dict.
+Predictions = collections.namedtuple("Predictions", "labels probabilities logits words encodings")
 
 
 class QbertError(Exception):
@@ -80,6 +82,18 @@ def _load(path, isa=None):
     if lib.qb_model_load(os.fsencode(path), byref(p), byref(h), byref(err)):
         _raise(err)
     return h
+
+
+def _words(t):
+    """Words as `qbert predict` splits them: at ASCII blanks only (str.split
+    would also split at U+0085, U+00A0...)."""
+    if isinstance(t, bytes):
+        t = t.decode("utf-8", "surrogateescape")
+    return [w for w in re.split(r"[ \t\n\r]+", t) if w]
+
+
+def _encoding(e):
+    return {"input_ids": e.input_ids[:e.n], "token_type_ids": e.token_type_ids[:e.n], "truncated_tokens": e.n_truncated}
 
 
 class _Runner:
@@ -190,13 +204,11 @@ class Model:
         """{'input_ids', 'token_type_ids', 'tokens', 'truncated_tokens'} of one text."""
         r = self._runner("predict", self.batch)
         self._tokenize(r, 0, text, pair, "text")
-        e = r.enc[0]
-        ids = e.input_ids[:e.n]
-        return {"input_ids": ids, "token_type_ids": e.token_type_ids[:e.n],
-                "tokens": [(lib.qb_token_text(self._m, t) or b"").decode("utf-8", "replace") for t in ids],
-                "truncated_tokens": e.n_truncated}
+        d = _encoding(r.enc[0])
+        d["tokens"] = [(lib.qb_token_text(self._m, t) or b"").decode("utf-8", "replace") for t in d["input_ids"]]
+        return d
 
-    def predict(self, texts, pairs=None):
+    def predict(self, texts, pairs=None, tokens=False):
         """Labels, probabilities and logits of texts (a str or a list), in
         batches of `batch` as `qbert predict` runs them."""
         if self._task == 2:
@@ -211,8 +223,9 @@ class Model:
         if pairs is not None and self._task == 1:
             raise QbertError("pairs are for sequence models; %s tags tokens" % self.path)
         r = self._runner("predict", self.batch)
+        encs = [] if tokens else None
         if self._task == 1:
-            return self._predict_tokens(r, texts)
+            return self._predict_tokens(r, texts, encs)
         n, L = len(texts), self._labels
         logits = np.empty((n, L), np.float32)
         probs = np.empty(n, np.float32)
@@ -223,24 +236,28 @@ class Model:
                 self._tokenize(r, k, texts[at + k], None if pairs is None else pairs[at + k], "text %d" % (at + k + 1))
             if lib.qb_session_run_encodings(r.s, r.encp, rows, byref(r.err)):
                 _raise(r.err)
+            if tokens:
+                encs.extend(_encoding(r.enc[k]) for k in range(rows))
             for k in range(rows):
                 ctypes.memmove(logits[at + k].ctypes.data, lib.qb_session_logits(r.s, k), 4 * L)
                 row = logits[at + k].tolist()
                 best = row.index(max(row))
                 probs[at + k] = _softmax(row)[best]
                 labels.append(self._label(best))
-        return Predictions(labels, probs, logits, None)
+        return Predictions(labels, probs, logits, None, encs)
 
-    def _predict_tokens(self, r, texts):
+    def _predict_tokens(self, r, texts, encs):
         labels, probs, logits, words = [], [], [], []
         L = self._labels
         for at in range(0, len(texts), r.batch):
             chunk = texts[at:at + r.batch]
-            split = [(t.decode("utf-8", "surrogateescape") if isinstance(t, bytes) else t).split() for t in chunk]
+            split = [_words(t) for t in chunk]
             for k, w in enumerate(split):
                 self._tokenize_words(r, k, w, "text %d" % (at + k + 1))
             if lib.qb_session_run_encodings(r.s, r.encp, len(chunk), byref(r.err)):
                 _raise(r.err)
+            if encs is not None:
+                encs.extend(_encoding(r.enc[k]) for k in range(len(chunk)))
             for k, w in enumerate(split):
                 e = r.enc[k]
                 lg = np.ctypeslib.as_array(lib.qb_session_logits(r.s, k), (e.n, L)).copy()
@@ -262,7 +279,7 @@ class Model:
                 probs.append(np.array(p, np.float32))
                 logits.append(lg)
                 words.append(w)
-        return Predictions(labels, probs, logits, words)
+        return Predictions(labels, probs, logits, words, encs)
 
     def embed(self, texts, pooling=None, normalize=None, batch=32):
         """Sentence embeddings, float32 [n, dim].  pooling ("mean", "cls",
