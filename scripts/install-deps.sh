@@ -2,12 +2,14 @@
 # Installs the Debian packages qbert needs, only those missing.
 #   scripts/install-deps.sh           build: gcc, cmake, make, utf8proc, jansson
 #   scripts/install-deps.sh --test    also what the test suite uses (numpy
-#                                     regenerates the random-weight golden models)
+#                                     regenerates the random-weight golden models;
+#                                     the Python binding's tests; dask for
+#                                     tests/test_dask.sh)
 #   scripts/install-deps.sh --fuzz    also clang, libFuzzer and clang's OpenMP, for
 #                                     the fuzz build (tests/fuzz, -DQB_FUZZ=ON)
 set -euo pipefail
 pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev libgomp1)
-[ "${1:-}" = "--test" ] && pkgs+=(python3 python3-numpy)
+[ "${1:-}" = "--test" ] && pkgs+=(python3 python3-numpy python3-dask python3-distributed)
 # libFuzzer's runtime ships with clang's (libclang-rt); it must match clang's version.
 [ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev libfuzzer-14-dev libomp-14-dev python3)
 
