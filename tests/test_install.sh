@@ -41,7 +41,9 @@ int main(int argc, char **argv) {
 CEOF
 export PKG_CONFIG_PATH=$P/lib/pkgconfig
 flags=$(pkg-config --cflags --libs qbert) || fail "pkg-config qbert"
-check "compiles against the installed tree" cc -std=c11 -Wall -Werror -o "$TMP/demo" "$TMP/demo.c" $flags
+# Under the sanitizers the installed library carries their runtime: so must the program.
+san=; [ -n "$SANITIZE" ] && san="-fsanitize=address,undefined"
+check "compiles against the installed tree" cc -std=c11 -Wall -Werror $san -o "$TMP/demo" "$TMP/demo.c" $flags
 for text in "a gripping, beautifully acted film" "the plot is thin and the jokes fall flat"; do
   got=$(LD_LIBRARY_PATH=$P/lib "$TMP/demo" "$M" "$text")
   want=$("$P/bin/qbert" predict "$M" "$text" | cut -f1)
