@@ -177,10 +177,10 @@ class Model:
 
     def _runner(self, key, batch, pooling=None):
         cache = self._local.__dict__.setdefault("runners", {})
+        if not self._m:
+            raise QbertError("%s: the model is closed" % self.path)
         r = cache.get(key)
         if r is None:
-            if not self._m:
-                raise QbertError("the model is closed")
             r = cache[key] = _Runner(self, batch, self.max_length, self.threads, pooling)
             with self._lock:
                 self._runners.append(r)
@@ -357,7 +357,6 @@ def evaluate(model, data, task="auto", limit=0, max_length=0, batch=16, threads=
         if k not in ("text_col", "pair_col", "label_col", "header"):
             raise TypeError("evaluate: unknown option '%s'" % k)
         setattr(p, k, v)
-    owned = [] if isinstance(model, Model) else [model]
     m = _load(model)
     ref = None
     try:
@@ -372,7 +371,7 @@ def evaluate(model, data, task="auto", limit=0, max_length=0, batch=16, threads=
         finally:
             lib.qb_eval_result_free(byref(r))
     finally:
-        if owned:
+        if not isinstance(model, Model):
             lib.qb_model_free(m)
         if ref is not None and not isinstance(reference, Model):
             lib.qb_model_free(ref)
