@@ -248,7 +248,7 @@ def run(args, client):
     from qbert.dask_score import score_partition as task
     futures = [client.submit(task, model, args.threads, args.batch, path, fmt, header, part, out,
                              args.on_error == "skip", key="qbert-part-%05d-%s" % (i, os.path.basename(out)),
-                             pure=False, retries=2)
+                             pure=False)
                for i, (part, out) in enumerate(zip(parts, outs))]
     results = client.gather(futures)
     done = [r for r in results if not r["resumed"]]
