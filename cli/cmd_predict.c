@@ -229,7 +229,9 @@ static void emit_error(const predictor *p, const pending *in) {
     bool ok = o && (!in->extra || !json_object_update(o, in->extra)) &&
               qb_json_set(o, "line", json_integer(in->line)) &&
               qb_json_set(o, "error", qb_json_strn(in->error, strlen(in->error)));
-    if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE)) fputs("qbert predict: error: out of memory writing JSON\n", stderr);
+    /* not put_json_line: --fields chooses among results, and this is none */
+    if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
+        fputs("qbert predict: error: out of memory writing JSON\n", stderr);
 }
 
 static char *error_text(const predictor *p, int line, const char *msg) {
