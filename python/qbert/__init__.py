@@ -37,17 +37,21 @@ _ARCHS = {0: "bert", 1: "albert", 2: "distilbert"}
 Predictions = collections.namedtuple("Predictions", "labels probabilities logits words encodings")
 
 
-class QbertError(Exception):
-    """A qbert failure: .status is the qb_status name, str() the message."""
+_ERR_ARG, _ERR_UTF8 = 5, 6  # qb_status
 
-    def __init__(self, message, status="QB_ERR_ARG"):
+
+class QbertError(Exception):
+    """A qbert failure: str() is the one-line message, .status the
+    qb_status code's name (qb_status_name), .code the code."""
+
+    def __init__(self, message, code=_ERR_ARG):
         super().__init__(message)
-        self.status = status
+        self.code = code
+        self.status = lib.qb_status_name(code).decode()
 
 
 def _raise(err, prefix=""):
-    status = lib.qb_status_name(err.code).decode()
-    raise QbertError(prefix + err.msg.decode("utf-8", "replace"), status)
+    raise QbertError(prefix + err.msg.decode("utf-8", "replace"), err.code)
 
 
 def _text_bytes(t, what):
@@ -57,7 +61,7 @@ def _text_bytes(t, what):
         try:
             return t.encode("utf-8")
         except UnicodeEncodeError as e:  # lone surrogates
-            raise QbertError("%s: not valid UTF-8 (%s)" % (what, e.reason), "QB_ERR_UTF8") from None
+            raise QbertError("%s: not valid UTF-8 (%s)" % (what, e.reason), _ERR_UTF8) from None
     raise TypeError("%s: expected str or bytes, not %s" % (what, type(t).__name__))
 
 
