@@ -116,6 +116,7 @@ class _Runner:
         self.enc = (_lib.Encoding * batch)()
         self.encp = (POINTER(_lib.Encoding) * batch)(*[ctypes.pointer(e) for e in self.enc])
         self.enc_refs = [byref(e) for e in self.enc]
+        self.err_ref = byref(self.err)
 
     def free(self):
         for e in self.enc:
@@ -190,12 +191,13 @@ class Model:
                 self._runners.append(r)
         return r
 
-    def _tokenize(self, r, k, text, pair, what):
-        b = _text_bytes(text, what)
-        pb = None if pair is None else _text_bytes(pair, what + " (pair)")
+    def _tokenize(self, r, k, text, pair, index):
+        """Text number index (0-based) into r's encoding k."""
+        b = text if type(text) is bytes else _text_bytes(text, "text %d" % (index + 1))
+        pb = None if pair is None else _text_bytes(pair, "text %d (pair)" % (index + 1))
         if lib.qb_tokenize(self._m, b, len(b), pb, 0 if pb is None else len(pb), self.max_length, r.enc_refs[k],
-                           byref(r.err)):
-            _raise(r.err, what + ": ")
+                           r.err_ref):
+            _raise(r.err, "text %d: " % (index + 1))
 
     def _tokenize_words(self, r, k, words, what):
         wb = [_text_bytes(w, what) for w in words]
@@ -207,7 +209,7 @@ class Model:
     def tokenize(self, text, pair=None):
         """{'input_ids', 'token_type_ids', 'tokens', 'truncated_tokens'} of one text."""
         r = self._runner("predict", self.batch)
-        self._tokenize(r, 0, text, pair, "text")
+        self._tokenize(r, 0, text, pair, 0)
         d = _encoding(r.enc[0])
         d["tokens"] = [(lib.qb_token_text(self._m, t) or b"").decode("utf-8", "replace") for t in d["input_ids"]]
         return d
@@ -233,21 +235,21 @@ class Model:
         n, L = len(texts), self._labels
         logits = np.empty((n, L), np.float32)
         probs = np.empty(n, np.float32)
-        labels = []
+        labels, names, out = [], self.info["labels"], logits.ctypes.data
         for at in range(0, n, r.batch):
             rows = min(r.batch, n - at)
             for k in range(rows):
-                self._tokenize(r, k, texts[at + k], None if pairs is None else pairs[at + k], "text %d" % (at + k + 1))
-            if lib.qb_session_run_encodings(r.s, r.encp, rows, byref(r.err)):
+                self._tokenize(r, k, texts[at + k], None if pairs is None else pairs[at + k], at + k)
+            if lib.qb_session_run_encodings(r.s, r.encp, rows, r.err_ref):
                 _raise(r.err)
             if tokens:
                 encs.extend(_encoding(r.enc[k]) for k in range(rows))
             for k in range(rows):
-                ctypes.memmove(logits[at + k].ctypes.data, lib.qb_session_logits(r.s, k), 4 * L)
+                ctypes.memmove(out + 4 * L * (at + k), lib.qb_session_logits(r.s, k), 4 * L)
                 row = logits[at + k].tolist()
                 best = row.index(max(row))
                 probs[at + k] = _softmax(row)[best]
-                labels.append(self._label(best))
+                labels.append(names[best])
         return Predictions(labels, probs, logits, None, encs)
 
     def _predict_tokens(self, r, texts, encs):
@@ -305,7 +307,7 @@ class Model:
         for at in range(0, len(texts), batch):
             rows = min(batch, len(texts) - at)
             for k in range(rows):
-                self._tokenize(r, k, texts[at + k], None, "text %d" % (at + k + 1))
+                self._tokenize(r, k, texts[at + k], None, at + k)
             if lib.qb_session_run_encodings(r.s, r.encp, rows, byref(r.err)):
                 _raise(r.err)
             for k in range(rows):
