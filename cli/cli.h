@@ -88,6 +88,23 @@ int qb_cli_run_self(char *const argv[], const char *log_path);
 FILE *qb_cli_open_self(char *const argv[], int *pid);
 int qb_cli_close_self(FILE *f, int pid);
 
+/* One record of a TSV or CSV file (cli/table.c): field[i] (len[i] bytes,
+ * NUL-terminated, CSV quotes removed) point into buf, reused between
+ * records; free buf when done. */
+#define QB_TABLE_MAX_FIELDS 256
+#define QB_TABLE_MAX_FIELDS_STR "256"
+enum { QB_TABLE_OK, QB_TABLE_OPEN_QUOTE, QB_TABLE_BAD_QUOTE, QB_TABLE_TOO_WIDE, QB_TABLE_NOMEM };
+typedef struct {
+    char *buf;
+    char *field[QB_TABLE_MAX_FIELDS];
+    size_t len[QB_TABLE_MAX_FIELDS];
+    int n;
+} qb_table_row;
+/* Splits rec at sep ('\t': no quoting; ',': RFC 4180 quoting, where
+ * QB_TABLE_OPEN_QUOTE asks for the record's next line). */
+int qb_table_split(const char *rec, size_t len, char sep, qb_table_row *r);
+const char *qb_table_problem(int rc);
+
 /* Softmax of n logits into probs (for display). */
 void qb_softmax_display(const float *logits, int n, float *probs);
 /* 1 / (1 + e^-x) of each logit: multi-label and one-label (cross-encoder) scores. */

@@ -32,7 +32,13 @@ static const char help[] =
     "                     out in input order\n"
     "  --input-format F   text: each line is a text (the default); jsonl: each line\n"
     "                     is {\"text\": ..., \"text_pair\": ...} (the default for\n"
-    "                     FILE.jsonl and FILE.ndjson); never guessed from a line\n"
+    "                     FILE.jsonl and FILE.ndjson); tsv, csv: a header line names\n"
+    "                     the columns (the default for FILE.tsv and FILE.csv; CSV\n"
+    "                     quoting as RFC 4180); never guessed from a line\n"
+    "  --text-column C    tsv/csv: the text's column (default: sentence, text or\n"
+    "                     sentence1, the first the header has)\n"
+    "  --pair-column C    tsv/csv: the second segment's column (default: sentence2\n"
+    "                     beside sentence1, or text_pair if the header has one)\n"
     "  --on-error E       a line that cannot be read or tokenized: stop (default)\n"
     "                     writes every result before it, then exits 1 naming the\n"
     "                     line; skip reports it on stderr (and, with --json, as\n"
@@ -42,9 +48,14 @@ static const char help[] =
     "  --batch B          inputs run together (default 8)\n"
     "  --threads N        compute threads (default: all cores)\n"
     "  --json             one JSON object a line: text, text_pair, input_ids,\n"
-    "                     token_type_ids, logits, label, probability, scores\n"
-    "                     (token models: words, tags, token_logits, entities);\n"
-    "                     docs/cli-json.md lists the fields\n"
+    "                     token_type_ids, logits, label, probability, scores,\n"
+    "                     truncated_tokens (token models: words, tags, token_logits,\n"
+    "                     entities); docs/cli-json.md lists the fields.  Every other\n"
+    "                     field of a JSONL input object (or column of a tsv/csv\n"
+    "                     input, as a string) comes first, as it was: an \"id\"\n"
+    "                     stays with its result\n"
+    "  --fields F,...     --json: only these of the fields above (input fields are\n"
+    "                     always kept), e.g. --fields label,probability\n"
     "\n"
     "Text output shows control characters in texts and labels as escapes (\\n,\n"
     "\\t, \\x1b), so one input is always one line.\n";
@@ -53,8 +64,21 @@ typedef struct {
     char *text, *pair;
     size_t text_len, pair_len;
     int line;
-    char *error; /* --on-error skip: why this input has no result */
+    char *error;   /* --on-error skip: why this input has no result */
+    json_t *extra; /* input fields other than the text(s), carried to the output */
 } pending;
+
+/* The fields --json writes, which --fields chooses from. */
+static const char *const output_fields[] = {"text", "text_pair", "input_ids", "token_type_ids", "logits",
+                                            "label", "probability", "truncated_tokens", "words"};
+enum { N_OUTPUT_FIELDS = sizeof output_fields / sizeof *output_fields };
+
+/* A TSV or CSV input: its header and the columns read. */
+typedef struct {
+    char sep;
+    qb_table_row header, row;
+    int text_col, pair_col; /* pair_col -1: none */
+} table_input;
 
 typedef struct {
     qb_model *m;
@@ -62,6 +86,8 @@ typedef struct {
     qb_model_info info;
     int max_length, batch;
     bool json, skip_errors;
+    bool drop[N_OUTPUT_FIELDS]; /* --fields left these out */
+    const char *text_column, *pair_column; /* tsv/csv: --text-column, --pair-column */
     int n_skipped;
     const char *source; /* file name for messages */
     pending *in;
@@ -117,10 +143,11 @@ static qb_status split_input(predictor *p, const pending *in, qb_error *err) {
     return st;
 }
 
-/* The members every --json line starts with. */
+/* The members every --json line starts with: the input's own fields first. */
 static json_t *json_line(const pending *in, const qb_encoding *e, bool with_pair) {
     json_t *o = json_object();
-    bool ok = o && qb_json_set(o, "text", qb_json_strn(in->text, in->text_len));
+    bool ok = o && (!in->extra || !json_object_update(o, in->extra)) &&
+              qb_json_set(o, "text", qb_json_strn(in->text, in->text_len));
     if (ok && with_pair && in->pair) ok = qb_json_set(o, "text_pair", qb_json_strn(in->pair, in->pair_len));
     ok = ok && qb_json_set(o, "input_ids", qb_json_ints(e->input_ids, e->n)) &&
          qb_json_set(o, "token_type_ids", qb_json_ints(e->token_type_ids, e->n));
@@ -128,7 +155,9 @@ static json_t *json_line(const pending *in, const qb_encoding *e, bool with_pair
 }
 
 /* One line of --json output; logits are floats, written with 9 digits. */
-static void put_json_line(json_t *o, bool ok) {
+static void put_json_line(const predictor *p, json_t *o, bool ok) {
+    for (int f = 0; o && f < N_OUTPUT_FIELDS; f++)
+        if (p->drop[f]) json_object_del(o, output_fields[f]);
     if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
         fputs("qbert predict: error: out of memory writing JSON\n", stderr);
 }
@@ -186,7 +215,7 @@ static void emit_sequence(predictor *p, int k) {
               qb_json_set(o, "scores", qb_json_floats(probs, L)) &&
               qb_json_set_str(o, "function_to_apply", p->info.sigmoid ? "sigmoid" : "softmax") &&
               qb_json_set(o, "truncated_tokens", json_integer(e->n_truncated));
-    put_json_line(o, ok);
+    put_json_line(p, o, ok);
 }
 
 /* The tag of a word is the argmax at its first sub-token; words cut off by
@@ -374,7 +403,7 @@ static void emit_tokens(predictor *p, int k) {
     else ok = qb_json_set(o, "words", words) && qb_json_set(o, "tags", tags) && ok;
     if (p->aggregate) json_decref(words), json_decref(tags);
     ok = ok && qb_json_set(o, "truncated_tokens", json_integer(e->n_truncated));
-    put_json_line(o, ok);
+    put_json_line(p, o, ok);
 }
 
 static void note_truncation(const predictor *p, int k) {
@@ -390,9 +419,12 @@ static void emit_error(const predictor *p, const pending *in) {
     fprintf(stderr, "qbert predict: error: %s (skipped)\n", in->error);
     if (!p->json) return;
     json_t *o = json_object();
-    bool ok = o && qb_json_set(o, "line", json_integer(in->line)) &&
+    bool ok = o && (!in->extra || !json_object_update(o, in->extra)) &&
+              qb_json_set(o, "line", json_integer(in->line)) &&
               qb_json_set(o, "error", qb_json_strn(in->error, strlen(in->error)));
-    put_json_line(o, ok);
+    /* not put_json_line: --fields chooses among results, and this is none */
+    if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
+        fputs("qbert predict: error: out of memory writing JSON\n", stderr);
 }
 
 static char *error_text(const predictor *p, int line, const char *msg) {
@@ -452,14 +484,16 @@ static int flush(predictor *p) {
         free(p->in[k].text);
         free(p->in[k].pair);
         free(p->in[k].error);
+        json_decref(p->in[k].extra);
     }
     p->n = 0;
     return rc;
 }
 
-/* Takes ownership of text, pair and error. */
-static int add(predictor *p, char *text, size_t len, char *pair, size_t pair_len, int line, char *error) {
-    p->in[p->n++] = (pending){text, pair, len, pair_len, line, error};
+/* Takes ownership of text, pair, error and extra. */
+static int add(predictor *p, char *text, size_t len, char *pair, size_t pair_len, int line, char *error,
+               json_t *extra) {
+    p->in[p->n++] = (pending){text, pair, len, pair_len, line, error, extra};
     return p->n == p->batch ? flush(p) : QB_EXIT_OK;
 }
 
@@ -467,7 +501,7 @@ static int add(predictor *p, char *text, size_t len, char *pair, size_t pair_len
  * skip queues the error in the line's place. */
 static int bad_line(predictor *p, int lineno, const char *msg) {
     char *e = strdup(msg);
-    if (p->skip_errors && e) return add(p, NULL, 0, NULL, 0, lineno, e);
+    if (p->skip_errors && e) return add(p, NULL, 0, NULL, 0, lineno, e, NULL);
     int rc = flush(p); /* fails first if an earlier line does not tokenize */
     if (!rc) fprintf(stderr, "qbert predict: error: %s\n", e ? e : msg);
     free(e);
@@ -483,13 +517,15 @@ static int parse_json_line(predictor *p, const char *line, size_t len, int linen
     size_t tl = 0, pl = 0;
     char *text = qb_json_strdup(json_object_get(j, "text"), &tl);
     char *pair = qb_json_strdup(json_object_get(j, "text_pair"), &pl);
-    json_decref(j);
     if (!text) {
         free(pair);
+        json_decref(j);
         snprintf(msg, sizeof msg, "%s:%d: JSON line has no string \"text\"", p->source, lineno);
         return bad_line(p, lineno, msg);
     }
-    return add(p, text, tl, pair, pl, lineno, NULL);
+    json_object_del(j, "text");
+    json_object_del(j, "text_pair");
+    return add(p, text, tl, pair, pl, lineno, NULL, j);
 }
 
 static bool is_blank(const char *s, size_t n) {
@@ -498,17 +534,131 @@ static bool is_blank(const char *s, size_t n) {
     return true;
 }
 
-static int stream(predictor *p, const char *path, bool jsonl) {
+static int column(const qb_table_row *h, const char *name) {
+    for (int i = 0; i < h->n; i++)
+        if (!strcmp(h->field[i], name)) return i;
+    return -1;
+}
+
+static int no_column(const predictor *p, const table_input *t, const char *what, const char *option) {
+    char cols[1024] = "";
+    for (int i = 0, at = 0; i < t->header.n && at < (int)sizeof cols; i++)
+        at += snprintf(cols + at, sizeof cols - at, "%s'%s'", i ? ", " : "", t->header.field[i]);
+    fprintf(stderr, "qbert predict: error: %s:1: the header has no column %s (it has %s; choose with %s)\n",
+            p->source, what, cols, option);
+    return QB_EXIT_FAIL;
+}
+
+/* The header names the columns: the text's and the pair's, by name or by
+ * Hugging Face's usual names. */
+static int table_header(predictor *p, table_input *t, const char *rec, size_t len) {
+    int rc = qb_table_split(rec, len, t->sep, &t->header);
+    if (rc) {
+        fprintf(stderr, "qbert predict: error: %s:1: header: %s\n", p->source, qb_table_problem(rc));
+        return QB_EXIT_FAIL;
+    }
+    const char *text = p->text_column;
+    for (const char *const *d = (const char *const[]){"sentence", "text", "sentence1", NULL}; !text && *d; d++)
+        if (column(&t->header, *d) >= 0) text = *d;
+    t->text_col = text ? column(&t->header, text) : -1;
+    if (t->text_col < 0) {
+        char what[300];
+        snprintf(what, sizeof what, text ? "'%s'" : "sentence, text or sentence1", text);
+        return no_column(p, t, what, "--text-column");
+    }
+    const char *pair = p->pair_column ? p->pair_column : !strcmp(text, "sentence1") ? "sentence2" : "text_pair";
+    t->pair_col = column(&t->header, pair);
+    if (p->pair_column && t->pair_col < 0) {
+        char what[300];
+        snprintf(what, sizeof what, "'%s'", pair);
+        return no_column(p, t, what, "--pair-column");
+    }
+    return QB_EXIT_OK;
+}
+
+static char *copy_field(const qb_table_row *r, int i, size_t *len) {
+    *len = r->len[i];
+    char *c = malloc(*len + 1);
+    if (c) memcpy(c, r->field[i], *len + 1);
+    return c;
+}
+
+/* A data record: its text (and pair) columns, the others carried along. */
+static int table_record(predictor *p, table_input *t, const char *rec, size_t len, int lineno) {
+    char msg[4400];
+    int rc = qb_table_split(rec, len, t->sep, &t->row);
+    if (rc || t->row.n != t->header.n) {
+        if (rc) snprintf(msg, sizeof msg, "%s:%d: %s", p->source, lineno, qb_table_problem(rc));
+        else snprintf(msg, sizeof msg, "%s:%d: %d fields, the header has %d", p->source, lineno, t->row.n,
+                      t->header.n);
+        return bad_line(p, lineno, msg);
+    }
+    size_t tl, pl = 0;
+    char *text = copy_field(&t->row, t->text_col, &tl);
+    char *pair = t->pair_col >= 0 ? copy_field(&t->row, t->pair_col, &pl) : NULL;
+    json_t *extra = json_object();
+    bool ok = text && (t->pair_col < 0 || pair) && extra;
+    for (int i = 0; ok && i < t->row.n; i++)
+        if (i != t->text_col && i != t->pair_col)
+            ok = qb_json_set(extra, t->header.field[i], qb_json_strn(t->row.field[i], t->row.len[i]));
+    if (!ok) {
+        free(text);
+        free(pair);
+        json_decref(extra);
+        return bad_line(p, lineno, "out of memory");
+    }
+    return add(p, text, tl, pair, pl, lineno, NULL, extra);
+}
+
+static bool quotes_open(const char *s, size_t n) {
+    bool open = false;
+    for (size_t i = 0; i < n; i++) open ^= s[i] == '"';
+    return open;
+}
+
+/* A TSV/CSV record that starts with line (len bytes); a CSV record whose
+ * quotes are open goes on over the next lines.  The first is the header. */
+static int table_line(predictor *p, table_input *t, FILE *f, char **line, size_t *cap, size_t len, int *lineno) {
+    int first = *lineno;
+    size_t n = len;
+    char *rec = malloc(len + 1);
+    if (rec) memcpy(rec, *line, len);
+    ssize_t got;
+    while (rec && t->sep == ',' && quotes_open(rec, n) && (got = getline(line, cap, f)) >= 0) {
+        size_t more = qb_cli_line_len(*line, got);
+        char *r = realloc(rec, n + more + 2);
+        if (!r) break;
+        rec = r;
+        rec[n++] = '\n';
+        memcpy(rec + n, *line, more);
+        n += more;
+        ++*lineno;
+    }
+    int rc = !rec ? bad_line(p, first, "out of memory")
+           : first == 1 ? table_header(p, t, rec, n)
+           : is_blank(rec, n) ? QB_EXIT_OK : table_record(p, t, rec, n, first);
+    free(rec);
+    return rc;
+}
+
+enum { FORMAT_TEXT, FORMAT_JSONL, FORMAT_TSV, FORMAT_CSV };
+
+static int stream(predictor *p, const char *path, int format) {
     FILE *f = qb_cli_open_input("predict", path, &p->source);
     if (!f) return QB_EXIT_FAIL;
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
     int rc = QB_EXIT_OK, lineno = 0;
+    table_input t = {.sep = format == FORMAT_CSV ? ',' : '\t'};
     while (rc == QB_EXIT_OK && (got = getline(&line, &cap, f)) >= 0) {
         size_t len = qb_cli_line_len(line, got);
         lineno++;
-        if (jsonl) {
+        if (format == FORMAT_TSV || format == FORMAT_CSV) {
+            rc = table_line(p, &t, f, &line, &cap, len, &lineno);
+            continue;
+        }
+        if (format == FORMAT_JSONL) {
             if (!is_blank(line, len)) rc = parse_json_line(p, line, len, lineno);
             continue;
         }
@@ -526,7 +676,7 @@ static int stream(predictor *p, const char *path, bool jsonl) {
         }
         memcpy(text, line, len);
         text[len] = 0;
-        rc = add(p, text, len, NULL, 0, lineno, NULL);
+        rc = add(p, text, len, NULL, 0, lineno, NULL, NULL);
     }
     if (rc == QB_EXIT_OK && ferror(f)) { /* what was read is still scored and written */
         if (flush(p) == QB_EXIT_OK)
@@ -534,6 +684,8 @@ static int stream(predictor *p, const char *path, bool jsonl) {
         rc = QB_EXIT_FAIL;
     }
     free(line);
+    free(t.header.buf);
+    free(t.row.buf);
     if (f != stdin) fclose(f);
     if (rc == QB_EXIT_OK) rc = flush(p);
     if (p->n_skipped)
@@ -542,7 +694,7 @@ static int stream(predictor *p, const char *path, bool jsonl) {
 }
 
 typedef struct {
-    const char *dir, *pair, *input, *input_format;
+    const char *dir, *pair, *input, *input_format, *text_column, *pair_column, *fields;
     int max_length, batch, threads;
     bool json, skip_errors, aggregate;
     int n_texts;
@@ -561,10 +713,13 @@ static int parse_args(int argc, char **argv, predict_args *a) {
             a->aggregate = true;
         }
         else if ((v = qb_arg_value("--pair", &i, argc, argv))) a->pair = v;
+        else if ((v = qb_arg_value("--text-column", &i, argc, argv))) a->text_column = v;
+        else if ((v = qb_arg_value("--pair-column", &i, argc, argv))) a->pair_column = v;
+        else if ((v = qb_arg_value("--fields", &i, argc, argv))) a->fields = v;
         else if ((v = qb_arg_value("--input", &i, argc, argv))) a->input = v;
         else if ((v = qb_arg_value("--input-format", &i, argc, argv))) {
-            if (strcmp(v, "text") && strcmp(v, "jsonl"))
-                return qb_usage_error("predict", "--input-format is text or jsonl, not '%s'", v);
+            if (strcmp(v, "text") && strcmp(v, "jsonl") && strcmp(v, "tsv") && strcmp(v, "csv"))
+                return qb_usage_error("predict", "--input-format is text, jsonl, tsv or csv, not '%s'", v);
             a->input_format = v;
         } else if ((v = qb_arg_value("--on-error", &i, argc, argv))) {
             if (strcmp(v, "stop") && strcmp(v, "skip"))
@@ -585,6 +740,7 @@ static int parse_args(int argc, char **argv, predict_args *a) {
     if (!a->input && !a->n_texts) return qb_usage_error("predict", "give texts, or --input FILE|-");
     if (a->input && a->n_texts) return qb_usage_error("predict", "give texts or --input, not both");
     if (a->input_format && !a->input) return qb_usage_error("predict", "--input-format goes with --input");
+    if (a->fields && !a->json) return qb_usage_error("predict", "--fields goes with --json");
     return QB_EXIT_OK;
 }
 
@@ -629,6 +785,7 @@ static void teardown(predictor *p) {
         free(p->in[k].text);
         free(p->in[k].pair);
         free(p->in[k].error);
+        json_decref(p->in[k].extra);
     }
     for (int k = 0; p->enc && k < p->batch; k++) qb_encoding_free(&p->enc[k]);
     free(p->slot);
@@ -654,7 +811,7 @@ static int run_texts(predictor *p, const predict_args *a) {
             fprintf(stderr, "qbert predict: error: out of memory\n");
             return QB_EXIT_FAIL;
         }
-        int rc = add(p, t, strlen(t), pr, pr ? strlen(pr) : 0, k + 1, NULL);
+        int rc = add(p, t, strlen(t), pr, pr ? strlen(pr) : 0, k + 1, NULL, NULL);
         if (rc) return rc;
     }
     return flush(p);
@@ -662,10 +819,28 @@ static int run_texts(predictor *p, const predict_args *a) {
 
 /* Chosen by the user or by the file's name, never by a line's first
  * character: a text may well start with '{'. */
-static bool input_is_jsonl(const predict_args *a) {
-    if (a->input_format) return !strcmp(a->input_format, "jsonl");
-    const char *dot = strrchr(a->input, '.');
-    return dot && (!strcmp(dot, ".jsonl") || !strcmp(dot, ".ndjson"));
+static int input_format(const predict_args *a) {
+    const char *dot = strrchr(a->input, '.'), *f = a->input_format ? a->input_format : dot ? dot + 1 : "";
+    if (!strcmp(f, "jsonl") || (!a->input_format && !strcmp(f, "ndjson"))) return FORMAT_JSONL;
+    return !strcmp(f, "tsv") ? FORMAT_TSV : !strcmp(f, "csv") ? FORMAT_CSV : FORMAT_TEXT;
+}
+
+/* --fields: the output fields left out; false after a usage message. */
+static bool choose_fields(predictor *p, const char *list) {
+    for (int f = 0; f < N_OUTPUT_FIELDS; f++) p->drop[f] = true;
+    for (const char *s = list; *s;) {
+        size_t n = strcspn(s, ",");
+        int f = 0;
+        while (f < N_OUTPUT_FIELDS && (strlen(output_fields[f]) != n || strncmp(output_fields[f], s, n))) f++;
+        if (f == N_OUTPUT_FIELDS) {
+            qb_usage_error("predict", "--fields: unknown field '%.*s' (text, text_pair, input_ids, token_type_ids, "
+                           "logits, label, probability, truncated_tokens, words)", (int)n, s);
+            return false;
+        }
+        p->drop[f] = false;
+        s += n + (s[n] == ',');
+    }
+    return true;
 }
 
 int qb_cmd_predict(int argc, char **argv) {
@@ -675,7 +850,10 @@ int qb_cmd_predict(int argc, char **argv) {
     predictor p = {0};
     if (!rc && !(p.m = qb_cli_load("predict", a.dir, NULL))) rc = QB_EXIT_FAIL;
     if (!rc) rc = setup(&p, &a);
-    if (!rc) rc = a.input ? stream(&p, a.input, input_is_jsonl(&a)) : run_texts(&p, &a);
+    p.text_column = a.text_column;
+    p.pair_column = a.pair_column;
+    if (!rc && a.fields && !choose_fields(&p, a.fields)) rc = QB_EXIT_USAGE;
+    if (!rc) rc = a.input ? stream(&p, a.input, input_format(&a)) : run_texts(&p, &a);
     teardown(&p);
     free(a.texts);
     return rc;

@@ -19,6 +19,12 @@
 extern "C" {
 #endif
 
+/* The library is built with -fvisibility=hidden: what is declared here is
+ * all that libqbert.so exports. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define QBERT_VERSION "0.1.0"
 
 typedef enum qb_status {
@@ -533,6 +539,10 @@ typedef struct qb_train_report {
  * checkpoint in place. */
 qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *out_dir,
                    qb_train_report *rep, qb_error *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -5,13 +5,14 @@
 #   scripts/install-deps.sh --test    also what the test suite uses (numpy
 #                                     regenerates the random-weight golden models;
 #                                     curl, wrk, node and npm drive qbert serve;
-#                                     bench/onnx's onnxruntime-node checks the ONNX export)
+#                                     bench/onnx's onnxruntime-node checks the ONNX export;
+#                                     dask for tests/test_dask.sh)
 #   scripts/install-deps.sh --fuzz    also clang, libFuzzer and clang's OpenMP, for
 #                                     the fuzz build (tests/fuzz, -DQB_FUZZ=ON)
 set -euo pipefail
 pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev libmicrohttpd-dev libgomp1
       protobuf-c-compiler libprotobuf-c-dev python3-onnx)
-[ "${1:-}" = "--test" ] && pkgs+=(python3 python3-numpy curl wrk)
+[ "${1:-}" = "--test" ] && pkgs+=(python3 python3-numpy python3-dask python3-distributed curl wrk)
 # Node may come from elsewhere (NodeSource's nodejs bundles npm and conflicts
 # with Debian's npm package): Debian's is installed only where none runs.
 if [ "${1:-}" = "--test" ] && ! { command -v node && command -v npm; } >/dev/null; then

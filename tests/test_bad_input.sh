@@ -278,4 +278,13 @@ if [ -e "$SHARED/data/conll2003/valid.txt" ]; then
   expect_error "dataset that does not fit the model" "CoNLL.*sequence-classification" \
     "$QBERT" eval "$M" --data "$SHARED/data/conll2003/valid.txt" --limit 5
 fi
+
+# The Python binding over the same corpus: an exception, never a crash.
+# (Not under the sanitizers: their library cannot load into python3.)
+if [ -z "$SANITIZE" ] && $PY -c 'import numpy' 2>/dev/null; then
+  QBERT_LIB=${QB_BUILD_DIR:-$SRC/build}/libqbert.so PYTHONPATH=$SRC/python \
+    $PY "$SRC/tests/python/bad_input.py" "$M" "$TMP" >"$TMP/py.log" 2>&1
+  check "python binding raises on every case: $(tail -1 "$TMP/py.log")" test $? -eq 0
+  grep FAIL "$TMP/py.log" >&2; tail -1 "$TMP/py.log"
+fi
 finish

@@ -1,0 +1,435 @@
+"""qbert from Python: load, predict, embed, tokenize, quantize, evaluate.
+
+The package calls libqbert.so through ctypes (no compiler needed); every
+foreign call releases the GIL, so Python threads run models in parallel.
+Failures raise QbertError carrying qbert's one-line message.
+
+    import qbert
+    m = qbert.Model("models/bert-mini-sst2", threads=2)
+    p = m.predict(["great film", "dull"])   # p.labels, p.probabilities, p.logits
+"""
+import collections
+import ctypes
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import threading
+from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_void_p
+
+import numpy as np
+
+from . import _lib
+from ._lib import lib
+
+__all__ = ["Model", "Predictions", "QbertError", "quantize", "evaluate", "compare", "__version__"]
+__version__ = "0.1.0"
+
+_TASKS = {0: "sequence", 1: "token", 2: "none"}
+_ARCHS = {0: "bert", 1: "albert", 2: "distilbert"}
+
+# Sequence models: labels [n], probabilities float32 [n], logits float32 [n, labels].
+# Token models: per text, the words, their tags (None past truncation), the
+# tags' probabilities and the per-token logits [tokens, labels].  With
+# predict(..., tokens=True), encodings holds each text's tokenize() dict.
+Predictions = collections.namedtuple("Predictions", "labels probabilities logits words encodings")
+
+
+_ERR_ARG, _ERR_UTF8 = 5, 6  # qb_status
+
+
+class QbertError(Exception):
+    """A qbert failure: str() is the one-line message, .status the
+    qb_status code's name (qb_status_name), .code the code."""
+
+    def __init__(self, message, code=_ERR_ARG):
+        super().__init__(message)
+        self.code = code
+        self.status = lib.qb_status_name(code).decode()
+
+
+def _raise(err, prefix=""):
+    raise QbertError(prefix + err.msg.decode("utf-8", "replace"), err.code)
+
+
+def _text_bytes(t, what):
+    if isinstance(t, bytes):
+        return t
+    if isinstance(t, str):
+        try:
+            return t.encode("utf-8")
+        except UnicodeEncodeError as e:  # lone surrogates
+            raise QbertError("%s: not valid UTF-8 (%s)" % (what, e.reason), _ERR_UTF8) from None
+    raise TypeError("%s: expected str or bytes, not %s" % (what, type(t).__name__))
+
+
+def _softmax(row):
+    """As `qbert predict` computes it: in double from float logits."""
+    mx = max(row)
+    e = [math.exp(x - mx) for x in row]
+    s = 0.0
+    for v in e:  # in order, as C does (sum() compensates since Python 3.12)
+        s += v
+    return [v / s for v in e]
+
+
+def _load(path, isa=None):
+    if isinstance(path, Model):
+        return path._m
+    err = _lib.Error()
+    p = lib.qb_load_default_params()
+    if isa:
+        p.isa = isa.encode()
+    h = c_void_p()
+    if lib.qb_model_load(os.fsencode(path), byref(p), byref(h), byref(err)):
+        _raise(err)
+    return h
+
+
+def _words(t):
+    """Words as `qbert predict` splits them: at ASCII blanks only (str.split
+    would also split at U+0085, U+00A0...)."""
+    if isinstance(t, bytes):
+        t = t.decode("utf-8", "surrogateescape")
+    return [w for w in re.split(r"[ \t\n\r]+", t) if w]
+
+
+def _encoding(e):
+    return {"input_ids": e.input_ids[:e.n], "token_type_ids": e.token_type_ids[:e.n], "truncated_tokens": e.n_truncated}
+
+
+class _Runner:
+    """One session with its encodings: what a thread needs to run a model."""
+
+    def __init__(self, model, batch, max_seq, threads, pooling=None):
+        self.batch = batch
+        self.err = _lib.Error()
+        self.s = c_void_p()
+        sp = _lib.SessionParams(batch, max_seq, threads)
+        if lib.qb_session_create(model._m, byref(sp), byref(self.s), byref(self.err)):
+            _raise(self.err)
+        if pooling is not None and lib.qb_session_set_pooling(self.s, byref(pooling), byref(self.err)):
+            lib.qb_session_free(self.s)
+            _raise(self.err)
+        self.enc = (_lib.Encoding * batch)()
+        self.encp = (POINTER(_lib.Encoding) * batch)(*[ctypes.pointer(e) for e in self.enc])
+        self.enc_refs = [byref(e) for e in self.enc]
+        self.err_ref = byref(self.err)
+
+    def free(self):
+        for e in self.enc:
+            lib.qb_encoding_free(byref(e))
+        lib.qb_session_free(self.s)
+        self.s = None
+
+
+class Model:
+    """A loaded model.  Calls from several threads are safe: each thread gets
+    its own session (working memory) over the one read-only model."""
+
+    def __init__(self, path, threads=2, batch=8, max_length=0, isa=None):
+        self.path = os.fspath(path)
+        self._m = None
+        self._m = _load(self.path, isa)
+        self.threads, self.batch = threads, batch
+        self._local = threading.local()
+        self._runners = []
+        self._lock = threading.Lock()
+        i = _lib.ModelInfo()
+        lib.qb_model_get_info(self._m, byref(i))
+        self._task, self._labels = i.task, i.num_labels
+        self.max_length = lib.qb_model_max_length(self._m, max_length)
+        if self.max_length > i.max_position:
+            self.close()
+            raise QbertError("max_length %d exceeds the model's %d positions" % (self.max_length, i.max_position))
+        warning = lib.qb_model_warning(self._m)
+        self.info = {
+            "path": self.path, "arch": _ARCHS.get(i.arch), "task": _TASKS.get(i.task),
+            "model_type": i.model_type.decode(), "class_name": i.class_name.decode(),
+            "hidden_act": i.hidden_act.decode(), "tokenizer": i.tokenizer.decode(), "isa": i.isa.decode(),
+            "labels": [self._label(k) for k in range(i.num_labels)],
+            "quantization": lib.qb_model_quant_summary(self._m).decode(),
+            "warning": warning.decode() if warning else None,
+            "layer_norm_eps": i.layer_norm_eps,
+            **{k: getattr(i, k) for k in ("vocab_size", "hidden_size", "embedding_size", "num_layers", "num_heads",
+                                          "intermediate_size", "max_position", "type_vocab_size", "num_labels",
+                                          "n_params", "file_bytes", "n_tensors")},
+        }
+
+    def _label(self, k):
+        s = lib.qb_model_label(self._m, k)
+        return s.decode("utf-8", "replace") if s is not None else str(k)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+    def close(self):
+        """Frees every thread's session and the model."""
+        for r in getattr(self, "_runners", []):
+            r.free()
+        self._runners = []
+        if self._m:
+            lib.qb_model_free(self._m)
+            self._m = None
+
+    def _runner(self, key, batch, pooling=None):
+        cache = self._local.__dict__.setdefault("runners", {})
+        if not self._m:
+            raise QbertError("%s: the model is closed" % self.path)
+        r = cache.get(key)
+        if r is None:
+            r = cache[key] = _Runner(self, batch, self.max_length, self.threads, pooling)
+            with self._lock:
+                self._runners.append(r)
+        return r
+
+    def _tokenize(self, r, k, text, pair, index):
+        """Text number index (0-based) into r's encoding k."""
+        b = text if type(text) is bytes else _text_bytes(text, "text %d" % (index + 1))
+        pb = None if pair is None else _text_bytes(pair, "text %d (pair)" % (index + 1))
+        if lib.qb_tokenize(self._m, b, len(b), pb, 0 if pb is None else len(pb), self.max_length, r.enc_refs[k],
+                           r.err_ref):
+            _raise(r.err, "text %d: " % (index + 1))
+
+    def _tokenize_words(self, r, k, words, what):
+        wb = [_text_bytes(w, what) for w in words]
+        arr = (c_char_p * max(1, len(wb)))(*wb)
+        lens = (c_size_t * max(1, len(wb)))(*[len(w) for w in wb])
+        if lib.qb_tokenize_words(self._m, arr, lens, len(wb), self.max_length, r.enc_refs[k], byref(r.err)):
+            _raise(r.err, what + ": ")
+
+    def tokenize(self, text, pair=None):
+        """{'input_ids', 'token_type_ids', 'tokens', 'truncated_tokens'} of one text."""
+        r = self._runner("predict", self.batch)
+        self._tokenize(r, 0, text, pair, 0)
+        d = _encoding(r.enc[0])
+        d["tokens"] = [(lib.qb_token_text(self._m, t) or b"").decode("utf-8", "replace") for t in d["input_ids"]]
+        return d
+
+    def predict(self, texts, pairs=None, tokens=False):
+        """Labels, probabilities and logits of texts (a str or a list), in
+        batches of `batch` as `qbert predict` runs them."""
+        if self._task == 2:
+            raise QbertError("%s: a bare encoder (%s) has no classification head; use embed()"
+                             % (self.path, self.info["class_name"]))
+        if isinstance(texts, (str, bytes)):
+            texts = [texts]
+        if isinstance(pairs, (str, bytes)):
+            pairs = [pairs] * len(texts)
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError("pairs: %d given for %d texts" % (len(pairs), len(texts)))
+        if pairs is not None and self._task == 1:
+            raise QbertError("pairs are for sequence models; %s tags tokens" % self.path)
+        r = self._runner("predict", self.batch)
+        encs = [] if tokens else None
+        if self._task == 1:
+            return self._predict_tokens(r, texts, encs)
+        n, L = len(texts), self._labels
+        logits = np.empty((n, L), np.float32)
+        probs = np.empty(n, np.float32)
+        labels, names, out = [], self.info["labels"], logits.ctypes.data
+        for at in range(0, n, r.batch):
+            rows = min(r.batch, n - at)
+            for k in range(rows):
+                self._tokenize(r, k, texts[at + k], None if pairs is None else pairs[at + k], at + k)
+            if lib.qb_session_run_encodings(r.s, r.encp, rows, r.err_ref):
+                _raise(r.err)
+            if tokens:
+                encs.extend(_encoding(r.enc[k]) for k in range(rows))
+            for k in range(rows):
+                ctypes.memmove(out + 4 * L * (at + k), lib.qb_session_logits(r.s, k), 4 * L)
+                row = logits[at + k].tolist()
+                best = row.index(max(row))
+                probs[at + k] = _softmax(row)[best]
+                labels.append(names[best])
+        return Predictions(labels, probs, logits, None, encs)
+
+    def _predict_tokens(self, r, texts, encs):
+        labels, probs, logits, words = [], [], [], []
+        L = self._labels
+        for at in range(0, len(texts), r.batch):
+            chunk = texts[at:at + r.batch]
+            split = [_words(t) for t in chunk]
+            for k, w in enumerate(split):
+                self._tokenize_words(r, k, w, "text %d" % (at + k + 1))
+            if lib.qb_session_run_encodings(r.s, r.encp, len(chunk), byref(r.err)):
+                _raise(r.err)
+            if encs is not None:
+                encs.extend(_encoding(r.enc[k]) for k in range(len(chunk)))
+            for k, w in enumerate(split):
+                e = r.enc[k]
+                lg = np.ctypeslib.as_array(lib.qb_session_logits(r.s, k), (e.n, L)).copy()
+                first = {}
+                for t in range(e.n):
+                    first.setdefault(e.word_ids[t], t)
+                tags, p = [], []
+                for wi in range(len(w)):
+                    t = first.get(wi)
+                    if t is None:
+                        tags.append(None)
+                        p.append(np.nan)
+                        continue
+                    row = lg[t].tolist()
+                    best = row.index(max(row))
+                    tags.append(self._label(best))
+                    p.append(_softmax(row)[best])
+                labels.append(tags)
+                probs.append(np.array(p, np.float32))
+                logits.append(lg)
+                words.append(w)
+        return Predictions(labels, probs, logits, words, encs)
+
+    def embed(self, texts, pooling=None, normalize=None, batch=32):
+        """Sentence embeddings, float32 [n, dim].  pooling ("mean", "cls",
+        "max", "mean_sqrt_len", "weightedmean", "lasttoken" or several joined
+        by '+') and normalize default to what the model directory asks for,
+        as `qbert embed` does."""
+        if isinstance(texts, (str, bytes)):
+            texts = [texts]
+        p = lib.qb_model_embed_params(self._m)
+        if pooling is not None:
+            p.pooling = lib.qb_pooling_parse(pooling.encode())
+            if not p.pooling:
+                raise QbertError("pooling: unknown mode in '%s'" % pooling)
+        if normalize is not None:
+            p.normalize = int(bool(normalize))
+        dim = lib.qb_embed_dim(self._m, p.pooling)
+        r = self._runner(("embed", p.pooling, p.normalize, batch), batch, p)
+        out = np.empty((len(texts), dim), np.float32)
+        for at in range(0, len(texts), batch):
+            rows = min(batch, len(texts) - at)
+            for k in range(rows):
+                self._tokenize(r, k, texts[at + k], None, at + k)
+            if lib.qb_session_run_encodings(r.s, r.encp, rows, byref(r.err)):
+                _raise(r.err)
+            for k in range(rows):
+                ctypes.memmove(out[at + k].ctypes.data, lib.qb_session_embedding(r.s, k), 4 * dim)
+        return out
+
+
+def quantize(model_dir, out_dir, method="dynamic", bits=8, threads=0, keep=(), **options):
+    """Writes a quantized model directory, as `qbert quantize` does.  options
+    are qb_quant_params fields by name (per_channel, act_per_token, calib_file,
+    calib_n, observer, group_size, quantize_embeddings, force, ...); bits may be
+    "ternary".  Returns the report as a dict."""
+    m_code = c_int()
+    if not lib.qb_quant_method_parse(method.encode(), byref(m_code)):
+        raise QbertError("unknown method '%s' (dynamic, static, weight-only, fp16, bf16)" % method)
+    p = lib.qb_quant_default_params(0)
+    p.method = m_code.value
+    p.act_per_token = lib.qb_quant_default_params(m_code.value).act_per_token
+    if bits == "ternary":
+        p.ternary = 1
+    else:
+        p.bits = int(bits)
+    p.n_threads = threads
+    keep_b = [k.encode() for k in keep]
+    keep_arr = (c_char_p * max(1, len(keep_b)))(*keep_b)
+    p.keep, p.n_keep = ctypes.cast(keep_arr, POINTER(c_char_p)), len(keep_b)
+    for k, v in options.items():
+        if k not in dict(_lib.QuantParams._fields_) or k in ("keep", "n_keep", "progress", "progress_ctx"):
+            raise TypeError("quantize: unknown option '%s'" % k)
+        if isinstance(v, (str, os.PathLike)):
+            v = os.fsencode(v)
+        setattr(p, k, v)
+    m = _load(model_dir)
+    try:
+        rep, err = _lib.QuantReport(), _lib.Error()
+        if lib.qb_quantize(m, byref(p), os.fsencode(out_dir), byref(rep), byref(err)):
+            _raise(err)
+    finally:
+        lib.qb_model_free(m)
+    out = {k: getattr(rep, k) for k, _ in _lib.QuantReport._fields_}
+    out["warning"] = rep.warning.decode("utf-8", "replace")
+    return out
+
+
+def evaluate(model, data, task="auto", limit=0, max_length=0, batch=16, threads=0, reference=None, **columns):
+    """Scores a model (a Model or a directory) on a labelled dataset, as `qbert
+    eval --json` does; returns its fields as a dict.  columns: text_col,
+    pair_col, label_col, header (1 yes, 0 no, -1 auto) for TSV files."""
+    p = lib.qb_eval_default_params()
+    p.data, p.task = os.fsencode(data), task.encode()
+    p.limit, p.max_length, p.batch, p.n_threads = limit, max_length, batch, threads
+    for k, v in columns.items():
+        if k not in ("text_col", "pair_col", "label_col", "header"):
+            raise TypeError("evaluate: unknown option '%s'" % k)
+        setattr(p, k, v)
+    m = _load(model)
+    ref = None
+    try:
+        if reference is not None:
+            ref = _load(reference)
+            p.reference = ref
+        r, err = _lib.EvalResult(), _lib.Error()
+        if lib.qb_evaluate(m, byref(p), byref(r), byref(err)):
+            _raise(err)
+        try:
+            return _eval_dict(m, r)
+        finally:
+            lib.qb_eval_result_free(byref(r))
+    finally:
+        if not isinstance(model, Model):
+            lib.qb_model_free(m)
+        if ref is not None and not isinstance(reference, Model):
+            lib.qb_model_free(ref)
+
+
+def _eval_dict(m, r):
+    label = lambda k: (lib.qb_model_label(m, k) or str(k).encode()).decode("utf-8", "replace")
+    out = {"task": r.task.decode(), "n": r.n, "max_length": r.max_length, "truncated": r.n_truncated,
+           "accuracy": r.accuracy, "macro_f1": r.macro_f1}
+    if r.agreement_n:
+        out.update(agreement=r.agreement, agreement_n=r.agreement_n, sqnr_db=r.sqnr_db, kl=r.kl, cosine=r.cosine)
+    if r.token_task:
+        out.update(entity_f1=r.entity_f1, entity_precision=r.entity_precision, entity_recall=r.entity_recall,
+                   words_scored=r.total, words_unscored=r.words_unscored)
+    out["per_class"] = [{"label": label(k), "precision": r.precision[k], "recall": r.recall[k], "f1": r.f1[k],
+                         "support": r.support[k]} for k in range(r.n_classes)]
+    out["seconds"] = r.seconds
+    out["examples_per_s"] = r.n / r.seconds if r.seconds > 0 else float("inf")
+    return out
+
+
+def cli_path():
+    """The qbert command: $QBERT_BIN, the one beside the library in use, or PATH's."""
+    env = os.environ.get("QBERT_BIN")
+    if env:
+        return env
+    for d in (os.path.dirname(lib._name), os.path.join(os.path.dirname(lib._name), "..", "bin")):
+        c = os.path.join(d, "qbert")
+        if os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    c = shutil.which("qbert")
+    if not c:
+        raise QbertError("the qbert command was not found (set QBERT_BIN)")
+    return c
+
+
+def compare(model_dir, data, calib, out_dir, **options):
+    """Runs `qbert compare` (the C API has no compare: it is a CLI driver of
+    quantize, eval and bench processes) and returns its report.json.  options
+    become flags: methods="fp32,dynamic" -> --methods fp32,dynamic; True -> a
+    bare flag."""
+    argv = [cli_path(), "compare", os.fspath(model_dir), "--data", os.fspath(data), "--calib", os.fspath(calib),
+            "-o", os.fspath(out_dir)]
+    for k, v in options.items():
+        flag = "--" + k.replace("_", "-")
+        if v is True:
+            argv.append(flag)
+        elif v not in (False, None):
+            argv += [flag, str(v)]
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if p.returncode:
+        lines = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise QbertError(lines[-1] if lines else "qbert compare failed (exit %d)" % p.returncode)
+    with open(os.path.join(out_dir, "report.json")) as f:
+        return json.load(f)

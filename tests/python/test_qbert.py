@@ -1,0 +1,195 @@
+"""The Python binding against the CLI: the same model, texts and settings
+must give the same bits.  pytest-style (test_* functions); tests/test_python.sh
+runs them without pytest.  Environment: QBERT_BIN (the CLI), QB_SOURCE_DIR,
+QB_SHARED_DIR, QBERT_LIB (libqbert.so), TMPDIR_QB (scratch)."""
+import concurrent.futures
+import json
+import os
+import subprocess
+import tempfile
+import threading
+
+import numpy as np
+
+import qbert
+
+SRC = os.environ.get("QB_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+SHARED = os.environ.get("QB_SHARED_DIR", os.path.join(SRC, "..", "shared"))
+QBERT = os.environ.get("QBERT_BIN", os.path.join(SRC, "build", "qbert"))
+MODEL = os.path.join(SRC, "models", "bert-mini-sst2")
+SST2 = os.path.join(SHARED, "data", "sst2", "dev.tsv")
+CONLL = os.path.join(SHARED, "models", "bert-mini-conll")
+SANITIZE = bool(os.environ.get("QB_SANITIZE"))
+N = 48 if SANITIZE else 160
+TMP = os.environ.get("TMPDIR_QB") or tempfile.mkdtemp()
+
+
+def cli(*args, stdin=None):
+    p = subprocess.run([QBERT, *args], input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    assert p.returncode == 0, p.stderr.decode()
+    return p.stdout.decode()
+
+
+def sst2_texts(n=N):
+    with open(SST2, encoding="utf-8") as f:
+        next(f)
+        return [line.rstrip("\n").split("\t")[0] for _, line in zip(range(n), f)]
+
+
+def test_predict_equals_cli():
+    texts = sst2_texts()
+    want = [json.loads(line) for line in cli("predict", MODEL, "--input", "-", "--json", "--threads", "2",
+                                             stdin="\n".join(texts).encode() + b"\n").splitlines()]
+    with qbert.Model(MODEL, threads=2) as m:
+        got = m.predict(texts)
+    assert got.labels == [w["label"] for w in want]
+    assert np.array_equal(got.logits, np.array([w["logits"] for w in want], np.float32))
+    assert np.array_equal(got.probabilities, np.array([w["probability"] for w in want], np.float32))
+
+
+def test_predict_pairs_equals_cli():
+    want = json.loads(cli("predict", MODEL, "great acting", "--pair", "a dull plot", "--json"))
+    with qbert.Model(MODEL) as m:
+        got = m.predict(["great acting"], pairs=["a dull plot"])
+    assert got.labels == [want["label"]] and got.logits[0].tolist() == np.float32(want["logits"]).tolist()
+
+
+def test_tokenize_equals_cli():
+    texts = sst2_texts(40)
+    want = [json.loads(line) for line in cli("predict", MODEL, *texts, "--json").splitlines()]
+    with qbert.Model(MODEL) as m:
+        for t, w in zip(texts, want):
+            e = m.tokenize(t)
+            assert e["input_ids"] == w["input_ids"] and e["token_type_ids"] == w["token_type_ids"]
+            assert e["tokens"][0] == "[CLS]" and e["tokens"][-1] == "[SEP]"
+
+
+def test_embed_equals_cli():
+    texts = sst2_texts(70)
+    want = [json.loads(line)["embedding"] for line in
+            cli("embed", MODEL, "--input", "-", "--pooling", "mean", "--normalize",
+                stdin="\n".join(texts).encode() + b"\n").splitlines()]
+    with qbert.Model(MODEL) as m:
+        got = m.embed(texts, pooling="mean", normalize=True)
+    assert got.dtype == np.float32 and got.shape == (70, 256)
+    assert np.array_equal(got, np.array(want, np.float32))
+
+
+def test_token_model_equals_cli():
+    if not os.path.isdir(CONLL):
+        return
+    texts = ["EU rejects German call to boycott British lamb .", "Peter Blackburn lives in Brussels"]
+    want = [json.loads(line) for line in cli("predict", CONLL, *texts, "--json").splitlines()]
+    with qbert.Model(CONLL) as m:
+        got = m.predict(texts)
+    for k, w in enumerate(want):
+        assert got.words[k] == w["words"] and got.labels[k] == w["label"]
+        assert np.array_equal(got.logits[k], np.array(w["logits"], np.float32))
+
+
+def test_quantize_equals_cli():
+    a, b = os.path.join(TMP, "q-cli"), os.path.join(TMP, "q-py")
+    cli("quantize", MODEL, "-o", a, "--method", "dynamic", "--bits", "4", "--group-size", "64")
+    rep = qbert.quantize(MODEL, b, method="dynamic", bits=4, group_size=64)
+    assert rep["n_lowbit"] > 0 and rep["out_bytes"] < rep["in_bytes"]
+    for f in ("model.safetensors", "config.json"):
+        with open(os.path.join(a, f), "rb") as x, open(os.path.join(b, f), "rb") as y:
+            assert x.read() == y.read(), f
+    try:
+        qbert.quantize(MODEL, b, method="dynamic")
+        raise AssertionError("an existing output directory was replaced")
+    except qbert.QbertError as e:
+        assert "q-py" in str(e)
+
+
+def digits9(v):
+    """v as --json writes it: reals with 9 significant digits."""
+    if isinstance(v, float):
+        return float("%.9g" % v)
+    if isinstance(v, dict):
+        return {k: digits9(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [digits9(x) for x in v]
+    return v
+
+
+def test_evaluate_equals_cli():
+    args = ["--data", SST2, "--limit", str(N), "--threads", "2"]
+    want = json.loads(cli("eval", MODEL, *args, "--json"))
+    got = qbert.evaluate(MODEL, SST2, limit=N, threads=2)
+    for k in ("seconds", "examples_per_s", "model", "data"):
+        want.pop(k), got.pop(k, None)
+    assert digits9(got) == want, (got, want)
+    with qbert.Model(MODEL) as m:  # an open model and a reference
+        got = qbert.evaluate(m, SST2, limit=20, reference=MODEL)
+    assert got["agreement"] == 1.0 and got["agreement_n"] == 20
+
+
+def test_threads_predict_at_once():
+    """4 threads in predict() at once (the GIL released in C), each with its
+    own session: the same bits as one thread alone."""
+    texts = sst2_texts(64 if not SANITIZE else 16)
+    with qbert.Model(MODEL, threads=1) as m:
+        want = m.predict(texts)
+        start = threading.Barrier(4)
+
+        def run(_):
+            start.wait()
+            return m.predict(texts)
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            runs = list(pool.map(run, range(4)))
+    for got in runs:
+        assert got.labels == want.labels and np.array_equal(got.logits, want.logits)
+
+
+def test_errors_raise():
+    cases = [lambda: qbert.Model(os.path.join(TMP, "nope")),
+             lambda: qbert.Model(MODEL).predict([b"caf\xc3 au lait"]),
+             lambda: qbert.Model(MODEL).predict(["\udc80"]),
+             lambda: qbert.Model(MODEL).embed(["x"], pooling="median"),
+             lambda: qbert.Model(MODEL, max_length=100000),
+             lambda: qbert.evaluate(MODEL, os.path.join(TMP, "nope.tsv")),
+             lambda: qbert.quantize(MODEL, os.path.join(TMP, "q-bad"), method="static"),
+             lambda: qbert.quantize(MODEL, os.path.join(TMP, "q-bad"), method="sideways")]
+    for k, case in enumerate(cases):
+        try:
+            case()
+        except qbert.QbertError as e:
+            assert str(e) and "\n" not in str(e), (k, str(e))
+            continue
+        raise AssertionError("case %d did not raise" % k)
+
+
+def test_struct_layout():
+    """The ctypes mirrors have the C structs' sizes (a field added to
+    qbert.h without the binding would shift every later one)."""
+    from qbert import _lib
+    structs = {"qb_error": _lib.Error, "qb_model_info": _lib.ModelInfo, "qb_encoding": _lib.Encoding,
+               "qb_eval_params": _lib.EvalParams, "qb_eval_result": _lib.EvalResult,
+               "qb_quant_params": _lib.QuantParams, "qb_quant_report": _lib.QuantReport,
+               "qb_embed_params": _lib.EmbedParams, "qb_load_params": _lib.LoadParams}
+    c = os.path.join(TMP, "sizes.c")
+    with open(c, "w") as f:
+        f.write('#include "qbert.h"\n#include <stdio.h>\nint main(void) {\n')
+        for name in structs:
+            f.write('    printf("%%zu\\n", sizeof(%s));\n' % name)
+        f.write("    return 0;\n}\n")
+    exe = os.path.join(TMP, "sizes")
+    subprocess.run(["cc", "-I", os.path.join(SRC, "include"), "-o", exe, c], check=True)
+    sizes = [int(x) for x in subprocess.run([exe], stdout=subprocess.PIPE, check=True).stdout.split()]
+    import ctypes
+    for (name, s), n in zip(structs.items(), sizes):
+        assert ctypes.sizeof(s) == n, (name, ctypes.sizeof(s), n)
+
+
+if __name__ == "__main__":
+    failed = 0
+    for name, fn in sorted(globals().items()):
+        if name.startswith("test_") and callable(fn):
+            try:
+                fn()
+                print("ok", name)
+            except Exception as e:  # report every test, then fail
+                failed += 1
+                print("FAIL", name, repr(e)[:2000])
+    raise SystemExit(1 if failed else 0)
