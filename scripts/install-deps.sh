@@ -3,13 +3,13 @@
 #   scripts/install-deps.sh           build: gcc, cmake, make, utf8proc, jansson
 #   scripts/install-deps.sh --test    also what the test suite uses (numpy
 #                                     regenerates the random-weight golden models)
-#   scripts/install-deps.sh --fuzz    also clang, libFuzzer and clang's OpenMP, for
+#   scripts/install-deps.sh --fuzz    also clang and libFuzzer, for
 #                                     the fuzz build (tests/fuzz, -DQB_FUZZ=ON)
 set -euo pipefail
-pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev libgomp1)
+pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev)
 [ "${1:-}" = "--test" ] && pkgs+=(python3 python3-numpy)
 # libFuzzer's runtime ships with clang's (libclang-rt); it must match clang's version.
-[ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev libfuzzer-14-dev libomp-14-dev python3)
+[ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev libfuzzer-14-dev python3)
 
 missing=()
 for p in "${pkgs[@]}"; do
