@@ -2,9 +2,10 @@
 # Quick start; both install missing Debian packages first.
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 JOBS ?= $(shell nproc)
 
-.PHONY: all build demo test test-sanitize deps deps-test clean
+.PHONY: all build demo test test-sanitize test-tsan deps deps-test clean
 
 all: build
 
@@ -37,5 +38,13 @@ test-sanitize: deps-test
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && QB_SANITIZE=1 ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 1
 
+# The tests labelled tsan (sessions and servers in several threads) under
+# ThreadSanitizer: a data race fails them.
+test-tsan: deps-test
+	@cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQB_TSAN=ON >/dev/null
+	@cmake --build $(BUILD_TSAN) -j $(JOBS)
+	cd $(BUILD_TSAN) && QB_SANITIZE=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --output-on-failure -j 1 -L tsan
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
