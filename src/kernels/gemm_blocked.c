@@ -89,9 +89,9 @@ static void qb_gemm_strip_at(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *
     qb_gemm_run_strip(uk, g, r, &s);
 }
 
-/* Strips [s0, s1) of every block of g, block after block.  With packed,
- * the pack may already hold block *packed - 1 (counted from 0 in loop
- * order), packed by this thread for an earlier part of the same call. */
+/* Strips [s0, s1) of every block of g, block after block.  packed (or
+ * NULL): the number, from 1 in loop order, of the block the pack holds
+ * from an earlier part of the same call (0: none); kept up to date. */
 static void qb_gemm_blocked_nest(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, int s0, int s1, float *pack,
                                  int *packed) {
     bool swap = uk->trans && qb_gemm_swap_pays(g);

@@ -124,7 +124,7 @@ static qb_tape_head head_acts(const qb_session *s) {
 
 /* ---- the graph ----------------------------------------------------------- */
 
-/* word + type + position embeddings of rows [r0, r1) into ctx's sum */
+/* word + type + position embeddings of rows [r0, r1); ctx is the session */
 static void embed_rows(void *ctx, long r0, long r1, int thread) {
     const qb_session *s = ctx;
     const qb_model *m = s->m;
