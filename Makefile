@@ -2,9 +2,10 @@
 # Quick start; both install missing Debian packages first.
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 JOBS ?= $(shell nproc)
 
-.PHONY: all build demo test test-sanitize deps deps-test install clean
+.PHONY: all build demo test test-sanitize test-tsan deps deps-test install clean
 
 all: build
 
@@ -42,5 +43,13 @@ PREFIX ?= /usr/local
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
+# The tests labelled tsan (sessions and servers in several threads) under
+# ThreadSanitizer: a data race fails them.
+test-tsan: deps-test
+	@cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQB_TSAN=ON >/dev/null
+	@cmake --build $(BUILD_TSAN) -j $(JOBS)
+	cd $(BUILD_TSAN) && QB_SANITIZE=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --output-on-failure -j 1 -L tsan
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)

@@ -34,6 +34,7 @@
 
 typedef struct {
     int threads, reps;
+    qb_pool *pool; /* threads of them */
     bool json;
     bool cpu_clock;
     bool cold;
@@ -66,7 +67,7 @@ static double bench_now(const bench_opts *o, int threads) {
 /* One peak sample in GFLOPS (0 where the ISA has none). */
 static double bench_peak(const bench_opts *o, qb_isa isa, int threads) {
     double t0 = bench_now(o, threads);
-    double flop = bench_peak_ops(isa, false, threads, PEAK_ITERS);
+    double flop = bench_peak_ops(isa, false, threads > 1 ? o->pool : NULL, PEAK_ITERS);
     return flop > 0 ? flop / (bench_now(o, threads) - t0) * 1e-9 : 0;
 }
 
@@ -129,7 +130,7 @@ static double bench_sample(const bench_opts *o, const qb_kernels *k, const qb_ge
     for (int c = 0; c < calls; c++) {
         if (o->cold) bench_evict(a->B, (size_t)a->N * a->K);
         double t0 = bench_now(o, o->threads);
-        qb_gemm_f32(k, a, o->threads, scratch);
+        qb_gemm_f32(k, a, o->pool, scratch);
         secs += bench_now(o, o->threads) - t0;
     }
     return flop * calls / secs * 1e-9;
@@ -219,6 +220,7 @@ int main(int argc, char **argv) {
     float *A = bench_random(max_a), *B = bench_random(max_b), *bias = bench_random(4096);
     float *C = bench_random(max_c);
     float *scratch = aligned_alloc(64, (size_t)o.threads * qb_gemm_f32_pack_floats() * sizeof(float));
+    o.pool = bench_pool(o.threads);
     /* [shape][kernel][rep]: GEMM GFLOPS and the peak sampled just before */
     static double gflops[N_SHAPES][QB_ISA_COUNT][MAX_REPS], peak[N_SHAPES][QB_ISA_COUNT][MAX_REPS];
     static double peak1[QB_ISA_COUNT][MAX_REPS];

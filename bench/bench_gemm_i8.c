@@ -17,7 +17,6 @@
  * table runs on AMX, two: "w4a8-avx512+amx" and the table held to VNNI
  * ("w4a8-avx512").  --no-amx holds both tables to VNNI. */
 #include <immintrin.h>
-#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,7 +141,7 @@ static void bench_problem_free(bench_problem *p) {
 }
 
 /* Seconds per GEMM, timed over enough calls to last ~20 ms. */
-static double bench_gemm_once(const qb_kernels_i8 *k, bench_problem *p, int threads) {
+static double bench_gemm_once(const qb_kernels_i8 *k, bench_problem *p, qb_pool *pool) {
     qb_gemm_i8_args a = {.M = p->s.M, .N = p->s.N, .K = p->s.K, .A = p->A, .lda = p->s.K, .a_scale = p->a_scale,
                          .a_zero = p->a_zero, .W = &p->packed[k->isa], .C = p->C, .ldc = p->s.N, .bias = p->bias,
                          .act = QB_ACT_NONE};
@@ -150,19 +149,19 @@ static double bench_gemm_once(const qb_kernels_i8 *k, bench_problem *p, int thre
     int calls = (int)(0.02 * 200e9 / ops) + 1;
     if (k->isa == QB_ISA_SCALAR) calls = 1;
     double t0 = bench_seconds();
-    for (int c = 0; c < calls; c++) qb_gemm_i8(k, &a, threads);
+    for (int c = 0; c < calls; c++) qb_gemm_i8(k, &a, pool);
     return (bench_seconds() - t0) / calls;
 }
 
 /* The same for the W4A8 GEMM. */
-static double bench_w4_once(const qb_kernels_lowbit *k, bench_problem *p, int threads) {
+static double bench_w4_once(const qb_kernels_lowbit *k, bench_problem *p, qb_pool *pool) {
     qb_lowbit_a8_args a = {.M = p->s.M, .A = p->A, .lda = p->s.K, .a_scale = p->a_scale, .a_zero = p->a_zero,
                            .W = &p->w4, .C = p->C, .ldc = p->s.N, .bias = p->bias, .act = QB_ACT_NONE};
     double ops = 2.0 * p->s.M * p->s.N * p->s.K;
     int calls = (int)(0.02 * 200e9 / ops) + 1;
     if (k->isa == QB_ISA_SCALAR) calls = 1;
     double t0 = bench_seconds();
-    for (int c = 0; c < calls; c++) qb_lowbit_gemm_a8(k, &a, threads, p->w4_scratch);
+    for (int c = 0; c < calls; c++) qb_lowbit_gemm_a8(k, &a, pool, p->w4_scratch);
     return (bench_seconds() - t0) / calls;
 }
 
@@ -242,6 +241,7 @@ int main(int argc, char **argv) {
         if (o.want[i] && !on[i] && !o.json) printf("skipped %s: this CPU cannot run it\n", qb_isa_name((qb_isa)i));
     }
     static bench_problem probs[BENCH_SHAPES];
+    qb_pool *pool = bench_pool(o.threads);
     for (int s = 0; s < BENCH_SHAPES; s++)
         if (!bench_problem_init(&probs[s], &bench_shapes[s], ks, on, o.threads)) {
             fprintf(stderr, "bench_gemm_i8: out of memory\n");
@@ -256,23 +256,23 @@ int main(int argc, char **argv) {
     for (int s = 0; s < BENCH_SHAPES; s++) /* warm-up: page in, spin up threads */
         for (int i = 0; i < QB_ISA_COUNT; i++)
             if (on[i]) {
-                bench_gemm_once(&ks[i], &probs[s], o.threads);
-                bench_w4_once(&lk[i], &probs[s], o.threads);
-                if (lk[i].amx) bench_w4_once(&lk_vnni[i], &probs[s], o.threads);
+                bench_gemm_once(&ks[i], &probs[s], pool);
+                bench_w4_once(&lk[i], &probs[s], pool);
+                if (lk[i].amx) bench_w4_once(&lk_vnni[i], &probs[s], pool);
             }
     for (int r = 0; r < o.reps; r++) {
         for (int i = 1; i < QB_ISA_COUNT; i++)
-            if (on[i]) p1[i][r] = bench_peak_gops((qb_isa)i, true, 1, BENCH_PEAK_ITERS);
+            if (on[i]) p1[i][r] = bench_peak_gops((qb_isa)i, true, NULL, BENCH_PEAK_ITERS);
         for (int s = 0; s < BENCH_SHAPES; s++)
             for (int i = 0; i < QB_ISA_COUNT; i++) {
                 if (!on[i]) continue;
-                pn[s][i][r] = bench_peak_gops((qb_isa)i, true, o.threads, BENCH_PEAK_ITERS);
-                t[s][i][r] = bench_gemm_once(&ks[i], &probs[s], o.threads);
-                pn4[s][i][r] = bench_peak_gops((qb_isa)i, true, o.threads, BENCH_PEAK_ITERS);
-                t4[s][i][r] = bench_w4_once(&lk[i], &probs[s], o.threads);
+                pn[s][i][r] = bench_peak_gops((qb_isa)i, true, pool, BENCH_PEAK_ITERS);
+                t[s][i][r] = bench_gemm_once(&ks[i], &probs[s], pool);
+                pn4[s][i][r] = bench_peak_gops((qb_isa)i, true, pool, BENCH_PEAK_ITERS);
+                t4[s][i][r] = bench_w4_once(&lk[i], &probs[s], pool);
                 if (lk[i].amx) {
-                    pn4v[s][i][r] = bench_peak_gops((qb_isa)i, true, o.threads, BENCH_PEAK_ITERS);
-                    t4v[s][i][r] = bench_w4_once(&lk_vnni[i], &probs[s], o.threads);
+                    pn4v[s][i][r] = bench_peak_gops((qb_isa)i, true, pool, BENCH_PEAK_ITERS);
+                    t4v[s][i][r] = bench_w4_once(&lk_vnni[i], &probs[s], pool);
                 }
                 if (s == 0) tq[i][r] = bench_quantize_once(&ks[i], &probs[s]);
             }

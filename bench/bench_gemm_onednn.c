@@ -41,6 +41,7 @@ enum { IMPL_QBERT, IMPL_ONEDNN, N_IMPLS };
 
 typedef struct {
     int threads;
+    qb_pool *pool;
     qb_kernels f32;
     qb_kernels_i8 i8;
     float *A, *B, *C, *bias, *a_scale, *w_scale, *scratch;
@@ -53,6 +54,7 @@ typedef struct {
 static bool bench_init(bench *b, int threads) {
     memset(b, 0, sizeof *b);
     b->threads = threads;
+    b->pool = bench_pool(threads);
     if (!qb_kernels_select(qb_cpu_best_isa(), &b->f32) || !qb_kernels_i8_select(QB_ISA_AVX512, &b->i8)) return false;
     qb_kernels_i8_init_avx512_vnni(&b->i8);
     size_t a = 1024 * 3072, w = 3072 * 3072, c = 1024 * 3072;
@@ -85,7 +87,7 @@ static void run_f32(bench *b, int impl, const shape *s) {
     }
     qb_gemm_f32_args a = {.M = s->M, .N = s->N, .K = s->K, .A = b->A, .lda = s->K, .B = b->B, .ldb = s->K,
                           .b_trans = true, .C = b->C, .ldc = s->N, .bias = b->bias, .alpha = 1.0f};
-    qb_gemm_f32(&b->f32, &a, b->threads, b->scratch);
+    qb_gemm_f32(&b->f32, &a, b->pool, b->scratch);
 }
 
 static void run_i8(bench *b, int impl, int si) {
@@ -98,13 +100,13 @@ static void run_i8(bench *b, int impl, int si) {
     }
     qb_gemm_i8_args a = {.M = s->M, .N = s->N, .K = s->K, .A = b->Aq, .lda = s->K, .a_scale = b->a_scale,
                          .a_zero = b->a_zero, .W = &b->packed[si], .C = b->C, .ldc = s->N, .bias = b->bias};
-    qb_gemm_i8(&b->i8, &a, b->threads);
+    qb_gemm_i8(&b->i8, &a, b->pool);
 }
 
 /* One sample as a share of the peak sampled just before it, in percent. */
 static double sample(bench *b, bool int8, int impl, int si) {
     qb_isa isa = int8 ? QB_ISA_AVX512 : b->f32.isa;
-    double peak = bench_peak_gops(isa, int8, b->threads, PEAK_ITERS);
+    double peak = bench_peak_gops(isa, int8, b->pool, PEAK_ITERS);
     const shape *s = &shapes[si];
     double ops = 2.0 * s->M * s->N * s->K;
     int calls = (int)(SAMPLE_OPS * (int8 ? 2 : 1) / ops) + 1;

@@ -28,7 +28,6 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-export OMP_WAIT_POLICY=passive
 mkdir -p "$OUT"
 
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/qbert/random-models/minilm-l6-embed

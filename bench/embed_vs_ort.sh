@@ -31,7 +31,6 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -d "$ORT/node_modules/onnxruntime-node" ] || (cd "$ORT" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
-export OMP_WAIT_POLICY=passive
 mkdir -p "$OUT"
 M=${XDG_CACHE_HOME:-$HOME/.cache}/qbert/random-models/minilm-l6-embed
 [ -f "$M/model.safetensors" ] || $PY "$SHARED/tools/make_random_checkpoint.py" minilm-l6-embed "$M" --seed 0 >/dev/null

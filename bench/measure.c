@@ -9,7 +9,7 @@
 #include "measure.h"
 
 #include <immintrin.h>
-#include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -81,23 +81,41 @@ static double peak_macs_per_iter(qb_isa isa, bool int8) {
     return isa == QB_ISA_AVX512 ? 12.0 * 16 : 12.0 * 8;
 }
 
-double bench_peak_ops(qb_isa isa, bool int8, int threads, long iters) {
+typedef struct {
+    qb_isa isa;
+    bool int8;
+    long iters;
+    float sink[QB_POOL_MAX_THREADS]; /* keeps the loops' results, hence the loops */
+} peak_job;
+
+static void peak_task(void *ctx, int task, int thread) {
+    peak_job *j = ctx;
+    if (j->int8)
+        j->sink[task] = (float)(j->isa == QB_ISA_AVX512 ? peak_vnni(j->iters) : peak_madd(j->iters));
+    else
+        j->sink[task] = j->isa == QB_ISA_AVX512 ? peak_fma_avx512(j->iters) : peak_fma_avx2(j->iters);
+}
+
+/* One loop per thread of pool (tasks go to threads as they come free, so
+ * a thread the OS does not run leaves its loop to another). */
+double bench_peak_ops(qb_isa isa, bool int8, qb_pool *pool, long iters) {
     if (isa == QB_ISA_SCALAR || !qb_isa_supported(isa)) return 0;
-    int team = 1;
-    volatile float sink = 0; /* keeps the loops' results, hence the loops */
-#pragma omp parallel num_threads(threads)
-    {
-        float r;
-        if (int8)
-            r = (float)(isa == QB_ISA_AVX512 ? peak_vnni(iters) : peak_madd(iters));
-        else
-            r = isa == QB_ISA_AVX512 ? peak_fma_avx512(iters) : peak_fma_avx2(iters);
-#pragma omp atomic
-        sink += r;
-#pragma omp single
-        team = omp_get_num_threads();
-    }
+    peak_job j = {isa, int8, iters, {0}};
+    int team = qb_pool_threads(pool);
+    qb_pool_run(pool, team, peak_task, &j);
+    volatile float sink = 0;
+    for (int t = 0; t < team; t++) sink += j.sink[t];
     return 2.0 * peak_macs_per_iter(isa, int8) * (double)iters * team;
+}
+
+qb_pool *bench_pool(int n) {
+    qb_pool *p = NULL;
+    qb_error err;
+    if (n > 1 && qb_pool_create(n, &p, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    return p;
 }
 
 double bench_seconds(void) {
@@ -106,8 +124,8 @@ double bench_seconds(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-double bench_peak_gops(qb_isa isa, bool int8, int threads, long iters) {
-    double t0 = bench_seconds(), ops = bench_peak_ops(isa, int8, threads, iters);
+double bench_peak_gops(qb_isa isa, bool int8, qb_pool *pool, long iters) {
+    double t0 = bench_seconds(), ops = bench_peak_ops(isa, int8, pool, iters);
     return ops > 0 ? ops / (bench_seconds() - t0) * 1e-9 : 0;
 }
 

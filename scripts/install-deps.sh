@@ -7,10 +7,10 @@
 #                                     curl, wrk, node and npm drive qbert serve;
 #                                     bench/onnx's onnxruntime-node checks the ONNX export;
 #                                     dask for tests/test_dask.sh)
-#   scripts/install-deps.sh --fuzz    also clang, libFuzzer and clang's OpenMP, for
+#   scripts/install-deps.sh --fuzz    also clang and libFuzzer, for
 #                                     the fuzz build (tests/fuzz, -DQB_FUZZ=ON)
 set -euo pipefail
-pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev libmicrohttpd-dev libgomp1
+pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev libmicrohttpd-dev
       protobuf-c-compiler libprotobuf-c-dev python3-onnx)
 [ "${1:-}" = "--test" ] && pkgs+=(python3 python3-numpy python3-dask python3-distributed curl wrk)
 # Node may come from elsewhere (NodeSource's nodejs bundles npm and conflicts
@@ -19,7 +19,7 @@ if [ "${1:-}" = "--test" ] && ! { command -v node && command -v npm; } >/dev/nul
   pkgs+=(nodejs npm)
 fi
 # libFuzzer's runtime ships with clang's (libclang-rt); it must match clang's version.
-[ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev libfuzzer-14-dev libomp-14-dev python3)
+[ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev libfuzzer-14-dev python3)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -7,7 +7,6 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 M=$SRC/models/bert-mini-sst2
-export OMP_WAIT_POLICY=passive
 
 F16=("$QBERT" quantize "$M" --method fp16 --threads 1)
 fp16() { "${F16[@]}" "$@"; }

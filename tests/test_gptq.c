@@ -7,7 +7,6 @@
  * damping saves; threads against one thread; timings at bert-base's
  * shapes.  QB_SANITIZE=1 shrinks the shapes. */
 #include <math.h>
-#include <omp.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -110,7 +109,7 @@ static double out_loss(const float *w, int N, int K, const double *h, const qmat
 }
 
 static bool rtn(const float *w, int N, int K, const qb_lowbit_spec *s, qmat *q) {
-    return qb_lowbit_quantize(w, N, K, s, q->codes, q->scale, q->zero, q->codebook, &q->e);
+    return qb_lowbit_quantize(w, N, K, s, q->codes, q->scale, q->zero, q->codebook, &q->e, NULL);
 }
 
 /* GPTQ on a copy of h. */
@@ -417,18 +416,19 @@ static void check_singular(uint64_t *rs) {
     free(w), free(x), free(h);
 }
 
-/* One thread and all of them: the same bytes. */
+/* One thread and three: the same bytes. */
 static void check_threads(uint64_t *rs) {
     const int N = 40, K = 300, T = 400;
     const qb_lowbit_spec s = {.kind = QB_LOWBIT_GRID, .bits = 3, .group = 128};
     float *w = make_w(rs, N, K);
     double *x = make_x(rs, T, K, -1, -1, -1), *h = make_h(x, T, K);
     qmat a = qmat_make(N, K, &s), b = qmat_make(N, K, &s);
-    int threads = omp_get_max_threads(), dead;
-    omp_set_num_threads(1);
-    CHECK(gptq(w, N, K, h, &s, NULL, &a, &dead, NULL), "1 thread");
-    omp_set_num_threads(threads);
-    CHECK(gptq(w, N, K, h, &s, NULL, &b, &dead, NULL), "%d threads", threads);
+    int threads = 3, dead;
+    qb_gptq_params p = qb_gptq_default_params();
+    CHECK(gptq(w, N, K, h, &s, &p, &a, &dead, NULL), "1 thread");
+    p.pool = qb_test_pool(threads);
+    CHECK(gptq(w, N, K, h, &s, &p, &b, &dead, NULL), "%d threads", threads);
+    qb_pool_free(p.pool);
     CHECK(!memcmp(a.codes, b.codes, (size_t)N * K), "1 thread and %d give different codes", threads);
     qmat_free(&a), qmat_free(&b);
     free(w), free(x), free(h);
@@ -453,14 +453,16 @@ static void time_shape(uint64_t *rs, int N, int K) {
         for (int j = 0; j < K; j++) h[(size_t)i * K + j] = 1000 * sd[i] * sd[j] * pow(0.9, abs(i - j));
     qmat a = qmat_make(N, K, &s);
     int dead;
+    qb_gptq_params p = qb_gptq_default_params();
+    p.pool = qb_test_pool(2);
     double t0 = now();
-    CHECK(rtn(w, N, K, &s, &a), "RTN");
+    CHECK(qb_lowbit_quantize(w, N, K, &s, a.codes, a.scale, a.zero, a.codebook, &a.e, p.pool), "RTN");
     double t1 = now();
-    CHECK(qb_gptq_quantize(w, N, K, h, &s, NULL, a.codes, a.scale, a.zero, a.codebook, &a.e, &dead, NULL),
+    CHECK(qb_gptq_quantize(w, N, K, h, &s, &p, a.codes, a.scale, a.zero, a.codebook, &a.e, &dead, NULL),
           "GPTQ N=%d K=%d", N, K);
     double t2 = now();
-    printf("timing N=%d K=%d, OpenMP threads %d: GPTQ %.3f s (its RTN %.3f s)\n", N, K, omp_get_max_threads(), t2 - t1,
-           t1 - t0);
+    printf("timing N=%d K=%d, 2 threads: GPTQ %.3f s (its RTN %.3f s)\n", N, K, t2 - t1, t1 - t0);
+    qb_pool_free(p.pool);
     qmat_free(&a);
     free(w), free(h), free(sd);
 }

@@ -72,7 +72,7 @@ static qb_kernels kern;
 static float *pack_buf, *scratch_buf, *attn_buf;
 
 static qb_op_ctx op_ctx(void) {
-    qb_op_ctx c = {&kern, 1, pack_buf, scratch_buf, attn_buf, 8, 12};
+    qb_op_ctx c = {&kern, NULL, pack_buf, scratch_buf, attn_buf, 8, 12};
     return c;
 }
 

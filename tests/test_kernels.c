@@ -146,7 +146,9 @@ static float *gemm_run(const qb_kernels *k, const gemm_data *d, int n_threads, f
         .alpha = d->c.alpha,
         .act = d->c.act,
     };
-    qb_gemm_f32(k, &a, n_threads, scratch);
+    qb_pool *pool = qb_test_pool(n_threads);
+    qb_gemm_f32(k, &a, pool, scratch);
+    qb_pool_free(pool);
     return C;
 }
 

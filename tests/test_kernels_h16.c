@@ -165,7 +165,9 @@ static void check_paths(const problem *p, qb_h16_type type, const qb_kernels *ks
             a.W = &W;
         }
         a.C = got2;
-        qb_gemm_h16(&ks[i], &a, 2, scratch);
+        qb_pool *pool = qb_test_pool(2);
+        qb_gemm_h16(&ks[i], &a, pool, scratch);
+        qb_pool_free(pool);
         CHECK(!memcmp(got, got2, (size_t)c->M * p->ldc * sizeof *got), "%s: 2 threads differ from 1", what);
         qb_h16_weights_release(&W);
         free(got);

@@ -180,8 +180,10 @@ static void check_epilogue(const qb_kernels_i8 *ref, const qb_kernels_i8 *k, con
     for (int threads = 2; threads <= 3; threads++) {
         qb_gemm_i8_args a1 = problem_args(p, &wk, p->C_ref, true, true, QB_ACT_GELU);
         qb_gemm_i8_args an = problem_args(p, &wk, p->C, true, true, QB_ACT_GELU);
-        qb_gemm_i8(k, &a1, 1);
-        qb_gemm_i8(k, &an, threads);
+        qb_pool *pool = qb_test_pool(threads);
+        qb_gemm_i8(k, &a1, NULL);
+        qb_gemm_i8(k, &an, pool);
+        qb_pool_free(pool);
         CHECK(outputs_identical(p, p->C, p->C_ref), "%s %d threads differ from one (%dx%dx%d)", k->name, threads,
               p->M, p->N, p->K);
     }

@@ -203,7 +203,7 @@ static double *dequantized(const qb_lowbit_weights *w) {
 static void check_reference(const qb_kernels_lowbit *ref, const acts *p, const qb_lowbit_weights *w, const double *d,
                             void *scratch, const char *what) {
     qb_lowbit_a8_args a = a8_args(p, w, p->C_ref, false, false, QB_ACT_NONE);
-    qb_lowbit_gemm_a8(ref, &a, 1, scratch);
+    qb_lowbit_gemm_a8(ref, &a, NULL, scratch);
     int bad = 0;
     for (int m = 0; m < p->M; m++)
         for (int n = 0; n < p->N; n++) {
@@ -228,9 +228,9 @@ static void check_a8_isa(const qb_kernels_lowbit *ref, const qb_kernels_lowbit *
             if (!all_options && !(opt == 0 && ai == 0) && !(opt == 3 && ai == 1)) continue;
             qb_lowbit_a8_args ar = a8_args(p, w, p->C_ref, bias, res, act_list[ai]);
             qb_lowbit_a8_args ak = a8_args(p, w, p->C, bias, res, act_list[ai]);
-            qb_lowbit_gemm_a8(ref, &ar, 1, scratch);
+            qb_lowbit_gemm_a8(ref, &ar, NULL, scratch);
             memset(p->C, 0xff, sizeof(float) * p->M * p->ldc);
-            qb_lowbit_gemm_a8(k, &ak, 1, scratch);
+            qb_lowbit_gemm_a8(k, &ak, NULL, scratch);
             if (act_list[ai] == QB_ACT_GELU) {
                 double e = max_rel_err(p, p->C, p->C_ref);
                 CHECK(e < 2e-6, "%s %s bias=%d res=%d gelu: rel err %.3g", qb_isa_name(k->isa), what, bias, res, e);
@@ -242,8 +242,10 @@ static void check_a8_isa(const qb_kernels_lowbit *ref, const qb_kernels_lowbit *
     for (int threads = 2; threads <= 3; threads++) {
         qb_lowbit_a8_args a1 = a8_args(p, w, p->C_ref, true, true, QB_ACT_GELU);
         qb_lowbit_a8_args an = a8_args(p, w, p->C, true, true, QB_ACT_GELU);
-        qb_lowbit_gemm_a8(k, &a1, 1, scratch);
-        qb_lowbit_gemm_a8(k, &an, threads, scratch);
+        qb_lowbit_gemm_a8(k, &a1, NULL, scratch);
+        qb_pool *pool = qb_test_pool(threads);
+        qb_lowbit_gemm_a8(k, &an, pool, scratch);
+        qb_pool_free(pool);
         CHECK(outputs_identical(p, p->C, p->C_ref), "%s %s: %d threads differ from one", qb_isa_name(k->isa), what,
               threads);
     }
@@ -278,7 +280,9 @@ static void check_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const ac
             qb_lowbit_f32_args a = {.M = p->M, .x = p->x, .lda = p->lda, .W = w, .C = p->C, .ldc = p->ldc,
                                     .bias = opt ? p->bias : NULL, .residual = opt ? p->residual : NULL,
                                     .ldr = p->ldr, .act = act};
-            qb_lowbit_gemm_f32(k, kf, &a, threads, scratch);
+            qb_pool *pool = qb_test_pool(threads);
+            qb_lowbit_gemm_f32(k, kf, &a, pool, scratch);
+            qb_pool_free(pool);
             int bad = 0;
             for (int m = 0; m < p->M; m++)
                 for (int n = 0; n < p->N; n++) {

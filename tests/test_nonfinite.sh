@@ -7,7 +7,6 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 M=$SRC/models/bert-mini-sst2
-export OMP_WAIT_POLICY=passive
 
 # poke SRC_DIR DST_DIR TENSOR ELEMENT VALUE: DST_DIR is SRC_DIR with one
 # element of a float tensor set to VALUE ("nan", "inf"); ELEMENT -1 is the last.

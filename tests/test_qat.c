@@ -26,7 +26,7 @@ static void test_input_fake_quant(void) {
     const float x[6] = {0.0f, 1.24f, -5.0f, -6.0f, 200.0f, 0.75f};
     const float want[6] = {0.0f, 1.0f, -5.0f, -5.0f, 122.5f, 1.0f}; /* 0.75 / 0.5 = 1.5 rounds to even 2 */
     float xq[6];
-    qb_fq_input_forward(&s, xq, x, 6, 1);
+    qb_fq_input_forward(&s, xq, x, 6, NULL);
     for (int i = 0; i < 6; i++) CHECK(xq[i] == want[i], "fq(%g) = %g, want %g", x[i], xq[i], want[i]);
     CHECK(s.seen && s.batch_lo == -6.0f && s.batch_hi == 200.0f, "batch range [%g, %g]", s.batch_lo, s.batch_hi);
 
@@ -34,7 +34,7 @@ static void test_input_fake_quant(void) {
      * the lower end (index 0) and passes. */
     const float dy[6] = {1, 2, 3, 4, 5, 6};
     float dx[6] = {0};
-    qb_fq_input_backward(&s, dx, dy, x, 6, true, 1);
+    qb_fq_input_backward(&s, dx, dy, x, 6, true, NULL);
     const float want_dx[6] = {1, 2, 3, 0, 0, 6};
     for (int i = 0; i < 6; i++) CHECK(dx[i] == want_dx[i], "dx[%d] = %g, want %g", i, dx[i], want_dx[i]);
     /* LSQ: inside, round(x/s) - x/s: 0, 2 - 2.48, -10 + 10, 2 - 1.5;
@@ -69,7 +69,7 @@ static void test_lowbit_fake_quant(void) {
         uint16_t scale[N * 8], s2[N * 8];
         qb_lowbit_error e;
         CHECK(qb_fq_weight_lowbit(w, N, K, sp, wq, codes, scale, zero), "spec %zu: quantizer failed", s);
-        CHECK(qb_lowbit_quantize(w, N, K, sp, c2, s2, z2, NULL, &e), "spec %zu: quantizer failed", s);
+        CHECK(qb_lowbit_quantize(w, N, K, sp, c2, s2, z2, NULL, &e, NULL), "spec %zu: quantizer failed", s);
         int bad = 0, levels = qb_lowbit_levels(sp);
         for (int r = 0; r < N; r++)
             for (int k = 0; k < K; k++) {

@@ -16,11 +16,6 @@ J='Content-Type: application/json'
 KEY=test-key-123
 SECS=${QB_SERVE_LOAD_SECONDS:-5} SLOW=1 TERM_INPUTS=16
 [ -n "$SANITIZE" ] && SECS=3 SLOW=4 TERM_INPUTS=1
-# OpenMP's spinning workers slow a batch-1 forward 5-20x on a busy machine;
-# passive waits keep this test's timings meaningful (a no-op without OpenMP).
-export OMP_WAIT_POLICY=passive
-# The server's compute threads (QB_SERVE_THREADS=1 under ThreadSanitizer
-# while the kernels run on OpenMP, whose uninstrumented runtime it cannot see).
 THREADS=${QB_SERVE_THREADS:-2}
 
 # A bare encoder (the classifier's head removed) and a one-output

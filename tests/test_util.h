@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/pool.h"
+
 /* Deterministic test data: xorshift64, one sequence per seed in *state. */
 static inline float qb_test_uniform(uint64_t *state, float lo, float hi) {
     *state ^= *state << 13;
@@ -21,6 +23,16 @@ static inline float qb_test_uniform(uint64_t *state, float lo, float hi) {
 static inline float *qb_test_uniform_array(uint64_t *state, size_t n, float lo, float hi) {
     float *p = malloc((n ? n : 1) * sizeof(float));
     for (size_t i = 0; i < n; i++) p[i] = qb_test_uniform(state, lo, hi);
+    return p;
+}
+
+/* A pool of n threads (NULL for 1), or exit: the GEMM drivers' argument. */
+static inline struct qb_pool *qb_test_pool(int n) {
+    struct qb_pool *p = NULL;
+    if (n > 1 && qb_pool_create(n, &p, NULL)) {
+        fprintf(stderr, "cannot start %d threads\n", n);
+        exit(1);
+    }
     return p;
 }
 

@@ -29,8 +29,8 @@ function feeds(rows) {
     token_type_ids: new ort.Tensor("int64", t, dims) };
 }
 
-// No spinning between ops, as qbert runs with OMP_WAIT_POLICY=passive: on a
-// shared machine a spinning pool takes the cores other work needs.
+// No spinning between ops by default, as qbert's pool sleeps after a short
+// spin: on a shared machine a spinning pool takes the cores other work needs.
 const session = await ort.InferenceSession.create(a.model, {
   intraOpNumThreads: Number(a.threads), interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "all",
   extra: { session: { intra_op: { allow_spinning: a.spin ?? "0" } } },

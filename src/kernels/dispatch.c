@@ -1,5 +1,5 @@
 /* Kernel table selection and the multithreaded GEMM driver. */
-#include <omp.h>
+#include <string.h>
 
 #include "kernels/gemm_blocked.h"
 #include "kernels/kernels_h16.h"
@@ -84,39 +84,57 @@ static int qb_gemm_f32_parts(const qb_kernels *k, const qb_gemm_f32_args *g, int
     return qb_gemm_parts(g->N / QB_GEMM_PART_MIN_N, team);
 }
 
-/* Whether the whole team runs g together (gemm_f32_team): each thread then
- * packs every block itself, which pays once each has at least this many
- * rows of strips; in return the strips go to whichever thread is free, so
- * a slower core never holds the others at the end (split into fixed parts
- * instead, the faster thread spent ~10% of the time waiting, and the
- * team run measured 4-11% faster at 128 and 25 rows, 1-9% at 1024). */
+/* Whether g runs by strips of rows (gemm_f32_part): each thread then packs
+ * every block itself, which pays once each has at least this many rows of
+ * strips; in return the strips go to whichever thread is free, so a slower
+ * core never holds the others at the end (split into fixed parts instead,
+ * the faster thread spent ~10% of the time waiting, and this measured
+ * 4-11% faster at 128 and 25 rows, 1-9% at 1024). */
 #define QB_GEMM_TEAM_MIN_ROWS 256
+/* Parts per thread of such a run: a thread that takes two parts of a
+ * one-block problem packs it once, but over several K blocks it packs
+ * each again. */
+#define QB_GEMM_TEAM_PARTS_PER_THREAD 2
 
 static bool qb_gemm_f32_team_pays(const qb_kernels *k, const qb_gemm_f32_args *g, int team) {
     int strip_rows = k->gemm_f32_swaps && qb_gemm_swap_pays(g) ? g->N : g->M;
-    return k->gemm_f32_team && strip_rows >= QB_GEMM_TEAM_MIN_ROWS * team;
+    return k->gemm_f32_part && strip_rows >= QB_GEMM_TEAM_MIN_ROWS * team;
 }
 
-void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, float *scratch) {
-    if (n_threads <= 1) {
+typedef struct {
+    const qb_kernels *k;
+    const qb_gemm_f32_args *a;
+    float *scratch;
+    size_t per_thread;
+    int parts;
+    int packed[QB_POOL_MAX_THREADS]; /* per thread: qb_gemm_blocked_part's block */
+} qb_gemm_f32_job;
+
+static void qb_gemm_f32_team_task(void *ctx, int p, int t) {
+    qb_gemm_f32_job *j = ctx;
+    j->k->gemm_f32_part(j->a, p, j->parts, j->scratch + (size_t)t * j->per_thread, &j->packed[t]);
+}
+
+static void qb_gemm_f32_part_task(void *ctx, int p, int t) {
+    qb_gemm_f32_job *j = ctx;
+    qb_gemm_f32_args part;
+    if (qb_gemm_slice(j->a, p, j->parts, &part)) j->k->gemm_f32(&part, j->scratch + (size_t)t * j->per_thread);
+}
+
+void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, qb_pool *pool, float *scratch) {
+    int team = qb_pool_threads(pool);
+    if (team <= 1) {
         k->gemm_f32(a, scratch);
         return;
     }
-    size_t per_thread = qb_gemm_f32_pack_floats();
-#pragma omp parallel num_threads(n_threads)
-    {
-        /* The team may be smaller than asked (nested regions, limits). */
-        int t = omp_get_thread_num(), team = omp_get_num_threads();
-        if (qb_gemm_f32_team_pays(k, a, team)) {
-            k->gemm_f32_team(a, scratch + (size_t)t * per_thread);
-        } else {
-            int parts = qb_gemm_f32_parts(k, a, team);
-#pragma omp for schedule(dynamic, 1)
-            for (int p = 0; p < parts; p++) {
-                qb_gemm_f32_args part;
-                if (qb_gemm_slice(a, p, parts, &part)) k->gemm_f32(&part, scratch + (size_t)t * per_thread);
-            }
-        }
+    qb_gemm_f32_job j = {.k = k, .a = a, .scratch = scratch, .per_thread = qb_gemm_f32_pack_floats()};
+    if (qb_gemm_f32_team_pays(k, a, team)) {
+        j.parts = QB_GEMM_TEAM_PARTS_PER_THREAD * team;
+        memset(j.packed, 0, (size_t)team * sizeof *j.packed);
+        qb_pool_run(pool, j.parts, qb_gemm_f32_team_task, &j);
+    } else {
+        j.parts = qb_gemm_f32_parts(k, a, team);
+        qb_pool_run(pool, j.parts, qb_gemm_f32_part_task, &j);
     }
 }
 
@@ -141,22 +159,28 @@ static bool qb_gemm_h16_slice(const qb_gemm_h16_args *a, int p, int n_parts, qb_
     return end > begin;
 }
 
-void qb_gemm_h16(const qb_kernels *k, const qb_gemm_h16_args *a, int n_threads, float *scratch) {
-    if (n_threads <= 1) {
+typedef struct {
+    const qb_kernels *k;
+    const qb_gemm_h16_args *a;
+    float *scratch;
+    int parts;
+} qb_gemm_h16_job;
+
+static void qb_gemm_h16_task(void *ctx, int p, int t) {
+    qb_gemm_h16_job *j = ctx;
+    qb_gemm_h16_args part;
+    int n0, n1;
+    if (qb_gemm_h16_slice(j->a, p, j->parts, &part, &n0, &n1))
+        j->k->gemm_h16(&part, n0, n1, j->scratch + (size_t)t * qb_gemm_h16_pack_floats());
+}
+
+void qb_gemm_h16(const qb_kernels *k, const qb_gemm_h16_args *a, qb_pool *pool, float *scratch) {
+    int team = qb_pool_threads(pool);
+    if (team <= 1) {
         k->gemm_h16(a, 0, a->W->N, scratch);
         return;
     }
-    size_t per_thread = qb_gemm_h16_pack_floats();
-#pragma omp parallel num_threads(n_threads)
-    {
-        int t = omp_get_thread_num(), team = omp_get_num_threads();
-        int parts = a->W->N >= QB_H16_ROW_SPLIT_N ? qb_gemm_parts(a->W->N / QB_GEMM_PART_MIN_N, team) : team;
-#pragma omp for schedule(dynamic, 1)
-        for (int p = 0; p < parts; p++) {
-            qb_gemm_h16_args part;
-            int n0, n1;
-            if (qb_gemm_h16_slice(a, p, parts, &part, &n0, &n1))
-                k->gemm_h16(&part, n0, n1, scratch + (size_t)t * per_thread);
-        }
-    }
+    qb_gemm_h16_job j = {k, a, scratch, team};
+    if (a->W->N >= QB_H16_ROW_SPLIT_N) j.parts = qb_gemm_parts(a->W->N / QB_GEMM_PART_MIN_N, team);
+    qb_pool_run(pool, j.parts, qb_gemm_h16_task, &j);
 }

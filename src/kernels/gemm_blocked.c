@@ -1,10 +1,8 @@
 /* The blocked GEMM loop nest (see gemm_blocked.h for the layout). */
+#include <limits.h>
 #include <string.h>
 
 #include "kernels/gemm_blocked.h"
-
-/* Strips a thread claims at a time in a team run. */
-#define QB_GEMM_TEAM_CHUNK 4
 
 static int qb_gemm_min(int a, int b) { return a < b ? a : b; }
 
@@ -91,28 +89,41 @@ static void qb_gemm_strip_at(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *
     qb_gemm_run_strip(uk, g, r, &s);
 }
 
-void qb_gemm_blocked_run(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, bool team, float *pack) {
+/* Strips [s0, s1) of every block of g, block after block.  packed (or
+ * NULL): the number, from 1 in loop order, of the block the pack holds
+ * from an earlier part of the same call (0: none); kept up to date. */
+static void qb_gemm_blocked_nest(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, int s0, int s1, float *pack,
+                                 int *packed) {
     bool swap = uk->trans && qb_gemm_swap_pays(g);
     qb_gemm_f32_args r = swap ? qb_gemm_swapped(g) : *g;
     float *pb = pack;
     float *pa = pack + QB_GEMM_ROUND16((size_t)uk->kc * uk->nc);
     int n_step = qb_gemm_block_step(r.N, uk->nc, uk->nr);
     int k_step = qb_gemm_block_step(r.K, uk->kc, 8);
+    int m_end = qb_gemm_min(r.M, s1 * uk->mr), block = 0;
     for (int n0 = 0; n0 < r.N; n0 += n_step) {
         int nc = qb_gemm_min(n_step, r.N - n0);
         for (int k0 = 0; k0 < r.K; k0 += k_step) {
             int kc = qb_gemm_min(k_step, r.K - k0);
-            for (int j = 0; j < nc; j += uk->nr)
-                uk->pack_b(&r, n0 + j, qb_gemm_min(uk->nr, nc - j), k0, kc, pb + (size_t)j * kc);
-            qb_gemm_strip s = {.n0 = n0, .nc = nc, .k0 = k0, .kc = kc, .pb = pb, .swap = swap};
-            if (team) {
-                /* the loop's closing barrier keeps the next K block off strips
-                 * another thread is still adding to */
-#pragma omp for schedule(dynamic, QB_GEMM_TEAM_CHUNK)
-                for (int m0 = 0; m0 < r.M; m0 += uk->mr) qb_gemm_strip_at(uk, g, &r, s, m0, pa);
-            } else {
-                for (int m0 = 0; m0 < r.M; m0 += uk->mr) qb_gemm_strip_at(uk, g, &r, s, m0, pa);
+            if (!packed || *packed != ++block) {
+                for (int j = 0; j < nc; j += uk->nr)
+                    uk->pack_b(&r, n0 + j, qb_gemm_min(uk->nr, nc - j), k0, kc, pb + (size_t)j * kc);
+                if (packed) *packed = block;
             }
+            qb_gemm_strip s = {.n0 = n0, .nc = nc, .k0 = k0, .kc = kc, .pb = pb, .swap = swap};
+            for (int m0 = s0 * uk->mr; m0 < m_end; m0 += uk->mr) qb_gemm_strip_at(uk, g, &r, s, m0, pa);
         }
     }
+}
+
+void qb_gemm_blocked_run(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, float *pack) {
+    qb_gemm_blocked_nest(uk, g, 0, INT_MAX / uk->mr, pack, NULL);
+}
+
+void qb_gemm_blocked_part(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, int part, int n_parts, float *pack,
+                          int *packed) {
+    int rows = uk->trans && qb_gemm_swap_pays(g) ? g->N : g->M;
+    long strips = (rows + uk->mr - 1) / uk->mr, s0, s1;
+    qb_pool_range(strips, part, n_parts, &s0, &s1);
+    if (s1 > s0) qb_gemm_blocked_nest(uk, g, (int)s0, (int)s1, pack, packed);
 }

@@ -72,10 +72,15 @@ typedef struct {
 static inline bool qb_gemm_swap_pays(const qb_gemm_f32_args *g) { return g->b_trans && 2 * g->M <= g->N; }
 
 /* Runs the whole problem g; pack holds QB_GEMM_PACK_FLOATS(uk->mr, uk->kc,
- * uk->nc) floats, 64-byte aligned.  With team, every thread of the current
- * OpenMP team calls it with the same g and its own pack: each packs every
- * block itself, and the block's strips are handed out a few at a time as
- * threads come free. */
-void qb_gemm_blocked_run(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, bool team, float *pack);
+ * uk->nc) floats, 64-byte aligned. */
+void qb_gemm_blocked_run(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, float *pack);
+
+/* Part `part` of n_parts of g cut by MR-row strips (of the product as
+ * run, swapped or not): those strips of every block.  Each thread packs
+ * every block it meets itself; *packed (0 at the start of a call) lets it
+ * keep a block it packed for an earlier part.  Every element is summed as
+ * qb_gemm_blocked_run sums it. */
+void qb_gemm_blocked_part(const qb_gemm_ukernel *uk, const qb_gemm_f32_args *g, int part, int n_parts, float *pack,
+                          int *packed);
 
 #endif

@@ -86,9 +86,9 @@ static const qb_gemm_ukernel qb_gemm_avx2_ukernel = {
 };
 
 void qb_gemm_f32_avx2(const qb_gemm_f32_args *g, float *pack) {
-    qb_gemm_blocked_run(&qb_gemm_avx2_ukernel, g, false, pack);
+    qb_gemm_blocked_run(&qb_gemm_avx2_ukernel, g, pack);
 }
 
-void qb_gemm_f32_avx2_team(const qb_gemm_f32_args *g, float *pack) {
-    qb_gemm_blocked_run(&qb_gemm_avx2_ukernel, g, true, pack);
+void qb_gemm_f32_avx2_part(const qb_gemm_f32_args *g, int part, int n_parts, float *pack, int *packed) {
+    qb_gemm_blocked_part(&qb_gemm_avx2_ukernel, g, part, n_parts, pack, packed);
 }

@@ -100,9 +100,9 @@ static const qb_gemm_ukernel qb_gemm_avx512_ukernel = {
 };
 
 void qb_gemm_f32_avx512(const qb_gemm_f32_args *g, float *pack) {
-    qb_gemm_blocked_run(&qb_gemm_avx512_ukernel, g, false, pack);
+    qb_gemm_blocked_run(&qb_gemm_avx512_ukernel, g, pack);
 }
 
-void qb_gemm_f32_avx512_team(const qb_gemm_f32_args *g, float *pack) {
-    qb_gemm_blocked_run(&qb_gemm_avx512_ukernel, g, true, pack);
+void qb_gemm_f32_avx512_part(const qb_gemm_f32_args *g, int part, int n_parts, float *pack, int *packed) {
+    qb_gemm_blocked_part(&qb_gemm_avx512_ukernel, g, part, n_parts, pack, packed);
 }

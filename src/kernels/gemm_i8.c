@@ -1,6 +1,5 @@
 /* The integer kernels' table selection, weight packing (the layouts are
  * described in gemm_i8_impl.h) and the multithreaded driver. */
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,19 +133,27 @@ static void qb_gemm_i8_slice(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, i
     k->gemm(&part, 0, a->N);
 }
 
-void qb_gemm_i8(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, int n_threads) {
+typedef struct {
+    const qb_kernels_i8 *k;
+    const qb_gemm_i8_args *a;
+    int parts;
+} qb_gemm_i8_job;
+
+static void qb_gemm_i8_task(void *ctx, int p, int t) {
+    qb_gemm_i8_job *j = ctx;
+    qb_gemm_i8_slice(j->k, j->a, p, j->parts);
+}
+
+void qb_gemm_i8(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, qb_pool *pool) {
     /* Another ISA's layout would be misread (and overrun): refuse it. */
     if (a->M <= 0 || a->N <= 0 || a->W->isa != k->isa) return;
-    if (n_threads <= 1) {
+    int team = qb_pool_threads(pool);
+    if (team <= 1) {
         k->gemm(a, 0, a->N);
         return;
     }
     /* qb_gemm_parts (kernels.h), parts of at least 2 weight blocks */
     int blocks = (a->N + QB_I8_N_BLOCK - 1) / QB_I8_N_BLOCK;
-#pragma omp parallel num_threads(n_threads)
-    {
-        int parts = qb_gemm_parts(blocks / 2, omp_get_num_threads());
-#pragma omp for schedule(dynamic, 1)
-        for (int p = 0; p < parts; p++) qb_gemm_i8_slice(k, a, p, parts);
-    }
+    qb_gemm_i8_job j = {k, a, qb_gemm_parts(blocks / 2, team)};
+    qb_pool_run(pool, j.parts, qb_gemm_i8_task, &j);
 }

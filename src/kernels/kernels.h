@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/pool.h"
+
 typedef enum { QB_ISA_SCALAR, QB_ISA_AVX2, QB_ISA_AVX512, QB_ISA_COUNT } qb_isa;
 
 typedef enum {
@@ -49,9 +51,10 @@ typedef struct qb_kernels {
      * qb_gemm_f32_pack_floats() floats, 64-byte aligned. */
     void (*gemm_f32)(const qb_gemm_f32_args *a, float *pack);
     bool gemm_f32_swaps; /* gemm_f32 runs few-row problems swapped (gemm_blocked.h) */
-    /* gemm_f32 as run by every thread of an OpenMP team at once, each with
-     * the whole problem and its own pack; NULL where there is none. */
-    void (*gemm_f32_team)(const qb_gemm_f32_args *a, float *pack);
+    /* Part `part` of n_parts of gemm_f32, cut by strips of rows, each part
+     * packing every block itself (gemm_blocked.h: qb_gemm_blocked_part);
+     * NULL where there is none. */
+    void (*gemm_f32_part)(const qb_gemm_f32_args *a, int part, int n_parts, float *pack, int *packed);
     /* y = (x - mean) / sqrt(var + eps) * gamma + beta over one row of n. y may be x. */
     void (*layernorm_f32)(const float *x, const float *gamma, const float *beta, float eps, int n, float *y);
     /* In-place softmax of one row of n (n >= 1). */
@@ -82,7 +85,7 @@ size_t qb_gemm_f32_pack_floats(void);
 
 /* How many parts the multithreaded GEMMs cut a problem into, given how many
  * minimal column parts it holds: up to 4 per thread, at least 1 per thread.
- * The parts are handed out as threads come free (OpenMP dynamic schedule):
+ * The parts are handed out as threads come free (qb_pool_run):
  * cores of one machine do not run alike (on a shared host one vCPU ran
  * memory-bound GEMMs 25% slower than the other), and a fixed half each
  * waited on the slower one. */
@@ -95,11 +98,10 @@ static inline void qb_gemm_part_range(int units, int t, int team, int *begin, in
     *end = (int)((long)units * (t + 1) / team);
 }
 
-/* Multithreaded GEMM: splits the problem over n_threads (OpenMP), each with
- * its own slice of scratch (n_threads * qb_gemm_f32_pack_floats() floats).
- * With n_threads == 1 it opens no parallel region, so it may be called from
- * inside one. */
-void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, int n_threads, float *scratch);
+/* Multithreaded GEMM: splits the problem over pool's threads, each with
+ * its own slice of scratch (qb_pool_threads(pool) *
+ * qb_gemm_f32_pack_floats() floats).  pool NULL runs it on the caller. */
+void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, qb_pool *pool, float *scratch);
 
 /* Per-ISA tables, defined in the per-ISA files. */
 void qb_kernels_init_scalar(qb_kernels *k);

@@ -83,9 +83,9 @@ bool qb_h16_weights_rows_needed(const qb_h16_weights *w);
 size_t qb_gemm_h16_pack_floats(void);
 
 /* Multithreaded driver, split like qb_gemm_f32 (columns in units of
- * QB_H16_N_UNIT, rows when N is too narrow); scratch holds n_threads *
- * qb_gemm_h16_pack_floats() floats.  n_threads == 1 opens no parallel region. */
-void qb_gemm_h16(const qb_kernels *k, const qb_gemm_h16_args *a, int n_threads, float *scratch);
+ * QB_H16_N_UNIT, rows when N is too narrow); scratch holds
+ * qb_pool_threads(pool) * qb_gemm_h16_pack_floats() floats. */
+void qb_gemm_h16(const qb_kernels *k, const qb_gemm_h16_args *a, qb_pool *pool, float *scratch);
 
 /* Single-threaded entry points over columns [n0, n1) (n0 a multiple of
  * QB_H16_N_UNIT); the tables hold them, the tests call them directly.

@@ -103,8 +103,8 @@ int qb_i8_n_block(void);
 /* Largest K (input features) the integer kernels take (32767). */
 int qb_i8_k_max(void);
 
-/* Multithreaded driver: splits N over n_threads (OpenMP); n_threads == 1
- * opens no parallel region.  Does nothing if a->W was packed for another ISA. */
-void qb_gemm_i8(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, int n_threads);
+/* Multithreaded driver: splits N over pool's threads (NULL: the caller's
+ * alone).  Does nothing if a->W was packed for another ISA. */
+void qb_gemm_i8(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, qb_pool *pool);
 
 #endif

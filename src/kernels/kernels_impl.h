@@ -11,8 +11,8 @@ float qb_act_ref(qb_act act, float x);
 /* Single-threaded GEMM entry points, one per ISA. */
 void qb_gemm_f32_scalar(const qb_gemm_f32_args *g, float *pack);
 void qb_gemm_f32_avx2(const qb_gemm_f32_args *g, float *pack);
-void qb_gemm_f32_avx2_team(const qb_gemm_f32_args *g, float *pack);
+void qb_gemm_f32_avx2_part(const qb_gemm_f32_args *g, int part, int n_parts, float *pack, int *packed);
 void qb_gemm_f32_avx512(const qb_gemm_f32_args *g, float *pack);
-void qb_gemm_f32_avx512_team(const qb_gemm_f32_args *g, float *pack);
+void qb_gemm_f32_avx512_part(const qb_gemm_f32_args *g, int part, int n_parts, float *pack, int *packed);
 
 #endif

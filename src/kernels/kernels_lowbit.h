@@ -132,9 +132,9 @@ size_t qb_lowbit_scratch_bytes(int K, int group);
 /* Per-thread scratch (floats) of the weight-only GEMM for K inputs. */
 size_t qb_lowbit_f32_scratch_floats(int K);
 
-/* Multithreaded drivers (OpenMP over 64-column blocks); scratch holds
- * n_threads per-thread slices.  n_threads == 1 opens no parallel region. */
-void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, int n_threads, void *scratch);
+/* Multithreaded drivers (pool's threads over 64-column blocks; NULL: the
+ * caller's alone); scratch holds a slice per thread. */
+void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, qb_pool *pool, void *scratch);
 
 /* Weight-only: C = act(x W^T + bias) + residual with x M x K FP32 (lda),
  * each 64-column block decoded to FP32 by k and run by kf's FP32 GEMM. */
@@ -149,7 +149,7 @@ typedef struct {
     int ldr;
     qb_act act;
 } qb_lowbit_f32_args;
-void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const qb_lowbit_f32_args *a, int n_threads,
+void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const qb_lowbit_f32_args *a, qb_pool *pool,
                         float *scratch);
 
 /* ---- Internal: shared by src/kernels/lowbit*.c, not for callers. ----

@@ -3,7 +3,6 @@
  * generic chunk decoder their SIMD paths fall back on, and the two
  * multithreaded drivers. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -248,22 +247,32 @@ static void qb_lowbit_a8_slice(const qb_kernels_lowbit *k, const qb_lowbit_a8_ar
     k->gemm_a8(&part, 0, N, scratch);
 }
 
-void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, int n_threads, void *scratch) {
+typedef struct {
+    const qb_kernels_lowbit *k;
+    const qb_kernels *kf;
+    const void *a; /* qb_lowbit_a8_args or qb_lowbit_f32_args */
+    void *scratch;
+    size_t slice;  /* bytes of one thread's scratch */
+    int parts;
+} qb_lowbit_job;
+
+static void qb_lowbit_a8_task(void *ctx, int p, int t) {
+    qb_lowbit_job *j = ctx;
+    qb_lowbit_a8_slice(j->k, j->a, p, j->parts, (char *)j->scratch + j->slice * (size_t)t);
+}
+
+void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, qb_pool *pool, void *scratch) {
     const qb_lowbit_weights *W = a->W;
     if (a->M <= 0 || W->N <= 0 || W->codebook || !W->zsum) return;
-    if (n_threads <= 1) {
+    int team = qb_pool_threads(pool);
+    if (team <= 1) {
         k->gemm_a8(a, 0, W->N, scratch);
         return;
     }
-    size_t slice = W->plan.bytes;
     int blocks = (W->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
-#pragma omp parallel num_threads(n_threads)
-    {
-        int parts = qb_gemm_parts(blocks / 2, omp_get_num_threads());
-        void *mine = (char *)scratch + slice * (size_t)omp_get_thread_num();
-#pragma omp for schedule(dynamic, 1)
-        for (int p = 0; p < parts; p++) qb_lowbit_a8_slice(k, a, p, parts, mine);
-    }
+    qb_lowbit_job j = {.k = k, .a = a, .scratch = scratch, .slice = W->plan.bytes,
+                       .parts = qb_gemm_parts(blocks / 2, team)};
+    qb_pool_run(pool, j.parts, qb_lowbit_a8_task, &j);
 }
 
 /* Columns [n0, n0 + cols) of the weight-only GEMM: the block decoded to
@@ -282,20 +291,17 @@ static void qb_lowbit_f32_block(const qb_kernels_lowbit *k, const qb_kernels *kf
     kf->gemm_f32(&g, pack);
 }
 
-void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const qb_lowbit_f32_args *a, int n_threads,
+static void qb_lowbit_f32_task(void *ctx, int b, int t) {
+    qb_lowbit_job *j = ctx;
+    qb_lowbit_f32_block(j->k, j->kf, j->a, b * QB_LOWBIT_N_BLOCK, (float *)((char *)j->scratch + j->slice * (size_t)t));
+}
+
+void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const qb_lowbit_f32_args *a, qb_pool *pool,
                         float *scratch) {
     const qb_lowbit_weights *W = a->W;
     if (a->M <= 0 || W->N <= 0) return;
-    int blocks = (W->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
-    size_t slice = qb_lowbit_f32_scratch_floats(W->K);
-    if (n_threads <= 1) {
-        for (int b = 0; b < blocks; b++) qb_lowbit_f32_block(k, kf, a, b * QB_LOWBIT_N_BLOCK, scratch);
-        return;
-    }
-#pragma omp parallel num_threads(n_threads)
-    {
-        float *mine = scratch + slice * (size_t)omp_get_thread_num();
-#pragma omp for schedule(dynamic, 1)
-        for (int b = 0; b < blocks; b++) qb_lowbit_f32_block(k, kf, a, b * QB_LOWBIT_N_BLOCK, mine);
-    }
+    qb_lowbit_job j = {.k = k, .kf = kf, .a = a, .scratch = scratch,
+                       .slice = qb_lowbit_f32_scratch_floats(W->K) * sizeof(float),
+                       .parts = (W->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK};
+    qb_pool_run(pool, j.parts, qb_lowbit_f32_task, &j);
 }

@@ -85,7 +85,7 @@ void qb_kernels_init_avx2(qb_kernels *k) {
     k->isa = QB_ISA_AVX2;
     k->name = "avx2";
     k->gemm_f32 = qb_gemm_f32_avx2;
-    k->gemm_f32_team = qb_gemm_f32_avx2_team;
+    k->gemm_f32_part = qb_gemm_f32_avx2_part;
     k->layernorm_f32 = qb_layernorm_f32_avx2;
     k->softmax_f32 = qb_softmax_f32_avx2;
     k->act_f32 = qb_act_f32_avx2;

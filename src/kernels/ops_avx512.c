@@ -58,7 +58,7 @@ void qb_kernels_init_avx512(qb_kernels *k) {
     k->isa = QB_ISA_AVX512;
     k->name = "avx512";
     k->gemm_f32 = qb_gemm_f32_avx512;
-    k->gemm_f32_team = qb_gemm_f32_avx512_team;
+    k->gemm_f32_part = qb_gemm_f32_avx512_part;
     k->gemm_f32_swaps = true; /* its micro-kernel stores transposed tiles */
     k->layernorm_f32 = qb_layernorm_f32_avx512;
     k->softmax_f32 = qb_softmax_f32_avx512;

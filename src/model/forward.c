@@ -6,7 +6,6 @@
  * keep on the session's tape what the trainer's backward reads, and
  * dropout). */
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "model/linear_format.h"
@@ -72,6 +71,21 @@ static void linear_residual(qb_session *s, const qb_linear *l, const float *x, f
     qb_op_residual_forward(sum, residual, s->tape->tmp, n);
 }
 
+typedef struct {
+    const qb_kernels *k;
+    const qb_norm *n;
+    const float *x;
+    float *y;
+    float eps;
+    int dim;
+} norm_job;
+
+static void norm_rows(void *ctx, long r0, long r1, int thread) {
+    const norm_job *j = ctx;
+    for (long r = r0; r < r1; r++)
+        j->k->layernorm_f32(j->x + r * j->dim, j->n->gamma, j->n->beta, j->eps, j->dim, j->y + r * j->dim);
+}
+
 /* y = LN(x); training keeps each row's mean and 1/std, inference works in
  * place (y is x). */
 static void norm(qb_session *s, const qb_norm *n, const float *x, float *y, float *mean, float *rstd, int rows,
@@ -82,8 +96,8 @@ static void norm(qb_session *s, const qb_norm *n, const float *x, float *y, floa
         qb_op_layernorm_forward(s->tape->ops, y, mean, rstd, x, n->gamma, n->beta, eps, rows, dim);
         return;
     }
-#pragma omp parallel for num_threads(s->n_threads) schedule(static) if (rows > 4)
-    for (int r = 0; r < rows; r++) k->layernorm_f32(x + (size_t)r * dim, n->gamma, n->beta, eps, dim, y + (size_t)r * dim);
+    norm_job j = {k, n, x, y, eps, dim};
+    qb_pool_for(s->pool, rows, 3, norm_rows, &j);
 }
 
 /* ---- the buffers of each step ------------------------------------------ */
@@ -110,14 +124,14 @@ static qb_tape_head head_acts(const qb_session *s) {
 
 /* ---- the graph ----------------------------------------------------------- */
 
-/* word + type + position embeddings, LN, dropout; ALBERT projects E -> H. */
-static void embed(qb_session *s) {
+/* word + type + position embeddings of rows [r0, r1); ctx is the session */
+static void embed_rows(void *ctx, long r0, long r1, int thread) {
+    const qb_session *s = ctx;
     const qb_model *m = s->m;
-    int E = m->cfg.embedding_size, T = s->n_rows;
-    qb_tape_embed a = embed_acts(s);
-#pragma omp parallel for num_threads(s->n_threads) schedule(static) if (T > 4)
-    for (int r = 0; r < T; r++) {
-        float *e = a.sum + (size_t)r * E;
+    int E = m->cfg.embedding_size;
+    float *sum = embed_acts(s).sum;
+    for (long r = r0; r < r1; r++) {
+        float *e = sum + (size_t)r * E;
         const float *p = m->pos_emb + (size_t)s->tok_pos[r] * E;
         const float *t = m->type_emb ? m->type_emb + (size_t)s->tok_types[r] * E : NULL;
         if (m->word_emb_lowbit) {
@@ -132,6 +146,14 @@ static void embed(qb_session *s) {
             for (int i = 0; i < E; i++) e[i] = w[i] + (t ? t[i] : 0.0f) + p[i];
         }
     }
+}
+
+/* word + type + position embeddings, LN, dropout; ALBERT projects E -> H. */
+static void embed(qb_session *s) {
+    const qb_model *m = s->m;
+    int E = m->cfg.embedding_size, T = s->n_rows;
+    qb_tape_embed a = embed_acts(s);
+    qb_pool_for(s->pool, T, 3, embed_rows, s);
     norm(s, &m->emb_norm, a.sum, a.ln, a.mean, a.rstd, T, E);
     dropout(s, QB_SITE_EMB, s->tape ? s->tape->p_hidden : 0, a.ln, a.drop, (size_t)T * E);
     if (m->emb_proj.out) linear(s, &m->emb_proj, a.drop, a.q, T, layer_acts(s, 0).x, false);
@@ -185,7 +207,7 @@ static void attend_one_i8(qb_session *s, const qb_attn_i8 *ai, int b, int h, flo
     fill_rows(w, n, ai->q_scale, ai->q_zero);
     qb_gemm_i8_args qk = {.M = n, .N = n, .K = d, .A = w->q, .lda = d, .a_scale = w->a_scale,
                           .a_zero = w->a_zero, .W = &w->wk, .C = scores, .ldc = n};
-    qb_gemm_i8(k8, &qk, 1);
+    qb_gemm_i8(k8, &qk, NULL);
     for (int i = 0; i < n; i++) m->kern.softmax_f32(scores + (size_t)i * n, n);
 
     /* Each row of probabilities on its own u8 grid [0, max]: on a fixed
@@ -196,7 +218,22 @@ static void attend_one_i8(qb_session *s, const qb_attn_i8 *ai, int b, int h, flo
     qb_i8_weights_repack(k8, w->vt, ai->v_scale, d, n, &w->wv);
     qb_gemm_i8_args pv = {.M = n, .N = d, .K = n, .A = w->p, .lda = n, .a_scale = w->a_scale,
                           .a_zero = w->a_zero, .W = &w->wv, .C = s->a.ctx + at, .ldc = H};
-    qb_gemm_i8(k8, &pv, 1);
+    qb_gemm_i8(k8, &pv, NULL);
+}
+
+typedef struct {
+    qb_session *s;
+    const qb_attn_i8 *ai; /* NULL: FP32 attention */
+} attend_job;
+
+/* Task j: example j / heads, head j % heads, on thread t's scratch. */
+static void attend_task(void *ctx, int j, int t) {
+    const attend_job *a = ctx;
+    qb_session *s = a->s;
+    int heads = s->m->cfg.num_heads;
+    float *scores = s->a.scores + (size_t)t * s->max_seq * s->max_seq;
+    if (a->ai) attend_one_i8(s, a->ai, j / heads, j % heads, scores, &s->attn_i8[t]);
+    else attend_one(s, j / heads, j % heads, scores, s->pack + (size_t)t * qb_gemm_f32_pack_floats());
 }
 
 static void attention(qb_session *s, const qb_block *blk, const qb_tape_layer *a, int app) {
@@ -206,16 +243,8 @@ static void attention(qb_session *s, const qb_block *blk, const qb_tape_layer *a
         qb_op_attention_forward(s->tape->ops, &shape, &d, a->ctx, a->probs, a->q, a->k, a->v);
         return;
     }
-    int heads = s->m->cfg.num_heads, jobs = s->batch * heads;
-    size_t score_floats = (size_t)s->max_seq * s->max_seq, pack_floats = qb_gemm_f32_pack_floats();
-    const qb_attn_i8 *ai = blk->attn_i8.on ? &blk->attn_i8 : NULL;
-#pragma omp parallel for num_threads(s->n_threads) schedule(dynamic)
-    for (int j = 0; j < jobs; j++) {
-        int t = omp_get_thread_num();
-        float *scores = s->a.scores + t * score_floats;
-        if (ai) attend_one_i8(s, ai, j / heads, j % heads, scores, &s->attn_i8[t]);
-        else attend_one(s, j / heads, j % heads, scores, s->pack + t * pack_floats);
-    }
+    attend_job j = {s, blk->attn_i8.on ? &blk->attn_i8 : NULL};
+    qb_pool_run(s->pool, s->batch * s->m->cfg.num_heads, attend_task, &j);
 }
 
 /* Application app of a block: attention, then the FFN, each post-LN. */
@@ -336,16 +365,28 @@ static void l2_normalize(float *v, int n) {
 
 /* Sentence embeddings in place of the head: each example's modes over
  * its real rows only, concatenated in sentence-transformers' order. */
-static void pool(qb_session *s, const float *x) {
+typedef struct {
+    qb_session *s;
+    const float *x;
+} pool_job;
+
+static void pool_examples(void *ctx, long b0, long b1, int thread) {
+    const pool_job *j = ctx;
+    qb_session *s = j->s;
+    const float *x = j->x;
     int H = s->m->cfg.hidden_size;
-#pragma omp parallel for num_threads(s->n_threads) schedule(static) if (s->batch > 1)
-    for (int b = 0; b < s->batch; b++) {
+    for (long b = b0; b < b1; b++) {
         float *o = s->a.pooled + (size_t)b * s->embed_dim;
         const float *rows = x + (size_t)s->offsets[b] * H;
         for (int k = 0; k < QB_POOL_MODES; k++)
             if (s->pooling & (1u << k)) pool_mode(1u << k, rows, s->lens[b], H, o), o += H;
         if (s->normalize) l2_normalize(s->a.pooled + (size_t)b * s->embed_dim, s->embed_dim);
     }
+}
+
+static void pool(qb_session *s, const float *x) {
+    pool_job j = {s, x};
+    qb_pool_for(s->pool, s->batch, 1, pool_examples, &j);
 }
 
 /* Where each example's attention probabilities start on the tape. */

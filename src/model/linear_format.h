@@ -45,6 +45,7 @@ typedef struct {
     bool gptq_act_order;
     float *dequantized;
     int *n_fallbacks;         /* out (or NULL): +1 where GPTQ could not factor the Hessian and rounded to nearest */
+    qb_pool *pool;            /* the quantizer's threads (or NULL) */
 } qb_linear_recipe;
 
 /* How an ONNX export (src/export) writes a linear of a row, from the

@@ -19,7 +19,7 @@ static void run_fp32(qb_session *s, const qb_linear *l, const qb_linear_io *io) 
         .bias = l->b, .residual = io->residual, .ldr = l->out,
         .alpha = 1.0f, .act = io->act,
     };
-    qb_gemm_f32(&s->m->kern, &g, s->n_threads, s->pack);
+    qb_gemm_f32(&s->m->kern, &g, s->pool, s->pack);
 }
 
 /* Written as the input stores it (any float type). */

@@ -46,7 +46,7 @@ static void run_h16(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
         .C = io->y, .ldc = l->out,
         .bias = l->b, .residual = io->residual, .ldr = l->out, .act = io->act,
     };
-    qb_gemm_h16(&s->m->kern, &g, s->n_threads, s->pack);
+    qb_gemm_h16(&s->m->kern, &g, s->pool, s->pack);
 }
 
 static bool quantize_f16(const qb_linear_format *self, qb_st_list *out, const qb_linear *l, const qb_st_tensor *t, const qb_linear_recipe *r) {

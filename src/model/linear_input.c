@@ -2,7 +2,6 @@
  * low-bit grids): per call (dynamic, per token or per tensor) or on a grid
  * calibrated at quantization time (static), one quantizer for all. */
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -78,32 +77,40 @@ static void smooth_rows(qb_session *s, const qb_linear *l, int t, const float *x
     }
 }
 
-/* Rows go to the threads in equal runs: quantizing is 7% of an int8
- * forward pass, and run on one thread it left the other spinning. */
-static void quantize_input(qb_session *s, const qb_linear *l, const float *x, int rows) {
+typedef struct {
+    qb_session *s;
+    const qb_linear *l;
+    const float *x;
+    bool fixed;    /* one grid, p, for every row */
+    qb_qparams p;
+} quantize_job;
+
+static void quantize_rows(void *ctx, long r0, long r1, int t) {
+    const quantize_job *j = ctx;
+    qb_session *s = j->s;
     const qb_kernels_i8 *k = &s->m->kern_i8;
-    const qb_quant_config *qc = &s->m->cfg.quant;
-    bool fixed = l->static_input || !qc->act_per_token;
-    qb_qparams p = {l->in_scale, l->in_zero};
-    if (fixed && !l->static_input) p = qb_dynamic_tensor_params(x, (size_t)rows * l->in, qc->act_symmetric);
-    int n = l->in, team = rows >= 8 ? s->n_threads : 1;
-#pragma omp parallel num_threads(team)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        int r0 = (int)((long)rows * t / nt), r1 = (int)((long)rows * (t + 1) / nt);
-        const float *xr = x + (size_t)r0 * n;
-        uint8_t *qr = s->qa + (size_t)r0 * n;
-        if (!fixed) {
-            k->quantize_rows(xr, r1 - r0, n, n, qr, n, s->qa_scale + r0, s->qa_zero + r0);
-        } else {
-            if (l->in_smooth) smooth_rows(s, l, t, xr, r1 - r0, p, qr);
-            else k->quantize_rows_fixed(xr, r1 - r0, n, n, p.scale, p.zero_point, qr, n);
-            for (int r = r0; r < r1; r++) {
-                s->qa_scale[r] = p.scale;
-                s->qa_zero[r] = p.zero_point;
-            }
-        }
+    int n = j->l->in, rows = (int)(r1 - r0);
+    const float *xr = j->x + (size_t)r0 * n;
+    uint8_t *qr = s->qa + (size_t)r0 * n;
+    if (!j->fixed) {
+        k->quantize_rows(xr, rows, n, n, qr, n, s->qa_scale + r0, s->qa_zero + r0);
+        return;
     }
+    if (j->l->in_smooth) smooth_rows(s, j->l, t, xr, rows, j->p, qr);
+    else k->quantize_rows_fixed(xr, rows, n, n, j->p.scale, j->p.zero_point, qr, n);
+    for (long r = r0; r < r1; r++) {
+        s->qa_scale[r] = j->p.scale;
+        s->qa_zero[r] = j->p.zero_point;
+    }
+}
+
+/* Rows go to the threads in runs: quantizing is 7% of an int8 forward
+ * pass, and run on one thread it left the other waiting. */
+static void quantize_input(qb_session *s, const qb_linear *l, const float *x, int rows) {
+    const qb_quant_config *qc = &s->m->cfg.quant;
+    quantize_job j = {s, l, x, l->static_input || !qc->act_per_token, {l->in_scale, l->in_zero}};
+    if (j.fixed && !l->static_input) j.p = qb_dynamic_tensor_params(x, (size_t)rows * l->in, qc->act_symmetric);
+    qb_pool_for(s->pool, rows, 4, quantize_rows, &j);
 }
 
 void qb_linear_quantize_input(qb_session *s, const qb_linear *l, const qb_linear_io *io) {

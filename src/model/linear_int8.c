@@ -88,7 +88,7 @@ static void run_int8(qb_session *s, const qb_linear *l, const qb_linear_io *io) 
         .W = l->packed, .C = io->y, .ldc = l->out,
         .bias = l->b, .residual = io->residual, .ldr = l->out, .act = io->act,
     };
-    qb_gemm_i8(&s->m->kern_i8, &g, s->n_threads);
+    qb_gemm_i8(&s->m->kern_i8, &g, s->pool);
 }
 
 static size_t no_scratch(const qb_linear *l) { return 0; }

@@ -185,7 +185,7 @@ static void run_a8(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
         .W = l->packed, .C = io->y, .ldc = l->out,
         .bias = l->b, .residual = io->residual, .ldr = l->out, .act = io->act,
     };
-    qb_lowbit_gemm_a8(&s->m->kern_lowbit, &g, s->n_threads, s->pack);
+    qb_lowbit_gemm_a8(&s->m->kern_lowbit, &g, s->pool, s->pack);
 }
 
 static void run_f32(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
@@ -193,7 +193,7 @@ static void run_f32(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
         .M = io->rows, .x = io->x, .lda = l->in, .W = l->packed, .C = io->y, .ldc = l->out,
         .bias = l->b, .residual = io->residual, .ldr = l->out, .act = io->act,
     };
-    qb_lowbit_gemm_f32(&s->m->kern_lowbit, &s->m->kern, &g, s->n_threads, s->pack);
+    qb_lowbit_gemm_f32(&s->m->kern_lowbit, &s->m->kern, &g, s->pool, s->pack);
 }
 
 /* GPTQ where the recipe brings a Hessian that factors, else round to
@@ -201,14 +201,14 @@ static void run_f32(qb_session *s, const qb_linear *l, const qb_linear_io *io) {
 static bool choose_codes(const float *w, int N, int K, const qb_lowbit_spec *sp, const qb_linear_recipe *r,
                          uint8_t *codes, uint16_t *scale, uint8_t *zero, uint16_t *codebook, qb_lowbit_error *e) {
     if (r && r->hessian) {
-        qb_gptq_params gp = {.damp = r->gptq_damp, .act_order = r->gptq_act_order};
+        qb_gptq_params gp = {.damp = r->gptq_damp, .act_order = r->gptq_act_order, .pool = r->pool};
         int dead;
         const char *why;
         if (qb_gptq_quantize(w, N, K, r->hessian, sp, &gp, codes, scale, zero, codebook, e, &dead, &why))
             return true;
         if (r->n_fallbacks) (*r->n_fallbacks)++;
     }
-    return qb_lowbit_quantize(w, N, K, sp, codes, scale, zero, codebook, e);
+    return qb_lowbit_quantize(w, N, K, sp, codes, scale, zero, codebook, e, r ? r->pool : NULL);
 }
 
 /* t [N, K] quantized as sp (and r, for a linear) says and packed as code:

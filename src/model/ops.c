@@ -2,7 +2,6 @@
  * LayerNorm and embedding gradients) run serially in a fixed order so that
  * a step's result depends on the seed and thread count only. */
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "model/ops.h"
@@ -58,7 +57,7 @@ void qb_op_linear_forward(const qb_op_ctx *c, float *y, const float *x, const fl
         .C = y, .ldc = out,
         .bias = b, .alpha = 1.0f, .act = QB_ACT_NONE,
     };
-    qb_gemm_f32(c->k, &g, c->n_threads, c->pack);
+    qb_gemm_f32(c->k, &g, c->pool, c->pack);
 }
 
 /* The GEMM's residual is added after a K-blocked sum lands in C, so C may
@@ -74,7 +73,7 @@ void qb_op_linear_backward(const qb_op_ctx *c, float *dx, float *dw, float *db, 
             .B = w, .ldb = in, .b_trans = false,
             .C = tmp, .ldc = in, .alpha = 1.0f, .act = QB_ACT_NONE,
         };
-        qb_gemm_f32(c->k, &g, c->n_threads, c->pack);
+        qb_gemm_f32(c->k, &g, c->pool, c->pack);
         add_into(dx, tmp, (size_t)rows * in);
     }
     /* dW += dy^T x */
@@ -85,7 +84,7 @@ void qb_op_linear_backward(const qb_op_ctx *c, float *dx, float *dw, float *db, 
         .B = x, .ldb = in, .b_trans = false,
         .C = tmp, .ldc = in, .alpha = 1.0f, .act = QB_ACT_NONE,
     };
-    qb_gemm_f32(c->k, &g, c->n_threads, c->pack);
+    qb_gemm_f32(c->k, &g, c->pool, c->pack);
     add_into(dw, tmp, (size_t)out * in);
     if (db)
         for (int r = 0; r < rows; r++) add_into(db, dy + (size_t)r * out, (size_t)out);
@@ -93,10 +92,20 @@ void qb_op_linear_backward(const qb_op_ctx *c, float *dx, float *dw, float *db, 
 
 /* ---- layernorm -------------------------------------------------------- */
 
-void qb_op_layernorm_forward(const qb_op_ctx *c, float *y, float *mean, float *rstd, const float *x,
-                             const float *gamma, const float *beta, float eps, int rows, int dim) {
-#pragma omp parallel for num_threads(c->n_threads) schedule(static) if (rows > 16)
-    for (int r = 0; r < rows; r++) {
+typedef struct {
+    float *y, *dx;
+    float *mean, *rstd;
+    const float *x, *dy, *gamma, *beta;
+    float eps;
+    int dim;
+} layernorm_job;
+
+static void layernorm_rows(void *ctx, long r0, long r1, int thread) {
+    const layernorm_job *j = ctx;
+    const float *x = j->x, *gamma = j->gamma, *beta = j->beta;
+    float *y = j->y, *mean = j->mean, *rstd = j->rstd, eps = j->eps;
+    int dim = j->dim;
+    for (long r = r0; r < r1; r++) {
         const float *xr = x + (size_t)r * dim;
         float *yr = y + (size_t)r * dim;
         double sum = 0, sq = 0;
@@ -110,12 +119,20 @@ void qb_op_layernorm_forward(const qb_op_ctx *c, float *y, float *mean, float *r
     }
 }
 
+void qb_op_layernorm_forward(const qb_op_ctx *c, float *y, float *mean, float *rstd, const float *x,
+                             const float *gamma, const float *beta, float eps, int rows, int dim) {
+    layernorm_job j = {.y = y, .mean = mean, .rstd = rstd, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
+                       .dim = dim};
+    qb_pool_for(c->pool, rows, 9, layernorm_rows, &j);
+}
+
 /* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma. */
-void qb_op_layernorm_backward(const qb_op_ctx *c, float *dx, float *dgamma, float *dbeta, const float *dy,
-                              const float *x, const float *mean, const float *rstd, const float *gamma, int rows,
-                              int dim) {
-#pragma omp parallel for num_threads(c->n_threads) schedule(static) if (rows > 16)
-    for (int r = 0; r < rows; r++) {
+static void layernorm_backward_rows(void *ctx, long r0, long r1, int thread) {
+    const layernorm_job *j = ctx;
+    const float *x = j->x, *dy = j->dy, *gamma = j->gamma, *mean = j->mean, *rstd = j->rstd;
+    float *dx = j->dx;
+    int dim = j->dim;
+    for (long r = r0; r < r1; r++) {
         const float *xr = x + (size_t)r * dim, *dyr = dy + (size_t)r * dim;
         float *dxr = dx + (size_t)r * dim;
         float mu = mean[r], rs = rstd[r];
@@ -131,6 +148,14 @@ void qb_op_layernorm_backward(const qb_op_ctx *c, float *dx, float *dgamma, floa
             dxr[i] += rs * (dyr[i] * gamma[i] - mg - xhat * mgx);
         }
     }
+}
+
+void qb_op_layernorm_backward(const qb_op_ctx *c, float *dx, float *dgamma, float *dbeta, const float *dy,
+                              const float *x, const float *mean, const float *rstd, const float *gamma, int rows,
+                              int dim) {
+    layernorm_job j = {.dx = dx, .mean = (float *)mean, .rstd = (float *)rstd, .x = x, .dy = dy, .gamma = gamma,
+                       .dim = dim};
+    qb_pool_for(c->pool, rows, 9, layernorm_backward_rows, &j);
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * dim, *dyr = dy + (size_t)r * dim;
         float mu = mean[r], rs = rstd[r];
@@ -143,16 +168,29 @@ void qb_op_layernorm_backward(const qb_op_ctx *c, float *dx, float *dgamma, floa
 
 /* ---- activations ------------------------------------------------------ */
 
+typedef struct {
+    const qb_kernels *k;
+    qb_act act;
+    float *y;
+    size_t n;
+    const float *dy, *x;
+} act_job;
+
+enum { ACT_CHUNK = 4096 };
+
+static void act_chunks(void *ctx, long c0, long c1, int thread) {
+    const act_job *j = ctx;
+    for (long i = c0; i < c1; i++) {
+        size_t at = (size_t)i * ACT_CHUNK, len = j->n - at < ACT_CHUNK ? j->n - at : ACT_CHUNK;
+        j->k->act_f32(j->act, j->y + at, (int)len);
+    }
+}
+
 void qb_op_act_forward(const qb_op_ctx *c, qb_act act, float *y, const float *x, size_t n) {
     if (y != x) memcpy(y, x, n * sizeof *y);
     if (act == QB_ACT_NONE) return;
-    const size_t chunk = 4096;
-    long chunks = (long)((n + chunk - 1) / chunk);
-#pragma omp parallel for num_threads(c->n_threads) schedule(static) if (chunks > 4)
-    for (long i = 0; i < chunks; i++) {
-        size_t at = (size_t)i * chunk, len = n - at < chunk ? n - at : chunk;
-        c->k->act_f32(act, y + at, (int)len);
-    }
+    act_job j = {.k = c->k, .act = act, .y = y, .n = n};
+    qb_pool_for(c->pool, (long)((n + ACT_CHUNK - 1) / ACT_CHUNK), 3, act_chunks, &j);
 }
 
 static float act_derivative(qb_act act, float x) {
@@ -176,9 +214,14 @@ static float act_derivative(qb_act act, float x) {
     }
 }
 
+static void act_backward_run(void *ctx, long i0, long i1, int thread) {
+    const act_job *j = ctx;
+    for (long i = i0; i < i1; i++) j->y[i] += j->dy[i] * act_derivative(j->act, j->x[i]);
+}
+
 void qb_op_act_backward(const qb_op_ctx *c, qb_act act, float *dx, const float *dy, const float *x, size_t n) {
-#pragma omp parallel for num_threads(c->n_threads) schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * act_derivative(act, x[i]);
+    act_job j = {.act = act, .y = dx, .dy = dy, .x = x};
+    qb_pool_for(c->pool, (long)n, 32768, act_backward_run, &j);
 }
 
 /* ---- dropout ---------------------------------------------------------- */
@@ -294,15 +337,31 @@ static void attend_forward(const qb_op_ctx *c, const qb_attn_shape *s, const qb_
     c->k->gemm_f32(&pv, pack);
 }
 
+/* One (example, head) of attention per task, on the thread's scratch. */
+typedef struct {
+    const qb_op_ctx *c;
+    const qb_attn_shape *s;
+    const qb_dropout *drop;
+    float *ctx, *probs, *dq, *dk, *dv;
+    const float *q, *k, *v, *dctx;
+} attend_job;
+
+static float *attend_work(const qb_op_ctx *c, int t) {
+    return c->attn_work + (size_t)t * qb_op_attention_work_floats(c->max_seq, c->hidden);
+}
+
+static float *attend_pack(const qb_op_ctx *c, int t) { return c->pack + (size_t)t * qb_gemm_f32_pack_floats(); }
+
+static void attend_forward_task(void *ctx, int job, int t) {
+    const attend_job *a = ctx;
+    attend_forward(a->c, a->s, a->drop, a->ctx, a->probs, a->q, a->k, a->v, job, attend_work(a->c, t),
+                   attend_pack(a->c, t));
+}
+
 void qb_op_attention_forward(const qb_op_ctx *c, const qb_attn_shape *s, const qb_dropout *drop, float *ctx,
                              float *probs, const float *q, const float *k, const float *v) {
-    int jobs = s->n_examples * s->heads;
-    size_t work_floats = qb_op_attention_work_floats(c->max_seq, c->hidden), pack_floats = qb_gemm_f32_pack_floats();
-#pragma omp parallel for num_threads(c->n_threads) schedule(dynamic)
-    for (int j = 0; j < jobs; j++) {
-        int t = omp_get_thread_num();
-        attend_forward(c, s, drop, ctx, probs, q, k, v, j, c->attn_work + t * work_floats, c->pack + t * pack_floats);
-    }
+    attend_job a = {.c = c, .s = s, .drop = drop, .ctx = ctx, .probs = probs, .q = q, .k = k, .v = v};
+    qb_pool_run(c->pool, s->n_examples * s->heads, attend_forward_task, &a);
 }
 
 /* dst[n, d] (stride H) += src[n, d] (dense). */
@@ -356,17 +415,18 @@ static void attend_backward(const qb_op_ctx *c, const qb_attn_shape *s, const qb
     add_head(dk + hv.at, H, tmp, n, d);
 }
 
+static void attend_backward_task(void *ctx, int job, int t) {
+    const attend_job *a = ctx;
+    attend_backward(a->c, a->s, a->drop, a->dq, a->dk, a->dv, a->dctx, a->probs, a->q, a->k, a->v, job,
+                    attend_work(a->c, t), attend_pack(a->c, t));
+}
+
 void qb_op_attention_backward(const qb_op_ctx *c, const qb_attn_shape *s, const qb_dropout *drop, float *dq,
                               float *dk, float *dv, const float *dctx, const float *probs, const float *q,
                               const float *k, const float *v) {
-    int jobs = s->n_examples * s->heads;
-    size_t work_floats = qb_op_attention_work_floats(c->max_seq, c->hidden), pack_floats = qb_gemm_f32_pack_floats();
-#pragma omp parallel for num_threads(c->n_threads) schedule(dynamic)
-    for (int j = 0; j < jobs; j++) {
-        int t = omp_get_thread_num();
-        attend_backward(c, s, drop, dq, dk, dv, dctx, (float *)probs, q, k, v, j, c->attn_work + t * work_floats,
-                        c->pack + t * pack_floats);
-    }
+    attend_job a = {.c = c, .s = s, .drop = drop, .probs = (float *)probs, .dq = dq, .dk = dk, .dv = dv, .q = q,
+                    .k = k, .v = v, .dctx = dctx};
+    qb_pool_run(c->pool, s->n_examples * s->heads, attend_backward_task, &a);
 }
 
 /* ---- cross-entropy ---------------------------------------------------- */

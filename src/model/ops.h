@@ -18,10 +18,10 @@
 
 typedef struct {
     const qb_kernels *k;
-    int n_threads;
-    float *pack;        /* n_threads * qb_gemm_f32_pack_floats() */
+    qb_pool *pool;      /* NULL: the caller's thread alone */
+    float *pack;        /* threads * qb_gemm_f32_pack_floats() */
     float *scratch;     /* qb_op_linear_scratch_floats() of the largest linear */
-    float *attn_work;   /* n_threads * qb_op_attention_work_floats() */
+    float *attn_work;   /* threads * qb_op_attention_work_floats() */
     int max_seq, hidden;
 } qb_op_ctx;
 

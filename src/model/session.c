@@ -127,8 +127,9 @@ static qb_status create(const qb_model *m, const qb_session_params *p, qb_tape *
     *out = NULL;
     qb_session_params d = qb_session_default_params();
     if (!p) p = &d;
-    if (p->max_batch < 1 || p->max_seq < 1 || p->n_threads < 0)
-        return qb_fail(err, QB_ERR_ARG, "session: max_batch and max_seq must be >= 1, n_threads >= 0");
+    if (p->max_batch < 1 || p->max_seq < 1 || p->n_threads < 0 || p->n_threads > QB_POOL_MAX_THREADS)
+        return qb_fail(err, QB_ERR_ARG, "session: max_batch and max_seq must be >= 1, n_threads in 0..%d",
+                       QB_POOL_MAX_THREADS);
     if (p->max_seq > m->cfg.max_position)
         return qb_fail(err, QB_ERR_ARG, "session: max_seq %d exceeds the model's %d positions", p->max_seq,
                        m->cfg.max_position);
@@ -140,6 +141,7 @@ static qb_status create(const qb_model *m, const qb_session_params *p, qb_tape *
     s->max_seq = p->max_seq;
     s->n_threads = p->n_threads ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (s->n_threads < 1) s->n_threads = 1;
+    if (s->n_threads > QB_POOL_MAX_THREADS) s->n_threads = QB_POOL_MAX_THREADS;
     qb_carver c = {NULL, 0};
     layout(s, &c);
     c.base = alloc_huge((c.used + 1) * sizeof(float));
@@ -155,6 +157,11 @@ static qb_status create(const qb_model *m, const qb_session_params *p, qb_tape *
     s->pad_lens = alloc_i32((size_t)s->max_batch, &ok);
     s->arena = c.base;
     ok = ok && attn_scratch_create(s);
+    qb_status st = ok ? qb_pool_create(s->n_threads, &s->pool, err) : QB_OK;
+    if (st) {
+        qb_session_free(s);
+        return st;
+    }
     if (!ok) {
         qb_session_free(s);
         return qb_fail(err, QB_ERR_NOMEM, "session: out of memory for batch %d x seq %d", p->max_batch, p->max_seq);
@@ -181,6 +188,7 @@ qb_status qb_session_create_training(const qb_model *m, const qb_session_params 
 
 void qb_session_free(qb_session *s) {
     if (!s) return;
+    qb_pool_free(s->pool);
     free(s->arena);
     free(s->tok_ids);
     free(s->tok_types);

@@ -47,6 +47,7 @@ typedef struct {
 struct qb_session {
     const qb_model *m;
     int max_batch, max_seq, n_threads;
+    qb_pool *pool;      /* n_threads, this one's own (the owner runs too) */
     float *arena;
     qb_acts a;
     float *pack;        /* kernels' per-thread packing scratch */

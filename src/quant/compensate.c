@@ -2,7 +2,6 @@
 #include "quant/compensate.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +17,6 @@ static bool stage_wanted(const qb_model *m, const bool *which, int i) {
     return false;
 }
 
-static int team_size(const qb_quant_params *p) { return p->n_threads > 0 ? p->n_threads : omp_get_max_threads(); }
 
 /* ---- per-channel input statistics (SmoothQuant, bias correction) ------- */
 
@@ -110,7 +108,7 @@ typedef struct {
     float *xt, *hf, *pack; /* scratch: x transposed, one call's x^T x, GEMM packing */
     size_t xt_cap;
     const qb_kernels *kern;
-    int team;
+    qb_pool *pool;
     bool nomem;
     bool shared;           /* the linear runs in more than one layer */
 } stage_acc;
@@ -130,7 +128,7 @@ static void add_gram(stage_acc *a, const float *x, int rows) {
         for (int j = 0; j < a->K; j++) a->xt[(size_t)j * rows + r] = x[(size_t)r * a->K + j];
     qb_gemm_f32_args g = {.M = a->K, .N = a->K, .K = rows, .A = a->xt, .lda = rows, .B = x, .ldb = a->K,
                           .C = a->hf, .ldc = a->K, .alpha = 1.0f};
-    qb_gemm_f32(a->kern, &g, a->team, a->pack);
+    qb_gemm_f32(a->kern, &g, a->pool, a->pack);
     size_t kk = (size_t)a->K * a->K;
     for (size_t i = 0; i < kk; i++) a->H[i] += a->hf[i];
 }
@@ -152,14 +150,13 @@ static void stage_acc_free(stage_acc *a) {
     free(a->pack);
 }
 
-static qb_status stage_acc_init(stage_acc *a, const qb_model *wm, const qb_quant_params *p, int first,
-                                qb_error *err) {
+static qb_status stage_acc_init(stage_acc *a, const qb_model *wm, qb_pool *pool, int first, qb_error *err) {
     size_t K = (size_t)wm->linears[first]->in;
-    *a = (stage_acc){.first = first, .K = (int)K, .kern = &wm->kern, .team = team_size(p),
+    *a = (stage_acc){.first = first, .K = (int)K, .kern = &wm->kern, .pool = pool,
                      .shared = wm->n_blocks < wm->cfg.num_layers * qb_model_inner_steps(wm)};
     a->H = calloc(K * K, sizeof *a->H);
     a->hf = malloc(K * K * sizeof *a->hf);
-    a->pack = aligned_alloc(64, (size_t)a->team * qb_gemm_f32_pack_floats() * sizeof(float));
+    a->pack = aligned_alloc(64, (size_t)qb_pool_threads(pool) * qb_gemm_f32_pack_floats() * sizeof(float));
     if (a->H && a->hf && a->pack) return QB_OK;
     return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory for the Hessian of '%s' (%zu inputs)",
                    wm->linears[first]->name, K);
@@ -230,7 +227,7 @@ static qb_status quantize_one(comp_run *c, int i, int stage, const double *H, qb
  * their input's Hessian. */
 static qb_status run_stage(comp_run *c, const qb_quant_params *p, int i, qb_error *err) {
     stage_acc a = {0};
-    qb_status st = c->wm ? stage_acc_init(&a, c->wm, p, i, err) : QB_OK;
+    qb_status st = c->wm ? stage_acc_init(&a, c->wm, c->job->pool, i, err) : QB_OK;
     if (!st && c->wm) st = qb_calib_pass(c->wm, p, observe_stage, &a, NULL, NULL, err);
     if (!st && a.nomem) st = qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory at '%s'", c->m->linears[i]->name);
     if (!st && c->wm && a.rows == 0) st = qb_fail(err, QB_ERR_FORMAT, "%s: no calibration rows reached", p->calib_file);

@@ -33,6 +33,7 @@ typedef bool (*qb_comp_push_fn)(void *ctx, const qb_linear *l, const float *w, d
                                 float *dequantized);
 
 typedef struct {
+    qb_pool *pool;                 /* threads of the Hessian's GEMMs */
     const bool *which;             /* [n_linears]: the linears to quantize, in graph order */
     const float *const *in_smooth; /* [n_linears] or NULL: their SmoothQuant factors */
     const float *const *weights;   /* [n_linears] or NULL: weights to store instead of the model's */

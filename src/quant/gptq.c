@@ -19,7 +19,6 @@
  * are its weights plus the feedback of every column before it, one FP32
  * GEMM; inside the block, each row runs its columns one by one. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,7 +83,27 @@ static void qb_gptq_permute(double *h, int K, const int *q, double *tmp, unsigne
 
 /* Columns [k0, k1) of the lower factor, every update from columns before
  * k0 already applied: the diagonal block, then the rows below it. */
-static bool qb_gptq_chol_panel(double *a, int n, int k0, int k1) {
+typedef struct {
+    double *a, *pt;
+    int n, k0, k1, chunks;
+    size_t per_chunk;
+} qb_gptq_chol_job;
+
+/* Rows [i0, i1) of the panel below its diagonal block. */
+static void qb_gptq_chol_below_at(void *ctx, long i0, long i1, int thread) {
+    const qb_gptq_chol_job *c = ctx;
+    for (long i = c->k1 + i0; i < c->k1 + i1; i++) {
+        double *ri = c->a + (size_t)i * c->n;
+        for (int j = c->k0; j < c->k1; j++) {
+            const double *rj = c->a + (size_t)j * c->n;
+            double x = ri[j];
+            for (int t = c->k0; t < j; t++) x -= ri[t] * rj[t];
+            ri[j] = x / rj[j];
+        }
+    }
+}
+
+static bool qb_gptq_chol_panel(qb_pool *pool, double *a, int n, int k0, int k1) {
     for (int j = k0; j < k1; j++) {
         double *rj = a + (size_t)j * n, d = rj[j];
         for (int t = k0; t < j; t++) d -= rj[t] * rj[t];
@@ -96,16 +115,8 @@ static bool qb_gptq_chol_panel(double *a, int n, int k0, int k1) {
             ri[j] = x / rj[j];
         }
     }
-#pragma omp parallel for schedule(static)
-    for (int i = k1; i < n; i++) {
-        double *ri = a + (size_t)i * n;
-        for (int j = k0; j < k1; j++) {
-            const double *rj = a + (size_t)j * n;
-            double x = ri[j];
-            for (int t = k0; t < j; t++) x -= ri[t] * rj[t];
-            ri[j] = x / rj[j];
-        }
-    }
+    qb_gptq_chol_job c = {.a = a, .n = n, .k0 = k0, .k1 = k1};
+    qb_pool_for(pool, n - k1, 1, qb_gptq_chol_below_at, &c);
     return true;
 }
 
@@ -133,37 +144,42 @@ static void qb_gptq_chol_row(double *c, int len, const double *p, int nb, const 
  * QB_GPTQ_CHUNK columns: a chunk's share of the panel, transposed into pt
  * chunk after chunk, stays in L1 while every row below takes its update.
  * Streaming the whole panel from L2 for each row ran at half the speed. */
-static void qb_gptq_chol_update(double *a, int n, int k0, int k1, double *pt) {
-    int nb = k1 - k0, chunks = (n - k1 + QB_GPTQ_CHUNK - 1) / QB_GPTQ_CHUNK;
-    size_t per_chunk = (size_t)nb * QB_GPTQ_CHUNK;
-#pragma omp parallel
-    {
-#pragma omp for schedule(static)
-        for (int j = k1; j < n; j++) {
-            double *dst = pt + (size_t)((j - k1) / QB_GPTQ_CHUNK) * per_chunk + (j - k1) % QB_GPTQ_CHUNK;
-            for (int t = 0; t < nb; t++) dst[(size_t)t * QB_GPTQ_CHUNK] = a[(size_t)j * n + k0 + t];
-        }
-        /* the first chunks have the most rows below them: dynamic ends balanced */
-#pragma omp for schedule(dynamic, 1)
-        for (int c = 0; c < chunks; c++) {
-            int j0 = k1 + c * QB_GPTQ_CHUNK, w = n - j0 < QB_GPTQ_CHUNK ? n - j0 : QB_GPTQ_CHUNK;
-            for (int i = j0; i < n; i++) {
-                double *ri = a + (size_t)i * n;
-                int len = i - j0 + 1 < w ? i - j0 + 1 : w;
-                qb_gptq_chol_row(ri + j0, len, ri + k0, nb, pt + (size_t)c * per_chunk, QB_GPTQ_CHUNK);
-            }
-        }
+static void qb_gptq_chol_transpose(void *ctx, long j0, long j1, int thread) {
+    const qb_gptq_chol_job *c = ctx;
+    int nb = c->k1 - c->k0;
+    for (long j = c->k1 + j0; j < c->k1 + j1; j++) {
+        double *dst = c->pt + (size_t)((j - c->k1) / QB_GPTQ_CHUNK) * c->per_chunk + (j - c->k1) % QB_GPTQ_CHUNK;
+        for (int t = 0; t < nb; t++) dst[(size_t)t * QB_GPTQ_CHUNK] = c->a[(size_t)j * c->n + c->k0 + t];
     }
+}
+
+static void qb_gptq_chol_chunk(void *ctx, int ch, int thread) {
+    const qb_gptq_chol_job *c = ctx;
+    int n = c->n, j0 = c->k1 + ch * QB_GPTQ_CHUNK, w = n - j0 < QB_GPTQ_CHUNK ? n - j0 : QB_GPTQ_CHUNK;
+    for (int i = j0; i < n; i++) {
+        double *ri = c->a + (size_t)i * n;
+        int len = i - j0 + 1 < w ? i - j0 + 1 : w;
+        qb_gptq_chol_row(ri + j0, len, ri + c->k0, c->k1 - c->k0, c->pt + (size_t)ch * c->per_chunk, QB_GPTQ_CHUNK);
+    }
+}
+
+static void qb_gptq_chol_update(qb_pool *pool, double *a, int n, int k0, int k1, double *pt) {
+    qb_gptq_chol_job c = {.a = a, .pt = pt, .n = n, .k0 = k0, .k1 = k1,
+                          .chunks = (n - k1 + QB_GPTQ_CHUNK - 1) / QB_GPTQ_CHUNK,
+                          .per_chunk = (size_t)(k1 - k0) * QB_GPTQ_CHUNK};
+    qb_pool_for(pool, n - k1, 1, qb_gptq_chol_transpose, &c);
+    /* the first chunks have the most rows below them: claimed one by one, they end balanced */
+    qb_pool_run(pool, c.chunks, qb_gptq_chol_chunk, &c);
 }
 
 /* Lower Cholesky factor of a [n, n] in place, right-looking by panels;
  * only the lower triangle is read or written.  pt: QB_GPTQ_PANEL *
  * (n + QB_GPTQ_CHUNK) doubles. */
-static bool qb_gptq_cholesky(double *a, int n, double *pt) {
+static bool qb_gptq_cholesky(qb_pool *pool, double *a, int n, double *pt) {
     for (int k0 = 0; k0 < n; k0 += QB_GPTQ_PANEL) {
         int k1 = k0 + QB_GPTQ_PANEL < n ? k0 + QB_GPTQ_PANEL : n;
-        if (!qb_gptq_chol_panel(a, n, k0, k1)) return false;
-        if (k1 < n) qb_gptq_chol_update(a, n, k0, k1, pt);
+        if (!qb_gptq_chol_panel(pool, a, n, k0, k1)) return false;
+        if (k1 < n) qb_gptq_chol_update(pool, a, n, k0, k1, pt);
     }
     return true;
 }
@@ -173,7 +189,7 @@ static bool qb_gptq_cholesky(double *a, int n, double *pt) {
  * each failure: rounding can leave a rank-deficient H with a negative
  * pivot that more damping removes.  The strict upper triangle is never
  * written, so it restores the lower one for a retry. */
-static bool qb_gptq_factor(double *a, int n, const double *diag, double damp, double *pt) {
+static bool qb_gptq_factor(qb_pool *pool, double *a, int n, const double *diag, double damp, double *pt) {
     double mean = 0;
     for (int i = 0; i < n; i++) mean += diag[i] / n;
     double lambda = damp * mean;
@@ -182,7 +198,7 @@ static bool qb_gptq_factor(double *a, int n, const double *diag, double damp, do
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < i; j++) a[(size_t)i * n + j] = a[(size_t)j * n + i];
         for (int i = 0; i < n; i++) a[(size_t)i * n + i] = diag[i] + lambda;
-        if (qb_gptq_cholesky(a, n, pt)) return true;
+        if (qb_gptq_cholesky(pool, a, n, pt)) return true;
     }
     return false;
 }
@@ -192,17 +208,29 @@ static bool qb_gptq_factor(double *a, int n, const double *diag, double damp, do
  * too small to move a weight, become 0: where correlation decays with
  * distance they do so geometrically, and the denormal floats and sums
  * they made slowed the GEMM 19x (K = 3072, H of AR(1) inputs). */
-static void qb_gptq_feedback(const double *l, int n, float *m) {
-#pragma omp parallel for schedule(dynamic, 16)
-    for (int k = 0; k < n; k++) {
-        const double *lk = l + (size_t)(n - 1 - k) * n;
-        float *mk = m + (size_t)k * n;
+typedef struct {
+    const double *l;
+    int n;
+    float *m;
+} qb_gptq_feedback_job;
+
+static void qb_gptq_feedback_rows(void *ctx, int task, int thread) {
+    const qb_gptq_feedback_job *f = ctx;
+    int n = f->n;
+    for (int k = task * 16; k < n && k < task * 16 + 16; k++) {
+        const double *lk = f->l + (size_t)(n - 1 - k) * n;
+        float *mk = f->m + (size_t)k * n;
         for (int j = k + 1; j < n; j++) {
             int c = n - 1 - j;
-            double v = lk[c] / l[(size_t)c * n + c];
+            double v = lk[c] / f->l[(size_t)c * n + c];
             mk[j] = fabs(v) >= 1e-20 ? (float)v : 0.0f;
         }
     }
+}
+
+static void qb_gptq_feedback(qb_pool *pool, const double *l, int n, float *m) {
+    qb_gptq_feedback_job f = {l, n, m};
+    qb_pool_run(pool, (n + 15) / 16, qb_gptq_feedback_rows, &f);
 }
 
 /* What one row needs to re-round its weights on RTN's grids. */
@@ -306,14 +334,16 @@ static const char *qb_gptq_prepare(double *h, int K, const qb_gptq_params *p, qb
     for (int i = 0; i < K; i++) wk->q[i] = wk->order[K - 1 - i];
     qb_gptq_permute(h, K, wk->q, wk->tmp, wk->done);
     for (int i = 0; i < K; i++) wk->diag[i] = h[(size_t)i * K + i];
-    if (!qb_gptq_factor(h, K, wk->diag, p->damp, wk->pt)) return "Hessian not positive definite after damping";
-    qb_gptq_feedback(h, K, wk->m);
+    if (!qb_gptq_factor(p->pool, h, K, wk->diag, p->damp, wk->pt))
+        return "Hessian not positive definite after damping";
+    qb_gptq_feedback(p->pool, h, K, wk->m);
     return NULL;
 }
 
 /* Targets of columns [j0, j0 + nb): weights plus the feedback of every
  * column before j0, T = W[:, j0:] + E[:, :j0] M[:j0, j0:], one GEMM. */
-static void qb_gptq_targets(const qb_kernels *kern, int threads, const qb_gptq_work *wk, int N, int K, int j0, int nb) {
+static void qb_gptq_targets(const qb_kernels *kern, qb_pool *pool, const qb_gptq_work *wk, int N, int K, int j0,
+                            int nb) {
     if (j0 == 0) {
         for (int r = 0; r < N; r++) memcpy(wk->t + (size_t)r * nb, wk->buf + (size_t)r * K, (size_t)nb * sizeof(float));
         return;
@@ -326,49 +356,71 @@ static void qb_gptq_targets(const qb_kernels *kern, int threads, const qb_gptq_w
         .residual = wk->buf + j0, .ldr = K,
         .alpha = 1.0f, .act = QB_ACT_NONE,
     };
-    qb_gemm_f32(kern, &g, threads, wk->pack);
+    qb_gemm_f32(kern, &g, pool, wk->pack);
 }
 
 /* Every row's codes, block by block in quantization order; wk->buf ends
  * holding the errors w - q.  The GEMM is the CPU's best (QBERT_ISA is the
  * model's choice, not this one's): another ISA rounds the feedback a
  * little differently, which can flip a code that sat on a tie. */
-static void qb_gptq_run(const float *w, int N, int K, const qb_lowbit_spec *s, int block, const qb_gptq_work *wk,
-                        uint8_t *codes, const uint16_t *scale, const uint8_t *zero, const uint16_t *codebook) {
-    int threads = omp_get_max_threads();
-    qb_kernels kern;
-    qb_kernels_select(qb_cpu_best_isa(), &kern);
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < N; r++)
-        for (int j = 0; j < K; j++) wk->buf[(size_t)r * K + j] = w[(size_t)r * K + wk->order[j]];
-    for (int j0 = 0; j0 < K; j0 += block) {
-        int nb = K - j0 < block ? K - j0 : block;
-        qb_gptq_targets(&kern, threads, wk, N, K, j0, nb);
-#pragma omp parallel for schedule(static)
-        for (int r = 0; r < N; r++) {
-            qb_gptq_grid g = qb_gptq_row_grid(s, K, r, scale, zero, codebook);
-            qb_gptq_row_block(&g, wk->order, wk->m, j0, nb, wk->t + (size_t)r * nb, wk->buf + (size_t)r * K,
-                              codes + (size_t)r * K);
-        }
+typedef struct {
+    const float *w;
+    int N, K, j0, nb;
+    const qb_lowbit_spec *s;
+    const qb_gptq_work *wk;
+    uint8_t *codes;
+    const uint16_t *scale, *codebook;
+    const uint8_t *zero;
+    int parts; /* of the error sums, one per thread, as OpenMP's static schedule cut them */
+    double err[QB_POOL_MAX_THREADS], signal[QB_POOL_MAX_THREADS];
+} qb_gptq_rows_job;
+
+static void qb_gptq_gather(void *ctx, long r0, long r1, int thread) {
+    const qb_gptq_rows_job *j = ctx;
+    size_t K = (size_t)j->K;
+    for (long r = r0; r < r1; r++)
+        for (size_t c = 0; c < K; c++) j->wk->buf[r * K + c] = j->w[r * K + (size_t)j->wk->order[c]];
+}
+
+static void qb_gptq_round(void *ctx, long r0, long r1, int thread) {
+    const qb_gptq_rows_job *j = ctx;
+    size_t K = (size_t)j->K;
+    for (long r = r0; r < r1; r++) {
+        qb_gptq_grid g = qb_gptq_row_grid(j->s, j->K, (int)r, j->scale, j->zero, j->codebook);
+        qb_gptq_row_block(&g, j->wk->order, j->wk->m, j->j0, j->nb, j->wk->t + (size_t)r * j->nb, j->wk->buf + r * K,
+                          j->codes + r * K);
     }
 }
 
-/* err and signal against w, as qb_lowbit_quantize measures them. */
-static void qb_gptq_error(const float *w, int N, int K, const qb_lowbit_spec *s, const uint8_t *codes,
-                          const uint16_t *scale, const uint8_t *zero, const uint16_t *codebook, qb_lowbit_error *e) {
+static void qb_gptq_run(qb_pool *pool, qb_gptq_rows_job *j, int block) {
+    qb_kernels kern;
+    qb_kernels_select(qb_cpu_best_isa(), &kern);
+    qb_pool_for(pool, j->N, 1, qb_gptq_gather, j);
+    for (j->j0 = 0; j->j0 < j->K; j->j0 += block) {
+        j->nb = j->K - j->j0 < block ? j->K - j->j0 : block;
+        qb_gptq_targets(&kern, pool, j->wk, j->N, j->K, j->j0, j->nb);
+        qb_pool_for(pool, j->N, 1, qb_gptq_round, j);
+    }
+}
+
+/* err and signal of run `part` of the rows, as qb_lowbit_quantize
+ * measures them; the runs' sums are added in run order. */
+static void qb_gptq_error_run(void *ctx, int part, int thread) {
+    qb_gptq_rows_job *j = ctx;
+    long r0, r1;
+    qb_pool_range(j->N, part, j->parts, &r0, &r1);
     double err = 0, signal = 0;
-#pragma omp parallel for schedule(static) reduction(+ : err, signal)
-    for (int r = 0; r < N; r++) {
-        qb_gptq_grid g = qb_gptq_row_grid(s, K, r, scale, zero, codebook);
-        for (int j = 0; j < K; j++) {
-            double x = w[(size_t)r * K + j], v;
-            int c = codes[(size_t)r * K + j];
-            if (g.codebook) v = qb_f16_to_f32(g.codebook[c]);
-            else v = (double)qb_f16_to_f32(g.scale[j / g.gs]) * (c - g.zero[j / g.gs]);
+    for (long r = r0; r < r1; r++) {
+        qb_gptq_grid g = qb_gptq_row_grid(j->s, j->K, (int)r, j->scale, j->zero, j->codebook);
+        for (int c = 0; c < j->K; c++) {
+            double x = j->w[(size_t)r * j->K + c], v;
+            int code = j->codes[(size_t)r * j->K + c];
+            if (g.codebook) v = qb_f16_to_f32(g.codebook[code]);
+            else v = (double)qb_f16_to_f32(g.scale[c / g.gs]) * (code - g.zero[c / g.gs]);
             err += (x - v) * (x - v), signal += x * x;
         }
     }
-    e->err = err, e->signal = signal;
+    j->err[part] = err, j->signal[part] = signal;
 }
 
 bool qb_gptq_quantize(const float *w, int N, int K, double *H, const qb_lowbit_spec *s, const qb_gptq_params *p,
@@ -379,13 +431,17 @@ bool qb_gptq_quantize(const float *w, int N, int K, double *H, const qb_lowbit_s
     int block = p->block > 0 ? p->block : QB_GPTQ_BLOCK, dead = 0;
     const char *bad = NULL;
     qb_gptq_work wk;
-    if (!qb_gptq_work_alloc(&wk, N, K, block, omp_get_max_threads()) ||
-        !qb_lowbit_quantize(w, N, K, s, codes, scale, zero, codebook, e))
+    if (!qb_gptq_work_alloc(&wk, N, K, block, qb_pool_threads(p->pool)) ||
+        !qb_lowbit_quantize(w, N, K, s, codes, scale, zero, codebook, e, p->pool))
         bad = "out of memory";
     if (!bad) bad = qb_gptq_prepare(H, K, p, &wk, &dead);
     if (!bad) {
-        qb_gptq_run(w, N, K, s, block, &wk, codes, scale, zero, codebook);
-        qb_gptq_error(w, N, K, s, codes, scale, zero, codebook, e);
+        qb_gptq_rows_job j = {.w = w, .N = N, .K = K, .s = s, .wk = &wk, .codes = codes, .scale = scale,
+                              .codebook = codebook, .zero = zero, .parts = qb_pool_threads(p->pool)};
+        qb_gptq_run(p->pool, &j, block);
+        qb_pool_run(p->pool, j.parts, qb_gptq_error_run, &j);
+        *e = (qb_lowbit_error){.grid_err = e->grid_err};
+        for (int t = 0; t < j.parts; t++) e->err += j.err[t], e->signal += j.signal[t];
     }
     if (n_dead) *n_dead = dead;
     if (why) *why = bad;

@@ -17,12 +17,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/pool.h"
 #include "quant/lowbit.h"
 
 typedef struct {
     double damp;    /* fraction of the mean Hessian diagonal added to the diagonal (default 0.01) */
     bool act_order; /* quantize columns in order of decreasing Hessian diagonal */
     int block;      /* columns per lazy-update block (0: 128) */
+    qb_pool *pool;  /* threads (NULL: the caller's alone) */
 } qb_gptq_params;
 
 /* damp 0.01, act_order on, block 128.  act_order lowered the output

@@ -237,30 +237,49 @@ static bool quantize_tensor(const float *w, int N, int K, const qb_lowbit_spec *
     return true;
 }
 
+/* Rows go out 16 at a time; each run's errors are kept apart and summed
+ * in row order, so the totals do not depend on which thread ran what. */
+enum { QUANTIZE_RUN = 16 };
+
+typedef struct {
+    const float *w;
+    int K, G, L;
+    const qb_lowbit_spec *s;
+    uint8_t *codes, *tmp; /* tmp: K per thread */
+    uint16_t *scale, *codebook;
+    uint8_t *zero;
+    double *d2;           /* K per thread */
+    qb_lowbit_error *runs;
+    int N;
+} quantize_job;
+
+static void quantize_run(void *ctx, int run, int t) {
+    const quantize_job *j = ctx;
+    int K = j->K, G = j->G, L = j->L;
+    qb_lowbit_error *mine = &j->runs[run];
+    for (int r = run * QUANTIZE_RUN; r < j->N && r < (run + 1) * QUANTIZE_RUN; r++)
+        quantize_row(j->w + (size_t)r * K, K, j->s, r, j->codes + (size_t)r * K, j->scale ? j->scale + (size_t)r * G : NULL,
+                     j->zero ? j->zero + (size_t)r * G : NULL, j->codebook ? j->codebook + (size_t)r * L : NULL,
+                     j->tmp + (size_t)t * K, j->d2 + (size_t)t * K, mine);
+}
+
 bool qb_lowbit_quantize(const float *w, int N, int K, const qb_lowbit_spec *s, uint8_t *codes, uint16_t *scale,
-                        uint8_t *zero, uint16_t *codebook, qb_lowbit_error *e) {
+                        uint8_t *zero, uint16_t *codebook, qb_lowbit_error *e, qb_pool *pool) {
     if (s->per_tensor && s->kind != QB_LOWBIT_KMEANS) return quantize_tensor(w, N, K, s, codes, scale, zero, e);
-    int G = qb_lowbit_groups(s, K), L = qb_lowbit_levels(s);
-    bool ok = true;
-    double err = 0, signal = 0, grid = 0;
-    /* rows are independent (k-means seeds by row): any thread count gives the same bytes */
-#pragma omp parallel reduction(+ : err, signal, grid) reduction(&& : ok)
-    {
-        uint8_t *tmp = malloc((size_t)K);
-        double *d2 = malloc((size_t)K * sizeof *d2);
-        qb_lowbit_error mine = {0};
-        ok = tmp && d2;
-#pragma omp for schedule(dynamic, 16)
-        for (int r = 0; r < N; r++)
-            if (ok)
-                quantize_row(w + (size_t)r * K, K, s, r, codes + (size_t)r * K, scale ? scale + (size_t)r * G : NULL,
-                             zero ? zero + (size_t)r * G : NULL, codebook ? codebook + (size_t)r * L : NULL, tmp, d2,
-                             &mine);
-        err += mine.err, signal += mine.signal, grid += mine.grid_err;
-        free(tmp);
-        free(d2);
-    }
-    *e = (qb_lowbit_error){err, signal, grid};
+    size_t threads = (size_t)qb_pool_threads(pool);
+    int n_runs = (N + QUANTIZE_RUN - 1) / QUANTIZE_RUN;
+    quantize_job j = {.w = w, .K = K, .G = qb_lowbit_groups(s, K), .L = qb_lowbit_levels(s), .s = s, .codes = codes,
+                      .tmp = malloc(threads * (size_t)K), .scale = scale, .codebook = codebook, .zero = zero,
+                      .d2 = malloc(threads * (size_t)K * sizeof(double)),
+                      .runs = calloc((size_t)n_runs + 1, sizeof(qb_lowbit_error)), .N = N};
+    bool ok = j.tmp && j.d2 && j.runs;
+    if (ok) qb_pool_run(pool, n_runs, quantize_run, &j);
+    *e = (qb_lowbit_error){0};
+    for (int r = 0; ok && r < n_runs; r++)
+        e->err += j.runs[r].err, e->signal += j.runs[r].signal, e->grid_err += j.runs[r].grid_err;
+    free(j.tmp);
+    free(j.d2);
+    free(j.runs);
     return ok;
 }
 

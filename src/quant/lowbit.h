@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/pool.h"
+
 typedef enum { QB_LOWBIT_GRID, QB_LOWBIT_TERNARY, QB_LOWBIT_KMEANS } qb_lowbit_kind;
 
 typedef struct {
@@ -29,12 +31,12 @@ typedef struct qb_lowbit_error {
 int qb_lowbit_levels(const qb_lowbit_spec *s);
 int qb_lowbit_groups(const qb_lowbit_spec *s, int K);
 
-/* w [N, K] -> codes [N, K]; grid and ternary: scale and zero [N, groups],
+/* w [N, K] -> codes [N, K] (rows over pool's threads; NULL: the caller's); grid and ternary: scale and zero [N, groups],
  * code value = scale * (code - zero); k-means: codebook [N, levels], value =
  * codebook[code].  Scales and centroids come out as FP16 bits.  Returns
  * false on allocation failure. */
 bool qb_lowbit_quantize(const float *w, int N, int K, const qb_lowbit_spec *s, uint8_t *codes, uint16_t *scale,
-                        uint8_t *zero, uint16_t *codebook, qb_lowbit_error *e);
+                        uint8_t *zero, uint16_t *codebook, qb_lowbit_error *e, qb_pool *pool);
 
 /* The FP32 values codes [N, K] stand for, as the kernels decode them:
  * scale * (code - zero) on grids and ternary, codebook[code] for k-means. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/escape.h"
@@ -147,6 +148,7 @@ typedef struct {
     float **smoothed;               /* [n_linears]: the weights times 1/in_smooth, or NULL */
     float **bias;                   /* [n_linears]: corrected biases, or NULL */
     bool *done;                     /* [n_linears]: stored by compensation already */
+    qb_pool *pool;                  /* threads of the weight quantizers and compensation */
 } quant_job;
 
 /* reduce_range drops one bit of an 8-bit grid; a narrower grid is asked for. */
@@ -191,7 +193,7 @@ static bool push_linear(qb_st_list *o, const quant_job *q, const qb_linear *l, c
                           .group = group_size(q->p, l), .zero_point = q->p->weight_zero_point, .error = &err,
                           .in_smooth = q->in_smooth ? q->in_smooth[l->id] : NULL, .hessian = hessian,
                           .gptq_damp = q->p->gptq_damp, .gptq_act_order = q->p->gptq_act_order,
-                          .dequantized = dequantized, .n_fallbacks = &q->rep->n_gptq_fallbacks};
+                          .dequantized = dequantized, .n_fallbacks = &q->rep->n_gptq_fallbacks, .pool = q->pool};
     if (e.static_input) {
         qb_qparams g = input_grid(q, l);
         r.in_scale = g.scale;
@@ -279,7 +281,7 @@ static qb_status compensate(quant_job *q, qb_st_list *o, weight_errors *we, qb_e
     if (!which) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     for (int i = 0; i < m->n_linears; i++) which[i] = q->plan[i].fmt->precision != QB_PREC_FP32;
     comp_ctx c = {o, q, we};
-    qb_comp_job job = {.which = which, .in_smooth = (const float *const *)q->in_smooth,
+    qb_comp_job job = {.pool = q->pool, .which = which, .in_smooth = (const float *const *)q->in_smooth,
                        .weights = (const float *const *)q->smoothed, .gptq = q->p->gptq,
                        .bias_correction = q->p->bias_correction, .push = push_compensated, .ctx = &c};
     qb_status st = qb_compensate(m, q->p, &job, q->bias, err);
@@ -524,16 +526,24 @@ static void table_free(const qb_model *m, float **t) {
     free(t);
 }
 
-/* The per-linear arrays compensation and smoothing fill. */
+/* n_threads, or all online cores for 0. */
+static int quant_threads(const qb_quant_params *p) {
+    long n = p->n_threads > 0 ? p->n_threads : sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > QB_POOL_MAX_THREADS ? QB_POOL_MAX_THREADS : (int)n;
+}
+
+/* The per-linear arrays compensation and smoothing fill, and the threads. */
 static qb_status job_alloc(quant_job *q, qb_error *err) {
     const qb_model *m = q->m;
     bool comp = q->p->gptq || q->p->bias_correction, ok = true;
     if (comp) ok = (q->done = calloc((size_t)m->n_linears, sizeof *q->done)) && (q->bias = linear_table(m));
     if (q->p->smoothquant) ok = ok && (q->in_smooth = linear_table(m)) && (q->smoothed = linear_table(m));
-    return ok ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+    if (!ok) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+    return qb_pool_create(quant_threads(q->p), &q->pool, err);
 }
 
 static void job_free(quant_job *q) {
+    qb_pool_free(q->pool);
     free(q->done);
     table_free(q->m, q->bias);
     table_free(q->m, q->in_smooth);
@@ -638,9 +648,11 @@ qb_status qb_quantize_into(const qb_model *m, const json_t *config, const qb_qua
                    .observer_label = observer_label, .packed = is_lowbit(p)};
     qb_status st = check_finite_source(m, err);
     if (!st) st = plan_precisions(m, p, q.packed, plan, err);
+    if (!st) st = qb_pool_create(quant_threads(p), &q.pool, err);
     if (!st) st = write_dir(&q, dir, rep, err);
     if (!st) count_plan(m, plan, rep);
     rep->in_bytes = (int64_t)m->st.map.size;
+    qb_pool_free(q.pool);
     free(plan);
     return st;
 }

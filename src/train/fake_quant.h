@@ -48,11 +48,11 @@ typedef struct {
 
 /* Fake-quantizes n inputs: xq = scale * (clamp(round(x / scale) + zero,
  * 0, 255) - zero), recording the range of x in the site. */
-void qb_fq_input_forward(qb_fq_site *s, float *xq, const float *x, size_t n, int n_threads);
+void qb_fq_input_forward(qb_fq_site *s, float *xq, const float *x, size_t n, qb_pool *pool);
 /* dx += dxq where x was inside the grid; LSQ also adds the scale's
  * gradient to s->grad. */
 void qb_fq_input_backward(qb_fq_site *s, float *dx, const float *dxq, const float *x, size_t n, bool lsq,
-                          int n_threads);
+                          qb_pool *pool);
 
 /* Folds the batch range into the EMA and sets the scale from it (EMA), or
  * only clears the batch range (LSQ, whose scale the optimizer moves). */

@@ -490,11 +490,11 @@ qb_status qb_trainer_reserve(qb_trainer *t, int max_batch, int max_seq, qb_error
     c.used = 0;
     layout(t, &c);
     t->ops.k = &t->m->kern;
-    t->ops.n_threads = t->n_threads;
     t->ops.max_seq = max_seq;
     t->ops.hidden = t->H;
     qb_status st = reserve_session(t, err);
     if (st) t->max_batch = t->max_seq = 0;
+    t->ops.pool = st ? NULL : t->s->pool; /* the session's threads run the trainer's ops too */
     return st;
 }
 
@@ -541,7 +541,7 @@ static const float *input_of(qb_trainer *t, const qb_tlinear *l, const float *x,
         qb_fq_observe(s, x, (size_t)rows * l->in);
         return x;
     }
-    qb_fq_input_forward(s, xq, x, (size_t)rows * l->in, t->n_threads);
+    qb_fq_input_forward(s, xq, x, (size_t)rows * l->in, t->ops.pool);
     return xq;
 }
 
@@ -687,7 +687,7 @@ static void linears_backward(qb_trainer *t, const qb_tlinear *const *ls, const f
                               ls[i]->in, ls[i]->out);
     if (fq)
         qb_fq_input_backward(&t->qat->sites[l->site], dx, din, x, (size_t)rows * l->in,
-                             t->qat->p.observer == QB_FQ_LSQ, t->n_threads);
+                             t->qat->p.observer == QB_FQ_LSQ, t->ops.pool);
 }
 
 static void linear_backward(qb_trainer *t, const qb_tlinear *l, float *dx, const float *dy, const float *x,
@@ -834,22 +834,53 @@ static void update_scales(qb_trainer *t, const qb_adamw_params *p, float lr) {
 
 /* Summed per parameter in a fixed order of fixed chunks, so the norm (and
  * the clipping it decides) does not depend on the thread count. */
+enum { NORM_CHUNK = 1 << 16 };
+
+typedef struct {
+    const float *g;
+    int64_t n;
+    double *part;
+} norm_job;
+
+static void norm_chunks(void *ctx, long c0, long c1, int thread) {
+    const norm_job *j = ctx;
+    for (long c = c0; c < c1; c++) {
+        double s = 0;
+        for (int64_t i = c * (int64_t)NORM_CHUNK; i < j->n && i < (c + 1) * (int64_t)NORM_CHUNK; i++)
+            s += (double)j->g[i] * j->g[i];
+        j->part[c] = s;
+    }
+}
+
 static double grad_norm(const qb_trainer *t) {
-    enum { CHUNK = 1 << 16 };
     double sq = 0;
     for (int i = 0; i < t->n_params; i++) {
-        const float *g = t->params[i].g;
-        int64_t n = t->params[i].numel, chunks = (n + CHUNK - 1) / CHUNK;
+        int64_t n = t->params[i].numel, chunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
         double part[chunks];
-#pragma omp parallel for num_threads(t->n_threads) schedule(static) if (chunks > 1)
-        for (int64_t c = 0; c < chunks; c++) {
-            double s = 0;
-            for (int64_t j = c * CHUNK; j < n && j < (c + 1) * CHUNK; j++) s += (double)g[j] * g[j];
-            part[c] = s;
-        }
+        norm_job j = {t->params[i].g, n, part};
+        qb_pool_for(t->ops.pool, (long)chunks, 1, norm_chunks, &j);
         for (int64_t c = 0; c < chunks; c++) sq += part[c];
     }
     return sqrt(sq);
+}
+
+typedef struct {
+    const qb_tparam *q;
+    const qb_adamw_params *p;
+    float clip, lr, decay, bc1, bc2;
+} adamw_job;
+
+static void adamw_run(void *ctx, long j0, long j1, int thread) {
+    const adamw_job *a = ctx;
+    const qb_tparam *q = a->q;
+    const qb_adamw_params *p = a->p;
+    for (long j = j0; j < j1; j++) {
+        float g = q->g[j] * a->clip;
+        q->m[j] = p->beta1 * q->m[j] + (1.0f - p->beta1) * g;
+        q->v[j] = p->beta2 * q->v[j] + (1.0f - p->beta2) * g * g;
+        float mhat = q->m[j] / a->bc1, vhat = q->v[j] / a->bc2;
+        q->w[j] = q->w[j] * a->decay - a->lr * mhat / (sqrtf(vhat) + p->eps);
+    }
 }
 
 qb_status qb_trainer_step(qb_trainer *t, const qb_adamw_params *p, float *norm_out, qb_error *err) {
@@ -863,17 +894,9 @@ qb_status qb_trainer_step(qb_trainer *t, const qb_adamw_params *p, float *norm_o
     long step = ++t->n_updates;
     float bc1 = 1.0f - powf(p->beta1, (float)step), bc2 = 1.0f - powf(p->beta2, (float)step);
     for (int i = 0; i < t->n_params; i++) {
-        qb_tparam *q = &t->params[i];
-        float decay = q->decay ? 1.0f - lr * p->weight_decay : 1.0f;
-        int64_t n = q->numel;
-#pragma omp parallel for num_threads(t->n_threads) schedule(static) if (n > 65536)
-        for (int64_t j = 0; j < n; j++) {
-            float g = q->g[j] * clip;
-            q->m[j] = p->beta1 * q->m[j] + (1.0f - p->beta1) * g;
-            q->v[j] = p->beta2 * q->v[j] + (1.0f - p->beta2) * g * g;
-            float mhat = q->m[j] / bc1, vhat = q->v[j] / bc2;
-            q->w[j] = q->w[j] * decay - lr * mhat / (sqrtf(vhat) + p->eps);
-        }
+        const qb_tparam *q = &t->params[i];
+        adamw_job a = {q, p, clip, lr, q->decay ? 1.0f - lr * p->weight_decay : 1.0f, bc1, bc2};
+        qb_pool_for(t->ops.pool, (long)q->numel, 32768, adamw_run, &a);
     }
     if (t->qat) update_scales(t, p, lr);
     return QB_OK;

@@ -34,7 +34,7 @@ fi
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/qb-fuzz-smoke.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$build/fuzz-logs"
-export OMP_NUM_THREADS=1 TMPDIR="$scratch"
+export TMPDIR="$scratch"
 failed=()
 printf '%-16s %10s %9s %7s %7s  %s\n' target execs exec/s cov ft result
 for t in "${targets[@]}"; do
