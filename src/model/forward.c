@@ -318,7 +318,7 @@ void qb_forward_mlm_decode(qb_session *s, int row, float *out) {
     if (table) {
         qb_gemm_f32_args g = {.M = 1, .N = V, .K = H, .A = x, .lda = H, .B = table, .ldb = H, .b_trans = true,
                               .C = out, .ldc = V, .bias = m->mlm_bias, .alpha = 1.0f, .act = QB_ACT_NONE};
-        qb_gemm_f32(&m->kern, &g, s->n_threads, s->pack);
+        qb_gemm_f32(&m->kern, &g, s->pool, s->pack);
         return;
     }
     float *w = s->pack; /* one dequantized row */
