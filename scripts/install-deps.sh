@@ -5,21 +5,46 @@
 #                                     regenerates the random-weight golden models)
 #   scripts/install-deps.sh --fuzz    also clang, libFuzzer and clang's OpenMP, for
 #                                     the fuzz build (tests/fuzz, -DQB_FUZZ=ON)
+#   scripts/install-deps.sh --arm64 DIR  the aarch64 cross compiler and qemu, and
+#                                     utf8proc and jansson from Debian's arm64
+#                                     packages unpacked into the sysroot DIR
 set -euo pipefail
 pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev libgomp1)
 [ "${1:-}" = "--test" ] && pkgs+=(python3 python3-numpy)
 # libFuzzer's runtime ships with clang's (libclang-rt); it must match clang's version.
 [ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev libfuzzer-14-dev libomp-14-dev python3)
+[ "${1:-}" = "--arm64" ] && pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user binutils-aarch64-linux-gnu)
+
+SUDO=
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+
+# The arm64 libraries are only unpacked (dpkg -x), never installed, so the
+# host's own packages stay as they are.
+arm64_sysroot() {
+  local dir=$1 debs=(libutf8proc-dev libutf8proc2 libjansson-dev libjansson4)
+  [ -f "$dir/usr/include/utf8proc.h" ] && [ -f "$dir/usr/include/jansson.h" ] && return 0
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $SUDO dpkg --add-architecture arm64
+    $SUDO apt-get update -qq
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp" # apt fetches as _apt
+  (cd "$tmp" && apt-get download -qq "${debs[@]/%/:arm64}")
+  mkdir -p "$dir"
+  for d in "$tmp"/*.deb; do dpkg -x "$d" "$dir"; done
+  rm -rf "$tmp"
+}
 
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-echo "installing: ${missing[*]}" >&2
-SUDO=
-[ "$(id -u)" -ne 0 ] && SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[ "${1:-}" = "--arm64" ] && arm64_sysroot "${2:?--arm64 needs the sysroot directory}"
+exit 0

@@ -49,7 +49,9 @@ static double act_double(qb_act act, double x) {
 static int available_kernels(qb_kernels *ks) {
     int n = 0;
     for (int i = 0; i < QB_ISA_COUNT; i++) {
-        if (qb_kernels_select((qb_isa)i, &ks[n]))
+        if (qb_test_isa_left_out(qb_isa_name((qb_isa)i)))
+            printf("skipped: %s (QBERT_ISA)\n", qb_isa_name((qb_isa)i));
+        else if (qb_kernels_select((qb_isa)i, &ks[n]))
             n++;
         else
             printf("skipped: %s not supported by this CPU\n", qb_isa_name((qb_isa)i));

@@ -23,7 +23,8 @@ static qb_status choose_kernels(qb_model *m, const qb_load_params *p, qb_error *
     qb_isa isa = qb_cpu_best_isa();
     if (name && *name) {
         if (!qb_isa_from_name(vnni_only ? "avx512" : name, &isa))
-            return qb_fail(err, QB_ERR_ARG, "QBERT_ISA=%s: unknown kernel set (scalar, avx2, avx512, avx512-vnni)",
+            return qb_fail(err, QB_ERR_ARG,
+                           "QBERT_ISA=%s: unknown kernel set (scalar, avx2, avx512, avx512-vnni, neon, dotprod, i8mm)",
                            name);
         if (!qb_isa_supported(isa))
             return qb_fail(err, QB_ERR_UNSUPPORTED, "QBERT_ISA=%s: this CPU cannot run it", name);
@@ -31,7 +32,9 @@ static qb_status choose_kernels(qb_model *m, const qb_load_params *p, qb_error *
     qb_kernels_select(isa, &m->kern);
     qb_kernels_i8_select(isa, &m->kern_i8);
     qb_kernels_lowbit_select(isa, &m->kern_lowbit);
+#if defined(__x86_64__)
     if (vnni_only) qb_kernels_i8_init_avx512_vnni(&m->kern_i8), qb_kernels_lowbit_init_avx512_vnni(&m->kern_lowbit);
+#endif
     return QB_OK;
 }
 
