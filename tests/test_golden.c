@@ -164,7 +164,7 @@ static void check_model(const char *dir, golden_case *cases, int n, const char *
 }
 
 /* The trained models run again on other kernel sets this CPU has, as
- * QBERT_ISA would force them (with QBERT_ISA set, on scalar only). */
+ * QBERT_ISA would force them (with QBERT_ISA set, on none). */
 static const char *extra_isas(const char *name, int i) {
     static const char *isas[] = {"scalar", "avx2"};
     if (strncmp(name, "random-", 7) == 0) return NULL;
