@@ -11,26 +11,35 @@
 #define QB_I8_MM_MR 8
 #define QB_I8_MM_NR 8
 
-/* Rows r and r + 1 at k as one operand: 8 bytes each, zero-padded past K. */
-static inline uint8x16_t qb_i8mm_row_pair(const uint8_t *r0, const uint8_t *r1, int k, int K) {
-    if (K - k >= 8) return vcombine_u8(vld1_u8(r0 + k), vld1_u8(r1 + k));
-    uint8_t tail[16] = {0};
-    memcpy(tail, r0 + k, (size_t)(K - k));
-    memcpy(tail + 8, r1 + k, (size_t)(K - k));
-    return vld1q_u8(tail);
+/* One step of 8 k: the row pairs av against 4 column pairs at w. */
+static inline __attribute__((always_inline)) void qb_i8mm_step(int32x4_t acc[QB_I8_MM_MR / 2][QB_I8_MM_NR / 2],
+                                                               const uint8x16_t av[QB_I8_MM_MR / 2], const int8_t *w) {
+    int8x16_t wv[QB_I8_MM_NR / 2];
+    for (int c = 0; c < QB_I8_MM_NR / 2; c++) wv[c] = vld1q_s8(w + 16 * c);
+    for (int r = 0; r < QB_I8_MM_MR / 2; r++)
+        for (int c = 0; c < QB_I8_MM_NR / 2; c++) acc[r][c] = vusmmlaq_s32(acc[r][c], av[r], wv[c]);
 }
 
+/* Rows a[0..7] against the 8 columns at w ([K/8][8][8], zero-padded); a
+ * partial last 8 k is read from zero-padded copies. */
 static void qb_i8_tile_i8mm(const uint8_t *const a[QB_I8_MM_MR], int K, const int8_t *w, int32_t *part) {
     int32x4_t acc[QB_I8_MM_MR / 2][QB_I8_MM_NR / 2];
+    uint8x16_t av[QB_I8_MM_MR / 2];
     for (int r = 0; r < QB_I8_MM_MR / 2; r++)
         for (int c = 0; c < QB_I8_MM_NR / 2; c++) acc[r][c] = vdupq_n_s32(0);
-    for (int k = 0; k < K; k += 8, w += 64) {
-        int8x16_t wv[QB_I8_MM_NR / 2];
-        for (int c = 0; c < QB_I8_MM_NR / 2; c++) wv[c] = vld1q_s8(w + 16 * c);
+    int k = 0;
+    for (; k + 8 <= K; k += 8, w += 64) {
+        for (int r = 0; r < QB_I8_MM_MR / 2; r++) av[r] = vcombine_u8(vld1_u8(a[2 * r] + k), vld1_u8(a[2 * r + 1] + k));
+        qb_i8mm_step(acc, av, w);
+    }
+    if (k < K) {
         for (int r = 0; r < QB_I8_MM_MR / 2; r++) {
-            uint8x16_t av = qb_i8mm_row_pair(a[2 * r], a[2 * r + 1], k, K);
-            for (int c = 0; c < QB_I8_MM_NR / 2; c++) acc[r][c] = vusmmlaq_s32(acc[r][c], av, wv[c]);
+            uint8_t tail[16] = {0};
+            memcpy(tail, a[2 * r] + k, (size_t)(K - k));
+            memcpy(tail + 8, a[2 * r + 1] + k, (size_t)(K - k));
+            av[r] = vld1q_u8(tail);
         }
+        qb_i8mm_step(acc, av, w);
     }
     /* each block is (row 2r: cols 2c, 2c + 1; row 2r + 1: the same) */
     for (int r = 0; r < QB_I8_MM_MR / 2; r++)
