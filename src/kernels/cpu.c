@@ -74,8 +74,8 @@ qb_isa qb_cpu_best_isa(void) {
 #define QB_HWCAP_ASIMDDP (1ul << 20)
 #define QB_HWCAP2_I8MM (1ul << 13)
 
-/* Each level includes the one before: a core with SMMLA but without SDOT
- * does not exist, and the i8mm kernels use both. */
+/* The levels nest: i8mm is offered only where the dot product is too, as
+ * on every core that has it, so a level runs everything below it. */
 bool qb_isa_supported(qb_isa isa) {
     unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
     bool neon = hw & QB_HWCAP_ASIMD, dot = neon && (hw & QB_HWCAP_ASIMDDP);
