@@ -219,7 +219,8 @@ def main():
         p("`qbert bench MODEL --seq 32 --batch 1 --threads 1` under `qemu-aarch64 -cpu max`, each level")
         p("forced with QBERT_ISA, median of 5 runs, relative to scalar.  qemu emulates every vector")
         p("instruction with several host instructions and has no caches or pipelines, so these ratios")
-        p("say only that each level runs its own kernels; they predict nothing about a real core.\n")
+        p("say only that each level runs its own kernels; they predict nothing about a real core.  The")
+        p("three levels share the FP32 kernels, so the spread of their FP32 ratios is the host's noise.\n")
         p("| model | scalar ms | neon | dotprod | i8mm |")
         p("|---|---|---|---|---|")
         for label, m in (("bert-mini FP32", model), ("bert-mini INT8 dynamic", q8)):
