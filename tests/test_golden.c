@@ -216,9 +216,12 @@ static void check_golden_file(const char *shared, const char *file) {
 static bool golden_wanted(const char *file) {
     const char *list = getenv("QB_GOLDEN_MODELS");
     if (!list || !*list) return true;
+    const char *name = file + strlen("cases-");
     size_t len = strlen(file) - strlen("cases-.jsonl");
-    for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
-        if (strcspn(p, ",") == len && !strncmp(p, file + strlen("cases-"), len)) return true;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == len && !strncmp(p, name, len)) return true;
+        p += n + (p[n] == ',');
     }
     return false;
 }
