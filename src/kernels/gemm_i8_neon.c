@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "kernels/gemm_i8_impl.h"
-#include "kernels/kernels_impl.h"
 #include "kernels/vec_neon.h"
 
 #define QB_I8_NEON_MR 4
