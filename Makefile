@@ -3,9 +3,10 @@
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
+BUILD_ARM64 ?= build-arm64
 JOBS ?= $(shell nproc)
 
-.PHONY: all build demo test test-sanitize test-tsan deps deps-test install clean
+.PHONY: all build demo test test-sanitize test-tsan deps deps-test install clean cross-arm64 test-arm64
 
 all: build
 
@@ -51,5 +52,16 @@ test-tsan: deps-test
 	cd $(BUILD_TSAN) && QB_SANITIZE=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	  ctest --output-on-failure -j 1 -L tsan
 
+# AArch64 (docs/arm64.md): cross-built with Debian's gcc-aarch64-linux-gnu,
+# tested under qemu-aarch64 at each CPU level (ARM64_SUITES=quick: the CI subset).
+cross-arm64:
+	@scripts/install-deps.sh --arm64 $(CURDIR)/$(BUILD_ARM64)/sysroot
+	@cmake -S . -B $(BUILD_ARM64) -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DQB_ARM64_SYSROOT=$(CURDIR)/$(BUILD_ARM64)/sysroot >/dev/null
+	@cmake --build $(BUILD_ARM64) -j $(JOBS)
+
+test-arm64: cross-arm64
+	scripts/test-arm64.sh $(BUILD_ARM64) $(ARM64_SUITES)
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_ARM64)

@@ -7,7 +7,7 @@
 #include "core/json.h"
 
 static const char help[] =
-    "usage: qbert info MODEL_DIR [--linears] [--tensors] [--json]\n"
+    "usage: qbert info MODEL_DIR [--linears] [--tensors] [--max-batch B --max-length L [--threads N]] [--json]\n"
     "\n"
     "Prints the architecture, shapes, parameter count, file size, tokenizer, labels\n"
     "and the kernel set this CPU will use.  Weights are mapped, not read, so this is\n"
@@ -15,6 +15,10 @@ static const char help[] =
     "\n"
     "  --linears  also list every linear layer with its weight format and shape\n"
     "  --tensors  also list every tensor with its dtype and shape\n"
+    "  --max-batch B, --max-length L, --threads N\n"
+    "             also the working memory a session for B rows of up to L tokens\n"
+    "             on N threads (default: all cores) allocates on top of the model:\n"
+    "             what predict --batch B --max-length L needs, to check a small board\n"
     "  --json     one JSON object instead of text\n";
 
 static void shape_str(const qb_tensor_info *t, char *buf, size_t cap) {
@@ -50,8 +54,14 @@ static void print_linears(const qb_model *m) {
     }
 }
 
+/* The session --max-batch and --max-length ask for, or none. */
+typedef struct {
+    int batch, length, threads;
+    size_t bytes;
+} session_size;
+
 static void print_text(const qb_model *m, const qb_model_info *in, const char *dir, double load_s, bool linears,
-                       bool tensors) {
+                       bool tensors, const session_size *ss) {
     printf("model        %s\n", dir);
     printf("architecture %s (%s), %s\n", in->class_name, in->model_type,
            in->task == QB_TASK_TOKEN  ? "token-classification head"
@@ -82,6 +92,8 @@ static void print_text(const qb_model *m, const qb_model_info *in, const char *d
     }
     printf("\nkernels      %s\n", in->isa);
     printf("load time    %.1f ms\n", load_s * 1e3);
+    if (ss->bytes)
+        printf("session      %.1f MB for batch %d x length %d\n", ss->bytes / 1e6, ss->batch, ss->length);
     if (linears) print_linears(m);
     if (!tensors) return;
     printf("\n%-64s %-5s %s\n", "tensor", "dtype", "shape");
@@ -132,7 +144,7 @@ static bool set_shapes(json_t *o, const qb_model_info *in) {
 }
 
 static void print_json(const qb_model *m, const qb_model_info *in, const char *dir, double load_s, bool linears,
-                       bool tensors) {
+                       bool tensors, const session_size *ss) {
     json_t *o = json_object();
     bool ok = o && qb_json_set_str(o, "model_dir", dir) && qb_json_set_str(o, "model_type", in->model_type) &&
               qb_json_set_str(o, "class", in->class_name) &&
@@ -145,15 +157,32 @@ static void print_json(const qb_model *m, const qb_model_info *in, const char *d
               set_shapes(o, in) && qb_json_set_int(o, "n_params", in->n_params) &&
               qb_json_set_int(o, "file_bytes", in->file_bytes) && qb_json_set_int(o, "n_tensors", in->n_tensors) &&
               qb_json_set_real(o, "load_ms", load_s * 1e3) && qb_json_set(o, "labels", labels_json(m, in->num_labels));
+    if (ok && ss->bytes) ok = qb_json_set_int(o, "session_bytes", (int64_t)ss->bytes);
     if (ok && tensors) ok = qb_json_set(o, "tensors", tensors_json(m, in->n_tensors));
     if (ok && linears) ok = qb_json_set(o, "linears", linears_json(m));
     if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
         fputs("qbert info: error: out of memory writing JSON\n", stderr);
 }
 
+/* Creates the session (its memory is allocated, not touched) to read its size. */
+static int session_measure(const qb_model *m, session_size *ss) {
+    qb_session_params sp = {.max_batch = ss->batch, .max_seq = ss->length, .n_threads = ss->threads};
+    qb_session *s = NULL;
+    qb_error err = {0};
+    if (qb_session_create(m, &sp, &s, &err)) {
+        fprintf(stderr, "qbert info: error: %s\n", err.msg);
+        return 1;
+    }
+    ss->bytes = qb_session_bytes(s);
+    qb_session_free(s);
+    return 0;
+}
+
 int qb_cmd_info(int argc, char **argv) {
     const char *dir = NULL;
     bool json = false, tensors = false, linears = false;
+    session_size ss = {0};
+    const char *v;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(help, stdout);
@@ -161,18 +190,30 @@ int qb_cmd_info(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--json")) json = true;
         else if (!strcmp(argv[i], "--tensors")) tensors = true;
         else if (!strcmp(argv[i], "--linears")) linears = true;
+        else if ((v = qb_arg_value("--max-batch", &i, argc, argv))) {
+            if (!qb_arg_int("info", "--max-batch", v, 1, 1 << 20, &ss.batch)) return QB_EXIT_USAGE;
+        } else if ((v = qb_arg_value("--max-length", &i, argc, argv))) {
+            if (!qb_arg_int("info", "--max-length", v, 2, 1 << 20, &ss.length)) return QB_EXIT_USAGE;
+        } else if ((v = qb_arg_value("--threads", &i, argc, argv))) {
+            if (!qb_arg_int("info", "--threads", v, 1, 4096, &ss.threads)) return QB_EXIT_USAGE;
+        }
         else if (argv[i][0] == '-') return qb_usage_error("info", "unknown option '%s'", argv[i]);
         else if (!dir) dir = argv[i];
         else return qb_usage_error("info", "unexpected argument '%s'", argv[i]);
     }
     if (!dir) return qb_usage_error("info", "missing MODEL_DIR");
+    if (!ss.batch != !ss.length) return qb_usage_error("info", "--max-batch and --max-length go together");
     double load_s;
     qb_model *m = qb_cli_load("info", dir, &load_s);
     if (!m) return QB_EXIT_FAIL;
     qb_model_info in;
     qb_model_get_info(m, &in);
-    if (json) print_json(m, &in, dir, load_s, linears, tensors);
-    else print_text(m, &in, dir, load_s, linears, tensors);
+    if (ss.batch && session_measure(m, &ss)) {
+        qb_model_free(m);
+        return QB_EXIT_FAIL;
+    }
+    if (json) print_json(m, &in, dir, load_s, linears, tensors, &ss);
+    else print_text(m, &in, dir, load_s, linears, tensors, &ss);
     qb_model_free(m);
     return QB_EXIT_OK;
 }

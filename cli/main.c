@@ -33,8 +33,9 @@ static const char usage[] =
     "infinite (refused by default; quantize, train and qat refuse it always).\n"
     "\n"
     "'qbert COMMAND --help' explains each command.  Environment:\n"
-    "QBERT_ISA=scalar|avx2|avx512|avx512-vnni forces a kernel set (default: the best this\n"
-    "CPU supports; avx512-vnni is avx512 without AMX tiles, as on a CPU without them).\n";
+    "QBERT_ISA=scalar|avx2|avx512|avx512-vnni (x86-64) or scalar|neon|dotprod|i8mm\n"
+    "(AArch64) forces a kernel set (default: the best this CPU supports; avx512-vnni is\n"
+    "avx512 without AMX tiles, as on a CPU without them).\n";
 
 /* --allow-nonfinite is taken out of the command's arguments wherever it
  * stands (before a "--") and handed on through the environment, so every

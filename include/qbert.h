@@ -57,7 +57,8 @@ typedef enum qb_task { QB_TASK_SEQUENCE, QB_TASK_TOKEN, QB_TASK_NONE, QB_TASK_ML
 
 typedef struct qb_load_params {
     /* Kernel set: NULL means the best this CPU has, or $QBERT_ISA if set.
-     * Accepted: "scalar", "avx2", "avx512". */
+     * Accepted: "scalar", "avx2", "avx512", "avx512-vnni" on x86-64;
+     * "scalar", "neon", "dotprod", "i8mm" on AArch64. */
     const char *isa;
     /* Nonzero: skip the check that refuses a checkpoint holding a NaN or an
      * infinity in any float tensor (weights, scales, SmoothQuant factors).
@@ -197,6 +198,10 @@ qb_session_params qb_session_default_params(void);
 qb_status qb_session_create(const qb_model *m, const qb_session_params *p,
                             qb_session **out, qb_error *err);
 void qb_session_free(qb_session *s);
+/* Bytes of working memory the session allocated for its max_batch x max_seq
+ * (activations, per-thread kernel scratch, token buffers): what a run at
+ * that size touches, on top of the model's own. */
+size_t qb_session_bytes(const qb_session *s);
 
 /* A padded batch: row b holds lengths[b] real tokens then padding. */
 typedef struct qb_batch {

@@ -9,6 +9,9 @@
 #                                     dask for tests/test_dask.sh)
 #   scripts/install-deps.sh --fuzz    also clang and libFuzzer, for
 #                                     the fuzz build (tests/fuzz, -DQB_FUZZ=ON)
+#   scripts/install-deps.sh --arm64 DIR  the aarch64 cross compiler and qemu, and
+#                                     utf8proc and jansson from Debian's arm64
+#                                     packages unpacked into the sysroot DIR
 set -euo pipefail
 pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev libmicrohttpd-dev
       protobuf-c-compiler libprotobuf-c-dev python3-onnx)
@@ -20,6 +23,29 @@ if [ "${1:-}" = "--test" ] && ! { command -v node && command -v npm; } >/dev/nul
 fi
 # libFuzzer's runtime ships with clang's (libclang-rt); it must match clang's version.
 [ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev libfuzzer-14-dev python3)
+[ "${1:-}" = "--arm64" ] && pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user binutils-aarch64-linux-gnu)
+
+SUDO=
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+
+# The arm64 libraries are only unpacked (dpkg -x), never installed, so the
+# host's own packages stay as they are.
+arm64_sysroot() {
+  local dir=$1 debs=(libutf8proc-dev libutf8proc2 libjansson-dev libjansson4)
+  [ -f "$dir/usr/include/utf8proc.h" ] && [ -f "$dir/usr/include/jansson.h" ] && return 0
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $SUDO dpkg --add-architecture arm64
+    $SUDO apt-get update -qq
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp" # apt fetches as _apt
+  (cd "$tmp" && apt-get download -qq "${debs[@]/%/:arm64}")
+  mkdir -p "$dir"
+  for d in "$tmp"/*.deb; do dpkg -x "$d" "$dir"; done
+  rm -rf "$tmp"
+}
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -27,9 +53,6 @@ for p in "${pkgs[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
-  SUDO=
-  [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
@@ -41,3 +64,5 @@ if [ "${1:-}" = "--test" ] && [ ! -d "$ort/node_modules/onnxruntime-node" ]; the
   echo "installing: onnxruntime-node (npm, bench/onnx)" >&2
   (cd "$ort" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
 fi
+[ "${1:-}" = "--arm64" ] && arm64_sysroot "${2:?--arm64 needs the sysroot directory}"
+exit 0

@@ -19,6 +19,15 @@ check "info counts parameters" grep -q "parameters   11171074" "$TMP/info.txt"
 check "info lists labels" grep -q "0=negative 1=positive" "$TMP/info.txt"
 "$QBERT" info "$M" --json --tensors >"$TMP/info.json"
 check "info --json" test "$(json_get "$TMP/info.json" 'j["num_layers"], j["hidden_size"], len(j["tensors"])')" = "4 256 73"
+# a session's memory: at least its activations (x, q, k, v, context, attention
+# output and the FFN's intermediate), growing with the batch
+"$QBERT" info "$M" --max-batch 8 --max-length 128 --threads 1 --json >"$TMP/info_mem.json"
+"$QBERT" info "$M" --max-batch 1 --max-length 128 --threads 1 --json >"$TMP/info_mem1.json"
+check "info --max-batch: session holds the activations" test "$(json_get "$TMP/info_mem.json" \
+  'j["session_bytes"] >= 8 * 128 * (6 * j["hidden_size"] + j["intermediate_size"]) * 4')" = True
+check "info --max-batch: more rows, more memory" test "$(json_get "$TMP/info_mem.json" 'j["session_bytes"]')" \
+  -gt "$(json_get "$TMP/info_mem1.json" 'j["session_bytes"]')"
+check "info --max-batch needs --max-length" bash -c "! '$QBERT' info '$M' --max-batch 2 2>/dev/null"
 
 # predict: text and JSON; a clearly positive and a clearly negative review
 "$QBERT" predict "$M" "a gripping, beautifully acted film" "the plot is thin and the jokes fall flat" >"$TMP/p.txt"

@@ -1,18 +1,23 @@
-/* Which instruction sets this CPU and OS can run.  The CPUID feature bits
- * say what the core implements; XGETBV says whether the OS saves the wide
- * registers on a context switch, without which AVX code would corrupt state. */
-#include <cpuid.h>
+/* Which instruction sets this CPU and OS can run, read at run time so one
+ * binary serves every level of its architecture.  x86-64: the CPUID
+ * feature bits say what the core implements; XGETBV says whether the OS
+ * saves the wide registers on a context switch, without which AVX code
+ * would corrupt state.  AArch64: the kernel's HWCAP words, which it sets
+ * only for features it also supports. */
 #include <stdint.h>
 #include <strings.h>
 
 #include "kernels/kernels.h"
 
+static const char *const qb_isa_names[QB_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"};
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+
 /* XCR0 bits: SSE and AVX (YMM upper halves) state, then the AVX-512
  * opmask, ZMM upper halves and ZMM16-31 state. */
 #define QB_XCR0_AVX 0x06u
 #define QB_XCR0_AVX512 0xe6u
-
-static const char *const qb_isa_names[QB_ISA_COUNT] = {"scalar", "avx2", "avx512"};
 
 /* XGETBV is emitted by hand because the intrinsic needs -mxsave, and this
  * file is compiled for baseline x86-64. */
@@ -60,6 +65,40 @@ qb_isa qb_cpu_best_isa(void) {
     if (qb_cpu_has_avx2()) return QB_ISA_AVX2;
     return QB_ISA_SCALAR;
 }
+
+#elif defined(__aarch64__)
+#include <sys/auxv.h>
+
+/* Bits of AT_HWCAP and AT_HWCAP2 (Linux arch/arm64/include/uapi/asm/hwcap.h). */
+#define QB_HWCAP_ASIMD (1ul << 1)
+#define QB_HWCAP_ASIMDDP (1ul << 20)
+#define QB_HWCAP2_I8MM (1ul << 13)
+
+/* The levels nest: i8mm is offered only where the dot product is too, as
+ * on every core that has it, so a level runs everything below it. */
+bool qb_isa_supported(qb_isa isa) {
+    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    bool neon = hw & QB_HWCAP_ASIMD, dot = neon && (hw & QB_HWCAP_ASIMDDP);
+    switch (isa) {
+    case QB_ISA_SCALAR: return true;
+    case QB_ISA_NEON: return neon;
+    case QB_ISA_DOTPROD: return dot;
+    case QB_ISA_I8MM: return dot && (hw2 & QB_HWCAP2_I8MM);
+    default: return false;
+    }
+}
+
+qb_isa qb_cpu_best_isa(void) {
+    for (qb_isa isa = QB_ISA_I8MM; isa >= QB_ISA_NEON; isa--)
+        if (qb_isa_supported(isa)) return isa;
+    return QB_ISA_SCALAR;
+}
+
+#else
+bool qb_isa_supported(qb_isa isa) { return isa == QB_ISA_SCALAR; }
+
+qb_isa qb_cpu_best_isa(void) { return QB_ISA_SCALAR; }
+#endif
 
 bool qb_isa_from_name(const char *name, qb_isa *out) {
     if (!name) return false;

@@ -10,26 +10,32 @@
 #define QB_GEMM_SPLIT_N_UNIT 16
 #define QB_GEMM_SPLIT_M_UNIT 8
 
-typedef void (*qb_kernels_init_fn)(qb_kernels *k);
-
-static const qb_kernels_init_fn qb_kernels_inits[QB_ISA_COUNT] = {
-    [QB_ISA_SCALAR] = qb_kernels_init_scalar,
-    [QB_ISA_AVX2] = qb_kernels_init_avx2,
-    [QB_ISA_AVX512] = qb_kernels_init_avx512,
-};
-
 bool qb_kernels_select(qb_isa isa, qb_kernels *k) {
     if ((unsigned)isa >= QB_ISA_COUNT || !qb_isa_supported(isa)) return false;
     *k = (qb_kernels){0}; /* what an ISA does not set stays off */
-    qb_kernels_inits[isa](k);
+    switch (isa) {
+#if defined(__x86_64__)
+    case QB_ISA_AVX2: qb_kernels_init_avx2(k); break;
+    case QB_ISA_AVX512: qb_kernels_init_avx512(k); break;
+#elif defined(__aarch64__)
+    case QB_ISA_NEON:
+    case QB_ISA_DOTPROD:
+    case QB_ISA_I8MM: qb_kernels_init_neon(isa, k); break;
+#endif
+    default: qb_kernels_init_scalar(k); break;
+    }
     qb_kernels_h16_init(isa, k);
     return true;
 }
 
 size_t qb_gemm_f32_pack_floats(void) {
+#if defined(__aarch64__)
+    return QB_GEMM_PACK_FLOATS(QB_GEMM_NEON_MR, QB_GEMM_NEON_KC, QB_GEMM_NEON_NC);
+#else
     size_t avx512 = QB_GEMM_PACK_FLOATS(QB_GEMM_AVX512_MR, QB_GEMM_AVX512_KC, QB_GEMM_AVX512_NC);
     size_t avx2 = QB_GEMM_PACK_FLOATS(QB_GEMM_AVX2_MR, QB_GEMM_AVX2_KC, QB_GEMM_AVX2_NC);
     return avx512 > avx2 ? avx512 : avx2;
+#endif
 }
 
 /* [begin, end) of part t of n_parts over len, in whole units. */

@@ -32,6 +32,14 @@
 #define QB_GEMM_AVX2_KC 256
 #define QB_GEMM_AVX2_NC 768
 
+/* NEON: 8 x 8 (16 accumulators, 8 strip vectors of 4 k, 2 for B: 26 of
+ * the 32 registers); the packed block, 256 KiB, fits the L2 of a
+ * Cortex-A53 or A76. */
+#define QB_GEMM_NEON_MR 8
+#define QB_GEMM_NEON_NR 8
+#define QB_GEMM_NEON_KC 256
+#define QB_GEMM_NEON_NC 256
+
 /* Scratch one thread needs: packed B block plus one packed A strip, each
  * rounded to whole 64-byte lines. */
 #define QB_GEMM_ROUND16(n) ((((size_t)(n)) + 15) / 16 * 16)

@@ -1,7 +1,6 @@
-/* Half-precision GEMM plumbing compiled for baseline x86-64: which path a
+/* Half-precision GEMM plumbing compiled for the baseline architecture: which path a
  * table takes, the load-time packing of BF16 weights for the dot path, and
  * the widen path's chunk loop that the SIMD files share. */
-#include <cpuid.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +65,9 @@ bool qb_h16_weights_rows_needed(const qb_h16_weights *w) { return !w->pairs || q
 
 size_t qb_gemm_h16_pack_floats(void) { return qb_gemm_f32_pack_floats() + QB_H16_WIDE_FLOATS; }
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+
 /* The AVX-512 tier already checked that the OS saves the ZMM state. */
 bool qb_cpu_has_avx512_bf16(void) {
     unsigned a, b, c, d;
@@ -74,9 +76,13 @@ bool qb_cpu_has_avx512_bf16(void) {
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || a < 1) return false;
     return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & avx512_bf16);
 }
+#else
+bool qb_cpu_has_avx512_bf16(void) { return false; }
+#endif
 
 void qb_kernels_h16_init(qb_isa isa, qb_kernels *k) {
     switch (isa) {
+#if defined(__x86_64__)
     case QB_ISA_AVX512:
         k->gemm_h16 = qb_gemm_h16_avx512;
         k->h16_bf16_dot = qb_cpu_has_avx512_bf16();
@@ -85,6 +91,14 @@ void qb_kernels_h16_init(qb_isa isa, qb_kernels *k) {
         k->gemm_h16 = qb_gemm_h16_avx2;
         k->h16_bf16_dot = false;
         break;
+#elif defined(__aarch64__)
+    case QB_ISA_NEON:
+    case QB_ISA_DOTPROD:
+    case QB_ISA_I8MM:
+        k->gemm_h16 = qb_gemm_h16_neon;
+        k->h16_bf16_dot = false;
+        break;
+#endif
     default:
         k->gemm_h16 = qb_gemm_h16_scalar;
         k->h16_bf16_dot = false;

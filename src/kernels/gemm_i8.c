@@ -9,8 +9,14 @@ bool qb_kernels_i8_select(qb_isa isa, qb_kernels_i8 *k) {
     if (!qb_isa_supported(isa)) return false;
     switch (isa) {
     case QB_ISA_SCALAR: qb_kernels_i8_init_scalar(k); return true;
+#if defined(__x86_64__)
     case QB_ISA_AVX2: qb_kernels_i8_init_avx2(k); return true;
     case QB_ISA_AVX512: qb_kernels_i8_init_avx512(k); return true;
+#elif defined(__aarch64__)
+    case QB_ISA_NEON: qb_kernels_i8_init_neon(k); return true;
+    case QB_ISA_DOTPROD: qb_kernels_i8_init_dotprod(k); return true;
+    case QB_ISA_I8MM: qb_kernels_i8_init_i8mm(k); return true;
+#endif
     default: return false;
     }
 }
@@ -42,6 +48,23 @@ static void qb_i8_pack_avx512(const int8_t *w, int N, int K, int8_t *out) {
     }
 }
 
+static void qb_i8_pack_neon(const int8_t *w, int N, int K, int16_t *out) {
+    int K8 = qb_i8_round_up(K, 8);
+    for (int n = 0; n < N; n++) {
+        int16_t *panel = out + (size_t)(n / 16) * K8 * 16 + n % 16;
+        for (int k = 0; k < K; k++) panel[(size_t)k * 16] = w[(size_t)n * K + k];
+    }
+}
+
+static void qb_i8_pack_i8mm(const int8_t *w, int N, int K, int8_t *out) {
+    int K8 = qb_i8_round_up(K, 8);
+    for (int n = 0; n < N; n++) {
+        int8_t *panel = out + (size_t)(n / 8) * K8 * 8 + (n % 8) * 8;
+        const int8_t *row = w + (size_t)n * K;
+        for (int k = 0; k < K; k++) panel[(size_t)(k / 8) * 64 + k % 8] = row[k];
+    }
+}
+
 size_t qb_i8_weights_bytes(const qb_kernels_i8 *k, int N, int K) {
     return (qb_i8_packed_bytes(k->isa, N, K) + 63) / 64 * 64;
 }
@@ -52,7 +75,10 @@ static void qb_i8_weights_fill(const qb_kernels_i8 *k, const int8_t *w, int N, i
     memset(out->packed, 0, qb_i8_weights_bytes(k, N, K));
     switch (k->isa) {
     case QB_ISA_AVX2: qb_i8_pack_avx2(w, N, K, out->packed); break;
-    case QB_ISA_AVX512: qb_i8_pack_avx512(w, N, K, out->packed); break;
+    case QB_ISA_AVX512:
+    case QB_ISA_DOTPROD: qb_i8_pack_avx512(w, N, K, out->packed); break;
+    case QB_ISA_NEON: qb_i8_pack_neon(w, N, K, out->packed); break;
+    case QB_ISA_I8MM: qb_i8_pack_i8mm(w, N, K, out->packed); break;
     case QB_ISA_SCALAR:
     default: memcpy(out->packed, w, bytes); break;
     }

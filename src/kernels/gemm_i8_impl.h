@@ -27,13 +27,21 @@
  *   avx512: blocks of 64 columns (the last may be 16, 32 or 48 wide),
  *           [K/4][width][4] int8: one zmm holds 4 consecutive k of 16
  *           columns, as vpdpbusd consumes them.  Block b starts at byte
- *           64 * b * K4 * 4. */
+ *           64 * b * K4 * 4.
+ *   dotprod: the avx512 layout: 16 columns x 4 k are one sdot's operand.
+ *   neon:   panels of 16 columns, [N/16][K/8][8][16] int16, both sides
+ *           widened for smlal (ARMv8.0 has no 8-bit dot product).
+ *   i8mm:   panels of 8 columns, [N/8][K/8][8][8] int8: 2 columns x 8 k
+ *           are one usmmla operand. */
 static inline int qb_i8_round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 static inline size_t qb_i8_packed_bytes(qb_isa isa, int N, int K) {
     switch (isa) {
     case QB_ISA_AVX2: return (size_t)qb_i8_round_up(N, 16) * (size_t)qb_i8_round_up(K, 2) * 2;
-    case QB_ISA_AVX512: return (size_t)qb_i8_round_up(N, 16) * (size_t)qb_i8_round_up(K, 4);
+    case QB_ISA_AVX512:
+    case QB_ISA_DOTPROD: return (size_t)qb_i8_round_up(N, 16) * (size_t)qb_i8_round_up(K, 4);
+    case QB_ISA_NEON: return (size_t)qb_i8_round_up(N, 16) * (size_t)qb_i8_round_up(K, 8) * 2;
+    case QB_ISA_I8MM: return (size_t)qb_i8_round_up(N, 8) * (size_t)qb_i8_round_up(K, 8);
     case QB_ISA_SCALAR:
     default: return (size_t)N * (size_t)K;
     }
@@ -113,6 +121,18 @@ void qb_i8_amx_configure(void);
  * int32 sums laid out 64 per row in part, stripe by stripe (vector v: row
  * v % rows, columns 16 * (v / rows); all of them: count = rows * ceil(cols
  * / 16)). */
+/* AArch64: the shared epilogue of the NEON, dot-product and i8mm GEMMs
+ * (gemm_i8_neon.c) over rows [m0, m0 + rows) x columns [n, n + cols) from
+ * the tile's int32 sums (ld apart); shift is what each A byte was lowered
+ * by before the multiply (128 where sdot needs signed inputs), so the sums
+ * are those of (A - shift) and shift * colsum is added back. */
+void qb_i8_epilogue_neon(const qb_gemm_i8_args *g, const int32_t *part, int ld, int m0, int rows, int n, int cols,
+                         int32_t shift);
+/* The NEON quantizers, which every AArch64 table uses. */
+void qb_quantize_rows_neon(const float *x, int M, int K, int ldx, uint8_t *q, int ldq, float *scale, int32_t *zero);
+void qb_quantize_rows_fixed_neon(const float *x, int M, int K, int ldx, float scale, int32_t zero, uint8_t *q,
+                                 int ldq);
+
 void qb_i8_epilogue_range_avx512(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n, int cols,
                                  int first, int count);
 

@@ -11,7 +11,18 @@
 
 #include "core/pool.h"
 
-typedef enum { QB_ISA_SCALAR, QB_ISA_AVX2, QB_ISA_AVX512, QB_ISA_COUNT } qb_isa;
+/* One list for every architecture: a binary supports the scalar set and
+ * its own architecture's sets (x86-64: avx2, avx512; AArch64: neon =
+ * ARMv8.0 Advanced SIMD, dotprod = + SDOT/UDOT, i8mm = + SMMLA/USMMLA). */
+typedef enum {
+    QB_ISA_SCALAR,
+    QB_ISA_AVX2,
+    QB_ISA_AVX512,
+    QB_ISA_NEON,
+    QB_ISA_DOTPROD,
+    QB_ISA_I8MM,
+    QB_ISA_COUNT
+} qb_isa;
 
 typedef enum {
     QB_ACT_NONE,
@@ -46,7 +57,7 @@ struct qb_gemm_h16_args; /* kernels_h16.h */
 
 typedef struct qb_kernels {
     qb_isa isa;
-    const char *name; /* "scalar", "avx2", "avx512" */
+    const char *name; /* qb_isa_name(isa) */
     /* Single-threaded GEMM over the whole problem; pack is a buffer of
      * qb_gemm_f32_pack_floats() floats, 64-byte aligned. */
     void (*gemm_f32)(const qb_gemm_f32_args *a, float *pack);
@@ -107,5 +118,7 @@ void qb_gemm_f32(const qb_kernels *k, const qb_gemm_f32_args *a, qb_pool *pool, 
 void qb_kernels_init_scalar(qb_kernels *k);
 void qb_kernels_init_avx2(qb_kernels *k);
 void qb_kernels_init_avx512(qb_kernels *k);
+/* The AArch64 levels share the float kernels (ARMv8.0 NEON). */
+void qb_kernels_init_neon(qb_isa isa, qb_kernels *k);
 
 #endif

@@ -94,6 +94,8 @@ void qb_gemm_h16(const qb_kernels *k, const qb_gemm_h16_args *a, qb_pool *pool, 
 void qb_gemm_h16_scalar(const qb_gemm_h16_args *a, int n0, int n1, float *pack);
 void qb_gemm_h16_scalar_bf16_acts(const qb_gemm_h16_args *a, int n0, int n1, float *pack);
 void qb_gemm_h16_avx2(const qb_gemm_h16_args *a, int n0, int n1, float *pack);
+/* AArch64: FP16 widened with fcvtl (ARMv8.0), BF16 with a shift, then the NEON FP32 GEMM. */
+void qb_gemm_h16_neon(const qb_gemm_h16_args *a, int n0, int n1, float *pack);
 /* The dot path for BF16 weights with pairs when M <= QB_H16_DOT_MAX_ROWS
  * or N < QB_H16_ROW_SPLIT_N, the widen path otherwise. */
 void qb_gemm_h16_avx512(const qb_gemm_h16_args *a, int n0, int n1, float *pack);

@@ -73,6 +73,10 @@ void qb_kernels_i8_init_avx2(qb_kernels_i8 *k);
 void qb_kernels_i8_init_avx512(qb_kernels_i8 *k);
 /* The same table held to AVX-512 VNNI (tests and benchmarks compare both). */
 void qb_kernels_i8_init_avx512_vnni(qb_kernels_i8 *k);
+/* AArch64: smlal on widened values, sdot, usmmla. */
+void qb_kernels_i8_init_neon(qb_kernels_i8 *k);
+void qb_kernels_i8_init_dotprod(qb_kernels_i8 *k);
+void qb_kernels_i8_init_i8mm(qb_kernels_i8 *k);
 
 /* Packs row-major s8 weights [N, K] (PyTorch's [out, in]) with per-channel
  * scales [N] for k's ISA.  Returns false on allocation failure. */

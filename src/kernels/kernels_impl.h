@@ -14,5 +14,7 @@ void qb_gemm_f32_avx2(const qb_gemm_f32_args *g, float *pack);
 void qb_gemm_f32_avx2_part(const qb_gemm_f32_args *g, int part, int n_parts, float *pack, int *packed);
 void qb_gemm_f32_avx512(const qb_gemm_f32_args *g, float *pack);
 void qb_gemm_f32_avx512_part(const qb_gemm_f32_args *g, int part, int n_parts, float *pack, int *packed);
+void qb_gemm_f32_neon(const qb_gemm_f32_args *g, float *pack);
+void qb_gemm_f32_neon_part(const qb_gemm_f32_args *g, int part, int n_parts, float *pack, int *packed);
 
 #endif

@@ -216,8 +216,14 @@ bool qb_kernels_lowbit_select(qb_isa isa, qb_kernels_lowbit *k) {
     if (!qb_isa_supported(isa)) return false;
     switch (isa) {
     case QB_ISA_SCALAR: qb_kernels_lowbit_init_scalar(k); return true;
+#if defined(__x86_64__)
     case QB_ISA_AVX2: qb_kernels_lowbit_init_avx2(k); return true;
     case QB_ISA_AVX512: qb_kernels_lowbit_init_avx512(k); return true;
+#elif defined(__aarch64__)
+    case QB_ISA_NEON:
+    case QB_ISA_DOTPROD:
+    case QB_ISA_I8MM: qb_kernels_lowbit_init_neon(isa, k); return true;
+#endif
     default: return false;
     }
 }

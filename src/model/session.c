@@ -66,9 +66,13 @@ static void layout(qb_session *s, qb_carver *c) {
 /* Activations of a large batch span thousands of 4 KiB pages, and a GEMM
  * epilogue that writes a 64-column stripe of many rows touches one page per
  * row: on 2 MiB pages those misses in the TLB mostly disappear. */
+#define QB_HUGE_PAGE ((size_t)2 << 20)
+
+static size_t huge_round(size_t bytes) { return (bytes + QB_HUGE_PAGE - 1) / QB_HUGE_PAGE * QB_HUGE_PAGE; }
+
 static float *alloc_huge(size_t bytes) {
-    const size_t huge = 2u << 20;
-    bytes = (bytes + huge - 1) / huge * huge;
+    const size_t huge = QB_HUGE_PAGE;
+    bytes = huge_round(bytes);
     float *p = aligned_alloc(huge, bytes);
     if (p) madvise(p, bytes, MADV_HUGEPAGE);
     return p;
@@ -111,6 +115,7 @@ static bool attn_scratch_create(qb_session *s) {
     s->attn_i8 = calloc((size_t)s->n_threads, sizeof *s->attn_i8);
     s->attn_i8_mem = aligned_alloc(64, per_thread * (size_t)s->n_threads);
     if (!s->attn_i8 || !s->attn_i8_mem) return false;
+    s->bytes += per_thread * (size_t)s->n_threads;
     for (int t = 0; t < s->n_threads; t++)
         attn_scratch_layout(s, (char *)s->attn_i8_mem + per_thread * (size_t)t, &s->attn_i8[t]);
     return true;
@@ -156,6 +161,7 @@ static qb_status create(const qb_model *m, const qb_session_params *p, qb_tape *
     s->pad_types = alloc_i32(T, &ok);
     s->pad_lens = alloc_i32((size_t)s->max_batch, &ok);
     s->arena = c.base;
+    s->bytes = huge_round((c.used + 1) * sizeof(float)) + (5 * T + 3 * (size_t)s->max_batch) * sizeof(int32_t);
     ok = ok && attn_scratch_create(s);
     qb_status st = ok ? qb_pool_create(s->n_threads, &s->pool, err) : QB_OK;
     if (st) {
@@ -176,6 +182,8 @@ static qb_status create(const qb_model *m, const qb_session_params *p, qb_tape *
     *out = s;
     return QB_OK;
 }
+
+size_t qb_session_bytes(const qb_session *s) { return s->bytes; }
 
 qb_status qb_session_create(const qb_model *m, const qb_session_params *p, qb_session **out, qb_error *err) {
     return create(m, p, NULL, out, err);

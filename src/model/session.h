@@ -69,6 +69,7 @@ struct qb_session {
 
     qb_attn_scratch *attn_i8; /* [n_threads]; NULL unless a block has int8 attention */
     void *attn_i8_mem;
+    size_t bytes; /* what create allocated: qb_session_bytes */
 
     qb_linear_observer observe;
     void *observe_ctx;

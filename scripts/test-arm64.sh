@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The AArch64 build's suites under qemu-aarch64, once per CPU level:
+#   cortex-a53 (ARMv8.0: neon), cortex-a76 (ARMv8.2: dotprod), max (i8mm, bf16),
+# each with QBERT_ISA at that level (the kernel suites then check that set
+# against scalar).  First each level must be the one qbert picks by itself
+# from HWCAP.  Every level runs even when one fails; the exit status is
+# non-zero if any failed.
+#   scripts/test-arm64.sh BUILD_DIR [quick]
+# quick (CI): the kernel suites, the WordPiece/SentencePiece tokenizer
+# goldens and one trained model's golden logits; otherwise the kernel and
+# tokenizer suites and the golden logits of the four trained models, and
+# all of it once more on the scalar kernels.
+set -uo pipefail
+build=${1:?usage: scripts/test-arm64.sh BUILD_DIR [quick]}
+mode=${2:-full}
+cd "$(dirname "$0")/.."
+export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu CI=${CI:-}
+suites='test_kernels|test_kernels_i8|test_kernels_h16|test_kernels_lowbit|test_tokenizer|test_tokenizer_json|test_golden'
+export QB_GOLDEN_MODELS=bert-mini-sst2,bert-mini-imdb,bert-mini-conll,albert-mini-sst2
+if [ "$mode" = quick ]; then
+  suites='test_kernels|test_kernels_i8|test_kernels_h16|test_kernels_lowbit|test_tokenizer|test_golden'
+  export QB_GOLDEN_MODELS=bert-mini-sst2 QB_SANITIZE=1 # the sanitizer runs' smaller low-bit shapes
+fi
+
+levels='cortex-a53:neon cortex-a76:dotprod max:i8mm'
+[ "$mode" = quick ] || levels="$levels cortex-a53:scalar"
+
+failed=()
+for level in $levels; do
+  cpu=${level%%:*} isa=${level#*:}
+  start=$SECONDS
+  picked=$(QEMU_CPU=$cpu qemu-aarch64 "$build/qbert" info models/bert-mini-sst2 --json 2>&1 |
+           sed -n 's/.*"isa": *"\([a-z0-9]*\)".*/\1/p')
+  if [ "$isa" != scalar ] && [ "$picked" != "$isa" ]; then
+    echo "FAIL $cpu: qbert picked '$picked' from HWCAP, expected $isa" >&2
+    failed+=("$cpu")
+    continue
+  fi
+  echo "== $cpu: QBERT_ISA=$isa (HWCAP picks $picked)"
+  if ! QEMU_CPU=$cpu QBERT_ISA=$isa ctest --test-dir "$build" -R "^($suites)\$" --output-on-failure -j 1; then
+    failed+=("$cpu/$isa")
+  fi
+  echo "== $cpu/$isa: $((SECONDS - start)) s"
+done
+[ ${#failed[@]} -eq 0 ] || { echo "test-arm64 failed on: ${failed[*]}" >&2; exit 1; }
+echo "test-arm64: every level passed"
