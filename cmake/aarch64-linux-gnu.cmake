@@ -1,8 +1,10 @@
 # Cross build for 64-bit ARM Linux with Debian's gcc-aarch64-linux-gnu.
-# utf8proc and jansson come from QB_ARM64_SYSROOT (Debian's arm64 packages
-# unpacked by scripts/install-deps.sh --arm64) and are linked statically,
-# so build-arm64/qbert needs only libc and libgomp on the board.
+# utf8proc, jansson and protobuf-c come from QB_ARM64_SYSROOT (Debian's
+# arm64 packages unpacked by scripts/install-deps.sh --arm64) and are linked
+# statically, so build-arm64/qbert needs only libc on the board.  serve is
+# left out (src/serve/server_none.c says why).
 set(CMAKE_SYSTEM_NAME Linux)
+set(QB_SERVE OFF CACHE BOOL "")
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)
 

@@ -10,7 +10,7 @@
 #   scripts/install-deps.sh --fuzz    also clang and libFuzzer, for
 #                                     the fuzz build (tests/fuzz, -DQB_FUZZ=ON)
 #   scripts/install-deps.sh --arm64 DIR  the aarch64 cross compiler and qemu, and
-#                                     utf8proc and jansson from Debian's arm64
+#                                     utf8proc, jansson and protobuf-c from Debian's arm64
 #                                     packages unpacked into the sysroot DIR
 set -euo pipefail
 pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev libmicrohttpd-dev
@@ -32,8 +32,9 @@ export DEBIAN_FRONTEND=noninteractive
 # The arm64 libraries are only unpacked (dpkg -x), never installed, so the
 # host's own packages stay as they are.
 arm64_sysroot() {
-  local dir=$1 debs=(libutf8proc-dev libutf8proc2 libjansson-dev libjansson4)
-  [ -f "$dir/usr/include/utf8proc.h" ] && [ -f "$dir/usr/include/jansson.h" ] && return 0
+  local dir=$1 debs=(libutf8proc-dev libutf8proc2 libjansson-dev libjansson4 libprotobuf-c-dev libprotobuf-c1)
+  [ -f "$dir/usr/include/utf8proc.h" ] && [ -f "$dir/usr/include/jansson.h" ] &&
+    [ -f "$dir/usr/include/protobuf-c/protobuf-c.h" ] && return 0
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     $SUDO dpkg --add-architecture arm64
     $SUDO apt-get update -qq

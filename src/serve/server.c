@@ -214,12 +214,6 @@ static void completed(void *cls, struct MHD_Connection *c, void **state, enum MH
     *state = NULL;
 }
 
-qb_serve_params qb_serve_default_params(void) {
-    return (qb_serve_params){.host = "127.0.0.1", .port = 8080, .http_threads = 2, .max_batch_tokens = 8192,
-                             .max_wait_ms = 5, .max_concurrent_requests = 512, .max_client_batch_size = 32,
-                             .payload_limit = 2000000, .timeout_s = 10, .model_id = "qbert"};
-}
-
 static qb_status check_params(const qb_serve_params *p, qb_error *err) {
     if (p->http_threads < 1 || p->max_batch_tokens < 1 || p->max_wait_ms < 0 || p->max_concurrent_requests < 1 ||
         p->max_client_batch_size < 1 || p->payload_limit < 1 || p->timeout_s < 1 || p->max_input_length < 0)
