@@ -127,8 +127,9 @@ static qb_status split_segment(predictor *p, const char *t, size_t len, int firs
     int n = 0;
     qb_status st = qb_split_words(p->m, t ? t : "", len, p->spans + first, &n, err);
     for (int i = 0; !st && i < n; i++) {
-        p->words[first + i] = t + p->spans[first + i].start;
-        p->word_lens[first + i] = p->spans[first + i].end - p->spans[first + i].start;
+        const qb_word_span *sp = &p->spans[first + i];
+        p->words[first + i] = t + sp->tok_start;
+        p->word_lens[first + i] = sp->tok_end - sp->tok_start;
     }
     *out = (qb_words){p->words + first, p->word_lens + first, n};
     return st;
@@ -235,14 +236,16 @@ static void write_word_tags(predictor *p, int k, json_t *words, json_t *tags, bo
         while (t < e->n && e->word_ids[t] < w) t++;
         const char *tag = t < e->n && e->word_ids[t] == w ? qb_model_label(p->m, qb_argmax(logits + (size_t)t * L, L))
                                                           : NULL;
+        const char *word = p->words[w] + (p->spans[w].start - p->spans[w].tok_start); /* shown without spaces */
+        size_t word_len = p->spans[w].end - p->spans[w].start;
         if (p->json) {
             if (*ok)
-                *ok = qb_json_push(words, qb_json_strn(p->words[w], p->word_lens[w])) &&
+                *ok = qb_json_push(words, qb_json_strn(word, word_len)) &&
                       qb_json_push(tags, tag ? qb_json_strn(tag, strlen(tag)) : json_null());
             continue;
         }
         fputs(w == p->text_words.n && w ? " ||| " : w ? " " : "", stdout);
-        qb_escape_write(stdout, p->words[w], p->word_lens[w]);
+        qb_escape_write(stdout, word, word_len);
         putchar('/');
         if (tag) qb_escape_write(stdout, tag, strlen(tag));
         else putchar('-');

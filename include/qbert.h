@@ -158,9 +158,12 @@ typedef struct qb_words {
 qb_status qb_tokenize_word_pair(const qb_model *m, const qb_words *text, const qb_words *pair, int max_length,
                                 qb_encoding *enc, qb_error *err);
 
-/* A word of a text: its bytes [start, end). */
+/* A word of a text: its bytes [start, end), and the bytes it is tokenized
+ * from, [tok_start, tok_end): the same, except for byte-level BPE
+ * (RoBERTa), whose tokens carry whitespace ("Ġworld"): there a word takes
+ * the whitespace before it, and the last word the whitespace after it. */
 typedef struct qb_word_span {
-    size_t start, end;
+    size_t start, end, tok_start, tok_end;
 } qb_word_span;
 
 /* The words of a text as the model's pre-tokenizer splits them, so that

@@ -208,7 +208,7 @@ static bool words_of(const qb_model *m, const char *t, size_t len, const char **
     qb_error err = {0};
     int n = 0;
     if (len > 8192 || qb_split_words(m, t ? t : "", len, sp, &n, &err)) return false;
-    for (int i = 0; i < n; i++) w[i] = t + sp[i].start, wl[i] = sp[i].end - sp[i].start;
+    for (int i = 0; i < n; i++) w[i] = t + sp[i].tok_start, wl[i] = sp[i].tok_end - sp[i].tok_start;
     *out = (qb_words){w, wl, n};
     return true;
 }

@@ -296,3 +296,5 @@ qb_status qb_bpe_tokenize(const qb_bpe *b, const char *text, size_t len, const c
 nomem:
     return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", what);
 }
+
+bool qb_bpe_byte_level(const qb_bpe *b) { return b->byte_level; }

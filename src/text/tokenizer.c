@@ -399,12 +399,15 @@ qb_status qb_tokenizer_split_words(const qb_tokenizer *t, const char *text, size
         if (!k) return qb_fail(err, QB_ERR_UTF8, "text: invalid UTF-8 at byte %zu", i);
         bool space = qb_uni_is_py_space(c) || (bert && qb_uni_is_bert_space(c));
         bool alone = special || (bert && (qb_uni_is_punct(c) || qb_uni_is_cjk(c)));
-        if (in_word && (space || alone)) spans[(*n)++] = (qb_word_span){start, i};
+        if (in_word && (space || alone)) spans[(*n)++] = (qb_word_span){start, i, start, i};
         in_word = !space && !alone && (in_word || (start = i, true));
-        if (alone) spans[(*n)++] = (qb_word_span){i, i + (special ? special : k)};
+        if (alone) spans[(*n)++] = (qb_word_span){i, i + (special ? special : k), i, i + (special ? special : k)};
         i += special ? special : k;
     }
-    if (in_word) spans[(*n)++] = (qb_word_span){start, len};
+    if (in_word) spans[(*n)++] = (qb_word_span){start, len, start, len};
+    bool byte_level = t->pipe ? qb_hfp_byte_level(t->pipe) : t->kind == QB_TOK_BPE && qb_bpe_byte_level(t->bpe);
+    for (int w = 0; byte_level && w < *n; w++) spans[w].tok_start = w ? spans[w - 1].end : 0;
+    if (byte_level && *n) spans[*n - 1].tok_end = len;
     return QB_OK;
 }
 
