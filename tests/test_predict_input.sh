@@ -13,7 +13,7 @@ P --input "$TMP/in.jsonl" --json >"$TMP/out" 2>"$TMP/err"
 check "jsonl: id carried" test "$(jfield "$TMP/out" 1 'j["id"], j["meta"]')" = "7 {'src': [1, 2.5]}"
 check "jsonl: input fields come first" test "$(jfield "$TMP/out" 2 'list(j)[:2]')" = "['id', 'text']"
 check "jsonl: the text is not repeated as a field" test "$(jfield "$TMP/out" 1 'sorted(j)')" = \
-  "['id', 'input_ids', 'label', 'logits', 'meta', 'probability', 'text', 'token_type_ids', 'truncated_tokens']"
+  "['function_to_apply', 'id', 'input_ids', 'label', 'logits', 'meta', 'probability', 'scores', 'text', 'token_type_ids', 'truncated_tokens']"
 want=$(P "a gripping film" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["logits"])')
 check "jsonl: the same logits as the text given as an argument" test "$(jfield "$TMP/out" 1 'j["logits"]')" = "$want"
 
