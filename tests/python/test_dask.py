@@ -35,7 +35,7 @@ def main(model, data, tmp):
 
     def args(out, **kw):
         a = dict(model=model, input=data, input_format=None, output=out, threads=1, batch=8, partition_lines=16,
-                 on_error="stop")
+                 on_error="stop", aggregate=None)
         a.update(kw)
         return argparse.Namespace(**a)
 
