@@ -70,7 +70,8 @@ typedef struct {
 
 /* The fields --json writes, which --fields chooses from. */
 static const char *const output_fields[] = {"text", "text_pair", "input_ids", "token_type_ids", "logits",
-                                            "label", "probability", "truncated_tokens", "words"};
+                                            "label", "probability", "scores", "function_to_apply",
+                                            "truncated_tokens", "words", "tags", "token_logits", "entities"};
 enum { N_OUTPUT_FIELDS = sizeof output_fields / sizeof *output_fields };
 
 /* A TSV or CSV input: its header and the columns read. */
@@ -834,7 +835,8 @@ static bool choose_fields(predictor *p, const char *list) {
         while (f < N_OUTPUT_FIELDS && (strlen(output_fields[f]) != n || strncmp(output_fields[f], s, n))) f++;
         if (f == N_OUTPUT_FIELDS) {
             qb_usage_error("predict", "--fields: unknown field '%.*s' (text, text_pair, input_ids, token_type_ids, "
-                           "logits, label, probability, truncated_tokens, words)", (int)n, s);
+                           "logits, label, probability, scores, function_to_apply, truncated_tokens, words, tags, "
+                           "token_logits, entities)", (int)n, s);
             return false;
         }
         p->drop[f] = false;

@@ -13,12 +13,15 @@ P --input "$TMP/in.jsonl" --json >"$TMP/out" 2>"$TMP/err"
 check "jsonl: id carried" test "$(jfield "$TMP/out" 1 'j["id"], j["meta"]')" = "7 {'src': [1, 2.5]}"
 check "jsonl: input fields come first" test "$(jfield "$TMP/out" 2 'list(j)[:2]')" = "['id', 'text']"
 check "jsonl: the text is not repeated as a field" test "$(jfield "$TMP/out" 1 'sorted(j)')" = \
-  "['id', 'input_ids', 'label', 'logits', 'meta', 'probability', 'text', 'token_type_ids', 'truncated_tokens']"
+  "['function_to_apply', 'id', 'input_ids', 'label', 'logits', 'meta', 'probability', 'scores', 'text', 'token_type_ids', 'truncated_tokens']"
 want=$(P "a gripping film" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["logits"])')
 check "jsonl: the same logits as the text given as an argument" test "$(jfield "$TMP/out" 1 'j["logits"]')" = "$want"
 
 P --input "$TMP/in.jsonl" --json --fields label,probability >"$TMP/out"
 check "--fields: only those, input fields kept" test "$(jfield "$TMP/out" 1 'list(j)')" = "['id', 'meta', 'label', 'probability']"
+P --input "$TMP/in.jsonl" --json --fields scores,function_to_apply >"$TMP/out"
+check "--fields: scores and function_to_apply can be chosen" test "$(jfield "$TMP/out" 1 'list(j)[2:], len(j["scores"])')" = \
+  "['scores', 'function_to_apply'] 2"
 P --input "$TMP/in.jsonl" --json --fields label,score >/dev/null 2>"$TMP/err"
 check "--fields: an unknown field is a usage error naming it" test $? -eq 2 -a -n "$(grep "unknown field 'score'" "$TMP/err")"
 check "--fields without --json is a usage error" test "$(P --input "$TMP/in.jsonl" --fields label 2>/dev/null; echo $?)" = 2
