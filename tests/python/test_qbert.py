@@ -95,12 +95,34 @@ def test_token_model_equals_cli():
             assert any(got.entities)
 
 
+def multi_label_model():
+    """bert-mini-sst2 read as problem_type multi_label_classification: its
+    scores are a sigmoid per label."""
+    d = os.path.join(TMP, "multi-label")
+    if not os.path.isdir(d):
+        os.makedirs(d)
+        for f in ("model.safetensors", "vocab.txt", "tokenizer_config.json"):
+            os.symlink(os.path.abspath(os.path.join(MODEL, f)), os.path.join(d, f))
+        with open(os.path.join(MODEL, "config.json")) as f:
+            config = json.load(f)
+        config["problem_type"] = "multi_label_classification"
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(config, f)
+    return d
+
+
 def test_scores_equal_cli():
-    want = [json.loads(line) for line in cli("predict", MODEL, "great film", "dull", "--json").splitlines()]
-    with qbert.Model(MODEL) as m:
-        got = m.predict(["great film", "dull"])
-        assert m.info["function_to_apply"] == want[0]["function_to_apply"] == "softmax"
-    assert np.array_equal(got.scores, np.array([w["scores"] for w in want], np.float32))
+    texts = sst2_texts(20)
+    for model, function in ((MODEL, "softmax"), (multi_label_model(), "sigmoid")):
+        want = [json.loads(line) for line in cli("predict", model, *texts, "--json").splitlines()]
+        with qbert.Model(model) as m:
+            got = m.predict(texts)
+            assert m.info["function_to_apply"] == want[0]["function_to_apply"] == function
+        assert got.labels == [w["label"] for w in want]
+        assert np.array_equal(got.scores, np.array([w["scores"] for w in want], np.float32))
+        assert np.array_equal(got.probabilities, np.array([w["probability"] for w in want], np.float32))
+        sums = got.scores.astype(np.float64).sum(axis=1)
+        assert np.allclose(sums, 1, atol=1e-6) == (function == "softmax"), (function, sums)
 
 
 def test_quantize_equals_cli():
