@@ -154,8 +154,8 @@ class Model:
             "warning": warning.decode() if warning else None,
             "layer_norm_eps": i.layer_norm_eps, "function_to_apply": "sigmoid" if i.sigmoid else "softmax",
             **{k: getattr(i, k) for k in ("vocab_size", "hidden_size", "embedding_size", "num_layers", "num_heads",
-                                          "intermediate_size", "max_position", "type_vocab_size", "num_labels", "mask_token_id",
-                                          "n_params", "file_bytes", "n_tensors")},
+                                          "intermediate_size", "max_position", "type_vocab_size", "num_labels",
+                                          "mask_token_id", "n_params", "file_bytes", "n_tensors")},
         }
 
     def _label(self, k):
@@ -208,10 +208,9 @@ class Model:
 
     def _tokenize_words(self, r, k, segments, what):
         """Pre-split segments [(bytes, spans)] (a text, maybe a pair) into r's encoding k."""
-        keep, ws = [], []
+        ws = []  # the ctypes arrays keep the words alive
         for b, spans in segments:
             words = [b[s:e] for s, e in spans]
-            keep.append(words)
             n = max(1, len(words))
             ws.append(_lib.Words((c_char_p * n)(*words), (c_size_t * n)(*[len(w) for w in words]), len(words)))
         pair = byref(ws[1]) if len(ws) > 1 else None
@@ -328,9 +327,9 @@ class Model:
             t1 = t + 1
             while t1 < e.n and e.word_ids[t1] == w:
                 t1 += 1
-            seg, start, end = spans[w]
+            seg, word_start, end = spans[w]
             lens = [_piece_len(lib.qb_token_text(self._m, e.input_ids[u])) for u in range(t, t1)]
-            exact = sum(lens) == end - start
+            exact, start = sum(lens) == end - word_start, word_start  # else each piece spans the whole word
             for u, n in zip(range(t, t1), lens):
                 row = lg[u].tolist()
                 best = row.index(max(row))
@@ -338,7 +337,7 @@ class Model:
                 begin = name.startswith("B-")
                 kind = name[2:] if begin or name.startswith("I-") else name
                 toks.append((kind, begin, float(np.float32(_softmax(row)[best])), seg,
-                             start if exact else spans[w][1], start + n if exact else end))
+                             start if exact else word_start, start + n if exact else end))
                 start += n
             t = t1
         out, g = [], 0
@@ -351,8 +350,8 @@ class Model:
                 for x in toks[g:t]:
                     score += x[2]
                 b, start, end = segs[seg][0], toks[g][4], toks[t - 1][5]
-                chars = lambda n: sum((c & 0xC0) != 0x80 for c in b[:n])
-                out.append({"entity": kind, "score": score / (t - g), "start": chars(start), "end": chars(end),
+                out.append({"entity": kind, "score": score / (t - g), "start": _chars(b, start),
+                            "end": _chars(b, end),
                             "text": b[start:end].decode("utf-8", "replace"), "segment": seg})
             g = t
         return out
@@ -393,6 +392,11 @@ def _piece_len(piece):
         if piece.startswith(prefix):
             return len(piece) - len(prefix)
     return len(piece)
+
+
+def _chars(b, n):
+    """Characters in the first n bytes of UTF-8 b."""
+    return sum((c & 0xC0) != 0x80 for c in b[:n])
 
 
 def quantize(model_dir, out_dir, method="dynamic", bits=8, threads=0, keep=(), **options):

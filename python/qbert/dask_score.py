@@ -252,8 +252,8 @@ def run(args, client):
     # __main__ the workers cannot import).
     from qbert.dask_score import score_partition as task
     futures = [client.submit(task, model, args.threads, args.batch, path, fmt, header, part, out,
-                             args.on_error == "skip", args.aggregate, key="qbert-part-%05d-%s" % (i, os.path.basename(out)),
-                             pure=False)
+                             args.on_error == "skip", args.aggregate,
+                             key="qbert-part-%05d-%s" % (i, os.path.basename(out)), pure=False)
                for i, (part, out) in enumerate(zip(parts, outs))]
     results = client.gather(futures)
     done = [r for r in results if not r["resumed"]]
