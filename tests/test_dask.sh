@@ -14,5 +14,5 @@ fi
 head -161 "$SHARED/data/imdb/test-2000.tsv" >"$TMP/imdb.tsv"
 export QBERT_LIB=${QB_BUILD_DIR:-$SRC/build}/libqbert.so PYTHONPATH=$SRC/python
 check "dask scoring (tests/python/test_dask.py)" $PY "$SRC/tests/python/test_dask.py" "$SRC/models/bert-mini-sst2" \
-  "$TMP/imdb.tsv" "$TMP"
+  "$TMP/imdb.tsv" "$TMP" "$SHARED/models/bert-mini-conll" "$SHARED/data/conll2003/test.txt"
 finish

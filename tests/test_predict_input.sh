@@ -19,6 +19,9 @@ check "jsonl: the same logits as the text given as an argument" test "$(jfield "
 
 P --input "$TMP/in.jsonl" --json --fields label,probability >"$TMP/out"
 check "--fields: only those, input fields kept" test "$(jfield "$TMP/out" 1 'list(j)')" = "['id', 'meta', 'label', 'probability']"
+P --input "$TMP/in.jsonl" --json --fields scores,function_to_apply >"$TMP/out"
+check "--fields: scores and function_to_apply can be chosen" test "$(jfield "$TMP/out" 1 'list(j)[2:], len(j["scores"])')" = \
+  "['scores', 'function_to_apply'] 2"
 P --input "$TMP/in.jsonl" --json --fields label,score >/dev/null 2>"$TMP/err"
 check "--fields: an unknown field is a usage error naming it" test $? -eq 2 -a -n "$(grep "unknown field 'score'" "$TMP/err")"
 check "--fields without --json is a usage error" test "$(P --input "$TMP/in.jsonl" --fields label 2>/dev/null; echo $?)" = 2

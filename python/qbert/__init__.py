@@ -13,7 +13,6 @@ import ctypes
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import threading
@@ -27,14 +26,19 @@ from ._lib import lib
 __all__ = ["Model", "Predictions", "QbertError", "quantize", "evaluate", "compare", "__version__"]
 __version__ = "0.1.0"
 
-_TASKS = {0: "sequence", 1: "token", 2: "none"}
+_TASKS = {0: "sequence", 1: "token", 2: "none", 3: "mlm"}
 _ARCHS = {0: "bert", 1: "albert", 2: "distilbert"}
 
-# Sequence models: labels [n], probabilities float32 [n], logits float32 [n, labels].
-# Token models: per text, the words, their tags (None past truncation), the
-# tags' probabilities and the per-token logits [tokens, labels].  With
-# predict(..., tokens=True), encodings holds each text's tokenize() dict.
-Predictions = collections.namedtuple("Predictions", "labels probabilities logits words encodings")
+# Sequence models: labels [n], probabilities float32 [n], logits float32 [n,
+# labels], scores float32 [n, labels] (info["function_to_apply"]: softmax, or
+# a sigmoid per label).  Token models: per text, the words (the text's, then
+# the pair's, as the model's pre-tokenizer splits them), their tags (None past
+# truncation), the tags' softmax probabilities and the per-token logits
+# [tokens, labels]; with aggregate="simple", entities: per text a list of
+# {entity, score, start, end, text, segment} as `qbert predict --aggregate
+# simple` finds them.  With predict(..., tokens=True), encodings holds each
+# text's tokenize() dict.
+Predictions = collections.namedtuple("Predictions", "labels probabilities logits scores words encodings entities")
 
 
 _ERR_ARG, _ERR_UTF8 = 5, 6  # qb_status
@@ -75,6 +79,10 @@ def _softmax(row):
     return [v / s for v in e]
 
 
+def _sigmoid(row):
+    return [1.0 / (1.0 + math.exp(-x)) for x in row]
+
+
 def _load(path, isa=None):
     if isinstance(path, Model):
         return path._m
@@ -86,14 +94,6 @@ def _load(path, isa=None):
     if lib.qb_model_load(os.fsencode(path), byref(p), byref(h), byref(err)):
         _raise(err)
     return h
-
-
-def _words(t):
-    """Words as `qbert predict` splits them: at ASCII blanks only (str.split
-    would also split at U+0085, U+00A0...)."""
-    if isinstance(t, bytes):
-        t = t.decode("utf-8", "surrogateescape")
-    return [w for w in re.split(r"[ \t\n\r]+", t) if w]
 
 
 def _encoding(e):
@@ -139,7 +139,7 @@ class Model:
         self._lock = threading.Lock()
         i = _lib.ModelInfo()
         lib.qb_model_get_info(self._m, byref(i))
-        self._task, self._labels = i.task, i.num_labels
+        self._task, self._labels, self._sigmoid = i.task, i.num_labels, bool(i.sigmoid)
         self.max_length = lib.qb_model_max_length(self._m, max_length)
         if self.max_length > i.max_position:
             self.close()
@@ -152,10 +152,10 @@ class Model:
             "labels": [self._label(k) for k in range(i.num_labels)],
             "quantization": lib.qb_model_quant_summary(self._m).decode(),
             "warning": warning.decode() if warning else None,
-            "layer_norm_eps": i.layer_norm_eps,
+            "layer_norm_eps": i.layer_norm_eps, "function_to_apply": "sigmoid" if i.sigmoid else "softmax",
             **{k: getattr(i, k) for k in ("vocab_size", "hidden_size", "embedding_size", "num_layers", "num_heads",
                                           "intermediate_size", "max_position", "type_vocab_size", "num_labels",
-                                          "n_params", "file_bytes", "n_tensors")},
+                                          "mask_token_id", "n_params", "file_bytes", "n_tensors")},
         }
 
     def _label(self, k):
@@ -199,11 +199,22 @@ class Model:
                            r.err_ref):
             _raise(r.err, "text %d: " % (index + 1))
 
-    def _tokenize_words(self, r, k, words, what):
-        wb = [_text_bytes(w, what) for w in words]
-        arr = (c_char_p * max(1, len(wb)))(*wb)
-        lens = (c_size_t * max(1, len(wb)))(*[len(w) for w in wb])
-        if lib.qb_tokenize_words(self._m, arr, lens, len(wb), self.max_length, r.enc_refs[k], byref(r.err)):
+    def _split(self, r, b, what):
+        """b's words as the model's pre-tokenizer splits them: [(start, end)]."""
+        spans, n = (_lib.WordSpan * max(1, len(b)))(), c_int()
+        if lib.qb_split_words(self._m, b, len(b), spans, byref(n), r.err_ref):
+            _raise(r.err, what + ": ")
+        return [(spans[i].start, spans[i].end) for i in range(n.value)]
+
+    def _tokenize_words(self, r, k, segments, what):
+        """Pre-split segments [(bytes, spans)] (a text, maybe a pair) into r's encoding k."""
+        ws = []  # the ctypes arrays keep the words alive
+        for b, spans in segments:
+            words = [b[s:e] for s, e in spans]
+            n = max(1, len(words))
+            ws.append(_lib.Words((c_char_p * n)(*words), (c_size_t * n)(*[len(w) for w in words]), len(words)))
+        pair = byref(ws[1]) if len(ws) > 1 else None
+        if lib.qb_tokenize_word_pair(self._m, byref(ws[0]), pair, self.max_length, r.enc_refs[k], r.err_ref):
             _raise(r.err, what + ": ")
 
     def tokenize(self, text, pair=None):
@@ -214,10 +225,11 @@ class Model:
         d["tokens"] = [(lib.qb_token_text(self._m, t) or b"").decode("utf-8", "replace") for t in d["input_ids"]]
         return d
 
-    def predict(self, texts, pairs=None, tokens=False):
+    def predict(self, texts, pairs=None, tokens=False, aggregate=None):
         """Labels, probabilities and logits of texts (a str or a list), in
-        batches of `batch` as `qbert predict` runs them."""
-        if self._task == 2:
+        batches of `batch` as `qbert predict` runs them; aggregate="simple"
+        (token models) also groups entities as `--aggregate simple` does."""
+        if self._task in (2, 3):
             raise QbertError("%s: a bare encoder (%s) has no classification head; use embed()"
                              % (self.path, self.info["class_name"]))
         if isinstance(texts, (str, bytes)):
@@ -226,14 +238,17 @@ class Model:
             pairs = [pairs] * len(texts)
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError("pairs: %d given for %d texts" % (len(pairs), len(texts)))
-        if pairs is not None and self._task == 1:
-            raise QbertError("pairs are for sequence models; %s tags tokens" % self.path)
+        if aggregate not in (None, "simple"):
+            raise ValueError("aggregate: simple or None, not %r" % (aggregate,))
+        if aggregate and self._task != 1:
+            raise QbertError("aggregate is for token-classification models; %s classifies sequences" % self.path)
         r = self._runner("predict", self.batch)
         encs = [] if tokens else None
         if self._task == 1:
-            return self._predict_tokens(r, texts, encs)
+            return self._predict_tokens(r, texts, pairs, encs, aggregate)
         n, L = len(texts), self._labels
         logits = np.empty((n, L), np.float32)
+        scores = np.empty((n, L), np.float32)
         probs = np.empty(n, np.float32)
         labels, names, out = [], self.info["labels"], logits.ctypes.data
         for at in range(0, n, r.batch):
@@ -248,44 +263,98 @@ class Model:
                 ctypes.memmove(out + 4 * L * (at + k), lib.qb_session_logits(r.s, k), 4 * L)
                 row = logits[at + k].tolist()
                 best = row.index(max(row))
-                probs[at + k] = _softmax(row)[best]
+                scores[at + k] = (_sigmoid if self._sigmoid else _softmax)(row)
+                probs[at + k] = scores[at + k][best]
                 labels.append(names[best])
-        return Predictions(labels, probs, logits, None, encs)
+        return Predictions(labels, probs, logits, scores, None, encs, None)
 
-    def _predict_tokens(self, r, texts, encs):
-        labels, probs, logits, words = [], [], [], []
-        L = self._labels
+    def _predict_tokens(self, r, texts, pairs, encs, aggregate):
+        labels, probs, logits, words, ents = [], [], [], [], [] if aggregate else None
         for at in range(0, len(texts), r.batch):
-            chunk = texts[at:at + r.batch]
-            split = [_words(t) for t in chunk]
-            for k, w in enumerate(split):
-                self._tokenize_words(r, k, w, "text %d" % (at + k + 1))
-            if lib.qb_session_run_encodings(r.s, r.encp, len(chunk), byref(r.err)):
+            chunk = []
+            for k in range(min(r.batch, len(texts) - at)):
+                what = "text %d" % (at + k + 1)
+                segs = [_text_bytes(texts[at + k], what)]
+                if pairs is not None and pairs[at + k] is not None:
+                    segs.append(_text_bytes(pairs[at + k], what + " (pair)"))
+                segs = [(b, self._split(r, b, what)) for b in segs]
+                self._tokenize_words(r, k, segs, what)
+                chunk.append(segs)
+            if lib.qb_session_run_encodings(r.s, r.encp, len(chunk), r.err_ref):
                 _raise(r.err)
             if encs is not None:
                 encs.extend(_encoding(r.enc[k]) for k in range(len(chunk)))
-            for k, w in enumerate(split):
+            for k, segs in enumerate(chunk):
                 e = r.enc[k]
-                lg = np.ctypeslib.as_array(lib.qb_session_logits(r.s, k), (e.n, L)).copy()
-                first = {}
-                for t in range(e.n):
-                    first.setdefault(e.word_ids[t], t)
-                tags, p = [], []
-                for wi in range(len(w)):
-                    t = first.get(wi)
-                    if t is None:
-                        tags.append(None)
-                        p.append(np.nan)
-                        continue
-                    row = lg[t].tolist()
-                    best = row.index(max(row))
-                    tags.append(self._label(best))
-                    p.append(_softmax(row)[best])
+                lg = np.ctypeslib.as_array(lib.qb_session_logits(r.s, k), (e.n, self._labels)).copy()
+                tags, p = self._word_tags(e, lg, sum(len(sp) for _, sp in segs))
                 labels.append(tags)
                 probs.append(np.array(p, np.float32))
                 logits.append(lg)
-                words.append(w)
-        return Predictions(labels, probs, logits, words, encs)
+                words.append([b[s:t].decode("utf-8", "replace") for b, sp in segs for s, t in sp])
+                if aggregate:
+                    ents.append(self._entities(e, lg, segs))
+        return Predictions(labels, probs, logits, None, words, encs, ents)
+
+    def _word_tags(self, e, lg, n_words):
+        """Each word's tag and its probability, from its first sub-token."""
+        first = {}
+        for t in range(e.n):
+            first.setdefault(e.word_ids[t], t)
+        tags, p = [], []
+        for wi in range(n_words):
+            t = first.get(wi)
+            if t is None:
+                tags.append(None)
+                p.append(np.nan)
+                continue
+            row = lg[t].tolist()
+            best = row.index(max(row))
+            tags.append(self._label(best))
+            p.append(_softmax(row)[best])
+        return tags, p
+
+    def _entities(self, e, lg, segs):
+        """`--aggregate simple`: every sub-token tagged by its argmax, runs of
+        one entity type grouped (a B- tag starts a new group), "O" dropped."""
+        spans = [(seg, s, t) for seg, (_, sp) in enumerate(segs) for s, t in sp]
+        toks, t = [], 0
+        while t < e.n:
+            w = e.word_ids[t]
+            if w < 0 or w >= len(spans):
+                t += 1
+                continue
+            t1 = t + 1
+            while t1 < e.n and e.word_ids[t1] == w:
+                t1 += 1
+            seg, word_start, end = spans[w]
+            lens = [_piece_len(lib.qb_token_text(self._m, e.input_ids[u])) for u in range(t, t1)]
+            exact, start = sum(lens) == end - word_start, word_start  # else each piece spans the whole word
+            for u, n in zip(range(t, t1), lens):
+                row = lg[u].tolist()
+                best = row.index(max(row))
+                name = self._label(best)
+                begin = name.startswith("B-")
+                kind = name[2:] if begin or name.startswith("I-") else name
+                toks.append((kind, begin, float(np.float32(_softmax(row)[best])), seg,
+                             start if exact else word_start, start + n if exact else end))
+                start += n
+            t = t1
+        out, g = [], 0
+        for t in range(1, len(toks) + 1):
+            if t < len(toks) and not toks[t][1] and toks[t][0] == toks[g][0] and toks[t][3] == toks[g][3]:
+                continue
+            kind, seg = toks[g][0], toks[g][3]
+            if kind != "O":
+                score = 0.0
+                for x in toks[g:t]:
+                    score += x[2]
+                b, start, end = segs[seg][0], toks[g][4], toks[t - 1][5]
+                out.append({"entity": kind, "score": score / (t - g), "start": _chars(b, start),
+                            "end": _chars(b, end),
+                            "text": b[start:end].decode("utf-8", "replace"), "segment": seg})
+            g = t
+        return out
 
     def embed(self, texts, pooling=None, normalize=None, batch=32):
         """Sentence embeddings, float32 [n, dim].  pooling ("mean", "cls",
@@ -313,6 +382,21 @@ class Model:
             for k in range(rows):
                 ctypes.memmove(out[at + k].ctypes.data, lib.qb_session_embedding(r.s, k), 4 * dim)
         return out
+
+
+def _piece_len(piece):
+    """The bytes of a piece's text in its word: "##", "\u0120" or "\u2581" prefixes off."""
+    if not piece:
+        return 0
+    for prefix in (b"##", b"\xc4\xa0", b"\xe2\x96\x81"):
+        if piece.startswith(prefix):
+            return len(piece) - len(prefix)
+    return len(piece)
+
+
+def _chars(b, n):
+    """Characters in the first n bytes of UTF-8 b."""
+    return sum((c & 0xC0) != 0x80 for c in b[:n])
 
 
 def quantize(model_dir, out_dir, method="dynamic", bits=8, threads=0, keep=(), **options):
@@ -391,7 +475,10 @@ def _eval_dict(m, r):
         out.update(agreement=r.agreement, agreement_n=r.agreement_n, sqnr_db=r.sqnr_db, kl=r.kl, cosine=r.cosine)
     if r.token_task:
         out.update(entity_f1=r.entity_f1, entity_precision=r.entity_precision, entity_recall=r.entity_recall,
-                   words_scored=r.total, words_unscored=r.words_unscored)
+                   words_scored=r.total, words_unscored=r.words_unscored,
+                   entity_types=[{"type": t.type.decode("utf-8", "replace"), "f1": t.f1, "precision": t.precision,
+                                  "recall": t.recall, "gold": t.gold, "predicted": t.pred, "correct": t.tp}
+                                 for t in r.entity_types[:r.n_entity_types]])
     out["per_class"] = [{"label": label(k), "precision": r.precision[k], "recall": r.recall[k], "f1": r.f1[k],
                          "support": r.support[k]} for k in range(r.n_classes)]
     out["seconds"] = r.seconds

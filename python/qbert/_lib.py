@@ -46,7 +46,7 @@ class ModelInfo(Structure):
                 ("hidden_act", c_char_p), ("tokenizer", c_char_p), ("isa", c_char_p)] + \
         [(n, c_int) for n in ("vocab_size", "hidden_size", "embedding_size", "num_layers", "num_heads",
                               "intermediate_size", "max_position", "type_vocab_size", "num_hidden_groups",
-                              "inner_group_num", "num_labels")] + \
+                              "inner_group_num", "num_labels", "mask_token_id", "sigmoid")] + \
         [("layer_norm_eps", c_float), ("n_params", c_int64), ("file_bytes", c_int64), ("n_tensors", c_int)]
 
 
@@ -54,6 +54,14 @@ class Encoding(Structure):
     _fields_ = [("input_ids", POINTER(c_int32)), ("token_type_ids", POINTER(c_int32)),
                 ("word_ids", POINTER(c_int32)), ("n", c_int), ("n_truncated", c_int), ("cap", c_int),
                 ("work", c_void_p)]
+
+
+class Words(Structure):
+    _fields_ = [("words", POINTER(c_char_p)), ("lens", POINTER(c_size_t)), ("n", c_int)]
+
+
+class WordSpan(Structure):
+    _fields_ = [("start", c_size_t), ("end", c_size_t)]
 
 
 class SessionParams(Structure):
@@ -74,11 +82,17 @@ class EvalParams(Structure):
         [("reference", c_void_p), ("progress", PROGRESS_FN), ("progress_ctx", c_void_p)]
 
 
+class EntityScore(Structure):
+    _fields_ = [("type", c_char * 24), ("f1", c_double), ("precision", c_double), ("recall", c_double),
+                ("gold", c_longlong), ("pred", c_longlong), ("tp", c_longlong)]
+
+
 class EvalResult(Structure):
     _fields_ = [("task", c_char * 16), ("n", c_int), ("token_task", c_int), ("accuracy", c_double),
                 ("macro_f1", c_double), ("correct", c_longlong), ("total", c_longlong),
                 ("entity_f1", c_double), ("entity_precision", c_double), ("entity_recall", c_double),
                 ("entity_gold", c_longlong), ("entity_pred", c_longlong), ("entity_tp", c_longlong),
+                ("n_entity_types", c_int), ("entity_types", EntityScore * 32),
                 ("words_unscored", c_int), ("max_length", c_int), ("n_truncated", c_int),
                 ("agreement", c_double), ("agreement_n", c_longlong), ("sqnr_db", c_double), ("kl", c_double),
                 ("cosine", c_double), ("n_classes", c_int), ("precision", POINTER(c_double)),
@@ -118,7 +132,8 @@ _SIGNATURES = {
     "qb_model_quant_summary": (c_char_p, [_P]),
     "qb_encoding_free": (None, [POINTER(Encoding)]),
     "qb_tokenize": (c_int, [_P, c_char_p, c_size_t, c_char_p, c_size_t, c_int, POINTER(Encoding), _E]),
-    "qb_tokenize_words": (c_int, [_P, POINTER(c_char_p), POINTER(c_size_t), c_int, c_int, POINTER(Encoding), _E]),
+    "qb_split_words": (c_int, [_P, c_char_p, c_size_t, POINTER(WordSpan), POINTER(c_int), _E]),
+    "qb_tokenize_word_pair": (c_int, [_P, POINTER(Words), POINTER(Words), c_int, POINTER(Encoding), _E]),
     "qb_token_text": (c_char_p, [_P, c_int32]),
     "qb_session_create": (c_int, [_P, POINTER(SessionParams), POINTER(_P), _E]),
     "qb_session_free": (None, [_P]),

@@ -84,8 +84,9 @@ class _Partition:
     order; a bad line is reported in its place (skip) or ends the run after
     the lines before it are written (stop)."""
 
-    def __init__(self, model, source, fmt, header, skip):
+    def __init__(self, model, source, fmt, header, skip, aggregate):
         self.m, self.source, self.fmt, self.header, self.skip = model, source, fmt, header, skip
+        self.aggregate = aggregate
         self.out, self.pending, self.failure = [], [], None
 
     def read(self, lineno, line):
@@ -135,7 +136,7 @@ class _Partition:
         except qbert.QbertError:  # find the rows that do not tokenize; the rest run together, as in the CLI
             for e in good:
                 try:
-                    self.m.tokenize(e[1], e[2])
+                    self._predict([e])
                 except qbert.QbertError as err:
                     bad[e[0]] = "%s input %d: %s" % (self.source, e[0], str(err).split(": ", 1)[-1])
             good = [e for e in good if e[0] not in bad]
@@ -152,37 +153,41 @@ class _Partition:
     def _predict(self, entries):
         if not entries:
             return []
-        pairs = [e[2] for e in entries]
-        p = self.m.predict([e[1] for e in entries], pairs=pairs if any(x is not None for x in pairs) else None,
-                           tokens=True)
+        p = self.m.predict([e[1] for e in entries], pairs=[e[2] for e in entries], tokens=True,
+                           aggregate=self.aggregate)
         return [self._line(e, p, k) for k, e in enumerate(entries)]
 
     def _line(self, e, p, k):
         enc = p.encodings[k]
         o = dict(e[3] or {})
         o["text"] = e[1]
-        if e[2] is not None and p.words is None:
+        if e[2] is not None:
             o["text_pair"] = e[2]
         o["input_ids"], o["token_type_ids"] = enc["input_ids"], enc["token_type_ids"]
         if p.words is None:
             o["logits"] = jsonout.reals(p.logits[k].tolist())
             o["label"] = p.labels[k]
             o["probability"] = jsonout.Raw(jsonout.real(float(p.probabilities[k])))
+            o["scores"] = jsonout.reals(p.scores[k].tolist())
+            o["function_to_apply"] = self.m.info["function_to_apply"]
         else:
-            o["logits"] = jsonout.Raw("[" + ", ".join(jsonout.reals(r) for r in p.logits[k].tolist()) + "]")
-            o["words"], o["label"] = p.words[k], p.labels[k]
+            o["token_logits"] = jsonout.Raw("[" + ", ".join(jsonout.reals(r) for r in p.logits[k].tolist()) + "]")
+            if p.entities is not None:
+                o["entities"] = p.entities[k]
+            else:
+                o["words"], o["tags"] = p.words[k], p.labels[k]
         o["truncated_tokens"] = enc["truncated_tokens"]
         return jsonout.line(o)
 
 
-def score_partition(model_dir, threads, batch, path, fmt, header, part, out_path, skip):
+def score_partition(model_dir, threads, batch, path, fmt, header, part, out_path, skip, aggregate=None):
     """One partition: scored and written to out_path (through a temporary
     file renamed when complete), unless a finished file is already there."""
     if os.path.exists(out_path):
         return {"path": out_path, "resumed": True, "lines": 0}
     start, end, first_line = part
     m = _model(model_dir, threads, batch)
-    job = _Partition(m, path, fmt, header, skip)
+    job = _Partition(m, path, fmt, header, skip, aggregate)
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start)
@@ -212,7 +217,7 @@ def _job_record(args, fmt):
     st = os.stat(args.input)
     return {"model": os.path.abspath(args.model), "input": os.path.abspath(args.input), "size": st.st_size,
             "mtime_ns": st.st_mtime_ns, "format": fmt, "batch": args.batch,
-            "partition_lines": args.partition_lines, "on_error": args.on_error}
+            "partition_lines": args.partition_lines, "on_error": args.on_error, "aggregate": args.aggregate}
 
 
 def _prepare_output(args, fmt):
@@ -247,8 +252,8 @@ def run(args, client):
     # __main__ the workers cannot import).
     from qbert.dask_score import score_partition as task
     futures = [client.submit(task, model, args.threads, args.batch, path, fmt, header, part, out,
-                             args.on_error == "skip", key="qbert-part-%05d-%s" % (i, os.path.basename(out)),
-                             pure=False)
+                             args.on_error == "skip", args.aggregate,
+                             key="qbert-part-%05d-%s" % (i, os.path.basename(out)), pure=False)
                for i, (part, out) in enumerate(zip(parts, outs))]
     results = client.gather(futures)
     done = [r for r in results if not r["resumed"]]
@@ -267,6 +272,7 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
     ap.add_argument("--threads", type=int, default=1, help="compute threads per worker's model (default 1)")
     ap.add_argument("--batch", type=int, default=8, help="inputs run together, as qbert predict --batch (8)")
+    ap.add_argument("--aggregate", choices=("simple",), help="token models: entity spans, as qbert predict's")
     ap.add_argument("--partition-lines", type=int, default=1024, help="inputs per partition (default 1024)")
     ap.add_argument("--on-error", choices=("stop", "skip"), default="stop",
                     help="a bad line: stop the job (finished partitions are kept) or report it in place")

@@ -1,9 +1,12 @@
 """qbert.dask_score on a LocalCluster of 2 workers: the parts concatenated
 equal `qbert predict --input FILE --json` byte for byte; with a worker
 killed mid-run too; a rerun keeps finished parts; another job's output
-directory is refused.  usage: test_dask.py MODEL_DIR DATA.tsv SCRATCH"""
+directory is refused; a token model's JSONL (pairs, --aggregate simple) and
+a multi-label model's scores too.
+usage: test_dask.py MODEL_DIR DATA.tsv SCRATCH [TOKEN_MODEL_DIR CONLL.txt]"""
 import argparse
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -28,14 +31,53 @@ def joined(out):
     return b"".join(open(p, "rb").read() for p in sorted(glob.glob(os.path.join(out, "part-*.jsonl"))))
 
 
-def main(model, data, tmp):
+def predict_json(model, data, *extra):
+    return subprocess.run([os.environ["QBERT_BIN"], "predict", model, "--input", data, "--json", "--threads", "1",
+                           *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True).stdout
+
+
+def multi_label(model, tmp):
+    """model read as problem_type multi_label_classification (sigmoid scores)."""
+    d = os.path.join(tmp, "multi-label")
+    os.makedirs(d)
+    for f in ("model.safetensors", "vocab.txt", "tokenizer_config.json"):
+        os.symlink(os.path.abspath(os.path.join(model, f)), os.path.join(d, f))
+    with open(os.path.join(model, "config.json")) as f:
+        config = json.load(f)
+    config["problem_type"] = "multi_label_classification"
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(config, f)
+    return d
+
+
+def conll_jsonl(conll, path, n=24):
+    """n CoNLL sentences as JSONL, every third with the next as its text_pair."""
+    sents, words = [], []
+    with open(conll, encoding="utf-8") as f:
+        for line in f:
+            if line.strip() and not line.startswith("-DOCSTART-"):
+                words.append(line.split()[0])
+            elif words:
+                sents.append(" ".join(words))
+                words = []
+            if len(sents) == n + 1:
+                break
+    with open(path, "w", encoding="utf-8") as f:
+        for k in range(n):
+            o = {"id": k, "text": sents[k]}
+            if k % 3 == 0:
+                o["text_pair"] = sents[k + 1]
+            f.write(json.dumps(o, ensure_ascii=False) + "\n")
+    return path
+
+
+def main(model, data, tmp, token_model=None, conll=None):
     """Under `if __name__`: the workers, spawned, import this file again."""
-    want = subprocess.run([os.environ["QBERT_BIN"], "predict", model, "--input", data, "--json", "--threads", "1"],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True).stdout
+    want = predict_json(model, data)
 
     def args(out, **kw):
         a = dict(model=model, input=data, input_format=None, output=out, threads=1, batch=8, partition_lines=16,
-                 on_error="stop")
+                 on_error="stop", aggregate=None)
         a.update(kw)
         return argparse.Namespace(**a)
 
@@ -79,8 +121,20 @@ def main(model, data, tmp):
         check("after the kill: byte-identical", joined(out) == want and parts == n)
         check("no temporary files left", not glob.glob(os.path.join(out, "*.tmp-*")))
 
+        cases = [("multi-label (sigmoid scores)", multi_label(model, tmp), data, None)]
+        if token_model and os.path.isdir(token_model) and os.path.exists(conll or ""):
+            jsonl = conll_jsonl(conll, os.path.join(tmp, "conll.jsonl"))
+            cases += [("token model, pairs", token_model, jsonl, None),
+                      ("token model, --aggregate simple", token_model, jsonl, "simple")]
+        for k, (what, m, path, aggregate) in enumerate(cases):
+            out = os.path.join(tmp, "case-%d" % k)
+            r = dask_score.run(args(out, model=m, input=path, batch=4, partition_lines=8, aggregate=aggregate), client)
+            cli_out = predict_json(m, path, "--batch", "4", *(("--aggregate", aggregate) if aggregate else ()))
+            check("%s: %d partitions, byte-identical" % (what, r["partitions"]),
+                  r["partitions"] > 1 and joined(out) == cli_out)
+
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:6])
     print("test_dask.py: %d failed" % failed)
     sys.exit(1 if failed else 0)

@@ -3,6 +3,7 @@ must give the same bits.  pytest-style (test_* functions); tests/test_python.sh
 runs them without pytest.  Environment: QBERT_BIN (the CLI), QB_SOURCE_DIR,
 QB_SHARED_DIR, QBERT_LIB (libqbert.so), TMPDIR_QB (scratch)."""
 import concurrent.futures
+import ctypes
 import json
 import os
 import subprocess
@@ -78,13 +79,50 @@ def test_embed_equals_cli():
 def test_token_model_equals_cli():
     if not os.path.isdir(CONLL):
         return
-    texts = ["EU rejects German call to boycott British lamb .", "Peter Blackburn lives in Brussels"]
-    want = [json.loads(line) for line in cli("predict", CONLL, *texts, "--json").splitlines()]
+    texts = ["EU rejects German call to boycott British lamb.", "Peter Blackburn lives in Brussels"]
+    pair = "Ms. Müller visited Paris"
     with qbert.Model(CONLL) as m:
-        got = m.predict(texts)
-    for k, w in enumerate(want):
-        assert got.words[k] == w["words"] and got.labels[k] == w["label"]
-        assert np.array_equal(got.logits[k], np.array(w["logits"], np.float32))
+        for extra, pairs in (((), None), (("--pair", pair), [pair] * 2)):
+            want = [json.loads(line) for line in cli("predict", CONLL, *texts, *extra, "--json").splitlines()]
+            got = m.predict(texts, pairs=pairs)
+            for k, w in enumerate(want):
+                assert got.words[k] == w["words"] and got.labels[k] == w["tags"], (got.words[k], w)
+                assert np.array_equal(got.logits[k], np.array(w["token_logits"], np.float32))
+            want = [json.loads(line) for line in
+                    cli("predict", CONLL, *texts, *extra, "--json", "--aggregate", "simple").splitlines()]
+            got = m.predict(texts, pairs=pairs, aggregate="simple")
+            assert [digits9(e) for e in got.entities] == [w["entities"] for w in want], (got.entities, want)
+            assert any(got.entities)
+
+
+def multi_label_model():
+    """bert-mini-sst2 read as problem_type multi_label_classification: its
+    scores are a sigmoid per label."""
+    d = os.path.join(TMP, "multi-label")
+    if not os.path.isdir(d):
+        os.makedirs(d)
+        for f in ("model.safetensors", "vocab.txt", "tokenizer_config.json"):
+            os.symlink(os.path.abspath(os.path.join(MODEL, f)), os.path.join(d, f))
+        with open(os.path.join(MODEL, "config.json")) as f:
+            config = json.load(f)
+        config["problem_type"] = "multi_label_classification"
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(config, f)
+    return d
+
+
+def test_scores_equal_cli():
+    texts = sst2_texts(20)
+    for model, function in ((MODEL, "softmax"), (multi_label_model(), "sigmoid")):
+        want = [json.loads(line) for line in cli("predict", model, *texts, "--json").splitlines()]
+        with qbert.Model(model) as m:
+            got = m.predict(texts)
+            assert m.info["function_to_apply"] == want[0]["function_to_apply"] == function
+        assert got.labels == [w["label"] for w in want]
+        assert np.array_equal(got.scores, np.array([w["scores"] for w in want], np.float32))
+        assert np.array_equal(got.probabilities, np.array([w["probability"] for w in want], np.float32))
+        sums = got.scores.astype(np.float64).sum(axis=1)
+        assert np.allclose(sums, 1, atol=1e-6) == (function == "softmax"), (function, sums)
 
 
 def test_quantize_equals_cli():
@@ -123,6 +161,13 @@ def test_evaluate_equals_cli():
     with qbert.Model(MODEL) as m:  # an open model and a reference
         got = qbert.evaluate(m, SST2, limit=20, reference=MODEL)
     assert got["agreement"] == 1.0 and got["agreement_n"] == 20
+    conll = os.path.join(SHARED, "data", "conll2003", "test.txt")
+    if os.path.isdir(CONLL) and os.path.exists(conll):
+        want = json.loads(cli("eval", CONLL, "--data", conll, "--limit", "40", "--json"))
+        got = qbert.evaluate(CONLL, conll, limit=40)
+        for k in ("seconds", "examples_per_s", "model", "data"):
+            want.pop(k), got.pop(k, None)
+        assert want["entity_types"] and digits9(got) == want, (got, want)
 
 
 def test_threads_predict_at_once():
@@ -161,26 +206,32 @@ def test_errors_raise():
 
 
 def test_struct_layout():
-    """The ctypes mirrors have the C structs' sizes (a field added to
-    qbert.h without the binding would shift every later one)."""
+    """The ctypes mirrors have the C structs' sizes and every field's offset
+    (a field added to qbert.h without the binding would shift the later ones)."""
     from qbert import _lib
     structs = {"qb_error": _lib.Error, "qb_model_info": _lib.ModelInfo, "qb_encoding": _lib.Encoding,
+               "qb_words": _lib.Words, "qb_word_span": _lib.WordSpan, "qb_session_params": _lib.SessionParams,
                "qb_eval_params": _lib.EvalParams, "qb_eval_result": _lib.EvalResult,
-               "qb_quant_params": _lib.QuantParams, "qb_quant_report": _lib.QuantReport,
-               "qb_embed_params": _lib.EmbedParams, "qb_load_params": _lib.LoadParams}
+               "struct qb_entity_score": _lib.EntityScore, "qb_quant_params": _lib.QuantParams,
+               "qb_quant_report": _lib.QuantReport, "qb_embed_params": _lib.EmbedParams,
+               "qb_load_params": _lib.LoadParams}
+    want = []
     c = os.path.join(TMP, "sizes.c")
     with open(c, "w") as f:
-        f.write('#include "qbert.h"\n#include <stdio.h>\nint main(void) {\n')
-        for name in structs:
+        f.write('#include "qbert.h"\n#include <stddef.h>\n#include <stdio.h>\nint main(void) {\n')
+        for name, s in structs.items():
             f.write('    printf("%%zu\\n", sizeof(%s));\n' % name)
+            want.append((name, ctypes.sizeof(s)))
+            for field, _ in s._fields_:
+                f.write('    printf("%%zu\\n", offsetof(%s, %s));\n' % (name, field))
+                want.append((name + "." + field, getattr(s, field).offset))
         f.write("    return 0;\n}\n")
     exe = os.path.join(TMP, "sizes")
     subprocess.run(["cc", "-I", os.path.join(SRC, "include"), "-o", exe, c], check=True)
-    sizes = [int(x) for x in subprocess.run([exe], stdout=subprocess.PIPE, check=True).stdout.split()]
-    import ctypes
-    for (name, s), n in zip(structs.items(), sizes):
-        assert ctypes.sizeof(s) == n, (name, ctypes.sizeof(s), n)
-
+    got = [int(x) for x in subprocess.run([exe], stdout=subprocess.PIPE, check=True).stdout.split()]
+    assert len(got) == len(want)
+    for (what, n), c_value in zip(want, got):
+        assert n == c_value, (what, n, c_value)
 
 if __name__ == "__main__":
     failed = 0
