@@ -200,17 +200,19 @@ class Model:
             _raise(r.err, "text %d: " % (index + 1))
 
     def _split(self, r, b, what):
-        """b's words as the model's pre-tokenizer splits them: [(start, end)]."""
+        """b's words as the model's pre-tokenizer splits them: [(start, end)],
+        and the bytes each is tokenized from (qb_word_span's tok_start/tok_end)."""
         spans, n = (_lib.WordSpan * max(1, len(b)))(), c_int()
         if lib.qb_split_words(self._m, b, len(b), spans, byref(n), r.err_ref):
             _raise(r.err, what + ": ")
-        return [(spans[i].start, spans[i].end) for i in range(n.value)]
+        return ([(spans[i].start, spans[i].end) for i in range(n.value)],
+                [(spans[i].tok_start, spans[i].tok_end) for i in range(n.value)])
 
     def _tokenize_words(self, r, k, segments, what):
         """Pre-split segments [(bytes, spans)] (a text, maybe a pair) into r's encoding k."""
         ws = []  # the ctypes arrays keep the words alive
         for b, spans in segments:
-            words = [b[s:e] for s, e in spans]
+            words = [b[s:e] for s, e in spans[1]]
             n = max(1, len(words))
             ws.append(_lib.Words((c_char_p * n)(*words), (c_size_t * n)(*[len(w) for w in words]), len(words)))
         pair = byref(ws[1]) if len(ws) > 1 else None
@@ -277,9 +279,9 @@ class Model:
                 segs = [_text_bytes(texts[at + k], what)]
                 if pairs is not None and pairs[at + k] is not None:
                     segs.append(_text_bytes(pairs[at + k], what + " (pair)"))
-                segs = [(b, self._split(r, b, what)) for b in segs]
-                self._tokenize_words(r, k, segs, what)
-                chunk.append(segs)
+                split = [(b, self._split(r, b, what)) for b in segs]
+                self._tokenize_words(r, k, split, what)
+                chunk.append([(b, sp[0]) for b, sp in split])
             if lib.qb_session_run_encodings(r.s, r.encp, len(chunk), r.err_ref):
                 _raise(r.err)
             if encs is not None:

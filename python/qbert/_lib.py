@@ -61,7 +61,7 @@ class Words(Structure):
 
 
 class WordSpan(Structure):
-    _fields_ = [("start", c_size_t), ("end", c_size_t)]
+    _fields_ = [("start", c_size_t), ("end", c_size_t), ("tok_start", c_size_t), ("tok_end", c_size_t)]
 
 
 class SessionParams(Structure):
