@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 
 from . import jsonout
 
@@ -251,9 +252,12 @@ def run(args, client):
     # By reference to the importable module, also under `python3 -m` (whose
     # __main__ the workers cannot import).
     from qbert.dask_score import score_partition as task
+    # Keys unique to this run: the scheduler answers a key it still holds
+    # (an earlier run's, not yet released) with that run's result.
+    run_id = uuid.uuid4().hex[:12]
     futures = [client.submit(task, model, args.threads, args.batch, path, fmt, header, part, out,
                              args.on_error == "skip", args.aggregate,
-                             key="qbert-part-%05d-%s" % (i, os.path.basename(out)), pure=False)
+                             key="qbert-part-%05d-%s" % (i, run_id), pure=False)
                for i, (part, out) in enumerate(zip(parts, outs))]
     results = client.gather(futures)
     done = [r for r in results if not r["resumed"]]

@@ -36,6 +36,16 @@ def predict_json(model, data, *extra):
                            *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True).stdout
 
 
+def first_difference(got, want):
+    """The first line where got and want differ, to stderr (nothing if equal)."""
+    for i, (g, w) in enumerate(zip(got.splitlines(), want.splitlines())):
+        if g != w:
+            print("  line %d\n  got  %s\n  want %s" % (i + 1, g[:400], w[:400]), file=sys.stderr)
+            return
+    if len(got) != len(want):
+        print("  lengths differ: %d vs %d bytes" % (len(got), len(want)), file=sys.stderr)
+
+
 def multi_label(model, tmp):
     """model read as problem_type multi_label_classification (sigmoid scores)."""
     d = os.path.join(tmp, "multi-label")
@@ -130,8 +140,9 @@ def main(model, data, tmp, token_model=None, conll=None):
             out = os.path.join(tmp, "case-%d" % k)
             r = dask_score.run(args(out, model=m, input=path, batch=4, partition_lines=8, aggregate=aggregate), client)
             cli_out = predict_json(m, path, "--batch", "4", *(("--aggregate", aggregate) if aggregate else ()))
-            check("%s: %d partitions, byte-identical" % (what, r["partitions"]),
-                  r["partitions"] > 1 and joined(out) == cli_out)
+            got = joined(out)
+            check("%s: %d partitions, byte-identical" % (what, r["partitions"]), r["partitions"] > 1 and got == cli_out)
+            first_difference(got, cli_out)
 
 
 if __name__ == "__main__":
