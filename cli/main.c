@@ -17,7 +17,7 @@ static const char usage[] =
     "  fill-mask  a masked-LM model's top tokens at each [MASK] / <mask>\n"
     "  eval     accuracy, per-class P/R/F1, macro-F1 (entity F1 for NER) on a dataset\n"
     "  bench    latency, throughput and memory, on synthetic inputs or real sentences\n"
-    "  quantize write an INT8 (dynamic or static), FP16 or BF16 copy of a model\n"
+    "  quantize write a quantized copy: INT8, FP16/BF16, 4/3/2-bit, ternary, k-means\n"
     "  calibrate save activation statistics for static quantization\n"
     "  compare  every method side by side: accuracy, size, speed, memory; a report\n"
     "  sensitivity  accuracy lost per quantized layer; a suggested precision map\n"
