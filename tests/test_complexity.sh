@@ -192,7 +192,9 @@ expect_refused "33 MiB spiece.model" "spiece.model: larger than 32 MiB" "$QBERT"
 truncate -s 33M "$cap/vocab.txt"; cp "$D"/tiny-bert-seq/config.json "$cap"
 expect_refused "33 MiB vocab.txt" "vocab.txt: larger than 32 MiB" "$QBERT" info "$cap"
 ln -sf /dev/zero "$cap/tokenizer.json"
-expect_refused "tokenizer.json on /dev/zero" "tokenizer.json: larger than 32 MiB" "$QBERT" info "$cap"
+expect_refused "tokenizer.json on /dev/zero" "tokenizer.json: is a device, not a file" "$QBERT" info "$cap"
+rm "$cap/tokenizer.json"; truncate -s 33M "$cap/tokenizer.json"
+expect_refused "33 MiB tokenizer.json" "tokenizer.json: larger than 32 MiB" "$QBERT" info "$cap"
 rm -rf "$cap" "$sp"
 
 printf '%-12s %10s %10s %7s\n' kind "1 MB (s)" "10 MB (s)" ratio

@@ -35,17 +35,26 @@ PYEOF
 body "$TMP/base" BertModel "
 h = {k[5:] if k.startswith('bert.') else k: v for k, v in h.items()}
 begin = {k[5:] if k.startswith('bert.') else k: v for k, v in begin.items()}"
-# the masked-LM layout: no pooler, an LM tensor beside the body
+# the masked-LM layout: no pooler, BertForMaskedLM's head beside the body
+# (its tensors alias body tensors of the same shapes; the bias takes the
+# first vocab_size floats of the word embeddings)
 body "$TMP/mlm" BertForMaskedLM "
 for k in ['bert.pooler.dense.weight', 'bert.pooler.dense.bias']: del h[k]
-h['cls.predictions.bias'] = dict(h['bert.embeddings.LayerNorm.bias'])
-begin['cls.predictions.bias'] = begin['bert.embeddings.LayerNorm.bias']"
+alias = {'dense.weight': 'encoder.layer.0.attention.self.query.weight',
+         'dense.bias': 'encoder.layer.0.attention.self.query.bias',
+         'LayerNorm.weight': 'embeddings.LayerNorm.weight', 'LayerNorm.bias': 'embeddings.LayerNorm.bias'}
+for k, v in alias.items():
+    h['cls.predictions.transform.' + k] = dict(h['bert.' + v]); begin['cls.predictions.transform.' + k] = begin['bert.' + v]
+V = h['bert.embeddings.word_embeddings.weight']['shape'][0]
+h['cls.predictions.bias'] = {'dtype': 'F32', 'shape': [V], 'data_offsets': [0, 4 * V]}
+begin['cls.predictions.bias'] = begin['bert.embeddings.word_embeddings.weight']"
 
 check "the bare body is a bare encoder" bash -c "'$QBERT' info '$TMP/base' | grep -q 'BertModel'"
 for kind in base mlm; do
   "$QBERT" train "$TMP/$kind" --data "$TMP/train.tsv" "${COMMON[@]}" --seed 3 -o "$TMP/$kind-out" \
     >"$TMP/$kind.txt" 2>"$TMP/$kind.err"
-  check "$kind: train succeeds ($(head -c 300 "$TMP/$kind.err"))" test $? -eq 0
+  rc=$?
+  check "$kind: train succeeds ($(head -c 300 "$TMP/$kind.err"))" test $rc -eq 0
   check "$kind: a new head" grep -q "new head, 2 labels" "$TMP/$kind.txt"
   check "$kind: a sequence classifier" \
     test "$(json_get "$TMP/$kind-out/config.json" 'j["architectures"][0]')" = "BertForSequenceClassification"
@@ -91,7 +100,8 @@ check "another seed, another head" bash -c "! cmp -s '$TMP/mlm-4/model.safetenso
 
 # qat from the masked-LM body: a static int8 model with the fresh pooler quantized too
 "$QBERT" qat "$TMP/mlm" --data "$TMP/train.tsv" "${COMMON[@]}" --epochs 1 -o "$TMP/qat" >"$TMP/qat.txt" 2>&1
-check "qat from a body succeeds ($(tail -c 300 "$TMP/qat.txt"))" test $? -eq 0
+rc=$?
+check "qat from a body succeeds ($(tail -c 300 "$TMP/qat.txt"))" test $rc -eq 0
 check "qat: static int8 pooler" bash -c "'$QBERT' info '$TMP/qat' --json --tensors | grep -q 'bert.pooler.dense.weight_scale'"
 check "qat: eval runs" bash -c "'$QBERT' eval '$TMP/qat' --data '$SST/dev.tsv' --limit 20 | grep -q accuracy"
 

@@ -264,7 +264,11 @@ static qb_status build_view(qb_trainer *t, qb_error *err) {
     t->by_id = calloc((size_t)m->n_linears + 2, sizeof *t->by_id);
     if (!v->blocks || !v->linears || !t->by_id) return qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory");
     memcpy(v->blocks, m->blocks, (size_t)m->n_blocks * sizeof *v->blocks);
-    for (int i = 0; i < m->n_linears; i++) v->linears[i] = view_linear(t, m->linears[i]);
+    v->n_linears = 0; /* a masked-LM head's linear has no view: the new head replaces it */
+    for (int i = 0; i < m->n_linears; i++) {
+        qb_linear *vl = view_linear(t, m->linears[i]);
+        if (vl) v->linears[v->n_linears++] = vl;
+    }
     if (t->head_pooler[0]) { /* a pooler the model did not bind joins the list */
         qb_linear *vp = m->cfg.arch == QB_ARCH_DISTILBERT ? &v->pre_classifier : &v->pooler;
         *vp = (qb_linear){.fmt = qb_linear_format_named("fp32"), .id = v->n_linears, .out = t->H, .in = t->H};
