@@ -284,7 +284,8 @@ fi
 if [ -z "$SANITIZE" ] && $PY -c 'import numpy' 2>/dev/null; then
   QBERT_LIB=${QB_BUILD_DIR:-$SRC/build}/libqbert.so PYTHONPATH=$SRC/python \
     $PY "$SRC/tests/python/bad_input.py" "$M" "$TMP" >"$TMP/py.log" 2>&1
-  check "python binding raises on every case: $(tail -1 "$TMP/py.log")" test $? -eq 0
+  rc=$?
+  check "python binding raises on every case: $(tail -1 "$TMP/py.log")" test $rc -eq 0
   grep FAIL "$TMP/py.log" >&2; tail -1 "$TMP/py.log"
 fi
 finish
