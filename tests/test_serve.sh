@@ -211,9 +211,15 @@ if command -v wrk >/dev/null; then
     test "$(field "$TMP/w32.txt" requests)" -gt 0 -a "$errs" = 0
   echo "load: 1 connection $(field "$TMP/one.txt" rps) req/s, 32 connections $(field "$TMP/w32.txt" rps) req/s" \
     "(p50 $(field "$TMP/w32.txt" p50_ms) ms, p99 $(field "$TMP/w32.txt" p99_ms) ms); RSS $rss0 -> $rss1 kB"
-  [ -z "$SANITIZE" ] && check "load: batching beats one at a time" \
-    $PY -c "import sys; sys.exit(float(sys.argv[1]) < 1.5 * float(sys.argv[2]))" "$(field "$TMP/w32.txt" rps)" "$(field "$TMP/one.txt" rps)"
-  check "load: RSS grows < 5% ($rss0 -> $rss1 kB)" test "$((rss1 * 100))" -lt "$((rss0 * 105))"
+  # Not under the sanitizers: they slow every path alike, and ASan's
+  # quarantine holds freed memory, so RSS grows by design there.  The
+  # margin is loose (bench/serve_load.sh measures ~1.6x idle): this checks
+  # that batching works, not how much it buys.
+  if [ -z "$SANITIZE" ]; then
+    check "load: batching beats one at a time" $PY -c "import sys; sys.exit(float(sys.argv[1]) < 1.2 * float(sys.argv[2]))" \
+      "$(field "$TMP/w32.txt" rps)" "$(field "$TMP/one.txt" rps)"
+    check "load: RSS grows < 5% ($rss0 -> $rss1 kB)" test "$((rss1 * 100))" -lt "$((rss0 * 105))"
+  fi
 
   # --- overload: 2,000 connections against 64 admitted requests ---
   conns=2000
