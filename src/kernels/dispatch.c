@@ -40,12 +40,10 @@ size_t qb_gemm_f32_pack_floats(void) {
 
 /* [begin, end) of part t of n_parts over len, in whole units. */
 static void qb_gemm_split(int len, int unit, int t, int n_parts, int *begin, int *end) {
-    int units = (len + unit - 1) / unit;
-    int per = units / n_parts, extra = units % n_parts;
-    int first = t * per + (t < extra ? t : extra);
-    int count = per + (t < extra);
-    *begin = first * unit < len ? first * unit : len;
-    *end = (first + count) * unit < len ? (first + count) * unit : len;
+    long first, last;
+    qb_pool_range((len + unit - 1) / unit, t, n_parts, &first, &last);
+    *begin = first * unit < len ? (int)first * unit : len;
+    *end = last * unit < len ? (int)last * unit : len;
 }
 
 /* Part p of n_parts of g, or false if it is empty.  Splitting N gives each
