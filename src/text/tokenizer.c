@@ -280,28 +280,26 @@ static int tok_n_specials(const qb_tok_item *it, int n) {
     return k;
 }
 
-qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t len,
-                              const char *pair, size_t pair_len, int max_length,
-                              qb_encoding *enc, qb_error *err) {
-    bool has_pair = pair != NULL;
-    const qb_tok_item *it = has_pair ? t->tmpl.pair : t->tmpl.single;
-    int n_it = has_pair ? t->tmpl.n_pair : t->tmpl.n_single;
-    int specials = tok_n_specials(it, n_it);
-    if (t->max_length > 0 && t->max_length < max_length) max_length = t->max_length;
-    if (max_length < specials || max_length < 1)
-        return qb_fail(err, QB_ERR_ARG, "max_length %d leaves no room for the %d special tokens",
-                       max_length, specials);
-    qb_tok_work *w = tok_work(enc);
-    if (!w) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
-    qb_i32buf *seg = w->seg;
-    seg[0].n = seg[1].n = 0;
-    qb_status st = tok_segment(t, text, len, "text", w, &seg[0], err);
-    if (st == QB_OK && has_pair) st = tok_segment(t, pair, pair_len, "text pair", w, &seg[1], err);
-    if (st != QB_OK) return st;
-    size_t budget = (size_t)(max_length - specials);
-    size_t keep[2] = {seg[0].n, seg[1].n};
-    /* longest_first: drop one token at a time from the longer segment,
-     * from the pair on ties */
+/* The template of a text (or a pair) and the length it may fill: t's own
+ * cap applied, room for the special tokens checked. */
+static qb_status tok_template(const qb_tokenizer *t, bool has_pair, int *max_length, const qb_tok_item **it,
+                              int *n_it, int *specials, qb_error *err) {
+    *it = has_pair ? t->tmpl.pair : t->tmpl.single;
+    *n_it = has_pair ? t->tmpl.n_pair : t->tmpl.n_single;
+    *specials = tok_n_specials(*it, *n_it);
+    if (t->max_length > 0 && t->max_length < *max_length) *max_length = t->max_length;
+    if (*max_length < *specials || *max_length < 1)
+        return qb_fail(err, QB_ERR_ARG, "max_length %d leaves no room for the %d special tokens", *max_length,
+                       *specials);
+    return QB_OK;
+}
+
+/* The segments' ids truncated longest_first (one token at a time from the
+ * longer segment, from the pair on ties) and laid into the template;
+ * word_of (NULL: no words) maps each segment's ids to words. */
+static qb_status tok_assemble(const qb_tok_item *it, int n_it, int specials, int max_length, const qb_i32buf *seg,
+                              const qb_i32buf *word_of, qb_encoding *enc, qb_error *err) {
+    size_t budget = (size_t)(max_length - specials), keep[2] = {seg[0].n, seg[1].n};
     while (keep[0] + keep[1] > budget) {
         if (keep[0] > keep[1]) keep[0]--;
         else keep[1]--;
@@ -311,10 +309,28 @@ qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t le
     enc->n = 0;
     enc->n_truncated = (int)((seg[0].n - keep[0]) + (seg[1].n - keep[1]));
     for (int i = 0; i < n_it; i++) {
-        if (it[i].seq < 0) tok_emit(enc, &it[i].id, 1, it[i].type, NULL);
-        else tok_emit(enc, seg[it[i].seq].v, keep[it[i].seq], it[i].type, NULL);
+        int sq = it[i].seq;
+        if (sq < 0) tok_emit(enc, &it[i].id, 1, it[i].type, NULL);
+        else tok_emit(enc, seg[sq].v, keep[sq], it[i].type, word_of ? word_of[sq].v : NULL);
     }
     return QB_OK;
+}
+
+qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t len,
+                              const char *pair, size_t pair_len, int max_length,
+                              qb_encoding *enc, qb_error *err) {
+    const qb_tok_item *it;
+    int n_it, specials;
+    qb_status st = tok_template(t, pair != NULL, &max_length, &it, &n_it, &specials, err);
+    if (st != QB_OK) return st;
+    qb_tok_work *w = tok_work(enc);
+    if (!w) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
+    qb_i32buf *seg = w->seg;
+    seg[0].n = seg[1].n = 0;
+    st = tok_segment(t, text, len, "text", w, &seg[0], err);
+    if (st == QB_OK && pair) st = tok_segment(t, pair, pair_len, "text pair", w, &seg[1], err);
+    if (st != QB_OK) return st;
+    return tok_assemble(it, n_it, specials, max_length, seg, NULL, enc, err);
 }
 
 /* One segment's words, tokenized one by one into ids, with word_of the
@@ -344,34 +360,18 @@ qb_status qb_tokenizer_encode_words(const qb_tokenizer *t, const char *const *wo
 
 qb_status qb_tokenizer_encode_word_pair(const qb_tokenizer *t, const qb_words *text, const qb_words *pair,
                                         int max_length, qb_encoding *enc, qb_error *err) {
-    const qb_tok_item *it = pair ? t->tmpl.pair : t->tmpl.single;
-    int n_it = pair ? t->tmpl.n_pair : t->tmpl.n_single, specials = tok_n_specials(it, n_it);
-    if (t->max_length > 0 && t->max_length < max_length) max_length = t->max_length;
-    if (max_length < specials || max_length < 1)
-        return qb_fail(err, QB_ERR_ARG, "max_length %d leaves no room for the %d special tokens",
-                       max_length, specials);
+    const qb_tok_item *it;
+    int n_it, specials;
+    qb_status st = tok_template(t, pair != NULL, &max_length, &it, &n_it, &specials, err);
+    if (st != QB_OK) return st;
     qb_tok_work *w = tok_work(enc);
     if (!w) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
     qb_i32buf *seg = w->seg, *word_of = w->word_of;
     seg[1].n = word_of[1].n = 0;
-    qb_status st = tok_words(t, text, 0, w, &seg[0], &word_of[0], err);
+    st = tok_words(t, text, 0, w, &seg[0], &word_of[0], err);
     if (st == QB_OK && pair) st = tok_words(t, pair, text->n, w, &seg[1], &word_of[1], err);
     if (st != QB_OK) return st;
-    size_t budget = (size_t)(max_length - specials), keep[2] = {seg[0].n, seg[1].n};
-    while (keep[0] + keep[1] > budget) { /* longest_first, as qb_tokenizer_encode */
-        if (keep[0] > keep[1]) keep[0]--;
-        else keep[1]--;
-    }
-    if (!tok_reserve_encoding(enc, keep[0] + keep[1] + (size_t)specials))
-        return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
-    enc->n = 0;
-    enc->n_truncated = (int)((seg[0].n - keep[0]) + (seg[1].n - keep[1]));
-    for (int i = 0; i < n_it; i++) {
-        int sq = it[i].seq;
-        if (sq < 0) tok_emit(enc, &it[i].id, 1, it[i].type, NULL);
-        else tok_emit(enc, seg[sq].v, keep[sq], it[i].type, word_of[sq].v);
-    }
-    return QB_OK;
+    return tok_assemble(it, n_it, specials, max_length, seg, word_of, enc, err);
 }
 
 /* The length of a special token written at s[i], or 0: an added token of
