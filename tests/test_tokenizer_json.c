@@ -246,6 +246,11 @@ static void check_bad(void) {
     expect_load_error("{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0}}, "
                       "\"normalizer\": {\"type\": \"Strange\"}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}",
                       QB_ERR_UNSUPPORTED, "normalizer Strange");
+    /* a segment twice would overrun the truncation budget (found by fuzz_tokenizer_json) */
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, "
+                      "\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"Sequence\": "
+                      "{\"id\": \"A\"}}, {\"Sequence\": {\"id\": \"A\"}}], \"pair\": [], \"special_tokens\": {}}}",
+                      QB_ERR_FORMAT, "post_processor.single uses sequence A twice");
 }
 
 /* A small byte-level BPE: merges by rank, added tokens with lstrip. */

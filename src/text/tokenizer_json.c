@@ -238,6 +238,7 @@ static bool tj_push(qb_tok_item *it, int *n, int8_t seq, int32_t id, int32_t typ
 static qb_status tj_template_side(const tj_ctx *c, const json_t *pp, const char *side, qb_tok_item *it, int *n,
                                   qb_error *err) {
     const json_t *arr = json_object_get(pp, side), *sp = json_object_get(pp, "special_tokens");
+    unsigned seen = 0; /* each sequence once: the truncation budget counts each segment once */
     *n = 0;
     if (!json_is_array(arr)) return qb_fail(err, QB_ERR_FORMAT, "%s: post_processor.%s is not an array", c->path, side);
     for (size_t i = 0; i < json_array_size(arr); i++) {
@@ -248,6 +249,9 @@ static qb_status tj_template_side(const tj_ctx *c, const json_t *pp, const char 
             qb_json_int(json_object_get(x, "type_id"), &type);
             if (!which || (strcmp(which, "A") && strcmp(which, "B")) || !tj_push(it, n, which[0] == 'B', 0, (int32_t)type))
                 return qb_fail(err, QB_ERR_FORMAT, "%s: post_processor.%s[%zu] is a bad Sequence", c->path, side, i);
+            if (seen & (1u << (which[0] == 'B')))
+                return qb_fail(err, QB_ERR_FORMAT, "%s: post_processor.%s uses sequence %s twice", c->path, side, which);
+            seen |= 1u << (which[0] == 'B');
         } else if ((x = json_object_get(e, "SpecialToken"))) {
             const char *name = qb_json_str(json_object_get(x, "id"), NULL);
             qb_json_int(json_object_get(x, "type_id"), &type);
