@@ -105,9 +105,4 @@ typedef struct {
 int qb_table_split(const char *rec, size_t len, char sep, qb_table_row *r);
 const char *qb_table_problem(int rc);
 
-/* Softmax of n logits into probs (for display). */
-void qb_softmax_display(const float *logits, int n, float *probs);
-/* 1 / (1 + e^-x) of each logit: multi-label and one-label (cross-encoder) scores. */
-void qb_sigmoid_display(const float *logits, int n, float *probs);
-
 #endif

@@ -81,7 +81,7 @@ typedef struct {
 static bool rank_position(filler *f, int pos, qb_error *err) {
     int V = f->info.vocab_size;
     if (qb_session_mlm_logits(f->s, 0, pos, f->logits, err)) return false;
-    qb_softmax_display(f->logits, V, f->probs);
+    qb_softmax(f->logits, V, f->probs);
     for (int v = 0; v < V; v++) f->order[v] = (ranked){f->logits[v], v};
     qsort(f->order, (size_t)V, sizeof *f->order, by_logit);
     return true;

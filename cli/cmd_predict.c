@@ -197,8 +197,7 @@ static void emit_sequence(predictor *p, int k) {
     const float *logits = qb_session_logits(p->s, p->slot[k]);
     float *probs = p->probs;
     int best = qb_argmax(logits, L);
-    if (p->info.sigmoid) qb_sigmoid_display(logits, L, probs);
-    else qb_softmax_display(logits, L, probs);
+    qb_head_scores(p->m, logits, L, probs);
     const char *label = qb_model_label(p->m, best);
     if (!p->json) {
         write_label_scores(p, probs, best);
@@ -291,7 +290,7 @@ static void token_spans(const predictor *p, const qb_encoding *e, int w, int t0,
 }
 
 static void tag_token(const predictor *p, const float *logits, int L, tok_tag *tg) {
-    qb_softmax_display(logits, L, p->probs);
+    qb_softmax(logits, L, p->probs);
     tg->label = qb_argmax(logits, L);
     tg->score = p->probs[tg->label];
     const char *name = qb_model_label(p->m, tg->label);

@@ -153,18 +153,6 @@ void qb_progress_callback(void *ctx, const char *stage, long done, long total) {
     if (done == total) qb_progress_end(pr);
 }
 
-void qb_softmax_display(const float *logits, int n, float *probs) {
-    float mx = logits[0];
-    for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
-    for (int i = 0; i < n; i++) probs[i] = (float)(exp((double)logits[i] - mx) / sum);
-}
-
-void qb_sigmoid_display(const float *logits, int n, float *probs) {
-    for (int i = 0; i < n; i++) probs[i] = (float)(1.0 / (1.0 + exp(-(double)logits[i])));
-}
-
 static void read_cpu(qb_report_meta *m) {
     static const char *wanted[] = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
                                    "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"};

@@ -275,6 +275,14 @@ const float *qb_session_hidden(const qb_session *s, int i, int *n_tokens);
 /* Index of the largest of n values (the first on ties): the predicted label. */
 int qb_argmax(const float *v, int n);
 
+/* Scores as Hugging Face's pipelines read n logits, summed in double so
+ * every client (CLI, server, Python) prints the same numbers: a softmax,
+ * or a sigmoid of each logit.  qb_head_scores picks the one m's head
+ * uses (qb_model_info.sigmoid). */
+void qb_softmax(const float *logits, int n, float *probs);
+void qb_sigmoid(const float *logits, int n, float *probs);
+void qb_head_scores(const qb_model *m, const float *logits, int n, float *scores);
+
 /* ---- evaluation and benchmarking ------------------------------------- */
 
 typedef void (*qb_progress_fn)(void *ctx, const char *stage, long done, long total);

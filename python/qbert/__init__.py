@@ -11,7 +11,6 @@ Failures raise QbertError carrying qbert's one-line message.
 import collections
 import ctypes
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -69,18 +68,15 @@ def _text_bytes(t, what):
     raise TypeError("%s: expected str or bytes, not %s" % (what, type(t).__name__))
 
 
-def _softmax(row):
-    """As `qbert predict` computes it: in double from float logits."""
-    mx = max(row)
-    e = [math.exp(x - mx) for x in row]
-    s = 0.0
-    for v in e:  # in order, as C does (sum() compensates since Python 3.12)
-        s += v
-    return [v / s for v in e]
+_F32P = ctypes.POINTER(ctypes.c_float)
 
 
-def _sigmoid(row):
-    return [1.0 / (1.0 + math.exp(-x)) for x in row]
+def _scores(fn, row):
+    """fn (lib.qb_softmax or lib.qb_sigmoid) of a float32 row, as the CLI computes it."""
+    row = np.ascontiguousarray(row, np.float32)
+    out = np.empty(len(row), np.float32)
+    fn(row.ctypes.data_as(_F32P), len(row), out.ctypes.data_as(_F32P))
+    return out
 
 
 def _load(path, isa=None):
@@ -139,7 +135,7 @@ class Model:
         self._lock = threading.Lock()
         i = _lib.ModelInfo()
         lib.qb_model_get_info(self._m, byref(i))
-        self._task, self._labels, self._sigmoid = i.task, i.num_labels, bool(i.sigmoid)
+        self._task, self._labels = i.task, i.num_labels
         self.max_length = lib.qb_model_max_length(self._m, max_length)
         if self.max_length > i.max_position:
             self.close()
@@ -263,9 +259,8 @@ class Model:
                 encs.extend(_encoding(r.enc[k]) for k in range(rows))
             for k in range(rows):
                 ctypes.memmove(out + 4 * L * (at + k), lib.qb_session_logits(r.s, k), 4 * L)
-                row = logits[at + k].tolist()
-                best = row.index(max(row))
-                scores[at + k] = (_sigmoid if self._sigmoid else _softmax)(row)
+                best = int(np.argmax(logits[at + k]))
+                lib.qb_head_scores(self._m, logits[at + k].ctypes.data_as(_F32P), L, scores[at + k].ctypes.data_as(_F32P))
                 probs[at + k] = scores[at + k][best]
                 labels.append(names[best])
         return Predictions(labels, probs, logits, scores, None, encs, None)
@@ -310,10 +305,9 @@ class Model:
                 tags.append(None)
                 p.append(np.nan)
                 continue
-            row = lg[t].tolist()
-            best = row.index(max(row))
+            best = int(np.argmax(lg[t]))
             tags.append(self._label(best))
-            p.append(_softmax(row)[best])
+            p.append(_scores(lib.qb_softmax, lg[t])[best])
         return tags, p
 
     def _entities(self, e, lg, segs):
@@ -333,12 +327,11 @@ class Model:
             lens = [_piece_len(lib.qb_token_text(self._m, e.input_ids[u])) for u in range(t, t1)]
             exact, start = sum(lens) == end - word_start, word_start  # else each piece spans the whole word
             for u, n in zip(range(t, t1), lens):
-                row = lg[u].tolist()
-                best = row.index(max(row))
+                best = int(np.argmax(lg[u]))
                 name = self._label(best)
                 begin = name.startswith("B-")
                 kind = name[2:] if begin or name.startswith("I-") else name
-                toks.append((kind, begin, float(np.float32(_softmax(row)[best])), seg,
+                toks.append((kind, begin, float(_scores(lib.qb_softmax, lg[u])[best]), seg,
                              start if exact else word_start, start + n if exact else end))
                 start += n
             t = t1

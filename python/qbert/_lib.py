@@ -152,6 +152,9 @@ _SIGNATURES = {
     "qb_quant_method_parse": (c_int, [c_char_p, POINTER(c_int)]),
     "qb_quantize": (c_int, [_P, POINTER(QuantParams), c_char_p, POINTER(QuantReport), _E]),
     "qb_status_name": (c_char_p, [c_int]),
+    "qb_softmax": (None, [POINTER(c_float), c_int, POINTER(c_float)]),
+    "qb_sigmoid": (None, [POINTER(c_float), c_int, POINTER(c_float)]),
+    "qb_head_scores": (None, [_P, POINTER(c_float), c_int, POINTER(c_float)]),
 }
 
 lib = _load()

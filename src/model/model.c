@@ -281,6 +281,11 @@ void qb_model_free(qb_model *m) {
     free(m);
 }
 
+void qb_head_scores(const qb_model *m, const float *logits, int n, float *scores) {
+    if (m->cfg.multi_label || m->cfg.num_labels == 1) qb_sigmoid(logits, n, scores);
+    else qb_softmax(logits, n, scores);
+}
+
 void qb_model_get_info(const qb_model *m, qb_model_info *info) {
     const qb_config *c = &m->cfg;
     memset(info, 0, sizeof *info);
@@ -303,7 +308,7 @@ void qb_model_get_info(const qb_model *m, qb_model_info *info) {
     info->inner_group_num = c->inner_group_num;
     info->num_labels = c->num_labels;
     info->mask_token_id = m->mask_id;
-    info->sigmoid = c->multi_label || c->num_labels == 1;
+    info->sigmoid = c->multi_label || c->num_labels == 1; /* as qb_head_scores */
     info->layer_norm_eps = c->layer_norm_eps;
     for (int i = 0; i < m->n_params; i++) info->n_params += m->params[i].numel;
     info->file_bytes = (int64_t)m->st.map.size;

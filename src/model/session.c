@@ -1,4 +1,5 @@
 /* Sessions: allocation once at creation, input checks and packing per run. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -322,4 +323,16 @@ int qb_argmax(const float *v, int n) {
     for (int i = 1; i < n; i++)
         if (v[i] > v[best]) best = i;
     return best;
+}
+
+void qb_softmax(const float *logits, int n, float *probs) {
+    if (n < 1) return;
+    float mx = logits[qb_argmax(logits, n)];
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
+    for (int i = 0; i < n; i++) probs[i] = (float)(exp((double)logits[i] - mx) / sum);
+}
+
+void qb_sigmoid(const float *logits, int n, float *probs) {
+    for (int i = 0; i < n; i++) probs[i] = (float)(1.0 / (1.0 + exp(-(double)logits[i])));
 }

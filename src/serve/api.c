@@ -257,19 +257,15 @@ static bool reply_openai(const srv_ctx *x, srv_call *c, srv_reply *r) {
     return reply_json(r, o, ok);
 }
 
-/* TEI's scores: softmax over the labels, a sigmoid for one output; raw
- * logits when asked. */
-static void scores(const float *logits, int n, bool raw, double *out) {
-    double mx = logits[qb_argmax(logits, n)], sum = 0;
-    for (int i = 0; i < n; i++) {
-        out[i] = raw ? logits[i] : n == 1 ? 1 / (1 + exp(-(double)logits[i])) : exp((double)logits[i] - mx);
-        sum += out[i];
-    }
-    for (int i = 0; !raw && n > 1 && i < n; i++) out[i] /= sum;
+/* Scores as the CLI prints them (the head's softmax or sigmoids), or the
+ * raw logits when asked. */
+static void scores(const srv_ctx *x, const float *logits, int n, bool raw, float *out) {
+    if (raw) memcpy(out, logits, (size_t)n * sizeof *out);
+    else qb_head_scores(x->m, logits, n, out);
 }
 
 /* Indices of v by decreasing value (ties in index order). */
-static void rank(const double *v, int n, int *idx) {
+static void rank(const float *v, int n, int *idx) {
     for (int i = 0; i < n; i++) {
         int k = i;
         while (k > 0 && v[idx[k - 1]] < v[i]) idx[k] = idx[k - 1], k--;
@@ -277,16 +273,16 @@ static void rank(const double *v, int n, int *idx) {
     }
 }
 
-static json_t *predict_json(const srv_ctx *x, const srv_call *c, int i, double *sc, int *idx) {
+static json_t *predict_json(const srv_ctx *x, const srv_call *c, int i, float *sc, int *idx) {
     int L = c->job.width;
-    scores(c->job.out + (size_t)i * L, L, c->raw_scores, sc);
+    scores(x, c->job.out + (size_t)i * L, L, c->raw_scores, sc);
     rank(sc, L, idx);
     json_t *a = json_array();
     bool ok = a != NULL;
     for (int k = 0; ok && k < L; k++) {
         json_t *e = json_object();
         const char *label = qb_model_label(x->m, idx[k]);
-        ok = e && qb_json_set_str(e, "label", label ? label : "") && qb_json_set_real(e, "score", (float)sc[idx[k]]);
+        ok = e && qb_json_set_str(e, "label", label ? label : "") && qb_json_set_real(e, "score", sc[idx[k]]);
         ok = qb_json_push(a, e) && ok;
     }
     return qb_json_built(a, ok);
@@ -294,7 +290,7 @@ static json_t *predict_json(const srv_ctx *x, const srv_call *c, int i, double *
 
 static bool reply_predict(const srv_ctx *x, srv_call *c, srv_reply *r) {
     int L = c->job.width;
-    double *sc = malloc((size_t)L * sizeof *sc);
+    float *sc = malloc((size_t)L * sizeof *sc);
     int *idx = malloc((size_t)L * sizeof *idx);
     json_t *a = c->single ? NULL : json_array();
     bool ok = sc && idx && (c->single || a);
@@ -305,18 +301,18 @@ static bool reply_predict(const srv_ctx *x, srv_call *c, srv_reply *r) {
     return reply_json(r, a, ok);
 }
 
-static bool reply_rerank(srv_call *c, srv_reply *r) {
+static bool reply_rerank(const srv_ctx *x, srv_call *c, srv_reply *r) {
     int n = c->job.n;
-    double *sc = malloc((size_t)n * sizeof *sc);
+    float *sc = malloc((size_t)n * sizeof *sc);
     int *idx = malloc((size_t)n * sizeof *idx);
     json_t *a = json_array();
     bool ok = sc && idx && a;
-    for (int i = 0; ok && i < n; i++) scores(c->job.out + i, 1, c->raw_scores, &sc[i]);
+    for (int i = 0; ok && i < n; i++) scores(x, c->job.out + i, 1, c->raw_scores, &sc[i]);
     if (ok) rank(sc, n, idx);
     const json_t *texts = json_object_get(c->doc, "texts");
     for (int k = 0; ok && k < n; k++) {
         json_t *e = json_object();
-        ok = e && qb_json_set_int(e, "index", idx[k]) && qb_json_set_real(e, "score", (float)sc[idx[k]]);
+        ok = e && qb_json_set_int(e, "index", idx[k]) && qb_json_set_real(e, "score", sc[idx[k]]);
         if (ok && c->return_text) ok = qb_json_set(e, "text", json_deep_copy(json_array_get(texts, (size_t)idx[k])));
         ok = qb_json_push(a, e) && ok;
     }
@@ -359,7 +355,7 @@ void srv_call_reply(const srv_ctx *x, srv_call *c, srv_reply *r) {
     case SRV_EMBED: reply_embed(c, r); break;
     case SRV_OPENAI: reply_openai(x, c, r); break;
     case SRV_PREDICT: reply_predict(x, c, r); break;
-    case SRV_RERANK: reply_rerank(c, r); break;
+    case SRV_RERANK: reply_rerank(x, c, r); break;
     default: reply_tokenize(x, c, r); break;
     }
 }
