@@ -254,118 +254,34 @@ static void write_word_tags(predictor *p, int k, json_t *words, json_t *tags, bo
 
 /* ---- entity spans (--aggregate simple) --------------------------------- */
 
-typedef struct {
-    int type_at, type_len; /* the label's type: after "B-"/"I-", or all of it */
-    bool begin;            /* a B- tag */
-    int label;
-    float score;
-    size_t start, end;     /* bytes of its segment */
-    int segment;
-} tok_tag;
-
-/* The bytes of a piece's text in the word: "##", "▁" or "Ġ" prefixes off. */
-static size_t piece_len(const char *piece) {
-    if (!piece) return 0;
-    size_t n = strlen(piece);
-    if (n >= 2 && !memcmp(piece, "##", 2)) return n - 2;
-    if (n >= 2 && ((unsigned char)piece[0] == 0xC4 && (unsigned char)piece[1] == 0xA0)) return n - 2;
-    if (n >= 3 && !memcmp(piece, "\xE2\x96\x81", 3)) return n - 3;
-    return n;
-}
-
-/* Byte spans of the tokens of word w (tokens [t0, t1), tags[0] the
- * first's): each piece's own when their lengths add up to the word's (plain
- * lowercase or cased text), else the whole word for each (accents or
- * normalization changed them). */
-static void token_spans(const predictor *p, const qb_encoding *e, int w, int t0, int t1, tok_tag *tags) {
-    size_t start = p->spans[w].start, end = p->spans[w].end, sum = 0;
-    for (int t = t0; t < t1; t++) sum += piece_len(qb_token_text(p->m, e->input_ids[t]));
-    bool exact = sum == end - start;
-    for (int t = t0; t < t1; t++) {
-        size_t n = piece_len(qb_token_text(p->m, e->input_ids[t]));
-        tags[t - t0].start = exact ? start : p->spans[w].start;
-        tags[t - t0].end = exact ? start + n : end;
-        start += n;
-    }
-}
-
-static void tag_token(const predictor *p, const float *logits, int L, tok_tag *tg) {
-    qb_softmax(logits, L, p->probs);
-    tg->label = qb_argmax(logits, L);
-    tg->score = p->probs[tg->label];
-    const char *name = qb_model_label(p->m, tg->label);
-    tg->begin = !strncmp(name, "B-", 2);
-    tg->type_at = tg->begin || !strncmp(name, "I-", 2) ? 2 : 0;
-    tg->type_len = (int)strlen(name) - tg->type_at;
-}
-
 static size_t char_offset(const char *t, size_t byte) {
     size_t c = 0;
     for (size_t i = 0; i < byte; i++) c += ((unsigned char)t[i] & 0xC0) != 0x80;
     return c;
 }
 
-static bool same_entity(const predictor *p, const tok_tag *a, const tok_tag *b) {
-    const char *x = qb_model_label(p->m, a->label) + a->type_at, *y = qb_model_label(p->m, b->label) + b->type_at;
-    return !b->begin && a->segment == b->segment && a->type_len == b->type_len && !memcmp(x, y, (size_t)a->type_len);
-}
-
-/* Tokens [t0, t1) as one entity: HF's group_sub_entities. */
-static void write_entity(const predictor *p, const pending *in, const tok_tag *tg, int t0, int t1, json_t *out,
-                         bool *ok) {
-    const char *name = qb_model_label(p->m, tg[t0].label) + tg[t0].type_at;
-    if (!strcmp(name, "O")) return;
-    double score = 0;
-    for (int t = t0; t < t1; t++) score += tg[t].score;
-    score /= t1 - t0;
-    const char *seg = tg[t0].segment ? in->pair : in->text;
-    size_t start = tg[t0].start, end = tg[t1 - 1].end;
-    size_t cs = char_offset(seg, start), ce = char_offset(seg, end);
+static json_t *entity_json(const predictor *p, const pending *in, const qb_entity *x) {
+    const char *type = qb_model_label(p->m, x->label) + x->type_offset;
+    const char *seg = x->segment ? in->pair : in->text;
     json_t *o = json_object();
-    *ok = *ok && o && qb_json_set(o, "entity", qb_json_strn(name, (size_t)tg[t0].type_len)) &&
-          qb_json_set(o, "score", qb_json_real(score)) && qb_json_set(o, "start", json_integer((json_int_t)cs)) &&
-          qb_json_set(o, "end", json_integer((json_int_t)ce)) &&
-          qb_json_set(o, "text", qb_json_strn(seg + start, end - start)) &&
-          qb_json_set(o, "segment", json_integer(tg[t0].segment));
-    *ok = *ok && qb_json_push(out, o);
+    bool ok = o && qb_json_set(o, "entity", qb_json_strn(type, strlen(type))) && qb_json_set(o, "score", qb_json_real(x->score)) &&
+              qb_json_set(o, "start", json_integer((json_int_t)char_offset(seg, x->start))) &&
+              qb_json_set(o, "end", json_integer((json_int_t)char_offset(seg, x->end))) &&
+              qb_json_set(o, "text", qb_json_strn(seg + x->start, x->end - x->start)) &&
+              qb_json_set(o, "segment", json_integer(x->segment));
+    return qb_json_built(o, ok);
 }
 
-/* HF's aggregation_strategy="simple": every sub-token tagged by its argmax,
- * runs of one entity type grouped (a B- tag starts a new group), "O"
- * groups dropped. */
 static json_t *entities(predictor *p, int k, bool *ok) {
-    const pending *in = &p->in[k];
     const qb_encoding *e = &p->enc[k];
-    int L = p->info.num_labels, nw = p->text_words.n + p->pair_words.n, n = 0;
-    const float *logits = qb_session_logits(p->s, p->slot[k]);
-    tok_tag *tg = malloc((size_t)(e->n + 1) * sizeof *tg);
+    qb_entity *ents = malloc((size_t)(e->n + 1) * sizeof *ents);
     json_t *out = json_array();
-    if (!tg || !out) {
-        free(tg);
-        *ok = false;
-        return out;
-    }
-    for (int t = 0; t < e->n;) { /* the real tokens, packed; their spans word by word */
-        int w = e->word_ids[t], t1 = t + 1;
-        if (w < 0 || w >= nw) {
-            t++;
-            continue;
-        }
-        while (t1 < e->n && e->word_ids[t1] == w) t1++;
-        for (int u = t; u < t1; u++) {
-            tag_token(p, logits + (size_t)u * L, L, &tg[n + u - t]);
-            tg[n + u - t].segment = w >= p->text_words.n;
-        }
-        token_spans(p, e, w, t, t1, tg + n);
-        n += t1 - t;
-        t = t1;
-    }
-    for (int g = 0, t = 1; n && t <= n; t++)
-        if (t == n || !same_entity(p, &tg[g], &tg[t])) {
-            write_entity(p, in, tg, g, t, out, ok);
-            g = t;
-        }
-    free(tg);
+    *ok = *ok && ents && out;
+    int n = *ok ? qb_entities_simple(p->m, e, qb_session_logits(p->s, p->slot[k]), p->spans, p->text_words.n,
+                                     p->text_words.n + p->pair_words.n, ents)
+                : 0;
+    for (int i = 0; *ok && i < n; i++) *ok = qb_json_push(out, entity_json(p, &p->in[k], &ents[i]));
+    free(ents);
     return out;
 }
 

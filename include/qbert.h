@@ -166,6 +166,26 @@ typedef struct qb_word_span {
     size_t start, end, tok_start, tok_end;
 } qb_word_span;
 
+/* An entity found by qb_entities_simple: the type is the label's name
+ * after its "B-"/"I-" prefix, qb_model_label(m, label) + type_offset. */
+typedef struct qb_entity {
+    int label;          /* the label of its first token */
+    int type_offset;    /* 2 after "B-" or "I-", else 0 */
+    int segment;        /* 0: the text, 1: the pair */
+    size_t start, end;  /* bytes of its segment */
+    double score;       /* the mean of its tokens' probabilities */
+} qb_entity;
+
+/* The entities of a token-classification model's output, as Hugging Face's
+ * aggregation_strategy="simple" groups them: every sub-token tagged by its
+ * argmax, runs of one type grouped (a B- tag starts a new group), "O"
+ * dropped.  e was made by qb_tokenize_word_pair from the n_words words
+ * with byte spans `spans` (the text's n_text first, then the pair's);
+ * logits are e's token logits, [e->n, num_labels].  out has room for e->n
+ * entries; returns how many it holds. */
+int qb_entities_simple(const qb_model *m, const qb_encoding *e, const float *logits, const qb_word_span *spans,
+                       int n_text, int n_words, qb_entity *out);
+
 /* The words of a text as the model's pre-tokenizer splits them, so that
  * tokenizing them one by one (qb_tokenize_words) gives qb_tokenize()'s ids:
  * WordPiece (BERT's BasicTokenizer, BertPreTokenizer) splits at whitespace

@@ -311,44 +311,19 @@ class Model:
         return tags, p
 
     def _entities(self, e, lg, segs):
-        """`--aggregate simple`: every sub-token tagged by its argmax, runs of
-        one entity type grouped (a B- tag starts a new group), "O" dropped."""
-        spans = [(seg, s, t) for seg, (_, sp) in enumerate(segs) for s, t in sp]
-        toks, t = [], 0
-        while t < e.n:
-            w = e.word_ids[t]
-            if w < 0 or w >= len(spans):
-                t += 1
-                continue
-            t1 = t + 1
-            while t1 < e.n and e.word_ids[t1] == w:
-                t1 += 1
-            seg, word_start, end = spans[w]
-            lens = [_piece_len(lib.qb_token_text(self._m, e.input_ids[u])) for u in range(t, t1)]
-            exact, start = sum(lens) == end - word_start, word_start  # else each piece spans the whole word
-            for u, n in zip(range(t, t1), lens):
-                best = int(np.argmax(lg[u]))
-                name = self._label(best)
-                begin = name.startswith("B-")
-                kind = name[2:] if begin or name.startswith("I-") else name
-                toks.append((kind, begin, float(_scores(lib.qb_softmax, lg[u])[best]), seg,
-                             start if exact else word_start, start + n if exact else end))
-                start += n
-            t = t1
-        out, g = [], 0
-        for t in range(1, len(toks) + 1):
-            if t < len(toks) and not toks[t][1] and toks[t][0] == toks[g][0] and toks[t][3] == toks[g][3]:
-                continue
-            kind, seg = toks[g][0], toks[g][3]
-            if kind != "O":
-                score = 0.0
-                for x in toks[g:t]:
-                    score += x[2]
-                b, start, end = segs[seg][0], toks[g][4], toks[t - 1][5]
-                out.append({"entity": kind, "score": score / (t - g), "start": _chars(b, start),
-                            "end": _chars(b, end),
-                            "text": b[start:end].decode("utf-8", "replace"), "segment": seg})
-            g = t
+        """`--aggregate simple`, by the library's qb_entities_simple."""
+        spans = [(s, t) for _, sp in segs for s, t in sp]
+        words = (_lib.WordSpan * max(1, len(spans)))(*[_lib.WordSpan(s, t, s, t) for s, t in spans])
+        found = (_lib.Entity * (e.n + 1))()
+        lg = np.ascontiguousarray(lg, np.float32)
+        n = lib.qb_entities_simple(self._m, byref(e), lg.ctypes.data_as(_F32P), words, len(segs[0][1]), len(spans),
+                                   found)
+        out = []
+        for x in found[:n]:
+            b = segs[x.segment][0]
+            out.append({"entity": self._label(x.label)[x.type_offset:], "score": x.score,
+                        "start": _chars(b, x.start), "end": _chars(b, x.end),
+                        "text": b[x.start:x.end].decode("utf-8", "replace"), "segment": x.segment})
         return out
 
     def embed(self, texts, pooling=None, normalize=None, batch=32):
@@ -377,16 +352,6 @@ class Model:
             for k in range(rows):
                 ctypes.memmove(out[at + k].ctypes.data, lib.qb_session_embedding(r.s, k), 4 * dim)
         return out
-
-
-def _piece_len(piece):
-    """The bytes of a piece's text in its word: "##", "\u0120" or "\u2581" prefixes off."""
-    if not piece:
-        return 0
-    for prefix in (b"##", b"\xc4\xa0", b"\xe2\x96\x81"):
-        if piece.startswith(prefix):
-            return len(piece) - len(prefix)
-    return len(piece)
 
 
 def _chars(b, n):

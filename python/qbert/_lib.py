@@ -64,6 +64,11 @@ class WordSpan(Structure):
     _fields_ = [("start", c_size_t), ("end", c_size_t), ("tok_start", c_size_t), ("tok_end", c_size_t)]
 
 
+class Entity(Structure):
+    _fields_ = [("label", c_int), ("type_offset", c_int), ("segment", c_int), ("start", c_size_t), ("end", c_size_t),
+                ("score", c_double)]
+
+
 class SessionParams(Structure):
     _fields_ = [("max_batch", c_int), ("max_seq", c_int), ("n_threads", c_int)]
 
@@ -155,6 +160,8 @@ _SIGNATURES = {
     "qb_softmax": (None, [POINTER(c_float), c_int, POINTER(c_float)]),
     "qb_sigmoid": (None, [POINTER(c_float), c_int, POINTER(c_float)]),
     "qb_head_scores": (None, [_P, POINTER(c_float), c_int, POINTER(c_float)]),
+    "qb_entities_simple": (c_int, [_P, POINTER(Encoding), POINTER(c_float), POINTER(WordSpan), c_int, c_int,
+                                   POINTER(Entity)]),
 }
 
 lib = _load()

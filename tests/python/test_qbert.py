@@ -214,7 +214,7 @@ def test_struct_layout():
                "qb_eval_params": _lib.EvalParams, "qb_eval_result": _lib.EvalResult,
                "struct qb_entity_score": _lib.EntityScore, "qb_quant_params": _lib.QuantParams,
                "qb_quant_report": _lib.QuantReport, "qb_embed_params": _lib.EmbedParams,
-               "qb_load_params": _lib.LoadParams}
+               "qb_load_params": _lib.LoadParams, "qb_entity": _lib.Entity}
     want = []
     c = os.path.join(TMP, "sizes.c")
     with open(c, "w") as f:
