@@ -16,9 +16,23 @@ static const char help[] =
     "  --linears  also list every linear layer with its weight format and shape\n"
     "  --tensors  also list every tensor with its dtype and shape\n"
     "  --max-batch B, --max-length L, --threads N\n"
-    "             also the working memory a session for B rows of up to L tokens\n"
-    "             on N threads (default: all cores) allocates on top of the model:\n"
-    "             what predict --batch B --max-length L needs, to check a small board\n"
+    "             also the memory running the model with a session for B rows of\n"
+    "             up to L tokens on N threads (default: all cores) takes, what\n"
+    "             predict --batch B --max-length L needs, to check a small board:\n"
+    "               weights held: copies the load made (packed int8 and low-bit\n"
+    "                 weights, converted or realigned tensors)\n"
+    "               weights mapped: pages of model.safetensors every run reads\n"
+    "                 whole (FP32 weights, biases, norms), in the kernel's 64 KiB\n"
+    "                 fault-around windows; bytes a packed copy replaced are not\n"
+    "                 resident\n"
+    "               embeddings: word-table pages B x L tokens spread over the\n"
+    "                 vocabulary reach (the whole table for large batches; real\n"
+    "                 text repeats tokens and reaches fewer), and the first L\n"
+    "                 position rows\n"
+    "               tokenizer: its vocabulary tables\n"
+    "               session: activations and kernel scratch (qb_session_bytes)\n"
+    "             Not counted: the process's own baseline (code, libc, thread\n"
+    "             stacks; about what `qbert --version` peaks at).\n"
     "  --json     one JSON object instead of text\n";
 
 static void shape_str(const qb_tensor_info *t, char *buf, size_t cap) {
@@ -58,6 +72,7 @@ static void print_linears(const qb_model *m) {
 typedef struct {
     int batch, length, threads;
     size_t bytes;
+    qb_model_memory model; /* what the model keeps resident for that session */
 } session_size;
 
 static void print_text(const qb_model *m, const qb_model_info *in, const char *dir, double load_s, bool linears,
@@ -92,8 +107,12 @@ static void print_text(const qb_model *m, const qb_model_info *in, const char *d
     }
     printf("\nkernels      %s\n", in->isa);
     printf("load time    %.1f ms\n", load_s * 1e3);
-    if (ss->bytes)
+    if (ss->bytes) {
         printf("session      %.1f MB for batch %d x length %d\n", ss->bytes / 1e6, ss->batch, ss->length);
+        printf("memory       %.1f MB: weights %.1f MB held + %.1f MB mapped, embeddings %.1f MB, tokenizer %.1f MB, "
+               "session %.1f MB\n", (ss->model.total + ss->bytes) / 1e6, ss->model.held / 1e6,
+               ss->model.mapped / 1e6, ss->model.embeddings / 1e6, ss->model.tokenizer / 1e6, ss->bytes / 1e6);
+    }
     if (linears) print_linears(m);
     if (!tensors) return;
     printf("\n%-64s %-5s %s\n", "tensor", "dtype", "shape");
@@ -157,7 +176,13 @@ static void print_json(const qb_model *m, const qb_model_info *in, const char *d
               set_shapes(o, in) && qb_json_set_int(o, "n_params", in->n_params) &&
               qb_json_set_int(o, "file_bytes", in->file_bytes) && qb_json_set_int(o, "n_tensors", in->n_tensors) &&
               qb_json_set_real(o, "load_ms", load_s * 1e3) && qb_json_set(o, "labels", labels_json(m, in->num_labels));
-    if (ok && ss->bytes) ok = qb_json_set_int(o, "session_bytes", (int64_t)ss->bytes);
+    if (ok && ss->bytes)
+        ok = qb_json_set_int(o, "session_bytes", (int64_t)ss->bytes) &&
+             qb_json_set_int(o, "weights_held_bytes", (int64_t)ss->model.held) &&
+             qb_json_set_int(o, "weights_mapped_bytes", (int64_t)ss->model.mapped) &&
+             qb_json_set_int(o, "embeddings_bytes", (int64_t)ss->model.embeddings) &&
+             qb_json_set_int(o, "tokenizer_bytes", (int64_t)ss->model.tokenizer) &&
+             qb_json_set_int(o, "memory_bytes", (int64_t)(ss->model.total + ss->bytes));
     if (ok && tensors) ok = qb_json_set(o, "tensors", tensors_json(m, in->n_tensors));
     if (ok && linears) ok = qb_json_set(o, "linears", linears_json(m));
     if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
@@ -175,6 +200,7 @@ static int session_measure(const qb_model *m, session_size *ss) {
     }
     ss->bytes = qb_session_bytes(s);
     qb_session_free(s);
+    qb_model_resident(m, ss->batch, ss->length, &ss->model);
     return 0;
 }
 

@@ -118,6 +118,29 @@ typedef struct qb_tensor_info {
 
 void qb_model_tensor(const qb_model *m, int i, qb_tensor_info *out);
 
+/* The memory a loaded model keeps resident while a session of max_batch
+ * rows of up to max_seq tokens runs (qbert info).  Bytes. */
+typedef struct qb_model_memory {
+    /* heap the load made for weights: packed int8 and low-bit weights,
+     * converted (F16/BF16 to FP32) and realigned tensors */
+    size_t held;
+    /* pages of model.safetensors every run reads whole (FP32 linears,
+     * biases, norms, scales), in Linux's 64 KiB fault-around windows; the
+     * mapped bytes a copy replaced are released and not counted */
+    size_t mapped;
+    /* pages of the word table that max_batch x max_seq tokens spread over
+     * the vocabulary reach on average (a window per token read, up to the
+     * whole table; real text repeats tokens and reaches fewer), and of the
+     * first max_seq position rows */
+    size_t embeddings;
+    size_t tokenizer;         /* its vocabulary tables */
+    size_t total;             /* held + mapped + embeddings + tokenizer */
+} qb_model_memory;
+
+/* Not counted: the session (qb_session_bytes), code, libc and thread
+ * stacks: the process's own baseline. */
+void qb_model_resident(const qb_model *m, int max_batch, int max_seq, qb_model_memory *out);
+
 /* ---- tokenizer -------------------------------------------------------- */
 
 /* One tokenized input.  Start from a zeroed struct and reuse it: buffers grow

@@ -15,8 +15,7 @@ const qb_st_tensor *qb_binder_find(qb_binder *b, const char *name) {
     return t;
 }
 
-/* Hands p to the model, which frees it with itself; frees p on failure. */
-bool qb_binder_own(qb_binder *b, void *p) {
+bool qb_binder_own(qb_binder *b, void *p, size_t bytes) {
     void **list = p ? realloc(b->m->owned, (size_t)(b->m->n_owned + 1) * sizeof *list) : NULL;
     if (!list) {
         free(p);
@@ -24,12 +23,18 @@ bool qb_binder_own(qb_binder *b, void *p) {
     }
     b->m->owned = list;
     b->m->owned[b->m->n_owned++] = p;
+    b->m->held_bytes += bytes;
     return true;
+}
+
+void qb_binder_release(qb_binder *b, const qb_st_tensor *t) {
+    qb_file_map_release(&b->m->st.map, t->data, t->nbytes);
+    b->m->st_released[t - b->m->st.tensors] = true;
 }
 
 const float *qb_binder_f32_copy(qb_binder *b, const qb_st_tensor *t) {
     float *f = malloc((size_t)t->numel * sizeof *f + 1);
-    if (!qb_binder_own(b, f)) return NULL;
+    if (!qb_binder_own(b, f, (size_t)t->numel * sizeof *f + 1)) return NULL;
     qb_safetensors_to_f32(t, f);
     return f;
 }
@@ -80,7 +85,7 @@ const float *qb_binder_f32(qb_binder *b, const qb_st_tensor *t, int ndim, int64_
             qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory converting '%s'", b->file, t->name);
             return NULL;
         }
-        qb_file_map_release(&b->m->st.map, t->data, t->nbytes);
+        qb_binder_release(b, t);
     }
     qb_binder_register(b, t, data);
     return data;

@@ -15,8 +15,12 @@ typedef struct qb_binder {
 /* The checkpoint's tensor `name`, or NULL; marks it used (every tensor a
  * binder looks up and finds is bound, or checked and refused). */
 const qb_st_tensor *qb_binder_find(qb_binder *b, const char *name);
-/* Hands p to the model, which frees it with itself; frees p on failure. */
-bool qb_binder_own(qb_binder *b, void *p);
+/* Hands p, of bytes, to the model, which frees it with itself (and counts
+ * it as held: qb_model_resident); frees p on failure. */
+bool qb_binder_own(qb_binder *b, void *p, size_t bytes);
+/* t's mapped bytes are no longer read (a copy or packing replaced them):
+ * drops their pages and says so to qb_model_resident. */
+void qb_binder_release(qb_binder *b, const qb_st_tensor *t);
 bool qb_binder_check_shape(qb_binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1);
 /* Adds t to the model's parameter registry (data: its FP32 values, or NULL). */
 void qb_binder_register(qb_binder *b, const qb_st_tensor *t, const float *data);

@@ -23,19 +23,19 @@ static bool bind_h16(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     if ((uintptr_t)w & 1) {
         uint16_t *copy = malloc(t->nbytes);
         if (copy) memcpy(copy, t->data, t->nbytes);
-        w = qb_binder_own(b, copy) ? copy : NULL;
+        w = qb_binder_own(b, copy, t->nbytes) ? copy : NULL;
     }
     qb_h16_weights *h = calloc(1, sizeof *h);
     qb_h16_type type = t->dtype == QB_BF16 ? QB_H16_BF16 : QB_H16_F16;
-    if (!qb_binder_own(b, h) || !w || !qb_h16_weights_prepare(&b->m->kern, w, type, l->out, l->in, h) ||
-        (h->pairs && !qb_binder_own(b, h->pairs))) {
+    if (!qb_binder_own(b, h, sizeof *h) || !w || !qb_h16_weights_prepare(&b->m->kern, w, type, l->out, l->in, h) ||
+        (h->pairs && !qb_binder_own(b, h->pairs, h->pairs_bytes))) {
         qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, t->name);
         return false;
     }
     l->packed = h;
     /* the kernels read only the packed pairs now (a later read of the rows,
      * by training, faults them back in from the file) */
-    if (!qb_h16_weights_rows_needed(h)) qb_file_map_release(&b->m->st.map, t->data, t->nbytes);
+    if (!qb_h16_weights_rows_needed(h)) qb_binder_release(b, t);
     qb_binder_register(b, t, NULL);
     return true;
 }

@@ -67,8 +67,9 @@ static bool bind_int8(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
         return false;
     }
     l->packed = q;
+    b->m->held_bytes += sizeof *q + qb_i8_weights_bytes(&b->m->kern_i8, l->out, l->in) + (size_t)l->out * 12; /* colsums, scales */
     /* the packed copy is all the kernels read: the mapped bytes need not stay resident */
-    qb_file_map_release(&b->m->st.map, t->data, t->nbytes);
+    qb_binder_release(b, t);
     qb_binder_register(b, t, NULL);
     return true;
 }

@@ -33,7 +33,7 @@ static qb_lowbit_spec spec_of(const lowbit_row *r, int group, bool zero_point) {
  * where they are scales. */
 static float *bind_halves(qb_binder *b, const qb_st_tensor *t, bool positive) {
     float *f = malloc((size_t)t->numel * sizeof *f);
-    if (!qb_binder_own(b, f)) {
+    if (!qb_binder_own(b, f, (size_t)t->numel * sizeof *f)) {
         qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, t->name);
         return NULL;
     }
@@ -58,7 +58,7 @@ static const uint8_t *bind_zero(qb_binder *b, const qb_st_tensor *t, int levels,
     const qb_st_tensor *zp = qb_binder_find(b, name);
     if (zp && !qb_binder_companion(b, t->name, "_zero_point", QB_U8, n)) return NULL;
     uint8_t *z = malloc((size_t)n);
-    if (!qb_binder_own(b, z)) {
+    if (!qb_binder_own(b, z, (size_t)n)) {
         qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, name);
         return NULL;
     }
@@ -160,6 +160,7 @@ static bool bind_lowbit(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
         return false;
     }
     l->packed = w;
+    b->m->held_bytes += sizeof *w + (r->row.integer_inputs ? (size_t)l->out * sizeof(float) : 0); /* zsum */
     register_codes(b, t, l->out, l->in);
     return true;
 }
@@ -268,7 +269,7 @@ qb_lowbit_weights *qb_lowbit_bind_table(qb_binder *b, const qb_st_tensor *t, int
     const float *scale = sc ? bind_halves(b, sc, true) : NULL;
     const uint8_t *zero = scale ? bind_zero(b, t, qb_code_levels(code), rows) : NULL;
     qb_lowbit_weights *w = zero ? malloc(sizeof *w) : NULL;
-    if (zero && !qb_binder_own(b, w)) qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
+    if (zero && !qb_binder_own(b, w, sizeof *w)) qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
     if (!zero || !w) return NULL;
     *w = (qb_lowbit_weights){.code = code, .N = rows, .K = cols, .group = cols, .G = 1, .rows = t->data,
                              .row_bytes = rb, .scale = scale, .zero = zero};

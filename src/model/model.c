@@ -254,6 +254,10 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
     if (!st) st = open_weights(m, err);
     if (!st) st = check_finite(m, params, err);
     if (!st) st = qb_model_bind_weights(m, err);
+    /* the finite check and the packing read the file, and the kernel mapped
+     * each fault's neighbours too: dropped all at once, so what stays mapped
+     * is what runs read (the pages remain in the page cache) */
+    if (!st) qb_file_map_release(&m->st.map, m->st.map.data, m->st.map.size);
     if (!st) summarize_quant(m);
     if (st) {
         qb_model_free(m);
@@ -273,6 +277,7 @@ void qb_model_free(qb_model *m) {
     free(m->params);
     free(m->blocks);
     free(m->st_used);
+    free(m->st_released);
     free(m->warning);
     qb_safetensors_close(&m->st);
     qb_tokenizer_free(m->tok);

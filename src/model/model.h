@@ -104,6 +104,8 @@ struct qb_model {
     char quant_summary[384];
     bool nonfinite_checked; /* every float tensor was found finite at load */
     bool *st_used;          /* [st.n]: the binder looked the tensor up */
+    bool *st_released;      /* [st.n]: its mapped bytes were dropped, a copy replaced them */
+    size_t held_bytes;      /* heap the binders allocated for weights: qb_model_resident */
     char *warning;          /* one line about the checkpoint (unused tensors), or NULL */
 };
 

@@ -32,6 +32,12 @@ static bool has_smoothing(const qb_model *m) {
     return false;
 }
 
+static bool has_integer_inputs(const qb_model *m) {
+    for (int i = 0; i < m->n_linears; i++)
+        if (m->linears[i]->fmt->integer_inputs) return true;
+    return false;
+}
+
 static void layout(qb_session *s, qb_carver *c) {
     if (s->tape) return; /* the trainer's arena holds training's activations */
     const qb_config *cfg = &s->m->cfg;
@@ -57,9 +63,11 @@ static void layout(qb_session *s, qb_carver *c) {
     s->pack = qb_carve(c, (size_t)s->n_threads * pack_floats(s->m));
     size_t kmax = H > (size_t)cfg->intermediate_size ? H : (size_t)cfg->intermediate_size;
     if ((size_t)cfg->embedding_size > kmax) kmax = (size_t)cfg->embedding_size;
-    s->qa = (uint8_t *)qb_carve(c, (T * kmax + 3) / 4);
-    s->qa_scale = qb_carve(c, T);
-    s->qa_zero = (int32_t *)qb_carve(c, T);
+    /* quantized inputs: only the formats on integer inputs read them */
+    bool qa = has_integer_inputs(s->m);
+    s->qa = qa ? (uint8_t *)qb_carve(c, (T * kmax + 3) / 4) : NULL;
+    s->qa_scale = qa ? qb_carve(c, T) : NULL;
+    s->qa_zero = qa ? (int32_t *)qb_carve(c, T) : NULL;
     s->smooth_stride = has_smoothing(s->m) ? (int)kmax : 0;
     s->smooth_row = s->smooth_stride ? qb_carve(c, (size_t)s->n_threads * kmax) : NULL;
 }

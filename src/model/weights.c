@@ -336,7 +336,8 @@ qb_status qb_model_bind_weights(qb_model *m, qb_error *err) {
     m->params = calloc((size_t)m->st.n + 1, sizeof *m->params);
     m->linears = calloc((size_t)m->n_blocks * 6 + 5, sizeof *m->linears);
     m->st_used = calloc((size_t)m->st.n + 1, sizeof *m->st_used);
-    if (!m->blocks || !m->params || !m->linears || !m->st_used) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
+    m->st_released = calloc((size_t)m->st.n + 1, sizeof *m->st_released);
+    if (!m->blocks || !m->params || !m->linears || !m->st_used || !m->st_released) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
     err->code = QB_OK;
     qb_binder b = {m, c->family->prefix, m->st.path, err};
     bind_embeddings(&b);

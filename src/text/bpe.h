@@ -28,6 +28,8 @@ typedef struct {
 
 qb_status qb_bpe_load(const qb_bpe_spec *spec, const char *path, qb_bpe **out, qb_error *err);
 void qb_bpe_free(qb_bpe *b);
+/* Heap bytes b holds. */
+size_t qb_bpe_bytes(const qb_bpe *b);
 
 /* Appends the ids of text to ids; `what` names the text in errors. */
 qb_status qb_bpe_tokenize(const qb_bpe *b, const char *text, size_t len, const char *what,

@@ -730,3 +730,7 @@ qb_status qb_hfp_tokenize(const qb_hfp *u, const char *text, size_t len, const c
 nomem:
     return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", what);
 }
+
+size_t qb_hfp_bytes(const qb_hfp *p) {
+    return sizeof *p + qb_ptab_bytes(&p->vocab) + (size_t)p->n * (sizeof *p->pieces + sizeof *p->scores);
+}

@@ -18,6 +18,8 @@ typedef struct qb_hfp qb_hfp;
  * null or NULL when absent); path names the file in errors. */
 qb_status qb_hfp_load(const json_t *norm, const json_t *pre, const char *path, qb_hfp **out, qb_error *err);
 void qb_hfp_free(qb_hfp *p);
+/* Heap bytes p holds of its own (not its wp or bpe). */
+size_t qb_hfp_bytes(const qb_hfp *p);
 
 /* The model, one of: a Unigram "model" object, read here ... */
 qb_status qb_hfp_set_unigram(qb_hfp *p, const json_t *model, const char *path, qb_error *err);

@@ -158,3 +158,7 @@ size_t qb_ptab_longest_prefix(const qb_ptab *t, const char *s, size_t len, int32
     }
     return best;
 }
+
+size_t qb_ptab_bytes(const qb_ptab *t) {
+    return t->slots ? ((size_t)t->mask + 1) * sizeof *t->slots + t->pool_n : 0; /* the pool's tail is never touched */
+}

@@ -32,6 +32,8 @@ static inline uint32_t qb_ptab_hash_step(uint32_t h, unsigned char c) {
 
 bool qb_ptab_init(qb_ptab *t, size_t expected_keys);
 void qb_ptab_free(qb_ptab *t);
+/* Heap bytes t holds (slots and key pool). */
+size_t qb_ptab_bytes(const qb_ptab *t);
 
 /* max_prefix of qb_ptab_add: index every proper prefix. */
 #define QB_PTAB_ALL_PREFIXES SIZE_MAX

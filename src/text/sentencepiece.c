@@ -342,3 +342,10 @@ qb_status qb_sp_tokenize(const qb_sentencepiece *sp, const char *text, size_t le
 nomem:
     return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", what);
 }
+
+size_t qb_sp_bytes(const qb_sentencepiece *sp) {
+    size_t n = sizeof *sp + qb_ptab_bytes(&sp->matchable) + qb_ptab_bytes(&sp->user) + qb_ptab_bytes(&sp->by_text) +
+               sp->model.charsmap_len;
+    for (int i = 0; i < sp->model.n_pieces; i++) n += sizeof *sp->model.pieces + sp->model.pieces[i].len + 1;
+    return n;
+}

@@ -12,6 +12,8 @@ typedef struct qb_sentencepiece qb_sentencepiece;
 qb_status qb_sp_load(const char *spiece_path, const qb_tok_options *o, qb_sentencepiece **out,
                      qb_error *err);
 void qb_sp_free(qb_sentencepiece *sp);
+/* Heap bytes sp holds. */
+size_t qb_sp_bytes(const qb_sentencepiece *sp);
 
 /* Appends the ids of text to ids; `what` names the text in errors. */
 qb_status qb_sp_tokenize(const qb_sentencepiece *sp, const char *text, size_t len,

@@ -104,6 +104,14 @@ void qb_tokenizer_free(qb_tokenizer *t) {
     free(t);
 }
 
+size_t qb_tokenizer_bytes(const qb_tokenizer *t) {
+    size_t n = sizeof *t + (t->wp ? qb_wp_bytes(t->wp) : 0) + (t->sp ? qb_sp_bytes(t->sp) : 0) +
+               (t->bpe ? qb_bpe_bytes(t->bpe) : 0) + (t->pipe ? qb_hfp_bytes(t->pipe) : 0);
+    for (int i = 0; i < t->n_added; i++) n += sizeof *t->added + t->added[i].len + 1;
+    for (int i = 0; t->pieces && i < t->n_pieces; i++) n += sizeof *t->pieces + (t->pieces[i] ? strlen(t->pieces[i]) + 1 : 0);
+    return n;
+}
+
 qb_tok_kind qb_tokenizer_kind(const qb_tokenizer *t) { return t->kind; }
 
 const char *qb_tokenizer_describe(const qb_tokenizer *t) { return t->desc; }

@@ -36,6 +36,8 @@ qb_status qb_tokenizer_load_sentencepiece(const char *spiece_path, const qb_tok_
  * naming the file and the component. */
 qb_status qb_tokenizer_load_json(const char *path, qb_tokenizer **out, qb_error *err);
 void qb_tokenizer_free(qb_tokenizer *t);
+/* Heap bytes t holds: its vocabularies' tables and pieces. */
+size_t qb_tokenizer_bytes(const qb_tokenizer *t);
 /* What it is and where it came from, e.g. "tokenizer.json: BPE (byte-level),
  * 50265 tokens"; "wordpiece" / "sentencepiece" for vocab.txt / spiece.model. */
 const char *qb_tokenizer_describe(const qb_tokenizer *t);

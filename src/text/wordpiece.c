@@ -320,3 +320,8 @@ qb_status qb_wp_tokenize(const qb_wordpiece *wp, const char *text, size_t len, c
 nomem:
     return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", what);
 }
+
+size_t qb_wp_bytes(const qb_wordpiece *wp) {
+    return sizeof *wp + qb_ptab_bytes(&wp->words) + qb_ptab_bytes(&wp->suffix) +
+           (size_t)wp->n_pieces * sizeof *wp->pieces;
+}

@@ -16,6 +16,8 @@ qb_status qb_wp_load(const char *vocab_path, const qb_tok_options *o, qb_wordpie
 qb_status qb_wp_load_pieces(const char *const *pieces, const size_t *lens, int n, const qb_tok_options *o,
                             const char *path, qb_wordpiece **out, qb_error *err);
 void qb_wp_free(qb_wordpiece *wp);
+/* Heap bytes wp holds. */
+size_t qb_wp_bytes(const qb_wordpiece *wp);
 
 /* Appends the ids of text to ids; `what` names the text in errors. */
 qb_status qb_wp_tokenize(const qb_wordpiece *wp, const char *text, size_t len, const char *what,
