@@ -15,7 +15,7 @@
 set -euo pipefail
 pkgs=(gcc make cmake pkg-config libutf8proc-dev libjansson-dev libmicrohttpd-dev
       protobuf-c-compiler libprotobuf-c-dev python3-onnx)
-[ "${1:-}" = "--test" ] && pkgs+=(python3 python3-numpy python3-dask python3-distributed curl wrk)
+[ "${1:-}" = "--test" ] && pkgs+=(python3 python3-numpy python3-dask python3-distributed curl wrk time)
 # Node may come from elsewhere (NodeSource's nodejs bundles npm and conflicts
 # with Debian's npm package): Debian's is installed only where none runs.
 if [ "${1:-}" = "--test" ] && ! { command -v node && command -v npm; } >/dev/null; then
@@ -23,7 +23,7 @@ if [ "${1:-}" = "--test" ] && ! { command -v node && command -v npm; } >/dev/nul
 fi
 # libFuzzer's runtime ships with clang's (libclang-rt); it must match clang's version.
 [ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev libfuzzer-14-dev python3)
-[ "${1:-}" = "--arm64" ] && pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user binutils-aarch64-linux-gnu)
+[ "${1:-}" = "--arm64" ] && pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user binutils-aarch64-linux-gnu time)
 
 SUDO=
 [ "$(id -u)" -ne 0 ] && SUDO=sudo

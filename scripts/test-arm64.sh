@@ -9,7 +9,9 @@
 # quick (CI): the kernel suites, the WordPiece/SentencePiece tokenizer
 # goldens and one trained model's golden logits; otherwise the kernel and
 # tokenizer suites and the golden logits of the four trained models, and
-# all of it once more on the scalar kernels.
+# all of it once more on the scalar kernels.  At each level a bert-mini
+# INT8 predict of one sentence must peak below 40 MB RSS, qemu included
+# (issue 21's small boards).
 set -uo pipefail
 build=${1:?usage: scripts/test-arm64.sh BUILD_DIR [quick]}
 mode=${2:-full}
@@ -25,6 +27,17 @@ fi
 levels='cortex-a53:neon cortex-a76:dotprod max:i8mm'
 [ "$mode" = quick ] || levels="$levels cortex-a53:scalar"
 
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+QEMU_CPU=cortex-a53 qemu-aarch64 "$build/qbert" quantize models/bert-mini-sst2 -o "$tmp/int8" --method dynamic >/dev/null ||
+  { echo "FAIL: quantize under qemu" >&2; exit 1; }
+
+# small_board CPU: the peak RSS (KiB) of one sentence's INT8 predict.
+small_board() {
+  QEMU_CPU=$1 /usr/bin/time -f %M -o "$tmp/rss" qemu-aarch64 "$build/qbert" predict "$tmp/int8" \
+    "a gripping, funny and moving film" >/dev/null && cat "$tmp/rss"
+}
+
 failed=()
 for level in $levels; do
   cpu=${level%%:*} isa=${level#*:}
@@ -37,6 +50,9 @@ for level in $levels; do
     continue
   fi
   echo "== $cpu: QBERT_ISA=$isa (HWCAP picks $picked)"
+  rss=$(QBERT_ISA=$isa small_board "$cpu")
+  echo "== $cpu/$isa: bert-mini INT8 predict of one sentence peaks at ${rss:-?} KiB (qemu included; bar 39062)"
+  [ -n "$rss" ] && [ "$rss" -lt 39062 ] || failed+=("$cpu/$isa small board")
   if ! QEMU_CPU=$cpu QBERT_ISA=$isa ctest --test-dir "$build" -R "^($suites)\$" --output-on-failure -j 1; then
     failed+=("$cpu/$isa")
   fi
