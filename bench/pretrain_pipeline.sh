@@ -3,7 +3,8 @@
 # sized to a few minutes on 2 cores:
 #
 #   bench/pretrain_pipeline.sh [--model DIR] [--pretrain-texts 1200] [--finetune-examples 2000]
-#                              [--qat-examples 1000] [--threads 2] [--whole-word-mask] [--keep DIR]
+#                              [--qat-examples 1000] [--threads 2] [--pretrain-lr 1e-4] [--whole-word-mask]
+#                              [--control] [--keep DIR]
 #
 # 1. qbert train --task mlm: masked-LM pre-training on IMDB train reviews
 #    (domain text) from --model's encoder with a fresh masked-LM head; the
@@ -15,6 +16,8 @@
 # 3. qbert qat --bits 8 from the fine-tuned model: the static int8 model.
 # 4. qbert eval of the int8 model on SST-2 dev (integer kernels).
 # Each stage prints its metric and wall time; the last line the total.
+# --control also fine-tunes --model itself the same way (a new head, no
+# pre-training), for comparison.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${QB_SHARED_DIR:-$HERE/../shared}
@@ -22,7 +25,7 @@ QBERT=${QBERT_BIN:-$HERE/build/qbert}
 PY=/usr/bin/python3
 
 model=$SHARED/models/bert-mini-sst2
-pre_n=1200; ft_n=2000; qat_n=1000; threads=2; wwm=(); keep=""
+pre_n=1200; ft_n=2000; qat_n=1000; threads=2; pre_lr=1e-4; wwm=(); keep=""; control=0
 while [ $# -gt 0 ]; do
   case $1 in
     --model) model=$2; shift ;;
@@ -30,7 +33,9 @@ while [ $# -gt 0 ]; do
     --finetune-examples) ft_n=$2; shift ;;
     --qat-examples) qat_n=$2; shift ;;
     --threads) threads=$2; shift ;;
+    --pretrain-lr) pre_lr=$2; shift ;;
     --whole-word-mask) wwm=(--whole-word-mask) ;;
+    --control) control=1 ;;
     --keep) keep=$2; shift ;;
     *) echo "$0: unknown option $1" >&2; exit 2 ;;
   esac
@@ -59,13 +64,13 @@ awk -F'\t' 'NR > 1 && NR <= 201 { gsub(/<br \/>/, " ", $4); print $4 }' \
   "$SHARED/data/imdb/test-2000.tsv" >"$WORK/imdb-heldout.txt"
 t=$(clock)
 "$QBERT" train "$model" --task mlm --data "$WORK/imdb-train.txt" --eval "$WORK/imdb-heldout.txt" \
-  "${wwm[@]}" --epochs 1 --batch 16 --max-length 128 --lr 1e-4 --threads "$threads" --force \
+  "${wwm[@]}" --epochs 1 --batch 16 --max-length 128 --lr "$pre_lr" --threads "$threads" --force \
   -o "$WORK/pretrained" >"$WORK/1.txt" 2>"$WORK/1.err" || { cat "$WORK/1.err" >&2; exit 1; }
 before=$(sed -n 's/^before training  dev MLM loss \([0-9.]*\).*/\1/p' "$WORK/1.txt")
 after=$(sed -n 's/^best epoch [0-9]*: dev MLM loss \([0-9.]*\).*/\1/p' "$WORK/1.txt")
 tokens=$(sed -n 's/.*; \([0-9]*\) masked tokens).*/\1/p' "$WORK/1.txt")
-printf "1 pre-train (MLM, %s IMDB reviews, max 128 tokens%s): held-out MLM loss %.4f -> %.4f, perplexity %.1f -> %.1f (%s masked tokens of 200 test reviews); %s s\n" \
-  "$pre_n" "${wwm:+, whole words}" "$before" "$after" "$($PY -c "import math; print(math.exp($before))")" \
+printf "1 pre-train (MLM, %s IMDB reviews, max 128 tokens, lr %s%s): held-out MLM loss %.4f -> %.4f, perplexity %.1f -> %.1f (%s masked tokens of 200 test reviews); %s s\n" \
+  "$pre_n" "$pre_lr" "${wwm:+, whole words}" "$before" "$after" "$($PY -c "import math; print(math.exp($before))")" \
   "$($PY -c "import math; print(math.exp($after))")" "$tokens" "$(since "$t")"
 "$QBERT" fill-mask "$WORK/pretrained" "this movie was [MASK] , i loved every minute of it ." --top-k 3 --json \
   >"$WORK/fill.json"
@@ -73,13 +78,17 @@ echo "  fill-mask 'this movie was [MASK] , i loved every minute of it .': $(json
   '", ".join("%s %.3f" % (c["token"], c["score"]) for c in j["masks"][0]["top"])')"
 
 # 2. fine-tuning on SST-2
-t=$(clock)
-"$QBERT" train "$WORK/pretrained" --data "$SST/train.tsv" --limit "$ft_n" --eval "$SST/dev.tsv" --epochs 1 \
-  --batch 16 --max-length 66 --lr 1e-4 --threads "$threads" --force -o "$WORK/finetuned" >"$WORK/2.txt" 2>"$WORK/2.err" \
-  || { cat "$WORK/2.err" >&2; exit 1; }
-"$QBERT" eval "$WORK/finetuned" --data "$SST/dev.tsv" --max-length 66 --threads "$threads" --json >"$WORK/2.json"
-printf "2 fine-tune (SST-2, %s sentences, new head): dev accuracy %.4f (%s sentences); %s s\n" "$ft_n" \
-  "$(json "$WORK/2.json" 'j["accuracy"]')" "$(json "$WORK/2.json" 'j["n"]' 2>/dev/null || echo 872)" "$(since "$t")"
+finetune() { # finetune FROM OUT LABEL
+  local t; t=$(clock)
+  "$QBERT" train "$1" --data "$SST/train.tsv" --limit "$ft_n" --eval "$SST/dev.tsv" --epochs 1 --new-head \
+    --batch 16 --max-length 66 --lr 1e-4 --threads "$threads" --force -o "$2" >"$2.txt" 2>"$2.err" \
+    || { cat "$2.err" >&2; exit 1; }
+  "$QBERT" eval "$2" --data "$SST/dev.tsv" --max-length 66 --threads "$threads" --json >"$2.json"
+  printf "%s (SST-2, %s sentences, new head): dev accuracy %.4f (%s sentences); %s s\n" "$3" "$ft_n" \
+    "$(json "$2.json" 'j["accuracy"]')" "$(json "$2.json" 'j["n"]')" "$(since "$t")"
+}
+finetune "$WORK/pretrained" "$WORK/finetuned" "2 fine-tune"
+[ "$control" = 1 ] && finetune "$model" "$WORK/control" "  control: --model fine-tuned without pre-training"
 
 # 3. QAT to int8
 t=$(clock)
