@@ -403,7 +403,7 @@ static void test_model(const char *name, qb_task task) {
     CHECK(st == QB_OK, "%s", err.msg);
     /* A fresh head's normal(0, 0.02) weights are smaller than the step h;
      * scaled to the tiny checkpoints' 0.3, the differences resolve them. */
-    for (int i = 0; !st && t->mlm_fresh[0][0] && i < t->n_params; i++)
+    for (int i = 0; !st && t->mlm_fresh[0] && i < t->n_params; i++)
         if (t->params[i].w == t->mlm_dense.w)
             for (int64_t j = 0; j < t->params[i].numel; j++) t->params[i].w[j] *= 15.0f;
     static const int32_t ids[] = {101, 150, 160, 170, 102, 0, 0, 101, 180, 102, 0, 0, 0, 0,

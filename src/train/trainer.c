@@ -193,8 +193,8 @@ static void bind_mlm_head(builder *b) {
     if (m->mlm_dense.w) {
         bind_tlinear(b, &t->mlm_dense, &m->mlm_dense);
     } else {
-        snprintf(t->mlm_fresh[0], sizeof t->mlm_fresh[0], "%s", f->mlm_dense);
-        add_head_linear(b, &t->mlm_dense, t->mlm_fresh[0], t->H, true);
+        snprintf(t->mlm_fresh, sizeof t->mlm_fresh, "%s", f->mlm_dense);
+        add_head_linear(b, &t->mlm_dense, t->mlm_fresh, t->H, true);
     }
     if (m->mlm_norm.gamma) bind_tnorm(b, &t->mlm_norm, &m->mlm_norm);
     else add_head_norm(b, &t->mlm_norm, f->mlm_norm);
@@ -331,9 +331,9 @@ static qb_status build_view(qb_trainer *t, qb_error *err) {
         snprintf(vp->name, sizeof vp->name, "%s", t->head_pooler);
         v->linears[v->n_linears++] = vp;
     }
-    if (t->mlm_fresh[0][0]) { /* a fresh masked-LM transform joins the list */
+    if (t->mlm_fresh[0]) { /* a fresh masked-LM transform joins the list */
         v->mlm_dense = (qb_linear){.fmt = qb_linear_format_named("fp32"), .id = v->n_linears, .out = t->H, .in = t->H};
-        snprintf(v->mlm_dense.name, sizeof v->mlm_dense.name, "%s", t->mlm_fresh[0]);
+        snprintf(v->mlm_dense.name, sizeof v->mlm_dense.name, "%s", t->mlm_fresh);
         v->linears[v->n_linears++] = &v->mlm_dense;
     }
     if (!m->classifier.out && cfg.task != QB_TASK_MLM) { /* a checkpoint without a head: the fresh one joins */
@@ -375,6 +375,8 @@ static qb_status check_model(const qb_model *m, const qb_trainer_params *p, qb_e
     if (p->task == QB_TASK_MLM && !m->cfg.family->mlm_dense)
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: qbert has no masked-LM head for model_type \"%s\" (bert, "
                        "roberta, xlm-roberta, camembert)", m->dir, m->cfg.model_type);
+    if (p->task == QB_TASK_MLM && m->cfg.embedding_size != m->cfg.hidden_size) /* the tied decoder reads H */
+        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: masked-LM training needs embedding_size == hidden_size", m->dir);
     return QB_OK;
 }
 

@@ -134,7 +134,7 @@ typedef struct qb_trainer_s {
     qb_tlinear mlm_dense;
     qb_tnorm mlm_norm;
     float *mlm_bias, *dmlm_bias;
-    char mlm_fresh[3][96];  /* names of the head's parts the model did not bind, else "" */
+    char mlm_fresh[96];      /* the transform's name when the model did not bind one (fresh), else "" */
     int mlm_chunk, mlm_chunk_cap; /* rows a chunk: the cap, or the batch if smaller */
     int32_t *mlm_rows;      /* [T] the packed rows with a label */
     int32_t *mlm_labels;    /* [T] their labels */
