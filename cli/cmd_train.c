@@ -1,5 +1,6 @@
 /* qbert train and qbert qat: fine-tuning in FP32 or through fake
  * quantization, the best epoch (by DEV score) kept. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@ static const char train_help[] =
     "  --data FILE        training set (sst2, imdb, conll, tsv or jsonl)\n"
     "  --eval FILE        DEV set, same format; accuracy, or entity F1 for NER\n"
     "  -o, --out DIR      output directory (written atomically; must not exist)\n"
-    "  --task T           sst2 | imdb | conll | tsv | jsonl | auto (default auto)\n"
+    "  --task T           sst2 | imdb | conll | tsv | jsonl | auto (default auto),\n"
+    "                     or mlm (below)\n"
     "  --epochs N         passes over TRAIN (default 3)\n"
     "  --lr X             peak learning rate (default 5e-5)\n"
     "  --batch B          examples a step (default 16)\n"
@@ -43,7 +45,25 @@ static const char train_help[] =
     "  --resume FILE      continue an interrupted run from its state file\n"
     "  --state FILE       where the run keeps its state (default OUT_DIR.state;\n"
     "                     written atomically, removed when the run finishes)\n"
-    "  --save-every N     updates between state saves, 0: epoch ends only (200)\n";
+    "  --save-every N     updates between state saves, 0: epoch ends only (200)\n"
+    "\n"
+    "Masked-LM pre-training (--task mlm): TRAIN and DEV are texts, one document a\n"
+    "line (a .tsv or .jsonl file: the text column its reader finds), each\n"
+    "truncated to --max-length.  Tokens are masked as Hugging Face's\n"
+    "DataCollatorForLanguageModeling does: each token but [CLS]/[SEP] and other\n"
+    "specials is chosen with probability P, of those 80% become [MASK], 10% a\n"
+    "random token, 10% stay; the loss is the cross-entropy at the chosen tokens.\n"
+    "Training masks are drawn anew every epoch from --seed; DEV's are fixed, so\n"
+    "its loss (and perplexity, exp(loss)) compares across epochs and runs.  It is\n"
+    "printed before training and after every epoch; OUT_DIR keeps the epoch with\n"
+    "the lowest, a *ForMaskedLM checkpoint (decoder tied to the word embeddings)\n"
+    "that `qbert fill-mask` runs and `qbert train` fine-tunes.  A model without a\n"
+    "masked-LM head (a classifier, a bare encoder) gets a fresh one, as\n"
+    "BertForMaskedLM initializes it; BERT and RoBERTa-family models only.\n"
+    "  --task mlm         masked-LM pre-training\n"
+    "  --mlm-probability P  share of tokens to predict (default 0.15)\n"
+    "  --whole-word-mask  choose whole words (all pieces of a word together,\n"
+    "                     round(P * tokens) per text, as DataCollatorForWholeWordMask)\n";
 
 static const char qat_help[] =
     "usage: qbert qat MODEL_DIR --data TRAIN --eval DEV -o OUT_DIR [options]\n"
@@ -97,6 +117,7 @@ static const char qat_help[] =
 
 typedef struct {
     const char *dir, *out;
+    const char *mlm_option; /* a masked-LM option given, for the message without --task mlm */
     bool lr_given;
     qb_train_params p;
 } train_args;
@@ -179,7 +200,14 @@ static int parse_option(int *i, int argc, char **argv, train_args *a) {
     else if ((v = qb_arg_path("--state", i, argc, argv))) p->state_path = v;
     else if ((v = qb_arg_value("--save-every", i, argc, argv)))
         return qb_arg_int(cmd, "--save-every", v, 0, 1 << 30, &p->save_every) ? 0 : QB_EXIT_USAGE;
-    else if (!strcmp(argv[*i], "--new-head")) p->new_head = 1;
+    else if ((v = qb_arg_value("--mlm-probability", i, argc, argv))) {
+        if (!parse_float(v, 1e-6, 1, &p->mlm_probability))
+            return qb_usage_error(cmd, "--mlm-probability '%s' is not in (0, 1]", v);
+        a->mlm_option = "--mlm-probability";
+    } else if (!strcmp(argv[*i], "--whole-word-mask")) {
+        p->whole_word_mask = 1;
+        a->mlm_option = "--whole-word-mask";
+    } else if (!strcmp(argv[*i], "--new-head")) p->new_head = 1;
     else if (!strcmp(argv[*i], "--force")) p->force = 1;
     else if (!strcmp(argv[*i], "--parents")) p->parents = 1;
     else return qb_usage_error(cmd, "unknown option '%s'", argv[*i]);
@@ -209,6 +237,10 @@ static int parse_args(int argc, char **argv, train_args *a) {
     if (a->p.qat_ternary && a->p.qat_weight_zero_point)
         return qb_usage_error(cmd, "ternary weights are symmetric: no --weight-zero-point");
     if (a->p.qat && lowbit && !a->lr_given) a->p.lr = 1e-4f;
+    bool mlm = a->p.task && !strcmp(a->p.task, "mlm");
+    if (a->mlm_option && !mlm) return qb_usage_error(cmd, "%s applies to --task mlm", a->mlm_option);
+    if (mlm && a->p.qat)
+        return qb_usage_error(cmd, "--task mlm pre-trains in FP32: run `qbert train --task mlm`, then qat on its output");
     return QB_EXIT_OK;
 }
 
@@ -235,12 +267,20 @@ static void draw_bar(bar_state *b, const qb_train_progress *p) {
 
 static void on_progress(void *ctx, const qb_train_progress *p) {
     bar_state *b = ctx;
+    if (!strcmp(p->phase, "baseline")) {
+        printf("before training  dev MLM loss %.4f  perplexity %.2f\n", p->dev_metric, exp(p->dev_metric));
+        fflush(stdout);
+        return;
+    }
     if (strcmp(p->phase, "epoch") != 0) {
         draw_bar(b, p);
         return;
     }
     if (b->tty) fputs("\r\033[K", stderr);
-    printf("epoch %d/%d  train loss %.4f  dev %s %.4f%s\n", p->epoch, p->epochs, p->loss,
+    if (p->mlm)
+        printf("epoch %d/%d  train loss %.4f  dev MLM loss %.4f  perplexity %.2f%s\n", p->epoch, p->epochs, p->loss,
+               p->dev_metric, exp(p->dev_metric), p->best ? "  (best, saved)" : "");
+    else printf("epoch %d/%d  train loss %.4f  dev %s %.4f%s\n", p->epoch, p->epochs, p->loss,
            p->token_task ? "entity F1" : "accuracy", p->dev_metric, p->best ? "  (best, saved)" : "");
     fflush(stdout);
 }
@@ -256,9 +296,17 @@ static int run_training(int argc, char **argv, train_args *a) {
     qb_error err = {0};
     if (a->p.resume) printf("resuming from %s\n", a->p.resume);
     if (qb_train(a->dir, &a->p, a->out, &r, &err)) return qb_report_error(cmd, &err);
-    printf("best epoch %d: dev %s %.4f%s, saved to %s (%s head, %d labels)\n", r.best_epoch,
-           r.token_task ? "entity F1" : "accuracy", r.best_metric, a->p.qat ? " with the integer kernels" : "", a->out,
-           r.new_head ? "new" : "kept", r.num_labels);
+    if (r.mlm && r.mlm_loss_before > 0)
+        printf("best epoch %d: dev MLM loss %.4f (perplexity %.2f; before training %.4f, perplexity %.2f; %ld masked "
+               "tokens), saved to %s (%s masked-LM head)\n", r.best_epoch, r.best_metric, exp(r.best_metric),
+               r.mlm_loss_before, exp(r.mlm_loss_before), r.mlm_eval_tokens, a->out, r.new_head ? "new" : "kept");
+    else if (r.mlm)
+        printf("best epoch %d: dev MLM loss %.4f (perplexity %.2f), saved to %s\n", r.best_epoch, r.best_metric,
+               exp(r.best_metric), a->out);
+    else
+        printf("best epoch %d: dev %s %.4f%s, saved to %s (%s head, %d labels)\n", r.best_epoch,
+               r.token_task ? "entity F1" : "accuracy", r.best_metric, a->p.qat ? " with the integer kernels" : "",
+               a->out, r.new_head ? "new" : "kept", r.num_labels);
     printf("trained on %d examples, %ld steps, %.1f examples/s, %.1f s in all\n", r.n_train, r.steps,
            r.examples_per_s, r.seconds);
     printf("time per epoch: %.1f s training%s, %.1f s with conversion and DEV scoring\n", r.epoch_seconds,

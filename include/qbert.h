@@ -521,9 +521,11 @@ typedef struct qb_train_progress {
     double loss;              /* running mean of this epoch's training loss */
     double lr;
     double seconds;           /* since the epoch started */
-    double dev_metric;        /* "epoch": accuracy, or entity F1 for NER (token_task) */
+    double dev_metric;        /* "epoch": accuracy, or entity F1 for NER (token_task); masked LM: the
+                                 held-out loss (also in phase "baseline", before any update) */
     int token_task;
     int best;                 /* "epoch": this checkpoint is the best so far */
+    int mlm;                  /* masked-LM pre-training (task "mlm") */
 } qb_train_progress;
 
 typedef void (*qb_train_progress_fn)(void *ctx, const qb_train_progress *p);
@@ -531,7 +533,9 @@ typedef void (*qb_train_progress_fn)(void *ctx, const qb_train_progress *p);
 typedef struct qb_train_params {
     const char *data;         /* training set */
     const char *eval_data;    /* DEV set, scored after every epoch (required) */
-    const char *task;         /* dataset format: "auto" (default), "sst2", "imdb", "conll", "tsv", "jsonl" */
+    const char *task;         /* dataset format: "auto" (default), "sst2", "imdb", "conll", "tsv", "jsonl";
+                                 or "mlm": masked-LM pre-training on texts, one a line (*.tsv, *.jsonl: the
+                                 dataset readers' text column) */
     int limit, eval_limit;    /* first N examples (0: all) */
     int epochs;               /* default 3 */
     float lr;                 /* peak learning rate (default 5e-5) */
@@ -568,6 +572,10 @@ typedef struct qb_train_params {
     int save_every;           /* updates between state saves (default 200; every epoch end too) */
     qb_train_progress_fn progress;
     void *progress_ctx;
+    /* task "mlm": Hugging Face's DataCollatorForLanguageModeling masking, drawn anew every epoch;
+     * DEV's masks are fixed (the same every epoch and run) so its loss compares */
+    float mlm_probability;    /* share of tokens to predict (default 0.15) */
+    int whole_word_mask;      /* choose whole words (DataCollatorForWholeWordMask) */
 } qb_train_params;
 
 qb_train_params qb_train_default_params(void);
@@ -578,13 +586,17 @@ typedef struct qb_train_report {
     int new_head;             /* the classifier was started fresh */
     int token_task;
     int epochs_run, best_epoch;
-    double best_metric;       /* dev accuracy, or entity F1 for NER, of the saved checkpoint */
+    double best_metric;       /* dev accuracy, or entity F1 for NER, of the saved checkpoint; masked LM:
+                                 its held-out loss (the lowest) */
     double final_loss;        /* mean training loss of the last epoch */
     long steps;
     double examples_per_s;    /* training throughput, evaluation excluded */
     double epoch_seconds;     /* training seconds per epoch (teacher included; conversion and DEV scoring excluded) */
     double epoch_total_seconds; /* the same with each epoch's conversion and DEV scoring */
     double seconds;
+    int mlm;                  /* masked-LM pre-training */
+    double mlm_loss_before;   /* its held-out loss before the first update (0 when resumed) */
+    long mlm_eval_tokens;     /* masked DEV tokens the loss averages */
 } qb_train_report;
 
 /* Fine-tunes the FP32 checkpoint in model_dir on p->data and writes the

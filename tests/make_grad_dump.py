@@ -6,10 +6,11 @@ finite-differences.  Needs Debian's python3-torch; CI only reads the output.
     /usr/bin/python3 tests/make_grad_dump.py [--shared ../shared]
 
 Dump layout (little-endian):
-    u32 magic 0x44524751 ("QGRD"), u32 version 1
-    u32 batch, u32 seq, u32 task (0 sequence, 1 token), u32 n_labels
+    u32 magic 0x44524751 ("QGRD"), u32 version (1; 2 for task 2, which version-1 readers refuse)
+    u32 batch, u32 seq, u32 task (0 sequence, 1 token, 2 masked LM), u32 n_labels
     i32 input_ids[batch*seq], i32 token_type_ids[batch*seq], i32 lengths[batch]
-    i32 labels[n_labels]  (sequence: batch; token: batch*seq, -100 ignored)
+    i32 labels[n_labels]  (sequence: batch; token and masked LM: batch*seq, -100 ignored;
+                           masked LM: the original token id at each masked position)
     f32 loss
     u32 n_params, then per parameter:
         u16 name length, name bytes, u32 ndim, i64 shape[ndim]
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MAGIC, VERSION = 0x44524751, 1
+MAGIC = 0x44524751
 
 SENTENCES = [
     "a gripping , beautifully acted film",
@@ -50,14 +51,14 @@ def write_dump(path, model, batch, labels, task):
     ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
     logits = model(ids, mask, types)
     lab = torch.tensor(labels, dtype=torch.long)
-    if task == 1:
+    if task in (1, 2):
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1), ignore_index=-100)
     else:
         loss = F.cross_entropy(logits, lab)
     loss.backward()
     B, S = ids.shape
     out = bytearray()
-    out += struct.pack("<IIIIII", MAGIC, VERSION, B, S, task, lab.numel())
+    out += struct.pack("<IIIIII", MAGIC, 2 if task == 2 else 1, B, S, task, lab.numel())
     out += ids.to(torch.int32).numpy().astype("<i4").tobytes()
     out += types.to(torch.int32).numpy().astype("<i4").tobytes()
     out += mask.sum(1).to(torch.int32).numpy().astype("<i4").tobytes()
@@ -127,7 +128,14 @@ TINY = {
                             num_hidden_layers=3, embedding_size=6, num_hidden_groups=1, inner_group_num=1,
                             hidden_act="gelu_new", classifier_dropout_prob=0.1,
                             id2label={"0": "a", "1": "b"}),
+    # the decoder is tied to the word embeddings (tie_word_embeddings defaults to true)
+    "tiny-bert-mlm": dict(TINY_COMMON, model_type="bert", architectures=["BertForMaskedLM"],
+                          num_hidden_layers=2, hidden_act="gelu"),
 }
+# masked positions of tiny_batch() and the ids they held (the [MASK]-ed inputs need not be [MASK]:
+# the loss reads only the labels); one row without any mask
+MLM_LABELS = [[-100, 37, -100, 170, -100, -100, -100], [-100, -100, -100, -100, -100, -100, -100],
+              [-100, 5, -100, 211, 220, -100, 239]]
 
 
 def tiny_batch():
@@ -148,11 +156,16 @@ def main():
     torch.set_num_threads(2)
     ref = import_ref(a.shared)
     os.makedirs(a.out, exist_ok=True)
-    for i, (name, cfg) in enumerate(sorted(TINY.items())):
+    # seeds follow the original three checkpoints' order, so their files do not change
+    order = ["tiny-albert-seq", "tiny-bert-seq", "tiny-bert-token", "tiny-bert-mlm"]
+    for i, name in enumerate(order):
+        cfg = TINY[name]
         d = tiny_checkpoint(ref, os.path.join(a.out, name), cfg, seed=i + 1)
         model = ref.load_model(d, verbose=False)
         batch = tiny_batch()
-        if "token" in name:
+        if "mlm" in name:
+            write_dump(os.path.join(a.out, "grad-dump-%s.bin" % name), model, batch, MLM_LABELS, 2)
+        elif "token" in name:
             labels = [[-100, 1, 2, 0, -100, -100, -100], [-100, 3, -100, -100, -100, -100, -100],
                       [-100, 0, 1, -100, 2, 3, -100]]
             write_dump(os.path.join(a.out, "grad-dump-%s.bin" % name), model, batch, labels, 1)

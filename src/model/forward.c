@@ -118,8 +118,9 @@ static qb_tape_head head_acts(const qb_session *s) {
     if (s->tape) return s->tape->head;
     const qb_acts *a = &s->a;
     bool token = s->m->cfg.task == QB_TASK_TOKEN;
-    return (qb_tape_head){.in = a->cls, .pre = a->cls2, .act = a->cls2, .drop = token ? a->x : a->cls2,
-                          .logits = token ? a->token_logits : a->logits};
+    return (qb_tape_head){.in = a->cls, .pre = a->cls2, .act = a->mlm ? a->mlm : a->cls2,
+                          .drop = token ? a->x : a->cls2, .logits = token ? a->token_logits : a->logits,
+                          .ln = a->mlm};
 }
 
 /* ---- the graph ----------------------------------------------------------- */
@@ -281,16 +282,17 @@ static void pad_token_logits(qb_session *s, const float *rows) {
  * act (BERT/ALBERT's pooler and RoBERTa's classifier.dense: tanh;
  * DistilBERT's pre_classifier: ReLU; ELECTRA's: GELU); then dropout, the
  * classifier.  Token heads: every row -> dropout -> classifier.  Masked-LM
- * heads: every row -> dense, act, LayerNorm; the decoder runs on the rows
- * asked for (qb_forward_mlm_decode). */
+ * heads: every row -> dense, act, LayerNorm (no dropout, as in HF); the
+ * decoder runs on the rows asked for (qb_forward_mlm_decode; training: the
+ * trainer's, on the masked rows). */
 static void head(qb_session *s, const float *x) {
     const qb_model *m = s->m;
     int H = m->cfg.hidden_size, B = s->batch, T = s->n_rows;
     float p = s->tape ? s->tape->p_classifier : 0;
     qb_tape_head a = head_acts(s);
     if (m->cfg.task == QB_TASK_MLM) {
-        linear_act(s, &m->mlm_dense, x, NULL, T, NULL, s->a.mlm, m->cfg.mlm_act);
-        norm(s, &m->mlm_norm, s->a.mlm, s->a.mlm, NULL, NULL, T, H);
+        linear_act(s, &m->mlm_dense, x, a.in_q, T, a.pre, a.act, m->cfg.mlm_act);
+        norm(s, &m->mlm_norm, a.act, a.ln, a.mean, a.rstd, T, H);
         return;
     }
     if (m->cfg.task == QB_TASK_TOKEN) {

@@ -28,9 +28,13 @@ typedef struct {
 
 /* Sequence heads: the [CLS] rows, the pooler before and after its
  * activation, dropout.  Token heads: drop [T, H] only.  logits [rows, L],
- * packed rows for token heads. */
+ * packed rows for token heads.  Masked-LM heads: the transform's dense
+ * before and after its act (pre, act [T, H]) and its LayerNorm (ln [T, H],
+ * what the decoder reads; mean, rstd [T]); the decoder and its logits are
+ * the trainer's, on the masked rows only. */
 typedef struct {
     float *in, *in_q, *pre, *act, *drop, *logits;
+    float *ln, *mean, *rstd;
 } qb_tape_head;
 
 /* How a training linear computes; NULL hooks: the stored weight and x. */

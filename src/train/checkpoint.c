@@ -28,11 +28,14 @@ static qb_status write_weights(const qb_trainer *t, const char *dir, qb_error *e
     return st;
 }
 
-/* The family's class for the trained head: "<Family>For{Sequence,Token}Classification". */
+/* The family's class for the trained head: "<Family>For{Sequence,Token}Classification"
+ * or "<Family>ForMaskedLM". */
 static void class_name(const qb_trainer *t, char *buf, size_t cap) {
     const char *seq = t->view.cfg.family->default_class, *at = strstr(seq, "ForSequenceClassification");
-    snprintf(buf, cap, "%.*sFor%sClassification", (int)(at - seq), seq,
-             t->view.cfg.task == QB_TASK_TOKEN ? "Token" : "Sequence");
+    qb_task task = t->view.cfg.task;
+    snprintf(buf, cap, "%.*sFor%s", (int)(at - seq), seq,
+             task == QB_TASK_MLM ? "MaskedLM" : task == QB_TASK_TOKEN ? "TokenClassification"
+                                                                      : "SequenceClassification");
 }
 
 /* Members the trained head decides; everything else is kept. */
@@ -49,6 +52,11 @@ static bool put_head_members(json_t *cfg, const qb_trainer *t, const char *const
     char cls[96];
     class_name(t, cls, sizeof cls);
     bool ok = arch && id2label && label2id && qb_json_push(arch, json_string(cls));
+    if (t->view.cfg.task == QB_TASK_MLM) { /* no labels: the vocabulary is the head's */
+        json_decref(id2label);
+        json_decref(label2id);
+        return qb_json_set(cfg, "architectures", arch) && ok;
+    }
     for (int i = 0; ok && i < n; i++) {
         char id[16];
         snprintf(id, sizeof id, "%d", i);

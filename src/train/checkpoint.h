@@ -7,8 +7,9 @@
 
 /* Fills dir (which exists and is empty) with model.safetensors (every
  * trained tensor under its checkpoint name), config.json (the source
- * model's, with the trained head's class, id2label and label2id) and the
- * tokenizer files. */
+ * model's, with the trained head's class, id2label and label2id; a masked
+ * LM: *ForMaskedLM without labels, its decoder tied to the word
+ * embeddings) and the tokenizer files. */
 qb_status qb_checkpoint_write(const qb_trainer *t, const char *const *labels, int n_labels, const char *dir,
                               qb_error *err);
 

@@ -15,6 +15,7 @@
 #include "core/fs.h"
 #include "quant/quantize.h"
 #include "train/checkpoint.h"
+#include "train/mlm_data.h"
 #include "train/train_data.h"
 #include "train/train_state.h"
 #include "train/trainer.h"
@@ -23,7 +24,7 @@ qb_train_params qb_train_default_params(void) {
     qb_train_params p = {.task = "auto", .epochs = 3, .lr = 5e-5f, .batch = 16, .max_length = 0, .seed = 42,
                          .warmup_ratio = 0.1f, .weight_decay = 0.01f, .max_grad_norm = 1.0f,
                          .qat_bits = 8, .act_observer = "ema", .calib_batches = 16, .save_every = 200,
-                         .temperature = 1.0f};
+                         .temperature = 1.0f, .mlm_probability = 0.15f};
     return p;
 }
 
@@ -55,7 +56,19 @@ typedef struct {
     char state_path[4200];
     char fingerprint[1024];
     qb_train_cursor at;
+    /* masked-LM pre-training: texts instead of a dataset, DEV scored by its loss */
+    bool mlm;
+    qb_mlm_texts texts, dev_texts;
+    qb_train_set dev_set;
+    qb_mlm_masking mask;
+    int *mask_scratch;
 } run;
+
+/* DEV's masks: fixed, whatever --seed, so held-out losses compare across
+ * epochs and runs. */
+enum { MLM_DEV_SEED = 1234 };
+
+static bool is_mlm(const qb_train_params *p) { return p->task && !strcmp(p->task, "mlm"); }
 
 static qb_status check_params(const char *model_dir, const qb_train_params *p, const char *out_dir, qb_error *err) {
     if (!p->data) return qb_fail(err, QB_ERR_ARG, "train: no training data given");
@@ -84,6 +97,13 @@ static qb_status check_params(const char *model_dir, const qb_train_params *p, c
         return qb_fail(err, QB_ERR_ARG, "train: --freeze-observers-after and --save-every must be >= 0");
     if (p->resume && !qb_file_exists(p->resume))
         return qb_fail(err, QB_ERR_IO, "%s: no such training state (--resume)", p->resume);
+    if (!is_mlm(p) && p->whole_word_mask)
+        return qb_fail(err, QB_ERR_ARG, "train: --whole-word-mask applies to --task mlm");
+    if (is_mlm(p) && (p->qat || p->distill))
+        return qb_fail(err, QB_ERR_ARG, "%s: --task mlm pre-trains in FP32 without a teacher (qbert train); QAT "
+                       "and distillation fine-tune the result", p->qat ? "qat" : "distill");
+    if (is_mlm(p) && !(p->mlm_probability > 0 && p->mlm_probability <= 1))
+        return qb_fail(err, QB_ERR_ARG, "train: --mlm-probability %g is not in (0, 1]", (double)p->mlm_probability);
     return QB_OK;
 }
 
@@ -93,13 +113,14 @@ static void fingerprint(run *r, const char *model_dir) {
     snprintf(r->fingerprint, sizeof r->fingerprint,
              "model %s; data %s (limit %d); batch %d; epochs %d; lr %g; max_length %d; seed %llu; warmup %g; "
              "weight_decay %g; clip %g; threads %d; qat %d bits %d observer %s freeze %ld calib %d; "
-             "ternary %d group %d zero %d; distill %d teacher %s hidden %d T %g",
+             "ternary %d group %d zero %d; distill %d teacher %s hidden %d T %g; task %s p %g wwm %d",
              model_dir, p->data, p->limit, p->batch, p->epochs, (double)p->lr, p->max_length,
              (unsigned long long)p->seed, (double)p->warmup_ratio, (double)p->weight_decay, (double)p->max_grad_norm,
              p->n_threads, p->qat, p->qat ? p->qat_bits : 0, p->qat ? p->act_observer : "-",
              p->qat ? p->freeze_observers_after : 0, p->qat ? p->calib_batches : 0, p->qat_ternary,
              p->qat_group_size, p->qat_weight_zero_point, p->distill, p->distill && p->teacher ? p->teacher : "-",
-             p->distill_hidden, p->distill ? (double)p->temperature : 0.0);
+             p->distill_hidden, p->distill ? (double)p->temperature : 0.0, p->task ? p->task : "auto",
+             (double)p->mlm_probability, p->whole_word_mask);
 }
 
 /* ---- labels: keep the checkpoint's head when it already speaks the data's labels */
@@ -116,6 +137,10 @@ static int set_label_of(const void *ctx, const char *label) {
 
 static void choose_head(run *r) {
     const qb_model *m = r->m;
+    if (r->mlm) { /* the vocabulary is the head's labels */
+        r->own_head = m->cfg.task == QB_TASK_MLM;
+        return;
+    }
     r->own_head = !r->p->new_head && (m->cfg.task == QB_TASK_SEQUENCE || m->cfg.task == QB_TASK_TOKEN) &&
                   (m->cfg.task == QB_TASK_TOKEN) == r->labels.token_task;
     for (int i = 0; r->own_head && i < r->labels.n; i++) r->own_head = model_label_of(m, r->labels.names[i]) >= 0;
@@ -125,8 +150,29 @@ static void choose_head(run *r) {
 
 /* ---- setup ------------------------------------------------------------ */
 
+/* Masked LM: the texts, DEV's texts and a model whose tokenizer has a mask token. */
+static qb_status load_mlm_inputs(run *r, const char *model_dir, qb_error *err) {
+    const qb_train_params *p = r->p;
+    qb_status st = qb_mlm_texts_load(p->data, p->limit, &r->texts, err);
+    if (!st) st = qb_mlm_texts_load(p->eval_data, p->eval_limit, &r->dev_texts, err);
+    if (st) return st;
+    r->rep->n_eval = r->dev_texts.n;
+    qb_load_params lp = qb_load_default_params();
+    st = qb_model_load(model_dir, &lp, &r->m, err);
+    if (!st && r->m->mask_id < 0)
+        st = qb_fail(err, QB_ERR_FORMAT, "%s: the tokenizer has no mask token ([MASK] or <mask>) to pre-train with",
+                     model_dir);
+    if (st) return st;
+    r->mask = (qb_mlm_masking){.probability = p->mlm_probability, .whole_word = p->whole_word_mask,
+                               .mask_id = r->m->mask_id, .vocab_size = qb_tokenizer_vocab_size(r->m->tok),
+                               .seed = p->seed};
+    if (r->mask.vocab_size > r->m->cfg.vocab_size) r->mask.vocab_size = r->m->cfg.vocab_size;
+    return QB_OK;
+}
+
 static qb_status load_inputs(run *r, const char *model_dir, qb_error *err) {
     const qb_train_params *p = r->p;
+    if (r->mlm) return load_mlm_inputs(r, model_dir, err);
     qb_data_format fmt = QB_DATA_AUTO;
     if (p->task && !qb_data_format_from_name(p->task, &fmt))
         return qb_fail(err, QB_ERR_ARG, "unknown task '%s' (sst2, imdb, conll, tsv, jsonl, auto)", p->task);
@@ -237,18 +283,29 @@ static qb_status build_trainer(run *r, const char *model_dir, qb_error *err) {
     const qb_train_params *p = r->p;
     choose_head(r);
     qb_trainer_params tp = qb_trainer_default_params();
-    tp.task = r->labels.token_task ? QB_TASK_TOKEN : QB_TASK_SEQUENCE;
+    tp.task = r->mlm ? QB_TASK_MLM : r->labels.token_task ? QB_TASK_TOKEN : QB_TASK_SEQUENCE;
     tp.num_labels = r->n_names;
     tp.new_head = !r->own_head;
     tp.seed = p->seed;
     tp.n_threads = p->n_threads;
     qb_status st = qb_trainer_create(r->m, &tp, &r->t, err);
     int max_length = qb_model_max_length(r->m, p->max_length);
-    if (!st)
+    if (!st && r->mlm) {
+        st = qb_train_set_encode_mlm(r->m, &r->texts, max_length, &r->set, err);
+        if (!st) st = qb_train_set_encode_mlm(r->m, &r->dev_texts, max_length, &r->dev_set, err);
+    } else if (!st) {
         st = r->own_head ? qb_train_set_encode(r->m, &r->ds, max_length, model_label_of, r->m, &r->set, err)
                          : qb_train_set_encode(r->m, &r->ds, max_length, set_label_of, &r->labels, &r->set, err);
+    }
     if (st) return st;
     int B = p->batch < r->set.n ? p->batch : r->set.n, S = r->set.max_len;
+    if (r->mlm) { /* DEV's batches run on the same arena */
+        int most = r->set.n > r->dev_set.n ? r->set.n : r->dev_set.n;
+        B = p->batch < most ? p->batch : most;
+        S = r->dev_set.max_len > S ? r->dev_set.max_len : S;
+        r->mask_scratch = malloc((size_t)S * sizeof *r->mask_scratch);
+        if (!r->mask_scratch) return qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
+    }
     size_t BS = (size_t)B * (size_t)S;
     r->order = malloc((size_t)r->set.n * sizeof *r->order);
     r->bounds = malloc(((size_t)r->set.n + 2) * sizeof *r->bounds);
@@ -272,22 +329,38 @@ static qb_status build_trainer(run *r, const char *model_dir, qb_error *err) {
 
 /* ---- one step --------------------------------------------------------- */
 
-/* Pads examples order[from .. to) into one batch. */
-static qb_batch pad_batch(run *r, int from, int to) {
-    const qb_train_set *s = &r->set;
+/* Masked LM: masks example i's tokens (already in ids) and writes its
+ * labels; DEV (round 0) with its fixed seed, epoch e's round e + 1 with
+ * --seed. */
+static void mask_example(run *r, const qb_train_set *s, int i, int round, int32_t *ids, int32_t *labels) {
+    qb_mlm_masking m = r->mask;
+    if (round == 0) m.seed = MLM_DEV_SEED;
+    int n = (int)(s->start[i + 1] - s->start[i]);
+    qb_mlm_mask(&m, (uint64_t)round << 32 | (uint64_t)i, ids, s->flags + s->start[i], n, labels, r->mask_scratch);
+}
+
+/* Pads examples order[from .. to) of s (order NULL: from .. to) into one
+ * batch; masked LM: masked for `round`. */
+static qb_batch pad_examples(run *r, const qb_train_set *s, const int *order, int from, int to, int round) {
     int B = to - from, S = 1;
     for (int k = 0; k < B; k++) {
-        int i = r->order[from + k];
+        int i = order ? order[from + k] : from + k;
         r->lens[k] = (int32_t)(s->start[i + 1] - s->start[i]);
         if (r->lens[k] > S) S = r->lens[k];
     }
     for (int k = 0; k < B; k++) {
-        int i = r->order[from + k], n = r->lens[k];
+        int i = order ? order[from + k] : from + k, n = r->lens[k];
         int32_t *ids = r->ids + (size_t)k * S, *types = r->types + (size_t)k * S;
         memcpy(ids, s->ids + s->start[i], (size_t)n * sizeof *ids);
         memcpy(types, s->types + s->start[i], (size_t)n * sizeof *types);
         memset(ids + n, 0, (size_t)(S - n) * sizeof *ids);
         memset(types + n, 0, (size_t)(S - n) * sizeof *types);
+        if (r->mlm) {
+            int32_t *lab = r->batch_labels + (size_t)k * S;
+            mask_example(r, s, i, round, ids, lab);
+            for (int j = n; j < S; j++) lab[j] = QB_IGNORE_INDEX;
+            continue;
+        }
         if (!s->token_task) {
             r->batch_labels[k] = s->labels[i];
             continue;
@@ -297,6 +370,31 @@ static qb_batch pad_batch(run *r, int from, int to) {
         for (int j = n; j < S; j++) lab[j] = QB_IGNORE_INDEX;
     }
     return (qb_batch){.batch = B, .seq = S, .input_ids = r->ids, .token_type_ids = r->types, .lengths = r->lens};
+}
+
+/* A training batch of this epoch's order. */
+static qb_batch pad_batch(run *r, int from, int to) {
+    return pad_examples(r, &r->set, r->order, from, to, r->at.epoch + 1);
+}
+
+/* Masked LM: the mean loss over every masked DEV token, in file order,
+ * without dropout. */
+static qb_status mlm_dev_loss(run *r, double *loss, qb_error *err) {
+    double total = 0;
+    long tokens = 0;
+    for (int from = 0; from < r->dev_set.n; from += r->p->batch) {
+        int to = from + r->p->batch < r->dev_set.n ? from + r->p->batch : r->dev_set.n;
+        qb_batch b = pad_examples(r, &r->dev_set, NULL, from, to, 0);
+        float l = 0;
+        qb_status st = qb_trainer_forward(r->t, &b, r->batch_labels, false, &l, err);
+        if (st) return st;
+        total += (double)l * r->t->n_used;
+        tokens += r->t->n_used;
+    }
+    if (!tokens) return qb_fail(err, QB_ERR_FORMAT, "%s: no DEV token was masked (texts too short?)", r->p->eval_data);
+    r->rep->mlm_eval_tokens = tokens;
+    *loss = total / (double)tokens;
+    return isfinite(*loss) ? QB_OK : qb_fail(err, QB_ERR_NUMERIC, "train: held-out loss is %g", *loss);
 }
 
 static qb_status nonfinite(const run *r, int epoch, long step, float loss, qb_error *err) {
@@ -315,7 +413,7 @@ static void report(const run *r, const char *phase, int epoch, long step, long s
     qb_train_progress pr = {.phase = phase, .epoch = epoch, .epochs = r->p->epochs, .step = step, .steps = steps,
                             .examples = ex, .total_examples = r->set.n, .loss = loss, .lr = lr,
                             .seconds = now_s() - t0, .dev_metric = metric, .best = best,
-                            .token_task = r->set.token_task};
+                            .token_task = r->set.token_task, .mlm = r->mlm};
     r->p->progress(r->p->progress_ctx, &pr);
 }
 
@@ -386,6 +484,10 @@ static void eval_progress(void *ctx, const char *stage, long done, long total) {
 /* Writes the epoch's model (QAT: the int8 one) to the staging directory
  * and scores it there, as `qbert eval` would score OUT_DIR. */
 static qb_status score_epoch(run *r, int epoch, double *metric, qb_error *err) {
+    if (r->mlm) {
+        qb_status st = qb_checkpoint_write(r->t, NULL, 0, r->od.tmp, err);
+        return st ? st : mlm_dev_loss(r, metric, err);
+    }
     qb_status st = r->p->qat ? qb_checkpoint_write_qat(r->t, r->names, r->n_names, r->od.tmp, err)
                              : qb_checkpoint_write(r->t, r->names, r->n_names, r->od.tmp, err);
     qb_model *saved = NULL;
@@ -415,7 +517,7 @@ static qb_status keep_if_best(run *r, int epoch, qb_error *err) {
     double metric = 0;
     qb_status st = score_epoch(r, epoch, &metric, err);
     if (st) return st;
-    int best = !r->at.best_epoch || metric > r->at.best;
+    int best = !r->at.best_epoch || (r->mlm ? metric < r->at.best : metric > r->at.best);
     if (best) {
         st = qb_outdir_commit(&r->od, err);
         if (st) return st;
@@ -476,6 +578,11 @@ static qb_status calibrate_scales(run *r, qb_error *err) {
 }
 
 static qb_status start_or_resume(run *r, qb_error *err) {
+    if (!r->p->resume && r->mlm) { /* where the held-out loss starts */
+        qb_status st = mlm_dev_loss(r, &r->rep->mlm_loss_before, err);
+        if (!st) report(r, "baseline", 0, 0, 0, 0, 0, 0, now_s(), r->rep->mlm_loss_before, 0);
+        return st;
+    }
     if (!r->p->resume) return r->p->qat ? calibrate_scales(r, err) : QB_OK;
     qb_status st = qb_train_state_load(r->t, &r->at, r->fingerprint, r->p->resume, err);
     if (!st && r->at.epoch >= r->p->epochs)
@@ -493,6 +600,10 @@ static void run_free(run *r) {
     free(r->lens);
     free(r->batch_labels);
     qb_train_set_free(&r->set);
+    qb_train_set_free(&r->dev_set);
+    qb_mlm_texts_free(&r->texts);
+    qb_mlm_texts_free(&r->dev_texts);
+    free(r->mask_scratch);
     qb_trainer_free(r->t);
     qb_trainer_free(r->teacher);
     qb_model_free(r->teacher_m);
@@ -509,7 +620,8 @@ qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *
     double t0 = now_s();
     qb_status st = check_params(model_dir, p, out_dir, err);
     if (st) return st;
-    run r = {.p = p, .rep = rep};
+    run r = {.p = p, .rep = rep, .mlm = is_mlm(p)};
+    rep->mlm = r.mlm;
     st = qb_path_normalize(out_dir, r.out, sizeof r.out, err);
     if (st) return st;
     r.out_dir = r.out;

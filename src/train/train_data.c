@@ -177,6 +177,7 @@ void qb_train_set_free(qb_train_set *ts) {
     free(ts->ids);
     free(ts->types);
     free(ts->labels);
+    free(ts->flags);
     memset(ts, 0, sizeof *ts);
 }
 

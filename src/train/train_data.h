@@ -30,7 +30,8 @@ typedef struct {
     int n;
     int64_t *start;
     int32_t *ids, *types;
-    int32_t *labels;        /* sequence: [n]; token: one per token */
+    int32_t *labels;        /* sequence: [n]; token: one per token; masked LM: NULL */
+    uint8_t *flags;         /* masked LM: QB_MLM_* per token (train/mlm_data.h); else NULL */
     bool token_task;
     int max_len;
 } qb_train_set;

@@ -30,6 +30,9 @@ qb_adamw_params qb_adamw_default_params(void) {
 
 /* ---- construction ----------------------------------------------------- */
 
+/* Masked LM: decoder rows a chunk ([chunk, vocab] logits and probabilities). */
+enum { MLM_CHUNK = 512 };
+
 /* HF's dropout defaults per architecture, overridden by config.json. */
 static qb_status read_dropouts(qb_trainer *t, const qb_trainer_params *p, qb_error *err) {
     typedef struct { const char *hidden, *attn, *cls; float dh, da, dc; } dropout_keys;
@@ -161,6 +164,50 @@ static void add_head_linear(builder *b, qb_tlinear *l, const char *name, int out
     qb_safetensors_to_f32(cb, bias->w);
 }
 
+/* A LayerNorm the model did not bind: the checkpoint's tensors when there,
+ * else as HF's _init_weights starts one: weight 1, bias 0. */
+static void add_head_norm(builder *b, qb_tnorm *n, const char *name) {
+    qb_trainer *t = b->t;
+    char wn[160], bn[160];
+    snprintf(wn, sizeof wn, "%s.weight", name);
+    snprintf(bn, sizeof bn, "%s.bias", name);
+    qb_tparam *g = add_param(b, wn, 1, t->H, 0, NULL), *beta = add_param(b, bn, 1, t->H, 0, NULL);
+    if (!g) return;
+    *n = (qb_tnorm){.gamma = g->w, .beta = beta->w, .dgamma = g->g, .dbeta = beta->g};
+    for (int i = 0; i < t->H; i++) g->w[i] = 1.0f, beta->w[i] = 0.0f;
+    const qb_st_tensor *cw = unbound_tensor(t->m, wn, t->H), *cb = unbound_tensor(t->m, bn, t->H);
+    if (!cw || !cb) return;
+    qb_safetensors_to_f32(cw, g->w);
+    qb_safetensors_to_f32(cb, beta->w);
+}
+
+/* The masked-LM head: the checkpoint's (a *ForMaskedLM model binds it),
+ * else fresh as BertForMaskedLM starts it (dense normal(0, std), LayerNorm
+ * 1 and 0, decoder bias 0), under the family's names.  The decoder is the
+ * word-embedding table itself, so it adds no parameter. */
+static void bind_mlm_head(builder *b) {
+    qb_trainer *t = b->t;
+    const qb_model *m = t->m;
+    const qb_family *f = m->cfg.family;
+    int V = m->cfg.vocab_size;
+    if (m->mlm_dense.w) {
+        bind_tlinear(b, &t->mlm_dense, &m->mlm_dense);
+    } else {
+        snprintf(t->mlm_fresh, sizeof t->mlm_fresh, "%s", f->mlm_dense);
+        add_head_linear(b, &t->mlm_dense, t->mlm_fresh, t->H, true);
+    }
+    if (m->mlm_norm.gamma) bind_tnorm(b, &t->mlm_norm, &m->mlm_norm);
+    else add_head_norm(b, &t->mlm_norm, f->mlm_norm);
+    qb_tparam *p = m->mlm_bias ? add_model_param(b, m->mlm_bias) : add_param(b, f->mlm_bias, 1, V, 0, NULL);
+    if (!p) return;
+    t->mlm_bias = p->w;
+    t->dmlm_bias = p->g;
+    if (m->mlm_bias) return;
+    memset(p->w, 0, (size_t)V * sizeof(float));
+    const qb_st_tensor *ct = unbound_tensor(m, f->mlm_bias, V);
+    if (ct) qb_safetensors_to_f32(ct, p->w);
+}
+
 /* A bare encoder or masked-LM body (BertModel, BertForMaskedLM,
  * DistilBertModel) gets the pooler its sequence class has, named under the
  * checkpoint's own prefix ("bert." or none). */
@@ -200,6 +247,10 @@ static void bind_all(builder *b, bool fresh_head) {
         bind_tlinear(b, &tb->ffn_out, &mb->ffn_out);
         bind_tnorm(b, &tb->ffn_norm, &mb->ffn_norm);
     }
+    if (t->view.cfg.task == QB_TASK_MLM) {
+        bind_mlm_head(b);
+        return;
+    }
     const qb_linear *pool = m->pooler.w ? &m->pooler : m->pre_classifier.w ? &m->pre_classifier : NULL;
     if (t->view.cfg.task == QB_TASK_SEQUENCE && pool) bind_tlinear(b, &t->pooler, pool);
     else if (t->view.cfg.task == QB_TASK_SEQUENCE) add_head_linear(b, &t->pooler, pooler_name(t), t->H, true);
@@ -214,9 +265,14 @@ static qb_linear *view_linear(qb_trainer *t, const qb_linear *ml) {
     const char *p = (const char *)ml, *blocks = (const char *)m->blocks;
     if (p >= blocks && p < blocks + (size_t)m->n_blocks * sizeof *m->blocks)
         return (qb_linear *)((char *)v->blocks + (p - blocks));
-    const qb_linear *own[] = {&m->emb_proj, &m->pooler, &m->pre_classifier, &m->classifier};
-    qb_linear *views[] = {&v->emb_proj, &v->pooler, &v->pre_classifier, &v->classifier};
-    for (int i = 0; i < 4; i++)
+    /* the trained head's linears only: a masked-LM model fine-tuned for
+     * classification drops its transform, a classifier trained as a masked
+     * LM its pooler and classifier */
+    bool mlm = v->cfg.task == QB_TASK_MLM;
+    const qb_linear *own[] = {&m->emb_proj, &m->pooler, &m->pre_classifier, &m->classifier, &m->mlm_dense};
+    qb_linear *views[] = {&v->emb_proj, mlm ? NULL : &v->pooler, mlm ? NULL : &v->pre_classifier,
+                          mlm ? NULL : &v->classifier, mlm ? &v->mlm_dense : NULL};
+    for (int i = 0; i < 5; i++)
         if (ml == own[i]) return views[i];
     return NULL;
 }
@@ -264,7 +320,7 @@ static qb_status build_view(qb_trainer *t, qb_error *err) {
     t->by_id = calloc((size_t)m->n_linears + 2, sizeof *t->by_id);
     if (!v->blocks || !v->linears || !t->by_id) return qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory");
     memcpy(v->blocks, m->blocks, (size_t)m->n_blocks * sizeof *v->blocks);
-    v->n_linears = 0; /* a masked-LM head's linear has no view: the new head replaces it */
+    v->n_linears = 0;
     for (int i = 0; i < m->n_linears; i++) {
         qb_linear *vl = view_linear(t, m->linears[i]);
         if (vl) v->linears[v->n_linears++] = vl;
@@ -275,7 +331,12 @@ static qb_status build_view(qb_trainer *t, qb_error *err) {
         snprintf(vp->name, sizeof vp->name, "%s", t->head_pooler);
         v->linears[v->n_linears++] = vp;
     }
-    if (!m->classifier.out) { /* a checkpoint without a head: the fresh one joins the list */
+    if (t->mlm_fresh[0]) { /* a fresh masked-LM transform joins the list */
+        v->mlm_dense = (qb_linear){.fmt = qb_linear_format_named("fp32"), .id = v->n_linears, .out = t->H, .in = t->H};
+        snprintf(v->mlm_dense.name, sizeof v->mlm_dense.name, "%s", t->mlm_fresh);
+        v->linears[v->n_linears++] = &v->mlm_dense;
+    }
+    if (!m->classifier.out && cfg.task != QB_TASK_MLM) { /* a checkpoint without a head: the fresh one joins */
         v->classifier = (qb_linear){.fmt = qb_linear_format_named("fp32"), .id = v->n_linears, .name = "classifier"};
         v->linears[v->n_linears++] = &v->classifier;
     }
@@ -297,6 +358,10 @@ static qb_status build_view(qb_trainer *t, qb_error *err) {
     view_bind(t, &v->emb_proj, &t->emb_proj);
     view_bind(t, v->pooler.out ? &v->pooler : &v->pre_classifier, &t->pooler);
     view_bind(t, &v->classifier, &t->classifier);
+    view_bind(t, &v->mlm_dense, &t->mlm_dense);
+    v->mlm_norm = (qb_norm){t->mlm_norm.gamma, t->mlm_norm.beta};
+    v->mlm_bias = t->mlm_bias;
+    v->mlm_decoder = NULL; /* tied: the trainer's word embeddings */
     return view_tensors(t) ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory");
 }
 
@@ -307,6 +372,11 @@ static qb_status check_model(const qb_model *m, const qb_trainer_params *p, qb_e
             return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: '%s' is %s; training needs an FP32 checkpoint", m->dir,
                            m->linears[i]->name, m->linears[i]->fmt->name);
     if (p->num_labels < 0) return qb_fail(err, QB_ERR_ARG, "trainer: num_labels %d < 0", p->num_labels);
+    if (p->task == QB_TASK_MLM && !m->cfg.family->mlm_dense)
+        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: qbert has no masked-LM head for model_type \"%s\" (bert, "
+                       "roberta, xlm-roberta, camembert)", m->dir, m->cfg.model_type);
+    if (p->task == QB_TASK_MLM && m->cfg.embedding_size != m->cfg.hidden_size) /* the tied decoder reads H */
+        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: masked-LM training needs embedding_size == hidden_size", m->dir);
     return QB_OK;
 }
 
@@ -323,15 +393,17 @@ qb_status qb_trainer_create(const qb_model *m, const qb_trainer_params *p, qb_tr
     t->H = c->hidden_size;
     t->E = c->embedding_size;
     t->I = c->intermediate_size;
-    t->L = p->num_labels ? p->num_labels : c->num_labels;
+    bool mlm = p->task == QB_TASK_MLM;
+    t->L = mlm ? c->vocab_size : p->num_labels ? p->num_labels : c->num_labels;
     t->view.cfg = *c;
     t->view.cfg.task = p->task;
-    t->view.cfg.num_labels = t->L;
+    t->view.cfg.num_labels = mlm ? c->num_labels : t->L;
     t->heads = c->num_heads;
     t->act = c->act;
     t->eps = c->layer_norm_eps;
     t->seed = p->seed;
     t->init_std = c->initializer_range;
+    t->mlm_chunk_cap = p->mlm_chunk > 0 ? p->mlm_chunk : MLM_CHUNK;
     t->n_threads = p->n_threads ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (t->n_threads < 1) t->n_threads = 1;
     bool fresh = p->new_head || t->L != c->num_labels || p->task != c->task;
@@ -340,8 +412,9 @@ qb_status qb_trainer_create(const qb_model *m, const qb_trainer_params *p, qb_tr
     t->n_blocks = m->n_blocks;
     t->blocks = calloc((size_t)m->n_blocks, sizeof *t->blocks);
     t->app_block = calloc((size_t)t->n_apps, sizeof *t->app_block);
-    t->params = calloc((size_t)m->n_params + 4, sizeof *t->params); /* + a fresh pooler and classifier */
-    builder b = {t, calloc((size_t)m->n_params + 4, sizeof(float *)), 0, 0};
+    /* + a fresh pooler and classifier, or a fresh masked-LM head */
+    t->params = calloc((size_t)m->n_params + 6, sizeof *t->params);
+    builder b = {t, calloc((size_t)m->n_params + 6, sizeof(float *)), 0, 0};
     if (!t->blocks || !t->app_block || !t->params || !b.src) {
         free(b.src);
         qb_trainer_free(t);
@@ -384,6 +457,8 @@ void qb_trainer_free(qb_trainer *t) {
     free(t->tape.prob_offsets);
     free(t->arena);
     free(t->labels);
+    free(t->mlm_rows);
+    free(t->mlm_labels);
     if (t->qat) {
         free(t->qat->sites);
         free(t->qat->wq);
@@ -409,7 +484,8 @@ static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c
 
 static void layout(qb_trainer *t, qb_carver *c) {
     size_t T = (size_t)t->max_batch * t->max_seq, H = (size_t)t->H, E = (size_t)t->E, I = (size_t)t->I;
-    size_t L = (size_t)t->L, P = (size_t)t->max_batch * t->heads * t->max_seq * t->max_seq;
+    bool mlm = t->view.cfg.task == QB_TASK_MLM;
+    size_t L = mlm ? 1 : (size_t)t->L, P = (size_t)t->max_batch * t->heads * t->max_seq * t->max_seq;
     bool qat = t->qat != NULL;
     qb_tape *tp = &t->tape;
     tp->emb = (qb_tape_embed){.sum = qb_carve(c, T * E), .mean = qb_carve(c, T), .rstd = qb_carve(c, T),
@@ -434,6 +510,17 @@ static void layout(qb_trainer *t, qb_carver *c) {
     tp->head = (qb_tape_head){.in = qb_carve(c, T * H), .in_q = qat ? qb_carve(c, T * H) : NULL,
                               .pre = qb_carve(c, T * H), .act = qb_carve(c, T * H), .drop = qb_carve(c, T * H),
                               .logits = qb_carve(c, T * L)};
+    if (mlm) {
+        size_t C = T < (size_t)t->mlm_chunk_cap ? T : (size_t)t->mlm_chunk_cap, V = (size_t)t->L;
+        t->mlm_chunk = (int)C;
+        tp->head.ln = qb_carve(c, T * H);
+        tp->head.mean = qb_carve(c, T);
+        tp->head.rstd = qb_carve(c, T);
+        t->mlm_x = qb_carve(c, C * H);
+        t->mlm_dx = qb_carve(c, C * H);
+        t->mlm_logits = qb_carve(c, C * V);
+        t->mlm_probs = qb_carve(c, C * V);
+    }
     tp->tmp = qb_carve(c, T * H);
     t->probs = qb_carve(c, T * L);
     t->g_logits = qb_carve(c, T * L);
@@ -448,7 +535,10 @@ static void layout(qb_trainer *t, qb_carver *c) {
     t->g_xq = qat ? qb_carve(c, T * max3(H, E, I)) : NULL;
     t->ops.pack = qb_carve(c, (size_t)t->n_threads * qb_gemm_f32_pack_floats());
     size_t widest = max3(H, E, I) > L ? max3(H, E, I) : L;
-    t->ops.scratch = qb_carve(c, qb_op_linear_scratch_floats((int)T, (int)widest, (int)widest));
+    size_t scratch = qb_op_linear_scratch_floats((int)T, (int)widest, (int)widest);
+    if (mlm && qb_op_linear_scratch_floats(t->mlm_chunk, t->H, t->L) > scratch)
+        scratch = qb_op_linear_scratch_floats(t->mlm_chunk, t->H, t->L);
+    t->ops.scratch = qb_carve(c, scratch);
     t->ops.attn_work = qb_carve(c, (size_t)t->n_threads * qb_op_attention_work_floats(t->max_seq, t->H));
 }
 
@@ -473,9 +563,12 @@ qb_status qb_trainer_reserve(qb_trainer *t, int max_batch, int max_seq, qb_error
     free(t->arena);
     free(t->labels);
     free(t->tape.prob_offsets);
+    free(t->mlm_rows);
+    free(t->mlm_labels);
     qb_session_free(t->s);
     t->arena = NULL;
     t->labels = NULL;
+    t->mlm_rows = t->mlm_labels = NULL;
     t->s = NULL;
     if (!t->tape.layers) t->tape.layers = calloc((size_t)t->n_apps, sizeof *t->tape.layers);
     t->max_batch = max_batch;
@@ -485,7 +578,9 @@ qb_status qb_trainer_reserve(qb_trainer *t, int max_batch, int max_seq, qb_error
     t->arena = t->tape.layers ? aligned_alloc(64, (c.used + 16) * sizeof(float)) : NULL;
     t->labels = calloc((size_t)max_batch * max_seq, sizeof *t->labels);
     t->tape.prob_offsets = calloc((size_t)max_batch, sizeof *t->tape.prob_offsets);
-    if (!t->arena || !t->labels || !t->tape.prob_offsets) {
+    t->mlm_rows = calloc((size_t)max_batch * max_seq, sizeof *t->mlm_rows);
+    t->mlm_labels = calloc((size_t)max_batch * max_seq, sizeof *t->mlm_labels);
+    if (!t->arena || !t->labels || !t->tape.prob_offsets || !t->mlm_rows || !t->mlm_labels) {
         t->max_batch = t->max_seq = 0;
         return qb_fail(err, QB_ERR_NOMEM, "trainer: out of memory for activations of batch %d x seq %d", max_batch,
                        max_seq);
@@ -512,7 +607,7 @@ static qb_status check_label(const qb_trainer *t, int32_t y, int row, qb_error *
 /* The session has packed and checked the tokens; labels follow its rows. */
 static qb_status pack_labels(qb_trainer *t, const qb_batch *b, const int32_t *labels, qb_error *err) {
     const qb_session *s = t->s;
-    bool token = t->view.cfg.task == QB_TASK_TOKEN;
+    bool token = t->view.cfg.task == QB_TASK_TOKEN || t->view.cfg.task == QB_TASK_MLM;
     for (int r = 0; r < s->batch; r++) {
         if (!token) {
             t->labels[r] = labels ? labels[r] : QB_IGNORE_INDEX;
@@ -602,6 +697,38 @@ static const float *train_input(void *ctx, const qb_linear *l, const float *x, f
     return input_of(t, t->by_id[l->id], x, xq, rows);
 }
 
+/* ---- the masked-LM decoder ------------------------------------------- */
+
+static int mlm_chunks(const qb_trainer *t) { return (t->n_mlm_rows + t->mlm_chunk - 1) / t->mlm_chunk; }
+
+/* logits = x E^T + bias on chunk c of the labelled rows (E: the word
+ * embeddings); returns its row count. */
+static int mlm_decode(qb_trainer *t, int c) {
+    int H = t->H, r0 = c * t->mlm_chunk, n = t->n_mlm_rows - r0 < t->mlm_chunk ? t->n_mlm_rows - r0 : t->mlm_chunk;
+    for (int i = 0; i < n; i++)
+        memcpy(t->mlm_x + (size_t)i * H, t->tape.head.ln + (size_t)t->mlm_rows[r0 + i] * H, (size_t)H * sizeof(float));
+    qb_op_linear_forward(&t->ops, t->mlm_logits, t->mlm_x, t->word_emb, t->mlm_bias, n, H, t->L);
+    return n;
+}
+
+/* Mean cross-entropy over the rows with a label, chunk by chunk; the
+ * softmax of the last chunk stays for backward. */
+static float mlm_loss(qb_trainer *t) {
+    int n = 0;
+    for (int r = 0; r < t->n_rows; r++)
+        if (t->labels[r] != QB_IGNORE_INDEX) t->mlm_rows[n] = r, t->mlm_labels[n++] = t->labels[r];
+    t->n_mlm_rows = t->n_used = n;
+    double total = 0;
+    for (int c = 0; c < mlm_chunks(t); c++) {
+        int rows = mlm_decode(t, c), used = 0;
+        float mean = qb_op_cross_entropy_forward(t->mlm_probs, t->mlm_logits, t->mlm_labels + (size_t)c * t->mlm_chunk,
+                                                 rows, t->L, &used);
+        total += (double)mean * used;
+        t->mlm_probs_of = c;
+    }
+    return n ? (float)(total / n) : 0.0f;
+}
+
 qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *labels, bool training, float *loss,
                              qb_error *err) {
     if (!t->s) return qb_fail(err, QB_ERR_ARG, "trainer: qb_trainer_reserve must come before a forward");
@@ -622,8 +749,10 @@ qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *la
         if (st) return st;
     }
     qb_forward(t->s);
-    t->n_label_rows = t->view.cfg.task == QB_TASK_TOKEN ? t->n_rows : t->batch;
-    t->loss = qb_op_cross_entropy_forward(t->probs, tp->head.logits, t->labels, t->n_label_rows, t->L, &t->n_used);
+    t->n_label_rows = t->view.cfg.task == QB_TASK_SEQUENCE ? t->batch : t->n_rows;
+    if (t->view.cfg.task == QB_TASK_MLM) t->loss = mlm_loss(t);
+    else t->loss = qb_op_cross_entropy_forward(t->probs, tp->head.logits, t->labels, t->n_label_rows, t->L,
+                                               &t->n_used);
     if (loss) *loss = t->loss;
     if (t->qat && t->qat->calibrating) {
         t->qat->n_calibrated++;
@@ -632,7 +761,9 @@ qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *la
     return QB_OK;
 }
 
-const float *qb_trainer_logits(const qb_trainer *t) { return t->tape.head.logits; }
+const float *qb_trainer_logits(const qb_trainer *t) {
+    return t->view.cfg.task == QB_TASK_MLM ? NULL : t->tape.head.logits;
+}
 
 const float *qb_trainer_block_output(const qb_trainer *t, int app) { return t->tape.layers[app].out; }
 
@@ -642,6 +773,8 @@ static qb_status check_teacher(const qb_trainer *t, const qb_trainer *teacher, c
                                qb_error *err) {
     if (!(p->temperature > 0) || !isfinite(p->temperature))
         return qb_fail(err, QB_ERR_ARG, "distill: temperature %g is not > 0", (double)p->temperature);
+    if (t->view.cfg.task == QB_TASK_MLM)
+        return qb_fail(err, QB_ERR_UNSUPPORTED, "distill: masked-LM training does not distil");
     if (teacher->L != t->L || teacher->view.cfg.task != t->view.cfg.task)
         return qb_fail(err, QB_ERR_ARG, "%s: the teacher's head (%d labels) is not the student's (%d labels)",
                        teacher->m->dir, teacher->L, t->L);
@@ -699,8 +832,45 @@ static void linear_backward(qb_trainer *t, const qb_tlinear *l, float *dx, const
     linears_backward(t, &l, &dy, 1, dx, x, xq, rows);
 }
 
+/* The masked-LM head, forward.c's head() read bottom up: the decoder
+ * (logits = ln E^T + bias, chunk by chunk from the last, whose softmax the
+ * forward kept), then ln = LN(act(x Wd + bd)).  The decoder's weight
+ * gradient adds into the word embeddings' (embed_backward adds the input
+ * side later). */
+static void mlm_head_backward(qb_trainer *t) {
+    int H = t->H, T = t->n_rows, V = t->L, C = t->mlm_chunk;
+    size_t TH = (size_t)T * H;
+    const qb_tape_head *a = &t->tape.head;
+    float *dln = zeroed(t->g_tmp, TH), *dact = zeroed(t->g_sum, TH), *dpre = zeroed(t->g_attn, TH);
+    for (int c = mlm_chunks(t) - 1; c >= 0; c--) {
+        const int32_t *labels = t->mlm_labels + (size_t)c * C;
+        int rows = t->n_mlm_rows - c * C < C ? t->n_mlm_rows - c * C : C, used;
+        if (t->mlm_probs_of != c) {
+            mlm_decode(t, c);
+            qb_op_cross_entropy_forward(t->mlm_probs, t->mlm_logits, labels, rows, V, &used);
+            t->mlm_probs_of = c;
+        }
+        float *dlogits = zeroed(t->mlm_logits, (size_t)rows * V), *dx = zeroed(t->mlm_dx, (size_t)rows * H);
+        qb_op_cross_entropy_backward(dlogits, t->mlm_probs, labels, rows, V, t->n_used);
+        qb_op_linear_backward(&t->ops, dx, t->dword_emb, t->dmlm_bias, dlogits, t->mlm_x, t->word_emb, rows, H, V);
+        for (int i = 0; i < rows; i++) {
+            float *d = dln + (size_t)t->mlm_rows[c * C + i] * H;
+            for (int j = 0; j < H; j++) d[j] += dx[(size_t)i * H + j];
+        }
+    }
+    float *dout = zeroed(t->g_out, TH);
+    qb_op_layernorm_backward(&t->ops, dact, t->mlm_norm.dgamma, t->mlm_norm.dbeta, dln, a->act, a->mean, a->rstd,
+                             t->mlm_norm.gamma, T, H);
+    qb_op_act_backward(&t->ops, t->view.cfg.mlm_act, dpre, dact, a->pre, TH);
+    linear_backward(t, &t->mlm_dense, dout, dpre, t->tape.layers[t->n_apps - 1].out, NULL, T);
+}
+
 /* Leaves d(loss)/d(enc_out) in t->g_out. */
 static void head_backward(qb_trainer *t) {
+    if (t->view.cfg.task == QB_TASK_MLM) {
+        mlm_head_backward(t);
+        return;
+    }
     int H = t->H, L = t->L, B = t->batch, T = t->n_rows;
     const qb_tape *tp = &t->tape;
     const int32_t *offsets = t->s->offsets;

@@ -48,13 +48,14 @@ typedef struct {
 } qb_tblock;
 
 typedef struct {
-    qb_task task;           /* the head to train */
-    int num_labels;         /* 0: the model's own */
+    qb_task task;           /* the head to train: sequence, token, or QB_TASK_MLM (labels: token ids) */
+    int num_labels;         /* 0: the model's own (MLM: the vocabulary) */
     bool new_head;          /* replace the classifier with a fresh one (std 0.02) */
     /* Dropout probabilities; negative: config.json's (HF's defaults if absent). */
     float hidden_dropout, attn_dropout, classifier_dropout;
     uint64_t seed;
     int n_threads;          /* 0: all online cores */
+    int mlm_chunk;          /* masked LM: decoder rows a chunk (0: 512) */
 } qb_trainer_params;
 
 typedef struct {
@@ -125,6 +126,22 @@ typedef struct qb_trainer_s {
     char head_pooler[96];   /* its name when the model did not bind one (a bare body), else "" */
     float init_std;         /* fresh weights: normal(0, initializer_range) */
     qb_tlinear classifier;
+    /* QB_TASK_MLM: the transform (dense, act, LayerNorm) and the decoder,
+     * tied to the word embeddings, plus its bias.  The decoder runs on the
+     * labelled rows only, mlm_chunk at a time (a vocabulary-wide row of
+     * logits each); backward recomputes a chunk's logits unless the batch
+     * had one chunk. */
+    qb_tlinear mlm_dense;
+    qb_tnorm mlm_norm;
+    float *mlm_bias, *dmlm_bias;
+    char mlm_fresh[96];      /* the transform's name when the model did not bind one (fresh), else "" */
+    int mlm_chunk, mlm_chunk_cap; /* rows a chunk: the cap, or the batch if smaller */
+    int32_t *mlm_rows;      /* [T] the packed rows with a label */
+    int32_t *mlm_labels;    /* [T] their labels */
+    int n_mlm_rows;
+    float *mlm_x, *mlm_dx;  /* [mlm_chunk, H] a chunk's rows of the transform, their gradient */
+    float *mlm_logits, *mlm_probs; /* [mlm_chunk, V] */
+    int mlm_probs_of;       /* the chunk whose softmax mlm_probs holds, -1: none */
     qb_tlinear **by_id;     /* [view.n_linears]: the trainer's side of each view linear */
     qb_qat *qat;            /* NULL: plain FP32 training */
     /* the arena and the session, sized by qb_trainer_reserve */
@@ -166,12 +183,14 @@ void qb_trainer_free(qb_trainer *t);
 qb_status qb_trainer_reserve(qb_trainer *t, int max_batch, int max_seq, qb_error *err);
 
 /* Runs the graph on a padded batch and returns the mean cross-entropy.
- * labels: sequence task [batch]; token task [batch * seq] in the padded
- * layout, QB_IGNORE_INDEX where no label applies.  labels NULL: logits
+ * labels: sequence task [batch]; token and masked-LM tasks [batch * seq] in
+ * the padded layout, QB_IGNORE_INDEX where no label applies (MLM: the
+ * original token id at each masked position).  labels NULL: logits
  * only (loss 0).  training turns dropout on. */
 qb_status qb_trainer_forward(qb_trainer *t, const qb_batch *b, const int32_t *labels, bool training, float *loss,
                              qb_error *err);
-/* Logits of the last forward: [batch, L], or [n_rows, L] packed for token heads. */
+/* Logits of the last forward: [batch, L], or [n_rows, L] packed for token
+ * heads; NULL for masked-LM heads (their logits are made a chunk at a time). */
 const float *qb_trainer_logits(const qb_trainer *t);
 /* The output of block application `app` (0 .. n_apps - 1) of the last
  * forward: [n_rows, H]. */
