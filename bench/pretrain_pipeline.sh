@@ -43,7 +43,8 @@ while [ $# -gt 0 ]; do
     --whole-word-mask) wwm=(--whole-word-mask) ;;
     --control) control=1 ;;
     --keep) keep=$2; shift ;;
-    *) echo "$0: unknown option $1" >&2; exit 2 ;;
+    -h|--help) sed -n "2,24p" "$0" | sed "s/^# \{0,1\}//"; exit 0 ;;
+    *) echo "$0: unknown option $1 (--help lists them)" >&2; exit 2 ;;
   esac
   shift
 done
