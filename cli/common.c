@@ -96,6 +96,18 @@ int qb_default_threads(void) {
     return n > 0 ? (int)n : 1;
 }
 
+/* $QBERT_CACHE_DIR/checked, else under $XDG_CACHE_HOME or ~/.cache; NULL
+ * (no stamps) if QBERT_CACHE_DIR is empty or no directory is known. */
+static const char *check_cache_dir(char *buf, size_t cap) {
+    const char *own = getenv("QBERT_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    int n;
+    if (own) n = *own ? snprintf(buf, cap, "%s/checked", own) : -1;
+    else if (xdg && *xdg == '/') n = snprintf(buf, cap, "%s/qbert/checked", xdg);
+    else if (home && *home) n = snprintf(buf, cap, "%s/.cache/qbert/checked", home);
+    else n = -1;
+    return n > 0 && (size_t)n < cap ? buf : NULL;
+}
+
 qb_model *qb_cli_load(const char *cmd, const char *dir, double *load_seconds) {
     qb_error err = {0};
     qb_model *m = NULL;
@@ -103,6 +115,8 @@ qb_model *qb_cli_load(const char *cmd, const char *dir, double *load_seconds) {
     qb_load_params lp = qb_load_default_params();
     const char *allow = getenv(QB_ENV_ALLOW_NONFINITE);
     lp.allow_nonfinite = allow && !strcmp(allow, "1");
+    char cache[4096];
+    lp.check_cache = check_cache_dir(cache, sizeof cache);
     if (qb_model_load(dir, &lp, &m, &err)) {
         qb_report_error(cmd, &err);
         return NULL;

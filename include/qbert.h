@@ -65,6 +65,13 @@ typedef struct qb_load_params {
      * Such a model computes garbage; this is for inspecting one.  The
      * quantizer refuses it whatever this says. */
     int allow_nonfinite;
+    /* A directory where that check leaves a stamp for each weights file it
+     * read and found finite (named by device, inode, size and file times),
+     * so that loading the file again skips the read: NULL reads it every
+     * time.  Any write to the file changes its change time and so misses
+     * the stamp; a file changed in the 10 s before the check is not stamped.
+     * The CLI uses $QBERT_CACHE_DIR/checked. */
+    const char *check_cache;
 } qb_load_params;
 
 qb_load_params qb_load_default_params(void);

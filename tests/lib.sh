@@ -11,6 +11,8 @@ passed=0
 failed=0
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+# finite-check stamps (qbert --help) stay inside the test
+export QBERT_CACHE_DIR=$TMP/cache
 
 ok() { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }

@@ -10,9 +10,10 @@ M=$SRC/models/bert-mini-sst2
 
 # poke SRC_DIR DST_DIR TENSOR ELEMENT VALUE: DST_DIR is SRC_DIR with one
 # element of a float tensor set to VALUE ("nan", "inf"); ELEMENT -1 is the last.
+# DST_DIR = SRC_DIR rewrites the file in place (same inode, same size).
 poke() {
   mkdir -p "$2"
-  for f in "$1"/*; do [ "$(basename "$f")" = model.safetensors ] || ln -sf "$f" "$2/"; done
+  [ "$1" = "$2" ] || for f in "$1"/*; do [ "$(basename "$f")" = model.safetensors ] || ln -sf "$f" "$2/"; done
   $PY - "$1/model.safetensors" "$2/model.safetensors" "$3" "$4" "$5" <<'PYEOF'
 import json, struct, sys
 src, dst, name, elem, value = sys.argv[1:6]
@@ -48,6 +49,14 @@ for isa in scalar avx2 avx512; do
   if QBERT_ISA=$isa "$QBERT" info "$M" >/dev/null 2>&1; then ISAS="$ISAS $isa"; fi
 done
 echo "kernel sets:$ISAS"
+
+# Stamps (lib.sh points QBERT_CACHE_DIR at $TMP/cache): a file found finite
+# is stamped unless it changed in the last 10 s, so the in-place case at the
+# end needs a copy made now and loaded later.
+OLD=$TMP/old
+mkdir -p "$OLD" && cp "$M"/* "$OLD/"
+OLD_MADE=$(date +%s)
+stamps() { find "$QBERT_CACHE_DIR/checked" -name "finite1-*-$(printf %x "$(stat -c %i "$1")")-*" 2>/dev/null | wc -l; }
 
 # Quantized models to poke: int8 with int8 word embeddings, int4, fp16, bf16.
 Q=$TMP/q
@@ -103,5 +112,34 @@ refused "quantize with --allow-nonfinite" "holds -Inf at element 4242" \
 check "quantize wrote nothing" test ! -e "$TMP/never"
 refused "quantize" "holds -Inf at element 4242" "$QBERT" quantize "$d" -o "$TMP/never" --method fp16
 refused "predict" "holds -Inf" "$QBERT" predict "$d" "a fine film"
+
+# A fresh file is checked but not stamped; QBERT_CACHE_DIR= writes nothing.
+check "fresh copy loads" "$QBERT" info "$OLD" >/dev/null 2>&1
+check "fresh copy not stamped" test "$(stamps "$OLD/model.safetensors")" -eq 0
+QBERT_CACHE_DIR= HOME=$TMP/home "$QBERT" info "$M" >/dev/null 2>&1
+check "empty QBERT_CACHE_DIR writes nothing" test ! -e "$TMP/home"
+HOME=$TMP/home XDG_CACHE_HOME= env -u QBERT_CACHE_DIR "$QBERT" info "$M" >/dev/null 2>&1
+check "a cache that cannot be written is no error" env QBERT_CACHE_DIR=/dev/null/cache "$QBERT" info "$M" >/dev/null 2>&1
+check "default cache: ~/.cache/qbert/checked" test "$(ls "$TMP/home/.cache/qbert/checked" | wc -l)" -eq 1
+
+# A stamp is trusted: one forged for a NaN file (its id, as qbert names it)
+# skips the read, which shows the read is skipped for a stamped file.
+d=$TMP/forged
+poke "$M" "$d" "$L0.attention.self.query.weight" 7 nan
+f=$d/model.safetensors
+mkdir -p "$QBERT_CACHE_DIR/checked"
+touch "$QBERT_CACHE_DIR/checked/$($PY -c 'import os, sys; s = os.stat(sys.argv[1]); print("finite1-%x-%x-%d-%d-%d"
+    % (s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns))' "$f")"
+check "forged stamp skips the read" "$QBERT" info "$d" >/dev/null 2>&1
+
+# An old file is stamped at its first load, and a write in place (same
+# inode, same size) misses the stamp: the NaN is found.
+sleep $((OLD_MADE + 11 - $(date +%s))) 2>/dev/null
+check "old copy loads" "$QBERT" info "$OLD" >/dev/null 2>&1
+check "old copy stamped once" test "$(stamps "$OLD/model.safetensors")" -eq 1
+check "stamped copy loads again" "$QBERT" info "$OLD" >/dev/null 2>&1
+poke "$OLD" "$OLD" "$L1.intermediate.dense.weight" 99 nan
+refused "write in place after the stamp" "tensor '$L1.intermediate.dense.weight' holds NaN at element 99$" \
+  "$QBERT" info "$OLD"
 
 finish

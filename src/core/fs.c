@@ -25,6 +25,22 @@ qb_status qb_file_check_regular(const char *path, qb_error *err) {
     return qb_fail(err, QB_ERR_IO, "%s: is %s, not a file", path, kind);
 }
 
+static void file_id_from(const struct stat *st, qb_file_id *id) {
+    memset(id, 0, sizeof *id); /* compared with memcmp */
+    id->dev = (uint64_t)st->st_dev;
+    id->ino = (uint64_t)st->st_ino;
+    id->size = (int64_t)st->st_size;
+    id->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+    id->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec;
+}
+
+bool qb_file_id_of(const char *path, qb_file_id *id) {
+    struct stat st;
+    if (stat(path, &st) != 0) return false;
+    file_id_from(&st, id);
+    return true;
+}
+
 /* Checked before opening: opening a FIFO waits for a writer, and opening
  * a device may act on it. */
 qb_status qb_file_map_open(qb_file_map *m, const char *path, qb_error *err) {
@@ -39,6 +55,7 @@ qb_status qb_file_map_open(qb_file_map *m, const char *path, qb_error *err) {
         return qb_fail(err, QB_ERR_IO, "%s: not a regular file", path);
     }
     m->size = (size_t)st.st_size;
+    file_id_from(&st, &m->id);
     if (m->size == 0) {
         close(fd);
         m->data = calloc(1, 1);

@@ -6,13 +6,25 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "qbert.h"
+
+/* What names a file's content without reading it: every write changes the
+ * change time, which no user can set back (core/stamp.h). */
+typedef struct {
+    uint64_t dev, ino;
+    int64_t size, mtime_ns, ctime_ns;
+} qb_file_id;
+
+/* False if path cannot be stat'ed. */
+bool qb_file_id_of(const char *path, qb_file_id *id);
 
 typedef struct {
     const unsigned char *data;
     size_t size;
     bool mapped; /* false: data is malloc'd (empty files cannot be mapped) */
+    qb_file_id id; /* of the file mapped, taken from its open descriptor */
 } qb_file_map;
 
 /* Refuses anything but a regular file ("DIR/model.safetensors: is a

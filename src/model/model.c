@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "core/stamp.h"
 #include "model/linear_format.h"
 
 qb_load_params qb_load_default_params(void) {
@@ -88,13 +89,24 @@ static qb_status open_weights(qb_model *m, qb_error *err) {
     return qb_safetensors_open(&m->st, path, err);
 }
 
+/* The stamp's name; a new version when what the check refuses changes. */
+#define QB_STAMP_FINITE "finite1"
+
 /* A NaN or an infinity in any weight turns every logit it reaches into
  * garbage, and the SIMD kernels' max/min make that garbage finite: found
  * here, every float tensor of the file read once, or not at all. */
 static qb_status check_finite(qb_model *m, const qb_load_params *p, qb_error *err) {
     if (p && p->allow_nonfinite) return QB_OK;
+    const char *cache = p ? p->check_cache : NULL;
+    const qb_file_id *id = &m->st.map.id;
+    if (cache && qb_stamp_has(cache, QB_STAMP_FINITE, id)) {
+        m->nonfinite_checked = true;
+        return QB_OK;
+    }
+    int64_t started = qb_stamp_now_ns();
     qb_status st = qb_model_find_nonfinite(m, err);
     m->nonfinite_checked = !st;
+    if (!st && cache) qb_stamp_put(cache, QB_STAMP_FINITE, m->st.path, id, started);
     return st;
 }
 
