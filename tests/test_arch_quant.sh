@@ -28,6 +28,8 @@ retile "$ROB/model.safetensors" "$BASE/model.safetensors" \
 $PY -c "import json,sys; c=json.load(open(sys.argv[1])); c['architectures']=['RobertaModel']; json.dump(c, open(sys.argv[2],'w'))" \
   "$ROB/config.json" "$BASE/config.json"
 check "info: a bare RobertaModel" bash -c "'$QBERT' info '$BASE' | grep -q 'RobertaModel (roberta), no head'"
+check "info: no labels without a classification head" bash -c "'$QBERT' info '$BASE' | grep -q '^labels  *none'"
+check "info --json: no labels on a masked-LM head" test "$("$QBERT" info "$ROB" --json | json_get /dev/stdin 'len(j["labels"])')" = 0
 "$QBERT" embed "$BASE" --input "$TMP/texts.txt" >"$TMP/base.jsonl"
 "$QBERT" embed "$ROB" --input "$TMP/texts.txt" >"$TMP/rob.jsonl"
 check "a bare RobertaModel embeds as its masked-LM parent" cmp -s "$TMP/base.jsonl" "$TMP/rob.jsonl"
