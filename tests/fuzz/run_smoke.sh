@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for SECONDS (default 60) on its committed seed
-# corpus, one after the other, and fails if any of them finds a crash, a
+# corpus, QB_FUZZ_JOBS (default: the CPUs) at a time, and fails if any of them finds a crash, a
 # leak, a timeout (over 1 s per input) or an out-of-memory (over 2 GB).
 #
 #   tests/fuzz/run_smoke.sh [SECONDS] [TARGET...]     (TARGET: json, config, ...)
@@ -14,7 +14,7 @@ src="$(cd "$(dirname "$0")/../.." && pwd)"
 seconds="${1:-60}"
 shift || true
 build="${QB_FUZZ_BUILD:-$src/build-fuzz}"
-jobs="${QB_FUZZ_JOBS:-2}"
+jobs="${QB_FUZZ_JOBS:-$(nproc)}"
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
   CC="${CC:-clang}" cmake -S "$src" -B "$build" -DQB_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -35,32 +35,47 @@ scratch="$(mktemp -d "${TMPDIR:-/tmp}/qb-fuzz-smoke.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$build/fuzz-logs"
 export TMPDIR="$scratch"
+# run_one TARGET: runs it and writes its table row to $scratch/TARGET.row
+# (a first word "FAILED" when it found something).
+run_one() {
+  local t=$1 exe="$build/fuzz_$1" corpus="$src/tests/fuzz/corpus/$1" dict="$src/tests/fuzz/$1.dict"
+  local log="$build/fuzz-logs/$1.log" art="$build/fuzz-artifacts/$1" row="$scratch/$1.row"
+  if [ ! -x "$exe" ] || [ ! -d "$corpus" ]; then
+    echo "FAILED $(printf '%-16s' "$t") no executable or no corpus" >"$row"
+    return
+  fi
+  mkdir -p "$scratch/$t" "$art"
+  local args=(-max_total_time="$seconds" -timeout=1 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$art/")
+  [ -f "$dict" ] && args+=(-dict="$dict")
+  local rc=0
+  "$exe" "${args[@]}" "$scratch/$t" "$corpus" >"$log" 2>&1 || rc=$?
+  local execs rate cov ft result=ok
+  execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" 2>/dev/null | tail -1)" || true
+  rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" 2>/dev/null | tail -1)" || true
+  cov="$(grep -o 'cov: [0-9]*' "$log" 2>/dev/null | tail -1 | cut -d' ' -f2)" || true
+  ft="$(grep -o 'ft: [0-9]*' "$log" 2>/dev/null | tail -1 | cut -d' ' -f2)" || true
+  if [ $rc -ne 0 ]; then
+    result="FAILED (exit $rc): $(grep -m1 -E '^==[0-9]+==ERROR|runtime error|ERROR: libFuzzer' "$log" || echo "see $log")"
+  fi
+  printf '%-16s %10s %9s %7s %7s  %s\n' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$result" >"$row"
+  rm -rf "${scratch:?}/$t"
+}
+
+# QB_FUZZ_JOBS targets at a time (default: the number of CPUs), each for
+# the full SECONDS.
+running=0
+for t in "${targets[@]}"; do
+  if [ $running -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
+  run_one "$t" &
+  running=$((running + 1))
+done
+wait
 failed=()
 printf '%-16s %10s %9s %7s %7s  %s\n' target execs exec/s cov ft result
 for t in "${targets[@]}"; do
-  exe="$build/fuzz_$t"
-  corpus="$src/tests/fuzz/corpus/$t"
-  dict="$src/tests/fuzz/$t.dict"
-  log="$build/fuzz-logs/$t.log"
-  art="$build/fuzz-artifacts/$t"
-  [ -x "$exe" ] && [ -d "$corpus" ] || { echo "fuzz_$t: no executable or no corpus" >&2; failed+=("$t"); continue; }
-  mkdir -p "$scratch/$t" "$art"
-  args=(-max_total_time="$seconds" -timeout=1 -rss_limit_mb=2048 -print_final_stats=1
-        -artifact_prefix="$art/")
-  [ -f "$dict" ] && args+=(-dict="$dict")
-  rc=0
-  "$exe" "${args[@]}" "$scratch/$t" "$corpus" >"$log" 2>&1 || rc=$?
-  execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
-  rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)"
-  cov="$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)"
-  ft="$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)"
-  result=ok
-  if [ $rc -ne 0 ]; then
-    result="FAILED (exit $rc): $(grep -m1 -E '^==[0-9]+==ERROR|runtime error|ERROR: libFuzzer' "$log" || echo "see $log")"
-    failed+=("$t")
-  fi
-  printf '%-16s %10s %9s %7s %7s  %s\n' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$result"
-  rm -rf "${scratch:?}/$t"
+  row="$(cat "$scratch/$t.row")"
+  echo "${row#FAILED }"
+  case "$row" in FAILED*|*FAILED*) failed+=("$t") ;; esac
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz smoke: ${#failed[@]} target(s) failed: ${failed[*]} (logs in $build/fuzz-logs, inputs in $build/fuzz-artifacts)" >&2
