@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
 #include "serve/serve.h"
 
 bool srv_error(srv_reply *r, int status, const char *type, const char *fmt, ...) {
@@ -34,6 +35,22 @@ static bool reply_json(srv_reply *r, json_t *v, bool built) {
     free(r->body);
     *r = (srv_reply){200, s, strlen(s), "application/json"};
     return true;
+}
+
+qb_status srv_ctx_init(srv_ctx *x, const qb_model *m, const qb_serve_params *p, qb_error *err) {
+    x->m = m;
+    x->p = p;
+    qb_model_get_info(m, &x->info);
+    x->embed = qb_model_embed_params(m);
+    x->max_len = qb_model_max_length(m, p->max_input_length ? p->max_input_length : x->embed.max_length);
+    if (x->max_len > x->info.max_position)
+        return qb_fail(err, QB_ERR_ARG, "serve: --max-input-length %d exceeds the model's %d positions", x->max_len,
+                       x->info.max_position);
+    x->dim = x->info.task == QB_TASK_NONE ? qb_embed_dim(m, x->embed.pooling) : x->info.num_labels;
+    if (x->info.task == QB_TASK_TOKEN)
+        return qb_fail(err, QB_ERR_UNSUPPORTED, "serve: token classification models (%s) are not served",
+                       x->info.class_name);
+    return QB_OK;
 }
 
 /* ---- reading inputs ---- */

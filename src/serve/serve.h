@@ -127,6 +127,9 @@ typedef struct srv_call {
     srv_job job;
 } srv_call;
 
+/* x for model m served with p: its info, pooling, input length and output
+ * width; token-classification models are refused. */
+qb_status srv_ctx_init(srv_ctx *x, const qb_model *m, const qb_serve_params *p, qb_error *err);
 bool srv_error(srv_reply *r, int status, const char *type, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Parses and tokenizes c->doc for c->route into c->job; false with an
  * error reply if the request is invalid. */

@@ -222,23 +222,6 @@ static qb_status check_params(const qb_serve_params *p, qb_error *err) {
     return QB_OK;
 }
 
-static qb_status setup_ctx(qb_server *s, const qb_model *m, qb_error *err) {
-    srv_ctx *x = &s->ctx;
-    x->m = m;
-    x->p = &s->p;
-    qb_model_get_info(m, &x->info);
-    x->embed = qb_model_embed_params(m);
-    x->max_len = qb_model_max_length(m, s->p.max_input_length ? s->p.max_input_length : x->embed.max_length);
-    if (x->max_len > x->info.max_position)
-        return qb_fail(err, QB_ERR_ARG, "serve: --max-input-length %d exceeds the model's %d positions", x->max_len,
-                       x->info.max_position);
-    x->dim = x->info.task == QB_TASK_NONE ? qb_embed_dim(m, x->embed.pooling) : x->info.num_labels;
-    if (x->info.task == QB_TASK_TOKEN)
-        return qb_fail(err, QB_ERR_UNSUPPORTED, "serve: token classification models (%s) are not served",
-                       x->info.class_name);
-    return QB_OK;
-}
-
 static qb_status parse_host(const char *host, int port, struct sockaddr_storage *ss, qb_error *err) {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
@@ -291,7 +274,7 @@ qb_status qb_serve_start(const qb_model *m, const qb_serve_params *p, qb_server 
     if (!s) return qb_fail(err, QB_ERR_NOMEM, "serve: out of memory");
     s->p = *p;
     srv_metrics_init(&s->metrics);
-    st = setup_ctx(s, m, err);
+    st = srv_ctx_init(&s->ctx, m, &s->p, err);
     if (!st) st = srv_batcher_start(&s->batcher, m, &s->p, s->ctx.max_len, &s->metrics, &s->admitted, err);
     if (!st) st = start_daemon(s, err);
     if (st) {

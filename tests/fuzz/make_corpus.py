@@ -365,6 +365,26 @@ def main():
     put("precision_map", "static.json", json.dumps({"*.query": "int8-static", "*.key": "kmeans4",
                                                     "*.value": "int3-weight-only", "*.dense": "ternary"}))
 
+    # server request bodies: a byte for endpoint + 6 x model (fuzz_serve_request.c), then the body
+    embed, predict, rerank, tokenize, openai, info = range(6)
+    bare, classifier, cross = 0, 6, 12
+    for name, first, body in [
+            ("embed", embed + bare, {"inputs": "a fine film", "normalize": True}),
+            ("embed-list", embed + bare, {"inputs": ["good", "Very BAD!", "\u00e9t\u00e9"], "truncate": True}),
+            ("openai-base64", openai + bare, {"input": ["a", "b c"], "model": "m", "encoding_format": "base64"}),
+            ("openai-float", openai + bare, {"input": "one", "encoding_format": "float", "user": "u"}),
+            ("predict", predict + classifier, {"inputs": "the movie was great", "raw_scores": False}),
+            ("predict-pairs", predict + classifier, {"inputs": [["a man", "a person"], "alone", ["x", "y"]]}),
+            ("predict-raw", predict + cross, {"inputs": ["query", "text"], "raw_scores": True}),
+            ("rerank", rerank + cross, {"query": "what", "texts": ["this", "that one", "this"], "return_text": True}),
+            ("tokenize", tokenize + classifier, {"inputs": ["hello, world!", "[CLS] x [SEP]"]}),
+            ("long", embed + bare, {"inputs": " ".join(["word"] * 40), "truncate": False}),
+            ("wrong-model", embed + classifier, {"inputs": "x"})]:
+        put("serve_request", name, bytes([first]) + json.dumps(body).encode())
+    for name, model in ("bare", bare), ("classifier", classifier), ("cross", cross):
+        put("serve_request", "info-" + name, bytes([info + model]))
+    put("serve_request", "not-json", bytes([predict + classifier]) + b'{"inputs": ["a", ')
+
     # quantized tiny models and calibration statistics
     if a.qbert:
         with tempfile.TemporaryDirectory() as tmp:
