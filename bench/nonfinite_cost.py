@@ -3,13 +3,13 @@
 
   bench/nonfinite_cost.py [QBERT] [MODEL_DIR] [--rounds N]
 
-Interleaves, N rounds: `qbert info MODEL` with the check reading the file
-(no stamp cache), with the file stamped by an earlier check (the cache in a
-temporary directory), with the check off (--allow-nonfinite), and a reference
-scan of the same data, numpy's isfinite over the mmapped file.  `info` maps
-FP32 weights without reading them, so the check is the only thing that reads
-them; the reference shows what reading them costs anywhere.  Prints medians,
-range, and the CPU.
+Interleaves, N rounds, each starting one step later than the last: `qbert
+info MODEL` with the check reading the file (no stamp cache), with the file
+stamped by an earlier check (the cache in a temporary directory), with the
+check off (--allow-nonfinite), and a reference scan of the same data, numpy's
+isfinite over the mmapped file.  `info` maps FP32 weights without reading
+them, so the check is the only thing that reads them; the reference shows
+what reading them costs anywhere.  Prints medians, range, and the CPU.
 """
 import os, resource, statistics, struct, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -55,11 +55,11 @@ info([], cache.name)  # stamps the file (if it is older than 10 s)
 if not os.listdir(os.path.join(cache.name, "checked")):
     sys.exit(f"{weights}: not stamped (changed in the last 10 s?); run again later")
 runs = {"info, check reads": [], "info, file stamped": [], "info, --allow-nonfinite": [], "numpy isfinite scan": []}
-for _ in range(rounds):
-    runs["info, check reads"].append(timed(lambda: info([])))
-    runs["info, file stamped"].append(timed(lambda: info([], cache.name)))
-    runs["info, --allow-nonfinite"].append(timed(lambda: info(["--allow-nonfinite"])))
-    runs["numpy isfinite scan"].append(timed(reference_scan))
+steps = [lambda: info([]), lambda: info([], cache.name), lambda: info(["--allow-nonfinite"]), reference_scan]
+for r in range(rounds):  # each round starts one step later: no step always follows the same one
+    for i in range(len(steps)):
+        k = (r + i) % len(steps)
+        runs[list(runs)[k]].append(timed(steps[k]))
 med = {}
 for name, v in runs.items():
     wall, cpu = [w for w, _ in v], [c for _, c in v]
