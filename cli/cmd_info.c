@@ -105,13 +105,14 @@ static void print_text(const qb_model *m, const qb_model_info *in, const char *d
     printf("tokenizer    %s\n", in->tokenizer);
     if (in->task == QB_TASK_MLM && in->mask_token_id >= 0)
         printf("mask token   %s (id %d)\n", qb_token_text(m, in->mask_token_id), in->mask_token_id);
-    if (!has_labels(in)) printf("labels       none (the head has no classes)");
-    else printf("labels       %d:", in->num_labels);
-    for (int i = 0; has_labels(in) && i < in->num_labels; i++) {
-        const char *l = qb_model_label(m, i);
-        printf(" %d=", i);
-        qb_escape_write(stdout, l, strlen(l));
-    }
+    if (has_labels(in)) {
+        printf("labels       %d:", in->num_labels);
+        for (int i = 0; i < in->num_labels; i++) {
+            const char *l = qb_model_label(m, i);
+            printf(" %d=", i);
+            qb_escape_write(stdout, l, strlen(l));
+        }
+    } else printf("labels       none (the head has no classes)");
     printf("\nkernels      %s\n", in->isa);
     printf("load time    %.1f ms\n", load_s * 1e3);
     if (ss->bytes) {
@@ -182,7 +183,8 @@ static void print_json(const qb_model *m, const qb_model_info *in, const char *d
               qb_json_set_str(o, "isa", in->isa) && qb_json_set_str(o, "precision", qb_model_quant_summary(m)) &&
               set_shapes(o, in) && qb_json_set_int(o, "n_params", in->n_params) &&
               qb_json_set_int(o, "file_bytes", in->file_bytes) && qb_json_set_int(o, "n_tensors", in->n_tensors) &&
-              qb_json_set_real(o, "load_ms", load_s * 1e3) && qb_json_set(o, "labels", labels_json(m, has_labels(in) ? in->num_labels : 0));
+              qb_json_set_real(o, "load_ms", load_s * 1e3) &&
+              qb_json_set(o, "labels", labels_json(m, has_labels(in) ? in->num_labels : 0));
     if (ok && ss->bytes)
         ok = qb_json_set_int(o, "session_bytes", (int64_t)ss->bytes) &&
              qb_json_set_int(o, "weights_held_bytes", (int64_t)ss->model.held) &&

@@ -1,7 +1,7 @@
 /* Stamps: a record, in a cache directory, that a file's content passed a
  * check, so that loading the same file again need not read all of it again.
- * The finite check reads every weight (about 100 ms on FP32 bert-base, ten
- * times what the rest of `info` costs); a stamp costs a stat. */
+ * The finite check reads every weight, which on an FP32 model costs many
+ * times what the rest of loading does; a stamp costs a stat. */
 #ifndef QB_CORE_STAMP_H
 #define QB_CORE_STAMP_H
 
