@@ -13,30 +13,21 @@
 # size, and its findings (crashes, leaks, out-of-memory, timeouts that
 # replay); exits 1 if any target has one.
 set -euo pipefail
-src="$(cd "$(dirname "$0")/../.." && pwd)"
+. "$(dirname "$0")/common.sh"
 [ $# -ge 1 ] && [ "$1" != --help ] || { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 work=$1; shift
-runs=10000000 seconds=10800 targets=()
+runs=10000000 seconds=10800 args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
-    *) targets+=("$1"); shift ;;
+    *) args+=("$1"); shift ;;
   esac
 done
-build="${QB_FUZZ_BUILD:-$src/build-fuzz}"
-jobs="${QB_FUZZ_JOBS:-$(nproc)}"
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  CC="${CC:-clang}" cmake -S "$src" -B "$build" -DQB_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
-cmake --build "$build" -j"$jobs" --target fuzz >/dev/null
-if [ ${#targets[@]} -eq 0 ]; then
-  for c in "$src"/tests/fuzz/fuzz_*.c; do n="$(basename "$c" .c)"; targets+=("${n#fuzz_}"); done
-fi
+fuzz_build
+fuzz_targets "${args[@]}"
 mkdir -p "$work"
-scratch="$(mktemp -d "${TMPDIR:-/tmp}/qb-fuzz-campaign.XXXXXX")"
-trap 'rm -rf "$scratch"' EXIT
-export TMPDIR="$scratch" # model_dir writes each input as files
+fuzz_scratch campaign
 
 # campaign_one TARGET: runs it, replays its slow inputs, writes its row.
 campaign_one() {
@@ -64,13 +55,7 @@ campaign_one() {
     "$(grep -oE 'corp: [0-9]+' <<<"$last" | cut -d' ' -f2)" "${findings:-none}" >"$work/$t.row"
 }
 
-running=0
-for t in "${targets[@]}"; do
-  if [ $running -ge "$jobs" ]; then wait -n || true; running=$((running - 1)); fi
-  campaign_one "$t" &
-  running=$((running + 1))
-done
-wait
+fuzz_each campaign_one
 printf '%-16s %11s %7s %6s %6s %6s  %s\n' target executions time cov ft corpus findings
 bad=0
 for t in "${targets[@]}"; do

@@ -2,8 +2,9 @@
  * the first byte picks the endpoint and the model (a bare encoder for
  * /embed and /v1/embeddings, a three-label classifier for /predict, a
  * one-output cross-encoder for /rerank, each on every endpoint; /info
- * too), the rest is the body, parsed and tokenized as the server does.  Then, standing in
- * for the model, the job's outputs are filled and the reply is written. */
+ * too), the rest is the body, parsed and tokenized as the server does.
+ * Then, standing in for the model, the job's outputs are filled and the
+ * reply is written. */
 #include "fuzz_common.h"
 
 #include "core/json.h"

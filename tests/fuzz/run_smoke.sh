@@ -10,31 +10,13 @@
 # tests/fuzz/corpus; crash inputs and logs stay in the build directory
 # (fuzz-artifacts/<target>/, fuzz-logs/<target>.log).
 set -euo pipefail
-src="$(cd "$(dirname "$0")/../.." && pwd)"
+. "$(dirname "$0")/common.sh"
 seconds="${1:-60}"
 shift || true
-build="${QB_FUZZ_BUILD:-$src/build-fuzz}"
-jobs="${QB_FUZZ_JOBS:-$(nproc)}"
-
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  CC="${CC:-clang}" cmake -S "$src" -B "$build" -DQB_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
-cmake --build "$build" -j"$jobs" --target fuzz >/dev/null
-
-if [ $# -gt 0 ]; then
-  targets=("$@")
-else
-  targets=()
-  for c in "$src"/tests/fuzz/fuzz_*.c; do
-    n="$(basename "$c" .c)"
-    targets+=("${n#fuzz_}")
-  done
-fi
-
-scratch="$(mktemp -d "${TMPDIR:-/tmp}/qb-fuzz-smoke.XXXXXX")"
-trap 'rm -rf "$scratch"' EXIT
+fuzz_build
+fuzz_targets "$@"
+fuzz_scratch smoke
 mkdir -p "$build/fuzz-logs"
-export TMPDIR="$scratch"
 # run_one TARGET: runs it and writes its table row to $scratch/TARGET.row
 # (a first word "FAILED" when it found something).
 run_one() {
@@ -61,15 +43,7 @@ run_one() {
   rm -rf "${scratch:?}/$t"
 }
 
-# QB_FUZZ_JOBS targets at a time (default: the number of CPUs), each for
-# the full SECONDS.
-running=0
-for t in "${targets[@]}"; do
-  if [ $running -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
-  run_one "$t" &
-  running=$((running + 1))
-done
-wait
+fuzz_each run_one
 failed=()
 printf '%-16s %10s %9s %7s %7s  %s\n' target execs exec/s cov ft result
 for t in "${targets[@]}"; do
