@@ -113,9 +113,13 @@ check "quantize wrote nothing" test ! -e "$TMP/never"
 refused "quantize" "holds -Inf at element 4242" "$QBERT" quantize "$d" -o "$TMP/never" --method fp16
 refused "predict" "holds -Inf" "$QBERT" predict "$d" "a fine film"
 
-# A fresh file is checked but not stamped; QBERT_CACHE_DIR= writes nothing.
-check "fresh copy loads" "$QBERT" info "$OLD" >/dev/null 2>&1
-check "fresh copy not stamped" test "$(stamps "$OLD/model.safetensors")" -eq 0
+# A file changed just now is checked but not stamped (the copy is made here,
+# not with OLD, so the cases above cannot age it past 10 s on a slow machine);
+# QBERT_CACHE_DIR= writes nothing.
+NEW=$TMP/new
+mkdir -p "$NEW" && cp "$M"/* "$NEW/"
+check "fresh copy loads" "$QBERT" info "$NEW" >/dev/null 2>&1
+check "fresh copy not stamped" test "$(stamps "$NEW/model.safetensors")" -eq 0
 QBERT_CACHE_DIR= HOME=$TMP/home "$QBERT" info "$M" >/dev/null 2>&1
 check "empty QBERT_CACHE_DIR writes nothing" test ! -e "$TMP/home"
 HOME=$TMP/home XDG_CACHE_HOME= env -u QBERT_CACHE_DIR "$QBERT" info "$M" >/dev/null 2>&1

@@ -14,7 +14,7 @@ unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
 export NO_PROXY='*' no_proxy='*'
 J='Content-Type: application/json'
 KEY=test-key-123
-SECS=${QB_SERVE_LOAD_SECONDS:-5} SLOW=1 TERM_INPUTS=16
+SECS=${QB_SERVE_LOAD_SECONDS:-5} SLOW=1 TERM_INPUTS=32
 [ -n "$SANITIZE" ] && SECS=3 SLOW=4 TERM_INPUTS=1
 THREADS=${QB_SERVE_THREADS:-2}
 
@@ -261,16 +261,13 @@ else
 fi
 
 # --- SIGTERM under load: in-flight requests complete, exit 0 within 5 s ---
-LONG=$(printf 'a long and winding sentence about a film %.0s' $(seq 12))
+# Our 4 requests go first and are seen in flight before wrk adds its load;
+# each reply's arrival (its file's mtime) after the signal proves it was in
+# flight when the signal came, whatever the machine's speed.
+LONG=$(printf 'a long and winding sentence about a film %.0s' $(seq 30))
 BATCH=$($PY -c "import json,sys; print(json.dumps({'inputs': [[sys.argv[1]]] * int(sys.argv[2]), 'truncate': True}))" \
   "$LONG" "$TERM_INPUTS")
-# wrk keeps at most 4 requests in flight: 8 in flight means all 4 of ours are.
-pids= want=4
-if command -v wrk >/dev/null && [ -z "$SANITIZE" ]; then
-  wrk_run "$TMP/term.txt" "$P_PORT" 4 3 &
-  pids=$! want=8
-  sleep 0.5
-fi
+pids=
 for i in $(seq 4); do
   curl -s -o "$TMP/t$i.json" -w '%{http_code}' -H "$J" -H "Authorization: Bearer $KEY" --data-binary "$BATCH" \
     "http://127.0.0.1:$P_PORT/predict" >"$TMP/t$i.code" &
@@ -279,19 +276,30 @@ done
 inflight=0
 for _ in $(seq 250); do
   inflight=$(curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$P_PORT/metrics" | sed -n 's/^qbert_requests_in_flight //p')
-  [ "${inflight:-0}" -ge "$want" ] && break
+  [ "${inflight:-0}" -ge 4 ] && break
   sleep 0.02
 done
-check "SIGTERM: sent with our 4 requests in flight ($inflight in flight)" test "${inflight:-0}" -ge "$want"
+check "SIGTERM: our 4 requests seen in flight ($inflight)" test "${inflight:-0}" -ge 4
+if command -v wrk >/dev/null && [ -z "$SANITIZE" ]; then
+  wrk_run "$TMP/term.txt" "$P_PORT" 4 3 &
+  pids="$pids $!"
+  sleep 0.3
+fi
 t0=$(date +%s.%N)
 kill -TERM "$P_PID"
 wait "$P_PID"
 rc=$?
 dt=$($PY -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2))" "$t0" "$(date +%s.%N)")
 wait $pids
+late=0
+for i in $(seq 4); do
+  $PY -c "import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]))" "$(stat -c %.9Y "$TMP/t$i.json")" "$t0" &&
+    late=$((late + 1))
+done
+check "SIGTERM: sent while our requests ran ($late of 4 replied after it)" test "$late" -gt 0
 check "SIGTERM: exit 0 (got $rc) within 5 s (took $dt s)" $PY -c "import sys; sys.exit(not ($rc == 0 and $dt < 5))"
 codes=$(cat "$TMP"/t[0-9].code | tr -d '\n')
-echo "SIGTERM under load: exit $rc after $dt s; replies in flight $codes; wrk: $(grep RESULT "$TMP/term.txt" 2>/dev/null)"
+echo "SIGTERM under load: exit $rc after $dt s; $late of 4 replies after the signal, statuses $codes; wrk: $(grep RESULT "$TMP/term.txt" 2>/dev/null)"
 check "SIGTERM: requests in flight completed ($codes)" bash -c "[[ '$codes' =~ ^(200)+$ ]]"
 check "SIGTERM: full replies" test "$($PY -c "import json,sys; print(sum(len(json.load(open(f))) for f in sys.argv[1:]))" "$TMP"/t[0-9].json 2>/dev/null)" = $((4 * TERM_INPUTS))
 
