@@ -405,10 +405,14 @@ void qb_forward(qb_session *s) {
     int inner = qb_model_inner_steps(m), last = m->cfg.num_layers * inner - 1;
     s->qa_for = NULL;
     s->halt = false;
+    int from = s->resume_x ? s->resume_app : 0;
     if (s->tape) tape_prob_offsets(s);
-    embed(s);
-    for (int l = 0; l < m->cfg.num_layers && !s->halt; l++)
-        for (int i = 0; i < inner; i++) block(s, qb_model_block(m, l, i), l * inner + i);
+    if (s->resume_x)
+        memcpy(layer_acts(s, from).x, s->resume_x, (size_t)s->n_rows * m->cfg.hidden_size * sizeof(float));
+    else embed(s);
+    for (int l = from / inner; l < m->cfg.num_layers && !s->halt; l++)
+        for (int i = l == from / inner ? from % inner : 0; i < inner; i++)
+            block(s, qb_model_block(m, l, i), l * inner + i);
     if (s->halt) return;
     if (!s->tape && s->pooling) pool(s, layer_acts(s, last).out);
     else if (m->cfg.task != QB_TASK_NONE) head(s, layer_acts(s, last).out);

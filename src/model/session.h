@@ -74,6 +74,11 @@ struct qb_session {
     qb_linear_observer observe;
     void *observe_ctx;
     bool halt;          /* the observer asked this forward to stop */
+    /* Calibration: when set, the forward starts at block application
+     * resume_app from these rows (that block's input) instead of the
+     * embeddings, for passes that have kept it from an earlier one. */
+    const float *resume_x;
+    int resume_app;
 
     unsigned pooling;   /* QB_POOL_* bits: inference ends in pooling instead of the head (0: the head) */
     bool normalize;     /* L2-normalize the pooled vector */

@@ -56,50 +56,66 @@ static qb_status calib_alloc(const qb_model *m, qb_calib *c, qb_error *err) {
     return QB_OK;
 }
 
-static qb_status run_batches(const qb_model *m, const qb_quant_params *p, const char *phase, int max_length,
-                             const qb_dataset *ds, qb_session *s, qb_error *err) {
-    qb_encoding enc[CALIB_BATCH] = {{0}};
-    const qb_encoding *encp[CALIB_BATCH];
-    qb_status st = QB_OK;
-    for (int i = 0; !st && i < ds->n; i += CALIB_BATCH) {
-        int n = ds->n - i < CALIB_BATCH ? ds->n - i : CALIB_BATCH;
-        for (int k = 0; !st && k < n; k++) {
-            const qb_example *x = &ds->ex[i + k];
-            st = x->n_words ? qb_tokenize_words(m, x->words, x->word_lens, x->n_words, max_length, &enc[k], err)
-                            : qb_tokenize(m, x->text, x->text_len, x->pair, x->pair_len, max_length, &enc[k], err);
-            if (st) {
-                char where[4200];
-                snprintf(where, sizeof where, "%s:%d", ds->path, x->line);
-                qb_fail_wrap(err, st, where);
-            }
-            encp[k] = &enc[k];
+static qb_status tokenize_all(const qb_model *m, int max_length, qb_calib_texts *t, qb_error *err) {
+    t->enc = calloc((size_t)t->ds.n, sizeof *t->enc);
+    if (!t->enc) return qb_fail(err, QB_ERR_NOMEM, "calibration: out of memory");
+    for (int i = 0; i < t->ds.n; i++) {
+        const qb_example *x = &t->ds.ex[i];
+        qb_status st = x->n_words
+                           ? qb_tokenize_words(m, x->words, x->word_lens, x->n_words, max_length, &t->enc[i], err)
+                           : qb_tokenize(m, x->text, x->text_len, x->pair, x->pair_len, max_length, &t->enc[i], err);
+        if (st) {
+            char where[4200];
+            snprintf(where, sizeof where, "%s:%d", t->ds.path, x->line);
+            return qb_fail_wrap(err, st, where);
         }
-        if (!st) st = qb_session_run_encodings(s, encp, n, err);
-        if (p->progress && phase) p->progress(p->progress_ctx, phase, i + n, ds->n);
     }
-    for (int k = 0; k < CALIB_BATCH; k++) qb_encoding_free(&enc[k]);
+    return QB_OK;
+}
+
+qb_status qb_calib_texts_open(const qb_model *m, const qb_quant_params *p, qb_calib_texts *t, qb_error *err) {
+    *t = (qb_calib_texts){0};
+    if (!p->calib_file) return qb_fail(err, QB_ERR_ARG, "this quantization needs calibration data (--calib FILE)");
+    int want = p->calib_n > 0 ? p->calib_n : 512, max_length = qb_model_max_length(m, p->max_length);
+    qb_status st = qb_dataset_load(p->calib_file, QB_DATA_AUTO, NULL, want, &t->ds, err);
+    if (!st) st = tokenize_all(m, max_length, t, err);
+    qb_session_params sp = {.max_batch = CALIB_BATCH, .max_seq = max_length, .n_threads = p->n_threads};
+    if (!st) st = qb_session_create(m, &sp, &t->s, err);
+    t->batches = (t->ds.n + CALIB_BATCH - 1) / CALIB_BATCH;
     return st;
+}
+
+qb_status qb_calib_texts_run(qb_calib_texts *t, int b, qb_linear_observer hook, void *ctx, const float *resume_x,
+                             int resume_app, qb_error *err) {
+    const qb_encoding *encp[CALIB_BATCH];
+    int i0 = b * CALIB_BATCH, n = t->ds.n - i0 < CALIB_BATCH ? t->ds.n - i0 : CALIB_BATCH;
+    for (int k = 0; k < n; k++) encp[k] = &t->enc[i0 + k];
+    t->s->observe = hook;
+    t->s->observe_ctx = ctx;
+    t->s->resume_x = resume_x;
+    t->s->resume_app = resume_app;
+    return qb_session_run_encodings(t->s, encp, n, err);
+}
+
+void qb_calib_texts_close(qb_calib_texts *t) {
+    qb_session_free(t->s);
+    for (int i = 0; t->enc && i < t->ds.n; i++) qb_encoding_free(&t->enc[i]);
+    free(t->enc);
+    qb_dataset_free(&t->ds);
+    *t = (qb_calib_texts){0};
 }
 
 qb_status qb_calib_pass(const qb_model *m, const qb_quant_params *p, qb_linear_observer hook, void *ctx,
                         const char *phase, int *used, qb_error *err) {
-    if (!p->calib_file) return qb_fail(err, QB_ERR_ARG, "this quantization needs calibration data (--calib FILE)");
-    qb_dataset ds = {0};
-    int want = p->calib_n > 0 ? p->calib_n : 512;
-    qb_status st = qb_dataset_load(p->calib_file, QB_DATA_AUTO, NULL, want, &ds, err);
-    if (st) return st;
-    qb_session *s = NULL;
-    int max_length = qb_model_max_length(m, p->max_length);
-    qb_session_params sp = {.max_batch = CALIB_BATCH, .max_seq = max_length, .n_threads = p->n_threads};
-    st = qb_session_create(m, &sp, &s, err);
-    if (!st) {
-        s->observe = hook;
-        s->observe_ctx = ctx;
-        st = run_batches(m, p, phase, max_length, &ds, s, err);
+    qb_calib_texts t;
+    qb_status st = qb_calib_texts_open(m, p, &t, err);
+    for (int b = 0; !st && b < t.batches; b++) {
+        st = qb_calib_texts_run(&t, b, hook, ctx, NULL, 0, err);
+        int done = (b + 1) * CALIB_BATCH < t.ds.n ? (b + 1) * CALIB_BATCH : t.ds.n;
+        if (p->progress && phase) p->progress(p->progress_ctx, phase, done, t.ds.n);
     }
-    if (used) *used = ds.n;
-    qb_session_free(s);
-    qb_dataset_free(&ds);
+    if (used) *used = t.ds.n;
+    qb_calib_texts_close(&t);
     return st;
 }
 

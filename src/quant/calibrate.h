@@ -4,6 +4,7 @@
 #ifndef QB_QUANT_CALIBRATE_H
 #define QB_QUANT_CALIBRATE_H
 
+#include "eval/dataset.h"
 #include "model/model.h"
 #include "model/session.h"
 #include "quant/observer.h"
@@ -18,6 +19,24 @@ typedef struct {
     char sha256[65];
     const float *const *smooth; /* [n] or NULL: inputs observed times these factors (SmoothQuant) */
 } qb_calib;
+
+/* The first p->calib_n texts of p->calib_file, tokenized once, and a
+ * session that runs them batch by batch: for the passes that run the same
+ * batches again and again (GPTQ's). */
+typedef struct {
+    qb_dataset ds;
+    qb_encoding *enc; /* [ds.n] */
+    qb_session *s;
+    int batches;
+} qb_calib_texts;
+
+qb_status qb_calib_texts_open(const qb_model *m, const qb_quant_params *p, qb_calib_texts *t, qb_error *err);
+/* Batch b through the model with hook watching every linear; resume_x
+ * (or NULL) is the input rows of block application resume_app, kept from
+ * an earlier run of the same batch, where the forward starts. */
+qb_status qb_calib_texts_run(qb_calib_texts *t, int b, qb_linear_observer hook, void *ctx, const float *resume_x,
+                             int resume_app, qb_error *err);
+void qb_calib_texts_close(qb_calib_texts *t);
 
 /* Runs the first p->calib_n texts of p->calib_file through m, batch by
  * batch, with hook watching every linear (model/session.h); phase names

@@ -186,6 +186,21 @@ static float *corrected_bias(const qb_linear *l, const float *deq, const double 
     return b;
 }
 
+/* GPTQ's passes start at the input of the block their stage is in, kept
+ * per batch by the pass before: the working copy's own activations, bit
+ * for bit what a pass from the embeddings computes, since the blocks
+ * before hold their final weights.  So a pass runs one block or two, not
+ * every block before it.  Not where a linear runs in several layers
+ * (ALBERT): its Hessian gathers the input of every layer. */
+typedef struct {
+    qb_calib_texts texts;
+    float **x;   /* [batches]: the input rows of block application `app` */
+    int app;     /* -1: nothing kept, passes start at the embeddings */
+    int next_id; /* the linear (a Q) whose input this pass keeps, or -1 */
+    int batch;   /* the batch running */
+    bool nomem;
+} block_inputs;
+
 /* What compensation keeps while it runs: the FP32 model's input means
  * (bias correction), and for GPTQ a working copy of the model whose
  * linears compute with what was stored. */
@@ -194,9 +209,84 @@ typedef struct {
     const qb_comp_job *job;
     channel_acc means;
     qb_model *wm;
+    block_inputs *inputs; /* GPTQ, but for shared layers */
     float **keep;  /* [n_linears]: decoded weights the working copy points at */
     float **bias;
 } comp_run;
+
+static void block_inputs_free(block_inputs *bi) {
+    if (!bi) return;
+    for (int b = 0; bi->x && b < bi->texts.batches; b++) free(bi->x[b]);
+    free(bi->x);
+    qb_calib_texts_close(&bi->texts);
+    free(bi);
+}
+
+static qb_status block_inputs_open(const qb_model *wm, const qb_quant_params *p, block_inputs **out,
+                                   qb_error *err) {
+    block_inputs *bi = calloc(1, sizeof *bi);
+    if (!bi) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+    bi->app = bi->next_id = -1;
+    *out = bi;
+    qb_status st = qb_calib_texts_open(wm, p, &bi->texts, err);
+    if (!st && !(bi->x = calloc((size_t)bi->texts.batches + 1, sizeof *bi->x)))
+        st = qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
+    return st;
+}
+
+/* The block application holding linear id, and its Q's id; -1 for a
+ * linear outside the blocks (the head's). */
+static int block_of(const qb_model *m, int id, int *q_id) {
+    int inner = qb_model_inner_steps(m);
+    for (int app = 0; app < m->cfg.num_layers * inner; app++) {
+        const qb_block *b = qb_model_block(m, app / inner, app % inner);
+        const qb_linear *in[] = {&b->q, &b->k, &b->v, &b->o, &b->ffn_in, &b->ffn_out};
+        for (size_t k = 0; k < sizeof in / sizeof *in; k++)
+            if (in[k]->id == id) {
+                *q_id = b->q.id;
+                return app;
+            }
+    }
+    return -1;
+}
+
+typedef struct {
+    stage_acc *acc;
+    block_inputs *bi;
+} stage_pass;
+
+static bool observe_pass(void *ctx, const qb_linear *l, bool output, const float *x, int rows) {
+    stage_pass *sp = ctx;
+    block_inputs *bi = sp->bi;
+    if (!output && l->id == bi->next_id && !bi->nomem) {
+        size_t n = (size_t)rows * l->in;
+        if (!bi->x[bi->batch]) bi->x[bi->batch] = malloc(n * sizeof(float));
+        if (bi->x[bi->batch]) memcpy(bi->x[bi->batch], x, n * sizeof(float));
+        else bi->nomem = true;
+    }
+    return observe_stage(sp->acc, l, output, x, rows);
+}
+
+/* A pass that gathers a stage's Hessian into a, from the kept block input
+ * where there is one, keeping the input of the stage's block on the way. */
+static qb_status gather(comp_run *c, const qb_quant_params *p, stage_acc *a, qb_error *err) {
+    block_inputs *bi = c->inputs;
+    if (!bi) return qb_calib_pass(c->wm, p, observe_stage, a, NULL, NULL, err);
+    int q_id = -1, app = block_of(c->wm, a->first, &q_id);
+    bool keep = app > bi->app;
+    bi->next_id = keep ? q_id : -1;
+    stage_pass sp = {a, bi};
+    qb_status st = QB_OK;
+    for (int b = 0; !st && b < bi->texts.batches; b++) {
+        bi->batch = b;
+        st = qb_calib_texts_run(&bi->texts, b, observe_pass, &sp, bi->app >= 0 ? bi->x[b] : NULL, bi->app, err);
+    }
+    if (!st && bi->nomem)
+        st = qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory for the calibration's block inputs (try a smaller "
+                                        "--calib-n)");
+    if (!st && keep) bi->app = app;
+    return st;
+}
 
 /* Stores linear i (GPTQ against H, where given) and corrects its bias. */
 static qb_status quantize_one(comp_run *c, int i, int stage, const double *H, qb_error *err) {
@@ -228,7 +318,7 @@ static qb_status quantize_one(comp_run *c, int i, int stage, const double *H, qb
 static qb_status run_stage(comp_run *c, const qb_quant_params *p, int i, qb_error *err) {
     stage_acc a = {0};
     qb_status st = c->wm ? stage_acc_init(&a, c->wm, c->job->pool, i, err) : QB_OK;
-    if (!st && c->wm) st = qb_calib_pass(c->wm, p, observe_stage, &a, NULL, NULL, err);
+    if (!st && c->wm) st = gather(c, p, &a, err);
     if (!st && a.nomem) st = qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory at '%s'", c->m->linears[i]->name);
     if (!st && c->wm && a.rows == 0) st = qb_fail(err, QB_ERR_FORMAT, "%s: no calibration rows reached", p->calib_file);
     for (int k = 0; !st && k < stage_size(c->m, i); k++)
@@ -244,6 +334,8 @@ qb_status qb_compensate(const qb_model *m, const qb_quant_params *p, const qb_co
     if (!st && job->bias_correction) st = channel_stats(m, p, job->which, true, &c.means, err);
     qb_load_params lp = qb_load_default_params();
     if (!st && job->gptq) st = qb_model_load(m->dir, &lp, &c.wm, err);
+    if (!st && c.wm && c.wm->n_blocks == m->cfg.num_layers * qb_model_inner_steps(m))
+        st = block_inputs_open(c.wm, p, &c.inputs, err);
     int stages = 0, done = 0;
     for (int i = 0; i < m->n_linears; i += stage_size(m, i)) stages += stage_wanted(m, job->which, i);
     for (int i = 0; !st && i < m->n_linears; i += stage_size(m, i)) {
@@ -251,6 +343,7 @@ qb_status qb_compensate(const qb_model *m, const qb_quant_params *p, const qb_co
         st = run_stage(&c, p, i, err);
         if (p->progress) p->progress(p->progress_ctx, job->gptq ? "gptq" : "bias correction", ++done, stages);
     }
+    block_inputs_free(c.inputs);
     qb_model_free(c.wm);
     channel_acc_free(m, &c.means);
     for (int i = 0; c.keep && i < m->n_linears; i++) free(c.keep[i]);
