@@ -12,10 +12,6 @@
 #include "serve/serve.h"
 
 #define TINY "tests/data/tiny-bert-seq"
-static const char *const config_fmt =
-    "{\"vocab_size\": 240, \"hidden_size\": 8, \"num_attention_heads\": 2, \"intermediate_size\": 12,"
-    " \"max_position_embeddings\": 16, \"type_vocab_size\": 2, \"model_type\": \"bert\","
-    " \"num_hidden_layers\": 2, \"hidden_act\": \"gelu\", \"architectures\": [\"%s\"]%s}";
 
 static const int routes[] = {SRV_EMBED, SRV_PREDICT, SRV_RERANK, SRV_TOKENIZE, SRV_OPENAI, SRV_INFO};
 #define N_ROUTES (int)(sizeof routes / sizeof *routes)
@@ -24,11 +20,20 @@ static qb_model *models[N_MODELS];
 static srv_ctx ctx[N_MODELS];
 static qb_serve_params params;
 
-static void write_text(const char *dir, const char *name, const char *text) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f || fputs(text, f) < 0 || fclose(f)) fuzz_die("cannot write", path);
+/* dir/config.json: tiny-bert-seq's, with this architecture and these
+ * labels (a JSON object, or NULL for none). */
+static void write_config(const char *dir, const char *arch, const char *labels) {
+    char src[4096], path[4096];
+    json_error_t je;
+    json_t *c = json_load_file(fuzz_source_path(src, sizeof src, TINY "/config.json"), 0, &je);
+    if (!c) fuzz_die(je.text, src);
+    json_object_set_new(c, "architectures", json_pack("[s]", arch));
+    json_object_del(c, "id2label");
+    json_object_del(c, "label2id");
+    if (labels) json_object_set_new(c, "id2label", json_loads(labels, 0, &je));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (json_dump_file(c, path, 0)) fuzz_die("cannot write", path);
+    json_decref(c);
 }
 
 /* tiny-bert-seq with the first row of its classifier: one output. */
@@ -58,13 +63,12 @@ static void link_tiny(const char *dir, const char *name) {
     if (symlink(target, link)) fuzz_die("cannot link", link);
 }
 
-/* A model directory beside tiny-bert-seq: its vocabulary, this config. */
+/* A model directory beside tiny-bert-seq: its vocabulary, its config with
+ * this head. */
 static const char *make_model(char *dir, const char *name, const char *arch, const char *labels, bool cross) {
-    char config[1024];
     snprintf(dir, 4096, "%s/%s", fuzz_scratch(), name);
     if (mkdir(dir, 0700)) fuzz_die("cannot make", dir);
-    snprintf(config, sizeof config, config_fmt, arch, labels);
-    write_text(dir, "config.json", config);
+    write_config(dir, arch, labels);
     link_tiny(dir, "vocab.txt");
     if (cross) write_cross_weights(dir);
     else link_tiny(dir, "model.safetensors");
@@ -75,10 +79,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     static char dir[N_MODELS][4096];
     const char *dirs[N_MODELS] = {
-        make_model(dir[0], "bare", "BertModel", "", false),
-        make_model(dir[1], "classifier", "BertForSequenceClassification",
-                   ", \"id2label\": {\"0\": \"a\", \"1\": \"b\", \"2\": \"c\"}", false),
-        make_model(dir[2], "cross", "BertForSequenceClassification", ", \"id2label\": {\"0\": \"score\"}", true),
+        make_model(dir[0], "bare", "BertModel", NULL, false),
+        make_model(dir[1], "classifier", "BertForSequenceClassification", "{\"0\": \"a\", \"1\": \"b\", \"2\": \"c\"}",
+                   false),
+        make_model(dir[2], "cross", "BertForSequenceClassification", "{\"0\": \"score\"}", true),
     };
     params = qb_serve_default_params();
     params.max_client_batch_size = 8;
