@@ -29,6 +29,18 @@
  * a scheduler tick. */
 #define QB_POOL_SPIN_NS 50000
 
+/* A worker the OS stops while it holds a task stops the owner too, until
+ * the worker's next time slice: with another process on the cores, each
+ * job can wait out that process's slices, and the team ends slower than
+ * the owner alone.  So the owner measures how long it waits for tasks in
+ * progress once it has no more to claim.  When that is more than 1/10 of
+ * the jobs' time over a window of QB_POOL_WINDOW_NS, it runs jobs alone
+ * for QB_POOL_SOLO_NS, then tries the team again.  Idle, the wait is
+ * about 1/50; a busy loop on the other of two cores makes it 1/8 to 1/3.
+ * Which thread runs a task never changes results. */
+#define QB_POOL_WINDOW_NS 20000000
+#define QB_POOL_SOLO_NS 200000000
+
 struct qb_pool {
     int n_threads;
     pthread_t *threads;
@@ -44,6 +56,9 @@ struct qb_pool {
     _Atomic int sleepers;     /* workers asleep on gen */
     _Atomic int owner_waits;  /* the owner sleeps on inside */
     _Atomic bool stop;
+
+    /* the owner's own: the current window, and until when it runs alone */
+    int64_t window_ns, stalled_ns, solo_until;
 };
 
 typedef struct {
@@ -142,11 +157,27 @@ static void qb_pool_wait_out(qb_pool *p) {
     atomic_store(&p->owner_waits, 0);
 }
 
+/* Whether the owner runs this job alone (see QB_POOL_SOLO_NS). */
+static bool qb_pool_solo(qb_pool *p) {
+    return p->solo_until && (qb_pool_now_ns() < p->solo_until || (p->solo_until = 0));
+}
+
+/* Counts a team job that began at t0, whose owner ran out of tasks at t1
+ * and saw them all done at t2. */
+static void qb_pool_account(qb_pool *p, int64_t t0, int64_t t1, int64_t t2) {
+    p->window_ns += t2 - t0;
+    p->stalled_ns += t2 - t1;
+    if (p->window_ns < QB_POOL_WINDOW_NS) return;
+    if (p->stalled_ns * 10 > p->window_ns) p->solo_until = t2 + QB_POOL_SOLO_NS;
+    p->window_ns = p->stalled_ns = 0;
+}
+
 void qb_pool_run(qb_pool *p, int n_tasks, qb_pool_fn fn, void *ctx) {
-    if (!p || p->n_threads == 1 || n_tasks <= 1) {
+    if (!p || p->n_threads == 1 || n_tasks <= 1 || qb_pool_solo(p)) {
         for (int i = 0; i < n_tasks; i++) fn(ctx, i, 0);
         return;
     }
+    int64_t t0 = qb_pool_now_ns();
     p->fn = fn;
     p->ctx = ctx;
     p->n_tasks = n_tasks;
@@ -156,7 +187,9 @@ void qb_pool_run(qb_pool *p, int n_tasks, qb_pool_fn fn, void *ctx) {
     if (atomic_load(&p->sleepers)) qb_pool_futex_wake(&p->gen);
     qb_pool_claim(p, 0);
     atomic_store(&p->gen, g + 1);
+    int64_t t1 = qb_pool_now_ns();
     qb_pool_wait_out(p);
+    qb_pool_account(p, t0, t1, qb_pool_now_ns());
 }
 
 typedef struct {

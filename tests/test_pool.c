@@ -1,0 +1,87 @@
+/* The thread pool (core/pool.h): every task of every job runs exactly once,
+ * whatever the team and the job's size; qb_pool_for covers [0, n) once;
+ * and a worker that stalls the owner (here it sleeps in its tasks, as one
+ * the OS has stopped does) makes the owner run jobs alone for a while,
+ * then try the team again. */
+#include <stdatomic.h>
+#include <time.h>
+
+#include "test_util.h"
+
+typedef struct {
+    _Atomic int *runs;   /* [n]: times task i ran */
+    _Atomic int by_worker; /* tasks a worker ran */
+    int worker_sleep_us; /* a worker's task sleeps this long */
+    int owner_spin_us;   /* the owner's task spins this long */
+} job;
+
+static double now_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec * 1e-3;
+}
+
+static void task(void *ctx, int i, int thread) {
+    job *j = ctx;
+    atomic_fetch_add(&j->runs[i], 1);
+    if (thread) {
+        atomic_fetch_add(&j->by_worker, 1);
+        if (j->worker_sleep_us) nanosleep(&(struct timespec){0, j->worker_sleep_us * 1000L}, NULL);
+    } else if (j->owner_spin_us) {
+        for (double until = now_us() + j->owner_spin_us; now_us() < until;) {
+        }
+    }
+}
+
+static void range(void *ctx, long b, long e, int thread) {
+    for (long i = b; i < e; i++) task(ctx, (int)i, thread);
+}
+
+static void test_each_once(int threads) {
+    qb_pool *p = qb_test_pool(threads);
+    _Atomic int runs[200];
+    int bad = 0;
+    for (int round = 0; round < 2000; round++) {
+        int n = round % 67 + 1;
+        for (int i = 0; i < n; i++) runs[i] = 0;
+        job j = {.runs = runs};
+        if (round % 2) qb_pool_run(p, n, task, &j);
+        else qb_pool_for(p, n, round % 5 + 1, range, &j);
+        for (int i = 0; i < n; i++) bad += runs[i] != 1;
+    }
+    CHECK(bad == 0, "%d threads: %d tasks did not run exactly once", threads, bad);
+    qb_pool_free(p);
+}
+
+/* Jobs of 4 tasks; a worker's task sleeps 3 ms, the owner's spins 100 us.
+ * The team stalls the owner most of each job, so within a few windows the
+ * owner must run a long streak alone, and after that try the team again. */
+static void test_solo(void) {
+    qb_pool *p = qb_test_pool(2);
+    _Atomic int runs[4];
+    int streak = 0, longest = 0, team_after = 0, jobs = 0;
+    for (double end = now_us() + 3e6; now_us() < end && !team_after; jobs++) {
+        job j = {.runs = runs, .worker_sleep_us = 3000, .owner_spin_us = 100};
+        for (int i = 0; i < 4; i++) runs[i] = 0;
+        qb_pool_run(p, 4, task, &j);
+        for (int i = 0; i < 4; i++) CHECK(runs[i] == 1, "task %d ran %d times", i, runs[i]);
+        if (atomic_load(&j.by_worker) == 0) streak++;
+        else {
+            if (longest >= 200) team_after = 1;
+            streak = 0;
+        }
+        longest = streak > longest ? streak : longest;
+    }
+    CHECK(longest >= 200, "the owner never ran alone for long: longest streak %d jobs of %d", longest, jobs);
+    CHECK(team_after, "the team was not tried again after the owner ran alone (%d jobs)", jobs);
+    printf("stalling worker: %d jobs, the longest run alone %d jobs, the team tried again: %s\n", jobs, longest,
+           team_after ? "yes" : "no");
+    qb_pool_free(p);
+}
+
+int main(void) {
+    test_each_once(2);
+    test_each_once(4);
+    test_solo();
+    return qb_test_done("test_pool");
+}
