@@ -33,11 +33,12 @@
  * the worker's next time slice: with another process on the cores, each
  * job can wait out that process's slices, and the team ends slower than
  * the owner alone.  So the owner measures how long it waits for tasks in
- * progress once it has no more to claim.  When that is more than 1/10 of
+ * progress once it has no more to claim.  When that is more than 1/5 of
  * the jobs' time over a window of QB_POOL_WINDOW_NS, it runs jobs alone
- * for QB_POOL_SOLO_NS, then tries the team again.  Idle, the wait is
- * about 1/50; a busy loop on the other of two cores makes it 1/8 to 1/3.
- * Which thread runs a task never changes results. */
+ * for QB_POOL_SOLO_NS, then tries the team again.  On an idle machine the
+ * wait is a few percent; a lower bar also caught our own server's
+ * connection threads, which were better served by the team.  Which thread
+ * runs a task never changes results. */
 #define QB_POOL_WINDOW_NS 20000000
 #define QB_POOL_SOLO_NS 200000000
 
@@ -168,7 +169,7 @@ static void qb_pool_account(qb_pool *p, int64_t t0, int64_t t1, int64_t t2) {
     p->window_ns += t2 - t0;
     p->stalled_ns += t2 - t1;
     if (p->window_ns < QB_POOL_WINDOW_NS) return;
-    if (p->stalled_ns * 10 > p->window_ns) p->solo_until = t2 + QB_POOL_SOLO_NS;
+    if (p->stalled_ns * 5 > p->window_ns) p->solo_until = t2 + QB_POOL_SOLO_NS;
     p->window_ns = p->stalled_ns = 0;
 }
 

@@ -5,7 +5,9 @@
  * only delays the task it holds, and the owner waits only for tasks in
  * progress, never for a thread to show up.  Idle workers spin briefly,
  * since a forward pass publishes its jobs back to back, then sleep on a
- * futex, so a busy or quota-limited machine is not fought for.
+ * futex, so a busy or quota-limited machine is not fought for.  While
+ * waiting on tasks held by stopped workers costs the owner much of its
+ * time, it runs jobs alone for a while (pool.c).
  *
  * Results never depend on timing: callers cut work into tasks by size
  * alone, and which thread runs a task only picks its scratch. */
