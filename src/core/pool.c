@@ -160,7 +160,10 @@ static void qb_pool_wait_out(qb_pool *p) {
 
 /* Whether the owner runs this job alone (see QB_POOL_SOLO_NS). */
 static bool qb_pool_solo(qb_pool *p) {
-    return p->solo_until && (qb_pool_now_ns() < p->solo_until || (p->solo_until = 0));
+    if (!p->solo_until) return false;
+    if (qb_pool_now_ns() < p->solo_until) return true;
+    p->solo_until = 0;
+    return false;
 }
 
 /* Counts a team job that began at t0, whose owner ran out of tasks at t1
