@@ -21,16 +21,15 @@ typedef struct {
     int halt_at;        /* the block whose Q input halts the forward, or -1 */
 } keeper;
 
-static int app_of_q(const qb_model *m, int id) {
-    int inner = qb_model_inner_steps(m);
-    for (int app = 0; app < m->cfg.num_layers * inner; app++)
-        if (qb_model_block(m, app / inner, app % inner)->q.id == id) return app;
-    return -1;
+/* The block (here also its application) whose Q reads x, or -1. */
+static int app_of_q(const qb_model *m, const qb_linear *l) {
+    int b = qb_model_block_of(m, l);
+    return b >= 0 && l == &m->blocks[b].q ? b : -1;
 }
 
 static bool keep_inputs(void *ctx, const qb_linear *l, bool output, const float *x, int rows) {
     keeper *k = ctx;
-    int app = output ? -1 : app_of_q(k->m, l->id);
+    int app = output ? -1 : app_of_q(k->m, l);
     if (app < 0) return false;
     size_t n = (size_t)rows * l->in;
     free(k->x[app]);

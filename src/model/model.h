@@ -117,6 +117,9 @@ int qb_model_inner_steps(const qb_model *m);
 /* 'q', 'k' or 'v' if l is a block's query, key or value linear (what
  * attention reads), else 0. */
 char qb_model_attention_input(const qb_model *m, const qb_linear *l);
+/* The index in m->blocks of the block holding l, or -1 (a head's linear,
+ * ALBERT's embedding projection). */
+int qb_model_block_of(const qb_model *m, const qb_linear *l);
 
 /* Reads modules.json and what it points at into m->embed (defaults
  * without it). */

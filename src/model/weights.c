@@ -365,6 +365,14 @@ char qb_model_attention_input(const qb_model *m, const qb_linear *l) {
     return 0;
 }
 
+int qb_model_block_of(const qb_model *m, const qb_linear *l) {
+    for (int b = 0; b < m->n_blocks; b++) {
+        const qb_block *k = &m->blocks[b];
+        if (l == &k->q || l == &k->k || l == &k->v || l == &k->o || l == &k->ffn_in || l == &k->ffn_out) return b;
+    }
+    return -1;
+}
+
 int qb_model_inner_steps(const qb_model *m) {
     return m->cfg.arch == QB_ARCH_ALBERT ? m->cfg.inner_group_num : 1;
 }

@@ -11,6 +11,9 @@
 /* Linears [i, i + n) read one input: a block's Q, K and V. */
 static int stage_size(const qb_model *m, int i) { return qb_model_attention_input(m, m->linears[i]) == 'q' ? 3 : 1; }
 
+/* Whether a block runs in more than one layer (ALBERT's sharing). */
+static bool layers_shared(const qb_model *m) { return m->n_blocks < m->cfg.num_layers * qb_model_inner_steps(m); }
+
 static bool stage_wanted(const qb_model *m, const bool *which, int i) {
     for (int k = 0; k < stage_size(m, i); k++)
         if (which[i + k]) return true;
@@ -153,7 +156,7 @@ static void stage_acc_free(stage_acc *a) {
 static qb_status stage_acc_init(stage_acc *a, const qb_model *wm, qb_pool *pool, int first, qb_error *err) {
     size_t K = (size_t)wm->linears[first]->in;
     *a = (stage_acc){.first = first, .K = (int)K, .kern = &wm->kern, .pool = pool,
-                     .shared = wm->n_blocks < wm->cfg.num_layers * qb_model_inner_steps(wm)};
+                     .shared = layers_shared(wm)};
     a->H = calloc(K * K, sizeof *a->H);
     a->hf = malloc(K * K * sizeof *a->hf);
     a->pack = aligned_alloc(64, (size_t)qb_pool_threads(pool) * qb_gemm_f32_pack_floats() * sizeof(float));
@@ -234,22 +237,6 @@ static qb_status block_inputs_open(const qb_model *wm, const qb_quant_params *p,
     return st;
 }
 
-/* The block application holding linear id, and its Q's id; -1 for a
- * linear outside the blocks (the head's). */
-static int block_of(const qb_model *m, int id, int *q_id) {
-    int inner = qb_model_inner_steps(m);
-    for (int app = 0; app < m->cfg.num_layers * inner; app++) {
-        const qb_block *b = qb_model_block(m, app / inner, app % inner);
-        const qb_linear *in[] = {&b->q, &b->k, &b->v, &b->o, &b->ffn_in, &b->ffn_out};
-        for (size_t k = 0; k < sizeof in / sizeof *in; k++)
-            if (in[k]->id == id) {
-                *q_id = b->q.id;
-                return app;
-            }
-    }
-    return -1;
-}
-
 typedef struct {
     stage_acc *acc;
     block_inputs *bi;
@@ -272,9 +259,10 @@ static bool observe_pass(void *ctx, const qb_linear *l, bool output, const float
 static qb_status gather(comp_run *c, const qb_quant_params *p, stage_acc *a, qb_error *err) {
     block_inputs *bi = c->inputs;
     if (!bi) return qb_calib_pass(c->wm, p, observe_stage, a, NULL, NULL, err);
-    int q_id = -1, app = block_of(c->wm, a->first, &q_id);
+    /* without a shared layer, block i is application i */
+    int app = qb_model_block_of(c->wm, c->wm->linears[a->first]);
     bool keep = app > bi->app;
-    bi->next_id = keep ? q_id : -1;
+    bi->next_id = keep ? c->wm->blocks[app].q.id : -1;
     stage_pass sp = {a, bi};
     qb_status st = QB_OK;
     for (int b = 0; !st && b < bi->texts.batches; b++) {
@@ -334,8 +322,7 @@ qb_status qb_compensate(const qb_model *m, const qb_quant_params *p, const qb_co
     if (!st && job->bias_correction) st = channel_stats(m, p, job->which, true, &c.means, err);
     qb_load_params lp = qb_load_default_params();
     if (!st && job->gptq) st = qb_model_load(m->dir, &lp, &c.wm, err);
-    if (!st && c.wm && c.wm->n_blocks == m->cfg.num_layers * qb_model_inner_steps(m))
-        st = block_inputs_open(c.wm, p, &c.inputs, err);
+    if (!st && c.wm && !layers_shared(c.wm)) st = block_inputs_open(c.wm, p, &c.inputs, err);
     int stages = 0, done = 0;
     for (int i = 0; i < m->n_linears; i += stage_size(m, i)) stages += stage_wanted(m, job->which, i);
     for (int i = 0; !st && i < m->n_linears; i += stage_size(m, i)) {
