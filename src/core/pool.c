@@ -129,8 +129,11 @@ static uint32_t qb_pool_wait_job(qb_pool *p, uint32_t seen) {
     return found;
 }
 
-static void qb_pool_claim(qb_pool *p, int thread) {
-    for (int i; (i = atomic_fetch_add(&p->next, 1)) < p->n_tasks;) p->fn(p->ctx, i, thread);
+/* Runs tasks until none is left to claim; returns how many it ran. */
+static int qb_pool_claim(qb_pool *p, int thread) {
+    int ran = 0;
+    for (int i; (i = atomic_fetch_add(&p->next, 1)) < p->n_tasks; ran++) p->fn(p->ctx, i, thread);
+    return ran;
 }
 
 static void *qb_pool_work(void *arg) {
@@ -166,11 +169,16 @@ static bool qb_pool_solo(qb_pool *p) {
     return false;
 }
 
-/* Counts a team job that began at t0, whose owner ran out of tasks at t1
- * and saw them all done at t2. */
-static void qb_pool_account(qb_pool *p, int64_t t0, int64_t t1, int64_t t2) {
+/* Counts a team job that began at t0, whose owner ran `ran` tasks, ran
+ * out of them at t1 and saw them all done at t2.  Up to one of its own
+ * tasks' length, that wait is the job's grain, not a stall: a worker may
+ * have claimed the last task just before t1.  (Counted whole, the grain of
+ * a GEMM cut into 8 parts on 2 idle threads passed 1/5 and sent the team
+ * solo.) */
+static void qb_pool_account(qb_pool *p, int ran, int64_t t0, int64_t t1, int64_t t2) {
+    int64_t task_ns = ran ? (t1 - t0) / ran : 0, wait_ns = t2 - t1;
     p->window_ns += t2 - t0;
-    p->stalled_ns += t2 - t1;
+    p->stalled_ns += wait_ns > task_ns ? wait_ns - task_ns : 0;
     if (p->window_ns < QB_POOL_WINDOW_NS) return;
     if (p->stalled_ns * 5 > p->window_ns) p->solo_until = t2 + QB_POOL_SOLO_NS;
     p->window_ns = p->stalled_ns = 0;
@@ -189,11 +197,11 @@ void qb_pool_run(qb_pool *p, int n_tasks, qb_pool_fn fn, void *ctx) {
     uint32_t g = atomic_load(&p->gen) + 1;
     atomic_store(&p->gen, g);
     if (atomic_load(&p->sleepers)) qb_pool_futex_wake(&p->gen);
-    qb_pool_claim(p, 0);
+    int ran = qb_pool_claim(p, 0);
     atomic_store(&p->gen, g + 1);
     int64_t t1 = qb_pool_now_ns();
     qb_pool_wait_out(p);
-    qb_pool_account(p, t0, t1, qb_pool_now_ns());
+    qb_pool_account(p, ran, t0, t1, qb_pool_now_ns());
 }
 
 typedef struct {
