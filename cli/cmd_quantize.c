@@ -61,6 +61,10 @@ static const char help_quantize[] =
     "  --gptq-damp F         GPTQ: fraction of the mean Hessian diagonal added to it\n"
     "                        (default 0.01; raised 10x while the Hessian won't factor)\n"
     "  --gptq-act-order      GPTQ: columns by decreasing Hessian diagonal\n"
+    "  --gptq-memory MB      GPTQ: memory for the calibration texts' inputs to the\n"
+    "                        block being quantized, kept so that each pass starts\n"
+    "                        there (default: a quarter of RAM); beyond it every pass\n"
+    "                        starts at the embeddings, slower, same result\n"
     "  --bias-correction     each bias absorbs the mean output shift rounding caused\n"
     "                        on the calibration texts, E[(W - Wq) x]\n"
     "  --smoothquant ALPHA   static: per input channel, move range from the inputs\n"
@@ -138,6 +142,8 @@ static bool parse_compensation(int *i, int argc, char **argv, qb_quant_params *p
         p->gptq = !strcmp(v, "gptq");
     } else if ((v = qb_arg_value("--gptq-damp", i, argc, argv))) {
         if (!qb_arg_double("quantize", "--gptq-damp", v, 1e-6, 1, &p->gptq_damp)) *rc = QB_EXIT_USAGE;
+    } else if ((v = qb_arg_value("--gptq-memory", i, argc, argv))) {
+        if (!qb_arg_int("quantize", "--gptq-memory", v, 1, 1 << 30, &p->gptq_memory_mb)) *rc = QB_EXIT_USAGE;
     } else if ((v = qb_arg_value("--smoothquant", i, argc, argv))) {
         p->smoothquant = 1;
         if (!qb_arg_double("quantize", "--smoothquant", v, 0, 1, &x)) *rc = QB_EXIT_USAGE;
@@ -216,8 +222,8 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
     if (comp && !p->calib_file)
         return qb_usage_error("quantize", "%s needs --calib FILE (it runs the texts; --calib-stats hold only ranges)",
                               comp);
-    if ((p->gptq_act_order || p->gptq_damp != 0.01) && !p->gptq)
-        return qb_usage_error("quantize", "--gptq-damp and --gptq-act-order go with --rounding gptq");
+    if ((p->gptq_act_order || p->gptq_damp != 0.01 || p->gptq_memory_mb) && !p->gptq)
+        return qb_usage_error("quantize", "--gptq-damp, --gptq-act-order and --gptq-memory go with --rounding gptq");
     return QB_EXIT_OK;
 }
 

@@ -446,6 +446,9 @@ typedef struct qb_quant_params {
     int gptq;                 /* low-bit grids rounded by GPTQ against each linear's input Hessian */
     double gptq_damp;         /* GPTQ: fraction of the mean Hessian diagonal added to it (default 0.01) */
     int gptq_act_order;       /* GPTQ: columns in order of decreasing Hessian diagonal */
+    int gptq_memory_mb;       /* GPTQ: memory for the calibration's block inputs kept
+                               * between passes (0: a quarter of RAM); beyond it each
+                               * pass starts at the embeddings, slower, same result */
     int bias_correction;      /* each bias absorbs the mean output shift rounding caused */
     int max_length;           /* calibration truncation (0: qb_model_max_length) */
     int n_threads;

@@ -8,6 +8,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 need_shared models/bert-mini-sst2/model.safetensors
 need_shared data/sst2/train.tsv
+need_shared data/imdb/train-8000.tsv
 need_shared tools/make_random_checkpoint.py
 M=$SHARED/models/bert-mini-sst2
 DEV=$SHARED/data/sst2/dev.tsv
@@ -53,6 +54,18 @@ read -r lower total _ <<<"$(layers rtn4 gptq4)"
 check "gptq4: lower output MSE than rtn4 on $lower of $total linears (>= 90%)" test $((lower * 10)) -ge $((total * 9))
 rtn_db=$(fidelity rtn4 "$M" sqnr_db) gptq_db=$(fidelity gptq4 "$M" sqnr_db)
 check "gptq4 logit SQNR $gptq_db dB > rtn4 $rtn_db dB" greater "$gptq_db" "$rtn_db"
+# block inputs over --gptq-memory (16 reviews of 128 tokens: 2 MB): passes
+# run from the embeddings, and store the same bytes
+head -n 17 "$SHARED/data/imdb/train-8000.tsv" >"$TMP/long.tsv"
+for mem in "" "--gptq-memory 1"; do
+  quant "gptq4-mem${mem:+-low}" "$M" --method dynamic --bits 4 --rounding gptq --calib "$TMP/long.tsv" \
+    --max-length 128 $mem
+  check "gptq ${mem:-with its default memory} succeeds" test $? -eq 0
+done
+check "gptq --gptq-memory 1: warns that passes run from the embeddings" \
+  grep -q "block inputs (2 MB) exceed 1 MB" "$TMP/gptq4-mem-low.log"
+check "gptq --gptq-memory 1: the same model.safetensors" cmp -s "$TMP/gptq4-mem/model.safetensors" \
+  "$TMP/gptq4-mem-low/model.safetensors"
 quant gptq3-ao "$M" --method weight-only --bits 3 --weight-zero-point --group-size 64 --rounding gptq \
   --gptq-act-order --gptq-damp 0.05 --calib "$TMP/calib.tsv" --max-length 66
 check "gptq with act order, zero points and groups of 64" test $? -eq 0
@@ -133,6 +146,8 @@ bad "gptq on int8" --method dynamic --rounding gptq --calib "$TMP/calib.tsv"
 bad "--rounding other" --method dynamic --bits 4 --rounding stochastic
 bad "--gptq-damp 0" --method dynamic --bits 4 --rounding gptq --gptq-damp 0 --calib "$TMP/calib.tsv"
 bad "--gptq-act-order without gptq" --method dynamic --bits 4 --gptq-act-order
+bad "--gptq-memory without gptq" --method dynamic --bits 4 --gptq-memory 64
+bad "--gptq-memory 0" --method dynamic --bits 4 --rounding gptq --gptq-memory 0 --calib "$TMP/calib.tsv"
 bad "--smoothquant 1.5" --method static --calib "$TMP/calib.tsv" --smoothquant 1.5
 bad "--smoothquant on dynamic" --method dynamic --calib "$TMP/calib.tsv" --smoothquant 0.5
 bad "--bias-correction without --calib" --method dynamic --bits 4 --bias-correction

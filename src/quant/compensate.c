@@ -2,8 +2,10 @@
 #include "quant/compensate.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "quant/calibrate.h"
@@ -197,6 +199,7 @@ static float *corrected_bias(const qb_linear *l, const float *deq, const double 
  * (ALBERT): its Hessian gathers the input of every layer. */
 typedef struct {
     qb_calib_texts texts;
+    bool keep;   /* within the memory budget (qb_quant_params.gptq_memory_mb) */
     float **x;   /* [batches]: the input rows of block application `app` */
     int app;     /* -1: nothing kept, passes start at the embeddings */
     int next_id; /* the linear (a Q) whose input this pass keeps, or -1 */
@@ -225,13 +228,32 @@ static void block_inputs_free(block_inputs *bi) {
     free(bi);
 }
 
-static qb_status block_inputs_open(const qb_model *wm, const qb_quant_params *p, block_inputs **out,
-                                   qb_error *err) {
+/* Whether the texts' block inputs, one block's at a time, fit the budget;
+ * if not, says so in the job's note. */
+static bool block_inputs_fit(const qb_model *wm, const qb_quant_params *p, const qb_calib_texts *t,
+                             const qb_comp_job *job) {
+    size_t tokens = 0;
+    for (int i = 0; i < t->ds.n; i++) tokens += (size_t)t->enc[i].n;
+    double need = (double)tokens * wm->cfg.hidden_size * sizeof(float);
+    double budget = p->gptq_memory_mb > 0 ? p->gptq_memory_mb * 1048576.0
+                                          : (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / 4;
+    if (need <= budget) return true;
+    if (job->note && !job->note[0])
+        snprintf(job->note, job->note_size,
+                 "GPTQ: the calibration's block inputs (%.0f MB) exceed %.0f MB, so every pass runs from the "
+                 "embeddings (slower, same result; see --gptq-memory)",
+                 need / 1048576, budget / 1048576);
+    return false;
+}
+
+static qb_status block_inputs_open(const qb_model *wm, const qb_quant_params *p, const qb_comp_job *job,
+                                   block_inputs **out, qb_error *err) {
     block_inputs *bi = calloc(1, sizeof *bi);
     if (!bi) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     bi->app = bi->next_id = -1;
     *out = bi;
     qb_status st = qb_calib_texts_open(wm, p, &bi->texts, err);
+    if (!st) bi->keep = block_inputs_fit(wm, p, &bi->texts, job);
     if (!st && !(bi->x = calloc((size_t)bi->texts.batches + 1, sizeof *bi->x)))
         st = qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     return st;
@@ -261,7 +283,7 @@ static qb_status gather(comp_run *c, const qb_quant_params *p, stage_acc *a, qb_
     if (!bi) return qb_calib_pass(c->wm, p, observe_stage, a, NULL, NULL, err);
     /* without a shared layer, block i is application i */
     int app = qb_model_block_of(c->wm, c->wm->linears[a->first]);
-    bool keep = app > bi->app;
+    bool keep = bi->keep && app > bi->app;
     bi->next_id = keep ? c->wm->blocks[app].q.id : -1;
     stage_pass sp = {a, bi};
     qb_status st = QB_OK;
@@ -322,7 +344,7 @@ qb_status qb_compensate(const qb_model *m, const qb_quant_params *p, const qb_co
     if (!st && job->bias_correction) st = channel_stats(m, p, job->which, true, &c.means, err);
     qb_load_params lp = qb_load_default_params();
     if (!st && job->gptq) st = qb_model_load(m->dir, &lp, &c.wm, err);
-    if (!st && c.wm && !layers_shared(c.wm)) st = block_inputs_open(c.wm, p, &c.inputs, err);
+    if (!st && c.wm && !layers_shared(c.wm)) st = block_inputs_open(c.wm, p, job, &c.inputs, err);
     int stages = 0, done = 0;
     for (int i = 0; i < m->n_linears; i += stage_size(m, i)) stages += stage_wanted(m, job->which, i);
     for (int i = 0; !st && i < m->n_linears; i += stage_size(m, i)) {

@@ -40,6 +40,8 @@ typedef struct {
     bool gptq, bias_correction;
     qb_comp_push_fn push;
     void *ctx;
+    char *note;                    /* or NULL: a one-line note on how it ran */
+    size_t note_size;
 } qb_comp_job;
 
 /* Quantizes job->which in sequence through job->push; with bias

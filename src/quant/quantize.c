@@ -283,7 +283,8 @@ static qb_status compensate(quant_job *q, qb_st_list *o, weight_errors *we, qb_e
     comp_ctx c = {o, q, we};
     qb_comp_job job = {.pool = q->pool, .which = which, .in_smooth = (const float *const *)q->in_smooth,
                        .weights = (const float *const *)q->smoothed, .gptq = q->p->gptq,
-                       .bias_correction = q->p->bias_correction, .push = push_compensated, .ctx = &c};
+                       .bias_correction = q->p->bias_correction, .push = push_compensated, .ctx = &c,
+                       .note = q->rep->warning, .note_size = sizeof q->rep->warning};
     qb_status st = qb_compensate(m, q->p, &job, q->bias, err);
     free(which);
     return st;
