@@ -21,9 +21,13 @@ BUSY=
 stop_busy() { if [ -n "$BUSY" ]; then kill "$BUSY" 2>/dev/null || true; wait "$BUSY" 2>/dev/null || true; BUSY=; fi; }
 trap 'stop_busy; rm -f "$OUT"' EXIT
 
+# a bench that prints no p50 stops the script (it once became a round of 0 ms)
 p50() {
-  "$1" bench "$MODEL" --seq 128 --batch 1 --threads 2 --runs "$RUNS" --warmup 3 --json |
-    sed -n 's/.*"p50_ms": \([0-9.]*\).*/\1/p'
+  local v
+  v=$("$1" bench "$MODEL" --seq 128 --batch 1 --threads 2 --runs "$RUNS" --warmup 3 --json |
+    sed -n 's/.*"p50_ms": \([0-9.]*\).*/\1/p')
+  [ -n "$v" ] || { echo "busy_machine.sh: $1 bench printed no p50" >&2; return 1; }
+  echo "$v"
 }
 
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -37,7 +41,8 @@ for r in $(seq "$ROUNDS"); do
     for b in $order; do
       bin=$NEW
       [ $b = base ] && bin=$BASE
-      echo "$b $cond $(p50 "$bin")" >>"$OUT"
+      v=$(p50 "$bin")
+      echo "$b $cond $v" >>"$OUT"
     done
     stop_busy
   done
