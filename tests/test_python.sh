@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Python binding (python/qbert) against the CLI: tests/python/test_qbert.py
-# with Debian's python3 and numpy, on the library this build made.
+# with Debian's python3 and numpy, on the library this build made; and its
+# ctypes structs against qbert.h's (tests/python/test_layout.py).
 set -u
 . "$(dirname "$0")/lib.sh"
 need_shared data/sst2/dev.tsv
@@ -11,6 +12,8 @@ if ! $PY -c 'import numpy' 2>/dev/null; then
   exit 77
 fi
 export QBERT_LIB=${QB_BUILD_DIR:-$SRC/build}/libqbert.so PYTHONPATH=$SRC/python TMPDIR_QB=$TMP
+check "ctypes mirrors of qbert.h's structs (tests/python/test_layout.py)" \
+  $PY "$SRC/tests/python/test_layout.py" "$SRC/include" "$TMP"
 check "binding tests (tests/python/test_qbert.py)" $PY "$SRC/tests/python/test_qbert.py"
 
 # pip install ./python, offline, into a virtual environment over Debian's

@@ -112,8 +112,9 @@ class QuantParams(Structure):
         [("keep", POINTER(c_char_p)), ("n_keep", c_int), ("precision_map", c_char_p), ("calib_file", c_char_p),
          ("calib_stats", c_char_p), ("calib_n", c_int), ("observer", c_char_p), ("int8_attention", c_int),
          ("smoothquant", c_int), ("smooth_alpha", c_float), ("gptq", c_int), ("gptq_damp", c_double),
-         ("gptq_act_order", c_int), ("bias_correction", c_int), ("max_length", c_int), ("n_threads", c_int),
-         ("force", c_int), ("parents", c_int), ("progress", PROGRESS_FN), ("progress_ctx", c_void_p)]
+         ("gptq_act_order", c_int), ("gptq_memory_mb", c_int), ("bias_correction", c_int), ("max_length", c_int),
+         ("n_threads", c_int), ("force", c_int), ("parents", c_int), ("progress", PROGRESS_FN),
+         ("progress_ctx", c_void_p)]
 
 
 class QuantReport(Structure):
