@@ -355,22 +355,19 @@ const qb_block *qb_model_block(const qb_model *m, int layer, int inner) {
     return &m->blocks[group * c->inner_group_num + inner];
 }
 
-char qb_model_attention_input(const qb_model *m, const qb_linear *l) {
-    for (int b = 0; b < m->n_blocks; b++) {
-        const qb_block *blk = &m->blocks[b];
-        if (l == &blk->q) return 'q';
-        if (l == &blk->k) return 'k';
-        if (l == &blk->v) return 'v';
-    }
-    return 0;
-}
-
 int qb_model_block_of(const qb_model *m, const qb_linear *l) {
     for (int b = 0; b < m->n_blocks; b++) {
         const qb_block *k = &m->blocks[b];
         if (l == &k->q || l == &k->k || l == &k->v || l == &k->o || l == &k->ffn_in || l == &k->ffn_out) return b;
     }
     return -1;
+}
+
+char qb_model_attention_input(const qb_model *m, const qb_linear *l) {
+    int b = qb_model_block_of(m, l);
+    if (b < 0) return 0;
+    const qb_block *k = &m->blocks[b];
+    return l == &k->q ? 'q' : l == &k->k ? 'k' : l == &k->v ? 'v' : 0;
 }
 
 int qb_model_inner_steps(const qb_model *m) {

@@ -50,11 +50,9 @@ def main():
     want = c_layout(include, work, structs)
     bad = []
     for name, cls in structs.items():
-        got = {("sizeof",): ctypes.sizeof(cls)}
-        got.update({(f,): getattr(cls, f).offset for f, _ in cls._fields_})
-        for (key,), value in got.items():
-            if want[(name, key)] != value:
-                bad.append(f"{name}.{key}: ctypes {value}, C {want[(name, key)]}")
+        got = {"sizeof": ctypes.sizeof(cls), **{f: getattr(cls, f).offset for f, _ in cls._fields_}}
+        bad += [f"{name}.{key}: ctypes {value}, C {want[(name, key)]}"
+                for key, value in got.items() if want[(name, key)] != value]
     for b in bad:
         print("FAIL:", b, file=sys.stderr)
     print(f"{len(structs)} structs, {len(want)} offsets and sizes compared, {len(bad)} differ")
