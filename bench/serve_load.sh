@@ -16,25 +16,14 @@ shift $(($# < 3 ? $# : 3))
 QBERT=${QBERT_BIN:-$SRC/build/qbert}
 DATA=${QB_SHARED_DIR:-$SRC/../shared}/data/sst2/dev.tsv
 TMP=$(mktemp -d)
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
-"$QBERT" serve "$MODEL" --port 0 "$@" 2>"$TMP/log" &
-PID=$!
-trap 'kill $PID 2>/dev/null; rm -rf "$TMP"' EXIT
-for _ in $(seq 300); do
-  PORT=$(sed -n 's|.* on http://.*:\([0-9]*\)/$|\1|p' "$TMP/log")
-  [ -n "$PORT" ] && break
-  sleep 0.1
-done
-[ -n "$PORT" ] || { cat "$TMP/log" >&2; exit 1; }
-/usr/bin/python3 -c "
-import json, sys
-for l in list(open(sys.argv[1]))[1:]: print(json.dumps({'inputs': l.split('\t')[0].strip()}))" "$DATA" >"$TMP/bodies.jsonl"
+. "$SRC/bench/serve_lib.sh"
+trap 'kill ${SERVE_PID:-} 2>/dev/null; rm -rf "$TMP"' EXIT
+serve_start "$QBERT" "$MODEL" "$TMP/log" "$@"
+PID=$SERVE_PID PORT=$SERVE_PORT
+sst2_bodies "$DATA" "$TMP/bodies.jsonl"
 ENDPOINT=/predict
 curl -s "http://127.0.0.1:$PORT/info" | grep -q '"model_type":{"embedding"' && ENDPOINT=/embed
-run() { # run CONNECTIONS SECONDS
-  wrk -t "$(($1 < 2 ? 1 : 2))" -c "$1" -d "$2s" --timeout 10s -s "$SRC/tests/serve/load.lua" \
-    "http://127.0.0.1:$PORT" -- "$TMP/bodies.jsonl" "$ENDPOINT" | grep -E '^(RESULT|STATUS)'
-}
+run() { serve_wrk "$PORT" "$1" "$2" "$TMP/bodies.jsonl" "$ENDPOINT"; } # run CONNECTIONS SECONDS
 rss() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
 echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# $MODEL ($ENDPOINT), serve options: ${*:-none}"

@@ -26,12 +26,17 @@ static const char help[] =
     "400 malformed, 401 no or wrong key, 413 too large, 415 not JSON, 422 too long or\n"
     "not tokenizable, 429 overloaded, 503 shutting down.\n"
     "\n"
-    "Inputs are tokenized on the connection threads and run in batches by one inference\n"
-    "loop.  SIGTERM or SIGINT stops accepting, answers what is in flight, exits 0.\n"
+    "Inputs are tokenized on the connection threads and run in batches: one batch on\n"
+    "all the compute threads while it is alone, batches side by side on a share of\n"
+    "them each when more wait.  SIGTERM or SIGINT stops accepting, answers what is in\n"
+    "flight, exits 0.\n"
     "\n"
     "  --host ADDR                   address to bind (default 127.0.0.1: this machine only)\n"
     "  --port P                      (default 8080; 0: any free port, printed on stderr)\n"
     "  --threads N                   the model's compute threads (default: all cores)\n"
+    "  --parallel-batches N          batches run at once under load, each on threads / N\n"
+    "                                threads and its own working memory (default 2;\n"
+    "                                1: one batch at a time, half the memory)\n"
     "  --http-threads N              connection threads: parsing, tokenizing (default 2)\n"
     "  --max-batch-tokens T          token budget of one batch (default 8192); the session\n"
     "                                holds T / max-input-length inputs of any length\n"
@@ -62,6 +67,8 @@ static int parse_args(int argc, char **argv, qb_serve_params *p, const char **di
         else if ((v = qb_arg_value("--model-id", &i, argc, argv))) p->model_id = v;
         else if ((v = qb_arg_value("--port", &i, argc, argv))) rc = parse_int("--port", v, 0, 65535, &p->port);
         else if ((v = qb_arg_value("--threads", &i, argc, argv))) rc = parse_int("--threads", v, 1, 1024, &p->n_threads);
+        else if ((v = qb_arg_value("--parallel-batches", &i, argc, argv)))
+            rc = parse_int("--parallel-batches", v, 1, 2, &p->parallel_batches);
         else if ((v = qb_arg_value("--http-threads", &i, argc, argv)))
             rc = parse_int("--http-threads", v, 1, 256, &p->http_threads);
         else if ((v = qb_arg_value("--max-batch-tokens", &i, argc, argv)))

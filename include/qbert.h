@@ -255,6 +255,13 @@ void qb_session_free(qb_session *s);
  * (activations, per-thread kernel scratch, token buffers): what a run at
  * that size touches, on top of the model's own. */
 size_t qb_session_bytes(const qb_session *s);
+/* How many of the session's threads run its next runs: 1 to its n_threads
+ * (all at creation).  Outputs do not change, since the work is still cut
+ * for all of them: a server running two batches at once on two sessions
+ * gives each half the cores. */
+qb_status qb_session_set_threads(qb_session *s, int n, qb_error *err);
+/* The threads the session was created with. */
+int qb_session_threads(const qb_session *s);
 
 /* A padded batch: row b holds lengths[b] real tokens then padding. */
 typedef struct qb_batch {

@@ -3,9 +3,10 @@
  * /tokenize, /info, /health, /metrics) and OpenAI's /v1/embeddings.
  *
  * Requests are parsed and tokenized on libmicrohttpd's connection threads,
- * queued, and run in batches (by token budget) by one inference loop that
- * owns the only qb_session; the connection waits suspended meanwhile, so a
- * slow model never holds a connection thread. */
+ * queued, and run in batches (by token budget) by inference loops that
+ * own a qb_session each: one batch on all the threads when it is alone,
+ * batches side by side when more wait.  The connection waits suspended
+ * meanwhile, so a slow model never holds a connection thread. */
 #ifndef QBERT_SERVE_H
 #define QBERT_SERVE_H
 
@@ -22,7 +23,9 @@ typedef struct qb_server qb_server;
 typedef struct qb_serve_params {
     const char *host;            /* address to bind (default "127.0.0.1") */
     int port;                    /* 0: any free port (see qb_serve_port) */
-    int n_threads;               /* the session's compute threads (0: all cores) */
+    int n_threads;               /* compute threads (0: all cores) */
+    int parallel_batches;        /* under load, batches run at once, each on its share of
+                                    the threads (0: 2, or 1 with one thread) */
     int http_threads;            /* connection threads: parsing, tokenizing, replies */
     int max_batch_tokens;        /* a batch's token budget */
     int max_wait_ms;             /* how long the first queued input waits for requests being read */

@@ -1,5 +1,6 @@
 /* The thread pool (core/pool.h): every task of every job runs exactly once,
  * whatever the team and the job's size; qb_pool_for covers [0, n) once;
+ * a team set smaller runs tasks on its members only, cut as before;
  * and a worker that stalls the owner (here it sleeps in its tasks, as one
  * the OS has stopped does) makes the owner run jobs alone for a while,
  * then try the team again; but a worker that only finishes the job's last
@@ -12,6 +13,8 @@
 typedef struct {
     _Atomic int *runs;   /* [n]: times task i ran */
     _Atomic int by_worker; /* tasks a worker ran */
+    _Atomic unsigned seen; /* bit t: thread t ran a task */
+    _Atomic int parts;     /* runs qb_pool_for made */
     int worker_sleep_us; /* a worker's task sleeps this long */
     int owner_spin_us;   /* the owner's task spins this long */
     int spin_us;         /* every task spins this long, odd ones 1/4 longer */
@@ -31,6 +34,7 @@ static void spin(int us) {
 static void task(void *ctx, int i, int thread) {
     job *j = ctx;
     atomic_fetch_add(&j->runs[i], 1);
+    atomic_fetch_or(&j->seen, 1u << thread);
     spin(j->spin_us + (i % 2) * j->spin_us / 4);
     if (thread) {
         atomic_fetch_add(&j->by_worker, 1);
@@ -39,6 +43,7 @@ static void task(void *ctx, int i, int thread) {
 }
 
 static void range(void *ctx, long b, long e, int thread) {
+    atomic_fetch_add(&((job *)ctx)->parts, 1);
     for (long i = b; i < e; i++) task(ctx, (int)i, thread);
 }
 
@@ -55,6 +60,36 @@ static void test_each_once(int threads) {
         for (int i = 0; i < n; i++) bad += runs[i] != 1;
     }
     CHECK(bad == 0, "%d threads: %d tasks did not run exactly once", threads, bad);
+    qb_pool_free(p);
+}
+
+/* A pool of 4 run by teams of 1 to 4 and back: each team's jobs run on
+ * its members only, the whole team's on more than the owner, and
+ * qb_pool_for cuts a range the same way for any team. */
+static void test_team(void) {
+    qb_pool *p = qb_test_pool(4);
+    _Atomic int runs[64];
+    for (int team = 1; team <= 5; team++) {
+        int size = team == 5 ? 4 : team, bad = 0, parts = -1, cut_differs = 0;
+        unsigned seen = 0;
+        qb_pool_set_team(p, size);
+        for (int round = 0; round < 300; round++) {
+            job j = {.runs = runs, .spin_us = 20};
+            for (int i = 0; i < 64; i++) runs[i] = 0;
+            if (round % 2) qb_pool_run(p, 16, task, &j);
+            else {
+                qb_pool_for(p, 64, 1, range, &j);
+                cut_differs += parts >= 0 && j.parts != parts;
+                parts = j.parts;
+            }
+            for (int i = 0; i < (round % 2 ? 16 : 64); i++) bad += runs[i] != 1;
+            seen |= atomic_load(&j.seen);
+        }
+        CHECK(bad == 0, "team of %d: %d tasks did not run exactly once", size, bad);
+        CHECK(!(seen >> size), "team of %d: threads 0x%x ran tasks", size, seen);
+        CHECK(size == 1 || seen > 1, "team of %d: only the owner ran tasks", size);
+        CHECK(parts == 16 && !cut_differs, "team of %d: qb_pool_for cut 64 items into %d runs, not 16", size, parts);
+    }
     qb_pool_free(p);
 }
 
@@ -107,6 +142,7 @@ static void test_grain(void) {
 int main(void) {
     test_each_once(2);
     test_each_once(4);
+    test_team();
     test_solo();
     test_grain();
     return qb_test_done("test_pool");

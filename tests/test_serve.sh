@@ -128,6 +128,17 @@ curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$P_PORT/metrics" >"$TM
 check "/metrics: Prometheus counters and histograms" bash -c "grep -q '^qbert_requests_total{endpoint=\"predict\"} 3$' '$TMP/metrics.txt' &&
   grep -q '^qbert_batch_size_bucket{le=\"+Inf\"} [1-9]' '$TMP/metrics.txt' && grep -q '^qbert_queue_depth 0$' '$TMP/metrics.txt'"
 
+# One lane: the same logits; a third is refused as a usage error.
+start S "$M" --api-key "$KEY" --parallel-batches 1
+post "$S_PORT" /predict "{\"inputs\": [[\"$T1\"], [\"$T2\"], [\"$T3\"]], \"raw_scores\": true}"
+check "--parallel-batches 1: /predict equals qbert predict" close_to "$TMP/out.json" "$TMP/pred.jsonl" \
+  "[[s['score'] for s in sorted(r, key=lambda s: s['label'])] for r in a]" \
+  "[[l for _, l in sorted(zip(['negative', 'positive'], r['logits']))] for r in b]"
+kill -TERM "$S_PID"; wait "$S_PID"
+"$QBERT" serve "$M" --parallel-batches 3 >/dev/null 2>"$TMP/pb.err"
+rc=$?
+check "--parallel-batches 3: usage error, rc $rc ($(cat "$TMP/pb.err"))" test $rc = 2 -a "$(wc -l <"$TMP/pb.err")" = 1
+
 # --- real clients: OpenAI's Node client ---
 NPM_DIR=${QB_BUILD_DIR:-$TMP}/serve-npm
 npm_ready() {
@@ -211,7 +222,19 @@ if command -v wrk >/dev/null; then
   wrk_run "$TMP/warm.txt" "$P_PORT" 32 1
   rss0=$(rss_kb "$P_PID")
   wrk_run "$TMP/one.txt" "$P_PORT" 1 "$SECS"
-  wrk_run "$TMP/w32.txt" "$P_PORT" 32 "$SECS"
+  wrk_run "$TMP/w32.txt" "$P_PORT" 32 "$SECS" &
+  load=$!
+  # Under load, batches run side by side on a thread each (the server's
+  # lanes): the logits must not change.
+  sleep 1
+  bad=0
+  for i in $(seq 5); do
+    post "$P_PORT" /predict "{\"inputs\": [[\"$T1\"], [\"$T2\"], [\"$T3\"]], \"raw_scores\": true}"
+    close_to "$TMP/out.json" "$TMP/pred.jsonl" "[[s['score'] for s in sorted(r, key=lambda s: s['label'])] for r in a]" \
+      "[[l for _, l in sorted(zip(['negative', 'positive'], r['logits']))] for r in b]" 2>>"$TMP/underload.txt" || bad=$((bad + 1))
+  done
+  wait $load
+  check "load: /predict under 32 connections equals qbert predict ($bad of 5 differ)" test $bad = 0
   rss1=$(rss_kb "$P_PID")
   errs=0
   for e in connect read write timeout non2xx; do errs=$((errs + $(field "$TMP/w32.txt" $e))); done

@@ -50,6 +50,7 @@ struct qb_pool {
     qb_pool_fn fn; /* the open job: written by the owner while gen is even */
     void *ctx;
     int n_tasks;
+    int job_team;  /* threads with a smaller id take part in it */
 
     _Atomic uint32_t gen;     /* odd: a job is open */
     _Atomic int next;         /* the next task to claim */
@@ -58,7 +59,9 @@ struct qb_pool {
     _Atomic int owner_waits;  /* the owner sleeps on inside */
     _Atomic bool stop;
 
-    /* the owner's own: the current window, and until when it runs alone */
+    /* the owner's own: its team, the current window, and until when it
+     * runs alone */
+    int team;
     int64_t window_ns, stalled_ns, solo_until;
 };
 
@@ -115,9 +118,11 @@ static uint32_t qb_pool_new_job(qb_pool *p, uint32_t seen) {
     return qb_pool_new_job_at(p, seen, atomic_load(&p->gen));
 }
 
-/* Waits for an open job other than `seen`; returns its gen. */
-static uint32_t qb_pool_wait_job(qb_pool *p, uint32_t seen) {
-    uint32_t found = qb_pool_spin(p, qb_pool_new_job, seen);
+/* Waits for an open job other than `seen`; returns its gen.  A worker
+ * left out of the last job sleeps at once: the cores are another
+ * owner's meanwhile. */
+static uint32_t qb_pool_wait_job(qb_pool *p, uint32_t seen, bool spin) {
+    uint32_t found = spin ? qb_pool_spin(p, qb_pool_new_job, seen) : 0;
     if (found) return found;
     atomic_fetch_add(&p->sleepers, 1);
     for (;;) {
@@ -140,12 +145,13 @@ static void *qb_pool_work(void *arg) {
     qb_pool_worker *w = arg;
     qb_pool *p = w->p;
     uint32_t seen = 0;
+    bool member = true;
     for (;;) {
-        uint32_t g = qb_pool_wait_job(p, seen);
+        uint32_t g = qb_pool_wait_job(p, seen, member);
         if (atomic_load(&p->stop)) break;
         seen = g;
         atomic_fetch_add(&p->inside, 1);
-        if (atomic_load(&p->gen) == g) qb_pool_claim(p, w->id);
+        if (atomic_load(&p->gen) == g && (member = w->id < p->job_team)) qb_pool_claim(p, w->id);
         if (atomic_fetch_sub(&p->inside, 1) == 1 && atomic_load(&p->owner_waits)) qb_pool_futex_wake(&p->inside);
     }
     free(w);
@@ -185,7 +191,7 @@ static void qb_pool_account(qb_pool *p, int ran, int64_t t0, int64_t t1, int64_t
 }
 
 void qb_pool_run(qb_pool *p, int n_tasks, qb_pool_fn fn, void *ctx) {
-    if (!p || p->n_threads == 1 || n_tasks <= 1 || qb_pool_solo(p)) {
+    if (!p || p->team == 1 || n_tasks <= 1 || qb_pool_solo(p)) {
         for (int i = 0; i < n_tasks; i++) fn(ctx, i, 0);
         return;
     }
@@ -193,6 +199,7 @@ void qb_pool_run(qb_pool *p, int n_tasks, qb_pool_fn fn, void *ctx) {
     p->fn = fn;
     p->ctx = ctx;
     p->n_tasks = n_tasks;
+    p->job_team = p->team;
     atomic_store(&p->next, 0);
     uint32_t g = atomic_load(&p->gen) + 1;
     atomic_store(&p->gen, g);
@@ -227,6 +234,10 @@ void qb_pool_for(qb_pool *p, long n, long grain, qb_pool_range_fn fn, void *ctx)
 
 int qb_pool_threads(const qb_pool *p) { return p ? p->n_threads : 1; }
 
+void qb_pool_set_team(qb_pool *p, int n) {
+    if (p) p->team = n < 1 ? 1 : n > p->n_threads ? p->n_threads : n;
+}
+
 qb_status qb_pool_create(int n_threads, qb_pool **out, qb_error *err) {
     *out = NULL;
     if (n_threads < 1 || n_threads > QB_POOL_MAX_THREADS)
@@ -236,7 +247,7 @@ qb_status qb_pool_create(int n_threads, qb_pool **out, qb_error *err) {
         free(p);
         return qb_fail(err, QB_ERR_NOMEM, "threads: out of memory");
     }
-    p->n_threads = n_threads;
+    p->n_threads = p->team = n_threads;
     for (int t = 1; t < n_threads; t++) {
         qb_pool_worker *w = malloc(sizeof *w);
         if (w) *w = (qb_pool_worker){p, t};

@@ -32,6 +32,12 @@ void qb_pool_free(qb_pool *p);
 /* Threads of p, the owner included; 1 for NULL. */
 int qb_pool_threads(const qb_pool *p);
 
+/* How many of p's threads, the owner first, run its next jobs: 1 to
+ * qb_pool_threads(p), all at creation.  Jobs are still cut for all of
+ * them, so results do not change; a server running two batches at once
+ * gives each half the cores this way. */
+void qb_pool_set_team(qb_pool *p, int n);
+
 /* fn(ctx, i, thread) for every i in [0, n_tasks), on p's threads; returns
  * when all are done, their writes visible.  p NULL runs them in order on
  * the caller, as does a job of one task. */

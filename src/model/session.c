@@ -255,6 +255,15 @@ qb_status qb_session_pack(qb_session *s, const qb_batch *b, qb_error *err) {
     return QB_OK;
 }
 
+qb_status qb_session_set_threads(qb_session *s, int n, qb_error *err) {
+    if (n < 1 || n > s->n_threads)
+        return qb_fail(err, QB_ERR_ARG, "session: %d threads is not in 1..%d", n, s->n_threads);
+    qb_pool_set_team(s->pool, n);
+    return QB_OK;
+}
+
+int qb_session_threads(const qb_session *s) { return s->n_threads; }
+
 qb_attn_shape qb_session_attn_shape(const qb_session *s) {
     qb_attn_shape a = {s->batch, s->m->cfg.num_heads, s->m->cfg.hidden_size, s->offsets, s->lens,
                        s->tape ? s->tape->prob_offsets : NULL};

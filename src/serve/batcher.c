@@ -1,11 +1,11 @@
-/* The queue of tokenized inputs and the one loop that runs them through the
- * model's only session, in batches cut by a token budget.  Connection
- * threads queue; the loop takes what is there, runs it, copies each output
- * into its request and resumes the connections whose last input ran.  It
- * waits up to max_wait after the oldest input for the batch to fill only
- * while other requests are in flight outside the queue (being read,
- * tokenized or answered: their clients are about to send more), so a lone
- * client never waits. */
+/* The queue of tokenized inputs and the lanes that run them, in batches
+ * cut by a token budget (serve.h).  Connection threads queue; a lane takes
+ * what is there, takes its threads, runs the batch on its own session,
+ * copies each output into its request and resumes the connections whose
+ * last input ran.  It waits up to max_wait after the oldest input for the
+ * batch to fill only while other requests are in flight outside the queue
+ * (being read, tokenized or answered: their clients are about to send
+ * more), so a lone client never waits. */
 #include <stdatomic.h>
 #include <microhttpd.h>
 #include <stdlib.h>
@@ -26,6 +26,18 @@ static struct timespec deadline_ts(double t) {
     return ts;
 }
 
+/* Under the lock: wakes the first lane that waits for `what`, or every
+ * such lane for threads.  Inputs go to the lowest idle lane, so a lone
+ * client is always served by lane 0, whose session stays warm, and the
+ * other lanes sleep unless inputs are left over. */
+static void wake_lane(srv_batcher *b, int what) {
+    for (int i = 0; i < b->n_lanes; i++) {
+        if (b->lanes[i].wait != what) continue;
+        pthread_cond_signal(&b->lanes[i].cv);
+        if (what == SRV_WAIT_INPUT) return;
+    }
+}
+
 void srv_batcher_submit(srv_batcher *b, srv_job *job) {
     double t = srv_now();
     pthread_mutex_lock(&b->mu);
@@ -37,7 +49,7 @@ void srv_batcher_submit(srv_batcher *b, srv_job *job) {
         b->ring[(b->head + b->count++) % b->cap] = (srv_item){job, i, t};
         b->queued_tokens += job->enc[i].n;
     }
-    pthread_cond_signal(&b->cv);
+    wake_lane(b, SRV_WAIT_INPUT);
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -63,74 +75,117 @@ static bool may_grow(const srv_batcher *b) {
 }
 
 /* Under the lock: waits for inputs (and for max_wait after the oldest while
- * the batch may grow), then takes a batch.  0 when stopped and empty. */
-static int take_batch(srv_batcher *b, long *tokens) {
-    while (!b->stop && !b->count) pthread_cond_wait(&b->cv, &b->mu);
-    if (!b->count) return 0;
-    double until = b->ring[b->head].queued_at + b->max_wait;
-    struct timespec ts = deadline_ts(until);
-    while (may_grow(b) && srv_now() < until) pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+ * the batch may grow), then takes a batch; inputs left over wake the next
+ * idle lane.  0 when stopped and empty.  Another lane may take the inputs
+ * meanwhile: then it waits again. */
+static int take_batch(srv_lane *l, long *tokens) {
+    srv_batcher *b = l->b;
+    srv_item *batch = l->batch;
+    l->wait = SRV_WAIT_INPUT;
+    do {
+        while (!b->stop && !b->count) pthread_cond_wait(&l->cv, &b->mu);
+        if (!b->count) return 0;
+        double until = b->ring[b->head].queued_at + b->max_wait;
+        struct timespec ts = deadline_ts(until);
+        while (b->count && may_grow(b) && srv_now() < until) pthread_cond_timedwait(&l->cv, &b->mu, &ts);
+    } while (!b->count);
+    l->wait = SRV_WAIT_NONE;
     int n = 0;
     *tokens = 0;
     while (b->count && n < b->max_rows) {
         srv_item *it = &b->ring[b->head];
         int len = it->job->enc[it->i].n;
         if (n && *tokens + len > b->max_tokens) break;
-        b->batch[n++] = *it;
+        batch[n++] = *it;
         if (--it->job->unqueued == 0) b->queued_jobs--;
         *tokens += len;
         b->head = (b->head + 1) % b->cap;
         b->count--;
         b->queued_tokens -= len;
     }
+    if (b->count) wake_lane(b, SRV_WAIT_INPUT);
     return n;
 }
 
-/* Copies outputs into their jobs; returns how many connections to resume. */
-static int finish_batch(srv_batcher *b, int n, const qb_error *err) {
-    int n_resume = 0;
-    for (int k = 0; k < n; k++) {
-        srv_job *j = b->batch[k].job;
-        const float *v = err ? NULL : b->embed ? qb_session_embedding(b->s, k) : qb_session_logits(b->s, k);
-        if (v) memcpy(j->out + (size_t)b->batch[k].i * j->width, v, (size_t)j->width * sizeof(float));
-        else if (!j->failed) {
-            j->failed = true;
-            snprintf(j->error, sizeof j->error, "%s", err ? err->msg : "the model gave no output");
-        }
+/* Under the lock, a batch of `jobs` requests taken: the threads it runs
+ * on.  All of them when no other lane runs and no other request is in
+ * flight (a lone client gets the whole machine); else an equal share, as
+ * soon as one is free.  (Deciding by the queue alone, a lane that found it
+ * momentarily empty took every thread while the other lane's batch
+ * waited, and the lanes took turns.) */
+static int take_threads(srv_lane *l, int jobs) {
+    srv_batcher *b = l->b;
+    for (l->wait = SRV_WAIT_THREADS; !b->free_threads;) pthread_cond_wait(&l->cv, &b->mu);
+    l->wait = SRV_WAIT_NONE;
+    bool alone = !b->busy_lanes && atomic_load(b->admitted) <= jobs;
+    int want = alone ? b->threads : b->threads / b->n_lanes;
+    int got = want < b->free_threads ? want : b->free_threads;
+    b->free_threads -= got;
+    b->busy_lanes++;
+    return got;
+}
+
+/* Requests in batch[0, n): a request's inputs are queued together. */
+static int count_jobs(const srv_item *batch, int n) {
+    int jobs = 0;
+    for (int k = 0; k < n; k++) jobs += !k || batch[k].job != batch[k - 1].job;
+    return jobs;
+}
+
+/* Copies outputs into their jobs and gives the threads back; returns how
+ * many connections to resume.  Lanes write disjoint outputs, but a job's
+ * failure and count are shared, so those go under the lock. */
+static int finish_batch(srv_lane *l, int n, int threads, const qb_error *err) {
+    srv_batcher *b = l->b;
+    for (int k = 0; k < n && !err; k++) {
+        srv_job *j = l->batch[k].job;
+        const float *v = b->embed ? qb_session_embedding(l->s, k) : qb_session_logits(l->s, k);
+        memcpy(j->out + (size_t)l->batch[k].i * j->width, v, (size_t)j->width * sizeof(float));
     }
+    int n_resume = 0;
     pthread_mutex_lock(&b->mu);
+    b->free_threads += threads;
+    if (threads) b->busy_lanes--;
     for (int k = 0; k < n; k++) {
-        srv_job *j = b->batch[k].job;
+        srv_job *j = l->batch[k].job;
+        if (err && !j->failed) {
+            j->failed = true;
+            snprintf(j->error, sizeof j->error, "%s", err->msg);
+        }
         if (--j->pending == 0) {
             j->done = true;
-            b->resume[n_resume++] = j->conn;
+            l->resume[n_resume++] = j->conn;
         }
     }
+    wake_lane(b, SRV_WAIT_THREADS);
     pthread_mutex_unlock(&b->mu);
     return n_resume;
 }
 
 static void *loop(void *arg) {
-    srv_batcher *b = arg;
+    srv_lane *l = arg;
+    srv_batcher *b = l->b;
     for (;;) {
         long tokens;
         pthread_mutex_lock(&b->mu);
-        int n = take_batch(b, &tokens);
+        int n = take_batch(l, &tokens);
         bool stopping = b->stop;
+        int threads = n && !stopping ? take_threads(l, count_jobs(l->batch, n)) : 0;
         pthread_mutex_unlock(&b->mu);
         if (!n) break;
-        for (int k = 0; k < n; k++) b->encp[k] = &b->batch[k].job->enc[b->batch[k].i];
+        for (int k = 0; k < n; k++) l->encp[k] = &l->batch[k].job->enc[l->batch[k].i];
         qb_error err = {0};
         double t0 = srv_now();
         /* Stopped: the drain has waited for these already; they are
          * answered with an error rather than hold up the exit. */
         qb_status st = stopping ? qb_fail(&err, QB_ERR_ARG, "the server is shutting down")
-                                : qb_session_run_encodings(b->s, b->encp, n, &err);
+                                : qb_session_set_threads(l->s, threads, &err);
+        if (!st) st = qb_session_run_encodings(l->s, l->encp, n, &err);
         if (!stopping) srv_metrics_batch(b->metrics, n, (int)tokens, srv_now() - t0);
         /* After resume the job may be answered and freed at once: the
          * connections are resumed last, with no job touched after. */
-        int n_resume = finish_batch(b, n, st ? &err : NULL);
-        for (int k = 0; k < n_resume; k++) MHD_resume_connection(b->resume[k]);
+        int n_resume = finish_batch(l, n, threads, st ? &err : NULL);
+        for (int k = 0; k < n_resume; k++) MHD_resume_connection(l->resume[k]);
     }
     return NULL;
 }
@@ -138,21 +193,49 @@ static void *loop(void *arg) {
 static qb_status alloc_queue(srv_batcher *b, const qb_serve_params *p, qb_error *err) {
     b->cap = p->max_concurrent_requests * p->max_client_batch_size;
     b->ring = calloc((size_t)b->cap, sizeof *b->ring);
-    b->batch = calloc((size_t)b->max_rows, sizeof *b->batch);
-    b->encp = calloc((size_t)b->max_rows, sizeof *b->encp);
-    b->resume = calloc((size_t)b->max_rows, sizeof *b->resume);
-    if (!b->ring || !b->batch || !b->encp || !b->resume)
-        return qb_fail(err, QB_ERR_NOMEM, "serve: out of memory for a queue of %d inputs", b->cap);
+    if (!b->ring) return qb_fail(err, QB_ERR_NOMEM, "serve: out of memory for a queue of %d inputs", b->cap);
     return QB_OK;
 }
 
 /* A session of max_rows x max_len holds the token budget: rows are cut so
  * that a batch of the longest inputs still fits. */
+static qb_status lane_init(srv_lane *l, srv_batcher *b, const qb_model *m, const qb_serve_params *p, int max_len,
+                           qb_error *err) {
+    l->b = b;
+    qb_session_params sp = {.max_batch = b->max_rows, .max_seq = max_len, .n_threads = p->n_threads};
+    qb_status st = qb_session_create(m, &sp, &l->s, err);
+    if (!st && b->embed) {
+        qb_embed_params e = qb_model_embed_params(m);
+        e.normalize = 0; /* per request: TEI's "normalize" */
+        st = qb_session_set_pooling(l->s, &e, err);
+    }
+    if (st) return st;
+    l->batch = calloc((size_t)b->max_rows, sizeof *l->batch);
+    l->encp = calloc((size_t)b->max_rows, sizeof *l->encp);
+    l->resume = calloc((size_t)b->max_rows, sizeof *l->resume);
+    if (!l->batch || !l->encp || !l->resume) return qb_fail(err, QB_ERR_NOMEM, "serve: out of memory for a batch");
+    return QB_OK;
+}
+
+static qb_status lanes_init(srv_batcher *b, const qb_model *m, const qb_serve_params *p, int max_len,
+                            qb_error *err) {
+    b->lanes = calloc(SRV_LANES_MAX, sizeof *b->lanes);
+    if (!b->lanes) return qb_fail(err, QB_ERR_NOMEM, "serve: out of memory");
+    qb_status st = lane_init(&b->lanes[0], b, m, p, max_len, err);
+    if (st) return st;
+    b->threads = b->free_threads = qb_session_threads(b->lanes[0].s);
+    int want = p->parallel_batches ? p->parallel_batches : SRV_LANES_MAX;
+    b->n_lanes = want < b->threads ? want : b->threads;
+    for (int i = 1; i < b->n_lanes && !st; i++) st = lane_init(&b->lanes[i], b, m, p, max_len, err);
+    return st;
+}
+
 qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_params *p, int max_len,
                             srv_metrics *metrics, atomic_int *admitted, qb_error *err) {
     qb_model_info info;
     qb_model_get_info(m, &info);
     b->embed = info.task == QB_TASK_NONE;
+    b->width = b->embed ? qb_embed_dim(m, qb_model_embed_params(m).pooling) : info.num_labels;
     b->max_tokens = p->max_batch_tokens;
     b->max_rows = p->max_batch_tokens / max_len;
     if (b->max_rows < 1)
@@ -161,46 +244,45 @@ qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_pa
     b->max_wait = p->max_wait_ms * 1e-3;
     b->metrics = metrics;
     b->admitted = admitted;
-    qb_session_params sp = {.max_batch = b->max_rows, .max_seq = max_len, .n_threads = p->n_threads};
-    qb_status st = qb_session_create(m, &sp, &b->s, err);
-    if (!st && b->embed) {
-        qb_embed_params e = qb_model_embed_params(m);
-        e.normalize = 0; /* per request: TEI's "normalize" */
-        st = qb_session_set_pooling(b->s, &e, err);
-        b->width = qb_embed_dim(m, e.pooling);
-    } else b->width = info.num_labels;
+    qb_status st = lanes_init(b, m, p, max_len, err);
     if (!st) st = alloc_queue(b, p, err);
     if (st) return st;
     pthread_mutex_init(&b->mu, NULL);
     pthread_condattr_t ca; /* deadlines are on the monotonic clock */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&b->cv, &ca);
+    for (int i = 0; i < b->n_lanes; i++) pthread_cond_init(&b->lanes[i].cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&b->thread, NULL, loop, b)) {
-        pthread_mutex_destroy(&b->mu);
-        pthread_cond_destroy(&b->cv);
-        return qb_fail(err, QB_ERR_NOMEM, "serve: cannot start the inference thread");
+    b->initialized = true;
+    for (int i = 0; i < b->n_lanes; i++) {
+        srv_lane *l = &b->lanes[i];
+        if (pthread_create(&l->thread, NULL, loop, l)) return qb_fail(err, QB_ERR_NOMEM, "serve: cannot start an inference thread");
+        l->running = true;
     }
-    b->running = true;
     return QB_OK;
 }
 
-/* Fails what is still queued, ends the loop and frees everything. */
+/* Fails what is still queued, ends the loops and frees everything. */
 void srv_batcher_stop(srv_batcher *b) {
-    if (b->running) {
+    if (b->initialized) {
         pthread_mutex_lock(&b->mu);
         b->stop = true;
-        pthread_cond_signal(&b->cv);
+        for (int i = 0; i < b->n_lanes; i++) pthread_cond_signal(&b->lanes[i].cv);
         pthread_mutex_unlock(&b->mu);
-        pthread_join(b->thread, NULL);
-        pthread_mutex_destroy(&b->mu);
-        pthread_cond_destroy(&b->cv);
     }
-    qb_session_free(b->s);
+    for (int i = 0; b->lanes && i < SRV_LANES_MAX; i++) {
+        srv_lane *l = &b->lanes[i];
+        if (l->running) pthread_join(l->thread, NULL);
+        qb_session_free(l->s);
+        free(l->batch);
+        free(l->encp);
+        free(l->resume);
+    }
+    if (b->initialized) {
+        pthread_mutex_destroy(&b->mu);
+        for (int i = 0; i < b->n_lanes; i++) pthread_cond_destroy(&b->lanes[i].cv);
+    }
+    free(b->lanes);
     free(b->ring);
-    free(b->batch);
-    free(b->encp);
-    free(b->resume);
     memset(b, 0, sizeof *b);
 }

@@ -69,8 +69,25 @@ typedef struct {
     double queued_at;
 } srv_item;
 
-typedef struct srv_batcher {
+/* An inference loop with its own session.  A batch that is alone runs on
+ * all the threads; under load the lanes run batches side by side, each on
+ * its share, since a batch on fewer threads spends less of its time
+ * waiting for them inside each step (docs/architecture.md). */
+enum { SRV_WAIT_NONE, SRV_WAIT_INPUT, SRV_WAIT_THREADS };
+
+typedef struct srv_lane {
+    struct srv_batcher *b;
     qb_session *s;
+    pthread_cond_t cv;      /* signalled for what it waits for */
+    int wait;               /* SRV_WAIT_*, under the batcher's lock */
+    srv_item *batch;        /* max_rows */
+    const qb_encoding **encp;
+    struct MHD_Connection **resume;
+    pthread_t thread;
+    bool running;
+} srv_lane;
+
+typedef struct srv_batcher {
     bool embed;             /* pooled embeddings, else logits */
     int width, max_rows, max_tokens;
     double max_wait;
@@ -78,17 +95,17 @@ typedef struct srv_batcher {
     int queued_jobs;        /* requests with inputs in the queue */
     srv_metrics *metrics;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     srv_item *ring;         /* max_concurrent_requests x max_client_batch_size */
     int cap, head, count;
     long queued_tokens;
     bool stop;
-    srv_item *batch;        /* max_rows */
-    const qb_encoding **encp;
-    struct MHD_Connection **resume;
-    pthread_t thread;
-    bool running;
+    int threads, free_threads, busy_lanes;
+    srv_lane *lanes;        /* SRV_LANES_MAX, n_lanes of them used */
+    int n_lanes;
+    bool initialized;       /* mu and the lanes' cv */
 } srv_batcher;
+
+#define SRV_LANES_MAX 2
 
 qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_params *p, int max_len,
                             srv_metrics *metrics, atomic_int *admitted, qb_error *err);
