@@ -17,8 +17,7 @@ if [ $# -lt 3 ]; then
 fi
 NEW=$1 BASE=$2 MODEL=$3 ROUNDS=${4:-7} RUNS=${5:-20}
 OUT=$(mktemp)
-BUSY=
-stop_busy() { if [ -n "$BUSY" ]; then kill "$BUSY" 2>/dev/null || true; wait "$BUSY" 2>/dev/null || true; BUSY=; fi; }
+. "$(dirname "$0")/busy_lib.sh"
 trap 'stop_busy; rm -f "$OUT"' EXIT
 
 # a bench that prints no p50 stops the script (it once became a round of 0 ms)
@@ -31,34 +30,14 @@ p50() {
 }
 
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-for r in $(seq "$ROUNDS"); do
-  if [ $((r % 2)) -eq 1 ]; then order="new base"; else order="base new"; fi
-  for cond in idle busy; do
-    if [ $cond = busy ]; then
-      taskset -c 1 sh -c 'while :; do :; done' &
-      BUSY=$!
-    fi
-    for b in $order; do
-      bin=$NEW
-      [ $b = base ] && bin=$BASE
-      v=$(p50 "$bin")
-      echo "$b $cond $v" >>"$OUT"
-    done
-    stop_busy
-  done
-done
+p50_of() { if [ "$1" = base ]; then p50 "$BASE"; else p50 "$NEW"; fi; }
+busy_rounds "$ROUNDS" "$OUT" p50_of
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg); $ROUNDS rounds of $RUNS runs each"
 
-# median and spread of one (binary, condition)'s p50s
-stat_of() {
-  awk -v b="$1" -v c="$2" '$1 == b && $2 == c { print $3 }' "$OUT" | sort -g |
-    awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
-                             printf "%.2f %.2f %.2f\n", m, v[1], v[NR] }'
-}
 declare -A med
 for b in new base; do
   for c in idle busy; do
-    read -r m lo hi <<<"$(stat_of $b $c)"
+    read -r m lo hi <<<"$(busy_median "$OUT" $b $c)"
     med[$b-$c]=$m
     printf "%-4s %-4s p50 median %8.2f ms  (rounds %.2f .. %.2f)\n" $b $c "$m" "$lo" "$hi"
   done

@@ -16,8 +16,8 @@ NEW=$1 BASE=$2 MODEL=$3 ROUNDS=${4:-3} SECS=${5:-10}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d)
 . "$SRC/bench/serve_lib.sh"
-PIDS= BUSY=
-stop_busy() { if [ -n "$BUSY" ]; then kill "$BUSY" 2>/dev/null || true; wait "$BUSY" 2>/dev/null || true; BUSY=; fi; }
+. "$SRC/bench/busy_lib.sh"
+PIDS=
 trap 'stop_busy; kill $PIDS 2>/dev/null; rm -rf "$TMP"' EXIT
 declare -A port
 for b in new base; do
@@ -31,28 +31,19 @@ sst2_bodies "${QB_SHARED_DIR:-$SRC/../shared}/data/sst2/dev.tsv" "$TMP/bodies.js
 rps() { serve_wrk "${port[$1]}" 32 "$2" "$TMP/bodies.jsonl" /predict | sed -n 's/^RESULT.* rps \([0-9.]*\) .*non2xx \([0-9]*\).*/\1 \2/p'; }
 for b in new base; do rps $b 3 >/dev/null; done # warm-up
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-for r in $(seq "$ROUNDS"); do
-  if [ $((r % 2)) -eq 1 ]; then order="new base"; else order="base new"; fi
-  for cond in idle busy; do
-    if [ $cond = busy ]; then
-      taskset -c 1 sh -c 'while :; do :; done' &
-      BUSY=$!
-    fi
-    for b in $order; do
-      read -r v errors <<<"$(rps $b "$SECS")"
-      [ -n "$v" ] && [ "$errors" = 0 ] || { echo "serve_busy.sh: $b $cond: no rate or errors ($errors)" >&2; exit 1; }
-      echo "$b $cond $v" >>"$TMP/out"
-    done
-    stop_busy
-  done
-done
+# one round's req/s; errors stop the script
+rps_of() {
+  local v errors
+  read -r v errors <<<"$(rps "$1" "$SECS")"
+  [ -n "$v" ] && [ "$errors" = 0 ] || { echo "serve_busy.sh: $1: no rate or errors (${errors:-?})" >&2; return 1; }
+  echo "$v"
+}
+busy_rounds "$ROUNDS" "$TMP/out" rps_of
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg); $ROUNDS rounds of $SECS s"
 declare -A med
 for b in new base; do
   for c in idle busy; do
-    read -r m lo hi <<<"$(awk -v b=$b -v c=$c '$1 == b && $2 == c { print $3 }' "$TMP/out" | sort -g |
-      awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
-                               printf "%.1f %.1f %.1f\n", m, v[1], v[NR] }')"
+    read -r m lo hi <<<"$(busy_median "$TMP/out" $b $c)"
     med[$b-$c]=$m
     printf "%-4s %-4s %8.1f req/s  (rounds %.1f .. %.1f)\n" $b $c "$m" "$lo" "$hi"
   done
