@@ -3,9 +3,9 @@
  * one pool worker) on one shared qb_model, FP32 and dynamic INT8, every
  * other run on its caller alone (qb_session_set_threads, as the server's
  * lanes do under load), and every logit must equal, bit for bit, what one
- * session on one thread computed for the same batch.  The pool's results may not depend on
- * which thread ran a task or on timing, and a model is read-only after
- * load.  Built with -fsanitize=thread (`make test-tsan`, label tsan) the
+ * session on one thread computed for the same batch.  The pool's results
+ * may not depend on which thread ran a task or on timing, and a model is
+ * read-only after load.  Built with -fsanitize=thread (`make test-tsan`, label tsan) the
  * same run also shows no data race among the sessions or inside a pool. */
 #include <pthread.h>
 #include <stdio.h>
@@ -140,8 +140,8 @@ static void check_model(const char *dir, const char *name, int rounds) {
     CHECK(mismatches == 0, "%s: %d of %d runs in threads differ from the single-threaded run", name, mismatches,
           N_WORKERS * rounds * N_RUNS);
     printf("  %-6s %d threads x %d sessions of 2 threads (every other run on 1), %d runs each: %d differ from "
-           "one thread\n", name,
-           N_WORKERS, N_WORKERS, rounds * N_RUNS, mismatches);
+           "one thread\n",
+           name, N_WORKERS, N_WORKERS, rounds * N_RUNS, mismatches);
     free(want);
     free(got);
     qb_model_free(m);

@@ -69,12 +69,12 @@ typedef struct {
     double queued_at;
 } srv_item;
 
+enum { SRV_WAIT_NONE, SRV_WAIT_INPUT, SRV_WAIT_THREADS };
+
 /* An inference loop with its own session.  A batch that is alone runs on
  * all the threads; under load the lanes run batches side by side, each on
  * its share, since a batch on fewer threads spends less of its time
  * waiting for them inside each step (docs/architecture.md). */
-enum { SRV_WAIT_NONE, SRV_WAIT_INPUT, SRV_WAIT_THREADS };
-
 typedef struct srv_lane {
     struct srv_batcher *b;
     qb_session *s;
