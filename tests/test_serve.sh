@@ -222,6 +222,7 @@ if command -v wrk >/dev/null; then
   wrk_run "$TMP/warm.txt" "$P_PORT" 32 1
   rss0=$(rss_kb "$P_PID")
   wrk_run "$TMP/one.txt" "$P_PORT" 1 "$SECS"
+  curl -s -H "$AUTH" "http://127.0.0.1:$P_PORT/metrics" >"$TMP/lanes0.txt"
   wrk_run "$TMP/w32.txt" "$P_PORT" 32 "$SECS" &
   load=$!
   # Under load, batches run side by side on a thread each (the server's
@@ -235,6 +236,14 @@ if command -v wrk >/dev/null; then
   done
   wait $load
   check "load: /predict under 32 connections equals qbert predict ($bad of 5 differ)" test $bad = 0
+  # and every lane kept running them (a lane that quit once left the
+  # other to serve alone at half the rate)
+  curl -s -H "$AUTH" "http://127.0.0.1:$P_PORT/metrics" >"$TMP/lanes1.txt"
+  shares=$(awk '/^qbert_batches_total\{/ { if (FILENAME == ARGV[1]) a[$1] = $2; else d[$1] = $2 - a[$1] }
+    END { for (k in d) t += d[k]; for (k in d) printf "%s%.2f", n++ ? " " : "", d[k] / t }' "$TMP/lanes0.txt" "$TMP/lanes1.txt")
+  want=$([ "$THREADS" -ge 2 ] && echo 2 || echo 1)
+  check "load: each of $want lanes ran a fifth of the batches or more (shares: $shares)" \
+    awk -v s="$shares" -v w="$want" 'BEGIN { n = split(s, v, " "); for (i = 1; i <= n; i++) if (v[i] < 0.2) exit 1; exit n != w }'
   rss1=$(rss_kb "$P_PID")
   errs=0
   for e in connect read write timeout non2xx; do errs=$((errs + $(field "$TMP/w32.txt" $e))); done

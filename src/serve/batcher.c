@@ -181,7 +181,7 @@ static void *loop(void *arg) {
         qb_status st = stopping ? qb_fail(&err, QB_ERR_ARG, "the server is shutting down")
                                 : qb_session_set_threads(l->s, threads, &err);
         if (!st) st = qb_session_run_encodings(l->s, l->encp, n, &err);
-        if (!stopping) srv_metrics_batch(b->metrics, n, (int)tokens, srv_now() - t0);
+        if (!stopping) srv_metrics_batch(b->metrics, (int)(l - b->lanes), n, (int)tokens, srv_now() - t0);
         /* After resume the job may be answered and freed at once: the
          * connections are resumed last, with no job touched after. */
         int n_resume = finish_batch(l, n, threads, st ? &err : NULL);
@@ -225,7 +225,7 @@ static qb_status lanes_init(srv_batcher *b, const qb_model *m, const qb_serve_pa
     if (st) return st;
     b->threads = b->free_threads = qb_session_threads(b->lanes[0].s);
     int want = p->parallel_batches ? p->parallel_batches : SRV_LANES_MAX;
-    b->n_lanes = want < b->threads ? want : b->threads;
+    b->n_lanes = b->metrics->lanes = want < b->threads ? want : b->threads;
     for (int i = 1; i < b->n_lanes && !st; i++) st = lane_init(&b->lanes[i], b, m, p, max_len, err);
     return st;
 }

@@ -45,9 +45,9 @@ void srv_metrics_request(srv_metrics *m, int route, int status, double seconds) 
     pthread_mutex_unlock(&m->mu);
 }
 
-void srv_metrics_batch(srv_metrics *m, int rows, int tokens, double seconds) {
+void srv_metrics_batch(srv_metrics *m, int lane, int rows, int tokens, double seconds) {
     pthread_mutex_lock(&m->mu);
-    m->batches++;
+    m->lane_batches[lane]++;
     m->inputs += rows;
     m->tokens += tokens;
     hist_add(&m->batch_rows, rows);
@@ -82,6 +82,9 @@ static void counters_write(FILE *f, const srv_metrics *m) {
                "qbert_inputs_total %lld\n", m->inputs);
     fprintf(f, "# HELP qbert_tokens_total Tokens run by the model.\n# TYPE qbert_tokens_total counter\n"
                "qbert_tokens_total %lld\n", m->tokens);
+    fputs("# HELP qbert_batches_total Batches run, by lane (--parallel-batches).\n"
+          "# TYPE qbert_batches_total counter\n", f);
+    for (int l = 0; l < m->lanes; l++) fprintf(f, "qbert_batches_total{lane=\"%d\"} %lld\n", l, m->lane_batches[l]);
 }
 
 char *srv_metrics_text(srv_metrics *m, long queue_depth, long in_flight, size_t *len) {

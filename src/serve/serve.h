@@ -19,6 +19,8 @@ enum { SRV_EMBED, SRV_PREDICT, SRV_RERANK, SRV_TOKENIZE, SRV_OPENAI, SRV_INFO, S
 
 /* ---- metrics: counters and histograms behind one mutex ---- */
 
+#define SRV_LANES_MAX 2 /* inference loops (srv_lane) */
+
 #define SRV_HIST_MAX 16
 typedef struct {
     const double *bounds; /* upper bounds, ascending */
@@ -34,14 +36,16 @@ typedef struct {
     pthread_mutex_t mu;
     long long requests[SRV_ROUTES + 1];
     long long statuses[SRV_STATUSES];
-    long long inputs, tokens, batches;
+    long long inputs, tokens;
+    long long lane_batches[SRV_LANES_MAX];
+    int lanes;          /* in use, set by the batcher */
     srv_hist latency, batch_rows, batch_tokens, infer_seconds;
 } srv_metrics;
 
 void srv_metrics_init(srv_metrics *m);
 void srv_metrics_destroy(srv_metrics *m);
 void srv_metrics_request(srv_metrics *m, int route, int status, double seconds);
-void srv_metrics_batch(srv_metrics *m, int rows, int tokens, double seconds);
+void srv_metrics_batch(srv_metrics *m, int lane, int rows, int tokens, double seconds);
 /* The Prometheus text exposition; queue and in-flight gauges given. */
 char *srv_metrics_text(srv_metrics *m, long queue_depth, long in_flight, size_t *len);
 
@@ -104,8 +108,6 @@ typedef struct srv_batcher {
     int n_lanes;
     bool initialized;       /* mu and the lanes' cv */
 } srv_batcher;
-
-#define SRV_LANES_MAX 2
 
 qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_params *p, int max_len,
                             srv_metrics *metrics, atomic_int *admitted, qb_error *err);

@@ -219,6 +219,9 @@ static qb_status check_params(const qb_serve_params *p, qb_error *err) {
         p->max_client_batch_size < 1 || p->payload_limit < 1 || p->timeout_s < 1 || p->max_input_length < 0)
         return qb_fail(err, QB_ERR_ARG, "serve: every limit must be positive");
     if (p->api_key && !*p->api_key) return qb_fail(err, QB_ERR_ARG, "serve: the API key is empty");
+    if (p->parallel_batches < 0 || p->parallel_batches > SRV_LANES_MAX)
+        return qb_fail(err, QB_ERR_ARG, "serve: parallel batches %d is not in 0..%d", p->parallel_batches,
+                       SRV_LANES_MAX);
     return QB_OK;
 }
 
