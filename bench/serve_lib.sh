@@ -1,6 +1,7 @@
 # Shared by the serve benches (sourced): a server on a free port, and the
 # request bodies from SST-2 dev.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
+SERVE_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # serve_start QBERT MODEL_DIR LOG [serve options]: starts the server in the
 # background; sets SERVE_PID and SERVE_PORT, or prints the log and fails.
@@ -31,4 +32,3 @@ serve_wrk() {
   wrk -t "$(($2 < 2 ? 1 : 2))" -c "$2" -d "$3s" --timeout 10s -s "$SERVE_LIB_DIR/../tests/serve/load.lua" \
     "http://127.0.0.1:$1" -- "$4" "$5" | grep -E '^(RESULT|STATUS)'
 }
-SERVE_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -117,11 +117,10 @@ static int take_threads(srv_lane *l, int jobs) {
     srv_batcher *b = l->b;
     for (l->wait = SRV_WAIT_THREADS; !b->free_threads;) pthread_cond_wait(&l->cv, &b->mu);
     l->wait = SRV_WAIT_NONE;
-    bool alone = !b->busy_lanes && atomic_load(b->admitted) <= jobs;
+    bool alone = b->free_threads == b->threads && atomic_load(b->admitted) <= jobs;
     int want = alone ? b->threads : b->threads / b->n_lanes;
     int got = want < b->free_threads ? want : b->free_threads;
     b->free_threads -= got;
-    b->busy_lanes++;
     return got;
 }
 
@@ -145,7 +144,6 @@ static int finish_batch(srv_lane *l, int n, int threads, const qb_error *err) {
     int n_resume = 0;
     pthread_mutex_lock(&b->mu);
     b->free_threads += threads;
-    if (threads) b->busy_lanes--;
     for (int k = 0; k < n; k++) {
         srv_job *j = l->batch[k].job;
         if (err && !j->failed) {
@@ -219,8 +217,6 @@ static qb_status lane_init(srv_lane *l, srv_batcher *b, const qb_model *m, const
 
 static qb_status lanes_init(srv_batcher *b, const qb_model *m, const qb_serve_params *p, int max_len,
                             qb_error *err) {
-    b->lanes = calloc(SRV_LANES_MAX, sizeof *b->lanes);
-    if (!b->lanes) return qb_fail(err, QB_ERR_NOMEM, "serve: out of memory");
     qb_status st = lane_init(&b->lanes[0], b, m, p, max_len, err);
     if (st) return st;
     b->threads = b->free_threads = qb_session_threads(b->lanes[0].s);
@@ -256,7 +252,8 @@ qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_pa
     b->initialized = true;
     for (int i = 0; i < b->n_lanes; i++) {
         srv_lane *l = &b->lanes[i];
-        if (pthread_create(&l->thread, NULL, loop, l)) return qb_fail(err, QB_ERR_NOMEM, "serve: cannot start an inference thread");
+        if (pthread_create(&l->thread, NULL, loop, l))
+            return qb_fail(err, QB_ERR_NOMEM, "serve: cannot start an inference thread");
         l->running = true;
     }
     return QB_OK;
@@ -270,7 +267,7 @@ void srv_batcher_stop(srv_batcher *b) {
         for (int i = 0; i < b->n_lanes; i++) pthread_cond_signal(&b->lanes[i].cv);
         pthread_mutex_unlock(&b->mu);
     }
-    for (int i = 0; b->lanes && i < SRV_LANES_MAX; i++) {
+    for (int i = 0; i < SRV_LANES_MAX; i++) {
         srv_lane *l = &b->lanes[i];
         if (l->running) pthread_join(l->thread, NULL);
         qb_session_free(l->s);
@@ -282,7 +279,6 @@ void srv_batcher_stop(srv_batcher *b) {
         pthread_mutex_destroy(&b->mu);
         for (int i = 0; i < b->n_lanes; i++) pthread_cond_destroy(&b->lanes[i].cv);
     }
-    free(b->lanes);
     free(b->ring);
     memset(b, 0, sizeof *b);
 }

@@ -103,9 +103,9 @@ typedef struct srv_batcher {
     int cap, head, count;
     long queued_tokens;
     bool stop;
-    int threads, free_threads, busy_lanes;
-    srv_lane *lanes;        /* SRV_LANES_MAX, n_lanes of them used */
-    int n_lanes;
+    int threads, free_threads; /* all free: no lane runs */
+    srv_lane lanes[SRV_LANES_MAX];
+    int n_lanes;            /* in use */
     bool initialized;       /* mu and the lanes' cv */
 } srv_batcher;
 
