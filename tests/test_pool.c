@@ -1,10 +1,13 @@
 /* The thread pool (core/pool.h): every task of every job runs exactly once,
  * whatever the team and the job's size; qb_pool_for covers [0, n) once;
  * a team set smaller runs tasks on its members only, cut as before;
- * and a worker that stalls the owner (here it sleeps in its tasks, as one
- * the OS has stopped does) makes the owner run jobs alone for a while,
- * then try the team again; but a worker that only finishes the job's last
- * task does not. */
+ * a worker that stalls the owner (here it sleeps in its tasks, as one the
+ * OS has stopped does) sends the pool down its ladder of modes: workers
+ * that sleep between jobs and keep off the owner's CPU, then the owner
+ * alone for a while, then back up to the team; but a worker that only
+ * finishes the job's last task does not. */
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -18,6 +21,9 @@ typedef struct {
     int worker_sleep_us; /* a worker's task sleeps this long */
     int owner_spin_us;   /* the owner's task spins this long */
     int spin_us;         /* every task spins this long, odd ones 1/4 longer */
+    int owner_cpu;       /* with check_cpu: a CPU the workers must keep off */
+    bool check_cpu;
+    _Atomic int cpu_ok;  /* with check_cpu: 1 if a worker kept off owner_cpu, -1 if not */
 } job;
 
 static double now_us(void) {
@@ -36,6 +42,10 @@ static void task(void *ctx, int i, int thread) {
     atomic_fetch_add(&j->runs[i], 1);
     atomic_fetch_or(&j->seen, 1u << thread);
     spin(j->spin_us + (i % 2) * j->spin_us / 4);
+    if (thread && j->check_cpu) {
+        cpu_set_t set;
+        if (!sched_getaffinity(0, sizeof set, &set)) atomic_store(&j->cpu_ok, CPU_ISSET(j->owner_cpu, &set) ? -1 : 1);
+    }
     if (thread) {
         atomic_fetch_add(&j->by_worker, 1);
         if (j->worker_sleep_us) nanosleep(&(struct timespec){0, j->worker_sleep_us * 1000L}, NULL);
@@ -93,29 +103,65 @@ static void test_team(void) {
     qb_pool_free(p);
 }
 
-/* Jobs of 4 tasks; a worker's task sleeps 3 ms, the owner's spins 100 us.
- * The team stalls the owner most of each job, so within a few windows the
- * owner must run a long streak alone, and after that try the team again. */
-static void test_solo(void) {
-    qb_pool *p = qb_test_pool(2);
+/* Runs jobs of 4 tasks like `proto` until the pool's mode is `until` or
+ * `limit_us` pass; returns the jobs the owner ran alone, or -1 if the
+ * mode never came. */
+static int run_until(qb_pool *p, job proto, qb_pool_mode until, double limit_us) {
     _Atomic int runs[4];
-    int streak = 0, longest = 0, team_after = 0, jobs = 0;
-    for (double end = now_us() + 3e6; now_us() < end && !team_after; jobs++) {
-        job j = {.runs = runs, .worker_sleep_us = 3000, .owner_spin_us = 100};
+    int alone = 0;
+    for (double end = now_us() + limit_us; qb_pool_get_mode(p) != until;) {
+        if (now_us() > end) return -1;
+        job j = proto;
+        j.runs = runs;
         for (int i = 0; i < 4; i++) runs[i] = 0;
         qb_pool_run(p, 4, task, &j);
         for (int i = 0; i < 4; i++) CHECK(runs[i] == 1, "task %d ran %d times", i, runs[i]);
-        if (atomic_load(&j.by_worker) == 0) streak++;
-        else {
-            if (longest >= 200) team_after = 1;
-            streak = 0;
-        }
-        longest = streak > longest ? streak : longest;
+        alone += atomic_load(&j.by_worker) == 0;
     }
-    CHECK(longest >= 200, "the owner never ran alone for long: longest streak %d jobs of %d", longest, jobs);
-    CHECK(team_after, "the team was not tried again after the owner ran alone (%d jobs)", jobs);
-    printf("stalling worker: %d jobs, the longest run alone %d jobs, the team tried again: %s\n", jobs, longest,
-           team_after ? "yes" : "no");
+    return alone;
+}
+
+/* While p stays in `mode`, up to 200 jobs of 4 tasks of 20 us: in how many
+ * of the *with_worker jobs a worker took part in, its affinity let it run
+ * on the CPU the owner ran on when it published the job. */
+static int jobs_on_owner_cpu(qb_pool *p, int *with_worker, qb_pool_mode mode) {
+    _Atomic int runs[4];
+    int on = 0;
+    *with_worker = 0;
+    for (int k = 0; k < 200 && qb_pool_get_mode(p) == mode; k++) {
+        job j = {.runs = runs, .spin_us = 20, .check_cpu = true, .owner_cpu = sched_getcpu()};
+        qb_pool_run(p, 4, task, &j);
+        *with_worker += atomic_load(&j.cpu_ok) != 0;
+        on += atomic_load(&j.cpu_ok) < 0;
+    }
+    return on;
+}
+
+/* The ladder: a worker's task sleeps 3 ms and the owner's spins 100 us, so
+ * the team stalls the owner most of each job.  Within a few 20 ms windows
+ * the workers must sleep between jobs, off the owner's CPU; stalling on,
+ * the owner must run a long streak alone; then, with no more stalls, the
+ * team must come back with its workers spinning and on all their CPUs. */
+static void test_ladder(void) {
+    qb_pool *p = qb_test_pool(2);
+    cpu_set_t all;
+    int cpus = sched_getaffinity(0, sizeof all, &all) ? 1 : CPU_COUNT(&all), with_worker;
+    job stall = {.worker_sleep_us = 3000, .owner_spin_us = 100}, calm = {.spin_us = 20};
+    CHECK(qb_pool_get_mode(p) == QB_POOL_SPIN, "a new pool is in mode %d", qb_pool_get_mode(p));
+    CHECK(run_until(p, stall, QB_POOL_SLEEP, 1e6) >= 0, "a stalling worker: the workers never slept between jobs");
+    /* the first job finds the worker placed for the last, and the owner
+     * may move */
+    int on = jobs_on_owner_cpu(p, &with_worker, QB_POOL_SLEEP);
+    if (cpus > 1)
+        CHECK(with_worker > 0 && on * 10 < with_worker, "sleeping workers could run on the owner's CPU in %d of %d jobs", on,
+              with_worker);
+    int alone = run_until(p, stall, QB_POOL_SOLO, 1e6);
+    CHECK(alone >= 0, "stalling on: the owner never ran alone");
+    alone = run_until(p, calm, QB_POOL_SPIN, 4e6);
+    CHECK(alone >= 200, "the owner ran %d jobs alone, not a long streak, before the team came back", alone);
+    on = jobs_on_owner_cpu(p, &with_worker, QB_POOL_SPIN);
+    if (cpus > 1) CHECK(on > 0, "back to spinning, the workers kept off the owner's CPU in all %d jobs", with_worker);
+    printf("ladder: workers slept off the owner's CPU, the owner ran %d jobs alone, then the team spun again\n", alone);
     qb_pool_free(p);
 }
 
@@ -143,7 +189,7 @@ int main(void) {
     test_each_once(2);
     test_each_once(4);
     test_team();
-    test_solo();
+    test_ladder();
     test_grain();
     return qb_test_done("test_pool");
 }

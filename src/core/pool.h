@@ -6,8 +6,10 @@
  * progress, never for a thread to show up.  Idle workers spin briefly,
  * since a forward pass publishes its jobs back to back, then sleep on a
  * futex, so a busy or quota-limited machine is not fought for.  While
- * waiting on tasks held by stopped workers costs the owner much of its
- * time, it runs jobs alone for a while (pool.c).
+ * the cores are contended (the owner waits on tasks held by stopped
+ * workers, or the OS preempts it), workers sleep between jobs, off the
+ * owner's CPU; if the owner still waits on them, it runs jobs alone for a
+ * while (pool.c).
  *
  * Results never depend on timing: callers cut work into tasks by size
  * alone, and which thread runs a task only picks its scratch. */
@@ -37,6 +39,17 @@ int qb_pool_threads(const qb_pool *p);
  * them, so results do not change; a server running two batches at once
  * gives each half the cores this way. */
 void qb_pool_set_team(qb_pool *p, int n);
+
+/* How a pool runs its jobs now: the owner steps down this ladder while
+ * the cores are contended, and back up when that ends. */
+typedef enum {
+    QB_POOL_SPIN,  /* the team; idle workers spin briefly, then sleep */
+    QB_POOL_SLEEP, /* the team; idle workers sleep at once */
+    QB_POOL_SOLO   /* the owner alone */
+} qb_pool_mode;
+
+/* p's mode for its next job; QB_POOL_SOLO for NULL. */
+qb_pool_mode qb_pool_get_mode(const qb_pool *p);
 
 /* fn(ctx, i, thread) for every i in [0, n_tasks), on p's threads; returns
  * when all are done, their writes visible.  p NULL runs them in order on
