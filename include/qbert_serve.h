@@ -25,7 +25,7 @@ typedef struct qb_serve_params {
     int port;                    /* 0: any free port (see qb_serve_port) */
     int n_threads;               /* compute threads (0: all cores) */
     int parallel_batches;        /* under load, batches run at once, each on its share of
-                                    the threads (0: 2, or 1 with one thread) */
+                                    the threads and CPUs (0: 2, or 1 with one thread) */
     int http_threads;            /* connection threads: parsing, tokenizing, replies */
     int max_batch_tokens;        /* a batch's token budget */
     int max_wait_ms;             /* how long the first queued input waits for requests being read */

@@ -229,13 +229,23 @@ if command -v wrk >/dev/null; then
   # lanes): the logits must not change.
   sleep 1
   bad=0
+  kept=0
   for i in $(seq 5); do
+    # each lane keeps to its own CPUs while they run side by side
+    all=$(sed -n 's/^Cpus_allowed_list:\s*//p' /proc/"$P_PID"/status)
+    masks=$(for t in /proc/"$P_PID"/task/*; do
+      grep -q '^qbert-lane' "$t/comm" 2>/dev/null && sed -n 's/^Cpus_allowed_list:\s*//p' "$t/status"
+    done | grep -vx "$all" | sort -u | wc -l)
+    [ "$masks" -ge 2 ] && kept=$((kept + 1))
     post "$P_PORT" /predict "{\"inputs\": [[\"$T1\"], [\"$T2\"], [\"$T3\"]], \"raw_scores\": true}"
     close_to "$TMP/out.json" "$TMP/pred.jsonl" "[[s['score'] for s in sorted(r, key=lambda s: s['label'])] for r in a]" \
       "[[l for _, l in sorted(zip(['negative', 'positive'], r['logits']))] for r in b]" 2>>"$TMP/underload.txt" || bad=$((bad + 1))
   done
   wait $load
   check "load: /predict under 32 connections equals qbert predict ($bad of 5 differ)" test $bad = 0
+  if [ "$THREADS" -ge 2 ] && [ "$(nproc)" -ge 2 ]; then
+    check "load: the two lanes kept to their own CPUs in $kept of 5 looks" test "$kept" -ge 1
+  fi
   # and every lane kept running them (a lane that quit once left the
   # other to serve alone at half the rate)
   curl -s -H "$AUTH" "http://127.0.0.1:$P_PORT/metrics" >"$TMP/lanes1.txt"

@@ -6,6 +6,8 @@
  * batch to fill only while other requests are in flight outside the queue
  * (being read, tokenized or answered: their clients are about to send
  * more), so a lone client never waits. */
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdatomic.h>
 #include <microhttpd.h>
 #include <stdlib.h>
@@ -160,9 +162,38 @@ static int finish_batch(srv_lane *l, int n, int threads, const qb_error *err) {
     return n_resume;
 }
 
+/* Lanes running side by side each keep to their own share of the CPUs
+ * the server may use (lane k the k-th run of them), and run anywhere when
+ * alone.  Left free, two lanes woken by connection threads on one CPU
+ * took turns there while another ran only the process they share the
+ * machine with: beside a busy loop on one of two cores, 262 against 312
+ * requests/s. */
+typedef struct {
+    cpu_set_t home; /* the CPUs the lane's thread may run on */
+    bool kept;      /* to its share of them */
+} lane_cpus;
+
+static void lane_place(const srv_lane *l, lane_cpus *cpus, bool side_by_side) {
+    if (side_by_side == cpus->kept || CPU_COUNT(&cpus->home) < l->b->n_lanes) return;
+    cpu_set_t set = cpus->home;
+    int n = CPU_COUNT(&cpus->home), lane = (int)(l - l->b->lanes), k = 0;
+    for (int c = 0; c < CPU_SETSIZE && side_by_side; c++) {
+        if (!CPU_ISSET(c, &cpus->home)) continue;
+        if (k * l->b->n_lanes / n != lane) CPU_CLR(c, &set);
+        k++;
+    }
+    sched_setaffinity(0, sizeof set, &set); /* a refusal only costs speed */
+    cpus->kept = side_by_side;
+}
+
 static void *loop(void *arg) {
     srv_lane *l = arg;
     srv_batcher *b = l->b;
+    char name[16];
+    snprintf(name, sizeof name, "qbert-lane%d", (int)(l - b->lanes));
+    pthread_setname_np(pthread_self(), name); /* for top -H and the tests */
+    lane_cpus cpus = {.kept = false};
+    if (sched_getaffinity(0, sizeof cpus.home, &cpus.home)) CPU_ZERO(&cpus.home);
     for (;;) {
         long tokens;
         pthread_mutex_lock(&b->mu);
@@ -173,6 +204,7 @@ static void *loop(void *arg) {
         if (!n) break;
         for (int k = 0; k < n; k++) l->encp[k] = &l->batch[k].job->enc[l->batch[k].i];
         qb_error err = {0};
+        lane_place(l, &cpus, threads < b->threads);
         double t0 = srv_now();
         /* Stopped: the drain has waited for these already; they are
          * answered with an error rather than hold up the exit. */
