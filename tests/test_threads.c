@@ -5,8 +5,9 @@
  * lanes do under load), and every logit must equal, bit for bit, what one
  * session on one thread computed for the same batch.  The pool's results
  * may not depend on which thread ran a task or on timing, and a model is
- * read-only after load.  Built with -fsanitize=thread (`make test-tsan`, label tsan) the
- * same run also shows no data race among the sessions or inside a pool. */
+ * read-only after load.  Built with -fsanitize=thread (`make test-tsan`,
+ * label tsan) the same run also shows no data race among the sessions or
+ * inside a pool. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

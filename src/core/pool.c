@@ -254,10 +254,11 @@ static void qb_pool_account(qb_pool *p, int ran, int64_t t0, int64_t t1, int64_t
     p->window_ns += t2 - t0;
     p->stalled_ns += wait_ns > task_ns ? wait_ns - task_ns : 0;
     if (p->window_ns < QB_POOL_WINDOW_NS) return;
-    bool same = pthread_equal(p->window_thread, pthread_self());
-    if (p->judged)
+    if (p->judged) {
+        bool same = pthread_equal(p->window_thread, pthread_self());
         qb_pool_judge(p, p->stalled_ns * 5 > p->window_ns,
                       same && qb_pool_preemptions() - p->window_switches >= QB_POOL_PREEMPTIONS, t2);
+    }
     p->judged = true;
     p->window_ns = p->stalled_ns = 0;
 }

@@ -169,31 +169,40 @@ static int finish_batch(srv_lane *l, int n, int threads, const qb_error *err) {
  * machine with: beside a busy loop on one of two cores, 262 against 312
  * requests/s. */
 typedef struct {
-    cpu_set_t home; /* the CPUs the lane's thread may run on */
-    bool kept;      /* to its share of them */
+    cpu_set_t home, share; /* the CPUs the lane's thread may run on; its share */
+    bool kept;             /* to its share */
 } lane_cpus;
 
-static void lane_place(const srv_lane *l, lane_cpus *cpus, bool side_by_side) {
-    if (side_by_side == cpus->kept || CPU_COUNT(&cpus->home) < l->b->n_lanes) return;
-    cpu_set_t set = cpus->home;
-    int n = CPU_COUNT(&cpus->home), lane = (int)(l - l->b->lanes), k = 0;
-    for (int c = 0; c < CPU_SETSIZE && side_by_side; c++) {
+/* Reads the calling lane thread's CPUs and cuts lane `lane`'s share of
+ * them; with fewer CPUs than lanes (or none read) it keeps to all. */
+static void lane_cpus_init(lane_cpus *cpus, int lane, int n_lanes) {
+    *cpus = (lane_cpus){.kept = false};
+    if (sched_getaffinity(0, sizeof cpus->home, &cpus->home)) CPU_ZERO(&cpus->home);
+    cpus->share = cpus->home;
+    int n = CPU_COUNT(&cpus->home), k = 0;
+    for (int c = 0; c < CPU_SETSIZE && n >= n_lanes; c++) {
         if (!CPU_ISSET(c, &cpus->home)) continue;
-        if (k * l->b->n_lanes / n != lane) CPU_CLR(c, &set);
+        if (k * n_lanes / n != lane) CPU_CLR(c, &cpus->share);
         k++;
     }
-    sched_setaffinity(0, sizeof set, &set); /* a refusal only costs speed */
+}
+
+static void lane_place(lane_cpus *cpus, bool side_by_side) {
+    if (side_by_side == cpus->kept || CPU_EQUAL(&cpus->home, &cpus->share)) return;
+    const cpu_set_t *set = side_by_side ? &cpus->share : &cpus->home;
+    sched_setaffinity(0, sizeof *set, set); /* a refusal only costs speed */
     cpus->kept = side_by_side;
 }
 
 static void *loop(void *arg) {
     srv_lane *l = arg;
     srv_batcher *b = l->b;
+    int lane = (int)(l - b->lanes);
     char name[16];
-    snprintf(name, sizeof name, "qbert-lane%d", (int)(l - b->lanes));
+    snprintf(name, sizeof name, "qbert-lane%d", lane);
     pthread_setname_np(pthread_self(), name); /* for top -H and the tests */
-    lane_cpus cpus = {.kept = false};
-    if (sched_getaffinity(0, sizeof cpus.home, &cpus.home)) CPU_ZERO(&cpus.home);
+    lane_cpus cpus;
+    lane_cpus_init(&cpus, lane, b->n_lanes);
     for (;;) {
         long tokens;
         pthread_mutex_lock(&b->mu);
@@ -204,14 +213,14 @@ static void *loop(void *arg) {
         if (!n) break;
         for (int k = 0; k < n; k++) l->encp[k] = &l->batch[k].job->enc[l->batch[k].i];
         qb_error err = {0};
-        lane_place(l, &cpus, threads < b->threads);
+        lane_place(&cpus, threads < b->threads);
         double t0 = srv_now();
         /* Stopped: the drain has waited for these already; they are
          * answered with an error rather than hold up the exit. */
         qb_status st = stopping ? qb_fail(&err, QB_ERR_ARG, "the server is shutting down")
                                 : qb_session_set_threads(l->s, threads, &err);
         if (!st) st = qb_session_run_encodings(l->s, l->encp, n, &err);
-        if (!stopping) srv_metrics_batch(b->metrics, (int)(l - b->lanes), n, (int)tokens, srv_now() - t0);
+        if (!stopping) srv_metrics_batch(b->metrics, lane, n, (int)tokens, srv_now() - t0);
         /* After resume the job may be answered and freed at once: the
          * connections are resumed last, with no job touched after. */
         int n_resume = finish_batch(l, n, threads, st ? &err : NULL);
@@ -253,7 +262,7 @@ static qb_status lanes_init(srv_batcher *b, const qb_model *m, const qb_serve_pa
     if (st) return st;
     b->threads = b->free_threads = qb_session_threads(b->lanes[0].s);
     int want = p->parallel_batches ? p->parallel_batches : SRV_LANES_MAX;
-    b->n_lanes = b->metrics->lanes = want < b->threads ? want : b->threads;
+    b->n_lanes = want < b->threads ? want : b->threads;
     for (int i = 1; i < b->n_lanes && !st; i++) st = lane_init(&b->lanes[i], b, m, p, max_len, err);
     return st;
 }

@@ -67,7 +67,7 @@ static void hist_write(FILE *f, const char *name, const char *help, const srv_hi
             h->total);
 }
 
-static void counters_write(FILE *f, const srv_metrics *m) {
+static void counters_write(FILE *f, const srv_metrics *m, int lanes) {
     fputs("# HELP qbert_requests_total Requests by endpoint.\n# TYPE qbert_requests_total counter\n", f);
     for (int r = 0; r <= SRV_ROUTES; r++)
         fprintf(f, "qbert_requests_total{endpoint=\"%s\"} %lld\n", route_names[r], m->requests[r]);
@@ -84,15 +84,15 @@ static void counters_write(FILE *f, const srv_metrics *m) {
                "qbert_tokens_total %lld\n", m->tokens);
     fputs("# HELP qbert_batches_total Batches run, by lane (--parallel-batches).\n"
           "# TYPE qbert_batches_total counter\n", f);
-    for (int l = 0; l < m->lanes; l++) fprintf(f, "qbert_batches_total{lane=\"%d\"} %lld\n", l, m->lane_batches[l]);
+    for (int l = 0; l < lanes; l++) fprintf(f, "qbert_batches_total{lane=\"%d\"} %lld\n", l, m->lane_batches[l]);
 }
 
-char *srv_metrics_text(srv_metrics *m, long queue_depth, long in_flight, size_t *len) {
+char *srv_metrics_text(srv_metrics *m, long queue_depth, long in_flight, int lanes, size_t *len) {
     char *buf = NULL;
     FILE *f = open_memstream(&buf, len);
     if (!f) return NULL;
     pthread_mutex_lock(&m->mu);
-    counters_write(f, m);
+    counters_write(f, m, lanes);
     hist_write(f, "qbert_request_duration_seconds", "Time from request headers to reply, model endpoints.",
                &m->latency);
     hist_write(f, "qbert_batch_size", "Inputs per batch the model ran.", &m->batch_rows);

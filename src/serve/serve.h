@@ -38,7 +38,6 @@ typedef struct {
     long long statuses[SRV_STATUSES];
     long long inputs, tokens;
     long long lane_batches[SRV_LANES_MAX];
-    int lanes;          /* in use, set by the batcher */
     srv_hist latency, batch_rows, batch_tokens, infer_seconds;
 } srv_metrics;
 
@@ -46,8 +45,9 @@ void srv_metrics_init(srv_metrics *m);
 void srv_metrics_destroy(srv_metrics *m);
 void srv_metrics_request(srv_metrics *m, int route, int status, double seconds);
 void srv_metrics_batch(srv_metrics *m, int lane, int rows, int tokens, double seconds);
-/* The Prometheus text exposition; queue and in-flight gauges given. */
-char *srv_metrics_text(srv_metrics *m, long queue_depth, long in_flight, size_t *len);
+/* The Prometheus text exposition; queue and in-flight gauges given, and
+ * the lanes in use. */
+char *srv_metrics_text(srv_metrics *m, long queue_depth, long in_flight, int lanes, size_t *len);
 
 /* ---- jobs and the batcher ---- */
 

@@ -135,7 +135,8 @@ static enum MHD_Result get_reply(qb_server *s, struct MHD_Connection *c, srv_req
     srv_reply r = {200, NULL, 0, "text/plain"};
     if (q->route == SRV_INFO) srv_info_reply(&s->ctx, &r);
     else if (q->route == SRV_METRICS) {
-        r.body = srv_metrics_text(&s->metrics, srv_batcher_depth(&s->batcher), atomic_load(&s->admitted), &r.len);
+        r.body = srv_metrics_text(&s->metrics, srv_batcher_depth(&s->batcher), atomic_load(&s->admitted),
+                                  s->batcher.n_lanes, &r.len);
         r.type = "text/plain; version=0.0.4";
         if (!r.body) srv_error(&r, 500, "backend", "out of memory");
     } else r.body = strdup("");
