@@ -23,7 +23,7 @@ done
 mkdir -p "$OUT"
 CACHE=${QB_RANDOM_MODELS:-$HOME/.cache/qbert/random-models}
 BASE=$CACHE/bert-base
-[ -f "$BASE/model.safetensors" ] || /usr/bin/python3 "$SHARED/tools/make_random_checkpoint.py" bert-base "$BASE" --seed 0 >/dev/null
+"$HERE/bench/random_model.sh" bert-base "$BASE"
 # Each binary quantizes with itself: what it writes is part of what it runs.
 for v in A B; do
   [ -f "$OUT/base-int8-$v/config.json" ] || "${!v}" quantize "$BASE" -o "$OUT/base-int8-$v" --method dynamic >/dev/null

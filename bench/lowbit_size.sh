@@ -11,8 +11,7 @@ OUT=${1:-$(mktemp -d)}
 CACHE=${QB_RANDOM_MODELS:-$HOME/.cache/qbert/random-models}
 mkdir -p "$OUT" "$CACHE"
 for arch in bert-base albert-base-v2; do
-  [ -f "$CACHE/$arch/model.safetensors" ] ||
-    /usr/bin/python3 "$SHARED/tools/make_random_checkpoint.py" "$arch" "$CACHE/$arch" --seed 0 >/dev/null
+  "$HERE/bench/random_model.sh" "$arch" "$CACHE/$arch"
 done
 cases=(
   "bert-base|int4 g128|--method dynamic --bits 4 --quantize-embeddings|14"

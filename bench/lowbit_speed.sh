@@ -21,7 +21,7 @@ done
 mkdir -p "$OUT"
 CACHE=${QB_RANDOM_MODELS:-$HOME/.cache/qbert/random-models}
 B=$CACHE/bert-base
-[ -f "$B/model.safetensors" ] || /usr/bin/python3 "$SHARED/tools/make_random_checkpoint.py" bert-base "$B" --seed 0 >/dev/null
+"$HERE/bench/random_model.sh" bert-base "$B"
 declare -A ARGS=(
   [int8]="--method dynamic" [int8-emb]="--method dynamic --quantize-embeddings"
   [w4a8]="--method dynamic --bits 4" [w4a8-emb]="--method dynamic --bits 4 --quantize-embeddings"

@@ -33,7 +33,7 @@ done
 [ -d "$ORT/node_modules/onnxruntime-node" ] || (cd "$ORT" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
 mkdir -p "$OUT"
 BASE=${XDG_CACHE_HOME:-$HOME/.cache}/qbert/random-models/bert-base
-[ -f "$BASE/model.safetensors" ] || $PY "$SHARED/tools/make_random_checkpoint.py" bert-base "$BASE" --seed 0 >/dev/null
+"$HERE/bench/random_model.sh" bert-base "$BASE"
 
 SST=$SHARED/data/sst2/dev.tsv
 tail -n +2 "$SST" | cut -f1 >"$OUT/sst2.txt"
