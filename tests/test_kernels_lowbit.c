@@ -316,7 +316,8 @@ static void check_avx512_variants(const qb_kernels_lowbit *ref, bool sanitize, r
     qb_kernels_lowbit_init_avx512(&best);
     CHECK(!vnni.amx && vnni.isa == QB_ISA_AVX512 && vnni.gemm_a8, "VNNI-held table");
     printf("checking avx512 held to VNNI%s\n", best.amx ? ", and avx512 on AMX" : " (no AMX here)");
-    static const kg kgs[] = {{320, 128}, {323, 64}, {320, 320}, {323, 323}};
+    /* 4164: K past one decoded span (QB_LOWBIT_KD), so a block is decoded more than once */
+    static const kg kgs[] = {{320, 128}, {323, 64}, {320, 320}, {323, 323}, {4164, 128}};
     const int ms[] = {1, 3, 17, sanitize ? 19 : 127}, ns[] = {1, 3, 17, sanitize ? 67 : 769};
     for (size_t q = 0; q < sizeof kgs / sizeof *kgs; q++)
         for (int sym = 0; sym < 2; sym++)
@@ -329,7 +330,7 @@ static void check_avx512_variants(const qb_kernels_lowbit *ref, bool sanitize, r
                     snprintf(what, sizeof what, "U4 %s M=%d N=%d K=%d group=%d", sym ? "symmetric" : "zero points", M,
                              N, K, group);
                     weights wm = weights_make(QB_CODE_U4, N, K, group, !sym, false, r);
-                    CHECK(qb_lowbit_weights_prepare(&wm.w), "prepare");
+                    CHECK(qb_lowbit_weights_prepare(&wm.w, true), "prepare");
                     acts p = acts_make(M, N, K, r);
                     void *scratch = aligned_alloc(64, qb_lowbit_scratch_bytes(K, group) * 3);
                     check_a8_isa(ref, &vnni, &p, &wm.w, scratch, !big, what);
@@ -375,7 +376,7 @@ int main(void) {
                     snprintf(what, sizeof what, "%s %s M=%d N=%d K=%d group=%d", code_names[c],
                              sym ? "symmetric" : "zero points", M, N, K, group);
                     weights wm = weights_make(codes_all[c], N, K, group, !sym, false, &r);
-                    CHECK(qb_lowbit_weights_prepare(&wm.w), "prepare");
+                    CHECK(qb_lowbit_weights_prepare(&wm.w, true), "prepare");
                     acts p = acts_make(M, N, K, &r);
                     size_t bytes = qb_lowbit_scratch_bytes(K, group) * 3;
                     void *scratch = aligned_alloc(64, bytes);
@@ -399,7 +400,7 @@ int main(void) {
     /* codebooks: weight-only */
     for (size_t c = 0; c < 4; c++) {
         weights wm = weights_make(codes_all[c], 67, 323, 323, false, true, &r);
-        CHECK(qb_lowbit_weights_prepare(&wm.w), "prepare codebook");
+        CHECK(qb_lowbit_weights_prepare(&wm.w, true), "prepare codebook");
         acts p = acts_make(17, 67, 323, &r);
         double *d = dequantized(&wm.w);
         size_t floats = qb_lowbit_f32_scratch_floats(323) * 2;

@@ -65,7 +65,7 @@ typedef struct {
     size_t bytes;
 } qb_lowbit_scratch_layout;
 /* Low-bit weights [N, K] (PyTorch's [out, in]).  The arrays may point into
- * a mapped file; the struct owns only zsum. */
+ * a mapped file; the struct owns only zsum and panels. */
 typedef struct {
     qb_code code;
     int N, K;
@@ -80,11 +80,27 @@ typedef struct {
     const float *codebook;   /* [N][levels], or NULL for a grid */
     float *zsum;             /* [N], W.A8 only: qb_lowbit_weights_prepare */
     qb_lowbit_scratch_layout plan; /* W.A8 only: the kernels' scratch, planned once */
+    uint8_t *panels;         /* W.A8 U4 grids, for kernels that take them (below), or NULL */
 } qb_lowbit_weights;
 
-/* Fills w->zsum (allocating it) and w->plan for W.A8; false on allocation
- * failure. */
-bool qb_lowbit_weights_prepare(qb_lowbit_weights *w);
+/* U4 panels: the codes again, laid out so that the AVX-512 decoder makes
+ * its VNNI layout ([step][64 columns][4 k] s8) with a mask or a shift and
+ * a mask per vector instead of a transpose: short inputs spend most of a
+ * W4A8 GEMM decoding otherwise.  For grids whose groups are whole steps of
+ * 4 k (or one group).  With S = ceil(K / 4) steps and B = ceil(N / 64)
+ * blocks of 64 columns:
+ *   codes [B][S][128]: byte 64 h + 4 c + j of block b, step s holds the
+ *     codes of columns 64 b + 32 h + c (low nibble) and 64 b + 32 h + 16 + c
+ *     (high nibble) at k = 4 s + j;
+ *   then zero points [B][G][64], a byte per column, so that a group's zero
+ *     vector is one load, not a strided gather.
+ * Columns past N and k past K decode to 0. */
+bool qb_lowbit_panels_fit(const qb_lowbit_weights *w);
+size_t qb_lowbit_panels_bytes(const qb_lowbit_weights *w);
+
+/* Fills w->zsum (allocating it) and w->plan for W.A8, and w->panels where
+ * `panels` asks and they fit; false on allocation failure. */
+bool qb_lowbit_weights_prepare(qb_lowbit_weights *w, bool panels);
 void qb_lowbit_weights_free(qb_lowbit_weights *w);
 
 /* Row n of w, columns [k0, k0+n), as FP32 (the definition of the weights). */
@@ -111,6 +127,7 @@ typedef struct qb_kernels_lowbit {
      * bit; rows past the last 16, K or group not a multiple of 64 and K past
      * one decoded span use VNNI). */
     bool amx;
+    bool panels; /* gemm_a8 decodes U4 from w->panels where it has them */
     /* W.A8 over columns [n0, n1) (multiples of 64 but the last), one
      * thread; scratch is qb_lowbit_scratch_bytes() bytes, 64-byte aligned. */
     void (*gemm_a8)(const qb_lowbit_a8_args *a, int n0, int n1, void *scratch);
@@ -171,6 +188,15 @@ void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const 
 #define QB_LOWBIT_AMX_ROWS 32 /* rows of the AMX path's output block */
 
 qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group);
+
+/* Where block b's codes, and its zero points of group g, lie in w->panels. */
+static inline uint8_t *qb_lowbit_panel_codes(const qb_lowbit_weights *w, size_t b) {
+    return w->panels + b * (((size_t)w->K + 3) / 4) * 128;
+}
+static inline uint8_t *qb_lowbit_panel_zeros(const qb_lowbit_weights *w, size_t b, int g) {
+    size_t blocks = ((size_t)w->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
+    return qb_lowbit_panel_codes(w, blocks) + (b * (size_t)w->G + (size_t)g) * QB_LOWBIT_N_BLOCK;
+}
 
 /* One group's share of a chunk: k0, len codes of group g, decoded from
  * step step0; starts/ends: the group's first/last piece. */

@@ -60,12 +60,17 @@ void qb_code_unpack_row(qb_code c, const uint8_t *row, int K, int k0, int n, uin
     static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
     const uint8_t *high = row + ((size_t)K + 3) / 4;
     switch (c) {
-    case QB_CODE_U4:
-        for (int i = 0; i < n; i++) {
-            int k = k0 + i;
-            codes[i] = (uint8_t)(row[k >> 1] >> ((k & 1) * 4) & 15);
+    case QB_CODE_U4: {
+        int i = 0;
+        if (k0 & 1 && n > 0) codes[i++] = (uint8_t)(row[k0 >> 1] >> 4);
+        const uint8_t *p = row + ((k0 + i) >> 1);
+        for (; i + 1 < n; i += 2, p++) {
+            codes[i] = (uint8_t)(*p & 15);
+            codes[i + 1] = (uint8_t)(*p >> 4);
         }
+        if (i < n) codes[i] = (uint8_t)(*p & 15);
         break;
+    }
     case QB_CODE_U2:
         for (int i = 0; i < n; i++) {
             int k = k0 + i;
@@ -127,35 +132,91 @@ void qb_lowbit_stage_transpose(const int8_t *stage, int ld, int count, int c0, i
         for (int s = 0; s < steps; s++) memcpy(out + (size_t)s * 256 + (c0 + c) * 4, stage + (size_t)c * ld + 4 * s, 4);
 }
 
-bool qb_lowbit_weights_prepare(qb_lowbit_weights *w) {
-    free(w->zsum);
-    w->zsum = NULL;
+bool qb_lowbit_panels_fit(const qb_lowbit_weights *w) {
+    return w->code == QB_CODE_U4 && !w->codebook && (w->G == 1 || w->group % 4 == 0);
+}
+
+static size_t qb_lowbit_panel_blocks(const qb_lowbit_weights *w) {
+    return ((size_t)w->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
+}
+
+size_t qb_lowbit_panels_bytes(const qb_lowbit_weights *w) {
+    return qb_lowbit_panel_blocks(w) * ((((size_t)w->K + 3) / 4) * 128 + (size_t)w->G * QB_LOWBIT_N_BLOCK);
+}
+
+/* zsum of a row from its codes, in the float order of kernels_lowbit.h. */
+static float qb_lowbit_row_zsum(const qb_lowbit_weights *w, int n, const uint8_t *codes) {
+    float zs = 0.0f;
+    for (int g = 0; g < w->G; g++) {
+        int k0 = g * w->group, k1 = k0 + w->group < w->K ? k0 + w->group : w->K;
+        int z = qb_lowbit_zero_point(w, n, g);
+        int32_t isum = 0;
+        for (int k = k0; k < k1; k++) isum += (int)codes[k] - z;
+        zs = fmaf(w->scale[(size_t)n * w->G + g], (float)isum, zs);
+    }
+    return zs;
+}
+
+/* Block b's codes [64][ld] (ld = 4 ceil(K / 4)) into its panels and zero
+ * points: k past K holds the last group's zero point, columns past N
+ * zeros and zero point 0, so both decode to 0. */
+static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, int ld) {
+    int steps = ld / 4;
+    for (int c = 0; c < QB_LOWBIT_N_BLOCK; c++) {
+        int n = b * QB_LOWBIT_N_BLOCK + c;
+        uint8_t *row = codes + (size_t)c * ld;
+        if (n < w->N) memset(row + w->K, qb_lowbit_zero_point(w, n, w->G - 1), (size_t)(ld - w->K));
+        else memset(row, 0, (size_t)ld);
+    }
+    uint8_t *out = qb_lowbit_panel_codes(w, (size_t)b);
+    for (int h = 0; h < 2; h++)
+        for (int c = 0; c < 16; c++) {
+            const uint8_t *lo = codes + (size_t)(32 * h + c) * ld, *hi = lo + (size_t)16 * ld;
+            for (int s = 0; s < steps; s++) { /* 4 k of both columns at once: codes are < 16 */
+                uint32_t l, u;
+                memcpy(&l, lo + 4 * s, 4);
+                memcpy(&u, hi + 4 * s, 4);
+                l |= u << 4;
+                memcpy(out + (size_t)s * 128 + 64 * h + 4 * c, &l, 4);
+            }
+        }
+    uint8_t *zero = qb_lowbit_panel_zeros(w, (size_t)b, 0);
+    for (int g = 0; g < w->G; g++)
+        for (int c = 0; c < QB_LOWBIT_N_BLOCK; c++) {
+            int n = b * QB_LOWBIT_N_BLOCK + c;
+            *zero++ = (uint8_t)(n < w->N ? qb_lowbit_zero_point(w, n, g) : 0);
+        }
+}
+
+/* Each row unpacked once, 64 at a time: its zsum, and the block's panels
+ * where they are wanted. */
+bool qb_lowbit_weights_prepare(qb_lowbit_weights *w, bool panels) {
+    qb_lowbit_weights_free(w);
     if (w->codebook) return true; /* W.A8 takes integer grids only */
     w->plan = qb_lowbit_scratch_plan(w->K, w->group);
+    int ld = (w->K + 3) / 4 * 4, blocks = (int)qb_lowbit_panel_blocks(w);
     w->zsum = malloc(sizeof(float) * (size_t)(w->N > 0 ? w->N : 1));
-    if (!w->zsum) return false;
-    uint8_t codes[QB_LOWBIT_UNPACK_RUN];
-    for (int n = 0; n < w->N; n++) {
-        float zs = 0.0f;
-        for (int g = 0; g < w->G; g++) {
-            int k0 = g * w->group, k1 = k0 + w->group < w->K ? k0 + w->group : w->K;
-            int z = qb_lowbit_zero_point(w, n, g);
-            int32_t isum = 0;
-            for (int k = k0; k < k1; k += QB_LOWBIT_UNPACK_RUN) {
-                int len = k1 - k < QB_LOWBIT_UNPACK_RUN ? k1 - k : QB_LOWBIT_UNPACK_RUN;
-                qb_code_unpack_row(w->code, qb_lowbit_row(w, n), w->K, k, len, codes);
-                for (int i = 0; i < len; i++) isum += (int)codes[i] - z;
-            }
-            zs = fmaf(w->scale[(size_t)n * w->G + g], (float)isum, zs);
+    bool want = panels && blocks > 0 && qb_lowbit_panels_fit(w);
+    if (want) w->panels = aligned_alloc(64, qb_lowbit_panels_bytes(w));
+    uint8_t *codes = malloc((size_t)QB_LOWBIT_N_BLOCK * ld);
+    bool ok = w->zsum && codes && (w->panels || !want);
+    for (int b = 0; ok && b < blocks; b++) {
+        for (int c = 0; c < QB_LOWBIT_N_BLOCK && b * QB_LOWBIT_N_BLOCK + c < w->N; c++) {
+            int n = b * QB_LOWBIT_N_BLOCK + c;
+            qb_code_unpack_row(w->code, qb_lowbit_row(w, n), w->K, 0, w->K, codes + (size_t)c * ld);
+            w->zsum[n] = qb_lowbit_row_zsum(w, n, codes + (size_t)c * ld);
         }
-        w->zsum[n] = zs;
+        if (w->panels) qb_lowbit_panel_block(w, b, codes, ld);
     }
-    return true;
+    free(codes);
+    return ok;
 }
 
 void qb_lowbit_weights_free(qb_lowbit_weights *w) {
     free(w->zsum);
+    free(w->panels);
     w->zsum = NULL;
+    w->panels = NULL;
 }
 
 /* Steps of 4 k that all of K decodes to, chunk by chunk (each group's

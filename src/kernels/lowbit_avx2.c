@@ -207,8 +207,5 @@ static void qb_lowbit_gemm_a8_avx2(const qb_lowbit_a8_args *g, int n0, int n1, v
 }
 
 void qb_kernels_lowbit_init_avx2(qb_kernels_lowbit *k) {
-    k->isa = QB_ISA_AVX2;
-    k->amx = false;
-    k->dequantize = qb_lowbit_dequantize;
-    k->gemm_a8 = qb_lowbit_gemm_a8_avx2;
+    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX2, .gemm_a8 = qb_lowbit_gemm_a8_avx2, .dequantize = qb_lowbit_dequantize};
 }

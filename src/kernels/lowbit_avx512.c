@@ -5,11 +5,10 @@
  * L1) in a 6-row x 64-column register tile of int32 sums, as the int8
  * kernel does.  At the end of each group the int32 sums are folded into
  * float sums (one vfmadd by the group's scales) parked in scratch, and the
- * epilogue applies zsum, a_scale, bias, activation and residual.  Decoding
- * once per block instead of once per 96-row chunk, and U4 decoded by a
- * dword transpose of the packed codes (16 columns x 8 codes per dword)
- * followed by a nibble expansion in registers, took the decode from most of
- * the W4A8 overhead to a few percent at M >= 128 (see bench_gemm_i8). */
+ * epilogue applies zsum, a_scale, bias, activation and residual.  The
+ * block is decoded once per call, not once per 96-row chunk, and U4 from
+ * panels laid out for it at load (kernels_lowbit.h), so that short inputs,
+ * which run few rows per decoded block, do not spend their time decoding. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -90,10 +89,6 @@ typedef void (*qb_lb_tile_fn)(const qb_lb_tile_args *t);
 static const qb_lb_tile_fn qb_lb_tiles[QB_LB_MR][4] = {QB_LB_TILE_FNS(1), QB_LB_TILE_FNS(2), QB_LB_TILE_FNS(3),
                                                        QB_LB_TILE_FNS(4), QB_LB_TILE_FNS(5), QB_LB_TILE_FNS(6)};
 
-static inline __mmask64 qb_lb_mask64(int count) {
-    return count >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << count) - 1;
-}
-
 
 /* Rows j (columns c0 + j) of 64 packed bytes, 16 x 16 dwords transposed in
  * registers (unpack 32, unpack 64, two 128-bit lane shuffles): p[d] holds
@@ -152,66 +147,34 @@ static void qb_lb_decode_chunk_generic(const qb_lowbit_weights *W, int n, int co
     }
 }
 
-/* U4 with groups of whole packed dwords (or one group): every segment but
- * the last fills whole steps, so the chunk is len contiguous k from k0 (a
- * multiple of 8), step s holding k0 + 4s..  */
-static bool qb_lb_u4_fast(const qb_lowbit_weights *W) {
-    return W->code == QB_CODE_U4 && (W->group % 8 == 0 || W->G == 1);
+/* Group g's zero vectors of the block at column n from its panels, for
+ * columns 16 d .. 16 d + 15 each. */
+static void qb_lb_panel_zero(const qb_lowbit_weights *W, int n, int g, __m512i z[4]) {
+    const uint8_t *p = qb_lowbit_panel_zeros(W, (size_t)n / QB_LOWBIT_N_BLOCK, g);
+    for (int d = 0; d < 4; d++)
+        z[d] = _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(p + 16 * d))),
+                                  _mm512_set1_epi32(0x01010101));
 }
 
-/* Group g's zero points of columns n..n+15 (valid of them), a byte per k. */
-static __m512i qb_lb_zero_vector(const qb_lowbit_weights *W, int n, int valid, int g) {
-    if (!W->zero) return _mm512_set1_epi8((char)(qb_code_levels(W->code) / 2));
-    _Alignas(64) uint32_t z[16];
-    for (int j = 0; j < 16; j++) z[j] = j < valid ? W->zero[(size_t)(n + j) * W->G + g] * 0x01010101u : 0;
-    return _mm512_load_si512(z);
-}
-
-/* The 4 codes of step h (0, 1) of each packed dword as bytes: bytes 2h and
- * 2h + 1 of the dword widened to words, each word w to (w & 15) | (w >> 4) << 8
- * by (w | w << 4) & 0x0f0f. */
-static inline __m512i qb_lb_expand(__m512i p, __m512i ctrl) {
-    __m512i q = _mm512_shuffle_epi8(p, ctrl);
-    return _mm512_ternarylogic_epi32(_mm512_slli_epi16(q, 4), q, _mm512_set1_epi16(0x0f0f), 0xa8);
-}
-
-/* The fast U4 decoder: len codes from k0 of columns [n, n + cols). */
-static void qb_lb_decode_chunk_u4(const qb_lowbit_weights *W, int n, int cols, int k0, int len, int8_t *dec) {
-    const __m512i ctrl0 = _mm512_set4_epi32((int)0x800d800c, (int)0x80098008, (int)0x80058004, (int)0x80018000);
-    const __m512i ctrl1 = _mm512_set4_epi32((int)0x800f800e, (int)0x800b800a, (int)0x80078006, (int)0x80038002);
-    for (int c0 = 0; c0 < cols; c0 += 16) {
-        int valid = cols - c0 < 16 ? cols - c0 : 16;
-        const uint8_t *rows = W->rows + (size_t)(n + c0) * W->row_bytes;
-        /* group g covers chunk k below g_end (no division per vector) */
-        int g = W->G == 1 ? 0 : k0 / W->group;
-        int g_end = W->G == 1 ? len : (g + 1) * W->group - k0;
-        __m512i zero = qb_lb_zero_vector(W, n + c0, valid, g);
-        for (int kb = 0; kb < len; kb += 128) {
-            size_t at = (size_t)(k0 + kb) / 2;
-            size_t want = (size_t)(len - kb + 1) / 2, avail = W->row_bytes - at;
-            if (want > avail) want = avail;
-            __mmask64 mask = qb_lb_mask64(want < 64 ? (int)want : 64);
-            __m512i r[16], p[16];
-            for (int j = 0; j < 16; j++)
-                r[j] = j < valid ? _mm512_maskz_loadu_epi8(mask, rows + (size_t)j * W->row_bytes + at)
-                                 : _mm512_setzero_si512();
-            qb_lb_transpose16(r, p);
-            for (int d = 0; d < 16 && kb + 8 * d < len; d++)
-                for (int h = 0; h < 2; h++) {
-                    int k = kb + 8 * d + 4 * h;
-                    if (k >= len) break;
-                    if (k >= g_end) {
-                        g++;
-                        g_end += W->group;
-                        zero = qb_lb_zero_vector(W, n + c0, valid, g);
-                    }
-                    /* past the last code the layout holds zeros, not -zero */
-                    __mmask64 keep = len - k >= 4 ? ~(__mmask64)0
-                                                  : (((__mmask64)1 << (len - k)) - 1) * 0x1111111111111111ull;
-                    __m512i v = _mm512_maskz_sub_epi8(keep, qb_lb_expand(p[d], h ? ctrl1 : ctrl0), zero);
-                    _mm512_store_si512(dec + (size_t)(k / 4) * 256 + c0 * 4, v);
-                }
+/* The chunk of len codes from k0 of the block at column n from the U4
+ * panels (kernels_lowbit.h): each step's two panel vectors give its four
+ * column vectors, low nibbles then high ones, less the zero points. */
+static void qb_lb_decode_chunk_panels(const qb_lowbit_weights *W, int n, int k0, int len, int8_t *dec) {
+    const uint8_t *p = qb_lowbit_panel_codes(W, (size_t)n / QB_LOWBIT_N_BLOCK) + (size_t)k0 / 4 * 128;
+    const __m512i nibble = _mm512_set1_epi8(15);
+    int g = k0 / W->group, g_end = (g + 1) * W->group - k0; /* group g covers the chunk's k below g_end */
+    __m512i z[4];
+    qb_lb_panel_zero(W, n, g, z);
+    for (int k = 0; k < len; k += 4, p += 128, dec += 256) {
+        if (k >= g_end) {
+            g_end += W->group;
+            qb_lb_panel_zero(W, n, ++g, z);
         }
+        __m512i p0 = _mm512_load_si512(p), p1 = _mm512_load_si512(p + 64);
+        _mm512_store_si512(dec, _mm512_sub_epi8(_mm512_and_si512(p0, nibble), z[0]));
+        _mm512_store_si512(dec + 64, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(p0, 4), nibble), z[1]));
+        _mm512_store_si512(dec + 128, _mm512_sub_epi8(_mm512_and_si512(p1, nibble), z[2]));
+        _mm512_store_si512(dec + 192, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(p1, 4), nibble), z[3]));
     }
 }
 
@@ -224,8 +187,10 @@ void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *
     int next = n + QB_LOWBIT_N_BLOCK;
     if (next < n1) {
         int next_cols = W->N - next < QB_LOWBIT_N_BLOCK ? W->N - next : QB_LOWBIT_N_BLOCK;
-        b->next = (const char *)(W->rows + (size_t)next * W->row_bytes);
-        b->next_lines = (int)(((size_t)next_cols * W->row_bytes + 63) / 64);
+        size_t bytes = W->panels ? ((size_t)W->K + 3) / 4 * 128 : (size_t)next_cols * W->row_bytes;
+        b->next = W->panels ? (const char *)qb_lowbit_panel_codes(W, (size_t)next / QB_LOWBIT_N_BLOCK)
+                            : (const char *)(W->rows + (size_t)next * W->row_bytes);
+        b->next_lines = (int)((bytes + 63) / 64);
         int chunk_k = W->group < QB_LOWBIT_KC ? b->L.chunk_groups * W->group : QB_LOWBIT_KC;
         int tiles = (g->M + QB_LB_MR - 1) / QB_LB_MR * ((W->K + chunk_k - 1) / chunk_k) * b->L.chunk_groups;
         b->per_tile = (b->next_lines + tiles - 1) / tiles;
@@ -243,7 +208,7 @@ void qb_lowbit_block_decode(qb_lowbit_block *b, int k0) {
         int steps, count = qb_lowbit_chunk(W, k, b->L.chunk_groups, seg, &steps);
         if (at > 0 && at + steps > b->L.span_steps) break;
         int end = seg[count - 1].k0 + seg[count - 1].len;
-        if (qb_lb_u4_fast(W)) qb_lb_decode_chunk_u4(W, b->n, b->cols, k, end - k, dec + (size_t)at * 256);
+        if (W->panels) qb_lb_decode_chunk_panels(W, b->n, k, end - k, dec + (size_t)at * 256);
         else qb_lb_decode_chunk_generic(W, b->n, b->cols, seg, count, steps, stage, ld, dec + (size_t)at * 256);
         at += steps;
         k = end;
@@ -254,10 +219,18 @@ void qb_lowbit_block_decode(qb_lowbit_block *b, int k0) {
 
 void qb_lowbit_block_scales(const qb_lowbit_block *b, const qb_lowbit_segment *seg, int count, float *out) {
     const qb_lowbit_weights *W = b->g->W;
+    /* a column's scales are G apart: gathered, 16 columns at a time */
+    const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32(W->G));
     for (int s = 0; s < count; s++) {
         if (!seg[s].ends) continue;
         const float *src = W->scale + (size_t)b->n * W->G + seg[s].g;
-        for (int j = 0; j < 64; j++) out[s * 64 + j] = j < b->cols ? src[(size_t)j * W->G] : 0.0f;
+        for (int d = 0; d < 4; d++)
+            _mm512_store_ps(out + s * 64 + 16 * d,
+                            b->cols > 16 * d ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(),
+                                                                        qb_v16_mask(b->cols - 16 * d), index,
+                                                                        src + (size_t)16 * d * W->G, 4)
+                                             : _mm512_setzero_ps());
     }
 }
 
@@ -350,10 +323,8 @@ void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *sc
 static void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int count, float *out);
 
 void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k) {
-    k->isa = QB_ISA_AVX512;
-    k->amx = false;
-    k->gemm_a8 = qb_lowbit_gemm_a8_vnni;
-    k->dequantize = qb_lowbit_dequantize_avx512;
+    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX512, .panels = true, .gemm_a8 = qb_lowbit_gemm_a8_vnni,
+                             .dequantize = qb_lowbit_dequantize_avx512};
 }
 
 /* 16 INT4 codes from 8 bytes, in k order (low nibble first), as int32. */

@@ -64,8 +64,5 @@ static void qb_lowbit_gemm_a8_neon(const qb_lowbit_a8_args *g, int n0, int n1, v
 }
 
 void qb_kernels_lowbit_init_neon(qb_isa isa, qb_kernels_lowbit *k) {
-    k->isa = isa;
-    k->amx = false;
-    k->dequantize = qb_lowbit_dequantize;
-    k->gemm_a8 = qb_lowbit_gemm_a8_neon;
+    *k = (qb_kernels_lowbit){.isa = isa, .gemm_a8 = qb_lowbit_gemm_a8_neon, .dequantize = qb_lowbit_dequantize};
 }

@@ -38,8 +38,5 @@ static void qb_lowbit_gemm_a8_scalar(const qb_lowbit_a8_args *g, int n0, int n1,
 }
 
 void qb_kernels_lowbit_init_scalar(qb_kernels_lowbit *k) {
-    k->isa = QB_ISA_SCALAR;
-    k->amx = false;
-    k->dequantize = qb_lowbit_dequantize;
-    k->gemm_a8 = qb_lowbit_gemm_a8_scalar;
+    *k = (qb_kernels_lowbit){.isa = QB_ISA_SCALAR, .gemm_a8 = qb_lowbit_gemm_a8_scalar, .dequantize = qb_lowbit_dequantize};
 }

@@ -152,7 +152,8 @@ static bool bind_lowbit(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     bool ok = r->kind == QB_LOWBIT_KMEANS ? bind_codebook(b, r, l, t, w) : bind_grid(b, r, l, t, w);
     if (ok && r->row.integer_inputs) {
         ok = qb_linear_bind_input_grid(b, l);
-        if (ok && !qb_lowbit_weights_prepare(w)) ok = !qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
+        if (ok && !qb_lowbit_weights_prepare(w, b->m->kern_lowbit.panels))
+            ok = !qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
     }
     if (!ok) {
         qb_lowbit_weights_free(w);
@@ -162,6 +163,10 @@ static bool bind_lowbit(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     l->packed = w;
     b->m->held_bytes += sizeof *w + (r->row.integer_inputs ? (size_t)l->out * sizeof(float) : 0); /* zsum */
     register_codes(b, t, l->out, l->in);
+    if (w->panels) { /* what the kernels read: the mapped codes need not stay resident */
+        b->m->held_bytes += qb_lowbit_panels_bytes(w);
+        qb_binder_release(b, t);
+    }
     return true;
 }
 
