@@ -75,8 +75,8 @@ typedef struct {
     size_t row_bytes;
     const float *scale;      /* [N][G]; NULL with a codebook */
     const uint8_t *zero;     /* [N][G] codes (< levels); NULL with a codebook,
-                              * and with a grid the symmetric levels / 2
-                              * (8, 4, 2, 1) for every group */
+                              * and for a symmetric grid, whose zero is
+                              * levels / 2 (8, 4, 2, 1) */
     const float *codebook;   /* [N][levels], or NULL for a grid */
     float *zsum;             /* [N], W.A8 only: qb_lowbit_weights_prepare */
     qb_lowbit_scratch_layout plan; /* W.A8 only: the kernels' scratch, planned once */

@@ -69,7 +69,11 @@ void qb_binder_register(qb_binder *b, const qb_st_tensor *t, const float *data) 
     p->data = data;
 }
 
-/* A float tensor as FP32: mapped when it is F32 and aligned, else converted. */
+/* A float tensor as FP32: mapped when it is an F32, aligned matrix, else
+ * converted or copied.  Vectors (biases, LayerNorm) are copied: read from
+ * the map at run time, each would bring back the kernel's fault-around
+ * window of its neighbours (64 KiB), packed weights that load released
+ * included. */
 const float *qb_binder_f32(qb_binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1) {
     if (!t || b->err->code || !qb_binder_check_shape(b, t, ndim, d0, d1)) return NULL;
     const qb_dtype_traits *tr = qb_dtype_traits_of(t->dtype);
@@ -79,7 +83,7 @@ const float *qb_binder_f32(qb_binder *b, const qb_st_tensor *t, int ndim, int64_
         return NULL;
     }
     const float *data = t->data;
-    if (t->dtype != QB_F32 || ((uintptr_t)data & 3)) {
+    if (t->dtype != QB_F32 || ((uintptr_t)data & 3) || t->ndim == 1) {
         data = qb_binder_f32_copy(b, t);
         if (!data) {
             qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory converting '%s'", b->file, t->name);

@@ -34,6 +34,8 @@ bool qb_linear_bind_input_grid(qb_binder *b, qb_linear *l) {
     if (!iz) return false;
     memcpy(&l->in_scale, is->data, sizeof l->in_scale);
     memcpy(&l->in_zero, iz->data, sizeof l->in_zero);
+    qb_binder_release(b, is);
+    qb_binder_release(b, iz);
     if (!(l->in_scale > 0) || !isfinite(l->in_scale) || l->in_zero < 0 || l->in_zero > 255) {
         qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s.input_scale/zero_point' out of range", b->file, l->name);
         return false;

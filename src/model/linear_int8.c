@@ -20,6 +20,7 @@ static bool zero_points_zero(qb_binder *b, const qb_linear *l, const qb_st_tenso
     bool zero = !zp || (zp->dtype == QB_I8 && zp->numel == l->out);
     for (int64_t i = 0; zp && zero && i < zp->numel; i++) zero = ((const int8_t *)zp->data)[i] == 0;
     if (!zero) qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' must be I8 zeros: int8 weights are symmetric", b->file, zname);
+    else if (zp) qb_binder_release(b, zp); /* checked, never read again */
     return zero;
 }
 
@@ -61,6 +62,7 @@ static bool bind_int8(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     if (scale) memcpy(scale, sc->data, (size_t)l->out * sizeof *scale);
     bool ok = q && scale && qb_i8_weights_pack(&b->m->kern_i8, t->data, scale, l->out, l->in, q);
     free(scale);
+    qb_binder_release(b, sc); /* copied into q */
     if (!ok) {
         free(q);
         qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory packing '%s'", b->file, t->name);

@@ -47,30 +47,35 @@ static float *bind_halves(qb_binder *b, const qb_st_tensor *t, bool positive) {
             return NULL;
         }
     }
+    qb_binder_release(b, t); /* copied: runs never read the mapped bytes */
     return f;
 }
 
-/* Zero points as stored (each a code of the grid), or the grid's middle
- * for symmetric weights. */
-static const uint8_t *bind_zero(qb_binder *b, const qb_st_tensor *t, int levels, int64_t n) {
+/* Zero points as stored (each a code of the grid), or NULL for
+ * symmetric weights, whose zero is the grid's middle (qb_lowbit_zero_point). */
+static bool bind_zero(qb_binder *b, const qb_st_tensor *t, int levels, int64_t n, const uint8_t **out) {
     char name[256];
     snprintf(name, sizeof name, "%s_zero_point", t->name);
-    const qb_st_tensor *zp = qb_binder_find(b, name);
-    if (zp && !qb_binder_companion(b, t->name, "_zero_point", QB_U8, n)) return NULL;
+    *out = NULL;
+    if (!qb_binder_find(b, name)) return true;
+    const qb_st_tensor *zp = qb_binder_companion(b, t->name, "_zero_point", QB_U8, n);
+    if (!zp) return false;
+    const uint8_t *stored = zp->data;
+    for (int64_t i = 0; i < n; i++)
+        if (stored[i] >= levels) {
+            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' holds zero point %d beyond the grid's %d levels", b->file,
+                    name, stored[i], levels);
+            return false;
+        }
     uint8_t *z = malloc((size_t)n);
     if (!qb_binder_own(b, z, (size_t)n)) {
         qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, name);
-        return NULL;
+        return false;
     }
-    if (!zp) memset(z, levels == 3 ? 1 : levels / 2, (size_t)n);
-    else memcpy(z, zp->data, (size_t)n);
-    for (int64_t i = 0; i < n; i++)
-        if (z[i] >= levels) {
-            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' holds zero point %d beyond the grid's %d levels", b->file,
-                    name, z[i], levels);
-            return NULL;
-        }
-    return z;
+    memcpy(z, stored, (size_t)n);
+    qb_binder_release(b, zp);
+    *out = z;
+    return true;
 }
 
 /* Five trits fill 243 of a byte's 256 values: the rest decode to no code. */
@@ -115,8 +120,7 @@ static bool bind_grid(qb_binder *b, const lowbit_row *r, qb_linear *l, const qb_
     sc = qb_binder_companion(b, t->name, "_scale", QB_F16, want);
     if (!sc) return false;
     w->scale = bind_halves(b, sc, true);
-    w->zero = w->scale ? bind_zero(b, t, qb_code_levels(r->code), (int64_t)l->out * w->G) : NULL;
-    return w->zero != NULL;
+    return w->scale && bind_zero(b, t, qb_code_levels(r->code), (int64_t)l->out * w->G, &w->zero);
 }
 
 static bool bind_codebook(qb_binder *b, const lowbit_row *r, qb_linear *l, const qb_st_tensor *t,
@@ -272,10 +276,13 @@ qb_lowbit_weights *qb_lowbit_bind_table(qb_binder *b, const qb_st_tensor *t, int
     const qb_st_tensor *sc = qb_binder_check_shape(b, t, 2, rows, (int64_t)rb)
                                  ? qb_binder_companion(b, t->name, "_scale", QB_F16, rows) : NULL;
     const float *scale = sc ? bind_halves(b, sc, true) : NULL;
-    const uint8_t *zero = scale ? bind_zero(b, t, qb_code_levels(code), rows) : NULL;
-    qb_lowbit_weights *w = zero ? malloc(sizeof *w) : NULL;
-    if (zero && !qb_binder_own(b, w, sizeof *w)) qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
-    if (!zero || !w) return NULL;
+    const uint8_t *zero = NULL;
+    if (!scale || !bind_zero(b, t, qb_code_levels(code), rows, &zero)) return NULL;
+    qb_lowbit_weights *w = malloc(sizeof *w);
+    if (!qb_binder_own(b, w, sizeof *w)) {
+        qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
+        return NULL;
+    }
     *w = (qb_lowbit_weights){.code = code, .N = rows, .K = cols, .group = cols, .G = 1, .rows = t->data,
                              .row_bytes = rb, .scale = scale, .zero = zero};
     register_codes(b, t, rows, cols);

@@ -117,7 +117,11 @@ static bool bind_output_scale(qb_binder *b, const qb_linear *l, float *scale, in
     const qb_st_tensor *zp = sc && zero ? qb_binder_companion(b, l->name, ".output_zero_point", QB_I32, 1) : NULL;
     if (!sc || (zero && !zp)) return false;
     memcpy(scale, sc->data, sizeof *scale);
-    if (zero) memcpy(zero, zp->data, sizeof *zero);
+    qb_binder_release(b, sc);
+    if (zero) {
+        memcpy(zero, zp->data, sizeof *zero);
+        qb_binder_release(b, zp);
+    }
     if (!(*scale > 0) || !isfinite(*scale) || (zero && (*zero < 0 || *zero > 255))) {
         qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s.output_scale%s' out of range", b->file, l->name,
                 zero ? "/zero_point" : "");
