@@ -81,12 +81,14 @@ if ("old:int8", "b1") in s:
     for m in ("fp32", "int8"):
         print("%s new/old b1 %.3f b8 %.3f" % (m, med(m, "b1") / med("old:" + m, "b1"), med(m, "b8") / med("old:" + m, "b8")))
 PYEOF
-# The real-sentence figures above come from processes a minute apart, which
-# a shared host's memory traffic can move by a third; the same sentences
-# through both models in one process, a few at a time in turn, are steadier.
-echo "real sentences, both models in one process, interleaved (bench_pair):"
-QBERT_ISA=$ISA "${BENCH_PAIR:-$HERE/build/bench_pair}" --data "$SHARED/data/sst2/dev.tsv" --limit 200 \
-  --rounds "$ROUNDS" "$OUT/int8" "$OUT/w4a8"
+# The figures above come from processes a minute apart, which a shared
+# host's memory traffic can move by a third; the same calls through both
+# models in one process, a few at a time in turn, are steadier.
+PAIR=${BENCH_PAIR:-$HERE/build/bench_pair}
+echo "both models in one process, interleaved (bench_pair):"
+QBERT_ISA=$ISA "$PAIR" --data "$SHARED/data/sst2/dev.tsv" --limit 200 --rounds "$ROUNDS" "$OUT/int8" "$OUT/w4a8"
+QBERT_ISA=$ISA "$PAIR" --shape 128x1 --runs 6 --chunk 2 --rounds "$ROUNDS" "$OUT/int8" "$OUT/w4a8"
+QBERT_ISA=$ISA "$PAIR" --shape 128x8 --runs 4 --chunk 1 --rounds "$ROUNDS" "$OUT/int8" "$OUT/w4a8"
 if [ -n "$OLD" ]; then
   for m in fp32 int8; do
     a=$("$QBERT" predict "$(dir_of $m)" "a gorgeous, witty, seductive movie." "dull" --json)
