@@ -55,7 +55,9 @@ static bool pair_parse(int argc, char **argv, pair_opts *o) {
         bool has = i + 1 < argc;
         if (!strcmp(a, "--data") && has) o->data = argv[++i];
         else if (!strcmp(a, "--limit") && has) o->limit = atoi(argv[++i]);
-        else if (!strcmp(a, "--shape") && has && sscanf(argv[++i], "%dx%d", &o->seq, &o->batch) == 2) continue;
+        else if (!strcmp(a, "--shape") && has) {
+            if (sscanf(argv[++i], "%dx%d", &o->seq, &o->batch) != 2) return false;
+        }
         else if (!strcmp(a, "--runs") && has) o->runs = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && has) o->threads = atoi(argv[++i]);
         else if (!strcmp(a, "--rounds") && has) o->rounds = atoi(argv[++i]);
@@ -63,8 +65,9 @@ static bool pair_parse(int argc, char **argv, pair_opts *o) {
         else if (a[0] != '-' && o->n_models < PAIR_MAX_MODELS) o->dirs[o->n_models++] = a;
         else return false;
     }
-    return !o->data != !o->seq && (!o->seq || (o->seq > 0 && o->batch > 0 && o->runs > 0)) && o->n_models >= 2 && o->threads >= 1 && o->rounds >= 1 && o->rounds <= PAIR_MAX_ROUNDS &&
-           o->chunk >= 1 && o->limit >= 0;
+    bool one_input = !o->data != !o->seq, shape_ok = !o->seq || (o->seq > 0 && o->batch > 0 && o->runs > 0);
+    return one_input && shape_ok && o->n_models >= 2 && o->threads >= 1 && o->rounds >= 1 &&
+           o->rounds <= PAIR_MAX_ROUNDS && o->chunk >= 1 && o->limit >= 0;
 }
 
 /* The texts of a TSV (each up to its first tab), malloc'd; NULL on error. */

@@ -120,7 +120,8 @@ PYEOF
 # signal; seconds).  USER is the command's user CPU time, the readers' own
 # work: on a shared VM other processes stretch wall time, and the kernel's
 # time to back fresh memory varies with the host.  A run that ends cleanly
-# is timed twice and the lower times kept.
+# is timed three times and the lowest times kept (this host's memory
+# traffic moves a single run by up to half).
 run_timed() {
   $PY - "$@" <<'PYEOF'
 import resource, subprocess, sys, time
@@ -129,7 +130,7 @@ def user():
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
 
 best = None
-for attempt in range(2):
+for attempt in range(3):
     u, t = user(), time.perf_counter()
     try:
         r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=open(sys.argv[1], "w"), timeout=120)
