@@ -92,11 +92,8 @@ static char **pair_read(const char *path, int limit, int *n) {
     return texts;
 }
 
-/* Random ids in [1000, vocab) (ids from the middle of a WordPiece
- * vocabulary, as qbert bench takes them), the same for every model. */
+/* qbert bench's random ids, the same for every model. */
 static bool pair_synthetic(pair_model *pm, const pair_opts *o) {
-    qb_model_info info;
-    qb_model_get_info(pm->m, &info);
     size_t n = (size_t)o->batch * o->seq;
     int32_t *ids = malloc(n * sizeof *ids), *lens = malloc((size_t)o->batch * sizeof *lens);
     if (!ids || !lens) {
@@ -104,12 +101,7 @@ static bool pair_synthetic(pair_model *pm, const pair_opts *o) {
         free(lens);
         return false;
     }
-    int lo = info.vocab_size > 2000 ? 1000 : 0;
-    uint64_t state = 42;
-    for (size_t i = 0; i < n; i++) {
-        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-        ids[i] = lo + (int32_t)((state >> 33) % (uint64_t)(info.vocab_size - lo));
-    }
+    qb_bench_random_ids(pm->m, ids, n);
     for (int b = 0; b < o->batch; b++) lens[b] = o->seq;
     pm->batch = (qb_batch){.batch = o->batch, .seq = o->seq, .input_ids = ids, .lengths = lens};
     return true;

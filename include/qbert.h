@@ -403,6 +403,10 @@ typedef struct qb_latency {
  * background load hits them alike. */
 qb_status qb_bench_synthetic(const qb_model *m, qb_latency *out, int n, int runs, int warmup, int n_threads,
                              qb_error *err);
+/* The token ids qb_bench_synthetic runs: a fixed sequence of n ids from the
+ * model's vocabulary (past its first 1000, the special and rare tokens, in
+ * a WordPiece vocabulary), so that other benchmarks can run the same. */
+void qb_bench_random_ids(const qb_model *m, int32_t *ids, size_t n);
 
 /* p25/p50/p75/p90/p99/mean/min/max of n samples (sorts ms in place); any
  * positive quantity summarizes the same way. */

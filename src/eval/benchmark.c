@@ -55,7 +55,8 @@ void qb_latency_summarize(double *ms, int n, qb_latency *l) {
 }
 
 /* Ids in [1000, vocab) avoid special tokens, as real text mostly does. */
-static void fill_random(int32_t *ids, size_t n, int vocab) {
+void qb_bench_random_ids(const qb_model *m, int32_t *ids, size_t n) {
+    int vocab = m->cfg.vocab_size;
     uint64_t state = 42;
     int lo = vocab > 2000 ? 1000 : 0;
     for (size_t i = 0; i < n; i++) {
@@ -80,7 +81,7 @@ qb_status qb_bench_synthetic(const qb_model *m, qb_latency *out, int n, int runs
     int32_t *ids = malloc((size_t)maxb * maxs * sizeof *ids), *lens = malloc((size_t)maxb * sizeof *lens);
     double *ms = malloc((size_t)n * runs * sizeof *ms);
     if (!ids || !lens || !ms) st = qb_fail(err, QB_ERR_NOMEM, "bench: out of memory");
-    else fill_random(ids, (size_t)maxb * maxs, m->cfg.vocab_size);
+    else qb_bench_random_ids(m, ids, (size_t)maxb * maxs);
     for (int r = -warmup; !st && r < runs; r++) {
         for (int c = 0; !st && c < n; c++) {
             for (int b = 0; b < out[c].batch; b++) lens[b] = out[c].seq;

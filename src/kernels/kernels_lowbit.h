@@ -189,13 +189,19 @@ void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const 
 
 qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group);
 
-/* Where block b's codes, and its zero points of group g, lie in w->panels. */
+/* The panels' geometry: blocks of 64 columns, each block's codes, and
+ * where block b's codes and its zero points of group g lie. */
+static inline size_t qb_lowbit_panel_blocks(const qb_lowbit_weights *w) {
+    return ((size_t)w->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
+}
+static inline size_t qb_lowbit_panel_code_bytes(const qb_lowbit_weights *w) {
+    return ((size_t)w->K + 3) / 4 * 128;
+}
 static inline uint8_t *qb_lowbit_panel_codes(const qb_lowbit_weights *w, size_t b) {
-    return w->panels + b * (((size_t)w->K + 3) / 4) * 128;
+    return w->panels + b * qb_lowbit_panel_code_bytes(w);
 }
 static inline uint8_t *qb_lowbit_panel_zeros(const qb_lowbit_weights *w, size_t b, int g) {
-    size_t blocks = ((size_t)w->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
-    return qb_lowbit_panel_codes(w, blocks) + (b * (size_t)w->G + (size_t)g) * QB_LOWBIT_N_BLOCK;
+    return qb_lowbit_panel_codes(w, qb_lowbit_panel_blocks(w)) + (b * (size_t)w->G + (size_t)g) * QB_LOWBIT_N_BLOCK;
 }
 
 /* One group's share of a chunk: k0, len codes of group g, decoded from

@@ -136,12 +136,8 @@ bool qb_lowbit_panels_fit(const qb_lowbit_weights *w) {
     return w->code == QB_CODE_U4 && !w->codebook && (w->G == 1 || w->group % 4 == 0);
 }
 
-static size_t qb_lowbit_panel_blocks(const qb_lowbit_weights *w) {
-    return ((size_t)w->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
-}
-
 size_t qb_lowbit_panels_bytes(const qb_lowbit_weights *w) {
-    return qb_lowbit_panel_blocks(w) * ((((size_t)w->K + 3) / 4) * 128 + (size_t)w->G * QB_LOWBIT_N_BLOCK);
+    return qb_lowbit_panel_blocks(w) * (qb_lowbit_panel_code_bytes(w) + (size_t)w->G * QB_LOWBIT_N_BLOCK);
 }
 
 /* zsum of a row from its codes, in the float order of kernels_lowbit.h. */

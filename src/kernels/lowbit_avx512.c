@@ -187,7 +187,7 @@ void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *
     int next = n + QB_LOWBIT_N_BLOCK;
     if (next < n1) {
         int next_cols = W->N - next < QB_LOWBIT_N_BLOCK ? W->N - next : QB_LOWBIT_N_BLOCK;
-        size_t bytes = W->panels ? ((size_t)W->K + 3) / 4 * 128 : (size_t)next_cols * W->row_bytes;
+        size_t bytes = W->panels ? qb_lowbit_panel_code_bytes(W) : (size_t)next_cols * W->row_bytes;
         b->next = W->panels ? (const char *)qb_lowbit_panel_codes(W, (size_t)next / QB_LOWBIT_N_BLOCK)
                             : (const char *)(W->rows + (size_t)next * W->row_bytes);
         b->next_lines = (int)((bytes + 63) / 64);
