@@ -306,8 +306,9 @@ typedef struct {
 
 /* The AVX-512 tables one by one: held to VNNI, and on AMX where the CPU
  * has it (rows past the last 16 and K or groups not whole 64-k tiles take
- * the VNNI code inside it), against scalar on odd shapes, U4 symmetric and
- * with zero points. */
+ * the VNNI code inside it), against scalar on odd shapes, U4 symmetric (M up
+ * to 36 multiplies the panels as they are, more rows decode them) and with
+ * zero points. */
 static void check_avx512_variants(const qb_kernels_lowbit *ref, bool sanitize, rng *r) {
 #if defined(__x86_64__)
     if (!qb_isa_supported(QB_ISA_AVX512)) return;

@@ -59,6 +59,7 @@ typedef struct {
     size_t decoded;    /* [span_steps][64][4] s8 */
     size_t stage;      /* [16][QB_LOWBIT_KC + 64] s8: codes of 16 columns before the transpose */
     size_t scales;     /* [2][chunk_groups][64] f32: two chunks' scales (AMX folds one chunk late) */
+    size_t asum;       /* [QB_LOWBIT_MC][G] s32: rows' sums of A per group (fused U4) */
     size_t ipart;      /* [QB_LOWBIT_MC][64] s32: a group's sums between pieces */
     size_t fpart;      /* [QB_LOWBIT_MC][64] f32: the float sums over groups */
     size_t apart;      /* [2][QB_LOWBIT_AMX_ROWS][64] s32: AMX sums waiting for their fold */
@@ -85,13 +86,15 @@ typedef struct {
 
 /* U4 panels: the codes again, laid out so that the AVX-512 decoder makes
  * its VNNI layout ([step][64 columns][4 k] s8) with a mask or a shift and
- * a mask per vector instead of a transpose: short inputs spend most of a
- * W4A8 GEMM decoding otherwise.  For grids whose groups are whole steps of
+ * a mask per vector instead of a transpose, and so that its tile can
+ * multiply them as they are for few rows (lowbit_avx512.c).  For grids whose groups are whole steps of
  * 4 k (or one group).  With S = ceil(K / 4) steps and B = ceil(N / 64)
  * blocks of 64 columns:
  *   codes [B][S][128]: byte 64 h + 4 c + j of block b, step s holds the
  *     codes of columns 64 b + 32 h + c (low nibble) and 64 b + 32 h + 16 + c
- *     (high nibble) at k = 4 s + j;
+ *     (high nibble, XOR 8) at k = 4 s + j, so that the byte read as s8 is
+ *     16 (high code - 8) + low code, which the VNNI kernel multiplies as it
+ *     is (lowbit_avx512.c);
  *   then zero points [B][G][64], a byte per column, so that a group's zero
  *     vector is one load, not a strided gather.
  * Columns past N and k past K decode to 0. */
@@ -127,7 +130,7 @@ typedef struct qb_kernels_lowbit {
      * bit; rows past the last 16, K or group not a multiple of 64 and K past
      * one decoded span use VNNI). */
     bool amx;
-    bool panels; /* gemm_a8 decodes U4 from w->panels where it has them */
+    bool panels; /* gemm_a8 reads U4 from w->panels where it has them */
     /* W.A8 over columns [n0, n1) (multiples of 64 but the last), one
      * thread; scratch is qb_lowbit_scratch_bytes() bytes, 64-byte aligned. */
     void (*gemm_a8)(const qb_lowbit_a8_args *a, int n0, int n1, void *scratch);
@@ -180,7 +183,8 @@ void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const 
  * zeros; rows of A run against it QB_LOWBIT_MC at a time.  The AVX-512
  * paths decode a span of consecutive chunks (up to QB_LOWBIT_KD k, so all
  * of a BERT-sized K) at once and run every row through it, so a block is
- * decoded once per call rather than once per row chunk. */
+ * decoded once per call rather than once per row chunk; for few rows,
+ * symmetric U4 panels are not decoded at all. */
 #define QB_LOWBIT_N_BLOCK 64
 #define QB_LOWBIT_KC 256
 #define QB_LOWBIT_MC 96
@@ -254,6 +258,7 @@ typedef struct {
     char *scratch;
     int n, cols;          /* columns [n, n + cols) */
     int span_k0, span_k1; /* k decoded in scratch (span_k1 == 0: none yet) */
+    const int32_t *asum;  /* fused: the rows' sums of A per group, [M][G]; NULL: decoded */
     /* the next block's packed codes, prefetched into L2 a share per tile */
     const char *next;
     int next_lines, per_tile;

@@ -172,7 +172,7 @@ static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, i
                 uint32_t l, u;
                 memcpy(&l, lo + 4 * s, 4);
                 memcpy(&u, hi + 4 * s, 4);
-                l |= u << 4;
+                l |= (u ^ 0x08080808u) << 4;
                 memcpy(out + (size_t)s * 128 + 64 * h + 4 * c, &l, 4);
             }
         }
@@ -252,6 +252,8 @@ qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group) {
     at += qb_lowbit_align64((size_t)16 * qb_lowbit_align64((size_t)p.chunk_steps * 4)) + 64;
     p.scales = at;
     at += 2 * qb_lowbit_align64((size_t)p.chunk_groups * 64 * sizeof(float));
+    p.asum = at;
+    at += qb_lowbit_align64((size_t)QB_LOWBIT_MC * G * sizeof(int32_t));
     p.ipart = at;
     at += (size_t)QB_LOWBIT_MC * 64 * sizeof(int32_t);
     p.fpart = at;

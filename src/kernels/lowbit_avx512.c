@@ -1,14 +1,22 @@
-/* AVX-512 VNNI W.A8 kernels.  A 64-column block is decoded once per call,
- * a span of chunks (all of K up to QB_LOWBIT_KD) at a time, to s8
- * (code - zero) in vpdpbusd's layout, [step][64 columns][4 k], and every
- * row runs against it chunk by chunk (a chunk, <= QB_LOWBIT_KC k, stays in
- * L1) in a 6-row x 64-column register tile of int32 sums, as the int8
- * kernel does.  At the end of each group the int32 sums are folded into
- * float sums (one vfmadd by the group's scales) parked in scratch, and the
- * epilogue applies zsum, a_scale, bias, activation and residual.  The
- * block is decoded once per call, not once per 96-row chunk, and U4 from
- * panels laid out for it at load (kernels_lowbit.h), so that short inputs,
- * which run few rows per decoded block, do not spend their time decoding. */
+/* AVX-512 VNNI W.A8 kernels.  Rows run through a 64-column block chunk by
+ * chunk (a chunk, <= QB_LOWBIT_KC k, stays in L1) in a 6-row x 64-column
+ * register tile of int32 sums, as the int8 kernel does.  At the end of
+ * each group the int32 sums are folded into float sums (one vfmadd by the
+ * group's scales) parked in scratch, and the epilogue applies zsum,
+ * a_scale, bias, activation and residual.  The weights come two ways:
+ *
+ *   decoded: a block is decoded once per call, a span of chunks (all of K
+ *     up to QB_LOWBIT_KD) at a time, to s8 (code - zero) in vpdpbusd's
+ *     layout, [step][64 columns][4 k], and every row runs against it (the
+ *     AMX path reads the same).  The decode costs ~10 vector operations per
+ *     step on the two ports vpdpbusd issues on, repaid over many rows.
+ *   fused (symmetric U4 panels, few rows): the tile reads the panels
+ *     themselves, half the bytes, and spends one mask per panel vector:
+ *     each panel byte read as s8 is 16 (hi - 8) + lo (kernels_lowbit.h),
+ *     so with P its sum against a row and L that of its low nibbles,
+ *       sum a (lo - 8) = L - 8 asum,  sum a (hi - 8) = (P - L) / 16,
+ *     both exact in int32, asum being the row's sum over the group.  Short
+ *     inputs, a few row tiles per block, cannot repay a decode pass. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -22,7 +30,10 @@
 typedef struct {
     const uint8_t *a;   /* row 0 of the tile at the segment's first k */
     size_t lda;
-    const int8_t *w;    /* the decoded segment */
+    const int8_t *w;    /* the decoded segment, or (fused) */
+    const uint8_t *p;   /* its panel codes, and */
+    const int32_t *asum; /* row 0's sum of A over the group; row i's is i G further */
+    int G;
     int steps, tail;    /* whole steps of 4 k, then 0..3 k */
     bool starts, ends;  /* the group's first / last piece */
     bool first_group;   /* group 0: the float sums start from +0 */
@@ -50,22 +61,52 @@ typedef struct {
         __m512 acc_ = t->first_group ? _mm512_setzero_ps() : _mm512_load_ps(f_);                       \
         _mm512_store_ps(f_, _mm512_fmadd_ps(_mm512_load_ps(t->scale + j * 16), _mm512_cvtepi32_ps(c##i##j), acc_)); \
     }
-static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_args *t, int mr, int nr) {
+/* One step's weights from the panels: per 32 columns, the low nibbles
+ * (columns 0-15) and the bytes themselves (P, for columns 16-31). */
+#define QB_LB_LOAD_PANEL(p)                                                          \
+    {                                                                                \
+        __m512i v0_ = _mm512_load_si512(p);                                          \
+        w0 = _mm512_and_si512(v0_, nibble);                                          \
+        w1 = v0_;                                                                    \
+        if (nr > 2) {                                                                \
+            __m512i v1_ = _mm512_load_si512((p) + 64);                               \
+            w2 = _mm512_and_si512(v1_, nibble);                                      \
+            w3 = v1_;                                                                \
+        }                                                                            \
+    }
+#define QB_LB_WEIGHTS(fused)                \
+    if (fused) QB_LB_LOAD_PANEL(p)          \
+    else { QB_VNNI_LOAD_WEIGHTS(w) }
+/* The fused sums of row i at the group's end as the decoded ones would be:
+ * low nibbles less 8 asum, high ones (P - L) / 16. */
+#define QB_LB_UNFUSE(i)                                                                      \
+    if (i < mr) {                                                                            \
+        __m512i asum8_ = _mm512_set1_epi32(t->asum[i * t->G] * 8);                           \
+        if (nr > 1) c##i##1 = _mm512_srai_epi32(_mm512_sub_epi32(c##i##1, c##i##0), 4);     \
+        c##i##0 = _mm512_sub_epi32(c##i##0, asum8_);                                         \
+        if (nr > 3) c##i##3 = _mm512_srai_epi32(_mm512_sub_epi32(c##i##3, c##i##2), 4);     \
+        if (nr > 2) c##i##2 = _mm512_sub_epi32(c##i##2, asum8_);                             \
+    }
+static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_args *t, bool fused, int mr, int nr) {
     QB_VNNI_FOR_TILE(QB_VNNI_DECLARE)
     if (!t->starts) { QB_VNNI_FOR_TILE(QB_LB_LOAD) }
-    const uint8_t *a = t->a;
+    const uint8_t *a = t->a, *p = t->p;
     const int8_t *w = t->w;
     const size_t lda = t->lda;
+    const __m512i nibble = _mm512_set1_epi8(15);
     __m512i w0, w1, w2, w3;
-    for (int s = 0; s < t->steps; s++, a += 4, w += 256) {
+    for (int s = 0; s < t->steps; s++, a += 4, w += 256, p += 128) {
         if (s < t->next_lines) _mm_prefetch(t->next + (size_t)s * 64, _MM_HINT_T1);
         qb_vnni_fetch_output_line(t->c, t->ldc, t->res, t->ldr, t->cols, mr, s);
-        QB_VNNI_LOAD_WEIGHTS(w)
+        QB_LB_WEIGHTS(fused)
         QB_VNNI_ROWS(QB_VNNI_BROADCAST)
     }
     if (t->tail) {
-        QB_VNNI_LOAD_WEIGHTS(w)
+        QB_LB_WEIGHTS(fused)
         QB_VNNI_ROWS(QB_VNNI_BROADCAST_TAIL)
+    }
+    if (fused && t->ends) {
+        QB_LB_UNFUSE(0) QB_LB_UNFUSE(1) QB_LB_UNFUSE(2) QB_LB_UNFUSE(3) QB_LB_UNFUSE(4) QB_LB_UNFUSE(5)
     }
     if (t->ends) {
         QB_VNNI_FOR_TILE(QB_LB_FOLD)
@@ -74,8 +115,9 @@ static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_ar
     }
 }
 
-#define QB_LB_TILE(mr, nr) \
-    static void qb_lb_tile_##mr##x##nr(const qb_lb_tile_args *t) { qb_lb_tile(t, mr, nr); }
+#define QB_LB_TILE(mr, nr)                                                                           \
+    static void qb_lb_tile_##mr##x##nr(const qb_lb_tile_args *t) { qb_lb_tile(t, false, mr, nr); } \
+    static void qb_lb_fused_##mr##x##nr(const qb_lb_tile_args *t) { qb_lb_tile(t, true, mr, nr); }
 #define QB_LB_TILE_ROW(mr) QB_LB_TILE(mr, 1) QB_LB_TILE(mr, 2) QB_LB_TILE(mr, 3) QB_LB_TILE(mr, 4)
 QB_LB_TILE_ROW(1)
 QB_LB_TILE_ROW(2)
@@ -85,9 +127,13 @@ QB_LB_TILE_ROW(5)
 QB_LB_TILE_ROW(6)
 
 typedef void (*qb_lb_tile_fn)(const qb_lb_tile_args *t);
-#define QB_LB_TILE_FNS(mr) {qb_lb_tile_##mr##x1, qb_lb_tile_##mr##x2, qb_lb_tile_##mr##x3, qb_lb_tile_##mr##x4}
-static const qb_lb_tile_fn qb_lb_tiles[QB_LB_MR][4] = {QB_LB_TILE_FNS(1), QB_LB_TILE_FNS(2), QB_LB_TILE_FNS(3),
-                                                       QB_LB_TILE_FNS(4), QB_LB_TILE_FNS(5), QB_LB_TILE_FNS(6)};
+#define QB_LB_TILE_FNS(kind, mr) \
+    {qb_lb_##kind##_##mr##x1, qb_lb_##kind##_##mr##x2, qb_lb_##kind##_##mr##x3, qb_lb_##kind##_##mr##x4}
+#define QB_LB_TILE_TABLE(kind)                                                                          \
+    {QB_LB_TILE_FNS(kind, 1), QB_LB_TILE_FNS(kind, 2), QB_LB_TILE_FNS(kind, 3), QB_LB_TILE_FNS(kind, 4), \
+     QB_LB_TILE_FNS(kind, 5), QB_LB_TILE_FNS(kind, 6)}
+/* [fused][mr - 1][nr - 1] */
+static const qb_lb_tile_fn qb_lb_tiles[2][QB_LB_MR][4] = {QB_LB_TILE_TABLE(tile), QB_LB_TILE_TABLE(fused)};
 
 
 /* Rows j (columns c0 + j) of 64 packed bytes, 16 x 16 dwords transposed in
@@ -158,10 +204,11 @@ static void qb_lb_panel_zero(const qb_lowbit_weights *W, int n, int g, __m512i z
 
 /* The chunk of len codes from k0 of the block at column n from the U4
  * panels (kernels_lowbit.h): each step's two panel vectors give its four
- * column vectors, low nibbles then high ones, less the zero points. */
+ * column vectors, low nibbles then high ones (stored XOR 8), less the zero
+ * points. */
 static void qb_lb_decode_chunk_panels(const qb_lowbit_weights *W, int n, int k0, int len, int8_t *dec) {
     const uint8_t *p = qb_lowbit_panel_codes(W, (size_t)n / QB_LOWBIT_N_BLOCK) + (size_t)k0 / 4 * 128;
-    const __m512i nibble = _mm512_set1_epi8(15);
+    const __m512i nibble = _mm512_set1_epi8(15), eight = _mm512_set1_epi8(8);
     int g = k0 / W->group, g_end = (g + 1) * W->group - k0; /* group g covers the chunk's k below g_end */
     __m512i z[4];
     qb_lb_panel_zero(W, n, g, z);
@@ -171,10 +218,13 @@ static void qb_lb_decode_chunk_panels(const qb_lowbit_weights *W, int n, int k0,
             qb_lb_panel_zero(W, n, ++g, z);
         }
         __m512i p0 = _mm512_load_si512(p), p1 = _mm512_load_si512(p + 64);
+        /* 0x6a: (a & b) ^ c */
+        __m512i h0 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(p0, 4), nibble, eight, 0x6a);
+        __m512i h1 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(p1, 4), nibble, eight, 0x6a);
         _mm512_store_si512(dec, _mm512_sub_epi8(_mm512_and_si512(p0, nibble), z[0]));
-        _mm512_store_si512(dec + 64, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(p0, 4), nibble), z[1]));
+        _mm512_store_si512(dec + 64, _mm512_sub_epi8(h0, z[1]));
         _mm512_store_si512(dec + 128, _mm512_sub_epi8(_mm512_and_si512(p1, nibble), z[2]));
-        _mm512_store_si512(dec + 192, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(p1, 4), nibble), z[3]));
+        _mm512_store_si512(dec + 192, _mm512_sub_epi8(h1, z[3]));
     }
 }
 
@@ -259,44 +309,64 @@ static void qb_lb_take_prefetch(qb_lowbit_block *b, qb_lb_tile_args *t) {
     b->next_lines -= t->next_lines;
 }
 
-void qb_lowbit_block_rows_vnni(qb_lowbit_block *b, int m0, int rows) {
+/* Rows [m0, m0 + rows) through the chunk of count segments whose weights
+ * are at dec (decoded) or, fused, in the panels. */
+static void qb_lb_run_chunk(qb_lowbit_block *b, int m0, int rows, const qb_lowbit_segment *seg, int count,
+                            const int8_t *dec) {
     const qb_lowbit_a8_args *g = b->g;
     const qb_lowbit_weights *W = g->W;
     const qb_lowbit_scratch_layout *L = &b->L;
     int nr = (b->cols + 15) / 16;
-    const int8_t *dec = (const int8_t *)(b->scratch + L->decoded);
-    float *scales = (float *)(b->scratch + L->scales), *fpart = (float *)(b->scratch + L->fpart);
+    const float *scales = (const float *)(b->scratch + L->scales);
+    const uint8_t *codes = b->asum ? qb_lowbit_panel_codes(W, (size_t)b->n / QB_LOWBIT_N_BLOCK) : NULL;
+    float *fpart = (float *)(b->scratch + L->fpart);
     int32_t *ipart = (int32_t *)(b->scratch + L->ipart);
+    for (int i = 0; i < rows; i += QB_LB_MR) {
+        int mr = rows - i < QB_LB_MR ? rows - i : QB_LB_MR;
+        for (int s = 0; s < count; s++) {
+            qb_lb_tile_args t = {.a = g->A + (size_t)(m0 + i) * g->lda + seg[s].k0, .lda = (size_t)g->lda,
+                                 .steps = seg[s].len / 4, .tail = seg[s].len % 4, .starts = seg[s].starts,
+                                 .ends = seg[s].ends, .first_group = seg[s].g == 0, .ipart = ipart + i * 64,
+                                 .fpart = fpart + i * 64, .scale = scales + s * 64, .ldc = (size_t)g->ldc,
+                                 .ldr = (size_t)g->ldr, .cols = b->cols};
+            if (codes) {
+                t.p = codes + (size_t)seg[s].k0 / 4 * 128;
+                t.asum = b->asum + (size_t)(m0 + i) * W->G + seg[s].g;
+                t.G = W->G;
+            } else {
+                t.w = dec + (size_t)seg[s].step0 * 256;
+            }
+            if (seg[s].k0 == 0) {
+                t.c = g->C + (size_t)(m0 + i) * g->ldc + b->n;
+                if (g->residual) t.res = g->residual + (size_t)(m0 + i) * g->ldr + b->n;
+            }
+            qb_lb_take_prefetch(b, &t);
+            qb_lb_tiles[codes != NULL][mr - 1][nr - 1](&t);
+        }
+    }
+}
+
+void qb_lowbit_block_rows_vnni(qb_lowbit_block *b, int m0, int rows) {
+    const qb_lowbit_weights *W = b->g->W;
+    const qb_lowbit_scratch_layout *L = &b->L;
+    const int8_t *dec = (const int8_t *)(b->scratch + L->decoded);
     qb_lowbit_segment seg[QB_LOWBIT_KC];
     for (int k0 = 0; k0 < W->K;) {
-        qb_lowbit_block_decode(b, k0);
-        int at = 0; /* the chunk's first step in the span */
-        for (int k = k0; k < b->span_k1;) {
+        int k1 = W->K, at = 0; /* at: the chunk's first step in the decoded span */
+        if (!b->asum) {
+            qb_lowbit_block_decode(b, k0);
+            k1 = b->span_k1;
+        }
+        for (int k = k0; k < k1;) {
             int steps, count = qb_lowbit_chunk(W, k, L->chunk_groups, seg, &steps);
-            qb_lowbit_block_scales(b, seg, count, scales);
-            for (int i = 0; i < rows; i += QB_LB_MR) {
-                int mr = rows - i < QB_LB_MR ? rows - i : QB_LB_MR;
-                for (int s = 0; s < count; s++) {
-                    qb_lb_tile_args t = {.a = g->A + (size_t)(m0 + i) * g->lda + seg[s].k0, .lda = (size_t)g->lda,
-                                         .w = dec + (size_t)(at + seg[s].step0) * 256, .steps = seg[s].len / 4,
-                                         .tail = seg[s].len % 4, .starts = seg[s].starts, .ends = seg[s].ends,
-                                         .first_group = seg[s].g == 0, .ipart = ipart + i * 64,
-                                         .fpart = fpart + i * 64, .scale = scales + s * 64,
-                                         .ldc = (size_t)g->ldc, .ldr = (size_t)g->ldr, .cols = b->cols};
-                    if (k == 0 && s == 0) {
-                        t.c = g->C + (size_t)(m0 + i) * g->ldc + b->n;
-                        if (g->residual) t.res = g->residual + (size_t)(m0 + i) * g->ldr + b->n;
-                    }
-                    qb_lb_take_prefetch(b, &t);
-                    qb_lb_tiles[mr - 1][nr - 1](&t);
-                }
-            }
+            qb_lowbit_block_scales(b, seg, count, (float *)(b->scratch + L->scales));
+            qb_lb_run_chunk(b, m0, rows, seg, count, dec + (size_t)at * 256);
             at += steps;
             k = seg[count - 1].k0 + seg[count - 1].len;
         }
-        k0 = b->span_k1;
+        k0 = k1;
     }
-    qb_lowbit_block_epilogue(b, fpart, m0, rows);
+    qb_lowbit_block_epilogue(b, (const float *)(b->scratch + L->fpart), m0, rows);
 }
 
 /* Equal row chunks (whole tiles) of at most QB_LOWBIT_MC rows. */
@@ -311,11 +381,40 @@ static int qb_lb_chunk_rows(int M) {
  * every row runs through it, and the activations stream past from L2 or
  * L3 (at M = 1024, K = 3072 that is 3 MiB per block against ~1 ms of
  * multiply-adds, far below L3's bandwidth). */
+/* Each row's sum of A over each group, [M][G]. */
+static void qb_lb_group_sums(const qb_lowbit_a8_args *g, int32_t *out) {
+    const qb_lowbit_weights *W = g->W;
+    for (int m = 0; m < g->M; m++) {
+        const uint8_t *a = g->A + (size_t)m * g->lda;
+        for (int j = 0; j < W->G; j++) {
+            int k1 = (j + 1) * W->group < W->K ? (j + 1) * W->group : W->K;
+            __m512i acc = _mm512_setzero_si512(), zero = _mm512_setzero_si512();
+            for (int k = j * W->group; k < k1; k += 64) {
+                __mmask64 mask = k1 - k >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (k1 - k)) - 1;
+                acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(mask, a + k), zero));
+            }
+            out[(size_t)m * W->G + j] = (int32_t)_mm512_reduce_add_epi64(acc);
+        }
+    }
+}
+
+/* Rows up to which symmetric U4 panels run fused: past about six row
+ * tiles, one decode pass per block costs less than the fused tile's masks
+ * and its panel reads in every tile. */
+#define QB_LB_FUSED_ROWS 36
+
 void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch) {
+    const qb_lowbit_weights *W = g->W;
+    int32_t *asum = NULL;
+    if (W->panels && !W->zero && g->M <= QB_LB_FUSED_ROWS) {
+        asum = (int32_t *)((char *)scratch + W->plan.asum);
+        qb_lb_group_sums(g, asum);
+    }
     int rows = qb_lb_chunk_rows(g->M);
     for (int n = n0; n < n1; n += QB_LOWBIT_N_BLOCK) {
         qb_lowbit_block b;
         qb_lowbit_block_init(&b, g, scratch, n, n1);
+        b.asum = asum;
         for (int m0 = 0; m0 < g->M; m0 += rows) qb_lowbit_block_rows_vnni(&b, m0, g->M - m0 < rows ? g->M - m0 : rows);
     }
 }
