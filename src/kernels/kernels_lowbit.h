@@ -59,7 +59,7 @@ typedef struct {
     size_t decoded;    /* [span_steps][64][4] s8 */
     size_t stage;      /* [16][QB_LOWBIT_KC + 64] s8: codes of 16 columns before the transpose */
     size_t scales;     /* [2][chunk_groups][64] f32: two chunks' scales (AMX folds one chunk late) */
-    size_t asum;       /* [QB_LOWBIT_MC][G] s32: rows' sums of A per group (fused U4) */
+    size_t asum;       /* [QB_LOWBIT_FUSED_ROWS][G] s32: rows' sums of A per group */
     size_t ipart;      /* [QB_LOWBIT_MC][64] s32: a group's sums between pieces */
     size_t fpart;      /* [QB_LOWBIT_MC][64] f32: the float sums over groups */
     size_t apart;      /* [2][QB_LOWBIT_AMX_ROWS][64] s32: AMX sums waiting for their fold */
@@ -87,8 +87,8 @@ typedef struct {
 /* U4 panels: the codes again, laid out so that the AVX-512 decoder makes
  * its VNNI layout ([step][64 columns][4 k] s8) with a mask or a shift and
  * a mask per vector instead of a transpose, and so that its tile can
- * multiply them as they are for few rows (lowbit_avx512.c).  For grids whose groups are whole steps of
- * 4 k (or one group).  With S = ceil(K / 4) steps and B = ceil(N / 64)
+ * multiply them as they are for few rows (lowbit_avx512.c).  For grids
+ * whose groups are whole steps of 4 k (or one group).  With S = ceil(K / 4) steps and B = ceil(N / 64)
  * blocks of 64 columns:
  *   codes [B][S][128]: byte 64 h + 4 c + j of block b, step s holds the
  *     codes of columns 64 b + 32 h + c (low nibble) and 64 b + 32 h + 16 + c
@@ -189,6 +189,10 @@ void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const 
 #define QB_LOWBIT_KC 256
 #define QB_LOWBIT_MC 96
 #define QB_LOWBIT_KD 4096
+/* Rows up to which the AVX-512 VNNI path multiplies symmetric U4 panels
+ * undecoded: past about six row tiles, one decode pass per block costs
+ * less than the masks and panel reads in every tile. */
+#define QB_LOWBIT_FUSED_ROWS 36
 #define QB_LOWBIT_AMX_ROWS 32 /* rows of the AMX path's output block */
 
 qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group);

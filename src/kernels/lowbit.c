@@ -253,7 +253,7 @@ qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group) {
     p.scales = at;
     at += 2 * qb_lowbit_align64((size_t)p.chunk_groups * 64 * sizeof(float));
     p.asum = at;
-    at += qb_lowbit_align64((size_t)QB_LOWBIT_MC * G * sizeof(int32_t));
+    at += qb_lowbit_align64((size_t)QB_LOWBIT_FUSED_ROWS * G * sizeof(int32_t));
     p.ipart = at;
     at += (size_t)QB_LOWBIT_MC * 64 * sizeof(int32_t);
     p.fpart = at;

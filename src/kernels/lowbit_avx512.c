@@ -377,10 +377,6 @@ static int qb_lb_chunk_rows(int M) {
     return rows > QB_LOWBIT_MC ? QB_LOWBIT_MC : rows;
 }
 
-/* Blocks outermost: a block's decoded span (<= 256 KiB) stays in L2 while
- * every row runs through it, and the activations stream past from L2 or
- * L3 (at M = 1024, K = 3072 that is 3 MiB per block against ~1 ms of
- * multiply-adds, far below L3's bandwidth). */
 /* Each row's sum of A over each group, [M][G]. */
 static void qb_lb_group_sums(const qb_lowbit_a8_args *g, int32_t *out) {
     const qb_lowbit_weights *W = g->W;
@@ -398,15 +394,14 @@ static void qb_lb_group_sums(const qb_lowbit_a8_args *g, int32_t *out) {
     }
 }
 
-/* Rows up to which symmetric U4 panels run fused: past about six row
- * tiles, one decode pass per block costs less than the fused tile's masks
- * and its panel reads in every tile. */
-#define QB_LB_FUSED_ROWS 36
-
+/* Blocks outermost: a block's decoded span (<= 256 KiB) stays in L2 while
+ * every row runs through it, and the activations stream past from L2 or
+ * L3 (at M = 1024, K = 3072 that is 3 MiB per block against ~1 ms of
+ * multiply-adds, far below L3's bandwidth). */
 void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch) {
     const qb_lowbit_weights *W = g->W;
     int32_t *asum = NULL;
-    if (W->panels && !W->zero && g->M <= QB_LB_FUSED_ROWS) {
+    if (W->panels && !W->zero && g->M <= QB_LOWBIT_FUSED_ROWS) {
         asum = (int32_t *)((char *)scratch + W->plan.asum);
         qb_lb_group_sums(g, asum);
     }
