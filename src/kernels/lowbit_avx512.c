@@ -42,6 +42,13 @@ typedef struct {
     const float *scale; /* [64] the group's scales (ends only) */
     const char *next;   /* lines of the next block's packed codes to prefetch */
     int next_lines;
+    /* Decoded: the next row tile's activations at this segment, its row 0
+     * and its lines (two a row, a group of up to 128 k), fetched one per
+     * step.  Every row runs through a block before the next block, so an A
+     * larger than L2 comes from L3 again for each block, and left to the
+     * hardware its first reads stalled every tile. */
+    const uint8_t *a_next;
+    int a_next_lines;
     /* The tile's rows of C and of the residual (NULL: none, or not this
      * segment), whose lines the epilogue writes: fetched one per step, as
      * the int8 kernel does (all at once they hold every fill buffer). */
@@ -97,6 +104,8 @@ static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_ar
     __m512i w0, w1, w2, w3;
     for (int s = 0; s < t->steps; s++, a += 4, w += 256, p += 128) {
         if (s < t->next_lines) _mm_prefetch(t->next + (size_t)s * 64, _MM_HINT_T1);
+        if (!fused && s < t->a_next_lines)
+            _mm_prefetch((const char *)(t->a_next + (size_t)(s >> 1) * lda + (s & 1) * 64), _MM_HINT_T0);
         qb_vnni_fetch_output_line(t->c, t->ldc, t->res, t->ldr, t->cols, mr, s);
         QB_LB_WEIGHTS(fused)
         QB_VNNI_ROWS(QB_VNNI_BROADCAST)
@@ -335,6 +344,11 @@ static void qb_lb_run_chunk(qb_lowbit_block *b, int m0, int rows, const qb_lowbi
                 t.G = W->G;
             } else {
                 t.w = dec + (size_t)seg[s].step0 * 256;
+            }
+            int next_rows = rows - i - QB_LB_MR;
+            if (!codes && next_rows > 0) {
+                t.a_next = t.a + (size_t)QB_LB_MR * g->lda;
+                t.a_next_lines = 2 * (next_rows < QB_LB_MR ? next_rows : QB_LB_MR);
             }
             if (seg[s].k0 == 0) {
                 t.c = g->C + (size_t)(m0 + i) * g->ldc + b->n;
