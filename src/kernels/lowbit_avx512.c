@@ -411,7 +411,8 @@ static void qb_lb_group_sums(const qb_lowbit_a8_args *g, int32_t *out) {
 /* Blocks outermost: a block's decoded span (<= 256 KiB) stays in L2 while
  * every row runs through it, and the activations stream past from L2 or
  * L3 (at M = 1024, K = 3072 that is 3 MiB per block against ~1 ms of
- * multiply-adds, far below L3's bandwidth). */
+ * multiply-adds, far below L3's bandwidth, though not below its latency:
+ * hence each tile fetching the next one's rows). */
 void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch) {
     const qb_lowbit_weights *W = g->W;
     int32_t *asum = NULL;
