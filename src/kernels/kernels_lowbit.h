@@ -263,9 +263,10 @@ typedef struct {
     int n, cols;          /* columns [n, n + cols) */
     int span_k0, span_k1; /* k decoded in scratch (span_k1 == 0: none yet) */
     const int32_t *asum;  /* fused: the rows' sums of A per group, [M][G]; NULL: decoded */
-    /* the next block's packed codes, prefetched into L2 a share per tile */
-    const char *next;
-    int next_lines, per_tile;
+    /* the next block's packed codes not yet prefetched into L2, [next,
+     * next_end) (NULL: none), per_tile lines a tile */
+    const char *next, *next_end;
+    int per_tile;
 } qb_lowbit_block;
 void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *scratch, int n, int n1);
 /* Decodes the span of chunks from k0 (unless it is the one held). */

@@ -68,7 +68,7 @@ qb_lb_amx_tile(const uint8_t *a, size_t lda, const int8_t *w, int steps, int mr,
         if (nc > 1) _tile_dpbusd(1, 4, 7);
         if (mr > 1) _tile_dpbusd(2, 5, 6);
         if (mr > 1 && nc > 1) _tile_dpbusd(3, 5, 7);
-        for (int i = 0; i < b->per_tile && b->next_lines > 0; i++, b->next_lines--, b->next += 64)
+        for (int i = 0; i < b->per_tile && b->next != b->next_end; i++, b->next += 64)
             _mm_prefetch(b->next, _MM_HINT_T1);
     }
     _tile_stored(0, part, ldp);
@@ -150,7 +150,8 @@ QB_LB_AMX_TARGET void qb_lowbit_gemm_a8_amx(const qb_lowbit_a8_args *g, int n0, 
         qb_lowbit_block_init(&b, g, scratch, n, n1);
         /* the next block's codes spread over this block's tile steps */
         int tile_steps = (full + QB_LOWBIT_AMX_ROWS - 1) / QB_LOWBIT_AMX_ROWS * 2 * (g->W->K / QB_LB_AMX_K);
-        b.per_tile = (b.next_lines + tile_steps - 1) / tile_steps;
+        int lines = b.next ? (int)((b.next_end - b.next) / 64) : 0;
+        b.per_tile = (lines + tile_steps - 1) / tile_steps;
         qb_lowbit_block_decode(&b, 0);
         for (int m = 0; m < full; m += QB_LOWBIT_AMX_ROWS)
             qb_lb_amx_rows(&b, m, full - m >= QB_LOWBIT_AMX_ROWS ? 2 : 1);

@@ -249,10 +249,11 @@ void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *
         size_t bytes = W->panels ? qb_lowbit_panel_code_bytes(W) : (size_t)next_cols * W->row_bytes;
         b->next = W->panels ? (const char *)qb_lowbit_panel_codes(W, (size_t)next / QB_LOWBIT_N_BLOCK)
                             : (const char *)(W->rows + (size_t)next * W->row_bytes);
-        b->next_lines = (int)((bytes + 63) / 64);
+        int lines = (int)((bytes + 63) / 64);
+        b->next_end = b->next + (size_t)lines * 64;
         int chunk_k = W->group < QB_LOWBIT_KC ? b->L.chunk_groups * W->group : QB_LOWBIT_KC;
         int tiles = (g->M + QB_LB_MR - 1) / QB_LB_MR * ((W->K + chunk_k - 1) / chunk_k) * b->L.chunk_groups;
-        b->per_tile = (b->next_lines + tiles - 1) / tiles;
+        b->per_tile = (lines + tiles - 1) / tiles;
     }
 }
 
@@ -313,9 +314,12 @@ void qb_lowbit_block_epilogue(const qb_lowbit_block *b, const float *fpart, int 
 /* The next share of the next block's lines for one tile. */
 static void qb_lb_take_prefetch(qb_lowbit_block *b, qb_lb_tile_args *t) {
     t->next = b->next;
-    t->next_lines = b->next_lines < b->per_tile ? b->next_lines : b->per_tile;
-    b->next += (size_t)t->next_lines * 64;
-    b->next_lines -= t->next_lines;
+    t->next_lines = 0;
+    if (!b->next) return;
+    size_t left = (size_t)(b->next_end - b->next), share = (size_t)b->per_tile * 64;
+    if (share > left) share = left;
+    t->next_lines = (int)(share / 64);
+    b->next += share;
 }
 
 /* Rows [m0, m0 + rows) through the chunk of count segments whose weights
@@ -330,30 +334,34 @@ static void qb_lb_run_chunk(qb_lowbit_block *b, int m0, int rows, const qb_lowbi
     const uint8_t *codes = b->asum ? qb_lowbit_panel_codes(W, (size_t)b->n / QB_LOWBIT_N_BLOCK) : NULL;
     float *fpart = (float *)(b->scratch + L->fpart);
     int32_t *ipart = (int32_t *)(b->scratch + L->ipart);
+    /* One set of arguments, its fields assigned per call: a fresh struct
+     * per call was built field by field and then copied whole, and the
+     * copy's wide loads waited on those narrow stores every call. */
+    qb_lb_tile_args t = {.lda = (size_t)g->lda, .G = W->G, .ldc = (size_t)g->ldc, .ldr = (size_t)g->ldr,
+                         .cols = b->cols};
     for (int i = 0; i < rows; i += QB_LB_MR) {
-        int mr = rows - i < QB_LB_MR ? rows - i : QB_LB_MR;
+        int mr = rows - i < QB_LB_MR ? rows - i : QB_LB_MR, next_rows = rows - i - QB_LB_MR;
         for (int s = 0; s < count; s++) {
-            qb_lb_tile_args t = {.a = g->A + (size_t)(m0 + i) * g->lda + seg[s].k0, .lda = (size_t)g->lda,
-                                 .steps = seg[s].len / 4, .tail = seg[s].len % 4, .starts = seg[s].starts,
-                                 .ends = seg[s].ends, .first_group = seg[s].g == 0, .ipart = ipart + i * 64,
-                                 .fpart = fpart + i * 64, .scale = scales + s * 64, .ldc = (size_t)g->ldc,
-                                 .ldr = (size_t)g->ldr, .cols = b->cols};
+            t.a = g->A + (size_t)(m0 + i) * g->lda + seg[s].k0;
+            t.steps = seg[s].len / 4;
+            t.tail = seg[s].len % 4;
+            t.starts = seg[s].starts;
+            t.ends = seg[s].ends;
+            t.first_group = seg[s].g == 0;
+            t.ipart = ipart + i * 64;
+            t.fpart = fpart + i * 64;
+            t.scale = scales + s * 64;
             if (codes) {
                 t.p = codes + (size_t)seg[s].k0 / 4 * 128;
                 t.asum = b->asum + (size_t)(m0 + i) * W->G + seg[s].g;
-                t.G = W->G;
             } else {
                 t.w = dec + (size_t)seg[s].step0 * 256;
             }
-            int next_rows = rows - i - QB_LB_MR;
-            if (!codes && next_rows > 0) {
-                t.a_next = t.a + (size_t)QB_LB_MR * g->lda;
-                t.a_next_lines = 2 * (next_rows < QB_LB_MR ? next_rows : QB_LB_MR);
-            }
-            if (seg[s].k0 == 0) {
-                t.c = g->C + (size_t)(m0 + i) * g->ldc + b->n;
-                if (g->residual) t.res = g->residual + (size_t)(m0 + i) * g->ldr + b->n;
-            }
+            t.a_next = t.a + (size_t)QB_LB_MR * g->lda;
+            t.a_next_lines = !codes && next_rows > 0 ? 2 * (next_rows < QB_LB_MR ? next_rows : QB_LB_MR) : 0;
+            bool first = seg[s].k0 == 0;
+            t.c = first ? g->C + (size_t)(m0 + i) * g->ldc + b->n : NULL;
+            t.res = first && g->residual ? g->residual + (size_t)(m0 + i) * g->ldr + b->n : NULL;
             qb_lb_take_prefetch(b, &t);
             qb_lb_tiles[codes != NULL][mr - 1][nr - 1](&t);
         }
