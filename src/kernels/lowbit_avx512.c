@@ -357,8 +357,9 @@ static void qb_lb_run_chunk(qb_lowbit_block *b, int m0, int rows, const qb_lowbi
             } else {
                 t.w = dec + (size_t)seg[s].step0 * 256;
             }
-            t.a_next = t.a + (size_t)QB_LB_MR * g->lda;
-            t.a_next_lines = !codes && next_rows > 0 ? 2 * (next_rows < QB_LB_MR ? next_rows : QB_LB_MR) : 0;
+            bool fetch_a = !codes && next_rows > 0;
+            t.a_next = fetch_a ? t.a + (size_t)QB_LB_MR * g->lda : NULL;
+            t.a_next_lines = fetch_a ? 2 * (next_rows < QB_LB_MR ? next_rows : QB_LB_MR) : 0;
             bool first = seg[s].k0 == 0;
             t.c = first ? g->C + (size_t)(m0 + i) * g->ldc + b->n : NULL;
             t.res = first && g->residual ? g->residual + (size_t)(m0 + i) * g->ldr + b->n : NULL;
