@@ -88,8 +88,8 @@ typedef struct {
  * its VNNI layout ([step][64 columns][4 k] s8) with a mask or a shift and
  * a mask per vector instead of a transpose, and so that its tile can
  * multiply them as they are for few rows (lowbit_avx512.c).  For grids
- * whose groups are whole steps of 4 k (or one group).  With S = ceil(K / 4) steps and B = ceil(N / 64)
- * blocks of 64 columns:
+ * whose groups are whole steps of 4 k (or one group).  With S = ceil(K / 4)
+ * steps and B = ceil(N / 64) blocks of 64 columns:
  *   codes [B][S][128]: byte 64 h + 4 c + j of block b, step s holds the
  *     codes of columns 64 b + 32 h + c (low nibble) and 64 b + 32 h + 16 + c
  *     (high nibble, XOR 8) at k = 4 s + j, so that the byte read as s8 is
