@@ -95,9 +95,10 @@ typedef struct {
  *     (high nibble, XOR 8) at k = 4 s + j, so that the byte read as s8 is
  *     16 (high code - 8) + low code, which the VNNI kernel multiplies as it
  *     is (lowbit_avx512.c);
- *   then zero points [B][G][64], a byte per column, so that a group's zero
- *     vector is one load, not a strided gather.
- * Columns past N and k past K decode to 0. */
+ *   then, for grids with zero points, those [B][G][64], a byte per
+ *     column, so that a group's zero vector is one load, not a strided
+ *     gather (a symmetric grid's zero point is levels / 2 everywhere).
+ * Columns past N and k past K hold the zero point, so they decode to 0. */
 bool qb_lowbit_panels_fit(const qb_lowbit_weights *w);
 size_t qb_lowbit_panels_bytes(const qb_lowbit_weights *w);
 
@@ -198,7 +199,8 @@ void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const 
 qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group);
 
 /* The panels' geometry: blocks of 64 columns, each block's codes, and
- * where block b's codes and its zero points of group g lie. */
+ * where block b's codes and (grids with zero points) those of group g
+ * lie. */
 static inline size_t qb_lowbit_panel_blocks(const qb_lowbit_weights *w) {
     return ((size_t)w->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
 }

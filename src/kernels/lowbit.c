@@ -137,7 +137,8 @@ bool qb_lowbit_panels_fit(const qb_lowbit_weights *w) {
 }
 
 size_t qb_lowbit_panels_bytes(const qb_lowbit_weights *w) {
-    return qb_lowbit_panel_blocks(w) * (qb_lowbit_panel_code_bytes(w) + (size_t)w->G * QB_LOWBIT_N_BLOCK);
+    size_t zeros = w->zero ? (size_t)w->G * QB_LOWBIT_N_BLOCK : 0;
+    return qb_lowbit_panel_blocks(w) * (qb_lowbit_panel_code_bytes(w) + zeros);
 }
 
 /* zsum of a row from its codes, in the float order of kernels_lowbit.h. */
@@ -154,15 +155,15 @@ static float qb_lowbit_row_zsum(const qb_lowbit_weights *w, int n, const uint8_t
 }
 
 /* Block b's codes [64][ld] (ld = 4 ceil(K / 4)) into its panels and zero
- * points: k past K holds the last group's zero point, columns past N
- * zeros and zero point 0, so both decode to 0. */
+ * points: k past K holds the last group's zero point and columns past N
+ * the grid's (zero point 0 with a zero array), so both decode to 0. */
 static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, int ld) {
     int steps = ld / 4;
     for (int c = 0; c < QB_LOWBIT_N_BLOCK; c++) {
         int n = b * QB_LOWBIT_N_BLOCK + c;
         uint8_t *row = codes + (size_t)c * ld;
         if (n < w->N) memset(row + w->K, qb_lowbit_zero_point(w, n, w->G - 1), (size_t)(ld - w->K));
-        else memset(row, 0, (size_t)ld);
+        else memset(row, w->zero ? 0 : qb_code_levels(w->code) / 2, (size_t)ld);
     }
     uint8_t *out = qb_lowbit_panel_codes(w, (size_t)b);
     for (int h = 0; h < 2; h++)
@@ -176,6 +177,7 @@ static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, i
                 memcpy(out + (size_t)s * 128 + 64 * h + 4 * c, &l, 4);
             }
         }
+    if (!w->zero) return;
     uint8_t *zero = qb_lowbit_panel_zeros(w, (size_t)b, 0);
     for (int g = 0; g < w->G; g++)
         for (int c = 0; c < QB_LOWBIT_N_BLOCK; c++) {

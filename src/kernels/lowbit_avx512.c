@@ -205,6 +205,10 @@ static void qb_lb_decode_chunk_generic(const qb_lowbit_weights *W, int n, int co
 /* Group g's zero vectors of the block at column n from its panels, for
  * columns 16 d .. 16 d + 15 each. */
 static void qb_lb_panel_zero(const qb_lowbit_weights *W, int n, int g, __m512i z[4]) {
+    if (!W->zero) {
+        z[0] = z[1] = z[2] = z[3] = _mm512_set1_epi8((char)(qb_code_levels(W->code) / 2));
+        return;
+    }
     const uint8_t *p = qb_lowbit_panel_zeros(W, (size_t)n / QB_LOWBIT_N_BLOCK, g);
     for (int d = 0; d < 4; d++)
         z[d] = _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(p + 16 * d))),
