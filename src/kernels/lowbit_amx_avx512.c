@@ -144,14 +144,12 @@ QB_LB_AMX_TARGET void qb_lowbit_gemm_a8_amx(const qb_lowbit_a8_args *g, int n0, 
         return;
     }
     int full = g->M / QB_LB_AMX_ROWS * QB_LB_AMX_ROWS;
+    /* the next block's codes spread over this block's tile steps */
+    int tile_steps = (full + QB_LOWBIT_AMX_ROWS - 1) / QB_LOWBIT_AMX_ROWS * 2 * (g->W->K / QB_LB_AMX_K);
     qb_i8_amx_configure();
     for (int n = n0; n < n1; n += QB_LOWBIT_N_BLOCK) {
         qb_lowbit_block b;
-        qb_lowbit_block_init(&b, g, scratch, n, n1);
-        /* the next block's codes spread over this block's tile steps */
-        int tile_steps = (full + QB_LOWBIT_AMX_ROWS - 1) / QB_LOWBIT_AMX_ROWS * 2 * (g->W->K / QB_LB_AMX_K);
-        int lines = b.next ? (int)((b.next_end - b.next) / 64) : 0;
-        b.per_tile = (lines + tile_steps - 1) / tile_steps;
+        qb_lowbit_block_init(&b, g, scratch, n, n1, tile_steps);
         qb_lowbit_block_decode(&b, 0);
         for (int m = 0; m < full; m += QB_LOWBIT_AMX_ROWS)
             qb_lb_amx_rows(&b, m, full - m >= QB_LOWBIT_AMX_ROWS ? 2 : 1);

@@ -241,7 +241,7 @@ static void qb_lb_decode_chunk_panels(const qb_lowbit_weights *W, int n, int k0,
     }
 }
 
-void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *scratch, int n, int n1) {
+void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *scratch, int n, int n1, int tiles) {
     const qb_lowbit_weights *W = g->W;
     *b = (qb_lowbit_block){.g = g, .L = W->plan, .scratch = scratch, .n = n};
     b->cols = W->N - n < QB_LOWBIT_N_BLOCK ? W->N - n : QB_LOWBIT_N_BLOCK;
@@ -255,8 +255,6 @@ void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *
                             : (const char *)(W->rows + (size_t)next * W->row_bytes);
         int lines = (int)((bytes + 63) / 64);
         b->next_end = b->next + (size_t)lines * 64;
-        int chunk_k = W->group < QB_LOWBIT_KC ? b->L.chunk_groups * W->group : QB_LOWBIT_KC;
-        int tiles = (g->M + QB_LB_MR - 1) / QB_LB_MR * ((W->K + chunk_k - 1) / chunk_k) * b->L.chunk_groups;
         b->per_tile = (lines + tiles - 1) / tiles;
     }
 }
@@ -434,9 +432,11 @@ void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *sc
         qb_lb_group_sums(g, asum);
     }
     int rows = qb_lb_chunk_rows(g->M);
+    int chunk_k = W->group < QB_LOWBIT_KC ? W->plan.chunk_groups * W->group : QB_LOWBIT_KC;
+    int tiles = (g->M + QB_LB_MR - 1) / QB_LB_MR * ((W->K + chunk_k - 1) / chunk_k) * W->plan.chunk_groups;
     for (int n = n0; n < n1; n += QB_LOWBIT_N_BLOCK) {
         qb_lowbit_block b;
-        qb_lowbit_block_init(&b, g, scratch, n, n1);
+        qb_lowbit_block_init(&b, g, scratch, n, n1, tiles);
         b.asum = asum;
         for (int m0 = 0; m0 < g->M; m0 += rows) qb_lowbit_block_rows_vnni(&b, m0, g->M - m0 < rows ? g->M - m0 : rows);
     }
