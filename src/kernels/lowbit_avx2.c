@@ -29,12 +29,24 @@ static inline __m256i qb_lb_dot4(__m256i acc, __m256i a, __m256i w) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, w), _mm256_set1_epi16(1)));
 }
 
+/* Four bytes of A from a, all of them or the first tail (1..3). */
 static inline __m256i qb_lb_a4(const uint8_t *a, int tail) {
-    int32_t bytes = 0;
-    if (tail) memcpy(&bytes, a, (size_t)tail);
-    else bytes = *(const qb_lb_u32_unaligned *)a;
-    return _mm256_set1_epi32(bytes);
+    if (!tail) return _mm256_set1_epi32(*(const qb_lb_u32_unaligned *)a);
+    uint32_t bytes = a[0] | (tail > 1 ? (uint32_t)a[1] << 8 : 0) | (tail > 2 ? (uint32_t)a[2] << 16 : 0);
+    return _mm256_set1_epi32((int)bytes);
 }
+
+/* One step of 4 k for mr rows against the two weight vectors at w. */
+#define QB_LB_STEP(tail)                                                   \
+    {                                                                      \
+        __m256i w0 = _mm256_load_si256((const __m256i *)w);                \
+        __m256i w1 = _mm256_load_si256((const __m256i *)(w + 32));         \
+        for (int i = 0; i < mr; i++) {                                     \
+            __m256i a = qb_lb_a4(t->a + i * t->lda + 4 * s, tail);         \
+            acc[i][0] = qb_lb_dot4(acc[i][0], a, w0);                      \
+            acc[i][1] = qb_lb_dot4(acc[i][1], a, w1);                      \
+        }                                                                  \
+    }
 
 static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_args *t, int mr) {
     __m256i acc[QB_LB_MR][2];
@@ -43,15 +55,9 @@ static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_ar
             acc[i][h] = t->starts ? _mm256_setzero_si256() : _mm256_loadu_si256((const __m256i *)(t->ipart + i * 64 + 8 * h));
     const int8_t *w = t->w;
     int s = 0;
-    for (; s < t->steps + (t->tail > 0); s++, w += 256) {
-        __m256i w0 = _mm256_load_si256((const __m256i *)w), w1 = _mm256_load_si256((const __m256i *)(w + 32));
-        int tail = s == t->steps ? t->tail : 0;
-        for (int i = 0; i < mr; i++) {
-            __m256i a = qb_lb_a4(t->a + i * t->lda + 4 * s, tail);
-            acc[i][0] = qb_lb_dot4(acc[i][0], a, w0);
-            acc[i][1] = qb_lb_dot4(acc[i][1], a, w1);
-        }
-    }
+    /* the tail step apart, so that the sums stay in registers */
+    for (; s < t->steps; s++, w += 256) QB_LB_STEP(0)
+    if (t->tail) QB_LB_STEP(t->tail)
     for (int i = 0; i < mr; i++)
         for (int h = 0; h < 2; h++) {
             if (!t->ends) {
