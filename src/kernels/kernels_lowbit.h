@@ -147,9 +147,12 @@ void qb_kernels_lowbit_init_avx2(qb_kernels_lowbit *k);
 void qb_kernels_lowbit_init_avx512(qb_kernels_lowbit *k);
 /* The same table held to AVX-512 VNNI (tests and benchmarks compare both). */
 void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k);
-/* AArch64 (every level): groups decoded to s8 and summed with widening
+/* AArch64 ARMv8.0: groups decoded to s8 and summed with widening
  * multiply-adds (lowbit_neon.c). */
-void qb_kernels_lowbit_init_neon(qb_isa isa, qb_kernels_lowbit *k);
+void qb_kernels_lowbit_init_neon(qb_kernels_lowbit *k);
+/* AArch64 with dot products (the dotprod and i8mm levels): 4 x 16 sdot
+ * tiles over decoded runs (lowbit_dotprod.c). */
+void qb_kernels_lowbit_init_dotprod(qb_isa isa, qb_kernels_lowbit *k);
 
 /* Per-thread scratch of gemm_a8 for weights of K inputs and group size. */
 size_t qb_lowbit_scratch_bytes(int K, int group);

@@ -281,9 +281,9 @@ bool qb_kernels_lowbit_select(qb_isa isa, qb_kernels_lowbit *k) {
     case QB_ISA_AVX2: qb_kernels_lowbit_init_avx2(k); return true;
     case QB_ISA_AVX512: qb_kernels_lowbit_init_avx512(k); return true;
 #elif defined(__aarch64__)
-    case QB_ISA_NEON:
+    case QB_ISA_NEON: qb_kernels_lowbit_init_neon(k); return true;
     case QB_ISA_DOTPROD:
-    case QB_ISA_I8MM: qb_kernels_lowbit_init_neon(isa, k); return true;
+    case QB_ISA_I8MM: qb_kernels_lowbit_init_dotprod(isa, k); return true;
 #endif
     default: return false;
     }

@@ -1,8 +1,9 @@
-/* The W.A8 low-bit GEMM on NEON, for every AArch64 level: for each column
- * a run of one group's codes is decoded to s8 (code - zero) once and then
- * multiplied against up to QB_LOWBIT_MC rows of A with widening
- * multiply-adds (exact in int32); groups fold in float in the order
- * kernels_lowbit.h defines, so results equal the scalar kernel's bit for bit. */
+/* The W.A8 low-bit GEMM on ARMv8.0 NEON (lowbit_dotprod.c serves the later
+ * levels): for each column a run of one group's codes is decoded to s8
+ * (code - zero) once and then multiplied against up to QB_LOWBIT_MC rows of
+ * A with widening multiply-adds (exact in int32); groups fold in float in
+ * the order kernels_lowbit.h defines, so results equal the scalar kernel's
+ * bit for bit. */
 #include <arm_neon.h>
 #include <math.h>
 
@@ -63,6 +64,6 @@ static void qb_lowbit_gemm_a8_neon(const qb_lowbit_a8_args *g, int n0, int n1, v
     }
 }
 
-void qb_kernels_lowbit_init_neon(qb_isa isa, qb_kernels_lowbit *k) {
-    *k = (qb_kernels_lowbit){.isa = isa, .gemm_a8 = qb_lowbit_gemm_a8_neon, .dequantize = qb_lowbit_dequantize};
+void qb_kernels_lowbit_init_neon(qb_kernels_lowbit *k) {
+    *k = (qb_kernels_lowbit){.isa = QB_ISA_NEON, .gemm_a8 = qb_lowbit_gemm_a8_neon, .dequantize = qb_lowbit_dequantize};
 }
