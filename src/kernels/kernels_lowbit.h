@@ -273,8 +273,8 @@ typedef struct {
     const char *next, *next_end;
     int per_tile;
 } qb_lowbit_block;
-/* The block at column n of [n0, n1); its rows make `tiles` tile calls (or
- * AMX steps), over which the next block's lines are spread. */
+/* The block at column n of a slice that ends at n1; its rows make `tiles`
+ * tile calls (or AMX steps), over which the next block's lines are spread. */
 void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *scratch, int n, int n1, int tiles);
 /* Decodes the span of chunks from k0 (unless it is the one held). */
 void qb_lowbit_block_decode(qb_lowbit_block *b, int k0);

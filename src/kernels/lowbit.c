@@ -155,8 +155,9 @@ static float qb_lowbit_row_zsum(const qb_lowbit_weights *w, int n, const uint8_t
 }
 
 /* Block b's codes [64][ld] (ld = 4 ceil(K / 4)) into its panels and zero
- * points: k past K holds the last group's zero point and columns past N
- * the grid's (zero point 0 with a zero array), so both decode to 0. */
+ * points: k past K holds the last group's zero point, columns past N a
+ * symmetric grid's (levels / 2) or, with zero points, 0 and zero point 0,
+ * so both decode to 0. */
 static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, int ld) {
     int steps = ld / 4;
     for (int c = 0; c < QB_LOWBIT_N_BLOCK; c++) {
