@@ -147,12 +147,21 @@ void qb_kernels_lowbit_init_avx2(qb_kernels_lowbit *k);
 void qb_kernels_lowbit_init_avx512(qb_kernels_lowbit *k);
 /* The same table held to AVX-512 VNNI (tests and benchmarks compare both). */
 void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k);
-/* AArch64 ARMv8.0: groups decoded to s8 and summed with widening
- * multiply-adds (lowbit_neon.c). */
+/* AArch64: runs of a group's codes decoded per 16-column stripe, rows
+ * through smlal tiles (ARMv8.0, lowbit_neon.c) or sdot tiles (the dotprod
+ * and i8mm levels, lowbit_dotprod.c). */
 void qb_kernels_lowbit_init_neon(qb_kernels_lowbit *k);
-/* AArch64 with dot products (the dotprod and i8mm levels): 4 x 16 sdot
- * tiles over decoded runs (lowbit_dotprod.c). */
 void qb_kernels_lowbit_init_dotprod(qb_isa isa, qb_kernels_lowbit *k);
+#define QB_LOWBIT_RUN_MR 4
+#define QB_LOWBIT_RUN_NR 16
+/* Adds, or from zero where first, the sums over a run of len k of rows
+ * a[0..3] (each at the run's first k) times the decoded run w
+ * ([ceil(len / 4)][16][4] s8) into isum ([4][16] int32), less a_shift
+ * times the column's weight sum where the tile shifts A by a_shift. */
+typedef void (*qb_lowbit_run_tile)(const uint8_t *const a[QB_LOWBIT_RUN_MR], int len, const int8_t *w, bool first,
+                                   int32_t *isum);
+void qb_lowbit_gemm_a8_runs(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch, qb_lowbit_run_tile tile,
+                            int a_shift);
 
 /* Per-thread scratch of gemm_a8 for weights of K inputs and group size. */
 size_t qb_lowbit_scratch_bytes(int K, int group);
