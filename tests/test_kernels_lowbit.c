@@ -361,7 +361,10 @@ int main(void) {
         if (qb_test_isa_left_out(qb_isa_name((qb_isa)i))) on[i] = false;
         printf(on[i] ? "checking %s\n" : "skipped %s: this CPU cannot run it\n", qb_isa_name((qb_isa)i));
     }
-    static const kg kgs[] = {{320, 128}, {320, 32}, {323, 64}, {7, 7}, {768, 768}, {768, 64}, {323, 323}, {600, 5}};
+    /* the last 16 k of a group or of a run (256) hold 3, 5, 7, 11 and 15: every
+     * partial step count of the ARM tiles */
+    static const kg kgs[] = {{320, 128}, {320, 32},  {323, 64}, {7, 7},    {768, 768},
+                             {768, 64},  {323, 323}, {600, 5},  {319, 64}, {331, 331}};
     int big_m = sanitize ? 19 : 127, big_n = sanitize ? 67 : 769;
     const int shapes[][2] = {{1, 3}, {3, 17}, {17, 1}, {big_m, 17}, {3, big_n}, {big_m, big_n}};
     for (size_t c = 0; c < 4; c++)
