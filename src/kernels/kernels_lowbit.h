@@ -124,6 +124,9 @@ typedef struct {
     int ldr;
     qb_act act;
 } qb_lowbit_a8_args;
+/* Output (m, n) from its float sum over the groups: the definition's
+ * epilogue, shared by the scalar kernel and the kernels that fold as it does. */
+void qb_lowbit_store_ref(const qb_lowbit_a8_args *g, int m, int n, float acc);
 
 typedef struct qb_kernels_lowbit {
     qb_isa isa;

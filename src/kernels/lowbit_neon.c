@@ -114,13 +114,7 @@ static void qb_lb_stripe(const qb_lowbit_a8_args *g, int m0, int rows, int n, in
         qb_lb_fold(W, n, gi, rows, a_shift, x);
     }
     for (int i = 0; i < rows; i++)
-        for (int c = 0; c < cols; c++) {
-            int m = m0 + i;
-            float v = fmaf(-(float)g->a_zero[m], W->zsum[n + c], x->fsum[i][c]);
-            v = qb_act_ref(g->act, fmaf(v, g->a_scale[m], g->bias ? g->bias[n + c] : 0.0f));
-            if (g->residual) v += g->residual[(size_t)m * g->ldr + n + c];
-            g->C[(size_t)m * g->ldc + n + c] = v;
-        }
+        for (int c = 0; c < cols; c++) qb_lowbit_store_ref(g, m0 + i, n + c, x->fsum[i][c]);
 }
 
 void qb_lowbit_gemm_a8_runs(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch, qb_lowbit_run_tile tile,

@@ -21,6 +21,13 @@ static int32_t qb_lowbit_group_dot(const qb_lowbit_weights *W, const uint8_t *a,
     return dot;
 }
 
+void qb_lowbit_store_ref(const qb_lowbit_a8_args *g, int m, int n, float acc) {
+    float v = fmaf(-(float)g->a_zero[m], g->W->zsum[n], acc);
+    v = qb_act_ref(g->act, fmaf(v, g->a_scale[m], g->bias ? g->bias[n] : 0.0f));
+    if (g->residual) v += g->residual[(size_t)m * g->ldr + n];
+    g->C[(size_t)m * g->ldc + n] = v;
+}
+
 static void qb_lowbit_gemm_a8_scalar(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch) {
     const qb_lowbit_weights *W = g->W;
     for (int m = 0; m < g->M; m++) {
@@ -29,10 +36,7 @@ static void qb_lowbit_gemm_a8_scalar(const qb_lowbit_a8_args *g, int n0, int n1,
             float acc = 0.0f;
             for (int gi = 0; gi < W->G; gi++)
                 acc = fmaf(W->scale[(size_t)n * W->G + gi], (float)qb_lowbit_group_dot(W, a, n, gi), acc);
-            float v = fmaf(-(float)g->a_zero[m], W->zsum[n], acc);
-            v = qb_act_ref(g->act, fmaf(v, g->a_scale[m], g->bias ? g->bias[n] : 0.0f));
-            if (g->residual) v += g->residual[(size_t)m * g->ldr + n];
-            g->C[(size_t)m * g->ldc + n] = v;
+            qb_lowbit_store_ref(g, m, n, acc);
         }
     }
 }
