@@ -135,10 +135,10 @@ typedef struct qb_model_memory {
      * biases, norms, scales), in Linux's 64 KiB fault-around windows; the
      * mapped bytes a copy replaced are released and not counted */
     size_t mapped;
-    /* pages of the word table that max_batch x max_seq tokens spread over
-     * the vocabulary reach on average (a window per token read, up to the
-     * whole table; real text repeats tokens and reaches fewer), and of the
-     * first max_seq position rows */
+    /* pages of the first max_seq position rows, and of the word table
+     * where a tied MLM head reads it whole; the graph reads the word
+     * table's rows with pread, which maps none of them, so the estimate
+     * does not depend on max_batch */
     size_t embeddings;
     size_t tokenizer;         /* its vocabulary tables */
     size_t total;             /* held + mapped + embeddings + tokenizer */

@@ -62,17 +62,37 @@ qb_status qb_file_map_open(qb_file_map *m, const char *path, qb_error *err) {
         return m->data ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
     }
     void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) return qb_fail(err, QB_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+    if (p == MAP_FAILED) {
+        int e = errno;
+        close(fd);
+        return qb_fail(err, QB_ERR_IO, "%s: cannot map: %s", path, strerror(e));
+    }
     m->data = p;
     m->mapped = true;
+    m->fd = fd;
     return QB_OK;
 }
 
 void qb_file_map_close(qb_file_map *m) {
-    if (m->mapped) munmap((void *)m->data, m->size);
-    else free((void *)m->data);
+    if (m->mapped) {
+        munmap((void *)m->data, m->size);
+        close(m->fd);
+    } else {
+        free((void *)m->data);
+    }
     memset(m, 0, sizeof *m);
+}
+
+bool qb_file_map_read(const qb_file_map *m, const void *p, size_t n, void *out) {
+    uintptr_t lo = (uintptr_t)p, base = (uintptr_t)m->data;
+    if (!m->mapped || lo < base || lo - base > m->size || n > m->size - (lo - base)) return false;
+    for (size_t done = 0; done < n;) {
+        ssize_t got = pread(m->fd, (char *)out + done, n - done, (off_t)(lo - base + done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return false;
+        done += (size_t)got;
+    }
+    return true;
 }
 
 void qb_file_map_release(const qb_file_map *m, const void *p, size_t n) {

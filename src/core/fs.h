@@ -24,6 +24,7 @@ typedef struct {
     const unsigned char *data;
     size_t size;
     bool mapped; /* false: data is malloc'd (empty files cannot be mapped) */
+    int fd;      /* mapped: the file, open for qb_file_map_read */
     qb_file_id id; /* of the file mapped, taken from its open descriptor */
 } qb_file_map;
 
@@ -39,6 +40,13 @@ void qb_file_map_close(qb_file_map *m);
  * has been copied elsewhere (packed weights): they stop counting in the
  * process's memory, and a later read faults them in from the file again. */
 void qb_file_map_release(const qb_file_map *m, const void *p, size_t n);
+/* Copies [p, p + n) of a mapping into out with pread, mapping nothing: a
+ * read fault maps the page's neighbours too, as many as the page cache's
+ * folio holds, which depends on how the file was last read, so rows read
+ * here and there through the mapping make a varying share of a table
+ * resident.  False if p is not inside a file mapping or the read fails
+ * (then read p itself). */
+bool qb_file_map_read(const qb_file_map *m, const void *p, size_t n, void *out);
 
 /* Reads a whole file and NUL-terminates it (the NUL is not counted in *size). */
 qb_status qb_file_read_all(const char *path, char **out, size_t *size, qb_error *err);

@@ -27,8 +27,15 @@ bool qb_binder_own(qb_binder *b, void *p, size_t bytes) {
     return true;
 }
 
+/* Drops every page of the file mapped so far, not only t's: a read fault
+ * maps the page's neighbours too, as many as the page cache holds together
+ * (a file read in order may sit in 2 MiB folios), so reading a small tensor
+ * next to a released one maps the released bytes again, and over a load
+ * those would add up to tens of MB on top of the copies.  Nothing is lost:
+ * the pages stay in the page cache, and runs fault back what they read. */
 void qb_binder_release(qb_binder *b, const qb_st_tensor *t) {
-    qb_file_map_release(&b->m->st.map, t->data, t->nbytes);
+    const qb_file_map *map = &b->m->st.map;
+    qb_file_map_release(map, map->data, map->size);
     b->m->st_released[t - b->m->st.tensors] = true;
 }
 

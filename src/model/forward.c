@@ -125,25 +125,40 @@ static qb_tape_head head_acts(const qb_session *s) {
 
 /* ---- the graph ----------------------------------------------------------- */
 
+/* n bytes of the word table at row, copied into buf where the table is in
+ * the model file (qb_file_map_read says why), else read where they are
+ * (the trainer's tables are its own, and its sessions have no buf). */
+static const void *word_row(const qb_model *m, const void *row, size_t n, void *buf) {
+    return buf && qb_file_map_read(&m->st.map, row, n, buf) ? buf : row;
+}
+
 /* word + type + position embeddings of rows [r0, r1); ctx is the session */
 static void embed_rows(void *ctx, long r0, long r1, int thread) {
     const qb_session *s = ctx;
     const qb_model *m = s->m;
     int E = m->cfg.embedding_size;
-    float *sum = embed_acts(s).sum;
+    float *sum = embed_acts(s).sum, *buf = s->word_row ? s->word_row + (size_t)thread * E : NULL;
     for (long r = r0; r < r1; r++) {
         float *e = sum + (size_t)r * E;
         const float *p = m->pos_emb + (size_t)s->tok_pos[r] * E;
         const float *t = m->type_emb ? m->type_emb + (size_t)s->tok_types[r] * E : NULL;
+        int id = s->tok_ids[r];
         if (m->word_emb_lowbit) {
-            m->kern_lowbit.dequantize(m->word_emb_lowbit, s->tok_ids[r], 0, E, e);
+            /* the table's row as a table of one (its scale and zero point are per row) */
+            const qb_lowbit_weights *W = m->word_emb_lowbit;
+            qb_lowbit_weights one = *W;
+            one.N = 1;
+            one.rows = word_row(m, W->rows + (size_t)id * W->row_bytes, W->row_bytes, buf);
+            one.scale = W->scale + (size_t)id * W->G;
+            one.zero = W->zero ? W->zero + (size_t)id * W->G : NULL;
+            m->kern_lowbit.dequantize(&one, 0, 0, E, e);
             for (int i = 0; i < E; i++) e[i] += (t ? t[i] : 0.0f) + p[i];
         } else if (m->word_emb_q) {
-            const int8_t *q = m->word_emb_q + (size_t)s->tok_ids[r] * E;
-            float scale = m->word_emb_scale[s->tok_ids[r]];
+            const int8_t *q = word_row(m, m->word_emb_q + (size_t)id * E, (size_t)E, buf);
+            float scale = m->word_emb_scale[id];
             for (int i = 0; i < E; i++) e[i] = (float)q[i] * scale + (t ? t[i] : 0.0f) + p[i];
         } else {
-            const float *w = m->word_emb + (size_t)s->tok_ids[r] * E;
+            const float *w = word_row(m, m->word_emb + (size_t)id * E, (size_t)E * sizeof(float), buf);
             for (int i = 0; i < E; i++) e[i] = w[i] + (t ? t[i] : 0.0f) + p[i];
         }
     }

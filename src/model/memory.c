@@ -1,6 +1,5 @@
 /* qb_model_resident: the memory a loaded model keeps while sessions run,
  * counted from what the binders hold and which mapped pages a run reads. */
-#include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -41,21 +40,6 @@ static size_t union_bytes(qb_span *s, int n) {
     return total;
 }
 
-/* The word table is read by row, one row per token: the windows `tokens`
- * tokens spread evenly over the vocabulary reach on average, n (1 -
- * (1 - 1/n)^reads) of its n windows.  Real text repeats tokens and reaches
- * fewer; no batch reaches more than tokens x (1 + row / w) windows. */
-static size_t table_bytes(const qb_file_map *map, const qb_st_tensor *t, int64_t tokens, uintptr_t w,
-                          uintptr_t page) {
-    qb_span all = window_span(map, t->data, t->nbytes, w, page);
-    double n = (double)((all.hi - all.lo) / w);
-    if (n < 1) return all.hi - all.lo;
-    size_t row = t->shape[0] > 0 ? t->nbytes / (size_t)t->shape[0] : t->nbytes;
-    /* a row straddles a window boundary (row - 1) / w of the time */
-    double reads = (double)tokens * (1.0 + (double)(row ? row - 1 : 0) / (double)w);
-    return (size_t)(n * -expm1(reads * log1p(-1.0 / n)) * (double)w);
-}
-
 static bool is_word_table(const qb_model *m, const void *p) {
     return p == (const void *)m->word_emb || p == (const void *)m->word_emb_q ||
            (m->word_emb_lowbit && p == (const void *)m->word_emb_lowbit->rows);
@@ -75,7 +59,10 @@ void qb_model_resident(const qb_model *m, int max_batch, int max_seq, qb_model_m
         const qb_st_tensor *t = &m->st.tensors[i];
         if (!m->st_used[i] || m->st_released[i] || !t->nbytes) continue;
         if (is_word_table(m, t->data)) {
-            out->embeddings += table_bytes(map, t, (int64_t)max_batch * max_seq, w, page);
+            /* the graph reads its rows with pread (forward.c), mapping none,
+             * but an MLM head tied to it reads it whole */
+            bool tied = m->cfg.task == QB_TASK_MLM && !m->mlm_decoder;
+            if (tied) s[n++] = window_span(map, t->data, t->nbytes, w, page);
         } else if (t->data == (const void *)m->pos_emb && t->shape[0] > 0) {
             /* positions 0..max_seq-1 (after RoBERTa's offset): a prefix */
             int64_t rows = (int64_t)max_seq + m->cfg.position_offset;

@@ -70,6 +70,7 @@ static void layout(qb_session *s, qb_carver *c) {
     s->qa_zero = qa ? (int32_t *)qb_carve(c, T) : NULL;
     s->smooth_stride = has_smoothing(s->m) ? (int)kmax : 0;
     s->smooth_row = s->smooth_stride ? qb_carve(c, (size_t)s->n_threads * kmax) : NULL;
+    s->word_row = qb_carve(c, (size_t)s->n_threads * (size_t)cfg->embedding_size);
 }
 
 /* Activations of a large batch span thousands of 4 KiB pages, and a GEMM

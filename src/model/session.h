@@ -65,6 +65,7 @@ struct qb_session {
     int32_t *qa_zero;
     const qb_linear *qa_for;
     float *smooth_row;  /* per thread: one input row times in_smooth; NULL unless a linear has it */
+    float *word_row;    /* per thread: one row of the word table as stored (embedding_size floats) */
     int smooth_stride;
 
     qb_attn_scratch *attn_i8; /* [n_threads]; NULL unless a block has int8 attention */
