@@ -419,6 +419,9 @@ static void check_select(void) {
 }
 
 int main(void) {
+#ifdef QB_AMX_EMULATED
+    QB_TEST_SKIP_AMX_EMU_WITHOUT_AVX512();
+#endif
     rng r = {0x9e3779b97f4a7c15ull};
     check_select();
     qb_kernels_i8 ref;

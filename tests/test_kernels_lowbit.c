@@ -346,6 +346,9 @@ static void check_avx512_variants(const qb_kernels_lowbit *ref, bool sanitize, r
 }
 
 int main(void) {
+#ifdef QB_AMX_EMULATED
+    QB_TEST_SKIP_AMX_EMU_WITHOUT_AVX512();
+#endif
     rng r = {0x9e3779b97f4a7c15ull};
     bool sanitize = getenv("QB_SANITIZE") != NULL;
     check_round_trip(&r);
