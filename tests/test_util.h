@@ -37,20 +37,20 @@ static inline struct qb_pool *qb_test_pool(int n) {
     return p;
 }
 
+/* The *_amx_emu builds (tests/amx_emu.h) run the AVX-512 kernels around
+ * the emulated tiles: without AVX-512 they have nothing to check. */
+#define QB_TEST_SKIP_AMX_EMU_WITHOUT_AVX512()                                    \
+    do {                                                                         \
+        if (!qb_isa_supported(QB_ISA_AVX512)) {                                  \
+            printf("skipped: the AMX emulation runs around AVX-512 kernels\n");  \
+            return 77;                                                           \
+        }                                                                        \
+    } while (0)
+
 /* Whether a suite leaves out the kernel set named: with QBERT_ISA set
  * (make test-arm64 runs each emulated CPU level so) only that set is
  * checked, against the scalar reference, which under emulation is most of
  * the time saved. */
-/* The *_amx_emu builds (tests/amx_emu.h) run the AVX-512 kernels around
- * the emulated tiles: without AVX-512 they have nothing to check. */
-#define QB_TEST_SKIP_AMX_EMU_WITHOUT_AVX512()                                       \
-    do {                                                                        \
-        if (!qb_isa_supported(QB_ISA_AVX512)) {                                 \
-            printf("skipped: the AMX emulation runs around AVX-512 kernels\n"); \
-            return 77;                                                          \
-        }                                                                       \
-    } while (0)
-
 static inline bool qb_test_isa_left_out(const char *name) {
     const char *want = getenv("QBERT_ISA");
     return want && *want && strcasecmp(name, want) != 0;
