@@ -4,8 +4,8 @@
 # that a change leaves speed alone.  Prints per configuration the medians,
 # their ratio B/A and the spread of the per-round ratios.
 #   bench/ab_speed.sh OLD_QBERT NEW_QBERT [--rounds N] [--runs N] [--out DIR]
-# Models: random-weight bert-base (FP32 and INT8 dynamic, seq 128, batch 1
-# and 8) and the trained bert-mini-sst2 INT8; 2 threads.
+# Models: random-weight bert-base (FP32, INT8 dynamic and W4A8 dynamic, seq
+# 128, batch 1 and 8) and the trained bert-mini-sst2 INT8; 2 threads.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${QB_SHARED_DIR:-$HERE/../shared}
@@ -27,9 +27,11 @@ BASE=$CACHE/bert-base
 # Each binary quantizes with itself: what it writes is part of what it runs.
 for v in A B; do
   [ -f "$OUT/base-int8-$v/config.json" ] || "${!v}" quantize "$BASE" -o "$OUT/base-int8-$v" --method dynamic >/dev/null
+  [ -f "$OUT/base-w4a8-$v/config.json" ] ||
+    "${!v}" quantize "$BASE" -o "$OUT/base-w4a8-$v" --method dynamic --bits 4 >/dev/null
   [ -f "$OUT/mini-int8-$v/config.json" ] || "${!v}" quantize "$SHARED/models/bert-mini-sst2" -o "$OUT/mini-int8-$v" --method dynamic >/dev/null
 done
-configs=("base-fp32" "base-int8" "mini-int8")
+configs=("base-fp32" "base-int8" "base-w4a8" "mini-int8")
 dir_of() { case $1 in base-fp32) echo "$BASE" ;; *) echo "$OUT/$1-$2" ;; esac; }
 : >"$OUT/samples.tsv"
 for r in $(seq "$ROUNDS"); do
