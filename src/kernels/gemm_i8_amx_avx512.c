@@ -36,6 +36,9 @@ typedef struct {
     uint8_t rows[16];
 } qb_amx_config;
 
+#ifdef QB_AMX_EMULATED
+bool qb_i8_amx_enable(void) { return true; } /* tests/amx_emu.h: tiles in memory, on any AVX-512 CPU */
+#else
 static bool qb_i8_amx_cpu(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
@@ -44,15 +47,11 @@ static bool qb_i8_amx_cpu(void) {
 }
 
 bool qb_i8_amx_enable(void) {
-#ifdef QB_AMX_EMULATED
-    (void)qb_i8_amx_cpu;
-    return true; /* tests/amx_emu.h: tiles in memory, on any AVX-512 CPU */
-#else
     if (!qb_i8_amx_cpu()) return false;
     /* Asking twice is harmless; the answer also covers threads started later. */
     return syscall(SYS_arch_prctl, QB_ARCH_REQ_XCOMP_PERM, QB_XFEATURE_XTILEDATA) == 0;
-#endif
 }
+#endif
 
 /* Every tile 16 rows x 64 bytes: A rows of 64 k, B rows of 16 columns x
  * 4 k, C rows of 16 int32. */

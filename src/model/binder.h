@@ -19,7 +19,8 @@ const qb_st_tensor *qb_binder_find(qb_binder *b, const char *name);
  * it as held: qb_model_resident); frees p on failure. */
 bool qb_binder_own(qb_binder *b, void *p, size_t bytes);
 /* t's mapped bytes are no longer read (a copy or packing replaced them):
- * drops their pages and says so to qb_model_resident. */
+ * says so to qb_model_resident, and drops every page the load has mapped
+ * so far, t's and its neighbours' (binder.c says why). */
 void qb_binder_release(qb_binder *b, const qb_st_tensor *t);
 bool qb_binder_check_shape(qb_binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1);
 /* Adds t to the model's parameter registry (data: its FP32 values, or NULL). */
