@@ -8,9 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/error.h"
 #include "core/json.h"
-#include "eval/dataset.h"
 
 static const char help[] =
     "usage: qbert bench MODEL_DIR [--seq 128] [--batch 1,8] [--threads N] [--runs N] [--json]\n"
@@ -38,8 +36,7 @@ static const char help[] =
 #define MAX_CONFIGS 16
 
 typedef struct {
-    const char *dir, *data;
-    qb_data_format fmt;
+    const char *dir, *data, *task;
     int seqs[MAX_CONFIGS], n_seqs, batches[MAX_CONFIGS], n_batches;
     int threads, runs, warmup, limit, max_length;
     bool json;
@@ -101,109 +98,51 @@ static int bench_synthetic(qb_model *m, const bench_args *a, double load_ms) {
     return QB_EXIT_OK;
 }
 
-typedef struct {
-    double tok_s, model_s;
-    long tokens;
-    double *batch_ms;
-    int n_batches;
-} data_totals;
-
-static qb_status run_data_pass(qb_model *m, qb_session *s, const qb_dataset *ds, int batch, int max_length,
-                               qb_encoding *enc, const qb_encoding **encp, data_totals *t, qb_error *err) {
-    qb_progress pr;
-    qb_progress_start(&pr, "bench", ds->n);
-    for (int i = 0; i < ds->n; i += batch) {
-        int n = ds->n - i < batch ? ds->n - i : batch;
-        double t0 = qb_now();
-        for (int k = 0; k < n; k++) {
-            const qb_example *x = &ds->ex[i + k];
-            qb_status st = x->n_words
-                ? qb_tokenize_words(m, x->words, x->word_lens, x->n_words, max_length, &enc[k], err)
-                : qb_tokenize(m, x->text, x->text_len, x->pair, x->pair_len, max_length, &enc[k], err);
-            if (st) {
-                char where[4200];
-                snprintf(where, sizeof where, "%s:%d", ds->path, x->line);
-                return qb_fail_wrap(err, st, where);
-            }
-            encp[k] = &enc[k];
-            t->tokens += enc[k].n;
-        }
-        double t1 = qb_now();
-        qb_status st = qb_session_run_encodings(s, encp, n, err);
-        if (st) return st;
-        double t2 = qb_now();
-        t->tok_s += t1 - t0;
-        t->model_s += t2 - t1;
-        if (t->batch_ms) t->batch_ms[t->n_batches++] = (t2 - t0) * 1e3;
-        qb_progress_step(&pr, n);
-    }
-    qb_progress_end(&pr);
-    return QB_OK;
-}
-
-static void print_data(const bench_args *a, const qb_model_info *in, const qb_dataset *ds, data_totals *t,
-                       double load_ms) {
-    double secs = t->tok_s + t->model_s;
-    qb_latency l = {0};
-    qb_latency_summarize(t->batch_ms, t->n_batches, &l);
+static void print_data(const bench_args *a, const qb_model_info *in, const qb_bench_data_result *r, double load_ms) {
+    double secs = r->tokenize_s + r->model_s;
     if (a->json) {
         json_t *o = json_object();
         bool ok = o && qb_json_set_str(o, "mode", "data") &&
                   qb_json_set_str(o, "model", a->dir) &&
-                  qb_json_set_str(o, "data", ds->path) &&
-                  qb_json_set_str(o, "isa", in->isa) && qb_json_set_int(o, "n", ds->n) &&
+                  qb_json_set_str(o, "data", a->data) &&
+                  qb_json_set_str(o, "isa", in->isa) && qb_json_set_int(o, "n", r->n) &&
                   qb_json_set_int(o, "batch", a->batches[0]) &&
                   qb_json_set_int(o, "threads", a->threads) &&
-                  qb_json_set_int(o, "max_length", a->max_length) &&
-                  qb_json_set_real(o, "mean_tokens", (double)t->tokens / ds->n) &&
-                  qb_json_set_real(o, "sentences_per_s", ds->n / secs) &&
-                  qb_json_set_real(o, "tokens_per_s", t->tokens / secs) &&
-                  qb_json_set_real(o, "seconds", secs) && qb_json_set_real(o, "tokenize_s", t->tok_s) &&
-                  qb_json_set_real(o, "model_s", t->model_s) && set_latency(o, &l) && set_footer(o, load_ms);
+                  qb_json_set_int(o, "max_length", r->max_length) &&
+                  qb_json_set_real(o, "mean_tokens", (double)r->tokens / r->n) &&
+                  qb_json_set_real(o, "sentences_per_s", r->n / secs) &&
+                  qb_json_set_real(o, "tokens_per_s", r->tokens / secs) &&
+                  qb_json_set_real(o, "seconds", secs) && qb_json_set_real(o, "tokenize_s", r->tokenize_s) &&
+                  qb_json_set_real(o, "model_s", r->model_s) && set_latency(o, &r->batch) && set_footer(o, load_ms);
         put_line(o, ok);
         return;
     }
     printf("model        %s (%s kernels), load %.1f ms\n", a->dir, in->isa, load_ms);
-    printf("data         %s, %d sentences, %.1f tokens on average, batch %d, %d threads\n", ds->path, ds->n,
-           (double)t->tokens / ds->n, a->batches[0], a->threads);
-    printf("throughput   %.1f sentences/s, %.0f tokens/s (end to end, tokenization included)\n", ds->n / secs,
-           t->tokens / secs);
-    printf("time         %.3f s: tokenize %.3f s, model %.3f s\n", secs, t->tok_s, t->model_s);
-    printf("batch        p50 %.3f ms, p90 %.3f ms, p99 %.3f ms\n", l.p50_ms, l.p90_ms, l.p99_ms);
+    printf("data         %s, %d sentences, %.1f tokens on average, batch %d, %d threads\n", a->data, r->n,
+           (double)r->tokens / r->n, a->batches[0], a->threads);
+    printf("throughput   %.1f sentences/s, %.0f tokens/s (end to end, tokenization included)\n", r->n / secs,
+           r->tokens / secs);
+    printf("time         %.3f s: tokenize %.3f s, model %.3f s\n", secs, r->tokenize_s, r->model_s);
+    printf("batch        p50 %.3f ms, p90 %.3f ms, p99 %.3f ms\n", r->batch.p50_ms, r->batch.p90_ms,
+           r->batch.p99_ms);
     printf("peak RSS     %.1f MB\n", qb_peak_rss_mb());
 }
 
 static int bench_data(qb_model *m, const bench_args *a, double load_ms) {
     qb_model_info in;
     qb_model_get_info(m, &in);
-    qb_dataset ds = {0};
+    if (a->max_length > in.max_position)
+        return qb_usage_error("bench", "--max-length %d exceeds the model's %d positions", a->max_length,
+                              in.max_position);
+    qb_progress pr = {0};
+    qb_bench_data_params p = {.data = a->data, .task = a->task, .limit = a->limit, .max_length = a->max_length,
+                              .batch = a->batches[0], .n_threads = a->threads, .progress = qb_progress_callback,
+                              .progress_ctx = &pr};
+    qb_bench_data_result r;
     qb_error err = {0};
-    if (qb_dataset_load(a->data, a->fmt, NULL, a->limit, &ds, &err)) return qb_report_error("bench", &err);
-    int batch = a->batches[0];
-    qb_session *s = NULL;
-    qb_session_params sp = {.max_batch = batch, .max_seq = a->max_length, .n_threads = a->threads};
-    qb_encoding *enc = calloc((size_t)batch, sizeof *enc);
-    const qb_encoding **encp = calloc((size_t)batch, sizeof *encp);
-    data_totals warm = {0}, t = {.batch_ms = malloc(((size_t)ds.n / batch + 1) * sizeof(double))};
-    int rc = enc && encp && t.batch_ms ? QB_EXIT_OK : QB_EXIT_FAIL;
-    if (!rc && a->max_length > in.max_position)
-        rc = qb_usage_error("bench", "--max-length %d exceeds the model's %d positions", a->max_length, in.max_position);
-    if (!rc && qb_session_create(m, &sp, &s, &err)) rc = qb_report_error("bench", &err);
-    /* An untimed pass over the first batches warms caches, page-ins and the
-     * tokenizer's buffers; a shallow copy with a smaller n is that prefix. */
-    qb_dataset head = ds;
-    head.n = ds.n < 16 * batch ? ds.n : 16 * batch;
-    if (!rc && (run_data_pass(m, s, &head, batch, a->max_length, enc, encp, &warm, &err) ||
-                run_data_pass(m, s, &ds, batch, a->max_length, enc, encp, &t, &err)))
-        rc = qb_report_error("bench", &err);
-    if (!rc) print_data(a, &in, &ds, &t, load_ms);
-    for (int k = 0; enc && k < batch; k++) qb_encoding_free(&enc[k]);
-    free(enc);
-    free(encp);
-    free(t.batch_ms);
-    qb_session_free(s);
-    qb_dataset_free(&ds);
-    return rc;
+    if (qb_bench_data(m, &p, &r, &err)) return qb_report_error("bench", &err);
+    print_data(a, &in, &r, load_ms);
+    return QB_EXIT_OK;
 }
 
 static int parse_args(int argc, char **argv, bench_args *a) {
@@ -227,9 +166,8 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         } else if ((v = qb_arg_value("--warmup", &i, argc, argv))) {
             if (!qb_arg_int("bench", "--warmup", v, 0, 1000000, &a->warmup)) return QB_EXIT_USAGE;
         } else if ((v = qb_arg_value("--data", &i, argc, argv))) a->data = v;
-        else if ((v = qb_arg_value("--task", &i, argc, argv))) {
-            if (!qb_data_format_from_name(v, &a->fmt)) return qb_usage_error("bench", "unknown --task '%s'", v);
-        } else if ((v = qb_arg_value("--limit", &i, argc, argv))) {
+        else if ((v = qb_arg_value("--task", &i, argc, argv))) a->task = v;
+        else if ((v = qb_arg_value("--limit", &i, argc, argv))) {
             if (!qb_arg_int("bench", "--limit", v, 1, 1 << 30, &a->limit)) return QB_EXIT_USAGE;
         } else if ((v = qb_arg_value("--max-length", &i, argc, argv))) {
             if (!qb_arg_int("bench", "--max-length", v, 3, 1 << 20, &a->max_length)) return QB_EXIT_USAGE;
@@ -244,7 +182,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
 }
 
 int qb_cmd_bench(int argc, char **argv) {
-    bench_args a = {.fmt = QB_DATA_AUTO, .seqs = {128}, .n_seqs = 1, .batches = {1, 8}, .n_batches = 2,
+    bench_args a = {.seqs = {128}, .n_seqs = 1, .batches = {1, 8}, .n_batches = 2,
                     .runs = 20, .warmup = 3, .max_length = 0};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;

@@ -408,6 +408,31 @@ qb_status qb_bench_synthetic(const qb_model *m, qb_latency *out, int n, int runs
  * a WordPiece vocabulary), so that other benchmarks can run the same. */
 void qb_bench_random_ids(const qb_model *m, int32_t *ids, size_t n);
 
+/* Runs a dataset's texts end to end, tokenization included, each batch
+ * padded only to its longest text: an untimed pass over the first 16
+ * batches (caches, page-ins, the tokenizer's buffers), then one timed pass
+ * over all of them. */
+typedef struct qb_bench_data_params {
+    const char *data;         /* dataset file */
+    const char *task;         /* its format, as in qb_eval_params (NULL: "auto") */
+    int limit;                /* first N examples (0: all) */
+    int max_length;           /* truncation (0: qb_model_max_length) */
+    int batch;                /* texts per forward pass (0: 1) */
+    int n_threads;            /* 0: all cores */
+    qb_progress_fn progress;  /* the timed pass, stage "bench" */
+    void *progress_ctx;
+} qb_bench_data_params;
+
+typedef struct qb_bench_data_result {
+    int n;                    /* texts (sentences for NER) */
+    int max_length;           /* the truncation length used */
+    long long tokens;         /* tokens run, [CLS] and [SEP] included */
+    double tokenize_s, model_s; /* the timed pass: tokenization and forward passes */
+    qb_latency batch;         /* per batch, tokenization included (seq 0) */
+} qb_bench_data_result;
+
+qb_status qb_bench_data(const qb_model *m, const qb_bench_data_params *p, qb_bench_data_result *r, qb_error *err);
+
 /* p25/p50/p75/p90/p99/mean/min/max of n samples (sorts ms in place); any
  * positive quantity summarizes the same way. */
 void qb_latency_summarize(double *ms, int n, qb_latency *out);

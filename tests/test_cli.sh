@@ -85,6 +85,9 @@ if [ -e "$SHARED/data/sst2/dev.tsv" ]; then
   check "bench --data" test "$(json_get "$TMP/bd.json" 'j["n"], j["sentences_per_s"] > 0')" = "64 True"
   check "eval is strict JSON" strict_jsonl "$TMP/eval.json"
   check "bench --data is strict JSON" strict_jsonl "$TMP/bd.json"
+  expect_error "bench --task unknown" "^qbert bench: error: unknown task 'nope'" \
+    "$QBERT" bench "$M" --data "$SHARED/data/sst2/dev.tsv" --task nope
+  expect_error "bench --data missing" "^qbert bench: error: $TMP/none.tsv: " "$QBERT" bench "$M" --data "$TMP/none.tsv"
 elif [ "${CI:-}" = "true" ]; then
   fail "../shared/data/sst2/dev.tsv missing under CI"
 else
