@@ -1,4 +1,4 @@
-/* GPTQ rounding (quant/gptq.h) on correlated synthetic inputs: its output
+/* GPTQ rounding (rounding/gptq.h) on correlated synthetic inputs: its output
  * error ||X (W - Q)^T||^2 = tr(dW H dW^T) below round to nearest's for
  * every low-bit format, act_order off and on; the grids exactly RTN's
  * (static groups); the codes against the paper's algorithm written
@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "core/dtype.h"
-#include "quant/gptq.h"
+#include "rounding/gptq.h"
 #include "test_util.h"
 
 static double gauss(uint64_t *s) {

@@ -14,7 +14,7 @@
 #include "core/dtype.h"
 #include "core/fs.h"
 #include "model/linear_format.h"
-#include "quant/affine.h"
+#include "rounding/affine.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/fake_quant.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core/json.h"
-#include "quant/affine.h"
+#include "rounding/affine.h"
 #include "quant/observer.h"
 #include "test_util.h"
 

@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "model/linear_format.h"
 #include "model/session.h"
-#include "quant/affine.h"
+#include "rounding/affine.h"
 
 /* SmoothQuant's per-channel factors, where the quantizer wrote them. */
 static bool bind_smoothing(qb_binder *b, qb_linear *l) {

@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "model/linear_format.h"
 #include "model/session.h"
-#include "quant/affine.h"
+#include "rounding/affine.h"
 
 static bool zero_points_zero(qb_binder *b, const qb_linear *l, const qb_st_tensor *t) {
     char zname[256];

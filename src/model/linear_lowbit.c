@@ -13,8 +13,8 @@
 #include "core/error.h"
 #include "model/linear_format.h"
 #include "model/session.h"
-#include "quant/gptq.h"
-#include "quant/lowbit.h"
+#include "rounding/gptq.h"
+#include "rounding/lowbit.h"
 
 typedef struct {
     qb_linear_format row; /* first: a row pointer is a lowbit_row pointer */

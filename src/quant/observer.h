@@ -21,7 +21,7 @@
 #include <stdio.h>
 
 #include "core/json.h"
-#include "quant/affine.h"
+#include "rounding/affine.h"
 #include "qbert.h"
 
 typedef enum { QB_OBS_MINMAX, QB_OBS_PERCENTILE, QB_OBS_MSE, QB_OBS_ENTROPY } qb_observer_kind;

@@ -16,7 +16,7 @@
 #include "model/linear_format.h"
 #include "quant/calibrate.h"
 #include "quant/compensate.h"
-#include "quant/lowbit.h"
+#include "rounding/lowbit.h"
 #include "quant/quantize.h"
 
 qb_quant_params qb_quant_default_params(qb_quant_method method) {

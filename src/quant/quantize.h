@@ -5,7 +5,7 @@
 
 #include "core/json.h"
 #include "model/model.h"
-#include "quant/affine.h"
+#include "rounding/affine.h"
 
 /* Writes m, quantized as p says (static, per-tensor inputs), into dir, an
  * existing empty directory; linear l's input is quantized with inputs[l->id].

@@ -3,7 +3,7 @@
 #include <math.h>
 
 #include "kernels/gemm_i8_impl.h"
-#include "quant/affine.h"
+#include "rounding/affine.h"
 
 static const qb_qscheme u8_asymmetric = {.is_signed = false, .symmetric = false, .reduce_range = false};
 

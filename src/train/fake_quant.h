@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "quant/lowbit.h"
+#include "rounding/lowbit.h"
 
 typedef enum { QB_FQ_EMA = 0, QB_FQ_LSQ = 1 } qb_fq_observer;
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/dtype.h"
-#include "quant/lowbit.h"
+#include "rounding/lowbit.h"
 
 #define QB_KMEANS_ITERS 25
 

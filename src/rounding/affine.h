@@ -10,8 +10,8 @@
  * as the integer kernels do, so a value quantized here and in a kernel is
  * the same integer.  reduce_range drops one bit (qint8 -> [-64, 63],
  * quint8 -> [0, 127]) for CPUs whose int8 dot products can saturate. */
-#ifndef QB_QUANT_AFFINE_H
-#define QB_QUANT_AFFINE_H
+#ifndef QB_ROUNDING_AFFINE_H
+#define QB_ROUNDING_AFFINE_H
 
 #include <stdbool.h>
 #include <stddef.h>

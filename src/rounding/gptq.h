@@ -11,14 +11,14 @@
  * original weights, and GPTQ only re-chooses codes against them, so the
  * output packs and runs exactly like RTN's and act_order (which visits
  * columns out of group order) coexists with groups. */
-#ifndef QB_QUANT_GPTQ_H
-#define QB_QUANT_GPTQ_H
+#ifndef QB_ROUNDING_GPTQ_H
+#define QB_ROUNDING_GPTQ_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "core/pool.h"
-#include "quant/lowbit.h"
+#include "rounding/lowbit.h"
 
 typedef struct {
     double damp;    /* fraction of the mean Hessian diagonal added to the diagonal (default 0.01) */

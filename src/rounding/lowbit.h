@@ -4,8 +4,8 @@
  * kernels read beside them (kernels_lowbit.h), scales and centroids already
  * rounded to the FP16 they are stored in, so the codes are chosen against
  * the values the model will really use. */
-#ifndef QB_QUANT_LOWBIT_H
-#define QB_QUANT_LOWBIT_H
+#ifndef QB_ROUNDING_LOWBIT_H
+#define QB_ROUNDING_LOWBIT_H
 
 #include <stdbool.h>
 #include <stdint.h>

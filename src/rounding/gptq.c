@@ -24,7 +24,7 @@
 
 #include "core/dtype.h"
 #include "kernels/kernels.h"
-#include "quant/gptq.h"
+#include "rounding/gptq.h"
 
 #define QB_GPTQ_BLOCK 128
 #define QB_GPTQ_PANEL 64  /* Cholesky panel width */

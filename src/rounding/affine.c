@@ -1,4 +1,4 @@
-#include "quant/affine.h"
+#include "rounding/affine.h"
 #include "kernels/gemm_i8_impl.h"
 
 #include <float.h>
