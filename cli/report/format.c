@@ -104,6 +104,21 @@ void qb_report_meta_items(FILE *f, const qb_report_meta *m, qb_report_item_fn it
 
 void qb_report_put_meta_md(FILE *f, const qb_report_meta *m) { qb_report_meta_items(f, m, md_item); }
 
+void qb_report_row_cells(FILE *f, const qb_report_row *row, bool ner, qb_report_cell_fn cell) {
+    cell(f, 100 * row->accuracy, 2, NULL);
+    cell(f, 100 * (ner ? row->entity_f1 : row->macro_f1), 2, NULL);
+    cell(f, 100 * row->agreement, 2, NULL);
+    cell(f, row->size_bytes > 0 ? row->size_bytes / 1e6 : NAN, 1, NULL);
+    cell(f, row->compression, 2, NULL);
+    cell(f, row->p50_b1_ms, 2, NULL);
+    cell(f, 100 * row->p50_spread, 0, NULL);
+    cell(f, row->p90_b1_ms, 2, NULL);
+    cell(f, row->throughput_b8, 1, NULL);
+    cell(f, row->speedup, 2, row->speed_noisy ? "noisy" : NULL);
+    cell(f, row->peak_rss_mb, 1, NULL);
+    cell(f, row->quantize_s, 1, NULL);
+}
+
 static bool set_str(json_t *o, const char *key, const char *v) {
     return qb_json_set(o, key, qb_json_strn(v, strlen(v)));
 }

@@ -29,9 +29,10 @@ static void meta(FILE *f, const qb_report_meta *m) {
     fputs("</dl>\n", f);
 }
 
-static void td(FILE *f, double v, int decimals) {
-    if (isfinite(v)) fprintf(f, "<td class=\"n\">%.*f</td>", decimals, v);
-    else fputs("<td class=\"n\">n/a</td>", f);
+static void td(FILE *f, double v, int decimals, const char *note) {
+    if (!isfinite(v)) fputs("<td class=\"n\">n/a</td>", f);
+    else if (note) fprintf(f, "<td class=\"n\">%.*f %s</td>", decimals, v, note);
+    else fprintf(f, "<td class=\"n\">%.*f</td>", decimals, v);
 }
 
 static void table(FILE *f, const qb_report *r, const qb_report_analysis *a) {
@@ -54,19 +55,7 @@ static void table(FILE *f, const qb_report *r, const qb_report_analysis *a) {
             fputs("</td></tr>\n", f);
             continue;
         }
-        td(f, 100 * row->accuracy, 2);
-        td(f, 100 * (a->ner ? row->entity_f1 : row->macro_f1), 2);
-        td(f, 100 * row->agreement, 2);
-        td(f, row->size_bytes > 0 ? row->size_bytes / 1e6 : NAN, 1);
-        td(f, row->compression, 2);
-        td(f, row->p50_b1_ms, 2);
-        td(f, 100 * row->p50_spread, 0);
-        td(f, row->p90_b1_ms, 2);
-        td(f, row->throughput_b8, 1);
-        if (row->speed_noisy) fprintf(f, "<td class=\"n\">%.2f noisy</td>", row->speedup);
-        else td(f, row->speedup, 2);
-        td(f, row->peak_rss_mb, 1);
-        td(f, row->quantize_s, 1);
+        qb_report_row_cells(f, row, a->ner, td);
         fputs("</tr>\n", f);
     }
     fputs("</table>\n<p>Bold: Pareto-optimal for batch-1 latency vs accuracy. Size in MB = 10<sup>6</sup> bytes; "

@@ -53,6 +53,11 @@ void qb_report_put_csv_num(FILE *f, double v);
 /* Each run detail as a (label, value) item, in the order every report lists them. */
 typedef void (*qb_report_item_fn)(FILE *f, const char *label, const char *value);
 void qb_report_meta_items(FILE *f, const qb_report_meta *m, qb_report_item_fn item);
+/* The results table's cells after the method, in column order, as the md
+ * and html writers print them: note is "noisy" on a speedup whose rounds
+ * disagreed, else NULL; a value that is not finite reads n/a. */
+typedef void (*qb_report_cell_fn)(FILE *f, double v, int decimals, const char *note);
+void qb_report_row_cells(FILE *f, const qb_report_row *row, bool ner, qb_report_cell_fn cell);
 /* The reproducibility header as Markdown bullet lines. */
 void qb_report_put_meta_md(FILE *f, const qb_report_meta *m);
 /* The reproducibility header as a JSON object (NULL when out of memory). */

@@ -3,9 +3,10 @@
 #include "report/report_internal.h"
 
 /* A table cell: the value at a fixed precision, or n/a when not finite. */
-static void cell(FILE *f, double v, int decimals) {
-    if (isfinite(v)) fprintf(f, " %.*f |", decimals, v);
-    else fputs(" n/a |", f);
+static void cell(FILE *f, double v, int decimals, const char *note) {
+    if (!isfinite(v)) fputs(" n/a |", f);
+    else if (note) fprintf(f, " %.*f %s |", decimals, v, note);
+    else fprintf(f, " %.*f |", decimals, v);
 }
 
 static void table_row(FILE *f, const qb_report_row *row, const qb_report_analysis *a, int i) {
@@ -17,19 +18,7 @@ static void table_row(FILE *f, const qb_report_row *row, const qb_report_analysi
         fputs(" failed | | | | | | | | | | | |\n", f);
         return;
     }
-    cell(f, 100 * row->accuracy, 2);
-    cell(f, 100 * (a->ner ? row->entity_f1 : row->macro_f1), 2);
-    cell(f, 100 * row->agreement, 2);
-    cell(f, row->size_bytes > 0 ? row->size_bytes / 1e6 : NAN, 1);
-    cell(f, row->compression, 2);
-    cell(f, row->p50_b1_ms, 2);
-    cell(f, 100 * row->p50_spread, 0);
-    cell(f, row->p90_b1_ms, 2);
-    cell(f, row->throughput_b8, 1);
-    if (row->speed_noisy) fprintf(f, " %.2f noisy |", row->speedup);
-    else cell(f, row->speedup, 2);
-    cell(f, row->peak_rss_mb, 1);
-    cell(f, row->quantize_s, 1);
+    qb_report_row_cells(f, row, a->ner, cell);
     fputc('\n', f);
 }
 
