@@ -116,15 +116,8 @@ static qb_status data_pass(const qb_model *m, const qb_bench_data_params *p, con
         int n = ds->n - i < batch ? ds->n - i : batch;
         double t0 = now();
         for (int k = 0; k < n; k++) {
-            const qb_example *x = &ds->ex[i + k];
-            qb_status st = x->n_words
-                ? qb_tokenize_words(m, x->words, x->word_lens, x->n_words, r->max_length, &b->enc[k], err)
-                : qb_tokenize(m, x->text, x->text_len, x->pair, x->pair_len, r->max_length, &b->enc[k], err);
-            if (st) {
-                char where[4200];
-                snprintf(where, sizeof where, "%s:%d", ds->path, x->line);
-                return qb_fail_wrap(err, st, where);
-            }
+            qb_status st = qb_example_tokenize(m, ds, &ds->ex[i + k], r->max_length, &b->enc[k], err);
+            if (st) return st;
             b->encp[k] = &b->enc[k];
             if (timed) r->tokens += b->enc[k].n;
         }
@@ -146,11 +139,10 @@ qb_status qb_bench_data(const qb_model *m, const qb_bench_data_params *p, qb_ben
     if (!p->data) return qb_fail(err, QB_ERR_ARG, "bench: no dataset given");
     int batch = p->batch > 0 ? p->batch : 1;
     r->max_length = qb_model_max_length(m, p->max_length);
-    qb_data_format fmt = QB_DATA_AUTO;
-    if (p->task && !qb_data_format_from_name(p->task, &fmt))
-        return qb_fail(err, QB_ERR_ARG, "unknown task '%s' (sst2, imdb, conll, tsv, jsonl, auto)", p->task);
+    qb_data_format fmt;
     qb_dataset ds = {0};
-    qb_status st = qb_dataset_load(p->data, fmt, NULL, p->limit, &ds, err);
+    qb_status st = qb_data_format_parse(p->task, &fmt, err);
+    if (!st) st = qb_dataset_load(p->data, fmt, NULL, p->limit, &ds, err);
     if (st) return st;
     r->n = ds.n;
     qb_session_params sp = {.max_batch = batch, .max_seq = r->max_length, .n_threads = p->n_threads};

@@ -2,6 +2,7 @@
  * from the first lines) and hands the buffer to the format's reader. */
 #include "eval/dataset.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,23 @@ int qb_data_format_from_name(const char *name, qb_data_format *out) {
         }
     }
     return 0;
+}
+
+qb_status qb_data_format_parse(const char *task, qb_data_format *out, qb_error *err) {
+    *out = QB_DATA_AUTO;
+    if (task && !qb_data_format_from_name(task, out))
+        return qb_fail(err, QB_ERR_ARG, "unknown task '%s' (sst2, imdb, conll, tsv, jsonl, auto)", task);
+    return QB_OK;
+}
+
+qb_status qb_example_tokenize(const qb_model *m, const qb_dataset *ds, const qb_example *x, int max_length,
+                              qb_encoding *enc, qb_error *err) {
+    qb_status st = x->n_words ? qb_tokenize_words(m, x->words, x->word_lens, x->n_words, max_length, enc, err)
+                              : qb_tokenize(m, x->text, x->text_len, x->pair, x->pair_len, max_length, enc, err);
+    if (!st) return QB_OK;
+    char where[4200];
+    snprintf(where, sizeof where, "%s:%d", ds->path, x->line);
+    return qb_fail_wrap(err, st, where);
 }
 
 /* ---- line access shared by the readers -------------------------------- */

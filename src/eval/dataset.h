@@ -49,6 +49,8 @@ const char *qb_data_format_name(qb_data_format f);
 /* "sst2", "imdb", "conll", "tsv", "jsonl", "auto"; returns 1 if name is one
  * of them, else 0. */
 int qb_data_format_from_name(const char *name, qb_data_format *out);
+/* A task name given by a user: NULL is auto, an unknown name an error. */
+qb_status qb_data_format_parse(const char *task, qb_data_format *out, qb_error *err);
 
 /* limit <= 0: all rows.  An empty dataset is an error naming the file.
  * cols is read for QB_DATA_TSV only (also when AUTO finds a plain TSV);
@@ -58,5 +60,10 @@ int qb_data_format_from_name(const char *name, qb_data_format *out);
 qb_status qb_dataset_load(const char *path, qb_data_format fmt, const qb_tsv_columns *cols,
                           int limit, qb_dataset *ds, qb_error *err);
 void qb_dataset_free(qb_dataset *ds);
+
+/* An example tokenized as its format reads it (pre-split words for CoNLL);
+ * a tokenizer error is prefixed with the example's file and line. */
+qb_status qb_example_tokenize(const qb_model *m, const qb_dataset *ds, const qb_example *x, int max_length,
+                              qb_encoding *enc, qb_error *err);
 
 #endif

@@ -33,14 +33,6 @@ typedef struct {
     double signal, noise, kl_sum, cos_sum; /* logits against the reference's */
 } evaluator;
 
-/* Tokenizer errors name a byte offset; add the file and line. */
-static qb_status fail_at(const evaluator *e, const qb_example *x, qb_status st, qb_error *err) {
-    char where[4200];
-    snprintf(where, sizeof where, "%s:%d", e->ds->path, x->line);
-    return qb_fail_wrap(err, st, where);
-}
-
-/* A dataset label names a model label (id2label) or is its integer id. */
 static int label_id(const evaluator *e, const qb_example *x, qb_error *err) {
     int id = qb_model_label_find(e->m, x->label), n = e->m->cfg.num_labels;
     if (id < 0) {
@@ -81,9 +73,8 @@ static void compare_with_reference(evaluator *e, int pred, const float *logits, 
 
 static qb_status eval_sequence_batch(evaluator *e, int first, int n, qb_error *err) {
     for (int k = 0; k < n; k++) {
-        const qb_example *x = &e->ds->ex[first + k];
-        qb_status st = qb_tokenize(e->m, x->text, x->text_len, x->pair, x->pair_len, e->r->max_length, &e->enc[k], err);
-        if (st) return fail_at(e, x, st, err);
+        qb_status st = qb_example_tokenize(e->m, e->ds, &e->ds->ex[first + k], e->r->max_length, &e->enc[k], err);
+        if (st) return st;
         e->r->n_truncated += e->enc[k].n_truncated > 0;
         e->encp[k] = &e->enc[k];
     }
@@ -101,8 +92,8 @@ static qb_status eval_sequence_batch(evaluator *e, int first, int n, qb_error *e
 
 static qb_status eval_sentence(evaluator *e, const qb_example *x, qb_error *err) {
     qb_encoding *enc = &e->enc[0];
-    qb_status st = qb_tokenize_words(e->m, x->words, x->word_lens, x->n_words, e->r->max_length, enc, err);
-    if (st) return fail_at(e, x, st, err);
+    qb_status st = qb_example_tokenize(e->m, e->ds, x, e->r->max_length, enc, err);
+    if (st) return st;
     e->r->n_truncated += enc->n_truncated > 0;
     e->encp[0] = enc;
     if ((st = qb_session_run_encodings(e->s, e->encp, 1, err))) return st;
@@ -235,12 +226,11 @@ qb_status qb_evaluate(const qb_model *m, const qb_eval_params *p, qb_eval_result
     if (!p->data) return qb_fail(err, QB_ERR_ARG, "eval: no dataset given");
     int max_length = qb_model_max_length(m, p->max_length);
     if (p->batch < 1 || max_length < 3) return qb_fail(err, QB_ERR_ARG, "eval: batch >= 1 and max_length >= 3");
-    qb_data_format fmt = QB_DATA_AUTO;
-    if (p->task && !qb_data_format_from_name(p->task, &fmt))
-        return qb_fail(err, QB_ERR_ARG, "unknown task '%s' (sst2, imdb, conll, tsv, jsonl, auto)", p->task);
+    qb_data_format fmt;
     qb_tsv_columns cols = {p->text_col, p->pair_col, p->label_col, p->header};
     qb_dataset ds = {0};
-    qb_status st = qb_dataset_load(p->data, fmt, &cols, p->limit, &ds, err);
+    qb_status st = qb_data_format_parse(p->task, &fmt, err);
+    if (!st) st = qb_dataset_load(p->data, fmt, &cols, p->limit, &ds, err);
     if (st) return st;
     evaluator e = {.m = m, .p = p, .ds = &ds, .r = r};
     r->max_length = max_length;

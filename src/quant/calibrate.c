@@ -60,15 +60,8 @@ static qb_status tokenize_all(const qb_model *m, int max_length, qb_calib_texts 
     t->enc = calloc((size_t)t->ds.n, sizeof *t->enc);
     if (!t->enc) return qb_fail(err, QB_ERR_NOMEM, "calibration: out of memory");
     for (int i = 0; i < t->ds.n; i++) {
-        const qb_example *x = &t->ds.ex[i];
-        qb_status st = x->n_words
-                           ? qb_tokenize_words(m, x->words, x->word_lens, x->n_words, max_length, &t->enc[i], err)
-                           : qb_tokenize(m, x->text, x->text_len, x->pair, x->pair_len, max_length, &t->enc[i], err);
-        if (st) {
-            char where[4200];
-            snprintf(where, sizeof where, "%s:%d", t->ds.path, x->line);
-            return qb_fail_wrap(err, st, where);
-        }
+        qb_status st = qb_example_tokenize(m, &t->ds, &t->ds.ex[i], max_length, &t->enc[i], err);
+        if (st) return st;
     }
     return QB_OK;
 }

@@ -173,10 +173,9 @@ static qb_status load_mlm_inputs(run *r, const char *model_dir, qb_error *err) {
 static qb_status load_inputs(run *r, const char *model_dir, qb_error *err) {
     const qb_train_params *p = r->p;
     if (r->mlm) return load_mlm_inputs(r, model_dir, err);
-    qb_data_format fmt = QB_DATA_AUTO;
-    if (p->task && !qb_data_format_from_name(p->task, &fmt))
-        return qb_fail(err, QB_ERR_ARG, "unknown task '%s' (sst2, imdb, conll, tsv, jsonl, auto)", p->task);
-    qb_status st = qb_dataset_load(p->data, fmt, NULL, p->limit, &r->ds, err);
+    qb_data_format fmt;
+    qb_status st = qb_data_format_parse(p->task, &fmt, err);
+    if (!st) st = qb_dataset_load(p->data, fmt, NULL, p->limit, &r->ds, err);
     if (st) return st;
     qb_dataset dev = {0};
     st = qb_dataset_load(p->eval_data, fmt, NULL, p->eval_limit, &dev, err); /* fail before training, not after */
