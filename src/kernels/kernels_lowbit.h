@@ -84,9 +84,10 @@ typedef struct {
     uint8_t *panels;         /* W.A8 U4 grids, for kernels that take them (below), or NULL */
 } qb_lowbit_weights;
 
-/* U4 panels: the codes again, laid out so that the AVX-512 decoder makes
- * its VNNI layout ([step][64 columns][4 k] s8) with a mask or a shift and
- * a mask per vector instead of a transpose, and so that its tile can
+/* U4 panels: the codes again, laid out so that the AVX2 and AVX-512
+ * decoders read a block's codes in order and make their layout ([step][64
+ * columns][4 k] s8) with a mask or a shift and a mask per vector instead
+ * of a transpose, and so that the AVX-512 tile can
  * multiply them as they are for few rows (lowbit_avx512.c).  For grids
  * whose groups are whole steps of 4 k (or one group).  With S = ceil(K / 4)
  * steps and B = ceil(N / 64) blocks of 64 columns:

@@ -1,9 +1,12 @@
 /* AVX2 W.A8 kernels: the AVX-512 file's scheme (kernels_lowbit.h, chunks
- * decoded to [step][64][4] s8) on 256-bit vectors.  AVX2 has no vpdpbusd;
- * vpmaddubsw (u8 x s8, pairs added in int16) cannot saturate here, since
- * |code - zero| <= 15 keeps a pair within 2 * 255 * 15 = 7650, so
- * vpmaddubsw then vpmaddwd by ones gives the 4-k sums exactly without
- * widening A.  A tile is 4 rows x 16 columns (12 of the 16 registers). */
+ * decoded to [step][64][4] s8) on 256-bit vectors.  U4 grids decode from
+ * the panels: decoding from the rows reads 64 rows at a stride, which
+ * defeats the prefetchers and leaves short inputs waiting on memory.
+ * AVX2 has no vpdpbusd; vpmaddubsw (u8 x s8, pairs added in int16) cannot
+ * saturate here, since |code - zero| <= 15 keeps a pair within 2 * 255 * 15
+ * = 7650, so vpmaddubsw then vpmaddwd by ones gives the 4-k sums exactly
+ * without widening A.  A tile is 4 rows x 16 columns (12 of the 16
+ * registers). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -131,8 +134,51 @@ static void qb_lb_transpose8(const int8_t *stage, size_t ld, int steps, int c, i
     }
 }
 
+/* Group g's zero points of the block at column n, each repeated over its
+ * column's 4 k: vector d for columns 8 d .. 8 d + 7. */
+static void qb_lb_panel_zero(const qb_lowbit_weights *W, int n, int g, __m256i z[8]) {
+    if (!W->zero) {
+        for (int d = 0; d < 8; d++) z[d] = _mm256_set1_epi8((char)(qb_code_levels(W->code) / 2));
+        return;
+    }
+    const uint8_t *p = qb_lowbit_panel_zeros(W, (size_t)n / QB_LOWBIT_N_BLOCK, g);
+    for (int d = 0; d < 8; d++)
+        z[d] = _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8 * d))),
+                                  _mm256_set1_epi32(0x01010101));
+}
+
+/* The chunk of len codes from k0 of the block at column n from the U4
+ * panels (kernels_lowbit.h), read in order rather than 64 rows apart: per
+ * step, panel vector v holds columns 8 v' .. 8 v' + 7 in its low nibbles
+ * and, stored XOR 8, 16 columns further in its high ones. */
+static void qb_lb_decode_chunk_panels(const qb_lowbit_weights *W, int n, int k0, int len, int8_t *dec) {
+    static const int low_of[4] = {0, 1, 4, 5}, high_of[4] = {2, 3, 6, 7};
+    const uint8_t *p = qb_lowbit_panel_codes(W, (size_t)n / QB_LOWBIT_N_BLOCK) + (size_t)k0 / 4 * 128;
+    const __m256i nibble = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+    int g = k0 / W->group, g_end = (g + 1) * W->group - k0; /* group g covers the chunk's k below g_end */
+    __m256i z[8];
+    qb_lb_panel_zero(W, n, g, z);
+    for (int k = 0; k < len; k += 4, p += 128, dec += 256) {
+        if (k >= g_end) {
+            g_end += W->group;
+            qb_lb_panel_zero(W, n, ++g, z);
+        }
+        for (int v = 0; v < 4; v++) {
+            __m256i b = _mm256_load_si256((const __m256i *)(p + 32 * v));
+            __m256i lo = _mm256_and_si256(b, nibble);
+            __m256i hi = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), nibble), eight);
+            _mm256_store_si256((__m256i *)(dec + 32 * low_of[v]), _mm256_sub_epi8(lo, z[low_of[v]]));
+            _mm256_store_si256((__m256i *)(dec + 32 * high_of[v]), _mm256_sub_epi8(hi, z[high_of[v]]));
+        }
+    }
+}
+
 static void qb_lb_decode_chunk(const qb_lowbit_weights *W, int n, int cols, const qb_lowbit_segment *seg, int count,
                                int steps, int8_t *stage, size_t ld, int8_t *dec) {
+    if (W->panels) {
+        qb_lb_decode_chunk_panels(W, n, seg[0].k0, seg[count - 1].k0 + seg[count - 1].len - seg[0].k0, dec);
+        return;
+    }
     bool u4 = W->code == QB_CODE_U4 && (W->group % 2 == 0 || W->G == 1);
     for (int c0 = 0; c0 < cols; c0 += 16) {
         for (int j = 0; j < 16; j++) {
@@ -213,5 +259,5 @@ static void qb_lowbit_gemm_a8_avx2(const qb_lowbit_a8_args *g, int n0, int n1, v
 }
 
 void qb_kernels_lowbit_init_avx2(qb_kernels_lowbit *k) {
-    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX2, .gemm_a8 = qb_lowbit_gemm_a8_avx2, .dequantize = qb_lowbit_dequantize};
+    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX2, .panels = true, .gemm_a8 = qb_lowbit_gemm_a8_avx2, .dequantize = qb_lowbit_dequantize};
 }
