@@ -25,10 +25,10 @@ int qb_i8_n_block(void) { return QB_I8_N_BLOCK; }
 
 int qb_i8_k_max(void) { return QB_I8_K_MAX; }
 
-static void qb_i8_pack_avx2(const int8_t *w, int N, int K, int16_t *out) {
+static void qb_i8_pack_avx2(const int8_t *w, int N, int K, int8_t *out) {
     int K2 = qb_i8_round_up(K, 2) / 2;
     for (int n = 0; n < N; n++) {
-        int16_t *panel = out + (size_t)(n / 16) * K2 * 32 + (n % 16) * 2;
+        int8_t *panel = out + (size_t)(n / 16) * K2 * 32 + (n % 16) * 2;
         for (int k = 0; k < K; k++) panel[(size_t)(k / 2) * 32 + k % 2] = w[(size_t)n * K + k];
     }
 }

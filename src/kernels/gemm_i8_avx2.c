@@ -1,8 +1,10 @@
 /* AVX2 integer kernels without saturation.  vpmaddubsw would add two
  * u8 x s8 products in int16 and clip (255 * 127 * 2 > 32767), so both sides
  * are widened to int16 instead: vpmaddwd adds pairs of int16 products into
- * int32 lanes exactly.  Weights are widened once at pack time; the rows of
- * a 4-row tile are widened per K chunk into a small stack buffer, and the
+ * int32 lanes exactly.  Weights stay one byte in memory and are widened as
+ * they are loaded, each load serving four rows: short inputs are bound by
+ * reading the weights, and int16 copies would double that.  The rows of a
+ * 4-row tile are widened per K chunk into a small stack buffer, and the
  * int32 partial sums of a 64-column group wait in a stack tile between
  * chunks. */
 #include <immintrin.h>
@@ -33,7 +35,7 @@ static void qb_i8_widen_rows(const uint8_t *a, size_t lda, int mr, int kc, int16
 
 /* Accumulates mr widened rows x one 16-column panel over `pairs` pairs of k
  * into part ([mr][64] int32, this panel's 16 columns). */
-static inline __attribute__((always_inline)) void qb_i8_panel(const int16_t *a, const int16_t *w, int pairs,
+static inline __attribute__((always_inline)) void qb_i8_panel(const int16_t *a, const int8_t *w, int pairs,
                                                               int32_t *part, int mr) {
     __m256i acc[QB_I8_MR][2];
     for (int i = 0; i < mr; i++) {
@@ -41,7 +43,8 @@ static inline __attribute__((always_inline)) void qb_i8_panel(const int16_t *a, 
         acc[i][1] = _mm256_loadu_si256((const __m256i *)(part + i * 64 + 8));
     }
     for (int p = 0; p < pairs; p++, w += 32) {
-        __m256i w0 = _mm256_load_si256((const __m256i *)w), w1 = _mm256_load_si256((const __m256i *)(w + 16));
+        __m256i w0 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)w));
+        __m256i w1 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(w + 16)));
         for (int i = 0; i < mr; i++) {
             __m256i av = _mm256_set1_epi32(*(const qb_i8_u32_unaligned *)(a + i * (QB_I8_KC + 16) + 2 * p));
             acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(av, w0));
@@ -55,7 +58,7 @@ static inline __attribute__((always_inline)) void qb_i8_panel(const int16_t *a, 
 }
 
 #define QB_I8_PANEL(mr) \
-    static void qb_i8_panel_##mr(const int16_t *a, const int16_t *w, int pairs, int32_t *part) { \
+    static void qb_i8_panel_##mr(const int16_t *a, const int8_t *w, int pairs, int32_t *part) {  \
         qb_i8_panel(a, w, pairs, part, mr);                                                      \
     }
 QB_I8_PANEL(1)
@@ -63,7 +66,7 @@ QB_I8_PANEL(2)
 QB_I8_PANEL(3)
 QB_I8_PANEL(4)
 
-typedef void (*qb_i8_panel_fn)(const int16_t *a, const int16_t *w, int pairs, int32_t *part);
+typedef void (*qb_i8_panel_fn)(const int16_t *a, const int8_t *w, int pairs, int32_t *part);
 static const qb_i8_panel_fn qb_i8_panels[QB_I8_MR] = {qb_i8_panel_1, qb_i8_panel_2, qb_i8_panel_3, qb_i8_panel_4};
 
 static void qb_i8_epilogue_avx2(const qb_gemm_i8_args *g, const int32_t *part, int m0, int rows, int n, int cols) {
@@ -96,7 +99,7 @@ static void qb_i8_group_avx2(const qb_gemm_i8_args *g, int m0, int mr, int n, in
         int kc = g->K - k0 < QB_I8_KC ? g->K - k0 : QB_I8_KC;
         qb_i8_widen_rows(g->A + (size_t)m0 * g->lda + k0, (size_t)g->lda, mr, kc, rows);
         for (int p = 0; p < panels; p++) {
-            const int16_t *w = (const int16_t *)g->W->packed + ((size_t)(n / 16 + p) * K2 + k0 / 2) * 32;
+            const int8_t *w = (const int8_t *)g->W->packed + ((size_t)(n / 16 + p) * K2 + k0 / 2) * 32;
             qb_i8_panels[mr - 1](rows, w, (kc + 1) / 2, part + p * 16);
         }
     }
