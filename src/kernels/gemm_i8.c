@@ -135,20 +135,10 @@ void qb_i8_quantize_s8(const qb_kernels_i8 *k, const float *x, int rows, int col
             for (int j = 0; j < cols; j++) out[(size_t)j * rows + i] = (int8_t)(tmp[(size_t)i * cols + j] ^ 0x80);
 }
 
-/* Part t of `team` parts: columns in whole weight blocks while there are
- * enough of them; a problem narrower than that also splits its rows. */
+/* Part t of `team` (qb_gemm_part_block). */
 static void qb_gemm_i8_slice(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, int t, int team) {
-    int blocks = (a->N + QB_I8_N_BLOCK - 1) / QB_I8_N_BLOCK;
-    if (blocks >= team || a->M < team) {
-        int b0, b1;
-        qb_gemm_part_range(blocks, t, team, &b0, &b1);
-        int n1 = b1 * QB_I8_N_BLOCK < a->N ? b1 * QB_I8_N_BLOCK : a->N;
-        if (b1 > b0) k->gemm(a, b0 * QB_I8_N_BLOCK, n1);
-        return;
-    }
-    int m0, m1;
-    qb_gemm_part_range(a->M, t, team, &m0, &m1);
-    if (m1 <= m0) return;
+    int m0, m1, n0, n1;
+    if (!qb_gemm_part_block(a->M, a->N, QB_I8_N_BLOCK, t, team, &m0, &m1, &n0, &n1)) return;
     qb_gemm_i8_args part = *a;
     part.M = m1 - m0;
     part.A = a->A + (size_t)m0 * a->lda;
@@ -156,7 +146,7 @@ static void qb_gemm_i8_slice(const qb_kernels_i8 *k, const qb_gemm_i8_args *a, i
     part.a_zero = a->a_zero + m0;
     part.C = a->C + (size_t)m0 * a->ldc;
     if (a->residual) part.residual = a->residual + (size_t)m0 * a->ldr;
-    k->gemm(&part, 0, a->N);
+    k->gemm(&part, n0, n1);
 }
 
 typedef struct {

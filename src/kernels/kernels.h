@@ -109,6 +109,27 @@ static inline void qb_gemm_part_range(int units, int t, int team, int *begin, in
     *end = (int)((long)units * (t + 1) / team);
 }
 
+/* Part t of `team` of the integer GEMMs' M x N outputs: rows [*m0, *m1)
+ * by columns [*n0, *n1), whole blocks of `block` columns while there are
+ * at least team of them (or fewer rows than team), all columns and a
+ * share of the rows otherwise.  False when the part is empty. */
+static inline bool qb_gemm_part_block(int M, int N, int block, int t, int team, int *m0, int *m1, int *n0, int *n1) {
+    int blocks = (N + block - 1) / block;
+    if (blocks >= team || M < team) {
+        int b0, b1;
+        qb_gemm_part_range(blocks, t, team, &b0, &b1);
+        *m0 = 0;
+        *m1 = M;
+        *n0 = b0 * block;
+        *n1 = b1 * block < N ? b1 * block : N;
+        return b1 > b0;
+    }
+    qb_gemm_part_range(M, t, team, m0, m1);
+    *n0 = 0;
+    *n1 = N;
+    return *m1 > *m0;
+}
+
 /* Multithreaded GEMM: splits the problem over pool's threads, each with
  * its own slice of scratch (qb_pool_threads(pool) *
  * qb_gemm_f32_pack_floats() floats).  pool NULL runs it on the caller. */

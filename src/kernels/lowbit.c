@@ -290,21 +290,11 @@ bool qb_kernels_lowbit_select(qb_isa isa, qb_kernels_lowbit *k) {
     }
 }
 
-/* Part t of `team`, as qb_gemm_i8 cuts: whole 64-column blocks while there
- * are enough of them, rows otherwise. */
+/* Part t of `team` (qb_gemm_part_block), as qb_gemm_i8 cuts. */
 static void qb_lowbit_a8_slice(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, int t, int team,
                                void *scratch) {
-    int N = a->W->N, blocks = (N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
-    if (blocks >= team || a->M < team) {
-        int b0, b1;
-        qb_gemm_part_range(blocks, t, team, &b0, &b1);
-        int n1 = b1 * QB_LOWBIT_N_BLOCK < N ? b1 * QB_LOWBIT_N_BLOCK : N;
-        if (b1 > b0) k->gemm_a8(a, b0 * QB_LOWBIT_N_BLOCK, n1, scratch);
-        return;
-    }
-    int m0, m1;
-    qb_gemm_part_range(a->M, t, team, &m0, &m1);
-    if (m1 <= m0) return;
+    int m0, m1, n0, n1;
+    if (!qb_gemm_part_block(a->M, a->W->N, QB_LOWBIT_N_BLOCK, t, team, &m0, &m1, &n0, &n1)) return;
     qb_lowbit_a8_args part = *a;
     part.M = m1 - m0;
     part.A = a->A + (size_t)m0 * a->lda;
@@ -312,7 +302,7 @@ static void qb_lowbit_a8_slice(const qb_kernels_lowbit *k, const qb_lowbit_a8_ar
     part.a_zero = a->a_zero + m0;
     part.C = a->C + (size_t)m0 * a->ldc;
     if (a->residual) part.residual = a->residual + (size_t)m0 * a->ldr;
-    k->gemm_a8(&part, 0, N, scratch);
+    k->gemm_a8(&part, n0, n1, scratch);
 }
 
 typedef struct {
