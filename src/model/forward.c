@@ -132,6 +132,29 @@ static const void *word_row(const qb_model *m, const void *row, size_t n, void *
     return buf && qb_file_map_read(&m->st.map, row, n, buf) ? buf : row;
 }
 
+/* Row id of the word table, as stored (FP32, int8 or low-bit), as E
+ * floats; read through buf (word_row) where there is one. */
+static void word_emb_row(const qb_model *m, int id, void *buf, float *out) {
+    int E = m->cfg.embedding_size;
+    if (m->word_emb_lowbit) {
+        /* the table's row as a table of one (its scale and zero point are per row) */
+        const qb_lowbit_weights *W = m->word_emb_lowbit;
+        qb_lowbit_weights one = *W;
+        one.N = 1;
+        one.rows = word_row(m, W->rows + (size_t)id * W->row_bytes, W->row_bytes, buf);
+        one.scale = W->scale + (size_t)id * W->G;
+        one.zero = W->zero ? W->zero + (size_t)id * W->G : NULL;
+        m->kern_lowbit.dequantize(&one, 0, 0, E, out);
+    } else if (m->word_emb_q) {
+        const int8_t *q = word_row(m, m->word_emb_q + (size_t)id * E, (size_t)E, buf);
+        float scale = m->word_emb_scale[id];
+        for (int i = 0; i < E; i++) out[i] = (float)q[i] * scale;
+    } else {
+        memcpy(out, word_row(m, m->word_emb + (size_t)id * E, (size_t)E * sizeof(float), buf),
+               (size_t)E * sizeof(float));
+    }
+}
+
 /* word + type + position embeddings of rows [r0, r1); ctx is the session */
 static void embed_rows(void *ctx, long r0, long r1, int thread) {
     const qb_session *s = ctx;
@@ -142,25 +165,8 @@ static void embed_rows(void *ctx, long r0, long r1, int thread) {
         float *e = sum + (size_t)r * E;
         const float *p = m->pos_emb + (size_t)s->tok_pos[r] * E;
         const float *t = m->type_emb ? m->type_emb + (size_t)s->tok_types[r] * E : NULL;
-        int id = s->tok_ids[r];
-        if (m->word_emb_lowbit) {
-            /* the table's row as a table of one (its scale and zero point are per row) */
-            const qb_lowbit_weights *W = m->word_emb_lowbit;
-            qb_lowbit_weights one = *W;
-            one.N = 1;
-            one.rows = word_row(m, W->rows + (size_t)id * W->row_bytes, W->row_bytes, buf);
-            one.scale = W->scale + (size_t)id * W->G;
-            one.zero = W->zero ? W->zero + (size_t)id * W->G : NULL;
-            m->kern_lowbit.dequantize(&one, 0, 0, E, e);
-            for (int i = 0; i < E; i++) e[i] += (t ? t[i] : 0.0f) + p[i];
-        } else if (m->word_emb_q) {
-            const int8_t *q = word_row(m, m->word_emb_q + (size_t)id * E, (size_t)E, buf);
-            float scale = m->word_emb_scale[id];
-            for (int i = 0; i < E; i++) e[i] = (float)q[i] * scale + (t ? t[i] : 0.0f) + p[i];
-        } else {
-            const float *w = word_row(m, m->word_emb + (size_t)id * E, (size_t)E * sizeof(float), buf);
-            for (int i = 0; i < E; i++) e[i] = w[i] + (t ? t[i] : 0.0f) + p[i];
-        }
+        word_emb_row(m, s->tok_ids[r], buf, e);
+        for (int i = 0; i < E; i++) e[i] = e[i] + (t ? t[i] : 0.0f) + p[i];
     }
 }
 
@@ -340,9 +346,7 @@ void qb_forward_mlm_decode(qb_session *s, int row, float *out) {
     }
     float *w = s->pack; /* one dequantized row */
     for (int v = 0; v < V; v++) {
-        if (m->word_emb_q)
-            for (int i = 0; i < H; i++) w[i] = (float)m->word_emb_q[(size_t)v * H + i] * m->word_emb_scale[v];
-        else m->kern_lowbit.dequantize(m->word_emb_lowbit, v, 0, H, w);
+        word_emb_row(m, v, NULL, w);
         double dot = 0;
         for (int i = 0; i < H; i++) dot += (double)w[i] * x[i];
         out[v] = (float)dot + m->mlm_bias[v];
