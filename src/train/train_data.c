@@ -111,13 +111,6 @@ static bool reserve_tokens(qb_train_set *ts, size_t *cap, size_t need) {
     return true;
 }
 
-static qb_status encode_example(const qb_model *m, const qb_dataset *ds, const qb_example *x, int max_length,
-                                qb_encoding *enc, qb_error *err) {
-    if (ds->format == QB_DATA_CONLL)
-        return qb_tokenize_words(m, x->words, x->word_lens, x->n_words, max_length, enc, err);
-    return qb_tokenize(m, x->text, x->text_len, x->pair, x->pair_len, max_length, enc, err);
-}
-
 /* Copies one encoding in at token offset `at`, with its labels. */
 static qb_status store_example(qb_train_set *ts, const qb_dataset *ds, int i, const qb_encoding *enc, size_t at,
                                qb_label_map_fn label_of, const void *map_ctx, qb_error *err) {
@@ -155,13 +148,8 @@ qb_status qb_train_set_encode(const qb_model *m, const qb_dataset *ds, int max_l
     size_t cap = 0, at = 0;
     qb_status st = QB_OK;
     for (int i = 0; !st && i < ds->n; i++) {
-        st = encode_example(m, ds, &ds->ex[i], max_length, &enc, err);
-        if (st) {
-            /* the tokenizer names the text, not where it came from */
-            qb_error inner = *err;
-            st = qb_fail(err, inner.code, "%s:%d: %s", ds->path, ds->ex[i].line, inner.msg);
-            break;
-        }
+        st = qb_example_tokenize(m, ds, &ds->ex[i], max_length, &enc, err);
+        if (st) break;
         if (!reserve_tokens(ts, &cap, at + (size_t)enc.n)) st = qb_fail(err, QB_ERR_NOMEM, "train: out of memory");
         if (!st) st = store_example(ts, ds, i, &enc, at, label_of, map_ctx, err);
         at += (size_t)enc.n;
