@@ -208,7 +208,7 @@ static int session_measure(const qb_model *m, session_size *ss) {
     }
     ss->bytes = qb_session_bytes(s);
     qb_session_free(s);
-    qb_model_resident(m, ss->batch, ss->length, &ss->model);
+    qb_model_resident(m, ss->length, &ss->model);
     return 0;
 }
 

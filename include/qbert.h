@@ -138,7 +138,7 @@ typedef struct qb_model_memory {
     /* pages of the first max_seq position rows, and of the word table
      * where a tied MLM head reads it whole; the graph reads the word
      * table's rows with pread, which maps none of them, so the estimate
-     * does not depend on max_batch */
+     * does not depend on the batch */
     size_t embeddings;
     size_t tokenizer;         /* its vocabulary tables */
     size_t total;             /* held + mapped + embeddings + tokenizer */
@@ -146,7 +146,7 @@ typedef struct qb_model_memory {
 
 /* Not counted: the session (qb_session_bytes), code, libc and thread
  * stacks: the process's own baseline. */
-void qb_model_resident(const qb_model *m, int max_batch, int max_seq, qb_model_memory *out);
+void qb_model_resident(const qb_model *m, int max_seq, qb_model_memory *out);
 
 /* ---- tokenizer -------------------------------------------------------- */
 

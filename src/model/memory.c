@@ -45,7 +45,7 @@ static bool is_word_table(const qb_model *m, const void *p) {
            (m->word_emb_lowbit && p == (const void *)m->word_emb_lowbit->rows);
 }
 
-void qb_model_resident(const qb_model *m, int max_batch, int max_seq, qb_model_memory *out) {
+void qb_model_resident(const qb_model *m, int max_seq, qb_model_memory *out) {
     *out = (qb_model_memory){.held = m->held_bytes, .tokenizer = qb_tokenizer_bytes(m->tok)};
     const qb_file_map *map = &m->st.map;
     qb_span *s = map->mapped ? malloc(((size_t)m->st.n + 1) * sizeof *s) : NULL;
