@@ -148,9 +148,10 @@ static void qb_lb_panel_zero(const qb_lowbit_weights *W, int n, int g, __m256i z
 }
 
 /* The chunk of len codes from k0 of the block at column n from the U4
- * panels (kernels_lowbit.h), read in order rather than 64 rows apart: per
- * step, panel vector v holds columns 8 v' .. 8 v' + 7 in its low nibbles
- * and, stored XOR 8, 16 columns further in its high ones. */
+ * panels (kernels_lowbit.h), read in order rather than 64 rows apart: a
+ * step's four panel vectors hold columns 0-7, 8-15, 32-39 and 40-47 in
+ * their low nibbles and, stored XOR 8, the columns 16 further on in their
+ * high ones. */
 static void qb_lb_decode_chunk_panels(const qb_lowbit_weights *W, int n, int k0, int len, int8_t *dec) {
     static const int low_of[4] = {0, 1, 4, 5}, high_of[4] = {2, 3, 6, 7};
     const uint8_t *p = qb_lowbit_panel_codes(W, (size_t)n / QB_LOWBIT_N_BLOCK) + (size_t)k0 / 4 * 128;
@@ -259,5 +260,6 @@ static void qb_lowbit_gemm_a8_avx2(const qb_lowbit_a8_args *g, int n0, int n1, v
 }
 
 void qb_kernels_lowbit_init_avx2(qb_kernels_lowbit *k) {
-    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX2, .panels = true, .gemm_a8 = qb_lowbit_gemm_a8_avx2, .dequantize = qb_lowbit_dequantize};
+    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX2, .panels = true, .gemm_a8 = qb_lowbit_gemm_a8_avx2,
+                             .dequantize = qb_lowbit_dequantize};
 }
