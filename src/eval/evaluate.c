@@ -33,6 +33,7 @@ typedef struct {
     double signal, noise, kl_sum, cos_sum; /* logits against the reference's */
 } evaluator;
 
+/* A dataset label names a model label (id2label) or is its integer id. */
 static int label_id(const evaluator *e, const qb_example *x, qb_error *err) {
     int id = qb_model_label_find(e->m, x->label), n = e->m->cfg.num_labels;
     if (id < 0) {
