@@ -222,7 +222,8 @@ static void check_repack(const qb_kernels_i8 *k, const problem *p) {
 
 static void check_gemm_shapes(const qb_kernels_i8 *ref, const qb_kernels_i8 *k, rng *r) {
     static const int dims[] = {1, 3, 17, 127, 769};
-    static const int bert[][3] = {{25, 768, 768}, {25, 3072, 768}, {25, 768, 3072}, {128, 2304, 768}};
+    /* BERT-base's shapes, and K past a 1024-k chunk with an odd tail */
+    static const int bert[][3] = {{25, 768, 768}, {25, 3072, 768}, {25, 768, 3072}, {128, 2304, 768}, {13, 45, 2051}};
     for (int axis = 0; axis < 3; axis++)
         for (size_t d = 0; d < sizeof dims / sizeof *dims; d++) {
             int shape[3] = {19, 67, 131};
