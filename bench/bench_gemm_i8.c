@@ -15,7 +15,10 @@
  * against 4-bit weights (U4, group 128, symmetric) through the low-bit
  * kernels (kernels_lowbit.h), reported the same way; where the low-bit
  * table runs on AMX, two: "w4a8-avx512+amx" and the table held to VNNI
- * ("w4a8-avx512").  --no-amx holds both tables to VNNI. */
+ * ("w4a8-avx512").  --no-amx holds both tables to VNNI.  The AVX2 W4A8
+ * row can pass its peak too: four vpmaddubsw (32 multiply-adds each) share
+ * one vpmaddwd, 25.6 multiply-adds per multiplier operation where the
+ * peak loop does 16. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -345,6 +345,33 @@ static void check_avx512_variants(const qb_kernels_lowbit *ref, bool sanitize, r
 #endif
 }
 
+/* The largest sums the integer paths see: A all 255 against |code - zero|
+ * = 15 in every column, of both signs (AVX2 adds four vpmaddubsw results
+ * in int16: 4 x 2 x 255 x 15 = 30600). */
+static void check_extremes(const qb_kernels_lowbit *ref, const qb_kernels_lowbit *ks, const bool *on, rng *r) {
+    int M = 7, N = 35, K = 320, group = 128;
+    weights wm = weights_make(QB_CODE_U4, N, K, group, true, false, r);
+    uint8_t *codes = malloc((size_t)K);
+    for (int n = 0; n < N; n++) {
+        memset(codes, n % 2 ? 15 : 0, (size_t)K);
+        qb_code_pack_row(QB_CODE_U4, codes, K, wm.rows + wm.w.row_bytes * n);
+        for (int g = 0; g < wm.w.G; g++) wm.zero[n * wm.w.G + g] = n % 2 ? 0 : 15;
+    }
+    free(codes);
+    CHECK(qb_lowbit_weights_prepare(&wm.w, true), "prepare");
+    acts p = acts_make(M, N, K, r);
+    memset(p.A, 255, (size_t)M * p.lda);
+    void *scratch = aligned_alloc(64, qb_lowbit_scratch_bytes(K, group) * 3);
+    double *d = dequantized(&wm.w);
+    check_reference(ref, &p, &wm.w, d, scratch, "U4 extremes");
+    for (int i = 1; i < QB_ISA_COUNT; i++)
+        if (on[i]) check_a8_isa(ref, &ks[i], &p, &wm.w, scratch, false, "U4 extremes");
+    free(d);
+    free(scratch);
+    acts_free(&p);
+    weights_free(&wm);
+}
+
 int main(void) {
 #ifdef QB_AMX_EMULATED
     QB_TEST_SKIP_AMX_EMU_WITHOUT_AVX512();
@@ -403,6 +430,7 @@ int main(void) {
                     acts_free(&p);
                     weights_free(&wm);
                 }
+    check_extremes(&ref, ks, on, &r);
     check_avx512_variants(&ref, sanitize, &r);
     /* codebooks: weight-only */
     for (size_t c = 0; c < 4; c++) {

@@ -5,8 +5,9 @@
  * AVX2 has no vpdpbusd; vpmaddubsw (u8 x s8, pairs added in int16) cannot
  * saturate here, since |code - zero| <= 15 keeps a pair within 2 * 255 * 15
  * = 7650, so vpmaddubsw then vpmaddwd by ones gives the 4-k sums exactly
- * without widening A.  A tile is 4 rows x 16 columns (12 of the 16
- * registers). */
+ * without widening A, and four such pairs still fit int16 (30600): over
+ * 16 k, four vpmaddubsw share one vpmaddwd.  A tile is 4 rows x 16
+ * columns. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -39,39 +40,74 @@ static inline __m256i qb_lb_a4(const uint8_t *a, int tail) {
     return _mm256_set1_epi32((int)bytes);
 }
 
-/* One step of 4 k for mr rows against the two weight vectors at w. */
-#define QB_LB_STEP(tail)                                                   \
-    {                                                                      \
-        __m256i w0 = _mm256_load_si256((const __m256i *)w);                \
-        __m256i w1 = _mm256_load_si256((const __m256i *)(w + 32));         \
-        for (int i = 0; i < mr; i++) {                                     \
-            __m256i a = qb_lb_a4(t->a + i * t->lda + 4 * s, tail);         \
-            acc[i][0] = qb_lb_dot4(acc[i][0], a, w0);                      \
-            acc[i][1] = qb_lb_dot4(acc[i][1], a, w1);                      \
-        }                                                                  \
+/* A tile's running sums: loaded (or zero) at a segment's start, kept in
+ * ipart between segments of a group, and at its end scaled into fpart. */
+static inline __m256i qb_lb_acc_load(const qb_lb_tile_args *t, int i, int h) {
+    return t->starts ? _mm256_setzero_si256() : _mm256_loadu_si256((const __m256i *)(t->ipart + i * 64 + 8 * h));
+}
+
+static inline void qb_lb_acc_store(const qb_lb_tile_args *t, int i, int h, __m256i acc) {
+    if (!t->ends) {
+        _mm256_storeu_si256((__m256i *)(t->ipart + i * 64 + 8 * h), acc);
+        return;
+    }
+    /* fmaf(scale, (float)sum, acc): the float order of kernels_lowbit.h */
+    float *f = t->fpart + i * 64 + 8 * h;
+    __m256 sum = t->first_group ? _mm256_setzero_ps() : _mm256_loadu_ps(f);
+    _mm256_storeu_ps(f, _mm256_fmadd_ps(_mm256_loadu_ps(t->scale + 8 * h), _mm256_cvtepi32_ps(acc), sum));
+}
+
+/* The sums of 16 k (four steps) of one row against 8 columns, the steps'
+ * weight vectors 256 bytes apart from w: the multiplier ports do 5
+ * operations per 16 k instead of 8. */
+static inline __m256i qb_lb_dot16(const uint8_t *a, const int8_t *w) {
+    __m256i p[4];
+    for (int q = 0; q < 4; q++)
+        p[q] = _mm256_maddubs_epi16(qb_lb_a4(a + 4 * q, 0), _mm256_load_si256((const __m256i *)(w + 256 * q)));
+    __m256i sum = _mm256_add_epi16(_mm256_add_epi16(p[0], p[1]), _mm256_add_epi16(p[2], p[3]));
+    return _mm256_madd_epi16(sum, _mm256_set1_epi16(1));
+}
+
+/* Row i's sums are c<i>0 and c<i>1, named variables rather than an array:
+ * GCC 12 keeps an array of them partly in memory. */
+#define QB_LB_ROWS(X) X(0) X(1) X(2) X(3)
+#define QB_LB_ROW_LOAD(i)                                                        \
+    __m256i c##i##0 = _mm256_setzero_si256(), c##i##1 = _mm256_setzero_si256(); \
+    if (mr > i) c##i##0 = qb_lb_acc_load(t, i, 0), c##i##1 = qb_lb_acc_load(t, i, 1);
+#define QB_LB_ROW_STORE(i) \
+    if (mr > i) qb_lb_acc_store(t, i, 0, c##i##0), qb_lb_acc_store(t, i, 1, c##i##1);
+#define QB_LB_ROW_DOT16(i)                                                            \
+    if (mr > i) {                                                                     \
+        c##i##0 = _mm256_add_epi32(c##i##0, qb_lb_dot16(t->a + i * t->lda + 4 * s, w));      \
+        c##i##1 = _mm256_add_epi32(c##i##1, qb_lb_dot16(t->a + i * t->lda + 4 * s, w + 32)); \
+    }
+#define QB_LB_ROW_DOT4(i)                                                   \
+    if (mr > i) {                                                           \
+        __m256i a = qb_lb_a4(t->a + i * t->lda + 4 * s, tail);              \
+        c##i##0 = qb_lb_dot4(c##i##0, a, w0);                               \
+        c##i##1 = qb_lb_dot4(c##i##1, a, w1);                               \
+    }
+
+/* One step of 4 k (the first tail_k of them when tail_k > 0) for mr rows. */
+#define QB_LB_STEP(tail_k)                                                   \
+    {                                                                        \
+        const int tail = tail_k;                                             \
+        __m256i w0 = _mm256_load_si256((const __m256i *)w);                  \
+        __m256i w1 = _mm256_load_si256((const __m256i *)(w + 32));           \
+        QB_LB_ROWS(QB_LB_ROW_DOT4)                                           \
     }
 
 static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_args *t, int mr) {
-    __m256i acc[QB_LB_MR][2];
-    for (int i = 0; i < mr; i++)
-        for (int h = 0; h < 2; h++)
-            acc[i][h] = t->starts ? _mm256_setzero_si256() : _mm256_loadu_si256((const __m256i *)(t->ipart + i * 64 + 8 * h));
+    QB_LB_ROWS(QB_LB_ROW_LOAD)
     const int8_t *w = t->w;
     int s = 0;
-    /* the tail step apart, so that the sums stay in registers */
+    for (; s + 4 <= t->steps; s += 4, w += 1024) {
+        QB_LB_ROWS(QB_LB_ROW_DOT16)
+    }
+    /* the last steps apart, so that the sums stay in registers */
     for (; s < t->steps; s++, w += 256) QB_LB_STEP(0)
     if (t->tail) QB_LB_STEP(t->tail)
-    for (int i = 0; i < mr; i++)
-        for (int h = 0; h < 2; h++) {
-            if (!t->ends) {
-                _mm256_storeu_si256((__m256i *)(t->ipart + i * 64 + 8 * h), acc[i][h]);
-                continue;
-            }
-            /* fmaf(scale, (float)sum, acc): the float order of kernels_lowbit.h */
-            float *f = t->fpart + i * 64 + 8 * h;
-            __m256 sum = t->first_group ? _mm256_setzero_ps() : _mm256_loadu_ps(f);
-            _mm256_storeu_ps(f, _mm256_fmadd_ps(_mm256_loadu_ps(t->scale + 8 * h), _mm256_cvtepi32_ps(acc[i][h]), sum));
-        }
+    QB_LB_ROWS(QB_LB_ROW_STORE)
 }
 
 #define QB_LB_TILE(mr) \
