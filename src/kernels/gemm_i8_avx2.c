@@ -37,8 +37,7 @@ static void qb_i8_widen_rows(const uint8_t *a, size_t lda, int mr, int kc, int16
 /* Accumulates mr widened rows x one 16-column panel over `pairs` pairs of k
  * into part ([mr][64] int32, this panel's 16 columns).  Row i's sums are
  * c<i>0 and c<i>1, named variables rather than an array: GCC 12 keeps an
- * array of them partly in memory, a store and nine moves in every step,
- * which cost a sixth of the speed. */
+ * array of them partly in memory, a store and nine moves in every step. */
 #define QB_I8_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 #define QB_I8_ROW_LOAD(i)                                                       \
     __m256i c##i##0 = _mm256_setzero_si256(), c##i##1 = _mm256_setzero_si256(); \

@@ -5,7 +5,7 @@
  * AVX2 has no vpdpbusd; vpmaddubsw (u8 x s8, pairs added in int16) cannot
  * saturate here, since |code - zero| <= 15 keeps a pair within 2 * 255 * 15
  * = 7650, so vpmaddubsw then vpmaddwd by ones gives the 4-k sums exactly
- * without widening A, and four such pairs still fit int16 (30600): over
+ * without widening A, and four such pair sums fit int16 (30600): over
  * 16 k, four vpmaddubsw share one vpmaddwd.  A tile is 4 rows x 16
  * columns. */
 #include <immintrin.h>
