@@ -48,10 +48,10 @@ static void qb_i8_pack_avx512(const int8_t *w, int N, int K, int8_t *out) {
     }
 }
 
-static void qb_i8_pack_neon(const int8_t *w, int N, int K, int16_t *out) {
+static void qb_i8_pack_neon(const int8_t *w, int N, int K, int8_t *out) {
     int K8 = qb_i8_round_up(K, 8);
     for (int n = 0; n < N; n++) {
-        int16_t *panel = out + (size_t)(n / 16) * K8 * 16 + n % 16;
+        int8_t *panel = out + (size_t)(n / 16) * K8 * 16 + n % 16;
         for (int k = 0; k < K; k++) panel[(size_t)k * 16] = w[(size_t)n * K + k];
     }
 }

@@ -30,8 +30,9 @@
  *           columns, as vpdpbusd consumes them.  Block b starts at byte
  *           64 * b * K4 * 4.
  *   dotprod: the avx512 layout: 16 columns x 4 k are one sdot's operand.
- *   neon:   panels of 16 columns, [N/16][K/8][8][16] int16, both sides
- *           widened for smlal (ARMv8.0 has no 8-bit dot product).
+ *   neon:   panels of 16 columns, [N/16][K/8][8][16] int8, widened to
+ *           int16 as they are loaded for smlal (ARMv8.0 has no 8-bit dot
+ *           product).
  *   i8mm:   panels of 8 columns, [N/8][K/8][8][8] int8: 2 columns x 8 k
  *           are one usmmla operand. */
 static inline int qb_i8_round_up(int x, int m) { return (x + m - 1) / m * m; }
@@ -41,7 +42,7 @@ static inline size_t qb_i8_packed_bytes(qb_isa isa, int N, int K) {
     case QB_ISA_AVX2: return (size_t)qb_i8_round_up(N, 16) * (size_t)qb_i8_round_up(K, 2);
     case QB_ISA_AVX512:
     case QB_ISA_DOTPROD: return (size_t)qb_i8_round_up(N, 16) * (size_t)qb_i8_round_up(K, 4);
-    case QB_ISA_NEON: return (size_t)qb_i8_round_up(N, 16) * (size_t)qb_i8_round_up(K, 8) * 2;
+    case QB_ISA_NEON: return (size_t)qb_i8_round_up(N, 16) * (size_t)qb_i8_round_up(K, 8);
     case QB_ISA_I8MM: return (size_t)qb_i8_round_up(N, 8) * (size_t)qb_i8_round_up(K, 8);
     case QB_ISA_SCALAR:
     default: return (size_t)N * (size_t)K;

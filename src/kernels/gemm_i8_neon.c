@@ -1,15 +1,20 @@
 /* ARMv8.0 NEON integer kernels, and the epilogue and quantizers every
  * AArch64 level shares.  Without an 8-bit dot product both sides are
- * widened to int16 (weights once, at pack time) and smlal adds each
- * product into int32 lanes exactly: a 4-row x 16-column tile keeps 16
- * accumulators, 4 rows of 8 k and 2 weight vectors in registers. */
+ * widened to int16 and smlal adds each product into int32 lanes exactly.
+ * Weights stay one byte in memory and are widened as they are loaded (two
+ * sxtl per k for 20 smlal): int16 copies would double an INT8 model's
+ * resident size on the small boards this level serves, and the bytes
+ * that short inputs must read.  A 5-row x 16-column tile keeps 20
+ * accumulators, 5 rows of 8 k, a k's 16 weight bytes and their 2 widened
+ * vectors in registers (28 of the 32): the shape that loads the fewest
+ * bytes per product. */
 #include <arm_neon.h>
 #include <string.h>
 
 #include "kernels/gemm_i8_impl.h"
 #include "kernels/vec_neon.h"
 
-#define QB_I8_NEON_MR 4
+#define QB_I8_NEON_MR 5
 #define QB_I8_NEON_NR 16
 
 void qb_i8_epilogue_neon(const qb_gemm_i8_args *g, const int32_t *part, int ld, int m0, int rows, int n, int cols,
@@ -38,48 +43,66 @@ void qb_i8_epilogue_neon(const qb_gemm_i8_args *g, const int32_t *part, int ld, 
     }
 }
 
-#define QB_I8_NEON_STEP(kk)                                                        \
-    do {                                                                           \
-        int16x8_t w0 = vld1q_s16(w + (k + kk) * 16), w1 = vld1q_s16(w + (k + kk) * 16 + 8); \
-        for (int i = 0; i < QB_I8_NEON_MR; i++) {                                  \
-            acc[i][0] = vmlal_laneq_s16(acc[i][0], vget_low_s16(w0), av[i], kk);   \
-            acc[i][1] = vmlal_high_laneq_s16(acc[i][1], w0, av[i], kk);            \
-            acc[i][2] = vmlal_laneq_s16(acc[i][2], vget_low_s16(w1), av[i], kk);   \
-            acc[i][3] = vmlal_high_laneq_s16(acc[i][3], w1, av[i], kk);            \
-        }                                                                          \
-    } while (0)
-
-/* Rows a[0..3] (K bytes each) against one panel; the last partial group of
- * 8 k is read from a zero-padded copy, the panel is zero-padded already. */
-static void qb_i8_tile_neon(const uint8_t *const a[QB_I8_NEON_MR], int K, const int16_t *w, int32_t *part) {
-    int32x4_t acc[QB_I8_NEON_MR][4];
-    for (int i = 0; i < QB_I8_NEON_MR; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = vdupq_n_s32(0);
-    for (int k = 0; k < K; k += 8) {
-        int16x8_t av[QB_I8_NEON_MR];
-        for (int i = 0; i < QB_I8_NEON_MR; i++) {
-            uint8_t tail[8] = {0};
-            const uint8_t *src = a[i] + k;
-            if (K - k < 8) src = memcpy(tail, a[i] + k, (size_t)(K - k));
-            av[i] = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(src)));
-        }
-        QB_I8_NEON_STEP(0);
-        QB_I8_NEON_STEP(1);
-        QB_I8_NEON_STEP(2);
-        QB_I8_NEON_STEP(3);
-        QB_I8_NEON_STEP(4);
-        QB_I8_NEON_STEP(5);
-        QB_I8_NEON_STEP(6);
-        QB_I8_NEON_STEP(7);
+/* Row i's sums are c<i>0..c<i>3 (16 columns), named variables rather than
+ * an array: GCC 12 rotates an array of them through extra moves. */
+#define QB_I8_NEON_ROWS(X, kk) X(0, kk) X(1, kk) X(2, kk) X(3, kk) X(4, kk)
+#define QB_I8_NEON_ZERO(i, kk) int32x4_t c##i##0 = vdupq_n_s32(0), c##i##1 = c##i##0, c##i##2 = c##i##0, c##i##3 = c##i##0;
+#define QB_I8_NEON_LOAD_A(i, kk) int16x8_t a##i = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(src[i])));
+#define QB_I8_NEON_MAC(i, kk)                                       \
+    c##i##0 = vmlal_laneq_s16(c##i##0, vget_low_s16(w0), a##i, kk); \
+    c##i##1 = vmlal_high_laneq_s16(c##i##1, w0, a##i, kk);          \
+    c##i##2 = vmlal_laneq_s16(c##i##2, vget_low_s16(w1), a##i, kk); \
+    c##i##3 = vmlal_high_laneq_s16(c##i##3, w1, a##i, kk);
+#define QB_I8_NEON_STORE(i, kk)                                   \
+    vst1q_s32(part + i * QB_I8_NEON_NR, c##i##0);                 \
+    vst1q_s32(part + i * QB_I8_NEON_NR + 4, c##i##1);             \
+    vst1q_s32(part + i * QB_I8_NEON_NR + 8, c##i##2);             \
+    vst1q_s32(part + i * QB_I8_NEON_NR + 12, c##i##3);
+#define QB_I8_NEON_STEP(kk)                                                               \
+    {                                                                                     \
+        int8x16_t wb = vld1q_s8(w + kk * 16);                                             \
+        int16x8_t w0 = vmovl_s8(vget_low_s8(wb)), w1 = vmovl_high_s8(wb);                 \
+        QB_I8_NEON_ROWS(QB_I8_NEON_MAC, kk)                                               \
     }
-    for (int i = 0; i < QB_I8_NEON_MR; i++)
-        for (int v = 0; v < 4; v++) vst1q_s32(part + i * QB_I8_NEON_NR + 4 * v, acc[i][v]);
+
+/* Eight k: rows src[i] against the panel at w, which moves on. */
+#define QB_I8_NEON_K8                           \
+    {                                           \
+        QB_I8_NEON_ROWS(QB_I8_NEON_LOAD_A, 0)   \
+        QB_I8_NEON_STEP(0)                      \
+        QB_I8_NEON_STEP(1)                      \
+        QB_I8_NEON_STEP(2)                      \
+        QB_I8_NEON_STEP(3)                      \
+        QB_I8_NEON_STEP(4)                      \
+        QB_I8_NEON_STEP(5)                      \
+        QB_I8_NEON_STEP(6)                      \
+        QB_I8_NEON_STEP(7)                      \
+        w += 128;                               \
+    }
+
+/* Rows a[0..MR) (K bytes each) against one panel; the last partial group
+ * of 8 k is read from zero-padded copies, the panel is zero-padded already. */
+static void qb_i8_tile_neon(const uint8_t *const a[QB_I8_NEON_MR], int K, const int8_t *w, int32_t *part) {
+    QB_I8_NEON_ROWS(QB_I8_NEON_ZERO, 0)
+    const uint8_t *src[QB_I8_NEON_MR];
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        for (int i = 0; i < QB_I8_NEON_MR; i++) src[i] = a[i] + k;
+        QB_I8_NEON_K8
+    }
+    if (k < K) {
+        uint8_t tail[QB_I8_NEON_MR][8] = {{0}};
+        for (int i = 0; i < QB_I8_NEON_MR; i++) src[i] = memcpy(tail[i], a[i] + k, (size_t)(K - k));
+        QB_I8_NEON_K8
+    }
+    QB_I8_NEON_ROWS(QB_I8_NEON_STORE, 0)
 }
 
 static void qb_gemm_i8_neon(const qb_gemm_i8_args *g, int n0, int n1) {
     int K8 = qb_i8_round_up(g->K, 8);
     int32_t part[QB_I8_NEON_MR * QB_I8_NEON_NR];
     for (int n = n0; n < n1; n += QB_I8_NEON_NR) {
-        const int16_t *w = (const int16_t *)g->W->packed + (size_t)(n / 16) * K8 * 16;
+        const int8_t *w = (const int8_t *)g->W->packed + (size_t)(n / 16) * K8 * 16;
         int cols = n1 - n < QB_I8_NEON_NR ? n1 - n : QB_I8_NEON_NR;
         for (int m0 = 0; m0 < g->M; m0 += QB_I8_NEON_MR) {
             int rows = g->M - m0 < QB_I8_NEON_MR ? g->M - m0 : QB_I8_NEON_MR;
