@@ -45,36 +45,47 @@ static void qb_gemm_neon_store(float32x4_t acc[MR][2], const qb_gemm_tile *t) {
     }
 }
 
-#define QB_NEON_FMA_LANE(kk)                                                  \
-    do {                                                                      \
-        float32x4_t b0 = vld1q_f32(pb + (size_t)(k + kk) * NR);               \
-        float32x4_t b1 = vld1q_f32(pb + (size_t)(k + kk) * NR + 4);           \
-        for (int i = 0; i < MR; i++) {                                        \
-            acc[i][0] = vfmaq_laneq_f32(acc[i][0], b0, a[i], kk);             \
-            acc[i][1] = vfmaq_laneq_f32(acc[i][1], b1, a[i], kk);             \
-        }                                                                     \
-    } while (0)
+/* Row i's sums are c<i>0 and c<i>1, named variables rather than an array:
+ * GCC 12 kept an array of them in memory, storing all 16 in every step. */
+#define QB_NEON_ROWS(X, kk) X(0, kk) X(1, kk) X(2, kk) X(3, kk) X(4, kk) X(5, kk) X(6, kk) X(7, kk)
+_Static_assert(MR == 8, "QB_NEON_ROWS names MR rows");
+#define QB_NEON_ZERO(i, kk) float32x4_t c##i##0 = vdupq_n_f32(0.0f), c##i##1 = c##i##0;
+#define QB_NEON_LOAD_A(i, kk) float32x4_t a##i = vld1q_f32(pa + i * lda + k);
+#define QB_NEON_FMA(i, kk)                            \
+    c##i##0 = vfmaq_laneq_f32(c##i##0, b0, a##i, kk); \
+    c##i##1 = vfmaq_laneq_f32(c##i##1, b1, a##i, kk);
+#define QB_NEON_FMA_ONE(i, kk)                                 \
+    {                                                          \
+        float32x4_t av = vdupq_n_f32(pa[i * lda + k]);         \
+        c##i##0 = vfmaq_f32(c##i##0, b0, av);                  \
+        c##i##1 = vfmaq_f32(c##i##1, b1, av);                  \
+    }
+#define QB_NEON_SAVE(i, kk) \
+    acc[i][0] = c##i##0;    \
+    acc[i][1] = c##i##1;
+#define QB_NEON_FMA_LANE(kk)                                                            \
+    {                                                                                   \
+        float32x4_t b0 = vld1q_f32(pb + (size_t)(k + kk) * NR);                         \
+        float32x4_t b1 = vld1q_f32(pb + (size_t)(k + kk) * NR + 4);                     \
+        QB_NEON_ROWS(QB_NEON_FMA, kk)                                                   \
+    }
 
 static void qb_gemm_neon_micro(int kc, const float *pa, size_t lda, const float *pb, const qb_gemm_tile *t) {
-    float32x4_t acc[MR][2];
-    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = vdupq_n_f32(0.0f);
+    QB_NEON_ROWS(QB_NEON_ZERO, 0)
     int k = 0;
     for (; k + 4 <= kc; k += 4) {
-        float32x4_t a[MR];
-        for (int i = 0; i < MR; i++) a[i] = vld1q_f32(pa + i * lda + k);
-        QB_NEON_FMA_LANE(0);
-        QB_NEON_FMA_LANE(1);
-        QB_NEON_FMA_LANE(2);
-        QB_NEON_FMA_LANE(3);
+        QB_NEON_ROWS(QB_NEON_LOAD_A, 0)
+        QB_NEON_FMA_LANE(0)
+        QB_NEON_FMA_LANE(1)
+        QB_NEON_FMA_LANE(2)
+        QB_NEON_FMA_LANE(3)
     }
     for (; k < kc; k++) {
         float32x4_t b0 = vld1q_f32(pb + (size_t)k * NR), b1 = vld1q_f32(pb + (size_t)k * NR + 4);
-        for (int i = 0; i < MR; i++) {
-            float32x4_t av = vdupq_n_f32(pa[i * lda + k]);
-            acc[i][0] = vfmaq_f32(acc[i][0], b0, av);
-            acc[i][1] = vfmaq_f32(acc[i][1], b1, av);
-        }
+        QB_NEON_ROWS(QB_NEON_FMA_ONE, 0)
     }
+    float32x4_t acc[MR][2];
+    QB_NEON_ROWS(QB_NEON_SAVE, 0)
     qb_gemm_neon_store(acc, t);
 }
 
