@@ -30,10 +30,11 @@ QEMU = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]
 # (level, kernel, object file, the tile the code uses, register model key)
 KERNELS = [
     ("neon", "FP32 GEMM (fmla by element)", "gemm_f32_neon.c.o", "8 x 8", "fmla"),
-    ("neon", "INT8 GEMM (smlal on int16)", "gemm_i8_neon.c.o", "4 x 16", "smlal"),
+    ("neon", "INT8 GEMM (smlal, int8 weights widened as loaded)", "gemm_i8_neon.c.o", "5 x 16", "smlal"),
     ("dotprod", "INT8 GEMM (sdot)", "gemm_i8_dotprod.c.o", "4 x 16", "sdot"),
     ("i8mm", "INT8 GEMM (usmmla)", "gemm_i8_i8mm.c.o", "8 x 8", "usmmla"),
-    ("all", "W4A8 group dot (smlal)", "lowbit_neon.c.o", "1 x 1", None),
+    ("neon", "W4A8 (smlal over a decoded run, a lane per k mod 4)", "lowbit_neon.c.o", "2 x 8", "smlal_lanes"),
+    ("dotprod, i8mm", "W4A8 (sdot over a decoded run)", "lowbit_dotprod.c.o", "4 x 16", "sdot"),
 ]
 
 MAC_DEPTH = {"fmla": 1, "fmadd": 1, "smlal": 1, "smlal2": 1, "umlal": 1, "umlal2": 1, "mla": 1,
@@ -119,9 +120,12 @@ def best_tile(model):
             if model == "fmla":  # A read in place, 4 k per register; B: nr floats per k
                 if nr % 4: continue
                 regs, macs, byts = mr * nr // 4 + mr + nr // 4, mr * nr, 4 * (mr + nr)
-            elif model == "smlal":  # A u8, 8 k per register; W widened to int16
-                if nr % 8: continue
-                regs, macs, byts = mr * nr // 4 + mr + nr // 8, mr * nr, mr + 2 * nr
+            elif model == "smlal":  # A u8, 8 k per register; W int8, 16 per load, widened to 2 int16 registers
+                if nr % 16: continue
+                regs, macs, byts = mr * nr // 4 + mr + nr // 8 + nr // 16, mr * nr, mr + nr
+            elif model == "smlal_lanes":  # per 4 k: a 4-lane accumulator per row and column, W 2 columns per int16
+                if nr % 2: continue
+                regs, macs, byts = mr * nr + mr + nr // 2, 4 * mr * nr, 4 * (mr + nr)
             elif model == "sdot":  # per 4 k: A 4 bytes per row (16 k per register), W 4 bytes per column
                 if nr % 4: continue
                 regs, macs, byts = mr * nr // 4 + mr + nr // 4, 4 * mr * nr, 4 * (mr + nr)
@@ -141,69 +145,92 @@ def bench_ms(qbert, model, isa):
     return min(r["p50_ms"] for r in rows if "p50_ms" in r)
 
 
-def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    build = args[0] if args else os.path.join(ROOT, "build-arm64")
-    objs = os.path.join(build, "CMakeFiles", "qbert.dir", "src", "kernels")
+TEXT = """## Levels
+
+One binary (`make cross-arm64`, `build-arm64/qbert`) runs on every ARMv8 Linux board; it reads
+`getauxval(AT_HWCAP)` / `AT_HWCAP2` when a model loads and takes the best level the core has
+(`QBERT_ISA=scalar|neon|dotprod|i8mm` forces one).  Each level's kernels live in their own
+files, compiled with that level's `-march` only.
+
+| level | needs (HWCAP) | compiled with | cores it targets | kernels |
+|---|---|---|---|---|
+| neon | asimd | `-march=armv8-a` | Cortex-A53/A55 (Raspberry Pi 3, most phones' little cores), A72 (Pi 4), A73 | FP32 GEMM 8x8 `fmla` by element; INT8 `smlal` (int8 weights widened as loaded); softmax, LayerNorm, GELU, tanh, quantizers; FP16 `fcvtl` / BF16 widening; W4A8 `smlal` 2x8 tiles over runs of a group decoded per 16 columns |
+| dotprod | + asimddp | `-march=armv8.2-a+dotprod` | Cortex-A55/A75/A76 (Pi 5), A77, A78, Neoverse N1 (Graviton 2) | INT8 `sdot` (A lowered by 128, added back in the epilogue); W4A8 `sdot` 4x16 tiles over decoded runs (A lowered by 128, added back per group from the run's weight sums) |
+| i8mm | + i8mm | `-march=armv8.2-a+dotprod+i8mm` | Cortex-A510/A710/X2 and later, Neoverse V1/N2 (Graviton 3) | INT8 `usmmla` (u8 x s8, no sign trick); W4A8 as dotprod |
+
+FP16 (`fphp`/`asimdhp`) and BF16 arithmetic are not used: half-precision weights are widened
+once per chunk to FP32 (`fcvtl` is ARMv8.0), so every level computes them, and the widened
+FP32 GEMM is the same code everywhere.  Integer results are identical to the scalar
+reference at every level (the kernel suites check them bit for bit).
+
+## Building and testing
+
+`make cross-arm64` builds `build-arm64/` with `cmake/aarch64-linux-gnu.cmake` (Debian's
+gcc-aarch64-linux-gnu; utf8proc and jansson from Debian's arm64 packages, unpacked by
+`scripts/install-deps.sh --arm64` into `build-arm64/sysroot` and linked statically; OpenMP is
+the cross compiler's libgomp).  `make test-arm64` runs `scripts/test-arm64.sh`: under
+qemu-aarch64 with `-cpu cortex-a53`, `cortex-a76` and `max`, it first checks that qbert picks
+neon, dotprod and i8mm by itself, then runs the kernel suites (that level against the scalar
+reference: integer paths bit for bit), the tokenizer goldens and the golden logits of the
+four trained models (within 1e-4) with QBERT_ISA at that level, and the same once on scalar.
+CI runs `make test-arm64 ARM64_SUITES=quick`: the three levels, the kernel suites with the
+sanitizer runs' smaller low-bit shapes, the WordPiece/SentencePiece tokenizer goldens and
+bert-mini-sst2's golden logits.  Plain C is compiled with `-ffp-contract=off` on AArch64,
+as baseline x86-64 compiles it (no FMA there), so the scalar reference rounds the same on
+both; the NEON files fuse where their intrinsics say.
+
+## Small boards
+
+A session allocates everything once for its largest batch and length
+(`qb_session_params.max_batch`, `max_seq`; `predict --batch B --max-length L`).
+`qbert info MODEL --max-batch B --max-length L [--threads N]` prints what running the model
+with that session takes (`qb_model_resident` and `qb_session_bytes`; `memory_bytes` in
+`--json`): the weights the load copied (packed int8 and low-bit weights, converted tensors),
+the pages of model.safetensors every run reads whole (FP32 weights, biases, norms), counted in
+Linux's 64 KiB fault-around windows since a read fault also maps its page-cache neighbours,
+the first L position rows (the word table's rows are read with pread, which maps none of
+them, except where a tied MLM head reads the whole table), the tokenizer's tables, and the
+session.  Not counted: the process's own code, libc and
+thread stacks.  Loading reads the whole file (the non-finite check, the packing) and then
+drops every mapped page, so only what runs read comes back.
+
+"What it then uses" is measured as the peak RSS of `qbert bench MODEL --batch B --seq L
+--threads 1` (a session of exactly B x L, every row full of random tokens, so every buffer
+is touched) less the process's own baseline, both from GNU time's `%M`.  The baseline is
+the same bench on a model of a few KB of weights (`tests/data/tiny-bert-seq`, quantized
+as the model measured is) less that model's prediction: it holds the code a run touches
+(the loader, the tokenizer, the format's kernels), which `qbert --version` alone misses by
+about 0.8 MB, 7% of a small INT8 model.  `tests/test_memory.sh` measures both and requires
+the prediction within 10% for bert-mini-sst2 FP32 and INT8 (dynamic) at batch 1 and 32,
+length 128 (x86, 2-vCPU Intel Xeon: ratios predicted/used 1.004, 1.000, 0.997, 0.995).
+Real text repeats tokens and a predict batch is padded to its longest text only, so a run on
+real input uses less than `info` says: the figure is what a full batch takes.
+"""
+
+
+def peak_rss_mib(cmd, cpu):
+    """Peak RSS of cmd under qemu-aarch64 -cpu cpu, from GNU time's %M."""
+    with tempfile.NamedTemporaryFile() as f:
+        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f.name] + QEMU + ["-cpu", cpu] + cmd, check=True,
+                       capture_output=True)
+        return int(open(f.name).read().split()[-1]) / 1024
+
+
+def small_board_sentence(qbert, q8):
+    used = peak_rss_mib([qbert, "predict", q8, "a gripping, funny and moving film"], "max")
+    idle = peak_rss_mib([qbert, "--version"], "max")
+    return (f"bert-mini INT8 `predict` of one sentence (defaults: batch 8, length 512) peaks at {used:.1f} MiB\n"
+            f"RSS under `qemu-aarch64 -cpu max`, of which {idle:.1f} MiB is qemu and the binary doing nothing\n"
+            "(`qbert --version`).")
+
+
+def host_line():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    return f"(Measured on {cpu}, {os.cpu_count()} vCPUs, load average {os.getloadavg()[0]:.1f} at the start.)"
+
+
+def print_instruction_mix(objs):
     p = print
-    p("# qbert on 64-bit ARM\n")
-    p("<!-- Written by scripts/arm64_report.py from the cross build; the sections after the table")
-    p("     of levels are its output. -->\n")
-    p("## Levels\n")
-    p("One binary (`make cross-arm64`, `build-arm64/qbert`) runs on every ARMv8 Linux board; it reads")
-    p("`getauxval(AT_HWCAP)` / `AT_HWCAP2` when a model loads and takes the best level the core has")
-    p("(`QBERT_ISA=scalar|neon|dotprod|i8mm` forces one).  Each level's kernels live in their own")
-    p("files, compiled with that level's `-march` only.\n")
-    p("| level | needs (HWCAP) | compiled with | cores it targets | kernels |")
-    p("|---|---|---|---|---|")
-    p("| neon | asimd | `-march=armv8-a` | Cortex-A53/A55 (Raspberry Pi 3, most phones' little cores), "
-      "A72 (Pi 4), A73 | FP32 GEMM 8x8 `fmla` by element; INT8 `smlal` on int16; softmax, LayerNorm, "
-      "GELU, tanh, quantizers; FP16 `fcvtl` / BF16 widening; W4A8 |")
-    p("| dotprod | + asimddp | `-march=armv8.2-a+dotprod` | Cortex-A55/A75/A76 (Pi 5), A77, A78, "
-      "Neoverse N1 (Graviton 2) | INT8 `sdot` (A lowered by 128, added back in the epilogue) |")
-    p("| i8mm | + i8mm | `-march=armv8.2-a+dotprod+i8mm` | Cortex-A510/A710/X2 and later, "
-      "Neoverse V1/N2 (Graviton 3) | INT8 `usmmla` (u8 x s8, no sign trick) |\n")
-    p("FP16 (`fphp`/`asimdhp`) and BF16 arithmetic are not used: half-precision weights are widened")
-    p("once per chunk to FP32 (`fcvtl` is ARMv8.0), so every level computes them, and the widened")
-    p("FP32 GEMM is the same code everywhere.  Integer results are identical to the scalar")
-    p("reference at every level (the kernel suites check them bit for bit).\n")
-    p("## Building and testing\n")
-    p("`make cross-arm64` builds `build-arm64/` with `cmake/aarch64-linux-gnu.cmake` (Debian's")
-    p("gcc-aarch64-linux-gnu; utf8proc and jansson from Debian's arm64 packages, unpacked by")
-    p("`scripts/install-deps.sh --arm64` into `build-arm64/sysroot` and linked statically; OpenMP is")
-    p("the cross compiler's libgomp).  `make test-arm64` runs `scripts/test-arm64.sh`: under")
-    p("qemu-aarch64 with `-cpu cortex-a53`, `cortex-a76` and `max`, it first checks that qbert picks")
-    p("neon, dotprod and i8mm by itself, then runs the kernel suites (that level against the scalar")
-    p("reference: integer paths bit for bit), the tokenizer goldens and the golden logits of the")
-    p("four trained models (within 1e-4) with QBERT_ISA at that level, and the same once on scalar.")
-    p("CI runs `make test-arm64 ARM64_SUITES=quick`: the three levels, the kernel suites with the")
-    p("sanitizer runs' smaller low-bit shapes, the WordPiece/SentencePiece tokenizer goldens and")
-    p("bert-mini-sst2's golden logits.  Plain C is compiled with `-ffp-contract=off` on AArch64,")
-    p("as baseline x86-64 compiles it (no FMA there), so the scalar reference rounds the same on")
-    p("both; the NEON files fuse where their intrinsics say.\n")
-    p("## Small boards\n")
-    p("A session allocates everything once for its largest batch and length")
-    p("(`qb_session_params.max_batch`, `max_seq`; `predict --batch B --max-length L`).")
-    p("`qbert info MODEL --max-batch B --max-length L [--threads N]` prints what running the model")
-    p("with that session takes (`qb_model_resident` and `qb_session_bytes`; `memory_bytes` in")
-    p("`--json`): the weights the load copied (packed int8 and low-bit weights, converted tensors),")
-    p("the pages of model.safetensors every run reads whole (FP32 weights, biases, norms), counted in")
-    p("Linux's 64 KiB fault-around windows since a read fault also maps its page-cache neighbours,")
-    p("the word-table pages B x L tokens spread over the vocabulary reach and the first L position")
-    p("rows, the tokenizer's tables, and the session.  Not counted: the process's own code, libc and")
-    p("thread stacks.  Loading reads the whole file (the non-finite check, the packing) and then")
-    p("drops every mapped page, so only what runs read comes back.\n")
-    p("\"What it then uses\" is measured as the peak RSS of `qbert bench MODEL --batch B --seq L")
-    p("--threads 1` (a session of exactly B x L, every row full of random tokens, so every buffer")
-    p("and a spread of embedding rows is touched) less the peak RSS of `qbert --version` (the same")
-    p("binary without a model), both from GNU time's `%M`.  `tests/test_memory.sh` measures both")
-    p("and requires the prediction within 10% for bert-mini-sst2 FP32 and INT8 (dynamic) at batch")
-    p("1 and 32, length 128 (x86, 2-vCPU Intel Xeon: ratios predicted/used 1.06, 1.00, 0.97, 1.00).")
-    p("Real text repeats tokens and a predict batch is padded to its longest text only, so a run on")
-    p("real input uses less than `info` says: the figure is what a full batch takes.  bert-mini")
-    p("INT8 `predict` of one sentence (defaults: batch 8, length 512) peaks at 31.0 MiB RSS under")
-    p("`qemu-aarch64 -cpu max`, of which 16.7 MiB is qemu and the binary doing nothing")
-    p("(`qbert --version`).\n")
     p("## Instruction mix of the inner loops\n")
     p("Static count over each kernel's hottest loop (`aarch64-linux-gnu-objdump -d`): multiply-")
     p("accumulates (a lane of `fmla`/`smlal` is 1, of `sdot` 4, a `usmmla` 32) per byte the loop loads.")
@@ -221,28 +248,47 @@ def main():
         best_s = f"{best[0]:.2f} ({best[1]})" if best else "-"
         p(f"| {level} | {name} | {tile} | {n} | {nmac} | {macs} | {byts} | {ratio} | {best_s} |")
     p("")
-    if "--no-qemu" in sys.argv:
-        return
+
+
+def print_qemu_times(qbert, models, host):
+    p = print
+    p("## qemu run time per level (a sanity check, not a speed figure)\n")
+    p("`qbert bench MODEL --seq 32 --batch 1 --threads 1` under `qemu-aarch64 -cpu max`, each level")
+    p("forced with QBERT_ISA, median of 5 runs, relative to scalar.  qemu emulates every vector")
+    p("instruction with several host instructions and has no caches or pipelines, so these ratios")
+    p("say only that each level runs its own kernels; they predict nothing about a real core.  The")
+    p("three levels share the FP32 kernels, so the spread of their FP32 ratios is the host's noise.\n")
+    p("| model | scalar ms | neon | dotprod | i8mm |")
+    p("|---|---|---|---|---|")
+    for label, m in models:
+        t = {isa: bench_ms(qbert, m, isa) for isa in ("scalar", "neon", "dotprod", "i8mm")}
+        p(f"| {label} | {t['scalar']:.1f} | " + " | ".join(f"{t[i] / t['scalar']:.2f}x" for i in
+                                                        ("neon", "dotprod", "i8mm")) + " |")
+    p("\n" + host)
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    build = args[0] if args else os.path.join(ROOT, "build-arm64")
+    objs = os.path.join(build, "CMakeFiles", "qbert.dir", "src", "kernels")
+    qemu = "--no-qemu" not in sys.argv
     qbert = os.path.join(build, "qbert")
     model = os.path.join(ROOT, "models", "bert-mini-sst2")
     tmp = tempfile.mkdtemp()
     try:
-        q8 = os.path.join(tmp, "q8")
-        subprocess.run(QEMU + [qbert, "quantize", model, "-o", q8, "--method", "dynamic"], check=True,
-                       capture_output=True)
-        p("## qemu run time per level (a sanity check, not a speed figure)\n")
-        p("`qbert bench MODEL --seq 32 --batch 1 --threads 1` under `qemu-aarch64 -cpu max`, each level")
-        p("forced with QBERT_ISA, median of 5 runs, relative to scalar.  qemu emulates every vector")
-        p("instruction with several host instructions and has no caches or pipelines, so these ratios")
-        p("say only that each level runs its own kernels; they predict nothing about a real core.  The")
-        p("three levels share the FP32 kernels, so the spread of their FP32 ratios is the host's noise.\n")
-        p("| model | scalar ms | neon | dotprod | i8mm |")
-        p("|---|---|---|---|---|")
-        for label, m in (("bert-mini FP32", model), ("bert-mini INT8 dynamic", q8)):
-            t = {isa: bench_ms(qbert, m, isa) for isa in ("scalar", "neon", "dotprod", "i8mm")}
-            p(f"| {label} | {t['scalar']:.1f} | " + " | ".join(f"{t[i] / t['scalar']:.2f}x" for i in
-                                                            ("neon", "dotprod", "i8mm")) + " |")
-        p("")
+        q8, q4 = os.path.join(tmp, "q8"), os.path.join(tmp, "q4")
+        if qemu:
+            host = host_line()
+            for out, extra in ((q8, []), (q4, ["--bits", "4"])):
+                subprocess.run(QEMU + [qbert, "quantize", model, "-o", out, "--method", "dynamic"] + extra,
+                               check=True, capture_output=True)
+        print("# qbert on 64-bit ARM\n")
+        print("<!-- Written by scripts/arm64_report.py from the cross build. -->\n")
+        print(TEXT + (small_board_sentence(qbert, q8) + "\n" if qemu else ""))
+        print_instruction_mix(objs)
+        if qemu:
+            print_qemu_times(qbert, (("bert-mini FP32", model), ("bert-mini INT8 dynamic", q8),
+                                     ("bert-mini W4A8 dynamic (`--bits 4`)", q4)), host)
     finally:
         shutil.rmtree(tmp)
 
