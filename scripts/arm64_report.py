@@ -13,7 +13,9 @@
 2. qemu's run time of `qbert bench` per level under one emulated CPU (max),
    relative to scalar: a sanity check that each level runs its own kernels,
    NOT a speed figure (qemu translates each vector instruction into many
-   host instructions, in proportions unlike any real core's).
+   host instructions, in proportions unlike any real core's), and the
+   peak RSS of a one-sentence INT8 predict under qemu.  --no-qemu leaves
+   both out.  The rest of the page is this file's TEXT.
 """
 import json
 import os
@@ -190,9 +192,9 @@ the pages of model.safetensors every run reads whole (FP32 weights, biases, norm
 Linux's 64 KiB fault-around windows since a read fault also maps its page-cache neighbours,
 the first L position rows (the word table's rows are read with pread, which maps none of
 them, except where a tied MLM head reads the whole table), the tokenizer's tables, and the
-session.  Not counted: the process's own code, libc and
-thread stacks.  Loading reads the whole file (the non-finite check, the packing) and then
-drops every mapped page, so only what runs read comes back.
+session.  Not counted: the process's own code, libc and thread stacks.  Loading reads the
+whole file (the non-finite check, the packing) and then drops every mapped page, so only what
+runs read comes back.
 
 "What it then uses" is measured as the peak RSS of `qbert bench MODEL --batch B --seq L
 --threads 1` (a session of exactly B x L, every row full of random tokens, so every buffer
