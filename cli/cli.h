@@ -12,6 +12,11 @@
 #include "qbert.h"
 #include "report/report.h"
 
+/* The commit this binary was built from, "-dirty" if tracked files
+ * differed, or "unknown" (build/generated/qb_commit.c, written at every
+ * build by cmake/git_commit.cmake). */
+extern const char qb_cli_git_commit[];
+
 /* Exit codes: 0 success, 1 the work failed (bad file, bad input), 2 usage. */
 enum { QB_EXIT_OK = 0, QB_EXIT_FAIL = 1, QB_EXIT_USAGE = 2 };
 

@@ -201,7 +201,7 @@ void qb_cli_fill_meta(qb_report_meta *meta, const qb_model *m, const char *model
     meta->threads = threads;
     read_cpu(meta);
     snprintf(meta->qbert_version, sizeof meta->qbert_version, "%s", QBERT_VERSION);
-    snprintf(meta->git_commit, sizeof meta->git_commit, "%s", QB_GIT_COMMIT);
+    snprintf(meta->git_commit, sizeof meta->git_commit, "%s", qb_cli_git_commit);
     snprintf(meta->compiler, sizeof meta->compiler, "gcc %s", __VERSION__);
     snprintf(meta->isa, sizeof meta->isa, "%s", in.isa);
     snprintf(meta->calib_path, sizeof meta->calib_path, "%s", calib ? calib : "");
