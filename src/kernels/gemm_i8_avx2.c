@@ -103,17 +103,20 @@ static void qb_i8_epilogue_avx2(const qb_gemm_i8_args *g, const int32_t *part, i
     }
 }
 
-/* Rows [m0, m0 + mr) against the columns [n, n + 64) (or fewer at the end).
- * rows already holds them widened when K is one chunk (widen false). */
-static void qb_i8_group_avx2(const qb_gemm_i8_args *g, int m0, int mr, int n, bool widen, int16_t *rows,
-                             int32_t *part) {
+/* With K one chunk (BERT's K = 768) a row tile's widened rows serve every
+ * column block, so they are widened once, before the blocks; widening
+ * them again per 64 columns was a few percent of the products' time. */
+static inline bool qb_i8_one_chunk(const qb_gemm_i8_args *g) { return g->K <= QB_I8_KC; }
+
+/* Rows [m0, m0 + mr) against the columns [n, n + 64) (or fewer at the end). */
+static void qb_i8_group_avx2(const qb_gemm_i8_args *g, int m0, int mr, int n, int16_t *rows, int32_t *part) {
     int K2 = qb_i8_round_up(g->K, 2) / 2;
     int cols = g->N - n < QB_I8_N_BLOCK ? g->N - n : QB_I8_N_BLOCK;
     int panels = (cols + 15) / 16;
     memset(part, 0, sizeof(int32_t) * QB_I8_MR * 64);
     for (int k0 = 0; k0 < g->K; k0 += QB_I8_KC) {
         int kc = g->K - k0 < QB_I8_KC ? g->K - k0 : QB_I8_KC;
-        if (widen) qb_i8_widen_rows(g->A + (size_t)m0 * g->lda + k0, (size_t)g->lda, mr, kc, rows);
+        if (!qb_i8_one_chunk(g)) qb_i8_widen_rows(g->A + (size_t)m0 * g->lda + k0, (size_t)g->lda, mr, kc, rows);
         for (int p = 0; p < panels; p++) {
             const int8_t *w = (const int8_t *)g->W->packed + ((size_t)(n / 16 + p) * K2 + k0 / 2) * 32;
             qb_i8_panels[mr - 1](rows, w, (kc + 1) / 2, part + p * 16);
@@ -125,14 +128,10 @@ static void qb_i8_group_avx2(const qb_gemm_i8_args *g, int m0, int mr, int n, bo
 static void qb_gemm_i8_avx2(const qb_gemm_i8_args *g, int n0, int n1) {
     _Alignas(32) int16_t rows[QB_I8_MR * (QB_I8_KC + 16)];
     _Alignas(32) int32_t part[QB_I8_MR * 64];
-    /* With K one chunk (BERT's K = 768) the widened rows serve every
-     * column block of the tile; widening them again per 64 columns was a
-     * few percent of the products' time. */
-    bool one_chunk = g->K <= QB_I8_KC;
     for (int m0 = 0; m0 < g->M; m0 += QB_I8_MR) {
         int mr = g->M - m0 < QB_I8_MR ? g->M - m0 : QB_I8_MR;
-        if (one_chunk) qb_i8_widen_rows(g->A + (size_t)m0 * g->lda, (size_t)g->lda, mr, g->K, rows);
-        for (int n = n0; n < n1; n += QB_I8_N_BLOCK) qb_i8_group_avx2(g, m0, mr, n, !one_chunk, rows, part);
+        if (qb_i8_one_chunk(g)) qb_i8_widen_rows(g->A + (size_t)m0 * g->lda, (size_t)g->lda, mr, g->K, rows);
+        for (int n = n0; n < n1; n += QB_I8_N_BLOCK) qb_i8_group_avx2(g, m0, mr, n, rows, part);
     }
 }
 
