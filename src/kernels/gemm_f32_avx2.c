@@ -16,10 +16,6 @@ static void qb_gemm_avx2_pack_b(const qb_gemm_f32_args *g, int n0, int cols, int
     qb_gemm_pack_b_avx(g, n0, cols, k0, kc, pb, NR);
 }
 
-static inline __m256 qb_gemm_avx2_load(const float *p, int count, __m256i mask) {
-    return count >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask);
-}
-
 /* Compile-time loop bounds, fully unrolled, keep acc[i][v] in registers. */
 static inline __attribute__((always_inline)) void qb_gemm_avx2_store(int nv, __m256 acc[MR][NV_MAX],
                                                                      const qb_gemm_tile *t) {
@@ -32,18 +28,14 @@ static inline __attribute__((always_inline)) void qb_gemm_avx2_store(int nv, __m
 #pragma GCC unroll 2
         for (int v = 0; v < nv; v++) {
             int count = t->cols - 8 * v;
-            __m256i m = qb_v8_mask(count);
             __m256 x = _mm256_mul_ps(acc[i][v], alpha);
-            if (t->accumulate) x = _mm256_add_ps(x, qb_gemm_avx2_load(c + 8 * v, count, m));
+            if (t->accumulate) x = _mm256_add_ps(x, qb_v8_load(c + 8 * v, count));
             if (t->finish) {
-                if (t->bias) x = _mm256_add_ps(x, qb_gemm_avx2_load(t->bias + 8 * v, count, m));
+                if (t->bias) x = _mm256_add_ps(x, qb_v8_load(t->bias + 8 * v, count));
                 x = qb_v8_act(t->act, x);
-                if (res) x = _mm256_add_ps(x, qb_gemm_avx2_load(res + 8 * v, count, m));
+                if (res) x = _mm256_add_ps(x, qb_v8_load(res + 8 * v, count));
             }
-            if (count >= 8)
-                _mm256_storeu_ps(c + 8 * v, x);
-            else
-                _mm256_maskstore_ps(c + 8 * v, m, x);
+            qb_v8_store(c + 8 * v, count, x);
         }
     }
 }

@@ -240,16 +240,15 @@ static void qb_lb_decode_chunk(const qb_lowbit_weights *W, int n, int cols, cons
 
 static void qb_lb_epilogue(const qb_lowbit_a8_args *g, const float *fpart, int m0, int rows, int n, int cols) {
     for (int j = 0; j < cols; j += 8) {
-        __m256i mask = qb_v8_mask(cols - j);
         int c = n + j;
-        __m256 zsum = _mm256_maskload_ps(g->W->zsum + c, mask);
-        __m256 bias = g->bias ? _mm256_maskload_ps(g->bias + c, mask) : _mm256_setzero_ps();
+        __m256 zsum = qb_v8_load(g->W->zsum + c, cols - j);
+        __m256 bias = g->bias ? qb_v8_load(g->bias + c, cols - j) : _mm256_setzero_ps();
         for (int i = 0; i < rows; i++) {
             int m = m0 + i;
             __m256 v = _mm256_fmadd_ps(_mm256_set1_ps(-(float)g->a_zero[m]), zsum, _mm256_load_ps(fpart + i * 64 + j));
             v = qb_v8_act(g->act, _mm256_fmadd_ps(v, _mm256_set1_ps(g->a_scale[m]), bias));
-            if (g->residual) v = _mm256_add_ps(v, _mm256_maskload_ps(g->residual + (size_t)m * g->ldr + c, mask));
-            _mm256_maskstore_ps(g->C + (size_t)m * g->ldc + c, mask, v);
+            if (g->residual) v = _mm256_add_ps(v, qb_v8_load(g->residual + (size_t)m * g->ldr + c, cols - j));
+            qb_v8_store(g->C + (size_t)m * g->ldc + c, cols - j, v);
         }
     }
 }

@@ -14,13 +14,6 @@ static inline __m256 qb_ops_avx2_load(const float *p, int count, __m256 fill) {
     return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
 }
 
-static inline void qb_ops_avx2_store(float *p, int count, __m256 v) {
-    if (count >= 8)
-        _mm256_storeu_ps(p, v);
-    else
-        _mm256_maskstore_ps(p, qb_v8_mask(count), v);
-}
-
 static inline float qb_ops_avx2_hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -39,7 +32,7 @@ static void qb_act_f32_avx2(qb_act act, float *x, int n) {
     if (act == QB_ACT_NONE) return;
     __m256 zero = _mm256_setzero_ps();
     for (int i = 0; i < n; i += 8)
-        qb_ops_avx2_store(x + i, n - i, qb_v8_act(act, qb_ops_avx2_load(x + i, n - i, zero)));
+        qb_v8_store(x + i, n - i, qb_v8_act(act, qb_ops_avx2_load(x + i, n - i, zero)));
 }
 
 /* Two-pass mean and variance, as in the reference. */
@@ -59,7 +52,7 @@ static void qb_layernorm_f32_avx2(const float *x, const float *gamma, const floa
         __m256 d = _mm256_mul_ps(_mm256_sub_ps(qb_ops_avx2_load(x + i, n - i, zero), mean), rstd);
         __m256 out =
             _mm256_fmadd_ps(d, qb_ops_avx2_load(gamma + i, n - i, zero), qb_ops_avx2_load(beta + i, n - i, zero));
-        qb_ops_avx2_store(y + i, n - i, out);
+        qb_v8_store(y + i, n - i, out);
     }
 }
 
@@ -73,12 +66,12 @@ static void qb_softmax_f32_avx2(float *x, int n) {
         /* -inf past the end makes exp give 0 there. */
         __m256 e = qb_v8_exp(_mm256_sub_ps(qb_ops_avx2_load(x + i, n - i, ninf), vmax));
         sum = _mm256_add_ps(sum, e);
-        qb_ops_avx2_store(x + i, n - i, e);
+        qb_v8_store(x + i, n - i, e);
     }
     __m256 inv = _mm256_set1_ps(1.0f / qb_ops_avx2_hsum(sum));
     __m256 zero = _mm256_setzero_ps();
     for (int i = 0; i < n; i += 8)
-        qb_ops_avx2_store(x + i, n - i, _mm256_mul_ps(qb_ops_avx2_load(x + i, n - i, zero), inv));
+        qb_v8_store(x + i, n - i, _mm256_mul_ps(qb_ops_avx2_load(x + i, n - i, zero), inv));
 }
 
 void qb_kernels_init_avx2(qb_kernels *k) {

@@ -101,4 +101,18 @@ static inline __m256i qb_v8_mask(int count) {
     return _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 8 - count));
 }
 
+/* The first `count` floats at p, lanes past them 0, and the store of the
+ * first `count` lanes.  Whole vectors take plain moves: AMD's Zen runs a
+ * masked store as microcode, and it was a third of the INT8 epilogue. */
+static inline __m256 qb_v8_load(const float *p, int count) {
+    return count >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, qb_v8_mask(count));
+}
+
+static inline void qb_v8_store(float *p, int count, __m256 v) {
+    if (count >= 8)
+        _mm256_storeu_ps(p, v);
+    else
+        _mm256_maskstore_ps(p, qb_v8_mask(count), v);
+}
+
 #endif
