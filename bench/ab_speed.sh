@@ -4,12 +4,13 @@
 # that a change leaves speed alone.  Prints per configuration the medians,
 # their ratio B/A and the spread of the per-round ratios.
 #   bench/ab_speed.sh OLD_QBERT NEW_QBERT [--rounds N] [--runs N] [--out DIR]
-# Models: random-weight bert-base (FP32, INT8 dynamic and W4A8 dynamic, seq
-# 128, batch 1 and 8) and the trained bert-mini-sst2 INT8; 2 threads.
+# Models: random-weight bert-base (FP32, INT8 dynamic, INT8 dynamic
+# --reduce-range and W4A8 dynamic, seq 128, batch 1 and 8) and the trained
+# bert-mini-sst2 INT8; 2 threads.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${QB_SHARED_DIR:-$HERE/../shared}
-[ $# -ge 2 ] || { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 A=$1 B=$2; shift 2
 ROUNDS=5 RUNS=10 OUT=$(mktemp -d)
 while [ $# -gt 0 ]; do
@@ -29,9 +30,11 @@ for v in A B; do
   [ -f "$OUT/base-int8-$v/config.json" ] || "${!v}" quantize "$BASE" -o "$OUT/base-int8-$v" --method dynamic >/dev/null
   [ -f "$OUT/base-w4a8-$v/config.json" ] ||
     "${!v}" quantize "$BASE" -o "$OUT/base-w4a8-$v" --method dynamic --bits 4 >/dev/null
+  [ -f "$OUT/base-int8rr-$v/config.json" ] ||
+    "${!v}" quantize "$BASE" -o "$OUT/base-int8rr-$v" --method dynamic --reduce-range >/dev/null
   [ -f "$OUT/mini-int8-$v/config.json" ] || "${!v}" quantize "$SHARED/models/bert-mini-sst2" -o "$OUT/mini-int8-$v" --method dynamic >/dev/null
 done
-configs=("base-fp32" "base-int8" "base-w4a8" "mini-int8")
+configs=("base-fp32" "base-int8" "base-int8rr" "base-w4a8" "mini-int8")
 dir_of() { case $1 in base-fp32) echo "$BASE" ;; *) echo "$OUT/$1-$2" ;; esac; }
 : >"$OUT/samples.tsv"
 for r in $(seq "$ROUNDS"); do

@@ -7,7 +7,9 @@
  * speeds change from one second to the next; samples rotate over shapes
  * and ISAs rep by rep.  GOPS are given as median [min..max].
  *
- *   bench_gemm_i8 [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--no-amx] [--json]
+ *   bench_gemm_i8 [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--no-amx] [--reduce-range] [--json]
+ * --reduce-range halves the INT8 weights into [-64, 63], as `quantize
+ * --reduce-range` makes them, which AVX2 runs on vpmaddubsw.
  * Where the CPU has AMX, the avx512 table multiplies on tiles (rows named
  * "avx512+amx"), which can pass the VNNI peak; --no-amx times the VNNI
  * kernels instead, so their own share of that peak can be read off.
@@ -35,6 +37,7 @@ typedef struct {
     int threads, reps;
     bool json;
     bool no_amx;
+    bool reduce_range;
     bool want[QB_ISA_COUNT];
 } bench_opts;
 
@@ -91,7 +94,7 @@ static bool bench_w4_init(bench_problem *p, int threads) {
 }
 
 static bool bench_problem_init(bench_problem *p, const bench_shape *s, const qb_kernels_i8 *ks, const bool *on,
-                               int threads) {
+                               int threads, bool reduce_range) {
     memset(p, 0, sizeof *p);
     p->s = *s;
     p->A = malloc((size_t)s->M * s->K);
@@ -112,6 +115,7 @@ static bool bench_problem_init(bench_problem *p, const bench_shape *s, const qb_
     for (size_t i = 0; i < (size_t)s->N * s->K; i++) {
         x = x * 1664525u + 1013904223u;
         p->W[i] = (int8_t)(x >> 24);
+        if (reduce_range) p->W[i] = (int8_t)(p->W[i] / 2);
     }
     for (int m = 0; m < s->M; m++) {
         p->a_scale[m] = 0.01f;
@@ -183,13 +187,16 @@ static bool bench_parse(int argc, char **argv, bench_opts *o) {
         qb_isa isa;
         if (!strcmp(argv[i], "--json")) o->json = true;
         else if (!strcmp(argv[i], "--no-amx")) o->no_amx = true;
+        else if (!strcmp(argv[i], "--reduce-range")) o->reduce_range = true;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) o->threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) o->reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc && qb_isa_from_name(argv[i + 1], &isa)) {
             o->want[isa] = any = true;
             i++;
         } else {
-            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--isa scalar|avx2|avx512]... [--no-amx] [--json]\n",
+            fprintf(stderr,
+                    "usage: %s [--threads N] [--reps N] [--isa scalar|avx2|avx512]... [--no-amx] [--reduce-range] "
+                    "[--json]\n",
                     argv[0]);
             return false;
         }
@@ -246,7 +253,7 @@ int main(int argc, char **argv) {
     static bench_problem probs[BENCH_SHAPES];
     qb_pool *pool = bench_pool(o.threads);
     for (int s = 0; s < BENCH_SHAPES; s++)
-        if (!bench_problem_init(&probs[s], &bench_shapes[s], ks, on, o.threads)) {
+        if (!bench_problem_init(&probs[s], &bench_shapes[s], ks, on, o.threads, o.reduce_range)) {
             fprintf(stderr, "bench_gemm_i8: out of memory\n");
             return 1;
         }

@@ -2,7 +2,10 @@
 # Side by side with ONNX Runtime (and optionally PyTorch), interleaved round
 # by round (A B A B ...) so background load hits every system alike.
 #
-#   bench/compare_peers.sh QBERT_FP32_DIR [QBERT_INT8_DIR] [--rounds N] [--torch]
+#   bench/compare_peers.sh QBERT_FP32_DIR [QBERT_INT8_DIR] [--int8-rr DIR] [--rounds N] [--torch]
+# --int8-rr adds a qbert INT8 model quantized with --reduce-range (7-bit
+# weights, which AVX2 multiplies with vpmaddubsw as ORT's INT8 kernels do,
+# but exactly) beside ORT's INT8.
 #
 # Needs ../shared/peers prepared (bash ../shared/peers/prepare.sh): its
 # random bert-base-uncased checkpoint and ONNX files under $PEERS_WORK.
@@ -15,11 +18,12 @@ WORK=${PEERS_WORK:-$HOME/.cache/qbert-peers}
 QBERT=${QBERT_BIN:-$HERE/build/qbert}
 PEER_MODEL=${PEER_MODEL:-bert-base-uncased-random}
 fp32=$1; shift
-int8=""; rounds=3; torch=0
+int8=""; int8rr=""; rounds=3; torch=0
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --torch) torch=1; shift ;;
+    --int8-rr) int8rr=$2; shift 2 ;;
     *) int8=$1; shift ;;
   esac
 done
@@ -31,6 +35,7 @@ run() { # run SYSTEM ROUND
   case $1 in
     qbert-fp32) "$QBERT" bench "$fp32" --seq 128 --batch 1,8 --threads 2 --runs 10 --warmup 2 --json >"$out/$1.$2.json" ;;
     qbert-int8) "$QBERT" bench "$int8" --seq 128 --batch 1,8 --threads 2 --runs 10 --warmup 2 --json >"$out/$1.$2.json" ;;
+    qbert-int8rr) "$QBERT" bench "$int8rr" --seq 128 --batch 1,8 --threads 2 --runs 10 --warmup 2 --json >"$out/$1.$2.json" ;;
     ort-*) node "$SHARED/peers/bench_ort.mjs" --model "$WORK/onnx/$PEER_MODEL.${1#ort-}.onnx" --vocab "$V" \
              --batches 1,8 --seq 128 --warmup 2 --iters 10 --threads 2 --max-time 60 --out "$out/$1.$2.json" >/dev/null ;;
     torch-*) /usr/bin/python3 "$SHARED/peers/bench_torch.py" --ckpt "$WORK/ckpt/$PEER_MODEL" --precision "${1#torch-}" \
@@ -40,6 +45,7 @@ run() { # run SYSTEM ROUND
 
 systems=(qbert-fp32 ort-fp32)
 [ -n "$int8" ] && systems+=(qbert-int8 ort-int8)
+[ -n "$int8rr" ] && systems+=(qbert-int8rr)
 [ $torch -eq 1 ] && systems+=(torch-fp32 torch-int8)
 for r in $(seq 1 "$rounds"); do
   order=("${systems[@]}")
@@ -70,10 +76,9 @@ for s in systems:
         v = rows[s][b]
         cells.append("%7.1f [%s]" % (statistics.median(v), " ".join("%.0f" % x for x in v)))
     print("%-11s %28s %28s" % (s, cells[0], cells[1]))
-for prec in ("fp32", "int8"):
-    q, o = "qbert-" + prec, "ort-" + prec
+for q, o in (("qbert-fp32", "ort-fp32"), ("qbert-int8", "ort-int8"), ("qbert-int8rr", "ort-int8")):
     if q in rows and o in rows:
-        print("qbert/ORT %s: batch 1 %.2fx, batch 8 %.2fx" % (prec,
+        print("%s/%s: batch 1 %.2fx, batch 8 %.2fx" % (q, o,
               statistics.median(rows[q][1]) / statistics.median(rows[o][1]),
               statistics.median(rows[q][8]) / statistics.median(rows[o][8])))
 if "qbert-int8" in rows:

@@ -33,6 +33,8 @@ static const char help[] =
     "  dynamic             --method dynamic (per-token activations, fp32 embeddings)\n"
     "  dynamic-emb8        --method dynamic --quantize-embeddings\n"
     "  dynamic-per-tensor  --method dynamic --activations per-tensor\n"
+    "  dynamic-rr          --method dynamic --reduce-range (7-bit weights; AVX2 runs\n"
+    "                      them on vpmaddubsw, exactly)\n"
     "  static              --method static (observer percentile:99.99)\n"
     "  static-minmax, static-mse, static-entropy   --method static --observer ...\n"
     "  static-int8-attention  --method static --int8-attention\n"
@@ -92,10 +94,12 @@ typedef struct {
     const char *command;   /* the same thing with qbert quantize (or qat) */
     bool gptq, bias_correction, smooth; /* error compensation, on the --calib texts */
     bool distill;          /* qat: with the FP32 model as teacher */
+    bool reduce_range;     /* 7-bit weights */
 } method_spec;
 
 #define LOWBIT(nm, meth, b, tern, km, cmd) \
-    {nm, meth, NULL, meth == QB_QUANT_DYNAMIC, true, false, false, false, b, tern, km, cmd, false, false, false, false}
+    {nm, meth, NULL, meth == QB_QUANT_DYNAMIC, true, false, false, false, b, tern, km, cmd, \
+     false, false, false, false, false}
 
 static const method_spec methods_known[] = {
     {"fp32", QB_QUANT_DYNAMIC, .command = "the original FP32 weights"},
@@ -105,6 +109,8 @@ static const method_spec methods_known[] = {
     {"dynamic-emb8", QB_QUANT_DYNAMIC, .act_per_token = 1, .emb = true,
      .command = "quantize --method dynamic --quantize-embeddings"},
     {"dynamic-per-tensor", QB_QUANT_DYNAMIC, .command = "quantize --method dynamic --activations per-tensor"},
+    {"dynamic-rr", QB_QUANT_DYNAMIC, .act_per_token = 1, .reduce_range = true,
+     .command = "quantize --method dynamic --reduce-range"},
     {"static", QB_QUANT_STATIC, "percentile:99.99", .command = "quantize --method static"},
     {"static-minmax", QB_QUANT_STATIC, "minmax", .command = "quantize --method static --observer minmax"},
     {"static-mse", QB_QUANT_STATIC, "mse", .command = "quantize --method static --observer mse"},
@@ -335,6 +341,7 @@ static qb_status quantize_cached(const compare_args *a, const qb_model *m, const
     p.gptq = s->gptq;
     p.bias_correction = s->bias_correction;
     p.smoothquant = s->smooth;
+    p.reduce_range = s->reduce_range;
     if (s->observer) p.observer = s->observer;
     p.calib_file = a->calib;
     p.calib_n = a->calib_n;

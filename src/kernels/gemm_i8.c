@@ -25,12 +25,19 @@ int qb_i8_n_block(void) { return QB_I8_N_BLOCK; }
 
 int qb_i8_k_max(void) { return QB_I8_K_MAX; }
 
-static void qb_i8_pack_avx2(const int8_t *w, int N, int K, int8_t *out) {
-    int K2 = qb_i8_round_up(K, 2) / 2;
+/* [N/16][K/group][16][group]: `group` consecutive k of a column side by side. */
+static void qb_i8_pack_avx2(const int8_t *w, int N, int K, int group, int8_t *out) {
+    size_t panel = (size_t)qb_i8_round_up(K, group) * 16;
     for (int n = 0; n < N; n++) {
-        int8_t *panel = out + (size_t)(n / 16) * K2 * 32 + (n % 16) * 2;
-        for (int k = 0; k < K; k++) panel[(size_t)(k / 2) * 32 + k % 2] = w[(size_t)n * K + k];
+        int8_t *col = out + (size_t)(n / 16) * panel + (n % 16) * group;
+        for (int k = 0; k < K; k++) col[(size_t)(k / group) * 16 * group + k % group] = w[(size_t)n * K + k];
     }
+}
+
+static bool qb_i8_all_narrow(const int8_t *w, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (w[i] < -64 || w[i] > 64) return false;
+    return true;
 }
 
 static void qb_i8_pack_avx512(const int8_t *w, int N, int K, int8_t *out) {
@@ -72,9 +79,10 @@ size_t qb_i8_weights_bytes(const qb_kernels_i8 *k, int N, int K) {
 /* Packs w into out's buffers (already sized) and fills colsum. */
 static void qb_i8_weights_fill(const qb_kernels_i8 *k, const int8_t *w, int N, int K, qb_i8_weights *out) {
     size_t bytes = qb_i8_packed_bytes(k->isa, N, K);
+    out->narrow = qb_i8_all_narrow(w, (size_t)N * K);
     memset(out->packed, 0, qb_i8_weights_bytes(k, N, K));
     switch (k->isa) {
-    case QB_ISA_AVX2: qb_i8_pack_avx2(w, N, K, out->packed); break;
+    case QB_ISA_AVX2: qb_i8_pack_avx2(w, N, K, out->narrow ? 4 : 2, out->packed); break;
     case QB_ISA_AVX512:
     case QB_ISA_DOTPROD: qb_i8_pack_avx512(w, N, K, out->packed); break;
     case QB_ISA_NEON: qb_i8_pack_neon(w, N, K, out->packed); break;

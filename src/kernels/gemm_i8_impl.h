@@ -24,7 +24,9 @@
  *   scalar: W as given, [N][K] int8.
  *   avx2:   panels of 16 columns, [N/16][K/2][16][2] int8, pairs of
  *           consecutive k, widened to int16 as they are loaded for
- *           vpmaddwd (exact, no saturation).
+ *           vpmaddwd; narrow weights (all within [-64, 64]) as
+ *           [N/16][K/4][16][4] for vpmaddubsw.  Both exact; the size is
+ *           the larger one's.
  *   avx512: blocks of 64 columns (the last may be 16, 32 or 48 wide),
  *           [K/4][width][4] int8: one zmm holds 4 consecutive k of 16
  *           columns, as vpdpbusd consumes them.  Block b starts at byte
@@ -39,7 +41,7 @@ static inline int qb_i8_round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 static inline size_t qb_i8_packed_bytes(qb_isa isa, int N, int K) {
     switch (isa) {
-    case QB_ISA_AVX2: return (size_t)qb_i8_round_up(N, 16) * (size_t)qb_i8_round_up(K, 2);
+    case QB_ISA_AVX2:
     case QB_ISA_AVX512:
     case QB_ISA_DOTPROD: return (size_t)qb_i8_round_up(N, 16) * (size_t)qb_i8_round_up(K, 4);
     case QB_ISA_NEON: return (size_t)qb_i8_round_up(N, 16) * (size_t)qb_i8_round_up(K, 8);
