@@ -79,7 +79,7 @@ size_t qb_i8_weights_bytes(const qb_kernels_i8 *k, int N, int K) {
 /* Packs w into out's buffers (already sized) and fills colsum. */
 static void qb_i8_weights_fill(const qb_kernels_i8 *k, const int8_t *w, int N, int K, qb_i8_weights *out) {
     size_t bytes = qb_i8_packed_bytes(k->isa, N, K);
-    out->narrow = qb_i8_all_narrow(w, (size_t)N * K);
+    out->narrow = k->isa == QB_ISA_AVX2 && qb_i8_all_narrow(w, (size_t)N * K);
     memset(out->packed, 0, qb_i8_weights_bytes(k, N, K));
     switch (k->isa) {
     case QB_ISA_AVX2: qb_i8_pack_avx2(w, N, K, out->narrow ? 4 : 2, out->packed); break;

@@ -29,8 +29,9 @@ typedef struct {
      * zero * colsum exactly, where vpmulld and vpsubd took three uops. */
     int32_t *colsum_split;
     float *scale;        /* [N] per output channel (per-tensor: all equal) */
-    /* Every weight within [-64, 64] (--reduce-range): AVX2 then packs 4 k
-     * per column for vpmaddubsw, which cannot saturate on them. */
+    /* AVX2 only: every weight within [-64, 64] (--reduce-range), so they
+     * are packed 4 k per column for vpmaddubsw, which cannot saturate on
+     * them.  Other ISAs have one scheme and leave it false. */
     bool narrow;
 } qb_i8_weights;
 
