@@ -36,6 +36,12 @@ check "report records max length and rounds" \
 for m in dynamic static; do
   check "compare's $m is quantize --method $m" cmp -s "$R/models/$m/model.safetensors" "$TMP/q-$m/model.safetensors"
 done
+# and dynamic-rr is quantize --method dynamic --reduce-range
+"$QBERT" compare "$M" --data "$DEV" --methods dynamic-rr --limit 24 --max-length 66 --seq 32 --rounds 1 --runs 1 \
+  -o "$TMP/rr" >/dev/null 2>&1
+"$QBERT" quantize "$M" -o "$TMP/q-rr" --method dynamic --reduce-range >/dev/null
+check "compare's dynamic-rr is quantize --reduce-range" \
+  cmp -s "$TMP/rr/models/dynamic-rr/model.safetensors" "$TMP/q-rr/model.safetensors"
 # memory: each method's own peak, not the parent's
 rss=$(json_get "$R/report.json" '" ".join(str(r["peak_rss_mb"]) for r in j["rows"])')
 read -r rss_fp32 rss_dyn _ <<<"$rss"
