@@ -27,10 +27,10 @@
 #define QB_GEMM_AVX512_KC 768
 #define QB_GEMM_AVX512_NC 192
 
-/* AVX2: the packed block, 256 KiB, is read again for every row strip, so
- * it must stay in L2, and CPUs with AVX2 but not AVX-512 have 256-512 KiB
- * of it (AMD Zen 1-3, Intel's client cores): 768 columns, 768 KiB, spilled
- * to L3 on Zen 3. */
+/* AVX2: the packed block (KC x NC floats, 256 KiB) is read again for
+ * every row strip, so it must stay in L2, and the CPUs that run these
+ * kernels (AVX2 without AVX-512 VNNI: AMD Zen 1-3, Intel's client cores)
+ * have 256-512 KiB of it. */
 #define QB_GEMM_AVX2_MR 6
 #define QB_GEMM_AVX2_NR 16
 #define QB_GEMM_AVX2_KC 256

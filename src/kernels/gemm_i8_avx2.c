@@ -156,8 +156,8 @@ static void qb_i8_epilogue_avx2(const qb_gemm_i8_args *g, const int32_t *part, i
 }
 
 /* With K one chunk (BERT's K = 768) a row tile's prepared rows serve every
- * column block, so they are prepared once, before the blocks; widening
- * them again per 64 columns was a few percent of the products' time. */
+ * column block, so they are prepared once, before the blocks, not again
+ * per 64 columns. */
 static inline bool qb_i8_one_chunk(const qb_gemm_i8_args *g) { return g->K <= QB_I8_KC; }
 
 /* Rows [m0, m0 + mr) against the columns [n, n + 64) (or fewer at the end).

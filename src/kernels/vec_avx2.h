@@ -103,7 +103,7 @@ static inline __m256i qb_v8_mask(int count) {
 
 /* The first `count` floats at p, lanes past them 0, and the store of the
  * first `count` lanes.  Whole vectors take plain moves: AMD's Zen runs a
- * masked store as microcode, and it was a third of the INT8 epilogue. */
+ * masked store as microcode. */
 static inline __m256 qb_v8_load(const float *p, int count) {
     return count >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, qb_v8_mask(count));
 }
