@@ -33,9 +33,8 @@ export NODE_PATH=$WORK/node_modules OMP_NUM_THREADS=2
 
 run() { # run SYSTEM ROUND
   case $1 in
-    qbert-fp32) "$QBERT" bench "$fp32" --seq 128 --batch 1,8 --threads 2 --runs 10 --warmup 2 --json >"$out/$1.$2.json" ;;
-    qbert-int8) "$QBERT" bench "$int8" --seq 128 --batch 1,8 --threads 2 --runs 10 --warmup 2 --json >"$out/$1.$2.json" ;;
-    qbert-int8rr) "$QBERT" bench "$int8rr" --seq 128 --batch 1,8 --threads 2 --runs 10 --warmup 2 --json >"$out/$1.$2.json" ;;
+    qbert-*) dir=$fp32; [ "$1" = qbert-int8 ] && dir=$int8; [ "$1" = qbert-int8rr ] && dir=$int8rr
+             "$QBERT" bench "$dir" --seq 128 --batch 1,8 --threads 2 --runs 10 --warmup 2 --json >"$out/$1.$2.json" ;;
     ort-*) node "$SHARED/peers/bench_ort.mjs" --model "$WORK/onnx/$PEER_MODEL.${1#ort-}.onnx" --vocab "$V" \
              --batches 1,8 --seq 128 --warmup 2 --iters 10 --threads 2 --max-time 60 --out "$out/$1.$2.json" >/dev/null ;;
     torch-*) /usr/bin/python3 "$SHARED/peers/bench_torch.py" --ckpt "$WORK/ckpt/$PEER_MODEL" --precision "${1#torch-}" \
