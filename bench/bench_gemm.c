@@ -3,7 +3,7 @@
  * share of this machine's FP32 FMA peak (measure.h).
  *
  *   bench_gemm [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--json]
- *              [--clock wall|cpu] [--cold]
+ *              [--clock wall|cpu] [--cold] [--pack-per-call]
  *
  * On a shared machine both speeds change from one second to the next, so
  * each GEMM sample (calls adding up to ~2 GFLOP, ~10 ms) comes right after
@@ -15,6 +15,10 @@
  * --cold evicts B from every cache level before each call (untimed), as in
  * a real forward pass, whose 340 MB of BERT-base weights pass through a
  * 105 MB L3 once per run: the packing of B then streams from DRAM.
+ *
+ * The weights are read as the engine reads them: prepacked into panels
+ * once, untimed, where the ISA's kernels take them so (kernels.h:
+ * gemm_f32_pack_panels); --pack-per-call makes every call pack them.
  *
  * --clock cpu times by process CPU time divided by the thread count: on a
  * busy machine it leaves out the time threads spent descheduled (wall, the
@@ -38,6 +42,7 @@ typedef struct {
     bool json;
     bool cpu_clock;
     bool cold;
+    bool pack_per_call;
     bool only[QB_ISA_COUNT]; /* ISAs asked for; none set = all but scalar */
 } bench_opts;
 
@@ -80,6 +85,8 @@ static bool bench_parse(int argc, char **argv, bench_opts *o) {
             o->json = true;
         } else if (strcmp(argv[i], "--cold") == 0) {
             o->cold = true;
+        } else if (strcmp(argv[i], "--pack-per-call") == 0) {
+            o->pack_per_call = true;
         } else if (strcmp(argv[i], "--clock") == 0 && i + 1 < argc &&
                    (strcmp(argv[i + 1], "wall") == 0 || strcmp(argv[i + 1], "cpu") == 0)) {
             o->cpu_clock = strcmp(argv[++i], "cpu") == 0;
@@ -93,7 +100,7 @@ static bool bench_parse(int argc, char **argv, bench_opts *o) {
         } else {
             fprintf(stderr,
                     "usage: %s [--threads N] [--reps N] [--isa scalar|avx2|avx512] [--json] [--clock wall|cpu]"
-                    " [--cold]\n",
+                    " [--cold] [--pack-per-call]\n",
                     argv[0]);
             return false;
         }
@@ -128,7 +135,9 @@ static double bench_sample(const bench_opts *o, const qb_kernels *k, const qb_ge
     double flop = 2.0 * a->M * a->N * a->K, secs = 0;
     int calls = k->isa == QB_ISA_SCALAR ? 1 : (int)(SAMPLE_FLOP / flop) + 1;
     for (int c = 0; c < calls; c++) {
-        if (o->cold) bench_evict(a->B, (size_t)a->N * a->K);
+        if (o->cold)
+            bench_evict(a->B_panels ? a->B_panels : a->B, a->B_panels ? qb_gemm_f32_panels_floats(k, a->N, a->K)
+                                                                      : (size_t)a->N * a->K);
         double t0 = bench_now(o, o->threads);
         qb_gemm_f32(k, a, o->pool, scratch);
         secs += bench_now(o, o->threads) - t0;
@@ -152,8 +161,9 @@ static void bench_report(const bench_opts *o, const qb_kernels *ks, int nk, doub
     double peakn_med[QB_ISA_COUNT], peakn_best[QB_ISA_COUNT];
     for (int i = 0; i < nk; i++) bench_peak_summary(o, i, peak, &peakn_med[i], &peakn_best[i]);
     if (o->json)
-        printf("{\"threads\": %d, \"reps\": %d, \"clock\": \"%s\", \"cold_b\": %s, \"peak_gflops\": {", o->threads,
-               o->reps, o->cpu_clock ? "cpu" : "wall", o->cold ? "true" : "false");
+        printf("{\"threads\": %d, \"reps\": %d, \"clock\": \"%s\", \"cold_b\": %s, \"pack_per_call\": %s, "
+               "\"peak_gflops\": {", o->threads, o->reps, o->cpu_clock ? "cpu" : "wall", o->cold ? "true" : "false",
+               o->pack_per_call ? "true" : "false");
     else
         printf("FMA peak, GFLOPS (median of the samples, best):");
     for (int i = 0, first = 1; i < nk; i++) {
@@ -171,7 +181,9 @@ static void bench_report(const bench_opts *o, const qb_kernels *ks, int nk, doub
     if (o->json)
         printf("}, \"results\": [");
     else
-        printf("\n%-7s %5s %5s %5s %9s %9s  %s\n", "isa", "M", "N", "K", "best GF/s", "median", "% of peak: paired median [q1..q3], best/best");
+        printf("\nweights: %s\n%-7s %5s %5s %5s %9s %9s  %s\n",
+               o->pack_per_call ? "packed by every call" : "packed once where the ISA reads panels, as the engine runs them",
+               "isa", "M", "N", "K", "best GF/s", "median", "% of peak: paired median [q1..q3], best/best");
     for (int s = 0; s < N_SHAPES; s++) {
         const bench_shape *sh = &bench_shapes[s];
         for (int i = 0; i < nk; i++) {
@@ -218,6 +230,7 @@ int main(int argc, char **argv) {
         if ((size_t)sh->M * sh->N > max_c) max_c = (size_t)sh->M * sh->N;
     }
     float *A = bench_random(max_a), *B = bench_random(max_b), *bias = bench_random(4096);
+    float *panels = bench_random(max_b + 16 * 4096); /* N rounded up to whole panels */
     float *C = bench_random(max_c);
     float *scratch = aligned_alloc(64, (size_t)o.threads * qb_gemm_f32_pack_floats() * sizeof(float));
     o.pool = bench_pool(o.threads);
@@ -246,12 +259,15 @@ int main(int argc, char **argv) {
                 .act = QB_ACT_NONE,
             };
             for (int i = 0; i < nk; i++) {
+                bool prepack = !o.pack_per_call && ks[i].gemm_f32_pack_panels;
+                if (prepack) ks[i].gemm_f32_pack_panels(B, sh->N, sh->K, panels);
+                a.B_panels = prepack ? panels : NULL;
                 double p = bench_peak(&o, ks[i].isa, o.threads), g = bench_sample(&o, &ks[i], &a, scratch);
                 if (r >= 0) peak[s][i][r] = p, gflops[s][i][r] = g;
             }
         }
     }
     bench_report(&o, ks, nk, gflops, peak, peak1);
-    free(A), free(B), free(bias), free(C), free(scratch);
+    free(A), free(B), free(panels), free(bias), free(C), free(scratch);
     return 0;
 }

@@ -77,7 +77,10 @@ typedef struct qb_load_params {
 qb_load_params qb_load_default_params(void);
 
 /* dir holds config.json, model.safetensors and vocab.txt or spiece.model
- * (tokenizer_config.json is optional).  FP32 weights are mmapped, not copied. */
+ * (tokenizer_config.json is optional).  Weights are mmapped; those the
+ * kernels read packed (int8, low-bit, and FP32 where the CPU's kernels take
+ * prepacked panels: AVX2) are packed here once and their mapped pages
+ * dropped. */
 qb_status qb_model_load(const char *dir, const qb_load_params *params,
                         qb_model **out, qb_error *err);
 void qb_model_free(qb_model *m);
@@ -128,11 +131,12 @@ void qb_model_tensor(const qb_model *m, int i, qb_tensor_info *out);
 /* The memory a loaded model keeps resident while a session of max_batch
  * rows of up to max_seq tokens runs (qbert info).  Bytes. */
 typedef struct qb_model_memory {
-    /* heap the load made for weights: packed int8 and low-bit weights,
-     * converted (F16/BF16 to FP32) and realigned tensors */
+    /* heap the load made for weights: FP32, int8 and low-bit weights
+     * packed for the kernels, converted (F16/BF16 to FP32) and realigned
+     * tensors */
     size_t held;
-    /* pages of model.safetensors every run reads whole (FP32 linears,
-     * biases, norms, scales), in Linux's 64 KiB fault-around windows; the
+    /* pages of model.safetensors every run reads whole (biases, norms,
+     * scales, FP32 linears the kernels read as stored), in Linux's 64 KiB fault-around windows; the
      * mapped bytes a copy replaced are released and not counted */
     size_t mapped;
     /* pages of the first max_seq position rows, and of the word table

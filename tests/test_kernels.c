@@ -128,7 +128,7 @@ static void gemm_data_free(gemm_data *d) {
     free(d->A), free(d->B), free(d->bias), free(d->res), free(d->ref), free(d->scale);
 }
 
-static float *gemm_run(const qb_kernels *k, const gemm_data *d, int n_threads, float *scratch) {
+static float *gemm_run(const qb_kernels *k, const gemm_data *d, int n_threads, float *scratch, const float *panels) {
     float *C = malloc((size_t)d->c.M * d->ldc * sizeof(float));
     for (size_t i = 0; i < (size_t)d->c.M * d->ldc; i++) C[i] = SENTINEL;
     qb_gemm_f32_args a = {
@@ -147,6 +147,7 @@ static float *gemm_run(const qb_kernels *k, const gemm_data *d, int n_threads, f
         .ldr = d->ldr,
         .alpha = d->c.alpha,
         .act = d->c.act,
+        .B_panels = panels,
     };
     qb_pool *pool = qb_test_pool(n_threads);
     qb_gemm_f32(k, &a, pool, scratch);
@@ -182,24 +183,47 @@ static double gemm_error(const gemm_data *d, const float *C, const double *ref_o
 
 static double worst_gemm_err[QB_ISA_COUNT];
 
+/* A weight packed once at load: within the tolerance of the scalar
+ * reference (ref), and the same bits on one thread and on several (whose
+ * parts start inside the panels).  It may differ from packing per call in
+ * the last bits: its K blocks are larger. */
+static void check_gemm_panels(const qb_kernels *k, const gemm_data *d, const float *ref, float *scratch,
+                              const char *what) {
+    size_t n = qb_gemm_f32_panels_floats(k, d->c.N, d->c.K);
+    if (!n) return;
+    float *w = malloc((size_t)d->c.N * d->c.K * sizeof *w + 1);
+    float *panels = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    for (int r = 0; r < d->c.N; r++) memcpy(w + (size_t)r * d->c.K, d->B + (size_t)r * d->ldb, (size_t)d->c.K * sizeof *w);
+    k->gemm_f32_pack_panels(w, d->c.N, d->c.K, panels);
+    float *one = gemm_run(k, d, 1, scratch, panels), *three = gemm_run(k, d, 3, scratch, panels);
+    bool pad_ok;
+    double e = gemm_error(d, one, NULL, ref, &pad_ok);
+    if (e > worst_gemm_err[k->isa]) worst_gemm_err[k->isa] = e;
+    CHECK(e <= GEMM_TOL && pad_ok, "%s prepacked vs scalar: %s: err %.3g pad_ok %d", k->name, what, e, pad_ok);
+    CHECK(memcmp(one, three, (size_t)d->c.M * d->ldc * sizeof(float)) == 0, "%s prepacked, 3 threads != 1 thread: %s",
+          k->name, what);
+    free(w), free(panels), free(one), free(three);
+}
+
 static void check_gemm_case(const qb_kernels *ks, int nk, const gemm_case *c, float *scratch) {
     gemm_data d;
     char what[200];
     bool pad_ok;
     gemm_data_make(c, &d);
     describe(&d, what, sizeof what);
-    float *ref = gemm_run(&ks[0], &d, 1, scratch);
+    float *ref = gemm_run(&ks[0], &d, 1, scratch, NULL);
     double e = gemm_error(&d, ref, d.ref, NULL, &pad_ok);
     if (e > worst_gemm_err[0]) worst_gemm_err[0] = e;
     CHECK(e <= GEMM_TOL && pad_ok, "scalar vs double: %s: err %.3g pad_ok %d", what, e, pad_ok);
     for (int i = 1; i < nk; i++) {
-        float *one = gemm_run(&ks[i], &d, 1, scratch);
-        float *two = gemm_run(&ks[i], &d, 2, scratch);
+        float *one = gemm_run(&ks[i], &d, 1, scratch, NULL);
+        float *two = gemm_run(&ks[i], &d, 2, scratch, NULL);
         e = gemm_error(&d, one, NULL, ref, &pad_ok);
         if (e > worst_gemm_err[ks[i].isa]) worst_gemm_err[ks[i].isa] = e;
         CHECK(e <= GEMM_TOL && pad_ok, "%s vs scalar: %s: err %.3g pad_ok %d", ks[i].name, what, e, pad_ok);
         CHECK(memcmp(one, two, (size_t)d.c.M * d.ldc * sizeof(float)) == 0, "%s 2 threads != 1 thread: %s", ks[i].name,
               what);
+        if (c->b_trans) check_gemm_panels(&ks[i], &d, ref, scratch, what);
         free(one), free(two);
     }
     free(ref);
@@ -379,7 +403,7 @@ int main(void) {
     qb_kernels ks[QB_ISA_COUNT];
     test_isa_selection();
     int nk = available_kernels(ks);
-    float *scratch = aligned_alloc(64, 2 * qb_gemm_f32_pack_floats() * sizeof(float));
+    float *scratch = aligned_alloc(64, 3 * qb_gemm_f32_pack_floats() * sizeof(float));
     test_gemm_shapes(ks, nk, scratch);
     test_gemm_bert_shapes(ks, nk, scratch);
     for (int i = 0; i < nk; i++) printf("%s gemm max err / scale %.3g\n", ks[i].name, worst_gemm_err[ks[i].isa]);

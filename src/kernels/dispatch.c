@@ -38,6 +38,12 @@ size_t qb_gemm_f32_pack_floats(void) {
 #endif
 }
 
+size_t qb_gemm_f32_panels_floats(const qb_kernels *k, int N, int K) {
+    if (!k->gemm_f32_pack_panels) return 0;
+    int nr = k->gemm_f32_panel;
+    return (size_t)(N + nr - 1) / nr * nr * (size_t)K;
+}
+
 /* [begin, end) of part t of n_parts over len, in whole units. */
 static void qb_gemm_split(int len, int unit, int t, int n_parts, int *begin, int *end) {
     long first, last;
@@ -57,6 +63,7 @@ static bool qb_gemm_slice(const qb_gemm_f32_args *g, int p, int n_parts, qb_gemm
         qb_gemm_split(g->N, QB_GEMM_SPLIT_N_UNIT, p, n_parts, &begin, &end);
         part->N = end - begin;
         part->B = g->b_trans ? g->B + (size_t)begin * g->ldb : g->B + begin;
+        if (g->B_panels) part->B_panels = g->B_panels + (size_t)begin * g->K; /* whole panels: begin % 16 == 0 */
         part->C = g->C + begin;
         if (g->bias) part->bias = g->bias + begin;
         if (g->residual) part->residual = g->residual + begin;

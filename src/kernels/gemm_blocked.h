@@ -3,8 +3,9 @@
  * micro-panels; the blocking and the epilogue bookkeeping live here once.
  *
  * Loop order (per thread): N blocks of nc -> K blocks of kc (pack the
- * kc x nc block of B, ~1 MiB, into L2) -> MR-row strips of A (read in
- * place, an MR x kc strip that stays in L1) -> NR-wide micro-panels of B.
+ * kc x nc block of B, ~1 MiB, into L2, or read it in place from panels
+ * packed at load) -> MR-row strips of A (read in place, an MR x kc strip
+ * that stays in L1) -> NR-wide micro-panels of B.
  *
  * A kernel whose tiles can be stored transposed may run a weight GEMM
  * swapped, as C^T = B . A^T: the weight rows become the strips read in
@@ -35,6 +36,12 @@
 #define QB_GEMM_AVX2_NR 16
 #define QB_GEMM_AVX2_KC 256
 #define QB_GEMM_AVX2_NC 256
+/* Prepacked weights are read in place, so no pack buffer bounds their
+ * blocks: KC = 768 takes BERT-base's K whole, each C tile written once,
+ * and 96 columns (288 KiB) stay in L2 (2 threads, interleaved: +4-6
+ * points of the FMA peak at 25 to 1024 rows over KC = NC = 256). */
+#define QB_GEMM_AVX2_PANEL_KC 768
+#define QB_GEMM_AVX2_PANEL_NC 96
 
 /* NEON: 8 x 8 (16 accumulators, 8 strip vectors of 4 k, 2 for B: 26 of
  * the 32 registers); the packed block, 256 KiB, fits the L2 of a
@@ -70,6 +77,9 @@ typedef struct {
 
 typedef struct {
     int mr, nr, kc, nc;
+    /* kc and nc where B is prepacked (B_panels); panel_kc > kc needs
+     * exact_rows, since the pack's strip buffer holds kc columns */
+    int panel_kc, panel_nc;
     /* Packs B columns [n0, n0 + cols) x rows [k0, k0 + kc) into pb as
      * pb[k * nr + j], zero beyond cols. */
     void (*pack_b)(const qb_gemm_f32_args *g, int n0, int cols, int k0, int kc, float *pb);
@@ -77,11 +87,19 @@ typedef struct {
      * described by t. */
     void (*micro)(int kc, const float *pa, size_t lda, const float *pb, const qb_gemm_tile *t);
     bool trans; /* micro honours qb_gemm_tile.trans: swapped runs allowed */
+    bool exact_rows; /* micro reads only qb_gemm_tile.rows rows of A: a
+                        ragged strip is read in place, not copied full */
 } qb_gemm_ukernel;
 
 /* Whether a problem (or a thread's part of one) runs swapped where the
  * kernel allows: the weight has at least twice as many rows as A. */
 static inline bool qb_gemm_swap_pays(const qb_gemm_f32_args *g) { return g->b_trans && 2 * g->M <= g->N; }
+
+/* Packs weight w [N, K] whole into uk's panels, each nr columns by all
+ * of K as pack_b lays out a block, panel after panel: a block of the loop
+ * nest is then kc rows of consecutive panels, read in place
+ * (qb_gemm_f32_args.B_panels). */
+void qb_gemm_blocked_pack_panels(const qb_gemm_ukernel *uk, const float *w, int N, int K, float *panels);
 
 /* Runs the whole problem g; pack holds QB_GEMM_PACK_FLOATS(uk->mr, uk->kc,
  * uk->nc) floats, 64-byte aligned. */

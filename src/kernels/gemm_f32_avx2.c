@@ -40,8 +40,12 @@ static inline __attribute__((always_inline)) void qb_gemm_avx2_store(int nv, __m
     }
 }
 
-static inline __attribute__((always_inline)) void qb_gemm_avx2_tile(int nv, int kc, const float *pa, size_t lda,
-                                                                    const float *pb, const qb_gemm_tile *t) {
+/* rows (1..MR) and nv are constants in each copy below, so a ragged strip
+ * computes only its own rows: 25 tokens are 4 strips of 6 and one of 1,
+ * which as a full tile cost a sixth more than the rows need. */
+static inline __attribute__((always_inline)) void qb_gemm_avx2_tile(int rows, int nv, int kc, const float *pa,
+                                                                    size_t lda, const float *pb,
+                                                                    const qb_gemm_tile *t) {
     __m256 acc[MR][NV_MAX];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++)
@@ -52,7 +56,7 @@ static inline __attribute__((always_inline)) void qb_gemm_avx2_tile(int nv, int 
 #pragma GCC unroll 2
         for (int v = 0; v < nv; v++) b[v] = _mm256_loadu_ps(pb + (size_t)k * NR + 8 * v);
 #pragma GCC unroll 6
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < rows; i++) {
             __m256 a = _mm256_broadcast_ss(pa + i * lda + k);
 #pragma GCC unroll 2
             for (int v = 0; v < nv; v++) acc[i][v] = _mm256_fmadd_ps(a, b[v], acc[i][v]);
@@ -61,11 +65,27 @@ static inline __attribute__((always_inline)) void qb_gemm_avx2_tile(int nv, int 
     qb_gemm_avx2_store(nv, acc, t);
 }
 
+#define QB_GEMM_AVX2_TILE(rows)                                                                            \
+    static void qb_gemm_avx2_tile##rows(int kc, const float *pa, size_t lda, const float *pb,            \
+                                        const qb_gemm_tile *t) {                                         \
+        if (t->cols <= 8)                                                                                \
+            qb_gemm_avx2_tile(rows, 1, kc, pa, lda, pb, t);                                              \
+        else                                                                                             \
+            qb_gemm_avx2_tile(rows, 2, kc, pa, lda, pb, t);                                              \
+    }
+QB_GEMM_AVX2_TILE(1)
+QB_GEMM_AVX2_TILE(2)
+QB_GEMM_AVX2_TILE(3)
+QB_GEMM_AVX2_TILE(4)
+QB_GEMM_AVX2_TILE(5)
+QB_GEMM_AVX2_TILE(6)
+
 static void qb_gemm_avx2_micro(int kc, const float *pa, size_t lda, const float *pb, const qb_gemm_tile *t) {
-    if (t->cols <= 8)
-        qb_gemm_avx2_tile(1, kc, pa, lda, pb, t);
-    else
-        qb_gemm_avx2_tile(2, kc, pa, lda, pb, t);
+    static void (*const tiles[MR])(int, const float *, size_t, const float *, const qb_gemm_tile *) = {
+        qb_gemm_avx2_tile1, qb_gemm_avx2_tile2, qb_gemm_avx2_tile3,
+        qb_gemm_avx2_tile4, qb_gemm_avx2_tile5, qb_gemm_avx2_tile6,
+    };
+    tiles[t->rows - 1](kc, pa, lda, pb, t);
 }
 
 static const qb_gemm_ukernel qb_gemm_avx2_ukernel = {
@@ -73,12 +93,19 @@ static const qb_gemm_ukernel qb_gemm_avx2_ukernel = {
     .nr = NR,
     .kc = KC,
     .nc = QB_GEMM_AVX2_NC,
+    .panel_kc = QB_GEMM_AVX2_PANEL_KC,
+    .panel_nc = QB_GEMM_AVX2_PANEL_NC,
     .pack_b = qb_gemm_avx2_pack_b,
     .micro = qb_gemm_avx2_micro,
+    .exact_rows = true,
 };
 
 void qb_gemm_f32_avx2(const qb_gemm_f32_args *g, float *pack) {
     qb_gemm_blocked_run(&qb_gemm_avx2_ukernel, g, pack);
+}
+
+void qb_gemm_f32_avx2_panels(const float *w, int N, int K, float *panels) {
+    qb_gemm_blocked_pack_panels(&qb_gemm_avx2_ukernel, w, N, K, panels);
 }
 
 void qb_gemm_f32_avx2_part(const qb_gemm_f32_args *g, int part, int n_parts, float *pack, int *packed) {

@@ -51,6 +51,9 @@ typedef struct {
     int ldr;
     float alpha;
     qb_act act;
+    /* The same b_trans B as the kernels' prepacked panels
+     * (qb_gemm_f32_panels_pack), so no call packs it, or NULL. */
+    const float *B_panels;
 } qb_gemm_f32_args;
 
 struct qb_gemm_h16_args; /* kernels_h16.h */
@@ -66,6 +69,11 @@ typedef struct qb_kernels {
      * packing every block itself (gemm_blocked.h: qb_gemm_blocked_part);
      * NULL where there is none. */
     void (*gemm_f32_part)(const qb_gemm_f32_args *a, int part, int n_parts, float *pack, int *packed);
+    /* Packs a weight [N, K] into the panels gemm_f32 and gemm_f32_part then
+     * read as qb_gemm_f32_args.B_panels (qb_gemm_f32_panels_floats of
+     * them, 64-byte aligned); NULL where they pack per call. */
+    void (*gemm_f32_pack_panels)(const float *w, int N, int K, float *panels);
+    int gemm_f32_panel; /* the panels' width, a divisor of 16 */
     /* y = (x - mean) / sqrt(var + eps) * gamma + beta over one row of n. y may be x. */
     void (*layernorm_f32)(const float *x, const float *gamma, const float *beta, float eps, int n, float *y);
     /* In-place softmax of one row of n (n >= 1). */
@@ -93,6 +101,10 @@ bool qb_kernels_select(qb_isa isa, qb_kernels *k);
 
 /* Floats of packing scratch one thread's gemm_f32 needs. */
 size_t qb_gemm_f32_pack_floats(void);
+
+/* Floats of a weight [N, K] packed once by k->gemm_f32_pack_panels, 0
+ * where k packs per call instead. */
+size_t qb_gemm_f32_panels_floats(const qb_kernels *k, int N, int K);
 
 /* How many parts the multithreaded GEMMs cut a problem into, given how many
  * minimal column parts it holds: up to 4 per thread, at least 1 per thread.

@@ -12,6 +12,7 @@ float qb_act_ref(qb_act act, float x);
 void qb_gemm_f32_scalar(const qb_gemm_f32_args *g, float *pack);
 void qb_gemm_f32_avx2(const qb_gemm_f32_args *g, float *pack);
 void qb_gemm_f32_avx2_part(const qb_gemm_f32_args *g, int part, int n_parts, float *pack, int *packed);
+void qb_gemm_f32_avx2_panels(const float *w, int N, int K, float *panels);
 void qb_gemm_f32_avx512(const qb_gemm_f32_args *g, float *pack);
 void qb_gemm_f32_avx512_part(const qb_gemm_f32_args *g, int part, int n_parts, float *pack, int *packed);
 void qb_gemm_f32_neon(const qb_gemm_f32_args *g, float *pack);

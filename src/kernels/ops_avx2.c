@@ -3,6 +3,7 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "kernels/gemm_blocked.h"
 #include "kernels/kernels_impl.h"
 #include "kernels/nonfinite_impl.h"
 #include "kernels/vec_avx2.h"
@@ -79,6 +80,8 @@ void qb_kernels_init_avx2(qb_kernels *k) {
     k->name = "avx2";
     k->gemm_f32 = qb_gemm_f32_avx2;
     k->gemm_f32_part = qb_gemm_f32_avx2_part;
+    k->gemm_f32_pack_panels = qb_gemm_f32_avx2_panels;
+    k->gemm_f32_panel = QB_GEMM_AVX2_NR;
     k->layernorm_f32 = qb_layernorm_f32_avx2;
     k->softmax_f32 = qb_softmax_f32_avx2;
     k->act_f32 = qb_act_f32_avx2;

@@ -10,6 +10,8 @@ typedef struct qb_binder {
     const char *prefix;   /* "bert.", "albert.", "distilbert." or "" */
     const char *file;
     qb_error *err;        /* the first failure; later binds do nothing */
+    char *arena;          /* qb_binder_alloc_packed's current chunk, model-owned */
+    size_t arena_used, arena_cap;
 } qb_binder;
 
 /* The checkpoint's tensor `name`, or NULL; marks it used (every tensor a
@@ -18,6 +20,9 @@ const qb_st_tensor *qb_binder_find(qb_binder *b, const char *name);
 /* Hands p, of bytes, to the model, which frees it with itself (and counts
  * it as held: qb_model_resident); frees p on failure. */
 bool qb_binder_own(qb_binder *b, void *p, size_t bytes);
+/* bytes (64-byte aligned) for weights the load packs, in chunks on 2 MiB
+ * pages that the model frees with itself; NULL with the error set. */
+void *qb_binder_alloc_packed(qb_binder *b, size_t bytes, const char *what);
 /* t's mapped bytes are no longer read (a copy or packing replaced them):
  * says so to qb_model_resident, and drops every page the load has mapped
  * so far, t's and its neighbours' (binder.c says why). */

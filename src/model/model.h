@@ -30,7 +30,7 @@ struct qb_linear_format;
 typedef struct {
     const struct qb_linear_format *fmt; /* its row of the format table */
     const float *w, *b;     /* w: FP32 weights [out, in] as PyTorch stores them (fmt fp32), else NULL */
-    void *packed;           /* the other formats' weights, as their row binds them */
+    void *packed;           /* the weights as their row binds them (fp32: the kernels' panels, or NULL) */
     int out, in;
     int id;                 /* index in qb_model.linears */
     char name[96];          /* module name, e.g. "bert.encoder.layer.0.attention.self.query" */

@@ -343,7 +343,7 @@ qb_status qb_model_bind_weights(qb_model *m, qb_error *err) {
     m->st_released = calloc((size_t)m->st.n + 1, sizeof *m->st_released);
     if (!m->blocks || !m->params || !m->linears || !m->st_used || !m->st_released) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
     err->code = QB_OK;
-    qb_binder b = {m, c->family->prefix, m->st.path, err};
+    qb_binder b = {.m = m, .prefix = c->family->prefix, .file = m->st.path, .err = err};
     bind_embeddings(&b);
     bind_blocks(&b);
     bind_heads(&b);
