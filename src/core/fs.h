@@ -1,6 +1,7 @@
 /* Files: read-only mappings for weights, whole-file reads for small text
  * files, and outputs written to a temporary name then renamed, so a reader
- * never sees a half-written file. */
+ * never sees a half-written file; and anonymous memory on 2 MiB pages,
+ * which weights and activations are allocated in. */
 #ifndef QB_CORE_FS_H
 #define QB_CORE_FS_H
 
@@ -40,6 +41,13 @@ void qb_file_map_close(qb_file_map *m);
  * has been copied elsewhere (packed weights): they stop counting in the
  * process's memory, and a later read faults them in from the file again. */
 void qb_file_map_release(const qb_file_map *m, const void *p, size_t n);
+
+/* Anonymous memory asked on 2 MiB pages (transparent huge pages where the
+ * kernel has them): bytes rounded up to whole pages (qb_huge_round), to be
+ * freed with free(); NULL when out of memory. */
+#define QB_HUGE_PAGE ((size_t)2 << 20)
+size_t qb_huge_round(size_t bytes);
+void *qb_huge_alloc(size_t bytes);
 /* Copies [p, p + n) of a mapping into out with pread, mapping nothing: a
  * read fault maps the page's neighbours too, as many as the page cache's
  * folio holds, which depends on how the file was last read, so rows read

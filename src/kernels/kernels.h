@@ -51,8 +51,8 @@ typedef struct {
     int ldr;
     float alpha;
     qb_act act;
-    /* The same b_trans B as the kernels' prepacked panels
-     * (qb_gemm_f32_panels_pack), so no call packs it, or NULL. */
+    /* The same b_trans B as packed once by the kernels'
+     * gemm_f32_pack_panels, so no call packs it, or NULL. */
     const float *B_panels;
 } qb_gemm_f32_args;
 

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "model/binder.h"
 
 const qb_st_tensor *qb_binder_find(qb_binder *b, const char *name) {
@@ -36,14 +36,12 @@ bool qb_binder_own(qb_binder *b, void *p, size_t bytes) {
  * packs share chunks, and a chunk's pages that no weight reached are
  * never touched, so never resident. */
 #define QB_PACKED_CHUNK ((size_t)64 << 20)
-#define QB_HUGE_PAGE ((size_t)2 << 20)
 
 void *qb_binder_alloc_packed(qb_binder *b, size_t bytes, const char *what) {
     bytes = (bytes + 63) / 64 * 64;
     if (bytes > b->arena_cap - b->arena_used) {
-        size_t cap = bytes > QB_PACKED_CHUNK ? (bytes + QB_HUGE_PAGE - 1) / QB_HUGE_PAGE * QB_HUGE_PAGE : QB_PACKED_CHUNK;
-        char *chunk = aligned_alloc(QB_HUGE_PAGE, cap);
-        if (chunk) madvise(chunk, cap, MADV_HUGEPAGE); /* advice: 4 KiB pages still work */
+        size_t cap = qb_huge_round(bytes > QB_PACKED_CHUNK ? bytes : QB_PACKED_CHUNK);
+        char *chunk = qb_huge_alloc(cap);
         if (!chunk || !qb_binder_own(b, chunk, 0)) {
             qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory packing '%s'", b->file, what);
             return NULL;

@@ -2,11 +2,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/carver.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "model/linear_format.h"
 #include "model/session.h"
 
@@ -71,21 +71,6 @@ static void layout(qb_session *s, qb_carver *c) {
     s->smooth_stride = has_smoothing(s->m) ? (int)kmax : 0;
     s->smooth_row = s->smooth_stride ? qb_carve(c, (size_t)s->n_threads * kmax) : NULL;
     s->word_row = qb_carve(c, (size_t)s->n_threads * (size_t)cfg->embedding_size);
-}
-
-/* Activations of a large batch span thousands of 4 KiB pages, and a GEMM
- * epilogue that writes a 64-column stripe of many rows touches one page per
- * row: on 2 MiB pages those misses in the TLB mostly disappear. */
-#define QB_HUGE_PAGE ((size_t)2 << 20)
-
-static size_t huge_round(size_t bytes) { return (bytes + QB_HUGE_PAGE - 1) / QB_HUGE_PAGE * QB_HUGE_PAGE; }
-
-static float *alloc_huge(size_t bytes) {
-    const size_t huge = QB_HUGE_PAGE;
-    bytes = huge_round(bytes);
-    float *p = aligned_alloc(huge, bytes);
-    if (p) madvise(p, bytes, MADV_HUGEPAGE);
-    return p;
 }
 
 static bool has_int8_attention(const qb_model *m) {
@@ -159,7 +144,10 @@ static qb_status create(const qb_model *m, const qb_session_params *p, qb_tape *
     if (s->n_threads > QB_POOL_MAX_THREADS) s->n_threads = QB_POOL_MAX_THREADS;
     qb_carver c = {NULL, 0};
     layout(s, &c);
-    c.base = alloc_huge((c.used + 1) * sizeof(float));
+    /* Activations of a large batch span thousands of 4 KiB pages, and a
+     * GEMM epilogue that writes a 64-column stripe of many rows touches one
+     * page per row: on 2 MiB pages those misses in the TLB mostly disappear. */
+    c.base = qb_huge_alloc((c.used + 1) * sizeof(float));
     size_t T = (size_t)s->max_batch * s->max_seq;
     bool ok = c.base != NULL;
     s->tok_ids = alloc_i32(T, &ok);
@@ -171,7 +159,7 @@ static qb_status create(const qb_model *m, const qb_session_params *p, qb_tape *
     s->pad_types = alloc_i32(T, &ok);
     s->pad_lens = alloc_i32((size_t)s->max_batch, &ok);
     s->arena = c.base;
-    s->bytes = huge_round((c.used + 1) * sizeof(float)) + (5 * T + 3 * (size_t)s->max_batch) * sizeof(int32_t);
+    s->bytes = qb_huge_round((c.used + 1) * sizeof(float)) + (5 * T + 3 * (size_t)s->max_batch) * sizeof(int32_t);
     ok = ok && attn_scratch_create(s);
     qb_status st = ok ? qb_pool_create(s->n_threads, &s->pool, err) : QB_OK;
     if (st) {
