@@ -222,15 +222,19 @@ int main(int argc, char **argv) {
         else
             fprintf(stderr, "bench_gemm: %s not supported here, skipped\n", qb_isa_name((qb_isa)i));
     }
-    size_t max_a = 0, max_b = 0, max_c = 0;
+    size_t max_a = 0, max_b = 0, max_c = 0, max_panels = 0;
     for (int s = 0; s < N_SHAPES; s++) {
         const bench_shape *sh = &bench_shapes[s];
         if ((size_t)sh->M * sh->K > max_a) max_a = (size_t)sh->M * sh->K;
         if ((size_t)sh->N * sh->K > max_b) max_b = (size_t)sh->N * sh->K;
+        for (int i = 0; i < nk; i++) {
+            size_t p = qb_gemm_f32_panels_floats(&ks[i], sh->N, sh->K);
+            if (p > max_panels) max_panels = p;
+        }
         if ((size_t)sh->M * sh->N > max_c) max_c = (size_t)sh->M * sh->N;
     }
     float *A = bench_random(max_a), *B = bench_random(max_b), *bias = bench_random(4096);
-    float *panels = bench_random(max_b + 16 * 4096); /* N rounded up to whole panels */
+    float *panels = aligned_alloc(64, (max_panels * sizeof(float) + 64) / 64 * 64); /* never 0 bytes */
     float *C = bench_random(max_c);
     float *scratch = aligned_alloc(64, (size_t)o.threads * qb_gemm_f32_pack_floats() * sizeof(float));
     o.pool = bench_pool(o.threads);

@@ -136,8 +136,9 @@ typedef struct qb_model_memory {
      * tensors */
     size_t held;
     /* pages of model.safetensors every run reads whole (biases, norms,
-     * scales, FP32 linears the kernels read as stored), in Linux's 64 KiB fault-around windows; the
-     * mapped bytes a copy replaced are released and not counted */
+     * scales, FP32 linears the kernels read as stored), in Linux's 64 KiB
+     * fault-around windows; the mapped bytes a copy replaced are released
+     * and not counted */
     size_t mapped;
     /* pages of the first max_seq position rows, and of the word table
      * where a tied MLM head reads it whole; the graph reads the word
