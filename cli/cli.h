@@ -61,8 +61,9 @@ int qb_default_threads(void);
  * hold NaN or infinities. */
 #define QB_ENV_ALLOW_NONFINITE "QBERT_ALLOW_NONFINITE"
 
-/* Loads a model, printing the error; NULL on failure. */
-qb_model *qb_cli_load(const char *cmd, const char *dir, double *load_seconds);
+/* Loads a model, packing its weights on the command's --threads (0: all
+ * cores), printing the error; NULL on failure. */
+qb_model *qb_cli_load(const char *cmd, const char *dir, int threads, double *load_seconds);
 
 /* Reproducibility record of a report: CPU model and flags, versions,
  * commit, compiler, the dataset's sha256, the date. */

@@ -188,7 +188,7 @@ int qb_cmd_bench(int argc, char **argv) {
     if (rc) return rc;
     if (!a.threads) a.threads = qb_default_threads();
     double load_s;
-    qb_model *m = qb_cli_load("bench", a.dir, &load_s);
+    qb_model *m = qb_cli_load("bench", a.dir, a.threads, &load_s);
     if (!m) return QB_EXIT_FAIL;
     a.max_length = qb_model_max_length(m, a.max_length);
     rc = a.data ? bench_data(m, &a, load_s * 1e3) : bench_synthetic(m, &a, load_s * 1e3);

@@ -635,7 +635,7 @@ int qb_cmd_compare(int argc, char **argv) {
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (!a.threads) a.threads = qb_default_threads();
-    qb_model *fp32 = qb_cli_load("compare", a.dir, NULL);
+    qb_model *fp32 = qb_cli_load("compare", a.dir, a.threads, NULL);
     if (!fp32) return QB_EXIT_FAIL;
     a.max_length = qb_model_max_length(fp32, a.max_length);
     rc = preflight(&a, fp32);

@@ -255,7 +255,7 @@ int qb_cmd_embed(int argc, char **argv) {
     if (!rc && a.input) rc = read_texts(a.input, &l);
     for (int i = 0; !rc && i < a.n_texts; i++)
         if (!list_add(&l, a.texts[i], strlen(a.texts[i]))) rc = QB_EXIT_FAIL;
-    if (!rc && !(e.m = qb_cli_load("embed", a.dir, NULL))) rc = QB_EXIT_FAIL;
+    if (!rc && !(e.m = qb_cli_load("embed", a.dir, a.threads, NULL))) rc = QB_EXIT_FAIL;
     if (!rc) rc = setup(&e, &a);
     if (!rc) rc = run(&e, &l, a.out);
     for (int k = 0; e.enc && k < e.batch; k++) qb_encoding_free(&e.enc[k]);

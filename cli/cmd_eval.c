@@ -177,8 +177,8 @@ int qb_cmd_eval(int argc, char **argv) {
     eval_args a = {.p = qb_eval_default_params()};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
-    qb_model *m = qb_cli_load("eval", a.dir, NULL), *ref = NULL;
-    if (m && a.reference) ref = qb_cli_load("eval", a.reference, NULL);
+    qb_model *m = qb_cli_load("eval", a.dir, a.p.n_threads, NULL), *ref = NULL;
+    if (m && a.reference) ref = qb_cli_load("eval", a.reference, a.p.n_threads, NULL);
     if (!m || (a.reference && !ref)) {
         qb_model_free(m);
         return QB_EXIT_FAIL;

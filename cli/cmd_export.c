@@ -46,7 +46,7 @@ int qb_cmd_export(int argc, char **argv) {
     }
     if (!dir) return qb_usage_error("export", "missing MODEL_DIR");
     if (!out) return qb_usage_error("export", "missing -o MODEL.onnx");
-    qb_model *m = qb_cli_load("export", dir, NULL);
+    qb_model *m = qb_cli_load("export", dir, 0, NULL);
     if (!m) return QB_EXIT_FAIL;
     qb_error err = {0};
     int rc = qb_export_onnx(m, out, &p, &err) ? qb_report_error("export", &err) : QB_EXIT_OK;

@@ -184,7 +184,7 @@ int qb_cmd_fill_mask(int argc, char **argv) {
     fill_args a;
     filler f = {0};
     int rc = parse_args(argc, argv, &a);
-    if (!rc && !(f.m = qb_cli_load("fill-mask", a.dir, NULL))) rc = QB_EXIT_FAIL;
+    if (!rc && !(f.m = qb_cli_load("fill-mask", a.dir, a.threads, NULL))) rc = QB_EXIT_FAIL;
     if (!rc) rc = setup(&f, &a);
     for (int i = 0; !rc && i < a.n_texts; i++) rc = fill_one(&f, a.texts[i], i + 1);
     if (!rc && fflush(stdout)) rc = QB_EXIT_FAIL;

@@ -11,7 +11,8 @@ static const char help[] =
     "\n"
     "Prints the architecture, shapes, parameter count, file size, tokenizer, labels\n"
     "and the kernel set this CPU will use.  The model is loaded as every command\n"
-    "loads it (weights the kernels read packed are packed), in the load time shown.\n"
+    "loads it (weights the kernels read packed are packed, on the command's\n"
+    "threads), in the load time shown.\n"
     "\n"
     "  --linears  also list every linear layer with its weight format and shape\n"
     "  --tensors  also list every tensor with its dtype and shape\n"
@@ -239,7 +240,7 @@ int qb_cmd_info(int argc, char **argv) {
     if (!dir) return qb_usage_error("info", "missing MODEL_DIR");
     if (!ss.batch != !ss.length) return qb_usage_error("info", "--max-batch and --max-length go together");
     double load_s;
-    qb_model *m = qb_cli_load("info", dir, &load_s);
+    qb_model *m = qb_cli_load("info", dir, ss.threads, &load_s);
     if (!m) return QB_EXIT_FAIL;
     qb_model_info in;
     qb_model_get_info(m, &in);

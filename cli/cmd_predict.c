@@ -768,7 +768,7 @@ int qb_cmd_predict(int argc, char **argv) {
     a.texts = calloc((size_t)argc, sizeof *a.texts);
     int rc = a.texts ? parse_args(argc, argv, &a) : QB_EXIT_FAIL;
     predictor p = {0};
-    if (!rc && !(p.m = qb_cli_load("predict", a.dir, NULL))) rc = QB_EXIT_FAIL;
+    if (!rc && !(p.m = qb_cli_load("predict", a.dir, a.threads, NULL))) rc = QB_EXIT_FAIL;
     if (!rc) rc = setup(&p, &a);
     p.text_column = a.text_column;
     p.pair_column = a.pair_column;

@@ -339,7 +339,7 @@ int qb_cmd_sensitivity(int argc, char **argv) {
     if (!a.threads) a.threads = qb_default_threads();
     mkdir(a.out, 0755);
     snprintf(a.stats, sizeof a.stats, "%s/calibration.json", a.out);
-    qb_model *m = qb_cli_load("sensitivity", a.dir, NULL);
+    qb_model *m = qb_cli_load("sensitivity", a.dir, a.threads, NULL);
     if (!m) return QB_EXIT_FAIL;
     a.max_length = qb_model_max_length(m, a.max_length);
     analysis an = {0};

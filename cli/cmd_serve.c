@@ -111,7 +111,7 @@ int qb_cmd_serve(int argc, char **argv) {
     const char *dir = NULL;
     int rc = parse_args(argc, argv, &p, &dir);
     if (rc) return rc;
-    qb_model *m = qb_cli_load("serve", dir, NULL);
+    qb_model *m = qb_cli_load("serve", dir, p.n_threads, NULL);
     if (!m) return QB_EXIT_FAIL;
     /* Blocked before any thread starts, so every thread inherits it and
      * the signals wait for sigwait below. */

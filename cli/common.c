@@ -108,7 +108,7 @@ static const char *check_cache_dir(char *buf, size_t cap) {
     return n > 0 && (size_t)n < cap ? buf : NULL;
 }
 
-qb_model *qb_cli_load(const char *cmd, const char *dir, double *load_seconds) {
+qb_model *qb_cli_load(const char *cmd, const char *dir, int threads, double *load_seconds) {
     qb_error err = {0};
     qb_model *m = NULL;
     double t0 = qb_now();
@@ -117,6 +117,7 @@ qb_model *qb_cli_load(const char *cmd, const char *dir, double *load_seconds) {
     lp.allow_nonfinite = allow && !strcmp(allow, "1");
     char cache[4096];
     lp.check_cache = check_cache_dir(cache, sizeof cache);
+    lp.n_threads = threads;
     if (qb_model_load(dir, &lp, &m, &err)) {
         qb_report_error(cmd, &err);
         return NULL;

@@ -72,6 +72,9 @@ typedef struct qb_load_params {
      * the stamp; a file changed in the 10 s before the check is not stamped.
      * The CLI uses $QBERT_CACHE_DIR/checked. */
     const char *check_cache;
+    /* Threads that pack the weights, one linear at a time: 0 means all
+     * online cores.  What they pack does not depend on the count. */
+    int n_threads;
 } qb_load_params;
 
 qb_load_params qb_load_default_params(void);

@@ -79,13 +79,14 @@ def _scores(fn, row):
     return out
 
 
-def _load(path, isa=None):
+def _load(path, isa=None, threads=0):
     if isinstance(path, Model):
         return path._m
     err = _lib.Error()
     p = lib.qb_load_default_params()
     if isa:
         p.isa = isa.encode()
+    p.n_threads = threads
     h = c_void_p()
     if lib.qb_model_load(os.fsencode(path), byref(p), byref(h), byref(err)):
         _raise(err)
@@ -128,7 +129,7 @@ class Model:
     def __init__(self, path, threads=2, batch=8, max_length=0, isa=None):
         self.path = os.fspath(path)
         self._m = None
-        self._m = _load(self.path, isa)
+        self._m = _load(self.path, isa, threads)
         self.threads, self.batch = threads, batch
         self._local = threading.local()
         self._runners = []
@@ -384,7 +385,7 @@ def quantize(model_dir, out_dir, method="dynamic", bits=8, threads=0, keep=(), *
         if isinstance(v, (str, os.PathLike)):
             v = os.fsencode(v)
         setattr(p, k, v)
-    m = _load(model_dir)
+    m = _load(model_dir, threads=threads)
     try:
         rep, err = _lib.QuantReport(), _lib.Error()
         if lib.qb_quantize(m, byref(p), os.fsencode(out_dir), byref(rep), byref(err)):
@@ -407,11 +408,11 @@ def evaluate(model, data, task="auto", limit=0, max_length=0, batch=16, threads=
         if k not in ("text_col", "pair_col", "label_col", "header"):
             raise TypeError("evaluate: unknown option '%s'" % k)
         setattr(p, k, v)
-    m = _load(model)
+    m = _load(model, threads=threads)
     ref = None
     try:
         if reference is not None:
-            ref = _load(reference)
+            ref = _load(reference, threads=threads)
             p.reference = ref
         r, err = _lib.EvalResult(), _lib.Error()
         if lib.qb_evaluate(m, byref(p), byref(r), byref(err)):

@@ -38,7 +38,7 @@ class Error(Structure):
 
 
 class LoadParams(Structure):
-    _fields_ = [("isa", c_char_p), ("allow_nonfinite", c_int), ("check_cache", c_char_p)]
+    _fields_ = [("isa", c_char_p), ("allow_nonfinite", c_int), ("check_cache", c_char_p), ("n_threads", c_int)]
 
 
 class ModelInfo(Structure):

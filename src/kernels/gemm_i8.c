@@ -92,8 +92,7 @@ size_t qb_i8_weights_bytes(const qb_kernels_i8 *k, int N, int K) {
     return (qb_i8_packed_bytes(k->isa, N, K) + 63) / 64 * 64;
 }
 
-/* Packs w into out's buffers (already sized) and fills colsum. */
-static void qb_i8_weights_fill(const qb_kernels_i8 *k, const int8_t *w, int N, int K, qb_i8_weights *out) {
+void qb_i8_weights_fill(const qb_kernels_i8 *k, const int8_t *w, int N, int K, qb_i8_weights *out) {
     size_t bytes = qb_i8_packed_bytes(k->isa, N, K);
     out->narrow = k->isa == QB_ISA_AVX2 && qb_i8_all_narrow(w, (size_t)N * K);
     memset(out->packed, 0, qb_i8_weights_bytes(k, N, K));
@@ -118,8 +117,7 @@ static void qb_i8_weights_fill(const qb_kernels_i8 *k, const int8_t *w, int N, i
     out->packed_bytes = bytes;
 }
 
-bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *scale, int N, int K,
-                        qb_i8_weights *out) {
+bool qb_i8_weights_alloc(const qb_kernels_i8 *k, const float *scale, int N, int K, qb_i8_weights *out) {
     memset(out, 0, sizeof *out);
     if (N <= 0 || K <= 0 || K > QB_I8_K_MAX) return false;
     out->packed = aligned_alloc(64, qb_i8_weights_bytes(k, N, K));
@@ -130,8 +128,14 @@ bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *sc
         qb_i8_weights_free(out);
         return false;
     }
-    qb_i8_weights_fill(k, w, N, K, out);
     memcpy(out->scale, scale, (size_t)N * sizeof *scale);
+    return true;
+}
+
+bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *scale, int N, int K,
+                        qb_i8_weights *out) {
+    if (!qb_i8_weights_alloc(k, scale, N, K, out)) return false;
+    qb_i8_weights_fill(k, w, N, K, out);
     return true;
 }
 

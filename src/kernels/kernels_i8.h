@@ -86,6 +86,11 @@ void qb_kernels_i8_init_i8mm(qb_kernels_i8 *k);
  * scales [N] for k's ISA.  Returns false on allocation failure. */
 bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *scale, int N, int K,
                         qb_i8_weights *out);
+/* The same in two steps, so that a load allocates in order and packs on
+ * several threads: alloc sizes out's buffers and copies the scales (false
+ * on allocation failure or a bad shape), fill packs w into them. */
+bool qb_i8_weights_alloc(const qb_kernels_i8 *k, const float *scale, int N, int K, qb_i8_weights *out);
+void qb_i8_weights_fill(const qb_kernels_i8 *k, const int8_t *w, int N, int K, qb_i8_weights *out);
 void qb_i8_weights_free(qb_i8_weights *w);
 
 /* Bytes of k's packed layout for [N, K] weights (whole 64-byte lines). */

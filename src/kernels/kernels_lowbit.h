@@ -106,6 +106,11 @@ size_t qb_lowbit_panels_bytes(const qb_lowbit_weights *w);
 /* Fills w->zsum (allocating it) and w->plan for W.A8, and w->panels where
  * `panels` asks and they fit; false on allocation failure. */
 bool qb_lowbit_weights_prepare(qb_lowbit_weights *w, bool panels);
+/* The same in two steps, so that a load allocates in order and packs on
+ * several threads: alloc sizes the buffers (false on allocation failure),
+ * fill computes them (false if its block of scratch cannot be had). */
+bool qb_lowbit_weights_alloc(qb_lowbit_weights *w, bool panels);
+bool qb_lowbit_weights_fill(qb_lowbit_weights *w);
 void qb_lowbit_weights_free(qb_lowbit_weights *w);
 
 /* Row n of w, columns [k0, k0+n), as FP32 (the definition of the weights). */

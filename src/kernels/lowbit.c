@@ -187,19 +187,24 @@ static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, i
         }
 }
 
-/* Each row unpacked once, 64 at a time: its zsum, and the block's panels
- * where they are wanted. */
-bool qb_lowbit_weights_prepare(qb_lowbit_weights *w, bool panels) {
+bool qb_lowbit_weights_alloc(qb_lowbit_weights *w, bool panels) {
     qb_lowbit_weights_free(w);
     if (w->codebook) return true; /* W.A8 takes integer grids only */
     w->plan = qb_lowbit_scratch_plan(w->K, w->group);
-    int ld = (w->K + 3) / 4 * 4, blocks = (int)qb_lowbit_panel_blocks(w);
     w->zsum = malloc(sizeof(float) * (size_t)(w->N > 0 ? w->N : 1));
-    bool want = panels && blocks > 0 && qb_lowbit_panels_fit(w);
+    bool want = panels && qb_lowbit_panel_blocks(w) > 0 && qb_lowbit_panels_fit(w);
     if (want) w->panels = aligned_alloc(64, qb_lowbit_panels_bytes(w));
+    return w->zsum && (w->panels || !want);
+}
+
+/* Each row unpacked once, 64 at a time: its zsum, and the block's panels
+ * where they are wanted. */
+bool qb_lowbit_weights_fill(qb_lowbit_weights *w) {
+    if (!w->zsum) return true; /* a codebook: nothing to fill */
+    int ld = (w->K + 3) / 4 * 4, blocks = (int)qb_lowbit_panel_blocks(w);
     uint8_t *codes = malloc((size_t)QB_LOWBIT_N_BLOCK * ld);
-    bool ok = w->zsum && codes && (w->panels || !want);
-    for (int b = 0; ok && b < blocks; b++) {
+    if (!codes) return false;
+    for (int b = 0; b < blocks; b++) {
         for (int c = 0; c < QB_LOWBIT_N_BLOCK && b * QB_LOWBIT_N_BLOCK + c < w->N; c++) {
             int n = b * QB_LOWBIT_N_BLOCK + c;
             qb_code_unpack_row(w->code, qb_lowbit_row(w, n), w->K, 0, w->K, codes + (size_t)c * ld);
@@ -208,7 +213,11 @@ bool qb_lowbit_weights_prepare(qb_lowbit_weights *w, bool panels) {
         if (w->panels) qb_lowbit_panel_block(w, b, codes, ld);
     }
     free(codes);
-    return ok;
+    return true;
+}
+
+bool qb_lowbit_weights_prepare(qb_lowbit_weights *w, bool panels) {
+    return qb_lowbit_weights_alloc(w, panels) && qb_lowbit_weights_fill(w);
 }
 
 void qb_lowbit_weights_free(qb_lowbit_weights *w) {

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/fs.h"
-#include "model/binder.h"
+#include "core/pool.h"
+#include "model/linear_format.h"
 
 const qb_st_tensor *qb_binder_find(qb_binder *b, const char *name) {
     const qb_st_tensor *t = qb_safetensors_find(&b->m->st, name);
@@ -54,16 +56,70 @@ void *qb_binder_alloc_packed(qb_binder *b, size_t bytes, const char *what) {
     return p;
 }
 
-/* Drops every page of the file mapped so far, not only t's: a read fault
- * maps the page's neighbours too, as many as the page cache holds together
- * (a file read in order may sit in 2 MiB folios), so reading a small tensor
- * next to a released one maps the released bytes again, and over a load
- * those would add up to tens of MB on top of the copies.  Nothing is lost:
- * the pages stay in the page cache, and runs fault back what they read. */
+/* A read fault maps the page's neighbours too, as many as the page cache
+ * holds together: a 64 KiB window, or a whole folio (up to 2 MiB) where a
+ * file read in order sits in large ones.  Dropping t's bytes widened by
+ * that much each way therefore drops every page that reading t mapped,
+ * its neighbours' included: left mapped, those would add up to tens of MB
+ * over a load on top of the copies.  Nothing is lost: the pages stay in
+ * the page cache, and runs fault back what they read. */
+static void drop_pages(const qb_model *m, const qb_st_tensor *t) {
+    const qb_file_map *map = &m->st.map;
+    const char *lo = t->data, *hi = lo + t->nbytes, *base = (const char *)map->data, *end = base + map->size;
+    lo = lo - base > (ptrdiff_t)QB_HUGE_PAGE ? lo - QB_HUGE_PAGE : base;
+    hi = end - hi > (ptrdiff_t)QB_HUGE_PAGE ? hi + QB_HUGE_PAGE : end;
+    qb_file_map_release(map, lo, (size_t)(hi - lo));
+}
+
 void qb_binder_release(qb_binder *b, const qb_st_tensor *t) {
-    const qb_file_map *map = &b->m->st.map;
-    qb_file_map_release(map, map->data, map->size);
+    drop_pages(b->m, t);
     b->m->st_released[t - b->m->st.tensors] = true;
+}
+
+typedef struct qb_binder_pack {
+    qb_linear *l;
+    const qb_st_tensor *t;
+    bool failed;
+} qb_binder_pack;
+
+/* Bind may have read t to check it: dropped now, faulted back by pack. */
+bool qb_binder_defer_pack(qb_binder *b, qb_linear *l, const qb_st_tensor *t, bool release) {
+    qb_binder_pack *list = realloc(b->packs, (size_t)(b->n_packs + 1) * sizeof *list);
+    if (!list) {
+        qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, t->name);
+        return false;
+    }
+    b->packs = list;
+    b->packs[b->n_packs++] = (qb_binder_pack){l, t, false};
+    drop_pages(b->m, t);
+    if (release) b->m->st_released[t - b->m->st.tensors] = true;
+    return true;
+}
+
+static void pack_task(void *ctx, int i, int thread) {
+    (void)thread;
+    qb_binder *b = ctx;
+    qb_binder_pack *p = &b->packs[i];
+    p->failed = !p->l->fmt->pack(b->m, p->l, p->t);
+    drop_pages(b->m, p->t);
+}
+
+/* Packing is most of a load (bert-base FP32 on AVX2: the panels' page
+ * faults and the transposes), and each linear's is independent. */
+void qb_binder_run_packs(qb_binder *b, int n_threads) {
+    long n = n_threads > 0 ? n_threads : sysconf(_SC_NPROCESSORS_ONLN);
+    n = n < b->n_packs ? n : b->n_packs;
+    qb_pool *pool = NULL;
+    qb_error ignored = {0};
+    /* threads only speed it up: without them the caller packs alone */
+    if (!b->err->code && n > 1) qb_pool_create(n < QB_POOL_MAX_THREADS ? (int)n : QB_POOL_MAX_THREADS, &pool, &ignored);
+    if (!b->err->code) qb_pool_run(pool, b->n_packs, pack_task, b);
+    qb_pool_free(pool);
+    for (int i = 0; !b->err->code && i < b->n_packs; i++)
+        if (b->packs[i].failed) qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory packing '%s'", b->file, b->packs[i].t->name);
+    free(b->packs);
+    b->packs = NULL;
+    b->n_packs = 0;
 }
 
 const float *qb_binder_f32_copy(qb_binder *b, const qb_st_tensor *t) {

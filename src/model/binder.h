@@ -12,6 +12,8 @@ typedef struct qb_binder {
     qb_error *err;        /* the first failure; later binds do nothing */
     char *arena;          /* qb_binder_alloc_packed's current chunk, model-owned */
     size_t arena_used, arena_cap;
+    struct qb_binder_pack *packs; /* qb_binder_defer_pack's, in bind order */
+    int n_packs;
 } qb_binder;
 
 /* The checkpoint's tensor `name`, or NULL; marks it used (every tensor a
@@ -24,9 +26,17 @@ bool qb_binder_own(qb_binder *b, void *p, size_t bytes);
  * pages that the model frees with itself; NULL with the error set. */
 void *qb_binder_alloc_packed(qb_binder *b, size_t bytes, const char *what);
 /* t's mapped bytes are no longer read (a copy or packing replaced them):
- * says so to qb_model_resident, and drops every page the load has mapped
- * so far, t's and its neighbours' (binder.c says why). */
+ * says so to qb_model_resident, and drops the pages reading t mapped,
+ * t's and its neighbours' (binder.c says why). */
 void qb_binder_release(qb_binder *b, const qb_st_tensor *t);
+/* l's format packs l from its weight t once every tensor is bound (its
+ * `pack`), on the load's threads; bind allocates what pack fills.
+ * release: the kernels never read t (the packed copy replaces it), so it
+ * is released.  False with the error set if out of memory. */
+bool qb_binder_defer_pack(qb_binder *b, qb_linear *l, const qb_st_tensor *t, bool release);
+/* Runs the deferred packs, one linear a task on n_threads threads (0: all
+ * online cores), if nothing failed; frees the list either way. */
+void qb_binder_run_packs(qb_binder *b, int n_threads);
 bool qb_binder_check_shape(qb_binder *b, const qb_st_tensor *t, int ndim, int64_t d0, int64_t d1);
 /* Adds t to the model's parameter registry (data: its FP32 values, or NULL). */
 void qb_binder_register(qb_binder *b, const qb_st_tensor *t, const float *data);

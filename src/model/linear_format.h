@@ -1,8 +1,9 @@
 /* One table of linear-layer formats, the engine's only switch over number
  * formats (the counterpart of ggml's type traits): a row per format that a
  * linear's weight can be stored in, with how it binds from safetensors,
- * the kernel scratch it needs, how it runs and what it frees.  A qb_linear
- * carries its row; forward.c calls row->run and knows no format. */
+ * packs for the kernels, the kernel scratch it needs, how it runs and what
+ * it frees.  A qb_linear carries its row; forward.c calls row->run and
+ * knows no format. */
 #ifndef QB_MODEL_LINEAR_FORMAT_H
 #define QB_MODEL_LINEAR_FORMAT_H
 
@@ -66,6 +67,11 @@ typedef struct qb_linear_format {
     /* Binds weight tensor t (and its companions) into l, whose out and in
      * are set; checks every shape against them. */
     bool (*bind)(qb_binder *b, qb_linear *l, const qb_st_tensor *t);
+    /* Fills what bind allocated for l from its weight t where bind
+     * deferred it (qb_binder_defer_pack): runs after every bind, one
+     * linear a task on the load's threads, so it writes l's buffers only.
+     * False if out of memory.  NULL: bind does all. */
+    bool (*pack)(const qb_model *m, qb_linear *l, const qb_st_tensor *t);
     /* Floats of per-thread kernel scratch a session keeps for l. */
     size_t (*scratch_floats)(const qb_linear *l);
     void (*run)(struct qb_session *s, const qb_linear *l, const qb_linear_io *io);

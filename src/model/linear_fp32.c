@@ -13,14 +13,15 @@ static size_t fp32_scratch(const qb_linear *l) { return qb_gemm_f32_pack_floats(
 static bool bind_fp32(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     l->w = qb_binder_f32(b, t, 2, l->out, l->in);
     if (!l->w) return false;
-    const qb_kernels *k = &b->m->kern;
-    size_t bytes = qb_gemm_f32_panels_floats(k, l->out, l->in) * sizeof(float);
+    size_t bytes = qb_gemm_f32_panels_floats(&b->m->kern, l->out, l->in) * sizeof(float);
     if (!bytes || l->w != t->data) return true;
-    float *panels = qb_binder_alloc_packed(b, bytes, t->name);
-    if (!panels) return false;
-    k->gemm_f32_pack_panels(l->w, l->out, l->in, panels);
-    l->packed = panels;
-    qb_binder_release(b, t);
+    l->packed = qb_binder_alloc_packed(b, bytes, t->name);
+    return l->packed && qb_binder_defer_pack(b, l, t, true);
+}
+
+static bool pack_fp32(const qb_model *m, qb_linear *l, const qb_st_tensor *t) {
+    (void)t;
+    m->kern.gemm_f32_pack_panels(l->w, l->out, l->in, l->packed);
     return true;
 }
 
@@ -42,5 +43,5 @@ static bool quantize_fp32(const qb_linear_format *self, qb_st_list *out, const q
     return qb_st_list_push(out, t->name, t->dtype, t->ndim, t->shape, t->data);
 }
 
-const qb_linear_format qb_linear_fp32 = {"fp32", QB_F32, QB_PREC_FP32, 32, false, bind_fp32, fp32_scratch,
-                                         run_fp32, NULL, quantize_fp32, QB_EXPORT_FLOAT, NULL};
+const qb_linear_format qb_linear_fp32 = {"fp32", QB_F32, QB_PREC_FP32, 32, false, bind_fp32, pack_fp32,
+                                         fp32_scratch, run_fp32, NULL, quantize_fp32, QB_EXPORT_FLOAT, NULL};

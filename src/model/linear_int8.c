@@ -60,7 +60,7 @@ static bool bind_int8(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     qb_i8_weights *q = calloc(1, sizeof *q);
     float *scale = malloc((size_t)l->out * sizeof *scale);
     if (scale) memcpy(scale, sc->data, (size_t)l->out * sizeof *scale);
-    bool ok = q && scale && qb_i8_weights_pack(&b->m->kern_i8, t->data, scale, l->out, l->in, q);
+    bool ok = q && scale && qb_i8_weights_alloc(&b->m->kern_i8, scale, l->out, l->in, q);
     free(scale);
     qb_binder_release(b, sc); /* copied into q */
     if (!ok) {
@@ -70,9 +70,13 @@ static bool bind_int8(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     }
     l->packed = q;
     b->m->held_bytes += sizeof *q + qb_i8_weights_bytes(&b->m->kern_i8, l->out, l->in) + (size_t)l->out * 12; /* colsums, scales */
-    /* the packed copy is all the kernels read: the mapped bytes need not stay resident */
-    qb_binder_release(b, t);
     qb_binder_register(b, t, NULL);
+    /* the packed copy is all the kernels read: the mapped bytes need not stay resident */
+    return qb_binder_defer_pack(b, l, t, true);
+}
+
+static bool pack_int8(const qb_model *m, qb_linear *l, const qb_st_tensor *t) {
+    qb_i8_weights_fill(&m->kern_i8, t->data, l->out, l->in, l->packed);
     return true;
 }
 
@@ -116,5 +120,5 @@ static bool quantize_int8(const qb_linear_format *self, qb_st_list *out, const q
     return ok && (!r->static_input || qb_linear_push_input_grid(out, l, r));
 }
 
-const qb_linear_format qb_linear_int8 = {"int8", QB_I8, QB_PREC_INT8, 8, true, bind_int8, no_scratch, run_int8,
-                                         release_int8, quantize_int8, QB_EXPORT_INT8, NULL};
+const qb_linear_format qb_linear_int8 = {"int8", QB_I8, QB_PREC_INT8, 8, true, bind_int8, pack_int8, no_scratch,
+                                         run_int8, release_int8, quantize_int8, QB_EXPORT_INT8, NULL};

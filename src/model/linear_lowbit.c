@@ -156,7 +156,7 @@ static bool bind_lowbit(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     bool ok = r->kind == QB_LOWBIT_KMEANS ? bind_codebook(b, r, l, t, w) : bind_grid(b, r, l, t, w);
     if (ok && r->row.integer_inputs) {
         ok = qb_linear_bind_input_grid(b, l);
-        if (ok && !qb_lowbit_weights_prepare(w, b->m->kern_lowbit.panels))
+        if (ok && !qb_lowbit_weights_alloc(w, b->m->kern_lowbit.panels))
             ok = !qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
     }
     if (!ok) {
@@ -167,11 +167,15 @@ static bool bind_lowbit(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     l->packed = w;
     b->m->held_bytes += sizeof *w + (r->row.integer_inputs ? (size_t)l->out * sizeof(float) : 0); /* zsum */
     register_codes(b, t, l->out, l->in);
-    if (w->panels) { /* what the kernels read: the mapped codes need not stay resident */
-        b->m->held_bytes += qb_lowbit_panels_bytes(w);
-        qb_binder_release(b, t);
-    }
-    return true;
+    if (!r->row.integer_inputs) return true;
+    /* panels are what the kernels read: the mapped codes need not stay resident */
+    if (w->panels) b->m->held_bytes += qb_lowbit_panels_bytes(w);
+    return qb_binder_defer_pack(b, l, t, w->panels != NULL);
+}
+
+static bool pack_lowbit(const qb_model *m, qb_linear *l, const qb_st_tensor *t) {
+    (void)m, (void)t;
+    return qb_lowbit_weights_fill(l->packed);
 }
 
 static void release_lowbit(qb_linear *l) {
@@ -297,8 +301,8 @@ bool qb_lowbit_push_table(qb_st_list *out, const qb_st_tensor *t, int bits) {
 }
 
 #define LOWBIT_ROW(id, nm, bits_on_disk, ints, scratch, runner, cd, kd, b, ...) /* ...: onnx, onnx_refusal */    \
-    static const lowbit_row id = {{nm, QB_U8, QB_PREC_LOWBIT, bits_on_disk, ints, bind_lowbit, scratch, runner,   \
-                                   release_lowbit, quantize_lowbit, __VA_ARGS__},                                   \
+    static const lowbit_row id = {{nm, QB_U8, QB_PREC_LOWBIT, bits_on_disk, ints, bind_lowbit, pack_lowbit,      \
+                                   scratch, runner, release_lowbit, quantize_lowbit, __VA_ARGS__},                  \
                                   cd, kd, b}
 
 /* ONNX Runtime's MatMulNBits takes 4-bit grids; nothing in ONNX takes the others. */

@@ -265,7 +265,7 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
     if (!st) m->mask_id = qb_tokenizer_mask_id(m->tok);
     if (!st) st = open_weights(m, err);
     if (!st) st = check_finite(m, params, err);
-    if (!st) st = qb_model_bind_weights(m, err);
+    if (!st) st = qb_model_bind_weights(m, params ? params->n_threads : 0, err);
     /* the finite check and the packing read the file, and the kernel mapped
      * each fault's neighbours too: dropped all at once, so what stays mapped
      * is what runs read (the pages remain in the page cache) */

@@ -129,8 +129,10 @@ qb_status qb_model_read_embed_config(qb_model *m, qb_error *err);
  * a quantized copy embeds as its source did. */
 qb_status qb_embed_copy_files(const char *from, const char *to, qb_error *err);
 
-/* Binds every weight of the architecture; fills m->params and the structs. */
-qb_status qb_model_bind_weights(qb_model *m, qb_error *err);
+/* Binds every weight of the architecture; fills m->params and the
+ * structs, and packs what the kernels read packed on n_threads threads
+ * (0: all online cores). */
+qb_status qb_model_bind_weights(qb_model *m, int n_threads, qb_error *err);
 /* QB_ERR_NUMERIC naming the first float tensor of the file that holds a
  * NaN or an infinity, and where; QB_OK if none does. */
 qb_status qb_model_find_nonfinite(const qb_model *m, qb_error *err);

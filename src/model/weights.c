@@ -333,7 +333,7 @@ static void check_something_quantized(qb_binder *b) {
             "model.safetensors is unquantized (fp32)", m->dir, qb_quant_method_name(q->method));
 }
 
-qb_status qb_model_bind_weights(qb_model *m, qb_error *err) {
+qb_status qb_model_bind_weights(qb_model *m, int n_threads, qb_error *err) {
     const qb_config *c = &m->cfg;
     m->n_blocks = c->arch == QB_ARCH_ALBERT ? c->num_hidden_groups * c->inner_group_num : c->num_layers;
     m->blocks = calloc((size_t)m->n_blocks, sizeof *m->blocks);
@@ -348,6 +348,7 @@ qb_status qb_model_bind_weights(qb_model *m, qb_error *err) {
     bind_blocks(&b);
     bind_heads(&b);
     if (!err->code) check_something_quantized(&b);
+    qb_binder_run_packs(&b, n_threads);
     return err->code ? err->code : check_unused(m, err);
 }
 

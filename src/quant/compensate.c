@@ -343,6 +343,7 @@ qb_status qb_compensate(const qb_model *m, const qb_quant_params *p, const qb_co
     qb_status st = c.keep ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
     if (!st && job->bias_correction) st = channel_stats(m, p, job->which, true, &c.means, err);
     qb_load_params lp = qb_load_default_params();
+    lp.n_threads = p->n_threads;
     if (!st && job->gptq) st = qb_model_load(m->dir, &lp, &c.wm, err);
     if (!st && c.wm && !layers_shared(c.wm)) st = block_inputs_open(c.wm, p, job, &c.inputs, err);
     int stages = 0, done = 0;

@@ -158,6 +158,7 @@ static qb_status load_mlm_inputs(run *r, const char *model_dir, qb_error *err) {
     if (st) return st;
     r->rep->n_eval = r->dev_texts.n;
     qb_load_params lp = qb_load_default_params();
+    lp.n_threads = r->p->n_threads;
     st = qb_model_load(model_dir, &lp, &r->m, err);
     if (!st && r->m->mask_id < 0)
         st = qb_fail(err, QB_ERR_FORMAT, "%s: the tokenizer has no mask token ([MASK] or <mask>) to pre-train with",
@@ -184,6 +185,7 @@ static qb_status load_inputs(run *r, const char *model_dir, qb_error *err) {
                      qb_data_format_name(dev.format), p->data, qb_data_format_name(r->ds.format));
     r->rep->n_eval = dev.n;
     qb_load_params lp = qb_load_default_params();
+    lp.n_threads = r->p->n_threads;
     if (!st) st = qb_model_load(model_dir, &lp, &r->m, err);
     if (!st) st = qb_label_set_collect(&r->ds, &dev, &r->labels, err);
     qb_dataset_free(&dev);
@@ -263,6 +265,7 @@ static qb_status build_teacher(run *r, const char *model_dir, const qb_trainer_p
                                qb_error *err) {
     const qb_train_params *p = r->p;
     qb_load_params lp = qb_load_default_params();
+    lp.n_threads = r->p->n_threads;
     qb_status st = QB_OK;
     if (p->teacher && !qb_same_file(p->teacher, model_dir)) st = qb_model_load(p->teacher, &lp, &r->teacher_m, err);
     const qb_model *tm = r->teacher_m ? r->teacher_m : r->m;
@@ -491,6 +494,7 @@ static qb_status score_epoch(run *r, int epoch, double *metric, qb_error *err) {
                              : qb_checkpoint_write(r->t, r->names, r->n_names, r->od.tmp, err);
     qb_model *saved = NULL;
     qb_load_params lp = qb_load_default_params();
+    lp.n_threads = r->p->n_threads;
     if (!st) st = qb_model_load(r->od.tmp, &lp, &saved, err);
     if (st) return st;
     eval_progress_ctx pc = {r, epoch, now_s()};
