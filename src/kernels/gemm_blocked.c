@@ -117,7 +117,10 @@ static void qb_gemm_blocked_nest(const qb_gemm_ukernel *uk, const qb_gemm_f32_ar
                                  int *packed) {
     bool swap = uk->trans && qb_gemm_swap_pays(g);
     qb_gemm_f32_args r = swap ? qb_gemm_swapped(g) : *g;
-    const float *panels = swap || !uk->panel_kc ? NULL : g->B_panels; /* B stays valid without them */
+    /* B stays valid without panels; a ragged strip copied into pa holds
+     * only kc columns, so deeper panel blocks need exact_rows */
+    bool deep = uk->panel_kc > uk->kc && !uk->exact_rows;
+    const float *panels = swap || !uk->panel_kc || deep ? NULL : g->B_panels;
     float *pb = pack;
     float *pa = pack + QB_GEMM_ROUND16((size_t)uk->kc * uk->nc);
     int n_step = qb_gemm_block_step(r.N, panels ? uk->panel_nc : uk->nc, uk->nr);

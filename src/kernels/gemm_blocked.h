@@ -78,7 +78,8 @@ typedef struct {
 typedef struct {
     int mr, nr, kc, nc;
     /* kc and nc where B is prepacked (B_panels); panel_kc > kc needs
-     * exact_rows, since the pack's strip buffer holds kc columns */
+     * exact_rows, since the pack's strip buffer holds kc columns (without
+     * it, the loop nest ignores the panels) */
     int panel_kc, panel_nc;
     /* Packs B columns [n0, n0 + cols) x rows [k0, k0 + kc) into pb as
      * pb[k * nr + j], zero beyond cols. */
