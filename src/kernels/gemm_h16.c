@@ -26,18 +26,29 @@ static void qb_h16_pack_pairs(const uint16_t *w, int N, int K, uint32_t *out) {
     }
 }
 
-bool qb_h16_weights_prepare(const qb_kernels *k, const uint16_t *w, qb_h16_type type, int N, int K,
-                            qb_h16_weights *out) {
+bool qb_h16_weights_alloc(const qb_kernels *k, const uint16_t *w, qb_h16_type type, int N, int K,
+                          qb_h16_weights *out) {
     *out = (qb_h16_weights){.N = N, .K = K, .type = type, .w = w};
     if (N <= 0 || K <= 0 || K > QB_H16_K_MAX) return false;
     if (type != QB_H16_BF16 || !k->h16_bf16_dot) return true;
     size_t bytes = qb_h16_pairs_count(N, K) * sizeof(uint32_t);
-    /* Padding columns stay zero: the kernel computes whole panels. */
     out->pairs = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!out->pairs) return false;
-    memset(out->pairs, 0, (bytes + 63) / 64 * 64);
-    qb_h16_pack_pairs(w, N, K, out->pairs);
     out->pairs_bytes = bytes;
+    return true;
+}
+
+void qb_h16_weights_fill(qb_h16_weights *w) {
+    if (!w->pairs) return;
+    /* Padding columns stay zero: the kernel computes whole panels. */
+    memset(w->pairs, 0, (w->pairs_bytes + 63) / 64 * 64);
+    qb_h16_pack_pairs(w->w, w->N, w->K, w->pairs);
+}
+
+bool qb_h16_weights_prepare(const qb_kernels *k, const uint16_t *w, qb_h16_type type, int N, int K,
+                            qb_h16_weights *out) {
+    if (!qb_h16_weights_alloc(k, w, type, N, K, out)) return false;
+    qb_h16_weights_fill(out);
     return true;
 }
 

@@ -73,6 +73,12 @@ bool qb_cpu_has_avx512_bf16(void);
  * memory or K > QB_H16_K_MAX; out is then left without pairs. */
 bool qb_h16_weights_prepare(const qb_kernels *k, const uint16_t *w, qb_h16_type type, int N, int K,
                             qb_h16_weights *out);
+/* The same in two steps, so that a load allocates in order and packs on
+ * several threads: alloc describes w and allocates the pairs, fill packs
+ * them (nothing without pairs). */
+bool qb_h16_weights_alloc(const qb_kernels *k, const uint16_t *w, qb_h16_type type, int N, int K,
+                          qb_h16_weights *out);
+void qb_h16_weights_fill(qb_h16_weights *w);
 void qb_h16_weights_release(qb_h16_weights *w);
 /* Whether gemm_h16 still reads the row layout w->w: false when every path
  * reads the packed pairs (BF16 on AVX512_BF16, K <= 5460), so the caller

@@ -27,16 +27,21 @@ static bool bind_h16(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     }
     qb_h16_weights *h = calloc(1, sizeof *h);
     qb_h16_type type = t->dtype == QB_BF16 ? QB_H16_BF16 : QB_H16_F16;
-    if (!qb_binder_own(b, h, sizeof *h) || !w || !qb_h16_weights_prepare(&b->m->kern, w, type, l->out, l->in, h) ||
+    if (!qb_binder_own(b, h, sizeof *h) || !w || !qb_h16_weights_alloc(&b->m->kern, w, type, l->out, l->in, h) ||
         (h->pairs && !qb_binder_own(b, h->pairs, h->pairs_bytes))) {
         qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, t->name);
         return false;
     }
     l->packed = h;
-    /* the kernels read only the packed pairs now (a later read of the rows,
-     * by training, faults them back in from the file) */
-    if (!qb_h16_weights_rows_needed(h)) qb_binder_release(b, t);
     qb_binder_register(b, t, NULL);
+    /* where the kernels read only the packed pairs, the rows are released
+     * (a later read of them, by training, faults them back in) */
+    return !h->pairs || qb_binder_defer_pack(b, l, t, !qb_h16_weights_rows_needed(h));
+}
+
+static bool pack_h16(const qb_model *m, qb_linear *l, const qb_st_tensor *t) {
+    (void)m, (void)t;
+    qb_h16_weights_fill(l->packed);
     return true;
 }
 
@@ -59,7 +64,7 @@ static bool quantize_bf16(const qb_linear_format *self, qb_st_list *out, const q
     return qb_st_list_push_half(out, t, QB_BF16);
 }
 
-const qb_linear_format qb_linear_fp16 = {"fp16", QB_F16, QB_PREC_FP16, 16, false, bind_h16, NULL, h16_scratch,
+const qb_linear_format qb_linear_fp16 = {"fp16", QB_F16, QB_PREC_FP16, 16, false, bind_h16, pack_h16, h16_scratch,
                                          run_h16, NULL, quantize_f16, QB_EXPORT_FLOAT, NULL};
-const qb_linear_format qb_linear_bf16 = {"bf16", QB_BF16, QB_PREC_BF16, 16, false, bind_h16, NULL, h16_scratch,
+const qb_linear_format qb_linear_bf16 = {"bf16", QB_BF16, QB_PREC_BF16, 16, false, bind_h16, pack_h16, h16_scratch,
                                          run_h16, NULL, quantize_bf16, QB_EXPORT_FLOAT, NULL};
