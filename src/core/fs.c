@@ -104,15 +104,6 @@ void qb_file_map_release(const qb_file_map *m, const void *p, size_t n) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: nothing to do if it fails */
 }
 
-size_t qb_huge_round(size_t bytes) { return (bytes + QB_HUGE_PAGE - 1) / QB_HUGE_PAGE * QB_HUGE_PAGE; }
-
-void *qb_huge_alloc(size_t bytes) {
-    bytes = qb_huge_round(bytes);
-    void *p = aligned_alloc(QB_HUGE_PAGE, bytes);
-    if (p) madvise(p, bytes, MADV_HUGEPAGE); /* advice: 4 KiB pages still work */
-    return p;
-}
-
 qb_status qb_file_read_all(const char *path, char **out, size_t *size, qb_error *err) {
     *out = NULL;
     FILE *f = fopen(path, "rb");

@@ -42,12 +42,6 @@ void qb_file_map_close(qb_file_map *m);
  * process's memory, and a later read faults them in from the file again. */
 void qb_file_map_release(const qb_file_map *m, const void *p, size_t n);
 
-/* Anonymous memory asked on 2 MiB pages (transparent huge pages where the
- * kernel has them): bytes rounded up to whole pages (qb_huge_round), to be
- * freed with free(); NULL when out of memory. */
-#define QB_HUGE_PAGE ((size_t)2 << 20)
-size_t qb_huge_round(size_t bytes);
-void *qb_huge_alloc(size_t bytes);
 /* Copies [p, p + n) of a mapping into out with pread, mapping nothing: a
  * read fault maps the page's neighbours too, as many as the page cache's
  * folio holds, which depends on how the file was last read, so rows read

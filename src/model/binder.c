@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/huge.h"
 #include "core/pool.h"
 #include "model/linear_format.h"
 

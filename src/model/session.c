@@ -6,7 +6,7 @@
 
 #include "core/carver.h"
 #include "core/error.h"
-#include "core/fs.h"
+#include "core/huge.h"
 #include "model/linear_format.h"
 #include "model/session.h"
 
