@@ -39,6 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (sep) fuzz_write_path(tcfg, sep + 3, size - cfg_len - 3);
     else unlink(tcfg);
     qb_load_params lp = qb_load_default_params();
+    lp.n_threads = 1; /* inputs run one at a time: starting threads for each would dominate */
     qb_model *m;
     qb_error err;
     if (qb_model_load(dir, &lp, &m, &err) != QB_OK) {
