@@ -117,10 +117,12 @@ void qb_i8_weights_fill(const qb_kernels_i8 *k, const int8_t *w, int N, int K, q
     out->packed_bytes = bytes;
 }
 
-bool qb_i8_weights_alloc(const qb_kernels_i8 *k, const float *scale, int N, int K, qb_i8_weights *out) {
+bool qb_i8_weights_alloc(const qb_kernels_i8 *k, const float *scale, int N, int K, void *packed,
+                         qb_i8_weights *out) {
     memset(out, 0, sizeof *out);
     if (N <= 0 || K <= 0 || K > QB_I8_K_MAX) return false;
-    out->packed = aligned_alloc(64, qb_i8_weights_bytes(k, N, K));
+    out->borrowed = packed != NULL;
+    out->packed = packed ? packed : aligned_alloc(64, qb_i8_weights_bytes(k, N, K));
     out->colsum = malloc((size_t)N * sizeof *out->colsum);
     out->colsum_split = malloc((size_t)N * sizeof *out->colsum_split);
     out->scale = malloc((size_t)N * sizeof *out->scale);
@@ -134,7 +136,7 @@ bool qb_i8_weights_alloc(const qb_kernels_i8 *k, const float *scale, int N, int 
 
 bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *scale, int N, int K,
                         qb_i8_weights *out) {
-    if (!qb_i8_weights_alloc(k, scale, N, K, out)) return false;
+    if (!qb_i8_weights_alloc(k, scale, N, K, NULL, out)) return false;
     qb_i8_weights_fill(k, w, N, K, out);
     return true;
 }
@@ -145,7 +147,7 @@ void qb_i8_weights_repack(const qb_kernels_i8 *k, const int8_t *w, float scale, 
 }
 
 void qb_i8_weights_free(qb_i8_weights *w) {
-    free(w->packed);
+    if (!w->borrowed) free(w->packed);
     free(w->colsum);
     free(w->colsum_split);
     free(w->scale);

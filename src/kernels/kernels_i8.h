@@ -21,7 +21,8 @@
 typedef struct {
     int N, K;
     qb_isa isa;          /* layout owner: kernels of another ISA refuse it */
-    void *packed;        /* ISA-specific, 64-byte aligned, owned */
+    void *packed;        /* ISA-specific, 64-byte aligned, owned unless borrowed */
+    bool borrowed;       /* packed is the caller's (a model's huge pages): not freed here */
     size_t packed_bytes;
     int32_t *colsum;     /* [N] */
     /* [N] -colsum[n] as two int16 (low: its 7 low bits, high: the rest,
@@ -88,8 +89,11 @@ bool qb_i8_weights_pack(const qb_kernels_i8 *k, const int8_t *w, const float *sc
                         qb_i8_weights *out);
 /* The same in two steps, so that a load allocates in order and packs on
  * several threads: alloc sizes out's buffers and copies the scales (false
- * on allocation failure or a bad shape), fill packs w into them. */
-bool qb_i8_weights_alloc(const qb_kernels_i8 *k, const float *scale, int N, int K, qb_i8_weights *out);
+ * on allocation failure or a bad shape), fill packs w into them.  packed,
+ * if not NULL, is the layout's storage (qb_i8_weights_bytes, 64-byte
+ * aligned), which out then borrows. */
+bool qb_i8_weights_alloc(const qb_kernels_i8 *k, const float *scale, int N, int K, void *packed,
+                         qb_i8_weights *out);
 void qb_i8_weights_fill(const qb_kernels_i8 *k, const int8_t *w, int N, int K, qb_i8_weights *out);
 void qb_i8_weights_free(qb_i8_weights *w);
 

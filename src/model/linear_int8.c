@@ -57,10 +57,12 @@ static bool bind_int8(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
                 l->in, qb_i8_k_max());
         return false;
     }
+    void *packed = qb_binder_alloc_packed(b, qb_i8_weights_bytes(&b->m->kern_i8, l->out, l->in), t->name);
+    if (!packed) return false;
     qb_i8_weights *q = calloc(1, sizeof *q);
     float *scale = malloc((size_t)l->out * sizeof *scale);
     if (scale) memcpy(scale, sc->data, (size_t)l->out * sizeof *scale);
-    bool ok = q && scale && qb_i8_weights_alloc(&b->m->kern_i8, scale, l->out, l->in, q);
+    bool ok = q && scale && qb_i8_weights_alloc(&b->m->kern_i8, scale, l->out, l->in, packed, q);
     free(scale);
     qb_binder_release(b, sc); /* copied into q */
     if (!ok) {
@@ -69,7 +71,7 @@ static bool bind_int8(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
         return false;
     }
     l->packed = q;
-    b->m->held_bytes += sizeof *q + qb_i8_weights_bytes(&b->m->kern_i8, l->out, l->in) + (size_t)l->out * 12; /* colsums, scales */
+    b->m->held_bytes += sizeof *q + (size_t)l->out * 12; /* colsums, scales */
     qb_binder_register(b, t, NULL);
     /* the packed copy is all the kernels read: the mapped bytes need not stay resident */
     return qb_binder_defer_pack(b, l, t, true);
