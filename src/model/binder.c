@@ -92,8 +92,8 @@ bool qb_binder_defer_pack(qb_binder *b, qb_linear *l, const qb_st_tensor *t, boo
     }
     b->packs = list;
     b->packs[b->n_packs++] = (qb_binder_pack){l, t, false};
-    drop_pages(b->m, t);
-    if (release) b->m->st_released[t - b->m->st.tensors] = true;
+    if (release) qb_binder_release(b, t);
+    else drop_pages(b->m, t);
     return true;
 }
 

@@ -70,7 +70,7 @@ typedef struct qb_linear_format {
     /* Fills what bind allocated for l from its weight t where bind
      * deferred it (qb_binder_defer_pack): runs after every bind, one
      * linear a task on the load's threads, so it writes l's buffers only.
-     * False if out of memory.  NULL: bind does all. */
+     * False if out of memory. */
     bool (*pack)(const qb_model *m, qb_linear *l, const qb_st_tensor *t);
     /* Floats of per-thread kernel scratch a session keeps for l. */
     size_t (*scratch_floats)(const qb_linear *l);
