@@ -5,8 +5,10 @@
  * OS has stopped does) sends the pool down its ladder of modes: workers
  * that sleep between jobs and keep off the owner's CPU, then the owner
  * alone for a while, then back up to the team; but a worker that only
- * finishes the job's last task does not. */
+ * finishes the job's last task does not.  The checks of how the OS
+ * schedules the team are judged only while the machine has CPUs free. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -73,6 +75,41 @@ static void test_each_once(int threads) {
     qb_pool_free(p);
 }
 
+/* Scheduling checks below depend on the OS giving the pool its CPUs: on
+ * a machine busy with other work they fail with nothing wrong in the pool
+ * (a team that waits on descheduled workers rightly goes solo).  So the
+ * ladder and the grain get three fresh tries, each returning its first
+ * failed expectation in `why`, and judge() fails the test only when the
+ * machine is free: two threads spinning beside each other then each get
+ * most of a CPU.  A broken pool fails on a free machine. */
+static void *spin_50ms(void *share) {
+    struct timespec c;
+    double start = now_us();
+    spin(50000);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c);
+    *(double *)share = ((double)c.tv_sec * 1e6 + (double)c.tv_nsec * 1e-3) / (now_us() - start);
+    return NULL;
+}
+
+/* The smaller share of a CPU that two spinning threads got. */
+static double cpu_share(void) {
+    double share[2] = {0, 0};
+    pthread_t t;
+    if (pthread_create(&t, NULL, spin_50ms, &share[1])) return 0;
+    spin_50ms(&share[0]);
+    pthread_join(t, NULL);
+    return share[0] < share[1] ? share[0] : share[1];
+}
+
+static void judge(const char *name, bool ok, const char *why) {
+    double share = ok ? 1 : cpu_share();
+    if (ok) printf("%s: %s\n", name, why);
+    else if (share < 0.8)
+        printf("%s: not judged, the machine is busy (two spinning threads got %.0f%% of a CPU): %s\n", name,
+               share * 100, why);
+    else CHECK(ok, "%s: %s", name, why);
+}
+
 /* A pool of 4 run by teams of 1 to 4, the whole team last: each team's
  * jobs run on its members only, the whole team's on more than the owner,
  * and qb_pool_for cuts a range the same way for any team. */
@@ -97,7 +134,11 @@ static void test_team(void) {
         }
         CHECK(bad == 0, "team of %d: %d tasks did not run exactly once", size, bad);
         CHECK(!(seen >> size), "team of %d: threads 0x%x ran tasks", size, seen);
-        CHECK(size == 1 || seen > 1, "team of %d: only the owner ran tasks", size);
+        if (size > 1 && seen <= 1) {
+            char why[64];
+            snprintf(why, sizeof why, "team of %d: only the owner ran tasks", size);
+            judge("team", false, why);
+        }
         CHECK(parts == 16 && !cut_differs, "team of %d: qb_pool_for cut 64 items into %d runs, not 16", size, parts);
     }
     qb_pool_free(p);
@@ -137,32 +178,41 @@ static int jobs_on_owner_cpu(qb_pool *p, int *with_worker, qb_pool_mode mode) {
     return on;
 }
 
+#define EXPECT(cond, ...)                                                       \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            snprintf(why, 256, __VA_ARGS__);                                    \
+            qb_pool_free(p);                                                    \
+            return false;                                                       \
+        }                                                                       \
+    } while (0)
+
 /* The ladder: a worker's task sleeps 3 ms and the owner's spins 100 us, so
  * the team stalls the owner most of each job.  Within a few 20 ms windows
  * the workers must sleep between jobs, off the owner's CPU; stalling on,
  * the owner must run a long streak alone; then, with no more stalls, the
  * team must come back with its workers spinning and on all their CPUs. */
-static void test_ladder(void) {
+static bool ladder(char *why) {
     qb_pool *p = qb_test_pool(2);
     cpu_set_t all;
     int cpus = sched_getaffinity(0, sizeof all, &all) ? 1 : CPU_COUNT(&all), with_worker;
     job stall = {.worker_sleep_us = 3000, .owner_spin_us = 100}, calm = {.spin_us = 20};
-    CHECK(qb_pool_get_mode(p) == QB_POOL_SPIN, "a new pool is in mode %d", qb_pool_get_mode(p));
-    CHECK(run_until(p, stall, QB_POOL_SLEEP, 1e6) >= 0, "a stalling worker: the workers never slept between jobs");
+    EXPECT(qb_pool_get_mode(p) == QB_POOL_SPIN, "a new pool is in mode %d", qb_pool_get_mode(p));
+    EXPECT(run_until(p, stall, QB_POOL_SLEEP, 1e6) >= 0, "a stalling worker: the workers never slept between jobs");
     /* the first job finds the worker placed for the last, and the owner
      * may move */
     int on = jobs_on_owner_cpu(p, &with_worker, QB_POOL_SLEEP);
-    if (cpus > 1)
-        CHECK(with_worker > 0 && on * 10 < with_worker, "sleeping workers could run on the owner's CPU in %d of %d jobs", on,
-              with_worker);
+    EXPECT(cpus < 2 || (with_worker > 0 && on * 10 < with_worker),
+           "sleeping workers could run on the owner's CPU in %d of %d jobs", on, with_worker);
     int alone = run_until(p, stall, QB_POOL_SOLO, 1e6);
-    CHECK(alone >= 0, "stalling on: the owner never ran alone");
+    EXPECT(alone >= 0, "stalling on: the owner never ran alone");
     alone = run_until(p, calm, QB_POOL_SPIN, 4e6);
-    CHECK(alone >= 200, "the owner ran %d jobs alone, not a long streak, before the team came back", alone);
+    EXPECT(alone >= 200, "the owner ran %d jobs alone, not a long streak, before the team came back", alone);
     on = jobs_on_owner_cpu(p, &with_worker, QB_POOL_SPIN);
-    if (cpus > 1) CHECK(on > 0, "back to spinning, the workers kept off the owner's CPU in all %d jobs", with_worker);
-    printf("ladder: workers slept off the owner's CPU, the owner ran %d jobs alone, then the team spun again\n", alone);
+    EXPECT(cpus < 2 || on > 0, "back to spinning, the workers kept off the owner's CPU in all %d jobs", with_worker);
+    snprintf(why, 256, "workers slept off the owner's CPU, the owner ran %d jobs alone, then the team spun again", alone);
     qb_pool_free(p);
+    return true;
 }
 
 /* Jobs of 8 tasks of 80 and 100 us on 2 threads, like a GEMM's parts of
@@ -170,7 +220,7 @@ static void test_ladder(void) {
  * waits out most of one, though nothing stalls.  That wait is the job's
  * grain; counted as a stall, it sent this idle team solo for most of the
  * run (386-499 of ~600 jobs alone). */
-static void test_grain(void) {
+static bool grain(char *why) {
     qb_pool *p = qb_test_pool(2);
     _Atomic int runs[8];
     int alone = 0, jobs = 0;
@@ -180,16 +230,27 @@ static void test_grain(void) {
         qb_pool_run(p, 8, task, &j);
         alone += atomic_load(&j.by_worker) == 0;
     }
-    CHECK(alone * 2 < jobs, "uneven tasks: the owner ran %d of %d jobs alone", alone, jobs);
-    printf("uneven tasks: the owner ran %d of %d jobs alone\n", alone, jobs);
+    EXPECT(alone * 2 < jobs, "the owner ran %d of %d jobs alone", alone, jobs);
+    snprintf(why, 256, "the owner ran %d of %d jobs alone", alone, jobs);
     qb_pool_free(p);
+    return true;
+}
+
+static void try_thrice(const char *name, bool (*check)(char *why)) {
+    char why[256];
+    bool ok = false;
+    for (int t = 1; t <= 3 && !ok; t++) {
+        ok = check(why);
+        if (!ok && t < 3) printf("%s: try %d failed (%s)\n", name, t, why);
+    }
+    judge(name, ok, why);
 }
 
 int main(void) {
     test_each_once(2);
     test_each_once(4);
     test_team();
-    test_ladder();
-    test_grain();
+    try_thrice("ladder", ladder);
+    try_thrice("uneven tasks", grain);
     return qb_test_done("test_pool");
 }
