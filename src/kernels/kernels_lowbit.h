@@ -66,7 +66,7 @@ typedef struct {
     size_t bytes;
 } qb_lowbit_scratch_layout;
 /* Low-bit weights [N, K] (PyTorch's [out, in]).  The arrays may point into
- * a mapped file; the struct owns only zsum and panels. */
+ * a mapped file; the struct owns only zsum and panels (unless borrowed). */
 typedef struct {
     qb_code code;
     int N, K;
@@ -82,6 +82,7 @@ typedef struct {
     float *zsum;             /* [N], W.A8 only: qb_lowbit_weights_prepare */
     qb_lowbit_scratch_layout plan; /* W.A8 only: the kernels' scratch, planned once */
     uint8_t *panels;         /* W.A8 U4 grids, for kernels that take them (below), or NULL */
+    bool borrowed;           /* panels are the caller's (a model's huge pages): not freed here */
 } qb_lowbit_weights;
 
 /* U4 panels: the codes again, laid out so that the AVX2 and AVX-512
@@ -102,14 +103,18 @@ typedef struct {
  * Columns past N and k past K hold the zero point, so they decode to 0. */
 bool qb_lowbit_panels_fit(const qb_lowbit_weights *w);
 size_t qb_lowbit_panels_bytes(const qb_lowbit_weights *w);
+/* The bytes of the panels W.A8 makes for w where `panels` asks, else 0. */
+size_t qb_lowbit_panels_wanted(const qb_lowbit_weights *w, bool panels);
 
 /* Fills w->zsum (allocating it) and w->plan for W.A8, and w->panels where
  * `panels` asks and they fit; false on allocation failure. */
 bool qb_lowbit_weights_prepare(qb_lowbit_weights *w, bool panels);
 /* The same in two steps, so that a load allocates in order and packs on
  * several threads: alloc sizes the buffers (false on allocation failure),
- * fill computes them (false if its block of scratch cannot be had). */
-bool qb_lowbit_weights_alloc(qb_lowbit_weights *w, bool panels);
+ * fill computes them (false if its block of scratch cannot be had).
+ * panels_at, if not NULL, is the panels' storage (qb_lowbit_panels_wanted
+ * bytes, 64-byte aligned), which w then borrows. */
+bool qb_lowbit_weights_alloc(qb_lowbit_weights *w, bool panels, uint8_t *panels_at);
 bool qb_lowbit_weights_fill(qb_lowbit_weights *w);
 void qb_lowbit_weights_free(qb_lowbit_weights *w);
 

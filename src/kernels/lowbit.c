@@ -187,13 +187,19 @@ static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, i
         }
 }
 
-bool qb_lowbit_weights_alloc(qb_lowbit_weights *w, bool panels) {
+size_t qb_lowbit_panels_wanted(const qb_lowbit_weights *w, bool panels) {
+    bool want = panels && !w->codebook && qb_lowbit_panel_blocks(w) > 0 && qb_lowbit_panels_fit(w);
+    return want ? qb_lowbit_panels_bytes(w) : 0;
+}
+
+bool qb_lowbit_weights_alloc(qb_lowbit_weights *w, bool panels, uint8_t *panels_at) {
     qb_lowbit_weights_free(w);
     if (w->codebook) return true; /* W.A8 takes integer grids only */
     w->plan = qb_lowbit_scratch_plan(w->K, w->group);
     w->zsum = malloc(sizeof(float) * (size_t)(w->N > 0 ? w->N : 1));
-    bool want = panels && qb_lowbit_panel_blocks(w) > 0 && qb_lowbit_panels_fit(w);
-    if (want) w->panels = aligned_alloc(64, qb_lowbit_panels_bytes(w));
+    size_t want = qb_lowbit_panels_wanted(w, panels);
+    w->borrowed = want && panels_at;
+    if (want) w->panels = panels_at ? panels_at : aligned_alloc(64, want);
     return w->zsum && (w->panels || !want);
 }
 
@@ -217,14 +223,15 @@ bool qb_lowbit_weights_fill(qb_lowbit_weights *w) {
 }
 
 bool qb_lowbit_weights_prepare(qb_lowbit_weights *w, bool panels) {
-    return qb_lowbit_weights_alloc(w, panels) && qb_lowbit_weights_fill(w);
+    return qb_lowbit_weights_alloc(w, panels, NULL) && qb_lowbit_weights_fill(w);
 }
 
 void qb_lowbit_weights_free(qb_lowbit_weights *w) {
     free(w->zsum);
-    free(w->panels);
+    if (!w->borrowed) free(w->panels);
     w->zsum = NULL;
     w->panels = NULL;
+    w->borrowed = false;
 }
 
 /* Steps of 4 k that all of K decodes to, chunk by chunk (each group's

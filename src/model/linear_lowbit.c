@@ -141,6 +141,15 @@ static bool method_allows(qb_binder *b, const lowbit_row *r, const qb_st_tensor 
     return false;
 }
 
+/* W.A8's zsum and plan, and its panels on the model's huge pages. */
+static bool alloc_a8(qb_binder *b, const qb_st_tensor *t, qb_lowbit_weights *w) {
+    size_t want = qb_lowbit_panels_wanted(w, b->m->kern_lowbit.panels);
+    uint8_t *at = want ? qb_binder_alloc_packed(b, want, t->name) : NULL;
+    if (want && !at) return false;
+    if (qb_lowbit_weights_alloc(w, b->m->kern_lowbit.panels, at)) return true;
+    return !qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, t->name);
+}
+
 static bool bind_lowbit(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     const lowbit_row *r = lowbit_of(l->fmt);
     size_t row_bytes = qb_code_row_bytes(r->code, l->in);
@@ -154,11 +163,7 @@ static bool bind_lowbit(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     }
     *w = (qb_lowbit_weights){.code = r->code, .N = l->out, .K = l->in, .rows = t->data, .row_bytes = row_bytes};
     bool ok = r->kind == QB_LOWBIT_KMEANS ? bind_codebook(b, r, l, t, w) : bind_grid(b, r, l, t, w);
-    if (ok && r->row.integer_inputs) {
-        ok = qb_linear_bind_input_grid(b, l);
-        if (ok && !qb_lowbit_weights_alloc(w, b->m->kern_lowbit.panels))
-            ok = !qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);
-    }
+    if (ok && r->row.integer_inputs) ok = qb_linear_bind_input_grid(b, l) && alloc_a8(b, t, w);
     if (!ok) {
         qb_lowbit_weights_free(w);
         free(w);
@@ -169,7 +174,6 @@ static bool bind_lowbit(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     register_codes(b, t, l->out, l->in);
     if (!r->row.integer_inputs) return true;
     /* panels are what the kernels read: the mapped codes need not stay resident */
-    if (w->panels) b->m->held_bytes += qb_lowbit_panels_bytes(w);
     return qb_binder_defer_pack(b, l, t, w->panels != NULL);
 }
 
