@@ -95,7 +95,10 @@ size_t qb_i8_weights_bytes(const qb_kernels_i8 *k, int N, int K) {
 void qb_i8_weights_fill(const qb_kernels_i8 *k, const int8_t *w, int N, int K, qb_i8_weights *out) {
     size_t bytes = qb_i8_packed_bytes(k->isa, N, K);
     out->narrow = k->isa == QB_ISA_AVX2 && qb_i8_all_narrow(w, (size_t)N * K);
-    memset(out->packed, 0, qb_i8_weights_bytes(k, N, K));
+    /* padding must read as zero weights; a layout without any is all
+     * written below (int8 attention refills per call: no wasted pass) */
+    size_t written = bytes == (size_t)N * K ? bytes : 0;
+    memset((char *)out->packed + written, 0, qb_i8_weights_bytes(k, N, K) - written);
     switch (k->isa) {
     case QB_ISA_AVX2: qb_i8_pack_avx2(w, N, K, out->narrow ? 4 : 2, out->packed); break;
     case QB_ISA_AVX512:
