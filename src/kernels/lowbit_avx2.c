@@ -294,7 +294,60 @@ static void qb_lowbit_gemm_a8_avx2(const qb_lowbit_a8_args *g, int n0, int n1, v
             qb_lb_block(g, m0, g->M - m0 < QB_LOWBIT_MC ? g->M - m0 : QB_LOWBIT_MC, n, &L, scratch);
 }
 
+/* 16 INT4 codes from 8 bytes, in k order (low nibble first), as int32:
+ * k 0-7 in c[0], 8-15 in c[1]. */
+static inline void qb_lb_u4_codes16(const uint8_t *src, __m256i c[2]) {
+    __m128i b = _mm_loadl_epi64((const __m128i *)src), m = _mm_set1_epi8(15);
+    __m128i k16 = _mm_unpacklo_epi8(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m));
+    c[0] = _mm256_cvtepu8_epi32(k16);
+    c[1] = _mm256_cvtepu8_epi32(_mm_srli_si128(k16, 8));
+}
+
+/* Codebook entries book[c] of 8 codes (< 16): a permute of each half of
+ * the book, chosen by the code's bit 3 (moved to the sign bit). */
+static inline __m256 qb_lb_book8(__m256 lo, __m256 hi, __m256i c) {
+    __m256 take_hi = _mm256_castsi256_ps(_mm256_slli_epi32(c, 28));
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, c), _mm256_permutevar8x32_ps(hi, c), take_hi);
+}
+
+/* INT4 rows 16 codes at a time, as the AVX-512 decoder: scale * (code -
+ * zero) in one multiply, or the codebook entry, exactly as
+ * qb_lowbit_dequantize rounds; other codes, odd starts and the ends of
+ * groups go to it.  The weight-only GEMM decodes every weight per call,
+ * and the codebook's scalar lookups were a sixth of a kmeans4 run. */
+static void qb_lowbit_dequantize_avx2(const qb_lowbit_weights *w, int n, int k0, int count, float *out) {
+    if (w->code != QB_CODE_U4 || (k0 & 1)) {
+        qb_lowbit_dequantize(w, n, k0, count, out);
+        return;
+    }
+    const uint8_t *row = w->rows + (size_t)n * w->row_bytes;
+    const float *book = w->codebook ? w->codebook + (size_t)n * 16 : NULL;
+    __m256 lo = book ? _mm256_loadu_ps(book) : _mm256_setzero_ps(), hi = book ? _mm256_loadu_ps(book + 8) : lo;
+    int done = 0;
+    while (count - done >= 16) {
+        int k = k0 + done, g = k / w->group, run = book ? count - done : (g + 1) * w->group - k;
+        run = run < count - done ? run : count - done;
+        if (run < 16) { /* the end of a group: its last codes one by one */
+            qb_lowbit_dequantize(w, n, k, run, out + done);
+            done += run;
+            continue;
+        }
+        run &= ~15;
+        __m256 s = _mm256_set1_ps(book ? 0.0f : w->scale[(size_t)n * w->G + g]);
+        __m256i z = _mm256_set1_epi32(book ? 0 : qb_lowbit_zero_point(w, n, g)), c[2];
+        for (int i = 0; i < run; i += 16) {
+            qb_lb_u4_codes16(row + (k + i) / 2, c);
+            for (int h = 0; h < 2; h++) {
+                __m256 v = book ? qb_lb_book8(lo, hi, c[h]) : _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(c[h], z)));
+                _mm256_storeu_ps(out + done + i + 8 * h, v);
+            }
+        }
+        done += run;
+    }
+    if (done < count) qb_lowbit_dequantize(w, n, k0 + done, count - done, out + done);
+}
+
 void qb_kernels_lowbit_init_avx2(qb_kernels_lowbit *k) {
     *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX2, .panels = true, .gemm_a8 = qb_lowbit_gemm_a8_avx2,
-                             .dequantize = qb_lowbit_dequantize};
+                             .dequantize = qb_lowbit_dequantize_avx2};
 }
