@@ -44,10 +44,14 @@ static void check_round_trip(rng *r) {
             CHECK(row[bytes] == 0xA5, "%s K=%d: pack wrote past row_bytes", code_names[c], K);
             qb_code_unpack_row(code, row, K, 0, K, out);
             CHECK(memcmp(in, out, (size_t)K) == 0, "%s K=%d: round trip differs", code_names[c], K);
-            int k0 = K / 3, n = K - k0 - K / 5;
-            qb_code_unpack_row(code, row, K, k0, n, out);
-            CHECK(memcmp(in + k0, out, (size_t)n) == 0, "%s K=%d: unpack of [%d, %d) differs", code_names[c], K, k0,
-                  k0 + n);
+            /* every start within a byte of any code, runs ending inside one or at K */
+            for (int k0 = 0; k0 < K && k0 < 17; k0++)
+                for (int n = 1; k0 + n <= K; n = n < 11 ? n + 1 : K - k0) {
+                    qb_code_unpack_row(code, row, K, k0, n, out);
+                    CHECK(memcmp(in + k0, out, (size_t)n) == 0, "%s K=%d: unpack of [%d, %d) differs", code_names[c],
+                          K, k0, k0 + n);
+                    if (k0 + n == K) break;
+                }
             /* bytes past the last code are zero: repacking all-zero codes clears every bit */
             uint8_t *zeros = calloc((size_t)K, 1);
             qb_code_pack_row(code, zeros, K, row);

@@ -54,10 +54,38 @@ void qb_code_pack_row(qb_code c, const uint8_t *codes, int K, uint8_t *row) {
     }
 }
 
-/* One loop per code, each simple enough for the compiler to vectorize or
- * at least keep branch-free. */
+/* The U2 plane's codes [k0, k0 + n), a byte (four codes) at a time. */
+static void qb_code_unpack_u2(const uint8_t *row, int k0, int n, uint8_t *codes) {
+    for (int i = 0; i < n;) {
+        int k = k0 + i, j = k & 3;
+        unsigned v = row[k >> 2] >> 2 * j;
+        for (; j < 4 && i < n; j++, i++, v >>= 2) codes[i] = (uint8_t)(v & 3);
+    }
+}
+
+/* The five trits of every byte (those past 242, which no valid row holds,
+ * read as their digits mod 3), padded to 8 for whole-word stores; built
+ * by the compiler. */
+#define QB_T5(v) {(v) % 3, (v) / 3 % 3, (v) / 9 % 3, (v) / 27 % 3, (v) / 81 % 3}
+#define QB_T5_3(v) QB_T5(v), QB_T5((v) + 1), QB_T5((v) + 2)
+#define QB_T5_9(v) QB_T5_3(v), QB_T5_3((v) + 3), QB_T5_3((v) + 6)
+#define QB_T5_27(v) QB_T5_9(v), QB_T5_9((v) + 9), QB_T5_9((v) + 18)
+#define QB_T5_81(v) QB_T5_27(v), QB_T5_27((v) + 27), QB_T5_27((v) + 54)
+static const uint8_t qb_t5_trits[256][8] = {QB_T5_81(0), QB_T5_81(81), QB_T5_81(162), QB_T5_9(243), QB_T5_3(252),
+                                            QB_T5(255)};
+
+/* Whole bytes by table, each an 8-byte store that the next overwrites
+ * past its five codes: dividing by pow3[k % 5] for every code was most of
+ * a ternary model's run. */
+static void qb_code_unpack_t5(const uint8_t *row, int k0, int n, uint8_t *codes) {
+    int i = 0;
+    for (; i < n && (k0 + i) % 5; i++) codes[i] = qb_t5_trits[row[(k0 + i) / 5]][(k0 + i) % 5];
+    for (const uint8_t *p = row + (k0 + i) / 5; n - i >= 8; i += 5) memcpy(codes + i, qb_t5_trits[*p++], 8);
+    for (; i < n; i++) codes[i] = qb_t5_trits[row[(k0 + i) / 5]][(k0 + i) % 5];
+}
+
+/* A loop per code, byte by byte where bytes hold several codes. */
 void qb_code_unpack_row(qb_code c, const uint8_t *row, int K, int k0, int n, uint8_t *codes) {
-    static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
     const uint8_t *high = row + ((size_t)K + 3) / 4;
     switch (c) {
     case QB_CODE_U4: {
@@ -71,24 +99,16 @@ void qb_code_unpack_row(qb_code c, const uint8_t *row, int K, int k0, int n, uin
         if (i < n) codes[i] = (uint8_t)(*p & 15);
         break;
     }
-    case QB_CODE_U2:
-        for (int i = 0; i < n; i++) {
-            int k = k0 + i;
-            codes[i] = (uint8_t)(row[k >> 2] >> ((k & 3) * 2) & 3);
+    case QB_CODE_U2: qb_code_unpack_u2(row, k0, n, codes); break;
+    case QB_CODE_U3: /* the U2 plane's low bits, then the high plane's bit 2 */
+        qb_code_unpack_u2(row, k0, n, codes);
+        for (int i = 0; i < n;) {
+            int k = k0 + i, j = k & 7;
+            unsigned v = high[k >> 3] >> j;
+            for (; j < 8 && i < n; j++, i++, v >>= 1) codes[i] |= (uint8_t)((v & 1) << 2);
         }
         break;
-    case QB_CODE_U3:
-        for (int i = 0; i < n; i++) {
-            int k = k0 + i;
-            codes[i] = (uint8_t)((row[k >> 2] >> ((k & 3) * 2) & 3) | (high[k >> 3] >> (k & 7) & 1) << 2);
-        }
-        break;
-    case QB_CODE_T5:
-        for (int i = 0; i < n; i++) {
-            int k = k0 + i;
-            codes[i] = (uint8_t)(row[k / 5] / pow3[k % 5] % 3);
-        }
-        break;
+    case QB_CODE_T5: qb_code_unpack_t5(row, k0, n, codes); break;
     default: memset(codes, 0, (size_t)(n > 0 ? n : 0)); break;
     }
 }
