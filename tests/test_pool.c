@@ -210,7 +210,8 @@ static bool ladder(char *why) {
     EXPECT(alone >= 200, "the owner ran %d jobs alone, not a long streak, before the team came back", alone);
     on = jobs_on_owner_cpu(p, &with_worker, QB_POOL_SPIN);
     EXPECT(cpus < 2 || on > 0, "back to spinning, the workers kept off the owner's CPU in all %d jobs", with_worker);
-    snprintf(why, 256, "workers slept off the owner's CPU, the owner ran %d jobs alone, then the team spun again", alone);
+    snprintf(why, 256, "workers slept off the owner's CPU, the owner ran %d jobs alone, then the team spun again",
+             alone);
     qb_pool_free(p);
     return true;
 }

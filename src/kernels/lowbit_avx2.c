@@ -338,7 +338,8 @@ static void qb_lowbit_dequantize_avx2(const qb_lowbit_weights *w, int n, int k0,
         for (int i = 0; i < run; i += 16) {
             qb_lb_u4_codes16(row + (k + i) / 2, c);
             for (int h = 0; h < 2; h++) {
-                __m256 v = book ? qb_lb_book8(lo, hi, c[h]) : _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(c[h], z)));
+                __m256 v = book ? qb_lb_book8(lo, hi, c[h])
+                                : _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(c[h], z)));
                 _mm256_storeu_ps(out + done + i + 8 * h, v);
             }
         }
