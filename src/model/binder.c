@@ -37,7 +37,9 @@ bool qb_binder_own(qb_binder *b, void *p, size_t bytes) {
  * Weights get pages of their own rather than 2 MiB-aligned allocations
  * each, which would round every 2.4 MB matrix up to 4 MB: consecutive
  * packs share chunks, and a chunk's pages that no weight reached are
- * never touched, so never resident. */
+ * never touched, so never resident.  Those it reached are resident whole:
+ * the memory model counts a chunk's 2 MiB pages up to its last weight, as
+ * it counts a session's arena. */
 #define QB_PACKED_CHUNK ((size_t)64 << 20)
 
 void *qb_binder_alloc_packed(qb_binder *b, size_t bytes, const char *what) {
@@ -52,8 +54,8 @@ void *qb_binder_alloc_packed(qb_binder *b, size_t bytes, const char *what) {
         b->arena = chunk, b->arena_used = 0, b->arena_cap = cap;
     }
     void *p = b->arena + b->arena_used;
+    b->m->held_bytes += qb_huge_round(b->arena_used + bytes) - qb_huge_round(b->arena_used);
     b->arena_used += bytes;
-    b->m->held_bytes += bytes;
     return p;
 }
 
