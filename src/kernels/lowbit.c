@@ -78,10 +78,12 @@ static const uint8_t qb_t5_trits[256][8] = {QB_T5_81(0), QB_T5_81(81), QB_T5_81(
  * past its five codes: dividing by pow3[k % 5] for every code was most of
  * a ternary model's run. */
 static void qb_code_unpack_t5(const uint8_t *row, int k0, int n, uint8_t *codes) {
+#define QB_T5_CODE(k) qb_t5_trits[row[(k) / 5]][(k) % 5]
     int i = 0;
-    for (; i < n && (k0 + i) % 5; i++) codes[i] = qb_t5_trits[row[(k0 + i) / 5]][(k0 + i) % 5];
+    for (; i < n && (k0 + i) % 5; i++) codes[i] = QB_T5_CODE(k0 + i);
     for (const uint8_t *p = row + (k0 + i) / 5; n - i >= 8; i += 5) memcpy(codes + i, qb_t5_trits[*p++], 8);
-    for (; i < n; i++) codes[i] = qb_t5_trits[row[(k0 + i) / 5]][(k0 + i) % 5];
+    for (; i < n; i++) codes[i] = QB_T5_CODE(k0 + i);
+#undef QB_T5_CODE
 }
 
 /* A loop per code, byte by byte where bytes hold several codes. */
