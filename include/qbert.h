@@ -234,6 +234,28 @@ int qb_entities_simple(const qb_model *m, const qb_encoding *e, const float *log
 qb_status qb_split_words(const qb_model *m, const char *text, size_t len, qb_word_span *spans, int *n,
                          qb_error *err);
 
+/* Where a token came from, as Hugging Face's tokenizers gives offsets (its
+ * Rust encode(): bytes, trim_offsets applied): bytes [start, end) of its
+ * segment's text.  The template's special tokens ([CLS], [SEP]) have
+ * special = 1, segment -1 and start = end = 0. */
+typedef struct qb_token_offset {
+    size_t start, end;
+    int segment; /* 0: the text, 1: the pair */
+    int special; /* 1 for the template's special tokens */
+} qb_token_offset;
+
+/* The offsets of e's tokens (out has room for e->n); e was made by
+ * qb_tokenize from the same text and pair, at any max_length.  A normalized
+ * character points back at the character it came from, as in tokenizers
+ * ("가" under an uncased BERT is two tokens on the same three bytes; a
+ * replaced "``" at its second byte).  Where a normalizer joins characters
+ * otherwise (NFC composing an accent typed apart), a token that does not
+ * spell its text takes what its neighbours leave, and a word whose tokens
+ * cannot be laid puts each on the whole word.  QB_ERR_ARG when e's tokens
+ * are not this text's. */
+qb_status qb_token_offsets(const qb_model *m, const char *text, size_t len, const char *pair, size_t pair_len,
+                           const qb_encoding *e, qb_token_offset *out, qb_error *err);
+
 /* The truncation length every command uses unless told otherwise: the
  * model's max_position_embeddings, at most 512 (Hugging Face's
  * model_max_length for BERT-family tokenizers).  asked > 0 is returned as

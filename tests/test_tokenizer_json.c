@@ -181,6 +181,130 @@ static void check_component_cases(void) {
     CHECK(total > 0 && matched == total, "component cases: %d of %d differ", total - matched, total);
 }
 
+static qb_tokenizer *load(const char *rel);
+
+/* The slow tokenizer files: vocab.txt or spiece.model, default options. */
+static qb_tokenizer *load_slow(const char *rel) {
+    char path[4096];
+    qb_test_shared_path(path, sizeof path, rel);
+    qb_tokenizer *t = NULL;
+    qb_error err;
+    qb_tok_options o = qb_tok_default_options();
+    qb_status st = strstr(rel, "spiece") ? qb_tokenizer_load_sentencepiece(path, &o, &t, &err)
+                                         : qb_tokenizer_load_wordpiece(path, &o, &t, &err);
+    CHECK(st == QB_OK, "%s", err.msg);
+    return t;
+}
+
+/* One offsets.jsonl line's expected offsets against t's; prints the first
+ * differences.  Returns the tokens that differ (-1: the ids do). */
+static int offsets_differ(const qb_tokenizer *t, const json_t *j, qb_encoding *enc, qb_token_offset *got,
+                          int *shown) {
+    size_t tl, pl;
+    const char *text = qb_json_str(json_object_get(j, "text"), &tl);
+    const char *pair = qb_json_str(json_object_get(j, "text_pair"), &pl);
+    const json_t *ids = json_object_get(j, "ids"), *offs = json_object_get(j, "offsets");
+    const json_t *special = json_object_get(j, "special");
+    qb_error err;
+    if (qb_tokenizer_encode(t, text, tl, pair, pair ? pl : 0, 1 << 20, enc, &err) != QB_OK ||
+        enc->n_truncated > 0) /* a tokenizer.json's own truncation: not this check's business */
+        return -2;
+    if (enc->n != (int)json_array_size(ids) || enc->n > 4096) return -1;
+    for (int i = 0; i < enc->n; i++) {
+        int64_t id = -1;
+        if (!qb_json_int(json_array_get(ids, (size_t)i), &id) || id != enc->input_ids[i]) return -1;
+    }
+    if (qb_tokenizer_offsets(t, text, tl, pair, pair ? pl : 0, enc, got, &err) != QB_OK) {
+        fprintf(stderr, "  offsets failed: %s\n", err.msg);
+        return enc->n;
+    }
+    int bad = 0;
+    for (int i = 0; i < enc->n; i++) {
+        int64_t a = -1, b = -1, sp = -1;
+        const json_t *o = json_array_get(offs, (size_t)i);
+        qb_json_int(json_array_get(o, 0), &a);
+        qb_json_int(json_array_get(o, 1), &b);
+        qb_json_int(json_array_get(special, (size_t)i), &sp);
+        if (got[i].special == sp && (sp || ((int64_t)got[i].start == a && (int64_t)got[i].end == b))) continue;
+        if (bad++ == 0 && (*shown)++ < 40)
+            fprintf(stderr, "  offsets of \"%.80s\" token %d (%s): got [%zu, %zu)%s, want [%lld, %lld)%s\n", text, i,
+                    qb_tokenizer_piece(t, enc->input_ids[i]), got[i].start, got[i].end, got[i].special ? " special" : "",
+                    (long long)a, (long long)b, sp ? " special" : "");
+    }
+    return bad;
+}
+
+/* tests/data/tokenizer_json/offsets.jsonl (make_offsets.cjs): every
+ * token's offsets as tokenizers gives them, for the shared tokenizer.json
+ * files and, where the ids agree, the slow files: bert-base-uncased's
+ * vocab.txt and ALBERT-mini's spiece.model.  QB_OFFSETS_FILE names another
+ * file (make_offsets.cjs SHARED TEXTS.json OUT.jsonl writes one). */
+static void check_offsets(void) {
+    char path[4096];
+    const char *file = getenv("QB_OFFSETS_FILE");
+    if (!file) {
+        snprintf(path, sizeof path, "%s/tests/data/tokenizer_json/offsets.jsonl",
+                 getenv("QB_SOURCE_DIR") ? getenv("QB_SOURCE_DIR") : "..");
+        file = path;
+    }
+    char *buf;
+    size_t size;
+    qb_error err;
+    if (qb_file_read_all(file, &buf, &size, &err) != QB_OK) {
+        CHECK(0, "%s", err.msg);
+        return;
+    }
+    qb_tokenizer *t = NULL, *slow = NULL;
+    char name[256] = "";
+    qb_encoding enc = {0};
+    qb_token_offset *got = malloc(4096 * sizeof *got);
+    int tokens = 0, bad = 0, texts = 0, shown = 0, slow_texts = 0, slow_bad = 0, truncated = 0;
+    for (char *p = buf, *end = buf + size; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        json_t *j = NULL;
+        if (len && qb_json_parse(p, len, "offsets", &j, &err) == QB_OK) {
+            const char *tn = qb_json_str(json_object_get(j, "tokenizer"), NULL);
+            if (tn && strcmp(tn, name)) {
+                qb_tokenizer_free(t), qb_tokenizer_free(slow);
+                slow = NULL;
+                snprintf(name, sizeof name, "%s", tn);
+                char rel[512];
+                snprintf(rel, sizeof rel, "tokenizers/%s/tokenizer.json", name);
+                t = load(rel);
+                if (!strcmp(name, "bert-base-uncased")) slow = load_slow("tokenizers/bert-base-uncased/vocab.txt");
+                if (!strcmp(name, "albert-base-v2")) slow = load_slow("models/albert-mini-sst2/spiece.model");
+            }
+            int d = t ? offsets_differ(t, j, &enc, got, &shown) : -1;
+            CHECK(d >= -2 && d != -1, "offsets.jsonl: %s gives other ids for \"%.60s\"", name,
+                  qb_json_str(json_object_get(j, "text"), NULL));
+            if (d == -2) {
+                truncated++;
+                json_decref(j);
+                p += len + 1;
+                continue;
+            }
+            texts++;
+            tokens += enc.n;
+            bad += d > 0 ? d : 0;
+            int ds = slow ? offsets_differ(slow, j, &enc, got, &shown) : -1;
+            slow_texts += ds >= 0;
+            slow_bad += ds > 0 ? ds : 0;
+        }
+        json_decref(j);
+        p += len + 1;
+    }
+    printf("%s: %d of %d tokens' offsets as tokenizers gives them (%d texts, %d past a tokenizer's own "
+           "truncation left out); vocab.txt and spiece.model: %d texts, %d differ\n",
+           file, tokens - bad, tokens, texts, truncated, slow_texts, slow_bad);
+    CHECK(texts > 0 && slow_texts > 0 && bad == 0 && slow_bad == 0, "offsets: %d tokens differ, %d with the slow files",
+          bad, slow_bad);
+    qb_tokenizer_free(t), qb_tokenizer_free(slow);
+    qb_encoding_free(&enc);
+    free(got);
+    free(buf);
+}
+
 static qb_tokenizer *load(const char *rel) {
     char path[4096];
     qb_test_shared_path(path, sizeof path, rel);
@@ -290,6 +414,7 @@ static void check_small_bpe(void) {
 }
 
 int main(void) {
+    check_offsets();
     qb_tokenizer *bert = load("tokenizers/bert-base-uncased/tokenizer.json");
     qb_tokenizer *minilm = load("tokenizers/all-MiniLM-L6-v2/tokenizer.json");
     qb_tokenizer *roberta = load("tokenizers/roberta-base/tokenizer.json");

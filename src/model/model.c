@@ -387,4 +387,9 @@ qb_status qb_split_words(const qb_model *m, const char *text, size_t len, qb_wor
     return qb_tokenizer_split_words(m->tok, text, len, spans, n, err);
 }
 
+qb_status qb_token_offsets(const qb_model *m, const char *text, size_t len, const char *pair, size_t pair_len,
+                           const qb_encoding *e, qb_token_offset *out, qb_error *err) {
+    return qb_tokenizer_offsets(m->tok, text, len, pair, pair_len, e, out, err);
+}
+
 const char *qb_token_text(const qb_model *m, int32_t id) { return qb_tokenizer_piece(m->tok, id); }

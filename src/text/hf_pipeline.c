@@ -414,9 +414,10 @@ static qb_status ug_cp_step(const ug_norm *n, const qb_bytebuf *in, qb_bytebuf *
     return QB_OK;
 }
 
-/* Runs the normalizers; the result is in *res (one of w->utf8[0..1]). */
-static qb_status ug_normalize(const qb_hfp *u, const char *text, size_t len, const char *what, qb_tok_work *w,
-                              qb_bytebuf **res, qb_error *err) {
+/* Runs the normalizers; the result is in *res (one of w->utf8[0..1]).  A
+ * Prepend adds to a whole text, not to each of its characters (whole). */
+static qb_status ug_normalize(const qb_hfp *u, const char *text, size_t len, bool whole, const char *what,
+                              qb_tok_work *w, qb_bytebuf **res, qb_error *err) {
     qb_bytebuf *cur = &w->utf8[0], *nxt = &w->utf8[1];
     cur->n = 0;
     if (!append(cur, text, len)) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", what);
@@ -435,7 +436,8 @@ static qb_status ug_normalize(const qb_hfp *u, const char *text, size_t len, con
                 }
             }
         } else if (n->kind == N_PREPEND) {
-            ok = cur->n == 0 || (append(nxt, n->to, n->to_len) && append(nxt, cur->v, cur->n));
+            bool add = whole && cur->n > 0;
+            ok = (!add || append(nxt, n->to, n->to_len)) && append(nxt, cur->v, cur->n);
         } else if (n->kind == N_PRECOMPILED) {
             ok = qb_spn_precompiled(&u->charsmap, cur->v, cur->n, nxt);
         } else {
@@ -699,7 +701,7 @@ qb_status qb_hfp_tokenize(const qb_hfp *u, const char *text, size_t len, const c
     qb_status st = qb_utf8_decode(text, len, check, what, err); /* the errors name the caller's byte offsets */
     if (st != QB_OK) return st;
     qb_bytebuf *norm = NULL;
-    st = ug_normalize(u, text, len, what, w, &norm, err);
+    st = ug_normalize(u, text, len, true, what, w, &norm, err);
     if (st != QB_OK) return st;
     qb_bytebuf *cur = &w->pre[0], *nxt = &w->pre[1];
     qb_sp_spanbuf *cs = &w->words[0], *ns = &w->words[1];
@@ -729,6 +731,22 @@ qb_status qb_hfp_tokenize(const qb_hfp *u, const char *text, size_t len, const c
     return QB_OK;
 nomem:
     return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", what);
+}
+
+qb_status qb_hfp_normalize_char(const qb_hfp *p, const char *s, size_t n, qb_tok_work *w, qb_bytebuf **out,
+                                qb_error *err) {
+    return ug_normalize(p, s, n, false, "text", w, out, err);
+}
+
+size_t qb_hfp_leading_replace(const qb_hfp *p, const char *s, size_t n, const char **to, size_t *to_len) {
+    for (int i = 0; i < p->n_norm && p->norm[i].kind == N_REPLACE; i++) {
+        const ug_norm *r = &p->norm[i];
+        if (r->from_len && r->from_len <= n && !memcmp(s, r->from, r->from_len)) {
+            *to = r->to, *to_len = r->to_len;
+            return r->from_len;
+        }
+    }
+    return 0;
 }
 
 size_t qb_hfp_bytes(const qb_hfp *p) {

@@ -32,6 +32,13 @@ bool qb_hfp_byte_level(const qb_hfp *p);
 qb_status qb_hfp_tokenize(const qb_hfp *p, const char *text, size_t len, const char *what,
                           qb_tok_work *w, qb_i32buf *ids, qb_error *err);
 
+/* What the normalizers make of one character (n bytes at s), in *out (a
+ * buffer of w), for token offsets; a Prepend is left out. */
+qb_status qb_hfp_normalize_char(const qb_hfp *p, const char *s, size_t n, qb_tok_work *w, qb_bytebuf **out,
+                                qb_error *err);
+/* A Replace among the first normalizers that matches at s: the bytes it
+ * replaces (0: none) and, in *to, what it puts there. */
+size_t qb_hfp_leading_replace(const qb_hfp *p, const char *s, size_t n, const char **to, size_t *to_len);
 int qb_hfp_unigram_size(const qb_hfp *p);
 const char *qb_hfp_unigram_piece(const qb_hfp *p, int32_t id);
 

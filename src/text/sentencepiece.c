@@ -343,6 +343,16 @@ nomem:
     return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", what);
 }
 
+qb_status qb_sp_normalize_char(const qb_sentencepiece *sp, const char *s, size_t n, qb_tok_work *w,
+                               qb_bytebuf **out, qb_error *err) {
+    qb_status st = sp_preprocess(sp, s, n, "text", w, err);
+    if (st != QB_OK) return st;
+    *out = &w->utf8[1];
+    if (!qb_spn_normalize(&sp->norm, w->utf8[0].v, w->utf8[0].n, *out))
+        return qb_fail(err, QB_ERR_NOMEM, "text: out of memory");
+    return QB_OK;
+}
+
 size_t qb_sp_bytes(const qb_sentencepiece *sp) {
     size_t n = sizeof *sp + qb_ptab_bytes(&sp->matchable) + qb_ptab_bytes(&sp->user) + qb_ptab_bytes(&sp->by_text) +
                sp->model.charsmap_len;

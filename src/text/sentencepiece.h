@@ -19,6 +19,10 @@ size_t qb_sp_bytes(const qb_sentencepiece *sp);
 qb_status qb_sp_tokenize(const qb_sentencepiece *sp, const char *text, size_t len,
                          const char *what, qb_tok_work *w, qb_i32buf *ids, qb_error *err);
 
+/* What AlbertTokenizer's preprocessing and the model's normalizer make of
+ * one character (n bytes at s), in *out (a buffer of w), for token offsets. */
+qb_status qb_sp_normalize_char(const qb_sentencepiece *sp, const char *s, size_t n, qb_tok_work *w,
+                               qb_bytebuf **out, qb_error *err);
 int qb_sp_vocab_size(const qb_sentencepiece *sp);
 const char *qb_sp_piece(const qb_sentencepiece *sp, int32_t id);
 /* sentencepiece's PieceToId: unknown strings give the <unk> id. */

@@ -211,7 +211,7 @@ static size_t tok_prev_char(const char *s, size_t i) {
 
 /* The longest added token at text[i] (leftmost-longest, as HF's
  * Aho-Corasick), or NULL. */
-static const qb_tok_added *tok_added_at(const qb_tokenizer *t, const char *s, size_t len, size_t i) {
+const qb_tok_added *qb_tok_added_at(const qb_tokenizer *t, const char *s, size_t len, size_t i) {
     unsigned char c = (unsigned char)s[i];
     const qb_tok_added *best = NULL;
     for (size_t k = t->added_first[c]; k < t->added_first[c + 1]; k++) {
@@ -227,14 +227,14 @@ static const qb_tok_added *tok_added_at(const qb_tokenizer *t, const char *s, si
 
 /* Added tokens split the text first (their ids stand as they are, the
  * whitespace lstrip/rstrip ask for goes with them); the model reads the rest. */
-static qb_status tok_segment(const qb_tokenizer *t, const char *text, size_t len, const char *what,
-                             qb_tok_work *w, qb_i32buf *ids, qb_error *err) {
+qb_status qb_tok_segment(const qb_tokenizer *t, const char *text, size_t len, const char *what, qb_tok_work *w,
+                         qb_i32buf *ids, qb_error *err) {
     if (!text && len) return qb_fail(err, QB_ERR_ARG, "%s: NULL text with length %zu", what, len);
     if (!text) text = "";
     if (!t->n_added) return tok_model(t, text, len, what, w, ids, err);
     size_t start = 0, i = 0;
     while (i < len) {
-        const qb_tok_added *a = tok_added_at(t, text, len, i);
+        const qb_tok_added *a = qb_tok_added_at(t, text, len, i);
         if (!a) {
             i++;
             continue;
@@ -302,16 +302,21 @@ static qb_status tok_template(const qb_tokenizer *t, bool has_pair, int *max_len
     return QB_OK;
 }
 
+void qb_tok_keep(size_t budget, size_t n0, size_t n1, size_t keep[2]) {
+    keep[0] = n0, keep[1] = n1;
+    while (keep[0] + keep[1] > budget) {
+        if (keep[0] > keep[1]) keep[0]--;
+        else keep[1]--;
+    }
+}
+
 /* The segments' ids truncated longest_first (one token at a time from the
  * longer segment, from the pair on ties) and laid into the template;
  * word_of (NULL: no words) maps each segment's ids to words. */
 static qb_status tok_assemble(const qb_tok_item *it, int n_it, int specials, int max_length, const qb_i32buf *seg,
                               const qb_i32buf *word_of, qb_encoding *enc, qb_error *err) {
-    size_t budget = (size_t)(max_length - specials), keep[2] = {seg[0].n, seg[1].n};
-    while (keep[0] + keep[1] > budget) {
-        if (keep[0] > keep[1]) keep[0]--;
-        else keep[1]--;
-    }
+    size_t keep[2];
+    qb_tok_keep((size_t)(max_length - specials), seg[0].n, seg[1].n, keep);
     if (!tok_reserve_encoding(enc, keep[0] + keep[1] + (size_t)specials))
         return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
     enc->n = 0;
@@ -335,8 +340,8 @@ qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t le
     if (!w) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
     qb_i32buf *seg = w->seg;
     seg[0].n = seg[1].n = 0;
-    st = tok_segment(t, text, len, "text", w, &seg[0], err);
-    if (st == QB_OK && pair) st = tok_segment(t, pair, pair_len, "text pair", w, &seg[1], err);
+    st = qb_tok_segment(t, text, len, "text", w, &seg[0], err);
+    if (st == QB_OK && pair) st = qb_tok_segment(t, pair, pair_len, "text pair", w, &seg[1], err);
     if (st != QB_OK) return st;
     return tok_assemble(it, n_it, specials, max_length, seg, NULL, enc, err);
 }
@@ -351,7 +356,7 @@ static qb_status tok_words(const qb_tokenizer *t, const qb_words *ws, int first,
     for (int i = 0; i < ws->n; i++) {
         char what[32];
         snprintf(what, sizeof what, "word %d", first + i);
-        qb_status st = tok_segment(t, ws->words[i], ws->lens[i], what, w, ids, err);
+        qb_status st = qb_tok_segment(t, ws->words[i], ws->lens[i], what, w, ids, err);
         if (st != QB_OK) return st;
         if (!QB_TOK_RESERVE(word_of, ids->n)) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
         while (word_of->n < ids->n) word_of->v[word_of->n++] = first + i;
@@ -387,7 +392,7 @@ qb_status qb_tokenizer_encode_word_pair(const qb_tokenizer *t, const qb_words *t
 static size_t tok_special_len(const qb_tokenizer *t, const char *s, size_t len, size_t i) {
     static const char *const names[] = {"[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"};
     if (t->n_added) {
-        const qb_tok_added *a = tok_added_at(t, s, len, i);
+        const qb_tok_added *a = qb_tok_added_at(t, s, len, i);
         return a ? a->len : 0;
     }
     for (size_t k = 0; t->kind == QB_TOK_WORDPIECE && k < sizeof names / sizeof *names; k++)
@@ -405,7 +410,9 @@ qb_status qb_tokenizer_split_words(const qb_tokenizer *t, const char *text, size
         uint32_t c;
         size_t k = qb_utf8_decode_char(text + i, len - i, &c), special = tok_special_len(t, text, len, i);
         if (!k) return qb_fail(err, QB_ERR_UTF8, "text: invalid UTF-8 at byte %zu", i);
-        bool space = qb_uni_is_py_space(c) || (bert && qb_uni_is_bert_space(c));
+        /* BERT's cleanup drops control characters before it splits: U+0085 joins, not splits */
+        bool dropped = bert && (c == 0 || c == 0xFFFD || qb_uni_is_bert_control(c));
+        bool space = !dropped && (qb_uni_is_py_space(c) || (bert && qb_uni_is_bert_space(c)));
         bool alone = special || (bert && (qb_uni_is_punct(c) || qb_uni_is_cjk(c)));
         if (in_word && (space || alone)) spans[(*n)++] = (qb_word_span){start, i, start, i};
         in_word = !space && !alone && (in_word || (start = i, true));

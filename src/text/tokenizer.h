@@ -73,4 +73,8 @@ qb_status qb_tokenizer_encode_word_pair(const qb_tokenizer *t, const qb_words *t
 qb_status qb_tokenizer_split_words(const qb_tokenizer *t, const char *text, size_t len, qb_word_span *spans,
                                    int *n, qb_error *err);
 
+/* See qb_token_offsets (qbert.h). */
+qb_status qb_tokenizer_offsets(const qb_tokenizer *t, const char *text, size_t len, const char *pair,
+                               size_t pair_len, const qb_encoding *e, qb_token_offset *out, qb_error *err);
+
 #endif

@@ -45,11 +45,24 @@ struct qb_tokenizer {
     char **pieces;               /* id -> text, vocab and added tokens */
     int n_pieces;
     int max_length;              /* "truncation": its max_length, 0 when none */
+    bool trim_offsets;           /* the post-processor's trim_offsets (RobertaProcessing, ByteLevel) */
+    bool trim_keeps_prefix;      /* ... and its add_prefix_space */
     char desc[96];               /* what `qbert info` prints */
 };
 
 /* [CLS] A [SEP] (B [SEP]) with types 0 (1 for B's part): BERT's layout. */
 void qb_tok_template_bert(qb_tok_template *t, int32_t cls, int32_t sep);
+
+/* The longest added token at s[i], or NULL. */
+const qb_tok_added *qb_tok_added_at(const qb_tokenizer *t, const char *s, size_t len, size_t i);
+
+/* The ids of one text, added tokens split out first, appended to ids. */
+qb_status qb_tok_segment(const qb_tokenizer *t, const char *text, size_t len, const char *what, qb_tok_work *w,
+                         qb_i32buf *ids, qb_error *err);
+
+/* Hugging Face's longest_first truncation of segments of n0 and n1 tokens
+ * to budget: the lengths kept. */
+void qb_tok_keep(size_t budget, size_t n0, size_t n1, size_t keep[2]);
 
 qb_status qb_tokenizer_load_json(const char *path, qb_tokenizer **out, qb_error *err);
 

@@ -283,12 +283,22 @@ static bool tj_pair_id(const json_t *pp, const char *key, int32_t *id) {
     return true;
 }
 
+/* RobertaProcessing's and ByteLevel's offset trimming. */
+static void tj_trim(qb_tokenizer *t, const json_t *p) {
+    const char *type = qb_json_str(json_object_get(p, "type"), NULL);
+    if (!type || (strcmp(type, "ByteLevel") && strcmp(type, "RobertaProcessing"))) return;
+    t->trim_offsets = qb_json_get_bool(p, "trim_offsets", true);
+    t->trim_keeps_prefix = qb_json_get_bool(p, "add_prefix_space", true);
+}
+
 static qb_status tj_post(const tj_ctx *c, qb_tokenizer *t, const json_t *pp, qb_error *err) {
     qb_tok_template *tm = &t->tmpl;
+    tj_trim(t, pp);
     if (qb_json_str_eq(json_object_get(pp, "type"), "Sequence")) { /* ByteLevel steps touch only offsets */
         const json_t *list = json_object_get(pp, "processors"), *keep = NULL;
         for (size_t i = 0; i < json_array_size(list); i++) {
             const json_t *p = json_array_get(list, i);
+            tj_trim(t, p);
             if (qb_json_str_eq(json_object_get(p, "type"), "ByteLevel")) continue;
             if (keep) return tj_unsupported(c, "post_processor Sequence with two id-changing steps, one", p, err);
             keep = p;

@@ -321,6 +321,30 @@ nomem:
     return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", what);
 }
 
+qb_status qb_wp_normalize_char(const qb_wordpiece *wp, const char *s, size_t n, qb_tok_work *w, qb_bytebuf **out,
+                               qb_error *err) {
+    qb_u32buf *a = &w->cp[0], *b = &w->cp[1], *t;
+    a->n = b->n = 0;
+    qb_status st = qb_utf8_decode(s, n, a, "text", err);
+    if (st != QB_OK) return st;
+    const qb_tok_options *o = &wp->opt;
+    bool ok = wp_clean(wp, a->v, a->n, b);
+    if (ok && o->do_lower_case) {
+        a->n = 0;
+        ok = qb_uni_lower(b->v, b->n, a);
+        t = a, a = b, b = t;
+    }
+    if (ok && (o->do_lower_case ? o->strip_accents != 0 : o->strip_accents == 1)) {
+        a->n = 0;
+        ok = wp_strip_accents(b->v, b->n, a);
+        t = a, a = b, b = t;
+    }
+    *out = &w->utf8[0];
+    (*out)->n = 0;
+    if (!ok || !qb_utf8_encode(b->v, b->n, *out)) return qb_fail(err, QB_ERR_NOMEM, "text: out of memory");
+    return QB_OK;
+}
+
 size_t qb_wp_bytes(const qb_wordpiece *wp) {
     return sizeof *wp + qb_ptab_bytes(&wp->words) + qb_ptab_bytes(&wp->suffix) +
            (size_t)wp->n_pieces * sizeof *wp->pieces;

@@ -27,6 +27,10 @@ qb_status qb_wp_tokenize(const qb_wordpiece *wp, const char *text, size_t len, c
  * tokenizers' WordPiece model.  False when out of memory. */
 bool qb_wp_word(const qb_wordpiece *wp, const char *s, size_t len, qb_tok_work *w, qb_i32buf *ids);
 
+/* What BasicTokenizer's cleanup, lowercasing and accent stripping make of
+ * one character (n bytes at s), in *out (a buffer of w), for token offsets. */
+qb_status qb_wp_normalize_char(const qb_wordpiece *wp, const char *s, size_t n, qb_tok_work *w, qb_bytebuf **out,
+                               qb_error *err);
 int qb_wp_vocab_size(const qb_wordpiece *wp);
 const char *qb_wp_piece(const qb_wordpiece *wp, int32_t id);
 int32_t qb_wp_id(const qb_wordpiece *wp, const char *piece, int32_t missing);

@@ -1,6 +1,7 @@
 /* Tokenizing arbitrary bytes (invalid UTF-8 included) with a loaded
  * tokenizer, as predict and eval do: a text and an optional pair (split at
- * the first 0x1F byte), both truncations, and the same bytes as words. */
+ * the first 0x1F byte), both truncations with the tokens' offsets, and the
+ * same bytes as words. */
 #ifndef QB_FUZZ_TOK_H
 #define QB_FUZZ_TOK_H
 
@@ -19,6 +20,20 @@ static inline void fuzz_check_encoding(const qb_tokenizer *t, const qb_encoding 
     }
 }
 
+/* Offsets inside their segment, special tokens on none. */
+static inline void fuzz_check_offsets(const qb_tokenizer *t, const qb_encoding *e, const char *text, size_t len,
+                                      const char *pair, size_t pair_len) {
+    static qb_token_offset off[1024];
+    qb_error err;
+    if (e->n > 1024) return;
+    if (qb_tokenizer_offsets(t, text, len, pair, pair_len, e, off, &err) != QB_OK) abort();
+    for (int i = 0; i < e->n; i++) {
+        size_t n = off[i].segment == 1 ? pair_len : len;
+        if (off[i].special ? off[i].segment != -1 || off[i].end : off[i].start > off[i].end || off[i].end > n)
+            abort();
+    }
+}
+
 static inline void fuzz_tokenize(const qb_tokenizer *t, qb_encoding *enc, const uint8_t *data, size_t size) {
     const char *text = (const char *)data, *pair = NULL;
     size_t len = size, pair_len = 0;
@@ -31,9 +46,10 @@ static inline void fuzz_tokenize(const qb_tokenizer *t, qb_encoding *enc, const 
     qb_error err;
     static const int lengths[] = {5, 512};
     for (int k = 0; k < 2; k++) {
-        if (qb_tokenizer_encode(t, text, len, pair, pair_len, lengths[k], enc, &err) == QB_OK)
+        if (qb_tokenizer_encode(t, text, len, pair, pair_len, lengths[k], enc, &err) == QB_OK) {
             fuzz_check_encoding(t, enc, lengths[k]);
-        else
+            fuzz_check_offsets(t, enc, text, len, pair, pair_len);
+        } else
             fuzz_touch(err.msg, strlen(err.msg));
     }
     /* the same bytes as space-separated words (CoNLL's path) */
