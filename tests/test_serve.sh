@@ -98,6 +98,32 @@ check "/v1/embeddings base64 (curl) equals qbert embed --normalize" close_to "$T
   "[r['embedding'] for r in b]"
 post "$E_PORT" /tokenize "{\"inputs\": \"$T1\"}"
 check "/tokenize ids equal qbert embed's" close_to "$TMP/out.json" "$TMP/raw.jsonl" "[[t['id'] for t in a[0]]]" "[b[0]['input_ids']]"
+# bert-mini's vocab.txt is bert-base-uncased's: offsets as tokenizers gives them for its tokenizer.json
+tokenize_as_hf() { # tokenize_as_hf OUT.json TEXT(JSON-escaped) SPECIALS
+  $PY - "$1" "$SRC/tests/data/tokenizer_json/offsets.jsonl" "$2" "$3" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1]))[0]
+text, specials = json.loads('"' + sys.argv[3] + '"'), sys.argv[4] == "true"
+want = next(j for j in map(json.loads, open(sys.argv[2]))
+            if j["tokenizer"] == "bert-base-uncased" and j["text"] == text and j["text_pair"] is None)
+exp = []
+for i, s, (a, b) in zip(want["ids"], want["special"], want["offsets"]):
+    if s and specials:
+        exp.append((i, True, None, None))
+    elif not s:
+        exp.append((i, False, a, b, text.encode()[a:b].decode()))
+have = [(t["id"], t["special"], t["start"], t["stop"]) + (() if t["special"] else (t["text"],)) for t in got]
+if have != exp:
+    sys.exit("got  %s\nwant %s" % (have, exp))
+EOF
+}
+for T4 in 'Korean 가나다 and ½ cup, Ⅷ kings' 'two\u0085words and\u00a0nbsp\u200bzwsp'; do
+  for SPECIALS in true false; do
+    post "$E_PORT" /tokenize "{\"inputs\": [\"$T4\"], \"add_special_tokens\": $SPECIALS}"
+    check "/tokenize \"$T4\" add_special_tokens=$SPECIALS: tokenizers' ids, offsets and texts" \
+      tokenize_as_hf "$TMP/out.json" "$T4" "$SPECIALS"
+  done
+done
 
 "$QBERT" predict "$M" "$T1" "$T2" "$T3" --json --threads 1 >"$TMP/pred.jsonl"
 "$QBERT" predict "$M" "$T1" --pair "$T3" --json --threads 1 >"$TMP/pair.jsonl"

@@ -166,9 +166,47 @@ static bool read_options(srv_call *c, srv_reply *r) {
 
 /* ---- tokenizing ---- */
 
+/* TEI's SimpleToken: a special token's text is its vocabulary piece, with
+ * null offsets; any other's is the bytes of its input [start, stop). */
+static json_t *token_json(const srv_ctx *x, const srv_input *in, int32_t id, const qb_token_offset *off) {
+    json_t *o = json_object();
+    const char *src = off->segment == 1 ? in->pair : in->text, *piece = qb_token_text(x->m, id);
+    bool ok = o && qb_json_set_int(o, "id", id) && qb_json_set(o, "special", json_boolean(off->special));
+    if (ok && off->special)
+        ok = qb_json_set_str(o, "text", piece ? piece : "") && qb_json_set(o, "start", json_null()) &&
+             qb_json_set(o, "stop", json_null());
+    else if (ok)
+        ok = qb_json_set(o, "text", json_stringn(src + off->start, off->end - off->start)) &&
+             qb_json_set_int(o, "start", (long long)off->start) && qb_json_set_int(o, "stop", (long long)off->end);
+    return qb_json_built(o, ok);
+}
+
+/* One input's tokens for /tokenize, the special ones if asked for. */
+static bool tokens_json(const srv_ctx *x, const srv_input *in, const qb_encoding *e, bool specials, json_t *all,
+                        srv_reply *r, int i) {
+    qb_token_offset *off = malloc((size_t)(e->n ? e->n : 1) * sizeof *off);
+    qb_error err = {0};
+    if (!off) return srv_error(r, 500, "backend", "out of memory for input %d's offsets", i);
+    if (qb_token_offsets(x->m, in->text, in->len, in->pair, in->pair_len, e, off, &err)) {
+        free(off);
+        return srv_error(r, 422, "tokenizer", "input %d: %s", i, err.msg);
+    }
+    json_t *a = json_array();
+    bool ok = a != NULL;
+    for (int t = 0; ok && t < e->n; t++)
+        if (!off[t].special || specials) ok = qb_json_push(a, token_json(x, in, e->input_ids[t], &off[t]));
+    free(off);
+    ok = qb_json_push(all, qb_json_built(a, ok));
+    return ok || srv_error(r, 500, "backend", "out of memory for input %d's tokens", i);
+}
+
+/* Every input tokenized; /tokenize's, as TEI's, untruncated and answered
+ * here, while the texts are at hand: the model does not run for them. */
 static bool tokenize(const srv_ctx *x, srv_call *c, const srv_input *in, srv_reply *r) {
     srv_job *j = &c->job;
-    bool truncate = qb_json_get_bool(c->doc, "truncate", false);
+    bool truncate = qb_json_get_bool(c->doc, "truncate", false), only = c->route == SRV_TOKENIZE;
+    bool specials = qb_json_get_bool(c->doc, "add_special_tokens", true);
+    if (only && !(j->tokens = json_array())) return srv_error(r, 500, "backend", "out of memory");
     j->enc = calloc((size_t)j->n, sizeof *j->enc);
     j->out = c->route == SRV_TOKENIZE ? NULL : malloc((size_t)j->n * (size_t)x->dim * sizeof(float));
     j->width = x->dim;
@@ -177,8 +215,10 @@ static bool tokenize(const srv_ctx *x, srv_call *c, const srv_input *in, srv_rep
     for (int i = 0; i < j->n; i++) {
         qb_error err = {0};
         qb_encoding *e = &j->enc[i];
-        if (qb_tokenize(x->m, in[i].text, in[i].len, in[i].pair, in[i].pair_len, x->max_len, e, &err))
+        if (qb_tokenize(x->m, in[i].text, in[i].len, in[i].pair, in[i].pair_len, only ? INT32_MAX / 2 : x->max_len,
+                        e, &err))
             return srv_error(r, 422, "tokenizer", "input %d: %s", i, err.msg);
+        if (only && !tokens_json(x, &in[i], e, specials, j->tokens, r, i)) return false;
         if (e->n_truncated && !truncate && c->route != SRV_TOKENIZE)
             return srv_error(r, 422, "validation",
                              "input %d has %d tokens, more than the %d allowed: send \"truncate\": true to cut it", i,
@@ -208,6 +248,7 @@ void srv_call_free(srv_call *c) {
     for (int i = 0; c->job.enc && i < c->job.n; i++) qb_encoding_free(&c->job.enc[i]);
     free(c->job.enc);
     free(c->job.out);
+    json_decref(c->job.tokens);
     json_decref(c->doc);
     memset(c, 0, sizeof *c);
 }
@@ -338,30 +379,7 @@ static bool reply_rerank(const srv_ctx *x, srv_call *c, srv_reply *r) {
     return reply_json(r, a, ok);
 }
 
-/* TEI's SimpleToken; qbert keeps no character offsets, so start and stop
- * are null, and the special tokens are the first, the last, and a pair's
- * separator (where the token type changes). */
-static json_t *tokens_json(const srv_ctx *x, const qb_encoding *e) {
-    json_t *a = json_array();
-    bool ok = a != NULL;
-    for (int t = 0; ok && t < e->n; t++) {
-        json_t *o = json_object();
-        const char *text = qb_token_text(x->m, e->input_ids[t]);
-        bool special = t == 0 || t == e->n - 1 || (t + 1 < e->n && e->token_type_ids[t + 1] != e->token_type_ids[t]);
-        ok = o && qb_json_set_int(o, "id", e->input_ids[t]) && qb_json_set_str(o, "text", text ? text : "") &&
-             qb_json_set(o, "special", json_boolean(special)) && qb_json_set(o, "start", json_null()) &&
-             qb_json_set(o, "stop", json_null());
-        ok = qb_json_push(a, o) && ok;
-    }
-    return qb_json_built(a, ok);
-}
-
-static bool reply_tokenize(const srv_ctx *x, srv_call *c, srv_reply *r) {
-    json_t *a = json_array();
-    bool ok = a != NULL;
-    for (int i = 0; ok && i < c->job.n; i++) ok = qb_json_push(a, tokens_json(x, &c->job.enc[i]));
-    return reply_json(r, a, ok);
-}
+static bool reply_tokenize(srv_call *c, srv_reply *r) { return reply_json(r, json_incref(c->job.tokens), true); }
 
 void srv_call_reply(const srv_ctx *x, srv_call *c, srv_reply *r) {
     if (c->job.failed) {
@@ -373,7 +391,7 @@ void srv_call_reply(const srv_ctx *x, srv_call *c, srv_reply *r) {
     case SRV_OPENAI: reply_openai(x, c, r); break;
     case SRV_PREDICT: reply_predict(x, c, r); break;
     case SRV_RERANK: reply_rerank(x, c, r); break;
-    default: reply_tokenize(x, c, r); break;
+    default: reply_tokenize(c, r); break;
     }
 }
 

@@ -60,6 +60,7 @@ typedef struct srv_job {
     int n, width;
     qb_encoding *enc;
     float *out;
+    json_t *tokens; /* /tokenize: the reply, made while the texts are at hand */
     int pending;  /* inputs not yet run (under the batcher's lock) */
     int unqueued; /* inputs not yet taken into a batch (the same) */
     bool done;    /* (under the batcher's lock) */
