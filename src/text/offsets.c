@@ -127,7 +127,7 @@ static bool off_surface(const qb_tokenizer *t, const off_work *o, int32_t id, bo
 
 static bool off_matches(const off_work *o, size_t pos, size_t i) {
     size_t l = o->at[i + 1] - o->at[i];
-    return l <= o->s.n - pos && !memcmp(o->s.v + pos, o->pieces.v + o->at[i], l);
+    return pos <= o->s.n && l <= o->s.n - pos && (!l || !memcmp(o->s.v + pos, o->pieces.v + o->at[i], l));
 }
 
 /* Lays the word's k tokens (their surfaces from o->at[i] in o->pieces) over
@@ -260,7 +260,8 @@ static qb_status off_segment(const qb_tokenizer *t, const char *text, size_t len
     o->ids.n = 0;
     if (st == QB_OK) st = qb_tok_segment(t, text, len, "text", w, &o->ids, err);
     if (st != QB_OK) return st;
-    bool same = o->ids.n == o->seg[s].n && !memcmp(o->ids.v, o->seg[s].v, o->ids.n * sizeof *o->ids.v);
+    size_t n_ids = o->ids.n;
+    bool same = n_ids == o->seg[s].n && (!n_ids || !memcmp(o->ids.v, o->seg[s].v, n_ids * sizeof *o->ids.v));
     if (!same) {
         o->seg[s].n = 0;
         st = off_word(t, text, len, (off_range){0, len, false}, s, o, w, err);
