@@ -226,7 +226,7 @@ static int offsets_differ(const qb_tokenizer *t, const json_t *j, qb_encoding *e
         qb_json_int(json_array_get(o, 1), &b);
         qb_json_int(json_array_get(special, (size_t)i), &sp);
         if (got[i].special == sp && (sp || ((int64_t)got[i].start == a && (int64_t)got[i].end == b))) continue;
-        if (bad++ == 0 && (*shown)++ < 40)
+        if (bad++ == 0 && (*shown)++ < 8)
             fprintf(stderr, "  offsets of \"%.80s\" token %d (%s): got [%zu, %zu)%s, want [%lld, %lld)%s\n", text, i,
                     qb_tokenizer_piece(t, enc->input_ids[i]), got[i].start, got[i].end, got[i].special ? " special" : "",
                     (long long)a, (long long)b, sp ? " special" : "");
@@ -293,6 +293,12 @@ static void check_offsets(void) {
         }
         json_decref(j);
         p += len + 1;
+    }
+    if (t) { /* an encoding of another text is refused, not laid */
+        qb_status st = qb_tokenizer_encode(t, "hello world", 11, NULL, 0, 512, &enc, &err);
+        if (st == QB_OK) st = qb_tokenizer_offsets(t, "other words", 11, NULL, 0, &enc, got, &err);
+        CHECK(st == QB_ERR_ARG && strstr(err.msg, "not those of this text"), "offsets of another text: %d %s", st,
+              err.msg);
     }
     printf("%s: %d of %d tokens' offsets as tokenizers gives them (%d texts, %d past a tokenizer's own "
            "truncation left out); vocab.txt and spiece.model: %d texts, %d differ\n",
