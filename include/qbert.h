@@ -256,6 +256,16 @@ typedef struct qb_token_offset {
 qb_status qb_token_offsets(const qb_model *m, const char *text, size_t len, const char *pair, size_t pair_len,
                            const qb_encoding *e, qb_token_offset *out, qb_error *err);
 
+/* Token ids back to text, as Hugging Face's tokenizers decodes them (with
+ * tokenizer.json's decoder: WordPiece, ByteLevel, Metaspace, or the tokens
+ * joined by spaces; vocab.txt as WordPiece, spiece.model as Metaspace);
+ * skip_special leaves the special tokens out.  Writes at most cap bytes,
+ * NUL included, into text (NULL when cap is 0); *len gets the full length
+ * (call again with more room when *len >= cap).  QB_ERR_ARG for an id past
+ * the vocabulary; QB_ERR_UNSUPPORTED for a decoder qbert does not know. */
+qb_status qb_detokenize(const qb_model *m, const int32_t *ids, int n, int skip_special, char *text, size_t cap,
+                        size_t *len, qb_error *err);
+
 /* The truncation length every command uses unless told otherwise: the
  * model's max_position_embeddings, at most 512 (Hugging Face's
  * model_max_length for BERT-family tokenizers).  asked > 0 is returned as

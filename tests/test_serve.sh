@@ -117,11 +117,30 @@ if have != exp:
     sys.exit("got  %s\nwant %s" % (have, exp))
 EOF
 }
-for T4 in 'Korean 가나다 and ½ cup, Ⅷ kings' 'two\u0085words and\u00a0nbsp\u200bzwsp'; do
+# decode_as_hf OUT.json TEXT(JSON-escaped) SKIP: both lists decoded as tokenizers decodes that text's ids
+decode_as_hf() {
+  $PY - "$1" "$SRC/tests/data/tokenizer_json/offsets.jsonl" "$2" "$3" <<'EOF'
+import json, sys
+text = json.loads('"' + sys.argv[3] + '"')
+want = next(j for j in map(json.loads, open(sys.argv[2])) if j["tokenizer"] == "bert-base-uncased" and j["text"] == text)
+want = want["decoded" if sys.argv[4] == "true" else "decoded_all"]
+got = json.load(open(sys.argv[1]))
+if got != [want, want]:
+    sys.exit("got  %r\nwant %r" % (got, [want, want]))
+EOF
+}
+for T4 in 'Korean 가나다 and ½ cup, Ⅷ kings' 'two\u0085words and\u00a0nbsp\u200bzwsp' \
+  "Hello, World! state-of-the-art 12,345.67 don't"; do
   for SPECIALS in true false; do
     post "$E_PORT" /tokenize "{\"inputs\": [\"$T4\"], \"add_special_tokens\": $SPECIALS}"
     check "/tokenize \"$T4\" add_special_tokens=$SPECIALS: tokenizers' ids, offsets and texts" \
       tokenize_as_hf "$TMP/out.json" "$T4" "$SPECIALS"
+  done
+  post "$E_PORT" /tokenize "{\"inputs\": \"$T4\"}"
+  IDS=$($PY -c "import json, sys; print(json.dumps([t['id'] for t in json.load(open(sys.argv[1]))[0]]))" "$TMP/out.json")
+  for SKIP in true false; do
+    post "$E_PORT" /decode "{\"ids\": [$IDS, $IDS], \"skip_special_tokens\": $SKIP}"
+    check "/decode \"$T4\" skip_special_tokens=$SKIP: tokenizers' text" decode_as_hf "$TMP/out.json" "$T4" "$SKIP"
   done
 done
 
@@ -215,6 +234,10 @@ bad "missing API key" 401 unauthorized "$E_PORT" /embed '{"inputs": "a"}' -H "$J
 bad "wrong API key" 401 unauthorized "$E_PORT" /embed '{"inputs": "a"}' -H "$J" -H 'Authorization: Bearer nope'
 bad "/predict on an embedding model" 400 validation "$E_PORT" /predict '{"inputs": "a"}'
 bad "base64 or float only" 400 validation "$E_PORT" /v1/embeddings '{"input": "a", "encoding_format": "int8"}'
+bad "/decode without ids" 400 empty "$E_PORT" /decode '{"ids": []}'
+bad "/decode of a string" 400 empty "$E_PORT" /decode '{"ids": "101 102"}'
+bad "/decode of a non-id" 400 validation "$E_PORT" /decode '{"ids": [[101], [1.5]]}'
+bad "/decode past the vocabulary" 422 tokenizer "$E_PORT" /decode '{"ids": [101, 99999999]}'
 post "$E_PORT" /embed "{\"inputs\": \"$(printf 'word %.0s' $(seq 100))\", \"truncate\": true}"
 check "truncate: true cuts instead" test "$(cat "$TMP/out.code")" = 200
 # A client that sends half a request and goes silent is cut off by --timeout 2, while others are served.

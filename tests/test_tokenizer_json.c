@@ -196,10 +196,29 @@ static qb_tokenizer *load_slow(const char *rel) {
     return t;
 }
 
-/* One offsets.jsonl line's expected offsets against t's; prints the first
- * differences.  Returns the tokens that differ (-1: the ids do). */
+/* Whether the line's ids decode to its `key` text (skipping special tokens
+ * or not), printing the first differences. */
+static int decoded_differs(const qb_tokenizer *t, const json_t *j, const qb_encoding *enc, const char *key, bool skip,
+                           int *shown) {
+    size_t wl;
+    const char *want = qb_json_str(json_object_get(j, key), &wl);
+    if (!want) return 0; /* files written before decoding was checked */
+    qb_bytebuf got = {0};
+    qb_error err;
+    bool same = qb_tokenizer_decode(t, enc->input_ids, enc->n, skip, &got, &err) == QB_OK && got.n == wl &&
+                !memcmp(got.v, want, wl);
+    if (!same && (*shown)++ < 8)
+        fprintf(stderr, "  %s of \"%.60s\": got \"%.*s\", want \"%s\"\n", key,
+                qb_json_str(json_object_get(j, "text"), NULL), (int)got.n, got.v ? got.v : "", want);
+    free(got.v);
+    return !same;
+}
+
+/* One offsets.jsonl line's expected offsets and decoded texts against t's;
+ * prints the first differences.  Returns the tokens that differ (-1: the
+ * ids do; -2: t truncated them); *dec_bad counts the texts that differ. */
 static int offsets_differ(const qb_tokenizer *t, const json_t *j, qb_encoding *enc, qb_token_offset *got,
-                          int *shown) {
+                          int *shown, int *dec_bad) {
     size_t tl, pl;
     const char *text = qb_json_str(json_object_get(j, "text"), &tl);
     const char *pair = qb_json_str(json_object_get(j, "text_pair"), &pl);
@@ -218,6 +237,8 @@ static int offsets_differ(const qb_tokenizer *t, const json_t *j, qb_encoding *e
         fprintf(stderr, "  offsets failed: %s\n", err.msg);
         return enc->n;
     }
+    *dec_bad += decoded_differs(t, j, enc, "decoded", true, shown);
+    *dec_bad += decoded_differs(t, j, enc, "decoded_all", false, shown);
     int bad = 0;
     for (int i = 0; i < enc->n; i++) {
         int64_t a = -1, b = -1, sp = -1;
@@ -258,7 +279,7 @@ static void check_offsets(void) {
     char name[256] = "";
     qb_encoding enc = {0};
     qb_token_offset *got = malloc(4096 * sizeof *got);
-    int tokens = 0, bad = 0, texts = 0, shown = 0, slow_texts = 0, slow_bad = 0, truncated = 0;
+    int tokens = 0, bad = 0, texts = 0, shown = 0, slow_texts = 0, slow_bad = 0, truncated = 0, dec_bad = 0;
     for (char *p = buf, *end = buf + size; p < end;) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -275,7 +296,7 @@ static void check_offsets(void) {
                 if (!strcmp(name, "bert-base-uncased")) slow = load_slow("tokenizers/bert-base-uncased/vocab.txt");
                 if (!strcmp(name, "albert-base-v2")) slow = load_slow("models/albert-mini-sst2/spiece.model");
             }
-            int d = t ? offsets_differ(t, j, &enc, got, &shown) : -1;
+            int d = t ? offsets_differ(t, j, &enc, got, &shown, &dec_bad) : -1;
             CHECK(d >= -2 && d != -1, "offsets.jsonl: %s gives other ids for \"%.60s\"", name,
                   qb_json_str(json_object_get(j, "text"), NULL));
             if (d == -2) {
@@ -287,7 +308,7 @@ static void check_offsets(void) {
             texts++;
             tokens += enc.n;
             bad += d > 0 ? d : 0;
-            int ds = slow ? offsets_differ(slow, j, &enc, got, &shown) : -1;
+            int ds = slow ? offsets_differ(slow, j, &enc, got, &shown, &dec_bad) : -1;
             slow_texts += ds >= 0;
             slow_bad += ds > 0 ? ds : 0;
         }
@@ -301,10 +322,10 @@ static void check_offsets(void) {
               err.msg);
     }
     printf("%s: %d of %d tokens' offsets as tokenizers gives them (%d texts, %d past a tokenizer's own "
-           "truncation left out); vocab.txt and spiece.model: %d texts, %d differ\n",
-           file, tokens - bad, tokens, texts, truncated, slow_texts, slow_bad);
-    CHECK(texts > 0 && slow_texts > 0 && bad == 0 && slow_bad == 0, "offsets: %d tokens differ, %d with the slow files",
-          bad, slow_bad);
+           "truncation left out); vocab.txt and spiece.model: %d texts, %d differ; %d decoded texts differ\n",
+           file, tokens - bad, tokens, texts, truncated, slow_texts, slow_bad, dec_bad);
+    CHECK(texts > 0 && slow_texts > 0 && bad == 0 && slow_bad == 0 && dec_bad == 0,
+          "offsets: %d tokens differ, %d with the slow files; %d decoded texts differ", bad, slow_bad, dec_bad);
     qb_tokenizer_free(t), qb_tokenizer_free(slow);
     qb_encoding_free(&enc);
     free(got);
@@ -384,6 +405,24 @@ static void check_bad(void) {
 }
 
 /* A small byte-level BPE: merges by rank, added tokens with lstrip. */
+/* A decoder qbert does not know loads (encoding does not need it) and
+ * refuses to decode, naming it. */
+static void check_unknown_decoder(void) {
+    char *p = write_temp("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                         " \"decoder\": {\"type\": \"Fuse\"}}");
+    qb_tokenizer *t = NULL;
+    qb_error err;
+    CHECK(p && qb_tokenizer_load_json(p, &t, &err) == QB_OK, "%s", err.msg);
+    qb_bytebuf text = {0};
+    int32_t id = 0;
+    CHECK(t && qb_tokenizer_decode(t, &id, 1, true, &text, &err) == QB_ERR_UNSUPPORTED && strstr(err.msg, "Fuse"),
+          "unknown decoder: %s", err.msg);
+    free(text.v);
+    qb_tokenizer_free(t);
+    if (p) unlink(p);
+    free(p);
+}
+
 static void check_small_bpe(void) {
     const char *json =
         "{\"added_tokens\": [{\"id\": 7, \"content\": \"<m>\", \"lstrip\": true}],"
@@ -409,6 +448,13 @@ static void check_small_bpe(void) {
           "RoBERTa pair layout");
     CHECK(qb_tokenizer_vocab_size(t) == 8 && strcmp(qb_tokenizer_piece(t, 7), "<m>") == 0, "pieces");
     CHECK(strstr(qb_tokenizer_describe(t), "BPE (byte-level), 8 tokens") != NULL, "%s", qb_tokenizer_describe(t));
+    /* no decoder: the tokens joined by spaces; an id past the vocabulary is named */
+    qb_bytebuf text = {0};
+    int32_t ids[] = {0, 5, 6, 7}, bad[] = {0, 8};
+    CHECK(qb_tokenizer_decode(t, ids, 4, true, &text, &err) == QB_OK && !strcmp(text.v, "a bc \xc4\xa0" "a <m>"),
+          "decoded without a decoder: \"%s\"", text.v ? text.v : "");
+    CHECK(qb_tokenizer_decode(t, bad, 2, true, &text, &err) == QB_ERR_ARG && strstr(err.msg, "id 8"), "%s", err.msg);
+    free(text.v);
     /* a long word without spaces: merging is O(n log n), not quadratic */
     size_t n = 1 << 20;
     char *big = malloc(n);
@@ -421,6 +467,7 @@ static void check_small_bpe(void) {
 
 int main(void) {
     check_offsets();
+    check_unknown_decoder();
     qb_tokenizer *bert = load("tokenizers/bert-base-uncased/tokenizer.json");
     qb_tokenizer *minilm = load("tokenizers/all-MiniLM-L6-v2/tokenizer.json");
     qb_tokenizer *roberta = load("tokenizers/roberta-base/tokenizer.json");

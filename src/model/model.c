@@ -392,4 +392,19 @@ qb_status qb_token_offsets(const qb_model *m, const char *text, size_t len, cons
     return qb_tokenizer_offsets(m->tok, text, len, pair, pair_len, e, out, err);
 }
 
+qb_status qb_detokenize(const qb_model *m, const int32_t *ids, int n, int skip_special, char *text, size_t cap,
+                        size_t *len, qb_error *err) {
+    qb_bytebuf out = {0};
+    qb_status st = n < 0 || (n > 0 && !ids) ? qb_fail(err, QB_ERR_ARG, "decode: bad id list (%d ids)", n)
+                                            : qb_tokenizer_decode(m->tok, ids, n, skip_special != 0, &out, err);
+    *len = st == QB_OK ? out.n : 0;
+    if (st == QB_OK && cap) {
+        size_t k = out.n < cap ? out.n : cap - 1;
+        memcpy(text, out.v, k);
+        text[k] = 0;
+    }
+    free(out.v);
+    return st;
+}
+
 const char *qb_token_text(const qb_model *m, int32_t id) { return qb_tokenizer_piece(m->tok, id); }

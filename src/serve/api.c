@@ -206,7 +206,7 @@ static bool tokenize(const srv_ctx *x, srv_call *c, const srv_input *in, srv_rep
     srv_job *j = &c->job;
     bool truncate = qb_json_get_bool(c->doc, "truncate", false), only = c->route == SRV_TOKENIZE;
     bool specials = qb_json_get_bool(c->doc, "add_special_tokens", true);
-    if (only && !(j->tokens = json_array())) return srv_error(r, 500, "backend", "out of memory");
+    if (only && !(j->answer = json_array())) return srv_error(r, 500, "backend", "out of memory");
     j->enc = calloc((size_t)j->n, sizeof *j->enc);
     j->out = c->route == SRV_TOKENIZE ? NULL : malloc((size_t)j->n * (size_t)x->dim * sizeof(float));
     j->width = x->dim;
@@ -218,7 +218,7 @@ static bool tokenize(const srv_ctx *x, srv_call *c, const srv_input *in, srv_rep
         if (qb_tokenize(x->m, in[i].text, in[i].len, in[i].pair, in[i].pair_len, only ? INT32_MAX / 2 : x->max_len,
                         e, &err))
             return srv_error(r, 422, "tokenizer", "input %d: %s", i, err.msg);
-        if (only && !tokens_json(x, &in[i], e, specials, j->tokens, r, i)) return false;
+        if (only && !tokens_json(x, &in[i], e, specials, j->answer, r, i)) return false;
         if (e->n_truncated && !truncate && c->route != SRV_TOKENIZE)
             return srv_error(r, 422, "validation",
                              "input %d has %d tokens, more than the %d allowed: send \"truncate\": true to cut it", i,
@@ -227,8 +227,63 @@ static bool tokenize(const srv_ctx *x, srv_call *c, const srv_input *in, srv_rep
     return true;
 }
 
+/* ---- decoding ---- */
+
+/* One list of ids, decoded; false with the reply's error in r. */
+static bool decode_one(const srv_ctx *x, const json_t *v, bool skip, json_t *all, int32_t *ids, size_t at,
+                       srv_reply *r) {
+    size_t n = json_array_size(v), i;
+    const json_t *id;
+    if (!json_is_array(v) || n == 0)
+        return srv_error(r, 400, "validation", "\"ids\"[%zu] must be a non-empty list of token ids", at);
+    json_array_foreach(v, i, id) {
+        int64_t k;
+        if (!qb_json_int(id, &k) || k < 0 || k > INT32_MAX)
+            return srv_error(r, 400, "validation", "\"ids\"[%zu][%zu] is not a token id", at, i);
+        ids[i] = (int32_t)k;
+    }
+    qb_error err = {0};
+    size_t len = 0;
+    if (qb_detokenize(x->m, ids, (int)n, skip, NULL, 0, &len, &err))
+        return srv_error(r, 422, "tokenizer", "\"ids\"[%zu]: %s", at, err.msg);
+    char *text = malloc(len + 1);
+    bool ok = text && qb_detokenize(x->m, ids, (int)n, skip, text, len + 1, &len, &err) == QB_OK &&
+              qb_json_push(all, json_stringn(text, len));
+    free(text);
+    return ok || srv_error(r, 500, "backend", "out of memory decoding \"ids\"[%zu]", at);
+}
+
+/* TEI's /decode: "ids" a list of token ids or a list of them, each back to
+ * its text; the reply is always a list. */
+static bool decode(const srv_ctx *x, srv_call *c, srv_reply *r) {
+    const json_t *v = json_object_get(c->doc, "ids");
+    bool batch = json_is_array(v) && json_is_array(json_array_get(v, 0));
+    size_t n = batch ? json_array_size(v) : 1, longest = 1;
+    bool skip = qb_json_get_bool(c->doc, "skip_special_tokens", true);
+    if (!json_is_array(v) || !json_array_size(v))
+        return srv_error(r, 400, "empty", "\"ids\" must be a non-empty list of token ids, or a list of them");
+    if (n > (size_t)x->p->max_client_batch_size)
+        return srv_error(r, 413, "validation", "%zu id lists, more than the %d allowed per request", n,
+                         x->p->max_client_batch_size);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = json_array_size(batch ? json_array_get(v, i) : v);
+        if (k > longest) longest = k;
+    }
+    int32_t *ids = malloc(longest * sizeof *ids);
+    if (!ids || !(c->job.answer = json_array())) {
+        free(ids);
+        return srv_error(r, 500, "backend", "out of memory");
+    }
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = decode_one(x, batch ? json_array_get(v, i) : v, skip, c->job.answer, ids, i, r);
+    free(ids);
+    return ok;
+}
+
 bool srv_call_prepare(const srv_ctx *x, srv_call *c, srv_reply *r) {
     if (!json_is_object(c->doc)) return srv_error(r, 400, "validation", "the request body must be a JSON object");
+    if (c->route == SRV_DECODE) return decode(x, c, r);
     if (!check_model(x, c->route, r) || !read_options(c, r)) return false;
     int cap = x->p->max_client_batch_size, n = 0;
     srv_input *in = calloc((size_t)cap, sizeof *in);
@@ -248,7 +303,7 @@ void srv_call_free(srv_call *c) {
     for (int i = 0; c->job.enc && i < c->job.n; i++) qb_encoding_free(&c->job.enc[i]);
     free(c->job.enc);
     free(c->job.out);
-    json_decref(c->job.tokens);
+    json_decref(c->job.answer);
     json_decref(c->doc);
     memset(c, 0, sizeof *c);
 }
@@ -379,7 +434,7 @@ static bool reply_rerank(const srv_ctx *x, srv_call *c, srv_reply *r) {
     return reply_json(r, a, ok);
 }
 
-static bool reply_tokenize(srv_call *c, srv_reply *r) { return reply_json(r, json_incref(c->job.tokens), true); }
+static bool reply_answer(srv_call *c, srv_reply *r) { return reply_json(r, json_incref(c->job.answer), true); }
 
 void srv_call_reply(const srv_ctx *x, srv_call *c, srv_reply *r) {
     if (c->job.failed) {
@@ -391,7 +446,7 @@ void srv_call_reply(const srv_ctx *x, srv_call *c, srv_reply *r) {
     case SRV_OPENAI: reply_openai(x, c, r); break;
     case SRV_PREDICT: reply_predict(x, c, r); break;
     case SRV_RERANK: reply_rerank(x, c, r); break;
-    default: reply_tokenize(c, r); break;
+    default: reply_answer(c, r); break;
     }
 }
 

@@ -14,7 +14,7 @@
 
 struct MHD_Connection;
 
-enum { SRV_EMBED, SRV_PREDICT, SRV_RERANK, SRV_TOKENIZE, SRV_OPENAI, SRV_INFO, SRV_HEALTH, SRV_METRICS,
+enum { SRV_EMBED, SRV_PREDICT, SRV_RERANK, SRV_TOKENIZE, SRV_DECODE, SRV_OPENAI, SRV_INFO, SRV_HEALTH, SRV_METRICS,
        SRV_ROUTES, SRV_UNKNOWN = SRV_ROUTES };
 
 /* ---- metrics: counters and histograms behind one mutex ---- */
@@ -60,7 +60,7 @@ typedef struct srv_job {
     int n, width;
     qb_encoding *enc;
     float *out;
-    json_t *tokens; /* /tokenize: the reply, made while the texts are at hand */
+    json_t *answer; /* /tokenize, /decode: the reply, made while the request is at hand */
     int pending;  /* inputs not yet run (under the batcher's lock) */
     int unqueued; /* inputs not yet taken into a batch (the same) */
     bool done;    /* (under the batcher's lock) */

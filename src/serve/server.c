@@ -43,8 +43,8 @@ typedef struct {
 } srv_req;
 
 static int route_of(const char *url) {
-    static const char *const paths[SRV_ROUTES] = {"/embed", "/predict", "/rerank", "/tokenize", "/v1/embeddings",
-                                                  "/info", "/health", "/metrics"};
+    static const char *const paths[SRV_ROUTES] = {"/embed",          "/predict", "/rerank", "/tokenize", "/decode",
+                                                  "/v1/embeddings", "/info",    "/health", "/metrics"};
     for (int r = 0; r < SRV_ROUTES; r++)
         if (!strcmp(url, paths[r])) return r;
     return SRV_UNKNOWN;
@@ -161,7 +161,7 @@ static bool parse_body(qb_server *s, srv_req *q, srv_reply *r) {
 static enum MHD_Result start_call(qb_server *s, struct MHD_Connection *c, srv_req *q) {
     srv_reply r = {0};
     if (!parse_body(s, q, &r) || !srv_call_prepare(&s->ctx, &q->call, &r)) return send_reply(s, c, q, &r);
-    if (q->route == SRV_TOKENIZE) {
+    if (q->route == SRV_TOKENIZE || q->route == SRV_DECODE) {
         srv_call_reply(&s->ctx, &q->call, &r);
         return send_reply(s, c, q, &r);
     }

@@ -49,6 +49,14 @@ uint32_t qb_bpe_byte_char(unsigned c) {
     return c;
 }
 
+int qb_bpe_char_byte(uint32_t c) {
+    if (c >= 256 && c <= 288) return (int)(c - 256);
+    if (c >= 289 && c <= 322) return (int)(c - 289 + 127);
+    if (c == 323) return 173;
+    bool printable = (c >= 33 && c <= 126) || (c >= 161 && c <= 255 && c != 173);
+    return printable ? (int)c : -1;
+}
+
 static qb_status bpe_add_merges(qb_bpe *b, const qb_bpe_spec *s, const char *path, qb_error *err) {
     size_t cap = 16;
     while (cap < s->n_merges * 2) cap *= 2;

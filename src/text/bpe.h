@@ -40,6 +40,8 @@ qb_status qb_bpe_tokenize(const qb_bpe *b, const char *text, size_t len, const c
 bool qb_bpe_word(const qb_bpe *b, const char *s, size_t len, qb_tok_work *w, qb_i32buf *ids);
 /* GPT-2's bytes_to_unicode: the character that stands for byte c. */
 uint32_t qb_bpe_byte_char(unsigned c);
+/* The byte a character of that alphabet stands for, -1 outside it. */
+int qb_bpe_char_byte(uint32_t c);
 /* Length of the GPT-2 pre-tokenizing pattern's match at s[i] (code points). */
 size_t qb_bpe_gpt2_match(const uint32_t *s, size_t n, size_t i);
 

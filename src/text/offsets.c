@@ -14,7 +14,6 @@
 
 #define OFF_META 0x2581u      /* ▁, SentencePiece's space */
 #define OFF_BYTE_SPACE 0x120u /* Ġ, the byte-level alphabet's space */
-#define OFF_BYTE_CHARS 0x144  /* the byte-level alphabet ends below this */
 
 typedef struct {
     size_t start, end;
@@ -34,7 +33,6 @@ typedef struct {
     qb_i32buf seg[2];  /* each segment's tokens, word by word */
     off_range *out[2]; /* ... and where they came from */
     size_t out_cap[2];
-    int16_t byte_of[OFF_BYTE_CHARS]; /* the byte-level alphabet back to bytes, -1 outside it */
     bool byte_level;
 } off_work;
 
@@ -117,7 +115,8 @@ static bool off_surface(const qb_tokenizer *t, const off_work *o, int32_t id, bo
         uint32_t c;
         size_t k = qb_utf8_decode_char(p + i, n - i, &c);
         if (!k) k = 1, c = 0;
-        if (o->byte_level && c < OFF_BYTE_CHARS && o->byte_of[c] >= 0) out->v[out->n++] = (char)o->byte_of[c];
+        int b = o->byte_level ? qb_bpe_char_byte(c) : -1;
+        if (b >= 0) out->v[out->n++] = (char)b;
         else if (o->byte_level || (c != OFF_META && !qb_uni_is_py_space(c)))
             for (size_t j = 0; j < k; j++) out->v[out->n++] = p[i + j];
         i += k;
@@ -309,11 +308,6 @@ qb_status qb_tokenizer_offsets(const qb_tokenizer *t, const char *text, size_t l
     qb_status st = o && scratch.work ? QB_OK : off_nomem(err);
     if (st == QB_OK) {
         o->byte_level = t->pipe ? qb_hfp_byte_level(t->pipe) : t->kind == QB_TOK_BPE && qb_bpe_byte_level(t->bpe);
-        memset(o->byte_of, 0xFF, sizeof o->byte_of);
-        for (unsigned b = 0; b < 256; b++) {
-            uint32_t c = qb_bpe_byte_char(b);
-            if (c < OFF_BYTE_CHARS) o->byte_of[c] = (int16_t)b;
-        }
         st = off_segment(t, text ? text : "", text ? len : 0, 0, o, scratch.work, err);
     }
     if (st == QB_OK && pair) st = off_segment(t, pair, pair_len, 1, o, scratch.work, err);

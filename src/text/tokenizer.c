@@ -63,6 +63,7 @@ qb_status qb_tokenizer_load_wordpiece(const char *vocab_path, const qb_tok_optio
     t->wp = wp;
     t->pad_id = qb_wp_id(wp, "[PAD]", 0);
     qb_tok_template_bert(&t->tmpl, cls, sep);
+    t->dec = (qb_tok_decoder){.kind = QB_DEC_WORDPIECE, .cleanup = true};
     snprintf(t->desc, sizeof t->desc, "wordpiece");
     *out = t;
     return QB_OK;
@@ -85,6 +86,7 @@ qb_status qb_tokenizer_load_sentencepiece(const char *spiece_path, const qb_tok_
     t->sp = sp;
     t->pad_id = qb_sp_id(sp, "<pad>", 5);
     qb_tok_template_bert(&t->tmpl, qb_sp_id(sp, "[CLS]", 5), qb_sp_id(sp, "[SEP]", 5));
+    t->dec = (qb_tok_decoder){.kind = QB_DEC_METASPACE, .strip_first = true};
     snprintf(t->desc, sizeof t->desc, "sentencepiece");
     *out = t;
     return QB_OK;

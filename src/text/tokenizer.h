@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "qbert.h"
+#include "text/tok_work.h"
 
 typedef enum { QB_TOK_WORDPIECE, QB_TOK_SENTENCEPIECE, QB_TOK_BPE, QB_TOK_UNIGRAM } qb_tok_kind;
 
@@ -72,6 +73,11 @@ qb_status qb_tokenizer_encode_word_pair(const qb_tokenizer *t, const qb_words *t
 /* See qb_split_words (qbert.h). */
 qb_status qb_tokenizer_split_words(const qb_tokenizer *t, const char *text, size_t len, qb_word_span *spans,
                                    int *n, qb_error *err);
+
+/* Token ids back to text into out (NUL-terminated); see qb_detokenize
+ * (qbert.h). */
+qb_status qb_tokenizer_decode(const qb_tokenizer *t, const int32_t *ids, int n, bool skip_special, qb_bytebuf *out,
+                              qb_error *err);
 
 /* See qb_token_offsets (qbert.h). */
 qb_status qb_tokenizer_offsets(const qb_tokenizer *t, const char *text, size_t len, const char *pair,

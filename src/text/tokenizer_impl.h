@@ -28,7 +28,20 @@ typedef struct {
     size_t len;
     int32_t id;
     bool lstrip, rstrip, single_word;
+    bool special; /* left out when decoding skips special tokens */
 } qb_tok_added;
+
+/* How ids become text again: tokenizer.json's "decoder", or what the slow
+ * files' tokenizers convert to (vocab.txt: WordPiece, spiece.model:
+ * Metaspace). */
+typedef enum { QB_DEC_JOIN, QB_DEC_WORDPIECE, QB_DEC_BYTE_LEVEL, QB_DEC_METASPACE, QB_DEC_UNSUPPORTED } qb_tok_dec_kind;
+
+typedef struct {
+    qb_tok_dec_kind kind;
+    bool cleanup;     /* WordPiece's */
+    bool strip_first; /* Metaspace: the first token's ▁ was prepended, not typed */
+    char what[48];    /* an unsupported decoder's type, for its error */
+} qb_tok_decoder;
 
 struct qb_tokenizer {
     qb_tok_kind kind;
@@ -47,6 +60,7 @@ struct qb_tokenizer {
     int max_length;              /* "truncation": its max_length, 0 when none */
     bool trim_offsets;           /* the post-processor's trim_offsets (RobertaProcessing, ByteLevel) */
     bool trim_keeps_prefix;      /* ... and its add_prefix_space */
+    qb_tok_decoder dec;
     char desc[96];               /* what `qbert info` prints */
 };
 

@@ -210,6 +210,7 @@ static qb_status tj_added(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
         d->lstrip = qb_json_get_bool(a, "lstrip", false);
         d->rstrip = qb_json_get_bool(a, "rstrip", false);
         d->single_word = qb_json_get_bool(a, "single_word", false);
+        d->special = qb_json_get_bool(a, "special", false);
         t->n_added++;
     }
     qsort(t->added, (size_t)t->n_added, sizeof *t->added, tj_added_cmp);
@@ -412,12 +413,36 @@ static qb_status tj_build(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
     return st == QB_OK ? tj_finish(c, t, err) : st;
 }
 
+/* The decoder: one the tokenizers decode with, or a note for the error
+ * qb_tokenizer_decode gives (encoding does not need it). */
+static void tj_decoder(const tj_ctx *c, qb_tokenizer *t) {
+    const json_t *d = json_object_get(c->root, "decoder");
+    const char *type = qb_json_str(json_object_get(d, "type"), NULL), *pfx = NULL, *rep = NULL, *scheme = NULL;
+    qb_tok_decoder *k = &t->dec;
+    if (!d || json_is_null(d)) k->kind = QB_DEC_JOIN;
+    else if (type && !strcmp(type, "WordPiece") && (pfx = qb_json_str(json_object_get(d, "prefix"), NULL)) &&
+             !strcmp(pfx, "##"))
+        *k = (qb_tok_decoder){.kind = QB_DEC_WORDPIECE, .cleanup = qb_json_get_bool(d, "cleanup", true)};
+    else if (type && !strcmp(type, "ByteLevel")) k->kind = QB_DEC_BYTE_LEVEL;
+    else if (type && !strcmp(type, "Metaspace") && (rep = qb_json_str(json_object_get(d, "replacement"), NULL)) &&
+             !strcmp(rep, "\xe2\x96\x81")) {
+        scheme = qb_json_str(json_object_get(d, "prepend_scheme"), NULL);
+        *k = (qb_tok_decoder){.kind = QB_DEC_METASPACE,
+                              .strip_first = scheme ? strcmp(scheme, "never") != 0
+                                                    : qb_json_get_bool(d, "add_prefix_space", true)};
+    } else {
+        k->kind = QB_DEC_UNSUPPORTED;
+        qb_escape_str(k->what, sizeof k->what, type ? type : "without a type");
+    }
+}
+
 /* What every model shares: the post-processor, truncation, id -> text, pad. */
 static qb_status tj_finish(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
     qb_status st = QB_OK;
     if (st == QB_OK) st = tj_post(c, t, json_object_get(c->root, "post_processor"), err);
     if (st == QB_OK) st = tj_truncation(c, t, err);
     if (st == QB_OK) st = tj_pieces(c, t, err);
+    if (st == QB_OK) tj_decoder(c, t);
     if (st == QB_OK) {
         int32_t pad = tj_token_id(c, t, "<pad>");
         t->pad_id = pad >= 0 ? pad : (pad = tj_token_id(c, t, "[PAD]")) >= 0 ? pad : 0;

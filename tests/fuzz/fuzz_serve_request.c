@@ -13,7 +13,7 @@
 
 #define TINY "tests/data/tiny-bert-seq"
 
-static const int routes[] = {SRV_EMBED, SRV_PREDICT, SRV_RERANK, SRV_TOKENIZE, SRV_OPENAI, SRV_INFO};
+static const int routes[] = {SRV_EMBED, SRV_PREDICT, SRV_RERANK, SRV_TOKENIZE, SRV_DECODE, SRV_OPENAI, SRV_INFO};
 #define N_ROUTES (int)(sizeof routes / sizeof *routes)
 #define N_MODELS 3
 static qb_model *models[N_MODELS];

@@ -1,13 +1,14 @@
 /* Tokenizing arbitrary bytes (invalid UTF-8 included) with a loaded
  * tokenizer, as predict and eval do: a text and an optional pair (split at
- * the first 0x1F byte), both truncations with the tokens' offsets, and the
- * same bytes as words. */
+ * the first 0x1F byte), both truncations with the tokens' offsets and the
+ * ids decoded back, and the same bytes as words. */
 #ifndef QB_FUZZ_TOK_H
 #define QB_FUZZ_TOK_H
 
 #include "fuzz_common.h"
 
 #include "text/tokenizer.h"
+#include "text/unicode.h"
 
 enum { FUZZ_MAX_WORDS = 512 };
 
@@ -34,6 +35,19 @@ static inline void fuzz_check_offsets(const qb_tokenizer *t, const qb_encoding *
     }
 }
 
+/* The ids back to text, special tokens kept and left out: valid UTF-8. */
+static inline void fuzz_check_decode(const qb_tokenizer *t, const qb_encoding *e) {
+    for (int skip = 0; skip < 2; skip++) {
+        qb_bytebuf text = {0};
+        qb_u32buf cps = {0};
+        qb_error err;
+        qb_status st = qb_tokenizer_decode(t, e->input_ids, e->n, skip, &text, &err);
+        if (st == QB_OK && qb_utf8_decode(text.v, text.n, &cps, "decoded", &err) != QB_OK) abort();
+        free(text.v);
+        free(cps.v);
+    }
+}
+
 static inline void fuzz_tokenize(const qb_tokenizer *t, qb_encoding *enc, const uint8_t *data, size_t size) {
     const char *text = (const char *)data, *pair = NULL;
     size_t len = size, pair_len = 0;
@@ -49,6 +63,7 @@ static inline void fuzz_tokenize(const qb_tokenizer *t, qb_encoding *enc, const 
         if (qb_tokenizer_encode(t, text, len, pair, pair_len, lengths[k], enc, &err) == QB_OK) {
             fuzz_check_encoding(t, enc, lengths[k]);
             fuzz_check_offsets(t, enc, text, len, pair, pair_len);
+            fuzz_check_decode(t, enc);
         } else
             fuzz_touch(err.msg, strlen(err.msg));
     }

@@ -1,12 +1,14 @@
-// Writes offsets.jsonl: the token ids and offsets Hugging Face's tokenizers
-// (Rust, through its Node binding, as ../shared/tools/rs_tokenize.cjs loads
-// it) gives for the shared tokenizer.json files, for tests/test_tokenizer_json.c.
+// Writes offsets.jsonl: the token ids, offsets and decoded texts Hugging
+// Face's tokenizers (Rust, through its Node binding, as
+// ../shared/tools/rs_tokenize.cjs loads it) gives for the shared
+// tokenizer.json files, for tests/test_tokenizer_json.c.
 // Offsets are bytes, as TEI's /tokenize reports them; the binding gives
 // characters, converted here.
 //
 //   node tests/data/tokenizer_json/make_offsets.cjs [SHARED_DIR [TEXTS.json OUT.jsonl]]
 //
-// Each line: {"tokenizer", "text", "text_pair", "ids", "special", "offsets": [[start, end], ...]}.
+// Each line: {"tokenizer", "text", "text_pair", "ids", "special", "offsets": [[start, end], ...],
+// "decoded": decode(ids, skip special tokens), "decoded_all": decode(ids, keep them)}.
 const fs = require("fs");
 const path = require("path");
 const here = __dirname;
@@ -64,8 +66,10 @@ function byteOffsets(text, offs) {
                 const inPair = pair !== null && k++ >= na;
                 return byteOffsets(inPair ? pair : text, [o])[0];
             });
+            const decoded = await tok.decode(e.getIds(), true);
+            const decoded_all = await tok.decode(e.getIds(), false);
             lines.push(JSON.stringify({ tokenizer: name, text, text_pair: pair, ids: e.getIds(),
-                                        special, offsets: bytes }));
+                                        special, offsets: bytes, decoded, decoded_all }));
         }
     }
     fs.writeFileSync(out, lines.join("\n") + "\n");
