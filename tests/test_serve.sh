@@ -355,9 +355,16 @@ fi
 # Our 4 requests go first and are seen in flight before wrk adds its load;
 # each reply's arrival (its file's mtime) after the signal proves it was in
 # flight when the signal came, whatever the machine's speed.
+# Each request is sized to this machine, about 0.4 s of work (at most
+# TERM_INPUTS inputs), so that the four end well inside the 4 s drain.
 LONG=$(printf 'a long and winding sentence about a film %.0s' $(seq 30))
-BATCH=$($PY -c "import json,sys; print(json.dumps({'inputs': [[sys.argv[1]]] * int(sys.argv[2]), 'truncate': True}))" \
-  "$LONG" "$TERM_INPUTS")
+batch() { $PY -c "import json,sys; print(json.dumps({'inputs': [[sys.argv[1]]] * int(sys.argv[2]), 'truncate': True}))" \
+  "$LONG" "$1"; }
+per4=$(curl -s -o /dev/null -w '%{time_total}' -H "$J" -H "Authorization: Bearer $KEY" --data-binary "$(batch 4)" \
+  "http://127.0.0.1:$P_PORT/predict")
+TERM_INPUTS=$($PY -c "import sys; print(max(1, min(int(sys.argv[2]), int(0.4 / (float(sys.argv[1]) / 4)))))" \
+  "$per4" "$TERM_INPUTS")
+BATCH=$(batch "$TERM_INPUTS")
 pids=
 for i in $(seq 4); do
   curl -s -o "$TMP/t$i.json" -w '%{http_code}' -H "$J" -H "Authorization: Bearer $KEY" --data-binary "$BATCH" \
@@ -387,7 +394,7 @@ late=$($PY -c "import os, sys; print(sum(os.stat(f).st_mtime > float(sys.argv[1]
 check "SIGTERM: sent while our requests ran ($late of 4 replied after it)" test "$late" -gt 0
 check "SIGTERM: exit 0 (got $rc) within 5 s (took $dt s)" $PY -c "import sys; sys.exit(not ($rc == 0 and $dt < 5))"
 codes=$(cat "$TMP"/t[0-9].code | tr -d '\n')
-echo "SIGTERM under load: exit $rc after $dt s; $late of 4 replies after the signal, statuses $codes; wrk: $(grep RESULT "$TMP/term.txt" 2>/dev/null)"
+echo "SIGTERM under load ($TERM_INPUTS inputs a request): exit $rc after $dt s; $late of 4 replies after the signal, statuses $codes; wrk: $(grep RESULT "$TMP/term.txt" 2>/dev/null)"
 check "SIGTERM: requests in flight completed ($codes)" bash -c "[[ '$codes' =~ ^(200)+$ ]]"
 check "SIGTERM: full replies" test "$($PY -c "import json,sys; print(sum(len(json.load(open(f))) for f in sys.argv[1:]))" "$TMP"/t[0-9].json 2>/dev/null)" = $((4 * TERM_INPUTS))
 
