@@ -57,6 +57,17 @@ def _raise(err, prefix=""):
     raise QbertError(prefix + err.msg.decode("utf-8", "replace"), err.code)
 
 
+def _char_index(b):
+    """For each byte offset of UTF-8 b (and its end): the character it starts or falls in."""
+    index, c = [], 0
+    for i in range(len(b)):
+        if (b[i] & 0xC0) != 0x80 and i:
+            c += 1
+        index.append(c)
+    index.append(c + 1 if b else 0)
+    return index
+
+
 def _text_bytes(t, what):
     if isinstance(t, bytes):
         return t
@@ -217,12 +228,45 @@ class Model:
             _raise(r.err, what + ": ")
 
     def tokenize(self, text, pair=None):
-        """{'input_ids', 'token_type_ids', 'tokens', 'truncated_tokens'} of one text."""
+        """{'input_ids', 'token_type_ids', 'tokens', 'offset_mapping',
+        'truncated_tokens'} of one text.  offset_mapping is Hugging Face's
+        fast tokenizers': (start, end) in the characters of the text (or of
+        the pair, for its tokens), (0, 0) for special tokens; in bytes when
+        the text is bytes."""
         r = self._runner("predict", self.batch)
         self._tokenize(r, 0, text, pair, 0)
         d = _encoding(r.enc[0])
         d["tokens"] = [(lib.qb_token_text(self._m, t) or b"").decode("utf-8", "replace") for t in d["input_ids"]]
+        d["offset_mapping"] = self._offsets(r, text, pair)
         return d
+
+    def _offsets(self, r, text, pair):
+        """r's encoding 0's offsets, in the units text and pair came in."""
+        segs = [s if type(s) is bytes else _text_bytes(s, "text") for s in (text, pair) if s is not None]
+        b, pb = segs[0], segs[1] if len(segs) > 1 else None
+        offs = (_lib.TokenOffset * max(1, r.enc[0].n))()
+        if lib.qb_token_offsets(self._m, b, len(b), pb, 0 if pb is None else len(pb), r.enc_refs[0], offs,
+                                r.err_ref):
+            _raise(r.err, "offsets: ")
+        # byte offset -> character index of each segment given as str
+        index = [None if type(s) is bytes else _char_index(bs) for s, bs in zip((text, pair), segs)]
+        out = []
+        for o in offs[:r.enc[0].n]:
+            ix = index[o.segment] if not o.special else None
+            out.append((0, 0) if o.special else (o.start, o.end) if ix is None else (ix[o.start], ix[o.end]))
+        return out
+
+    def decode(self, ids, skip_special_tokens=True):
+        """Token ids back to text, as Hugging Face's tokenizers decodes them."""
+        a = (ctypes.c_int32 * max(1, len(ids)))(*ids)
+        n, err = c_size_t(), _lib.Error()
+        args = (self._m, a, len(ids), int(bool(skip_special_tokens)))
+        if lib.qb_detokenize(*args, None, 0, byref(n), byref(err)):
+            _raise(err, "decode: ")
+        buf = ctypes.create_string_buffer(n.value + 1)
+        if lib.qb_detokenize(*args, buf, n.value + 1, byref(n), byref(err)):
+            _raise(err, "decode: ")
+        return buf.raw[:n.value].decode("utf-8")
 
     def predict(self, texts, pairs=None, tokens=False, aggregate=None):
         """Labels, probabilities and logits of texts (a str or a list), in

@@ -56,6 +56,10 @@ class Encoding(Structure):
                 ("work", c_void_p)]
 
 
+class TokenOffset(Structure):
+    _fields_ = [("start", c_size_t), ("end", c_size_t), ("segment", c_int), ("special", c_int)]
+
+
 class Words(Structure):
     _fields_ = [("words", POINTER(c_char_p)), ("lens", POINTER(c_size_t)), ("n", c_int)]
 
@@ -141,6 +145,9 @@ _SIGNATURES = {
     "qb_split_words": (c_int, [_P, c_char_p, c_size_t, POINTER(WordSpan), POINTER(c_int), _E]),
     "qb_tokenize_word_pair": (c_int, [_P, POINTER(Words), POINTER(Words), c_int, POINTER(Encoding), _E]),
     "qb_token_text": (c_char_p, [_P, c_int32]),
+    "qb_token_offsets": (c_int, [_P, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(Encoding), POINTER(TokenOffset),
+                                 _E]),
+    "qb_detokenize": (c_int, [_P, POINTER(c_int32), c_int, c_int, c_char_p, c_size_t, POINTER(c_size_t), _E]),
     "qb_session_create": (c_int, [_P, POINTER(SessionParams), POINTER(_P), _E]),
     "qb_session_free": (None, [_P]),
     "qb_session_run_encodings": (c_int, [_P, POINTER(POINTER(Encoding)), c_int, _E]),

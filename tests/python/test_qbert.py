@@ -65,6 +65,34 @@ def test_tokenize_equals_cli():
             assert e["tokens"][0] == "[CLS]" and e["tokens"][-1] == "[SEP]"
 
 
+def test_offsets_and_decode_as_tokenizers():
+    """tests/data/tokenizer_json/offsets.jsonl: Hugging Face tokenizers' own
+    offsets (bytes; characters for str input) and decoded texts under
+    bert-base-uncased, whose vocab.txt the bundled model has."""
+    path = os.path.join(SRC, "tests", "data", "tokenizer_json", "offsets.jsonl")
+    with open(path, encoding="utf-8") as f:
+        lines = [j for j in map(json.loads, f) if j["tokenizer"] == "bert-base-uncased"]
+    assert len(lines) > 10
+    with qbert.Model(MODEL) as m:
+        for j in lines:
+            text, pair = j["text"], j["text_pair"]
+            e = m.tokenize(text, pair)
+            assert e["input_ids"] == j["ids"], text
+            seg = [text.encode(), (pair or "").encode()]
+            chars = [(0, 0) if sp else tuple(len(seg[t][:o].decode()) for o in (a, b))
+                     for (a, b), sp, t in zip(j["offsets"], j["special"], e["token_type_ids"])]
+            assert e["offset_mapping"] == chars, text
+            raw = m.tokenize(text.encode(), None if pair is None else pair.encode())
+            assert raw["offset_mapping"] == [tuple(o) for o in j["offsets"]], text
+            assert m.decode(j["ids"]) == j["decoded"], text
+            assert m.decode(j["ids"], skip_special_tokens=False) == j["decoded_all"], text
+        try:
+            m.decode([101, 10 ** 8])
+            assert False, "an id past the vocabulary decoded"
+        except qbert.QbertError as err:
+            assert "past the vocabulary" in str(err)
+
+
 def test_embed_equals_cli():
     texts = sst2_texts(70)
     want = [json.loads(line)["embedding"] for line in
