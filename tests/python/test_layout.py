@@ -15,7 +15,7 @@ C_NAMES = {
     "Encoding": "qb_encoding", "Words": "qb_words", "WordSpan": "qb_word_span", "Entity": "qb_entity",
     "SessionParams": "qb_session_params", "EmbedParams": "qb_embed_params", "EvalParams": "qb_eval_params",
     "EntityScore": "struct qb_entity_score", "EvalResult": "qb_eval_result", "QuantParams": "qb_quant_params",
-    "QuantReport": "qb_quant_report",
+    "QuantReport": "qb_quant_report", "TokenOffset": "qb_token_offset",
 }
 
 
