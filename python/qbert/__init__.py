@@ -261,12 +261,13 @@ class Model:
         a = (ctypes.c_int32 * max(1, len(ids)))(*ids)
         n, err = c_size_t(), _lib.Error()
         args = (self._m, a, len(ids), int(bool(skip_special_tokens)))
-        if lib.qb_detokenize(*args, None, 0, byref(n), byref(err)):
-            _raise(err, "decode: ")
-        buf = ctypes.create_string_buffer(n.value + 1)
-        if lib.qb_detokenize(*args, buf, n.value + 1, byref(n), byref(err)):
-            _raise(err, "decode: ")
-        return buf.raw[:n.value].decode("utf-8")
+        buf = ctypes.create_string_buffer(16 * len(ids) + 16)  # most texts at once; a longer one again
+        while True:
+            if lib.qb_detokenize(*args, buf, len(buf), byref(n), byref(err)):
+                _raise(err, "decode: ")
+            if n.value < len(buf):
+                return buf.raw[:n.value].decode("utf-8")
+            buf = ctypes.create_string_buffer(n.value + 1)
 
     def predict(self, texts, pairs=None, tokens=False, aggregate=None):
         """Labels, probabilities and logits of texts (a str or a list), in

@@ -208,9 +208,9 @@ static bool tokenize(const srv_ctx *x, srv_call *c, const srv_input *in, srv_rep
     bool specials = qb_json_get_bool(c->doc, "add_special_tokens", true);
     if (only && !(j->answer = json_array())) return srv_error(r, 500, "backend", "out of memory");
     j->enc = calloc((size_t)j->n, sizeof *j->enc);
-    j->out = c->route == SRV_TOKENIZE ? NULL : malloc((size_t)j->n * (size_t)x->dim * sizeof(float));
+    j->out = only ? NULL : malloc((size_t)j->n * (size_t)x->dim * sizeof(float));
     j->width = x->dim;
-    if (!j->enc || (c->route != SRV_TOKENIZE && !j->out))
+    if (!j->enc || (!only && !j->out))
         return srv_error(r, 500, "backend", "out of memory for %d inputs", j->n);
     for (int i = 0; i < j->n; i++) {
         qb_error err = {0};
@@ -219,7 +219,7 @@ static bool tokenize(const srv_ctx *x, srv_call *c, const srv_input *in, srv_rep
                         e, &err))
             return srv_error(r, 422, "tokenizer", "input %d: %s", i, err.msg);
         if (only && !tokens_json(x, &in[i], e, specials, j->answer, r, i)) return false;
-        if (e->n_truncated && !truncate && c->route != SRV_TOKENIZE)
+        if (e->n_truncated && !truncate && !only)
             return srv_error(r, 422, "validation",
                              "input %d has %d tokens, more than the %d allowed: send \"truncate\": true to cut it", i,
                              e->n + e->n_truncated, x->max_len);
@@ -242,14 +242,18 @@ static bool decode_one(const srv_ctx *x, const json_t *v, bool skip, json_t *all
             return srv_error(r, 400, "validation", "\"ids\"[%zu][%zu] is not a token id", at, i);
         ids[i] = (int32_t)k;
     }
+    /* room for most texts at once; a longer one is decoded again into its length */
     qb_error err = {0};
-    size_t len = 0;
-    if (qb_detokenize(x->m, ids, (int)n, skip, NULL, 0, &len, &err))
-        return srv_error(r, 422, "tokenizer", "\"ids\"[%zu]: %s", at, err.msg);
-    char *text = malloc(len + 1);
-    bool ok = text && qb_detokenize(x->m, ids, (int)n, skip, text, len + 1, &len, &err) == QB_OK &&
-              qb_json_push(all, json_stringn(text, len));
+    size_t cap = 16 * n + 16, len = 0;
+    char *text = malloc(cap);
+    qb_status st = text ? qb_detokenize(x->m, ids, (int)n, skip, text, cap, &len, &err) : QB_ERR_NOMEM;
+    if (st == QB_OK && len >= cap) {
+        char *more = realloc(text, len + 1);
+        st = more ? qb_detokenize(x->m, ids, (int)n, skip, text = more, len + 1, &len, &err) : QB_ERR_NOMEM;
+    }
+    bool ok = st == QB_OK && qb_json_push(all, json_stringn(text, len));
     free(text);
+    if (st != QB_OK && st != QB_ERR_NOMEM) return srv_error(r, 422, "tokenizer", "\"ids\"[%zu]: %s", at, err.msg);
     return ok || srv_error(r, 500, "backend", "out of memory decoding \"ids\"[%zu]", at);
 }
 

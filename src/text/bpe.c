@@ -49,12 +49,10 @@ uint32_t qb_bpe_byte_char(unsigned c) {
     return c;
 }
 
+/* qb_bpe_byte_char backwards: the one byte c can stand for, checked there. */
 int qb_bpe_char_byte(uint32_t c) {
-    if (c >= 256 && c <= 288) return (int)(c - 256);
-    if (c >= 289 && c <= 322) return (int)(c - 289 + 127);
-    if (c == 323) return 173;
-    bool printable = (c >= 33 && c <= 126) || (c >= 161 && c <= 255 && c != 173);
-    return printable ? (int)c : -1;
+    uint32_t b = c < 256 ? c : c <= 288 ? c - 256 : c <= 322 ? c - 289 + 127 : 173;
+    return c <= 323 && qb_bpe_byte_char(b) == c ? (int)b : -1;
 }
 
 static qb_status bpe_add_merges(qb_bpe *b, const qb_bpe_spec *s, const char *path, qb_error *err) {

@@ -8,8 +8,6 @@
 #include "text/tokenizer_impl.h"
 #include "text/unicode.h"
 
-#define DEC_META "\xe2\x96\x81" /* ▁ */
-
 /* Hugging Face's special tokens: tokenizer.json's added tokens marked
  * special; for vocab.txt and spiece.model those its slow tokenizers list
  * ([CLS], [SEP], the padding, [MASK], the unknown token). */
@@ -85,7 +83,7 @@ static bool dec_metaspace(const qb_tokenizer *t, const char *p, bool first, qb_b
     size_t n = strlen(p);
     tok->n = 0;
     for (size_t i = 0; i < n;) {
-        bool meta = n - i >= 3 && !memcmp(p + i, DEC_META, 3);
+        bool meta = n - i >= 3 && !memcmp(p + i, QB_UNI_SP_SPACE_UTF8, 3);
         if (meta && !(first && t->dec.strip_first) && !dec_put(tok, " ", 1)) return false;
         if (!meta && !dec_put(tok, p + i, 1)) return false;
         i += meta ? 3 : 1;
@@ -123,10 +121,11 @@ qb_status qb_tokenizer_decode(const qb_tokenizer *t, const int32_t *ids, int n, 
                               qb_error *err) {
     if (t->dec.kind == QB_DEC_UNSUPPORTED)
         return qb_fail(err, QB_ERR_UNSUPPORTED, "decode: the tokenizer's decoder %s is not supported", t->dec.what);
-    int32_t mask = qb_tokenizer_mask_id(t);
+    /* the slow files' [MASK] is found by a scan of the vocabulary: only when it matters */
+    int32_t mask = skip_special && !t->n_added ? qb_tokenizer_mask_id(t) : -1;
     qb_bytebuf raw = {0}, tok = {0}, tmp = {0};
-    bool ok = dec_put(out, "", 0) && dec_put(&raw, "", 0);
     out->n = 0;
+    bool ok = dec_put(out, "", 0);
     qb_status st = QB_OK;
     for (int i = 0, kept = 0; ok && st == QB_OK && i < n; i++) {
         const char *p = qb_tokenizer_piece(t, ids[i]);

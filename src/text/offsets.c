@@ -12,8 +12,6 @@
 #include "text/tokenizer_impl.h"
 #include "text/unicode.h"
 
-#define OFF_META 0x2581u      /* ▁, SentencePiece's space */
-#define OFF_BYTE_SPACE 0x120u /* Ġ, the byte-level alphabet's space */
 
 typedef struct {
     size_t start, end;
@@ -60,7 +58,7 @@ static bool off_put(off_work *o, const char *r, size_t n, off_range src, bool ke
         uint32_t c;
         size_t k = qb_utf8_decode_char(r + i, n - i, &c);
         if (!k) k = 1, c = 0;
-        if (keep_spaces || (c != OFF_META && !qb_uni_is_py_space(c)))
+        if (keep_spaces || (c != QB_UNI_SP_SPACE && !qb_uni_is_py_space(c)))
             for (size_t j = 0; j < k; j++) o->from[o->s.n] = src, o->s.v[o->s.n++] = r[i + j];
         i += k;
     }
@@ -117,7 +115,7 @@ static bool off_surface(const qb_tokenizer *t, const off_work *o, int32_t id, bo
         if (!k) k = 1, c = 0;
         int b = o->byte_level ? qb_bpe_char_byte(c) : -1;
         if (b >= 0) out->v[out->n++] = (char)b;
-        else if (o->byte_level || (c != OFF_META && !qb_uni_is_py_space(c)))
+        else if (o->byte_level || (c != QB_UNI_SP_SPACE && !qb_uni_is_py_space(c)))
             for (size_t j = 0; j < k; j++) out->v[out->n++] = p[i + j];
         i += k;
     }
@@ -200,15 +198,13 @@ static qb_status off_word(const qb_tokenizer *t, const char *text, size_t len, o
 /* Word i's bytes as it is tokenized alone: an added token takes the
  * whitespace its lstrip and rstrip ask for. */
 static off_range off_word_range(const qb_tokenizer *t, const char *text, size_t len, const off_work *o, int i,
-                                int n, size_t prev_end) {
+                                size_t prev_end) {
     const qb_word_span *wd = &o->words[i];
     off_range r = {o->byte_level ? wd->tok_start : wd->start, o->byte_level ? wd->tok_end : wd->end, false};
     const qb_tok_added *a = t->n_added ? qb_tok_added_at(t, text, len, wd->start) : NULL;
     if (a && a->len == wd->end - wd->start) {
-        size_t lo = i > 0 ? o->words[i - 1].end : 0, hi = i + 1 < n ? o->words[i + 1].start : len;
-        r = (off_range){wd->start, wd->end, true};
-        while (a->lstrip && r.start > lo && qb_uni_is_py_space((unsigned char)text[r.start - 1])) r.start--;
-        while (a->rstrip && r.end < hi && qb_uni_is_py_space((unsigned char)text[r.end])) r.end++;
+        r.added = true;
+        qb_tok_added_extent(a, text, len, wd->start, i > 0 ? o->words[i - 1].end : 0, &r.start, &r.end);
     }
     if (r.start < prev_end) r.start = prev_end;
     return r;
@@ -225,7 +221,7 @@ static off_range off_trim(const qb_tokenizer *t, const char *text, int32_t id, b
         uint32_t c;
         size_t k = qb_utf8_decode_char(p + i, n - i, &c);
         if (!k) break;
-        bool space = c == OFF_BYTE_SPACE || qb_uni_is_py_space(c);
+        bool space = c == qb_bpe_byte_char(' ') || qb_uni_is_py_space(c);
         lead += in_lead && space;
         in_lead = in_lead && space;
         trail = space ? trail + 1 : 0;
@@ -249,7 +245,7 @@ static qb_status off_segment(const qb_tokenizer *t, const char *text, size_t len
     size_t prev_end = 0;
     o->seg[s].n = 0;
     for (int i = 0; st == QB_OK && i < n; i++) {
-        off_range r = off_word_range(t, text, len, o, i, n, prev_end);
+        off_range r = off_word_range(t, text, len, o, i, prev_end);
         prev_end = r.end;
         o->ids.n = 0;
         st = qb_tok_segment(t, text + r.start, r.end - r.start, "text", w, &o->ids, err);
@@ -274,9 +270,8 @@ static qb_status off_segment(const qb_tokenizer *t, const char *text, size_t len
 /* e's tokens laid into the template, each from its segment or special. */
 static qb_status off_assemble(const qb_tokenizer *t, bool has_pair, const off_work *o, const qb_encoding *e,
                               qb_token_offset *out, qb_error *err) {
-    const qb_tok_item *it = has_pair ? t->tmpl.pair : t->tmpl.single;
-    int n_it = has_pair ? t->tmpl.n_pair : t->tmpl.n_single, specials = 0, pos = 0;
-    for (int i = 0; i < n_it; i++) specials += it[i].seq < 0;
+    const qb_tok_item *it;
+    int n_it, pos = 0, specials = qb_tok_template_items(t, has_pair, &it, &n_it);
     size_t keep[2] = {0, 0};
     if (e->n >= specials) qb_tok_keep((size_t)(e->n - specials), o->seg[0].n, has_pair ? o->seg[1].n : 0, keep);
     bool ok = e->n >= specials;

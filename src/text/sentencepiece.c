@@ -22,7 +22,6 @@
  * below the worst piece. */
 #define SP_UNK_PENALTY 10.0f
 
-static const char sp_space_symbol[] = "\xe2\x96\x81"; /* U+2581 */
 
 struct qb_sentencepiece {
     qb_tok_options opt;
@@ -280,7 +279,7 @@ static bool sp_encode(const qb_sentencepiece *sp, const char *text, size_t len, 
 /* ---- AlbertTokenizer._tokenize ----------------------------------------- */
 
 static bool sp_starts_with_space_symbol(const char *s, size_t len) {
-    return len >= 3 && memcmp(s, sp_space_symbol, 3) == 0;
+    return len >= 3 && memcmp(s, QB_UNI_SP_SPACE_UTF8, 3) == 0;
 }
 
 /* A piece like "▁1," or "000," : ends in a comma right after a digit. */

@@ -11,7 +11,6 @@
 /* sentencepiece keeps only this many trie matches per position. */
 #define SPN_MAX_TRIE_RESULTS 32
 
-static const char spn_space_symbol[] = "\xe2\x96\x81"; /* U+2581 */
 
 /* Darts-clone unit fields. */
 static inline bool darts_has_leaf(uint32_t u) { return (u >> 8) & 1; }
@@ -130,7 +129,7 @@ static bool spn_append(qb_bytebuf *o, const char *s, size_t len) {
 }
 
 static bool spn_append_space(const qb_spn *n, qb_bytebuf *o) {
-    return n->escape_whitespaces ? spn_append(o, spn_space_symbol, 3) : spn_append(o, " ", 1);
+    return n->escape_whitespaces ? spn_append(o, QB_UNI_SP_SPACE_UTF8, 3) : spn_append(o, " ", 1);
 }
 
 bool qb_spn_normalize(const qb_spn *n, const char *in, size_t len, qb_bytebuf *out) {
@@ -163,7 +162,7 @@ bool qb_spn_normalize(const qb_spn *n, const char *in, size_t len, qb_bytebuf *o
     }
     if (n->remove_extra_whitespaces) {
         size_t sl = n->escape_whitespaces ? 3 : 1;
-        const char *sym = n->escape_whitespaces ? spn_space_symbol : " ";
+        const char *sym = n->escape_whitespaces ? QB_UNI_SP_SPACE_UTF8 : " ";
         while (out->n >= sl && memcmp(out->v + out->n - sl, sym, sl) == 0) out->n -= sl;
     }
     return true;

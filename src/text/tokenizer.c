@@ -227,6 +227,16 @@ const qb_tok_added *qb_tok_added_at(const qb_tokenizer *t, const char *s, size_t
     return best;
 }
 
+void qb_tok_added_extent(const qb_tok_added *a, const char *text, size_t len, size_t i, size_t lo, size_t *s,
+                         size_t *e) {
+    size_t k;
+    *s = i, *e = i + a->len;
+    if (a->lstrip)
+        while (*s > lo && (k = tok_space_before(text, len, *s)) > 0) *s -= k;
+    if (a->rstrip)
+        while (*e < len && (k = tok_space_at(text, len, *e)) > 0) *e += k;
+}
+
 /* Added tokens split the text first (their ids stand as they are, the
  * whitespace lstrip/rstrip ask for goes with them); the model reads the rest. */
 qb_status qb_tok_segment(const qb_tokenizer *t, const char *text, size_t len, const char *what, qb_tok_work *w,
@@ -241,11 +251,8 @@ qb_status qb_tok_segment(const qb_tokenizer *t, const char *text, size_t len, co
             i++;
             continue;
         }
-        size_t s = i, e = i + a->len, k;
-        if (a->lstrip)
-            while (s > start && (k = tok_space_before(text, len, s)) > 0) s -= k;
-        if (a->rstrip)
-            while (e < len && (k = tok_space_at(text, len, e)) > 0) e += k;
+        size_t s, e;
+        qb_tok_added_extent(a, text, len, i, start, &s, &e);
         if (s > start) {
             qb_status st = tok_model(t, text + start, s - start, what, w, ids, err);
             if (st != QB_OK) return st;
@@ -284,9 +291,11 @@ static void tok_emit(qb_encoding *enc, const int32_t *ids, size_t n, int32_t typ
     }
 }
 
-static int tok_n_specials(const qb_tok_item *it, int n) {
+int qb_tok_template_items(const qb_tokenizer *t, bool has_pair, const qb_tok_item **it, int *n_it) {
+    *it = has_pair ? t->tmpl.pair : t->tmpl.single;
+    *n_it = has_pair ? t->tmpl.n_pair : t->tmpl.n_single;
     int k = 0;
-    for (int i = 0; i < n; i++) k += it[i].seq < 0;
+    for (int i = 0; i < *n_it; i++) k += (*it)[i].seq < 0;
     return k;
 }
 
@@ -294,9 +303,7 @@ static int tok_n_specials(const qb_tok_item *it, int n) {
  * cap applied, room for the special tokens checked. */
 static qb_status tok_template(const qb_tokenizer *t, bool has_pair, int *max_length, const qb_tok_item **it,
                               int *n_it, int *specials, qb_error *err) {
-    *it = has_pair ? t->tmpl.pair : t->tmpl.single;
-    *n_it = has_pair ? t->tmpl.n_pair : t->tmpl.n_single;
-    *specials = tok_n_specials(*it, *n_it);
+    *specials = qb_tok_template_items(t, has_pair, it, n_it);
     if (t->max_length > 0 && t->max_length < *max_length) *max_length = t->max_length;
     if (*max_length < *specials || *max_length < 1)
         return qb_fail(err, QB_ERR_ARG, "max_length %d leaves no room for the %d special tokens", *max_length,

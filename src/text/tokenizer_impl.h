@@ -70,9 +70,18 @@ void qb_tok_template_bert(qb_tok_template *t, int32_t cls, int32_t sep);
 /* The longest added token at s[i], or NULL. */
 const qb_tok_added *qb_tok_added_at(const qb_tokenizer *t, const char *s, size_t len, size_t i);
 
+/* The bytes [*s, *e) an added token found at text[i] takes: itself and the
+ * whitespace its lstrip (back to lo at most) and rstrip ask for. */
+void qb_tok_added_extent(const qb_tok_added *a, const char *text, size_t len, size_t i, size_t lo, size_t *s,
+                         size_t *e);
+
 /* The ids of one text, added tokens split out first, appended to ids. */
 qb_status qb_tok_segment(const qb_tokenizer *t, const char *text, size_t len, const char *what, qb_tok_work *w,
                          qb_i32buf *ids, qb_error *err);
+
+/* The template's items for a text (or a pair); returns how many are
+ * special tokens. */
+int qb_tok_template_items(const qb_tokenizer *t, bool has_pair, const qb_tok_item **it, int *n_it);
 
 /* Hugging Face's longest_first truncation of segments of n0 and n1 tokens
  * to budget: the lengths kept. */

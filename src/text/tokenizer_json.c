@@ -10,6 +10,7 @@
 #include "core/escape.h"
 #include "core/json.h"
 #include "text/tokenizer_impl.h"
+#include "text/unicode.h"
 
 /* Real tokenizer.json files are 0.5-17 MB (XLM-R's 250k pieces: 17 MB);
  * jansson's values take up to ~20x the text, so 32 MiB bounds a hostile
@@ -425,7 +426,7 @@ static void tj_decoder(const tj_ctx *c, qb_tokenizer *t) {
         *k = (qb_tok_decoder){.kind = QB_DEC_WORDPIECE, .cleanup = qb_json_get_bool(d, "cleanup", true)};
     else if (type && !strcmp(type, "ByteLevel")) k->kind = QB_DEC_BYTE_LEVEL;
     else if (type && !strcmp(type, "Metaspace") && (rep = qb_json_str(json_object_get(d, "replacement"), NULL)) &&
-             !strcmp(rep, "\xe2\x96\x81")) {
+             !strcmp(rep, QB_UNI_SP_SPACE_UTF8)) {
         scheme = qb_json_str(json_object_get(d, "prepend_scheme"), NULL);
         *k = (qb_tok_decoder){.kind = QB_DEC_METASPACE,
                               .strip_first = scheme ? strcmp(scheme, "never") != 0

@@ -11,6 +11,10 @@
 #include "qbert.h"
 #include "text/tok_work.h"
 
+/* U+2581 (▁), SentencePiece's stand-in for a space, and its UTF-8. */
+#define QB_UNI_SP_SPACE 0x2581u
+#define QB_UNI_SP_SPACE_UTF8 "\xe2\x96\x81"
+
 typedef enum { QB_UNI_NFC, QB_UNI_NFD, QB_UNI_NFKD, QB_UNI_NFKC } qb_uni_form;
 
 /* Appends the code points of s[0..len) to out.  Overlong forms, surrogates

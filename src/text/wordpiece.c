@@ -264,26 +264,30 @@ static bool wp_split_punct(const qb_wordpiece *wp, const uint32_t *cp, size_t n,
     return n <= run || wp_word_pieces(wp, cp + run, n - run, w, ids);
 }
 
+/* Lowercasing and accent stripping, as the options ask, into w->cp[1] and
+ * w->cp[2] (so *cp must be neither); *cp and *n then name the result. */
+static bool wp_fold(const qb_wordpiece *wp, const uint32_t **cp, size_t *n, qb_tok_work *w) {
+    const qb_tok_options *o = &wp->opt;
+    if (o->do_lower_case) {
+        w->cp[1].n = 0;
+        if (!qb_uni_lower(*cp, *n, &w->cp[1])) return false;
+        *cp = w->cp[1].v, *n = w->cp[1].n;
+    }
+    if (o->do_lower_case ? o->strip_accents != 0 : o->strip_accents == 1) {
+        w->cp[2].n = 0;
+        if (!wp_strip_accents(*cp, *n, &w->cp[2])) return false;
+        *cp = w->cp[2].v, *n = w->cp[2].n;
+    }
+    return true;
+}
+
 /* One whitespace-separated token through lowercasing, accent stripping and
  * punctuation splitting. */
 static bool wp_basic_token(const qb_wordpiece *wp, const uint32_t *cp, size_t n, qb_tok_work *w,
                            qb_i32buf *ids) {
     int sp = wp_special_index(cp, n);
     if (sp >= 0) return qb_tok_push(ids, wp->special_ids[sp]);
-    const qb_tok_options *o = &wp->opt;
-    bool strip = o->do_lower_case ? o->strip_accents != 0 : o->strip_accents == 1;
-    if (o->do_lower_case) {
-        w->cp[1].n = 0;
-        if (!qb_uni_lower(cp, n, &w->cp[1])) return false;
-        cp = w->cp[1].v;
-        n = w->cp[1].n;
-    }
-    if (strip) {
-        w->cp[2].n = 0;
-        if (!wp_strip_accents(cp, n, &w->cp[2])) return false;
-        cp = w->cp[2].v;
-        n = w->cp[2].n;
-    }
+    if (!wp_fold(wp, &cp, &n, w)) return false;
     /* _run_split_on_punc checks never_split again on the transformed token */
     sp = wp_special_index(cp, n);
     if (sp >= 0) return qb_tok_push(ids, wp->special_ids[sp]);
@@ -323,25 +327,17 @@ nomem:
 
 qb_status qb_wp_normalize_char(const qb_wordpiece *wp, const char *s, size_t n, qb_tok_work *w, qb_bytebuf **out,
                                qb_error *err) {
-    qb_u32buf *a = &w->cp[0], *b = &w->cp[1], *t;
-    a->n = b->n = 0;
-    qb_status st = qb_utf8_decode(s, n, a, "text", err);
+    qb_u32buf *raw = &w->cp[1], *clean = &w->cp[0];
+    raw->n = clean->n = 0;
+    qb_status st = qb_utf8_decode(s, n, raw, "text", err);
     if (st != QB_OK) return st;
-    const qb_tok_options *o = &wp->opt;
-    bool ok = wp_clean(wp, a->v, a->n, b);
-    if (ok && o->do_lower_case) {
-        a->n = 0;
-        ok = qb_uni_lower(b->v, b->n, a);
-        t = a, a = b, b = t;
-    }
-    if (ok && (o->do_lower_case ? o->strip_accents != 0 : o->strip_accents == 1)) {
-        a->n = 0;
-        ok = wp_strip_accents(b->v, b->n, a);
-        t = a, a = b, b = t;
-    }
+    bool ok = wp_clean(wp, raw->v, raw->n, clean);
+    const uint32_t *cp = clean->v;
+    size_t k = clean->n;
     *out = &w->utf8[0];
     (*out)->n = 0;
-    if (!ok || !qb_utf8_encode(b->v, b->n, *out)) return qb_fail(err, QB_ERR_NOMEM, "text: out of memory");
+    if (!ok || !wp_fold(wp, &cp, &k, w) || !qb_utf8_encode(cp, k, *out))
+        return qb_fail(err, QB_ERR_NOMEM, "text: out of memory");
     return QB_OK;
 }
 
