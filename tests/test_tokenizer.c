@@ -327,6 +327,23 @@ static void check_bad_files(const char *spiece) {
         unlink(p);
         free(p);
     }
+    /* a piece that is not UTF-8: "▁the" with its first byte broken */
+    char *piece = NULL;
+    for (size_t i = 0; !piece && i + 6 <= size; i++)
+        if (!memcmp(model + i, "\xe2\x96\x81the", 6)) piece = model + i;
+    CHECK(piece != NULL, "spiece.model has no \"\u2581the\" piece");
+    if (piece && (p = write_temp(model, size))) {
+        FILE *f = fopen(p, "r+b");
+        if (f && fseek(f, (long)(piece - model), SEEK_SET) == 0) fputc(0xFF, f);
+        if (f) fclose(f);
+        t = NULL;
+        st = qb_tokenizer_load_sentencepiece(p, NULL, &t, &err);
+        CHECK(st == QB_ERR_FORMAT && t == NULL && strstr(err.msg, "not UTF-8") && strstr(err.msg, p),
+              "a piece that is not UTF-8 gave %d: %s", st, err.msg);
+        qb_tokenizer_free(t);
+        unlink(p);
+        free(p);
+    }
     /* garbage bytes: a random-looking but deterministic pattern */
     for (size_t i = 0; i < size; i += 97) model[i] ^= 0x5A;
     p = write_temp(model, size);

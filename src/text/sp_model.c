@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "text/unicode.h"
 
 /* Protobuf wire types. */
 enum { PB_VARINT = 0, PB_I64 = 1, PB_LEN = 2, PB_I32 = 5 };
@@ -118,6 +119,15 @@ static bool spm_count(pb_reader r, size_t *n, size_t *bytes) {
     return r.st == QB_OK;
 }
 
+/* Pieces are text: they are matched against UTF-8, printed and decoded. */
+static bool spm_piece_is_text(const char *s, size_t n) {
+    for (size_t i = 0, k; i < n; i += k) {
+        uint32_t c;
+        if (!(k = qb_utf8_decode_char(s + i, n - i, &c)) || c == 0) return false;
+    }
+    return true;
+}
+
 static bool spm_read_piece(pb_reader *outer, const pb_field *msg, qb_spm_model *m, size_t *pool_n) {
     pb_reader r = pb_sub(outer, msg);
     qb_spm_piece *pc = &m->pieces[m->n_pieces];
@@ -149,6 +159,7 @@ static bool spm_read_piece(pb_reader *outer, const pb_field *msg, qb_spm_model *
         return false;
     }
     if (!pc->text || pc->len == 0) return pb_fail(outer, "piece without text");
+    if (!spm_piece_is_text(pc->text, pc->len)) return pb_fail(outer, "piece that is not UTF-8 text");
     m->n_pieces++;
     return true;
 }
