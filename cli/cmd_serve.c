@@ -1,6 +1,6 @@
 /* qbert serve: the model behind an HTTP server (include/qbert_serve.h)
  * until SIGTERM or SIGINT, which drain it: no new connections, the
- * requests in flight answered, exit 0. */
+ * requests in flight answered, exit 0 (1 when some outlast the drain). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +19,8 @@ static const char help[] =
     "  POST /v1/embeddings   {\"input\": str | [str], \"model\", \"encoding_format\": \"float\"|\"base64\"}\n"
     "  POST /predict         {\"inputs\": str | [str, str] | [[str], ...], \"raw_scores\": false}\n"
     "  POST /rerank          {\"query\", \"texts\": [str], \"return_text\": false} (one-output models)\n"
-    "  POST /tokenize        {\"inputs\": str | [str]}\n"
+    "  POST /tokenize        {\"inputs\": str | [str], \"add_special_tokens\": true}\n"
+    "  POST /decode          {\"ids\": [int] | [[int]], \"skip_special_tokens\": true}\n"
     "  GET  /info, /health, /metrics (Prometheus)\n"
     "Embedding endpoints need a bare encoder (BertModel, sentence-transformers layout);\n"
     "/predict and /rerank a sequence classifier.  Errors are {\"error\", \"error_type\"}:\n"
@@ -29,7 +30,7 @@ static const char help[] =
     "Inputs are tokenized on the connection threads and run in batches: one batch on\n"
     "all the compute threads while it is alone, batches side by side on a share of\n"
     "them each when more wait.  SIGTERM or SIGINT stops accepting, answers what is in\n"
-    "flight, exits 0.\n"
+    "flight, exits 0; what is still queued after --drain-seconds gets 500, exit 1.\n"
     "\n"
     "  --host ADDR                   address to bind (default 127.0.0.1: this machine only)\n"
     "  --port P                      (default 8080; 0: any free port, printed on stderr)\n"
@@ -49,6 +50,8 @@ static const char help[] =
     "  --max-client-batch-size N     inputs per request; beyond: 413 (default 32)\n"
     "  --payload-limit BYTES         request body size; beyond: 413 (default 2000000)\n"
     "  --timeout S                   a connection idle this long is closed (default 10)\n"
+    "  --drain-seconds S             on SIGTERM or SIGINT, how long the requests in flight\n"
+    "                                may take to finish (default 4)\n"
     "  --api-key KEY                 require \"Authorization: Bearer KEY\" (not on /health)\n"
     "  --model-id NAME               the name /info and /v1/embeddings give (default: MODEL_DIR)\n";
 
@@ -56,7 +59,7 @@ static int parse_int(const char *name, const char *v, int lo, int hi, int *out) 
     return qb_arg_int("serve", name, v, lo, hi, out) ? QB_EXIT_OK : QB_EXIT_USAGE;
 }
 
-static int parse_args(int argc, char **argv, qb_serve_params *p, const char **dir) {
+static int parse_args(int argc, char **argv, qb_serve_params *p, int *drain_s, const char **dir) {
     for (int i = 1; i < argc; i++) {
         const char *v;
         int rc = QB_EXIT_OK, payload = 0;
@@ -86,6 +89,8 @@ static int parse_args(int argc, char **argv, qb_serve_params *p, const char **di
             rc = parse_int("--payload-limit", v, 16, 1 << 30, &payload);
             p->payload_limit = (size_t)payload;
         } else if ((v = qb_arg_value("--timeout", &i, argc, argv))) rc = parse_int("--timeout", v, 1, 3600, &p->timeout_s);
+        else if ((v = qb_arg_value("--drain-seconds", &i, argc, argv)))
+            rc = parse_int("--drain-seconds", v, 0, 3600, drain_s);
         else if (argv[i][0] == '-') return qb_usage_error("serve", "unknown option '%s'", argv[i]);
         else if (!*dir) *dir = argv[i];
         else return qb_usage_error("serve", "one MODEL_DIR only (got '%s' too)", argv[i]);
@@ -109,7 +114,8 @@ int qb_cmd_serve(int argc, char **argv) {
     qb_serve_params p = qb_serve_default_params();
     p.model_id = NULL;
     const char *dir = NULL;
-    int rc = parse_args(argc, argv, &p, &dir);
+    int drain_s = 4;
+    int rc = parse_args(argc, argv, &p, &drain_s, &dir);
     if (rc) return rc;
     qb_model *m = qb_cli_load("serve", dir, p.n_threads, NULL);
     if (!m) return QB_EXIT_FAIL;
@@ -133,8 +139,8 @@ int qb_cmd_serve(int argc, char **argv) {
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "qbert serve: %s: draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    int left = qb_serve_drain(s, 4.0);
-    if (left) fprintf(stderr, "qbert serve: %d requests still in flight after 4 s\n", left);
+    int left = qb_serve_drain(s, drain_s);
+    if (left) fprintf(stderr, "qbert serve: %d requests still in flight after %d s\n", left, drain_s);
     qb_serve_free(s);
     qb_model_free(m);
     fprintf(stderr, "qbert serve: stopped\n");

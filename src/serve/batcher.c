@@ -40,9 +40,15 @@ static void wake_lane(srv_batcher *b, int what) {
     }
 }
 
-void srv_batcher_submit(srv_batcher *b, srv_job *job) {
+bool srv_batcher_submit(srv_batcher *b, srv_job *job) {
     double t = srv_now();
     pthread_mutex_lock(&b->mu);
+    if (b->stop) { /* the lanes are gone: nothing would run it */
+        job->done = job->failed = true;
+        snprintf(job->error, sizeof job->error, "the server is shutting down");
+        pthread_mutex_unlock(&b->mu);
+        return false;
+    }
     job->pending = job->unqueued = job->n;
     b->queued_jobs++;
     for (int i = 0; i < job->n; i++) {
@@ -53,6 +59,7 @@ void srv_batcher_submit(srv_batcher *b, srv_job *job) {
     }
     wake_lane(b, SRV_WAIT_INPUT);
     pthread_mutex_unlock(&b->mu);
+    return true;
 }
 
 bool srv_batcher_done(srv_batcher *b, srv_job *job) {
@@ -300,7 +307,7 @@ qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_pa
     return QB_OK;
 }
 
-/* Fails what is still queued, ends the loops and frees everything. */
+/* Fails what is still queued and ends the loops. */
 void srv_batcher_stop(srv_batcher *b) {
     if (b->initialized) {
         pthread_mutex_lock(&b->mu);
@@ -311,6 +318,14 @@ void srv_batcher_stop(srv_batcher *b) {
     for (int i = 0; i < SRV_LANES_MAX; i++) {
         srv_lane *l = &b->lanes[i];
         if (l->running) pthread_join(l->thread, NULL);
+        l->running = false;
+    }
+}
+
+/* Once no connection thread can call in any more. */
+void srv_batcher_free(srv_batcher *b) {
+    for (int i = 0; i < SRV_LANES_MAX; i++) {
+        srv_lane *l = &b->lanes[i];
         qb_session_free(l->s);
         free(l->batch);
         free(l->encp);

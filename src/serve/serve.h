@@ -113,11 +113,15 @@ typedef struct srv_batcher {
 qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_params *p, int max_len,
                             srv_metrics *metrics, atomic_int *admitted, qb_error *err);
 /* Queues every input of job (the caller has suspended its connection,
- * which the loop resumes once the last input has run). */
-void srv_batcher_submit(srv_batcher *b, srv_job *job);
+ * which the loop resumes once the last input has run).  Once stopped it
+ * queues nothing: the job is done and failed, and false says to resume. */
+bool srv_batcher_submit(srv_batcher *b, srv_job *job);
 bool srv_batcher_done(srv_batcher *b, srv_job *job);
 long srv_batcher_depth(srv_batcher *b);
+/* Stop ends the lanes, failing what is queued; free follows once the
+ * connection threads that read the jobs are gone. */
 void srv_batcher_stop(srv_batcher *b);
+void srv_batcher_free(srv_batcher *b);
 
 /* ---- endpoints ---- */
 

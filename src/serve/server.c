@@ -168,7 +168,7 @@ static enum MHD_Result start_call(qb_server *s, struct MHD_Connection *c, srv_re
     q->call.job.conn = c;
     q->queued = true;
     MHD_suspend_connection(c); /* before the job can finish and resume it */
-    srv_batcher_submit(&s->batcher, &q->call.job);
+    if (!srv_batcher_submit(&s->batcher, &q->call.job)) MHD_resume_connection(c);
     return MHD_YES;
 }
 
@@ -291,10 +291,8 @@ qb_status qb_serve_start(const qb_model *m, const qb_serve_params *p, qb_server 
 
 int qb_serve_port(const qb_server *s) { return s->port; }
 
-int qb_serve_drain(qb_server *s, double timeout_s) {
-    atomic_store(&s->draining, true);
-    MHD_socket fd = MHD_quiesce_daemon(s->d);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+/* The requests still in flight after waiting up to timeout_s for them. */
+static int wait_admitted(qb_server *s, double timeout_s) {
     double until = srv_now() + timeout_s;
     while (atomic_load(&s->admitted) > 0 && srv_now() < until) {
         struct timespec ts = {0, 5000000};
@@ -303,10 +301,19 @@ int qb_serve_drain(qb_server *s, double timeout_s) {
     return atomic_load(&s->admitted);
 }
 
+int qb_serve_drain(qb_server *s, double timeout_s) {
+    atomic_store(&s->draining, true);
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+    return wait_admitted(s, timeout_s);
+}
+
 void qb_serve_free(qb_server *s) {
     if (!s) return;
-    srv_batcher_stop(&s->batcher); /* answers what is queued and resumes its connections */
+    srv_batcher_stop(&s->batcher); /* fails what is queued and resumes its connections */
+    wait_admitted(s, 1.0);         /* for those replies to go out before the connections close */
     if (s->d) MHD_stop_daemon(s->d);
+    srv_batcher_free(&s->batcher);
     srv_metrics_destroy(&s->metrics);
     free(s);
 }
