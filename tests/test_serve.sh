@@ -61,6 +61,15 @@ post() {
   curl -s -o "$TMP/out.json" -w '%{http_code}' "$@" --data-binary "$body" "http://127.0.0.1:$port$path" >"$TMP/out.code"
 }
 AUTH="Authorization: Bearer $KEY"
+# in_flight PORT N: waits up to 5 s for N requests in flight; their count in $inflight.
+in_flight() {
+  inflight=0
+  for _ in $(seq 250); do
+    inflight=$(curl -s -H "$AUTH" "http://127.0.0.1:$1/metrics" | sed -n 's/^qbert_requests_in_flight //p')
+    [ "${inflight:-0}" -ge "$2" ] && break
+    sleep 0.02
+  done
+}
 healthy() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/health")" = 200 ]; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # close_to A.json B.json EXPR_A EXPR_B: the two lists of vectors agree to 1e-6.
@@ -377,12 +386,7 @@ for i in $(seq 4); do
     "http://127.0.0.1:$P_PORT/predict" >"$TMP/t$i.code" &
   pids="$pids $!"
 done
-inflight=0
-for _ in $(seq 250); do
-  inflight=$(curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$P_PORT/metrics" | sed -n 's/^qbert_requests_in_flight //p')
-  [ "${inflight:-0}" -ge 4 ] && break
-  sleep 0.02
-done
+in_flight "$P_PORT" 4
 check "SIGTERM: our 4 requests seen in flight ($inflight)" test "${inflight:-0}" -ge 4
 if command -v wrk >/dev/null && [ -z "$SANITIZE" ]; then
   wrk_run "$TMP/term.txt" "$P_PORT" 4 3 &
@@ -414,11 +418,7 @@ for i in $(seq 6); do
     >"$TMP/d$i.code" &
   pids="$pids $!"
 done
-for _ in $(seq 250); do
-  inflight=$(curl -s "http://127.0.0.1:$D_PORT/metrics" | sed -n 's/^qbert_requests_in_flight //p')
-  [ "${inflight:-0}" -ge 6 ] && break
-  sleep 0.02
-done
+in_flight "$D_PORT" 6
 kill -TERM "$D_PID"
 wait "$D_PID"
 rc=$?

@@ -45,7 +45,7 @@ bool srv_batcher_submit(srv_batcher *b, srv_job *job) {
     pthread_mutex_lock(&b->mu);
     if (b->stop) { /* the lanes are gone: nothing would run it */
         job->done = job->failed = true;
-        snprintf(job->error, sizeof job->error, "the server is shutting down");
+        snprintf(job->error, sizeof job->error, "%s", SRV_SHUTTING_DOWN);
         pthread_mutex_unlock(&b->mu);
         return false;
     }
@@ -224,7 +224,7 @@ static void *loop(void *arg) {
         double t0 = srv_now();
         /* Stopped: the drain has waited for these already; they are
          * answered with an error rather than hold up the exit. */
-        qb_status st = stopping ? qb_fail(&err, QB_ERR_ARG, "the server is shutting down")
+        qb_status st = stopping ? qb_fail(&err, QB_ERR_ARG, "%s", SRV_SHUTTING_DOWN)
                                 : qb_session_set_threads(l->s, threads, &err);
         if (!st) st = qb_session_run_encodings(l->s, l->encp, n, &err);
         if (!stopping) srv_metrics_batch(b->metrics, lane, n, (int)tokens, srv_now() - t0);

@@ -51,6 +51,9 @@ char *srv_metrics_text(srv_metrics *m, long queue_depth, long in_flight, int lan
 
 /* ---- jobs and the batcher ---- */
 
+/* What a request refused or cut short by a shutdown is told. */
+#define SRV_SHUTTING_DOWN "the server is shutting down"
+
 double srv_now(void); /* monotonic seconds */
 
 /* One request's inputs, tokenized, and the model's outputs for them

@@ -90,7 +90,7 @@ static bool is_json_body(struct MHD_Connection *c) {
 
 /* What can be refused on the headers alone; false with the reply in r. */
 static bool admit(qb_server *s, struct MHD_Connection *c, srv_req *q, const char *method, srv_reply *r) {
-    if (atomic_load(&s->draining)) return srv_error(r, 503, "unhealthy", "the server is shutting down");
+    if (atomic_load(&s->draining)) return srv_error(r, 503, "unhealthy", "%s", SRV_SHUTTING_DOWN);
     if (s->p.api_key && q->route != SRV_HEALTH &&
         !key_ok(s->p.api_key, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)))
         return srv_error(r, 401, "unauthorized", "missing or wrong API key (Authorization: Bearer KEY)");

@@ -12,7 +12,6 @@
 #include "text/tokenizer_impl.h"
 #include "text/unicode.h"
 
-
 typedef struct {
     size_t start, end;
     bool added; /* an added token: its text is the original's, whitespace it strips included */

@@ -22,7 +22,6 @@
  * below the worst piece. */
 #define SP_UNK_PENALTY 10.0f
 
-
 struct qb_sentencepiece {
     qb_tok_options opt;
     qb_spm_model model;

@@ -11,7 +11,6 @@
 /* sentencepiece keeps only this many trie matches per position. */
 #define SPN_MAX_TRIE_RESULTS 32
 
-
 /* Darts-clone unit fields. */
 static inline bool darts_has_leaf(uint32_t u) { return (u >> 8) & 1; }
 static inline uint32_t darts_value(uint32_t u) { return u & 0x7FFFFFFFu; }
