@@ -273,10 +273,10 @@ static qb_status ug_vocab(qb_hfp *u, const json_t *model, const char *path, qb_e
         }
         u->scores[i] = qb_json_number(sc, 0);
         if (u->scores[i] < min_score) min_score = u->scores[i];
-        offs[i] = len ? qb_ptab_add(&u->vocab, s, len, (int32_t)i, QB_PTAB_ALL_PREFIXES)
-                      : qb_ptab_add(&u->vocab, "", 0, (int32_t)i, 0);
+        offs[i] = qb_ptab_add_scannable(&u->vocab, s, len, (int32_t)i);
         if (offs[i] < 0) st = qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
     }
+    if (st == QB_OK && !qb_ptab_seal(&u->vocab)) st = qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
     if (st == QB_OK) {
         for (size_t i = 0; i < n; i++) u->pieces[i] = qb_ptab_key(&u->vocab, offs[i]);
         u->n = (int)n;
@@ -665,15 +665,12 @@ static bool ug_viterbi(const qb_hfp *u, const char *s, size_t n, qb_tok_work *w,
         size_t mblen = (size_t)qb_utf8_char_len((unsigned char)s[start]);
         if (mblen > n - start) mblen = n - start;
         bool single = false;
-        uint32_t h = QB_PTAB_SEED;
-        const qb_ptab_entry *e = NULL;
-        for (size_t end = start; end < n;) {
-            h = qb_ptab_hash_step(h, (unsigned char)s[end++]);
-            e = qb_ptab_find_next(&u->vocab, s + start, end - start, h, e);
-            if (!e) break;
-            if (e->id == QB_PTAB_PREFIX_ONLY) continue;
-            ug_relax(lat, start, end, e->id, u->scores[e->id]);
-            single = single || end - start == mblen;
+        qb_ptab_scan sc;
+        qb_ptab_scan_start(&sc, &u->vocab, s + start, n - start);
+        size_t len;
+        for (int32_t id; (id = qb_ptab_scan_next(&sc, &len)) >= 0;) {
+            ug_relax(lat, start, start + len, id, u->scores[id]);
+            single = single || len == mblen;
         }
         if (!single) ug_relax(lat, start, start + mblen, u->unk_id, u->unk_score);
         start += mblen;

@@ -29,6 +29,7 @@ bool qb_ptab_init(qb_ptab *t, size_t expected_keys) {
 void qb_ptab_free(qb_ptab *t) {
     free(t->slots);
     free(t->pool);
+    free(t->longs);
     memset(t, 0, sizeof *t);
 }
 
@@ -120,6 +121,86 @@ int64_t qb_ptab_add(qb_ptab *t, const char *key, size_t len, int32_t id, size_t 
     return off;
 }
 
+int64_t qb_ptab_add_scannable(qb_ptab *t, const char *key, size_t len, int32_t id) {
+    int64_t off = qb_ptab_add(t, key, len, id, QB_PTAB_HASHED);
+    if (off < 0 || len <= QB_PTAB_HASHED) return off;
+    if (!qb_tok_reserve((void **)&t->longs, &t->long_cap, t->n_long + 1, sizeof *t->longs)) return -1;
+    t->longs[t->n_long++] = (qb_ptab_entry){.off = (uint32_t)off, .len = (uint32_t)len, .id = id};
+    return off;
+}
+
+typedef struct {
+    const char *key;
+    qb_ptab_entry e;
+} ptab_long_key;
+
+/* By bytes, a key before the keys it is a prefix of; equal keys in the
+ * order they were added (their pool offsets grow). */
+static int ptab_long_cmp(const void *pa, const void *pb) {
+    const ptab_long_key *a = pa, *b = pb;
+    int c = memcmp(a->key, b->key, a->e.len < b->e.len ? a->e.len : b->e.len);
+    if (c) return c;
+    if (a->e.len != b->e.len) return a->e.len < b->e.len ? -1 : 1;
+    return a->e.off < b->e.off ? -1 : a->e.off > b->e.off;
+}
+
+bool qb_ptab_seal(qb_ptab *t) {
+    if (t->n_long < 2) return true;
+    ptab_long_key *k = malloc(t->n_long * sizeof *k);
+    if (!k) return false;
+    for (size_t i = 0; i < t->n_long; i++) k[i] = (ptab_long_key){t->pool + t->longs[i].off, t->longs[i]};
+    qsort(k, t->n_long, sizeof *k, ptab_long_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < t->n_long; i++) {
+        const qb_ptab_entry *last = m ? &t->longs[m - 1] : NULL;
+        bool repeat = last && last->len == k[i].e.len && !memcmp(t->pool + last->off, k[i].key, last->len);
+        t->longs[repeat ? m - 1 : m++] = k[i].e; /* the later add replaces the earlier */
+    }
+    t->n_long = m;
+    free(k);
+    return true;
+}
+
+/* Byte p of a long key, -1 past its end: within a range of keys that share
+ * their first p bytes this never decreases. */
+static int ptab_long_byte(const qb_ptab *t, size_t i, size_t p) {
+    const qb_ptab_entry *e = &t->longs[i];
+    return p < e->len ? (unsigned char)t->pool[e->off + p] : -1;
+}
+
+/* First index in [lo, hi) whose byte p is at least c. */
+static size_t ptab_long_bound(const qb_ptab *t, size_t lo, size_t hi, size_t p, int c) {
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ptab_long_byte(t, mid, p) < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void ptab_long_narrow(qb_ptab_scan *sc, size_t p) {
+    int c = (unsigned char)sc->s[p];
+    sc->lo = ptab_long_bound(sc->t, sc->lo, sc->hi, p, c);
+    sc->hi = ptab_long_bound(sc->t, sc->lo, sc->hi, p, c + 1);
+}
+
+int32_t qb_ptab_scan_long(qb_ptab_scan *sc, size_t *len) {
+    if (sc->len == QB_PTAB_HASHED) /* first call: the hash matched these bytes, the list has not yet */
+        for (size_t p = 0; p < QB_PTAB_HASHED && sc->lo < sc->hi; p++) ptab_long_narrow(sc, p);
+    while (sc->len < sc->n && sc->lo < sc->hi) {
+        ptab_long_narrow(sc, sc->len++);
+        /* a key of exactly this length is a prefix of the rest of the range: it sorts first */
+        if (sc->lo < sc->hi && sc->t->longs[sc->lo].len == sc->len) {
+            *len = sc->len;
+            return sc->t->longs[sc->lo].id;
+        }
+    }
+    sc->n = sc->len;
+    return -1;
+}
+
 const qb_ptab_entry *qb_ptab_find(const qb_ptab *t, const char *key, size_t len, uint32_t hash) {
     const qb_ptab_entry *e = ptab_slot(t, key, len, hash);
     return e->len == UINT32_MAX ? NULL : e;
@@ -144,21 +225,18 @@ int32_t qb_ptab_get(const qb_ptab *t, const char *key, size_t len, int32_t missi
 }
 
 size_t qb_ptab_longest_prefix(const qb_ptab *t, const char *s, size_t len, int32_t *id) {
-    uint32_t h = QB_PTAB_SEED;
-    size_t best = 0;
-    const qb_ptab_entry *e = NULL;
-    for (size_t k = 0; k < len; k++) {
-        h = qb_ptab_hash_step(h, (unsigned char)s[k]);
-        e = qb_ptab_find_next(t, s, k + 1, h, e);
-        if (!e) break;
-        if (e->id != QB_PTAB_PREFIX_ONLY) {
-            best = k + 1;
-            *id = e->id;
-        }
+    qb_ptab_scan sc;
+    qb_ptab_scan_start(&sc, t, s, len);
+    size_t best = 0, k;
+    for (int32_t found; (found = qb_ptab_scan_next(&sc, &k)) >= 0;) {
+        best = k;
+        *id = found;
     }
     return best;
 }
 
 size_t qb_ptab_bytes(const qb_ptab *t) {
-    return t->slots ? ((size_t)t->mask + 1) * sizeof *t->slots + t->pool_n : 0; /* the pool's tail is never touched */
+    if (!t->slots) return 0;
+    /* the pool's tail is never touched */
+    return ((size_t)t->mask + 1) * sizeof *t->slots + t->pool_n + t->n_long * sizeof *t->longs;
 }

@@ -41,10 +41,7 @@ static bool sp_is_matchable(int type) {
 
 static qb_status sp_index_pieces(qb_sentencepiece *sp, const char *path, qb_error *err) {
     const qb_spm_model *m = &sp->model;
-    size_t longest = 0; /* a huge piece's prefixes go in without rehashing the table each doubling */
-    for (int i = 0; i < m->n_pieces; i++)
-        if (sp_is_matchable(m->pieces[i].type) && m->pieces[i].len > longest) longest = m->pieces[i].len;
-    if (!qb_ptab_init(&sp->matchable, (size_t)m->n_pieces * 2 + longest) || !qb_ptab_init(&sp->user, 16) ||
+    if (!qb_ptab_init(&sp->matchable, (size_t)m->n_pieces * 2) || !qb_ptab_init(&sp->user, 16) ||
         !qb_ptab_init(&sp->by_text, (size_t)m->n_pieces))
         return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
     /* model order, then control/unknown pieces override: PieceToId looks in
@@ -59,9 +56,9 @@ static qb_status sp_index_pieces(qb_sentencepiece *sp, const char *path, qb_erro
             if (reserved != (pass == 1)) continue;
             ok = qb_ptab_add(&sp->by_text, p->text, p->len, i, 0) >= 0;
             if (ok && !reserved)
-                ok = qb_ptab_add(&sp->matchable, p->text, p->len, i, QB_PTAB_ALL_PREFIXES) >= 0;
+                ok = qb_ptab_add_scannable(&sp->matchable, p->text, p->len, i) >= 0;
             if (ok && p->type == QB_SPM_USER_DEFINED)
-                ok = qb_ptab_add(&sp->user, p->text, p->len, i, QB_PTAB_ALL_PREFIXES) >= 0;
+                ok = qb_ptab_add_scannable(&sp->user, p->text, p->len, i) >= 0;
             if (p->type == QB_SPM_UNKNOWN) sp->unk_id = i;
             if (p->type == QB_SPM_NORMAL) {
                 if (p->score < min_score) min_score = p->score;
@@ -69,7 +66,8 @@ static qb_status sp_index_pieces(qb_sentencepiece *sp, const char *path, qb_erro
             }
         }
     }
-    if (!ok) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    if (!ok || !qb_ptab_seal(&sp->matchable) || !qb_ptab_seal(&sp->user))
+        return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
     if (sp->unk_id < 0) return qb_fail(err, QB_ERR_FORMAT, "%s: SentencePiece model has no unknown piece", path);
     sp->max_score = max_score;
     sp->unk_score = min_score - SP_UNK_PENALTY;
@@ -237,16 +235,13 @@ static bool sp_viterbi(const qb_sentencepiece *sp, const char *s, size_t n, qb_s
         size_t mblen = (size_t)qb_utf8_char_len((unsigned char)s[start]);
         if (mblen > n - start) mblen = n - start;
         bool has_single = false;
-        uint32_t h = QB_PTAB_SEED;
-        const qb_ptab_entry *e = NULL;
-        for (size_t end = start; end < n;) {
-            h = qb_ptab_hash_step(h, (unsigned char)s[end++]);
-            e = qb_ptab_find_next(&sp->matchable, s + start, end - start, h, e);
-            if (!e) break;
-            if (e->id == QB_PTAB_PREFIX_ONLY || sp->model.pieces[e->id].type == QB_SPM_UNUSED)
-                continue;
-            sp_relax(sp, lat, start, end, e->id);
-            if (end - start == mblen) has_single = true;
+        qb_ptab_scan sc;
+        qb_ptab_scan_start(&sc, &sp->matchable, s + start, n - start);
+        size_t len;
+        for (int32_t id; (id = qb_ptab_scan_next(&sc, &len)) >= 0;) {
+            if (sp->model.pieces[id].type == QB_SPM_UNUSED) continue;
+            sp_relax(sp, lat, start, start + len, id);
+            if (len == mblen) has_single = true;
         }
         if (!has_single) sp_relax_unknown(sp, lat, start, start + mblen);
         start += mblen;
