@@ -344,8 +344,8 @@ static void check_golden_file(const char *shared, const char *file) {
     snprintf(name, sizeof name, "%.*s", (int)(strlen(file) - strlen("cases-.jsonl")), file + strlen("cases-"));
     if (resolve_model(shared, name, meta, dir, sizeof dir)) {
         const char *picked = check_model(dir, cases, n, name, NULL);
-        for (int i = 0; extra_isas(name, picked, i); i++)
-            check_model(dir, cases, n, name, extra_isas(name, picked, i));
+        const char *isa;
+        for (int i = 0; (isa = extra_isas(name, picked, i)); i++) check_model(dir, cases, n, name, isa);
     }
     for (int i = 0; i < n; i++) {
         free(cases[i].text);
