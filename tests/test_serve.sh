@@ -105,6 +105,27 @@ post "$E_PORT" /v1/embeddings "{\"input\": [\"$T1\", \"$T2\", \"$T3\"], \"model\
 check "/v1/embeddings base64 (curl) equals qbert embed --normalize" close_to "$TMP/out.json" "$TMP/norm.jsonl" \
   "[list(__import__('struct').unpack('<256f', __import__('base64').b64decode(d['embedding']))) for d in a['data']]" \
   "[r['embedding'] for r in b]"
+# /embed_all: one hidden_size row per token, whose mean (the bare model's
+# pooling), first row and maximum give qbert embed's vectors
+check "/info: the bare model pools by the mean" \
+  bash -c "curl -s -H '$AUTH' http://127.0.0.1:$E_PORT/info | grep -q '\"pooling\":\"mean\"'"
+"$QBERT" embed "$B" "$T1" "$T2" "$T3" --max-length 64 --pooling cls+max --threads 1 >"$TMP/clsmax.jsonl"
+post "$E_PORT" /embed_all "{\"inputs\": [\"$T1\", \"$T2\", \"$T3\"]}"
+check "/embed_all: 200" test "$(cat "$TMP/out.code")" = 200
+check "/embed_all: one row of 256 per token of qbert embed's" $PY -c '
+import json, sys
+a, b = json.load(open(sys.argv[1])), [json.loads(l) for l in open(sys.argv[2])]
+sys.exit(not all(len(x) == len(r["input_ids"]) and {len(t) for t in x} == {256} for x, r in zip(a, b)))
+' "$TMP/out.json" "$TMP/raw.jsonl"
+check "/embed_all's mean equals qbert embed" close_to "$TMP/out.json" "$TMP/raw.jsonl" \
+  "[[sum(c) / len(x) for c in zip(*x)] for x in a]" "[r['embedding'] for r in b]"
+check "/embed_all's first row and maximum equal qbert embed --pooling cls+max" close_to "$TMP/out.json" \
+  "$TMP/clsmax.jsonl" "[x[0] + [max(c) for c in zip(*x)] for x in a]" "[r['embedding'] for r in b]"
+# /similarity: the cosines of qbert embed's vectors with the source's
+post "$E_PORT" /similarity "{\"inputs\": {\"source_sentence\": \"$T1\", \"sentences\": [\"$T2\", \"$T3\", \"$T1\"]}}"
+check "/similarity: 200" test "$(cat "$TMP/out.code")" = 200
+check "/similarity equals the cosines of qbert embed's vectors" close_to "$TMP/out.json" "$TMP/norm.jsonl" "[a]" \
+  "[[sum(p * q for p, q in zip(b[0]['embedding'], r['embedding'])) for r in (b[1], b[2], b[0])]]"
 post "$E_PORT" /tokenize "{\"inputs\": \"$T1\"}"
 check "/tokenize ids equal qbert embed's" close_to "$TMP/out.json" "$TMP/raw.jsonl" "[[t['id'] for t in a[0]]]" "[b[0]['input_ids']]"
 # bert-mini's vocab.txt is bert-base-uncased's: offsets as tokenizers gives them for its tokenizer.json
@@ -242,6 +263,11 @@ bad "wrong method" 405 validation "$E_PORT" /embed '' -X GET -H "$AUTH"
 bad "missing API key" 401 unauthorized "$E_PORT" /embed '{"inputs": "a"}' -H "$J"
 bad "wrong API key" 401 unauthorized "$E_PORT" /embed '{"inputs": "a"}' -H "$J" -H 'Authorization: Bearer nope'
 bad "/predict on an embedding model" 400 validation "$E_PORT" /predict '{"inputs": "a"}'
+bad "/embed_all on a classifier" 400 validation "$P_PORT" /embed_all '{"inputs": "a"}'
+bad "/similarity without sentences" 400 empty "$E_PORT" /similarity '{"inputs": {"source_sentence": "a", "sentences": []}}'
+bad "/similarity of a list" 400 validation "$E_PORT" /similarity '{"inputs": ["a", "b"]}'
+bad "/similarity's parameters not an object" 400 validation "$E_PORT" /similarity \
+  '{"inputs": {"source_sentence": "a", "sentences": ["b"]}, "parameters": []}'
 bad "base64 or float only" 400 validation "$E_PORT" /v1/embeddings '{"input": "a", "encoding_format": "int8"}'
 bad "/decode without ids" 400 empty "$E_PORT" /decode '{"ids": []}'
 bad "/decode of a string" 400 empty "$E_PORT" /decode '{"ids": "101 102"}'
@@ -249,6 +275,10 @@ bad "/decode of a non-id" 400 validation "$E_PORT" /decode '{"ids": [[101], [1.5
 bad "/decode past the vocabulary" 422 tokenizer "$E_PORT" /decode '{"ids": [101, 99999999]}'
 post "$E_PORT" /embed "{\"inputs\": \"$(printf 'word %.0s' $(seq 100))\", \"truncate\": true}"
 check "truncate: true cuts instead" test "$(cat "$TMP/out.code")" = 200
+LONG="{\"source_sentence\": \"a\", \"sentences\": [\"$(printf 'word %.0s' $(seq 100))\"]}"
+bad "/similarity of a sentence over --max-input-length" 422 validation "$E_PORT" /similarity "{\"inputs\": $LONG}"
+post "$E_PORT" /similarity "{\"inputs\": $LONG, \"parameters\": {\"truncate\": true}}"
+check "/similarity: parameters.truncate cuts instead" test "$(cat "$TMP/out.code")" = 200
 # A client that sends half a request and goes silent is cut off by --timeout 2, while others are served.
 $PY - "$E_PORT" "$KEY" >"$TMP/half.txt" <<'EOF' &
 import socket, sys, time

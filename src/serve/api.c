@@ -126,10 +126,31 @@ static bool read_rerank(const json_t *doc, srv_input *in, int *n, int cap, srv_r
     return true;
 }
 
+/* TEI's /similarity: {"source_sentence", "sentences"}, the source first. */
+static bool read_similarity(const json_t *v, srv_input *in, int *n, int cap, srv_reply *r) {
+    const json_t *src = json_object_get(v, "source_sentence"), *texts = json_object_get(v, "sentences");
+    if (!json_is_object(v))
+        return srv_error(r, 400, "validation", "\"inputs\" must be {\"source_sentence\": str, \"sentences\": [str]}");
+    if (!json_is_string(src)) return srv_error(r, 400, "validation", "\"inputs\".\"source_sentence\" must be a string");
+    if (!json_is_array(texts))
+        return srv_error(r, 400, "validation", "\"inputs\".\"sentences\" must be a list of strings");
+    if (!json_array_size(texts)) return srv_error(r, 400, "empty", "\"inputs\".\"sentences\" is empty");
+    add_text(in, n, cap, src, NULL);
+    size_t i;
+    const json_t *t;
+    json_array_foreach(texts, i, t) {
+        if (!json_is_string(t))
+            return srv_error(r, 400, "validation", "\"inputs\".\"sentences\"[%zu] is not a string", i);
+        add_text(in, n, cap, t, NULL);
+    }
+    return true;
+}
+
 /* What each endpoint needs of the model. */
 static bool check_model(const srv_ctx *x, int route, srv_reply *r) {
     bool embedder = x->info.task == QB_TASK_NONE;
-    if ((route == SRV_EMBED || route == SRV_OPENAI) && !embedder)
+    bool embeds = route == SRV_EMBED || route == SRV_OPENAI || route == SRV_EMBED_ALL || route == SRV_SIMILARITY;
+    if (embeds && !embedder)
         return srv_error(r, 400, "validation", "this model is a classifier (%s), not an embedding model: use /predict",
                          x->info.class_name);
     if ((route == SRV_PREDICT || route == SRV_RERANK) && x->info.task != QB_TASK_SEQUENCE)
@@ -149,12 +170,18 @@ static bool read_inputs(const srv_ctx *x, srv_call *c, srv_input *in, int *n, sr
     switch (c->route) {
     case SRV_PREDICT: return read_predict(json_object_get(d, key), in, n, cap, &c->single, r);
     case SRV_RERANK: return read_rerank(d, in, n, cap, r);
+    case SRV_SIMILARITY: return read_similarity(json_object_get(d, key), in, n, cap, r);
     default: return read_texts(json_object_get(d, key), key, in, n, cap, &c->single, r);
     }
 }
 
 static bool read_options(srv_call *c, srv_reply *r) {
     const json_t *d = c->doc, *fmt = json_object_get(d, "encoding_format");
+    /* /similarity's options are in "parameters", as in TEI */
+    const json_t *par = c->route == SRV_SIMILARITY ? json_object_get(d, "parameters") : d;
+    if (par && !json_is_null(par) && !json_is_object(par))
+        return srv_error(r, 400, "validation", "\"parameters\" must be an object");
+    c->truncate = qb_json_get_bool(par, "truncate", false);
     c->normalize = c->route == SRV_OPENAI || qb_json_get_bool(d, "normalize", true);
     c->raw_scores = qb_json_get_bool(d, "raw_scores", false);
     c->return_text = qb_json_get_bool(d, "return_text", false);
@@ -200,17 +227,25 @@ static bool tokens_json(const srv_ctx *x, const srv_input *in, const qb_encoding
     return ok || srv_error(r, 500, "backend", "out of memory for input %d's tokens", i);
 }
 
+/* Room for the model's outputs: x->dim floats an input, or for /embed_all
+ * the longest input's tokens' hidden states. */
+static bool alloc_outputs(const srv_ctx *x, srv_job *j, bool tokens, srv_reply *r) {
+    int longest = 1;
+    for (int i = 0; i < j->n; i++) longest = j->enc[i].n > longest ? j->enc[i].n : longest;
+    j->tokens = tokens;
+    j->width = tokens ? longest * x->info.hidden_size : x->dim;
+    j->out = malloc((size_t)j->n * (size_t)j->width * sizeof(float));
+    return j->out || srv_error(r, 500, "backend", "out of memory for the outputs of %d inputs", j->n);
+}
+
 /* Every input tokenized; /tokenize's, as TEI's, untruncated and answered
  * here, while the texts are at hand: the model does not run for them. */
 static bool tokenize(const srv_ctx *x, srv_call *c, const srv_input *in, srv_reply *r) {
     srv_job *j = &c->job;
-    bool truncate = qb_json_get_bool(c->doc, "truncate", false), only = c->route == SRV_TOKENIZE;
+    bool only = c->route == SRV_TOKENIZE;
     bool specials = qb_json_get_bool(c->doc, "add_special_tokens", true);
     if (only && !(j->answer = json_array())) return srv_error(r, 500, "backend", "out of memory");
-    j->enc = calloc((size_t)j->n, sizeof *j->enc);
-    j->out = only ? NULL : malloc((size_t)j->n * (size_t)x->dim * sizeof(float));
-    j->width = x->dim;
-    if (!j->enc || (!only && !j->out))
+    if (!(j->enc = calloc((size_t)j->n, sizeof *j->enc)))
         return srv_error(r, 500, "backend", "out of memory for %d inputs", j->n);
     for (int i = 0; i < j->n; i++) {
         qb_error err = {0};
@@ -219,12 +254,12 @@ static bool tokenize(const srv_ctx *x, srv_call *c, const srv_input *in, srv_rep
                         e, &err))
             return srv_error(r, 422, "tokenizer", "input %d: %s", i, err.msg);
         if (only && !tokens_json(x, &in[i], e, specials, j->answer, r, i)) return false;
-        if (e->n_truncated && !truncate && !only)
+        if (e->n_truncated && !c->truncate && !only)
             return srv_error(r, 422, "validation",
                              "input %d has %d tokens, more than the %d allowed: send \"truncate\": true to cut it", i,
                              e->n + e->n_truncated, x->max_len);
     }
-    return true;
+    return only || alloc_outputs(x, j, c->route == SRV_EMBED_ALL, r);
 }
 
 /* ---- decoding ---- */
@@ -354,6 +389,39 @@ static bool reply_embed(srv_call *c, srv_reply *r) {
     return reply_json(r, a, ok);
 }
 
+/* TEI's /embed_all: each input's tokens' last hidden states, as the model
+ * computed them (no pooling, no normalizing). */
+static bool reply_embed_all(const srv_ctx *x, srv_call *c, srv_reply *r) {
+    int h = x->info.hidden_size;
+    json_t *a = json_array();
+    bool ok = a != NULL;
+    for (int i = 0; ok && i < c->job.n; i++) {
+        json_t *rows = json_array();
+        const float *v = c->job.out + (size_t)i * c->job.width;
+        ok = rows != NULL;
+        for (int t = 0; ok && t < c->job.enc[i].n; t++) ok = qb_json_push(rows, qb_json_floats(v + (size_t)t * h, h));
+        ok = qb_json_push(a, qb_json_built(rows, ok));
+    }
+    return reply_json(r, a, ok);
+}
+
+static double cosine(const float *a, const float *b, int n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
+}
+
+/* TEI's /similarity: the cosine of each sentence's embedding with the
+ * source sentence's (input 0). */
+static bool reply_similarity(srv_call *c, srv_reply *r) {
+    json_t *a = json_array();
+    bool ok = a != NULL;
+    const float *src = c->job.out;
+    for (int i = 1; ok && i < c->job.n; i++)
+        ok = qb_json_push(a, qb_json_real(cosine(src, c->job.out + (size_t)i * c->job.width, c->job.width)));
+    return reply_json(r, a, ok);
+}
+
 static bool reply_openai(const srv_ctx *x, srv_call *c, srv_reply *r) {
     json_t *o = json_object(), *data = json_array(), *usage = json_object();
     const json_t *model = json_object_get(c->doc, "model");
@@ -450,6 +518,8 @@ void srv_call_reply(const srv_ctx *x, srv_call *c, srv_reply *r) {
     case SRV_OPENAI: reply_openai(x, c, r); break;
     case SRV_PREDICT: reply_predict(x, c, r); break;
     case SRV_RERANK: reply_rerank(x, c, r); break;
+    case SRV_EMBED_ALL: reply_embed_all(x, c, r); break;
+    case SRV_SIMILARITY: reply_similarity(c, r); break;
     default: reply_answer(c, r); break;
     }
 }

@@ -147,8 +147,12 @@ static int finish_batch(srv_lane *l, int n, int threads, const qb_error *err) {
     srv_batcher *b = l->b;
     for (int k = 0; k < n && !err; k++) {
         srv_job *j = l->batch[k].job;
-        const float *v = b->embed ? qb_session_embedding(l->s, k) : qb_session_logits(l->s, k);
-        memcpy(j->out + (size_t)l->batch[k].i * j->width, v, (size_t)j->width * sizeof(float));
+        int rows = 1;
+        const float *v = j->tokens ? qb_session_hidden(l->s, k, &rows)
+                         : b->embed ? qb_session_embedding(l->s, k)
+                                    : qb_session_logits(l->s, k);
+        size_t len = j->tokens ? (size_t)rows * (size_t)b->hidden : (size_t)j->width;
+        memcpy(j->out + (size_t)l->batch[k].i * j->width, v, len * sizeof(float));
     }
     int n_resume = 0;
     pthread_mutex_lock(&b->mu);
@@ -279,7 +283,7 @@ qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_pa
     qb_model_info info;
     qb_model_get_info(m, &info);
     b->embed = info.task == QB_TASK_NONE;
-    b->width = b->embed ? qb_embed_dim(m, qb_model_embed_params(m).pooling) : info.num_labels;
+    b->hidden = info.hidden_size;
     b->max_tokens = p->max_batch_tokens;
     b->max_rows = p->max_batch_tokens / max_len;
     if (b->max_rows < 1)

@@ -8,8 +8,9 @@
 
 #include "serve/serve.h"
 
-static const char *const route_names[SRV_ROUTES + 1] = {"embed",   "predict", "rerank",  "tokenize", "decode",
-                                                        "v1_embeddings", "info", "health", "metrics", "unknown"};
+static const char *const route_names[SRV_ROUTES + 1] = {
+    "embed", "predict", "rerank", "tokenize", "decode", "embed_all", "similarity", "v1_embeddings",
+    "info",  "health",  "metrics", "unknown"};
 static const int statuses[SRV_STATUSES] = {200, 400, 401, 404, 405, 413, 415, 422, 429, 500, 503};
 
 static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};

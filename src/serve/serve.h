@@ -14,8 +14,9 @@
 
 struct MHD_Connection;
 
-enum { SRV_EMBED, SRV_PREDICT, SRV_RERANK, SRV_TOKENIZE, SRV_DECODE, SRV_OPENAI, SRV_INFO, SRV_HEALTH, SRV_METRICS,
-       SRV_ROUTES, SRV_UNKNOWN = SRV_ROUTES };
+/* The POST routes first, up to SRV_OPENAI. */
+enum { SRV_EMBED, SRV_PREDICT, SRV_RERANK, SRV_TOKENIZE, SRV_DECODE, SRV_EMBED_ALL, SRV_SIMILARITY, SRV_OPENAI,
+       SRV_INFO, SRV_HEALTH, SRV_METRICS, SRV_ROUTES, SRV_UNKNOWN = SRV_ROUTES };
 
 /* ---- metrics: counters and histograms behind one mutex ---- */
 
@@ -57,10 +58,12 @@ char *srv_metrics_text(srv_metrics *m, long queue_depth, long in_flight, int lan
 double srv_now(void); /* monotonic seconds */
 
 /* One request's inputs, tokenized, and the model's outputs for them
- * (width floats each: an embedding or a classifier's logits). */
+ * (width floats apart: an embedding, a classifier's logits, or with tokens
+ * the last hidden state of each of the input's tokens). */
 typedef struct srv_job {
     struct MHD_Connection *conn;
     int n, width;
+    bool tokens;
     qb_encoding *enc;
     float *out;
     json_t *answer; /* /tokenize, /decode: the reply, made while the request is at hand */
@@ -97,7 +100,7 @@ typedef struct srv_lane {
 
 typedef struct srv_batcher {
     bool embed;             /* pooled embeddings, else logits */
-    int width, max_rows, max_tokens;
+    int hidden, max_rows, max_tokens;
     double max_wait;
     atomic_int *admitted;   /* requests in flight, queued or not */
     int queued_jobs;        /* requests with inputs in the queue */
@@ -150,7 +153,7 @@ typedef struct srv_call {
     int route;
     json_t *doc;
     bool single;            /* inputs was one item, not a list */
-    bool normalize, raw_scores, return_text, base64;
+    bool truncate, normalize, raw_scores, return_text, base64;
     srv_job job;
 } srv_call;
 

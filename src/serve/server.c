@@ -43,8 +43,9 @@ typedef struct {
 } srv_req;
 
 static int route_of(const char *url) {
-    static const char *const paths[SRV_ROUTES] = {"/embed",          "/predict", "/rerank", "/tokenize", "/decode",
-                                                  "/v1/embeddings", "/info",    "/health", "/metrics"};
+    static const char *const paths[SRV_ROUTES] = {
+        "/embed", "/predict", "/rerank", "/tokenize", "/decode", "/embed_all", "/similarity", "/v1/embeddings",
+        "/info",  "/health",  "/metrics"};
     for (int r = 0; r < SRV_ROUTES; r++)
         if (!strcmp(url, paths[r])) return r;
     return SRV_UNKNOWN;

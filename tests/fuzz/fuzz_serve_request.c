@@ -13,7 +13,8 @@
 
 #define TINY "tests/data/tiny-bert-seq"
 
-static const int routes[] = {SRV_EMBED, SRV_PREDICT, SRV_RERANK, SRV_TOKENIZE, SRV_DECODE, SRV_OPENAI, SRV_INFO};
+static const int routes[] = {SRV_EMBED,     SRV_PREDICT,    SRV_RERANK, SRV_TOKENIZE, SRV_DECODE,
+                             SRV_EMBED_ALL, SRV_SIMILARITY, SRV_OPENAI, SRV_INFO};
 #define N_ROUTES (int)(sizeof routes / sizeof *routes)
 #define N_MODELS 3
 static qb_model *models[N_MODELS];

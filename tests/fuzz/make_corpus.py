@@ -365,9 +365,9 @@ def main():
     put("precision_map", "static.json", json.dumps({"*.query": "int8-static", "*.key": "kmeans4",
                                                     "*.value": "int3-weight-only", "*.dense": "ternary"}))
 
-    # server request bodies: a byte for endpoint + 7 x model (fuzz_serve_request.c), then the body
-    embed, predict, rerank, tokenize, decode, openai, info = range(7)
-    bare, classifier, cross = 0, 7, 14
+    # server request bodies: a byte for endpoint + 9 x model (fuzz_serve_request.c), then the body
+    embed, predict, rerank, tokenize, decode, embed_all, similarity, openai, info = range(9)
+    bare, classifier, cross = 0, 9, 18
     for name, first, body in [
             ("embed", embed + bare, {"inputs": "a fine film", "normalize": True}),
             ("embed-list", embed + bare, {"inputs": ["good", "Very BAD!", "\u00e9t\u00e9"], "truncate": True}),
@@ -379,6 +379,10 @@ def main():
             ("rerank", rerank + cross, {"query": "what", "texts": ["this", "that one", "this"], "return_text": True}),
             ("tokenize", tokenize + classifier, {"inputs": ["hello, world!", "[CLS] x [SEP]"]}),
             ("decode", decode + bare, {"ids": [[2, 5, 3], [0, 1]], "skip_special_tokens": False}),
+            ("embed-all", embed_all + bare, {"inputs": ["a fine film", "x"], "truncate": True}),
+            ("similarity", similarity + bare,
+             {"inputs": {"source_sentence": "a film", "sentences": ["a movie", "", "a film"]},
+              "parameters": {"truncate": True}}),
             ("long", embed + bare, {"inputs": " ".join(["word"] * 40), "truncate": False}),
             ("wrong-model", embed + classifier, {"inputs": "x"})]:
         put("serve_request", name, bytes([first]) + json.dumps(body).encode())
