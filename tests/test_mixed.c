@@ -12,7 +12,7 @@
  * int8), each run on every kernel set this CPU has, against FP32 logits of
  * the same kernel set.  The scalar set runs every map on the first 4
  * sentences only (it is ~50x slower).  Under the sanitizers (20x slower
- * again) 3 random maps keep the suite's time bounded. */
+ * again) 3 random maps on 32 sentences keep the suite's time bounded. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,9 +45,9 @@ typedef struct {
     bool token;
 } fixture;
 
-static qb_status tokenize_all(const qb_model *m, const char *path, fixture *f, qb_error *err) {
+static qb_status tokenize_all(const qb_model *m, const char *path, int n, fixture *f, qb_error *err) {
     qb_dataset ds;
-    qb_status st = qb_dataset_load(path, QB_DATA_AUTO, NULL, N_SENT, &ds, err);
+    qb_status st = qb_dataset_load(path, QB_DATA_AUTO, NULL, n, &ds, err);
     if (st) return st;
     for (int i = 0; !st && i < ds.n; i++) {
         const qb_example *e = &ds.ex[i];
@@ -159,7 +159,7 @@ static void check_map(const char *qdir, fixture *f, int k, const char *model, fl
     }
 }
 
-static void run_case(const model_case *c, int n_maps, int n_scalar, const char *tmp) {
+static void run_case(const model_case *c, int n_maps, int n_sent, int n_scalar, const char *tmp) {
     char dir[4096], data[4096], calib[4096], stats[4200], map[4200], qdir[4200];
     qb_test_shared_path(dir, sizeof dir, c->model);
     qb_test_shared_path(data, sizeof data, c->data);
@@ -171,7 +171,7 @@ static void run_case(const model_case *c, int n_maps, int n_scalar, const char *
     fixture *f = calloc(1, sizeof *f);
     f->n_scalar = n_scalar;
     qb_model *fp32 = load(dir, QB_ISA_SCALAR);
-    CHECK(fp32 && tokenize_all(fp32, data, f, &err) == QB_OK, "%s: %s", c->model, err.msg);
+    CHECK(fp32 && tokenize_all(fp32, data, n_sent, f, &err) == QB_OK, "%s: %s", c->model, err.msg);
     if (!fp32) {
         free(f);
         return;
@@ -181,7 +181,7 @@ static void run_case(const model_case *c, int n_maps, int n_scalar, const char *
     f->per_ex = f->token ? SEQ_MAX * f->labels : f->labels;
     qb_quant_params qp = qb_quant_default_params(QB_QUANT_DYNAMIC);
     qp.calib_file = calib;
-    qp.calib_n = 64;
+    qp.calib_n = n_sent < 64 ? n_sent : 64;
     qp.n_threads = 2;
     CHECK(qb_calibrate(fp32, &qp, stats, NULL, &err) == QB_OK, "%s: calibrate: %s", c->model, err.msg);
     for (int isa = 0; isa < QB_ISA_COUNT; isa++) {
@@ -229,10 +229,10 @@ int main(void) {
         {"models/bert-mini-conll", "data/conll2003/valid.txt", "data/conll2003/train.txt"},
     };
     bool sanitize = getenv("QB_SANITIZE") != NULL;
-    int n_maps = sanitize ? 3 : 40, n_scalar = 4;
+    int n_maps = sanitize ? 3 : 40, n_sent = sanitize ? 32 : N_SENT, n_scalar = 4;
     char tmp[] = "/tmp/qb-test-mixed-XXXXXX";
     if (!mkdtemp(tmp)) return 1;
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&cases[i], n_maps, n_scalar, tmp);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&cases[i], n_maps, n_sent, n_scalar, tmp);
     qb_remove_tree(tmp);
     return qb_test_done("test_mixed");
 }
