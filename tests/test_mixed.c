@@ -134,8 +134,8 @@ static void draw_map(const qb_model *m, int k, uint64_t *rng, const char **fmt) 
     for (int i = 0; i < m->n_linears; i++) {
         const char *name = m->linears[i]->name;
         bool attn_out = ends_with(name, "attention.output.dense") || ends_with(name, "attention.dense");
-        int pick = (int)(qb_test_uniform(rng, 0, 5));
-        fmt[i] = k == 0 ? (attn_out ? "int8-dynamic" : "fp32") : formats[pick > 4 ? 4 : pick];
+        uint32_t pick = qb_test_below(rng, 5);
+        fmt[i] = k == 0 ? (attn_out ? "int8-dynamic" : "fp32") : formats[pick];
     }
 }
 

@@ -18,15 +18,9 @@ typedef struct {
     size_t len;
 } key;
 
-/* A whole number in [0, n), from test_util.h's generator. */
-static uint32_t below(uint64_t *state, uint32_t n) {
-    uint32_t v = (uint32_t)qb_test_uniform(state, 0.0f, (float)n);
-    return v < n ? v : n - 1; /* a float product can round up to n */
-}
-
 /* Mostly 'a's, so random texts share long prefixes with many keys. */
 static void random_bytes(uint64_t *state, char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) s[i] = below(state, 8) ? 'a' : 'b';
+    for (size_t i = 0; i < n; i++) s[i] = qb_test_below(state, 8) ? 'a' : 'b';
 }
 
 /* id of the last key equal to s[0..len), or -1. */
@@ -64,9 +58,9 @@ int main(void) {
     CHECK(qb_ptab_init(&t, 16), "init");
     for (int i = 0; i < N_KEYS; i++) {
         if (i % 10 == 9) { /* a repeat of an earlier key */
-            keys[i] = keys[below(&state, (uint32_t)i)];
+            keys[i] = keys[qb_test_below(&state, (uint32_t)i)];
         } else {
-            keys[i].len = 1 + below(&state, MAX_KEY);
+            keys[i].len = 1 + qb_test_below(&state, MAX_KEY);
             random_bytes(&state, keys[i].s, keys[i].len);
         }
         CHECK(qb_ptab_add_scannable(&t, keys[i].s, keys[i].len, i) >= 0, "add %d", i);
@@ -81,9 +75,9 @@ int main(void) {
     CHECK(n_long > N_KEYS / 2, "only %zu long keys", n_long);
     char text[2 * MAX_KEY];
     for (int i = 0; i < 1000; i++) {
-        size_t n = below(&state, sizeof text);
+        size_t n = qb_test_below(&state, sizeof text);
         if (i % 2) { /* start from a key, so long matches are common */
-            const key *k = &keys[below(&state, N_KEYS)];
+            const key *k = &keys[qb_test_below(&state, N_KEYS)];
             if (n < k->len) n = k->len;
             memcpy(text, k->s, k->len);
             random_bytes(&state, text + k->len, n - k->len);

@@ -21,6 +21,12 @@ static inline float qb_test_uniform(uint64_t *state, float lo, float hi) {
     return lo + (hi - lo) * (float)((*state >> 40) * (1.0 / 16777216.0));
 }
 
+/* A whole number in [0, n) from the same sequence. */
+static inline uint32_t qb_test_below(uint64_t *state, uint32_t n) {
+    uint32_t v = (uint32_t)qb_test_uniform(state, 0.0f, (float)n);
+    return v < n ? v : n - 1; /* a float product can round up to n */
+}
+
 static inline float *qb_test_uniform_array(uint64_t *state, size_t n, float lo, float hi) {
     float *p = malloc((n ? n : 1) * sizeof(float));
     for (size_t i = 0; i < n; i++) p[i] = qb_test_uniform(state, lo, hi);
