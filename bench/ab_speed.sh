@@ -22,9 +22,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 mkdir -p "$OUT"
-CACHE=${QB_RANDOM_MODELS:-$HOME/.cache/qbert/random-models}
-BASE=$CACHE/bert-base
-"$HERE/bench/random_model.sh" bert-base "$BASE"
+BASE=$("$HERE/bench/random_model.sh" bert-base)
 # Each binary quantizes with itself: what it writes is part of what it runs.
 for v in A B; do
   [ -f "$OUT/base-int8-$v/config.json" ] || "${!v}" quantize "$BASE" -o "$OUT/base-int8-$v" --method dynamic >/dev/null

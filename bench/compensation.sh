@@ -26,8 +26,7 @@ parts=("$@")
 mkdir -p "$OUT"
 echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) threads, qbert $(git -C "$HERE" rev-parse --short HEAD)"
 
-BASE=$HOME/.cache/qbert/random-models/bert-base
-"$HERE/bench/random_model.sh" bert-base "$BASE"
+BASE=$("$HERE/bench/random_model.sh" bert-base)
 cases=(
   "bert-mini-sst2|$SHARED/models/bert-mini-sst2|sst2/train.tsv|sst2/dev.tsv|66|accuracy|0"
   "albert-mini-sst2|$SHARED/models/albert-mini-sst2|sst2/train.tsv|sst2/dev.tsv|66|accuracy|0"

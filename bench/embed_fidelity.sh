@@ -30,10 +30,7 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$OUT"
 
-CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/qbert/random-models/minilm-l6-embed
-if [ ! -f "$CACHE/model.safetensors" ]; then
-  $PY "$SHARED/tools/make_random_checkpoint.py" minilm-l6-embed "$CACHE" --seed 0 >/dev/null
-fi
+CACHE=$("$HERE/bench/random_model.sh" minilm-l6-embed)
 
 TEXTS=$OUT/sst2-dev.txt
 tail -n +2 "$SHARED/data/sst2/dev.tsv" | cut -f1 >"$TEXTS"

@@ -25,9 +25,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 mkdir -p "$OUT"
-CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/qbert/random-models/minilm-l6-embed
-[ -f "$CACHE/model.safetensors" ] ||
-  $PY "$SHARED/tools/make_random_checkpoint.py" minilm-l6-embed "$CACHE" --seed 0 >/dev/null
+CACHE=$("$HERE/bench/random_model.sh" minilm-l6-embed)
 TEXTS=$OUT/sst2-dev.txt
 tail -n +2 "$SHARED/data/sst2/dev.tsv" | cut -f1 >"$TEXTS"
 N=$(wc -l <"$TEXTS")

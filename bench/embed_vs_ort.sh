@@ -32,8 +32,7 @@ while [ $# -gt 0 ]; do
 done
 [ -d "$ORT/node_modules/onnxruntime-node" ] || (cd "$ORT" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
 mkdir -p "$OUT"
-M=${XDG_CACHE_HOME:-$HOME/.cache}/qbert/random-models/minilm-l6-embed
-[ -f "$M/model.safetensors" ] || $PY "$SHARED/tools/make_random_checkpoint.py" minilm-l6-embed "$M" --seed 0 >/dev/null
+M=$("$HERE/bench/random_model.sh" minilm-l6-embed)
 DEV=$SHARED/data/sst2/dev.tsv
 tail -n +2 "$DEV" | cut -f1 >"$OUT/texts.txt"
 "$QBERT" embed "$M" --input "$OUT/texts.txt" >"$OUT/ids.jsonl"

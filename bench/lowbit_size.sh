@@ -8,11 +8,9 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${QB_SHARED_DIR:-$HERE/../shared}
 QBERT=${QBERT_BIN:-$HERE/build/qbert}
 OUT=${1:-$(mktemp -d)}
-CACHE=${QB_RANDOM_MODELS:-$HOME/.cache/qbert/random-models}
-mkdir -p "$OUT" "$CACHE"
-for arch in bert-base albert-base-v2; do
-  "$HERE/bench/random_model.sh" "$arch" "$CACHE/$arch"
-done
+mkdir -p "$OUT"
+declare -A dir
+for arch in bert-base albert-base-v2; do dir[$arch]=$("$HERE/bench/random_model.sh" "$arch"); done
 cases=(
   "bert-base|int4 g128|--method dynamic --bits 4 --quantize-embeddings|14"
   "bert-base|int2 g128|--method dynamic --bits 2 --quantize-embeddings|7.5"
@@ -25,8 +23,8 @@ for c in "${cases[@]}"; do
   IFS='|' read -r arch name args bar <<<"$c"
   q=$OUT/$arch.${name%% *}
   # shellcheck disable=SC2086
-  "$QBERT" quantize "$CACHE/$arch" -o "$q" --force $args >"$q.log" 2>&1
-  a=$(stat -c %s "$CACHE/$arch/model.safetensors")
+  "$QBERT" quantize "${dir[$arch]}" -o "$q" --force $args >"$q.log" 2>&1
+  a=$(stat -c %s "${dir[$arch]}/model.safetensors")
   b=$(stat -c %s "$q/model.safetensors")
   pct=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", 100 * b / a }')
   ok=$(awk -v p="$pct" -v bar="$bar" 'BEGIN { print (p <= bar) ? "ok" : "OVER" }')

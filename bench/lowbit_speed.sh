@@ -19,9 +19,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 mkdir -p "$OUT"
-CACHE=${QB_RANDOM_MODELS:-$HOME/.cache/qbert/random-models}
-B=$CACHE/bert-base
-"$HERE/bench/random_model.sh" bert-base "$B"
+B=$("$HERE/bench/random_model.sh" bert-base)
 declare -A ARGS=(
   [int8]="--method dynamic" [int8-emb]="--method dynamic --quantize-embeddings"
   [w4a8]="--method dynamic --bits 4" [w4a8-emb]="--method dynamic --bits 4 --quantize-embeddings"

@@ -32,8 +32,7 @@ while [ $# -gt 0 ]; do
 done
 [ -d "$ORT/node_modules/onnxruntime-node" ] || (cd "$ORT" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
 mkdir -p "$OUT"
-BASE=${XDG_CACHE_HOME:-$HOME/.cache}/qbert/random-models/bert-base
-"$HERE/bench/random_model.sh" bert-base "$BASE"
+BASE=$("$HERE/bench/random_model.sh" bert-base)
 
 SST=$SHARED/data/sst2/dev.tsv
 tail -n +2 "$SST" | cut -f1 >"$OUT/sst2.txt"
