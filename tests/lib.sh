@@ -70,6 +70,22 @@ hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
 open(dst, "wb").write(struct.pack("<Q", len(hb)) + hb + out)
 PYEOF
 }
+# bare_encoder SRC DST POOLING_JSON: SRC's encoder without its classifier
+# (left in, its tensors would be named in a warning, as Hugging Face names
+# them), in sentence-transformers' layout: Transformer, Pooling, Normalize.
+bare_encoder() {
+  mkdir -p "$2/1_Pooling" "$2/2_Normalize"
+  retile "$1/model.safetensors" "$2/model.safetensors" "del h['classifier.weight'], h['classifier.bias']"
+  cp "$1/vocab.txt" "$1/tokenizer_config.json" "$2/"
+  $PY -c "import json,sys; c=json.load(open(sys.argv[1])); c['architectures']=['BertModel']; json.dump(c, open(sys.argv[2],'w'))" \
+    "$1/config.json" "$2/config.json"
+  cat >"$2/modules.json" <<'EOF'
+[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+ {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+ {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]
+EOF
+  echo "$3" >"$2/1_Pooling/config.json"
+}
 rewrite_header() {
   $PY - "$1" "$2" "$3" <<'PYEOF'
 import json, struct, sys

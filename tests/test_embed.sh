@@ -7,21 +7,9 @@ set -u
 . "$(dirname "$0")/lib.sh"
 M=$SRC/models/bert-mini-sst2
 
-# A bare encoder: the classifier's tensors removed (left in, they would be
-# named in a warning, as Hugging Face names them).
+# A bare encoder, pooling CLS + Normalize.
 B=$TMP/bare
-mkdir -p "$B/1_Pooling"
-retile "$M/model.safetensors" "$B/model.safetensors" "del h['classifier.weight'], h['classifier.bias']"
-cp "$M/vocab.txt" "$M/tokenizer_config.json" "$B/"
-$PY -c "import json,sys; c=json.load(open(sys.argv[1])); c['architectures']=['BertModel']; json.dump(c, open(sys.argv[2],'w'))" \
-  "$M/config.json" "$B/config.json"
-cat >"$B/modules.json" <<'EOF'
-[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
- {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
- {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]
-EOF
-echo '{"word_embedding_dimension": 256, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}' \
-  >"$B/1_Pooling/config.json"
+bare_encoder "$M" "$B" '{"word_embedding_dimension": 256, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}'
 echo '{"max_seq_length": 16, "do_lower_case": false}' >"$B/sentence_bert_config.json"
 
 check "embed --help" bash -c "'$QBERT' embed --help | grep -q 'usage: qbert embed'"

@@ -68,19 +68,9 @@ close fp32 "$M"
 close int4 "$TMP/int4"
 check "int4: MatMulNBits" grep -q MatMulNBits "$TMP/int4.onnx"
 
-# A bare encoder (the classifier's tensors removed) pooling mean + Normalize.
+# A bare encoder pooling mean + Normalize.
 B=$TMP/bare
-mkdir -p "$B/1_Pooling" "$B/2_Normalize"
-retile "$M/model.safetensors" "$B/model.safetensors" "del h['classifier.weight'], h['classifier.bias']"
-cp "$M/vocab.txt" "$M/tokenizer_config.json" "$B/"
-$PY -c "import json,sys; c=json.load(open(sys.argv[1])); c['architectures']=['BertModel']; json.dump(c, open(sys.argv[2],'w'))" \
-  "$M/config.json" "$B/config.json"
-cat >"$B/modules.json" <<'EOF'
-[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
- {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
- {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]
-EOF
-echo '{"word_embedding_dimension": 256, "pooling_mode_mean_tokens": true}' >"$B/1_Pooling/config.json"
+bare_encoder "$M" "$B" '{"word_embedding_dimension": 256, "pooling_mode_mean_tokens": true}'
 close bare "$B" embed
 
 "$QBERT" quantize "$M" -o "$TMP/dyn" --method dynamic >/dev/null

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/vec.h"
 #include "model/linear_format.h"
 #include "model/session.h"
 
@@ -376,14 +377,6 @@ static void pool_mode(unsigned mode, const float *x, int n, int H, float *o) {
     for (int i = 0; i < H; i++) o[i] *= scale;
 }
 
-/* torch.nn.functional.normalize: v / max(||v||, 1e-12). */
-static void l2_normalize(float *v, int n) {
-    double ss = 0;
-    for (int i = 0; i < n; i++) ss += (double)v[i] * v[i];
-    float inv = (float)(1.0 / fmax(sqrt(ss), 1e-12));
-    for (int i = 0; i < n; i++) v[i] *= inv;
-}
-
 /* Sentence embeddings in place of the head: each example's modes over
  * its real rows only, concatenated in sentence-transformers' order. */
 typedef struct {
@@ -401,7 +394,7 @@ static void pool_examples(void *ctx, long b0, long b1, int thread) {
         const float *rows = x + (size_t)s->offsets[b] * H;
         for (int k = 0; k < QB_POOL_MODES; k++)
             if (s->pooling & (1u << k)) pool_mode(1u << k, rows, s->lens[b], H, o), o += H;
-        if (s->normalize) l2_normalize(s->a.pooled + (size_t)b * s->embed_dim, s->embed_dim);
+        if (s->normalize) qb_vec_normalize(s->a.pooled + (size_t)b * s->embed_dim, s->embed_dim);
     }
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/vec.h"
 #include "serve/serve.h"
 
 bool srv_error(srv_reply *r, int status, const char *type, const char *fmt, ...) {
@@ -349,14 +350,6 @@ void srv_call_free(srv_call *c) {
 
 /* ---- replies ---- */
 
-/* torch.nn.functional.normalize, as the session computes it. */
-static void l2_normalize(float *v, int n) {
-    double ss = 0;
-    for (int i = 0; i < n; i++) ss += (double)v[i] * v[i];
-    float inv = (float)(1.0 / fmax(sqrt(ss), 1e-12));
-    for (int i = 0; i < n; i++) v[i] *= inv;
-}
-
 /* Little-endian float32 in standard base64, as OpenAI's clients decode it. */
 static json_t *base64_floats(const float *v, int n) {
     static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -378,7 +371,7 @@ static json_t *base64_floats(const float *v, int n) {
 
 static json_t *embedding_json(const srv_call *c, int i) {
     float *v = c->job.out + (size_t)i * c->job.width;
-    if (c->normalize) l2_normalize(v, c->job.width);
+    if (c->normalize) qb_vec_normalize(v, c->job.width);
     return c->base64 ? base64_floats(v, c->job.width) : qb_json_floats(v, c->job.width);
 }
 
