@@ -21,8 +21,9 @@ static const char help[] =
     "\n"
     "By default the directory's sentence-transformers files decide: modules.json\n"
     "(a Normalize module normalizes), 1_Pooling/config.json (the pooling modes),\n"
-    "sentence_bert_config.json (max_seq_length).  Without them: mean pooling, no\n"
-    "normalization.  The flags override:\n"
+    "sentence_bert_config.json (max_seq_length), config_sentence_transformers.json\n"
+    "(default_prompt_name: the prompt put before every text).  Without them: mean\n"
+    "pooling, no normalization, no prompt.  The flags override:\n"
     "\n"
     "  --input FILE|-     read texts from FILE or stdin, one a line (an empty line is\n"
     "                     the empty text); outputs keep input order\n"
@@ -31,6 +32,10 @@ static const char help[] =
     "                     sentence-transformers does: cls+mean is 2 x hidden wide)\n"
     "  --normalize        L2-normalize each embedding; --no-normalize: do not\n"
     "  --max-length L     truncate to L tokens, [CLS]/[SEP] included\n"
+    "  --prompt-name P    put the model's prompt P (config_sentence_transformers.json's\n"
+    "                     \"prompts\", e.g. query) before each text, as\n"
+    "                     sentence-transformers' encode(prompt_name=P) does; the\n"
+    "                     output's \"text\" stays the text given; --no-prompt: none\n"
     "  --format F         jsonl (default): one object a line, {\"text\", \"input_ids\",\n"
     "                     \"embedding\"}; npy: one float32 [n, dim] array (needs -o)\n"
     "  -o OUT             write to OUT (through a temporary file renamed when\n"
@@ -39,7 +44,8 @@ static const char help[] =
     "  --threads N        compute threads (default: all cores)\n";
 
 typedef struct {
-    const char *dir, *input, *pooling, *format, *out;
+    const char *dir, *input, *pooling, *format, *out, *prompt_name;
+    bool no_prompt;
     char **texts;
     int n_texts;
     int normalize; /* -1: the model's */
@@ -112,6 +118,8 @@ static int parse_args(int argc, char **argv, embed_args *a) {
             exit(QB_EXIT_OK);
         } else if (!strcmp(argv[i], "--normalize")) a->normalize = 1;
         else if (!strcmp(argv[i], "--no-normalize")) a->normalize = 0;
+        else if (!strcmp(argv[i], "--no-prompt")) a->no_prompt = true;
+        else if ((v = qb_arg_value("--prompt-name", &i, argc, argv))) a->prompt_name = v;
         else if ((v = qb_arg_value("--input", &i, argc, argv))) a->input = v;
         else if ((v = qb_arg_value("--pooling", &i, argc, argv))) a->pooling = v;
         else if ((v = qb_arg_value("--format", &i, argc, argv))) a->format = v;
@@ -132,6 +140,7 @@ static int parse_args(int argc, char **argv, embed_args *a) {
     if (strcmp(a->format, "jsonl") && strcmp(a->format, "npy"))
         return qb_usage_error("embed", "--format is jsonl or npy, not '%s'", a->format);
     if (!strcmp(a->format, "npy") && !a->out) return qb_usage_error("embed", "--format npy needs -o OUT");
+    if (a->no_prompt && a->prompt_name) return qb_usage_error("embed", "give --prompt-name or --no-prompt, not both");
     if (a->pooling && !qb_pooling_parse(a->pooling))
         return qb_usage_error("embed", "--pooling: unknown mode in '%s' (cls, mean, max, mean_sqrt_len, "
                               "weightedmean, lasttoken, joined by '+')", a->pooling);
@@ -164,6 +173,8 @@ typedef struct {
     bool npy;
     FILE *out;       /* jsonl lines */
     float *all;      /* npy: [n, dim] */
+    size_t prompt_len;
+    char *prompted;  /* the prompt, then room for the longest text */
     qb_encoding *enc;
     const qb_encoding **encp;
 } embedder;
@@ -181,7 +192,13 @@ static int embed_batch(embedder *e, const text_list *l, int at, int n) {
     qb_error err = {0};
     for (int k = 0; k < n; k++) {
         int i = at + k;
-        if (qb_tokenize(e->m, l->text[i], l->len[i], NULL, 0, e->max_length, &e->enc[k], &err)) {
+        const char *text = l->text[i];
+        size_t len = l->len[i];
+        if (e->prompted) {
+            memcpy(e->prompted + e->prompt_len, text, len);
+            text = e->prompted, len += e->prompt_len;
+        }
+        if (qb_tokenize(e->m, text, len, NULL, 0, e->max_length, &e->enc[k], &err)) {
             if (l->source) fprintf(stderr, "qbert embed: error: %s:%d: %s\n", l->source, i + 1, err.msg);
             else fprintf(stderr, "qbert embed: error: text %d: %s\n", i + 1, err.msg);
             return QB_EXIT_FAIL;
@@ -197,6 +214,21 @@ static int embed_batch(embedder *e, const text_list *l, int at, int n) {
             return QB_EXIT_FAIL;
         }
     }
+    return QB_EXIT_OK;
+}
+
+/* The prompt, copied once ahead of the room each text is copied into. */
+static int setup_prompt(embedder *e, const embed_args *a, const text_list *l) {
+    qb_error err = {0};
+    const char *prompt = NULL;
+    if (!a->no_prompt && qb_model_prompt(e->m, a->prompt_name, &prompt, &err)) return qb_report_error("embed", &err);
+    if (!prompt || !*prompt) return QB_EXIT_OK;
+    size_t longest = 0;
+    for (int i = 0; i < l->n; i++) longest = l->len[i] > longest ? l->len[i] : longest;
+    e->prompt_len = strlen(prompt);
+    if (!(e->prompted = malloc(e->prompt_len + longest + 1)))
+        return fputs("qbert embed: error: out of memory\n", stderr), QB_EXIT_FAIL;
+    memcpy(e->prompted, prompt, e->prompt_len);
     return QB_EXIT_OK;
 }
 
@@ -257,11 +289,13 @@ int qb_cmd_embed(int argc, char **argv) {
         if (!list_add(&l, a.texts[i], strlen(a.texts[i]))) rc = QB_EXIT_FAIL;
     if (!rc && !(e.m = qb_cli_load("embed", a.dir, a.threads, NULL))) rc = QB_EXIT_FAIL;
     if (!rc) rc = setup(&e, &a);
+    if (!rc) rc = setup_prompt(&e, &a, &l);
     if (!rc) rc = run(&e, &l, a.out);
     for (int k = 0; e.enc && k < e.batch; k++) qb_encoding_free(&e.enc[k]);
     free(e.enc);
     free(e.encp);
     free(e.all);
+    free(e.prompted);
     qb_session_free(e.s);
     qb_model_free(e.m);
     list_free(&l);

@@ -15,21 +15,25 @@ static const char help[] =
     "\n"
     "Serves the model over HTTP with the API of Hugging Face's text-embeddings-inference\n"
     "and OpenAI's embeddings, so their clients work unchanged:\n"
-    "  POST /embed           {\"inputs\": str | [str], \"normalize\": true, \"truncate\": false}\n"
-    "  POST /embed_all       {\"inputs\": str | [str], \"truncate\": false}: every token's last\n"
-    "                        hidden state, unpooled\n"
+    "  POST /embed           {\"inputs\": str | [str], \"normalize\": true, \"truncate\": false,\n"
+    "                        \"prompt_name\": null}\n"
+    "  POST /embed_all       {\"inputs\": str | [str], \"truncate\": false, \"prompt_name\": null}:\n"
+    "                        every token's last hidden state, unpooled\n"
     "  POST /similarity      {\"inputs\": {\"source_sentence\": str, \"sentences\": [str]},\n"
-    "                        \"parameters\": {\"truncate\": false}}: cosines to the source\n"
+    "                        \"parameters\": {\"truncate\": false, \"prompt_name\": null}}:\n"
+    "                        cosines to the source\n"
     "  POST /v1/embeddings   {\"input\": str | [str], \"model\", \"encoding_format\": \"float\"|\"base64\"}\n"
     "  POST /predict         {\"inputs\": str | [str, str] | [[str], ...], \"raw_scores\": false}\n"
     "  POST /rerank          {\"query\", \"texts\": [str], \"return_text\": false} (one-output models)\n"
-    "  POST /tokenize        {\"inputs\": str | [str], \"add_special_tokens\": true}\n"
+    "  POST /tokenize        {\"inputs\": str | [str], \"add_special_tokens\": true,\n"
+    "                        \"prompt_name\": null}\n"
     "  POST /decode          {\"ids\": [int] | [[int]], \"skip_special_tokens\": true}\n"
     "  GET  /info, /health, /metrics (Prometheus)\n"
     "Embedding endpoints need a bare encoder (BertModel, sentence-transformers layout);\n"
     "/predict and /rerank a sequence classifier.  Errors are {\"error\", \"error_type\"}:\n"
     "400 malformed, 401 no or wrong key, 413 too large, 415 not JSON, 422 too long or\n"
-    "not tokenizable, 429 overloaded, 503 shutting down.\n"
+    "not tokenizable, 429 overloaded, 503 shutting down.  \"prompt_name\" puts one of\n"
+    "the model's prompts (config_sentence_transformers.json) before each input.\n"
     "\n"
     "Inputs are tokenized on the connection threads and run in batches: one batch on\n"
     "all the compute threads while it is alone, batches side by side on a share of\n"
@@ -57,7 +61,11 @@ static const char help[] =
     "  --drain-seconds S             on SIGTERM or SIGINT, how long the requests in flight\n"
     "                                may take to finish (default 4)\n"
     "  --api-key KEY                 require \"Authorization: Bearer KEY\" (not on /health)\n"
-    "  --model-id NAME               the name /info and /v1/embeddings give (default: MODEL_DIR)\n";
+    "  --model-id NAME               the name /info and /v1/embeddings give (default: MODEL_DIR)\n"
+    "  --default-prompt-name P       the prompt of embedding requests that name none\n"
+    "                                (default: the model's default_prompt_name, as\n"
+    "                                sentence-transformers does; TEI has none by default)\n"
+    "  --no-default-prompt           requests that name no prompt get none\n";
 
 static int parse_int(const char *name, const char *v, int lo, int hi, int *out) {
     return qb_arg_int("serve", name, v, lo, hi, out) ? QB_EXIT_OK : QB_EXIT_USAGE;
@@ -73,6 +81,8 @@ static int parse_args(int argc, char **argv, qb_serve_params *p, int *drain_s, c
         } else if ((v = qb_arg_value("--host", &i, argc, argv))) p->host = v;
         else if ((v = qb_arg_value("--api-key", &i, argc, argv))) p->api_key = v;
         else if ((v = qb_arg_value("--model-id", &i, argc, argv))) p->model_id = v;
+        else if ((v = qb_arg_value("--default-prompt-name", &i, argc, argv))) p->default_prompt_name = v;
+        else if (!strcmp(argv[i], "--no-default-prompt")) p->no_default_prompt = 1;
         else if ((v = qb_arg_value("--port", &i, argc, argv))) rc = parse_int("--port", v, 0, 65535, &p->port);
         else if ((v = qb_arg_value("--threads", &i, argc, argv))) rc = parse_int("--threads", v, 1, 1024, &p->n_threads);
         else if ((v = qb_arg_value("--parallel-batches", &i, argc, argv)))
@@ -101,6 +111,8 @@ static int parse_args(int argc, char **argv, qb_serve_params *p, int *drain_s, c
         if (rc) return rc;
     }
     if (!*dir) return qb_usage_error("serve", "missing MODEL_DIR");
+    if (p->default_prompt_name && p->no_default_prompt)
+        return qb_usage_error("serve", "give --default-prompt-name or --no-default-prompt, not both");
     if (!p->model_id) p->model_id = *dir;
     return QB_EXIT_OK;
 }

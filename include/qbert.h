@@ -351,6 +351,14 @@ typedef struct qb_embed_params {
  * 1_Pooling/config.json, a Normalize module, sentence_bert_config.json's
  * max_seq_length; without them mean pooling, no normalization, 0. */
 qb_embed_params qb_model_embed_params(const qb_model *m);
+/* sentence-transformers' prompts (config_sentence_transformers.json): the
+ * text put before each input for a task, "query" -> "query: ", as
+ * SentenceTransformer.encode(prompt_name=name) does.  name NULL: the
+ * file's default_prompt_name's text, else *prompt = NULL (no prompt).  A
+ * name the model lacks is QB_ERR_ARG naming the ones it has; a prompt
+ * that the Pooling module leaves out (include_prompt false) is
+ * QB_ERR_UNSUPPORTED.  The text lives as long as the model. */
+qb_status qb_model_prompt(const qb_model *m, const char *name, const char **prompt, qb_error *err);
 /* Parses "cls", "mean", "max", "mean_sqrt_len", "weightedmean",
  * "lasttoken" or a '+'/','-separated combination into QB_POOL_* bits; 0 if
  * a name is unknown. */

@@ -36,6 +36,9 @@ typedef struct qb_serve_params {
     int timeout_s;               /* a connection idle this long is closed */
     const char *api_key;         /* NULL: none; else "Authorization: Bearer KEY" */
     const char *model_id;        /* the name /info and /v1/embeddings report */
+    const char *default_prompt_name; /* the prompt of requests that name none (NULL: the
+                                        model's default_prompt_name, as sentence-transformers) */
+    int no_default_prompt;       /* requests that name no prompt get none */
 } qb_serve_params;
 
 qb_serve_params qb_serve_default_params(void);

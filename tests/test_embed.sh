@@ -67,6 +67,42 @@ a=[json.loads(l)['embedding'] for l in open(sys.argv[1])][:2]; b=[json.loads(l)[
 print(min(sum(x*y for x,y in zip(u,v)) for u,v in zip(a,b)) > 0.99)" "$TMP/e.jsonl" "$TMP/q.jsonl")
 check "int8 dynamic embeddings within cosine 0.99" test "$cos" = True
 
+# prompts (config_sentence_transformers.json): the default one, a named one
+# and none each embed as the same text with that prefix written out, as
+# sentence-transformers' encode(prompt_name=...) prepends it
+P=$TMP/prompted
+cp -r "$B" "$P"
+echo '{"prompts": {"query": "query: ", "doc": ""}, "default_prompt_name": "query"}' \
+  >"$P/config_sentence_transformers.json"
+"$QBERT" embed "$B" "query: what is it" "what is it" >"$TMP/plain.jsonl"
+"$QBERT" embed "$P" "what is it" >"$TMP/p-default.jsonl"
+"$QBERT" embed "$P" "what is it" --prompt-name query >"$TMP/p-query.jsonl"
+"$QBERT" embed "$P" "what is it" --prompt-name doc >"$TMP/p-doc.jsonl"
+"$QBERT" embed "$P" "what is it" --no-prompt >"$TMP/p-none.jsonl"
+field() { $PY -c "import json,sys; print(json.dumps(json.loads(open(sys.argv[1]).readlines()[int(sys.argv[2])])[sys.argv[3]]))" "$@"; }
+for c in "p-default 0" "p-query 0" "p-doc 1" "p-none 1"; do
+  set -- $c
+  check "prompt: $1 embeds as the prefixed text" \
+    test "$(field "$TMP/$1.jsonl" 0 embedding)" = "$(field "$TMP/plain.jsonl" "$2" embedding)" -a \
+    "$(field "$TMP/$1.jsonl" 0 input_ids)" = "$(field "$TMP/plain.jsonl" "$2" input_ids)"
+done
+check "prompt: the output's text is the text given" test "$(field "$TMP/p-default.jsonl" 0 text)" = '"what is it"'
+check "prompts differ" test "$(field "$TMP/p-query.jsonl" 0 embedding)" != "$(field "$TMP/p-doc.jsonl" 0 embedding)"
+"$QBERT" quantize "$P" -o "$TMP/pq" --method dynamic >/dev/null
+"$QBERT" embed "$TMP/pq" "what is it" >"$TMP/pq.jsonl"
+check "a quantized copy keeps the prompts" test "$(field "$TMP/pq.jsonl" 0 input_ids)" = "$(field "$TMP/plain.jsonl" 0 input_ids)"
+expect_error "unknown prompt name" 'no prompt named "passage" in config_sentence_transformers.json \(it has: query, doc\)' \
+  "$QBERT" embed "$P" "x" --prompt-name passage
+expect_error "a prompt name on a model without prompts" 'no prompt named "query".*no "prompts"' \
+  "$QBERT" embed "$B" "x" --prompt-name query
+cp -r "$P" "$TMP/excl"
+echo '{"pooling_mode_cls_token": true, "include_prompt": false}' >"$TMP/excl/1_Pooling/config.json"
+expect_error "include_prompt false" 'prompt "query".*include_prompt false.*not support' "$QBERT" embed "$TMP/excl" "x"
+"$QBERT" embed "$TMP/excl" "x" --no-prompt >/dev/null 2>&1
+check "include_prompt false without a prompt embeds" test $? -eq 0
+"$QBERT" embed "$P" "x" --prompt-name query --no-prompt >/dev/null 2>&1
+check "--prompt-name with --no-prompt: usage error" test $? -eq 2
+
 # usage errors exit 2
 "$QBERT" embed "$B" "x" --format npy >/dev/null 2>&1; check "npy needs -o" test $? -eq 2
 "$QBERT" embed "$B" "x" --pooling median >/dev/null 2>&1; check "unknown pooling" test $? -eq 2
@@ -94,4 +130,13 @@ d=$(broken width); echo '{"word_embedding_dimension": 384, "pooling_mode_mean_to
 expect_error "pooling width differs" "word_embedding_dimension 384 is not the model's hidden size 256" "$QBERT" embed "$d" "x"
 d=$(broken seqlen); echo '{"max_seq_length": "long"}' >"$d/sentence_bert_config.json"
 expect_error "bad max_seq_length" "sentence_bert_config.json: max_seq_length" "$QBERT" embed "$d" "x"
+d=$(broken prompts); echo '{"prompts": ["query: "]}' >"$d/config_sentence_transformers.json"
+expect_error "prompts not an object" 'config_sentence_transformers.json: "prompts" must be an object' "$QBERT" embed "$d" "x"
+d=$(broken prompt); echo '{"prompts": {"query": 3}}' >"$d/config_sentence_transformers.json"
+expect_error "a prompt not a string" 'config_sentence_transformers.json: prompt "query" must be a string' \
+  "$QBERT" info "$d"
+d=$(broken default); echo '{"prompts": {"query": "q: "}, "default_prompt_name": "passage"}' \
+  >"$d/config_sentence_transformers.json"
+expect_error "default prompt not among the prompts" 'default_prompt_name "passage" is not one of its prompts' \
+  "$QBERT" embed "$d" "x"
 finish

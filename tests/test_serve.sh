@@ -85,7 +85,14 @@ sys.exit(0 if d <= 1e-6 else f"max difference {d}")
 EOF
 }
 
+# The bare encoder with prompts, "query" the default (sentence-transformers'
+# config_sentence_transformers.json)
+PR=$TMP/prompted
+cp -r "$B" "$PR"
+echo '{"prompts": {"query": "query: ", "doc": ""}, "default_prompt_name": "query"}' >"$PR/config_sentence_transformers.json"
+
 start E "$B" --api-key "$KEY" --timeout 2 --max-input-length 64
+start PR "$PR" --api-key "$KEY" --max-input-length 64
 start P "$M" --api-key "$KEY"
 start R "$R" --api-key "$KEY"
 start ML "$ML" --api-key "$KEY"
@@ -128,6 +135,21 @@ check "/similarity equals the cosines of qbert embed's vectors" close_to "$TMP/o
   "[[sum(p * q for p, q in zip(b[0]['embedding'], r['embedding'])) for r in (b[1], b[2], b[0])]]"
 post "$E_PORT" /tokenize "{\"inputs\": \"$T1\"}"
 check "/tokenize ids equal qbert embed's" close_to "$TMP/out.json" "$TMP/raw.jsonl" "[[t['id'] for t in a[0]]]" "[b[0]['input_ids']]"
+# prompts: the default one and a named one embed as the prefixed text
+"$QBERT" embed "$B" "query: $T1" "query: $T2" "$T1" --max-length 64 --normalize --threads 1 >"$TMP/prompt.jsonl"
+post "$PR_PORT" /embed "{\"inputs\": [\"$T1\", \"$T2\"]}"
+check "/embed: the model's default prompt" close_to "$TMP/out.json" "$TMP/prompt.jsonl" a "[r['embedding'] for r in b[:2]]"
+post "$PR_PORT" /embed "{\"inputs\": \"$T1\", \"prompt_name\": \"doc\"}"
+check "/embed: prompt_name doc (empty)" close_to "$TMP/out.json" "$TMP/prompt.jsonl" a "[b[2]['embedding']]"
+post "$PR_PORT" /similarity "{\"inputs\": {\"source_sentence\": \"$T1\", \"sentences\": [\"$T2\"]}, \"parameters\": {\"prompt_name\": \"query\"}}"
+check "/similarity: parameters.prompt_name" close_to "$TMP/out.json" "$TMP/prompt.jsonl" "[a]" \
+  "[[sum(p * q for p, q in zip(b[0]['embedding'], b[1]['embedding']))]]"
+post "$PR_PORT" /tokenize "{\"inputs\": \"$T1\", \"prompt_name\": \"query\"}"
+check "/tokenize: the prompt's tokens first" close_to "$TMP/out.json" "$TMP/prompt.jsonl" "[[t['id'] for t in a[0]]]" \
+  "[b[0]['input_ids']]"
+post "$PR_PORT" /v1/embeddings "{\"input\": \"$T2\"}"
+check "/v1/embeddings: the default prompt" close_to "$TMP/out.json" "$TMP/prompt.jsonl" \
+  "[a['data'][0]['embedding']]" "[b[1]['embedding']]"
 # bert-mini's vocab.txt is bert-base-uncased's: offsets as tokenizers gives them for its tokenizer.json
 tokenize_as_hf() { # tokenize_as_hf OUT.json TEXT(JSON-escaped) SPECIALS
   $PY - "$1" "$SRC/tests/data/tokenizer_json/offsets.jsonl" "$2" "$3" <<'EOF'
@@ -213,6 +235,8 @@ kill -TERM "$S_PID"; wait "$S_PID"
 "$QBERT" serve "$M" --parallel-batches 3 >/dev/null 2>"$TMP/pb.err"
 rc=$?
 check "--parallel-batches 3: usage error, rc $rc ($(cat "$TMP/pb.err"))" test $rc = 2 -a "$(wc -l <"$TMP/pb.err")" = 1
+expect_error "serve: an unknown --default-prompt-name" 'no prompt named "passage"' \
+  "$QBERT" serve "$PR" --port 0 --default-prompt-name passage
 
 # --- real clients: OpenAI's Node client ---
 NPM_DIR=${QB_BUILD_DIR:-$TMP}/serve-npm
@@ -269,6 +293,10 @@ bad "/similarity of a list" 400 validation "$E_PORT" /similarity '{"inputs": ["a
 bad "/similarity's parameters not an object" 400 validation "$E_PORT" /similarity \
   '{"inputs": {"source_sentence": "a", "sentences": ["b"]}, "parameters": []}'
 bad "base64 or float only" 400 validation "$E_PORT" /v1/embeddings '{"input": "a", "encoding_format": "int8"}'
+bad "an unknown prompt_name" 422 validation "$PR_PORT" /embed '{"inputs": "a", "prompt_name": "passage"}'
+bad "prompt_name on a model without prompts" 422 validation "$E_PORT" /embed '{"inputs": "a", "prompt_name": "query"}'
+bad "prompt_name not a string" 400 validation "$PR_PORT" /embed '{"inputs": "a", "prompt_name": 3}'
+bad "prompt_name on /predict" 400 validation "$P_PORT" /predict '{"inputs": "a", "prompt_name": "query"}'
 bad "/decode without ids" 400 empty "$E_PORT" /decode '{"ids": []}'
 bad "/decode of a string" 400 empty "$E_PORT" /decode '{"ids": "101 102"}'
 bad "/decode of a non-id" 400 validation "$E_PORT" /decode '{"ids": [[101], [1.5]]}'

@@ -372,13 +372,26 @@ class Model:
                         "text": b[x.start:x.end].decode("utf-8", "replace"), "segment": x.segment})
         return out
 
-    def embed(self, texts, pooling=None, normalize=None, batch=32):
+    def _prompt(self, name, none):
+        """The bytes put before each text: prompt `name` of the model's
+        config_sentence_transformers.json, its default_prompt_name's when
+        name is None, nothing when `none`."""
+        if none:
+            return b""
+        text, err = c_char_p(), _lib.Error()
+        if lib.qb_model_prompt(self._m, None if name is None else name.encode(), byref(text), byref(err)):
+            _raise(err)
+        return text.value or b""
+
+    def embed(self, texts, pooling=None, normalize=None, batch=32, prompt_name=None, no_prompt=False):
         """Sentence embeddings, float32 [n, dim].  pooling ("mean", "cls",
         "max", "mean_sqrt_len", "weightedmean", "lasttoken" or several joined
         by '+') and normalize default to what the model directory asks for,
-        as `qbert embed` does."""
+        as `qbert embed` does; so does the prompt put before each text
+        (sentence-transformers' prompt_name; no_prompt: none)."""
         if isinstance(texts, (str, bytes)):
             texts = [texts]
+        prompt = self._prompt(prompt_name, no_prompt)
         p = lib.qb_model_embed_params(self._m)
         if pooling is not None:
             p.pooling = lib.qb_pooling_parse(pooling.encode())
@@ -392,7 +405,10 @@ class Model:
         for at in range(0, len(texts), batch):
             rows = min(batch, len(texts) - at)
             for k in range(rows):
-                self._tokenize(r, k, texts[at + k], None, at + k)
+                text = texts[at + k]
+                if prompt:
+                    text = prompt + _text_bytes(text, "text %d" % (at + k + 1))
+                self._tokenize(r, k, text, None, at + k)
             if lib.qb_session_run_encodings(r.s, r.encp, rows, byref(r.err)):
                 _raise(r.err)
             for k in range(rows):

@@ -156,6 +156,7 @@ _SIGNATURES = {
     "qb_model_embed_params": (EmbedParams, [_P]),
     "qb_pooling_parse": (c_uint, [c_char_p]),
     "qb_embed_dim": (c_int, [_P, c_uint]),
+    "qb_model_prompt": (c_int, [_P, c_char_p, POINTER(c_char_p), _E]),
     "qb_session_set_pooling": (c_int, [_P, POINTER(EmbedParams), _E]),
     "qb_session_embedding": (POINTER(c_float), [_P, c_int]),
     "qb_eval_default_params": (EvalParams, []),

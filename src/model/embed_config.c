@@ -1,6 +1,7 @@
 /* The sentence-transformers layout of a model directory: modules.json lists
  * Transformer -> Pooling -> (Normalize); 1_Pooling/config.json names the
- * pooling modes; sentence_bert_config.json the truncation length. */
+ * pooling modes; sentence_bert_config.json the truncation length;
+ * config_sentence_transformers.json the prompts put before the texts. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "core/escape.h"
 #include "core/fs.h"
 #include "core/json.h"
 #include "model/model.h"
@@ -50,15 +52,18 @@ int qb_embed_dim(const qb_model *m, unsigned pooling) {
 
 qb_embed_params qb_model_embed_params(const qb_model *m) { return m->embed; }
 
-static qb_status read_pooling(const char *path, int hidden, unsigned *out, qb_error *err) {
+static qb_status read_pooling(const char *path, qb_model *m, qb_error *err) {
     json_t *j = NULL;
     qb_status st = qb_json_load_object(path, &j, err);
     if (st) return st;
+    int hidden = m->cfg.hidden_size;
+    unsigned *out = &m->embed.pooling;
     *out = 0;
     for (int i = 0; i < N_MODES; i++)
         if (qb_json_get_bool(j, modes[i].key, false)) *out |= modes[i].bit;
     const char *other = qb_json_str(json_object_get(j, "pooling_mode"), NULL);
     double dim = qb_json_get_number(j, "word_embedding_dimension", hidden);
+    m->prompts.exclude = !qb_json_get_bool(j, "include_prompt", true);
     json_decref(j);
     if (!*out && other) *out = qb_pooling_parse(other);
     if (!*out) return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: no pooling mode qbert knows is enabled", path);
@@ -85,31 +90,80 @@ static qb_status read_max_length(const char *dir, qb_embed_params *e, const qb_c
 
 /* One entry of modules.json: its kind (the type's last component) and
  * folder, checked to exist for the modules that read files there. */
-static qb_status read_module(const char *dir, const char *file, const json_t *mod, int hidden, qb_embed_params *e,
-                             qb_error *err) {
+static qb_status read_module(qb_model *m, const char *file, const json_t *mod, qb_error *err) {
     const char *type = qb_json_str(json_object_get(mod, "type"), NULL);
     const char *sub = qb_json_str(json_object_get(mod, "path"), NULL);
     if (!type) return qb_fail(err, QB_ERR_FORMAT, "%s: every module needs a \"type\" string", file);
     const char *kind = strrchr(type, '.') ? strrchr(type, '.') + 1 : type;
     if (!strcmp(kind, "Transformer")) return QB_OK;
     if (!strcmp(kind, "Normalize")) {
-        e->normalize = 1;
+        m->embed.normalize = 1;
         return QB_OK;
     }
     if (strcmp(kind, "Pooling"))
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: module type \"%s\" is not supported (Transformer, Pooling, "
                        "Normalize)", file, type);
     char folder[4096], path[4200];
-    if (!sub || !qb_path_join(folder, sizeof folder, dir, sub) || !qb_path_join(path, sizeof path, folder, "config.json"))
+    if (!sub || !qb_path_join(folder, sizeof folder, m->dir, sub) ||
+        !qb_path_join(path, sizeof path, folder, "config.json"))
         return qb_fail(err, QB_ERR_FORMAT, "%s: the Pooling module needs a \"path\"", file);
     if (!qb_file_exists(path))
         return qb_fail(err, QB_ERR_IO, "%s: Pooling module's folder \"%s\" has no config.json", file, sub);
-    return read_pooling(path, hidden, &e->pooling, err);
+    return read_pooling(path, m, err);
 }
 
-qb_status qb_model_read_embed_config(qb_model *m, qb_error *err) {
-    qb_embed_params *e = &m->embed;
-    *e = (qb_embed_params){.pooling = QB_POOL_MEAN, .normalize = 0, .max_length = 0};
+/* One "prompts" entry, copied. */
+static qb_status add_prompt(qb_prompts *p, const char *file, const char *name, const json_t *v, qb_error *err) {
+    size_t len = 0;
+    const char *text = qb_json_str(v, &len);
+    char shown[64];
+    if (!text || strlen(text) != len)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: prompt \"%s\" must be a string without NUL characters", file,
+                       qb_escape_str(shown, sizeof shown, name));
+    p->names[p->n] = strdup(name);
+    p->texts[p->n] = strdup(text);
+    if (!p->names[p->n] || !p->texts[p->n]) {
+        free(p->names[p->n]), free(p->texts[p->n]);
+        return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", file);
+    }
+    p->n++;
+    return QB_OK;
+}
+
+/* config_sentence_transformers.json: "prompts" {name: text} and
+ * "default_prompt_name", which must be one of them. */
+static qb_status read_prompts(qb_model *m, qb_error *err) {
+    char file[4096];
+    qb_prompts *p = &m->prompts;
+    p->default_index = -1;
+    if (!qb_path_join(file, sizeof file, m->dir, "config_sentence_transformers.json") || !qb_file_exists(file))
+        return QB_OK;
+    json_t *j = NULL;
+    qb_status st = qb_json_load_object(file, &j, err);
+    if (st) return st;
+    json_t *all = json_object_get(j, "prompts"), *def = json_object_get(j, "default_prompt_name");
+    if (all && !json_is_null(all) && !json_is_object(all))
+        st = qb_fail(err, QB_ERR_FORMAT, "%s: \"prompts\" must be an object of name: text", file);
+    else if (def && !json_is_null(def) && !json_is_string(def))
+        st = qb_fail(err, QB_ERR_FORMAT, "%s: \"default_prompt_name\" must be a string or null", file);
+    size_t n = json_is_object(all) ? json_object_size(all) : 0;
+    if (!st && n && (!(p->names = calloc(n, sizeof *p->names)) || !(p->texts = calloc(n, sizeof *p->texts))))
+        st = qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", file);
+    const char *name;
+    json_t *v;
+    json_object_foreach(st ? NULL : all, name, v) {
+        if ((st = add_prompt(p, file, name, v, err))) break;
+        if (qb_json_str_eq(def, name)) p->default_index = p->n - 1;
+    }
+    char shown[64];
+    if (!st && json_is_string(def) && p->default_index < 0)
+        st = qb_fail(err, QB_ERR_FORMAT, "%s: default_prompt_name \"%s\" is not one of its prompts", file,
+                     qb_escape_str(shown, sizeof shown, json_string_value(def)));
+    json_decref(j);
+    return st;
+}
+
+static qb_status read_modules(qb_model *m, qb_error *err) {
     char file[4096];
     if (!qb_path_join(file, sizeof file, m->dir, "modules.json") || !qb_file_exists(file)) return QB_OK;
     char *text = NULL;
@@ -121,11 +175,58 @@ qb_status qb_model_read_embed_config(qb_model *m, qb_error *err) {
     if (!st && !json_is_array(j)) st = qb_fail(err, QB_ERR_FORMAT, "%s: must be a JSON array of modules", file);
     for (size_t i = 0; !st && i < json_array_size(j); i++) {
         const json_t *mod = json_array_get(j, i);
-        st = json_is_object(mod) ? read_module(m->dir, file, mod, m->cfg.hidden_size, e, err)
+        st = json_is_object(mod) ? read_module(m, file, mod, err)
                                  : qb_fail(err, QB_ERR_FORMAT, "%s: module %zu is not an object", file, i);
     }
     json_decref(j);
-    return st ? st : read_max_length(m->dir, e, &m->cfg, err);
+    return st ? st : read_max_length(m->dir, &m->embed, &m->cfg, err);
+}
+
+qb_status qb_model_read_embed_config(qb_model *m, qb_error *err) {
+    m->embed = (qb_embed_params){.pooling = QB_POOL_MEAN, .normalize = 0, .max_length = 0};
+    qb_status st = read_modules(m, err);
+    return st ? st : read_prompts(m, err);
+}
+
+void qb_prompts_free(qb_prompts *p) {
+    for (int i = 0; i < p->n; i++) free(p->names[i]), free(p->texts[i]);
+    free(p->names);
+    free(p->texts);
+    *p = (qb_prompts){.default_index = -1};
+}
+
+/* "query, passage" (as much as fits, escaped), for the message naming a
+ * wrong one. */
+static const char *prompt_names(const qb_prompts *p, char *buf, size_t cap) {
+    size_t at = 0;
+    char name[64];
+    buf[0] = 0;
+    for (int i = 0; i < p->n && at < cap; i++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%s", i ? ", " : "",
+                               qb_escape_str(name, sizeof name, p->names[i]));
+    return buf;
+}
+
+qb_status qb_model_prompt(const qb_model *m, const char *name, const char **prompt, qb_error *err) {
+    const qb_prompts *p = &m->prompts;
+    int k = name || !p->n ? -1 : p->default_index;
+    for (int i = 0; name && i < p->n; i++)
+        if (!strcmp(p->names[i], name)) k = i;
+    char known[256], asked[64];
+    *prompt = NULL;
+    /* no paths in these messages: the server sends them to its clients */
+    if (name && !p->n)
+        return qb_fail(err, QB_ERR_ARG, "no prompt named \"%s\": the model's config_sentence_transformers.json has "
+                       "no \"prompts\"", qb_escape_str(asked, sizeof asked, name));
+    if (name && k < 0)
+        return qb_fail(err, QB_ERR_ARG, "no prompt named \"%s\" in config_sentence_transformers.json (it has: %s)",
+                       qb_escape_str(asked, sizeof asked, name), prompt_names(p, known, sizeof known));
+    if (k >= 0 && p->texts[k][0] && p->exclude)
+        return qb_fail(err, QB_ERR_UNSUPPORTED, "prompt \"%s\": the Pooling module leaves the prompt's tokens out "
+                       "(include_prompt false), which qbert does not support",
+                       qb_escape_str(asked, sizeof asked, p->names[k]));
+    *prompt = k >= 0 ? p->texts[k] : NULL;
+    return QB_OK;
 }
 
 /* Copies every regular file of from/sub into to/sub. */

@@ -294,6 +294,7 @@ void qb_model_free(qb_model *m) {
     qb_safetensors_close(&m->st);
     qb_tokenizer_free(m->tok);
     qb_config_free(&m->cfg);
+    qb_prompts_free(&m->prompts);
     free(m->dir);
     free(m);
 }

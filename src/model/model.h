@@ -65,6 +65,14 @@ typedef struct {
     qb_attn_i8 attn_i8;
 } qb_block;
 
+/* sentence-transformers' prompts (config_sentence_transformers.json). */
+typedef struct {
+    char **names, **texts;
+    int n;
+    int default_index; /* default_prompt_name's, or -1 */
+    bool exclude;      /* 1_Pooling/config.json: include_prompt false */
+} qb_prompts;
+
 struct qb_model {
     char *dir;
     qb_config cfg;
@@ -98,6 +106,7 @@ struct qb_model {
     const float *mlm_bias;
 
     qb_embed_params embed;  /* the directory's sentence-transformers settings (embed_config.c) */
+    qb_prompts prompts;     /* and its prompts */
 
     qb_linear **linears;    /* every linear, in graph order: observers, quantizers */
     int n_linears;
@@ -121,9 +130,11 @@ char qb_model_attention_input(const qb_model *m, const qb_linear *l);
  * ALBERT's embedding projection). */
 int qb_model_block_of(const qb_model *m, const qb_linear *l);
 
-/* Reads modules.json and what it points at into m->embed (defaults
- * without it). */
+/* Reads modules.json and what it points at into m->embed, and
+ * config_sentence_transformers.json's prompts into m->prompts (defaults
+ * without them). */
 qb_status qb_model_read_embed_config(qb_model *m, qb_error *err);
+void qb_prompts_free(qb_prompts *p);
 /* Copies the sentence-transformers files (modules.json, its modules'
  * folders, sentence_bert_config.json) of from into to, where present:
  * a quantized copy embeds as its source did. */

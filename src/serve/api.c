@@ -51,7 +51,8 @@ qb_status srv_ctx_init(srv_ctx *x, const qb_model *m, const qb_serve_params *p, 
     if (x->info.task == QB_TASK_TOKEN)
         return qb_fail(err, QB_ERR_UNSUPPORTED, "serve: token classification models (%s) are not served",
                        x->info.class_name);
-    return QB_OK;
+    if (p->no_default_prompt || x->info.task != QB_TASK_NONE) return QB_OK;
+    return qb_model_prompt(m, p->default_prompt_name, &x->prompt, err);
 }
 
 /* ---- reading inputs ---- */
@@ -176,7 +177,23 @@ static bool read_inputs(const srv_ctx *x, srv_call *c, srv_input *in, int *n, sr
     }
 }
 
-static bool read_options(srv_call *c, srv_reply *r) {
+/* TEI's "prompt_name", on the routes that embed or tokenize a text. */
+static bool read_prompt(const srv_ctx *x, srv_call *c, const json_t *par, srv_reply *r) {
+    bool prompted = c->route == SRV_EMBED || c->route == SRV_EMBED_ALL || c->route == SRV_SIMILARITY ||
+                    c->route == SRV_TOKENIZE || c->route == SRV_OPENAI;
+    const json_t *v = c->route == SRV_OPENAI ? NULL : json_object_get(par, "prompt_name");
+    c->prompt = prompted ? x->prompt : NULL;
+    if (!v || json_is_null(v)) return true;
+    if (!prompted) return srv_error(r, 400, "validation", "\"prompt_name\" applies to /embed, /embed_all, "
+                                    "/similarity and /tokenize only");
+    if (!json_is_string(v)) return srv_error(r, 400, "validation", "\"prompt_name\" must be a string or null");
+    qb_error err = {0};
+    if (qb_model_prompt(x->m, json_string_value(v), &c->prompt, &err))
+        return srv_error(r, 422, "validation", "%s", err.msg);
+    return true;
+}
+
+static bool read_options(const srv_ctx *x, srv_call *c, srv_reply *r) {
     const json_t *d = c->doc, *fmt = json_object_get(d, "encoding_format");
     /* /similarity's options are in "parameters", as in TEI */
     const json_t *par = c->route == SRV_SIMILARITY ? json_object_get(d, "parameters") : d;
@@ -189,7 +206,7 @@ static bool read_options(srv_call *c, srv_reply *r) {
     c->base64 = qb_json_str_eq(fmt, "base64");
     if (fmt && !json_is_null(fmt) && !c->base64 && !qb_json_str_eq(fmt, "float"))
         return srv_error(r, 400, "validation", "\"encoding_format\" is \"float\" or \"base64\"");
-    return true;
+    return read_prompt(x, c, par, r);
 }
 
 /* ---- tokenizing ---- */
@@ -321,10 +338,26 @@ static bool decode(const srv_ctx *x, srv_call *c, srv_reply *r) {
     return ok;
 }
 
+/* Each input with the prompt before it, in one buffer for the caller to
+ * free once they are tokenized. */
+static char *prompt_inputs(const char *prompt, srv_input *in, int n) {
+    size_t plen = strlen(prompt), total = 1;
+    for (int i = 0; i < n; i++) total += plen + in[i].len;
+    char *buf = malloc(total), *at = buf;
+    for (int i = 0; buf && i < n; i++) {
+        memcpy(at, prompt, plen);
+        memcpy(at + plen, in[i].text, in[i].len);
+        in[i].text = at;
+        in[i].len += plen;
+        at += in[i].len;
+    }
+    return buf;
+}
+
 bool srv_call_prepare(const srv_ctx *x, srv_call *c, srv_reply *r) {
     if (!json_is_object(c->doc)) return srv_error(r, 400, "validation", "the request body must be a JSON object");
     if (c->route == SRV_DECODE) return decode(x, c, r);
-    if (!check_model(x, c->route, r) || !read_options(c, r)) return false;
+    if (!check_model(x, c->route, r) || !read_options(x, c, r)) return false;
     int cap = x->p->max_client_batch_size, n = 0;
     srv_input *in = calloc((size_t)cap, sizeof *in);
     if (!in) return srv_error(r, 500, "backend", "out of memory");
@@ -334,7 +367,11 @@ bool srv_call_prepare(const srv_ctx *x, srv_call *c, srv_reply *r) {
         ok = srv_error(r, 413, "validation", "%d inputs, more than the %d allowed per request (--max-client-batch-size)",
                        n, cap);
     c->job.n = n;
+    char *prompted = NULL;
+    if (ok && c->prompt && *c->prompt && !(prompted = prompt_inputs(c->prompt, in, n)))
+        ok = srv_error(r, 500, "backend", "out of memory");
     if (ok) ok = tokenize(x, c, in, r);
+    free(prompted);
     free(in);
     return ok;
 }

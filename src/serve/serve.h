@@ -138,6 +138,7 @@ typedef struct srv_ctx {
     int max_len;            /* tokens per input */
     qb_embed_params embed;  /* the model's pooling (embedding models) */
     int dim;                /* width of a job's output */
+    const char *prompt;     /* for embedding requests that name none, or NULL */
 } srv_ctx;
 
 /* A reply: status, body (malloc'd JSON or text) and its type. */
@@ -154,6 +155,7 @@ typedef struct srv_call {
     json_t *doc;
     bool single;            /* inputs was one item, not a list */
     bool truncate, normalize, raw_scores, return_text, base64;
+    const char *prompt;     /* put before each input, or NULL */
     srv_job job;
 } srv_call;
 

@@ -65,12 +65,16 @@ static void link_tiny(const char *dir, const char *name) {
 }
 
 /* A model directory beside tiny-bert-seq: its vocabulary, its config with
- * this head. */
+ * this head, and prompts (config_sentence_transformers.json). */
 static const char *make_model(char *dir, const char *name, const char *arch, const char *labels, bool cross) {
     snprintf(dir, 4096, "%s/%s", fuzz_scratch(), name);
     if (mkdir(dir, 0700)) fuzz_die("cannot make", dir);
     write_config(dir, arch, labels);
     link_tiny(dir, "vocab.txt");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config_sentence_transformers.json", dir);
+    static const char prompts[] = "{\"prompts\": {\"query\": \"query: \", \"doc\": \"\"}}";
+    fuzz_write_path(path, (const uint8_t *)prompts, sizeof prompts - 1);
     if (cross) write_cross_weights(dir);
     else link_tiny(dir, "model.safetensors");
     return dir;

@@ -384,6 +384,8 @@ def main():
              {"inputs": {"source_sentence": "a film", "sentences": ["a movie", "", "a film"]},
               "parameters": {"truncate": True}}),
             ("long", embed + bare, {"inputs": " ".join(["word"] * 40), "truncate": False}),
+            ("embed-prompt", embed + bare, {"inputs": ["a film", ""], "prompt_name": "query"}),
+            ("tokenize-prompt", tokenize + bare, {"inputs": "x", "prompt_name": "doc"}),
             ("wrong-model", embed + classifier, {"inputs": "x"})]:
         put("serve_request", name, bytes([first]) + json.dumps(body).encode())
     for name, model in ("bare", bare), ("classifier", classifier), ("cross", cross):

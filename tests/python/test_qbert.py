@@ -104,6 +104,29 @@ def test_embed_equals_cli():
     assert np.array_equal(got, np.array(want, np.float32))
 
 
+def test_embed_prompts():
+    """A prompt embeds as the text with the prompt written before it."""
+    d = os.path.join(TMP, "prompted")
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(MODEL):
+        if not os.path.exists(os.path.join(d, f)):
+            os.symlink(os.path.join(os.path.abspath(MODEL), f), os.path.join(d, f))
+    with open(os.path.join(d, "config_sentence_transformers.json"), "w") as f:
+        json.dump({"prompts": {"query": "query: ", "doc": ""}, "default_prompt_name": "query"}, f)
+    texts = ["what is it", "a gripping film"]
+    with qbert.Model(d) as m:
+        prefixed = m.embed(["query: " + t for t in texts], no_prompt=True)
+        assert np.array_equal(m.embed(texts), prefixed)
+        assert np.array_equal(m.embed(texts, prompt_name="query"), prefixed)
+        assert np.array_equal(m.embed(texts, prompt_name="doc"), m.embed(texts, no_prompt=True))
+        assert not np.array_equal(m.embed(texts, prompt_name="doc"), prefixed)
+        try:
+            m.embed(texts, prompt_name="passage")
+            assert False, "an unknown prompt name embedded"
+        except qbert.QbertError as err:
+            assert 'no prompt named "passage"' in str(err)
+
+
 def test_token_model_equals_cli():
     if not os.path.isdir(CONLL):
         return
