@@ -237,6 +237,8 @@ rc=$?
 check "--parallel-batches 3: usage error, rc $rc ($(cat "$TMP/pb.err"))" test $rc = 2 -a "$(wc -l <"$TMP/pb.err")" = 1
 expect_error "serve: an unknown --default-prompt-name" 'no prompt named "passage"' \
   "$QBERT" serve "$PR" --port 0 --default-prompt-name passage
+expect_error "serve: --default-prompt-name on a classifier" 'default-prompt-name is for embedding models' \
+  "$QBERT" serve "$M" --port 0 --default-prompt-name query
 
 # --- real clients: OpenAI's Node client ---
 NPM_DIR=${QB_BUILD_DIR:-$TMP}/serve-npm

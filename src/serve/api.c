@@ -51,6 +51,9 @@ qb_status srv_ctx_init(srv_ctx *x, const qb_model *m, const qb_serve_params *p, 
     if (x->info.task == QB_TASK_TOKEN)
         return qb_fail(err, QB_ERR_UNSUPPORTED, "serve: token classification models (%s) are not served",
                        x->info.class_name);
+    if (p->default_prompt_name && x->info.task != QB_TASK_NONE)
+        return qb_fail(err, QB_ERR_ARG, "serve: --default-prompt-name is for embedding models, not %s",
+                       x->info.class_name);
     if (p->no_default_prompt || x->info.task != QB_TASK_NONE) return QB_OK;
     return qb_model_prompt(m, p->default_prompt_name, &x->prompt, err);
 }
