@@ -291,6 +291,16 @@ def main():
     put("model_dir", "tiny-bert-seq-tokcfg",
         bytes([0]) + read(os.path.join(tiny["tiny-bert-seq"], "config.json")) +
         b'\n\0\n{"do_lower_case": false, "strip_accents": true, "tokenize_chinese_chars": false}')
+    # a sentence-transformers layout: prompts, modules, pooling
+    st_layout = [{"do_lower_case": True},
+                 {"prompts": {"query": "query: ", "doc": ""}, "default_prompt_name": "query"},
+                 [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                  {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                  {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}],
+                 {"word_embedding_dimension": 8, "pooling_mode_mean_tokens": True, "include_prompt": True}]
+    put("model_dir", "tiny-bert-seq-sentence-transformers",
+        bytes([0]) + b"\n\0\n".join([read(os.path.join(tiny["tiny-bert-seq"], "config.json"))] +
+                                      [json.dumps(x).encode() for x in st_layout]))
     put("json", "escapes.json", r'{"a": "\u00e9\ud83d\ude00\ud800x\u0000\"\\\/\b\f\n\r\t", "n": [-0.5e+3, 0, 1E9, '
         r'12345678901234567890, true, false, null], "o": {"": {}, "x": [[[]]]}}')
     put("json", "array.json", "[1, [2, [3, {\"k\": \"v\"}]], \"s\"]")
