@@ -385,7 +385,7 @@ static void test_find_nonfinite(const qb_kernels *k) {
                     for (int64_t i = 0; i < n * size; i++) p[i] = (unsigned char)(i * 37 % 251 & 0x3f); /* finite */
                     if (n && trial) {
                         want = trial == 1 ? 0 : trial == 2 ? n - 1
-                               : (int64_t)(qb_test_uniform(&rng_state, 0, 1) * (float)n) % n;
+                               : (int64_t)qb_test_below(&rng_state, (uint32_t)n);
                         uint32_t v = trial % 2 ? types[ty].nan : types[ty].inf;
                         memcpy(p + want * size, &v, (size_t)size); /* little-endian */
                         if (want + 1 < n) memcpy(p + (n - 1) * size, &v, (size_t)size);
