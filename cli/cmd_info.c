@@ -82,6 +82,23 @@ static bool has_labels(const qb_model_info *in) {
     return in->task == QB_TASK_SEQUENCE || in->task == QB_TASK_TOKEN;
 }
 
+/* What qbert embed does by default: the sentence-transformers layout, or
+ * mean pooling over the whole model length. */
+static void print_embedding(const qb_model *m) {
+    qb_embed_params e = qb_model_embed_params(m);
+    char pooling[96], text[256];
+    printf("embedding    %s pooling, %s, %d tokens\n", qb_pooling_format(e.pooling, pooling, sizeof pooling),
+           e.normalize ? "normalized" : "not normalized", qb_model_max_length(m, e.max_length));
+    const char *name, *prompt;
+    int is_default;
+    for (int i = 0; (name = qb_model_prompt_at(m, i, &prompt, &is_default)); i++) {
+        printf("%s", i ? ", " : "prompts      ");
+        qb_escape_write(stdout, name, strlen(name));
+        printf(" \"%s\"%s", qb_escape_str(text, sizeof text, prompt), is_default ? " (default)" : "");
+    }
+    if (qb_model_prompt_at(m, 0, &prompt, &is_default)) printf("\n");
+}
+
 static void print_text(const qb_model *m, const qb_model_info *in, const char *dir, double load_s, bool linears,
                        bool tensors, const session_size *ss) {
     printf("model        %s\n", dir);
@@ -106,6 +123,7 @@ static void print_text(const qb_model *m, const qb_model_info *in, const char *d
     printf("tokenizer    %s\n", in->tokenizer);
     if (in->task == QB_TASK_MLM && in->mask_token_id >= 0)
         printf("mask token   %s (id %d)\n", qb_token_text(m, in->mask_token_id), in->mask_token_id);
+    if (!has_labels(in)) print_embedding(m);
     if (has_labels(in)) {
         printf("labels       %d:", in->num_labels);
         for (int i = 0; i < in->num_labels; i++) {
@@ -159,6 +177,26 @@ static json_t *labels_json(const qb_model *m, int n) {
     return qb_json_built(arr, ok);
 }
 
+static json_t *embedding_json(const qb_model *m) {
+    qb_embed_params e = qb_model_embed_params(m);
+    char pooling[96];
+    json_t *o = json_object(), *prompts = json_object();
+    const char *name, *prompt, *def = NULL;
+    int is_default;
+    bool ok = prompts != NULL;
+    for (int i = 0; ok && (name = qb_model_prompt_at(m, i, &prompt, &is_default)); i++) {
+        ok = qb_json_set_str(prompts, name, prompt);
+        if (is_default) def = name;
+    }
+    /* qb_json_set takes its value, set or not */
+    ok = qb_json_set(o, "prompts", qb_json_built(prompts, ok)) &&
+         qb_json_set(o, "default_prompt_name", def ? json_string(def) : json_null()) &&
+         qb_json_set_str(o, "pooling", qb_pooling_format(e.pooling, pooling, sizeof pooling)) &&
+         qb_json_set(o, "normalize", json_boolean(e.normalize)) &&
+         qb_json_set_int(o, "max_length", qb_model_max_length(m, e.max_length));
+    return qb_json_built(o, ok);
+}
+
 static bool set_shapes(json_t *o, const qb_model_info *in) {
     return qb_json_set_int(o, "num_layers", in->num_layers) && qb_json_set_int(o, "hidden_size", in->hidden_size) &&
            qb_json_set_int(o, "num_heads", in->num_heads) &&
@@ -185,7 +223,8 @@ static void print_json(const qb_model *m, const qb_model_info *in, const char *d
               set_shapes(o, in) && qb_json_set_int(o, "n_params", in->n_params) &&
               qb_json_set_int(o, "file_bytes", in->file_bytes) && qb_json_set_int(o, "n_tensors", in->n_tensors) &&
               qb_json_set_real(o, "load_ms", load_s * 1e3) &&
-              qb_json_set(o, "labels", labels_json(m, has_labels(in) ? in->num_labels : 0));
+              qb_json_set(o, "labels", labels_json(m, has_labels(in) ? in->num_labels : 0)) &&
+              qb_json_set(o, "embedding", embedding_json(m));
     if (ok && ss->bytes)
         ok = qb_json_set_int(o, "session_bytes", (int64_t)ss->bytes) &&
              qb_json_set_int(o, "weights_held_bytes", (int64_t)ss->model.held) &&

@@ -359,10 +359,16 @@ qb_embed_params qb_model_embed_params(const qb_model *m);
  * that the Pooling module leaves out (include_prompt false) is
  * QB_ERR_UNSUPPORTED.  The text lives as long as the model. */
 qb_status qb_model_prompt(const qb_model *m, const char *name, const char **prompt, qb_error *err);
+/* Prompt i of the model, in the file's order: its name (NULL past the
+ * last), its text in *text, and whether it is default_prompt_name's. */
+const char *qb_model_prompt_at(const qb_model *m, int i, const char **text, int *is_default);
 /* Parses "cls", "mean", "max", "mean_sqrt_len", "weightedmean",
  * "lasttoken" or a '+'/','-separated combination into QB_POOL_* bits; 0 if
  * a name is unknown. */
 unsigned qb_pooling_parse(const char *names);
+/* QB_POOL_* bits as qb_pooling_parse reads them, "cls+mean", into buf
+ * (cut to cap); returns buf. */
+const char *qb_pooling_format(unsigned pooling, char *buf, size_t cap);
 /* The width of a pooled vector: hidden_size per mode. */
 int qb_embed_dim(const qb_model *m, unsigned pooling);
 

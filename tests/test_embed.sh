@@ -15,6 +15,7 @@ echo '{"max_seq_length": 16, "do_lower_case": false}' >"$B/sentence_bert_config.
 check "embed --help" bash -c "'$QBERT' embed --help | grep -q 'usage: qbert embed'"
 "$QBERT" info "$B" >"$TMP/info.txt"
 check "info: a bare encoder" grep -q "BertModel (bert), no head" "$TMP/info.txt"
+check "info: how it embeds" grep -qx "embedding    cls pooling, normalized, 16 tokens" "$TMP/info.txt"
 
 # the layout's defaults: cls, normalized, 16 tokens
 "$QBERT" embed "$B" "a gripping film" "" "$(printf 'word %.0s' $(seq 40))" >"$TMP/e.jsonl"
@@ -87,6 +88,9 @@ for c in "p-default 0" "p-query 0" "p-doc 1" "p-none 1"; do
     "$(field "$TMP/$1.jsonl" 0 input_ids)" = "$(field "$TMP/plain.jsonl" "$2" input_ids)"
 done
 check "prompt: the output's text is the text given" test "$(field "$TMP/p-default.jsonl" 0 text)" = '"what is it"'
+"$QBERT" info "$P" >"$TMP/pinfo.txt"
+check "info: the prompts" grep -qx 'prompts      query "query: " (default), doc ""' "$TMP/pinfo.txt"
+check "info --json: the prompts" test "$("$QBERT" info "$P" --json | $PY -c "import json,sys; e=json.load(sys.stdin)['embedding']; print(e['prompts'], e['default_prompt_name'], e['pooling'], e['normalize'], e['max_length'])")" = "{'query': 'query: ', 'doc': ''} query cls True 16"
 check "prompts differ" test "$(field "$TMP/p-query.jsonl" 0 embedding)" != "$(field "$TMP/p-doc.jsonl" 0 embedding)"
 "$QBERT" quantize "$P" -o "$TMP/pq" --method dynamic >/dev/null
 "$QBERT" embed "$TMP/pq" "what is it" >"$TMP/pq.jsonl"

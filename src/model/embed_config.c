@@ -44,6 +44,14 @@ unsigned qb_pooling_parse(const char *names) {
     return bits;
 }
 
+const char *qb_pooling_format(unsigned pooling, char *buf, size_t cap) {
+    size_t at = 0;
+    if (cap) buf[0] = 0;
+    for (int i = 0; i < N_MODES && at < cap; i++)
+        if (pooling & modes[i].bit) at += (size_t)snprintf(buf + at, cap - at, "%s%s", at ? "+" : "", modes[i].name);
+    return buf;
+}
+
 int qb_embed_dim(const qb_model *m, unsigned pooling) {
     int n = 0;
     for (int i = 0; i < N_MODES; i++) n += (pooling & modes[i].bit) != 0;
@@ -227,6 +235,14 @@ qb_status qb_model_prompt(const qb_model *m, const char *name, const char **prom
                        qb_escape_str(asked, sizeof asked, p->names[k]));
     *prompt = k >= 0 ? p->texts[k] : NULL;
     return QB_OK;
+}
+
+const char *qb_model_prompt_at(const qb_model *m, int i, const char **text, int *is_default) {
+    const qb_prompts *p = &m->prompts;
+    if (i < 0 || i >= p->n) return NULL;
+    *text = p->texts[i];
+    *is_default = i == p->default_index;
+    return p->names[i];
 }
 
 /* Copies every regular file of from/sub into to/sub. */

@@ -570,12 +570,8 @@ static json_t *labels_json(const srv_ctx *x, bool to_id) {
 }
 
 static json_t *pooling_json(unsigned pooling) {
-    static const char *const names[QB_POOL_MODES] = {"cls", "max", "mean", "mean_sqrt_len", "weightedmean",
-                                                     "lasttoken"};
-    char s[96] = "";
-    for (int i = 0; i < QB_POOL_MODES; i++)
-        if (pooling & (1u << i)) snprintf(s + strlen(s), sizeof s - strlen(s), "%s%s", *s ? "+" : "", names[i]);
-    return json_string(s);
+    char s[96];
+    return json_string(qb_pooling_format(pooling, s, sizeof s));
 }
 
 /* TEI's model_type: {"embedding": {"pooling"}} or {"classifier" or
