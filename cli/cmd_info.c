@@ -90,13 +90,13 @@ static void print_embedding(const qb_model *m) {
     printf("embedding    %s pooling, %s, %d tokens\n", qb_pooling_format(e.pooling, pooling, sizeof pooling),
            e.normalize ? "normalized" : "not normalized", qb_model_max_length(m, e.max_length));
     const char *name, *prompt;
-    int is_default;
-    for (int i = 0; (name = qb_model_prompt_at(m, i, &prompt, &is_default)); i++) {
+    int is_default, i;
+    for (i = 0; (name = qb_model_prompt_at(m, i, &prompt, &is_default)); i++) {
         printf("%s", i ? ", " : "prompts      ");
         qb_escape_write(stdout, name, strlen(name));
         printf(" \"%s\"%s", qb_escape_str(text, sizeof text, prompt), is_default ? " (default)" : "");
     }
-    if (qb_model_prompt_at(m, 0, &prompt, &is_default)) printf("\n");
+    if (i) printf("\n");
 }
 
 static void print_text(const qb_model *m, const qb_model_info *in, const char *dir, double load_s, bool linears,

@@ -151,11 +151,15 @@ static bool read_similarity(const json_t *v, srv_input *in, int *n, int cap, srv
     return true;
 }
 
+/* The endpoints that need a bare encoder's states. */
+static bool embeds(int route) {
+    return route == SRV_EMBED || route == SRV_OPENAI || route == SRV_EMBED_ALL || route == SRV_SIMILARITY;
+}
+
 /* What each endpoint needs of the model. */
 static bool check_model(const srv_ctx *x, int route, srv_reply *r) {
     bool embedder = x->info.task == QB_TASK_NONE;
-    bool embeds = route == SRV_EMBED || route == SRV_OPENAI || route == SRV_EMBED_ALL || route == SRV_SIMILARITY;
-    if (embeds && !embedder)
+    if (embeds(route) && !embedder)
         return srv_error(r, 400, "validation", "this model is a classifier (%s), not an embedding model: use /predict",
                          x->info.class_name);
     if ((route == SRV_PREDICT || route == SRV_RERANK) && x->info.task != QB_TASK_SEQUENCE)
@@ -182,8 +186,7 @@ static bool read_inputs(const srv_ctx *x, srv_call *c, srv_input *in, int *n, sr
 
 /* TEI's "prompt_name", on the routes that embed or tokenize a text. */
 static bool read_prompt(const srv_ctx *x, srv_call *c, const json_t *par, srv_reply *r) {
-    bool prompted = c->route == SRV_EMBED || c->route == SRV_EMBED_ALL || c->route == SRV_SIMILARITY ||
-                    c->route == SRV_TOKENIZE || c->route == SRV_OPENAI;
+    bool prompted = embeds(c->route) || c->route == SRV_TOKENIZE;
     const json_t *v = c->route == SRV_OPENAI ? NULL : json_object_get(par, "prompt_name");
     c->prompt = prompted ? x->prompt : NULL;
     if (!v || json_is_null(v)) return true;
