@@ -257,6 +257,26 @@ static void check_a8_isa(const qb_kernels_lowbit *ref, const qb_kernels_lowbit *
 
 /* Weight-only: FP32 x against the double product with the dequantized
  * weights, act(x W^T + bias) + residual. */
+/* The table's panel decoder, where it has one, is the generic panel of
+ * qb_lowbit_dequantize bit for bit, for whole and ragged panels. */
+static void check_dequantize_panel(const qb_kernels_lowbit *k, const qb_lowbit_weights *w, const char *what) {
+    if (!k->dequantize_panel) return;
+    size_t floats = (size_t)16 * w->K;
+    float *a = malloc(floats * sizeof *a), *b = malloc(floats * sizeof *b);
+    int n0s[3] = {0, w->N > 16 ? 16 : 0, w->N - 1};
+    for (int i = 0; i < 3; i++)
+        for (int nr = 8; nr <= 16; nr += 8) {
+            int n0 = n0s[i], cols = w->N - n0 < nr ? w->N - n0 : nr;
+            qb_lowbit_dequantize_panel(qb_lowbit_dequantize, w, n0, cols, nr, 0, w->K, a);
+            memset(b, 0xff, floats * sizeof *b);
+            k->dequantize_panel(w, n0, cols, nr, b);
+            CHECK(!memcmp(a, b, (size_t)nr * w->K * sizeof *a), "%s %s: panel of %d rows from %d, width %d differs",
+                  qb_isa_name(k->isa), what, cols, n0, nr);
+        }
+    free(a);
+    free(b);
+}
+
 /* The table's decoder is qb_lowbit_dequantize bit for bit, from any start
  * (odd, mid-group) to any end. */
 static void check_dequantize(const qb_kernels_lowbit *k, const qb_lowbit_weights *w, const char *what) {
@@ -273,6 +293,7 @@ static void check_dequantize(const qb_kernels_lowbit *k, const qb_lowbit_weights
         }
     free(a);
     free(b);
+    check_dequantize_panel(k, w, what);
 }
 
 static void check_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const acts *p, const qb_lowbit_weights *w,

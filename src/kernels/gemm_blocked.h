@@ -79,7 +79,8 @@ typedef struct {
     int mr, nr, kc, nc;
     /* kc and nc where B is prepacked (B_panels); panel_kc > kc needs
      * exact_rows, since the pack's strip buffer holds kc columns (without
-     * it, the loop nest ignores the panels) */
+     * it, or with trans, the loop nest ignores the panels, which
+     * kernels.h promises it does not) */
     int panel_kc, panel_nc;
     /* Packs B columns [n0, n0 + cols) x rows [k0, k0 + kc) into pb as
      * pb[k * nr + j], zero beyond cols. */

@@ -10,11 +10,10 @@
 
 #include "kernels/kernels.h"
 
-/* dst[c * ldd + r] = src[r * lds + c] for an 8 x 8 block. */
-static inline __attribute__((always_inline)) void qb_gemm_transpose8x8(const float *src, size_t lds, float *dst,
-                                                                       size_t ldd) {
-    __m256 r[8], t[8], s[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
+/* dst[c * ldd + i] = element c of r[i]: an 8 x 8 block transposed from
+ * registers into memory. */
+static inline __attribute__((always_inline)) void qb_gemm_transpose8_store(const __m256 r[8], float *dst, size_t ldd) {
+    __m256 t[8], s[8];
     for (int i = 0; i < 8; i += 2) {
         t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
@@ -29,6 +28,14 @@ static inline __attribute__((always_inline)) void qb_gemm_transpose8x8(const flo
         _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(s[i], s[i + 4], 0x20));
         _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(s[i], s[i + 4], 0x31));
     }
+}
+
+/* dst[c * ldd + r] = src[r * lds + c] for an 8 x 8 block. */
+static inline __attribute__((always_inline)) void qb_gemm_transpose8x8(const float *src, size_t lds, float *dst,
+                                                                       size_t ldd) {
+    __m256 r[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
+    qb_gemm_transpose8_store(r, dst, ldd);
 }
 
 /* Lane mask with the first `count` (0..8) lanes on. */

@@ -52,7 +52,8 @@ typedef struct {
     float alpha;
     qb_act act;
     /* The same b_trans B as packed once by the kernels'
-     * gemm_f32_pack_panels, so no call packs it, or NULL. */
+     * gemm_f32_pack_panels, so no call packs it, or NULL.  Kernels that
+     * pack panels read them whenever given, so B may then be NULL. */
     const float *B_panels;
 } qb_gemm_f32_args;
 

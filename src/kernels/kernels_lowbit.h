@@ -120,6 +120,12 @@ void qb_lowbit_weights_free(qb_lowbit_weights *w);
 
 /* Row n of w, columns [k0, k0+n), as FP32 (the definition of the weights). */
 void qb_lowbit_dequantize(const qb_lowbit_weights *w, int n, int k0, int count, float *out);
+typedef void (*qb_lowbit_decode_fn)(const qb_lowbit_weights *w, int n, int k0, int count, float *out);
+/* Rows [n0, n0 + cols) of w, k in [k0, k1), decoded by `decode` into one
+ * panel of the FP32 GEMM's prepacked B (kernels.h), nr columns wide
+ * (cols <= nr): panel[k * nr + j] is row n0 + j's weight k, 0 for j >= cols. */
+void qb_lowbit_dequantize_panel(qb_lowbit_decode_fn decode, const qb_lowbit_weights *w, int n0, int cols, int nr,
+                                int k0, int k1, float *panel);
 
 typedef struct {
     int M;
@@ -150,7 +156,10 @@ typedef struct qb_kernels_lowbit {
      * thread; scratch is qb_lowbit_scratch_bytes() bytes, 64-byte aligned. */
     void (*gemm_a8)(const qb_lowbit_a8_args *a, int n0, int n1, void *scratch);
     /* qb_lowbit_dequantize, bit for bit: the weight-only GEMM's decoder. */
-    void (*dequantize)(const qb_lowbit_weights *w, int n, int k0, int count, float *out);
+    qb_lowbit_decode_fn dequantize;
+    /* qb_lowbit_dequantize_panel over dequantize for all of K, bit for bit,
+     * for ISAs whose FP32 GEMM reads prepacked panels (else NULL). */
+    void (*dequantize_panel)(const qb_lowbit_weights *w, int n0, int cols, int nr, float *panel);
 } qb_kernels_lowbit;
 
 bool qb_kernels_lowbit_select(qb_isa isa, qb_kernels_lowbit *k);
@@ -187,7 +196,9 @@ size_t qb_lowbit_f32_scratch_floats(int K);
 void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, qb_pool *pool, void *scratch);
 
 /* Weight-only: C = act(x W^T + bias) + residual with x M x K FP32 (lda),
- * each 64-column block decoded to FP32 by k and run by kf's FP32 GEMM. */
+ * each 64-column block decoded to FP32 by k and run by kf's FP32 GEMM:
+ * straight into its panels where it reads prepacked ones (no packing per
+ * call), else into rows it packs. */
 typedef struct {
     int M;
     const float *x;

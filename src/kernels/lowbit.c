@@ -140,6 +140,18 @@ void qb_lowbit_dequantize(const qb_lowbit_weights *w, int n, int k0, int count, 
     }
 }
 
+void qb_lowbit_dequantize_panel(qb_lowbit_decode_fn decode, const qb_lowbit_weights *w, int n0, int cols, int nr,
+                                int k0, int k1, float *panel) {
+    float run[QB_LOWBIT_UNPACK_RUN];
+    for (int k = k0; k < k1; k += QB_LOWBIT_UNPACK_RUN) {
+        int len = k1 - k < QB_LOWBIT_UNPACK_RUN ? k1 - k : QB_LOWBIT_UNPACK_RUN;
+        for (int j = 0; j < nr; j++) {
+            if (j < cols) decode(w, n0 + j, k, len, run);
+            for (int i = 0; i < len; i++) panel[(size_t)(k + i) * nr + j] = j < cols ? run[i] : 0.0f;
+        }
+    }
+}
+
 void qb_lowbit_decode_s8(const qb_lowbit_weights *w, int n, int k0, int count, int pad, int8_t *out) {
     uint8_t *codes = (uint8_t *)out;
     int z = qb_lowbit_zero_point(w, n, k0 / w->group);
@@ -372,18 +384,25 @@ void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, q
 }
 
 /* Columns [n0, n0 + cols) of the weight-only GEMM: the block decoded to
- * FP32 rows (Linear layout, so b_trans) and run by the FP32 kernel. */
+ * FP32, as kf's panels where it reads them, else as rows (Linear layout,
+ * so b_trans) that it packs. */
 static void qb_lowbit_f32_block(const qb_kernels_lowbit *k, const qb_kernels *kf, const qb_lowbit_f32_args *a, int n0,
                                 float *scratch) {
     const qb_lowbit_weights *W = a->W;
     int cols = W->N - n0 < QB_LOWBIT_N_BLOCK ? W->N - n0 : QB_LOWBIT_N_BLOCK;
+    int nr = kf->gemm_f32_pack_panels && k->dequantize_panel ? kf->gemm_f32_panel : 0;
     float *block = scratch;
     float *pack = scratch + qb_lowbit_align64((size_t)QB_LOWBIT_N_BLOCK * W->K * sizeof(float)) / sizeof(float);
-    for (int j = 0; j < cols; j++) k->dequantize(W, n0 + j, 0, W->K, block + (size_t)j * W->K);
-    qb_gemm_f32_args g = {.M = a->M, .N = cols, .K = W->K, .A = a->x, .lda = a->lda, .B = block, .ldb = W->K,
-                          .b_trans = true, .C = a->C + n0, .ldc = a->ldc, .bias = a->bias ? a->bias + n0 : NULL,
-                          .residual = a->residual ? a->residual + n0 : NULL, .ldr = a->ldr, .alpha = 1.0f,
-                          .act = a->act};
+    for (int j = 0; j < cols; j += nr ? nr : 1) {
+        float *at = block + (size_t)j * W->K;
+        int width = cols - j < nr ? cols - j : nr;
+        if (nr) k->dequantize_panel(W, n0 + j, width, nr, at);
+        else k->dequantize(W, n0 + j, 0, W->K, at);
+    }
+    qb_gemm_f32_args g = {.M = a->M, .N = cols, .K = W->K, .A = a->x, .lda = a->lda, .B = nr ? NULL : block,
+                          .ldb = W->K, .b_trans = true, .C = a->C + n0, .ldc = a->ldc,
+                          .bias = a->bias ? a->bias + n0 : NULL, .residual = a->residual ? a->residual + n0 : NULL,
+                          .ldr = a->ldr, .alpha = 1.0f, .act = a->act, .B_panels = nr ? block : NULL};
     kf->gemm_f32(&g, pack);
 }
 

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/gemm_pack_avx.h"
 #include "kernels/kernels_lowbit.h"
 #include "kernels/vec_avx2.h"
 
@@ -348,7 +349,85 @@ static void qb_lowbit_dequantize_avx2(const qb_lowbit_weights *w, int n, int k0,
     if (done < count) qb_lowbit_dequantize(w, n, k0 + done, count - done, out + done);
 }
 
+/* One span of a 16-wide panel: rows' pointers and, per row, the span's
+ * scale and zero point or its codebook halves (all zero past the panel's
+ * columns, so those decode to +0). */
+typedef struct {
+    const uint8_t *row[16];
+    __m256 s[16], lo[16], hi[16];
+    __m128i z[16]; /* the zero point in every byte */
+} qb_lb_panel_span;
+
+/* Sixteen k of row j from k (even, in the span): scale * (code - zero),
+ * the difference taken on bytes (|code - zero| < 16), or the entry. */
+static inline __attribute__((always_inline)) void qb_lb_panel_values(const qb_lb_panel_span *p, int j, int k,
+                                                                     bool book, __m256 v[2]) {
+    __m128i b = _mm_loadl_epi64((const __m128i *)(p->row[j] + k / 2)), m = _mm_set1_epi8(15);
+    __m128i c = _mm_unpacklo_epi8(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m));
+    if (book) {
+        v[0] = qb_lb_book8(p->lo[j], p->hi[j], _mm256_cvtepu8_epi32(c));
+        v[1] = qb_lb_book8(p->lo[j], p->hi[j], _mm256_cvtepu8_epi32(_mm_srli_si128(c, 8)));
+        return;
+    }
+    __m128i d = _mm_sub_epi8(c, p->z[j]);
+    v[0] = _mm256_mul_ps(p->s[j], _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(d)));
+    v[1] = _mm256_mul_ps(p->s[j], _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(d, 8))));
+}
+
+/* Steps of 16 k from k0 up to end, 8 rows at a time decoded and
+ * transposed in registers; returns where they stopped.  The rows are 16
+ * streams at a stride, more than the hardware prefetchers follow. */
+static inline __attribute__((always_inline)) int qb_lb_panel_steps(const qb_lb_panel_span *p, int k0, int end,
+                                                                   bool book, float *panel) {
+    int k = k0;
+    for (; k + 16 <= end; k += 16) {
+        if (k % 128 == 0)
+            for (int j = 0; j < 16; j++) _mm_prefetch((const char *)p->row[j] + k / 2 + 256, _MM_HINT_T0);
+        for (int h = 0; h < 16; h += 8) {
+            __m256 r[2][8], v[2];
+            for (int i = 0; i < 8; i++) {
+                qb_lb_panel_values(p, h + i, k, book, v);
+                r[0][i] = v[0], r[1][i] = v[1];
+            }
+            qb_gemm_transpose8_store(r[0], panel + (size_t)k * 16 + h, 16);
+            qb_gemm_transpose8_store(r[1], panel + (size_t)(k + 8) * 16 + h, 16);
+        }
+    }
+    return k;
+}
+
+/* A 16-wide FP32 panel (the AVX2 GEMM's) of INT4 rows, decoded as
+ * qb_lowbit_dequantize_avx2 and transposed in registers: decoding rows
+ * and then packing them wrote and read every weight twice more. */
+static void qb_lowbit_dequantize_panel_avx2(const qb_lowbit_weights *w, int n0, int cols, int nr, float *panel) {
+    if (w->code != QB_CODE_U4 || nr != 16 || (w->G > 1 && w->group % 2)) {
+        qb_lowbit_dequantize_panel(qb_lowbit_dequantize_avx2, w, n0, cols, nr, 0, w->K, panel);
+        return;
+    }
+    qb_lb_panel_span p;
+    bool book = w->codebook != NULL;
+    for (int j = 0; j < 16; j++) {
+        int n = n0 + (j < cols ? j : 0);
+        p.row[j] = w->rows + (size_t)n * w->row_bytes;
+        p.lo[j] = book && j < cols ? _mm256_loadu_ps(w->codebook + (size_t)n * 16) : _mm256_setzero_ps();
+        p.hi[j] = book && j < cols ? _mm256_loadu_ps(w->codebook + (size_t)n * 16 + 8) : _mm256_setzero_ps();
+    }
+    int span = book ? w->K : w->group;
+    for (int j = 0; j < 16 && !w->zero; j++) p.z[j] = _mm_set1_epi8((char)(j < cols ? qb_code_levels(w->code) / 2 : 0));
+    for (int k0 = 0; k0 < w->K; k0 += span) {
+        int end = w->K - k0 < span ? w->K : k0 + span, g = k0 / span;
+        for (int j = 0; j < 16 && !book; j++) {
+            size_t at = (size_t)(n0 + j) * w->G + g;
+            p.s[j] = _mm256_set1_ps(j < cols ? w->scale[at] : 0.0f);
+            if (w->zero) p.z[j] = _mm_set1_epi8((char)(j < cols ? w->zero[at] : 0));
+        }
+        int k = book ? qb_lb_panel_steps(&p, k0, end, true, panel) : qb_lb_panel_steps(&p, k0, end, false, panel);
+        if (k < end) qb_lowbit_dequantize_panel(qb_lowbit_dequantize_avx2, w, n0, cols, nr, k, end, panel);
+    }
+}
+
 void qb_kernels_lowbit_init_avx2(qb_kernels_lowbit *k) {
     *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX2, .panels = true, .gemm_a8 = qb_lowbit_gemm_a8_avx2,
-                             .dequantize = qb_lowbit_dequantize_avx2};
+                             .dequantize = qb_lowbit_dequantize_avx2,
+                             .dequantize_panel = qb_lowbit_dequantize_panel_avx2};
 }
