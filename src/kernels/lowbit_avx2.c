@@ -396,9 +396,6 @@ static inline __attribute__((always_inline)) int qb_lb_panel_steps(const qb_lb_p
     return k;
 }
 
-/* A 16-wide FP32 panel (the AVX2 GEMM's) of INT4 rows, decoded as
- * qb_lowbit_dequantize_avx2 and transposed in registers: decoding rows
- * and then packing them wrote and read every weight twice more. */
 /* Other codes: runs of 64 k of the 16 rows decoded by the row decoder,
  * then moved into the panel 8 x 8 at a time.  INT4, the common case,
  * skips the round trip through L1 (below): on short inputs it cost INT4
@@ -411,12 +408,16 @@ static void qb_lb_panel_rows(const qb_lowbit_weights *w, int n0, int cols, float
             if (j < cols) qb_lowbit_dequantize_avx2(w, n0 + j, k0, len, run[j]);
             else memset(run[j], 0, sizeof run[j]);
         for (; k + 8 <= len; k += 8)
-            for (int h = 0; h < 16; h += 8) qb_gemm_transpose8x8(&run[h][k], 64, panel + (size_t)(k0 + k) * 16 + h, 16);
+            for (int h = 0; h < 16; h += 8)
+                qb_gemm_transpose8x8(&run[h][k], 64, panel + (size_t)(k0 + k) * 16 + h, 16);
         for (; k < len; k++)
             for (int j = 0; j < 16; j++) panel[(size_t)(k0 + k) * 16 + j] = run[j][k];
     }
 }
 
+/* A 16-wide FP32 panel (the AVX2 GEMM's): INT4 rows decoded as
+ * qb_lowbit_dequantize_avx2 and transposed in registers, since decoding
+ * rows and then packing them wrote and read every weight twice more. */
 static void qb_lowbit_dequantize_panel_avx2(const qb_lowbit_weights *w, int n0, int cols, int nr, float *panel) {
     if (nr != 16) {
         qb_lowbit_dequantize_panel(qb_lowbit_dequantize_avx2, w, n0, cols, nr, 0, w->K, panel);
@@ -435,7 +436,8 @@ static void qb_lowbit_dequantize_panel_avx2(const qb_lowbit_weights *w, int n0, 
         p.hi[j] = book && j < cols ? _mm256_loadu_ps(w->codebook + (size_t)n * 16 + 8) : _mm256_setzero_ps();
     }
     int span = book ? w->K : w->group;
-    for (int j = 0; j < 16 && !w->zero; j++) p.z[j] = _mm_set1_epi8((char)(j < cols ? qb_code_levels(w->code) / 2 : 0));
+    for (int j = 0; j < 16 && !w->zero; j++)
+        p.z[j] = _mm_set1_epi8((char)(j < cols ? qb_code_levels(w->code) / 2 : 0));
     for (int k0 = 0; k0 < w->K; k0 += span) {
         int end = w->K - k0 < span ? w->K : k0 + span, g = k0 / span;
         for (int j = 0; j < 16 && !book; j++) {
