@@ -255,8 +255,6 @@ static void check_a8_isa(const qb_kernels_lowbit *ref, const qb_kernels_lowbit *
     }
 }
 
-/* Weight-only: FP32 x against the double product with the dequantized
- * weights, act(x W^T + bias) + residual. */
 /* The table's panel decoder, where it has one, is the generic panel of
  * qb_lowbit_dequantize bit for bit, for whole and ragged panels. */
 static void check_dequantize_panel(const qb_kernels_lowbit *k, const qb_lowbit_weights *w, const char *what) {
@@ -296,6 +294,8 @@ static void check_dequantize(const qb_kernels_lowbit *k, const qb_lowbit_weights
     check_dequantize_panel(k, w, what);
 }
 
+/* Weight-only: FP32 x against the double product with the dequantized
+ * weights, act(x W^T + bias) + residual. */
 static void check_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const acts *p, const qb_lowbit_weights *w,
                       const double *d, float *scratch, const char *what) {
     check_dequantize(k, w, what);

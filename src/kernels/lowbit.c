@@ -393,12 +393,11 @@ static void qb_lowbit_f32_block(const qb_kernels_lowbit *k, const qb_kernels *kf
     int nr = kf->gemm_f32_pack_panels && k->dequantize_panel ? kf->gemm_f32_panel : 0;
     float *block = scratch;
     float *pack = scratch + qb_lowbit_align64((size_t)QB_LOWBIT_N_BLOCK * W->K * sizeof(float)) / sizeof(float);
-    for (int j = 0; j < cols; j += nr ? nr : 1) {
-        float *at = block + (size_t)j * W->K;
-        int width = cols - j < nr ? cols - j : nr;
-        if (nr) k->dequantize_panel(W, n0 + j, width, nr, at);
-        else k->dequantize(W, n0 + j, 0, W->K, at);
-    }
+    if (nr)
+        for (int j = 0; j < cols; j += nr)
+            k->dequantize_panel(W, n0 + j, cols - j < nr ? cols - j : nr, nr, block + (size_t)j * W->K);
+    else
+        for (int j = 0; j < cols; j++) k->dequantize(W, n0 + j, 0, W->K, block + (size_t)j * W->K);
     qb_gemm_f32_args g = {.M = a->M, .N = cols, .K = W->K, .A = a->x, .lda = a->lda, .B = nr ? NULL : block,
                           .ldb = W->K, .b_trans = true, .C = a->C + n0, .ldc = a->ldc,
                           .bias = a->bias ? a->bias + n0 : NULL, .residual = a->residual ? a->residual + n0 : NULL,

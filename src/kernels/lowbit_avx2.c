@@ -295,11 +295,15 @@ static void qb_lowbit_gemm_a8_avx2(const qb_lowbit_a8_args *g, int n0, int n1, v
             qb_lb_block(g, m0, g->M - m0 < QB_LOWBIT_MC ? g->M - m0 : QB_LOWBIT_MC, n, &L, scratch);
 }
 
-/* 16 INT4 codes from 8 bytes, in k order (low nibble first), as int32:
- * k 0-7 in c[0], 8-15 in c[1]. */
-static inline void qb_lb_u4_codes16(const uint8_t *src, __m256i c[2]) {
+/* 16 INT4 codes from 8 bytes, in k order (low nibble first), a byte each. */
+static inline __m128i qb_lb_u4_bytes16(const uint8_t *src) {
     __m128i b = _mm_loadl_epi64((const __m128i *)src), m = _mm_set1_epi8(15);
-    __m128i k16 = _mm_unpacklo_epi8(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m));
+    return _mm_unpacklo_epi8(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m));
+}
+
+/* The same as int32: k 0-7 in c[0], 8-15 in c[1]. */
+static inline void qb_lb_u4_codes16(const uint8_t *src, __m256i c[2]) {
+    __m128i k16 = qb_lb_u4_bytes16(src);
     c[0] = _mm256_cvtepu8_epi32(k16);
     c[1] = _mm256_cvtepu8_epi32(_mm_srli_si128(k16, 8));
 }
@@ -362,8 +366,7 @@ typedef struct {
  * the difference taken on bytes (|code - zero| < 16), or the entry. */
 static inline __attribute__((always_inline)) void qb_lb_panel_values(const qb_lb_panel_span *p, int j, int k,
                                                                      bool book, __m256 v[2]) {
-    __m128i b = _mm_loadl_epi64((const __m128i *)(p->row[j] + k / 2)), m = _mm_set1_epi8(15);
-    __m128i c = _mm_unpacklo_epi8(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m));
+    __m128i c = qb_lb_u4_bytes16(p->row[j] + k / 2);
     if (book) {
         v[0] = qb_lb_book8(p->lo[j], p->hi[j], _mm256_cvtepu8_epi32(c));
         v[1] = qb_lb_book8(p->lo[j], p->hi[j], _mm256_cvtepu8_epi32(_mm_srli_si128(c, 8)));
