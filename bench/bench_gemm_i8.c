@@ -90,7 +90,7 @@ static bool bench_w4_init(bench_problem *p, int threads) {
     for (int i = 0; i < s->N * G; i++) p->w4_scale[i] = 0.016f;
     p->w4 = (qb_lowbit_weights){.code = QB_CODE_U4, .N = s->N, .K = s->K, .group = BENCH_W4_GROUP, .G = G,
                                 .rows = p->w4_rows, .row_bytes = rb, .scale = p->w4_scale};
-    return qb_lowbit_weights_prepare(&p->w4, true);
+    return qb_lowbit_weights_prepare(&p->w4, QB_LOWBIT_PANELS_ALL);
 }
 
 static bool bench_problem_init(bench_problem *p, const bench_shape *s, const qb_kernels_i8 *ks, const bool *on,

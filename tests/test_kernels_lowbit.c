@@ -356,7 +356,7 @@ static void check_avx512_variants(const qb_kernels_lowbit *ref, bool sanitize, r
                     snprintf(what, sizeof what, "U4 %s M=%d N=%d K=%d group=%d", sym ? "symmetric" : "zero points", M,
                              N, K, group);
                     weights wm = weights_make(QB_CODE_U4, N, K, group, !sym, false, r);
-                    CHECK(qb_lowbit_weights_prepare(&wm.w, true), "prepare");
+                    CHECK(qb_lowbit_weights_prepare(&wm.w, QB_LOWBIT_PANELS_ALL), "prepare");
                     acts p = acts_make(M, N, K, r);
                     void *scratch = aligned_alloc(64, qb_lowbit_scratch_bytes(K, group) * 3);
                     check_a8_isa(ref, &vnni, &p, &wm.w, scratch, !big, what);
@@ -383,7 +383,7 @@ static void check_extremes(const qb_kernels_lowbit *ref, const qb_kernels_lowbit
         for (int g = 0; g < wm.w.G; g++) wm.zero[n * wm.w.G + g] = n % 2 ? 0 : 15;
     }
     free(codes);
-    CHECK(qb_lowbit_weights_prepare(&wm.w, true), "prepare");
+    CHECK(qb_lowbit_weights_prepare(&wm.w, QB_LOWBIT_PANELS_ALL), "prepare");
     acts p = acts_make(M, N, K, r);
     memset(p.A, 255, (size_t)M * p.lda);
     void *scratch = aligned_alloc(64, qb_lowbit_scratch_bytes(K, group) * 3);
@@ -435,7 +435,7 @@ int main(void) {
                     snprintf(what, sizeof what, "%s %s M=%d N=%d K=%d group=%d", code_names[c],
                              sym ? "symmetric" : "zero points", M, N, K, group);
                     weights wm = weights_make(codes_all[c], N, K, group, !sym, false, &r);
-                    CHECK(qb_lowbit_weights_prepare(&wm.w, true), "prepare");
+                    CHECK(qb_lowbit_weights_prepare(&wm.w, QB_LOWBIT_PANELS_ALL), "prepare");
                     acts p = acts_make(M, N, K, &r);
                     size_t bytes = qb_lowbit_scratch_bytes(K, group) * 3;
                     void *scratch = aligned_alloc(64, bytes);
@@ -460,7 +460,7 @@ int main(void) {
     /* codebooks: weight-only */
     for (size_t c = 0; c < 4; c++) {
         weights wm = weights_make(codes_all[c], 67, 323, 323, false, true, &r);
-        CHECK(qb_lowbit_weights_prepare(&wm.w, true), "prepare codebook");
+        CHECK(qb_lowbit_weights_prepare(&wm.w, QB_LOWBIT_PANELS_ALL), "prepare codebook");
         acts p = acts_make(17, 67, 323, &r);
         double *d = dequantized(&wm.w);
         size_t floats = qb_lowbit_f32_scratch_floats(323) * 2;

@@ -31,7 +31,7 @@ quant int4 "$M" --method dynamic --bits 4 --quantize-embeddings
 check "quantize int4" test $? -eq 0
 "$QBERT" info "$TMP/int4" >"$TMP/int4.info"
 check "info: int4 in groups of 128, 4-bit embeddings" grep -q \
-  "precision    dynamic (4-bit weights, activations per-token): 26 linears, 1 fp32, 25 int4 (groups of 128), 4.0 bits per linear weight; 4-bit word embeddings" \
+  "precision    dynamic (activations per-token): 26 linears, 1 fp32, 25 int4 (groups of 128), 4.0 bits per linear weight; 4-bit word embeddings" \
   "$TMP/int4.info"
 "$QBERT" info "$TMP/int4" --linears --json >"$TMP/int4.linears.json"
 check "info --linears names each linear's format" test "$(json_get "$TMP/int4.linears.json" \
@@ -50,6 +50,10 @@ check "int2 with zero points per row and 2-bit embeddings runs" agrees int2 "$M"
 check "int2 writes zero points" grep -q '_zero_point' "$TMP/int2/model.safetensors"
 quant tern "$M" --method dynamic --bits ternary --quantize-embeddings
 check "ternary runs" agrees tern "$M" 0.4
+"$QBERT" info "$TMP/tern" >"$TMP/tern.info"
+check "info: ternary is named ternary, 1.6 bits, not 2-bit" grep -q \
+  "precision    dynamic (activations per-token): 26 linears, 1 fp32, 25 ternary (groups of 128), 1.6 bits per linear weight" \
+  "$TMP/tern.info"
 check "ternary file is under 8% of FP32 ($(size_pct tern)%)" test "$(size_pct tern)" -lt 8
 quant km3 "$M" --method weight-only --bits 3 --codebook kmeans
 check "kmeans3 never below its rows' grid" grep -q "0 linear(s) below the grid" "$TMP/km3.log"

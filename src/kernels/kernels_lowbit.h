@@ -81,40 +81,47 @@ typedef struct {
     const float *codebook;   /* [N][levels], or NULL for a grid */
     float *zsum;             /* [N], W.A8 only: qb_lowbit_weights_prepare */
     qb_lowbit_scratch_layout plan; /* W.A8 only: the kernels' scratch, planned once */
-    uint8_t *panels;         /* W.A8 U4 grids, for kernels that take them (below), or NULL */
+    uint8_t *panels;         /* W.A8 grids, for kernels that take them (below), or NULL */
     bool borrowed;           /* panels are the caller's (a model's huge pages): not freed here */
 } qb_lowbit_weights;
 
-/* U4 panels: the codes again, laid out so that the AVX2 and AVX-512
+/* Panels: the codes again, laid out so that the AVX2 and AVX-512
  * decoders read a block's codes in order and make their layout ([step][64
  * columns][4 k] s8) with a mask or a shift and a mask per vector instead
  * of a transpose, and so that the AVX-512 tile can
- * multiply them as they are for few rows (lowbit_avx512.c).  For grids
+ * multiply U4 ones as they are for few rows (lowbit_avx512.c).  For grids
  * whose groups are whole steps of 4 k (or one group).  With S = ceil(K / 4)
  * steps and B = ceil(N / 64) blocks of 64 columns:
- *   codes [B][S][128]: byte 64 h + 4 c + j of block b, step s holds the
+ *   U4 codes [B][S][128]: byte 64 h + 4 c + j of block b, step s holds the
  *     codes of columns 64 b + 32 h + c (low nibble) and 64 b + 32 h + 16 + c
  *     (high nibble, XOR 8) at k = 4 s + j, so that the byte read as s8 is
  *     16 (high code - 8) + low code, which the VNNI kernel multiplies as it
  *     is (lowbit_avx512.c);
+ *   U2 and T5 codes (trits fit two bits) [B][S][64]: byte 4 c + j of block
+ *     b, step s holds in bits 2 f, 2 f + 1 the code of column 64 b + 16 f + c
+ *     at k = 4 s + j, so that 2 bits per weight stay 2 bits in memory;
  *   then, for grids with zero points, those [B][G][64], a byte per
  *     column, so that a group's zero vector is one load, not a strided
  *     gather (a symmetric grid's zero point is levels / 2 everywhere).
- * Columns past N and k past K hold the zero point, so they decode to 0. */
+ * Columns past N and k past K hold the zero point, so they decode to 0.
+ * A kernel table names the codes whose panels it reads (panel_codes); the
+ * others' panels, where a caller made them anyway, it leaves alone. */
+#define QB_LOWBIT_PANELS_ALL ((1u << QB_CODE_U4) | (1u << QB_CODE_U2) | (1u << QB_CODE_T5))
 bool qb_lowbit_panels_fit(const qb_lowbit_weights *w);
 size_t qb_lowbit_panels_bytes(const qb_lowbit_weights *w);
-/* The bytes of the panels W.A8 makes for w where `panels` asks, else 0. */
-size_t qb_lowbit_panels_wanted(const qb_lowbit_weights *w, bool panels);
+/* The bytes of the panels W.A8 makes for w where `codes` (a set of bits
+ * 1 << qb_code, as panel_codes) holds its code, else 0. */
+size_t qb_lowbit_panels_wanted(const qb_lowbit_weights *w, unsigned codes);
 
 /* Fills w->zsum (allocating it) and w->plan for W.A8, and w->panels where
- * `panels` asks and they fit; false on allocation failure. */
-bool qb_lowbit_weights_prepare(qb_lowbit_weights *w, bool panels);
+ * `codes` holds its code and they fit; false on allocation failure. */
+bool qb_lowbit_weights_prepare(qb_lowbit_weights *w, unsigned codes);
 /* The same in two steps, so that a load allocates in order and packs on
  * several threads: alloc sizes the buffers (false on allocation failure),
  * fill computes them (false if its block of scratch cannot be had).
  * panels_at, if not NULL, is the panels' storage (qb_lowbit_panels_wanted
  * bytes, 64-byte aligned), which w then borrows. */
-bool qb_lowbit_weights_alloc(qb_lowbit_weights *w, bool panels, uint8_t *panels_at);
+bool qb_lowbit_weights_alloc(qb_lowbit_weights *w, unsigned codes, uint8_t *panels_at);
 bool qb_lowbit_weights_fill(qb_lowbit_weights *w);
 void qb_lowbit_weights_free(qb_lowbit_weights *w);
 
@@ -151,7 +158,7 @@ typedef struct qb_kernels_lowbit {
      * bit; rows past the last 16, K or group not a multiple of 64 and K past
      * one decoded span use VNNI). */
     bool amx;
-    bool panels; /* gemm_a8 reads U4 from w->panels where it has them */
+    unsigned panel_codes; /* bit 1 << c: gemm_a8 reads code c from w->panels where it has them */
     /* W.A8 over columns [n0, n1) (multiples of 64 but the last), one
      * thread; scratch is qb_lowbit_scratch_bytes() bytes, 64-byte aligned. */
     void (*gemm_a8)(const qb_lowbit_a8_args *a, int n0, int n1, void *scratch);
@@ -242,7 +249,7 @@ static inline size_t qb_lowbit_panel_blocks(const qb_lowbit_weights *w) {
     return ((size_t)w->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
 }
 static inline size_t qb_lowbit_panel_code_bytes(const qb_lowbit_weights *w) {
-    return ((size_t)w->K + 3) / 4 * 128;
+    return ((size_t)w->K + 3) / 4 * (w->code == QB_CODE_U4 ? 128 : 64);
 }
 static inline uint8_t *qb_lowbit_panel_codes(const qb_lowbit_weights *w, size_t b) {
     return w->panels + b * qb_lowbit_panel_code_bytes(w);

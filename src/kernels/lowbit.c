@@ -167,7 +167,7 @@ void qb_lowbit_stage_transpose(const int8_t *stage, int ld, int count, int c0, i
 }
 
 bool qb_lowbit_panels_fit(const qb_lowbit_weights *w) {
-    return w->code == QB_CODE_U4 && !w->codebook && (w->G == 1 || w->group % 4 == 0);
+    return (QB_LOWBIT_PANELS_ALL >> w->code & 1) && !w->codebook && (w->G == 1 || w->group % 4 == 0);
 }
 
 size_t qb_lowbit_panels_bytes(const qb_lowbit_weights *w) {
@@ -188,6 +188,36 @@ static float qb_lowbit_row_zsum(const qb_lowbit_weights *w, int n, const uint8_t
     return zs;
 }
 
+/* A block's codes [64][ld] as U4 panels (kernels_lowbit.h): 4 k of two
+ * columns at once, codes being < 16. */
+static void qb_lowbit_panel_codes_u4(const uint8_t *codes, int ld, int steps, uint8_t *out) {
+    for (int h = 0; h < 2; h++)
+        for (int c = 0; c < 16; c++) {
+            const uint8_t *lo = codes + (size_t)(32 * h + c) * ld, *hi = lo + (size_t)16 * ld;
+            for (int s = 0; s < steps; s++) {
+                uint32_t l, u;
+                memcpy(&l, lo + 4 * s, 4);
+                memcpy(&u, hi + 4 * s, 4);
+                l |= (u ^ 0x08080808u) << 4;
+                memcpy(out + (size_t)s * 128 + 64 * h + 4 * c, &l, 4);
+            }
+        }
+}
+
+/* ... and as 2-bit panels, 4 k of four columns at once, codes being < 4. */
+static void qb_lowbit_panel_codes_u2(const uint8_t *codes, int ld, int steps, uint8_t *out) {
+    for (int c = 0; c < 16; c++)
+        for (int s = 0; s < steps; s++) {
+            uint32_t word = 0;
+            for (int f = 0; f < 4; f++) {
+                uint32_t v;
+                memcpy(&v, codes + (size_t)(16 * f + c) * ld + 4 * s, 4);
+                word |= v << 2 * f;
+            }
+            memcpy(out + (size_t)s * 64 + 4 * c, &word, 4);
+        }
+}
+
 /* Block b's codes [64][ld] (ld = 4 ceil(K / 4)) into its panels and zero
  * points: k past K holds the last group's zero point, columns past N a
  * symmetric grid's (levels / 2) or, with zero points, 0 and zero point 0,
@@ -201,17 +231,8 @@ static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, i
         else memset(row, w->zero ? 0 : qb_code_levels(w->code) / 2, (size_t)ld);
     }
     uint8_t *out = qb_lowbit_panel_codes(w, (size_t)b);
-    for (int h = 0; h < 2; h++)
-        for (int c = 0; c < 16; c++) {
-            const uint8_t *lo = codes + (size_t)(32 * h + c) * ld, *hi = lo + (size_t)16 * ld;
-            for (int s = 0; s < steps; s++) { /* 4 k of both columns at once: codes are < 16 */
-                uint32_t l, u;
-                memcpy(&l, lo + 4 * s, 4);
-                memcpy(&u, hi + 4 * s, 4);
-                l |= (u ^ 0x08080808u) << 4;
-                memcpy(out + (size_t)s * 128 + 64 * h + 4 * c, &l, 4);
-            }
-        }
+    if (w->code == QB_CODE_U4) qb_lowbit_panel_codes_u4(codes, ld, steps, out);
+    else qb_lowbit_panel_codes_u2(codes, ld, steps, out);
     if (!w->zero) return;
     uint8_t *zero = qb_lowbit_panel_zeros(w, (size_t)b, 0);
     for (int g = 0; g < w->G; g++)
@@ -221,17 +242,17 @@ static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, i
         }
 }
 
-size_t qb_lowbit_panels_wanted(const qb_lowbit_weights *w, bool panels) {
-    bool want = panels && !w->codebook && qb_lowbit_panel_blocks(w) > 0 && qb_lowbit_panels_fit(w);
+size_t qb_lowbit_panels_wanted(const qb_lowbit_weights *w, unsigned codes) {
+    bool want = (codes >> w->code & 1) && !w->codebook && qb_lowbit_panel_blocks(w) > 0 && qb_lowbit_panels_fit(w);
     return want ? qb_lowbit_panels_bytes(w) : 0;
 }
 
-bool qb_lowbit_weights_alloc(qb_lowbit_weights *w, bool panels, uint8_t *panels_at) {
+bool qb_lowbit_weights_alloc(qb_lowbit_weights *w, unsigned codes, uint8_t *panels_at) {
     qb_lowbit_weights_free(w);
     if (w->codebook) return true; /* W.A8 takes integer grids only */
     w->plan = qb_lowbit_scratch_plan(w->K, w->group);
     w->zsum = malloc(sizeof(float) * (size_t)(w->N > 0 ? w->N : 1));
-    size_t want = qb_lowbit_panels_wanted(w, panels);
+    size_t want = qb_lowbit_panels_wanted(w, codes);
     w->borrowed = want && panels_at;
     if (want) w->panels = panels_at ? panels_at : aligned_alloc(64, want);
     return w->zsum && (w->panels || !want);
@@ -256,8 +277,8 @@ bool qb_lowbit_weights_fill(qb_lowbit_weights *w) {
     return true;
 }
 
-bool qb_lowbit_weights_prepare(qb_lowbit_weights *w, bool panels) {
-    return qb_lowbit_weights_alloc(w, panels, NULL) && qb_lowbit_weights_fill(w);
+bool qb_lowbit_weights_prepare(qb_lowbit_weights *w, unsigned codes) {
+    return qb_lowbit_weights_alloc(w, codes, NULL) && qb_lowbit_weights_fill(w);
 }
 
 void qb_lowbit_weights_free(qb_lowbit_weights *w) {

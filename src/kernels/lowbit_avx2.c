@@ -184,30 +184,50 @@ static void qb_lb_panel_zero(const qb_lowbit_weights *W, int n, int g, __m256i z
                                   _mm256_set1_epi32(0x01010101));
 }
 
-/* The chunk of len codes from k0 of the block at column n from the U4
- * panels (kernels_lowbit.h), read in order rather than 64 rows apart: a
- * step's four panel vectors hold columns 0-7, 8-15, 32-39 and 40-47 in
- * their low nibbles and, stored XOR 8, the columns 16 further on in their
- * high ones. */
-static void qb_lb_decode_chunk_panels(const qb_lowbit_weights *W, int n, int k0, int len, int8_t *dec) {
+/* One step of U4 panels (kernels_lowbit.h) less the zero points: its four
+ * panel vectors hold columns 0-7, 8-15, 32-39 and 40-47 in their low
+ * nibbles and, stored XOR 8, the columns 16 further on in their high ones. */
+static inline void qb_lb_step_u4(const uint8_t *p, const __m256i z[8], int8_t *dec) {
     static const int low_of[4] = {0, 1, 4, 5}, high_of[4] = {2, 3, 6, 7};
-    const uint8_t *p = qb_lowbit_panel_codes(W, (size_t)n / QB_LOWBIT_N_BLOCK) + (size_t)k0 / 4 * 128;
     const __m256i nibble = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+    for (int v = 0; v < 4; v++) {
+        __m256i b = _mm256_load_si256((const __m256i *)(p + 32 * v));
+        __m256i lo = _mm256_and_si256(b, nibble);
+        __m256i hi = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), nibble), eight);
+        _mm256_store_si256((__m256i *)(dec + 32 * low_of[v]), _mm256_sub_epi8(lo, z[low_of[v]]));
+        _mm256_store_si256((__m256i *)(dec + 32 * high_of[v]), _mm256_sub_epi8(hi, z[high_of[v]]));
+    }
+}
+
+/* One step of 2-bit panels: bits 2 f of panel vector v hold columns
+ * 16 f + 8 v .. 16 f + 8 v + 7. */
+static inline void qb_lb_step_u2(const uint8_t *p, const __m256i z[8], int8_t *dec) {
+    const __m256i low2 = _mm256_set1_epi8(3);
+    for (int v = 0; v < 2; v++) {
+        __m256i b = _mm256_load_si256((const __m256i *)(p + 32 * v));
+        for (int f = 0; f < 4; f++) {
+            __m256i c = _mm256_and_si256(_mm256_srli_epi16(b, 2 * f), low2);
+            _mm256_store_si256((__m256i *)(dec + 32 * (2 * f + v)), _mm256_sub_epi8(c, z[2 * f + v]));
+        }
+    }
+}
+
+/* The chunk of len codes from k0 of the block at column n from its
+ * panels, read in order rather than 64 rows apart. */
+static void qb_lb_decode_chunk_panels(const qb_lowbit_weights *W, int n, int k0, int len, int8_t *dec) {
+    bool u4 = W->code == QB_CODE_U4;
+    size_t step_bytes = u4 ? 128 : 64;
+    const uint8_t *p = qb_lowbit_panel_codes(W, (size_t)n / QB_LOWBIT_N_BLOCK) + (size_t)k0 / 4 * step_bytes;
     int g = k0 / W->group, g_end = (g + 1) * W->group - k0; /* group g covers the chunk's k below g_end */
     __m256i z[8];
     qb_lb_panel_zero(W, n, g, z);
-    for (int k = 0; k < len; k += 4, p += 128, dec += 256) {
+    for (int k = 0; k < len; k += 4, p += step_bytes, dec += 256) {
         if (k >= g_end) {
             g_end += W->group;
             qb_lb_panel_zero(W, n, ++g, z);
         }
-        for (int v = 0; v < 4; v++) {
-            __m256i b = _mm256_load_si256((const __m256i *)(p + 32 * v));
-            __m256i lo = _mm256_and_si256(b, nibble);
-            __m256i hi = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), nibble), eight);
-            _mm256_store_si256((__m256i *)(dec + 32 * low_of[v]), _mm256_sub_epi8(lo, z[low_of[v]]));
-            _mm256_store_si256((__m256i *)(dec + 32 * high_of[v]), _mm256_sub_epi8(hi, z[high_of[v]]));
-        }
+        if (u4) qb_lb_step_u4(p, z, dec);
+        else qb_lb_step_u2(p, z, dec);
     }
 }
 
@@ -454,7 +474,7 @@ static void qb_lowbit_dequantize_panel_avx2(const qb_lowbit_weights *w, int n0, 
 }
 
 void qb_kernels_lowbit_init_avx2(qb_kernels_lowbit *k) {
-    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX2, .panels = true, .gemm_a8 = qb_lowbit_gemm_a8_avx2,
+    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX2, .panel_codes = QB_LOWBIT_PANELS_ALL, .gemm_a8 = qb_lowbit_gemm_a8_avx2,
                              .dequantize = qb_lowbit_dequantize_avx2,
                              .dequantize_panel = qb_lowbit_dequantize_panel_avx2};
 }

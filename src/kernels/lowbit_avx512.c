@@ -202,6 +202,10 @@ static void qb_lb_decode_chunk_generic(const qb_lowbit_weights *W, int n, int co
     }
 }
 
+/* Whether W has panels that this file reads: U4 ones (2-bit panels are
+ * decoded by AVX2 only, so far). */
+static bool qb_lb_u4_panels(const qb_lowbit_weights *W) { return W->panels && W->code == QB_CODE_U4; }
+
 /* Group g's zero vectors of the block at column n from its panels, for
  * columns 16 d .. 16 d + 15 each. */
 static void qb_lb_panel_zero(const qb_lowbit_weights *W, int n, int g, __m512i z[4]) {
@@ -250,8 +254,9 @@ void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *
     int next = n + QB_LOWBIT_N_BLOCK;
     if (next < n1) {
         int next_cols = W->N - next < QB_LOWBIT_N_BLOCK ? W->N - next : QB_LOWBIT_N_BLOCK;
-        size_t bytes = W->panels ? qb_lowbit_panel_code_bytes(W) : (size_t)next_cols * W->row_bytes;
-        b->next = W->panels ? (const char *)qb_lowbit_panel_codes(W, (size_t)next / QB_LOWBIT_N_BLOCK)
+        bool panels = qb_lb_u4_panels(W);
+        size_t bytes = panels ? qb_lowbit_panel_code_bytes(W) : (size_t)next_cols * W->row_bytes;
+        b->next = panels ? (const char *)qb_lowbit_panel_codes(W, (size_t)next / QB_LOWBIT_N_BLOCK)
                             : (const char *)(W->rows + (size_t)next * W->row_bytes);
         int lines = (int)((bytes + 63) / 64);
         b->next_end = b->next + (size_t)lines * 64;
@@ -270,7 +275,7 @@ void qb_lowbit_block_decode(qb_lowbit_block *b, int k0) {
         int steps, count = qb_lowbit_chunk(W, k, b->L.chunk_groups, seg, &steps);
         if (at > 0 && at + steps > b->L.span_steps) break;
         int end = seg[count - 1].k0 + seg[count - 1].len;
-        if (W->panels) qb_lb_decode_chunk_panels(W, b->n, k, end - k, dec + (size_t)at * 256);
+        if (qb_lb_u4_panels(W)) qb_lb_decode_chunk_panels(W, b->n, k, end - k, dec + (size_t)at * 256);
         else qb_lb_decode_chunk_generic(W, b->n, b->cols, seg, count, steps, stage, ld, dec + (size_t)at * 256);
         at += steps;
         k = end;
@@ -427,7 +432,7 @@ static void qb_lb_group_sums(const qb_lowbit_a8_args *g, int32_t *out) {
 void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch) {
     const qb_lowbit_weights *W = g->W;
     int32_t *asum = NULL;
-    if (W->panels && !W->zero && g->M <= QB_LOWBIT_FUSED_ROWS) {
+    if (qb_lb_u4_panels(W) && !W->zero && g->M <= QB_LOWBIT_FUSED_ROWS) {
         asum = (int32_t *)((char *)scratch + W->plan.asum);
         qb_lb_group_sums(g, asum);
     }
@@ -445,7 +450,7 @@ void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *sc
 static void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int count, float *out);
 
 void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k) {
-    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX512, .panels = true, .gemm_a8 = qb_lowbit_gemm_a8_vnni,
+    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX512, .panel_codes = 1u << QB_CODE_U4, .gemm_a8 = qb_lowbit_gemm_a8_vnni,
                              .dequantize = qb_lowbit_dequantize_avx512};
 }
 

@@ -143,10 +143,10 @@ static bool method_allows(qb_binder *b, const lowbit_row *r, const qb_st_tensor 
 
 /* W.A8's zsum and plan, and its panels on the model's huge pages. */
 static bool alloc_a8(qb_binder *b, const qb_st_tensor *t, qb_lowbit_weights *w) {
-    size_t want = qb_lowbit_panels_wanted(w, b->m->kern_lowbit.panels);
+    size_t want = qb_lowbit_panels_wanted(w, b->m->kern_lowbit.panel_codes);
     uint8_t *at = want ? qb_binder_alloc_packed(b, want, t->name) : NULL;
     if (want && !at) return false;
-    if (qb_lowbit_weights_alloc(w, b->m->kern_lowbit.panels, at)) return true;
+    if (qb_lowbit_weights_alloc(w, b->m->kern_lowbit.panel_codes, at)) return true;
     return !qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, t->name);
 }
 

@@ -188,8 +188,9 @@ static void summarize_quant(qb_model *m) {
     size_t n = 0;
     summary_add(m, &n, "%s", q->present ? qb_quant_method_name(q->method) : "fp32");
     if (q->present && (q->method == QB_QUANT_DYNAMIC || q->method == QB_QUANT_STATIC)) {
+        /* packed low-bit grids are named by the formats below (bits 2 may be ternary) */
         summary_add(m, &n, q->bits > 4 ? " int8 (" : " (");
-        if (q->bits != 8) summary_add(m, &n, "%d-bit weights, ", q->bits);
+        if (q->bits > 4 && q->bits != 8) summary_add(m, &n, "%d-bit weights, ", q->bits);
         summary_add(m, &n, "activations %s%s%s%s)", q->act_per_token ? "per-token" : "per-tensor",
                     q->act_symmetric ? ", symmetric" : "", q->observer[0] ? ", observer " : "", q->observer);
     }
