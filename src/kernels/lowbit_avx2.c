@@ -382,11 +382,22 @@ typedef struct {
     __m128i z[16]; /* the zero point in every byte */
 } qb_lb_panel_span;
 
-/* Sixteen k of row j from k (even, in the span): scale * (code - zero),
- * the difference taken on bytes (|code - zero| < 16), or the entry. */
+/* 16 INT2 codes from 4 bytes, in k order, a byte each: dword d of the
+ * shifted copies holds code 4 i + d in byte i. */
+static inline __m128i qb_lb_u2_bytes16(const uint8_t *src) {
+    uint32_t word;
+    memcpy(&word, src, 4);
+    __m128i v = _mm_srlv_epi32(_mm_set1_epi32((int)word), _mm_setr_epi32(0, 2, 4, 6));
+    v = _mm_and_si128(v, _mm_set1_epi8(3));
+    return _mm_shuffle_epi8(v, _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+}
+
+/* Sixteen k of row j from k (in the span; even for INT4, a multiple of 4
+ * for INT2): scale * (code - zero), the difference taken on bytes
+ * (|code - zero| < 16), or the entry. */
 static inline __attribute__((always_inline)) void qb_lb_panel_values(const qb_lb_panel_span *p, int j, int k,
-                                                                     bool book, __m256 v[2]) {
-    __m128i c = qb_lb_u4_bytes16(p->row[j] + k / 2);
+                                                                     bool book, bool u2, __m256 v[2]) {
+    __m128i c = u2 ? qb_lb_u2_bytes16(p->row[j] + k / 4) : qb_lb_u4_bytes16(p->row[j] + k / 2);
     if (book) {
         v[0] = qb_lb_book8(p->lo[j], p->hi[j], _mm256_cvtepu8_epi32(c));
         v[1] = qb_lb_book8(p->lo[j], p->hi[j], _mm256_cvtepu8_epi32(_mm_srli_si128(c, 8)));
@@ -401,15 +412,15 @@ static inline __attribute__((always_inline)) void qb_lb_panel_values(const qb_lb
  * transposed in registers; returns where they stopped.  The rows are 16
  * streams at a stride, more than the hardware prefetchers follow. */
 static inline __attribute__((always_inline)) int qb_lb_panel_steps(const qb_lb_panel_span *p, int k0, int end,
-                                                                   bool book, float *panel) {
+                                                                   bool book, bool u2, float *panel) {
     int k = k0;
     for (; k + 16 <= end; k += 16) {
         if (k % 128 == 0)
-            for (int j = 0; j < 16; j++) _mm_prefetch((const char *)p->row[j] + k / 2 + 256, _MM_HINT_T0);
+            for (int j = 0; j < 16; j++) _mm_prefetch((const char *)p->row[j] + k / (u2 ? 4 : 2) + 256, _MM_HINT_T0);
         for (int h = 0; h < 16; h += 8) {
             __m256 r[2][8], v[2];
             for (int i = 0; i < 8; i++) {
-                qb_lb_panel_values(p, h + i, k, book, v);
+                qb_lb_panel_values(p, h + i, k, book, u2, v);
                 r[0][i] = v[0], r[1][i] = v[1];
             }
             qb_gemm_transpose8_store(r[0], panel + (size_t)k * 16 + h, 16);
@@ -438,7 +449,13 @@ static void qb_lb_panel_rows(const qb_lowbit_weights *w, int n0, int cols, float
     }
 }
 
-/* A 16-wide FP32 panel (the AVX2 GEMM's): INT4 rows decoded as
+/* The span's steps for each kind of code and weight. */
+static int qb_lb_panel_span_steps(const qb_lb_panel_span *p, int k0, int end, bool book, bool u2, float *panel) {
+    if (u2) return book ? qb_lb_panel_steps(p, k0, end, true, true, panel) : qb_lb_panel_steps(p, k0, end, false, true, panel);
+    return book ? qb_lb_panel_steps(p, k0, end, true, false, panel) : qb_lb_panel_steps(p, k0, end, false, false, panel);
+}
+
+/* A 16-wide FP32 panel (the AVX2 GEMM's): INT4 and INT2 rows decoded as
  * qb_lowbit_dequantize_avx2 and transposed in registers, since decoding
  * rows and then packing them wrote and read every weight twice more. */
 static void qb_lowbit_dequantize_panel_avx2(const qb_lowbit_weights *w, int n0, int cols, int nr, float *panel) {
@@ -446,21 +463,23 @@ static void qb_lowbit_dequantize_panel_avx2(const qb_lowbit_weights *w, int n0, 
         qb_lowbit_dequantize_panel(qb_lowbit_dequantize_avx2, w, n0, cols, nr, 0, w->K, panel);
         return;
     }
-    if (w->code != QB_CODE_U4 || (w->G > 1 && w->group % 2)) {
+    bool u2 = w->code == QB_CODE_U2, book = w->codebook != NULL;
+    if ((w->code != QB_CODE_U4 && !u2) || (w->G > 1 && w->group % (u2 ? 4 : 2))) {
         qb_lb_panel_rows(w, n0, cols, panel);
         return;
     }
     qb_lb_panel_span p;
-    bool book = w->codebook != NULL;
+    int levels = qb_code_levels(w->code);
     for (int j = 0; j < 16; j++) {
         int n = n0 + (j < cols ? j : 0);
         p.row[j] = w->rows + (size_t)n * w->row_bytes;
-        p.lo[j] = book && j < cols ? _mm256_loadu_ps(w->codebook + (size_t)n * 16) : _mm256_setzero_ps();
-        p.hi[j] = book && j < cols ? _mm256_loadu_ps(w->codebook + (size_t)n * 16 + 8) : _mm256_setzero_ps();
+        _Alignas(32) float entries[16] = {0};
+        if (book && j < cols) memcpy(entries, w->codebook + (size_t)n * levels, sizeof(float) * (size_t)levels);
+        p.lo[j] = _mm256_load_ps(entries);
+        p.hi[j] = _mm256_load_ps(entries + 8);
     }
     int span = book ? w->K : w->group;
-    for (int j = 0; j < 16 && !w->zero; j++)
-        p.z[j] = _mm_set1_epi8((char)(j < cols ? qb_code_levels(w->code) / 2 : 0));
+    for (int j = 0; j < 16 && !w->zero; j++) p.z[j] = _mm_set1_epi8((char)(j < cols ? levels / 2 : 0));
     for (int k0 = 0; k0 < w->K; k0 += span) {
         int end = w->K - k0 < span ? w->K : k0 + span, g = k0 / span;
         for (int j = 0; j < 16 && !book; j++) {
@@ -468,7 +487,7 @@ static void qb_lowbit_dequantize_panel_avx2(const qb_lowbit_weights *w, int n0, 
             p.s[j] = _mm256_set1_ps(j < cols ? w->scale[at] : 0.0f);
             if (w->zero) p.z[j] = _mm_set1_epi8((char)(j < cols ? w->zero[at] : 0));
         }
-        int k = book ? qb_lb_panel_steps(&p, k0, end, true, panel) : qb_lb_panel_steps(&p, k0, end, false, panel);
+        int k = qb_lb_panel_span_steps(&p, k0, end, book, u2, panel);
         if (k < end) qb_lowbit_dequantize_panel(qb_lowbit_dequantize_avx2, w, n0, cols, nr, k, end, panel);
     }
 }
