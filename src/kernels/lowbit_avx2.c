@@ -373,11 +373,19 @@ static void qb_lowbit_dequantize_avx2(const qb_lowbit_weights *w, int n, int k0,
     if (done < count) qb_lowbit_dequantize(w, n, k0 + done, count - done, out + done);
 }
 
-/* One span of a 16-wide panel: rows' pointers and, per row, the span's
- * scale and zero point or its codebook halves (all zero past the panel's
- * columns, so those decode to +0). */
+/* Where a panel's codes come from: INT4, INT3 or INT2 rows, unpacked in
+ * registers, or a stage of one byte per code that ternary (five trits to
+ * a byte) and groups not whole bytes of codes are unpacked into. */
+typedef enum { QB_LB_FROM_U4, QB_LB_FROM_U3, QB_LB_FROM_U2, QB_LB_FROM_BYTES } qb_lb_source;
+
+/* One span of a 16-wide panel: rows' codes (for bytes, k's code at
+ * row[j][k - k_base]) and, per row, the span's scale and zero point or its
+ * codebook halves (all zero past the panel's columns, so those decode to
+ * +0). */
 typedef struct {
     const uint8_t *row[16];
+    int k_base;
+    size_t high; /* INT3: where a row's plane of bit 2 starts */
     __m256 s[16], lo[16], hi[16];
     __m128i z[16]; /* the zero point in every byte */
 } qb_lb_panel_span;
@@ -392,12 +400,31 @@ static inline __m128i qb_lb_u2_bytes16(const uint8_t *src) {
     return _mm_shuffle_epi8(v, _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
 }
 
-/* Sixteen k of row j from k (in the span; even for INT4, a multiple of 4
- * for INT2): scale * (code - zero), the difference taken on bytes
+/* 16 INT3 codes: their low bits from the INT2 plane, bit 2 from two bytes
+ * of the high plane (code k's in bit k % 8), spread a byte a code. */
+static inline __m128i qb_lb_u3_bytes16(const uint8_t *low, const uint8_t *high) {
+    uint16_t bits;
+    memcpy(&bits, high, 2);
+    __m128i b = _mm_shuffle_epi8(_mm_set1_epi16((short)bits), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+    __m128i bit = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+    __m128i set = _mm_cmpeq_epi8(_mm_and_si128(b, bit), bit);
+    return _mm_or_si128(qb_lb_u2_bytes16(low), _mm_and_si128(set, _mm_set1_epi8(4)));
+}
+
+static inline __attribute__((always_inline)) __m128i qb_lb_codes16(const qb_lb_panel_span *p, int j, int k,
+                                                                   qb_lb_source from) {
+    if (from == QB_LB_FROM_U4) return qb_lb_u4_bytes16(p->row[j] + k / 2);
+    if (from == QB_LB_FROM_U2) return qb_lb_u2_bytes16(p->row[j] + k / 4);
+    if (from == QB_LB_FROM_U3) return qb_lb_u3_bytes16(p->row[j] + k / 4, p->row[j] + p->high + k / 8);
+    return _mm_loadu_si128((const __m128i *)(p->row[j] + (k - p->k_base)));
+}
+
+/* Sixteen k of row j from k (in the span; a whole byte of codes in the
+ * rows): scale * (code - zero), the difference taken on bytes
  * (|code - zero| < 16), or the entry. */
 static inline __attribute__((always_inline)) void qb_lb_panel_values(const qb_lb_panel_span *p, int j, int k,
-                                                                     bool book, bool u2, __m256 v[2]) {
-    __m128i c = u2 ? qb_lb_u2_bytes16(p->row[j] + k / 4) : qb_lb_u4_bytes16(p->row[j] + k / 2);
+                                                                     bool book, qb_lb_source from, __m256 v[2]) {
+    __m128i c = qb_lb_codes16(p, j, k, from);
     if (book) {
         v[0] = qb_lb_book8(p->lo[j], p->hi[j], _mm256_cvtepu8_epi32(c));
         v[1] = qb_lb_book8(p->lo[j], p->hi[j], _mm256_cvtepu8_epi32(_mm_srli_si128(c, 8)));
@@ -412,15 +439,16 @@ static inline __attribute__((always_inline)) void qb_lb_panel_values(const qb_lb
  * transposed in registers; returns where they stopped.  The rows are 16
  * streams at a stride, more than the hardware prefetchers follow. */
 static inline __attribute__((always_inline)) int qb_lb_panel_steps(const qb_lb_panel_span *p, int k0, int end,
-                                                                   bool book, bool u2, float *panel) {
+                                                                   bool book, qb_lb_source from, float *panel) {
     int k = k0;
     for (; k + 16 <= end; k += 16) {
-        if (k % 128 == 0)
-            for (int j = 0; j < 16; j++) _mm_prefetch((const char *)p->row[j] + k / (u2 ? 4 : 2) + 256, _MM_HINT_T0);
+        if (k % 128 == 0 && from != QB_LB_FROM_BYTES)
+            for (int j = 0; j < 16; j++)
+                _mm_prefetch((const char *)p->row[j] + k / (from == QB_LB_FROM_U4 ? 2 : 4) + 256, _MM_HINT_T0);
         for (int h = 0; h < 16; h += 8) {
             __m256 r[2][8], v[2];
             for (int i = 0; i < 8; i++) {
-                qb_lb_panel_values(p, h + i, k, book, u2, v);
+                qb_lb_panel_values(p, h + i, k, book, from, v);
                 r[0][i] = v[0], r[1][i] = v[1];
             }
             qb_gemm_transpose8_store(r[0], panel + (size_t)k * 16 + h, 16);
@@ -430,65 +458,77 @@ static inline __attribute__((always_inline)) int qb_lb_panel_steps(const qb_lb_p
     return k;
 }
 
-/* Other codes: runs of 64 k of the 16 rows decoded by the row decoder,
- * then moved into the panel 8 x 8 at a time.  INT4, the common case,
- * skips the round trip through L1 (below): on short inputs it cost INT4
- * more than the old decode-then-pack. */
-static void qb_lb_panel_rows(const qb_lowbit_weights *w, int n0, int cols, float *panel) {
-    _Alignas(64) float run[16][64];
-    for (int k0 = 0; k0 < w->K; k0 += 64) {
-        int len = w->K - k0 < 64 ? w->K - k0 : 64, k = 0;
-        for (int j = 0; j < 16; j++)
-            if (j < cols) qb_lowbit_dequantize_avx2(w, n0 + j, k0, len, run[j]);
-            else memset(run[j], 0, sizeof run[j]);
-        for (; k + 8 <= len; k += 8)
-            for (int h = 0; h < 16; h += 8)
-                qb_gemm_transpose8x8(&run[h][k], 64, panel + (size_t)(k0 + k) * 16 + h, 16);
-        for (; k < len; k++)
-            for (int j = 0; j < 16; j++) panel[(size_t)(k0 + k) * 16 + j] = run[j][k];
+/* The steps for each kind of code and weight, each its own loop. */
+static inline __attribute__((always_inline)) int qb_lb_panel_steps_of(const qb_lb_panel_span *p, int k0, int end, bool book, qb_lb_source from,
+                                float *panel) {
+#define QB_LB_STEPS(from_) \
+    (book ? qb_lb_panel_steps(p, k0, end, true, from_, panel) : qb_lb_panel_steps(p, k0, end, false, from_, panel))
+    switch (from) {
+    case QB_LB_FROM_U4: return QB_LB_STEPS(QB_LB_FROM_U4);
+    case QB_LB_FROM_U3: return QB_LB_STEPS(QB_LB_FROM_U3);
+    case QB_LB_FROM_U2: return QB_LB_STEPS(QB_LB_FROM_U2);
+    default: return QB_LB_STEPS(QB_LB_FROM_BYTES);
+    }
+#undef QB_LB_STEPS
+}
+
+/* The span's scales and zero points, group g, for rows n0 .. n0 + cols. */
+static void qb_lb_panel_group(const qb_lowbit_weights *w, int n0, int cols, int g, qb_lb_panel_span *p) {
+    const float *scale = w->scale + (size_t)n0 * w->G + g;
+    const uint8_t *zero = w->zero ? w->zero + (size_t)n0 * w->G + g : NULL;
+    int symmetric = qb_code_levels(w->code) / 2;
+    for (int j = 0; j < 16; j++) {
+        p->s[j] = _mm256_set1_ps(j < cols ? scale[(size_t)j * w->G] : 0.0f);
+        p->z[j] = _mm_set1_epi8((char)(j >= cols ? 0 : zero ? zero[(size_t)j * w->G] : symmetric));
     }
 }
 
-/* The span's steps for each kind of code and weight. */
-static int qb_lb_panel_span_steps(const qb_lb_panel_span *p, int k0, int end, bool book, bool u2, float *panel) {
-    if (u2) return book ? qb_lb_panel_steps(p, k0, end, true, true, panel) : qb_lb_panel_steps(p, k0, end, false, true, panel);
-    return book ? qb_lb_panel_steps(p, k0, end, true, false, panel) : qb_lb_panel_steps(p, k0, end, false, false, panel);
+/* Where row codes of w come from: from the rows where each span (a group,
+ * or all of K) starts on a whole byte of codes, else from the stage. */
+static qb_lb_source qb_lb_panel_source(const qb_lowbit_weights *w) {
+    static const int per_byte[] = {[QB_CODE_U4] = 2, [QB_CODE_U3] = 8, [QB_CODE_U2] = 4, [QB_CODE_T5] = 0};
+    static const qb_lb_source from[] = {[QB_CODE_U4] = QB_LB_FROM_U4, [QB_CODE_U3] = QB_LB_FROM_U3,
+                                        [QB_CODE_U2] = QB_LB_FROM_U2, [QB_CODE_T5] = QB_LB_FROM_BYTES};
+    int unit = per_byte[w->code];
+    bool whole = unit && (w->G == 1 || w->codebook || w->group % unit == 0);
+    return whole ? from[w->code] : QB_LB_FROM_BYTES;
 }
 
-/* A 16-wide FP32 panel (the AVX2 GEMM's): INT4 and INT2 rows decoded as
- * qb_lowbit_dequantize_avx2 and transposed in registers, since decoding
- * rows and then packing them wrote and read every weight twice more. */
+/* A 16-wide FP32 panel (the AVX2 GEMM's), decoded and transposed in
+ * registers, since decoding rows and then packing them wrote and read
+ * every weight twice more: INT4, INT3 and INT2 straight from their rows,
+ * the others through a stage of 64 k of bytes (rows past cols stay 0). */
 static void qb_lowbit_dequantize_panel_avx2(const qb_lowbit_weights *w, int n0, int cols, int nr, float *panel) {
     if (nr != 16) {
         qb_lowbit_dequantize_panel(qb_lowbit_dequantize_avx2, w, n0, cols, nr, 0, w->K, panel);
         return;
     }
-    bool u2 = w->code == QB_CODE_U2, book = w->codebook != NULL;
-    if ((w->code != QB_CODE_U4 && !u2) || (w->G > 1 && w->group % (u2 ? 4 : 2))) {
-        qb_lb_panel_rows(w, n0, cols, panel);
-        return;
-    }
+    bool book = w->codebook != NULL;
+    qb_lb_source from = qb_lb_panel_source(w);
+    _Alignas(32) uint8_t stage[16][64 + 16];
+    if (from == QB_LB_FROM_BYTES) memset(stage, 0, sizeof stage);
     qb_lb_panel_span p;
+    p.high = ((size_t)w->K + 3) / 4;
     int levels = qb_code_levels(w->code);
     for (int j = 0; j < 16; j++) {
         int n = n0 + (j < cols ? j : 0);
-        p.row[j] = w->rows + (size_t)n * w->row_bytes;
+        p.row[j] = from == QB_LB_FROM_BYTES ? stage[j] : w->rows + (size_t)n * w->row_bytes;
         _Alignas(32) float entries[16] = {0};
         if (book && j < cols) memcpy(entries, w->codebook + (size_t)n * levels, sizeof(float) * (size_t)levels);
-        p.lo[j] = _mm256_load_ps(entries);
-        p.hi[j] = _mm256_load_ps(entries + 8);
+        if (book) p.lo[j] = _mm256_load_ps(entries), p.hi[j] = _mm256_load_ps(entries + 8);
     }
-    int span = book ? w->K : w->group;
-    for (int j = 0; j < 16 && !w->zero; j++) p.z[j] = _mm_set1_epi8((char)(j < cols ? levels / 2 : 0));
+    int span = book ? w->K : w->group, run = from == QB_LB_FROM_BYTES ? 64 : span;
     for (int k0 = 0; k0 < w->K; k0 += span) {
-        int end = w->K - k0 < span ? w->K : k0 + span, g = k0 / span;
-        for (int j = 0; j < 16 && !book; j++) {
-            size_t at = (size_t)(n0 + j) * w->G + g;
-            p.s[j] = _mm256_set1_ps(j < cols ? w->scale[at] : 0.0f);
-            if (w->zero) p.z[j] = _mm_set1_epi8((char)(j < cols ? w->zero[at] : 0));
+        int end = w->K - k0 < span ? w->K : k0 + span;
+        if (!book) qb_lb_panel_group(w, n0, cols, k0 / span, &p);
+        for (int kr = k0; kr < end; kr += run) {
+            int stop = end - kr < run ? end : kr + run;
+            for (int j = 0; j < cols && from == QB_LB_FROM_BYTES; j++)
+                qb_code_unpack_row(w->code, w->rows + (size_t)(n0 + j) * w->row_bytes, w->K, kr, stop - kr, stage[j]);
+            p.k_base = kr;
+            int k = qb_lb_panel_steps_of(&p, kr, stop, book, from, panel);
+            if (k < stop) qb_lowbit_dequantize_panel(qb_lowbit_dequantize_avx2, w, n0, cols, nr, k, stop, panel);
         }
-        int k = qb_lb_panel_span_steps(&p, k0, end, book, u2, panel);
-        if (k < end) qb_lowbit_dequantize_panel(qb_lowbit_dequantize_avx2, w, n0, cols, nr, k, end, panel);
     }
 }
 
