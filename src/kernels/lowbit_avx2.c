@@ -405,7 +405,8 @@ static inline __m128i qb_lb_u2_bytes16(const uint8_t *src) {
 static inline __m128i qb_lb_u3_bytes16(const uint8_t *low, const uint8_t *high) {
     uint16_t bits;
     memcpy(&bits, high, 2);
-    __m128i b = _mm_shuffle_epi8(_mm_set1_epi16((short)bits), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+    __m128i b = _mm_shuffle_epi8(_mm_set1_epi16((short)bits),
+                                 _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
     __m128i bit = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
     __m128i set = _mm_cmpeq_epi8(_mm_and_si128(b, bit), bit);
     return _mm_or_si128(qb_lb_u2_bytes16(low), _mm_and_si128(set, _mm_set1_epi8(4)));
@@ -459,8 +460,8 @@ static inline __attribute__((always_inline)) int qb_lb_panel_steps(const qb_lb_p
 }
 
 /* The steps for each kind of code and weight, each its own loop. */
-static inline __attribute__((always_inline)) int qb_lb_panel_steps_of(const qb_lb_panel_span *p, int k0, int end, bool book, qb_lb_source from,
-                                float *panel) {
+static inline __attribute__((always_inline)) int qb_lb_panel_steps_of(const qb_lb_panel_span *p, int k0, int end,
+                                                                      bool book, qb_lb_source from, float *panel) {
 #define QB_LB_STEPS(from_) \
     (book ? qb_lb_panel_steps(p, k0, end, true, from_, panel) : qb_lb_panel_steps(p, k0, end, false, from_, panel))
     switch (from) {
