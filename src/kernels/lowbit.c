@@ -35,7 +35,7 @@ size_t qb_code_row_bytes(qb_code c, int K) {
 
 void qb_code_pack_row(qb_code c, const uint8_t *codes, int K, uint8_t *row) {
     memset(row, 0, qb_code_row_bytes(c, K));
-    uint8_t *high = row + ((size_t)K + 3) / 4; /* U3's bit plane */
+    uint8_t *high = row + qb_code_row_bytes(QB_CODE_U2, K); /* U3's bit plane, after its U2 plane */
     for (int k = 0; k < K; k++) {
         unsigned v = codes[k];
         switch (c) {
@@ -88,7 +88,7 @@ static void qb_code_unpack_t5(const uint8_t *row, int k0, int n, uint8_t *codes)
 
 /* A loop per code, byte by byte where bytes hold several codes. */
 void qb_code_unpack_row(qb_code c, const uint8_t *row, int K, int k0, int n, uint8_t *codes) {
-    const uint8_t *high = row + ((size_t)K + 3) / 4;
+    const uint8_t *high = row + qb_code_row_bytes(QB_CODE_U2, K);
     switch (c) {
     case QB_CODE_U4: {
         int i = 0;
@@ -243,7 +243,7 @@ static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, i
 }
 
 size_t qb_lowbit_panels_wanted(const qb_lowbit_weights *w, unsigned codes) {
-    bool want = (codes >> w->code & 1) && !w->codebook && qb_lowbit_panel_blocks(w) > 0 && qb_lowbit_panels_fit(w);
+    bool want = (codes >> w->code & 1) && qb_lowbit_panel_blocks(w) > 0 && qb_lowbit_panels_fit(w);
     return want ? qb_lowbit_panels_bytes(w) : 0;
 }
 

@@ -509,7 +509,7 @@ static void qb_lowbit_dequantize_panel_avx2(const qb_lowbit_weights *w, int n0, 
     _Alignas(32) uint8_t stage[16][64 + 16];
     if (from == QB_LB_FROM_BYTES) memset(stage, 0, sizeof stage);
     qb_lb_panel_span p;
-    p.high = ((size_t)w->K + 3) / 4;
+    p.high = qb_code_row_bytes(QB_CODE_U2, w->K);
     int levels = qb_code_levels(w->code);
     for (int j = 0; j < 16; j++) {
         int n = n0 + (j < cols ? j : 0);
@@ -524,8 +524,10 @@ static void qb_lowbit_dequantize_panel_avx2(const qb_lowbit_weights *w, int n0, 
         if (!book) qb_lb_panel_group(w, n0, cols, k0 / span, &p);
         for (int kr = k0; kr < end; kr += run) {
             int stop = end - kr < run ? end : kr + run;
-            for (int j = 0; j < cols && from == QB_LB_FROM_BYTES; j++)
-                qb_code_unpack_row(w->code, w->rows + (size_t)(n0 + j) * w->row_bytes, w->K, kr, stop - kr, stage[j]);
+            if (from == QB_LB_FROM_BYTES)
+                for (int j = 0; j < cols; j++)
+                    qb_code_unpack_row(w->code, w->rows + (size_t)(n0 + j) * w->row_bytes, w->K, kr, stop - kr,
+                                       stage[j]);
             p.k_base = kr;
             int k = qb_lb_panel_steps_of(&p, kr, stop, book, from, panel);
             if (k < stop) qb_lowbit_dequantize_panel(qb_lowbit_dequantize_avx2, w, n0, cols, nr, k, stop, panel);
