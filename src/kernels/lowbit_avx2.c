@@ -373,10 +373,10 @@ static void qb_lowbit_dequantize_avx2(const qb_lowbit_weights *w, int n, int k0,
     if (done < count) qb_lowbit_dequantize(w, n, k0 + done, count - done, out + done);
 }
 
-/* Where a panel's codes come from: INT4, INT3 or INT2 rows, unpacked in
- * registers, or a stage of one byte per code that ternary (five trits to
- * a byte) and groups not whole bytes of codes are unpacked into. */
-typedef enum { QB_LB_FROM_U4, QB_LB_FROM_U3, QB_LB_FROM_U2, QB_LB_FROM_BYTES } qb_lb_source;
+/* Where a panel's codes come from: INT4, INT3, INT2 or ternary rows,
+ * unpacked in registers, or a stage of one byte per code that groups not
+ * whole bytes of codes are unpacked into. */
+typedef enum { QB_LB_FROM_U4, QB_LB_FROM_U3, QB_LB_FROM_U2, QB_LB_FROM_T5, QB_LB_FROM_BYTES } qb_lb_source;
 
 /* One span of a 16-wide panel: rows' codes (for bytes, k's code at
  * row[j][k - k_base]) and, per row, the span's scale and zero point or its
@@ -412,11 +412,43 @@ static inline __m128i qb_lb_u3_bytes16(const uint8_t *low, const uint8_t *high) 
     return _mm_or_si128(qb_lb_u2_bytes16(low), _mm_and_si128(set, _mm_set1_epi8(4)));
 }
 
+/* Lane p of the pattern for k % 5 == r: code r + p's byte from k / 5,
+ * and the multiplier that takes its trit down to the low digit (mulhi by
+ * ceil(2^16 / 3^d), exact on bytes; trit 0 keeps the byte instead). */
+#define QB_LB_T5_BYTE(r, p) (((r) + (p)) / 5)
+#define QB_LB_T5_MUL_D(d) ((d) == 1 ? 21846 : (d) == 2 ? 7282 : (d) == 3 ? 2428 : (d) == 4 ? 810 : 0)
+#define QB_LB_T5_MUL(r, p) QB_LB_T5_MUL_D(((r) + (p)) % 5)
+#define QB_LB_T5_KEEP(r, p) (((r) + (p)) % 5 ? 0 : 0xff)
+#define QB_LB_16(F, r) F(r, 0), F(r, 1), F(r, 2), F(r, 3), F(r, 4), F(r, 5), F(r, 6), F(r, 7), \
+                       F(r, 8), F(r, 9), F(r, 10), F(r, 11), F(r, 12), F(r, 13), F(r, 14), F(r, 15)
+#define QB_LB_T5_PATTERN(r) {{QB_LB_16(QB_LB_T5_BYTE, r)}, {QB_LB_16(QB_LB_T5_MUL, r)}, {QB_LB_16(QB_LB_T5_KEEP, r)}}
+
+/* 16 ternary codes from k: each lane's byte divided by 3^d, then mod 3 (q -
+ * 3 floor(q / 3), floor by mulhi again), where a byte table (five trits
+ * a byte, 243 entries) has no vector lookup. */
+static inline __m128i qb_lb_t5_bytes16(const uint8_t *src, int r) {
+    static const struct {
+        _Alignas(16) uint8_t pick[16];
+        _Alignas(32) uint16_t mul[16], keep[16];
+    } pattern[5] = {QB_LB_T5_PATTERN(0), QB_LB_T5_PATTERN(1), QB_LB_T5_PATTERN(2), QB_LB_T5_PATTERN(3),
+                    QB_LB_T5_PATTERN(4)};
+    uint32_t word;
+    memcpy(&word, src, 4);
+    __m256i x = _mm256_cvtepu8_epi16(
+        _mm_shuffle_epi8(_mm_cvtsi32_si128((int)word), _mm_load_si128((const __m128i *)pattern[r].pick)));
+    __m256i q = _mm256_or_si256(_mm256_mulhi_epu16(x, _mm256_load_si256((const __m256i *)pattern[r].mul)),
+                                _mm256_and_si256(x, _mm256_load_si256((const __m256i *)pattern[r].keep)));
+    __m256i third = _mm256_mulhi_epu16(q, _mm256_set1_epi16(21846));
+    __m256i d = _mm256_sub_epi16(q, _mm256_add_epi16(third, _mm256_add_epi16(third, third)));
+    return _mm_packus_epi16(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+}
+
 static inline __attribute__((always_inline)) __m128i qb_lb_codes16(const qb_lb_panel_span *p, int j, int k,
                                                                    qb_lb_source from) {
     if (from == QB_LB_FROM_U4) return qb_lb_u4_bytes16(p->row[j] + k / 2);
     if (from == QB_LB_FROM_U2) return qb_lb_u2_bytes16(p->row[j] + k / 4);
     if (from == QB_LB_FROM_U3) return qb_lb_u3_bytes16(p->row[j] + k / 4, p->row[j] + p->high + k / 8);
+    if (from == QB_LB_FROM_T5) return qb_lb_t5_bytes16(p->row[j] + k / 5, k % 5);
     return _mm_loadu_si128((const __m128i *)(p->row[j] + (k - p->k_base)));
 }
 
@@ -445,7 +477,8 @@ static inline __attribute__((always_inline)) int qb_lb_panel_steps(const qb_lb_p
     for (; k + 16 <= end; k += 16) {
         if (k % 128 == 0 && from != QB_LB_FROM_BYTES)
             for (int j = 0; j < 16; j++)
-                _mm_prefetch((const char *)p->row[j] + k / (from == QB_LB_FROM_U4 ? 2 : 4) + 256, _MM_HINT_T0);
+                _mm_prefetch((const char *)p->row[j] + k / (from == QB_LB_FROM_U4 ? 2 : from == QB_LB_FROM_T5 ? 5 : 4) + 256,
+                             _MM_HINT_T0);
         for (int h = 0; h < 16; h += 8) {
             __m256 r[2][8], v[2];
             for (int i = 0; i < 8; i++) {
@@ -468,6 +501,7 @@ static inline __attribute__((always_inline)) int qb_lb_panel_steps_of(const qb_l
     case QB_LB_FROM_U4: return QB_LB_STEPS(QB_LB_FROM_U4);
     case QB_LB_FROM_U3: return QB_LB_STEPS(QB_LB_FROM_U3);
     case QB_LB_FROM_U2: return QB_LB_STEPS(QB_LB_FROM_U2);
+    case QB_LB_FROM_T5: return QB_LB_STEPS(QB_LB_FROM_T5);
     default: return QB_LB_STEPS(QB_LB_FROM_BYTES);
     }
 #undef QB_LB_STEPS
@@ -485,19 +519,19 @@ static void qb_lb_panel_group(const qb_lowbit_weights *w, int n0, int cols, int 
 }
 
 /* Where row codes of w come from: from the rows where each span (a group,
- * or all of K) starts on a whole byte of codes, else from the stage. */
+ * or all of K) starts on a whole byte of codes (ternary's any k), else
+ * from the stage. */
 static qb_lb_source qb_lb_panel_source(const qb_lowbit_weights *w) {
-    static const int per_byte[] = {[QB_CODE_U4] = 2, [QB_CODE_U3] = 8, [QB_CODE_U2] = 4, [QB_CODE_T5] = 0};
+    static const int unit[] = {[QB_CODE_U4] = 2, [QB_CODE_U3] = 8, [QB_CODE_U2] = 4, [QB_CODE_T5] = 1};
     static const qb_lb_source from[] = {[QB_CODE_U4] = QB_LB_FROM_U4, [QB_CODE_U3] = QB_LB_FROM_U3,
-                                        [QB_CODE_U2] = QB_LB_FROM_U2, [QB_CODE_T5] = QB_LB_FROM_BYTES};
-    int unit = per_byte[w->code];
-    bool whole = unit && (w->G == 1 || w->codebook || w->group % unit == 0);
+                                        [QB_CODE_U2] = QB_LB_FROM_U2, [QB_CODE_T5] = QB_LB_FROM_T5};
+    bool whole = w->G == 1 || w->codebook || w->group % unit[w->code] == 0;
     return whole ? from[w->code] : QB_LB_FROM_BYTES;
 }
 
 /* A 16-wide FP32 panel (the AVX2 GEMM's), decoded and transposed in
  * registers, since decoding rows and then packing them wrote and read
- * every weight twice more: INT4, INT3 and INT2 straight from their rows,
+ * every weight twice more: INT4, INT3, INT2 and ternary from their rows,
  * the others through a stage of 64 k of bytes (rows past cols stay 0). */
 static void qb_lowbit_dequantize_panel_avx2(const qb_lowbit_weights *w, int n0, int cols, int nr, float *panel) {
     if (nr != 16) {
