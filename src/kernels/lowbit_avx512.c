@@ -202,10 +202,6 @@ static void qb_lb_decode_chunk_generic(const qb_lowbit_weights *W, int n, int co
     }
 }
 
-/* Whether W has panels that this file reads: U4 ones (2-bit panels are
- * decoded by AVX2 only, so far). */
-static bool qb_lb_u4_panels(const qb_lowbit_weights *W) { return W->panels && W->code == QB_CODE_U4; }
-
 /* Group g's zero vectors of the block at column n from its panels, for
  * columns 16 d .. 16 d + 15 each. */
 static void qb_lb_panel_zero(const qb_lowbit_weights *W, int n, int g, __m512i z[4]) {
@@ -219,29 +215,44 @@ static void qb_lb_panel_zero(const qb_lowbit_weights *W, int n, int g, __m512i z
                                   _mm512_set1_epi32(0x01010101));
 }
 
-/* The chunk of len codes from k0 of the block at column n from the U4
- * panels (kernels_lowbit.h): each step's two panel vectors give its four
- * column vectors, low nibbles then high ones (stored XOR 8), less the zero
- * points. */
-static void qb_lb_decode_chunk_panels(const qb_lowbit_weights *W, int n, int k0, int len, int8_t *dec) {
-    const uint8_t *p = qb_lowbit_panel_codes(W, (size_t)n / QB_LOWBIT_N_BLOCK) + (size_t)k0 / 4 * 128;
+/* One step of U4 panels (kernels_lowbit.h) less the zero points: each of
+ * its two panel vectors gives two column vectors, low nibbles then high
+ * ones (stored XOR 8). */
+static inline void qb_lb_step_u4(const uint8_t *p, const __m512i z[4], int8_t *dec) {
     const __m512i nibble = _mm512_set1_epi8(15), eight = _mm512_set1_epi8(8);
+    for (int h = 0; h < 2; h++) {
+        __m512i b = _mm512_load_si512(p + 64 * h);
+        /* 0x6a: (a & b) ^ c */
+        __m512i hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(b, 4), nibble, eight, 0x6a);
+        _mm512_store_si512(dec + 128 * h, _mm512_sub_epi8(_mm512_and_si512(b, nibble), z[2 * h]));
+        _mm512_store_si512(dec + 128 * h + 64, _mm512_sub_epi8(hi, z[2 * h + 1]));
+    }
+}
+
+/* One step of 2-bit panels: bits 2 f of the panel vector hold columns
+ * 16 f .. 16 f + 15. */
+static inline void qb_lb_step_u2(const uint8_t *p, const __m512i z[4], int8_t *dec) {
+    const __m512i b = _mm512_load_si512(p), low2 = _mm512_set1_epi8(3);
+    for (int f = 0; f < 4; f++)
+        _mm512_store_si512(dec + 64 * f, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(b, 2 * f), low2), z[f]));
+}
+
+/* The chunk of len codes from k0 of the block at column n from its
+ * panels, read in order rather than 64 rows apart. */
+static void qb_lb_decode_chunk_panels(const qb_lowbit_weights *W, int n, int k0, int len, int8_t *dec) {
+    bool u4 = W->code == QB_CODE_U4;
+    size_t step_bytes = u4 ? 128 : 64;
+    const uint8_t *p = qb_lowbit_panel_codes(W, (size_t)n / QB_LOWBIT_N_BLOCK) + (size_t)k0 / 4 * step_bytes;
     int g = k0 / W->group, g_end = (g + 1) * W->group - k0; /* group g covers the chunk's k below g_end */
     __m512i z[4];
     qb_lb_panel_zero(W, n, g, z);
-    for (int k = 0; k < len; k += 4, p += 128, dec += 256) {
+    for (int k = 0; k < len; k += 4, p += step_bytes, dec += 256) {
         if (k >= g_end) {
             g_end += W->group;
             qb_lb_panel_zero(W, n, ++g, z);
         }
-        __m512i p0 = _mm512_load_si512(p), p1 = _mm512_load_si512(p + 64);
-        /* 0x6a: (a & b) ^ c */
-        __m512i h0 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(p0, 4), nibble, eight, 0x6a);
-        __m512i h1 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(p1, 4), nibble, eight, 0x6a);
-        _mm512_store_si512(dec, _mm512_sub_epi8(_mm512_and_si512(p0, nibble), z[0]));
-        _mm512_store_si512(dec + 64, _mm512_sub_epi8(h0, z[1]));
-        _mm512_store_si512(dec + 128, _mm512_sub_epi8(_mm512_and_si512(p1, nibble), z[2]));
-        _mm512_store_si512(dec + 192, _mm512_sub_epi8(h1, z[3]));
+        if (u4) qb_lb_step_u4(p, z, dec);
+        else qb_lb_step_u2(p, z, dec);
     }
 }
 
@@ -254,7 +265,7 @@ void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *
     int next = n + QB_LOWBIT_N_BLOCK;
     if (next < n1) {
         int next_cols = W->N - next < QB_LOWBIT_N_BLOCK ? W->N - next : QB_LOWBIT_N_BLOCK;
-        bool panels = qb_lb_u4_panels(W);
+        bool panels = W->panels != NULL;
         size_t bytes = panels ? qb_lowbit_panel_code_bytes(W) : (size_t)next_cols * W->row_bytes;
         b->next = panels ? (const char *)qb_lowbit_panel_codes(W, (size_t)next / QB_LOWBIT_N_BLOCK)
                             : (const char *)(W->rows + (size_t)next * W->row_bytes);
@@ -275,7 +286,7 @@ void qb_lowbit_block_decode(qb_lowbit_block *b, int k0) {
         int steps, count = qb_lowbit_chunk(W, k, b->L.chunk_groups, seg, &steps);
         if (at > 0 && at + steps > b->L.span_steps) break;
         int end = seg[count - 1].k0 + seg[count - 1].len;
-        if (qb_lb_u4_panels(W)) qb_lb_decode_chunk_panels(W, b->n, k, end - k, dec + (size_t)at * 256);
+        if (W->panels) qb_lb_decode_chunk_panels(W, b->n, k, end - k, dec + (size_t)at * 256);
         else qb_lb_decode_chunk_generic(W, b->n, b->cols, seg, count, steps, stage, ld, dec + (size_t)at * 256);
         at += steps;
         k = end;
@@ -432,7 +443,7 @@ static void qb_lb_group_sums(const qb_lowbit_a8_args *g, int32_t *out) {
 void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch) {
     const qb_lowbit_weights *W = g->W;
     int32_t *asum = NULL;
-    if (qb_lb_u4_panels(W) && !W->zero && g->M <= QB_LOWBIT_FUSED_ROWS) {
+    if (W->panels && W->code == QB_CODE_U4 && !W->zero && g->M <= QB_LOWBIT_FUSED_ROWS) {
         asum = (int32_t *)((char *)scratch + W->plan.asum);
         qb_lb_group_sums(g, asum);
     }
@@ -450,7 +461,7 @@ void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *sc
 static void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int count, float *out);
 
 void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k) {
-    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX512, .panel_codes = 1u << QB_CODE_U4, .gemm_a8 = qb_lowbit_gemm_a8_vnni,
+    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX512, .panel_codes = QB_LOWBIT_PANELS_ALL, .gemm_a8 = qb_lowbit_gemm_a8_vnni,
                              .dequantize = qb_lowbit_dequantize_avx512};
 }
 
