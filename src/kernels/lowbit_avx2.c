@@ -13,6 +13,7 @@
 
 #include "kernels/gemm_pack_avx.h"
 #include "kernels/kernels_lowbit.h"
+#include "kernels/lowbit_x86.h"
 #include "kernels/vec_avx2.h"
 
 #define QB_LB_MR 4
@@ -315,19 +316,6 @@ static void qb_lowbit_gemm_a8_avx2(const qb_lowbit_a8_args *g, int n0, int n1, v
             qb_lb_block(g, m0, g->M - m0 < QB_LOWBIT_MC ? g->M - m0 : QB_LOWBIT_MC, n, &L, scratch);
 }
 
-/* 16 INT4 codes from 8 bytes, in k order (low nibble first), a byte each. */
-static inline __m128i qb_lb_u4_bytes16(const uint8_t *src) {
-    __m128i b = _mm_loadl_epi64((const __m128i *)src), m = _mm_set1_epi8(15);
-    return _mm_unpacklo_epi8(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m));
-}
-
-/* The same as int32: k 0-7 in c[0], 8-15 in c[1]. */
-static inline void qb_lb_u4_codes16(const uint8_t *src, __m256i c[2]) {
-    __m128i k16 = qb_lb_u4_bytes16(src);
-    c[0] = _mm256_cvtepu8_epi32(k16);
-    c[1] = _mm256_cvtepu8_epi32(_mm_srli_si128(k16, 8));
-}
-
 /* Codebook entries book[c] of 8 codes (< 16): a permute of each half of
  * the book, chosen by the code's bit 3 (moved to the sign bit). */
 static inline __m256 qb_lb_book8(__m256 lo, __m256 hi, __m256i c) {
@@ -335,48 +323,61 @@ static inline __m256 qb_lb_book8(__m256 lo, __m256 hi, __m256i c) {
     return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, c), _mm256_permutevar8x32_ps(hi, c), take_hi);
 }
 
-/* INT4 rows 16 codes at a time, as the AVX-512 decoder: scale * (code -
- * zero) in one multiply, or the codebook entry, exactly as
- * qb_lowbit_dequantize rounds; other codes, odd starts and the ends of
- * groups go to it.  The weight-only GEMM decodes every weight per call,
- * and the codebook's scalar lookups were a sixth of a kmeans4 run. */
-static void qb_lowbit_dequantize_avx2(const qb_lowbit_weights *w, int n, int k0, int count, float *out) {
-    if (w->code != QB_CODE_U4 || (k0 & 1)) {
-        qb_lowbit_dequantize(w, n, k0, count, out);
-        return;
+/* A run of row codes from k as scale * (code - zero), or as entries of
+ * the book's halves. */
+static inline __attribute__((always_inline)) void qb_lb_values(qb_code code, bool book, const uint8_t *row,
+                                                               size_t high, int k, int run, __m256 s, __m256i z,
+                                                               const __m256 half[2], float *out) {
+    for (int i = 0; i < run; i += 16) {
+        __m128i c16 = qb_lb_row_codes16(code, row, high, k + i);
+        __m256i c[2] = {_mm256_cvtepu8_epi32(c16), _mm256_cvtepu8_epi32(_mm_srli_si128(c16, 8))};
+        for (int h = 0; h < 2; h++) {
+            __m256 v = book ? qb_lb_book8(half[0], half[1], c[h])
+                            : _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(c[h], z)));
+            _mm256_storeu_ps(out + i + 8 * h, v);
+        }
     }
+}
+
+/* Rows 16 codes at a time, as the AVX-512 decoder, exactly as
+ * qb_lowbit_dequantize rounds; the ends of groups and starts off a whole
+ * byte of codes go to it.  The weight-only GEMM decodes every weight per
+ * call, and the codebook's scalar lookups were a sixth of a kmeans4 run. */
+static void qb_lowbit_dequantize_avx2(const qb_lowbit_weights *w, int n, int k0, int count, float *out) {
     const uint8_t *row = w->rows + (size_t)n * w->row_bytes;
-    const float *book = w->codebook ? w->codebook + (size_t)n * 16 : NULL;
-    __m256 lo = book ? _mm256_loadu_ps(book) : _mm256_setzero_ps(), hi = book ? _mm256_loadu_ps(book + 8) : lo;
-    int done = 0;
-    while (count - done >= 16) {
-        int k = k0 + done, g = k / w->group, run = book ? count - done : (g + 1) * w->group - k;
-        run = run < count - done ? run : count - done;
-        if (run < 16) { /* the end of a group: its last codes one by one */
-            qb_lowbit_dequantize(w, n, k, run, out + done);
-            done += run;
+    size_t high = qb_code_row_bytes(QB_CODE_U2, w->K);
+    _Alignas(32) float book[16];
+    qb_lb_row_book(w, n, book);
+    const __m256 half[2] = {_mm256_load_ps(book), _mm256_load_ps(book + 8)};
+    for (int done = 0; done < count;) {
+        int k = k0 + done, scalar, run = qb_lb_row_run(w, k, count - done, &scalar);
+        if (!run) {
+            qb_lowbit_dequantize(w, n, k, scalar, out + done);
+            done += scalar;
             continue;
         }
-        run &= ~15;
-        __m256 s = _mm256_set1_ps(book ? 0.0f : w->scale[(size_t)n * w->G + g]);
-        __m256i z = _mm256_set1_epi32(book ? 0 : qb_lowbit_zero_point(w, n, g)), c[2];
-        for (int i = 0; i < run; i += 16) {
-            qb_lb_u4_codes16(row + (k + i) / 2, c);
-            for (int h = 0; h < 2; h++) {
-                __m256 v = book ? qb_lb_book8(lo, hi, c[h])
-                                : _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(c[h], z)));
-                _mm256_storeu_ps(out + done + i + 8 * h, v);
-            }
-        }
+        int g = k / w->group;
+        __m256 s = _mm256_set1_ps(w->codebook ? 0.0f : w->scale[(size_t)n * w->G + g]);
+        __m256i z = _mm256_set1_epi32(w->codebook ? 0 : qb_lowbit_zero_point(w, n, g));
+#define QB_LB_VALUES(code)                                                               \
+    (w->codebook ? qb_lb_values(code, true, row, high, k, run, s, z, half, out + done)   \
+                 : qb_lb_values(code, false, row, high, k, run, s, z, half, out + done))
+        QB_LB_WITH_CODE(w->code, QB_LB_VALUES)
+#undef QB_LB_VALUES
         done += run;
     }
-    if (done < count) qb_lowbit_dequantize(w, n, k0 + done, count - done, out + done);
 }
 
 /* Where a panel's codes come from: INT4, INT3, INT2 or ternary rows,
  * unpacked in registers, or a stage of one byte per code that groups not
  * whole bytes of codes are unpacked into. */
-typedef enum { QB_LB_FROM_U4, QB_LB_FROM_U3, QB_LB_FROM_U2, QB_LB_FROM_T5, QB_LB_FROM_BYTES } qb_lb_source;
+typedef enum {
+    QB_LB_FROM_U4 = QB_CODE_U4,
+    QB_LB_FROM_U3 = QB_CODE_U3,
+    QB_LB_FROM_U2 = QB_CODE_U2,
+    QB_LB_FROM_T5 = QB_CODE_T5,
+    QB_LB_FROM_BYTES
+} qb_lb_source;
 
 /* One span of a 16-wide panel: rows' codes (for bytes, k's code at
  * row[j][k - k_base]) and, per row, the span's scale and zero point or its
@@ -390,66 +391,10 @@ typedef struct {
     __m128i z[16]; /* the zero point in every byte */
 } qb_lb_panel_span;
 
-/* 16 INT2 codes from 4 bytes, in k order, a byte each: dword d of the
- * shifted copies holds code 4 i + d in byte i. */
-static inline __m128i qb_lb_u2_bytes16(const uint8_t *src) {
-    uint32_t word;
-    memcpy(&word, src, 4);
-    __m128i v = _mm_srlv_epi32(_mm_set1_epi32((int)word), _mm_setr_epi32(0, 2, 4, 6));
-    v = _mm_and_si128(v, _mm_set1_epi8(3));
-    return _mm_shuffle_epi8(v, _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
-}
-
-/* 16 INT3 codes: their low bits from the INT2 plane, bit 2 from two bytes
- * of the high plane (code k's in bit k % 8), spread a byte a code. */
-static inline __m128i qb_lb_u3_bytes16(const uint8_t *low, const uint8_t *high) {
-    uint16_t bits;
-    memcpy(&bits, high, 2);
-    __m128i b = _mm_shuffle_epi8(_mm_set1_epi16((short)bits),
-                                 _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
-    __m128i bit = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-    __m128i set = _mm_cmpeq_epi8(_mm_and_si128(b, bit), bit);
-    return _mm_or_si128(qb_lb_u2_bytes16(low), _mm_and_si128(set, _mm_set1_epi8(4)));
-}
-
-/* Lane p of the pattern for k % 5 == r: code r + p's byte from k / 5,
- * and the multiplier that takes its trit down to the low digit (mulhi by
- * ceil(2^16 / 3^d), exact on bytes; trit 0 keeps the byte instead). */
-#define QB_LB_T5_BYTE(r, p) (((r) + (p)) / 5)
-#define QB_LB_T5_MUL_D(d) ((d) == 1 ? 21846 : (d) == 2 ? 7282 : (d) == 3 ? 2428 : (d) == 4 ? 810 : 0)
-#define QB_LB_T5_MUL(r, p) QB_LB_T5_MUL_D(((r) + (p)) % 5)
-#define QB_LB_T5_KEEP(r, p) (((r) + (p)) % 5 ? 0 : 0xff)
-#define QB_LB_16(F, r) F(r, 0), F(r, 1), F(r, 2), F(r, 3), F(r, 4), F(r, 5), F(r, 6), F(r, 7), \
-                       F(r, 8), F(r, 9), F(r, 10), F(r, 11), F(r, 12), F(r, 13), F(r, 14), F(r, 15)
-#define QB_LB_T5_PATTERN(r) {{QB_LB_16(QB_LB_T5_BYTE, r)}, {QB_LB_16(QB_LB_T5_MUL, r)}, {QB_LB_16(QB_LB_T5_KEEP, r)}}
-
-/* 16 ternary codes from k: each lane's byte divided by 3^d, then mod 3 (q -
- * 3 floor(q / 3), floor by mulhi again), where a byte table (five trits
- * a byte, 243 entries) has no vector lookup. */
-static inline __m128i qb_lb_t5_bytes16(const uint8_t *src, int r) {
-    static const struct {
-        _Alignas(16) uint8_t pick[16];
-        _Alignas(32) uint16_t mul[16], keep[16];
-    } pattern[5] = {QB_LB_T5_PATTERN(0), QB_LB_T5_PATTERN(1), QB_LB_T5_PATTERN(2), QB_LB_T5_PATTERN(3),
-                    QB_LB_T5_PATTERN(4)};
-    uint32_t word;
-    memcpy(&word, src, 4);
-    __m256i x = _mm256_cvtepu8_epi16(
-        _mm_shuffle_epi8(_mm_cvtsi32_si128((int)word), _mm_load_si128((const __m128i *)pattern[r].pick)));
-    __m256i q = _mm256_or_si256(_mm256_mulhi_epu16(x, _mm256_load_si256((const __m256i *)pattern[r].mul)),
-                                _mm256_and_si256(x, _mm256_load_si256((const __m256i *)pattern[r].keep)));
-    __m256i third = _mm256_mulhi_epu16(q, _mm256_set1_epi16(21846));
-    __m256i d = _mm256_sub_epi16(q, _mm256_add_epi16(third, _mm256_add_epi16(third, third)));
-    return _mm_packus_epi16(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
-}
-
 static inline __attribute__((always_inline)) __m128i qb_lb_codes16(const qb_lb_panel_span *p, int j, int k,
                                                                    qb_lb_source from) {
-    if (from == QB_LB_FROM_U4) return qb_lb_u4_bytes16(p->row[j] + k / 2);
-    if (from == QB_LB_FROM_U2) return qb_lb_u2_bytes16(p->row[j] + k / 4);
-    if (from == QB_LB_FROM_U3) return qb_lb_u3_bytes16(p->row[j] + k / 4, p->row[j] + p->high + k / 8);
-    if (from == QB_LB_FROM_T5) return qb_lb_t5_bytes16(p->row[j] + k / 5, k % 5);
-    return _mm_loadu_si128((const __m128i *)(p->row[j] + (k - p->k_base)));
+    if (from == QB_LB_FROM_BYTES) return _mm_loadu_si128((const __m128i *)(p->row[j] + (k - p->k_base)));
+    return qb_lb_row_codes16((qb_code)from, p->row[j], p->high, k);
 }
 
 /* Sixteen k of row j from k (in the span; a whole byte of codes in the
@@ -522,11 +467,8 @@ static void qb_lb_panel_group(const qb_lowbit_weights *w, int n0, int cols, int 
  * or all of K) starts on a whole byte of codes (ternary's any k), else
  * from the stage. */
 static qb_lb_source qb_lb_panel_source(const qb_lowbit_weights *w) {
-    static const int unit[] = {[QB_CODE_U4] = 2, [QB_CODE_U3] = 8, [QB_CODE_U2] = 4, [QB_CODE_T5] = 1};
-    static const qb_lb_source from[] = {[QB_CODE_U4] = QB_LB_FROM_U4, [QB_CODE_U3] = QB_LB_FROM_U3,
-                                        [QB_CODE_U2] = QB_LB_FROM_U2, [QB_CODE_T5] = QB_LB_FROM_T5};
-    bool whole = w->G == 1 || w->codebook || w->group % unit[w->code] == 0;
-    return whole ? from[w->code] : QB_LB_FROM_BYTES;
+    bool whole = w->G == 1 || w->codebook || w->group % qb_lb_code_unit(w->code) == 0;
+    return whole ? (qb_lb_source)w->code : QB_LB_FROM_BYTES;
 }
 
 /* A 16-wide FP32 panel (the AVX2 GEMM's), decoded and transposed in

@@ -22,6 +22,7 @@
 
 #include "kernels/gemm_i8_impl.h"
 #include "kernels/kernels_lowbit.h"
+#include "kernels/lowbit_x86.h"
 #include "kernels/vec_avx512.h"
 #include "kernels/vnni_tile_avx512.h"
 
@@ -465,44 +466,44 @@ void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k) {
                              .dequantize = qb_lowbit_dequantize_avx512};
 }
 
-/* 16 INT4 codes from 8 bytes, in k order (low nibble first), as int32. */
-static inline __m512i qb_lb_u4_codes16(const uint8_t *src) {
-    __m128i b = _mm_loadl_epi64((const __m128i *)src), m = _mm_set1_epi8(15);
-    __m128i lo = _mm_and_si128(b, m), hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
-    return _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));
+/* A run of row codes from k as scale * (code - zero), or as entries of
+ * the book. */
+static inline __attribute__((always_inline)) void qb_lb_values(qb_code code, bool book, const uint8_t *row,
+                                                               size_t high, int k, int run, __m512 s, __m512i z,
+                                                               __m512 entries, float *out) {
+    for (int i = 0; i < run; i += 16) {
+        __m512i c = _mm512_cvtepu8_epi32(qb_lb_row_codes16(code, row, high, k + i));
+        __m512 v = book ? _mm512_permutexvar_ps(c, entries) : _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(c, z)));
+        _mm512_storeu_ps(out + i, v);
+    }
 }
 
-/* INT4 rows 16 codes at a time: scale * (code - zero) in one multiply, or
- * the codebook entry by a permute, exactly as qb_lowbit_dequantize rounds;
- * other codes, odd starts and tails go to it. */
+/* Rows 16 codes at a time, exactly as qb_lowbit_dequantize rounds (one
+ * multiply, or a permute of the book); the ends of groups and starts off
+ * a whole byte of codes go to it. */
 static void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int count, float *out) {
-    if (w->code != QB_CODE_U4 || (k0 & 1)) {
-        qb_lowbit_dequantize(w, n, k0, count, out);
-        return;
-    }
     const uint8_t *row = w->rows + (size_t)n * w->row_bytes;
-    __m512 book = w->codebook ? _mm512_loadu_ps(w->codebook + (size_t)n * 16) : _mm512_setzero_ps();
-    int done = 0;
-    while (count - done >= 16) {
-        int k = k0 + done, g = k / w->group, run = w->codebook ? count - done : (g + 1) * w->group - k;
-        run = run < count - done ? run : count - done;
-        if (run < 16) { /* the end of a group: its last codes one by one */
-            qb_lowbit_dequantize(w, n, k, run, out + done);
-            done += run;
+    size_t high = qb_code_row_bytes(QB_CODE_U2, w->K);
+    _Alignas(64) float book[16];
+    qb_lb_row_book(w, n, book);
+    __m512 entries = _mm512_load_ps(book);
+    for (int done = 0; done < count;) {
+        int k = k0 + done, scalar, run = qb_lb_row_run(w, k, count - done, &scalar);
+        if (!run) {
+            qb_lowbit_dequantize(w, n, k, scalar, out + done);
+            done += scalar;
             continue;
         }
-        run &= ~15;
+        int g = k / w->group;
         __m512 s = _mm512_set1_ps(w->codebook ? 0.0f : w->scale[(size_t)n * w->G + g]);
         __m512i z = _mm512_set1_epi32(w->codebook ? 0 : qb_lowbit_zero_point(w, n, g));
-        for (int i = 0; i < run; i += 16) {
-            __m512i c = qb_lb_u4_codes16(row + (k + i) / 2);
-            __m512 v = w->codebook ? _mm512_permutexvar_ps(c, book)
-                                   : _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(c, z)));
-            _mm512_storeu_ps(out + done + i, v);
-        }
+#define QB_LB_VALUES(code)                                                                     \
+    (w->codebook ? qb_lb_values(code, true, row, high, k, run, s, z, entries, out + done)      \
+                 : qb_lb_values(code, false, row, high, k, run, s, z, entries, out + done))
+        QB_LB_WITH_CODE(w->code, QB_LB_VALUES)
+#undef QB_LB_VALUES
         done += run;
     }
-    if (done < count) qb_lowbit_dequantize(w, n, k0 + done, count - done, out + done);
 }
 
 void qb_kernels_lowbit_init_avx512(qb_kernels_lowbit *k) {
