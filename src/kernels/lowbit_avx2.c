@@ -165,9 +165,11 @@ static void qb_lb_transpose8(const int8_t *stage, size_t ld, int steps, int c, i
         for (int d = 0; d < 4; d++) {
             int s0 = q * 8 + d, s1 = q * 8 + 4 + d;
             if (s0 < steps)
-                _mm256_store_si256((__m256i *)(out + (size_t)s0 * 256 + c * 4), _mm256_permute2x128_si256(u[d], u[4 + d], 0x20));
+                _mm256_store_si256((__m256i *)(out + (size_t)s0 * 256 + c * 4),
+                                   _mm256_permute2x128_si256(u[d], u[4 + d], 0x20));
             if (s1 < steps)
-                _mm256_store_si256((__m256i *)(out + (size_t)s1 * 256 + c * 4), _mm256_permute2x128_si256(u[d], u[4 + d], 0x31));
+                _mm256_store_si256((__m256i *)(out + (size_t)s1 * 256 + c * 4),
+                                   _mm256_permute2x128_si256(u[d], u[4 + d], 0x31));
         }
     }
 }
@@ -422,8 +424,7 @@ static inline __attribute__((always_inline)) int qb_lb_panel_steps(const qb_lb_p
     for (; k + 16 <= end; k += 16) {
         if (k % 128 == 0 && from != QB_LB_FROM_BYTES)
             for (int j = 0; j < 16; j++)
-                _mm_prefetch((const char *)p->row[j] + k / (from == QB_LB_FROM_U4 ? 2 : from == QB_LB_FROM_T5 ? 5 : 4) + 256,
-                             _MM_HINT_T0);
+                _mm_prefetch((const char *)p->row[j] + qb_lb_row_byte((qb_code)from, k) + 256, _MM_HINT_T0);
         for (int h = 0; h < 16; h += 8) {
             __m256 r[2][8], v[2];
             for (int i = 0; i < 8; i++) {

@@ -266,7 +266,7 @@ void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *
     int next = n + QB_LOWBIT_N_BLOCK;
     if (next < n1) {
         int next_cols = W->N - next < QB_LOWBIT_N_BLOCK ? W->N - next : QB_LOWBIT_N_BLOCK;
-        bool panels = W->panels != NULL;
+        bool panels = W->panels;
         size_t bytes = panels ? qb_lowbit_panel_code_bytes(W) : (size_t)next_cols * W->row_bytes;
         b->next = panels ? (const char *)qb_lowbit_panel_codes(W, (size_t)next / QB_LOWBIT_N_BLOCK)
                             : (const char *)(W->rows + (size_t)next * W->row_bytes);
@@ -459,13 +459,6 @@ void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *sc
     }
 }
 
-static void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int count, float *out);
-
-void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k) {
-    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX512, .panel_codes = QB_LOWBIT_PANELS_ALL, .gemm_a8 = qb_lowbit_gemm_a8_vnni,
-                             .dequantize = qb_lowbit_dequantize_avx512};
-}
-
 /* A run of row codes from k as scale * (code - zero), or as entries of
  * the book. */
 static inline __attribute__((always_inline)) void qb_lb_values(qb_code code, bool book, const uint8_t *row,
@@ -473,7 +466,8 @@ static inline __attribute__((always_inline)) void qb_lb_values(qb_code code, boo
                                                                __m512 entries, float *out) {
     for (int i = 0; i < run; i += 16) {
         __m512i c = _mm512_cvtepu8_epi32(qb_lb_row_codes16(code, row, high, k + i));
-        __m512 v = book ? _mm512_permutexvar_ps(c, entries) : _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(c, z)));
+        __m512 v = book ? _mm512_permutexvar_ps(c, entries)
+                        : _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(c, z)));
         _mm512_storeu_ps(out + i, v);
     }
 }
@@ -504,6 +498,11 @@ static void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k
 #undef QB_LB_VALUES
         done += run;
     }
+}
+
+void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k) {
+    *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX512, .panel_codes = QB_LOWBIT_PANELS_ALL,
+                             .gemm_a8 = qb_lowbit_gemm_a8_vnni, .dequantize = qb_lowbit_dequantize_avx512};
 }
 
 void qb_kernels_lowbit_init_avx512(qb_kernels_lowbit *k) {

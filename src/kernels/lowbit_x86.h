@@ -69,14 +69,21 @@ static inline __m128i qb_lb_t5_bytes16(const uint8_t *src, int r) {
     return _mm_packus_epi16(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
 }
 
+/* The byte of a row (its INT2 plane for INT3) that holds code k. */
+static inline int qb_lb_row_byte(qb_code code, int k) {
+    return code == QB_CODE_U4 ? k / 2 : code == QB_CODE_T5 ? k / 5 : k / 4;
+}
+
 /* The codes of row (w's layout) from k, whose start suits the code
  * (qb_lb_code_unit). */
-static inline __attribute__((always_inline)) __m128i qb_lb_row_codes16(qb_code code, const uint8_t *row, size_t high, int k) {
+static inline __attribute__((always_inline)) __m128i qb_lb_row_codes16(qb_code code, const uint8_t *row,
+                                                                       size_t high, int k) {
+    const uint8_t *at = row + qb_lb_row_byte(code, k);
     switch (code) {
-    case QB_CODE_U4: return qb_lb_u4_bytes16(row + k / 2);
-    case QB_CODE_U2: return qb_lb_u2_bytes16(row + k / 4);
-    case QB_CODE_U3: return qb_lb_u3_bytes16(row + k / 4, row + high + k / 8);
-    default: return qb_lb_t5_bytes16(row + k / 5, k % 5);
+    case QB_CODE_U4: return qb_lb_u4_bytes16(at);
+    case QB_CODE_U2: return qb_lb_u2_bytes16(at);
+    case QB_CODE_U3: return qb_lb_u3_bytes16(at, row + high + k / 8);
+    default: return qb_lb_t5_bytes16(at, k % 5);
     }
 }
 
