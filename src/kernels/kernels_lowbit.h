@@ -100,13 +100,17 @@ typedef struct {
  *   U2 and T5 codes (trits fit two bits) [B][S][64]: byte 4 c + j of block
  *     b, step s holds in bits 2 f, 2 f + 1 the code of column 64 b + 16 f + c
  *     at k = 4 s + j, so that 2 bits per weight stay 2 bits in memory;
+ *   U3 codes: per block, their low two bits as U2's ([S][64]), then bit 2
+ *     [S][32] (padded to whole lines): bit 4 c + j of the 64-bit word f of
+ *     step s, that of column 64 b + 16 f + c at k = 4 s + j, so that a
+ *     word is the byte mask of its column vector (3 bits per weight);
  *   then, for grids with zero points, those [B][G][64], a byte per
  *     column, so that a group's zero vector is one load, not a strided
  *     gather (a symmetric grid's zero point is levels / 2 everywhere).
  * Columns past N and k past K hold the zero point, so they decode to 0.
  * A kernel table names the codes whose panels it reads (panel_codes); the
  * others' panels, where a caller made them anyway, it leaves alone. */
-#define QB_LOWBIT_PANELS_ALL ((1u << QB_CODE_U4) | (1u << QB_CODE_U2) | (1u << QB_CODE_T5))
+#define QB_LOWBIT_PANELS_ALL ((1u << QB_CODE_U4) | (1u << QB_CODE_U3) | (1u << QB_CODE_U2) | (1u << QB_CODE_T5))
 bool qb_lowbit_panels_fit(const qb_lowbit_weights *w);
 size_t qb_lowbit_panels_bytes(const qb_lowbit_weights *w);
 /* The bytes of the panels W.A8 makes for w where `codes` (a set of bits
@@ -249,10 +253,15 @@ static inline size_t qb_lowbit_panel_blocks(const qb_lowbit_weights *w) {
     return ((size_t)w->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
 }
 static inline size_t qb_lowbit_panel_code_bytes(const qb_lowbit_weights *w) {
-    return ((size_t)w->K + 3) / 4 * (w->code == QB_CODE_U4 ? 128 : 64);
+    size_t steps = ((size_t)w->K + 3) / 4, bit2 = w->code == QB_CODE_U3 ? (steps * 32 + 63) / 64 * 64 : 0;
+    return steps * (w->code == QB_CODE_U4 ? 128 : 64) + bit2;
 }
 static inline uint8_t *qb_lowbit_panel_codes(const qb_lowbit_weights *w, size_t b) {
     return w->panels + b * qb_lowbit_panel_code_bytes(w);
+}
+/* U3: block b's plane of bit 2, after its two low bits' */
+static inline const uint8_t *qb_lowbit_panel_bit2(const qb_lowbit_weights *w, size_t b) {
+    return qb_lowbit_panel_codes(w, b) + ((size_t)w->K + 3) / 4 * 64;
 }
 static inline uint8_t *qb_lowbit_panel_zeros(const qb_lowbit_weights *w, size_t b, int g) {
     return qb_lowbit_panel_codes(w, qb_lowbit_panel_blocks(w)) + (b * (size_t)w->G + (size_t)g) * QB_LOWBIT_N_BLOCK;

@@ -204,7 +204,7 @@ static void qb_lowbit_panel_codes_u4(const uint8_t *codes, int ld, int steps, ui
         }
 }
 
-/* ... and as 2-bit panels, 4 k of four columns at once, codes being < 4. */
+/* ... and as 2-bit panels (the low two bits), 4 k of four columns at once. */
 static void qb_lowbit_panel_codes_u2(const uint8_t *codes, int ld, int steps, uint8_t *out) {
     for (int c = 0; c < 16; c++)
         for (int s = 0; s < steps; s++) {
@@ -212,9 +212,21 @@ static void qb_lowbit_panel_codes_u2(const uint8_t *codes, int ld, int steps, ui
             for (int f = 0; f < 4; f++) {
                 uint32_t v;
                 memcpy(&v, codes + (size_t)(16 * f + c) * ld + 4 * s, 4);
-                word |= v << 2 * f;
+                word |= (v & 0x03030303u) << 2 * f;
             }
             memcpy(out + (size_t)s * 64 + 4 * c, &word, 4);
+        }
+}
+
+/* ... and U3's bit 2, a 64-bit word per 16 columns and step. */
+static void qb_lowbit_panel_codes_bit2(const uint8_t *codes, int ld, int steps, uint8_t *out) {
+    for (int s = 0; s < steps; s++)
+        for (int f = 0; f < 4; f++) {
+            uint64_t word = 0;
+            for (int c = 0; c < 16; c++)
+                for (int j = 0; j < 4; j++)
+                    word |= (uint64_t)(codes[(size_t)(16 * f + c) * ld + 4 * s + j] >> 2 & 1) << (4 * c + j);
+            memcpy(out + (size_t)s * 32 + 8 * f, &word, 8);
         }
 }
 
@@ -233,6 +245,7 @@ static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, i
     uint8_t *out = qb_lowbit_panel_codes(w, (size_t)b);
     if (w->code == QB_CODE_U4) qb_lowbit_panel_codes_u4(codes, ld, steps, out);
     else qb_lowbit_panel_codes_u2(codes, ld, steps, out);
+    if (w->code == QB_CODE_U3) qb_lowbit_panel_codes_bit2(codes, ld, steps, out + (size_t)steps * 64);
     if (!w->zero) return;
     uint8_t *zero = qb_lowbit_panel_zeros(w, (size_t)b, 0);
     for (int g = 0; g < w->G; g++)

@@ -231,29 +231,37 @@ static inline void qb_lb_step_u4(const uint8_t *p, const __m512i z[4], int8_t *d
 }
 
 /* One step of 2-bit panels: bits 2 f of the panel vector hold columns
- * 16 f .. 16 f + 15. */
-static inline void qb_lb_step_u2(const uint8_t *p, const __m512i z[4], int8_t *dec) {
-    const __m512i b = _mm512_load_si512(p), low2 = _mm512_set1_epi8(3);
-    for (int f = 0; f < 4; f++)
-        _mm512_store_si512(dec + 64 * f, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(b, 2 * f), low2), z[f]));
+ * 16 f .. 16 f + 15; for U3, word f of bit2 is their bit 2 as a byte mask. */
+static inline void qb_lb_step_u2(const uint8_t *p, const uint8_t *bit2, const __m512i z[4], int8_t *dec) {
+    const __m512i b = _mm512_load_si512(p), low2 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+    for (int f = 0; f < 4; f++) {
+        __m512i c = _mm512_and_si512(_mm512_srli_epi16(b, 2 * f), low2);
+        if (bit2) {
+            uint64_t m;
+            memcpy(&m, bit2 + 8 * f, 8);
+            c = _mm512_mask_add_epi8(c, (__mmask64)m, c, four);
+        }
+        _mm512_store_si512(dec + 64 * f, _mm512_sub_epi8(c, z[f]));
+    }
 }
 
 /* The chunk of len codes from k0 of the block at column n from its
  * panels, read in order rather than 64 rows apart. */
 static void qb_lb_decode_chunk_panels(const qb_lowbit_weights *W, int n, int k0, int len, int8_t *dec) {
     bool u4 = W->code == QB_CODE_U4;
-    size_t step_bytes = u4 ? 128 : 64;
-    const uint8_t *p = qb_lowbit_panel_codes(W, (size_t)n / QB_LOWBIT_N_BLOCK) + (size_t)k0 / 4 * step_bytes;
+    size_t step_bytes = u4 ? 128 : 64, block = (size_t)n / QB_LOWBIT_N_BLOCK;
+    const uint8_t *p = qb_lowbit_panel_codes(W, block) + (size_t)k0 / 4 * step_bytes;
+    const uint8_t *bit2 = W->code == QB_CODE_U3 ? qb_lowbit_panel_bit2(W, block) + (size_t)k0 / 4 * 32 : NULL;
     int g = k0 / W->group, g_end = (g + 1) * W->group - k0; /* group g covers the chunk's k below g_end */
     __m512i z[4];
     qb_lb_panel_zero(W, n, g, z);
-    for (int k = 0; k < len; k += 4, p += step_bytes, dec += 256) {
+    for (int k = 0; k < len; k += 4, p += step_bytes, bit2 = bit2 ? bit2 + 32 : NULL, dec += 256) {
         if (k >= g_end) {
             g_end += W->group;
             qb_lb_panel_zero(W, n, ++g, z);
         }
         if (u4) qb_lb_step_u4(p, z, dec);
-        else qb_lb_step_u2(p, z, dec);
+        else qb_lb_step_u2(p, bit2, z, dec);
     }
 }
 
