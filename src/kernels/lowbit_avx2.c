@@ -340,48 +340,33 @@ static inline __m256 qb_lb_book8(__m256 lo, __m256 hi, __m256i c) {
 }
 
 /* A run of row codes from k as scale * (code - zero), or as entries of
- * the book's halves. */
-static inline __attribute__((always_inline)) void qb_lb_values(qb_code code, bool book, const uint8_t *row,
-                                                               size_t high, int k, int run, __m256 s, __m256i z,
-                                                               const __m256 half[2], float *out) {
+ * the book's halves, a loop per code. */
+static inline __attribute__((always_inline)) void qb_lb_values_of(qb_code code, bool book, const qb_lb_row *r, int k,
+                                                                  int run, __m256 s, __m256i z, float *out) {
+    const __m256 lo = _mm256_load_ps(r->book), hi = _mm256_load_ps(r->book + 8);
     for (int i = 0; i < run; i += 16) {
-        __m128i c16 = qb_lb_row_codes16(code, row, high, k + i);
+        __m128i c16 = qb_lb_row_codes16(code, r->row, r->high, k + i);
         __m256i c[2] = {_mm256_cvtepu8_epi32(c16), _mm256_cvtepu8_epi32(_mm_srli_si128(c16, 8))};
         for (int h = 0; h < 2; h++) {
-            __m256 v = book ? qb_lb_book8(half[0], half[1], c[h])
+            __m256 v = book ? qb_lb_book8(lo, hi, c[h])
                             : _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(c[h], z)));
             _mm256_storeu_ps(out + i + 8 * h, v);
         }
     }
 }
 
-/* Rows 16 codes at a time, as the AVX-512 decoder, exactly as
- * qb_lowbit_dequantize rounds; the ends of groups and starts off a whole
- * byte of codes go to it.  The weight-only GEMM decodes every weight per
- * call, and the codebook's scalar lookups were a sixth of a kmeans4 run. */
-static void qb_lowbit_dequantize_avx2(const qb_lowbit_weights *w, int n, int k0, int count, float *out) {
-    const uint8_t *row = w->rows + (size_t)n * w->row_bytes;
-    size_t high = qb_code_row_bytes(QB_CODE_U2, w->K);
-    _Alignas(32) float book[16];
-    qb_lb_row_book(w, n, book);
-    const __m256 half[2] = {_mm256_load_ps(book), _mm256_load_ps(book + 8)};
-    for (int done = 0; done < count;) {
-        int k = k0 + done, scalar, run = qb_lb_row_run(w, k, count - done, &scalar);
-        if (!run) {
-            qb_lowbit_dequantize(w, n, k, scalar, out + done);
-            done += scalar;
-            continue;
-        }
-        int g = k / w->group;
-        __m256 s = _mm256_set1_ps(w->codebook ? 0.0f : w->scale[(size_t)n * w->G + g]);
-        __m256i z = _mm256_set1_epi32(w->codebook ? 0 : qb_lowbit_zero_point(w, n, g));
-#define QB_LB_VALUES(code)                                                               \
-    (w->codebook ? qb_lb_values(code, true, row, high, k, run, s, z, half, out + done)   \
-                 : qb_lb_values(code, false, row, high, k, run, s, z, half, out + done))
-        QB_LB_WITH_CODE(w->code, QB_LB_VALUES)
+static void qb_lb_values(const qb_lb_row *r, int k, int run, float scale, int zero, float *out) {
+    __m256 s = _mm256_set1_ps(scale);
+    __m256i z = _mm256_set1_epi32(zero);
+#define QB_LB_VALUES(code, book) qb_lb_values_of(code, book, r, k, run, s, z, out)
+    QB_LB_WITH_CODE(r->w, QB_LB_VALUES)
 #undef QB_LB_VALUES
-        done += run;
-    }
+}
+
+/* The weight-only GEMM decodes every weight per call, and the codebook's
+ * scalar lookups were a sixth of a kmeans4 run. */
+static void qb_lowbit_dequantize_avx2(const qb_lowbit_weights *w, int n, int k0, int count, float *out) {
+    qb_lb_dequantize_row(w, n, k0, count, out, qb_lb_values);
 }
 
 /* Where a panel's codes come from: INT4, INT3, INT2 or ternary rows,

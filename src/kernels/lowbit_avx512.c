@@ -468,44 +468,28 @@ void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *sc
 }
 
 /* A run of row codes from k as scale * (code - zero), or as entries of
- * the book. */
-static inline __attribute__((always_inline)) void qb_lb_values(qb_code code, bool book, const uint8_t *row,
-                                                               size_t high, int k, int run, __m512 s, __m512i z,
-                                                               __m512 entries, float *out) {
+ * the book by a permute, a loop per code. */
+static inline __attribute__((always_inline)) void qb_lb_values_of(qb_code code, bool book, const qb_lb_row *r, int k,
+                                                                  int run, __m512 s, __m512i z, float *out) {
+    const __m512 entries = _mm512_load_ps(r->book);
     for (int i = 0; i < run; i += 16) {
-        __m512i c = _mm512_cvtepu8_epi32(qb_lb_row_codes16(code, row, high, k + i));
+        __m512i c = _mm512_cvtepu8_epi32(qb_lb_row_codes16(code, r->row, r->high, k + i));
         __m512 v = book ? _mm512_permutexvar_ps(c, entries)
                         : _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(c, z)));
         _mm512_storeu_ps(out + i, v);
     }
 }
 
-/* Rows 16 codes at a time, exactly as qb_lowbit_dequantize rounds (one
- * multiply, or a permute of the book); the ends of groups and starts off
- * a whole byte of codes go to it. */
-static void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int count, float *out) {
-    const uint8_t *row = w->rows + (size_t)n * w->row_bytes;
-    size_t high = qb_code_row_bytes(QB_CODE_U2, w->K);
-    _Alignas(64) float book[16];
-    qb_lb_row_book(w, n, book);
-    __m512 entries = _mm512_load_ps(book);
-    for (int done = 0; done < count;) {
-        int k = k0 + done, scalar, run = qb_lb_row_run(w, k, count - done, &scalar);
-        if (!run) {
-            qb_lowbit_dequantize(w, n, k, scalar, out + done);
-            done += scalar;
-            continue;
-        }
-        int g = k / w->group;
-        __m512 s = _mm512_set1_ps(w->codebook ? 0.0f : w->scale[(size_t)n * w->G + g]);
-        __m512i z = _mm512_set1_epi32(w->codebook ? 0 : qb_lowbit_zero_point(w, n, g));
-#define QB_LB_VALUES(code)                                                                     \
-    (w->codebook ? qb_lb_values(code, true, row, high, k, run, s, z, entries, out + done)      \
-                 : qb_lb_values(code, false, row, high, k, run, s, z, entries, out + done))
-        QB_LB_WITH_CODE(w->code, QB_LB_VALUES)
+static void qb_lb_values(const qb_lb_row *r, int k, int run, float scale, int zero, float *out) {
+    __m512 s = _mm512_set1_ps(scale);
+    __m512i z = _mm512_set1_epi32(zero);
+#define QB_LB_VALUES(code, book) qb_lb_values_of(code, book, r, k, run, s, z, out)
+    QB_LB_WITH_CODE(r->w, QB_LB_VALUES)
 #undef QB_LB_VALUES
-        done += run;
-    }
+}
+
+static void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int count, float *out) {
+    qb_lb_dequantize_row(w, n, k0, count, out, qb_lb_values);
 }
 
 void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k) {

@@ -87,14 +87,14 @@ static inline __attribute__((always_inline)) __m128i qb_lb_row_codes16(qb_code c
     }
 }
 
-/* CALL(code) for w's code as a constant, so that each code gets a loop
- * of its own rather than a switch per 16 codes. */
-#define QB_LB_WITH_CODE(code, CALL)                   \
-    switch (code) {                                   \
-    case QB_CODE_U4: CALL(QB_CODE_U4); break;         \
-    case QB_CODE_U3: CALL(QB_CODE_U3); break;         \
-    case QB_CODE_U2: CALL(QB_CODE_U2); break;         \
-    default: CALL(QB_CODE_T5); break;                 \
+/* CALL(code, book): w's code and whether it has a codebook as constants,
+ * so that each gets a loop of its own rather than a switch per 16 codes. */
+#define QB_LB_WITH_CODE(w, CALL)                                                                  \
+    switch ((w)->code) {                                                                          \
+    case QB_CODE_U4: (w)->codebook ? CALL(QB_CODE_U4, true) : CALL(QB_CODE_U4, false); break;     \
+    case QB_CODE_U3: (w)->codebook ? CALL(QB_CODE_U3, true) : CALL(QB_CODE_U3, false); break;     \
+    case QB_CODE_U2: (w)->codebook ? CALL(QB_CODE_U2, true) : CALL(QB_CODE_U2, false); break;     \
+    default: (w)->codebook ? CALL(QB_CODE_T5, true) : CALL(QB_CODE_T5, false); break;             \
     }
 
 /* The k that a run of codes read by qb_lb_row_codes16 must start on a
@@ -116,11 +116,37 @@ static inline int qb_lb_row_run(const qb_lowbit_weights *w, int k, int left, int
     return off || len < 16 ? 0 : len & ~15;
 }
 
-/* Row n's codebook, zero past its levels, for a vector permute. */
-static inline void qb_lb_row_book(const qb_lowbit_weights *w, int n, float book[16]) {
+/* A run of a row's codes from k (qb_lb_row_run's) as floats: scale * (code
+ * - zero), or with a codebook its entries (book, zero past its levels). */
+typedef struct {
+    const qb_lowbit_weights *w;
+    const uint8_t *row;
+    size_t high; /* INT3: where the row's plane of bit 2 starts */
+    _Alignas(64) float book[16];
+} qb_lb_row;
+typedef void (*qb_lb_values_fn)(const qb_lb_row *r, int k, int run, float scale, int zero, float *out);
+
+/* Row n of w from k0 as qb_lowbit_dequantize rounds it: runs of 16 codes
+ * by `values` (the ISA's), the ends of groups and starts off a whole byte
+ * of codes by qb_lowbit_dequantize. */
+static inline __attribute__((always_inline)) void qb_lb_dequantize_row(const qb_lowbit_weights *w, int n, int k0,
+                                                                       int count, float *out,
+                                                                       qb_lb_values_fn values) {
+    qb_lb_row r = {.w = w, .row = w->rows + (size_t)n * w->row_bytes, .high = qb_code_row_bytes(QB_CODE_U2, w->K)};
     int levels = qb_code_levels(w->code);
-    memset(book, 0, 16 * sizeof(float));
-    if (w->codebook) memcpy(book, w->codebook + (size_t)n * levels, (size_t)levels * sizeof(float));
+    if (w->codebook) memcpy(r.book, w->codebook + (size_t)n * levels, (size_t)levels * sizeof(float));
+    for (int done = 0; done < count;) {
+        int k = k0 + done, scalar, run = qb_lb_row_run(w, k, count - done, &scalar);
+        if (!run) {
+            qb_lowbit_dequantize(w, n, k, scalar, out + done);
+            done += scalar;
+            continue;
+        }
+        int g = k / w->group;
+        if (w->codebook) values(&r, k, run, 0.0f, 0, out + done);
+        else values(&r, k, run, w->scale[(size_t)n * w->G + g], qb_lowbit_zero_point(w, n, g), out + done);
+        done += run;
+    }
 }
 
 #endif
