@@ -252,15 +252,19 @@ qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group);
 static inline size_t qb_lowbit_panel_blocks(const qb_lowbit_weights *w) {
     return ((size_t)w->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
 }
+/* the bytes of a step of 4 k of a block's codes (U3: of its low bits) */
+static inline size_t qb_lowbit_panel_step_bytes(const qb_lowbit_weights *w) {
+    return w->code == QB_CODE_U4 ? 128 : 64;
+}
 static inline size_t qb_lowbit_panel_code_bytes(const qb_lowbit_weights *w) {
     size_t steps = ((size_t)w->K + 3) / 4, bit2 = w->code == QB_CODE_U3 ? (steps * 32 + 63) / 64 * 64 : 0;
-    return steps * (w->code == QB_CODE_U4 ? 128 : 64) + bit2;
+    return steps * qb_lowbit_panel_step_bytes(w) + bit2;
 }
 static inline uint8_t *qb_lowbit_panel_codes(const qb_lowbit_weights *w, size_t b) {
     return w->panels + b * qb_lowbit_panel_code_bytes(w);
 }
 /* U3: block b's plane of bit 2, after its two low bits' */
-static inline const uint8_t *qb_lowbit_panel_bit2(const qb_lowbit_weights *w, size_t b) {
+static inline uint8_t *qb_lowbit_panel_bit2(const qb_lowbit_weights *w, size_t b) {
     return qb_lowbit_panel_codes(w, b) + ((size_t)w->K + 3) / 4 * 64;
 }
 static inline uint8_t *qb_lowbit_panel_zeros(const qb_lowbit_weights *w, size_t b, int g) {

@@ -245,7 +245,7 @@ static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, i
     uint8_t *out = qb_lowbit_panel_codes(w, (size_t)b);
     if (w->code == QB_CODE_U4) qb_lowbit_panel_codes_u4(codes, ld, steps, out);
     else qb_lowbit_panel_codes_u2(codes, ld, steps, out);
-    if (w->code == QB_CODE_U3) qb_lowbit_panel_codes_bit2(codes, ld, steps, out + (size_t)steps * 64);
+    if (w->code == QB_CODE_U3) qb_lowbit_panel_codes_bit2(codes, ld, steps, qb_lowbit_panel_bit2(w, (size_t)b));
     if (!w->zero) return;
     uint8_t *zero = qb_lowbit_panel_zeros(w, (size_t)b, 0);
     for (int g = 0; g < w->G; g++)

@@ -202,17 +202,6 @@ static inline void qb_lb_step_u4(const uint8_t *p, const __m256i z[8], int8_t *d
     }
 }
 
-/* 32 bytes, 4 each where bit i of the word at src is set, else 0. */
-static inline __m256i qb_lb_bit2_bytes32(const uint8_t *src) {
-    uint32_t word;
-    memcpy(&word, src, 4);
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
-                                            3, 3, 3, 3, 3, 3, 3);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-    __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)word), spread), bit);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(4));
-}
-
 /* One step of 2-bit panels: bits 2 f of panel vector v hold columns
  * 16 f + 8 v .. 16 f + 8 v + 7; for U3, bits 32 v .. 32 v + 31 of word f
  * of bit2 hold their bit 2. */
@@ -222,7 +211,11 @@ static inline void qb_lb_step_u2(const uint8_t *p, const uint8_t *bit2, const __
         __m256i b = _mm256_load_si256((const __m256i *)(p + 32 * v));
         for (int f = 0; f < 4; f++) {
             __m256i c = _mm256_and_si256(_mm256_srli_epi16(b, 2 * f), low2);
-            if (bit2) c = _mm256_or_si256(c, qb_lb_bit2_bytes32(bit2 + 8 * f + 4 * v));
+            if (bit2) {
+                uint32_t word;
+                memcpy(&word, bit2 + 8 * f + 4 * v, 4);
+                c = _mm256_or_si256(c, qb_lb_fours32(word));
+            }
             _mm256_store_si256((__m256i *)(dec + 32 * (2 * f + v)), _mm256_sub_epi8(c, z[2 * f + v]));
         }
     }
@@ -232,19 +225,19 @@ static inline void qb_lb_step_u2(const uint8_t *p, const uint8_t *bit2, const __
  * panels, read in order rather than 64 rows apart. */
 static void qb_lb_decode_chunk_panels(const qb_lowbit_weights *W, int n, int k0, int len, int8_t *dec) {
     bool u4 = W->code == QB_CODE_U4;
-    size_t step_bytes = u4 ? 128 : 64, block = (size_t)n / QB_LOWBIT_N_BLOCK;
+    size_t step_bytes = qb_lowbit_panel_step_bytes(W), block = (size_t)n / QB_LOWBIT_N_BLOCK;
     const uint8_t *p = qb_lowbit_panel_codes(W, block) + (size_t)k0 / 4 * step_bytes;
     const uint8_t *bit2 = W->code == QB_CODE_U3 ? qb_lowbit_panel_bit2(W, block) + (size_t)k0 / 4 * 32 : NULL;
     int g = k0 / W->group, g_end = (g + 1) * W->group - k0; /* group g covers the chunk's k below g_end */
     __m256i z[8];
     qb_lb_panel_zero(W, n, g, z);
-    for (int k = 0; k < len; k += 4, p += step_bytes, bit2 = bit2 ? bit2 + 32 : NULL, dec += 256) {
+    for (int k = 0; k < len; k += 4, p += step_bytes, dec += 256) {
         if (k >= g_end) {
             g_end += W->group;
             qb_lb_panel_zero(W, n, ++g, z);
         }
         if (u4) qb_lb_step_u4(p, z, dec);
-        else qb_lb_step_u2(p, bit2, z, dec);
+        else qb_lb_step_u2(p, bit2 ? bit2 + (size_t)k * 8 : NULL, z, dec); /* 32 bytes a step */
     }
 }
 
@@ -486,12 +479,11 @@ static void qb_lowbit_dequantize_panel_avx2(const qb_lowbit_weights *w, int n0, 
     if (from == QB_LB_FROM_BYTES) memset(stage, 0, sizeof stage);
     qb_lb_panel_span p;
     p.high = qb_code_row_bytes(QB_CODE_U2, w->K);
-    int levels = qb_code_levels(w->code);
     for (int j = 0; j < 16; j++) {
         int n = n0 + (j < cols ? j : 0);
         p.row[j] = from == QB_LB_FROM_BYTES ? stage[j] : w->rows + (size_t)n * w->row_bytes;
         _Alignas(32) float entries[16] = {0};
-        if (book && j < cols) memcpy(entries, w->codebook + (size_t)n * levels, sizeof(float) * (size_t)levels);
+        if (book && j < cols) qb_lb_row_book(w, n, entries);
         if (book) p.lo[j] = _mm256_load_ps(entries), p.hi[j] = _mm256_load_ps(entries + 8);
     }
     int span = book ? w->K : w->group, run = from == QB_LB_FROM_BYTES ? 64 : span;

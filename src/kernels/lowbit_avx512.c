@@ -249,19 +249,19 @@ static inline void qb_lb_step_u2(const uint8_t *p, const uint8_t *bit2, const __
  * panels, read in order rather than 64 rows apart. */
 static void qb_lb_decode_chunk_panels(const qb_lowbit_weights *W, int n, int k0, int len, int8_t *dec) {
     bool u4 = W->code == QB_CODE_U4;
-    size_t step_bytes = u4 ? 128 : 64, block = (size_t)n / QB_LOWBIT_N_BLOCK;
+    size_t step_bytes = qb_lowbit_panel_step_bytes(W), block = (size_t)n / QB_LOWBIT_N_BLOCK;
     const uint8_t *p = qb_lowbit_panel_codes(W, block) + (size_t)k0 / 4 * step_bytes;
     const uint8_t *bit2 = W->code == QB_CODE_U3 ? qb_lowbit_panel_bit2(W, block) + (size_t)k0 / 4 * 32 : NULL;
     int g = k0 / W->group, g_end = (g + 1) * W->group - k0; /* group g covers the chunk's k below g_end */
     __m512i z[4];
     qb_lb_panel_zero(W, n, g, z);
-    for (int k = 0; k < len; k += 4, p += step_bytes, bit2 = bit2 ? bit2 + 32 : NULL, dec += 256) {
+    for (int k = 0; k < len; k += 4, p += step_bytes, dec += 256) {
         if (k >= g_end) {
             g_end += W->group;
             qb_lb_panel_zero(W, n, ++g, z);
         }
         if (u4) qb_lb_step_u4(p, z, dec);
-        else qb_lb_step_u2(p, bit2, z, dec);
+        else qb_lb_step_u2(p, bit2 ? bit2 + (size_t)k * 8 : NULL, z, dec); /* 32 bytes a step */
     }
 }
 

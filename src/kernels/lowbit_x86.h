@@ -26,16 +26,21 @@ static inline __m128i qb_lb_u2_bytes16(const uint8_t *src) {
     return _mm_shuffle_epi8(v, _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
 }
 
+/* 32 bytes: byte i is 4 where bit i of word is set, else 0 (INT3's bit 2). */
+static inline __m256i qb_lb_fours32(uint32_t word) {
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                            3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)word), spread), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(4));
+}
+
 /* 16 INT3 codes: their low bits from the INT2 plane, bit 2 from two bytes
- * of the high plane (code k's in bit k % 8), spread a byte a code. */
+ * of the high plane (code k's in bit k % 8). */
 static inline __m128i qb_lb_u3_bytes16(const uint8_t *low, const uint8_t *high) {
     uint16_t bits;
     memcpy(&bits, high, 2);
-    __m128i b = _mm_shuffle_epi8(_mm_set1_epi16((short)bits),
-                                 _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
-    __m128i bit = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-    __m128i set = _mm_cmpeq_epi8(_mm_and_si128(b, bit), bit);
-    return _mm_or_si128(qb_lb_u2_bytes16(low), _mm_and_si128(set, _mm_set1_epi8(4)));
+    return _mm_or_si128(qb_lb_u2_bytes16(low), _mm256_castsi256_si128(qb_lb_fours32(bits)));
 }
 
 /* Lane p of the pattern for k % 5 == r: code r + p's byte from k / 5,
@@ -124,6 +129,13 @@ typedef struct {
     size_t high; /* INT3: where the row's plane of bit 2 starts */
     _Alignas(64) float book[16];
 } qb_lb_row;
+/* Row n's codebook, zero past its levels, for a vector permute. */
+static inline void qb_lb_row_book(const qb_lowbit_weights *w, int n, float book[16]) {
+    int levels = qb_code_levels(w->code);
+    memset(book, 0, 16 * sizeof(float));
+    memcpy(book, w->codebook + (size_t)n * levels, (size_t)levels * sizeof(float));
+}
+
 typedef void (*qb_lb_values_fn)(const qb_lb_row *r, int k, int run, float scale, int zero, float *out);
 
 /* Row n of w from k0 as qb_lowbit_dequantize rounds it: runs of 16 codes
@@ -133,8 +145,7 @@ static inline __attribute__((always_inline)) void qb_lb_dequantize_row(const qb_
                                                                        int count, float *out,
                                                                        qb_lb_values_fn values) {
     qb_lb_row r = {.w = w, .row = w->rows + (size_t)n * w->row_bytes, .high = qb_code_row_bytes(QB_CODE_U2, w->K)};
-    int levels = qb_code_levels(w->code);
-    if (w->codebook) memcpy(r.book, w->codebook + (size_t)n * levels, (size_t)levels * sizeof(float));
+    if (w->codebook) qb_lb_row_book(w, n, r.book);
     for (int done = 0; done < count;) {
         int k = k0 + done, scalar, run = qb_lb_row_run(w, k, count - done, &scalar);
         if (!run) {
