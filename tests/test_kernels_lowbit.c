@@ -331,23 +331,27 @@ typedef struct {
 
 /* The AVX-512 tables one by one: held to VNNI, and on AMX where the CPU
  * has it (rows past the last 16 and K or groups not whole 64-k tiles take
- * the VNNI code inside it), against scalar on odd shapes, U4 symmetric (M up
- * to 36 multiplies the panels as they are, more rows decode them) and with
+ * the VNNI code inside it), against scalar on odd shapes, U4 symmetric (up
+ * to fused_rows rows multiply the panels as they are, more rows decode
+ * them: both, on every CPU, through a table that always decodes) and with
  * zero points. */
 static void check_avx512_variants(const qb_kernels_lowbit *ref, bool sanitize, rng *r) {
 #if defined(__x86_64__)
     if (!qb_isa_supported(QB_ISA_AVX512)) return;
-    qb_kernels_lowbit vnni, best;
+    qb_kernels_lowbit vnni, best, decoded;
     qb_kernels_lowbit_init_avx512_vnni(&vnni);
     qb_kernels_lowbit_init_avx512(&best);
+    decoded = vnni;
+    decoded.fused_rows = 0;
     CHECK(!vnni.amx && vnni.isa == QB_ISA_AVX512 && vnni.gemm_a8, "VNNI-held table");
     printf("checking avx512 held to VNNI%s\n", best.amx ? ", and avx512 on AMX" : " (no AMX here)");
     /* 4164: K past one decoded span (QB_LOWBIT_KD), so a block is decoded more than once */
     static const kg kgs[] = {{320, 128}, {323, 64}, {320, 320}, {323, 323}, {4164, 128}};
-    const int ms[] = {1, 3, 17, sanitize ? 19 : 127}, ns[] = {1, 3, 17, sanitize ? 67 : 769};
+    /* 13: six rows, then seven left, which run as four and three */
+    const int ms[] = {1, 3, 13, 17, sanitize ? 19 : 127}, ns[] = {1, 3, 17, sanitize ? 67 : 769};
     for (size_t q = 0; q < sizeof kgs / sizeof *kgs; q++)
         for (int sym = 0; sym < 2; sym++)
-            for (int mi = 0; mi < 4; mi++)
+            for (int mi = 0; mi < 5; mi++)
                 for (int ni = 0; ni < 4; ni++) {
                     int M = ms[mi], N = ns[ni], K = kgs[q].K, group = kgs[q].group;
                     bool big = (size_t)M * N * K > 2000000;
@@ -360,6 +364,7 @@ static void check_avx512_variants(const qb_kernels_lowbit *ref, bool sanitize, r
                     acts p = acts_make(M, N, K, r);
                     void *scratch = aligned_alloc(64, qb_lowbit_scratch_bytes(K, group) * 3);
                     check_a8_isa(ref, &vnni, &p, &wm.w, scratch, !big, what);
+                    if (sym) check_a8_isa(ref, &decoded, &p, &wm.w, scratch, !big, what);
                     if (best.amx) check_a8_isa(ref, &best, &p, &wm.w, scratch, !big, what);
                     free(scratch);
                     acts_free(&p);

@@ -60,6 +60,12 @@ bool qb_isa_supported(qb_isa isa) {
     }
 }
 
+bool qb_cpu_amd(void) {
+    unsigned a, b, c, d;
+    /* the vendor string "AuthenticAMD" in ebx, edx, ecx */
+    return __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
+}
+
 qb_isa qb_cpu_best_isa(void) {
     if (qb_cpu_has_avx512()) return QB_ISA_AVX512;
     if (qb_cpu_has_avx2()) return QB_ISA_AVX2;

@@ -93,6 +93,10 @@ typedef struct qb_kernels {
 
 /* Best ISA the running CPU (and OS) supports. */
 qb_isa qb_cpu_best_isa(void);
+#if defined(__x86_64__)
+/* Whether the CPU is AMD's, for the few tunings measured to differ by vendor. */
+bool qb_cpu_amd(void);
+#endif
 bool qb_isa_supported(qb_isa isa);
 bool qb_isa_from_name(const char *name, qb_isa *out);
 const char *qb_isa_name(qb_isa isa);

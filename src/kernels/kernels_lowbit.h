@@ -59,7 +59,7 @@ typedef struct {
     size_t decoded;    /* [span_steps][64][4] s8 */
     size_t stage;      /* [16][QB_LOWBIT_KC + 64] s8: codes of 16 columns before the transpose */
     size_t scales;     /* [2][chunk_groups][64] f32: two chunks' scales (AMX folds one chunk late) */
-    size_t asum;       /* [QB_LOWBIT_FUSED_ROWS][G] s32: rows' sums of A per group */
+    size_t asum;       /* [QB_LOWBIT_FUSED_ROWS_MAX][G] s32: rows' sums of A per group */
     size_t ipart;      /* [QB_LOWBIT_MC][64] s32: a group's sums between pieces */
     size_t fpart;      /* [QB_LOWBIT_MC][64] f32: the float sums over groups */
     size_t apart;      /* [2][QB_LOWBIT_AMX_ROWS][64] s32: AMX sums waiting for their fold */
@@ -104,6 +104,8 @@ typedef struct {
  *     [S][32] (padded to whole lines): bit 4 c + j of the 64-bit word f of
  *     step s, that of column 64 b + 16 f + c at k = 4 s + j, so that a
  *     word is the byte mask of its column vector (3 bits per weight);
+ *   then the scales [B][G][64] f32 (0 past N), so that a chunk's scales
+ *     are read where they lie, not gathered from rows G apart;
  *   then, for grids with zero points, those [B][G][64], a byte per
  *     column, so that a group's zero vector is one load, not a strided
  *     gather (a symmetric grid's zero point is levels / 2 everywhere).
@@ -151,6 +153,7 @@ typedef struct {
     const float *residual;   /* M x N (stride ldr) or NULL */
     int ldr;
     qb_act act;
+    int fused_rows;          /* the kernel table's (qb_lowbit_gemm_a8 sets it) */
 } qb_lowbit_a8_args;
 /* Output (m, n) from its float sum over the groups: the definition's
  * epilogue, shared by the scalar kernel and the kernels that fold as it does. */
@@ -163,6 +166,9 @@ typedef struct qb_kernels_lowbit {
      * one decoded span use VNNI). */
     bool amx;
     unsigned panel_codes; /* bit 1 << c: gemm_a8 reads code c from w->panels where it has them */
+    /* AVX-512 VNNI: rows up to which gemm_a8 multiplies symmetric U4 panels
+     * undecoded (QB_LOWBIT_FUSED_ROWS or, on AMD, QB_LOWBIT_FUSED_ROWS_MAX) */
+    int fused_rows;
     /* W.A8 over columns [n0, n1) (multiples of 64 but the last), one
      * thread; scratch is qb_lowbit_scratch_bytes() bytes, 64-byte aligned. */
     void (*gemm_a8)(const qb_lowbit_a8_args *a, int n0, int n1, void *scratch);
@@ -239,9 +245,12 @@ void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const 
 #define QB_LOWBIT_MC 96
 #define QB_LOWBIT_KD 4096
 /* Rows up to which the AVX-512 VNNI path multiplies symmetric U4 panels
- * undecoded: past about six row tiles, one decode pass per block costs
- * less than the masks and panel reads in every tile. */
+ * undecoded.  Past them one decode pass per block costs less than the two
+ * masks a step in every tile: on Intel past about six row tiles, where the
+ * masks share vpdpbusd's ports; AMD's Zen 4 runs them on pipes vpdpbusd
+ * leaves free, and the undecoded tiles stayed ahead up to the _MAX rows. */
 #define QB_LOWBIT_FUSED_ROWS 36
+#define QB_LOWBIT_FUSED_ROWS_MAX 96
 #define QB_LOWBIT_AMX_ROWS 32 /* rows of the AMX path's output block */
 
 qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group);
@@ -267,8 +276,13 @@ static inline uint8_t *qb_lowbit_panel_codes(const qb_lowbit_weights *w, size_t 
 static inline uint8_t *qb_lowbit_panel_bit2(const qb_lowbit_weights *w, size_t b) {
     return qb_lowbit_panel_codes(w, b) + ((size_t)w->K + 3) / 4 * 64;
 }
+static inline float *qb_lowbit_panel_scales(const qb_lowbit_weights *w, size_t b, int g) {
+    float *scales = (float *)qb_lowbit_panel_codes(w, qb_lowbit_panel_blocks(w));
+    return scales + (b * (size_t)w->G + (size_t)g) * QB_LOWBIT_N_BLOCK;
+}
 static inline uint8_t *qb_lowbit_panel_zeros(const qb_lowbit_weights *w, size_t b, int g) {
-    return qb_lowbit_panel_codes(w, qb_lowbit_panel_blocks(w)) + (b * (size_t)w->G + (size_t)g) * QB_LOWBIT_N_BLOCK;
+    return (uint8_t *)qb_lowbit_panel_scales(w, qb_lowbit_panel_blocks(w), 0) +
+           (b * (size_t)w->G + (size_t)g) * QB_LOWBIT_N_BLOCK;
 }
 
 /* One group's share of a chunk: k0, len codes of group g, decoded from
@@ -300,6 +314,12 @@ static inline int qb_lowbit_chunk(const qb_lowbit_weights *w, int k0, int chunk_
     return count;
 }
 
+/* The scales of the chunk's count segments of the block at column n,
+ * [segment][64] (0 past N): in the panels where w has them (a chunk's
+ * groups are consecutive), else copied into out. */
+const float *qb_lowbit_chunk_scales(const qb_lowbit_weights *w, int n, const qb_lowbit_segment *seg, int count,
+                                    float *out);
+
 /* Zero point of row n, group g (levels / 2 without a zero array). */
 static inline int qb_lowbit_zero_point(const qb_lowbit_weights *w, int n, int g) {
     return w->zero ? w->zero[(size_t)n * w->G + g] : qb_code_levels(w->code) / 2;
@@ -321,7 +341,6 @@ typedef struct {
     char *scratch;
     int n, cols;          /* columns [n, n + cols) */
     int span_k0, span_k1; /* k decoded in scratch (span_k1 == 0: none yet) */
-    const int32_t *asum;  /* fused: the rows' sums of A per group, [M][G]; NULL: decoded */
     /* the next block's packed codes not yet prefetched into L2, [next,
      * next_end) (NULL: none), per_tile lines a tile */
     const char *next, *next_end;
@@ -332,8 +351,6 @@ typedef struct {
 void qb_lowbit_block_init(qb_lowbit_block *b, const qb_lowbit_a8_args *g, char *scratch, int n, int n1, int tiles);
 /* Decodes the span of chunks from k0 (unless it is the one held). */
 void qb_lowbit_block_decode(qb_lowbit_block *b, int k0);
-/* Scales of the chunk's groups that end in it, [segment][64], zero past cols. */
-void qb_lowbit_block_scales(const qb_lowbit_block *b, const qb_lowbit_segment *seg, int count, float *out);
 /* Rows [m0, m0 + rows) (rows <= QB_LOWBIT_MC) through VNNI, epilogue included. */
 void qb_lowbit_block_rows_vnni(qb_lowbit_block *b, int m0, int rows);
 /* zsum, a_scale, bias, activation and residual of rows [m0, m0 + rows)

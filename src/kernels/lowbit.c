@@ -171,8 +171,17 @@ bool qb_lowbit_panels_fit(const qb_lowbit_weights *w) {
 }
 
 size_t qb_lowbit_panels_bytes(const qb_lowbit_weights *w) {
-    size_t zeros = w->zero ? (size_t)w->G * QB_LOWBIT_N_BLOCK : 0;
-    return qb_lowbit_panel_blocks(w) * (qb_lowbit_panel_code_bytes(w) + zeros);
+    size_t groups = (size_t)w->G * QB_LOWBIT_N_BLOCK, zeros = w->zero ? groups : 0;
+    return qb_lowbit_panel_blocks(w) * (qb_lowbit_panel_code_bytes(w) + groups * sizeof(float) + zeros);
+}
+
+const float *qb_lowbit_chunk_scales(const qb_lowbit_weights *w, int n, const qb_lowbit_segment *seg, int count,
+                                    float *out) {
+    if (w->panels) return qb_lowbit_panel_scales(w, (size_t)n / QB_LOWBIT_N_BLOCK, seg[0].g);
+    for (int s = 0; s < count; s++)
+        for (int j = 0; j < QB_LOWBIT_N_BLOCK; j++)
+            out[s * QB_LOWBIT_N_BLOCK + j] = n + j < w->N ? w->scale[(size_t)(n + j) * w->G + seg[s].g] : 0.0f;
+    return out;
 }
 
 /* zsum of a row from its codes, in the float order of kernels_lowbit.h. */
@@ -246,6 +255,12 @@ static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, i
     if (w->code == QB_CODE_U4) qb_lowbit_panel_codes_u4(codes, ld, steps, out);
     else qb_lowbit_panel_codes_u2(codes, ld, steps, out);
     if (w->code == QB_CODE_U3) qb_lowbit_panel_codes_bit2(codes, ld, steps, qb_lowbit_panel_bit2(w, (size_t)b));
+    float *scale = qb_lowbit_panel_scales(w, (size_t)b, 0);
+    for (int g = 0; g < w->G; g++)
+        for (int c = 0; c < QB_LOWBIT_N_BLOCK; c++) {
+            int n = b * QB_LOWBIT_N_BLOCK + c;
+            *scale++ = n < w->N ? w->scale[(size_t)n * w->G + g] : 0.0f;
+        }
     if (!w->zero) return;
     uint8_t *zero = qb_lowbit_panel_zeros(w, (size_t)b, 0);
     for (int g = 0; g < w->G; g++)
@@ -340,7 +355,7 @@ qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group) {
     p.scales = at;
     at += 2 * qb_lowbit_align64((size_t)p.chunk_groups * 64 * sizeof(float));
     p.asum = at;
-    at += qb_lowbit_align64((size_t)QB_LOWBIT_FUSED_ROWS * G * sizeof(int32_t));
+    at += qb_lowbit_align64((size_t)QB_LOWBIT_FUSED_ROWS_MAX * G * sizeof(int32_t));
     p.ipart = at;
     at += (size_t)QB_LOWBIT_MC * 64 * sizeof(int32_t);
     p.fpart = at;
@@ -406,13 +421,15 @@ static void qb_lowbit_a8_task(void *ctx, int p, int t) {
 void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, qb_pool *pool, void *scratch) {
     const qb_lowbit_weights *W = a->W;
     if (a->M <= 0 || W->N <= 0 || W->codebook || !W->zsum) return;
+    qb_lowbit_a8_args tuned = *a;
+    tuned.fused_rows = k->fused_rows;
     int team = qb_pool_threads(pool);
     if (team <= 1) {
-        k->gemm_a8(a, 0, W->N, scratch);
+        k->gemm_a8(&tuned, 0, W->N, scratch);
         return;
     }
     int blocks = (W->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
-    qb_lowbit_job j = {.k = k, .a = a, .scratch = scratch, .slice = W->plan.bytes,
+    qb_lowbit_job j = {.k = k, .a = &tuned, .scratch = scratch, .slice = W->plan.bytes,
                        .parts = qb_gemm_parts(blocks / 2, team)};
     qb_pool_run(pool, j.parts, qb_lowbit_a8_task, &j);
 }

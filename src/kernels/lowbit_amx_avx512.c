@@ -110,8 +110,8 @@ static void qb_lb_amx_rows(qb_lowbit_block *b, int m, int mr) {
     qb_lowbit_segment seg[QB_LOWBIT_KC];
     for (int k = 0, at = 0; k < W->K; chunk++) {
         int steps, count = qb_lowbit_chunk(W, k, L->chunk_groups, seg, &steps);
-        float *scales = (float *)(b->scratch + L->scales) + (size_t)(chunk & 1) * scale_stride;
-        qb_lowbit_block_scales(b, seg, count, scales);
+        const float *scales = qb_lowbit_chunk_scales(
+            W, b->n, seg, count, (float *)(b->scratch + L->scales) + (size_t)(chunk & 1) * scale_stride);
         for (int s = 0; s < count; s++) {
             int32_t *part = seg[s].ends ? apart + (size_t)half * QB_LOWBIT_AMX_ROWS * 64 : ipart;
             qb_lb_amx_segment(b, m, mr, &seg[s], dec + (size_t)(at + seg[s].step0) * 256, part);

@@ -290,17 +290,14 @@ static void qb_lb_block(const qb_lowbit_a8_args *g, int m0, int rows, int n, con
     const qb_lowbit_weights *W = g->W;
     int cols = W->N - n < QB_LOWBIT_N_BLOCK ? W->N - n : QB_LOWBIT_N_BLOCK, stripes = (cols + 15) / 16;
     int8_t *dec = (int8_t *)(scratch + L->decoded), *stage = (int8_t *)(scratch + L->stage);
-    float *scales = (float *)(scratch + L->scales), *fpart = (float *)(scratch + L->fpart);
+    float *scale_buf = (float *)(scratch + L->scales), *fpart = (float *)(scratch + L->fpart);
     int32_t *ipart = (int32_t *)(scratch + L->ipart);
     size_t ld = ((size_t)L->chunk_steps * 4 + 63) / 64 * 64;
     qb_lowbit_segment seg[QB_LOWBIT_KC];
     for (int k0 = 0; k0 < W->K;) {
         int steps, count = qb_lowbit_chunk(W, k0, L->chunk_groups, seg, &steps);
         qb_lb_decode_chunk(W, n, cols, seg, count, steps, stage, ld, dec);
-        for (int s = 0; s < count; s++)
-            if (seg[s].ends)
-                for (int j = 0; j < 64; j++)
-                    scales[s * 64 + j] = j < cols ? W->scale[(size_t)(n + j) * W->G + seg[s].g] : 0.0f;
+        const float *scales = qb_lowbit_chunk_scales(W, n, seg, count, scale_buf);
         for (int i = 0; i < rows; i += QB_LB_MR) {
             int mr = rows - i < QB_LB_MR ? rows - i : QB_LB_MR;
             for (int s = 0; s < count; s++)

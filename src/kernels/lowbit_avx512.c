@@ -1,17 +1,18 @@
-/* AVX-512 VNNI W.A8 kernels.  Rows run through a 64-column block chunk by
- * chunk (a chunk, <= QB_LOWBIT_KC k, stays in L1) in a 6-row x 64-column
- * register tile of int32 sums, as the int8 kernel does.  At the end of
- * each group the int32 sums are folded into float sums (one vfmadd by the
- * group's scales) parked in scratch, and the epilogue applies zsum,
- * a_scale, bias, activation and residual.  The weights come two ways:
+/* AVX-512 VNNI W.A8 kernels.  Rows run through a 64-column block in a
+ * 6-row x 64-column register tile of int32 sums, as the int8 kernel does.
+ * At the end of each group the int32 sums are folded into float sums (one
+ * vfmadd by the group's scales), and the epilogue applies zsum, a_scale,
+ * bias, activation and residual.  The weights come two ways:
  *
  *   decoded: a block is decoded once per call, a span of chunks (all of K
  *     up to QB_LOWBIT_KD) at a time, to s8 (code - zero) in vpdpbusd's
- *     layout, [step][64 columns][4 k], and every row runs against it (the
- *     AMX path reads the same).  The decode costs ~10 vector operations per
- *     step on the two ports vpdpbusd issues on, repaid over many rows.
- *   fused (symmetric U4 panels, few rows): the tile reads the panels
- *     themselves, half the bytes, and spends one mask per panel vector:
+ *     layout, [step][64 columns][4 k], and every row runs against it chunk
+ *     by chunk (a chunk, <= QB_LOWBIT_KC k, stays in L1; the float sums
+ *     wait in scratch; the AMX path reads the same).  The decode costs ~10
+ *     vector operations per step, repaid over many rows.
+ *   fused (symmetric U4 panels, up to fused_rows rows): the tile reads the
+ *     panels themselves, half the bytes, and spends one mask per panel
+ *     vector, running all of K before the epilogue:
  *     each panel byte read as s8 is 16 (hi - 8) + lo (kernels_lowbit.h),
  *     so with P its sum against a row and L that of its low nibbles,
  *       sum a (lo - 8) = L - 8 asum,  sum a (hi - 8) = (P - L) / 16,
@@ -31,10 +32,7 @@
 typedef struct {
     const uint8_t *a;   /* row 0 of the tile at the segment's first k */
     size_t lda;
-    const int8_t *w;    /* the decoded segment, or (fused) */
-    const uint8_t *p;   /* its panel codes, and */
-    const int32_t *asum; /* row 0's sum of A over the group; row i's is i G further */
-    int G;
+    const int8_t *w;    /* the decoded segment */
     int steps, tail;    /* whole steps of 4 k, then 0..3 k */
     bool starts, ends;  /* the group's first / last piece */
     bool first_group;   /* group 0: the float sums start from +0 */
@@ -69,54 +67,24 @@ typedef struct {
         __m512 acc_ = t->first_group ? _mm512_setzero_ps() : _mm512_load_ps(f_);                       \
         _mm512_store_ps(f_, _mm512_fmadd_ps(_mm512_load_ps(t->scale + j * 16), _mm512_cvtepi32_ps(c##i##j), acc_)); \
     }
-/* One step's weights from the panels: per 32 columns, the low nibbles
- * (columns 0-15) and the bytes themselves (P, for columns 16-31). */
-#define QB_LB_LOAD_PANEL(p)                                                          \
-    {                                                                                \
-        __m512i v0_ = _mm512_load_si512(p);                                          \
-        w0 = _mm512_and_si512(v0_, nibble);                                          \
-        w1 = v0_;                                                                    \
-        if (nr > 2) {                                                                \
-            __m512i v1_ = _mm512_load_si512((p) + 64);                               \
-            w2 = _mm512_and_si512(v1_, nibble);                                      \
-            w3 = v1_;                                                                \
-        }                                                                            \
-    }
-#define QB_LB_WEIGHTS(fused)                \
-    if (fused) QB_LB_LOAD_PANEL(p)          \
-    else { QB_VNNI_LOAD_WEIGHTS(w) }
-/* The fused sums of row i at the group's end as the decoded ones would be:
- * low nibbles less 8 asum, high ones (P - L) / 16. */
-#define QB_LB_UNFUSE(i)                                                                      \
-    if (i < mr) {                                                                            \
-        __m512i asum8_ = _mm512_set1_epi32(t->asum[i * t->G] * 8);                           \
-        if (nr > 1) c##i##1 = _mm512_srai_epi32(_mm512_sub_epi32(c##i##1, c##i##0), 4);     \
-        c##i##0 = _mm512_sub_epi32(c##i##0, asum8_);                                         \
-        if (nr > 3) c##i##3 = _mm512_srai_epi32(_mm512_sub_epi32(c##i##3, c##i##2), 4);     \
-        if (nr > 2) c##i##2 = _mm512_sub_epi32(c##i##2, asum8_);                             \
-    }
-static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_args *t, bool fused, int mr, int nr) {
+static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_args *t, int mr, int nr) {
     QB_VNNI_FOR_TILE(QB_VNNI_DECLARE)
     if (!t->starts) { QB_VNNI_FOR_TILE(QB_LB_LOAD) }
-    const uint8_t *a = t->a, *p = t->p;
+    const uint8_t *a = t->a;
     const int8_t *w = t->w;
     const size_t lda = t->lda;
-    const __m512i nibble = _mm512_set1_epi8(15);
     __m512i w0, w1, w2, w3;
-    for (int s = 0; s < t->steps; s++, a += 4, w += 256, p += 128) {
+    for (int s = 0; s < t->steps; s++, a += 4, w += 256) {
         if (s < t->next_lines) _mm_prefetch(t->next + (size_t)s * 64, _MM_HINT_T1);
-        if (!fused && s < t->a_next_lines)
+        if (s < t->a_next_lines)
             _mm_prefetch((const char *)(t->a_next + (size_t)(s >> 1) * lda + (s & 1) * 64), _MM_HINT_T0);
         qb_vnni_fetch_output_line(t->c, t->ldc, t->res, t->ldr, t->cols, mr, s);
-        QB_LB_WEIGHTS(fused)
+        QB_VNNI_LOAD_WEIGHTS(w)
         QB_VNNI_ROWS(QB_VNNI_BROADCAST)
     }
     if (t->tail) {
-        QB_LB_WEIGHTS(fused)
+        QB_VNNI_LOAD_WEIGHTS(w)
         QB_VNNI_ROWS(QB_VNNI_BROADCAST_TAIL)
-    }
-    if (fused && t->ends) {
-        QB_LB_UNFUSE(0) QB_LB_UNFUSE(1) QB_LB_UNFUSE(2) QB_LB_UNFUSE(3) QB_LB_UNFUSE(4) QB_LB_UNFUSE(5)
     }
     if (t->ends) {
         QB_VNNI_FOR_TILE(QB_LB_FOLD)
@@ -125,9 +93,8 @@ static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_ar
     }
 }
 
-#define QB_LB_TILE(mr, nr)                                                                           \
-    static void qb_lb_tile_##mr##x##nr(const qb_lb_tile_args *t) { qb_lb_tile(t, false, mr, nr); } \
-    static void qb_lb_fused_##mr##x##nr(const qb_lb_tile_args *t) { qb_lb_tile(t, true, mr, nr); }
+#define QB_LB_TILE(mr, nr) \
+    static void qb_lb_tile_##mr##x##nr(const qb_lb_tile_args *t) { qb_lb_tile(t, mr, nr); }
 #define QB_LB_TILE_ROW(mr) QB_LB_TILE(mr, 1) QB_LB_TILE(mr, 2) QB_LB_TILE(mr, 3) QB_LB_TILE(mr, 4)
 QB_LB_TILE_ROW(1)
 QB_LB_TILE_ROW(2)
@@ -139,11 +106,10 @@ QB_LB_TILE_ROW(6)
 typedef void (*qb_lb_tile_fn)(const qb_lb_tile_args *t);
 #define QB_LB_TILE_FNS(kind, mr) \
     {qb_lb_##kind##_##mr##x1, qb_lb_##kind##_##mr##x2, qb_lb_##kind##_##mr##x3, qb_lb_##kind##_##mr##x4}
-#define QB_LB_TILE_TABLE(kind)                                                                          \
-    {QB_LB_TILE_FNS(kind, 1), QB_LB_TILE_FNS(kind, 2), QB_LB_TILE_FNS(kind, 3), QB_LB_TILE_FNS(kind, 4), \
-     QB_LB_TILE_FNS(kind, 5), QB_LB_TILE_FNS(kind, 6)}
-/* [fused][mr - 1][nr - 1] */
-static const qb_lb_tile_fn qb_lb_tiles[2][QB_LB_MR][4] = {QB_LB_TILE_TABLE(tile), QB_LB_TILE_TABLE(fused)};
+/* [mr - 1][nr - 1] */
+static const qb_lb_tile_fn qb_lb_tiles[QB_LB_MR][4] = {QB_LB_TILE_FNS(tile, 1), QB_LB_TILE_FNS(tile, 2),
+                                                       QB_LB_TILE_FNS(tile, 3), QB_LB_TILE_FNS(tile, 4),
+                                                       QB_LB_TILE_FNS(tile, 5), QB_LB_TILE_FNS(tile, 6)};
 
 
 /* Rows j (columns c0 + j) of 64 packed bytes, 16 x 16 dwords transposed in
@@ -304,23 +270,6 @@ void qb_lowbit_block_decode(qb_lowbit_block *b, int k0) {
     b->span_k1 = k;
 }
 
-void qb_lowbit_block_scales(const qb_lowbit_block *b, const qb_lowbit_segment *seg, int count, float *out) {
-    const qb_lowbit_weights *W = b->g->W;
-    /* a column's scales are G apart: gathered, 16 columns at a time */
-    const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                             _mm512_set1_epi32(W->G));
-    for (int s = 0; s < count; s++) {
-        if (!seg[s].ends) continue;
-        const float *src = W->scale + (size_t)b->n * W->G + seg[s].g;
-        for (int d = 0; d < 4; d++)
-            _mm512_store_ps(out + s * 64 + 16 * d,
-                            b->cols > 16 * d ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(),
-                                                                        qb_v16_mask(b->cols - 16 * d), index,
-                                                                        src + (size_t)16 * d * W->G, 4)
-                                             : _mm512_setzero_ps());
-    }
-}
-
 void qb_lowbit_block_epilogue(const qb_lowbit_block *b, const float *fpart, int m0, int rows) {
     const qb_lowbit_a8_args *g = b->g;
     for (int j = 0; j < b->cols; j += 16) {
@@ -338,33 +287,32 @@ void qb_lowbit_block_epilogue(const qb_lowbit_block *b, const float *fpart, int 
     }
 }
 
-/* The next share of the next block's lines for one tile. */
-static void qb_lb_take_prefetch(qb_lowbit_block *b, qb_lb_tile_args *t) {
-    t->next = b->next;
-    t->next_lines = 0;
-    if (!b->next) return;
-    size_t left = (size_t)(b->next_end - b->next), share = (size_t)b->per_tile * 64;
+/* The next share of the next block's lines for one tile: where they
+ * start, their count in *lines. */
+static const char *qb_lb_take_prefetch(qb_lowbit_block *b, int *lines) {
+    const char *at = b->next;
+    *lines = 0;
+    if (!at) return NULL;
+    size_t left = (size_t)(b->next_end - at), share = (size_t)b->per_tile * 64;
     if (share > left) share = left;
-    t->next_lines = (int)(share / 64);
+    *lines = (int)(share / 64);
     b->next += share;
+    return at;
 }
 
 /* Rows [m0, m0 + rows) through the chunk of count segments whose weights
- * are at dec (decoded) or, fused, in the panels. */
+ * are decoded at dec. */
 static void qb_lb_run_chunk(qb_lowbit_block *b, int m0, int rows, const qb_lowbit_segment *seg, int count,
-                            const int8_t *dec) {
+                            const float *scales, const int8_t *dec) {
     const qb_lowbit_a8_args *g = b->g;
-    const qb_lowbit_weights *W = g->W;
     const qb_lowbit_scratch_layout *L = &b->L;
     int nr = (b->cols + 15) / 16;
-    const float *scales = (const float *)(b->scratch + L->scales);
-    const uint8_t *codes = b->asum ? qb_lowbit_panel_codes(W, (size_t)b->n / QB_LOWBIT_N_BLOCK) : NULL;
     float *fpart = (float *)(b->scratch + L->fpart);
     int32_t *ipart = (int32_t *)(b->scratch + L->ipart);
     /* One set of arguments, its fields assigned per call: a fresh struct
      * per call was built field by field and then copied whole, and the
      * copy's wide loads waited on those narrow stores every call. */
-    qb_lb_tile_args t = {.lda = (size_t)g->lda, .G = W->G, .ldc = (size_t)g->ldc, .ldr = (size_t)g->ldr,
+    qb_lb_tile_args t = {.lda = (size_t)g->lda, .ldc = (size_t)g->ldc, .ldr = (size_t)g->ldr,
                          .cols = b->cols};
     for (int i = 0; i < rows; i += QB_LB_MR) {
         int mr = rows - i < QB_LB_MR ? rows - i : QB_LB_MR, next_rows = rows - i - QB_LB_MR;
@@ -378,20 +326,15 @@ static void qb_lb_run_chunk(qb_lowbit_block *b, int m0, int rows, const qb_lowbi
             t.ipart = ipart + i * 64;
             t.fpart = fpart + i * 64;
             t.scale = scales + s * 64;
-            if (codes) {
-                t.p = codes + (size_t)seg[s].k0 / 4 * 128;
-                t.asum = b->asum + (size_t)(m0 + i) * W->G + seg[s].g;
-            } else {
-                t.w = dec + (size_t)seg[s].step0 * 256;
-            }
-            bool fetch_a = !codes && next_rows > 0;
+            t.w = dec + (size_t)seg[s].step0 * 256;
+            bool fetch_a = next_rows > 0;
             t.a_next = fetch_a ? t.a + (size_t)QB_LB_MR * g->lda : NULL;
             t.a_next_lines = fetch_a ? 2 * (next_rows < QB_LB_MR ? next_rows : QB_LB_MR) : 0;
             bool first = seg[s].k0 == 0;
             t.c = first ? g->C + (size_t)(m0 + i) * g->ldc + b->n : NULL;
             t.res = first && g->residual ? g->residual + (size_t)(m0 + i) * g->ldr + b->n : NULL;
-            qb_lb_take_prefetch(b, &t);
-            qb_lb_tiles[codes != NULL][mr - 1][nr - 1](&t);
+            t.next = qb_lb_take_prefetch(b, &t.next_lines);
+            qb_lb_tiles[mr - 1][nr - 1](&t);
         }
     }
 }
@@ -402,15 +345,13 @@ void qb_lowbit_block_rows_vnni(qb_lowbit_block *b, int m0, int rows) {
     const int8_t *dec = (const int8_t *)(b->scratch + L->decoded);
     qb_lowbit_segment seg[QB_LOWBIT_KC];
     for (int k0 = 0; k0 < W->K;) {
-        int k1 = W->K, at = 0; /* at: the chunk's first step in the decoded span */
-        if (!b->asum) {
-            qb_lowbit_block_decode(b, k0);
-            k1 = b->span_k1;
-        }
+        int at = 0; /* the chunk's first step in the decoded span */
+        qb_lowbit_block_decode(b, k0);
+        int k1 = b->span_k1;
         for (int k = k0; k < k1;) {
             int steps, count = qb_lowbit_chunk(W, k, L->chunk_groups, seg, &steps);
-            qb_lowbit_block_scales(b, seg, count, (float *)(b->scratch + L->scales));
-            qb_lb_run_chunk(b, m0, rows, seg, count, dec + (size_t)at * 256);
+            const float *scales = qb_lowbit_chunk_scales(W, b->n, seg, count, (float *)(b->scratch + L->scales));
+            qb_lb_run_chunk(b, m0, rows, seg, count, scales, dec + (size_t)at * 256);
             at += steps;
             k = seg[count - 1].k0 + seg[count - 1].len;
         }
@@ -425,6 +366,114 @@ static int qb_lb_chunk_rows(int M) {
     int rows = (M + chunks - 1) / chunks;
     rows = (rows + QB_LB_MR - 1) / QB_LB_MR * QB_LB_MR;
     return rows > QB_LOWBIT_MC ? QB_LOWBIT_MC : rows;
+}
+
+/* ---- Fused: symmetric U4 panels multiplied as they are, for few rows.
+ * A row tile runs all of K against the block's panels, a call per group
+ * (int32 sums in registers, folded into the tile's float sums at the
+ * group's end), then the epilogue: no scratch between chunks, no pass over
+ * the sums of its own.  Six rows, as decoded: three-row tiles, whose float
+ * sums would fit the registers, read the panels from L2 twice as often
+ * and ran well below them. */
+/* Each accumulator made opaque once zeroed: left as one shared zero, GCC
+ * copied every accumulator out and back around each vpdpbusd. */
+#define QB_LB_FUSED_DECLARE(i, j)                           \
+    __m512i c##i##j = _mm512_setzero_si512();                  \
+    if (i < mr && j < nr) __asm__("" : "+v"(c##i##j));
+/* one step's weights: per 32 columns, the low nibbles (columns 0-15) and
+ * the panel bytes themselves (P, for columns 16-31) */
+#define QB_LB_LOAD_PANEL(p)                                \
+    {                                                      \
+        __m512i v0_ = _mm512_load_si512(p);                \
+        w0 = _mm512_and_si512(v0_, nibble);                \
+        w1 = v0_;                                          \
+        if (nr > 2) {                                      \
+            __m512i v1_ = _mm512_load_si512((p) + 64);     \
+            w2 = _mm512_and_si512(v1_, nibble);            \
+            w3 = v1_;                                      \
+        }                                                  \
+    }
+/* Row i's group sums as a decoded tile's would be: low nibbles less 8
+ * asum, high ones (P - L) / 16. */
+#define QB_LB_UNFUSE(i)                                                                  \
+    if (i < mr) {                                                                        \
+        __m512i asum8_ = _mm512_set1_epi32(asum[i * G + grp] * 8);                       \
+        if (nr > 1) c##i##1 = _mm512_srai_epi32(_mm512_sub_epi32(c##i##1, c##i##0), 4); \
+        c##i##0 = _mm512_sub_epi32(c##i##0, asum8_);                                     \
+        if (nr > 3) c##i##3 = _mm512_srai_epi32(_mm512_sub_epi32(c##i##3, c##i##2), 4); \
+        if (nr > 2) c##i##2 = _mm512_sub_epi32(c##i##2, asum8_);                         \
+    }
+/* fmaf(scale, (float)sum, acc): the float order of kernels_lowbit.h */
+#define QB_LB_FUSED_FOLD(i, j) \
+    if (i < mr && j < nr) f[i][j] = _mm512_fmadd_ps(_mm512_load_ps(sc + 16 * j), _mm512_cvtepi32_ps(c##i##j), f[i][j]);
+#define QB_LB_FUSED_BROADCAST_TAIL(i) qb_vnni_tail_bytes(a + i * lda, tail)
+
+typedef struct {
+    const qb_lowbit_a8_args *g;
+    int m, n, cols;          /* rows m.. of the tile, columns [n, n + cols) */
+    const uint8_t *p;        /* the block's panel codes */
+    const float *scales;     /* the block's panel scales, [G][64] */
+    const int32_t *asum;     /* each row's sums of A per group, [M][G] */
+    const char *next, *next_end; /* lines of the next block's codes to prefetch */
+    int per_step;            /* lines a step */
+} qb_lb_fused_args;
+
+/* Group grp of the tile, folded into its float sums f. */
+static inline __attribute__((always_inline)) void qb_lb_fused_group(qb_lb_fused_args *t, int grp, __m512 f[][4],
+                                                                    int mr, int nr) {
+    QB_VNNI_FOR_TILE(QB_LB_FUSED_DECLARE)
+    const qb_lowbit_a8_args *g = t->g;
+    const qb_lowbit_weights *W = g->W;
+    const size_t lda = (size_t)g->lda;
+    const int G = W->G, k0 = grp * W->group, len = W->K - k0 < W->group ? W->K - k0 : W->group, tail = len % 4;
+    const int32_t *asum = t->asum + (size_t)t->m * G;
+    const __m512i nibble = _mm512_set1_epi8(15);
+    /* the output lines the epilogue writes, fetched during the first group */
+    const float *c_rows = grp ? NULL : g->C + (size_t)t->m * g->ldc + t->n;
+    const float *r_rows = !grp && g->residual ? g->residual + (size_t)t->m * g->ldr + t->n : NULL;
+    const uint8_t *a = g->A + (size_t)t->m * lda + k0, *p = t->p + (size_t)k0 / 4 * 128;
+    const char *next = t->next;
+    __m512i w0, w1, w2, w3;
+    for (int s = 0; s < len / 4; s++, a += 4, p += 128) {
+        for (int i = 0; i < t->per_step && next < t->next_end; i++, next += 64) _mm_prefetch(next, _MM_HINT_T1);
+        qb_vnni_fetch_output_line(c_rows, (size_t)g->ldc, r_rows, (size_t)g->ldr, t->cols, mr, s);
+        QB_LB_LOAD_PANEL(p)
+        QB_VNNI_ROWS(QB_VNNI_BROADCAST)
+    }
+    if (tail) {
+        QB_LB_LOAD_PANEL(p)
+        QB_VNNI_ROWS(QB_LB_FUSED_BROADCAST_TAIL)
+    }
+    t->next = next;
+    QB_LB_UNFUSE(0) QB_LB_UNFUSE(1) QB_LB_UNFUSE(2) QB_LB_UNFUSE(3) QB_LB_UNFUSE(4) QB_LB_UNFUSE(5)
+    const float *sc = t->scales + (size_t)grp * 64;
+    QB_VNNI_FOR_TILE(QB_LB_FUSED_FOLD)
+}
+
+#define QB_LB_FUSED(mr, nr)                                                         \
+    static void qb_lb_fused_##mr##x##nr(qb_lb_fused_args *t, int grp, __m512 f[][4]) { \
+        qb_lb_fused_group(t, grp, f, mr, nr);                                       \
+    }
+QB_LB_FUSED(1, 1) QB_LB_FUSED(1, 2) QB_LB_FUSED(1, 3) QB_LB_FUSED(1, 4)
+QB_LB_FUSED(2, 1) QB_LB_FUSED(2, 2) QB_LB_FUSED(2, 3) QB_LB_FUSED(2, 4)
+QB_LB_FUSED(3, 1) QB_LB_FUSED(3, 2) QB_LB_FUSED(3, 3) QB_LB_FUSED(3, 4)
+QB_LB_FUSED(4, 1) QB_LB_FUSED(4, 2) QB_LB_FUSED(4, 3) QB_LB_FUSED(4, 4)
+QB_LB_FUSED(5, 1) QB_LB_FUSED(5, 2) QB_LB_FUSED(5, 3) QB_LB_FUSED(5, 4)
+QB_LB_FUSED(6, 1) QB_LB_FUSED(6, 2) QB_LB_FUSED(6, 3) QB_LB_FUSED(6, 4)
+/* [mr - 1][nr - 1] */
+static void (*const qb_lb_fused_groups[QB_LB_MR][4])(qb_lb_fused_args *, int, __m512[][4]) = {
+    QB_LB_TILE_FNS(fused, 1), QB_LB_TILE_FNS(fused, 2), QB_LB_TILE_FNS(fused, 3),
+    QB_LB_TILE_FNS(fused, 4), QB_LB_TILE_FNS(fused, 5), QB_LB_TILE_FNS(fused, 6)};
+
+/* Rows [t->m, t->m + mr) through all of K, then the epilogue from their
+ * float sums ([mr][64] floats as f lies). */
+static void qb_lb_fused_tile(qb_lb_fused_args *t, const qb_lowbit_block *b, int mr) {
+    int nr = (t->cols + 15) / 16;
+    __m512 f[QB_LB_MR][4];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < 4; j++) f[i][j] = _mm512_setzero_ps();
+    for (int grp = 0; grp < t->g->W->G; grp++) qb_lb_fused_groups[mr - 1][nr - 1](t, grp, f);
+    qb_lowbit_block_epilogue(b, (const float *)f, t->m, mr);
 }
 
 /* Each row's sum of A over each group, [M][G]. */
@@ -444,6 +493,34 @@ static void qb_lb_group_sums(const qb_lowbit_a8_args *g, int32_t *out) {
     }
 }
 
+/* Every row tile of a block through its panels before the next block,
+ * whose lines the tiles fetch into L2 meanwhile. */
+static void qb_lb_gemm_a8_fused(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch) {
+    const qb_lowbit_weights *W = g->W;
+    int32_t *asum = (int32_t *)((char *)scratch + W->plan.asum);
+    qb_lb_group_sums(g, asum);
+    int tiles = (g->M + QB_LB_MR - 1) / QB_LB_MR;
+    for (int n = n0; n < n1; n += QB_LOWBIT_N_BLOCK) {
+        qb_lowbit_block b;
+        qb_lowbit_block_init(&b, g, scratch, n, n1, tiles);
+        size_t block = (size_t)n / QB_LOWBIT_N_BLOCK;
+        int steps = (W->K + 3) / 4;
+        qb_lb_fused_args t = {.g = g, .n = n, .cols = b.cols, .p = qb_lowbit_panel_codes(W, block),
+                              .scales = qb_lowbit_panel_scales(W, block, 0), .asum = asum};
+        for (int mr = 0; t.m < g->M; t.m += mr) {
+            /* seven rows left: four and three, as one row's four sums
+             * would wait on vpdpbusd's latency */
+            int left = g->M - t.m;
+            mr = left == 7 ? 4 : left < QB_LB_MR ? left : QB_LB_MR;
+            int lines;
+            t.next = qb_lb_take_prefetch(&b, &lines);
+            t.next_end = t.next ? t.next + (size_t)lines * 64 : NULL;
+            t.per_step = (lines + steps - 1) / steps;
+            qb_lb_fused_tile(&t, &b, mr);
+        }
+    }
+}
+
 /* Blocks outermost: a block's decoded span (<= 256 KiB) stays in L2 while
  * every row runs through it, and the activations stream past from L2 or
  * L3 (at M = 1024, K = 3072 that is 3 MiB per block against ~1 ms of
@@ -451,10 +528,9 @@ static void qb_lb_group_sums(const qb_lowbit_a8_args *g, int32_t *out) {
  * hence each tile fetching the next one's rows). */
 void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch) {
     const qb_lowbit_weights *W = g->W;
-    int32_t *asum = NULL;
-    if (W->panels && W->code == QB_CODE_U4 && !W->zero && g->M <= QB_LOWBIT_FUSED_ROWS) {
-        asum = (int32_t *)((char *)scratch + W->plan.asum);
-        qb_lb_group_sums(g, asum);
+    if (W->panels && W->code == QB_CODE_U4 && !W->zero && g->M <= g->fused_rows) {
+        qb_lb_gemm_a8_fused(g, n0, n1, scratch);
+        return;
     }
     int rows = qb_lb_chunk_rows(g->M);
     int chunk_k = W->group < QB_LOWBIT_KC ? W->plan.chunk_groups * W->group : QB_LOWBIT_KC;
@@ -462,7 +538,6 @@ void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *sc
     for (int n = n0; n < n1; n += QB_LOWBIT_N_BLOCK) {
         qb_lowbit_block b;
         qb_lowbit_block_init(&b, g, scratch, n, n1, tiles);
-        b.asum = asum;
         for (int m0 = 0; m0 < g->M; m0 += rows) qb_lowbit_block_rows_vnni(&b, m0, g->M - m0 < rows ? g->M - m0 : rows);
     }
 }
@@ -494,6 +569,7 @@ static void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k
 
 void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k) {
     *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX512, .panel_codes = QB_LOWBIT_PANELS_ALL,
+                             .fused_rows = qb_cpu_amd() ? QB_LOWBIT_FUSED_ROWS_MAX : QB_LOWBIT_FUSED_ROWS,
                              .gemm_a8 = qb_lowbit_gemm_a8_vnni, .dequantize = qb_lowbit_dequantize_avx512};
 }
 
