@@ -403,9 +403,13 @@ static int qb_lb_chunk_rows(int M) {
         if (nr > 3) c##i##3 = _mm512_srai_epi32(_mm512_sub_epi32(c##i##3, c##i##2), 4); \
         if (nr > 2) c##i##2 = _mm512_sub_epi32(c##i##2, asum8_);                         \
     }
-/* fmaf(scale, (float)sum, acc): the float order of kernels_lowbit.h */
-#define QB_LB_FUSED_FOLD(i, j) \
-    if (i < mr && j < nr) f[i][j] = _mm512_fmadd_ps(_mm512_load_ps(sc + 16 * j), _mm512_cvtepi32_ps(c##i##j), f[i][j]);
+/* fmaf(scale, (float)sum, acc), acc = +0 for group 0: the float order of
+ * kernels_lowbit.h */
+#define QB_LB_FUSED_FOLD(i, j)                                                                      \
+    if (i < mr && j < nr) {                                                                         \
+        __m512 acc_ = grp ? f[i][j] : _mm512_setzero_ps();                                          \
+        f[i][j] = _mm512_fmadd_ps(_mm512_load_ps(sc + 16 * j), _mm512_cvtepi32_ps(c##i##j), acc_); \
+    }
 #define QB_LB_FUSED_BROADCAST_TAIL(i) qb_vnni_tail_bytes(a + i * lda, tail)
 
 typedef struct {
@@ -469,9 +473,7 @@ static void (*const qb_lb_fused_groups[QB_LB_MR][4])(qb_lb_fused_args *, int, __
  * float sums ([mr][64] floats as f lies). */
 static void qb_lb_fused_tile(qb_lb_fused_args *t, const qb_lowbit_block *b, int mr) {
     int nr = (t->cols + 15) / 16;
-    __m512 f[QB_LB_MR][4];
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < 4; j++) f[i][j] = _mm512_setzero_ps();
+    __m512 f[QB_LB_MR][4]; /* group 0 sets the columns it has, the epilogue reads no others */
     for (int grp = 0; grp < t->g->W->G; grp++) qb_lb_fused_groups[mr - 1][nr - 1](t, grp, f);
     qb_lowbit_block_epilogue(b, (const float *)f, t->m, mr);
 }
