@@ -413,8 +413,8 @@ static int qb_lb_chunk_rows(int M) {
 #define QB_LB_FUSED_BROADCAST_TAIL(i) qb_vnni_tail_bytes(a + i * lda, tail)
 
 typedef struct {
-    const qb_lowbit_a8_args *g;
-    int m, n, cols;          /* rows m.. of the tile, columns [n, n + cols) */
+    const qb_lowbit_block *b;
+    int m;                   /* the tile's first row */
     const uint8_t *p;        /* the block's panel codes */
     const float *scales;     /* the block's panel scales, [G][64] */
     const int32_t *asum;     /* each row's sums of A per group, [M][G] */
@@ -426,21 +426,25 @@ typedef struct {
 static inline __attribute__((always_inline)) void qb_lb_fused_group(qb_lb_fused_args *t, int grp, __m512 f[][4],
                                                                     int mr, int nr) {
     QB_VNNI_FOR_TILE(QB_LB_FUSED_DECLARE)
-    const qb_lowbit_a8_args *g = t->g;
+    const qb_lowbit_block *b = t->b;
+    const qb_lowbit_a8_args *g = b->g;
     const qb_lowbit_weights *W = g->W;
     const size_t lda = (size_t)g->lda;
     const int G = W->G, k0 = grp * W->group, len = W->K - k0 < W->group ? W->K - k0 : W->group, tail = len % 4;
     const int32_t *asum = t->asum + (size_t)t->m * G;
     const __m512i nibble = _mm512_set1_epi8(15);
-    /* the output lines the epilogue writes, fetched during the first group */
-    const float *c_rows = grp ? NULL : g->C + (size_t)t->m * g->ldc + t->n;
-    const float *r_rows = !grp && g->residual ? g->residual + (size_t)t->m * g->ldr + t->n : NULL;
-    const uint8_t *a = g->A + (size_t)t->m * lda + k0, *p = t->p + (size_t)k0 / 4 * 128;
+    /* the output lines the epilogue writes, one a step (mr rows of C, then
+     * of the residual, four lines each) from the first step on */
+    const int s0 = k0 / 4;
+    const bool fetch = s0 < 8 * mr;
+    const float *c_rows = fetch ? g->C + (size_t)t->m * g->ldc + b->n : NULL;
+    const float *r_rows = fetch && g->residual ? g->residual + (size_t)t->m * g->ldr + b->n : NULL;
+    const uint8_t *a = g->A + (size_t)t->m * lda + k0, *p = t->p + (size_t)s0 * 128;
     const char *next = t->next;
     __m512i w0, w1, w2, w3;
     for (int s = 0; s < len / 4; s++, a += 4, p += 128) {
         for (int i = 0; i < t->per_step && next < t->next_end; i++, next += 64) _mm_prefetch(next, _MM_HINT_T1);
-        qb_vnni_fetch_output_line(c_rows, (size_t)g->ldc, r_rows, (size_t)g->ldr, t->cols, mr, s);
+        qb_vnni_fetch_output_line(c_rows, (size_t)g->ldc, r_rows, (size_t)g->ldr, b->cols, mr, s0 + s);
         QB_LB_LOAD_PANEL(p)
         QB_VNNI_ROWS(QB_VNNI_BROADCAST)
     }
@@ -471,11 +475,11 @@ static void (*const qb_lb_fused_groups[QB_LB_MR][4])(qb_lb_fused_args *, int, __
 
 /* Rows [t->m, t->m + mr) through all of K, then the epilogue from their
  * float sums ([mr][64] floats as f lies). */
-static void qb_lb_fused_tile(qb_lb_fused_args *t, const qb_lowbit_block *b, int mr) {
-    int nr = (t->cols + 15) / 16;
+static void qb_lb_fused_tile(qb_lb_fused_args *t, int mr) {
+    int nr = (t->b->cols + 15) / 16;
     __m512 f[QB_LB_MR][4]; /* group 0 sets the columns it has, the epilogue reads no others */
-    for (int grp = 0; grp < t->g->W->G; grp++) qb_lb_fused_groups[mr - 1][nr - 1](t, grp, f);
-    qb_lowbit_block_epilogue(b, (const float *)f, t->m, mr);
+    for (int grp = 0; grp < t->b->g->W->G; grp++) qb_lb_fused_groups[mr - 1][nr - 1](t, grp, f);
+    qb_lowbit_block_epilogue(t->b, (const float *)f, t->m, mr);
 }
 
 /* Each row's sum of A over each group, [M][G]. */
@@ -501,24 +505,22 @@ static void qb_lb_gemm_a8_fused(const qb_lowbit_a8_args *g, int n0, int n1, void
     const qb_lowbit_weights *W = g->W;
     int32_t *asum = (int32_t *)((char *)scratch + W->plan.asum);
     qb_lb_group_sums(g, asum);
-    int tiles = (g->M + QB_LB_MR - 1) / QB_LB_MR;
+    int tiles = (g->M + QB_LB_MR - 1) / QB_LB_MR, steps = (W->K + 3) / 4;
     for (int n = n0; n < n1; n += QB_LOWBIT_N_BLOCK) {
         qb_lowbit_block b;
         qb_lowbit_block_init(&b, g, scratch, n, n1, tiles);
         size_t block = (size_t)n / QB_LOWBIT_N_BLOCK;
-        int steps = (W->K + 3) / 4;
-        qb_lb_fused_args t = {.g = g, .n = n, .cols = b.cols, .p = qb_lowbit_panel_codes(W, block),
+        qb_lb_fused_args t = {.b = &b, .p = qb_lowbit_panel_codes(W, block),
                               .scales = qb_lowbit_panel_scales(W, block, 0), .asum = asum};
         for (int mr = 0; t.m < g->M; t.m += mr) {
             /* seven rows left: four and three, as one row's four sums
              * would wait on vpdpbusd's latency */
-            int left = g->M - t.m;
+            int left = g->M - t.m, lines;
             mr = left == 7 ? 4 : left < QB_LB_MR ? left : QB_LB_MR;
-            int lines;
             t.next = qb_lb_take_prefetch(&b, &lines);
             t.next_end = t.next ? t.next + (size_t)lines * 64 : NULL;
             t.per_step = (lines + steps - 1) / steps;
-            qb_lb_fused_tile(&t, &b, mr);
+            qb_lb_fused_tile(&t, mr);
         }
     }
 }
