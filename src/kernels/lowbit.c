@@ -175,12 +175,15 @@ size_t qb_lowbit_panels_bytes(const qb_lowbit_weights *w) {
     return qb_lowbit_panel_blocks(w) * (qb_lowbit_panel_code_bytes(w) + groups * sizeof(float) + zeros);
 }
 
+/* Group g's scales of the block at column n, 0 past N. */
+static void qb_lowbit_group_scales(const qb_lowbit_weights *w, int n, int g, float out[QB_LOWBIT_N_BLOCK]) {
+    for (int j = 0; j < QB_LOWBIT_N_BLOCK; j++) out[j] = n + j < w->N ? w->scale[(size_t)(n + j) * w->G + g] : 0.0f;
+}
+
 const float *qb_lowbit_chunk_scales(const qb_lowbit_weights *w, int n, const qb_lowbit_segment *seg, int count,
                                     float *out) {
     if (w->panels) return qb_lowbit_panel_scales(w, (size_t)n / QB_LOWBIT_N_BLOCK, seg[0].g);
-    for (int s = 0; s < count; s++)
-        for (int j = 0; j < QB_LOWBIT_N_BLOCK; j++)
-            out[s * QB_LOWBIT_N_BLOCK + j] = n + j < w->N ? w->scale[(size_t)(n + j) * w->G + seg[s].g] : 0.0f;
+    for (int s = 0; s < count; s++) qb_lowbit_group_scales(w, n, seg[s].g, out + s * QB_LOWBIT_N_BLOCK);
     return out;
 }
 
@@ -255,12 +258,8 @@ static void qb_lowbit_panel_block(qb_lowbit_weights *w, int b, uint8_t *codes, i
     if (w->code == QB_CODE_U4) qb_lowbit_panel_codes_u4(codes, ld, steps, out);
     else qb_lowbit_panel_codes_u2(codes, ld, steps, out);
     if (w->code == QB_CODE_U3) qb_lowbit_panel_codes_bit2(codes, ld, steps, qb_lowbit_panel_bit2(w, (size_t)b));
-    float *scale = qb_lowbit_panel_scales(w, (size_t)b, 0);
     for (int g = 0; g < w->G; g++)
-        for (int c = 0; c < QB_LOWBIT_N_BLOCK; c++) {
-            int n = b * QB_LOWBIT_N_BLOCK + c;
-            *scale++ = n < w->N ? w->scale[(size_t)n * w->G + g] : 0.0f;
-        }
+        qb_lowbit_group_scales(w, b * QB_LOWBIT_N_BLOCK, g, qb_lowbit_panel_scales(w, (size_t)b, g));
     if (!w->zero) return;
     uint8_t *zero = qb_lowbit_panel_zeros(w, (size_t)b, 0);
     for (int g = 0; g < w->G; g++)
@@ -389,7 +388,8 @@ bool qb_kernels_lowbit_select(qb_isa isa, qb_kernels_lowbit *k) {
     }
 }
 
-/* Part t of `team` (qb_gemm_part_block), as qb_gemm_i8 cuts. */
+/* Part t of `team` (qb_gemm_part_block), as qb_gemm_i8 cuts, with k's
+ * fused_rows. */
 static void qb_lowbit_a8_slice(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, int t, int team,
                                void *scratch) {
     int m0, m1, n0, n1;
@@ -401,6 +401,7 @@ static void qb_lowbit_a8_slice(const qb_kernels_lowbit *k, const qb_lowbit_a8_ar
     part.a_zero = a->a_zero + m0;
     part.C = a->C + (size_t)m0 * a->ldc;
     if (a->residual) part.residual = a->residual + (size_t)m0 * a->ldr;
+    part.fused_rows = k->fused_rows;
     k->gemm_a8(&part, n0, n1, scratch);
 }
 
@@ -421,15 +422,13 @@ static void qb_lowbit_a8_task(void *ctx, int p, int t) {
 void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, qb_pool *pool, void *scratch) {
     const qb_lowbit_weights *W = a->W;
     if (a->M <= 0 || W->N <= 0 || W->codebook || !W->zsum) return;
-    qb_lowbit_a8_args tuned = *a;
-    tuned.fused_rows = k->fused_rows;
     int team = qb_pool_threads(pool);
     if (team <= 1) {
-        k->gemm_a8(&tuned, 0, W->N, scratch);
+        qb_lowbit_a8_slice(k, a, 0, 1, scratch);
         return;
     }
     int blocks = (W->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK;
-    qb_lowbit_job j = {.k = k, .a = &tuned, .scratch = scratch, .slice = W->plan.bytes,
+    qb_lowbit_job j = {.k = k, .a = a, .scratch = scratch, .slice = W->plan.bytes,
                        .parts = qb_gemm_parts(blocks / 2, team)};
     qb_pool_run(pool, j.parts, qb_lowbit_a8_task, &j);
 }

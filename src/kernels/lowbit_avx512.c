@@ -60,13 +60,16 @@ typedef struct {
     if (i < mr && j < nr) c##i##j = _mm512_load_si512(t->ipart + i * 64 + j * 16);
 #define QB_LB_STORE(i, j) \
     if (i < mr && j < nr) _mm512_store_si512(t->ipart + i * 64 + j * 16, c##i##j);
-/* fmaf(scale, (float)sum, acc): the float order of kernels_lowbit.h */
-#define QB_LB_FOLD(i, j)                                                                              \
+/* Sum (i, j) folded into the float sums fpart ([mr][64]) by the group's
+ * scales: fmaf(scale, (float)sum, acc), acc = +0 for group 0, the float
+ * order of kernels_lowbit.h.  Decoded and fused tiles alike. */
+#define QB_LB_FOLD_INTO(fpart, first, scale, i, j)                                                     \
     if (i < mr && j < nr) {                                                                           \
-        float *f_ = t->fpart + i * 64 + j * 16;                                                       \
-        __m512 acc_ = t->first_group ? _mm512_setzero_ps() : _mm512_load_ps(f_);                       \
-        _mm512_store_ps(f_, _mm512_fmadd_ps(_mm512_load_ps(t->scale + j * 16), _mm512_cvtepi32_ps(c##i##j), acc_)); \
+        float *f_ = (fpart) + i * 64 + j * 16;                                                        \
+        __m512 acc_ = (first) ? _mm512_setzero_ps() : _mm512_load_ps(f_);                              \
+        _mm512_store_ps(f_, _mm512_fmadd_ps(_mm512_load_ps((scale) + j * 16), _mm512_cvtepi32_ps(c##i##j), acc_)); \
     }
+#define QB_LB_FOLD(i, j) QB_LB_FOLD_INTO(t->fpart, t->first_group, t->scale, i, j)
 static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_args *t, int mr, int nr) {
     QB_VNNI_FOR_TILE(QB_VNNI_DECLARE)
     if (!t->starts) { QB_VNNI_FOR_TILE(QB_LB_LOAD) }
@@ -93,23 +96,22 @@ static inline __attribute__((always_inline)) void qb_lb_tile(const qb_lb_tile_ar
     }
 }
 
-#define QB_LB_TILE(mr, nr) \
-    static void qb_lb_tile_##mr##x##nr(const qb_lb_tile_args *t) { qb_lb_tile(t, mr, nr); }
-#define QB_LB_TILE_ROW(mr) QB_LB_TILE(mr, 1) QB_LB_TILE(mr, 2) QB_LB_TILE(mr, 3) QB_LB_TILE(mr, 4)
-QB_LB_TILE_ROW(1)
-QB_LB_TILE_ROW(2)
-QB_LB_TILE_ROW(3)
-QB_LB_TILE_ROW(4)
-QB_LB_TILE_ROW(5)
-QB_LB_TILE_ROW(6)
-
-typedef void (*qb_lb_tile_fn)(const qb_lb_tile_args *t);
+/* X(mr, nr) for every tile shape, and the table of a kind's functions,
+ * [mr - 1][nr - 1], for the decoded and the fused tiles. */
+#define QB_LB_EACH_NR(X, mr) X(mr, 1) X(mr, 2) X(mr, 3) X(mr, 4)
+#define QB_LB_EACH_SHAPE(X)                                                      \
+    QB_LB_EACH_NR(X, 1) QB_LB_EACH_NR(X, 2) QB_LB_EACH_NR(X, 3) QB_LB_EACH_NR(X, 4) \
+    QB_LB_EACH_NR(X, 5) QB_LB_EACH_NR(X, 6)
 #define QB_LB_TILE_FNS(kind, mr) \
     {qb_lb_##kind##_##mr##x1, qb_lb_##kind##_##mr##x2, qb_lb_##kind##_##mr##x3, qb_lb_##kind##_##mr##x4}
-/* [mr - 1][nr - 1] */
-static const qb_lb_tile_fn qb_lb_tiles[QB_LB_MR][4] = {QB_LB_TILE_FNS(tile, 1), QB_LB_TILE_FNS(tile, 2),
-                                                       QB_LB_TILE_FNS(tile, 3), QB_LB_TILE_FNS(tile, 4),
-                                                       QB_LB_TILE_FNS(tile, 5), QB_LB_TILE_FNS(tile, 6)};
+#define QB_LB_TILE_TABLE(kind)                                                                          \
+    {QB_LB_TILE_FNS(kind, 1), QB_LB_TILE_FNS(kind, 2), QB_LB_TILE_FNS(kind, 3), QB_LB_TILE_FNS(kind, 4), \
+     QB_LB_TILE_FNS(kind, 5), QB_LB_TILE_FNS(kind, 6)}
+
+#define QB_LB_TILE(mr, nr) \
+    static void qb_lb_tile_##mr##x##nr(const qb_lb_tile_args *t) { qb_lb_tile(t, mr, nr); }
+QB_LB_EACH_SHAPE(QB_LB_TILE)
+static void (*const qb_lb_tiles[QB_LB_MR][4])(const qb_lb_tile_args *) = QB_LB_TILE_TABLE(tile);
 
 
 /* Rows j (columns c0 + j) of 64 packed bytes, 16 x 16 dwords transposed in
@@ -403,13 +405,7 @@ static int qb_lb_chunk_rows(int M) {
         if (nr > 3) c##i##3 = _mm512_srai_epi32(_mm512_sub_epi32(c##i##3, c##i##2), 4); \
         if (nr > 2) c##i##2 = _mm512_sub_epi32(c##i##2, asum8_);                         \
     }
-/* fmaf(scale, (float)sum, acc), acc = +0 for group 0: the float order of
- * kernels_lowbit.h */
-#define QB_LB_FUSED_FOLD(i, j)                                                                      \
-    if (i < mr && j < nr) {                                                                         \
-        __m512 acc_ = grp ? f[i][j] : _mm512_setzero_ps();                                          \
-        f[i][j] = _mm512_fmadd_ps(_mm512_load_ps(sc + 16 * j), _mm512_cvtepi32_ps(c##i##j), acc_); \
-    }
+#define QB_LB_FUSED_FOLD(i, j) QB_LB_FOLD_INTO(fpart, grp == 0, t->scales + (size_t)grp * 64, i, j)
 #define QB_LB_FUSED_BROADCAST_TAIL(i) qb_vnni_tail_bytes(a + i * lda, tail)
 
 typedef struct {
@@ -422,8 +418,8 @@ typedef struct {
     int per_step;            /* lines a step */
 } qb_lb_fused_args;
 
-/* Group grp of the tile, folded into its float sums f. */
-static inline __attribute__((always_inline)) void qb_lb_fused_group(qb_lb_fused_args *t, int grp, __m512 f[][4],
+/* Group grp of the tile, folded into its float sums fpart ([mr][64]). */
+static inline __attribute__((always_inline)) void qb_lb_fused_group(qb_lb_fused_args *t, int grp, float *fpart,
                                                                     int mr, int nr) {
     QB_VNNI_FOR_TILE(QB_LB_FUSED_DECLARE)
     const qb_lowbit_block *b = t->b;
@@ -454,32 +450,23 @@ static inline __attribute__((always_inline)) void qb_lb_fused_group(qb_lb_fused_
     }
     t->next = next;
     QB_LB_UNFUSE(0) QB_LB_UNFUSE(1) QB_LB_UNFUSE(2) QB_LB_UNFUSE(3) QB_LB_UNFUSE(4) QB_LB_UNFUSE(5)
-    const float *sc = t->scales + (size_t)grp * 64;
     QB_VNNI_FOR_TILE(QB_LB_FUSED_FOLD)
 }
 
-#define QB_LB_FUSED(mr, nr)                                                         \
-    static void qb_lb_fused_##mr##x##nr(qb_lb_fused_args *t, int grp, __m512 f[][4]) { \
-        qb_lb_fused_group(t, grp, f, mr, nr);                                       \
+#define QB_LB_FUSED(mr, nr)                                                      \
+    static void qb_lb_fused_##mr##x##nr(qb_lb_fused_args *t, int grp, float *fpart) { \
+        qb_lb_fused_group(t, grp, fpart, mr, nr);                                \
     }
-QB_LB_FUSED(1, 1) QB_LB_FUSED(1, 2) QB_LB_FUSED(1, 3) QB_LB_FUSED(1, 4)
-QB_LB_FUSED(2, 1) QB_LB_FUSED(2, 2) QB_LB_FUSED(2, 3) QB_LB_FUSED(2, 4)
-QB_LB_FUSED(3, 1) QB_LB_FUSED(3, 2) QB_LB_FUSED(3, 3) QB_LB_FUSED(3, 4)
-QB_LB_FUSED(4, 1) QB_LB_FUSED(4, 2) QB_LB_FUSED(4, 3) QB_LB_FUSED(4, 4)
-QB_LB_FUSED(5, 1) QB_LB_FUSED(5, 2) QB_LB_FUSED(5, 3) QB_LB_FUSED(5, 4)
-QB_LB_FUSED(6, 1) QB_LB_FUSED(6, 2) QB_LB_FUSED(6, 3) QB_LB_FUSED(6, 4)
-/* [mr - 1][nr - 1] */
-static void (*const qb_lb_fused_groups[QB_LB_MR][4])(qb_lb_fused_args *, int, __m512[][4]) = {
-    QB_LB_TILE_FNS(fused, 1), QB_LB_TILE_FNS(fused, 2), QB_LB_TILE_FNS(fused, 3),
-    QB_LB_TILE_FNS(fused, 4), QB_LB_TILE_FNS(fused, 5), QB_LB_TILE_FNS(fused, 6)};
+QB_LB_EACH_SHAPE(QB_LB_FUSED)
+static void (*const qb_lb_fused_groups[QB_LB_MR][4])(qb_lb_fused_args *, int, float *) = QB_LB_TILE_TABLE(fused);
 
 /* Rows [t->m, t->m + mr) through all of K, then the epilogue from their
- * float sums ([mr][64] floats as f lies). */
+ * float sums. */
 static void qb_lb_fused_tile(qb_lb_fused_args *t, int mr) {
     int nr = (t->b->cols + 15) / 16;
-    __m512 f[QB_LB_MR][4]; /* group 0 sets the columns it has, the epilogue reads no others */
-    for (int grp = 0; grp < t->b->g->W->G; grp++) qb_lb_fused_groups[mr - 1][nr - 1](t, grp, f);
-    qb_lowbit_block_epilogue(t->b, (const float *)f, t->m, mr);
+    _Alignas(64) float fpart[QB_LB_MR * 64]; /* group 0 sets the columns it has, the epilogue reads no others */
+    for (int grp = 0; grp < t->b->g->W->G; grp++) qb_lb_fused_groups[mr - 1][nr - 1](t, grp, fpart);
+    qb_lowbit_block_epilogue(t->b, fpart, t->m, mr);
 }
 
 /* Each row's sum of A over each group, [M][G]. */
