@@ -325,6 +325,44 @@ static void check_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const ac
         }
 }
 
+/* Weight-only: codebooks, and the few-row kernels (gemm_f32_few), which
+ * take up to 48 rows (1 to 3 vectors of x) where K and the group are
+ * whole runs of 16 and leave 49 to the decoding path; every code, grids
+ * with and without zero points, and codebooks, with a ragged last strip
+ * (N = 67) and K = 323, which they leave too. */
+static void check_f32_shapes(const qb_kernels_lowbit *ks, const qb_kernels *kf, const bool *on, rng *r) {
+    const int ms[] = {2, 17, 33, 48, 49};
+    for (size_t c = 0; c < 4; c++)
+        for (int kind = 0; kind < 3; kind++)
+            for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
+                for (int K = 323; K <= 336; K += 13) {
+                    bool book = kind == 2;
+                    int M = ms[mi], N = 67, group = book ? K : 48;
+                    weights wm = weights_make(codes_all[c], N, K, group, kind == 0, book, r);
+                    CHECK(qb_lowbit_weights_prepare(&wm.w, QB_LOWBIT_PANELS_ALL), "prepare");
+                    acts p = acts_make(M, N, K, r);
+                    double *d = dequantized(&wm.w);
+                    size_t floats = qb_lowbit_f32_scratch_floats(K) * 2;
+                    float *fs = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+                    char what[96];
+                    snprintf(what, sizeof what, "%s %s M=%d N=%d K=%d", code_names[c],
+                             book ? "codebook" : kind ? "symmetric" : "zero points", M, N, K);
+                    for (int i = 0; i < QB_ISA_COUNT; i++) {
+                        if (!on[i]) continue;
+                        check_f32(&ks[i], &kf[i], &p, &wm.w, d, fs, what);
+                        if (!ks[i].gemm_f32_few) continue;
+                        qb_lowbit_f32_args a = {.M = M, .x = p.x, .lda = p.lda, .W = &wm.w, .C = p.C, .ldc = p.ldc};
+                        bool fits = M <= 48 && K % 16 == 0;
+                        CHECK(ks[i].gemm_f32_few(&a, 0, N, fs, false) == fits, "%s %s: gemm_f32_few %s",
+                              qb_isa_name(ks[i].isa), what, fits ? "refused" : "took");
+                    }
+                    free(fs);
+                    free(d);
+                    acts_free(&p);
+                    weights_free(&wm);
+                }
+}
+
 typedef struct {
     int K, group;
 } kg;
@@ -462,20 +500,6 @@ int main(void) {
                 }
     check_extremes(&ref, ks, on, &r);
     check_avx512_variants(&ref, sanitize, &r);
-    /* codebooks: weight-only */
-    for (size_t c = 0; c < 4; c++) {
-        weights wm = weights_make(codes_all[c], 67, 323, 323, false, true, &r);
-        CHECK(qb_lowbit_weights_prepare(&wm.w, QB_LOWBIT_PANELS_ALL), "prepare codebook");
-        acts p = acts_make(17, 67, 323, &r);
-        double *d = dequantized(&wm.w);
-        size_t floats = qb_lowbit_f32_scratch_floats(323) * 2;
-        float *fs = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
-        for (int i = 0; i < QB_ISA_COUNT; i++)
-            if (on[i]) check_f32(&ks[i], &kf[i], &p, &wm.w, d, fs, "codebook");
-        free(fs);
-        free(d);
-        acts_free(&p);
-        weights_free(&wm);
-    }
+    check_f32_shapes(ks, kf, on, &r);
     return qb_test_done("test_kernels_lowbit");
 }

@@ -159,6 +159,8 @@ typedef struct {
  * epilogue, shared by the scalar kernel and the kernels that fold as it does. */
 void qb_lowbit_store_ref(const qb_lowbit_a8_args *g, int m, int n, float acc);
 
+struct qb_lowbit_f32_args; /* below */
+
 typedef struct qb_kernels_lowbit {
     qb_isa isa;
     /* AVX-512 only: gemm_a8 multiplies on AMX tiles (same results bit for
@@ -177,6 +179,12 @@ typedef struct qb_kernels_lowbit {
     /* qb_lowbit_dequantize_panel over dequantize for all of K, bit for bit,
      * for ISAs whose FP32 GEMM reads prepacked panels (else NULL). */
     void (*dequantize_panel)(const qb_lowbit_weights *w, int n0, int cols, int nr, float *panel);
+    /* Weight-only columns [n0, n0 + cols) of a, multiplied straight from
+     * the codes where the shapes suit (few rows), else false and nothing
+     * done; xp (QB_LOWBIT_N_BLOCK x K floats, 64-byte aligned) holds x
+     * packed for it, by this call unless packed (a thread's earlier call
+     * with the same a).  NULL where none. */
+    bool (*gemm_f32_few)(const struct qb_lowbit_f32_args *a, int n0, int cols, float *xp, bool packed);
 } qb_kernels_lowbit;
 
 bool qb_kernels_lowbit_select(qb_isa isa, qb_kernels_lowbit *k);
@@ -216,7 +224,7 @@ void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, q
  * each 64-column block decoded to FP32 by k and run by kf's FP32 GEMM:
  * straight into its panels where it reads prepacked ones (no packing per
  * call), else into rows it packs. */
-typedef struct {
+typedef struct qb_lowbit_f32_args {
     int M;
     const float *x;
     int lda;
@@ -358,5 +366,8 @@ void qb_lowbit_block_rows_vnni(qb_lowbit_block *b, int m0, int rows);
 void qb_lowbit_block_epilogue(const qb_lowbit_block *b, const float *fpart, int m0, int rows);
 void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch);
 void qb_lowbit_gemm_a8_amx(const qb_lowbit_a8_args *g, int n0, int n1, void *scratch);
+/* The AVX-512 weight-only kernels (lowbit_f32_avx512.c). */
+void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int count, float *out);
+bool qb_lowbit_gemm_f32_few_avx512(const struct qb_lowbit_f32_args *a, int n0, int cols, float *xp, bool packed);
 
 #endif

@@ -412,6 +412,7 @@ typedef struct {
     void *scratch;
     size_t slice;  /* bytes of one thread's scratch */
     int parts;
+    bool *x_packed; /* weight-only: per thread, x packed by gemm_f32_few */
 } qb_lowbit_job;
 
 static void qb_lowbit_a8_task(void *ctx, int p, int t) {
@@ -437,9 +438,13 @@ void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, q
  * FP32, as kf's panels where it reads them, else as rows (Linear layout,
  * so b_trans) that it packs. */
 static void qb_lowbit_f32_block(const qb_kernels_lowbit *k, const qb_kernels *kf, const qb_lowbit_f32_args *a, int n0,
-                                float *scratch) {
+                                float *scratch, bool *x_packed) {
     const qb_lowbit_weights *W = a->W;
     int cols = W->N - n0 < QB_LOWBIT_N_BLOCK ? W->N - n0 : QB_LOWBIT_N_BLOCK;
+    if (k->gemm_f32_few && k->gemm_f32_few(a, n0, cols, scratch, *x_packed)) {
+        *x_packed = true;
+        return;
+    }
     int nr = kf->gemm_f32_pack_panels && k->dequantize_panel ? kf->gemm_f32_panel : 0;
     float *block = scratch;
     float *pack = scratch + qb_lowbit_align64((size_t)QB_LOWBIT_N_BLOCK * W->K * sizeof(float)) / sizeof(float);
@@ -457,15 +462,17 @@ static void qb_lowbit_f32_block(const qb_kernels_lowbit *k, const qb_kernels *kf
 
 static void qb_lowbit_f32_task(void *ctx, int b, int t) {
     qb_lowbit_job *j = ctx;
-    qb_lowbit_f32_block(j->k, j->kf, j->a, b * QB_LOWBIT_N_BLOCK, (float *)((char *)j->scratch + j->slice * (size_t)t));
+    qb_lowbit_f32_block(j->k, j->kf, j->a, b * QB_LOWBIT_N_BLOCK, (float *)((char *)j->scratch + j->slice * (size_t)t),
+                        &j->x_packed[t]);
 }
 
 void qb_lowbit_gemm_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const qb_lowbit_f32_args *a, qb_pool *pool,
                         float *scratch) {
     const qb_lowbit_weights *W = a->W;
     if (a->M <= 0 || W->N <= 0) return;
+    bool x_packed[QB_POOL_MAX_THREADS] = {false};
     qb_lowbit_job j = {.k = k, .kf = kf, .a = a, .scratch = scratch,
                        .slice = qb_lowbit_f32_scratch_floats(W->K) * sizeof(float),
-                       .parts = (W->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK};
+                       .parts = (W->N + QB_LOWBIT_N_BLOCK - 1) / QB_LOWBIT_N_BLOCK, .x_packed = x_packed};
     qb_pool_run(pool, j.parts, qb_lowbit_f32_task, &j);
 }

@@ -533,35 +533,11 @@ void qb_lowbit_gemm_a8_vnni(const qb_lowbit_a8_args *g, int n0, int n1, void *sc
     }
 }
 
-/* A run of row codes from k as scale * (code - zero), or as entries of
- * the book by a permute, a loop per code. */
-static inline __attribute__((always_inline)) void qb_lb_values_of(qb_code code, bool book, const qb_lb_row *r, int k,
-                                                                  int run, __m512 s, __m512i z, float *out) {
-    const __m512 entries = _mm512_load_ps(r->book);
-    for (int i = 0; i < run; i += 16) {
-        __m512i c = _mm512_cvtepu8_epi32(qb_lb_row_codes16(code, r->row, r->high, k + i));
-        __m512 v = book ? _mm512_permutexvar_ps(c, entries)
-                        : _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(c, z)));
-        _mm512_storeu_ps(out + i, v);
-    }
-}
-
-static void qb_lb_values(const qb_lb_row *r, int k, int run, float scale, int zero, float *out) {
-    __m512 s = _mm512_set1_ps(scale);
-    __m512i z = _mm512_set1_epi32(zero);
-#define QB_LB_VALUES(code, book) qb_lb_values_of(code, book, r, k, run, s, z, out)
-    QB_LB_WITH_CODE(r->w, QB_LB_VALUES)
-#undef QB_LB_VALUES
-}
-
-static void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int count, float *out) {
-    qb_lb_dequantize_row(w, n, k0, count, out, qb_lb_values);
-}
-
 void qb_kernels_lowbit_init_avx512_vnni(qb_kernels_lowbit *k) {
     *k = (qb_kernels_lowbit){.isa = QB_ISA_AVX512, .panel_codes = QB_LOWBIT_PANELS_ALL,
                              .fused_rows = qb_cpu_amd() ? QB_LOWBIT_FUSED_ROWS_MAX : QB_LOWBIT_FUSED_ROWS,
-                             .gemm_a8 = qb_lowbit_gemm_a8_vnni, .dequantize = qb_lowbit_dequantize_avx512};
+                             .gemm_a8 = qb_lowbit_gemm_a8_vnni, .dequantize = qb_lowbit_dequantize_avx512,
+                             .gemm_f32_few = qb_lowbit_gemm_f32_few_avx512};
 }
 
 void qb_kernels_lowbit_init_avx512(qb_kernels_lowbit *k) {

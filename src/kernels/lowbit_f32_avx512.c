@@ -1,0 +1,161 @@
+/* AVX-512 weight-only kernels: the row decoder, and for few rows a GEMM
+ * that multiplies straight from the codes.
+ *
+ * For few rows (one sentence) each decoded weight meets few FMAs, so a
+ * decode pass ahead of the multiply costs about as much as a tenth of it,
+ * in series, while the decode's operations would fit on ports the FMAs
+ * leave idle.  gemm_f32_few therefore runs a block swapped, as the FP32
+ * kernel runs few-row problems (C^T = W x^T, its 8 x 48 tile and
+ * transposed store), and decodes each 8-row strip of W 16 k at a time
+ * into L1 between the FMAs that use it: the two overlap, and no decoded
+ * block is written.  x is packed once a call per thread. */
+#include <immintrin.h>
+
+#include "kernels/gemm_pack_avx.h"
+#include "kernels/gemm_store_avx512.h"
+#include "kernels/kernels_lowbit.h"
+#include "kernels/lowbit_x86.h"
+
+#define QB_LB_RUN 16 /* k decoded at a time */
+
+/* A run of row codes from k as scale * (code - zero), or as entries of
+ * the book by a permute, a loop per code. */
+static inline __attribute__((always_inline)) void qb_lb_values_of(qb_code code, bool book, const qb_lb_row *r, int k,
+                                                                  int run, __m512 s, __m512i z, float *out) {
+    const __m512 entries = _mm512_load_ps(r->book);
+    for (int i = 0; i < run; i += QB_LB_RUN) {
+        __m512i c = _mm512_cvtepu8_epi32(qb_lb_row_codes16(code, r->row, r->high, k + i));
+        __m512 v = book ? _mm512_permutexvar_ps(c, entries)
+                        : _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(c, z)));
+        _mm512_storeu_ps(out + i, v);
+    }
+}
+
+static void qb_lb_values(const qb_lb_row *r, int k, int run, float scale, int zero, float *out) {
+    __m512 s = _mm512_set1_ps(scale);
+    __m512i z = _mm512_set1_epi32(zero);
+#define QB_LB_VALUES(code, book) qb_lb_values_of(code, book, r, k, run, s, z, out)
+    QB_LB_WITH_CODE(r->w, QB_LB_VALUES)
+#undef QB_LB_VALUES
+}
+
+void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int count, float *out) {
+    qb_lb_dequantize_row(w, n, k0, count, out, qb_lb_values);
+}
+
+#define MR QB_GEMM_AVX512_MR
+#define NV QB_GEMM_AVX512_NV
+
+/* One strip: rows [n, n + rows) of W (rows <= MR; the missing ones repeat
+ * the last and are not stored) against x packed [K][16 nv]. */
+typedef struct {
+    const qb_lowbit_f32_args *a;
+    const float *xp;
+    int n, rows;
+} qb_lb_strip;
+
+/* Each strip row's decoder, and (grids) its scale and zero point for the
+ * group of k: set inline in the k loop, since a call there spills the
+ * accumulators around it. */
+typedef struct {
+    qb_lb_row r[MR];
+    float scale[MR];
+    int zero[MR], n[MR];
+    int mid; /* the zero point without zero points */
+} qb_lb_strip_rows;
+
+static void qb_lb_strip_rows_init(const qb_lb_strip *s, qb_lb_strip_rows *p) {
+    const qb_lowbit_weights *w = s->a->W;
+    for (int i = 0; i < MR; i++) {
+        p->n[i] = s->n + (i < s->rows ? i : s->rows - 1);
+        p->r[i] = (qb_lb_row){.w = w, .row = w->rows + (size_t)p->n[i] * w->row_bytes,
+                              .high = qb_code_row_bytes(QB_CODE_U2, w->K)};
+        if (w->codebook) qb_lb_row_book(w, p->n[i], p->r[i].book);
+    }
+    p->mid = qb_code_levels(w->code) / 2;
+}
+
+static inline __attribute__((always_inline)) void qb_lb_strip_rows_group(const qb_lowbit_weights *w, int g,
+                                                                          qb_lb_strip_rows *p) {
+    for (int i = 0; i < MR; i++) {
+        p->scale[i] = w->scale[(size_t)p->n[i] * w->G + g];
+        p->zero[i] = w->zero ? w->zero[(size_t)p->n[i] * w->G + g] : p->mid;
+    }
+}
+
+/* The strip's epilogue, apart from the loops so that one copy serves
+ * every code (the sums pass through memory once a strip). */
+static void qb_lb_strip_store(int nv, __m512 acc[MR][NV], const qb_lb_strip *s) {
+    const qb_lowbit_f32_args *a = s->a;
+    qb_gemm_tile t = {.c = a->C + s->n, .ldc = a->ldc, .rows = s->rows, .cols = a->M, .alpha = 1.0f,
+                      .finish = true, .trans = true, .bias = a->bias ? a->bias + s->n : NULL,
+                      .residual = a->residual ? a->residual + s->n : NULL, .ldr = a->ldr, .act = a->act};
+    switch (nv) {
+    case 1: qb_gemm_avx512_store_trans(1, acc, &t); break;
+    case 2: qb_gemm_avx512_store_trans(2, acc, &t); break;
+    default: qb_gemm_avx512_store_trans(3, acc, &t); break;
+    }
+}
+
+static inline __attribute__((always_inline)) void qb_lb_strip_run(qb_code code, bool book, int nv,
+                                                                   const qb_lb_strip *s) {
+    const qb_lowbit_weights *w = s->a->W;
+    qb_lb_strip_rows p;
+    qb_lb_strip_rows_init(s, &p);
+    _Alignas(64) float dec[MR][QB_LB_RUN];
+    __m512 acc[MR][NV];
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+    const float *x = s->xp;
+    for (int k0 = 0; k0 < w->K; k0 += QB_LB_RUN) {
+        if (!book && k0 % w->group == 0) qb_lb_strip_rows_group(w, k0 / w->group, &p);
+        for (int i = 0; i < MR; i++)
+            qb_lb_values_of(code, book, &p.r[i], k0, QB_LB_RUN, _mm512_set1_ps(p.scale[i]),
+                            _mm512_set1_epi32(p.zero[i]), dec[i]);
+#pragma GCC unroll 2
+        for (int kk = 0; kk < QB_LB_RUN; kk++, x += 16 * nv) {
+            __m512 b[NV];
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) b[v] = _mm512_load_ps(x + 16 * v);
+#pragma GCC unroll 8
+            for (int i = 0; i < MR; i++) {
+                __m512 wv = _mm512_set1_ps(dec[i][kk]);
+#pragma GCC unroll 3
+                for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(wv, b[v], acc[i][v]);
+            }
+        }
+    }
+    qb_lb_strip_store(nv, acc, s);
+}
+
+/* The strips of columns [n0, n0 + cols), with code, book and nv constant. */
+static inline __attribute__((always_inline)) void qb_lb_strips(qb_code code, bool book, int nv, qb_lb_strip s,
+                                                                int n0, int cols) {
+    for (int j = 0; j < cols; j += MR) {
+        s.n = n0 + j;
+        s.rows = cols - j < MR ? cols - j : MR;
+        qb_lb_strip_run(code, book, nv, &s);
+    }
+}
+
+static inline __attribute__((always_inline)) void qb_lb_strips_nv(qb_code code, bool book, int nv,
+                                                                   const qb_lb_strip *s, int n0, int cols) {
+    switch (nv) {
+    case 1: qb_lb_strips(code, book, 1, *s, n0, cols); break;
+    case 2: qb_lb_strips(code, book, 2, *s, n0, cols); break;
+    default: qb_lb_strips(code, book, 3, *s, n0, cols); break;
+    }
+}
+
+bool qb_lowbit_gemm_f32_few_avx512(const qb_lowbit_f32_args *a, int n0, int cols, float *xp, bool packed) {
+    const qb_lowbit_weights *w = a->W;
+    bool runs = w->K % QB_LB_RUN == 0 && (w->codebook || w->group % QB_LB_RUN == 0);
+    if (a->M > 16 * NV || !runs) return false;
+    int nv = (a->M + 15) / 16;
+    if (!packed) qb_gemm_pack_b_trans_avx(a->x, (size_t)a->lda, a->M, w->K, xp, 16 * nv);
+    qb_lb_strip s = {.a = a, .xp = xp};
+#define QB_LB_STRIPS(code, book) qb_lb_strips_nv(code, book, nv, &s, n0, cols)
+    QB_LB_WITH_CODE(w, QB_LB_STRIPS)
+#undef QB_LB_STRIPS
+    return true;
+}
