@@ -326,12 +326,13 @@ static void check_f32(const qb_kernels_lowbit *k, const qb_kernels *kf, const ac
 }
 
 /* Weight-only: codebooks, and the few-row kernels (gemm_f32_few), which
- * take up to 48 rows (1 to 3 vectors of x) where K and the group are
- * whole runs of 16 and leave 49 to the decoding path; every code, grids
- * with and without zero points, and codebooks, with a ragged last strip
- * (N = 67) and K = 323, which they leave too. */
+ * take up to QB_LOWBIT_FEW_ROWS rows (panels of 48, the last of 1 to 3
+ * vectors) where K and the group are whole runs of 16 and leave more to
+ * the decoding path; every code, grids with and without zero points, and
+ * codebooks, with a ragged last strip (N = 67) and K = 323, which they
+ * leave too. */
 static void check_f32_shapes(const qb_kernels_lowbit *ks, const qb_kernels *kf, const bool *on, rng *r) {
-    const int ms[] = {2, 17, 33, 48, 49};
+    const int ms[] = {2, 17, 33, 48, 49, 113, QB_LOWBIT_FEW_ROWS, QB_LOWBIT_FEW_ROWS + 1};
     for (size_t c = 0; c < 4; c++)
         for (int kind = 0; kind < 3; kind++)
             for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
@@ -352,7 +353,7 @@ static void check_f32_shapes(const qb_kernels_lowbit *ks, const qb_kernels *kf, 
                         check_f32(&ks[i], &kf[i], &p, &wm.w, d, fs, what);
                         if (!ks[i].gemm_f32_few) continue;
                         qb_lowbit_f32_args a = {.M = M, .x = p.x, .lda = p.lda, .W = &wm.w, .C = p.C, .ldc = p.ldc};
-                        bool fits = M <= 48 && K % 16 == 0;
+                        bool fits = M <= QB_LOWBIT_FEW_ROWS && K % 16 == 0;
                         CHECK(ks[i].gemm_f32_few(&a, 0, N, fs, false) == fits, "%s %s: gemm_f32_few %s",
                               qb_isa_name(ks[i].isa), what, fits ? "refused" : "took");
                     }

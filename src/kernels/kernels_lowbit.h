@@ -180,10 +180,10 @@ typedef struct qb_kernels_lowbit {
      * for ISAs whose FP32 GEMM reads prepacked panels (else NULL). */
     void (*dequantize_panel)(const qb_lowbit_weights *w, int n0, int cols, int nr, float *panel);
     /* Weight-only columns [n0, n0 + cols) of a, multiplied straight from
-     * the codes where the shapes suit (few rows), else false and nothing
-     * done; xp (QB_LOWBIT_N_BLOCK x K floats, 64-byte aligned) holds x
-     * packed for it, by this call unless packed (a thread's earlier call
-     * with the same a).  NULL where none. */
+     * the codes where the shapes suit (up to QB_LOWBIT_FEW_ROWS rows), else
+     * false and nothing done; xp (qb_lowbit_f32_scratch_floats(K), 64-byte
+     * aligned) holds x packed for it, by this call unless packed (a
+     * thread's earlier call with the same a).  NULL where none. */
     bool (*gemm_f32_few)(const struct qb_lowbit_f32_args *a, int n0, int cols, float *xp, bool packed);
 } qb_kernels_lowbit;
 
@@ -213,6 +213,11 @@ void qb_lowbit_gemm_a8_runs(const qb_lowbit_a8_args *g, int n0, int n1, void *sc
 
 /* Per-thread scratch of gemm_a8 for weights of K inputs and group size. */
 size_t qb_lowbit_scratch_bytes(int K, int group);
+/* Rows up to which gemm_f32_few takes x: three panels of the AVX-512
+ * FP32 tile's 48, a seq-128 sentence; its scratch holds x packed, then an
+ * 8-row strip of W decoded. */
+#define QB_LOWBIT_FEW_ROWS 144
+#define QB_LOWBIT_FEW_FLOATS(K) ((size_t)(QB_LOWBIT_FEW_ROWS + 8) * (size_t)(K))
 /* Per-thread scratch (floats) of the weight-only GEMM for K inputs. */
 size_t qb_lowbit_f32_scratch_floats(int K);
 

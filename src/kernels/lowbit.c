@@ -368,8 +368,9 @@ qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group) {
 size_t qb_lowbit_scratch_bytes(int K, int group) { return qb_lowbit_scratch_plan(K, group).bytes; }
 
 size_t qb_lowbit_f32_scratch_floats(int K) {
-    return qb_lowbit_align64((size_t)QB_LOWBIT_N_BLOCK * (size_t)K * sizeof(float)) / sizeof(float) +
-           qb_lowbit_align64(qb_gemm_f32_pack_floats() * sizeof(float)) / sizeof(float);
+    size_t decoded = qb_lowbit_align64((size_t)QB_LOWBIT_N_BLOCK * (size_t)K * sizeof(float)) / sizeof(float) +
+                     qb_lowbit_align64(qb_gemm_f32_pack_floats() * sizeof(float)) / sizeof(float);
+    return decoded > QB_LOWBIT_FEW_FLOATS(K) ? decoded : QB_LOWBIT_FEW_FLOATS(K);
 }
 
 bool qb_kernels_lowbit_select(qb_isa isa, qb_kernels_lowbit *k) {

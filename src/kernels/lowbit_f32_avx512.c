@@ -1,14 +1,15 @@
-/* AVX-512 weight-only kernels: the row decoder, and for few rows a GEMM
- * that multiplies straight from the codes.
+/* AVX-512 weight-only kernels: the row decoder, and for few rows (up to
+ * a seq-128 sentence) a GEMM that multiplies straight from the codes.
  *
- * For few rows (one sentence) each decoded weight meets few FMAs, so a
- * decode pass ahead of the multiply costs about as much as a tenth of it,
- * in series, while the decode's operations would fit on ports the FMAs
- * leave idle.  gemm_f32_few therefore runs a block swapped, as the FP32
- * kernel runs few-row problems (C^T = W x^T, its 8 x 48 tile and
- * transposed store), and decodes each 8-row strip of W 16 k at a time
- * into L1 between the FMAs that use it: the two overlap, and no decoded
- * block is written.  x is packed once a call per thread. */
+ * For few rows each decoded weight meets few FMAs, so a decode pass ahead
+ * of the multiply costs about a tenth of it, in series, while the
+ * decode's operations would fit on ports the FMAs leave idle.
+ * gemm_f32_few therefore runs a block swapped, as the FP32 kernel runs
+ * few-row problems (C^T = W x^T, its 8 x 48 tile and transposed store):
+ * the pass of each 8-row strip of W over the first 48 rows of x decodes
+ * the strip 16 k at a time between the FMAs that use it, so the two
+ * overlap, and the passes over later panels of 48 rows read the strip as
+ * it decoded it (L1 or L2).  x is packed once a call per thread. */
 #include <immintrin.h>
 
 #include "kernels/gemm_pack_avx.h"
@@ -45,13 +46,18 @@ void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int 
 
 #define MR QB_GEMM_AVX512_MR
 #define NV QB_GEMM_AVX512_NV
+#define PANEL (16 * NV) /* rows of x a pass: the FP32 tile's 48 */
 
-/* One strip: rows [n, n + rows) of W (rows <= MR; the missing ones repeat
- * the last and are not stored) against x packed [K][16 nv]. */
+/* One strip of W, rows [n, n + rows) (rows <= MR; the missing ones
+ * repeat the last and are not stored), against one panel of x, rows
+ * [m0, m0 + mc) packed [K][16 nv].  The pass over the first panel decodes
+ * the strip, into dec ([K / 16][MR][16]) where more panels follow and
+ * read it there, else into a buffer on the stack. */
 typedef struct {
     const qb_lowbit_f32_args *a;
     const float *xp;
-    int n, rows;
+    float *dec;
+    int n, rows, m0, mc;
 } qb_lb_strip;
 
 /* Each strip row's decoder, and (grids) its scale and zero point for the
@@ -84,12 +90,13 @@ static inline __attribute__((always_inline)) void qb_lb_strip_rows_group(const q
 }
 
 /* The strip's epilogue, apart from the loops so that one copy serves
- * every code (the sums pass through memory once a strip). */
+ * every code (the sums pass through memory once a pass). */
 static void qb_lb_strip_store(int nv, __m512 acc[MR][NV], const qb_lb_strip *s) {
     const qb_lowbit_f32_args *a = s->a;
-    qb_gemm_tile t = {.c = a->C + s->n, .ldc = a->ldc, .rows = s->rows, .cols = a->M, .alpha = 1.0f,
-                      .finish = true, .trans = true, .bias = a->bias ? a->bias + s->n : NULL,
-                      .residual = a->residual ? a->residual + s->n : NULL, .ldr = a->ldr, .act = a->act};
+    qb_gemm_tile t = {.c = a->C + (size_t)s->m0 * a->ldc + s->n, .ldc = a->ldc, .rows = s->rows, .cols = s->mc,
+                      .alpha = 1.0f, .finish = true, .trans = true, .bias = a->bias ? a->bias + s->n : NULL,
+                      .residual = a->residual ? a->residual + (size_t)s->m0 * a->ldr + s->n : NULL,
+                      .ldr = a->ldr, .act = a->act};
     switch (nv) {
     case 1: qb_gemm_avx512_store_trans(1, acc, &t); break;
     case 2: qb_gemm_avx512_store_trans(2, acc, &t); break;
@@ -97,64 +104,98 @@ static void qb_lb_strip_store(int nv, __m512 acc[MR][NV], const qb_lb_strip *s) 
     }
 }
 
-static inline __attribute__((always_inline)) void qb_lb_strip_run(qb_code code, bool book, int nv,
-                                                                   const qb_lb_strip *s) {
+/* 16 k of the strip's decoded rows d ([MR][16]) against x from *x. */
+static inline __attribute__((always_inline)) void qb_lb_strip_fma(int nv, const float *d, const float **x,
+                                                                   __m512 acc[MR][NV]) {
+#pragma GCC unroll 2
+    for (int kk = 0; kk < QB_LB_RUN; kk++, *x += 16 * nv) {
+        __m512 b[NV];
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) b[v] = _mm512_load_ps(*x + 16 * v);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            __m512 wv = _mm512_set1_ps(d[i * QB_LB_RUN + kk]);
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(wv, b[v], acc[i][v]);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void qb_lb_acc_zero(__m512 acc[MR][NV]) {
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+}
+
+/* The first panel's pass: decodes 16 k of the strip, then multiplies them. */
+static inline __attribute__((always_inline)) void qb_lb_strip_decode_pass(qb_code code, bool book, int nv,
+                                                                           const qb_lb_strip *s) {
     const qb_lowbit_weights *w = s->a->W;
     qb_lb_strip_rows p;
     qb_lb_strip_rows_init(s, &p);
-    _Alignas(64) float dec[MR][QB_LB_RUN];
+    _Alignas(64) float local[MR * QB_LB_RUN];
     __m512 acc[MR][NV];
-    for (int i = 0; i < MR; i++)
-        for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+    qb_lb_acc_zero(acc);
     const float *x = s->xp;
     for (int k0 = 0; k0 < w->K; k0 += QB_LB_RUN) {
         if (!book && k0 % w->group == 0) qb_lb_strip_rows_group(w, k0 / w->group, &p);
+        float *d = s->dec ? s->dec + (size_t)k0 * MR : local;
         for (int i = 0; i < MR; i++)
             qb_lb_values_of(code, book, &p.r[i], k0, QB_LB_RUN, _mm512_set1_ps(p.scale[i]),
-                            _mm512_set1_epi32(p.zero[i]), dec[i]);
-#pragma GCC unroll 2
-        for (int kk = 0; kk < QB_LB_RUN; kk++, x += 16 * nv) {
-            __m512 b[NV];
-#pragma GCC unroll 3
-            for (int v = 0; v < nv; v++) b[v] = _mm512_load_ps(x + 16 * v);
-#pragma GCC unroll 8
-            for (int i = 0; i < MR; i++) {
-                __m512 wv = _mm512_set1_ps(dec[i][kk]);
-#pragma GCC unroll 3
-                for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(wv, b[v], acc[i][v]);
-            }
-        }
+                            _mm512_set1_epi32(p.zero[i]), d + i * QB_LB_RUN);
+        qb_lb_strip_fma(nv, d, &x, acc);
     }
     qb_lb_strip_store(nv, acc, s);
 }
 
-/* The strips of columns [n0, n0 + cols), with code, book and nv constant. */
-static inline __attribute__((always_inline)) void qb_lb_strips(qb_code code, bool book, int nv, qb_lb_strip s,
-                                                                int n0, int cols) {
-    for (int j = 0; j < cols; j += MR) {
-        s.n = n0 + j;
-        s.rows = cols - j < MR ? cols - j : MR;
-        qb_lb_strip_run(code, book, nv, &s);
+/* A later panel's pass, over the strip as the first pass decoded it. */
+static inline __attribute__((always_inline)) void qb_lb_strip_reuse_pass(int nv, const qb_lb_strip *s) {
+    __m512 acc[MR][NV];
+    qb_lb_acc_zero(acc);
+    const float *x = s->xp;
+    for (int k0 = 0; k0 < s->a->W->K; k0 += QB_LB_RUN) qb_lb_strip_fma(nv, s->dec + (size_t)k0 * MR, &x, acc);
+    qb_lb_strip_store(nv, acc, s);
+}
+
+static void qb_lb_strip_reuse(const qb_lb_strip *s) {
+    switch ((s->mc + 15) / 16) {
+    case 1: qb_lb_strip_reuse_pass(1, s); break;
+    case 2: qb_lb_strip_reuse_pass(2, s); break;
+    default: qb_lb_strip_reuse_pass(3, s); break;
     }
 }
 
-static inline __attribute__((always_inline)) void qb_lb_strips_nv(qb_code code, bool book, int nv,
-                                                                   const qb_lb_strip *s, int n0, int cols) {
-    switch (nv) {
-    case 1: qb_lb_strips(code, book, 1, *s, n0, cols); break;
-    case 2: qb_lb_strips(code, book, 2, *s, n0, cols); break;
-    default: qb_lb_strips(code, book, 3, *s, n0, cols); break;
+/* The strips of columns [n0, n0 + cols) against every panel of x (packed
+ * at xp, panel after panel), with code and book constant. */
+static inline __attribute__((always_inline)) void qb_lb_strips(qb_code code, bool book, const qb_lowbit_f32_args *a,
+                                                                int n0, int cols, const float *xp, float *dec) {
+    int K = a->W->K;
+    for (int j = 0; j < cols; j += MR) {
+        qb_lb_strip s = {.a = a, .xp = xp, .dec = a->M > PANEL ? dec : NULL, .n = n0 + j,
+                         .rows = cols - j < MR ? cols - j : MR, .mc = a->M < PANEL ? a->M : PANEL};
+        switch ((s.mc + 15) / 16) {
+        case 1: qb_lb_strip_decode_pass(code, book, 1, &s); break;
+        case 2: qb_lb_strip_decode_pass(code, book, 2, &s); break;
+        default: qb_lb_strip_decode_pass(code, book, 3, &s); break;
+        }
+        for (s.m0 = PANEL; s.m0 < a->M; s.m0 += PANEL) {
+            s.mc = a->M - s.m0 < PANEL ? a->M - s.m0 : PANEL;
+            s.xp = xp + (size_t)s.m0 * K;
+            qb_lb_strip_reuse(&s);
+        }
     }
 }
 
 bool qb_lowbit_gemm_f32_few_avx512(const qb_lowbit_f32_args *a, int n0, int cols, float *xp, bool packed) {
     const qb_lowbit_weights *w = a->W;
     bool runs = w->K % QB_LB_RUN == 0 && (w->codebook || w->group % QB_LB_RUN == 0);
-    if (a->M > 16 * NV || !runs) return false;
-    int nv = (a->M + 15) / 16;
-    if (!packed) qb_gemm_pack_b_trans_avx(a->x, (size_t)a->lda, a->M, w->K, xp, 16 * nv);
-    qb_lb_strip s = {.a = a, .xp = xp};
-#define QB_LB_STRIPS(code, book) qb_lb_strips_nv(code, book, nv, &s, n0, cols)
+    if (a->M > QB_LOWBIT_FEW_ROWS || !runs) return false;
+    for (int m0 = 0; m0 < a->M && !packed; m0 += PANEL) {
+        int mc = a->M - m0 < PANEL ? a->M - m0 : PANEL;
+        qb_gemm_pack_b_trans_avx(a->x + (size_t)m0 * a->lda, (size_t)a->lda, mc, w->K, xp + (size_t)m0 * w->K,
+                                 (mc + 15) / 16 * 16);
+    }
+    float *dec = xp + (size_t)QB_LOWBIT_FEW_ROWS * w->K;
+#define QB_LB_STRIPS(code, book) qb_lb_strips(code, book, a, n0, cols, xp, dec)
     QB_LB_WITH_CODE(w, QB_LB_STRIPS)
 #undef QB_LB_STRIPS
     return true;
