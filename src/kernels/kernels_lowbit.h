@@ -226,9 +226,10 @@ size_t qb_lowbit_f32_scratch_floats(int K);
 void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, qb_pool *pool, void *scratch);
 
 /* Weight-only: C = act(x W^T + bias) + residual with x M x K FP32 (lda),
- * each 64-column block decoded to FP32 by k and run by kf's FP32 GEMM:
- * straight into its panels where it reads prepacked ones (no packing per
- * call), else into rows it packs. */
+ * each 64-column block multiplied from its codes by k's gemm_f32_few
+ * where it takes the shapes, else decoded to FP32 by k and run by kf's
+ * FP32 GEMM: straight into its panels where it reads prepacked ones (no
+ * packing per call), else into rows it packs. */
 typedef struct qb_lowbit_f32_args {
     int M;
     const float *x;

@@ -435,9 +435,10 @@ void qb_lowbit_gemm_a8(const qb_kernels_lowbit *k, const qb_lowbit_a8_args *a, q
     qb_pool_run(pool, j.parts, qb_lowbit_a8_task, &j);
 }
 
-/* Columns [n0, n0 + cols) of the weight-only GEMM: the block decoded to
- * FP32, as kf's panels where it reads them, else as rows (Linear layout,
- * so b_trans) that it packs. */
+/* Columns [n0, n0 + cols) of the weight-only GEMM: straight from the
+ * codes where k's gemm_f32_few takes the shapes, else the block decoded
+ * to FP32, as kf's panels where it reads them, else as rows (Linear
+ * layout, so b_trans) that it packs. */
 static void qb_lowbit_f32_block(const qb_kernels_lowbit *k, const qb_kernels *kf, const qb_lowbit_f32_args *a, int n0,
                                 float *scratch, bool *x_packed) {
     const qb_lowbit_weights *W = a->W;
