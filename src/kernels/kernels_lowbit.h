@@ -42,7 +42,11 @@
  * Bytes past the last code are zero. */
 typedef enum { QB_CODE_U4, QB_CODE_U3, QB_CODE_U2, QB_CODE_T5 } qb_code;
 
-int qb_code_levels(qb_code c);                  /* 16, 8, 4, 3 */
+/* 16, 8, 4, 3; inline, since kernels ask it inside their loops */
+static inline int qb_code_levels(qb_code c) {
+    static const int levels[] = {[QB_CODE_U4] = 16, [QB_CODE_U3] = 8, [QB_CODE_U2] = 4, [QB_CODE_T5] = 3};
+    return (unsigned)c < sizeof levels / sizeof *levels ? levels[c] : 0;
+}
 size_t qb_code_row_bytes(qb_code c, int K);
 /* codes[0..K) (each < levels) into row (row_bytes bytes). */
 void qb_code_pack_row(qb_code c, const uint8_t *codes, int K, uint8_t *row);

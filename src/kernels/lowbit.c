@@ -12,16 +12,6 @@
 
 static size_t qb_lowbit_align64(size_t x) { return (x + 63) / 64 * 64; }
 
-int qb_code_levels(qb_code c) {
-    switch (c) {
-    case QB_CODE_U4: return 16;
-    case QB_CODE_U3: return 8;
-    case QB_CODE_U2: return 4;
-    case QB_CODE_T5: return 3;
-    default: return 0;
-    }
-}
-
 size_t qb_code_row_bytes(qb_code c, int K) {
     size_t k = (size_t)K;
     switch (c) {

@@ -67,7 +67,6 @@ typedef struct {
     qb_lb_row r[MR];
     float scale[MR];
     int zero[MR], n[MR];
-    int mid; /* the zero point without zero points */
 } qb_lb_strip_rows;
 
 static void qb_lb_strip_rows_init(const qb_lb_strip *s, qb_lb_strip_rows *p) {
@@ -78,16 +77,23 @@ static void qb_lb_strip_rows_init(const qb_lb_strip *s, qb_lb_strip_rows *p) {
                               .high = qb_code_row_bytes(QB_CODE_U2, w->K)};
         if (w->codebook) qb_lb_row_book(w, p->n[i], p->r[i].book);
     }
-    p->mid = qb_code_levels(w->code) / 2;
 }
 
 static inline __attribute__((always_inline)) void qb_lb_strip_rows_group(const qb_lowbit_weights *w, int g,
                                                                           qb_lb_strip_rows *p) {
     for (int i = 0; i < MR; i++) {
         p->scale[i] = w->scale[(size_t)p->n[i] * w->G + g];
-        p->zero[i] = w->zero ? w->zero[(size_t)p->n[i] * w->G + g] : p->mid;
+        p->zero[i] = qb_lowbit_zero_point(w, p->n[i], g);
     }
 }
+
+/* CALL(nv) with nv, the vectors of a panel's mc rows, a constant. */
+#define QB_LB_BY_NV(mc, CALL)       \
+    switch (((mc) + 15) / 16) {     \
+    case 1: CALL(1); break;         \
+    case 2: CALL(2); break;         \
+    default: CALL(3); break;        \
+    }
 
 /* The strip's epilogue, apart from the loops so that one copy serves
  * every code (the sums pass through memory once a pass). */
@@ -97,11 +103,9 @@ static void qb_lb_strip_store(int nv, __m512 acc[MR][NV], const qb_lb_strip *s) 
                       .alpha = 1.0f, .finish = true, .trans = true, .bias = a->bias ? a->bias + s->n : NULL,
                       .residual = a->residual ? a->residual + (size_t)s->m0 * a->ldr + s->n : NULL,
                       .ldr = a->ldr, .act = a->act};
-    switch (nv) {
-    case 1: qb_gemm_avx512_store_trans(1, acc, &t); break;
-    case 2: qb_gemm_avx512_store_trans(2, acc, &t); break;
-    default: qb_gemm_avx512_store_trans(3, acc, &t); break;
-    }
+#define QB_LB_STORE(nv) qb_gemm_avx512_store_trans(nv, acc, &t)
+    QB_LB_BY_NV(16 * nv, QB_LB_STORE)
+#undef QB_LB_STORE
 }
 
 /* 16 k of the strip's decoded rows d ([MR][16]) against x from *x. */
@@ -157,11 +161,9 @@ static inline __attribute__((always_inline)) void qb_lb_strip_reuse_pass(int nv,
 }
 
 static void qb_lb_strip_reuse(const qb_lb_strip *s) {
-    switch ((s->mc + 15) / 16) {
-    case 1: qb_lb_strip_reuse_pass(1, s); break;
-    case 2: qb_lb_strip_reuse_pass(2, s); break;
-    default: qb_lb_strip_reuse_pass(3, s); break;
-    }
+#define QB_LB_REUSE(nv) qb_lb_strip_reuse_pass(nv, s)
+    QB_LB_BY_NV(s->mc, QB_LB_REUSE)
+#undef QB_LB_REUSE
 }
 
 /* The strips of columns [n0, n0 + cols) against every panel of x (packed
@@ -172,11 +174,9 @@ static inline __attribute__((always_inline)) void qb_lb_strips(qb_code code, boo
     for (int j = 0; j < cols; j += MR) {
         qb_lb_strip s = {.a = a, .xp = xp, .dec = a->M > PANEL ? dec : NULL, .n = n0 + j,
                          .rows = cols - j < MR ? cols - j : MR, .mc = a->M < PANEL ? a->M : PANEL};
-        switch ((s.mc + 15) / 16) {
-        case 1: qb_lb_strip_decode_pass(code, book, 1, &s); break;
-        case 2: qb_lb_strip_decode_pass(code, book, 2, &s); break;
-        default: qb_lb_strip_decode_pass(code, book, 3, &s); break;
-        }
+#define QB_LB_DECODE(nv) qb_lb_strip_decode_pass(code, book, nv, &s)
+        QB_LB_BY_NV(s.mc, QB_LB_DECODE)
+#undef QB_LB_DECODE
         for (s.m0 = PANEL; s.m0 < a->M; s.m0 += PANEL) {
             s.mc = a->M - s.m0 < PANEL ? a->M - s.m0 : PANEL;
             s.xp = xp + (size_t)s.m0 * K;
