@@ -116,13 +116,14 @@ with open(os.path.join(out, "rows.conll"), "w", encoding="utf-8") as f:
 PYEOF
 }
 
-# run_timed ERRFILE COMMAND...: prints "RC USER WALL" (RC < 0: killed by a
-# signal; seconds).  USER is the command's user CPU time, the readers' own
-# work: on a shared VM other processes stretch wall time, and the kernel's
-# time to back fresh memory varies with the host.  A run that ends cleanly
-# is timed five times and the lowest times kept (other tenants' memory
-# traffic moves a single run by up to half); once under the sanitizers,
-# which check no time ratio.
+# run_timed ERRFILE COMMAND... [-- ERRFILE2 COMMAND2...]: prints "RC USER
+# WALL" for each command (RC < 0: killed by a signal; seconds).  USER is the
+# command's user CPU time, the readers' own work: on a shared VM other
+# processes stretch wall time, and the kernel's time to back fresh memory
+# varies with the host.  Runs that end cleanly are timed five times, the
+# two commands alternating (A B A B) so that both see the same load, and
+# the lowest times kept (other tenants' memory traffic moves a single run
+# by up to half); once under the sanitizers, which check no time ratio.
 run_timed() {
   $PY - "$@" <<'PYEOF'
 import os, resource, subprocess, sys, time
@@ -130,51 +131,70 @@ import os, resource, subprocess, sys, time
 def user():
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
 
-best = None
+args, cmds = sys.argv[1:], []
+while args:
+    cut = args.index("--") if "--" in args else len(args)
+    cmds.append(args[:cut])
+    args = args[cut + 1:]
+best = [None] * len(cmds)
+rcs = [0] * len(cmds)
 for attempt in range(1 if os.environ.get("QB_SANITIZE") else 5):
-    u, t = user(), time.perf_counter()
-    try:
-        r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=open(sys.argv[1], "w"), timeout=120)
-        rc = r.returncode
-    except subprocess.TimeoutExpired:
-        rc = 124
-    u, t = user() - u, time.perf_counter() - t
-    best = (u, t) if best is None else (min(best[0], u), min(best[1], t))
-    if rc not in (0, 1):
-        break
-print("%d %.3f %.3f" % (rc, best[0], best[1]))
+    for i, (err, *cmd) in enumerate(cmds):
+        if rcs[i] not in (0, 1):
+            continue
+        u, t = user(), time.perf_counter()
+        try:
+            rcs[i] = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=open(err, "w"), timeout=120).returncode
+        except subprocess.TimeoutExpired:
+            rcs[i] = 124
+        u, t = user() - u, time.perf_counter() - t
+        best[i] = (u, t) if best[i] is None else (min(best[i][0], u), min(best[i][1], t))
+print(" ".join("%d %.3f %.3f" % (rc, b[0], b[1]) for rc, b in zip(rcs, best)))
 PYEOF
+}
+
+# case_command CASE DIR: the command that reads CASE's input of DIR.
+case_command() {
+  local dir=$2
+  case $1 in
+    vocab|spiece|config) cmd=("$QBERT" info "$dir/$1") ;;
+    tsv) cmd=("$QBERT" eval "$dir/vocab" --data "$dir/rows.tsv" --task tsv --limit 3 --threads 1) ;;
+    conll) cmd=("$QBERT" eval "$D/tiny-bert-token" --data "$dir/rows.conll" --task conll --limit 3 --threads 1) ;;
+    jsonl) cmd=("$QBERT" eval "$D/tiny-bert-seq" --data "$dir/rows.jsonl" --limit 3 --threads 1) ;;
+    jsonl-sp) cmd=("$QBERT" eval "$dir/albert" --data "$dir/rows.jsonl" --limit 3 --threads 1) ;;
+    tj-bpe|tj-unigram) cmd=("$QBERT" eval "$dir/$1" --data "$dir/rows.jsonl" --limit 3 --threads 1) ;;
+    jsonl-marks) cmd=("$QBERT" eval "$D/tiny-bert-seq" --data "$dir/marks.jsonl" --limit 1 --threads 1) ;;
+  esac
+}
+
+# judge CASE SIZE RC ERRFILE: exit 0, or 1 with one clean error line.
+judge() {
+  local lines; lines=$(grep -c . "$4")
+  if [ "$3" -eq 0 ] || { [ "$3" -eq 1 ] && [ "$lines" -eq 1 ]; }; then
+    ok
+  else
+    fail "$1 $2 MB: rc=$3, stderr ($lines lines): $(head -c 300 "$4")"
+  fi
+  [ "$3" -eq 1 ] && echo "  $1 $2 MB refused: $(head -c 200 "$4")"
 }
 
 declare -A T W RC
 cases="vocab spiece config tsv conll jsonl jsonl-sp jsonl-marks tj-bpe tj-unigram"
+inputs=true
 for size in 1 10; do
-  dir=$TMP/$size
-  make_inputs "$dir" $((size * 1000 * 1000)) || { fail "making the ${size} MB inputs"; continue; }
-  for c in $cases; do
-    case $c in
-      vocab|spiece|config) cmd=("$QBERT" info "$dir/$c") ;;
-      tsv) cmd=("$QBERT" eval "$dir/vocab" --data "$dir/rows.tsv" --task tsv --limit 3 --threads 1) ;;
-      conll) cmd=("$QBERT" eval "$D/tiny-bert-token" --data "$dir/rows.conll" --task conll --limit 3 --threads 1) ;;
-      jsonl) cmd=("$QBERT" eval "$D/tiny-bert-seq" --data "$dir/rows.jsonl" --limit 3 --threads 1) ;;
-      jsonl-sp) cmd=("$QBERT" eval "$dir/albert" --data "$dir/rows.jsonl" --limit 3 --threads 1) ;;
-      tj-bpe|tj-unigram) cmd=("$QBERT" eval "$dir/$c" --data "$dir/rows.jsonl" --limit 3 --threads 1) ;;
-      jsonl-marks) cmd=("$QBERT" eval "$D/tiny-bert-seq" --data "$dir/marks.jsonl" --limit 1 --threads 1) ;;
-    esac
-    read -r rc t wall < <(run_timed "$TMP/err" "${cmd[@]}")
-    T[$c.$size]=$t
-    W[$c.$size]=$wall
-    RC[$c.$size]=$rc
-    lines=$(grep -c . "$TMP/err")
-    if [ "$rc" -eq 0 ] || { [ "$rc" -eq 1 ] && [ "$lines" -eq 1 ]; }; then
-      ok
-    else
-      fail "$c ${size} MB: rc=$rc, stderr ($lines lines): $(head -c 300 "$TMP/err")"
-    fi
-    [ "$rc" -eq 1 ] && echo "  $c ${size} MB refused: $(head -c 200 "$TMP/err")"
-  done
-  rm -rf "$dir"
+  make_inputs "$TMP/$size" $((size * 1000 * 1000)) || { fail "making the ${size} MB inputs"; inputs=false; }
 done
+if $inputs; then
+  for c in $cases; do
+    case_command "$c" "$TMP/1"; small=("${cmd[@]}")
+    case_command "$c" "$TMP/10"
+    read -r rc1 t1 w1 rc10 t10 w10 < <(run_timed "$TMP/err1" "${small[@]}" -- "$TMP/err10" "${cmd[@]}")
+    T[$c.1]=$t1 W[$c.1]=$w1 RC[$c.1]=$rc1 T[$c.10]=$t10 W[$c.10]=$w10 RC[$c.10]=$rc10
+    judge "$c" 1 "$rc1" "$TMP/err1"
+    judge "$c" 10 "$rc10" "$TMP/err10"
+  done
+fi
+rm -rf "$TMP/1" "$TMP/10"
 
 # Size caps: a file or device that never ends is refused once it passes
 # the cap, with one line naming the file and the limit.
