@@ -78,7 +78,8 @@ typedef struct {
     int G;                   /* groups per row: ceil(K / group) */
     const uint8_t *rows;     /* [N][row_bytes] */
     size_t row_bytes;
-    const float *scale;      /* [N][G]; NULL with a codebook */
+    const float *scale;      /* [N][G]; NULL with a codebook, and where a
+                              * model dropped it once panels held it */
     const uint8_t *zero;     /* [N][G] codes (< levels); NULL with a codebook,
                               * and for a symmetric grid, whose zero is
                               * levels / 2 (8, 4, 2, 1) */

@@ -29,23 +29,38 @@ static qb_lowbit_spec spec_of(const lowbit_row *r, int group, bool zero_point) {
     return (qb_lowbit_spec){r->kind, r->bits, group, zero_point, false};
 }
 
-/* FP16 values of a companion as FP32 the model owns; positive ones only
- * where they are scales. */
-static float *bind_halves(qb_binder *b, const qb_st_tensor *t, bool positive) {
+static float half_at(const qb_st_tensor *t, int64_t i) {
+    uint16_t h;
+    memcpy(&h, (const char *)t->data + 2 * i, 2);
+    return qb_f16_to_f32(h);
+}
+
+/* FP16 values of a companion: all finite, and positive where scales. */
+static bool halves_valid(qb_binder *b, const qb_st_tensor *t, bool positive) {
+    for (int64_t i = 0; i < t->numel; i++) {
+        float f = half_at(t, i);
+        if (!isfinite(f) || (positive && !(f > 0))) {
+            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' holds a %s value at %lld", b->file, t->name,
+                    positive ? "non-positive or non-finite" : "non-finite", (long long)i);
+            return false;
+        }
+    }
+    return true;
+}
+
+static float *halves_to_floats(const qb_st_tensor *t) {
     float *f = malloc((size_t)t->numel * sizeof *f);
+    for (int64_t i = 0; f && i < t->numel; i++) f[i] = half_at(t, i);
+    return f;
+}
+
+/* ... as FP32 the model owns. */
+static float *bind_halves(qb_binder *b, const qb_st_tensor *t, bool positive) {
+    if (!halves_valid(b, t, positive)) return NULL;
+    float *f = halves_to_floats(t);
     if (!qb_binder_own(b, f, (size_t)t->numel * sizeof *f)) {
         qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, t->name);
         return NULL;
-    }
-    for (int64_t i = 0; i < t->numel; i++) {
-        uint16_t h;
-        memcpy(&h, (const char *)t->data + 2 * i, 2);
-        f[i] = qb_f16_to_f32(h);
-        if (!isfinite(f[i]) || (positive && !(f[i] > 0))) {
-            qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' holds a %s value at %lld", b->file, t->name,
-                    positive ? "non-positive or non-finite" : "non-finite", (long long)i);
-            return NULL;
-        }
     }
     qb_binder_release(b, t); /* copied: runs never read the mapped bytes */
     return f;
@@ -119,8 +134,13 @@ static bool bind_grid(qb_binder *b, const lowbit_row *r, qb_linear *l, const qb_
     }
     sc = qb_binder_companion(b, t->name, "_scale", QB_F16, want);
     if (!sc) return false;
-    w->scale = bind_halves(b, sc, true);
-    return w->scale && bind_zero(b, t, qb_code_levels(r->code), (int64_t)l->out * w->G, &w->zero);
+    if (r->row.integer_inputs) { /* read by pack_lowbit */
+        if (!halves_valid(b, sc, true)) return false;
+        qb_binder_release(b, sc);
+    } else if (!(w->scale = bind_halves(b, sc, true))) {
+        return false;
+    }
+    return bind_zero(b, t, qb_code_levels(r->code), (int64_t)l->out * w->G, &w->zero);
 }
 
 static bool bind_codebook(qb_binder *b, const lowbit_row *r, qb_linear *l, const qb_st_tensor *t,
@@ -150,6 +170,15 @@ static bool alloc_a8(qb_binder *b, const qb_st_tensor *t, qb_lowbit_weights *w) 
     return !qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory binding '%s'", b->file, t->name);
 }
 
+static void release_lowbit(qb_linear *l) {
+    qb_lowbit_weights *w = l->packed;
+    if (!w) return;
+    qb_lowbit_weights_free(w);
+    if (lowbit_of(l->fmt)->row.integer_inputs) free((float *)w->scale); /* pack_lowbit's */
+    free(w);
+    l->packed = NULL;
+}
+
 static bool bind_lowbit(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     const lowbit_row *r = lowbit_of(l->fmt);
     size_t row_bytes = qb_code_row_bytes(r->code, l->in);
@@ -164,29 +193,35 @@ static bool bind_lowbit(qb_binder *b, qb_linear *l, const qb_st_tensor *t) {
     *w = (qb_lowbit_weights){.code = r->code, .N = l->out, .K = l->in, .rows = t->data, .row_bytes = row_bytes};
     bool ok = r->kind == QB_LOWBIT_KMEANS ? bind_codebook(b, r, l, t, w) : bind_grid(b, r, l, t, w);
     if (ok && r->row.integer_inputs) ok = qb_linear_bind_input_grid(b, l) && alloc_a8(b, t, w);
+    l->packed = w;
     if (!ok) {
-        qb_lowbit_weights_free(w);
-        free(w);
+        release_lowbit(l);
         return false;
     }
-    l->packed = w;
-    b->m->held_bytes += sizeof *w + (r->row.integer_inputs ? (size_t)l->out * sizeof(float) : 0); /* zsum */
+    /* W.A8: zsum, and the scales where no panels hold them (pack_lowbit) */
+    if (r->row.integer_inputs) b->m->held_bytes += (size_t)l->out * (1 + (w->panels ? 0 : w->G)) * sizeof(float);
+    b->m->held_bytes += sizeof *w;
     register_codes(b, t, l->out, l->in);
     if (!r->row.integer_inputs) return true;
     /* panels are what the kernels read: the mapped codes need not stay resident */
     return qb_binder_defer_pack(b, l, t, w->panels != NULL);
 }
 
+/* W.A8 grids (the only rows packed): their scales are read from the file
+ * only now, and dropped once the panels hold them; a copy made at bind
+ * would stay on the heap. */
 static bool pack_lowbit(const qb_model *m, qb_linear *l, const qb_st_tensor *t) {
-    (void)m, (void)t;
-    return qb_lowbit_weights_fill(l->packed);
-}
-
-static void release_lowbit(qb_linear *l) {
-    if (!l->packed) return;
-    qb_lowbit_weights_free(l->packed);
-    free(l->packed);
-    l->packed = NULL;
+    qb_lowbit_weights *w = l->packed;
+    char name[256];
+    snprintf(name, sizeof name, "%s_scale", t->name);
+    w->scale = halves_to_floats(qb_safetensors_find(&m->st, name));
+    if (!w->scale) return false;
+    bool ok = qb_lowbit_weights_fill(w);
+    if (w->panels) {
+        free((float *)w->scale);
+        w->scale = NULL;
+    }
+    return ok;
 }
 
 static size_t scratch_a8(const qb_linear *l) {
