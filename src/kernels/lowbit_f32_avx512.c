@@ -47,6 +47,7 @@ void qb_lowbit_dequantize_avx512(const qb_lowbit_weights *w, int n, int k0, int 
 #define MR QB_GEMM_AVX512_MR
 #define NV QB_GEMM_AVX512_NV
 #define PANEL (16 * NV) /* rows of x a pass: the FP32 tile's 48 */
+_Static_assert(QB_LOWBIT_FEW_FLOATS(1) == QB_LOWBIT_FEW_ROWS + MR, "the scratch holds x packed, then a strip");
 
 /* One strip of W, rows [n, n + rows) (rows <= MR; the missing ones
  * repeat the last and are not stored), against one panel of x, rows
@@ -87,12 +88,12 @@ static inline __attribute__((always_inline)) void qb_lb_strip_rows_group(const q
     }
 }
 
-/* CALL(nv) with nv, the vectors of a panel's mc rows, a constant. */
-#define QB_LB_BY_NV(mc, CALL)       \
-    switch (((mc) + 15) / 16) {     \
-    case 1: CALL(1); break;         \
-    case 2: CALL(2); break;         \
-    default: CALL(3); break;        \
+/* CALL(nv) with nv (1 to NV, the vectors of a panel's rows) a constant. */
+#define QB_LB_BY_NV(nv, CALL) \
+    switch (nv) {             \
+    case 1: CALL(1); break;   \
+    case 2: CALL(2); break;   \
+    default: CALL(3); break;  \
     }
 
 /* The strip's epilogue, apart from the loops so that one copy serves
@@ -104,7 +105,7 @@ static void qb_lb_strip_store(int nv, __m512 acc[MR][NV], const qb_lb_strip *s) 
                       .residual = a->residual ? a->residual + (size_t)s->m0 * a->ldr + s->n : NULL,
                       .ldr = a->ldr, .act = a->act};
 #define QB_LB_STORE(nv) qb_gemm_avx512_store_trans(nv, acc, &t)
-    QB_LB_BY_NV(16 * nv, QB_LB_STORE)
+    QB_LB_BY_NV(nv, QB_LB_STORE)
 #undef QB_LB_STORE
 }
 
@@ -162,7 +163,7 @@ static inline __attribute__((always_inline)) void qb_lb_strip_reuse_pass(int nv,
 
 static void qb_lb_strip_reuse(const qb_lb_strip *s) {
 #define QB_LB_REUSE(nv) qb_lb_strip_reuse_pass(nv, s)
-    QB_LB_BY_NV(s->mc, QB_LB_REUSE)
+    QB_LB_BY_NV((s->mc + 15) / 16, QB_LB_REUSE)
 #undef QB_LB_REUSE
 }
 
@@ -175,7 +176,7 @@ static inline __attribute__((always_inline)) void qb_lb_strips(qb_code code, boo
         qb_lb_strip s = {.a = a, .xp = xp, .dec = a->M > PANEL ? dec : NULL, .n = n0 + j,
                          .rows = cols - j < MR ? cols - j : MR, .mc = a->M < PANEL ? a->M : PANEL};
 #define QB_LB_DECODE(nv) qb_lb_strip_decode_pass(code, book, nv, &s)
-        QB_LB_BY_NV(s.mc, QB_LB_DECODE)
+        QB_LB_BY_NV((s.mc + 15) / 16, QB_LB_DECODE)
 #undef QB_LB_DECODE
         for (s.m0 = PANEL; s.m0 < a->M; s.m0 += PANEL) {
             s.mc = a->M - s.m0 < PANEL ? a->M - s.m0 : PANEL;
