@@ -172,7 +172,7 @@ static int parse_methods(compare_args *a, const char *list) {
     a->n_methods = 0;
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         const method_spec *m = find_method(t);
-        if (!m) return qb_usage_error("compare", "unknown method '%s' (see --help for the list)", t);
+        if (!m) return qb_usage_error("compare", "unknown method '%s'", t);
         if (a->n_methods == MAX_METHODS) return qb_usage_error("compare", "at most %d methods", MAX_METHODS);
         a->methods[a->n_methods++] = m;
     }

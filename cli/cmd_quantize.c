@@ -44,7 +44,8 @@ static const char help_quantize[] =
     "                        weights' bits (4; 2 for INT2 and ternary); fp16/bf16:\n"
     "                        every embedding table in half precision\n"
     "  --embedding-bits B    8, 4 or 2 for --quantize-embeddings\n"
-    "  --quantize-head       also the final classifier (kept FP32 by default)\n"
+    "  --quantize-head       also the final classifier (the integer and low-bit\n"
+    "                        methods keep it FP32 by default; fp16/bf16 convert it)\n"
     "  --calib FILE          calibration texts (any dataset eval reads): static input\n"
     "                        ranges, and the error compensation below\n"
     "  --calib-n N           calibration texts to use (default 512)\n"
@@ -117,9 +118,11 @@ static int parse_bits(const char *v, qb_quant_params *p) {
         p->ternary = 1;
         return QB_EXIT_OK;
     }
-    if (!qb_arg_int("quantize", "--bits", v, 2, 8, &p->bits)) return QB_EXIT_USAGE;
-    if (p->bits != 8 && (p->bits < 2 || p->bits > 4))
-        return qb_usage_error("quantize", "--bits is 8, 4, 3, 2 or ternary, not %s", v);
+    char *end;
+    long b = strtol(v, &end, 10);
+    if (*end || end == v || (b != 8 && (b < 2 || b > 4)))
+        return qb_usage_error("quantize", "--bits is 8, 4, 3, 2 or ternary, not '%s'", v);
+    p->bits = (int)b;
     p->ternary = 0;
     return QB_EXIT_OK;
 }
@@ -158,7 +161,7 @@ static bool parse_compensation(int *i, int argc, char **argv, qb_quant_params *p
 static int parse_quantize(int argc, char **argv, quant_args *a) {
     const char *v;
     qb_quant_params *p = &a->p;
-    bool act_given = false;
+    bool act_given = false, observer_given = false;
     for (int i = 1; i < argc; i++) {
         int rc = QB_EXIT_OK;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -203,7 +206,7 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
         else if ((v = qb_arg_value("--keep", &i, argc, argv))) a->keep[p->n_keep++] = v;
         else if ((v = qb_arg_value("--precision-map", &i, argc, argv))) p->precision_map = v;
         else if ((v = qb_arg_value("--calib-stats", &i, argc, argv))) p->calib_stats = v;
-        else if ((v = qb_arg_value("--observer", &i, argc, argv))) p->observer = v;
+        else if ((v = qb_arg_value("--observer", &i, argc, argv))) p->observer = v, observer_given = true;
         else if (!parse_compensation(&i, argc, argv, p, &rc)) rc = parse_common("quantize", argc, argv, &i, a);
         if (rc) return rc;
     }
@@ -225,6 +228,14 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
                               comp);
     if ((p->gptq_act_order || p->gptq_damp != 0.01 || p->gptq_memory_mb) && !p->gptq)
         return qb_usage_error("quantize", "--gptq-damp, --gptq-act-order and --gptq-memory go with --rounding gptq");
+    /* a precision map may make some inputs static */
+    bool statics = p->method == QB_QUANT_STATIC || p->precision_map;
+    if ((observer_given || p->calib_stats) && !statics)
+        return qb_usage_error("quantize", "--observer and --calib-stats choose static input ranges: they go with "
+                              "--method static");
+    if (p->calib_file && !statics && !comp)
+        fprintf(stderr, "qbert quantize: warning: --calib is not read: %s needs no calibration (only static inputs "
+                "and error compensation run the texts)\n", qb_quant_method_name(p->method));
     return QB_EXIT_OK;
 }
 

@@ -31,7 +31,7 @@ quant int4 "$M" --method dynamic --bits 4 --quantize-embeddings
 check "quantize int4" test $? -eq 0
 "$QBERT" info "$TMP/int4" >"$TMP/int4.info"
 check "info: int4 in groups of 128, 4-bit embeddings" grep -q \
-  "precision    dynamic (activations per-token): 26 linears, 1 fp32, 25 int4 (groups of 128), 4.0 bits per linear weight; 4-bit word embeddings" \
+  "precision    dynamic (activations per-token): 26 linears, 1 fp32, 25 int4 (groups of 128), 4.1 bits per linear weight (scales included); 4-bit word embeddings" \
   "$TMP/int4.info"
 "$QBERT" info "$TMP/int4" --linears --json >"$TMP/int4.linears.json"
 check "info --linears names each linear's format" test "$(json_get "$TMP/int4.linears.json" \
@@ -48,16 +48,21 @@ check "int3, groups of 64, runs" agrees int3 "$M" 0.5
 quant int2 "$M" --method dynamic --bits 2 --weight-zero-point --group-size channel --quantize-embeddings --embedding-bits 2
 check "int2 with zero points per row and 2-bit embeddings runs" agrees int2 "$M" 0.4
 check "int2 writes zero points" grep -q '_zero_point' "$TMP/int2/model.safetensors"
+check "  info: a scale per row, and the zero points in the bits" bash -c \
+  "'$QBERT' info '$TMP/int2' | grep -q '25 int2 (a scale per row), 2.1 bits per linear weight'"
 quant tern "$M" --method dynamic --bits ternary --quantize-embeddings
 check "ternary runs" agrees tern "$M" 0.4
 "$QBERT" info "$TMP/tern" >"$TMP/tern.info"
-check "info: ternary is named ternary, 1.6 bits, not 2-bit" grep -q \
-  "precision    dynamic (activations per-token): 26 linears, 1 fp32, 25 ternary (groups of 128), 1.6 bits per linear weight" \
+check "info: ternary is named ternary, 1.7 bits with its scales, not 2-bit" grep -q \
+  "precision    dynamic (activations per-token): 26 linears, 1 fp32, 25 ternary (groups of 128), 1.7 bits per linear weight" \
   "$TMP/tern.info"
 check "ternary file is under 8% of FP32 ($(size_pct tern)%)" test "$(size_pct tern)" -lt 8
 quant km3 "$M" --method weight-only --bits 3 --codebook kmeans
 check "kmeans3 never below its rows' grid" grep -q "0 linear(s) below the grid" "$TMP/km3.log"
 check "kmeans3 runs" agrees km3 "$M" 0.5
+check "  info: codebooks have no groups" bash -c "'$QBERT' info '$TMP/km3' | grep -q '25 kmeans3, 3.[0-9] bits'"
+quant wo8e "$M" --method weight-only --bits 4 --quantize-embeddings --embedding-bits 8
+check "weight-only with int8 embeddings runs" agrees wo8e "$M" 0.95
 quant st4 "$M" --method static --bits 4 --calib "$DEV" --calib-n 16 --max-length 66
 check "static int4 agrees with FP32" agrees st4 "$M" 0.9
 echo '{"bert.encoder.layer.0.*": "int4", "bert.encoder.layer.1.*": "int2-static", "bert.pooler.dense": "kmeans3"}' \
@@ -92,6 +97,21 @@ for m in int4 int4wo int3 int2 tern km3 st4 mix a4; do check "$m: kernel sets ag
 # bad options and files: one line, exit 1 (2 for usage), no OUT_DIR
 "$QBERT" quantize "$M" -o "$TMP/b5" --method dynamic --bits 5 2>"$TMP/err"
 check "--bits 5 is a usage error" test $? -eq 2 -a ! -e "$TMP/b5"
+# options that would change nothing are refused, not recorded as if they did
+while IFS='|' read -r what args pattern; do
+  "$QBERT" quantize "$M" -o "$TMP/nop" $args 2>"$TMP/err"
+  rc=$?
+  check "$what is refused ($(head -c 120 "$TMP/err"))" test $rc -ne 0 -a ! -e "$TMP/nop"
+  check "  and says why" grep -q -- "$pattern" "$TMP/err"
+done <<'OPTS'
+ternary zero points|--method dynamic --bits ternary --weight-zero-point|ternary weights have no zero points
+k-means groups|--method weight-only --bits 4 --codebook kmeans --group-size 32|have no groups
+int8 zero points|--method dynamic --weight-zero-point|int8 weights
+embedding bits alone|--method dynamic --embedding-bits 4|--quantize-embeddings
+fp16 with bits|--method fp16 --bits 4|16-bit weights
+per-tensor groups|--method dynamic --bits 4 --granularity per-tensor --group-size 64|one scale
+observer without static|--method dynamic --observer mse|--method static
+OPTS
 "$QBERT" quantize "$M" -o "$TMP/g0" --method dynamic --bits 4 --group-size 0 2>"$TMP/err"
 check "--group-size 0 is a usage error" test $? -eq 2 -a ! -e "$TMP/g0"
 "$QBERT" quantize "$M" -o "$TMP/kd" --method dynamic --bits 4 --codebook kmeans 2>"$TMP/err"
@@ -125,6 +145,26 @@ d=$(broken badfmt int4)
 sed -i 's/"bert.encoder.layer.0.attention.self.query": "int4"/"bert.encoder.layer.0.attention.self.query": "int5"/' \
   "$d/config.json"
 expect_error "unknown format in modules" "$W.*unknown format 'int5'" "$QBERT" info "$d"
+# the weights block against the format table and the tensors
+edit_config() { # edit_config NAME FROM PYTHON: a copy of FROM whose quantization_config q the code edits
+  local d; d=$(broken "$1" "$2")
+  $PY - "$d/config.json" "$3" <<'PYEOF'
+import json, sys
+j = json.load(open(sys.argv[1])); q = j["quantization_config"]; exec(sys.argv[2])
+json.dump(j, open(sys.argv[1], "w"))
+PYEOF
+  echo "$d"
+}
+d=$(edit_config badwfmt int4 'q["weights"]["format"] = "int5"')
+expect_error "unknown weights.format" "config.json: .*weights.format 'int5' is not a format" "$QBERT" info "$d"
+d=$(edit_config badbits int4 'q["bits"] = 3')
+expect_error "bits against weights.format" "config.json: .*bits is 3, but weights.format 'int4' has 4" "$QBERT" info "$d"
+d=$(edit_config zpfalse int2 'q["weights"]["zero_points"] = False')
+expect_error "zero points the config denies" "model.safetensors: '.*_zero_point' is stored but .*zero_points is false" \
+  "$QBERT" info "$d"
+d=$(edit_config zptrue int4 'q["weights"]["zero_points"] = True')
+expect_error "zero points the config promises" "model.safetensors: '${W}_zero_point' is missing but .*zero_points is true" \
+  "$QBERT" info "$d"
 d=$(broken badtrit tern)
 $PY - "$TMP/tern/model.safetensors" "$d/model.safetensors" "$W" <<'PYEOF'
 import json, struct, sys

@@ -28,6 +28,10 @@ static qb_status parse(const char *src, size_t len, size_t flags, const char *wh
     if (*out) return QB_OK;
     char text[2 * JSON_ERROR_TEXT_LENGTH];
     one_line(je.text, text, sizeof text);
+    /* jansson reads a NUL byte as the end of the input */
+    const char *nul = memchr(src, 0, len);
+    if (nul && (size_t)(nul - src) <= (size_t)je.position)
+        snprintf(text, sizeof text, "a NUL byte at offset %zu", (size_t)(nul - src));
     /* A line number is what a person opens a file at; a one-line source (a
      * JSONL row, a header) gets the column alone. */
     if (!memchr(src, '\n', len))

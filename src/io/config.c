@@ -285,12 +285,21 @@ static qb_status parse_embeddings(const json_t *j, const json_t *q, qb_quant_con
                    "int2-rowwise", path);
 }
 
-/* "weights": {"group_size": G} of low-bit grids. */
-static qb_status parse_group(const json_t *j, const json_t *q, qb_quant_config *qc, const char *path, qb_error *err) {
-    const json_t *g = json_object_get(json_object_get(q, "weights"), "group_size");
+/* "weights": {"group_size": G, "zero_points": Z, "format": F} of low-bit
+ * grids; the model checks F and Z against its format table and tensors. */
+static qb_status parse_weights(const json_t *j, const json_t *q, qb_quant_config *qc, const char *path,
+                               qb_error *err) {
+    const json_t *w = json_object_get(q, "weights"), *z = json_object_get(w, "zero_points");
+    const json_t *f = json_object_get(w, "format"), *g = json_object_get(w, "group_size");
+    qc->zero_points = z ? json_is_true(z) : -1;
+    if (z && !json_is_boolean(z))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.weights.zero_points must be true or false", path);
+    if (f && (!json_is_string(f) || json_string_length(f) >= sizeof qc->weights_format))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.weights.format must be a format name", path);
+    if (f) snprintf(qc->weights_format, sizeof qc->weights_format, "%s", json_string_value(f));
     int64_t v = 0;
     if (!g) return QB_OK;
-    if (qb_json_str_eq(g, "channel")) v = 1 << 30; /* one group spans any row */
+    if (qb_json_str_eq(g, "channel")) v = QB_GROUP_ROW;
     else if (!qb_json_int(g, &v) || v < 1 || v > 1 << 20)
         return qb_fail(err, QB_ERR_FORMAT,
                        "%s: quantization_config.weights.group_size must be a positive integer or \"channel\"", path);
@@ -344,7 +353,7 @@ static qb_status parse_quant(const json_t *j, qb_config *c, const char *path, qb
         return qb_fail(err, QB_ERR_FORMAT, "%s: int8 attention needs static quantization (method \"static\")", path);
     qc->present = true;
     qb_status st = parse_modules(j, q, qc, path, err);
-    if (!st) st = parse_group(j, q, qc, path, err);
+    if (!st) st = parse_weights(j, q, qc, path, err);
     return st ? st : parse_embeddings(j, q, qc, path, err);
 }
 

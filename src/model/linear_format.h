@@ -82,6 +82,7 @@ typedef struct qb_linear_format {
                      const qb_st_tensor *t, const qb_linear_recipe *r);
     qb_export_form onnx;
     const char *onnx_refusal; /* QB_EXPORT_NONE: why */
+    bool grouped;             /* scales per group of inputs: quantization_config.weights.group_size applies */
 } qb_linear_format;
 
 /* The row for a stored weight dtype (F32 and other float types: fp32). */

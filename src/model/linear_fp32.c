@@ -44,4 +44,4 @@ static bool quantize_fp32(const qb_linear_format *self, qb_st_list *out, const q
 }
 
 const qb_linear_format qb_linear_fp32 = {"fp32", QB_F32, QB_PREC_FP32, 32, false, bind_fp32, pack_fp32,
-                                         fp32_scratch, run_fp32, NULL, quantize_fp32, QB_EXPORT_FLOAT, NULL};
+                                         fp32_scratch, run_fp32, NULL, quantize_fp32, QB_EXPORT_FLOAT, NULL, false};

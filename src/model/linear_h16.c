@@ -65,6 +65,6 @@ static bool quantize_bf16(const qb_linear_format *self, qb_st_list *out, const q
 }
 
 const qb_linear_format qb_linear_fp16 = {"fp16", QB_F16, QB_PREC_FP16, 16, false, bind_h16, pack_h16, h16_scratch,
-                                         run_h16, NULL, quantize_f16, QB_EXPORT_FLOAT, NULL};
+                                         run_h16, NULL, quantize_f16, QB_EXPORT_FLOAT, NULL, false};
 const qb_linear_format qb_linear_bf16 = {"bf16", QB_BF16, QB_PREC_BF16, 16, false, bind_h16, pack_h16, h16_scratch,
-                                         run_h16, NULL, quantize_bf16, QB_EXPORT_FLOAT, NULL};
+                                         run_h16, NULL, quantize_bf16, QB_EXPORT_FLOAT, NULL, false};

@@ -123,4 +123,4 @@ static bool quantize_int8(const qb_linear_format *self, qb_st_list *out, const q
 }
 
 const qb_linear_format qb_linear_int8 = {"int8", QB_I8, QB_PREC_INT8, 8, true, bind_int8, pack_int8, no_scratch,
-                                         run_int8, release_int8, quantize_int8, QB_EXPORT_INT8, NULL};
+                                         run_int8, release_int8, quantize_int8, QB_EXPORT_INT8, NULL, false};

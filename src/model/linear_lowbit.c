@@ -66,6 +66,19 @@ static float *bind_halves(qb_binder *b, const qb_st_tensor *t, bool positive) {
     return f;
 }
 
+/* Whether a grid has zero points as quantization_config says (where it
+ * says: older files do not): decoding without them, or with stray ones,
+ * would run other weights than were written. */
+static bool zero_points_agree(qb_binder *b, const lowbit_row *r, const char *name, bool stored) {
+    int said = b->m->cfg.quant.zero_points;
+    if (r->kind != QB_LOWBIT_GRID && stored)
+        return !qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' gives zero points to %s weights, which have none",
+                        b->file, name, r->row.name);
+    if (r->kind != QB_LOWBIT_GRID || said < 0 || said == stored) return true;
+    return !qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' is %s but quantization_config.weights.zero_points is %s",
+                    b->file, name, stored ? "stored" : "missing", said ? "true" : "false");
+}
+
 /* Zero points as stored (each a code of the grid), or NULL for
  * symmetric weights, whose zero is the grid's middle (qb_lowbit_zero_point). */
 static bool bind_zero(qb_binder *b, const qb_st_tensor *t, int levels, int64_t n, const uint8_t **out) {
@@ -140,7 +153,9 @@ static bool bind_grid(qb_binder *b, const lowbit_row *r, qb_linear *l, const qb_
     } else if (!(w->scale = bind_halves(b, sc, true))) {
         return false;
     }
-    return bind_zero(b, t, qb_code_levels(r->code), (int64_t)l->out * w->G, &w->zero);
+    snprintf(name, sizeof name, "%s_zero_point", t->name);
+    return zero_points_agree(b, r, name, qb_binder_find(b, name) != NULL) &&
+           bind_zero(b, t, qb_code_levels(r->code), (int64_t)l->out * w->G, &w->zero);
 }
 
 static bool bind_codebook(qb_binder *b, const lowbit_row *r, qb_linear *l, const qb_st_tensor *t,
@@ -341,7 +356,8 @@ bool qb_lowbit_push_table(qb_st_list *out, const qb_st_tensor *t, int bits) {
 
 #define LOWBIT_ROW(id, nm, bits_on_disk, ints, scratch, runner, cd, kd, b, ...) /* ...: onnx, onnx_refusal */    \
     static const lowbit_row id = {{nm, QB_U8, QB_PREC_LOWBIT, bits_on_disk, ints, bind_lowbit, pack_lowbit,      \
-                                   scratch, runner, release_lowbit, quantize_lowbit, __VA_ARGS__},                  \
+                                   scratch, runner, release_lowbit, quantize_lowbit, __VA_ARGS__,                   \
+                                   (kd) != QB_LOWBIT_KMEANS},                                                       \
                                   cd, kd, b}
 
 /* ONNX Runtime's MatMulNBits takes 4-bit grids; nothing in ONNX takes the others. */

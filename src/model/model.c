@@ -177,11 +177,30 @@ static bool has_integer_lowbit(const qb_model *m) {
     return false;
 }
 
+static bool has_grouped(const qb_model *m) {
+    for (int i = 0; i < m->n_linears; i++)
+        if (m->linears[i]->fmt->grouped) return true;
+    return false;
+}
+
+/* Bytes a linear's weight takes in the file, with what dequantizes it. */
+static double stored_bytes(const qb_model *m, const qb_linear *l) {
+    static const char *const parts[] = {"", "_scale", "_zero_point", "_codebook"};
+    double bytes = 0;
+    for (size_t k = 0; k < sizeof parts / sizeof *parts; k++) {
+        char name[300];
+        snprintf(name, sizeof name, "%s.weight%s", l->name, parts[k]);
+        const qb_st_tensor *t = qb_safetensors_find(&m->st, name);
+        if (t) bytes += (double)t->nbytes;
+    }
+    return bytes;
+}
+
 static void summarize_quant(qb_model *m) {
     double bits = 0, weights = 0;
     for (int i = 0; i < m->n_linears; i++) {
         const qb_linear *l = m->linears[i];
-        bits += (double)l->fmt->bits * l->out * l->in;
+        bits += 8 * stored_bytes(m, l);
         weights += (double)l->out * l->in;
     }
     const qb_quant_config *q = &m->cfg.quant;
@@ -189,8 +208,9 @@ static void summarize_quant(qb_model *m) {
     summary_add(m, &n, "%s", q->present ? qb_quant_method_name(q->method) : "fp32");
     if (q->present && (q->method == QB_QUANT_DYNAMIC || q->method == QB_QUANT_STATIC)) {
         /* packed low-bit grids are named by the formats below (bits 2 may be ternary) */
-        summary_add(m, &n, q->bits > 4 ? " int8 (" : " (");
-        if (q->bits > 4 && q->bits != 8) summary_add(m, &n, "%d-bit weights, ", q->bits);
+        bool int8 = count_format(m, qb_linear_format_named("int8")) > 0;
+        summary_add(m, &n, int8 ? " int8 (" : " (");
+        if (int8 && q->bits > 4 && q->bits != 8) summary_add(m, &n, "%d-bit weights, ", q->bits);
         summary_add(m, &n, "activations %s%s%s%s)", q->act_per_token ? "per-token" : "per-tensor",
                     q->act_symmetric ? ", symmetric" : "", q->observer[0] ? ", observer " : "", q->observer);
     }
@@ -199,11 +219,14 @@ static void summarize_quant(qb_model *m) {
         int c = count_format(m, qb_linear_format_at(f));
         if (c) summary_add(m, &n, ", %d %s", c, qb_linear_format_at(f)->name);
     }
-    if (q->group_size) summary_add(m, &n, " (groups of %d)", q->group_size);
-    if (weights > 0) summary_add(m, &n, ", %.1f bits per linear weight", bits / weights);
+    if (q->group_size && has_grouped(m))
+        summary_add(m, &n, q->group_size == QB_GROUP_ROW ? " (a scale per row)" : " (groups of %d)", q->group_size);
+    if (weights > 0) summary_add(m, &n, ", %.1f bits per linear weight (scales included)", bits / weights);
     if (q->attention_int8) summary_add(m, &n, "; int8 attention");
     if (m->word_emb_q) summary_add(m, &n, "; int8 word embeddings");
     if (m->word_emb_lowbit) summary_add(m, &n, "; %d-bit word embeddings", q->embedding_bits);
+    if (q->present && q->embedding_bits == 16)
+        summary_add(m, &n, "; %s embedding tables", q->method == QB_QUANT_BF16 ? "bf16" : "fp16");
     /* which instructions ran matters when speeds are compared across CPUs */
     if (count_format(m, qb_linear_format_named("int8")) && m->kern_i8.amx)
         summary_add(m, &n, "; int8 products on AMX tiles (VNNI for row tails)");

@@ -168,13 +168,21 @@ static void check_embedding_agrees(qb_binder *b, const qb_st_tensor *t) {
                 qb_dtype_traits_of(t->dtype)->name);
 }
 
+/* A lookup, not a product: any quantized model may hold an int8 table
+ * (weight-only ones too); check_embedding_agrees checks its config. */
+static bool int8_table_allowed(qb_binder *b, const qb_st_tensor *t) {
+    if (b->m->cfg.quant.present) return true;
+    return !qb_fail(b->err, QB_ERR_FORMAT, "%s: tensor '%s' is I8 but config.json has no quantization_config",
+                    b->file, t->name);
+}
+
 static void bind_embeddings(qb_binder *b) {
     qb_model *m = b->m;
     const qb_config *c = &m->cfg;
     int E = c->embedding_size;
     const qb_st_tensor *t = find(b, "embeddings.word_embeddings.weight");
     if (t && t->dtype == QB_I8) {
-        const qb_st_tensor *sc = qb_binder_int8_allowed(b, t) && qb_binder_check_shape(b, t, 2, c->vocab_size, E)
+        const qb_st_tensor *sc = int8_table_allowed(b, t) && qb_binder_check_shape(b, t, 2, c->vocab_size, E)
                                      ? qb_binder_companion(b, t->name, "_scale", QB_F32, c->vocab_size) : NULL;
         if (sc && qb_binder_positive(b, sc)) {
             m->word_emb_q = t->data;
@@ -333,6 +341,25 @@ static void check_something_quantized(qb_binder *b) {
             "model.safetensors is unquantized (fp32)", m->dir, qb_quant_method_name(q->method));
 }
 
+/* quantization_config.weights.format, the method's format ("modules"
+ * names each linear's): a row the method makes, with its bits. */
+static void check_weights_format(qb_binder *b) {
+    const qb_quant_config *q = &b->m->cfg.quant;
+    if (!q->present || !q->weights_format[0]) return;
+    char inputs;
+    const qb_linear_format *f = qb_linear_format_parse(q->weights_format, &inputs);
+    int bits = f && f->precision == QB_PREC_LOWBIT ? (int)ceilf(f->bits) : q->bits;
+    if (!f)
+        qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config.weights.format '%s' is not a format "
+                "qbert knows", b->m->dir, q->weights_format);
+    else if (f->precision == QB_PREC_FP32 || !method_makes(q, f))
+        qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config.weights.format '%s' is not one method "
+                "%s makes", b->m->dir, q->weights_format, qb_quant_method_name(q->method));
+    else if (bits != q->bits)
+        qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config.bits is %d, but weights.format '%s' "
+                "has %d", b->m->dir, q->bits, q->weights_format, bits);
+}
+
 qb_status qb_model_bind_weights(qb_model *m, int n_threads, qb_error *err) {
     const qb_config *c = &m->cfg;
     m->n_blocks = c->arch == QB_ARCH_ALBERT ? c->num_hidden_groups * c->inner_group_num : c->num_layers;
@@ -344,6 +371,7 @@ qb_status qb_model_bind_weights(qb_model *m, int n_threads, qb_error *err) {
     if (!m->blocks || !m->params || !m->linears || !m->st_used || !m->st_released) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", m->st.path);
     err->code = QB_OK;
     qb_binder b = {.m = m, .prefix = c->family->prefix, .file = m->st.path, .err = err};
+    check_weights_format(&b);
     bind_embeddings(&b);
     bind_blocks(&b);
     bind_heads(&b);

@@ -331,14 +331,14 @@ static int config_bits(const qb_quant_params *p) {
     return p->ternary ? 2 : weight_bits(p);
 }
 
-static bool plan_has_lowbit(const quant_job *q) {
+static bool plan_has_grouped(const quant_job *q) {
     for (int i = 0; i < q->m->n_linears; i++)
-        if (q->plan[i].fmt->precision == QB_PREC_LOWBIT) return true;
+        if (q->plan[i].fmt->grouped) return true;
     return false;
 }
 
 /* The weights block: int8's scheme, or the low-bit format; the group size
- * whenever some linear is on a low-bit grid (a precision map may mix). */
+ * whenever some linear has grouped scales (a precision map may mix). */
 static json_t *weights_json(const quant_job *q) {
     const qb_quant_params *p = q->p;
     json_t *w = json_object();
@@ -349,7 +349,7 @@ static json_t *weights_json(const quant_job *q) {
              qb_json_set(w, "symmetric", json_true()) && qb_json_set(w, "reduce_range", json_boolean(p->reduce_range));
     else ok = ok && qb_json_set(w, "format", json_string(method_format(p, true).fmt->name));
     if (p->kmeans) ok = ok && qb_json_set(w, "codebook", json_string("kmeans"));
-    if (plan_has_lowbit(q)) {
+    if (plan_has_grouped(q)) {
         if (!p->per_channel) ok = ok && qb_json_set(w, "granularity", json_string("per-tensor"));
         json_t *g = p->group_size < 0 || !p->per_channel ? json_string("channel")
                                                          : json_integer(p->group_size ? p->group_size : 128);
@@ -489,6 +489,32 @@ static qb_status check_finite_source(const qb_model *m, qb_error *err) {
     return m->nonfinite_checked ? QB_OK : qb_model_find_nonfinite(m, err);
 }
 
+/* Options that would change nothing refused, rather than written into a
+ * config that says they took effect.  A precision map may put any linear
+ * on any format, so the weight options stand whenever one is given. */
+static qb_status check_unused_options(const qb_quant_params *p, qb_error *err) {
+    bool half = is_half_method(p->method), map = p->precision_map != NULL;
+    if (p->embedding_bits && (!p->quantize_embeddings || half))
+        return qb_fail(err, QB_ERR_ARG, "--embedding-bits goes with --quantize-embeddings on an integer method "
+                       "(fp16 and bf16 keep the tables in half precision)");
+    if (map) return QB_OK;
+    if (half && (p->bits != 8 || p->ternary || p->kmeans || p->group_size || p->weight_zero_point || p->reduce_range))
+        return qb_fail(err, QB_ERR_ARG, "--method %s stores 16-bit weights: --bits, --codebook, --group-size, "
+                       "--weight-zero-point and --reduce-range do not apply", qb_quant_method_name(p->method));
+    const char *what = p->kmeans ? "k-means codebooks (one per row)" : p->ternary ? "ternary weights"
+                     : !is_lowbit(p) ? "int8 weights (a scale per row)" : NULL;
+    if (p->weight_zero_point && what)
+        return qb_fail(err, QB_ERR_ARG, "--weight-zero-point: %s have no zero points", what);
+    if (p->group_size && what && !p->ternary)
+        return qb_fail(err, QB_ERR_ARG, "--group-size: %s have no groups", what);
+    if (p->reduce_range && is_lowbit(p))
+        return qb_fail(err, QB_ERR_ARG, "--reduce-range narrows int8 weights; low-bit grids keep their levels");
+    if (p->group_size > 0 && !p->per_channel)
+        return qb_fail(err, QB_ERR_ARG, "--group-size %d: --granularity per-tensor gives the matrix one scale",
+                       p->group_size);
+    return QB_OK;
+}
+
 static qb_status check_request(const qb_model *m, const qb_quant_params *p, const char *out, qb_error *err) {
     qb_status st = check_finite_source(m, err);
     if (st) return st;
@@ -501,20 +527,22 @@ static qb_status check_request(const qb_model *m, const qb_quant_params *p, cons
     if (p->method == QB_QUANT_STATIC && p->act_per_token)
         return qb_fail(err, QB_ERR_ARG, "static quantization has per-tensor activation scales, not per-token");
     if (!is_half_method(p->method) && !p->ternary && p->bits != 8 && p->bits != 7 && (p->bits < 2 || p->bits > 4))
-        return qb_fail(err, QB_ERR_ARG, "--bits %d: weights are 8, 4, 3 or 2 bits (or --ternary)", p->bits);
+        return qb_fail(err, QB_ERR_ARG, "--bits %d: weights are 8, 4, 3 or 2 bits (or --bits ternary)", p->bits);
     if (p->kmeans && (p->ternary || p->bits > 4))
         return qb_fail(err, QB_ERR_ARG, "k-means codebooks take --bits 4, 3 or 2");
     if (p->kmeans && p->method != QB_QUANT_WEIGHT_ONLY)
         return qb_fail(err, QB_ERR_ARG, "k-means codebooks run weight-only (centroids are not on a grid the integer "
                        "kernels take): use --method weight-only");
     if (p->method == QB_QUANT_WEIGHT_ONLY && !is_lowbit(p))
-        return qb_fail(err, QB_ERR_ARG, "weight-only needs low-bit weights: --bits 4, 3 or 2, or --ternary");
+        return qb_fail(err, QB_ERR_ARG, "weight-only needs low-bit weights: --bits 4, 3, 2 or ternary");
     if (p->group_size < -1 || p->group_size > 1 << 20)
         return qb_fail(err, QB_ERR_ARG, "--group-size %d: a positive number of input columns, or channel",
                        p->group_size);
     if (p->quantize_embeddings && p->embedding_bits && p->embedding_bits != 8 && p->embedding_bits != 4 &&
         p->embedding_bits != 2)
         return qb_fail(err, QB_ERR_ARG, "--embedding-bits %d: 8, 4 or 2", p->embedding_bits);
+    st = check_unused_options(p, err);
+    if (st) return st;
     if (p->int8_attention && p->method != QB_QUANT_STATIC)
         return qb_fail(err, QB_ERR_ARG, "int8 attention needs --method static (its scales come from calibration)");
     return check_compensation(p, err);
