@@ -418,13 +418,29 @@ def main():
                         "weight-only4": ["--method", "weight-only", "--bits", "4"],
                         "fp16": ["--method", "fp16"],
                         "dynamic4-emb": ["--method", "dynamic", "--bits", "4", "--quantize-embeddings"]}
-            for name, args in variants.items():
+            # the binders of every linear format, for fuzz_quantized_model
+            formats = {"bf16": ["--method", "bf16"],
+                       "dynamic3-zp": ["--method", "dynamic", "--bits", "3", "--weight-zero-point"],
+                       "dynamic2-emb2": ["--method", "dynamic", "--bits", "2", "--quantize-embeddings"],
+                       "ternary": ["--method", "dynamic", "--bits", "ternary", "--group-size", "channel"],
+                       "weight-only4-zp": ["--method", "weight-only", "--bits", "4", "--group-size", "4",
+                                           "--weight-zero-point"],
+                       "kmeans3": ["--method", "weight-only", "--bits", "3", "--codebook", "kmeans"],
+                       "mixed": ["--method", "dynamic", "--precision-map", os.path.join(tmp, "map.json")]}
+            with open(os.path.join(tmp, "map.json"), "w") as f:
+                json.dump({"*.query": "int4", "*.key": "kmeans2", "*.value": "ternary-weight-only",
+                           "*.intermediate.dense": "fp16", "*.output.dense": "int8-dynamic"}, f)
+            for name, args in list(variants.items()) + list(formats.items()):
                 out = os.path.join(tmp, name)
                 run("quantize", src, "-o", out, *args)
                 cfg = read(os.path.join(out, "config.json"))
+                weights = read(os.path.join(out, "model.safetensors"))
+                put("quantized_model", name, cfg + b"\n\0\n" + weights)
+                if name in formats:
+                    continue
                 put("config", "quantized-%s.json" % name, cfg)
                 put("json", "quantized-%s.json" % name, cfg)
-                put("safetensors", "quantized-%s.safetensors" % name, read(os.path.join(out, "model.safetensors")))
+                put("safetensors", "quantized-%s.safetensors" % name, weights)
     tokenizer_json_seeds(a.shared)
 
     if a.fuzz_build:
