@@ -5,6 +5,7 @@
  * a time, until the whole model is within the budget, and writes the
  * precision map that `qbert quantize --precision-map` and `qbert compare`
  * (method mixed) use. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,20 +26,23 @@ static const char help[] =
     "every linear at once the same way; a layer that alone loses more than the whole\n"
     "model, beyond noise, is named.  Writes sensitivity.md/.json/.csv and\n"
     "sensitivity.svg (bars of the drop, or of the SQNR when no layer changes the\n"
-    "accuracy).  The suggested map lists only the layers to keep in fp16, over the\n"
-    "method's own plan (the classifier stays fp32, as in qbert quantize).\n"
+    "accuracy).  The suggested map gives the layers their formats: below 8 bits\n"
+    "every linear, at 8 bits only those raised to fp16 (the classifier stays fp32,\n"
+    "as in qbert quantize).  The quantized models it runs are scratch, removed at\n"
+    "the end; a failed run leaves no REPORT_DIR it created.\n"
     "\n"
     "  --method M         dynamic (default) or static\n"
     "  --bits B           the quantized layers' weights: 8 (default, int8), 4, 3 or 2\n"
     "                     (packed, groups of 128); --suggest then raises the most\n"
     "                     sensitive layers a step at a time (B -> 4 -> 8 -> fp16)\n"
     "                     until the budget holds: the smallest map found greedily\n"
-    "  --calib FILE       calibration texts (static; calibrated once)\n"
+    "  --calib FILE       calibration texts (--method static; calibrated once)\n"
     "  --calib-n N        calibration texts (default 512)\n"
     "  --suggest DROP     keep the most sensitive layers in FP16 until the fully\n"
     "                     quantized model loses at most DROP points on --data; writes\n"
     "                     REPORT_DIR/precision_map.json\n"
-    "  --holdout FILE     a second split on which the suggested map is also reported\n"
+    "  --holdout FILE     with --suggest: a second split the suggested map is also\n"
+    "                     scored on\n"
     "  --task T, --limit N, --max-length L, --threads N   as in eval\n";
 
 typedef struct {
@@ -48,6 +52,7 @@ typedef struct {
     int bits;       /* the layers' weights: 8, 4, 3 or 2 */
     int calib_n, limit, max_length, threads;
     char stats[4200]; /* calibration statistics, computed once */
+    bool created;     /* REPORT_DIR is this run's */
 } sens_args;
 
 static int parse_args(int argc, char **argv, sens_args *a) {
@@ -67,9 +72,11 @@ static int parse_args(int argc, char **argv, sens_args *a) {
                 rc = qb_usage_error("sensitivity", "--method is dynamic or static, not '%s'", v);
             a->method = strcmp(v, "static") ? QB_QUANT_DYNAMIC : QB_QUANT_STATIC;
         } else if ((v = qb_arg_value("--bits", &i, argc, argv))) {
-            rc = !qb_arg_int("sensitivity", "--bits", v, 2, 8, &a->bits);
-            if (!rc && a->bits > 4 && a->bits != 8)
-                rc = qb_usage_error("sensitivity", "--bits is 8, 4, 3 or 2, not %s", v);
+            char *end;
+            long b = strtol(v, &end, 10);
+            if (*end || end == v || (b != 8 && (b < 2 || b > 4)))
+                rc = qb_usage_error("sensitivity", "--bits is 8, 4, 3 or 2, not '%s'", v);
+            a->bits = (int)b;
         } else if ((v = qb_arg_value("--suggest", &i, argc, argv))) {
             char *end;
             a->suggest = strtod(v, &end);
@@ -88,6 +95,13 @@ static int parse_args(int argc, char **argv, sens_args *a) {
     if (!a->data) return qb_usage_error("sensitivity", "missing --data FILE");
     if (!a->out) return qb_usage_error("sensitivity", "missing -o REPORT_DIR");
     if (a->method == QB_QUANT_STATIC && !a->calib) return qb_usage_error("sensitivity", "--method static needs --calib FILE");
+    if (a->method != QB_QUANT_STATIC && a->calib)
+        return qb_usage_error("sensitivity", "--calib calibrates static inputs: it goes with --method static");
+    if (a->holdout && a->suggest < 0)
+        return qb_usage_error("sensitivity", "--holdout scores the suggested map: it goes with --suggest");
+    const char *in[] = {a->data, a->calib, a->holdout};
+    for (size_t k = 0; k < sizeof in / sizeof *in; k++)
+        if (in[k] && !qb_file_exists(in[k])) return qb_usage_error("sensitivity", "%s: no such file", in[k]);
     return QB_EXIT_OK;
 }
 
@@ -285,7 +299,28 @@ static qb_status suggest(const sens_args *a, const qb_model *m, analysis *an, do
     return st;
 }
 
-static qb_status run(const sens_args *a, const qb_model *m, analysis *an, qb_error *err) {
+/* REPORT_DIR, made once the model has scored its data: a run that fails
+ * before has written nothing. */
+static qb_status make_report_dir(sens_args *a, qb_error *err) {
+    if (mkdir(a->out, 0755) == 0) a->created = true;
+    else if (errno != EEXIST) return qb_fail(err, QB_ERR_IO, "%s: cannot create it: %s", a->out, strerror(errno));
+    return QB_OK;
+}
+
+/* The scratch models and maps; a REPORT_DIR this run made, whole, if it failed. */
+static void remove_scratch(const sens_args *a, bool failed) {
+    static const char *const scratch[] = {".one-layer-model", ".suggested-model", ".one-layer-map.json",
+                                          ".whole-map.json"};
+    char p[4400];
+    if (failed && a->created) {
+        qb_remove_tree(a->out);
+        return;
+    }
+    for (size_t k = 0; k < sizeof scratch / sizeof *scratch; k++)
+        if (qb_path_join(p, sizeof p, a->out, scratch[k])) qb_remove_tree(p);
+}
+
+static qb_status run(sens_args *a, const qb_model *m, analysis *an, qb_error *err) {
     qb_eval_result r;
     qb_status st = evaluate(a, a->dir, a->data, NULL, &r, err);
     if (st) return st;
@@ -297,6 +332,7 @@ static qb_status run(const sens_args *a, const qb_model *m, analysis *an, qb_err
     an->s.meta.n_truncated = r.n_truncated;
     qb_eval_result_free(&r);
     snprintf(an->s.method, sizeof an->s.method, "%s", qb_quant_method_name(a->method));
+    if ((st = make_report_dir(a, err))) return st;
     if (a->method == QB_QUANT_STATIC) {
         qb_quant_params p = qb_quant_default_params(QB_QUANT_STATIC);
         p.calib_file = a->calib;
@@ -337,7 +373,6 @@ int qb_cmd_sensitivity(int argc, char **argv) {
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (!a.threads) a.threads = qb_default_threads();
-    mkdir(a.out, 0755);
     snprintf(a.stats, sizeof a.stats, "%s/calibration.json", a.out);
     qb_model *m = qb_cli_load("sensitivity", a.dir, a.threads, NULL);
     if (!m) return QB_EXIT_FAIL;
@@ -346,6 +381,7 @@ int qb_cmd_sensitivity(int argc, char **argv) {
     qb_error err = {0};
     rc = list_linears(m, &an);
     if (!rc && run(&a, m, &an, &err)) rc = qb_report_error("sensitivity", &err);
+    remove_scratch(&a, rc != 0);
     if (!rc) printf("wrote %s/sensitivity.md, .json, .csv, .svg\n", a.out);
     for (int i = 0; i < an.n; i++) free(an.names[i]);
     free(an.names);

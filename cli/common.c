@@ -17,7 +17,9 @@ const char *qb_arg_value(const char *name, int *i, int argc, char **argv) {
     if (strncmp(argv[*i], name, n) != 0) return NULL;
     if (argv[*i][n] == '=') return argv[*i] + n + 1;
     if (argv[*i][n] != 0) return NULL;
-    if (*i + 1 >= argc) {
+    /* "--opt --next": the value was forgotten (one that begins with "--"
+     * can still be given as --opt=VALUE) */
+    if (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2)) {
         fprintf(stderr, "qbert: %s needs a value\n", name);
         exit(QB_EXIT_USAGE);
     }

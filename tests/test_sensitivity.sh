@@ -21,6 +21,7 @@ sens() {
   local layers; layers=$(json_get "$out/sensitivity.json" 'len(j["rows"])')
   check "$1: one row per linear ($layers)" test "$layers" -eq "$7"
   check "$1: holdout reported" grep -q "on the holdout" "$out.out"
+  check "$1: no scratch models left" test -z "$(ls -A "$out" | grep '^\.')"
   check "$1: whole model measured beside the single layers" \
     $PY -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(j['whole_accuracy'] is None)" "$out/sensitivity.json"
   # the budget, checked with the ordinary commands
@@ -38,4 +39,15 @@ sens albert-mini-sst2 sst2/dev.tsv sst2/train.tsv 66 accuracy 0.0 9
 sens bert-mini-conll conll2003/valid.txt conll2003/test.txt 128 entity_f1 0.5 25 2
 check "--bits 2: the map names every layer but the classifier, on the ladder" test "$(json_get "$TMP/bert-mini-conll2/precision_map.json" \
   'len(j) == 24 and set(j.values()) <= {"int2", "int4", "int8", "fp16"}')" = True
+# a failed run leaves no REPORT_DIR it made; options that would do nothing are refused
+: >"$TMP/empty.tsv"
+"$QBERT" sensitivity "$SHARED/models/bert-mini-conll" --data "$TMP/empty.tsv" -o "$TMP/failed" 2>"$TMP/err"
+rc=$?
+check "empty data refused ($(head -c 100 "$TMP/err"))" test $rc -eq 1 -a ! -e "$TMP/failed"
+"$QBERT" sensitivity "$SHARED/models/bert-mini-conll" --data "$SHARED/data/conll2003/valid.txt" \
+  --holdout "$TMP/missing.txt" -o "$TMP/failed" 2>"$TMP/err"
+check "--holdout without --suggest refused" test $? -eq 2 -a ! -e "$TMP/failed"
+"$QBERT" sensitivity "$SHARED/models/bert-mini-conll" --data "$SHARED/data/conll2003/valid.txt" \
+  --calib "$SHARED/data/conll2003/valid.txt" -o "$TMP/failed" 2>"$TMP/err"
+check "--calib without --method static refused" test $? -eq 2 -a ! -e "$TMP/failed"
 finish
