@@ -90,6 +90,20 @@ bad_teacher() { # bad_teacher WHAT DIR PATTERN
 }
 [ -e "$SHARED/models/bert-mini-conll" ] && bad_teacher labels "$SHARED/models/bert-mini-conll" "labels"
 [ -e "$SHARED/models/albert-mini-sst2" ] && bad_teacher tokenizer "$SHARED/models/albert-mini-sst2" "tokenizer"
+printf 'sentence\tlabel\ngood movie\t1\ndull\t5\n' >"$TMP/dev5.tsv"
+"$QBERT" qat "$M" --data "$TMP/train.tsv" --limit $SN --eval "$TMP/dev5.tsv" -o "$TMP/bad" --bits 4 >/dev/null 2>"$TMP/bad.err"
+rc=$?
+check "a DEV label the training data lacks: exit 1, no OUT_DIR" test $rc -eq 1 -a ! -e "$TMP/bad"
+check "  named with its line" grep -q "dev5.tsv:3: label '5' never occurs in the training data" "$TMP/bad.err"
+# a sentence model retrained on tags: the pooler the token graph never runs stays FP32
+CONLL=$SHARED/data/conll2003
+if [ -e "$CONLL/train.txt" ]; then
+  "$QBERT" qat "$M" --data "$CONLL/train.txt" --limit $SN --eval "$CONLL/valid.txt" --eval-limit $SEV --max-length 32 \
+    --bits 4 -o "$TMP/qner" >"$TMP/qner.txt" 2>"$TMP/qner.err"
+  check "qat of a sentence model on CoNLL tags ($(head -c 100 "$TMP/qner.err"))" test -f "$TMP/qner/model.safetensors"
+  check "  a token model, int4 but the classifier" \
+    bash -c "'$QBERT' info '$TMP/qner' | grep -q 'token-classification' && '$QBERT' info '$TMP/qner' | grep -q '1 fp32, 24 int4'"
+fi
 
 # --resume: an uninterrupted run, then the same run killed with SIGKILL at
 # random moments and resumed until it finishes: the same bytes.
@@ -118,6 +132,11 @@ check "killed at least once" test $kills -ge 1
 check "killed and resumed == uninterrupted (byte-identical int8 model)" \
   cmp -s "$TMP/full/model.safetensors" "$TMP/kill/model.safetensors"
 check "resume: no temporary files left" bash -c "! ls -d '$TMP'/kill.*tmp* '$TMP'/*.old-* 2>/dev/null"
+check "resume: an epoch with its conversion takes no less than its training" $PY - "$TMP/resume.txt" <<'PYEOF'
+import re, sys
+m = re.search(r"time per epoch: ([0-9.]+) s training.*, ([0-9.]+) s with conversion", open(sys.argv[1]).read())
+sys.exit(0 if m and float(m.group(2)) >= float(m.group(1)) else 1)
+PYEOF
 
 # resuming under other settings, or from a missing or broken state, fails clearly
 "$QBERT" qat "$M" "${COMMON[@]}" --epochs 2 --save-every 3 --seed 5 -o "$TMP/s" --state "$TMP/s.state" --limit 80 \

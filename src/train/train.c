@@ -549,7 +549,7 @@ static qb_status train_all(run *r, qb_error *err) {
     ap.warmup_steps = (long)(p->warmup_ratio * (float)ap.total_steps);
     qb_status st = QB_OK;
     int first = r->at.epoch;
-    double t0 = now_s();
+    double t0 = now_s(), trained_before = r->at.train_s;
     while (!st && r->at.epoch < p->epochs) {
         int epoch = r->at.epoch + 1;
         st = train_epoch(r, &ap, err);
@@ -558,10 +558,13 @@ static qb_status train_all(run *r, qb_error *err) {
     }
     r->rep->steps = r->at.steps;
     r->rep->examples_per_s = r->at.train_s > 0 ? (double)r->at.trained / r->at.train_s : 0;
-    /* training time is kept across --resume; wall time only for this run's epochs */
+    /* Training time is kept across --resume, the rest (conversion, DEV
+     * scoring) is this run's: an epoch resumed midway counts both halves of
+     * its training and its own conversion once. */
     int done = r->rep->epochs_run;
+    double rest = (now_s() - t0) - (r->at.train_s - trained_before);
     r->rep->epoch_seconds = done ? r->at.train_s / done : 0;
-    r->rep->epoch_total_seconds = done > first ? (now_s() - t0) / (done - first) : 0;
+    r->rep->epoch_total_seconds = done > first ? r->rep->epoch_seconds + rest / (done - first) : 0;
     return st;
 }
 

@@ -35,9 +35,14 @@ static int cmp_int_label(const void *a, const void *b) {
 
 static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static qb_status add_label(qb_label_set *ls, int *cap, const char *name, qb_error *err) {
+static bool has_label(const qb_label_set *ls, const char *name) {
     for (int i = 0; i < ls->n; i++)
-        if (!strcmp(ls->names[i], name)) return QB_OK;
+        if (!strcmp(ls->names[i], name)) return true;
+    return false;
+}
+
+static qb_status add_label(qb_label_set *ls, int *cap, const char *name, qb_error *err) {
+    if (has_label(ls, name)) return QB_OK;
     if (ls->n == *cap) {
         int c = *cap ? 2 * *cap : 16;
         char **grown = realloc(ls->names, (size_t)c * sizeof *grown);
@@ -64,11 +69,23 @@ static qb_status add_dataset_labels(qb_label_set *ls, int *cap, const qb_dataset
     return st;
 }
 
+/* A sentence label only DEV has would get a head row no example trains
+ * (tags are many and rare: a short --limit may miss some, so DEV adds them). */
+static qb_status check_dev_labels(const qb_label_set *ls, const qb_dataset *dev, const qb_dataset *train,
+                                  qb_error *err) {
+    for (int i = 0; !ls->token_task && i < dev->n; i++)
+        if (dev->ex[i].label && !has_label(ls, dev->ex[i].label))
+            return qb_fail(err, QB_ERR_FORMAT, "%s:%d: label '%s' never occurs in the training data %s", dev->path,
+                           dev->ex[i].line, dev->ex[i].label, train->path);
+    return QB_OK;
+}
+
 qb_status qb_label_set_collect(const qb_dataset *train, const qb_dataset *dev, qb_label_set *ls, qb_error *err) {
     memset(ls, 0, sizeof *ls);
     ls->token_task = train->format == QB_DATA_CONLL;
     int cap = 0;
     qb_status st = add_dataset_labels(ls, &cap, train, err);
+    if (!st && dev) st = check_dev_labels(ls, dev, train, err);
     if (!st && dev) st = add_dataset_labels(ls, &cap, dev, err);
     if (!st && ls->n < 2)
         st = qb_fail(err, QB_ERR_FORMAT, "%s: %d distinct label%s; training needs at least 2", train->path, ls->n,
