@@ -54,7 +54,7 @@ static void print_text(const eval_args *a, const qb_model *m, const qb_eval_resu
     printf("accuracy     %.4f  (%lld/%lld%s)\n", r->accuracy, r->correct, r->total, r->token_task ? " words" : "");
     printf("macro-F1     %.4f\n", r->macro_f1);
     if (r->agreement_n)
-        printf("agreement    %.4f with %s (%lld %s), logits: SQNR %.2f dB, KL %.3g, cosine %.6f\n",
+        printf("agreement    %.4f with %s (%lld %s), logits: SQNR %.2f dB, KL %.3g, mean cosine per example %.6f\n",
                r->agreement, a->reference, r->agreement_n, r->token_task ? "words" : "predictions", r->sqnr_db,
                r->kl, r->cosine);
     if (r->token_task)

@@ -32,7 +32,7 @@ static const char help_quantize[] =
     "                        (--granularity per-tensor: one scale for the matrix)\n"
     "  --weight-zero-point   low-bit grids: asymmetric, a zero point per group\n"
     "  --codebook kmeans     weight sharing: 2^bits FP16 centroids per row found by\n"
-    "                        k-means (never worse than the row's uniform grid);\n"
+    "                        k-means (to nearest, never worse than the row's grid);\n"
     "                        runs weight-only\n"
     "  --keep PATTERN        keep matching linears in FP32 (glob over names such as\n"
     "                        'bert.encoder.layer.0.*'; repeatable)\n"
@@ -246,7 +246,10 @@ static void print_report(const quant_args *a, const qb_quant_report *r) {
     if (r->n_lowbit) printf("%d low-bit, ", r->n_lowbit);
     printf("%d int8, %d fp16, %d bf16, %d fp32\n", r->n_int8, r->n_fp16, r->n_bf16, r->n_fp32);
     if (r->weight_sqnr_db > 0) printf("weights      SQNR %.2f dB against FP32\n", r->weight_sqnr_db);
-    if (r->grid_sqnr_db > 0)
+    if (r->grid_sqnr_db > 0 && a->p.gptq) /* its codebooks give up weight error for output error */
+        printf("codebooks    %.2f dB of weight SQNR after GPTQ, which lowers the output error instead; the rows' "
+               "uniform grids rounded to nearest: %.2f dB\n", r->codebook_sqnr_db, r->grid_sqnr_db);
+    else if (r->grid_sqnr_db > 0)
         printf("codebooks    %.2f dB; their rows' uniform grids %.2f dB; %d linear(s) below the grid, "
                "smallest margin %+.2f dB\n", r->codebook_sqnr_db, r->grid_sqnr_db, r->n_below_grid, r->min_margin_db);
     if (r->calib_used) printf("calibration  %d texts\n", r->calib_used);

@@ -50,6 +50,9 @@ PYEOF
 quant rtn4 "$M" --method dynamic --bits 4
 quant gptq4 "$M" --method dynamic --bits 4 --rounding gptq --calib "$TMP/calib.tsv" --max-length 66
 check "quantize --rounding gptq" test $? -eq 0
+check "config records the rounding and its texts" test "$(json_get "$TMP/gptq4/config.json" \
+  '*[j["quantization_config"]["compensation"][k] for k in ("rounding", "bias_correction")], j["quantization_config"]["compensation"]["calibration_n"] > 0')" \
+  = "gptq False True"
 read -r lower total _ <<<"$(layers rtn4 gptq4)"
 check "gptq4: lower output MSE than rtn4 on $lower of $total linears (>= 90%)" test $((lower * 10)) -ge $((total * 9))
 rtn_db=$(fidelity rtn4 "$M" sqnr_db) gptq_db=$(fidelity gptq4 "$M" sqnr_db)

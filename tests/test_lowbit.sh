@@ -49,7 +49,7 @@ quant int2 "$M" --method dynamic --bits 2 --weight-zero-point --group-size chann
 check "int2 with zero points per row and 2-bit embeddings runs" agrees int2 "$M" 0.4
 check "int2 writes zero points" grep -q '_zero_point' "$TMP/int2/model.safetensors"
 check "  info: a scale per row, and the zero points in the bits" bash -c \
-  "'$QBERT' info '$TMP/int2' | grep -q '25 int2 (a scale per row), 2.1 bits per linear weight'"
+  "'$QBERT' info '$TMP/int2' | grep -q '25 int2 (a scale per row, zero points), 2.1 bits per linear weight'"
 quant tern "$M" --method dynamic --bits ternary --quantize-embeddings
 check "ternary runs" agrees tern "$M" 0.4
 "$QBERT" info "$TMP/tern" >"$TMP/tern.info"

@@ -219,8 +219,10 @@ static void summarize_quant(qb_model *m) {
         int c = count_format(m, qb_linear_format_at(f));
         if (c) summary_add(m, &n, ", %d %s", c, qb_linear_format_at(f)->name);
     }
-    if (q->group_size && has_grouped(m))
-        summary_add(m, &n, q->group_size == QB_GROUP_ROW ? " (a scale per row)" : " (groups of %d)", q->group_size);
+    if (q->group_size && has_grouped(m)) {
+        summary_add(m, &n, q->group_size == QB_GROUP_ROW ? " (a scale per row" : " (groups of %d", q->group_size);
+        summary_add(m, &n, q->zero_points == 1 ? ", zero points)" : ")");
+    }
     if (weights > 0) summary_add(m, &n, ", %.1f bits per linear weight (scales included)", bits / weights);
     if (q->attention_int8) summary_add(m, &n, "; int8 attention");
     if (m->word_emb_q) summary_add(m, &n, "; int8 word embeddings");

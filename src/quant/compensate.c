@@ -253,6 +253,7 @@ static qb_status block_inputs_open(const qb_model *wm, const qb_quant_params *p,
     bi->app = bi->next_id = -1;
     *out = bi;
     qb_status st = qb_calib_texts_open(wm, p, &bi->texts, err);
+    if (!st && job->texts_used) *job->texts_used = bi->texts.ds.n;
     if (!st) bi->keep = block_inputs_fit(wm, p, &bi->texts, job);
     if (!st && !(bi->x = calloc((size_t)bi->texts.batches + 1, sizeof *bi->x)))
         st = qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");

@@ -42,6 +42,7 @@ typedef struct {
     void *ctx;
     char *note;                    /* or NULL: a one-line note on how it ran */
     size_t note_size;
+    int *texts_used;               /* or NULL: set to the calibration texts it ran */
 } qb_comp_job;
 
 /* Quantizes job->which in sequence through job->push; with bias

@@ -284,7 +284,8 @@ static qb_status compensate(quant_job *q, qb_st_list *o, weight_errors *we, qb_e
     qb_comp_job job = {.pool = q->pool, .which = which, .in_smooth = (const float *const *)q->in_smooth,
                        .weights = (const float *const *)q->smoothed, .gptq = q->p->gptq,
                        .bias_correction = q->p->bias_correction, .push = push_compensated, .ctx = &c,
-                       .note = q->rep->warning, .note_size = sizeof q->rep->warning};
+                       .note = q->rep->warning, .note_size = sizeof q->rep->warning,
+                       .texts_used = &q->rep->calib_used};
     qb_status st = qb_compensate(m, q->p, &job, q->bias, err);
     free(which);
     return st;
@@ -395,6 +396,22 @@ static bool put_modules(json_t *qc, const quant_job *q) {
     return qb_json_set(qc, "modules", mods) && ok;
 }
 
+/* What changed the rounding, so two files from one method can be told
+ * apart (readers need nothing of it: the tensors hold the result). */
+static json_t *compensation_json(const quant_job *q) {
+    const qb_quant_params *p = q->p;
+    json_t *c = json_object();
+    bool ok = c && qb_json_set(c, "rounding", json_string(p->gptq ? "gptq" : "nearest"));
+    if (p->gptq)
+        ok = ok && qb_json_set(c, "gptq_damp", json_real(p->gptq_damp)) &&
+             qb_json_set(c, "gptq_act_order", json_boolean(p->gptq_act_order));
+    ok = ok && qb_json_set(c, "bias_correction", json_boolean(p->bias_correction));
+    if (p->smoothquant) ok = ok && qb_json_set(c, "smoothquant_alpha", json_real(p->smooth_alpha));
+    ok = ok && qb_json_set(c, "calibration_file", qb_json_strn(p->calib_file, strlen(p->calib_file))) &&
+         qb_json_set(c, "calibration_n", json_integer(q->rep->calib_used));
+    return qb_json_built(c, ok);
+}
+
 static json_t *quant_config_json(const quant_job *q) {
     const qb_quant_params *p = q->p;
     json_t *qc = json_object();
@@ -413,6 +430,7 @@ static json_t *quant_config_json(const quant_job *q) {
              qb_json_set(cal, "sha256", json_string(c->sha256)) && qb_json_set(cal, "n", json_integer(c->used));
         ok = qb_json_set(qc, "calibration", cal) && ok;
     }
+    if (ok && (p->gptq || p->bias_correction || p->smoothquant)) ok = qb_json_set(qc, "compensation", compensation_json(q));
     ok = ok && put_modules(qc, q);
     return qb_json_built(qc, ok);
 }
