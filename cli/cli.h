@@ -43,6 +43,9 @@ const char *qb_arg_value(const char *name, int *i, int argc, char **argv);
 const char *qb_arg_path(const char *name, int *i, int argc, char **argv);
 bool qb_arg_int(const char *cmd, const char *name, const char *v, int lo, int hi, int *out);
 bool qb_arg_double(const char *cmd, const char *name, const char *v, double lo, double hi, double *out);
+/* --bits V: one of the widths (bit b set: b bits), else a usage message
+ * listing them (and "or ternary" where the caller takes that too). */
+bool qb_arg_bits(const char *cmd, const char *v, unsigned widths, bool ternary, int *out);
 /* "1,8,32" into out[]; returns the count or -1 (message printed). */
 int qb_arg_int_list(const char *cmd, const char *name, const char *v, int *out, int cap);
 int qb_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -118,11 +118,7 @@ static int parse_bits(const char *v, qb_quant_params *p) {
         p->ternary = 1;
         return QB_EXIT_OK;
     }
-    char *end;
-    long b = strtol(v, &end, 10);
-    if (*end || end == v || (b != 8 && (b < 2 || b > 4)))
-        return qb_usage_error("quantize", "--bits is 8, 4, 3, 2 or ternary, not '%s'", v);
-    p->bits = (int)b;
+    if (!qb_arg_bits("quantize", v, 0x11c, true, &p->bits)) return QB_EXIT_USAGE;
     p->ternary = 0;
     return QB_EXIT_OK;
 }

@@ -72,11 +72,7 @@ static int parse_args(int argc, char **argv, sens_args *a) {
                 rc = qb_usage_error("sensitivity", "--method is dynamic or static, not '%s'", v);
             a->method = strcmp(v, "static") ? QB_QUANT_DYNAMIC : QB_QUANT_STATIC;
         } else if ((v = qb_arg_value("--bits", &i, argc, argv))) {
-            char *end;
-            long b = strtol(v, &end, 10);
-            if (*end || end == v || (b != 8 && (b < 2 || b > 4)))
-                rc = qb_usage_error("sensitivity", "--bits is 8, 4, 3 or 2, not '%s'", v);
-            a->bits = (int)b;
+            rc = !qb_arg_bits("sensitivity", v, 0x11c, false, &a->bits);
         } else if ((v = qb_arg_value("--suggest", &i, argc, argv))) {
             char *end;
             a->suggest = strtod(v, &end);

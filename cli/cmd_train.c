@@ -137,7 +137,7 @@ static int parse_qat_option(int *i, int argc, char **argv, train_args *a, int *r
     int n;
     if ((v = qb_arg_value("--bits", i, argc, argv))) {
         p->qat_ternary = !strcmp(v, "ternary");
-        if (!p->qat_ternary && !qb_arg_int("qat", "--bits", v, 2, 8, &p->qat_bits)) *rc = QB_EXIT_USAGE;
+        if (!p->qat_ternary && !qb_arg_bits("qat", v, 0x1fc, true, &p->qat_bits)) *rc = QB_EXIT_USAGE;
     } else if ((v = qb_arg_value("--group-size", i, argc, argv))) {
         if (!strcmp(v, "channel")) p->qat_group_size = -1;
         else if (!qb_arg_int("qat", "--group-size", v, 1, 1 << 20, &p->qat_group_size)) *rc = QB_EXIT_USAGE;

@@ -46,6 +46,24 @@ bool qb_arg_int(const char *cmd, const char *name, const char *v, int lo, int hi
     return true;
 }
 
+bool qb_arg_bits(const char *cmd, const char *v, unsigned widths, bool ternary, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*v && !*end && x >= 0 && x < 32 && (widths >> x & 1)) {
+        *out = (int)x;
+        return true;
+    }
+    char list[80] = "";
+    size_t n = 0;
+    for (int b = 31; b >= 0; b--)
+        if (widths >> b & 1) {
+            bool last = !(widths & ((1u << b) - 1)) && !ternary;
+            n += (size_t)snprintf(list + n, sizeof list - n, "%s%d", !n ? "" : last ? " or " : ", ", b);
+        }
+    qb_usage_error(cmd, "--bits is %s%s, not '%s'", list, ternary ? " or ternary" : "", v);
+    return false;
+}
+
 bool qb_arg_double(const char *cmd, const char *name, const char *v, double lo, double hi, double *out) {
     char *end;
     double x = strtod(v, &end);
