@@ -38,6 +38,29 @@ check "--pooling mean+max --no-normalize" \
 "$QBERT" embed "$M" "a gripping film" --pooling cls --normalize >"$TMP/c.jsonl"
 check "a classifier embeds like its encoder" test "$(head -1 "$TMP/e.jsonl")" = "$(cat "$TMP/c.jsonl")"
 
+# the length: --max-length, else max_seq_length, else tokenizer.json's
+# truncation (a default transformers and sentence-transformers override)
+T=$TMP/trunc
+cp -r "$B" "$T"
+$PY - "$M/vocab.txt" "$T/tokenizer.json" <<'PYEOF'
+import json, sys
+vocab = {w.rstrip("\n"): i for i, w in enumerate(open(sys.argv[1], encoding="utf-8"))}
+json.dump({"version": "1.0", "truncation": {"max_length": 8, "strategy": "LongestFirst", "stride": 0},
+           "padding": None, "added_tokens": [], "decoder": None,
+           "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                          "strip_accents": None, "lowercase": True},
+           "pre_tokenizer": {"type": "BertPreTokenizer"},
+           "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", vocab["[SEP]"]], "cls": ["[CLS]", vocab["[CLS]"]]},
+           "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                     "max_input_chars_per_word": 100, "vocab": vocab}}, open(sys.argv[2], "w"))
+PYEOF
+long="$(printf 'word %.0s' $(seq 40))"
+ids() { "$QBERT" embed "$T" "$long" "$@" | $PY -c "import json, sys; print(len(json.loads(sys.stdin.readline())['input_ids']))"; }
+check "max_seq_length 16 over tokenizer.json's truncation 8" test "$(ids)" = 16
+check "--max-length 12 over both" test "$(ids --max-length 12)" = 12
+rm "$T/sentence_bert_config.json"
+check "tokenizer.json's 8 where nothing else says" test "$(ids)" = 8
+
 # --input and npy
 printf 'first line\n\nthird line\r\n' >"$TMP/in.txt"
 "$QBERT" embed "$B" --input "$TMP/in.txt" >"$TMP/in.jsonl"

@@ -114,6 +114,8 @@ size_t qb_tokenizer_bytes(const qb_tokenizer *t) {
     return n;
 }
 
+int qb_tokenizer_truncation(const qb_tokenizer *t) { return t->max_length; }
+
 qb_tok_kind qb_tokenizer_kind(const qb_tokenizer *t) { return t->kind; }
 
 const char *qb_tokenizer_describe(const qb_tokenizer *t) { return t->desc; }
@@ -299,12 +301,12 @@ int qb_tok_template_items(const qb_tokenizer *t, bool has_pair, const qb_tok_ite
     return k;
 }
 
-/* The template of a text (or a pair) and the length it may fill: t's own
- * cap applied, room for the special tokens checked. */
+/* The template of a text (or a pair), room for its special tokens checked
+ * against the caller's max_length: that is the length, as transformers
+ * sets its own over tokenizer.json's truncation on every call. */
 static qb_status tok_template(const qb_tokenizer *t, bool has_pair, int *max_length, const qb_tok_item **it,
                               int *n_it, int *specials, qb_error *err) {
     *specials = qb_tok_template_items(t, has_pair, it, n_it);
-    if (t->max_length > 0 && t->max_length < *max_length) *max_length = t->max_length;
     if (*max_length < *specials || *max_length < 1)
         return qb_fail(err, QB_ERR_ARG, "max_length %d leaves no room for the %d special tokens", *max_length,
                        *specials);
