@@ -295,6 +295,12 @@ bad "/similarity of a list" 400 validation "$E_PORT" /similarity '{"inputs": ["a
 bad "/similarity's parameters not an object" 400 validation "$E_PORT" /similarity \
   '{"inputs": {"source_sentence": "a", "sentences": ["b"]}, "parameters": []}'
 bad "base64 or float only" 400 validation "$E_PORT" /v1/embeddings '{"input": "a", "encoding_format": "int8"}'
+bad "dimensions it cannot give" 400 validation "$E_PORT" /v1/embeddings '{"input": "a", "dimensions": 10}'
+bad "normalize not a boolean" 400 validation "$E_PORT" /embed '{"inputs": "a", "normalize": "no"}'
+bad "truncate not a boolean" 400 validation "$E_PORT" /embed '{"inputs": "a", "truncate": 1}'
+bad "raw_scores not a boolean" 400 validation "$P_PORT" /predict '{"inputs": "a", "raw_scores": "yes"}'
+bad "add_special_tokens not a boolean" 400 validation "$E_PORT" /tokenize '{"inputs": "a", "add_special_tokens": "no"}'
+bad "skip_special_tokens not a boolean" 400 validation "$E_PORT" /decode '{"ids": [1, 2], "skip_special_tokens": 0}'
 bad "an unknown prompt_name" 422 validation "$PR_PORT" /embed '{"inputs": "a", "prompt_name": "passage"}'
 bad "prompt_name on a model without prompts" 422 validation "$E_PORT" /embed '{"inputs": "a", "prompt_name": "query"}'
 bad "prompt_name not a string" 400 validation "$PR_PORT" /embed '{"inputs": "a", "prompt_name": 3}'

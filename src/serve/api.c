@@ -199,16 +199,38 @@ static bool read_prompt(const srv_ctx *x, srv_call *c, const json_t *par, srv_re
     return true;
 }
 
+/* A boolean option (absent or null: dflt); another type is refused, as
+ * TEI's typed requests refuse it, rather than read as the default. */
+static bool read_bool(const json_t *obj, const char *key, bool dflt, bool *out, srv_reply *r) {
+    const json_t *v = json_object_get(obj, key);
+    bool given = v && !json_is_null(v);
+    *out = given ? json_is_true(v) : dflt;
+    return !given || json_is_boolean(v) || srv_error(r, 400, "validation", "\"%s\" must be true or false", key);
+}
+
+/* OpenAI's "dimensions" shortens Matryoshka embeddings, which these are
+ * not: only the model's own width is taken. */
+static bool read_dimensions(const srv_ctx *x, const json_t *d, srv_reply *r) {
+    const json_t *v = json_object_get(d, "dimensions");
+    int64_t n;
+    if (!v || json_is_null(v) || (qb_json_int(v, &n) && n == x->dim)) return true;
+    return srv_error(r, 400, "validation", "\"dimensions\": this model's embeddings have %d and cannot be shortened",
+                     x->dim);
+}
+
 static bool read_options(const srv_ctx *x, srv_call *c, srv_reply *r) {
     const json_t *d = c->doc, *fmt = json_object_get(d, "encoding_format");
     /* /similarity's options are in "parameters", as in TEI */
     const json_t *par = c->route == SRV_SIMILARITY ? json_object_get(d, "parameters") : d;
     if (par && !json_is_null(par) && !json_is_object(par))
         return srv_error(r, 400, "validation", "\"parameters\" must be an object");
-    c->truncate = qb_json_get_bool(par, "truncate", false);
-    c->normalize = c->route == SRV_OPENAI || qb_json_get_bool(d, "normalize", true);
-    c->raw_scores = qb_json_get_bool(d, "raw_scores", false);
-    c->return_text = qb_json_get_bool(d, "return_text", false);
+    bool openai = c->route == SRV_OPENAI;
+    if (!read_bool(par, "truncate", false, &c->truncate, r) ||
+        !read_bool(openai ? NULL : d, "normalize", true, &c->normalize, r) ||
+        !read_bool(d, "raw_scores", false, &c->raw_scores, r) || !read_bool(d, "return_text", false, &c->return_text, r) ||
+        (openai && !read_dimensions(x, d, r)))
+        return false;
+    c->normalize |= openai;
     c->base64 = qb_json_str_eq(fmt, "base64");
     if (fmt && !json_is_null(fmt) && !c->base64 && !qb_json_str_eq(fmt, "float"))
         return srv_error(r, 400, "validation", "\"encoding_format\" is \"float\" or \"base64\"");
@@ -267,7 +289,8 @@ static bool alloc_outputs(const srv_ctx *x, srv_job *j, bool tokens, srv_reply *
 static bool tokenize(const srv_ctx *x, srv_call *c, const srv_input *in, srv_reply *r) {
     srv_job *j = &c->job;
     bool only = c->route == SRV_TOKENIZE;
-    bool specials = qb_json_get_bool(c->doc, "add_special_tokens", true);
+    bool specials;
+    if (!read_bool(c->doc, "add_special_tokens", true, &specials, r)) return false;
     if (only && !(j->answer = json_array())) return srv_error(r, 500, "backend", "out of memory");
     if (!(j->enc = calloc((size_t)j->n, sizeof *j->enc)))
         return srv_error(r, 500, "backend", "out of memory for %d inputs", j->n);
@@ -322,7 +345,8 @@ static bool decode(const srv_ctx *x, srv_call *c, srv_reply *r) {
     const json_t *v = json_object_get(c->doc, "ids");
     bool batch = json_is_array(v) && json_is_array(json_array_get(v, 0));
     size_t n = batch ? json_array_size(v) : 1, longest = 1;
-    bool skip = qb_json_get_bool(c->doc, "skip_special_tokens", true);
+    bool skip;
+    if (!read_bool(c->doc, "skip_special_tokens", true, &skip, r)) return false;
     if (!json_is_array(v) || !json_array_size(v))
         return srv_error(r, 400, "empty", "\"ids\" must be a non-empty list of token ids, or a list of them");
     if (n > (size_t)x->p->max_client_batch_size)
