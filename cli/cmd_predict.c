@@ -53,7 +53,8 @@ static const char help[] =
     "                     entities); docs/cli-json.md lists the fields.  Every other\n"
     "                     field of a JSONL input object (or column of a tsv/csv\n"
     "                     input, as a string) comes first, as it was: an \"id\"\n"
-    "                     stays with its result\n"
+    "                     stays with its result (one named like a field above,\n"
+    "                     e.g. a gold \"label\", as \"input_label\")\n"
     "  --fields F,...     --json: only these of the fields above (input fields are\n"
     "                     always kept), e.g. --fields label,probability\n"
     "\n"
@@ -145,10 +146,26 @@ static qb_status split_input(predictor *p, const pending *in, qb_error *err) {
     return st;
 }
 
+/* The input's own fields, which come first; one named like a field the
+ * output writes ("label": an SST-2 file's gold label) is kept as
+ * "input_<name>" rather than overwritten by the prediction. */
+static bool put_input_fields(json_t *o, const json_t *extra) {
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)extra, key, v) {
+        bool clash = !strcmp(key, "line") || !strcmp(key, "error");
+        for (int f = 0; f < N_OUTPUT_FIELDS && !clash; f++) clash = !strcmp(key, output_fields[f]);
+        char name[300];
+        snprintf(name, sizeof name, "%s%s", clash ? "input_" : "", key);
+        if (json_object_set(o, name, v)) return false;
+    }
+    return true;
+}
+
 /* The members every --json line starts with: the input's own fields first. */
 static json_t *json_line(const pending *in, const qb_encoding *e, bool with_pair) {
     json_t *o = json_object();
-    bool ok = o && (!in->extra || !json_object_update(o, in->extra)) &&
+    bool ok = o && (!in->extra || put_input_fields(o, in->extra)) &&
               qb_json_set(o, "text", qb_json_strn(in->text, in->text_len));
     if (ok && with_pair && in->pair) ok = qb_json_set(o, "text_pair", qb_json_strn(in->pair, in->pair_len));
     ok = ok && qb_json_set(o, "input_ids", qb_json_ints(e->input_ids, e->n)) &&
@@ -338,7 +355,7 @@ static void emit_error(const predictor *p, const pending *in) {
     fprintf(stderr, "qbert predict: error: %s (skipped)\n", in->error);
     if (!p->json) return;
     json_t *o = json_object();
-    bool ok = o && (!in->extra || !json_object_update(o, in->extra)) &&
+    bool ok = o && (!in->extra || put_input_fields(o, in->extra)) &&
               qb_json_set(o, "line", json_integer(in->line)) &&
               qb_json_set(o, "error", qb_json_strn(in->error, strlen(in->error)));
     /* not put_json_line: --fields chooses among results, and this is none */

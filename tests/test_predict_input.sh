@@ -32,8 +32,8 @@ P --input "$TMP/dev.tsv" >"$TMP/out"
 check "tsv: the header is not classified" test "$(wc -l <"$TMP/out")" -eq 2
 check "tsv: the label column is not part of the text" test "$(cut -f3 "$TMP/out" | head -1)" = "a gripping film"
 P --input "$TMP/dev.tsv" --json >"$TMP/out"
-check "tsv: other columns carried (as strings; a gold label is replaced by the prediction)" \
-  test "$(jfield "$TMP/out" 2 'j["text"], j["label"], list(j)[0]')" = "the plot is thin negative label"
+check "tsv: other columns carried (as strings; a gold label kept as input_label beside the prediction)" \
+  test "$(jfield "$TMP/out" 2 'j["text"], j["label"], list(j)[0], j["input_label"]')" = "the plot is thin negative input_label 0"
 printf 'idx\treview\tscore\n3\ta gripping film\t5\n' >"$TMP/named.tsv"
 P --input "$TMP/named.tsv" --text-column review --json >"$TMP/out"
 check "tsv: --text-column" test "$(jfield "$TMP/out" 1 'j["idx"], j["score"], j["text"]')" = "3 5 a gripping film"

@@ -80,6 +80,17 @@ def plan(path, fmt, batch, lines_per_part):
     return parts, header
 
 
+# The fields a result line writes: an input field of one of these names is
+# kept as "input_<name>", as the CLI keeps it (a gold "label").
+_OUTPUT_FIELDS = {"text", "text_pair", "input_ids", "token_type_ids", "logits", "label", "probability", "scores",
+                  "function_to_apply", "truncated_tokens", "words", "tags", "token_logits", "entities", "line",
+                  "error"}
+
+
+def _input_fields(extra):
+    return {("input_" + k if k in _OUTPUT_FIELDS else k): v for k, v in (extra or {}).items()}
+
+
 class _Partition:
     """The CLI's flush() over one partition: results of each batch in input
     order; a bad line is reported in its place (skip) or ends the run after
@@ -148,7 +159,7 @@ class _Partition:
             if err and not self.skip:
                 self.failure = self.failure or err
                 break
-            self.out.append(jsonout.line(dict(e[3] or {}, line=e[0], error=err)) if err else rows[e[0]])
+            self.out.append(jsonout.line(dict(_input_fields(e[3]), line=e[0], error=err)) if err else rows[e[0]])
         self.pending = []
 
     def _predict(self, entries):
@@ -160,7 +171,7 @@ class _Partition:
 
     def _line(self, e, p, k):
         enc = p.encodings[k]
-        o = dict(e[3] or {})
+        o = _input_fields(e[3])
         o["text"] = e[1]
         if e[2] is not None:
             o["text_pair"] = e[2]
