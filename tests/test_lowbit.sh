@@ -165,6 +165,11 @@ expect_error "zero points the config denies" "model.safetensors: '.*_zero_point'
 d=$(edit_config zptrue int4 'q["weights"]["zero_points"] = True')
 expect_error "zero points the config promises" "model.safetensors: '${W}_zero_point' is missing but .*zero_points is true" \
   "$QBERT" info "$d"
+d=$(edit_config modx int4 'q["modules"]["bert.nonexistent"] = "int4"')
+expect_error "a module the checkpoint lacks" "config.json: .*modules names 'bert.nonexistent', whose weight" "$QBERT" info "$d"
+d=$(edit_config modi8 int4 'q["modules"]["bert.encoder.layer.0.attention.self.query"] = "int8"')
+expect_error "a known format that is not packed" "$W' is packed \(U8\) but .* gives 'int8', a format stored as I8" \
+  "$QBERT" info "$d"
 d=$(broken badtrit tern)
 $PY - "$TMP/tern/model.safetensors" "$d/model.safetensors" "$W" <<'PYEOF'
 import json, struct, sys

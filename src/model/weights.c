@@ -38,9 +38,13 @@ static const qb_linear_format *format_for(qb_binder *b, const qb_linear *l, cons
     char inputs;
     const qb_linear_format *f = named ? qb_linear_format_parse(named, &inputs) : NULL;
     if (f && f->dtype == QB_U8) return f;
-    qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' is packed (U8) but quantization_config.modules %s%s%s", b->file,
-            t->name, named ? "gives the unknown format '" : "does not name its format", named ? named : "",
-            named ? "'" : "");
+    if (f)
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' is packed (U8) but quantization_config.modules gives '%s', a "
+                "format stored as %s", b->file, t->name, named, qb_dtype_traits_of(f->dtype)->name);
+    else
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: '%s' is packed (U8) but quantization_config.modules %s%s%s", b->file,
+                t->name, named ? "gives the unknown format '" : "does not name its format", named ? named : "",
+                named ? "'" : "");
     return NULL;
 }
 
@@ -341,6 +345,21 @@ static void check_something_quantized(qb_binder *b) {
             "model.safetensors is unquantized (fp32)", m->dir, qb_quant_method_name(q->method));
 }
 
+/* Every "modules" entry names a weight of this checkpoint (one the graph
+ * may not run: a token model's pooler): another would be a config written
+ * for some other model. */
+static void check_modules_known(qb_binder *b) {
+    const qb_model *m = b->m;
+    const qb_quant_config *q = &m->cfg.quant;
+    for (int i = 0; !b->err->code && i < q->n_modules; i++) {
+        char weight[300];
+        snprintf(weight, sizeof weight, "%s.weight", q->modules[2 * i]);
+        if (!qb_safetensors_find(&m->st, weight))
+            qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config.modules names '%s', whose weight "
+                    "model.safetensors does not hold", m->dir, q->modules[2 * i]);
+    }
+}
+
 /* quantization_config.weights.format, the method's format ("modules"
  * names each linear's): a row the method makes, with its bits. */
 static void check_weights_format(qb_binder *b) {
@@ -376,6 +395,7 @@ qb_status qb_model_bind_weights(qb_model *m, int n_threads, qb_error *err) {
     bind_blocks(&b);
     bind_heads(&b);
     if (!err->code) check_something_quantized(&b);
+    check_modules_known(&b);
     qb_binder_run_packs(&b, n_threads);
     return err->code ? err->code : check_unused(m, err);
 }
