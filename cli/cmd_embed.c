@@ -28,8 +28,10 @@ static const char help[] =
     "  --input FILE|-     read texts from FILE or stdin, one a line (an empty line is\n"
     "                     the empty text); outputs keep input order\n"
     "  --pooling P        cls, mean, max, mean_sqrt_len, weightedmean, lasttoken, or\n"
-    "                     several joined by '+' (concatenated in that order, as\n"
-    "                     sentence-transformers does: cls+mean is 2 x hidden wide)\n"
+    "                     several joined by '+', each once (concatenated in\n"
+    "                     sentence-transformers' order, cls, max, mean,\n"
+    "                     mean_sqrt_len, weightedmean, lasttoken, whatever order\n"
+    "                     they are given in: cls+mean is 2 x hidden wide)\n"
     "  --normalize        L2-normalize each embedding; --no-normalize: do not\n"
     "  --max-length L     truncate to L tokens, [CLS]/[SEP] included\n"
     "  --prompt-name P    put the model's prompt P (config_sentence_transformers.json's\n"
@@ -142,7 +144,7 @@ static int parse_args(int argc, char **argv, embed_args *a) {
     if (!strcmp(a->format, "npy") && !a->out) return qb_usage_error("embed", "--format npy needs -o OUT");
     if (a->no_prompt && a->prompt_name) return qb_usage_error("embed", "give --prompt-name or --no-prompt, not both");
     if (a->pooling && !qb_pooling_parse(a->pooling))
-        return qb_usage_error("embed", "--pooling: unknown mode in '%s' (cls, mean, max, mean_sqrt_len, "
+        return qb_usage_error("embed", "--pooling: '%s' is not distinct modes (cls, mean, max, mean_sqrt_len, "
                               "weightedmean, lasttoken, joined by '+')", a->pooling);
     return QB_EXIT_OK;
 }

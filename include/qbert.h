@@ -366,7 +366,7 @@ qb_status qb_model_prompt(const qb_model *m, const char *name, const char **prom
 const char *qb_model_prompt_at(const qb_model *m, int i, const char **text, int *is_default);
 /* Parses "cls", "mean", "max", "mean_sqrt_len", "weightedmean",
  * "lasttoken" or a '+'/','-separated combination into QB_POOL_* bits; 0 if
- * a name is unknown. */
+ * a name is unknown, repeated or empty ("mean+"). */
 unsigned qb_pooling_parse(const char *names);
 /* QB_POOL_* bits as qb_pooling_parse reads them, "cls+mean", into buf
  * (cut to cap); returns buf. */

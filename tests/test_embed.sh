@@ -133,6 +133,9 @@ check "--prompt-name with --no-prompt: usage error" test $? -eq 2
 # usage errors exit 2
 "$QBERT" embed "$B" "x" --format npy >/dev/null 2>&1; check "npy needs -o" test $? -eq 2
 "$QBERT" embed "$B" "x" --pooling median >/dev/null 2>&1; check "unknown pooling" test $? -eq 2
+for p in mean+ +mean mean++cls mean+mean; do
+  "$QBERT" embed "$B" "x" --pooling "$p" >/dev/null 2>&1; check "pooling '$p' refused" test $? -eq 2
+done
 "$QBERT" embed "$B" >/dev/null 2>&1; check "no texts" test $? -eq 2
 
 # one-line errors; a failed run leaves no output file

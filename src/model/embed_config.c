@@ -29,17 +29,19 @@ static const struct {
 };
 enum { N_MODES = sizeof modes / sizeof *modes };
 
+/* Names joined by '+' (or ','), each once: an empty item ("mean+") or a
+ * repeated one ("mean+mean", which would not widen the output) is no list. */
 unsigned qb_pooling_parse(const char *names) {
     unsigned bits = 0;
-    char buf[256];
-    if (!names || strlen(names) >= sizeof buf) return 0;
-    snprintf(buf, sizeof buf, "%s", names);
-    for (char *save = NULL, *tok = strtok_r(buf, "+,", &save); tok; tok = strtok_r(NULL, "+,", &save)) {
+    for (const char *at = names; at && *at; at++) {
+        size_t n = strcspn(at, "+,");
         unsigned bit = 0;
         for (int i = 0; i < N_MODES; i++)
-            if (!strcmp(tok, modes[i].name)) bit = modes[i].bit;
-        if (!bit) return 0;
+            if (strlen(modes[i].name) == n && !strncmp(at, modes[i].name, n)) bit = modes[i].bit;
+        if (!bit || (bits & bit) || (at[n] && !at[n + 1])) return 0;
         bits |= bit;
+        at += n;
+        if (!*at) break;
     }
     return bits;
 }
