@@ -101,7 +101,10 @@ int qb_usage_error(const char *cmd, const char *fmt, ...) {
 }
 
 int qb_report_error(const char *cmd, const qb_error *err) {
-    fprintf(stderr, "qbert %s: error: %s\n", cmd, err->msg);
+    /* the library names its module ("serve: ..."): once is enough */
+    size_t n = strlen(cmd);
+    const char *msg = !strncmp(err->msg, cmd, n) && !strncmp(err->msg + n, ": ", 2) ? err->msg + n + 2 : err->msg;
+    fprintf(stderr, "qbert %s: error: %s\n", cmd, msg);
     return QB_EXIT_FAIL;
 }
 
