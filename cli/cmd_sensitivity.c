@@ -45,6 +45,12 @@ static const char help[] =
     "                     scored on\n"
     "  --task T, --limit N, --max-length L, --threads N   as in eval\n";
 
+/* Scratch in REPORT_DIR, removed when the run ends. */
+#define ONE_LAYER_MODEL ".one-layer-model"
+#define SUGGESTED_MODEL ".suggested-model"
+#define ONE_LAYER_MAP ".one-layer-map.json"
+#define WHOLE_MAP ".whole-map.json"
+
 typedef struct {
     const char *dir, *data, *out, *calib, *holdout, *task;
     qb_quant_method method;
@@ -174,8 +180,8 @@ static const char *layer_format(const sens_args *a) {
 
 static qb_status measure_each(const sens_args *a, const qb_model *m, analysis *an, qb_error *err) {
     char map[4300], qdir[4300];
-    snprintf(map, sizeof map, "%s/.one-layer-map.json", a->out);
-    snprintf(qdir, sizeof qdir, "%s/.one-layer-model", a->out);
+    snprintf(map, sizeof map, "%s/" ONE_LAYER_MAP, a->out);
+    snprintf(qdir, sizeof qdir, "%s/" ONE_LAYER_MODEL, a->out);
     double t0 = qb_now();
     for (int i = 0; i < an->n; i++) {
         qb_sensitivity_row *row = &an->s.rows[i];
@@ -206,8 +212,8 @@ static qb_status measure_each(const sens_args *a, const qb_model *m, analysis *a
  * the predictions that changed (McNemar), at most those of both models. */
 static qb_status measure_whole(const sens_args *a, const qb_model *m, analysis *an, qb_error *err) {
     char map[4300], qdir[4300];
-    snprintf(map, sizeof map, "%s/.whole-map.json", a->out);
-    snprintf(qdir, sizeof qdir, "%s/.one-layer-model", a->out);
+    snprintf(map, sizeof map, "%s/" WHOLE_MAP, a->out);
+    snprintf(qdir, sizeof qdir, "%s/" ONE_LAYER_MODEL, a->out);
     qb_eval_result r;
     qb_status st = write_map(map, layer_format(a), NULL, NULL, 0, err);
     if (!st) st = quantize_with_map(a, m, map, true, qdir, err);
@@ -253,7 +259,7 @@ static qb_status suggest(const sens_args *a, const qb_model *m, analysis *an, do
     int *level = calloc((size_t)an->n + 1, sizeof *level);
     char map[4300], qdir[4300];
     snprintf(map, sizeof map, "%s/precision_map.json", a->out);
-    snprintf(qdir, sizeof qdir, "%s/.suggested-model", a->out);
+    snprintf(qdir, sizeof qdir, "%s/" SUGGESTED_MODEL, a->out);
     qb_status st = order && names && values && level ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "sensitivity: out of memory");
     /* the classifier (last in graph order) keeps the method's fp32 */
     int n = an->n - 1;
@@ -305,8 +311,7 @@ static qb_status make_report_dir(sens_args *a, qb_error *err) {
 
 /* The scratch models and maps; a REPORT_DIR this run made, whole, if it failed. */
 static void remove_scratch(const sens_args *a, bool failed) {
-    static const char *const scratch[] = {".one-layer-model", ".suggested-model", ".one-layer-map.json",
-                                          ".whole-map.json"};
+    static const char *const scratch[] = {ONE_LAYER_MODEL, SUGGESTED_MODEL, ONE_LAYER_MAP, WHOLE_MAP};
     char p[4400];
     if (failed && a->created) {
         qb_remove_tree(a->out);
@@ -346,7 +351,7 @@ static qb_status run(sens_args *a, const qb_model *m, analysis *an, qb_error *er
         if ((st = suggest(a, m, an, &tuned, err))) return st;
         char map[4300], qdir[4300];
         snprintf(map, sizeof map, "%s/precision_map.json", a->out);
-        snprintf(qdir, sizeof qdir, "%s/.suggested-model", a->out);
+        snprintf(qdir, sizeof qdir, "%s/" SUGGESTED_MODEL, a->out);
         int kept = 0;
         for (int i = 0; i < an->n; i++) kept += an->s.rows[i].kept;
         printf("suggested map %s (%d of %d linears in fp16): on %s %.2f%% (fp32 %.2f%%, drop %.2f pt, budget %.2f pt)\n",

@@ -80,12 +80,16 @@ static bool zero_points_agree(qb_binder *b, const lowbit_row *r, const char *nam
 }
 
 /* Zero points as stored (each a code of the grid), or NULL for
- * symmetric weights, whose zero is the grid's middle (qb_lowbit_zero_point). */
-static bool bind_zero(qb_binder *b, const qb_st_tensor *t, int levels, int64_t n, const uint8_t **out) {
+ * symmetric weights, whose zero is the grid's middle (qb_lowbit_zero_point);
+ * a linear's row r checks them against the config (tables pass NULL). */
+static bool bind_zero(qb_binder *b, const lowbit_row *r, const qb_st_tensor *t, int levels, int64_t n,
+                      const uint8_t **out) {
     char name[256];
     snprintf(name, sizeof name, "%s_zero_point", t->name);
     *out = NULL;
-    if (!qb_binder_find(b, name)) return true;
+    bool present = qb_binder_find(b, name) != NULL;
+    if (r && !zero_points_agree(b, r, name, present)) return false;
+    if (!present) return true;
     const qb_st_tensor *zp = qb_binder_companion(b, t->name, "_zero_point", QB_U8, n);
     if (!zp) return false;
     const uint8_t *stored = zp->data;
@@ -153,9 +157,7 @@ static bool bind_grid(qb_binder *b, const lowbit_row *r, qb_linear *l, const qb_
     } else if (!(w->scale = bind_halves(b, sc, true))) {
         return false;
     }
-    snprintf(name, sizeof name, "%s_zero_point", t->name);
-    return zero_points_agree(b, r, name, qb_binder_find(b, name) != NULL) &&
-           bind_zero(b, t, qb_code_levels(r->code), (int64_t)l->out * w->G, &w->zero);
+    return bind_zero(b, r, t, qb_code_levels(r->code), (int64_t)l->out * w->G, &w->zero);
 }
 
 static bool bind_codebook(qb_binder *b, const lowbit_row *r, qb_linear *l, const qb_st_tensor *t,
@@ -335,7 +337,7 @@ qb_lowbit_weights *qb_lowbit_bind_table(qb_binder *b, const qb_st_tensor *t, int
                                  ? qb_binder_companion(b, t->name, "_scale", QB_F16, rows) : NULL;
     const float *scale = sc ? bind_halves(b, sc, true) : NULL;
     const uint8_t *zero = NULL;
-    if (!scale || !bind_zero(b, t, qb_code_levels(code), rows, &zero)) return NULL;
+    if (!scale || !bind_zero(b, NULL, t, qb_code_levels(code), rows, &zero)) return NULL;
     qb_lowbit_weights *w = malloc(sizeof *w);
     if (!qb_binder_own(b, w, sizeof *w)) {
         qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory", b->file);

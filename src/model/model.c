@@ -183,14 +183,18 @@ static bool has_grouped(const qb_model *m) {
     return false;
 }
 
+const qb_st_tensor *qb_model_weight_tensor(const qb_model *m, const char *linear, const char *suffix) {
+    char name[320];
+    snprintf(name, sizeof name, "%s.weight%s", linear, suffix);
+    return qb_safetensors_find(&m->st, name);
+}
+
 /* Bytes a linear's weight takes in the file, with what dequantizes it. */
 static double stored_bytes(const qb_model *m, const qb_linear *l) {
     static const char *const parts[] = {"", "_scale", "_zero_point", "_codebook"};
     double bytes = 0;
     for (size_t k = 0; k < sizeof parts / sizeof *parts; k++) {
-        char name[300];
-        snprintf(name, sizeof name, "%s.weight%s", l->name, parts[k]);
-        const qb_st_tensor *t = qb_safetensors_find(&m->st, name);
+        const qb_st_tensor *t = qb_model_weight_tensor(m, l->name, parts[k]);
         if (t) bytes += (double)t->nbytes;
     }
     return bytes;

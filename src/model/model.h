@@ -121,6 +121,8 @@ struct qb_model {
 /* Which stored block runs at position `layer` (0..num_layers-1), inner step
  * `inner`: ALBERT maps layers onto its shared groups. */
 const qb_block *qb_model_block(const qb_model *m, int layer, int inner);
+/* The file's tensor "<linear>.weight<suffix>" ("", "_scale"...), or NULL. */
+const qb_st_tensor *qb_model_weight_tensor(const qb_model *m, const char *linear, const char *suffix);
 int qb_model_inner_steps(const qb_model *m);
 
 /* 'q', 'k' or 'v' if l is a block's query, key or value linear (what

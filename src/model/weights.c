@@ -352,9 +352,7 @@ static void check_modules_known(qb_binder *b) {
     const qb_model *m = b->m;
     const qb_quant_config *q = &m->cfg.quant;
     for (int i = 0; !b->err->code && i < q->n_modules; i++) {
-        char weight[300];
-        snprintf(weight, sizeof weight, "%s.weight", q->modules[2 * i]);
-        if (!qb_safetensors_find(&m->st, weight))
+        if (!qb_model_weight_tensor(m, q->modules[2 * i], ""))
             qb_fail(b->err, QB_ERR_FORMAT, "%s/config.json: quantization_config.modules names '%s', whose weight "
                     "model.safetensors does not hold", m->dir, q->modules[2 * i]);
     }
