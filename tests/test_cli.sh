@@ -16,6 +16,7 @@ done
 "$QBERT" info "$M" >"$TMP/info.txt"
 check "info names the class" grep -q "BertForSequenceClassification" "$TMP/info.txt"
 check "info counts parameters" grep -q "parameters   11171074" "$TMP/info.txt"
+check "fp32 info claims no scales" bash -c "grep '^precision' '$TMP/info.txt' | grep -qv 'scales included'"
 check "info lists labels" grep -q "0=negative 1=positive" "$TMP/info.txt"
 "$QBERT" info "$M" --json --tensors >"$TMP/info.json"
 check "info --json" test "$(json_get "$TMP/info.json" 'j["num_layers"], j["hidden_size"], len(j["tensors"])')" = "4 256 73"

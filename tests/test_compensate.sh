@@ -95,6 +95,8 @@ check "quantize --smoothquant" test $? -eq 0
 st_db=$(fidelity st "$TMP/outl" sqnr_db) sq_db=$(fidelity sq "$TMP/outl" sqnr_db)
 check "smoothquant logit SQNR $sq_db dB >= minmax $st_db dB + 10" greater "$sq_db" "$($PY -c "print($st_db + 10)")"
 check "smoothquant logits' cosine >= 0.99" greater "$(fidelity sq "$TMP/outl" cosine)" 0.99
+params() { "$QBERT" info "$1" | grep '^parameters'; }
+check "smoothing factors are not counted as parameters" test "$(params "$TMP/sq")" = "$(params "$TMP/outl")"
 rewrite_header "$TMP/sq/model.safetensors" "$TMP/bad.safetensors" \
   'h["bert.encoder.layer.0.attention.self.query.input_smooth"]["dtype"] = "I32"'
 mkdir -p "$TMP/sqbad" && cp "$TMP/sq"/* "$TMP/sqbad/" && mv "$TMP/bad.safetensors" "$TMP/sqbad/model.safetensors"

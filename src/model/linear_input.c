@@ -16,8 +16,15 @@ static bool bind_smoothing(qb_binder *b, qb_linear *l) {
     snprintf(name, sizeof name, "%s.input_smooth", l->name);
     if (!qb_binder_find(b, name)) return true;
     const qb_st_tensor *t = qb_binder_companion(b, l->name, ".input_smooth", QB_F32, l->in);
-    l->in_smooth = t && qb_binder_positive(b, t) ? qb_binder_f32(b, t, 1, l->in, 0) : NULL;
-    return l->in_smooth != NULL;
+    if (!t || !qb_binder_positive(b, t)) return false;
+    /* a copy, not a registered parameter: info counts the model's weights */
+    l->in_smooth = qb_binder_f32_copy(b, t);
+    if (!l->in_smooth) {
+        qb_fail(b->err, QB_ERR_NOMEM, "%s: out of memory reading '%s'", b->file, t->name);
+        return false;
+    }
+    qb_binder_release(b, t);
+    return true;
 }
 
 /* Static models' linears have calibrated inputs unless "modules" lists

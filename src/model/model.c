@@ -189,22 +189,24 @@ const qb_st_tensor *qb_model_weight_tensor(const qb_model *m, const char *linear
     return qb_safetensors_find(&m->st, name);
 }
 
-/* Bytes a linear's weight takes in the file, with what dequantizes it. */
-static double stored_bytes(const qb_model *m, const qb_linear *l) {
+/* Bytes a linear's weight takes in the file, with what dequantizes it
+ * (counted in *extra too). */
+static double stored_bytes(const qb_model *m, const qb_linear *l, double *extra) {
     static const char *const parts[] = {"", "_scale", "_zero_point", "_codebook"};
     double bytes = 0;
     for (size_t k = 0; k < sizeof parts / sizeof *parts; k++) {
         const qb_st_tensor *t = qb_model_weight_tensor(m, l->name, parts[k]);
         if (t) bytes += (double)t->nbytes;
+        if (t && k) *extra += (double)t->nbytes;
     }
     return bytes;
 }
 
 static void summarize_quant(qb_model *m) {
-    double bits = 0, weights = 0;
+    double bits = 0, weights = 0, extra = 0;
     for (int i = 0; i < m->n_linears; i++) {
         const qb_linear *l = m->linears[i];
-        bits += 8 * stored_bytes(m, l);
+        bits += 8 * stored_bytes(m, l, &extra);
         weights += (double)l->out * l->in;
     }
     const qb_quant_config *q = &m->cfg.quant;
@@ -227,7 +229,8 @@ static void summarize_quant(qb_model *m) {
         summary_add(m, &n, q->group_size == QB_GROUP_ROW ? " (a scale per row" : " (groups of %d", q->group_size);
         summary_add(m, &n, q->zero_points == 1 ? ", zero points)" : ")");
     }
-    if (weights > 0) summary_add(m, &n, ", %.1f bits per linear weight (scales included)", bits / weights);
+    if (weights > 0)
+        summary_add(m, &n, ", %.1f bits per linear weight%s", bits / weights, extra > 0 ? " (scales included)" : "");
     if (q->attention_int8) summary_add(m, &n, "; int8 attention");
     if (m->word_emb_q) summary_add(m, &n, "; int8 word embeddings");
     if (m->word_emb_lowbit) summary_add(m, &n, "; %d-bit word embeddings", q->embedding_bits);
