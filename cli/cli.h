@@ -46,7 +46,8 @@ bool qb_arg_double(const char *cmd, const char *name, const char *v, double lo, 
 /* --bits V: one of the widths (bit b set: b bits), else a usage message
  * listing them (and "or ternary" where the caller takes that too). */
 bool qb_arg_bits(const char *cmd, const char *v, unsigned widths, bool ternary, int *out);
-/* "1,8,32" into out[]; returns the count or -1 (message printed). */
+/* "1,8,32" into out[] (an empty value, as in "1,,8", refused); returns the
+ * count or -1 (message printed). */
 int qb_arg_int_list(const char *cmd, const char *name, const char *v, int *out, int cap);
 int qb_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int qb_report_error(const char *cmd, const qb_error *err);

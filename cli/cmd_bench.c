@@ -146,9 +146,13 @@ static int bench_data(qb_model *m, const bench_args *a, double load_ms) {
 }
 
 static int parse_args(int argc, char **argv, bench_args *a) {
-    const char *v;
+    const char *v, *synthetic_only = NULL, *data_only = NULL;
     bool batch_given = false;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--seq") || !strcmp(argv[i], "--runs") || !strcmp(argv[i], "--warmup"))
+            synthetic_only = argv[i];
+        if (!strcmp(argv[i], "--task") || !strcmp(argv[i], "--limit") || !strcmp(argv[i], "--max-length"))
+            data_only = argv[i];
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(help, stdout);
             exit(QB_EXIT_OK);
@@ -176,6 +180,10 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else return qb_usage_error("bench", "unexpected argument '%s'", argv[i]);
     }
     if (!a->dir) return qb_usage_error("bench", "missing MODEL_DIR");
+    /* an option the mode does not read would leave figures the user did not ask for */
+    if (a->data && synthetic_only)
+        return qb_usage_error("bench", "%s applies to synthetic mode, not to --data", synthetic_only);
+    if (!a->data && data_only) return qb_usage_error("bench", "%s applies to data mode: it needs --data", data_only);
     if (a->data && !batch_given) a->n_batches = 1, a->batches[0] = 1;
     if (a->data && a->n_batches != 1) return qb_usage_error("bench", "data mode takes one --batch value");
     return QB_EXIT_OK;

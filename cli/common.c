@@ -77,17 +77,21 @@ bool qb_arg_double(const char *cmd, const char *name, const char *v, double lo, 
 
 int qb_arg_int_list(const char *cmd, const char *name, const char *v, int *out, int cap) {
     int n = 0;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", v);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (const char *p = v;; p++) {
+        char tok[24];
+        size_t len = strcspn(p, ",");
         if (n == cap) {
             fprintf(stderr, "qbert %s: %s takes at most %d values\n", cmd, name, cap);
             return -1;
         }
-        if (!qb_arg_int(cmd, name, tok, 1, 1 << 16, &out[n++])) return -1;
+        snprintf(tok, sizeof tok, "%.*s", (int)len, p);
+        if (len >= sizeof tok || !qb_arg_int(cmd, name, tok, 1, 1 << 16, &out[n++])) {
+            if (len >= sizeof tok) fprintf(stderr, "qbert %s: %s: '%s' is not a list of integers\n", cmd, name, v);
+            return -1;
+        }
+        p += len;
+        if (!*p) return n;
     }
-    if (n == 0) fprintf(stderr, "qbert %s: %s needs at least one value\n", cmd, name);
-    return n ? n : -1;
 }
 
 int qb_usage_error(const char *cmd, const char *fmt, ...) {

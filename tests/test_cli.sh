@@ -62,6 +62,11 @@ check "bench fields" test "$($PY -c '
 import json,sys
 need={"seq","batch","threads","p50_ms","p90_ms","p99_ms","tokens_per_s","peak_rss_mb"}
 print(all(need <= set(json.loads(l)) for l in open(sys.argv[1])))' "$TMP/bench.jsonl")" = "True"
+# options the mode would not read, and empty list values, are usage errors
+for args in "--batch 1,,2" "--batch 8," "--seq ,16" "--limit 5" "--max-length 16" "--task sentence"; do
+  "$QBERT" bench "$M" $args >/dev/null 2>"$TMP/err"
+  check "bench $args is a usage error" test $? -eq 2 -a -s "$TMP/err"
+done
 
 # Every --json output is strict JSON, one document a line: no NaN or
 # Infinity (Python's json accepts them unless told not to).
@@ -88,6 +93,10 @@ if [ -e "$SHARED/data/sst2/dev.tsv" ]; then
   check "bench --data is strict JSON" strict_jsonl "$TMP/bd.json"
   expect_error "bench --task unknown" "^qbert bench: error: unknown task 'nope'" \
     "$QBERT" bench "$M" --data "$SHARED/data/sst2/dev.tsv" --task nope
+  for o in "--seq 16" "--runs 3" "--warmup 1"; do
+    "$QBERT" bench "$M" --data "$SHARED/data/sst2/dev.tsv" $o >/dev/null 2>"$TMP/err"
+    check "bench --data $o is a usage error" test $? -eq 2 -a "$(grep -c 'synthetic mode' "$TMP/err")" -eq 1
+  done
   expect_error "bench --data missing" "^qbert bench: error: $TMP/none.tsv: " "$QBERT" bench "$M" --data "$TMP/none.tsv"
 elif [ "${CI:-}" = "true" ]; then
   fail "../shared/data/sst2/dev.tsv missing under CI"
