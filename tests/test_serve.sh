@@ -309,6 +309,10 @@ bad "/decode without ids" 400 empty "$E_PORT" /decode '{"ids": []}'
 bad "/decode of a string" 400 empty "$E_PORT" /decode '{"ids": "101 102"}'
 bad "/decode of a non-id" 400 validation "$E_PORT" /decode '{"ids": [[101], [1.5]]}'
 bad "/decode past the vocabulary" 422 tokenizer "$E_PORT" /decode '{"ids": [101, 99999999]}'
+for c in '[-1]|"ids"[0] is' '[[101], [7, -1]]|"ids"[1][1] is'; do
+  post "$E_PORT" /decode "{\"ids\": ${c%%|*}}"
+  check "/decode names the bad id's place: ${c#*|}" test "$(json_get "$TMP/out.json" 'j["error"]')" = "${c#*|} not a token id"
+done
 post "$E_PORT" /embed "{\"inputs\": \"$(printf 'word %.0s' $(seq 100))\", \"truncate\": true}"
 check "truncate: true cuts instead" test "$(cat "$TMP/out.code")" = 200
 LONG="{\"source_sentence\": \"a\", \"sentences\": [\"$(printf 'word %.0s' $(seq 100))\"]}"

@@ -311,17 +311,18 @@ static bool tokenize(const srv_ctx *x, srv_call *c, const srv_input *in, srv_rep
 
 /* ---- decoding ---- */
 
-/* One list of ids, decoded; false with the reply's error in r. */
-static bool decode_one(const srv_ctx *x, const json_t *v, bool skip, json_t *all, int32_t *ids, size_t at,
+/* One list of ids, named in errors by path ("ids" or "ids"[2]), decoded;
+ * false with the reply's error in r. */
+static bool decode_one(const srv_ctx *x, const json_t *v, bool skip, json_t *all, int32_t *ids, const char *path,
                        srv_reply *r) {
     size_t n = json_array_size(v), i;
     const json_t *id;
     if (!json_is_array(v) || n == 0)
-        return srv_error(r, 400, "validation", "\"ids\"[%zu] must be a non-empty list of token ids", at);
+        return srv_error(r, 400, "validation", "%s must be a non-empty list of token ids", path);
     json_array_foreach(v, i, id) {
         int64_t k;
         if (!qb_json_int(id, &k) || k < 0 || k > INT32_MAX)
-            return srv_error(r, 400, "validation", "\"ids\"[%zu][%zu] is not a token id", at, i);
+            return srv_error(r, 400, "validation", "%s[%zu] is not a token id", path, i);
         ids[i] = (int32_t)k;
     }
     /* room for most texts at once; a longer one is decoded again into its length */
@@ -335,8 +336,8 @@ static bool decode_one(const srv_ctx *x, const json_t *v, bool skip, json_t *all
     }
     bool ok = st == QB_OK && qb_json_push(all, json_stringn(text, len));
     free(text);
-    if (st != QB_OK && st != QB_ERR_NOMEM) return srv_error(r, 422, "tokenizer", "\"ids\"[%zu]: %s", at, err.msg);
-    return ok || srv_error(r, 500, "backend", "out of memory decoding \"ids\"[%zu]", at);
+    if (st != QB_OK && st != QB_ERR_NOMEM) return srv_error(r, 422, "tokenizer", "%s: %s", path, err.msg);
+    return ok || srv_error(r, 500, "backend", "out of memory decoding %s", path);
 }
 
 /* TEI's /decode: "ids" a list of token ids or a list of them, each back to
@@ -362,8 +363,11 @@ static bool decode(const srv_ctx *x, srv_call *c, srv_reply *r) {
         return srv_error(r, 500, "backend", "out of memory");
     }
     bool ok = true;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = decode_one(x, batch ? json_array_get(v, i) : v, skip, c->job.answer, ids, i, r);
+    for (size_t i = 0; ok && i < n; i++) {
+        char path[40] = "\"ids\"";
+        if (batch) snprintf(path, sizeof path, "\"ids\"[%zu]", i);
+        ok = decode_one(x, batch ? json_array_get(v, i) : v, skip, c->job.answer, ids, path, r);
+    }
     free(ids);
     return ok;
 }
