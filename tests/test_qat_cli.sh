@@ -95,7 +95,7 @@ printf 'sentence\tlabel\ngood movie\t1\ndull\t5\n' >"$TMP/dev5.tsv"
 rc=$?
 check "a DEV label the training data lacks: exit 1, no OUT_DIR" test $rc -eq 1 -a ! -e "$TMP/bad"
 check "  named with its line" grep -q "dev5.tsv:3: label '5' never occurs in the training data" "$TMP/bad.err"
-# a sentence model retrained on tags: the pooler the token graph never runs stays FP32
+# a sentence model retrained on tags: a token model, without the pooler its graph never runs
 CONLL=$SHARED/data/conll2003
 if [ -e "$CONLL/train.txt" ]; then
   "$QBERT" qat "$M" --data "$CONLL/train.txt" --limit $SN --eval "$CONLL/valid.txt" --eval-limit $SEV --max-length 32 \
@@ -103,6 +103,8 @@ if [ -e "$CONLL/train.txt" ]; then
   check "qat of a sentence model on CoNLL tags ($(head -c 100 "$TMP/qner.err"))" test -f "$TMP/qner/model.safetensors"
   check "  a token model, int4 but the classifier" \
     bash -c "'$QBERT' info '$TMP/qner' | grep -q 'token-classification' && '$QBERT' info '$TMP/qner' | grep -q '1 fp32, 24 int4'"
+  check "  no pooler in its tensors or config" \
+    bash -c "'$QBERT' info '$TMP/qner' --json --tensors >'$TMP/qner.json' && ! grep -q pooler '$TMP/qner.json' '$TMP/qner/config.json'"
 fi
 
 # --resume: an uninterrupted run, then the same run killed with SIGKILL at

@@ -389,7 +389,6 @@ static bool put_modules(json_t *qc, const quant_job *q) {
     for (int i = 0; ok && i < m->n_linears; i++) {
         const char *name = m->linears[i]->name;
         char fmt[48];
-        if (!qb_model_weight_tensor(m, name, "")) continue; /* not written: a retrained token model's pooler */
         if (q->plan[i].fmt->precision == QB_PREC_FP32) ok = qb_json_push(excluded, qb_json_strn(name, strlen(name)));
         ok = ok && qb_json_set(mods, name, json_string(plan_name(q->p, q->plan[i], fmt, sizeof fmt)));
     }

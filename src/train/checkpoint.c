@@ -119,29 +119,22 @@ qb_status qb_checkpoint_write(const qb_trainer *t, const char *const *labels, in
 static qb_status convert_qat(const qb_trainer *t, const qb_model *m, const json_t *config, const char *dir,
                              qb_error *err) {
     qb_qparams *inputs = calloc((size_t)m->n_linears + 1, sizeof *inputs);
-    const char **unrun = calloc((size_t)m->n_linears + 1, sizeof *unrun);
-    if (!inputs || !unrun) {
-        free(inputs);
-        return qb_fail(err, QB_ERR_NOMEM, "qat: out of memory");
-    }
+    if (!inputs) return qb_fail(err, QB_ERR_NOMEM, "qat: out of memory");
     qb_quant_params qp = qb_quant_default_params(QB_QUANT_STATIC);
     qp.bits = t->qat->p.bits;
     qp.ternary = t->qat->p.ternary;
     qp.group_size = t->qat->p.group_size;
     qp.weight_zero_point = t->qat->p.zero_point;
-    /* A linear the trained graph never ran (the pooler of a sequence model
-     * retrained on tags) has no input scale and no use: it stays FP32. */
-    for (int i = 0; i < m->n_linears; i++) {
+    qb_status st = QB_OK;
+    for (int i = 0; !st && i < m->n_linears; i++) {
         const qb_linear *l = m->linears[i];
         if (!qb_trainer_qat_input(t, l->name, &inputs[l->id].scale, &inputs[l->id].zero_point) &&
             l != &m->classifier)
-            unrun[qp.n_keep++] = l->name;
+            st = qb_fail(err, QB_ERR_ARG, "qat: '%s' has no trained input scale", l->name);
     }
-    qp.keep = unrun;
     const char *label = t->qat->p.observer == QB_FQ_LSQ ? "qat-lsq" : "qat-ema";
-    qb_status st = qb_quantize_into(m, config, &qp, inputs, label, dir, NULL, err);
+    if (!st) st = qb_quantize_into(m, config, &qp, inputs, label, dir, NULL, err);
     free(inputs);
-    free(unrun);
     return st;
 }
 

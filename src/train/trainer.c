@@ -267,10 +267,11 @@ static qb_linear *view_linear(qb_trainer *t, const qb_linear *ml) {
         return (qb_linear *)((char *)v->blocks + (p - blocks));
     /* the trained head's linears only: a masked-LM model fine-tuned for
      * classification drops its transform, a classifier trained as a masked
-     * LM its pooler and classifier */
-    bool mlm = v->cfg.task == QB_TASK_MLM;
+     * LM its pooler and classifier, one trained on tags its pooler (as
+     * transformers' token heads build no pooling layer) */
+    bool mlm = v->cfg.task == QB_TASK_MLM, seq = v->cfg.task == QB_TASK_SEQUENCE;
     const qb_linear *own[] = {&m->emb_proj, &m->pooler, &m->pre_classifier, &m->classifier, &m->mlm_dense};
-    qb_linear *views[] = {&v->emb_proj, mlm ? NULL : &v->pooler, mlm ? NULL : &v->pre_classifier,
+    qb_linear *views[] = {&v->emb_proj, seq ? &v->pooler : NULL, seq ? &v->pre_classifier : NULL,
                           mlm ? NULL : &v->classifier, mlm ? &v->mlm_dense : NULL};
     for (int i = 0; i < 5; i++)
         if (ml == own[i]) return views[i];
@@ -314,6 +315,7 @@ static qb_status build_view(qb_trainer *t, qb_error *err) {
     qb_config cfg = v->cfg; /* set first: bind_all reads the task */
     *v = *m;
     v->cfg = cfg;
+    if (cfg.task != QB_TASK_SEQUENCE) v->pooler = v->pre_classifier = (qb_linear){0}; /* see view_linear */
     v->st = (qb_safetensors){0}; /* view_tensors() makes the view's own */
     v->blocks = malloc((size_t)m->n_blocks * sizeof *v->blocks);
     v->linears = malloc(((size_t)m->n_linears + 2) * sizeof *v->linears);
@@ -327,19 +329,21 @@ static qb_status build_view(qb_trainer *t, qb_error *err) {
     }
     if (t->head_pooler[0]) { /* a pooler the model did not bind joins the list */
         qb_linear *vp = m->cfg.arch == QB_ARCH_DISTILBERT ? &v->pre_classifier : &v->pooler;
-        *vp = (qb_linear){.fmt = qb_linear_format_named("fp32"), .id = v->n_linears, .out = t->H, .in = t->H};
+        *vp = (qb_linear){.fmt = qb_linear_format_named("fp32"), .out = t->H, .in = t->H};
         snprintf(vp->name, sizeof vp->name, "%s", t->head_pooler);
         v->linears[v->n_linears++] = vp;
     }
     if (t->mlm_fresh[0]) { /* a fresh masked-LM transform joins the list */
-        v->mlm_dense = (qb_linear){.fmt = qb_linear_format_named("fp32"), .id = v->n_linears, .out = t->H, .in = t->H};
+        v->mlm_dense = (qb_linear){.fmt = qb_linear_format_named("fp32"), .out = t->H, .in = t->H};
         snprintf(v->mlm_dense.name, sizeof v->mlm_dense.name, "%s", t->mlm_fresh);
         v->linears[v->n_linears++] = &v->mlm_dense;
     }
     if (!m->classifier.out && cfg.task != QB_TASK_MLM) { /* a checkpoint without a head: the fresh one joins */
-        v->classifier = (qb_linear){.fmt = qb_linear_format_named("fp32"), .id = v->n_linears, .name = "classifier"};
+        v->classifier = (qb_linear){.fmt = qb_linear_format_named("fp32"), .name = "classifier"};
         v->linears[v->n_linears++] = &v->classifier;
     }
+    /* ids index per-linear arrays (plans, scratch): none past the list */
+    for (int i = 0; i < v->n_linears; i++) v->linears[i]->id = i;
     v->classifier.out = t->L;
     v->classifier.in = t->H;
     v->word_emb = t->word_emb;
