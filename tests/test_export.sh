@@ -27,7 +27,7 @@ for spec in "int3|--method weight-only --bits 3|3-bit weights have no ONNX opera
   IFS='|' read -r name flags why <<<"$spec"
   # shellcheck disable=SC2086
   "$QBERT" quantize "$M" -o "$TMP/$name" $flags >/dev/null 2>&1 || fail "quantize $name"
-  expect_error "refuse $name" "layer 'bert\.encoder\.layer\.0\.attention\.self\.query' is [a-z0-9-]+[^:]*: $why" \
+  expect_error "refuse $name" "^qbert export: error: $TMP/$name: layer 'bert\.encoder\.layer\.0\.attention\.self\.query' is [a-z0-9-]+[^:]*: $why" \
     "$QBERT" export "$TMP/$name" -o "$TMP/keep.onnx"
 done
 check "a refused export leaves the old file" test "$(cat "$TMP/keep.onnx")" = old

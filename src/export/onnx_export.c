@@ -197,16 +197,17 @@ static void embedding_outputs(qb_export *e, const char *h) {
     qb_onnx_output(e->g, v, "sentence_embedding", QB_ONNX_FLOAT, 2, out, width);
 }
 
-/* Everything ONNX cannot say, refused before anything is built. */
+/* Everything ONNX cannot say, refused before anything is built, naming the
+ * model: the output is not at fault. */
 static qb_status check(qb_export *e, qb_error *err) {
     const qb_model *m = e->m;
     if (m->word_emb_lowbit)
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: layer 'embeddings.word_embeddings' is a %d-bit row-wise table: "
-                       "ONNX has no Gather on packed codes", e->path, m->cfg.quant.embedding_bits);
+                       "ONNX has no Gather on packed codes", m->dir, m->cfg.quant.embedding_bits);
     unsigned supported = QB_POOL_CLS | QB_POOL_MEAN | QB_POOL_MEAN_SQRT_LEN;
     if (m->cfg.task == QB_TASK_NONE && (qb_model_embed_params(m).pooling & ~supported))
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: the model's pooling (modules.json) is not cls, mean or "
-                       "mean_sqrt_len, the modes the export writes", e->path);
+                       "mean_sqrt_len, the modes the export writes", m->dir);
     for (int i = 0; i < m->n_linears; i++) {
         qb_status st = qb_export_linear_check(e, m->linears[i], err);
         if (st) return st;

@@ -154,13 +154,13 @@ static const char *nbits(qb_export *e, const qb_linear *l, const char *x) {
 qb_status qb_export_linear_check(qb_export *e, const qb_linear *l, qb_error *err) {
     const qb_linear_format *f = l->fmt;
     if (f->onnx == QB_EXPORT_NONE)
-        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: layer '%s' is %s: %s", e->path, l->name, f->name,
+        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: layer '%s' is %s: %s", e->m->dir, l->name, f->name,
                        f->onnx_refusal);
     if (f->onnx != QB_EXPORT_NBITS) return QB_OK;
     int group = group_of(e, l);
     if (group < 16 || (group & (group - 1)) || l->in % group)
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: layer '%s' is %s in groups of %d inputs: MatMulNBits takes "
-                       "groups of a power of two, at least 16, that divide its %d inputs", e->path, l->name,
+                       "groups of a power of two, at least 16, that divide its %d inputs", e->m->dir, l->name,
                        f->name, group, l->in);
     return QB_OK;
 }
