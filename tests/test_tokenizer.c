@@ -79,8 +79,9 @@ static int for_each_line(const char *path, void (*fn)(golden_line *, void *), vo
 typedef struct {
     const qb_tokenizer *tok;
     qb_encoding enc;
-    int matched, total, shown;
-    bool by_words; /* also check encode_words on the space-split text */
+    int matched, total, shown, known;
+    bool by_words;       /* also check encode_words on the space-split text */
+    const char *hf_file; /* cases: texts whose ids this file of Hugging Face's gives instead */
 } token_ctx;
 
 static void check_words_match(token_ctx *c, golden_line *g, const char *text, size_t len,
@@ -153,12 +154,42 @@ static void check_token_file(const qb_tokenizer *tok, const char *rel, bool by_w
 
 /* ---- cases-*.jsonl: pairs, truncation, edge texts ------------------------ */
 
+typedef struct {
+    const char *text;
+    bool found;
+} text_search;
+
+static void find_text(golden_line *g, void *ctx) {
+    text_search *t = ctx;
+    const char *s = json_string_value(json_object_get(g->j, "text"));
+    t->found |= s && !strcmp(s, t->text);
+}
+
+/* The golden README's known difference: the older ALBERT files read special
+ * tokens written in the text as plain text; Hugging Face maps them to their
+ * ids, and so does qbert.  Those texts are checked in hf_file instead. */
+static bool known_difference(const token_ctx *c, const char *text, const char *pair) {
+    text_search t = {text, false};
+    if (c->hf_file && text && !pair) {
+        char path[4096];
+        qb_test_shared_path(path, sizeof path, c->hf_file);
+        for_each_line(path, find_text, &t);
+    }
+    return t.found;
+}
+
 static void check_case_line(golden_line *g, void *ctx) {
     token_ctx *c = ctx;
     if (json_object_get(g->j, "meta")) return;
     size_t len, pair_len = 0;
     char *text = qb_json_strdup(json_object_get(g->j, "text"), &len);
     char *pair = qb_json_strdup(json_object_get(g->j, "text_pair"), &pair_len);
+    if (known_difference(c, text, pair)) {
+        c->known++;
+        free(text);
+        free(pair);
+        return;
+    }
     int max_length = (int)qb_json_get_number(g->j, "max_length", 128);
     int n_ids, n_types;
     int32_t *ids = json_ids(json_object_get(g->j, "input_ids"), &n_ids);
@@ -188,12 +219,14 @@ static void check_case_line(golden_line *g, void *ctx) {
     free(types);
 }
 
-static void check_case_file(const qb_tokenizer *tok, const char *rel) {
+static void check_case_file(const qb_tokenizer *tok, const char *rel, const char *hf_file) {
     char path[4096];
     qb_test_shared_path(path, sizeof path, rel);
-    token_ctx c = {.tok = tok};
+    token_ctx c = {.tok = tok, .hf_file = hf_file};
     for_each_line(path, check_case_line, &c);
-    printf("%s: %d/%d cases identical\n", rel, c.matched, c.total);
+    printf("%s: %d/%d cases identical", rel, c.matched, c.total);
+    if (c.known) printf(" (and %d as %s)", c.known, hf_file);
+    printf("\n");
     CHECK(c.total > 0 && c.matched == c.total, "%s: %d of %d cases differ", rel,
           c.total - c.matched, c.total);
     qb_encoding_free(&c.enc);
@@ -360,6 +393,8 @@ static void check_bad_files(const char *spiece) {
     free(model);
 }
 
+#define SP_SPECIALS "golden/tokens-hf-albert-base-v2-specials.jsonl"
+
 int main(void) {
     char vocab[4096], spiece[4096];
     qb_test_shared_path(vocab, sizeof vocab, "models/bert-mini-sst2/vocab.txt");
@@ -382,14 +417,17 @@ int main(void) {
     check_token_file(sp, "golden/tokens-sentencepiece-sst2-dev.jsonl", false);
     check_token_file(sp, "golden/tokens-sentencepiece-imdb-test-2000.jsonl", false);
     check_token_file(sp, "golden/tokens-sentencepiece-conll-valid.jsonl", false);
+    /* special tokens written in the text, as Hugging Face splits them out */
+    check_token_file(wp, "golden/tokens-hf-bert-base-uncased-specials.jsonl", false);
+    check_token_file(sp, SP_SPECIALS, false);
 
-    check_case_file(wp, "golden/cases-bert-mini-sst2.jsonl");
-    check_case_file(wp, "golden/cases-bert-mini-imdb.jsonl");
-    check_case_file(wp, "golden/cases-bert-mini-conll.jsonl");
-    check_case_file(wp, "golden/cases-random-bert-base.jsonl");
-    check_case_file(wp, "golden/cases-random-distilbert-base.jsonl");
-    check_case_file(sp, "golden/cases-albert-mini-sst2.jsonl");
-    check_case_file(sp, "golden/cases-random-albert-base-v2.jsonl");
+    check_case_file(wp, "golden/cases-bert-mini-sst2.jsonl", NULL);
+    check_case_file(wp, "golden/cases-bert-mini-imdb.jsonl", NULL);
+    check_case_file(wp, "golden/cases-bert-mini-conll.jsonl", NULL);
+    check_case_file(wp, "golden/cases-random-bert-base.jsonl", NULL);
+    check_case_file(wp, "golden/cases-random-distilbert-base.jsonl", NULL);
+    check_case_file(sp, "golden/cases-albert-mini-sst2.jsonl", SP_SPECIALS);
+    check_case_file(sp, "golden/cases-random-albert-base-v2.jsonl", SP_SPECIALS);
 
     check_units_common(wp, "wordpiece");
     check_units_common(sp, "sentencepiece");

@@ -41,6 +41,47 @@ bool qb_tok_reserve(void **v, size_t *cap, size_t need, size_t elem) {
     return true;
 }
 
+static int tok_added_cmp(const void *x, const void *y) {
+    const qb_tok_added *a = x, *b = y;
+    unsigned char ca = (unsigned char)a->content[0], cb = (unsigned char)b->content[0];
+    if (ca != cb) return ca < cb ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+void qb_tok_added_index(qb_tokenizer *t) {
+    qsort(t->added, (size_t)t->n_added, sizeof *t->added, tok_added_cmp);
+    size_t k = 0;
+    for (int ch = 0; ch <= 256; ch++) {
+        while (k < (size_t)t->n_added && (unsigned char)t->added[k].content[0] < ch) k++;
+        t->added_first[ch] = k;
+    }
+    t->added_first[256] = (size_t)t->n_added;
+}
+
+/* The slow tokenizers' special tokens, as the added tokens they are in
+ * Hugging Face: split out of the text wherever they stand ("[MASK]." is
+ * [MASK] then "."), ALBERT's [MASK] taking the spaces before it. */
+typedef struct {
+    const char *name;
+    bool lstrip;
+} tok_special;
+
+static bool tok_add_specials(qb_tokenizer *t, const tok_special *sp, int n) {
+    if (!(t->added = calloc((size_t)n, sizeof *t->added))) return false;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(sp[i].name);
+        int32_t id = t->wp ? qb_wp_id(t->wp, sp[i].name, -1) : qb_sp_id(t->sp, sp[i].name, len);
+        bool absent = t->wp ? id < 0 : id == qb_sp_id(t->sp, "<unk>", 5) && strcmp(sp[i].name, "<unk>");
+        if (absent) continue; /* not in this vocabulary: plain text */
+        qb_tok_added *a = &t->added[t->n_added];
+        if (!(a->content = strdup(sp[i].name))) return false;
+        *a = (qb_tok_added){.content = a->content, .len = len, .id = id, .lstrip = sp[i].lstrip, .special = true};
+        t->n_added++;
+    }
+    qb_tok_added_index(t);
+    return true;
+}
+
 qb_status qb_tokenizer_load_wordpiece(const char *vocab_path, const qb_tok_options *o,
                                       qb_tokenizer **out, qb_error *err) {
     *out = NULL;
@@ -65,6 +106,11 @@ qb_status qb_tokenizer_load_wordpiece(const char *vocab_path, const qb_tok_optio
     qb_tok_template_bert(&t->tmpl, cls, sep);
     t->dec = (qb_tok_decoder){.kind = QB_DEC_WORDPIECE, .cleanup = true};
     snprintf(t->desc, sizeof t->desc, "wordpiece");
+    static const tok_special specials[] = {{"[PAD]", false}, {"[UNK]", false}, {"[CLS]", false}, {"[SEP]", false}, {"[MASK]", false}};
+    if (!tok_add_specials(t, specials, 5)) {
+        qb_tokenizer_free(t);
+        return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", vocab_path);
+    }
     *out = t;
     return QB_OK;
 }
@@ -88,6 +134,11 @@ qb_status qb_tokenizer_load_sentencepiece(const char *spiece_path, const qb_tok_
     qb_tok_template_bert(&t->tmpl, qb_sp_id(sp, "[CLS]", 5), qb_sp_id(sp, "[SEP]", 5));
     t->dec = (qb_tok_decoder){.kind = QB_DEC_METASPACE, .strip_first = true};
     snprintf(t->desc, sizeof t->desc, "sentencepiece");
+    static const tok_special specials[] = {{"<pad>", false}, {"<unk>", false}, {"[CLS]", false}, {"[SEP]", false}, {"[MASK]", true}};
+    if (!tok_add_specials(t, specials, 5)) {
+        qb_tokenizer_free(t);
+        return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", spiece_path);
+    }
     *out = t;
     return QB_OK;
 }
@@ -398,17 +449,10 @@ qb_status qb_tokenizer_encode_word_pair(const qb_tokenizer *t, const qb_words *t
     return tok_assemble(it, n_it, specials, max_length, seg, word_of, enc, err);
 }
 
-/* The length of a special token written at s[i], or 0: an added token of
- * tokenizer.json, or one of BertTokenizer's never_split names. */
+/* The length of a special (added) token written at s[i], or 0. */
 static size_t tok_special_len(const qb_tokenizer *t, const char *s, size_t len, size_t i) {
-    static const char *const names[] = {"[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"};
-    if (t->n_added) {
-        const qb_tok_added *a = qb_tok_added_at(t, s, len, i);
-        return a ? a->len : 0;
-    }
-    for (size_t k = 0; t->kind == QB_TOK_WORDPIECE && k < sizeof names / sizeof *names; k++)
-        if (len - i >= strlen(names[k]) && !memcmp(s + i, names[k], strlen(names[k]))) return strlen(names[k]);
-    return 0;
+    const qb_tok_added *a = t->n_added ? qb_tok_added_at(t, s, len, i) : NULL;
+    return a ? a->len : 0;
 }
 
 qb_status qb_tokenizer_split_words(const qb_tokenizer *t, const char *text, size_t len, qb_word_span *spans,

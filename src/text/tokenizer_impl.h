@@ -22,7 +22,7 @@ typedef struct {
     int n_single, n_pair;
 } qb_tok_template;
 
-/* An added token of tokenizer.json, matched in the raw text before the model. */
+/* An added token, matched in the raw text before the model. */
 typedef struct {
     char *content;
     size_t len;
@@ -51,10 +51,10 @@ struct qb_tokenizer {
     qb_hfp *pipe;         /* tokenizer.json's normalizers and pre-tokenizers, then the model; NULL: the model's own */
     int32_t pad_id;
     qb_tok_template tmpl;
-    /* tokenizer.json only */
-    qb_tok_added *added;
+    qb_tok_added *added;         /* tokenizer.json's, or the slow files' special tokens */
     int n_added;
     size_t added_first[256 + 1]; /* added[] sorted by first byte: [first[c], first[c+1]) start with c */
+    /* tokenizer.json only */
     char **pieces;               /* id -> text, vocab and added tokens */
     int n_pieces;
     int max_length;              /* "truncation": its max_length, 0 when none */
@@ -66,6 +66,9 @@ struct qb_tokenizer {
 
 /* [CLS] A [SEP] (B [SEP]) with types 0 (1 for B's part): BERT's layout. */
 void qb_tok_template_bert(qb_tok_template *t, int32_t cls, int32_t sep);
+
+/* Sorts t->added by first byte and fills t->added_first. */
+void qb_tok_added_index(qb_tokenizer *t);
 
 /* The longest added token at s[i], or NULL. */
 const qb_tok_added *qb_tok_added_at(const qb_tokenizer *t, const char *s, size_t len, size_t i);

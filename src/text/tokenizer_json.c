@@ -181,13 +181,6 @@ static qb_status tj_bpe(tj_ctx *c, qb_tokenizer *t, const json_t *norm, const js
 
 /* ---- added tokens, the post-processor, truncation ------------------------ */
 
-static int tj_added_cmp(const void *x, const void *y) {
-    const qb_tok_added *a = x, *b = y;
-    unsigned char ca = (unsigned char)a->content[0], cb = (unsigned char)b->content[0];
-    if (ca != cb) return ca < cb ? -1 : 1;
-    return a->id < b->id ? -1 : a->id > b->id;
-}
-
 static qb_status tj_added(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
     const json_t *arr = json_object_get(c->root, "added_tokens");
     size_t n = json_array_size(arr);
@@ -214,13 +207,7 @@ static qb_status tj_added(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
         d->special = qb_json_get_bool(a, "special", false);
         t->n_added++;
     }
-    qsort(t->added, (size_t)t->n_added, sizeof *t->added, tj_added_cmp);
-    size_t k = 0;
-    for (int ch = 0; ch <= 256; ch++) {
-        while (k < (size_t)t->n_added && (unsigned char)t->added[k].content[0] < ch) k++;
-        t->added_first[ch] = k;
-    }
-    t->added_first[256] = (size_t)t->n_added;
+    qb_tok_added_index(t);
     return QB_OK;
 }
 
