@@ -341,6 +341,63 @@ static qb_tokenizer *load(const char *rel) {
     return t;
 }
 
+static bool ids_are(const json_t *arr, const int32_t *v, int n) {
+    bool same = (int)json_array_size(arr) == n;
+    for (int i = 0; same && i < n; i++) {
+        int64_t x;
+        same = qb_json_int(json_array_get(arr, (size_t)i), &x) && x == v[i];
+    }
+    return same;
+}
+
+/* tests/data/tokenizer_json/truncation.jsonl (make_truncation.cjs): pairs
+ * truncated LongestFirst as tokenizers' Rust code does (an odd budget's last
+ * token to the longer segment, the second on ties), and Rust's lowercase
+ * (no final sigma). */
+static void check_truncation(void) {
+    char path[4096], name[128] = "";
+    snprintf(path, sizeof path, "%s/tests/data/tokenizer_json/truncation.jsonl",
+             getenv("QB_SOURCE_DIR") ? getenv("QB_SOURCE_DIR") : "..");
+    char *buf;
+    size_t size;
+    qb_error err;
+    if (qb_file_read_all(path, &buf, &size, &err) != QB_OK) {
+        CHECK(0, "%s", err.msg);
+        return;
+    }
+    qb_tokenizer *t = NULL;
+    qb_encoding enc = {0};
+    int total = 0, same = 0;
+    for (char *p = buf, *end = buf + size; p < end;) {
+        json_t *j;
+        if (!next_json_line(&p, end, "truncation", &j, &err)) continue;
+        const char *tok = json_string_value(json_object_get(j, "tokenizer"));
+        if (tok && strcmp(tok, name)) {
+            char rel[256];
+            snprintf(name, sizeof name, "%s", tok);
+            snprintf(rel, sizeof rel, "tokenizers/%s/tokenizer.json", tok);
+            qb_tokenizer_free(t);
+            t = load(rel);
+        }
+        size_t tl, pl = 0;
+        const char *text = qb_json_str(json_object_get(j, "text"), &tl);
+        const char *pair = qb_json_str(json_object_get(j, "text_pair"), &pl);
+        int max_length = (int)qb_json_get_number(j, "max_length", 512);
+        bool ok = t && text && qb_tokenizer_encode(t, text, tl, pair, pl, max_length, &enc, &err) == QB_OK &&
+                  ids_are(json_object_get(j, "ids"), enc.input_ids, enc.n) &&
+                  ids_are(json_object_get(j, "type_ids"), enc.token_type_ids, enc.n);
+        CHECK(ok, "%s: %s (%zu + %zu bytes) at max_length %d differs", path, name, tl, pl, max_length);
+        total++;
+        same += ok;
+        json_decref(j);
+    }
+    printf("tests/data/tokenizer_json/truncation.jsonl: %d/%d identical\n", same, total);
+    CHECK(total > 0, "%s: no lines", path);
+    qb_tokenizer_free(t);
+    qb_encoding_free(&enc);
+    free(buf);
+}
+
 /* A temporary tokenizer.json holding s; the caller unlinks and frees it. */
 static char *write_temp(const char *s) {
     char *path = strdup("/tmp/qb_test_tokjson_XXXXXX");
@@ -513,6 +570,7 @@ int main(void) {
     qb_tokenizer_free(bert_pipe);
     qb_tokenizer_free(roberta_pipe);
     check_component_cases();
+    check_truncation();
     check_small_bpe();
     check_bad();
     qb_tokenizer_free(bert);

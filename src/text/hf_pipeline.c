@@ -370,7 +370,7 @@ static bool ug_bert_norm(const ug_norm *n, qb_u32buf *a, qb_u32buf *b) {
     }
     if (n->lower) {
         a->n = 0;
-        if (!qb_uni_lower(b->v, b->n, a)) return false;
+        if (!qb_uni_lower(b->v, b->n, false, a)) return false;
         b->n = 0;
         if (!QB_TOK_RESERVE(b, a->n + 1)) return false;
         memcpy(b->v, a->v, a->n * sizeof *a->v);
@@ -392,7 +392,7 @@ static qb_status ug_cp_step(const ug_norm *n, const qb_bytebuf *in, qb_bytebuf *
     case N_NFD: ok = qb_uni_normalize(a->v, a->n, QB_UNI_NFD, b); break;
     case N_NFKC: ok = qb_uni_normalize(a->v, a->n, QB_UNI_NFKC, b); break;
     case N_NFKD: ok = qb_uni_normalize(a->v, a->n, QB_UNI_NFKD, b); break;
-    case N_LOWER: ok = qb_uni_lower(a->v, a->n, b); break;
+    case N_LOWER: ok = qb_uni_lower(a->v, a->n, false, b); break;
     case N_STRIP_ACCENTS:
         ok = QB_TOK_RESERVE(b, a->n + 1);
         for (size_t i = 0; ok && i < a->n; i++)

@@ -272,7 +272,7 @@ static qb_status off_assemble(const qb_tokenizer *t, bool has_pair, const off_wo
     const qb_tok_item *it;
     int n_it, pos = 0, specials = qb_tok_template_items(t, has_pair, &it, &n_it);
     size_t keep[2] = {0, 0};
-    if (e->n >= specials) qb_tok_keep((size_t)(e->n - specials), o->seg[0].n, has_pair ? o->seg[1].n : 0, keep);
+    if (e->n >= specials) qb_tok_keep(t, (size_t)(e->n - specials), o->seg[0].n, has_pair ? o->seg[1].n : 0, keep);
     bool ok = e->n >= specials;
     for (int i = 0; ok && i < n_it; i++) {
         int s = it[i].seq;

@@ -181,7 +181,7 @@ static qb_status sp_preprocess(const qb_sentencepiece *sp, const char *text, siz
     }
     if (sp->opt.do_lower_case) {
         b->n = 0;
-        if (!qb_uni_lower(a->v, a->n, b)) goto nomem;
+        if (!qb_uni_lower(a->v, a->n, true, b)) goto nomem;
         tmp = a, a = b, b = tmp;
     }
     w->utf8[0].n = 0;

@@ -27,7 +27,7 @@ qb_tok_options qb_tok_default_options(void) {
                             .tokenize_chinese_chars = true,
                             .remove_space = true,
                             .keep_accents = false,
-                            .nfc = true};
+                            .slow = true};
 }
 
 bool qb_tok_reserve(void **v, size_t *cap, size_t need, size_t elem) {
@@ -102,6 +102,7 @@ qb_status qb_tokenizer_load_wordpiece(const char *vocab_path, const qb_tok_optio
     }
     t->kind = QB_TOK_WORDPIECE;
     t->wp = wp;
+    t->slow = true;
     t->pad_id = qb_wp_id(wp, "[PAD]", 0);
     qb_tok_template_bert(&t->tmpl, cls, sep);
     t->dec = (qb_tok_decoder){.kind = QB_DEC_WORDPIECE, .cleanup = true};
@@ -130,6 +131,7 @@ qb_status qb_tokenizer_load_sentencepiece(const char *spiece_path, const qb_tok_
     /* AlbertTokenizer resolves its specials with PieceToId, unknown -> <unk> */
     t->kind = QB_TOK_SENTENCEPIECE;
     t->sp = sp;
+    t->slow = true;
     t->pad_id = qb_sp_id(sp, "<pad>", 5);
     qb_tok_template_bert(&t->tmpl, qb_sp_id(sp, "[CLS]", 5), qb_sp_id(sp, "[SEP]", 5));
     t->dec = (qb_tok_decoder){.kind = QB_DEC_METASPACE, .strip_first = true};
@@ -364,21 +366,28 @@ static qb_status tok_template(const qb_tokenizer *t, bool has_pair, int *max_len
     return QB_OK;
 }
 
-void qb_tok_keep(size_t budget, size_t n0, size_t n1, size_t keep[2]) {
+void qb_tok_keep(const qb_tokenizer *t, size_t budget, size_t n0, size_t n1, size_t keep[2]) {
     keep[0] = n0, keep[1] = n1;
-    while (keep[0] + keep[1] > budget) {
-        if (keep[0] > keep[1]) keep[0]--;
-        else keep[1]--;
+    if (n0 + n1 <= budget) return;
+    if (t->slow) {
+        while (keep[0] + keep[1] > budget) keep[keep[0] <= keep[1]]--;
+        return;
     }
+    bool swap = n0 > n1;
+    size_t shorter = swap ? n1 : n0, longer;
+    if (shorter > budget / 2) shorter = budget / 2, longer = shorter + budget % 2;
+    else longer = budget - shorter;
+    keep[0] = swap ? longer : shorter;
+    keep[1] = swap ? shorter : longer;
 }
 
-/* The segments' ids truncated longest_first (one token at a time from the
- * longer segment, from the pair on ties) and laid into the template;
- * word_of (NULL: no words) maps each segment's ids to words. */
-static qb_status tok_assemble(const qb_tok_item *it, int n_it, int specials, int max_length, const qb_i32buf *seg,
+/* The segments' ids truncated longest_first (as qb_tok_keep) and laid into
+ * the template; word_of (NULL: no words) maps each segment's ids to words. */
+static qb_status tok_assemble(const qb_tokenizer *t, const qb_tok_item *it, int n_it, int specials, int max_length,
+                              const qb_i32buf *seg,
                               const qb_i32buf *word_of, qb_encoding *enc, qb_error *err) {
     size_t keep[2];
-    qb_tok_keep((size_t)(max_length - specials), seg[0].n, seg[1].n, keep);
+    qb_tok_keep(t, (size_t)(max_length - specials), seg[0].n, seg[1].n, keep);
     if (!tok_reserve_encoding(enc, keep[0] + keep[1] + (size_t)specials))
         return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
     enc->n = 0;
@@ -405,7 +414,7 @@ qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t le
     st = qb_tok_segment(t, text, len, "text", w, &seg[0], err);
     if (st == QB_OK && pair) st = qb_tok_segment(t, pair, pair_len, "text pair", w, &seg[1], err);
     if (st != QB_OK) return st;
-    return tok_assemble(it, n_it, specials, max_length, seg, NULL, enc, err);
+    return tok_assemble(t, it, n_it, specials, max_length, seg, NULL, enc, err);
 }
 
 /* One segment's words, tokenized one by one into ids, with word_of the
@@ -446,7 +455,7 @@ qb_status qb_tokenizer_encode_word_pair(const qb_tokenizer *t, const qb_words *t
     st = tok_words(t, text, 0, w, &seg[0], &word_of[0], err);
     if (st == QB_OK && pair) st = tok_words(t, pair, text->n, w, &seg[1], &word_of[1], err);
     if (st != QB_OK) return st;
-    return tok_assemble(it, n_it, specials, max_length, seg, word_of, enc, err);
+    return tok_assemble(t, it, n_it, specials, max_length, seg, word_of, enc, err);
 }
 
 /* The length of a special (added) token written at s[i], or 0. */

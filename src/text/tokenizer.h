@@ -20,7 +20,8 @@ typedef struct {
     bool tokenize_chinese_chars; /* WordPiece; default true */
     bool remove_space;           /* SentencePiece; default true */
     bool keep_accents;           /* SentencePiece; default false */
-    bool nfc;                    /* WordPiece composes first (slow BertTokenizer); default true */
+    bool slow;                   /* WordPiece as the slow BertTokenizer: composes first, lowercases as
+                                  * Python (a word-final sigma to U+03C2); default true */
 } qb_tok_options;
 
 qb_tok_options qb_tok_default_options(void);

@@ -50,6 +50,7 @@ struct qb_tokenizer {
     qb_bpe *bpe;          /* QB_TOK_BPE */
     qb_hfp *pipe;         /* tokenizer.json's normalizers and pre-tokenizers, then the model; NULL: the model's own */
     int32_t pad_id;
+    bool slow;            /* vocab.txt or spiece.model: their slow tokenizers' rules */
     qb_tok_template tmpl;
     qb_tok_added *added;         /* tokenizer.json's, or the slow files' special tokens */
     int n_added;
@@ -86,9 +87,14 @@ qb_status qb_tok_segment(const qb_tokenizer *t, const char *text, size_t len, co
  * special tokens. */
 int qb_tok_template_items(const qb_tokenizer *t, bool has_pair, const qb_tok_item **it, int *n_it);
 
-/* Hugging Face's longest_first truncation of segments of n0 and n1 tokens
- * to budget: the lengths kept. */
-void qb_tok_keep(size_t budget, size_t n0, size_t n1, size_t keep[2]);
+/* longest_first truncation of segments of n0 and n1 tokens to budget: the
+ * lengths kept.  As the tokenizer's own Hugging Face class does it:
+ * tokenizer.json's (Rust) keeps all of the shorter up to half and gives an
+ * odd budget's last token to the longer, the second on ties; the slow
+ * tokenizers qbert follows for vocab.txt and spiece.model take one token at
+ * a time from the longer, the second on ties (63 + 62 where Rust gives
+ * 62 + 63). */
+void qb_tok_keep(const qb_tokenizer *t, size_t budget, size_t n0, size_t n1, size_t keep[2]);
 
 qb_status qb_tokenizer_load_json(const char *path, qb_tokenizer **out, qb_error *err);
 

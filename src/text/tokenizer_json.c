@@ -99,7 +99,7 @@ static qb_status tj_wordpiece(tj_ctx *c, qb_tokenizer *t, const json_t *norm, co
         return QB_OK;
     }
     qb_tok_options o = qb_tok_default_options();
-    o.nfc = false;
+    o.slow = false;
     if (json_is_null(norm)) {
         o.do_lower_case = false;
         o.strip_accents = 0;

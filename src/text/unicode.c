@@ -184,7 +184,7 @@ static bool uni_sigma_is_final(const uint32_t *s, size_t n, size_t i) {
     return j == n || !uni_is_cased(s[j]);
 }
 
-bool qb_uni_lower(const uint32_t *in, size_t n, qb_u32buf *out) {
+bool qb_uni_lower(const uint32_t *in, size_t n, bool final_sigma, qb_u32buf *out) {
     if (!QB_TOK_RESERVE(out, out->n + 2 * n + 1)) return false;
     uint32_t *d = out->v + out->n;
     for (size_t i = 0; i < n; i++) {
@@ -195,7 +195,7 @@ bool qb_uni_lower(const uint32_t *in, size_t n, qb_u32buf *out) {
             *d++ = 'i';
             *d++ = 0x307;
         } else if (c == 0x3A3) {
-            *d++ = uni_sigma_is_final(in, n, i) ? 0x3C2 : 0x3C3;
+            *d++ = final_sigma && uni_sigma_is_final(in, n, i) ? 0x3C2 : 0x3C3;
         } else {
             *d++ = (uint32_t)utf8proc_tolower((utf8proc_int32_t)c);
         }

@@ -39,9 +39,11 @@ bool qb_uni_is_mn(uint32_t c);
 bool qb_uni_is_alnum(uint32_t c);      /* categories L* and N* */          /* category Mn */
 int qb_uni_combining_class(uint32_t c);
 
-/* Appends Python's str.lower() of in[0..n) to out: full mappings (U+0130
- * becomes two code points) and the final-sigma rule. */
-bool qb_uni_lower(const uint32_t *in, size_t n, qb_u32buf *out);
+/* Appends the lowercase of in[0..n) to out, with full mappings (U+0130
+ * becomes two code points).  final_sigma: Python's str.lower(), whose
+ * word-final capital sigma becomes U+03C2 (the slow tokenizers); without
+ * it, Rust's char-by-char to_lowercase (tokenizers' normalizers). */
+bool qb_uni_lower(const uint32_t *in, size_t n, bool final_sigma, qb_u32buf *out);
 /* Appends the normalization form of in[0..n) to out. */
 bool qb_uni_normalize(const uint32_t *in, size_t n, qb_uni_form form, qb_u32buf *out);
 

@@ -270,7 +270,7 @@ static bool wp_fold(const qb_wordpiece *wp, const uint32_t **cp, size_t *n, qb_t
     const qb_tok_options *o = &wp->opt;
     if (o->do_lower_case) {
         w->cp[1].n = 0;
-        if (!qb_uni_lower(*cp, *n, &w->cp[1])) return false;
+        if (!qb_uni_lower(*cp, *n, o->slow, &w->cp[1])) return false;
         *cp = w->cp[1].v, *n = w->cp[1].n;
     }
     if (o->do_lower_case ? o->strip_accents != 0 : o->strip_accents == 1) {
@@ -304,10 +304,10 @@ qb_status qb_wp_tokenize(const qb_wordpiece *wp, const char *text, size_t len, c
     if (!wp_clean(wp, raw->v, raw->n, clean)) goto nomem;
     raw->n = 0;
     /* the slow BertTokenizer composes first; tokenizers' BertNormalizer does not */
-    if (wp->opt.nfc ? !qb_uni_normalize(clean->v, clean->n, QB_UNI_NFC, raw)
+    if (wp->opt.slow ? !qb_uni_normalize(clean->v, clean->n, QB_UNI_NFC, raw)
                     : !QB_TOK_RESERVE(raw, clean->n + 1))
         goto nomem;
-    if (!wp->opt.nfc) {
+    if (!wp->opt.slow) {
         memcpy(raw->v, clean->v, clean->n * sizeof *raw->v);
         raw->n = clean->n;
     }
