@@ -76,6 +76,11 @@ expect_error "unknown model_type" "config.json: model_type \"gpt2\" is not suppo
 d=$(model_copy act); rm "$d/config.json"; sed 's/"hidden_act": "gelu"/"hidden_act": "swish"/' "$M/config.json" >"$d/config.json"
 expect_error "unknown activation" "config.json: hidden_act \"swish\"" "$QBERT" info "$d"
 
+d=$(model_copy relpos); rm "$d/config.json"
+sed 's/"position_embedding_type": "absolute"/"position_embedding_type": "relative_key"/' "$M/config.json" >"$d/config.json"
+expect_error "relative position embeddings" "config.json: position_embedding_type \"relative_key\" is not supported" \
+  "$QBERT" info "$d"
+
 d=$(model_copy novocab); rm "$d/vocab.txt"
 expect_error "missing vocab" "no tokenizer.json, vocab.txt or spiece.model" "$QBERT" info "$d"
 
@@ -104,6 +109,9 @@ expect_error "missing weights" "model.safetensors not found" "$QBERT" info "$d"
 
 d=$(model_copy legacy); rm "$d/model.safetensors"; touch "$d/pytorch_model.bin"
 expect_error "legacy pytorch_model.bin" "pytorch_model.bin.*convert" "$QBERT" info "$d"
+
+d=$(model_copy sharded); rm "$d/model.safetensors"; echo '{"weight_map": {}}' >"$d/model.safetensors.index.json"
+expect_error "sharded weights" "sharded \(model.safetensors.index.json\)" "$QBERT" info "$d"
 
 expect_error "no such model dir" "does-not-exist/config.json" "$QBERT" info "$TMP/does-not-exist"
 

@@ -155,6 +155,17 @@ static qb_status find_family(qb_config *c, const char *path, qb_error *err) {
                    "camembert, electra)", path, c->model_type);
 }
 
+/* Relative position embeddings (distance_embedding in each layer's
+ * attention) change every score: run as absolute ones they would give
+ * wrong outputs without a word. */
+static qb_status check_positions(const json_t *j, const char *path, qb_error *err) {
+    const json_t *v = json_object_get(j, "position_embedding_type");
+    if (!v || json_is_null(v) || qb_json_str_eq(v, "absolute")) return QB_OK;
+    const char *s = qb_json_str(v, NULL);
+    return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: position_embedding_type \"%s\" is not supported (absolute)", path,
+                   s ? s : "(not a string)");
+}
+
 static qb_status parse_arch(const json_t *j, qb_config *c, const char *path, qb_error *err) {
     qb_status st = copy_string(j, "model_type", "", c->model_type, sizeof c->model_type, path, err);
     if (!st) st = find_family(c, path, err);
@@ -173,6 +184,7 @@ static qb_status parse_arch(const json_t *j, qb_config *c, const char *path, qb_
     st = copy_string(j, c->arch == QB_ARCH_DISTILBERT ? "activation" : "hidden_act",
                      c->arch == QB_ARCH_ALBERT ? "gelu_new" : "gelu", c->hidden_act, sizeof c->hidden_act, path, err);
     if (!st) st = parse_act(c, path, err);
+    if (!st) st = check_positions(j, path, err);
     c->mlm_act = c->family->mlm_gelu ? QB_ACT_GELU : c->act;
     return st;
 }

@@ -84,6 +84,10 @@ static qb_status open_weights(qb_model *m, qb_error *err) {
             return qb_fail(err, QB_ERR_UNSUPPORTED,
                            "%s: only pytorch_model.bin found; qbert reads model.safetensors "
                            "(convert it: see README, \"Legacy checkpoints\")", m->dir);
+        if (qb_path_join(bin, sizeof bin, m->dir, "model.safetensors.index.json") && qb_file_exists(bin))
+            return qb_fail(err, QB_ERR_UNSUPPORTED,
+                           "%s: the weights are sharded (model.safetensors.index.json); qbert reads one "
+                           "model.safetensors", m->dir);
         return qb_fail(err, QB_ERR_IO, "%s: model.safetensors not found", path);
     }
     return qb_safetensors_open(&m->st, path, err);
