@@ -178,7 +178,9 @@ qb_status qb_tokenize(const qb_model *m, const char *text, size_t len,
                       const char *pair, size_t pair_len, int max_length,
                       qb_encoding *enc, qb_error *err);
 
-/* Pre-split words (CoNLL): word_ids tells which word each token came from. */
+/* Pre-split words (CoNLL), as transformers' is_split_into_words reads them
+ * (a byte-level BPE's each after a space, as add_prefix_space asks):
+ * word_ids tells which word each token came from. */
 qb_status qb_tokenize_words(const qb_model *m, const char *const *words,
                             const size_t *lens, int n_words, int max_length,
                             qb_encoding *enc, qb_error *err);

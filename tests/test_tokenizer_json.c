@@ -341,6 +341,31 @@ static qb_tokenizer *load(const char *rel) {
     return t;
 }
 
+/* Pre-split words (a CoNLL file's) as transformers' is_split_into_words
+ * reads them, which for a byte-level BPE needs add_prefix_space: each word
+ * as the sentence " word" gives it ("ĠWest"), the first one included. */
+static void check_split_words(const qb_tokenizer *t) {
+    static const char *const words[] = {"West", "Indian", "cricketer", "Phil"};
+    size_t lens[4];
+    qb_encoding enc = {0}, one = {0};
+    qb_error err;
+    int32_t want[64] = {0};
+    int n = 1;
+    for (int i = 0; i < 4; i++) {
+        char spaced[32];
+        lens[i] = strlen(words[i]);
+        snprintf(spaced, sizeof spaced, " %s", words[i]);
+        CHECK(qb_tokenizer_encode(t, spaced, strlen(spaced), NULL, 0, 64, &one, &err) == QB_OK, "%s", err.msg);
+        for (int k = 1; k + 1 < one.n && n < 62; k++) want[n++] = one.input_ids[k];
+    }
+    want[n++] = 2;
+    CHECK(qb_tokenizer_encode_words(t, words, lens, 4, 64, &enc, &err) == QB_OK && enc.n == n &&
+              !memcmp(enc.input_ids, want, (size_t)n * sizeof *want),
+          "byte-level words each after a space (%d ids, want %d)", enc.n, n);
+    qb_encoding_free(&enc);
+    qb_encoding_free(&one);
+}
+
 static bool ids_are(const json_t *arr, const int32_t *v, int n) {
     bool same = (int)json_array_size(arr) == n;
     for (int i = 0; same && i < n; i++) {
@@ -543,6 +568,7 @@ int main(void) {
         check_file(roberta, "golden/tokens-hf-roberta-base-imdb-test-2000.jsonl");
         check_file(roberta, "golden/tokens-hf-roberta-base-conll-valid.jsonl");
         check_file(roberta, "golden/tokens-hf-roberta-base-specials.jsonl");
+        check_split_words(roberta);
     }
     if (albert) {
         CHECK(qb_tokenizer_vocab_size(albert) == 30000, "albert vocab %d", qb_tokenizer_vocab_size(albert));

@@ -56,6 +56,7 @@ typedef struct qb_tok_work {
     qb_sp_spanbuf spans[2];
     qb_i32buf seg[2];    /* ids of text and pair before [CLS]/[SEP] */
     qb_i32buf word_of[2]; /* encode_words: word index of each id in seg[0] and seg[1] */
+    qb_bytebuf word;     /* encode_words: a byte-level word with the space before it */
     qb_i32buf bpe[3];    /* BPE: a word's symbols, their prev and next links */
     qb_u64buf heap;      /* BPE: candidate merges, (rank << 32) | position */
     qb_ug_nodebuf ug;    /* Unigram's lattice */

@@ -207,6 +207,7 @@ void qb_encoding_free(qb_encoding *e) {
         for (size_t i = 0; i < TOK_COUNT(w->spans); i++) free(w->spans[i].v);
         for (size_t i = 0; i < TOK_COUNT(w->seg); i++) free(w->seg[i].v);
         for (size_t i = 0; i < TOK_COUNT(w->bpe); i++) free(w->bpe[i].v);
+        free(w->word.v);
         free(w->heap.v);
         free(w->ug.v);
         for (size_t i = 0; i < TOK_COUNT(w->pre); i++) free(w->pre[i].v);
@@ -419,15 +420,34 @@ qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t le
 
 /* One segment's words, tokenized one by one into ids, with word_of the
  * word index (first + i) of each id. */
-static qb_status tok_words(const qb_tokenizer *t, const qb_words *ws, int first, qb_tok_work *w, qb_i32buf *ids,
-                           qb_i32buf *word_of, qb_error *err) {
+static bool tok_byte_level(const qb_tokenizer *t) {
+    return t->pipe ? qb_hfp_byte_level(t->pipe) : t->kind == QB_TOK_BPE && qb_bpe_byte_level(t->bpe);
+}
+
+/* Words without the text they came from (a CoNLL file's) are read as
+ * transformers' is_split_into_words does, which needs a byte-level BPE
+ * built with add_prefix_space: each word after a space ("ĠIndian"). */
+static const char *tok_word_text(const qb_tokenizer *t, const char *s, size_t *len, qb_tok_work *w) {
+    if (!tok_byte_level(t) || (*len && s[0] == ' ')) return s;
+    if (!QB_TOK_RESERVE(&w->word, *len + 2)) return NULL;
+    w->word.v[0] = ' ';
+    if (*len) memcpy(w->word.v + 1, s, *len);
+    w->word.n = ++*len;
+    return w->word.v;
+}
+
+static qb_status tok_words(const qb_tokenizer *t, const qb_words *ws, int first, bool bare, qb_tok_work *w,
+                           qb_i32buf *ids, qb_i32buf *word_of, qb_error *err) {
     ids->n = word_of->n = 0;
     if (ws->n < 0 || (ws->n > 0 && (!ws->words || !ws->lens)))
         return qb_fail(err, QB_ERR_ARG, "encode_words: bad word list (%d words)", ws->n);
     for (int i = 0; i < ws->n; i++) {
         char what[32];
         snprintf(what, sizeof what, "word %d", first + i);
-        qb_status st = qb_tok_segment(t, ws->words[i], ws->lens[i], what, w, ids, err);
+        size_t len = ws->lens[i];
+        const char *s = bare && ws->words[i] ? tok_word_text(t, ws->words[i], &len, w) : ws->words[i];
+        if (!s && ws->words[i]) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
+        qb_status st = qb_tok_segment(t, s, len, what, w, ids, err);
         if (st != QB_OK) return st;
         if (!QB_TOK_RESERVE(word_of, ids->n)) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
         while (word_of->n < ids->n) word_of->v[word_of->n++] = first + i;
@@ -435,15 +455,8 @@ static qb_status tok_words(const qb_tokenizer *t, const qb_words *ws, int first,
     return QB_OK;
 }
 
-qb_status qb_tokenizer_encode_words(const qb_tokenizer *t, const char *const *words,
-                                    const size_t *lens, int n_words, int max_length,
-                                    qb_encoding *enc, qb_error *err) {
-    qb_words text = {words, lens, n_words};
-    return qb_tokenizer_encode_word_pair(t, &text, NULL, max_length, enc, err);
-}
-
-qb_status qb_tokenizer_encode_word_pair(const qb_tokenizer *t, const qb_words *text, const qb_words *pair,
-                                        int max_length, qb_encoding *enc, qb_error *err) {
+static qb_status tok_encode_words(const qb_tokenizer *t, const qb_words *text, const qb_words *pair, bool bare,
+                                  int max_length, qb_encoding *enc, qb_error *err) {
     const qb_tok_item *it;
     int n_it, specials;
     qb_status st = tok_template(t, pair != NULL, &max_length, &it, &n_it, &specials, err);
@@ -452,10 +465,22 @@ qb_status qb_tokenizer_encode_word_pair(const qb_tokenizer *t, const qb_words *t
     if (!w) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
     qb_i32buf *seg = w->seg, *word_of = w->word_of;
     seg[1].n = word_of[1].n = 0;
-    st = tok_words(t, text, 0, w, &seg[0], &word_of[0], err);
-    if (st == QB_OK && pair) st = tok_words(t, pair, text->n, w, &seg[1], &word_of[1], err);
+    st = tok_words(t, text, 0, bare, w, &seg[0], &word_of[0], err);
+    if (st == QB_OK && pair) st = tok_words(t, pair, text->n, bare, w, &seg[1], &word_of[1], err);
     if (st != QB_OK) return st;
     return tok_assemble(t, it, n_it, specials, max_length, seg, word_of, enc, err);
+}
+
+qb_status qb_tokenizer_encode_words(const qb_tokenizer *t, const char *const *words,
+                                    const size_t *lens, int n_words, int max_length,
+                                    qb_encoding *enc, qb_error *err) {
+    qb_words text = {words, lens, n_words};
+    return tok_encode_words(t, &text, NULL, true, max_length, enc, err);
+}
+
+qb_status qb_tokenizer_encode_word_pair(const qb_tokenizer *t, const qb_words *text, const qb_words *pair,
+                                        int max_length, qb_encoding *enc, qb_error *err) {
+    return tok_encode_words(t, text, pair, false, max_length, enc, err);
 }
 
 /* The length of a special (added) token written at s[i], or 0. */
@@ -484,7 +509,7 @@ qb_status qb_tokenizer_split_words(const qb_tokenizer *t, const char *text, size
         i += special ? special : k;
     }
     if (in_word) spans[(*n)++] = (qb_word_span){start, len, start, len};
-    bool byte_level = t->pipe ? qb_hfp_byte_level(t->pipe) : t->kind == QB_TOK_BPE && qb_bpe_byte_level(t->bpe);
+    bool byte_level = tok_byte_level(t);
     for (int w = 0; byte_level && w < *n; w++) spans[w].tok_start = w ? spans[w - 1].end : 0;
     if (byte_level && *n) spans[*n - 1].tok_end = len;
     return QB_OK;

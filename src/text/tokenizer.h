@@ -65,12 +65,16 @@ qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t le
                               const char *pair, size_t pair_len, int max_length,
                               qb_encoding *enc, qb_error *err);
 
-/* Each word tokenized on its own; enc->word_ids maps tokens to words. */
+/* Words without the text around them (a CoNLL file's), each tokenized on
+ * its own as transformers' is_split_into_words does (a byte-level BPE's
+ * after a space); enc->word_ids maps tokens to words. */
 qb_status qb_tokenizer_encode_words(const qb_tokenizer *t, const char *const *words,
                                     const size_t *lens, int n_words, int max_length,
                                     qb_encoding *enc, qb_error *err);
-/* The same for a text and, when not NULL, a pair, whose words are numbered
- * after the text's.  Truncation as qb_tokenizer_encode's. */
+/* Words cut from a text (qb_tokenizer_split_words' tokenized spans, a
+ * byte-level word carrying its own space), for a text and, when not NULL, a
+ * pair, whose words are numbered after the text's.  Truncation as
+ * qb_tokenizer_encode's. */
 qb_status qb_tokenizer_encode_word_pair(const qb_tokenizer *t, const qb_words *text, const qb_words *pair,
                                         int max_length, qb_encoding *enc, qb_error *err);
 
