@@ -28,7 +28,9 @@ static const char help[] =
     "  --batch B          examples run together (default 16)\n"
     "  --threads N        compute threads (default: all cores)\n"
     "  --text-col C, --pair-col C, --label-col C, --header yes|no|auto\n"
-    "                     columns (0-based) for --task tsv (default 0, none, 1, auto)\n"
+    "                     columns (0-based) of a TSV file (default: those a header\n"
+    "                     names: sentence/text/sentence1, sentence2/text_pair,\n"
+    "                     label; else 0, none, 1)\n"
     "  --reference DIR    also run this model (e.g. the FP32 original of a quantized\n"
     "                     one) and report how often the two predictions agree\n"
     "  --json             one JSON object: n, accuracy, macro_f1, per_class, and\n"
@@ -163,7 +165,8 @@ static int parse_args(int argc, char **argv, eval_args *a) {
         } else if ((v = qb_arg_value("--label-col", &i, argc, argv))) {
             if (!qb_arg_int("eval", "--label-col", v, 0, 1000, &p->label_col)) return QB_EXIT_USAGE;
         } else if ((v = qb_arg_value("--header", &i, argc, argv))) {
-            p->header = !strcmp(v, "yes") ? 1 : !strcmp(v, "no") ? 0 : -1;
+            p->header = !strcmp(v, "yes") ? 1 : !strcmp(v, "no") ? 0 : !strcmp(v, "auto") ? -1 : -2;
+            if (p->header == -2) return qb_usage_error("eval", "--header is yes, no or auto, not '%s'", v);
         } else if (argv[i][0] == '-') return qb_usage_error("eval", "unknown option '%s'", argv[i]);
         else if (!a->dir) a->dir = argv[i];
         else return qb_usage_error("eval", "unexpected argument '%s'", argv[i]);

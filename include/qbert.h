@@ -402,10 +402,16 @@ void qb_head_scores(const qb_model *m, const float *logits, int n, float *scores
 
 typedef void (*qb_progress_fn)(void *ctx, const char *stage, long done, long total);
 
+#define QB_COLUMN_AUTO (-2)
+
 typedef struct qb_eval_params {
     const char *data;         /* dataset file */
     const char *task;         /* "auto" (default), "sst2", "imdb", "conll", "tsv", "jsonl" */
-    int text_col, pair_col, label_col, header; /* "tsv": columns; header 1/0/-1 auto */
+    /* TSV columns (0-based; pair and label -1: none), header 1/0/-1 auto.
+     * All QB_COLUMN_AUTO with header -1 (the default): a header naming them
+     * (sentence/text/sentence1, sentence2/text_pair, label) picks them, else
+     * text 0 and label 1; one chosen: the others default to 0, none, 1. */
+    int text_col, pair_col, label_col, header;
     int limit;                /* first N examples (0: all) */
     int max_length;           /* truncation, [CLS]/[SEP] included (0: qb_model_max_length) */
     int batch;                /* examples run together (default 16) */

@@ -87,6 +87,16 @@ done
 if [ -e "$SHARED/data/sst2/dev.tsv" ]; then
   "$QBERT" eval "$M" --data "$SHARED/data/sst2/dev.tsv" --limit 64 --json >"$TMP/eval.json"
   check "eval fields" test "$(json_get "$TMP/eval.json" 'j["n"], "accuracy" in j, "macro_f1" in j')" = "64 True True"
+  # a header naming the columns picks them, in any order, as predict's tables
+  D=$SHARED/data/sst2/dev.tsv
+  (printf 'id\tlabel\tsentence\n'; tail -n +2 "$D" | head -64 | awk -F'\t' '{print NR"\t"$2"\t"$1}') >"$TMP/named.tsv"
+  "$QBERT" eval "$M" --data "$TMP/named.tsv" --json >"$TMP/named.json"
+  check "eval reads a header's column names" \
+    test "$(json_get "$TMP/named.json" 'j["n"], j["accuracy"]')" = "$(json_get "$TMP/eval.json" 'j["n"], j["accuracy"]')"
+  expect_error "eval: one column for text and label" "columns must differ" \
+    "$QBERT" eval "$M" --data "$D" --text-col 0 --label-col 0
+  "$QBERT" eval "$M" --data "$D" --header maybe >/dev/null 2>&1
+  check "eval --header maybe is a usage error" test $? -eq 2
   "$QBERT" bench "$M" --data "$SHARED/data/sst2/dev.tsv" --limit 64 --json >"$TMP/bd.json"
   check "bench --data" test "$(json_get "$TMP/bd.json" 'j["n"], j["sentences_per_s"] > 0')" = "64 True"
   check "eval is strict JSON" strict_jsonl "$TMP/eval.json"

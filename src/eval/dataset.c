@@ -141,10 +141,30 @@ static qb_data_format detect_format(const char *s, size_t size) {
     return QB_DATA_TSV;
 }
 
-/* A TSV without caller's columns: text first, a label second if there is
- * a second column, header skipped when it says "label". */
+static bool name_is(const char *s, size_t n, const char *a, const char *b, const char *c) {
+    const char *names[] = {a, b, c};
+    for (int i = 0; i < 3; i++)
+        if (names[i] && strlen(names[i]) == n && !memcmp(s, names[i], n)) return true;
+    return false;
+}
+
+/* A TSV without the caller's columns.  A header naming them picks them, as
+ * predict reads a table (the text: sentence, text or sentence1; the pair:
+ * sentence2 or text_pair; label); else the text first, a label second if
+ * there is a second column, and a first line saying "label" skipped. */
 static qb_tsv_columns default_columns(const char *s, size_t size) {
-    bool two = memchr(s, '\t', first_line_len(s, size)) != NULL;
+    size_t n = first_line_len(s, size);
+    int text = -1, pair = -1, label = -1;
+    for (size_t i = 0, col = 0; i <= n; col++) {
+        size_t end = i;
+        while (end < n && s[end] != '\t') end++;
+        if (text < 0 && name_is(s + i, end - i, "sentence", "text", "sentence1")) text = (int)col;
+        else if (pair < 0 && name_is(s + i, end - i, "sentence2", "text_pair", NULL)) pair = (int)col;
+        else if (label < 0 && name_is(s + i, end - i, "label", NULL, NULL)) label = (int)col;
+        i = end + 1;
+    }
+    if (text >= 0) return (qb_tsv_columns){.text_col = text, .pair_col = pair, .label_col = label, .header = 1};
+    bool two = memchr(s, '\t', n) != NULL;
     return (qb_tsv_columns){.text_col = 0, .pair_col = -1, .label_col = two ? 1 : -1, .header = -1};
 }
 
@@ -219,7 +239,9 @@ qb_status qb_dataset_load(const char *path, qb_data_format fmt, const qb_tsv_col
         qb_dataset_free(ds);
         return st;
     }
+    /* columns the caller chose read a TSV whatever its header looks like */
     if (fmt == QB_DATA_AUTO) fmt = detect_format(text, size);
+    if (cols && (fmt == QB_DATA_SST2 || fmt == QB_DATA_IMDB)) fmt = QB_DATA_TSV;
     qb_tsv_columns auto_cols = default_columns(text, size);
     qb_data_reader r = {.path = path, .store = store, .pos = text, .end = text + size,
                         .limit = limit, .cap = count_lines(text, size)};

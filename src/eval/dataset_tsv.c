@@ -70,6 +70,9 @@ static qb_status check_columns(const qb_data_reader *r, const qb_tsv_columns *c,
     if (c->text_col < 0 || top >= MAX_COLUMNS || c->pair_col < -1 || c->label_col < -1)
         return qb_fail(err, QB_ERR_ARG, "%s: TSV columns out of range (text %d, pair %d, label %d)",
                        r->path, c->text_col, c->pair_col, c->label_col);
+    if (c->pair_col == c->text_col || c->label_col == c->text_col || (c->label_col >= 0 && c->label_col == c->pair_col))
+        return qb_fail(err, QB_ERR_ARG, "%s: TSV columns must differ (text %d, pair %d, label %d)", r->path,
+                       c->text_col, c->pair_col, c->label_col);
     *need = top + 1;
     return QB_OK;
 }

@@ -14,8 +14,8 @@
 #include "model/model.h"
 
 qb_eval_params qb_eval_default_params(void) {
-    qb_eval_params p = {.task = "auto", .pair_col = -1, .label_col = 1, .header = -1, .max_length = 0,
-                        .batch = 16};
+    qb_eval_params p = {.task = "auto", .text_col = QB_COLUMN_AUTO, .pair_col = QB_COLUMN_AUTO,
+                        .label_col = QB_COLUMN_AUTO, .header = -1, .max_length = 0, .batch = 16};
     return p;
 }
 
@@ -228,10 +228,15 @@ qb_status qb_evaluate(const qb_model *m, const qb_eval_params *p, qb_eval_result
     int max_length = qb_model_max_length(m, p->max_length);
     if (p->batch < 1 || max_length < 3) return qb_fail(err, QB_ERR_ARG, "eval: batch >= 1 and max_length >= 3");
     qb_data_format fmt;
-    qb_tsv_columns cols = {p->text_col, p->pair_col, p->label_col, p->header};
+    /* a column left to the file: the header's name, else the default layout */
+    bool chosen = p->text_col != QB_COLUMN_AUTO || p->pair_col != QB_COLUMN_AUTO ||
+                  p->label_col != QB_COLUMN_AUTO || p->header != -1;
+    qb_tsv_columns cols = {p->text_col == QB_COLUMN_AUTO ? 0 : p->text_col,
+                           p->pair_col == QB_COLUMN_AUTO ? -1 : p->pair_col,
+                           p->label_col == QB_COLUMN_AUTO ? 1 : p->label_col, p->header};
     qb_dataset ds = {0};
     qb_status st = qb_data_format_parse(p->task, &fmt, err);
-    if (!st) st = qb_dataset_load(p->data, fmt, &cols, p->limit, &ds, err);
+    if (!st) st = qb_dataset_load(p->data, fmt, chosen ? &cols : NULL, p->limit, &ds, err);
     if (st) return st;
     evaluator e = {.m = m, .p = p, .ds = &ds, .r = r};
     r->max_length = max_length;
