@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/escape.h"
 #include "core/json.h"
 
 static const char help[] =
@@ -109,9 +110,10 @@ static void print_top(const filler *f, int pos) {
     printf("  %s at token %d:\n", qb_token_text(f->m, f->info.mask_token_id), pos);
     for (int k = 0; k < f->top_k; k++) {
         int32_t id = f->order[k].id;
+        char esc[256];
         const char *tok = qb_token_text(f->m, id);
-        printf("    %-20s %8.4f  (id %d, logit %.4f)\n", tok ? tok : "?", (double)f->probs[id], id,
-               (double)f->logits[id]);
+        printf("    %-20s %8.4f  (id %d, logit %.4f)\n", tok ? qb_escape_str(esc, sizeof esc, tok) : "?",
+               (double)f->probs[id], id, (double)f->logits[id]);
     }
 }
 
@@ -133,7 +135,10 @@ static int fill_one(filler *f, const char *text, int n) {
     }
     json_t *masks = f->json ? json_array() : NULL;
     bool ok = !f->json || masks;
-    if (!f->json) printf("%s\n", text);
+    if (!f->json) { /* a terminal is not to obey the text's control characters */
+        qb_escape_write(stdout, text, strlen(text));
+        putchar('\n');
+    }
     for (int pos = 0; ok && pos < f->enc.n; pos++) {
         if (f->enc.input_ids[pos] != f->info.mask_token_id) continue;
         if (!rank_position(f, pos, &err)) {

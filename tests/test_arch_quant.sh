@@ -39,6 +39,8 @@ expect_error "fill-mask: a text without the model's mask token" "text 1: no <mas
   "$QBERT" fill-mask "$ROB" "The movie was [MASK]."
 "$QBERT" fill-mask "$ROB" "$MASKED" "<mask> and <mask>" --top-k 3 >"$TMP/fill.txt"
 check "fill-mask text: a block per mask, k lines each" test "$(grep -c '^    ' "$TMP/fill.txt")" -eq 9
+"$QBERT" fill-mask "$ROB" "$(printf 'a \033[31m <mask>')" --top-k 1 >"$TMP/fill_esc.txt"
+check "fill-mask text escapes control characters" bash -c "! grep -q \$'\\033' '$TMP/fill_esc.txt'"
 "$QBERT" predict "$ELE" --input "$TMP/texts.txt" --json >"$TMP/ele.jsonl"
 "$QBERT" fill-mask "$ROB" "$MASKED" --json --top-k 50265 >"$TMP/fill.jsonl"
 
