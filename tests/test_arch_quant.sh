@@ -39,6 +39,18 @@ expect_error "fill-mask: a text without the model's mask token" "text 1: no <mas
   "$QBERT" fill-mask "$ROB" "The movie was [MASK]."
 "$QBERT" fill-mask "$ROB" "$MASKED" "<mask> and <mask>" --top-k 3 >"$TMP/fill.txt"
 check "fill-mask text: a block per mask, k lines each" test "$(grep -c '^    ' "$TMP/fill.txt")" -eq 9
+# sentence-transformers strips each text (and lowercases it when its
+# sentence_bert_config.json says do_lower_case): a byte-level BPE shows it
+ids() { "$QBERT" embed "$1" "$2" | $PY -c 'import json,sys; print(json.loads(sys.stdin.readline())["input_ids"])'; }
+check "without the layout, spaces around a text are tokens" test "$(ids "$ROB" " Hello world ")" != "$(ids "$ROB" "Hello world")"
+ST=$TMP/roberta-st
+cp -r "$ROB" "$ST" && mkdir -p "$ST/1_Pooling"
+echo '[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+ {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]' >"$ST/modules.json"
+echo '{"pooling_mode_mean_tokens": true}' >"$ST/1_Pooling/config.json"
+check "sentence-transformers layout: each text stripped" test "$(ids "$ST" " Hello world ")" = "$(ids "$ST" "Hello world")"
+echo '{"max_seq_length": 64, "do_lower_case": true}' >"$ST/sentence_bert_config.json"
+check "do_lower_case: each text lowercased" test "$(ids "$ST" " Hello WORLD")" = "$(ids "$ROB" "hello world")"
 "$QBERT" fill-mask "$ROB" "$(printf 'a \033[31m <mask>')" --top-k 1 >"$TMP/fill_esc.txt"
 check "fill-mask text escapes control characters" bash -c "! grep -q \$'\\033' '$TMP/fill_esc.txt'"
 "$QBERT" predict "$ELE" --input "$TMP/texts.txt" --json >"$TMP/ele.jsonl"

@@ -1,6 +1,6 @@
 /* The sentence-transformers layout of a model directory: modules.json lists
  * Transformer -> Pooling -> (Normalize); 1_Pooling/config.json names the
- * pooling modes; sentence_bert_config.json the truncation length;
+ * pooling modes; sentence_bert_config.json the truncation length and lowercasing;
  * config_sentence_transformers.json the prompts put before the texts. */
 #include <dirent.h>
 #include <errno.h>
@@ -83,17 +83,23 @@ static qb_status read_pooling(const char *path, qb_model *m, qb_error *err) {
     return QB_OK;
 }
 
-static qb_status read_max_length(const char *dir, qb_embed_params *e, const qb_config *c, qb_error *err) {
+/* sentence_bert_config.json: the truncation length and do_lower_case. */
+static qb_status read_st_config(qb_model *m, qb_error *err) {
     char path[4096];
-    if (!qb_path_join(path, sizeof path, dir, "sentence_bert_config.json") || !qb_file_exists(path)) return QB_OK;
+    qb_embed_params *e = &m->embed;
+    const qb_config *c = &m->cfg;
+    if (!qb_path_join(path, sizeof path, m->dir, "sentence_bert_config.json") || !qb_file_exists(path)) return QB_OK;
     json_t *j = NULL;
     qb_status st = qb_json_load_object(path, &j, err);
     if (st) return st;
     int64_t n = 0;
-    const json_t *v = json_object_get(j, "max_seq_length");
+    const json_t *v = json_object_get(j, "max_seq_length"), *lower = json_object_get(j, "do_lower_case");
     bool ok = !v || json_is_null(v) || (qb_json_int(v, &n) && n >= 2);
+    bool lower_ok = !lower || json_is_boolean(lower);
+    m->text_lower = json_is_true(lower);
     json_decref(j);
     if (!ok) return qb_fail(err, QB_ERR_FORMAT, "%s: max_seq_length must be an integer >= 2", path);
+    if (!lower_ok) return qb_fail(err, QB_ERR_FORMAT, "%s: do_lower_case must be true or false", path);
     if (n) e->max_length = (int)(n < c->max_position ? n : c->max_position);
     return QB_OK;
 }
@@ -189,7 +195,8 @@ static qb_status read_modules(qb_model *m, qb_error *err) {
                                  : qb_fail(err, QB_ERR_FORMAT, "%s: module %zu is not an object", file, i);
     }
     json_decref(j);
-    return st ? st : read_max_length(m->dir, &m->embed, &m->cfg, err);
+    m->text_strip = true; /* Transformer.tokenize strips every text */
+    return st ? st : read_st_config(m, err);
 }
 
 qb_status qb_model_read_embed_config(qb_model *m, qb_error *err) {

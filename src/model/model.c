@@ -298,6 +298,7 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
     if (!st) st = qb_model_read_embed_config(m, err);
     if (!st) st = choose_kernels(m, params, err);
     if (!st) st = load_tokenizer(m, err);
+    if (!st) qb_tokenizer_set_sentence_prep(m->tok, m->text_strip, m->text_lower);
     if (!st) st = check_vocab(m, err);
     if (!st) m->mask_id = qb_tokenizer_mask_id(m->tok);
     if (!st) st = open_weights(m, err);

@@ -107,6 +107,7 @@ struct qb_model {
 
     qb_embed_params embed;  /* the directory's sentence-transformers settings (embed_config.c) */
     qb_prompts prompts;     /* and its prompts */
+    bool text_strip, text_lower; /* and its Transformer module's text handling (qb_tokenizer_set_sentence_prep) */
 
     qb_linear **linears;    /* every linear, in graph order: observers, quantizers */
     int n_linears;

@@ -300,12 +300,18 @@ qb_status qb_tokenizer_offsets(const qb_tokenizer *t, const char *text, size_t l
     qb_encoding scratch = {0};
     scratch.work = calloc(1, sizeof(qb_tok_work));
     qb_status st = o && scratch.work ? QB_OK : off_nomem(err);
+    size_t start[2] = {0, 0};
+    if (!text) text = "", len = 0;
+    if (st == QB_OK) st = qb_tok_prep(t, &text, &len, &start[0], 0, scratch.work, "text", err);
+    if (st == QB_OK && pair) st = qb_tok_prep(t, &pair, &pair_len, &start[1], 1, scratch.work, "text pair", err);
     if (st == QB_OK) {
         o->byte_level = t->pipe ? qb_hfp_byte_level(t->pipe) : t->kind == QB_TOK_BPE && qb_bpe_byte_level(t->bpe);
-        st = off_segment(t, text ? text : "", text ? len : 0, 0, o, scratch.work, err);
+        st = off_segment(t, text, len, 0, o, scratch.work, err);
     }
     if (st == QB_OK && pair) st = off_segment(t, pair, pair_len, 1, o, scratch.work, err);
     if (st == QB_OK) st = off_assemble(t, pair != NULL, o, e, out, err);
+    for (int i = 0; st == QB_OK && i < e->n; i++) /* back into the text as given, before stripping */
+        if (!out[i].special) out[i].start += start[out[i].segment], out[i].end += start[out[i].segment];
     if (o) off_free(o);
     qb_encoding_free(&scratch);
     return st;

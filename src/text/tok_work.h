@@ -57,6 +57,8 @@ typedef struct qb_tok_work {
     qb_i32buf seg[2];    /* ids of text and pair before [CLS]/[SEP] */
     qb_i32buf word_of[2]; /* encode_words: word index of each id in seg[0] and seg[1] */
     qb_bytebuf word;     /* encode_words: a byte-level word with the space before it */
+    qb_u32buf prep_cp[2]; /* sentence-transformers' lowercasing: code points before and after */
+    qb_bytebuf prep[2];  /* ... and the text and pair it gives */
     qb_i32buf bpe[3];    /* BPE: a word's symbols, their prev and next links */
     qb_u64buf heap;      /* BPE: candidate merges, (rank << 32) | position */
     qb_ug_nodebuf ug;    /* Unigram's lattice */

@@ -208,6 +208,7 @@ void qb_encoding_free(qb_encoding *e) {
         for (size_t i = 0; i < TOK_COUNT(w->seg); i++) free(w->seg[i].v);
         for (size_t i = 0; i < TOK_COUNT(w->bpe); i++) free(w->bpe[i].v);
         free(w->word.v);
+        for (int k = 0; k < 2; k++) free(w->prep_cp[k].v), free(w->prep[k].v);
         free(w->heap.v);
         free(w->ug.v);
         for (size_t i = 0; i < TOK_COUNT(w->pre); i++) free(w->pre[i].v);
@@ -401,6 +402,34 @@ static qb_status tok_assemble(const qb_tokenizer *t, const qb_tok_item *it, int 
     return QB_OK;
 }
 
+void qb_tokenizer_set_sentence_prep(qb_tokenizer *t, bool strip, bool lower) {
+    t->st_strip = strip;
+    t->st_lower = lower;
+}
+
+qb_status qb_tok_prep(const qb_tokenizer *t, const char **s, size_t *len, size_t *start, int k, qb_tok_work *w,
+                      const char *what, qb_error *err) {
+    *start = 0;
+    if (!*s) return QB_OK;
+    size_t a = 0, b = *len, n;
+    uint32_t c;
+    while (t->st_strip && a < b && (n = qb_utf8_decode_char(*s + a, b - a, &c)) && qb_uni_is_py_space(c)) a += n;
+    for (size_t p; t->st_strip && b > a; b = p) {
+        p = tok_prev_char(*s, b);
+        if (qb_utf8_decode_char(*s + p, b - p, &c) != b - p || !qb_uni_is_py_space(c)) break;
+    }
+    *s += a, *len = b - a, *start = a;
+    if (!t->st_lower) return QB_OK;
+    qb_u32buf *cp = w->prep_cp;
+    cp[0].n = cp[1].n = w->prep[k].n = 0;
+    qb_status st = qb_utf8_decode(*s, *len, &cp[0], what, err);
+    if (st) return st;
+    if (!qb_uni_lower(cp[0].v, cp[0].n, true, &cp[1]) || !qb_utf8_encode(cp[1].v, cp[1].n, &w->prep[k]))
+        return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", what);
+    *s = w->prep[k].v, *len = w->prep[k].n, *start = 0;
+    return QB_OK;
+}
+
 qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t len,
                               const char *pair, size_t pair_len, int max_length,
                               qb_encoding *enc, qb_error *err) {
@@ -412,7 +441,10 @@ qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t le
     if (!w) return qb_fail(err, QB_ERR_NOMEM, "tokenizer: out of memory");
     qb_i32buf *seg = w->seg;
     seg[0].n = seg[1].n = 0;
-    st = qb_tok_segment(t, text, len, "text", w, &seg[0], err);
+    size_t start;
+    st = qb_tok_prep(t, &text, &len, &start, 0, w, "text", err);
+    if (st == QB_OK && pair) st = qb_tok_prep(t, &pair, &pair_len, &start, 1, w, "text pair", err);
+    if (st == QB_OK) st = qb_tok_segment(t, text, len, "text", w, &seg[0], err);
     if (st == QB_OK && pair) st = qb_tok_segment(t, pair, pair_len, "text pair", w, &seg[1], err);
     if (st != QB_OK) return st;
     return tok_assemble(t, it, n_it, specials, max_length, seg, NULL, enc, err);

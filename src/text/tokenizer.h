@@ -65,6 +65,13 @@ qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t le
                               const char *pair, size_t pair_len, int max_length,
                               qb_encoding *enc, qb_error *err);
 
+/* sentence-transformers' Transformer.tokenize, for a model directory in its
+ * layout: each text and pair str.strip()ped, then str.lower()ed when
+ * sentence_bert_config.json's do_lower_case asks (qb_tokenizer_encode and
+ * qb_tokenizer_offsets; offsets still point into the text as given, but
+ * where lowercasing changes a character's byte length). */
+void qb_tokenizer_set_sentence_prep(qb_tokenizer *t, bool strip, bool lower);
+
 /* Words without the text around them (a CoNLL file's), each tokenized on
  * its own as transformers' is_split_into_words does (a byte-level BPE's
  * after a space); enc->word_ids maps tokens to words. */

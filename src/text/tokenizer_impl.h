@@ -51,6 +51,7 @@ struct qb_tokenizer {
     qb_hfp *pipe;         /* tokenizer.json's normalizers and pre-tokenizers, then the model; NULL: the model's own */
     int32_t pad_id;
     bool slow;            /* vocab.txt or spiece.model: their slow tokenizers' rules */
+    bool st_strip, st_lower; /* sentence-transformers' Transformer.tokenize (qb_tokenizer_set_sentence_prep) */
     qb_tok_template tmpl;
     qb_tok_added *added;         /* tokenizer.json's, or the slow files' special tokens */
     int n_added;
@@ -78,6 +79,12 @@ const qb_tok_added *qb_tok_added_at(const qb_tokenizer *t, const char *s, size_t
  * whitespace its lstrip (back to lo at most) and rstrip ask for. */
 void qb_tok_added_extent(const qb_tok_added *a, const char *text, size_t len, size_t i, size_t lo, size_t *s,
                          size_t *e);
+
+/* The text (k 0) or pair (k 1) as sentence-transformers hands it to the
+ * tokenizer: s[*start, *start + *len) after str.strip(), or its lowercase
+ * in w->prep[k] (then *start 0). */
+qb_status qb_tok_prep(const qb_tokenizer *t, const char **s, size_t *len, size_t *start, int k, qb_tok_work *w,
+                      const char *what, qb_error *err);
 
 /* The ids of one text, added tokens split out first, appended to ids. */
 qb_status qb_tok_segment(const qb_tokenizer *t, const char *text, size_t len, const char *what, qb_tok_work *w,
