@@ -52,7 +52,9 @@ static void print_text(const eval_args *a, const qb_model *m, const qb_eval_resu
     if (r->n_truncated)
         printf("truncated    %d of %d %s lost tokens at max_length %d (the model allows %d)\n", r->n_truncated, r->n,
                r->token_task ? "sentences" : "examples", r->max_length, in.max_position);
-    if (r->token_task) printf("words        %lld scored, %d beyond max_length not scored\n", r->total, r->words_unscored);
+    if (r->token_task)
+        printf("words        %lld scored; not scored: %d beyond max_length, %d without tokens\n", r->total,
+               r->words_unscored - r->words_tokenless, r->words_tokenless);
     printf("accuracy     %.4f  (%lld/%lld%s)\n", r->accuracy, r->correct, r->total, r->token_task ? " words" : "");
     printf("macro-F1     %.4f\n", r->macro_f1);
     if (r->agreement_n)
@@ -118,6 +120,7 @@ static bool set_optional(json_t *o, const qb_eval_result *r) {
              qb_json_set_real(o, "entity_precision", r->entity_precision) &&
              qb_json_set_real(o, "entity_recall", r->entity_recall) && qb_json_set_int(o, "words_scored", r->total) &&
              qb_json_set_int(o, "words_unscored", r->words_unscored) &&
+             qb_json_set_int(o, "words_tokenless", r->words_tokenless) &&
              qb_json_set(o, "entity_types", entity_types_json(r));
     return ok;
 }

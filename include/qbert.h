@@ -439,7 +439,8 @@ typedef struct qb_eval_result {
         double f1, precision, recall;
         long long gold, pred, tp;
     } entity_types[32];
-    int words_unscored;       /* NER words beyond max_length */
+    int words_unscored;       /* NER words not scored: beyond max_length, or ... */
+    int words_tokenless;      /* ... of them, words the tokenizer gives no token (a lone soft hyphen) */
     int max_length;           /* the truncation length used */
     int n_truncated;          /* examples that lost tokens to it */
     double agreement;         /* with params.reference (NaN without one) */

@@ -97,6 +97,12 @@ if [ -e "$SHARED/data/sst2/dev.tsv" ]; then
     "$QBERT" eval "$M" --data "$D" --text-col 0 --label-col 0
   "$QBERT" eval "$M" --data "$D" --header maybe >/dev/null 2>&1
   check "eval --header maybe is a usage error" test $? -eq 2
+  if [ -e "$SHARED/models/bert-mini-conll" ]; then # a lone soft hyphen has no token: not "beyond max_length"
+    printf 'EU B-ORG\nrejects O\n\xc2\xad O\nGerman B-MISC\n\n' >"$TMP/shy.conll"
+    "$QBERT" eval "$SHARED/models/bert-mini-conll" --data "$TMP/shy.conll" --task conll --json >"$TMP/shy.json"
+    check "eval: a word without tokens counted as such" \
+      test "$(json_get "$TMP/shy.json" 'j["words_scored"], j["words_unscored"], j["words_tokenless"]')" = "3 1 1"
+  fi
   "$QBERT" bench "$M" --data "$SHARED/data/sst2/dev.tsv" --limit 64 --json >"$TMP/bd.json"
   check "bench --data" test "$(json_get "$TMP/bd.json" 'j["n"], j["sentences_per_s"] > 0')" = "64 True"
   check "eval is strict JSON" strict_jsonl "$TMP/eval.json"

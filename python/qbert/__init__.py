@@ -497,7 +497,7 @@ def _eval_dict(m, r):
         out.update(agreement=r.agreement, agreement_n=r.agreement_n, sqnr_db=r.sqnr_db, kl=r.kl, cosine=r.cosine)
     if r.token_task:
         out.update(entity_f1=r.entity_f1, entity_precision=r.entity_precision, entity_recall=r.entity_recall,
-                   words_scored=r.total, words_unscored=r.words_unscored,
+                   words_scored=r.total, words_unscored=r.words_unscored, words_tokenless=r.words_tokenless,
                    entity_types=[{"type": t.type.decode("utf-8", "replace"), "f1": t.f1, "precision": t.precision,
                                   "recall": t.recall, "gold": t.gold, "predicted": t.pred, "correct": t.tp}
                                  for t in r.entity_types[:r.n_entity_types]])

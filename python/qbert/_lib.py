@@ -102,7 +102,7 @@ class EvalResult(Structure):
                 ("entity_f1", c_double), ("entity_precision", c_double), ("entity_recall", c_double),
                 ("entity_gold", c_longlong), ("entity_pred", c_longlong), ("entity_tp", c_longlong),
                 ("n_entity_types", c_int), ("entity_types", EntityScore * 32),
-                ("words_unscored", c_int), ("max_length", c_int), ("n_truncated", c_int),
+                ("words_unscored", c_int), ("words_tokenless", c_int), ("max_length", c_int), ("n_truncated", c_int),
                 ("agreement", c_double), ("agreement_n", c_longlong), ("sqnr_db", c_double), ("kl", c_double),
                 ("cosine", c_double), ("n_classes", c_int), ("precision", POINTER(c_double)),
                 ("recall", POINTER(c_double)), ("f1", POINTER(c_double)), ("support", POINTER(c_longlong)),

@@ -104,8 +104,9 @@ static qb_status eval_sentence(evaluator *e, const qb_example *x, qb_error *err)
     int L = e->m->cfg.num_labels, n = 0;
     for (int w = 0, t = 0; w < x->n_words; w++) {
         while (t < enc->n && enc->word_ids[t] < w) t++;
-        if (t >= enc->n || enc->word_ids[t] != w) {
+        if (t >= enc->n || enc->word_ids[t] != w) { /* cut by max_length only if no later word has tokens */
             e->r->words_unscored++;
+            e->r->words_tokenless += t < enc->n || !enc->n_truncated;
             continue;
         }
         int gold = qb_model_label_id(e->m, x->tags[w]);
