@@ -282,6 +282,11 @@ expect_error "label outside id2label" "label.tsv:3: label '7'" "$QBERT" eval "$M
 printf '{"text": "ok"}\n{"text": \n' >"$TMP/bad.jsonl"
 expect_error "malformed JSONL input" "bad.jsonl:2: invalid JSON" "$QBERT" predict "$M" --input "$TMP/bad.jsonl"
 expect_error "missing dataset" "nope.tsv" "$QBERT" eval "$M" --data "$TMP/nope.tsv"
+printf '[{"text": "a", "label": 1},\n {"text": "b", "label": 0}]\n' >"$TMP/array.jsonl"
+expect_error "a JSON array for a dataset" "array.jsonl: a JSON array; datasets are JSON Lines" \
+  "$QBERT" eval "$M" --data "$TMP/array.jsonl"
+printf '{"sentence": "a", "label": 1}\n' >"$TMP/notext.jsonl"
+expect_error "a JSONL line without text" "notext.jsonl:1: no \"text\" field" "$QBERT" eval "$M" --data "$TMP/notext.jsonl"
 if [ -e "$SHARED/data/conll2003/valid.txt" ]; then
   expect_error "dataset that does not fit the model" "CoNLL.*sequence-classification" \
     "$QBERT" eval "$M" --data "$SHARED/data/conll2003/valid.txt" --limit 5

@@ -136,7 +136,7 @@ static qb_data_format detect_format(const char *s, size_t size) {
     size_t first = skip_blank_lines(s, size, 0);
     size_t i = first;
     while (i < size && (s[i] == ' ' || s[i] == '\t')) i++;
-    if (i < size && s[i] == '{') return QB_DATA_JSONL;
+    if (i < size && (s[i] == '{' || s[i] == '[')) return QB_DATA_JSONL; /* '[': refused there, by name */
     if (first < size && looks_like_conll(s, size, first)) return QB_DATA_CONLL;
     return QB_DATA_TSV;
 }

@@ -39,6 +39,7 @@ static qb_status find_fields(const json_t *j, const char *where, jsonl_fields *f
     f->text = json_object_get(j, "text");
     f->pair = json_object_get(j, "text_pair");
     f->label = json_object_get(j, "label");
+    if (!f->text) return qb_fail(err, QB_ERR_FORMAT, "%s: no \"text\" field", where);
     if (!json_is_string(f->text))
         return qb_fail(err, QB_ERR_FORMAT, "%s: \"text\" must be a string", where);
     if (json_is_null(f->pair)) f->pair = NULL;
@@ -89,6 +90,10 @@ static qb_status add_line(qb_data_reader *r, const qb_data_line *line, qb_error 
 qb_status qb_data_read_jsonl(qb_data_reader *r, qb_error *err) {
     qb_data_line line;
     qb_status st = QB_OK;
+    const char *p = r->pos;
+    while (p < r->end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+    if (p < r->end && *p == '[')
+        return qb_fail(err, QB_ERR_FORMAT, "%s: a JSON array; datasets are JSON Lines, one object a line", r->path);
     while (!st && !qb_data_full(r) && qb_data_next_line(r, &line)) {
         if (!qb_data_line_is_blank(&line)) st = add_line(r, &line, err);
     }
