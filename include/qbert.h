@@ -502,7 +502,7 @@ qb_status qb_bench_data(const qb_model *m, const qb_bench_data_params *p, qb_ben
  * positive quantity summarizes the same way. */
 void qb_latency_summarize(double *ms, int n, qb_latency *out);
 
-/* Peak resident set of this process so far, in MB. */
+/* Peak resident set of this process so far, in MB (10^6 bytes). */
 double qb_peak_rss_mb(void);
 
 /* ---- quantization ----------------------------------------------------- */

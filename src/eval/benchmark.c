@@ -20,10 +20,9 @@ double qb_peak_rss_mb(void) {
     while (f && kb < 0 && fgets(line, sizeof line, f))
         if (!strncmp(line, "VmHWM:", 6)) kb = strtol(line + 6, NULL, 10);
     if (f) fclose(f);
-    if (kb >= 0) return (double)kb / 1024.0;
     struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0; /* KiB */
+    if (kb < 0 && getrusage(RUSAGE_SELF, &ru) == 0) kb = ru.ru_maxrss;
+    return (double)kb * 1024 / 1e6; /* KiB to MB of 10^6 bytes, as every size qbert prints */
 }
 
 static double now(void) {
