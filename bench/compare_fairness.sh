@@ -33,7 +33,7 @@ DEV=$SHARED/data/sst2/dev.tsv CAL=$SHARED/data/sst2/train.tsv
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) cores"
 run_compare() { # run_compare REPORT_DIR
   "$QBERT" compare "$MODEL" --data "$DEV" --calib "$CAL" --calib-n 128 --limit 200 --max-length 66 --seq 128 \
-    --methods "$METHODS" --rounds "$ROUNDS" --runs "$RUNS" --threads 2 -o "$1" >"$1.out" 2>"$1.err"
+    --methods "$METHODS" --rounds "$ROUNDS" --runs "$RUNS" --threads 2 -o "$1" --force >"$1.out" 2>"$1.err"
 }
 summary() { # summary REPORT_DIR LABEL
   /usr/bin/python3 - "$1/report.json" "$2" <<'PYEOF'
@@ -99,7 +99,7 @@ for m in "${methods[@]}"; do
 import json, statistics, sys
 j = json.load(open(sys.argv[1]))
 c = [r for r in j["rows"] if r["method"] == sys.argv[2]][0]["peak_rss_mb"]
-t = statistics.median(int(x) for x in sys.argv[3:]) / 1024
+t = statistics.median(int(x) for x in sys.argv[3:]) * 1024 / 1e6  # KiB to MB, as qbert reports
 print(f"  {sys.argv[2]:14s} compare {c:6.1f} MB  time -v {t:6.1f} MB  ratio {c / t:5.3f}")
 PYEOF
 done

@@ -5,8 +5,11 @@
  * bench` process of its own (so its peak RSS is its own).  Finished
  * evaluations are kept in REPORT_DIR/rows, so an interrupted run resumes
  * with --resume. */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "core/sha256.h"
 #include "report/report.h"
 
 static const char help[] =
@@ -24,8 +28,9 @@ static const char help[] =
     "\n"
     "Quantizes MODEL_DIR with every method, evaluates each, benchmarks them all in\n"
     "interleaved rounds, and writes REPORT_DIR/report.{md,json,csv,html} with SVG\n"
-    "charts: accuracy and agreement with FP32, size and compression, latency at batch 1,\n"
-    "throughput at batch 8, peak RSS, speedup over FP32 and quantization time.\n"
+    "charts: accuracy and agreement with FP32, size and compression, latency and\n"
+    "throughput at the --batch sizes, peak RSS, speedup over FP32 and quantization time\n"
+    "(the mixed method's includes tuning its map).\n"
     "\n"
     "Each method means what the same name means in 'qbert quantize':\n"
     "  fp32                the original weights\n"
@@ -60,8 +65,9 @@ static const char help[] =
     "Speed: every method runs --rounds rounds of 'qbert bench' (--runs runs each), in\n"
     "turn and then in reverse, each round a process of its own.  Latency and peak RSS\n"
     "are medians over rounds; speedup is the median of the per-round ratios to fp32.\n"
-    "A row whose rounds disagree by more than 25% is marked noisy and kept out of the\n"
-    "findings' speed claims.\n"
+    "A row is marked noisy, and kept out of the findings' speed claims, when the\n"
+    "interquartile range of its rounds' p50 latencies (or of its per-round speedups)\n"
+    "is more than 25% of their median.  Speedup and compression need fp32 in --methods.\n"
     "\n"
     "  --methods LIST     comma-separated (default: fp32,fp16,bf16,dynamic,dynamic-emb8,\n"
     "                     static,static-mse,static-entropy,mixed)\n"
@@ -81,7 +87,14 @@ static const char help[] =
     "                     machine from a quiet one)\n"
     "  --runs N           timed runs per method and round (default 10)\n"
     "  --resume           keep the evaluations an earlier run of this command finished\n"
-    "                     (the benchmark always runs again: its rounds must interleave)\n";
+    "                     (the benchmark always runs again: its rounds must interleave);\n"
+    "                     refused if the model, data or a setting they depend on changed\n"
+    "  --force            write into an existing REPORT_DIR, first removing what compare\n"
+    "                     wrote there (rows/, models/, sensitivity/, the report files);\n"
+    "                     other files are left alone\n"
+    "\n"
+    "An existing, non-empty REPORT_DIR is refused without --resume or --force.  A run\n"
+    "that fails leaves no REPORT_DIR it created.\n";
 
 typedef struct {
     const char *name;
@@ -155,9 +168,15 @@ typedef struct {
     const char *dir, *data, *task, *calib, *out, *map;
     const method_spec *methods[MAX_METHODS];
     int n_methods, calib_n, qat_n, limit, max_length, seq, batch_lat, batch_tput, threads, rounds, runs;
-    bool resume;
-    double mixed_budget;
+    bool resume, force;
+    bool map_given;   /* --precision-map (else mixed tunes one, and map becomes it) */
+    bool created;     /* REPORT_DIR is this run's: removed if the run fails */
+    bool own;         /* compare's files in REPORT_DIR are this run's (not --resume) */
+    double mixed_budget, tune_s; /* tune_s: what tuning the mixed map took */
     char tuned_map[4200]; /* REPORT_DIR/sensitivity/precision_map.json when tuned here */
+    /* the inputs' identities, which saved rows and cached models record */
+    char model_real[PATH_MAX], data_real[PATH_MAX], calib_real[PATH_MAX], map_real[PATH_MAX];
+    char model_file[96], data_sha[65], calib_sha[65], map_sha[65];
 } compare_args;
 
 static const method_spec *find_method(const char *name) {
@@ -173,6 +192,8 @@ static int parse_methods(compare_args *a, const char *list) {
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         const method_spec *m = find_method(t);
         if (!m) return qb_usage_error("compare", "unknown method '%s'", t);
+        for (int k = 0; k < a->n_methods; k++) /* one row per name: a second would only repeat it */
+            if (a->methods[k] == m) return qb_usage_error("compare", "--methods names '%s' twice", t);
         if (a->n_methods == MAX_METHODS) return qb_usage_error("compare", "at most %d methods", MAX_METHODS);
         a->methods[a->n_methods++] = m;
     }
@@ -187,6 +208,7 @@ static int parse_args(int argc, char **argv, compare_args *a) {
             fputs(help, stdout);
             exit(QB_EXIT_OK);
         } else if (!strcmp(argv[i], "--resume")) a->resume = true;
+        else if (!strcmp(argv[i], "--force")) a->force = true;
         else if ((v = qb_arg_value("--methods", &i, argc, argv))) rc = parse_methods(a, v);
         else if ((v = qb_arg_value("--data", &i, argc, argv))) a->data = v;
         else if ((v = qb_arg_value("--task", &i, argc, argv))) a->task = v;
@@ -218,6 +240,9 @@ static int parse_args(int argc, char **argv, compare_args *a) {
     if (!a->dir) return qb_usage_error("compare", "missing MODEL_DIR");
     if (!a->data) return qb_usage_error("compare", "missing --data FILE");
     if (!a->out) return qb_usage_error("compare", "missing -o REPORT_DIR");
+    if (a->resume && a->force)
+        return qb_usage_error("compare", "--resume keeps REPORT_DIR's rows and --force removes them: give one");
+    a->map_given = a->map != NULL;
     bool needs_calib = false;
     for (int k = 0; k < a->n_methods; k++)
         needs_calib |= a->methods[k]->method == QB_QUANT_STATIC || (a->methods[k]->mixed && !a->map) ||
@@ -229,20 +254,18 @@ static int parse_args(int argc, char **argv, compare_args *a) {
 }
 
 /* Everything that can be wrong with the request is found before the first
- * long step: the output directory is writable, the dataset loads and fits
- * the model, the calibration and map files exist. */
-static int preflight(const compare_args *a, qb_model *m) {
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/rows", a->out);
-    mkdir(a->out, 0755);
-    mkdir(probe, 0755);
-    snprintf(probe, sizeof probe, "%s/.write-test", a->out);
+ * long step, and before REPORT_DIR is touched: the benchmark fits the model,
+ * the dataset loads and fits it, the calibration and map files exist. */
+static int check_request(const compare_args *a, qb_model *m) {
+    qb_model_info in;
+    qb_model_get_info(m, &in);
+    if (a->seq > in.max_position)
+        return qb_usage_error("compare", "--seq %d exceeds the model's %d positions (max_position_embeddings)",
+                              a->seq, in.max_position);
+    if (a->max_length > in.max_position)
+        return qb_usage_error("compare", "--max-length %d exceeds the model's %d positions (max_position_embeddings)",
+                              a->max_length, in.max_position);
     qb_error err = {0};
-    if (qb_file_write_atomic(probe, "ok", 2, &err)) {
-        fprintf(stderr, "qbert compare: error: %s: not writable (%s)\n", a->out, err.msg);
-        return QB_EXIT_FAIL;
-    }
-    remove(probe);
     qb_eval_params ep = qb_eval_default_params();
     ep.data = a->data;
     ep.task = a->task ? a->task : "auto";
@@ -260,6 +283,215 @@ static int preflight(const compare_args *a, qb_model *m) {
     return QB_EXIT_OK;
 }
 
+/* A path as one name whatever the working directory it was given from. */
+static void real_path(const char *p, char out[PATH_MAX]) {
+    if (!p) out[0] = 0;
+    else if (!realpath(p, out)) snprintf(out, PATH_MAX, "%s", p);
+}
+
+/* model.safetensors by size and modification time: hashing a large model
+ * on every run would cost seconds. */
+static void model_file_id(const char *dir, char *out, size_t cap) {
+    char p[PATH_MAX + 32], when[32];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    if (stat(p, &st)) {
+        snprintf(out, cap, "(missing)");
+        return;
+    }
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", gmtime(&st.st_mtime));
+    snprintf(out, cap, "%lld bytes, modified %s.%09ldZ", (long long)st.st_size, when, (long)st.st_mtim.tv_nsec);
+}
+
+/* The inputs' identities, which saved rows and cached models record. */
+static int fingerprint(compare_args *a) {
+    real_path(a->dir, a->model_real);
+    real_path(a->data, a->data_real);
+    real_path(a->calib, a->calib_real);
+    real_path(a->map_given ? a->map : NULL, a->map_real);
+    model_file_id(a->dir, a->model_file, sizeof a->model_file);
+    const char *files[] = {a->data, a->calib, a->map_given ? a->map : NULL};
+    char *shas[] = {a->data_sha, a->calib_sha, a->map_sha};
+    qb_error err = {0};
+    for (int k = 0; k < 3; k++) {
+        shas[k][0] = 0;
+        if (files[k] && qb_sha256_file(files[k], shas[k], &err)) return qb_report_error("compare", &err);
+    }
+    return QB_EXIT_OK;
+}
+
+/* What a saved evaluation depends on, as (flag, value) pairs in the order a
+ * change is reported: --resume keeps a row only if every pair is this run's.
+ * The speed settings are not here: the benchmark always runs again. */
+typedef struct {
+    const char *flag;
+    char value[PATH_MAX + 32];
+} setting;
+
+#define MAX_SETTINGS 16
+
+static void put_setting(setting *set, int *n, const char *flag, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void put_setting(setting *set, int *n, const char *flag, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    set[*n].flag = flag;
+    vsnprintf(set[*n].value, sizeof set[*n].value, fmt, ap);
+    va_end(ap);
+    ++*n;
+}
+
+static bool uses_calib_n(const method_spec *s) {
+    return (s->method == QB_QUANT_STATIC && !s->qat) || s->gptq || s->bias_correction;
+}
+
+static int row_settings(const compare_args *a, const method_spec *s, setting *set) {
+    int n = 0;
+    bool tuned = s->mixed && !a->map_given; /* its map comes from the --calib texts */
+    put_setting(set, &n, "MODEL_DIR", "%s", a->model_real);
+    put_setting(set, &n, "model.safetensors", "%s", a->model_file);
+    put_setting(set, &n, "--data", "%s", a->data_real);
+    put_setting(set, &n, "--data contents", "sha256 %s", a->data_sha);
+    put_setting(set, &n, "--task", "%s", a->task ? a->task : "auto");
+    if (a->limit) put_setting(set, &n, "--limit", "%d", a->limit);
+    else put_setting(set, &n, "--limit", "none");
+    put_setting(set, &n, "--max-length", "%d", a->max_length);
+    put_setting(set, &n, "qbert", "%s", QBERT_VERSION);
+    if (uses_calib_n(s) || s->qat || tuned) {
+        put_setting(set, &n, "--calib", "%s", a->calib_real);
+        put_setting(set, &n, "--calib contents", "sha256 %s", a->calib_sha);
+    }
+    if (uses_calib_n(s)) put_setting(set, &n, "--calib-n", "%d", a->calib_n);
+    if (s->qat) put_setting(set, &n, "--qat-n", "%d", a->qat_n);
+    if (s->mixed && a->map_given) {
+        put_setting(set, &n, "--precision-map", "%s", a->map_real);
+        put_setting(set, &n, "--precision-map contents", "sha256 %s", a->map_sha);
+    } else if (tuned) {
+        put_setting(set, &n, "--precision-map", "none (tuned on --calib)");
+        put_setting(set, &n, "--mixed-budget", "%g", a->mixed_budget);
+    }
+    return n;
+}
+
+static void row_path(const compare_args *a, const char *method, char *path, size_t cap) {
+    snprintf(path, cap, "%s/rows/%s.json", a->out, method);
+}
+
+/* One saved row against this run: a row made from other inputs is refused
+ * rather than silently kept or measured again over the user's results. */
+static int check_saved_row(const compare_args *a, const method_spec *s, const json_t *saved, const char *path) {
+    if (!json_is_object(saved)) {
+        fprintf(stderr, "qbert compare: error: %s records no settings (an older qbert wrote it): use a new -o or "
+                        "drop --resume\n", path);
+        return QB_EXIT_FAIL;
+    }
+    setting set[MAX_SETTINGS];
+    int n = row_settings(a, s, set);
+    for (int k = 0; k < n; k++) {
+        const char *was = qb_json_str(json_object_get(saved, set[k].flag), NULL);
+        json_t *now = qb_json_strn(set[k].value, strlen(set[k].value)); /* as saved: UTF-8 */
+        bool same = was && now && !strcmp(was, qb_json_str(now, NULL));
+        json_decref(now);
+        if (same) continue;
+        fprintf(stderr, "qbert compare: error: %s was made with %s %s; this run has %s %s: use a new -o or drop "
+                        "--resume\n", a->out, set[k].flag, was ? was : "(not recorded)", set[k].flag, set[k].value);
+        return QB_EXIT_FAIL;
+    }
+    return QB_EXIT_OK;
+}
+
+static int check_saved_rows(const compare_args *a) {
+    for (int k = 0; k < a->n_methods; k++) {
+        char path[PATH_MAX + 64];
+        json_t *j = NULL;
+        row_path(a, a->methods[k]->name, path, sizeof path);
+        if (!qb_file_exists(path) || qb_json_load_object(path, &j, NULL)) continue; /* evaluated again */
+        int rc = check_saved_row(a, a->methods[k], json_object_get(j, "settings"), path);
+        json_decref(j);
+        if (rc) return rc;
+    }
+    return QB_EXIT_OK;
+}
+
+/* What compare writes in REPORT_DIR, and all --force removes: files of
+ * other programs there are left alone. */
+static void remove_own_files(const char *out) {
+    static const char *const own[] = {"rows", "models", "sensitivity", "sensitivity.log", "sensitivity.signature",
+                                      ".write-test"};
+    char p[PATH_MAX + 64];
+    for (size_t k = 0; k < sizeof own / sizeof *own; k++)
+        if (qb_path_join(p, sizeof p, out, own[k])) qb_remove_tree(p);
+    qb_report_remove(out);
+}
+
+static bool dir_is_empty(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return false;
+    struct dirent *e;
+    bool empty = true;
+    while (empty && (e = readdir(d)))
+        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+    closedir(d);
+    return empty;
+}
+
+static bool is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* REPORT_DIR: made here, or an empty one, or one --resume continues or
+ * --force clears; an earlier run's rows and models never mix with this
+ * run's unasked, and report files never land in an unrelated directory. */
+static int prepare_report_dir(compare_args *a) {
+    char rows[PATH_MAX + 64];
+    snprintf(rows, sizeof rows, "%s/rows", a->out);
+    if (mkdir(a->out, 0755) == 0) a->created = true;
+    else if (errno != EEXIST || !is_dir(a->out)) {
+        fprintf(stderr, "qbert compare: error: %s: not writable (%s)\n", a->out,
+                errno == EEXIST ? "not a directory" : strerror(errno));
+        return QB_EXIT_FAIL;
+    } else if (!dir_is_empty(a->out)) {
+        if (a->resume && !is_dir(rows)) {
+            fprintf(stderr, "qbert compare: error: %s has no rows/ of an earlier compare: drop --resume, or use "
+                            "another -o\n", a->out);
+            return QB_EXIT_FAIL;
+        }
+        if (!a->resume && !a->force) {
+            fprintf(stderr, "qbert compare: error: %s already exists: use --resume to continue it, --force to "
+                            "replace its report, or another -o\n", a->out);
+            return QB_EXIT_FAIL;
+        }
+        if (a->force) remove_own_files(a->out);
+    }
+    a->own = !a->resume;
+    mkdir(rows, 0755);
+    char probe[PATH_MAX + 64];
+    snprintf(probe, sizeof probe, "%s/.write-test", a->out);
+    qb_error err = {0};
+    if (qb_file_write_atomic(probe, "ok", 2, &err)) {
+        fprintf(stderr, "qbert compare: error: %s: not writable (%s)\n", a->out, err.msg);
+        return QB_EXIT_FAIL;
+    }
+    remove(probe);
+    return QB_EXIT_OK;
+}
+
+static int preflight(compare_args *a, qb_model *m) {
+    int rc = check_request(a, m);
+    if (!rc) rc = fingerprint(a);
+    if (!rc) rc = prepare_report_dir(a);
+    if (!rc && a->resume) rc = check_saved_rows(a);
+    return rc;
+}
+
+/* A failed run leaves no REPORT_DIR it created, and none of its own files
+ * in one it was given; a resumed one keeps the rows it had. */
+static void discard_failed(const compare_args *a) {
+    if (a->created) qb_remove_tree(a->out);
+    else if (a->own) remove_own_files(a->out);
+}
+
 static void describe(const method_spec *s, const compare_args *a, char *buf, size_t cap) {
     if (s->mixed) snprintf(buf, cap, "quantize --method dynamic --precision-map %s", a->map ? a->map : "(none)");
     else if (s->method == QB_QUANT_STATIC && !s->qat && !s->attention8 && !s->smooth)
@@ -274,6 +506,17 @@ static qb_status write_signature(const char *sig, const char *sig_path, double s
     char full[8300];
     snprintf(full, sizeof full, "%sseconds=%.3f\n", sig, seconds);
     return qb_file_write_atomic(sig_path, full, strlen(full), err);
+}
+
+/* Whether sig_path holds sig (and then the seconds it records). */
+static bool signature_matches(const char *sig_path, const char *sig, double *seconds) {
+    char *old = NULL;
+    size_t n, len = strlen(sig);
+    if (!qb_file_exists(sig_path) || qb_file_read_all(sig_path, &old, &n, NULL)) return false;
+    bool same = n > len + 8 && !strncmp(old, sig, len) && !strncmp(old + len, "seconds=", 8);
+    if (same && seconds) *seconds = atof(old + len + 8);
+    free(old);
+    return same;
 }
 
 /* A short QAT run (one epoch on the first --qat-n calibration rows, which
@@ -313,23 +556,18 @@ static qb_status quantize_cached(const compare_args *a, const qb_model *m, const
         *seconds = 0;
         return QB_OK;
     }
-    char sig[8192], sig_path[4200], *old = NULL;
+    char sig[8192], sig_path[4200], map_sha[65] = "";
     snprintf(dir, cap, "%s/models/%s", a->out, s->name);
     snprintf(sig_path, sizeof sig_path, "%s.signature", dir);
+    if (s->mixed && a->map) qb_sha256_file(a->map, map_sha, NULL); /* a tuned map is made in this run */
     snprintf(sig, sizeof sig,
-             "model=%s\nmethod=%s\nrecipe=%s\ncalib=%s\ncalib_n=%d\nqat_n=%d\nmax_length=%d\nmap=%s\nversion=%s\n",
-             a->dir, s->name, s->command, a->calib ? a->calib : "", a->calib_n, s->qat ? a->qat_n : 0, a->max_length,
-             a->map ? a->map : "", QBERT_VERSION);
-    size_t n;
-    if (qb_file_exists(sig_path) && !qb_file_read_all(sig_path, &old, &n, NULL)) {
-        char *secs = strstr(old, "seconds=");
-        bool same = secs && !strncmp(old, sig, strlen(sig)) && (size_t)(secs - old) == strlen(sig);
-        if (same) *seconds = atof(secs + 8);
-        free(old);
-        char cfg[4200];
-        snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-        if (same && qb_file_exists(cfg)) return QB_OK;
-    }
+             "model=%s\nmodel_file=%s\nmethod=%s\nrecipe=%s\ncalib=%s\ncalib_sha256=%s\ncalib_n=%d\nqat_n=%d\n"
+             "max_length=%d\nmap=%s\nmap_sha256=%s\nversion=%s\n",
+             a->model_real, a->model_file, s->name, s->command, a->calib_real, a->calib_sha, a->calib_n,
+             s->qat ? a->qat_n : 0, a->max_length, a->map ? a->map : "", map_sha, QBERT_VERSION);
+    char cfg[4200];
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    if (signature_matches(sig_path, sig, seconds) && qb_file_exists(cfg)) return QB_OK;
     if (s->qat) return qat_cached(a, s, dir, sig, sig_path, seconds, err);
     qb_quant_params p = qb_quant_default_params(s->method);
     p.act_per_token = s->act_per_token;
@@ -366,7 +604,13 @@ static qb_status tune_mixed_map(compare_args *a, qb_error *err) {
     snprintf(out, sizeof out, "%.4000s/sensitivity", a->out);
     snprintf(log, sizeof log, "%s.log", out);
     snprintf(a->tuned_map, sizeof a->tuned_map, "%.4100s/precision_map.json", out);
-    if (a->resume && qb_file_exists(a->tuned_map)) {
+    char sig[8192], sig_path[4300];
+    snprintf(sig_path, sizeof sig_path, "%s.signature", out);
+    snprintf(sig, sizeof sig,
+             "model=%s\nmodel_file=%s\ncalib=%s\ncalib_sha256=%s\nmax_length=%d\nbudget=%g\nversion=%s\n",
+             a->model_real, a->model_file, a->calib_real, a->calib_sha, a->max_length, a->mixed_budget,
+             QBERT_VERSION);
+    if (a->resume && qb_file_exists(a->tuned_map) && signature_matches(sig_path, sig, &a->tune_s)) {
         a->map = a->tuned_map;
         return QB_OK;
     }
@@ -375,9 +619,11 @@ static qb_status tune_mixed_map(compare_args *a, qb_error *err) {
     snprintf(budget, sizeof budget, "%g", a->mixed_budget);
     char *argv[] = {"qbert",    "sensitivity", (char *)a->dir, "--data",    (char *)a->calib, "--limit", "400",
                     "--max-length", max_length, "--threads",   threads, "--suggest", budget, "-o", out, NULL};
+    double t0 = qb_now();
     if (qb_cli_run_self(argv, log) != 0) return qb_fail(err, QB_ERR_IO, "tuning the mixed map failed: see %s", log);
     a->map = a->tuned_map;
-    return QB_OK;
+    a->tune_s = qb_now() - t0;
+    return write_signature(sig, sig_path, a->tune_s, err);
 }
 
 /* One round of one method's benchmark: `qbert bench` in a process of its
@@ -521,22 +767,32 @@ static int64_t file_size(const char *dir) {
 
 /* A row's evaluation, saved so --resume can skip it (its speed is
  * measured again: benchmark rounds only compare within one run). */
-static void save_row(const compare_args *a, const qb_report_row *r) {
-    char path[4300];
-    snprintf(path, sizeof path, "%s/rows/%s.json", a->out, r->method);
+static json_t *settings_json(const compare_args *a, const method_spec *s) {
+    setting set[MAX_SETTINGS];
+    int n = row_settings(a, s, set);
+    json_t *o = json_object();
+    bool ok = o != NULL;
+    for (int k = 0; ok && k < n; k++) ok = qb_json_set_str(o, set[k].flag, set[k].value);
+    return qb_json_built(o, ok);
+}
+
+static void save_row(const compare_args *a, const method_spec *s, const qb_report_row *r) {
+    char path[PATH_MAX + 64];
+    row_path(a, r->method, path, sizeof path);
     json_t *o = json_object();
     bool ok = o && qb_json_set_str(o, "method", r->method) && qb_json_set_real(o, "accuracy", r->accuracy) &&
               qb_json_set_real(o, "macro_f1", r->macro_f1) && qb_json_set_real(o, "entity_f1", r->entity_f1) &&
               qb_json_set_real(o, "agreement", r->agreement) && qb_json_set_int(o, "n_examples", r->n_examples) &&
               qb_json_set_int(o, "n_truncated", r->n_truncated) && qb_json_set_int(o, "size_bytes", r->size_bytes) &&
-              qb_json_set_real(o, "quantize_s", r->quantize_s);
+              qb_json_set_real(o, "quantize_s", r->quantize_s) && qb_json_set(o, "settings", settings_json(a, s));
     if (ok) qb_json_write_file(path, o, QB_JSON_LINE, NULL); /* without it, --resume measures the row again */
     json_decref(o);
 }
 
+/* A saved row; preflight has checked that it was made from this run's inputs. */
 static bool load_row(const compare_args *a, qb_report_row *r) {
-    char path[4300];
-    snprintf(path, sizeof path, "%s/rows/%s.json", a->out, r->method);
+    char path[PATH_MAX + 64];
+    row_path(a, r->method, path, sizeof path);
     json_t *j = NULL;
     if (!qb_file_exists(path) || qb_json_load_object(path, &j, NULL)) return false;
     r->accuracy = qb_json_get_number(j, "accuracy", NAN);
@@ -566,6 +822,7 @@ static void run_method(compare_args *a, const qb_model *fp32, int i, qb_report_r
     describe(s, a, row->description, sizeof row->description);
     if (!st) fprintf(stderr, "[%d/%d] %s: quantize\n", i + 1, a->n_methods, s->name);
     if (!st) st = quantize_cached(a, fp32, s, dir, 4096, &row->quantize_s, &err);
+    if (!st && s->mixed && a->map == a->tuned_map) row->quantize_s += a->tune_s; /* the map is part of the method */
     if (!st && a->resume && load_row(a, row)) {
         fprintf(stderr, "[%d/%d] %s: evaluation kept from the earlier run\n", i + 1, a->n_methods, s->name);
         return;
@@ -578,7 +835,7 @@ static void run_method(compare_args *a, const qb_model *fp32, int i, qb_report_r
         snprintf(row->error, sizeof row->error, "%.250s", err.msg);
         fprintf(stderr, "[%d/%d] %s: failed: %s\n", i + 1, a->n_methods, s->name, err.msg);
     } else {
-        save_row(a, row);
+        save_row(a, s, row);
     }
 }
 
@@ -616,8 +873,9 @@ static void warn_noisy(const qb_report *r) {
     int n = 0;
     for (int i = 0; i < r->n_rows; i++) n += r->rows[i].ok && r->rows[i].speed_noisy;
     if (n)
-        fprintf(stderr, "qbert compare: warning: %d method(s) had benchmark rounds %.0f%% or more apart (a busy "
-                        "machine?): marked noisy, and left out of the findings' speed claims\n",
+        fprintf(stderr, "qbert compare: warning: %d method(s) had benchmark rounds whose interquartile range "
+                        "(of p50 latency or of speedup) exceeds %.0f%% of their median (a busy machine?): marked "
+                        "noisy, and left out of the findings' speed claims\n",
                 n, 100 * QB_REPORT_NOISY_SPREAD);
 }
 
@@ -655,6 +913,7 @@ int qb_cmd_compare(int argc, char **argv) {
         else printf("wrote %s/report.md, report.html, report.json, report.csv and 4 SVG charts (%.0f s)\n", a.out,
                     qb_now() - t0);
     }
+    if (rc) discard_failed(&a);
     free(dirs);
     free(rep.rows);
     qb_model_free(fp32);

@@ -73,6 +73,65 @@ check "latency equals bench within noise (a factor of 3, best of 3 tries)" test 
 "$QBERT" compare "$M" --data "$DEV" --calib "$CAL" --calib-n 32 --methods fp32,dynamic,static --limit $N \
   --max-length 66 --seq 32 --rounds 1 --runs 2 -o "$R" --resume >/dev/null 2>"$TMP/err2"
 check "resume keeps rows" test "$(grep -c 'evaluation kept from the earlier run' "$TMP/err2")" -eq 3
+# ... and refuses rows made from other inputs or settings, naming what changed
+# (arrays, not functions: expect_error runs its command under timeout)
+resume=("$QBERT" compare "$M" --data "$DEV" --calib "$CAL" --calib-n 32 --methods fp32,dynamic,static --limit $N
+  --max-length 66 --seq 32 --rounds 1 --runs 2 -o "$R" --resume)
+expect_error "resume refuses another --limit" "was made with --limit $N; this run has --limit 20: use a new -o" \
+  "${resume[@]}" --limit 20
+expect_error "resume refuses another --max-length" "was made with --max-length 66; this run has --max-length 40" \
+  "${resume[@]}" --max-length 40
+expect_error "resume refuses another --calib-n (static's rows)" "was made with --calib-n 32; this run has --calib-n 16" \
+  "${resume[@]}" --calib-n 16
+head -41 "$DEV" >"$TMP/dev41.tsv"
+expect_error "resume refuses another --data" "was made with --data .*dev.tsv; this run has --data .*dev41.tsv" \
+  "${resume[@]}" --data "$TMP/dev41.tsv"
+check "a refused resume keeps the rows" test -s "$R/rows/static.json" -a -s "$R/report.json"
+RS="$TMP/rs"
+small=(--data "$TMP/dev41.tsv" --methods fp32 --limit 20 --max-length 66 --seq 32 --rounds 1 --runs 2 -o "$RS")
+"$QBERT" compare "$M" "${small[@]}" >/dev/null 2>&1
+sed -i '2s/^/very /' "$TMP/dev41.tsv"
+expect_error "resume refuses changed --data contents" "was made with --data contents sha256 [0-9a-f]+; this run has" \
+  "$QBERT" compare "$M" "${small[@]}" --resume
+cp -r "$M" "$TMP/m2"
+expect_error "resume refuses another model" "was made with MODEL_DIR .*it's a model; this run has MODEL_DIR .*m2" \
+  "$QBERT" compare "$TMP/m2" "${small[@]}" --resume
+# an existing REPORT_DIR is continued (--resume), cleared (--force) or refused
+expect_error "an existing REPORT_DIR needs --resume or --force" "rs already exists: use --resume to continue it" \
+  "$QBERT" compare "$M" "${small[@]}"
+echo mine >"$RS/notes.txt"
+echo '{}' >"$RS/rows/stale.json"
+"$QBERT" compare "$M" "${small[@]}" --force >/dev/null 2>&1
+check "--force writes the report" test -s "$RS/report.md"
+check "--force removes compare's earlier rows" test ! -e "$RS/rows/stale.json"
+check "--force leaves other files alone" test "$(cat "$RS/notes.txt")" = mine
+"$QBERT" compare "$TMP/m2" "${small[@]}" --force >/dev/null 2>&1
+touch -d '2001-01-01' "$TMP/m2/model.safetensors"
+expect_error "resume refuses a changed model.safetensors" "was made with model.safetensors [0-9]+ bytes, modified 20" \
+  "$QBERT" compare "$TMP/m2" "${small[@]}" --resume
+mkdir "$TMP/unrelated" && echo x >"$TMP/unrelated/a.txt"
+expect_error "an unrelated directory is refused" "unrelated already exists" \
+  "$QBERT" compare "$M" "${small[@]}" -o "$TMP/unrelated"
+expect_error "--resume of an unrelated directory is refused" "unrelated has no rows/" \
+  "$QBERT" compare "$M" "${small[@]}" -o "$TMP/unrelated" --resume
+check "nothing written into an unrelated directory" test "$(ls -A "$TMP/unrelated")" = a.txt
+
+# without fp32, no speedup or compression (never "nan"); labels name the batches run
+"$QBERT" compare "$M" --data "$DEV" --methods dynamic --limit 20 --max-length 66 --seq 32 --batch 2,4 --rounds 1 \
+  --runs 2 -o "$TMP/nofp32" >/dev/null 2>&1
+check "no nan in any report file without fp32" \
+  test -z "$(grep -liwE 'nanx?' "$TMP/nofp32"/report.* "$TMP/nofp32"/*.svg)"
+check "findings say speedup and compression need fp32" grep -q "need fp32 among the methods" "$TMP/nofp32/report.md"
+check "table labels name --batch 2,4" grep -q "p50 ms (b2) .* throughput b4 (seq/s)" "$TMP/nofp32/report.md"
+check "findings name --batch 2,4" grep -q "Fastest at batch 2: dynamic.*Highest throughput at batch 4" \
+  <(tr '\n' ' ' <"$TMP/nofp32/report.md")
+check "no batch 1 or 8 label with --batch 2,4" \
+  test -z "$(grep -lE 'b1\)|b8 \(|batch[- ][18]\b' "$TMP/nofp32"/report.md "$TMP/nofp32"/report.html "$TMP/nofp32"/*.svg)"
+check "json and csv rows record the batches" test "$(json_get "$TMP/nofp32/report.json" \
+  '(j["rows"][0]["batch_latency"], j["rows"][0]["batch_throughput"])')" = "(2, 4)" -a \
+  "$(head -1 "$TMP/nofp32/report.csv" | tr ',' '\n' | tail -2 | tr '\n' ' ')" = "batch_latency batch_throughput "
+check "help states the noisy rule as the code applies it" grep -q "interquartile range of its rounds' p50" \
+  <("$QBERT" compare --help)
 
 # the mixed method tunes its map in a child `qbert sensitivity`
 if [ -z "$SANITIZE" ]; then
@@ -100,5 +159,13 @@ bad "empty dataset" "no examples" --data "$TMP/empty.tsv" --methods fp32 -o "$TM
 touch "$TMP/afile"
 bad "unwritable report dir" "not writable" --data "$DEV" --methods fp32 -o "$TMP/afile/sub"
 bad "static without calibration" "need --calib" --data "$DEV" --methods static -o "$TMP/r4"
+bad "missing data file" "nope.tsv: cannot open" --data "$TMP/nope.tsv" --methods fp32 -o "$TMP/r5"
+bad "duplicate method" "methods names 'fp32' twice" --data "$DEV" --methods fp32,dynamic,fp32 -o "$TMP/r6"
+bad "benchmark longer than the model's positions" "seq 600 exceeds the model's 512 positions" \
+  --data "$DEV" --methods fp32 --seq 600 -o "$TMP/r7"
+bad "--resume with --force" "give one" --data "$DEV" --methods fp32 --resume --force -o "$TMP/r8"
 check "no report for failed requests" test ! -e "$TMP/r1/report.md"
+for d in r1 r2 r3 r4 r5 r6 r7 r8; do
+  check "a failed run leaves no REPORT_DIR it created ($d)" test ! -e "$TMP/$d"
+done
 finish

@@ -422,6 +422,16 @@ static void check_crowded(const char *dir) {
 }
 
 /* A row whose rounds disagreed is marked and never named for its speed. */
+/* Whether the line of s that starts at head names name. */
+static bool line_names(char *s, const char *head, const char *name) {
+    char *p = strstr(s, head), *e = p ? strchr(p, '\n') : NULL;
+    if (!p) return false;
+    if (e) *e = 0;
+    bool found = strstr(p, name) != NULL;
+    if (e) *e = '\n';
+    return found;
+}
+
 static void check_noisy(const char *dir) {
     qb_report r;
     qb_report_row rows[N_ROWS];
@@ -436,6 +446,8 @@ static void check_noisy(const char *dir) {
     CHECK(md && strstr(md, "148.26 noisy") && strstr(md, "Speed not compared for static-minmax"),
           "noisy row marked in the table and findings");
     CHECK(md && !strstr(md, "148.26x"), "no speed claim from a noisy row");
+    CHECK(md && !line_names(md, "Pareto-optimal", "static-minmax") && !line_names(md, "Dominated", "static-minmax"),
+          "a noisy row is neither Pareto-optimal nor dominated");
     free(md);
 }
 

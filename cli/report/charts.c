@@ -12,10 +12,13 @@
 #define SIZE_COLOR "#0072B2"
 #define SPEEDUP_COLOR "#009E73"
 
-const char qb_report_radar_caption[] =
-    "Each axis is divided by the best method's value, so 1 = best and the scale is a ratio: "
-    "accuracy / highest accuracy; speed = lowest p50 latency (batch 1) / p50; "
-    "compression / highest compression; memory = lowest peak RSS / peak RSS.";
+void qb_report_radar_caption(char *buf, size_t cap, const qb_report_meta *m) {
+    snprintf(buf, cap,
+             "Each axis is divided by the best method's value, so 1 = best and the scale is a ratio: "
+             "accuracy / highest accuracy; speed = lowest p50 latency (batch %d) / p50; "
+             "compression / highest compression; memory = lowest peak RSS / peak RSS.",
+             qb_report_batch_lat(m));
+}
 
 typedef struct {
     double x0, y0, x1, y1;
@@ -128,9 +131,15 @@ static void points_with_labels(FILE *f, const qb_report *r, const qb_report_anal
 void qb_report_chart_accuracy_latency(FILE *f, const qb_report *r, const qb_report_analysis *a) {
     const int W = 780, H = 520;
     const char *what = qb_report_quality_name(a->ner);
-    char title[96], ylabel[64];
-    snprintf(title, sizeof title, "%s vs latency (batch 1)", a->ner ? "Entity F1" : "Accuracy");
+    int bl = qb_report_batch_lat(&r->meta);
+    char title[96], ylabel[64], xlabel[96], desc[320];
+    snprintf(title, sizeof title, "%s vs latency (batch %d)", a->ner ? "Entity F1" : "Accuracy", bl);
     snprintf(ylabel, sizeof ylabel, "%s (%%)", what);
+    snprintf(xlabel, sizeof xlabel, "p50 latency at batch %d (ms, lower is better)", bl);
+    snprintf(desc, sizeof desc,
+             "Each successful method as a point: p50 latency at batch %d (x) against quality (y). "
+             "The dashed line joins the Pareto-optimal methods: none of the others is both faster and more "
+             "accurate.", bl);
     qb_svg_plot p = {.left = 90, .top = 50, .width = W - 90 - 60, .height = H - 50 - 110,
                      .x0 = 0, .x1 = 0, .y0 = INFINITY, .y1 = -INFINITY};
     int n = 0;
@@ -149,11 +158,8 @@ void qb_report_chart_accuracy_latency(FILE *f, const qb_report *r, const qb_repo
     p.y1 += 0.5;
     double xt[QB_SVG_MAX_TICKS], yt[QB_SVG_MAX_TICKS];
     int nxt = qb_svg_nice_ticks(&p.x0, &p.x1, 6, xt), nyt = qb_svg_nice_ticks(&p.y0, &p.y1, 6, yt);
-    qb_svg_begin(f, W, H, title,
-                 "Each successful method as a point: p50 latency at batch 1 (x) against quality (y). "
-                 "The dashed line joins the Pareto-optimal methods: none of the others is both faster and more "
-                 "accurate.");
-    qb_svg_axes(f, &p, xt, nxt, yt, nyt, "p50 latency at batch 1 (ms, lower is better)", ylabel);
+    qb_svg_begin(f, W, H, title, desc);
+    qb_svg_axes(f, &p, xt, nxt, yt, nyt, xlabel, ylabel);
     if (n == 0) qb_svg_text(f, p.left + p.width / 2, p.top + p.height / 2, "middle", 14, NULL, "no successful methods");
     pareto_front(f, r, a, &p);
     points_with_labels(f, r, a, &p, W);
@@ -165,12 +171,13 @@ void qb_report_chart_accuracy_latency(FILE *f, const qb_report *r, const qb_repo
     qb_svg_end(f);
 }
 
-/* Horizontal bars, one per row with a finite positive value.  ref > 0
- * draws a dashed reference line at that value; shares (or NULL) adds
- * "1/N of FP32" to a bar's label, so a bar a sixteenth of the widest still
- * reads as what it is. */
+/* Horizontal bars, one per row with a finite positive value (empty: what
+ * the chart says when there is none).  ref > 0 draws a dashed reference
+ * line at that value; shares (or NULL) adds "1/N of FP32" to a bar's
+ * label, so a bar a sixteenth of the widest still reads as what it is. */
 static void bar_chart(FILE *f, const qb_report *r, const double *v, const double *shares, const char *title,
-                      const char *desc, const char *xlabel, const char *unit, const char *color, double ref) {
+                      const char *desc, const char *xlabel, const char *unit, const char *color, double ref,
+                      const char *empty) {
     int n = 0;
     double hi = ref > 0 ? ref : 0, label_w = 60;
     for (int i = 0; i < r->n_rows; i++) {
@@ -188,7 +195,7 @@ static void bar_chart(FILE *f, const qb_report *r, const double *v, const double
     int nxt = qb_svg_nice_ticks(&p.x0, &p.x1, 6, xt);
     qb_svg_begin(f, W, H, title, desc);
     qb_svg_axes(f, &p, xt, nxt, NULL, 0, xlabel, NULL);
-    if (n == 0) qb_svg_text(f, p.left + p.width / 2, p.top + 25, "middle", 14, NULL, "no successful methods");
+    if (n == 0) qb_svg_text(f, p.left + p.width / 2, p.top + 25, "middle", 14, NULL, empty);
     int k = 0;
     for (int i = 0; i < r->n_rows; i++) {
         if (!(r->rows[i].ok && isfinite(v[i]) && v[i] > 0)) continue;
@@ -216,7 +223,7 @@ void qb_report_chart_size(FILE *f, const qb_report *r) {
     if (!v) return;
     for (int i = 0; i < r->n_rows; i++) v[i] = r->rows[i].size_bytes / 1e6, v[r->n_rows + i] = r->rows[i].compression;
     bar_chart(f, r, v, v + r->n_rows, "Model size", "model.safetensors size per successful method, in MB (10^6 bytes).",
-              "size of model.safetensors (MB, lower is better)", " MB", SIZE_COLOR, 0);
+              "size of model.safetensors (MB, lower is better)", " MB", SIZE_COLOR, 0, "no successful methods");
     free(v);
 }
 
@@ -224,9 +231,15 @@ void qb_report_chart_speedup(FILE *f, const qb_report *r) {
     double *v = malloc(((size_t)r->n_rows + 1) * sizeof *v);
     if (!v) return;
     for (int i = 0; i < r->n_rows; i++) v[i] = r->rows[i].speedup;
-    bar_chart(f, r, v, NULL, "Speedup over FP32 (batch 1)",
-              "FP32 p50 latency divided by each method's p50 latency at batch 1; the dashed line marks 1.0x.",
-              "speedup (x, FP32 p50 / method p50, higher is better)", "x", SPEEDUP_COLOR, 1.0);
+    int bl = qb_report_batch_lat(&r->meta);
+    char title[64], desc[160];
+    snprintf(title, sizeof title, "Speedup over FP32 (batch %d)", bl);
+    snprintf(desc, sizeof desc,
+             "FP32 p50 latency divided by each method's p50 latency at batch %d; the dashed line marks 1.0x.", bl);
+    bool base = false; /* speedups are ratios to a successful fp32 row */
+    for (int i = 0; i < r->n_rows; i++) base |= r->rows[i].ok && !strcmp(r->rows[i].method, "fp32");
+    bar_chart(f, r, v, NULL, title, desc, "speedup (x, FP32 p50 / method p50, higher is better)", "x",
+              SPEEDUP_COLOR, 1.0, base ? "no successful methods" : "no fp32 row: speedup needs the FP32 baseline");
     free(v);
 }
 
@@ -260,7 +273,9 @@ void qb_report_chart_radar(FILE *f, const qb_report *r, const qb_report_analysis
         b.best_comp = fmax(b.best_comp, row->compression);
         b.best_rss = fmin(b.best_rss, row->peak_rss_mb);
     }
-    qb_svg_begin(f, W, H, "Normalized metrics per method", qb_report_radar_caption);
+    char caption[512];
+    qb_report_radar_caption(caption, sizeof caption, &r->meta);
+    qb_svg_begin(f, W, H, "Normalized metrics per method", caption);
     double xs[4], ys[4];
     for (int ring = 1; ring <= 4; ring++) {
         for (int k = 0; k < 4; k++) {

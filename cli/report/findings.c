@@ -29,12 +29,17 @@ static bool dominates(const qb_report_row *a, const qb_report_row *b, bool ner) 
     return a->p50_b1_ms <= b->p50_b1_ms && qa >= qb && (a->p50_b1_ms < b->p50_b1_ms || qa > qb);
 }
 
+/* A noisy row's latency is no evidence either way: it neither joins the
+ * front nor pushes another row off it, as it makes no other speed claim. */
+static bool speed_comparable(const qb_report_row *row, bool ner) {
+    return qb_report_row_plottable(row, ner) && !row->speed_noisy;
+}
+
 static void mark_pareto(const qb_report *r, qb_report_analysis *a) {
     for (int i = 0; i < r->n_rows; i++) {
-        a->pareto[i] = qb_report_row_plottable(&r->rows[i], a->ner);
+        a->pareto[i] = speed_comparable(&r->rows[i], a->ner);
         for (int j = 0; j < r->n_rows && a->pareto[i]; j++)
-            if (j != i && qb_report_row_plottable(&r->rows[j], a->ner) &&
-                dominates(&r->rows[j], &r->rows[i], a->ner))
+            if (j != i && speed_comparable(&r->rows[j], a->ner) && dominates(&r->rows[j], &r->rows[i], a->ner))
                 a->pareto[i] = false;
     }
 }
@@ -65,12 +70,20 @@ static int row_n(const qb_report *r, const qb_report_row *row) {
     return row->n_examples > 0 ? row->n_examples : r->meta.n_examples;
 }
 
+/* ", 1.23x speedup" for a finite ratio, else nothing: a ratio to FP32 is
+ * not a number without an FP32 row, and "nanx" says nothing. */
+static const char *ratio(char *buf, size_t cap, double v, const char *what) {
+    if (isfinite(v)) snprintf(buf, cap, ", %.2fx %s", v, what);
+    else buf[0] = 0;
+    return buf;
+}
+
 static void compare_with_baseline(const qb_report *r, qb_report_analysis *a) {
     const qb_report_row *base = &r->rows[a->baseline];
     double qb = qb_report_quality(base, a->ner);
     const char *what = qb_report_quality_name(a->ner);
-    add(a, "Baseline %s: %s %.2f%%, p50 %.2f ms at batch 1, %.1f MB.", base->method, what, 100 * qb,
-        base->p50_b1_ms, base->size_bytes / 1e6);
+    add(a, "Baseline %s: %s %.2f%%, p50 %.2f ms at batch %d, %.1f MB.", base->method, what, 100 * qb,
+        base->p50_b1_ms, qb_report_batch_lat(&r->meta), base->size_bytes / 1e6);
     for (int i = 0; i < r->n_rows; i++) {
         const qb_report_row *row = &r->rows[i];
         if (i == a->baseline || !qb_report_row_plottable(row, a->ner)) continue;
@@ -127,6 +140,8 @@ static int best(const qb_report *r, const qb_report_analysis *a, rank_key k, dou
 
 static void leaders(const qb_report *r, qb_report_analysis *a) {
     const char *what = qb_report_quality_name(a->ner);
+    int bl = qb_report_batch_lat(&r->meta), bt = qb_report_batch_tput(&r->meta);
+    char x[48];
     int i = best(r, a, BY_QUALITY, -1, 0, 0);
     if (i >= 0) {
         const qb_report_row *row = &r->rows[i];
@@ -142,7 +157,8 @@ static void leaders(const qb_report *r, qb_report_analysis *a) {
     i = best(r, a, BY_LATENCY, -1, 0, 0);
     if (i >= 0) {
         const qb_report_row *row = &r->rows[i];
-        add(a, "Fastest at batch 1: %s (p50 %.2f ms, %.2fx speedup).", row->method, row->p50_b1_ms, row->speedup);
+        add(a, "Fastest at batch %d: %s (p50 %.2f ms%s).", bl, row->method, row->p50_b1_ms,
+            ratio(x, sizeof x, row->speedup, "speedup"));
         for (int j = 0; j < r->n_rows; j++)
             if (j != i && qb_report_row_plottable(&r->rows[j], a->ner) && !r->rows[j].speed_noisy &&
                 r->rows[j].p50_b1_ms <= row->p50_b1_ms * (1 + QB_REPORT_LATENCY_TIE))
@@ -151,23 +167,29 @@ static void leaders(const qb_report *r, qb_report_analysis *a) {
     }
     int t = best(r, a, BY_THROUGHPUT, -1, 0, 0);
     if (t >= 0)
-        add(a, "Highest throughput at batch 8: %s (%.1f sequences/s).", r->rows[t].method, r->rows[t].throughput_b8);
+        add(a, "Highest throughput at batch %d: %s (%.1f sequences/s).", bt, r->rows[t].method,
+            r->rows[t].throughput_b8);
     i = best(r, a, BY_SIZE, -1, 0, 0);
     if (i >= 0)
-        add(a, "Smallest: %s (%.1f MB, %.2fx compression).", r->rows[i].method, r->rows[i].size_bytes / 1e6,
-            r->rows[i].compression);
+        add(a, "Smallest: %s (%.1f MB%s).", r->rows[i].method, r->rows[i].size_bytes / 1e6,
+            ratio(x, sizeof x, r->rows[i].compression, "compression"));
     i = best(r, a, BY_RSS, -1, 0, 0);
     if (i >= 0) add(a, "Lowest peak memory: %s (%.1f MB RSS).", r->rows[i].method, r->rows[i].peak_rss_mb);
 }
 
 static void constrained(const qb_report *r, qb_report_analysis *a) {
     static const double losses[] = {0.5, 1.0};
+    char x[48], y[48], smallest[96];
     for (size_t k = 0; k < sizeof losses / sizeof losses[0] && a->baseline >= 0; k++) {
         int i = best(r, a, BY_LATENCY, losses[k], 0, 0), j = best(r, a, BY_SIZE, losses[k], 0, 0);
+        if (j >= 0)
+            snprintf(smallest, sizeof smallest, "%s (%s)", r->rows[j].method,
+                     ratio(y, sizeof y, r->rows[j].compression, "compression") + 2);
+        else snprintf(smallest, sizeof smallest, "none");
         if (i >= 0)
-            add(a, "Fastest within %.1f pt of %s: %s (%.2fx speedup); smallest within %.1f pt: %s (%.2fx compression).",
-                losses[k], r->rows[a->baseline].method, r->rows[i].method, r->rows[i].speedup, losses[k],
-                j >= 0 ? r->rows[j].method : "none", j >= 0 ? r->rows[j].compression : NAN);
+            add(a, "Fastest within %.1f pt of %s: %s%s; smallest within %.1f pt: %s.", losses[k],
+                r->rows[a->baseline].method, r->rows[i].method, ratio(x, sizeof x, r->rows[i].speedup, "speedup"),
+                losses[k], smallest);
     }
     /* 2x is half precision, 3.5x int8, 5x and 7x the low-bit formats */
     static const double comps[] = {2.0, 3.5, 5.0, 7.0}, speeds[] = {1.5, 2.0};
@@ -195,7 +217,7 @@ static bool on_front(const qb_report *r, const qb_report_analysis *a, int i) {
 }
 
 static bool dominated_row(const qb_report *r, const qb_report_analysis *a, int i) {
-    return qb_report_row_plottable(&r->rows[i], a->ner) && !a->pareto[i];
+    return speed_comparable(&r->rows[i], a->ner) && !a->pareto[i];
 }
 
 static bool noisy_row(const qb_report *r, const qb_report_analysis *a, int i) {
@@ -220,8 +242,8 @@ static int list_names(const qb_report *r, const qb_report_analysis *a, row_pick 
 static void pareto_findings(const qb_report *r, qb_report_analysis *a) {
     char names[QB_REPORT_FINDING_LEN / 2];
     if (list_names(r, a, on_front, names, sizeof names))
-        add(a, "Pareto-optimal for batch-1 latency vs %s (nothing is both faster and more accurate): %s.",
-            qb_report_quality_name(a->ner), names);
+        add(a, "Pareto-optimal for batch-%d latency vs %s (nothing is both faster and more accurate): %s.",
+            qb_report_batch_lat(&r->meta), qb_report_quality_name(a->ner), names);
     if (list_names(r, a, dominated_row, names, sizeof names))
         add(a, "Dominated (another method is at least as fast and as accurate): %s.", names);
 }
@@ -229,9 +251,9 @@ static void pareto_findings(const qb_report *r, qb_report_analysis *a) {
 static void noisy_rows(const qb_report *r, qb_report_analysis *a) {
     char names[QB_REPORT_FINDING_LEN / 2];
     if (list_names(r, a, noisy_row, names, sizeof names))
-        add(a, "Speed not compared for %s: the benchmark rounds varied by more than %.0f%% (a busy machine); their "
-            "latency, throughput and speedup are left out of these findings. Rerun on a quiet machine.", names,
-            100 * QB_REPORT_NOISY_SPREAD);
+        add(a, "Speed not compared for %s: the interquartile range of their benchmark rounds' p50 latencies (or of "
+            "their speedups) exceeded %.0f%% of the median (a busy machine); their latency, throughput and speedup "
+            "are left out of these findings. Rerun on a quiet machine.", names, 100 * QB_REPORT_NOISY_SPREAD);
 }
 
 static void failures(const qb_report *r, qb_report_analysis *a) {
@@ -268,7 +290,8 @@ qb_status qb_report_analyze(const qb_report *r, qb_report_analysis *a, qb_error 
     }
     mark_pareto(r, a);
     if (a->baseline >= 0) compare_with_baseline(r, a);
-    else add(a, "No successful fp32 row: accuracy changes vs FP32 cannot be computed.");
+    else add(a, "No successful fp32 row: accuracy changes, speedups and compression vs FP32 cannot be computed "
+                "(they need fp32 among the methods).");
     leaders(r, a);
     constrained(r, a);
     pareto_findings(r, a);

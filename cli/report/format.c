@@ -104,6 +104,10 @@ void qb_report_meta_items(FILE *f, const qb_report_meta *m, qb_report_item_fn it
 
 void qb_report_put_meta_md(FILE *f, const qb_report_meta *m) { qb_report_meta_items(f, m, md_item); }
 
+int qb_report_batch_lat(const qb_report_meta *m) { return m->batch_lat > 0 ? m->batch_lat : 1; }
+
+int qb_report_batch_tput(const qb_report_meta *m) { return m->batch_tput > 0 ? m->batch_tput : 8; }
+
 void qb_report_row_cells(FILE *f, const qb_report_row *row, bool ner, qb_report_cell_fn cell) {
     cell(f, 100 * row->accuracy, 2, NULL);
     cell(f, 100 * (ner ? row->entity_f1 : row->macro_f1), 2, NULL);

@@ -1,4 +1,7 @@
+#include <stdio.h>
+
 #include "core/error.h"
+#include "core/fs.h"
 #include "report/report_internal.h"
 
 typedef enum { OUT_MD, OUT_JSON, OUT_CSV, OUT_HTML, OUT_ACC_LAT, OUT_SIZE, OUT_SPEEDUP, OUT_RADAR } out_kind;
@@ -26,6 +29,12 @@ static void render(FILE *f, out_kind k, const qb_report *r, const qb_report_anal
     case OUT_SPEEDUP: qb_report_chart_speedup(f, r); break;
     case OUT_RADAR: qb_report_chart_radar(f, r, a); break;
     }
+}
+
+void qb_report_remove(const char *dir) {
+    char path[4096];
+    for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++)
+        if (qb_path_join(path, sizeof path, dir, outputs[i].name)) remove(path);
 }
 
 qb_status qb_report_write(const qb_report *r, const char *dir, qb_error *err) {

@@ -9,8 +9,9 @@
 
 #include "qbert.h"
 
-/* Benchmark rounds whose interquartile range exceeds this share of their
- * median say the machine was busy: the row's speed is not compared. */
+/* Benchmark rounds whose interquartile range (of their p50 latencies, or of
+ * their speedups over FP32) exceeds this share of their median say the
+ * machine was busy: the row's speed is not compared. */
 #define QB_REPORT_NOISY_SPREAD 0.25
 
 typedef struct {
@@ -27,8 +28,10 @@ typedef struct {
     double compression;       /* fp32 size / size */
     /* speed and memory: medians over benchmark rounds interleaved with the
      * other methods' (compare), each round a process of its own */
-    double p50_b1_ms, p90_b1_ms;  /* latency at batch 1 */
-    double throughput_b8;     /* sequences/s at batch 8 */
+    /* The names keep b1 and b8 (report.json's keys are these); the batch
+     * sizes are meta.batch_lat and meta.batch_tput, 1 and 8 unless --batch. */
+    double p50_b1_ms, p90_b1_ms;  /* latency at the latency batch */
+    double throughput_b8;     /* sequences/s at the throughput batch */
     double speedup;           /* median over rounds of fp32 p50_b1 / p50_b1 */
     double p50_spread;        /* (q3 - q1) / median of the rounds' p50_b1 */
     double speedup_spread;    /* the same for the rounds' speedups */
@@ -50,7 +53,7 @@ typedef struct {
     int calib_n;
     int max_length;           /* truncation of the evaluated examples */
     int n_truncated;          /* examples it cut */
-    int bench_rounds, bench_runs, batch_lat, batch_tput; /* compare's benchmark */
+    int bench_rounds, bench_runs, batch_lat, batch_tput; /* compare's benchmark (batches 0: 1 and 8) */
     char map_path[1024];      /* the mixed method's precision map, if any */
     char created[32];         /* ISO 8601 UTC */
 } qb_report_meta;
@@ -65,6 +68,8 @@ typedef struct {
  * front marked), size.svg, speedup.svg, radar.svg and report.html (the SVGs
  * inline, no external resources) into dir, each atomically. */
 qb_status qb_report_write(const qb_report *r, const char *dir, qb_error *err);
+/* Removes from dir the files qb_report_write writes, and nothing else. */
+void qb_report_remove(const char *dir);
 
 /* Per-layer sensitivity table and bar chart (sensitivity.md/.json/.csv/.svg). */
 typedef struct {

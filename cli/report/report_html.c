@@ -36,12 +36,13 @@ static void td(FILE *f, double v, int decimals, const char *note) {
 }
 
 static void table(FILE *f, const qb_report *r, const qb_report_analysis *a) {
+    int bl = qb_report_batch_lat(&r->meta), bt = qb_report_batch_tput(&r->meta);
     fprintf(f,
             "<table>\n<tr><th>method</th><th>accuracy %%</th><th>%s %%</th><th>agreement %%</th><th>size MB</th>"
-            "<th>compression &#215;</th><th>p50 ms (b1)</th><th>spread %%</th><th>p90 ms (b1)</th>"
-            "<th>throughput b8 (seq/s)</th>"
+            "<th>compression &#215;</th><th>p50 ms (b%d)</th><th>spread %%</th><th>p90 ms (b%d)</th>"
+            "<th>throughput b%d (seq/s)</th>"
             "<th>speedup &#215;</th><th>peak RSS MB</th><th>quantize s</th></tr>\n",
-            a->ner ? "entity F1" : "macro-F1");
+            a->ner ? "entity F1" : "macro-F1", bl, bl, bt);
     for (int i = 0; i < r->n_rows; i++) {
         const qb_report_row *row = &r->rows[i];
         fprintf(f, "<tr class=\"%s\"><td title=\"", !row->ok ? "failed" : a->pareto[i] ? "pareto" : "");
@@ -58,9 +59,10 @@ static void table(FILE *f, const qb_report *r, const qb_report_analysis *a) {
         qb_report_row_cells(f, row, a->ner, td);
         fputs("</tr>\n", f);
     }
-    fputs("</table>\n<p>Bold: Pareto-optimal for batch-1 latency vs accuracy. Size in MB = 10<sup>6</sup> bytes; "
-          "speedup = FP32 p50 / method p50. Hover a method for how it was made.</p>\n",
-          f);
+    fprintf(f,
+            "</table>\n<p>Bold: Pareto-optimal for batch-%d latency vs accuracy. Size in MB = 10<sup>6</sup> bytes; "
+            "speedup = FP32 p50 / method p50. Hover a method for how it was made.</p>\n",
+            bl);
 }
 
 static void figure(FILE *f, const char *caption) {
@@ -70,6 +72,8 @@ static void figure(FILE *f, const char *caption) {
 }
 
 void qb_report_render_html(FILE *f, const qb_report *r, const qb_report_analysis *a) {
+    char caption[512];
+    int bl = qb_report_batch_lat(&r->meta);
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
           "<title>qbert quantization comparison</title>\n<style>\n",
@@ -87,15 +91,18 @@ void qb_report_render_html(FILE *f, const qb_report *r, const qb_report_analysis
     }
     fputs("</ul>\n<h2>Charts</h2>\n<figure>\n", f);
     qb_report_chart_accuracy_latency(f, r, a);
-    figure(f, "Quality against batch-1 latency; the dashed line is the Pareto front.");
+    snprintf(caption, sizeof caption, "Quality against batch-%d latency; the dashed line is the Pareto front.", bl);
+    figure(f, caption);
     fputs("<figure>\n", f);
     qb_report_chart_speedup(f, r);
-    figure(f, "Speedup over FP32 at batch 1 (FP32 p50 / method p50).");
+    snprintf(caption, sizeof caption, "Speedup over FP32 at batch %d (FP32 p50 / method p50).", bl);
+    figure(f, caption);
     fputs("<figure>\n", f);
     qb_report_chart_size(f, r);
     figure(f, "Size of model.safetensors.");
     fputs("<figure>\n", f);
     qb_report_chart_radar(f, r, a);
-    figure(f, qb_report_radar_caption);
+    qb_report_radar_caption(caption, sizeof caption, &r->meta);
+    figure(f, caption);
     fputs("</body>\n</html>\n", f);
 }

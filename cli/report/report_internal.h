@@ -41,7 +41,12 @@ void qb_report_chart_accuracy_latency(FILE *f, const qb_report *r, const qb_repo
 void qb_report_chart_size(FILE *f, const qb_report *r);
 void qb_report_chart_speedup(FILE *f, const qb_report *r);
 void qb_report_chart_radar(FILE *f, const qb_report *r, const qb_report_analysis *a);
-extern const char qb_report_radar_caption[];
+/* The radar chart's caption (it names the latency batch). */
+void qb_report_radar_caption(char *buf, size_t cap, const qb_report_meta *m);
+/* The benchmark's batch sizes for the labels: the meta's, or 1 and 8 (the
+ * defaults) when it records none. */
+int qb_report_batch_lat(const qb_report_meta *m);
+int qb_report_batch_tput(const qb_report_meta *m);
 
 /* Markdown table cell / paragraph text: pipes, markup and newlines escaped. */
 void qb_report_put_md(FILE *f, const char *s);

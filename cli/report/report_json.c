@@ -14,7 +14,9 @@ static bool set_count(json_t *o, const char *key, long long v, bool ok) {
     return qb_json_set(o, key, ok ? json_integer(v) : json_null());
 }
 
-static json_t *row_json(const qb_report_row *row, bool pareto) {
+/* The b1 and b8 keys keep their names; batch_latency and batch_throughput
+ * say the batches they were measured at. */
+static json_t *row_json(const qb_report_row *row, bool pareto, const qb_report_meta *m) {
     bool ok = row->ok;
     json_t *o = json_object();
     bool built = o && qb_json_set(o, "method", str_json(row->method, sizeof row->method)) &&
@@ -32,7 +34,9 @@ static json_t *row_json(const qb_report_row *row, bool pareto) {
                  set_num(o, "speedup_spread", row->speedup_spread, ok) &&
                  qb_json_set(o, "speed_noisy", json_boolean(ok && row->speed_noisy)) &&
                  set_num(o, "peak_rss_mb", row->peak_rss_mb, ok) && set_count(o, "n_truncated", row->n_truncated, ok) &&
-                 set_num(o, "quantize_s", row->quantize_s, ok) && qb_json_set(o, "pareto", json_boolean(pareto));
+                 set_num(o, "quantize_s", row->quantize_s, ok) && qb_json_set(o, "pareto", json_boolean(pareto)) &&
+                 qb_json_set(o, "batch_latency", json_integer(qb_report_batch_lat(m))) &&
+                 qb_json_set(o, "batch_throughput", json_integer(qb_report_batch_tput(m)));
     return qb_json_built(o, built);
 }
 
@@ -40,7 +44,7 @@ static json_t *report_json(const qb_report *r, const qb_report_analysis *a) {
     json_t *o = json_object(), *rows = json_array(), *pareto = json_array(), *findings = json_array();
     bool ok = o && rows && pareto && findings;
     for (int i = 0; ok && i < r->n_rows; i++) {
-        ok = qb_json_push(rows, row_json(&r->rows[i], a->pareto[i]));
+        ok = qb_json_push(rows, row_json(&r->rows[i], a->pareto[i], &r->meta));
         if (ok && a->pareto[i]) ok = qb_json_push(pareto, str_json(r->rows[i].method, sizeof r->rows[i].method));
     }
     for (int i = 0; ok && i < a->n_findings; i++) ok = qb_json_push(findings, qb_json_strn(a->findings[i], strlen(a->findings[i])));

@@ -49,18 +49,20 @@ static void failed(FILE *f, const qb_report *r) {
 void qb_report_render_md(FILE *f, const qb_report *r, const qb_report_analysis *a) {
     fputs("# qbert quantization comparison\n\n", f);
     qb_report_put_meta_md(f, &r->meta);
+    int bl = qb_report_batch_lat(&r->meta), bt = qb_report_batch_tput(&r->meta);
     fprintf(f,
             "\n## Results\n\n"
             "Accuracy, F1 and agreement (with FP32 predictions) in %%; size in MB (10^6 bytes) of "
-            "model.safetensors; latency at batch 1 and throughput at batch 8 with %d threads, medians over "
+            "model.safetensors; latency at batch %d and throughput at batch %d with %d threads, medians over "
             "interleaved rounds; spread is the rounds' interquartile range over their median; speedup is the "
-            "median over rounds of FP32 p50 / method p50 (noisy: the rounds disagreed by more than %.0f%%, so "
-            "the row is left out of the speed findings).\n\n",
-            r->meta.threads, 100 * QB_REPORT_NOISY_SPREAD);
+            "median over rounds of FP32 p50 / method p50, and it and compression need an fp32 row (noisy: the "
+            "interquartile range of the rounds' p50 latencies or of their speedups exceeded %.0f%% of the median, "
+            "so the row is left out of the speed findings).\n\n",
+            bl, bt, r->meta.threads, 100 * QB_REPORT_NOISY_SPREAD);
     fprintf(f,
-            "| method | accuracy %% | %s %% | agreement %% | size MB | compression x | p50 ms (b1) | spread %% | p90 ms (b1) | "
-            "throughput b8 (seq/s) | speedup x | peak RSS MB | quantize s |\n",
-            a->ner ? "entity F1" : "macro-F1");
+            "| method | accuracy %% | %s %% | agreement %% | size MB | compression x | p50 ms (b%d) | spread %% | "
+            "p90 ms (b%d) | throughput b%d (seq/s) | speedup x | peak RSS MB | quantize s |\n",
+            a->ner ? "entity F1" : "macro-F1", bl, bl, bt);
     fputs("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n", f);
     for (int i = 0; i < r->n_rows; i++) table_row(f, &r->rows[i], a, i);
     failed(f, r);
