@@ -23,6 +23,7 @@ static const char train_help[] =
     "\n"
     "  --data FILE        training set (sst2, imdb, conll, tsv or jsonl)\n"
     "  --eval FILE        DEV set, same format; accuracy, or entity F1 for NER\n"
+    "                     (word accuracy for tags without entities, e.g. POS)\n"
     "  -o, --out DIR      output directory (written atomically; must not exist)\n"
     "  --task T           sst2 | imdb | conll | tsv | jsonl | auto (default auto),\n"
     "                     or mlm (below)\n"
@@ -41,10 +42,13 @@ static const char train_help[] =
     "  --eval-limit N     first N DEV examples only\n"
     "  --new-head         start a fresh classifier even if the labels match\n"
     "  --force            replace an existing OUT_DIR (a directory or a file)\n"
+    "                     and an interrupted run's state at OUT_DIR.state\n"
     "  --parents          create OUT_DIR's missing parent directories\n"
-    "  --resume FILE      continue an interrupted run from its state file\n"
+    "  --resume FILE      continue an interrupted run from its state file; OUT_DIR\n"
+    "                     must hold the best epoch the state recorded\n"
     "  --state FILE       where the run keeps its state (default OUT_DIR.state;\n"
-    "                     written atomically, removed when the run finishes)\n"
+    "                     written atomically, removed when the run finishes;\n"
+    "                     an existing file that is not a state is refused)\n"
     "  --save-every N     updates between state saves, 0: epoch ends only (200)\n"
     "\n"
     "Masked-LM pre-training (--task mlm): TRAIN and DEV are texts, one document a\n"
@@ -265,6 +269,11 @@ static void draw_bar(bar_state *b, const qb_train_progress *p) {
     fflush(stderr);
 }
 
+/* The DEV score that picks the best epoch. */
+static const char *metric_name(int token_task) {
+    return token_task == QB_TRAIN_TOKEN_WORDS ? "word accuracy" : token_task ? "entity F1" : "accuracy";
+}
+
 static void on_progress(void *ctx, const qb_train_progress *p) {
     bar_state *b = ctx;
     if (!strcmp(p->phase, "baseline")) {
@@ -281,7 +290,7 @@ static void on_progress(void *ctx, const qb_train_progress *p) {
         printf("epoch %d/%d  train loss %.4f  dev MLM loss %.4f  perplexity %.2f%s\n", p->epoch, p->epochs, p->loss,
                p->dev_metric, exp(p->dev_metric), p->best ? "  (best, saved)" : "");
     else printf("epoch %d/%d  train loss %.4f  dev %s %.4f%s\n", p->epoch, p->epochs, p->loss,
-           p->token_task ? "entity F1" : "accuracy", p->dev_metric, p->best ? "  (best, saved)" : "");
+           metric_name(p->token_task), p->dev_metric, p->best ? "  (best, saved)" : "");
     fflush(stdout);
 }
 
@@ -304,8 +313,9 @@ static int run_training(int argc, char **argv, train_args *a) {
         printf("best epoch %d: dev MLM loss %.4f (perplexity %.2f), saved to %s\n", r.best_epoch, r.best_metric,
                exp(r.best_metric), a->out);
     else
-        printf("best epoch %d: dev %s %.4f%s, saved to %s (%s head, %d labels)\n", r.best_epoch,
-               r.token_task ? "entity F1" : "accuracy", r.best_metric, a->p.qat ? " with the integer kernels" : "",
+        printf("best epoch %d: dev %s %.4f%s%s, saved to %s (%s head, %d labels)\n", r.best_epoch,
+               metric_name(r.token_task), r.best_metric, a->p.qat ? " with the integer kernels" : "",
+               r.token_task == QB_TRAIN_TOKEN_WORDS ? " (DEV has no entities: word accuracy picks the best epoch)" : "",
                a->out, r.new_head ? "new" : "kept", r.num_labels);
     printf("trained on %d examples, %ld steps, %.1f examples/s, %.1f s in all\n", r.n_train, r.steps,
            r.examples_per_s, r.seconds);

@@ -621,6 +621,11 @@ qb_status qb_export_onnx(const qb_model *m, const char *path, const qb_export_pa
 
 /* ---- training ---------------------------------------------------------- */
 
+/* token_task of qb_train_progress and qb_train_report: 0 for a sequence
+ * head, else the DEV score that picks the best epoch (true either way for a
+ * token task): entity F1, or word accuracy when DEV has no entities (POS). */
+enum { QB_TRAIN_TOKEN_ENTITIES = 1, QB_TRAIN_TOKEN_WORDS = 2 };
+
 /* What the trainer reports while it runs: after every optimizer step
  * (phase "train"), while it evaluates on DEV ("eval") and once an epoch's
  * checkpoint is scored ("epoch", dev_metric filled in). */
@@ -632,7 +637,7 @@ typedef struct qb_train_progress {
     double loss;              /* running mean of this epoch's training loss */
     double lr;
     double seconds;           /* since the epoch started */
-    double dev_metric;        /* "epoch": accuracy, or entity F1 for NER (token_task); masked LM: the
+    double dev_metric;        /* "epoch": accuracy, or token_task's score; masked LM: the
                                  held-out loss (also in phase "baseline", before any update) */
     int token_task;
     int best;                 /* "epoch": this checkpoint is the best so far */

@@ -3,8 +3,9 @@
 # info, the DEV score reproduced by `qbert eval` on the integer kernels),
 # the packed low-bit models of --bits 4, 2 and ternary (with LSQ scales and
 # distillation), bad teachers and temperatures, `--resume` after kill -9 at random moments
-# giving the same bytes as an uninterrupted run, and a diverging run that
-# keeps its last good checkpoint.
+# giving the same bytes as an uninterrupted run, resuming into another
+# model's directory refused, and a diverging run that keeps its last good
+# checkpoint (and refuses to resume once that checkpoint is gone).
 set -u
 . "$(dirname "$0")/lib.sh"
 need_shared models/bert-mini-sst2
@@ -151,6 +152,13 @@ if [ -e "$TMP/s.state" ]; then
     >/dev/null 2>"$TMP/f.err"
   check "resume with another seed: exit 1" test $? -eq 1
   check "resume with another seed: says so" grep -q "written by a run with other settings" "$TMP/f.err"
+  cp -r "$M" "$TMP/foreign"
+  "$QBERT" qat "$M" "${COMMON[@]}" --epochs 2 --seed 5 --limit 80 --save-every 2 -o "$TMP/foreign" \
+    --resume "$TMP/s.state" >/dev/null 2>"$TMP/f.err"
+  check "resume into another model's directory: exit 1" test $? -eq 1
+  check "resume into another model's directory: says so" grep -q "foreign: .*not this run's" "$TMP/f.err"
+  check "resume into another model's directory: untouched" \
+    cmp -s "$M/model.safetensors" "$TMP/foreign/model.safetensors"
   head -c 1000 "$TMP/s.state" >"$TMP/trunc.state"
   "$QBERT" qat "$M" "${COMMON[@]}" --epochs 2 --seed 5 --limit 80 --save-every 2 -o "$TMP/s" \
     --resume "$TMP/trunc.state" >/dev/null 2>"$TMP/f.err"
@@ -173,5 +181,12 @@ check "diverging run: non-finite loss named" grep -q "loss is [-a-z]* at epoch [
 check "diverging run: says which epoch OUT_DIR keeps" grep -q "div keeps epoch [1-3]" "$TMP/div.err"
 check "diverging run: the kept checkpoint loads and scores" \
   bash -c "'$QBERT' eval '$TMP/div' --data '$SST/dev.tsv' --limit 20 --max-length 64 | grep -q accuracy"
+# its state, saved after a later epoch, cannot rebuild the kept one: resumed
+# without OUT_DIR it is refused before training, not reported as kept
+rm -rf "$TMP/div"
+"$QBERT" train "$M" --data "$TMP/t16.tsv" --eval "$SST/dev.tsv" --eval-limit 20 --batch 16 --epochs 4 \
+  --warmup 1 --clip 0 --lr 1e30 --threads 2 -o "$TMP/div" --resume "$TMP/div.state" >"$TMP/div.out" 2>"$TMP/div.err"
+check "diverging run resumed without OUT_DIR: exit 1" test $? -eq 1
+check "  refused: its best epoch is missing ($(head -c 160 "$TMP/div.err"))" grep -q "div: missing, with the best epoch" "$TMP/div.err"
 
 finish

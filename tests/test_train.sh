@@ -2,7 +2,9 @@
 # qbert train end to end, on small slices so it runs in seconds: SST-2
 # fine-tuning that keeps the checkpoint's head, the DEV score reproduced by
 # `qbert eval`, byte-identical reruns for one seed, a fresh CoNLL token head
-# on the SST-2 encoder, and failures that leave no OUT_DIR behind.
+# on the SST-2 encoder, POS tags (no entities) picked by word accuracy,
+# failures that leave no OUT_DIR behind, state files that are not this
+# run's, and --resume refusing an OUT_DIR without the state's best epoch.
 set -u
 . "$(dirname "$0")/lib.sh"
 need_shared models/bert-mini-sst2
@@ -53,6 +55,25 @@ check "conll: the 9 tags, O first" test "$(json_get "$TMP/ner/config.json" \
   '" ".join(j["id2label"][str(i)] for i in range(len(j["id2label"])))')" = "O B-LOC I-LOC B-MISC I-MISC B-ORG I-ORG B-PER I-PER"
 check "conll: no pooler in a token model" bash -c "! '$QBERT' info '$TMP/ner' --json --tensors | grep -q pooler"
 check "conll: eval runs" bash -c "'$QBERT' eval '$TMP/ner' --data '$CONLL/valid.txt' --limit 20 | grep -q 'entity F1'"
+
+# POS tags (CoNLL's second column as the tags): no entities, so entity F1 is
+# 0 every epoch and word accuracy must pick the best epoch
+awk 'NF < 4 { print; next } { print $1, $2, $3, $2 }' "$CONLL/train.txt" | head -n 3000 >"$TMP/pos-train.txt"
+awk 'NF < 4 { print; next } { print $1, $2, $3, $2 }' "$CONLL/valid.txt" | head -n 1500 >"$TMP/pos-valid.txt"
+"$QBERT" train "$M" --data "$TMP/pos-train.txt" --limit $NS --eval "$TMP/pos-valid.txt" --eval-limit 50 --epochs 2 \
+  --batch 16 --max-length 32 --threads 2 --lr 1e-3 -o "$TMP/pos" >"$TMP/pos.txt" 2>&1
+check "pos train succeeds" test $? -eq 0
+check "pos: epochs scored by word accuracy" test "$(grep -c '^epoch [12]/2 .* dev word accuracy' "$TMP/pos.txt")" -eq 2
+check "pos: says word accuracy picks the best epoch" grep -q "word accuracy picks the best epoch" "$TMP/pos.txt"
+check "pos: the best epoch has the highest word accuracy" $PY - "$TMP/pos.txt" <<'PYEOF'
+import re, sys
+t = open(sys.argv[1]).read()
+acc = [float(a) for a in re.findall(r"^epoch \d+/2 .*dev word accuracy ([0-9.]+)", t, re.M)]
+best = re.search(r"^best epoch (\d+): dev word accuracy ([0-9.]+)", t, re.M)
+sys.exit(0 if acc and best and max(acc) > 0 and float(best.group(2)) == max(acc)
+         and acc[int(best.group(1)) - 1] == max(acc) else 1)
+PYEOF
+rm -rf "$TMP/pos-train.txt" "$TMP/pos-valid.txt" "$TMP/pos"
 
 # failures: a clear message, exit 1, and no OUT_DIR (nor staging directory)
 fails() { # fails NAME PATTERN ARGS...: train must fail saying PATTERN
@@ -106,5 +127,81 @@ PYEOF
 check "non-finite loss: exit 1" test $? -eq 1
 check "non-finite loss: message" grep -qE "loss is -?nan at epoch 1, step 1" "$TMP/f.err"
 check "non-finite loss: no OUT_DIR" bash -c "! ls -d '$TMP'/x4* 2>/dev/null"
+# DEV is read and tokenized before training: with weights whose first loss
+# is NaN, DEV's bad line is what fails
+printf 'sentence\tlabel\nbad \377\376 film\t0\ngood film\t1\n' >"$TMP/baddev.tsv"
+"$QBERT" train "$TMP/big" --data "$TMP/train.tsv" --eval "$TMP/baddev.tsv" --epochs 1 --max-length 32 --threads 2 \
+  -o "$TMP/x5" >"$TMP/f.out" 2>"$TMP/f.err"
+check "unreadable DEV: exit 1" test $? -eq 1
+check "unreadable DEV: named before training ($(head -c 120 "$TMP/f.err"))" grep -q "baddev.tsv:2: .*UTF-8" "$TMP/f.err"
+check "unreadable DEV: no OUT_DIR, no state" bash -c "! ls -d '$TMP'/x5* 2>/dev/null"
+
+# --state: a file that is not a training state is neither written over nor
+# deleted, nor resumed from; an interrupted run's state is not silently
+# replaced by a fresh run
+SMALL=(--data "$TMP/train.tsv" --limit 64 --eval "$SST/dev.tsv" --eval-limit 20 --epochs 1 --max-length 32 --threads 2)
+echo "precious" >"$TMP/precious.txt"
+fails "--state on a foreign file" "precious.txt: exists and is not a qbert training state" "${SMALL[@]}" -o "$TMP/x6" \
+  --state "$TMP/precious.txt"
+check "--state on a foreign file: kept" test "$(cat "$TMP/precious.txt")" = "precious"
+check "--state on a foreign file: no OUT_DIR" test ! -e "$TMP/x6"
+fails "--resume from a foreign file" "precious.txt: not a qbert training state" "${SMALL[@]}" -o "$TMP/x6" \
+  --resume "$TMP/precious.txt"
+
+# --resume: OUT_DIR must hold the best epoch the state recorded.  A run
+# killed mid-epoch 2 (epoch 1 in OUT_DIR), then resumed without its OUT_DIR,
+# into another model directory, or with another -o: refused, state kept.
+R=(--data "$TMP/train.tsv" --eval "$SST/dev.tsv" --eval-limit 20 --epochs 2 --batch 16 --max-length 32 --threads 2)
+state_at() { # state_at FILE: "EPOCH BATCH BEST_EPOCH" of a training state
+  $PY - "$1" 2>/dev/null <<'PYEOF'
+import json, struct, sys
+f = open(sys.argv[1], "rb")
+m = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))["__metadata__"]
+print(m["epoch"], m["batch"], m["best_epoch"])
+PYEOF
+}
+"$QBERT" train "$M" "${R[@]}" --save-every 1 -o "$TMP/r" >"$TMP/r.txt" 2>&1 &
+pid=$!
+for _ in $(seq 1200); do
+  case "$(state_at "$TMP/r.state")" in "1 "[1-9]*" 1") break ;; esac
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.05
+done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+if [ -e "$TMP/r.state" ] && [ -e "$TMP/r" ]; then
+  mv "$TMP/r" "$TMP/r.kept"
+  fails "resume without OUT_DIR" "r: missing, with the best epoch 1" "${R[@]}" -o "$TMP/r" --resume "$TMP/r.state"
+  check "resume without OUT_DIR: state kept, nothing written" bash -c "test -e '$TMP/r.state' && test ! -e '$TMP/r'"
+  cp -r "$M" "$TMP/r"
+  fails "resume into another model" "r: not this run's output" "${R[@]}" -o "$TMP/r" --resume "$TMP/r.state"
+  check "resume into another model: it is untouched" cmp -s "$M/model.safetensors" "$TMP/r/model.safetensors"
+  fails "resume with another -o" "saved its best epoch 1 to .*/r " "${R[@]}" -o "$TMP/r2" --resume "$TMP/r.state"
+  fails "a fresh run over the state" "r.state: holds an interrupted run's state; continue it with --resume" \
+    "${R[@]}" -o "$TMP/r3" --state "$TMP/r.state"
+  rm -rf "$TMP/r"
+  mv "$TMP/r.kept" "$TMP/r"
+  "$QBERT" train "$M" "${R[@]}" -o "$TMP/r" --resume "$TMP/r.state" >"$TMP/r.txt" 2>&1
+  check "resume with its OUT_DIR finishes ($(tail -c 200 "$TMP/r.txt"))" test $? -eq 0
+  check "resume with its OUT_DIR: state removed" test ! -e "$TMP/r.state"
+else
+  fail "the killed run left no state mid-epoch 2 ($(state_at "$TMP/r.state"))"
+fi
+# saved at epoch ends only, the state holds the best epoch's weights: a run
+# killed in epoch 2 and resumed without OUT_DIR rebuilds it, and ends as the
+# run above did
+"$QBERT" train "$M" "${R[@]}" --save-every 0 -o "$TMP/e" >"$TMP/e.txt" 2>&1 &
+pid=$!
+for _ in $(seq 1200); do grep -q "best, saved" "$TMP/e.txt" || ! kill -0 $pid 2>/dev/null && break; sleep 0.05; done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+if [ -e "$TMP/e.state" ] && [ "$(state_at "$TMP/e.state")" = "1 0 1" ]; then
+  rm -rf "$TMP/e"
+  "$QBERT" train "$M" "${R[@]}" -o "$TMP/e" --resume "$TMP/e.state" >"$TMP/e.txt" 2>&1
+  check "resume without OUT_DIR from an epoch-end state: exit 0 ($(tail -c 200 "$TMP/e.txt"))" test $? -eq 0
+  check "  OUT_DIR rebuilt: the same bytes as the run above" cmp -s "$TMP/r/model.safetensors" "$TMP/e/model.safetensors"
+else
+  fail "the killed run left no state at epoch 1's end ($(state_at "$TMP/e.state"))"
+fi
 
 finish

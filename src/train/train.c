@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/sha256.h"
 #include "quant/quantize.h"
 #include "train/checkpoint.h"
 #include "train/mlm_data.h"
@@ -45,6 +47,7 @@ typedef struct {
     const char *const *names;  /* the head's labels: the model's or the data's */
     int n_names;
     bool own_head;             /* the checkpoint's classifier is kept */
+    bool by_words;             /* token task whose DEV has no entities: word accuracy picks the best epoch */
     qb_trainer *t;
     qb_model *teacher_m;       /* --teacher DIR; NULL when the teacher is m itself */
     qb_trainer *teacher;       /* NULL: no distillation */
@@ -97,6 +100,8 @@ static qb_status check_params(const char *model_dir, const qb_train_params *p, c
         return qb_fail(err, QB_ERR_ARG, "train: --freeze-observers-after and --save-every must be >= 0");
     if (p->resume && !qb_file_exists(p->resume))
         return qb_fail(err, QB_ERR_IO, "%s: no such training state (--resume)", p->resume);
+    if (p->resume && !qb_train_state_recognize(p->resume))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert training state (--resume)", p->resume);
     if (!is_mlm(p) && p->whole_word_mask)
         return qb_fail(err, QB_ERR_ARG, "train: --whole-word-mask applies to --task mlm");
     if (is_mlm(p) && (p->qat || p->distill))
@@ -171,6 +176,28 @@ static qb_status load_mlm_inputs(run *r, const char *model_dir, qb_error *err) {
     return QB_OK;
 }
 
+/* A tag of an entity span as the evaluator reads it (B-, I-, E-, S-). */
+static bool entity_tag(const char *tag) { return tag && tag[0] && tag[1] == '-' && strchr("BIES", tag[0]); }
+
+/* DEV is tokenized as qb_evaluate will, so a line it cannot read fails
+ * before the first epoch, not after it; token tasks also learn whether
+ * DEV has entities, without which entity F1 is 0 every epoch and word
+ * accuracy must pick the best one. */
+static qb_status check_dev(run *r, const qb_dataset *dev, qb_error *err) {
+    qb_encoding enc = {0};
+    int max_length = qb_model_max_length(r->m, r->p->max_length);
+    bool entities = false;
+    qb_status st = QB_OK;
+    for (int i = 0; !st && i < dev->n; i++) {
+        const qb_example *x = &dev->ex[i];
+        for (int w = 0; !entities && w < x->n_words; w++) entities = entity_tag(x->tags[w]);
+        st = qb_example_tokenize(r->m, dev, x, max_length, &enc, err);
+    }
+    qb_encoding_free(&enc);
+    r->by_words = dev->format == QB_DATA_CONLL && !entities;
+    return st;
+}
+
 static qb_status load_inputs(run *r, const char *model_dir, qb_error *err) {
     const qb_train_params *p = r->p;
     if (r->mlm) return load_mlm_inputs(r, model_dir, err);
@@ -188,6 +215,7 @@ static qb_status load_inputs(run *r, const char *model_dir, qb_error *err) {
     lp.n_threads = r->p->n_threads;
     if (!st) st = qb_model_load(model_dir, &lp, &r->m, err);
     if (!st) st = qb_label_set_collect(&r->ds, &dev, &r->labels, err);
+    if (!st) st = check_dev(r, &dev, err);
     qb_dataset_free(&dev);
     return st;
 }
@@ -409,13 +437,18 @@ static qb_status nonfinite(const run *r, int epoch, long step, float loss, qb_er
                    "%s not written", (double)loss, epoch, step, r->out_dir);
 }
 
+/* The report's token_task: 0, or which DEV score picks the best epoch. */
+static int token_task_code(const run *r) {
+    return !r->set.token_task ? 0 : r->by_words ? QB_TRAIN_TOKEN_WORDS : QB_TRAIN_TOKEN_ENTITIES;
+}
+
 static void report(const run *r, const char *phase, int epoch, long step, long steps, long ex, double loss,
                    double lr, double t0, double metric, int best) {
     if (!r->p->progress) return;
     qb_train_progress pr = {.phase = phase, .epoch = epoch, .epochs = r->p->epochs, .step = step, .steps = steps,
                             .examples = ex, .total_examples = r->set.n, .loss = loss, .lr = lr,
                             .seconds = now_s() - t0, .dev_metric = metric, .best = best,
-                            .token_task = r->set.token_task, .mlm = r->mlm};
+                            .token_task = token_task_code(r), .mlm = r->mlm};
     r->p->progress(r->p->progress_ctx, &pr);
 }
 
@@ -483,15 +516,28 @@ static void eval_progress(void *ctx, const char *stage, long done, long total) {
     report(c->r, "eval", c->epoch, done, total, done, c->r->rep->final_loss, 0, c->t0, 0, 0);
 }
 
-/* Writes the epoch's model (QAT: the int8 one) to the staging directory
- * and scores it there, as `qbert eval` would score OUT_DIR. */
+/* The trainer's model (QAT: the converted one) into the staging directory. */
+static qb_status write_staged(run *r, qb_error *err) {
+    if (r->mlm) return qb_checkpoint_write(r->t, NULL, 0, r->od.tmp, err);
+    return r->p->qat ? qb_checkpoint_write_qat(r->t, r->names, r->n_names, r->od.tmp, err)
+                     : qb_checkpoint_write(r->t, r->names, r->n_names, r->od.tmp, err);
+}
+
+/* dir/model.safetensors's SHA-256 into hex ("" when there is none). */
+static qb_status weights_sha256(const char *dir, char hex[65], qb_error *err) {
+    char path[4200];
+    hex[0] = 0;
+    if (!qb_path_join(path, sizeof path, dir, "model.safetensors"))
+        return qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
+    return qb_file_exists(path) ? qb_sha256_file(path, hex, err) : QB_OK;
+}
+
+/* Writes the epoch's model to the staging directory and scores it there,
+ * as `qbert eval` would score OUT_DIR. */
 static qb_status score_epoch(run *r, int epoch, double *metric, qb_error *err) {
-    if (r->mlm) {
-        qb_status st = qb_checkpoint_write(r->t, NULL, 0, r->od.tmp, err);
-        return st ? st : mlm_dev_loss(r, metric, err);
-    }
-    qb_status st = r->p->qat ? qb_checkpoint_write_qat(r->t, r->names, r->n_names, r->od.tmp, err)
-                             : qb_checkpoint_write(r->t, r->names, r->n_names, r->od.tmp, err);
+    qb_status st = write_staged(r, err);
+    if (!st && r->mlm) st = mlm_dev_loss(r, metric, err);
+    if (st || r->mlm) return st;
     qb_model *saved = NULL;
     qb_load_params lp = qb_load_default_params();
     lp.n_threads = r->p->n_threads;
@@ -509,33 +555,39 @@ static qb_status score_epoch(run *r, int epoch, double *metric, qb_error *err) {
     qb_eval_result res;
     st = qb_evaluate(saved, &ep, &res, err);
     if (!st) {
-        *metric = res.token_task ? res.entity_f1 : res.accuracy;
+        *metric = res.token_task && !r->by_words ? res.entity_f1 : res.accuracy;
         qb_eval_result_free(&res);
     }
     qb_model_free(saved);
     return st;
 }
 
+/* The state is saved before a best epoch moves into OUT_DIR, with that
+ * epoch's fingerprint: a run killed between the two resumes from a state
+ * that holds the best weights and rebuilds OUT_DIR from them. */
 static qb_status keep_if_best(run *r, int epoch, qb_error *err) {
     double metric = 0;
+    qb_train_cursor *at = &r->at;
     qb_status st = score_epoch(r, epoch, &metric, err);
     if (st) return st;
-    int best = !r->at.best_epoch || (r->mlm ? metric < r->at.best : metric > r->at.best);
+    int best = !at->best_epoch || (r->mlm ? metric < at->best : metric > at->best);
     if (best) {
-        st = qb_outdir_commit(&r->od, err);
-        if (st) return st;
-        r->at.best = metric;
-        r->at.best_epoch = epoch;
-    } else {
-        qb_outdir_abort(&r->od);
+        memcpy(at->prev_sha256, at->best_sha256, sizeof at->prev_sha256);
+        st = weights_sha256(r->od.tmp, at->best_sha256, err);
+        at->best = metric;
+        at->best_epoch = epoch;
     }
+    at->epoch = epoch; /* the next epoch, from its start */
+    at->batch = 0;
+    at->loss_sum = 0;
+    at->examples = 0;
+    if (!st && (best || epoch < r->p->epochs)) st = save_state(r, err);
+    if (!st && best) st = qb_outdir_commit(&r->od, err);
+    if (st) return st;
+    if (!best) qb_outdir_abort(&r->od);
     report(r, "epoch", epoch, 0, 0, r->set.n, r->rep->final_loss, 0, now_s(), metric, best);
-    r->at = (qb_train_cursor){.epoch = epoch, .steps = r->at.steps, .trained = r->at.trained,
-                              .train_s = r->at.train_s, .best_epoch = r->at.best_epoch, .best = r->at.best};
     if (epoch == r->p->epochs) return QB_OK;
-    st = save_state(r, err);
-    if (!st) st = qb_outdir_begin(&r->od, r->out_dir, QB_OUTDIR_FORCE, err); /* the epoch kept before is ours */
-    return st;
+    return qb_outdir_begin(&r->od, r->out_dir, QB_OUTDIR_FORCE, err); /* the epoch kept before is ours */
 }
 
 static qb_status train_all(run *r, qb_error *err) {
@@ -583,6 +635,76 @@ static qb_status calibrate_scales(run *r, qb_error *err) {
     return QB_OK;
 }
 
+static bool path_exists(const char *path) {
+    struct stat sb;
+    return lstat(path, &sb) == 0;
+}
+
+/* The state holds the best epoch's weights: it was saved at that epoch's
+ * end (just before the epoch moved into OUT_DIR). */
+static bool state_holds_best(const qb_train_cursor *c) { return c->best_epoch == c->epoch && c->batch == 0; }
+
+/* OUT_DIR rebuilt from the state's weights, which must give the very
+ * bytes the state recorded. */
+static qb_status rebuild_best(run *r, qb_error *err) {
+    char got[65];
+    qb_status st = write_staged(r, err);
+    if (!st) st = weights_sha256(r->od.tmp, got, err);
+    if (!st && strcmp(got, r->at.best_sha256))
+        st = qb_fail(err, QB_ERR_FORMAT, "%s: the best epoch %d rebuilt from %s is not the one it recorded; start the "
+                     "run again", r->out_dir, r->at.best_epoch, r->p->resume);
+    if (!st) st = qb_outdir_commit(&r->od, err);
+    return st ? st : qb_outdir_begin(&r->od, r->out_dir, QB_OUTDIR_FORCE, err);
+}
+
+/* A resumed run reports its best epoch as saved in OUT_DIR, so OUT_DIR
+ * must hold the one the state recorded; an epoch that never moved in (the
+ * run was killed between the state's save and the move) or a deleted
+ * OUT_DIR is rebuilt when the state holds its weights.  Anything else is
+ * refused before training: a foreign OUT_DIR is never replaced. */
+static qb_status check_resumed_out(run *r, qb_error *err) {
+    const qb_train_cursor *c = &r->at;
+    const char *state = r->p->resume, *out = r->out_dir;
+    bool exists = path_exists(out), force = r->p->force;
+    if (!c->best_epoch) {
+        if (!exists || force) return QB_OK;
+        return qb_fail(err, QB_ERR_IO, "%s: already exists and is not this run's (%s has saved no epoch yet); use "
+                       "--force to replace it", out, state);
+    }
+    if (!c->best_sha256[0])
+        return qb_fail(err, QB_ERR_FORMAT, "%s: records no fingerprint of its best epoch's OUT_DIR (an older qbert "
+                       "wrote it); start the run again", state);
+    char have[65] = "";
+    qb_status st = exists ? weights_sha256(out, have, err) : QB_OK;
+    if (st || !strcmp(have, c->best_sha256)) return st;
+    bool ours = !exists || force || (c->prev_sha256[0] && !strcmp(have, c->prev_sha256));
+    if (state_holds_best(c) && ours) return rebuild_best(r, err);
+    bool same_dir = !strcmp(c->out_dir, out) || qb_same_file(c->out_dir, out);
+    if (!exists && !same_dir)
+        return qb_fail(err, QB_ERR_IO, "%s: no such directory; %s saved its best epoch %d to %s (resume with -o %s)",
+                       out, state, c->best_epoch, c->out_dir, c->out_dir);
+    if (!exists)
+        return qb_fail(err, QB_ERR_IO, "%s: missing, with the best epoch %d that %s saved there; a state saved "
+                       "mid-epoch cannot rebuild it: start the run again", out, c->best_epoch, state);
+    return qb_fail(err, QB_ERR_IO, "%s: not this run's output (its model.safetensors is not the best epoch %d that %s "
+                   "saved to %s); refusing to resume into it", out, c->best_epoch, state, c->out_dir);
+}
+
+/* The state file is this run's to write and, once it finishes, delete: a
+ * file that is not a training state is never taken over, nor (without
+ * --force) an interrupted run's state that this run does not resume. */
+static qb_status check_state_path(const run *r, qb_error *err) {
+    const qb_train_params *p = r->p;
+    const char *path = r->state_path;
+    if (!path_exists(path) || (p->resume && qb_same_file(path, p->resume))) return QB_OK;
+    if (!qb_train_state_recognize(path))
+        return qb_fail(err, QB_ERR_IO, "%s: exists and is not a qbert training state; refusing to overwrite it "
+                       "(choose another --state)", path);
+    if (p->force) return QB_OK;
+    return qb_fail(err, QB_ERR_IO, "%s: holds an interrupted run's state; continue it with --resume %s, or delete it "
+                   "(or --force to start over)", path, path);
+}
+
 static qb_status start_or_resume(run *r, qb_error *err) {
     if (!r->p->resume && r->mlm) { /* where the held-out loss starts */
         qb_status st = mlm_dev_loss(r, &r->rep->mlm_loss_before, err);
@@ -591,9 +713,9 @@ static qb_status start_or_resume(run *r, qb_error *err) {
     }
     if (!r->p->resume) return r->p->qat ? calibrate_scales(r, err) : QB_OK;
     qb_status st = qb_train_state_load(r->t, &r->at, r->fingerprint, r->p->resume, err);
-    if (!st && r->at.epoch >= r->p->epochs)
-        st = qb_fail(err, QB_ERR_ARG, "%s: the run it belongs to has finished all %d epochs", r->p->resume,
-                     r->p->epochs);
+    if (!st) st = check_state_path(r, err);
+    if (!st) st = check_resumed_out(r, err);
+    if (!st) snprintf(r->at.out_dir, sizeof r->at.out_dir, "%s", r->out_dir); /* later saves name this one */
     return st;
 }
 
@@ -634,7 +756,9 @@ qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *
     fingerprint(&r, model_dir);
     if (p->state_path) snprintf(r.state_path, sizeof r.state_path, "%s", p->state_path);
     else snprintf(r.state_path, sizeof r.state_path, "%s.state", r.out_dir);
-    st = load_inputs(&r, model_dir, err);
+    snprintf(r.at.out_dir, sizeof r.at.out_dir, "%s", r.out_dir);
+    st = p->resume ? QB_OK : check_state_path(&r, err); /* resumed: once the state it resumes has loaded */
+    if (!st) st = load_inputs(&r, model_dir, err);
     /* An unwritable or existing OUT_DIR fails now, not after an epoch; a
      * resumed run replaces the best epoch it wrote before. */
     unsigned flags = (p->force || p->resume ? QB_OUTDIR_FORCE : 0) | (p->parents ? QB_OUTDIR_PARENTS : 0);
@@ -645,7 +769,7 @@ qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *
         rep->n_train = r.set.n;
         rep->num_labels = r.n_names;
         rep->new_head = !r.own_head;
-        rep->token_task = r.set.token_task;
+        rep->token_task = token_task_code(&r);
         st = train_all(&r, err);
     }
     if (!st) remove(r.state_path); /* a finished run needs no resuming */

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,10 @@ static char *metadata_text(const qb_trainer *t, const qb_train_cursor *c, const 
         snprintf(num, sizeof num, "%.17g", v[i]);
         ok = qb_json_set(o, counters[i].key, json_string(num));
     }
+    const char *strings[3][2] = {{"out_dir", c->out_dir}, {"best_sha256", c->best_sha256},
+                                 {"prev_sha256", c->prev_sha256}};
+    for (int i = 0; ok && i < 3; i++)
+        ok = qb_json_set(o, strings[i][0], qb_json_strn(strings[i][1], strlen(strings[i][1])));
     char *text = ok ? qb_json_dumps(o, QB_JSON_LINE) : NULL;
     json_decref(o);
     return text;
@@ -119,6 +124,32 @@ static bool meta_number(const json_t *j, const char *key, double *out) {
     return ok;
 }
 
+/* A string of the metadata into buf; absent (an older state) is "". */
+static bool meta_string(const json_t *j, const char *key, char *buf, size_t cap) {
+    buf[0] = 0;
+    if (!json_object_get(j, key)) return true;
+    char *v = qb_json_strdup(json_object_get(j, key), NULL);
+    bool ok = v && strlen(v) < cap;
+    if (ok) memcpy(buf, v, strlen(v) + 1);
+    free(v);
+    return ok;
+}
+
+static bool is_sha256(const char *s) {
+    size_t n = strspn(s, "0123456789abcdef");
+    return !s[n] && (n == 0 || n == 64);
+}
+
+/* Where the best epoch went: read after the counters, which reset c. */
+static qb_status read_out_dir(qb_train_cursor *c, const json_t *j, const char *path, qb_error *err) {
+    if (!meta_string(j, "out_dir", c->out_dir, sizeof c->out_dir))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: metadata 'out_dir' is not a path", path);
+    if (!meta_string(j, "best_sha256", c->best_sha256, sizeof c->best_sha256) || !is_sha256(c->best_sha256) ||
+        !meta_string(j, "prev_sha256", c->prev_sha256, sizeof c->prev_sha256) || !is_sha256(c->prev_sha256))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: metadata 'best_sha256' or 'prev_sha256' is not a SHA-256", path);
+    return QB_OK;
+}
+
 static qb_status read_cursor(qb_trainer *t, qb_train_cursor *c, const json_t *j, const char *fingerprint,
                              const char *path, qb_error *err) {
     if (!qb_json_str_eq(json_object_get(j, "format"), "qbert-train-state"))
@@ -139,7 +170,7 @@ static qb_status read_cursor(qb_trainer *t, qb_train_cursor *c, const json_t *j,
         if (!isfinite(v[i]) || (!counters[i].real && (v[i] < 0 || v[i] > 2e9 || v[i] != floor(v[i]))))
             return qb_fail(err, QB_ERR_FORMAT, "%s: metadata '%s' = %g is out of range", path, counters[i].key, v[i]);
     counters_set(t, c, v);
-    return QB_OK;
+    return read_out_dir(c, j, path, err);
 }
 
 static qb_status read_tensor(const qb_safetensors *st, const char *name, int64_t numel, float *dst,
@@ -173,8 +204,28 @@ static qb_status read_params(qb_trainer *t, const qb_safetensors *st, qb_error *
     return s;
 }
 
+/* The format name sits in the header's first bytes (the metadata comes
+ * first); 64 KiB of header is plenty and bounds what a stranger costs. */
+bool qb_train_state_recognize(const char *path) {
+    enum { PEEK = 1 << 16 };
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    unsigned char len8[8];
+    char *head = malloc(PEEK + 1);
+    bool ok = head && fread(len8, 1, 8, f) == 8;
+    uint64_t len = 0;
+    for (int i = 7; ok && i >= 0; i--) len = len << 8 | len8[i];
+    size_t n = ok ? fread(head, 1, len < PEEK ? (size_t)len : PEEK, f) : 0;
+    if (head) head[n] = 0;
+    ok = ok && n > 0 && head[0] == '{' && strstr(head, "\"format\":\"qbert-train-state\"");
+    free(head);
+    fclose(f);
+    return ok;
+}
+
 qb_status qb_train_state_load(qb_trainer *t, qb_train_cursor *c, const char *fingerprint, const char *path,
                               qb_error *err) {
+    if (!qb_train_state_recognize(path)) return qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert training state", path);
     qb_safetensors st = {0};
     json_t *j = NULL;
     qb_status s = qb_safetensors_open(&st, path, err);
