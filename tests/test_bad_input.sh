@@ -285,6 +285,9 @@ expect_error "missing dataset" "nope.tsv" "$QBERT" eval "$M" --data "$TMP/nope.t
 printf '[{"text": "a", "label": 1},\n {"text": "b", "label": 0}]\n' >"$TMP/array.jsonl"
 expect_error "a JSON array for a dataset" "array.jsonl: a JSON array; datasets are JSON Lines" \
   "$QBERT" eval "$M" --data "$TMP/array.jsonl"
+printf 'sentence\tlabel\na fine film \t1\n' >"$TMP/rows.tsv"
+expect_error "a TSV read as CoNLL" "rows.tsv:2: a tab-separated text with spaces: a TSV row, not CoNLL" \
+  "$QBERT" eval "$M" --data "$TMP/rows.tsv" --task conll
 printf '{"sentence": "a", "label": 1}\n' >"$TMP/notext.jsonl"
 expect_error "a JSONL line without text" "notext.jsonl:1: no \"text\" field" "$QBERT" eval "$M" --data "$TMP/notext.jsonl"
 if [ -e "$SHARED/data/conll2003/valid.txt" ]; then

@@ -33,6 +33,14 @@ static bool split_word_tag(char *s, size_t len, const char **word, size_t *word_
     return true;
 }
 
+/* A tab-separated line whose first field holds spaces is a TSV row (a
+ * sentence and its label): read as CoNLL it would train one "sentence" of
+ * the file's first words. */
+static bool is_tsv_row(const qb_data_line *line) {
+    const char *tab = memchr(line->s, '\t', line->len);
+    return tab && memchr(line->s, ' ', (size_t)(tab - line->s)) != NULL;
+}
+
 qb_status qb_data_read_conll(qb_data_reader *r, qb_error *err) {
     qb_data_store *st = r->store;
     size_t cap = (size_t)r->cap;
@@ -56,6 +64,9 @@ qb_status qb_data_read_conll(qb_data_reader *r, qb_error *err) {
             sentence->tags = st->tags + n_words;
             sentence->word_lens = st->word_lens + n_words;
         }
+        if (is_tsv_row(&line))
+            return qb_fail(err, QB_ERR_FORMAT, "%s:%d: a tab-separated text with spaces: a TSV row, not CoNLL "
+                           "(--task tsv?)", r->path, line.no);
         if (!split_word_tag(line.s, line.len, &st->words[n_words], &st->word_lens[n_words], &st->tags[n_words]))
             return qb_fail(err, QB_ERR_FORMAT, "%s:%d: expected a word and a tag separated by spaces",
                            r->path, line.no);
