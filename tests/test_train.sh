@@ -98,6 +98,10 @@ fi
 fails "unwritable -o (a file as parent)" "notadir" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/a.txt/notadir"
 fails "existing OUT_DIR" "already exists" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/a"
 check "existing OUT_DIR kept" cmp -s "$TMP/a/model.safetensors" "$TMP/b/model.safetensors"
+"$QBERT" train "$M" --data "$TMP/train.tsv" "${COMMON[@]}" --max-length 1000 -o "$TMP/ml" >/dev/null 2>"$TMP/ml.err"
+check "--max-length past the positions: refused naming the model" \
+  grep -qF "$M: --max-length 1000 exceeds the model's 512 positions" "$TMP/ml.err"
+check "  no OUT_DIR" bash -c "! ls -d '$TMP'/ml '$TMP'/ml.tmp* 2>/dev/null"
 # a NaN in the classifier bias is refused at load, naming it
 mkdir "$TMP/nan" && cp "$M"/config.json "$M"/vocab.txt "$M"/model.safetensors "$TMP/nan/"
 $PY - "$TMP/nan/model.safetensors" <<'PYEOF'

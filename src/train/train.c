@@ -759,6 +759,9 @@ qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *
     snprintf(r.at.out_dir, sizeof r.at.out_dir, "%s", r.out_dir);
     st = p->resume ? QB_OK : check_state_path(&r, err); /* resumed: once the state it resumes has loaded */
     if (!st) st = load_inputs(&r, model_dir, err);
+    if (!st && p->max_length > r.m->cfg.max_position) /* found now, by the model's name */
+        st = qb_fail(err, QB_ERR_ARG, "%s: --max-length %d exceeds the model's %d positions", model_dir,
+                     p->max_length, r.m->cfg.max_position);
     /* An unwritable or existing OUT_DIR fails now, not after an epoch; a
      * resumed run replaces the best epoch it wrote before. */
     unsigned flags = (p->force || p->resume ? QB_OUTDIR_FORCE : 0) | (p->parents ? QB_OUTDIR_PARENTS : 0);
