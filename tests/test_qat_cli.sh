@@ -151,7 +151,7 @@ if [ -e "$TMP/s.state" ]; then
   "$QBERT" qat "$M" "${COMMON[@]}" --epochs 2 --seed 6 --limit 80 -o "$TMP/s" --resume "$TMP/s.state" \
     >/dev/null 2>"$TMP/f.err"
   check "resume with another seed: exit 1" test $? -eq 1
-  check "resume with another seed: says so" grep -q "written by a run with other settings" "$TMP/f.err"
+  check "resume with another seed: names it" grep -q "other settings: it had 'seed 5', this run has 'seed 6'" "$TMP/f.err"
   cp -r "$M" "$TMP/foreign"
   "$QBERT" qat "$M" "${COMMON[@]}" --epochs 2 --seed 5 --limit 80 --save-every 2 -o "$TMP/foreign" \
     --resume "$TMP/s.state" >/dev/null 2>"$TMP/f.err"

@@ -150,14 +150,28 @@ static qb_status read_out_dir(qb_train_cursor *c, const json_t *j, const char *p
     return QB_OK;
 }
 
+/* The first "; "-separated setting where two fingerprints differ, so the
+ * message names it instead of two long lists cut at the message's end. */
+static qb_status settings_differ(const char *path, const char *had, const char *now, qb_error *err) {
+    while (*had && *now) {
+        size_t a = strcspn(had, ";"), b = strcspn(now, ";");
+        if (a != b || memcmp(had, now, a))
+            return qb_fail(err, QB_ERR_ARG, "%s: written by a run with other settings: it had '%.*s', this run has "
+                           "'%.*s'", path, (int)a, had, (int)b, now);
+        had += a + (had[a] == ';') + (had[a] == ';' && had[a + 1] == ' ');
+        now += b + (now[b] == ';') + (now[b] == ';' && now[b + 1] == ' ');
+    }
+    return qb_fail(err, QB_ERR_ARG, "%s: written by a run with other settings ('%s'; this run has '%s')", path, had,
+                   now);
+}
+
 static qb_status read_cursor(qb_trainer *t, qb_train_cursor *c, const json_t *j, const char *fingerprint,
                              const char *path, qb_error *err) {
     if (!qb_json_str_eq(json_object_get(j, "format"), "qbert-train-state"))
         return qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert training state", path);
     if (!qb_json_str_eq(json_object_get(j, "fingerprint"), fingerprint)) {
         char *had = qb_json_strdup(json_object_get(j, "fingerprint"), NULL);
-        qb_status st = qb_fail(err, QB_ERR_ARG, "%s: written by a run with other settings (%s); this run has (%s)",
-                               path, had ? had : "?", fingerprint);
+        qb_status st = settings_differ(path, had ? had : "", fingerprint, err);
         free(had);
         return st;
     }
