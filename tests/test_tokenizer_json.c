@@ -109,18 +109,28 @@ static qb_tokenizer *load_wrapped(const char *rel, const char *key, const char *
     return t;
 }
 
+/* A file of tests/data/tokenizer_json (or file itself, when given), read
+ * whole; NULL, the failure checked, when it cannot be. */
+static char *read_data(const char *name, const char *file, size_t *size) {
+    char path[4096], *buf = NULL;
+    qb_error err;
+    if (!file) {
+        snprintf(path, sizeof path, "%s/tests/data/tokenizer_json/%s",
+                 getenv("QB_SOURCE_DIR") ? getenv("QB_SOURCE_DIR") : "..", name);
+        file = path;
+    }
+    CHECK(qb_file_read_all(file, &buf, size, &err) == QB_OK, "%s", err.msg);
+    return buf;
+}
+
 /* tests/data/tokenizer_json/cases.jsonl: the shared files with other
  * components put in, against HF tokenizers' ids (make_cases.py). */
 static void check_component_cases(void) {
     char path[4096], base[4096];
-    snprintf(path, sizeof path, "%s/tests/data/tokenizer_json/cases.jsonl", getenv("QB_SOURCE_DIR") ? getenv("QB_SOURCE_DIR") : "..");
-    char *buf;
     size_t size;
     qb_error err;
-    if (qb_file_read_all(path, &buf, &size, &err) != QB_OK) {
-        CHECK(0, "%s", err.msg);
-        return;
-    }
+    char *buf = read_data("cases.jsonl", NULL, &size);
+    if (!buf) return;
     json_t *prev_set = NULL;
     qb_tokenizer *t = NULL;
     qb_encoding enc = {0};
@@ -268,20 +278,10 @@ static int offsets_differ(const qb_tokenizer *t, const json_t *j, qb_encoding *e
  * vocab.txt and ALBERT-mini's spiece.model.  QB_OFFSETS_FILE names another
  * file (make_offsets.cjs SHARED TEXTS.json OUT.jsonl writes one). */
 static void check_offsets(void) {
-    char path[4096];
-    const char *file = getenv("QB_OFFSETS_FILE");
-    if (!file) {
-        snprintf(path, sizeof path, "%s/tests/data/tokenizer_json/offsets.jsonl",
-                 getenv("QB_SOURCE_DIR") ? getenv("QB_SOURCE_DIR") : "..");
-        file = path;
-    }
-    char *buf;
     size_t size;
     qb_error err;
-    if (qb_file_read_all(file, &buf, &size, &err) != QB_OK) {
-        CHECK(0, "%s", err.msg);
-        return;
-    }
+    char *buf = read_data("offsets.jsonl", getenv("QB_OFFSETS_FILE"), &size);
+    if (!buf) return;
     qb_tokenizer *t = NULL, *slow = NULL;
     char name[256] = "";
     qb_encoding enc = {0};
@@ -323,7 +323,8 @@ static void check_offsets(void) {
     }
     printf("%s: %d of %d tokens' offsets as tokenizers gives them (%d texts, %d past a tokenizer's own "
            "truncation left out); vocab.txt and spiece.model: %d texts, %d differ; %d decoded texts differ\n",
-           file, tokens - bad, tokens, texts, truncated, slow_texts, slow_bad, dec_bad);
+           getenv("QB_OFFSETS_FILE") ? getenv("QB_OFFSETS_FILE") : "tests/data/tokenizer_json/offsets.jsonl",
+           tokens - bad, tokens, texts, truncated, slow_texts, slow_bad, dec_bad);
     CHECK(texts > 0 && slow_texts > 0 && bad == 0 && slow_bad == 0 && dec_bad == 0,
           "offsets: %d tokens differ, %d with the slow files; %d decoded texts differ", bad, slow_bad, dec_bad);
     qb_tokenizer_free(t), qb_tokenizer_free(slow);
@@ -380,16 +381,11 @@ static bool ids_are(const json_t *arr, const int32_t *v, int n) {
  * token to the longer segment, the second on ties), and Rust's lowercase
  * (no final sigma). */
 static void check_truncation(void) {
-    char path[4096], name[128] = "";
-    snprintf(path, sizeof path, "%s/tests/data/tokenizer_json/truncation.jsonl",
-             getenv("QB_SOURCE_DIR") ? getenv("QB_SOURCE_DIR") : "..");
-    char *buf;
+    char name[128] = "";
     size_t size;
     qb_error err;
-    if (qb_file_read_all(path, &buf, &size, &err) != QB_OK) {
-        CHECK(0, "%s", err.msg);
-        return;
-    }
+    char *buf = read_data("truncation.jsonl", NULL, &size);
+    if (!buf) return;
     qb_tokenizer *t = NULL;
     qb_encoding enc = {0};
     int total = 0, same = 0;
@@ -411,13 +407,13 @@ static void check_truncation(void) {
         bool ok = t && text && qb_tokenizer_encode(t, text, tl, pair, pl, max_length, &enc, &err) == QB_OK &&
                   ids_are(json_object_get(j, "ids"), enc.input_ids, enc.n) &&
                   ids_are(json_object_get(j, "type_ids"), enc.token_type_ids, enc.n);
-        CHECK(ok, "%s: %s (%zu + %zu bytes) at max_length %d differs", path, name, tl, pl, max_length);
+        CHECK(ok, "truncation.jsonl: %s (%zu + %zu bytes) at max_length %d differs", name, tl, pl, max_length);
         total++;
         same += ok;
         json_decref(j);
     }
     printf("tests/data/tokenizer_json/truncation.jsonl: %d/%d identical\n", same, total);
-    CHECK(total > 0, "%s: no lines", path);
+    CHECK(total > 0, "truncation.jsonl: no lines");
     qb_tokenizer_free(t);
     qb_encoding_free(&enc);
     free(buf);
