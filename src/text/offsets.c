@@ -305,7 +305,7 @@ qb_status qb_tokenizer_offsets(const qb_tokenizer *t, const char *text, size_t l
     if (st == QB_OK) st = qb_tok_prep(t, &text, &len, &start[0], 0, scratch.work, "text", err);
     if (st == QB_OK && pair) st = qb_tok_prep(t, &pair, &pair_len, &start[1], 1, scratch.work, "text pair", err);
     if (st == QB_OK) {
-        o->byte_level = t->pipe ? qb_hfp_byte_level(t->pipe) : t->kind == QB_TOK_BPE && qb_bpe_byte_level(t->bpe);
+        o->byte_level = qb_tok_byte_level(t);
         st = off_segment(t, text, len, 0, o, scratch.work, err);
     }
     if (st == QB_OK && pair) st = off_segment(t, pair, pair_len, 1, o, scratch.work, err);

@@ -73,10 +73,10 @@ static bool tok_add_specials(qb_tokenizer *t, const tok_special *sp, int n) {
         int32_t id = t->wp ? qb_wp_id(t->wp, sp[i].name, -1) : qb_sp_id(t->sp, sp[i].name, len);
         bool absent = t->wp ? id < 0 : id == qb_sp_id(t->sp, "<unk>", 5) && strcmp(sp[i].name, "<unk>");
         if (absent) continue; /* not in this vocabulary: plain text */
-        qb_tok_added *a = &t->added[t->n_added];
-        if (!(a->content = strdup(sp[i].name))) return false;
-        *a = (qb_tok_added){.content = a->content, .len = len, .id = id, .lstrip = sp[i].lstrip, .special = true};
-        t->n_added++;
+        char *content = strdup(sp[i].name);
+        if (!content) return false;
+        t->added[t->n_added++] =
+            (qb_tok_added){.content = content, .len = len, .id = id, .lstrip = sp[i].lstrip, .special = true};
     }
     qb_tok_added_index(t);
     return true;
@@ -107,7 +107,8 @@ qb_status qb_tokenizer_load_wordpiece(const char *vocab_path, const qb_tok_optio
     qb_tok_template_bert(&t->tmpl, cls, sep);
     t->dec = (qb_tok_decoder){.kind = QB_DEC_WORDPIECE, .cleanup = true};
     snprintf(t->desc, sizeof t->desc, "wordpiece");
-    static const tok_special specials[] = {{"[PAD]", false}, {"[UNK]", false}, {"[CLS]", false}, {"[SEP]", false}, {"[MASK]", false}};
+    static const tok_special specials[] = {
+        {"[PAD]", false}, {"[UNK]", false}, {"[CLS]", false}, {"[SEP]", false}, {"[MASK]", false}};
     if (!tok_add_specials(t, specials, 5)) {
         qb_tokenizer_free(t);
         return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", vocab_path);
@@ -136,7 +137,8 @@ qb_status qb_tokenizer_load_sentencepiece(const char *spiece_path, const qb_tok_
     qb_tok_template_bert(&t->tmpl, qb_sp_id(sp, "[CLS]", 5), qb_sp_id(sp, "[SEP]", 5));
     t->dec = (qb_tok_decoder){.kind = QB_DEC_METASPACE, .strip_first = true};
     snprintf(t->desc, sizeof t->desc, "sentencepiece");
-    static const tok_special specials[] = {{"<pad>", false}, {"<unk>", false}, {"[CLS]", false}, {"[SEP]", false}, {"[MASK]", true}};
+    static const tok_special specials[] = {
+        {"<pad>", false}, {"<unk>", false}, {"[CLS]", false}, {"[SEP]", false}, {"[MASK]", true}};
     if (!tok_add_specials(t, specials, 5)) {
         qb_tokenizer_free(t);
         return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", spiece_path);
@@ -386,8 +388,7 @@ void qb_tok_keep(const qb_tokenizer *t, size_t budget, size_t n0, size_t n1, siz
 /* The segments' ids truncated longest_first (as qb_tok_keep) and laid into
  * the template; word_of (NULL: no words) maps each segment's ids to words. */
 static qb_status tok_assemble(const qb_tokenizer *t, const qb_tok_item *it, int n_it, int specials, int max_length,
-                              const qb_i32buf *seg,
-                              const qb_i32buf *word_of, qb_encoding *enc, qb_error *err) {
+                              const qb_i32buf *seg, const qb_i32buf *word_of, qb_encoding *enc, qb_error *err) {
     size_t keep[2];
     qb_tok_keep(t, (size_t)(max_length - specials), seg[0].n, seg[1].n, keep);
     if (!tok_reserve_encoding(enc, keep[0] + keep[1] + (size_t)specials))
@@ -426,7 +427,7 @@ qb_status qb_tok_prep(const qb_tokenizer *t, const char **s, size_t *len, size_t
     if (st) return st;
     if (!qb_uni_lower(cp[0].v, cp[0].n, true, &cp[1]) || !qb_utf8_encode(cp[1].v, cp[1].n, &w->prep[k]))
         return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", what);
-    *s = w->prep[k].v, *len = w->prep[k].n, *start = 0;
+    *s = w->prep[k].v, *len = w->prep[k].n; /* *start still maps it back: lowercase keeps most lengths */
     return QB_OK;
 }
 
@@ -450,9 +451,7 @@ qb_status qb_tokenizer_encode(const qb_tokenizer *t, const char *text, size_t le
     return tok_assemble(t, it, n_it, specials, max_length, seg, NULL, enc, err);
 }
 
-/* One segment's words, tokenized one by one into ids, with word_of the
- * word index (first + i) of each id. */
-static bool tok_byte_level(const qb_tokenizer *t) {
+bool qb_tok_byte_level(const qb_tokenizer *t) {
     return t->pipe ? qb_hfp_byte_level(t->pipe) : t->kind == QB_TOK_BPE && qb_bpe_byte_level(t->bpe);
 }
 
@@ -460,7 +459,7 @@ static bool tok_byte_level(const qb_tokenizer *t) {
  * transformers' is_split_into_words does, which needs a byte-level BPE
  * built with add_prefix_space: each word after a space ("ĠIndian"). */
 static const char *tok_word_text(const qb_tokenizer *t, const char *s, size_t *len, qb_tok_work *w) {
-    if (!tok_byte_level(t) || (*len && s[0] == ' ')) return s;
+    if (!qb_tok_byte_level(t) || (*len && s[0] == ' ')) return s;
     if (!QB_TOK_RESERVE(&w->word, *len + 2)) return NULL;
     w->word.v[0] = ' ';
     if (*len) memcpy(w->word.v + 1, s, *len);
@@ -468,6 +467,8 @@ static const char *tok_word_text(const qb_tokenizer *t, const char *s, size_t *l
     return w->word.v;
 }
 
+/* One segment's words, tokenized one by one into ids, with word_of the
+ * word index (first + i) of each id; bare: words without their text. */
 static qb_status tok_words(const qb_tokenizer *t, const qb_words *ws, int first, bool bare, qb_tok_work *w,
                            qb_i32buf *ids, qb_i32buf *word_of, qb_error *err) {
     ids->n = word_of->n = 0;
@@ -541,7 +542,7 @@ qb_status qb_tokenizer_split_words(const qb_tokenizer *t, const char *text, size
         i += special ? special : k;
     }
     if (in_word) spans[(*n)++] = (qb_word_span){start, len, start, len};
-    bool byte_level = tok_byte_level(t);
+    bool byte_level = qb_tok_byte_level(t);
     for (int w = 0; byte_level && w < *n; w++) spans[w].tok_start = w ? spans[w - 1].end : 0;
     if (byte_level && *n) spans[*n - 1].tok_end = len;
     return QB_OK;

@@ -69,6 +69,9 @@ struct qb_tokenizer {
 /* [CLS] A [SEP] (B [SEP]) with types 0 (1 for B's part): BERT's layout. */
 void qb_tok_template_bert(qb_tok_template *t, int32_t cls, int32_t sep);
 
+/* Whether the tokenizer reads bytes (ByteLevel): a word carries its space. */
+bool qb_tok_byte_level(const qb_tokenizer *t);
+
 /* Sorts t->added by first byte and fills t->added_first. */
 void qb_tok_added_index(qb_tokenizer *t);
 
@@ -81,8 +84,8 @@ void qb_tok_added_extent(const qb_tok_added *a, const char *text, size_t len, si
                          size_t *e);
 
 /* The text (k 0) or pair (k 1) as sentence-transformers hands it to the
- * tokenizer: s[*start, *start + *len) after str.strip(), or its lowercase
- * in w->prep[k] (then *start 0). */
+ * tokenizer: s[*start, *start + *len) after str.strip(), lowercased into
+ * w->prep[k] when asked (*start still where it began in s). */
 qb_status qb_tok_prep(const qb_tokenizer *t, const char **s, size_t *len, size_t *start, int k, qb_tok_work *w,
                       const char *what, qb_error *err);
 
