@@ -227,7 +227,7 @@ void qb_report_chart_size(FILE *f, const qb_report *r) {
     free(v);
 }
 
-void qb_report_chart_speedup(FILE *f, const qb_report *r) {
+void qb_report_chart_speedup(FILE *f, const qb_report *r, const qb_report_analysis *a) {
     double *v = malloc(((size_t)r->n_rows + 1) * sizeof *v);
     if (!v) return;
     for (int i = 0; i < r->n_rows; i++) v[i] = r->rows[i].speedup;
@@ -236,10 +236,9 @@ void qb_report_chart_speedup(FILE *f, const qb_report *r) {
     snprintf(title, sizeof title, "Speedup over FP32 (batch %d)", bl);
     snprintf(desc, sizeof desc,
              "FP32 p50 latency divided by each method's p50 latency at batch %d; the dashed line marks 1.0x.", bl);
-    bool base = false; /* speedups are ratios to a successful fp32 row */
-    for (int i = 0; i < r->n_rows; i++) base |= r->rows[i].ok && !strcmp(r->rows[i].method, "fp32");
     bar_chart(f, r, v, NULL, title, desc, "speedup (x, FP32 p50 / method p50, higher is better)", "x",
-              SPEEDUP_COLOR, 1.0, base ? "no successful methods" : "no fp32 row: speedup needs the FP32 baseline");
+              SPEEDUP_COLOR, 1.0,
+              a->baseline >= 0 ? "no successful methods" : "no fp32 row: speedup needs the FP32 baseline");
     free(v);
 }
 

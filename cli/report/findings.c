@@ -179,13 +179,12 @@ static void leaders(const qb_report *r, qb_report_analysis *a) {
 
 static void constrained(const qb_report *r, qb_report_analysis *a) {
     static const double losses[] = {0.5, 1.0};
-    char x[48], y[48], smallest[96];
+    char x[48], smallest[96];
     for (size_t k = 0; k < sizeof losses / sizeof losses[0] && a->baseline >= 0; k++) {
         int i = best(r, a, BY_LATENCY, losses[k], 0, 0), j = best(r, a, BY_SIZE, losses[k], 0, 0);
-        if (j >= 0)
-            snprintf(smallest, sizeof smallest, "%s (%s)", r->rows[j].method,
-                     ratio(y, sizeof y, r->rows[j].compression, "compression") + 2);
-        else snprintf(smallest, sizeof smallest, "none");
+        double c = j >= 0 ? r->rows[j].compression : NAN;
+        if (isfinite(c)) snprintf(smallest, sizeof smallest, "%s (%.2fx compression)", r->rows[j].method, c);
+        else snprintf(smallest, sizeof smallest, "%s", j >= 0 ? r->rows[j].method : "none");
         if (i >= 0)
             add(a, "Fastest within %.1f pt of %s: %s%s; smallest within %.1f pt: %s.", losses[k],
                 r->rows[a->baseline].method, r->rows[i].method, ratio(x, sizeof x, r->rows[i].speedup, "speedup"),

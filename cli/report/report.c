@@ -26,7 +26,7 @@ static void render(FILE *f, out_kind k, const qb_report *r, const qb_report_anal
     case OUT_HTML: qb_report_render_html(f, r, a); break;
     case OUT_ACC_LAT: qb_report_chart_accuracy_latency(f, r, a); break;
     case OUT_SIZE: qb_report_chart_size(f, r); break;
-    case OUT_SPEEDUP: qb_report_chart_speedup(f, r); break;
+    case OUT_SPEEDUP: qb_report_chart_speedup(f, r, a); break;
     case OUT_RADAR: qb_report_chart_radar(f, r, a); break;
     }
 }

@@ -94,7 +94,7 @@ void qb_report_render_html(FILE *f, const qb_report *r, const qb_report_analysis
     snprintf(caption, sizeof caption, "Quality against batch-%d latency; the dashed line is the Pareto front.", bl);
     figure(f, caption);
     fputs("<figure>\n", f);
-    qb_report_chart_speedup(f, r);
+    qb_report_chart_speedup(f, r, a);
     snprintf(caption, sizeof caption, "Speedup over FP32 at batch %d (FP32 p50 / method p50).", bl);
     figure(f, caption);
     fputs("<figure>\n", f);

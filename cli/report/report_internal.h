@@ -39,7 +39,7 @@ void qb_report_render_html(FILE *f, const qb_report *r, const qb_report_analysis
 /* The charts, as <svg> elements without an XML declaration (so they inline). */
 void qb_report_chart_accuracy_latency(FILE *f, const qb_report *r, const qb_report_analysis *a);
 void qb_report_chart_size(FILE *f, const qb_report *r);
-void qb_report_chart_speedup(FILE *f, const qb_report *r);
+void qb_report_chart_speedup(FILE *f, const qb_report *r, const qb_report_analysis *a);
 void qb_report_chart_radar(FILE *f, const qb_report *r, const qb_report_analysis *a);
 /* The radar chart's caption (it names the latency batch). */
 void qb_report_radar_caption(char *buf, size_t cap, const qb_report_meta *m);
