@@ -84,7 +84,7 @@ static qb_status read_pooling(const char *path, qb_model *m, qb_error *err) {
 }
 
 /* sentence_bert_config.json: the truncation length and do_lower_case. */
-static qb_status read_st_config(qb_model *m, qb_error *err) {
+static qb_status read_st_config(qb_model *m, bool *lower_case, qb_error *err) {
     char path[4096];
     qb_embed_params *e = &m->embed;
     const qb_config *c = &m->cfg;
@@ -96,7 +96,7 @@ static qb_status read_st_config(qb_model *m, qb_error *err) {
     const json_t *v = json_object_get(j, "max_seq_length"), *lower = json_object_get(j, "do_lower_case");
     bool ok = !v || json_is_null(v) || (qb_json_int(v, &n) && n >= 2);
     bool lower_ok = !lower || json_is_boolean(lower);
-    m->text_lower = json_is_true(lower);
+    *lower_case = json_is_true(lower);
     json_decref(j);
     if (!ok) return qb_fail(err, QB_ERR_FORMAT, "%s: max_seq_length must be an integer >= 2", path);
     if (!lower_ok) return qb_fail(err, QB_ERR_FORMAT, "%s: do_lower_case must be true or false", path);
@@ -195,8 +195,10 @@ static qb_status read_modules(qb_model *m, qb_error *err) {
                                  : qb_fail(err, QB_ERR_FORMAT, "%s: module %zu is not an object", file, i);
     }
     json_decref(j);
-    m->text_strip = true; /* Transformer.tokenize strips every text */
-    return st ? st : read_st_config(m, err);
+    bool lower = false;
+    if (!st) st = read_st_config(m, &lower, err);
+    if (!st) qb_tokenizer_set_sentence_prep(m->tok, true, lower); /* Transformer.tokenize strips every text */
+    return st;
 }
 
 qb_status qb_model_read_embed_config(qb_model *m, qb_error *err) {

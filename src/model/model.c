@@ -295,10 +295,9 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
     if (!st && !qb_path_join(path, sizeof path, dir, "config.json"))
         st = qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
     if (!st) st = qb_config_load(path, &m->cfg, err);
-    if (!st) st = qb_model_read_embed_config(m, err);
     if (!st) st = choose_kernels(m, params, err);
     if (!st) st = load_tokenizer(m, err);
-    if (!st) qb_tokenizer_set_sentence_prep(m->tok, m->text_strip, m->text_lower);
+    if (!st) st = qb_model_read_embed_config(m, err); /* after the tokenizer, whose text handling it sets */
     if (!st) st = check_vocab(m, err);
     if (!st) m->mask_id = qb_tokenizer_mask_id(m->tok);
     if (!st) st = open_weights(m, err);

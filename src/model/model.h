@@ -107,7 +107,6 @@ struct qb_model {
 
     qb_embed_params embed;  /* the directory's sentence-transformers settings (embed_config.c) */
     qb_prompts prompts;     /* and its prompts */
-    bool text_strip, text_lower; /* and its Transformer module's text handling (qb_tokenizer_set_sentence_prep) */
 
     qb_linear **linears;    /* every linear, in graph order: observers, quantizers */
     int n_linears;
@@ -133,7 +132,8 @@ char qb_model_attention_input(const qb_model *m, const qb_linear *l);
  * ALBERT's embedding projection). */
 int qb_model_block_of(const qb_model *m, const qb_linear *l);
 
-/* Reads modules.json and what it points at into m->embed, and
+/* Reads modules.json and what it points at into m->embed (and sets the
+ * loaded tokenizer's sentence-transformers text handling), and
  * config_sentence_transformers.json's prompts into m->prompts (defaults
  * without them). */
 qb_status qb_model_read_embed_config(qb_model *m, qb_error *err);
