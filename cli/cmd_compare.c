@@ -5,7 +5,6 @@
  * bench` process of its own (so its peak RSS is its own).  Finished
  * evaluations are kept in REPORT_DIR/rows, so an interrupted run resumes
  * with --resume. */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -424,17 +423,6 @@ static void remove_own_files(const char *out) {
     qb_report_remove(out);
 }
 
-static bool dir_is_empty(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return false;
-    struct dirent *e;
-    bool empty = true;
-    while (empty && (e = readdir(d)))
-        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
-    closedir(d);
-    return empty;
-}
-
 static bool is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
@@ -451,7 +439,7 @@ static int prepare_report_dir(compare_args *a) {
         fprintf(stderr, "qbert compare: error: %s: not writable (%s)\n", a->out,
                 errno == EEXIST ? "not a directory" : strerror(errno));
         return QB_EXIT_FAIL;
-    } else if (!dir_is_empty(a->out)) {
+    } else if (!qb_dir_is_empty(a->out)) {
         if (a->resume && !is_dir(rows)) {
             fprintf(stderr, "qbert compare: error: %s has no rows/ of an earlier compare: drop --resume, or use "
                             "another -o\n", a->out);
@@ -618,7 +606,7 @@ static qb_status tune_mixed_map(compare_args *a, qb_error *err) {
     snprintf(threads, sizeof threads, "%d", a->threads);
     snprintf(budget, sizeof budget, "%g", a->mixed_budget);
     char *argv[] = {"qbert",    "sensitivity", (char *)a->dir, "--data",    (char *)a->calib, "--limit", "400",
-                    "--max-length", max_length, "--threads",   threads, "--suggest", budget, "-o", out, NULL};
+                    "--max-length", max_length, "--threads",   threads, "--suggest", budget, "-o", out, "--force", NULL};
     double t0 = qb_now();
     if (qb_cli_run_self(argv, log) != 0) return qb_fail(err, QB_ERR_IO, "tuning the mixed map failed: see %s", log);
     a->map = a->tuned_map;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "core/error.h"
@@ -43,6 +44,8 @@ static const char help[] =
     "                     REPORT_DIR/precision_map.json\n"
     "  --holdout FILE     with --suggest: a second split the suggested map is also\n"
     "                     scored on\n"
+    "  --force            write into an existing, non-empty REPORT_DIR, first removing\n"
+    "                     what sensitivity writes there (other files are kept)\n"
     "  --task T, --limit N, --max-length L, --threads N   as in eval\n";
 
 /* Scratch in REPORT_DIR, removed when the run ends. */
@@ -58,6 +61,7 @@ typedef struct {
     int bits;       /* the layers' weights: 8, 4, 3 or 2 */
     int calib_n, limit, max_length, threads;
     char stats[4200]; /* calibration statistics, computed once */
+    bool force;       /* an existing REPORT_DIR is reused, its earlier outputs removed */
     bool created;     /* REPORT_DIR is this run's */
 } sens_args;
 
@@ -68,7 +72,8 @@ static int parse_args(int argc, char **argv, sens_args *a) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(help, stdout);
             exit(QB_EXIT_OK);
-        } else if ((v = qb_arg_value("--data", &i, argc, argv))) a->data = v;
+        } else if (!strcmp(argv[i], "--force")) a->force = true;
+        else if ((v = qb_arg_value("--data", &i, argc, argv))) a->data = v;
         else if ((v = qb_arg_path("-o", &i, argc, argv)) || (v = qb_arg_path("--output", &i, argc, argv))) a->out = v;
         else if ((v = qb_arg_value("--calib", &i, argc, argv))) a->calib = v;
         else if ((v = qb_arg_value("--holdout", &i, argc, argv))) a->holdout = v;
@@ -101,6 +106,9 @@ static int parse_args(int argc, char **argv, sens_args *a) {
         return qb_usage_error("sensitivity", "--calib calibrates static inputs: it goes with --method static");
     if (a->holdout && a->suggest < 0)
         return qb_usage_error("sensitivity", "--holdout scores the suggested map: it goes with --suggest");
+    if (!a->force && access(a->out, F_OK) == 0 && !qb_dir_is_empty(a->out))
+        return qb_usage_error("sensitivity", "%s already exists: use --force to replace its report, or another -o",
+                              a->out);
     const char *in[] = {a->data, a->calib, a->holdout};
     for (size_t k = 0; k < sizeof in / sizeof *in; k++)
         if (in[k] && !qb_file_exists(in[k])) return qb_usage_error("sensitivity", "%s: no such file", in[k]);
@@ -301,24 +309,33 @@ static qb_status suggest(const sens_args *a, const qb_model *m, analysis *an, do
     return st;
 }
 
+/* What sensitivity writes in REPORT_DIR: the scratch first, removed when
+ * the run ends; all of it before a --force run, so no earlier map is
+ * left beside a report that did not suggest one. */
+static const char *const own_files[] = {ONE_LAYER_MODEL,    SUGGESTED_MODEL,    ONE_LAYER_MAP,     WHOLE_MAP,
+                                        "calibration.json", "precision_map.json", "sensitivity.md", "sensitivity.json",
+                                        "sensitivity.csv",  "sensitivity.svg"};
+enum { N_SCRATCH = 4 };
+
+static void remove_own(const char *out, size_t n) {
+    char p[4400];
+    for (size_t k = 0; k < n; k++)
+        if (qb_path_join(p, sizeof p, out, own_files[k])) qb_remove_tree(p);
+}
+
 /* REPORT_DIR, made once the model has scored its data: a run that fails
  * before has written nothing. */
 static qb_status make_report_dir(sens_args *a, qb_error *err) {
     if (mkdir(a->out, 0755) == 0) a->created = true;
     else if (errno != EEXIST) return qb_fail(err, QB_ERR_IO, "%s: cannot create it: %s", a->out, strerror(errno));
+    else remove_own(a->out, sizeof own_files / sizeof *own_files);
     return QB_OK;
 }
 
 /* The scratch models and maps; a REPORT_DIR this run made, whole, if it failed. */
 static void remove_scratch(const sens_args *a, bool failed) {
-    static const char *const scratch[] = {ONE_LAYER_MODEL, SUGGESTED_MODEL, ONE_LAYER_MAP, WHOLE_MAP};
-    char p[4400];
-    if (failed && a->created) {
-        qb_remove_tree(a->out);
-        return;
-    }
-    for (size_t k = 0; k < sizeof scratch / sizeof *scratch; k++)
-        if (qb_path_join(p, sizeof p, a->out, scratch[k])) qb_remove_tree(p);
+    if (failed && a->created) qb_remove_tree(a->out);
+    else remove_own(a->out, N_SCRATCH);
 }
 
 static qb_status run(sens_args *a, const qb_model *m, analysis *an, qb_error *err) {

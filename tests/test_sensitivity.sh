@@ -39,6 +39,18 @@ sens albert-mini-sst2 sst2/dev.tsv sst2/train.tsv 66 accuracy 0.0 9
 sens bert-mini-conll conll2003/valid.txt conll2003/test.txt 128 entity_f1 0.5 25 2
 check "--bits 2: the map names every layer but the classifier, on the ladder" test "$(json_get "$TMP/bert-mini-conll2/precision_map.json" \
   'len(j) == 24 and set(j.values()) <= {"int2", "int4", "int8", "fp16"}')" = True
+# an existing report is refused untouched; --force replaces it, keeping other files
+A=$TMP/albert-mini-sst2
+touch "$A/notes.txt"
+"$QBERT" sensitivity "$SHARED/models/albert-mini-sst2" --data "$SHARED/data/sst2/dev.tsv" --limit 4 -o "$A" 2>"$TMP/err"
+rc=$?
+check "existing REPORT_DIR refused ($(head -c 100 "$TMP/err"))" \
+  bash -c "test $rc -eq 2 && grep -q 'already exists: use --force' '$TMP/err' && test -s '$A/precision_map.json'"
+"$QBERT" sensitivity "$SHARED/models/albert-mini-sst2" --data "$SHARED/data/sst2/dev.tsv" --limit 4 -o "$A" \
+  --force >/dev/null 2>"$TMP/err"
+check "--force: runs" test $? -eq 0
+check "--force: the earlier suggested map is gone, other files kept" \
+  test ! -e "$A/precision_map.json" -a -e "$A/notes.txt" -a -s "$A/sensitivity.json"
 # a failed run leaves no REPORT_DIR it made; options that would do nothing are refused
 : >"$TMP/empty.tsv"
 "$QBERT" sensitivity "$SHARED/models/bert-mini-conll" --data "$TMP/empty.tsv" -o "$TMP/failed" 2>"$TMP/err"

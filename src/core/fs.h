@@ -89,6 +89,7 @@ qb_status qb_path_normalize(const char *in, char *out, size_t cap, qb_error *err
 /* Removes a directory with its contents, or a file; links are not followed. */
 void qb_remove_tree(const char *path);
 bool qb_same_file(const char *a, const char *b); /* same inode (dirs too) */
+bool qb_dir_is_empty(const char *path);        /* false for what is not a readable directory */
 
 qb_status qb_file_copy(const char *src, const char *dst, qb_error *err);
 /* Writes data to path through path.tmp + rename. */
