@@ -152,6 +152,9 @@ if [ -e "$TMP/s.state" ]; then
     >/dev/null 2>"$TMP/f.err"
   check "resume with another seed: exit 1" test $? -eq 1
   check "resume with another seed: names it" grep -q "other settings: it had 'seed 5', this run has 'seed 6'" "$TMP/f.err"
+  "$QBERT" qat "$M" "${COMMON[@]}" --eval-limit 7 --epochs 2 --seed 5 --limit 80 -o "$TMP/s" \
+    --resume "$TMP/s.state" >/dev/null 2>"$TMP/f.err"
+  check "resume with another --eval-limit: names it" grep -q "it had 'dev .*(limit $EVAL)', this run has 'dev .*(limit 7)'" "$TMP/f.err"
   cp -r "$M" "$TMP/foreign"
   "$QBERT" qat "$M" "${COMMON[@]}" --epochs 2 --seed 5 --limit 80 --save-every 2 -o "$TMP/foreign" \
     --resume "$TMP/s.state" >/dev/null 2>"$TMP/f.err"
