@@ -81,6 +81,8 @@ quant pt4 "$M" --method dynamic --bits 4 --granularity per-tensor
 quant pt4-bc "$M" --method dynamic --bits 4 --granularity per-tensor --bias-correction --calib "$TMP/calib.tsv" \
   --max-length 66
 check "quantize --bias-correction" test $? -eq 0
+check "bias correction records its $CALIB texts" test "$(json_get "$TMP/pt4-bc/config.json" \
+  'j["quantization_config"]["compensation"]["calibration_n"]')" = "$CALIB"
 check "per-tensor int4 says so in config" test "$(json_get "$TMP/pt4/config.json" \
   'j["quantization_config"]["weights"]["granularity"]')" = per-tensor
 read -r _ _ ratio <<<"$(layers pt4 pt4-bc)"

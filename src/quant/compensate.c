@@ -53,13 +53,13 @@ static void channel_acc_free(const qb_model *m, channel_acc *c) {
 
 /* One pass of m over the calibration texts. */
 static qb_status channel_stats(const qb_model *m, const qb_quant_params *p, const bool *which, bool mean,
-                               channel_acc *c, qb_error *err) {
+                               channel_acc *c, int *used, qb_error *err) {
     *c = (channel_acc){mean, calloc((size_t)m->n_linears, sizeof *c->stat), calloc((size_t)m->n_linears, sizeof(long))};
     bool ok = c->stat && c->rows;
     for (int i = 0; ok && i < m->n_linears; i += stage_size(m, i))
         if (stage_wanted(m, which, i)) ok = (c->stat[i] = calloc((size_t)m->linears[i]->in, sizeof(double))) != NULL;
     if (!ok) return qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
-    qb_status st = qb_calib_pass(m, p, observe_channels, c, mean ? "input means" : "input ranges", NULL, err);
+    qb_status st = qb_calib_pass(m, p, observe_channels, c, mean ? "input means" : "input ranges", used, err);
     for (int i = 0; !st && mean && i < m->n_linears; i++)
         for (int j = 0; c->stat[i] && c->rows[i] && j < m->linears[i]->in; j++) c->stat[i][j] /= (double)c->rows[i];
     return st;
@@ -86,7 +86,7 @@ static void stage_factors(const qb_model *m, const bool *which, int i, const dou
 qb_status qb_smooth_factors(const qb_model *m, const qb_quant_params *p, float alpha, const bool *which,
                             float **in_smooth, qb_error *err) {
     channel_acc acc;
-    qb_status st = channel_stats(m, p, which, false, &acc, err);
+    qb_status st = channel_stats(m, p, which, false, &acc, NULL, err);
     for (int i = 0; !st && i < m->n_linears; i += stage_size(m, i)) {
         size_t bytes = (size_t)m->linears[i]->in * sizeof(float);
         const float *first = NULL; /* the stage's factors, computed once */
@@ -342,7 +342,7 @@ qb_status qb_compensate(const qb_model *m, const qb_quant_params *p, const qb_co
                         qb_error *err) {
     comp_run c = {.m = m, .job = job, .bias = bias, .keep = calloc((size_t)m->n_linears, sizeof(float *))};
     qb_status st = c.keep ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory");
-    if (!st && job->bias_correction) st = channel_stats(m, p, job->which, true, &c.means, err);
+    if (!st && job->bias_correction) st = channel_stats(m, p, job->which, true, &c.means, job->texts_used, err);
     qb_load_params lp = qb_load_default_params();
     lp.n_threads = p->n_threads;
     if (!st && job->gptq) st = qb_model_load(m->dir, &lp, &c.wm, err);
