@@ -111,6 +111,8 @@ embedding bits alone|--method dynamic --embedding-bits 4|--quantize-embeddings
 fp16 with bits|--method fp16 --bits 4|16-bit weights
 per-tensor groups|--method dynamic --bits 4 --granularity per-tensor --group-size 64|one scale
 observer without static|--method dynamic --observer mse|--method static
+symmetric per-token|--method dynamic --symmetric|each row's own range
+symmetric weight-only|--method weight-only --bits 4 --symmetric|no integer activation grid
 OPTS
 "$QBERT" quantize "$M" -o "$TMP/g0" --method dynamic --bits 4 --group-size 0 2>"$TMP/err"
 check "--group-size 0 is a usage error" test $? -eq 2 -a ! -e "$TMP/g0"

@@ -128,8 +128,10 @@ static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, bo
     qb_status st = p->precision_map ? apply_precision_map(m, p, plan, err) : QB_OK;
     for (int i = 0; !st && i < m->n_linears; i++)
         if (plan[i].fmt->integer_inputs && !is_int8_method(p->method))
-            st = qb_fail(err, QB_ERR_ARG, "%s for '%s' runs on u8 inputs: it needs --method dynamic or static",
-                         plan[i].fmt->name, m->linears[i]->name);
+            st = qb_fail(err, QB_ERR_ARG, "%s%s for '%s' runs on u8 inputs, which --method %s does not quantize: use "
+                         "--method dynamic or static (a map's -weight-only formats keep FP32 inputs there)",
+                         plan[i].fmt->name, plan[i].static_input ? "-static" : "-dynamic", m->linears[i]->name,
+                         qb_quant_method_name(p->method));
     return st;
 }
 
@@ -516,6 +518,12 @@ static qb_status check_unused_options(const qb_quant_params *p, qb_error *err) {
         return qb_fail(err, QB_ERR_ARG, "--embedding-bits goes with --quantize-embeddings on an integer method "
                        "(fp16 and bf16 keep the tables in half precision)");
     if (map) return QB_OK;
+    if (p->act_symmetric && (p->method == QB_QUANT_WEIGHT_ONLY || half))
+        return qb_fail(err, QB_ERR_ARG, "--symmetric: --method %s has no integer activation grid",
+                       qb_quant_method_name(p->method));
+    if (p->act_symmetric && p->method == QB_QUANT_DYNAMIC && p->act_per_token)
+        return qb_fail(err, QB_ERR_ARG, "--symmetric: per-token dynamic inputs take each row's own range "
+                       "(asymmetric); add --activations per-tensor for one symmetric grid a call");
     if (half && (p->bits != 8 || p->ternary || p->kmeans || p->group_size || p->weight_zero_point || p->reduce_range))
         return qb_fail(err, QB_ERR_ARG, "--method %s stores 16-bit weights: --bits, --codebook, --group-size, "
                        "--weight-zero-point and --reduce-range do not apply", qb_quant_method_name(p->method));
