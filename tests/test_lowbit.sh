@@ -61,6 +61,9 @@ quant km3 "$M" --method weight-only --bits 3 --codebook kmeans
 check "kmeans3 never below its rows' grid" grep -q "0 linear(s) below the grid" "$TMP/km3.log"
 check "kmeans3 runs" agrees km3 "$M" 0.5
 check "  info: codebooks have no groups" bash -c "'$QBERT' info '$TMP/km3' | grep -q '25 kmeans3, 3.[0-9] bits'"
+quant pt4 "$M" --method weight-only --bits 4 --granularity per-tensor
+check "  info: per-tensor int4 has one scale per matrix" \
+  bash -c "'$QBERT' info '$TMP/pt4' | grep -q 'int4-weight-only (one scale per matrix)'"
 quant wo8e "$M" --method weight-only --bits 4 --quantize-embeddings --embedding-bits 8
 check "weight-only with int8 embeddings runs" agrees wo8e "$M" 0.95
 quant st4 "$M" --method static --bits 4 --calib "$DEV" --calib-n 16 --max-length 66

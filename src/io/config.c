@@ -303,7 +303,12 @@ static qb_status parse_weights(const json_t *j, const json_t *q, qb_quant_config
                                qb_error *err) {
     const json_t *w = json_object_get(q, "weights"), *z = json_object_get(w, "zero_points");
     const json_t *f = json_object_get(w, "format"), *g = json_object_get(w, "group_size");
+    const json_t *gran = json_object_get(w, "granularity");
     qc->zero_points = z ? json_is_true(z) : -1;
+    if (gran && !qb_json_str_eq(gran, "per-tensor") && !qb_json_str_eq(gran, "per-channel"))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.weights.granularity must be per-channel or "
+                       "per-tensor", path);
+    qc->weights_per_tensor = qb_json_str_eq(gran, "per-tensor");
     if (z && !json_is_boolean(z))
         return qb_fail(err, QB_ERR_FORMAT, "%s: quantization_config.weights.zero_points must be true or false", path);
     if (f && (!json_is_string(f) || json_string_length(f) >= sizeof qc->weights_format))

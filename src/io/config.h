@@ -18,6 +18,7 @@ typedef struct {
     int bits;             /* the weights' grid: 8 (or narrower, stored in int8), or 4, 3, 2 packed */
     int group_size;       /* low-bit grids: "weights": {"group_size"} (0 if none; QB_GROUP_ROW: "channel") */
     int zero_points;      /* low-bit grids: "weights": {"zero_points"}: 1, 0, or -1 where not given */
+    bool weights_per_tensor; /* "weights": {"granularity": "per-tensor"}: one scale for each matrix */
     char weights_format[24]; /* "weights": {"format"} of packed models ("" if none): the method's default */
     int embedding_bits;   /* word embeddings: 32, 16, 8, 4 or 2 ("embeddings": "int4-rowwise"...) */
     bool act_per_token;   /* dynamic: per-token (else per-tensor) activation scales */

@@ -221,6 +221,7 @@ static void summarize_quant(qb_model *m) {
         bool int8 = count_format(m, qb_linear_format_named("int8")) > 0;
         summary_add(m, &n, int8 ? " int8 (" : " (");
         if (int8 && q->bits > 4 && q->bits != 8) summary_add(m, &n, "%d-bit weights, ", q->bits);
+        if (int8 && q->weights_per_tensor) summary_add(m, &n, "one weight scale per matrix, ");
         summary_add(m, &n, "activations %s%s%s%s)", q->act_per_token ? "per-token" : "per-tensor",
                     q->act_symmetric ? ", symmetric" : "", q->observer[0] ? ", observer " : "", q->observer);
     }
@@ -230,7 +231,8 @@ static void summarize_quant(qb_model *m) {
         if (c) summary_add(m, &n, ", %d %s", c, qb_linear_format_at(f)->name);
     }
     if (q->group_size && has_grouped(m)) {
-        summary_add(m, &n, q->group_size == QB_GROUP_ROW ? " (a scale per row" : " (groups of %d", q->group_size);
+        summary_add(m, &n, q->weights_per_tensor ? " (one scale per matrix"
+                           : q->group_size == QB_GROUP_ROW ? " (a scale per row" : " (groups of %d", q->group_size);
         summary_add(m, &n, q->zero_points == 1 ? ", zero points)" : ")");
     }
     if (weights > 0)
