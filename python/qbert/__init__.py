@@ -9,6 +9,7 @@ Failures raise QbertError carrying qbert's one-line message.
     p = m.predict(["great film", "dull"])   # p.labels, p.probabilities, p.logits
 """
 import collections
+import contextlib
 import ctypes
 import json
 import os
@@ -91,8 +92,6 @@ def _scores(fn, row):
 
 
 def _load(path, isa=None, threads=0):
-    if isinstance(path, Model):
-        return path._m
     err = _lib.Error()
     p = lib.qb_load_default_params()
     if isa:
@@ -102,6 +101,21 @@ def _load(path, isa=None, threads=0):
     if lib.qb_model_load(os.fsencode(path), byref(p), byref(h), byref(err)):
         _raise(err)
     return h
+
+
+@contextlib.contextmanager
+def _handle(model, threads):
+    """The qb_model of model: an open Model's (held open for the call), or
+    one loaded from a directory and freed after it."""
+    if isinstance(model, Model):
+        with model._use():
+            yield model._m
+        return
+    h = _load(model, threads=threads)
+    try:
+        yield h
+    finally:
+        lib.qb_model_free(h)
 
 
 def _encoding(e):
@@ -137,14 +151,18 @@ class Model:
     """A loaded model.  Calls from several threads are safe: each thread gets
     its own session (working memory) over the one read-only model."""
 
+    _m = None  # until loaded: close() and __del__ on a Model whose __init__ failed
+
     def __init__(self, path, threads=2, batch=8, max_length=0, isa=None):
         self.path = os.fspath(path)
-        self._m = None
-        self._m = _load(self.path, isa, threads)
         self.threads, self.batch = threads, batch
         self._local = threading.local()
         self._runners = []
-        self._lock = threading.Lock()
+        # guards _runners, _calls and _closed; close() waits on it for the calls in flight
+        self._cond = threading.Condition()
+        self._calls = collections.Counter()  # thread id -> calls of this model it is in
+        self._closed = False
+        self._m = _load(self.path, isa, threads)
         i = _lib.ModelInfo()
         lib.qb_model_get_info(self._m, byref(i))
         self._task, self._labels = i.task, i.num_labels
@@ -180,24 +198,51 @@ class Model:
         self.close()
 
     def close(self):
-        """Frees every thread's session and the model."""
-        for r in getattr(self, "_runners", []):
+        """Frees every session and the model, once the calls other threads
+        are making with it have returned; later calls raise QbertError."""
+        if self._m is None:  # closed, or __init__ failed before the load
+            return
+        with self._cond:
+            if self._calls[threading.get_ident()]:
+                raise QbertError("%s: close() inside a call of this model" % self.path)
+            self._closed = True
+            while sum(self._calls.values()):
+                self._cond.wait()
+            runners, self._runners = self._runners, []
+            m, self._m = self._m, None
+        for r in runners:
             r.free()
-        self._runners = []
-        if self._m:
-            lib.qb_model_free(self._m)
-            self._m = None
+        if m:
+            lib.qb_model_free(m)
 
-    def _runner(self, key, batch, pooling=None):
-        cache = self._local.__dict__.setdefault("runners", {})
-        if not self._m:
-            raise QbertError("%s: the model is closed" % self.path)
-        r = cache.get(key)
-        if r is None:
-            r = cache[key] = _Runner(self, batch, self.max_length, self.threads, pooling)
-            with self._lock:
-                self._runners.append(r)
-        return r
+    @contextlib.contextmanager
+    def _use(self):
+        """A call with the model: refused once close() began, waited for by close()."""
+        me = threading.get_ident()
+        with self._cond:
+            if self._closed or self._m is None:
+                raise QbertError("%s: the model is closed" % self.path)
+            self._calls[me] += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._calls[me] -= 1
+                if not self._calls[me]:
+                    del self._calls[me]
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def _session(self, key, batch, pooling=None):
+        """A session for one call (key: what it was set up for), inside _use()."""
+        with self._use():
+            cache = self._local.__dict__.setdefault("runners", {})
+            r = cache.get(key)
+            if r is None:
+                r = cache[key] = _Runner(self, batch, self.max_length, self.threads, pooling)
+                with self._cond:
+                    self._runners.append(r)
+            yield r
 
     def _tokenize(self, r, k, text, pair, index):
         """Text number index (0-based) into r's encoding k."""
@@ -233,11 +278,11 @@ class Model:
         fast tokenizers': (start, end) in the characters of the text (or of
         the pair, for its tokens), (0, 0) for special tokens; in bytes when
         the text is bytes."""
-        r = self._runner("predict", self.batch)
-        self._tokenize(r, 0, text, pair, 0)
-        d = _encoding(r.enc[0])
-        d["tokens"] = [(lib.qb_token_text(self._m, t) or b"").decode("utf-8", "replace") for t in d["input_ids"]]
-        d["offset_mapping"] = self._offsets(r, text, pair)
+        with self._session("predict", self.batch) as r:
+            self._tokenize(r, 0, text, pair, 0)
+            d = _encoding(r.enc[0])
+            d["tokens"] = [(lib.qb_token_text(self._m, t) or b"").decode("utf-8", "replace") for t in d["input_ids"]]
+            d["offset_mapping"] = self._offsets(r, text, pair)
         return d
 
     def _offsets(self, r, text, pair):
@@ -260,14 +305,15 @@ class Model:
         """Token ids back to text, as Hugging Face's tokenizers decodes them."""
         a = (ctypes.c_int32 * max(1, len(ids)))(*ids)
         n, err = c_size_t(), _lib.Error()
-        args = (self._m, a, len(ids), int(bool(skip_special_tokens)))
         buf = ctypes.create_string_buffer(16 * len(ids) + 16)  # most texts at once; a longer one again
-        while True:
-            if lib.qb_detokenize(*args, buf, len(buf), byref(n), byref(err)):
-                _raise(err, "decode: ")
-            if n.value < len(buf):
-                return buf.raw[:n.value].decode("utf-8")
-            buf = ctypes.create_string_buffer(n.value + 1)
+        with self._use():
+            args = (self._m, a, len(ids), int(bool(skip_special_tokens)))
+            while True:
+                if lib.qb_detokenize(*args, buf, len(buf), byref(n), byref(err)):
+                    _raise(err, "decode: ")
+                if n.value < len(buf):
+                    return buf.raw[:n.value].decode("utf-8")
+                buf = ctypes.create_string_buffer(n.value + 1)
 
     def predict(self, texts, pairs=None, tokens=False, aggregate=None):
         """Labels, probabilities and logits of texts (a str or a list), in
@@ -286,10 +332,13 @@ class Model:
             raise ValueError("aggregate: simple or None, not %r" % (aggregate,))
         if aggregate and self._task != 1:
             raise QbertError("aggregate is for token-classification models; %s classifies sequences" % self.path)
-        r = self._runner("predict", self.batch)
         encs = [] if tokens else None
-        if self._task == 1:
-            return self._predict_tokens(r, texts, pairs, encs, aggregate)
+        with self._session("predict", self.batch) as r:
+            if self._task == 1:
+                return self._predict_tokens(r, texts, pairs, encs, aggregate)
+            return self._predict_sequences(r, texts, pairs, encs)
+
+    def _predict_sequences(self, r, texts, pairs, encs):
         n, L = len(texts), self._labels
         logits = np.empty((n, L), np.float32)
         scores = np.empty((n, L), np.float32)
@@ -301,7 +350,7 @@ class Model:
                 self._tokenize(r, k, texts[at + k], None if pairs is None else pairs[at + k], at + k)
             if lib.qb_session_run_encodings(r.s, r.encp, rows, r.err_ref):
                 _raise(r.err)
-            if tokens:
+            if encs is not None:
                 encs.extend(_encoding(r.enc[k]) for k in range(rows))
             for k in range(rows):
                 ctypes.memmove(out + 4 * L * (at + k), lib.qb_session_logits(r.s, k), 4 * L)
@@ -391,16 +440,20 @@ class Model:
         (sentence-transformers' prompt_name; no_prompt: none)."""
         if isinstance(texts, (str, bytes)):
             texts = [texts]
-        prompt = self._prompt(prompt_name, no_prompt)
-        p = lib.qb_model_embed_params(self._m)
-        if pooling is not None:
-            p.pooling = lib.qb_pooling_parse(pooling.encode())
-            if not p.pooling:
-                raise QbertError("pooling: unknown mode in '%s'" % pooling)
-        if normalize is not None:
-            p.normalize = int(bool(normalize))
-        dim = lib.qb_embed_dim(self._m, p.pooling)
-        r = self._runner(("embed", p.pooling, p.normalize, batch), batch, p)
+        with self._use():
+            prompt = self._prompt(prompt_name, no_prompt)
+            p = lib.qb_model_embed_params(self._m)
+            if pooling is not None:
+                p.pooling = lib.qb_pooling_parse(pooling.encode())
+                if not p.pooling:
+                    raise QbertError("pooling: unknown mode in '%s'" % pooling)
+            if normalize is not None:
+                p.normalize = int(bool(normalize))
+            dim = lib.qb_embed_dim(self._m, p.pooling)
+            with self._session(("embed", p.pooling, p.normalize, batch), batch, p) as r:
+                return self._embed_rows(r, texts, prompt, dim, batch)
+
+    def _embed_rows(self, r, texts, prompt, dim, batch):
         out = np.empty((len(texts), dim), np.float32)
         for at in range(0, len(texts), batch):
             rows = min(batch, len(texts) - at)
@@ -446,13 +499,10 @@ def quantize(model_dir, out_dir, method="dynamic", bits=8, threads=0, keep=(), *
         if isinstance(v, (str, os.PathLike)):
             v = os.fsencode(v)
         setattr(p, k, v)
-    m = _load(model_dir, threads=threads)
-    try:
+    with _handle(model_dir, threads) as m:
         rep, err = _lib.QuantReport(), _lib.Error()
         if lib.qb_quantize(m, byref(p), os.fsencode(out_dir), byref(rep), byref(err)):
             _raise(err)
-    finally:
-        lib.qb_model_free(m)
     out = {k: getattr(rep, k) for k, _ in _lib.QuantReport._fields_}
     out["warning"] = rep.warning.decode("utf-8", "replace")
     return out
@@ -469,12 +519,10 @@ def evaluate(model, data, task="auto", limit=0, max_length=0, batch=16, threads=
         if k not in ("text_col", "pair_col", "label_col", "header"):
             raise TypeError("evaluate: unknown option '%s'" % k)
         setattr(p, k, v)
-    m = _load(model, threads=threads)
-    ref = None
-    try:
+    with contextlib.ExitStack() as held:
+        m = held.enter_context(_handle(model, threads))
         if reference is not None:
-            ref = _load(reference, threads=threads)
-            p.reference = ref
+            p.reference = held.enter_context(_handle(reference, threads))
         r, err = _lib.EvalResult(), _lib.Error()
         if lib.qb_evaluate(m, byref(p), byref(r), byref(err)):
             _raise(err)
@@ -482,11 +530,6 @@ def evaluate(model, data, task="auto", limit=0, max_length=0, batch=16, threads=
             return _eval_dict(m, r)
         finally:
             lib.qb_eval_result_free(byref(r))
-    finally:
-        if not isinstance(model, Model):
-            lib.qb_model_free(m)
-        if ref is not None and not isinstance(reference, Model):
-            lib.qb_model_free(ref)
 
 
 def _eval_dict(m, r):

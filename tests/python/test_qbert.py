@@ -7,6 +7,7 @@ import ctypes
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 
@@ -254,6 +255,84 @@ def test_errors_raise():
             assert str(e) and "\n" not in str(e), (k, str(e))
             continue
         raise AssertionError("case %d did not raise" % k)
+
+
+def child(code):
+    """Runs code in a fresh python3 with the binding imported as qbert and
+    MODEL, SST2 and CONLL set: a crash there fails the test instead of
+    ending this process.  Returns (returncode, stderr)."""
+    prelude = "import qbert, threading\nMODEL, SST2, CONLL = %r, %r, %r\n" % (MODEL, SST2, CONLL)
+    p = subprocess.run([sys.executable, "-c", prelude + code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=300, check=False)
+    return p.returncode, p.stderr.decode("utf-8", "replace")
+
+
+def test_closed_model_raises():
+    """Every method and function given a closed Model raises QbertError
+    naming it closed (embed, decode and evaluate crashed; a closed
+    reference was dropped)."""
+    rc, err = child("""
+m = qbert.Model(MODEL)
+m2 = qbert.Model(MODEL)
+m.close()
+m.close()  # twice: nothing more
+cases = {"predict": lambda: m.predict("x"), "tokenize": lambda: m.tokenize("x"), "embed": lambda: m.embed("x"),
+         "decode": lambda: m.decode([101, 7592, 102]), "evaluate": lambda: qbert.evaluate(m, SST2, limit=4),
+         "reference": lambda: qbert.evaluate(m2, SST2, limit=4, reference=m),
+         "quantize": lambda: qbert.quantize(m, "/nonexistent/q")}
+for name, case in cases.items():
+    try:
+        case()
+        raise SystemExit(name + ": no error")
+    except qbert.QbertError as e:
+        assert "the model is closed" in str(e), (name, str(e))
+assert m2.predict("great film").labels == ["positive"]
+""")
+    assert rc == 0, (rc, err[-2000:])
+
+
+def test_close_waits_for_calls():
+    """close() while other threads predict: it waits for their calls, which
+    finish with their results; calls after it raise QbertError."""
+    rc, err = child("""
+m = qbert.Model(MODEL, threads=1)
+texts = ["a long enough sentence to keep the model busy for a while"] * 64
+want = m.predict(texts).labels
+running, results, errors = threading.Semaphore(0), [], []
+def run():
+    try:
+        while True:
+            results.append(m.predict(texts).labels == want)
+            running.release()
+    except Exception as e:
+        if not (isinstance(e, qbert.QbertError) and "the model is closed" in str(e)):
+            errors.append(repr(e))
+ts = [threading.Thread(target=run) for _ in range(4)]
+for t in ts:
+    t.start()
+for _ in range(8):  # all busy in their next calls
+    running.acquire()
+m.close()
+for t in ts:
+    t.join()
+assert not errors and results and all(results), (errors, results)
+""")
+    assert rc == 0, (rc, err[-2000:])
+
+
+def test_half_built_model_quiet():
+    """A Model whose __init__ raised closes quietly (its __del__ printed
+    'Exception ignored ... no attribute _m')."""
+    rc, err = child("""
+for bad in (None, 5):
+    try:
+        qbert.Model(bad)
+        raise SystemExit("Model(%r) loaded" % (bad,))
+    except TypeError:
+        pass
+import gc; gc.collect()
+""")
+    assert rc == 0 and not err, (rc, err[-2000:])
 
 
 def test_struct_layout():
