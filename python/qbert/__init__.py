@@ -122,6 +122,11 @@ def _encoding(e):
     return {"input_ids": e.input_ids[:e.n], "token_type_ids": e.token_type_ids[:e.n], "truncated_tokens": e.n_truncated}
 
 
+# Idle sessions a Model keeps per kind of call, for the next calls: more
+# are freed as their calls return.
+_IDLE_MAX = max(4, os.cpu_count() or 1)
+
+
 class _Runner:
     """One session with its encodings: what a thread needs to run a model."""
 
@@ -148,17 +153,19 @@ class _Runner:
 
 
 class Model:
-    """A loaded model.  Calls from several threads are safe: each thread gets
-    its own session (working memory) over the one read-only model."""
+    """A loaded model.  Calls from several threads are safe: each call takes
+    a session (working memory) over the one read-only model from a pool and
+    gives it back, so sessions number the calls made at once, not the
+    threads that ever called."""
 
     _m = None  # until loaded: close() and __del__ on a Model whose __init__ failed
 
     def __init__(self, path, threads=2, batch=8, max_length=0, isa=None):
         self.path = os.fspath(path)
         self.threads, self.batch = threads, batch
-        self._local = threading.local()
-        self._runners = []
-        # guards _runners, _calls and _closed; close() waits on it for the calls in flight
+        self._runners = []  # every session
+        self._idle = {}  # a session's key -> those no call holds now
+        # guards _runners, _idle, _calls and _closed; close() waits on it for the calls in flight
         self._cond = threading.Condition()
         self._calls = collections.Counter()  # thread id -> calls of this model it is in
         self._closed = False
@@ -208,7 +215,7 @@ class Model:
             self._closed = True
             while sum(self._calls.values()):
                 self._cond.wait()
-            runners, self._runners = self._runners, []
+            runners, self._runners, self._idle = self._runners, [], {}
             m, self._m = self._m, None
         for r in runners:
             r.free()
@@ -234,15 +241,29 @@ class Model:
 
     @contextlib.contextmanager
     def _session(self, key, batch, pooling=None):
-        """A session for one call (key: what it was set up for), inside _use()."""
+        """A session for one call (key: what it was set up for), inside
+        _use(): an idle one, or a new one.  Given back after the call; past
+        _IDLE_MAX idle ones of a key, it is freed."""
         with self._use():
-            cache = self._local.__dict__.setdefault("runners", {})
-            r = cache.get(key)
+            with self._cond:
+                idle = self._idle.get(key)
+                r = idle.pop() if idle else None
             if r is None:
-                r = cache[key] = _Runner(self, batch, self.max_length, self.threads, pooling)
+                r = _Runner(self, batch, self.max_length, self.threads, pooling)
                 with self._cond:
                     self._runners.append(r)
-            yield r
+            try:
+                yield r
+            finally:
+                with self._cond:
+                    idle = self._idle.setdefault(key, [])
+                    if len(idle) < _IDLE_MAX:
+                        idle.append(r)
+                        r = None
+                    else:
+                        self._runners.remove(r)
+                if r is not None:
+                    r.free()
 
     def _tokenize(self, r, k, text, pair, index):
         """Text number index (0-based) into r's encoding k."""

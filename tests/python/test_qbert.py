@@ -223,8 +223,8 @@ def test_evaluate_equals_cli():
 
 
 def test_threads_predict_at_once():
-    """4 threads in predict() at once (the GIL released in C), each with its
-    own session: the same bits as one thread alone."""
+    """4 threads in predict() at once (the GIL released in C), each with a
+    session of its own: the same bits as one thread alone."""
     texts = sst2_texts(64 if not SANITIZE else 16)
     with qbert.Model(MODEL, threads=1) as m:
         want = m.predict(texts)
@@ -237,6 +237,33 @@ def test_threads_predict_at_once():
             runs = list(pool.map(run, range(4)))
     for got in runs:
         assert got.labels == want.labels and np.array_equal(got.logits, want.logits)
+
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def test_short_lived_threads_reuse_sessions():
+    """40 threads one after another, each predicting once: they share the
+    sessions (each thread kept its own, ~16 MB, until close())."""
+    if not os.path.exists("/proc/self/statm"):
+        return
+    with qbert.Model(MODEL, threads=1) as m:
+        want = m.predict("a fine film")
+        got = []
+
+        def once():
+            t = threading.Thread(target=lambda: got.append(m.predict("a fine film")))
+            t.start()
+            t.join()
+        once()
+        before = rss_mb()
+        for _ in range(40):
+            once()
+        grown = rss_mb() - before
+    assert grown < 40, "RSS grew %.0f MB over 40 short-lived threads" % grown
+    assert len(got) == 41 and all(g.labels == want.labels and np.array_equal(g.logits, want.logits) for g in got)
 
 
 def test_errors_raise():
