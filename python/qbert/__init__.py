@@ -12,6 +12,7 @@ import collections
 import contextlib
 import ctypes
 import json
+import operator
 import os
 import shutil
 import subprocess
@@ -162,6 +163,10 @@ class Model:
 
     def __init__(self, path, threads=2, batch=8, max_length=0, isa=None):
         self.path = os.fspath(path)
+        if max_length < 0:
+            raise ValueError("max_length: %d is negative (0: the model's own)" % max_length)
+        if batch < 1:
+            raise ValueError("batch: %d; at least 1" % batch)
         self.threads, self.batch = threads, batch
         self._runners = []  # every session
         self._idle = {}  # a session's key -> those no call holds now
@@ -324,6 +329,10 @@ class Model:
 
     def decode(self, ids, skip_special_tokens=True):
         """Token ids back to text, as Hugging Face's tokenizers decodes them."""
+        ids = [operator.index(i) for i in ids]
+        for i in ids:  # ctypes would wrap them to 32 bits
+            if not -2 ** 31 <= i < 2 ** 31:
+                raise QbertError("decode: id %d is past the vocabulary" % i)
         a = (ctypes.c_int32 * max(1, len(ids)))(*ids)
         n, err = c_size_t(), _lib.Error()
         buf = ctypes.create_string_buffer(16 * len(ids) + 16)  # most texts at once; a longer one again
@@ -459,6 +468,8 @@ class Model:
         by '+') and normalize default to what the model directory asks for,
         as `qbert embed` does; so does the prompt put before each text
         (sentence-transformers' prompt_name; no_prompt: none)."""
+        if batch < 1:
+            raise ValueError("batch: %d; at least 1" % batch)
         if isinstance(texts, (str, bytes)):
             texts = [texts]
         with self._use():

@@ -87,11 +87,12 @@ def test_offsets_and_decode_as_tokenizers():
             assert raw["offset_mapping"] == [tuple(o) for o in j["offsets"]], text
             assert m.decode(j["ids"]) == j["decoded"], text
             assert m.decode(j["ids"], skip_special_tokens=False) == j["decoded_all"], text
-        try:
-            m.decode([101, 10 ** 8])
-            assert False, "an id past the vocabulary decoded"
-        except qbert.QbertError as err:
-            assert "past the vocabulary" in str(err)
+        for bad in (10 ** 8, 2 ** 40, -2 ** 40 - 1):  # 2 ** 40 wrapped to 0 and decoded as ''
+            try:
+                m.decode([101, bad])
+                assert False, "id %d decoded" % bad
+            except qbert.QbertError as err:
+                assert "past the vocabulary" in str(err)
 
 
 def test_embed_equals_cli():
@@ -237,6 +238,21 @@ def test_threads_predict_at_once():
             runs = list(pool.map(run, range(4)))
     for got in runs:
         assert got.labels == want.labels and np.array_equal(got.logits, want.logits)
+
+
+def raises(kind, fn, *words):
+    """fn() raises kind with a message holding words."""
+    try:
+        fn()
+    except kind as e:
+        assert all(w in str(e) for w in words), (str(e), words)
+        return
+    raise AssertionError("no %s (wanted one with %s)" % (kind.__name__, words))
+
+
+def test_bad_arguments_raise():
+    raises(ValueError, lambda: qbert.Model(MODEL, max_length=-5), "max_length")  # was the default
+    raises(ValueError, lambda: qbert.Model(MODEL, batch=0), "batch")
 
 
 def rss_mb():
