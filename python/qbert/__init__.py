@@ -14,6 +14,7 @@ import ctypes
 import json
 import operator
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -55,8 +56,57 @@ class QbertError(Exception):
         self.status = lib.qb_status_name(code).decode()
 
 
-def _raise(err, prefix=""):
-    raise QbertError(prefix + err.msg.decode("utf-8", "replace"), err.code)
+def _raise(err, prefix="", words=()):
+    """err as QbertError: prefix before its message unless it starts with
+    it already; words: (old, new) replacements in the message."""
+    msg = err.msg.decode("utf-8", "replace")
+    for old, new in words:
+        msg = msg.replace(old, new)
+    raise QbertError((prefix if not msg.startswith(prefix) else "") + msg, err.code)
+
+
+# The library's messages name CLI flags; quantize() takes keywords.
+_QUANT_KEYWORDS = (("--force", "force=True"), ("--parents", "parents=True"), ("--calib-stats", "calib_stats="),
+                   ("--calib-n", "calib_n="), ("--calib FILE", "calib_file=FILE"), ("--calib", "calib_file="))
+
+
+def _text_list(texts, what):
+    """texts (a str, bytes, or an iterable of them) as a list."""
+    if isinstance(texts, (str, bytes)):
+        return [texts]
+    if isinstance(texts, (list, tuple)):
+        return texts
+    try:
+        it = iter(texts)
+    except TypeError:
+        raise TypeError("%s: expected str, bytes or an iterable of them, not %s"
+                        % (what, type(texts).__name__)) from None
+    return list(it)
+
+
+_POOLING_MODES = "cls, mean, max, mean_sqrt_len, weightedmean, lasttoken, joined by '+'"
+
+
+def _pooling(names):
+    """qb_pooling_parse of names, or QbertError saying what is wrong with them."""
+    if not isinstance(names, str):
+        raise TypeError("pooling: expected str, not %s" % type(names).__name__)
+    bits = lib.qb_pooling_parse(names.encode())
+    if bits:
+        return bits
+    items = re.split("[+,]", names)
+    why = "no mode"
+    for k, item in enumerate(items):
+        if not item:
+            why = "an empty mode"
+        elif not lib.qb_pooling_parse(item.encode()):
+            why = "unknown mode '%s'" % item
+        elif item in items[:k]:
+            why = "'%s' given twice" % item
+        else:
+            continue
+        break
+    raise QbertError("pooling: %s in '%s' (%s)" % (why, names, _POOLING_MODES))
 
 
 def _char_index(b):
@@ -278,11 +328,14 @@ class Model:
                            r.err_ref):
             _raise(r.err, "text %d: " % (index + 1))
 
-    def _split(self, r, b, what):
+    def _split(self, r, b, what, pair=False):
         """b's words as the model's pre-tokenizer splits them: [(start, end)],
-        and the bytes each is tokenized from (qb_word_span's tok_start/tok_end)."""
+        and the bytes each is tokenized from (qb_word_span's tok_start/tok_end).
+        pair: b is a text pair (qb_split_words calls every input "text")."""
         spans, n = (_lib.WordSpan * max(1, len(b)))(), c_int()
         if lib.qb_split_words(self._m, b, len(b), spans, byref(n), r.err_ref):
+            if pair and r.err.msg.startswith(b"text: "):
+                r.err.msg = b"text pair: " + r.err.msg[len(b"text: "):]
             _raise(r.err, what + ": ")
         return ([(spans[i].start, spans[i].end) for i in range(n.value)],
                 [(spans[i].tok_start, spans[i].tok_end) for i in range(n.value)])
@@ -352,10 +405,11 @@ class Model:
         if self._task in (2, 3):
             raise QbertError("%s: a bare encoder (%s) has no classification head; use embed()"
                              % (self.path, self.info["class_name"]))
-        if isinstance(texts, (str, bytes)):
-            texts = [texts]
+        texts = _text_list(texts, "texts")
         if isinstance(pairs, (str, bytes)):
             pairs = [pairs] * len(texts)
+        elif pairs is not None:
+            pairs = _text_list(pairs, "pairs")
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError("pairs: %d given for %d texts" % (len(pairs), len(texts)))
         if aggregate not in (None, "simple"):
@@ -399,7 +453,7 @@ class Model:
                 segs = [_text_bytes(texts[at + k], what)]
                 if pairs is not None and pairs[at + k] is not None:
                     segs.append(_text_bytes(pairs[at + k], what + " (pair)"))
-                split = [(b, self._split(r, b, what)) for b in segs]
+                split = [(b, self._split(r, b, what, pair=j > 0)) for j, b in enumerate(segs)]
                 self._tokenize_words(r, k, split, what)
                 chunk.append([(b, sp[0]) for b, sp in split])
             if lib.qb_session_run_encodings(r.s, r.encp, len(chunk), r.err_ref):
@@ -470,15 +524,12 @@ class Model:
         (sentence-transformers' prompt_name; no_prompt: none)."""
         if batch < 1:
             raise ValueError("batch: %d; at least 1" % batch)
-        if isinstance(texts, (str, bytes)):
-            texts = [texts]
+        texts = _text_list(texts, "texts")
         with self._use():
             prompt = self._prompt(prompt_name, no_prompt)
             p = lib.qb_model_embed_params(self._m)
             if pooling is not None:
-                p.pooling = lib.qb_pooling_parse(pooling.encode())
-                if not p.pooling:
-                    raise QbertError("pooling: unknown mode in '%s'" % pooling)
+                p.pooling = _pooling(pooling)
             if normalize is not None:
                 p.normalize = int(bool(normalize))
             dim = lib.qb_embed_dim(self._m, p.pooling)
@@ -522,7 +573,9 @@ def quantize(model_dir, out_dir, method="dynamic", bits=8, threads=0, keep=(), *
     else:
         p.bits = int(bits)
     p.n_threads = threads
-    keep_b = [k.encode() for k in keep]
+    if isinstance(keep, (str, bytes)):
+        keep = [keep]
+    keep_b = [k if isinstance(k, bytes) else k.encode() for k in keep]
     keep_arr = (c_char_p * max(1, len(keep_b)))(*keep_b)
     p.keep, p.n_keep = ctypes.cast(keep_arr, POINTER(c_char_p)), len(keep_b)
     for k, v in options.items():
@@ -534,7 +587,7 @@ def quantize(model_dir, out_dir, method="dynamic", bits=8, threads=0, keep=(), *
     with _handle(model_dir, threads) as m:
         rep, err = _lib.QuantReport(), _lib.Error()
         if lib.qb_quantize(m, byref(p), os.fsencode(out_dir), byref(rep), byref(err)):
-            _raise(err)
+            _raise(err, words=_QUANT_KEYWORDS)
     out = {k: getattr(rep, k) for k, _ in _lib.QuantReport._fields_}
     out["warning"] = rep.warning.decode("utf-8", "replace")
     return out
@@ -613,7 +666,9 @@ def compare(model_dir, data, calib, out_dir, **options):
             argv += [flag, str(v)]
     p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if p.returncode:
-        lines = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        # the last line but a usage error's "(see 'qbert compare --help')"
+        lines = [l for l in p.stderr.decode("utf-8", "replace").strip().splitlines()
+                 if l.strip() and not re.fullmatch(r"\(see 'qbert [a-z-]+ --help'\)", l.strip())]
         raise QbertError(lines[-1] if lines else "qbert compare failed (exit %d)" % p.returncode)
     with open(os.path.join(out_dir, "report.json")) as f:
         return json.load(f)

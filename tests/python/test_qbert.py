@@ -253,6 +253,40 @@ def raises(kind, fn, *words):
 def test_bad_arguments_raise():
     raises(ValueError, lambda: qbert.Model(MODEL, max_length=-5), "max_length")  # was the default
     raises(ValueError, lambda: qbert.Model(MODEL, batch=0), "batch")
+    with qbert.Model(MODEL) as m:
+        raises(TypeError, lambda: m.predict(None), "texts", "NoneType")  # was "has no len()"
+        raises(TypeError, lambda: m.embed(5), "texts", "int")
+        texts = ["great film", "dull"]
+        want = m.predict(texts)
+        got = m.predict(t for t in texts)  # an iterable, as a list
+        assert got.labels == want.labels and np.array_equal(got.logits, want.logits)
+        got = m.predict(iter(texts), pairs=(t for t in texts))
+        assert np.array_equal(got.logits, m.predict(texts, pairs=texts).logits)
+        assert np.array_equal(m.embed(iter(texts)), m.embed(texts))
+
+
+def test_messages_name_the_problem():
+    with qbert.Model(MODEL) as m:
+        raises(qbert.QbertError, lambda: m.embed("x", pooling="mean+mean"), "'mean' given twice")
+        raises(qbert.QbertError, lambda: m.embed("x", pooling="mean+median"), "unknown mode 'median'")
+        try:
+            m.decode([-1])
+            raise AssertionError("id -1 decoded")
+        except qbert.QbertError as e:
+            assert str(e).startswith("decode: id -1"), str(e)  # was "decode: decode: ..."
+        raises(qbert.QbertError, lambda: m.predict([b"ok"], pairs=[b"caf\xc3 x"]), "text 1: text pair: invalid UTF-8")
+    if os.path.isdir(CONLL):  # a token model says so too (was "text 1: text: ...")
+        with qbert.Model(CONLL) as m:
+            raises(qbert.QbertError, lambda: m.predict([b"ok"], pairs=[b"caf\xc3 x"]),
+                   "text 1: text pair: invalid UTF-8")
+    out = os.path.join(TMP, "q-keep")
+    rep = qbert.quantize(MODEL, out, keep="classifier")  # one pattern, not its characters
+    assert rep["n_fp32"] == 1, rep
+    raises(qbert.QbertError, lambda: qbert.quantize(MODEL, out), "already exists", "force=True")
+    raises(qbert.QbertError, lambda: qbert.quantize(MODEL, os.path.join(TMP, "no", "q")), "parents=True")
+    # was only "(see 'qbert compare --help')"
+    raises(qbert.QbertError, lambda: qbert.compare(MODEL, SST2, SST2, os.path.join(TMP, "cmp"), methods="bogus"),
+           "unknown method 'bogus'")
 
 
 def rss_mb():
