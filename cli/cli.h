@@ -89,6 +89,12 @@ void qb_progress_end(qb_progress *p);
 void qb_progress_callback(void *ctx, const char *stage, long done, long total);
 
 
+/* From here on SIGINT, SIGTERM and SIGHUP remove what this process began
+ * beside out and also (either may be NULL; see qb_staging_discard_own)
+ * before it dies of the signal.  Call before any thread starts: the
+ * threads inherit the signals blocked, for one thread to wait for them. */
+void qb_cli_discard_on_interrupt(const char *cmd, const char *out, const char *also);
+
 /* This program run again as a child with argv (argv[0] first, NULL last),
  * no shell in between.  run_self sends its stdout and stderr to log_path
  * and returns its exit status (-1: it could not run or did not exit);

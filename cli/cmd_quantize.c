@@ -262,6 +262,7 @@ int qb_cmd_quantize(int argc, char **argv) {
     quant_args a = {.p = qb_quant_default_params(QB_QUANT_DYNAMIC)};
     a.keep = calloc((size_t)argc, sizeof *a.keep);
     int rc = a.keep ? parse_quantize(argc, argv, &a) : QB_EXIT_FAIL;
+    if (!rc) qb_cli_discard_on_interrupt("quantize", a.out, NULL);
     qb_model *m = rc ? NULL : qb_cli_load("quantize", a.dir, a.p.n_threads, NULL);
     if (!rc && !m) rc = QB_EXIT_FAIL;
     qb_progress pr = {0};
@@ -289,6 +290,7 @@ int qb_cmd_calibrate(int argc, char **argv) {
     if (!a.dir) return qb_usage_error("calibrate", "missing MODEL_DIR");
     if (!a.p.calib_file) return qb_usage_error("calibrate", "missing --calib FILE");
     if (!a.out) return qb_usage_error("calibrate", "missing -o STATS.json");
+    qb_cli_discard_on_interrupt("calibrate", a.out, NULL);
     qb_model *m = qb_cli_load("calibrate", a.dir, a.p.n_threads, NULL);
     if (!m) return QB_EXIT_FAIL;
     qb_progress pr = {0};

@@ -1,4 +1,5 @@
 /* qbert: the command-line client of the qbert library. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,11 @@ int main(int argc, char **argv) {
         {"train", qb_cmd_train},
         {"qat", qb_cmd_qat}, {"serve", qb_cmd_serve}, {"export", qb_cmd_export},
     };
+    /* a parent qbert waiting for its signals in a thread leaves them
+     * blocked in its children (qb_cli_discard_on_interrupt) */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     argc = take_allow_nonfinite(argc, argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);

@@ -168,4 +168,22 @@ d=$TMP/broken-attn; mkdir -p "$d"; cp "$Q/static-attn/config.json" "$Q/static-at
 retile "$Q/static-attn/model.safetensors" "$d/model.safetensors" "del h['$K']"
 "$QBERT" info "$d" >/dev/null 2>"$TMP/err"; rc=$?
 check "missing K output scale refused" bash -c "[ $rc -eq 1 ] && grep -q \"has no '$K'\" '$TMP/err'"
+
+# SIGINT (a job-controlled shell's Ctrl-C) or SIGTERM mid-write: the staged
+# output is removed and the process dies of the signal
+for sig in INT TERM; do
+  mkdir -p "$TMP/sig$sig"
+  set -m
+  "$QBERT" quantize "$M" -o "$TMP/sig$sig/out" --method weight-only --bits 4 --codebook kmeans --threads 1 \
+    >/dev/null 2>"$TMP/sig$sig.err" &
+  pid=$!
+  set +m
+  for _ in $(seq 400); do ls -d "$TMP/sig$sig"/out.tmp-* >/dev/null 2>&1 || ! kill -0 $pid 2>/dev/null && break
+    sleep 0.02; done
+  kill -$sig $pid 2>/dev/null
+  wait $pid; rc=$?
+  want=$((128 + $(kill -l $sig)))
+  check "SIG$sig mid-quantize: dies of it ($rc, $(head -c 80 "$TMP/sig$sig.err"))" test $rc -eq $want
+  check "SIG$sig mid-quantize: nothing left beside OUT_DIR" test -z "$(ls -A "$TMP/sig$sig")"
+done
 finish

@@ -349,6 +349,55 @@ static void remove_stale_staging(const char *out) {
     closedir(d);
 }
 
+/* Entries of dir that name[] holds, read whole before any is renamed or
+ * removed (readdir over a changing directory may skip or repeat one). */
+static char **list_dir(const char *dir, int *n) {
+    DIR *d = opendir(dir);
+    char **names = NULL;
+    int cap = 0;
+    *n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (*n == cap) {
+            char **grown = realloc(names, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *names);
+            if (!grown) break;
+            names = grown;
+        }
+        if (!(names[*n] = strdup(e->d_name))) break;
+        ++*n;
+    }
+    if (d) closedir(d);
+    return names;
+}
+
+void qb_staging_discard_own(const char *out) {
+    char norm[4096], parent[4096], tag[48], path[4200 + 256], moved[4200 + 280];
+    qb_error err = {0};
+    if (qb_path_normalize(out, norm, sizeof norm, &err)) return;
+    parent_of(norm, parent, sizeof parent);
+    const char *slash = strrchr(norm, '/');
+    const char *base = slash ? slash + 1 : norm;
+    size_t n = strlen(base);
+    snprintf(tag, sizeof tag, ".tmp-%ld-", (long)getpid());
+    int count;
+    char **names = list_dir(parent, &count);
+    for (int i = 0; i < count; i++) {
+        const char *name = names[i], *at = strstr(name, tag);
+        size_t len = strlen(name);
+        /* "<tmp>.old" is the only copy of the earlier output while a commit
+         * without RENAME_EXCHANGE has it moved aside: never removed here */
+        bool old = len > 4 && !strcmp(name + len - 4, ".old");
+        if (!strncmp(name, base, n) && at && !old && qb_path_join(path, sizeof path, parent, name)) {
+            /* moved first, so a commit racing with this either publishes
+             * the whole output or finds nothing to publish */
+            snprintf(moved, sizeof moved, "%s.discard", path);
+            if (rename(path, moved) == 0) qb_remove_tree(moved);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
 static unsigned long staging_nonce(void) {
     unsigned long r = 0;
     if (getentropy(&r, sizeof r) != 0) {

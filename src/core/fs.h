@@ -82,6 +82,10 @@ typedef struct {
     unsigned flags;
 } qb_outdir;
 qb_status qb_outdir_begin(qb_outdir *o, const char *out, unsigned flags, qb_error *err);
+/* Removes what this process began beside out and has not published: its
+ * staging directories and the temporary files of qb_file_write_atomic
+ * (out.tmp-PID-N, out.state.tmp-PID-N...), as an interrupted run must. */
+void qb_staging_discard_own(const char *out);
 qb_status qb_outdir_commit(qb_outdir *o, qb_error *err);
 void qb_outdir_abort(qb_outdir *o);
 /* "a//b/" into "a/b"; refuses "", ".", ".." and names ending in them. */
