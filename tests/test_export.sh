@@ -83,4 +83,23 @@ diff=$(json_get "$TMP/ort.json" "j['max_abs_diff']")
 # per-tensor inputs in ORT against qbert's per-token: close, not equal
 check "int8 dynamic: ORT agrees with qbert (got $agree, logits within $diff)" \
   $PY -c "import sys; sys.exit(not (float('$agree') >= 0.97 and float('$diff') < 0.3))"
+
+# Random checkpoints of the other families (../shared/tools): RoBERTa and
+# XLM-R number positions from pad_token_id + 1 (a <pad> inside a text keeps
+# pad_token_id).
+need_shared tools/make_random_checkpoint.py
+rand() { $PY "$SHARED/tools/make_random_checkpoint.py" "$@" >/dev/null || fail "make_random_checkpoint $*"; }
+cp "$TMP/texts.txt" "$TMP/texts.keep"
+echo "a <pad> film <pad> that is good" >>"$TMP/texts.txt"
+rand roberta-small-odd "$TMP/roberta" --head seq --labels 2
+close roberta "$TMP/roberta"
+cp -r "$TMP/roberta" "$TMP/xlmr"
+$PY -c "import json,sys; c=json.load(open(sys.argv[1])); c['model_type']='xlm-roberta'
+c['architectures']=['XLMRobertaForSequenceClassification']; json.dump(c, open(sys.argv[1],'w'))" "$TMP/xlmr/config.json"
+close xlmr "$TMP/xlmr"
+rand roberta-small-odd "$TMP/roberta-tok"
+close roberta-token "$TMP/roberta-tok"
+rand roberta-small-odd "$TMP/roberta-base" --head base
+close roberta-base "$TMP/roberta-base" embed
+cp "$TMP/texts.keep" "$TMP/texts.txt"
 finish

@@ -4,8 +4,9 @@
 //
 //   node ort_check.mjs --model M.onnx --qbert PRED.jsonl [--batch B] [--threads N] [--labels TSV]
 //
-// PRED.jsonl: `qbert predict --json` lines (input_ids, token_type_ids, logits)
-// or `qbert embed` lines (input_ids, embedding; token types zero).
+// PRED.jsonl: `qbert predict --json` lines (input_ids, token_type_ids, logits
+// or token_logits) or `qbert embed` lines (input_ids, embedding; token types
+// zero).
 // Examples run in padded batches of B (default 4, so the attention mask is
 // exercised).  Prints one JSON object: examples, max_abs_diff of the logits
 // (real tokens only for token models), agreement of the argmaxes (per token
@@ -54,7 +55,7 @@ async function main() {
     ms += performance.now() - t0;
     const y = res.data, dims = res.dims;
     batch.forEach((r, b) => {
-      const want = r.logits ?? r.embedding;
+      const want = r.logits ?? r.token_logits ?? r.embedding;
       const token = Array.isArray(want[0]);
       const perRow = dims[dims.length - 1];
       const rowsOf = token ? want : [want];

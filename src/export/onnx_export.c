@@ -62,17 +62,38 @@ static const char *word_embeddings(qb_export *e, const char *ids) {
     return QB_ONNX_OP(e->g, "Mul", rows, unsqueeze(e, scale, 1, last));
 }
 
+/* [B, S] rows of the position table, as qb_session_pack numbers them.
+ * BERT: 0.. along the sequence.  RoBERTa (fairseq, HF's
+ * create_position_ids_from_input_ids): the table's first rows are
+ * pad_token_id + 1 that no text uses; real tokens count on from
+ * pad_token_id + 1, and pad tokens (and padding past the mask) take row
+ * pad_token_id. */
+static const char *position_rows(qb_export *e) {
+    const qb_config *c = &e->m->cfg;
+    int64_t pos[2] = {c->max_position + c->position_offset, c->embedding_size}, zero[1] = {0};
+    const char *table = qb_export_floats(e, e->m->pos_emb, 2, pos);
+    if (!c->position_offset) {
+        const char *seq = QB_ONNX_OP(e->g, "Shape", "input_ids");
+        Onnx__NodeProto *n = qb_onnx_last(e->g);
+        qb_onnx_attr_int(e->g, n, "start", 1);
+        qb_onnx_attr_int(e->g, n, "end", 2);
+        const char *z = qb_onnx_const_i64s(e->g, 1, zero);
+        return QB_ONNX_OP(e->g, "Slice", table, z, seq, z);
+    }
+    const char *pad = qb_onnx_const_i64(e->g, c->pad_token_id);
+    const char *real = qb_onnx_cast(e->g, QB_ONNX_OP(e->g, "Not", QB_ONNX_OP(e->g, "Equal", "input_ids", pad)),
+                                    QB_ONNX_INT64);
+    const char *keep = QB_ONNX_OP(e->g, "Mul", real, "attention_mask");
+    const char *count = QB_ONNX_OP(e->g, "CumSum", keep, qb_onnx_const_i64(e->g, 1));
+    return QB_ONNX_OP(e->g, "Gather", table, QB_ONNX_OP(e->g, "Add", QB_ONNX_OP(e->g, "Mul", count, keep), pad));
+}
+
 static const char *embeddings(qb_export *e) {
     const qb_model *m = e->m;
     int E = m->cfg.embedding_size;
-    int64_t pos[2] = {m->cfg.max_position, E}, types[2] = {m->cfg.type_vocab_size, E}, zero[1] = {0};
+    int64_t types[2] = {m->cfg.type_vocab_size, E};
     const char *x = word_embeddings(e, "input_ids");
-    const char *seq = QB_ONNX_OP(e->g, "Shape", "input_ids");
-    Onnx__NodeProto *n = qb_onnx_last(e->g);
-    qb_onnx_attr_int(e->g, n, "start", 1);
-    qb_onnx_attr_int(e->g, n, "end", 2);
-    const char *z = qb_onnx_const_i64s(e->g, 1, zero);
-    x = QB_ONNX_OP(e->g, "Add", x, QB_ONNX_OP(e->g, "Slice", qb_export_floats(e, m->pos_emb, 2, pos), z, seq, z));
+    x = QB_ONNX_OP(e->g, "Add", x, position_rows(e));
     if (m->type_emb)
         x = QB_ONNX_OP(e->g, "Add", x, QB_ONNX_OP(e->g, "Gather", qb_export_floats(e, m->type_emb, 2, types),
                                                   "token_type_ids"));
