@@ -86,7 +86,7 @@ check "int8 dynamic: ORT agrees with qbert (got $agree, logits within $diff)" \
 
 # Random checkpoints of the other families (../shared/tools): RoBERTa and
 # XLM-R number positions from pad_token_id + 1 (a <pad> inside a text keeps
-# pad_token_id).
+# pad_token_id), ELECTRA's sequence head is dense, exact GELU, out_proj.
 need_shared tools/make_random_checkpoint.py
 rand() { $PY "$SHARED/tools/make_random_checkpoint.py" "$@" >/dev/null || fail "make_random_checkpoint $*"; }
 cp "$TMP/texts.txt" "$TMP/texts.keep"
@@ -102,4 +102,6 @@ close roberta-token "$TMP/roberta-tok"
 rand roberta-small-odd "$TMP/roberta-base" --head base
 close roberta-base "$TMP/roberta-base" embed
 cp "$TMP/texts.keep" "$TMP/texts.txt"
+rand electra-small "$TMP/electra" --head seq --labels 2
+close electra "$TMP/electra"
 finish

@@ -166,8 +166,10 @@ static const char *cls_row(qb_export *e, const char *h) {
     return x;
 }
 
-/* Sequence heads read [CLS]: BERT/ALBERT through the tanh pooler,
- * DistilBERT through pre_classifier + ReLU. */
+/* Sequence heads read [CLS] through a dense and the family's act, as
+ * forward.c's head(): BERT/ALBERT's pooler and RoBERTa's classifier.dense
+ * tanh, DistilBERT's pre_classifier ReLU, ELECTRA's classifier.dense exact
+ * GELU. */
 static void head(qb_export *e, const char *h) {
     const qb_model *m = e->m;
     int64_t L[3] = {0, 0, m->cfg.num_labels};
@@ -178,7 +180,7 @@ static void head(qb_export *e, const char *h) {
     const char *x = cls_row(e, h);
     bool pooler = m->pooler.out;
     const qb_linear *pre = pooler ? &m->pooler : &m->pre_classifier;
-    x = activation(e, pooler ? QB_ACT_TANH : QB_ACT_RELU, qb_export_linear(e, pre, x));
+    x = activation(e, m->cfg.family->head_act, qb_export_linear(e, pre, x));
     const char *dims[2] = {"batch", NULL};
     qb_onnx_output(e->g, qb_export_linear(e, &m->classifier, x), "logits", QB_ONNX_FLOAT, 2, dims, L + 1);
 }
