@@ -104,4 +104,19 @@ close roberta-base "$TMP/roberta-base" embed
 cp "$TMP/texts.keep" "$TMP/texts.txt"
 rand electra-small "$TMP/electra" --head seq --labels 2
 close electra "$TMP/electra"
+# Masked-LM heads: logits over the vocabulary for every token, against
+# fill-mask's at the masks.
+mlm() { # mlm WHAT MODEL_DIR MASK
+  local f=$TMP/$1
+  "$QBERT" export "$2" -o "$f.onnx" || { fail "$1: export"; return; }
+  check "$1: onnx.checker" checker "$f.onnx"
+  "$QBERT" fill-mask "$2" --json --threads 2 "the film is $3 ." "a $3 , $3 and often affecting journey ." \
+    "it 's $3" >"$f.jsonl"
+  local diff; diff=$(ort_field "$f.onnx" "$f.jsonl" max_abs_diff)
+  check "$1: ORT within 1e-4 of qbert (got $diff)" $PY -c "import sys; sys.exit(not float('$diff') < 1e-4)"
+}
+rand bert-mlm-mini "$TMP/bert-mlm"
+mlm bert-mlm "$TMP/bert-mlm" "[MASK]"
+rand roberta-small-odd "$TMP/roberta-mlm" --head mlm
+mlm roberta-mlm "$TMP/roberta-mlm" "<mask>"
 finish

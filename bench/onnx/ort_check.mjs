@@ -5,8 +5,10 @@
 //   node ort_check.mjs --model M.onnx --qbert PRED.jsonl [--batch B] [--threads N] [--labels TSV]
 //
 // PRED.jsonl: `qbert predict --json` lines (input_ids, token_type_ids, logits
-// or token_logits) or `qbert embed` lines (input_ids, embedding; token types
-// zero).
+// or token_logits), `qbert embed` lines (input_ids, embedding; token types
+// zero) or `qbert fill-mask --json` lines (input_ids, masks: the top
+// tokens' logits at each mask, compared with ORT's at those tokens;
+// agreement of the first).
 // Examples run in padded batches of B (default 4, so the attention mask is
 // exercised).  Prints one JSON object: examples, max_abs_diff of the logits
 // (real tokens only for token models), agreement of the argmaxes (per token
@@ -55,6 +57,15 @@ async function main() {
     ms += performance.now() - t0;
     const y = res.data, dims = res.dims;
     batch.forEach((r, b) => {
+      if (r.masks) {
+        const V = dims[dims.length - 1];
+        r.masks.forEach((m) => {
+          const o = y.subarray((b * S + m.position) * V, (b * S + m.position + 1) * V);
+          m.top.forEach((t) => { maxDiff = Math.max(maxDiff, Math.abs(t.logit - o[t.token_id])); });
+          agree += argmax(Array.from(o)) === m.top[0].token_id, compared++;
+        });
+        return;
+      }
       const want = r.logits ?? r.token_logits ?? r.embedding;
       const token = Array.isArray(want[0]);
       const perRow = dims[dims.length - 1];

@@ -1,7 +1,8 @@
 /* qb_export_onnx: the forward graph of forward.c, written as ONNX
  * (opset 17+: LayerNormalization) for ONNX Runtime and other engines.
  * Inputs input_ids, attention_mask and token_type_ids [batch, sequence]
- * (int64); the output is the head's logits, or for a bare encoder its
+ * (int64); the output is the head's logits (a masked-LM head's over the
+ * vocabulary, for every token), or for a bare encoder its
  * last_hidden_state and the pooled sentence_embedding its directory asks
  * for.  Padding is masked additively (-1e9), which softmax turns into the
  * zeros qbert gets by leaving padded keys out. */
@@ -49,13 +50,21 @@ static const char *unsqueeze(qb_export *e, const char *x, int n, const int64_t *
     return QB_ONNX_OP(e->g, "Unsqueeze", x, qb_onnx_const_i64s(e->g, n, axes));
 }
 
+/* The int8 word table [vocab, E] (written once). */
+static const char *word_table_int8(qb_export *e) {
+    const qb_model *m = e->m;
+    const char *name = "word_embeddings.int8";
+    if (qb_onnx_has_initializer(e->g, name)) return name;
+    int64_t dims[2] = {m->cfg.vocab_size, m->cfg.embedding_size};
+    return qb_onnx_initializer(e->g, name, QB_ONNX_INT8, 2, dims, m->word_emb_q, (size_t)dims[0] * dims[1]);
+}
+
 /* Word rows: FP32, or int8 rows times their row scales. */
 static const char *word_embeddings(qb_export *e, const char *ids) {
     const qb_model *m = e->m;
     int64_t dims[2] = {m->cfg.vocab_size, m->cfg.embedding_size};
     if (m->word_emb) return QB_ONNX_OP(e->g, "Gather", qb_export_floats(e, m->word_emb, 2, dims), ids);
-    const char *q = qb_onnx_initializer(e->g, "word_embeddings.int8", QB_ONNX_INT8, 2, dims, m->word_emb_q,
-                                        (size_t)dims[0] * dims[1]);
+    const char *q = word_table_int8(e);
     const char *scale = QB_ONNX_OP(e->g, "Gather", qb_export_floats(e, m->word_emb_scale, 1, dims), ids);
     int64_t last[1] = {-1};
     const char *rows = qb_onnx_cast(e->g, QB_ONNX_OP(e->g, "Gather", q, ids), QB_ONNX_FLOAT);
@@ -185,6 +194,28 @@ static void head(qb_export *e, const char *h) {
     qb_onnx_output(e->g, qb_export_linear(e, &m->classifier, x), "logits", QB_ONNX_FLOAT, 2, dims, L + 1);
 }
 
+/* The masked-LM head on every row, as forward.c's head() and
+ * qb_forward_mlm_decode: dense, act, LayerNorm, then the decoder (stored
+ * apart, or tied to the word table, int8 rows dequantized) and its bias:
+ * logits [B, S, vocab]. */
+static void mlm_head(qb_export *e, const char *h) {
+    const qb_model *m = e->m;
+    int H = m->cfg.hidden_size;
+    int64_t V = m->cfg.vocab_size, dims[2] = {V, H}, last[1] = {-1}, L[3] = {0, 0, V};
+    const char *x = activation(e, m->cfg.mlm_act, qb_export_linear(e, &m->mlm_dense, h));
+    x = layer_norm(e, &m->mlm_norm, x, H);
+    const char *table;
+    if (m->mlm_decoder || m->word_emb) {
+        table = qb_export_floats(e, m->mlm_decoder ? m->mlm_decoder : m->word_emb, 2, dims);
+    } else {
+        const char *scale = unsqueeze(e, qb_export_floats(e, m->word_emb_scale, 1, dims), 1, last);
+        table = QB_ONNX_OP(e->g, "Mul", qb_onnx_cast(e->g, word_table_int8(e), QB_ONNX_FLOAT), scale);
+    }
+    const char *y = QB_ONNX_OP(e->g, "MatMul", x, QB_ONNX_OP(e->g, "Transpose", table));
+    y = QB_ONNX_OP(e->g, "Add", y, qb_export_floats(e, m->mlm_bias, 1, &V));
+    qb_onnx_output(e->g, y, "logits", QB_ONNX_FLOAT, 3, BS, L);
+}
+
 static const char *reduce_sum(qb_export *e, const char *x, int64_t axis) {
     const char *y = QB_ONNX_OP(e->g, "ReduceSum", x, qb_onnx_const_i64s(e->g, 1, &axis));
     qb_onnx_attr_int(e->g, qb_onnx_last(e->g), "keepdims", 0);
@@ -247,6 +278,7 @@ static void graph(qb_export *e) {
     for (int l = 0; l < m->cfg.num_layers; l++)
         for (int i = 0; i < inner; i++) h = block(e, qb_model_block(m, l, i), h, mask);
     if (m->cfg.task == QB_TASK_NONE) embedding_outputs(e, h);
+    else if (m->cfg.task == QB_TASK_MLM) mlm_head(e, h);
     else head(e, h);
 }
 
