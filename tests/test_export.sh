@@ -32,6 +32,10 @@ for spec in "int3|--method weight-only --bits 3|3-bit weights have no ONNX opera
 done
 check "a refused export leaves the old file" test "$(cat "$TMP/keep.onnx")" = old
 check "no temporary file left" test -z "$(ls "$TMP" | grep '\.tmp')"
+# An existing -o that is not a regular file is refused, not renamed over.
+mkfifo "$TMP/fifo"
+expect_error "FIFO output" "^qbert export: error: $TMP/fifo: is a FIFO, not a file" "$QBERT" export "$M" -o "$TMP/fifo"
+check "the FIFO stays a FIFO" test -p "$TMP/fifo"
 
 have_ort=yes
 $PY -c 'import onnx' 2>/dev/null || have_ort="no python3-onnx"

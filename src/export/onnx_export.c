@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "export/export.h"
 #include "model/linear_format.h"
 
@@ -290,9 +291,11 @@ qb_status qb_export_onnx(const qb_model *m, const char *path, const qb_export_pa
     if (p->opset < OPSET_MIN || p->opset > OPSET_MAX)
         return qb_fail(err, QB_ERR_ARG, "opset %d: the export writes opsets %d to %d (LayerNormalization is 17)",
                        p->opset, OPSET_MIN, OPSET_MAX);
-    qb_export e = {.m = m, .path = path};
-    qb_status st = check(&e, err);
+    /* the rename would put a file in place of a device, FIFO or socket */
+    qb_status st = qb_file_check_regular(path, err);
     if (st) return st;
+    qb_export e = {.m = m, .path = path};
+    if ((st = check(&e, err))) return st;
     e.g = qb_onnx_new(p->opset);
     if (!e.g) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
     graph(&e);
