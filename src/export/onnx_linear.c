@@ -157,10 +157,12 @@ qb_status qb_export_linear_check(qb_export *e, const qb_linear *l, qb_error *err
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: layer '%s' is %s: %s", e->m->dir, l->name, f->name,
                        f->onnx_refusal);
     if (f->onnx != QB_EXPORT_NBITS) return QB_OK;
+    /* ONNX Runtime loads MatMulNBits only with these block sizes (a larger
+     * one passes onnx.checker, then fails at load) */
     int group = group_of(e, l);
-    if (group < 16 || (group & (group - 1)) || l->in % group)
+    if (group < 16 || group > 256 || (group & (group - 1)) || l->in % group)
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: layer '%s' is %s in groups of %d inputs: MatMulNBits takes "
-                       "groups of a power of two, at least 16, that divide its %d inputs", e->m->dir, l->name,
+                       "groups of 16, 32, 64, 128 or 256 inputs that divide its %d inputs", e->m->dir, l->name,
                        f->name, group, l->in);
     return QB_OK;
 }
