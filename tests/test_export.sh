@@ -3,8 +3,9 @@
 # the FP32 export passes onnx.checker (Debian's python3-onnx) and ONNX
 # Runtime (onnxruntime-node, bench/onnx/package.json) gives qbert's logits
 # within 1e-4 on SST-2 dev sentences in padded batches, as it does for int4
-# weights (MatMulNBits, with zero points) and a bare encoder's pooled
-# embeddings; the dynamic int8 export, ORT's own dynamic form, agrees with
+# weights (MatMulNBits, with zero points), a bare encoder's pooled
+# embeddings, RoBERTa, XLM-R and ELECTRA heads and masked-LM logits (random
+# checkpoints); the dynamic int8 export, ORT's own dynamic form, agrees with
 # qbert's int8 predictions.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -12,6 +13,8 @@ M=$SRC/models/bert-mini-sst2
 ORT_DIR=$SRC/bench/onnx
 
 check "export --help" bash -c "'$QBERT' export --help | grep -q 'usage: qbert export'"
+check "export --help: token_type_ids always required" bash -c "'$QBERT' export --help | grep -q 'feed zeros'"
+check "export --help: bf16 exports differ from AVX512-BF16 kernels" bash -c "'$QBERT' export --help | grep -q 'AVX512-BF16'"
 usage_rc() { "$QBERT" export "$@" 2>/dev/null; test $? -eq 2; }
 check "no -o: usage error" usage_rc "$M"
 check "opset 9: usage error" usage_rc "$M" -o "$TMP/x.onnx" --opset 9
