@@ -55,6 +55,7 @@ int qb_cmd_export(int argc, char **argv) {
     }
     if (!dir) return qb_usage_error("export", "missing MODEL_DIR");
     if (!out) return qb_usage_error("export", "missing -o MODEL.onnx");
+    qb_cli_discard_on_interrupt("export", out, NULL);
     qb_model *m = qb_cli_load("export", dir, 0, NULL);
     if (!m) return QB_EXIT_FAIL;
     qb_error err = {0};

@@ -220,7 +220,6 @@ static int parse_option(int *i, int argc, char **argv, train_args *a) {
 
 static int parse_args(int argc, char **argv, train_args *a) {
     const char *cmd = a->p.qat ? "qat" : "train";
-    qb_cli_discard_on_interrupt(cmd, a->out, a->p.state_path);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(a->p.qat ? qat_help : train_help, stdout);
@@ -299,6 +298,7 @@ static int run_training(int argc, char **argv, train_args *a) {
     int rc = parse_args(argc, argv, a);
     if (rc) return rc;
     const char *cmd = a->p.qat ? "qat" : "train";
+    qb_cli_discard_on_interrupt(cmd, a->out, a->p.state_path);
     bar_state bar = {.tty = isatty(STDERR_FILENO)};
     a->p.progress = on_progress;
     a->p.progress_ctx = &bar;

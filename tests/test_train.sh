@@ -207,5 +207,16 @@ if [ -e "$TMP/e.state" ] && [ "$(state_at "$TMP/e.state")" = "1 0 1" ]; then
 else
   fail "the killed run left no state at epoch 1's end ($(state_at "$TMP/e.state"))"
 fi
+# SIGTERM mid-run: the process dies of it, the state stays for --resume, and
+# no staging directory or temporary file is left beside OUT_DIR
+mkdir -p "$TMP/t"
+"$QBERT" train "$M" "${R[@]}" --save-every 1 -o "$TMP/t/out" >/dev/null 2>"$TMP/t.err" &
+pid=$!
+for _ in $(seq 1200); do [ -e "$TMP/t/out.state" ] || ! kill -0 $pid 2>/dev/null && break; sleep 0.05; done
+kill -TERM $pid 2>/dev/null
+wait $pid; rc=$?
+check "SIGTERM mid-train: dies of it ($rc, $(head -c 80 "$TMP/t.err"))" test $rc -eq 143
+check "SIGTERM mid-train: the state kept, nothing half-written" \
+  bash -c "test -e '$TMP/t/out.state' && test -z \"\$(ls -A '$TMP/t' | grep -v '^out\(\.state\)\?\$')\""
 
 finish

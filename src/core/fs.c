@@ -523,21 +523,28 @@ qb_status qb_file_copy(const char *src, const char *dst, qb_error *err) {
     return st;
 }
 
+/* A name of this process's own, made with O_EXCL: two writers of one
+ * path never write into the same temporary file. */
+qb_status qb_file_create_temp(const char *path, char *tmp, size_t cap, int *fd, qb_error *err) {
+    *fd = -1;
+    for (int attempt = 0; *fd < 0 && attempt < 16; attempt++) {
+        int len = snprintf(tmp, cap, "%s.tmp-%ld-%08lx", path, (long)getpid(), staging_nonce());
+        if (len < 0 || (size_t)len >= cap) return qb_fail(err, QB_ERR_ARG, "%s: path too long", path);
+        *fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (*fd < 0 && errno != EEXIST) break;
+    }
+    return *fd >= 0 ? QB_OK : qb_fail(err, QB_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+}
+
 qb_status qb_file_write_atomic(const char *path, const void *data, size_t n, qb_error *err) {
     char tmp[4200];
-    /* a name of this process's own, made with O_EXCL: two writers of one
-     * path never write into the same temporary file */
-    int fd = -1;
-    for (int attempt = 0; fd < 0 && attempt < 16; attempt++) {
-        int len = snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%08lx", path, (long)getpid(), staging_nonce());
-        if (len < 0 || (size_t)len >= sizeof tmp) return qb_fail(err, QB_ERR_ARG, "%s: path too long", path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST) break;
-    }
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    int fd;
+    qb_status st = qb_file_create_temp(path, tmp, sizeof tmp, &fd, err);
+    if (st) return st;
+    FILE *f = fdopen(fd, "wb");
     if (!f) {
         int e = errno;
-        if (fd >= 0) close(fd), unlink(tmp);
+        close(fd), unlink(tmp);
         return qb_fail(err, QB_ERR_IO, "%s: cannot create: %s", path, strerror(e));
     }
     bool ok = fwrite(data, 1, n, f) == n;

@@ -96,7 +96,10 @@ bool qb_same_file(const char *a, const char *b); /* same inode (dirs too) */
 bool qb_dir_is_empty(const char *path);        /* false for what is not a readable directory */
 
 qb_status qb_file_copy(const char *src, const char *dst, qb_error *err);
-/* Writes data to path through path.tmp + rename. */
+/* Opens path.tmp-PID-N, a new file of this process's own, for writing
+ * (*fd; tmp receives its name). */
+qb_status qb_file_create_temp(const char *path, char *tmp, size_t cap, int *fd, qb_error *err);
+/* Writes data to path through qb_file_create_temp + rename. */
 qb_status qb_file_write_atomic(const char *path, const void *data, size_t n, qb_error *err);
 
 #endif

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/json.h"
 
 /* A real header is a few hundred bytes per tensor; a length past this is a
@@ -483,21 +484,14 @@ static bool write_contents(int fd, const char *hdr, size_t hdr_len, const qb_st_
     return true;
 }
 
-/* Written under path.tmp, flushed to disk, then renamed: a reader of path
- * sees the old file or the whole new one, never a torn write. */
+/* Written under a temporary name, flushed to disk, then renamed: a reader
+ * of path sees the old file or the whole new one, never a torn write. */
 static qb_status write_atomically(const char *path, const char *hdr, size_t hdr_len,
                                   const qb_st_write_tensor *ts, int n, qb_error *err) {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        qb_status s = qb_fail(err, QB_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        free(tmp);
-        return s;
-    }
+    char tmp[4200];
+    int fd;
+    qb_status st = qb_file_create_temp(path, tmp, sizeof tmp, &fd, err);
+    if (st) return st;
     bool ok = write_contents(fd, hdr, hdr_len, ts, n) && fsync(fd) == 0;
     int saved = ok ? 0 : errno;
     if (close(fd) != 0 && ok) {
@@ -513,7 +507,6 @@ static qb_status write_atomically(const char *path, const char *hdr, size_t hdr_
         s = qb_fail(err, QB_ERR_IO, "%s: cannot write: %s", path, strerror(saved ? saved : EIO));
         unlink(tmp);
     }
-    free(tmp);
     return s;
 }
 
