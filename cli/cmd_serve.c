@@ -1,11 +1,13 @@
 /* qbert serve: the model behind an HTTP server (include/qbert_serve.h)
  * until SIGTERM or SIGINT, which drain it: no new connections, the
  * requests in flight answered, exit 0 (1 when some outlast the drain). */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "qbert_serve.h"
@@ -29,8 +31,12 @@ static const char help[] =
     "                        \"prompt_name\": null}\n"
     "  POST /decode          {\"ids\": [int] | [[int]], \"skip_special_tokens\": true}\n"
     "  GET  /info, /health, /metrics (Prometheus)\n"
-    "Embedding endpoints need a bare encoder (BertModel, sentence-transformers layout);\n"
-    "/predict and /rerank a sequence classifier.  Errors are {\"error\", \"error_type\"}:\n"
+    "Embedding endpoints need a bare encoder (BertModel, sentence-transformers layout)\n"
+    "or a masked-LM checkpoint (its encoder, pooled as qbert embed pools it); /predict\n"
+    "and /rerank a sequence classifier.  Inputs are cut at the right only\n"
+    "(\"truncation_direction\": \"Left\" is refused), and \"dimensions\" must be the\n"
+    "model's own.  Errors are {\"error\", \"error_type\"} (/v1/embeddings: OpenAI's\n"
+    "{\"error\": {\"message\", \"type\", \"param\", \"code\"}}):\n"
     "400 malformed, 401 no or wrong key, 413 too large, 415 not JSON, 422 too long or\n"
     "not tokenizable, 429 overloaded, 503 shutting down.  \"prompt_name\" puts one of\n"
     "the model's prompts (config_sentence_transformers.json) before each input.\n"
@@ -38,9 +44,11 @@ static const char help[] =
     "Inputs are tokenized on the connection threads and run in batches: one batch on\n"
     "all the compute threads while it is alone, batches side by side on a share of\n"
     "them each when more wait.  SIGTERM or SIGINT stops accepting, answers what is in\n"
-    "flight, exits 0; what is still queued after --drain-seconds gets 500, exit 1.\n"
+    "flight, exits 0; what is still queued after --drain-seconds gets 500, exit 1; a\n"
+    "second signal stops at once (exit 1).\n"
     "\n"
-    "  --host ADDR                   address to bind (default 127.0.0.1: this machine only)\n"
+    "  --host ADDR                   address or host name to bind (default 127.0.0.1: this\n"
+    "                                machine only)\n"
     "  --port P                      (default 8080; 0: any free port, printed on stderr)\n"
     "  --threads N                   the model's compute threads (default: all cores)\n"
     "  --parallel-batches N          batches run at once under load, each on threads / N\n"
@@ -126,6 +134,16 @@ static void raise_open_files(void) {
     }
 }
 
+/* A second SIGINT or SIGTERM during the drain: the user will not wait. */
+static void *stop_at_once(void *set) {
+    int sig;
+    if (sigwait(set, &sig) == 0) {
+        fprintf(stderr, "qbert serve: %s again: stopped without draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        _exit(QB_EXIT_FAIL);
+    }
+    return NULL;
+}
+
 int qb_cmd_serve(int argc, char **argv) {
     qb_serve_params p = qb_serve_default_params();
     p.model_id = NULL;
@@ -154,7 +172,9 @@ int qb_cmd_serve(int argc, char **argv) {
             strchr(p.host, ':') ? "]" : "", qb_serve_port(s));
     int sig = 0;
     sigwait(&stop, &sig);
-    fprintf(stderr, "qbert serve: %s: draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    fprintf(stderr, "qbert serve: %s: draining (a second signal stops at once)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    pthread_t impatient;
+    if (pthread_create(&impatient, NULL, stop_at_once, &stop) == 0) pthread_detach(impatient);
     int left = qb_serve_drain(s, drain_s);
     if (left) fprintf(stderr, "qbert serve: %d requests still in flight after %d s\n", left, drain_s);
     qb_serve_free(s);

@@ -240,6 +240,23 @@ expect_error "serve: an unknown --default-prompt-name" 'no prompt named "passage
 expect_error "serve: --default-prompt-name on a classifier" 'default-prompt-name is for embedding models' \
   "$QBERT" serve "$M" --port 0 --default-prompt-name query
 
+# A masked-LM checkpoint is served as an embedding model, as qbert embed
+# runs it; a host name binds; /info names a quantized model's weight format
+need_shared tools/make_random_checkpoint.py
+$PY "$SHARED/tools/make_random_checkpoint.py" bert-mlm-mini "$TMP/mlm" >/dev/null
+"$QBERT" quantize "$M" -o "$TMP/int8" --method dynamic >/dev/null
+start MLM "$TMP/mlm" --host localhost
+start Q8 "$TMP/int8"
+"$QBERT" embed "$TMP/mlm" "$T1" "$T3" --threads 1 >"$TMP/mlm.jsonl"
+post "$MLM_PORT" /embed "{\"inputs\": [\"$T1\", \"$T3\"], \"normalize\": false}" -H "$J"
+check "a masked-LM model on /embed equals qbert embed (--host localhost)" close_to "$TMP/out.json" "$TMP/mlm.jsonl" a \
+  "[r['embedding'] for r in b]"
+check "/info: a masked-LM model is an embedding model" \
+  bash -c "curl -s http://localhost:$MLM_PORT/info | grep -q '\"model_type\":{\"embedding\"'"
+check "/info: model_dtype of a dynamic int8 model" \
+  bash -c "curl -s http://127.0.0.1:$Q8_PORT/info | grep -q '\"model_dtype\":\"int8\"'"
+for s in MLM Q8; do pid=${s}_PID; kill -TERM "${!pid}"; wait "${!pid}"; done
+
 # --- real clients: OpenAI's Node client ---
 NPM_DIR=${QB_BUILD_DIR:-$TMP}/serve-npm
 npm_ready() {
@@ -266,7 +283,9 @@ bad() { # bad NAME STATUS ERROR_TYPE PORT PATH BODY [curl args]
   local name=$1 status=$2 type=$3; shift 3
   post "$@"
   local got; got=$(cat "$TMP/out.code")
-  local err; err=$($PY -c "import json,sys; j=json.load(open(sys.argv[1])); print(j['error_type'] if j['error'] else '')" "$TMP/out.json" 2>/dev/null)
+  # TEI's {"error", "error_type"}, or OpenAI's {"error": {"message", "type"}} on /v1
+  local err; err=$($PY -c "import json,sys; e=json.load(open(sys.argv[1]))
+print(e['error']['type'] if isinstance(e['error'], dict) else e['error_type'])" "$TMP/out.json" 2>/dev/null)
   if [ "$got" != "$status" ] || [ "$err" != "$type" ]; then fail "$name: got $got $(head -c 200 "$TMP/out.json"), want $status $type"
   elif ! healthy "$E_PORT"; then fail "$name: the server stopped serving"
   else ok; fi
@@ -296,6 +315,27 @@ bad "/similarity's parameters not an object" 400 validation "$E_PORT" /similarit
   '{"inputs": {"source_sentence": "a", "sentences": ["b"]}, "parameters": []}'
 bad "base64 or float only" 400 validation "$E_PORT" /v1/embeddings '{"input": "a", "encoding_format": "int8"}'
 bad "dimensions it cannot give" 400 validation "$E_PORT" /v1/embeddings '{"input": "a", "dimensions": 10}'
+bad "dimensions on /embed" 400 validation "$E_PORT" /embed '{"inputs": "a", "dimensions": 10}'
+bad "truncation_direction Left (cut at the right only)" 422 validation "$E_PORT" /embed \
+  '{"inputs": "a", "truncation_direction": "Left"}'
+bad "truncation_direction of another value" 400 validation "$E_PORT" /embed '{"inputs": "a", "truncation_direction": "Up"}'
+printf '{"inputs": "a"}' | gzip >"$TMP/body.gz"
+bad "a gzip body" 415 validation "$E_PORT" /embed "@$TMP/body.gz" -H "$J" -H "$AUTH" -H 'Content-Encoding: gzip'
+post "$E_PORT" /v1/embeddings '{"input": []}'
+check "/v1/embeddings errors in OpenAI's shape" test "$(json_get "$TMP/out.json" \
+  "sorted(j['error']), j['error']['type'], j['error']['message']")" = "['code', 'message', 'param', 'type'] empty no inputs"
+check "HEAD /health: 200" test "$(curl -s -o /dev/null -w '%{http_code}' -I "http://127.0.0.1:$E_PORT/health")" = 200
+check "405 names the methods allowed" bash -c "curl -si -X PUT -H '$AUTH' http://127.0.0.1:$E_PORT/embed | grep -qi '^Allow: POST'"
+$PY - "$E_PORT" "$KEY" >"$TMP/cl.txt" <<'PYEOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+body = b'{"inputs": "a"}'
+s.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+          b"Content-Length: 3\r\nAuthorization: Bearer %s\r\n\r\n%s" % (len(body), sys.argv[2].encode(), body))
+s.settimeout(10)
+print(s.recv(200).split(b"\r\n")[0].decode())
+PYEOF
+check "two Content-Lengths that differ: 400 ($(cat "$TMP/cl.txt"))" grep -q '^HTTP/1.1 400' "$TMP/cl.txt"
 bad "normalize not a boolean" 400 validation "$E_PORT" /embed '{"inputs": "a", "normalize": "no"}'
 bad "truncate not a boolean" 400 validation "$E_PORT" /embed '{"inputs": "a", "truncate": 1}'
 bad "raw_scores not a boolean" 400 validation "$P_PORT" /predict '{"inputs": "a", "raw_scores": "yes"}'
@@ -317,6 +357,7 @@ post "$E_PORT" /embed "{\"inputs\": \"$(printf 'word %.0s' $(seq 100))\", \"trun
 check "truncate: true cuts instead" test "$(cat "$TMP/out.code")" = 200
 LONG="{\"source_sentence\": \"a\", \"sentences\": [\"$(printf 'word %.0s' $(seq 100))\"]}"
 bad "/similarity of a sentence over --max-input-length" 422 validation "$E_PORT" /similarity "{\"inputs\": $LONG}"
+check "  and its hint names parameters.truncate" grep -q 'send \\"parameters\\": {\\"truncate\\": true}' "$TMP/out.json"
 post "$E_PORT" /similarity "{\"inputs\": $LONG, \"parameters\": {\"truncate\": true}}"
 check "/similarity: parameters.truncate cuts instead" test "$(cat "$TMP/out.code")" = 200
 # A client that sends half a request and goes silent is cut off by --timeout 2, while others are served.

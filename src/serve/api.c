@@ -10,6 +10,8 @@
 
 #include "core/error.h"
 #include "core/vec.h"
+#include "model/linear_format.h"
+#include "model/model.h"
 #include "serve/serve.h"
 
 bool srv_error(srv_reply *r, int status, const char *type, const char *fmt, ...) {
@@ -29,6 +31,21 @@ bool srv_error(srv_reply *r, int status, const char *type, const char *fmt, ...)
     return false;
 }
 
+void srv_error_openai(srv_reply *r) {
+    json_t *tei = r->body ? json_loads(r->body, 0, NULL) : NULL, *o = json_object(), *e = json_object();
+    bool ok = tei && o && e && qb_json_set(e, "message", json_incref(json_object_get(tei, "error"))) &&
+              qb_json_set(e, "type", json_incref(json_object_get(tei, "error_type"))) &&
+              qb_json_set(e, "param", json_null()) && qb_json_set(e, "code", json_null());
+    ok = qb_json_set(o, "error", qb_json_built(e, ok)) && ok; /* jansson frees e where o is NULL */
+    char *body = ok ? qb_json_dumps(o, QB_JSON_COMPACT) : NULL;
+    json_decref(o);
+    json_decref(tei);
+    if (!body) return; /* TEI's shape stays */
+    free(r->body);
+    r->body = body;
+    r->len = strlen(body);
+}
+
 static bool reply_json(srv_reply *r, json_t *v, bool built) {
     char *s = built ? qb_json_dumps(v, QB_JSON_COMPACT | QB_JSON_DIGITS9) : NULL;
     json_decref(v);
@@ -38,23 +55,26 @@ static bool reply_json(srv_reply *r, json_t *v, bool built) {
     return true;
 }
 
+bool srv_embedder(const qb_model_info *info) { return info->task == QB_TASK_NONE || info->task == QB_TASK_MLM; }
+
 qb_status srv_ctx_init(srv_ctx *x, const qb_model *m, const qb_serve_params *p, qb_error *err) {
     x->m = m;
     x->p = p;
     qb_model_get_info(m, &x->info);
+    x->embedder = srv_embedder(&x->info);
     x->embed = qb_model_embed_params(m);
     x->max_len = qb_model_max_length(m, p->max_input_length ? p->max_input_length : x->embed.max_length);
     if (x->max_len > x->info.max_position)
         return qb_fail(err, QB_ERR_ARG, "serve: --max-input-length %d exceeds the model's %d positions", x->max_len,
                        x->info.max_position);
-    x->dim = x->info.task == QB_TASK_NONE ? qb_embed_dim(m, x->embed.pooling) : x->info.num_labels;
+    x->dim = x->embedder ? qb_embed_dim(m, x->embed.pooling) : x->info.num_labels;
     if (x->info.task == QB_TASK_TOKEN)
         return qb_fail(err, QB_ERR_UNSUPPORTED, "serve: token classification models (%s) are not served",
                        x->info.class_name);
-    if (p->default_prompt_name && x->info.task != QB_TASK_NONE)
+    if (p->default_prompt_name && !x->embedder)
         return qb_fail(err, QB_ERR_ARG, "serve: --default-prompt-name is for embedding models, not %s",
                        x->info.class_name);
-    if (p->no_default_prompt || x->info.task != QB_TASK_NONE) return QB_OK;
+    if (p->no_default_prompt || !x->embedder) return QB_OK;
     return qb_model_prompt(m, p->default_prompt_name, &x->prompt, err);
 }
 
@@ -158,12 +178,12 @@ static bool embeds(int route) {
 
 /* What each endpoint needs of the model. */
 static bool check_model(const srv_ctx *x, int route, srv_reply *r) {
-    bool embedder = x->info.task == QB_TASK_NONE;
-    if (embeds(route) && !embedder)
+    if (embeds(route) && !x->embedder)
         return srv_error(r, 400, "validation", "this model is a classifier (%s), not an embedding model: use /predict",
                          x->info.class_name);
     if ((route == SRV_PREDICT || route == SRV_RERANK) && x->info.task != QB_TASK_SEQUENCE)
-        return srv_error(r, 400, "validation", "this model (%s) is not a sequence classifier", x->info.class_name);
+        return srv_error(r, 400, "validation", "this model (%s) is not a sequence classifier%s", x->info.class_name,
+                         x->embedder ? ": it is served as an embedding model (/embed)" : "");
     if (route == SRV_RERANK && x->info.num_labels != 1)
         return srv_error(r, 400, "validation", "/rerank needs a cross-encoder with one output; this model has %d labels",
                          x->info.num_labels);
@@ -208,14 +228,25 @@ static bool read_bool(const json_t *obj, const char *key, bool dflt, bool *out, 
     return !given || json_is_boolean(v) || srv_error(r, 400, "validation", "\"%s\" must be true or false", key);
 }
 
-/* OpenAI's "dimensions" shortens Matryoshka embeddings, which these are
- * not: only the model's own width is taken. */
+/* "dimensions" (OpenAI's, and TEI's on /embed) shortens Matryoshka
+ * embeddings, which these are not: only the model's own width is taken. */
 static bool read_dimensions(const srv_ctx *x, const json_t *d, srv_reply *r) {
     const json_t *v = json_object_get(d, "dimensions");
     int64_t n;
     if (!v || json_is_null(v) || (qb_json_int(v, &n) && n == x->dim)) return true;
     return srv_error(r, 400, "validation", "\"dimensions\": this model's embeddings have %d and cannot be shortened",
                      x->dim);
+}
+
+/* TEI's "truncation_direction": only "Right" (what qbert's tokenizers cut)
+ * is taken, rather than cutting the other end without saying so. */
+static bool read_direction(const json_t *par, srv_reply *r) {
+    const json_t *v = json_object_get(par, "truncation_direction");
+    if (!v || json_is_null(v) || qb_json_str_eq(v, "Right") || qb_json_str_eq(v, "right")) return true;
+    if (qb_json_str_eq(v, "Left") || qb_json_str_eq(v, "left"))
+        return srv_error(r, 422, "validation", "\"truncation_direction\": \"Left\" is not supported: inputs are cut "
+                         "at the right");
+    return srv_error(r, 400, "validation", "\"truncation_direction\" is \"Right\" or \"Left\"");
 }
 
 static bool read_options(const srv_ctx *x, srv_call *c, srv_reply *r) {
@@ -228,7 +259,7 @@ static bool read_options(const srv_ctx *x, srv_call *c, srv_reply *r) {
     if (!read_bool(par, "truncate", false, &c->truncate, r) ||
         !read_bool(openai ? NULL : d, "normalize", true, &c->normalize, r) ||
         !read_bool(d, "raw_scores", false, &c->raw_scores, r) || !read_bool(d, "return_text", false, &c->return_text, r) ||
-        (openai && !read_dimensions(x, d, r)))
+        ((openai || c->route == SRV_EMBED) && !read_dimensions(x, d, r)) || !read_direction(par, r))
         return false;
     c->normalize |= openai;
     c->base64 = qb_json_str_eq(fmt, "base64");
@@ -302,9 +333,9 @@ static bool tokenize(const srv_ctx *x, srv_call *c, const srv_input *in, srv_rep
             return srv_error(r, 422, "tokenizer", "input %d: %s", i, err.msg);
         if (only && !tokens_json(x, &in[i], e, specials, j->answer, r, i)) return false;
         if (e->n_truncated && !c->truncate && !only)
-            return srv_error(r, 422, "validation",
-                             "input %d has %d tokens, more than the %d allowed: send \"truncate\": true to cut it", i,
-                             e->n + e->n_truncated, x->max_len);
+            return srv_error(r, 422, "validation", "input %d has %d tokens, more than the %d allowed: send %s to cut it",
+                             i, e->n + e->n_truncated, x->max_len,
+                             c->route == SRV_SIMILARITY ? "\"parameters\": {\"truncate\": true}" : "\"truncate\": true");
     }
     return only || alloc_outputs(x, j, c->route == SRV_EMBED_ALL, r);
 }
@@ -610,18 +641,33 @@ static json_t *pooling_json(unsigned pooling) {
 static json_t *model_type_json(const srv_ctx *x) {
     json_t *o = json_object(), *t = json_object();
     bool ok = true;
-    if (x->info.task == QB_TASK_NONE) ok = qb_json_set(t, "pooling", pooling_json(x->embed.pooling));
+    if (x->embedder) ok = qb_json_set(t, "pooling", pooling_json(x->embed.pooling));
     else ok = qb_json_set(t, "id2label", labels_json(x, false)) && qb_json_set(t, "label2id", labels_json(x, true));
-    const char *kind = x->info.task == QB_TASK_NONE ? "embedding" : x->info.num_labels == 1 ? "reranker" : "classifier";
+    const char *kind = x->embedder ? "embedding" : x->info.num_labels == 1 ? "reranker" : "classifier";
     ok = qb_json_set(o, kind, t) && ok;
     return qb_json_built(o, ok);
+}
+
+/* TEI's torch dtype name; for a quantized model, the format most of its
+ * linears are stored in ("int8", "int4", "ternary-weight-only"...). */
+static const char *model_dtype(const qb_model *m) {
+    const qb_linear_format *most = NULL;
+    int best = 0;
+    for (int i = 0; i < m->n_linears; i++) {
+        int n = 0;
+        for (int k = 0; k < m->n_linears; k++) n += m->linears[k]->fmt == m->linears[i]->fmt;
+        if (n > best) best = n, most = m->linears[i]->fmt;
+    }
+    const char *name = most ? most->name : "fp32";
+    return !strcmp(name, "fp16") ? "float16" : !strcmp(name, "bf16") ? "bfloat16" : !strcmp(name, "fp32") ? "float32"
+                                                                                                          : name;
 }
 
 void srv_info_reply(const srv_ctx *x, srv_reply *r) {
     json_t *o = json_object();
     const qb_serve_params *p = x->p;
     bool ok = o && qb_json_set_str(o, "model_id", p->model_id) && qb_json_set(o, "model_sha", json_null()) &&
-              qb_json_set_str(o, "model_dtype", "float32") && qb_json_set(o, "model_type", model_type_json(x)) &&
+              qb_json_set_str(o, "model_dtype", model_dtype(x->m)) && qb_json_set(o, "model_type", model_type_json(x)) &&
               qb_json_set_str(o, "architecture", x->info.class_name) &&
               qb_json_set_str(o, "quantization", qb_model_quant_summary(x->m)) &&
               qb_json_set_int(o, "max_concurrent_requests", p->max_concurrent_requests) &&

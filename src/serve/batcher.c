@@ -282,7 +282,7 @@ qb_status srv_batcher_start(srv_batcher *b, const qb_model *m, const qb_serve_pa
                             srv_metrics *metrics, atomic_int *admitted, qb_error *err) {
     qb_model_info info;
     qb_model_get_info(m, &info);
-    b->embed = info.task == QB_TASK_NONE;
+    b->embed = srv_embedder(&info);
     b->hidden = info.hidden_size;
     b->max_tokens = p->max_batch_tokens;
     b->max_rows = p->max_batch_tokens / max_len;

@@ -134,6 +134,7 @@ void srv_batcher_free(srv_batcher *b);
 typedef struct srv_ctx {
     const qb_model *m;
     qb_model_info info;
+    bool embedder;          /* served as an embedding model (srv_embedder) */
     const qb_serve_params *p;
     int max_len;            /* tokens per input */
     qb_embed_params embed;  /* the model's pooling (embedding models) */
@@ -159,6 +160,12 @@ typedef struct srv_call {
     srv_job job;
 } srv_call;
 
+/* Bare encoders, and masked-LM checkpoints through their encoder: the
+ * models whose pooled states the embedding endpoints serve. */
+bool srv_embedder(const qb_model_info *info);
+/* An error reply r in OpenAI's shape, {"error": {"message", "type",
+ * "param", "code"}}, for /v1/embeddings. */
+void srv_error_openai(srv_reply *r);
 /* x for model m served with p: its info, pooling, input length and output
  * width; token-classification models are refused. */
 qb_status srv_ctx_init(srv_ctx *x, const qb_model *m, const qb_serve_params *p, qb_error *err);

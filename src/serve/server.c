@@ -4,8 +4,8 @@
  * inference loop resumes it, and the same connection thread writes the
  * reply.  Every limit is checked as soon as the headers are in, so an
  * oversized or unwanted request is answered before its body is read. */
-#include <arpa/inet.h>
 #include <microhttpd.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -54,6 +54,7 @@ static int route_of(const char *url) {
 static bool is_post(int route) { return route <= SRV_OPENAI; }
 
 static enum MHD_Result send_reply(qb_server *s, struct MHD_Connection *c, srv_req *q, srv_reply *r) {
+    if (q->route == SRV_OPENAI && r->status >= 400) srv_error_openai(r);
     struct MHD_Response *resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(r->body);
@@ -61,6 +62,7 @@ static enum MHD_Result send_reply(qb_server *s, struct MHD_Connection *c, srv_re
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->type);
     if (r->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (r->status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, is_post(q->route) ? "POST" : "GET, HEAD");
     if (atomic_load(&s->draining) || r->status == 413 || r->status == 429)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->status, resp);
@@ -84,6 +86,34 @@ static long long content_length(struct MHD_Connection *c) {
     return v ? atoll(v) : -1;
 }
 
+typedef struct {
+    const char *first;
+    bool differ;
+} length_headers;
+
+static enum MHD_Result note_length(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    length_headers *h = cls;
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) return MHD_YES;
+    if (h->first && strcmp(h->first, value)) h->differ = true;
+    if (!h->first) h->first = value;
+    return MHD_YES;
+}
+
+/* Two Content-Length headers that disagree: which one frames the body is
+ * a guess a proxy in front may make otherwise (RFC 9112 6.3). */
+static bool lengths_differ(struct MHD_Connection *c) {
+    length_headers h = {0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, note_length, &h);
+    return h.differ;
+}
+
+/* A compressed body would reach the JSON parser as bytes it cannot read. */
+static bool is_identity(struct MHD_Connection *c) {
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    return !v || !*v || !strcasecmp(v, "identity");
+}
+
 static bool is_json_body(struct MHD_Connection *c) {
     const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     return v && !strncasecmp(v, "application/json", 16) && (!v[16] || v[16] == ';' || v[16] == ' ');
@@ -96,9 +126,14 @@ static bool admit(qb_server *s, struct MHD_Connection *c, srv_req *q, const char
         !key_ok(s->p.api_key, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)))
         return srv_error(r, 401, "unauthorized", "missing or wrong API key (Authorization: Bearer KEY)");
     if (q->route == SRV_UNKNOWN) return srv_error(r, 404, "not_found", "no such endpoint");
-    if (strcmp(method, is_post(q->route) ? "POST" : "GET"))
-        return srv_error(r, 405, "validation", "this endpoint takes %s", is_post(q->route) ? "POST" : "GET");
+    bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD"); /* HEAD: GET's headers, no body (MHD) */
+    if (is_post(q->route) ? strcmp(method, "POST") : !get)
+        return srv_error(r, 405, "validation", "this endpoint takes %s", is_post(q->route) ? "POST" : "GET or HEAD");
     if (!is_post(q->route)) return true;
+    if (lengths_differ(c)) return srv_error(r, 400, "validation", "two Content-Length headers that differ");
+    if (!is_identity(c))
+        return srv_error(r, 415, "validation", "Content-Encoding '%s' is not supported: send the JSON uncompressed",
+                         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING));
     if (!is_json_body(c))
         return srv_error(r, 415, "validation", "the body must be sent as Content-Type: application/json");
     if (content_length(c) > (long long)s->p.payload_limit)
@@ -227,17 +262,21 @@ static qb_status check_params(const qb_serve_params *p, qb_error *err) {
     return QB_OK;
 }
 
+/* An address, or a name the resolver knows ("localhost"): its first
+ * address, IPv4 or IPv6. */
 static qb_status parse_host(const char *host, int port, struct sockaddr_storage *ss, qb_error *err) {
     memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-    } else return qb_fail(err, QB_ERR_ARG, "serve: --host '%s' is not an IPv4 or IPv6 address", host);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || !res || res->ai_addrlen > sizeof *ss) {
+        if (res) freeaddrinfo(res);
+        return qb_fail(err, QB_ERR_ARG, "serve: --host '%s' is not an address or a known host name (%s)", host,
+                       rc ? gai_strerror(rc) : "no address");
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (ss->ss_family == AF_INET) ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    else ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
     return QB_OK;
 }
 
