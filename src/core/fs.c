@@ -349,8 +349,8 @@ static void remove_stale_staging(const char *out) {
     closedir(d);
 }
 
-/* Entries of dir that name[] holds, read whole before any is renamed or
- * removed (readdir over a changing directory may skip or repeat one). */
+/* The names in dir (*n of them), read whole before any is renamed or
+ * removed: readdir over a changing directory may skip or repeat one. */
 static char **list_dir(const char *dir, int *n) {
     DIR *d = opendir(dir);
     char **names = NULL;
