@@ -94,6 +94,9 @@ void qb_progress_callback(void *ctx, const char *stage, long done, long total);
  * before it dies of the signal.  Call before any thread starts: the
  * threads inherit the signals blocked, for one thread to wait for them. */
 void qb_cli_discard_on_interrupt(const char *cmd, const char *out, const char *also);
+/* The same with cleanup(ctx) run instead, in that thread while the
+ * command's own threads go on: it must rename what it removes first. */
+void qb_cli_on_interrupt(const char *cmd, void (*cleanup)(void *ctx), void *ctx);
 
 /* This program run again as a child with argv (argv[0] first, NULL last),
  * no shell in between.  run_self sends its stdout and stderr to log_path

@@ -7,6 +7,7 @@
  * (method mixed) use. */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,7 @@ typedef struct {
     int calib_n, limit, max_length, threads;
     char stats[4200]; /* calibration statistics, computed once */
     bool force;       /* an existing REPORT_DIR is reused, its earlier outputs removed */
-    bool created;     /* REPORT_DIR is this run's */
+    atomic_bool created; /* REPORT_DIR is this run's (read by the interrupt's thread too) */
 } sens_args;
 
 static int parse_args(int argc, char **argv, sens_args *a) {
@@ -338,6 +339,26 @@ static void remove_scratch(const sens_args *a, bool failed) {
     else remove_own(a->out, N_SCRATCH);
 }
 
+/* Moved aside first, so that a quantize racing with this finds its
+ * staging gone rather than publishing half of it. */
+static void discard(const char *path) {
+    char moved[4500];
+    snprintf(moved, sizeof moved, "%.4400s.discard-%ld", path, (long)getpid());
+    if (rename(path, moved) == 0) qb_remove_tree(moved);
+}
+
+/* Ctrl-C: the scratch models, whole or staged, and a REPORT_DIR this run made. */
+static void interrupted(void *ctx) {
+    const sens_args *a = ctx;
+    char p[4400];
+    for (size_t k = 0; k < N_SCRATCH; k++) {
+        if (!qb_path_join(p, sizeof p, a->out, own_files[k])) continue;
+        qb_staging_discard_own(p);
+        discard(p);
+    }
+    if (atomic_load(&a->created)) discard(a->out);
+}
+
 static qb_status run(sens_args *a, const qb_model *m, analysis *an, qb_error *err) {
     qb_eval_result r;
     qb_status st = evaluate(a, a->dir, a->data, NULL, &r, err);
@@ -392,6 +413,7 @@ int qb_cmd_sensitivity(int argc, char **argv) {
     if (rc) return rc;
     if (!a.threads) a.threads = qb_default_threads();
     snprintf(a.stats, sizeof a.stats, "%s/calibration.json", a.out);
+    qb_cli_on_interrupt("sensitivity", interrupted, &a);
     qb_model *m = qb_cli_load("sensitivity", a.dir, a.threads, NULL);
     if (!m) return QB_EXIT_FAIL;
     a.max_length = qb_model_max_length(m, a.max_length);

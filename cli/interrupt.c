@@ -14,6 +14,8 @@
 typedef struct {
     sigset_t set;
     const char *cmd;
+    void (*cleanup)(void *ctx); /* NULL: discard the staging of paths */
+    void *ctx;
     const char *paths[2];
 } interrupt;
 
@@ -22,6 +24,7 @@ static void *await_signal(void *arg) {
     int sig;
     if (sigwait(&in->set, &sig) != 0) return NULL;
     fprintf(stderr, "qbert %s: %s: removing the unfinished output\n", in->cmd, strsignal(sig));
+    if (in->cleanup) in->cleanup(in->ctx);
     for (int k = 0; k < 2; k++)
         if (in->paths[k]) qb_staging_discard_own(in->paths[k]);
     sigset_t one;
@@ -33,10 +36,11 @@ static void *await_signal(void *arg) {
     return NULL;
 }
 
-void qb_cli_discard_on_interrupt(const char *cmd, const char *out, const char *also) {
-    interrupt *in = calloc(1, sizeof *in);
+/* The thread, waiting with what proto asks of it. */
+static void start_waiting(interrupt proto) {
+    interrupt *in = malloc(sizeof *in);
     if (!in) return;
-    *in = (interrupt){.cmd = cmd, .paths = {out, also}};
+    *in = proto;
     sigemptyset(&in->set);
     static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
     for (size_t k = 0; k < sizeof sigs / sizeof *sigs; k++) {
@@ -52,4 +56,12 @@ void qb_cli_discard_on_interrupt(const char *cmd, const char *out, const char *a
         return;
     }
     pthread_detach(t);
+}
+
+void qb_cli_discard_on_interrupt(const char *cmd, const char *out, const char *also) {
+    start_waiting((interrupt){.cmd = cmd, .paths = {out, also}});
+}
+
+void qb_cli_on_interrupt(const char *cmd, void (*cleanup)(void *ctx), void *ctx) {
+    start_waiting((interrupt){.cmd = cmd, .cleanup = cleanup, .ctx = ctx});
 }

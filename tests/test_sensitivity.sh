@@ -51,6 +51,25 @@ check "existing REPORT_DIR refused ($(head -c 100 "$TMP/err"))" \
 check "--force: runs" test $? -eq 0
 check "--force: the earlier suggested map is gone, other files kept" \
   test ! -e "$A/precision_map.json" -a -e "$A/notes.txt" -a -s "$A/sensitivity.json"
+# SIGINT mid-run: no REPORT_DIR the run made is left, and in one it was
+# given (--force) no scratch model; the process dies of the signal
+interrupt() { # interrupt DIR [--force]
+  set -m
+  "$QBERT" sensitivity "$SHARED/models/bert-mini-sst2" --data "$SHARED/data/sst2/dev.tsv" --limit 200 -o "$1" "${@:2}" \
+    >/dev/null 2>"$TMP/int.err" &
+  local pid=$!
+  set +m
+  for _ in $(seq 600); do ls -A "$1" 2>/dev/null | grep -q one-layer || ! kill -0 $pid 2>/dev/null && break; sleep 0.02; done
+  kill -INT $pid 2>/dev/null
+  wait $pid
+}
+interrupt "$TMP/int1"
+check "SIGINT: exit 130 ($?)" test $? -eq 130
+check "SIGINT: no REPORT_DIR it made is left" bash -c "! ls -d '$TMP'/int1* 2>/dev/null"
+mkdir "$TMP/int2" && touch "$TMP/int2/notes.txt"
+interrupt "$TMP/int2" --force
+check "SIGINT with --force: the given REPORT_DIR keeps its files, and no scratch" \
+  test "$(ls -A "$TMP/int2" | tr '\n' ' ')" = "notes.txt "
 # a failed run leaves no REPORT_DIR it made; options that would do nothing are refused
 : >"$TMP/empty.tsv"
 "$QBERT" sensitivity "$SHARED/models/bert-mini-conll" --data "$TMP/empty.tsv" -o "$TMP/failed" 2>"$TMP/err"
