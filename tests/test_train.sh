@@ -152,6 +152,20 @@ check "--state on a foreign file: no OUT_DIR" test ! -e "$TMP/x6"
 fails "--resume from a foreign file" "precious.txt: not a qbert training state" "${SMALL[@]}" -o "$TMP/x6" \
   --resume "$TMP/precious.txt"
 
+# A fresh sequence head under each family's own names: RoBERTa's and
+# ELECTRA's classifier.dense and classifier.out_proj (from a bare body, or
+# replacing a head with --new-head), which the saved model loads by
+need_shared tools/make_random_checkpoint.py
+for spec in "roberta-small-odd base" "roberta-small-odd seq --new-head" "electra-small base"; do
+  read -r preset head extra <<<"$spec"
+  d=$TMP/fam-$preset-$head
+  $PY "$SHARED/tools/make_random_checkpoint.py" "$preset" "$d" --head "$head" >/dev/null
+  "$QBERT" train "$d" "${SMALL[@]}" $extra -o "$d.out" >"$TMP/fam.txt" 2>&1
+  check "$preset ($head$extra): a new sequence head trains and saves ($(tail -c 120 "$TMP/fam.txt"))" test $? -eq 0
+  check "  under classifier.dense and classifier.out_proj, and predicts" bash -c \
+    "'$QBERT' info '$d.out' --tensors | grep -q 'classifier.out_proj.weight' && '$QBERT' predict '$d.out' 'a fine film' >/dev/null"
+done
+
 # --resume: OUT_DIR must hold the best epoch the state recorded.  A run
 # killed mid-epoch 2 (epoch 1 in OUT_DIR), then resumed without its OUT_DIR,
 # into another model directory, or with another -o: refused, state kept.

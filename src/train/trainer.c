@@ -208,19 +208,20 @@ static void bind_mlm_head(builder *b) {
     if (ct) qb_safetensors_to_f32(ct, p->w);
 }
 
-/* A bare encoder or masked-LM body (BertModel, BertForMaskedLM,
- * DistilBertModel) gets the pooler its sequence class has, named under the
- * checkpoint's own prefix ("bert." or none). */
+/* A body without the sequence head's dense (BertModel, BertForMaskedLM,
+ * a token classifier) gets the one its family's sequence class has: a
+ * pooler under the checkpoint's own prefix ("bert." or none), or a head
+ * linear of its own (DistilBERT's pre_classifier, RoBERTa's and
+ * ELECTRA's classifier.dense). */
 static const char *pooler_name(qb_trainer *t) {
     const qb_model *m = t->m;
+    const qb_family *f = m->cfg.family;
     const char *emb = NULL;
     for (int i = 0; i < m->n_params && !emb; i++)
         if (m->params[i].data == m->word_emb) emb = m->params[i].name;
     const char *at = emb ? strstr(emb, "embeddings.") : NULL;
-    int prefix = at ? (int)(at - emb) : 0;
-    const char *dense = m->cfg.arch == QB_ARCH_BERT ? "pooler.dense" : "pooler";
-    if (m->cfg.arch == QB_ARCH_DISTILBERT) snprintf(t->head_pooler, sizeof t->head_pooler, "pre_classifier");
-    else snprintf(t->head_pooler, sizeof t->head_pooler, "%.*s%s", prefix, emb ? emb : "", dense);
+    int prefix = at && f->seq_dense_in_base ? (int)(at - emb) : 0;
+    snprintf(t->head_pooler, sizeof t->head_pooler, "%.*s%s", prefix, emb ? emb : "", f->seq_dense);
     return t->head_pooler;
 }
 
@@ -254,8 +255,11 @@ static void bind_all(builder *b, bool fresh_head) {
     const qb_linear *pool = m->pooler.w ? &m->pooler : m->pre_classifier.w ? &m->pre_classifier : NULL;
     if (t->view.cfg.task == QB_TASK_SEQUENCE && pool) bind_tlinear(b, &t->pooler, pool);
     else if (t->view.cfg.task == QB_TASK_SEQUENCE) add_head_linear(b, &t->pooler, pooler_name(t), t->H, true);
-    if (fresh_head) add_head_linear(b, &t->classifier, "classifier", t->L, false);
-    else bind_tlinear(b, &t->classifier, &m->classifier);
+    if (fresh_head) {
+        bool seq = t->view.cfg.task == QB_TASK_SEQUENCE;
+        snprintf(t->head_classifier, sizeof t->head_classifier, "%s", seq ? m->cfg.family->seq_out : "classifier");
+        add_head_linear(b, &t->classifier, t->head_classifier, t->L, false);
+    } else bind_tlinear(b, &t->classifier, &m->classifier);
 }
 
 /* Where the view keeps the linear that ml is in the model. */
@@ -338,9 +342,10 @@ static qb_status build_view(qb_trainer *t, qb_error *err) {
         snprintf(v->mlm_dense.name, sizeof v->mlm_dense.name, "%s", t->mlm_fresh);
         v->linears[v->n_linears++] = &v->mlm_dense;
     }
-    if (!m->classifier.out && cfg.task != QB_TASK_MLM) { /* a checkpoint without a head: the fresh one joins */
-        v->classifier = (qb_linear){.fmt = qb_linear_format_named("fp32"), .name = "classifier"};
-        v->linears[v->n_linears++] = &v->classifier;
+    if (t->head_classifier[0]) { /* fresh, under its family's name; one the model had not joins the list */
+        v->classifier = (qb_linear){.fmt = qb_linear_format_named("fp32")};
+        snprintf(v->classifier.name, sizeof v->classifier.name, "%s", t->head_classifier);
+        if (!m->classifier.out) v->linears[v->n_linears++] = &v->classifier;
     }
     /* ids index per-linear arrays (plans, scratch): none past the list */
     for (int i = 0; i < v->n_linears; i++) v->linears[i]->id = i;

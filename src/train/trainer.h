@@ -124,6 +124,7 @@ typedef struct qb_trainer_s {
     int *app_block;         /* [n_apps]: which block application a runs */
     qb_tlinear pooler;      /* BERT/ALBERT pooler or DistilBERT pre_classifier; w NULL for token heads */
     char head_pooler[96];   /* its name when the model did not bind one (a bare body), else "" */
+    char head_classifier[96]; /* the fresh classifier's name (the family's: "classifier.out_proj"...), else "" */
     float init_std;         /* fresh weights: normal(0, initializer_range) */
     qb_tlinear classifier;
     /* QB_TASK_MLM: the transform (dense, act, LayerNorm) and the decoder,
