@@ -44,8 +44,9 @@ static const char train_help[] =
     "  --force            replace an existing OUT_DIR (a directory or a file)\n"
     "                     and an interrupted run's state at OUT_DIR.state\n"
     "  --parents          create OUT_DIR's missing parent directories\n"
-    "  --resume FILE      continue an interrupted run from its state file; OUT_DIR\n"
-    "                     must hold the best epoch the state recorded\n"
+    "  --resume FILE      continue an interrupted run from its state file (kept\n"
+    "                     there unless --state says otherwise); OUT_DIR must hold\n"
+    "                     the best epoch the state recorded\n"
     "  --state FILE       where the run keeps its state (default OUT_DIR.state;\n"
     "                     written atomically, removed when the run finishes;\n"
     "                     an existing file that is not a state is refused)\n"
@@ -298,7 +299,7 @@ static int run_training(int argc, char **argv, train_args *a) {
     int rc = parse_args(argc, argv, a);
     if (rc) return rc;
     const char *cmd = a->p.qat ? "qat" : "train";
-    qb_cli_discard_on_interrupt(cmd, a->out, a->p.state_path);
+    qb_cli_discard_on_interrupt(cmd, a->out, a->p.state_path ? a->p.state_path : a->p.resume);
     bar_state bar = {.tty = isatty(STDERR_FILENO)};
     a->p.progress = on_progress;
     a->p.progress_ctx = &bar;

@@ -91,6 +91,20 @@ bad_teacher() { # bad_teacher WHAT DIR PATTERN
 }
 [ -e "$SHARED/models/bert-mini-conll" ] && bad_teacher labels "$SHARED/models/bert-mini-conll" "labels"
 [ -e "$SHARED/models/albert-mini-sst2" ] && bad_teacher tokenizer "$SHARED/models/albert-mini-sst2" "tokenizer"
+# a bare encoder has no logits to distil from
+mkdir -p "$TMP/bare"
+cp "$M/vocab.txt" "$TMP/bare/"
+retile "$M/model.safetensors" "$TMP/bare/model.safetensors" "del h['classifier.weight'], h['classifier.bias']"
+$PY -c "import json,sys; c=json.load(open(sys.argv[1])); c['architectures']=['BertModel']; json.dump(c, open(sys.argv[2],'w'))" \
+  "$M/config.json" "$TMP/bare/config.json"
+bad_teacher "no head" "$TMP/bare" "no classification head"
+# the same vocabulary through tokenizer.json is the same tokenizer
+TJ=$SHARED/tokenizers/bert-base-uncased
+if [ -e "$TJ/tokenizer.json" ]; then
+  cp -r "$M" "$TMP/tj" && cp "$TJ/tokenizer.json" "$TMP/tj/"
+  "$QBERT" qat "$M" "${SMALL[@]}" -o "$TMP/tjout" --bits 4 --teacher "$TMP/tj" >/dev/null 2>"$TMP/tj.err"
+  check "a teacher whose tokenizer.json holds the student's vocab.txt ($(head -c 100 "$TMP/tj.err"))" test $? -eq 0
+fi
 printf 'sentence\tlabel\ngood movie\t1\ndull\t5\n' >"$TMP/dev5.tsv"
 "$QBERT" qat "$M" --data "$TMP/train.tsv" --limit $SN --eval "$TMP/dev5.tsv" -o "$TMP/bad" --bits 4 >/dev/null 2>"$TMP/bad.err"
 rc=$?

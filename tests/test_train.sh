@@ -233,4 +233,26 @@ check "SIGTERM mid-train: dies of it ($rc, $(head -c 80 "$TMP/t.err"))" test $rc
 check "SIGTERM mid-train: the state kept, nothing half-written" \
   bash -c "test -e '$TMP/t/out.state' && test -z \"\$(ls -A '$TMP/t' | grep -v '^out\(\.state\)\?\$')\""
 
+# --resume FILE without --state goes on in FILE, and removes it at the end
+mv "$TMP/t/out.state" "$TMP/t/moved.state"
+"$QBERT" train "$M" "${R[@]}" --resume "$TMP/t/moved.state" -o "$TMP/t/out" >"$TMP/t3.txt" 2>&1
+check "resume without --state: finishes ($(tail -c 100 "$TMP/t3.txt"))" test $? -eq 0
+check "  in the state it resumed, removed at the end" test -z "$(ls -A "$TMP/t" | grep -v '^out$')"
+# refused before any training: a --state in a missing directory, --new-head
+# with --task mlm; a temporary state file of a dead process is swept
+fails "--state in a missing directory" "nodir/x.state: parent directory .* does not exist" "${SMALL[@]}" \
+  -o "$TMP/x8" --state "$TMP/nodir/x.state"
+check "  no OUT_DIR" test ! -e "$TMP/x8"
+fails "--new-head with --task mlm" "new-head starts a fresh classifier" --task mlm --new-head "${SMALL[@]}" -o "$TMP/x9"
+: >"$TMP/s9.state.tmp-99999999-0123abcd"
+"$QBERT" train "$M" "${SMALL[@]}" -o "$TMP/s9" --state "$TMP/s9.state" >/dev/null 2>&1
+check "a dead process's temporary state file is removed" test ! -e "$TMP/s9.state.tmp-99999999-0123abcd"
+# a tag neither the training data nor the model's token head has is refused
+printf 'Paris NNP B-NP B-FOO\nis VBZ B-VP O\n\n' >"$TMP/devfoo.txt"
+"$QBERT" train "$SHARED/models/bert-mini-conll" --data "$CONLL/train.txt" --limit 20 --eval "$TMP/devfoo.txt" \
+  --epochs 1 --max-length 32 -o "$TMP/x10" >/dev/null 2>"$TMP/x10.err"
+rc=$?
+check "a DEV tag no one trains: exit 1 ($(head -c 100 "$TMP/x10.err"))" \
+  bash -c "test $rc -eq 1 && grep -q \"tag 'B-FOO' is in neither\" '$TMP/x10.err' && test ! -e '$TMP/x10'"
+
 finish

@@ -294,7 +294,7 @@ static qb_status make_dirs(const char *dir, qb_error *err) {
     }
 }
 
-static qb_status check_parent(const char *out, bool parents, qb_error *err) {
+qb_status qb_path_parent_ready(const char *out, bool parents, qb_error *err) {
     char parent[4096];
     parent_of(out, parent, sizeof parent);
     struct stat st;
@@ -439,7 +439,7 @@ qb_status qb_outdir_begin(qb_outdir *o, const char *out, unsigned flags, qb_erro
     memset(o, 0, sizeof *o);
     o->flags = flags;
     qb_status st = qb_path_normalize(out, o->out, sizeof o->out, err);
-    if (!st) st = check_parent(o->out, flags & QB_OUTDIR_PARENTS, err);
+    if (!st) st = qb_path_parent_ready(o->out, flags & QB_OUTDIR_PARENTS, err);
     if (st) return st;
     remove_stale_staging(o->out);
     struct stat sb;
@@ -523,9 +523,34 @@ qb_status qb_file_copy(const char *src, const char *dst, qb_error *err) {
     return st;
 }
 
+/* Temporary files of path (path.tmp-PID-XXXXXXXX, no more to the name) of
+ * a process that died writing them, e.g. killed with SIGKILL mid-save. */
+static void remove_stale_temps(const char *path) {
+    char parent[4096], p[4200 + 256];
+    parent_of(path, parent, sizeof parent);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t n = strlen(base);
+    int count;
+    char **names = list_dir(parent, &count);
+    for (int i = 0; i < count; i++) {
+        const char *name = names[i];
+        char *end;
+        long pid = strncmp(name, base, n) || strncmp(name + n, ".tmp-", 5) ? 0 : strtol(name + n + 5, &end, 10);
+        struct stat st;
+        if (pid > 0 && *end == '-' && strlen(end + 1) == 8 && strspn(end + 1, "0123456789abcdef") == 8 &&
+            pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH &&
+            qb_path_join(p, sizeof p, parent, name) && lstat(p, &st) == 0 && S_ISREG(st.st_mode))
+            unlink(p);
+        free(names[i]);
+    }
+    free(names);
+}
+
 /* A name of this process's own, made with O_EXCL: two writers of one
  * path never write into the same temporary file. */
 qb_status qb_file_create_temp(const char *path, char *tmp, size_t cap, int *fd, qb_error *err) {
+    remove_stale_temps(path);
     *fd = -1;
     for (int attempt = 0; *fd < 0 && attempt < 16; attempt++) {
         int len = snprintf(tmp, cap, "%s.tmp-%ld-%08lx", path, (long)getpid(), staging_nonce());

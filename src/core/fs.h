@@ -88,6 +88,8 @@ qb_status qb_outdir_begin(qb_outdir *o, const char *out, unsigned flags, qb_erro
 void qb_staging_discard_own(const char *out);
 qb_status qb_outdir_commit(qb_outdir *o, qb_error *err);
 void qb_outdir_abort(qb_outdir *o);
+/* path's parent directory exists, or with parents is made (mkdir -p). */
+qb_status qb_path_parent_ready(const char *path, bool parents, qb_error *err);
 /* "a//b/" into "a/b"; refuses "", ".", ".." and names ending in them. */
 qb_status qb_path_normalize(const char *in, char *out, size_t cap, qb_error *err);
 /* Removes a directory with its contents, or a file; links are not followed. */

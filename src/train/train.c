@@ -102,6 +102,9 @@ static qb_status check_params(const char *model_dir, const qb_train_params *p, c
         return qb_fail(err, QB_ERR_IO, "%s: no such training state (--resume)", p->resume);
     if (p->resume && !qb_train_state_recognize(p->resume))
         return qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert training state (--resume)", p->resume);
+    if (is_mlm(p) && p->new_head)
+        return qb_fail(err, QB_ERR_ARG, "train: --new-head starts a fresh classifier; --task mlm trains the masked-LM "
+                       "head the model has (or a fresh one where it has none)");
     if (!is_mlm(p) && p->whole_word_mask)
         return qb_fail(err, QB_ERR_ARG, "train: --whole-word-mask applies to --task mlm");
     if (is_mlm(p) && (p->qat || p->distill))
@@ -138,6 +141,29 @@ static int set_label_of(const void *ctx, const char *label) {
     for (int i = 0; i < ls->n; i++)
         if (!strcmp(ls->names[i], label)) return i;
     return -1;
+}
+
+/* Whether the training examples use tag (token tasks). */
+static bool trained_tag(const qb_dataset *ds, const char *tag) {
+    for (int i = 0; i < ds->n; i++)
+        for (int w = 0; w < ds->ex[i].n_words; w++)
+            if (!strcmp(ds->ex[i].tags[w], tag)) return true;
+    return false;
+}
+
+/* DEV adds the tags a short --limit missed, but a tag neither the training
+ * data nor the model's token head has (a typo, another tag set) would
+ * throw that head away for a fresh one: refused. */
+static qb_status check_dev_tags(const run *r, const char *dev, qb_error *err) {
+    const qb_model *m = r->m;
+    if (!r->labels.token_task || m->cfg.task != QB_TASK_TOKEN || r->p->new_head) return QB_OK;
+    for (int i = 0; i < r->labels.n; i++) {
+        const char *tag = r->labels.names[i];
+        if (model_label_of(m, tag) < 0 && !trained_tag(&r->ds, tag))
+            return qb_fail(err, QB_ERR_FORMAT, "%s: tag '%s' is in neither the training data %s nor %s's labels; it "
+                           "would replace the trained head (--new-head if that is meant)", dev, tag, r->p->data, m->dir);
+    }
+    return QB_OK;
 }
 
 static void choose_head(run *r) {
@@ -215,6 +241,7 @@ static qb_status load_inputs(run *r, const char *model_dir, qb_error *err) {
     lp.n_threads = r->p->n_threads;
     if (!st) st = qb_model_load(model_dir, &lp, &r->m, err);
     if (!st) st = qb_label_set_collect(&r->ds, &dev, &r->labels, err);
+    if (!st) st = check_dev_tags(r, p->eval_data, err);
     if (!st) st = check_dev(r, &dev, err);
     qb_dataset_free(&dev);
     return st;
@@ -232,6 +259,9 @@ static void label_list(char *buf, size_t cap, const char *const *names, int n) {
 
 static qb_status check_teacher_labels(const run *r, const qb_model *tm, qb_error *err) {
     const qb_config *c = &tm->cfg;
+    if (c->task != QB_TASK_SEQUENCE && c->task != QB_TASK_TOKEN)
+        return qb_fail(err, QB_ERR_ARG, "%s: the teacher (%s) has no classification head to distil from; give one "
+                       "fine-tuned on these labels (--teacher DIR)", tm->dir, c->class_name);
     bool same = (c->task == QB_TASK_TOKEN) == r->labels.token_task && c->num_labels == r->n_names;
     for (int i = 0; same && i < r->n_names; i++) same = c->labels[i] && !strcmp(c->labels[i], r->names[i]);
     if (same) return QB_OK;
@@ -243,40 +273,34 @@ static qb_status check_teacher_labels(const run *r, const qb_model *tm, qb_error
                    c->task == QB_TASK_TOKEN ? "token" : "sequence", c->num_labels, got, r->n_names, want);
 }
 
-/* Same vocabulary file bytes (either may lack a file the other lacks too). */
-static qb_status same_file_bytes(const char *a_dir, const char *b_dir, const char *name, bool *same, qb_error *err) {
-    char a[4200], b[4200], *x = NULL, *y = NULL;
-    size_t nx = 0, ny = 0;
-    if (!qb_path_join(a, sizeof a, a_dir, name) || !qb_path_join(b, sizeof b, b_dir, name))
-        return qb_fail(err, QB_ERR_ARG, "%s: path too long", b_dir);
-    bool ea = qb_file_exists(a), eb = qb_file_exists(b);
-    *same = ea == eb;
-    if (!ea || !eb) return QB_OK;
-    qb_status st = qb_file_read_all(a, &x, &nx, err);
-    if (!st) st = qb_file_read_all(b, &y, &ny, err);
-    if (!st) *same = nx == ny && !memcmp(x, y, nx);
-    free(x);
-    free(y);
-    return st;
-}
-
+/* The same token for every id, and the same ids for a probe text (cased,
+ * accented, with digits and punctuation: where normalizers differ), whatever
+ * files hold the vocabulary (vocab.txt, tokenizer.json, spiece.model). */
 static qb_status check_teacher_tokenizer(const qb_model *m, const qb_model *tm, qb_error *err) {
-    static const char *const files[] = {"vocab.txt", "spiece.model"};
+    static const char probe[] = "Hello, WORLD! Naïve café 1234 don't re-test";
     qb_model_info a, b;
     qb_model_get_info(m, &a);
     qb_model_get_info(tm, &b);
-    if (a.vocab_size != b.vocab_size || strcmp(a.tokenizer, b.tokenizer))
-        return qb_fail(err, QB_ERR_ARG, "%s: the teacher's tokenizer (%s, %d tokens) is not the student's (%s, %d "
-                       "tokens)", tm->dir, b.tokenizer, b.vocab_size, a.tokenizer, a.vocab_size);
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        bool same = false;
-        qb_status st = same_file_bytes(m->dir, tm->dir, files[i], &same, err);
-        if (st) return st;
-        if (!same)
-            return qb_fail(err, QB_ERR_ARG, "%s: the teacher's tokenizer differs from the student's (%s is not %s's)",
-                           tm->dir, files[i], m->dir);
+    int n = qb_tokenizer_vocab_size(m->tok);
+    if (n != qb_tokenizer_vocab_size(tm->tok))
+        return qb_fail(err, QB_ERR_ARG, "%s: the teacher's tokenizer (%s) has %d tokens, the student's (%s) %d", tm->dir,
+                       b.tokenizer, qb_tokenizer_vocab_size(tm->tok), a.tokenizer, n);
+    for (int id = 0; id < n; id++) {
+        const char *x = qb_token_text(m, id), *y = qb_token_text(tm, id);
+        if (!x != !y || (x && strcmp(x, y)))
+            return qb_fail(err, QB_ERR_ARG, "%s: the teacher's tokenizer differs from the student's: token %d is '%s', "
+                           "not '%s'", tm->dir, id, y ? y : "", x ? x : "");
     }
-    return QB_OK;
+    qb_encoding ea = {0}, eb = {0};
+    qb_status st = qb_tokenize(m, probe, sizeof probe - 1, NULL, 0, 64, &ea, err);
+    if (!st) st = qb_tokenize(tm, probe, sizeof probe - 1, NULL, 0, 64, &eb, err);
+    bool same = !st && ea.n == eb.n && !memcmp(ea.input_ids, eb.input_ids, (size_t)ea.n * sizeof *ea.input_ids);
+    qb_encoding_free(&ea);
+    qb_encoding_free(&eb);
+    if (!st && !same)
+        st = qb_fail(err, QB_ERR_ARG, "%s: the teacher's tokenizer (%s) splits text otherwise than the student's (%s)",
+                     tm->dir, b.tokenizer, a.tokenizer);
+    return st;
 }
 
 static qb_status check_teacher_shape(const qb_train_params *p, const qb_trainer *s, const qb_trainer *t,
@@ -754,8 +778,12 @@ qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *
     if (st) return st;
     r.out_dir = r.out;
     fingerprint(&r, model_dir);
-    if (p->state_path) snprintf(r.state_path, sizeof r.state_path, "%s", p->state_path);
+    /* a resumed run goes on in the state it resumed, unless told otherwise */
+    const char *state = p->state_path ? p->state_path : p->resume;
+    if (state) snprintf(r.state_path, sizeof r.state_path, "%s", state);
     else snprintf(r.state_path, sizeof r.state_path, "%s.state", r.out_dir);
+    st = qb_path_parent_ready(r.state_path, p->parents, err);
+    if (st) return st;
     snprintf(r.at.out_dir, sizeof r.at.out_dir, "%s", r.out_dir);
     st = p->resume ? QB_OK : check_state_path(&r, err); /* resumed: once the state it resumes has loaded */
     if (!st) st = load_inputs(&r, model_dir, err);
