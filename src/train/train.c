@@ -119,10 +119,11 @@ static qb_status check_params(const char *model_dir, const qb_train_params *p, c
 static void fingerprint(run *r, const char *model_dir) {
     const qb_train_params *p = r->p;
     snprintf(r->fingerprint, sizeof r->fingerprint,
-             "model %s; data %s (limit %d); dev %s (limit %d); batch %d; epochs %d; lr %g; max_length %d; seed %llu; warmup %g; "
-             "weight_decay %g; clip %g; threads %d; qat %d bits %d observer %s freeze %ld calib %d; "
-             "ternary %d group %d zero %d; distill %d teacher %s hidden %d T %g; task %s p %g wwm %d",
-             model_dir, p->data, p->limit, p->eval_data, p->eval_limit, p->batch, p->epochs, (double)p->lr, p->max_length,
+             "model %s; data %s (limit %d); dev %s (limit %d); batch %d; epochs %d; lr %g; max_length %d; "
+             "seed %llu; warmup %g; weight_decay %g; clip %g; threads %d; qat %d bits %d observer %s freeze %ld "
+             "calib %d; ternary %d group %d zero %d; distill %d teacher %s hidden %d T %g; task %s p %g wwm %d",
+             model_dir, p->data, p->limit, p->eval_data, p->eval_limit, p->batch, p->epochs, (double)p->lr,
+             p->max_length,
              (unsigned long long)p->seed, (double)p->warmup_ratio, (double)p->weight_decay, (double)p->max_grad_norm,
              p->n_threads, p->qat, p->qat ? p->qat_bits : 0, p->qat ? p->act_observer : "-",
              p->qat ? p->freeze_observers_after : 0, p->qat ? p->calib_batches : 0, p->qat_ternary,
