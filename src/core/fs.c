@@ -314,7 +314,7 @@ qb_status qb_path_parent_ready(const char *out, bool parents, qb_error *err) {
  * it, and whose process has died. */
 #define STAGING_MARK ".qbert-staging"
 
-static bool staging_is_stale(const char *dir, long pid) {
+static bool staging_marked(const char *dir, long pid) {
     char mark[4200], text[64];
     if (!qb_path_join(mark, sizeof mark, dir, STAGING_MARK)) return false;
     int fd = open(mark, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -325,29 +325,28 @@ static bool staging_is_stale(const char *dir, long pid) {
     text[n] = 0;
     char want[64];
     snprintf(want, sizeof want, "qbert staging pid %ld\n", pid);
-    return !strcmp(text, want) && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    return !strcmp(text, want);
 }
 
-/* Staging directories (<out>.tmp-PID-N) of a process that died without
- * cleaning up, e.g. a training run killed with SIGKILL. */
-static void remove_stale_staging(const char *out) {
-    char parent[4096], path[4200 + 256];
-    parent_of(out, parent, sizeof parent);
-    const char *slash = strrchr(out, '/');
-    const char *base = slash ? slash + 1 : out;
-    size_t n = strlen(base);
-    DIR *d = opendir(parent);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, base, n) || strncmp(e->d_name + n, ".tmp-", 5)) continue;
-        char *end;
-        long pid = strtol(e->d_name + n + 5, &end, 10);
-        if (pid <= 0 || *end != '-' || !qb_path_join(path, sizeof path, parent, e->d_name)) continue;
-        if (staging_is_stale(path, pid)) qb_remove_tree(path);
-    }
-    closedir(d);
+/* path's last component, with its directory in parent. */
+static const char *split_path(const char *path, char *parent, size_t cap) {
+    parent_of(path, parent, cap);
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
 }
+
+/* The process id of name when it is "<base>.tmp-PID-<rest>", else 0. */
+static long temp_pid(const char *name, const char *base, const char **rest) {
+    size_t n = strlen(base);
+    if (strncmp(name, base, n) || strncmp(name + n, ".tmp-", 5)) return 0;
+    char *end;
+    long pid = strtol(name + n + 5, &end, 10);
+    if (pid <= 0 || *end != '-') return 0;
+    *rest = end + 1;
+    return pid;
+}
+
+static bool process_gone(long pid) { return pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH; }
 
 /* The names in dir (*n of them), read whole before any is renamed or
  * removed: readdir over a changing directory may skip or repeat one. */
@@ -370,13 +369,31 @@ static char **list_dir(const char *dir, int *n) {
     return names;
 }
 
+/* What a process that died without cleaning up (SIGKILL) left beside
+ * path: staging directories (<path>.tmp-PID-N, carrying its marker) and
+ * temporary files (<path>.tmp-PID-XXXXXXXX, no more to the name). */
+static void remove_stale(const char *path) {
+    char parent[4096], p[4200 + 256];
+    const char *base = split_path(path, parent, sizeof parent), *rest;
+    int count;
+    char **names = list_dir(parent, &count);
+    for (int i = 0; i < count; i++) {
+        long pid = temp_pid(names[i], base, &rest);
+        struct stat st;
+        if (pid && process_gone(pid) && qb_path_join(p, sizeof p, parent, names[i]) && lstat(p, &st) == 0) {
+            if (S_ISDIR(st.st_mode) && staging_marked(p, pid)) qb_remove_tree(p);
+            else if (S_ISREG(st.st_mode) && strlen(rest) == 8 && strspn(rest, "0123456789abcdef") == 8) unlink(p);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
 void qb_staging_discard_own(const char *out) {
     char norm[4096], parent[4096], tag[48], path[4200 + 256], moved[4200 + 280];
     qb_error err = {0};
     if (qb_path_normalize(out, norm, sizeof norm, &err)) return;
-    parent_of(norm, parent, sizeof parent);
-    const char *slash = strrchr(norm, '/');
-    const char *base = slash ? slash + 1 : norm;
+    const char *base = split_path(norm, parent, sizeof parent);
     size_t n = strlen(base);
     snprintf(tag, sizeof tag, ".tmp-%ld-", (long)getpid());
     int count;
@@ -441,7 +458,7 @@ qb_status qb_outdir_begin(qb_outdir *o, const char *out, unsigned flags, qb_erro
     qb_status st = qb_path_normalize(out, o->out, sizeof o->out, err);
     if (!st) st = qb_path_parent_ready(o->out, flags & QB_OUTDIR_PARENTS, err);
     if (st) return st;
-    remove_stale_staging(o->out);
+    remove_stale(o->out);
     struct stat sb;
     if (lstat(o->out, &sb) == 0 && !(flags & QB_OUTDIR_FORCE))
         return qb_fail(err, QB_ERR_IO, "%s: already exists (use --force to replace it)", o->out);
@@ -523,34 +540,10 @@ qb_status qb_file_copy(const char *src, const char *dst, qb_error *err) {
     return st;
 }
 
-/* Temporary files of path (path.tmp-PID-XXXXXXXX, no more to the name) of
- * a process that died writing them, e.g. killed with SIGKILL mid-save. */
-static void remove_stale_temps(const char *path) {
-    char parent[4096], p[4200 + 256];
-    parent_of(path, parent, sizeof parent);
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    size_t n = strlen(base);
-    int count;
-    char **names = list_dir(parent, &count);
-    for (int i = 0; i < count; i++) {
-        const char *name = names[i];
-        char *end;
-        long pid = strncmp(name, base, n) || strncmp(name + n, ".tmp-", 5) ? 0 : strtol(name + n + 5, &end, 10);
-        struct stat st;
-        if (pid > 0 && *end == '-' && strlen(end + 1) == 8 && strspn(end + 1, "0123456789abcdef") == 8 &&
-            pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH &&
-            qb_path_join(p, sizeof p, parent, name) && lstat(p, &st) == 0 && S_ISREG(st.st_mode))
-            unlink(p);
-        free(names[i]);
-    }
-    free(names);
-}
-
 /* A name of this process's own, made with O_EXCL: two writers of one
  * path never write into the same temporary file. */
 qb_status qb_file_create_temp(const char *path, char *tmp, size_t cap, int *fd, qb_error *err) {
-    remove_stale_temps(path);
+    remove_stale(path);
     *fd = -1;
     for (int attempt = 0; *fd < 0 && attempt < 16; attempt++) {
         int len = snprintf(tmp, cap, "%s.tmp-%ld-%08lx", path, (long)getpid(), staging_nonce());
