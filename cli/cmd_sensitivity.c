@@ -339,14 +339,6 @@ static void remove_scratch(const sens_args *a, bool failed) {
     else remove_own(a->out, N_SCRATCH);
 }
 
-/* Moved aside first, so that a quantize racing with this finds its
- * staging gone rather than publishing half of it. */
-static void discard(const char *path) {
-    char moved[4500];
-    snprintf(moved, sizeof moved, "%.4400s.discard-%ld", path, (long)getpid());
-    if (rename(path, moved) == 0) qb_remove_tree(moved);
-}
-
 /* Ctrl-C: the scratch models, whole or staged, and a REPORT_DIR this run made. */
 static void interrupted(void *ctx) {
     const sens_args *a = ctx;
@@ -354,9 +346,9 @@ static void interrupted(void *ctx) {
     for (size_t k = 0; k < N_SCRATCH; k++) {
         if (!qb_path_join(p, sizeof p, a->out, own_files[k])) continue;
         qb_staging_discard_own(p);
-        discard(p);
+        qb_discard_tree(p);
     }
-    if (atomic_load(&a->created)) discard(a->out);
+    if (atomic_load(&a->created)) qb_discard_tree(a->out);
 }
 
 static qb_status run(sens_args *a, const qb_model *m, analysis *an, qb_error *err) {

@@ -389,8 +389,14 @@ static void remove_stale(const char *path) {
     free(names);
 }
 
+void qb_discard_tree(const char *path) {
+    char moved[4500];
+    snprintf(moved, sizeof moved, "%.4400s.discard-%ld", path, (long)getpid());
+    if (rename(path, moved) == 0) qb_remove_tree(moved);
+}
+
 void qb_staging_discard_own(const char *out) {
-    char norm[4096], parent[4096], tag[48], path[4200 + 256], moved[4200 + 280];
+    char norm[4096], parent[4096], tag[48], path[4200 + 256];
     qb_error err = {0};
     if (qb_path_normalize(out, norm, sizeof norm, &err)) return;
     const char *base = split_path(norm, parent, sizeof parent);
@@ -404,12 +410,8 @@ void qb_staging_discard_own(const char *out) {
         /* "<tmp>.old" is the only copy of the earlier output while a commit
          * without RENAME_EXCHANGE has it moved aside: never removed here */
         bool old = len > 4 && !strcmp(name + len - 4, ".old");
-        if (!strncmp(name, base, n) && at && !old && qb_path_join(path, sizeof path, parent, name)) {
-            /* moved first, so a commit racing with this either publishes
-             * the whole output or finds nothing to publish */
-            snprintf(moved, sizeof moved, "%s.discard", path);
-            if (rename(path, moved) == 0) qb_remove_tree(moved);
-        }
+        if (!strncmp(name, base, n) && at && !old && qb_path_join(path, sizeof path, parent, name))
+            qb_discard_tree(path);
         free(names[i]);
     }
     free(names);

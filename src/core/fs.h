@@ -94,6 +94,10 @@ qb_status qb_path_parent_ready(const char *path, bool parents, qb_error *err);
 qb_status qb_path_normalize(const char *in, char *out, size_t cap, qb_error *err);
 /* Removes a directory with its contents, or a file; links are not followed. */
 void qb_remove_tree(const char *path);
+/* qb_remove_tree after a rename aside (path.discard-PID), so that a writer
+ * still at work, or a commit racing with this, finds nothing left at path
+ * rather than publishing half of it. */
+void qb_discard_tree(const char *path);
 bool qb_same_file(const char *a, const char *b); /* same inode (dirs too) */
 bool qb_dir_is_empty(const char *path);        /* false for what is not a readable directory */
 
