@@ -301,6 +301,17 @@ head -c 100000000 /dev/zero | tr '\0' a >"$TMP/big.json"
 bad "a 100 MB body" 413 validation "$E_PORT" /embed "@$TMP/big.json"
 bad "a 100 MB chunked body" 413 validation "$E_PORT" /embed "@$TMP/big.json" -H "$J" -H "$AUTH" -H 'Transfer-Encoding: chunked'
 rm -f "$TMP/big.json"
+# http.client sends the whole body before it reads: a 413 sent before the
+# body is read meets a reset socket there, not the reply
+$PY - "$E_PORT" "$KEY" >"$TMP/over.txt" 2>&1 <<'PYEOF'
+import http.client, json, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30)
+c.request("POST", "/embed", body=b"a" * 3000000,
+          headers={"Content-Type": "application/json", "Authorization": "Bearer " + sys.argv[2]})
+r = c.getresponse()
+print(r.status, json.loads(r.read())["error_type"])
+PYEOF
+check "a 3 MB body from http.client: 413, not a reset" test "$(cat "$TMP/over.txt")" = "413 validation"
 bad "an input over --max-input-length" 422 validation "$E_PORT" /embed "{\"inputs\": \"$(printf 'word %.0s' $(seq 100))\"}"
 bad "wrong content type" 415 validation "$E_PORT" /embed '{"inputs": "a"}' -H 'Content-Type: text/plain' -H "$AUTH"
 bad "unknown path" 404 not_found "$E_PORT" /nope '{}'
@@ -326,6 +337,9 @@ check "/v1/embeddings errors in OpenAI's shape" test "$(json_get "$TMP/out.json"
   "sorted(j['error']), j['error']['type'], j['error']['message']")" = "['code', 'message', 'param', 'type'] empty no inputs"
 check "HEAD /health: 200" test "$(curl -s -o /dev/null -w '%{http_code}' -I "http://127.0.0.1:$E_PORT/health")" = 200
 check "405 names the methods allowed" bash -c "curl -si -X PUT -H '$AUTH' http://127.0.0.1:$E_PORT/embed | grep -qi '^Allow: POST'"
+curl -si -X OPTIONS -H "$AUTH" "http://127.0.0.1:$E_PORT/info" >"$TMP/options.txt"
+check "OPTIONS: 204 with the methods in Allow" bash -c "head -1 '$TMP/options.txt' | grep -q ' 204' &&
+  grep -qi '^Allow: GET, HEAD, OPTIONS' '$TMP/options.txt'"
 $PY - "$E_PORT" "$KEY" >"$TMP/cl.txt" <<'PYEOF'
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))

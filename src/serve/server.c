@@ -35,6 +35,7 @@ typedef struct {
     bool slot;            /* holds one of max_concurrent_requests */
     bool queued;          /* its job is in the batcher */
     bool answered;
+    bool options;         /* an OPTIONS request: answered with Allow */
     bool oom;             /* the body did not fit in memory */
     int status;
     char *body;
@@ -62,7 +63,8 @@ static enum MHD_Result send_reply(qb_server *s, struct MHD_Connection *c, srv_re
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->type);
     if (r->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    if (r->status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, is_post(q->route) ? "POST" : "GET, HEAD");
+    if (r->status == 405 || q->options)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, is_post(q->route) ? "POST, OPTIONS" : "GET, HEAD, OPTIONS");
     if (atomic_load(&s->draining) || r->status == 413 || r->status == 429)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->status, resp);
@@ -119,6 +121,16 @@ static bool is_json_body(struct MHD_Connection *c) {
     return v && !strncasecmp(v, "application/json", 16) && (!v[16] || v[16] == ';' || v[16] == ' ');
 }
 
+/* A body over the limit is still read, up to as much again, and dropped:
+ * a client that sends its body before it reads (Python's http.client,
+ * requests) would otherwise meet a closed socket, not the 413.  One that
+ * waits (Expect: 100-continue) is refused at once. */
+static bool too_large_to_read(const qb_server *s, struct MHD_Connection *c) {
+    long long n = content_length(c), limit = (long long)s->p.payload_limit;
+    const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    return n > limit && (n > 2 * limit || (expect && !strcasecmp(expect, "100-continue")));
+}
+
 /* What can be refused on the headers alone; false with the reply in r. */
 static bool admit(qb_server *s, struct MHD_Connection *c, srv_req *q, const char *method, srv_reply *r) {
     if (atomic_load(&s->draining)) return srv_error(r, 503, "unhealthy", "%s", SRV_SHUTTING_DOWN);
@@ -126,6 +138,11 @@ static bool admit(qb_server *s, struct MHD_Connection *c, srv_req *q, const char
         !key_ok(s->p.api_key, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)))
         return srv_error(r, 401, "unauthorized", "missing or wrong API key (Authorization: Bearer KEY)");
     if (q->route == SRV_UNKNOWN) return srv_error(r, 404, "not_found", "no such endpoint");
+    if (!strcmp(method, "OPTIONS")) { /* RFC 9110 9.3.7: the methods, in Allow */
+        q->options = true;
+        *r = (srv_reply){204, strdup(""), 0, "text/plain"};
+        return false;
+    }
     bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD"); /* HEAD: GET's headers, no body (MHD) */
     if (is_post(q->route) ? strcmp(method, "POST") : !get)
         return srv_error(r, 405, "validation", "this endpoint takes %s", is_post(q->route) ? "POST" : "GET or HEAD");
@@ -136,7 +153,7 @@ static bool admit(qb_server *s, struct MHD_Connection *c, srv_req *q, const char
                          MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING));
     if (!is_json_body(c))
         return srv_error(r, 415, "validation", "the body must be sent as Content-Type: application/json");
-    if (content_length(c) > (long long)s->p.payload_limit)
+    if (too_large_to_read(s, c))
         return srv_error(r, 413, "validation", "the body is %lld bytes, more than the %zu allowed", content_length(c),
                          s->p.payload_limit);
     if (atomic_fetch_add(&s->admitted, 1) >= s->p.max_concurrent_requests) {
