@@ -384,8 +384,9 @@ static void check_avx512_variants(const qb_kernels_lowbit *ref, bool sanitize, r
     decoded.fused_rows = 0;
     CHECK(!vnni.amx && vnni.isa == QB_ISA_AVX512 && vnni.gemm_a8, "VNNI-held table");
     printf("checking avx512 held to VNNI%s\n", best.amx ? ", and avx512 on AMX" : " (no AMX here)");
-    /* 4164: K past one decoded span (QB_LOWBIT_KD), so a block is decoded more than once */
-    static const kg kgs[] = {{320, 128}, {323, 64}, {320, 320}, {323, 323}, {4164, 128}};
+    /* 4164: K past one decoded span (QB_LOWBIT_KD), so a block is decoded more than once;
+     * 512, 256: a group per chunk, so AMX folds groups of two chunks together */
+    static const kg kgs[] = {{320, 128}, {323, 64}, {320, 320}, {323, 323}, {4164, 128}, {512, 256}};
     /* 13: six rows, then seven left, which run as four and three */
     const int ms[] = {1, 3, 13, 17, sanitize ? 19 : 127}, ns[] = {1, 3, 17, sanitize ? 67 : 769};
     for (size_t q = 0; q < sizeof kgs / sizeof *kgs; q++)

@@ -62,11 +62,11 @@ typedef struct {
     int span_steps;    /* most steps one span (consecutive chunks) decodes to, >= chunk_steps */
     size_t decoded;    /* [span_steps][64][4] s8 */
     size_t stage;      /* [16][QB_LOWBIT_KC + 64] s8: codes of 16 columns before the transpose */
-    size_t scales;     /* [2][chunk_groups][64] f32: two chunks' scales (AMX folds one chunk late) */
+    size_t scales;     /* [3][chunk_groups][64] f32: three chunks' scales (AMX folds up to two late) */
     size_t asum;       /* [QB_LOWBIT_FUSED_ROWS_MAX][G] s32: rows' sums of A per group */
     size_t ipart;      /* [QB_LOWBIT_MC][64] s32: a group's sums between pieces */
     size_t fpart;      /* [QB_LOWBIT_MC][64] f32: the float sums over groups */
-    size_t apart;      /* [2][QB_LOWBIT_AMX_ROWS][64] s32: AMX sums waiting for their fold */
+    size_t apart;      /* [3][QB_LOWBIT_AMX_ROWS][64] s32: AMX sums waiting for their fold */
     size_t bytes;
 } qb_lowbit_scratch_layout;
 /* Low-bit weights [N, K] (PyTorch's [out, in]).  The arrays may point into

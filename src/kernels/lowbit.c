@@ -342,7 +342,7 @@ qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group) {
     /* + 64: the AVX2 decoder stores whole vectors past a row's last step */
     at += qb_lowbit_align64((size_t)16 * qb_lowbit_align64((size_t)p.chunk_steps * 4)) + 64;
     p.scales = at;
-    at += 2 * qb_lowbit_align64((size_t)p.chunk_groups * 64 * sizeof(float));
+    at += 3 * qb_lowbit_align64((size_t)p.chunk_groups * 64 * sizeof(float));
     p.asum = at;
     at += qb_lowbit_align64((size_t)QB_LOWBIT_FUSED_ROWS_MAX * G * sizeof(int32_t));
     p.ipart = at;
@@ -350,7 +350,7 @@ qb_lowbit_scratch_layout qb_lowbit_scratch_plan(int K, int group) {
     p.fpart = at;
     at += (size_t)QB_LOWBIT_MC * 64 * sizeof(float);
     p.apart = at;
-    at += (size_t)2 * QB_LOWBIT_AMX_ROWS * 64 * sizeof(int32_t);
+    at += (size_t)3 * QB_LOWBIT_AMX_ROWS * 64 * sizeof(int32_t);
     p.bytes = at;
     return p;
 }

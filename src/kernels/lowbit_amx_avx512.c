@@ -3,9 +3,9 @@
  * tile reads: 16 steps (64 k) of 16 columns, rows 256 bytes apart.  A
  * 32-row x 64-column output block runs in two passes of four C tiles
  * (2 x 2 tiles of 16 x 16), group by group: the int32 sums of a group go
- * to scratch and are folded into the float sums (fmaf(scale, (float)sum,
- * acc), the float order of kernels_lowbit.h) while the tiles of the next
- * group compute, since tile instructions are few and long and leave the
+ * to scratch and are folded, two groups at a time, into the float sums
+ * (fmaf(scale, (float)sum, acc), the float order of kernels_lowbit.h)
+ * while the tiles of the next group compute, since tile instructions are few and long and leave the
  * vector ports idle.  Rows past the last 16 go to the VNNI code through
  * the same decoded block; K or group not a multiple of 64, or K past one
  * span, go to VNNI altogether. */
@@ -19,26 +19,31 @@
 #define QB_LB_AMX_ROWS 16
 #define QB_LB_AMX_K 64
 
-/* A group's int32 sums waiting to be folded into the float sums. */
+/* Groups' int32 sums waiting to be folded into the float sums, two at a
+ * time: a group's tile stores and a fold's float stores share the one
+ * 64-byte store a cycle, and a fold per group needed more of them than its
+ * tiles take cycles; a pair loads and stores the float sums once. */
 typedef struct {
-    const int32_t *part; /* [rows][64] */
-    const float *scale;  /* [64] */
-    bool first;          /* group 0: from +0 */
-    bool live;
+    const int32_t *part[2]; /* [rows][64] */
+    const float *scale[2];  /* [64] */
+    int n;                  /* groups waiting */
+    bool first;             /* part[0] is group 0: from +0 */
 } qb_lb_amx_fold;
 
 static void qb_lb_amx_fold_run(qb_lb_amx_fold *f, float *fpart, int rows, int tiles) {
-    if (!f->live) return;
+    if (!f->n) return;
     for (int j = 0; j < tiles; j++) {
-        __m512 scale = _mm512_load_ps(f->scale + 16 * j);
+        __m512 s0 = _mm512_load_ps(f->scale[0] + 16 * j), s1 = _mm512_load_ps(f->scale[f->n - 1] + 16 * j);
         for (int i = 0; i < rows; i++) {
             float *dst = fpart + i * 64 + 16 * j;
             __m512 acc = f->first ? _mm512_setzero_ps() : _mm512_load_ps(dst);
-            __m512 sum = _mm512_cvtepi32_ps(_mm512_load_si512(f->part + i * 64 + 16 * j));
-            _mm512_store_ps(dst, _mm512_fmadd_ps(scale, sum, acc));
+            acc = _mm512_fmadd_ps(s0, _mm512_cvtepi32_ps(_mm512_load_si512(f->part[0] + i * 64 + 16 * j)), acc);
+            if (f->n > 1)
+                acc = _mm512_fmadd_ps(s1, _mm512_cvtepi32_ps(_mm512_load_si512(f->part[1] + i * 64 + 16 * j)), acc);
+            _mm512_store_ps(dst, acc);
         }
     }
-    f->live = false;
+    f->n = 0;
 }
 
 /* Tiles: C 0..3 (row tile i, column tile j -> 2 i + j), A 4..5, B 6..7.
@@ -105,21 +110,23 @@ static void qb_lb_amx_rows(qb_lowbit_block *b, int m, int mr) {
     float *fpart = (float *)(b->scratch + L->fpart);
     int32_t *ipart = (int32_t *)(b->scratch + L->ipart), *apart = (int32_t *)(b->scratch + L->apart);
     size_t scale_stride = ((size_t)L->chunk_groups * 64 * sizeof(float) + 63) / 64 * 64 / sizeof(float);
-    int rows = mr * QB_LB_AMX_ROWS, tiles = (b->cols + 15) / 16, half = 0, chunk = 0;
+    int rows = mr * QB_LB_AMX_ROWS, tiles = (b->cols + 15) / 16, slot = 0, chunk = 0;
     qb_lb_amx_fold pending = {0};
     qb_lowbit_segment seg[QB_LOWBIT_KC];
     for (int k = 0, at = 0; k < W->K; chunk++) {
         int steps, count = qb_lowbit_chunk(W, k, L->chunk_groups, seg, &steps);
         const float *scales = qb_lowbit_chunk_scales(
-            W, b->n, seg, count, (float *)(b->scratch + L->scales) + (size_t)(chunk & 1) * scale_stride);
+            W, b->n, seg, count, (float *)(b->scratch + L->scales) + (size_t)(chunk % 3) * scale_stride);
         for (int s = 0; s < count; s++) {
-            int32_t *part = seg[s].ends ? apart + (size_t)half * QB_LOWBIT_AMX_ROWS * 64 : ipart;
+            int32_t *part = seg[s].ends ? apart + (size_t)slot * QB_LOWBIT_AMX_ROWS * 64 : ipart;
             qb_lb_amx_segment(b, m, mr, &seg[s], dec + (size_t)(at + seg[s].step0) * 256, part);
-            /* the previous group's fold, in the shadow of these tiles */
-            qb_lb_amx_fold_run(&pending, fpart, rows, tiles);
+            /* two earlier groups' fold, in the shadow of these tiles */
+            if (pending.n == 2) qb_lb_amx_fold_run(&pending, fpart, rows, tiles);
             if (seg[s].ends) {
-                pending = (qb_lb_amx_fold){part, scales + s * 64, seg[s].g == 0, true};
-                half ^= 1;
+                if (!pending.n) pending.first = seg[s].g == 0;
+                pending.part[pending.n] = part;
+                pending.scale[pending.n++] = scales + s * 64;
+                slot = (slot + 1) % 3;
             }
         }
         at += steps;
