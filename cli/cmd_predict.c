@@ -17,7 +17,7 @@ static const char help[] =
     "Classifies each text.  Sequence models print the label and its probability\n"
     "(a softmax; a sigmoid for one-label models such as cross-encoders, and for\n"
     "problem_type multi_label_classification, which prints every label with its\n"
-    "score, highest first).  Token-classification models (NER) print a tag for\n"
+    "score, highest first; the raw output for problem_type regression).  Token-classification models (NER) print a tag for\n"
     "every word, split as the model's pre-tokenizer splits (\"York.\" is two\n"
     "words), taken from the word's first sub-token.\n"
     "\n"
@@ -192,7 +192,7 @@ static void order_by_score(const float *scores, int n, int *order) {
 
 static void write_label_scores(const predictor *p, const float *scores, int best) {
     int L = p->info.num_labels;
-    if (!p->info.sigmoid || L == 1) {
+    if (p->info.head_function != QB_HEAD_SIGMOID || L == 1) {
         const char *label = qb_model_label(p->m, best);
         qb_escape_write(stdout, label, strlen(label));
         printf("\t%.4f\t", (double)scores[best]);
@@ -231,7 +231,7 @@ static void emit_sequence(predictor *p, int k) {
               qb_json_set(o, "label", qb_json_strn(label, strlen(label))) &&
               qb_json_set(o, "probability", qb_json_real(probs[best])) &&
               qb_json_set(o, "scores", qb_json_floats(probs, L)) &&
-              qb_json_set_str(o, "function_to_apply", p->info.sigmoid ? "sigmoid" : "softmax") &&
+              qb_json_set_str(o, "function_to_apply", qb_head_function_name(p->info.head_function)) &&
               qb_json_set(o, "truncated_tokens", json_integer(e->n_truncated));
     put_json_line(p, o, ok);
 }

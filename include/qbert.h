@@ -92,6 +92,11 @@ void qb_model_free(qb_model *m);
  * model.safetensors: 7 tensors unused: cls.predictions.bias, ..."). */
 const char *qb_model_warning(const qb_model *m);
 
+/* What a sequence head's scores are, named as the pipeline's
+ * function_to_apply: "softmax", "sigmoid", "none" (qb_head_function_name). */
+typedef enum { QB_HEAD_SOFTMAX, QB_HEAD_SIGMOID, QB_HEAD_NONE } qb_head_function;
+const char *qb_head_function_name(int head_function);
+
 typedef struct qb_model_info {
     qb_arch arch;
     qb_task task;
@@ -105,10 +110,11 @@ typedef struct qb_model_info {
     int num_hidden_groups, inner_group_num;
     int num_labels;
     int mask_token_id;        /* the tokenizer's [MASK] or <mask>, -1 if it has none */
-    /* Scores as Hugging Face's pipelines read the logits: a sigmoid per
-     * label (problem_type multi_label_classification, or one label: a
-     * cross-encoder's score), else a softmax over the labels. */
-    int sigmoid;
+    /* Scores as Hugging Face's text-classification pipeline reads the
+     * logits (qb_head_function): the logits as they are for problem_type
+     * regression; a sigmoid per label for multi_label_classification or
+     * one label (a cross-encoder's score); else a softmax over the labels. */
+    int head_function;
     float layer_norm_eps;
     int64_t n_params;         /* distinct parameters (ALBERT's shared layer once) */
     int64_t file_bytes;       /* size of model.safetensors */
@@ -392,8 +398,8 @@ int qb_argmax(const float *v, int n);
 
 /* Scores as Hugging Face's pipelines read n logits, summed in double so
  * every client (CLI, server, Python) prints the same numbers: a softmax,
- * or a sigmoid of each logit.  qb_head_scores picks the one m's head
- * uses (qb_model_info.sigmoid). */
+ * or a sigmoid of each logit.  qb_head_scores applies the one m's head
+ * uses (qb_model_info.head_function), or copies them for a regression. */
 void qb_softmax(const float *logits, int n, float *probs);
 void qb_sigmoid(const float *logits, int n, float *probs);
 void qb_head_scores(const qb_model *m, const float *logits, int n, float *scores);

@@ -110,4 +110,27 @@ check "multi-label: text shows every label" bash -c \
 "$QBERT" predict "$SST" --json "a film" >"$TMP/soft.json"
 check "softmax heads say so" test "$(json_get "$TMP/soft.json" 'j["function_to_apply"]')" = softmax
 
+# problem_type regression: the raw outputs, as the text-classification pipeline
+# gives them; no accuracy, no cross-entropy training on them
+head_dir "$TMP/reg" 'c["problem_type"] = "regression"'
+"$QBERT" predict "$TMP/reg" --json "a gripping film" >"$TMP/reg.json"
+check "regression: scores are the logits" test "$(json_get "$TMP/reg.json" \
+  'j["function_to_apply"], j["scores"] == j["logits"], j["probability"] == max(j["logits"])')" = "none True True"
+printf 'sentence\tlabel\na film\tpositive\ndull\tnegative\n' >"$TMP/two.tsv"
+for d in reg one; do
+  "$QBERT" eval "$TMP/$d" --data "$TMP/two.tsv" >/dev/null 2>"$TMP/$d.err"
+  rc=$?
+  check "$d: eval refused, not an accuracy of one argmax ($(cat "$TMP/$d.err"))" \
+    bash -c "[ $rc = 1 ] && grep -q 'not classes' '$TMP/$d.err'"
+done
+"$QBERT" train "$TMP/reg" --data "$TMP/two.tsv" --eval "$TMP/two.tsv" -o "$TMP/reg-trained" >/dev/null 2>"$TMP/tr.err"
+rc=$?
+check "regression: train refused without --new-head ($(cat "$TMP/tr.err"))" \
+  bash -c "[ $rc = 1 ] && grep -q 'give --new-head' '$TMP/tr.err' && [ ! -e '$TMP/reg-trained' ]"
+head_dir "$TMP/typo" 'c["problem_type"] = "multilabel"'
+"$QBERT" predict "$TMP/typo" "a film" >/dev/null 2>"$TMP/typo.err"
+rc=$?
+check "an unknown problem_type refused, naming it ($(cat "$TMP/typo.err"))" \
+  bash -c "[ $rc = 1 ] && grep -q \"config.json: .problem_type. 'multilabel' is not\" '$TMP/typo.err'"
+
 finish

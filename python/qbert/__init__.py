@@ -240,7 +240,7 @@ class Model:
             "labels": [self._label(k) for k in range(i.num_labels)],
             "quantization": lib.qb_model_quant_summary(self._m).decode(),
             "warning": warning.decode() if warning else None,
-            "layer_norm_eps": i.layer_norm_eps, "function_to_apply": "sigmoid" if i.sigmoid else "softmax",
+            "layer_norm_eps": i.layer_norm_eps, "function_to_apply": lib.qb_head_function_name(i.head_function).decode(),
             **{k: getattr(i, k) for k in ("vocab_size", "hidden_size", "embedding_size", "num_layers", "num_heads",
                                           "intermediate_size", "max_position", "type_vocab_size", "num_labels",
                                           "mask_token_id", "n_params", "file_bytes", "n_tensors")},

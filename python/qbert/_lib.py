@@ -46,7 +46,7 @@ class ModelInfo(Structure):
                 ("hidden_act", c_char_p), ("tokenizer", c_char_p), ("isa", c_char_p)] + \
         [(n, c_int) for n in ("vocab_size", "hidden_size", "embedding_size", "num_layers", "num_heads",
                               "intermediate_size", "max_position", "type_vocab_size", "num_hidden_groups",
-                              "inner_group_num", "num_labels", "mask_token_id", "sigmoid")] + \
+                              "inner_group_num", "num_labels", "mask_token_id", "head_function")] + \
         [("layer_norm_eps", c_float), ("n_params", c_int64), ("file_bytes", c_int64), ("n_tensors", c_int)]
 
 
@@ -169,6 +169,7 @@ _SIGNATURES = {
     "qb_softmax": (None, [POINTER(c_float), c_int, POINTER(c_float)]),
     "qb_sigmoid": (None, [POINTER(c_float), c_int, POINTER(c_float)]),
     "qb_head_scores": (None, [_P, POINTER(c_float), c_int, POINTER(c_float)]),
+    "qb_head_function_name": (c_char_p, [c_int]),
     "qb_entities_simple": (c_int, [_P, POINTER(Encoding), POINTER(c_float), POINTER(WordSpan), c_int, c_int,
                                    POINTER(Entity)]),
 }

@@ -128,6 +128,9 @@ static qb_status check_fit(const evaluator *e, qb_error *err) {
     if (e->m->cfg.task == QB_TASK_NONE || e->m->cfg.task == QB_TASK_MLM)
         return qb_fail(err, QB_ERR_ARG, "%s: a bare encoder (%s) has no classification head to evaluate", e->m->dir,
                        e->m->cfg.class_name);
+    if (!token && (e->m->cfg.head_function == QB_HEAD_NONE || e->m->cfg.num_labels < 2))
+        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: its head gives %s, not classes: accuracy is not defined for it",
+                       e->m->dir, e->m->cfg.head_function == QB_HEAD_NONE ? "regression outputs" : "one score");
     if (conll && !token)
         return qb_fail(err, QB_ERR_ARG, "%s: CoNLL token tags, but %s is a sequence-classification model",
                        e->ds->path, e->m->dir);

@@ -189,12 +189,27 @@ static qb_status parse_arch(const json_t *j, qb_config *c, const char *path, qb_
     return st;
 }
 
+/* The scores the text-classification pipeline gives: problem_type is one
+ * of the three transformers accepts (it refuses others on load). */
+static qb_status parse_head_function(const json_t *j, qb_config *c, const char *path, qb_error *err) {
+    const json_t *problem = json_object_get(j, "problem_type");
+    const char *p = json_is_string(problem) ? json_string_value(problem) : NULL;
+    if (problem && !json_is_null(problem) && !p)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: \"problem_type\" must be a string", path);
+    if (p && strcmp(p, "regression") && strcmp(p, "single_label_classification") &&
+        strcmp(p, "multi_label_classification"))
+        return qb_fail(err, QB_ERR_FORMAT,
+                       "%s: \"problem_type\" '%s' is not regression, single_label_classification or "
+                       "multi_label_classification", path, p);
+    if (p && !strcmp(p, "regression")) c->head_function = QB_HEAD_NONE;
+    else if ((p && !strcmp(p, "multi_label_classification")) || c->num_labels == 1) c->head_function = QB_HEAD_SIGMOID;
+    else c->head_function = QB_HEAD_SOFTMAX;
+    return QB_OK;
+}
+
 /* id2label keys are decimal strings; every id in [0, n) must be present. */
 static qb_status parse_labels(const json_t *j, qb_config *c, const char *path, qb_error *err) {
-    const json_t *obj = json_object_get(j, "id2label"), *problem = json_object_get(j, "problem_type");
-    if (problem && !json_is_null(problem) && !json_is_string(problem))
-        return qb_fail(err, QB_ERR_FORMAT, "%s: \"problem_type\" must be a string", path);
-    c->multi_label = qb_json_str_eq(problem, "multi_label_classification");
+    const json_t *obj = json_object_get(j, "id2label");
     int n = 2;
     if (obj) {
         if (!json_is_object(obj) || json_object_size(obj) == 0)
@@ -386,6 +401,7 @@ qb_status qb_config_load(const char *path, qb_config *c, qb_error *err) {
     if (!st) st = parse_arch(j, c, path, err);
     if (!st) st = parse_shapes(j, c, path, err);
     if (!st) st = parse_labels(j, c, path, err);
+    if (!st) st = parse_head_function(j, c, path, err);
     if (!st) st = parse_quant(j, c, path, err);
     json_decref(j);
     if (st) qb_config_free(c);

@@ -72,7 +72,7 @@ typedef struct {
     bool sinusoidal_pos;                     /* DistilBERT */
     int num_labels;
     char **labels;                           /* id2label, num_labels entries */
-    bool multi_label;                        /* problem_type multi_label_classification: sigmoids */
+    int head_function;                       /* qb_head_function, from problem_type and num_labels */
     float initializer_range;                 /* std of the weights of a fresh head */
     qb_quant_config quant;
 } qb_config;

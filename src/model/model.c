@@ -339,8 +339,14 @@ void qb_model_free(qb_model *m) {
 }
 
 void qb_head_scores(const qb_model *m, const float *logits, int n, float *scores) {
-    if (m->cfg.multi_label || m->cfg.num_labels == 1) qb_sigmoid(logits, n, scores);
-    else qb_softmax(logits, n, scores);
+    if (m->cfg.head_function == QB_HEAD_SIGMOID) qb_sigmoid(logits, n, scores);
+    else if (m->cfg.head_function == QB_HEAD_SOFTMAX) qb_softmax(logits, n, scores);
+    else memmove(scores, logits, (size_t)n * sizeof *scores);
+}
+
+const char *qb_head_function_name(int head_function) {
+    static const char *const names[] = {"softmax", "sigmoid", "none"};
+    return head_function >= 0 && head_function <= QB_HEAD_NONE ? names[head_function] : "unknown";
 }
 
 void qb_model_get_info(const qb_model *m, qb_model_info *info) {
@@ -365,7 +371,7 @@ void qb_model_get_info(const qb_model *m, qb_model_info *info) {
     info->inner_group_num = c->inner_group_num;
     info->num_labels = c->num_labels;
     info->mask_token_id = m->mask_id;
-    info->sigmoid = c->multi_label || c->num_labels == 1; /* as qb_head_scores */
+    info->head_function = c->head_function;
     info->layer_norm_eps = c->layer_norm_eps;
     for (int i = 0; i < m->n_params; i++) info->n_params += m->params[i].numel;
     info->file_bytes = (int64_t)m->st.map.size;

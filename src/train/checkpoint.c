@@ -41,7 +41,7 @@ static void class_name(const qb_trainer *t, char *buf, size_t cap) {
 /* Members the trained head decides; everything else is kept. */
 static bool is_head_key(const char *key) {
     static const char *const keys[] = {"architectures", "id2label", "label2id", "num_labels", "_num_labels",
-                                       "finetuning_task"};
+                                       "finetuning_task", "problem_type"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (!strcmp(key, keys[i])) return true;
     return false;

@@ -381,6 +381,10 @@ static qb_status check_model(const qb_model *m, const qb_trainer_params *p, qb_e
             return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: '%s' is %s; training needs an FP32 checkpoint", m->dir,
                            m->linears[i]->name, m->linears[i]->fmt->name);
     if (p->num_labels < 0) return qb_fail(err, QB_ERR_ARG, "trainer: num_labels %d < 0", p->num_labels);
+    if (p->task == QB_TASK_SEQUENCE && !p->new_head && m->cfg.head_function != QB_HEAD_SOFTMAX)
+        return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: its head is read as %s (problem_type, or one label); training "
+                       "fits a softmax over classes: give --new-head", m->dir,
+                       m->cfg.head_function == QB_HEAD_SIGMOID ? "sigmoids" : "regression outputs");
     if (p->task == QB_TASK_MLM && !m->cfg.family->mlm_dense)
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: qbert has no masked-LM head for model_type \"%s\" (bert, "
                        "roberta, xlm-roberta, camembert)", m->dir, m->cfg.model_type);
