@@ -491,6 +491,35 @@ static void check_degenerate(const char *dir) {
     free(svg);
 }
 
+/* Entity F1 gets no noise estimate (its agreement counts words, not the
+ * sentences n counts), and a best score equal to the baseline's is a tie,
+ * not a lead. */
+static void check_ner_findings(const char *dir) {
+    qb_report r;
+    qb_report_row rows[N_ROWS];
+    make_report(&r, rows);
+    r.n_rows = 3;
+    rows[0].entity_f1 = 0.7255, rows[1].entity_f1 = 0.7255, rows[2].entity_f1 = 0.60;
+    rows[1].agreement = 0.999, rows[2].agreement = 0.937;
+    qb_error err;
+    CHECK(qb_report_write(&r, dir, &err) == QB_OK, "NER report: %s", err.msg);
+    char *md = slurp(dir, "report.md");
+    CHECK(md && strstr(md, "bf16 loses 12.55 pt entity F1 vs fp32: more than 0.5 pt (no noise estimate for entity F1)"),
+          "NER loss without a noise figure");
+    CHECK(md && strstr(md, "fp16: +0.00 pt entity F1 vs fp32 (no noise estimate"), "NER change without a noise figure");
+    CHECK(md && !strstr(md, "sigma"), "no sigma for entity F1");
+    CHECK(md && strstr(md, "Most accurate: fp32 (entity F1 72.55%).") , "the baseline first on a tie");
+    free(md);
+    rows[0] = make_row("fp32", 0.9, 4.0, 44.7, 1.0), rows[1] = make_row("dynamic", 0.9, 1.6, 11.5, 1.0);
+    rows[1].accuracy = 0.9; /* listed first, so the tie goes to it */
+    r.rows = (qb_report_row[]){rows[1], rows[0]};
+    r.n_rows = 2;
+    CHECK(qb_report_write(&r, dir, &err) == QB_OK, "tie report: %s", err.msg);
+    md = slurp(dir, "report.md");
+    CHECK(md && strstr(md, "Most accurate: dynamic (accuracy 90.00%), tied with the baseline."), "a tie says so");
+    free(md);
+}
+
 static void check_bad_dir(const char *tmp, const qb_report *r) {
     char file[4096], bad[4200];
     snprintf(file, sizeof file, "%s/plain-file", tmp);
@@ -536,6 +565,7 @@ int main(void) {
     check_noisy(tmp);
     check_sensitivity_sqnr(tmp);
     check_degenerate(tmp);
+    check_ner_findings(tmp);
     check_bad_dir(tmp, &r);
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

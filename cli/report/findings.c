@@ -56,8 +56,11 @@ static void add(qb_report_analysis *a, const char *fmt, ...) {
 /* Two standard deviations of the accuracy difference, in points.  The
  * difference between two models on the same examples comes only from the
  * examples whose prediction changed (McNemar), so with agreement known the
- * spread is sqrt(changed) examples; without it, two independent proportions. */
-static double noise_pt(const qb_report_row *row, double q, int n) {
+ * spread is sqrt(changed) examples; without it, two independent proportions.
+ * None for entity F1 (NAN): its agreement counts words, its score entities,
+ * and neither is the sentences n counts. */
+static double noise_pt(const qb_report_row *row, double q, int n, bool ner) {
+    if (ner) return NAN;
     if (n <= 0) return INFINITY;
     if (isfinite(row->agreement) && row->agreement >= 0 && row->agreement <= 1) {
         double changed = (1 - row->agreement) * n;
@@ -88,8 +91,13 @@ static void compare_with_baseline(const qb_report *r, qb_report_analysis *a) {
         const qb_report_row *row = &r->rows[i];
         if (i == a->baseline || !qb_report_row_plottable(row, a->ner)) continue;
         double q = qb_report_quality(row, a->ner), d = 100 * (q - qb);
-        double noise = noise_pt(row, q, row_n(r, row));
-        if (fabs(d) <= noise)
+        double noise = noise_pt(row, q, row_n(r, row), a->ner);
+        if (isnan(noise) && d < -QB_REPORT_LOSS_PT)
+            add(a, "%s loses %.2f pt %s vs %s: more than %.1f pt (no noise estimate for entity F1).", row->method, -d,
+                what, base->method, QB_REPORT_LOSS_PT);
+        else if (isnan(noise))
+            add(a, "%s: %+.2f pt %s vs %s (no noise estimate for entity F1).", row->method, d, what, base->method);
+        else if (fabs(d) <= noise)
             add(a, "%s: %+.2f pt %s vs %s, within noise (2 sigma = %.2f pt on n = %d).", row->method, d, what,
                 base->method, noise, row_n(r, row));
         else if (d < -QB_REPORT_LOSS_PT)
@@ -146,13 +154,13 @@ static void leaders(const qb_report *r, qb_report_analysis *a) {
     if (i >= 0) {
         const qb_report_row *row = &r->rows[i];
         double q = qb_report_quality(row, a->ner);
-        bool tie = false;
+        const char *note = ".";
         if (a->baseline >= 0 && i != a->baseline) {
             double d = 100 * (q - qb_report_quality(&r->rows[a->baseline], a->ner));
-            tie = fabs(d) <= noise_pt(row, q, row_n(r, row));
+            if (d == 0) note = ", tied with the baseline.";
+            else if (fabs(d) <= noise_pt(row, q, row_n(r, row), a->ner)) note = "; its lead over the baseline is within noise.";
         }
-        add(a, "Most accurate: %s (%s %.2f%%)%s", row->method, what, 100 * q,
-            tie ? "; its lead over the baseline is within noise." : ".");
+        add(a, "Most accurate: %s (%s %.2f%%)%s", row->method, what, 100 * q, note);
     }
     i = best(r, a, BY_LATENCY, -1, 0, 0);
     if (i >= 0) {
