@@ -71,6 +71,9 @@ qb_model *qb_cli_load(const char *cmd, const char *dir, int threads, double *loa
 
 /* Reproducibility record of a report: CPU model and flags, versions,
  * commit, compiler, the dataset's sha256, the date. */
+/* The CPU's model name, with family, model and stepping where /proc/cpuinfo
+ * has them: what every speed figure is quoted beside. */
+void qb_cli_cpu_name(char *out, size_t cap);
 void qb_cli_fill_meta(qb_report_meta *meta, const qb_model *m, const char *model_dir, const char *data,
                       int threads, const char *calib, int calib_n);
 

@@ -48,7 +48,10 @@ static bool set_latency(json_t *o, const qb_latency *l) {
 }
 
 static bool set_footer(json_t *o, double load_ms) {
-    return qb_json_set_real(o, "peak_rss_mb", qb_peak_rss_mb()) && qb_json_set_real(o, "load_ms", load_ms);
+    char cpu[160];
+    qb_cli_cpu_name(cpu, sizeof cpu);
+    return qb_json_set_real(o, "peak_rss_mb", qb_peak_rss_mb()) && qb_json_set_real(o, "load_ms", load_ms) &&
+           qb_json_set_str(o, "cpu", cpu);
 }
 
 /* One line a configuration, if built whole; timings with 9 digits. */
@@ -89,12 +92,14 @@ static int bench_synthetic(qb_model *m, const bench_args *a, double load_ms) {
     }
     qb_error err = {0};
     if (qb_bench_synthetic(m, lat, nc, a->runs, a->warmup, a->threads, &err)) return qb_report_error("bench", &err);
+    char cpu[160];
+    qb_cli_cpu_name(cpu, sizeof cpu);
     if (!a->json)
-        printf("model %s (%s, %s kernels, %s), load %.1f ms\n%5s %5s %7s %9s %9s %9s %9s %11s %9s\n", a->dir,
-               in.class_name, in.isa, qb_model_quant_summary(m), load_ms, "seq", "batch", "threads", "p50_ms",
+        printf("model %s (%s, %s kernels, %s), load %.1f ms\ncpu %s\n%5s %5s %7s %9s %9s %9s %9s %11s %9s\n", a->dir,
+               in.class_name, in.isa, qb_model_quant_summary(m), load_ms, cpu, "seq", "batch", "threads", "p50_ms",
                "p90_ms", "p99_ms", "min_ms", "tokens/s", "seqs/s");
     for (int c = 0; c < nc; c++) print_config(a, &in, &lat[c], load_ms);
-    if (!a->json) printf("peak RSS %.1f MB\n", qb_peak_rss_mb());
+    if (!a->json) printf("peak RSS %.1f MB (the process's, over every row above)\n", qb_peak_rss_mb());
     return QB_EXIT_OK;
 }
 
@@ -117,9 +122,11 @@ static void print_data(const bench_args *a, const qb_model_info *in, const qb_be
         put_line(o, ok);
         return;
     }
-    printf("model        %s (%s kernels), load %.1f ms\n", a->dir, in->isa, load_ms);
-    printf("data         %s, %d sentences, %.1f tokens on average, batch %d, %d threads\n", a->data, r->n,
-           (double)r->tokens / r->n, a->batches[0], a->threads);
+    char cpu[160];
+    qb_cli_cpu_name(cpu, sizeof cpu);
+    printf("model        %s (%s kernels), load %.1f ms\ncpu          %s\n", a->dir, in->isa, load_ms, cpu);
+    printf("data         %s, %d sentences, %.1f tokens on average, batch %d, %d thread%s\n", a->data, r->n,
+           (double)r->tokens / r->n, a->batches[0], a->threads, a->threads == 1 ? "" : "s");
     printf("throughput   %.1f sentences/s, %.0f tokens/s (end to end, tokenization included)\n", r->n / secs,
            r->tokens / secs);
     printf("time         %.3f s: tokenize %.3f s, model %.3f s\n", secs, r->tokenize_s, r->model_s);

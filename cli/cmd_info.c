@@ -33,7 +33,9 @@ static const char help[] =
     "               tokenizer: its vocabulary tables\n"
     "               session: activations and kernel scratch (qb_session_bytes)\n"
     "             Not counted: the process's own baseline (code, libc, thread\n"
-    "             stacks; about what `qbert --version` peaks at).\n"
+    "             stacks, the pages of code a run touches): what the same bench\n"
+    "             peaks at on a model of a few KB (tests/test_memory.sh), about\n"
+    "             1 MB more than `qbert --version` peaks at.\n"
     "  --json     one JSON object instead of text\n";
 
 static void shape_str(const qb_tensor_info *t, char *buf, size_t cap) {
@@ -59,13 +61,14 @@ static json_t *linears_json(const qb_model *m) {
 }
 
 static void print_linears(const qb_model *m) {
-    printf("\n%-64s %-20s %s\n", "linear", "format", "shape [out, in]");
+    printf("\n%-64s %-20s %6s %s\n", "linear", "format", "bits", "shape [out, in]");
     for (int i = 0; i < qb_model_linear_count(m); i++) {
         double bits;
         int out, in;
         const char *fmt = qb_model_linear_format(m, i, &bits, &out, &in);
         char esc[1024];
-        printf("%-64s %-20s [%d, %d]\n", qb_escape_str(esc, sizeof esc, qb_model_linear_name(m, i)), fmt, out, in);
+        printf("%-64s %-20s %6.3f [%d, %d]\n", qb_escape_str(esc, sizeof esc, qb_model_linear_name(m, i)), fmt, bits,
+               out, in);
     }
 }
 

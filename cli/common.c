@@ -195,28 +195,45 @@ void qb_progress_callback(void *ctx, const char *stage, long done, long total) {
     if (done == total) qb_progress_end(pr);
 }
 
-static void read_cpu(qb_report_meta *m) {
+/* "model name" with, on x86, family, model and stepping: a VM's generic
+ * "AMD EPYC" names no generation by itself. */
+static void put_cpu_name(char *out, size_t cap, const char *name, const char *family, const char *model,
+                         const char *stepping) {
+    if (family[0]) snprintf(out, cap, "%s (family %s model %s stepping %s)", name, family, model, stepping);
+    else snprintf(out, cap, "%s", name[0] ? name : "unknown");
+}
+
+/* The first CPU's model name, and into flags (when not NULL) the flags
+ * the kernels care about. */
+static void read_cpuinfo(char *model_out, size_t cap, char *flags, size_t flags_cap) {
     static const char *wanted[] = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
                                    "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"};
     FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[8192], padded[8200], pat[32];
+    char line[8192], padded[8200], pat[32], name[128] = "", family[16] = "", model[16] = "", stepping[16] = "";
+    if (flags) flags[0] = 0;
     while (f && fgets(line, sizeof line, f)) {
         char *v = strchr(line, ':');
         if (!v) continue;
         v += 2;
         v[strcspn(v, "\n")] = 0;
-        if (!strncmp(line, "model name", 10) && !m->cpu_model[0]) snprintf(m->cpu_model, sizeof m->cpu_model, "%s", v);
-        if (strncmp(line, "flags", 5) || m->cpu_flags[0]) continue;
+        char *field = !strncmp(line, "model name", 10) ? name
+                      : !strncmp(line, "cpu family", 10) ? family
+                      : !strncmp(line, "model\t", 6) ? model
+                      : !strncmp(line, "stepping", 8) ? stepping : NULL;
+        if (field && !field[0]) snprintf(field, field == name ? sizeof name : sizeof family, "%s", v);
+        if (strncmp(line, "flags", 5) || !flags || flags[0]) continue;
         snprintf(padded, sizeof padded, " %s ", v);
         for (size_t k = 0; k < sizeof wanted / sizeof *wanted; k++) {
             snprintf(pat, sizeof pat, " %s ", wanted[k]);
             if (strstr(padded, pat))
-                snprintf(m->cpu_flags + strlen(m->cpu_flags), sizeof m->cpu_flags - strlen(m->cpu_flags), "%s%s",
-                         m->cpu_flags[0] ? " " : "", wanted[k]);
+                snprintf(flags + strlen(flags), flags_cap - strlen(flags), "%s%s", flags[0] ? " " : "", wanted[k]);
         }
     }
     if (f) fclose(f);
+    put_cpu_name(model_out, cap, name, family, model, stepping);
 }
+
+void qb_cli_cpu_name(char *out, size_t cap) { read_cpuinfo(out, cap, NULL, 0); }
 
 void qb_cli_fill_meta(qb_report_meta *meta, const qb_model *m, const char *model_dir, const char *data, int threads,
                       const char *calib, int calib_n) {
@@ -227,7 +244,7 @@ void qb_cli_fill_meta(qb_report_meta *meta, const qb_model *m, const char *model
     qb_sha256_file(data, meta->data_sha256, NULL);
     snprintf(meta->task, sizeof meta->task, "%s", in.task == QB_TASK_TOKEN ? "ner" : "classification");
     meta->threads = threads;
-    read_cpu(meta);
+    read_cpuinfo(meta->cpu_model, sizeof meta->cpu_model, meta->cpu_flags, sizeof meta->cpu_flags);
     snprintf(meta->qbert_version, sizeof meta->qbert_version, "%s", QBERT_VERSION);
     snprintf(meta->git_commit, sizeof meta->git_commit, "%s", qb_cli_git_commit);
     snprintf(meta->compiler, sizeof meta->compiler, "gcc %s", __VERSION__);

@@ -235,8 +235,9 @@ void qb_report_chart_speedup(FILE *f, const qb_report *r, const qb_report_analys
     char title[64], desc[160];
     snprintf(title, sizeof title, "Speedup over FP32 (batch %d)", bl);
     snprintf(desc, sizeof desc,
-             "FP32 p50 latency divided by each method's p50 latency at batch %d; the dashed line marks 1.0x.", bl);
-    bar_chart(f, r, v, NULL, title, desc, "speedup (x, FP32 p50 / method p50, higher is better)", "x",
+             "Median over benchmark rounds of FP32's p50 latency over each method's at batch %d; the dashed line "
+             "marks 1.0x.", bl);
+    bar_chart(f, r, v, NULL, title, desc, "speedup (x, median of rounds' FP32 p50 / method p50, higher is better)", "x",
               SPEEDUP_COLOR, 1.0,
               a->baseline >= 0 ? "no successful methods" : "no fp32 row: speedup needs the FP32 baseline");
     free(v);

@@ -61,7 +61,8 @@ static void table(FILE *f, const qb_report *r, const qb_report_analysis *a) {
     }
     fprintf(f,
             "</table>\n<p>Bold: Pareto-optimal for batch-%d latency vs accuracy. Size in MB = 10<sup>6</sup> bytes; "
-            "speedup = FP32 p50 / method p50. Hover a method for how it was made.</p>\n",
+            "speedup = the median over benchmark rounds of FP32 p50 / method p50 (noisy: the rounds disagreed, "
+            "left out of the findings). Hover a method for how it was made.</p>\n",
             bl);
 }
 
@@ -95,7 +96,7 @@ void qb_report_render_html(FILE *f, const qb_report *r, const qb_report_analysis
     figure(f, caption);
     fputs("<figure>\n", f);
     qb_report_chart_speedup(f, r, a);
-    snprintf(caption, sizeof caption, "Speedup over FP32 at batch %d (FP32 p50 / method p50).", bl);
+    snprintf(caption, sizeof caption, "Speedup over FP32 at batch %d (median over rounds of FP32 p50 / method p50).", bl);
     figure(f, caption);
     fputs("<figure>\n", f);
     qb_report_chart_size(f, r);

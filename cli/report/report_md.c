@@ -53,12 +53,13 @@ void qb_report_render_md(FILE *f, const qb_report *r, const qb_report_analysis *
     fprintf(f,
             "\n## Results\n\n"
             "Accuracy, F1 and agreement (with FP32 predictions) in %%; size in MB (10^6 bytes) of "
-            "model.safetensors; latency at batch %d and throughput at batch %d with %d threads, medians over "
+            "model.safetensors; latency at batch %d and throughput at batch %d with %d thread%s, medians over "
             "interleaved rounds; spread is the rounds' interquartile range over their median; speedup is the "
             "median over rounds of FP32 p50 / method p50, and it and compression need an fp32 row (noisy: the "
             "interquartile range of the rounds' p50 latencies or of their speedups exceeded %.0f%% of the median, "
-            "so the row is left out of the speed findings).\n\n",
-            bl, bt, r->meta.threads, 100 * QB_REPORT_NOISY_SPREAD);
+            "so the row is left out of the speed findings); peak RSS is the benchmark process's, load and both "
+            "batches included.\n\n",
+            bl, bt, r->meta.threads, r->meta.threads == 1 ? "" : "s", 100 * QB_REPORT_NOISY_SPREAD);
     fprintf(f,
             "| method | accuracy %% | %s %% | agreement %% | size MB | compression x | p50 ms (b%d) | spread %% | "
             "p90 ms (b%d) | throughput b%d (seq/s) | speedup x | peak RSS MB | quantize s |\n",

@@ -264,7 +264,8 @@ const char *qb_model_linear_name(const qb_model *m, int i) {
 const char *qb_model_linear_format(const qb_model *m, int i, double *bits, int *out, int *in) {
     if (i < 0 || i >= m->n_linears) return NULL;
     const qb_linear *l = m->linears[i];
-    if (bits) *bits = l->fmt->bits;
+    double extra = 0, bytes = stored_bytes(m, l, &extra);
+    if (bits) *bits = bytes > 0 ? 8 * bytes / ((double)l->out * l->in) : l->fmt->bits;
     if (out) *out = l->out;
     if (in) *in = l->in;
     return l->fmt->name;
