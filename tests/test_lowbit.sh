@@ -36,6 +36,9 @@ check "info: int4 in groups of 128, 4-bit embeddings" grep -q \
 "$QBERT" info "$TMP/int4" --linears --json >"$TMP/int4.linears.json"
 check "info --linears names each linear's format" test "$(json_get "$TMP/int4.linears.json" \
   '"%s %s %d" % (j["linears"][0]["format"], j["linears"][-1]["format"], len(j["linears"]))')" = "int4 fp32 26"
+# 4 bits a weight plus an fp16 scale per 128: 4.125; the fp32 classifier 32
+check "info --linears: bits count the scales" test "$(json_get "$TMP/int4.linears.json" \
+  '"%g %g" % (j["linears"][0]["bits"], j["linears"][-1]["bits"])')" = "4.125 32"
 check "int4 file is under 15% of FP32 ($(size_pct int4)%)" test "$(size_pct int4)" -lt 15
 check "int4 agrees with FP32" agrees int4 "$M" 0.95
 check "config: int4 format, group 128" test "$(json_get "$TMP/int4/config.json" \
