@@ -119,4 +119,18 @@ elif [ "${CI:-}" = "true" ]; then
 else
   echo "skipped: ../shared not found (eval and bench --data parts)"
 fi
+
+# integers past int64, as Python writes them: transformers' model_max_length
+# of a tokenizer without one (int(1e30)), a seed in an unknown key
+mkdir "$TMP/bigint" && cp "$M"/* "$TMP/bigint/"
+$PY - "$TMP/bigint" <<'PYEOF'
+import json, sys
+for name, key, v in (("tokenizer_config.json", "model_max_length", int(1e30)), ("config.json", "seed", 2**64 - 1)):
+    p = sys.argv[1] + "/" + name
+    c = json.load(open(p))
+    c[key] = v
+    json.dump(c, open(p, "w"))
+PYEOF
+check "integers past int64 in the JSON files: the model loads" \
+  test "$("$QBERT" predict "$TMP/bigint" "a fine film")" = "$("$QBERT" predict "$M" "a fine film")"
 finish

@@ -25,6 +25,12 @@ static void one_line(const char *text, char *out, size_t cap) {
 static qb_status parse(const char *src, size_t len, size_t flags, const char *what, json_t **out, qb_error *err) {
     json_error_t je;
     *out = json_loadb(src, len, flags | JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    /* JSON integers have no limit and Python writes any (transformers'
+     * model_max_length 10^30 where a tokenizer has none): past int64 the
+     * document is read again with every integer as a double, which
+     * qb_json_int still takes where it is a whole number. */
+    if (!*out && je.position >= 0 && strstr(je.text, "too big"))
+        *out = json_loadb(src, len, flags | JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
     if (*out) return QB_OK;
     char text[2 * JSON_ERROR_TEXT_LENGTH];
     one_line(je.text, text, sizeof text);
