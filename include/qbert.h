@@ -276,10 +276,11 @@ qb_status qb_detokenize(const qb_model *m, const int32_t *ids, int n, int skip_s
 
 /* The truncation length every command uses unless told otherwise: the
  * model's max_position_embeddings, at most 512 (Hugging Face's
- * model_max_length for BERT-family tokenizers), or tokenizer.json's
- * truncation.max_length where smaller.  asked > 0 is returned as is (a
- * sentence-transformers model asks its max_seq_length); every max_length
- * parameter below that is 0 means this. */
+ * model_max_length for BERT-family tokenizers).  tokenizer.json's own
+ * truncation block is not read: transformers, sentence-transformers and
+ * text-embeddings-inference each set theirs over it.  asked > 0 is
+ * returned as is (a sentence-transformers model asks its max_seq_length);
+ * every max_length parameter below that is 0 means this. */
 int qb_model_max_length(const qb_model *m, int asked);
 
 /* Token id to its vocabulary string (for display), or NULL. */

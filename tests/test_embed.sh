@@ -38,8 +38,9 @@ check "--pooling mean+max --no-normalize" \
 "$QBERT" embed "$M" "a gripping film" --pooling cls --normalize >"$TMP/c.jsonl"
 check "a classifier embeds like its encoder" test "$(head -1 "$TMP/e.jsonl")" = "$(cat "$TMP/c.jsonl")"
 
-# the length: --max-length, else max_seq_length, else tokenizer.json's
-# truncation (a default transformers and sentence-transformers override)
+# the length: --max-length, else max_seq_length, else the model's positions
+# (at most 512); tokenizer.json's truncation block is not a default, as
+# transformers, sentence-transformers and TEI each set theirs over it
 T=$TMP/trunc
 cp -r "$B" "$T"
 $PY - "$M/vocab.txt" "$T/tokenizer.json" <<'PYEOF'
@@ -59,7 +60,7 @@ ids() { "$QBERT" embed "$T" "$long" "$@" | $PY -c "import json, sys; print(len(j
 check "max_seq_length 16 over tokenizer.json's truncation 8" test "$(ids)" = 16
 check "--max-length 12 over both" test "$(ids --max-length 12)" = 12
 rm "$T/sentence_bert_config.json"
-check "tokenizer.json's 8 where nothing else says" test "$(ids)" = 8
+check "not tokenizer.json's 8 where nothing else says" test "$(ids)" = 42
 
 # --input and npy
 printf 'first line\n\nthird line\r\n' >"$TMP/in.txt"

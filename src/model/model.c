@@ -411,8 +411,7 @@ void qb_model_tensor(const qb_model *m, int i, qb_tensor_info *out) {
 
 int qb_model_max_length(const qb_model *m, int asked) {
     if (asked > 0) return asked;
-    int n = m->cfg.max_position < 512 ? m->cfg.max_position : 512, file = qb_tokenizer_truncation(m->tok);
-    return file > 0 && file < n ? file : n;
+    return m->cfg.max_position < 512 ? m->cfg.max_position : 512;
 }
 
 qb_status qb_tokenize(const qb_model *m, const char *text, size_t len, const char *pair, size_t pair_len,

@@ -169,7 +169,6 @@ size_t qb_tokenizer_bytes(const qb_tokenizer *t) {
     return n;
 }
 
-int qb_tokenizer_truncation(const qb_tokenizer *t) { return t->max_length; }
 
 qb_tok_kind qb_tokenizer_kind(const qb_tokenizer *t) { return t->kind; }
 

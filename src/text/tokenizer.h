@@ -51,9 +51,6 @@ qb_status qb_tokenizer_copy_files(const char *from_dir, const char *to_dir, qb_e
 
 qb_tok_kind qb_tokenizer_kind(const qb_tokenizer *t);
 int qb_tokenizer_vocab_size(const qb_tokenizer *t);
-/* tokenizer.json's truncation.max_length (0 if none): a default length,
- * which a length the caller asks for overrides. */
-int qb_tokenizer_truncation(const qb_tokenizer *t);
 int32_t qb_tokenizer_pad_id(const qb_tokenizer *t);
 const char *qb_tokenizer_piece(const qb_tokenizer *t, int32_t id); /* NULL if out of range */
 /* The mask token, [MASK] or <mask> (the first of them it has), or -1. */

@@ -59,7 +59,6 @@ struct qb_tokenizer {
     /* tokenizer.json only */
     char **pieces;               /* id -> text, vocab and added tokens */
     int n_pieces;
-    int max_length;              /* "truncation": its max_length, 0 when none */
     bool trim_offsets;           /* the post-processor's trim_offsets (RobertaProcessing, ByteLevel) */
     bool trim_keeps_prefix;      /* ... and its add_prefix_space */
     qb_tok_decoder dec;

@@ -179,7 +179,7 @@ static qb_status tj_bpe(tj_ctx *c, qb_tokenizer *t, const json_t *norm, const js
     return st;
 }
 
-/* ---- added tokens, the post-processor, truncation ------------------------ */
+/* ---- added tokens, the post-processor ------------------------------------- */
 
 static qb_status tj_added(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
     const json_t *arr = json_object_get(c->root, "added_tokens");
@@ -322,21 +322,6 @@ static qb_status tj_post(const tj_ctx *c, qb_tokenizer *t, const json_t *pp, qb_
     return tj_unsupported(c, "post_processor", pp, err);
 }
 
-static qb_status tj_truncation(const tj_ctx *c, qb_tokenizer *t, qb_error *err) {
-    const json_t *tr = json_object_get(c->root, "truncation");
-    if (!tr || json_is_null(tr)) return QB_OK;
-    int64_t max, stride = 0;
-    const json_t *strat = json_object_get(tr, "strategy"), *dir = json_object_get(tr, "direction");
-    if (!qb_json_int(json_object_get(tr, "max_length"), &max) || max < 1 || max > INT32_MAX)
-        return qb_fail(err, QB_ERR_FORMAT, "%s: truncation.max_length is not a positive integer", c->path);
-    qb_json_int(json_object_get(tr, "stride"), &stride);
-    if ((strat && !qb_json_str_eq(strat, "LongestFirst")) || (dir && !qb_json_str_eq(dir, "Right")) || stride != 0)
-        return qb_fail(err, QB_ERR_UNSUPPORTED,
-                       "%s: truncation other than LongestFirst, direction Right, stride 0 is not supported", c->path);
-    t->max_length = (int)max;
-    return QB_OK;
-}
-
 /* id -> text over the vocab and the added tokens, for qb_tokenizer_piece. */
 static qb_status tj_pieces(const tj_ctx *c, qb_tokenizer *t, qb_error *err) {
     int n = c->n;
@@ -424,11 +409,11 @@ static void tj_decoder(const tj_ctx *c, qb_tokenizer *t) {
     }
 }
 
-/* What every model shares: the post-processor, truncation, id -> text, pad. */
+/* What every model shares: the post-processor, id -> text, pad (the
+ * "truncation" block is not read: see qb_model_max_length). */
 static qb_status tj_finish(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
     qb_status st = QB_OK;
     if (st == QB_OK) st = tj_post(c, t, json_object_get(c->root, "post_processor"), err);
-    if (st == QB_OK) st = tj_truncation(c, t, err);
     if (st == QB_OK) st = tj_pieces(c, t, err);
     if (st == QB_OK) tj_decoder(c, t);
     if (st == QB_OK) {
