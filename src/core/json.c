@@ -22,15 +22,46 @@ static void one_line(const char *text, char *out, size_t cap) {
     out[o] = 0;
 }
 
-static qb_status parse(const char *src, size_t len, size_t flags, const char *what, json_t **out, qb_error *err) {
+/* src with ".0" after every integer of more than 18 digits outside
+ * strings, so jansson reads those, and only those, as doubles; NULL when
+ * out of memory. */
+static char *big_ints_as_reals(const char *src, size_t len, size_t *out_len) {
+    char *out = malloc(len + len / 9 * 2 + 1);
+    size_t o = 0;
+    bool in_string = false;
+    for (size_t i = 0; out && i < len;) {
+        char c = src[i];
+        if (in_string || c == '"') {
+            if (in_string && c == '\\' && i + 1 < len) out[o++] = src[i++];
+            else if (c == '"') in_string = !in_string;
+            out[o++] = src[i++];
+            continue;
+        }
+        size_t j = i + (c == '-'), d = j;
+        while (d < len && src[d] >= '0' && src[d] <= '9') d++;
+        memcpy(out + o, src + i, d > i ? d - i : 1);
+        o += d > i ? d - i : 1;
+        bool integer = d - j > 18 && (d == len || (src[d] != '.' && src[d] != 'e' && src[d] != 'E'));
+        if (integer) out[o++] = '.', out[o++] = '0';
+        i = d > i ? d : i + 1;
+    }
+    *out_len = o;
+    return out;
+}
+
+static qb_status parse(const char *src, size_t len, size_t flags, bool big_ints, const char *what, json_t **out,
+                       qb_error *err) {
     json_error_t je;
     *out = json_loadb(src, len, flags | JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     /* JSON integers have no limit and Python writes any (transformers'
-     * model_max_length 10^30 where a tokenizer has none): past int64 the
-     * document is read again with every integer as a double, which
-     * qb_json_int still takes where it is a whole number. */
-    if (!*out && je.position >= 0 && strstr(je.text, "too big"))
-        *out = json_loadb(src, len, flags | JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
+     * model_max_length 10^30 where a tokenizer has none): the files of a
+     * model directory are read again with those past int64 as doubles. */
+    if (!*out && big_ints && strstr(je.text, "too big")) {
+        size_t n;
+        char *text = big_ints_as_reals(src, len, &n);
+        if (text) *out = json_loadb(text, n, flags | JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+        free(text);
+    }
     if (*out) return QB_OK;
     char text[2 * JSON_ERROR_TEXT_LENGTH];
     one_line(je.text, text, sizeof text);
@@ -46,11 +77,11 @@ static qb_status parse(const char *src, size_t len, size_t flags, const char *wh
 }
 
 qb_status qb_json_parse(const char *src, size_t len, const char *what, json_t **out, qb_error *err) {
-    return parse(src, len, 0, what, out, err);
+    return parse(src, len, 0, false, what, out, err);
 }
 
 qb_status qb_json_parse_unique(const char *src, size_t len, const char *what, json_t **out, qb_error *err) {
-    return parse(src, len, JSON_REJECT_DUPLICATES, what, out, err);
+    return parse(src, len, JSON_REJECT_DUPLICATES, false, what, out, err);
 }
 
 qb_status qb_json_load_object(const char *path, json_t **out, qb_error *err) {
@@ -63,7 +94,7 @@ qb_status qb_json_load_object_max(const char *path, size_t max, json_t **out, qb
     size_t len;
     qb_status st = qb_file_read_max(path, max, 0, "a JSON file", &text, &len, err);
     if (st) return st;
-    st = qb_json_parse(text, len, path, out, err);
+    st = parse(text, len, 0, true, path, out, err);
     free(text);
     if (st || json_is_object(*out)) return st;
     json_decref(*out);
