@@ -70,6 +70,10 @@ sed 's/"hidden_act": "gelu",/"hidden_act": "swish",/; s/"model_type": "bert",/"m
   "$M/config.json" >"$d/config.json"
 check "repeated key: an earlier value is overridden" test "$("$QBERT" info "$d" --json 2>&1 | json_get /dev/stdin 'j["hidden_act"]')" = gelu
 
+d=$(model_copy epsstr); rm "$d/config.json"; sed 's/"layer_norm_eps": 1e-12/"layer_norm_eps": "0.1"/' "$M/config.json" >"$d/config.json"
+expect_error "layer_norm_eps a string, not a silent 1e-12" 'config.json: "layer_norm_eps" must be a number' "$QBERT" info "$d"
+d=$(model_copy labelnul); rm "$d/config.json"; sed 's/"1": "positive"/"1": "pos\\u0000itive"/' "$M/config.json" >"$d/config.json"
+expect_error "a NUL in a label, not a label printed cut" 'config.json: id2label..1.. holds a NUL character' "$QBERT" info "$d"
 d=$(model_copy mtype); rm "$d/config.json"; sed 's/"model_type": "bert"/"model_type": "gpt2"/' "$M/config.json" >"$d/config.json"
 expect_error "unknown model_type" "config.json: model_type \"gpt2\" is not supported" "$QBERT" info "$d"
 

@@ -98,6 +98,9 @@ static qb_status parse_shapes(const json_t *j, qb_config *c, const char *path, q
     if (c->hidden_size % c->num_heads)
         return qb_fail(err, QB_ERR_FORMAT, "%s: hidden size %d is not a multiple of %d heads", path,
                        c->hidden_size, c->num_heads);
+    const json_t *e = json_object_get(j, "layer_norm_eps");
+    if (e && !json_is_number(e)) /* a default in its place would change every output unseen */
+        return qb_fail(err, QB_ERR_FORMAT, "%s: \"layer_norm_eps\" must be a number", path);
     double eps = qb_json_get_number(j, "layer_norm_eps", 1e-12);
     if (!(eps > 0 && eps < 1)) return qb_fail(err, QB_ERR_FORMAT, "%s: layer_norm_eps out of range", path);
     c->layer_norm_eps = distil ? 1e-12f : (float)eps; /* DistilBERT hard-codes it */
@@ -237,8 +240,11 @@ static qb_status parse_labels(const json_t *j, qb_config *c, const char *path, q
         long id = strtol(key, &end, 10);
         bool ok = *key && !*end && id >= 0 && id < n && !c->labels[id];
         if (!ok) return qb_fail(err, QB_ERR_FORMAT, "%s: id2label keys must be distinct ids 0..%d", path, n - 1);
-        c->labels[id] = qb_json_strdup(v, NULL);
+        size_t len = 0;
+        c->labels[id] = qb_json_strdup(v, &len);
         if (!c->labels[id]) return qb_fail(err, QB_ERR_FORMAT, "%s: id2label values must be strings", path);
+        if (strlen(c->labels[id]) != len) /* C strings end there: the label would be printed cut */
+            return qb_fail(err, QB_ERR_FORMAT, "%s: id2label[\"%s\"] holds a NUL character", path, key);
     }
     return QB_OK;
 }
