@@ -117,6 +117,26 @@ static void print_top(const filler *f, int pos) {
     }
 }
 
+static int count_masks(const filler *f, const qb_encoding *e) {
+    int n = 0;
+    for (int pos = 0; pos < e->n; pos++) n += e->input_ids[pos] == f->info.mask_token_id;
+    return n;
+}
+
+/* Masks that truncation cut off are not filled: the user is told how many. */
+static void note_cut_masks(const filler *f, const char *text, int n, int kept) {
+    qb_encoding all = {0};
+    qb_error err = {0};
+    if (f->enc.n_truncated > 0 && !qb_tokenize(f->m, text, strlen(text), NULL, 0, f->enc.n + f->enc.n_truncated,
+                                               &all, &err)) {
+        int cut = count_masks(f, &all) - kept;
+        if (cut > 0)
+            fprintf(stderr, "qbert fill-mask: note: text %d: %d of its masks lie past its first %d tokens "
+                            "(--max-length) and are not filled\n", n, cut, f->enc.n);
+    }
+    qb_encoding_free(&all);
+}
+
 /* One text: tokenize, run, rank every mask position, print. */
 static int fill_one(filler *f, const char *text, int n) {
     qb_error err = {0};
@@ -126,8 +146,8 @@ static int fill_one(filler *f, const char *text, int n) {
         fprintf(stderr, "qbert fill-mask: error: text %d: %s\n", n, err.msg);
         return QB_EXIT_FAIL;
     }
-    int any = 0;
-    for (int pos = 0; pos < f->enc.n; pos++) any += f->enc.input_ids[pos] == f->info.mask_token_id;
+    int any = count_masks(f, &f->enc);
+    note_cut_masks(f, text, n, any);
     if (!any) {
         fprintf(stderr, "qbert fill-mask: error: text %d: no %s (the model's mask token) in its first %d tokens\n", n,
                 qb_token_text(f->m, f->info.mask_token_id), f->enc.n);

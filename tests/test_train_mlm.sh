@@ -36,6 +36,10 @@ check "no classifier or pooler kept" bash -c "! '$QBERT' info '$TMP/pre' --json 
 "$QBERT" fill-mask "$TMP/pre" "this movie was [MASK] ." --top-k 3 --json >"$TMP/fill.json" 2>"$TMP/fill.err"
 check "fill-mask runs on the output" test $? -eq 0
 check "fill-mask gives 3 candidates" test "$(json_get "$TMP/fill.json" 'len(j["masks"][0]["top"])')" = 3
+"$QBERT" fill-mask "$TMP/pre" "a [MASK] c d e [MASK] f [MASK]" --max-length 5 --json >"$TMP/cut.json" 2>"$TMP/cut.err"
+check "fill-mask: masks cut by --max-length are named ($(cat "$TMP/cut.err"))" \
+  grep -q '2 of its masks lie past its first 5 tokens' "$TMP/cut.err"
+check "fill-mask: the mask kept is filled" test "$(json_get "$TMP/cut.json" 'len(j["masks"])')" = 1
 
 # again from the saved head: DEV's masks are fixed, so the first held-out
 # loss is the one the first run reported for what it saved
