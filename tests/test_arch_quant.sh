@@ -34,6 +34,13 @@ check "info --json: no labels on a masked-LM head" test "$("$QBERT" info "$ROB" 
 "$QBERT" embed "$ROB" --input "$TMP/texts.txt" >"$TMP/rob.jsonl"
 check "a bare RobertaModel embeds as its masked-LM parent" cmp -s "$TMP/base.jsonl" "$TMP/rob.jsonl"
 
+UNTIED=$TMP/roberta-untied
+mkdir "$UNTIED" && ln -s "$ROB"/* "$UNTIED/" && rm "$UNTIED/config.json"
+$PY -c "import json,sys; c=json.load(open(sys.argv[1])); c['tie_word_embeddings']=False; json.dump(c, open(sys.argv[2],'w'))" \
+  "$ROB/config.json" "$UNTIED/config.json"
+expect_error "an untied masked-LM head without its decoder" "tie_word_embeddings is false but there is no 'lm_head.decoder.weight'" \
+  "$QBERT" fill-mask "$UNTIED" "The movie was <mask>."
+
 MASKED="The movie was <mask>."
 expect_error "fill-mask: a text without the model's mask token" "text 1: no <mask> \\(the model's mask token\\)" \
   "$QBERT" fill-mask "$ROB" "The movie was [MASK]."

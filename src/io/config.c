@@ -105,6 +105,7 @@ static qb_status parse_shapes(const json_t *j, qb_config *c, const char *path, q
     if (!(eps > 0 && eps < 1)) return qb_fail(err, QB_ERR_FORMAT, "%s: layer_norm_eps out of range", path);
     c->layer_norm_eps = distil ? 1e-12f : (float)eps; /* DistilBERT hard-codes it */
     c->sinusoidal_pos = qb_json_get_bool(j, "sinusoidal_pos_embds", false);
+    c->tie_word_embeddings = qb_json_get_bool(j, "tie_word_embeddings", true);
     double init = qb_json_get_number(j, "initializer_range", 0.02);
     if (!(init > 0 && init < 1)) return qb_fail(err, QB_ERR_FORMAT, "%s: initializer_range out of range", path);
     c->initializer_range = (float)init;

@@ -70,6 +70,7 @@ typedef struct {
     qb_act mlm_act;                          /* QB_TASK_MLM: the head's activation */
     float layer_norm_eps;
     bool sinusoidal_pos;                     /* DistilBERT */
+    bool tie_word_embeddings;                /* a masked-LM decoder may be the word table */
     int num_labels;
     char **labels;                           /* id2label, num_labels entries */
     int head_function;                       /* qb_head_function, from problem_type and num_labels */

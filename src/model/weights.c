@@ -239,6 +239,9 @@ static void bind_mlm(qb_binder *b) {
     m->mlm_bias = bind(b, f->mlm_bias, 1, c->vocab_size, 0);
     snprintf(n, sizeof n, "%s.weight", f->mlm_decoder);
     if (qb_binder_find(b, n)) m->mlm_decoder = bind(b, n, 2, c->vocab_size, H);
+    else if (!c->tie_word_embeddings && !b->err->code) /* transformers would start one at random */
+        qb_fail(b->err, QB_ERR_FORMAT, "%s: tie_word_embeddings is false but there is no '%s%s' to decode with",
+                b->file, b->prefix, n);
     snprintf(n, sizeof n, "%s.bias", f->mlm_decoder);
     qb_binder_find(b, n);
 }
