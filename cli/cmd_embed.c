@@ -41,7 +41,7 @@ static const char help[] =
     "  --format F         jsonl (default): one object a line, {\"text\", \"input_ids\",\n"
     "                     \"embedding\"}; npy: one float32 [n, dim] array (needs -o)\n"
     "  -o OUT             write to OUT (through a temporary file renamed when\n"
-    "                     complete) instead of stdout\n"
+    "                     complete) instead of stdout; -o - is stdout (npy too)\n"
     "  --batch B          texts run together (default 32)\n"
     "  --threads N        compute threads (default: all cores)\n";
 
@@ -258,12 +258,14 @@ static int setup(embedder *e, const embed_args *a) {
     return QB_EXIT_OK;
 }
 
-/* Runs every text; the output file appears only when all of it is written. */
+/* Runs every text; the output file appears only when all of it is written.
+ * out NULL or "-": standard output (npy too, for a pipe). */
 static int run(embedder *e, const text_list *l, const char *out) {
     char *mem = NULL;
     size_t mem_size = 0;
+    bool to_stdout = !out || !strcmp(out, "-");
     if (e->npy) e->all = malloc((size_t)l->n * e->dim * sizeof(float) + 1);
-    else e->out = out ? open_memstream(&mem, &mem_size) : stdout;
+    else e->out = to_stdout ? stdout : open_memstream(&mem, &mem_size);
     if (e->npy ? !e->all : !e->out) return fputs("qbert embed: error: out of memory\n", stderr), QB_EXIT_FAIL;
     int rc = QB_EXIT_OK;
     for (int at = 0; !rc && at < l->n; at += e->batch)
@@ -275,7 +277,9 @@ static int run(embedder *e, const text_list *l, const char *out) {
     if (!rc && e->npy && !(data = npy_bytes(e->all, l->n, e->dim, &size)))
         rc = (fputs("qbert embed: error: out of memory\n", stderr), QB_EXIT_FAIL);
     qb_error err = {0};
-    if (!rc && qb_file_write_atomic(out, data, size, &err)) rc = qb_report_error("embed", &err);
+    if (!rc && to_stdout && (fwrite(data, 1, size, stdout) != size || fflush(stdout)))
+        rc = (fputs("qbert embed: error: writing standard output failed\n", stderr), QB_EXIT_FAIL);
+    else if (!rc && !to_stdout && qb_file_write_atomic(out, data, size, &err)) rc = qb_report_error("embed", &err);
     if (data != mem) free(data);
     free(mem);
     return rc;

@@ -81,6 +81,10 @@ check "npy: header, shape, same values as jsonl" \
   test "$($PY "$TMP/npy.py" "$TMP/in.npy" "$TMP/in.jsonl")" = "True 0 <f4 (3, 256) True"
 "$QBERT" embed "$B" "x" -o "$TMP/o2.jsonl"
 check "-o writes jsonl" test "$(wc -l <"$TMP/o2.jsonl")" -eq 1
+had_dash=$([ -e ./- ] && echo yes)
+"$QBERT" embed "$B" --input "$TMP/in.txt" --format npy -o - >"$TMP/stdout.npy"
+check "-o - writes the npy to stdout, no file named -" bash -c "cmp -s '$TMP/stdout.npy' '$TMP/in.npy' && [ -n '$had_dash' -o ! -e ./- ]"
+[ -z "$had_dash" ] && rm -f ./-
 
 # a quantized copy keeps the layout and stays close
 "$QBERT" quantize "$B" -o "$TMP/q8" --method dynamic >/dev/null
