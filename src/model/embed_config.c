@@ -71,11 +71,12 @@ static qb_status read_pooling(const char *path, qb_model *m, qb_error *err) {
     *out = 0;
     for (int i = 0; i < N_MODES; i++)
         if (qb_json_get_bool(j, modes[i].key, false)) *out |= modes[i].bit;
+    /* the string lives in j: parsed before j is freed */
     const char *other = qb_json_str(json_object_get(j, "pooling_mode"), NULL);
+    if (!*out && other) *out = qb_pooling_parse(other);
     double dim = qb_json_get_number(j, "word_embedding_dimension", hidden);
     m->prompts.exclude = !qb_json_get_bool(j, "include_prompt", true);
     json_decref(j);
-    if (!*out && other) *out = qb_pooling_parse(other);
     if (!*out) return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: no pooling mode qbert knows is enabled", path);
     if (dim != hidden)
         return qb_fail(err, QB_ERR_FORMAT, "%s: word_embedding_dimension %g is not the model's hidden size %d", path,
