@@ -132,6 +132,8 @@ check "older statistics still quantize" test $? -eq 0
 printf '{"bert.encoder.layer.0.*": "fp16", "bert.encoder.layer.3.output.dense": "fp32"}' >"$TMP/map.json"
 quantize -o "$Q/mixed" --method dynamic --precision-map "$TMP/map.json"
 check "mixed precision map" grep -q "26 linears, 2 fp32, 6 fp16, 18 int8" <("$QBERT" info "$Q/mixed")
+quantize -o "$Q/kept" --method dynamic --precision-map "$TMP/map.json" --keep 'bert.encoder.layer.0.attention.*'
+check "--keep wins over the map's glob" grep -q "26 linears, 6 fp32, 2 fp16, 18 int8" <("$QBERT" info "$Q/kept")
 
 # broken quantized models
 broken() { # broken NAME PYTHON_HEADER_EDIT

@@ -117,8 +117,6 @@ static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, bo
         const qb_linear *l = m->linears[i];
         plan[i] = base;
         if (!is_half_method(p->method) && is_classifier(m, l) && !p->quantize_head) plan[i] = fp32;
-        for (int k = 0; k < p->n_keep; k++)
-            if (!fnmatch(p->keep[k], l->name, 0)) plan[i] = fp32;
     }
     for (int k = 0; k < p->n_keep; k++) {
         bool hit = false;
@@ -126,6 +124,10 @@ static qb_status plan_precisions(const qb_model *m, const qb_quant_params *p, bo
         if (!hit) return qb_fail(err, QB_ERR_ARG, "--keep '%s' matches no linear layer of the model", p->keep[k]);
     }
     qb_status st = p->precision_map ? apply_precision_map(m, p, plan, err) : QB_OK;
+    /* --keep last: a layer the user protects by name is never quantized by a map's wildcard */
+    for (int i = 0; i < m->n_linears; i++)
+        for (int k = 0; k < p->n_keep; k++)
+            if (!fnmatch(p->keep[k], m->linears[i]->name, 0)) plan[i] = fp32;
     for (int i = 0; !st && i < m->n_linears; i++)
         if (plan[i].fmt->integer_inputs && !is_int8_method(p->method))
             st = qb_fail(err, QB_ERR_ARG, "%s%s for '%s' runs on u8 inputs, which --method %s does not quantize: use "
