@@ -601,7 +601,8 @@ qb_status qb_calibrate(const qb_model *m, const qb_quant_params *params, const c
 const char *qb_model_quant_summary(const qb_model *m);
 int qb_model_linear_count(const qb_model *m);
 const char *qb_model_linear_name(const qb_model *m, int i); /* e.g. "bert.encoder.layer.0.output.dense" */
-/* Linear i's weight format ("fp32", "int8", "int4", "kmeans2"...), the
+/* Linear i's weight format ("fp32", "int8", "int4", "kmeans2"...; "int8-dynamic" or
+ * "int4-static" where its input grid is not the method's), the
  * bits its weight takes in the file per weight (scales, zero points and
  * codebooks included) and its [out, in] shape. */
 const char *qb_model_linear_format(const qb_model *m, int i, double *bits, int *out, int *in);

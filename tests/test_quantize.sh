@@ -134,6 +134,10 @@ quantize -o "$Q/mixed" --method dynamic --precision-map "$TMP/map.json"
 check "mixed precision map" grep -q "26 linears, 2 fp32, 6 fp16, 18 int8" <("$QBERT" info "$Q/mixed")
 quantize -o "$Q/kept" --method dynamic --precision-map "$TMP/map.json" --keep 'bert.encoder.layer.0.attention.*'
 check "--keep wins over the map's glob" grep -q "26 linears, 6 fp32, 2 fp16, 18 int8" <("$QBERT" info "$Q/kept")
+printf '{"bert.encoder.layer.3.attention.self.query": "int8-dynamic"}' >"$TMP/dynmap.json"
+quantize -o "$Q/static-dyn" --method static --calib-stats "$TMP/stats.json" --precision-map "$TMP/dynmap.json"
+check "info --linears: a map's int8-dynamic in a static model says so" test "$("$QBERT" info "$Q/static-dyn" --linears --json |
+  json_get /dev/stdin '" ".join(sorted(set(l["format"] for l in j["linears"])))')" = "fp32 int8 int8-dynamic"
 
 # broken quantized models
 broken() { # broken NAME PYTHON_HEADER_EDIT

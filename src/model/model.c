@@ -208,8 +208,13 @@ static double stored_bytes(const qb_model *m, const qb_linear *l, double *extra)
 
 static void summarize_quant(qb_model *m) {
     double bits = 0, weights = 0, extra = 0;
+    bool method_static = m->cfg.quant.present && m->cfg.quant.method == QB_QUANT_STATIC;
     for (int i = 0; i < m->n_linears; i++) {
-        const qb_linear *l = m->linears[i];
+        qb_linear *l = m->linears[i];
+        /* the input grid where it is not the method's (a map's int8-dynamic in a static model) */
+        if (!l->fmt->integer_inputs || l->static_input == method_static)
+            snprintf(l->label, sizeof l->label, "%s", l->fmt->name);
+        else snprintf(l->label, sizeof l->label, "%s-%s", l->fmt->name, l->static_input ? "static" : "dynamic");
         bits += 8 * stored_bytes(m, l, &extra);
         weights += (double)l->out * l->in;
     }
@@ -268,7 +273,7 @@ const char *qb_model_linear_format(const qb_model *m, int i, double *bits, int *
     if (bits) *bits = bytes > 0 ? 8 * bytes / ((double)l->out * l->in) : l->fmt->bits;
     if (out) *out = l->out;
     if (in) *in = l->in;
-    return l->fmt->name;
+    return l->label;
 }
 
 /* The files of a model directory are regular files where they exist: a

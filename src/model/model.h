@@ -34,6 +34,8 @@ typedef struct {
     int out, in;
     int id;                 /* index in qb_model.linears */
     char name[96];          /* module name, e.g. "bert.encoder.layer.0.attention.self.query" */
+    char label[32];         /* its format as info shows it: the row's name, "-dynamic" or "-static" where
+                             * its input grid is not the method's */
     bool static_input;      /* int8 static: the input has a calibrated scale */
     float in_scale;
     int32_t in_zero;
