@@ -19,7 +19,8 @@ static const char help[] =
     "\n"
     "  --top-k K          tokens per mask (default 5)\n"
     "  --json             one object a line: {\"text\", \"input_ids\", \"masks\": [{\"position\",\n"
-    "                     \"top\": [{\"token_id\", \"token\", \"score\", \"logit\"}]}]}\n"
+    "                     \"top\": [{\"token_id\", \"token\", \"token_str\", \"score\",\n"
+    "                     \"logit\"}]}]}; token_str is the token decoded\n"
     "  --max-length L     truncate to L tokens, special tokens included\n"
     "  --threads N        compute threads (default: all cores)\n";
 
@@ -88,15 +89,27 @@ static bool rank_position(filler *f, int pos, qb_error *err) {
     return true;
 }
 
-/* {"position", "top": [{"token_id", "token", "score", "logit"}]} of the ranked position. */
+/* The token as text, as the pipeline's token_str (tokenizer.decode([id])):
+ * " Construct" for RoBERTa's "ĠConstruct". */
+static const char *token_str(const filler *f, int32_t id, char *buf, size_t cap) {
+    qb_error err = {0};
+    size_t len;
+    if (qb_detokenize(f->m, &id, 1, 0, buf, cap, &len, &err)) return qb_token_text(f->m, id);
+    return buf;
+}
+
+/* {"position", "top": [{"token_id", "token", "token_str", "score", "logit"}]} of the ranked position. */
 static json_t *mask_json(const filler *f, int pos) {
     json_t *top = json_array(), *m = json_object();
     bool ok = top && m;
     for (int k = 0; ok && k < f->top_k; k++) {
         int32_t id = f->order[k].id;
         const char *tok = qb_token_text(f->m, id);
+        char buf[256];
+        const char *str = token_str(f, id, buf, sizeof buf);
         json_t *o = json_object();
         ok = o && qb_json_set_int(o, "token_id", id) && qb_json_set_str(o, "token", tok ? tok : "") &&
+             qb_json_set_str(o, "token_str", str ? str : "") &&
              qb_json_set_real(o, "score", f->probs[id]) && qb_json_set_real(o, "logit", f->logits[id]);
         ok = qb_json_push(top, qb_json_built(o, ok));
     }
@@ -110,9 +123,11 @@ static void print_top(const filler *f, int pos) {
     printf("  %s at token %d:\n", qb_token_text(f->m, f->info.mask_token_id), pos);
     for (int k = 0; k < f->top_k; k++) {
         int32_t id = f->order[k].id;
-        char esc[256];
-        const char *tok = qb_token_text(f->m, id);
-        printf("    %-20s %8.4f  (id %d, logit %.4f)\n", tok ? qb_escape_str(esc, sizeof esc, tok) : "?",
+        char esc[256], buf[256];
+        const char *str = token_str(f, id, buf, sizeof buf), *shown = str ? qb_escape_str(esc, sizeof esc, str) : "?";
+        int width = 0; /* characters, not bytes, so the scores line up */
+        for (const char *c = shown; *c; c++) width += ((unsigned char)*c & 0xC0) != 0x80;
+        printf("    %s%*s %8.4f  (id %d, logit %.4f)\n", shown, width < 20 ? 20 - width : 0, "",
                (double)f->probs[id], id, (double)f->logits[id]);
     }
 }

@@ -62,6 +62,14 @@ check "do_lower_case: each text lowercased" test "$(ids "$ST" " Hello WORLD")" =
 check "fill-mask text escapes control characters" bash -c "! grep -q \$'\\033' '$TMP/fill_esc.txt'"
 "$QBERT" predict "$ELE" --input "$TMP/texts.txt" --json >"$TMP/ele.jsonl"
 "$QBERT" fill-mask "$ROB" "$MASKED" --json --top-k 50265 >"$TMP/fill.jsonl"
+check "fill-mask: token_str is the token decoded (Ġ a space), as the pipeline's" $PY - "$TMP/fill.jsonl" <<'PYEOF'
+import json, sys
+top = json.loads(open(sys.argv[1]).readline())["masks"][0]["top"]
+plain = [t for t in top if all(c.isascii() and c.isalnum() for c in t["token"].lstrip("Ġ"))]
+assert sum(t["token"].startswith("Ġ") for t in plain) > 100, "too few Ġ tokens to test"
+bad = [t for t in plain if t["token_str"] != t["token"].replace("Ġ", " ")]
+assert not bad, bad[:3]
+PYEOF
 
 cat >"$TMP/compare.py" <<'EOF'
 import json, math, sys
