@@ -236,7 +236,9 @@ int qb_entities_simple(const qb_model *m, const qb_encoding *e, const float *log
  * tokenizing them one by one (qb_tokenize_words) gives qb_tokenize()'s ids:
  * WordPiece (BERT's BasicTokenizer, BertPreTokenizer) splits at whitespace
  * and around every punctuation mark and CJK ideograph ("York." is two
- * words); SentencePiece and the others at whitespace.  A special token
+ * words); a byte-level BPE (RoBERTa) at whitespace and where GPT-2's
+ * pattern cuts ("York.", "it's": two words each); SentencePiece and the
+ * others at whitespace.  A special token
  * written in the text is one word.  spans has room for len entries; *n
  * gets the count.  Invalid UTF-8 is QB_ERR_UTF8. */
 qb_status qb_split_words(const qb_model *m, const char *text, size_t len, qb_word_span *spans, int *n,

@@ -34,6 +34,16 @@ check "info --json: no labels on a masked-LM head" test "$("$QBERT" info "$ROB" 
 "$QBERT" embed "$ROB" --input "$TMP/texts.txt" >"$TMP/rob.jsonl"
 check "a bare RobertaModel embeds as its masked-LM parent" cmp -s "$TMP/base.jsonl" "$TMP/rob.jsonl"
 
+# a RoBERTa token model's words: cut where its pre-tokenizer cuts, ids as the sentence's
+RTOK=$TMP/roberta-token
+$PY "$SHARED/tools/make_random_checkpoint.py" roberta-small-odd "$RTOK" --seed 0 --head token >/dev/null
+T="New York. It's hyphen-ated"
+"$QBERT" predict "$RTOK" "$T" --json >"$TMP/rtok.json"
+check "RoBERTa token model: words cut as GPT-2's pattern cuts" test "$(json_get "$TMP/rtok.json" '" ".join(j["words"])')" = \
+  "New York . It 's hyphen - ated"
+check "RoBERTa token model: the words' ids are the sentence's" test "$(json_get "$TMP/rtok.json" 'j["input_ids"]')" = \
+  "$("$QBERT" embed "$RTOK" "$T" | json_get /dev/stdin 'j["input_ids"]')"
+
 UNTIED=$TMP/roberta-untied
 mkdir "$UNTIED" && ln -s "$ROB"/* "$UNTIED/" && rm "$UNTIED/config.json"
 $PY -c "import json,sys; c=json.load(open(sys.argv[1])); c['tie_word_embeddings']=False; json.dump(c, open(sys.argv[2],'w'))" \

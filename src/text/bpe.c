@@ -304,6 +304,7 @@ nomem:
 }
 
 bool qb_bpe_byte_level(const qb_bpe *b) { return b->byte_level; }
+bool qb_bpe_byte_regex(const qb_bpe *b) { return b->byte_level && b->use_regex; }
 
 size_t qb_bpe_bytes(const qb_bpe *b) {
     return sizeof *b + qb_ptab_bytes(&b->vocab) + (b->merges ? (b->merge_mask + 1) * sizeof *b->merges : 0);

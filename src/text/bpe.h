@@ -48,5 +48,6 @@ size_t qb_bpe_gpt2_match(const uint32_t *s, size_t n, size_t i);
 int32_t qb_bpe_id(const qb_bpe *b, const char *piece, size_t len, int32_t missing);
 /* Whether it was loaded with ByteLevel as its own pre-tokenizer. */
 bool qb_bpe_byte_level(const qb_bpe *b);
+bool qb_bpe_byte_regex(const qb_bpe *b); /* byte-level, split with GPT-2's pattern */
 
 #endif

@@ -317,6 +317,11 @@ qb_status qb_hfp_set_unigram(qb_hfp *u, const json_t *model, const char *path, q
 void qb_hfp_set_wordpiece(qb_hfp *p, const qb_wordpiece *wp) { p->wp = wp; }
 void qb_hfp_set_bpe(qb_hfp *p, const qb_bpe *bpe) { p->bpe = bpe; }
 bool qb_hfp_byte_level(const qb_hfp *p) { return p->byte_level; }
+bool qb_hfp_byte_regex(const qb_hfp *p) {
+    for (int i = 0; i < p->n_pre; i++)
+        if (p->pre[i].kind == P_BYTELEVEL && p->pre[i].use_regex) return true;
+    return false;
+}
 
 void qb_hfp_free(qb_hfp *u) {
     if (!u) return;

@@ -28,6 +28,8 @@ void qb_hfp_set_wordpiece(qb_hfp *p, const qb_wordpiece *wp);
 void qb_hfp_set_bpe(qb_hfp *p, const qb_bpe *bpe);
 /* Whether a ByteLevel pre-tokenizer maps the words to GPT-2's byte alphabet. */
 bool qb_hfp_byte_level(const qb_hfp *p);
+/* A ByteLevel step splits with GPT-2's pattern (use_regex). */
+bool qb_hfp_byte_regex(const qb_hfp *p);
 
 qb_status qb_hfp_tokenize(const qb_hfp *p, const char *text, size_t len, const char *what,
                           qb_tok_work *w, qb_i32buf *ids, qb_error *err);

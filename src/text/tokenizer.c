@@ -521,9 +521,29 @@ static size_t tok_special_len(const qb_tokenizer *t, const char *s, size_t len, 
     return a ? a->len : 0;
 }
 
-qb_status qb_tokenizer_split_words(const qb_tokenizer *t, const char *text, size_t len, qb_word_span *spans,
-                                   int *n, qb_error *err) {
-    bool bert = t->kind == QB_TOK_WORDPIECE;
+/* A byte-level BPE's pre-tokenizer also cuts inside a whitespace-free run
+ * where GPT-2's pattern does ("York." -> "York", "."; "it's" -> "it",
+ * "'s"): the run [start, end) as those pieces, else whole. */
+static void put_word(bool regex, const char *text, size_t start, size_t end, uint32_t *cp, size_t *at,
+                     qb_word_span *spans, int *n) {
+    if (!regex) {
+        spans[(*n)++] = (qb_word_span){start, end, start, end};
+        return;
+    }
+    size_t m = 0;
+    for (size_t i = start; i < end; m++) {
+        at[m] = i;
+        i += qb_utf8_decode_char(text + i, end - i, &cp[m]);
+    }
+    at[m] = end;
+    for (size_t i = 0, k; i < m; i += k) {
+        k = qb_bpe_gpt2_match(cp, m, i);
+        spans[(*n)++] = (qb_word_span){at[i], at[i + k], at[i], at[i + k]};
+    }
+}
+
+static qb_status split_words(const qb_tokenizer *t, bool bert, bool regex, const char *text, size_t len, uint32_t *cp,
+                             size_t *at, qb_word_span *spans, int *n, qb_error *err) {
     size_t i = 0, start = 0;
     bool in_word = false;
     *n = 0;
@@ -535,16 +555,33 @@ qb_status qb_tokenizer_split_words(const qb_tokenizer *t, const char *text, size
         bool dropped = bert && (c == 0 || c == 0xFFFD || qb_uni_is_bert_control(c));
         bool space = !dropped && (qb_uni_is_py_space(c) || (bert && qb_uni_is_bert_space(c)));
         bool alone = special || (bert && (qb_uni_is_punct(c) || qb_uni_is_cjk(c)));
-        if (in_word && (space || alone)) spans[(*n)++] = (qb_word_span){start, i, start, i};
+        if (in_word && (space || alone)) put_word(regex, text, start, i, cp, at, spans, n);
         in_word = !space && !alone && (in_word || (start = i, true));
         if (alone) spans[(*n)++] = (qb_word_span){i, i + (special ? special : k), i, i + (special ? special : k)};
         i += special ? special : k;
     }
-    if (in_word) spans[(*n)++] = (qb_word_span){start, len, start, len};
+    if (in_word) put_word(regex, text, start, len, cp, at, spans, n);
     bool byte_level = qb_tok_byte_level(t);
     for (int w = 0; byte_level && w < *n; w++) spans[w].tok_start = w ? spans[w - 1].end : 0;
     if (byte_level && *n) spans[*n - 1].tok_end = len;
     return QB_OK;
+}
+
+qb_status qb_tokenizer_split_words(const qb_tokenizer *t, const char *text, size_t len, qb_word_span *spans,
+                                   int *n, qb_error *err) {
+    bool bert = t->kind == QB_TOK_WORDPIECE;
+    bool regex = t->pipe ? qb_hfp_byte_regex(t->pipe) : t->kind == QB_TOK_BPE && qb_bpe_byte_regex(t->bpe);
+    uint32_t *cp = regex ? malloc((len + 1) * sizeof *cp) : NULL;
+    size_t *at = regex ? malloc((len + 1) * sizeof *at) : NULL;
+    if (regex && (!cp || !at)) {
+        free(cp);
+        free(at);
+        return qb_fail(err, QB_ERR_NOMEM, "text: out of memory splitting words");
+    }
+    qb_status st = split_words(t, bert, regex, text, len, cp, at, spans, n, err);
+    free(cp);
+    free(at);
+    return st;
 }
 
 qb_status qb_tokenizer_copy_files(const char *from_dir, const char *to_dir, qb_error *err) {
