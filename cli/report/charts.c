@@ -177,7 +177,7 @@ void qb_report_chart_accuracy_latency(FILE *f, const qb_report *r, const qb_repo
  * label, so a bar a sixteenth of the widest still reads as what it is. */
 static void bar_chart(FILE *f, const qb_report *r, const double *v, const double *shares, const char *title,
                       const char *desc, const char *xlabel, const char *unit, const char *color, double ref,
-                      const char *empty) {
+                      const char *empty, bool mark_noisy) {
     int n = 0;
     double hi = ref > 0 ? ref : 0, label_w = 60;
     for (int i = 0; i < r->n_rows; i++) {
@@ -207,7 +207,8 @@ static void bar_chart(FILE *f, const qb_report *r, const double *v, const double
         qb_svg_text(f, p.left - 8, y + bar / 2 + 5, "end", 13, NULL, r->rows[i].method);
         if (shares && shares[i] > 1.05)
             qb_svg_textf(f, x1 + 6, y + bar / 2 + 5, "start", 12, "%.2f%s (1/%.1f of FP32)", v[i], unit, shares[i]);
-        else qb_svg_textf(f, x1 + 6, y + bar / 2 + 5, "start", 12, "%.2f%s", v[i], unit);
+        else qb_svg_textf(f, x1 + 6, y + bar / 2 + 5, "start", 12, "%.2f%s%s", v[i], unit,
+                          mark_noisy && r->rows[i].speed_noisy ? " (noisy)" : "");
         fputs("</g>\n", f);
     }
     if (ref > 0) {
@@ -223,7 +224,7 @@ void qb_report_chart_size(FILE *f, const qb_report *r) {
     if (!v) return;
     for (int i = 0; i < r->n_rows; i++) v[i] = r->rows[i].size_bytes / 1e6, v[r->n_rows + i] = r->rows[i].compression;
     bar_chart(f, r, v, v + r->n_rows, "Model size", "model.safetensors size per successful method, in MB (10^6 bytes).",
-              "size of model.safetensors (MB, lower is better)", " MB", SIZE_COLOR, 0, "no successful methods");
+              "size of model.safetensors (MB, lower is better)", " MB", SIZE_COLOR, 0, "no successful methods", false);
     free(v);
 }
 
@@ -239,7 +240,7 @@ void qb_report_chart_speedup(FILE *f, const qb_report *r, const qb_report_analys
              "marks 1.0x.", bl);
     bar_chart(f, r, v, NULL, title, desc, "speedup (x, median of rounds' FP32 p50 / method p50, higher is better)", "x",
               SPEEDUP_COLOR, 1.0,
-              a->baseline >= 0 ? "no successful methods" : "no fp32 row: speedup needs the FP32 baseline");
+              a->baseline >= 0 ? "no successful methods" : "no fp32 row: speedup needs the FP32 baseline", true);
     free(v);
 }
 

@@ -162,10 +162,13 @@ static void leaders(const qb_report *r, qb_report_analysis *a) {
         }
         add(a, "Most accurate: %s (%s %.2f%%)%s", row->method, what, 100 * q, note);
     }
+    bool noisy = false;
+    for (int j = 0; j < r->n_rows; j++) noisy |= r->rows[j].ok && r->rows[j].speed_noisy;
+    const char *unranked = noisy ? " among the rows not marked noisy" : "";
     i = best(r, a, BY_LATENCY, -1, 0, 0);
     if (i >= 0) {
         const qb_report_row *row = &r->rows[i];
-        add(a, "Fastest at batch %d: %s (p50 %.2f ms%s).", bl, row->method, row->p50_b1_ms,
+        add(a, "Fastest at batch %d%s: %s (p50 %.2f ms%s).", bl, unranked, row->method, row->p50_b1_ms,
             ratio(x, sizeof x, row->speedup, "speedup"));
         for (int j = 0; j < r->n_rows; j++)
             if (j != i && qb_report_row_plottable(&r->rows[j], a->ner) && !r->rows[j].speed_noisy &&
@@ -175,7 +178,7 @@ static void leaders(const qb_report *r, qb_report_analysis *a) {
     }
     int t = best(r, a, BY_THROUGHPUT, -1, 0, 0);
     if (t >= 0)
-        add(a, "Highest throughput at batch %d: %s (%.1f sequences/s).", bt, r->rows[t].method,
+        add(a, "Highest throughput at batch %d%s: %s (%.1f sequences/s).", bt, unranked, r->rows[t].method,
             r->rows[t].throughput_b8);
     i = best(r, a, BY_SIZE, -1, 0, 0);
     if (i >= 0)
