@@ -169,7 +169,6 @@ size_t qb_tokenizer_bytes(const qb_tokenizer *t) {
     return n;
 }
 
-
 qb_tok_kind qb_tokenizer_kind(const qb_tokenizer *t) { return t->kind; }
 
 const char *qb_tokenizer_describe(const qb_tokenizer *t) { return t->desc; }
