@@ -22,6 +22,11 @@ static void one_line(const char *text, char *out, size_t cap) {
     out[o] = 0;
 }
 
+static size_t skip_digits(const char *s, size_t len, size_t i) {
+    while (i < len && s[i] >= '0' && s[i] <= '9') i++;
+    return i;
+}
+
 /* src with ".0" after every integer of more than 18 digits outside
  * strings, so jansson reads those, and only those, as doubles; NULL when
  * out of memory. */
@@ -31,18 +36,23 @@ static char *big_ints_as_reals(const char *src, size_t len, size_t *out_len) {
     bool in_string = false;
     for (size_t i = 0; out && i < len;) {
         char c = src[i];
-        if (in_string || c == '"') {
+        if (in_string || c == '"' || (c != '-' && (c < '0' || c > '9'))) {
             if (in_string && c == '\\' && i + 1 < len) out[o++] = src[i++];
             else if (c == '"') in_string = !in_string;
             out[o++] = src[i++];
             continue;
         }
-        size_t j = i + (c == '-'), d = j;
-        while (d < len && src[d] >= '0' && src[d] <= '9') d++;
-        memcpy(out + o, src + i, d > i ? d - i : 1);
-        o += d > i ? d - i : 1;
-        bool integer = d - j > 18 && (d == len || (src[d] != '.' && src[d] != 'e' && src[d] != 'E'));
-        if (integer) out[o++] = '.', out[o++] = '0';
+        size_t j = i + (c == '-'), d = skip_digits(src, len, j), digits = d - j;
+        bool whole = true; /* no fraction, no exponent */
+        if (d < len && src[d] == '.') whole = false, d = skip_digits(src, len, d + 1);
+        if (d < len && (src[d] == 'e' || src[d] == 'E')) {
+            whole = false;
+            d += d + 1 < len && (src[d + 1] == '+' || src[d + 1] == '-') ? 2 : 1;
+            d = skip_digits(src, len, d);
+        }
+        memcpy(out + o, src + i, d - i);
+        o += d - i;
+        if (whole && digits > 18) out[o++] = '.', out[o++] = '0';
         i = d > i ? d : i + 1;
     }
     *out_len = o;
