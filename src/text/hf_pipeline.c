@@ -696,8 +696,27 @@ static bool ug_viterbi(const qb_hfp *u, const char *s, size_t n, qb_tok_work *w,
     return true;
 }
 
-qb_status qb_hfp_tokenize(const qb_hfp *u, const char *text, size_t len, const char *what, qb_tok_work *w,
-                              qb_i32buf *ids, qb_error *err) {
+/* Whether a Strip normalizer takes whitespace off the front of text: its
+ * first character then no longer stands at original offset 0. */
+static bool ug_strips_lead(const qb_hfp *u, const char *text, size_t len) {
+    uint32_t c;
+    bool ws = len && qb_utf8_decode_char(text, len, &c) && is_ws(c);
+    for (int i = 0; ws && i < u->n_norm; i++)
+        if (u->norm[i].kind == N_STRIP && u->norm[i].left) return true;
+    return false;
+}
+
+/* Whether a pre-tokenizer's first word of a parent word still starts where
+ * the parent did (Metaspace's prepend_scheme "first" asks for original
+ * offset 0): the transforming ones keep the start, the splitting ones copy
+ * bytes, so a word that dropped leading bytes no longer begins the parent. */
+static bool ug_keeps_start(const ug_pre *p, const char *parent, size_t n, const char *child, size_t cn) {
+    if (p->kind == P_METASPACE || p->kind == P_BYTELEVEL) return true;
+    return cn <= n && memcmp(parent, child, cn) == 0;
+}
+
+qb_status qb_hfp_tokenize(const qb_hfp *u, const char *text, size_t len, bool at_start, const char *what,
+                          qb_tok_work *w, qb_i32buf *ids, qb_error *err) {
     qb_u32buf *check = &w->cp[2];
     check->n = 0;
     qb_status st = qb_utf8_decode(text, len, check, what, err); /* the errors name the caller's byte offsets */
@@ -709,14 +728,21 @@ qb_status qb_hfp_tokenize(const qb_hfp *u, const char *text, size_t len, const c
     qb_sp_spanbuf *cs = &w->words[0], *ns = &w->words[1];
     cur->n = cs->n = 0;
     if (norm->n && !push_word(cur, cs, norm->v, norm->n, NULL, 0)) goto nomem;
+    if (norm->n) cs->v[0].id = at_start && !ug_strips_lead(u, text, len); /* id: starts at original offset 0 */
     qb_bytebuf *tmp = norm == &w->utf8[0] ? &w->utf8[1] : &w->utf8[0];
     for (int i = 0; i < u->n_pre; i++) {
         nxt->n = ns->n = 0;
         for (size_t k = 0; k < cs->n; k++) {
             const char *s = cur->v + cs->v[k].start;
             size_t n = (size_t)(cs->v[k].end - cs->v[k].start);
-            bool ok = ug_pre_step(u, &u->pre[i], s, n, k == 0, nxt, ns, tmp, w);
-            if (!ok) goto nomem;
+            size_t first = ns->n;
+            bool at0 = cs->v[k].id != 0;
+            if (!ug_pre_step(u, &u->pre[i], s, n, at0, nxt, ns, tmp, w)) goto nomem;
+            for (size_t j = first; j < ns->n; j++) {
+                const qb_sp_span *c = &ns->v[j];
+                ns->v[j].id = at0 && j == first &&
+                              ug_keeps_start(&u->pre[i], s, n, nxt->v + c->start, (size_t)(c->end - c->start));
+            }
         }
         qb_bytebuf *tb = cur;
         cur = nxt, nxt = tb;

@@ -31,7 +31,9 @@ bool qb_hfp_byte_level(const qb_hfp *p);
 /* A ByteLevel step splits with GPT-2's pattern (use_regex). */
 bool qb_hfp_byte_regex(const qb_hfp *p);
 
-qb_status qb_hfp_tokenize(const qb_hfp *p, const char *text, size_t len, const char *what,
+/* at_start: text begins the input (no added token stands before it), as
+ * Metaspace's prepend_scheme "first" asks. */
+qb_status qb_hfp_tokenize(const qb_hfp *p, const char *text, size_t len, bool at_start, const char *what,
                           qb_tok_work *w, qb_i32buf *ids, qb_error *err);
 
 /* What the normalizers make of one character (n bytes at s), in *out (a

@@ -228,9 +228,9 @@ static qb_tok_work *tok_work(qb_encoding *enc) {
     return enc->work;
 }
 
-static qb_status tok_model(const qb_tokenizer *t, const char *text, size_t len, const char *what,
+static qb_status tok_model(const qb_tokenizer *t, const char *text, size_t len, bool at_start, const char *what,
                            qb_tok_work *w, qb_i32buf *ids, qb_error *err) {
-    if (t->pipe) return qb_hfp_tokenize(t->pipe, text, len, what, w, ids, err);
+    if (t->pipe) return qb_hfp_tokenize(t->pipe, text, len, at_start, what, w, ids, err);
     switch (t->kind) {
     case QB_TOK_WORDPIECE: return qb_wp_tokenize(t->wp, text, len, what, w, ids, err);
     case QB_TOK_SENTENCEPIECE: return qb_sp_tokenize(t->sp, text, len, what, w, ids, err);
@@ -300,7 +300,7 @@ qb_status qb_tok_segment(const qb_tokenizer *t, const char *text, size_t len, co
                          qb_i32buf *ids, qb_error *err) {
     if (!text && len) return qb_fail(err, QB_ERR_ARG, "%s: NULL text with length %zu", what, len);
     if (!text) text = "";
-    if (!t->n_added) return tok_model(t, text, len, what, w, ids, err);
+    if (!t->n_added) return tok_model(t, text, len, true, what, w, ids, err);
     size_t start = 0, i = 0;
     while (i < len) {
         const qb_tok_added *a = qb_tok_added_at(t, text, len, i);
@@ -311,13 +311,13 @@ qb_status qb_tok_segment(const qb_tokenizer *t, const char *text, size_t len, co
         size_t s, e;
         qb_tok_added_extent(a, text, len, i, start, &s, &e);
         if (s > start) {
-            qb_status st = tok_model(t, text + start, s - start, what, w, ids, err);
+            qb_status st = tok_model(t, text + start, s - start, start == 0, what, w, ids, err);
             if (st != QB_OK) return st;
         }
         if (!qb_tok_push(ids, a->id)) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", what);
         start = i = e;
     }
-    if (start < len || len == 0) return tok_model(t, text + start, len - start, what, w, ids, err);
+    if (start < len || len == 0) return tok_model(t, text + start, len - start, start == 0, what, w, ids, err);
     return QB_OK;
 }
 

@@ -76,6 +76,8 @@ VARIANTS = [
     ("albert-base-v2", {"normalizer": ns({"type": "NFKC"}, {"type": "Lowercase"}),
                         "pre_tokenizer": ws({"type": "Whitespace"}, {"type": "Metaspace", "replacement": "\u2581", "add_prefix_space": True})}),
     ("albert-base-v2", {"pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "add_prefix_space": False}}),
+    ("albert-base-v2", {"pre_tokenizer": ws({"type": "WhitespaceSplit"},
+                                            {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True})}),
 ]
 
 
