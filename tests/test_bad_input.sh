@@ -91,6 +91,16 @@ expect_error "missing vocab" "no tokenizer.json, vocab.txt or spiece.model" "$QB
 d=$(model_copy badvocab); rm "$d/vocab.txt"; printf 'hello\nworld\n' >"$d/vocab.txt"
 expect_error "vocab without specials" "vocab.txt.*\[(CLS|SEP|UNK)\]" "$QBERT" info "$d"
 
+# vocab.txt as HF's load_vocab reads it: UTF-8 only, universal newlines, and
+# trailing blank lines as a "" token no text produces
+d=$(model_copy vocablatin1); rm "$d/vocab.txt"; sed '7593s/^hello$/h\xe9llo/' "$M/vocab.txt" >"$d/vocab.txt"
+expect_error "vocab line not UTF-8" "vocab.txt: line 7593 is not valid UTF-8" "$QBERT" info "$d"
+want=$("$QBERT" predict "$M" "hello world" --json --fields input_ids)
+d=$(model_copy vocabblank); rm "$d/vocab.txt"; { cat "$M/vocab.txt"; printf '\n\n'; } >"$d/vocab.txt"
+check "vocab with trailing blank lines" [ "$("$QBERT" predict "$d" "hello world" --json --fields input_ids 2>&1)" = "$want" ]
+d=$(model_copy vocabcr); rm "$d/vocab.txt"; tr '\n' '\r' <"$M/vocab.txt" >"$d/vocab.txt"
+check "vocab with CR line ends" [ "$("$QBERT" predict "$d" "hello world" --json --fields input_ids 2>&1)" = "$want" ]
+
 # tokenizer.json (it wins over vocab.txt): malformed, an unsupported part, bad merges
 d=$(model_copy tjbroken); printf '{"model": {"type": "WordPiece", "vocab": {' >"$d/tokenizer.json"
 expect_error "truncated tokenizer.json" "tokenizer.json: invalid JSON" "$QBERT" info "$d"

@@ -45,13 +45,43 @@ static qb_status wp_add_line(qb_wordpiece *wp, const char *s, size_t len, int32_
     return ok ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
 }
 
-/* One token per line, id = line number (Python's line iteration: "\n"
- * ends a line, "\r\n" too). */
+/* Where the line at pos ends, and (in *next) where the one after it starts:
+ * Python's universal newlines, which load_vocab's text-mode readlines()
+ * uses, end a line at "\n", "\r\n" or a lone "\r". */
+static size_t wp_line_end(const char *buf, size_t size, size_t pos, size_t *next) {
+    size_t i = pos;
+    while (i < size && buf[i] != '\n' && buf[i] != '\r') i++;
+    *next = i + (i < size) + (i + 1 < size && buf[i] == '\r' && buf[i + 1] == '\n');
+    return i;
+}
+
+/* The lines HF reads: trailing empty lines are its "" token, which no text
+ * produces, so they are left out (a vocab.txt saved with extra newlines
+ * still fits config.json's vocab_size); 0 when none holds text. */
+static size_t wp_count_lines(const char *buf, size_t size) {
+    size_t n = 0, kept = 0, next;
+    for (size_t pos = 0; pos < size; pos = next) {
+        size_t end = wp_line_end(buf, size, pos, &next);
+        n++;
+        if (end > pos) kept = n;
+    }
+    return kept;
+}
+
+/* HF reads vocab.txt as UTF-8 and fails on anything else; so does qbert,
+ * naming the line (1-based). */
+static qb_status wp_check_utf8(const char *s, size_t len, size_t line, const char *path, qb_error *err) {
+    uint32_t c;
+    for (size_t i = 0, k; i < len; i += k)
+        if (!(k = qb_utf8_decode_char(s + i, len - i, &c)))
+            return qb_fail(err, QB_ERR_UTF8, "%s: line %zu is not valid UTF-8 (byte %zu)", path, line, i + 1);
+    return QB_OK;
+}
+
+/* One token per line, id = line number. */
 static qb_status wp_read_vocab(qb_wordpiece *wp, const char *buf, size_t size, const char *path,
                                qb_error *err) {
-    size_t n_lines = 0;
-    for (size_t i = 0; i < size; i++) n_lines += buf[i] == '\n';
-    if (size && buf[size - 1] != '\n') n_lines++;
+    size_t n_lines = wp_count_lines(buf, size);
     if (n_lines == 0) return qb_fail(err, QB_ERR_FORMAT, "%s: empty vocabulary", path);
     if (n_lines > INT32_MAX / 2) return qb_fail(err, QB_ERR_FORMAT, "%s: too many lines", path);
     int64_t *offs = malloc(n_lines * sizeof *offs);
@@ -61,15 +91,12 @@ static qb_status wp_read_vocab(qb_wordpiece *wp, const char *buf, size_t size, c
         free(offs);
         return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
     }
-    size_t pos = 0;
+    size_t pos = 0, next;
     qb_status st = QB_OK;
-    for (size_t id = 0; id < n_lines && st == QB_OK; id++) {
-        const char *nl = memchr(buf + pos, '\n', size - pos);
-        size_t end = nl ? (size_t)(nl - buf) : size;
-        size_t len = end - pos;
-        if (len && buf[pos + len - 1] == '\r') len--;
-        st = wp_add_line(wp, buf + pos, len, (int32_t)id, &offs[id], path, err);
-        pos = end + 1;
+    for (size_t id = 0; id < n_lines && st == QB_OK; id++, pos = next) {
+        size_t len = wp_line_end(buf, size, pos, &next) - pos;
+        st = wp_check_utf8(buf + pos, len, id + 1, path, err);
+        if (st == QB_OK) st = wp_add_line(wp, buf + pos, len, (int32_t)id, &offs[id], path, err);
     }
     if (st == QB_OK) {
         for (size_t id = 0; id < n_lines; id++) wp->pieces[id] = qb_ptab_key(&wp->words, offs[id]);
