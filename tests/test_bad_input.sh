@@ -114,6 +114,11 @@ printf '{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": 
 expect_error "merge of an unknown token" "tokenizer.json: model.merges\\[1\\] refers to a token not in the vocab" "$QBERT" info "$d"
 d=$(model_copy tjvocab); printf '{"model": {"type": "BPE", "vocab": {"a": 0, "b": 7}, "merges": []}}' >"$d/tokenizer.json"
 expect_error "vocab ids with a gap" "tokenizer.json: model.vocab" "$QBERT" info "$d"
+# a deleted entry: the gap it leaves, or the merge whose result it was, is named
+printf '{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "<mask>": 3}, "merges": []}}' >"$d/tokenizer.json"
+expect_error "vocab id gap named" "tokenizer.json: model.vocab has no token with id 2 " "$QBERT" info "$d"
+printf '{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "c": 2}, "merges": ["a b"]}}' >"$d/tokenizer.json"
+expect_error "merge result missing" "tokenizer.json: model.merges\\[0\\]'s result ab is not in the vocab" "$QBERT" info "$d"
 d=$(model_copy tjpost)
 printf '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}, "post_processor": {"type": "Mystery"}}' >"$d/tokenizer.json"
 expect_error "unsupported post-processor" "tokenizer.json: post_processor Mystery is not supported" "$QBERT" info "$d"

@@ -85,8 +85,12 @@ static qb_status bpe_add_merges(qb_bpe *b, const qb_bpe_spec *s, const char *pat
             const char *bad = x < 0 ? s->merge_a[r] : y < 0 ? s->merge_b[r] : joined;
             size_t bad_len = x < 0 ? la : y < 0 ? lb : la + lb;
             char shown[64];
-            st = qb_fail(err, QB_ERR_FORMAT, "%s: model.merges[%zu] refers to a token not in the vocab (%s)", path,
-                         r, qb_escape(shown, sizeof shown, bad, bad_len));
+            qb_escape(shown, sizeof shown, bad, bad_len);
+            st = x < 0 || y < 0
+                     ? qb_fail(err, QB_ERR_FORMAT, "%s: model.merges[%zu] refers to a token not in the vocab (%s)",
+                               path, r, shown)
+                     : qb_fail(err, QB_ERR_FORMAT, "%s: model.merges[%zu]'s result %s is not in the vocab", path, r,
+                               shown);
             break;
         }
         uint64_t key = ((uint64_t)(uint32_t)x << 32) | (uint32_t)y;

@@ -38,6 +38,16 @@ static qb_status tj_unsupported(const tj_ctx *c, const char *part, const json_t 
                    qb_escape_str(type, sizeof type, tj_type(v)));
 }
 
+/* n tokens, each id once, one past n-1: some id below n has no token.
+ * Named, as a deleted vocab entry (HF: MergeTokenOutOfVocabulary or a
+ * missing id) is what leaves it. */
+static qb_status tj_vocab_gap(const tj_ctx *c, size_t n, qb_error *err) {
+    size_t k = 0;
+    while (k < n && c->pieces[k]) k++;
+    return qb_fail(err, QB_ERR_FORMAT, "%s: model.vocab has no token with id %zu (its %zu ids must be 0..%zu, each once)",
+                   c->path, k, n, n - 1);
+}
+
 /* model.vocab, an object token -> id with ids 0..n-1 each once. */
 static qb_status tj_vocab_object(tj_ctx *c, const json_t *vocab, qb_error *err) {
     size_t n = json_object_size(vocab);
@@ -48,21 +58,25 @@ static qb_status tj_vocab_object(tj_ctx *c, const json_t *vocab, qb_error *err) 
     c->lens = calloc(n, sizeof *c->lens);
     if (!c->pieces || !c->lens) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", c->path);
     c->n = (int)n;
-    const char *key;
+    const char *key, *past = NULL;
     json_t *v;
     json_object_foreach((json_t *)vocab, key, v) {
         int64_t id;
-        if (!qb_json_int(v, &id) || id < 0 || (size_t)id >= n) {
+        bool is_id = qb_json_int(v, &id) && id >= 0;
+        if (!is_id || (size_t)id >= n) {
             char shown[64];
-            return qb_fail(err, QB_ERR_FORMAT, "%s: model.vocab[\"%s\"] is not an id in 0..%zu", c->path,
-                           qb_escape_str(shown, sizeof shown, key), n - 1);
+            if (!is_id || id > INT32_MAX)
+                return qb_fail(err, QB_ERR_FORMAT, "%s: model.vocab[\"%s\"] is not an id in 0..%zu", c->path,
+                               qb_escape_str(shown, sizeof shown, key), n - 1);
+            past = key; /* an id past the end means one below it is missing: that gap is the problem */
+            continue;
         }
         if (c->pieces[id])
             return qb_fail(err, QB_ERR_FORMAT, "%s: model.vocab gives id %lld twice", c->path, (long long)id);
         c->pieces[id] = key;
         c->lens[id] = strlen(key); /* jansson keys hold no NUL */
     }
-    return QB_OK;
+    return past ? tj_vocab_gap(c, n, err) : QB_OK;
 }
 
 static int32_t tj_vocab_id(const tj_ctx *c, const char *s) {
