@@ -101,6 +101,21 @@ check "vocab with trailing blank lines" [ "$("$QBERT" predict "$d" "hello world"
 d=$(model_copy vocabcr); rm "$d/vocab.txt"; tr '\n' '\r' <"$M/vocab.txt" >"$d/vocab.txt"
 check "vocab with CR line ends" [ "$("$QBERT" predict "$d" "hello world" --json --fields input_ids 2>&1)" = "$want" ]
 
+# the slow tokenizer's other files: special and added tokens as transformers'
+# tokenize() splits them out (lowercased text with do_lower_case), else refused
+ids() { "$QBERT" predict "$1" "$2" --json --fields input_ids 2>&1; }
+d=$(model_copy addspecial); rm "$d/tokenizer_config.json"
+printf '{"do_lower_case": true, "additional_special_tokens": ["[unused1]"]}' >"$d/tokenizer_config.json"
+check "additional_special_tokens split out" [ "$(ids "$d" "a[unused1]b A[UNUSED1]B")" = '{"input_ids": [101, 1037, 2, 1038, 1037, 2, 1038, 102]}' ]
+d=$(model_copy addedjson); printf '{"covid19": 1}' >"$d/added_tokens.json"
+check "added_tokens.json honoured" [ "$(ids "$d" "covid19 COVID19")" = '{"input_ids": [101, 1, 1, 102]}' ]
+printf '{"covid19": 40000}' >"$d/added_tokens.json"
+expect_error "added token past the vocabulary" "added_tokens.json: added token \"covid19\" has id 40000, past vocab.txt's 30522 tokens: not supported" "$QBERT" info "$d"
+d=$(model_copy sepother); printf '{"sep_token": "[unused5]"}' >"$d/special_tokens_map.json"
+expect_error "another sep_token" "special_tokens_map.json: sep_token \"\[unused5\]\" is not supported" "$QBERT" info "$d"
+d=$(model_copy addmissing); rm "$d/tokenizer_config.json"; printf '{"additional_special_tokens": ["<ent>"]}' >"$d/tokenizer_config.json"
+expect_error "additional special token not in the vocab" "tokenizer_config.json: additional_special_tokens \"<ent>\" is not in vocab.txt" "$QBERT" info "$d"
+
 # tokenizer.json (it wins over vocab.txt): malformed, an unsupported part, bad merges
 d=$(model_copy tjbroken); printf '{"model": {"type": "WordPiece", "vocab": {' >"$d/tokenizer.json"
 expect_error "truncated tokenizer.json" "tokenizer.json: invalid JSON" "$QBERT" info "$d"

@@ -67,11 +67,13 @@ static qb_status load_tokenizer(qb_model *m, qb_error *err) {
     struct stat sb; /* any tokenizer.json, even a device, is read (and refused by its cap) */
     if (qb_path_join(path, sizeof path, m->dir, "tokenizer.json") && stat(path, &sb) == 0)
         return qb_tokenizer_load_json(path, &m->tok, err);
-    if (qb_path_join(path, sizeof path, m->dir, "vocab.txt") && qb_file_exists(path))
-        return qb_tokenizer_load_wordpiece(path, &o, &m->tok, err);
-    if (qb_path_join(path, sizeof path, m->dir, "spiece.model") && qb_file_exists(path))
-        return qb_tokenizer_load_sentencepiece(path, &o, &m->tok, err);
-    return qb_fail(err, QB_ERR_IO, "%s: no tokenizer.json, vocab.txt or spiece.model (qbert reads these tokenizer files)", m->dir);
+    bool wp = qb_path_join(path, sizeof path, m->dir, "vocab.txt") && qb_file_exists(path);
+    if (!wp && !(qb_path_join(path, sizeof path, m->dir, "spiece.model") && qb_file_exists(path)))
+        return qb_fail(err, QB_ERR_IO, "%s: no tokenizer.json, vocab.txt or spiece.model (qbert reads these tokenizer files)", m->dir);
+    st = wp ? qb_tokenizer_load_wordpiece(path, &o, &m->tok, err)
+            : qb_tokenizer_load_sentencepiece(path, &o, &m->tok, err);
+    /* the slow tokenizers' special and added tokens live in other files */
+    return st ? st : qb_tokenizer_read_slow_files(m->tok, m->dir, o.do_lower_case, err);
 }
 
 static qb_status open_weights(qb_model *m, qb_error *err) {

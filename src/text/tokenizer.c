@@ -270,18 +270,34 @@ static size_t tok_prev_char(const char *s, size_t i) {
 
 /* The longest added token at text[i] (leftmost-longest, as HF's
  * Aho-Corasick), or NULL. */
-const qb_tok_added *qb_tok_added_at(const qb_tokenizer *t, const char *s, size_t len, size_t i) {
-    unsigned char c = (unsigned char)s[i];
-    const qb_tok_added *best = NULL;
+static bool tok_added_match(const qb_tok_added *a, const char *s) {
+    if (!a->fold) return memcmp(s, a->content, a->len) == 0;
+    for (size_t k = 0; k < a->len; k++) {
+        char c = s[k] >= 'A' && s[k] <= 'Z' ? (char)(s[k] - 'A' + 'a') : s[k];
+        if (c != a->content[k]) return false;
+    }
+    return true;
+}
+
+/* The longest added token at text[i] among those starting with byte c. */
+static const qb_tok_added *tok_added_from(const qb_tokenizer *t, unsigned char c, const char *s, size_t len,
+                                          size_t i, const qb_tok_added *best) {
     for (size_t k = t->added_first[c]; k < t->added_first[c + 1]; k++) {
         const qb_tok_added *a = &t->added[k];
-        if (a->len > len - i || (best && a->len <= best->len) || memcmp(s + i, a->content, a->len)) continue;
+        if (a->len > len - i || (best && a->len <= best->len) || !tok_added_match(a, s + i)) continue;
         if (a->single_word && ((i > 0 && tok_word_char(s, len, tok_prev_char(s, i))) ||
                                (i + a->len < len && tok_word_char(s, len, i + a->len))))
             continue;
         best = a;
     }
     return best;
+}
+
+const qb_tok_added *qb_tok_added_at(const qb_tokenizer *t, const char *s, size_t len, size_t i) {
+    unsigned char c = (unsigned char)s[i];
+    const qb_tok_added *best = tok_added_from(t, c, s, len, i, NULL);
+    /* a folding token is filed under its lowercase first byte */
+    return c >= 'A' && c <= 'Z' ? tok_added_from(t, (unsigned char)(c - 'A' + 'a'), s, len, i, best) : best;
 }
 
 void qb_tok_added_extent(const qb_tok_added *a, const char *text, size_t len, size_t i, size_t lo, size_t *s,

@@ -29,6 +29,8 @@ typedef struct {
     int32_t id;
     bool lstrip, rstrip, single_word;
     bool special; /* left out when decoding skips special tokens */
+    bool fold;    /* content is lowercase ASCII and also matches the text in any case: a slow
+                   * tokenizer with do_lower_case lowercases the text before matching */
 } qb_tok_added;
 
 /* How ids become text again: tokenizer.json's "decoder", or what the slow
