@@ -482,6 +482,36 @@ static void check_bad(void) {
                       QB_ERR_FORMAT, "post_processor.single uses sequence A twice");
 }
 
+/* "normalized": true added tokens match as in HF's normalized text: under a
+ * lowercasing normalizer, in any casing (the token lowercased too); a
+ * content the normalizer changes otherwise is refused. */
+#define NORM_ADDED_JSON(content) \
+    "{\"added_tokens\": [{\"id\": 2, \"content\": \"[unused0]\", \"normalized\": true, \"special\": false}," \
+    " {\"id\": 5, \"content\": \"" content "\", \"normalized\": true, \"special\": false}]," \
+    " \"normalizer\": {\"type\": \"BertNormalizer\", \"lowercase\": true}," \
+    " \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, \"model\": {\"type\": \"WordPiece\"," \
+    " \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0, \"x\": 1, \"[unused0]\": 2, \"[\": 3, \"]\": 4}}}"
+
+static void check_normalized_added(void) {
+    char *p = write_temp(NORM_ADDED_JSON("NewWord"));
+    qb_tokenizer *t = NULL;
+    qb_error err;
+    CHECK(p && qb_tokenizer_load_json(p, &t, &err) == QB_OK, "%s", err.msg);
+    if (p) unlink(p);
+    free(p);
+    qb_encoding enc = {0};
+    const char *text = "x [UNUSED0] [Unused0]x NEWWORD newword";
+    int32_t want[] = {1, 2, 2, 1, 5, 5};
+    CHECK(t && qb_tokenizer_encode(t, text, strlen(text), NULL, 0, 64, &enc, &err) == QB_OK && enc.n == 6 &&
+              !memcmp(enc.input_ids, want, sizeof want),
+          "normalized added tokens in any casing (n=%d)", enc.n);
+    CHECK(t && !strcmp(qb_tokenizer_piece(t, 5), "NewWord"), "decoding keeps the file's spelling");
+    qb_encoding_free(&enc);
+    qb_tokenizer_free(t);
+    expect_load_error(NORM_ADDED_JSON("Caf\\u00e9"), QB_ERR_UNSUPPORTED,
+                      "added token \"Caf\xc3\xa9\" is \"normalized\": true and the normalizer changes it");
+}
+
 /* A small byte-level BPE: merges by rank, added tokens with lstrip. */
 /* A decoder qbert does not know loads (encoding does not need it) and
  * refuses to decode, naming it. */
@@ -545,6 +575,7 @@ static void check_small_bpe(void) {
 
 int main(void) {
     check_offsets();
+    check_normalized_added();
     check_unknown_decoder();
     qb_tokenizer *bert = load("tokenizers/bert-base-uncased/tokenizer.json");
     qb_tokenizer *minilm = load("tokenizers/all-MiniLM-L6-v2/tokenizer.json");

@@ -29,6 +29,7 @@ typedef struct {
     int32_t id;
     bool lstrip, rstrip, single_word;
     bool special; /* left out when decoding skips special tokens */
+    bool normalized; /* tokenizer.json: HF matches it in the normalized text */
     bool fold;    /* content is lowercase ASCII and also matches the text in any case: a slow
                    * tokenizer with do_lower_case lowercases the text before matching */
 } qb_tok_added;

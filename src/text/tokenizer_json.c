@@ -219,6 +219,7 @@ static qb_status tj_added(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
         d->rstrip = qb_json_get_bool(a, "rstrip", false);
         d->single_word = qb_json_get_bool(a, "single_word", false);
         d->special = qb_json_get_bool(a, "special", false);
+        d->normalized = qb_json_get_bool(a, "normalized", !d->special);
         t->n_added++;
     }
     qb_tok_added_index(t);
@@ -425,6 +426,79 @@ static void tj_decoder(const tj_ctx *c, qb_tokenizer *t) {
 
 /* What every model shares: the post-processor, id -> text, pad (the
  * "truncation" block is not read: see qb_model_max_length). */
+/* s[0..n) through the normalizer, a character at a time, into out. */
+static qb_status tj_normalize(const qb_tokenizer *t, const char *s, size_t n, qb_tok_work *w, qb_bytebuf *out,
+                              qb_error *err) {
+    out->n = 0;
+    for (size_t i = 0, k; i < n; i += k) {
+        uint32_t cp;
+        if (!(k = qb_utf8_decode_char(s + i, n - i, &cp))) k = 1;
+        qb_bytebuf *c;
+        qb_status st = t->pipe ? qb_hfp_normalize_char(t->pipe, s + i, k, w, &c, err)
+                               : qb_wp_normalize_char(t->wp, s + i, k, w, &c, err);
+        if (st) return st;
+        if (!QB_TOK_RESERVE(out, out->n + c->n + 1)) return qb_fail(err, QB_ERR_NOMEM, "added tokens: out of memory");
+        memcpy(out->v + out->n, c->v, c->n);
+        out->n += c->n;
+    }
+    return QB_OK;
+}
+
+/* HF matches a "normalized": true added token in the normalized text, with
+ * its content normalized too.  qbert matches in the raw text, which agrees
+ * when the normalizer leaves the content as it is or only lowercases it (an
+ * ASCII content): where the normalizer lowercases, the lowercased token
+ * matches any casing of itself (fold).  Any other change is refused rather
+ * than matched differently. */
+static bool tj_is_ascii_lower_of(const char *lower, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
+        if ((unsigned char)s[i] >= 0x80 || ch != lower[i]) return false;
+    }
+    return true;
+}
+
+static qb_status tj_normalized_one(const tj_ctx *c, const qb_tokenizer *t, qb_tok_added *a, qb_tok_work *w,
+                                   qb_bytebuf *norm, qb_bytebuf *upper, qb_error *err) {
+    qb_status st = tj_normalize(t, a->content, a->len, w, norm, err);
+    if (st) return st;
+    if (norm->n == a->len && tj_is_ascii_lower_of(norm->v, a->content, a->len))
+        memcpy(a->content, norm->v, a->len); /* decoding keeps the file's spelling: t->pieces */
+    else if (norm->n != a->len || memcmp(norm->v, a->content, a->len)) {
+        char shown[64];
+        return qb_fail(err, QB_ERR_UNSUPPORTED,
+                       "%s: added token \"%s\" is \"normalized\": true and the normalizer changes it: not supported",
+                       c->path, qb_escape(shown, sizeof shown, a->content, a->len));
+    }
+    bool ascii = true, lower = false;
+    if (!QB_TOK_RESERVE(upper, a->len + 1)) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", c->path);
+    for (size_t i = 0; i < a->len; i++) {
+        char ch = a->content[i];
+        ascii = ascii && (unsigned char)ch < 0x80;
+        lower = lower || (ch >= 'a' && ch <= 'z');
+        upper->v[i] = ch >= 'a' && ch <= 'z' ? (char)(ch - 'a' + 'A') : ch;
+    }
+    if (!ascii || !lower) return QB_OK;
+    st = tj_normalize(t, upper->v, a->len, w, norm, err);
+    a->fold = !st && norm->n == a->len && !memcmp(norm->v, a->content, a->len);
+    return st;
+}
+
+static qb_status tj_normalized_added(const tj_ctx *c, qb_tokenizer *t, qb_error *err) {
+    if (!t->pipe && !(t->wp && t->kind == QB_TOK_WORDPIECE)) return QB_OK; /* no normalizer */
+    qb_encoding scratch = {0};
+    qb_bytebuf norm = {0}, upper = {0};
+    qb_tok_work *w = scratch.work = calloc(1, sizeof *w);
+    qb_status st = w ? QB_OK : qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", c->path);
+    for (int i = 0; !st && i < t->n_added; i++)
+        if (t->added[i].normalized) st = tj_normalized_one(c, t, &t->added[i], w, &norm, &upper, err);
+    qb_tok_added_index(t); /* a lowercased content may start with another byte */
+    qb_encoding_free(&scratch);
+    free(norm.v);
+    free(upper.v);
+    return st;
+}
+
 static qb_status tj_finish(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
     qb_status st = QB_OK;
     if (st == QB_OK) st = tj_post(c, t, json_object_get(c->root, "post_processor"), err);
@@ -440,7 +514,7 @@ static qb_status tj_finish(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
                              c->path, it->id, t->n_pieces);
         }
     }
-    return st;
+    return st == QB_OK ? tj_normalized_added(c, t, err) : st;
 }
 
 qb_status qb_tokenizer_load_json(const char *path, qb_tokenizer **out, qb_error *err) {
