@@ -104,6 +104,13 @@ for v in dyn:0.005 static:0.005 static-attn:0.005 fp16:0.001 bf16:0.001; do
   check "$name loses <= $budget" $PY -c "import sys; sys.exit(not $base - $acc <= $budget)"
 done
 
+# the slow tokenizer's added tokens go with the model
+mkdir -p "$TMP/added"
+for f in config.json model.safetensors vocab.txt tokenizer_config.json; do ln -sf "$M/$f" "$TMP/added/$f"; done
+printf '{"covid19": 1}' >"$TMP/added/added_tokens.json"
+"$QBERT" quantize "$TMP/added" -o "$Q/added" --method dynamic >/dev/null 2>"$TMP/err"
+check "added_tokens.json copied" test "$("$QBERT" predict "$Q/added" covid19 --json --fields input_ids 2>&1)" = '{"input_ids": [101, 1, 102]}'
+
 # refusals
 quantize -o "$M" --method dynamic
 check "refuses to overwrite its input" grep -q "refusing to overwrite the input model\|already exists" "$TMP/quantize.err"

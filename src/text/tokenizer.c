@@ -601,7 +601,7 @@ qb_status qb_tokenizer_split_words(const qb_tokenizer *t, const char *text, size
 
 qb_status qb_tokenizer_copy_files(const char *from_dir, const char *to_dir, qb_error *err) {
     static const char *const files[] = {"vocab.txt", "spiece.model", "tokenizer_config.json",
-                                        "special_tokens_map.json", "tokenizer.json"};
+                                        "special_tokens_map.json", "added_tokens.json", "tokenizer.json"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char s[4200], d[4200];
         if (!qb_path_join(s, sizeof s, from_dir, files[i]) || !qb_path_join(d, sizeof d, to_dir, files[i]))

@@ -54,7 +54,8 @@ const char *qb_tokenizer_describe(const qb_tokenizer *t);
 qb_status qb_tokenizer_read_slow_files(qb_tokenizer *t, const char *dir, bool lower, qb_error *err);
 
 /* Copies a model directory's tokenizer files (vocab.txt or spiece.model,
- * tokenizer_config.json, special_tokens_map.json, tokenizer.json: those
+ * tokenizer_config.json, special_tokens_map.json, added_tokens.json,
+ * tokenizer.json: those
  * present) into another, for the model directories qbert writes. */
 qb_status qb_tokenizer_copy_files(const char *from_dir, const char *to_dir, qb_error *err);
 
