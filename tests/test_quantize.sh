@@ -134,6 +134,18 @@ quantize -o "$Q/x" --method static --calib-stats "$TMP/old-stats.json" --int8-at
 check "statistics without Q/K/V refused for int8 attention" grep -q "no statistics of the attention inputs" "$TMP/quantize.err"
 quantize -o "$Q/x" --method static --calib-stats "$TMP/old-stats.json"
 check "older statistics still quantize" test $? -eq 0
+# a statistics file's text count goes into config.json and its version says
+# how to read it: both are checked
+for bad in n=-5 n=1e12 n='"abc"' n=2.5 qbert_calibration=99 qbert_calibration=None; do
+  $PY -c "import json,sys; j=json.load(open(sys.argv[1])); k,v=sys.argv[3].split('=',1); v=eval(v)
+if v is None: del j[k]
+else: j[k]=v
+json.dump(j, open(sys.argv[2],'w'))" "$TMP/stats.json" "$TMP/bad-stats.json" "$bad"
+  quantize -o "$Q/x" --force --method static --calib-stats "$TMP/bad-stats.json"
+  rc=$?
+  check "stats file $bad refused" test $rc -eq 1 -a "$(wc -l <"$TMP/quantize.err")" -eq 1
+  check "stats file $bad: the error names it" grep -q "bad-stats.json: " "$TMP/quantize.err"
+done
 
 # a precision map makes a mixed model
 printf '{"bert.encoder.layer.0.*": "fp16", "bert.encoder.layer.3.output.dense": "fp32"}' >"$TMP/map.json"

@@ -1,5 +1,6 @@
 #include "quant/calibrate.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,7 @@
 #include "model/session.h"
 
 #define CALIB_BINS 0 /* the observers' default (8192) */
+#define CALIB_VERSION 1 /* "qbert_calibration": the format this build writes and reads */
 #define CALIB_BATCH 8
 
 /* A smoothed input is observed as its grid will see it: x_j * smooth[j]. */
@@ -144,7 +146,7 @@ static json_t *stats_json(const qb_model *m, const qb_tensor_stats *stats, bool 
  * large model), read by machines. */
 qb_status qb_calib_save(const qb_model *m, const qb_calib *c, const char *path, qb_error *err) {
     json_t *o = json_object();
-    bool ok = o && qb_json_set(o, "qbert_calibration", json_integer(1)) &&
+    bool ok = o && qb_json_set(o, "qbert_calibration", json_integer(CALIB_VERSION)) &&
               qb_json_set(o, "model", qb_json_strn(m->dir, strlen(m->dir))) &&
               qb_json_set(o, "calib_file", qb_json_strn(c->source, strlen(c->source))) &&
               qb_json_set(o, "calib_sha256", json_string(c->sha256)) && qb_json_set(o, "n", json_integer(c->used)) &&
@@ -171,11 +173,26 @@ static qb_status read_stats(const json_t *obj, const qb_model *m, qb_tensor_stat
     return st;
 }
 
+/* The fields besides the statistics: a format this build reads, and a
+ * text count that goes into config.json as it is. */
+static qb_status read_header(const json_t *j, const char *path, qb_calib *c, qb_error *err) {
+    int64_t v, n;
+    if (!qb_json_int(json_object_get(j, "qbert_calibration"), &v) || v != CALIB_VERSION)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert calibration file of format %d (\"qbert_calibration\" "
+                       "missing or another version): run qbert calibrate again", path, CALIB_VERSION);
+    if (!qb_json_int(json_object_get(j, "n"), &n) || n < 1 || n > INT_MAX)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: \"n\" (the texts calibrated on) must be an integer from 1 to %d",
+                       path, INT_MAX);
+    c->used = (int)n;
+    return QB_OK;
+}
+
 qb_status qb_calib_load(const qb_model *m, const char *path, qb_calib *c, qb_error *err) {
     qb_status st = calib_alloc(m, c, err);
     if (st) return st;
     json_t *j = NULL;
     if ((st = qb_json_load_object(path, &j, err))) return st;
+    st = read_header(j, path, c, err);
     const json_t *lin = json_object_get(j, "linears");
     if (!st && !json_is_object(lin))
         st = qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert calibration file (no \"linears\" object)", path);
@@ -186,7 +203,6 @@ qb_status qb_calib_load(const qb_model *m, const char *path, qb_calib *c, qb_err
     c->has_outputs = !st && json_is_object(outs);
     if (c->has_outputs) st = read_stats(outs, m, c->out_stats, true, path, err);
     if (!st) {
-        c->used = (int)qb_json_get_number(j, "n", 0);
         char *src = qb_json_strdup(json_object_get(j, "calib_file"), NULL);
         char *sha = qb_json_strdup(json_object_get(j, "calib_sha256"), NULL);
         snprintf(c->source, sizeof c->source, "%s", src ? src : path);
