@@ -53,7 +53,8 @@ static const char help_quantize[] =
     "  --calib FILE          calibration texts (any dataset eval reads): static input\n"
     "                        ranges, and the error compensation below\n"
     "  --calib-n N           calibration texts to use (default 512)\n"
-    "  --calib-stats FILE    static: statistics saved by 'qbert calibrate' instead\n"
+    "  --calib-stats FILE    static: statistics 'qbert calibrate' saved for this model\n"
+    "                        (the sha256 of its weights must match), instead\n"
     "  --observer O          static: percentile:99.99 (default), minmax, mse, entropy\n"
     "  --int8-attention      static: also Q.K^T and P.V in int8 (Q, K, V scales from\n"
     "                        calibration, probabilities on a u8 grid per row)\n"
@@ -91,7 +92,9 @@ static const char help_calibrate[] =
     "Runs calibration texts through the FP32 model and saves a histogram of every\n"
     "linear layer's input and of the attention's Q, K and V.  'qbert quantize\n"
     "--method static --calib-stats STATS.json --observer O' then reuses them with any\n"
-    "observer (and with --int8-attention), without running the model again.\n";
+    "observer (and with --int8-attention), without running the model again.  The\n"
+    "file holds the sha256 of MODEL_DIR/model.safetensors: quantize refuses it for\n"
+    "any other model, and a file an older qbert wrote (run calibrate again).\n";
 
 typedef struct {
     const char *dir, *out;

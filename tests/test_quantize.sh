@@ -134,9 +134,18 @@ quantize -o "$Q/x" --method static --calib-stats "$TMP/old-stats.json" --int8-at
 check "statistics without Q/K/V refused for int8 attention" grep -q "no statistics of the attention inputs" "$TMP/quantize.err"
 quantize -o "$Q/x" --method static --calib-stats "$TMP/old-stats.json"
 check "older statistics still quantize" test $? -eq 0
+# statistics fit only the model they were taken on: a copy of it with one
+# weight changed has the same layer names, and is refused
+mkdir -p "$TMP/other"
+cp "$M"/* "$TMP/other/"
+$PY -c "import sys; f=open(sys.argv[1],'r+b'); f.seek(-1,2); b=f.read(1); f.seek(-1,2); f.write(bytes([b[0]^1]))" \
+  "$TMP/other/model.safetensors"
+"$QBERT" quantize "$TMP/other" -o "$Q/x" --force --method static --calib-stats "$TMP/stats.json" >/dev/null \
+  2>"$TMP/quantize.err"
+check "statistics of another model refused" grep -q "stats.json: calibrated on another model" "$TMP/quantize.err"
 # a statistics file's text count goes into config.json and its version says
 # how to read it: both are checked
-for bad in n=-5 n=1e12 n='"abc"' n=2.5 qbert_calibration=99 qbert_calibration=None; do
+for bad in n=-5 n=1e12 n='"abc"' n=2.5 qbert_calibration=99 qbert_calibration=None qbert_calibration=1; do
   $PY -c "import json,sys; j=json.load(open(sys.argv[1])); k,v=sys.argv[3].split('=',1); v=eval(v)
 if v is None: del j[k]
 else: j[k]=v

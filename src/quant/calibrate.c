@@ -11,7 +11,9 @@
 #include "model/session.h"
 
 #define CALIB_BINS 0 /* the observers' default (8192) */
-#define CALIB_VERSION 1 /* "qbert_calibration": the format this build writes and reads */
+/* "qbert_calibration": the format this build writes and reads.  2 added
+ * "model_sha256"; a file without it cannot be matched to its model. */
+#define CALIB_VERSION 2
 #define CALIB_BATCH 8
 
 /* A smoothed input is observed as its grid will see it: x_j * smooth[j]. */
@@ -142,18 +144,32 @@ static json_t *stats_json(const qb_model *m, const qb_tensor_stats *stats, bool 
     return qb_json_built(o, ok);
 }
 
+/* The sha256 of m's weights: statistics fit only the model they were
+ * taken on, and another with the same layer names (any BERT of the same
+ * depth) would read them without error.  Hashing bert-base's 440 MB takes
+ * about 4 s, little beside calibrating or quantizing it. */
+static qb_status model_fingerprint(const qb_model *m, char out[65], qb_error *err) {
+    char path[4096];
+    if (!qb_path_join(path, sizeof path, m->dir, "model.safetensors"))
+        return qb_fail(err, QB_ERR_ARG, "%s: path too long", m->dir);
+    return qb_sha256_file(path, out, err);
+}
+
 /* One line without spaces: the largest JSON qbert writes (tens of MB for a
  * large model), read by machines. */
 qb_status qb_calib_save(const qb_model *m, const qb_calib *c, const char *path, qb_error *err) {
+    char model_sha[65];
+    qb_status st = model_fingerprint(m, model_sha, err);
+    if (st) return st;
     json_t *o = json_object();
     bool ok = o && qb_json_set(o, "qbert_calibration", json_integer(CALIB_VERSION)) &&
               qb_json_set(o, "model", qb_json_strn(m->dir, strlen(m->dir))) &&
+              qb_json_set(o, "model_sha256", json_string(model_sha)) &&
               qb_json_set(o, "calib_file", qb_json_strn(c->source, strlen(c->source))) &&
               qb_json_set(o, "calib_sha256", json_string(c->sha256)) && qb_json_set(o, "n", json_integer(c->used)) &&
               qb_json_set(o, "linears", stats_json(m, c->stats, false)) &&
               qb_json_set(o, "outputs", stats_json(m, c->out_stats, true));
-    qb_status st = ok ? qb_json_write_file(path, o, QB_JSON_COMPACT, err)
-                      : qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
+    st = ok ? qb_json_write_file(path, o, QB_JSON_COMPACT, err) : qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
     json_decref(o);
     return st;
 }
@@ -175,7 +191,7 @@ static qb_status read_stats(const json_t *obj, const qb_model *m, qb_tensor_stat
 
 /* The fields besides the statistics: a format this build reads, and a
  * text count that goes into config.json as it is. */
-static qb_status read_header(const json_t *j, const char *path, qb_calib *c, qb_error *err) {
+static qb_status read_header(const qb_model *m, const json_t *j, const char *path, qb_calib *c, qb_error *err) {
     int64_t v, n;
     if (!qb_json_int(json_object_get(j, "qbert_calibration"), &v) || v != CALIB_VERSION)
         return qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert calibration file of format %d (\"qbert_calibration\" "
@@ -184,7 +200,12 @@ static qb_status read_header(const json_t *j, const char *path, qb_calib *c, qb_
         return qb_fail(err, QB_ERR_FORMAT, "%s: \"n\" (the texts calibrated on) must be an integer from 1 to %d",
                        path, INT_MAX);
     c->used = (int)n;
-    return QB_OK;
+    char want[65];
+    qb_status st = model_fingerprint(m, want, err);
+    if (!st && !qb_json_str_eq(json_object_get(j, "model_sha256"), want))
+        st = qb_fail(err, QB_ERR_ARG, "%s: calibrated on another model (its \"model_sha256\" is not the sha256 of "
+                     "%s/model.safetensors): run qbert calibrate on this one", path, m->dir);
+    return st;
 }
 
 qb_status qb_calib_load(const qb_model *m, const char *path, qb_calib *c, qb_error *err) {
@@ -192,7 +213,7 @@ qb_status qb_calib_load(const qb_model *m, const char *path, qb_calib *c, qb_err
     if (st) return st;
     json_t *j = NULL;
     if ((st = qb_json_load_object(path, &j, err))) return st;
-    st = read_header(j, path, c, err);
+    st = read_header(m, j, path, c, err);
     const json_t *lin = json_object_get(j, "linears");
     if (!st && !json_is_object(lin))
         st = qb_fail(err, QB_ERR_FORMAT, "%s: not a qbert calibration file (no \"linears\" object)", path);
