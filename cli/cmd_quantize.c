@@ -54,7 +54,10 @@ static const char help_quantize[] =
     "                        ranges, and the error compensation below\n"
     "  --calib-n N           calibration texts to use (default 512)\n"
     "  --calib-stats FILE    static: statistics 'qbert calibrate' saved for this model\n"
-    "                        (the sha256 of its weights must match), instead\n"
+    "                        (the sha256 of its weights must match), instead; not\n"
+    "                        with --calib, --calib-n (unless --rounding gptq or\n"
+    "                        --bias-correction runs them) or --smoothquant, and\n"
+    "                        --max-length, if given, must be the one it recorded\n"
     "  --observer O          static: percentile:99.99 (default), minmax, mse, entropy\n"
     "  --int8-attention      static: also Q.K^T and P.V in int8 (Q, K, V scales from\n"
     "                        calibration, probabilities on a u8 grid per row)\n"
@@ -81,7 +84,8 @@ static const char help_quantize[] =
     "                        the residual, so 1/s cannot be folded into it)\n"
     "\n"
     "  --max-length L        calibration truncation (default: the model's positions,\n"
-    "                        at most 512, as in every command)\n"
+    "                        at most 512, as in every command; with --calib-stats,\n"
+    "                        the length the statistics were taken at)\n"
     "  --threads N           compute threads (default: all cores)\n"
     "  --force               replace an existing OUT_DIR (a directory or a file)\n"
     "  --parents             create OUT_DIR's missing parent directories\n";
@@ -99,6 +103,7 @@ static const char help_calibrate[] =
 typedef struct {
     const char *dir, *out;
     bool has_method;
+    bool calib_n_given;
     qb_quant_params p;
     const char **keep;
 } quant_args;
@@ -110,6 +115,7 @@ static int parse_common(const char *cmd, int argc, char **argv, int *i, quant_ar
     else if ((v = qb_arg_value("--calib", i, argc, argv))) p->calib_file = v;
     else if ((v = qb_arg_value("--calib-n", i, argc, argv))) {
         if (!qb_arg_int(cmd, "--calib-n", v, 1, 1 << 24, &p->calib_n)) return QB_EXIT_USAGE;
+        a->calib_n_given = true;
     } else if ((v = qb_arg_value("--max-length", i, argc, argv))) {
         if (!qb_arg_int(cmd, "--max-length", v, 3, 1 << 20, &p->max_length)) return QB_EXIT_USAGE;
     } else if ((v = qb_arg_value("--threads", i, argc, argv))) {
@@ -229,6 +235,14 @@ static int parse_quantize(int argc, char **argv, quant_args *a) {
     if (comp && !p->calib_file)
         return qb_usage_error("quantize", "%s needs --calib FILE (it runs the texts; --calib-stats hold only ranges)",
                               comp);
+    /* saved statistics are a finished calibration: texts given beside them
+     * would be read only by error compensation */
+    if (p->calib_stats && p->smoothquant)
+        return qb_usage_error("quantize", "--smoothquant calibrates on the smoothed inputs: use --calib, not "
+                              "--calib-stats");
+    if (p->calib_stats && !p->gptq && !p->bias_correction && (p->calib_file || a->calib_n_given))
+        return qb_usage_error("quantize", "--calib-stats is a finished calibration: --calib and --calib-n would not "
+                              "be read (they go with it only for --rounding gptq or --bias-correction)");
     if ((p->gptq_act_order || p->gptq_damp != 0.01 || p->gptq_memory_mb) && !p->gptq)
         return qb_usage_error("quantize", "--gptq-damp, --gptq-act-order and --gptq-memory go with --rounding gptq");
     /* a precision map may make some inputs static */

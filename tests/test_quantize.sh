@@ -143,6 +143,20 @@ $PY -c "import sys; f=open(sys.argv[1],'r+b'); f.seek(-1,2); b=f.read(1); f.seek
 "$QBERT" quantize "$TMP/other" -o "$Q/x" --force --method static --calib-stats "$TMP/stats.json" >/dev/null \
   2>"$TMP/quantize.err"
 check "statistics of another model refused" grep -q "stats.json: calibrated on another model" "$TMP/quantize.err"
+# saved statistics are a finished calibration: texts or a count beside them
+# are refused, and so is another truncation; the config records the length
+ML=$(json_get "$TMP/stats.json" 'j["max_length"]')
+check "config records the calibration length" test -n "$ML" -a "$(json_get "$Q/static2/config.json" \
+  'j["quantization_config"]["calibration"]["max_length"]')" = "$ML"
+for extra in "--calib $CAL" "--calib-n 8" "--smoothquant 0.5 --calib $CAL"; do
+  quantize -o "$Q/x" --force --method static --calib-stats "$TMP/stats.json" $extra
+  check "--calib-stats with $extra is a usage error" test $? -eq 2
+done
+quantize -o "$Q/x" --force --method static --calib-stats "$TMP/stats.json" --max-length 66
+check "--calib-stats with another --max-length refused" \
+  grep -q "stats.json: statistics of texts truncated at $ML tokens, not the --max-length 66" "$TMP/quantize.err"
+quantize -o "$Q/x" --force --method static --calib-stats "$TMP/stats.json" --max-length "$ML"
+check "--calib-stats with its own --max-length" test $? -eq 0
 # a statistics file's text count goes into config.json and its version says
 # how to read it: both are checked
 for bad in n=-5 n=1e12 n='"abc"' n=2.5 qbert_calibration=99 qbert_calibration=None qbert_calibration=1; do

@@ -122,6 +122,7 @@ qb_status qb_calib_run(const qb_model *m, const qb_quant_params *p, const float 
     if (st) return st;
     if (!p->calib_file) return qb_fail(err, QB_ERR_ARG, "static quantization needs calibration data (--calib FILE)");
     snprintf(c->source, sizeof c->source, "%s", p->calib_file);
+    c->max_length = qb_model_max_length(m, p->max_length);
     if ((st = qb_sha256_file(p->calib_file, c->sha256, err))) return st;
     c->smooth = smooth;
     st = qb_calib_pass(m, p, observe, c, "calibrate", &c->used, err);
@@ -167,6 +168,7 @@ qb_status qb_calib_save(const qb_model *m, const qb_calib *c, const char *path, 
               qb_json_set(o, "model_sha256", json_string(model_sha)) &&
               qb_json_set(o, "calib_file", qb_json_strn(c->source, strlen(c->source))) &&
               qb_json_set(o, "calib_sha256", json_string(c->sha256)) && qb_json_set(o, "n", json_integer(c->used)) &&
+              qb_json_set(o, "max_length", json_integer(c->max_length)) &&
               qb_json_set(o, "linears", stats_json(m, c->stats, false)) &&
               qb_json_set(o, "outputs", stats_json(m, c->out_stats, true));
     st = ok ? qb_json_write_file(path, o, QB_JSON_COMPACT, err) : qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", path);
@@ -200,6 +202,10 @@ static qb_status read_header(const qb_model *m, const json_t *j, const char *pat
         return qb_fail(err, QB_ERR_FORMAT, "%s: \"n\" (the texts calibrated on) must be an integer from 1 to %d",
                        path, INT_MAX);
     c->used = (int)n;
+    if (!qb_json_int(json_object_get(j, "max_length"), &n) || n < 3 || n > INT_MAX)
+        return qb_fail(err, QB_ERR_FORMAT, "%s: \"max_length\" (the texts' truncation) must be an integer from 3 to %d",
+                       path, INT_MAX);
+    c->max_length = (int)n;
     char want[65];
     qb_status st = model_fingerprint(m, want, err);
     if (!st && !qb_json_str_eq(json_object_get(j, "model_sha256"), want))

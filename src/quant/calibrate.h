@@ -15,6 +15,7 @@ typedef struct {
     bool has_outputs;       /* false for a file saved before int8 attention */
     int n;
     int used;               /* texts run */
+    int max_length;         /* their truncation */
     char source[4096];      /* the calibration file */
     char sha256[65];
     const float *const *smooth; /* [n] or NULL: inputs observed times these factors (SmoothQuant) */

@@ -431,7 +431,8 @@ static json_t *quant_config_json(const quant_job *q) {
         const qb_calib *c = q->calib;
         json_t *cal = json_object();
         ok = cal && qb_json_set(cal, "file", qb_json_strn(c->source, strlen(c->source))) &&
-             qb_json_set(cal, "sha256", json_string(c->sha256)) && qb_json_set(cal, "n", json_integer(c->used));
+             qb_json_set(cal, "sha256", json_string(c->sha256)) && qb_json_set(cal, "n", json_integer(c->used)) &&
+             qb_json_set(cal, "max_length", json_integer(c->max_length));
         ok = qb_json_set(qc, "calibration", cal) && ok;
     }
     if (ok && (p->gptq || p->bias_correction || p->smoothquant)) ok = qb_json_set(qc, "compensation", compensation_json(q));
@@ -660,6 +661,11 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *o
         st = p->calib_stats ? qb_calib_load(m, p->calib_stats, &calib, err)
                             : qb_calib_run(m, p, (const float *const *)q.in_smooth, &calib, rep, err);
     if (!st && p->calib_stats) rep->calib_used = calib.used;
+    /* the ranges are those of texts cut at the recorded length */
+    if (!st && p->calib_stats && p->max_length && p->max_length != calib.max_length)
+        st = qb_fail(err, QB_ERR_ARG, "%s: statistics of texts truncated at %d tokens, not the --max-length %d asked "
+                     "(leave --max-length out, or run qbert calibrate --max-length %d)", p->calib_stats,
+                     calib.max_length, p->max_length, p->max_length);
     if (!st && p->int8_attention && !calib.has_outputs)
         st = qb_fail(err, QB_ERR_FORMAT, "%s: no statistics of the attention inputs (saved by an older qbert); "
                      "run qbert calibrate again", p->calib_stats);
