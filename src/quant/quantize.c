@@ -555,6 +555,11 @@ static qb_status check_request(const qb_model *m, const qb_quant_params *p, cons
         return qb_fail(err, QB_ERR_ARG, "static quantization needs --calib FILE (or saved --calib-stats)");
     if (p->method == QB_QUANT_STATIC && p->act_per_token)
         return qb_fail(err, QB_ERR_ARG, "static quantization has per-tensor activation scales, not per-token");
+    /* saved statistics are a finished calibration (of unsmoothed inputs) */
+    if (p->calib_stats && p->smoothquant)
+        return qb_fail(err, QB_ERR_ARG, "SmoothQuant calibrates on the smoothed inputs: --calib, not --calib-stats");
+    if (p->calib_stats && p->calib_file && !p->gptq && !p->bias_correction)
+        return qb_fail(err, QB_ERR_ARG, "--calib-stats is a finished calibration: --calib would not be read");
     if (!is_half_method(p->method) && !p->ternary && p->bits != 8 && p->bits != 7 && (p->bits < 2 || p->bits > 4))
         return qb_fail(err, QB_ERR_ARG, "--bits %d: weights are 8, 4, 3 or 2 bits (or --bits ternary)", p->bits);
     if (p->kmeans && (p->ternary || p->bits > 4))

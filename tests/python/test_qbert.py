@@ -284,6 +284,9 @@ def test_messages_name_the_problem():
     assert rep["n_fp32"] == 1, rep
     raises(qbert.QbertError, lambda: qbert.quantize(MODEL, out), "already exists", "force=True")
     raises(qbert.QbertError, lambda: qbert.quantize(MODEL, os.path.join(TMP, "no", "q")), "parents=True")
+    # saved statistics are a finished calibration: texts beside them would not be read
+    raises(qbert.QbertError, lambda: qbert.quantize(MODEL, os.path.join(TMP, "q-stats"), method="static",
+                                                    calib_file=SST2, calib_stats=SST2), "finished calibration")
     # was only "(see 'qbert compare --help')"
     raises(qbert.QbertError, lambda: qbert.compare(MODEL, SST2, SST2, os.path.join(TMP, "cmp"), methods="bogus"),
            "unknown method 'bogus'")
