@@ -545,8 +545,9 @@ typedef struct qb_quant_params {
     int n_keep;
     const char *precision_map; /* JSON file {"<linear name or glob>": "<format>"}, e.g. fp32, int8, int4 */
     /* static only */
-    const char *calib_file;   /* dataset of calibration texts */
-    const char *calib_stats;  /* or statistics saved by qb_calibrate() */
+    const char *calib_file;   /* dataset of calibration texts (labelled, as eval reads them) */
+    const char *calib_stats;  /* or statistics qb_calibrate() saved for this model (not with
+                               * calib_file unless gptq or bias_correction reads it) */
     int calib_n;              /* texts to use (default 512) */
     const char *observer;     /* "minmax", "percentile:99.99", "mse", "entropy" */
     int int8_attention;       /* also Q.K^T and P.V in int8, Q/K/V scales calibrated */
@@ -560,7 +561,8 @@ typedef struct qb_quant_params {
                                * between passes (0: a quarter of RAM); beyond it each
                                * pass starts at the embeddings, slower, same result */
     int bias_correction;      /* each bias absorbs the mean output shift rounding caused */
-    int max_length;           /* calibration truncation (0: qb_model_max_length) */
+    int max_length;           /* calibration truncation (0: qb_model_max_length; with
+                               * calib_stats, 0 or the length they recorded) */
     int n_threads;
     int force;                /* replace an existing output directory */
     int parents;              /* create the output directory's missing parents */
@@ -594,7 +596,9 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *params, const ch
                       qb_quant_report *report, qb_error *err);
 
 /* Runs calibration texts through m and saves every linear input's
- * statistics (JSON) for later qb_quantize() runs with any observer. */
+ * statistics (JSON) for later qb_quantize() runs with any observer; the
+ * file records the sha256 of m's model.safetensors and the truncation
+ * length, and qb_quantize() refuses it for another model or length. */
 qb_status qb_calibrate(const qb_model *m, const qb_quant_params *params, const char *stats_path,
                        qb_quant_report *report, qb_error *err);
 
