@@ -545,7 +545,7 @@ typedef struct qb_quant_params {
     int n_keep;
     const char *precision_map; /* JSON file {"<linear name or glob>": "<format>"}, e.g. fp32, int8, int4 */
     /* static only */
-    const char *calib_file;   /* dataset of calibration texts (labelled, as eval reads them) */
+    const char *calib_file;   /* dataset of calibration texts (as eval reads them) */
     const char *calib_stats;  /* or statistics qb_calibrate() saved for this model (not with
                                * calib_file unless gptq or bias_correction reads it) */
     int calib_n;              /* texts to use (default 512) */
