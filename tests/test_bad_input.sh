@@ -113,6 +113,8 @@ printf '{"covid19": 40000}' >"$d/added_tokens.json"
 expect_error "added token past the vocabulary" "added_tokens.json: added token \"covid19\" has id 40000, past vocab.txt's 30522 tokens: not supported" "$QBERT" info "$d"
 d=$(model_copy sepother); printf '{"sep_token": "[unused5]"}' >"$d/special_tokens_map.json"
 expect_error "another sep_token" "special_tokens_map.json: sep_token \"\[unused5\]\" is not supported" "$QBERT" info "$d"
+d=$(model_copy lowerint); rm "$d/tokenizer_config.json"; printf '{"do_lower_case": 0}' >"$d/tokenizer_config.json"
+expect_error "do_lower_case 0, not the default true" 'tokenizer_config.json: "do_lower_case" must be true or false' "$QBERT" info "$d"
 d=$(model_copy addmissing); rm "$d/tokenizer_config.json"; printf '{"additional_special_tokens": ["<ent>"]}' >"$d/tokenizer_config.json"
 expect_error "additional special token not in the vocab" "tokenizer_config.json: additional_special_tokens \"<ent>\" is not in vocab.txt" "$QBERT" info "$d"
 

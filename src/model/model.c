@@ -46,6 +46,13 @@ static qb_status read_tok_options(const char *dir, qb_tok_options *o, qb_error *
     if (!qb_path_join(path, sizeof path, dir, "tokenizer_config.json") || !qb_file_exists(path)) return QB_OK;
     json_t *j = NULL;
     qb_status st = qb_json_load_object(path, &j, err);
+    /* a default in place of a 0 or "false" would tokenize otherwise than transformers */
+    static const char *const flags[] = {"do_lower_case", "tokenize_chinese_chars", "remove_space", "keep_accents"};
+    for (size_t k = 0; !st && k < sizeof flags / sizeof *flags; k++) {
+        const json_t *v = json_object_get(j, flags[k]);
+        if (v && !json_is_boolean(v) && !json_is_null(v))
+            st = qb_fail(err, QB_ERR_FORMAT, "%s: \"%s\" must be true or false", path, flags[k]);
+    }
     if (!st) {
         o->do_lower_case = qb_json_get_bool(j, "do_lower_case", o->do_lower_case);
         const json_t *sa = json_object_get(j, "strip_accents");
