@@ -424,8 +424,6 @@ static void tj_decoder(const tj_ctx *c, qb_tokenizer *t) {
     }
 }
 
-/* What every model shares: the post-processor, id -> text, pad (the
- * "truncation" block is not read: see qb_model_max_length). */
 /* s[0..n) through the normalizer, a character at a time, into out. */
 static qb_status tj_normalize(const qb_tokenizer *t, const char *s, size_t n, qb_tok_work *w, qb_bytebuf *out,
                               qb_error *err) {
@@ -499,6 +497,8 @@ static qb_status tj_normalized_added(const tj_ctx *c, qb_tokenizer *t, qb_error 
     return st;
 }
 
+/* What every model shares: the post-processor, id -> text, pad (the
+ * "truncation" block is not read: see qb_model_max_length). */
 static qb_status tj_finish(tj_ctx *c, qb_tokenizer *t, qb_error *err) {
     qb_status st = QB_OK;
     if (st == QB_OK) st = tj_post(c, t, json_object_get(c->root, "post_processor"), err);
