@@ -41,6 +41,7 @@ typedef struct {
     int seqs[MAX_CONFIGS], n_seqs, batches[MAX_CONFIGS], n_batches;
     int threads, runs, warmup, limit, max_length;
     bool json;
+    char cpu[160];   /* the CPU's name, beside every figure */
 } bench_args;
 
 static bool set_latency(json_t *o, const qb_latency *l) {
@@ -48,11 +49,9 @@ static bool set_latency(json_t *o, const qb_latency *l) {
            qb_json_set_real(o, "p99_ms", l->p99_ms);
 }
 
-static bool set_footer(json_t *o, double load_ms) {
-    char cpu[160];
-    qb_cli_cpu_name(cpu, sizeof cpu);
+static bool set_footer(json_t *o, const bench_args *a, double load_ms) {
     return qb_json_set_real(o, "peak_rss_mb", qb_peak_rss_mb()) && qb_json_set_real(o, "load_ms", load_ms) &&
-           qb_json_set_str(o, "cpu", cpu);
+           qb_json_set_str(o, "cpu", a->cpu);
 }
 
 /* One line a configuration, if built whole; timings with 9 digits. */
@@ -73,7 +72,7 @@ static void print_config(const bench_args *a, const qb_model_info *in, const qb_
                   qb_json_set_real(o, "mean_ms", l->mean_ms) && qb_json_set_real(o, "min_ms", l->min_ms) &&
                   qb_json_set_real(o, "max_ms", l->max_ms) && qb_json_set_real(o, "tokens_per_s", tps) &&
                   qb_json_set_real(o, "sequences_per_s", l->batch / (l->p50_ms / 1e3)) &&
-                  set_footer(o, load_ms);
+                  set_footer(o, a, load_ms);
         put_line(o, ok);
     } else {
         printf("%5d %5d %7d %9.2f %9.2f %9.2f %9.2f %11.0f %9.1f\n", l->seq, l->batch, a->threads, l->p50_ms,
@@ -93,11 +92,9 @@ static int bench_synthetic(qb_model *m, const bench_args *a, double load_ms) {
     }
     qb_error err = {0};
     if (qb_bench_synthetic(m, lat, nc, a->runs, a->warmup, a->threads, &err)) return qb_report_error("bench", &err);
-    char cpu[160];
-    qb_cli_cpu_name(cpu, sizeof cpu);
     if (!a->json)
         printf("model %s (%s, %s kernels, %s), load %.1f ms\ncpu %s\n%5s %5s %7s %9s %9s %9s %9s %11s %9s\n", a->dir,
-               in.class_name, in.isa, qb_model_quant_summary(m), load_ms, cpu, "seq", "batch", "threads", "p50_ms",
+               in.class_name, in.isa, qb_model_quant_summary(m), load_ms, a->cpu, "seq", "batch", "threads", "p50_ms",
                "p90_ms", "p99_ms", "min_ms", "tokens/s", "seqs/s");
     for (int c = 0; c < nc; c++) print_config(a, &in, &lat[c], load_ms);
     if (!a->json) printf("peak RSS %.1f MB (the process's, over every row above)\n", qb_peak_rss_mb());
@@ -119,13 +116,11 @@ static void print_data(const bench_args *a, const qb_model_info *in, const qb_be
                   qb_json_set_real(o, "sentences_per_s", r->n / secs) &&
                   qb_json_set_real(o, "tokens_per_s", r->tokens / secs) &&
                   qb_json_set_real(o, "seconds", secs) && qb_json_set_real(o, "tokenize_s", r->tokenize_s) &&
-                  qb_json_set_real(o, "model_s", r->model_s) && set_latency(o, &r->batch) && set_footer(o, load_ms);
+                  qb_json_set_real(o, "model_s", r->model_s) && set_latency(o, &r->batch) && set_footer(o, a, load_ms);
         put_line(o, ok);
         return;
     }
-    char cpu[160];
-    qb_cli_cpu_name(cpu, sizeof cpu);
-    printf("model        %s (%s kernels), load %.1f ms\ncpu          %s\n", a->dir, in->isa, load_ms, cpu);
+    printf("model        %s (%s kernels), load %.1f ms\ncpu          %s\n", a->dir, in->isa, load_ms, a->cpu);
     printf("data         %s, %d sentences, %.1f tokens on average, batch %d, %d thread%s\n", a->data, r->n,
            (double)r->tokens / r->n, a->batches[0], a->threads, a->threads == 1 ? "" : "s");
     printf("throughput   %.1f sentences/s, %.0f tokens/s (end to end, tokenization included)\n", r->n / secs,
@@ -203,6 +198,7 @@ int qb_cmd_bench(int argc, char **argv) {
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (!a.threads) a.threads = qb_default_threads();
+    qb_cli_cpu_name(a.cpu, sizeof a.cpu);
     double load_s;
     qb_model *m = qb_cli_load("bench", a.dir, a.threads, &load_s);
     if (!m) return QB_EXIT_FAIL;

@@ -146,6 +146,11 @@ static int best(const qb_report *r, const qb_report_analysis *a, rank_key k, dou
     return b;
 }
 
+static bool noisy_row(const qb_report *r, const qb_report_analysis *a, int i) {
+    (void)a;
+    return r->rows[i].ok && r->rows[i].speed_noisy;
+}
+
 static void leaders(const qb_report *r, qb_report_analysis *a) {
     const char *what = qb_report_quality_name(a->ner);
     int bl = qb_report_batch_lat(&r->meta), bt = qb_report_batch_tput(&r->meta);
@@ -163,7 +168,7 @@ static void leaders(const qb_report *r, qb_report_analysis *a) {
         add(a, "Most accurate: %s (%s %.2f%%)%s", row->method, what, 100 * q, note);
     }
     bool noisy = false;
-    for (int j = 0; j < r->n_rows; j++) noisy |= r->rows[j].ok && r->rows[j].speed_noisy;
+    for (int j = 0; j < r->n_rows; j++) noisy |= noisy_row(r, a, j);
     const char *unranked = noisy ? " among the rows not marked noisy" : "";
     i = best(r, a, BY_LATENCY, -1, 0, 0);
     if (i >= 0) {
@@ -228,11 +233,6 @@ static bool on_front(const qb_report *r, const qb_report_analysis *a, int i) {
 
 static bool dominated_row(const qb_report *r, const qb_report_analysis *a, int i) {
     return speed_comparable(&r->rows[i], a->ner) && !a->pareto[i];
-}
-
-static bool noisy_row(const qb_report *r, const qb_report_analysis *a, int i) {
-    (void)a;
-    return r->rows[i].ok && r->rows[i].speed_noisy;
 }
 
 /* The names of the rows pick accepts, comma-separated; returns how many. */

@@ -5,7 +5,6 @@
  * PreTrainedTokenizer.tokenize applies them; what qbert cannot follow is
  * refused with one line naming the file and key, so no setting is ignored
  * silently (that gave other ids than Hugging Face). */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,12 +49,6 @@ static const qb_tok_added *slow_find(const qb_tokenizer *t, const char *s) {
     return NULL;
 }
 
-static bool slow_ascii(const char *s) {
-    for (; *s; s++)
-        if ((unsigned char)*s >= 0x80) return false;
-    return true;
-}
-
 static bool slow_has_upper(const char *s) {
     for (; *s; s++)
         if (*s >= 'A' && *s <= 'Z') return true;
@@ -80,7 +73,7 @@ static qb_status slow_add(slow_ctx *c, const char *what, const json_t *v, int32_
     if (have)
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: %s gives \"%s\" id %d, but it is %d: not supported", c->path,
                        what, shown, id, have->id);
-    if (c->lower && !slow_ascii(content))
+    if (c->lower && !qb_tok_is_ascii(content, strlen(content)))
         return qb_fail(err, QB_ERR_UNSUPPORTED, "%s: %s \"%s\" is not ASCII, not supported with do_lower_case",
                        c->path, what, shown);
     bool obj = json_is_object(v);
@@ -95,7 +88,7 @@ static qb_status slow_add(slow_ctx *c, const char *what, const json_t *v, int32_
     if (grown) c->t->added = grown;
     if (!grown || !(a.content = strdup(content))) return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", c->path);
     if (c->lower && !special && normalized)
-        for (char *p = a.content; *p; p++) *p = (char)tolower((unsigned char)*p);
+        for (char *p = a.content; *p; p++) *p = qb_tok_ascii_lower(*p);
     a.fold = c->lower && !slow_has_upper(a.content);
     c->t->added[c->t->n_added++] = a;
     return QB_OK;

@@ -268,15 +268,20 @@ static size_t tok_prev_char(const char *s, size_t i) {
     return i;
 }
 
-/* The longest added token at text[i] (leftmost-longest, as HF's
- * Aho-Corasick), or NULL. */
-static bool tok_added_match(const qb_tok_added *a, const char *s) {
-    if (!a->fold) return memcmp(s, a->content, a->len) == 0;
-    for (size_t k = 0; k < a->len; k++) {
-        char c = s[k] >= 'A' && s[k] <= 'Z' ? (char)(s[k] - 'A' + 'a') : s[k];
-        if (c != a->content[k]) return false;
-    }
+bool qb_tok_fold_eq(const char *lower, const char *s, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        if (qb_tok_ascii_lower(s[k]) != lower[k]) return false;
     return true;
+}
+
+bool qb_tok_is_ascii(const char *s, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        if ((unsigned char)s[k] >= 0x80) return false;
+    return true;
+}
+
+static bool tok_added_match(const qb_tok_added *a, const char *s) {
+    return a->fold ? qb_tok_fold_eq(a->content, s, a->len) : memcmp(s, a->content, a->len) == 0;
 }
 
 /* The longest added token at text[i] among those starting with byte c. */
@@ -293,11 +298,13 @@ static const qb_tok_added *tok_added_from(const qb_tokenizer *t, unsigned char c
     return best;
 }
 
+/* The longest added token at text[i] (leftmost-longest, as HF's
+ * Aho-Corasick), or NULL. */
 const qb_tok_added *qb_tok_added_at(const qb_tokenizer *t, const char *s, size_t len, size_t i) {
-    unsigned char c = (unsigned char)s[i];
+    unsigned char c = (unsigned char)s[i], lower = (unsigned char)qb_tok_ascii_lower(s[i]);
     const qb_tok_added *best = tok_added_from(t, c, s, len, i, NULL);
     /* a folding token is filed under its lowercase first byte */
-    return c >= 'A' && c <= 'Z' ? tok_added_from(t, (unsigned char)(c - 'A' + 'a'), s, len, i, best) : best;
+    return lower != c ? tok_added_from(t, lower, s, len, i, best) : best;
 }
 
 void qb_tok_added_extent(const qb_tok_added *a, const char *text, size_t len, size_t i, size_t lo, size_t *s,

@@ -79,6 +79,12 @@ void qb_tok_added_index(qb_tokenizer *t);
 
 /* The longest added token at s[i], or NULL. */
 const qb_tok_added *qb_tok_added_at(const qb_tokenizer *t, const char *s, size_t len, size_t i);
+/* The case folding of added tokens (fold): ASCII only, where a lowercasing
+ * normalizer and do_lower_case agree.  qb_tok_fold_eq: s[0..n) is lower
+ * with its ASCII letters in any case. */
+static inline char qb_tok_ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }
+bool qb_tok_fold_eq(const char *lower, const char *s, size_t n);
+bool qb_tok_is_ascii(const char *s, size_t n);
 
 /* The bytes [*s, *e) an added token found at text[i] takes: itself and the
  * whitespace its lstrip (back to lo at most) and rstrip ask for. */

@@ -448,19 +448,11 @@ static qb_status tj_normalize(const qb_tokenizer *t, const char *s, size_t n, qb
  * ASCII content): where the normalizer lowercases, the lowercased token
  * matches any casing of itself (fold).  Any other change is refused rather
  * than matched differently. */
-static bool tj_is_ascii_lower_of(const char *lower, const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
-        if ((unsigned char)s[i] >= 0x80 || ch != lower[i]) return false;
-    }
-    return true;
-}
-
 static qb_status tj_normalized_one(const tj_ctx *c, const qb_tokenizer *t, qb_tok_added *a, qb_tok_work *w,
                                    qb_bytebuf *norm, qb_bytebuf *upper, qb_error *err) {
     qb_status st = tj_normalize(t, a->content, a->len, w, norm, err);
     if (st) return st;
-    if (norm->n == a->len && tj_is_ascii_lower_of(norm->v, a->content, a->len))
+    if (norm->n == a->len && qb_tok_is_ascii(a->content, a->len) && qb_tok_fold_eq(norm->v, a->content, a->len))
         memcpy(a->content, norm->v, a->len); /* decoding keeps the file's spelling: t->pieces */
     else if (norm->n != a->len || memcmp(norm->v, a->content, a->len)) {
         char shown[64];
