@@ -39,13 +39,11 @@ static qb_status choose_kernels(qb_model *m, const qb_load_params *p, qb_error *
     return QB_OK;
 }
 
-/* tokenizer_config.json is optional; absent keys keep HF's defaults. */
-static qb_status read_tok_options(const char *dir, qb_tok_options *o, qb_error *err) {
+/* tokenizer_config.json (path, parsed in j; NULL when absent): absent keys
+ * keep HF's defaults. */
+static qb_status read_tok_options(const json_t *j, const char *path, qb_tok_options *o, qb_error *err) {
     *o = qb_tok_default_options();
-    char path[4096];
-    if (!qb_path_join(path, sizeof path, dir, "tokenizer_config.json") || !qb_file_exists(path)) return QB_OK;
-    json_t *j = NULL;
-    qb_status st = qb_json_load_object(path, &j, err);
+    qb_status st = QB_OK;
     /* a default in place of a 0 or "false" would tokenize otherwise than transformers */
     static const char *const flags[] = {"do_lower_case", "tokenize_chinese_chars", "remove_space", "keep_accents"};
     for (size_t k = 0; !st && k < sizeof flags / sizeof *flags; k++) {
@@ -53,7 +51,7 @@ static qb_status read_tok_options(const char *dir, qb_tok_options *o, qb_error *
         if (v && !json_is_boolean(v) && !json_is_null(v))
             st = qb_fail(err, QB_ERR_FORMAT, "%s: \"%s\" must be true or false", path, flags[k]);
     }
-    if (!st) {
+    if (!st && j) {
         o->do_lower_case = qb_json_get_bool(j, "do_lower_case", o->do_lower_case);
         const json_t *sa = json_object_get(j, "strip_accents");
         if (json_is_boolean(sa)) o->strip_accents = qb_json_bool(sa, false);
@@ -61,13 +59,12 @@ static qb_status read_tok_options(const char *dir, qb_tok_options *o, qb_error *
         o->remove_space = qb_json_get_bool(j, "remove_space", o->remove_space);
         o->keep_accents = qb_json_get_bool(j, "keep_accents", o->keep_accents);
     }
-    json_decref(j);
     return st;
 }
 
-static qb_status load_tokenizer(qb_model *m, qb_error *err) {
+static qb_status load_tokenizer_files(qb_model *m, const json_t *config, const char *config_path, qb_error *err) {
     qb_tok_options o;
-    qb_status st = read_tok_options(m->dir, &o, err);
+    qb_status st = read_tok_options(config, config_path, &o, err);
     if (st) return st;
     char path[4096];
     /* as transformers' fast tokenizers: tokenizer.json, when present, wins */
@@ -80,7 +77,20 @@ static qb_status load_tokenizer(qb_model *m, qb_error *err) {
     st = wp ? qb_tokenizer_load_wordpiece(path, &o, &m->tok, err)
             : qb_tokenizer_load_sentencepiece(path, &o, &m->tok, err);
     /* the slow tokenizers' special and added tokens live in other files */
-    return st ? st : qb_tokenizer_read_slow_files(m->tok, m->dir, o.do_lower_case, err);
+    return st ? st : qb_tokenizer_read_slow_files(m->tok, m->dir, config, o.do_lower_case, err);
+}
+
+/* tokenizer_config.json is read once, for the options and the slow
+ * tokenizers' special tokens. */
+static qb_status load_tokenizer(qb_model *m, qb_error *err) {
+    char path[4096];
+    json_t *config = NULL;
+    qb_status st = QB_OK;
+    if (qb_path_join(path, sizeof path, m->dir, "tokenizer_config.json") && qb_file_exists(path))
+        st = qb_json_load_object(path, &config, err);
+    if (!st) st = load_tokenizer_files(m, config, path, err);
+    json_decref(config);
+    return st;
 }
 
 static qb_status open_weights(qb_model *m, qb_error *err) {

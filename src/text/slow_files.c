@@ -201,12 +201,14 @@ static qb_status slow_load(slow_ctx *c, const char *dir, const char *name, char 
     return qb_json_load_object(path, j, err);
 }
 
-qb_status qb_tokenizer_read_slow_files(qb_tokenizer *t, const char *dir, bool lower, qb_error *err) {
-    slow_ctx c = {.t = t, .lower = lower, .vocab_file = t->wp ? "vocab.txt" : "spiece.model"};
+qb_status qb_tokenizer_read_slow_files(qb_tokenizer *t, const char *dir, const json_t *cfg, bool lower,
+                                       qb_error *err) {
     char path[4096];
-    json_t *cfg = NULL, *map = NULL, *added = NULL;
-    qb_status st = slow_load(&c, dir, "tokenizer_config.json", path, sizeof path, &cfg, err);
-    if (!st && cfg) st = slow_roles_check(&c, cfg, err);
+    slow_ctx c = {.t = t, .lower = lower, .vocab_file = t->wp ? "vocab.txt" : "spiece.model", .path = path};
+    json_t *map = NULL, *added = NULL;
+    qb_status st = QB_OK;
+    qb_path_join(path, sizeof path, dir, "tokenizer_config.json");
+    if (cfg) st = slow_roles_check(&c, cfg, err);
     if (!st && cfg) st = slow_additional(&c, cfg, err);
     const json_t *dec = cfg ? json_object_get(cfg, "added_tokens_decoder") : NULL;
     if (!st) st = slow_load(&c, dir, "special_tokens_map.json", path, sizeof path, &map, err);
@@ -219,7 +221,6 @@ qb_status qb_tokenizer_read_slow_files(qb_tokenizer *t, const char *dir, bool lo
         st = slow_load(&c, dir, "added_tokens.json", path, sizeof path, &added, err);
         if (!st && added) st = slow_added_json(&c, added, err);
     }
-    json_decref(cfg);
     json_decref(map);
     json_decref(added);
     if (!st) qb_tok_added_index(t);

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "qbert.h"
 #include "text/tok_work.h"
 
@@ -45,13 +47,14 @@ size_t qb_tokenizer_bytes(const qb_tokenizer *t);
 const char *qb_tokenizer_describe(const qb_tokenizer *t);
 
 /* The slow tokenizers' other files in dir, for t from vocab.txt or
- * spiece.model: tokenizer_config.json's and special_tokens_map.json's
- * additional_special_tokens, and the added tokens (added_tokens_decoder,
+ * spiece.model: tokenizer_config.json's (parsed by the caller: cfg, NULL
+ * when absent) and special_tokens_map.json's additional_special_tokens, and the added tokens (added_tokens_decoder,
  * else added_tokens.json), matched as transformers' tokenize() does (lower:
  * do_lower_case).  Special tokens other than the class's defaults, and
  * added tokens qbert cannot match as transformers does, are refused with a
  * one-line error naming the file and key. */
-qb_status qb_tokenizer_read_slow_files(qb_tokenizer *t, const char *dir, bool lower, qb_error *err);
+qb_status qb_tokenizer_read_slow_files(qb_tokenizer *t, const char *dir, const json_t *cfg, bool lower,
+                                       qb_error *err);
 
 /* Copies a model directory's tokenizer files (vocab.txt or spiece.model,
  * tokenizer_config.json, special_tokens_map.json, added_tokens.json,
