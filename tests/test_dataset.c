@@ -200,6 +200,13 @@ static void test_errors(scratch *s) {
                  "bad.jsonl:3:");
     expect_error(s, "notext.jsonl", "{\"label\": 1}\n", QB_DATA_JSONL, QB_ERR_FORMAT, "notext.jsonl:1:");
     expect_error(s, "array.jsonl", "{\"text\": \"a\"}\n[1]\n", QB_DATA_JSONL, QB_ERR_FORMAT, "array.jsonl:2:");
+    /* read by position, these would calibrate on ids, labels and commas */
+    expect_error(s, "ids.tsv", "id\treview\tscore\n1\tgood\t5\n\n2\tbad\t1\n", QB_DATA_AUTO, QB_ERR_FORMAT,
+                 "header names no text column");
+    expect_error(s, "labelfirst.tsv", "label\tcomment\n1\tgood\n0\tbad\n", QB_DATA_AUTO, QB_ERR_FORMAT,
+                 "header names no text column");
+    expect_error(s, "table.csv", "\"sentence\", label\nit is good,1\n", QB_DATA_AUTO, QB_ERR_FORMAT,
+                 "comma-separated header");
     expect_error(s, "floatlabel.jsonl", "{\"text\": \"a\", \"label\": 0.5}\n", QB_DATA_JSONL, QB_ERR_FORMAT,
                  "floatlabel.jsonl:1:");
 
@@ -333,6 +340,12 @@ static void test_generic_tsv(scratch *s) {
           "text column 5 of 2: %s", err.msg);
     cols.text_col = -1;
     CHECK(qb_dataset_load(path, QB_DATA_TSV, &cols, 0, &ds, &err) == QB_ERR_ARG, "text column -1: %s", err.msg);
+
+    /* a text that is a number does not make the line above it a header */
+    path = scratch_text(s, "numbers.tsv", "hello\t1\n42\t0\nbad film, sadly\t0\n");
+    CHECK(qb_dataset_load(path, QB_DATA_AUTO, NULL, 0, &ds, &err) == QB_OK, "%s", err.msg);
+    CHECK(ds.n == 3 && str_is(ds.ex[0].text, ds.ex[0].text_len, "hello"), "numbers: n %d", ds.n);
+    qb_dataset_free(&ds);
 }
 
 static void test_format_names(void) {

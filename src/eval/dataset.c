@@ -148,24 +148,105 @@ static bool name_is(const char *s, size_t n, const char *a, const char *b, const
     return false;
 }
 
+/* Field col of a tab-separated line of n bytes (NULL past its last field). */
+static const char *nth_field(const char *s, size_t n, int col, size_t *len) {
+    size_t i = 0;
+    for (int c = 0; c < col; c++) {
+        const char *tab = memchr(s + i, '\t', n - i);
+        if (!tab) return NULL;
+        i = (size_t)(tab - s) + 1;
+    }
+    const char *tab = memchr(s + i, '\t', n - i);
+    *len = (tab ? (size_t)(tab - s) : n) - i;
+    return s + i;
+}
+
+static bool is_number(const char *s, size_t n) {
+    size_t i = 0, digits = 0, dots = 0;
+    while (i < n && s[i] == ' ') i++;
+    if (i < n && (s[i] == '-' || s[i] == '+')) i++;
+    for (; i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.'); i++) {
+        if (s[i] == '.') dots++;
+        else digits++;
+    }
+    while (i < n && s[i] == ' ') i++;
+    return i == n && digits > 0 && dots <= 1;
+}
+
+/* Whether field col of the lines from at on (up to 20) are all numbers. */
+static bool column_is_numbers(const char *text, size_t size, size_t at, int col) {
+    int seen = 0;
+    for (; at < size && seen < 20; at = skip_blank_lines(text, size, at), seen++) {
+        size_t n = first_line_len(text + at, size - at), len;
+        const char *f = nth_field(text + at, n, col, &len);
+        if (!f || !is_number(f, len)) return false;
+        const char *nl = memchr(text + at, '\n', size - at);
+        at = nl ? (size_t)(nl - text) + 1 : size;
+    }
+    return seen > 0;
+}
+
+/* A first line of words over a column of numbers is a header, as Python's
+ * csv.Sniffer reasons ("id" over 1, 2, 3...). */
+static bool is_header_line(const char *text, size_t size, size_t at) {
+    size_t n = first_line_len(text + at, size - at), len;
+    const char *f;
+    size_t next = skip_blank_lines(text, size, at + n < size ? at + n + 1 : size);
+    for (int c = 0; (f = nth_field(text + at, n, c, &len)); c++)
+        if (len > 0 && !is_number(f, len) && column_is_numbers(text, size, next, c)) return true;
+    return false;
+}
+
+/* A comma-separated header naming qbert's columns: a CSV, which a
+ * tab-separated reader would take as one text per line, labels included. */
+static bool is_csv_header(const char *s, size_t n) {
+    if (memchr(s, '\t', n) || !memchr(s, ',', n)) return false;
+    for (size_t i = 0; i <= n;) {
+        size_t end = i;
+        while (end < n && s[end] != ',') end++;
+        size_t a = i, z = end;
+        while (a < z && (s[a] == ' ' || s[a] == '"')) a++;
+        while (z > a && (s[z - 1] == ' ' || s[z - 1] == '"')) z--;
+        if (name_is(s + a, z - a, "sentence", "text", "label") || name_is(s + a, z - a, "sentence1", NULL, NULL))
+            return true;
+        i = end + 1;
+    }
+    return false;
+}
+
 /* A TSV without the caller's columns.  A header naming them picks them, as
  * predict reads a table (the text: sentence, text or sentence1; the pair:
  * sentence2 or text_pair; label); else the text first, a label second if
- * there is a second column, and a first line saying "label" skipped. */
-static qb_tsv_columns default_columns(const char *s, size_t size) {
-    size_t n = first_line_len(s, size);
-    int text = -1, pair = -1, label = -1;
+ * there is a second column, and a first line saying "label" skipped.  A
+ * header that names no text column, and a CSV, are refused: read by
+ * position, their ids or labels would pass for texts. */
+static qb_status default_columns(const char *path, const char *text, size_t size, qb_tsv_columns *out,
+                                 qb_error *err) {
+    size_t at = skip_blank_lines(text, size, 0);
+    const char *s = text + at;
+    size_t n = first_line_len(s, size - at);
+    int text_col = -1, pair = -1, label = -1;
     for (size_t i = 0, col = 0; i <= n; col++) {
         size_t end = i;
         while (end < n && s[end] != '\t') end++;
-        if (text < 0 && name_is(s + i, end - i, "sentence", "text", "sentence1")) text = (int)col;
+        if (text_col < 0 && name_is(s + i, end - i, "sentence", "text", "sentence1")) text_col = (int)col;
         else if (pair < 0 && name_is(s + i, end - i, "sentence2", "text_pair", NULL)) pair = (int)col;
         else if (label < 0 && name_is(s + i, end - i, "label", NULL, NULL)) label = (int)col;
         i = end + 1;
     }
-    if (text >= 0) return (qb_tsv_columns){.text_col = text, .pair_col = pair, .label_col = label, .header = 1};
+    if (text_col >= 0) {
+        *out = (qb_tsv_columns){.text_col = text_col, .pair_col = pair, .label_col = label, .header = 1};
+        return QB_OK;
+    }
+    if (is_csv_header(s, n))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: a comma-separated header; qbert reads tab-separated columns "
+                       "(or JSONL, CoNLL): convert the file to TSV", path);
+    if (is_header_line(text, size, at))
+        return qb_fail(err, QB_ERR_FORMAT, "%s: its header names no text column; name the text's column "
+                       "sentence or text (and the label's label)", path);
     bool two = memchr(s, '\t', n) != NULL;
-    return (qb_tsv_columns){.text_col = 0, .pair_col = -1, .label_col = two ? 1 : -1, .header = -1};
+    *out = (qb_tsv_columns){.text_col = 0, .pair_col = -1, .label_col = two ? 1 : -1, .header = -1};
+    return QB_OK;
 }
 
 /* ---- load / free ------------------------------------------------------ */
@@ -242,7 +323,12 @@ qb_status qb_dataset_load(const char *path, qb_data_format fmt, const qb_tsv_col
     /* columns the caller chose read a TSV whatever its header looks like */
     if (fmt == QB_DATA_AUTO) fmt = detect_format(text, size);
     if (cols && (fmt == QB_DATA_SST2 || fmt == QB_DATA_IMDB)) fmt = QB_DATA_TSV;
-    qb_tsv_columns auto_cols = default_columns(text, size);
+    qb_tsv_columns auto_cols = {0};
+    if (!cols && fmt == QB_DATA_TSV) st = default_columns(path, text, size, &auto_cols, err);
+    if (st) {
+        qb_dataset_free(ds);
+        return st;
+    }
     qb_data_reader r = {.path = path, .store = store, .pos = text, .end = text + size,
                         .limit = limit, .cap = count_lines(text, size)};
     r.ex = calloc((size_t)r.cap, sizeof *r.ex);
