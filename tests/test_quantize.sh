@@ -157,6 +157,14 @@ check "--calib-stats with another --max-length refused" \
   grep -q "stats.json: statistics of texts truncated at $ML tokens, not the --max-length 66" "$TMP/quantize.err"
 quantize -o "$Q/x" --force --method static --calib-stats "$TMP/stats.json" --max-length "$ML"
 check "--calib-stats with its own --max-length" test $? -eq 0
+# GPTQ reads its texts at the statistics' length unless told another
+"$QBERT" calibrate "$M" --calib "$CAL" --calib-n 16 --max-length 16 -o "$TMP/stats16.json" >/dev/null 2>&1
+for ml in "" 16; do
+  quantize -o "$Q/gptq$ml" --method static --bits 4 --calib-stats "$TMP/stats16.json" --rounding gptq \
+    --calib "$CAL" --calib-n 16 ${ml:+--max-length $ml}
+done
+check "GPTQ beside --calib-stats cuts texts at their length" \
+  cmp -s "$Q/gptq/model.safetensors" "$Q/gptq16/model.safetensors"
 # a statistics file's text count goes into config.json and its version says
 # how to read it: both are checked
 for bad in n=-5 n=1e12 n='"abc"' n=2.5 qbert_calibration=99 qbert_calibration=None qbert_calibration=1; do

@@ -671,6 +671,13 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *o
         st = qb_fail(err, QB_ERR_ARG, "%s: statistics of texts truncated at %d tokens, not the --max-length %d asked "
                      "(leave --max-length out, or run qbert calibrate --max-length %d)", p->calib_stats,
                      calib.max_length, p->max_length, p->max_length);
+    /* the compensation's texts are cut where the statistics' were */
+    qb_quant_params at_stats_length;
+    if (!st && p->calib_stats && !p->max_length) {
+        at_stats_length = *p;
+        at_stats_length.max_length = calib.max_length;
+        q.p = &at_stats_length;
+    }
     if (!st && p->int8_attention && !calib.has_outputs)
         st = qb_fail(err, QB_ERR_FORMAT, "%s: no statistics of the attention inputs (saved by an older qbert); "
                      "run qbert calibrate again", p->calib_stats);
