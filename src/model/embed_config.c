@@ -202,6 +202,29 @@ static qb_status read_modules(qb_model *m, qb_error *err) {
     return st;
 }
 
+bool qb_model_transformer_folder(const char *dir, char *sub, size_t cap) {
+    char file[4096];
+    char *text = NULL;
+    size_t n = 0;
+    json_t *j = NULL;
+    qb_error ignored = {0};
+    bool found = false;
+    if (qb_path_join(file, sizeof file, dir, "modules.json") && qb_file_exists(file) &&
+        !qb_file_read_max(file, 1 << 20, 0, "modules.json", &text, &n, &ignored))
+        qb_json_parse(text, n, file, &j, &ignored);
+    free(text);
+    for (size_t i = 0; !found && i < json_array_size(j); i++) {
+        const json_t *mod = json_array_get(j, i);
+        const char *type = qb_json_str(json_object_get(mod, "type"), NULL);
+        const char *path = qb_json_str(json_object_get(mod, "path"), NULL);
+        const char *kind = type && strrchr(type, '.') ? strrchr(type, '.') + 1 : type;
+        if (kind && !strcmp(kind, "Transformer") && path && *path && strcmp(path, "."))
+            found = qb_escape_str(sub, cap, path) != NULL;
+    }
+    json_decref(j);
+    return found;
+}
+
 qb_status qb_model_read_embed_config(qb_model *m, qb_error *err) {
     m->embed = (qb_embed_params){.pooling = QB_POOL_MEAN, .normalize = 0, .max_length = 0};
     qb_status st = read_modules(m, err);

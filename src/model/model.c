@@ -321,6 +321,11 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
     qb_status st = check_files(dir, err);
     if (!st && !qb_path_join(path, sizeof path, dir, "config.json"))
         st = qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
+    char sub[256];
+    if (!st && !qb_file_exists(path) && qb_model_transformer_folder(dir, sub, sizeof sub))
+        st = qb_fail(err, QB_ERR_UNSUPPORTED, "%s: no config.json; its modules.json keeps the Transformer in \"%s\", "
+                     "a sentence-transformers layout qbert does not read: move that folder's files up beside "
+                     "modules.json", dir, sub);
     if (!st) st = qb_config_load(path, &m->cfg, err);
     if (!st) st = choose_kernels(m, params, err);
     if (!st) st = load_tokenizer(m, err);

@@ -140,6 +140,10 @@ int qb_model_block_of(const qb_model *m, const qb_linear *l);
  * without them). */
 qb_status qb_model_read_embed_config(qb_model *m, qb_error *err);
 void qb_prompts_free(qb_prompts *p);
+/* The folder modules.json in dir gives its Transformer module, escaped
+ * into sub, if not dir itself: the layout of sentence-transformers before
+ * 2.0, which keeps config.json and the weights there. */
+bool qb_model_transformer_folder(const char *dir, char *sub, size_t cap);
 /* Copies the sentence-transformers files (modules.json, its modules'
  * folders, sentence_bert_config.json) of from into to, where present:
  * a quantized copy embeds as its source did. */
