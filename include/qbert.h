@@ -590,8 +590,9 @@ typedef struct qb_quant_report {
 } qb_quant_report;
 
 /* Writes a quantized model directory to out_dir (through a temporary
- * directory renamed when complete).  It refuses to overwrite m's own
- * directory, and an existing out_dir unless params->force. */
+ * directory renamed when complete).  It refuses an out_dir that is or
+ * holds m's directory or a file it reads, and an existing out_dir unless
+ * params->force. */
 qb_status qb_quantize(const qb_model *m, const qb_quant_params *params, const char *out_dir,
                       qb_quant_report *report, qb_error *err);
 
@@ -738,7 +739,8 @@ typedef struct qb_train_report {
  * Labels come from the training data: when they are not the checkpoint's
  * own (or the task differs) a fresh head is trained.  A
  * non-finite loss stops with QB_ERR_NUMERIC and leaves the last good
- * checkpoint in place. */
+ * checkpoint in place.  An out_dir that is or holds model_dir, the data
+ * or the teacher is refused. */
 qb_status qb_train(const char *model_dir, const qb_train_params *p, const char *out_dir,
                    qb_train_report *rep, qb_error *err);
 

@@ -114,6 +114,16 @@ check "added_tokens.json copied" test "$("$QBERT" predict "$Q/added" covid19 --j
 # refusals
 quantize -o "$M" --method dynamic
 check "refuses to overwrite its input" grep -q "refusing to overwrite the input model\|already exists" "$TMP/quantize.err"
+# --force replaces OUT whole: never a directory holding the model or a file it reads
+mkdir -p "$TMP/holder/sub"
+for f in config.json model.safetensors vocab.txt tokenizer_config.json; do ln -sf "$M/$f" "$TMP/holder/sub/$f"; done
+"$QBERT" quantize "$TMP/holder/sub" -o "$TMP/holder" --force --method dynamic >/dev/null 2>"$TMP/err"
+check "--force refuses a directory holding the input model" grep -q "holder: refusing to overwrite the input model" "$TMP/err"
+check "... and leaves it alone" test -e "$TMP/holder/sub/config.json"
+printf '{"*": "int8"}' >"$TMP/holder/map.json"
+quantize -o "$TMP/holder" --force --method dynamic --precision-map "$TMP/holder/map.json"
+check "--force refuses a directory holding a file the run reads" \
+  grep -q "holder: refusing to replace it: it holds .*map.json, which this run reads" "$TMP/quantize.err"
 quantize -o "$Q/dyn" --method dynamic
 check "refuses an existing output" grep -q "already exists (use --force" "$TMP/quantize.err"
 "$QBERT" quantize "$Q/dyn" -o "$Q/again" --method dynamic >/dev/null 2>"$TMP/err"

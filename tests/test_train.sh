@@ -98,6 +98,10 @@ fi
 fails "unwritable -o (a file as parent)" "notadir" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/a.txt/notadir"
 fails "existing OUT_DIR" "already exists" --data "$TMP/train.tsv" "${COMMON[@]}" -o "$TMP/a"
 check "existing OUT_DIR kept" cmp -s "$TMP/a/model.safetensors" "$TMP/b/model.safetensors"
+mkdir -p "$TMP/holder" && cp "$TMP/train.tsv" "$TMP/holder/"
+fails "--force on a directory holding the data" "holder: refusing to replace it: it holds .*train.tsv" \
+  --data "$TMP/holder/train.tsv" "${COMMON[@]}" -o "$TMP/holder" --force
+check "... data kept" test -s "$TMP/holder/train.tsv"
 "$QBERT" train "$M" --data "$TMP/train.tsv" "${COMMON[@]}" --max-length 1000 -o "$TMP/ml" >/dev/null 2>"$TMP/ml.err"
 check "--max-length past the positions: refused naming the model" \
   grep -qF "$M: --max-length 1000 exceeds the model's 512 positions" "$TMP/ml.err"

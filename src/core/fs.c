@@ -253,6 +253,15 @@ bool qb_same_file(const char *a, const char *b) {
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+bool qb_path_within(const char *path, const char *dir) {
+    char *p = path ? realpath(path, NULL) : NULL, *d = dir ? realpath(dir, NULL) : NULL;
+    size_t n = d ? strlen(d) : 0;
+    bool within = p && d && !strncmp(p, d, n) && (p[n] == '/' || p[n] == 0 || (n == 1 && d[0] == '/'));
+    free(p);
+    free(d);
+    return within;
+}
+
 qb_status qb_path_normalize(const char *in, char *out, size_t cap, qb_error *err) {
     if (!in || !*in) return qb_fail(err, QB_ERR_ARG, "output path: empty path");
     size_t n = 0;

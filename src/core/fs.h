@@ -99,6 +99,9 @@ void qb_remove_tree(const char *path);
  * rather than publishing half of it. */
 void qb_discard_tree(const char *path);
 bool qb_same_file(const char *a, const char *b); /* same inode (dirs too) */
+/* Whether path, which exists, is dir or lies inside it (links resolved):
+ * what replacing dir would remove. */
+bool qb_path_within(const char *path, const char *dir);
 bool qb_dir_is_empty(const char *path);        /* false for what is not a readable directory */
 
 qb_status qb_file_copy(const char *src, const char *dst, qb_error *err);
