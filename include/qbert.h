@@ -324,6 +324,8 @@ typedef struct qb_batch {
     const int32_t *lengths;        /* [batch] */
 } qb_batch;
 
+/* A failed run leaves nothing to read: the accessors below return NULL
+ * (or fail) until a run succeeds. */
 qb_status qb_session_run(qb_session *s, const qb_batch *b, qb_error *err);
 
 /* Pads encs into the session's own buffers, then runs them as one batch. */
@@ -331,7 +333,8 @@ qb_status qb_session_run_encodings(qb_session *s, const qb_encoding *const *encs
                                    int n, qb_error *err);
 
 /* Logits of example i of the last run: num_labels floats for sequence
- * classification, seq * num_labels (row per token) for token classification. */
+ * classification, seq * num_labels (row per token) for token classification;
+ * NULL for a masked-LM model (qb_session_mlm_logits) and a pooling session. */
 const float *qb_session_logits(const qb_session *s, int i);
 int qb_session_seq(const qb_session *s); /* padded length of the last run */
 
@@ -507,8 +510,8 @@ typedef struct qb_bench_data_result {
 
 qb_status qb_bench_data(const qb_model *m, const qb_bench_data_params *p, qb_bench_data_result *r, qb_error *err);
 
-/* p25/p50/p75/p90/p99/mean/min/max of n samples (sorts ms in place); any
- * positive quantity summarizes the same way. */
+/* p25/p50/p75/p90/p99/mean/min/max of n samples (sorts ms in place; all
+ * zero for none); any positive quantity summarizes the same way. */
 void qb_latency_summarize(double *ms, int n, qb_latency *out);
 
 /* Peak resident set of this process so far, in MB (10^6 bytes). */

@@ -205,6 +205,7 @@ static double compare_case(qb_session *s, int b, const qb_model_info *in, const 
         int masks = 0;
         for (int t = 0; t < c->n_ids; t++) masks += c->ids[t] == in->mask_token_id;
         CHECK(masks == c->n_masked, "%s case %d: %d mask tokens, golden lists %d", name, i, masks, c->n_masked);
+        CHECK(!qb_session_logits(s, b), "%s: a masked-LM model has no classifier logits", name);
         return compare_masked(s, b, c, vocab_logits, in->vocab_size);
     }
     int per_row = in->task == QB_TASK_TOKEN ? c->n_ids * in->num_labels : in->num_labels;

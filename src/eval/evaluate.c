@@ -267,6 +267,7 @@ qb_status qb_evaluate(const qb_model *m, const qb_eval_params *p, qb_eval_result
 }
 
 void qb_eval_result_free(qb_eval_result *r) {
+    if (!r) return;
     free(r->precision);
     free(r->recall);
     free(r->f1);

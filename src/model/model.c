@@ -311,6 +311,7 @@ static qb_status check_files(const char *dir, qb_error *err) {
 }
 
 qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model **out, qb_error *err) {
+    if (!dir || !out) return qb_fail(err, QB_ERR_ARG, "load: NULL %s", dir ? "model pointer" : "directory");
     *out = NULL;
     qb_model *m = calloc(1, sizeof *m);
     if (!m || !(m->dir = strdup(dir))) {
@@ -445,16 +446,19 @@ int qb_model_max_length(const qb_model *m, int asked) {
 
 qb_status qb_tokenize(const qb_model *m, const char *text, size_t len, const char *pair, size_t pair_len,
                       int max_length, qb_encoding *enc, qb_error *err) {
+    if (!enc) return qb_fail(err, QB_ERR_ARG, "tokenize: NULL encoding");
     return qb_tokenizer_encode(m->tok, text, len, pair, pair_len, max_length, enc, err);
 }
 
 qb_status qb_tokenize_words(const qb_model *m, const char *const *words, const size_t *lens, int n_words,
                             int max_length, qb_encoding *enc, qb_error *err) {
+    if (!enc) return qb_fail(err, QB_ERR_ARG, "tokenize: NULL encoding");
     return qb_tokenizer_encode_words(m->tok, words, lens, n_words, max_length, enc, err);
 }
 
 qb_status qb_tokenize_word_pair(const qb_model *m, const qb_words *text, const qb_words *pair, int max_length,
                                 qb_encoding *enc, qb_error *err) {
+    if (!enc || !text) return qb_fail(err, QB_ERR_ARG, "tokenize: NULL %s", enc ? "words" : "encoding");
     return qb_tokenizer_encode_word_pair(m->tok, text, pair, max_length, enc, err);
 }
 

@@ -210,6 +210,9 @@ void qb_session_free(qb_session *s) {
 }
 
 qb_status qb_session_pack(qb_session *s, const qb_batch *b, qb_error *err) {
+    s->batch = 0; /* a refused batch leaves no half-packed rows to read */
+    if (!b || !b->input_ids || !b->lengths)
+        return qb_fail(err, QB_ERR_ARG, "session: a batch needs its input_ids and lengths");
     if (b->batch < 1 || b->batch > s->max_batch || b->seq < 1 || b->seq > s->max_seq)
         return qb_fail(err, QB_ERR_ARG, "batch %d x seq %d does not fit the session (%d x %d)", b->batch, b->seq,
                        s->max_batch, s->max_seq);
@@ -270,7 +273,12 @@ qb_status qb_session_run_encodings(qb_session *s, const qb_encoding *const *encs
     if (n < 1 || n > s->max_batch)
         return qb_fail(err, QB_ERR_ARG, "%d inputs do not fit the session's batch of %d", n, s->max_batch);
     int seq = 1;
-    for (int i = 0; i < n; i++) seq = encs[i]->n > seq ? encs[i]->n : seq;
+    for (int i = 0; i < n; i++) {
+        if (!encs || !encs[i]) return qb_fail(err, QB_ERR_ARG, "input %d: NULL encoding", i);
+        if (encs[i]->n < 1 || !encs[i]->input_ids || !encs[i]->token_type_ids)
+            return qb_fail(err, QB_ERR_ARG, "input %d: no tokens", i);
+        seq = encs[i]->n > seq ? encs[i]->n : seq;
+    }
     if (seq > s->max_seq)
         return qb_fail(err, QB_ERR_ARG, "input of %d tokens exceeds the session's %d", seq, s->max_seq);
     for (int i = 0; i < n; i++) {
@@ -285,6 +293,7 @@ qb_status qb_session_run_encodings(qb_session *s, const qb_encoding *const *encs
 }
 
 qb_status qb_session_set_pooling(qb_session *s, const qb_embed_params *p, qb_error *err) {
+    if (!p) return qb_fail(err, QB_ERR_ARG, "session: no pooling given");
     if (s->tape) return qb_fail(err, QB_ERR_ARG, "session: a training session does not pool");
     if (!p->pooling || p->pooling >= (1u << QB_POOL_MODES))
         return qb_fail(err, QB_ERR_ARG, "session: unknown pooling modes 0x%x", p->pooling);
@@ -307,7 +316,7 @@ const float *qb_session_hidden(const qb_session *s, int i, int *n_tokens) {
 }
 
 const float *qb_session_logits(const qb_session *s, int i) {
-    if (i < 0 || i >= s->batch || s->pooling) return NULL;
+    if (i < 0 || i >= s->batch || s->pooling || s->m->cfg.task == QB_TASK_MLM) return NULL;
     size_t L = (size_t)s->m->cfg.num_labels;
     return s->a.logits + (size_t)i * L * (s->m->cfg.task == QB_TASK_TOKEN ? (size_t)s->seq : 1);
 }
