@@ -74,6 +74,10 @@ qb_model *qb_cli_load(const char *cmd, const char *dir, int threads, double *loa
 /* The CPU's model name, with family, model and stepping where /proc/cpuinfo
  * has them: what every speed figure is quoted beside. */
 void qb_cli_cpu_name(char *out, size_t cap);
+/* One JSON line of o (if built) on standard output; a failure to write
+ * it is left to main's check of standard output, any other is reported. */
+struct json_t;
+void qb_cli_put_json(const char *cmd, struct json_t *o, bool built);
 void qb_cli_fill_meta(qb_report_meta *meta, const qb_model *m, const char *model_dir, const char *data,
                       int threads, const char *calib, int calib_n);
 

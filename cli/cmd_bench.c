@@ -56,8 +56,7 @@ static bool set_footer(json_t *o, const bench_args *a, double load_ms) {
 
 /* One line a configuration, if built whole; timings with 9 digits. */
 static void put_line(json_t *o, bool ok) {
-    if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
-        fputs("qbert bench: error: out of memory writing JSON\n", stderr);
+    qb_cli_put_json("bench", o, ok);
 }
 
 static void print_config(const bench_args *a, const qb_model_info *in, const qb_latency *l, double load_ms) {

@@ -294,8 +294,12 @@ int qb_cmd_embed(int argc, char **argv) {
     for (int i = 0; !rc && i < a.n_texts; i++)
         if (!list_add(&l, a.texts[i], strlen(a.texts[i]))) rc = QB_EXIT_FAIL;
     if (!rc && !(e.m = qb_cli_load("embed", a.dir, a.threads, NULL))) rc = QB_EXIT_FAIL;
+    qb_error err = {0};
+    if (!rc && a.out && strcmp(a.out, "-") && qb_model_check_output(e.m, a.out, &err))
+        rc = qb_report_error("embed", &err);
     if (!rc) rc = setup(&e, &a);
     if (!rc) rc = setup_prompt(&e, &a, &l);
+    if (!rc && a.out) qb_cli_discard_on_interrupt("embed", a.out, NULL);
     if (!rc) rc = run(&e, &l, a.out);
     for (int k = 0; e.enc && k < e.batch; k++) qb_encoding_free(&e.enc[k]);
     free(e.enc);

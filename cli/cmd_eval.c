@@ -135,8 +135,7 @@ static void print_json(const eval_args *a, const qb_model *m, const qb_eval_resu
               qb_json_set_real(o, "accuracy", r->accuracy) && qb_json_set_real(o, "macro_f1", r->macro_f1) &&
               set_optional(o, r) && qb_json_set(o, "per_class", per_class_json(m, r)) &&
               qb_json_set_real(o, "seconds", r->seconds) && qb_json_set_real(o, "examples_per_s", r->n / r->seconds);
-    if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
-        fputs("qbert eval: error: out of memory writing JSON\n", stderr);
+    qb_cli_put_json("eval", o, ok);
 }
 
 static int parse_args(int argc, char **argv, eval_args *a) {

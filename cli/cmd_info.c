@@ -237,8 +237,7 @@ static void print_json(const qb_model *m, const qb_model_info *in, const char *d
              qb_json_set_int(o, "memory_bytes", (int64_t)(ss->model.total + ss->bytes));
     if (ok && tensors) ok = qb_json_set(o, "tensors", tensors_json(m, in->n_tensors));
     if (ok && linears) ok = qb_json_set(o, "linears", linears_json(m));
-    if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
-        fputs("qbert info: error: out of memory writing JSON\n", stderr);
+    qb_cli_put_json("info", o, ok);
 }
 
 /* Creates the session (its memory is allocated, not touched) to read its size. */

@@ -177,8 +177,7 @@ static json_t *json_line(const pending *in, const qb_encoding *e, bool with_pair
 static void put_json_line(const predictor *p, json_t *o, bool ok) {
     for (int f = 0; o && f < N_OUTPUT_FIELDS; f++)
         if (p->drop[f]) json_object_del(o, output_fields[f]);
-    if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
-        fputs("qbert predict: error: out of memory writing JSON\n", stderr);
+    qb_cli_put_json("predict", o, ok);
 }
 
 /* Labels by decreasing score (ties: lower id first). */
@@ -359,8 +358,7 @@ static void emit_error(const predictor *p, const pending *in) {
               qb_json_set(o, "line", json_integer(in->line)) &&
               qb_json_set(o, "error", qb_json_strn(in->error, strlen(in->error)));
     /* not put_json_line: --fields chooses among results, and this is none */
-    if (!qb_json_emit(stdout, o, ok, QB_JSON_LINE | QB_JSON_DIGITS9))
-        fputs("qbert predict: error: out of memory writing JSON\n", stderr);
+    qb_cli_put_json("predict", o, ok);
 }
 
 static char *error_text(const predictor *p, int line, const char *msg) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/json.h"
 #include "core/sha256.h"
 #include "report/report.h"
 
@@ -268,4 +269,9 @@ size_t qb_cli_line_len(const char *line, ssize_t got) {
     if (len && line[len - 1] == '\n') len--;
     if (len && line[len - 1] == '\r') len--; /* CRLF */
     return len;
+}
+
+void qb_cli_put_json(const char *cmd, json_t *o, bool built) {
+    if (!qb_json_emit(stdout, o, built, QB_JSON_LINE | QB_JSON_DIGITS9) && !ferror(stdout))
+        fprintf(stderr, "qbert %s: error: out of memory writing JSON\n", cmd);
 }

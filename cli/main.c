@@ -1,8 +1,11 @@
 /* qbert: the command-line client of the qbert library. */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -56,6 +59,29 @@ static int take_allow_nonfinite(int argc, char **argv) {
     return out;
 }
 
+/* A closed standard descriptor would go to the next file opened: a model
+ * read as "stdin", results written into its weights.  /dev/null, opened
+ * read-only, holds the place, so reads see nothing and writes fail. */
+static void hold_std_fds(void) {
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+        int got = open("/dev/null", O_RDONLY);
+        if (got >= 0 && got != fd) {
+            dup2(got, fd);
+            close(got);
+        }
+    }
+}
+
+/* Results lost to a full disk or a closed descriptor are a failure: exit 0
+ * would tell a pipeline they were all written. */
+static int check_stdout(const char *cmd, int rc) {
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+    fprintf(stderr, "qbert %s: error: standard output: %s\n", cmd, errno ? strerror(errno) : "write error");
+    return rc ? rc : QB_EXIT_FAIL;
+}
+
 int main(int argc, char **argv) {
     static const struct {
         const char *name;
@@ -73,6 +99,7 @@ int main(int argc, char **argv) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    hold_std_fds();
     argc = take_allow_nonfinite(argc, argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);
@@ -83,7 +110,7 @@ int main(int argc, char **argv) {
         return QB_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], cmds[i].name)) return check_stdout(argv[1], cmds[i].run(argc - 1, argv + 1));
     fprintf(stderr, "qbert: unknown command '%s'\n\n%s", argv[1], usage);
     return QB_EXIT_USAGE;
 }

@@ -87,6 +87,9 @@ qb_load_params qb_load_default_params(void);
 qb_status qb_model_load(const char *dir, const qb_load_params *params,
                         qb_model **out, qb_error *err);
 void qb_model_free(qb_model *m);
+/* Refuses (QB_ERR_ARG) an output path that is one of the files m was
+ * loaded from, which writing it would destroy; QB_OK for any other. */
+qb_status qb_model_check_output(const qb_model *m, const char *path, qb_error *err);
 /* A one-line note about a model that loaded, for the caller to show, or
  * NULL: tensors of the checkpoint the model does not use ("DIR/
  * model.safetensors: 7 tensors unused: cls.predictions.bias, ..."). */

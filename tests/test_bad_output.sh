@@ -185,4 +185,23 @@ c["label2id"] = {"L%d" % i: i for i in range(300)}'
 want=$($PY -c 'import math; print("%.4f" % (math.exp(5) / (math.exp(5) + 299)))')
 check "300 labels: label and probability over all 300 ($(head -c 60 "$TMP/many.out"$(: )) want $want)" \
   test "$(cut -f1,2 "$TMP/many.out")" = "L299	$want"
+# ---- outputs that would destroy something, and lost standard output --------
+W=$TMP/writable; cp -r "$M" "$W"
+expect_error "export over the model's weights" "refusing to overwrite the input model's model.safetensors" \
+  "$QBERT" export "$W" -o "$W/model.safetensors"
+expect_error "embed over the model's vocab.txt" "refusing to overwrite the input model's vocab.txt" \
+  "$QBERT" embed "$W" hi -o "$W/vocab.txt"
+check "... the model still loads" "$QBERT" info "$W" >/dev/null 2>&1
+mkfifo "$TMP/fifo"
+expect_error "embed over a FIFO" "fifo: is a FIFO, not a file" "$QBERT" embed "$M" hi -o "$TMP/fifo"
+check "... the FIFO stays one" test -p "$TMP/fifo"
+if [ -w /dev/full ]; then
+  expect_error "predict into a full disk" "standard output: " \
+    bash -c '"$0" predict "$1" "a fine film" --json >/dev/full' "$QBERT" "$M"
+  "$QBERT" info "$M" >/dev/full 2>"$TMP/err"
+  check "info into a full disk: exit 1, said once" test $? -eq 1 -a "$(grep -c 'standard output' "$TMP/err")" -eq 1
+fi
+printf 'a fine film\n' >"$TMP/one.txt"
+"$QBERT" predict "$M" --input - <&- >"$TMP/out" 2>"$TMP/err"
+check "closed stdin reads as empty, not as the model file" test $? -eq 0 -a ! -s "$TMP/out" -a ! -s "$TMP/err"
 finish

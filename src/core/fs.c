@@ -554,6 +554,10 @@ qb_status qb_file_copy(const char *src, const char *dst, qb_error *err) {
 /* A name of this process's own, made with O_EXCL: two writers of one
  * path never write into the same temporary file. */
 qb_status qb_file_create_temp(const char *path, char *tmp, size_t cap, int *fd, qb_error *err) {
+    *fd = -1;
+    /* the rename would put a file in place of a device, FIFO or socket */
+    qb_status st = qb_file_check_regular(path, err);
+    if (st) return st;
     remove_stale(path);
     *fd = -1;
     for (int attempt = 0; *fd < 0 && attempt < 16; attempt++) {

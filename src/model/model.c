@@ -295,6 +295,17 @@ const char *qb_model_linear_format(const qb_model *m, int i, double *bits, int *
     return l->label;
 }
 
+qb_status qb_model_check_output(const qb_model *m, const char *path, qb_error *err) {
+    static const char *names[] = {"config.json", "model.safetensors", "vocab.txt", "spiece.model", "tokenizer.json",
+                                  "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                                  "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"};
+    char file[4200];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (qb_path_join(file, sizeof file, m->dir, names[i]) && qb_same_file(path, file))
+            return qb_fail(err, QB_ERR_ARG, "%s: refusing to overwrite the input model's %s", path, names[i]);
+    return QB_OK;
+}
+
 /* The files of a model directory are regular files where they exist: a
  * FIFO would hang the reader, and a directory or device would be reported
  * as missing or misread. */

@@ -702,7 +702,8 @@ qb_status qb_quantize(const qb_model *m, const qb_quant_params *p, const char *o
 qb_status qb_calibrate(const qb_model *m, const qb_quant_params *p, const char *stats_path, qb_quant_report *rep,
                        qb_error *err) {
     qb_calib calib = {0};
-    qb_status st = qb_calib_run(m, p, NULL, &calib, rep, err);
+    qb_status st = qb_model_check_output(m, stats_path, err);
+    if (!st) st = qb_calib_run(m, p, NULL, &calib, rep, err);
     if (!st) st = qb_calib_save(m, &calib, stats_path, err);
     qb_calib_free(&calib);
     return st;
