@@ -413,14 +413,24 @@ static int check_saved_rows(const compare_args *a) {
 }
 
 /* What compare writes in REPORT_DIR, and all --force removes: files of
- * other programs there are left alone. */
-static void remove_own_files(const char *out) {
+ * other programs there are left alone, and an input of this run found
+ * among compare's names (a models/ folder of the user's) stops it. */
+static int remove_own_files(const compare_args *a) {
     static const char *const own[] = {"rows", "models", "sensitivity", "sensitivity.log", "sensitivity.signature",
                                       ".write-test"};
+    const char *inputs[] = {a->dir, a->data, a->calib, a->map};
     char p[PATH_MAX + 64];
     for (size_t k = 0; k < sizeof own / sizeof *own; k++)
-        if (qb_path_join(p, sizeof p, out, own[k])) qb_remove_tree(p);
-    qb_report_remove(out);
+        for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++)
+            if (qb_path_join(p, sizeof p, a->out, own[k]) && qb_path_within(inputs[i], p)) {
+                fprintf(stderr, "qbert compare: error: %s: --force would remove %s, which this run reads: use "
+                                "another -o\n", a->out, inputs[i]);
+                return QB_EXIT_FAIL;
+            }
+    for (size_t k = 0; k < sizeof own / sizeof *own; k++)
+        if (qb_path_join(p, sizeof p, a->out, own[k])) qb_remove_tree(p);
+    qb_report_remove(a->out);
+    return QB_EXIT_OK;
 }
 
 static bool is_dir(const char *path) {
@@ -450,7 +460,7 @@ static int prepare_report_dir(compare_args *a) {
                             "replace its report, or another -o\n", a->out);
             return QB_EXIT_FAIL;
         }
-        if (a->force) remove_own_files(a->out);
+        if (a->force && remove_own_files(a)) return QB_EXIT_FAIL;
     }
     a->own = !a->resume;
     mkdir(rows, 0755);
@@ -477,7 +487,7 @@ static int preflight(compare_args *a, qb_model *m) {
  * in one it was given; a resumed one keeps the rows it had. */
 static void discard_failed(const compare_args *a) {
     if (a->created) qb_remove_tree(a->out);
-    else if (a->own) remove_own_files(a->out);
+    else if (a->own) remove_own_files(a);
 }
 
 static void describe(const method_spec *s, const compare_args *a, char *buf, size_t cap) {

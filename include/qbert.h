@@ -514,7 +514,8 @@ typedef struct qb_bench_data_result {
 qb_status qb_bench_data(const qb_model *m, const qb_bench_data_params *p, qb_bench_data_result *r, qb_error *err);
 
 /* p25/p50/p75/p90/p99/mean/min/max of n samples (sorts ms in place; all
- * zero for none); any positive quantity summarizes the same way. */
+ * zero for none); seq and batch are left as they are.  Any positive
+ * quantity summarizes the same way. */
 void qb_latency_summarize(double *ms, int n, qb_latency *out);
 
 /* Peak resident set of this process so far, in MB (10^6 bytes). */

@@ -51,8 +51,10 @@ static void check_summarize(void) {
     qb_latency_summarize(NULL, 0, &l);
     CHECK(l.p50_ms == 0 && l.min_ms == 0 && l.max_ms == 0 && l.mean_ms == 0, "summary of none: p50 %g", l.p50_ms);
     double ms[3] = {3, 1, 2};
+    l = (qb_latency){.seq = 128, .batch = 8};
     qb_latency_summarize(ms, 3, &l);
     CHECK(l.p50_ms == 2 && l.min_ms == 1 && l.max_ms == 3, "summary of 3: p50 %g", l.p50_ms);
+    CHECK(l.seq == 128 && l.batch == 8, "summary changed the shape to %d x %d", l.seq, l.batch);
 }
 
 int main(void) {

@@ -105,6 +105,10 @@ echo '{}' >"$RS/rows/stale.json"
 check "--force writes the report" test -s "$RS/report.md"
 check "--force removes compare's earlier rows" test ! -e "$RS/rows/stale.json"
 check "--force leaves other files alone" test "$(cat "$RS/notes.txt")" = mine
+mkdir -p "$TMP/proj/models" && cp -r "$M" "$TMP/proj/models/mine"
+expect_error "--force never removes a models/ holding the input" "would remove .*models/mine, which this run reads" \
+  "$QBERT" compare "$TMP/proj/models/mine" "${small[@]}" -o "$TMP/proj" --force
+check "... the model is still there" test -f "$TMP/proj/models/mine/config.json"
 "$QBERT" compare "$TMP/m2" "${small[@]}" --force >/dev/null 2>&1
 touch -d '2001-01-01' "$TMP/m2/model.safetensors"
 expect_error "resume refuses a changed model.safetensors" "was made with model.safetensors [0-9]+ bytes, modified 20" \

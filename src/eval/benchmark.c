@@ -43,8 +43,10 @@ static double percentile(const double *sorted, int n, double q) {
 }
 
 void qb_latency_summarize(double *ms, int n, qb_latency *l) {
-    memset(l, 0, sizeof *l);
-    if (n < 1) return;
+    if (n < 1) { /* the shape the caller set stays */
+        *l = (qb_latency){.seq = l->seq, .batch = l->batch};
+        return;
+    }
     qsort(ms, (size_t)n, sizeof *ms, cmp_double);
     l->mean_ms = 0;
     for (int i = 0; i < n; i++) l->mean_ms += ms[i] / n;
