@@ -94,13 +94,16 @@ static int read_texts(const char *path, text_list *l) {
     size_t cap = 0;
     ssize_t got;
     int rc = QB_EXIT_OK;
-    while (!rc && (got = getline(&line, &cap, f)) >= 0) {
+    while (!rc && (got = qb_cli_getline(&line, &cap, f)) >= 0) {
         if (!list_add(l, line, qb_cli_line_len(line, got))) {
             fprintf(stderr, "qbert embed: error: %s: out of memory at line %d\n", l->source, l->n + 1);
             rc = QB_EXIT_FAIL;
         }
     }
-    if (!rc && ferror(f)) {
+    if (!rc && got == -2) {
+        fprintf(stderr, "qbert embed: error: %s:%d: %s\n", l->source, l->n + 1, qb_cli_line_error());
+        rc = QB_EXIT_FAIL;
+    } else if (!rc && ferror(f)) {
         fprintf(stderr, "qbert embed: error: %s: read error after line %d\n", l->source, l->n);
         rc = QB_EXIT_FAIL;
     }

@@ -442,6 +442,14 @@ static int bad_line(predictor *p, int lineno, const char *msg) {
     return QB_EXIT_FAIL;
 }
 
+/* A line cut off by the limit (or memory) ends the run even with
+ * --skip-errors: the rest of that line would read as new lines. */
+static int unreadable_line(predictor *p, int lineno) {
+    int rc = flush(p);
+    if (!rc) fprintf(stderr, "qbert predict: error: %s:%d: %s\n", p->source, lineno, qb_cli_line_error());
+    return QB_EXIT_FAIL;
+}
+
 static int parse_json_line(predictor *p, const char *line, size_t len, int lineno) {
     json_t *j = NULL;
     qb_error err = {0};
@@ -557,8 +565,8 @@ static int table_line(predictor *p, table_input *t, FILE *f, char **line, size_t
     size_t n = len;
     char *rec = malloc(len + 1);
     if (rec) memcpy(rec, *line, len);
-    ssize_t got;
-    while (rec && t->sep == ',' && quotes_open(rec, n) && (got = getline(line, cap, f)) >= 0) {
+    ssize_t got = 0;
+    while (rec && t->sep == ',' && quotes_open(rec, n) && (got = qb_cli_getline(line, cap, f)) >= 0) {
         size_t more = qb_cli_line_len(*line, got);
         char *r = realloc(rec, n + more + 2);
         if (!r) break;
@@ -567,6 +575,10 @@ static int table_line(predictor *p, table_input *t, FILE *f, char **line, size_t
         memcpy(rec + n, *line, more);
         n += more;
         ++*lineno;
+    }
+    if (got == -2) {
+        free(rec);
+        return unreadable_line(p, *lineno + 1);
     }
     int rc = !rec ? bad_line(p, first, "out of memory")
            : first == 1 ? table_header(p, t, rec, n)
@@ -585,7 +597,7 @@ static int stream(predictor *p, const char *path, int format) {
     ssize_t got;
     int rc = QB_EXIT_OK, lineno = 0;
     table_input t = {.sep = format == FORMAT_CSV ? ',' : '\t'};
-    while (rc == QB_EXIT_OK && (got = getline(&line, &cap, f)) >= 0) {
+    while (rc == QB_EXIT_OK && (got = qb_cli_getline(&line, &cap, f)) >= 0) {
         size_t len = qb_cli_line_len(line, got);
         lineno++;
         if (format == FORMAT_TSV || format == FORMAT_CSV) {
@@ -612,6 +624,7 @@ static int stream(predictor *p, const char *path, int format) {
         text[len] = 0;
         rc = add(p, text, len, NULL, 0, lineno, NULL, NULL);
     }
+    if (rc == QB_EXIT_OK && got == -2) rc = unreadable_line(p, lineno + 1);
     if (rc == QB_EXIT_OK && ferror(f)) { /* what was read is still scored and written */
         if (flush(p) == QB_EXIT_OK)
             fprintf(stderr, "qbert predict: error: %s: read error after line %d\n", p->source, lineno);

@@ -264,6 +264,34 @@ FILE *qb_cli_open_input(const char *cmd, const char *path, const char **source) 
     return f;
 }
 
+#define QB_CLI_LINE_MAX ((size_t)64 << 20)
+
+ssize_t qb_cli_getline(char **line, size_t *cap, FILE *f) {
+    size_t n = 0;
+    int c = EOF;
+    while ((c = getc(f)) != EOF) {
+        if (n + 2 > *cap) {
+            size_t want = *cap ? *cap * 2 : 256;
+            char *grown = n < QB_CLI_LINE_MAX ? realloc(*line, want) : NULL;
+            if (!grown) {
+                errno = n < QB_CLI_LINE_MAX ? ENOMEM : EFBIG;
+                return -2;
+            }
+            *line = grown;
+            *cap = want;
+        }
+        (*line)[n++] = (char)c;
+        if (c == '\n') break;
+    }
+    if (!n) return -1;
+    (*line)[n] = 0;
+    return (ssize_t)n;
+}
+
+const char *qb_cli_line_error(void) {
+    return errno == EFBIG ? "line longer than 64 MiB, the limit for one line of input" : "out of memory";
+}
+
 size_t qb_cli_line_len(const char *line, ssize_t got) {
     size_t len = (size_t)got;
     if (len && line[len - 1] == '\n') len--;

@@ -195,12 +195,17 @@ check "... the model still loads" "$QBERT" info "$W" >/dev/null 2>&1
 mkfifo "$TMP/fifo"
 expect_error "embed over a FIFO" "fifo: is a FIFO, not a file" "$QBERT" embed "$M" hi -o "$TMP/fifo"
 check "... the FIFO stays one" test -p "$TMP/fifo"
+expect_error "calibration texts from a FIFO (hashed, then read)" "fifo: is a FIFO, not a file" \
+  "$QBERT" calibrate "$M" --calib "$TMP/fifo" -o "$TMP/stats.json"
 if [ -w /dev/full ]; then
   expect_error "predict into a full disk" "standard output: " \
     bash -c '"$0" predict "$1" "a fine film" --json >/dev/full' "$QBERT" "$M"
   "$QBERT" info "$M" >/dev/full 2>"$TMP/err"
   check "info into a full disk: exit 1, said once" test $? -eq 1 -a "$(grep -c 'standard output' "$TMP/err")" -eq 1
 fi
+for cmd in predict embed; do
+  expect_error "$cmd --input without line ends" "/dev/zero:1: line longer than 64 MiB" "$QBERT" $cmd "$M" --input /dev/zero
+done
 printf 'a fine film\n' >"$TMP/one.txt"
 "$QBERT" predict "$M" --input - <&- >"$TMP/out" 2>"$TMP/err"
 check "closed stdin reads as empty, not as the model file" test $? -eq 0 -a ! -s "$TMP/out" -a ! -s "$TMP/err"

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -75,6 +76,9 @@ void qb_sha256_hex(qb_sha256 *s, char out[65]) {
 }
 
 qb_status qb_sha256_file(const char *path, char out[65], qb_error *err) {
+    /* what is hashed is read again: a pipe would be empty then, a device endless */
+    qb_status st = qb_file_check_regular(path, err);
+    if (st) return st;
     FILE *f = fopen(path, "rb");
     if (!f) return qb_fail(err, QB_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     qb_sha256 s;
