@@ -112,10 +112,11 @@ void qb_cli_on_interrupt(const char *cmd, void (*cleanup)(void *ctx), void *ctx)
 
 /* This program run again as a child with argv (argv[0] first, NULL last),
  * no shell in between.  run_self sends its stdout and stderr to log_path
- * and returns its exit status (-1: it could not run or did not exit);
+ * and returns its exit status (-1: it could not run or did not exit),
+ * with the child's pid in *running while it runs (for an interrupt);
  * open_self returns its stdout to read (NULL if it could not start), and
  * close_self waits for it and returns its exit status. */
-int qb_cli_run_self(char *const argv[], const char *log_path);
+int qb_cli_run_self(char *const argv[], const char *log_path, _Atomic int *running);
 FILE *qb_cli_open_self(char *const argv[], int *pid);
 int qb_cli_close_self(FILE *f, int pid);
 

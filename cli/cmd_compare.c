@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +178,7 @@ typedef struct {
     /* the inputs' identities, which saved rows and cached models record */
     char model_real[PATH_MAX], data_real[PATH_MAX], calib_real[PATH_MAX], map_real[PATH_MAX];
     char model_file[96], data_sha[65], calib_sha[65], map_sha[65];
+    _Atomic int *child; /* the qbert child running now (0: none), for an interrupt to stop */
 } compare_args;
 
 static const method_spec *find_method(const char *name) {
@@ -618,7 +621,7 @@ static qb_status tune_mixed_map(compare_args *a, qb_error *err) {
     char *argv[] = {"qbert",    "sensitivity", (char *)a->dir, "--data",    (char *)a->calib, "--limit", "400",
                     "--max-length", max_length, "--threads",   threads, "--suggest", budget, "-o", out, "--force", NULL};
     double t0 = qb_now();
-    if (qb_cli_run_self(argv, log) != 0) return qb_fail(err, QB_ERR_IO, "tuning the mixed map failed: see %s", log);
+    if (qb_cli_run_self(argv, log, a->child) != 0) return qb_fail(err, QB_ERR_IO, "tuning the mixed map failed: see %s", log);
     a->map = a->tuned_map;
     a->tune_s = qb_now() - t0;
     return write_signature(sig, sig_path, a->tune_s, err);
@@ -641,6 +644,7 @@ static qb_status bench_once(const compare_args *a, const char *dir, bench_sample
     int pid;
     FILE *f = qb_cli_open_self(argv, &pid);
     if (!f) return qb_fail(err, QB_ERR_IO, "cannot run qbert bench: %s", strerror(errno));
+    atomic_store(a->child, pid);
     char line[4096];
     int got = 0;
     while (fgets(line, sizeof line, f)) {
@@ -661,6 +665,7 @@ static qb_status bench_once(const compare_args *a, const char *dir, bench_sample
         json_decref(j);
     }
     int rc = qb_cli_close_self(f, pid);
+    atomic_store(a->child, 0);
     if (rc != 0 || got != 3) return qb_fail(err, QB_ERR_IO, "%s: qbert bench failed (status %d)", dir, rc);
     return QB_OK;
 }
@@ -885,9 +890,27 @@ static void warn_truncated(const qb_model *m, const qb_report_meta *meta) {
                 meta->n_truncated, meta->n_examples, meta->max_length, in.max_position);
 }
 
+/* Ctrl-C or a kill: the child running now is stopped, and what this run
+ * had begun under models/ and rows/ is removed; finished rows stay for
+ * --resume. */
+static void interrupted(void *ctx) {
+    const compare_args *a = ctx;
+    int pid = atomic_load(a->child);
+    if (pid > 0) kill(pid, SIGTERM);
+    char path[PATH_MAX + 128];
+    for (int k = 0; k < a->n_methods; k++) {
+        snprintf(path, sizeof path, "%s/models/%s", a->out, a->methods[k]->name);
+        qb_staging_discard_own(path);
+        row_path(a, a->methods[k]->name, path, sizeof path);
+        qb_staging_discard_own(path);
+    }
+}
+
 int qb_cmd_compare(int argc, char **argv) {
     compare_args a = {.calib_n = 512, .qat_n = 2000, .seq = 128, .batch_lat = 1, .batch_tput = 8, .rounds = 5, .runs = 10,
                       .mixed_budget = 0.1};
+    _Atomic int child = 0;
+    a.child = &child;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (!a.threads) a.threads = qb_default_threads();
@@ -895,6 +918,7 @@ int qb_cmd_compare(int argc, char **argv) {
     if (!fp32) return QB_EXIT_FAIL;
     a.max_length = qb_model_max_length(fp32, a.max_length);
     rc = preflight(&a, fp32);
+    if (!rc) qb_cli_on_interrupt("compare", interrupted, &a);
     qb_report rep = {.rows = calloc((size_t)a.n_methods, sizeof(qb_report_row)), .n_rows = a.n_methods};
     char(*dirs)[4096] = calloc((size_t)a.n_methods, sizeof *dirs);
     if (!rep.rows || !dirs) rc = QB_EXIT_FAIL;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,7 +21,7 @@ static int qb_cli_wait(pid_t pid) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-int qb_cli_run_self(char *const argv[], const char *log_path) {
+int qb_cli_run_self(char *const argv[], const char *log_path, _Atomic int *running) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -28,7 +29,11 @@ int qb_cli_run_self(char *const argv[], const char *log_path) {
     pid_t pid;
     int rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
-    return rc ? -1 : qb_cli_wait(pid);
+    if (rc) return -1;
+    atomic_store(running, (int)pid);
+    int status = qb_cli_wait(pid);
+    atomic_store(running, 0);
+    return status;
 }
 
 FILE *qb_cli_open_self(char *const argv[], int *pid) {

@@ -172,4 +172,24 @@ check "no report for failed requests" test ! -e "$TMP/r1/report.md"
 for d in r1 r2 r3 r4 r5 r6 r7 r8; do
   check "a failed run leaves no REPORT_DIR it created ($d)" test ! -e "$TMP/$d"
 done
+# SIGTERM while a benchmark child runs: the child stops with compare
+state() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return; s=${s##*) }; echo "$s"; } # STATE PPID ...
+children_of() {
+  local f pid
+  for f in /proc/[0-9]*/stat; do
+    pid=${f#/proc/}; pid=${pid%/stat}
+    set -- $(state "$pid")
+    [ "${2:-}" = "$P" ] && [ "${1:-}" != Z ] && echo "$pid"
+  done
+}
+"$QBERT" compare "$M" --data "$DEV" --methods fp32 --limit 8 --seq 32 --rounds 1 --runs 100000 -o "$TMP/sig" \
+  >/dev/null 2>&1 &
+P=$!
+kid=
+for _ in $(seq 600); do kid=$(children_of | head -1); [ -n "$kid" ] && break; sleep 0.1; done
+kill -TERM $P
+wait $P
+check "SIGTERM: compare dies of it" test $? -eq 143
+for _ in $(seq 50); do s=$(state "$kid"); [ -z "$s" ] || [ "${s%% *}" = Z ] && break; sleep 0.1; done
+check "SIGTERM: its benchmark child ($kid) stops too" test -n "$kid" -a \( -z "$s" -o "${s%% *}" = Z \)
 finish
