@@ -95,7 +95,8 @@ static const char help[] =
     "                     other files are left alone\n"
     "\n"
     "An existing, non-empty REPORT_DIR is refused without --resume or --force.  A run\n"
-    "that fails leaves no REPORT_DIR it created.\n";
+    "that fails leaves no REPORT_DIR it created.  A method that fails is a row saying\n"
+    "why; the exit status is 1 when every method failed.\n";
 
 typedef struct {
     const char *name;
@@ -935,7 +936,13 @@ int qb_cmd_compare(int argc, char **argv) {
         else printf("wrote %s/report.md, report.html, report.json, report.csv and 4 SVG charts (%.0f s)\n", a.out,
                     qb_now() - t0);
     }
+    int failed = 0;
+    for (int i = 0; !rc && i < rep.n_rows; i++) failed += !rep.rows[i].ok;
+    if (failed) /* the report stays: it says why each failed */
+        fprintf(stderr, "qbert compare: %s: %d of %d methods failed\n", failed == rep.n_rows ? "error" : "warning",
+                failed, rep.n_rows);
     if (rc) discard_failed(&a);
+    else if (failed == rep.n_rows) rc = QB_EXIT_FAIL;
     free(dirs);
     free(rep.rows);
     qb_model_free(fp32);

@@ -168,6 +168,11 @@ bad "duplicate method" "methods names 'fp32' twice" --data "$DEV" --methods fp32
 bad "benchmark longer than the model's positions" "seq 600 exceeds the model's 512 positions" \
   --data "$DEV" --methods fp32 --seq 600 -o "$TMP/r7"
 bad "--resume with --force" "give one" --data "$DEV" --methods fp32 --resume --force -o "$TMP/r8"
+printf 'sentence\tlabel\n' >"$TMP/nocal.tsv"
+"$QBERT" compare "$M" --data "$DEV" --calib "$TMP/nocal.tsv" --methods static --limit 8 --seq 16 --rounds 1 --runs 1 \
+  -o "$TMP/allfail" >/dev/null 2>"$TMP/err"
+check "every method failed: exit 1, said, report kept" \
+  test $? -eq 1 -a -s "$TMP/allfail/report.md" -a "$(tail -1 "$TMP/err")" = "qbert compare: error: 1 of 1 methods failed"
 check "no report for failed requests" test ! -e "$TMP/r1/report.md"
 for d in r1 r2 r3 r4 r5 r6 r7 r8; do
   check "a failed run leaves no REPORT_DIR it created ($d)" test ! -e "$TMP/$d"
