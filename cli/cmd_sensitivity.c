@@ -5,6 +5,7 @@
  * a time, until the whole model is within the budget, and writes the
  * precision map that `qbert quantize --precision-map` and `qbert compare`
  * (method mixed) use. */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -66,6 +67,30 @@ typedef struct {
     atomic_bool created; /* REPORT_DIR is this run's (read by the interrupt's thread too) */
 } sens_args;
 
+/* What sensitivity writes in REPORT_DIR: the scratch first, removed when
+ * the run ends; all of it before a --force run, so no earlier map is
+ * left beside a report that did not suggest one. */
+static const char *const own_files[] = {ONE_LAYER_MODEL,    SUGGESTED_MODEL,    ONE_LAYER_MAP,     WHOLE_MAP,
+                                        "calibration.json", "precision_map.json", "sensitivity.md", "sensitivity.json",
+                                        "sensitivity.csv",  "sensitivity.svg"};
+enum { N_SCRATCH = 4 };
+
+/* A REPORT_DIR holding nothing but the scratch of a run that was killed
+ * (SIGKILL leaves no time to remove it, staged copies included) is free. */
+static bool holds_only_scratch(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool only = true;
+    for (struct dirent *e; only && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        bool ours = false;
+        for (size_t k = 0; k < N_SCRATCH && !ours; k++) ours = !strncmp(e->d_name, own_files[k], strlen(own_files[k]));
+        only = ours;
+    }
+    closedir(d);
+    return only;
+}
+
 static int parse_args(int argc, char **argv, sens_args *a) {
     const char *v;
     int rc = 0;
@@ -107,12 +132,15 @@ static int parse_args(int argc, char **argv, sens_args *a) {
         return qb_usage_error("sensitivity", "--calib calibrates static inputs: it goes with --method static");
     if (a->holdout && a->suggest < 0)
         return qb_usage_error("sensitivity", "--holdout scores the suggested map: it goes with --suggest");
-    if (!a->force && access(a->out, F_OK) == 0 && !qb_dir_is_empty(a->out))
+    if (!a->force && access(a->out, F_OK) == 0 && !qb_dir_is_empty(a->out) && !holds_only_scratch(a->out))
         return qb_usage_error("sensitivity", "%s already exists: use --force to replace its report, or another -o",
                               a->out);
-    const char *in[] = {a->data, a->calib, a->holdout};
-    for (size_t k = 0; k < sizeof in / sizeof *in; k++)
-        if (in[k] && !qb_file_exists(in[k])) return qb_usage_error("sensitivity", "%s: no such file", in[k]);
+    const char *in[] = {a->data, a->calib, a->holdout}; /* each read once a layer */
+    qb_error err = {0};
+    for (size_t k = 0; k < sizeof in / sizeof *in; k++) {
+        if (in[k] && access(in[k], F_OK) != 0) return qb_usage_error("sensitivity", "%s: %s", in[k], strerror(errno));
+        if (in[k] && qb_file_check_regular(in[k], &err)) return qb_usage_error("sensitivity", "%s", err.msg);
+    }
     return QB_EXIT_OK;
 }
 
@@ -309,14 +337,6 @@ static qb_status suggest(const sens_args *a, const qb_model *m, analysis *an, do
     free(level);
     return st;
 }
-
-/* What sensitivity writes in REPORT_DIR: the scratch first, removed when
- * the run ends; all of it before a --force run, so no earlier map is
- * left beside a report that did not suggest one. */
-static const char *const own_files[] = {ONE_LAYER_MODEL,    SUGGESTED_MODEL,    ONE_LAYER_MAP,     WHOLE_MAP,
-                                        "calibration.json", "precision_map.json", "sensitivity.md", "sensitivity.json",
-                                        "sensitivity.csv",  "sensitivity.svg"};
-enum { N_SCRATCH = 4 };
 
 static void remove_own(const char *out, size_t n) {
     char p[4400];

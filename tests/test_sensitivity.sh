@@ -51,6 +51,14 @@ check "existing REPORT_DIR refused ($(head -c 100 "$TMP/err"))" \
 check "--force: runs" test $? -eq 0
 check "--force: the earlier suggested map is gone, other files kept" \
   test ! -e "$A/precision_map.json" -a -e "$A/notes.txt" -a -s "$A/sensitivity.json"
+# what a SIGKILL leaves (the scratch alone) does not block the next run
+K=$TMP/killed; mkdir -p "$K/.one-layer-model" && echo '{}' >"$K/.one-layer-map.json"
+"$QBERT" sensitivity "$SHARED/models/albert-mini-sst2" --data "$SHARED/data/sst2/dev.tsv" --limit 4 -o "$K" \
+  >/dev/null 2>"$TMP/err"
+check "a killed run's scratch alone does not block the next" test $? -eq 0 -a -s "$K/sensitivity.json" -a ! -e "$K/.one-layer-map.json"
+mkfifo "$TMP/fifo"
+"$QBERT" sensitivity "$SHARED/models/albert-mini-sst2" --data "$TMP/fifo" -o "$TMP/ff" 2>"$TMP/err"
+check "a FIFO as data: named as one, not 'no such file'" grep -q "fifo: is a FIFO, not a file" "$TMP/err"
 # SIGINT mid-run: no REPORT_DIR the run made is left, and in one it was
 # given (--force) no scratch model; the process dies of the signal
 interrupt() { # interrupt DIR [--force]
