@@ -113,6 +113,17 @@ check "quantize wrote nothing" test ! -e "$TMP/never"
 refused "quantize" "holds -Inf at element 4242" "$QBERT" quantize "$d" -o "$TMP/never" --method fp16
 refused "predict" "holds -Inf" "$QBERT" predict "$d" "a fine film"
 
+# A finite weight past FP16's range: fp16, codebooks and a 2-bit grid's scale would
+# write it as an infinity; quantize refuses instead, naming the tensor.
+d=$TMP/huge
+poke "$M" "$d" "$L0.attention.self.query.weight" 389 2e5
+for how in "--method fp16" "--method weight-only --bits 4 --codebook kmeans" "--method dynamic --bits 2"; do
+  refused "quantize $how, a weight of 2e5" "query.weight[_a-z]*' would hold an infinity \\(F16 stops at 65504\\)" \
+    "$QBERT" quantize "$d" -o "$TMP/never" $how
+done
+check "... nothing written" test ! -e "$TMP/never"
+check "bf16 holds it" "$QBERT" quantize "$d" -o "$TMP/huge-bf16" --method bf16
+
 # A file changed just now is checked but not stamped (the copy is made here,
 # not with OLD, so the cases above cannot age it past 10 s on a slow machine);
 # QBERT_CACHE_DIR= writes nothing.

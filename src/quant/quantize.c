@@ -295,6 +295,24 @@ static qb_status compensate(quant_job *q, qb_st_list *o, weight_errors *we, qb_e
     return st;
 }
 
+/* What the quantizer made is finite: FP16 values, scales and centroids stop
+ * at 65504, and a weight past that would be written as an infinity, which
+ * no load accepts.  (Tensors passed through were checked at load.) */
+static qb_status check_made_finite(const qb_model *m, const qb_st_list *o, qb_error *err) {
+    const char *in = (const char *)m->st.map.data, *in_end = in + m->st.map.size;
+    for (int k = 0; k < o->n; k++) {
+        const qb_st_write_tensor *w = &o->t[k];
+        const qb_dtype_traits *tr = qb_dtype_traits_of(w->dtype);
+        int64_t n = 1;
+        for (int d = 0; d < w->ndim; d++) n *= w->shape[d];
+        if (!tr->exp_mask || !n || ((const char *)w->data >= in && (const char *)w->data < in_end)) continue;
+        if (m->kern.find_nonfinite(w->data, n, (int)tr->size, tr->exp_mask) >= 0)
+            return qb_fail(err, QB_ERR_NUMERIC, "quantize: '%s' would hold an infinity (%s stops at 65504): keep "
+                           "that linear in FP32 (--keep) or use bf16", w->name, tr->name);
+    }
+    return QB_OK;
+}
+
 /* What each input tensor becomes. */
 static qb_status build_tensors(quant_job *q, qb_st_list *o, qb_error *err) {
     const qb_model *m = q->m;
@@ -320,6 +338,7 @@ static qb_status build_tensors(quant_job *q, qb_st_list *o, qb_error *err) {
         if (ok && l && p->int8_attention) ok = push_attention_scales(o, q, l);
         if (!ok) st = qb_fail(err, QB_ERR_NOMEM, "quantize: out of memory at '%s'", t->name);
     }
+    if (!st) st = check_made_finite(m, o, err);
     if (!st && we.all.signal > 0) {
         q->rep->weight_sqnr_db = qb_lowbit_sqnr_db(we.all.signal, we.all.err);
         const qb_lowbit_error *cb = &we.codebooks;

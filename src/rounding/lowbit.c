@@ -15,11 +15,12 @@ int qb_lowbit_groups(const qb_lowbit_spec *s, int K) {
     return (K + s->group - 1) / s->group;
 }
 
-/* The FP16 a scale is stored as, kept positive and finite: a group of
- * zeros gets scale 1 (every code then decodes to 0). */
+/* The FP16 a scale is stored as, kept positive: a group of zeros gets
+ * scale 1 (every code then decodes to 0).  One past FP16's range becomes
+ * an infinity, which the quantizer refuses to write. */
 static uint16_t scale_h16(float s) {
     if (!(s > 0) || !isfinite(s)) s = 1.0f;
-    uint16_t h = qb_f32_to_f16(fminf(s, 65504.0f));
+    uint16_t h = qb_f32_to_f16(s);
     return qb_f16_to_f32(h) > 0 ? h : 1; /* below the smallest subnormal */
 }
 
@@ -63,7 +64,7 @@ static double quantize_grid(const float *x, int n, const qb_lowbit_spec *s, uint
         }
         uint16_t sh = scale_h16(sc);
         double err = grid_codes(x, n, sh, z, top, tmp);
-        if (err < best) {
+        if (err < best || f == 0) { /* an infinite scale's NaN error is kept, to be refused */
             best = err;
             *scale = sh;
             *zero = (uint8_t)z;
