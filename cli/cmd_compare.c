@@ -843,8 +843,28 @@ static void run_method(compare_args *a, const qb_model *fp32, int i, qb_report_r
     }
 }
 
-static void fill_meta(const compare_args *a, const qb_model *m, const qb_report *rep, qb_report_meta *meta) {
-    qb_cli_fill_meta(meta, m, a->dir, a->data, a->threads, a->calib, a->calib ? a->calib_n : 0);
+/* The calibration texts the models record they used: --calib-n, or fewer
+ * where the file holds fewer (0: no model calibrated). */
+static int calib_used(const qb_report *rep, char (*dirs)[4096]) {
+    int used = 0;
+    char path[4200];
+    for (int i = 0; i < rep->n_rows; i++) {
+        json_t *j = NULL;
+        if (!rep->rows[i].ok || !qb_path_join(path, sizeof path, dirs[i], "config.json") ||
+            qb_json_load_object(path, &j, NULL))
+            continue;
+        json_t *cal = json_object_get(json_object_get(j, "quantization_config"), "calibration");
+        int n = (int)qb_json_get_number(cal, "n", 0);
+        if (n > 0 && (!used || n < used)) used = n;
+        json_decref(j);
+    }
+    return used;
+}
+
+static void fill_meta(const compare_args *a, const qb_model *m, const qb_report *rep, char (*dirs)[4096],
+                      qb_report_meta *meta) {
+    int used = a->calib ? calib_used(rep, dirs) : 0;
+    qb_cli_fill_meta(meta, m, a->dir, a->data, a->threads, a->calib, used ? used : a->calib ? a->calib_n : 0);
     for (int i = 0; i < rep->n_rows; i++)
         if (rep->rows[i].ok) {
             meta->n_examples = rep->rows[i].n_examples;
@@ -929,7 +949,7 @@ int qb_cmd_compare(int argc, char **argv) {
     if (!rc && bench_interleaved(&a, &rep, dirs, &err)) rc = qb_report_error("compare", &err);
     if (!rc) {
         compression(&rep);
-        fill_meta(&a, fp32, &rep, &rep.meta);
+        fill_meta(&a, fp32, &rep, dirs, &rep.meta);
         warn_noisy(&rep);
         warn_truncated(fp32, &rep.meta);
         if (qb_report_write(&rep, a.out, &err)) rc = qb_report_error("compare", &err);

@@ -390,7 +390,9 @@ static qb_status run(sens_args *a, const qb_model *m, analysis *an, qb_error *er
         p.calib_n = a->calib_n;
         p.max_length = a->max_length;
         p.n_threads = a->threads;
-        if ((st = qb_calibrate(m, &p, a->stats, NULL, err))) return st;
+        qb_quant_report rep;
+        if ((st = qb_calibrate(m, &p, a->stats, &rep, err))) return st;
+        an->s.meta.calib_n = rep.calib_used; /* the file may hold fewer than --calib-n */
     }
     if ((st = measure_each(a, m, an, err))) return st;
     if ((st = measure_whole(a, m, an, err))) return st;

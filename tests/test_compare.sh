@@ -168,6 +168,10 @@ bad "duplicate method" "methods names 'fp32' twice" --data "$DEV" --methods fp32
 bad "benchmark longer than the model's positions" "seq 600 exceeds the model's 512 positions" \
   --data "$DEV" --methods fp32 --seq 600 -o "$TMP/r7"
 bad "--resume with --force" "give one" --data "$DEV" --methods fp32 --resume --force -o "$TMP/r8"
+"$QBERT" compare "$M" --data "$DEV" --calib "$TMP/dev41.tsv" --methods static --limit 8 --seq 16 --rounds 1 --runs 1 \
+  -o "$TMP/cal40" >/dev/null 2>&1
+check "the report's calibration count is the texts used (40 of the 512 asked)" \
+  grep -q "dev41.tsv (n = 40)" "$TMP/cal40/report.md"
 printf 'sentence\tlabel\n' >"$TMP/nocal.tsv"
 "$QBERT" compare "$M" --data "$DEV" --calib "$TMP/nocal.tsv" --methods static --limit 8 --seq 16 --rounds 1 --runs 1 \
   -o "$TMP/allfail" >/dev/null 2>"$TMP/err"

@@ -56,6 +56,7 @@ K=$TMP/killed; mkdir -p "$K/.one-layer-model" && echo '{}' >"$K/.one-layer-map.j
 "$QBERT" sensitivity "$SHARED/models/albert-mini-sst2" --data "$SHARED/data/sst2/dev.tsv" --limit 4 -o "$K" \
   >/dev/null 2>"$TMP/err"
 check "a killed run's scratch alone does not block the next" test $? -eq 0 -a -s "$K/sensitivity.json" -a ! -e "$K/.one-layer-map.json"
+check "without --suggest, no 'nan' in sensitivity.md" bash -c "! grep -q nan '$K/sensitivity.md'"
 mkfifo "$TMP/fifo"
 "$QBERT" sensitivity "$SHARED/models/albert-mini-sst2" --data "$TMP/fifo" -o "$TMP/ff" 2>"$TMP/err"
 check "a FIFO as data: named as one, not 'no such file'" grep -q "fifo: is a FIFO, not a file" "$TMP/err"

@@ -59,11 +59,13 @@ static void render_md(FILE *f, const qb_sensitivity *s, const qb_sensitivity_row
     qb_report_put_meta_md(f, &s->meta);
     fputs("\nEach layer is quantized alone with ", f);
     qb_report_put_md(f, s->method);
-    fprintf(f, "; drop is FP32 accuracy minus that accuracy, in points (FP32 %.2f%%, --suggest's start, the "
-               "method's own plan, %.2f%%). "
-               "SQNR and KL compare the output logits with FP32. %d layer(s) are kept in higher precision by "
-               "--suggest.\n\n",
-            100 * s->fp32_accuracy, 100 * s->all_quantized_accuracy, kept);
+    fprintf(f, "; drop is FP32 accuracy minus that accuracy, in points (FP32 %.2f%%", 100 * s->fp32_accuracy);
+    if (isfinite(s->all_quantized_accuracy)) /* measured only for --suggest */
+        fprintf(f, ", --suggest's start, the method's own plan, %.2f%%", 100 * s->all_quantized_accuracy);
+    fprintf(f, "). SQNR and KL compare the output logits with FP32.");
+    if (isfinite(s->all_quantized_accuracy))
+        fprintf(f, " %d layer(s) are kept in higher precision by --suggest.", kept);
+    fputs("\n\n", f);
     explain_exceptions(f, s, rows);
     fputs("\n| rank | layer | accuracy % | drop pt | SQNR dB | KL | kept | beyond whole |\n"
           "|--:|---|--:|--:|--:|--:|---|---|\n", f);
