@@ -211,6 +211,7 @@ static void read_cpuinfo(char *model_out, size_t cap, char *flags, size_t flags_
                                    "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"};
     FILE *f = fopen("/proc/cpuinfo", "r");
     char line[8192], padded[8200], pat[32], name[128] = "", family[16] = "", model[16] = "", stepping[16] = "";
+    char implementer[16] = "", part[16] = ""; /* AArch64's names its cores by these codes */
     if (flags) flags[0] = 0;
     while (f && fgets(line, sizeof line, f)) {
         char *v = strchr(line, ':');
@@ -220,7 +221,9 @@ static void read_cpuinfo(char *model_out, size_t cap, char *flags, size_t flags_
         char *field = !strncmp(line, "model name", 10) ? name
                       : !strncmp(line, "cpu family", 10) ? family
                       : !strncmp(line, "model\t", 6) ? model
-                      : !strncmp(line, "stepping", 8) ? stepping : NULL;
+                      : !strncmp(line, "stepping", 8) ? stepping
+                      : !strncmp(line, "CPU implementer", 15) ? implementer
+                      : !strncmp(line, "CPU part", 8) ? part : NULL;
         if (field && !field[0]) snprintf(field, field == name ? sizeof name : sizeof family, "%s", v);
         if (strncmp(line, "flags", 5) || !flags || flags[0]) continue;
         snprintf(padded, sizeof padded, " %s ", v);
@@ -231,6 +234,7 @@ static void read_cpuinfo(char *model_out, size_t cap, char *flags, size_t flags_
         }
     }
     if (f) fclose(f);
+    if (!name[0] && implementer[0]) snprintf(name, sizeof name, "CPU implementer %s part %s", implementer, part);
     put_cpu_name(model_out, cap, name, family, model, stepping);
 }
 

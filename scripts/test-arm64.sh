@@ -30,6 +30,11 @@ levels='cortex-a53:neon cortex-a76:dotprod max:i8mm'
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# what the board needs: libc alone (utf8proc, jansson, protobuf-c linked in)
+needed=$(aarch64-linux-gnu-readelf -d "$build/qbert" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort | tr '\n' ' ')
+[ "$needed" = "ld-linux-aarch64.so.1 libc.so.6 libm.so.6 " ] ||
+  { echo "FAIL: $build/qbert needs more than libc: $needed" >&2; exit 1; }
+echo "== $build/qbert needs: $needed"
 QEMU_CPU=cortex-a53 qemu-aarch64 "$build/qbert" quantize models/bert-mini-sst2 -o "$tmp/int8" --method dynamic >/dev/null ||
   { echo "FAIL: quantize under qemu" >&2; exit 1; }
 
