@@ -182,7 +182,9 @@ typedef struct qb_encoding {
 void qb_encoding_free(qb_encoding *e);
 
 /* Texts are (pointer, length): an embedded NUL is data.  pair may be NULL.
- * Truncation is Hugging Face's "longest_first". */
+ * Truncation is Hugging Face's "longest_first", to max_length tokens, which
+ * must leave room for the special tokens (0 is refused here: pass
+ * qb_model_max_length(m, 0) for the model's own). */
 qb_status qb_tokenize(const qb_model *m, const char *text, size_t len,
                       const char *pair, size_t pair_len, int max_length,
                       qb_encoding *enc, qb_error *err);
@@ -527,7 +529,9 @@ typedef enum qb_quant_method {
     QB_QUANT_DYNAMIC,   /* int8 weights, activations quantized at run time */
     QB_QUANT_STATIC,    /* int8 weights, activation scales from calibration */
     QB_QUANT_FP16,
-    QB_QUANT_BF16,
+    QB_QUANT_BF16,      /* where the CPU has AVX512_BF16, GEMMs of up to 64 rows multiply BF16
+                         * activations, longer ones FP32: a text's logits move (~1e-3) with
+                         * its batch's total tokens */
     QB_QUANT_WEIGHT_ONLY /* low-bit weights, FP32 activations (dequantized inside the GEMM) */
 } qb_quant_method;
 

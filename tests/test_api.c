@@ -1,17 +1,30 @@
-/* The public API at its edges, as a C caller meets them: NULL arguments
- * are refused with a message, a refused run leaves nothing stale to read,
- * and the helpers accept what cleanup code and empty inputs hand them. */
+/* The public API at its edges, as a C caller meets them: NULL and
+ * out-of-range arguments are refused with a message naming the field, a
+ * refused run leaves nothing stale to read, and the helpers accept what
+ * cleanup code and empty inputs hand them. */
 #include <stdio.h>
 #include <string.h>
 
 #include "qbert.h"
 #include "test_util.h"
 
-static void check_nulls(qb_model *m, qb_session *s) {
+static void check_arguments(const char *dir, qb_model *m, qb_session *s) {
     qb_error err = {0};
     qb_model *none = NULL;
     CHECK(qb_model_load(NULL, NULL, &none, &err) == QB_ERR_ARG && !none, "load(NULL dir): %s", err.msg);
     CHECK(qb_model_load("x", NULL, NULL, &err) == QB_ERR_ARG, "load(NULL out): %s", err.msg);
+    qb_load_params bad = {.n_threads = -3};
+    CHECK(qb_model_load("x", &bad, &none, &err) == QB_ERR_ARG, "load(-3 threads): %s", err.msg);
+    bad = (qb_load_params){.isa = "foo"};
+    CHECK(qb_model_load(dir, &bad, &none, &err) == QB_ERR_ARG && strstr(err.msg, "isa=foo"),
+          "load(isa foo): %s", err.msg);
+    char file[4200];
+    snprintf(file, sizeof file, "%s/config.json", dir);
+    CHECK(qb_model_load(file, NULL, &none, &err) == QB_ERR_IO && strstr(err.msg, "config.json: not a directory"),
+          "load(a file): %s", err.msg);
+    qb_quant_params qp = qb_quant_default_params((qb_quant_method)42);
+    CHECK(qb_quantize(m, &qp, "never", NULL, &err) == QB_ERR_ARG && strstr(err.msg, "unknown method 42"),
+          "quantize(method 42): %s", err.msg);
     CHECK(qb_tokenize(m, "a", 1, NULL, 0, 16, NULL, &err) == QB_ERR_ARG, "tokenize(NULL encoding): %s", err.msg);
     qb_encoding e = {0};
     CHECK(qb_tokenize_word_pair(m, NULL, NULL, 16, &e, &err) == QB_ERR_ARG, "word_pair(NULL words): %s", err.msg);
@@ -67,7 +80,7 @@ int main(void) {
     qb_session_params sp = {.max_batch = 2, .max_seq = 16, .n_threads = 1};
     if (m) CHECK(qb_session_create(m, &sp, &s, &err) == QB_OK, "%s", err.msg);
     if (s) {
-        check_nulls(m, s);
+        check_arguments(dir, m, s);
         check_failed_run(s);
     }
     check_summarize();

@@ -20,15 +20,15 @@ qb_load_params qb_load_default_params(void) {
  * with VNNI and no AMX (Zen 4, Ice Lake) runs, on this one. */
 static qb_status choose_kernels(qb_model *m, const qb_load_params *p, qb_error *err) {
     const char *name = p && p->isa ? p->isa : getenv("QBERT_ISA");
+    const char *from = p && p->isa ? "isa=" : "QBERT_ISA="; /* the caller's, or the environment's */
     bool vnni_only = name && !strcmp(name, "avx512-vnni");
     qb_isa isa = qb_cpu_best_isa();
     if (name && *name) {
         if (!qb_isa_from_name(vnni_only ? "avx512" : name, &isa))
             return qb_fail(err, QB_ERR_ARG,
-                           "QBERT_ISA=%s: unknown kernel set (scalar, avx2, avx512, avx512-vnni, neon, dotprod, i8mm)",
+                           "%s%s: unknown kernel set (scalar, avx2, avx512, avx512-vnni, neon, dotprod, i8mm)", from,
                            name);
-        if (!qb_isa_supported(isa))
-            return qb_fail(err, QB_ERR_UNSUPPORTED, "QBERT_ISA=%s: this CPU cannot run it", name);
+        if (!qb_isa_supported(isa)) return qb_fail(err, QB_ERR_UNSUPPORTED, "%s%s: this CPU cannot run it", from, name);
     }
     qb_kernels_select(isa, &m->kern);
     qb_kernels_i8_select(isa, &m->kern_i8);
@@ -323,6 +323,8 @@ static qb_status check_files(const char *dir, qb_error *err) {
 
 qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model **out, qb_error *err) {
     if (!dir || !out) return qb_fail(err, QB_ERR_ARG, "load: NULL %s", dir ? "model pointer" : "directory");
+    if (params && params->n_threads < 0)
+        return qb_fail(err, QB_ERR_ARG, "load: %d threads (0: all online cores)", params->n_threads);
     *out = NULL;
     qb_model *m = calloc(1, sizeof *m);
     if (!m || !(m->dir = strdup(dir))) {
@@ -330,7 +332,10 @@ qb_status qb_model_load(const char *dir, const qb_load_params *params, qb_model 
         return qb_fail(err, QB_ERR_NOMEM, "%s: out of memory", dir);
     }
     char path[4096];
-    qb_status st = check_files(dir, err);
+    struct stat sb;
+    qb_status st = stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode)
+                       ? qb_fail(err, QB_ERR_IO, "%s: not a directory (a model is one, with config.json)", dir)
+                       : check_files(dir, err);
     if (!st && !qb_path_join(path, sizeof path, dir, "config.json"))
         st = qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
     char sub[256];

@@ -564,6 +564,8 @@ static qb_status check_unused_options(const qb_quant_params *p, qb_error *err) {
 }
 
 static qb_status check_request(const qb_model *m, const qb_quant_params *p, const char *out, qb_error *err) {
+    if (!strcmp(qb_quant_method_name(p->method), "?"))
+        return qb_fail(err, QB_ERR_ARG, "quantize: unknown method %d", (int)p->method);
     qb_status st = check_finite_source(m, err);
     if (st) return st;
     if (m->cfg.quant.present)
