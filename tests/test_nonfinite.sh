@@ -107,6 +107,12 @@ refused "exact element" "tensor '$L0.attention.self.query.weight' holds -Inf at 
 check "--allow-nonfinite info" "$QBERT" info "$d" --allow-nonfinite >/dev/null 2>&1
 check "--allow-nonfinite first" "$QBERT" --allow-nonfinite info "$d" >/dev/null 2>&1
 check "--allow-nonfinite predict" "$QBERT" predict "$d" --allow-nonfinite "a fine film" >/dev/null 2>&1
+# and what a non-finite weight does to the outputs shows: no activation's
+# clamp turns the NaNs it makes into plausible logits
+for isa in $ISAS; do
+  check "--allow-nonfinite logits are not numbers ($isa)" test "$(QBERT_ISA=$isa "$QBERT" predict "$d" \
+    --allow-nonfinite "a fine film" --json --fields logits 2>/dev/null)" = '{"logits": [null, null]}'
+done
 refused "quantize with --allow-nonfinite" "holds -Inf at element 4242" \
   "$QBERT" quantize "$d" -o "$TMP/never" --method dynamic --allow-nonfinite
 check "quantize wrote nothing" test ! -e "$TMP/never"

@@ -12,6 +12,12 @@ static inline __m256 qb_v8_const(float c) { return _mm256_set1_ps(c); }
 
 static inline __m256 qb_v8_abs(__m256 x) { return _mm256_andnot_ps(qb_v8_const(-0.0f), x); }
 
+/* y, with x where x is NaN: the clamps below would turn a NaN into a
+ * plausible number, hiding a model that overflowed. */
+static inline __m256 qb_v8_keep_nan(__m256 y, __m256 x) {
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
 static inline __m256 qb_v8_exp(__m256 x) {
     __m256 xc = _mm256_min_ps(_mm256_max_ps(x, qb_v8_const(QB_EXP_XMIN)), qb_v8_const(QB_EXP_XMAX));
     __m256 n =
@@ -29,7 +35,7 @@ static inline __m256 qb_v8_exp(__m256 x) {
     /* 2^n built in the exponent field; the clamp keeps n in [-126, 127]. */
     __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-    return _mm256_and_ps(y, _mm256_cmp_ps(x, qb_v8_const(QB_EXP_XMIN), _CMP_GE_OQ));
+    return qb_v8_keep_nan(_mm256_and_ps(y, _mm256_cmp_ps(x, qb_v8_const(QB_EXP_XMIN), _CMP_GE_OQ)), x);
 }
 
 /* erfc(z) for z >= 0 (see math_coeffs.h); 0 past the fitted range. */
@@ -72,7 +78,7 @@ static inline __m256 qb_v8_tanh(__m256 x) {
     __m256 big =
         _mm256_sub_ps(qb_v8_const(1.0f), _mm256_div_ps(qb_v8_const(2.0f), _mm256_add_ps(e, qb_v8_const(1.0f))));
     big = _mm256_or_ps(big, _mm256_and_ps(x, qb_v8_const(-0.0f)));
-    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, qb_v8_const(QB_TANH_SMALL), _CMP_LT_OQ));
+    return qb_v8_keep_nan(_mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, qb_v8_const(QB_TANH_SMALL), _CMP_LT_OQ)), x);
 }
 
 /* 0.5 x (1 + tanh u) = x / (1 + exp(-2u)): no cancellation for x < 0. */

@@ -11,6 +11,12 @@
 
 static inline __m512 qb_v16_const(float c) { return _mm512_set1_ps(c); }
 
+/* y, with x where x is NaN: the clamps below would turn a NaN into a
+ * plausible number, hiding a model that overflowed. */
+static inline __m512 qb_v16_keep_nan(__m512 y, __m512 x) {
+    return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
 static inline __m512 qb_v16_exp(__m512 x) {
     __m512 xc = _mm512_min_ps(_mm512_max_ps(x, qb_v16_const(QB_EXP_XMIN)), qb_v16_const(QB_EXP_XMAX));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, qb_v16_const(QB_EXP_LOG2E)),
@@ -26,7 +32,7 @@ static inline __m512 qb_v16_exp(__m512 x) {
     p = _mm512_fmadd_ps(p, r, qb_v16_const(1.0f));
     p = _mm512_fmadd_ps(p, r, qb_v16_const(1.0f));
     __m512 y = _mm512_scalef_ps(p, n);
-    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, qb_v16_const(QB_EXP_XMIN), _CMP_GE_OQ), y);
+    return qb_v16_keep_nan(_mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, qb_v16_const(QB_EXP_XMIN), _CMP_GE_OQ), y), x);
 }
 
 /* erfc(z) for z >= 0 (see math_coeffs.h); 0 past the fitted range. */
@@ -72,7 +78,8 @@ static inline __m512 qb_v16_tanh(__m512 x) {
         _mm512_sub_ps(qb_v16_const(1.0f), _mm512_div_ps(qb_v16_const(2.0f), _mm512_add_ps(e, qb_v16_const(1.0f))));
     /* copy the sign of x onto big */
     big = _mm512_or_ps(big, _mm512_and_ps(x, qb_v16_const(-0.0f)));
-    return _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, qb_v16_const(QB_TANH_SMALL), _CMP_LT_OQ), small);
+    return qb_v16_keep_nan(_mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, qb_v16_const(QB_TANH_SMALL), _CMP_LT_OQ), small),
+                           x);
 }
 
 /* 0.5 x (1 + tanh u) = x / (1 + exp(-2u)): no cancellation for x < 0. */

@@ -15,6 +15,10 @@ static inline float32x4_t qb_v4_const(float c) { return vdupq_n_f32(c); }
 static inline float32x4_t qb_v4_fma(float32x4_t a, float32x4_t b, float32x4_t c) { return vfmaq_f32(c, a, b); }
 static inline float32x4_t qb_v4_fnma(float32x4_t a, float32x4_t b, float32x4_t c) { return vfmsq_f32(c, a, b); }
 
+/* y, with x where x is NaN: the clamps below would turn a NaN into a
+ * plausible number, hiding a model that overflowed. */
+static inline float32x4_t qb_v4_keep_nan(float32x4_t y, float32x4_t x) { return vbslq_f32(vceqq_f32(x, x), y, x); }
+
 static inline float32x4_t qb_v4_exp(float32x4_t x) {
     float32x4_t xc = vminq_f32(vmaxq_f32(x, qb_v4_const(QB_EXP_XMIN)), qb_v4_const(QB_EXP_XMAX));
     float32x4_t n = vrndnq_f32(vmulq_f32(xc, qb_v4_const(QB_EXP_LOG2E)));
@@ -32,7 +36,7 @@ static inline float32x4_t qb_v4_exp(float32x4_t x) {
     int32x4_t bits = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
     float32x4_t y = vmulq_f32(p, vreinterpretq_f32_s32(bits));
     uint32x4_t keep = vcgeq_f32(x, qb_v4_const(QB_EXP_XMIN));
-    return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(y), keep));
+    return qb_v4_keep_nan(vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(y), keep)), x);
 }
 
 /* erfc(z) for z >= 0 (see math_coeffs.h); 0 past the fitted range. */
@@ -76,7 +80,7 @@ static inline float32x4_t qb_v4_tanh(float32x4_t x) {
     float32x4_t big = vsubq_f32(qb_v4_const(1.0f), vdivq_f32(qb_v4_const(2.0f), vaddq_f32(e, qb_v4_const(1.0f))));
     uint32x4_t sign = vandq_u32(vreinterpretq_u32_f32(x), vdupq_n_u32(0x80000000u));
     big = vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(big), sign));
-    return vbslq_f32(vcltq_f32(ax, qb_v4_const(QB_TANH_SMALL)), small, big);
+    return qb_v4_keep_nan(vbslq_f32(vcltq_f32(ax, qb_v4_const(QB_TANH_SMALL)), small, big), x);
 }
 
 /* 0.5 x (1 + tanh u) = x / (1 + exp(-2u)): no cancellation for x < 0. */
