@@ -206,6 +206,15 @@ fi
 for cmd in predict embed; do
   expect_error "$cmd --input without line ends" "/dev/zero:1: line longer than 64 MiB" "$QBERT" $cmd "$M" --input /dev/zero
 done
+mkdir -p "$TMP/mnt-out/mnt"
+if mount -t tmpfs -o size=1m tmpfs "$TMP/mnt-out/mnt" 2>/dev/null; then
+  echo keep >"$TMP/mnt-out/mnt/keep"
+  fp16 -o "$TMP/mnt-out" --force >/dev/null 2>&1
+  check "--force leaves another file system's files alone" test "$(cat "$TMP"/mnt-out*/mnt/keep 2>/dev/null)" = keep
+  umount "$TMP"/mnt-out*/mnt
+else
+  echo "  (no tmpfs mount here: the mount-point check is skipped)"
+fi
 printf 'a fine film\n' >"$TMP/one.txt"
 "$QBERT" predict "$M" --input - <&- >"$TMP/out" 2>"$TMP/err"
 check "closed stdin reads as empty, not as the model file" test $? -eq 0 -a ! -s "$TMP/out" -a ! -s "$TMP/err"

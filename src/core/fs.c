@@ -217,25 +217,32 @@ bool qb_path_join(char *buf, size_t cap, const char *dir, const char *name) {
     return n > 0 && (size_t)n < cap;
 }
 
-/* A link is removed, never followed. */
-void qb_remove_tree(const char *path) {
+/* A link is removed, never followed; a directory on another file system
+ * than dev (something mounted inside) is left whole. */
+static void remove_tree_on(const char *path, dev_t dev) {
     struct stat st;
     if (lstat(path, &st) != 0) return;
     if (!S_ISDIR(st.st_mode)) {
         unlink(path);
         return;
     }
+    if (st.st_dev != dev) return;
     DIR *d = opendir(path);
     if (d) {
         struct dirent *e;
         char p[4096];
         while ((e = readdir(d))) {
             if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && qb_path_join(p, sizeof p, path, e->d_name))
-                qb_remove_tree(p);
+                remove_tree_on(p, dev);
         }
         closedir(d);
     }
     rmdir(path);
+}
+
+void qb_remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) == 0) remove_tree_on(path, st.st_dev);
 }
 
 bool qb_dir_is_empty(const char *path) {

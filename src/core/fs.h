@@ -92,7 +92,8 @@ void qb_outdir_abort(qb_outdir *o);
 qb_status qb_path_parent_ready(const char *path, bool parents, qb_error *err);
 /* "a//b/" into "a/b"; refuses "", ".", ".." and names ending in them. */
 qb_status qb_path_normalize(const char *in, char *out, size_t cap, qb_error *err);
-/* Removes a directory with its contents, or a file; links are not followed. */
+/* Removes a directory with its contents, or a file; links are not followed,
+ * nor mount points (another file system's files stay). */
 void qb_remove_tree(const char *path);
 /* qb_remove_tree after a rename aside (path.discard-PID), so that a writer
  * still at work, or a commit racing with this, finds nothing left at path
