@@ -55,12 +55,12 @@ int qb_report_error(const char *cmd, const qb_error *err);
 /* An input stream of lines: path, or standard input for "-"; *source
  * names it in messages ("stdin").  NULL after a one-line error. */
 FILE *qb_cli_open_input(const char *cmd, const char *path, const char **source);
-/* A line read by getline (got bytes) without its LF or CRLF ending. */
 /* getline for input texts, which the dataset readers' limit bounds: -1 at
  * the end or on a read error, -2 for a line past 64 MiB (errno EFBIG) or
  * out of memory (ENOMEM), reported by qb_cli_line_error. */
 ssize_t qb_cli_getline(char **line, size_t *cap, FILE *f);
 const char *qb_cli_line_error(void);
+/* A line read by getline (got bytes) without its LF or CRLF ending. */
 size_t qb_cli_line_len(const char *line, ssize_t got);
 
 double qb_now(void);          /* monotonic seconds */

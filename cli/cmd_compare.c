@@ -622,7 +622,8 @@ static qb_status tune_mixed_map(compare_args *a, qb_error *err) {
     char *argv[] = {"qbert",    "sensitivity", (char *)a->dir, "--data",    (char *)a->calib, "--limit", "400",
                     "--max-length", max_length, "--threads",   threads, "--suggest", budget, "-o", out, "--force", NULL};
     double t0 = qb_now();
-    if (qb_cli_run_self(argv, log, a->child) != 0) return qb_fail(err, QB_ERR_IO, "tuning the mixed map failed: see %s", log);
+    if (qb_cli_run_self(argv, log, a->child) != 0)
+        return qb_fail(err, QB_ERR_IO, "tuning the mixed map failed: see %s", log);
     a->map = a->tuned_map;
     a->tune_s = qb_now() - t0;
     return write_signature(sig, sig_path, a->tune_s, err);

@@ -211,7 +211,7 @@ static void read_cpuinfo(char *model_out, size_t cap, char *flags, size_t flags_
                                    "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16"};
     FILE *f = fopen("/proc/cpuinfo", "r");
     char line[8192], padded[8200], pat[32], name[128] = "", family[16] = "", model[16] = "", stepping[16] = "";
-    char implementer[16] = "", part[16] = ""; /* AArch64's names its cores by these codes */
+    char implementer[16] = "", part[16] = ""; /* AArch64 names its cores by these codes */
     if (flags) flags[0] = 0;
     while (f && fgets(line, sizeof line, f)) {
         char *v = strchr(line, ':');

@@ -566,7 +566,6 @@ qb_status qb_file_create_temp(const char *path, char *tmp, size_t cap, int *fd, 
     qb_status st = qb_file_check_regular(path, err);
     if (st) return st;
     remove_stale(path);
-    *fd = -1;
     for (int attempt = 0; *fd < 0 && attempt < 16; attempt++) {
         int len = snprintf(tmp, cap, "%s.tmp-%ld-%08lx", path, (long)getpid(), staging_nonce());
         if (len < 0 || (size_t)len >= cap) return qb_fail(err, QB_ERR_ARG, "%s: path too long", path);

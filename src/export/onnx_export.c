@@ -291,7 +291,9 @@ qb_status qb_export_onnx(const qb_model *m, const char *path, const qb_export_pa
     if (p->opset < OPSET_MIN || p->opset > OPSET_MAX)
         return qb_fail(err, QB_ERR_ARG, "opset %d: the export writes opsets %d to %d (LayerNormalization is 17)",
                        p->opset, OPSET_MIN, OPSET_MAX);
-    qb_status st = qb_model_check_output(m, path, err);
+    /* before the work: the rename would put a file in place of a device */
+    qb_status st = qb_file_check_regular(path, err);
+    if (!st) st = qb_model_check_output(m, path, err);
     if (st) return st;
     qb_export e = {.m = m, .path = path};
     if ((st = check(&e, err))) return st;

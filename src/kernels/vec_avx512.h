@@ -78,8 +78,8 @@ static inline __m512 qb_v16_tanh(__m512 x) {
         _mm512_sub_ps(qb_v16_const(1.0f), _mm512_div_ps(qb_v16_const(2.0f), _mm512_add_ps(e, qb_v16_const(1.0f))));
     /* copy the sign of x onto big */
     big = _mm512_or_ps(big, _mm512_and_ps(x, qb_v16_const(-0.0f)));
-    return qb_v16_keep_nan(_mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, qb_v16_const(QB_TANH_SMALL), _CMP_LT_OQ), small),
-                           x);
+    __m512 y = _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, qb_v16_const(QB_TANH_SMALL), _CMP_LT_OQ), small);
+    return qb_v16_keep_nan(y, x);
 }
 
 /* 0.5 x (1 + tanh u) = x / (1 + exp(-2u)): no cancellation for x < 0. */
