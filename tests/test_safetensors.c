@@ -387,11 +387,11 @@ static void test_write_errors(const char *good_path) {
     expect_write_fails("w_meta_json.safetensors", &ok, 1, "{oops", QB_ERR_ARG, "metadata");
     expect_write_fails("w_meta_arr.safetensors", &ok, 1, "[\"a\"]", QB_ERR_ARG, "not a JSON object");
     expect_write_fails("w_meta_num.safetensors", &ok, 1, "{\"a\":\"b\",\"n\":1}", QB_ERR_ARG, "not a string");
-    /* rename() over a directory fails after the data is written: the
-     * temporary file must go. */
+    /* a directory where the file goes is refused before anything is
+     * written, and no temporary file is left */
     char p[512];
     mkdir(tmp_path(p, sizeof p, "w_isdir.safetensors"), 0755);
-    expect_write_fails("w_isdir.safetensors", &ok, 1, NULL, QB_ERR_IO, "cannot write");
+    expect_write_fails("w_isdir.safetensors", &ok, 1, NULL, QB_ERR_IO, "is a directory, not a file");
     qb_error err = {0};
     CHECK(qb_safetensors_write("/nonexistent-dir/x.safetensors", &ok, 1, NULL, &err) == QB_ERR_IO &&
               strstr(err.msg, "x.safetensors"),
