@@ -295,26 +295,29 @@ const char *qb_model_linear_format(const qb_model *m, int i, double *bits, int *
     return l->label;
 }
 
+/* The files a model directory's loaders read, where they exist. */
+static const char *const model_files[] = {
+    "config.json",           "model.safetensors",         "vocab.txt",
+    "spiece.model",          "tokenizer.json",            "tokenizer_config.json",
+    "special_tokens_map.json", "added_tokens.json",       "modules.json",
+    "sentence_bert_config.json", "config_sentence_transformers.json"};
+enum { N_MODEL_FILES = sizeof model_files / sizeof *model_files };
+
 qb_status qb_model_check_output(const qb_model *m, const char *path, qb_error *err) {
-    static const char *names[] = {"config.json", "model.safetensors", "vocab.txt", "spiece.model", "tokenizer.json",
-                                  "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                                  "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"};
     char file[4200];
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (qb_path_join(file, sizeof file, m->dir, names[i]) && qb_same_file(path, file))
-            return qb_fail(err, QB_ERR_ARG, "%s: refusing to overwrite the input model's %s", path, names[i]);
+    for (size_t i = 0; i < N_MODEL_FILES; i++)
+        if (qb_path_join(file, sizeof file, m->dir, model_files[i]) && qb_same_file(path, file))
+            return qb_fail(err, QB_ERR_ARG, "%s: refusing to overwrite the input model's %s", path, model_files[i]);
     return QB_OK;
 }
 
-/* The files of a model directory are regular files where they exist: a
- * FIFO would hang the reader, and a directory or device would be reported
- * as missing or misread. */
+/* They are regular files where they exist: a FIFO would hang the reader,
+ * and a directory or device would be reported as missing or misread. */
 static qb_status check_files(const char *dir, qb_error *err) {
-    static const char *names[] = {"config.json", "model.safetensors", "vocab.txt", "spiece.model",
-                                  "tokenizer.json", "tokenizer_config.json"};
     char path[4096];
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        if (!qb_path_join(path, sizeof path, dir, names[i])) return qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
+    for (size_t i = 0; i < N_MODEL_FILES; i++) {
+        if (!qb_path_join(path, sizeof path, dir, model_files[i]))
+            return qb_fail(err, QB_ERR_ARG, "%s: path too long", dir);
         qb_status st = qb_file_check_regular(path, err);
         if (st) return st;
     }
