@@ -532,7 +532,9 @@ typedef enum qb_quant_method {
     QB_QUANT_BF16,      /* where the CPU has AVX512_BF16, GEMMs of up to 64 rows multiply BF16
                          * activations, longer ones FP32: a text's logits move (~1e-3) with
                          * its batch's total tokens */
-    QB_QUANT_WEIGHT_ONLY /* low-bit weights, FP32 activations (dequantized inside the GEMM) */
+    QB_QUANT_WEIGHT_ONLY /* low-bit weights, FP32 activations (dequantized inside the GEMM; on
+                          * AVX-512 up to 144 rows multiply from the codes, so outputs move in
+                          * the last bits, ~1e-6, with the batch's total tokens) */
 } qb_quant_method;
 
 /* Per-linear precision, for --keep and precision maps. */
