@@ -105,13 +105,32 @@ static qb_status read_st_config(qb_model *m, bool *lower_case, qb_error *err) {
     return QB_OK;
 }
 
+/* dir's modules.json (its path in file) parsed into *j; *j stays NULL
+ * when there is none. */
+static qb_status load_modules(const char *dir, char *file, size_t cap, json_t **j, qb_error *err) {
+    *j = NULL;
+    if (!qb_path_join(file, cap, dir, "modules.json") || !qb_file_exists(file)) return QB_OK;
+    char *text = NULL;
+    size_t n = 0;
+    qb_status st = qb_file_read_max(file, 1 << 20, 0, "modules.json", &text, &n, err);
+    if (!st) st = qb_json_parse(text, n, file, j, err);
+    free(text);
+    return st;
+}
+
+/* A module's kind: the last component of its type, or NULL. */
+static const char *module_kind(const json_t *mod) {
+    const char *type = qb_json_str(json_object_get(mod, "type"), NULL);
+    return type && strrchr(type, '.') ? strrchr(type, '.') + 1 : type;
+}
+
 /* One entry of modules.json: its kind (the type's last component) and
  * folder, checked to exist for the modules that read files there. */
 static qb_status read_module(qb_model *m, const char *file, const json_t *mod, qb_error *err) {
     const char *type = qb_json_str(json_object_get(mod, "type"), NULL);
     const char *sub = qb_json_str(json_object_get(mod, "path"), NULL);
     if (!type) return qb_fail(err, QB_ERR_FORMAT, "%s: every module needs a \"type\" string", file);
-    const char *kind = strrchr(type, '.') ? strrchr(type, '.') + 1 : type;
+    const char *kind = module_kind(mod);
     if (!strcmp(kind, "Transformer")) return QB_OK;
     if (!strcmp(kind, "Normalize")) {
         m->embed.normalize = 1;
@@ -182,13 +201,9 @@ static qb_status read_prompts(qb_model *m, qb_error *err) {
 
 static qb_status read_modules(qb_model *m, qb_error *err) {
     char file[4096];
-    if (!qb_path_join(file, sizeof file, m->dir, "modules.json") || !qb_file_exists(file)) return QB_OK;
-    char *text = NULL;
-    size_t n = 0;
-    qb_status st = qb_file_read_max(file, 1 << 20, 0, "modules.json", &text, &n, err);
-    json_t *j = NULL;
-    if (!st) st = qb_json_parse(text, n, file, &j, err);
-    free(text);
+    json_t *j;
+    qb_status st = load_modules(m->dir, file, sizeof file, &j, err);
+    if (!st && !j) return QB_OK;
     if (!st && !json_is_array(j)) st = qb_fail(err, QB_ERR_FORMAT, "%s: must be a JSON array of modules", file);
     for (size_t i = 0; !st && i < json_array_size(j); i++) {
         const json_t *mod = json_array_get(j, i);
@@ -204,20 +219,13 @@ static qb_status read_modules(qb_model *m, qb_error *err) {
 
 bool qb_model_transformer_folder(const char *dir, char *sub, size_t cap) {
     char file[4096];
-    char *text = NULL;
-    size_t n = 0;
-    json_t *j = NULL;
+    json_t *j;
     qb_error ignored = {0};
     bool found = false;
-    if (qb_path_join(file, sizeof file, dir, "modules.json") && qb_file_exists(file) &&
-        !qb_file_read_max(file, 1 << 20, 0, "modules.json", &text, &n, &ignored))
-        qb_json_parse(text, n, file, &j, &ignored);
-    free(text);
+    if (load_modules(dir, file, sizeof file, &j, &ignored)) return false;
     for (size_t i = 0; !found && i < json_array_size(j); i++) {
         const json_t *mod = json_array_get(j, i);
-        const char *type = qb_json_str(json_object_get(mod, "type"), NULL);
-        const char *path = qb_json_str(json_object_get(mod, "path"), NULL);
-        const char *kind = type && strrchr(type, '.') ? strrchr(type, '.') + 1 : type;
+        const char *kind = module_kind(mod), *path = qb_json_str(json_object_get(mod, "path"), NULL);
         if (kind && !strcmp(kind, "Transformer") && path && *path && strcmp(path, "."))
             found = qb_escape_str(sub, cap, path) != NULL;
     }
@@ -312,14 +320,8 @@ qb_status qb_embed_copy_files(const char *from, const char *to, qb_error *err) {
         qb_status st = qb_file_exists(s) ? qb_file_copy(s, d, err) : QB_OK;
         if (st) return st;
     }
-    qb_path_join(s, sizeof s, from, "modules.json");
-    if (!qb_file_exists(s)) return QB_OK;
-    json_t *j = NULL;
-    char *text = NULL;
-    size_t n = 0;
-    qb_status st = qb_file_read_max(s, 1 << 20, 0, "modules.json", &text, &n, err);
-    if (!st) st = qb_json_parse(text, n, s, &j, err);
-    free(text);
+    json_t *j;
+    qb_status st = load_modules(from, s, sizeof s, &j, err);
     for (size_t i = 0; !st && i < json_array_size(j); i++) {
         const char *sub = qb_json_str(json_object_get(json_array_get(j, i), "path"), NULL);
         if (sub && *sub && !strstr(sub, "..")) {
