@@ -269,6 +269,17 @@ bool qb_path_within(const char *path, const char *dir) {
     return within;
 }
 
+qb_status qb_outdir_check_inputs(const char *out, const char *model_dir, const char *const *read, int n,
+                                 qb_error *err) {
+    if (qb_path_within(model_dir, out))
+        return qb_fail(err, QB_ERR_ARG, "%s: refusing to overwrite the input model", out);
+    for (int i = 0; i < n; i++)
+        if (qb_path_within(read[i], out))
+            return qb_fail(err, QB_ERR_ARG, "%s: refusing to replace it: it holds %s, which this run reads", out,
+                           read[i]);
+    return QB_OK;
+}
+
 qb_status qb_path_normalize(const char *in, char *out, size_t cap, qb_error *err) {
     if (!in || !*in) return qb_fail(err, QB_ERR_ARG, "output path: empty path");
     size_t n = 0;

@@ -103,6 +103,11 @@ bool qb_same_file(const char *a, const char *b); /* same inode (dirs too) */
 /* Whether path, which exists, is dir or lies inside it (links resolved):
  * what replacing dir would remove. */
 bool qb_path_within(const char *path, const char *dir);
+/* Refuses an output directory out that is or holds model_dir or one of
+ * the n files in read (NULL entries skipped): replacing it would remove
+ * what the run reads. */
+qb_status qb_outdir_check_inputs(const char *out, const char *model_dir, const char *const *read, int n,
+                                 qb_error *err);
 bool qb_dir_is_empty(const char *path);        /* false for what is not a readable directory */
 
 qb_status qb_file_copy(const char *src, const char *dst, qb_error *err);

@@ -571,12 +571,8 @@ static qb_status check_request(const qb_model *m, const qb_quant_params *p, cons
     if (m->cfg.quant.present)
         return qb_fail(err, QB_ERR_ARG, "%s: already quantized (%s); quantize the FP32 model instead", m->dir,
                        qb_model_quant_summary(m));
-    if (qb_path_within(m->dir, out)) return qb_fail(err, QB_ERR_ARG, "%s: refusing to overwrite the input model", out);
     const char *read[] = {p->calib_file, p->calib_stats, p->precision_map};
-    for (int i = 0; i < 3; i++)
-        if (qb_path_within(read[i], out))
-            return qb_fail(err, QB_ERR_ARG, "%s: refusing to replace it: it holds %s, which this run reads", out,
-                           read[i]);
+    if ((st = qb_outdir_check_inputs(out, m->dir, read, 3, err))) return st;
     if (p->method == QB_QUANT_STATIC && !p->calib_file && !p->calib_stats)
         return qb_fail(err, QB_ERR_ARG, "static quantization needs --calib FILE (or saved --calib-stats)");
     if (p->method == QB_QUANT_STATIC && p->act_per_token)

@@ -81,13 +81,9 @@ static qb_status check_params(const char *model_dir, const qb_train_params *p, c
         return qb_fail(err, QB_ERR_ARG, "train: epochs >= 1, batch >= 1 and max_length >= 3 (or 0: the model's)");
     if (!(p->lr > 0) || !isfinite(p->lr) || p->warmup_ratio < 0 || p->warmup_ratio > 1 || p->weight_decay < 0)
         return qb_fail(err, QB_ERR_ARG, "train: lr > 0, warmup ratio in [0, 1] and weight decay >= 0");
-    if (qb_path_within(model_dir, out_dir))
-        return qb_fail(err, QB_ERR_ARG, "%s: refusing to overwrite the input model", out_dir);
     const char *read[] = {p->data, p->eval_data, p->teacher};
-    for (int i = 0; i < 3; i++)
-        if (qb_path_within(read[i], out_dir))
-            return qb_fail(err, QB_ERR_ARG, "%s: refusing to replace it: it holds %s, which this run reads", out_dir,
-                           read[i]);
+    qb_status st = qb_outdir_check_inputs(out_dir, model_dir, read, 3, err);
+    if (st) return st;
     if (p->qat && (p->qat_bits < 2 || p->qat_bits > 8))
         return qb_fail(err, QB_ERR_ARG, "qat: --bits %d is not in 2..8", p->qat_bits);
     if (p->qat && strcmp(p->act_observer, "ema") && strcmp(p->act_observer, "lsq"))
